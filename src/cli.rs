@@ -1,0 +1,500 @@
+//! The headless command line: `data inspect`, `train`, `info`. Used by `main`; uses `data`, `train`,
+//! `models` and `gpu`, never `ui`.
+
+use std::fmt::Write as _;
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use clap::{Parser, Subcommand, ValueEnum};
+use serde_json::json;
+
+use crate::Lab;
+use crate::data::prepare::{DataSpec, Role, check_lab, image_side, prepare, split_counts};
+use crate::data::table::delimiter_name;
+use crate::data::{
+    BuiltinFile, CsvOptions, HeaderMode, LoadRequest, MissingPolicy, SynthKind, SynthSpec, Table,
+};
+use crate::models::mlp::{MlpConfig, MlpTrainer};
+use crate::train::{Command, Trainer, TrainerFactory, Worker, WorkerEvent};
+
+/// Exit code for bad input (a file that cannot be read, an unknown column).
+pub const EXIT_BAD_INPUT: u8 = 2;
+
+/// bayes-explorer: train a BNN, a VAE and a normalizing flow and watch what they learn.
+/// With no command it opens the window.
+#[derive(Debug, Parser)]
+#[command(name = "bayes-explorer", version, about)]
+pub struct Cli {
+    /// What to do; none opens the app.
+    #[command(subcommand)]
+    pub command: Option<CliCommand>,
+}
+
+/// The headless commands.
+#[derive(Debug, Subcommand)]
+pub enum CliCommand {
+    /// Look at datasets.
+    Data {
+        /// Which data command.
+        #[command(subcommand)]
+        command: DataCommand,
+    },
+    /// Train a lab's model without a window.
+    Train(TrainArgs),
+    /// Print versions and the compute adapter.
+    Info,
+}
+
+/// `data` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum DataCommand {
+    /// Print what the loader detects in a CSV file (rows, columns, delimiter, types), or the error.
+    Inspect {
+        /// A CSV file (`,` `;` or tab separated, optionally `.gz`), or a built-in name (wine-red, mnist,
+        /// digits, moons, circles, 8gaussians, checkerboard, spirals, pinwheel).
+        path: String,
+        /// Skip rows with missing or non-numeric cells instead of refusing the file.
+        #[arg(long)]
+        drop_missing: bool,
+        /// The file has no header row.
+        #[arg(long, conflicts_with = "header")]
+        no_header: bool,
+        /// The first row is a header.
+        #[arg(long)]
+        header: bool,
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// Which lab's model.
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum LabArg {
+    /// Bayesian neural network lab (wine quality).
+    Bnn,
+    /// Variational autoencoder lab (MNIST).
+    Vae,
+    /// Normalizing flow lab (two moons).
+    Flow,
+}
+
+impl From<LabArg> for Lab {
+    fn from(l: LabArg) -> Self {
+        match l {
+            LabArg::Bnn => Self::Bnn,
+            LabArg::Vae => Self::Vae,
+            LabArg::Flow => Self::Flow,
+        }
+    }
+}
+
+/// `train` options.
+#[derive(Debug, clap::Args)]
+pub struct TrainArgs {
+    /// Which lab.
+    pub lab: LabArg,
+    /// A CSV file or a built-in name; the lab's default data when left out.
+    #[arg(long)]
+    pub data: Option<String>,
+    /// Column to predict as a number (regression).
+    #[arg(long, conflicts_with = "label")]
+    pub target: Option<String>,
+    /// Column to predict as a class (classification).
+    #[arg(long)]
+    pub label: Option<String>,
+    /// Epochs to train.
+    #[arg(long)]
+    pub epochs: Option<usize>,
+    /// Seed of the split, the initial weights and the minibatches.
+    #[arg(long, default_value_t = 42)]
+    pub seed: u64,
+    /// Learning rate.
+    #[arg(long)]
+    pub lr: Option<f64>,
+    /// Print one final JSON line of metrics.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Runs a headless command and returns the process exit code.
+#[must_use]
+pub fn run(command: CliCommand) -> ExitCode {
+    let result = match command {
+        CliCommand::Data {
+            command:
+                DataCommand::Inspect {
+                    path,
+                    drop_missing,
+                    no_header,
+                    header,
+                    json,
+                },
+        } => {
+            let header = if no_header {
+                HeaderMode::Absent
+            } else if header {
+                HeaderMode::Present
+            } else {
+                HeaderMode::Auto
+            };
+            let missing = if drop_missing {
+                MissingPolicy::DropRows
+            } else {
+                MissingPolicy::Refuse
+            };
+            inspect(
+                &path,
+                CsvOptions {
+                    header,
+                    missing,
+                    ..CsvOptions::default()
+                },
+                json,
+            )
+        }
+        CliCommand::Train(args) => train(&args),
+        CliCommand::Info => {
+            info();
+            Ok(())
+        }
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(CliError::BadInput(message)) => {
+            eprintln!("error: {message}");
+            ExitCode::from(EXIT_BAD_INPUT)
+        }
+        Err(CliError::Failed(message)) => {
+            eprintln!("error: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// How a command failed.
+#[derive(Debug)]
+enum CliError {
+    /// The input was wrong (exit code 2).
+    BadInput(String),
+    /// Something else went wrong (exit code 1).
+    Failed(String),
+}
+
+/// Resolves a `--data` value: a built-in name, or a path.
+#[must_use]
+pub fn resolve_data(name: &str, options: CsvOptions) -> LoadRequest {
+    if let Some(b) = BuiltinFile::from_cli(name) {
+        LoadRequest::Builtin(b)
+    } else if let Some(k) = SynthKind::from_cli(name) {
+        LoadRequest::Synth(SynthSpec::default_for(k))
+    } else {
+        LoadRequest::File {
+            path: PathBuf::from(name),
+            options,
+        }
+    }
+}
+
+fn load(request: &LoadRequest) -> Result<Table, CliError> {
+    request
+        .run(&crate::data::csv::NoProgress)
+        .map_err(|e| CliError::BadInput(e.to_string()))
+}
+
+fn inspect(path: &str, options: CsvOptions, as_json: bool) -> Result<(), CliError> {
+    let table = load(&resolve_data(path, options))?;
+    let spec = DataSpec::default_for(&table);
+    let (n_train, n_test) = split_counts(table.n_rows(), spec.test_fraction);
+    let labs: Vec<(Lab, Result<(), String>)> = Lab::ALL
+        .iter()
+        .map(|&l| (l, check_lab(l, &table, &spec)))
+        .collect();
+    let image = image_side(spec.feature_columns().len());
+    if as_json {
+        let columns: Vec<_> = table
+            .columns
+            .iter()
+            .zip(&spec.roles)
+            .map(|(c, r)| json!({"name": c.name, "type": c.kind.name(), "min": c.min, "max": c.max, "distinct": c.n_distinct, "role": r.label()}))
+            .collect();
+        let csv = table.csv.as_ref();
+        let line = json!({
+            "name": table.name,
+            "rows": table.n_rows(),
+            "columns": table.n_cols(),
+            "delimiter": csv.map(|c| (c.delimiter as char).to_string()),
+            "header": csv.map(|c| c.has_header),
+            "gzip": csv.map(|c| c.gzipped),
+            "bom": csv.map(|c| c.had_bom),
+            "crlf": csv.map(|c| c.crlf),
+            "dropped_rows": csv.map_or(0, |c| c.dropped_rows),
+            "split": {"train": n_train, "test": n_test, "seed": spec.seed},
+            "image_side": image,
+            "labs": labs.iter().map(|(l, r)| (l.tab_name(), r.as_ref().err().cloned())).collect::<std::collections::BTreeMap<_, _>>(),
+            "column_info": columns,
+        });
+        println!("{line}");
+        return Ok(());
+    }
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "{}: {} rows x {} columns",
+        table.name,
+        table.n_rows(),
+        table.n_cols()
+    );
+    if let Some(c) = &table.csv {
+        let _ = writeln!(
+            out,
+            "delimiter: {}; header: {}; gzip: {}; byte order mark: {}; line ends: {}",
+            delimiter_name(c.delimiter),
+            if c.has_header { "yes" } else { "no" },
+            if c.gzipped { "yes" } else { "no" },
+            if c.had_bom { "yes" } else { "no" },
+            if c.crlf { "CR LF" } else { "LF" }
+        );
+        if c.dropped_rows > 0 {
+            let example = c
+                .first_dropped
+                .as_ref()
+                .map_or(String::new(), |(line, col, text)| {
+                    format!(" (first: line {line}, column \"{col}\", {text:?})")
+                });
+            let _ = writeln!(
+                out,
+                "dropped {} rows with missing or non-numeric cells{example}",
+                c.dropped_rows
+            );
+        }
+    }
+    let _ = writeln!(
+        out,
+        "split (seed {}): {n_train} train, {n_test} test",
+        spec.seed
+    );
+    if let Some(side) = image {
+        let _ = writeln!(out, "features form {side}x{side} images");
+    }
+    let width = table
+        .columns
+        .iter()
+        .map(|c| c.name.len())
+        .max()
+        .unwrap_or(4)
+        .clamp(4, 28);
+    let _ = writeln!(
+        out,
+        "{:>4}  {:<width$}  {:<7}  {:>12}  {:>12}  {:>8}  role",
+        "#", "name", "type", "min", "max", "distinct"
+    );
+    let shown = table.columns.len().min(40);
+    for (j, (c, r)) in table
+        .columns
+        .iter()
+        .zip(&spec.roles)
+        .enumerate()
+        .take(shown)
+    {
+        let distinct = if c.n_distinct > crate::data::table::DISTINCT_CAP {
+            format!(">{}", crate::data::table::DISTINCT_CAP)
+        } else {
+            c.n_distinct.to_string()
+        };
+        let _ = writeln!(
+            out,
+            "{:>4}  {:<width$}  {:<7}  {:>12}  {:>12}  {:>8}  {}",
+            j + 1,
+            c.name,
+            c.kind.name(),
+            c.min,
+            c.max,
+            distinct,
+            r.label()
+        );
+    }
+    if table.columns.len() > shown {
+        let _ = writeln!(
+            out,
+            "      ... and {} more columns",
+            table.columns.len() - shown
+        );
+    }
+    for (lab, r) in &labs {
+        let _ = writeln!(
+            out,
+            "{} lab: {}",
+            lab.tab_name(),
+            r.as_ref().err().map_or("usable", String::as_str)
+        );
+    }
+    print!("{out}");
+    Ok(())
+}
+
+fn info() {
+    println!("bayes-explorer {}", env!("CARGO_PKG_VERSION"));
+    println!("stack: eframe 0.37.0, egui_plot 0.38.0, wgpu 30.0.1, candle-core 0.11.1, rfd 0.17.2");
+    let compute = crate::gpu::probe();
+    println!("{}", compute.status_line());
+    for a in &compute.adapters {
+        println!(
+            "  adapter: {} | {} | {} | driver {} | max storage binding {} MiB | max workgroup x {}",
+            a.name,
+            a.backend,
+            a.device_type,
+            a.driver,
+            a.max_storage_buffer_binding_size / (1024 * 1024),
+            a.max_compute_workgroup_size_x
+        );
+    }
+}
+
+fn train(args: &TrainArgs) -> Result<(), CliError> {
+    let lab = Lab::from(args.lab);
+    let request = args.data.as_deref().map_or_else(
+        || lab.default_data(),
+        |d| resolve_data(d, CsvOptions::default()),
+    );
+    let table = load(&request)?;
+    let mut spec = DataSpec::default_for(&table);
+    spec.seed = args.seed;
+    if lab == Lab::Bnn && matches!(request, LoadRequest::Builtin(BuiltinFile::WineRed)) {
+        // The course treats wine quality as a number to regress.
+        spec.set_output(table.n_cols() - 1, Role::Target);
+    }
+    for (name, role) in [(&args.target, Role::Target), (&args.label, Role::Label)] {
+        if let Some(name) = name {
+            let Some(j) = table.column_index(name) else {
+                let available = table
+                    .columns
+                    .iter()
+                    .map(|c| c.name.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ");
+                return Err(CliError::BadInput(format!(
+                    "{}: no column is named {name:?}; the columns are: {available}",
+                    table.name
+                )));
+            };
+            spec.set_output(j, role);
+        }
+    }
+    check_lab(lab, &table, &spec).map_err(|e| {
+        CliError::BadInput(format!("{}: the {} lab {e}", table.name, lab.tab_name()))
+    })?;
+    let prepared = Arc::new(
+        prepare(&table, &spec).map_err(|e| CliError::BadInput(format!("{}: {e}", table.name)))?,
+    );
+    let factory: TrainerFactory = match lab {
+        Lab::Bnn => {
+            let mut config = MlpConfig {
+                seed: args.seed,
+                ..MlpConfig::default()
+            };
+            if let Some(e) = args.epochs {
+                config.epochs = e;
+            }
+            if let Some(lr) = args.lr {
+                config.learning_rate = lr;
+            }
+            Box::new(move || {
+                Ok(Box::new(MlpTrainer::new(config.clone(), &prepared)?) as Box<dyn Trainer>)
+            })
+        }
+        Lab::Vae | Lab::Flow => {
+            return Err(CliError::Failed(format!(
+                "the {} lab's model is not built yet; `train bnn` trains the dense baseline network",
+                lab.title()
+            )));
+        }
+    };
+    let worker = Worker::spawn(
+        &format!("train-{}", lab.tab_name().to_lowercase()),
+        factory,
+        true,
+        || {},
+    )
+    .map_err(|e| CliError::Failed(format!("cannot start the training thread: {e}")))?;
+    let bar = progress_bar(args.json);
+    loop {
+        let Some(event) = worker.wait_event(Duration::from_millis(200)) else {
+            if worker.is_finished() {
+                return Err(CliError::Failed(
+                    "the training thread ended unexpectedly".into(),
+                ));
+            }
+            continue;
+        };
+        match event {
+            WorkerEvent::EpochDone(record) => {
+                if let Some(bar) = &bar {
+                    if let Some(s) = worker.snapshot() {
+                        bar.set_length(s.total_epochs as u64);
+                    }
+                    bar.set_position(record.epoch as u64);
+                    bar.set_message(format_metrics(&record.metrics));
+                }
+            }
+            WorkerEvent::Finished(record) => {
+                if let Some(bar) = &bar {
+                    bar.finish_and_clear();
+                }
+                worker.send(Command::Stop);
+                report(lab, &table, args, &record.metrics);
+                return Ok(());
+            }
+            WorkerEvent::NonFinite { location, step } => {
+                return Err(CliError::Failed(format!(
+                    "a NaN or infinity appeared in {location} at step {step}; try a smaller --lr"
+                )));
+            }
+            WorkerEvent::Error(message) => return Err(CliError::Failed(message)),
+            WorkerEvent::Ready | WorkerEvent::State(_) => {}
+        }
+    }
+}
+
+fn progress_bar(json: bool) -> Option<indicatif::ProgressBar> {
+    if json && !std::io::stderr().is_terminal() {
+        return None;
+    }
+    let bar = indicatif::ProgressBar::new(1);
+    if let Ok(style) = indicatif::ProgressStyle::with_template("{bar:30} epoch {pos}/{len} {msg}") {
+        bar.set_style(style);
+    }
+    Some(bar)
+}
+
+fn format_metrics(metrics: &[(String, f64)]) -> String {
+    metrics
+        .iter()
+        .map(|(k, v)| format!("{k} {v:.4}"))
+        .collect::<Vec<_>>()
+        .join("  ")
+}
+
+fn report(lab: Lab, table: &Table, args: &TrainArgs, metrics: &[(String, f64)]) {
+    if args.json {
+        let mut line = serde_json::Map::new();
+        line.insert("lab".into(), json!(lab.tab_name().to_lowercase()));
+        line.insert("model".into(), json!("dense-baseline"));
+        line.insert("data".into(), json!(table.name));
+        line.insert("seed".into(), json!(args.seed));
+        for (k, v) in metrics {
+            line.insert(k.clone(), json!(v));
+        }
+        println!("{}", serde_json::Value::Object(line));
+    } else {
+        println!(
+            "{} on {}: {}",
+            lab.title(),
+            table.name,
+            format_metrics(metrics)
+        );
+    }
+}

@@ -1,0 +1,373 @@
+//! From a [`Table`] to what a model trains on: column roles, the seeded train/test split,
+//! standardisation, and which labs can use the data.
+
+use rand::SeedableRng;
+use rand::seq::SliceRandom;
+use rand_chacha::ChaCha8Rng;
+use serde::{Deserialize, Serialize};
+
+use crate::Lab;
+use crate::data::table::Table;
+
+/// What a column is for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum Role {
+    /// An input.
+    Feature,
+    /// A numeric target (regression).
+    Target,
+    /// A class label (classification; colours the views).
+    Label,
+    /// Not used.
+    Ignored,
+}
+
+impl Role {
+    /// All roles, in menu order.
+    pub const ALL: [Self; 4] = [Self::Feature, Self::Target, Self::Label, Self::Ignored];
+
+    /// Name shown to the user.
+    #[must_use]
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::Feature => "feature",
+            Self::Target => "target",
+            Self::Label => "label",
+            Self::Ignored => "ignored",
+        }
+    }
+}
+
+/// Integer columns with at most this many values, numbered from 0 or 1, default to labels.
+pub const MAX_DEFAULT_CLASSES: usize = 20;
+
+/// How a table is turned into training data.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct DataSpec {
+    /// One role per column.
+    pub roles: Vec<Role>,
+    /// Standardise features to mean 0 and sd 1 (statistics of the training rows).
+    pub standardize: bool,
+    /// Fraction of rows held out for testing.
+    pub test_fraction: f64,
+    /// Seed of the shuffle that makes the split.
+    pub seed: u64,
+}
+
+impl DataSpec {
+    /// Sensible defaults: the last column is the target, and a label when it holds a few integer codes
+    /// starting at 0 or 1 (a digit, a class); every other column is a feature. 15 % test, seed 42.
+    #[must_use]
+    pub fn default_for(table: &Table) -> Self {
+        let n = table.n_cols();
+        let mut roles = vec![Role::Feature; n];
+        if let Some(last) = table.columns.last() {
+            let is_code =
+                last.looks_like_label(MAX_DEFAULT_CLASSES) && (last.min == 0.0 || last.min == 1.0);
+            roles[n - 1] = if is_code { Role::Label } else { Role::Target };
+        }
+        Self {
+            roles,
+            standardize: true,
+            test_fraction: 0.15,
+            seed: 42,
+        }
+    }
+
+    /// Indices of the feature columns.
+    #[must_use]
+    pub fn feature_columns(&self) -> Vec<usize> {
+        self.columns_with(Role::Feature)
+    }
+
+    /// Index of the (single) target or label column, if there is exactly one.
+    #[must_use]
+    pub fn output_column(&self) -> Option<(usize, Role)> {
+        let outputs: Vec<(usize, Role)> = self
+            .roles
+            .iter()
+            .enumerate()
+            .filter(|(_, r)| matches!(r, Role::Target | Role::Label))
+            .map(|(i, r)| (i, *r))
+            .collect();
+        if outputs.len() == 1 {
+            outputs.first().copied()
+        } else {
+            None
+        }
+    }
+
+    fn columns_with(&self, role: Role) -> Vec<usize> {
+        self.roles
+            .iter()
+            .enumerate()
+            .filter(|(_, r)| **r == role)
+            .map(|(i, _)| i)
+            .collect()
+    }
+
+    /// Sets column `index` to the target role, demoting any other target or label to a feature.
+    pub fn set_output(&mut self, index: usize, role: Role) {
+        for r in &mut self.roles {
+            if matches!(r, Role::Target | Role::Label) {
+                *r = Role::Feature;
+            }
+        }
+        if let Some(r) = self.roles.get_mut(index) {
+            *r = role;
+        }
+    }
+}
+
+/// Rows in the training and test parts for `n_rows` rows: the test part is `round(n * fraction)`,
+/// kept between 1 and `n - 1` when there are at least two rows.
+#[must_use]
+pub fn split_counts(n_rows: usize, test_fraction: f64) -> (usize, usize) {
+    if n_rows < 2 {
+        return (n_rows, 0);
+    }
+    let n_test = ((n_rows as f64) * test_fraction.clamp(0.0, 1.0)).round() as usize;
+    let n_test = n_test.clamp(usize::from(test_fraction > 0.0), n_rows - 1);
+    (n_rows - n_test, n_test)
+}
+
+/// The seeded split: a shuffle of `0..n_rows`, training indices first.
+#[must_use]
+pub fn split_indices(n_rows: usize, test_fraction: f64, seed: u64) -> (Vec<usize>, Vec<usize>) {
+    let mut order: Vec<usize> = (0..n_rows).collect();
+    order.shuffle(&mut ChaCha8Rng::seed_from_u64(seed));
+    let (n_train, _) = split_counts(n_rows, test_fraction);
+    let test = order.split_off(n_train);
+    (order, test)
+}
+
+/// What the output column holds.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub enum OutputKind {
+    /// A real value to regress.
+    Regression,
+    /// Class labels; `classes[k]` is the original value of class `k`.
+    Classes { classes: Vec<f32> },
+}
+
+/// Training data ready for a model: standardised features and outputs, split.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Prepared {
+    /// Names of the feature columns, in order.
+    pub feature_names: Vec<String>,
+    /// Name and kind of the output column, if any.
+    pub output: Option<(String, OutputKind)>,
+    /// Training features, row-major `[n_train, n_features]`.
+    pub x_train: Vec<f32>,
+    /// Training outputs (class indices for labels), `[n_train]`; empty without an output column.
+    pub y_train: Vec<f32>,
+    /// Test features `[n_test, n_features]`.
+    pub x_test: Vec<f32>,
+    /// Test outputs `[n_test]`.
+    pub y_test: Vec<f32>,
+    /// Per-feature mean subtracted (0 when not standardised).
+    pub feature_mean: Vec<f32>,
+    /// Per-feature scale divided by (1 when not standardised).
+    pub feature_scale: Vec<f32>,
+}
+
+impl Prepared {
+    /// Number of features.
+    #[must_use]
+    pub fn n_features(&self) -> usize {
+        self.feature_names.len()
+    }
+    /// Number of training rows.
+    #[must_use]
+    pub fn n_train(&self) -> usize {
+        self.x_train.len() / self.n_features().max(1)
+    }
+    /// Number of test rows.
+    #[must_use]
+    pub fn n_test(&self) -> usize {
+        self.x_test.len() / self.n_features().max(1)
+    }
+}
+
+/// Why a table and spec cannot be prepared.
+#[derive(Debug, thiserror::Error, Clone, PartialEq, Eq)]
+pub enum SpecError {
+    /// The roles vector does not match the table.
+    #[error("the dataset has {columns} columns but {roles} roles were given")]
+    RoleCount { columns: usize, roles: usize },
+    /// No feature column.
+    #[error("no column is a feature; choose at least one")]
+    NoFeatures,
+    /// Too few rows.
+    #[error("the dataset has {rows} rows; at least 2 are needed to split it")]
+    TooFewRows { rows: usize },
+    /// A named column is missing.
+    #[error("no column is named {name:?}; the columns are: {available}")]
+    NoSuchColumn { name: String, available: String },
+}
+
+/// Splits and standardises the table as the spec says.
+pub fn prepare(table: &Table, spec: &DataSpec) -> Result<Prepared, SpecError> {
+    if spec.roles.len() != table.n_cols() {
+        return Err(SpecError::RoleCount {
+            columns: table.n_cols(),
+            roles: spec.roles.len(),
+        });
+    }
+    let features = spec.feature_columns();
+    if features.is_empty() {
+        return Err(SpecError::NoFeatures);
+    }
+    if table.n_rows() < 2 {
+        return Err(SpecError::TooFewRows {
+            rows: table.n_rows(),
+        });
+    }
+    let output = spec.output_column();
+    let classes: Option<Vec<f32>> = output.filter(|(_, r)| *r == Role::Label).map(|(j, _)| {
+        let mut values: Vec<f32> = (0..table.n_rows())
+            .filter_map(|i| table.get(i, j))
+            .collect();
+        values.sort_by(f32::total_cmp);
+        values.dedup();
+        values
+    });
+    let (train, test) = split_indices(table.n_rows(), spec.test_fraction, spec.seed);
+    let gather_x = |rows: &[usize]| -> Vec<f32> {
+        rows.iter()
+            .flat_map(|&i| {
+                features
+                    .iter()
+                    .map(move |&j| table.get(i, j).unwrap_or(0.0))
+            })
+            .collect()
+    };
+    let gather_y = |rows: &[usize]| -> Vec<f32> {
+        let Some((j, _)) = output else {
+            return Vec::new();
+        };
+        rows.iter()
+            .map(|&i| {
+                let v = table.get(i, j).unwrap_or(0.0);
+                match &classes {
+                    Some(c) => c.binary_search_by(|p| p.total_cmp(&v)).unwrap_or(0) as f32,
+                    None => v,
+                }
+            })
+            .collect()
+    };
+    let mut x_train = gather_x(&train);
+    let mut x_test = gather_x(&test);
+    let d = features.len();
+    let (mean, scale) = if spec.standardize {
+        mean_and_scale(&x_train, d)
+    } else {
+        (vec![0.0; d], vec![1.0; d])
+    };
+    for row in x_train
+        .chunks_exact_mut(d)
+        .chain(x_test.chunks_exact_mut(d))
+    {
+        for ((v, m), s) in row.iter_mut().zip(&mean).zip(&scale) {
+            *v = (*v - m) / s;
+        }
+    }
+    Ok(Prepared {
+        feature_names: features
+            .iter()
+            .map(|&j| table.columns[j].name.clone())
+            .collect(),
+        output: output.map(|(j, _)| {
+            let kind =
+                classes
+                    .clone()
+                    .map_or(OutputKind::Regression, |classes| OutputKind::Classes {
+                        classes,
+                    });
+            (table.columns[j].name.clone(), kind)
+        }),
+        y_train: gather_y(&train),
+        y_test: gather_y(&test),
+        x_train,
+        x_test,
+        feature_mean: mean,
+        feature_scale: scale,
+    })
+}
+
+/// Per-column mean and standard deviation (population); a constant column gets scale 1.
+fn mean_and_scale(x: &[f32], d: usize) -> (Vec<f32>, Vec<f32>) {
+    let n = (x.len() / d).max(1) as f64;
+    let mut mean = vec![0f64; d];
+    for row in x.chunks_exact(d) {
+        for (m, v) in mean.iter_mut().zip(row) {
+            *m += f64::from(*v);
+        }
+    }
+    mean.iter_mut().for_each(|m| *m /= n);
+    let mut var = vec![0f64; d];
+    for row in x.chunks_exact(d) {
+        for ((s, v), m) in var.iter_mut().zip(row).zip(&mean) {
+            *s += (f64::from(*v) - m).powi(2);
+        }
+    }
+    let scale = var
+        .iter()
+        .map(|s| (s / n).sqrt())
+        .map(|s| if s > 1e-12 { s as f32 } else { 1.0 })
+        .collect();
+    (mean.into_iter().map(|m| m as f32).collect(), scale)
+}
+
+/// Side of the square image a feature vector forms, if its length is a perfect square (> 1).
+#[must_use]
+pub fn image_side(n_features: usize) -> Option<usize> {
+    let side = (n_features as f64).sqrt().round() as usize;
+    (side > 1 && side * side == n_features).then_some(side)
+}
+
+/// Whether a lab can train on a table with these roles, and why not.
+pub fn check_lab(lab: Lab, table: &Table, spec: &DataSpec) -> Result<(), String> {
+    if spec.roles.len() != table.n_cols() {
+        return Err(SpecError::RoleCount {
+            columns: table.n_cols(),
+            roles: spec.roles.len(),
+        }
+        .to_string());
+    }
+    let n_features = spec.feature_columns().len();
+    let outputs = spec
+        .roles
+        .iter()
+        .filter(|r| matches!(r, Role::Target | Role::Label))
+        .count();
+    match lab {
+        Lab::Bnn => {
+            if n_features == 0 {
+                Err("needs at least one feature column".into())
+            } else if outputs != 1 {
+                Err(format!(
+                    "needs exactly one target or label column (found {outputs})"
+                ))
+            } else {
+                Ok(())
+            }
+        }
+        Lab::Vae => {
+            if n_features == 0 {
+                Err("needs at least one feature column".into())
+            } else {
+                Ok(())
+            }
+        }
+        Lab::Flow => {
+            if n_features == 2 {
+                Ok(())
+            } else {
+                Err(format!(
+                    "needs exactly two feature columns (found {n_features}); mark the rest ignored"
+                ))
+            }
+        }
+    }
+}

@@ -1,0 +1,219 @@
+//! A loaded dataset: named numeric columns in a row-major matrix, with per-column statistics.
+
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+/// Where a [`Table`] came from.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub enum DataSource {
+    /// One of the files embedded in the binary (see `datasets/README.md`).
+    Builtin(crate::data::builtin::BuiltinFile),
+    /// A 2-D set generated from a seed.
+    Generated(crate::data::synth::SynthSpec),
+    /// A CSV file the user loaded.
+    File(PathBuf),
+}
+
+/// Whether every value of a column is a whole number.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ColumnKind {
+    /// Every value is a whole number (e.g. a label or a pixel intensity).
+    Integer,
+    /// At least one value has a fractional part.
+    Real,
+}
+
+impl ColumnKind {
+    /// Short lower-case name for tables and the CLI.
+    #[must_use]
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Integer => "integer",
+            Self::Real => "real",
+        }
+    }
+}
+
+/// Distinct values are counted exactly up to this many; above it a column is "many-valued".
+pub const DISTINCT_CAP: usize = 64;
+
+/// A column's name and what its values look like.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Column {
+    /// Header text, or a generated name (`column 3`) when the file has no header.
+    pub name: String,
+    /// Integer or real.
+    pub kind: ColumnKind,
+    /// Smallest value.
+    pub min: f32,
+    /// Largest value.
+    pub max: f32,
+    /// Number of distinct values, counted up to [`DISTINCT_CAP`] (`DISTINCT_CAP + 1` means "more").
+    pub n_distinct: usize,
+}
+
+impl Column {
+    /// True when the column looks like a class label: integer with at most `max_classes` values.
+    #[must_use]
+    pub fn looks_like_label(&self, max_classes: usize) -> bool {
+        self.kind == ColumnKind::Integer && self.n_distinct >= 2 && self.n_distinct <= max_classes
+    }
+}
+
+/// A numeric table, `n_rows` x `columns.len()`, stored row-major.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Table {
+    /// Name shown to the user: a file name or a generated set's description.
+    pub name: String,
+    /// Where it came from.
+    pub source: DataSource,
+    /// Column names and statistics.
+    pub columns: Vec<Column>,
+    /// Row-major values, `n_rows * columns.len()`.
+    pub values: Vec<f32>,
+    /// How the file was read (for CSV sources).
+    pub csv: Option<CsvFacts>,
+}
+
+/// What the CSV reader detected, shown in the preview and by `data inspect`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CsvFacts {
+    /// The field separator.
+    pub delimiter: u8,
+    /// Whether the first record was read as a header.
+    pub has_header: bool,
+    /// The file started with a UTF-8 byte order mark.
+    pub had_bom: bool,
+    /// The file was gzip-compressed.
+    pub gzipped: bool,
+    /// Lines end in CR LF.
+    pub crlf: bool,
+    /// Rows dropped because of missing or non-numeric cells (only when the user asked to drop them).
+    pub dropped_rows: usize,
+    /// The first dropped row, to show the user an example: (line, column name, text).
+    pub first_dropped: Option<(u64, String, String)>,
+    /// The raw text of the first rows (header excluded), for the preview.
+    pub first_rows: Vec<Vec<String>>,
+}
+
+/// Human name of a delimiter byte.
+#[must_use]
+pub fn delimiter_name(delimiter: u8) -> &'static str {
+    match delimiter {
+        b',' => "comma (,)",
+        b';' => "semicolon (;)",
+        b'\t' => "tab",
+        b' ' => "space",
+        _ => "other",
+    }
+}
+
+impl Table {
+    /// Builds a table from columns' names and row-major values, computing each column's statistics.
+    ///
+    /// # Panics
+    /// Panics if `values.len()` is not a multiple of `names.len()` (a programming error, never user input).
+    #[must_use]
+    pub fn from_values(
+        name: String,
+        source: DataSource,
+        names: Vec<String>,
+        values: Vec<f32>,
+    ) -> Self {
+        let n_cols = names.len();
+        assert!(
+            n_cols > 0 && values.len() % n_cols == 0,
+            "values must fill whole rows"
+        );
+        let columns = names
+            .into_iter()
+            .enumerate()
+            .map(|(j, name)| column_stats(name, values.iter().skip(j).step_by(n_cols).copied()))
+            .collect();
+        Self {
+            name,
+            source,
+            columns,
+            values,
+            csv: None,
+        }
+    }
+
+    /// Number of rows.
+    #[must_use]
+    pub fn n_rows(&self) -> usize {
+        if self.columns.is_empty() {
+            0
+        } else {
+            self.values.len() / self.columns.len()
+        }
+    }
+
+    /// Number of columns.
+    #[must_use]
+    pub fn n_cols(&self) -> usize {
+        self.columns.len()
+    }
+
+    /// One row as a slice.
+    #[must_use]
+    pub fn row(&self, i: usize) -> Option<&[f32]> {
+        let n = self.n_cols();
+        self.values.get(i * n..(i + 1) * n)
+    }
+
+    /// Value at row `i`, column `j`.
+    #[must_use]
+    pub fn get(&self, i: usize, j: usize) -> Option<f32> {
+        if j >= self.n_cols() {
+            return None;
+        }
+        self.values.get(i * self.n_cols() + j).copied()
+    }
+
+    /// Index of the column with this name (exact match, then case-insensitive).
+    #[must_use]
+    pub fn column_index(&self, name: &str) -> Option<usize> {
+        self.columns
+            .iter()
+            .position(|c| c.name == name)
+            .or_else(|| {
+                self.columns
+                    .iter()
+                    .position(|c| c.name.eq_ignore_ascii_case(name))
+            })
+    }
+}
+
+/// Statistics of one column's values.
+pub(crate) fn column_stats(name: String, values: impl Iterator<Item = f32>) -> Column {
+    let mut min = f32::INFINITY;
+    let mut max = f32::NEG_INFINITY;
+    let mut integer = true;
+    let mut distinct: Vec<f32> = Vec::new();
+    for v in values {
+        min = min.min(v);
+        max = max.max(v);
+        integer &= v.fract() == 0.0;
+        if distinct.len() <= DISTINCT_CAP && !distinct.contains(&v) {
+            distinct.push(v);
+        }
+    }
+    if min > max {
+        // No rows: report an empty range rather than infinities.
+        min = 0.0;
+        max = 0.0;
+    }
+    Column {
+        name,
+        kind: if integer {
+            ColumnKind::Integer
+        } else {
+            ColumnKind::Real
+        },
+        min,
+        max,
+        n_distinct: distinct.len(),
+    }
+}

@@ -1,0 +1,8 @@
+//! The models, in candle only: no egui, no wgpu. Each exposes a config, a [`crate::train::Trainer`] and
+//! plain-data results. Used by `train` and `cli`.
+
+pub mod activation;
+pub mod mlp;
+pub mod optim;
+
+pub use activation::Activation;

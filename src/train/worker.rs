@@ -1,0 +1,309 @@
+//! The worker thread: one per run, owning its [`Trainer`].
+
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender, TryRecvError, channel};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Serialize};
+
+use super::{Command, RunSnapshot, TrainError, Trainer, TrainerFactory, WorkerEvent};
+use crate::data::job::panic_text;
+
+/// Where a run stands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum WorkerState {
+    /// Building the model.
+    Starting,
+    /// Training.
+    Running,
+    /// Waiting for a command, model kept.
+    Paused,
+    /// All epochs done.
+    Finished,
+    /// Building or a step failed; a reset may recover.
+    Failed,
+    /// The thread has ended.
+    Stopped,
+}
+
+impl WorkerState {
+    /// Text for the status bar.
+    #[must_use]
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::Starting => "starting",
+            Self::Running => "training",
+            Self::Paused => "paused",
+            Self::Finished => "finished",
+            Self::Failed => "failed",
+            Self::Stopped => "stopped",
+        }
+    }
+}
+
+/// At most this many snapshots per second are published while running.
+const SNAPSHOTS_PER_SECOND: f64 = 30.0;
+
+/// A handle to a running worker thread. Dropping it stops the run and joins the thread.
+pub struct Worker {
+    commands: Sender<Command>,
+    events: Receiver<WorkerEvent>,
+    latest: Arc<Mutex<Option<RunSnapshot>>>,
+    cancel: Arc<AtomicBool>,
+    handle: Option<JoinHandle<()>>,
+}
+
+impl Worker {
+    /// Starts a named worker thread that builds its trainer with `factory`, then runs (`start_running`) or
+    /// waits paused. `repaint` is called after each published snapshot or event.
+    pub fn spawn(
+        name: &str,
+        factory: TrainerFactory,
+        start_running: bool,
+        repaint: impl Fn() + Send + 'static,
+    ) -> std::io::Result<Self> {
+        let (command_tx, command_rx) = channel();
+        let (event_tx, event_rx) = channel();
+        let latest = Arc::new(Mutex::new(None));
+        let cancel = Arc::new(AtomicBool::new(false));
+        let mut run = Run {
+            factory,
+            trainer: None,
+            commands: command_rx,
+            events: event_tx,
+            latest: latest.clone(),
+            cancel: cancel.clone(),
+            repaint: Box::new(repaint),
+            state: WorkerState::Starting,
+            last_publish: Instant::now(),
+        };
+        let handle = std::thread::Builder::new()
+            .name(name.to_owned())
+            .spawn(move || run.main(start_running))?;
+        Ok(Self {
+            commands: command_tx,
+            events: event_rx,
+            latest,
+            cancel,
+            handle: Some(handle),
+        })
+    }
+
+    /// Sends a command; ignored if the thread has already ended.
+    pub fn send(&self, command: Command) {
+        let _ = self.commands.send(command);
+    }
+
+    /// Events since the last call, at most `max` of them. Never blocks.
+    pub fn drain_events(&self, max: usize) -> Vec<WorkerEvent> {
+        let mut out = Vec::new();
+        while out.len() < max {
+            match self.events.try_recv() {
+                Ok(e) => out.push(e),
+                Err(TryRecvError::Empty | TryRecvError::Disconnected) => break,
+            }
+        }
+        out
+    }
+
+    /// Waits up to `timeout` for the next event (for the CLI and tests, never the UI).
+    #[must_use]
+    pub fn wait_event(&self, timeout: Duration) -> Option<WorkerEvent> {
+        match self.events.recv_timeout(timeout) {
+            Ok(e) => Some(e),
+            Err(RecvTimeoutError::Timeout | RecvTimeoutError::Disconnected) => None,
+        }
+    }
+
+    /// The latest published snapshot.
+    #[must_use]
+    pub fn snapshot(&self) -> Option<RunSnapshot> {
+        self.latest
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    /// True once the thread has ended.
+    #[must_use]
+    pub fn is_finished(&self) -> bool {
+        self.handle.as_ref().is_none_or(JoinHandle::is_finished)
+    }
+}
+
+impl Drop for Worker {
+    fn drop(&mut self) {
+        self.cancel.store(true, Ordering::Relaxed);
+        let _ = self.commands.send(Command::Stop);
+        if let Some(handle) = self.handle.take() {
+            let _ = handle.join();
+        }
+    }
+}
+
+/// The state owned by the worker thread.
+struct Run {
+    factory: TrainerFactory,
+    trainer: Option<Box<dyn Trainer>>,
+    commands: Receiver<Command>,
+    events: Sender<WorkerEvent>,
+    latest: Arc<Mutex<Option<RunSnapshot>>>,
+    cancel: Arc<AtomicBool>,
+    repaint: Box<dyn Fn() + Send>,
+    state: WorkerState,
+    last_publish: Instant,
+}
+
+impl Run {
+    fn main(&mut self, start_running: bool) {
+        self.build();
+        if self.trainer.is_some() {
+            self.set_state(if start_running {
+                WorkerState::Running
+            } else {
+                WorkerState::Paused
+            });
+        }
+        loop {
+            if self.cancel.load(Ordering::Relaxed) {
+                break;
+            }
+            let command = if self.state == WorkerState::Running {
+                match self.commands.try_recv() {
+                    Ok(c) => Some(c),
+                    Err(TryRecvError::Empty) => None,
+                    Err(TryRecvError::Disconnected) => break,
+                }
+            } else {
+                match self.commands.recv() {
+                    Ok(c) => Some(c),
+                    Err(_) => break,
+                }
+            };
+            match command {
+                Some(Command::Stop) => break,
+                Some(Command::Pause) if self.state == WorkerState::Running => {
+                    self.set_state(WorkerState::Paused)
+                }
+                Some(Command::Resume) if self.can_train() => self.set_state(WorkerState::Running),
+                Some(Command::Step) if self.can_train() => {
+                    self.step_once();
+                    if self.state == WorkerState::Running {
+                        self.set_state(WorkerState::Paused);
+                    }
+                }
+                Some(Command::Reset) => {
+                    self.trainer = None;
+                    self.build();
+                    if self.trainer.is_some() {
+                        self.set_state(WorkerState::Paused);
+                    }
+                }
+                Some(Command::SetLearningRate(lr)) => {
+                    if let Some(t) = self.trainer.as_mut() {
+                        t.set_learning_rate(lr);
+                    }
+                    self.publish(true);
+                }
+                Some(_) => {}
+                None => self.step_once(),
+            }
+        }
+        self.set_state(WorkerState::Stopped);
+    }
+
+    fn can_train(&self) -> bool {
+        matches!(self.state, WorkerState::Paused | WorkerState::Running)
+    }
+
+    fn build(&mut self) {
+        self.set_state(WorkerState::Starting);
+        match catch_unwind(AssertUnwindSafe(|| (self.factory)())) {
+            Ok(Ok(trainer)) => {
+                self.trainer = Some(trainer);
+                self.publish(true);
+                self.emit(WorkerEvent::Ready);
+            }
+            Ok(Err(e)) => self.fail(format!("cannot build the model: {e}")),
+            Err(panic) => self.fail(format!(
+                "the model builder panicked: {}",
+                panic_text(&*panic)
+            )),
+        }
+    }
+
+    fn step_once(&mut self) {
+        let Some(trainer) = self.trainer.as_mut() else {
+            return;
+        };
+        let epochs_before = trainer.epochs_done();
+        match catch_unwind(AssertUnwindSafe(|| trainer.step())) {
+            Ok(Ok(())) => {
+                let epochs_after = trainer.epochs_done();
+                let finished = trainer.finished();
+                let snapshot = trainer.snapshot();
+                if epochs_after > epochs_before
+                    && let Some(record) = snapshot.history.last().cloned()
+                {
+                    self.emit(WorkerEvent::EpochDone(record.clone()));
+                    if finished {
+                        self.emit(WorkerEvent::Finished(record));
+                    }
+                }
+                self.publish_snapshot(snapshot, epochs_after > epochs_before || finished);
+                if finished {
+                    self.set_state(WorkerState::Finished);
+                }
+            }
+            Ok(Err(TrainError::NonFinite { location, step })) => {
+                self.emit(WorkerEvent::NonFinite { location, step });
+                self.set_state(WorkerState::Paused);
+            }
+            Ok(Err(e)) => self.fail(format!("training stopped: {e}")),
+            Err(panic) => {
+                // The trainer may be half-updated after a panic: drop it; a reset builds a fresh one.
+                self.trainer = None;
+                self.fail(format!(
+                    "the training worker panicked: {}",
+                    panic_text(&*panic)
+                ));
+            }
+        }
+    }
+
+    fn publish(&mut self, force: bool) {
+        if let Some(snapshot) = self.trainer.as_ref().map(|t| t.snapshot()) {
+            self.publish_snapshot(snapshot, force);
+        }
+    }
+
+    fn publish_snapshot(&mut self, snapshot: RunSnapshot, force: bool) {
+        if !force && self.last_publish.elapsed().as_secs_f64() < 1.0 / SNAPSHOTS_PER_SECOND {
+            return;
+        }
+        *self.latest.lock().unwrap_or_else(PoisonError::into_inner) = Some(snapshot);
+        self.last_publish = Instant::now();
+        (self.repaint)();
+    }
+
+    fn fail(&mut self, message: String) {
+        log::error!("{message}");
+        self.emit(WorkerEvent::Error(message));
+        self.set_state(WorkerState::Failed);
+    }
+
+    fn set_state(&mut self, state: WorkerState) {
+        if self.state != state || state == WorkerState::Starting {
+            self.state = state;
+            self.emit(WorkerEvent::State(state));
+        }
+    }
+
+    fn emit(&self, event: WorkerEvent) {
+        let _ = self.events.send(event);
+        (self.repaint)();
+    }
+}

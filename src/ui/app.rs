@@ -1,0 +1,473 @@
+//! The application state and the top-level layout.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::mpsc::{Receiver, TryRecvError, channel};
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Serialize};
+
+use crate::Lab;
+use crate::data::prepare::{DataSpec, Role};
+use crate::data::{BuiltinFile, CsvError, CsvOptions, LoadJob, LoadRequest, MissingPolicy, Table};
+use crate::gpu::ComputeInfo;
+use crate::train::{RunSnapshot, Worker, WorkerEvent, WorkerState};
+use crate::ui::preview::Preview;
+
+/// What survives a restart: the open tab and each lab's dataset and column roles.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Settings {
+    /// The tab that was open.
+    pub tab: Lab,
+    /// Per lab: the dataset it had and its roles.
+    pub labs: Vec<(Lab, LoadRequest, Option<DataSpec>)>,
+}
+
+/// A message shown in a lab: an error (kept until dismissed) or a note.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Message {
+    /// The text.
+    pub text: String,
+    /// Red when true.
+    pub is_error: bool,
+    /// For a bad cell: the request to retry with missing rows dropped.
+    pub retry_dropping: Option<LoadRequest>,
+}
+
+impl Message {
+    pub(crate) fn error(text: impl Into<String>) -> Self {
+        Self {
+            text: text.into(),
+            is_error: true,
+            retry_dropping: None,
+        }
+    }
+    pub(crate) fn note(text: impl Into<String>) -> Self {
+        Self {
+            text: text.into(),
+            is_error: false,
+            retry_dropping: None,
+        }
+    }
+}
+
+/// A dataset in use by a lab.
+pub struct LabData {
+    /// The values.
+    pub table: Arc<Table>,
+    /// Column roles, split and standardisation.
+    pub spec: DataSpec,
+    /// How to load it again.
+    pub request: LoadRequest,
+    /// Image grid of the first rows, made on first draw.
+    pub(crate) thumbnails: Option<egui::TextureHandle>,
+}
+
+impl LabData {
+    pub(crate) fn new(table: Table, spec: DataSpec, request: LoadRequest) -> Self {
+        Self {
+            table: Arc::new(table),
+            spec,
+            request,
+            thumbnails: None,
+        }
+    }
+}
+
+/// One lab's state: its data, its run and what the user sees of them.
+pub struct LabState {
+    /// Which lab.
+    pub lab: Lab,
+    /// The dataset in use; a failed load leaves it as it was.
+    pub data: Option<LabData>,
+    /// A load whose result replaces `data` when it succeeds.
+    pub(crate) loading: Option<(LoadJob, LoadTarget)>,
+    /// An error or note for the user.
+    pub message: Option<Message>,
+    /// The training run, if any.
+    pub(crate) worker: Option<Worker>,
+    /// Where the run stands.
+    pub worker_state: Option<WorkerState>,
+    /// Latest snapshot of the run.
+    pub snapshot: Option<RunSnapshot>,
+    /// Epochs for the next run.
+    pub epochs: usize,
+    /// Learning rate for the next run, or to send to the running one.
+    pub learning_rate: f64,
+    pub(crate) view: crate::ui::data_view::DataViewState,
+}
+
+/// What to do with a finished load.
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) enum LoadTarget {
+    /// Use it at once (built-in data, restoring the last session).
+    Apply(Option<DataSpec>),
+    /// Show the preview first (a user's file).
+    Preview,
+}
+
+impl LabState {
+    fn new(lab: Lab) -> Self {
+        Self {
+            lab,
+            data: None,
+            loading: None,
+            message: None,
+            worker: None,
+            worker_state: None,
+            snapshot: None,
+            epochs: 100,
+            learning_rate: 1e-3,
+            view: crate::ui::data_view::DataViewState::default(),
+        }
+    }
+
+    /// True while a dataset is being loaded.
+    #[must_use]
+    pub fn is_loading(&self) -> bool {
+        self.loading.is_some()
+    }
+}
+
+/// The whole app.
+pub struct BayesExplorerApp {
+    ctx: egui::Context,
+    /// Persisted settings.
+    pub settings: Settings,
+    /// The labs, in tab order.
+    pub labs: Vec<LabState>,
+    pub(crate) preview: Option<Preview>,
+    compute: Option<ComputeInfo>,
+    compute_rx: Option<Receiver<ComputeInfo>>,
+    dialog_rx: Option<(Receiver<Option<PathBuf>>, Lab, Instant)>,
+    /// Text of the "load from path" field.
+    pub(crate) path_text: String,
+}
+
+impl BayesExplorerApp {
+    /// Creates the app and starts loading each lab's dataset (the last session's, or the default).
+    #[must_use]
+    pub fn new(ctx: egui::Context, settings: Settings) -> Self {
+        let (tx, rx) = channel();
+        let probe_ctx = ctx.clone();
+        let _ = std::thread::Builder::new()
+            .name("gpu-probe".into())
+            .spawn(move || {
+                let _ = tx.send(crate::gpu::probe());
+                probe_ctx.request_repaint();
+            });
+        let mut app = Self {
+            ctx,
+            labs: Lab::ALL.iter().map(|&l| LabState::new(l)).collect(),
+            settings,
+            preview: None,
+            compute: None,
+            compute_rx: Some(rx),
+            dialog_rx: None,
+            path_text: String::new(),
+        };
+        for lab in Lab::ALL {
+            let saved = app
+                .settings
+                .labs
+                .iter()
+                .find(|(l, _, _)| *l == lab)
+                .cloned();
+            let (request, spec) =
+                saved.map_or_else(|| (lab.default_data(), None), |(_, r, s)| (r, s));
+            app.start_load(lab, request, LoadTarget::Apply(spec));
+        }
+        app
+    }
+
+    /// The state of one lab.
+    ///
+    /// # Panics
+    /// Never: every lab has a state.
+    #[must_use]
+    pub fn lab(&self, lab: Lab) -> &LabState {
+        self.labs
+            .iter()
+            .find(|l| l.lab == lab)
+            .expect("every lab has a state")
+    }
+
+    pub(crate) fn lab_mut(&mut self, lab: Lab) -> &mut LabState {
+        self.labs
+            .iter_mut()
+            .find(|l| l.lab == lab)
+            .expect("every lab has a state")
+    }
+
+    /// True while any dataset is loading (for tests that wait for the built-in data).
+    #[must_use]
+    pub fn any_loading(&self) -> bool {
+        self.labs.iter().any(LabState::is_loading)
+    }
+
+    /// The compute status line once the adapter probe has answered.
+    #[must_use]
+    pub fn compute_status(&self) -> String {
+        self.compute.as_ref().map_or_else(
+            || "Compute: looking for a GPU adapter…".to_owned(),
+            ComputeInfo::status_line,
+        )
+    }
+
+    /// Starts loading a dataset for a lab on a background thread; what the lab has stays until it succeeds.
+    pub(crate) fn start_load(&mut self, lab: Lab, request: LoadRequest, target: LoadTarget) {
+        let ctx = self.ctx.clone();
+        let state = self.lab_mut(lab);
+        if let Some((old, _)) = state.loading.take() {
+            old.cancel();
+        }
+        state.loading = Some((
+            LoadJob::spawn(request, move || ctx.request_repaint()),
+            target,
+        ));
+    }
+
+    /// Loads a user's file for the current tab (after the dialog, a drop or the path field).
+    pub(crate) fn load_file(&mut self, path: PathBuf) {
+        let request = LoadRequest::File {
+            path,
+            options: CsvOptions::default(),
+        };
+        self.start_load(self.settings.tab, request, LoadTarget::Preview);
+    }
+
+    /// Opens the native file dialog on its own thread.
+    pub(crate) fn open_file_dialog(&mut self) {
+        if self.dialog_rx.is_some() {
+            return;
+        }
+        let (tx, rx) = channel();
+        let ctx = self.ctx.clone();
+        let spawned = std::thread::Builder::new()
+            .name("file-dialog".into())
+            .spawn(move || {
+                let picked = rfd::FileDialog::new()
+                    .set_title("Load a CSV dataset")
+                    .add_filter("CSV", &["csv", "tsv", "txt", "gz"])
+                    .add_filter("All files", &["*"])
+                    .pick_file();
+                let _ = tx.send(picked);
+                ctx.request_repaint();
+            });
+        match spawned {
+            Ok(_) => self.dialog_rx = Some((rx, self.settings.tab, Instant::now())),
+            Err(e) => {
+                self.lab_mut(self.settings.tab).message =
+                    Some(Message::error(format!("cannot open the file dialog: {e}")))
+            }
+        }
+    }
+
+    /// Puts a loaded dataset into a lab, stopping a run trained on other data.
+    pub(crate) fn apply_data(&mut self, lab: Lab, data: LabData) {
+        let state = self.lab_mut(lab);
+        state.worker = None;
+        state.worker_state = None;
+        state.snapshot = None;
+        state.view = crate::ui::data_view::DataViewState::default();
+        let dropped = data.table.csv.as_ref().map_or(0, |c| c.dropped_rows);
+        state.message = (dropped > 0).then(|| {
+            Message::note(format!(
+                "{}: dropped {dropped} rows with missing or non-numeric cells",
+                data.table.name
+            ))
+        });
+        let entry = (lab, data.request.clone(), Some(data.spec.clone()));
+        state.data = Some(data);
+        self.settings.labs.retain(|(l, _, _)| *l != lab);
+        self.settings.labs.push(entry);
+    }
+
+    /// Everything that arrives from other threads: loads, the dialog, the adapter probe, worker events.
+    pub(crate) fn poll(&mut self) {
+        if let Some(rx) = &self.compute_rx
+            && let Ok(info) = rx.try_recv()
+        {
+            self.compute = Some(info);
+            self.compute_rx = None;
+        }
+        self.poll_dialog();
+        for lab in Lab::ALL {
+            self.poll_load(lab);
+            self.poll_worker(lab);
+        }
+    }
+
+    fn poll_dialog(&mut self) {
+        let Some((rx, lab, opened)) = &self.dialog_rx else {
+            return;
+        };
+        let (lab, opened) = (*lab, *opened);
+        match rx.try_recv() {
+            Ok(Some(path)) => {
+                self.dialog_rx = None;
+                self.settings.tab = lab;
+                self.load_file(path);
+            }
+            Ok(None) => {
+                self.dialog_rx = None;
+                if opened.elapsed() < Duration::from_millis(400) {
+                    self.lab_mut(lab).message = Some(Message::note(
+                        "No file dialog answered (no desktop portal is running). Drop a CSV file onto the window, or type its path in the field below.",
+                    ));
+                }
+            }
+            Err(TryRecvError::Empty) => {}
+            Err(TryRecvError::Disconnected) => self.dialog_rx = None,
+        }
+    }
+
+    fn poll_load(&mut self, lab: Lab) {
+        let state = self.lab_mut(lab);
+        let Some((job, _)) = &state.loading else {
+            return;
+        };
+        let Some(result) = job.try_take() else { return };
+        let Some((job, target)) = state.loading.take() else {
+            return;
+        };
+        match result {
+            Ok(table) => match target {
+                LoadTarget::Apply(spec) => {
+                    let spec = spec
+                        .filter(|s| s.roles.len() == table.n_cols())
+                        .unwrap_or_else(|| default_spec(lab, &job.request, &table));
+                    self.apply_data(lab, LabData::new(table, spec, job.request));
+                }
+                LoadTarget::Preview => {
+                    let spec = default_spec(lab, &job.request, &table);
+                    self.preview = Some(Preview::new(lab, table, spec, job.request));
+                }
+            },
+            Err(CsvError::Cancelled { .. }) => {}
+            Err(e) => {
+                let mut message = Message::error(e.to_string());
+                if e.is_bad_cell()
+                    && let LoadRequest::File { path, options } = &job.request
+                {
+                    let options = CsvOptions {
+                        missing: MissingPolicy::DropRows,
+                        ..options.clone()
+                    };
+                    message.retry_dropping = Some(LoadRequest::File {
+                        path: path.clone(),
+                        options,
+                    });
+                }
+                state.message = Some(message);
+            }
+        }
+    }
+
+    fn poll_worker(&mut self, lab: Lab) {
+        let state = self.lab_mut(lab);
+        let Some(worker) = &state.worker else { return };
+        for event in worker.drain_events(256) {
+            match event {
+                WorkerEvent::State(s) => state.worker_state = Some(s),
+                WorkerEvent::Error(text) => state.message = Some(Message::error(text)),
+                WorkerEvent::NonFinite { location, step } => {
+                    state.message = Some(Message::error(format!(
+                        "Training paused: a NaN or infinity appeared in {location} at step {step}. The last good parameters are kept; lower the learning rate and resume."
+                    )));
+                }
+                WorkerEvent::Ready | WorkerEvent::EpochDone(_) | WorkerEvent::Finished(_) => {}
+            }
+        }
+        if let Some(s) = worker.snapshot() {
+            state.snapshot = Some(s);
+        }
+    }
+
+    /// Draws the whole window (also called by the UI tests).
+    pub fn show(&mut self, ui: &mut egui::Ui) {
+        self.poll();
+        self.handle_dropped_files(ui.ctx());
+        egui::Panel::top("tabs").show(ui, |ui| {
+            ui.horizontal(|ui| {
+                ui.heading(crate::ui::APP_TITLE);
+                ui.separator();
+                for lab in Lab::ALL {
+                    let selected = self.settings.tab == lab;
+                    if ui
+                        .selectable_label(selected, lab.tab_name())
+                        .on_hover_text(lab.title())
+                        .clicked()
+                    {
+                        self.settings.tab = lab;
+                    }
+                }
+            });
+        });
+        egui::Panel::bottom("status").show(ui, |ui| crate::ui::status_bar::status_bar_ui(self, ui));
+        let tab = self.settings.tab;
+        egui::CentralPanel::default().show(ui, |ui| crate::ui::lab::lab_ui(self, tab, ui));
+        if let Some(preview) = self.preview.take() {
+            self.preview = crate::ui::preview::preview_window(self, preview, ui.ctx());
+        }
+        drop_overlay(ui.ctx());
+    }
+
+    fn handle_dropped_files(&mut self, ctx: &egui::Context) {
+        let dropped = ctx.input(|i| i.raw.dropped_files.clone());
+        if let Some(path) = dropped.into_iter().next().map(|f| f.path().to_path_buf()) {
+            self.load_file(path);
+        }
+    }
+}
+
+/// Roles for a lab's data: the course's choices for the built-in files, the loader's defaults otherwise.
+pub(crate) fn default_spec(lab: Lab, request: &LoadRequest, table: &Table) -> DataSpec {
+    let mut spec = DataSpec::default_for(table);
+    if lab == Lab::Bnn && matches!(request, LoadRequest::Builtin(BuiltinFile::WineRed)) {
+        spec.set_output(table.n_cols() - 1, Role::Target);
+    }
+    if lab == Lab::Flow && table.n_cols() > 2 {
+        // A flow models two columns: keep the first two features, ignore the rest.
+        let mut features = 0;
+        for r in &mut spec.roles {
+            if *r == Role::Feature {
+                features += 1;
+                if features > 2 {
+                    *r = Role::Ignored;
+                }
+            }
+        }
+    }
+    spec
+}
+
+fn drop_overlay(ctx: &egui::Context) {
+    if ctx.input(|i| i.raw.hovered_files.is_empty()) {
+        return;
+    }
+    let painter = ctx.layer_painter(egui::LayerId::new(
+        egui::Order::Foreground,
+        egui::Id::unique("drop-overlay"),
+    ));
+    let rect = ctx.content_rect();
+    painter.rect_filled(rect, 0.0, egui::Color32::from_black_alpha(180));
+    painter.text(
+        rect.center(),
+        egui::Align2::CENTER_CENTER,
+        "Drop a CSV file to load it",
+        egui::FontId::proportional(28.0),
+        egui::Color32::WHITE,
+    );
+}
+
+impl eframe::App for BayesExplorerApp {
+    fn ui(&mut self, ui: &mut egui::Ui, _frame: &mut eframe::Frame) {
+        self.show(ui);
+    }
+
+    fn save(&mut self, storage: &mut dyn eframe::Storage) {
+        eframe::set_value(storage, eframe::APP_KEY, &self.settings);
+    }
+}

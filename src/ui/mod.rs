@@ -1,0 +1,41 @@
+//! The window: three labs as tabs, the dataset loader and preview, the status bar. Uses `train` (workers
+//! and snapshots) and `data`; never holds a tensor.
+
+mod app;
+mod data_view;
+mod lab;
+mod preview;
+mod status_bar;
+
+pub use app::{BayesExplorerApp, LabState, Settings};
+
+/// Title of the window (and the name of its persistence folder).
+pub const APP_TITLE: &str = "bayes-explorer";
+
+/// Opens the window and runs until it is closed.
+pub fn run_app() -> Result<(), eframe::Error> {
+    let options = eframe::NativeOptions {
+        viewport: egui::ViewportBuilder::default()
+            .with_title(APP_TITLE)
+            .with_app_id(APP_TITLE)
+            .with_inner_size([1280.0, 800.0])
+            .with_min_inner_size([720.0, 480.0])
+            .with_drag_and_drop(true),
+        persist_window: true,
+        ..eframe::NativeOptions::default()
+    };
+    eframe::run_native(
+        APP_TITLE,
+        options,
+        Box::new(|cc| {
+            let settings = cc
+                .storage
+                .and_then(|s| eframe::get_value::<Settings>(s, eframe::APP_KEY))
+                .unwrap_or_default();
+            Ok(Box::new(BayesExplorerApp::new(
+                cc.egui_ctx.clone(),
+                settings,
+            )))
+        }),
+    )
+}

@@ -1,0 +1,29 @@
+//! The status bar: compute backend and adapter, the current lab's worker state and progress.
+
+use crate::ui::app::BayesExplorerApp;
+
+/// Draws the status bar.
+pub(crate) fn status_bar_ui(app: &BayesExplorerApp, ui: &mut egui::Ui) {
+    ui.horizontal(|ui| {
+        ui.label(app.compute_status());
+        ui.separator();
+        let lab = app.lab(app.settings.tab);
+        let state = lab.worker_state.map_or("no run", |s| s.label());
+        ui.label(format!("Worker ({}): {state}", lab.lab.tab_name()));
+        if let Some(s) = &lab.snapshot {
+            ui.add(
+                egui::ProgressBar::new(s.fraction())
+                    .desired_width(180.0)
+                    .text(format!("epoch {}/{}", s.epoch, s.total_epochs)),
+            );
+        }
+        if let Some((job, _)) = &lab.loading {
+            ui.separator();
+            ui.add(
+                egui::ProgressBar::new(job.fraction())
+                    .desired_width(120.0)
+                    .text("loading"),
+            );
+        }
+    });
+}
