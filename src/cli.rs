@@ -14,9 +14,7 @@ use serde_json::json;
 use crate::Lab;
 use crate::data::prepare::{DataSpec, Role, check_lab, image_side, prepare, split_counts};
 use crate::data::table::delimiter_name;
-use crate::data::{
-    BuiltinFile, CsvOptions, HeaderMode, LoadRequest, MissingPolicy, SynthKind, SynthSpec, Table,
-};
+use crate::data::{BuiltinFile, CsvOptions, HeaderMode, LoadRequest, MissingPolicy, SynthKind, SynthSpec, Table};
 use crate::models::mlp::{MlpConfig, MlpTrainer};
 use crate::train::{Command, Trainer, TrainerFactory, Worker, WorkerEvent};
 
@@ -124,16 +122,7 @@ pub struct TrainArgs {
 #[must_use]
 pub fn run(command: CliCommand) -> ExitCode {
     let result = match command {
-        CliCommand::Data {
-            command:
-                DataCommand::Inspect {
-                    path,
-                    drop_missing,
-                    no_header,
-                    header,
-                    json,
-                },
-        } => {
+        CliCommand::Data { command: DataCommand::Inspect { path, drop_missing, no_header, header, json } } => {
             let header = if no_header {
                 HeaderMode::Absent
             } else if header {
@@ -141,20 +130,8 @@ pub fn run(command: CliCommand) -> ExitCode {
             } else {
                 HeaderMode::Auto
             };
-            let missing = if drop_missing {
-                MissingPolicy::DropRows
-            } else {
-                MissingPolicy::Refuse
-            };
-            inspect(
-                &path,
-                CsvOptions {
-                    header,
-                    missing,
-                    ..CsvOptions::default()
-                },
-                json,
-            )
+            let missing = if drop_missing { MissingPolicy::DropRows } else { MissingPolicy::Refuse };
+            inspect(&path, CsvOptions { header, missing, ..CsvOptions::default() }, json)
         }
         CliCommand::Train(args) => train(&args),
         CliCommand::Info => {
@@ -192,27 +169,19 @@ pub fn resolve_data(name: &str, options: CsvOptions) -> LoadRequest {
     } else if let Some(k) = SynthKind::from_cli(name) {
         LoadRequest::Synth(SynthSpec::default_for(k))
     } else {
-        LoadRequest::File {
-            path: PathBuf::from(name),
-            options,
-        }
+        LoadRequest::File { path: PathBuf::from(name), options }
     }
 }
 
 fn load(request: &LoadRequest) -> Result<Table, CliError> {
-    request
-        .run(&crate::data::csv::NoProgress)
-        .map_err(|e| CliError::BadInput(e.to_string()))
+    request.run(&crate::data::csv::NoProgress).map_err(|e| CliError::BadInput(e.to_string()))
 }
 
 fn inspect(path: &str, options: CsvOptions, as_json: bool) -> Result<(), CliError> {
     let table = load(&resolve_data(path, options))?;
     let spec = DataSpec::default_for(&table);
     let (n_train, n_test) = split_counts(table.n_rows(), spec.test_fraction);
-    let labs: Vec<(Lab, Result<(), String>)> = Lab::ALL
-        .iter()
-        .map(|&l| (l, check_lab(l, &table, &spec)))
-        .collect();
+    let labs: Vec<(Lab, Result<(), String>)> = Lab::ALL.iter().map(|&l| (l, check_lab(l, &table, &spec))).collect();
     let image = image_side(spec.feature_columns().len());
     if as_json {
         let columns: Vec<_> = table
@@ -241,13 +210,7 @@ fn inspect(path: &str, options: CsvOptions, as_json: bool) -> Result<(), CliErro
         return Ok(());
     }
     let mut out = String::new();
-    let _ = writeln!(
-        out,
-        "{}: {} rows x {} columns",
-        table.name,
-        table.n_rows(),
-        table.n_cols()
-    );
+    let _ = writeln!(out, "{}: {} rows x {} columns", table.name, table.n_rows(), table.n_cols());
     if let Some(c) = &table.csv {
         let _ = writeln!(
             out,
@@ -259,47 +222,24 @@ fn inspect(path: &str, options: CsvOptions, as_json: bool) -> Result<(), CliErro
             if c.crlf { "CR LF" } else { "LF" }
         );
         if c.dropped_rows > 0 {
-            let example = c
-                .first_dropped
-                .as_ref()
-                .map_or(String::new(), |(line, col, text)| {
-                    format!(" (first: line {line}, column \"{col}\", {text:?})")
-                });
-            let _ = writeln!(
-                out,
-                "dropped {} rows with missing or non-numeric cells{example}",
-                c.dropped_rows
-            );
+            let example = c.first_dropped.as_ref().map_or(String::new(), |(line, col, text)| {
+                format!(" (first: line {line}, column \"{col}\", {text:?})")
+            });
+            let _ = writeln!(out, "dropped {} rows with missing or non-numeric cells{example}", c.dropped_rows);
         }
     }
-    let _ = writeln!(
-        out,
-        "split (seed {}): {n_train} train, {n_test} test",
-        spec.seed
-    );
+    let _ = writeln!(out, "split (seed {}): {n_train} train, {n_test} test", spec.seed);
     if let Some(side) = image {
         let _ = writeln!(out, "features form {side}x{side} images");
     }
-    let width = table
-        .columns
-        .iter()
-        .map(|c| c.name.len())
-        .max()
-        .unwrap_or(4)
-        .clamp(4, 28);
+    let width = table.columns.iter().map(|c| c.name.len()).max().unwrap_or(4).clamp(4, 28);
     let _ = writeln!(
         out,
         "{:>4}  {:<width$}  {:<7}  {:>12}  {:>12}  {:>8}  role",
         "#", "name", "type", "min", "max", "distinct"
     );
     let shown = table.columns.len().min(40);
-    for (j, (c, r)) in table
-        .columns
-        .iter()
-        .zip(&spec.roles)
-        .enumerate()
-        .take(shown)
-    {
+    for (j, (c, r)) in table.columns.iter().zip(&spec.roles).enumerate().take(shown) {
         let distinct = if c.n_distinct > crate::data::table::DISTINCT_CAP {
             format!(">{}", crate::data::table::DISTINCT_CAP)
         } else {
@@ -318,19 +258,10 @@ fn inspect(path: &str, options: CsvOptions, as_json: bool) -> Result<(), CliErro
         );
     }
     if table.columns.len() > shown {
-        let _ = writeln!(
-            out,
-            "      ... and {} more columns",
-            table.columns.len() - shown
-        );
+        let _ = writeln!(out, "      ... and {} more columns", table.columns.len() - shown);
     }
     for (lab, r) in &labs {
-        let _ = writeln!(
-            out,
-            "{} lab: {}",
-            lab.tab_name(),
-            r.as_ref().err().map_or("usable", String::as_str)
-        );
+        let _ = writeln!(out, "{} lab: {}", lab.tab_name(), r.as_ref().err().map_or("usable", String::as_str));
     }
     print!("{out}");
     Ok(())
@@ -356,10 +287,7 @@ fn info() {
 
 fn train(args: &TrainArgs) -> Result<(), CliError> {
     let lab = Lab::from(args.lab);
-    let request = args.data.as_deref().map_or_else(
-        || lab.default_data(),
-        |d| resolve_data(d, CsvOptions::default()),
-    );
+    let request = args.data.as_deref().map_or_else(|| lab.default_data(), |d| resolve_data(d, CsvOptions::default()));
     let table = load(&request)?;
     let mut spec = DataSpec::default_for(&table);
     spec.seed = args.seed;
@@ -370,12 +298,7 @@ fn train(args: &TrainArgs) -> Result<(), CliError> {
     for (name, role) in [(&args.target, Role::Target), (&args.label, Role::Label)] {
         if let Some(name) = name {
             let Some(j) = table.column_index(name) else {
-                let available = table
-                    .columns
-                    .iter()
-                    .map(|c| c.name.as_str())
-                    .collect::<Vec<_>>()
-                    .join(", ");
+                let available = table.columns.iter().map(|c| c.name.as_str()).collect::<Vec<_>>().join(", ");
                 return Err(CliError::BadInput(format!(
                     "{}: no column is named {name:?}; the columns are: {available}",
                     table.name
@@ -384,27 +307,19 @@ fn train(args: &TrainArgs) -> Result<(), CliError> {
             spec.set_output(j, role);
         }
     }
-    check_lab(lab, &table, &spec).map_err(|e| {
-        CliError::BadInput(format!("{}: the {} lab {e}", table.name, lab.tab_name()))
-    })?;
-    let prepared = Arc::new(
-        prepare(&table, &spec).map_err(|e| CliError::BadInput(format!("{}: {e}", table.name)))?,
-    );
+    check_lab(lab, &table, &spec)
+        .map_err(|e| CliError::BadInput(format!("{}: the {} lab {e}", table.name, lab.tab_name())))?;
+    let prepared = Arc::new(prepare(&table, &spec).map_err(|e| CliError::BadInput(format!("{}: {e}", table.name)))?);
     let factory: TrainerFactory = match lab {
         Lab::Bnn => {
-            let mut config = MlpConfig {
-                seed: args.seed,
-                ..MlpConfig::default()
-            };
+            let mut config = MlpConfig { seed: args.seed, ..MlpConfig::default() };
             if let Some(e) = args.epochs {
                 config.epochs = e;
             }
             if let Some(lr) = args.lr {
                 config.learning_rate = lr;
             }
-            Box::new(move || {
-                Ok(Box::new(MlpTrainer::new(config.clone(), &prepared)?) as Box<dyn Trainer>)
-            })
+            Box::new(move || Ok(Box::new(MlpTrainer::new(config.clone(), &prepared)?) as Box<dyn Trainer>))
         }
         Lab::Vae | Lab::Flow => {
             return Err(CliError::Failed(format!(
@@ -413,20 +328,13 @@ fn train(args: &TrainArgs) -> Result<(), CliError> {
             )));
         }
     };
-    let worker = Worker::spawn(
-        &format!("train-{}", lab.tab_name().to_lowercase()),
-        factory,
-        true,
-        || {},
-    )
-    .map_err(|e| CliError::Failed(format!("cannot start the training thread: {e}")))?;
+    let worker = Worker::spawn(&format!("train-{}", lab.tab_name().to_lowercase()), factory, true, || {})
+        .map_err(|e| CliError::Failed(format!("cannot start the training thread: {e}")))?;
     let bar = progress_bar(args.json);
     loop {
         let Some(event) = worker.wait_event(Duration::from_millis(200)) else {
             if worker.is_finished() {
-                return Err(CliError::Failed(
-                    "the training thread ended unexpectedly".into(),
-                ));
+                return Err(CliError::Failed("the training thread ended unexpectedly".into()));
             }
             continue;
         };
@@ -471,11 +379,7 @@ fn progress_bar(json: bool) -> Option<indicatif::ProgressBar> {
 }
 
 fn format_metrics(metrics: &[(String, f64)]) -> String {
-    metrics
-        .iter()
-        .map(|(k, v)| format!("{k} {v:.4}"))
-        .collect::<Vec<_>>()
-        .join("  ")
+    metrics.iter().map(|(k, v)| format!("{k} {v:.4}")).collect::<Vec<_>>().join("  ")
 }
 
 fn report(lab: Lab, table: &Table, args: &TrainArgs, metrics: &[(String, f64)]) {
@@ -490,11 +394,6 @@ fn report(lab: Lab, table: &Table, args: &TrainArgs, metrics: &[(String, f64)]) 
         }
         println!("{}", serde_json::Value::Object(line));
     } else {
-        println!(
-            "{} on {}: {}",
-            lab.title(),
-            table.name,
-            format_metrics(metrics)
-        );
+        println!("{} on {}: {}", lab.title(), table.name, format_metrics(metrics));
     }
 }

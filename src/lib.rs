@@ -52,9 +52,7 @@ impl Lab {
         match self {
             Self::Bnn => data::LoadRequest::Builtin(data::BuiltinFile::WineRed),
             Self::Vae => data::LoadRequest::Builtin(data::BuiltinFile::Mnist5k),
-            Self::Flow => {
-                data::LoadRequest::Synth(data::SynthSpec::default_for(data::SynthKind::Moons))
-            }
+            Self::Flow => data::LoadRequest::Synth(data::SynthSpec::default_for(data::SynthKind::Moons)),
         }
     }
 }

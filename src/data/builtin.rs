@@ -61,9 +61,7 @@ impl BuiltinFile {
     /// Parses a command-line name.
     #[must_use]
     pub fn from_cli(name: &str) -> Option<Self> {
-        Self::ALL
-            .into_iter()
-            .find(|k| k.cli_name().eq_ignore_ascii_case(name))
+        Self::ALL.into_iter().find(|k| k.cli_name().eq_ignore_ascii_case(name))
     }
 
     /// The embedded bytes.
@@ -86,28 +84,19 @@ impl BuiltinFile {
         };
         match self {
             Self::WineRed => CsvOptions::default(),
-            Self::Mnist5k => CsvOptions {
-                header: HeaderMode::Absent,
-                column_names: Some(pixels(784)),
-                ..CsvOptions::default()
-            },
-            Self::Digits8x8 => CsvOptions {
-                header: HeaderMode::Absent,
-                column_names: Some(pixels(64)),
-                ..CsvOptions::default()
-            },
+            Self::Mnist5k => {
+                CsvOptions { header: HeaderMode::Absent, column_names: Some(pixels(784)), ..CsvOptions::default() }
+            }
+            Self::Digits8x8 => {
+                CsvOptions { header: HeaderMode::Absent, column_names: Some(pixels(64)), ..CsvOptions::default() }
+            }
         }
     }
 
     /// Parses the embedded file.
     pub fn load(self) -> Result<Table, CsvError> {
-        let mut table = read_bytes(
-            self.bytes(),
-            self.file_name(),
-            &self.csv_options(),
-            &NoProgress,
-        )?;
-        table.name = self.label().to_owned();
+        let mut table = read_bytes(self.bytes(), self.file_name(), &self.csv_options(), &NoProgress)?;
+        self.label().clone_into(&mut table.name);
         table.source = DataSource::Builtin(self);
         Ok(table)
     }

@@ -64,11 +64,7 @@ pub enum CsvError {
     #[error(
         "{file}: the file is {size} and the limit is {limit}; datasets are held in memory, so use a smaller sample of it"
     )]
-    TooLarge {
-        file: String,
-        size: HumanBytes,
-        limit: HumanBytes,
-    },
+    TooLarge { file: String, size: HumanBytes, limit: HumanBytes },
     /// Gzip data that does not decompress.
     #[error("{file}: the file looks gzip-compressed but does not decompress: {message}")]
     Gzip { file: String, message: String },
@@ -77,72 +73,35 @@ pub enum CsvError {
     Empty { file: String },
     /// A NUL byte or invalid UTF-8: not a text file.
     #[error("{file}: line {line}, column {column}: {what}; expected a text CSV file")]
-    Binary {
-        file: String,
-        line: u64,
-        column: u64,
-        what: &'static str,
-    },
+    Binary { file: String, line: u64, column: u64, what: &'static str },
     /// A header and no data rows.
     #[error("{file}: the file has a header (line {header_line}) but no data rows")]
     HeaderOnly { file: String, header_line: u64 },
     /// Only one column was found.
-    #[error(
-        "{file}: found a single column; expected at least two columns separated by commas, semicolons or tabs"
-    )]
+    #[error("{file}: found a single column; expected at least two columns separated by commas, semicolons or tabs")]
     SingleColumn { file: String },
     /// A row with a different number of fields than the header (or the first row).
-    #[error(
-        "{file}: line {line}: found {found} fields; expected {expected} as on line {reference_line}"
-    )]
-    Ragged {
-        file: String,
-        line: u64,
-        found: usize,
-        expected: usize,
-        reference_line: u64,
-    },
+    #[error("{file}: line {line}: found {found} fields; expected {expected} as on line {reference_line}")]
+    Ragged { file: String, line: u64, found: usize, expected: usize, reference_line: u64 },
     /// A missing value (empty, `NA`, `?`, `nan`, ...).
     #[error(
         "{file}: line {line}, column {column} (\"{column_name}\"): missing value {text:?}; expected a number (or choose to drop rows with missing values)"
     )]
-    Missing {
-        file: String,
-        line: u64,
-        column: usize,
-        column_name: String,
-        text: String,
-    },
+    Missing { file: String, line: u64, column: usize, column_name: String, text: String },
     /// Text that is not a finite number.
     #[error(
         "{file}: line {line}, column {column} (\"{column_name}\"): found {text:?}; expected a number (or choose to drop such rows)"
     )]
-    NotNumeric {
-        file: String,
-        line: u64,
-        column: usize,
-        column_name: String,
-        text: String,
-    },
+    NotNumeric { file: String, line: u64, column: usize, column_name: String, text: String },
     /// Quoting the CSV grammar cannot read.
     #[error("{file}: line {line}: {message}")]
-    Malformed {
-        file: String,
-        line: u64,
-        message: String,
-    },
+    Malformed { file: String, line: u64, message: String },
     /// Every row was dropped.
-    #[error(
-        "{file}: all {dropped} data rows had missing or non-numeric cells; nothing is left to load"
-    )]
+    #[error("{file}: all {dropped} data rows had missing or non-numeric cells; nothing is left to load")]
     NothingLeft { file: String, dropped: usize },
     /// Column names given by the caller do not match the file.
     #[error("{file}: {given} column names were given but the file has {found} columns")]
-    NamesMismatch {
-        file: String,
-        given: usize,
-        found: usize,
-    },
+    NamesMismatch { file: String, given: usize, found: usize },
     /// The user cancelled the load.
     #[error("{file}: loading was cancelled")]
     Cancelled { file: String },
@@ -153,9 +112,7 @@ impl CsvError {
     #[must_use]
     pub fn location(&self) -> Option<(u64, Option<usize>)> {
         match self {
-            Self::Missing { line, column, .. } | Self::NotNumeric { line, column, .. } => {
-                Some((*line, Some(*column)))
-            }
+            Self::Missing { line, column, .. } | Self::NotNumeric { line, column, .. } => Some((*line, Some(*column))),
             Self::Binary { line, column, .. } => Some((*line, Some(*column as usize))),
             Self::Ragged { line, .. } | Self::Malformed { line, .. } => Some((*line, None)),
             _ => None,
@@ -225,8 +182,7 @@ impl SharedProgress {
 
 impl Progress for SharedProgress {
     fn set(&self, fraction: f32) {
-        self.fraction_bits
-            .store(fraction.to_bits(), Ordering::Relaxed);
+        self.fraction_bits.store(fraction.to_bits(), Ordering::Relaxed);
     }
     fn cancelled(&self) -> bool {
         self.cancel.load(Ordering::Relaxed)
@@ -234,29 +190,15 @@ impl Progress for SharedProgress {
 }
 
 /// Reads a CSV file from disk (plain or `.gz`) into a [`Table`].
-pub fn read_path(
-    path: &Path,
-    options: &CsvOptions,
-    progress: &dyn Progress,
-) -> Result<Table, CsvError> {
+pub fn read_path(path: &Path, options: &CsvOptions, progress: &dyn Progress) -> Result<Table, CsvError> {
     let file = display_name(path);
-    let io = |e: std::io::Error| CsvError::Io {
-        file: file.clone(),
-        message: e.to_string(),
-    };
+    let io = |e: std::io::Error| CsvError::Io { file: file.clone(), message: e.to_string() };
     let meta = std::fs::metadata(path).map_err(io)?;
     if meta.is_dir() {
-        return Err(CsvError::Io {
-            file,
-            message: "it is a folder, not a file".into(),
-        });
+        return Err(CsvError::Io { file, message: "it is a folder, not a file".into() });
     }
     if meta.len() > MAX_BYTES {
-        return Err(CsvError::TooLarge {
-            file,
-            size: HumanBytes(meta.len()),
-            limit: HumanBytes(MAX_BYTES),
-        });
+        return Err(CsvError::TooLarge { file, size: HumanBytes(meta.len()), limit: HumanBytes(MAX_BYTES) });
     }
     let mut bytes = Vec::with_capacity(meta.len() as usize);
     let mut reader = std::fs::File::open(path).map_err(io)?;
@@ -281,19 +223,11 @@ pub fn read_path(
 /// The name used in messages: the file name, or the whole path when it has none.
 #[must_use]
 pub fn display_name(path: &Path) -> String {
-    path.file_name().map_or_else(
-        || path.display().to_string(),
-        |n| n.to_string_lossy().into_owned(),
-    )
+    path.file_name().map_or_else(|| path.display().to_string(), |n| n.to_string_lossy().into_owned())
 }
 
 /// Reads CSV content (plain or gzip) into a [`Table`]; `file` names it in messages.
-pub fn read_bytes(
-    raw: &[u8],
-    file: &str,
-    options: &CsvOptions,
-    progress: &dyn Progress,
-) -> Result<Table, CsvError> {
+pub fn read_bytes(raw: &[u8], file: &str, options: &CsvOptions, progress: &dyn Progress) -> Result<Table, CsvError> {
     let file = file.to_owned();
     let gzipped = raw.starts_with(&[0x1f, 0x8b]);
     let decompressed;
@@ -329,10 +263,7 @@ pub fn read_bytes(
 fn gunzip(raw: &[u8], file: &str) -> Result<Vec<u8>, CsvError> {
     let mut out = Vec::new();
     let mut decoder = flate2::read::MultiGzDecoder::new(raw).take(MAX_BYTES + 1);
-    decoder.read_to_end(&mut out).map_err(|e| CsvError::Gzip {
-        file: file.to_owned(),
-        message: e.to_string(),
-    })?;
+    decoder.read_to_end(&mut out).map_err(|e| CsvError::Gzip { file: file.to_owned(), message: e.to_string() })?;
     if out.len() as u64 > MAX_BYTES {
         return Err(CsvError::TooLarge {
             file: file.to_owned(),
@@ -354,12 +285,7 @@ fn check_text(bytes: &[u8], file: &str) -> Result<(), CsvError> {
         (None, None) => return Ok(()),
     };
     let (line, column) = line_column(bytes, offset);
-    Err(CsvError::Binary {
-        file: file.to_owned(),
-        line,
-        column,
-        what,
-    })
+    Err(CsvError::Binary { file: file.to_owned(), line, column, what })
 }
 
 fn memchr_nul(bytes: &[u8]) -> Option<usize> {
@@ -369,11 +295,8 @@ fn memchr_nul(bytes: &[u8]) -> Option<usize> {
 /// 1-based line and column (in bytes) of a byte offset.
 fn line_column(bytes: &[u8], offset: usize) -> (u64, u64) {
     let before = &bytes[..offset.min(bytes.len())];
-    let line = before.iter().filter(|&&b| b == b'\n').count() as u64 + 1;
-    let line_start = before
-        .iter()
-        .rposition(|&b| b == b'\n')
-        .map_or(0, |p| p + 1);
+    let line = before.split(|&b| b == b'\n').count() as u64;
+    let line_start = before.iter().rposition(|&b| b == b'\n').map_or(0, |p| p + 1);
     (line, (offset - line_start) as u64 + 1)
 }
 
@@ -382,11 +305,8 @@ fn line_column(bytes: &[u8], offset: usize) -> (u64, u64) {
 #[must_use]
 pub fn sniff_delimiter(bytes: &[u8]) -> Option<u8> {
     const CANDIDATES: [u8; 3] = [b',', b';', b'\t'];
-    let lines: Vec<&[u8]> = bytes
-        .split(|&b| b == b'\n')
-        .filter(|l| !l.iter().all(u8::is_ascii_whitespace))
-        .take(30)
-        .collect();
+    let lines: Vec<&[u8]> =
+        bytes.split(|&b| b == b'\n').filter(|l| !l.iter().all(u8::is_ascii_whitespace)).take(30).collect();
     let mut best: Option<(usize, usize, u8)> = None;
     for &d in &CANDIDATES {
         let counts: Vec<usize> = lines.iter().map(|l| count_outside_quotes(l, d)).collect();
@@ -452,29 +372,13 @@ struct Parser<'a> {
 }
 
 impl<'a> Parser<'a> {
-    fn new(
-        bytes: &'a [u8],
-        file: String,
-        delimiter: u8,
-        options: &'a CsvOptions,
-        progress: &'a dyn Progress,
-    ) -> Self {
-        Self {
-            bytes,
-            file,
-            delimiter,
-            options,
-            progress,
-        }
+    fn new(bytes: &'a [u8], file: String, delimiter: u8, options: &'a CsvOptions, progress: &'a dyn Progress) -> Self {
+        Self { bytes, file, delimiter, options, progress }
     }
 
     fn malformed(&self, e: &csv::Error) -> CsvError {
         let line = e.position().map_or(0, csv::Position::line);
-        CsvError::Malformed {
-            file: self.file.clone(),
-            line,
-            message: e.to_string(),
-        }
+        CsvError::Malformed { file: self.file.clone(), line, message: e.to_string() }
     }
 
     fn run(&mut self) -> Result<Table, CsvError> {
@@ -490,8 +394,7 @@ impl<'a> Parser<'a> {
             for r in records.by_ref() {
                 match r {
                     // Blank lines come through as one empty field: skip them.
-                    Ok(rec)
-                        if rec.len() == 1 && rec.get(0).is_some_and(|f| f.trim().is_empty()) => {}
+                    Ok(rec) if rec.len() == 1 && rec.get(0).is_some_and(|f| f.trim().is_empty()) => {}
                     Ok(rec) => return Some(Ok(rec)),
                     Err(e) => return Some(Err(self.malformed(&e))),
                 }
@@ -524,20 +427,12 @@ impl<'a> Parser<'a> {
                 .enumerate()
                 .map(|(j, f)| {
                     let name = f.trim();
-                    if name.is_empty() {
-                        format!("column {}", j + 1)
-                    } else {
-                        name.to_owned()
-                    }
+                    if name.is_empty() { format!("column {}", j + 1) } else { name.to_owned() }
                 })
                 .collect()
         } else if let Some(given) = &self.options.column_names {
             if given.len() != n_cols {
-                return Err(CsvError::NamesMismatch {
-                    file,
-                    given: given.len(),
-                    found: n_cols,
-                });
+                return Err(CsvError::NamesMismatch { file, given: given.len(), found: n_cols });
             }
             given.clone()
         } else {
@@ -552,11 +447,8 @@ impl<'a> Parser<'a> {
         let mut n_rows = 0usize;
         let total = self.bytes.len().max(1) as f32;
 
-        let pending: Vec<csv::StringRecord> = if has_header {
-            second.into_iter().collect()
-        } else {
-            std::iter::once(first).chain(second).collect()
-        };
+        let pending: Vec<csv::StringRecord> =
+            if has_header { second.into_iter().collect() } else { std::iter::once(first).chain(second).collect() };
         let mut pending = pending.into_iter();
         let mut counter = 0usize;
         loop {
@@ -569,7 +461,7 @@ impl<'a> Parser<'a> {
             };
             counter += 1;
             let line = rec.position().map_or(0, csv::Position::line);
-            if counter % 4096 == 0 {
+            if counter.is_multiple_of(4096) {
                 if self.progress.cancelled() {
                     return Err(CsvError::Cancelled { file });
                 }
@@ -609,21 +501,9 @@ impl<'a> Parser<'a> {
                     MissingPolicy::Refuse => {
                         let (file, column, text) = (file.clone(), j + 1, text.to_owned());
                         return Err(if missing {
-                            CsvError::Missing {
-                                file,
-                                line,
-                                column,
-                                column_name,
-                                text,
-                            }
+                            CsvError::Missing { file, line, column, column_name, text }
                         } else {
-                            CsvError::NotNumeric {
-                                file,
-                                line,
-                                column,
-                                column_name,
-                                text,
-                            }
+                            CsvError::NotNumeric { file, line, column, column_name, text }
                         });
                     }
                     MissingPolicy::DropRows => {
@@ -643,10 +523,7 @@ impl<'a> Parser<'a> {
                 return Err(CsvError::NothingLeft { file, dropped });
             }
             if has_header {
-                return Err(CsvError::HeaderOnly {
-                    file,
-                    header_line: first_line,
-                });
+                return Err(CsvError::HeaderOnly { file, header_line: first_line });
             }
             return Err(CsvError::Empty { file });
         }

@@ -60,39 +60,25 @@ impl LoadJob {
         let progress = Arc::new(SharedProgress::default());
         let (tx, rx) = channel();
         let (req, prog) = (request.clone(), progress.clone());
-        let spawned = std::thread::Builder::new()
-            .name("dataset-loader".into())
-            .spawn(move || {
-                let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                    req.run(prog.as_ref())
-                }));
-                let result = outcome.unwrap_or_else(|panic| {
-                    Err(CsvError::Io {
-                        file: req.describe(),
-                        message: format!("the loader failed: {}", panic_text(&*panic)),
-                    })
-                });
-                // The receiver may be gone if the UI dropped the job; nothing to do then.
-                let _ = tx.send(result);
-                notify();
+        let spawned = std::thread::Builder::new().name("dataset-loader".into()).spawn(move || {
+            let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| req.run(prog.as_ref())));
+            let result = outcome.unwrap_or_else(|panic| {
+                Err(CsvError::Io {
+                    file: req.describe(),
+                    message: format!("the loader failed: {}", panic_text(&*panic)),
+                })
             });
+            // The receiver may be gone if the UI dropped the job; nothing to do then.
+            let _ = tx.send(result);
+            notify();
+        });
         if let Err(e) = spawned {
             let (tx, rx2) = channel();
-            let _ = tx.send(Err(CsvError::Io {
-                file: request.describe(),
-                message: format!("cannot start a thread: {e}"),
-            }));
-            return Self {
-                request,
-                progress,
-                result: rx2,
-            };
+            let _ =
+                tx.send(Err(CsvError::Io { file: request.describe(), message: format!("cannot start a thread: {e}") }));
+            return Self { request, progress, result: rx2 };
         }
-        Self {
-            request,
-            progress,
-            result: rx,
-        }
+        Self { request, progress, result: rx }
     }
 
     /// Fraction done, 0 to 1.
@@ -107,24 +93,21 @@ impl LoadJob {
     }
 
     /// The result, once it is ready. Never blocks.
+    #[must_use]
     pub fn try_take(&self) -> Option<Result<Table, CsvError>> {
         match self.result.try_recv() {
             Ok(r) => Some(r),
             Err(TryRecvError::Empty) => None,
-            Err(TryRecvError::Disconnected) => Some(Err(CsvError::Io {
-                file: self.request.describe(),
-                message: "the loader stopped".into(),
-            })),
+            Err(TryRecvError::Disconnected) => {
+                Some(Err(CsvError::Io { file: self.request.describe(), message: "the loader stopped".into() }))
+            }
         }
     }
 
     /// Waits for the result (for the command line and tests, never the UI).
     pub fn wait(self) -> Result<Table, CsvError> {
         self.result.recv().unwrap_or_else(|_| {
-            Err(CsvError::Io {
-                file: self.request.describe(),
-                message: "the loader stopped".into(),
-            })
+            Err(CsvError::Io { file: self.request.describe(), message: "the loader stopped".into() })
         })
     }
 }

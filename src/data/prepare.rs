@@ -62,16 +62,10 @@ impl DataSpec {
         let n = table.n_cols();
         let mut roles = vec![Role::Feature; n];
         if let Some(last) = table.columns.last() {
-            let is_code =
-                last.looks_like_label(MAX_DEFAULT_CLASSES) && (last.min == 0.0 || last.min == 1.0);
+            let is_code = last.looks_like_label(MAX_DEFAULT_CLASSES) && matches!(last.min as i64, 0 | 1);
             roles[n - 1] = if is_code { Role::Label } else { Role::Target };
         }
-        Self {
-            roles,
-            standardize: true,
-            test_fraction: 0.15,
-            seed: 42,
-        }
+        Self { roles, standardize: true, test_fraction: 0.15, seed: 42 }
     }
 
     /// Indices of the feature columns.
@@ -90,20 +84,11 @@ impl DataSpec {
             .filter(|(_, r)| matches!(r, Role::Target | Role::Label))
             .map(|(i, r)| (i, *r))
             .collect();
-        if outputs.len() == 1 {
-            outputs.first().copied()
-        } else {
-            None
-        }
+        if outputs.len() == 1 { outputs.first().copied() } else { None }
     }
 
     fn columns_with(&self, role: Role) -> Vec<usize> {
-        self.roles
-            .iter()
-            .enumerate()
-            .filter(|(_, r)| **r == role)
-            .map(|(i, _)| i)
-            .collect()
+        self.roles.iter().enumerate().filter(|(_, r)| **r == role).map(|(i, _)| i).collect()
     }
 
     /// Sets column `index` to the target role, demoting any other target or label to a feature.
@@ -209,38 +194,25 @@ pub enum SpecError {
 /// Splits and standardises the table as the spec says.
 pub fn prepare(table: &Table, spec: &DataSpec) -> Result<Prepared, SpecError> {
     if spec.roles.len() != table.n_cols() {
-        return Err(SpecError::RoleCount {
-            columns: table.n_cols(),
-            roles: spec.roles.len(),
-        });
+        return Err(SpecError::RoleCount { columns: table.n_cols(), roles: spec.roles.len() });
     }
     let features = spec.feature_columns();
     if features.is_empty() {
         return Err(SpecError::NoFeatures);
     }
     if table.n_rows() < 2 {
-        return Err(SpecError::TooFewRows {
-            rows: table.n_rows(),
-        });
+        return Err(SpecError::TooFewRows { rows: table.n_rows() });
     }
     let output = spec.output_column();
     let classes: Option<Vec<f32>> = output.filter(|(_, r)| *r == Role::Label).map(|(j, _)| {
-        let mut values: Vec<f32> = (0..table.n_rows())
-            .filter_map(|i| table.get(i, j))
-            .collect();
+        let mut values: Vec<f32> = (0..table.n_rows()).filter_map(|i| table.get(i, j)).collect();
         values.sort_by(f32::total_cmp);
         values.dedup();
         values
     });
     let (train, test) = split_indices(table.n_rows(), spec.test_fraction, spec.seed);
     let gather_x = |rows: &[usize]| -> Vec<f32> {
-        rows.iter()
-            .flat_map(|&i| {
-                features
-                    .iter()
-                    .map(move |&j| table.get(i, j).unwrap_or(0.0))
-            })
-            .collect()
+        rows.iter().flat_map(|&i| features.iter().map(move |&j| table.get(i, j).unwrap_or(0.0))).collect()
     };
     let gather_y = |rows: &[usize]| -> Vec<f32> {
         let Some((j, _)) = output else {
@@ -259,31 +231,16 @@ pub fn prepare(table: &Table, spec: &DataSpec) -> Result<Prepared, SpecError> {
     let mut x_train = gather_x(&train);
     let mut x_test = gather_x(&test);
     let d = features.len();
-    let (mean, scale) = if spec.standardize {
-        mean_and_scale(&x_train, d)
-    } else {
-        (vec![0.0; d], vec![1.0; d])
-    };
-    for row in x_train
-        .chunks_exact_mut(d)
-        .chain(x_test.chunks_exact_mut(d))
-    {
+    let (mean, scale) = if spec.standardize { mean_and_scale(&x_train, d) } else { (vec![0.0; d], vec![1.0; d]) };
+    for row in x_train.chunks_exact_mut(d).chain(x_test.chunks_exact_mut(d)) {
         for ((v, m), s) in row.iter_mut().zip(&mean).zip(&scale) {
             *v = (*v - m) / s;
         }
     }
     Ok(Prepared {
-        feature_names: features
-            .iter()
-            .map(|&j| table.columns[j].name.clone())
-            .collect(),
+        feature_names: features.iter().map(|&j| table.columns[j].name.clone()).collect(),
         output: output.map(|(j, _)| {
-            let kind =
-                classes
-                    .clone()
-                    .map_or(OutputKind::Regression, |classes| OutputKind::Classes {
-                        classes,
-                    });
+            let kind = classes.clone().map_or(OutputKind::Regression, |classes| OutputKind::Classes { classes });
             (table.columns[j].name.clone(), kind)
         }),
         y_train: gather_y(&train),
@@ -304,18 +261,16 @@ fn mean_and_scale(x: &[f32], d: usize) -> (Vec<f32>, Vec<f32>) {
             *m += f64::from(*v);
         }
     }
-    mean.iter_mut().for_each(|m| *m /= n);
+    for m in &mut mean {
+        *m /= n;
+    }
     let mut var = vec![0f64; d];
     for row in x.chunks_exact(d) {
         for ((s, v), m) in var.iter_mut().zip(row).zip(&mean) {
             *s += (f64::from(*v) - m).powi(2);
         }
     }
-    let scale = var
-        .iter()
-        .map(|s| (s / n).sqrt())
-        .map(|s| if s > 1e-12 { s as f32 } else { 1.0 })
-        .collect();
+    let scale = var.iter().map(|s| (s / n).sqrt()).map(|s| if s > 1e-12 { s as f32 } else { 1.0 }).collect();
     (mean.into_iter().map(|m| m as f32).collect(), scale)
 }
 
@@ -329,26 +284,16 @@ pub fn image_side(n_features: usize) -> Option<usize> {
 /// Whether a lab can train on a table with these roles, and why not.
 pub fn check_lab(lab: Lab, table: &Table, spec: &DataSpec) -> Result<(), String> {
     if spec.roles.len() != table.n_cols() {
-        return Err(SpecError::RoleCount {
-            columns: table.n_cols(),
-            roles: spec.roles.len(),
-        }
-        .to_string());
+        return Err(SpecError::RoleCount { columns: table.n_cols(), roles: spec.roles.len() }.to_string());
     }
     let n_features = spec.feature_columns().len();
-    let outputs = spec
-        .roles
-        .iter()
-        .filter(|r| matches!(r, Role::Target | Role::Label))
-        .count();
+    let outputs = spec.roles.iter().filter(|r| matches!(r, Role::Target | Role::Label)).count();
     match lab {
         Lab::Bnn => {
             if n_features == 0 {
                 Err("needs at least one feature column".into())
             } else if outputs != 1 {
-                Err(format!(
-                    "needs exactly one target or label column (found {outputs})"
-                ))
+                Err(format!("needs exactly one target or label column (found {outputs})"))
             } else {
                 Ok(())
             }
@@ -364,9 +309,7 @@ pub fn check_lab(lab: Lab, table: &Table, spec: &DataSpec) -> Result<(), String>
             if n_features == 2 {
                 Ok(())
             } else {
-                Err(format!(
-                    "needs exactly two feature columns (found {n_features}); mark the rest ignored"
-                ))
+                Err(format!("needs exactly two feature columns (found {n_features}); mark the rest ignored"))
             }
         }
     }

@@ -29,14 +29,8 @@ pub enum SynthKind {
 
 impl SynthKind {
     /// All kinds, in menu order.
-    pub const ALL: [Self; 6] = [
-        Self::Moons,
-        Self::Circles,
-        Self::EightGaussians,
-        Self::Checkerboard,
-        Self::Spirals,
-        Self::Pinwheel,
-    ];
+    pub const ALL: [Self; 6] =
+        [Self::Moons, Self::Circles, Self::EightGaussians, Self::Checkerboard, Self::Spirals, Self::Pinwheel];
 
     /// Name shown to the user.
     #[must_use]
@@ -67,9 +61,7 @@ impl SynthKind {
     /// Parses a command-line name.
     #[must_use]
     pub fn from_cli(name: &str) -> Option<Self> {
-        Self::ALL
-            .into_iter()
-            .find(|k| k.cli_name().eq_ignore_ascii_case(name))
+        Self::ALL.into_iter().find(|k| k.cli_name().eq_ignore_ascii_case(name))
     }
 
     /// The noise a user sees first.
@@ -77,9 +69,8 @@ impl SynthKind {
     pub fn default_noise(self) -> f64 {
         match self {
             Self::Moons | Self::Circles => 0.05,
-            Self::EightGaussians => 0.1,
+            Self::EightGaussians | Self::Spirals => 0.1,
             Self::Checkerboard => 0.0,
-            Self::Spirals => 0.1,
             Self::Pinwheel => 0.3,
         }
     }
@@ -114,12 +105,7 @@ impl SynthSpec {
     /// The course's default for a kind: 3,000 points (the Real NVP example), its default noise, seed 0.
     #[must_use]
     pub fn default_for(kind: SynthKind) -> Self {
-        Self {
-            kind,
-            n_points: 3000,
-            noise: kind.default_noise(),
-            seed: 0,
-        }
+        Self { kind, n_points: 3000, noise: kind.default_noise(), seed: 0 }
     }
 
     /// Largest number of points the UI and CLI allow.
@@ -128,13 +114,7 @@ impl SynthSpec {
     /// Name shown to the user.
     #[must_use]
     pub fn describe(&self) -> String {
-        format!(
-            "{} ({} points, noise {}, seed {})",
-            self.kind.label(),
-            self.n_points,
-            self.noise,
-            self.seed
-        )
+        format!("{} ({} points, noise {}, seed {})", self.kind.label(), self.n_points, self.noise, self.seed)
     }
 
     /// Generates the points: columns `x`, `y`, `component`.
@@ -168,19 +148,11 @@ impl SynthSpec {
             SynthKind::Moons => {
                 // Outer moon (cos t, sin t); inner moon (1 - cos t, 1 - sin t - 0.5); t ~ U[0, pi].
                 let t = rng.random_range(0.0..PI);
-                if i < n.div_ceil(2) {
-                    (t.cos(), t.sin(), 0)
-                } else {
-                    (1.0 - t.cos(), 1.0 - t.sin() - 0.5, 1)
-                }
+                if i < n.div_ceil(2) { (t.cos(), t.sin(), 0) } else { (1.0 - t.cos(), 1.0 - t.sin() - 0.5, 1) }
             }
             SynthKind::Circles => {
                 let t = rng.random_range(0.0..2.0 * PI);
-                let (r, c) = if i < n.div_ceil(2) {
-                    (1.0, 0)
-                } else {
-                    (0.5, 1)
-                };
+                let (r, c) = if i < n.div_ceil(2) { (1.0, 0) } else { (0.5, 1) };
                 (r * t.cos(), r * t.sin(), c)
             }
             SynthKind::EightGaussians => {
@@ -213,11 +185,7 @@ impl SynthSpec {
                 let tangential = self.noise * rng.sample::<f64, _>(StandardNormal);
                 let angle = c as f64 * 2.0 * PI / PINWHEEL_ARMS as f64 + 0.25 * radial.exp();
                 let (s, co) = angle.sin_cos();
-                (
-                    1.5 * (co * radial - s * tangential),
-                    1.5 * (s * radial + co * tangential),
-                    c,
-                )
+                (1.5 * (co * radial - s * tangential), 1.5 * (s * radial + co * tangential), c)
             }
         }
     }

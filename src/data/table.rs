@@ -78,6 +78,7 @@ pub struct Table {
 
 /// What the CSV reader detected, shown in the preview and by `data inspect`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[allow(clippy::struct_excessive_bools, reason = "independent facts about a file, shown as such")]
 pub struct CsvFacts {
     /// The field separator.
     pub delimiter: u8,
@@ -115,39 +116,21 @@ impl Table {
     /// # Panics
     /// Panics if `values.len()` is not a multiple of `names.len()` (a programming error, never user input).
     #[must_use]
-    pub fn from_values(
-        name: String,
-        source: DataSource,
-        names: Vec<String>,
-        values: Vec<f32>,
-    ) -> Self {
+    pub fn from_values(name: String, source: DataSource, names: Vec<String>, values: Vec<f32>) -> Self {
         let n_cols = names.len();
-        assert!(
-            n_cols > 0 && values.len() % n_cols == 0,
-            "values must fill whole rows"
-        );
+        assert!(n_cols > 0 && values.len().is_multiple_of(n_cols), "values must fill whole rows");
         let columns = names
             .into_iter()
             .enumerate()
             .map(|(j, name)| column_stats(name, values.iter().skip(j).step_by(n_cols).copied()))
             .collect();
-        Self {
-            name,
-            source,
-            columns,
-            values,
-            csv: None,
-        }
+        Self { name, source, columns, values, csv: None }
     }
 
     /// Number of rows.
     #[must_use]
     pub fn n_rows(&self) -> usize {
-        if self.columns.is_empty() {
-            0
-        } else {
-            self.values.len() / self.columns.len()
-        }
+        if self.columns.is_empty() { 0 } else { self.values.len() / self.columns.len() }
     }
 
     /// Number of columns.
@@ -178,11 +161,7 @@ impl Table {
         self.columns
             .iter()
             .position(|c| c.name == name)
-            .or_else(|| {
-                self.columns
-                    .iter()
-                    .position(|c| c.name.eq_ignore_ascii_case(name))
-            })
+            .or_else(|| self.columns.iter().position(|c| c.name.eq_ignore_ascii_case(name)))
     }
 }
 
@@ -207,11 +186,7 @@ pub(crate) fn column_stats(name: String, values: impl Iterator<Item = f32>) -> C
     }
     Column {
         name,
-        kind: if integer {
-            ColumnKind::Integer
-        } else {
-            ColumnKind::Real
-        },
+        kind: if integer { ColumnKind::Integer } else { ColumnKind::Real },
         min,
         max,
         n_distinct: distinct.len(),

@@ -58,15 +58,9 @@ impl ComputeInfo {
         match self.best() {
             None => "Compute: CPU (candle); no GPU adapter found".to_owned(),
             Some(a) if a.is_software() => {
-                format!(
-                    "Compute: CPU (candle); only a software adapter found: {} ({})",
-                    a.name, a.backend
-                )
+                format!("Compute: CPU (candle); only a software adapter found: {} ({})", a.name, a.backend)
             }
-            Some(a) => format!(
-                "Compute: CPU (candle); GPU adapter: {} ({}, {})",
-                a.name, a.backend, a.device_type
-            ),
+            Some(a) => format!("Compute: CPU (candle); GPU adapter: {} ({}, {})", a.name, a.backend, a.device_type),
         }
     }
 }
@@ -74,8 +68,7 @@ impl ComputeInfo {
 /// Lists the adapters wgpu finds, best first. Blocks for as long as the drivers take (run it off the UI thread).
 #[must_use]
 pub fn probe() -> ComputeInfo {
-    let instance =
-        wgpu::Instance::new(wgpu::InstanceDescriptor::new_without_display_handle_from_env());
+    let instance = wgpu::Instance::new(wgpu::InstanceDescriptor::new_without_display_handle_from_env());
     let adapters = pollster::block_on(instance.enumerate_adapters(wgpu::Backends::all()));
     let mut summaries: Vec<AdapterSummary> = adapters
         .iter()
@@ -86,17 +79,13 @@ pub fn probe() -> ComputeInfo {
                 name: info.name,
                 backend: format!("{:?}", info.backend),
                 device_type: format!("{:?}", info.device_type),
-                driver: format!("{} {}", info.driver, info.driver_info)
-                    .trim()
-                    .to_owned(),
-                max_storage_buffer_binding_size: u64::from(limits.max_storage_buffer_binding_size),
+                driver: format!("{} {}", info.driver, info.driver_info).trim().to_owned(),
+                max_storage_buffer_binding_size: limits.max_storage_buffer_binding_size,
                 max_compute_workgroup_size_x: limits.max_compute_workgroup_size_x,
             }
         })
         .collect();
     summaries.sort_by_key(AdapterSummary::rank);
     summaries.dedup_by(|a, b| a.name == b.name && a.backend == b.backend);
-    ComputeInfo {
-        adapters: summaries,
-    }
+    ComputeInfo { adapters: summaries }
 }

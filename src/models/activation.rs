@@ -25,14 +25,7 @@ pub const LEAKY_SLOPE: f64 = 0.3;
 
 impl Activation {
     /// All activations, in menu order.
-    pub const ALL: [Self; 6] = [
-        Self::Identity,
-        Self::Relu,
-        Self::LeakyRelu,
-        Self::Sigmoid,
-        Self::Tanh,
-        Self::Softplus,
-    ];
+    pub const ALL: [Self; 6] = [Self::Identity, Self::Relu, Self::LeakyRelu, Self::Sigmoid, Self::Tanh, Self::Softplus];
 
     /// Lower-case name, as on the command line.
     #[must_use]
@@ -50,9 +43,7 @@ impl Activation {
     /// Parses a name.
     #[must_use]
     pub fn from_name(name: &str) -> Option<Self> {
-        Self::ALL
-            .into_iter()
-            .find(|a| a.name().eq_ignore_ascii_case(name))
+        Self::ALL.into_iter().find(|a| a.name().eq_ignore_ascii_case(name))
     }
 
     /// Applies the function to a tensor, differentiably.

@@ -82,6 +82,8 @@ pub struct MlpTrainer {
     history: Vec<EpochRecord>,
     /// RMSE of predicting the training mean (regression), for comparison.
     mean_baseline_rmse: Option<f64>,
+    /// Parameter values at which the loss was last measured finite (deep copies).
+    last_good: Vec<Tensor>,
 }
 
 impl MlpTrainer {
@@ -89,15 +91,11 @@ impl MlpTrainer {
     pub fn new(config: MlpConfig, data: &Arc<Prepared>) -> Result<Self, TrainError> {
         let device = Device::Cpu;
         let Some((_, kind)) = &data.output else {
-            return Err(TrainError::Data(
-                "the dense network needs a target or label column".into(),
-            ));
+            return Err(TrainError::Data("the dense network needs a target or label column".into()));
         };
         let task = match kind {
             OutputKind::Regression => Task::Regression,
-            OutputKind::Classes { classes } => Task::Classification {
-                n_classes: classes.len().max(2),
-            },
+            OutputKind::Classes { classes } => Task::Classification { n_classes: classes.len().max(2) },
         };
         let d = data.n_features();
         let n_train = data.n_train();
@@ -105,9 +103,7 @@ impl MlpTrainer {
             return Err(TrainError::Data("no training rows or no features".into()));
         }
         if config.batch_size == 0 || config.hidden.contains(&0) {
-            return Err(TrainError::Data(
-                "batch size and layer widths must be at least 1".into(),
-            ));
+            return Err(TrainError::Data("batch size and layer widths must be at least 1".into()));
         }
         let n_out = match task {
             Task::Regression => 1,
@@ -123,22 +119,13 @@ impl MlpTrainer {
             let (fan_in, fan_out) = (pair[0], pair[1]);
             // Glorot uniform, as Keras' Dense initialises.
             let limit = (6.0 / (fan_in + fan_out) as f64).sqrt() as f32;
-            let dist = Uniform::new_inclusive(-limit, limit)
-                .map_err(|e| TrainError::Data(e.to_string()))?;
-            let w: Vec<f32> = (0..fan_in * fan_out)
-                .map(|_| dist.sample(&mut rng))
-                .collect();
-            layers.push((
-                Var::from_slice(&w, (fan_in, fan_out), &device)?,
-                Var::zeros(fan_out, DType::F32, &device)?,
-            ));
+            let dist = Uniform::new_inclusive(-limit, limit).map_err(|e| TrainError::Data(e.to_string()))?;
+            let w: Vec<f32> = (0..fan_in * fan_out).map(|_| dist.sample(&mut rng)).collect();
+            layers.push((Var::from_slice(&w, (fan_in, fan_out), &device)?, Var::zeros(fan_out, DType::F32, &device)?));
             names.push(format!("layer {} weights", i + 1));
             names.push(format!("layer {} biases", i + 1));
         }
-        let vars: Vec<Var> = layers
-            .iter()
-            .flat_map(|(w, b)| [w.clone(), b.clone()])
-            .collect();
+        let vars: Vec<Var> = layers.iter().flat_map(|(w, b)| [w.clone(), b.clone()]).collect();
         let optimizer = Optimizer::new(config.optimizer, config.learning_rate, &vars)?;
         let y = |v: &[f32]| -> candle_core::Result<Tensor> {
             match task {
@@ -151,12 +138,8 @@ impl MlpTrainer {
         };
         let mean_baseline_rmse = (task == Task::Regression && !data.y_test.is_empty()).then(|| {
             let mean = data.y_train.iter().map(|&v| f64::from(v)).sum::<f64>() / n_train as f64;
-            let mse = data
-                .y_test
-                .iter()
-                .map(|&v| (f64::from(v) - mean).powi(2))
-                .sum::<f64>()
-                / data.y_test.len() as f64;
+            let mse =
+                data.y_test.iter().map(|&v| (f64::from(v) - mean).powi(2)).sum::<f64>() / data.y_test.len() as f64;
             mse.sqrt()
         });
         let mut order: Vec<usize> = (0..n_train).collect();
@@ -177,6 +160,7 @@ impl MlpTrainer {
             batch_loss: f64::NAN,
             history: Vec::new(),
             mean_baseline_rmse,
+            last_good: Vec::new(),
             layers,
             names,
             optimizer,
@@ -225,11 +209,7 @@ impl MlpTrainer {
             Task::Regression => loss.sqrt(),
             Task::Classification { .. } => {
                 let predicted = out.argmax_keepdim(D::Minus1)?.squeeze(1)?;
-                let correct = predicted
-                    .eq(y)?
-                    .to_dtype(DType::F32)?
-                    .mean_all()?
-                    .to_scalar::<f32>()?;
+                let correct = predicted.eq(y)?.to_dtype(DType::F32)?.mean_all()?.to_scalar::<f32>()?;
                 f64::from(correct)
             }
         };
@@ -244,10 +224,7 @@ impl MlpTrainer {
             Task::Classification { .. } => "accuracy",
         };
         let mut metrics = vec![
-            (
-                "batch_loss_mean".to_owned(),
-                self.epoch_loss_sum / self.epoch_batches.max(1) as f64,
-            ),
+            ("batch_loss_mean".to_owned(), self.epoch_loss_sum / self.epoch_batches.max(1) as f64),
             ("train_loss".to_owned(), train_loss),
             ("test_loss".to_owned(), test_loss),
             (format!("train_{quality}"), train_q),
@@ -256,10 +233,7 @@ impl MlpTrainer {
         if let Some(b) = self.mean_baseline_rmse {
             metrics.push(("mean_predictor_test_rmse".to_owned(), b));
         }
-        self.history.push(EpochRecord {
-            epoch: self.history.len() + 1,
-            metrics,
-        });
+        self.history.push(EpochRecord { epoch: self.history.len() + 1, metrics });
         self.epoch_loss_sum = 0.0;
         self.epoch_batches = 0;
         self.order.shuffle(&mut self.rng);
@@ -278,11 +252,9 @@ impl MlpTrainer {
         let out = self.forward(&Tensor::from_slice(x, (n, d), &self.device)?)?;
         Ok(match self.task {
             Task::Regression => out.squeeze(1)?.to_vec1()?,
-            Task::Classification { .. } => out
-                .argmax_keepdim(D::Minus1)?
-                .squeeze(1)?
-                .to_dtype(DType::F32)?
-                .to_vec1()?,
+            Task::Classification { .. } => {
+                out.argmax_keepdim(D::Minus1)?.squeeze(1)?.to_dtype(DType::F32)?.to_vec1()?
+            }
         })
     }
 }
@@ -293,23 +265,23 @@ impl Trainer for MlpTrainer {
             return Ok(());
         }
         let end = (self.cursor + self.config.batch_size).min(self.n_train);
-        let idx: Vec<u32> = self.order[self.cursor..end]
-            .iter()
-            .map(|&i| i as u32)
-            .collect();
+        let idx: Vec<u32> = self.order[self.cursor..end].iter().map(|&i| i as u32).collect();
         let idx = Tensor::from_slice(&idx, idx.len(), &self.device)?;
         let x = self.x_train.index_select(&idx, 0)?; // [batch, d]
         let y = self.y_train.index_select(&idx, 0)?; // [batch]
         let out = self.forward(&x)?;
         let loss = self.loss(&out, &y)?;
         let step = self.step + 1;
-        ensure_finite(&loss, "the loss", step)?;
+        let vars: Vec<Var> = self.layers.iter().flat_map(|(w, b)| [w.clone(), b.clone()]).collect();
+        if let Err(e) = ensure_finite(&loss, "the loss", step) {
+            // The previous update led here: go back to the parameters whose loss was still finite.
+            for (var, good) in vars.iter().zip(&self.last_good) {
+                var.set(good)?;
+            }
+            return Err(e);
+        }
+        self.last_good = vars.iter().map(|v| v.as_tensor().copy()).collect::<candle_core::Result<_>>()?;
         let grads = loss.backward()?;
-        let vars: Vec<Var> = self
-            .layers
-            .iter()
-            .flat_map(|(w, b)| [w.clone(), b.clone()])
-            .collect();
         self.optimizer.step(&vars, &self.names, &grads, step)?;
         self.step = step;
         self.batch_loss = f64::from(loss.to_scalar::<f32>()?);

@@ -51,22 +51,11 @@ impl Optimizer {
             .iter()
             .map(|v| Ok((v.as_tensor().zeros_like()?, v.as_tensor().zeros_like()?)))
             .collect::<candle_core::Result<_>>()?;
-        Ok(Self {
-            kind,
-            learning_rate,
-            moments,
-            steps: 0,
-        })
+        Ok(Self { kind, learning_rate, moments, steps: 0 })
     }
 
     /// Applies one update from `grads`. `names[i]` names `vars[i]` in error messages; `step` is the step number.
-    pub fn step(
-        &mut self,
-        vars: &[Var],
-        names: &[String],
-        grads: &GradStore,
-        step: u64,
-    ) -> Result<(), TrainError> {
+    pub fn step(&mut self, vars: &[Var], names: &[String], grads: &GradStore, step: u64) -> Result<(), TrainError> {
         let t = self.steps + 1;
         let mut new_values = Vec::with_capacity(vars.len());
         let mut new_moments = Vec::with_capacity(vars.len());
@@ -109,17 +98,6 @@ impl Optimizer {
 
 /// Fails with [`TrainError::NonFinite`] naming `location` if any element is NaN or infinite.
 pub fn ensure_finite(t: &Tensor, location: &str, step: u64) -> Result<(), TrainError> {
-    let total = t
-        .abs()?
-        .sum_all()?
-        .to_dtype(candle_core::DType::F32)?
-        .to_scalar::<f32>()?;
-    if total.is_finite() {
-        Ok(())
-    } else {
-        Err(TrainError::NonFinite {
-            location: location.to_owned(),
-            step,
-        })
-    }
+    let total = t.abs()?.sum_all()?.to_dtype(candle_core::DType::F32)?.to_scalar::<f32>()?;
+    if total.is_finite() { Ok(()) } else { Err(TrainError::NonFinite { location: location.to_owned(), step }) }
 }

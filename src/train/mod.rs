@@ -40,10 +40,7 @@ impl EpochRecord {
     /// The value of a metric.
     #[must_use]
     pub fn get(&self, name: &str) -> Option<f64> {
-        self.metrics
-            .iter()
-            .find(|(n, _)| n == name)
-            .map(|(_, v)| *v)
+        self.metrics.iter().find(|(n, _)| n == name).map(|(_, v)| *v)
     }
 }
 
@@ -73,11 +70,7 @@ impl RunSnapshot {
     #[must_use]
     pub fn fraction(&self) -> f32 {
         let total = (self.total_epochs * self.steps_per_epoch.max(1)) as f32;
-        if total == 0.0 {
-            0.0
-        } else {
-            (self.step as f32 / total).min(1.0)
-        }
+        if total == 0.0 { 0.0 } else { (self.step as f32 / total).min(1.0) }
     }
 }
 
@@ -107,9 +100,7 @@ pub enum WorkerEvent {
 #[derive(Debug, thiserror::Error, Clone, PartialEq)]
 pub enum TrainError {
     /// A value became NaN or infinite; the update was not applied.
-    #[error(
-        "a non-finite value appeared in {location} at step {step}; the last good parameters are kept"
-    )]
+    #[error("a non-finite value appeared in {location} at step {step}; the last good parameters are kept")]
     NonFinite {
         /// Where.
         location: String,

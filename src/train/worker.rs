@@ -2,7 +2,7 @@
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender, TryRecvError, channel};
+use std::sync::mpsc::{Receiver, Sender, TryRecvError, channel};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -80,16 +80,8 @@ impl Worker {
             state: WorkerState::Starting,
             last_publish: Instant::now(),
         };
-        let handle = std::thread::Builder::new()
-            .name(name.to_owned())
-            .spawn(move || run.main(start_running))?;
-        Ok(Self {
-            commands: command_tx,
-            events: event_rx,
-            latest,
-            cancel,
-            handle: Some(handle),
-        })
+        let handle = std::thread::Builder::new().name(name.to_owned()).spawn(move || run.main(start_running))?;
+        Ok(Self { commands: command_tx, events: event_rx, latest, cancel, handle: Some(handle) })
     }
 
     /// Sends a command; ignored if the thread has already ended.
@@ -98,6 +90,7 @@ impl Worker {
     }
 
     /// Events since the last call, at most `max` of them. Never blocks.
+    #[must_use]
     pub fn drain_events(&self, max: usize) -> Vec<WorkerEvent> {
         let mut out = Vec::new();
         while out.len() < max {
@@ -112,19 +105,13 @@ impl Worker {
     /// Waits up to `timeout` for the next event (for the CLI and tests, never the UI).
     #[must_use]
     pub fn wait_event(&self, timeout: Duration) -> Option<WorkerEvent> {
-        match self.events.recv_timeout(timeout) {
-            Ok(e) => Some(e),
-            Err(RecvTimeoutError::Timeout | RecvTimeoutError::Disconnected) => None,
-        }
+        self.events.recv_timeout(timeout).ok()
     }
 
     /// The latest published snapshot.
     #[must_use]
     pub fn snapshot(&self) -> Option<RunSnapshot> {
-        self.latest
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clone()
+        self.latest.lock().unwrap_or_else(PoisonError::into_inner).clone()
     }
 
     /// True once the thread has ended.
@@ -161,11 +148,7 @@ impl Run {
     fn main(&mut self, start_running: bool) {
         self.build();
         if self.trainer.is_some() {
-            self.set_state(if start_running {
-                WorkerState::Running
-            } else {
-                WorkerState::Paused
-            });
+            self.set_state(if start_running { WorkerState::Running } else { WorkerState::Paused });
         }
         loop {
             if self.cancel.load(Ordering::Relaxed) {
@@ -186,11 +169,12 @@ impl Run {
             match command {
                 Some(Command::Stop) => break,
                 Some(Command::Pause) if self.state == WorkerState::Running => {
-                    self.set_state(WorkerState::Paused)
+                    self.publish(true);
+                    self.set_state(WorkerState::Paused);
                 }
                 Some(Command::Resume) if self.can_train() => self.set_state(WorkerState::Running),
                 Some(Command::Step) if self.can_train() => {
-                    self.step_once();
+                    self.step_once(true);
                     if self.state == WorkerState::Running {
                         self.set_state(WorkerState::Paused);
                     }
@@ -209,7 +193,7 @@ impl Run {
                     self.publish(true);
                 }
                 Some(_) => {}
-                None => self.step_once(),
+                None => self.step_once(false),
             }
         }
         self.set_state(WorkerState::Stopped);
@@ -228,14 +212,12 @@ impl Run {
                 self.emit(WorkerEvent::Ready);
             }
             Ok(Err(e)) => self.fail(format!("cannot build the model: {e}")),
-            Err(panic) => self.fail(format!(
-                "the model builder panicked: {}",
-                panic_text(&*panic)
-            )),
+            Err(panic) => self.fail(format!("the model builder panicked: {}", panic_text(&*panic))),
         }
     }
 
-    fn step_once(&mut self) {
+    /// One step; `publish_now` bypasses the snapshot rate limit (single steps are shown at once).
+    fn step_once(&mut self, publish_now: bool) {
         let Some(trainer) = self.trainer.as_mut() else {
             return;
         };
@@ -253,12 +235,13 @@ impl Run {
                         self.emit(WorkerEvent::Finished(record));
                     }
                 }
-                self.publish_snapshot(snapshot, epochs_after > epochs_before || finished);
+                self.publish_snapshot(snapshot, publish_now || epochs_after > epochs_before || finished);
                 if finished {
                     self.set_state(WorkerState::Finished);
                 }
             }
             Ok(Err(TrainError::NonFinite { location, step })) => {
+                self.publish(true);
                 self.emit(WorkerEvent::NonFinite { location, step });
                 self.set_state(WorkerState::Paused);
             }
@@ -266,10 +249,7 @@ impl Run {
             Err(panic) => {
                 // The trainer may be half-updated after a panic: drop it; a reset builds a fresh one.
                 self.trainer = None;
-                self.fail(format!(
-                    "the training worker panicked: {}",
-                    panic_text(&*panic)
-                ));
+                self.fail(format!("the training worker panicked: {}", panic_text(&*panic)));
             }
         }
     }

@@ -37,18 +37,10 @@ pub struct Message {
 
 impl Message {
     pub(crate) fn error(text: impl Into<String>) -> Self {
-        Self {
-            text: text.into(),
-            is_error: true,
-            retry_dropping: None,
-        }
+        Self { text: text.into(), is_error: true, retry_dropping: None }
     }
     pub(crate) fn note(text: impl Into<String>) -> Self {
-        Self {
-            text: text.into(),
-            is_error: false,
-            retry_dropping: None,
-        }
+        Self { text: text.into(), is_error: false, retry_dropping: None }
     }
 }
 
@@ -66,12 +58,7 @@ pub struct LabData {
 
 impl LabData {
     pub(crate) fn new(table: Table, spec: DataSpec, request: LoadRequest) -> Self {
-        Self {
-            table: Arc::new(table),
-            spec,
-            request,
-            thumbnails: None,
-        }
+        Self { table: Arc::new(table), spec, request, thumbnails: None }
     }
 }
 
@@ -142,7 +129,7 @@ pub struct BayesExplorerApp {
     compute_rx: Option<Receiver<ComputeInfo>>,
     dialog_rx: Option<(Receiver<Option<PathBuf>>, Lab, Instant)>,
     /// Text of the "load from path" field.
-    pub(crate) path_text: String,
+    pub path_text: String,
 }
 
 impl BayesExplorerApp {
@@ -151,12 +138,10 @@ impl BayesExplorerApp {
     pub fn new(ctx: egui::Context, settings: Settings) -> Self {
         let (tx, rx) = channel();
         let probe_ctx = ctx.clone();
-        let _ = std::thread::Builder::new()
-            .name("gpu-probe".into())
-            .spawn(move || {
-                let _ = tx.send(crate::gpu::probe());
-                probe_ctx.request_repaint();
-            });
+        let _ = std::thread::Builder::new().name("gpu-probe".into()).spawn(move || {
+            let _ = tx.send(crate::gpu::probe());
+            probe_ctx.request_repaint();
+        });
         let mut app = Self {
             ctx,
             labs: Lab::ALL.iter().map(|&l| LabState::new(l)).collect(),
@@ -168,14 +153,8 @@ impl BayesExplorerApp {
             path_text: String::new(),
         };
         for lab in Lab::ALL {
-            let saved = app
-                .settings
-                .labs
-                .iter()
-                .find(|(l, _, _)| *l == lab)
-                .cloned();
-            let (request, spec) =
-                saved.map_or_else(|| (lab.default_data(), None), |(_, r, s)| (r, s));
+            let saved = app.settings.labs.iter().find(|(l, _, _)| *l == lab).cloned();
+            let (request, spec) = saved.map_or_else(|| (lab.default_data(), None), |(_, r, s)| (r, s));
             app.start_load(lab, request, LoadTarget::Apply(spec));
         }
         app
@@ -187,17 +166,17 @@ impl BayesExplorerApp {
     /// Never: every lab has a state.
     #[must_use]
     pub fn lab(&self, lab: Lab) -> &LabState {
-        self.labs
-            .iter()
-            .find(|l| l.lab == lab)
-            .expect("every lab has a state")
+        self.labs.iter().find(|l| l.lab == lab).expect("every lab has a state")
     }
 
     pub(crate) fn lab_mut(&mut self, lab: Lab) -> &mut LabState {
-        self.labs
-            .iter_mut()
-            .find(|l| l.lab == lab)
-            .expect("every lab has a state")
+        self.labs.iter_mut().find(|l| l.lab == lab).expect("every lab has a state")
+    }
+
+    /// True while the CSV preview window is open.
+    #[must_use]
+    pub fn preview_is_open(&self) -> bool {
+        self.preview.is_some()
     }
 
     /// True while any dataset is loading (for tests that wait for the built-in data).
@@ -209,10 +188,7 @@ impl BayesExplorerApp {
     /// The compute status line once the adapter probe has answered.
     #[must_use]
     pub fn compute_status(&self) -> String {
-        self.compute.as_ref().map_or_else(
-            || "Compute: looking for a GPU adapter…".to_owned(),
-            ComputeInfo::status_line,
-        )
+        self.compute.as_ref().map_or_else(|| "Compute: looking for a GPU adapter…".to_owned(), ComputeInfo::status_line)
     }
 
     /// Starts loading a dataset for a lab on a background thread; what the lab has stays until it succeeds.
@@ -222,18 +198,12 @@ impl BayesExplorerApp {
         if let Some((old, _)) = state.loading.take() {
             old.cancel();
         }
-        state.loading = Some((
-            LoadJob::spawn(request, move || ctx.request_repaint()),
-            target,
-        ));
+        state.loading = Some((LoadJob::spawn(request, move || ctx.request_repaint()), target));
     }
 
     /// Loads a user's file for the current tab (after the dialog, a drop or the path field).
     pub(crate) fn load_file(&mut self, path: PathBuf) {
-        let request = LoadRequest::File {
-            path,
-            options: CsvOptions::default(),
-        };
+        let request = LoadRequest::File { path, options: CsvOptions::default() };
         self.start_load(self.settings.tab, request, LoadTarget::Preview);
     }
 
@@ -244,22 +214,20 @@ impl BayesExplorerApp {
         }
         let (tx, rx) = channel();
         let ctx = self.ctx.clone();
-        let spawned = std::thread::Builder::new()
-            .name("file-dialog".into())
-            .spawn(move || {
-                let picked = rfd::FileDialog::new()
-                    .set_title("Load a CSV dataset")
-                    .add_filter("CSV", &["csv", "tsv", "txt", "gz"])
-                    .add_filter("All files", &["*"])
-                    .pick_file();
-                let _ = tx.send(picked);
-                ctx.request_repaint();
-            });
+        let spawned = std::thread::Builder::new().name("file-dialog".into()).spawn(move || {
+            let picked = rfd::FileDialog::new()
+                .set_title("Load a CSV dataset")
+                .add_filter("CSV", &["csv", "tsv", "txt", "gz"])
+                .add_filter("All files", &["*"])
+                .pick_file();
+            let _ = tx.send(picked);
+            ctx.request_repaint();
+        });
         match spawned {
             Ok(_) => self.dialog_rx = Some((rx, self.settings.tab, Instant::now())),
             Err(e) => {
-                self.lab_mut(self.settings.tab).message =
-                    Some(Message::error(format!("cannot open the file dialog: {e}")))
+                let tab = self.settings.tab;
+                self.lab_mut(tab).message = Some(Message::error(format!("cannot open the file dialog: {e}")));
             }
         }
     }
@@ -273,10 +241,7 @@ impl BayesExplorerApp {
         state.view = crate::ui::data_view::DataViewState::default();
         let dropped = data.table.csv.as_ref().map_or(0, |c| c.dropped_rows);
         state.message = (dropped > 0).then(|| {
-            Message::note(format!(
-                "{}: dropped {dropped} rows with missing or non-numeric cells",
-                data.table.name
-            ))
+            Message::note(format!("{}: dropped {dropped} rows with missing or non-numeric cells", data.table.name))
         });
         let entry = (lab, data.request.clone(), Some(data.spec.clone()));
         state.data = Some(data);
@@ -351,14 +316,8 @@ impl BayesExplorerApp {
                 if e.is_bad_cell()
                     && let LoadRequest::File { path, options } = &job.request
                 {
-                    let options = CsvOptions {
-                        missing: MissingPolicy::DropRows,
-                        ..options.clone()
-                    };
-                    message.retry_dropping = Some(LoadRequest::File {
-                        path: path.clone(),
-                        options,
-                    });
+                    let options = CsvOptions { missing: MissingPolicy::DropRows, ..options.clone() };
+                    message.retry_dropping = Some(LoadRequest::File { path: path.clone(), options });
                 }
                 state.message = Some(message);
             }
@@ -395,11 +354,7 @@ impl BayesExplorerApp {
                 ui.separator();
                 for lab in Lab::ALL {
                     let selected = self.settings.tab == lab;
-                    if ui
-                        .selectable_label(selected, lab.tab_name())
-                        .on_hover_text(lab.title())
-                        .clicked()
-                    {
+                    if ui.selectable_label(selected, lab.tab_name()).on_hover_text(lab.title()).clicked() {
                         self.settings.tab = lab;
                     }
                 }
@@ -447,10 +402,7 @@ fn drop_overlay(ctx: &egui::Context) {
     if ctx.input(|i| i.raw.hovered_files.is_empty()) {
         return;
     }
-    let painter = ctx.layer_painter(egui::LayerId::new(
-        egui::Order::Foreground,
-        egui::Id::unique("drop-overlay"),
-    ));
+    let painter = ctx.layer_painter(egui::LayerId::new(egui::Order::Foreground, egui::Id::unique("drop-overlay")));
     let rect = ctx.content_rect();
     painter.rect_filled(rect, 0.0, egui::Color32::from_black_alpha(180));
     painter.text(

@@ -7,6 +7,7 @@ use egui_plot::{Legend, MarkerShape, Plot, Points};
 
 use crate::Lab;
 use crate::data::prepare::{Role, image_side};
+use crate::data::table::ColumnKind;
 use crate::ui::app::LabData;
 
 /// Most columns shown side by side in the table; wider tables show the first ones and the last.
@@ -15,6 +16,8 @@ const MAX_TABLE_COLUMNS: usize = 14;
 const MAX_SCATTER_POINTS: usize = 20_000;
 /// Images in the thumbnail grid (a square number).
 const THUMBNAILS: usize = 100;
+/// Integer targets with at most this many values get one colour per value in the scatter.
+const TARGET_BANDS_MAX: usize = 12;
 
 /// What the data view shows; reset when the dataset changes.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -40,12 +43,7 @@ pub(crate) const PALETTE: [Color32; 10] = [
 ];
 
 /// Draws the dataset of a lab.
-pub(crate) fn data_view_ui(
-    lab: Lab,
-    data: &mut LabData,
-    view: &mut DataViewState,
-    ui: &mut egui::Ui,
-) {
+pub(crate) fn data_view_ui(lab: Lab, data: &mut LabData, view: &mut DataViewState, ui: &mut egui::Ui) {
     let features = data.spec.feature_columns();
     let side = image_side(features.len());
     ui.horizontal(|ui| {
@@ -70,71 +68,51 @@ fn table_ui(lab: Lab, data: &LabData, ui: &mut egui::Ui) {
     let shown: Vec<usize> = if n_cols <= MAX_TABLE_COLUMNS {
         (0..n_cols).collect()
     } else {
-        (0..MAX_TABLE_COLUMNS - 1)
-            .chain(std::iter::once(n_cols - 1))
-            .collect()
+        (0..MAX_TABLE_COLUMNS - 1).chain(std::iter::once(n_cols - 1)).collect()
     };
     if shown.len() < n_cols {
-        ui.label(format!(
-            "Showing {} of {} columns (the first ones and the last).",
-            shown.len(),
-            n_cols
-        ));
+        ui.label(format!("Showing {} of {} columns (the first ones and the last).", shown.len(), n_cols));
     }
-    egui::ScrollArea::horizontal()
-        .id_salt(("table-h", lab))
-        .show(ui, |ui| {
-            let mut builder = TableBuilder::new(ui)
-                .id_salt(("table", lab))
-                .striped(true)
-                .resizable(true)
-                .column(TableColumn::auto().at_least(40.0));
-            for _ in &shown {
-                builder = builder.column(TableColumn::auto().at_least(60.0));
-            }
-            builder
-                .header(36.0, |mut header| {
+    egui::ScrollArea::horizontal().id_salt(("table-h", lab)).show(ui, |ui| {
+        let mut builder = TableBuilder::new(ui)
+            .id_salt(("table", lab))
+            .striped(true)
+            .resizable(true)
+            .column(TableColumn::auto().at_least(40.0));
+        for _ in &shown {
+            builder = builder.column(TableColumn::auto().at_least(60.0));
+        }
+        builder
+            .header(36.0, |mut header| {
+                header.col(|ui| {
+                    ui.strong("row");
+                });
+                for &j in &shown {
                     header.col(|ui| {
-                        ui.strong("row");
+                        ui.vertical(|ui| {
+                            ui.strong(&table.columns[j].name);
+                            ui.label(egui::RichText::new(data.spec.roles[j].label()).small().weak());
+                        });
+                    });
+                }
+            })
+            .body(|body| {
+                body.rows(18.0, table.n_rows(), |mut row| {
+                    let i = row.index();
+                    row.col(|ui| {
+                        ui.label((i + 1).to_string());
                     });
                     for &j in &shown {
-                        header.col(|ui| {
-                            ui.vertical(|ui| {
-                                ui.strong(&table.columns[j].name);
-                                ui.label(
-                                    egui::RichText::new(data.spec.roles[j].label())
-                                        .small()
-                                        .weak(),
-                                );
-                            });
+                        row.col(|ui| {
+                            ui.monospace(table.get(i, j).map_or(String::new(), |v| format!("{v}")));
                         });
                     }
-                })
-                .body(|body| {
-                    body.rows(18.0, table.n_rows(), |mut row| {
-                        let i = row.index();
-                        row.col(|ui| {
-                            ui.label((i + 1).to_string());
-                        });
-                        for &j in &shown {
-                            row.col(|ui| {
-                                ui.monospace(
-                                    table.get(i, j).map_or(String::new(), |v| format!("{v}")),
-                                );
-                            });
-                        }
-                    });
                 });
-        });
+            });
+    });
 }
 
-fn scatter_ui(
-    lab: Lab,
-    data: &LabData,
-    features: &[usize],
-    view: &mut DataViewState,
-    ui: &mut egui::Ui,
-) {
+fn scatter_ui(lab: Lab, data: &LabData, features: &[usize], view: &mut DataViewState, ui: &mut egui::Ui) {
     let table = &data.table;
     let Some(&first) = features.first() else {
         ui.label("No feature column to plot.");
@@ -144,32 +122,28 @@ fn scatter_ui(
     let (mut x, mut y) = view.axes.unwrap_or((first, second));
     ui.horizontal(|ui| {
         for (name, axis) in [("x", &mut x), ("y", &mut y)] {
-            ui.label(name);
+            let id = ui.label(name).id;
             egui::ComboBox::from_id_salt(("axis", name, lab))
                 .selected_text(&table.columns[*axis].name)
                 .show_ui(ui, |ui| {
                     for (j, c) in table.columns.iter().enumerate() {
                         ui.selectable_value(axis, j, &c.name);
                     }
-                });
+                })
+                .response
+                .labelled_by(id);
         }
     });
     view.axes = Some((x, y));
     let output = data.spec.output_column();
     let stride = table.n_rows().div_ceil(MAX_SCATTER_POINTS).max(1);
     if stride > 1 {
-        ui.label(format!(
-            "Drawing every {stride}th of {} rows.",
-            table.n_rows()
-        ));
+        ui.label(format!("Drawing every {stride}th of {} rows.", table.n_rows()));
     }
     let rows = (0..table.n_rows()).step_by(stride);
     // Group points by colour: one plot item per class (labels) or per value band (numeric target).
     let mut groups: Vec<(String, Color32, Vec<[f64; 2]>)> = Vec::new();
-    let mut push = |name: String, colour: Color32, p: [f64; 2]| match groups
-        .iter_mut()
-        .find(|g| g.0 == name)
-    {
+    let mut push = |name: String, colour: Color32, p: [f64; 2]| match groups.iter_mut().find(|g| g.0 == name) {
         Some(g) => g.2.push(p),
         None => groups.push((name, colour, vec![p])),
     };
@@ -187,18 +161,18 @@ fn scatter_ui(
             Some((j, _)) => {
                 let c = &table.columns[j];
                 let v = table.get(i, j).unwrap_or(c.min);
-                let t = if c.max > c.min {
-                    (v - c.min) / (c.max - c.min)
+                let t = if c.max > c.min { (v - c.min) / (c.max - c.min) } else { 0.5 };
+                if c.kind == ColumnKind::Integer && c.n_distinct <= TARGET_BANDS_MAX {
+                    // Few whole values (a quality score): one colour per value.
+                    push(format!("{} {v}", c.name), ramp(t), p);
                 } else {
-                    0.5
-                };
-                let band = (t * 4.0).round() as usize;
-                let lo = c.min + (c.max - c.min) * (band as f32 - 0.5).max(0.0) / 4.0;
-                push(
-                    format!("{} ≈ {:.2}", c.name, lo.max(c.min)),
-                    ramp(band as f32 / 4.0),
-                    p,
-                );
+                    // Five equal-width bands of the target's range.
+                    let band = ((t * 5.0) as usize).min(4);
+                    let width = (c.max - c.min) / 5.0;
+                    let lo = c.min + width * band as f32;
+                    let name = format!("{} {:.3}..{:.3}", c.name, lo, lo + width);
+                    push(name, ramp(band as f32 / 4.0), p);
+                }
             }
             None => push("rows".into(), PALETTE[0], p),
         }
@@ -213,13 +187,7 @@ fn scatter_ui(
     }
     plot.show(ui, |plot| {
         for (name, colour, points) in groups {
-            plot.points(
-                Points::new(name, points)
-                    .color(colour)
-                    .radius(2.0)
-                    .shape(MarkerShape::Circle)
-                    .filled(true),
-            );
+            plot.points(Points::new(name, points).color(colour).radius(2.0).shape(MarkerShape::Circle).filled(true));
         }
     });
 }
@@ -234,60 +202,38 @@ fn ramp(t: f32) -> Color32 {
 fn images_ui(data: &mut LabData, features: &[usize], side: usize, ui: &mut egui::Ui) {
     let table = data.table.clone();
     let n = table.n_rows().min(THUMBNAILS);
+    // Evenly spaced rows, so a file sorted by label (like MNIST 5k) shows every class.
+    let rows: Vec<usize> = (0..n).map(|k| k * table.n_rows() / n.max(1)).collect();
     let per_row = (THUMBNAILS as f64).sqrt() as usize;
     let gap = 1;
     let cell = side + gap;
     let texture = data.thumbnails.get_or_insert_with(|| {
-        let max = features
-            .iter()
-            .map(|&j| table.columns[j].max)
-            .fold(0.0f32, f32::max)
-            .max(f32::EPSILON);
+        let max = features.iter().map(|&j| table.columns[j].max).fold(0.0f32, f32::max).max(f32::EPSILON);
         let (w, h) = (per_row * cell + gap, n.div_ceil(per_row) * cell + gap);
         let mut pixels = vec![Color32::from_gray(40); w * h];
-        for i in 0..n {
-            let (ox, oy) = ((i % per_row) * cell + gap, (i / per_row) * cell + gap);
+        for (t, &i) in rows.iter().enumerate() {
+            let (ox, oy) = ((t % per_row) * cell + gap, (t / per_row) * cell + gap);
             for (k, &j) in features.iter().enumerate() {
                 let v = table.get(i, j).unwrap_or(0.0) / max;
                 let (px, py) = (ox + k % side, oy + k / side);
                 pixels[py * w + px] = Color32::from_gray((v.clamp(0.0, 1.0) * 255.0) as u8);
             }
         }
-        ui.ctx().load_texture(
-            "thumbnails",
-            egui::ColorImage::new([w, h], pixels),
-            egui::TextureOptions::NEAREST,
-        )
+        ui.ctx().load_texture("thumbnails", egui::ColorImage::new([w, h], pixels), egui::TextureOptions::NEAREST)
     });
-    let label = data
-        .spec
-        .output_column()
-        .filter(|(_, r)| *r == Role::Label)
-        .map(|(j, _)| j);
-    ui.label(format!(
-        "The first {n} of {} images ({side} x {side} pixels).",
-        table.n_rows()
-    ));
+    let label = data.spec.output_column().filter(|(_, r)| *r == Role::Label).map(|(j, _)| j);
+    ui.label(format!("{n} of {} images, evenly spaced through the file ({side} x {side} pixels).", table.n_rows()));
     let available = ui.available_size();
-    let scale = (available.x / texture.size_vec2().x)
-        .min(available.y / texture.size_vec2().y)
-        .clamp(0.5, 6.0);
+    let scale = (available.x / texture.size_vec2().x).min(available.y / texture.size_vec2().y).clamp(0.5, 6.0);
     let size = texture.size_vec2() * scale;
     let response = ui.add(egui::Image::new(&*texture).fit_to_exact_size(size));
     if let Some(j) = label {
         let painter = ui.painter_at(response.rect);
-        for i in 0..n {
-            let (ox, oy) = ((i % per_row) * cell + gap, (i / per_row) * cell + gap);
-            let pos =
-                response.rect.min + egui::vec2(ox as f32, oy as f32) * scale + egui::vec2(2.0, 1.0);
+        for (t, &i) in rows.iter().enumerate() {
+            let (ox, oy) = ((t % per_row) * cell + gap, (t / per_row) * cell + gap);
+            let pos = response.rect.min + egui::vec2(ox as f32, oy as f32) * scale + egui::vec2(2.0, 1.0);
             let text = table.get(i, j).map_or(String::new(), |v| format!("{v}"));
-            painter.text(
-                pos,
-                egui::Align2::LEFT_TOP,
-                text,
-                egui::FontId::monospace(10.0),
-                PALETTE[1],
-            );
+            painter.text(pos, egui::Align2::LEFT_TOP, text, egui::FontId::monospace(10.0), PALETTE[1]);
         }
     }
 }

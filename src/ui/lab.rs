@@ -13,18 +13,15 @@ use crate::ui::app::{BayesExplorerApp, LoadTarget, Message};
 
 /// Draws the page of `lab`.
 pub(crate) fn lab_ui(app: &mut BayesExplorerApp, lab: Lab, ui: &mut egui::Ui) {
-    egui::Panel::left(("lab-side", lab))
-        .default_size(300.0)
-        .resizable(true)
-        .show(ui, |ui| {
-            egui::ScrollArea::vertical().show(ui, |ui| {
-                ui.heading(lab.title());
-                ui.add_space(4.0);
-                dataset_ui(app, lab, ui);
-                ui.separator();
-                training_ui(app, lab, ui);
-            });
+    egui::Panel::left(("lab-side", lab)).default_size(300.0).resizable(true).show(ui, |ui| {
+        egui::ScrollArea::vertical().show(ui, |ui| {
+            ui.heading(lab.title());
+            ui.add_space(4.0);
+            dataset_ui(app, lab, ui);
+            ui.separator();
+            training_ui(app, lab, ui);
         });
+    });
     egui::CentralPanel::default().show(ui, |ui| {
         message_ui(app, lab, ui);
         let state = app.lab_mut(lab);
@@ -54,11 +51,7 @@ fn message_ui(app: &mut BayesExplorerApp, lab: Lab, ui: &mut egui::Ui) {
     let Some(message) = app.lab(lab).message.clone() else {
         return;
     };
-    let colour = if message.is_error {
-        ui.visuals().error_fg_color
-    } else {
-        ui.visuals().warn_fg_color
-    };
+    let colour = if message.is_error { ui.visuals().error_fg_color } else { ui.visuals().warn_fg_color };
     egui::Frame::group(ui.style()).show(ui, |ui| {
         ui.horizontal_wrapped(|ui| {
             ui.colored_label(colour, &message.text);
@@ -84,22 +77,13 @@ fn dataset_ui(app: &mut BayesExplorerApp, lab: Lab, ui: &mut egui::Ui) {
     match &state.data {
         Some(data) => {
             ui.label(&data.table.name);
-            ui.label(format!(
-                "{} rows x {} columns",
-                data.table.n_rows(),
-                data.table.n_cols()
-            ));
+            ui.label(format!("{} rows x {} columns", data.table.n_rows(), data.table.n_cols()));
             let features = data.spec.feature_columns().len();
-            let output = data
-                .spec
-                .output_column()
-                .map(|(j, r)| format!(", {} \"{}\"", r.label(), data.table.columns[j].name));
+            let output =
+                data.spec.output_column().map(|(j, r)| format!(", {} \"{}\"", r.label(), data.table.columns[j].name));
             ui.label(format!("{features} features{}", output.unwrap_or_default()));
             if let Err(why) = check_lab(lab, &data.table, &data.spec) {
-                ui.colored_label(
-                    ui.visuals().warn_fg_color,
-                    format!("The {} lab {why}.", lab.tab_name()),
-                );
+                ui.colored_label(ui.visuals().warn_fg_color, format!("The {} lab {why}.", lab.tab_name()));
             }
         }
         None => {
@@ -108,11 +92,7 @@ fn dataset_ui(app: &mut BayesExplorerApp, lab: Lab, ui: &mut egui::Ui) {
     }
     if let Some((job, _)) = &state.loading {
         ui.horizontal(|ui| {
-            ui.add(
-                egui::ProgressBar::new(job.fraction())
-                    .desired_width(160.0)
-                    .show_percentage(),
-            );
+            ui.add(egui::ProgressBar::new(job.fraction()).desired_width(160.0).show_percentage());
             if ui.button("Cancel").clicked() {
                 job.cancel();
             }
@@ -120,50 +100,35 @@ fn dataset_ui(app: &mut BayesExplorerApp, lab: Lab, ui: &mut egui::Ui) {
         ui.label(format!("Loading {}…", job.request.describe()));
     }
     ui.add_space(4.0);
-    if ui
-        .button("Load CSV…")
-        .on_hover_text("Open a CSV file (, ; or tab separated, optionally .gz)")
-        .clicked()
-    {
+    if ui.button("Load CSV…").on_hover_text("Open a CSV file (, ; or tab separated, optionally .gz)").clicked() {
         app.open_file_dialog();
     }
     ui.horizontal(|ui| {
-        let edit = ui.add(
-            egui::TextEdit::singleline(&mut app.path_text)
-                .hint_text("or type a path")
-                .desired_width(200.0),
-        );
+        let edit =
+            ui.add(egui::TextEdit::singleline(&mut app.path_text).hint_text("or type a path").desired_width(200.0));
         let enter = edit.lost_focus() && ui.input(|i| i.key_pressed(egui::Key::Enter));
         if (ui.button("Load").clicked() || enter) && !app.path_text.trim().is_empty() {
             let path = std::path::PathBuf::from(app.path_text.trim());
             app.load_file(path);
         }
     });
-    ui.label(
-        egui::RichText::new("You can also drop a CSV file onto the window.")
-            .weak()
-            .small(),
-    );
+    ui.label(egui::RichText::new("You can also drop a CSV file onto the window.").weak().small());
     ui.add_space(4.0);
-    egui::CollapsingHeader::new("Built-in data")
-        .default_open(true)
-        .id_salt(("builtin", lab))
-        .show(ui, |ui| {
-            for b in BuiltinFile::ALL {
-                if ui.button(b.label()).clicked() {
-                    app.start_load(lab, LoadRequest::Builtin(b), LoadTarget::Apply(None));
-                }
+    egui::CollapsingHeader::new("Built-in data").default_open(true).id_salt(("builtin", lab)).show(ui, |ui| {
+        for b in BuiltinFile::ALL {
+            if ui.button(b.label()).clicked() {
+                app.start_load(lab, LoadRequest::Builtin(b), LoadTarget::Apply(None));
             }
-            ui.add_space(4.0);
-            generated_ui(app, lab, ui);
-        });
+        }
+        ui.add_space(4.0);
+        generated_ui(app, lab, ui);
+    });
 }
 
 fn generated_ui(app: &mut BayesExplorerApp, lab: Lab, ui: &mut egui::Ui) {
     let id = egui::Id::unique(("synth-spec", lab));
-    let mut spec =
-        ui.data_mut(|d| *d.get_temp_mut_or(id, SynthSpec::default_for(SynthKind::Moons)));
-    ui.label("Generated 2-D set:");
+    let mut spec = ui.data_mut(|d| *d.get_temp_mut_or(id, SynthSpec::default_for(SynthKind::Moons)));
+    let kind_label = ui.label("Generated 2-D set:").id;
     egui::ComboBox::from_id_salt(("synth-kind", lab))
         .selected_text(spec.kind.label())
         .show_ui(ui, |ui| {
@@ -173,28 +138,20 @@ fn generated_ui(app: &mut BayesExplorerApp, lab: Lab, ui: &mut egui::Ui) {
                     spec.noise = k.default_noise();
                 }
             }
-        });
-    egui::Grid::new(("synth-grid", lab))
-        .num_columns(2)
-        .show(ui, |ui| {
-            ui.label("Points");
-            ui.add(
-                egui::DragValue::new(&mut spec.n_points)
-                    .range(10..=SynthSpec::MAX_POINTS)
-                    .speed(50),
-            );
-            ui.end_row();
-            ui.label("Noise");
-            ui.add(
-                egui::DragValue::new(&mut spec.noise)
-                    .range(0.0..=2.0)
-                    .speed(0.005),
-            );
-            ui.end_row();
-            ui.label("Seed");
-            ui.add(egui::DragValue::new(&mut spec.seed));
-            ui.end_row();
-        });
+        })
+        .response
+        .labelled_by(kind_label);
+    egui::Grid::new(("synth-grid", lab)).num_columns(2).show(ui, |ui| {
+        let id = ui.label("Points").id;
+        ui.add(egui::DragValue::new(&mut spec.n_points).range(10..=SynthSpec::MAX_POINTS).speed(50)).labelled_by(id);
+        ui.end_row();
+        let id = ui.label("Noise").id;
+        ui.add(egui::DragValue::new(&mut spec.noise).range(0.0..=2.0).speed(0.005)).labelled_by(id);
+        ui.end_row();
+        let id = ui.label("Seed").id;
+        ui.add(egui::DragValue::new(&mut spec.seed)).labelled_by(id);
+        ui.end_row();
+    });
     if ui.button("Generate").clicked() {
         app.start_load(lab, LoadRequest::Synth(spec), LoadTarget::Apply(None));
     }
@@ -213,82 +170,59 @@ fn training_ui(app: &mut BayesExplorerApp, lab: Lab, ui: &mut egui::Ui) {
     ui.label("Dense baseline network [8, 8], sigmoid, RMSprop, batch 256 (the course's baseline).");
     let ctx = ui.ctx().clone();
     let state = app.lab_mut(lab);
-    egui::Grid::new(("train-grid", lab))
-        .num_columns(2)
-        .show(ui, |ui| {
-            ui.label("Epochs");
-            ui.add(egui::DragValue::new(&mut state.epochs).range(1..=100_000));
-            ui.end_row();
-            ui.label("Learning rate");
-            let lr = ui.add(
-                egui::DragValue::new(&mut state.learning_rate)
-                    .range(1e-6..=10.0)
-                    .speed(1e-4)
-                    .max_decimals(6),
-            );
-            if lr.changed()
-                && let Some(w) = &state.worker
-            {
-                w.send(Command::SetLearningRate(state.learning_rate));
-            }
-            ui.end_row();
-        });
+    egui::Grid::new(("train-grid", lab)).num_columns(2).show(ui, |ui| {
+        let id = ui.label("Epochs").id;
+        ui.add(egui::DragValue::new(&mut state.epochs).range(1..=100_000)).labelled_by(id);
+        ui.end_row();
+        let id = ui.label("Learning rate").id;
+        let lr = ui
+            .add(egui::DragValue::new(&mut state.learning_rate).range(1e-6..=10.0).speed(1e-4).max_decimals(6))
+            .labelled_by(id);
+        if lr.changed()
+            && let Some(w) = &state.worker
+        {
+            w.send(Command::SetLearningRate(state.learning_rate));
+        }
+        ui.end_row();
+    });
     let run_state = state.worker_state;
     ui.horizontal_wrapped(|ui| {
-        if ui
-            .button("Train")
-            .on_hover_text("Start a new run (stops the current one)")
-            .clicked()
-        {
+        if ui.button("Train").on_hover_text("Start a new run (stops the current one)").clicked() {
             start_run(state, ctx.clone());
         }
         let can_pause = run_state == Some(WorkerState::Running);
         let can_resume = run_state == Some(WorkerState::Paused);
-        if ui
-            .add_enabled(can_pause, egui::Button::new("Pause"))
-            .clicked()
+        if ui.add_enabled(can_pause, egui::Button::new("Pause")).clicked()
             && let Some(w) = &state.worker
         {
             w.send(Command::Pause);
         }
-        if ui
-            .add_enabled(can_resume, egui::Button::new("Resume"))
-            .clicked()
+        if ui.add_enabled(can_resume, egui::Button::new("Resume")).clicked()
             && let Some(w) = &state.worker
         {
             w.send(Command::Resume);
         }
-        if ui
-            .add_enabled(can_resume, egui::Button::new("Step"))
-            .on_hover_text("One minibatch step")
-            .clicked()
+        if ui.add_enabled(can_resume, egui::Button::new("Step")).on_hover_text("One minibatch step").clicked()
             && let Some(w) = &state.worker
         {
             w.send(Command::Step);
         }
-        if ui
-            .add_enabled(state.worker.is_some(), egui::Button::new("Reset"))
-            .clicked()
+        if ui.add_enabled(state.worker.is_some(), egui::Button::new("Reset")).clicked()
             && let Some(w) = &state.worker
         {
             w.send(Command::Reset);
         }
     });
     if let Some(s) = &state.snapshot {
-        ui.label(format!(
-            "Epoch {} of {}, step {}",
-            s.epoch, s.total_epochs, s.step
-        ));
+        ui.label(format!("Epoch {} of {}, step {}", s.epoch, s.total_epochs, s.step));
         if let Some(last) = s.history.last() {
-            egui::Grid::new(("metrics", lab))
-                .num_columns(2)
-                .show(ui, |ui| {
-                    for (k, v) in &last.metrics {
-                        ui.label(k.replace('_', " "));
-                        ui.monospace(format!("{v:.4}"));
-                        ui.end_row();
-                    }
-                });
+            egui::Grid::new(("metrics", lab)).num_columns(2).show(ui, |ui| {
+                for (k, v) in &last.metrics {
+                    ui.label(k.replace('_', " "));
+                    ui.monospace(format!("{v:.4}"));
+                    ui.end_row();
+                }
+            });
         }
     }
 }
@@ -299,10 +233,7 @@ fn start_run(state: &mut crate::ui::app::LabState, ctx: egui::Context) {
         return;
     };
     if let Err(why) = check_lab(state.lab, &data.table, &data.spec) {
-        state.message = Some(Message::error(format!(
-            "Cannot train: the {} lab {why}.",
-            state.lab.tab_name()
-        )));
+        state.message = Some(Message::error(format!("Cannot train: the {} lab {why}.", state.lab.tab_name())));
         return;
     }
     let prepared = match prepare(&data.table, &data.spec) {
@@ -312,14 +243,9 @@ fn start_run(state: &mut crate::ui::app::LabState, ctx: egui::Context) {
             return;
         }
     };
-    let config = MlpConfig {
-        epochs: state.epochs,
-        learning_rate: state.learning_rate,
-        ..MlpConfig::default()
-    };
-    let factory: TrainerFactory = Box::new(move || {
-        Ok(Box::new(MlpTrainer::new(config.clone(), &prepared)?) as Box<dyn Trainer>)
-    });
+    let config = MlpConfig { epochs: state.epochs, learning_rate: state.learning_rate, ..MlpConfig::default() };
+    let factory: TrainerFactory =
+        Box::new(move || Ok(Box::new(MlpTrainer::new(config.clone(), &prepared)?) as Box<dyn Trainer>));
     // Dropping the old worker stops and joins it before the new one starts.
     state.worker = None;
     state.snapshot = None;
@@ -329,22 +255,14 @@ fn start_run(state: &mut crate::ui::app::LabState, ctx: egui::Context) {
             state.worker = Some(w);
             state.worker_state = Some(WorkerState::Starting);
         }
-        Err(e) => {
-            state.message = Some(Message::error(format!(
-                "cannot start the training thread: {e}"
-            )))
-        }
+        Err(e) => state.message = Some(Message::error(format!("cannot start the training thread: {e}"))),
     }
 }
 
 fn loss_plot_ui(lab: Lab, snapshot: &crate::train::RunSnapshot, ui: &mut egui::Ui) {
     ui.strong("Loss per epoch");
     let series = |name: &str| -> Vec<[f64; 2]> {
-        snapshot
-            .history
-            .iter()
-            .filter_map(|r| r.get(name).map(|v| [r.epoch as f64, v]))
-            .collect()
+        snapshot.history.iter().filter_map(|r| r.get(name).map(|v| [r.epoch as f64, v])).collect()
     };
     Plot::new(("loss-plot", lab))
         .height(180.0)
@@ -352,13 +270,7 @@ fn loss_plot_ui(lab: Lab, snapshot: &crate::train::RunSnapshot, ui: &mut egui::U
         .x_axis_label("epoch")
         .y_axis_label("loss")
         .show(ui, |plot| {
-            plot.line(Line::new(
-                "train loss",
-                PlotPoints::from(series("train_loss")),
-            ));
-            plot.line(Line::new(
-                "test loss",
-                PlotPoints::from(series("test_loss")),
-            ));
+            plot.line(Line::new("train loss", PlotPoints::from(series("train_loss"))));
+            plot.line(Line::new("test loss", PlotPoints::from(series("test_loss"))));
         });
 }

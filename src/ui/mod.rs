@@ -28,14 +28,9 @@ pub fn run_app() -> Result<(), eframe::Error> {
         APP_TITLE,
         options,
         Box::new(|cc| {
-            let settings = cc
-                .storage
-                .and_then(|s| eframe::get_value::<Settings>(s, eframe::APP_KEY))
-                .unwrap_or_default();
-            Ok(Box::new(BayesExplorerApp::new(
-                cc.egui_ctx.clone(),
-                settings,
-            )))
+            let settings =
+                cc.storage.and_then(|s| eframe::get_value::<Settings>(s, eframe::APP_KEY)).unwrap_or_default();
+            Ok(Box::new(BayesExplorerApp::new(cc.egui_ctx.clone(), settings)))
         }),
     )
 }

@@ -18,12 +18,7 @@ pub(crate) struct Preview {
 
 impl Preview {
     pub(crate) fn new(lab: Lab, table: Table, spec: DataSpec, request: LoadRequest) -> Self {
-        Self {
-            lab,
-            table,
-            spec,
-            request,
-        }
+        Self { lab, table, spec, request }
     }
 }
 
@@ -36,11 +31,7 @@ enum Choice {
 }
 
 /// Shows the preview window; returns it back while it stays open.
-pub(crate) fn preview_window(
-    app: &mut BayesExplorerApp,
-    mut preview: Preview,
-    ctx: &egui::Context,
-) -> Option<Preview> {
+pub(crate) fn preview_window(app: &mut BayesExplorerApp, mut preview: Preview, ctx: &egui::Context) -> Option<Preview> {
     let mut choice = Choice::Keep;
     let mut open = true;
     egui::Window::new("Dataset preview")
@@ -56,10 +47,7 @@ pub(crate) fn preview_window(
         Choice::Cancel => None,
         Choice::Use => {
             let lab = preview.lab;
-            app.apply_data(
-                lab,
-                LabData::new(preview.table, preview.spec, preview.request),
-            );
+            app.apply_data(lab, LabData::new(preview.table, preview.spec, preview.request));
             app.settings.tab = lab;
             None
         }
@@ -81,150 +69,113 @@ fn preview_ui(p: &mut Preview, ui: &mut egui::Ui) -> Choice {
             delimiter_name(csv.delimiter),
             if csv.crlf { "CR LF" } else { "LF" },
             if csv.gzipped { " Gzip-compressed." } else { "" },
-            if csv.had_bom {
-                " Starts with a UTF-8 byte order mark."
-            } else {
-                ""
-            },
+            if csv.had_bom { " Starts with a UTF-8 byte order mark." } else { "" },
         ));
         if csv.dropped_rows > 0 {
-            let example = csv
-                .first_dropped
-                .as_ref()
-                .map_or(String::new(), |(line, col, text)| {
-                    format!(" (the first on line {line}, column \"{col}\": {text:?})")
-                });
+            let example = csv.first_dropped.as_ref().map_or(String::new(), |(line, col, text)| {
+                format!(" (the first on line {line}, column \"{col}\": {text:?})")
+            });
             ui.colored_label(
                 ui.visuals().warn_fg_color,
-                format!(
-                    "Dropped {} rows with missing or non-numeric cells{example}.",
-                    csv.dropped_rows
-                ),
+                format!("Dropped {} rows with missing or non-numeric cells{example}.", csv.dropped_rows),
             );
         }
         let mut header = csv.has_header;
-        if ui
-            .checkbox(&mut header, "The first row is a header")
-            .changed()
+        if ui.checkbox(&mut header, "The first row is a header").changed()
             && let LoadRequest::File { path, options } = &p.request
         {
-            let header = if header {
-                HeaderMode::Present
-            } else {
-                HeaderMode::Absent
-            };
+            let header = if header { HeaderMode::Present } else { HeaderMode::Absent };
             choice = Choice::Reload(LoadRequest::File {
                 path: path.clone(),
-                options: CsvOptions {
-                    header,
-                    ..options.clone()
-                },
+                options: CsvOptions { header, ..options.clone() },
             });
         }
         ui.add_space(4.0);
         ui.strong("First rows, as written in the file");
-        egui::ScrollArea::horizontal()
-            .id_salt("preview-raw")
-            .show(ui, |ui| {
-                egui::Grid::new("preview-first-rows")
-                    .striped(true)
-                    .show(ui, |ui| {
-                        for row in &csv.first_rows {
-                            for cell in row.iter().take(16) {
-                                ui.monospace(cell);
-                            }
-                            if row.len() > 16 {
-                                ui.label("…");
-                            }
-                            ui.end_row();
-                        }
-                    });
+        egui::ScrollArea::horizontal().id_salt("preview-raw").show(ui, |ui| {
+            egui::Grid::new("preview-first-rows").striped(true).show(ui, |ui| {
+                for row in &csv.first_rows {
+                    for cell in row.iter().take(16) {
+                        ui.monospace(cell);
+                    }
+                    if row.len() > 16 {
+                        ui.label("…");
+                    }
+                    ui.end_row();
+                }
             });
+        });
     }
     ui.add_space(6.0);
     ui.strong("Columns");
-    egui::ScrollArea::vertical()
-        .id_salt("preview-columns")
-        .max_height(220.0)
-        .show(ui, |ui| {
-            egui::Grid::new("preview-column-grid")
-                .striped(true)
-                .num_columns(6)
-                .show(ui, |ui| {
-                    for h in ["#", "name", "type", "range", "distinct", "role"] {
-                        ui.strong(h);
-                    }
-                    ui.end_row();
-                    let mut new_output = None;
-                    for (j, c) in t.columns.iter().enumerate().take(1000) {
-                        ui.label((j + 1).to_string());
-                        ui.label(&c.name);
-                        ui.label(c.kind.name());
-                        ui.monospace(format!("{} .. {}", c.min, c.max));
-                        ui.label(if c.n_distinct > DISTINCT_CAP {
-                            format!(">{DISTINCT_CAP}")
-                        } else {
-                            c.n_distinct.to_string()
-                        });
-                        let mut role = p.spec.roles[j];
-                        egui::ComboBox::from_id_salt(("role", j))
-                            .selected_text(role.label())
-                            .show_ui(ui, |ui| {
-                                for r in Role::ALL {
-                                    ui.selectable_value(&mut role, r, r.label());
-                                }
-                            });
-                        if role != p.spec.roles[j] {
-                            if matches!(role, Role::Target | Role::Label) {
-                                new_output = Some((j, role));
-                            } else {
-                                p.spec.roles[j] = role;
-                            }
-                        }
-                        ui.end_row();
-                    }
-                    if let Some((j, role)) = new_output {
-                        p.spec.set_output(j, role);
-                    }
+    egui::ScrollArea::vertical().id_salt("preview-columns").max_height(220.0).show(ui, |ui| {
+        egui::Grid::new("preview-column-grid").striped(true).num_columns(6).show(ui, |ui| {
+            for h in ["#", "name", "type", "range", "distinct", "role"] {
+                ui.strong(h);
+            }
+            ui.end_row();
+            let mut new_output = None;
+            for (j, c) in t.columns.iter().enumerate().take(1000) {
+                ui.label((j + 1).to_string());
+                let name_id = ui.label(&c.name).id;
+                ui.label(c.kind.name());
+                ui.monospace(format!("{} .. {}", c.min, c.max));
+                ui.label(if c.n_distinct > DISTINCT_CAP {
+                    format!(">{DISTINCT_CAP}")
+                } else {
+                    c.n_distinct.to_string()
                 });
+                let mut role = p.spec.roles[j];
+                egui::ComboBox::from_id_salt(("role", j))
+                    .selected_text(role.label())
+                    .show_ui(ui, |ui| {
+                        for r in Role::ALL {
+                            ui.selectable_value(&mut role, r, r.label());
+                        }
+                    })
+                    .response
+                    .labelled_by(name_id);
+                if role != p.spec.roles[j] {
+                    if matches!(role, Role::Target | Role::Label) {
+                        new_output = Some((j, role));
+                    } else {
+                        p.spec.roles[j] = role;
+                    }
+                }
+                ui.end_row();
+            }
+            if let Some((j, role)) = new_output {
+                p.spec.set_output(j, role);
+            }
         });
+    });
     ui.add_space(6.0);
     ui.horizontal(|ui| {
         ui.checkbox(&mut p.spec.standardize, "Standardise features");
         ui.separator();
-        ui.label("Test fraction");
-        ui.add(egui::Slider::new(&mut p.spec.test_fraction, 0.0..=0.5).fixed_decimals(2));
-        ui.label("Seed");
-        ui.add(egui::DragValue::new(&mut p.spec.seed));
+        let id = ui.label("Test fraction").id;
+        ui.add(egui::Slider::new(&mut p.spec.test_fraction, 0.0..=0.5).fixed_decimals(2)).labelled_by(id);
+        let id = ui.label("Seed").id;
+        ui.add(egui::DragValue::new(&mut p.spec.seed)).labelled_by(id);
     });
     let (n_train, n_test) = split_counts(t.n_rows(), p.spec.test_fraction);
-    ui.label(format!(
-        "Split: {n_train} train, {n_test} test (seed {})",
-        p.spec.seed
-    ));
+    ui.label(format!("Split: {n_train} train, {n_test} test (seed {})", p.spec.seed));
     if let Some(side) = image_side(p.spec.feature_columns().len()) {
         ui.label(format!("The features form {side} x {side} images."));
     }
     ui.add_space(4.0);
     for lab in Lab::ALL {
         match check_lab(lab, t, &p.spec) {
-            Ok(()) => ui.label(format!("✔ {} lab: usable", lab.tab_name())),
-            Err(why) => ui.colored_label(
-                ui.visuals().warn_fg_color,
-                format!("✘ {} lab {why}", lab.tab_name()),
-            ),
+            Ok(()) => ui.label(format!("{} lab: usable", lab.tab_name())),
+            Err(why) => {
+                ui.colored_label(ui.visuals().warn_fg_color, format!("{} lab: not usable; it {why}", lab.tab_name()))
+            }
         };
     }
     ui.add_space(6.0);
     ui.horizontal(|ui| {
         let usable = check_lab(p.lab, t, &p.spec).is_ok();
-        if ui
-            .add_enabled(
-                usable,
-                egui::Button::new(format!("Use in the {} lab", p.lab.tab_name())),
-            )
-            .clicked()
-        {
+        if ui.add_enabled(usable, egui::Button::new(format!("Use in the {} lab", p.lab.tab_name()))).clicked() {
             choice = Choice::Use;
         }
         if ui.button("Cancel").clicked() {

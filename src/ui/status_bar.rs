@@ -19,11 +19,7 @@ pub(crate) fn status_bar_ui(app: &BayesExplorerApp, ui: &mut egui::Ui) {
         }
         if let Some((job, _)) = &lab.loading {
             ui.separator();
-            ui.add(
-                egui::ProgressBar::new(job.fraction())
-                    .desired_width(120.0)
-                    .text("loading"),
-            );
+            ui.add(egui::ProgressBar::new(job.fraction()).desired_width(120.0).text("loading"));
         }
     });
 }

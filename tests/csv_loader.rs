@@ -1,0 +1,215 @@
+//! The CSV reader on real files and on every kind of broken input: each error must name the file and,
+//! where it points at a cell, the right line and column.
+
+#![allow(clippy::float_cmp, reason = "values read from files and set by hand are compared exactly on purpose")]
+
+use std::io::Write;
+
+use bayes_explorer::data::csv::{CsvError, NoProgress, read_bytes, read_path, sniff_delimiter};
+use bayes_explorer::data::table::ColumnKind;
+use bayes_explorer::data::{CsvOptions, HeaderMode, MissingPolicy, Table};
+
+fn read(text: &str) -> Result<Table, CsvError> {
+    read_bytes(text.as_bytes(), "test.csv", &CsvOptions::default(), &NoProgress)
+}
+
+fn read_dropping(text: &str) -> Result<Table, CsvError> {
+    let options = CsvOptions { missing: MissingPolicy::DropRows, ..CsvOptions::default() };
+    read_bytes(text.as_bytes(), "test.csv", &options, &NoProgress)
+}
+
+#[test]
+fn red_wine_is_read_as_uci_publishes_it() {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/datasets/winequality-red.csv");
+    let table = read_path(path.as_ref(), &CsvOptions::default(), &NoProgress).expect("red wine loads");
+    assert_eq!(table.n_rows(), 1599);
+    assert_eq!(table.n_cols(), 12);
+    let csv = table.csv.as_ref().expect("csv facts");
+    assert_eq!(csv.delimiter, b';');
+    assert!(csv.has_header);
+    assert_eq!(table.columns[0].name, "fixed acidity");
+    assert_eq!(table.columns[11].name, "quality");
+    assert_eq!(table.columns[11].kind, ColumnKind::Integer);
+    assert_eq!((table.columns[11].min, table.columns[11].max), (3.0, 8.0));
+    // First data row of the UCI file: 7.4;0.7;0;1.9;0.076;11;34;0.9978;3.51;0.56;9.4;5
+    assert_eq!(table.row(0).unwrap(), &[7.4, 0.7, 0.0, 1.9, 0.076, 11.0, 34.0, 0.9978, 3.51, 0.56, 9.4, 5.0]);
+}
+
+#[test]
+fn white_wine_from_shared_when_present() {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/datasets/winequality-white.csv");
+    if !std::path::Path::new(path).exists() {
+        eprintln!("skipped: {path} is not on this machine");
+        return;
+    }
+    let table = read_path(path.as_ref(), &CsvOptions::default(), &NoProgress).expect("white wine loads");
+    assert_eq!((table.n_rows(), table.n_cols()), (4898, 12));
+    assert_eq!((table.columns[11].min, table.columns[11].max), (3.0, 9.0));
+}
+
+#[test]
+fn sniffs_comma_semicolon_and_tab() {
+    assert_eq!(sniff_delimiter(b"a,b,c\n1,2,3\n"), Some(b','));
+    assert_eq!(sniff_delimiter(b"a;b;c\n1,5;2,5;3\n"), Some(b';'));
+    assert_eq!(sniff_delimiter(b"a\tb\n1\t2\n"), Some(b'\t'));
+    // Commas inside quotes do not count.
+    assert_eq!(sniff_delimiter(b"\"x, y\";\"z\"\n1;2\n"), Some(b';'));
+    assert_eq!(sniff_delimiter(b"abc\n1\n"), None);
+}
+
+#[test]
+fn quoted_header_bom_and_crlf() {
+    let text = "\u{feff}\"first, col\";\"second\"\r\n1.5;2\r\n3;4e-1\r\n";
+    let table = read(text).expect("loads");
+    let csv = table.csv.as_ref().unwrap();
+    assert!(csv.had_bom && csv.crlf && csv.has_header);
+    assert_eq!(table.columns[0].name, "first, col");
+    assert_eq!(table.values, vec![1.5, 2.0, 3.0, 0.4]);
+}
+
+#[test]
+fn header_detection_and_override() {
+    let no_header = read("1,2\n3,4\n").unwrap();
+    assert!(!no_header.csv.as_ref().unwrap().has_header);
+    assert_eq!(no_header.columns[0].name, "column 1");
+    assert_eq!(no_header.n_rows(), 2);
+    let forced = read_bytes(
+        b"1,2\n3,4\n",
+        "t.csv",
+        &CsvOptions { header: HeaderMode::Present, ..CsvOptions::default() },
+        &NoProgress,
+    )
+    .unwrap();
+    assert_eq!(forced.columns[0].name, "1");
+    assert_eq!(forced.n_rows(), 1);
+}
+
+#[test]
+fn gzip_is_decompressed() {
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    gz.write_all(b"x\ty\n1\t2\n").unwrap();
+    let bytes = gz.finish().unwrap();
+    let table = read_bytes(&bytes, "t.csv.gz", &CsvOptions::default(), &NoProgress).unwrap();
+    assert!(table.csv.as_ref().unwrap().gzipped);
+    assert_eq!(table.values, vec![1.0, 2.0]);
+}
+
+#[test]
+fn missing_values_name_line_column_and_text() {
+    for marker in ["", "NA", "?", "nan", "NaN"] {
+        let text = format!("a,b,c\n1,2,3\n4,5,6\n7,{marker},9\n");
+        let err = read(&text).unwrap_err();
+        assert_eq!(err.location(), Some((4, Some(2))), "{marker:?}: {err}");
+        let message = err.to_string();
+        assert!(message.starts_with("test.csv: line 4, column 2 (\"b\")"), "{message}");
+        assert!(message.contains("expected a number"), "{message}");
+        assert!(err.is_bad_cell());
+    }
+}
+
+#[test]
+fn non_numeric_cell_is_named() {
+    let err = read("a;b\n1;2\n3;three\n").unwrap_err();
+    assert!(matches!(&err, CsvError::NotNumeric { line: 3, column: 2, text, .. } if text == "three"), "{err}");
+    assert!(err.to_string().contains("found \"three\""));
+    // Infinity is not a usable number either.
+    let err = read("a;b\n1;inf\n").unwrap_err();
+    assert_eq!(err.location(), Some((2, Some(2))));
+}
+
+#[test]
+fn dropping_rows_says_how_many() {
+    let table = read_dropping("a,b\n1,2\nNA,3\n4,?\n5,6\n").unwrap();
+    let csv = table.csv.as_ref().unwrap();
+    assert_eq!(table.n_rows(), 2);
+    assert_eq!(csv.dropped_rows, 2);
+    assert_eq!(csv.first_dropped, Some((3, "a".to_owned(), "NA".to_owned())));
+    assert!(matches!(read_dropping("a,b\nNA,1\n2,?\n").unwrap_err(), CsvError::NothingLeft { dropped: 2, .. }));
+}
+
+#[test]
+fn ragged_rows_name_the_line() {
+    let err = read("a,b,c\n1,2,3\n4,5\n").unwrap_err();
+    assert!(matches!(err, CsvError::Ragged { line: 3, found: 2, expected: 3, reference_line: 1, .. }), "{err}");
+    assert_eq!(err.to_string(), "test.csv: line 3: found 2 fields; expected 3 as on line 1");
+}
+
+#[test]
+fn empty_header_only_and_single_column() {
+    assert!(matches!(read("").unwrap_err(), CsvError::Empty { .. }));
+    assert!(matches!(read("  \n\n").unwrap_err(), CsvError::Empty { .. }));
+    assert!(matches!(read("a,b,c\n").unwrap_err(), CsvError::HeaderOnly { header_line: 1, .. }));
+    let err = read("value\n1\n2\n").unwrap_err();
+    assert!(matches!(err, CsvError::SingleColumn { .. }), "{err}");
+    assert!(err.to_string().contains("expected at least two columns"));
+}
+
+#[test]
+fn binary_files_are_refused_with_a_position() {
+    let err = read_bytes(b"a,b\n1,\x002\n", "img.png", &CsvOptions::default(), &NoProgress).unwrap_err();
+    assert!(matches!(err, CsvError::Binary { line: 2, column: 3, .. }), "{err}");
+    let err = read_bytes(b"a,b\n1,2\n3,\xff\n", "latin.csv", &CsvOptions::default(), &NoProgress).unwrap_err();
+    assert!(matches!(err, CsvError::Binary { line: 3, column: 3, .. }), "{err}");
+    assert!(err.to_string().starts_with("latin.csv: line 3, column 3: invalid UTF-8"));
+    // A real PNG header.
+    let png = b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR";
+    assert!(matches!(read_bytes(png, "x.png", &CsvOptions::default(), &NoProgress), Err(CsvError::Binary { .. })));
+}
+
+#[test]
+fn unterminated_quote_or_bad_gzip_gives_a_message() {
+    let err = read_bytes(b"\x1f\x8b\x08\x00garbage", "broken.csv.gz", &CsvOptions::default(), &NoProgress).unwrap_err();
+    assert!(matches!(err, CsvError::Gzip { .. }), "{err}");
+    // An unterminated quote swallows the rest of the file into one field: the row count no longer matches.
+    let err = read("a,b\n1,\"2\n3,4\n").unwrap_err();
+    assert!(err.location().is_some(), "{err}");
+}
+
+#[test]
+fn a_one_gigabyte_file_is_refused_before_reading() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("huge.csv");
+    let file = std::fs::File::create(&path).unwrap();
+    file.set_len(1 << 30).unwrap(); // sparse: costs no disk
+    let started = std::time::Instant::now();
+    let err = read_path(&path, &CsvOptions::default(), &NoProgress).unwrap_err();
+    assert!(matches!(err, CsvError::TooLarge { .. }), "{err}");
+    assert_eq!(
+        err.to_string(),
+        "huge.csv: the file is 1.0 GiB and the limit is 256.0 MiB; datasets are held in memory, so use a smaller sample of it"
+    );
+    assert!(started.elapsed().as_secs() < 5, "refusing must not read the file");
+}
+
+#[test]
+fn missing_file_and_folder_are_named() {
+    let err = read_path("no/such/file.csv".as_ref(), &CsvOptions::default(), &NoProgress).unwrap_err();
+    assert!(err.to_string().starts_with("file.csv: cannot read the file"), "{err}");
+    let dir = tempfile::tempdir().unwrap();
+    let err = read_path(dir.path(), &CsvOptions::default(), &NoProgress).unwrap_err();
+    assert!(err.to_string().contains("folder"), "{err}");
+}
+
+#[test]
+fn column_statistics() {
+    let table = read("id,x,label\n1,0.5,0\n2,-1.5,1\n3,2,1\n").unwrap();
+    assert_eq!(table.columns[0].kind, ColumnKind::Integer);
+    assert_eq!(table.columns[1].kind, ColumnKind::Real);
+    assert_eq!((table.columns[1].min, table.columns[1].max), (-1.5, 2.0));
+    assert_eq!(table.columns[2].n_distinct, 2);
+}
+
+#[test]
+fn cancelling_stops_the_read() {
+    struct Cancelled;
+    impl bayes_explorer::data::csv::Progress for Cancelled {
+        fn set(&self, _fraction: f32) {}
+        fn cancelled(&self) -> bool {
+            true
+        }
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("t.csv");
+    std::fs::write(&path, "a,b\n1,2\n").unwrap();
+    assert!(matches!(read_path(&path, &CsvOptions::default(), &Cancelled), Err(CsvError::Cancelled { .. })));
+}

@@ -1,0 +1,81 @@
+//! The window driven by its labels (egui_kittest): each tab opens and shows its built-in dataset, the
+//! BNN lab trains from the Train button, and a bad file shows its error in the window while the loaded
+//! data stays.
+
+use std::time::{Duration, Instant};
+
+use bayes_explorer::Lab;
+use bayes_explorer::ui::{BayesExplorerApp, Settings};
+use egui_kittest::Harness;
+use egui_kittest::kittest::Queryable;
+
+fn harness() -> Harness<'static, BayesExplorerApp> {
+    let ctx = egui::Context::default();
+    let app = BayesExplorerApp::new(ctx, Settings::default());
+    let mut harness = Harness::builder()
+        .with_size([1280.0, 800.0])
+        .build_ui_state(|ui, app: &mut BayesExplorerApp| app.show(ui), app);
+    wait_until(&mut harness, "the built-in datasets", |app| !app.any_loading());
+    harness
+}
+
+fn wait_until(harness: &mut Harness<'_, BayesExplorerApp>, what: &str, done: impl Fn(&BayesExplorerApp) -> bool) {
+    let deadline = Instant::now() + Duration::from_mins(1);
+    while !done(harness.state()) {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(20));
+        harness.step();
+    }
+    harness.run_steps(3);
+}
+
+#[test]
+fn each_tab_shows_its_dataset() {
+    let mut harness = harness();
+    for (tab, dataset) in [("VAE", "MNIST, 5,000 digits"), ("Flow", "Two moons"), ("BNN", "Wine quality, red (UCI)")] {
+        harness.get_by_label(tab).click();
+        harness.run_steps(3);
+        assert_eq!(harness.state().settings.tab.tab_name(), tab);
+        // The dataset's name stands in the side panel and above its view.
+        assert!(harness.query_all_by_label_contains(dataset).count() >= 2, "{tab} tab shows {dataset}");
+    }
+    harness.get_by_label("Table").click();
+    harness.run_steps(3);
+    harness.get_by_label("fixed acidity");
+    // The first row of the UCI file: 7.4;0.7;0;1.9;0.076;...
+    assert!(harness.query_all_by_label("0.076").count() >= 1);
+    assert!(harness.query_all_by_label("1.9").count() >= 1);
+}
+
+#[test]
+fn train_button_runs_the_worker_and_shows_epochs() {
+    let mut harness = harness();
+    harness.get_by_label("Train").click();
+    wait_until(&mut harness, "an epoch", |app| app.lab(Lab::Bnn).snapshot.as_ref().is_some_and(|s| s.epoch >= 2));
+    harness.get_by_label_contains("Epoch ");
+    harness.get_by_label("Pause").click();
+    harness.run_steps(2);
+    wait_until(&mut harness, "pause", |app| {
+        app.lab(Lab::Bnn).worker_state == Some(bayes_explorer::train::WorkerState::Paused)
+    });
+    harness.get_by_label_contains("Worker (BNN): paused");
+}
+
+#[test]
+fn a_bad_file_shows_its_error_and_keeps_the_data() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("broken.csv");
+    std::fs::write(&path, "a,b\n1,2\n3,oops\n").unwrap();
+    let mut harness = harness();
+    harness.state_mut().path_text = path.display().to_string();
+    harness.get_by_label("Load").click();
+    wait_until(&mut harness, "the error", |app| app.lab(Lab::Bnn).message.is_some());
+    harness.get_by_label_contains("broken.csv: line 3, column 2 (\"b\"): found \"oops\"");
+    assert_eq!(harness.state().lab(Lab::Bnn).data.as_ref().map(|d| d.table.n_rows()), Some(1599));
+    harness.get_by_label("Drop those rows and load").click();
+    wait_until(&mut harness, "the preview", BayesExplorerApp::preview_is_open);
+    harness.get_by_label_contains("Dropped 1 rows");
+    harness.get_by_label("Use in the BNN lab").click();
+    harness.run_steps(3);
+    assert_eq!(harness.state().lab(Lab::Bnn).data.as_ref().map(|d| d.table.n_rows()), Some(1));
+}
