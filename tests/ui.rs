@@ -62,6 +62,24 @@ fn train_button_runs_the_worker_and_shows_epochs() {
 }
 
 #[test]
+fn a_missing_file_from_the_last_session_falls_back_to_the_built_in_data() {
+    let gone = bayes_explorer::data::LoadRequest::File {
+        path: "/no/such/folder/last-session.csv".into(),
+        options: bayes_explorer::data::CsvOptions::default(),
+    };
+    let settings = Settings { tab: Lab::Vae, labs: vec![(Lab::Bnn, gone, None)] };
+    let app = BayesExplorerApp::new(egui::Context::default(), settings);
+    let mut harness = Harness::builder()
+        .with_size([1280.0, 800.0])
+        .build_ui_state(|ui, app: &mut BayesExplorerApp| app.show(ui), app);
+    wait_until(&mut harness, "the fallback", |app| app.lab(Lab::Bnn).data.is_some() && !app.any_loading());
+    assert_eq!(harness.state().settings.tab, Lab::Vae, "the last tab is restored");
+    assert_eq!(harness.state().lab(Lab::Bnn).data.as_ref().map(|d| d.table.n_rows()), Some(1599));
+    let message = harness.state().lab(Lab::Bnn).message.clone().map(|m| m.text).unwrap_or_default();
+    assert!(message.starts_with("last-session.csv: cannot read the file"), "{message}");
+}
+
+#[test]
 fn a_bad_file_shows_its_error_and_keeps_the_data() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("broken.csv");

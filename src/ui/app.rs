@@ -240,9 +240,13 @@ impl BayesExplorerApp {
         state.snapshot = None;
         state.view = crate::ui::data_view::DataViewState::default();
         let dropped = data.table.csv.as_ref().map_or(0, |c| c.dropped_rows);
-        state.message = (dropped > 0).then(|| {
-            Message::note(format!("{}: dropped {dropped} rows with missing or non-numeric cells", data.table.name))
-        });
+        if dropped > 0 {
+            let text = format!("{}: dropped {dropped} rows with missing or non-numeric cells", data.table.name);
+            state.message = Some(Message::note(text));
+        } else if state.message.as_ref().is_some_and(|m| !m.is_error) {
+            // Notes are about the data being replaced; errors stay until the user dismisses them.
+            state.message = None;
+        }
         let entry = (lab, data.request.clone(), Some(data.spec.clone()));
         state.data = Some(data);
         self.settings.labs.retain(|(l, _, _)| *l != lab);
@@ -320,6 +324,10 @@ impl BayesExplorerApp {
                     message.retry_dropping = Some(LoadRequest::File { path: path.clone(), options });
                 }
                 state.message = Some(message);
+                // A lab left with nothing (the last session's file is gone) falls back to its built-in data.
+                if state.data.is_none() && job.request != lab.default_data() {
+                    self.start_load(lab, lab.default_data(), LoadTarget::Apply(None));
+                }
             }
         }
     }
