@@ -283,7 +283,7 @@ impl BayesExplorerApp {
                 self.dialog_rx = None;
                 if opened.elapsed() < Duration::from_millis(400) {
                     self.lab_mut(lab).message = Some(Message::note(
-                        "No file dialog answered (no desktop portal is running). Drop a CSV file onto the window, or type its path in the field below.",
+                        "No file dialog answered (no desktop portal is running). Drop a CSV file onto the window, or type its path in the field under \"Load CSV…\".",
                     ));
                 }
             }
