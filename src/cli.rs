@@ -291,10 +291,6 @@ fn train(args: &TrainArgs) -> Result<(), CliError> {
     let table = load(&request)?;
     let mut spec = DataSpec::default_for(&table);
     spec.seed = args.seed;
-    if lab == Lab::Bnn && matches!(request, LoadRequest::Builtin(BuiltinFile::WineRed)) {
-        // The course treats wine quality as a number to regress.
-        spec.set_output(table.n_cols() - 1, Role::Target);
-    }
     for (name, role) in [(&args.target, Role::Target), (&args.label, Role::Label)] {
         if let Some(name) = name {
             let Some(j) = table.column_index(name) else {

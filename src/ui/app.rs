@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::Lab;
 use crate::data::prepare::{DataSpec, Role};
-use crate::data::{BuiltinFile, CsvError, CsvOptions, LoadJob, LoadRequest, MissingPolicy, Table};
+use crate::data::{CsvError, CsvOptions, LoadJob, LoadRequest, MissingPolicy, Table};
 use crate::gpu::ComputeInfo;
 use crate::train::{RunSnapshot, Worker, WorkerEvent, WorkerState};
 use crate::ui::preview::Preview;
@@ -304,13 +304,12 @@ impl BayesExplorerApp {
         match result {
             Ok(table) => match target {
                 LoadTarget::Apply(spec) => {
-                    let spec = spec
-                        .filter(|s| s.roles.len() == table.n_cols())
-                        .unwrap_or_else(|| default_spec(lab, &job.request, &table));
+                    let spec =
+                        spec.filter(|s| s.roles.len() == table.n_cols()).unwrap_or_else(|| default_spec(lab, &table));
                     self.apply_data(lab, LabData::new(table, spec, job.request));
                 }
                 LoadTarget::Preview => {
-                    let spec = default_spec(lab, &job.request, &table);
+                    let spec = default_spec(lab, &table);
                     self.preview = Some(Preview::new(lab, table, spec, job.request));
                 }
             },
@@ -385,12 +384,10 @@ impl BayesExplorerApp {
     }
 }
 
-/// Roles for a lab's data: the course's choices for the built-in files, the loader's defaults otherwise.
-pub(crate) fn default_spec(lab: Lab, request: &LoadRequest, table: &Table) -> DataSpec {
+/// Roles for a lab's data: the loader's defaults (wine quality, 3..8, is a target to regress, as in the
+/// course), with a flow keeping only the first two features.
+pub(crate) fn default_spec(lab: Lab, table: &Table) -> DataSpec {
     let mut spec = DataSpec::default_for(table);
-    if lab == Lab::Bnn && matches!(request, LoadRequest::Builtin(BuiltinFile::WineRed)) {
-        spec.set_output(table.n_cols() - 1, Role::Target);
-    }
     if lab == Lab::Flow && table.n_cols() > 2 {
         // A flow models two columns: keep the first two features, ignore the rest.
         let mut features = 0;
