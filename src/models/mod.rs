@@ -4,5 +4,6 @@
 pub mod activation;
 pub mod mlp;
 pub mod optim;
+pub mod params;
 
 pub use activation::Activation;
