@@ -15,8 +15,9 @@ use crate::Lab;
 use crate::data::prepare::{DataSpec, Role, check_lab, image_side, prepare, split_counts};
 use crate::data::table::delimiter_name;
 use crate::data::{BuiltinFile, CsvOptions, HeaderMode, LoadRequest, MissingPolicy, SynthKind, SynthSpec, Table};
+use crate::models::flow::{FlowConfig, FlowKind, FlowTrainer, flow_report};
 use crate::models::mlp::{MlpConfig, MlpTrainer};
-use crate::train::{Command, Trainer, TrainerFactory, Worker, WorkerEvent};
+use crate::train::{Command, ModelView, Trainer, TrainerFactory, Worker, WorkerEvent};
 
 /// Exit code for bad input (a file that cannot be read, an unknown column).
 pub const EXIT_BAD_INPUT: u8 = 2;
@@ -113,9 +114,42 @@ pub struct TrainArgs {
     /// Learning rate.
     #[arg(long)]
     pub lr: Option<f64>,
+    /// Flow lab: the kind of flow.
+    #[arg(long, value_enum)]
+    pub flow: Option<FlowArg>,
+    /// Flow lab: number of flow layers.
+    #[arg(long)]
+    pub layers: Option<usize>,
+    /// Flow lab: the two columns to model, by name (default: the first two feature columns).
+    #[arg(long, value_delimiter = ',', num_args = 2)]
+    pub columns: Vec<String>,
+    /// Rows per minibatch.
+    #[arg(long)]
+    pub batch_size: Option<usize>,
     /// Print one final JSON line of metrics.
     #[arg(long)]
     pub json: bool,
+}
+
+/// Which flow (`train flow --flow`).
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum FlowArg {
+    /// Affine coupling layers (RealNVP, the Keras example).
+    Realnvp,
+    /// Masked autoregressive layers (the course's notebook).
+    Maf,
+    /// One shift-and-scale bijector (the lecture's warm-up).
+    Affine,
+}
+
+impl From<FlowArg> for FlowKind {
+    fn from(f: FlowArg) -> Self {
+        match f {
+            FlowArg::Realnvp => Self::RealNvp,
+            FlowArg::Maf => Self::Maf,
+            FlowArg::Affine => Self::Affine,
+        }
+    }
 }
 
 /// Runs a headless command and returns the process exit code.
@@ -289,8 +323,31 @@ fn train(args: &TrainArgs) -> Result<(), CliError> {
     let lab = Lab::from(args.lab);
     let request = args.data.as_deref().map_or_else(|| lab.default_data(), |d| resolve_data(d, CsvOptions::default()));
     let table = load(&request)?;
-    let mut spec = DataSpec::default_for(&table);
+    let mut spec = crate::data::prepare::default_spec_for_lab(lab, &table);
     spec.seed = args.seed;
+    if !args.columns.is_empty() {
+        if lab != Lab::Flow {
+            return Err(CliError::BadInput("--columns is for the flow lab; use --target or --label".into()));
+        }
+        let mut picked = Vec::new();
+        for name in &args.columns {
+            let Some(j) = table.column_index(name) else {
+                let available = table.columns.iter().map(|c| c.name.as_str()).collect::<Vec<_>>().join(", ");
+                return Err(CliError::BadInput(format!(
+                    "{}: no column is named {name:?}; the columns are: {available}",
+                    table.name
+                )));
+            };
+            picked.push(j);
+        }
+        for (j, role) in spec.roles.iter_mut().enumerate() {
+            if picked.contains(&j) {
+                *role = Role::Feature;
+            } else if *role == Role::Feature {
+                *role = Role::Ignored;
+            }
+        }
+    }
     for (name, role) in [(&args.target, Role::Target), (&args.label, Role::Label)] {
         if let Some(name) = name {
             let Some(j) = table.column_index(name) else {
@@ -306,6 +363,7 @@ fn train(args: &TrainArgs) -> Result<(), CliError> {
     check_lab(lab, &table, &spec)
         .map_err(|e| CliError::BadInput(format!("{}: the {} lab {e}", table.name, lab.tab_name())))?;
     let prepared = Arc::new(prepare(&table, &spec).map_err(|e| CliError::BadInput(format!("{}: {e}", table.name)))?);
+    let mut flow_config = None;
     let factory: TrainerFactory = match lab {
         Lab::Bnn => {
             let mut config = MlpConfig { seed: args.seed, ..MlpConfig::default() };
@@ -315,9 +373,32 @@ fn train(args: &TrainArgs) -> Result<(), CliError> {
             if let Some(lr) = args.lr {
                 config.learning_rate = lr;
             }
+            if let Some(b) = args.batch_size {
+                config.batch_size = b;
+            }
+            let prepared = Arc::clone(&prepared);
             Box::new(move || Ok(Box::new(MlpTrainer::new(config.clone(), &prepared)?) as Box<dyn Trainer>))
         }
-        Lab::Vae | Lab::Flow => {
+        Lab::Flow => {
+            let kind = args.flow.map_or(FlowKind::RealNvp, FlowKind::from);
+            let mut config = FlowConfig { seed: args.seed, ..FlowConfig::default_for(kind) };
+            if let Some(e) = args.epochs {
+                config.epochs = e;
+            }
+            if let Some(lr) = args.lr {
+                config.learning_rate = lr;
+            }
+            if let Some(k) = args.layers {
+                config.layers = k;
+            }
+            if let Some(b) = args.batch_size {
+                config.batch_size = b;
+            }
+            flow_config = Some(config.clone());
+            let prepared = Arc::clone(&prepared);
+            Box::new(move || Ok(Box::new(FlowTrainer::new(config.clone(), &prepared)?) as Box<dyn Trainer>))
+        }
+        Lab::Vae => {
             return Err(CliError::Failed(format!(
                 "the {} lab's model is not built yet; `train bnn` trains the dense baseline network",
                 lab.title()
@@ -348,8 +429,28 @@ fn train(args: &TrainArgs) -> Result<(), CliError> {
                 if let Some(bar) = &bar {
                     bar.finish_and_clear();
                 }
+                let mut metrics = record.metrics.clone();
+                let mut model = "dense-baseline".to_owned();
+                if let (Some(config), Some(ModelView::Flow { params, .. })) =
+                    (&flow_config, worker.snapshot().and_then(|s| s.model))
+                {
+                    model = config.kind.cli_name().to_owned();
+                    let figures = flow_report(&params, &prepared, args.seed)
+                        .map_err(|e| CliError::Failed(format!("cannot evaluate the trained flow: {e}")))?;
+                    metrics.retain(|(k, _)| k != "train_nll" && k != "heldout_nll");
+                    metrics.extend([
+                        ("train_nll".to_owned(), figures.train_nll),
+                        ("heldout_nll".to_owned(), figures.heldout_nll),
+                        ("grid_mass".to_owned(), figures.grid_mass),
+                        ("roundtrip_max_err".to_owned(), figures.roundtrip_max_err),
+                        ("energy_distance".to_owned(), figures.energy_distance),
+                        ("energy_distance_train_vs_heldout".to_owned(), figures.energy_distance_train_vs_heldout),
+                        ("layers".to_owned(), config.layers as f64),
+                        ("epochs".to_owned(), config.epochs as f64),
+                    ]);
+                }
                 worker.send(Command::Stop);
-                report(lab, &table, args, &record.metrics);
+                report(lab, &model, &table, args, &metrics);
                 return Ok(());
             }
             WorkerEvent::NonFinite { location, step } => {
@@ -378,11 +479,11 @@ fn format_metrics(metrics: &[(String, f64)]) -> String {
     metrics.iter().map(|(k, v)| format!("{k} {v:.4}")).collect::<Vec<_>>().join("  ")
 }
 
-fn report(lab: Lab, table: &Table, args: &TrainArgs, metrics: &[(String, f64)]) {
+fn report(lab: Lab, model: &str, table: &Table, args: &TrainArgs, metrics: &[(String, f64)]) {
     if args.json {
         let mut line = serde_json::Map::new();
         line.insert("lab".into(), json!(lab.tab_name().to_lowercase()));
-        line.insert("model".into(), json!("dense-baseline"));
+        line.insert("model".into(), json!(model));
         line.insert("data".into(), json!(table.name));
         line.insert("seed".into(), json!(args.seed));
         for (k, v) in metrics {

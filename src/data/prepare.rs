@@ -281,6 +281,30 @@ pub fn image_side(n_features: usize) -> Option<usize> {
     (side > 1 && side * side == n_features).then_some(side)
 }
 
+/// Share of the rows a flow holds out (the Keras Real NVP example's validation split).
+pub const FLOW_TEST_FRACTION: f64 = 0.2;
+
+/// Roles for a lab's data: the loader's defaults (wine quality, 3..8, is a target to regress, as in the
+/// course), with a flow keeping only the first two features and holding out 20 %.
+#[must_use]
+pub fn default_spec_for_lab(lab: Lab, table: &Table) -> DataSpec {
+    let mut spec = DataSpec::default_for(table);
+    if lab == Lab::Flow {
+        spec.test_fraction = FLOW_TEST_FRACTION;
+        // A flow models two columns: keep the first two features, ignore the rest.
+        let mut features = 0;
+        for r in &mut spec.roles {
+            if *r == Role::Feature {
+                features += 1;
+                if features > 2 {
+                    *r = Role::Ignored;
+                }
+            }
+        }
+    }
+    spec
+}
+
 /// Whether a lab can train on a table with these roles, and why not.
 pub fn check_lab(lab: Lab, table: &Table, spec: &DataSpec) -> Result<(), String> {
     if spec.roles.len() != table.n_cols() {

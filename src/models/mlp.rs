@@ -308,6 +308,7 @@ impl Trainer for MlpTrainer {
             learning_rate: self.optimizer.learning_rate,
             batch_loss: self.batch_loss,
             history: self.history.clone(),
+            model: None,
         }
     }
 

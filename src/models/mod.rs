@@ -2,6 +2,7 @@
 //! plain-data results. Used by `train` and `cli`.
 
 pub mod activation;
+pub mod flow;
 pub mod mlp;
 pub mod optim;
 pub mod params;

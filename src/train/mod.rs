@@ -63,6 +63,35 @@ pub struct RunSnapshot {
     pub batch_loss: f64,
     /// Every completed epoch, oldest first.
     pub history: Vec<EpochRecord>,
+    /// A plain-data copy of the model for the views; refreshed at most every [`MODEL_VIEW_INTERVAL_SECS`]
+    /// while running, and at once on a step, a pause or an epoch's end.
+    #[serde(skip)]
+    pub model: Option<ModelView>,
+}
+
+/// Seconds between copies of the model's parameters while a run is going.
+pub const MODEL_VIEW_INTERVAL_SECS: f64 = 0.5;
+
+/// A model's parameters as plain data, for the views (no tensors).
+#[derive(Clone, Debug, PartialEq)]
+pub enum ModelView {
+    /// A normalizing flow.
+    Flow {
+        /// The optimisation step the parameters are from.
+        step: u64,
+        /// The layers.
+        params: std::sync::Arc<crate::models::params::FlowParams>,
+    },
+}
+
+impl ModelView {
+    /// The optimisation step the copy is from.
+    #[must_use]
+    pub fn step(&self) -> u64 {
+        match self {
+            Self::Flow { step, .. } => *step,
+        }
+    }
 }
 
 impl RunSnapshot {
@@ -133,6 +162,11 @@ pub trait Trainer: Send {
     fn set_learning_rate(&mut self, learning_rate: f64);
     /// Completed epochs, oldest first (the last one also comes as [`WorkerEvent::EpochDone`]).
     fn epochs_done(&self) -> usize;
+    /// A plain-data copy of the parameters for the views, if the model offers one. Called at most every
+    /// [`MODEL_VIEW_INTERVAL_SECS`] while running, so it may copy.
+    fn model_view(&self) -> Option<ModelView> {
+        None
+    }
 }
 
 /// Builds a fresh trainer; called on the worker thread at start and on every reset.

@@ -9,7 +9,9 @@ use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
-use super::{Command, RunSnapshot, TrainError, Trainer, TrainerFactory, WorkerEvent};
+use super::{
+    Command, MODEL_VIEW_INTERVAL_SECS, ModelView, RunSnapshot, TrainError, Trainer, TrainerFactory, WorkerEvent,
+};
 use crate::data::job::panic_text;
 
 /// Where a run stands.
@@ -79,6 +81,7 @@ impl Worker {
             repaint: Box::new(repaint),
             state: WorkerState::Starting,
             last_publish: Instant::now(),
+            last_model: None,
         };
         let handle = std::thread::Builder::new().name(name.to_owned()).spawn(move || run.main(start_running))?;
         Ok(Self { commands: command_tx, events: event_rx, latest, cancel, handle: Some(handle) })
@@ -142,6 +145,8 @@ struct Run {
     repaint: Box<dyn Fn() + Send>,
     state: WorkerState,
     last_publish: Instant,
+    /// The model copy last published and when it was taken.
+    last_model: Option<(ModelView, Instant)>,
 }
 
 impl Run {
@@ -181,6 +186,7 @@ impl Run {
                 }
                 Some(Command::Reset) => {
                     self.trainer = None;
+                    self.last_model = None;
                     self.build();
                     if self.trainer.is_some() {
                         self.set_state(WorkerState::Paused);
@@ -227,15 +233,15 @@ impl Run {
                 let epochs_after = trainer.epochs_done();
                 let finished = trainer.finished();
                 let snapshot = trainer.snapshot();
-                if epochs_after > epochs_before
-                    && let Some(record) = snapshot.history.last().cloned()
-                {
+                let record = snapshot.history.last().cloned().filter(|_| epochs_after > epochs_before);
+                // Publish first, so whoever reacts to the events below already sees the final snapshot.
+                self.publish_snapshot(snapshot, publish_now || epochs_after > epochs_before || finished);
+                if let Some(record) = record {
                     self.emit(WorkerEvent::EpochDone(record.clone()));
                     if finished {
                         self.emit(WorkerEvent::Finished(record));
                     }
                 }
-                self.publish_snapshot(snapshot, publish_now || epochs_after > epochs_before || finished);
                 if finished {
                     self.set_state(WorkerState::Finished);
                 }
@@ -260,10 +266,17 @@ impl Run {
         }
     }
 
-    fn publish_snapshot(&mut self, snapshot: RunSnapshot, force: bool) {
+    fn publish_snapshot(&mut self, mut snapshot: RunSnapshot, force: bool) {
         if !force && self.last_publish.elapsed().as_secs_f64() < 1.0 / SNAPSHOTS_PER_SECOND {
             return;
         }
+        let fresh = self.last_model.as_ref().is_some_and(|(m, at)| {
+            m.step() == snapshot.step || (!force && at.elapsed().as_secs_f64() < MODEL_VIEW_INTERVAL_SECS)
+        });
+        if !fresh && let Some(view) = self.trainer.as_ref().and_then(|t| t.model_view()) {
+            self.last_model = Some((view, Instant::now()));
+        }
+        snapshot.model = self.last_model.as_ref().map(|(m, _)| m.clone());
         *self.latest.lock().unwrap_or_else(PoisonError::into_inner) = Some(snapshot);
         self.last_publish = Instant::now();
         (self.repaint)();

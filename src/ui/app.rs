@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use serde::{Deserialize, Serialize};
 
 use crate::Lab;
-use crate::data::prepare::{DataSpec, Role};
+use crate::data::prepare::DataSpec;
 use crate::data::{CsvError, CsvOptions, LoadJob, LoadRequest, MissingPolicy, Table};
 use crate::gpu::ComputeInfo;
 use crate::train::{RunSnapshot, Worker, WorkerEvent, WorkerState};
@@ -304,12 +304,13 @@ impl BayesExplorerApp {
         match result {
             Ok(table) => match target {
                 LoadTarget::Apply(spec) => {
-                    let spec =
-                        spec.filter(|s| s.roles.len() == table.n_cols()).unwrap_or_else(|| default_spec(lab, &table));
+                    let spec = spec
+                        .filter(|s| s.roles.len() == table.n_cols())
+                        .unwrap_or_else(|| crate::data::prepare::default_spec_for_lab(lab, &table));
                     self.apply_data(lab, LabData::new(table, spec, job.request));
                 }
                 LoadTarget::Preview => {
-                    let spec = default_spec(lab, &table);
+                    let spec = crate::data::prepare::default_spec_for_lab(lab, &table);
                     self.preview = Some(Preview::new(lab, table, spec, job.request));
                 }
             },
@@ -382,25 +383,6 @@ impl BayesExplorerApp {
             self.load_file(path);
         }
     }
-}
-
-/// Roles for a lab's data: the loader's defaults (wine quality, 3..8, is a target to regress, as in the
-/// course), with a flow keeping only the first two features.
-pub(crate) fn default_spec(lab: Lab, table: &Table) -> DataSpec {
-    let mut spec = DataSpec::default_for(table);
-    if lab == Lab::Flow && table.n_cols() > 2 {
-        // A flow models two columns: keep the first two features, ignore the rest.
-        let mut features = 0;
-        for r in &mut spec.roles {
-            if *r == Role::Feature {
-                features += 1;
-                if features > 2 {
-                    *r = Role::Ignored;
-                }
-            }
-        }
-    }
-    spec
 }
 
 fn drop_overlay(ctx: &egui::Context) {

@@ -1,0 +1,890 @@
+//! Normalizing flows on 2-D data: an invertible map f from a Gaussian latent z to data x, trained by
+//! maximum likelihood with the change of variables
+//!
+//! ```text
+//! log p_x(x) = log N(f⁻¹(x); 0, I) − Σ_k log|det ∂f_k/∂u|      (f = f_K ∘ … ∘ f_1, u the input of f_k)
+//! ```
+//!
+//! Three layer types (conventions in [`crate::models::params`]): the lecture's affine warm-up bijector, RealNVP
+//! affine coupling (Dinh, Sohl-Dickstein and Bengio 2017, as in the Keras example) and masked autoregressive
+//! layers (Papamakarios, Pavlakou and Murray 2017, MADE masks from Germain et al. 2015, as in the course's TFP
+//! notebook). Every layer has a forward map, an inverse and its log-determinant, and [`FlowNet`] returns
+//! every intermediate stage, so the views can show any of them.
+
+use std::sync::Arc;
+
+use candle_core::{D, DType, Device, Tensor, Var};
+use rand::SeedableRng;
+use rand::seq::SliceRandom;
+use rand_chacha::ChaCha8Rng;
+use rand_distr::{Distribution, Uniform};
+use serde::{Deserialize, Serialize};
+
+use crate::Lab;
+use crate::data::prepare::Prepared;
+use crate::models::Activation;
+use crate::models::optim::{Optimizer, OptimizerKind, ensure_finite};
+use crate::models::params::{DenseParams, FlowLayerParams, FlowParams, MlpParams};
+use crate::train::{EpochRecord, ModelView, RunSnapshot, TrainError, Trainer};
+
+/// log(2π).
+const LN_2PI: f64 = 1.837_877_066_409_345_5;
+
+/// Which kind of flow.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum FlowKind {
+    /// Affine coupling layers with alternating masks (RealNVP, the Keras example).
+    RealNvp,
+    /// Masked autoregressive layers, each followed by a swap (the course's notebook).
+    Maf,
+    /// One elementwise shift and scale (the lecture's warm-up bijector).
+    Affine,
+}
+
+impl FlowKind {
+    /// All kinds, in menu order.
+    pub const ALL: [Self; 3] = [Self::RealNvp, Self::Maf, Self::Affine];
+
+    /// Name on the command line.
+    #[must_use]
+    pub fn cli_name(self) -> &'static str {
+        match self {
+            Self::RealNvp => "realnvp",
+            Self::Maf => "maf",
+            Self::Affine => "affine",
+        }
+    }
+
+    /// Name shown to the user.
+    #[must_use]
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::RealNvp => "RealNVP (affine coupling)",
+            Self::Maf => "MAF (masked autoregressive)",
+            Self::Affine => "Affine (shift and scale)",
+        }
+    }
+
+    /// Parses a command-line name.
+    #[must_use]
+    pub fn from_cli(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|k| k.cli_name().eq_ignore_ascii_case(name))
+    }
+}
+
+/// Architecture and training settings of a flow.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct FlowConfig {
+    /// Layer type.
+    pub kind: FlowKind,
+    /// Number of flow layers (stages are 0..=layers).
+    pub layers: usize,
+    /// Hidden widths of each conditioner network (ReLU).
+    pub hidden: Vec<usize>,
+    /// Adam's learning rate.
+    pub learning_rate: f64,
+    /// Points per minibatch.
+    pub batch_size: usize,
+    /// Epochs to train.
+    pub epochs: usize,
+    /// Seed of the initial weights and the minibatch order.
+    pub seed: u64,
+}
+
+impl FlowConfig {
+    /// The course's settings for each kind: RealNVP as the Keras example (6 layers, 4 x 256, Adam 1e-4,
+    /// batch 256, 300 epochs); MAF as the TFP notebook (3 layers, MADE [128, 128], Adam 1e-3, batch 32);
+    /// the affine warm-up with a large step, since it has four parameters.
+    #[must_use]
+    pub fn default_for(kind: FlowKind) -> Self {
+        match kind {
+            FlowKind::RealNvp => Self {
+                kind,
+                layers: 6,
+                hidden: vec![256; 4],
+                learning_rate: 1e-4,
+                batch_size: 256,
+                epochs: 300,
+                seed: 42,
+            },
+            FlowKind::Maf => Self {
+                kind,
+                layers: 3,
+                hidden: vec![128, 128],
+                learning_rate: 1e-3,
+                batch_size: 32,
+                epochs: 60,
+                seed: 42,
+            },
+            FlowKind::Affine => {
+                Self { kind, layers: 1, hidden: Vec::new(), learning_rate: 1e-2, batch_size: 256, epochs: 50, seed: 42 }
+            }
+        }
+    }
+}
+
+impl Default for FlowConfig {
+    fn default() -> Self {
+        Self::default_for(FlowKind::RealNvp)
+    }
+}
+
+/// A dense layer over tensors; `mask` (the MADE connectivity) multiplies the weights when present.
+#[derive(Clone, Debug)]
+struct Dense {
+    weights: Tensor,      // [in, out]
+    biases: Tensor,       // [out]
+    mask: Option<Tensor>, // [in, out], 0 or 1
+    activation: Activation,
+}
+
+impl Dense {
+    fn forward(&self, x: &Tensor) -> candle_core::Result<Tensor> {
+        let w = match &self.mask {
+            Some(m) => self.weights.mul(m)?,
+            None => self.weights.clone(),
+        };
+        self.activation.apply(&x.matmul(&w)?.broadcast_add(&self.biases)?)
+    }
+}
+
+/// A stack of dense layers.
+#[derive(Clone, Debug)]
+struct Net(Vec<Dense>);
+
+impl Net {
+    fn forward(&self, x: &Tensor) -> candle_core::Result<Tensor> {
+        self.0.iter().try_fold(x.clone(), |h, layer| layer.forward(&h))
+    }
+}
+
+/// One invertible layer over tensors.
+#[derive(Clone, Debug)]
+enum Layer {
+    Affine { shift: Tensor, log_scale: Tensor },       // [dim] each
+    Coupling { mask: Tensor, scale: Net, shift: Net }, // mask [1, dim]
+    Maf { made: Net, dim: usize },
+}
+
+/// A flow as tensors: either the live, trainable model (its tensors are the variables) or a copy built from
+/// [`FlowParams`] for the views, in f32 or, for finite-difference tests, f64.
+#[derive(Clone, Debug)]
+pub struct FlowNet {
+    dim: usize,
+    layers: Vec<Layer>,
+    device: Device,
+}
+
+/// Points at every stage of a flow, with each layer's log-determinant.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Stages {
+    /// `points[k]` is stage k, row-major `[n, dim]`; stage 0 is the Gaussian, stage K the data.
+    pub points: Vec<Vec<f32>>,
+    /// `log_det[k - 1][i]` is log|det ∂(stage k)/∂(stage k-1)| at row i, for layers k = 1..=K.
+    pub log_det: Vec<Vec<f32>>,
+}
+
+impl FlowNet {
+    /// Builds tensors from plain parameters, in `dtype` (F32 for the views, F64 for precise tests).
+    pub fn from_params(params: &FlowParams, dtype: DType) -> candle_core::Result<Self> {
+        let device = Device::Cpu;
+        let dim = params.dim;
+        let vector = |v: &[f32]| Tensor::from_slice(v, v.len(), &device)?.to_dtype(dtype);
+        let net = |p: &MlpParams| -> candle_core::Result<Net> {
+            p.layers
+                .iter()
+                .map(|l| {
+                    Ok(Dense {
+                        weights: Tensor::from_slice(&l.weights, (l.n_in, l.n_out), &device)?.to_dtype(dtype)?,
+                        biases: vector(&l.biases)?,
+                        mask: None,
+                        activation: l.activation,
+                    })
+                })
+                .collect::<candle_core::Result<Vec<_>>>()
+                .map(Net)
+        };
+        let layers = params
+            .layers
+            .iter()
+            .map(|l| {
+                Ok(match l {
+                    FlowLayerParams::Affine { shift, log_scale } => {
+                        Layer::Affine { shift: vector(shift)?, log_scale: vector(log_scale)? }
+                    }
+                    FlowLayerParams::Coupling { mask, scale_net, shift_net } => Layer::Coupling {
+                        mask: vector(mask)?.reshape((1, mask.len()))?,
+                        scale: net(scale_net)?,
+                        shift: net(shift_net)?,
+                    },
+                    FlowLayerParams::Maf { made } => Layer::Maf { made: net(made)?, dim },
+                })
+            })
+            .collect::<candle_core::Result<Vec<_>>>()?;
+        Ok(Self { dim, layers, device })
+    }
+
+    /// Number of layers K (stages are 0..=K).
+    #[must_use]
+    pub fn n_layers(&self) -> usize {
+        self.layers.len()
+    }
+
+    /// Dimension of the points.
+    #[must_use]
+    pub fn dim(&self) -> usize {
+        self.dim
+    }
+
+    /// Layer `k` (0-based) forward: `u` `[n, dim]` at stage k to stage k+1, with log|det| `[n]`.
+    fn layer_forward(&self, k: usize, u: &Tensor) -> candle_core::Result<(Tensor, Tensor)> {
+        match &self.layers[k] {
+            Layer::Affine { shift, log_scale } => {
+                let v = u.broadcast_mul(&log_scale.exp()?)?.broadcast_add(shift)?;
+                let log_det = log_scale.sum_all()?.broadcast_as(u.dim(0)?)?.contiguous()?;
+                Ok((v, log_det))
+            }
+            Layer::Coupling { mask, scale, shift } => {
+                let keep = u.broadcast_mul(mask)?; // [n, dim]
+                let free = mask.neg()?.affine(1.0, 1.0)?; // 1 - m, [1, dim]
+                let s = scale.forward(&keep)?.broadcast_mul(&free)?;
+                let t = shift.forward(&keep)?.broadcast_mul(&free)?;
+                let v = (keep + u.mul(&s.exp()?)?.broadcast_mul(&free)?.add(&t)?)?;
+                Ok((v, s.sum(D::Minus1)?))
+            }
+            Layer::Maf { made, dim } => {
+                // Sequential in the coordinates: after pass i, w_0..w_i are final, because output i of the
+                // MADE sees only w_<i.
+                let mut w = u.zeros_like()?;
+                let mut log_scale = u.zeros_like()?;
+                for _ in 0..*dim {
+                    let out = made.forward(&w)?; // [n, 2 dim]
+                    let shift = out.narrow(1, 0, *dim)?;
+                    log_scale = out.narrow(1, *dim, *dim)?;
+                    w = u.mul(&log_scale.exp()?)?.add(&shift)?;
+                }
+                Ok((reverse_columns(&w)?, log_scale.sum(D::Minus1)?))
+            }
+        }
+    }
+
+    /// Layer `k` (0-based) inverse: `v` at stage k+1 back to stage k, with the forward log|det| there.
+    fn layer_inverse(&self, k: usize, v: &Tensor) -> candle_core::Result<(Tensor, Tensor)> {
+        match &self.layers[k] {
+            Layer::Affine { shift, log_scale } => {
+                let u = v.broadcast_sub(shift)?.broadcast_mul(&log_scale.neg()?.exp()?)?;
+                let log_det = log_scale.sum_all()?.broadcast_as(v.dim(0)?)?.contiguous()?;
+                Ok((u, log_det))
+            }
+            Layer::Coupling { mask, scale, shift } => {
+                let keep = v.broadcast_mul(mask)?;
+                let free = mask.neg()?.affine(1.0, 1.0)?;
+                let s = scale.forward(&keep)?.broadcast_mul(&free)?;
+                let t = shift.forward(&keep)?.broadcast_mul(&free)?;
+                let u = (keep + v.sub(&t)?.mul(&s.neg()?.exp()?)?.broadcast_mul(&free)?)?;
+                Ok((u, s.sum(D::Minus1)?))
+            }
+            Layer::Maf { made, dim } => {
+                let w = reverse_columns(v)?;
+                let out = made.forward(&w)?;
+                let shift = out.narrow(1, 0, *dim)?;
+                let log_scale = out.narrow(1, *dim, *dim)?;
+                let u = w.sub(&shift)?.mul(&log_scale.neg()?.exp()?)?;
+                Ok((u, log_scale.sum(D::Minus1)?))
+            }
+        }
+    }
+
+    /// Inference through every layer: data `x` `[n, dim]` to `z`, with Σ_k log|det ∂f_k| `[n]`.
+    fn inverse_all(&self, x: &Tensor) -> candle_core::Result<(Tensor, Tensor)> {
+        let mut total = Tensor::zeros(x.dim(0)?, x.dtype(), &self.device)?;
+        let mut h = x.clone();
+        for k in (0..self.layers.len()).rev() {
+            let (u, log_det) = self.layer_inverse(k, &h)?;
+            total = total.add(&log_det)?;
+            h = u;
+        }
+        Ok((h, total))
+    }
+
+    /// log p_x(x) per row `[n]` (natural log): log N(z; 0, I) − Σ log|det|.
+    fn log_density_tensor(&self, x: &Tensor) -> candle_core::Result<Tensor> {
+        let (z, log_det) = self.inverse_all(x)?;
+        let log_pz = standard_normal_log_density(&z)?;
+        log_pz.sub(&log_det)
+    }
+
+    fn rows(&self, data: &[f32]) -> candle_core::Result<Tensor> {
+        let n = data.len() / self.dim.max(1);
+        let dtype = self.layers.first().map_or(DType::F32, |l| match l {
+            Layer::Affine { shift, .. } => shift.dtype(),
+            Layer::Coupling { mask, .. } => mask.dtype(),
+            Layer::Maf { made, .. } => made.0.first().map_or(DType::F32, |d| d.weights.dtype()),
+        });
+        Tensor::from_slice(data, (n, self.dim), &self.device)?.to_dtype(dtype)
+    }
+
+    /// log p_x at each row of `x` (row-major `[n, dim]`), in nats.
+    pub fn log_density(&self, x: &[f32]) -> candle_core::Result<Vec<f32>> {
+        self.log_density_tensor(&self.rows(x)?)?.to_dtype(DType::F32)?.to_vec1()
+    }
+
+    /// Generation: Gaussian points `z` pushed through layers 1..=K, every stage kept.
+    pub fn forward_stages(&self, z: &[f32]) -> candle_core::Result<Stages> {
+        let mut h = self.rows(z)?;
+        let mut points = vec![to_vec(&h)?];
+        let mut log_det = Vec::with_capacity(self.layers.len());
+        for k in 0..self.layers.len() {
+            let (v, ld) = self.layer_forward(k, &h)?;
+            points.push(to_vec(&v)?);
+            log_det.push(ld.to_dtype(DType::F32)?.to_vec1()?);
+            h = v;
+        }
+        Ok(Stages { points, log_det })
+    }
+
+    /// Inference: points `x` at stage `from` (K for data) pulled back to stage 0. `points[k]` is stage k for
+    /// k ≤ from; `log_det[k - 1]` is layer k's forward log|det| at the pulled-back point (k ≤ from).
+    pub fn inverse_stages(&self, x: &[f32], from: usize) -> candle_core::Result<Stages> {
+        let from = from.min(self.layers.len());
+        let mut h = self.rows(x)?;
+        let mut points = vec![to_vec(&h)?];
+        let mut log_det = Vec::with_capacity(from);
+        for k in (0..from).rev() {
+            let (u, ld) = self.layer_inverse(k, &h)?;
+            points.push(to_vec(&u)?);
+            log_det.push(ld.to_dtype(DType::F32)?.to_vec1()?);
+            h = u;
+        }
+        points.reverse();
+        log_det.reverse();
+        Ok(Stages { points, log_det })
+    }
+
+    /// Forward through one layer `k` (1-based) on rows of `u`: the new points and log|det| per row.
+    pub fn layer_forward_rows(&self, k: usize, u: &[f32]) -> candle_core::Result<(Vec<f32>, Vec<f32>)> {
+        let (v, ld) = self.layer_forward(k - 1, &self.rows(u)?)?;
+        Ok((to_vec(&v)?, ld.to_dtype(DType::F32)?.to_vec1()?))
+    }
+
+    /// Same as [`Self::layer_forward_rows`] in f64 (the net must have been built in F64): for
+    /// finite-difference Jacobians.
+    pub fn layer_forward_f64(&self, k: usize, u: &[f64]) -> candle_core::Result<(Vec<f64>, Vec<f64>)> {
+        let n = u.len() / self.dim.max(1);
+        let t = Tensor::from_slice(u, (n, self.dim), &self.device)?;
+        let (v, ld) = self.layer_forward(k - 1, &t)?;
+        Ok((v.flatten_all()?.to_vec1()?, ld.to_vec1()?))
+    }
+
+    /// Density of stage `k` on a regular grid: `resolution` x `resolution` cell centres over `[x0, x1] x [y0,
+    /// y1]`, rows from y0 upwards. Returns (density, log|det| of layer k at each cell, or zeros for k = 0).
+    /// p_k(y) = N(g(y); 0, I) · Π |det ∂g_j|, with g pulling stage k back to stage 0.
+    pub fn stage_density_grid(
+        &self,
+        k: usize,
+        resolution: usize,
+        bounds: [f32; 4],
+    ) -> candle_core::Result<(Vec<f32>, Vec<f32>)> {
+        let points = grid_points(resolution, bounds);
+        let stages = self.inverse_stages(&points, k)?;
+        let z = &stages.points[0];
+        let n = points.len() / 2;
+        let mut density = vec![0.0f32; n];
+        let dim = self.dim;
+        for (i, d) in density.iter_mut().enumerate() {
+            let r2: f64 = z[i * dim..(i + 1) * dim].iter().map(|&v| f64::from(v).powi(2)).sum();
+            let log_det: f64 = stages.log_det.iter().map(|l| f64::from(l[i])).sum();
+            *d = (-0.5 * r2 - 0.5 * dim as f64 * LN_2PI - log_det).exp() as f32;
+        }
+        let layer = if k == 0 { vec![0.0; n] } else { stages.log_det[k - 1].clone() };
+        Ok((density, layer))
+    }
+}
+
+/// Cell centres of a `resolution` x `resolution` grid over `[x0, x1, y0, y1]`, row-major from y0 up.
+#[must_use]
+pub fn grid_points(resolution: usize, bounds: [f32; 4]) -> Vec<f32> {
+    let [x0, x1, y0, y1] = bounds;
+    let (dx, dy) = ((x1 - x0) / resolution as f32, (y1 - y0) / resolution as f32);
+    let mut points = Vec::with_capacity(resolution * resolution * 2);
+    for r in 0..resolution {
+        for c in 0..resolution {
+            points.push(x0 + (c as f32 + 0.5) * dx);
+            points.push(y0 + (r as f32 + 0.5) * dy);
+        }
+    }
+    points
+}
+
+fn to_vec(t: &Tensor) -> candle_core::Result<Vec<f32>> {
+    t.to_dtype(DType::F32)?.flatten_all()?.to_vec1()
+}
+
+/// Reverses the columns of `[n, dim]`.
+fn reverse_columns(x: &Tensor) -> candle_core::Result<Tensor> {
+    let dim = x.dim(1)?;
+    let idx: Vec<u32> = (0..dim as u32).rev().collect();
+    x.index_select(&Tensor::from_slice(&idx, dim, x.device())?, 1)
+}
+
+/// log N(z; 0, I) per row: −½|z|² − (dim/2) log 2π.
+fn standard_normal_log_density(z: &Tensor) -> candle_core::Result<Tensor> {
+    let dim = z.dim(1)? as f64;
+    z.sqr()?.sum(D::Minus1)?.affine(-0.5, -0.5 * dim * LN_2PI)
+}
+
+/// MADE connectivity (Germain et al. 2015) for `dim` inputs, hidden widths `hidden`, and `2 dim` outputs
+/// (shifts then log-scales): input i has degree i + 1, hidden unit j degree 1 + (j mod (dim - 1)), output for
+/// coordinate i degree i + 1. A weight is kept when the unit it feeds may see the unit it comes from:
+/// hidden ≥ input degree, hidden ≥ hidden, output > hidden degree. Output i then depends on inputs < i only.
+#[must_use]
+pub fn made_masks(dim: usize, hidden: &[usize]) -> Vec<Vec<f32>> {
+    let span = dim.saturating_sub(1).max(1);
+    let mut degrees: Vec<Vec<usize>> = vec![(1..=dim).collect()];
+    for &h in hidden {
+        degrees.push((0..h).map(|j| 1 + j % span).collect());
+    }
+    let out: Vec<usize> = (1..=dim).chain(1..=dim).collect();
+    let mut masks = Vec::new();
+    for (l, from) in degrees.iter().enumerate() {
+        let (to, is_output) = match degrees.get(l + 1) {
+            Some(next) => (next.as_slice(), false),
+            None => (out.as_slice(), true),
+        };
+        let mut m = vec![0.0f32; from.len() * to.len()];
+        for (i, &di) in from.iter().enumerate() {
+            for (j, &dj) in to.iter().enumerate() {
+                let keep = if is_output { dj > di } else { dj >= di };
+                m[i * to.len() + j] = if keep { 1.0 } else { 0.0 };
+            }
+        }
+        masks.push(m);
+    }
+    masks
+}
+
+/// The trainable flow: variables, optimiser, data and history.
+pub struct FlowTrainer {
+    config: FlowConfig,
+    net: FlowNet,
+    vars: Vec<Var>,
+    names: Vec<String>,
+    optimizer: Optimizer,
+    x_train: Tensor, // [n_train, 2]
+    x_test: Tensor,  // [n_test, 2]
+    n_train: usize,
+    order: Vec<usize>,
+    cursor: usize,
+    rng: ChaCha8Rng,
+    step: u64,
+    epoch_loss_sum: f64,
+    epoch_batches: usize,
+    batch_loss: f64,
+    history: Vec<EpochRecord>,
+    last_good: Vec<Tensor>,
+}
+
+/// Final figures of a trained flow (the CLI's JSON line and the acceptance checks).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct FlowReport {
+    /// Mean negative log-likelihood of the training points, nats per point.
+    pub train_nll: f64,
+    /// Mean negative log-likelihood of the held-out points, nats per point.
+    pub heldout_nll: f64,
+    /// Σ density x cell area over a [`GRID_MASS_RESOLUTION`]² grid covering the data with a margin (≈ 1 for
+    /// a proper density).
+    pub grid_mass: f64,
+    /// Bounds `[x0, x1, y0, y1]` of that grid.
+    pub grid_bounds: [f32; 4],
+    /// Largest |inverse(forward(z)) − z| over 10,000 Gaussian points, over every layer and the whole flow.
+    pub roundtrip_max_err: f64,
+    /// Energy distance between samples from the flow and the held-out points.
+    pub energy_distance: f64,
+    /// Energy distance between the training and held-out points (the same statistic for two samples of the data).
+    pub energy_distance_train_vs_heldout: f64,
+}
+
+/// The final figures of a flow on its data: exact train and held-out NLL, the mass of the density on a
+/// [`GRID_MASS_RESOLUTION`]² grid covering the data, the round-trip error on 10,000 Gaussian points and the
+/// energy distances.
+pub fn flow_report(params: &FlowParams, data: &Prepared, seed: u64) -> Result<FlowReport, TrainError> {
+    let net = FlowNet::from_params(params, DType::F32)?;
+    let mean_nll = |x: &[f32]| -> candle_core::Result<f64> {
+        if x.is_empty() {
+            return Ok(f64::NAN);
+        }
+        let mut sum = 0.0;
+        for chunk in x.chunks(8192) {
+            sum -= net.log_density(chunk)?.iter().map(|&v| f64::from(v)).sum::<f64>();
+        }
+        Ok(sum / (x.len() / 2) as f64)
+    };
+    let train_nll = mean_nll(&data.x_train)?;
+    let heldout_nll = mean_nll(&data.x_test)?;
+    // A grid over the data's range with a margin of 1.5 (standardised units) on every side.
+    let (mut lo, mut hi) = ([f32::INFINITY; 2], [f32::NEG_INFINITY; 2]);
+    for p in data.x_train.chunks_exact(2).chain(data.x_test.chunks_exact(2)) {
+        for c in 0..2 {
+            lo[c] = lo[c].min(p[c]);
+            hi[c] = hi[c].max(p[c]);
+        }
+    }
+    let bounds = [lo[0] - 1.5, hi[0] + 1.5, lo[1] - 1.5, hi[1] + 1.5];
+    let resolution = GRID_MASS_RESOLUTION;
+    let cell = f64::from((bounds[1] - bounds[0]) * (bounds[3] - bounds[2])) / (resolution * resolution) as f64;
+    let (density, _) = net.stage_density_grid(net.n_layers(), resolution, bounds)?;
+    let grid_mass = density.iter().map(|&d| f64::from(d)).sum::<f64>() * cell;
+    let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0x5eed);
+    let z = gaussian_points(10_000, 2, &mut rng);
+    let roundtrip_max_err = roundtrip_error(&net, &z)?;
+    let samples = net.forward_stages(&gaussian_points(data.n_test().max(1), 2, &mut rng))?;
+    let generated = samples.points.last().cloned().unwrap_or_default();
+    let energy_distance = energy_distance_capped(&generated, &data.x_test, 2);
+    let energy_distance_train_vs_heldout = energy_distance_capped(&data.x_train, &data.x_test, 2);
+    Ok(FlowReport {
+        train_nll,
+        heldout_nll,
+        grid_mass,
+        grid_bounds: bounds,
+        roundtrip_max_err,
+        energy_distance,
+        energy_distance_train_vs_heldout,
+    })
+}
+
+/// Cells per side of the grid [`flow_report`] integrates the density over.
+pub const GRID_MASS_RESOLUTION: usize = 400;
+
+impl FlowTrainer {
+    /// Builds a flow for `data`, which must have exactly two (standardised) features.
+    pub fn new(config: FlowConfig, data: &Arc<Prepared>) -> Result<Self, TrainError> {
+        let device = Device::Cpu;
+        let dim = data.n_features();
+        if dim != 2 {
+            return Err(TrainError::Data(format!("a flow models two columns; this data has {dim} features")));
+        }
+        let n_train = data.n_train();
+        if n_train == 0 {
+            return Err(TrainError::Data("no training rows".into()));
+        }
+        if config.batch_size == 0 || config.layers == 0 || config.hidden.contains(&0) {
+            return Err(TrainError::Data("batch size, layers and widths must be at least 1".into()));
+        }
+        let mut rng = ChaCha8Rng::seed_from_u64(config.seed);
+        let mut vars = Vec::new();
+        let mut names = Vec::new();
+        let mut layers = Vec::new();
+        for k in 0..config.layers {
+            let layer_name = format!("layer {}", k + 1);
+            let layer = match config.kind {
+                FlowKind::Affine => {
+                    let shift = Var::zeros(dim, DType::F32, &device)?;
+                    let log_scale = Var::zeros(dim, DType::F32, &device)?;
+                    vars.extend([shift.clone(), log_scale.clone()]);
+                    names.extend([format!("{layer_name} shift"), format!("{layer_name} log-scale")]);
+                    Layer::Affine { shift: shift.as_tensor().clone(), log_scale: log_scale.as_tensor().clone() }
+                }
+                FlowKind::RealNvp => {
+                    // Alternating masks: odd layers pass x through and transform y, even layers the reverse.
+                    let mask: Vec<f32> = if k % 2 == 0 { vec![1.0, 0.0] } else { vec![0.0, 1.0] };
+                    let mut widths = vec![dim];
+                    widths.extend(&config.hidden);
+                    widths.push(dim);
+                    let mut build = |net_name: &str, last: Activation| {
+                        glorot_net(&widths, last, None, &mut rng, &device, &format!("{layer_name} {net_name}"))
+                    };
+                    let (scale, scale_vars, scale_names) = build("scale net", Activation::Tanh)?;
+                    let (shift, shift_vars, shift_names) = build("shift net", Activation::Identity)?;
+                    vars.extend(scale_vars.into_iter().chain(shift_vars));
+                    names.extend(scale_names.into_iter().chain(shift_names));
+                    Layer::Coupling { mask: Tensor::from_slice(&mask, (1, dim), &device)?, scale, shift }
+                }
+                FlowKind::Maf => {
+                    let mut widths = vec![dim];
+                    widths.extend(&config.hidden);
+                    widths.push(2 * dim);
+                    let masks = made_masks(dim, &config.hidden);
+                    let (made, v, n) = glorot_net(
+                        &widths,
+                        Activation::Identity,
+                        Some(&masks),
+                        &mut rng,
+                        &device,
+                        &format!("{layer_name} MADE"),
+                    )?;
+                    vars.extend(v);
+                    names.extend(n);
+                    Layer::Maf { made, dim }
+                }
+            };
+            layers.push(layer);
+        }
+        let optimizer = Optimizer::new(OptimizerKind::Adam, config.learning_rate, &vars)?;
+        let mut order: Vec<usize> = (0..n_train).collect();
+        order.shuffle(&mut rng);
+        Ok(Self {
+            net: FlowNet { dim, layers, device: device.clone() },
+            x_train: Tensor::from_slice(&data.x_train, (n_train, dim), &device)?,
+            x_test: Tensor::from_slice(&data.x_test, (data.n_test(), dim), &device)?,
+            n_train,
+            order,
+            cursor: 0,
+            rng,
+            step: 0,
+            epoch_loss_sum: 0.0,
+            epoch_batches: 0,
+            batch_loss: f64::NAN,
+            history: Vec::new(),
+            last_good: Vec::new(),
+            vars,
+            names,
+            optimizer,
+            config,
+        })
+    }
+
+    /// The settings this flow was built with.
+    #[must_use]
+    pub fn config(&self) -> &FlowConfig {
+        &self.config
+    }
+
+    /// The live model as tensors (shares the variables).
+    #[must_use]
+    pub fn net(&self) -> &FlowNet {
+        &self.net
+    }
+
+    /// Mean negative log-likelihood over the rows of `x`, in chunks to bound memory.
+    fn mean_nll(&self, x: &Tensor) -> candle_core::Result<f64> {
+        let n = x.dim(0)?;
+        if n == 0 {
+            return Ok(f64::NAN);
+        }
+        let mut sum = 0.0;
+        let chunk = 4096;
+        for start in (0..n).step_by(chunk) {
+            let len = chunk.min(n - start);
+            let lp = self.net.log_density_tensor(&x.narrow(0, start, len)?)?;
+            sum -= f64::from(lp.sum_all()?.to_scalar::<f32>()?);
+        }
+        Ok(sum / n as f64)
+    }
+
+    fn finish_epoch(&mut self) -> Result<(), TrainError> {
+        let heldout = self.mean_nll(&self.x_test)?;
+        // Keras logs the running mean of the minibatch losses as the training loss; so do we, which keeps an
+        // epoch from costing a second pass over the data.
+        let train = self.epoch_loss_sum / self.epoch_batches.max(1) as f64;
+        self.history.push(EpochRecord {
+            epoch: self.history.len() + 1,
+            metrics: vec![("train_nll".to_owned(), train), ("heldout_nll".to_owned(), heldout)],
+        });
+        self.epoch_loss_sum = 0.0;
+        self.epoch_batches = 0;
+        self.order.shuffle(&mut self.rng);
+        self.cursor = 0;
+        Ok(())
+    }
+
+    fn steps_per_epoch(&self) -> usize {
+        self.n_train.div_ceil(self.config.batch_size)
+    }
+
+    /// The current parameters as plain data (MADE weights with their masks applied).
+    pub fn params(&self) -> candle_core::Result<FlowParams> {
+        let mlp = |net: &Net| -> candle_core::Result<MlpParams> {
+            let layers = net
+                .0
+                .iter()
+                .map(|d| {
+                    let w = match &d.mask {
+                        Some(m) => d.weights.mul(m)?,
+                        None => d.weights.clone(),
+                    };
+                    let (n_in, n_out) = w.dims2()?;
+                    Ok(DenseParams {
+                        n_in,
+                        n_out,
+                        weights: w.flatten_all()?.to_vec1()?,
+                        biases: d.biases.to_vec1()?,
+                        activation: d.activation,
+                    })
+                })
+                .collect::<candle_core::Result<Vec<_>>>()?;
+            Ok(MlpParams { layers })
+        };
+        let layers = self
+            .net
+            .layers
+            .iter()
+            .map(|l| {
+                Ok(match l {
+                    Layer::Affine { shift, log_scale } => {
+                        FlowLayerParams::Affine { shift: shift.to_vec1()?, log_scale: log_scale.to_vec1()? }
+                    }
+                    Layer::Coupling { mask, scale, shift } => FlowLayerParams::Coupling {
+                        mask: mask.flatten_all()?.to_vec1()?,
+                        scale_net: mlp(scale)?,
+                        shift_net: mlp(shift)?,
+                    },
+                    Layer::Maf { made, .. } => FlowLayerParams::Maf { made: mlp(made)? },
+                })
+            })
+            .collect::<candle_core::Result<Vec<_>>>()?;
+        Ok(FlowParams { dim: self.net.dim, layers })
+    }
+}
+
+/// Largest |inverse(forward(z)) − z| over the rows of `z`, checked layer by layer and for the whole flow.
+pub fn roundtrip_error(net: &FlowNet, z: &[f32]) -> candle_core::Result<f64> {
+    let forward = net.forward_stages(z)?;
+    let mut worst = 0.0f64;
+    let max_diff = |a: &[f32], b: &[f32]| a.iter().zip(b).map(|(x, y)| f64::from((x - y).abs())).fold(0.0, f64::max);
+    for k in 1..=net.n_layers() {
+        // One layer back from stage k must land on stage k-1.
+        let back = net.inverse_stages(&forward.points[k], k)?;
+        worst = worst.max(max_diff(&back.points[k - 1], &forward.points[k - 1]));
+        // And the whole way back must land on z.
+        worst = worst.max(max_diff(&back.points[0], z));
+    }
+    Ok(worst)
+}
+
+/// `n` points from N(0, I_dim), row-major.
+pub fn gaussian_points(n: usize, dim: usize, rng: &mut ChaCha8Rng) -> Vec<f32> {
+    let normal = rand_distr::StandardNormal;
+    (0..n * dim).map(|_| Distribution::<f32>::sample(&normal, rng)).collect()
+}
+
+/// Energy distance (Székely and Rizzo 2013) between two samples of `dim`-vectors:
+/// 2 E|X − Y| − E|X − X'| − E|Y − Y'|, zero exactly when the distributions agree.
+#[must_use]
+pub fn energy_distance(a: &[f32], b: &[f32], dim: usize) -> f64 {
+    let mean_dist = |p: &[f32], q: &[f32]| {
+        let (np, nq) = (p.len() / dim, q.len() / dim);
+        let mut sum = 0.0f64;
+        for i in 0..np {
+            for j in 0..nq {
+                let d2: f64 = (0..dim).map(|c| f64::from(p[i * dim + c] - q[j * dim + c]).powi(2)).sum();
+                sum += d2.sqrt();
+            }
+        }
+        sum / (np * nq).max(1) as f64
+    };
+    2.0 * mean_dist(a, b) - mean_dist(a, a) - mean_dist(b, b)
+}
+
+/// [`energy_distance`] on at most the first 2,000 rows of each sample (it is quadratic in the sizes).
+#[must_use]
+pub fn energy_distance_capped(a: &[f32], b: &[f32], dim: usize) -> f64 {
+    let cap = 2000 * dim;
+    energy_distance(&a[..a.len().min(cap)], &b[..b.len().min(cap)], dim)
+}
+
+type NetParts = (Net, Vec<Var>, Vec<String>);
+
+/// A ReLU network with Glorot-uniform weights and zero biases (Keras' defaults); `last` on the output layer.
+fn glorot_net(
+    widths: &[usize],
+    last: Activation,
+    masks: Option<&[Vec<f32>]>,
+    rng: &mut ChaCha8Rng,
+    device: &Device,
+    name: &str,
+) -> Result<NetParts, TrainError> {
+    let mut layers = Vec::new();
+    let mut vars = Vec::new();
+    let mut names = Vec::new();
+    let n = widths.len() - 1;
+    for (i, pair) in widths.windows(2).enumerate() {
+        let (fan_in, fan_out) = (pair[0], pair[1]);
+        let limit = (6.0 / (fan_in + fan_out) as f64).sqrt() as f32;
+        let dist = Uniform::new_inclusive(-limit, limit).map_err(|e| TrainError::Data(e.to_string()))?;
+        let w: Vec<f32> = (0..fan_in * fan_out).map(|_| dist.sample(rng)).collect();
+        let weights = Var::from_slice(&w, (fan_in, fan_out), device)?;
+        let biases = Var::zeros(fan_out, DType::F32, device)?;
+        let mask = match masks.and_then(|m| m.get(i)) {
+            Some(m) => Some(Tensor::from_slice(m, (fan_in, fan_out), device)?),
+            None => None,
+        };
+        layers.push(Dense {
+            weights: weights.as_tensor().clone(),
+            biases: biases.as_tensor().clone(),
+            mask,
+            activation: if i + 1 == n { last } else { Activation::Relu },
+        });
+        names.push(format!("{name} dense {} weights", i + 1));
+        names.push(format!("{name} dense {} biases", i + 1));
+        vars.extend([weights, biases]);
+    }
+    Ok((Net(layers), vars, names))
+}
+
+impl Trainer for FlowTrainer {
+    fn step(&mut self) -> Result<(), TrainError> {
+        if self.finished() {
+            return Ok(());
+        }
+        let end = (self.cursor + self.config.batch_size).min(self.n_train);
+        let idx: Vec<u32> = self.order[self.cursor..end].iter().map(|&i| i as u32).collect();
+        let idx = Tensor::from_slice(&idx, idx.len(), &self.net.device)?;
+        let x = self.x_train.index_select(&idx, 0)?; // [batch, 2]
+        let loss = self.net.log_density_tensor(&x)?.mean_all()?.neg()?;
+        let step = self.step + 1;
+        if let Err(e) = ensure_finite(&loss, "the negative log-likelihood", step) {
+            for (var, good) in self.vars.iter().zip(&self.last_good) {
+                var.set(good)?;
+            }
+            return Err(e);
+        }
+        self.last_good = self.vars.iter().map(|v| v.as_tensor().copy()).collect::<candle_core::Result<_>>()?;
+        let grads = loss.backward()?;
+        self.optimizer.step(&self.vars, &self.names, &grads, step)?;
+        self.step = step;
+        self.batch_loss = f64::from(loss.to_scalar::<f32>()?);
+        self.epoch_loss_sum += self.batch_loss;
+        self.epoch_batches += 1;
+        self.cursor = end;
+        if self.cursor >= self.n_train {
+            self.finish_epoch()?;
+        }
+        Ok(())
+    }
+
+    fn finished(&self) -> bool {
+        self.history.len() >= self.config.epochs
+    }
+
+    fn snapshot(&self) -> RunSnapshot {
+        RunSnapshot {
+            lab: Lab::Flow,
+            epoch: self.history.len(),
+            total_epochs: self.config.epochs,
+            step: self.step,
+            steps_per_epoch: self.steps_per_epoch(),
+            learning_rate: self.optimizer.learning_rate,
+            batch_loss: self.batch_loss,
+            history: self.history.clone(),
+            model: None,
+        }
+    }
+
+    fn set_learning_rate(&mut self, learning_rate: f64) {
+        self.optimizer.learning_rate = learning_rate;
+    }
+
+    fn epochs_done(&self) -> usize {
+        self.history.len()
+    }
+
+    fn model_view(&self) -> Option<ModelView> {
+        match self.params() {
+            Ok(p) => Some(ModelView::Flow { step: self.step, params: Arc::new(p) }),
+            Err(e) => {
+                log::warn!("cannot copy the flow's parameters: {e}");
+                None
+            }
+        }
+    }
+}
