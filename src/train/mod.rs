@@ -2,6 +2,7 @@
 //! publishes the latest [`RunSnapshot`] (plain data, no tensors) and rare [`WorkerEvent`]s, and calls a
 //! repaint hook. Used by `ui` and `cli`; uses `models` through the [`Trainer`] trait.
 
+pub mod flow_view;
 mod worker;
 
 pub use worker::{Worker, WorkerState};

@@ -83,6 +83,8 @@ pub struct LabState {
     /// Learning rate for the next run, or to send to the running one.
     pub learning_rate: f64,
     pub(crate) view: crate::ui::data_view::DataViewState,
+    /// The flow lab's settings and views (unused by the other labs).
+    pub(crate) flow: crate::ui::flow::FlowUiState,
 }
 
 /// What to do with a finished load.
@@ -107,6 +109,7 @@ impl LabState {
             epochs: 100,
             learning_rate: 1e-3,
             view: crate::ui::data_view::DataViewState::default(),
+            flow: crate::ui::flow::FlowUiState::default(),
         }
     }
 

@@ -7,6 +7,7 @@ use egui_plot::{Legend, Line, Plot, PlotPoints};
 use crate::Lab;
 use crate::data::prepare::{check_lab, prepare};
 use crate::data::{BuiltinFile, LoadRequest, SynthKind, SynthSpec};
+use crate::models::flow::FlowTrainer;
 use crate::models::mlp::{MlpConfig, MlpTrainer};
 use crate::train::{Command, Trainer, TrainerFactory, Worker, WorkerState};
 use crate::ui::app::{BayesExplorerApp, LoadTarget, Message};
@@ -25,8 +26,20 @@ pub(crate) fn lab_ui(app: &mut BayesExplorerApp, lab: Lab, ui: &mut egui::Ui) {
     egui::CentralPanel::default().show(ui, |ui| {
         message_ui(app, lab, ui);
         let state = app.lab_mut(lab);
+        if lab == Lab::Flow && state.worker.is_some() && !state.flow.show_data {
+            if let Some(snapshot) = &state.snapshot
+                && !snapshot.history.is_empty()
+            {
+                egui::CollapsingHeader::new("Loss curves").default_open(true).show(ui, |ui| {
+                    crate::ui::flow::flow_loss_ui(snapshot, ui);
+                });
+            }
+            crate::ui::flow::flow_view_ui(&mut state.flow, state.snapshot.as_ref(), state.worker_state, ui);
+            return;
+        }
         if let Some(snapshot) = &state.snapshot
             && !snapshot.history.is_empty()
+            && lab == Lab::Bnn
         {
             loss_plot_ui(lab, snapshot, ui);
             ui.separator();
@@ -160,17 +173,24 @@ fn generated_ui(app: &mut BayesExplorerApp, lab: Lab, ui: &mut egui::Ui) {
 
 fn training_ui(app: &mut BayesExplorerApp, lab: Lab, ui: &mut egui::Ui) {
     ui.strong("Training");
-    if lab != Lab::Bnn {
+    if lab == Lab::Vae {
         ui.label(format!(
             "The {} model arrives in its own issue; the data path, the worker and the views of the data are ready.",
             lab.title().to_lowercase()
         ));
         return;
     }
-    ui.label("Dense baseline network [8, 8], sigmoid, RMSprop, batch 256 (the course's baseline).");
     let ctx = ui.ctx().clone();
     let state = app.lab_mut(lab);
+    if lab == Lab::Flow {
+        crate::ui::flow::flow_settings_ui(&mut state.flow, ui);
+    } else {
+        ui.label("Dense baseline network [8, 8], sigmoid, RMSprop, batch 256 (the course's baseline).");
+    }
     egui::Grid::new(("train-grid", lab)).num_columns(2).show(ui, |ui| {
+        if lab == Lab::Flow {
+            return;
+        }
         let id = ui.label("Epochs").id;
         ui.add(egui::DragValue::new(&mut state.epochs).range(1..=100_000)).labelled_by(id);
         ui.end_row();
@@ -188,7 +208,12 @@ fn training_ui(app: &mut BayesExplorerApp, lab: Lab, ui: &mut egui::Ui) {
     let run_state = state.worker_state;
     ui.horizontal_wrapped(|ui| {
         if ui.button("Train").on_hover_text("Start a new run (stops the current one)").clicked() {
-            start_run(state, ctx.clone());
+            start_run(state, ctx.clone(), true);
+        }
+        if lab == Lab::Flow
+            && ui.button("New model").on_hover_text("Build an untrained flow, paused: look at it, then step or resume").clicked()
+        {
+            start_run(state, ctx.clone(), false);
         }
         let can_pause = run_state == Some(WorkerState::Running);
         let can_resume = run_state == Some(WorkerState::Paused);
@@ -213,6 +238,9 @@ fn training_ui(app: &mut BayesExplorerApp, lab: Lab, ui: &mut egui::Ui) {
             w.send(Command::Reset);
         }
     });
+    if lab == Lab::Flow && state.worker.is_some() {
+        ui.checkbox(&mut state.flow.show_data, "Show the data table instead of the flow");
+    }
     if let Some(s) = &state.snapshot {
         ui.label(format!("Epoch {} of {}, step {}", s.epoch, s.total_epochs, s.step));
         if let Some(last) = s.history.last() {
@@ -227,7 +255,7 @@ fn training_ui(app: &mut BayesExplorerApp, lab: Lab, ui: &mut egui::Ui) {
     }
 }
 
-fn start_run(state: &mut crate::ui::app::LabState, ctx: egui::Context) {
+fn start_run(state: &mut crate::ui::app::LabState, ctx: egui::Context, start_running: bool) {
     let Some(data) = &state.data else {
         state.message = Some(Message::error("Load a dataset first."));
         return;
@@ -243,14 +271,20 @@ fn start_run(state: &mut crate::ui::app::LabState, ctx: egui::Context) {
             return;
         }
     };
-    let config = MlpConfig { epochs: state.epochs, learning_rate: state.learning_rate, ..MlpConfig::default() };
-    let factory: TrainerFactory =
-        Box::new(move || Ok(Box::new(MlpTrainer::new(config.clone(), &prepared)?) as Box<dyn Trainer>));
+    let factory: TrainerFactory = if state.lab == Lab::Flow {
+        let config = state.flow.config.clone();
+        state.flow.new_run(Arc::clone(&prepared));
+        Box::new(move || Ok(Box::new(FlowTrainer::new(config.clone(), &prepared)?) as Box<dyn Trainer>))
+    } else {
+        let config = MlpConfig { epochs: state.epochs, learning_rate: state.learning_rate, ..MlpConfig::default() };
+        Box::new(move || Ok(Box::new(MlpTrainer::new(config.clone(), &prepared)?) as Box<dyn Trainer>))
+    };
     // Dropping the old worker stops and joins it before the new one starts.
     state.worker = None;
     state.snapshot = None;
     state.message = None;
-    match Worker::spawn("train-bnn", factory, true, move || ctx.request_repaint()) {
+    let name = format!("train-{}", state.lab.tab_name().to_lowercase());
+    match Worker::spawn(&name, factory, start_running, move || ctx.request_repaint()) {
         Ok(w) => {
             state.worker = Some(w);
             state.worker_state = Some(WorkerState::Starting);

@@ -3,6 +3,7 @@
 
 mod app;
 mod data_view;
+mod flow;
 mod lab;
 mod preview;
 mod status_bar;

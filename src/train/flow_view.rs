@@ -1,0 +1,374 @@
+//! The flow lab's view computations, on their own thread so the UI never waits: every stage's points (Gaussian
+//! samples pushed forward, data pulled back), a warped coordinate grid, each stage's density and layer
+//! log-determinant on a grid, and the path of a picked point with its change-of-variables terms.
+//!
+//! The UI sends [`FlowViewRequest`]s (the newest replaces what is pending) and reads back plain data. Work is
+//! split into small units — geometry first, then a picked point, then density grids, the stage in focus first —
+//! so a new model or a new focus is picked up within one grid's time.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::sync::mpsc::{Receiver, Sender, TryRecvError, channel};
+use std::thread::JoinHandle;
+use std::time::Instant;
+
+use candle_core::DType;
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+
+use crate::models::flow::{FlowNet, gaussian_points};
+use crate::models::params::FlowParams;
+
+/// Points pushed through the flow for the views.
+pub const N_SAMPLES: usize = 1500;
+/// Lines of the warped grid in each direction, and points per line.
+pub const GRID_LINES: usize = 15;
+const POINTS_PER_LINE: usize = 80;
+/// Half-width of the latent square the grid lines span.
+pub const LATENT_HALF_WIDTH: f32 = 3.0;
+
+/// What the views need computed for one model.
+#[derive(Clone, Debug)]
+pub struct FlowViewRequest {
+    /// The model.
+    pub params: Arc<FlowParams>,
+    /// The optimisation step of `params` (identifies the model).
+    pub step: u64,
+    /// Data points (standardised, row-major `[n, 2]`), at most a few thousand.
+    pub data: Arc<Vec<f32>>,
+    /// Cells per side of the density grids.
+    pub resolution: usize,
+    /// The stage the user is looking at (its grid is computed first).
+    pub focus: usize,
+    /// A point to follow through the flow: its stage and coordinates.
+    pub probe: Option<(usize, [f32; 2])>,
+}
+
+/// Every stage's points and extent.
+#[derive(Clone, Debug, PartialEq)]
+pub struct FlowGeometry {
+    /// The model's step.
+    pub step: u64,
+    /// Number of layers K.
+    pub n_layers: usize,
+    /// Layer kind per layer ("coupling", "MAF", "affine").
+    pub layer_kinds: Vec<&'static str>,
+    /// `generation[k]`: Gaussian samples after k layers (k = 0 is the samples themselves).
+    pub generation: Vec<Vec<[f32; 2]>>,
+    /// `inference[k]`: the data pulled back to stage k (k = K is the data).
+    pub inference: Vec<Vec<[f32; 2]>>,
+    /// `grid_lines[k]`: lines of a regular latent grid carried to stage k.
+    pub grid_lines: Vec<Vec<Vec<[f32; 2]>>>,
+    /// `[x0, x1, y0, y1]` per stage: where that stage's points lie, with a margin.
+    pub bounds: Vec<[f32; 4]>,
+    /// Seconds this took.
+    pub seconds: f64,
+}
+
+/// One stage's density and its layer's log-determinant on a grid.
+#[derive(Clone, Debug, PartialEq)]
+pub struct StageGrid {
+    /// The model's step.
+    pub step: u64,
+    /// Stage k.
+    pub stage: usize,
+    /// Cells per side.
+    pub resolution: usize,
+    /// `[x0, x1, y0, y1]`.
+    pub bounds: [f32; 4],
+    /// Density p_k at the cell centres, row-major from the bottom row.
+    pub density: Vec<f32>,
+    /// log|det| of layer k (the one that produced stage k) at the cell centres; zeros for stage 0.
+    pub layer_log_det: Vec<f32>,
+    /// Σ density x cell area (≈ 1 when the grid covers the mass).
+    pub mass: f64,
+    /// Seconds this took.
+    pub seconds: f64,
+}
+
+/// A picked point followed through every stage, with the terms of log p_x(x).
+#[derive(Clone, Debug, PartialEq)]
+pub struct ProbePath {
+    /// The model's step.
+    pub step: u64,
+    /// The point's position at each stage 0..=K.
+    pub positions: Vec<[f32; 2]>,
+    /// log N(z; 0, I) at stage 0.
+    pub log_pz: f64,
+    /// Per layer k = 1..=K: −log|det ∂f_k| (the term layer k adds to log p_x).
+    pub layer_terms: Vec<f64>,
+    /// log p_x(x) = log_pz + Σ layer_terms.
+    pub log_px: f64,
+}
+
+/// What the view thread sends back.
+#[derive(Clone, Debug)]
+pub enum FlowViewResult {
+    /// Points and lines for every stage.
+    Geometry(Arc<FlowGeometry>),
+    /// One stage's grids.
+    Grid(Arc<StageGrid>),
+    /// The picked point's path.
+    Probe(ProbePath),
+    /// Something failed; the message says what.
+    Error(String),
+}
+
+/// The view thread's handle; dropping it stops the thread.
+pub struct FlowViewWorker {
+    requests: Option<Sender<FlowViewRequest>>,
+    results: Receiver<FlowViewResult>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl FlowViewWorker {
+    /// Starts the thread; `repaint` is called after every result.
+    pub fn spawn(repaint: impl Fn() + Send + 'static) -> std::io::Result<Self> {
+        let (req_tx, req_rx) = channel();
+        let (res_tx, res_rx) = channel();
+        let thread = std::thread::Builder::new().name("flow-view".into()).spawn(move || {
+            ViewLoop { requests: req_rx, results: res_tx, repaint: Box::new(repaint) }.run();
+        })?;
+        Ok(Self { requests: Some(req_tx), results: res_rx, thread: Some(thread) })
+    }
+
+    /// Asks for the views of a model; replaces anything pending.
+    pub fn request(&self, request: FlowViewRequest) {
+        if let Some(tx) = &self.requests {
+            let _ = tx.send(request);
+        }
+    }
+
+    /// Results that arrived since the last call.
+    pub fn drain(&self) -> Vec<FlowViewResult> {
+        self.results.try_iter().collect()
+    }
+}
+
+impl Drop for FlowViewWorker {
+    fn drop(&mut self) {
+        self.requests = None; // closes the channel; the loop ends after its current unit of work
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+struct Job {
+    request: FlowViewRequest,
+    net: FlowNet,
+    geometry: Option<Arc<FlowGeometry>>,
+    probe_pending: bool,
+    /// (stage, cells per side) still to compute, in order.
+    grids_pending: VecDeque<(usize, usize)>,
+}
+
+struct ViewLoop {
+    requests: Receiver<FlowViewRequest>,
+    results: Sender<FlowViewResult>,
+    repaint: Box<dyn Fn() + Send>,
+}
+
+impl ViewLoop {
+    fn run(&self) {
+        let mut job: Option<Job> = None;
+        loop {
+            // Take the newest request; block only when there is nothing left to do.
+            let idle = job.as_ref().is_none_or(|j| j.geometry.is_some() && !j.probe_pending && j.grids_pending.is_empty());
+            let mut newest = None;
+            if idle {
+                match self.requests.recv() {
+                    Ok(r) => newest = Some(r),
+                    Err(_) => return,
+                }
+            }
+            loop {
+                match self.requests.try_recv() {
+                    Ok(r) => newest = Some(r),
+                    Err(TryRecvError::Empty) => break,
+                    Err(TryRecvError::Disconnected) => return,
+                }
+            }
+            if let Some(request) = newest {
+                job = self.update_job(job.take(), request);
+            }
+            if let Some(j) = job.as_mut() {
+                self.work(j);
+            }
+        }
+    }
+
+    /// Keeps what is still valid for the new request: the same model keeps its geometry and finished grids.
+    fn update_job(&self, old: Option<Job>, request: FlowViewRequest) -> Option<Job> {
+        let same_model = old.as_ref().is_some_and(|j| {
+            j.request.step == request.step
+                && Arc::ptr_eq(&j.request.params, &request.params)
+                && Arc::ptr_eq(&j.request.data, &request.data)
+        });
+        if let (true, Some(mut j)) = (same_model, old) {
+            let probe_changed = j.request.probe != request.probe;
+            let resolution_changed = j.request.resolution != request.resolution;
+            j.probe_pending |= probe_changed && request.probe.is_some();
+            j.request = request;
+            if resolution_changed {
+                j.grids_pending = grid_plan(j.net.n_layers(), j.request.resolution);
+            }
+            sort_by_focus(&mut j.grids_pending, j.request.focus);
+            return Some(j);
+        }
+        match FlowNet::from_params(&request.params, DType::F32) {
+            Ok(net) => {
+                let mut grids_pending = grid_plan(net.n_layers(), request.resolution);
+                sort_by_focus(&mut grids_pending, request.focus);
+                Some(Job { probe_pending: request.probe.is_some(), request, net, geometry: None, grids_pending })
+            }
+            Err(e) => {
+                self.send(FlowViewResult::Error(format!("cannot build the flow for the views: {e}")));
+                None
+            }
+        }
+    }
+
+    fn work(&self, job: &mut Job) {
+        let result = if job.geometry.is_none() {
+            geometry(&job.net, &job.request).map(|g| {
+                let g = Arc::new(g);
+                job.geometry = Some(Arc::clone(&g));
+                FlowViewResult::Geometry(g)
+            })
+        } else if job.probe_pending {
+            job.probe_pending = false;
+            match job.request.probe {
+                Some((stage, point)) => probe(&job.net, job.request.step, stage, point).map(FlowViewResult::Probe),
+                None => return,
+            }
+        } else if let (Some((stage, resolution)), Some(g)) = (job.grids_pending.pop_front(), &job.geometry) {
+            let bounds = g.bounds[stage.min(g.bounds.len() - 1)];
+            stage_grid(&job.net, job.request.step, stage, resolution, bounds)
+                .map(|grid| FlowViewResult::Grid(Arc::new(grid)))
+        } else {
+            return;
+        };
+        self.send(result.unwrap_or_else(|e| FlowViewResult::Error(format!("flow view: {e}"))));
+    }
+
+    fn send(&self, result: FlowViewResult) {
+        let _ = self.results.send(result);
+        (self.repaint)();
+    }
+}
+
+/// Cells per side of the quick first pass over every stage, before the requested resolution.
+pub const PREVIEW_RESOLUTION: usize = 48;
+
+/// Every stage at the preview resolution, then every stage at `resolution` (when finer).
+fn grid_plan(n_layers: usize, resolution: usize) -> VecDeque<(usize, usize)> {
+    let mut plan: VecDeque<(usize, usize)> = (0..=n_layers).map(|k| (k, PREVIEW_RESOLUTION.min(resolution))).collect();
+    if resolution > PREVIEW_RESOLUTION {
+        plan.extend((0..=n_layers).map(|k| (k, resolution)));
+    }
+    plan
+}
+
+/// Orders the pending grids: coarse before fine, and within each, by distance from `focus`, nearest first.
+fn sort_by_focus(grids: &mut VecDeque<(usize, usize)>, focus: usize) {
+    grids.make_contiguous().sort_by_key(|&(k, r)| (r, k.abs_diff(focus)));
+}
+
+fn pairs(flat: &[f32]) -> Vec<[f32; 2]> {
+    flat.chunks_exact(2).map(|p| [p[0], p[1]]).collect()
+}
+
+fn geometry(net: &FlowNet, request: &FlowViewRequest) -> candle_core::Result<FlowGeometry> {
+    let started = Instant::now();
+    let k_max = net.n_layers();
+    let mut rng = ChaCha8Rng::seed_from_u64(7);
+    let generation = net.forward_stages(&gaussian_points(N_SAMPLES, 2, &mut rng))?;
+    let inference = net.inverse_stages(&request.data, k_max)?;
+    // Lines of a regular grid in z: GRID_LINES vertical and GRID_LINES horizontal.
+    let mut line_points = Vec::with_capacity(2 * GRID_LINES * POINTS_PER_LINE * 2);
+    let h = LATENT_HALF_WIDTH;
+    for vertical in [true, false] {
+        for l in 0..GRID_LINES {
+            let a = -h + 2.0 * h * l as f32 / (GRID_LINES - 1) as f32;
+            for p in 0..POINTS_PER_LINE {
+                let b = -h + 2.0 * h * p as f32 / (POINTS_PER_LINE - 1) as f32;
+                line_points.extend(if vertical { [a, b] } else { [b, a] });
+            }
+        }
+    }
+    let lines = net.forward_stages(&line_points)?;
+    let grid_lines: Vec<Vec<Vec<[f32; 2]>>> =
+        lines.points.iter().map(|stage| pairs(stage).chunks(POINTS_PER_LINE).map(<[_]>::to_vec).collect()).collect();
+    let generation: Vec<Vec<[f32; 2]>> = generation.points.iter().map(|s| pairs(s)).collect();
+    let inference: Vec<Vec<[f32; 2]>> = inference.points.iter().map(|s| pairs(s)).collect();
+    let bounds = (0..=k_max).map(|k| stage_bounds(&generation[k], &inference[k], k == 0)).collect();
+    Ok(FlowGeometry {
+        step: request.step,
+        n_layers: k_max,
+        layer_kinds: request.params.layers.iter().map(crate::models::params::FlowLayerParams::kind_name).collect(),
+        generation,
+        inference,
+        grid_lines,
+        bounds,
+        seconds: started.elapsed().as_secs_f64(),
+    })
+}
+
+/// A square-ish box around the middle 99 % of a stage's points, with a 25 % margin; at least ±3.5 for the
+/// Gaussian stage.
+fn stage_bounds(a: &[[f32; 2]], b: &[[f32; 2]], gaussian: bool) -> [f32; 4] {
+    let quantiles = |c: usize| {
+        let mut v: Vec<f32> = a.iter().chain(b).map(|p| p[c]).filter(|x| x.is_finite()).collect();
+        if v.is_empty() {
+            return (-3.0, 3.0);
+        }
+        v.sort_by(f32::total_cmp);
+        let at = |q: f64| v[((v.len() - 1) as f64 * q).round() as usize];
+        (at(0.005), at(0.995))
+    };
+    let ((x0, x1), (y0, y1)) = (quantiles(0), quantiles(1));
+    let (cx, cy) = ((x0 + x1) / 2.0, (y0 + y1) / 2.0);
+    let mut half = ((x1 - x0).max(y1 - y0) / 2.0 * 1.25).max(0.5);
+    if gaussian {
+        half = half.max(3.5);
+        return [-half, half, -half, half];
+    }
+    half = half.min(50.0);
+    [cx - half, cx + half, cy - half, cy + half]
+}
+
+fn stage_grid(
+    net: &FlowNet,
+    step: u64,
+    stage: usize,
+    resolution: usize,
+    bounds: [f32; 4],
+) -> candle_core::Result<StageGrid> {
+    let started = Instant::now();
+    let (density, layer_log_det) = net.stage_density_grid(stage, resolution, bounds)?;
+    let cell = f64::from((bounds[1] - bounds[0]) * (bounds[3] - bounds[2])) / (resolution * resolution) as f64;
+    let mass = density.iter().map(|&d| f64::from(d)).sum::<f64>() * cell;
+    Ok(StageGrid {
+        step,
+        stage,
+        resolution,
+        bounds,
+        density,
+        layer_log_det,
+        mass,
+        seconds: started.elapsed().as_secs_f64(),
+    })
+}
+
+/// Follows a point given at `stage` to every other stage and splits log p_x(x) into its terms.
+pub fn probe(net: &FlowNet, step: u64, stage: usize, point: [f32; 2]) -> candle_core::Result<ProbePath> {
+    let back = net.inverse_stages(&point, stage)?;
+    let z = [back.points[0][0], back.points[0][1]];
+    let forward = net.forward_stages(&z)?;
+    let positions: Vec<[f32; 2]> = forward.points.iter().map(|p| [p[0], p[1]]).collect();
+    let log_pz = -0.5 * (f64::from(z[0]).powi(2) + f64::from(z[1]).powi(2)) - std::f64::consts::TAU.ln();
+    let layer_terms: Vec<f64> = forward.log_det.iter().map(|l| -f64::from(l[0])).collect();
+    let log_px = log_pz + layer_terms.iter().sum::<f64>();
+    Ok(ProbePath { step, positions, log_pz, layer_terms, log_px })
+}

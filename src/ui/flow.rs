@@ -1,0 +1,690 @@
+//! The flow lab's page: the flow's settings, and the step-through of its stages from the Gaussian to the data
+//! (generation) or back (inference), with points, a warped grid, each stage's density or layer log-det as a
+//! heat map, the path and log-density terms of a picked point, the Keras figure and the loss curves.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use egui::{Color32, TextureHandle};
+use egui_plot::{Legend, Line, MarkerShape, Plot, PlotBounds, PlotImage, PlotPoint, PlotPoints, Points};
+
+use crate::data::prepare::Prepared;
+use crate::models::flow::{FlowConfig, FlowKind};
+use crate::train::flow_view::{FlowGeometry, FlowViewRequest, FlowViewResult, FlowViewWorker, ProbePath, StageGrid};
+use crate::train::{ModelView, RunSnapshot, WorkerState};
+
+/// Which way the step-through runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Direction {
+    /// Gaussian samples pushed through layers 1..K.
+    Generation,
+    /// Data pulled back through layers K..1.
+    Inference,
+}
+
+impl Direction {
+    /// The label the switch and the view carry.
+    #[must_use]
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::Generation => "generation: Gaussian -> data",
+            Self::Inference => "inference: data -> Gaussian",
+        }
+    }
+}
+
+/// What the heat map shows.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum HeatMap {
+    /// The density of the stage.
+    Density,
+    /// log|det J| of the layer that produced the stage.
+    LayerLogDet,
+    /// Nothing.
+    Off,
+}
+
+/// Which figure the page shows.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FlowPage {
+    /// Stage by stage.
+    StepThrough,
+    /// The Keras example's 2 x 2 figure.
+    KerasFigure,
+}
+
+/// Grid sizes offered (cells per side).
+pub const RESOLUTIONS: [usize; 5] = [64, 128, 256, 384, 512];
+/// Grid size while a run is training: small, so the density keeps up with the model.
+const LIVE_RESOLUTION: usize = 64;
+/// Data points sent to the views at most.
+const MAX_VIEW_POINTS: usize = 2000;
+
+/// The flow page's state (transient: nothing here is persisted).
+pub struct FlowUiState {
+    /// Settings of the next run.
+    pub config: FlowConfig,
+    /// Position along the direction, 0..=K (fractional while playing).
+    pub position: f32,
+    /// Generation or inference.
+    pub direction: Direction,
+    /// Playing the stages.
+    pub playing: bool,
+    /// Stages per second while playing.
+    pub speed: f32,
+    /// What the heat map shows.
+    pub heat: HeatMap,
+    /// Draw the transported points.
+    pub show_points: bool,
+    /// Draw the warped grid.
+    pub show_grid: bool,
+    /// Cells per side of the density grids (when not training).
+    pub resolution: usize,
+    /// Step-through or the Keras figure.
+    pub page: FlowPage,
+    /// Show the data table in place of the flow's views.
+    pub show_data: bool,
+    /// The data of the current run, standardised.
+    pub(crate) prepared: Option<Arc<Prepared>>,
+    view_points: Arc<Vec<f32>>,
+    worker: Option<FlowViewWorker>,
+    geometry: Option<Arc<FlowGeometry>>,
+    grids: HashMap<usize, Arc<StageGrid>>,
+    textures: HashMap<(usize, u64, usize, bool), TextureHandle>,
+    probe: Option<(usize, [f32; 2])>,
+    probe_path: Option<ProbePath>,
+    last_request: Option<(u64, usize, usize, Option<(usize, [f32; 2])>)>,
+    fit_bounds: bool,
+    error: Option<String>,
+}
+
+impl Default for FlowUiState {
+    fn default() -> Self {
+        Self {
+            config: FlowConfig::default(),
+            position: 0.0,
+            direction: Direction::Generation,
+            playing: false,
+            speed: 1.0,
+            heat: HeatMap::Density,
+            show_points: true,
+            show_grid: true,
+            resolution: 256,
+            page: FlowPage::StepThrough,
+            show_data: false,
+            prepared: None,
+            view_points: Arc::new(Vec::new()),
+            worker: None,
+            geometry: None,
+            grids: HashMap::new(),
+            textures: HashMap::new(),
+            probe: None,
+            probe_path: None,
+            last_request: None,
+            fit_bounds: true,
+            error: None,
+        }
+    }
+}
+
+impl FlowUiState {
+    /// Forgets the views of the previous run; `prepared` is the new run's data.
+    pub(crate) fn new_run(&mut self, prepared: Arc<Prepared>) {
+        let n = prepared.n_train().min(MAX_VIEW_POINTS);
+        self.view_points = Arc::new(prepared.x_train[..n * 2].to_vec());
+        self.prepared = Some(prepared);
+        self.geometry = None;
+        self.grids.clear();
+        self.textures.clear();
+        self.probe = None;
+        self.probe_path = None;
+        self.last_request = None;
+        self.position = 0.0;
+        self.fit_bounds = true;
+        self.error = None;
+    }
+
+    /// Number of layers of the model on show.
+    fn n_layers(&self) -> usize {
+        self.geometry.as_ref().map_or(0, |g| g.n_layers)
+    }
+
+    /// The stage (0 = Gaussian, K = data) at a position along the direction.
+    fn stage_at(&self, position: f32) -> f32 {
+        match self.direction {
+            Direction::Generation => position,
+            Direction::Inference => self.n_layers() as f32 - position,
+        }
+    }
+
+    /// The stage now on show, rounded.
+    #[must_use]
+    pub fn stage(&self) -> usize {
+        self.stage_at(self.position).round().max(0.0) as usize
+    }
+
+    /// The label of the stage on show, in words.
+    #[must_use]
+    pub fn stage_label(&self) -> String {
+        let k_max = self.n_layers();
+        let k = self.stage().min(k_max);
+        let kind = |k: usize| self.geometry.as_ref().and_then(|g| g.layer_kinds.get(k - 1).copied()).unwrap_or("");
+        let what = match self.direction {
+            Direction::Generation if k == 0 => "Gaussian samples z ~ N(0, I)".to_owned(),
+            Direction::Generation if k == k_max => format!("after layer {k} ({}): samples in data space x", kind(k)),
+            Direction::Generation => format!("after layer {k} ({})", kind(k)),
+            Direction::Inference if k == k_max => "the data x".to_owned(),
+            Direction::Inference if k == 0 => "the data pulled back to the latent z: it should look Gaussian".to_owned(),
+            Direction::Inference => format!("the data pulled back through layers {k_max}..{}", k + 1),
+        };
+        format!("Stage {k} of {k_max}: {what}")
+    }
+
+    fn poll(&mut self, snapshot: Option<&RunSnapshot>, running: bool, ctx: &egui::Context) {
+        let Some(ModelView::Flow { step, params }) = snapshot.and_then(|s| s.model.clone()) else {
+            return;
+        };
+        if self.worker.is_none() {
+            let ctx = ctx.clone();
+            match FlowViewWorker::spawn(move || ctx.request_repaint()) {
+                Ok(w) => self.worker = Some(w),
+                Err(e) => {
+                    self.error = Some(format!("cannot start the view thread: {e}"));
+                    return;
+                }
+            }
+        }
+        let Some(worker) = &self.worker else { return };
+        let resolution = if running { self.resolution.min(LIVE_RESOLUTION) } else { self.resolution };
+        for result in worker.drain() {
+            match result {
+                FlowViewResult::Geometry(g) => {
+                    if self.geometry.as_ref().is_none_or(|old| old.n_layers != g.n_layers) {
+                        self.position = self.position.min(g.n_layers as f32);
+                    }
+                    self.geometry = Some(g);
+                }
+                FlowViewResult::Grid(grid) => {
+                    // A newer model's grid replaces an older one; for the same model, a finer one a coarser.
+                    let better = self.grids.get(&grid.stage).is_none_or(|old| {
+                        grid.step != old.step || grid.resolution >= old.resolution || grid.resolution == resolution
+                    });
+                    if better {
+                        self.grids.insert(grid.stage, grid);
+                    }
+                }
+                FlowViewResult::Probe(path) => self.probe_path = Some(path),
+                FlowViewResult::Error(e) => self.error = Some(e),
+            }
+        }
+        let key = (step, resolution, self.stage(), self.probe);
+        if self.last_request != Some(key) {
+            worker.request(FlowViewRequest {
+                params,
+                step,
+                data: Arc::clone(&self.view_points),
+                resolution,
+                focus: self.stage(),
+                probe: self.probe,
+            });
+            self.last_request = Some(key);
+        }
+    }
+}
+
+/// The flow's settings in the side panel.
+pub(crate) fn flow_settings_ui(flow: &mut FlowUiState, ui: &mut egui::Ui) {
+    let kind_label = ui.label("Flow").id;
+    egui::ComboBox::from_id_salt("flow-kind")
+        .selected_text(flow.config.kind.label())
+        .show_ui(ui, |ui| {
+            for k in FlowKind::ALL {
+                if ui.selectable_label(flow.config.kind == k, k.label()).clicked() && flow.config.kind != k {
+                    flow.config = FlowConfig { seed: flow.config.seed, ..FlowConfig::default_for(k) };
+                }
+            }
+        })
+        .response
+        .labelled_by(kind_label);
+    let c = &mut flow.config;
+    egui::Grid::new("flow-settings").num_columns(2).show(ui, |ui| {
+        let id = ui.label("Layers").id;
+        ui.add(egui::DragValue::new(&mut c.layers).range(1..=32)).labelled_by(id);
+        ui.end_row();
+        if c.kind != FlowKind::Affine {
+            let mut depth = c.hidden.len();
+            let mut width = c.hidden.first().copied().unwrap_or(64);
+            let id = ui.label("Hidden layers").id;
+            let a = ui.add(egui::DragValue::new(&mut depth).range(1..=8)).labelled_by(id);
+            ui.end_row();
+            let id = ui.label("Hidden units").id;
+            let b = ui.add(egui::DragValue::new(&mut width).range(2..=1024)).labelled_by(id);
+            ui.end_row();
+            if a.changed() || b.changed() {
+                c.hidden = vec![width; depth];
+            }
+        }
+        let id = ui.label("Epochs").id;
+        ui.add(egui::DragValue::new(&mut c.epochs).range(1..=100_000)).labelled_by(id);
+        ui.end_row();
+        let id = ui.label("Learning rate (Adam)").id;
+        ui.add(egui::DragValue::new(&mut c.learning_rate).range(1e-6..=1.0).speed(1e-5).max_decimals(6)).labelled_by(id);
+        ui.end_row();
+        let id = ui.label("Batch size").id;
+        ui.add(egui::DragValue::new(&mut c.batch_size).range(1..=100_000)).labelled_by(id);
+        ui.end_row();
+        let id = ui.label("Seed").id;
+        ui.add(egui::DragValue::new(&mut c.seed)).labelled_by(id);
+        ui.end_row();
+    });
+    if ui.button("Course defaults").on_hover_text("The Keras RealNVP or the course's MAF settings").clicked() {
+        flow.config = FlowConfig::default_for(flow.config.kind);
+    }
+}
+
+/// The flow page's central area.
+pub(crate) fn flow_view_ui(
+    flow: &mut FlowUiState,
+    snapshot: Option<&RunSnapshot>,
+    worker_state: Option<WorkerState>,
+    ui: &mut egui::Ui,
+) {
+    let running = worker_state == Some(WorkerState::Running);
+    flow.poll(snapshot, running, ui.ctx());
+    if let Some(e) = &flow.error {
+        ui.colored_label(ui.visuals().error_fg_color, e);
+    }
+    ui.horizontal(|ui| {
+        ui.selectable_value(&mut flow.page, FlowPage::StepThrough, "Step through the stages");
+        ui.selectable_value(&mut flow.page, FlowPage::KerasFigure, "Data and latent space (Keras figure)");
+    });
+    if flow.geometry.is_none() {
+        ui.horizontal(|ui| {
+            ui.spinner();
+            ui.label("Pushing points through the flow…");
+        });
+        return;
+    }
+    match flow.page {
+        FlowPage::StepThrough => step_through_ui(flow, running, ui),
+        FlowPage::KerasFigure => keras_figure_ui(flow, ui),
+    }
+}
+
+fn step_through_ui(flow: &mut FlowUiState, running: bool, ui: &mut egui::Ui) {
+    let k_max = flow.n_layers();
+    let dt = ui.input(|i| i.stable_dt).min(0.1);
+    if flow.playing {
+        flow.position += flow.speed * dt;
+        if flow.position >= k_max as f32 {
+            flow.position = k_max as f32;
+            flow.playing = false;
+        }
+        flow.fit_bounds = true;
+        ui.ctx().request_repaint();
+    }
+    ui.horizontal_wrapped(|ui| {
+        let before = (flow.direction, flow.position);
+        let id = ui.label("Direction").id;
+        egui::ComboBox::from_id_salt("flow-direction")
+            .selected_text(flow.direction.label())
+            .show_ui(ui, |ui| {
+                for d in [Direction::Generation, Direction::Inference] {
+                    if ui.selectable_label(flow.direction == d, d.label()).clicked() && flow.direction != d {
+                        // Keep the stage on show; only the way through it changes.
+                        let stage = flow.stage_at(flow.position);
+                        flow.direction = d;
+                        flow.position = flow.stage_at(stage);
+                    }
+                }
+            })
+            .response
+            .labelled_by(id);
+        if ui.add_enabled(flow.position > 0.0, egui::Button::new("< Previous")).clicked() {
+            flow.position = (flow.position.ceil() - 1.0).max(0.0);
+            flow.playing = false;
+        }
+        if ui.add_enabled(flow.position < k_max as f32, egui::Button::new("Next >")).clicked() {
+            flow.position = (flow.position.floor() + 1.0).min(k_max as f32);
+            flow.playing = false;
+        }
+        let play = if flow.playing { "Pause" } else { "Play" };
+        if ui.button(play).on_hover_text("Move smoothly through the stages").clicked() {
+            if !flow.playing && flow.position >= k_max as f32 {
+                flow.position = 0.0;
+            }
+            flow.playing = !flow.playing;
+        }
+        let id = ui.label("Speed").id;
+        ui.add(egui::DragValue::new(&mut flow.speed).range(0.1..=10.0).speed(0.05).suffix(" stages/s")).labelled_by(id);
+        if (flow.direction, flow.position) != before {
+            flow.fit_bounds = true;
+        }
+    });
+    ui.horizontal(|ui| {
+        let id = ui.label("Position").id;
+        let slider = egui::Slider::new(&mut flow.position, 0.0..=k_max as f32).step_by(1.0).show_value(false);
+        if ui.add(slider).labelled_by(id).changed() {
+            flow.playing = false;
+            flow.fit_bounds = true;
+        }
+        ui.strong(flow.stage_label());
+    });
+    ui.horizontal_wrapped(|ui| {
+        ui.label("Heat map:");
+        ui.selectable_value(&mut flow.heat, HeatMap::Density, "density of the stage");
+        ui.selectable_value(&mut flow.heat, HeatMap::LayerLogDet, "log|det J| of its layer");
+        ui.selectable_value(&mut flow.heat, HeatMap::Off, "none");
+        ui.checkbox(&mut flow.show_points, "Points");
+        ui.checkbox(&mut flow.show_grid, "Warped grid");
+        let id = ui.label("Grid cells").id;
+        egui::ComboBox::from_id_salt("flow-resolution")
+            .selected_text(format!("{0} x {0}", flow.resolution))
+            .show_ui(ui, |ui| {
+                for r in RESOLUTIONS {
+                    ui.selectable_value(&mut flow.resolution, r, format!("{r} x {r}"));
+                }
+            })
+            .response
+            .labelled_by(id);
+    });
+    let Some(geometry) = flow.geometry.clone() else { return };
+    let stage_f = flow.stage_at(flow.position).clamp(0.0, k_max as f32);
+    let (k0, t) = (stage_f.floor() as usize, stage_f.fract());
+    let k1 = (k0 + 1).min(k_max);
+    let k_show = stage_f.round() as usize;
+    let lerp = |a: [f32; 2], b: [f32; 2]| [a[0] + (b[0] - a[0]) * t, a[1] + (b[1] - a[1]) * t];
+    let bounds = {
+        let (a, b) = (geometry.bounds[k0], geometry.bounds[k1]);
+        [0, 1, 2, 3].map(|i| a[i] + (b[i] - a[i]) * t)
+    };
+    let heat = heat_texture(flow, k_show, ui.ctx());
+    let grid_info = flow.grids.get(&k_show).map(|g| {
+        let stale = if g.step == geometry.step { "" } else { ", from an earlier step" };
+        format!("{0} x {0} grid in {1:.2} s, mass {2:.3}{stale}", g.resolution, g.seconds, g.mass)
+    });
+    let side_width = 300.0f32.min(ui.available_width() * 0.35);
+    ui.horizontal_top(|ui| {
+        let plot_size = (ui.available_width() - side_width - 8.0).max(200.0);
+        ui.vertical(|ui| {
+            ui.set_width(plot_size);
+            let mut plot = Plot::new("flow-stage")
+                .data_aspect(1.0)
+                .height((ui.available_height() - 24.0).max(200.0))
+                .legend(Legend::default())
+                .allow_double_click_reset(false);
+            if running {
+                plot = plot.allow_drag(false);
+            }
+            let fit = std::mem::take(&mut flow.fit_bounds);
+            let points = match flow.direction {
+                Direction::Generation => &geometry.generation,
+                Direction::Inference => &geometry.inference,
+            };
+            let reference = match flow.direction {
+                Direction::Generation => &points[0],
+                Direction::Inference => &points[k_max],
+            };
+            let response = plot.show(ui, |plot_ui| {
+                if fit {
+                    plot_ui.set_plot_bounds(PlotBounds::from_min_max(
+                        [f64::from(bounds[0]), f64::from(bounds[2])],
+                        [f64::from(bounds[1]), f64::from(bounds[3])],
+                    ));
+                }
+                if let Some((texture, b)) = &heat {
+                    let centre = PlotPoint::new(f64::from(b[0] + b[1]) / 2.0, f64::from(b[2] + b[3]) / 2.0);
+                    let size = egui::vec2(b[1] - b[0], b[3] - b[2]);
+                    plot_ui.image(PlotImage::new("heat map", texture.id(), centre, size));
+                }
+                if flow.show_grid {
+                    let colour = Color32::from_rgba_unmultiplied(200, 200, 200, 90);
+                    for (a, b) in geometry.grid_lines[k0].iter().zip(&geometry.grid_lines[k1]) {
+                        let pts: Vec<[f64; 2]> =
+                            a.iter().zip(b).map(|(&p, &q)| lerp(p, q)).map(|p| [f64::from(p[0]), f64::from(p[1])]).collect();
+                        plot_ui.line(Line::new("warped grid", PlotPoints::from(pts)).color(colour).width(1.0));
+                    }
+                }
+                if flow.show_points {
+                    // Colour by where each point sits at the start of the journey, so it can be followed.
+                    let centre = mean(reference);
+                    let mut by_colour: Vec<Vec<[f64; 2]>> = vec![Vec::new(); HUES];
+                    for ((&p, &q), &r) in points[k0].iter().zip(&points[k1]).zip(reference) {
+                        let v = lerp(p, q);
+                        by_colour[hue_bucket(r, centre)].push([f64::from(v[0]), f64::from(v[1])]);
+                    }
+                    let name = match flow.direction {
+                        Direction::Generation => "Gaussian samples",
+                        Direction::Inference => "data points",
+                    };
+                    for (h, pts) in by_colour.into_iter().enumerate() {
+                        plot_ui.points(
+                            Points::new(name, pts).color(hue_colour(h)).radius(1.8).shape(MarkerShape::Circle).filled(true),
+                        );
+                    }
+                }
+                if let Some(path) = &flow.probe_path {
+                    let pts: Vec<[f64; 2]> = path.positions.iter().map(|p| [f64::from(p[0]), f64::from(p[1])]).collect();
+                    plot_ui.line(Line::new("picked point's path", PlotPoints::from(pts.clone())).color(Color32::WHITE).width(2.0));
+                    if let Some(p) = path.positions.get(k_show) {
+                        plot_ui.points(
+                            Points::new("picked point", vec![[f64::from(p[0]), f64::from(p[1])]])
+                                .color(Color32::from_rgb(255, 60, 60))
+                                .radius(6.0)
+                                .shape(MarkerShape::Diamond)
+                                .filled(true),
+                        );
+                    }
+                    for (k, p) in pts.iter().enumerate() {
+                        plot_ui.text(
+                            egui_plot::Text::new("stage numbers", PlotPoint::new(p[0], p[1]), format!("{k}"))
+                                .color(Color32::WHITE)
+                                .anchor(egui::Align2::LEFT_BOTTOM),
+                        );
+                    }
+                }
+                plot_ui.pointer_coordinate()
+            });
+            if response.response.clicked()
+                && let Some(p) = response.inner
+            {
+                flow.probe = Some((k_show, [p.x as f32, p.y as f32]));
+            }
+            ui.horizontal(|ui| {
+                ui.label(egui::RichText::new("Click the plot to follow a point through every stage.").weak().small());
+                if let Some(info) = grid_info {
+                    ui.label(egui::RichText::new(info).weak().small());
+                } else if flow.heat != HeatMap::Off {
+                    ui.spinner();
+                    ui.label(egui::RichText::new("computing this stage's grid…").weak().small());
+                }
+            });
+        });
+        ui.vertical(|ui| {
+            ui.set_width(side_width);
+            probe_ui(flow, ui);
+        });
+    });
+}
+
+/// The heat map of stage `k` as a texture, built once per grid and mode.
+fn heat_texture(flow: &mut FlowUiState, k: usize, ctx: &egui::Context) -> Option<(TextureHandle, [f32; 4])> {
+    if flow.heat == HeatMap::Off {
+        return None;
+    }
+    let grid = flow.grids.get(&k)?;
+    let log_det = flow.heat == HeatMap::LayerLogDet;
+    if log_det && k == 0 {
+        return None;
+    }
+    let key = (k, grid.step, grid.resolution, log_det);
+    if let Some(t) = flow.textures.get(&key) {
+        return Some((t.clone(), grid.bounds));
+    }
+    let n = grid.resolution;
+    let values = if log_det { &grid.layer_log_det } else { &grid.density };
+    let mut pixels = vec![Color32::TRANSPARENT; n * n];
+    if log_det {
+        let scale = values.iter().map(|v| v.abs()).fold(0.0f32, f32::max).max(1e-6);
+        for r in 0..n {
+            for c in 0..n {
+                pixels[(n - 1 - r) * n + c] = diverging(values[r * n + c] / scale);
+            }
+        }
+    } else {
+        let max = values.iter().copied().fold(0.0f32, f32::max).max(1e-12);
+        for r in 0..n {
+            for c in 0..n {
+                pixels[(n - 1 - r) * n + c] = sequential((values[r * n + c] / max).sqrt());
+            }
+        }
+    }
+    let texture = ctx.load_texture(
+        format!("flow-heat-{k}-{log_det}"),
+        egui::ColorImage::new([n, n], pixels),
+        egui::TextureOptions::LINEAR,
+    );
+    flow.textures.retain(|(kk, _, _, ld), _| *kk != k || *ld != log_det);
+    flow.textures.insert(key, texture.clone());
+    Some((texture, grid.bounds))
+}
+
+/// The picked point's change of variables, term by term.
+fn probe_ui(flow: &FlowUiState, ui: &mut egui::Ui) {
+    ui.strong("Picked point");
+    let Some(path) = &flow.probe_path else {
+        ui.label("Click anywhere in the plot: the point is followed back to the Gaussian and forward to the data.");
+        legend_ui(flow, ui);
+        return;
+    };
+    let k_max = path.positions.len() - 1;
+    let (x, z) = (path.positions[k_max], path.positions[0]);
+    ui.monospace(format!("x = ({:.3}, {:.3})", x[0], x[1]));
+    ui.monospace(format!("z = ({:.3}, {:.3})", z[0], z[1]));
+    ui.add_space(4.0);
+    ui.label("log p_x(x) = log p_z(z) + Σ_k −log|det J_k|");
+    egui::Grid::new("probe-terms").num_columns(2).striped(true).show(ui, |ui| {
+        ui.label("log p_z(z)");
+        ui.monospace(format!("{:+.4}", path.log_pz));
+        ui.end_row();
+        for (k, term) in path.layer_terms.iter().enumerate() {
+            ui.label(format!("layer {}: −log|det J|", k + 1));
+            ui.monospace(format!("{term:+.4}"));
+            ui.end_row();
+        }
+        ui.strong("log p_x(x)");
+        ui.monospace(format!("{:+.4}", path.log_px));
+        ui.end_row();
+        ui.label("p_x(x)");
+        ui.monospace(format!("{:.5}", path.log_px.exp()));
+        ui.end_row();
+    });
+    if path.step != flow.geometry.as_ref().map_or(path.step, |g| g.step) {
+        ui.label(egui::RichText::new("(from an earlier step; updating)").weak().small());
+    }
+    legend_ui(flow, ui);
+}
+
+fn legend_ui(flow: &FlowUiState, ui: &mut egui::Ui) {
+    ui.add_space(8.0);
+    let text = match flow.direction {
+        Direction::Generation => "Points: Gaussian samples, coloured by their angle in z, so each can be followed.",
+        Direction::Inference => "Points: training data, coloured by their angle around the data's centre.",
+    };
+    ui.label(egui::RichText::new(text).small());
+    let heat = match flow.heat {
+        HeatMap::Density => "Heat map: the stage's density by the change of variables (square-root scale).",
+        HeatMap::LayerLogDet => "Heat map: log|det J| of the layer that made this stage; red stretches, blue squeezes.",
+        HeatMap::Off => "",
+    };
+    ui.label(egui::RichText::new(heat).small());
+}
+
+fn keras_figure_ui(flow: &FlowUiState, ui: &mut egui::Ui) {
+    let Some(g) = &flow.geometry else { return };
+    let k = g.n_layers;
+    let panels: [(&str, &Vec<[f32; 2]>, Color32); 4] = [
+        ("Inference: data space X", &g.inference[k], Color32::from_rgb(70, 130, 230)),
+        ("Inference: latent space Z = f⁻¹(X)", &g.inference[0], Color32::from_rgb(70, 130, 230)),
+        ("Generated: latent space Z ~ N(0, I)", &g.generation[0], Color32::from_rgb(230, 120, 40)),
+        ("Generated: data space X = f(Z)", &g.generation[k], Color32::from_rgb(230, 120, 40)),
+    ];
+    let size = ((ui.available_width() - 16.0) / 2.0).min((ui.available_height() - 60.0) / 2.0).max(150.0);
+    egui::Grid::new("keras-figure").num_columns(2).show(ui, |ui| {
+        for (i, (title, pts, colour)) in panels.iter().enumerate() {
+            ui.vertical(|ui| {
+                ui.strong(*title);
+                let xs: Vec<[f64; 2]> = pts.iter().map(|p| [f64::from(p[0]), f64::from(p[1])]).collect();
+                Plot::new(("keras", i)).width(size).height(size).data_aspect(1.0).show(ui, |plot| {
+                    plot.points(Points::new(*title, xs).color(*colour).radius(1.5).filled(true));
+                });
+            });
+            if i % 2 == 1 {
+                ui.end_row();
+            }
+        }
+    });
+}
+
+/// The flow's loss curves: training and held-out negative log-likelihood per epoch.
+pub(crate) fn flow_loss_ui(snapshot: &RunSnapshot, ui: &mut egui::Ui) {
+    let series = |name: &str| -> Vec<[f64; 2]> {
+        snapshot.history.iter().filter_map(|r| r.get(name).map(|v| [r.epoch as f64, v])).collect()
+    };
+    Plot::new("flow-loss")
+        .height(150.0)
+        .legend(Legend::default())
+        .x_axis_label("epoch")
+        .y_axis_label("NLL (nats per point)")
+        .show(ui, |plot| {
+            plot.line(Line::new("train NLL", PlotPoints::from(series("train_nll"))));
+            plot.line(Line::new("held-out NLL", PlotPoints::from(series("heldout_nll"))));
+        });
+}
+
+const HUES: usize = 12;
+
+fn mean(points: &[[f32; 2]]) -> [f32; 2] {
+    let n = points.len().max(1) as f32;
+    let s = points.iter().fold([0.0, 0.0], |a, p| [a[0] + p[0], a[1] + p[1]]);
+    [s[0] / n, s[1] / n]
+}
+
+fn hue_bucket(p: [f32; 2], centre: [f32; 2]) -> usize {
+    let angle = (p[1] - centre[1]).atan2(p[0] - centre[0]) + std::f32::consts::PI;
+    ((angle / std::f32::consts::TAU * HUES as f32) as usize).min(HUES - 1)
+}
+
+fn hue_colour(bucket: usize) -> Color32 {
+    let h = bucket as f32 / HUES as f32;
+    let hsva = egui::ecolor::Hsva::new(h, 0.75, 1.0, 1.0);
+    Color32::from(hsva)
+}
+
+/// Dark blue to yellow through purple and orange (a magma-like ramp), t in [0, 1].
+fn sequential(t: f32) -> Color32 {
+    const STOPS: [(f32, [u8; 3]); 5] =
+        [(0.0, [8, 8, 30]), (0.25, [60, 20, 110]), (0.5, [160, 40, 110]), (0.75, [240, 110, 60]), (1.0, [252, 250, 160])];
+    let t = if t.is_finite() { t.clamp(0.0, 1.0) } else { 0.0 };
+    for w in STOPS.windows(2) {
+        let ((a, ca), (b, cb)) = (w[0], w[1]);
+        if t <= b {
+            let u = (t - a) / (b - a);
+            let mix = |i: usize| (f32::from(ca[i]) + (f32::from(cb[i]) - f32::from(ca[i])) * u) as u8;
+            return Color32::from_rgb(mix(0), mix(1), mix(2));
+        }
+    }
+    Color32::from_rgb(252, 250, 160)
+}
+
+/// Blue (−1) through near-black (0) to red (+1).
+fn diverging(t: f32) -> Color32 {
+    let t = if t.is_finite() { t.clamp(-1.0, 1.0) } else { 0.0 };
+    let a = t.abs();
+    let base = 25.0;
+    if t >= 0.0 {
+        Color32::from_rgb((base + 220.0 * a) as u8, (base + 40.0 * a) as u8, base as u8)
+    } else {
+        Color32::from_rgb(base as u8, (base + 90.0 * a) as u8, (base + 220.0 * a) as u8)
+    }
+}
