@@ -97,3 +97,50 @@ fn a_bad_file_shows_its_error_and_keeps_the_data() {
     harness.run_steps(3);
     assert_eq!(harness.state().lab(Lab::Bnn).data.as_ref().map(|d| d.table.n_rows()), Some(1));
 }
+
+#[test]
+fn flow_stages_step_forward_and_back_and_the_direction_relabels_the_view() {
+    let mut harness = harness();
+    harness.get_by_label("Flow").click();
+    harness.run_steps(3);
+    // A small flow, so the views are quick to compute.
+    *harness.state_mut().flow_config_mut() = bayes_explorer::models::flow::FlowConfig {
+        layers: 2,
+        hidden: vec![16],
+        ..bayes_explorer::models::flow::FlowConfig::default()
+    };
+    harness.get_by_label("New model").click();
+    wait_until(&mut harness, "the flow's stages", |app| {
+        app.lab(Lab::Flow).snapshot.as_ref().is_some_and(|s| s.model.is_some())
+    });
+    let deadline = Instant::now() + Duration::from_mins(1);
+    while harness.query_by_label_contains("Stage 0 of 2").is_none() {
+        assert!(Instant::now() < deadline, "the stage label never appeared");
+        std::thread::sleep(Duration::from_millis(20));
+        harness.step();
+    }
+    harness.get_by_label_contains("Stage 0 of 2: Gaussian samples");
+    harness.get_by_label("Next >").click();
+    harness.run_steps(3);
+    harness.get_by_label_contains("Stage 1 of 2: after layer 1 (coupling)");
+    harness.get_by_label("Next >").click();
+    harness.run_steps(3);
+    harness.get_by_label_contains("Stage 2 of 2: after layer 2 (coupling): samples in data space x");
+    harness.get_by_label("< Previous").click();
+    harness.run_steps(3);
+    harness.get_by_label_contains("Stage 1 of 2: after layer 1");
+    // Switching the direction keeps the stage and relabels it in the words of inference.
+    harness.get_by_label("Direction").click();
+    harness.run_steps(2);
+    harness.get_by_label("inference: data -> Gaussian").click();
+    harness.run_steps(3);
+    harness.get_by_label_contains("Stage 1 of 2: the data pulled back through layers 2..2");
+    harness.get_by_label("Next >").click();
+    harness.run_steps(3);
+    harness.get_by_label_contains("Stage 0 of 2: the data pulled back to the latent z");
+    harness.get_by_label("< Previous").click();
+    harness.run_steps(3);
+    harness.get_by_label("< Previous").click();
+    harness.run_steps(3);
+    harness.get_by_label_contains("Stage 2 of 2: the data x");
+}

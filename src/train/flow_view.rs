@@ -174,7 +174,8 @@ impl ViewLoop {
         let mut job: Option<Job> = None;
         loop {
             // Take the newest request; block only when there is nothing left to do.
-            let idle = job.as_ref().is_none_or(|j| j.geometry.is_some() && !j.probe_pending && j.grids_pending.is_empty());
+            let idle =
+                job.as_ref().is_none_or(|j| j.geometry.is_some() && !j.probe_pending && j.grids_pending.is_empty());
             let mut newest = None;
             if idle {
                 match self.requests.recv() {

@@ -176,6 +176,11 @@ impl BayesExplorerApp {
         self.labs.iter_mut().find(|l| l.lab == lab).expect("every lab has a state")
     }
 
+    /// The settings of the flow lab's next run (for tests and scripted demos).
+    pub fn flow_config_mut(&mut self) -> &mut crate::models::flow::FlowConfig {
+        &mut self.lab_mut(Lab::Flow).flow.config
+    }
+
     /// True while the CSV preview window is open.
     #[must_use]
     pub fn preview_is_open(&self) -> bool {

@@ -174,7 +174,9 @@ impl FlowUiState {
             Direction::Generation if k == k_max => format!("after layer {k} ({}): samples in data space x", kind(k)),
             Direction::Generation => format!("after layer {k} ({})", kind(k)),
             Direction::Inference if k == k_max => "the data x".to_owned(),
-            Direction::Inference if k == 0 => "the data pulled back to the latent z: it should look Gaussian".to_owned(),
+            Direction::Inference if k == 0 => {
+                "the data pulled back to the latent z: it should look Gaussian".to_owned()
+            }
             Direction::Inference => format!("the data pulled back through layers {k_max}..{}", k + 1),
         };
         format!("Stage {k} of {k_max}: {what}")
@@ -268,7 +270,8 @@ pub(crate) fn flow_settings_ui(flow: &mut FlowUiState, ui: &mut egui::Ui) {
         ui.add(egui::DragValue::new(&mut c.epochs).range(1..=100_000)).labelled_by(id);
         ui.end_row();
         let id = ui.label("Learning rate (Adam)").id;
-        ui.add(egui::DragValue::new(&mut c.learning_rate).range(1e-6..=1.0).speed(1e-5).max_decimals(6)).labelled_by(id);
+        ui.add(egui::DragValue::new(&mut c.learning_rate).range(1e-6..=1.0).speed(1e-5).max_decimals(6))
+            .labelled_by(id);
         ui.end_row();
         let id = ui.label("Batch size").id;
         ui.add(egui::DragValue::new(&mut c.batch_size).range(1..=100_000)).labelled_by(id);
@@ -440,8 +443,12 @@ fn step_through_ui(flow: &mut FlowUiState, running: bool, ui: &mut egui::Ui) {
                 if flow.show_grid {
                     let colour = Color32::from_rgba_unmultiplied(200, 200, 200, 90);
                     for (a, b) in geometry.grid_lines[k0].iter().zip(&geometry.grid_lines[k1]) {
-                        let pts: Vec<[f64; 2]> =
-                            a.iter().zip(b).map(|(&p, &q)| lerp(p, q)).map(|p| [f64::from(p[0]), f64::from(p[1])]).collect();
+                        let pts: Vec<[f64; 2]> = a
+                            .iter()
+                            .zip(b)
+                            .map(|(&p, &q)| lerp(p, q))
+                            .map(|p| [f64::from(p[0]), f64::from(p[1])])
+                            .collect();
                         plot_ui.line(Line::new("warped grid", PlotPoints::from(pts)).color(colour).width(1.0));
                     }
                 }
@@ -459,13 +466,22 @@ fn step_through_ui(flow: &mut FlowUiState, running: bool, ui: &mut egui::Ui) {
                     };
                     for (h, pts) in by_colour.into_iter().enumerate() {
                         plot_ui.points(
-                            Points::new(name, pts).color(hue_colour(h)).radius(1.8).shape(MarkerShape::Circle).filled(true),
+                            Points::new(name, pts)
+                                .color(hue_colour(h))
+                                .radius(1.8)
+                                .shape(MarkerShape::Circle)
+                                .filled(true),
                         );
                     }
                 }
                 if let Some(path) = &flow.probe_path {
-                    let pts: Vec<[f64; 2]> = path.positions.iter().map(|p| [f64::from(p[0]), f64::from(p[1])]).collect();
-                    plot_ui.line(Line::new("picked point's path", PlotPoints::from(pts.clone())).color(Color32::WHITE).width(2.0));
+                    let pts: Vec<[f64; 2]> =
+                        path.positions.iter().map(|p| [f64::from(p[0]), f64::from(p[1])]).collect();
+                    plot_ui.line(
+                        Line::new("picked point's path", PlotPoints::from(pts.clone()))
+                            .color(Color32::WHITE)
+                            .width(2.0),
+                    );
                     if let Some(p) = path.positions.get(k_show) {
                         plot_ui.points(
                             Points::new("picked point", vec![[f64::from(p[0]), f64::from(p[1])]])
@@ -663,8 +679,13 @@ fn hue_colour(bucket: usize) -> Color32 {
 
 /// Dark blue to yellow through purple and orange (a magma-like ramp), t in [0, 1].
 fn sequential(t: f32) -> Color32 {
-    const STOPS: [(f32, [u8; 3]); 5] =
-        [(0.0, [8, 8, 30]), (0.25, [60, 20, 110]), (0.5, [160, 40, 110]), (0.75, [240, 110, 60]), (1.0, [252, 250, 160])];
+    const STOPS: [(f32, [u8; 3]); 5] = [
+        (0.0, [8, 8, 30]),
+        (0.25, [60, 20, 110]),
+        (0.5, [160, 40, 110]),
+        (0.75, [240, 110, 60]),
+        (1.0, [252, 250, 160]),
+    ];
     let t = if t.is_finite() { t.clamp(0.0, 1.0) } else { 0.0 };
     for w in STOPS.windows(2) {
         let ((a, ca), (b, cb)) = (w[0], w[1]);

@@ -211,7 +211,10 @@ fn training_ui(app: &mut BayesExplorerApp, lab: Lab, ui: &mut egui::Ui) {
             start_run(state, ctx.clone(), true);
         }
         if lab == Lab::Flow
-            && ui.button("New model").on_hover_text("Build an untrained flow, paused: look at it, then step or resume").clicked()
+            && ui
+                .button("New model")
+                .on_hover_text("Build an untrained flow, paused: look at it, then step or resume")
+                .clicked()
         {
             start_run(state, ctx.clone(), false);
         }
