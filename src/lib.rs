@@ -1,6 +1,7 @@
 //! bayes-explorer: train a Bayesian neural network, a variational autoencoder and a normalizing flow,
 //! and watch what they learn. See `ARCHITECTURE.md` for the map of the modules.
 
+pub mod bench;
 pub mod cli;
 pub mod data;
 pub mod gpu;

@@ -54,6 +54,12 @@ impl Optimizer {
         Ok(Self { kind, learning_rate, moments, steps: 0 })
     }
 
+    /// True when no moment remembers the graph it was computed from (see the detach in [`Self::step`]).
+    #[must_use]
+    pub fn state_is_detached(&self) -> bool {
+        self.moments.iter().all(|(m, v)| !m.track_op() && !v.track_op())
+    }
+
     /// Applies one update from `grads`. `names[i]` names `vars[i]` in error messages; `step` is the step number.
     pub fn step(&mut self, vars: &[Var], names: &[String], grads: &GradStore, step: u64) -> Result<(), TrainError> {
         let t = self.steps + 1;
@@ -66,6 +72,9 @@ impl Optimizer {
                 new_moments.push((m.clone(), v.clone()));
                 continue;
             };
+            // Detached: a moment built from a tensor that remembers its graph would keep every step's
+            // activations alive through the chain of moments (a leak of a whole forward pass per step).
+            let g = &g.detach();
             ensure_finite(g, &format!("the gradient of {name}"), step)?;
             let (m2, v2, delta) = match self.kind {
                 OptimizerKind::RmsProp => {
@@ -84,8 +93,8 @@ impl Optimizer {
             };
             let value = (var.as_tensor() - (delta * self.learning_rate)?)?;
             ensure_finite(&value, name, step)?;
-            new_values.push(value);
-            new_moments.push((m2, v2));
+            new_values.push(value.detach());
+            new_moments.push((m2.detach(), v2.detach()));
         }
         for (var, value) in vars.iter().zip(&new_values) {
             var.set(value)?;
