@@ -434,7 +434,7 @@ fn train(args: &TrainArgs) -> Result<(), CliError> {
                 if let (Some(config), Some(ModelView::Flow { params, .. })) =
                     (&flow_config, worker.snapshot().and_then(|s| s.model))
                 {
-                    model = config.kind.cli_name().to_owned();
+                    config.kind.cli_name().clone_into(&mut model);
                     let figures = flow_report(&params, &prepared, args.seed)
                         .map_err(|e| CliError::Failed(format!("cannot evaluate the trained flow: {e}")))?;
                     metrics.retain(|(k, _)| k != "train_nll" && k != "heldout_nll");

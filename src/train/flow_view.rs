@@ -140,6 +140,7 @@ impl FlowViewWorker {
     }
 
     /// Results that arrived since the last call.
+    #[must_use]
     pub fn drain(&self) -> Vec<FlowViewResult> {
         self.results.try_iter().collect()
     }
@@ -329,7 +330,7 @@ fn stage_bounds(a: &[[f32; 2]], b: &[[f32; 2]], gaussian: bool) -> [f32; 4] {
         (at(0.005), at(0.995))
     };
     let ((x0, x1), (y0, y1)) = (quantiles(0), quantiles(1));
-    let (cx, cy) = ((x0 + x1) / 2.0, (y0 + y1) / 2.0);
+    let (cx, cy) = (f32::midpoint(x0, x1), f32::midpoint(y0, y1));
     let mut half = ((x1 - x0).max(y1 - y0) / 2.0 * 1.25).max(0.5);
     if gaussian {
         half = half.max(3.5);

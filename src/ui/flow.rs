@@ -60,7 +60,11 @@ const LIVE_RESOLUTION: usize = 64;
 /// Data points sent to the views at most.
 const MAX_VIEW_POINTS: usize = 2000;
 
+/// What was last asked of the view thread: model step, grid size, stage in focus, picked point.
+type RequestKey = (u64, usize, usize, Option<(usize, [f32; 2])>);
+
 /// The flow page's state (transient: nothing here is persisted).
+#[allow(clippy::struct_excessive_bools, reason = "independent view toggles, each a checkbox")]
 pub struct FlowUiState {
     /// Settings of the next run.
     pub config: FlowConfig,
@@ -93,7 +97,7 @@ pub struct FlowUiState {
     textures: HashMap<(usize, u64, usize, bool), TextureHandle>,
     probe: Option<(usize, [f32; 2])>,
     probe_path: Option<ProbePath>,
-    last_request: Option<(u64, usize, usize, Option<(usize, [f32; 2])>)>,
+    last_request: Option<RequestKey>,
     fit_bounds: bool,
     error: Option<String>,
 }

@@ -183,7 +183,14 @@ fn training_ui(app: &mut BayesExplorerApp, lab: Lab, ui: &mut egui::Ui) {
     let ctx = ui.ctx().clone();
     let state = app.lab_mut(lab);
     if lab == Lab::Flow {
+        let before = state.flow.config.learning_rate;
         crate::ui::flow::flow_settings_ui(&mut state.flow, ui);
+        // The learning rate also applies to the run in progress (e.g. lowered after a NaN).
+        if state.flow.config.learning_rate.to_bits() != before.to_bits()
+            && let Some(w) = &state.worker
+        {
+            w.send(Command::SetLearningRate(state.flow.config.learning_rate));
+        }
     } else {
         ui.label("Dense baseline network [8, 8], sigmoid, RMSprop, batch 256 (the course's baseline).");
     }
