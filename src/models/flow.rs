@@ -614,7 +614,7 @@ impl FlowTrainer {
                     widths.extend(&config.hidden);
                     widths.push(2 * dim);
                     let masks = made_masks(dim, &config.hidden);
-                    let (made, v, n) = glorot_net(
+                    let (mut made, v, n) = glorot_net(
                         &widths,
                         Activation::Identity,
                         Some(&masks),
@@ -622,6 +622,14 @@ impl FlowTrainer {
                         &device,
                         &format!("{layer_name} MADE"),
                     )?;
+                    // The output layer starts at zero, so each layer starts as the identity (shift 0, log-scale
+                    // 0): the unconstrained log-scales of a MAF otherwise make the first epochs erratic.
+                    if let Some(last) = made.0.last_mut()
+                        && let Some(var) = v.iter().rev().nth(1)
+                    {
+                        var.set(&var.as_tensor().zeros_like()?)?;
+                        last.weights = var.as_tensor().clone();
+                    }
                     vars.extend(v);
                     names.extend(n);
                     Layer::Maf { made, dim }

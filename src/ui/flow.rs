@@ -552,7 +552,10 @@ fn heat_texture(flow: &mut FlowUiState, k: usize, ctx: &egui::Context) -> Option
             }
         }
     } else {
-        let max = values.iter().copied().fold(0.0f32, f32::max).max(1e-12);
+        // Scale by the 99.5th percentile, so one sharp peak does not leave the rest of the map black.
+        let mut sorted: Vec<f32> = values.iter().copied().filter(|v| v.is_finite()).collect();
+        sorted.sort_by(f32::total_cmp);
+        let max = sorted.get(sorted.len().saturating_sub(1) * 199 / 200).copied().unwrap_or(1.0).max(1e-12);
         for r in 0..n {
             for c in 0..n {
                 pixels[(n - 1 - r) * n + c] = sequential((values[r * n + c] / max).sqrt());
