@@ -116,7 +116,7 @@ impl FlowConfig {
                 hidden: vec![128, 128],
                 learning_rate: 1e-3,
                 batch_size: 32,
-                epochs: 60,
+                epochs: 100,
                 seed: 42,
             },
             FlowKind::Affine => {
