@@ -44,6 +44,23 @@ pub enum CliCommand {
     Train(TrainArgs),
     /// Print versions and the compute adapter.
     Info,
+    /// Measure compute speed.
+    Bench {
+        /// Which benchmark.
+        #[command(subcommand)]
+        command: BenchCommand,
+    },
+}
+
+/// `bench` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum BenchCommand {
+    /// GFLOP/s of matmul on the GPU path and on candle, at square sizes and the models' shapes.
+    Kernels {
+        /// Also print one JSON line with every figure.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 /// `data` subcommands.
@@ -136,6 +153,14 @@ pub fn run(command: CliCommand) -> ExitCode {
         CliCommand::Train(args) => train(&args),
         CliCommand::Info => {
             info();
+            Ok(())
+        }
+        CliCommand::Bench { command: BenchCommand::Kernels { json } } => {
+            let report = crate::gpu::bench::run(&crate::gpu::bench::default_shapes(), Duration::from_millis(500));
+            print!("{}", report.table());
+            if json {
+                println!("{}", serde_json::to_string(&report).unwrap_or_default());
+            }
             Ok(())
         }
     };
