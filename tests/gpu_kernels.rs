@@ -85,6 +85,21 @@ fn matmul_matches_candle_at_1000() {
 }
 
 #[test]
+fn matmul_over_the_binding_limit_runs_in_row_blocks() {
+    let Some(gpu) = gpu() else { return };
+    // The flow's grid layer (262144 x 2 · 2 x 256) has a 256 MiB output, over lavapipe's 128 MiB binding
+    // limit. The same path at a small scale: a 64 KiB cap and a 1 MB output, so 17 row blocks.
+    let mut gpu = gpu.with_storage_cap(64 * 1024);
+    let mut rng = ChaCha8Rng::seed_from_u64(15);
+    let shape = MatmulShape::new(1000, 2, 256);
+    let a = random(&mut rng, 1000 * 2);
+    let b = random(&mut rng, 2 * 256);
+    let want = CandleBackend::new().matmul(&a, &b, shape).unwrap();
+    let got = gpu.matmul(&a, &b, shape).unwrap();
+    assert_close("1000x2·2x256 in blocks", &got, &want, product_tol(2));
+}
+
+#[test]
 fn matmul_rejects_wrong_lengths() {
     let Some(mut gpu) = gpu() else { return };
     assert!(gpu.matmul(&[1.0; 5], &[1.0; 6], MatmulShape::new(2, 3, 2)).is_err());

@@ -213,6 +213,8 @@ pub struct GpuBackend {
     dummy_read: wgpu::Buffer,
     dummy_write: wgpu::Buffer,
     cpu: CandleBackend,
+    /// Largest storage buffer this back end makes, bytes (at most the adapter's binding limit).
+    storage_cap: u64,
 }
 
 impl GpuBackend {
@@ -235,7 +237,9 @@ impl GpuBackend {
         };
         let dummy_read = dummy("dummy read");
         let dummy_write = dummy("dummy write");
+        let storage_cap = ctx.limits.max_storage_buffer_binding_size.min(ctx.limits.max_buffer_size);
         Self {
+            storage_cap,
             ctx,
             pool: SharedPool::default(),
             cache: HashMap::new(),
@@ -251,14 +255,28 @@ impl GpuBackend {
         &self.ctx
     }
 
+    /// Caps the largest storage buffer at `bytes` (never above the adapter's limit): bounds GPU memory, and
+    /// lets tests reach the row-block path of [`Self::submit_matmul`] with small inputs.
+    #[must_use]
+    pub fn with_storage_cap(mut self, bytes: u64) -> Self {
+        self.storage_cap =
+            bytes.clamp(1024, self.ctx.limits.max_storage_buffer_binding_size.min(self.ctx.limits.max_buffer_size));
+        self
+    }
+
     fn buffer_limit(&self) -> u64 {
-        self.ctx.limits.max_storage_buffer_binding_size.min(self.ctx.limits.max_buffer_size)
+        self.storage_cap
     }
 
     /// A pooled buffer of at least `bytes`; recorded in `plan` to be handed back after the request.
     fn take(&self, plan: &mut Plan, bytes: u64, usage: wgpu::BufferUsages) -> Result<wgpu::Buffer, ComputeError> {
         let exact = bytes.max(16).next_multiple_of(16);
-        let limit = self.buffer_limit();
+        // Storage buffers are bound whole, so they must fit a binding; staging buffers only a buffer.
+        let limit = if usage.contains(wgpu::BufferUsages::STORAGE) {
+            self.buffer_limit()
+        } else {
+            self.ctx.limits.max_buffer_size
+        };
         if exact > limit {
             return Err(ComputeError::TooLarge { bytes, limit });
         }
@@ -547,7 +565,8 @@ impl GpuBackend {
         })
     }
 
-    /// Submits `C = op(A) · op(B)` (see [`MatmulShape`]); the result is `[m, n]`.
+    /// Submits `C = op(A) · op(B)` (see [`MatmulShape`]); the result is `[m, n]`. When `A` or `C` exceeds
+    /// the adapter's storage-binding limit (and `A` is not transposed), the product runs in row blocks.
     pub fn submit_matmul(
         &mut self,
         a: &[f32],
@@ -555,12 +574,44 @@ impl GpuBackend {
         shape: MatmulShape,
     ) -> Result<GpuPending<Vec<f32>>, ComputeError> {
         shape.check(a, b)?;
+        let MatmulShape { m, k, n, trans_a, .. } = shape;
+        let limit = self.buffer_limit();
+        let too_big = 4 * (m * k.max(n)) as u64 > limit;
         let mut plan = Plan::default();
-        let a_buf = self.input(&mut plan, a)?;
         let b_buf = self.input(&mut plan, b)?;
-        let c = self.take(&mut plan, 4 * (shape.m * shape.n) as u64, STORAGE)?;
-        self.record_matmul(&mut plan, (&a_buf, 0, 0), (&b_buf, 0, 0), None, &c, shape, Activation::Identity, 1)?;
-        self.submit(plan, &[(&c, shape.m * shape.n)], first)
+        if !too_big || trans_a {
+            let a_buf = self.input(&mut plan, a)?;
+            let c = self.take(&mut plan, 4 * (m * n) as u64, STORAGE)?;
+            self.record_matmul(&mut plan, (&a_buf, 0, 0), (&b_buf, 0, 0), None, &c, shape, Activation::Identity, 1)?;
+            return self.submit(plan, &[(&c, m * n)], first);
+        }
+        // A or C is over the storage-binding limit: split both by rows into blocks that fit (a multiple of
+        // the tile height), one dispatch each; the readback joins the blocks.
+        let row_bytes = 4 * k.max(n) as u64;
+        let rows_per_block = (limit / row_bytes) as usize / TILE * TILE;
+        if rows_per_block == 0 {
+            return Err(ComputeError::TooLarge { bytes: row_bytes * TILE as u64, limit });
+        }
+        let mut blocks = Vec::new();
+        for start in (0..m).step_by(rows_per_block) {
+            let rows = rows_per_block.min(m - start);
+            let a_block = self.input(&mut plan, a.get(start * k..(start + rows) * k).unwrap_or(&[]))?; // [rows, k]
+            let c_block = self.take(&mut plan, 4 * (rows * n) as u64, STORAGE)?; // [rows, n]
+            let block_shape = MatmulShape { m: rows, ..shape };
+            self.record_matmul(
+                &mut plan,
+                (&a_block, 0, 0),
+                (&b_buf, 0, 0),
+                None,
+                &c_block,
+                block_shape,
+                Activation::Identity,
+                1,
+            )?;
+            blocks.push((c_block, rows * n));
+        }
+        let outputs: Vec<(&wgpu::Buffer, usize)> = blocks.iter().map(|(buffer, len)| (buffer, *len)).collect();
+        self.submit(plan, &outputs, join)
     }
 
     /// Submits an MLP forward pass (see [`ComputeBackend::mlp_forward`]).
@@ -805,6 +856,10 @@ impl GpuBackend {
 
 fn first(mut parts: Vec<Vec<f32>>) -> Vec<f32> {
     parts.swap_remove(0)
+}
+
+fn join(parts: Vec<Vec<f32>>) -> Vec<f32> {
+    parts.into_iter().flatten().collect()
 }
 
 fn pair(mut parts: Vec<Vec<f32>>) -> (Vec<f32>, Vec<f32>) {
