@@ -1,5 +1,21 @@
-//! GPU compute (wgpu). For now this module finds the compute adapter and describes it; the WGSL kernels
-//! (issue 3) build on it. Models never call it directly; the UI reads [`ComputeInfo`] for the status bar.
+//! GPU compute (wgpu) and its CPU reference. [`probe`] finds and describes the adapters (the status bar reads
+//! [`ComputeInfo`]); [`ComputeBackend`] is the API the models and views call for their matrix work, with two
+//! implementations: [`CandleBackend`] (candle on the CPU, the reference and the fallback) and [`GpuBackend`]
+//! (the WGSL kernels in `shaders/`). [`choose_backend`] says which one a job of a given size should use.
+
+pub mod backend;
+pub mod bench;
+pub mod candle_backend;
+pub mod choose;
+pub mod context;
+pub mod gpu_backend;
+pub mod noise;
+
+pub use backend::{ComputeBackend, ComputeError, MatmulShape, MeanFieldLayer, MeanFieldParams, Noise, WeightsKey};
+pub use candle_backend::CandleBackend;
+pub use choose::{BackendChoice, Throughput, choose_backend};
+pub use context::ComputeContext;
+pub use gpu_backend::{GpuBackend, GpuPending};
 
 use serde::{Deserialize, Serialize};
 
@@ -58,9 +74,17 @@ impl ComputeInfo {
         match self.best() {
             None => "Compute: CPU (candle); no GPU adapter found".to_owned(),
             Some(a) if a.is_software() => {
-                format!("Compute: CPU (candle); only a software adapter found: {} ({})", a.name, a.backend)
+                format!(
+                    "Compute: CPU (candle); only a software adapter found, used for checks only: {} ({})",
+                    a.name, a.backend
+                )
             }
-            Some(a) => format!("Compute: CPU (candle); GPU adapter: {} ({}, {})", a.name, a.backend, a.device_type),
+            Some(a) => {
+                format!(
+                    "Compute: GPU (wgpu) for large batches on {} ({}, {}); CPU (candle) for small work",
+                    a.name, a.backend, a.device_type
+                )
+            }
         }
     }
 }
