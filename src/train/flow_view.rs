@@ -16,8 +16,9 @@ use candle_core::DType;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
+use crate::gpu::{AdapterSummary, BackendChoice, ComputeBackend, GpuBackend, WeightsKey, choose_backend};
 use crate::models::flow::{FlowNet, gaussian_points};
-use crate::models::params::FlowParams;
+use crate::models::params::{FlowLayerParams, FlowParams};
 
 /// Points pushed through the flow for the views.
 pub const N_SAMPLES: usize = 1500;
@@ -32,8 +33,10 @@ pub const LATENT_HALF_WIDTH: f32 = 3.0;
 pub struct FlowViewRequest {
     /// The model.
     pub params: Arc<FlowParams>,
-    /// The optimisation step of `params` (identifies the model).
+    /// The optimisation step of `params`.
     pub step: u64,
+    /// Which run `params` belong to (with `step`, identifies the weights in the GPU's cache).
+    pub run: u64,
     /// Data points (standardised, row-major `[n, 2]`), at most a few thousand.
     pub data: Arc<Vec<f32>>,
     /// Cells per side of the density grids.
@@ -84,6 +87,8 @@ pub struct StageGrid {
     pub mass: f64,
     /// Seconds this took.
     pub seconds: f64,
+    /// Where it ran: "CPU (candle)" or "GPU (<adapter>)".
+    pub device: String,
 }
 
 /// A picked point followed through every stage, with the terms of log p_x(x).
@@ -127,7 +132,7 @@ impl FlowViewWorker {
         let (req_tx, req_rx) = channel();
         let (res_tx, res_rx) = channel();
         let thread = std::thread::Builder::new().name("flow-view".into()).spawn(move || {
-            ViewLoop { requests: req_rx, results: res_tx, repaint: Box::new(repaint) }.run();
+            ViewLoop { requests: req_rx, results: res_tx, repaint: Box::new(repaint), gpu: None }.run();
         })?;
         Ok(Self { requests: Some(req_tx), results: res_rx, thread: Some(thread) })
     }
@@ -168,10 +173,12 @@ struct ViewLoop {
     requests: Receiver<FlowViewRequest>,
     results: Sender<FlowViewResult>,
     repaint: Box<dyn Fn() + Send>,
+    /// The GPU for density grids, once a grid was big enough to ask for it; `None` inside when there is none.
+    gpu: Option<Option<(GpuBackend, AdapterSummary)>>,
 }
 
 impl ViewLoop {
-    fn run(&self) {
+    fn run(&mut self) {
         let mut job: Option<Job> = None;
         loop {
             // Take the newest request; block only when there is nothing left to do.
@@ -204,6 +211,7 @@ impl ViewLoop {
     fn update_job(&self, old: Option<Job>, request: FlowViewRequest) -> Option<Job> {
         let same_model = old.as_ref().is_some_and(|j| {
             j.request.step == request.step
+                && j.request.run == request.run
                 && Arc::ptr_eq(&j.request.params, &request.params)
                 && Arc::ptr_eq(&j.request.data, &request.data)
         });
@@ -231,7 +239,24 @@ impl ViewLoop {
         }
     }
 
-    fn work(&self, job: &mut Job) {
+    /// The GPU when it is worth it for a job of `flops` (a real GPU, never a software rasteriser).
+    fn gpu_for(&mut self, flops: f64) -> Option<&mut (GpuBackend, AdapterSummary)> {
+        let probed = self.gpu.get_or_insert_with(|| {
+            let info = crate::gpu::probe();
+            let adapter = info.best().filter(|a| !a.is_software())?.clone();
+            match GpuBackend::new() {
+                Ok(backend) => Some((backend, adapter)),
+                Err(e) => {
+                    log::info!("no GPU for the flow's grids: {e}");
+                    None
+                }
+            }
+        });
+        let (_, adapter) = probed.as_ref()?;
+        if choose_backend(Some(adapter), flops, None) == BackendChoice::Gpu { probed.as_mut() } else { None }
+    }
+
+    fn work(&mut self, job: &mut Job) {
         let result = if job.geometry.is_none() {
             geometry(&job.net, &job.request).map(|g| {
                 let g = Arc::new(g);
@@ -246,8 +271,45 @@ impl ViewLoop {
             }
         } else if let (Some((stage, resolution)), Some(g)) = (job.grids_pending.pop_front(), &job.geometry) {
             let bounds = g.bounds[stage.min(g.bounds.len() - 1)];
-            stage_grid(&job.net, job.request.step, stage, resolution, bounds)
-                .map(|grid| FlowViewResult::Grid(Arc::new(grid)))
+            let started = Instant::now();
+            let flops = grid_flops(&job.request.params, stage, resolution);
+            let gpu = match self.gpu_for(flops) {
+                Some((backend, adapter)) => {
+                    let key = WeightsKey { id: FLOW_WEIGHTS_ID + (job.request.run << 8), version: job.request.step };
+                    match gpu_stage_density_grid(backend, &job.request.params, key, stage, resolution, bounds) {
+                        Ok(grids) => Some((grids, format!("GPU ({})", adapter.name))),
+                        Err(e) => {
+                            log::warn!("the GPU density grid failed ({e}); using the CPU from now on");
+                            self.gpu = Some(None);
+                            None
+                        }
+                    }
+                }
+                None => None,
+            };
+            let grids = match gpu {
+                Some(((density, log_det), device)) => Ok((density, log_det, device)),
+                None => job
+                    .net
+                    .stage_density_grid(stage, resolution, bounds)
+                    .map(|(d, l)| (d, l, "CPU (candle)".to_owned())),
+            };
+            grids.map(|(density, layer_log_det, device)| {
+                let cell =
+                    f64::from((bounds[1] - bounds[0]) * (bounds[3] - bounds[2])) / (resolution * resolution) as f64;
+                let mass = density.iter().map(|&d| f64::from(d)).sum::<f64>() * cell;
+                FlowViewResult::Grid(Arc::new(StageGrid {
+                    step: job.request.step,
+                    stage,
+                    resolution,
+                    bounds,
+                    density,
+                    layer_log_det,
+                    mass,
+                    seconds: started.elapsed().as_secs_f64(),
+                    device,
+                }))
+            })
         } else {
             return;
         };
@@ -340,27 +402,58 @@ fn stage_bounds(a: &[[f32; 2]], b: &[[f32; 2]], gaussian: bool) -> [f32; 4] {
     [cx - half, cx + half, cy - half, cy + half]
 }
 
-fn stage_grid(
-    net: &FlowNet,
-    step: u64,
-    stage: usize,
+/// Multiply-adds x 2 to pull a `resolution`² grid back from `stage` to the Gaussian.
+fn grid_flops(params: &FlowParams, stage: usize, resolution: usize) -> f64 {
+    let per_point: usize = params
+        .layers
+        .iter()
+        .take(stage)
+        .map(|l| match l {
+            FlowLayerParams::Affine { .. } => 4,
+            FlowLayerParams::Coupling { scale_net, shift_net, .. } => {
+                scale_net.macs_per_row() + shift_net.macs_per_row()
+            }
+            FlowLayerParams::Maf { made } => made.macs_per_row(),
+        })
+        .sum();
+    2.0 * per_point as f64 * (resolution * resolution) as f64
+}
+
+/// Identifies the flow's weights in the GPU's cache (one flow per view thread).
+const FLOW_WEIGHTS_ID: u64 = 0xf10;
+/// Rows per GPU call, so the widest activation (rows x 256 floats) stays far below a storage binding's limit.
+const GPU_CHUNK_ROWS: usize = 32_768;
+
+/// [`FlowNet::stage_density_grid`] on the GPU kernels: the density of stage `k` on a `resolution`² grid over
+/// `bounds` (cell centres, rows from the bottom) and layer k's log|det| there. The same numbers as the CPU
+/// path to float rounding (checked in `tests/flow.rs`).
+pub fn gpu_stage_density_grid(
+    backend: &mut GpuBackend,
+    params: &FlowParams,
+    key: WeightsKey,
+    k: usize,
     resolution: usize,
     bounds: [f32; 4],
-) -> candle_core::Result<StageGrid> {
-    let started = Instant::now();
-    let (density, layer_log_det) = net.stage_density_grid(stage, resolution, bounds)?;
-    let cell = f64::from((bounds[1] - bounds[0]) * (bounds[3] - bounds[2])) / (resolution * resolution) as f64;
-    let mass = density.iter().map(|&d| f64::from(d)).sum::<f64>() * cell;
-    Ok(StageGrid {
-        step,
-        stage,
-        resolution,
-        bounds,
-        density,
-        layer_log_det,
-        mass,
-        seconds: started.elapsed().as_secs_f64(),
-    })
+) -> Result<(Vec<f32>, Vec<f32>), crate::gpu::ComputeError> {
+    let points = crate::models::flow::grid_points(resolution, bounds);
+    let n = points.len() / 2;
+    let mut density = Vec::with_capacity(n);
+    let mut layer_log_det = Vec::with_capacity(n);
+    // Layer k alone, for its own log-determinant (cached under its own key).
+    let layer_k = (k > 0).then(|| FlowParams { dim: params.dim, layers: vec![params.layers[k - 1].clone()] });
+    // Its own cache entry: the top bit marks "one layer", the low byte says which (k <= 32).
+    let layer_key = WeightsKey { id: (1 << 63) | (key.id << 8) | k as u64, version: key.version };
+    for chunk in points.chunks(GPU_CHUNK_ROWS * 2) {
+        let rows = chunk.len() / 2;
+        let (z, log_det) = backend.flow_inverse(params, key, chunk, rows, k)?;
+        let log_pz = backend.std_normal_log_density(&z, rows, 2)?;
+        density.extend(log_pz.iter().zip(&log_det).map(|(lp, ld)| (lp - ld).exp()));
+        match &layer_k {
+            Some(layer) => layer_log_det.extend(backend.flow_inverse(layer, layer_key, chunk, rows, 1)?.1),
+            None => layer_log_det.extend(std::iter::repeat_n(0.0, rows)),
+        }
+    }
+    Ok((density, layer_log_det))
 }
 
 /// Follows a point given at `stage` to every other stage and splits log p_x(x) into its terms.

@@ -98,6 +98,8 @@ pub struct FlowUiState {
     probe: Option<(usize, [f32; 2])>,
     probe_path: Option<ProbePath>,
     last_request: Option<RequestKey>,
+    /// Counts runs, so the view thread never mistakes a new run's weights for the last one's.
+    run: u64,
     fit_bounds: bool,
     error: Option<String>,
 }
@@ -125,6 +127,7 @@ impl Default for FlowUiState {
             probe: None,
             probe_path: None,
             last_request: None,
+            run: 0,
             fit_bounds: true,
             error: None,
         }
@@ -143,6 +146,7 @@ impl FlowUiState {
         self.probe = None;
         self.probe_path = None;
         self.last_request = None;
+        self.run += 1;
         self.position = 0.0;
         self.fit_bounds = true;
         self.error = None;
@@ -228,6 +232,7 @@ impl FlowUiState {
             worker.request(FlowViewRequest {
                 params,
                 step,
+                run: self.run,
                 data: Arc::clone(&self.view_points),
                 resolution,
                 focus: self.stage(),
@@ -408,7 +413,7 @@ fn step_through_ui(flow: &mut FlowUiState, running: bool, ui: &mut egui::Ui) {
     let heat = heat_texture(flow, k_show, ui.ctx());
     let grid_info = flow.grids.get(&k_show).map(|g| {
         let stale = if g.step == geometry.step { "" } else { ", from an earlier step" };
-        format!("{0} x {0} grid in {1:.2} s, mass {2:.3}{stale}", g.resolution, g.seconds, g.mass)
+        format!("{0} x {0} grid in {1:.2} s on {3}, mass {2:.3}{stale}", g.resolution, g.seconds, g.mass, g.device)
     });
     let side_width = 300.0f32.min(ui.available_width() * 0.35);
     ui.horizontal_top(|ui| {
