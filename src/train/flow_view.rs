@@ -132,7 +132,7 @@ impl FlowViewWorker {
         let (req_tx, req_rx) = channel();
         let (res_tx, res_rx) = channel();
         let thread = std::thread::Builder::new().name("flow-view".into()).spawn(move || {
-            ViewLoop { requests: req_rx, results: res_tx, repaint: Box::new(repaint), gpu: None }.run();
+            ViewLoop { requests: req_rx, results: res_tx, repaint: Box::new(repaint), gpu: GridGpu::Unprobed }.run();
         })?;
         Ok(Self { requests: Some(req_tx), results: res_rx, thread: Some(thread) })
     }
@@ -173,8 +173,18 @@ struct ViewLoop {
     requests: Receiver<FlowViewRequest>,
     results: Sender<FlowViewResult>,
     repaint: Box<dyn Fn() + Send>,
-    /// The GPU for density grids, once a grid was big enough to ask for it; `None` inside when there is none.
-    gpu: Option<Option<(GpuBackend, AdapterSummary)>>,
+    /// The GPU for density grids, looked for when the first grid is asked for.
+    gpu: GridGpu,
+}
+
+/// Whether the view thread has a GPU for its grids.
+enum GridGpu {
+    /// Not looked for yet.
+    Unprobed,
+    /// None, only a software one, or it failed: grids run on the CPU.
+    Absent,
+    /// A real GPU and its adapter.
+    Ready(Box<(GpuBackend, AdapterSummary)>),
 }
 
 impl ViewLoop {
@@ -241,19 +251,25 @@ impl ViewLoop {
 
     /// The GPU when it is worth it for a job of `flops` (a real GPU, never a software rasteriser).
     fn gpu_for(&mut self, flops: f64) -> Option<&mut (GpuBackend, AdapterSummary)> {
-        let probed = self.gpu.get_or_insert_with(|| {
+        if matches!(self.gpu, GridGpu::Unprobed) {
             let info = crate::gpu::probe();
-            let adapter = info.best().filter(|a| !a.is_software())?.clone();
-            match GpuBackend::new() {
-                Ok(backend) => Some((backend, adapter)),
-                Err(e) => {
-                    log::info!("no GPU for the flow's grids: {e}");
-                    None
-                }
+            self.gpu = match info.best().filter(|a| !a.is_software()) {
+                None => GridGpu::Absent,
+                Some(adapter) => match GpuBackend::new() {
+                    Ok(backend) => GridGpu::Ready(Box::new((backend, adapter.clone()))),
+                    Err(e) => {
+                        log::info!("no GPU for the flow's grids: {e}");
+                        GridGpu::Absent
+                    }
+                },
+            };
+        }
+        match &mut self.gpu {
+            GridGpu::Ready(ready) if choose_backend(Some(&ready.1), flops, None) == BackendChoice::Gpu => {
+                Some(&mut **ready)
             }
-        });
-        let (_, adapter) = probed.as_ref()?;
-        if choose_backend(Some(adapter), flops, None) == BackendChoice::Gpu { probed.as_mut() } else { None }
+            _ => None,
+        }
     }
 
     fn work(&mut self, job: &mut Job) {
@@ -280,7 +296,7 @@ impl ViewLoop {
                         Ok(grids) => Some((grids, format!("GPU ({})", adapter.name))),
                         Err(e) => {
                             log::warn!("the GPU density grid failed ({e}); using the CPU from now on");
-                            self.gpu = Some(None);
+                            self.gpu = GridGpu::Absent;
                             None
                         }
                     }
