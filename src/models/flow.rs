@@ -23,7 +23,7 @@ use serde::{Deserialize, Serialize};
 use crate::Lab;
 use crate::data::prepare::Prepared;
 use crate::models::Activation;
-use crate::models::optim::{Optimizer, OptimizerKind, ensure_finite};
+use crate::models::optim::{Optimizer, OptimizerKind, guarded_step};
 use crate::models::params::{DenseParams, FlowLayerParams, FlowParams, MlpParams};
 use crate::train::{EpochRecord, ModelView, RunSnapshot, TrainError, Trainer};
 
@@ -850,17 +850,16 @@ impl Trainer for FlowTrainer {
         let x = self.x_train.index_select(&idx, 0)?; // [batch, 2]
         let loss = self.net.log_density_tensor(&x)?.mean_all()?.neg()?;
         let step = self.step + 1;
-        if let Err(e) = ensure_finite(&loss, "the negative log-likelihood", step) {
-            for (var, good) in self.vars.iter().zip(&self.last_good) {
-                var.set(good)?;
-            }
-            return Err(e);
-        }
-        self.last_good = self.vars.iter().map(|v| v.as_tensor().copy()).collect::<candle_core::Result<_>>()?;
-        let grads = loss.backward()?;
-        self.optimizer.step(&self.vars, &self.names, &grads, step)?;
+        self.batch_loss = guarded_step(
+            &mut self.optimizer,
+            &self.vars,
+            &self.names,
+            &mut self.last_good,
+            &loss,
+            "the negative log-likelihood",
+            step,
+        )?;
         self.step = step;
-        self.batch_loss = f64::from(loss.to_scalar::<f32>()?);
         self.epoch_loss_sum += self.batch_loss;
         self.epoch_batches += 1;
         self.cursor = end;

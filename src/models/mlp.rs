@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 use crate::Lab;
 use crate::data::prepare::{OutputKind, Prepared};
 use crate::models::Activation;
-use crate::models::optim::{Optimizer, OptimizerKind, ensure_finite};
+use crate::models::optim::{Optimizer, OptimizerKind, guarded_step};
 use crate::train::{EpochRecord, RunSnapshot, TrainError, Trainer};
 
 /// Architecture and training settings.
@@ -273,18 +273,9 @@ impl Trainer for MlpTrainer {
         let loss = self.loss(&out, &y)?;
         let step = self.step + 1;
         let vars: Vec<Var> = self.layers.iter().flat_map(|(w, b)| [w.clone(), b.clone()]).collect();
-        if let Err(e) = ensure_finite(&loss, "the loss", step) {
-            // The previous update led here: go back to the parameters whose loss was still finite.
-            for (var, good) in vars.iter().zip(&self.last_good) {
-                var.set(good)?;
-            }
-            return Err(e);
-        }
-        self.last_good = vars.iter().map(|v| v.as_tensor().copy()).collect::<candle_core::Result<_>>()?;
-        let grads = loss.backward()?;
-        self.optimizer.step(&vars, &self.names, &grads, step)?;
+        self.batch_loss =
+            guarded_step(&mut self.optimizer, &vars, &self.names, &mut self.last_good, &loss, "the loss", step)?;
         self.step = step;
-        self.batch_loss = f64::from(loss.to_scalar::<f32>()?);
         self.epoch_loss_sum += self.batch_loss;
         self.epoch_batches += 1;
         self.cursor = end;
