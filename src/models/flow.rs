@@ -932,4 +932,64 @@ mod tests {
             assert!(trainer.optimizer.state_is_detached(), "{kind:?}: the optimiser's moments keep a graph");
         }
     }
+
+    /// The gradient of the NLL that training follows equals central finite differences of the NLL, for
+    /// weights and biases of every part (scale net, shift net, MADE, affine), so candle's autodiff through the
+    /// masks, narrows and exponentials is what the maths says.
+    #[test]
+    fn nll_gradient_matches_finite_differences() {
+        let table = SynthSpec { n_points: 300, ..SynthSpec::default_for(SynthKind::Moons) }.generate();
+        let data = Arc::new(prepare(&table, &default_spec_for_lab(Lab::Flow, &table)).expect("moons"));
+        for kind in FlowKind::ALL {
+            let config = FlowConfig { hidden: vec![6], layers: 2, batch_size: 32, ..FlowConfig::default_for(kind) };
+            let mut trainer = FlowTrainer::new(config, &data).expect("flow");
+            // A few steps at a high rate, so no parameter sits at its (zero) initial value.
+            trainer.optimizer.learning_rate = 0.05;
+            for _ in 0..5 {
+                trainer.step().expect("step");
+            }
+            let x = trainer.x_train.narrow(0, 0, 64).expect("batch");
+            let nll = |t: &FlowTrainer| -> f64 {
+                let lp = t.net.log_density_tensor(&x).expect("density").mean_all().expect("mean");
+                -f64::from(lp.to_scalar::<f32>().expect("scalar"))
+            };
+            let loss = trainer.net.log_density_tensor(&x).expect("d").mean_all().expect("m").neg().expect("neg");
+            let grads = loss.backward().expect("backward");
+            for (v, var) in trainer.vars.iter().enumerate() {
+                let Some(g) = grads.get(var.as_tensor()) else { continue };
+                let g: Vec<f32> = g.flatten_all().expect("flat").to_vec1().expect("grad");
+                let original: Vec<f32> = var.as_tensor().flatten_all().expect("flat").to_vec1().expect("values");
+                let shape = var.as_tensor().shape().clone();
+                for j in [0, original.len() / 2, original.len() - 1] {
+                    let h = 1e-2f32;
+                    let mut plus = original.clone();
+                    plus[j] += h;
+                    var.set(
+                        &candle_core::Tensor::from_slice(&plus, shape.clone(), &candle_core::Device::Cpu).expect("t"),
+                    )
+                    .expect("set");
+                    let up = nll(&trainer);
+                    let mut minus = original.clone();
+                    minus[j] -= h;
+                    var.set(
+                        &candle_core::Tensor::from_slice(&minus, shape.clone(), &candle_core::Device::Cpu).expect("t"),
+                    )
+                    .expect("set");
+                    let down = nll(&trainer);
+                    var.set(
+                        &candle_core::Tensor::from_slice(&original, shape.clone(), &candle_core::Device::Cpu)
+                            .expect("t"),
+                    )
+                    .expect("set");
+                    let fd = (up - down) / (2.0 * f64::from(h));
+                    let got = f64::from(g[j]);
+                    assert!(
+                        (got - fd).abs() <= 2e-3 + 2e-2 * fd.abs(),
+                        "{kind:?} {} [{j}]: autodiff {got} vs finite difference {fd}",
+                        trainer.names[v]
+                    );
+                }
+            }
+        }
+    }
 }
