@@ -46,19 +46,6 @@ pub struct ComputeContext {
     pipelines: Vec<(Kernel, wgpu::ComputePipeline)>,
 }
 
-fn summarize(adapter: &wgpu::Adapter) -> AdapterSummary {
-    let info = adapter.get_info();
-    let limits = adapter.limits();
-    AdapterSummary {
-        name: info.name,
-        backend: format!("{:?}", info.backend),
-        device_type: format!("{:?}", info.device_type),
-        driver: format!("{} {}", info.driver, info.driver_info).trim().to_owned(),
-        max_storage_buffer_binding_size: limits.max_storage_buffer_binding_size,
-        max_compute_workgroup_size_x: limits.max_compute_workgroup_size_x,
-    }
-}
-
 fn layout(device: &wgpu::Device, label: &str, read_only: u32, read_write: u32) -> wgpu::BindGroupLayout {
     let mut entries = vec![wgpu::BindGroupLayoutEntry {
         binding: 0,
@@ -91,8 +78,11 @@ impl ComputeContext {
     pub fn new() -> Result<Self, ComputeError> {
         let instance = wgpu::Instance::new(wgpu::InstanceDescriptor::new_without_display_handle_from_env());
         let adapters = pollster::block_on(instance.enumerate_adapters(wgpu::Backends::all()));
-        let adapter = adapters.into_iter().min_by_key(|a| rank(&summarize(a))).ok_or(ComputeError::NoAdapter)?;
-        let summary = summarize(&adapter);
+        let adapter = adapters
+            .into_iter()
+            .min_by_key(|a| rank(&AdapterSummary::from_adapter(a)))
+            .ok_or(ComputeError::NoAdapter)?;
+        let summary = AdapterSummary::from_adapter(&adapter);
         let limits = adapter.limits();
         let (device, queue) = pollster::block_on(adapter.request_device(&wgpu::DeviceDescriptor {
             label: Some("bayes-explorer compute"),

@@ -37,6 +37,21 @@ pub struct AdapterSummary {
 }
 
 impl AdapterSummary {
+    /// What wgpu reports of an adapter: name, backend, type, driver and the limits the kernels care about.
+    #[must_use]
+    pub fn from_adapter(adapter: &wgpu::Adapter) -> Self {
+        let info = adapter.get_info();
+        let limits = adapter.limits();
+        Self {
+            name: info.name,
+            backend: format!("{:?}", info.backend),
+            device_type: format!("{:?}", info.device_type),
+            driver: format!("{} {}", info.driver, info.driver_info).trim().to_owned(),
+            max_storage_buffer_binding_size: limits.max_storage_buffer_binding_size,
+            max_compute_workgroup_size_x: limits.max_compute_workgroup_size_x,
+        }
+    }
+
     /// True for a software rasteriser (lavapipe, llvmpipe, WARP): correct but slower than candle on the CPU.
     #[must_use]
     pub fn is_software(&self) -> bool {
@@ -94,21 +109,7 @@ impl ComputeInfo {
 pub fn probe() -> ComputeInfo {
     let instance = wgpu::Instance::new(wgpu::InstanceDescriptor::new_without_display_handle_from_env());
     let adapters = pollster::block_on(instance.enumerate_adapters(wgpu::Backends::all()));
-    let mut summaries: Vec<AdapterSummary> = adapters
-        .iter()
-        .map(|a| {
-            let info = a.get_info();
-            let limits = a.limits();
-            AdapterSummary {
-                name: info.name,
-                backend: format!("{:?}", info.backend),
-                device_type: format!("{:?}", info.device_type),
-                driver: format!("{} {}", info.driver, info.driver_info).trim().to_owned(),
-                max_storage_buffer_binding_size: limits.max_storage_buffer_binding_size,
-                max_compute_workgroup_size_x: limits.max_compute_workgroup_size_x,
-            }
-        })
-        .collect();
+    let mut summaries: Vec<AdapterSummary> = adapters.iter().map(AdapterSummary::from_adapter).collect();
     summaries.sort_by_key(AdapterSummary::rank);
     summaries.dedup_by(|a, b| a.name == b.name && a.backend == b.backend);
     ComputeInfo { adapters: summaries }
