@@ -2,9 +2,11 @@
 //! plain-data results. Used by `train` and `cli`.
 
 pub mod activation;
+pub mod bnn;
 pub mod flow;
 pub mod mlp;
 pub mod optim;
 pub mod params;
+pub mod stats;
 
 pub use activation::Activation;

@@ -2,6 +2,7 @@
 //! publishes the latest [`RunSnapshot`] (plain data, no tensors) and rare [`WorkerEvent`]s, and calls a
 //! repaint hook. Used by `ui` and `cli`; uses `models` through the [`Trainer`] trait.
 
+pub mod bnn_view;
 pub mod flow_view;
 mod worker;
 
@@ -83,6 +84,13 @@ pub enum ModelView {
         /// The layers.
         params: std::sync::Arc<crate::models::params::FlowParams>,
     },
+    /// A Bayesian neural network: its posterior now and after each recorded epoch.
+    Bnn {
+        /// The optimisation step the parameters are from.
+        step: u64,
+        /// The posterior and its history.
+        view: std::sync::Arc<crate::models::bnn::BnnView>,
+    },
 }
 
 impl ModelView {
@@ -90,7 +98,7 @@ impl ModelView {
     #[must_use]
     pub fn step(&self) -> u64 {
         match self {
-            Self::Flow { step, .. } => *step,
+            Self::Flow { step, .. } | Self::Bnn { step, .. } => *step,
         }
     }
 }
