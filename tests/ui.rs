@@ -52,7 +52,7 @@ fn train_button_runs_the_worker_and_shows_epochs() {
     let mut harness = harness();
     harness.get_by_label("Train").click();
     wait_until(&mut harness, "an epoch", |app| app.lab(Lab::Bnn).snapshot.as_ref().is_some_and(|s| s.epoch >= 2));
-    harness.get_by_label_contains("Epoch ");
+    harness.get_by_label_contains("of 500, step ");
     harness.get_by_label("Pause").click();
     harness.run_steps(2);
     wait_until(&mut harness, "pause", |app| {
@@ -143,4 +143,33 @@ fn flow_stages_step_forward_and_back_and_the_direction_relabels_the_view() {
     harness.get_by_label("< Previous").click();
     harness.run_steps(3);
     harness.get_by_label_contains("Stage 2 of 2: the data x");
+}
+
+#[test]
+fn bnn_training_shows_histograms_and_the_predictive_table_then_pauses_and_steps() {
+    let mut harness = harness();
+    harness.state_mut().bnn_state_mut().config.epochs = 10_000;
+    harness.get_by_label("Train").click();
+    wait_until(&mut harness, "two epochs", |app| app.lab(Lab::Bnn).snapshot.as_ref().is_some_and(|s| s.epoch >= 2));
+    // The weight histograms, with their bin rule and the prior, against which they are drawn.
+    harness.get_by_label_contains("bins by the Freedman–Diaconis rule");
+    harness.get_by_label("Weight matrix");
+    harness.get_by_label("Predictions").click();
+    wait_until(&mut harness, "the predictions", |app| app.bnn_state().has_predictions());
+    harness.get_by_label("Predictive table");
+    harness.get_by_label_contains("forward passes each");
+    harness.get_by_label("Range");
+    harness.get_by_label("Pause").click();
+    wait_until(&mut harness, "pause", |app| {
+        app.lab(Lab::Bnn).worker_state == Some(bayes_explorer::train::WorkerState::Paused)
+    });
+    let before = harness.state().lab(Lab::Bnn).snapshot.as_ref().map_or(0, |s| s.step);
+    harness.get_by_label("Step").click();
+    wait_until(&mut harness, "one step", |app| {
+        app.lab(Lab::Bnn).snapshot.as_ref().is_some_and(|s| s.step == before + 1)
+    });
+    harness.get_by_label_contains("Worker (BNN): paused");
+    harness.get_by_label("Calibration").click();
+    harness.run_steps(3);
+    harness.get_by_label_contains("central 95 %");
 }

@@ -85,6 +85,8 @@ pub struct LabState {
     pub(crate) view: crate::ui::data_view::DataViewState,
     /// The flow lab's settings and views (unused by the other labs).
     pub(crate) flow: crate::ui::flow::FlowUiState,
+    /// The BNN lab's settings and views (unused by the other labs).
+    pub(crate) bnn: crate::ui::bnn::BnnUiState,
 }
 
 /// What to do with a finished load.
@@ -110,6 +112,7 @@ impl LabState {
             learning_rate: 1e-3,
             view: crate::ui::data_view::DataViewState::default(),
             flow: crate::ui::flow::FlowUiState::default(),
+            bnn: crate::ui::bnn::BnnUiState::default(),
         }
     }
 
@@ -133,6 +136,8 @@ pub struct BayesExplorerApp {
     dialog_rx: Option<(Receiver<Option<PathBuf>>, Lab, Instant)>,
     /// Text of the "load from path" field.
     pub path_text: String,
+    /// UI-thread seconds of recent frames (eframe's measure), newest last, with when they were drawn.
+    frame_times: std::collections::VecDeque<(Instant, f32)>,
 }
 
 impl BayesExplorerApp {
@@ -154,6 +159,7 @@ impl BayesExplorerApp {
             compute_rx: Some(rx),
             dialog_rx: None,
             path_text: String::new(),
+            frame_times: std::collections::VecDeque::new(),
         };
         for lab in Lab::ALL {
             let saved = app.settings.labs.iter().find(|(l, _, _)| *l == lab).cloned();
@@ -179,6 +185,17 @@ impl BayesExplorerApp {
     /// The settings of the flow lab's next run (for tests and scripted demos).
     pub fn flow_config_mut(&mut self) -> &mut crate::models::flow::FlowConfig {
         &mut self.lab_mut(Lab::Flow).flow.config
+    }
+
+    /// The BNN lab's views, read-only (for tests).
+    #[must_use]
+    pub fn bnn_state(&self) -> &crate::ui::bnn::BnnUiState {
+        &self.lab(Lab::Bnn).bnn
+    }
+
+    /// The BNN lab's settings and views (for tests and scripted demos).
+    pub fn bnn_state_mut(&mut self) -> &mut crate::ui::bnn::BnnUiState {
+        &mut self.lab_mut(Lab::Bnn).bnn
     }
 
     /// True while the CSV preview window is open.
@@ -352,6 +369,7 @@ impl BayesExplorerApp {
                         "Training paused: a NaN or infinity appeared in {location} at step {step}. The last good parameters are kept; lower the learning rate and resume."
                     )));
                 }
+                WorkerEvent::Finished(record) if lab == Lab::Bnn => state.bnn.finished(&record),
                 WorkerEvent::Ready | WorkerEvent::EpochDone(_) | WorkerEvent::Finished(_) => {}
             }
         }
@@ -409,8 +427,32 @@ fn drop_overlay(ctx: &egui::Context) {
     );
 }
 
+impl BayesExplorerApp {
+    /// Records the UI thread's time for the previous frame (what eframe measured).
+    fn record_frame_time(&mut self, seconds: f32) {
+        let now = Instant::now();
+        self.frame_times.push_back((now, seconds));
+        while self.frame_times.front().is_some_and(|(t, _)| now.duration_since(*t) > Duration::from_secs(2)) {
+            self.frame_times.pop_front();
+        }
+    }
+
+    /// Frames drawn in the last two seconds and the slowest one's UI-thread milliseconds (for the status bar:
+    /// a frame under 16.7 ms keeps 60 frames per second).
+    #[must_use]
+    pub fn frame_summary(&self) -> Option<(f64, f32)> {
+        let (first, _) = self.frame_times.front()?;
+        let span = first.elapsed().as_secs_f64().max(1e-3);
+        let slowest = self.frame_times.iter().map(|(_, s)| *s).fold(0.0, f32::max);
+        Some((self.frame_times.len() as f64 / span.max(1.0), slowest * 1000.0))
+    }
+}
+
 impl eframe::App for BayesExplorerApp {
-    fn ui(&mut self, ui: &mut egui::Ui, _frame: &mut eframe::Frame) {
+    fn ui(&mut self, ui: &mut egui::Ui, frame: &mut eframe::Frame) {
+        if let Some(seconds) = frame.info().cpu_usage {
+            self.record_frame_time(seconds);
+        }
         self.show(ui);
     }
 

@@ -2,13 +2,11 @@
 
 use std::sync::Arc;
 
-use egui_plot::{Legend, Line, Plot, PlotPoints};
-
 use crate::Lab;
 use crate::data::prepare::{check_lab, prepare};
 use crate::data::{BuiltinFile, LoadRequest, SynthKind, SynthSpec};
+use crate::models::bnn::BnnTrainer;
 use crate::models::flow::FlowTrainer;
-use crate::models::mlp::{MlpConfig, MlpTrainer};
 use crate::train::{Command, Trainer, TrainerFactory, Worker, WorkerState};
 use crate::ui::app::{BayesExplorerApp, LoadTarget, Message};
 
@@ -37,12 +35,9 @@ pub(crate) fn lab_ui(app: &mut BayesExplorerApp, lab: Lab, ui: &mut egui::Ui) {
             crate::ui::flow::flow_view_ui(&mut state.flow, state.snapshot.as_ref(), state.worker_state, ui);
             return;
         }
-        if let Some(snapshot) = &state.snapshot
-            && !snapshot.history.is_empty()
-            && lab == Lab::Bnn
-        {
-            loss_plot_ui(lab, snapshot, ui);
-            ui.separator();
+        if lab == Lab::Bnn && state.worker.is_some() && !state.bnn.show_data {
+            crate::ui::bnn::bnn_view_ui(&mut state.bnn, state.snapshot.as_ref(), ui);
+            return;
         }
         let loading = state.is_loading();
         match &mut state.data {
@@ -182,46 +177,15 @@ fn training_ui(app: &mut BayesExplorerApp, lab: Lab, ui: &mut egui::Ui) {
     }
     let ctx = ui.ctx().clone();
     let state = app.lab_mut(lab);
-    if lab == Lab::Flow {
-        let before = state.flow.config.learning_rate;
-        crate::ui::flow::flow_settings_ui(&mut state.flow, ui);
-        // The learning rate also applies to the run in progress (e.g. lowered after a NaN).
-        if state.flow.config.learning_rate.to_bits() != before.to_bits()
-            && let Some(w) = &state.worker
-        {
-            w.send(Command::SetLearningRate(state.flow.config.learning_rate));
-        }
-    } else {
-        ui.label("Dense baseline network [8, 8], sigmoid, RMSprop, batch 256 (the course's baseline).");
-    }
-    egui::Grid::new(("train-grid", lab)).num_columns(2).show(ui, |ui| {
-        if lab == Lab::Flow {
-            return;
-        }
-        let id = ui.label("Epochs").id;
-        ui.add(egui::DragValue::new(&mut state.epochs).range(1..=100_000)).labelled_by(id);
-        ui.end_row();
-        let id = ui.label("Learning rate").id;
-        let lr = ui
-            .add(egui::DragValue::new(&mut state.learning_rate).range(1e-6..=10.0).speed(1e-4).max_decimals(6))
-            .labelled_by(id);
-        if lr.changed()
-            && let Some(w) = &state.worker
-        {
-            w.send(Command::SetLearningRate(state.learning_rate));
-        }
-        ui.end_row();
-    });
     let run_state = state.worker_state;
     ui.horizontal_wrapped(|ui| {
         if ui.button("Train").on_hover_text("Start a new run (stops the current one)").clicked() {
             start_run(state, ctx.clone(), true);
         }
-        if lab == Lab::Flow
-            && ui
-                .button("New model")
-                .on_hover_text("Build an untrained flow, paused: look at it, then step or resume")
-                .clicked()
+        if ui
+            .button("New model")
+            .on_hover_text("Build an untrained model, paused: look at it, then step or resume")
+            .clicked()
         {
             start_run(state, ctx.clone(), false);
         }
@@ -248,11 +212,42 @@ fn training_ui(app: &mut BayesExplorerApp, lab: Lab, ui: &mut egui::Ui) {
             w.send(Command::Reset);
         }
     });
+    if let Some(s) = &state.snapshot {
+        ui.label(format!("Epoch {} of {}, step {}", s.epoch, s.total_epochs, s.step));
+    }
     if lab == Lab::Flow && state.worker.is_some() {
         ui.checkbox(&mut state.flow.show_data, "Show the data table instead of the flow");
     }
+    if lab == Lab::Bnn && state.worker.is_some() {
+        ui.checkbox(&mut state.bnn.show_data, "Show the data table instead of the network");
+    }
+    ui.add_space(4.0);
+    egui::CollapsingHeader::new("Settings").default_open(true).id_salt(("settings", lab)).show(ui, |ui| {
+        if lab == Lab::Flow {
+            let before = state.flow.config.learning_rate;
+            crate::ui::flow::flow_settings_ui(&mut state.flow, ui);
+            // The learning rate also applies to the run in progress (e.g. lowered after a NaN).
+            if state.flow.config.learning_rate.to_bits() != before.to_bits()
+                && let Some(w) = &state.worker
+            {
+                w.send(Command::SetLearningRate(state.flow.config.learning_rate));
+            }
+        } else {
+            let before = state.bnn.config.learning_rate;
+            crate::ui::bnn::bnn_settings_ui(&mut state.bnn, ui);
+            if state.bnn.config.learning_rate.to_bits() != before.to_bits()
+                && let Some(w) = &state.worker
+            {
+                w.send(Command::SetLearningRate(state.bnn.config.learning_rate));
+            }
+        }
+    });
+    // Asked for by the BNN's comparison page (drawn after this panel, which is why it arrives here).
+    if std::mem::take(&mut state.bnn.start_requested) {
+        start_run(state, ctx.clone(), true);
+    }
     if let Some(s) = &state.snapshot {
-        ui.label(format!("Epoch {} of {}, step {}", s.epoch, s.total_epochs, s.step));
+        ui.label(egui::RichText::new("Latest epoch").strong());
         if let Some(last) = s.history.last() {
             egui::Grid::new(("metrics", lab)).num_columns(2).show(ui, |ui| {
                 for (k, v) in &last.metrics {
@@ -286,8 +281,9 @@ fn start_run(state: &mut crate::ui::app::LabState, ctx: egui::Context, start_run
         state.flow.new_run(Arc::clone(&prepared));
         Box::new(move || Ok(Box::new(FlowTrainer::new(config.clone(), &prepared)?) as Box<dyn Trainer>))
     } else {
-        let config = MlpConfig { epochs: state.epochs, learning_rate: state.learning_rate, ..MlpConfig::default() };
-        Box::new(move || Ok(Box::new(MlpTrainer::new(config.clone(), &prepared)?) as Box<dyn Trainer>))
+        let config = state.bnn.config.clone();
+        state.bnn.new_run(Arc::clone(&prepared), config.clone());
+        Box::new(move || Ok(Box::new(BnnTrainer::new(config.clone(), &prepared)?) as Box<dyn Trainer>))
     };
     // Dropping the old worker stops and joins it before the new one starts.
     state.worker = None;
@@ -301,20 +297,4 @@ fn start_run(state: &mut crate::ui::app::LabState, ctx: egui::Context, start_run
         }
         Err(e) => state.message = Some(Message::error(format!("cannot start the training thread: {e}"))),
     }
-}
-
-fn loss_plot_ui(lab: Lab, snapshot: &crate::train::RunSnapshot, ui: &mut egui::Ui) {
-    ui.strong("Loss per epoch");
-    let series = |name: &str| -> Vec<[f64; 2]> {
-        snapshot.history.iter().filter_map(|r| r.get(name).map(|v| [r.epoch as f64, v])).collect()
-    };
-    Plot::new(("loss-plot", lab))
-        .height(180.0)
-        .legend(Legend::default())
-        .x_axis_label("epoch")
-        .y_axis_label("loss")
-        .show(ui, |plot| {
-            plot.line(Line::new("train loss", PlotPoints::from(series("train_loss"))));
-            plot.line(Line::new("test loss", PlotPoints::from(series("test_loss"))));
-        });
 }

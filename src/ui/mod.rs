@@ -2,6 +2,8 @@
 //! and snapshots) and `data`; never holds a tensor.
 
 mod app;
+pub mod bnn;
+pub mod bnn_weights;
 mod data_view;
 mod flow;
 mod lab;

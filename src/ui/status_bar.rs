@@ -17,6 +17,11 @@ pub(crate) fn status_bar_ui(app: &BayesExplorerApp, ui: &mut egui::Ui) {
                     .text(format!("epoch {}/{}", s.epoch, s.total_epochs)),
             );
         }
+        if let Some((fps, slowest_ms)) = app.frame_summary() {
+            ui.separator();
+            ui.label(format!("UI: {fps:.0} frames/s, slowest frame {slowest_ms:.1} ms"))
+                .on_hover_text("Over the last two seconds: frames drawn, and the UI thread's time for the slowest (under 16.7 ms keeps 60 frames per second)");
+        }
         if let Some((job, _)) = &lab.loading {
             ui.separator();
             ui.add(egui::ProgressBar::new(job.fraction()).desired_width(120.0).text("loading"));

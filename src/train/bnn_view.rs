@@ -1,0 +1,295 @@
+//! The BNN lab's Monte Carlo predictions, on their own thread so the UI never waits: the predictive summary of
+//! every test row, and the out-of-distribution probe (one row's predictive distribution, and the predictive
+//! band as one feature sweeps far outside the data).
+//!
+//! The UI sends [`BnnViewRequest`]s (the newest replaces what is pending) and reads back plain data. Samples run
+//! on a real GPU when there is one and the job is big enough to pay for the round trip (the wgpu kernels of
+//! batched sampled weights), otherwise on candle.
+
+use std::sync::Arc;
+use std::sync::mpsc::{Receiver, Sender, TryRecvError, channel};
+use std::thread::JoinHandle;
+use std::time::Instant;
+
+use crate::data::prepare::Prepared;
+use crate::gpu::{AdapterSummary, BackendChoice, CandleBackend, GpuBackend, choose_backend};
+use crate::models::bnn::{BnnParams, Predictive, summarize};
+
+/// Points of the probe's sweep, from [`SWEEP_HALF_WIDTH`] standard deviations below the mean to as many above.
+pub const SWEEP_POINTS: usize = 121;
+/// The sweep spans ±this many standard deviations of the feature (the data lie within about ±3).
+pub const SWEEP_HALF_WIDTH: f32 = 10.0;
+
+/// What the views need computed for one model.
+#[derive(Clone, Debug)]
+pub struct BnnViewRequest {
+    /// The model.
+    pub params: Arc<BnnParams>,
+    /// The optimisation step of `params`.
+    pub step: u64,
+    /// Which run `params` belong to.
+    pub run: u64,
+    /// The run's data (the test rows are predicted).
+    pub data: Arc<Prepared>,
+    /// Monte Carlo forward passes.
+    pub n_samples: usize,
+    /// A row to probe, if the probe view is open.
+    pub probe: Option<BnnProbe>,
+}
+
+/// An input row to probe and the feature to sweep.
+#[derive(Clone, Debug, PartialEq)]
+pub struct BnnProbe {
+    /// Standardised features of the row (possibly moved far outside the data).
+    pub features: Vec<f32>,
+    /// The feature whose value the sweep varies.
+    pub sweep_feature: usize,
+}
+
+/// The test set's predictions for one model.
+#[derive(Clone, Debug, PartialEq)]
+pub struct PredictiveView {
+    /// The model's step.
+    pub step: u64,
+    /// The model's run.
+    pub run: u64,
+    /// Per test row and overall.
+    pub predictive: Predictive,
+    /// Seconds this took.
+    pub seconds: f64,
+    /// Where it ran.
+    pub device: String,
+}
+
+/// One probed row.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ProbeView {
+    /// The model's step.
+    pub step: u64,
+    /// What was probed.
+    pub probe: BnnProbe,
+    /// The probe row's summary (the actual value is unknown: 0).
+    pub at_point: Predictive,
+    /// The probe row's sampled predictions (regression: the value or `loc`; classification: the predicted
+    /// class's probability), one per weight sample.
+    pub samples: Vec<f32>,
+    /// Standardised values of the swept feature.
+    pub sweep_z: Vec<f32>,
+    /// The predictions along the sweep.
+    pub sweep: Predictive,
+}
+
+/// What the view thread sends back.
+#[derive(Clone, Debug)]
+pub enum BnnViewResult {
+    /// The test set's predictions.
+    Predictive(Arc<PredictiveView>),
+    /// The probe.
+    Probe(Arc<ProbeView>),
+    /// Something failed; the message says what.
+    Error(String),
+}
+
+/// The view thread's handle; dropping it stops the thread.
+pub struct BnnViewWorker {
+    requests: Option<Sender<BnnViewRequest>>,
+    results: Receiver<BnnViewResult>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl BnnViewWorker {
+    /// Starts the thread; `repaint` is called after every result.
+    pub fn spawn(repaint: impl Fn() + Send + 'static) -> std::io::Result<Self> {
+        let (req_tx, req_rx) = channel::<BnnViewRequest>();
+        let (res_tx, res_rx) = channel();
+        let thread = std::thread::Builder::new().name("bnn-view".into()).spawn(move || {
+            ViewLoop { requests: req_rx, results: res_tx, repaint: Box::new(repaint), gpu: None, probed: false }.run();
+        })?;
+        Ok(Self { requests: Some(req_tx), results: res_rx, thread: Some(thread) })
+    }
+
+    /// Asks for the views of a model; replaces anything pending.
+    pub fn request(&self, request: BnnViewRequest) {
+        if let Some(tx) = &self.requests {
+            let _ = tx.send(request);
+        }
+    }
+
+    /// Results that arrived since the last call.
+    #[must_use]
+    pub fn drain(&self) -> Vec<BnnViewResult> {
+        self.results.try_iter().collect()
+    }
+}
+
+impl Drop for BnnViewWorker {
+    fn drop(&mut self) {
+        self.requests = None;
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+struct ViewLoop {
+    requests: Receiver<BnnViewRequest>,
+    results: Sender<BnnViewResult>,
+    repaint: Box<dyn Fn() + Send>,
+    /// A real GPU, once looked for.
+    gpu: Option<(GpuBackend, AdapterSummary)>,
+    probed: bool,
+}
+
+impl ViewLoop {
+    fn run(&mut self) {
+        let mut done_predictive: Option<(u64, u64, usize)> = None;
+        let mut done_probe: Option<(u64, u64, BnnProbe)> = None;
+        let mut cpu = CandleBackend::new();
+        loop {
+            let Ok(mut request) = self.requests.recv() else { return };
+            loop {
+                match self.requests.try_recv() {
+                    Ok(r) => request = r,
+                    Err(TryRecvError::Empty) => break,
+                    Err(TryRecvError::Disconnected) => return,
+                }
+            }
+            let key = (request.run, request.step, request.n_samples);
+            if done_predictive != Some(key) {
+                let result = self.predictive(&mut cpu, &request);
+                done_predictive = Some(key);
+                self.send(result);
+            }
+            if let Some(probe) = &request.probe {
+                let probe_key = (request.run, request.step, probe.clone());
+                if done_probe.as_ref() != Some(&probe_key) {
+                    let result = probe_view(&mut cpu, &request, probe);
+                    done_probe = Some(probe_key);
+                    self.send(result);
+                }
+            }
+        }
+    }
+
+    fn send(&self, result: BnnViewResult) {
+        let _ = self.results.send(result);
+        (self.repaint)();
+    }
+
+    /// The test set's predictions, on the GPU when it is worth it.
+    fn predictive(&mut self, cpu: &mut CandleBackend, request: &BnnViewRequest) -> BnnViewResult {
+        let data = &request.data;
+        let started = Instant::now();
+        let flops = predictive_flops(&request.params, data.n_test(), request.n_samples);
+        let seed = request.step;
+        let mut device = "CPU (candle)".to_owned();
+        let mut samples = None;
+        if let Some((gpu, adapter)) = self.gpu_for(flops) {
+            match request.params.predict_samples(gpu, &data.x_test, data.n_test(), request.n_samples, seed) {
+                Ok(s) => {
+                    samples = Some(s);
+                    device = format!("GPU ({})", adapter.name);
+                }
+                Err(e) => {
+                    log::warn!("GPU predictions failed ({e}); using the CPU from now on");
+                    self.gpu = None;
+                }
+            }
+        }
+        let samples = match samples {
+            Some(s) => Ok(s),
+            None => request.params.predict_samples(cpu, &data.x_test, data.n_test(), request.n_samples, seed),
+        };
+        match samples {
+            Ok(samples) => BnnViewResult::Predictive(Arc::new(PredictiveView {
+                step: request.step,
+                run: request.run,
+                predictive: summarize(request.params.task, &samples, request.n_samples, &data.y_test),
+                seconds: started.elapsed().as_secs_f64(),
+                device,
+            })),
+            Err(e) => BnnViewResult::Error(format!("cannot compute the predictions: {e}")),
+        }
+    }
+
+    /// The real GPU when a job of `flops` is worth a round trip (never a software rasteriser).
+    fn gpu_for(&mut self, flops: f64) -> Option<(&mut GpuBackend, &AdapterSummary)> {
+        if !self.probed {
+            self.probed = true;
+            let info = crate::gpu::probe();
+            if let Some(adapter) = info.best().filter(|a| !a.is_software()) {
+                match GpuBackend::new() {
+                    Ok(backend) => self.gpu = Some((backend, adapter.clone())),
+                    Err(e) => log::info!("no GPU for the BNN's predictions: {e}"),
+                }
+            }
+        }
+        match &mut self.gpu {
+            Some((backend, adapter)) if choose_backend(Some(adapter), flops, None) == BackendChoice::Gpu => {
+                Some((backend, adapter))
+            }
+            _ => None,
+        }
+    }
+}
+
+/// Multiply-adds of `n_samples` sampled networks on `n_rows` rows, times two.
+fn predictive_flops(params: &BnnParams, n_rows: usize, n_samples: usize) -> f64 {
+    let per_row: usize = params.layers.iter().map(|l| 2 * l.n_in * l.n_out).sum();
+    (per_row * n_rows * n_samples) as f64
+}
+
+/// The probe row's samples and the sweep of one feature (small: always on the CPU).
+fn probe_view(cpu: &mut CandleBackend, request: &BnnViewRequest, probe: &BnnProbe) -> BnnViewResult {
+    let params = &request.params;
+    let d = params.n_in();
+    if probe.features.len() != d || probe.sweep_feature >= d {
+        return BnnViewResult::Error("the probe row does not fit the model".into());
+    }
+    let s = request.n_samples.max(1);
+    // The same weight samples (seed) for the point and the sweep, so the two views agree.
+    let seed = request.step ^ 0x9e37_79b9;
+    let point = match params.predict_samples(cpu, &probe.features, 1, s, seed) {
+        Ok(v) => v,
+        Err(e) => return BnnViewResult::Error(format!("cannot probe the row: {e}")),
+    };
+    let sweep_z: Vec<f32> = (0..SWEEP_POINTS)
+        .map(|i| -SWEEP_HALF_WIDTH + 2.0 * SWEEP_HALF_WIDTH * i as f32 / (SWEEP_POINTS - 1) as f32)
+        .collect();
+    let rows: Vec<f32> = sweep_z
+        .iter()
+        .flat_map(|&z| {
+            let mut row = probe.features.clone();
+            row[probe.sweep_feature] = z;
+            row
+        })
+        .collect();
+    let sweep = match params.predict_samples(cpu, &rows, SWEEP_POINTS, s, seed) {
+        Ok(v) => v,
+        Err(e) => return BnnViewResult::Error(format!("cannot sweep the feature: {e}")),
+    };
+    let at_point = summarize(params.task, &point, s, &[0.0]);
+    let n_out = params.task.n_out();
+    let samples = match &at_point.rows {
+        crate::models::bnn::PredictiveRows::Regression(_) => (0..s).map(|k| point[k * n_out]).collect(),
+        crate::models::bnn::PredictiveRows::Classes(rows) => {
+            let predicted = rows.first().map_or(0, |r| r.predicted);
+            (0..s)
+                .map(|k| {
+                    let logits = &point[k * n_out..(k + 1) * n_out];
+                    let max = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+                    let total: f32 = logits.iter().map(|l| (l - max).exp()).sum();
+                    (logits[predicted] - max).exp() / total
+                })
+                .collect()
+        }
+    };
+    BnnViewResult::Probe(Arc::new(ProbeView {
+        step: request.step,
+        probe: probe.clone(),
+        at_point,
+        samples,
+        sweep: summarize(params.task, &sweep, s, &vec![0.0; SWEEP_POINTS]),
+        sweep_z,
+    }))
+}

@@ -1,0 +1,901 @@
+//! The BNN lab's page: the network's settings, and the views of what it learns — weight distributions
+//! (`bnn_weights.rs`), Monte Carlo predictions with intervals, their calibration, an out-of-distribution probe,
+//! the loss terms, and a comparison of runs (the course's 30 % against 100 % lesson).
+
+use std::sync::Arc;
+
+use egui::Color32;
+use egui_extras::{Column, TableBuilder};
+use egui_plot::{Bar, BarChart, FilledArea, HLine, Legend, Line, MarkerShape, Plot, PlotPoints, Points, VLine};
+
+use crate::data::prepare::{OutputKind, Prepared};
+use crate::models::Activation;
+use crate::models::bnn::{BnnConfig, BnnView, Head, KlEstimate, Posterior, PredictiveRows};
+use crate::models::optim::OptimizerKind;
+use crate::models::stats::{Histogram, INTERVAL_LEVELS, freedman_diaconis_bins};
+use crate::train::bnn_view::{BnnProbe, BnnViewRequest, BnnViewResult, BnnViewWorker, PredictiveView, ProbeView};
+use crate::train::{EpochRecord, ModelView, RunSnapshot};
+use crate::ui::bnn_weights::{HeatQuantity, HistoryMode, WeightQuantity};
+
+/// Which view the page shows.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BnnPage {
+    /// Histograms, heat map, picked weight.
+    Weights,
+    /// The predictive table and predicted-vs-actual plot.
+    Predictions,
+    /// Interval coverage against nominal.
+    Calibration,
+    /// Move a test wine's features and watch the prediction.
+    Probe,
+    /// Loss terms and errors per epoch.
+    Loss,
+    /// Finished runs side by side.
+    Compare,
+}
+
+impl BnnPage {
+    const ALL: [Self; 6] =
+        [Self::Weights, Self::Predictions, Self::Calibration, Self::Probe, Self::Loss, Self::Compare];
+
+    fn label(self) -> &'static str {
+        match self {
+            Self::Weights => "Weight distributions",
+            Self::Predictions => "Predictions",
+            Self::Calibration => "Calibration",
+            Self::Probe => "Out-of-distribution probe",
+            Self::Loss => "Loss curves",
+            Self::Compare => "Compare runs",
+        }
+    }
+}
+
+/// A finished run's figures, for the comparison.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RunSummary {
+    /// Settings, in words.
+    pub label: String,
+    /// Fraction of the training rows used.
+    pub train_fraction: f64,
+    /// The final epoch's metrics.
+    pub record: EpochRecord,
+    /// Per test row, max - min of the Monte Carlo predictions (for the distribution of ranges).
+    pub ranges: Vec<f32>,
+}
+
+/// The BNN page's state (transient, except the settings, which the caller may persist).
+pub struct BnnUiState {
+    /// Settings of the next run.
+    pub config: BnnConfig,
+    /// The hidden layers as typed ("8, 8").
+    pub hidden_text: String,
+    /// The view on show.
+    pub page: BnnPage,
+    /// Show the data table in place of the views.
+    pub show_data: bool,
+    /// Layer of the histograms and heat map.
+    pub layer: usize,
+    /// What the histograms count.
+    pub quantity: WeightQuantity,
+    /// One epoch or stacked.
+    pub history_mode: HistoryMode,
+    /// Index into the history on the epoch slider; `None` follows the training.
+    pub epoch_index: Option<usize>,
+    /// What the heat map colours.
+    pub heat: HeatQuantity,
+    /// (layer, parameter index) of the picked weight.
+    pub selected_weight: Option<(usize, usize)>,
+    /// Monte Carlo passes for the views.
+    pub n_samples: usize,
+    /// The probed test row.
+    pub probe_row: usize,
+    /// The probe's features in the data's units.
+    pub probe_values: Vec<f32>,
+    /// The feature the probe sweeps.
+    pub sweep_feature: usize,
+    /// Finished runs, oldest first.
+    pub runs: Vec<RunSummary>,
+    /// Set by "Train …" buttons on the page; the lab starts a run and clears it.
+    pub(crate) start_requested: bool,
+    /// Names of the features (rows of the first layer's matrix).
+    pub(crate) feature_names: Vec<String>,
+    prepared: Option<Arc<Prepared>>,
+    /// The settings of the run on show.
+    run_config: Option<BnnConfig>,
+    run: u64,
+    worker: Option<BnnViewWorker>,
+    view: Option<Arc<BnnView>>,
+    view_step: u64,
+    predictive: Option<Arc<PredictiveView>>,
+    probe: Option<Arc<ProbeView>>,
+    last_request: Option<(u64, u64, usize, Option<BnnProbe>)>,
+    error: Option<String>,
+}
+
+impl Default for BnnUiState {
+    fn default() -> Self {
+        let config = BnnConfig::default();
+        Self {
+            hidden_text: hidden_text(&config.hidden),
+            config,
+            page: BnnPage::Weights,
+            show_data: false,
+            layer: 0,
+            quantity: WeightQuantity::Samples,
+            history_mode: HistoryMode::Single,
+            epoch_index: None,
+            heat: HeatQuantity::Mean,
+            selected_weight: None,
+            n_samples: 100,
+            probe_row: 0,
+            probe_values: Vec::new(),
+            sweep_feature: 0,
+            runs: Vec::new(),
+            start_requested: false,
+            feature_names: Vec::new(),
+            prepared: None,
+            run_config: None,
+            run: 0,
+            worker: None,
+            view: None,
+            view_step: 0,
+            predictive: None,
+            probe: None,
+            last_request: None,
+            error: None,
+        }
+    }
+}
+
+fn hidden_text(hidden: &[usize]) -> String {
+    hidden.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ")
+}
+
+impl BnnUiState {
+    /// Forgets the views of the previous run; `prepared` is the new run's data, `config` its settings.
+    pub(crate) fn new_run(&mut self, prepared: Arc<Prepared>, config: BnnConfig) {
+        self.feature_names.clone_from(&prepared.feature_names);
+        self.probe_row = self.probe_row.min(prepared.n_test().saturating_sub(1));
+        self.probe_values = test_row_in_units(&prepared, self.probe_row);
+        self.sweep_feature = self.sweep_feature.min(prepared.n_features().saturating_sub(1));
+        self.prepared = Some(prepared);
+        self.run_config = Some(config);
+        self.run += 1;
+        self.view = None;
+        self.predictive = None;
+        self.probe = None;
+        self.last_request = None;
+        self.epoch_index = None;
+        self.selected_weight = None;
+        self.error = None;
+    }
+
+    /// Records a finished run for the comparison.
+    pub(crate) fn finished(&mut self, record: &EpochRecord) {
+        let Some(config) = &self.run_config else { return };
+        let ranges = match self.predictive.as_ref().map(|p| &p.predictive.rows) {
+            Some(PredictiveRows::Regression(rows)) => {
+                rows.iter().map(crate::models::bnn::RegressionRow::range).collect()
+            }
+            Some(PredictiveRows::Classes(rows)) => rows.iter().map(|r| r.max - r.min).collect(),
+            None => Vec::new(),
+        };
+        self.runs.push(RunSummary {
+            label: run_label(config),
+            train_fraction: config.train_fraction,
+            record: record.clone(),
+            ranges,
+        });
+    }
+
+    /// True once the view thread has sent the test set's predictions (for tests).
+    #[must_use]
+    pub fn has_predictions(&self) -> bool {
+        self.predictive.is_some()
+    }
+
+    fn poll(&mut self, snapshot: Option<&RunSnapshot>, ctx: &egui::Context) {
+        if let Some(ModelView::Bnn { step, view }) = snapshot.and_then(|s| s.model.clone()) {
+            self.view = Some(view);
+            self.view_step = step;
+        }
+        let (Some(view), Some(prepared)) = (&self.view, &self.prepared) else { return };
+        if self.worker.is_none() {
+            let ctx = ctx.clone();
+            match BnnViewWorker::spawn(move || ctx.request_repaint()) {
+                Ok(w) => self.worker = Some(w),
+                Err(e) => {
+                    self.error = Some(format!("cannot start the view thread: {e}"));
+                    return;
+                }
+            }
+        }
+        let Some(worker) = &self.worker else { return };
+        for result in worker.drain() {
+            match result {
+                BnnViewResult::Predictive(p) if p.run == self.run => self.predictive = Some(p),
+                BnnViewResult::Predictive(_) => {}
+                BnnViewResult::Probe(p) => self.probe = Some(p),
+                BnnViewResult::Error(e) => self.error = Some(e),
+            }
+        }
+        let probe =
+            (self.page == BnnPage::Probe && self.probe_values.len() == prepared.n_features()).then(|| BnnProbe {
+                features: self
+                    .probe_values
+                    .iter()
+                    .zip(prepared.feature_mean.iter().zip(&prepared.feature_scale))
+                    .map(|(v, (m, s))| (v - m) / s)
+                    .collect(),
+                sweep_feature: self.sweep_feature,
+            });
+        let key = (self.run, self.view_step, self.n_samples, probe.clone());
+        if self.last_request.as_ref() != Some(&key) {
+            worker.request(BnnViewRequest {
+                params: Arc::clone(&view.params),
+                step: self.view_step,
+                run: self.run,
+                data: Arc::clone(prepared),
+                n_samples: self.n_samples,
+                probe,
+            });
+            self.last_request = Some(key);
+        }
+    }
+}
+
+/// A test row's features in the data's units.
+fn test_row_in_units(prepared: &Prepared, row: usize) -> Vec<f32> {
+    let d = prepared.n_features();
+    prepared
+        .x_test
+        .get(row * d..(row + 1) * d)
+        .map(|z| {
+            z.iter()
+                .zip(prepared.feature_mean.iter().zip(&prepared.feature_scale))
+                .map(|(z, (m, s))| z * s + m)
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn run_label(c: &BnnConfig) -> String {
+    let posterior = match c.posterior {
+        Posterior::Deterministic => "deterministic",
+        Posterior::MeanField => "mean-field",
+        Posterior::FullCovariance => "full covariance",
+    };
+    format!(
+        "{posterior}, {} head, [{}], {:.0} % of the training rows, {} epochs",
+        c.head.cli_name(),
+        hidden_text(&c.hidden),
+        c.train_fraction * 100.0,
+        c.epochs
+    )
+}
+
+/// The BNN's settings in the side panel.
+pub(crate) fn bnn_settings_ui(bnn: &mut BnnUiState, ui: &mut egui::Ui) {
+    let c = &mut bnn.config;
+    egui::Grid::new("bnn-settings").num_columns(2).show(ui, |ui| {
+        let id = ui.label("Posterior").id;
+        egui::ComboBox::from_id_salt("bnn-posterior")
+            .selected_text(c.posterior.label())
+            .show_ui(ui, |ui| {
+                for p in Posterior::ALL {
+                    ui.selectable_value(&mut c.posterior, p, p.label());
+                }
+            })
+            .response
+            .labelled_by(id);
+        ui.end_row();
+        let id = ui.label("Head (regression)").id;
+        egui::ComboBox::from_id_salt("bnn-head")
+            .selected_text(c.head.label())
+            .show_ui(ui, |ui| {
+                for h in Head::ALL {
+                    ui.selectable_value(&mut c.head, h, h.label());
+                }
+            })
+            .response
+            .labelled_by(id);
+        ui.end_row();
+        let id = ui.label("Hidden units").id;
+        let r = ui
+            .add(egui::TextEdit::singleline(&mut bnn.hidden_text).desired_width(90.0))
+            .labelled_by(id)
+            .on_hover_text("Units per hidden layer, e.g. 8, 8 (empty: no hidden layer)");
+        if r.changed() {
+            let parsed: Result<Vec<usize>, _> =
+                bnn.hidden_text.split([',', ' ']).filter(|s| !s.is_empty()).map(str::parse::<usize>).collect();
+            if let Ok(h) = parsed
+                && !h.contains(&0)
+            {
+                c.hidden = h;
+            }
+        }
+        ui.end_row();
+        let id = ui.label("Activation").id;
+        egui::ComboBox::from_id_salt("bnn-activation")
+            .selected_text(c.activation.name())
+            .show_ui(ui, |ui| {
+                for a in Activation::ALL {
+                    ui.selectable_value(&mut c.activation, a, a.name());
+                }
+            })
+            .response
+            .labelled_by(id);
+        ui.end_row();
+        let id = ui.label("Prior sd").id;
+        ui.add(egui::DragValue::new(&mut c.prior_sd).range(0.01..=100.0).speed(0.01)).labelled_by(id);
+        ui.end_row();
+        let id = ui.label("KL term").id;
+        egui::ComboBox::from_id_salt("bnn-kl")
+            .selected_text(if c.kl == KlEstimate::ClosedForm { "closed form" } else { "one-sample Monte Carlo" })
+            .show_ui(ui, |ui| {
+                ui.selectable_value(&mut c.kl, KlEstimate::ClosedForm, "closed form");
+                ui.selectable_value(&mut c.kl, KlEstimate::MonteCarlo, "one-sample Monte Carlo");
+            })
+            .response
+            .labelled_by(id);
+        ui.end_row();
+        let id = ui.label("Optimiser").id;
+        egui::ComboBox::from_id_salt("bnn-optimizer")
+            .selected_text(c.optimizer.name())
+            .show_ui(ui, |ui| {
+                ui.selectable_value(&mut c.optimizer, OptimizerKind::RmsProp, "rmsprop");
+                ui.selectable_value(&mut c.optimizer, OptimizerKind::Adam, "adam");
+            })
+            .response
+            .labelled_by(id);
+        ui.end_row();
+        let id = ui.label("Learning rate").id;
+        ui.add(egui::DragValue::new(&mut c.learning_rate).range(1e-6..=1.0).speed(1e-4).max_decimals(6))
+            .labelled_by(id);
+        ui.end_row();
+        let id = ui.label("Batch size").id;
+        ui.add(egui::DragValue::new(&mut c.batch_size).range(1..=100_000)).labelled_by(id);
+        ui.end_row();
+        let id = ui.label("Epochs").id;
+        ui.add(egui::DragValue::new(&mut c.epochs).range(1..=100_000)).labelled_by(id);
+        ui.end_row();
+        let id = ui.label("Training rows used").id;
+        ui.add(
+            egui::Slider::new(&mut c.train_fraction, 0.05..=1.0).custom_formatter(|v, _| format!("{:.0} %", v * 100.0)),
+        )
+        .labelled_by(id)
+        .on_hover_text("A fixed, seeded subset of the training split (the course compares 30 % with 100 %)");
+        ui.end_row();
+        let id = ui.label("Seed").id;
+        ui.add(egui::DragValue::new(&mut c.seed)).labelled_by(id);
+        ui.end_row();
+        let id = ui.label("Monte Carlo samples").id;
+        ui.add(egui::DragValue::new(&mut bnn.n_samples).range(1..=10_000)).labelled_by(id);
+        ui.end_row();
+    });
+    c.predictive_samples = bnn.n_samples;
+    ui.checkbox(&mut c.bayesian_output, "Output layer has a posterior too")
+        .on_hover_text("The course keeps the output layer deterministic (Dense); tick to make every layer variational");
+    if ui
+        .button("Course defaults")
+        .on_hover_text("The course's BNN: [8, 8] sigmoid, full covariance, RMSprop 1e-3, 500 epochs")
+        .clicked()
+    {
+        bnn.config = BnnConfig { seed: bnn.config.seed, ..BnnConfig::default() };
+        bnn.hidden_text = hidden_text(&bnn.config.hidden);
+        bnn.n_samples = bnn.config.predictive_samples;
+    }
+}
+
+/// The BNN page's central area.
+pub(crate) fn bnn_view_ui(bnn: &mut BnnUiState, snapshot: Option<&RunSnapshot>, ui: &mut egui::Ui) {
+    bnn.poll(snapshot, ui.ctx());
+    if let Some(e) = &bnn.error {
+        ui.colored_label(ui.visuals().error_fg_color, e);
+    }
+    ui.horizontal_wrapped(|ui| {
+        for p in BnnPage::ALL {
+            ui.selectable_value(&mut bnn.page, p, p.label());
+        }
+    });
+    ui.separator();
+    let Some(view) = bnn.view.clone() else {
+        ui.horizontal(|ui| {
+            ui.spinner();
+            ui.label("Building the network…");
+        });
+        return;
+    };
+    egui::ScrollArea::vertical().auto_shrink([false, false]).show(ui, |ui| match bnn.page {
+        BnnPage::Weights => crate::ui::bnn_weights::weights_ui(bnn, &view, ui),
+        BnnPage::Predictions => predictions_ui(bnn, ui),
+        BnnPage::Calibration => calibration_ui(bnn, ui),
+        BnnPage::Probe => probe_ui(bnn, ui),
+        BnnPage::Loss => {
+            if let Some(s) = snapshot {
+                bnn_loss_ui(s, ui);
+            }
+        }
+        BnnPage::Compare => compare_ui(bnn, ui),
+    });
+}
+
+fn waiting(ui: &mut egui::Ui, what: &str) {
+    ui.horizontal(|ui| {
+        ui.spinner();
+        ui.label(what);
+    });
+}
+
+fn predictions_ui(bnn: &mut BnnUiState, ui: &mut egui::Ui) {
+    let Some(pv) = bnn.predictive.clone() else {
+        waiting(ui, "Sampling predictions…");
+        return;
+    };
+    let p = &pv.predictive;
+    let target = bnn.prepared.as_ref().and_then(|d| d.output.as_ref()).map_or("target".to_owned(), |(n, _)| n.clone());
+    match &p.rows {
+        PredictiveRows::Regression(rows) => {
+            let baseline = bnn.prepared.as_ref().map_or(f64::NAN, |d| {
+                let mean = d.y_train.iter().map(|&v| f64::from(v)).sum::<f64>() / d.y_train.len().max(1) as f64;
+                (d.y_test.iter().map(|&v| (f64::from(v) - mean).powi(2)).sum::<f64>() / d.y_test.len().max(1) as f64)
+                    .sqrt()
+            });
+            ui.label(format!(
+                "{} test rows, {} forward passes each ({} in {:.0} ms, step {}). Test RMSE of the mean {:.3} (predicting the training mean: {baseline:.3}); mean range of the passes {:.3}.",
+                rows.len(),
+                p.n_samples,
+                pv.device,
+                pv.seconds * 1000.0,
+                pv.step,
+                p.error,
+                p.mc_range_mean
+            ));
+            let aleatoric = rows.first().is_some_and(|r| r.aleatoric_sd.is_some());
+            ui.strong("Predicted against actual, with 95 % intervals");
+            predicted_vs_actual_plot(rows, &target, ui);
+            ui.strong("Predictive table");
+            let mut table = TableBuilder::new(ui)
+                .id_salt("bnn-predictive-table")
+                .striped(true)
+                .resizable(false)
+                .max_scroll_height(320.0)
+                .column(Column::auto().at_least(40.0));
+            for _ in 0..(if aleatoric { 7 } else { 6 }) {
+                table = table.column(Column::auto().at_least(60.0));
+            }
+            table
+                .header(20.0, |mut h| {
+                    let mut cols = vec!["Row", "Actual", "Mean", "Min", "Max", "Range", "95 % interval"];
+                    if aleatoric {
+                        cols.push("Aleatoric sd");
+                    }
+                    for c in cols {
+                        h.col(|ui| {
+                            ui.strong(c);
+                        });
+                    }
+                })
+                .body(|body| {
+                    body.rows(18.0, rows.len(), |mut row| {
+                        let i = row.index();
+                        let r = rows[i];
+                        let (lo, hi) = r.interval_95();
+                        let mut cells = vec![
+                            format!("{}", i + 1),
+                            format!("{:.2}", r.actual),
+                            format!("{:.2}", r.mean),
+                            format!("{:.2}", r.min),
+                            format!("{:.2}", r.max),
+                            format!("{:.2}", r.range()),
+                            format!("{lo:.2} .. {hi:.2}"),
+                        ];
+                        if let Some(a) = r.aleatoric_sd {
+                            cells.push(format!("{a:.2}"));
+                        }
+                        for c in cells {
+                            row.col(|ui| {
+                                ui.monospace(c);
+                            });
+                        }
+                    });
+                });
+        }
+        PredictiveRows::Classes(rows) => {
+            ui.label(format!(
+                "{} test rows, {} forward passes each ({} in {:.0} ms). Error rate {:.3}; mean range of the predicted class's probability {:.3}.",
+                rows.len(),
+                p.n_samples,
+                pv.device,
+                pv.seconds * 1000.0,
+                p.error,
+                p.mc_range_mean
+            ));
+            let classes = match bnn.prepared.as_ref().and_then(|d| d.output.clone()) {
+                Some((_, OutputKind::Classes { classes })) => classes,
+                _ => Vec::new(),
+            };
+            let name = |k: usize| classes.get(k).map_or(k.to_string(), |v| format!("{v}"));
+            TableBuilder::new(ui)
+                .id_salt("bnn-class-table")
+                .striped(true)
+                .max_scroll_height(360.0)
+                .columns(Column::auto().at_least(60.0), 5)
+                .header(20.0, |mut h| {
+                    for c in ["Row", "Actual", "Predicted", "Probability", "Min .. max"] {
+                        h.col(|ui| {
+                            ui.strong(c);
+                        });
+                    }
+                })
+                .body(|body| {
+                    body.rows(18.0, rows.len(), |mut row| {
+                        let i = row.index();
+                        let r = &rows[i];
+                        let cells = [
+                            format!("{}", i + 1),
+                            name(r.actual),
+                            name(r.predicted),
+                            format!("{:.2}", r.probabilities.get(r.predicted).copied().unwrap_or(0.0)),
+                            format!("{:.2} .. {:.2}", r.min, r.max),
+                        ];
+                        for c in cells {
+                            row.col(|ui| {
+                                ui.monospace(c);
+                            });
+                        }
+                    });
+                });
+        }
+    }
+}
+
+fn predicted_vs_actual_plot(rows: &[crate::models::bnn::RegressionRow], target: &str, ui: &mut egui::Ui) {
+    // Integer targets (wine quality) pile up; a small deterministic jitter spreads each column.
+    let integer = rows.iter().all(|r| r.actual.fract() == 0.0);
+    let jitter = |i: usize| if integer { ((i * 7919) % 101) as f64 / 101.0 * 0.5 - 0.25 } else { 0.0 };
+    let (lo, hi) = rows.iter().fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), r| {
+        let (a, b) = r.interval_95();
+        (lo.min(f64::from(a.min(r.actual))), hi.max(f64::from(b.max(r.actual))))
+    });
+    Plot::new("bnn-pred-vs-actual")
+        .height(260.0)
+        .legend(Legend::default())
+        .x_axis_label(format!("actual {target}"))
+        .y_axis_label(format!("predicted {target}"))
+        .allow_scroll(false)
+        .show(ui, |plot| {
+            plot.line(Line::new("perfect prediction", PlotPoints::from(vec![[lo, lo], [hi, hi]])).color(Color32::GRAY));
+            let bar_colour = Color32::from_rgba_unmultiplied(90, 140, 210, 90);
+            for (i, r) in rows.iter().enumerate().take(1500) {
+                let x = f64::from(r.actual) + jitter(i);
+                let (a, b) = r.interval_95();
+                plot.line(
+                    Line::new("95 % interval", PlotPoints::from(vec![[x, f64::from(a)], [x, f64::from(b)]]))
+                        .color(bar_colour)
+                        .width(1.0),
+                );
+            }
+            let means: Vec<[f64; 2]> =
+                rows.iter().enumerate().map(|(i, r)| [f64::from(r.actual) + jitter(i), f64::from(r.mean)]).collect();
+            plot.points(
+                Points::new("predictive mean", PlotPoints::from(means))
+                    .radius(2.0)
+                    .shape(MarkerShape::Circle)
+                    .color(Color32::from_rgb(40, 90, 170)),
+            );
+        });
+}
+
+fn calibration_ui(bnn: &BnnUiState, ui: &mut egui::Ui) {
+    let Some(pv) = &bnn.predictive else {
+        waiting(ui, "Sampling predictions…");
+        return;
+    };
+    let p = &pv.predictive;
+    if p.coverage.is_empty() {
+        ui.label("Calibration is for regression; this network predicts classes.");
+        return;
+    }
+    let aleatoric =
+        matches!(&p.rows, PredictiveRows::Regression(r) if r.first().is_some_and(|r| r.aleatoric_sd.is_some()));
+    ui.label("The share of test rows whose actual value falls inside each central predictive interval, against the share it should hold.");
+    egui::Grid::new("bnn-coverage").num_columns(3).striped(true).show(ui, |ui| {
+        ui.strong("Interval");
+        ui.strong("Should hold");
+        ui.strong("Holds");
+        ui.end_row();
+        for (nominal, observed) in &p.coverage {
+            ui.label(format!("central {:.0} %", nominal * 100.0));
+            ui.monospace(format!("{:.0} %", nominal * 100.0));
+            ui.monospace(format!("{:.1} %", observed * 100.0));
+            ui.end_row();
+        }
+    });
+    Plot::new("bnn-calibration")
+        .height(260.0)
+        .legend(Legend::default())
+        .x_axis_label("nominal level")
+        .y_axis_label("observed coverage")
+        .include_x(0.0)
+        .include_x(1.0)
+        .include_y(0.0)
+        .include_y(1.0)
+        .view_aspect(1.6)
+        .allow_scroll(false)
+        .show(ui, |plot| {
+            plot.line(
+                Line::new("perfectly calibrated", PlotPoints::from(vec![[0.0, 0.0], [1.0, 1.0]])).color(Color32::GRAY),
+            );
+            let bars: Vec<Bar> = p.coverage.iter().map(|(n, o)| Bar::new(*n, *o).width(0.06)).collect();
+            plot.bar_chart(BarChart::new("observed", bars).color(Color32::from_rgb(90, 140, 210)));
+        });
+    let note = if aleatoric {
+        "The Normal head's intervals add the noise it learned (aleatoric) to the spread of the weights (epistemic): mean ± z·sd with sd² = var(loc) + mean(scale²)."
+    } else {
+        "This head predicts a value, not a distribution: its intervals hold only the weights' uncertainty (epistemic), the quantiles of the Monte Carlo passes. The wine's own noise is missing, so they hold far fewer rows than their level. The Normal head adds it."
+    };
+    ui.label(egui::RichText::new(note).weak());
+    let _ = INTERVAL_LEVELS;
+}
+
+fn probe_ui(bnn: &mut BnnUiState, ui: &mut egui::Ui) {
+    let Some(prepared) = bnn.prepared.clone() else { return };
+    let d = prepared.n_features();
+    let n_test = prepared.n_test();
+    if n_test == 0 || d == 0 {
+        ui.label("There are no test rows to probe.");
+        return;
+    }
+    ui.horizontal(|ui| {
+        let id = ui.label("Test row").id;
+        let mut row = bnn.probe_row + 1;
+        if ui.add(egui::DragValue::new(&mut row).range(1..=n_test)).labelled_by(id).changed() {
+            bnn.probe_row = row - 1;
+            bnn.probe_values = test_row_in_units(&prepared, bnn.probe_row);
+        }
+        if ui.button("Reset to this row").clicked() {
+            bnn.probe_values = test_row_in_units(&prepared, bnn.probe_row);
+        }
+        if let Some(y) = prepared.y_test.get(bnn.probe_row) {
+            ui.label(format!("actual value {y}"));
+        }
+    });
+    if bnn.probe_values.len() != d {
+        bnn.probe_values = test_row_in_units(&prepared, bnn.probe_row);
+    }
+    // Each feature's training range, in the data's units.
+    let ranges: Vec<(f32, f32)> = (0..d)
+        .map(|j| {
+            let (lo, hi) = prepared
+                .x_train
+                .chunks_exact(d)
+                .fold((f32::INFINITY, f32::NEG_INFINITY), |(lo, hi), r| (lo.min(r[j]), hi.max(r[j])));
+            let (m, s) = (prepared.feature_mean[j], prepared.feature_scale[j]);
+            (lo * s + m, hi * s + m)
+        })
+        .collect();
+    ui.columns(2, |cols| {
+        let ui = &mut cols[0];
+        ui.label(egui::RichText::new("Move any feature, also far outside the training data (shaded range: ±10 sd). Sweep: the feature the plot on the right varies.").small());
+        egui::Grid::new("bnn-probe-features").num_columns(3).show(ui, |ui| {
+            for (j, range) in ranges.iter().enumerate() {
+                let (m, s) = (prepared.feature_mean[j], prepared.feature_scale[j]);
+                let lo = m - crate::train::bnn_view::SWEEP_HALF_WIDTH * s;
+                let hi = m + crate::train::bnn_view::SWEEP_HALF_WIDTH * s;
+                ui.radio_value(&mut bnn.sweep_feature, j, "");
+                let id = ui.label(&prepared.feature_names[j]).id;
+                let inside = (range.0..=range.1).contains(&bnn.probe_values[j]);
+                let slider = egui::Slider::new(&mut bnn.probe_values[j], lo..=hi).max_decimals(3);
+                let r = ui.add(slider).labelled_by(id);
+                if !inside {
+                    r.on_hover_text("outside the training data's range");
+                }
+                ui.end_row();
+            }
+        });
+        let ui = &mut cols[1];
+        let Some(probe) = bnn.probe.clone() else {
+            waiting(ui, "Sampling the probe…");
+            return;
+        };
+        probe_plots(bnn, &prepared, &probe, ranges[bnn.sweep_feature.min(d - 1)], ui);
+    });
+}
+
+fn probe_plots(bnn: &BnnUiState, prepared: &Prepared, probe: &ProbeView, range: (f32, f32), ui: &mut egui::Ui) {
+    let j = probe.probe.sweep_feature;
+    let (m, s) = (prepared.feature_mean[j], prepared.feature_scale[j]);
+    let target = prepared.output.as_ref().map_or("prediction".to_owned(), |(n, _)| n.clone());
+    match &probe.at_point.rows {
+        PredictiveRows::Regression(rows) if !rows.is_empty() => {
+            let r = rows[0];
+            let (lo, hi) = r.interval_95();
+            ui.strong(format!("Predictive distribution of {target} at this wine"));
+            ui.label(format!(
+                "mean {:.2}, range {:.2} .. {:.2}, 95 % interval {lo:.2} .. {hi:.2}{}",
+                r.mean,
+                r.min,
+                r.max,
+                r.aleatoric_sd.map_or(String::new(), |a| format!(", aleatoric sd {a:.2}"))
+            ));
+        }
+        PredictiveRows::Classes(rows) if !rows.is_empty() => {
+            ui.strong("Predicted class's probability over the passes");
+            ui.label(format!(
+                "class {}, mean probability {:.2}",
+                rows[0].predicted, rows[0].probabilities[rows[0].predicted]
+            ));
+        }
+        _ => {}
+    }
+    let vals = &probe.samples;
+    let (lo, hi) =
+        vals.iter().fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), &v| (a.min(f64::from(v)), b.max(f64::from(v))));
+    if lo.is_finite() && hi.is_finite() {
+        let (lo, hi) = if hi > lo { (lo, hi) } else { (lo - 0.5, hi + 0.5) };
+        let bins = freedman_diaconis_bins(vals, lo, hi);
+        let hist = Histogram::new(vals, lo, hi, bins);
+        let w = hist.bin_width();
+        let bars: Vec<Bar> =
+            hist.densities().iter().zip(&hist.edges).map(|(&d, &l)| Bar::new(l + w / 2.0, d).width(w)).collect();
+        Plot::new("bnn-probe-hist")
+            .height(150.0)
+            .allow_scroll(false)
+            .x_axis_label(format!("sampled {target} ({} passes, {bins} bins)", vals.len()))
+            .show(ui, |plot| {
+                plot.bar_chart(BarChart::new("passes", bars).color(Color32::from_rgb(90, 140, 210)));
+            });
+    }
+    ui.strong(format!("Prediction as {} sweeps ±10 sd", prepared.feature_names[j]));
+    let xs: Vec<f64> = probe.sweep_z.iter().map(|z| f64::from(z * s + m)).collect();
+    let current = f64::from(bnn.probe_values.get(j).copied().unwrap_or(m));
+    Plot::new("bnn-probe-sweep")
+        .height(230.0)
+        .legend(Legend::default())
+        .x_axis_label(&prepared.feature_names[j])
+        .y_axis_label(&target)
+        .allow_scroll(false)
+        .show(ui, |plot| {
+            plot.span(
+                egui_plot::Span::new("training data range", f64::from(range.0)..=f64::from(range.1))
+                    .fill(Color32::from_rgba_unmultiplied(120, 200, 120, 40)),
+            );
+            match &probe.sweep.rows {
+                PredictiveRows::Regression(rows) => {
+                    let lo: Vec<f64> = rows.iter().map(|r| f64::from(r.interval_95().0)).collect();
+                    let hi: Vec<f64> = rows.iter().map(|r| f64::from(r.interval_95().1)).collect();
+                    let min: Vec<f64> = rows.iter().map(|r| f64::from(r.min)).collect();
+                    let max: Vec<f64> = rows.iter().map(|r| f64::from(r.max)).collect();
+                    plot.add(
+                        FilledArea::new("min .. max of the passes", &xs, &min, &max)
+                            .fill_color(Color32::from_rgba_unmultiplied(90, 140, 210, 40)),
+                    );
+                    plot.add(
+                        FilledArea::new("95 % interval", &xs, &lo, &hi)
+                            .fill_color(Color32::from_rgba_unmultiplied(90, 140, 210, 90)),
+                    );
+                    let mean: Vec<[f64; 2]> = xs.iter().zip(rows).map(|(&x, r)| [x, f64::from(r.mean)]).collect();
+                    plot.line(
+                        Line::new("mean", PlotPoints::from(mean)).color(Color32::from_rgb(40, 90, 170)).width(2.0),
+                    );
+                }
+                PredictiveRows::Classes(rows) => {
+                    let p: Vec<[f64; 2]> = xs
+                        .iter()
+                        .zip(rows)
+                        .map(|(&x, r)| [x, f64::from(r.probabilities.get(r.predicted).copied().unwrap_or(0.0))])
+                        .collect();
+                    plot.line(Line::new("probability of the predicted class", PlotPoints::from(p)));
+                }
+            }
+            plot.vline(VLine::new("this wine", current).color(Color32::from_rgb(230, 140, 40)));
+        });
+}
+
+/// Loss terms and errors per epoch.
+pub(crate) fn bnn_loss_ui(snapshot: &RunSnapshot, ui: &mut egui::Ui) {
+    let series = |name: &str| -> Vec<[f64; 2]> {
+        snapshot.history.iter().filter_map(|r| r.get(name).map(|v| [r.epoch as f64, v])).collect()
+    };
+    ui.strong("Loss per training row: data term + KL / N");
+    Plot::new("bnn-loss").height(200.0).legend(Legend::default()).x_axis_label("epoch").allow_scroll(false).show(
+        ui,
+        |plot| {
+            plot.line(Line::new("total", PlotPoints::from(series("loss"))));
+            plot.line(Line::new("data term", PlotPoints::from(series("data_loss"))));
+            plot.line(Line::new("KL / N", PlotPoints::from(series("kl_loss"))));
+        },
+    );
+    let classification = snapshot.history.last().is_some_and(|r| r.get("test_error_rate").is_some());
+    let (train, test, label) = if classification {
+        ("train_error_rate", "test_error_rate", "error rate")
+    } else {
+        ("train_rmse", "test_rmse", "RMSE of the predictive mean")
+    };
+    ui.strong(label);
+    Plot::new("bnn-error").height(200.0).legend(Legend::default()).x_axis_label("epoch").allow_scroll(false).show(
+        ui,
+        |plot| {
+            plot.line(Line::new("train", PlotPoints::from(series(train))));
+            plot.line(Line::new("test", PlotPoints::from(series(test))));
+            if let Some(b) = snapshot.history.last().and_then(|r| r.get("mean_predictor_test_rmse")) {
+                plot.hline(HLine::new("test, predicting the training mean", b).color(Color32::GRAY));
+            }
+        },
+    );
+}
+
+/// One colour per run in the comparison.
+const RUN_COLOURS: [Color32; 6] = [
+    Color32::from_rgb(214, 96, 77),
+    Color32::from_rgb(67, 147, 195),
+    Color32::from_rgb(140, 190, 80),
+    Color32::from_rgb(230, 170, 50),
+    Color32::from_rgb(160, 110, 200),
+    Color32::from_rgb(120, 120, 120),
+];
+
+fn compare_ui(bnn: &mut BnnUiState, ui: &mut egui::Ui) {
+    ui.label("Less data, more epistemic uncertainty: train the same network on 30 % and on all of the training rows and compare the spread of their predictions.");
+    ui.horizontal(|ui| {
+        if ui.button("Train on 30 % of the training rows").clicked() {
+            bnn.config.train_fraction = 0.3;
+            bnn.start_requested = true;
+            ui.ctx().request_repaint();
+        }
+        if ui.button("Train on all training rows").clicked() {
+            bnn.config.train_fraction = 1.0;
+            bnn.start_requested = true;
+            ui.ctx().request_repaint();
+        }
+        if ui.add_enabled(!bnn.runs.is_empty(), egui::Button::new("Clear")).clicked() {
+            bnn.runs.clear();
+        }
+    });
+    if bnn.runs.is_empty() {
+        ui.label(egui::RichText::new("Finished runs appear here.").weak());
+        return;
+    }
+    egui::Grid::new("bnn-runs").num_columns(6).striped(true).show(ui, |ui| {
+        for h in ["Run", "Settings", "Test RMSE", "Mean MC range", "95 % coverage", "Test NLL"] {
+            ui.strong(h);
+        }
+        ui.end_row();
+        for (i, r) in bnn.runs.iter().enumerate() {
+            let f = |k: &str| r.record.get(k).map_or("–".to_owned(), |v| format!("{v:.3}"));
+            ui.label(format!("{}", i + 1));
+            ui.label(&r.label);
+            ui.monospace(f("test_rmse"));
+            ui.monospace(f("mc_range_mean"));
+            ui.monospace(r.record.get("coverage_95").map_or("–".to_owned(), |v| format!("{:.1} %", v * 100.0)));
+            ui.monospace(f("test_nll"));
+            ui.end_row();
+        }
+    });
+    ui.strong("Spread of the Monte Carlo predictions per test row (max - min)");
+    let all: Vec<f32> = bnn.runs.iter().flat_map(|r| r.ranges.iter().copied()).collect();
+    let hi = all.iter().copied().fold(0f32, f32::max).max(1e-3);
+    let bins = freedman_diaconis_bins(&all, 0.0, f64::from(hi)).min(40);
+    Plot::new("bnn-compare")
+        .height(240.0)
+        .legend(Legend::default())
+        .x_axis_label("range of the passes")
+        .y_axis_label("density")
+        .allow_scroll(false)
+        .show(ui, |plot| {
+            for (i, r) in bnn.runs.iter().enumerate() {
+                let hist = Histogram::new(&r.ranges, 0.0, f64::from(hi), bins);
+                let w = hist.bin_width();
+                let pts: Vec<[f64; 2]> =
+                    hist.densities().iter().enumerate().map(|(k, d)| [w * (k as f64 + 0.5), *d]).collect();
+                let name = format!("run {}: {:.0} % of rows", i + 1, r.train_fraction * 100.0);
+                let colour = RUN_COLOURS[i % RUN_COLOURS.len()];
+                plot.line(Line::new(name.clone(), PlotPoints::from(pts)).color(colour).width(2.0));
+                if let Some(m) = r.record.get("mc_range_mean") {
+                    // Same name: the mean's dashed line belongs to its run in the legend.
+                    plot.vline(VLine::new(name, m).color(colour).style(egui_plot::LineStyle::dashed_loose()));
+                }
+            }
+        });
+}

@@ -1,0 +1,460 @@
+//! The BNN lab's weight views: per-layer histograms of the posterior means, standard deviations and sampled
+//! weights against the prior, at any recorded epoch or as an offset stack over training; the layer's weight
+//! matrix as a heat map (means or signal-to-noise); a picked weight's posterior density against the prior.
+
+use egui::{Color32, Sense, Stroke};
+use egui_plot::{Bar, BarChart, Legend, Line, Plot, PlotPoint, PlotPoints, Text, VLine};
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+use rand_distr::{Distribution, StandardNormal};
+
+use crate::models::bnn::{BnnLayer, BnnParams, BnnView, Posterior};
+use crate::models::stats::{Histogram, freedman_diaconis_bins, normal_pdf};
+use crate::ui::bnn::BnnUiState;
+
+/// What a histogram counts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum WeightQuantity {
+    /// Posterior means.
+    Means,
+    /// Posterior standard deviations.
+    Sds,
+    /// Weights drawn from the posterior.
+    Samples,
+}
+
+impl WeightQuantity {
+    const ALL: [Self; 3] = [Self::Samples, Self::Means, Self::Sds];
+
+    fn label(self) -> &'static str {
+        match self {
+            Self::Means => "posterior means",
+            Self::Sds => "posterior standard deviations",
+            Self::Samples => "sampled weights",
+        }
+    }
+}
+
+/// One epoch at a time, or the whole run stacked.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum HistoryMode {
+    /// The epoch on the slider.
+    Single,
+    /// Several epochs, offset upwards, oldest at the bottom.
+    Stacked,
+}
+
+/// What the heat map colours.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum HeatQuantity {
+    /// Posterior mean, blue (negative) to red (positive).
+    Mean,
+    /// |mean| / sd: how far the weight is from zero in its own standard deviations.
+    SignalToNoise,
+}
+
+/// Draws per weight for the "sampled weights" histogram.
+const DRAWS_PER_WEIGHT: usize = 20;
+/// Epochs drawn in the stacked view at most.
+const STACKED_EPOCHS: usize = 10;
+
+/// The values a histogram counts for one layer (its weights; the biases are left out).
+fn values(layer: &BnnLayer, quantity: WeightQuantity, seed: u64) -> Vec<f32> {
+    let n_w = layer.n_in * layer.n_out;
+    let (mean, sd) = (&layer.mean[..n_w.min(layer.mean.len())], &layer.sd[..n_w.min(layer.sd.len())]);
+    match quantity {
+        WeightQuantity::Means => mean.to_vec(),
+        WeightQuantity::Sds => sd.to_vec(),
+        WeightQuantity::Samples => {
+            // Each weight from its marginal N(mean, sd²): the pooled histogram depends only on the marginals,
+            // so this is exact for full covariances too.
+            let mut rng = ChaCha8Rng::seed_from_u64(seed);
+            let mut out = Vec::with_capacity(mean.len() * DRAWS_PER_WEIGHT);
+            for _ in 0..DRAWS_PER_WEIGHT {
+                out.extend(mean.iter().zip(sd).map(|(m, s)| {
+                    let e: f32 = StandardNormal.sample(&mut rng);
+                    m + s * e
+                }));
+            }
+            out
+        }
+    }
+}
+
+/// A range that holds the values of every recorded epoch (so bins stay put while scrubbing), and the prior's
+/// bulk for means and samples.
+fn shared_range(view: &BnnView, layer: usize, quantity: WeightQuantity, prior_sd: f64) -> (f64, f64) {
+    let (mut lo, mut hi) = match quantity {
+        WeightQuantity::Sds => (0.0, prior_sd * 1.1),
+        _ => (-3.0 * prior_sd, 3.0 * prior_sd),
+    };
+    for (epoch, params) in view.history.iter() {
+        if let Some(l) = params.layers.get(layer) {
+            for v in values(l, quantity, *epoch as u64) {
+                lo = lo.min(f64::from(v));
+                hi = hi.max(f64::from(v));
+            }
+        }
+    }
+    (lo, hi)
+}
+
+/// The weight histograms (one layer), the heat map and the picked weight.
+pub(crate) fn weights_ui(bnn: &mut BnnUiState, view: &BnnView, ui: &mut egui::Ui) {
+    let params = &view.params;
+    let n_layers = params.layers.len();
+    bnn.layer = bnn.layer.min(n_layers.saturating_sub(1));
+    ui.horizontal_wrapped(|ui| {
+        let id = ui.label("Layer").id;
+        egui::ComboBox::from_id_salt("bnn-layer")
+            .selected_text(layer_name(params, bnn.layer))
+            .show_ui(ui, |ui| {
+                for l in 0..n_layers {
+                    ui.selectable_value(&mut bnn.layer, l, layer_name(params, l));
+                }
+            })
+            .response
+            .labelled_by(id);
+        let id = ui.label("Show").id;
+        egui::ComboBox::from_id_salt("bnn-quantity")
+            .selected_text(bnn.quantity.label())
+            .show_ui(ui, |ui| {
+                for q in WeightQuantity::ALL {
+                    ui.selectable_value(&mut bnn.quantity, q, q.label());
+                }
+            })
+            .response
+            .labelled_by(id);
+        ui.selectable_value(&mut bnn.history_mode, HistoryMode::Single, "One epoch");
+        ui.selectable_value(&mut bnn.history_mode, HistoryMode::Stacked, "Over training (stacked)");
+    });
+    let history = &view.history;
+    if history.is_empty() {
+        return;
+    }
+    let last = history.len() - 1;
+    if bnn.history_mode == HistoryMode::Single {
+        ui.horizontal(|ui| {
+            let mut index = bnn.epoch_index.unwrap_or(last).min(last);
+            let id = ui.label("Epoch").id;
+            let slider = egui::Slider::new(&mut index, 0..=last)
+                .custom_formatter(|i, _| history.get(i as usize).map_or(String::new(), |(e, _)| e.to_string()))
+                .show_value(true);
+            let r = ui.add(slider).labelled_by(id);
+            if r.changed() {
+                bnn.epoch_index = if index == last { None } else { Some(index) };
+            }
+            let follow = bnn.epoch_index.is_none();
+            if ui.selectable_label(follow, "Latest").on_hover_text("Follow the training").clicked() {
+                bnn.epoch_index = None;
+            }
+        });
+    }
+    let layer_posterior = params.layers.get(bnn.layer).map_or(Posterior::Deterministic, |l| l.posterior);
+    if layer_posterior == Posterior::Deterministic && bnn.quantity != WeightQuantity::Means {
+        ui.label(
+            egui::RichText::new("This layer is deterministic: its weights are numbers, not distributions.").weak(),
+        );
+    }
+    let (lo, hi) = shared_range(view, bnn.layer, bnn.quantity, params.prior_sd);
+    let height = (ui.available_height() * 0.45).clamp(180.0, 320.0);
+    match bnn.history_mode {
+        HistoryMode::Single => {
+            let index = bnn.epoch_index.unwrap_or(last).min(last);
+            let (epoch, at) = &history[index];
+            // The newest entry of the history is the current model; for it, show the live parameters.
+            let layer = if index == last { params.layers.get(bnn.layer) } else { at.layers.get(bnn.layer) };
+            let Some(layer) = layer else { return };
+            let vals = values(layer, bnn.quantity, *epoch as u64);
+            let bins = freedman_diaconis_bins(&vals, lo, hi);
+            let hist = Histogram::new(&vals, lo, hi, bins);
+            let caption = format!(
+                "Epoch {epoch}: {} of {} weights ({} values, {bins} bins by the Freedman–Diaconis rule; biases left out)",
+                bnn.quantity.label(),
+                layer.n_in * layer.n_out,
+                hist.total()
+            );
+            ui.label(egui::RichText::new(caption).small());
+            histogram_plot(ui, &hist, bnn.quantity, params.prior_sd, height);
+        }
+        HistoryMode::Stacked => stacked_plot(ui, view, bnn.layer, bnn.quantity, (lo, hi), height),
+    }
+    ui.separator();
+    ui.columns(2, |cols| {
+        heat_map_ui(bnn, params, &mut cols[0]);
+        weight_detail_ui(bnn, params, &mut cols[1]);
+    });
+}
+
+fn layer_name(params: &BnnParams, l: usize) -> String {
+    let Some(layer) = params.layers.get(l) else { return String::new() };
+    let role = if l + 1 == params.layers.len() { "output" } else { "hidden" };
+    let form = match layer.posterior {
+        Posterior::Deterministic => "deterministic",
+        Posterior::MeanField => "mean-field",
+        Posterior::FullCovariance => "full covariance",
+    };
+    format!("Layer {} ({role}, {} x {}, {form})", l + 1, layer.n_in, layer.n_out)
+}
+
+fn histogram_plot(ui: &mut egui::Ui, hist: &Histogram, quantity: WeightQuantity, prior_sd: f64, height: f32) {
+    let width = hist.bin_width();
+    let bars: Vec<Bar> = hist
+        .densities()
+        .iter()
+        .zip(&hist.edges)
+        .map(|(&d, &left)| Bar::new(left + width / 2.0, d).width(width))
+        .collect();
+    Plot::new("bnn-histogram")
+        .height(height)
+        .legend(Legend::default())
+        .x_axis_label(quantity.label())
+        .y_axis_label("density")
+        .allow_scroll(false)
+        .show(ui, |plot| {
+            plot.bar_chart(BarChart::new(quantity.label(), bars).color(Color32::from_rgb(90, 140, 210)));
+            prior_overlay(plot, hist, quantity, prior_sd);
+        });
+}
+
+/// The prior's density N(0, s²) over the histogram's range (for means and samples), or a line at s (for sds).
+fn prior_overlay(plot: &mut egui_plot::PlotUi<'_>, hist: &Histogram, quantity: WeightQuantity, prior_sd: f64) {
+    let prior_colour = Color32::from_rgb(230, 140, 40);
+    if quantity == WeightQuantity::Sds {
+        plot.vline(VLine::new(format!("prior sd {prior_sd}"), prior_sd).color(prior_colour).width(2.0));
+        return;
+    }
+    let (lo, hi) = (hist.edges.first().copied().unwrap_or(-3.0), hist.edges.last().copied().unwrap_or(3.0));
+    let pts: Vec<[f64; 2]> =
+        (0..=200).map(|i| lo + (hi - lo) * f64::from(i) / 200.0).map(|x| [x, normal_pdf(x, 0.0, prior_sd)]).collect();
+    plot.line(Line::new(format!("prior N(0, {prior_sd}²)"), PlotPoints::from(pts)).color(prior_colour).width(2.0));
+}
+
+/// Up to [`STACKED_EPOCHS`] recorded epochs from first to last, each histogram's density scaled to height 0.9 and
+/// lifted by its place in the stack: how the distribution moved over training.
+fn stacked_plot(
+    ui: &mut egui::Ui,
+    view: &BnnView,
+    layer: usize,
+    quantity: WeightQuantity,
+    (lo, hi): (f64, f64),
+    height: f32,
+) {
+    let history = &view.history;
+    let n = history.len();
+    let picks: Vec<usize> = if n <= STACKED_EPOCHS {
+        (0..n).collect()
+    } else {
+        let mut v: Vec<usize> = (0..STACKED_EPOCHS).map(|i| i * (n - 1) / (STACKED_EPOCHS - 1)).collect();
+        v.dedup();
+        v
+    };
+    // One bin count for the whole stack, from the latest values.
+    let latest = history.last().and_then(|(e, p)| p.layers.get(layer).map(|l| values(l, quantity, *e as u64)));
+    let bins = latest.map_or(30, |v| freedman_diaconis_bins(&v, lo, hi));
+    ui.label(
+        egui::RichText::new(format!(
+            "{} of layer {} at {} of the {n} recorded epochs, oldest at the bottom ({bins} bins, Freedman–Diaconis; each curve scaled to the same height)",
+            quantity.label(),
+            layer + 1,
+            picks.len()
+        ))
+        .small(),
+    );
+    let total_height = (height * 1.4).max(260.0);
+    Plot::new("bnn-stacked")
+        .height(total_height)
+        .x_axis_label(quantity.label())
+        .show_axes([true, false])
+        .allow_scroll(false)
+        .show(ui, |plot| {
+            for (row, &i) in picks.iter().enumerate() {
+                let (epoch, params) = &history[i];
+                let Some(l) = params.layers.get(layer) else { continue };
+                let hist = Histogram::new(&values(l, quantity, *epoch as u64), lo, hi, bins);
+                let dens = hist.densities();
+                let max = dens.iter().copied().fold(0.0, f64::max).max(1e-12);
+                let offset = row as f64;
+                let w = hist.bin_width();
+                let mut pts = vec![[lo, offset]];
+                for (k, d) in dens.iter().enumerate() {
+                    let left = lo + w * k as f64;
+                    pts.push([left, offset + 0.9 * d / max]);
+                    pts.push([left + w, offset + 0.9 * d / max]);
+                }
+                pts.push([hi, offset]);
+                let t = row as f32 / (picks.len().max(2) - 1) as f32;
+                let colour = epoch_colour(t);
+                plot.line(
+                    Line::new(format!("epoch {epoch}"), PlotPoints::from(pts))
+                        .color(colour)
+                        .fill(offset as f32)
+                        .width(1.5),
+                );
+                plot.text(
+                    Text::new(
+                        format!("epoch label {epoch}"),
+                        PlotPoint::new(lo, offset + 0.5),
+                        format!("epoch {epoch}"),
+                    )
+                    .anchor(egui::Align2::LEFT_CENTER)
+                    .color(colour),
+                );
+            }
+        });
+}
+
+/// Early epochs blue, late ones orange.
+fn epoch_colour(t: f32) -> Color32 {
+    let t = t.clamp(0.0, 1.0);
+    let lerp = |a: f32, b: f32| (a + (b - a) * t) as u8;
+    Color32::from_rgb(lerp(60.0, 235.0), lerp(110.0, 120.0), lerp(220.0, 40.0))
+}
+
+/// The layer's weight matrix: one cell per weight (inputs down, units across), coloured by the mean or by
+/// |mean| / sd. Click a cell to look at that weight.
+fn heat_map_ui(bnn: &mut BnnUiState, params: &BnnParams, ui: &mut egui::Ui) {
+    let Some(layer) = params.layers.get(bnn.layer) else { return };
+    ui.horizontal_wrapped(|ui| {
+        ui.strong("Weight matrix");
+        ui.selectable_value(&mut bnn.heat, HeatQuantity::Mean, "means");
+        ui.add_enabled_ui(layer.posterior != Posterior::Deterministic, |ui| {
+            ui.selectable_value(&mut bnn.heat, HeatQuantity::SignalToNoise, "signal-to-noise |mean|/sd");
+        });
+    });
+    let heat = if layer.posterior == Posterior::Deterministic { HeatQuantity::Mean } else { bnn.heat };
+    let (rows, cols) = (layer.n_in, layer.n_out);
+    let value = |i: usize, j: usize| -> f32 {
+        let idx = i * cols + j;
+        match heat {
+            HeatQuantity::Mean => layer.mean[idx],
+            HeatQuantity::SignalToNoise => layer.mean[idx].abs() / layer.sd[idx].max(1e-12),
+        }
+    };
+    let scale = (0..rows)
+        .flat_map(|i| (0..cols).map(move |j| (i, j)))
+        .map(|(i, j)| value(i, j).abs())
+        .fold(0f32, f32::max)
+        .max(1e-6);
+    let label_width = 130.0;
+    let cell = ((ui.available_width() - label_width) / cols.max(1) as f32).clamp(6.0, 36.0);
+    let cell_h = cell.clamp(8.0, 22.0);
+    let size = egui::vec2(label_width + cell * cols as f32, cell_h * rows as f32);
+    let (rect, response) = ui.allocate_exact_size(size, Sense::click());
+    let painter = ui.painter_at(rect);
+    let names: Vec<String> = (0..rows)
+        .map(|i| {
+            if bnn.layer == 0 {
+                bnn.feature_names.get(i).cloned().unwrap_or_default()
+            } else {
+                format!("unit {}", i + 1)
+            }
+        })
+        .collect();
+    for (i, name) in names.iter().enumerate() {
+        let y = rect.top() + cell_h * i as f32;
+        painter.text(
+            egui::pos2(rect.left() + label_width - 4.0, y + cell_h / 2.0),
+            egui::Align2::RIGHT_CENTER,
+            name,
+            egui::FontId::proportional((cell_h * 0.7).clamp(8.0, 12.0)),
+            ui.visuals().text_color(),
+        );
+        for j in 0..cols {
+            let v = value(i, j) / scale;
+            let colour = match heat {
+                HeatQuantity::Mean => diverging(v),
+                HeatQuantity::SignalToNoise => sequential(v),
+            };
+            let r = egui::Rect::from_min_size(
+                egui::pos2(rect.left() + label_width + cell * j as f32, y),
+                egui::vec2(cell - 1.0, cell_h - 1.0),
+            );
+            painter.rect_filled(r, 0.0, colour);
+            if bnn.selected_weight == Some((bnn.layer, i * cols + j)) {
+                painter.rect_stroke(
+                    r,
+                    0.0,
+                    Stroke::new(2.0, ui.visuals().strong_text_color()),
+                    egui::StrokeKind::Inside,
+                );
+            }
+        }
+    }
+    let cell_at = |pos: egui::Pos2| -> Option<(usize, usize)> {
+        let x = pos.x - rect.left() - label_width;
+        let y = pos.y - rect.top();
+        if x < 0.0 || y < 0.0 {
+            return None;
+        }
+        let (i, j) = ((y / cell_h) as usize, (x / cell) as usize);
+        (i < rows && j < cols).then_some((i, j))
+    };
+    if let Some((i, j)) = response.hover_pos().and_then(cell_at) {
+        let idx = i * cols + j;
+        response.clone().on_hover_text(format!(
+            "{} -> unit {}: mean {:.3}, sd {:.3}",
+            names[i],
+            j + 1,
+            layer.mean[idx],
+            layer.sd[idx]
+        ));
+    }
+    if response.clicked()
+        && let Some((i, j)) = response.interact_pointer_pos().and_then(cell_at)
+    {
+        bnn.selected_weight = Some((bnn.layer, i * cols + j));
+    }
+    let legend = match heat {
+        HeatQuantity::Mean => format!("blue negative, red positive; full colour at |mean| = {scale:.2}"),
+        HeatQuantity::SignalToNoise => format!("dark: near zero in its own sds; bright: |mean|/sd = {scale:.1}"),
+    };
+    ui.label(egui::RichText::new(format!("Rows: inputs; columns: units. {legend}. Click a weight.")).small().weak());
+}
+
+/// The picked weight's posterior density against the prior.
+fn weight_detail_ui(bnn: &BnnUiState, params: &BnnParams, ui: &mut egui::Ui) {
+    let Some((l, idx)) = bnn.selected_weight else {
+        ui.label(egui::RichText::new("Click a weight in the matrix to see its posterior against the prior.").weak());
+        return;
+    };
+    let Some(layer) = params.layers.get(l) else { return };
+    let (Some(&mean), Some(&sd)) = (layer.mean.get(idx), layer.sd.get(idx)) else { return };
+    let (i, j) = (idx / layer.n_out.max(1), idx % layer.n_out.max(1));
+    let from = if l == 0 { bnn.feature_names.get(i).cloned().unwrap_or_default() } else { format!("unit {}", i + 1) };
+    ui.strong(format!("Layer {} weight: {from} -> unit {}", l + 1, j + 1));
+    let s = params.prior_sd;
+    let (mean, sd) = (f64::from(mean), f64::from(sd));
+    ui.label(format!("posterior N({mean:.3}, {sd:.3}²) against the prior N(0, {s}²)"));
+    let lo = (mean - 4.0 * sd).min(-3.0 * s);
+    let hi = (mean + 4.0 * sd).max(3.0 * s);
+    let curve = |m: f64, sd: f64| -> Vec<[f64; 2]> {
+        (0..=300).map(|k| lo + (hi - lo) * f64::from(k) / 300.0).map(|x| [x, normal_pdf(x, m, sd)]).collect()
+    };
+    Plot::new("bnn-weight-detail").height(200.0).legend(Legend::default()).allow_scroll(false).show(ui, |plot| {
+        plot.line(Line::new("prior", PlotPoints::from(curve(0.0, s))).color(Color32::from_rgb(230, 140, 40)));
+        if sd > 0.0 {
+            plot.line(Line::new("posterior", PlotPoints::from(curve(mean, sd))).color(Color32::from_rgb(90, 140, 210)));
+        } else {
+            plot.vline(VLine::new("value (deterministic)", mean).color(Color32::from_rgb(90, 140, 210)));
+        }
+    });
+}
+
+/// Blue (-1) through light grey (0) to red (+1).
+fn diverging(t: f32) -> Color32 {
+    let t = t.clamp(-1.0, 1.0);
+    let base = 235.0;
+    if t >= 0.0 {
+        Color32::from_rgb(base as u8, (base - 180.0 * t) as u8, (base - 200.0 * t) as u8)
+    } else {
+        let t = -t;
+        Color32::from_rgb((base - 200.0 * t) as u8, (base - 150.0 * t) as u8, base as u8)
+    }
+}
+
+/// Dark (0) to bright yellow (1).
+fn sequential(t: f32) -> Color32 {
+    let t = t.clamp(0.0, 1.0);
+    Color32::from_rgb((30.0 + 220.0 * t) as u8, (30.0 + 190.0 * t) as u8, (60.0 + 20.0 * t) as u8)
+}
