@@ -1,6 +1,8 @@
-//! The app's own benchmarks (`bayes-explorer bench flow`): wall-clock figures of the heavy work of a lab, on
-//! the CPU (candle), printed as a table and as JSON. Reported, never asserted. Used by `cli`.
+//! The app's own benchmarks (`bayes-explorer bench flow`, `bench bnn`): wall-clock figures of the heavy work of
+//! a lab, on the CPU (candle) and, where there is one, the GPU, printed as a table and as JSON. Reported, never
+//! asserted. Used by `cli`.
 
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -10,8 +12,11 @@ use rand_chacha::ChaCha8Rng;
 use serde::Serialize;
 
 use crate::Lab;
-use crate::data::prepare::{default_spec_for_lab, prepare};
-use crate::data::{SynthKind, SynthSpec};
+use crate::data::csv::NoProgress;
+use crate::data::prepare::{Prepared, default_spec_for_lab, prepare};
+use crate::data::{BuiltinFile, CsvOptions, LoadRequest, SynthKind, SynthSpec, Table};
+use crate::gpu::{CandleBackend, ComputeBackend, GpuBackend};
+use crate::models::bnn::{BnnConfig, BnnTrainer, Posterior, predictive_on};
 use crate::models::flow::{FlowConfig, FlowKind, FlowNet, FlowTrainer, gaussian_points};
 use crate::train::Trainer;
 
@@ -97,4 +102,193 @@ pub fn flow_figures(quick: bool) -> Result<Vec<BenchFigure>, String> {
         unit: "points",
     });
     Ok(figures)
+}
+
+/// The white-wine file of the BNN benchmark, relative to the repository root (absent on CI machines).
+pub const WHITE_WINE_PATH: &str = "../shared/datasets/winequality-white.csv";
+
+/// Monte Carlo samples of the BNN prediction figures (the course's 100).
+const BNN_PREDICTIVE_SAMPLES: usize = 100;
+
+/// The white wine, looked for relative to the working directory and then to the crate's own folder; the
+/// built-in red wine when it is in neither. Returns the table and a line naming what was used.
+fn bnn_table() -> Result<(Table, String), String> {
+    let candidates = [PathBuf::from(WHITE_WINE_PATH), Path::new(env!("CARGO_MANIFEST_DIR")).join(WHITE_WINE_PATH)];
+    if let Some(path) = candidates.iter().find(|p| p.is_file()) {
+        let request = LoadRequest::File { path: path.clone(), options: CsvOptions::default() };
+        let table = request.run(&NoProgress).map_err(|e| e.to_string())?;
+        let name = format!("white wine ({})", path.display());
+        return Ok((table, name));
+    }
+    let table = BuiltinFile::WineRed.load().map_err(|e| e.to_string())?;
+    let name =
+        format!("built-in red wine ({WHITE_WINE_PATH} not found; figures are not comparable with the white wine's)");
+    Ok((table, name))
+}
+
+/// Per-run seconds of a BNN epoch, split as the app runs it.
+struct EpochTimes {
+    /// The epoch's minibatch steps without the end-of-epoch evaluation: the steps that do not end the epoch,
+    /// scaled to the epoch's step count.
+    steps_only: f64,
+    /// One minibatch step (a full batch).
+    step: f64,
+    /// The whole epoch: every step, the last one with its evaluation.
+    whole: f64,
+    /// The last step minus a full step: the evaluation (train and test predictions, history copy, shuffle).
+    evaluation: f64,
+}
+
+/// Times `runs` epochs of `trainer` (which must be at the start of an epoch, with epochs to spare) and returns the
+/// median of each figure. The last step of an epoch runs the evaluation, so the first `steps - 1` steps are timed
+/// on their own.
+fn time_bnn_epochs(trainer: &mut BnnTrainer, steps: usize, runs: usize) -> Result<EpochTimes, String> {
+    let mut steps_only = Vec::with_capacity(runs);
+    let mut step = Vec::with_capacity(runs);
+    let mut whole = Vec::with_capacity(runs);
+    let mut evaluation = Vec::with_capacity(runs);
+    let full_steps = steps.saturating_sub(1).max(1);
+    for _ in 0..runs {
+        let started = Instant::now();
+        for _ in 0..steps.saturating_sub(1) {
+            trainer.step().map_err(|e| e.to_string())?;
+        }
+        let body = started.elapsed().as_secs_f64();
+        let last_started = Instant::now();
+        trainer.step().map_err(|e| e.to_string())?;
+        let last = last_started.elapsed().as_secs_f64();
+        let per_step = if steps > 1 { body / full_steps as f64 } else { last };
+        steps_only.push(per_step * steps as f64);
+        step.push(per_step);
+        whole.push(body + last);
+        evaluation.push((last - per_step).max(0.0));
+    }
+    let median = |mut v: Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        v[v.len() / 2]
+    };
+    Ok(EpochTimes {
+        steps_only: median(steps_only),
+        step: median(step),
+        whole: median(whole),
+        evaluation: median(evaluation),
+    })
+}
+
+/// The BNN lab's figures (issue 4's "Speed"): the course's network ([8, 8] sigmoid, squared error, RMSprop,
+/// batch 256) on the white wine, with the mean-field posterior: an epoch of training steps only, one step, a whole
+/// epoch with its end-of-epoch evaluation as the app runs it, and the evaluation alone; 100-sample predictions over
+/// the test rows on candle (raw samples, and with the summary the app draws) and on the GPU back end when an adapter
+/// is found; the full-covariance epoch for comparison. Medians after a warm-up epoch. `quick` takes fewer runs.
+/// Returns the figures and a line naming the data set.
+pub fn bnn_figures(quick: bool) -> Result<(Vec<BenchFigure>, String), String> {
+    let (table, data_name) = bnn_table()?;
+    let spec = default_spec_for_lab(Lab::Bnn, &table);
+    let data: Arc<Prepared> = Arc::new(prepare(&table, &spec).map_err(|e| e.to_string())?);
+    let (n_train, n_test) = (data.n_train(), data.n_test());
+    let data_name = format!("{data_name}: {n_train} training rows, {n_test} test rows, {} features", data.n_features());
+    let epoch_runs = if quick { 3 } else { 15 };
+    let predict_runs = if quick { 5 } else { 31 };
+    let mut figures = Vec::new();
+    let mut params = None;
+    for posterior in [Posterior::MeanField, Posterior::FullCovariance] {
+        // Many epochs, so the bench never reaches the end of training.
+        let config = BnnConfig { posterior, epochs: 1_000_000, ..BnnConfig::default() };
+        let batch = config.batch_size;
+        let mut trainer = BnnTrainer::new(config, &data).map_err(|e| e.to_string())?;
+        let steps = n_train.div_ceil(batch);
+        // Warm up: one whole epoch allocates the optimiser's moments, the allocator's pools and the thread pool.
+        for _ in 0..steps {
+            trainer.step().map_err(|e| e.to_string())?;
+        }
+        let times = time_bnn_epochs(&mut trainer, steps, epoch_runs)?;
+        let label = if posterior == Posterior::MeanField { "mean-field" } else { "full covariance" };
+        let rows = n_train as f64;
+        figures.push(BenchFigure {
+            name: format!("{label}: epoch, training steps only ({steps} x batch {batch})"),
+            seconds: times.steps_only,
+            runs: epoch_runs,
+            items: rows,
+            unit: "rows",
+        });
+        if posterior == Posterior::MeanField {
+            figures.push(BenchFigure {
+                name: format!("{label}: one training step (batch {batch})"),
+                seconds: times.step,
+                runs: epoch_runs,
+                items: batch.min(n_train) as f64,
+                unit: "rows",
+            });
+        }
+        figures.push(BenchFigure {
+            name: format!("{label}: epoch with its evaluation (as the app runs it)"),
+            seconds: times.whole,
+            runs: epoch_runs,
+            items: rows,
+            unit: "rows",
+        });
+        if posterior == Posterior::MeanField {
+            figures.push(BenchFigure {
+                name: format!("{label}: end-of-epoch evaluation alone"),
+                seconds: times.evaluation,
+                runs: epoch_runs,
+                items: (n_train.min(2000) + n_test) as f64,
+                unit: "rows",
+            });
+            params = Some(trainer.params().map_err(|e| e.to_string())?);
+        }
+    }
+    let params = params.ok_or("no mean-field parameters")?;
+    let samples = BNN_PREDICTIVE_SAMPLES;
+    let items = (samples * n_test) as f64;
+    let mut cpu = CandleBackend::new();
+    // (label, back end, runs): a software adapter takes about a second a call, so it gets three.
+    let mut backends: Vec<(String, Box<dyn ComputeBackend>, usize)> =
+        vec![("candle".to_owned(), Box::new(CandleBackend::new()), predict_runs)];
+    match GpuBackend::new() {
+        Ok(gpu) => {
+            let software = gpu.context().adapter.is_software();
+            let name = format!("{}{}", gpu.name(), if software { ", a software adapter" } else { "" });
+            backends.push((name, Box::new(gpu), if software { 3 } else { predict_runs }));
+        }
+        Err(e) => log::warn!("bench bnn: no GPU back end: {e}"),
+    }
+    for (name, backend, runs) in &mut backends {
+        let backend: &mut dyn ComputeBackend = backend.as_mut();
+        let mut seed = 0;
+        let mut predict = || {
+            seed += 1;
+            params
+                .predict_samples(&mut *backend, &data.x_test, n_test, samples, seed)
+                .map(|_| ())
+                .map_err(|e| e.to_string())
+        };
+        predict()?;
+        let seconds = median_seconds(*runs, predict)?;
+        figures.push(BenchFigure {
+            name: format!("predictions {samples} x {n_test} test rows, {name}"),
+            seconds,
+            runs: *runs,
+            items,
+            unit: "row samples",
+        });
+    }
+    // What the app does with them: the same predictions plus the summary (means, intervals, coverage, NLL).
+    let mut seed = 0;
+    let mut summarised = || {
+        seed += 1;
+        predictive_on(&mut cpu, &params, &data.x_test, &data.y_test, samples, seed)
+            .map(|_| ())
+            .map_err(|e| e.to_string())
+    };
+    summarised()?;
+    let seconds = median_seconds(predict_runs, summarised)?;
+    figures.push(BenchFigure {
+        name: format!("predictions {samples} x {n_test} + summary, candle"),
+        seconds,
+        runs: predict_runs,
+        items,
+        unit: "row samples",
+    });
+    Ok((figures, data_name))
 }
