@@ -61,6 +61,9 @@ fn bnn(c: &mut Criterion) {
     group.bench_function(format!("predictions 100 x {n_test}, candle"), |b| {
         b.iter(|| params.predict_samples(&mut cpu, &data.x_test, n_test, 100, 7).expect("predictions"));
     });
+    group.bench_function(format!("predictions 100 x {n_test}, CPU loops (the app's path)"), |b| {
+        b.iter(|| params.predict_samples_cpu(&data.x_test, n_test, 100, 7));
+    });
     group.finish();
 }
 

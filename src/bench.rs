@@ -16,7 +16,7 @@ use crate::data::csv::NoProgress;
 use crate::data::prepare::{Prepared, default_spec_for_lab, prepare};
 use crate::data::{BuiltinFile, CsvOptions, LoadRequest, SynthKind, SynthSpec, Table};
 use crate::gpu::{CandleBackend, ComputeBackend, GpuBackend};
-use crate::models::bnn::{BnnConfig, BnnTrainer, Posterior, predictive_on};
+use crate::models::bnn::{BnnConfig, BnnTrainer, Posterior, predictive_cpu};
 use crate::models::flow::{FlowConfig, FlowKind, FlowNet, FlowTrainer, gaussian_points};
 use crate::train::Trainer;
 
@@ -241,7 +241,6 @@ pub fn bnn_figures(quick: bool) -> Result<(Vec<BenchFigure>, String), String> {
     let params = params.ok_or("no mean-field parameters")?;
     let samples = BNN_PREDICTIVE_SAMPLES;
     let items = (samples * n_test) as f64;
-    let mut cpu = CandleBackend::new();
     // (label, back end, runs): a software adapter takes about a second a call, so it gets three.
     let mut backends: Vec<(String, Box<dyn ComputeBackend>, usize)> =
         vec![("candle".to_owned(), Box::new(CandleBackend::new()), predict_runs)];
@@ -273,18 +272,33 @@ pub fn bnn_figures(quick: bool) -> Result<(Vec<BenchFigure>, String), String> {
             unit: "row samples",
         });
     }
+    // The path the app takes without a real GPU: plain loops over the samples, split over the cores.
+    let mut seed = 0;
+    let mut loops = || {
+        seed += 1;
+        std::hint::black_box(params.predict_samples_cpu(&data.x_test, n_test, samples, seed));
+        Ok(())
+    };
+    loops()?;
+    let seconds = median_seconds(predict_runs, loops)?;
+    figures.push(BenchFigure {
+        name: format!("predictions {samples} x {n_test} test rows, CPU loops (the app's path)"),
+        seconds,
+        runs: predict_runs,
+        items,
+        unit: "row samples",
+    });
     // What the app does with them: the same predictions plus the summary (means, intervals, coverage, NLL).
     let mut seed = 0;
     let mut summarised = || {
         seed += 1;
-        predictive_on(&mut cpu, &params, &data.x_test, &data.y_test, samples, seed)
-            .map(|_| ())
-            .map_err(|e| e.to_string())
+        std::hint::black_box(predictive_cpu(&params, &data.x_test, &data.y_test, samples, seed));
+        Ok(())
     };
     summarised()?;
     let seconds = median_seconds(predict_runs, summarised)?;
     figures.push(BenchFigure {
-        name: format!("predictions {samples} x {n_test} + summary, candle"),
+        name: format!("predictions {samples} x {n_test} + summary, CPU loops"),
         seconds,
         runs: predict_runs,
         items,

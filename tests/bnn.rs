@@ -304,6 +304,37 @@ fn a_short_run_on_red_wine_beats_the_mean_and_keeps_every_epoch_in_its_history()
 }
 
 #[test]
+fn the_cpu_loops_predict_what_candle_predicts() {
+    let data = red_wine();
+    for (posterior, head) in [(Posterior::FullCovariance, Head::Mse), (Posterior::MeanField, Head::Normal)] {
+        let cfg = BnnConfig { posterior, head, epochs: 1, bayesian_output: true, ..BnnConfig::default() };
+        let mut trainer = BnnTrainer::new(cfg, &data).unwrap();
+        while !trainer.finished() {
+            trainer.step().unwrap();
+        }
+        let params = trainer.params().unwrap();
+        let n = data.n_test();
+        let loops = params.predict_samples_cpu(&data.x_test, n, 37, 5);
+        let reference = params.predict_samples(&mut CandleBackend::new(), &data.x_test, n, 37, 5).unwrap();
+        assert_eq!(loops.len(), reference.len());
+        for (i, (a, b)) in loops.iter().zip(&reference).enumerate() {
+            assert!((a - b).abs() <= 1e-5 * b.abs().max(1.0), "{posterior:?}: element {i}: loops {a}, candle {b}");
+        }
+    }
+    // Classification (a label column) and an odd sample count that splits unevenly over the threads.
+    let table = bayes_explorer::data::BuiltinFile::Digits8x8.load().unwrap();
+    let spec = bayes_explorer::data::prepare::default_spec_for_lab(bayes_explorer::Lab::Bnn, &table);
+    let digits = Arc::new(bayes_explorer::data::prepare::prepare(&table, &spec).unwrap());
+    let cfg = BnnConfig { posterior: Posterior::MeanField, hidden: vec![5], epochs: 1, ..BnnConfig::default() };
+    let params = BnnTrainer::new(cfg, &digits).unwrap().params().unwrap();
+    let loops = params.predict_samples_cpu(&digits.x_test, 50, 3, 1);
+    let reference = params.predict_samples(&mut CandleBackend::new(), &digits.x_test[..50 * 64], 50, 3, 1).unwrap();
+    for (a, b) in loops.iter().zip(&reference) {
+        assert!((a - b).abs() <= 1e-5 * b.abs().max(1.0), "digits: loops {a}, candle {b}");
+    }
+}
+
+#[test]
 fn gpu_predictions_equal_the_cpu_ones() {
     let backend = match GpuBackend::new() {
         Ok(g) => g,

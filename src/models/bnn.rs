@@ -32,7 +32,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::Lab;
 use crate::data::prepare::{OutputKind, Prepared};
-use crate::gpu::{CandleBackend, ComputeBackend, ComputeError, MeanFieldLayer, MeanFieldParams, Noise, WeightsKey};
+use crate::gpu::{ComputeBackend, ComputeError, MeanFieldLayer, MeanFieldParams, Noise, WeightsKey};
 use crate::models::Activation;
 use crate::models::optim::{Optimizer, OptimizerKind, guarded_step};
 use crate::models::stats::{INTERVAL_LEVELS, quantile_sorted};
@@ -207,6 +207,43 @@ impl BnnTask {
     }
 }
 
+/// A run of weight samples through the network, written for [`pulp`]'s dispatch: `with_simd` is inlined into a
+/// function compiled for the detected instruction set, so the loops inside are vectorised for it.
+struct SampleForwards<'a> {
+    params: &'a BnnParams,
+    /// All samples' weights `[n_samples, n_params]`.
+    weights: &'a [f32],
+    /// Inputs `[n_in, n_rows]`.
+    x_t: &'a [f32],
+    n_rows: usize,
+    /// Index of the sample that fills the start of `outputs`.
+    first_sample: usize,
+    /// `[samples of this run, n_rows, n_out]`.
+    outputs: &'a mut [f32],
+}
+
+impl pulp::WithSimd for SampleForwards<'_> {
+    type Output = ();
+
+    #[allow(clippy::inline_always, reason = "pulp compiles it for the detected instruction set only when inlined")]
+    #[inline(always)]
+    fn with_simd<S: pulp::Simd>(self, _simd: S) {
+        let (n_rows, n_params, n_out) = (self.n_rows, self.params.n_params(), self.params.task.n_out());
+        let (mut h, mut next) = (Vec::new(), Vec::new());
+        for (k, sample_out) in self.outputs.chunks_mut(n_rows * n_out).enumerate() {
+            let s = self.first_sample + k;
+            let w = &self.weights[s * n_params..(s + 1) * n_params];
+            self.params.forward_one_sample(w, self.x_t, n_rows, &mut h, &mut next);
+            // [n_out, n_rows] back to [n_rows, n_out].
+            for (j, unit) in h.chunks_exact(n_rows).enumerate() {
+                for (i, &v) in unit.iter().enumerate() {
+                    sample_out[i * n_out + j] = v;
+                }
+            }
+        }
+    }
+}
+
 /// One layer's posterior as plain data.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct BnnLayer {
@@ -341,6 +378,78 @@ impl BnnParams {
             n_samples,
             Noise::Uploaded(&weights),
         )
+    }
+
+    /// The same as [`Self::predict_samples`] (the same weight samples for the same seed), computed by plain loops
+    /// on the CPU, the samples split over the cores. Activations are kept unit by unit (`[units, rows]`), so each
+    /// weight scales one contiguous run of rows: long loops the compiler vectorises, where tensor operations on
+    /// networks this small (the course's has 177 weights) spend their time writing a fresh
+    /// `[samples, rows, units]` tensor per step. candle's path stays the reference the tests compare with.
+    #[must_use]
+    pub fn predict_samples_cpu(&self, x: &[f32], n_rows: usize, n_samples: usize, seed: u64) -> Vec<f32> {
+        let weights = self.sample_weights(n_samples, seed);
+        let (n_in, n_out) = (self.n_in(), self.task.n_out());
+        let mut out = vec![0f32; n_samples * n_rows * n_out];
+        if out.is_empty() || x.len() < n_rows * n_in {
+            return out;
+        }
+        // [n_in, n_rows]: every sample starts from the same transposed inputs.
+        let mut x_t = vec![0f32; n_in * n_rows];
+        for (i, row) in x.chunks_exact(n_in).take(n_rows).enumerate() {
+            for (k, &v) in row.iter().enumerate() {
+                x_t[k * n_rows + i] = v;
+            }
+        }
+        let threads = std::thread::available_parallelism().map_or(1, std::num::NonZero::get).min(n_samples);
+        let per_thread = n_samples.div_ceil(threads);
+        std::thread::scope(|scope| {
+            for (chunk, outputs) in out.chunks_mut(per_thread * n_rows * n_out).enumerate() {
+                let (weights, x_t) = (&weights, &x_t);
+                // With the CPU's widest vector instructions (AVX2 and FMA where present), chosen at run time.
+                scope.spawn(move || {
+                    let first_sample = chunk * per_thread;
+                    pulp::Arch::new().dispatch(SampleForwards {
+                        params: self,
+                        weights,
+                        x_t,
+                        n_rows,
+                        first_sample,
+                        outputs,
+                    });
+                });
+            }
+        });
+        out
+    }
+
+    /// One weight sample `w` `[n_params]` through every layer for inputs `x_t` `[n_in, n_rows]` (unit-major);
+    /// the outputs end in `h` `[n_out, n_rows]` (`next` is scratch). Always inlined, so it is compiled with the
+    /// vector instructions of the caller's dispatch.
+    #[allow(clippy::inline_always, reason = "inlined into the vector-instruction dispatch of `SampleForwards`")]
+    #[inline(always)]
+    fn forward_one_sample(&self, w: &[f32], x_t: &[f32], n_rows: usize, h: &mut Vec<f32>, next: &mut Vec<f32>) {
+        h.clear();
+        h.extend_from_slice(x_t);
+        let mut offset = 0;
+        for layer in &self.layers {
+            let (n_in, n_out) = (layer.n_in, layer.n_out);
+            let weights = &w[offset..offset + n_in * n_out]; // [n_in, n_out]
+            let biases = &w[offset + n_in * n_out..offset + n_in * n_out + n_out]; // [n_out]
+            next.clear();
+            next.resize(n_out * n_rows, 0.0);
+            for (j, dst) in next.chunks_exact_mut(n_rows).enumerate() {
+                dst.fill(biases[j]);
+                for (k, src) in h.chunks_exact(n_rows).enumerate() {
+                    let wkj = weights[k * n_out + j];
+                    for (d, &v) in dst.iter_mut().zip(src) {
+                        *d += wkj * v;
+                    }
+                }
+                layer.activation.apply_in_place(dst);
+            }
+            std::mem::swap(h, next);
+            offset += layer.n_params();
+        }
     }
 
     /// Histories keep these: the same parameters without the full scale matrices.
@@ -894,7 +1003,6 @@ pub struct BnnTrainer {
     params_history: Arc<ParamHistory>,
     mean_baseline_rmse: Option<f64>,
     last_good: Vec<Tensor>,
-    backend: CandleBackend,
 }
 
 impl BnnTrainer {
@@ -959,7 +1067,6 @@ impl BnnTrainer {
             params_history: Arc::new(vec![(0, initial)]),
             mean_baseline_rmse,
             last_good: Vec::new(),
-            backend: CandleBackend::new(),
             data: Arc::clone(data),
             net,
             optimizer,
@@ -981,9 +1088,9 @@ impl BnnTrainer {
     }
 
     /// Monte Carlo predictions on the test split with `n_samples` samples (seeded by `seed`), on the CPU.
-    pub fn test_predictive(&mut self, n_samples: usize, seed: u64) -> Result<Predictive, TrainError> {
+    pub fn test_predictive(&self, n_samples: usize, seed: u64) -> Result<Predictive, TrainError> {
         let params = self.net.params()?;
-        predictive_on(&mut self.backend, &params, &self.data.x_test, &self.data.y_test, n_samples, seed)
+        Ok(predictive_cpu(&params, &self.data.x_test, &self.data.y_test, n_samples, seed))
     }
 
     fn steps_per_epoch(&self) -> usize {
@@ -1003,8 +1110,8 @@ impl BnnTrainer {
         let y_used: Vec<f32> = self.used_rows[..take].iter().map(|&i| self.data.y_train[i]).collect();
         let seed = self.config.seed.wrapping_add(epoch as u64);
         let n_samples = self.config.predictive_samples.max(1);
-        let train = predictive_on(&mut self.backend, &params, &x_used, &y_used, n_samples.min(30), seed)?;
-        let test = predictive_on(&mut self.backend, &params, &self.data.x_test, &self.data.y_test, n_samples, seed)?;
+        let train = predictive_cpu(&params, &x_used, &y_used, n_samples.min(30), seed);
+        let test = predictive_cpu(&params, &self.data.x_test, &self.data.y_test, n_samples, seed);
         let batches = self.epoch_batches.max(1) as f64;
         let quality = if matches!(self.net.task, BnnTask::Classification { .. }) { "error_rate" } else { "rmse" };
         let mut metrics = vec![
@@ -1065,6 +1172,13 @@ fn mean_and_sd(values: &[f32]) -> (f64, f64) {
     let mean = values.iter().map(|&v| f64::from(v)).sum::<f64>() / n;
     let var = values.iter().map(|&v| (f64::from(v) - mean).powi(2)).sum::<f64>() / n;
     (mean, var.sqrt())
+}
+
+/// Monte Carlo predictions of `params` on rows `x` with targets `y`, summarised, by the plain CPU loops.
+#[must_use]
+pub fn predictive_cpu(params: &BnnParams, x: &[f32], y: &[f32], n_samples: usize, seed: u64) -> Predictive {
+    let samples = params.predict_samples_cpu(x, y.len(), n_samples, seed);
+    summarize(params.task, &samples, n_samples, y)
 }
 
 /// The seeded subset of `0..n_train` holding `fraction` of it (at least one row), in increasing order.

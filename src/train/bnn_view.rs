@@ -12,7 +12,7 @@ use std::thread::JoinHandle;
 use std::time::Instant;
 
 use crate::data::prepare::Prepared;
-use crate::gpu::{AdapterSummary, BackendChoice, CandleBackend, GpuBackend, choose_backend};
+use crate::gpu::{AdapterSummary, BackendChoice, GpuBackend, choose_backend};
 use crate::models::bnn::{BnnParams, Predictive, summarize};
 
 /// Points of the probe's sweep, from [`SWEEP_HALF_WIDTH`] standard deviations below the mean to as many above.
@@ -144,7 +144,6 @@ impl ViewLoop {
     fn run(&mut self) {
         let mut done_predictive: Option<(u64, u64, usize)> = None;
         let mut done_probe: Option<(u64, u64, BnnProbe)> = None;
-        let mut cpu = CandleBackend::new();
         loop {
             let Ok(mut request) = self.requests.recv() else { return };
             loop {
@@ -156,14 +155,14 @@ impl ViewLoop {
             }
             let key = (request.run, request.step, request.n_samples);
             if done_predictive != Some(key) {
-                let result = self.predictive(&mut cpu, &request);
+                let result = self.predictive(&request);
                 done_predictive = Some(key);
                 self.send(result);
             }
             if let Some(probe) = &request.probe {
                 let probe_key = (request.run, request.step, probe.clone());
                 if done_probe.as_ref() != Some(&probe_key) {
-                    let result = probe_view(&mut cpu, &request, probe);
+                    let result = probe_view(&request, probe);
                     done_probe = Some(probe_key);
                     self.send(result);
                 }
@@ -177,12 +176,12 @@ impl ViewLoop {
     }
 
     /// The test set's predictions, on the GPU when it is worth it.
-    fn predictive(&mut self, cpu: &mut CandleBackend, request: &BnnViewRequest) -> BnnViewResult {
+    fn predictive(&mut self, request: &BnnViewRequest) -> BnnViewResult {
         let data = &request.data;
         let started = Instant::now();
         let flops = predictive_flops(&request.params, data.n_test(), request.n_samples);
         let seed = request.step;
-        let mut device = "CPU (candle)".to_owned();
+        let mut device = "CPU".to_owned();
         let mut samples = None;
         if let Some((gpu, adapter)) = self.gpu_for(flops) {
             match request.params.predict_samples(gpu, &data.x_test, data.n_test(), request.n_samples, seed) {
@@ -196,20 +195,16 @@ impl ViewLoop {
                 }
             }
         }
-        let samples = match samples {
-            Some(s) => Ok(s),
-            None => request.params.predict_samples(cpu, &data.x_test, data.n_test(), request.n_samples, seed),
-        };
-        match samples {
-            Ok(samples) => BnnViewResult::Predictive(Arc::new(PredictiveView {
-                step: request.step,
-                run: request.run,
-                predictive: summarize(request.params.task, &samples, request.n_samples, &data.y_test),
-                seconds: started.elapsed().as_secs_f64(),
-                device,
-            })),
-            Err(e) => BnnViewResult::Error(format!("cannot compute the predictions: {e}")),
-        }
+        let samples = samples.unwrap_or_else(|| {
+            request.params.predict_samples_cpu(&data.x_test, data.n_test(), request.n_samples, seed)
+        });
+        BnnViewResult::Predictive(Arc::new(PredictiveView {
+            step: request.step,
+            run: request.run,
+            predictive: summarize(request.params.task, &samples, request.n_samples, &data.y_test),
+            seconds: started.elapsed().as_secs_f64(),
+            device,
+        }))
     }
 
     /// The real GPU when a job of `flops` is worth a round trip (never a software rasteriser).
@@ -240,7 +235,7 @@ fn predictive_flops(params: &BnnParams, n_rows: usize, n_samples: usize) -> f64 
 }
 
 /// The probe row's samples and the sweep of one feature (small: always on the CPU).
-fn probe_view(cpu: &mut CandleBackend, request: &BnnViewRequest, probe: &BnnProbe) -> BnnViewResult {
+fn probe_view(request: &BnnViewRequest, probe: &BnnProbe) -> BnnViewResult {
     let params = &request.params;
     let d = params.n_in();
     if probe.features.len() != d || probe.sweep_feature >= d {
@@ -249,10 +244,7 @@ fn probe_view(cpu: &mut CandleBackend, request: &BnnViewRequest, probe: &BnnProb
     let s = request.n_samples.max(1);
     // The same weight samples (seed) for the point and the sweep, so the two views agree.
     let seed = request.step ^ 0x9e37_79b9;
-    let point = match params.predict_samples(cpu, &probe.features, 1, s, seed) {
-        Ok(v) => v,
-        Err(e) => return BnnViewResult::Error(format!("cannot probe the row: {e}")),
-    };
+    let point = params.predict_samples_cpu(&probe.features, 1, s, seed);
     let sweep_z: Vec<f32> = (0..SWEEP_POINTS)
         .map(|i| -SWEEP_HALF_WIDTH + 2.0 * SWEEP_HALF_WIDTH * i as f32 / (SWEEP_POINTS - 1) as f32)
         .collect();
@@ -264,10 +256,7 @@ fn probe_view(cpu: &mut CandleBackend, request: &BnnViewRequest, probe: &BnnProb
             row
         })
         .collect();
-    let sweep = match params.predict_samples(cpu, &rows, SWEEP_POINTS, s, seed) {
-        Ok(v) => v,
-        Err(e) => return BnnViewResult::Error(format!("cannot sweep the feature: {e}")),
-    };
+    let sweep = params.predict_samples_cpu(&rows, SWEEP_POINTS, s, seed);
     let at_point = summarize(params.task, &point, s, &[0.0]);
     let n_out = params.task.n_out();
     let samples = match &at_point.rows {
