@@ -16,7 +16,7 @@ use crate::data::prepare::{DataSpec, Role, check_lab, image_side, prepare, split
 use crate::data::table::delimiter_name;
 use crate::data::{BuiltinFile, CsvOptions, HeaderMode, LoadRequest, MissingPolicy, SynthKind, SynthSpec, Table};
 use crate::models::Activation;
-use crate::models::bnn::{BnnConfig, BnnTrainer, Head, KlEstimate, Posterior};
+use crate::models::bnn::{BnnConfig, BnnTrainer, Head, KlEstimate, Posterior, default_epochs};
 use crate::models::flow::{FlowConfig, FlowKind, FlowTrainer, flow_report};
 use crate::models::optim::OptimizerKind;
 use crate::train::{Command, ModelView, Trainer, TrainerFactory, Worker, WorkerEvent};
@@ -485,7 +485,7 @@ fn train(args: &TrainArgs) -> Result<(), CliError> {
     let mut bnn_config_used: Option<BnnConfig> = None;
     let factory: TrainerFactory = match lab {
         Lab::Bnn => {
-            let config = bnn_config(args)?;
+            let config = bnn_config(args, prepared.n_train())?;
             bnn_config_used = Some(config.clone());
             let prepared = Arc::clone(&prepared);
             Box::new(move || Ok(Box::new(BnnTrainer::new(config.clone(), &prepared)?) as Box<dyn Trainer>))
@@ -587,11 +587,8 @@ fn train(args: &TrainArgs) -> Result<(), CliError> {
 }
 
 /// The BNN settings from the defaults and the command line.
-fn bnn_config(args: &TrainArgs) -> Result<BnnConfig, CliError> {
+fn bnn_config(args: &TrainArgs, n_train: usize) -> Result<BnnConfig, CliError> {
     let mut config = BnnConfig { seed: args.seed, bayesian_output: args.bayesian_output, ..BnnConfig::default() };
-    if let Some(e) = args.epochs {
-        config.epochs = e;
-    }
     if let Some(lr) = args.lr {
         config.learning_rate = lr;
     }
@@ -637,6 +634,7 @@ fn bnn_config(args: &TrainArgs) -> Result<BnnConfig, CliError> {
     if let Some(n) = args.samples {
         config.predictive_samples = n.max(1);
     }
+    config.epochs = args.epochs.unwrap_or_else(|| default_epochs(n_train, config.batch_size));
     Ok(config)
 }
 

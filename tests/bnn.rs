@@ -276,6 +276,16 @@ fn red_wine() -> Arc<Prepared> {
 }
 
 #[test]
+fn default_epochs_follow_the_step_budget() {
+    use bayes_explorer::models::bnn::default_epochs;
+    // Red wine: 1,359 training rows, 6 steps of 256; white: 4,163 rows, 17 steps.
+    assert_eq!(default_epochs(1359, 256), 2000);
+    assert_eq!(default_epochs(4163, 256), 706);
+    assert_eq!(default_epochs(10, 256), 12_000);
+    assert_eq!(default_epochs(0, 0), 12_000);
+}
+
+#[test]
 fn the_subset_is_fixed_by_the_seed_and_holds_the_asked_fraction() {
     let a = train_subset(1000, 0.3, 1);
     assert_eq!(a.len(), 300);

@@ -52,7 +52,8 @@ fn train_button_runs_the_worker_and_shows_epochs() {
     let mut harness = harness();
     harness.get_by_label("Train").click();
     wait_until(&mut harness, "an epoch", |app| app.lab(Lab::Bnn).snapshot.as_ref().is_some_and(|s| s.epoch >= 2));
-    harness.get_by_label_contains("of 500, step ");
+    // The red wine's 1,359 training rows: the default step budget is 2,000 epochs.
+    harness.get_by_label_contains(" of 2000, step ");
     harness.get_by_label("Pause").click();
     harness.run_steps(2);
     wait_until(&mut harness, "pause", |app| {

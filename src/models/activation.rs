@@ -52,7 +52,9 @@ impl Activation {
             Self::Identity => Ok(x.clone()),
             Self::Relu => x.relu(),
             Self::LeakyRelu => x.relu()? - (x.neg()?.relu()? * LEAKY_SLOPE)?,
-            Self::Sigmoid => (x.neg()?.exp()? + 1.0)?.recip(),
+            // σ(x) = (1 + tanh(x / 2)) / 2: the same function, but its gradient stays finite for any x, where
+            // 1 / (1 + e^-x) overflows e^-x to infinity below x = -88 and its backward pass gives 0 · ∞ = NaN.
+            Self::Sigmoid => (x.affine(0.5, 0.0)?.tanh()? + 1.0)? * 0.5,
             Self::Tanh => x.tanh(),
             // Stable form: max(x, 0) + log(1 + e^-|x|).
             Self::Softplus => x.relu()? + (x.abs()?.neg()?.exp()? + 1.0)?.log()?,
@@ -168,6 +170,23 @@ mod tests {
         assert!(worst <= 2.0, "worst error {worst} ulp");
         assert!(exp_f32(-1000.0) > 0.0 && exp_f32(-1000.0) < 1e-37);
         assert!(exp_f32(1000.0).is_finite());
+    }
+
+    #[test]
+    fn activation_gradients_stay_finite_far_from_zero() {
+        let xs = [-200.0f32, -90.0, -5.0, 0.0, 5.0, 90.0, 200.0];
+        for a in Activation::ALL {
+            let x = candle_core::Var::from_slice(&xs, xs.len(), &candle_core::Device::Cpu).unwrap();
+            let y = a.apply(x.as_tensor()).unwrap();
+            let grads = y.sum_all().unwrap().backward().unwrap();
+            let g = grads.get(x.as_tensor()).unwrap().to_vec1::<f32>().unwrap();
+            let values = y.to_vec1::<f32>().unwrap();
+            for ((x, v), g) in xs.iter().zip(&values).zip(&g) {
+                assert!(v.is_finite() && g.is_finite(), "{a:?} at {x}: value {v}, gradient {g}");
+                let reference = a.apply_scalar(f64::from(*x)) as f32;
+                assert!((v - reference).abs() <= 1e-6 * reference.abs().max(1.0), "{a:?}({x}) = {v}, not {reference}");
+            }
+        }
     }
 
     #[test]

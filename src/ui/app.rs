@@ -272,6 +272,10 @@ impl BayesExplorerApp {
             // Notes are about the data being replaced; errors stay until the user dismisses them.
             state.message = None;
         }
+        if lab == Lab::Bnn {
+            let (n_train, _) = crate::data::prepare::split_counts(data.table.n_rows(), data.spec.test_fraction);
+            state.bnn.set_data_size(n_train);
+        }
         let entry = (lab, data.request.clone(), Some(data.spec.clone()));
         state.data = Some(data);
         self.settings.labs.retain(|(l, _, _)| *l != lab);

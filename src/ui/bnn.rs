@@ -10,7 +10,9 @@ use egui_plot::{Bar, BarChart, FilledArea, HLine, Legend, Line, MarkerShape, Plo
 
 use crate::data::prepare::{OutputKind, Prepared};
 use crate::models::Activation;
-use crate::models::bnn::{BnnConfig, BnnView, Head, KlEstimate, Posterior, PredictiveRows};
+use crate::models::bnn::{
+    BnnConfig, BnnView, DEFAULT_STEP_BUDGET, Head, KlEstimate, Posterior, PredictiveRows, default_epochs,
+};
 use crate::models::optim::OptimizerKind;
 use crate::models::stats::{Histogram, INTERVAL_LEVELS, freedman_diaconis_bins};
 use crate::train::bnn_view::{BnnProbe, BnnViewRequest, BnnViewResult, BnnViewWorker, PredictiveView, ProbeView};
@@ -99,6 +101,8 @@ pub struct BnnUiState {
     pub(crate) start_requested: bool,
     /// Names of the features (rows of the first layer's matrix).
     pub(crate) feature_names: Vec<String>,
+    /// Training rows of the lab's dataset, for the default epochs.
+    n_train_rows: Option<usize>,
     prepared: Option<Arc<Prepared>>,
     /// The settings of the run on show.
     run_config: Option<BnnConfig>,
@@ -133,6 +137,7 @@ impl Default for BnnUiState {
             runs: Vec::new(),
             start_requested: false,
             feature_names: Vec::new(),
+            n_train_rows: None,
             prepared: None,
             run_config: None,
             run: 0,
@@ -168,6 +173,13 @@ impl BnnUiState {
         self.epoch_index = None;
         self.selected_weight = None;
         self.error = None;
+    }
+
+    /// A dataset with `n_train` training rows arrived: the epochs go to their default for it (the course's step
+    /// budget, [`default_epochs`]).
+    pub(crate) fn set_data_size(&mut self, n_train: usize) {
+        self.n_train_rows = Some(n_train);
+        self.config.epochs = default_epochs(n_train, self.config.batch_size);
     }
 
     /// Records a finished run for the comparison.
@@ -357,7 +369,9 @@ pub(crate) fn bnn_settings_ui(bnn: &mut BnnUiState, ui: &mut egui::Ui) {
         ui.add(egui::DragValue::new(&mut c.batch_size).range(1..=100_000)).labelled_by(id);
         ui.end_row();
         let id = ui.label("Epochs").id;
-        ui.add(egui::DragValue::new(&mut c.epochs).range(1..=100_000)).labelled_by(id);
+        ui.add(egui::DragValue::new(&mut c.epochs).range(1..=100_000)).labelled_by(id).on_hover_text(format!(
+            "Default: about {DEFAULT_STEP_BUDGET} steps over the whole training split, whatever share a run uses (the course's 500 epochs on its white wine are 8,500)"
+        ));
         ui.end_row();
         let id = ui.label("Training rows used").id;
         ui.add(
@@ -378,10 +392,13 @@ pub(crate) fn bnn_settings_ui(bnn: &mut BnnUiState, ui: &mut egui::Ui) {
         .on_hover_text("The course keeps the output layer deterministic (Dense); tick to make every layer variational");
     if ui
         .button("Course defaults")
-        .on_hover_text("The course's BNN: [8, 8] sigmoid, full covariance, RMSprop 1e-3, 500 epochs")
+        .on_hover_text("The course's BNN: [8, 8] sigmoid, full covariance, squared error, RMSprop 1e-3, batch 256; epochs for the step budget")
         .clicked()
     {
         bnn.config = BnnConfig { seed: bnn.config.seed, ..BnnConfig::default() };
+        if let Some(n) = bnn.n_train_rows {
+            bnn.config.epochs = default_epochs(n, bnn.config.batch_size);
+        }
         bnn.hidden_text = hidden_text(&bnn.config.hidden);
         bnn.n_samples = bnn.config.predictive_samples;
     }
