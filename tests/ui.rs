@@ -174,3 +174,35 @@ fn bnn_training_shows_histograms_and_the_predictive_table_then_pauses_and_steps(
     harness.run_steps(3);
     harness.get_by_label_contains("central 95 %");
 }
+
+#[test]
+fn vae_training_shows_the_latent_space_and_the_decoded_image_follows_the_cursor() {
+    let mut harness = harness();
+    harness.get_by_label("VAE").click();
+    harness.run_steps(2);
+    harness.state_mut().vae_state_mut().config.epochs = 2;
+    harness.get_by_label("Train").click();
+    wait_until(&mut harness, "two epochs", |app| app.lab(Lab::Vae).snapshot.as_ref().is_some_and(|s| s.epoch >= 2));
+    wait_until(&mut harness, "the latent means", |app| app.vae_state().has_latents());
+    let heading = harness.get_by_label_contains("Encoder means of every input").rect();
+    // Two points in the latent plane, below the heading: each decodes to its own image.
+    let first = heading.left_bottom() + egui::vec2(80.0, 120.0);
+    let second = heading.left_bottom() + egui::vec2(300.0, 300.0);
+    let mut images = Vec::new();
+    for at in [first, second] {
+        harness.hover_at(at);
+        harness.run_steps(2);
+        let before = harness.state().vae_state().hover_image().map(<[f32]>::to_vec);
+        wait_until(&mut harness, "the decoded image", |app| {
+            app.vae_state().hover_image().is_some_and(|img| Some(img.to_vec()) != before)
+        });
+        images.push(harness.state().vae_state().hover_image().map(<[f32]>::to_vec).unwrap_or_default());
+    }
+    assert_eq!(images[0].len(), 784);
+    let changed = images[0].iter().zip(&images[1]).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
+    assert!(changed > 0.05, "the decoded image did not change between two latent points (max change {changed})");
+    harness.get_by_label_contains("Under the cursor");
+    harness.get_by_label("Reconstructions").click();
+    harness.run_steps(3);
+    harness.get_by_label("16 test images");
+}

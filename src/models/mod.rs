@@ -8,5 +8,6 @@ pub mod mlp;
 pub mod optim;
 pub mod params;
 pub mod stats;
+pub mod vae;
 
 pub use activation::Activation;

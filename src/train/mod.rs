@@ -4,6 +4,7 @@
 
 pub mod bnn_view;
 pub mod flow_view;
+pub mod vae_view;
 mod worker;
 
 pub use worker::{Worker, WorkerState};
@@ -84,6 +85,13 @@ pub enum ModelView {
         /// The layers.
         params: std::sync::Arc<crate::models::params::FlowParams>,
     },
+    /// A variational autoencoder.
+    Vae {
+        /// The optimisation step the parameters are from.
+        step: u64,
+        /// The encoder and decoder, and the reconstructions after each epoch.
+        view: std::sync::Arc<crate::models::vae::VaeView>,
+    },
     /// A Bayesian neural network: its posterior now and after each recorded epoch.
     Bnn {
         /// The optimisation step the parameters are from.
@@ -98,7 +106,7 @@ impl ModelView {
     #[must_use]
     pub fn step(&self) -> u64 {
         match self {
-            Self::Flow { step, .. } | Self::Bnn { step, .. } => *step,
+            Self::Flow { step, .. } | Self::Bnn { step, .. } | Self::Vae { step, .. } => *step,
         }
     }
 }

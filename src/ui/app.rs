@@ -87,6 +87,8 @@ pub struct LabState {
     pub(crate) flow: crate::ui::flow::FlowUiState,
     /// The BNN lab's settings and views (unused by the other labs).
     pub(crate) bnn: crate::ui::bnn::BnnUiState,
+    /// The VAE lab's settings and views (unused by the other labs).
+    pub(crate) vae: crate::ui::vae::VaeUiState,
 }
 
 /// What to do with a finished load.
@@ -113,6 +115,7 @@ impl LabState {
             view: crate::ui::data_view::DataViewState::default(),
             flow: crate::ui::flow::FlowUiState::default(),
             bnn: crate::ui::bnn::BnnUiState::default(),
+            vae: crate::ui::vae::VaeUiState::default(),
         }
     }
 
@@ -185,6 +188,17 @@ impl BayesExplorerApp {
     /// The settings of the flow lab's next run (for tests and scripted demos).
     pub fn flow_config_mut(&mut self) -> &mut crate::models::flow::FlowConfig {
         &mut self.lab_mut(Lab::Flow).flow.config
+    }
+
+    /// The VAE lab's views, read-only (for tests).
+    #[must_use]
+    pub fn vae_state(&self) -> &crate::ui::vae::VaeUiState {
+        &self.lab(Lab::Vae).vae
+    }
+
+    /// The VAE lab's settings and views (for tests and scripted demos).
+    pub fn vae_state_mut(&mut self) -> &mut crate::ui::vae::VaeUiState {
+        &mut self.lab_mut(Lab::Vae).vae
     }
 
     /// The BNN lab's views, read-only (for tests).

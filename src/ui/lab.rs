@@ -7,6 +7,7 @@ use crate::data::prepare::{check_lab, prepare};
 use crate::data::{BuiltinFile, LoadRequest, SynthKind, SynthSpec};
 use crate::models::bnn::BnnTrainer;
 use crate::models::flow::FlowTrainer;
+use crate::models::vae::VaeTrainer;
 use crate::train::{Command, Trainer, TrainerFactory, Worker, WorkerState};
 use crate::ui::app::{BayesExplorerApp, LoadTarget, Message};
 
@@ -33,6 +34,10 @@ pub(crate) fn lab_ui(app: &mut BayesExplorerApp, lab: Lab, ui: &mut egui::Ui) {
                 });
             }
             crate::ui::flow::flow_view_ui(&mut state.flow, state.snapshot.as_ref(), state.worker_state, ui);
+            return;
+        }
+        if lab == Lab::Vae && state.worker.is_some() && !state.vae.show_data {
+            crate::ui::vae::vae_view_ui(&mut state.vae, state.snapshot.as_ref(), ui);
             return;
         }
         if lab == Lab::Bnn && state.worker.is_some() && !state.bnn.show_data {
@@ -168,13 +173,6 @@ fn generated_ui(app: &mut BayesExplorerApp, lab: Lab, ui: &mut egui::Ui) {
 
 fn training_ui(app: &mut BayesExplorerApp, lab: Lab, ui: &mut egui::Ui) {
     ui.strong("Training");
-    if lab == Lab::Vae {
-        ui.label(format!(
-            "The {} model arrives in its own issue; the data path, the worker and the views of the data are ready.",
-            lab.title().to_lowercase()
-        ));
-        return;
-    }
     let ctx = ui.ctx().clone();
     let state = app.lab_mut(lab);
     let run_state = state.worker_state;
@@ -221,9 +219,20 @@ fn training_ui(app: &mut BayesExplorerApp, lab: Lab, ui: &mut egui::Ui) {
     if lab == Lab::Bnn && state.worker.is_some() {
         ui.checkbox(&mut state.bnn.show_data, "Show the data table instead of the network");
     }
+    if lab == Lab::Vae && state.worker.is_some() {
+        ui.checkbox(&mut state.vae.show_data, "Show the data instead of the latent space");
+    }
     ui.add_space(4.0);
     egui::CollapsingHeader::new("Settings").default_open(true).id_salt(("settings", lab)).show(ui, |ui| {
-        if lab == Lab::Flow {
+        if lab == Lab::Vae {
+            let before = state.vae.config.learning_rate;
+            crate::ui::vae::vae_settings_ui(&mut state.vae, ui);
+            if state.vae.config.learning_rate.to_bits() != before.to_bits()
+                && let Some(w) = &state.worker
+            {
+                w.send(Command::SetLearningRate(state.vae.config.learning_rate));
+            }
+        } else if lab == Lab::Flow {
             let before = state.flow.config.learning_rate;
             crate::ui::flow::flow_settings_ui(&mut state.flow, ui);
             // The learning rate also applies to the run in progress (e.g. lowered after a NaN).
@@ -276,7 +285,11 @@ fn start_run(state: &mut crate::ui::app::LabState, ctx: egui::Context, start_run
             return;
         }
     };
-    let factory: TrainerFactory = if state.lab == Lab::Flow {
+    let factory: TrainerFactory = if state.lab == Lab::Vae {
+        let config = state.vae.config.clone();
+        state.vae.new_run(Arc::clone(&prepared));
+        Box::new(move || Ok(Box::new(VaeTrainer::new(config.clone(), &prepared)?) as Box<dyn Trainer>))
+    } else if state.lab == Lab::Flow {
         let config = state.flow.config.clone();
         state.flow.new_run(Arc::clone(&prepared));
         Box::new(move || Ok(Box::new(FlowTrainer::new(config.clone(), &prepared)?) as Box<dyn Trainer>))

@@ -9,6 +9,7 @@ mod flow;
 mod lab;
 mod preview;
 mod status_bar;
+pub mod vae;
 
 pub use app::{BayesExplorerApp, LabState, Settings};
 

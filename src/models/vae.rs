@@ -1,0 +1,701 @@
+//! A variational autoencoder (Kingma and Welling, "Auto-encoding variational Bayes", 2014), as in the course's
+//! second notebook (models.md section 2).
+//!
+//! The encoder maps an input `x` to `q(z | x) = N(mu, diag(sigma²))` (it outputs `mu` and `log sigma²`); a latent
+//! is drawn by the reparametrisation `z = mu + sigma ⊙ eps`, `eps ~ N(0, I)`, so gradients flow through the draw;
+//! the decoder maps `z` back to the parameters of `p(x | z)`. Training minimises the negative ELBO per input,
+//!
+//! `loss = reconstruction(x, decoder(z)) + beta · KL(q(z | x) || N(0, I))`,
+//!
+//! with `KL = ½ Σ_j (mu_j² + sigma_j² - 1 - log sigma_j²)` in closed form and the reconstruction either the
+//! Bernoulli negative log-likelihood of binarised pixels (binary cross-entropy summed over pixels, on the
+//! decoder's logits) or the course's `1000 × mean squared error`. `beta` follows a schedule (constant, linear
+//! warm-up, cyclical). The architecture here is the MLP VAE (784-512-256 ReLU encoder, mirrored decoder).
+
+use std::sync::Arc;
+
+use candle_core::{DType, Device, Tensor, Var};
+use rand::SeedableRng;
+use rand::seq::SliceRandom;
+use rand_chacha::ChaCha8Rng;
+use rand_distr::{Distribution, StandardNormal, Uniform};
+use serde::{Deserialize, Serialize};
+
+use crate::Lab;
+use crate::data::prepare::{OutputKind, Prepared, image_side};
+use crate::models::Activation;
+use crate::models::optim::{Optimizer, OptimizerKind, guarded_step};
+use crate::models::params::{DenseParams, MlpParams};
+use crate::train::{EpochRecord, ModelView, RunSnapshot, TrainError, Trainer};
+
+/// `p(x | z)`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum Likelihood {
+    /// Binarised pixels, `Bernoulli(sigmoid(logits))`: binary cross-entropy summed over pixels (nats).
+    Bernoulli,
+    /// The course's `1000 × mean squared error` (a Gaussian with a fixed variance, up to a constant).
+    Gaussian,
+}
+
+impl Likelihood {
+    /// Name on the command line.
+    #[must_use]
+    pub fn cli_name(self) -> &'static str {
+        match self {
+            Self::Bernoulli => "bernoulli",
+            Self::Gaussian => "gaussian",
+        }
+    }
+}
+
+/// How `beta` (the KL weight) moves over training.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub enum BetaSchedule {
+    /// Always `beta`.
+    Constant,
+    /// From 0 up to `beta` over the first `epochs` epochs.
+    LinearWarmup {
+        /// Epochs of the ramp.
+        epochs: usize,
+    },
+    /// Ramps from 0 to `beta` over the first half of every `period` epochs, then holds (Fu et al., 2019).
+    Cyclical {
+        /// Epochs per cycle.
+        period: usize,
+    },
+}
+
+impl BetaSchedule {
+    /// The weight at a (fractional) epoch, for a target `beta`.
+    #[must_use]
+    pub fn weight(self, beta: f64, epoch: f64) -> f64 {
+        match self {
+            Self::Constant => beta,
+            Self::LinearWarmup { epochs } => beta * (epoch / epochs.max(1) as f64).min(1.0),
+            Self::Cyclical { period } => {
+                let period = period.max(1) as f64;
+                let phase = (epoch % period) / period;
+                beta * (2.0 * phase).min(1.0)
+            }
+        }
+    }
+}
+
+/// Architecture and training settings.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct VaeConfig {
+    /// Units of the encoder's hidden layers (the decoder mirrors them).
+    pub hidden: Vec<usize>,
+    /// Latent dimension.
+    pub latent: usize,
+    /// `p(x | z)`.
+    pub likelihood: Likelihood,
+    /// Target weight of the KL term.
+    pub beta: f64,
+    /// How the weight reaches `beta`.
+    pub beta_schedule: BetaSchedule,
+    /// Learning rate (Adam).
+    pub learning_rate: f64,
+    /// Rows per minibatch.
+    pub batch_size: usize,
+    /// Epochs to train.
+    pub epochs: usize,
+    /// Seed of the weights, the minibatch order and the draws.
+    pub seed: u64,
+}
+
+impl Default for VaeConfig {
+    /// The MLP VAE: 784-512-256 ReLU encoder, mirrored decoder, latent 2, Bernoulli likelihood, beta 1, Adam 1e-3,
+    /// batch 128, 50 epochs.
+    fn default() -> Self {
+        Self {
+            hidden: vec![512, 256],
+            latent: 2,
+            likelihood: Likelihood::Bernoulli,
+            beta: 1.0,
+            beta_schedule: BetaSchedule::Constant,
+            learning_rate: 1e-3,
+            batch_size: 128,
+            epochs: 50,
+            seed: 42,
+        }
+    }
+}
+
+/// The trained network as plain data, for the views and the GPU code.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct VaeParams {
+    /// Input -> `[mu, log sigma²]` (`2 latent` outputs).
+    pub encoder: MlpParams,
+    /// Latent -> the likelihood's parameters (logits for Bernoulli, values for Gaussian).
+    pub decoder: MlpParams,
+    /// Latent dimension.
+    pub latent: usize,
+    /// `p(x | z)`.
+    pub likelihood: Likelihood,
+    /// Side of the square image an input forms, if it is one.
+    pub image_side: Option<usize>,
+}
+
+/// A plain-data view of a VAE for the UI.
+#[derive(Clone, Debug, PartialEq)]
+pub struct VaeView {
+    /// The networks now.
+    pub params: Arc<VaeParams>,
+    /// The fixed test inputs whose reconstructions are recorded `[RECON_IMAGES, n_in]`.
+    pub originals: Arc<Vec<f32>>,
+    /// After each epoch (0 = untrained): `decoder(mean of encoder(x))` of the originals.
+    pub reconstructions: Arc<Vec<(usize, Vec<f32>)>>,
+}
+
+/// Test inputs whose reconstructions are recorded every epoch (the course's 4 x 4 figure).
+pub const RECON_IMAGES: usize = 16;
+
+/// Per-input figures over a set of inputs, in nats per input.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ElboFigures {
+    /// Mean reconstruction term.
+    pub recon: f64,
+    /// Mean KL(q(z | x) || N(0, I)).
+    pub kl: f64,
+    /// `recon + kl`: the negative ELBO (beta 1).
+    pub neg_elbo: f64,
+}
+
+/// One dense layer's variables.
+struct Dense {
+    weights: Var, // [in, out]
+    biases: Var,  // [out]
+    activation: Activation,
+}
+
+/// A stack of dense layers.
+struct Stack {
+    layers: Vec<Dense>,
+}
+
+impl Stack {
+    /// PyTorch's default `Linear` initialisation: weights and biases uniform on ±1/sqrt(fan_in).
+    fn new(
+        widths: &[usize],
+        hidden: Activation,
+        last: Activation,
+        rng: &mut ChaCha8Rng,
+        dtype: DType,
+    ) -> Result<Self, TrainError> {
+        let device = Device::Cpu;
+        let mut layers = Vec::new();
+        for (i, pair) in widths.windows(2).enumerate() {
+            let (fan_in, fan_out) = (pair[0], pair[1]);
+            let bound = 1.0 / (fan_in as f64).sqrt();
+            let dist = Uniform::new_inclusive(-bound, bound).map_err(|e| TrainError::Data(e.to_string()))?;
+            let w: Vec<f64> = (0..fan_in * fan_out).map(|_| dist.sample(rng)).collect();
+            let b: Vec<f64> = (0..fan_out).map(|_| dist.sample(rng)).collect();
+            layers.push(Dense {
+                weights: Var::from_tensor(&Tensor::from_vec(w, (fan_in, fan_out), &device)?.to_dtype(dtype)?)?,
+                biases: Var::from_tensor(&Tensor::from_vec(b, fan_out, &device)?.to_dtype(dtype)?)?,
+                activation: if i + 2 == widths.len() { last } else { hidden },
+            });
+        }
+        Ok(Self { layers })
+    }
+
+    fn forward(&self, x: &Tensor) -> candle_core::Result<Tensor> {
+        let mut h = x.clone();
+        for l in &self.layers {
+            h = l.activation.apply(&h.matmul(l.weights.as_tensor())?.broadcast_add(l.biases.as_tensor())?)?;
+        }
+        Ok(h)
+    }
+
+    fn vars(&self) -> impl Iterator<Item = Var> + '_ {
+        self.layers.iter().flat_map(|l| [l.weights.clone(), l.biases.clone()])
+    }
+
+    fn params(&self) -> candle_core::Result<MlpParams> {
+        let layers = self
+            .layers
+            .iter()
+            .map(|l| {
+                let (n_in, n_out) = l.weights.as_tensor().dims2()?;
+                Ok(DenseParams {
+                    n_in,
+                    n_out,
+                    weights: l.weights.as_tensor().to_dtype(DType::F32)?.flatten_all()?.to_vec1()?,
+                    biases: l.biases.as_tensor().to_dtype(DType::F32)?.to_vec1()?,
+                    activation: l.activation,
+                })
+            })
+            .collect::<candle_core::Result<_>>()?;
+        Ok(MlpParams { layers })
+    }
+}
+
+/// `KL(N(mu, diag(exp(logvar))) || N(0, I)) = ½ Σ_j (mu_j² + exp(logvar_j) - 1 - logvar_j)` per row:
+/// `mu`, `logvar` `[n, d]` -> `[n]`.
+pub fn gaussian_kl(mu: &Tensor, logvar: &Tensor) -> candle_core::Result<Tensor> {
+    ((mu.sqr()? + logvar.exp()?)? - logvar)?.affine(0.5, -0.5)?.sum(1)
+}
+
+/// The encoder and decoder, and the math of the loss; F32 for training, F64 for gradient checks.
+pub struct VaeNet {
+    encoder: Stack,
+    decoder: Stack,
+    latent: usize,
+    likelihood: Likelihood,
+    dtype: DType,
+}
+
+/// One batch's loss terms, each a mean over its rows (nats per input).
+pub struct VaeLoss {
+    /// Reconstruction term.
+    pub recon: Tensor,
+    /// KL term (before beta).
+    pub kl: Tensor,
+    /// `recon + beta kl`.
+    pub total: Tensor,
+}
+
+impl VaeNet {
+    /// A fresh network for inputs of `n_in` values.
+    pub fn new(config: &VaeConfig, n_in: usize, dtype: DType) -> Result<Self, TrainError> {
+        if config.latent == 0 || config.hidden.contains(&0) {
+            return Err(TrainError::Data("the latent dimension and every layer need at least one unit".into()));
+        }
+        let mut rng = ChaCha8Rng::seed_from_u64(config.seed);
+        let mut enc = vec![n_in];
+        enc.extend(&config.hidden);
+        enc.push(2 * config.latent);
+        let mut dec = vec![config.latent];
+        dec.extend(config.hidden.iter().rev());
+        dec.push(n_in);
+        // Bernoulli: the decoder gives logits (the loss applies the sigmoid stably); Gaussian: values.
+        Ok(Self {
+            encoder: Stack::new(&enc, Activation::Relu, Activation::Identity, &mut rng, dtype)?,
+            decoder: Stack::new(&dec, Activation::Relu, Activation::Identity, &mut rng, dtype)?,
+            latent: config.latent,
+            likelihood: config.likelihood,
+            dtype,
+        })
+    }
+
+    /// Every variable, with names for error messages.
+    #[must_use]
+    pub fn vars(&self) -> (Vec<Var>, Vec<String>) {
+        let mut vars = Vec::new();
+        let mut names = Vec::new();
+        for (part, stack) in [("encoder", &self.encoder), ("decoder", &self.decoder)] {
+            for (i, v) in stack.vars().enumerate() {
+                names.push(format!("{part} layer {} {}", i / 2 + 1, if i % 2 == 0 { "weights" } else { "biases" }));
+                vars.push(v);
+            }
+        }
+        (vars, names)
+    }
+
+    /// `mu`, `logvar` `[n, latent]` for inputs `x` `[n, n_in]`.
+    pub fn encode(&self, x: &Tensor) -> candle_core::Result<(Tensor, Tensor)> {
+        let out = self.encoder.forward(x)?; // [n, 2 latent]
+        Ok((out.narrow(1, 0, self.latent)?, out.narrow(1, self.latent, self.latent)?))
+    }
+
+    /// Reconstruction term per row `[n]`: Bernoulli `Σ softplus(l) - x l` over the logits `l`, or `1000 × mean
+    /// (x - x̂)²`.
+    fn recon_per_row(&self, x: &Tensor, out: &Tensor) -> candle_core::Result<Tensor> {
+        match self.likelihood {
+            Likelihood::Bernoulli => (Activation::Softplus.apply(out)? - x.mul(out)?)?.sum(1),
+            Likelihood::Gaussian => x.sub(out)?.sqr()?.mean(1)? * 1000.0,
+        }
+    }
+
+    /// The loss of a batch `x` `[n, n_in]` with latent noise `eps` `[n, latent]` and KL weight `beta`.
+    pub fn loss(&self, x: &Tensor, eps: &Tensor, beta: f64) -> candle_core::Result<VaeLoss> {
+        let (mu, logvar) = self.encode(x)?;
+        let z = (&mu + (logvar.affine(0.5, 0.0)?.exp()? * eps)?)?; // [n, latent]
+        let out = self.decoder.forward(&z)?; // [n, n_in]
+        let recon = self.recon_per_row(x, &out)?.mean_all()?;
+        let kl = gaussian_kl(&mu, &logvar)?.mean_all()?;
+        let total = (&recon + (&kl * beta)?)?;
+        Ok(VaeLoss { recon, kl, total })
+    }
+
+    /// Standard normal draws `[n, latent]` from `rng`.
+    pub fn draw_noise(&self, n: usize, rng: &mut ChaCha8Rng) -> candle_core::Result<Tensor> {
+        let eps: Vec<f64> = (0..n * self.latent).map(|_| StandardNormal.sample(rng)).collect();
+        Tensor::from_vec(eps, (n, self.latent), &Device::Cpu)?.to_dtype(self.dtype)
+    }
+
+    /// The mean of `p(x | z)` for latents `z` `[n, latent]`: pixel probabilities or values `[n, n_in]`.
+    pub fn decode_mean(&self, z: &Tensor) -> candle_core::Result<Tensor> {
+        let out = self.decoder.forward(z)?;
+        match self.likelihood {
+            Likelihood::Bernoulli => Activation::Sigmoid.apply(&out),
+            Likelihood::Gaussian => Ok(out),
+        }
+    }
+
+    /// Plain-data copies of the two networks.
+    pub fn params(&self, image_side: Option<usize>) -> candle_core::Result<VaeParams> {
+        Ok(VaeParams {
+            encoder: self.encoder.params()?,
+            decoder: self.decoder.params()?,
+            latent: self.latent,
+            likelihood: self.likelihood,
+            image_side,
+        })
+    }
+}
+
+/// The inputs a VAE trains on, from prepared data: images (a square number of non-negative features, scaled to
+/// [0, 1] by the largest value, binarised at 0.5 for the Bernoulli likelihood) or standardised table rows.
+/// Returns the train and test inputs and the image side.
+#[must_use]
+pub fn vae_inputs(data: &Prepared, likelihood: Likelihood) -> (Vec<f32>, Vec<f32>, Option<usize>) {
+    let d = data.n_features();
+    let raw = |x: &[f32]| -> Vec<f32> {
+        x.chunks_exact(d.max(1))
+            .flat_map(|row| {
+                row.iter().zip(data.feature_mean.iter().zip(&data.feature_scale)).map(|(z, (m, s))| z * s + m)
+            })
+            .collect()
+    };
+    let (train, test) = (raw(&data.x_train), raw(&data.x_test));
+    let side = image_side(d);
+    let max = train.iter().chain(&test).copied().fold(0f32, f32::max).max(1e-12);
+    // Undoing the standardisation leaves round-off (a 0 pixel comes back as -4e-6): pixels are non-negative up to
+    // that.
+    let non_negative = train.iter().chain(&test).all(|&v| v >= -1e-4 * max);
+    match side {
+        Some(side) if non_negative => {
+            let scale = |v: Vec<f32>| -> Vec<f32> {
+                v.into_iter()
+                    .map(|p| {
+                        let p = (p / max).clamp(0.0, 1.0);
+                        if likelihood == Likelihood::Bernoulli { f32::from(u8::from(p >= 0.5)) } else { p }
+                    })
+                    .collect()
+            };
+            (scale(train), scale(test), Some(side))
+        }
+        _ => (data.x_train.clone(), data.x_test.clone(), None),
+    }
+}
+
+/// The VAE and its training state.
+pub struct VaeTrainer {
+    config: VaeConfig,
+    net: VaeNet,
+    optimizer: Optimizer,
+    vars: Vec<Var>,
+    names: Vec<String>,
+    n_in: usize,
+    image_side: Option<usize>,
+    x_train: Tensor, // [n_train, n_in]
+    x_test: Tensor,  // [n_test, n_in]
+    /// Class labels of the training and test rows, when the data has a label column (for the kNN score).
+    labels: Option<(Vec<u32>, Vec<u32>)>,
+    order: Vec<usize>,
+    cursor: usize,
+    rng: ChaCha8Rng,
+    step: u64,
+    epoch_sums: [f64; 3],
+    epoch_batches: usize,
+    batch_loss: f64,
+    history: Vec<EpochRecord>,
+    last_good: Vec<Tensor>,
+    /// The first [`RECON_IMAGES`] test inputs `[k, n_in]`.
+    originals: Tensor,
+    reconstructions: Arc<Vec<(usize, Vec<f32>)>>,
+}
+
+/// Rows of the training split evaluated at each epoch's end (all of the test split is).
+const EVAL_TRAIN_ROWS: usize = 1000;
+
+impl VaeTrainer {
+    /// Builds the VAE for `data` (its features; a label column, if any, only colours the views and scores the
+    /// latent space).
+    pub fn new(config: VaeConfig, data: &Arc<Prepared>) -> Result<Self, TrainError> {
+        let n_in = data.n_features();
+        let n_train = data.n_train();
+        if n_in == 0 || n_train == 0 {
+            return Err(TrainError::Data("the VAE needs feature columns and training rows".into()));
+        }
+        if config.batch_size == 0 {
+            return Err(TrainError::Data("the batch size must be at least 1".into()));
+        }
+        let (train, test, image_side) = vae_inputs(data, config.likelihood);
+        let net = VaeNet::new(&config, n_in, DType::F32)?;
+        let (vars, names) = net.vars();
+        let optimizer = Optimizer::new(OptimizerKind::Adam, config.learning_rate, &vars)?;
+        let mut rng = ChaCha8Rng::seed_from_u64(config.seed ^ 0x0000_7ae5);
+        let mut order: Vec<usize> = (0..n_train).collect();
+        order.shuffle(&mut rng);
+        let labels = match &data.output {
+            Some((_, OutputKind::Classes { .. })) => Some((
+                data.y_train.iter().map(|&c| c as u32).collect(),
+                data.y_test.iter().map(|&c| c as u32).collect(),
+            )),
+            _ => None,
+        };
+        let device = Device::Cpu;
+        let x_test = Tensor::from_vec(test, (data.n_test(), n_in), &device)?;
+        let originals = x_test.narrow(0, 0, data.n_test().min(RECON_IMAGES))?;
+        let mut trainer = Self {
+            x_train: Tensor::from_vec(train, (n_train, n_in), &device)?,
+            x_test,
+            originals,
+            reconstructions: Arc::new(Vec::new()),
+            n_in,
+            image_side,
+            labels,
+            order,
+            cursor: 0,
+            rng,
+            step: 0,
+            epoch_sums: [0.0; 3],
+            epoch_batches: 0,
+            batch_loss: f64::NAN,
+            history: Vec::new(),
+            last_good: Vec::new(),
+            net,
+            optimizer,
+            vars,
+            names,
+            config,
+        };
+        trainer.record_reconstructions(0)?;
+        Ok(trainer)
+    }
+
+    /// Records the reconstructions of the fixed test inputs after `epoch`.
+    fn record_reconstructions(&mut self, epoch: usize) -> Result<(), TrainError> {
+        if self.originals.dim(0)? == 0 {
+            return Ok(());
+        }
+        let (mu, _) = self.net.encode(&self.originals)?;
+        let back = self.net.decode_mean(&mu)?.to_dtype(DType::F32)?.flatten_all()?.to_vec1::<f32>()?;
+        Arc::make_mut(&mut self.reconstructions).push((epoch, back));
+        Ok(())
+    }
+
+    /// The KL weight now.
+    fn beta_now(&self) -> f64 {
+        let steps = self.order.len().div_ceil(self.config.batch_size).max(1) as f64;
+        let epoch = self.history.len() as f64 + self.epoch_batches as f64 / steps;
+        self.config.beta_schedule.weight(self.config.beta, epoch)
+    }
+
+    /// Recon, KL and negative ELBO (beta 1) per input over `x`, one seeded latent draw per input.
+    pub fn elbo(&self, x: &Tensor, seed: u64) -> Result<ElboFigures, TrainError> {
+        let n = x.dim(0)?;
+        if n == 0 {
+            return Ok(ElboFigures { recon: f64::NAN, kl: f64::NAN, neg_elbo: f64::NAN });
+        }
+        let (mut recon, mut kl) = (0.0, 0.0);
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        for start in (0..n).step_by(1024) {
+            let len = (n - start).min(1024);
+            let xb = x.narrow(0, start, len)?;
+            let eps = self.net.draw_noise(len, &mut rng)?;
+            let l = self.net.loss(&xb, &eps, 1.0)?;
+            recon += f64::from(l.recon.to_dtype(DType::F32)?.to_scalar::<f32>()?) * len as f64;
+            kl += f64::from(l.kl.to_dtype(DType::F32)?.to_scalar::<f32>()?) * len as f64;
+        }
+        let (recon, kl) = (recon / n as f64, kl / n as f64);
+        Ok(ElboFigures { recon, kl, neg_elbo: recon + kl })
+    }
+
+    /// Test-split figures.
+    pub fn test_elbo(&self) -> Result<ElboFigures, TrainError> {
+        self.elbo(&self.x_test, self.config.seed ^ 0x7e57)
+    }
+
+    /// Latent means `[n, latent]` of the training and test inputs.
+    pub fn latent_means(&self) -> Result<(Vec<f32>, Vec<f32>), TrainError> {
+        let enc = |x: &Tensor| -> Result<Vec<f32>, TrainError> {
+            Ok(self.net.encode(x)?.0.to_dtype(DType::F32)?.flatten_all()?.to_vec1()?)
+        };
+        Ok((enc(&self.x_train)?, enc(&self.x_test)?))
+    }
+
+    /// The share of test inputs whose 5 nearest training latent means (Euclidean) vote for their label; `None`
+    /// without labels.
+    pub fn knn5_accuracy(&self) -> Result<Option<f64>, TrainError> {
+        let Some((train_labels, test_labels)) = &self.labels else { return Ok(None) };
+        let (train, test) = self.latent_means()?;
+        Ok(Some(knn_accuracy(&train, train_labels, &test, test_labels, self.config.latent, 5)))
+    }
+
+    /// Mean squared error of `decoder(mean of encoder(x))` against `x` over the test inputs.
+    pub fn roundtrip_mse(&self) -> Result<f64, TrainError> {
+        let (mu, _) = self.net.encode(&self.x_test)?;
+        let back = self.net.decode_mean(&mu)?;
+        Ok(f64::from(back.sub(&self.x_test)?.sqr()?.mean_all()?.to_dtype(DType::F32)?.to_scalar::<f32>()?))
+    }
+
+    /// The network as plain data.
+    pub fn params(&self) -> Result<VaeParams, TrainError> {
+        Ok(self.net.params(self.image_side)?)
+    }
+
+    fn steps_per_epoch(&self) -> usize {
+        self.order.len().div_ceil(self.config.batch_size)
+    }
+
+    fn finish_epoch(&mut self) -> Result<(), TrainError> {
+        let epoch = self.history.len() + 1;
+        let n_eval = self.x_train.dim(0)?.min(EVAL_TRAIN_ROWS);
+        let train = self.elbo(&self.x_train.narrow(0, 0, n_eval)?, self.config.seed.wrapping_add(epoch as u64))?;
+        let test = self.test_elbo()?;
+        let batches = self.epoch_batches.max(1) as f64;
+        let mut metrics = vec![
+            ("loss".to_owned(), self.epoch_sums[2] / batches),
+            ("recon_loss".to_owned(), self.epoch_sums[0] / batches),
+            ("kl_loss".to_owned(), self.epoch_sums[1] / batches),
+            ("beta".to_owned(), self.beta_now()),
+            ("train_neg_elbo".to_owned(), train.neg_elbo),
+            ("test_neg_elbo".to_owned(), test.neg_elbo),
+            ("test_recon".to_owned(), test.recon),
+            ("test_kl".to_owned(), test.kl),
+        ];
+        if let Some(accuracy) = self.knn5_accuracy()? {
+            metrics.push(("knn5_accuracy".to_owned(), accuracy));
+        }
+        // KL per latent dimension over the test inputs: a dimension near 0 has collapsed to the prior.
+        let (mu, logvar) = self.net.encode(&self.x_test)?;
+        let per_dim = ((mu.sqr()? + logvar.exp()?)? - &logvar)?.affine(0.5, -0.5)?.mean(0)?;
+        for (j, v) in per_dim.to_dtype(DType::F32)?.to_vec1::<f32>()?.iter().enumerate() {
+            metrics.push((format!("kl_dim_{}", j + 1), f64::from(*v)));
+        }
+        self.history.push(EpochRecord { epoch, metrics });
+        self.record_reconstructions(epoch)?;
+        self.epoch_sums = [0.0; 3];
+        self.epoch_batches = 0;
+        self.order.shuffle(&mut self.rng);
+        self.cursor = 0;
+        Ok(())
+    }
+}
+
+/// k-nearest-neighbour classification accuracy of `test` points by `train` points (rows of `dim` values).
+#[must_use]
+pub fn knn_accuracy(
+    train: &[f32],
+    train_labels: &[u32],
+    test: &[f32],
+    test_labels: &[u32],
+    dim: usize,
+    k: usize,
+) -> f64 {
+    if test_labels.is_empty() || train_labels.is_empty() {
+        return f64::NAN;
+    }
+    let mut correct = 0usize;
+    let mut best: Vec<(f32, u32)> = Vec::with_capacity(k + 1);
+    for (q, &label) in test.chunks_exact(dim).zip(test_labels) {
+        best.clear();
+        for (p, &l) in train.chunks_exact(dim).zip(train_labels) {
+            let d: f32 = q.iter().zip(p).map(|(a, b)| (a - b) * (a - b)).sum();
+            if best.len() < k || d < best[best.len() - 1].0 {
+                let at = best.partition_point(|(bd, _)| *bd <= d);
+                best.insert(at, (d, l));
+                best.truncate(k);
+            }
+        }
+        // Majority vote; ties go to the nearer neighbour's label.
+        let mut votes: Vec<(u32, usize, usize)> = Vec::new(); // (label, count, first rank)
+        for (rank, (_, l)) in best.iter().enumerate() {
+            match votes.iter_mut().find(|v| v.0 == *l) {
+                Some(v) => v.1 += 1,
+                None => votes.push((*l, 1, rank)),
+            }
+        }
+        let winner = votes.iter().max_by(|a, b| a.1.cmp(&b.1).then(b.2.cmp(&a.2))).map(|v| v.0);
+        correct += usize::from(winner == Some(label));
+    }
+    correct as f64 / test_labels.len() as f64
+}
+
+impl Trainer for VaeTrainer {
+    fn step(&mut self) -> Result<(), TrainError> {
+        if self.finished() {
+            return Ok(());
+        }
+        let end = (self.cursor + self.config.batch_size).min(self.order.len());
+        let idx: Vec<u32> = self.order[self.cursor..end].iter().map(|&i| i as u32).collect();
+        let idx = Tensor::from_vec(idx, end - self.cursor, &Device::Cpu)?;
+        let x = self.x_train.index_select(&idx, 0)?; // [batch, n_in]
+        let eps = self.net.draw_noise(end - self.cursor, &mut self.rng)?;
+        let beta = self.beta_now();
+        let l = self.net.loss(&x, &eps, beta)?;
+        let step = self.step + 1;
+        let total = guarded_step(
+            &mut self.optimizer,
+            &self.vars,
+            &self.names,
+            &mut self.last_good,
+            &l.total,
+            "the loss (reconstruction + KL)",
+            step,
+        )?;
+        self.batch_loss = total;
+        self.step = step;
+        self.epoch_sums[0] += f64::from(l.recon.to_scalar::<f32>()?);
+        self.epoch_sums[1] += f64::from(l.kl.to_scalar::<f32>()?);
+        self.epoch_sums[2] += total;
+        self.epoch_batches += 1;
+        self.cursor = end;
+        if self.cursor >= self.order.len() {
+            self.finish_epoch()?;
+        }
+        Ok(())
+    }
+
+    fn finished(&self) -> bool {
+        self.history.len() >= self.config.epochs
+    }
+
+    fn snapshot(&self) -> RunSnapshot {
+        RunSnapshot {
+            lab: Lab::Vae,
+            epoch: self.history.len(),
+            total_epochs: self.config.epochs,
+            step: self.step,
+            steps_per_epoch: self.steps_per_epoch(),
+            learning_rate: self.optimizer.learning_rate,
+            batch_loss: self.batch_loss,
+            history: self.history.clone(),
+            model: None,
+        }
+    }
+
+    fn set_learning_rate(&mut self, learning_rate: f64) {
+        self.optimizer.learning_rate = learning_rate;
+    }
+
+    fn epochs_done(&self) -> usize {
+        self.history.len()
+    }
+
+    fn model_view(&self) -> Option<ModelView> {
+        let params = self.params().ok()?;
+        let originals = self.originals.flatten_all().ok()?.to_vec1::<f32>().ok()?;
+        Some(ModelView::Vae {
+            step: self.step,
+            view: Arc::new(VaeView {
+                params: Arc::new(params),
+                originals: Arc::new(originals),
+                reconstructions: Arc::clone(&self.reconstructions),
+            }),
+        })
+    }
+}
+
+impl VaeTrainer {
+    /// Inputs per row.
+    #[must_use]
+    pub fn n_in(&self) -> usize {
+        self.n_in
+    }
+}

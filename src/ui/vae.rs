@@ -1,0 +1,640 @@
+//! The VAE lab's page: the network's settings, and the views of its latent space — the encoder's means of every
+//! input coloured by label (with q(z | x) as an ellipse at the cursor), the image decoded under the cursor, the
+//! decoded manifold over the same window, reconstructions after every epoch, samples from the prior, and the
+//! loss terms with the KL of each latent dimension.
+
+use std::sync::Arc;
+
+use egui::{Color32, ColorImage, TextureHandle, TextureOptions};
+use egui_plot::{Legend, Line, MarkerShape, Plot, PlotBounds, PlotImage, PlotPoint, PlotPoints, Points};
+
+use crate::data::prepare::{OutputKind, Prepared};
+use crate::models::vae::{BetaSchedule, Likelihood, VaeConfig, VaeView, vae_inputs};
+use crate::train::vae_view::{Latents, Manifold, PRIOR_SAMPLES, VaeViewRequest, VaeViewResult, VaeViewWorker};
+use crate::train::{ModelView, RunSnapshot};
+
+/// Which view the page shows.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum VaePage {
+    /// Scatter, decoded point and manifold.
+    Latent,
+    /// The fixed test inputs and their reconstructions by epoch.
+    Reconstructions,
+    /// Decoded draws from N(0, I).
+    Prior,
+    /// Loss terms and KL per dimension.
+    Loss,
+}
+
+impl VaePage {
+    const ALL: [Self; 4] = [Self::Latent, Self::Reconstructions, Self::Prior, Self::Loss];
+
+    fn label(self) -> &'static str {
+        match self {
+            Self::Latent => "Latent space",
+            Self::Reconstructions => "Reconstructions",
+            Self::Prior => "Samples from the prior",
+            Self::Loss => "Loss curves",
+        }
+    }
+}
+
+/// Points drawn in the scatter at most.
+const MAX_SCATTER: usize = 6000;
+/// A latent dimension whose KL is below this (nats per input) has collapsed to the prior.
+pub const COLLAPSE_NATS: f64 = 0.05;
+
+/// The VAE page's state.
+pub struct VaeUiState {
+    /// Settings of the next run.
+    pub config: VaeConfig,
+    /// The hidden layers as typed.
+    pub hidden_text: String,
+    /// The view on show.
+    pub page: VaePage,
+    /// Show the data table instead.
+    pub show_data: bool,
+    /// The two latent dimensions on show.
+    pub dims: (usize, usize),
+    /// Cells per side of the decoded manifold.
+    pub cells: usize,
+    /// Index into the reconstruction history; `None` follows the training.
+    pub recon_index: Option<usize>,
+    /// The latent window of the scatter and the manifold.
+    bounds: [f32; 4],
+    hover: Option<[f32; 2]>,
+    prepared: Option<Arc<Prepared>>,
+    inputs: Arc<Vec<f32>>,
+    n_train: usize,
+    labels: Vec<u32>,
+    image_side: Option<usize>,
+    run: u64,
+    worker: Option<VaeViewWorker>,
+    view: Option<Arc<VaeView>>,
+    view_step: u64,
+    latents: Option<Arc<Latents>>,
+    manifold: Option<Arc<Manifold>>,
+    manifold_texture: Option<(u64, [u32; 4], usize, TextureHandle)>,
+    hover_image: Option<([f32; 2], Arc<Vec<f32>>)>,
+    hover_texture: Option<TextureHandle>,
+    prior: Option<(u64, Arc<Vec<f32>>)>,
+    device: String,
+    last_request: Option<RequestKey>,
+    last_seen_step: Option<u64>,
+    view_taken: Option<std::time::Instant>,
+    error: Option<String>,
+}
+
+/// What was last asked of the view thread: run, step, window bits, cells, dimensions, cursor bits.
+type RequestKey = (u64, u64, [u32; 4], usize, (usize, usize), Option<[u32; 2]>);
+
+/// How often a training model's views are recomputed.
+const VIEW_INTERVAL: std::time::Duration = std::time::Duration::from_secs(2);
+
+impl Default for VaeUiState {
+    fn default() -> Self {
+        let config = VaeConfig::default();
+        Self {
+            hidden_text: config.hidden.iter().map(ToString::to_string).collect::<Vec<_>>().join(", "),
+            config,
+            page: VaePage::Latent,
+            show_data: false,
+            dims: (0, 1),
+            cells: 20,
+            recon_index: None,
+            bounds: [-4.0, 4.0, -4.0, 4.0],
+            hover: None,
+            prepared: None,
+            inputs: Arc::new(Vec::new()),
+            n_train: 0,
+            labels: Vec::new(),
+            image_side: None,
+            run: 0,
+            worker: None,
+            view: None,
+            view_step: 0,
+            latents: None,
+            manifold: None,
+            manifold_texture: None,
+            hover_image: None,
+            hover_texture: None,
+            prior: None,
+            device: String::new(),
+            last_request: None,
+            last_seen_step: None,
+            view_taken: None,
+            error: None,
+        }
+    }
+}
+
+impl VaeUiState {
+    /// Forgets the previous run's views; `prepared` is the new run's data.
+    pub(crate) fn new_run(&mut self, prepared: Arc<Prepared>) {
+        let (train, test, side) = vae_inputs(&prepared, self.config.likelihood);
+        self.n_train = prepared.n_train();
+        let mut inputs = train;
+        inputs.extend(test);
+        self.inputs = Arc::new(inputs);
+        self.labels = match &prepared.output {
+            Some((_, OutputKind::Classes { .. })) => {
+                prepared.y_train.iter().chain(&prepared.y_test).map(|&c| c as u32).collect()
+            }
+            _ => Vec::new(),
+        };
+        self.image_side = side;
+        self.prepared = Some(prepared);
+        self.run += 1;
+        self.view = None;
+        self.latents = None;
+        self.manifold = None;
+        self.manifold_texture = None;
+        self.hover_image = None;
+        self.prior = None;
+        self.last_request = None;
+        self.recon_index = None;
+        self.view_step = 0;
+        self.last_seen_step = None;
+        self.view_taken = None;
+        self.error = None;
+        self.dims = (0, 1.min(self.config.latent.saturating_sub(1)));
+    }
+
+    /// The image decoded under the cursor, if any (for tests).
+    #[must_use]
+    pub fn hover_image(&self) -> Option<&[f32]> {
+        self.hover_image.as_ref().map(|(_, v)| v.as_slice())
+    }
+
+    /// True once the encoder's means of the data have arrived (for tests).
+    #[must_use]
+    pub fn has_latents(&self) -> bool {
+        self.latents.is_some()
+    }
+
+    fn poll(&mut self, snapshot: Option<&RunSnapshot>, ctx: &egui::Context) {
+        // Encoding every input costs about a second of CPU for MNIST: while training, take a new model at most
+        // every VIEW_INTERVAL; a model that stopped changing (paused, finished) is taken at once.
+        if let Some(ModelView::Vae { step, view }) = snapshot.and_then(|s| s.model.clone()) {
+            let settled = self.last_seen_step == Some(step);
+            self.last_seen_step = Some(step);
+            let due = self.view_taken.is_none_or(|t| t.elapsed() >= VIEW_INTERVAL);
+            if step != self.view_step && (due || settled) || self.view.is_none() {
+                self.view = Some(view);
+                self.view_step = step;
+                self.view_taken = Some(std::time::Instant::now());
+            }
+        }
+        let Some(view) = &self.view else { return };
+        if self.worker.is_none() {
+            let ctx = ctx.clone();
+            match VaeViewWorker::spawn(move || ctx.request_repaint()) {
+                Ok(w) => self.worker = Some(w),
+                Err(e) => {
+                    self.error = Some(format!("cannot start the view thread: {e}"));
+                    return;
+                }
+            }
+        }
+        let Some(worker) = &self.worker else { return };
+        for result in worker.drain() {
+            match result {
+                VaeViewResult::Latents(l) if l.run == self.run => self.latents = Some(l),
+                VaeViewResult::Latents(_) => {}
+                VaeViewResult::Manifold(m) => self.manifold = Some(m),
+                VaeViewResult::Hover(z, image) => {
+                    self.hover_image = Some((z, image));
+                    self.hover_texture = None;
+                }
+                VaeViewResult::Prior(step, images) => self.prior = Some((step, images)),
+                VaeViewResult::Device(d) => self.device = d,
+                VaeViewResult::Error(e) => self.error = Some(e),
+            }
+        }
+        let hover = self.hover.map(|z| z.map(f32::to_bits));
+        let key = (self.run, self.view_step, self.bounds.map(f32::to_bits), self.cells, self.dims, hover);
+        if self.last_request.as_ref() != Some(&key) {
+            worker.request(VaeViewRequest {
+                params: Arc::clone(&view.params),
+                step: self.view_step,
+                run: self.run,
+                inputs: Arc::clone(&self.inputs),
+                grid: (self.bounds, if self.image_side.is_some() { self.cells } else { 0 }),
+                dims: self.dims,
+                hover: self.hover,
+            });
+            self.last_request = Some(key);
+        }
+    }
+}
+
+/// The VAE's settings in the side panel.
+pub(crate) fn vae_settings_ui(vae: &mut VaeUiState, ui: &mut egui::Ui) {
+    let c = &mut vae.config;
+    egui::Grid::new("vae-settings").num_columns(2).show(ui, |ui| {
+        let id = ui.label("Architecture").id;
+        ui.label("MLP (encoder, mirrored decoder)").labelled_by(id);
+        ui.end_row();
+        let id = ui.label("Hidden units").id;
+        let r = ui.add(egui::TextEdit::singleline(&mut vae.hidden_text).desired_width(90.0)).labelled_by(id);
+        if r.changed() {
+            let parsed: Result<Vec<usize>, _> =
+                vae.hidden_text.split([',', ' ']).filter(|s| !s.is_empty()).map(str::parse::<usize>).collect();
+            if let Ok(h) = parsed
+                && !h.contains(&0)
+            {
+                c.hidden = h;
+            }
+        }
+        ui.end_row();
+        let id = ui.label("Latent dimension").id;
+        ui.add(egui::DragValue::new(&mut c.latent).range(1..=64)).labelled_by(id);
+        ui.end_row();
+        let id = ui.label("Likelihood").id;
+        egui::ComboBox::from_id_salt("vae-likelihood")
+            .selected_text(match c.likelihood {
+                Likelihood::Bernoulli => "Bernoulli (binarised pixels)",
+                Likelihood::Gaussian => "1000 x squared error (course)",
+            })
+            .show_ui(ui, |ui| {
+                ui.selectable_value(&mut c.likelihood, Likelihood::Bernoulli, "Bernoulli (binarised pixels)");
+                ui.selectable_value(&mut c.likelihood, Likelihood::Gaussian, "1000 x squared error (course)");
+            })
+            .response
+            .labelled_by(id);
+        ui.end_row();
+        let id = ui.label("KL weight (beta)").id;
+        ui.add(egui::DragValue::new(&mut c.beta).range(0.0..=100.0).speed(0.01)).labelled_by(id);
+        ui.end_row();
+        let id = ui.label("Beta schedule").id;
+        let label = match c.beta_schedule {
+            BetaSchedule::Constant => "constant".to_owned(),
+            BetaSchedule::LinearWarmup { epochs } => format!("linear warm-up over {epochs} epochs"),
+            BetaSchedule::Cyclical { period } => format!("cyclical, every {period} epochs"),
+        };
+        egui::ComboBox::from_id_salt("vae-beta-schedule")
+            .selected_text(label)
+            .show_ui(ui, |ui| {
+                ui.selectable_value(&mut c.beta_schedule, BetaSchedule::Constant, "constant");
+                ui.selectable_value(
+                    &mut c.beta_schedule,
+                    BetaSchedule::LinearWarmup { epochs: 10 },
+                    "linear warm-up over 10 epochs",
+                );
+                ui.selectable_value(
+                    &mut c.beta_schedule,
+                    BetaSchedule::Cyclical { period: 10 },
+                    "cyclical, every 10 epochs",
+                );
+            })
+            .response
+            .labelled_by(id);
+        ui.end_row();
+        let id = ui.label("Learning rate (Adam)").id;
+        ui.add(egui::DragValue::new(&mut c.learning_rate).range(1e-6..=1.0).speed(1e-5).max_decimals(6))
+            .labelled_by(id);
+        ui.end_row();
+        let id = ui.label("Batch size").id;
+        ui.add(egui::DragValue::new(&mut c.batch_size).range(1..=100_000)).labelled_by(id);
+        ui.end_row();
+        let id = ui.label("Epochs").id;
+        ui.add(egui::DragValue::new(&mut c.epochs).range(1..=100_000)).labelled_by(id);
+        ui.end_row();
+        let id = ui.label("Seed").id;
+        ui.add(egui::DragValue::new(&mut c.seed)).labelled_by(id);
+        ui.end_row();
+        let id = ui.label("Manifold cells per side").id;
+        ui.add(egui::DragValue::new(&mut vae.cells).range(2..=40)).labelled_by(id);
+        ui.end_row();
+    });
+    ui.label(
+        egui::RichText::new("The course's convolutional VAE is not built yet; this is the MLP VAE (784-512-256).")
+            .small()
+            .weak(),
+    );
+}
+
+/// The VAE page's central area.
+pub(crate) fn vae_view_ui(vae: &mut VaeUiState, snapshot: Option<&RunSnapshot>, ui: &mut egui::Ui) {
+    vae.poll(snapshot, ui.ctx());
+    if let Some(e) = &vae.error {
+        ui.colored_label(ui.visuals().error_fg_color, e);
+    }
+    ui.horizontal_wrapped(|ui| {
+        for p in VaePage::ALL {
+            ui.selectable_value(&mut vae.page, p, p.label());
+        }
+    });
+    ui.separator();
+    let Some(view) = vae.view.clone() else {
+        ui.horizontal(|ui| {
+            ui.spinner();
+            ui.label("Building the network…");
+        });
+        return;
+    };
+    match vae.page {
+        VaePage::Latent => latent_ui(vae, ui),
+        VaePage::Reconstructions => reconstructions_ui(vae, &view, ui),
+        VaePage::Prior => prior_ui(vae, ui),
+        VaePage::Loss => {
+            if let Some(s) = snapshot {
+                vae_loss_ui(s, ui);
+            }
+        }
+    }
+}
+
+const PALETTE: [Color32; 10] = [
+    Color32::from_rgb(31, 119, 180),
+    Color32::from_rgb(255, 127, 14),
+    Color32::from_rgb(44, 160, 44),
+    Color32::from_rgb(214, 39, 40),
+    Color32::from_rgb(148, 103, 189),
+    Color32::from_rgb(140, 86, 75),
+    Color32::from_rgb(227, 119, 194),
+    Color32::from_rgb(127, 127, 127),
+    Color32::from_rgb(188, 189, 34),
+    Color32::from_rgb(23, 190, 207),
+];
+
+fn latent_ui(vae: &mut VaeUiState, ui: &mut egui::Ui) {
+    let latent = vae.view.as_ref().map_or(2, |v| v.params.latent);
+    if latent > 2 {
+        ui.horizontal(|ui| {
+            let id = ui.label("Dimensions on show").id;
+            ui.add(egui::DragValue::new(&mut vae.dims.0).range(0..=latent - 1).prefix("z")).labelled_by(id);
+            ui.add(egui::DragValue::new(&mut vae.dims.1).range(0..=latent - 1).prefix("z"));
+            ui.label("(the others are 0 when decoding)");
+        });
+    }
+    let Some(latents) = vae.latents.clone() else {
+        ui.horizontal(|ui| {
+            ui.spinner();
+            ui.label("Encoding the data…");
+        });
+        return;
+    };
+    let side = 0.5 * (ui.available_width() - 12.0);
+    let height = side.min(ui.available_height() - 40.0).max(200.0);
+    ui.horizontal(|ui| {
+        ui.vertical(|ui| {
+            ui.set_width(side);
+            ui.strong("Encoder means of every input (hover: decode that point; the ellipse is q(z|x) ±2 sd of the nearest input)");
+            scatter_ui(vae, &latents, height, ui);
+        });
+        ui.vertical(|ui| {
+            ui.set_width(side);
+            ui.strong(format!("Decoded manifold, {} x {} latent points{}", vae.cells, vae.cells, if vae.device.is_empty() { String::new() } else { format!(" ({})", vae.device) }));
+            manifold_ui(vae, height, ui);
+        });
+    });
+}
+
+fn scatter_ui(vae: &mut VaeUiState, latents: &Latents, height: f32, ui: &mut egui::Ui) {
+    let d = vae.view.as_ref().map_or(2, |v| v.params.latent);
+    let (a, b) = vae.dims;
+    let n = latents.mu.len() / d.max(1);
+    let stride = n.div_ceil(MAX_SCATTER).max(1);
+    let point = |i: usize| -> [f64; 2] {
+        let row = &latents.mu[i * d..(i + 1) * d];
+        [f64::from(row[a.min(d - 1)]), f64::from(row.get(b).copied().unwrap_or(0.0))]
+    };
+    let response = Plot::new("vae-latent")
+        .height(height)
+        .data_aspect(1.0)
+        .legend(Legend::default())
+        .x_axis_label(format!("z{}", a + 1))
+        .y_axis_label(format!("z{}", b + 1))
+        .show(ui, |plot| {
+            if vae.labels.len() == n {
+                let mut groups: Vec<Vec<[f64; 2]>> = vec![Vec::new(); 10];
+                let mut other = Vec::new();
+                for i in (0..n).step_by(stride) {
+                    match groups.get_mut(vae.labels[i] as usize) {
+                        Some(g) => g.push(point(i)),
+                        None => other.push(point(i)),
+                    }
+                }
+                let classes = match vae.prepared.as_ref().and_then(|p| p.output.clone()) {
+                    Some((_, OutputKind::Classes { classes })) => classes,
+                    _ => Vec::new(),
+                };
+                for (k, g) in groups.into_iter().enumerate().filter(|(_, g)| !g.is_empty()) {
+                    let name = classes.get(k).map_or(format!("{k}"), |v| format!("{v}"));
+                    plot.points(
+                        Points::new(name, PlotPoints::from(g))
+                            .radius(1.5)
+                            .color(PALETTE[k % 10])
+                            .shape(MarkerShape::Circle),
+                    );
+                }
+                if !other.is_empty() {
+                    plot.points(Points::new("other labels", PlotPoints::from(other)).radius(1.5).color(Color32::GRAY));
+                }
+            } else {
+                let pts: Vec<[f64; 2]> = (0..n).step_by(stride).map(point).collect();
+                plot.points(Points::new("inputs", PlotPoints::from(pts)).radius(1.5).color(PALETTE[0]));
+            }
+            // q(z|x) of the input nearest the cursor: an axis-aligned ellipse at ±2 sd.
+            let pointer = plot.pointer_coordinate();
+            if let Some(p) = pointer {
+                let nearest = (0..n).min_by(|&i, &j| {
+                    let (pi, pj) = (point(i), point(j));
+                    let di = (pi[0] - p.x).powi(2) + (pi[1] - p.y).powi(2);
+                    let dj = (pj[0] - p.x).powi(2) + (pj[1] - p.y).powi(2);
+                    di.total_cmp(&dj)
+                });
+                if let Some(i) = nearest {
+                    let c = point(i);
+                    let lv = &latents.logvar[i * d..(i + 1) * d];
+                    let (sa, sb) = (
+                        (0.5 * f64::from(lv[a.min(d - 1)])).exp(),
+                        (0.5 * f64::from(lv.get(b).copied().unwrap_or(0.0))).exp(),
+                    );
+                    let ring: Vec<[f64; 2]> = (0..=64)
+                        .map(|k| {
+                            let t = f64::from(k) / 64.0 * std::f64::consts::TAU;
+                            [c[0] + 2.0 * sa * t.cos(), c[1] + 2.0 * sb * t.sin()]
+                        })
+                        .collect();
+                    plot.line(Line::new("q(z|x), ±2 sd", PlotPoints::from(ring)).color(Color32::WHITE).width(1.5));
+                }
+            }
+            (pointer, plot.plot_bounds())
+        });
+    let (pointer, bounds) = response.inner;
+    if response.response.hovered()
+        && let Some(p) = pointer
+    {
+        vae.hover = Some([p.x as f32, p.y as f32]);
+    }
+    // The manifold follows the scatter's window (rounded, so tiny drifts do not ask for a new grid).
+    let round = |v: f64| ((v * 100.0).round() / 100.0) as f32;
+    let window = [round(bounds.min()[0]), round(bounds.max()[0]), round(bounds.min()[1]), round(bounds.max()[1])];
+    if window.iter().all(|v| v.is_finite()) && window[1] > window[0] && window[3] > window[2] {
+        vae.bounds = window;
+    }
+    if let Some(([z0, z1], _)) = &vae.hover_image {
+        ui.label(format!("Decoded at z = ({z0:.2}, {z1:.2})"));
+    }
+}
+
+/// Grey tiles of `images` (`[n, side * side]`, values 0..1), `cols` per row, 1-pixel gaps.
+fn tiles(images: &[f32], side: usize, cols: usize) -> ColorImage {
+    let n = images.len() / (side * side).max(1);
+    let rows = n.div_ceil(cols.max(1));
+    let (w, h) = (cols * (side + 1) + 1, rows * (side + 1) + 1);
+    let mut pixels = vec![Color32::from_gray(40); w * h];
+    for (k, image) in images.chunks_exact(side * side).enumerate() {
+        let (r, c) = (k / cols, k % cols);
+        for (p, &v) in image.iter().enumerate() {
+            let (y, x) = (p / side, p % side);
+            let g = (v.clamp(0.0, 1.0) * 255.0) as u8;
+            pixels[(1 + r * (side + 1) + y) * w + 1 + c * (side + 1) + x] = Color32::from_gray(g);
+        }
+    }
+    ColorImage::new([w, h], pixels)
+}
+
+fn manifold_ui(vae: &mut VaeUiState, height: f32, ui: &mut egui::Ui) {
+    let Some(side) = vae.image_side else {
+        ui.label("These inputs are not images: hover the latent plane to see the decoded feature vector.");
+        if let Some((_, values)) = &vae.hover_image {
+            let bars: Vec<egui_plot::Bar> =
+                values.iter().enumerate().map(|(j, &v)| egui_plot::Bar::new(j as f64, f64::from(v))).collect();
+            Plot::new("vae-decoded-features").height(height * 0.6).show(ui, |plot| {
+                plot.bar_chart(egui_plot::BarChart::new("decoded features (standardised)", bars));
+            });
+        }
+        return;
+    };
+    if let Some(m) = vae.manifold.clone() {
+        let key = (m.step, m.bounds.map(f32::to_bits), m.cells);
+        let stale = vae.manifold_texture.as_ref().is_none_or(|(s, b, c, _)| (*s, *b, *c) != key);
+        if stale {
+            let texture =
+                ui.ctx().load_texture("vae-manifold", tiles(&m.images, side, m.cells), TextureOptions::LINEAR);
+            vae.manifold_texture = Some((key.0, key.1, key.2, texture));
+        }
+    }
+    if let Some((_, b, _, texture)) = &vae.manifold_texture {
+        let b = b.map(f32::from_bits);
+        let centre = PlotPoint::new(f64::from(b[0] + b[1]) / 2.0, f64::from(b[2] + b[3]) / 2.0);
+        let size = egui::vec2(b[1] - b[0], b[3] - b[2]);
+        Plot::new("vae-manifold")
+            .height(height)
+            .data_aspect(1.0)
+            .allow_drag(false)
+            .allow_zoom(false)
+            .allow_scroll(false)
+            .show(ui, |plot| {
+                plot.set_plot_bounds(PlotBounds::from_min_max(
+                    [f64::from(b[0]), f64::from(b[2])],
+                    [f64::from(b[1]), f64::from(b[3])],
+                ));
+                plot.image(PlotImage::new("manifold", texture.id(), centre, size));
+            });
+    } else {
+        ui.spinner();
+    }
+    if let Some((_, image)) = &vae.hover_image {
+        let texture = vae
+            .hover_texture
+            .get_or_insert_with(|| ui.ctx().load_texture("vae-hover", tiles(image, side, 1), TextureOptions::NEAREST));
+        ui.horizontal(|ui| {
+            ui.label("Under the cursor:");
+            ui.image((texture.id(), egui::vec2(84.0, 84.0)));
+        });
+    }
+}
+
+fn reconstructions_ui(vae: &mut VaeUiState, view: &VaeView, ui: &mut egui::Ui) {
+    let Some(side) = vae.image_side else {
+        ui.label("Reconstructions are drawn for images; these inputs are table rows.");
+        return;
+    };
+    let history = &view.reconstructions;
+    if history.is_empty() {
+        return;
+    }
+    let last = history.len() - 1;
+    let mut index = vae.recon_index.unwrap_or(last).min(last);
+    ui.horizontal(|ui| {
+        let id = ui.label("After epoch").id;
+        let r = ui
+            .add(
+                egui::Slider::new(&mut index, 0..=last)
+                    .custom_formatter(|i, _| history.get(i as usize).map_or(String::new(), |(e, _)| e.to_string())),
+            )
+            .labelled_by(id);
+        if r.changed() {
+            vae.recon_index = if index == last { None } else { Some(index) };
+        }
+    });
+    let (epoch, recon) = &history[index];
+    ui.columns(2, |cols| {
+        cols[0].strong("16 test images");
+        let t = cols[0].ctx().load_texture("vae-originals", tiles(&view.originals, side, 4), TextureOptions::NEAREST);
+        cols[0].image((t.id(), egui::vec2(280.0, 280.0)));
+        cols[1].strong(format!("decoder(encoder mean) after epoch {epoch}"));
+        let t = cols[1].ctx().load_texture("vae-recon", tiles(recon, side, 4), TextureOptions::NEAREST);
+        cols[1].image((t.id(), egui::vec2(280.0, 280.0)));
+    });
+}
+
+fn prior_ui(vae: &VaeUiState, ui: &mut egui::Ui) {
+    let Some(side) = vae.image_side else {
+        ui.label("Prior samples are drawn for images; these inputs are table rows.");
+        return;
+    };
+    let Some((step, images)) = &vae.prior else {
+        ui.spinner();
+        return;
+    };
+    let cols = (PRIOR_SAMPLES as f64).sqrt() as usize;
+    ui.label(format!(
+        "{PRIOR_SAMPLES} draws z ~ N(0, I) decoded by the model at step {step} (the same draws for the whole run)."
+    ));
+    let t = ui.ctx().load_texture("vae-prior", tiles(images, side, cols), TextureOptions::NEAREST);
+    ui.image((t.id(), egui::vec2(420.0, 420.0)));
+}
+
+/// Loss terms per epoch and the KL of each latent dimension.
+pub(crate) fn vae_loss_ui(snapshot: &RunSnapshot, ui: &mut egui::Ui) {
+    let series = |name: &str| -> Vec<[f64; 2]> {
+        snapshot.history.iter().filter_map(|r| r.get(name).map(|v| [r.epoch as f64, v])).collect()
+    };
+    ui.strong("Nats per input");
+    Plot::new("vae-loss").height(200.0).legend(Legend::default()).x_axis_label("epoch").show(ui, |plot| {
+        plot.line(Line::new("train: reconstruction + beta KL (batches)", PlotPoints::from(series("loss"))));
+        plot.line(Line::new("train: negative ELBO", PlotPoints::from(series("train_neg_elbo"))));
+        plot.line(Line::new("test: negative ELBO", PlotPoints::from(series("test_neg_elbo"))));
+        plot.line(Line::new("test: reconstruction", PlotPoints::from(series("test_recon"))));
+    });
+    ui.strong("KL per latent dimension (test inputs)");
+    let dims: Vec<String> = snapshot
+        .history
+        .last()
+        .map(|r| r.metrics.iter().filter(|(k, _)| k.starts_with("kl_dim_")).map(|(k, _)| k.clone()).collect())
+        .unwrap_or_default();
+    Plot::new("vae-kl-dims").height(160.0).legend(Legend::default()).x_axis_label("epoch").show(ui, |plot| {
+        plot.line(Line::new("KL, all dimensions", PlotPoints::from(series("test_kl"))));
+        for k in &dims {
+            plot.line(Line::new(k.replace("kl_dim_", "z"), PlotPoints::from(series(k))));
+        }
+    });
+    if let Some(last) = snapshot.history.last() {
+        let collapsed: Vec<String> = dims
+            .iter()
+            .filter(|k| last.get(k).is_some_and(|v| v < COLLAPSE_NATS))
+            .map(|k| k.replace("kl_dim_", "z"))
+            .collect();
+        if !collapsed.is_empty() {
+            ui.colored_label(
+                ui.visuals().warn_fg_color,
+                format!("Collapsed to the prior (KL below {COLLAPSE_NATS} nats): {}. These dimensions carry no information about the input.", collapsed.join(", ")),
+            );
+        }
+    }
+}
