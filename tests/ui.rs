@@ -202,6 +202,17 @@ fn vae_training_shows_the_latent_space_and_the_decoded_image_follows_the_cursor(
     let changed = images[0].iter().zip(&images[1]).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
     assert!(changed > 0.05, "the decoded image did not change between two latent points (max change {changed})");
     harness.get_by_label_contains("Under the cursor");
+    // Click two inputs: the path between their latent means is decoded.
+    for at in [first, second] {
+        harness.hover_at(at);
+        harness.run_steps(1);
+        harness.drag_at(at);
+        harness.run_steps(1);
+        harness.drop_at(at);
+        harness.run_steps(2);
+    }
+    wait_until(&mut harness, "the interpolation", |app| app.vae_state().has_path());
+    harness.get_by_label_contains("Interpolation from");
     harness.get_by_label("Reconstructions").click();
     harness.run_steps(3);
     harness.get_by_label("16 test images");

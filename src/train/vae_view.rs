@@ -39,7 +39,12 @@ pub struct VaeViewRequest {
     pub dims: (usize, usize),
     /// A latent point to decode (under the cursor).
     pub hover: Option<[f32; 2]>,
+    /// Two latent points (full length) to decode the straight path between.
+    pub path: Option<(Vec<f32>, Vec<f32>)>,
 }
+
+/// Images on an interpolation path, ends included.
+pub const PATH_STEPS: usize = 10;
 
 /// The encoder's output for every input.
 #[derive(Clone, Debug, PartialEq)]
@@ -76,6 +81,8 @@ pub enum VaeViewResult {
     Manifold(Arc<Manifold>),
     /// The decoded point under the cursor and its image.
     Hover([f32; 2], Arc<Vec<f32>>),
+    /// The decoded path: `[PATH_STEPS, n_in]`.
+    Path(Arc<Vec<f32>>),
     /// Decoded draws from N(0, I): `[PRIOR_SAMPLES, n_in]`.
     Prior(u64, Arc<Vec<f32>>),
     /// Where the decoder ran ("CPU (candle)", "GPU (…)").
@@ -145,6 +152,7 @@ impl ViewLoop {
         let mut done_latents: Option<(u64, u64)> = None;
         let mut done_grid: Option<GridKey> = None;
         let mut done_hover: Option<(u64, u64, [u32; 2])> = None;
+        let mut done_path: Option<(u64, u64, Vec<u32>)> = None;
         let mut device = String::new();
         loop {
             let Ok(mut request) = self.requests.recv() else { return };
@@ -166,6 +174,22 @@ impl ViewLoop {
                         Err(e) => self.send(VaeViewResult::Error(format!("cannot decode the point: {e}"))),
                     }
                     done_hover = Some(key);
+                }
+            }
+            if let Some((a, b)) = &request.path {
+                let key = (model.0, model.1, a.iter().chain(b).map(|v| v.to_bits()).collect::<Vec<_>>());
+                if done_path.as_ref() != Some(&key) && a.len() == request.params.latent && b.len() == a.len() {
+                    let z: Vec<f32> = (0..PATH_STEPS)
+                        .flat_map(|k| {
+                            let t = k as f32 / (PATH_STEPS - 1) as f32;
+                            a.iter().zip(b).map(move |(x, y)| x + t * (y - x))
+                        })
+                        .collect();
+                    match decode(&mut cpu, &request.params, &z, PATH_STEPS) {
+                        Ok(images) => self.send(VaeViewResult::Path(Arc::new(images))),
+                        Err(e) => self.send(VaeViewResult::Error(format!("cannot decode the path: {e}"))),
+                    }
+                    done_path = Some(key);
                 }
             }
             if done_latents != Some(model) {

@@ -63,6 +63,9 @@ pub struct VaeUiState {
     /// The latent window of the scatter and the manifold.
     bounds: [f32; 4],
     hover: Option<[f32; 2]>,
+    /// Inputs picked for the interpolation (indices, training rows first), at most two.
+    picked: Vec<usize>,
+    path_images: Option<Arc<Vec<f32>>>,
     prepared: Option<Arc<Prepared>>,
     inputs: Arc<Vec<f32>>,
     n_train: usize,
@@ -85,8 +88,8 @@ pub struct VaeUiState {
     error: Option<String>,
 }
 
-/// What was last asked of the view thread: run, step, window bits, cells, dimensions, cursor bits.
-type RequestKey = (u64, u64, [u32; 4], usize, (usize, usize), Option<[u32; 2]>);
+/// What was last asked of the view thread: run, step, window bits, cells, dimensions, cursor bits, path bits.
+type RequestKey = (u64, u64, [u32; 4], usize, (usize, usize), Option<[u32; 2]>, Vec<u32>);
 
 /// How often a training model's views are recomputed.
 const VIEW_INTERVAL: std::time::Duration = std::time::Duration::from_secs(2);
@@ -104,6 +107,8 @@ impl Default for VaeUiState {
             recon_index: None,
             bounds: [-4.0, 4.0, -4.0, 4.0],
             hover: None,
+            picked: Vec::new(),
+            path_images: None,
             prepared: None,
             inputs: Arc::new(Vec::new()),
             n_train: 0,
@@ -153,6 +158,8 @@ impl VaeUiState {
         self.prior = None;
         self.last_request = None;
         self.recon_index = None;
+        self.picked.clear();
+        self.path_images = None;
         self.view_step = 0;
         self.last_seen_step = None;
         self.view_taken = None;
@@ -164,6 +171,12 @@ impl VaeUiState {
     #[must_use]
     pub fn hover_image(&self) -> Option<&[f32]> {
         self.hover_image.as_ref().map(|(_, v)| v.as_slice())
+    }
+
+    /// True once the path between two picked inputs has been decoded (for tests).
+    #[must_use]
+    pub fn has_path(&self) -> bool {
+        self.path_images.is_some()
     }
 
     /// True once the encoder's means of the data have arrived (for tests).
@@ -207,12 +220,23 @@ impl VaeUiState {
                     self.hover_texture = None;
                 }
                 VaeViewResult::Prior(step, images) => self.prior = Some((step, images)),
+                VaeViewResult::Path(images) => self.path_images = Some(images),
                 VaeViewResult::Device(d) => self.device = d,
                 VaeViewResult::Error(e) => self.error = Some(e),
             }
         }
+        // The path between the picked inputs' latent means.
+        let path = match (self.picked.as_slice(), &self.latents) {
+            ([a, b], Some(l)) => {
+                let d = view.params.latent;
+                let row = |i: usize| l.mu.get(i * d..(i + 1) * d).map(<[f32]>::to_vec);
+                row(*a).zip(row(*b))
+            }
+            _ => None,
+        };
         let hover = self.hover.map(|z| z.map(f32::to_bits));
-        let key = (self.run, self.view_step, self.bounds.map(f32::to_bits), self.cells, self.dims, hover);
+        let path_bits: Vec<u32> = path.iter().flat_map(|(a, b)| a.iter().chain(b)).map(|v| v.to_bits()).collect();
+        let key = (self.run, self.view_step, self.bounds.map(f32::to_bits), self.cells, self.dims, hover, path_bits);
         if self.last_request.as_ref() != Some(&key) {
             worker.request(VaeViewRequest {
                 params: Arc::clone(&view.params),
@@ -222,6 +246,7 @@ impl VaeUiState {
                 grid: (self.bounds, if self.image_side.is_some() { self.cells } else { 0 }),
                 dims: self.dims,
                 hover: self.hover,
+                path,
             });
             self.last_request = Some(key);
         }
@@ -436,8 +461,21 @@ fn scatter_ui(vae: &mut VaeUiState, latents: &Latents, height: f32, ui: &mut egu
                 let pts: Vec<[f64; 2]> = (0..n).step_by(stride).map(point).collect();
                 plot.points(Points::new("inputs", PlotPoints::from(pts)).radius(1.5).color(PALETTE[0]));
             }
+            if !vae.picked.is_empty() {
+                let pts: Vec<[f64; 2]> = vae.picked.iter().filter(|&&i| i < n).map(|&i| point(i)).collect();
+                if let [a, b] = pts.as_slice() {
+                    plot.line(Line::new("interpolation path", PlotPoints::from(vec![*a, *b])).color(Color32::WHITE));
+                }
+                plot.points(
+                    Points::new("picked", PlotPoints::from(pts))
+                        .radius(6.0)
+                        .shape(MarkerShape::Diamond)
+                        .color(Color32::WHITE),
+                );
+            }
             // q(z|x) of the input nearest the cursor: an axis-aligned ellipse at ±2 sd.
             let pointer = plot.pointer_coordinate();
+            let mut nearest_input = None;
             if let Some(p) = pointer {
                 let nearest = (0..n).min_by(|&i, &j| {
                     let (pi, pj) = (point(i), point(j));
@@ -445,6 +483,7 @@ fn scatter_ui(vae: &mut VaeUiState, latents: &Latents, height: f32, ui: &mut egu
                     let dj = (pj[0] - p.x).powi(2) + (pj[1] - p.y).powi(2);
                     di.total_cmp(&dj)
                 });
+                nearest_input = nearest;
                 if let Some(i) = nearest {
                     let c = point(i);
                     let lv = &latents.logvar[i * d..(i + 1) * d];
@@ -461,9 +500,18 @@ fn scatter_ui(vae: &mut VaeUiState, latents: &Latents, height: f32, ui: &mut egu
                     plot.line(Line::new("q(z|x), ±2 sd", PlotPoints::from(ring)).color(Color32::WHITE).width(1.5));
                 }
             }
-            (pointer, plot.plot_bounds())
+            (pointer, plot.plot_bounds(), nearest_input)
         });
-    let (pointer, bounds) = response.inner;
+    let (pointer, bounds, nearest_input) = response.inner;
+    if response.response.clicked()
+        && let Some(i) = nearest_input
+    {
+        if vae.picked.len() >= 2 {
+            vae.picked.clear();
+            vae.path_images = None;
+        }
+        vae.picked.push(i);
+    }
     if response.response.hovered()
         && let Some(p) = pointer
     {
@@ -476,7 +524,36 @@ fn scatter_ui(vae: &mut VaeUiState, latents: &Latents, height: f32, ui: &mut egu
         vae.bounds = window;
     }
     if let Some(([z0, z1], _)) = &vae.hover_image {
-        ui.label(format!("Decoded at z = ({z0:.2}, {z1:.2})"));
+        ui.label(format!("Decoded at z = ({z0:.2}, {z1:.2}). Click two inputs to decode the path between them."));
+    }
+    path_ui(vae, ui);
+}
+
+/// The decoded path between the two picked inputs' latent means.
+fn path_ui(vae: &mut VaeUiState, ui: &mut egui::Ui) {
+    let (Some(side), [a, b]) = (vae.image_side, vae.picked.as_slice()) else { return };
+    let name = |i: usize| -> String {
+        let split = if i < vae.n_train {
+            format!("training input {}", i + 1)
+        } else {
+            format!("test input {}", i - vae.n_train + 1)
+        };
+        match vae.labels.get(i) {
+            Some(l) => format!("{split} (label {l})"),
+            None => split,
+        }
+    };
+    ui.strong(format!("Interpolation from {} to {}", name(*a), name(*b)));
+    if let Some(images) = &vae.path_images {
+        let t = ui.ctx().load_texture(
+            "vae-path",
+            tiles(images, side, crate::train::vae_view::PATH_STEPS),
+            TextureOptions::NEAREST,
+        );
+        let w = ui.available_width().min(600.0);
+        ui.image((t.id(), egui::vec2(w, w / crate::train::vae_view::PATH_STEPS as f32)));
+    } else {
+        ui.spinner();
     }
 }
 
