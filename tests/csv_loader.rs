@@ -213,3 +213,20 @@ fn cancelling_stops_the_read() {
     std::fs::write(&path, "a,b\n1,2\n").unwrap();
     assert!(matches!(read_path(&path, &CsvOptions::default(), &Cancelled), Err(CsvError::Cancelled { .. })));
 }
+
+#[test]
+fn line_numbers_count_crlf_lone_cr_and_blank_lines() {
+    // The csv crate's own count put a CR LF row on the line before it, every row of a CR file on line 1, and a
+    // row after blank lines on the first blank one (found by tests/csv_properties.rs).
+    let at = |text: &str| read(text).unwrap_err().location();
+    assert_eq!(at("a,b\r\n1,2\r\n3,x\r\n"), Some((3, Some(2))));
+    assert_eq!(at("a,b\r1,2\r3,x\r"), Some((3, Some(2))));
+    assert_eq!(at("a,b\n\n\n1,x\n"), Some((4, Some(2))));
+    assert_eq!(at("\r\n\r\na,b\r\n1,2\r\n3\r\n"), Some((5, None)));
+    let err = read("\n1,2\r\n3\r\n").unwrap_err();
+    assert!(matches!(err, CsvError::Ragged { line: 3, reference_line: 2, .. }), "{err}");
+    let err = read_bytes(b"a,b\r1,2\r3,\xff\r", "cr.csv", &CsvOptions::default(), &NoProgress).unwrap_err();
+    assert!(matches!(err, CsvError::Binary { line: 3, column: 3, .. }), "{err}");
+    let table = read_dropping("a,b\r\n1,2\r\n\r\nNA,3\r\n").unwrap();
+    assert_eq!(table.csv.unwrap().first_dropped, Some((4, "a".to_owned(), "NA".to_owned())));
+}

@@ -292,11 +292,18 @@ fn memchr_nul(bytes: &[u8]) -> Option<usize> {
     bytes.iter().position(|&b| b == 0)
 }
 
-/// 1-based line and column (in bytes) of a byte offset.
+/// 1-based line and column (in bytes) of a byte offset. A line ends at LF, CR LF or a lone CR: the line ends
+/// the CSV grammar splits records at (and editors show).
 fn line_column(bytes: &[u8], offset: usize) -> (u64, u64) {
     let before = &bytes[..offset.min(bytes.len())];
-    let line = before.split(|&b| b == b'\n').count() as u64;
-    let line_start = before.iter().rposition(|&b| b == b'\n').map_or(0, |p| p + 1);
+    let mut line = 1;
+    let mut line_start = 0;
+    for (i, &b) in before.iter().enumerate() {
+        if b == b'\n' || (b == b'\r' && bytes.get(i + 1) != Some(&b'\n')) {
+            line += 1;
+            line_start = i + 1;
+        }
+    }
     (line, (offset - line_start) as u64 + 1)
 }
 
@@ -377,8 +384,22 @@ impl<'a> Parser<'a> {
     }
 
     fn malformed(&self, e: &csv::Error) -> CsvError {
-        let line = e.position().map_or(0, csv::Position::line);
-        CsvError::Malformed { file: self.file.clone(), line, message: e.to_string() }
+        CsvError::Malformed { file: self.file.clone(), line: self.line_at(e.position()), message: e.to_string() }
+    }
+
+    /// The 1-based line a record starts on. The csv crate's own line count ignores lone CRs, and its position
+    /// lies before the blank lines (and the LF of a CR LF) that precede a record, so the line is counted here
+    /// from the first byte of the record itself. Costs a pass over the text up to there: called for errors and
+    /// the few lines a table keeps, never per row.
+    fn line_at(&self, position: Option<&csv::Position>) -> u64 {
+        let Some(position) = position else {
+            return 0;
+        };
+        let mut start = usize::try_from(position.byte()).map_or(self.bytes.len(), |b| b.min(self.bytes.len()));
+        while self.bytes.get(start).is_some_and(|b| matches!(b, b'\r' | b'\n')) {
+            start += 1;
+        }
+        line_column(self.bytes, start).0
     }
 
     fn run(&mut self) -> Result<Table, CsvError> {
@@ -405,7 +426,7 @@ impl<'a> Parser<'a> {
             Some(r) => r?,
             None => return Err(CsvError::Empty { file }),
         };
-        let first_line = first.position().map_or(1, csv::Position::line);
+        let first_line = self.line_at(first.position());
         let second = record().transpose()?;
         let has_header = match self.options.header {
             HeaderMode::Present => true,
@@ -460,7 +481,6 @@ impl<'a> Parser<'a> {
                 },
             };
             counter += 1;
-            let line = rec.position().map_or(0, csv::Position::line);
             if counter.is_multiple_of(4096) {
                 if self.progress.cancelled() {
                     return Err(CsvError::Cancelled { file });
@@ -471,7 +491,7 @@ impl<'a> Parser<'a> {
             if rec.len() != n_cols {
                 return Err(CsvError::Ragged {
                     file,
-                    line,
+                    line: self.line_at(rec.position()),
                     found: rec.len(),
                     expected: n_cols,
                     reference_line: first_line,
@@ -499,7 +519,8 @@ impl<'a> Parser<'a> {
                 let column_name = names.get(j).cloned().unwrap_or_default();
                 match self.options.missing {
                     MissingPolicy::Refuse => {
-                        let (file, column, text) = (file.clone(), j + 1, text.to_owned());
+                        let (file, line, column, text) =
+                            (file.clone(), self.line_at(rec.position()), j + 1, text.to_owned());
                         return Err(if missing {
                             CsvError::Missing { file, line, column, column_name, text }
                         } else {
@@ -509,7 +530,7 @@ impl<'a> Parser<'a> {
                     MissingPolicy::DropRows => {
                         dropped += 1;
                         if first_dropped.is_none() {
-                            first_dropped = Some((line, column_name, text.to_owned()));
+                            first_dropped = Some((self.line_at(rec.position()), column_name, text.to_owned()));
                         }
                         continue;
                     }

@@ -247,6 +247,9 @@ impl Run {
                 }
             }
             Ok(Err(TrainError::NonFinite { location, step })) => {
+                // The guard may have gone back to earlier parameters under the same step number: the copy
+                // taken at this step shows the ones that blew up, so take a fresh one.
+                self.last_model = None;
                 self.publish(true);
                 self.emit(WorkerEvent::NonFinite { location, step });
                 self.set_state(WorkerState::Paused);
