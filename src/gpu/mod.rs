@@ -10,12 +10,14 @@ pub mod choose;
 pub mod context;
 pub mod gpu_backend;
 pub mod noise;
+pub mod real;
 
 pub use backend::{ComputeBackend, ComputeError, MatmulShape, MeanFieldLayer, MeanFieldParams, Noise, WeightsKey};
 pub use candle_backend::CandleBackend;
 pub use choose::{BackendChoice, Throughput, choose_backend};
 pub use context::ComputeContext;
 pub use gpu_backend::{GpuBackend, GpuPending};
+pub use real::RealGpu;
 
 use serde::{Deserialize, Serialize};
 

@@ -7,13 +7,12 @@
 //! batched sampled weights), otherwise on candle.
 
 use std::sync::Arc;
-use std::sync::mpsc::{Receiver, Sender, TryRecvError, channel};
-use std::thread::JoinHandle;
 use std::time::Instant;
 
 use crate::data::prepare::Prepared;
-use crate::gpu::{AdapterSummary, BackendChoice, GpuBackend, choose_backend};
+use crate::gpu::RealGpu;
 use crate::models::bnn::{BnnParams, Predictive, summarize};
+use crate::train::view_thread::ViewThread;
 
 /// Points of the probe's sweep, from [`SWEEP_HALF_WIDTH`] standard deviations below the mean to as many above.
 pub const SWEEP_POINTS: usize = 121;
@@ -91,91 +90,40 @@ pub enum BnnViewResult {
 }
 
 /// The view thread's handle; dropping it stops the thread.
-pub struct BnnViewWorker {
-    requests: Option<Sender<BnnViewRequest>>,
-    results: Receiver<BnnViewResult>,
-    thread: Option<JoinHandle<()>>,
+pub type BnnViewWorker = ViewThread<BnnViewRequest, BnnViewResult>;
+
+/// Starts the BNN's view thread; `repaint` is called after every result.
+pub fn spawn(repaint: impl Fn() + Send + 'static) -> std::io::Result<BnnViewWorker> {
+    let mut state = ViewState { gpu: RealGpu::new(), done_predictive: None, done_probe: None };
+    ViewThread::spawn("bnn-view", repaint, move |request, send| state.handle(&request, send))
 }
 
-impl BnnViewWorker {
-    /// Starts the thread; `repaint` is called after every result.
-    pub fn spawn(repaint: impl Fn() + Send + 'static) -> std::io::Result<Self> {
-        let (req_tx, req_rx) = channel::<BnnViewRequest>();
-        let (res_tx, res_rx) = channel();
-        let thread = std::thread::Builder::new().name("bnn-view".into()).spawn(move || {
-            ViewLoop { requests: req_rx, results: res_tx, repaint: Box::new(repaint), gpu: None, probed: false }.run();
-        })?;
-        Ok(Self { requests: Some(req_tx), results: res_rx, thread: Some(thread) })
-    }
+/// What the thread remembers between requests.
+struct ViewState {
+    gpu: RealGpu,
+    /// (run, step, samples) of the predictions last sent.
+    done_predictive: Option<(u64, u64, usize)>,
+    /// (run, step, probe) of the probe last sent.
+    done_probe: Option<(u64, u64, BnnProbe)>,
+}
 
-    /// Asks for the views of a model; replaces anything pending.
-    pub fn request(&self, request: BnnViewRequest) {
-        if let Some(tx) = &self.requests {
-            let _ = tx.send(request);
+impl ViewState {
+    fn handle(&mut self, request: &BnnViewRequest, send: &dyn Fn(BnnViewResult)) {
+        let key = (request.run, request.step, request.n_samples);
+        if self.done_predictive != Some(key) {
+            send(self.predictive(request));
+            self.done_predictive = Some(key);
         }
-    }
-
-    /// Results that arrived since the last call.
-    #[must_use]
-    pub fn drain(&self) -> Vec<BnnViewResult> {
-        self.results.try_iter().collect()
-    }
-}
-
-impl Drop for BnnViewWorker {
-    fn drop(&mut self) {
-        self.requests = None;
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
-    }
-}
-
-struct ViewLoop {
-    requests: Receiver<BnnViewRequest>,
-    results: Sender<BnnViewResult>,
-    repaint: Box<dyn Fn() + Send>,
-    /// A real GPU, once looked for.
-    gpu: Option<(GpuBackend, AdapterSummary)>,
-    probed: bool,
-}
-
-impl ViewLoop {
-    fn run(&mut self) {
-        let mut done_predictive: Option<(u64, u64, usize)> = None;
-        let mut done_probe: Option<(u64, u64, BnnProbe)> = None;
-        loop {
-            let Ok(mut request) = self.requests.recv() else { return };
-            loop {
-                match self.requests.try_recv() {
-                    Ok(r) => request = r,
-                    Err(TryRecvError::Empty) => break,
-                    Err(TryRecvError::Disconnected) => return,
-                }
-            }
-            let key = (request.run, request.step, request.n_samples);
-            if done_predictive != Some(key) {
-                let result = self.predictive(&request);
-                done_predictive = Some(key);
-                self.send(result);
-            }
-            if let Some(probe) = &request.probe {
-                let probe_key = (request.run, request.step, probe.clone());
-                if done_probe.as_ref() != Some(&probe_key) {
-                    let result = probe_view(&request, probe);
-                    done_probe = Some(probe_key);
-                    self.send(result);
-                }
+        if let Some(probe) = &request.probe {
+            let probe_key = (request.run, request.step, probe.clone());
+            if self.done_probe.as_ref() != Some(&probe_key) {
+                send(probe_view(request, probe));
+                self.done_probe = Some(probe_key);
             }
         }
     }
 
-    fn send(&self, result: BnnViewResult) {
-        let _ = self.results.send(result);
-        (self.repaint)();
-    }
-
-    /// The test set's predictions, on the GPU when it is worth it.
+    /// The test set's predictions, on a real GPU when it is worth it.
     fn predictive(&mut self, request: &BnnViewRequest) -> BnnViewResult {
         let data = &request.data;
         let started = Instant::now();
@@ -183,7 +131,7 @@ impl ViewLoop {
         let seed = request.step;
         let mut device = "CPU".to_owned();
         let mut samples = None;
-        if let Some((gpu, adapter)) = self.gpu_for(flops) {
+        if let Some((gpu, adapter)) = self.gpu.for_job(flops, "the BNN's predictions") {
             match request.params.predict_samples(gpu, &data.x_test, data.n_test(), request.n_samples, seed) {
                 Ok(s) => {
                     samples = Some(s);
@@ -191,7 +139,7 @@ impl ViewLoop {
                 }
                 Err(e) => {
                     log::warn!("GPU predictions failed ({e}); using the CPU from now on");
-                    self.gpu = None;
+                    self.gpu.give_up();
                 }
             }
         }
@@ -205,26 +153,6 @@ impl ViewLoop {
             seconds: started.elapsed().as_secs_f64(),
             device,
         }))
-    }
-
-    /// The real GPU when a job of `flops` is worth a round trip (never a software rasteriser).
-    fn gpu_for(&mut self, flops: f64) -> Option<(&mut GpuBackend, &AdapterSummary)> {
-        if !self.probed {
-            self.probed = true;
-            let info = crate::gpu::probe();
-            if let Some(adapter) = info.best().filter(|a| !a.is_software()) {
-                match GpuBackend::new() {
-                    Ok(backend) => self.gpu = Some((backend, adapter.clone())),
-                    Err(e) => log::info!("no GPU for the BNN's predictions: {e}"),
-                }
-            }
-        }
-        match &mut self.gpu {
-            Some((backend, adapter)) if choose_backend(Some(adapter), flops, None) == BackendChoice::Gpu => {
-                Some((backend, adapter))
-            }
-            _ => None,
-        }
     }
 }
 

@@ -16,7 +16,7 @@ use candle_core::DType;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
-use crate::gpu::{AdapterSummary, BackendChoice, ComputeBackend, GpuBackend, WeightsKey, choose_backend};
+use crate::gpu::{ComputeBackend, GpuBackend, RealGpu, WeightsKey};
 use crate::models::flow::{FlowNet, gaussian_points};
 use crate::models::params::{FlowLayerParams, FlowParams};
 
@@ -132,7 +132,7 @@ impl FlowViewWorker {
         let (req_tx, req_rx) = channel();
         let (res_tx, res_rx) = channel();
         let thread = std::thread::Builder::new().name("flow-view".into()).spawn(move || {
-            ViewLoop { requests: req_rx, results: res_tx, repaint: Box::new(repaint), gpu: GridGpu::Unprobed }.run();
+            ViewLoop { requests: req_rx, results: res_tx, repaint: Box::new(repaint), gpu: RealGpu::new() }.run();
         })?;
         Ok(Self { requests: Some(req_tx), results: res_rx, thread: Some(thread) })
     }
@@ -173,18 +173,8 @@ struct ViewLoop {
     requests: Receiver<FlowViewRequest>,
     results: Sender<FlowViewResult>,
     repaint: Box<dyn Fn() + Send>,
-    /// The GPU for density grids, looked for when the first grid is asked for.
-    gpu: GridGpu,
-}
-
-/// Whether the view thread has a GPU for its grids.
-enum GridGpu {
-    /// Not looked for yet.
-    Unprobed,
-    /// None, only a software one, or it failed: grids run on the CPU.
-    Absent,
-    /// A real GPU and its adapter.
-    Ready(Box<(GpuBackend, AdapterSummary)>),
+    /// A real GPU for density grids, looked for when the first grid is asked for.
+    gpu: RealGpu,
 }
 
 impl ViewLoop {
@@ -249,29 +239,6 @@ impl ViewLoop {
         }
     }
 
-    /// The GPU when it is worth it for a job of `flops` (a real GPU, never a software rasteriser).
-    fn gpu_for(&mut self, flops: f64) -> Option<&mut (GpuBackend, AdapterSummary)> {
-        if matches!(self.gpu, GridGpu::Unprobed) {
-            let info = crate::gpu::probe();
-            self.gpu = match info.best().filter(|a| !a.is_software()) {
-                None => GridGpu::Absent,
-                Some(adapter) => match GpuBackend::new() {
-                    Ok(backend) => GridGpu::Ready(Box::new((backend, adapter.clone()))),
-                    Err(e) => {
-                        log::info!("no GPU for the flow's grids: {e}");
-                        GridGpu::Absent
-                    }
-                },
-            };
-        }
-        match &mut self.gpu {
-            GridGpu::Ready(ready) if choose_backend(Some(&ready.1), flops, None) == BackendChoice::Gpu => {
-                Some(&mut **ready)
-            }
-            _ => None,
-        }
-    }
-
     fn work(&mut self, job: &mut Job) {
         let result = if job.geometry.is_none() {
             geometry(&job.net, &job.request).map(|g| {
@@ -289,14 +256,14 @@ impl ViewLoop {
             let bounds = g.bounds[stage.min(g.bounds.len() - 1)];
             let started = Instant::now();
             let flops = grid_flops(&job.request.params, stage, resolution);
-            let gpu = match self.gpu_for(flops) {
+            let gpu = match self.gpu.for_job(flops, "the flow's density grids") {
                 Some((backend, adapter)) => {
                     let key = WeightsKey { id: FLOW_WEIGHTS_ID + (job.request.run << 8), version: job.request.step };
                     match gpu_stage_density_grid(backend, &job.request.params, key, stage, resolution, bounds) {
                         Ok(grids) => Some((grids, format!("GPU ({})", adapter.name))),
                         Err(e) => {
                             log::warn!("the GPU density grid failed ({e}); using the CPU from now on");
-                            self.gpu = GridGpu::Absent;
+                            self.gpu.give_up();
                             None
                         }
                     }

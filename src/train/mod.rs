@@ -5,6 +5,7 @@
 pub mod bnn_view;
 pub mod flow_view;
 pub mod vae_view;
+pub mod view_thread;
 mod worker;
 
 pub use worker::{Worker, WorkerState};

@@ -6,18 +6,15 @@
 //! The UI sends [`VaeViewRequest`]s (the newest replaces what is pending) and reads back plain data.
 
 use std::sync::Arc;
-use std::sync::mpsc::{Receiver, Sender, TryRecvError, channel};
-use std::thread::JoinHandle;
 
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use rand_distr::{Distribution, StandardNormal};
 
-use crate::gpu::{
-    AdapterSummary, BackendChoice, CandleBackend, ComputeBackend, ComputeError, GpuBackend, WeightsKey, choose_backend,
-};
+use crate::gpu::{CandleBackend, ComputeBackend, ComputeError, RealGpu, WeightsKey};
 use crate::models::params::MlpParams;
 use crate::models::vae::{Likelihood, VaeParams};
+use crate::train::view_thread::ViewThread;
 
 /// Images in the prior-samples grid (a square).
 pub const PRIOR_SAMPLES: usize = 64;
@@ -92,52 +89,20 @@ pub enum VaeViewResult {
 }
 
 /// The view thread's handle; dropping it stops the thread.
-pub struct VaeViewWorker {
-    requests: Option<Sender<VaeViewRequest>>,
-    results: Receiver<VaeViewResult>,
-    thread: Option<JoinHandle<()>>,
-}
+pub type VaeViewWorker = ViewThread<VaeViewRequest, VaeViewResult>;
 
-impl VaeViewWorker {
-    /// Starts the thread; `repaint` is called after every result.
-    pub fn spawn(repaint: impl Fn() + Send + 'static) -> std::io::Result<Self> {
-        let (req_tx, req_rx) = channel::<VaeViewRequest>();
-        let (res_tx, res_rx) = channel();
-        let thread = std::thread::Builder::new().name("vae-view".into()).spawn(move || {
-            ViewLoop { requests: req_rx, results: res_tx, repaint: Box::new(repaint), gpu: None, probed: false }.run();
-        })?;
-        Ok(Self { requests: Some(req_tx), results: res_rx, thread: Some(thread) })
-    }
-
-    /// Asks for the views of a model; replaces anything pending.
-    pub fn request(&self, request: VaeViewRequest) {
-        if let Some(tx) = &self.requests {
-            let _ = tx.send(request);
-        }
-    }
-
-    /// Results that arrived since the last call.
-    #[must_use]
-    pub fn drain(&self) -> Vec<VaeViewResult> {
-        self.results.try_iter().collect()
-    }
-}
-
-impl Drop for VaeViewWorker {
-    fn drop(&mut self) {
-        self.requests = None;
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
-    }
-}
-
-struct ViewLoop {
-    requests: Receiver<VaeViewRequest>,
-    results: Sender<VaeViewResult>,
-    repaint: Box<dyn Fn() + Send>,
-    gpu: Option<(GpuBackend, AdapterSummary)>,
-    probed: bool,
+/// Starts the VAE's view thread; `repaint` is called after every result.
+pub fn spawn(repaint: impl Fn() + Send + 'static) -> std::io::Result<VaeViewWorker> {
+    let mut state = ViewState {
+        cpu: CandleBackend::new(),
+        gpu: RealGpu::new(),
+        done_latents: None,
+        done_grid: None,
+        done_hover: None,
+        done_path: None,
+        device: String::new(),
+    };
+    ViewThread::spawn("vae-view", repaint, move |request, send| state.handle(&request, send))
 }
 
 /// What a manifold was computed for: run, step, window bits, cells, dimensions.
@@ -146,152 +111,114 @@ type GridKey = (u64, u64, [u32; 4], usize, (usize, usize));
 /// Identifies the decoder's weights in the GPU cache.
 const VAE_WEIGHTS_ID: u64 = 0x7ae0_0000;
 
-impl ViewLoop {
-    fn run(&mut self) {
-        let mut cpu = CandleBackend::new();
-        let mut done_latents: Option<(u64, u64)> = None;
-        let mut done_grid: Option<GridKey> = None;
-        let mut done_hover: Option<(u64, u64, [u32; 2])> = None;
-        let mut done_path: Option<(u64, u64, Vec<u32>)> = None;
-        let mut device = String::new();
-        loop {
-            let Ok(mut request) = self.requests.recv() else { return };
-            loop {
-                match self.requests.try_recv() {
-                    Ok(r) => request = r,
-                    Err(TryRecvError::Empty) => break,
-                    Err(TryRecvError::Disconnected) => return,
+/// What the thread remembers between requests: what it last sent, and where it runs.
+struct ViewState {
+    cpu: CandleBackend,
+    gpu: RealGpu,
+    done_latents: Option<(u64, u64)>,
+    done_grid: Option<GridKey>,
+    done_hover: Option<(u64, u64, [u32; 2])>,
+    done_path: Option<(u64, u64, Vec<u32>)>,
+    device: String,
+}
+
+impl ViewState {
+    fn handle(&mut self, request: &VaeViewRequest, send: &dyn Fn(VaeViewResult)) {
+        let model = (request.run, request.step);
+        // The point under the cursor first: it is what the user is looking at.
+        if let Some(z) = request.hover {
+            let key = (model.0, model.1, z.map(f32::to_bits));
+            if self.done_hover != Some(key) {
+                let latent = latent_rows(&[z], request.params.latent, request.dims);
+                match decode(&mut self.cpu, &request.params, &latent, 1) {
+                    Ok(image) => send(VaeViewResult::Hover(z, Arc::new(image))),
+                    Err(e) => send(VaeViewResult::Error(format!("cannot decode the point: {e}"))),
                 }
+                self.done_hover = Some(key);
             }
-            let model = (request.run, request.step);
-            // The point under the cursor first: it is what the user is looking at.
-            if let Some(z) = request.hover {
-                let key = (model.0, model.1, z.map(f32::to_bits));
-                if done_hover != Some(key) {
-                    let latent = latent_rows(&[z], request.params.latent, request.dims);
-                    match decode(&mut cpu, &request.params, &latent, 1) {
-                        Ok(image) => self.send(VaeViewResult::Hover(z, Arc::new(image))),
-                        Err(e) => self.send(VaeViewResult::Error(format!("cannot decode the point: {e}"))),
-                    }
-                    done_hover = Some(key);
-                }
-            }
-            if let Some((a, b)) = &request.path {
-                let key = (model.0, model.1, a.iter().chain(b).map(|v| v.to_bits()).collect::<Vec<_>>());
-                if done_path.as_ref() != Some(&key) && a.len() == request.params.latent && b.len() == a.len() {
-                    let z: Vec<f32> = (0..PATH_STEPS)
-                        .flat_map(|k| {
-                            let t = k as f32 / (PATH_STEPS - 1) as f32;
-                            a.iter().zip(b).map(move |(x, y)| x + t * (y - x))
-                        })
-                        .collect();
-                    match decode(&mut cpu, &request.params, &z, PATH_STEPS) {
-                        Ok(images) => self.send(VaeViewResult::Path(Arc::new(images))),
-                        Err(e) => self.send(VaeViewResult::Error(format!("cannot decode the path: {e}"))),
-                    }
-                    done_path = Some(key);
-                }
-            }
-            if done_latents != Some(model) {
-                let n_in = request.params.encoder.n_in();
-                let n = request.inputs.len() / n_in.max(1);
-                match cpu.mlp_forward(&request.params.encoder, WeightsKey::TRANSIENT, &request.inputs, n) {
-                    Ok(out) => {
-                        let d = request.params.latent;
-                        let (mut mu, mut logvar) = (Vec::with_capacity(n * d), Vec::with_capacity(n * d));
-                        for row in out.chunks_exact(2 * d) {
-                            mu.extend_from_slice(&row[..d]);
-                            logvar.extend_from_slice(&row[d..]);
-                        }
-                        self.send(VaeViewResult::Latents(Arc::new(Latents {
-                            step: model.1,
-                            run: model.0,
-                            mu,
-                            logvar,
-                        })));
-                    }
-                    Err(e) => self.send(VaeViewResult::Error(format!("cannot encode the data: {e}"))),
-                }
-                // Samples from the prior, with the same draws for every model of the run.
-                let mut rng = ChaCha8Rng::seed_from_u64(model.0);
-                let z: Vec<f32> =
-                    (0..PRIOR_SAMPLES * request.params.latent).map(|_| StandardNormal.sample(&mut rng)).collect();
-                match decode(&mut cpu, &request.params, &z, PRIOR_SAMPLES) {
-                    Ok(images) => self.send(VaeViewResult::Prior(model.1, Arc::new(images))),
-                    Err(e) => self.send(VaeViewResult::Error(format!("cannot decode the prior samples: {e}"))),
-                }
-                done_latents = Some(model);
-            }
-            let (bounds, cells) = request.grid;
-            let grid_key = (model.0, model.1, bounds.map(f32::to_bits), cells, request.dims);
-            if done_grid != Some(grid_key) && cells > 0 {
-                let points: Vec<[f32; 2]> = (0..cells * cells)
-                    .map(|k| {
-                        let (row, col) = (k / cells, k % cells);
-                        let x = bounds[0] + (bounds[1] - bounds[0]) * (col as f32 + 0.5) / cells as f32;
-                        let y = bounds[3] - (bounds[3] - bounds[2]) * (row as f32 + 0.5) / cells as f32;
-                        [x, y]
+        }
+        if let Some((a, b)) = &request.path {
+            let key = (model.0, model.1, a.iter().chain(b).map(|v| v.to_bits()).collect::<Vec<_>>());
+            if self.done_path.as_ref() != Some(&key) && a.len() == request.params.latent && b.len() == a.len() {
+                let z: Vec<f32> = (0..PATH_STEPS)
+                    .flat_map(|k| {
+                        let t = k as f32 / (PATH_STEPS - 1) as f32;
+                        a.iter().zip(b).map(move |(x, y)| x + t * (y - x))
                     })
                     .collect();
-                let latent = latent_rows(&points, request.params.latent, request.dims);
-                let flops = 2.0 * mlp_macs(&request.params.decoder) * points.len() as f64;
-                let key = WeightsKey::new(VAE_WEIGHTS_ID + (model.0 << 8), model.1);
-                let on_gpu = match self.gpu_for(flops) {
-                    Some((gpu, adapter)) => {
-                        match gpu.mlp_forward(&request.params.decoder, key, &latent, points.len()) {
-                            Ok(out) => Some((out, format!("GPU ({})", adapter.name))),
-                            Err(e) => {
-                                log::warn!("the GPU decoder failed ({e}); using the CPU from now on");
-                                self.gpu = None;
-                                None
-                            }
-                        }
-                    }
-                    None => None,
-                };
-                let result = match on_gpu {
-                    Some((out, dev)) => Ok((finish(&request.params, out), dev)),
-                    None => {
-                        decode(&mut cpu, &request.params, &latent, points.len()).map(|o| (o, "CPU (candle)".to_owned()))
-                    }
-                };
-                match result {
-                    Ok((images, dev)) => {
-                        if dev != device {
-                            device.clone_from(&dev);
-                            self.send(VaeViewResult::Device(dev));
-                        }
-                        self.send(VaeViewResult::Manifold(Arc::new(Manifold { step: model.1, bounds, cells, images })));
-                    }
-                    Err(e) => self.send(VaeViewResult::Error(format!("cannot decode the grid: {e}"))),
+                match decode(&mut self.cpu, &request.params, &z, PATH_STEPS) {
+                    Ok(images) => send(VaeViewResult::Path(Arc::new(images))),
+                    Err(e) => send(VaeViewResult::Error(format!("cannot decode the path: {e}"))),
                 }
-                done_grid = Some(grid_key);
+                self.done_path = Some(key);
             }
         }
-    }
-
-    fn send(&self, result: VaeViewResult) {
-        let _ = self.results.send(result);
-        (self.repaint)();
-    }
-
-    /// A real GPU, when a job of `flops` is worth its round trip.
-    fn gpu_for(&mut self, flops: f64) -> Option<(&mut GpuBackend, &AdapterSummary)> {
-        if !self.probed {
-            self.probed = true;
-            let info = crate::gpu::probe();
-            if let Some(adapter) = info.best().filter(|a| !a.is_software()) {
-                match GpuBackend::new() {
-                    Ok(backend) => self.gpu = Some((backend, adapter.clone())),
-                    Err(e) => log::info!("no GPU for the VAE's decoder: {e}"),
+        if self.done_latents != Some(model) {
+            let n_in = request.params.encoder.n_in();
+            let n = request.inputs.len() / n_in.max(1);
+            match self.cpu.mlp_forward(&request.params.encoder, WeightsKey::TRANSIENT, &request.inputs, n) {
+                Ok(out) => {
+                    let d = request.params.latent;
+                    let (mut mu, mut logvar) = (Vec::with_capacity(n * d), Vec::with_capacity(n * d));
+                    for row in out.chunks_exact(2 * d) {
+                        mu.extend_from_slice(&row[..d]);
+                        logvar.extend_from_slice(&row[d..]);
+                    }
+                    send(VaeViewResult::Latents(Arc::new(Latents { step: model.1, run: model.0, mu, logvar })));
                 }
+                Err(e) => send(VaeViewResult::Error(format!("cannot encode the data: {e}"))),
             }
+            // Samples from the prior, with the same draws for every model of the run.
+            let mut rng = ChaCha8Rng::seed_from_u64(model.0);
+            let z: Vec<f32> =
+                (0..PRIOR_SAMPLES * request.params.latent).map(|_| StandardNormal.sample(&mut rng)).collect();
+            match decode(&mut self.cpu, &request.params, &z, PRIOR_SAMPLES) {
+                Ok(images) => send(VaeViewResult::Prior(model.1, Arc::new(images))),
+                Err(e) => send(VaeViewResult::Error(format!("cannot decode the prior samples: {e}"))),
+            }
+            self.done_latents = Some(model);
         }
-        match &mut self.gpu {
-            Some((backend, adapter)) if choose_backend(Some(adapter), flops, None) == BackendChoice::Gpu => {
-                Some((backend, adapter))
+        let (bounds, cells) = request.grid;
+        let grid_key = (model.0, model.1, bounds.map(f32::to_bits), cells, request.dims);
+        if self.done_grid != Some(grid_key) && cells > 0 {
+            let points: Vec<[f32; 2]> = (0..cells * cells)
+                .map(|k| {
+                    let (row, col) = (k / cells, k % cells);
+                    let x = bounds[0] + (bounds[1] - bounds[0]) * (col as f32 + 0.5) / cells as f32;
+                    let y = bounds[3] - (bounds[3] - bounds[2]) * (row as f32 + 0.5) / cells as f32;
+                    [x, y]
+                })
+                .collect();
+            let latent = latent_rows(&points, request.params.latent, request.dims);
+            let flops = 2.0 * mlp_macs(&request.params.decoder) * points.len() as f64;
+            let key = WeightsKey::new(VAE_WEIGHTS_ID + (model.0 << 8), model.1);
+            let on_gpu = match self.gpu.for_job(flops, "the VAE's decoder") {
+                Some((gpu, adapter)) => match gpu.mlp_forward(&request.params.decoder, key, &latent, points.len()) {
+                    Ok(out) => Some((out, format!("GPU ({})", adapter.name))),
+                    Err(e) => {
+                        log::warn!("the GPU decoder failed ({e}); using the CPU from now on");
+                        self.gpu.give_up();
+                        None
+                    }
+                },
+                None => None,
+            };
+            let result = match on_gpu {
+                Some((out, dev)) => Ok((finish(&request.params, out), dev)),
+                None => decode(&mut self.cpu, &request.params, &latent, points.len())
+                    .map(|o| (o, "CPU (candle)".to_owned())),
+            };
+            match result {
+                Ok((images, dev)) => {
+                    if dev != self.device {
+                        self.device.clone_from(&dev);
+                        send(VaeViewResult::Device(dev));
+                    }
+                    send(VaeViewResult::Manifold(Arc::new(Manifold { step: model.1, bounds, cells, images })));
+                }
+                Err(e) => send(VaeViewResult::Error(format!("cannot decode the grid: {e}"))),
             }
-            _ => None,
+            self.done_grid = Some(grid_key);
         }
     }
 }

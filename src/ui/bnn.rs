@@ -214,7 +214,7 @@ impl BnnUiState {
         let (Some(view), Some(prepared)) = (&self.view, &self.prepared) else { return };
         if self.worker.is_none() {
             let ctx = ctx.clone();
-            match BnnViewWorker::spawn(move || ctx.request_repaint()) {
+            match crate::train::bnn_view::spawn(move || ctx.request_repaint()) {
                 Ok(w) => self.worker = Some(w),
                 Err(e) => {
                     self.error = Some(format!("cannot start the view thread: {e}"));

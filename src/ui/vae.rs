@@ -201,7 +201,7 @@ impl VaeUiState {
         let Some(view) = &self.view else { return };
         if self.worker.is_none() {
             let ctx = ctx.clone();
-            match VaeViewWorker::spawn(move || ctx.request_repaint()) {
+            match crate::train::vae_view::spawn(move || ctx.request_repaint()) {
                 Ok(w) => self.worker = Some(w),
                 Err(e) => {
                     self.error = Some(format!("cannot start the view thread: {e}"));
