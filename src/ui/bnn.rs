@@ -18,6 +18,7 @@ use crate::models::stats::{Histogram, INTERVAL_LEVELS, freedman_diaconis_bins};
 use crate::train::bnn_view::{BnnProbe, BnnViewRequest, BnnViewResult, BnnViewWorker, PredictiveView, ProbeView};
 use crate::train::{EpochRecord, ModelView, RunSnapshot};
 use crate::ui::bnn_weights::{HeatQuantity, HistoryMode, WeightQuantity};
+use crate::ui::waiting;
 
 /// Which view the page shows.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -417,10 +418,7 @@ pub(crate) fn bnn_view_ui(bnn: &mut BnnUiState, snapshot: Option<&RunSnapshot>, 
     });
     ui.separator();
     let Some(view) = bnn.view.clone() else {
-        ui.horizontal(|ui| {
-            ui.spinner();
-            ui.label("Building the network…");
-        });
+        waiting(ui, "Building the network…");
         return;
     };
     egui::ScrollArea::vertical().auto_shrink([false, false]).show(ui, |ui| match bnn.page {
@@ -434,13 +432,6 @@ pub(crate) fn bnn_view_ui(bnn: &mut BnnUiState, snapshot: Option<&RunSnapshot>, 
             }
         }
         BnnPage::Compare => compare_ui(bnn, ui),
-    });
-}
-
-fn waiting(ui: &mut egui::Ui, what: &str) {
-    ui.horizontal(|ui| {
-        ui.spinner();
-        ui.label(what);
     });
 }
 

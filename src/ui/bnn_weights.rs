@@ -88,12 +88,17 @@ fn shared_range(view: &BnnView, layer: usize, quantity: WeightQuantity, prior_sd
         WeightQuantity::Sds => (0.0, prior_sd * 1.1),
         _ => (-3.0 * prior_sd, 3.0 * prior_sd),
     };
-    for (epoch, params) in view.history.iter() {
-        if let Some(l) = params.layers.get(layer) {
-            for v in values(l, quantity, *epoch as u64) {
-                lo = lo.min(f64::from(v));
-                hi = hi.max(f64::from(v));
-            }
+    // Runs every frame over the whole history, so no draws here: sampled weights lie within 5 sd of their mean
+    // (all but about one in two million draws).
+    let spread = if quantity == WeightQuantity::Samples { 5.0 } else { 0.0 };
+    for (_, params) in view.history.iter() {
+        let Some(l) = params.layers.get(layer) else { continue };
+        let n_w = l.n_in * l.n_out;
+        for (&m, &sd) in l.mean.iter().zip(&l.sd).take(n_w) {
+            let (m, sd) = (f64::from(m), f64::from(sd));
+            let (a, b) = if quantity == WeightQuantity::Sds { (sd, sd) } else { (m - spread * sd, m + spread * sd) };
+            lo = lo.min(a);
+            hi = hi.max(b);
         }
     }
     (lo, hi)

@@ -311,10 +311,7 @@ pub(crate) fn flow_view_ui(
         ui.selectable_value(&mut flow.page, FlowPage::KerasFigure, "Data and latent space (Keras figure)");
     });
     if flow.geometry.is_none() {
-        ui.horizontal(|ui| {
-            ui.spinner();
-            ui.label("Pushing points through the flow…");
-        });
+        crate::ui::waiting(ui, "Pushing points through the flow…");
         return;
     }
     match flow.page {

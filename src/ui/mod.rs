@@ -13,6 +13,14 @@ pub mod vae;
 
 pub use app::{BayesExplorerApp, LabState, Settings};
 
+/// A spinner and what is being waited for.
+pub(crate) fn waiting(ui: &mut egui::Ui, what: &str) {
+    ui.horizontal(|ui| {
+        ui.spinner();
+        ui.label(what);
+    });
+}
+
 /// Title of the window (and the name of its persistence folder).
 pub const APP_TITLE: &str = "bayes-explorer";
 

@@ -3,6 +3,7 @@
 //! decoded manifold over the same window, reconstructions after every epoch, samples from the prior, and the
 //! loss terms with the KL of each latent dimension.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use egui::{Color32, ColorImage, TextureHandle, TextureOptions};
@@ -80,6 +81,10 @@ pub struct VaeUiState {
     manifold_texture: Option<(u64, [u32; 4], usize, TextureHandle)>,
     hover_image: Option<([f32; 2], Arc<Vec<f32>>)>,
     hover_texture: Option<TextureHandle>,
+    /// Image grids uploaded once per content: name -> (what they show, texture).
+    textures: HashMap<&'static str, (u64, TextureHandle)>,
+    /// Counts arrivals of path images, so their texture is made once per arrival.
+    path_generation: u64,
     prior: Option<(u64, Arc<Vec<f32>>)>,
     device: String,
     last_request: Option<RequestKey>,
@@ -123,6 +128,8 @@ impl Default for VaeUiState {
             manifold_texture: None,
             hover_image: None,
             hover_texture: None,
+            textures: HashMap::new(),
+            path_generation: 0,
             prior: None,
             device: String::new(),
             last_request: None,
@@ -156,6 +163,7 @@ impl VaeUiState {
         self.manifold_texture = None;
         self.hover_image = None;
         self.prior = None;
+        self.textures.clear();
         self.last_request = None;
         self.recon_index = None;
         self.picked.clear();
@@ -165,6 +173,24 @@ impl VaeUiState {
         self.view_taken = None;
         self.error = None;
         self.dims = (0, 1.min(self.config.latent.saturating_sub(1)));
+    }
+
+    /// The texture `name`, made by `make` only when `key` (what it shows) changed since the last call.
+    fn texture(
+        &mut self,
+        ctx: &egui::Context,
+        name: &'static str,
+        key: u64,
+        make: impl FnOnce() -> ColorImage,
+    ) -> TextureHandle {
+        if let Some((k, t)) = self.textures.get(name)
+            && *k == key
+        {
+            return t.clone();
+        }
+        let texture = ctx.load_texture(name, make(), TextureOptions::NEAREST);
+        self.textures.insert(name, (key, texture.clone()));
+        texture
     }
 
     /// The image decoded under the cursor, if any (for tests).
@@ -220,7 +246,10 @@ impl VaeUiState {
                     self.hover_texture = None;
                 }
                 VaeViewResult::Prior(step, images) => self.prior = Some((step, images)),
-                VaeViewResult::Path(images) => self.path_images = Some(images),
+                VaeViewResult::Path(images) => {
+                    self.path_images = Some(images);
+                    self.path_generation += 1;
+                }
                 VaeViewResult::Device(d) => self.device = d,
                 VaeViewResult::Error(e) => self.error = Some(e),
             }
@@ -352,10 +381,7 @@ pub(crate) fn vae_view_ui(vae: &mut VaeUiState, snapshot: Option<&RunSnapshot>, 
     });
     ui.separator();
     let Some(view) = vae.view.clone() else {
-        ui.horizontal(|ui| {
-            ui.spinner();
-            ui.label("Building the network…");
-        });
+        crate::ui::waiting(ui, "Building the network…");
         return;
     };
     match vae.page {
@@ -394,10 +420,7 @@ fn latent_ui(vae: &mut VaeUiState, ui: &mut egui::Ui) {
         });
     }
     let Some(latents) = vae.latents.clone() else {
-        ui.horizontal(|ui| {
-            ui.spinner();
-            ui.label("Encoding the data…");
-        });
+        crate::ui::waiting(ui, "Encoding the data…");
         return;
     };
     let side = 0.5 * (ui.available_width() - 12.0);
@@ -544,12 +567,10 @@ fn path_ui(vae: &mut VaeUiState, ui: &mut egui::Ui) {
         }
     };
     ui.strong(format!("Interpolation from {} to {}", name(*a), name(*b)));
-    if let Some(images) = &vae.path_images {
-        let t = ui.ctx().load_texture(
-            "vae-path",
-            tiles(images, side, crate::train::vae_view::PATH_STEPS),
-            TextureOptions::NEAREST,
-        );
+    if let Some(images) = vae.path_images.clone() {
+        let t = vae.texture(ui.ctx(), "vae-path", vae.path_generation, || {
+            tiles(&images, side, crate::train::vae_view::PATH_STEPS)
+        });
         let w = ui.available_width().min(600.0);
         ui.image((t.id(), egui::vec2(w, w / crate::train::vae_view::PATH_STEPS as f32)));
     } else {
@@ -650,22 +671,22 @@ fn reconstructions_ui(vae: &mut VaeUiState, view: &VaeView, ui: &mut egui::Ui) {
         }
     });
     let (epoch, recon) = &history[index];
+    let originals = vae.texture(ui.ctx(), "vae-originals", vae.run, || tiles(&view.originals, side, 4));
+    let reconstructed = vae.texture(ui.ctx(), "vae-recon", *epoch as u64, || tiles(recon, side, 4));
     ui.columns(2, |cols| {
         cols[0].strong("16 test images");
-        let t = cols[0].ctx().load_texture("vae-originals", tiles(&view.originals, side, 4), TextureOptions::NEAREST);
-        cols[0].image((t.id(), egui::vec2(280.0, 280.0)));
+        cols[0].image((originals.id(), egui::vec2(280.0, 280.0)));
         cols[1].strong(format!("decoder(encoder mean) after epoch {epoch}"));
-        let t = cols[1].ctx().load_texture("vae-recon", tiles(recon, side, 4), TextureOptions::NEAREST);
-        cols[1].image((t.id(), egui::vec2(280.0, 280.0)));
+        cols[1].image((reconstructed.id(), egui::vec2(280.0, 280.0)));
     });
 }
 
-fn prior_ui(vae: &VaeUiState, ui: &mut egui::Ui) {
+fn prior_ui(vae: &mut VaeUiState, ui: &mut egui::Ui) {
     let Some(side) = vae.image_side else {
         ui.label("Prior samples are drawn for images; these inputs are table rows.");
         return;
     };
-    let Some((step, images)) = &vae.prior else {
+    let Some((step, images)) = vae.prior.clone() else {
         ui.spinner();
         return;
     };
@@ -673,7 +694,7 @@ fn prior_ui(vae: &VaeUiState, ui: &mut egui::Ui) {
     ui.label(format!(
         "{PRIOR_SAMPLES} draws z ~ N(0, I) decoded by the model at step {step} (the same draws for the whole run)."
     ));
-    let t = ui.ctx().load_texture("vae-prior", tiles(images, side, cols), TextureOptions::NEAREST);
+    let t = vae.texture(ui.ctx(), "vae-prior", step, || tiles(&images, side, cols));
     ui.image((t.id(), egui::vec2(420.0, 420.0)));
 }
 
