@@ -1,4 +1,4 @@
-//! The app's own benchmarks (`bayes-explorer bench flow`, `bench bnn`): wall-clock figures of the heavy work of
+//! The app's own benchmarks (`bayes-explorer bench flow`, `bench bnn`, `bench vae`): wall-clock figures of the heavy work of
 //! a lab, on the CPU (candle) and, where there is one, the GPU, printed as a table and as JSON. Reported, never
 //! asserted. Used by `cli`.
 
@@ -15,9 +15,10 @@ use crate::Lab;
 use crate::data::csv::NoProgress;
 use crate::data::prepare::{Prepared, default_spec_for_lab, prepare};
 use crate::data::{BuiltinFile, CsvOptions, LoadRequest, SynthKind, SynthSpec, Table};
-use crate::gpu::{CandleBackend, ComputeBackend, GpuBackend};
+use crate::gpu::{CandleBackend, ComputeBackend, GpuBackend, WeightsKey};
 use crate::models::bnn::{BnnConfig, BnnTrainer, Posterior, predictive_cpu};
 use crate::models::flow::{FlowConfig, FlowKind, FlowNet, FlowTrainer, gaussian_points};
+use crate::models::vae::{Likelihood, VaeConfig, VaeNetworks, VaeTrainer, vae_inputs};
 use crate::train::Trainer;
 
 /// One measured figure.
@@ -305,4 +306,168 @@ pub fn bnn_figures(quick: bool) -> Result<(Vec<BenchFigure>, String), String> {
         unit: "row samples",
     });
     Ok((figures, data_name))
+}
+
+/// Times `steps` training steps (median of `runs` runs, after one warm-up step).
+fn time_steps(trainer: &mut VaeTrainer, steps: usize, runs: usize) -> Result<f64, String> {
+    trainer.step().map_err(|e| e.to_string())?;
+    median_seconds(runs, || {
+        for _ in 0..steps {
+            trainer.step().map_err(|e| e.to_string())?;
+        }
+        Ok(())
+    })
+}
+
+/// The VAE lab's figures on MNIST 5k: one MLP-VAE epoch (training steps only) on its 4,250 training images and
+/// on 60,000 MNIST-shaped images (the 5k set tiled, batch 128, the PyTorch reference), 100 steps of the
+/// convolutional VAE at batch 128 and a course-setup epoch (batch 32, with its end-of-epoch evaluation), and the
+/// views' work on the CPU: encoding all 5,000 images and decoding the 20 x 20 manifold, for both architectures.
+/// `quick` times fewer steps and extrapolates.
+pub fn vae_figures(quick: bool) -> Result<Vec<BenchFigure>, String> {
+    let table = BuiltinFile::Mnist5k.load().map_err(|e| e.to_string())?;
+    let spec = default_spec_for_lab(Lab::Vae, &table);
+    let data = Arc::new(prepare(&table, &spec).map_err(|e| e.to_string())?);
+    let n_train = data.n_train();
+    let mut figures = Vec::new();
+    let endless = |config: VaeConfig| VaeConfig { epochs: 1_000_000, ..config };
+
+    // MLP VAE, one epoch of MNIST 5k.
+    let mlp = endless(VaeConfig::default());
+    let mut trainer = VaeTrainer::new(mlp.clone(), &data).map_err(|e| e.to_string())?;
+    let steps = n_train.div_ceil(mlp.batch_size);
+    let seconds = time_steps(&mut trainer, steps - 1, if quick { 1 } else { 3 })? * steps as f64 / (steps - 1) as f64;
+    figures.push(BenchFigure {
+        name: format!("MLP VAE epoch, {n_train} images (batch 128, training steps)"),
+        seconds,
+        runs: if quick { 1 } else { 3 },
+        items: n_train as f64,
+        unit: "images",
+    });
+    let mlp_params = trainer.params().map_err(|e| e.to_string())?;
+
+    // MLP VAE, 60,000 images: the training images tiled.
+    let mut big = (*data).clone();
+    let n_in = data.n_features();
+    big.x_train = big.x_train.iter().copied().cycle().take(60_000 * n_in).collect();
+    big.y_train = big.y_train.iter().copied().cycle().take(60_000).collect();
+    let big = Arc::new(big);
+    let mut trainer = VaeTrainer::new(mlp, &big).map_err(|e| e.to_string())?;
+    let full = 60_000usize.div_ceil(128);
+    let timed = if quick { 60 } else { full - 1 };
+    let seconds = time_steps(&mut trainer, timed, 1)? * full as f64 / timed as f64;
+    figures.push(BenchFigure {
+        name: "MLP VAE epoch, 60,000 MNIST-shaped images (batch 128, training steps)".to_owned(),
+        seconds,
+        runs: 1,
+        items: 60_000.0,
+        unit: "images",
+    });
+
+    // Convolutional VAE: 100 steps at batch 128, then a course-setup epoch.
+    let conv = endless(VaeConfig { batch_size: 128, ..VaeConfig::course_conv() });
+    let mut trainer = VaeTrainer::new(conv, &data).map_err(|e| e.to_string())?;
+    let timed = if quick { 10 } else { 100 };
+    let seconds = time_steps(&mut trainer, timed, 1)? * 100.0 / timed as f64;
+    figures.push(BenchFigure {
+        name: "conv VAE, 100 steps at batch 128".to_owned(),
+        seconds,
+        runs: 1,
+        items: 12_800.0,
+        unit: "images",
+    });
+    let course = VaeConfig { epochs: 2, ..VaeConfig::course_conv() };
+    let mut trainer = VaeTrainer::new(course.clone(), &data).map_err(|e| e.to_string())?;
+    let steps = n_train.div_ceil(course.batch_size);
+    // The first epoch warms up; the second, with its evaluation, is timed.
+    for _ in 0..steps {
+        trainer.step().map_err(|e| e.to_string())?;
+    }
+    let started = Instant::now();
+    for _ in 0..steps {
+        trainer.step().map_err(|e| e.to_string())?;
+    }
+    figures.push(BenchFigure {
+        name: format!("conv VAE epoch, course setup ({steps} x batch 32, with its evaluation)"),
+        seconds: started.elapsed().as_secs_f64(),
+        runs: 1,
+        items: n_train as f64,
+        unit: "images",
+    });
+    let conv_params = trainer.params().map_err(|e| e.to_string())?;
+
+    // The views' work: every image's q(z | x), and the 20 x 20 manifold.
+    let all: Vec<f32> = vae_inputs(&data, Likelihood::Bernoulli)
+        .0
+        .into_iter()
+        .chain(vae_inputs(&data, Likelihood::Bernoulli).1)
+        .collect();
+    let n_all = all.len() / n_in;
+    let grid: Vec<f32> = (0..400).flat_map(|k| [(k % 20) as f32 / 5.0 - 2.0, (k / 20) as f32 / 5.0 - 2.0]).collect();
+    let mut cpu = CandleBackend::new();
+    let runs = if quick { 1 } else { 5 };
+    for (label, params) in [("MLP", &mlp_params), ("conv", &conv_params)] {
+        let encode = median_seconds(runs, || {
+            let out = match &params.networks {
+                VaeNetworks::Mlp { encoder, .. } => cpu.mlp_forward(encoder, WeightsKey::TRANSIENT, &all, n_all),
+                VaeNetworks::Conv(c) => c.encode_cpu(&all, n_all, 256).map_err(Into::into),
+            };
+            out.map(std::hint::black_box).map(|_| ()).map_err(|e| e.to_string())
+        })?;
+        figures.push(BenchFigure {
+            name: format!("{label} VAE: encode all {n_all} images, CPU"),
+            seconds: encode,
+            runs,
+            items: n_all as f64,
+            unit: "images",
+        });
+        let decode = median_seconds(runs, || {
+            let out = match &params.networks {
+                VaeNetworks::Mlp { decoder, .. } => cpu.mlp_forward(decoder, WeightsKey::TRANSIENT, &grid, 400),
+                VaeNetworks::Conv(c) => c.decode_cpu(&grid, 400, 256).map_err(Into::into),
+            };
+            out.map(std::hint::black_box).map(|_| ()).map_err(|e| e.to_string())
+        })?;
+        figures.push(BenchFigure {
+            name: format!("{label} VAE: decode the 20 x 20 manifold, CPU"),
+            seconds: decode,
+            runs,
+            items: 400.0,
+            unit: "images",
+        });
+    }
+    // The MLP's view work on the GPU kernels, where an adapter exists (the convolutional networks run on candle).
+    match GpuBackend::new() {
+        Ok(mut gpu) => {
+            let software = gpu.context().adapter.is_software();
+            let name = format!("{}{}", gpu.name(), if software { ", a software adapter" } else { "" });
+            if let VaeNetworks::Mlp { encoder, decoder } = &mlp_params.networks {
+                let key = |id| WeightsKey::new(id, 1);
+                gpu.mlp_forward(encoder, key(1), &all, n_all).map_err(|e| e.to_string())?;
+                gpu.mlp_forward(decoder, key(2), &grid, 400).map_err(|e| e.to_string())?;
+                let encode = median_seconds(runs, || {
+                    gpu.mlp_forward(encoder, key(1), &all, n_all).map(|_| ()).map_err(|e| e.to_string())
+                })?;
+                figures.push(BenchFigure {
+                    name: format!("MLP VAE: encode all {n_all} images, {name}"),
+                    seconds: encode,
+                    runs,
+                    items: n_all as f64,
+                    unit: "images",
+                });
+                let decode = median_seconds(runs, || {
+                    gpu.mlp_forward(decoder, key(2), &grid, 400).map(|_| ()).map_err(|e| e.to_string())
+                })?;
+                figures.push(BenchFigure {
+                    name: format!("MLP VAE: decode the 20 x 20 manifold, {name}"),
+                    seconds: decode,
+                    runs,
+                    items: 400.0,
+                    unit: "images",
+                });
+            }
+        }
+        Err(e) => log::warn!("bench vae: no GPU back end: {e}"),
+    }
+    Ok(figures)
 }

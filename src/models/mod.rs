@@ -3,8 +3,10 @@
 
 pub mod activation;
 pub mod bnn;
+pub mod conv;
 pub mod flow;
 pub mod mlp;
+pub mod norm_act;
 pub mod optim;
 pub mod params;
 pub mod stats;

@@ -10,7 +10,9 @@
 //! with `KL = ½ Σ_j (mu_j² + sigma_j² - 1 - log sigma_j²)` in closed form and the reconstruction either the
 //! Bernoulli negative log-likelihood of binarised pixels (binary cross-entropy summed over pixels, on the
 //! decoder's logits) or the course's `1000 × mean squared error`. `beta` follows a schedule (constant, linear
-//! warm-up, cyclical). The architecture here is the MLP VAE (784-512-256 ReLU encoder, mirrored decoder).
+//! warm-up, cyclical). Two architectures: the MLP VAE (784-512-256 ReLU encoder, mirrored decoder) and the
+//! course's convolutional VAE ([`crate::models::conv`]: convolutions with batch normalisation and LeakyReLU, and
+//! transposed convolutions back).
 
 use std::sync::Arc;
 
@@ -24,6 +26,7 @@ use serde::{Deserialize, Serialize};
 use crate::Lab;
 use crate::data::prepare::{OutputKind, Prepared, image_side};
 use crate::models::Activation;
+use crate::models::conv::{BatchStats, ConvVaeNet, ConvVaeParams, NormMode};
 use crate::models::optim::{Optimizer, OptimizerKind, guarded_step};
 use crate::models::params::{DenseParams, MlpParams};
 use crate::train::{EpochRecord, ModelView, RunSnapshot, TrainError, Trainer};
@@ -44,6 +47,36 @@ impl Likelihood {
         match self {
             Self::Bernoulli => "bernoulli",
             Self::Gaussian => "gaussian",
+        }
+    }
+}
+
+/// The networks' shape.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum VaeArch {
+    /// Dense layers of [`VaeConfig::hidden`] units (ReLU), the decoder mirroring the encoder.
+    #[default]
+    Mlp,
+    /// The course's convolutional VAE (models.md section 2); images only. [`VaeConfig::hidden`] is not used.
+    Conv,
+}
+
+impl VaeArch {
+    /// Name on the command line.
+    #[must_use]
+    pub fn cli_name(self) -> &'static str {
+        match self {
+            Self::Mlp => "mlp",
+            Self::Conv => "conv",
+        }
+    }
+
+    /// Name in the UI.
+    #[must_use]
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::Mlp => "MLP (dense layers)",
+            Self::Conv => "Convolutional (the course's)",
         }
     }
 }
@@ -85,7 +118,9 @@ impl BetaSchedule {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct VaeConfig {
-    /// Units of the encoder's hidden layers (the decoder mirrors them).
+    /// The networks' shape.
+    pub arch: VaeArch,
+    /// Units of the encoder's hidden layers (the decoder mirrors them; MLP only).
     pub hidden: Vec<usize>,
     /// Latent dimension.
     pub latent: usize,
@@ -110,6 +145,7 @@ impl Default for VaeConfig {
     /// batch 128, 50 epochs.
     fn default() -> Self {
         Self {
+            arch: VaeArch::Mlp,
             hidden: vec![512, 256],
             latent: 2,
             likelihood: Likelihood::Bernoulli,
@@ -123,13 +159,41 @@ impl Default for VaeConfig {
     }
 }
 
+impl VaeConfig {
+    /// The course's convolutional setup (models.md section 2): the convolutional VAE, `1000 × MSE`, Adam 5e-4,
+    /// batch 32, 30 epochs.
+    #[must_use]
+    pub fn course_conv() -> Self {
+        Self {
+            arch: VaeArch::Conv,
+            likelihood: Likelihood::Gaussian,
+            learning_rate: 5e-4,
+            batch_size: 32,
+            epochs: 30,
+            ..Self::default()
+        }
+    }
+}
+
+/// The two networks as plain data.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub enum VaeNetworks {
+    /// Dense layers.
+    Mlp {
+        /// Input -> `[mu, log sigma²]` (`2 latent` outputs).
+        encoder: MlpParams,
+        /// Latent -> the likelihood's parameters (logits for Bernoulli, values for Gaussian).
+        decoder: MlpParams,
+    },
+    /// The convolutional VAE; its decoder gives logits for either likelihood.
+    Conv(ConvVaeParams),
+}
+
 /// The trained network as plain data, for the views and the GPU code.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct VaeParams {
-    /// Input -> `[mu, log sigma²]` (`2 latent` outputs).
-    pub encoder: MlpParams,
-    /// Latent -> the likelihood's parameters (logits for Bernoulli, values for Gaussian).
-    pub decoder: MlpParams,
+    /// The encoder and decoder.
+    pub networks: VaeNetworks,
     /// Latent dimension.
     pub latent: usize,
     /// `p(x | z)`.
@@ -151,6 +215,42 @@ pub struct VaeView {
 
 /// Test inputs whose reconstructions are recorded every epoch (the course's 4 x 4 figure).
 pub const RECON_IMAGES: usize = 16;
+
+impl VaeParams {
+    /// Values per input.
+    #[must_use]
+    pub fn n_in(&self) -> usize {
+        match &self.networks {
+            VaeNetworks::Mlp { encoder, .. } => encoder.n_in(),
+            VaeNetworks::Conv(c) => c.side * c.side,
+        }
+    }
+
+    /// True when the decoder's outputs go through a sigmoid to give the mean of `p(x | z)` (Bernoulli logits,
+    /// and the convolutional decoder's outputs under either likelihood).
+    #[must_use]
+    pub fn sigmoid_output(&self) -> bool {
+        self.likelihood == Likelihood::Bernoulli || matches!(self.networks, VaeNetworks::Conv(_))
+    }
+
+    /// Multiply-adds of the decoder per latent point.
+    #[must_use]
+    pub fn decoder_macs(&self) -> usize {
+        match &self.networks {
+            VaeNetworks::Mlp { decoder, .. } => decoder.macs_per_row(),
+            VaeNetworks::Conv(c) => c.decoder_macs(),
+        }
+    }
+
+    /// The architecture.
+    #[must_use]
+    pub fn arch(&self) -> VaeArch {
+        match self.networks {
+            VaeNetworks::Mlp { .. } => VaeArch::Mlp,
+            VaeNetworks::Conv(_) => VaeArch::Conv,
+        }
+    }
+}
 
 /// Per-input figures over a set of inputs, in nats per input.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
@@ -213,6 +313,25 @@ impl Stack {
         self.layers.iter().flat_map(|l| [l.weights.clone(), l.biases.clone()])
     }
 
+    /// The stack from plain data (a saved model's).
+    fn from_params(p: &MlpParams, dtype: DType) -> candle_core::Result<Self> {
+        let device = Device::Cpu;
+        let layers = p
+            .layers
+            .iter()
+            .map(|l| {
+                Ok(Dense {
+                    weights: Var::from_tensor(
+                        &Tensor::from_slice(&l.weights, (l.n_in, l.n_out), &device)?.to_dtype(dtype)?,
+                    )?,
+                    biases: Var::from_tensor(&Tensor::from_slice(&l.biases, l.n_out, &device)?.to_dtype(dtype)?)?,
+                    activation: l.activation,
+                })
+            })
+            .collect::<candle_core::Result<_>>()?;
+        Ok(Self { layers })
+    }
+
     fn params(&self) -> candle_core::Result<MlpParams> {
         let layers = self
             .layers
@@ -238,10 +357,19 @@ pub fn gaussian_kl(mu: &Tensor, logvar: &Tensor) -> candle_core::Result<Tensor> 
     ((mu.sqr()? + logvar.exp()?)? - logvar)?.affine(0.5, -0.5)?.sum(1)
 }
 
+/// The two networks of either architecture.
+enum Networks {
+    Mlp { encoder: Stack, decoder: Stack },
+    Conv(ConvVaeNet),
+}
+
+/// Images per forward pass of the convolutional networks when evaluating (bounds the gathered columns'
+/// memory: 256 images of 28 × 28 gather about 60 MB at the widest layer).
+const CONV_EVAL_CHUNK: usize = 256;
+
 /// The encoder and decoder, and the math of the loss; F32 for training, F64 for gradient checks.
 pub struct VaeNet {
-    encoder: Stack,
-    decoder: Stack,
+    networks: Networks,
     latent: usize,
     likelihood: Likelihood,
     dtype: DType,
@@ -255,49 +383,122 @@ pub struct VaeLoss {
     pub kl: Tensor,
     /// `recon + beta kl`.
     pub total: Tensor,
+    /// Batch statistics of the convolutional networks' normalised layers (encoder's, decoder's), for the
+    /// running averages; empty when evaluating and for the MLP.
+    pub norm_stats: (BatchStats, BatchStats),
 }
 
 impl VaeNet {
-    /// A fresh network for inputs of `n_in` values.
+    /// A fresh network for inputs of `n_in` values (a square number for the convolutional VAE).
     pub fn new(config: &VaeConfig, n_in: usize, dtype: DType) -> Result<Self, TrainError> {
         if config.latent == 0 || config.hidden.contains(&0) {
             return Err(TrainError::Data("the latent dimension and every layer need at least one unit".into()));
         }
         let mut rng = ChaCha8Rng::seed_from_u64(config.seed);
-        let mut enc = vec![n_in];
-        enc.extend(&config.hidden);
-        enc.push(2 * config.latent);
-        let mut dec = vec![config.latent];
-        dec.extend(config.hidden.iter().rev());
-        dec.push(n_in);
-        // Bernoulli: the decoder gives logits (the loss applies the sigmoid stably); Gaussian: values.
-        Ok(Self {
-            encoder: Stack::new(&enc, Activation::Relu, Activation::Identity, &mut rng, dtype)?,
-            decoder: Stack::new(&dec, Activation::Relu, Activation::Identity, &mut rng, dtype)?,
-            latent: config.latent,
-            likelihood: config.likelihood,
-            dtype,
-        })
+        let networks = match config.arch {
+            VaeArch::Mlp => {
+                let mut enc = vec![n_in];
+                enc.extend(&config.hidden);
+                enc.push(2 * config.latent);
+                let mut dec = vec![config.latent];
+                dec.extend(config.hidden.iter().rev());
+                dec.push(n_in);
+                // Bernoulli: the decoder gives logits (the loss applies the sigmoid stably); Gaussian: values.
+                Networks::Mlp {
+                    encoder: Stack::new(&enc, Activation::Relu, Activation::Identity, &mut rng, dtype)?,
+                    decoder: Stack::new(&dec, Activation::Relu, Activation::Identity, &mut rng, dtype)?,
+                }
+            }
+            VaeArch::Conv => {
+                let Some(side) = image_side(n_in) else {
+                    return Err(TrainError::Data(format!(
+                        "the convolutional VAE needs square images; this data has {n_in} features per row, \
+                         which is not a square number (use the MLP VAE for tables)"
+                    )));
+                };
+                Networks::Conv(ConvVaeNet::new(side, config.latent, &mut rng, dtype)?)
+            }
+        };
+        Ok(Self { networks, latent: config.latent, likelihood: config.likelihood, dtype })
+    }
+
+    /// The networks of saved parameters (`params` as [`Self::params`] gives them): the same outputs to the
+    /// last bit in F32.
+    pub fn from_params(params: &VaeParams, dtype: DType) -> Result<Self, TrainError> {
+        let networks = match &params.networks {
+            VaeNetworks::Mlp { encoder, decoder } => Networks::Mlp {
+                encoder: Stack::from_params(encoder, dtype)?,
+                decoder: Stack::from_params(decoder, dtype)?,
+            },
+            VaeNetworks::Conv(conv) => Networks::Conv(ConvVaeNet::from_params(conv, dtype)?),
+        };
+        Ok(Self { networks, latent: params.latent, likelihood: params.likelihood, dtype })
     }
 
     /// Every variable, with names for error messages.
     #[must_use]
     pub fn vars(&self) -> (Vec<Var>, Vec<String>) {
-        let mut vars = Vec::new();
-        let mut names = Vec::new();
-        for (part, stack) in [("encoder", &self.encoder), ("decoder", &self.decoder)] {
-            for (i, v) in stack.vars().enumerate() {
-                names.push(format!("{part} layer {} {}", i / 2 + 1, if i % 2 == 0 { "weights" } else { "biases" }));
-                vars.push(v);
+        match &self.networks {
+            Networks::Mlp { encoder, decoder } => {
+                let mut vars = Vec::new();
+                let mut names = Vec::new();
+                for (part, stack) in [("encoder", encoder), ("decoder", decoder)] {
+                    for (i, v) in stack.vars().enumerate() {
+                        let what = if i % 2 == 0 { "weights" } else { "biases" };
+                        names.push(format!("{part} layer {} {what}", i / 2 + 1));
+                        vars.push(v);
+                    }
+                }
+                (vars, names)
             }
+            Networks::Conv(net) => net.vars(),
         }
-        (vars, names)
     }
 
-    /// `mu`, `logvar` `[n, latent]` for inputs `x` `[n, n_in]`.
+    /// The encoder's `[mu, log sigma²]` and, for the convolutional VAE in `mode` [`NormMode::Batch`], its batch
+    /// statistics.
+    fn encode_in(&self, x: &Tensor, mode: NormMode) -> candle_core::Result<(Tensor, Tensor, BatchStats)> {
+        let (out, stats) = match &self.networks {
+            Networks::Mlp { encoder, .. } => (encoder.forward(x)?, Vec::new()),
+            Networks::Conv(net) => net.encode(x, mode)?,
+        }; // [n, 2 latent]
+        Ok((out.narrow(1, 0, self.latent)?, out.narrow(1, self.latent, self.latent)?, stats))
+    }
+
+    fn decode_in(&self, z: &Tensor, mode: NormMode) -> candle_core::Result<(Tensor, BatchStats)> {
+        match &self.networks {
+            Networks::Mlp { decoder, .. } => Ok((decoder.forward(z)?, Vec::new())),
+            Networks::Conv(net) => net.decode(z, mode),
+        }
+    }
+
+    /// `mu`, `logvar` `[n, latent]` for inputs `x` `[n, n_in]`, as in evaluation (the convolutional VAE's
+    /// batch normalisation uses its running averages, and works through large inputs in chunks).
     pub fn encode(&self, x: &Tensor) -> candle_core::Result<(Tensor, Tensor)> {
-        let out = self.encoder.forward(x)?; // [n, 2 latent]
-        Ok((out.narrow(1, 0, self.latent)?, out.narrow(1, self.latent, self.latent)?))
+        let n = x.dim(0)?;
+        if matches!(self.networks, Networks::Mlp { .. }) || n <= CONV_EVAL_CHUNK {
+            let (mu, logvar, _) = self.encode_in(x, NormMode::Running)?;
+            return Ok((mu, logvar));
+        }
+        let (mut mus, mut logvars) = (Vec::new(), Vec::new());
+        for start in (0..n).step_by(CONV_EVAL_CHUNK) {
+            let (mu, logvar, _) =
+                self.encode_in(&x.narrow(0, start, CONV_EVAL_CHUNK.min(n - start))?, NormMode::Running)?;
+            // Detached: a chunk's result would otherwise keep every activation of its pass alive until the end.
+            mus.push(mu.detach());
+            logvars.push(logvar.detach());
+        }
+        Ok((Tensor::cat(&mus, 0)?, Tensor::cat(&logvars, 0)?))
+    }
+
+    /// The mean of `p(x | z)` from the decoder's output: the sigmoid of logits (Bernoulli; the convolutional
+    /// decoder under either likelihood) or the output itself (the MLP under the Gaussian likelihood).
+    fn output_mean(&self, out: &Tensor) -> candle_core::Result<Tensor> {
+        if self.likelihood == Likelihood::Bernoulli || matches!(self.networks, Networks::Conv(_)) {
+            Activation::Sigmoid.apply(out)
+        } else {
+            Ok(out.clone())
+        }
     }
 
     /// Reconstruction term per row `[n]`: Bernoulli `Σ softplus(l) - x l` over the logits `l`, or `1000 × mean
@@ -305,19 +506,44 @@ impl VaeNet {
     fn recon_per_row(&self, x: &Tensor, out: &Tensor) -> candle_core::Result<Tensor> {
         match self.likelihood {
             Likelihood::Bernoulli => (Activation::Softplus.apply(out)? - x.mul(out)?)?.sum(1),
-            Likelihood::Gaussian => x.sub(out)?.sqr()?.mean(1)? * 1000.0,
+            Likelihood::Gaussian => x.sub(&self.output_mean(out)?)?.sqr()?.mean(1)? * 1000.0,
         }
     }
 
-    /// The loss of a batch `x` `[n, n_in]` with latent noise `eps` `[n, latent]` and KL weight `beta`.
+    /// The training loss of a batch `x` `[n, n_in]` with latent noise `eps` `[n, latent]` and KL weight `beta`:
+    /// batch normalisation (convolutional VAE) uses the batch's statistics, which the result carries.
     pub fn loss(&self, x: &Tensor, eps: &Tensor, beta: f64) -> candle_core::Result<VaeLoss> {
-        let (mu, logvar) = self.encode(x)?;
+        self.loss_in(x, eps, beta, NormMode::Batch)
+    }
+
+    /// The loss as in evaluation: batch normalisation uses its running averages.
+    pub fn eval_loss(&self, x: &Tensor, eps: &Tensor, beta: f64) -> candle_core::Result<VaeLoss> {
+        self.loss_in(x, eps, beta, NormMode::Running)
+    }
+
+    fn loss_in(&self, x: &Tensor, eps: &Tensor, beta: f64, mode: NormMode) -> candle_core::Result<VaeLoss> {
+        let (mu, logvar, encoder_stats) = self.encode_in(x, mode)?;
         let z = (&mu + (logvar.affine(0.5, 0.0)?.exp()? * eps)?)?; // [n, latent]
-        let out = self.decoder.forward(&z)?; // [n, n_in]
+        let (out, decoder_stats) = self.decode_in(&z, mode)?; // [n, n_in]
         let recon = self.recon_per_row(x, &out)?.mean_all()?;
         let kl = gaussian_kl(&mu, &logvar)?.mean_all()?;
         let total = (&recon + (&kl * beta)?)?;
-        Ok(VaeLoss { recon, kl, total })
+        Ok(VaeLoss { recon, kl, total, norm_stats: (encoder_stats, decoder_stats) })
+    }
+
+    /// Rows per forward pass when evaluating many inputs.
+    fn eval_chunk(&self) -> usize {
+        match self.networks {
+            Networks::Mlp { .. } => 1024,
+            Networks::Conv(_) => CONV_EVAL_CHUNK,
+        }
+    }
+
+    /// Folds a training step's batch statistics into the running averages (convolutional VAE only).
+    pub fn update_running(&mut self, stats: &(BatchStats, BatchStats)) {
+        if let Networks::Conv(net) = &mut self.networks {
+            net.update_running(&stats.0, &stats.1);
+        }
     }
 
     /// Standard normal draws `[n, latent]` from `rng`.
@@ -326,24 +552,33 @@ impl VaeNet {
         Tensor::from_vec(eps, (n, self.latent), &Device::Cpu)?.to_dtype(self.dtype)
     }
 
-    /// The mean of `p(x | z)` for latents `z` `[n, latent]`: pixel probabilities or values `[n, n_in]`.
+    /// The mean of `p(x | z)` for latents `z` `[n, latent]`: pixel probabilities or values `[n, n_in]`, as in
+    /// evaluation.
     pub fn decode_mean(&self, z: &Tensor) -> candle_core::Result<Tensor> {
-        let out = self.decoder.forward(z)?;
-        match self.likelihood {
-            Likelihood::Bernoulli => Activation::Sigmoid.apply(&out),
-            Likelihood::Gaussian => Ok(out),
+        let n = z.dim(0)?;
+        if matches!(self.networks, Networks::Mlp { .. }) || n <= CONV_EVAL_CHUNK {
+            return self.output_mean(&self.decode_in(z, NormMode::Running)?.0);
         }
+        let parts = (0..n)
+            .step_by(CONV_EVAL_CHUNK)
+            .map(|start| {
+                let (out, _) =
+                    self.decode_in(&z.narrow(0, start, CONV_EVAL_CHUNK.min(n - start))?, NormMode::Running)?;
+                Ok(self.output_mean(&out)?.detach())
+            })
+            .collect::<candle_core::Result<Vec<_>>>()?;
+        Tensor::cat(&parts, 0)
     }
 
     /// Plain-data copies of the two networks.
     pub fn params(&self, image_side: Option<usize>) -> candle_core::Result<VaeParams> {
-        Ok(VaeParams {
-            encoder: self.encoder.params()?,
-            decoder: self.decoder.params()?,
-            latent: self.latent,
-            likelihood: self.likelihood,
-            image_side,
-        })
+        let networks = match &self.networks {
+            Networks::Mlp { encoder, decoder } => {
+                VaeNetworks::Mlp { encoder: encoder.params()?, decoder: decoder.params()? }
+            }
+            Networks::Conv(net) => VaeNetworks::Conv(net.params()?),
+        };
+        Ok(VaeParams { networks, latent: self.latent, likelihood: self.likelihood, image_side })
     }
 }
 
@@ -425,6 +660,13 @@ impl VaeTrainer {
             return Err(TrainError::Data("the batch size must be at least 1".into()));
         }
         let (train, test, image_side) = vae_inputs(data, config.likelihood);
+        if config.arch == VaeArch::Conv && image_side.is_none() {
+            return Err(TrainError::Data(format!(
+                "the convolutional VAE needs images: a square number of non-negative features per row; this data \
+                 has {n_in} features{}",
+                if crate::data::prepare::image_side(n_in).is_some() { " with negative values" } else { "" }
+            )));
+        }
         let net = VaeNet::new(&config, n_in, DType::F32)?;
         let (vars, names) = net.vars();
         let optimizer = Optimizer::new(OptimizerKind::Adam, config.learning_rate, &vars)?;
@@ -494,11 +736,12 @@ impl VaeTrainer {
         }
         let (mut recon, mut kl) = (0.0, 0.0);
         let mut rng = ChaCha8Rng::seed_from_u64(seed);
-        for start in (0..n).step_by(1024) {
-            let len = (n - start).min(1024);
+        let chunk = self.net.eval_chunk();
+        for start in (0..n).step_by(chunk) {
+            let len = (n - start).min(chunk);
             let xb = x.narrow(0, start, len)?;
             let eps = self.net.draw_noise(len, &mut rng)?;
-            let l = self.net.loss(&xb, &eps, 1.0)?;
+            let l = self.net.eval_loss(&xb, &eps, 1.0)?;
             recon += f64::from(l.recon.to_dtype(DType::F32)?.to_scalar::<f32>()?) * len as f64;
             kl += f64::from(l.kl.to_dtype(DType::F32)?.to_scalar::<f32>()?) * len as f64;
         }
@@ -525,6 +768,18 @@ impl VaeTrainer {
         let Some((train_labels, test_labels)) = &self.labels else { return Ok(None) };
         let (train, test) = self.latent_means()?;
         Ok(Some(knn_accuracy(&train, train_labels, &test, test_labels, self.config.latent, 5)))
+    }
+
+    /// `decoder(mean of encoder(x))` of the first `n` test inputs `[n, n_in]` (fewer if the split is smaller).
+    pub fn test_reconstructions(&self, n: usize) -> Result<Vec<f32>, TrainError> {
+        let x = self.x_test.narrow(0, 0, n.min(self.x_test.dim(0)?))?;
+        let (mu, _) = self.net.encode(&x)?;
+        Ok(self.net.decode_mean(&mu)?.to_dtype(DType::F32)?.flatten_all()?.to_vec1()?)
+    }
+
+    /// The first `n` test inputs `[n, n_in]` as the model sees them (scaled, binarised for Bernoulli).
+    pub fn test_inputs(&self, n: usize) -> Result<Vec<f32>, TrainError> {
+        Ok(self.x_test.narrow(0, 0, n.min(self.x_test.dim(0)?))?.flatten_all()?.to_vec1()?)
     }
 
     /// Mean squared error of `decoder(mean of encoder(x))` against `x` over the test inputs.
@@ -639,6 +894,7 @@ impl Trainer for VaeTrainer {
             "the loss (reconstruction + KL)",
             step,
         )?;
+        self.net.update_running(&l.norm_stats);
         self.batch_loss = total;
         self.step = step;
         self.epoch_sums[0] += f64::from(l.recon.to_scalar::<f32>()?);
@@ -697,5 +953,37 @@ impl VaeTrainer {
     #[must_use]
     pub fn n_in(&self) -> usize {
         self.n_in
+    }
+
+    /// The trainer of [`Self::new`] with the networks of `params` (a saved model's) in place of fresh ones, for
+    /// evaluating them as the trainer does ([`Self::test_elbo`], [`Self::knn5_accuracy`]): the same figures to
+    /// the last bit as the model gave when it was trained. Training from here starts a fresh optimiser.
+    pub fn with_params(config: VaeConfig, data: &Arc<Prepared>, params: &VaeParams) -> Result<Self, TrainError> {
+        if params.arch() != config.arch || params.latent != config.latent || params.likelihood != config.likelihood {
+            return Err(TrainError::Data(format!(
+                "the saved VAE ({}, latent {}, {}) is not the one the settings describe ({}, latent {}, {})",
+                params.arch().cli_name(),
+                params.latent,
+                params.likelihood.cli_name(),
+                config.arch.cli_name(),
+                config.latent,
+                config.likelihood.cli_name()
+            )));
+        }
+        let mut trainer = Self::new(config, data)?;
+        if params.n_in() != trainer.n_in {
+            return Err(TrainError::Data(format!(
+                "the saved VAE takes {} values per input but the data has {}",
+                params.n_in(),
+                trainer.n_in
+            )));
+        }
+        trainer.net = VaeNet::from_params(params, DType::F32)?;
+        let (vars, names) = trainer.net.vars();
+        trainer.optimizer = Optimizer::new(OptimizerKind::Adam, trainer.config.learning_rate, &vars)?;
+        (trainer.vars, trainer.names) = (vars, names);
+        trainer.reconstructions = Arc::new(Vec::new());
+        trainer.record_reconstructions(0)?;
+        Ok(trainer)
     }
 }

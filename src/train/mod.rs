@@ -4,6 +4,7 @@
 
 pub mod bnn_view;
 pub mod flow_view;
+pub mod runfile;
 pub mod vae_view;
 pub mod view_thread;
 mod worker;

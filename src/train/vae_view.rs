@@ -12,8 +12,7 @@ use rand_chacha::ChaCha8Rng;
 use rand_distr::{Distribution, StandardNormal};
 
 use crate::gpu::{CandleBackend, ComputeBackend, ComputeError, RealGpu, WeightsKey};
-use crate::models::params::MlpParams;
-use crate::models::vae::{Likelihood, VaeParams};
+use crate::models::vae::{VaeNetworks, VaeParams};
 use crate::train::view_thread::ViewThread;
 
 /// Images in the prior-samples grid (a square).
@@ -154,9 +153,9 @@ impl ViewState {
             }
         }
         if self.done_latents != Some(model) {
-            let n_in = request.params.encoder.n_in();
+            let n_in = request.params.n_in();
             let n = request.inputs.len() / n_in.max(1);
-            match self.cpu.mlp_forward(&request.params.encoder, WeightsKey::TRANSIENT, &request.inputs, n) {
+            match encode(&mut self.cpu, &request.params, &request.inputs, n) {
                 Ok(out) => {
                     let d = request.params.latent;
                     let (mut mu, mut logvar) = (Vec::with_capacity(n * d), Vec::with_capacity(n * d));
@@ -190,10 +189,15 @@ impl ViewState {
                 })
                 .collect();
             let latent = latent_rows(&points, request.params.latent, request.dims);
-            let flops = 2.0 * mlp_macs(&request.params.decoder) * points.len() as f64;
+            let flops = 2.0 * request.params.decoder_macs() as f64 * points.len() as f64;
             let key = WeightsKey::new(VAE_WEIGHTS_ID + (model.0 << 8), model.1);
-            let on_gpu = match self.gpu.for_job(flops, "the VAE's decoder") {
-                Some((gpu, adapter)) => match gpu.mlp_forward(&request.params.decoder, key, &latent, points.len()) {
+            // The GPU kernels run dense layers; the convolutional decoder runs on candle.
+            let gpu_job = match &request.params.networks {
+                VaeNetworks::Mlp { decoder, .. } => self.gpu.for_job(flops, "the VAE's decoder").map(|g| (g, decoder)),
+                VaeNetworks::Conv(_) => None,
+            };
+            let on_gpu = match gpu_job {
+                Some(((gpu, adapter), decoder)) => match gpu.mlp_forward(decoder, key, &latent, points.len()) {
                     Ok(out) => Some((out, format!("GPU ({})", adapter.name))),
                     Err(e) => {
                         log::warn!("the GPU decoder failed ({e}); using the CPU from now on");
@@ -223,11 +227,6 @@ impl ViewState {
     }
 }
 
-/// Multiply-adds of one row through an MLP.
-fn mlp_macs(params: &MlpParams) -> f64 {
-    params.layers.iter().map(|l| (l.n_in * l.n_out) as f64).sum()
-}
-
 /// Latent rows `[n, latent]` with the two shown dimensions set from `points` and the rest at 0.
 fn latent_rows(points: &[[f32; 2]], latent: usize, dims: (usize, usize)) -> Vec<f32> {
     let mut z = vec![0f32; points.len() * latent];
@@ -244,15 +243,29 @@ fn latent_rows(points: &[[f32; 2]], latent: usize, dims: (usize, usize)) -> Vec<
     z
 }
 
-/// The decoder's mean output for latents `z` `[n, latent]`.
+/// Images per pass of the convolutional networks on the CPU.
+const CONV_CHUNK: usize = 256;
+
+/// The encoder's `[mu, log sigma²]` rows `[n, 2 latent]` for `inputs` `[n, n_in]`, on the CPU.
+fn encode(cpu: &mut CandleBackend, params: &VaeParams, inputs: &[f32], n: usize) -> Result<Vec<f32>, ComputeError> {
+    Ok(match &params.networks {
+        VaeNetworks::Mlp { encoder, .. } => cpu.mlp_forward(encoder, WeightsKey::TRANSIENT, inputs, n)?,
+        VaeNetworks::Conv(conv) => conv.encode_cpu(inputs, n, CONV_CHUNK)?,
+    })
+}
+
+/// The decoder's mean output for latents `z` `[n, latent]`, on the CPU.
 fn decode(cpu: &mut CandleBackend, params: &VaeParams, z: &[f32], n: usize) -> Result<Vec<f32>, ComputeError> {
-    let out = cpu.mlp_forward(&params.decoder, WeightsKey::TRANSIENT, z, n)?;
+    let out = match &params.networks {
+        VaeNetworks::Mlp { decoder, .. } => cpu.mlp_forward(decoder, WeightsKey::TRANSIENT, z, n)?,
+        VaeNetworks::Conv(conv) => conv.decode_cpu(z, n, CONV_CHUNK)?,
+    };
     Ok(finish(params, out))
 }
 
-/// Logits to pixel probabilities for the Bernoulli likelihood.
+/// Logits to pixel probabilities, where the decoder gives logits.
 fn finish(params: &VaeParams, mut out: Vec<f32>) -> Vec<f32> {
-    if params.likelihood == Likelihood::Bernoulli {
+    if params.sigmoid_output() {
         crate::models::Activation::Sigmoid.apply_in_place(&mut out);
     }
     out

@@ -89,6 +89,8 @@ pub struct LabState {
     pub(crate) bnn: crate::ui::bnn::BnnUiState,
     /// The VAE lab's settings and views (unused by the other labs).
     pub(crate) vae: crate::ui::vae::VaeUiState,
+    /// The settings and data the run on show was started from (for "Save run…").
+    pub(crate) run_origin: Option<crate::ui::run_file::RunOrigin>,
 }
 
 /// What to do with a finished load.
@@ -116,6 +118,7 @@ impl LabState {
             flow: crate::ui::flow::FlowUiState::default(),
             bnn: crate::ui::bnn::BnnUiState::default(),
             vae: crate::ui::vae::VaeUiState::default(),
+            run_origin: None,
         }
     }
 
@@ -128,7 +131,7 @@ impl LabState {
 
 /// The whole app.
 pub struct BayesExplorerApp {
-    ctx: egui::Context,
+    pub(crate) ctx: egui::Context,
     /// Persisted settings.
     pub settings: Settings,
     /// The labs, in tab order.
@@ -137,6 +140,8 @@ pub struct BayesExplorerApp {
     compute: Option<ComputeInfo>,
     compute_rx: Option<Receiver<ComputeInfo>>,
     dialog_rx: Option<(Receiver<Option<PathBuf>>, Lab, Instant)>,
+    /// A run being saved or opened ("Save run…", "Open run…").
+    pub(crate) run_file_job: Option<crate::ui::run_file::RunFileJob>,
     /// Text of the "load from path" field.
     pub path_text: String,
     /// UI-thread seconds of recent frames (eframe's measure), newest last, with when they were drawn.
@@ -161,6 +166,7 @@ impl BayesExplorerApp {
             compute: None,
             compute_rx: Some(rx),
             dialog_rx: None,
+            run_file_job: None,
             path_text: String::new(),
             frame_times: std::collections::VecDeque::new(),
         };
@@ -277,6 +283,7 @@ impl BayesExplorerApp {
         state.worker = None;
         state.worker_state = None;
         state.snapshot = None;
+        state.run_origin = None;
         state.view = crate::ui::data_view::DataViewState::default();
         let dropped = data.table.csv.as_ref().map_or(0, |c| c.dropped_rows);
         if dropped > 0 {
@@ -305,6 +312,7 @@ impl BayesExplorerApp {
             self.compute_rx = None;
         }
         self.poll_dialog();
+        self.poll_run_file();
         for lab in Lab::ALL {
             self.poll_load(lab);
             self.poll_worker(lab);

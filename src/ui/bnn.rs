@@ -176,6 +176,13 @@ impl BnnUiState {
         self.error = None;
     }
 
+    /// Takes the settings of an opened run as those of the next run (shown in the side panel).
+    pub(crate) fn restore_config(&mut self, config: BnnConfig) {
+        self.hidden_text = hidden_text(&config.hidden);
+        self.n_samples = config.predictive_samples.max(1);
+        self.config = config;
+    }
+
     /// A dataset with `n_train` training rows arrived: the epochs go to their default for it (the course's step
     /// budget, [`default_epochs`]).
     pub(crate) fn set_data_size(&mut self, n_train: usize) {

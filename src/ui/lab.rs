@@ -8,8 +8,10 @@ use crate::data::{BuiltinFile, LoadRequest, SynthKind, SynthSpec};
 use crate::models::bnn::BnnTrainer;
 use crate::models::flow::FlowTrainer;
 use crate::models::vae::VaeTrainer;
+use crate::train::runfile::RunConfig;
 use crate::train::{Command, Trainer, TrainerFactory, Worker, WorkerState};
 use crate::ui::app::{BayesExplorerApp, LoadTarget, Message};
+use crate::ui::run_file::RunOrigin;
 
 /// Draws the page of `lab`.
 pub(crate) fn lab_ui(app: &mut BayesExplorerApp, lab: Lab, ui: &mut egui::Ui) {
@@ -20,6 +22,8 @@ pub(crate) fn lab_ui(app: &mut BayesExplorerApp, lab: Lab, ui: &mut egui::Ui) {
             dataset_ui(app, lab, ui);
             ui.separator();
             training_ui(app, lab, ui);
+            ui.separator();
+            crate::ui::run_file::run_file_ui(app, lab, ui);
         });
     });
     egui::CentralPanel::default().show(ui, |ui| {
@@ -285,6 +289,14 @@ fn start_run(state: &mut crate::ui::app::LabState, ctx: egui::Context, start_run
             return;
         }
     };
+    // What "Save run…" needs besides the snapshot.
+    let config = match state.lab {
+        Lab::Bnn => RunConfig::Bnn(state.bnn.config.clone()),
+        Lab::Vae => RunConfig::Vae(state.vae.config.clone()),
+        Lab::Flow => RunConfig::Flow(state.flow.config.clone()),
+    };
+    let origin =
+        RunOrigin { config, table: Arc::clone(&data.table), request: data.request.clone(), spec: data.spec.clone() };
     let factory: TrainerFactory = if state.lab == Lab::Vae {
         let config = state.vae.config.clone();
         state.vae.new_run(Arc::clone(&prepared));
@@ -300,6 +312,7 @@ fn start_run(state: &mut crate::ui::app::LabState, ctx: egui::Context, start_run
     };
     // Dropping the old worker stops and joins it before the new one starts.
     state.worker = None;
+    state.run_origin = None;
     state.snapshot = None;
     state.message = None;
     let name = format!("train-{}", state.lab.tab_name().to_lowercase());
@@ -307,6 +320,7 @@ fn start_run(state: &mut crate::ui::app::LabState, ctx: egui::Context, start_run
         Ok(w) => {
             state.worker = Some(w);
             state.worker_state = Some(WorkerState::Starting);
+            state.run_origin = Some(origin);
         }
         Err(e) => state.message = Some(Message::error(format!("cannot start the training thread: {e}"))),
     }

@@ -8,6 +8,7 @@ mod data_view;
 mod flow;
 mod lab;
 mod preview;
+mod run_file;
 mod status_bar;
 pub mod vae;
 
