@@ -20,6 +20,7 @@ use crate::models::bnn::{BnnConfig, BnnTrainer, Head, KlEstimate, Posterior, def
 use crate::models::flow::{FlowConfig, FlowKind, FlowTrainer, flow_report};
 use crate::models::optim::OptimizerKind;
 use crate::models::vae::{Likelihood, VaeConfig, VaeTrainer};
+use crate::train::export::{ExportOptions, export_run};
 use crate::train::runfile::{AnyRun, RunConfig, RunFileError, first_difference, load_dataset};
 use crate::train::{Command, ModelView, Trainer, TrainerFactory, Worker, WorkerEvent};
 
@@ -229,6 +230,14 @@ pub struct TrainArgs {
     /// split, metrics) with the weights next to it (PATH with the extension `.safetensors`).
     #[arg(long, value_name = "PATH")]
     pub save: Option<PathBuf>,
+    /// After training (or opening a run with --load), write the data behind the lab's plots as CSV files into DIR
+    /// (created if missing) and print their paths: history.csv (every epoch's metrics) for every lab; for the BNN
+    /// weights_histograms.csv (every recorded epoch, layer and quantity, with bin edges), predictive.csv (the test
+    /// rows' Monte Carlo predictions) and, for regression, calibration.csv; for the VAE latents.csv (every input's
+    /// encoder means and log-variances with its label); for the flow stages.csv (the points at every stage) and
+    /// density.csv (each stage's density on a 128 x 128 grid). Numbers are written to full precision.
+    #[arg(long, value_name = "DIR")]
+    pub export: Option<PathBuf>,
     /// Open a saved run (its `.json` run file) instead of training: load the model and its dataset, print the
     /// metrics it reached and recompute them from the loaded weights (the BNN's and the VAE's test figures come
     /// out the same to the last bit; the flow's are its report). The settings come from the run file.
@@ -665,7 +674,15 @@ fn train(args: &TrainArgs) -> Result<(), CliError> {
                     ]);
                 }
                 worker.send(Command::Stop);
-                report(lab, &model, &table, args, &metrics);
+                let exported = match &args.export {
+                    Some(dir) => {
+                        let samples = bnn_config_used.as_ref().map_or(100, |c| c.predictive_samples);
+                        let snapshot = worker.snapshot().unwrap_or_default();
+                        export_trained(dir, &snapshot.history, snapshot.model, &prepared, samples)?
+                    }
+                    None => Vec::new(),
+                };
+                report(lab, &model, &table, args, &metrics, &exported);
                 if let Some(path) = &args.save {
                     let config = bnn_config_used
                         .map(RunConfig::Bnn)
@@ -799,7 +816,7 @@ fn format_metrics(metrics: &[(String, f64)]) -> String {
     metrics.iter().map(|(k, v)| format!("{k} {v:.4}")).collect::<Vec<_>>().join("  ")
 }
 
-fn report(lab: Lab, model: &str, table: &Table, args: &TrainArgs, metrics: &[(String, f64)]) {
+fn report(lab: Lab, model: &str, table: &Table, args: &TrainArgs, metrics: &[(String, f64)], exported: &[PathBuf]) {
     if args.json {
         let mut line = serde_json::Map::new();
         line.insert("lab".into(), json!(lab.tab_name().to_lowercase()));
@@ -809,10 +826,41 @@ fn report(lab: Lab, model: &str, table: &Table, args: &TrainArgs, metrics: &[(St
         for (k, v) in metrics {
             line.insert(k.clone(), json!(v));
         }
+        if args.export.is_some() {
+            line.insert("exported".into(), exported_json(exported));
+        }
         println!("{}", serde_json::Value::Object(line));
     } else {
         println!("{} on {}: {}", lab.title(), table.name, format_metrics(metrics));
+        print_exported(exported);
     }
+}
+
+/// The exported files' paths, for the JSON line.
+fn exported_json(exported: &[PathBuf]) -> serde_json::Value {
+    json!(exported.iter().map(|p| p.display().to_string()).collect::<Vec<_>>())
+}
+
+/// The exported files' paths, one per line.
+fn print_exported(exported: &[PathBuf]) {
+    for path in exported {
+        println!("exported {}", path.display());
+    }
+}
+
+/// `train … --export DIR`: writes the CSVs of the finished run (its model is in the final snapshot).
+fn export_trained(
+    dir: &std::path::Path,
+    history: &[crate::train::EpochRecord],
+    model: Option<ModelView>,
+    data: &crate::data::prepare::Prepared,
+    bnn_samples: usize,
+) -> Result<Vec<PathBuf>, CliError> {
+    let Some(model) = model else {
+        return Err(CliError::Failed(format!("{}: the run has no model to export", dir.display())));
+    };
+    let options = ExportOptions { bnn_samples, ..ExportOptions::default() };
+    export_run(dir, history, &model, data, options).map_err(|e| CliError::Failed(e.to_string()))
 }
 
 /// `train … --save`: writes the finished run (its model is in the final snapshot).
@@ -897,6 +945,19 @@ fn open_saved_run(args: &TrainArgs, path: &std::path::Path) -> Result<(), CliErr
         lines.push(("evaluated", evaluated));
         run
     };
+    let exported = match &args.export {
+        Some(dir) => {
+            let samples = match kept.config() {
+                RunConfig::Bnn(c) => c.predictive_samples,
+                RunConfig::Vae(_) | RunConfig::Flow(_) => 100,
+            };
+            export_trained(dir, &kept.snapshot().history, Some(kept.model_view()), &prepared, samples)?
+        }
+        None => Vec::new(),
+    };
+    if args.export.is_some() {
+        line.insert("exported".into(), exported_json(&exported));
+    }
     if args.json {
         println!("{}", serde_json::Value::Object(line));
     } else {
@@ -907,6 +968,7 @@ fn open_saved_run(args: &TrainArgs, path: &std::path::Path) -> Result<(), CliErr
         if let Some(r) = line.get("reproduced") {
             println!("  reproduced to the last bit: {r}");
         }
+        print_exported(&exported);
     }
     if let Some(save) = &args.save {
         kept.save(save).map_err(|e| CliError::Failed(e.to_string()))?;

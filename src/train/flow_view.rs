@@ -278,20 +278,18 @@ impl ViewLoop {
                     .map(|(d, l)| (d, l, "CPU (candle)".to_owned())),
             };
             grids.map(|(density, layer_log_det, device)| {
-                let cell =
-                    f64::from((bounds[1] - bounds[0]) * (bounds[3] - bounds[2])) / (resolution * resolution) as f64;
-                let mass = density.iter().map(|&d| f64::from(d)).sum::<f64>() * cell;
-                FlowViewResult::Grid(Arc::new(StageGrid {
+                let grid = StageGrid {
                     step: job.request.step,
                     stage,
                     resolution,
                     bounds,
+                    mass: grid_mass(&density, resolution, bounds),
                     density,
                     layer_log_det,
-                    mass,
                     seconds: started.elapsed().as_secs_f64(),
                     device,
-                }))
+                };
+                FlowViewResult::Grid(Arc::new(grid))
             })
         } else {
             return;
@@ -303,6 +301,61 @@ impl ViewLoop {
         let _ = self.results.send(result);
         (self.repaint)();
     }
+}
+
+/// Σ density x cell area over a `resolution`² grid on `bounds` (≈ 1 when the grid covers the mass).
+fn grid_mass(density: &[f32], resolution: usize, bounds: [f32; 4]) -> f64 {
+    let cell = f64::from((bounds[1] - bounds[0]) * (bounds[3] - bounds[2])) / (resolution * resolution) as f64;
+    density.iter().map(|&d| f64::from(d)).sum::<f64>() * cell
+}
+
+/// Data points the views push through the flow at most (the first training rows).
+pub const MAX_VIEW_POINTS: usize = 2000;
+
+/// The data points the views use: the first [`MAX_VIEW_POINTS`] standardised training rows `[n, 2]`.
+#[must_use]
+pub fn view_points(data: &crate::data::prepare::Prepared) -> Vec<f32> {
+    let n = data.n_train().min(MAX_VIEW_POINTS);
+    data.x_train.get(..n * 2).map(<[f32]>::to_vec).unwrap_or_default()
+}
+
+/// What the view thread computes for a model, here and now on the CPU (for exports and tests): every stage's
+/// points and grid lines for the data `data` (`[n, 2]`), then each stage's density and layer log-det on a
+/// `resolution`² grid over that stage's bounds.
+pub fn stage_views(
+    params: &Arc<FlowParams>,
+    step: u64,
+    data: &Arc<Vec<f32>>,
+    resolution: usize,
+) -> candle_core::Result<(FlowGeometry, Vec<StageGrid>)> {
+    let net = FlowNet::from_params(params, DType::F32)?;
+    let request = FlowViewRequest {
+        params: Arc::clone(params),
+        step,
+        run: 0,
+        data: Arc::clone(data),
+        resolution,
+        focus: 0,
+        probe: None,
+    };
+    let g = geometry(&net, &request)?;
+    let mut grids = Vec::with_capacity(g.bounds.len());
+    for (stage, &bounds) in g.bounds.iter().enumerate() {
+        let started = Instant::now();
+        let (density, layer_log_det) = net.stage_density_grid(stage, resolution, bounds)?;
+        grids.push(StageGrid {
+            step,
+            stage,
+            resolution,
+            bounds,
+            mass: grid_mass(&density, resolution, bounds),
+            density,
+            layer_log_det,
+            seconds: started.elapsed().as_secs_f64(),
+            device: "CPU (candle)".to_owned(),
+        });
+    }
+    Ok((g, grids))
 }
 
 /// Cells per side of the quick first pass over every stage, before the requested resolution.

@@ -3,6 +3,7 @@
 //! repaint hook. Used by `ui` and `cli`; uses `models` through the [`Trainer`] trait.
 
 pub mod bnn_view;
+pub mod export;
 pub mod flow_view;
 pub mod runfile;
 pub mod vae_view;

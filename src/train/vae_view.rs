@@ -153,16 +153,8 @@ impl ViewState {
             }
         }
         if self.done_latents != Some(model) {
-            let n_in = request.params.n_in();
-            let n = request.inputs.len() / n_in.max(1);
-            match encode(&mut self.cpu, &request.params, &request.inputs, n) {
-                Ok(out) => {
-                    let d = request.params.latent;
-                    let (mut mu, mut logvar) = (Vec::with_capacity(n * d), Vec::with_capacity(n * d));
-                    for row in out.chunks_exact(2 * d) {
-                        mu.extend_from_slice(&row[..d]);
-                        logvar.extend_from_slice(&row[d..]);
-                    }
+            match encode_latents(&mut self.cpu, &request.params, &request.inputs) {
+                Ok((mu, logvar)) => {
                     send(VaeViewResult::Latents(Arc::new(Latents { step: model.1, run: model.0, mu, logvar })));
                 }
                 Err(e) => send(VaeViewResult::Error(format!("cannot encode the data: {e}"))),
@@ -252,6 +244,24 @@ fn encode(cpu: &mut CandleBackend, params: &VaeParams, inputs: &[f32], n: usize)
         VaeNetworks::Mlp { encoder, .. } => cpu.mlp_forward(encoder, WeightsKey::TRANSIENT, inputs, n)?,
         VaeNetworks::Conv(conv) => conv.encode_cpu(inputs, n, CONV_CHUNK)?,
     })
+}
+
+/// Every input's q(z | x) on the CPU: the means and the log-variances `[n, latent]` of `inputs` `[n, n_in]` (what
+/// the view thread sends as [`Latents`]; also used by the exports).
+pub fn encode_latents(
+    cpu: &mut CandleBackend,
+    params: &VaeParams,
+    inputs: &[f32],
+) -> Result<(Vec<f32>, Vec<f32>), ComputeError> {
+    let n = inputs.len() / params.n_in().max(1);
+    let out = encode(cpu, params, inputs, n)?;
+    let d = params.latent;
+    let (mut mu, mut logvar) = (Vec::with_capacity(n * d), Vec::with_capacity(n * d));
+    for row in out.chunks_exact(2 * d.max(1)) {
+        mu.extend_from_slice(&row[..d]);
+        logvar.extend_from_slice(&row[d..]);
+    }
+    Ok((mu, logvar))
 }
 
 /// The decoder's mean output for latents `z` `[n, latent]`, on the CPU.

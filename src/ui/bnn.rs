@@ -16,8 +16,12 @@ use crate::models::bnn::{
 use crate::models::optim::OptimizerKind;
 use crate::models::stats::{Histogram, INTERVAL_LEVELS, freedman_diaconis_bins};
 use crate::train::bnn_view::{BnnProbe, BnnViewRequest, BnnViewResult, BnnViewWorker, PredictiveView, ProbeView};
+use crate::train::export::{
+    calibration_table, class_values, epoch_histogram, predictive_table, stacked_histograms, weight_histograms_table,
+};
 use crate::train::{EpochRecord, ModelView, RunSnapshot};
 use crate::ui::bnn_weights::{HeatQuantity, HistoryMode, WeightQuantity};
+use crate::ui::export::{ExportKind, ExportRequest, export_button, history_request};
 use crate::ui::waiting;
 
 /// Which view the page shows.
@@ -102,6 +106,8 @@ pub struct BnnUiState {
     pub(crate) start_requested: bool,
     /// Names of the features (rows of the first layer's matrix).
     pub(crate) feature_names: Vec<String>,
+    /// Set by an "Export data…" button; the lab starts the export and clears it.
+    pub(crate) export: Option<ExportRequest>,
     /// Training rows of the lab's dataset, for the default epochs.
     n_train_rows: Option<usize>,
     prepared: Option<Arc<Prepared>>,
@@ -138,6 +144,7 @@ impl Default for BnnUiState {
             runs: Vec::new(),
             start_requested: false,
             feature_names: Vec::new(),
+            export: None,
             n_train_rows: None,
             prepared: None,
             run_config: None,
@@ -206,6 +213,38 @@ impl BnnUiState {
             record: record.clone(),
             ranges,
         });
+    }
+
+    /// What "Export data…" writes for `kind`, from what the page shows now; `None` when it has no such data yet.
+    pub(crate) fn export_request(&self, kind: ExportKind) -> Option<ExportRequest> {
+        match kind {
+            ExportKind::WeightHistograms => {
+                let view = BnnView::clone(self.view.as_ref()?);
+                let (layer, quantity) = (self.layer, self.quantity);
+                match self.history_mode {
+                    HistoryMode::Single => {
+                        let index = self.epoch_index.unwrap_or(usize::MAX).min(view.history.len().checked_sub(1)?);
+                        Some(ExportRequest::new("bnn-weight-histogram.csv", move || {
+                            let shown: Vec<_> = epoch_histogram(&view, layer, quantity, index).into_iter().collect();
+                            weight_histograms_table(&shown)
+                        }))
+                    }
+                    HistoryMode::Stacked => Some(ExportRequest::new("bnn-weight-histograms.csv", move || {
+                        weight_histograms_table(&stacked_histograms(&view, layer, quantity))
+                    })),
+                }
+            }
+            ExportKind::Predictive => {
+                let shown = Arc::clone(self.predictive.as_ref()?);
+                let classes = self.prepared.as_deref().map(class_values).unwrap_or_default();
+                Some(ExportRequest::new("bnn-predictive.csv", move || predictive_table(&shown.predictive, &classes)))
+            }
+            ExportKind::Calibration => {
+                let shown = Arc::clone(self.predictive.as_ref()?);
+                Some(ExportRequest::new("bnn-calibration.csv", move || calibration_table(&shown.predictive)))
+            }
+            ExportKind::History | ExportKind::Latents | ExportKind::Stages | ExportKind::Density => None,
+        }
     }
 
     /// True once the view thread has sent the test set's predictions (for tests).
@@ -435,6 +474,9 @@ pub(crate) fn bnn_view_ui(bnn: &mut BnnUiState, snapshot: Option<&RunSnapshot>, 
         BnnPage::Probe => probe_ui(bnn, ui),
         BnnPage::Loss => {
             if let Some(s) = snapshot {
+                if export_button(ui) {
+                    bnn.export = Some(history_request(crate::Lab::Bnn, s));
+                }
                 bnn_loss_ui(s, ui);
             }
         }
@@ -469,7 +511,12 @@ fn predictions_ui(bnn: &mut BnnUiState, ui: &mut egui::Ui) {
             let aleatoric = rows.first().is_some_and(|r| r.aleatoric_sd.is_some());
             ui.strong("Predicted against actual, with 95 % intervals");
             predicted_vs_actual_plot(rows, &target, ui);
-            ui.strong("Predictive table");
+            ui.horizontal(|ui| {
+                ui.strong("Predictive table");
+                if export_button(ui) {
+                    bnn.export = bnn.export_request(ExportKind::Predictive);
+                }
+            });
             let mut table = TableBuilder::new(ui)
                 .id_salt("bnn-predictive-table")
                 .striped(true)
@@ -531,6 +578,9 @@ fn predictions_ui(bnn: &mut BnnUiState, ui: &mut egui::Ui) {
                 _ => Vec::new(),
             };
             let name = |k: usize| classes.get(k).map_or(k.to_string(), |v| format!("{v}"));
+            if export_button(ui) {
+                bnn.export = bnn.export_request(ExportKind::Predictive);
+            }
             TableBuilder::new(ui)
                 .id_salt("bnn-class-table")
                 .striped(true)
@@ -602,8 +652,8 @@ fn predicted_vs_actual_plot(rows: &[crate::models::bnn::RegressionRow], target: 
         });
 }
 
-fn calibration_ui(bnn: &BnnUiState, ui: &mut egui::Ui) {
-    let Some(pv) = &bnn.predictive else {
+fn calibration_ui(bnn: &mut BnnUiState, ui: &mut egui::Ui) {
+    let Some(pv) = bnn.predictive.clone() else {
         waiting(ui, "Sampling predictions…");
         return;
     };
@@ -614,7 +664,12 @@ fn calibration_ui(bnn: &BnnUiState, ui: &mut egui::Ui) {
     }
     let aleatoric =
         matches!(&p.rows, PredictiveRows::Regression(r) if r.first().is_some_and(|r| r.aleatoric_sd.is_some()));
-    ui.label("The share of test rows whose actual value falls inside each central predictive interval, against the share it should hold.");
+    ui.horizontal_wrapped(|ui| {
+        ui.label("The share of test rows whose actual value falls inside each central predictive interval, against the share it should hold.");
+        if export_button(ui) {
+            bnn.export = bnn.export_request(ExportKind::Calibration);
+        }
+    });
     egui::Grid::new("bnn-coverage").num_columns(3).striped(true).show(ui, |ui| {
         ui.strong("Interval");
         ui.strong("Should hold");

@@ -4,36 +4,13 @@
 
 use egui::{Color32, Sense, Stroke};
 use egui_plot::{Bar, BarChart, Legend, Line, Plot, PlotPoint, PlotPoints, Text, VLine};
-use rand::SeedableRng;
-use rand_chacha::ChaCha8Rng;
-use rand_distr::{Distribution, StandardNormal};
 
-use crate::models::bnn::{BnnLayer, BnnParams, BnnView, Posterior};
-use crate::models::stats::{Histogram, freedman_diaconis_bins, normal_pdf};
+use crate::models::bnn::{BnnParams, BnnView, Posterior};
+use crate::models::stats::{Histogram, normal_pdf};
+pub use crate::train::export::WeightQuantity;
+use crate::train::export::{WeightHistogram, epoch_histogram, stacked_histograms, weight_range};
 use crate::ui::bnn::BnnUiState;
-
-/// What a histogram counts.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum WeightQuantity {
-    /// Posterior means.
-    Means,
-    /// Posterior standard deviations.
-    Sds,
-    /// Weights drawn from the posterior.
-    Samples,
-}
-
-impl WeightQuantity {
-    const ALL: [Self; 3] = [Self::Samples, Self::Means, Self::Sds];
-
-    fn label(self) -> &'static str {
-        match self {
-            Self::Means => "posterior means",
-            Self::Sds => "posterior standard deviations",
-            Self::Samples => "sampled weights",
-        }
-    }
-}
+use crate::ui::export::{ExportKind, export_button};
 
 /// One epoch at a time, or the whole run stacked.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -51,57 +28,6 @@ pub enum HeatQuantity {
     Mean,
     /// |mean| / sd: how far the weight is from zero in its own standard deviations.
     SignalToNoise,
-}
-
-/// Draws per weight for the "sampled weights" histogram.
-const DRAWS_PER_WEIGHT: usize = 20;
-/// Epochs drawn in the stacked view at most.
-const STACKED_EPOCHS: usize = 10;
-
-/// The values a histogram counts for one layer (its weights; the biases are left out).
-fn values(layer: &BnnLayer, quantity: WeightQuantity, seed: u64) -> Vec<f32> {
-    let n_w = layer.n_in * layer.n_out;
-    let (mean, sd) = (&layer.mean[..n_w.min(layer.mean.len())], &layer.sd[..n_w.min(layer.sd.len())]);
-    match quantity {
-        WeightQuantity::Means => mean.to_vec(),
-        WeightQuantity::Sds => sd.to_vec(),
-        WeightQuantity::Samples => {
-            // Each weight from its marginal N(mean, sd²): the pooled histogram depends only on the marginals,
-            // so this is exact for full covariances too.
-            let mut rng = ChaCha8Rng::seed_from_u64(seed);
-            let mut out = Vec::with_capacity(mean.len() * DRAWS_PER_WEIGHT);
-            for _ in 0..DRAWS_PER_WEIGHT {
-                out.extend(mean.iter().zip(sd).map(|(m, s)| {
-                    let e: f32 = StandardNormal.sample(&mut rng);
-                    m + s * e
-                }));
-            }
-            out
-        }
-    }
-}
-
-/// A range that holds the values of every recorded epoch (so bins stay put while scrubbing), and the prior's
-/// bulk for means and samples.
-fn shared_range(view: &BnnView, layer: usize, quantity: WeightQuantity, prior_sd: f64) -> (f64, f64) {
-    let (mut lo, mut hi) = match quantity {
-        WeightQuantity::Sds => (0.0, prior_sd * 1.1),
-        _ => (-3.0 * prior_sd, 3.0 * prior_sd),
-    };
-    // Runs every frame over the whole history, so no draws here: sampled weights lie within 5 sd of their mean
-    // (all but about one in two million draws).
-    let spread = if quantity == WeightQuantity::Samples { 5.0 } else { 0.0 };
-    for (_, params) in view.history.iter() {
-        let Some(l) = params.layers.get(layer) else { continue };
-        let n_w = l.n_in * l.n_out;
-        for (&m, &sd) in l.mean.iter().zip(&l.sd).take(n_w) {
-            let (m, sd) = (f64::from(m), f64::from(sd));
-            let (a, b) = if quantity == WeightQuantity::Sds { (sd, sd) } else { (m - spread * sd, m + spread * sd) };
-            lo = lo.min(a);
-            hi = hi.max(b);
-        }
-    }
-    (lo, hi)
 }
 
 /// The weight histograms (one layer), the heat map and the picked weight.
@@ -161,28 +87,41 @@ pub(crate) fn weights_ui(bnn: &mut BnnUiState, view: &BnnView, ui: &mut egui::Ui
             egui::RichText::new("This layer is deterministic: its weights are numbers, not distributions.").weak(),
         );
     }
-    let (lo, hi) = shared_range(view, bnn.layer, bnn.quantity, params.prior_sd);
+    let (lo, hi) = weight_range(view, bnn.layer, bnn.quantity);
     let height = (ui.available_height() * 0.45).clamp(180.0, 320.0);
+    let (layer_index, quantity) = (bnn.layer, bnn.quantity);
     match bnn.history_mode {
         HistoryMode::Single => {
+            // The newest entry of the history is the current model; for it, the live parameters.
             let index = bnn.epoch_index.unwrap_or(last).min(last);
-            let (epoch, at) = &history[index];
-            // The newest entry of the history is the current model; for it, show the live parameters.
-            let layer = if index == last { params.layers.get(bnn.layer) } else { at.layers.get(bnn.layer) };
-            let Some(layer) = layer else { return };
-            let vals = values(layer, bnn.quantity, *epoch as u64);
-            let bins = freedman_diaconis_bins(&vals, lo, hi);
-            let hist = Histogram::new(&vals, lo, hi, bins);
+            let (Some(layer), Some(h)) =
+                (params.layers.get(layer_index), epoch_histogram(view, layer_index, quantity, index))
+            else {
+                return;
+            };
             let caption = format!(
-                "Epoch {epoch}: {} of {} weights ({} values, {bins} bins by the Freedman–Diaconis rule; biases left out)",
-                bnn.quantity.label(),
+                "Epoch {}: {} of {} weights ({} values, {} bins by the Freedman–Diaconis rule; biases left out)",
+                h.epoch,
+                quantity.label(),
                 layer.n_in * layer.n_out,
-                hist.total()
+                h.histogram.total(),
+                h.histogram.counts.len()
             );
-            ui.label(egui::RichText::new(caption).small());
-            histogram_plot(ui, &hist, bnn.quantity, params.prior_sd, height);
+            ui.horizontal_wrapped(|ui| {
+                ui.label(egui::RichText::new(caption).small());
+                if export_button(ui) {
+                    bnn.export = bnn.export_request(ExportKind::WeightHistograms);
+                }
+            });
+            histogram_plot(ui, &h.histogram, quantity, params.prior_sd, height);
         }
-        HistoryMode::Stacked => stacked_plot(ui, view, bnn.layer, bnn.quantity, (lo, hi), height),
+        HistoryMode::Stacked => {
+            let stack = stacked_histograms(view, layer_index, quantity);
+            if export_button(ui) {
+                bnn.export = bnn.export_request(ExportKind::WeightHistograms);
+            }
+            stacked_plot(ui, &stack, history.len(), (lo, hi), height);
+        }
     }
     ui.separator();
     ui.columns(2, |cols| {
@@ -235,48 +174,31 @@ fn prior_overlay(plot: &mut egui_plot::PlotUi<'_>, hist: &Histogram, quantity: W
     plot.line(Line::new(format!("prior N(0, {prior_sd}²)"), PlotPoints::from(pts)).color(prior_colour).width(2.0));
 }
 
-/// Up to [`STACKED_EPOCHS`] recorded epochs from first to last, each histogram's density scaled to height 0.9 and
-/// lifted by its place in the stack: how the distribution moved over training.
-fn stacked_plot(
-    ui: &mut egui::Ui,
-    view: &BnnView,
-    layer: usize,
-    quantity: WeightQuantity,
-    (lo, hi): (f64, f64),
-    height: f32,
-) {
-    let history = &view.history;
-    let n = history.len();
-    let picks: Vec<usize> = if n <= STACKED_EPOCHS {
-        (0..n).collect()
-    } else {
-        let mut v: Vec<usize> = (0..STACKED_EPOCHS).map(|i| i * (n - 1) / (STACKED_EPOCHS - 1)).collect();
-        v.dedup();
-        v
-    };
-    // One bin count for the whole stack, from the latest values.
-    let latest = history.last().and_then(|(e, p)| p.layers.get(layer).map(|l| values(l, quantity, *e as u64)));
-    let bins = latest.map_or(30, |v| freedman_diaconis_bins(&v, lo, hi));
+/// The stacked view ([`stacked_histograms`]): up to [`crate::train::export::STACKED_EPOCHS`] recorded epochs from
+/// first to last, each histogram's density scaled to height 0.9 and lifted by its place in the stack: how the
+/// distribution moved over training.
+fn stacked_plot(ui: &mut egui::Ui, stack: &[WeightHistogram], n: usize, (lo, hi): (f64, f64), height: f32) {
+    let Some(first) = stack.first() else { return };
+    let bins = first.histogram.counts.len();
     ui.label(
         egui::RichText::new(format!(
             "{} of layer {} at {} of the {n} recorded epochs, oldest at the bottom ({bins} bins, Freedman–Diaconis; each curve scaled to the same height)",
-            quantity.label(),
-            layer + 1,
-            picks.len()
+            first.quantity.label(),
+            first.layer + 1,
+            stack.len()
         ))
         .small(),
     );
     let total_height = (height * 1.4).max(260.0);
     Plot::new("bnn-stacked")
         .height(total_height)
-        .x_axis_label(quantity.label())
+        .x_axis_label(first.quantity.label())
         .show_axes([true, false])
         .allow_scroll(false)
         .show(ui, |plot| {
-            for (row, &i) in picks.iter().enumerate() {
-                let (epoch, params) = &history[i];
-                let Some(l) = params.layers.get(layer) else { continue };
-                let hist = Histogram::new(&values(l, quantity, *epoch as u64), lo, hi, bins);
+            for (row, h) in stack.iter().enumerate() {
+                let epoch = h.epoch;
+                let hist = &h.histogram;
                 let dens = hist.densities();
                 let max = dens.iter().copied().fold(0.0, f64::max).max(1e-12);
                 let offset = row as f64;
@@ -288,7 +210,7 @@ fn stacked_plot(
                     pts.push([left + w, offset + 0.9 * d / max]);
                 }
                 pts.push([hi, offset]);
-                let t = row as f32 / (picks.len().max(2) - 1) as f32;
+                let t = row as f32 / (stack.len().max(2) - 1) as f32;
                 let colour = epoch_colour(t);
                 plot.line(
                     Line::new(format!("epoch {epoch}"), PlotPoints::from(pts))

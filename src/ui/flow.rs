@@ -10,8 +10,10 @@ use egui_plot::{Legend, Line, MarkerShape, Plot, PlotBounds, PlotImage, PlotPoin
 
 use crate::data::prepare::Prepared;
 use crate::models::flow::{FlowConfig, FlowKind};
+use crate::train::export::{density_table, stages_table};
 use crate::train::flow_view::{FlowGeometry, FlowViewRequest, FlowViewResult, FlowViewWorker, ProbePath, StageGrid};
 use crate::train::{ModelView, RunSnapshot, WorkerState};
+use crate::ui::export::{ExportKind, ExportRequest, export_button, history_request};
 
 /// Which way the step-through runs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -57,8 +59,6 @@ pub enum FlowPage {
 pub const RESOLUTIONS: [usize; 5] = [64, 128, 256, 384, 512];
 /// Grid size while a run is training: small, so the density keeps up with the model.
 const LIVE_RESOLUTION: usize = 64;
-/// Data points sent to the views at most.
-const MAX_VIEW_POINTS: usize = 2000;
 
 /// What was last asked of the view thread: model step, grid size, stage in focus, picked point.
 type RequestKey = (u64, usize, usize, Option<(usize, [f32; 2])>);
@@ -88,6 +88,8 @@ pub struct FlowUiState {
     pub page: FlowPage,
     /// Show the data table in place of the flow's views.
     pub show_data: bool,
+    /// Set by an "Export data…" button; the lab starts the export and clears it.
+    pub(crate) export: Option<ExportRequest>,
     /// The data of the current run, standardised.
     pub(crate) prepared: Option<Arc<Prepared>>,
     view_points: Arc<Vec<f32>>,
@@ -118,6 +120,7 @@ impl Default for FlowUiState {
             resolution: 256,
             page: FlowPage::StepThrough,
             show_data: false,
+            export: None,
             prepared: None,
             view_points: Arc::new(Vec::new()),
             worker: None,
@@ -137,8 +140,7 @@ impl Default for FlowUiState {
 impl FlowUiState {
     /// Forgets the views of the previous run; `prepared` is the new run's data.
     pub(crate) fn new_run(&mut self, prepared: Arc<Prepared>) {
-        let n = prepared.n_train().min(MAX_VIEW_POINTS);
-        self.view_points = Arc::new(prepared.x_train[..n * 2].to_vec());
+        self.view_points = Arc::new(crate::train::flow_view::view_points(&prepared));
         self.prepared = Some(prepared);
         self.geometry = None;
         self.grids.clear();
@@ -150,6 +152,32 @@ impl FlowUiState {
         self.position = 0.0;
         self.fit_bounds = true;
         self.error = None;
+    }
+
+    /// What "Export data…" writes for `kind`: every stage's points, or the density grid of every stage computed
+    /// so far (each at its latest resolution); `None` when the page has no such data yet.
+    pub(crate) fn export_request(&self, kind: ExportKind) -> Option<ExportRequest> {
+        match kind {
+            ExportKind::Stages => {
+                let geometry = Arc::clone(self.geometry.as_ref()?);
+                Some(ExportRequest::new("flow-stages.csv", move || stages_table(&geometry)))
+            }
+            ExportKind::Density => {
+                let mut grids: Vec<Arc<StageGrid>> = self.grids.values().cloned().collect();
+                if grids.is_empty() {
+                    return None;
+                }
+                grids.sort_by_key(|g| g.stage);
+                Some(ExportRequest::new("flow-density.csv", move || {
+                    density_table(&grids.iter().map(AsRef::as_ref).collect::<Vec<_>>())
+                }))
+            }
+            ExportKind::History
+            | ExportKind::WeightHistograms
+            | ExportKind::Predictive
+            | ExportKind::Calibration
+            | ExportKind::Latents => None,
+        }
     }
 
     /// Number of layers of the model on show.
@@ -513,6 +541,16 @@ fn step_through_ui(flow: &mut FlowUiState, running: bool, ui: &mut egui::Ui) {
                 flow.probe = Some((k_show, [p.x as f32, p.y as f32]));
             }
             ui.horizontal(|ui| {
+                if export_button(ui) {
+                    flow.export = flow.export_request(ExportKind::Stages);
+                }
+                if ui
+                    .button("Export density…")
+                    .on_hover_text("Save every stage's density grid computed so far as a CSV file (cell centres, density, layer log|det|)")
+                    .clicked()
+                {
+                    flow.export = flow.export_request(ExportKind::Density);
+                }
                 ui.label(egui::RichText::new("Click the plot to follow a point through every stage.").weak().small());
                 if let Some(info) = grid_info {
                     ui.label(egui::RichText::new(info).weak().small());
@@ -625,7 +663,10 @@ fn legend_ui(flow: &FlowUiState, ui: &mut egui::Ui) {
     ui.label(egui::RichText::new(heat).small());
 }
 
-fn keras_figure_ui(flow: &FlowUiState, ui: &mut egui::Ui) {
+fn keras_figure_ui(flow: &mut FlowUiState, ui: &mut egui::Ui) {
+    if export_button(ui) {
+        flow.export = flow.export_request(ExportKind::Stages);
+    }
     let Some(g) = &flow.geometry else { return };
     let k = g.n_layers;
     let panels: [(&str, &Vec<[f32; 2]>, Color32); 4] = [
@@ -651,8 +692,12 @@ fn keras_figure_ui(flow: &FlowUiState, ui: &mut egui::Ui) {
     });
 }
 
-/// The flow's loss curves: training and held-out negative log-likelihood per epoch.
-pub(crate) fn flow_loss_ui(snapshot: &RunSnapshot, ui: &mut egui::Ui) {
+/// The flow's loss curves: training and held-out negative log-likelihood per epoch; "Export data…" leaves its
+/// request in `export`.
+pub(crate) fn flow_loss_ui(snapshot: &RunSnapshot, export: &mut Option<ExportRequest>, ui: &mut egui::Ui) {
+    if export_button(ui) {
+        *export = Some(history_request(crate::Lab::Flow, snapshot));
+    }
     let series = |name: &str| -> Vec<[f64; 2]> {
         snapshot.history.iter().filter_map(|r| r.get(name).map(|v| [r.epoch as f64, v])).collect()
     };

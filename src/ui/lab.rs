@@ -34,7 +34,7 @@ pub(crate) fn lab_ui(app: &mut BayesExplorerApp, lab: Lab, ui: &mut egui::Ui) {
                 && !snapshot.history.is_empty()
             {
                 egui::CollapsingHeader::new("Loss curves").default_open(true).show(ui, |ui| {
-                    crate::ui::flow::flow_loss_ui(snapshot, ui);
+                    crate::ui::flow::flow_loss_ui(snapshot, &mut state.flow.export, ui);
                 });
             }
             crate::ui::flow::flow_view_ui(&mut state.flow, state.snapshot.as_ref(), state.worker_state, ui);
@@ -62,6 +62,8 @@ pub(crate) fn lab_ui(app: &mut BayesExplorerApp, lab: Lab, ui: &mut egui::Ui) {
             }
         }
     });
+    // An "Export data…" button on the page asks here, where the app's file thread and message area are at hand.
+    app.start_requested_export(lab);
 }
 
 fn message_ui(app: &mut BayesExplorerApp, lab: Lab, ui: &mut egui::Ui) {

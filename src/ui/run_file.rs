@@ -1,6 +1,6 @@
-//! "Save run…" and "Open run…": the native dialog and the run file's writing or reading (with the run's dataset)
-//! happen on a `run-file` thread; the outcome comes back over a channel and is applied on the UI thread, which
-//! never waits. A run that fails to open changes nothing.
+//! "Save run…" and "Open run…" (and "Export data…", see `export.rs`): the native dialog and the run file's writing
+//! or reading (with the run's dataset) happen on a `run-file` thread; the outcome comes back over a channel and is
+//! applied on the UI thread, which never waits. A run that fails to open changes nothing.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -31,6 +31,13 @@ pub(crate) struct RunOrigin {
 pub(crate) enum RunFileOutcome {
     /// The run was written to this path.
     Saved(PathBuf),
+    /// A plot's data was written to this CSV file ("Export data…").
+    Exported {
+        /// The file.
+        path: PathBuf,
+        /// Its rows after the header.
+        rows: usize,
+    },
     /// A run file and its data were read and checked.
     Opened(Box<OpenedRun>),
     /// The dialog was closed without a file; `quick` when it answered at once (no desktop portal).
@@ -128,7 +135,7 @@ impl BayesExplorerApp {
         self.run_file_job.is_some()
     }
 
-    fn spawn_run_file_job(
+    pub(crate) fn spawn_run_file_job(
         &mut self,
         lab: Lab,
         what: &'static str,
@@ -167,10 +174,14 @@ impl BayesExplorerApp {
                 self.lab_mut(lab).message =
                     Some(Message::note(format!("Saved the run to {} (weights in {weights}).", path.display())));
             }
+            RunFileOutcome::Exported { path, rows } => {
+                self.lab_mut(lab).message =
+                    Some(Message::note(format!("Exported {rows} rows of data to {}.", path.display())));
+            }
             RunFileOutcome::Opened(opened) => self.apply_opened_run(*opened),
             RunFileOutcome::Cancelled { quick: true } => {
                 self.lab_mut(lab).message = Some(Message::note(
-                    "No file dialog answered (no desktop portal is running). On the command line, `bayes-explorer train <lab> … --save PATH` saves a run and `--load PATH` opens one.",
+                    "No file dialog answered (no desktop portal is running). On the command line, `bayes-explorer train <lab> … --save PATH` saves a run, `--load PATH` opens one and `--export DIR` writes its data as CSV files.",
                 ));
             }
             RunFileOutcome::Cancelled { quick: false } => {}
@@ -237,7 +248,10 @@ impl BayesExplorerApp {
 
 /// `path` if given, else what the native dialog returns; when the dialog is closed without a file, the outcome to
 /// report (on the `run-file` thread: the dialog blocks).
-fn given_or_picked(path: Option<PathBuf>, dialog: impl FnOnce() -> Option<PathBuf>) -> Result<PathBuf, RunFileOutcome> {
+pub(crate) fn given_or_picked(
+    path: Option<PathBuf>,
+    dialog: impl FnOnce() -> Option<PathBuf>,
+) -> Result<PathBuf, RunFileOutcome> {
     if let Some(path) = path {
         return Ok(path);
     }

@@ -1,0 +1,119 @@
+//! "Export data…": the CSV of what a plot shows. A page asks for an export by leaving an [`ExportRequest`] (a
+//! default file name and a closure that builds the table from plain data the page already holds); the lab hands it
+//! to [`BayesExplorerApp::export_data`], which runs the save dialog, builds the table and writes the file on the
+//! `run-file` thread, like "Save run…". The outcome appears in the lab's message area.
+
+use std::path::PathBuf;
+
+use crate::Lab;
+use crate::train::RunSnapshot;
+use crate::train::export::{ExportTable, history_table};
+use crate::ui::app::{BayesExplorerApp, Message};
+use crate::ui::run_file::{RunFileOutcome, given_or_picked};
+
+/// A plot's data to export: what the file is called by default and how to build its table (on the thread).
+pub(crate) struct ExportRequest {
+    /// Offered in the save dialog.
+    pub default_name: String,
+    /// Builds the table; runs on the `run-file` thread.
+    pub build: Box<dyn FnOnce() -> ExportTable + Send>,
+}
+
+impl ExportRequest {
+    /// An export named `default_name` whose table `build` makes.
+    pub(crate) fn new(default_name: impl Into<String>, build: impl FnOnce() -> ExportTable + Send + 'static) -> Self {
+        Self { default_name: default_name.into(), build: Box::new(build) }
+    }
+}
+
+/// The "Export data…" button next to a plot; true when clicked.
+pub(crate) fn export_button(ui: &mut egui::Ui) -> bool {
+    ui.button("Export data…")
+        .on_hover_text("Save the numbers behind this plot as a CSV file (full precision, one header row)")
+        .clicked()
+}
+
+impl BayesExplorerApp {
+    /// Writes the table of `request` as CSV to `path`, or to a file picked in the native save dialog when `path`
+    /// is `None`, on a background thread; the outcome appears in `lab`'s message area.
+    pub(crate) fn export_data(&mut self, lab: Lab, request: ExportRequest, path: Option<PathBuf>) {
+        if self.run_file_busy() {
+            self.lab_mut(lab).message =
+                Some(Message::note("A file is being written or read; export again once it is done."));
+            return;
+        }
+        let ExportRequest { default_name, build } = request;
+        self.spawn_run_file_job(lab, "Exporting data…", move || {
+            let picked = given_or_picked(path, || {
+                let mut path = rfd::FileDialog::new()
+                    .set_title("Export data as CSV")
+                    .add_filter("CSV", &["csv"])
+                    .set_file_name(default_name)
+                    .save_file()?;
+                if path.extension().is_none() {
+                    path.set_extension("csv");
+                }
+                Some(path)
+            });
+            let path = match picked {
+                Ok(path) => path,
+                Err(cancelled) => return cancelled,
+            };
+            let table = build();
+            match table.write(&path) {
+                Ok(()) => RunFileOutcome::Exported { path, rows: table.rows.len() },
+                Err(e) => RunFileOutcome::Failed(e.to_string()),
+            }
+        });
+    }
+
+    /// Exports what one of `lab`'s plots shows to `path` without a dialog, as its "Export data…" button would (for
+    /// tests and scripted demos). False when the lab has no such data yet (nothing is written).
+    pub fn export_view(&mut self, lab: Lab, kind: ExportKind, path: PathBuf) -> bool {
+        let state = self.lab_mut(lab);
+        let request = match (lab, kind) {
+            (_, ExportKind::History) => state.snapshot.as_ref().map(|s| history_request(lab, s)),
+            (Lab::Bnn, _) => state.bnn.export_request(kind),
+            (Lab::Vae, _) => state.vae.export_request(kind),
+            (Lab::Flow, _) => state.flow.export_request(kind),
+        };
+        let Some(request) = request else { return false };
+        self.export_data(lab, request, Some(path));
+        true
+    }
+
+    /// Starts the export a page asked for this frame, if any (called after the lab's page is drawn).
+    pub(crate) fn start_requested_export(&mut self, lab: Lab) {
+        let state = self.lab_mut(lab);
+        let pending =
+            [&mut state.bnn.export, &mut state.vae.export, &mut state.flow.export].into_iter().find_map(Option::take);
+        if let Some(request) = pending {
+            self.export_data(lab, request, None);
+        }
+    }
+}
+
+/// Which plot's data to export.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ExportKind {
+    /// The loss curves: every epoch's metrics (any lab).
+    History,
+    /// The BNN's weight histograms as the weights page shows them (one epoch, or the stack).
+    WeightHistograms,
+    /// The BNN's predictive table of the test rows.
+    Predictive,
+    /// The BNN's interval coverage.
+    Calibration,
+    /// The VAE's encoder means and log-variances of every input.
+    Latents,
+    /// The flow's points at every stage.
+    Stages,
+    /// The flow's density grids (each stage's latest).
+    Density,
+}
+
+/// The loss curves' data: every epoch's metrics.
+pub(crate) fn history_request(lab: Lab, snapshot: &RunSnapshot) -> ExportRequest {
+    let history = snapshot.history.clone();
+    ExportRequest::new(format!("{}-history.csv", lab.tab_name().to_lowercase()), move || history_table(&history))
+}
