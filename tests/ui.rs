@@ -20,7 +20,16 @@ fn harness() -> Harness<'static, BayesExplorerApp> {
 }
 
 fn wait_until(harness: &mut Harness<'_, BayesExplorerApp>, what: &str, done: impl Fn(&BayesExplorerApp) -> bool) {
-    let deadline = Instant::now() + Duration::from_mins(1);
+    wait_within(harness, Duration::from_mins(1), what, done);
+}
+
+fn wait_within(
+    harness: &mut Harness<'_, BayesExplorerApp>,
+    limit: Duration,
+    what: &str,
+    done: impl Fn(&BayesExplorerApp) -> bool,
+) {
+    let deadline = Instant::now() + limit;
     while !done(harness.state()) {
         assert!(Instant::now() < deadline, "timed out waiting for {what}");
         std::thread::sleep(Duration::from_millis(20));
@@ -216,4 +225,42 @@ fn vae_training_shows_the_latent_space_and_the_decoded_image_follows_the_cursor(
     harness.get_by_label("Reconstructions").click();
     harness.run_steps(3);
     harness.get_by_label("16 test images");
+}
+
+#[test]
+fn choosing_the_conv_vae_loads_the_course_settings_and_its_decoder_follows_the_cursor() {
+    use bayes_explorer::models::vae::{Likelihood, VaeArch};
+    let mut harness = harness();
+    harness.get_by_label("VAE").click();
+    harness.run_steps(2);
+    harness.get_by_label("Architecture").click();
+    harness.run_steps(2);
+    harness.get_by_label("Convolutional (the course's)").click();
+    harness.run_steps(2);
+    let config = harness.state().vae_state().config.clone();
+    assert_eq!(config.arch, VaeArch::Conv);
+    assert_eq!((config.likelihood, config.batch_size, config.epochs), (Likelihood::Gaussian, 32, 30));
+    assert!((config.learning_rate - 5e-4).abs() < 1e-12);
+    harness.get_by_label_contains("32, 64, 64, 64");
+    harness.state_mut().vae_state_mut().config.epochs = 1;
+    harness.get_by_label("Train").click();
+    // One epoch of 4,250 images takes about 20 s on two free cores; the other tests share them.
+    wait_within(&mut harness, Duration::from_mins(6), "an epoch", |app| {
+        app.lab(Lab::Vae).snapshot.as_ref().is_some_and(|s| s.epoch >= 1)
+    });
+    wait_until(&mut harness, "the latent means", |app| app.vae_state().has_latents());
+    let heading = harness.get_by_label_contains("Encoder means of every input").rect();
+    let mut images = Vec::new();
+    for offset in [egui::vec2(80.0, 120.0), egui::vec2(300.0, 300.0)] {
+        harness.hover_at(heading.left_bottom() + offset);
+        harness.run_steps(2);
+        let before = harness.state().vae_state().hover_image().map(<[f32]>::to_vec);
+        wait_until(&mut harness, "the decoded image", |app| {
+            app.vae_state().hover_image().is_some_and(|img| Some(img.to_vec()) != before)
+        });
+        images.push(harness.state().vae_state().hover_image().map(<[f32]>::to_vec).unwrap_or_default());
+    }
+    assert_eq!(images[0].len(), 784);
+    let changed = images[0].iter().zip(&images[1]).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
+    assert!(changed > 0.05, "the conv decoder gave the same image at two latent points (max change {changed})");
 }

@@ -149,13 +149,14 @@ fn mean_abs_diff(a: &image::GrayImage, b: &image::GrayImage) -> f64 {
 const SNAPSHOT: &str = "tests/snapshots/conv_vae_reconstructions.png";
 
 /// Largest mean absolute pixel difference from the snapshot that still passes: another training seed (7) gives
-/// 0.034, an untrained model's grey 0.40.
+/// 0.047, an untrained model's grey 0.40.
 const SNAPSHOT_TOLERANCE: f64 = 0.1;
 
 /// The course's convolutional VAE (1000 x squared error, batch 32; Adam at 2e-3 rather than the course's 5e-4,
 /// to get there in 500 steps) trained for 8 epochs on 2,000 MNIST images reconstructs test digits that are
 /// recognisable: the nearest training image of each of 200 reconstructions has the original's label far more
-/// often than for an untrained model (measured: 0.54 against 0.09; the originals themselves score 0.94), and the 16
+/// often than for an untrained model (measured: 0.485, 0.48 with seed 7, against 0.09; the originals themselves
+/// score 0.94), and the 16
 /// fixed test images' reconstructions (the course's figure) match the reviewed snapshot in `tests/snapshots/`
 /// within a tolerance. `UPDATE_SNAPSHOTS=1` rewrites the snapshot; a failing run writes its grid beside it as
 /// `.new.png`, and every run leaves the originals and both models' grids in `target/tmp/` to look at.
@@ -201,7 +202,7 @@ fn conv_vae_reconstructs_recognisable_digits() {
     untrained_grid.save(out.join("conv_vae_untrained.png")).unwrap();
     grid.save(out.join("conv_vae_trained.png")).unwrap();
     assert!(untrained_accuracy < 0.3, "an untrained model's blobs look like digits ({untrained_accuracy:.3})");
-    assert!(trained_accuracy > 0.45, "reconstructions labelled right {trained_accuracy:.3} of the time");
+    assert!(trained_accuracy > 0.4, "reconstructions labelled right {trained_accuracy:.3} of the time");
     let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(SNAPSHOT);
     if std::env::var_os("UPDATE_SNAPSHOTS").is_some() || !path.exists() {
         std::fs::create_dir_all(path.parent().unwrap()).unwrap();

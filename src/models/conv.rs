@@ -184,6 +184,40 @@ pub struct NormStats {
     pub variance: Vec<f32>,
 }
 
+/// The statistics of a whole batch from those of its parts (`rows` each, every part with the same layers):
+/// the weighted mean of the means, and of the variances plus the means' spread around the whole's (the law of
+/// total variance).
+#[must_use]
+pub fn pool_stats(parts: &[(usize, &(BatchStats, BatchStats))]) -> (BatchStats, BatchStats) {
+    let total = parts.iter().map(|(rows, _)| *rows).sum::<usize>().max(1) as f64;
+    let pool = |pick: fn(&(BatchStats, BatchStats)) -> &BatchStats| -> BatchStats {
+        let Some((_, first)) = parts.first() else { return Vec::new() };
+        (0..pick(first).len())
+            .map(|layer| {
+                let layer_parts: Vec<(f64, &NormStats)> = parts
+                    .iter()
+                    .filter_map(|(rows, s)| pick(s).get(layer)?.as_ref().map(|st| (*rows as f64 / total, st)))
+                    .collect();
+                let (_, any) = layer_parts.first()?;
+                let c = any.mean.len();
+                let mean: Vec<f64> =
+                    (0..c).map(|j| layer_parts.iter().map(|(w, st)| w * f64::from(st.mean[j])).sum()).collect();
+                let variance = (0..c).map(|j| {
+                    layer_parts
+                        .iter()
+                        .map(|(w, st)| w * (f64::from(st.variance[j]) + (f64::from(st.mean[j]) - mean[j]).powi(2)))
+                        .sum::<f64>()
+                });
+                Some(NormStats {
+                    mean: mean.iter().map(|&m| m as f32).collect(),
+                    variance: variance.map(|v| v as f32).collect(),
+                })
+            })
+            .collect()
+    };
+    (pool(|s| &s.0), pool(|s| &s.1))
+}
+
 /// Batch normalisation's parameters as plain data.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct NormParams {

@@ -61,48 +61,96 @@ impl Optimizer {
     }
 
     /// Applies one update from `grads`. `names[i]` names `vars[i]` in error messages; `step` is the step number.
+    /// Large models update their variables on two threads (each variable's arithmetic is the same either way);
+    /// the error, if any, is the first variable's in order.
     pub fn step(&mut self, vars: &[Var], names: &[String], grads: &GradStore, step: u64) -> Result<(), TrainError> {
         let t = self.steps + 1;
-        let mut new_values = Vec::with_capacity(vars.len());
-        let mut new_moments = Vec::with_capacity(vars.len());
-        for (i, (var, (m, v))) in vars.iter().zip(&self.moments).enumerate() {
-            let name = names.get(i).map_or("a parameter", String::as_str);
-            let Some(g) = grads.get(var.as_tensor()) else {
-                new_values.push(var.as_tensor().clone());
-                new_moments.push((m.clone(), v.clone()));
-                continue;
-            };
-            // Detached: a moment built from a tensor that remembers its graph would keep every step's
-            // activations alive through the chain of moments (a leak of a whole forward pass per step).
-            let g = &g.detach();
-            ensure_finite(g, &format!("the gradient of {name}"), step)?;
-            let (m2, v2, delta) = match self.kind {
-                OptimizerKind::RmsProp => {
-                    let v2 = ((v * RHO)? + (g.sqr()? * (1.0 - RHO))?)?;
-                    let delta = g.div(&(v2.sqrt()? + EPSILON)?)?;
-                    (m.clone(), v2, delta)
+        let update = |i: usize| self.update_one(&vars[i], &self.moments[i], names.get(i), grads, step, t);
+        let sizes: Vec<usize> = vars.iter().map(|v| v.as_tensor().elem_count()).collect();
+        let results: Vec<Result<Update, TrainError>> = if sizes.iter().sum::<usize>() < PARALLEL_UPDATE_VALUES {
+            (0..vars.len()).map(update).collect()
+        } else {
+            // Two groups of about equal size, the largest variables placed first.
+            let mut order: Vec<usize> = (0..vars.len()).collect();
+            order.sort_by_key(|&i| std::cmp::Reverse(sizes[i]));
+            let (mut groups, mut load) = ([Vec::new(), Vec::new()], [0usize; 2]);
+            for i in order {
+                let g = usize::from(load[1] < load[0]);
+                groups[g].push(i);
+                load[g] += sizes[i];
+            }
+            let mut slots: Vec<Option<Result<Update, TrainError>>> = (0..vars.len()).map(|_| None).collect();
+            std::thread::scope(|scope| {
+                let other = scope.spawn(|| groups[1].iter().map(|&i| (i, update(i))).collect::<Vec<_>>());
+                for &i in &groups[0] {
+                    slots[i] = Some(update(i));
                 }
-                OptimizerKind::Adam => {
-                    let m2 = ((m * BETA1)? + (g * (1.0 - BETA1))?)?;
-                    let v2 = ((v * BETA2)? + (g.sqr()? * (1.0 - BETA2))?)?;
-                    let m_hat = (&m2 / (1.0 - BETA1.powi(t)))?;
-                    let v_hat = (&v2 / (1.0 - BETA2.powi(t)))?;
-                    let delta = m_hat.div(&(v_hat.sqrt()? + EPSILON)?)?;
-                    (m2, v2, delta)
+                let done = other.join().unwrap_or_default();
+                for (i, r) in done {
+                    slots[i] = Some(r);
                 }
-            };
-            let value = (var.as_tensor() - (delta * self.learning_rate)?)?;
-            ensure_finite(&value, name, step)?;
-            new_values.push(value.detach());
-            new_moments.push((m2.detach(), v2.detach()));
+            });
+            slots
+                .into_iter()
+                .map(|r| r.unwrap_or_else(|| Err(TrainError::Backend("an update thread failed".into()))))
+                .collect()
+        };
+        let updates = results.into_iter().collect::<Result<Vec<_>, _>>()?;
+        for (var, u) in vars.iter().zip(&updates) {
+            var.set(&u.value)?;
         }
-        for (var, value) in vars.iter().zip(&new_values) {
-            var.set(value)?;
-        }
-        self.moments = new_moments;
+        self.moments = updates.into_iter().map(|u| u.moments).collect();
         self.steps = t;
         Ok(())
     }
+
+    /// The new value and moments of one variable (unchanged without a gradient).
+    fn update_one(
+        &self,
+        var: &Var,
+        (m, v): &(Tensor, Tensor),
+        name: Option<&String>,
+        grads: &GradStore,
+        step: u64,
+        t: i32,
+    ) -> Result<Update, TrainError> {
+        let name = name.map_or("a parameter", String::as_str);
+        let Some(g) = grads.get(var.as_tensor()) else {
+            return Ok(Update { value: var.as_tensor().clone(), moments: (m.clone(), v.clone()) });
+        };
+        // Detached: a moment built from a tensor that remembers its graph would keep every step's
+        // activations alive through the chain of moments (a leak of a whole forward pass per step).
+        let g = &g.detach();
+        ensure_finite(g, &format!("the gradient of {name}"), step)?;
+        let (m2, v2, delta) = match self.kind {
+            OptimizerKind::RmsProp => {
+                let v2 = ((v * RHO)? + (g.sqr()? * (1.0 - RHO))?)?;
+                let delta = g.div(&(v2.sqrt()? + EPSILON)?)?;
+                (m.clone(), v2, delta)
+            }
+            OptimizerKind::Adam => {
+                let m2 = ((m * BETA1)? + (g * (1.0 - BETA1))?)?;
+                let v2 = ((v * BETA2)? + (g.sqr()? * (1.0 - BETA2))?)?;
+                let m_hat = (&m2 / (1.0 - BETA1.powi(t)))?;
+                let v_hat = (&v2 / (1.0 - BETA2.powi(t)))?;
+                let delta = m_hat.div(&(v_hat.sqrt()? + EPSILON)?)?;
+                (m2, v2, delta)
+            }
+        };
+        let value = (var.as_tensor() - (delta * self.learning_rate)?)?;
+        ensure_finite(&value, name, step)?;
+        Ok(Update { value: value.detach(), moments: (m2.detach(), v2.detach()) })
+    }
+}
+
+/// Values in all of a model's variables from which an update is split over two threads (below, a thread costs
+/// more than it saves).
+const PARALLEL_UPDATE_VALUES: usize = 200_000;
+
+/// One variable's new value and moments.
+struct Update {
+    value: Tensor,
+    moments: (Tensor, Tensor),
 }
 
 /// One guarded optimisation step on `loss`, the NaN guard of every model: when the loss is NaN or infinite,

@@ -26,8 +26,8 @@ use serde::{Deserialize, Serialize};
 use crate::Lab;
 use crate::data::prepare::{OutputKind, Prepared, image_side};
 use crate::models::Activation;
-use crate::models::conv::{BatchStats, ConvVaeNet, ConvVaeParams, NormMode};
-use crate::models::optim::{Optimizer, OptimizerKind, guarded_step};
+use crate::models::conv::{BatchStats, ConvVaeNet, ConvVaeParams, NormMode, pool_stats};
+use crate::models::optim::{Optimizer, OptimizerKind};
 use crate::models::params::{DenseParams, MlpParams};
 use crate::train::{EpochRecord, ModelView, RunSnapshot, TrainError, Trainer};
 
@@ -644,6 +644,25 @@ pub struct VaeTrainer {
     reconstructions: Arc<Vec<(usize, Vec<f32>)>>,
 }
 
+/// Minibatches are split into this many shards, each taken forward and backward on its own thread; the
+/// gradients are averaged by rows. candle's own threads do not pay on the VAEs' shapes (measured: a step takes
+/// as long with two as with one), so the binary runs candle on one thread (see `main.rs`) and the cores work
+/// on shards instead. Fixed rather than the core count, so that a run gives the same numbers on every machine.
+/// The convolutional VAE's batch normalisation uses each shard's own statistics, as data-parallel training on
+/// several GPUs does without synchronised batch normalisation; the running averages pool them.
+pub const SHARDS: usize = 2;
+
+/// One shard's share of a step.
+struct Shard {
+    rows: usize,
+    recon: f64,
+    kl: f64,
+    total: f64,
+    /// `None` when the loss was not finite (no backward pass then).
+    grads: Option<candle_core::backprop::GradStore>,
+    norm_stats: (BatchStats, BatchStats),
+}
+
 /// Rows of the training split evaluated at each epoch's end (all of the test split is).
 const EVAL_TRAIN_ROWS: usize = 1000;
 
@@ -708,6 +727,33 @@ impl VaeTrainer {
         };
         trainer.record_reconstructions(0)?;
         Ok(trainer)
+    }
+
+    /// The loss and its gradients for the minibatch `x` with noise `eps`, in [`SHARDS`] parts on their own threads.
+    fn forward_backward_in_shards(&self, x: &Tensor, eps: &Tensor, beta: f64) -> Result<Vec<Shard>, TrainError> {
+        let n = x.dim(0)?;
+        let count = SHARDS.clamp(1, n.max(1));
+        let net = &self.net;
+        let scalar =
+            |t: &Tensor| -> Result<f64, TrainError> { Ok(f64::from(t.to_dtype(DType::F32)?.to_scalar::<f32>()?)) };
+        let run = |start: usize, rows: usize| -> Result<Shard, TrainError> {
+            let l = net.loss(&x.narrow(0, start, rows)?, &eps.narrow(0, start, rows)?, beta)?;
+            let total = scalar(&l.total)?;
+            let grads = if total.is_finite() { Some(l.total.backward()?) } else { None };
+            Ok(Shard { rows, recon: scalar(&l.recon)?, kl: scalar(&l.kl)?, total, grads, norm_stats: l.norm_stats })
+        };
+        let bounds: Vec<(usize, usize)> =
+            (0..count).map(|k| (k * n / count, (k + 1) * n / count - k * n / count)).collect();
+        if count == 1 {
+            return Ok(vec![run(0, n)?]);
+        }
+        std::thread::scope(|scope| {
+            let handles: Vec<_> = bounds.iter().map(|&(start, rows)| scope.spawn(move || run(start, rows))).collect();
+            handles
+                .into_iter()
+                .map(|h| h.join().unwrap_or_else(|_| Err(TrainError::Backend("a training thread panicked".into()))))
+                .collect()
+        })
     }
 
     /// Records the reconstructions of the fixed test inputs after `epoch`.
@@ -881,24 +927,52 @@ impl Trainer for VaeTrainer {
         let idx: Vec<u32> = self.order[self.cursor..end].iter().map(|&i| i as u32).collect();
         let idx = Tensor::from_vec(idx, end - self.cursor, &Device::Cpu)?;
         let x = self.x_train.index_select(&idx, 0)?; // [batch, n_in]
-        let eps = self.net.draw_noise(end - self.cursor, &mut self.rng)?;
+        let n = end - self.cursor;
+        let eps = self.net.draw_noise(n, &mut self.rng)?;
         let beta = self.beta_now();
-        let l = self.net.loss(&x, &eps, beta)?;
         let step = self.step + 1;
-        let total = guarded_step(
-            &mut self.optimizer,
-            &self.vars,
-            &self.names,
-            &mut self.last_good,
-            &l.total,
-            "the loss (reconstruction + KL)",
-            step,
-        )?;
-        self.net.update_running(&l.norm_stats);
+        let shards = self.forward_backward_in_shards(&x, &eps, beta)?;
+        let share = |s: &Shard| s.rows as f64 / n as f64;
+        let mean = |f: fn(&Shard) -> f64| shards.iter().map(|s| share(s) * f(s)).sum::<f64>();
+        let (recon, kl, total) = (mean(|s| s.recon), mean(|s| s.kl), mean(|s| s.total));
+        // The NaN guard (as `guarded_step`): a non-finite loss means the last update led here.
+        if !total.is_finite() {
+            for (var, good) in self.vars.iter().zip(&self.last_good) {
+                var.set(good)?;
+            }
+            return Err(TrainError::NonFinite { location: "the loss (reconstruction + KL)".into(), step });
+        }
+        self.last_good = self.vars.iter().map(|v| v.as_tensor().copy()).collect::<candle_core::Result<_>>()?;
+        // The minibatch's gradient: the shards' weighted by their rows, into the first shard's store.
+        let mut shards = shards;
+        let mut grads = shards[0].grads.take().ok_or_else(|| TrainError::Backend("no gradients".into()))?;
+        for var in &self.vars {
+            let mut sum: Option<Tensor> = None;
+            for (k, shard) in shards.iter().enumerate() {
+                let g = if k == 0 {
+                    grads.get(var.as_tensor())
+                } else {
+                    shard.grads.as_ref().and_then(|g| g.get(var.as_tensor()))
+                };
+                if let Some(g) = g {
+                    let part = (g * share(shard))?;
+                    sum = Some(match sum {
+                        Some(t) => (t + part)?,
+                        None => part,
+                    });
+                }
+            }
+            if let Some(sum) = sum {
+                grads.insert(var.as_tensor(), sum);
+            }
+        }
+        self.optimizer.step(&self.vars, &self.names, &grads, step)?;
+        let parts: Vec<(usize, &(BatchStats, BatchStats))> = shards.iter().map(|s| (s.rows, &s.norm_stats)).collect();
+        self.net.update_running(&pool_stats(&parts));
         self.batch_loss = total;
         self.step = step;
-        self.epoch_sums[0] += f64::from(l.recon.to_scalar::<f32>()?);
-        self.epoch_sums[1] += f64::from(l.kl.to_scalar::<f32>()?);
+        self.epoch_sums[0] += recon;
+        self.epoch_sums[1] += kl;
         self.epoch_sums[2] += total;
         self.epoch_batches += 1;
         self.cursor = end;

@@ -11,8 +11,10 @@ use egui_plot::{Legend, Line, MarkerShape, Plot, PlotBounds, PlotImage, PlotPoin
 
 use crate::data::prepare::{OutputKind, Prepared};
 use crate::models::vae::{BetaSchedule, Likelihood, VaeArch, VaeConfig, VaeView, vae_inputs};
+use crate::train::export::{class_values, latents_table};
 use crate::train::vae_view::{Latents, Manifold, PRIOR_SAMPLES, VaeViewRequest, VaeViewResult, VaeViewWorker};
 use crate::train::{ModelView, RunSnapshot};
+use crate::ui::export::{ExportKind, ExportRequest, export_button, history_request};
 
 /// Which view the page shows.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -61,6 +63,8 @@ pub struct VaeUiState {
     pub cells: usize,
     /// Index into the reconstruction history; `None` follows the training.
     pub recon_index: Option<usize>,
+    /// Set by an "Export data…" button; the lab starts the export and clears it.
+    pub(crate) export: Option<ExportRequest>,
     /// The latent window of the scatter and the manifold.
     bounds: [f32; 4],
     hover: Option<[f32; 2]>,
@@ -110,6 +114,7 @@ impl Default for VaeUiState {
             dims: (0, 1),
             cells: 20,
             recon_index: None,
+            export: None,
             bounds: [-4.0, 4.0, -4.0, 4.0],
             hover: None,
             picked: Vec::new(),
@@ -203,6 +208,23 @@ impl VaeUiState {
     #[must_use]
     pub fn has_path(&self) -> bool {
         self.path_images.is_some()
+    }
+
+    /// What "Export data…" writes for `kind` (the latent coordinates), from what the page shows now; `None` when
+    /// it has no such data yet.
+    pub(crate) fn export_request(&self, kind: ExportKind) -> Option<ExportRequest> {
+        if kind != ExportKind::Latents {
+            return None;
+        }
+        let latents = Arc::clone(self.latents.as_ref()?);
+        let latent = self.view.as_ref()?.params.latent;
+        let classes = self.prepared.as_deref().map(class_values).unwrap_or_default();
+        let labels: Vec<f32> =
+            self.labels.iter().map(|&c| classes.get(c as usize).copied().unwrap_or(c as f32)).collect();
+        let n_train = self.n_train;
+        Some(ExportRequest::new("vae-latents.csv", move || {
+            latents_table(&latents.mu, &latents.logvar, latent, n_train, &labels)
+        }))
     }
 
     /// True once the encoder's means of the data have arrived (for tests).
@@ -305,7 +327,7 @@ pub(crate) fn vae_settings_ui(vae: &mut VaeUiState, ui: &mut egui::Ui) {
         ui.end_row();
         if c.arch == VaeArch::Conv {
             let id = ui.label("Channels").id;
-            ui.label("32, 64, 64, 64 (3 x 3; strides 1, 2, 2, 1)").labelled_by(id);
+            ui.label("32, 64, 64, 64 (3 x 3)").labelled_by(id);
             ui.end_row();
         } else {
             let id = ui.label("Hidden units").id;
@@ -384,9 +406,9 @@ pub(crate) fn vae_settings_ui(vae: &mut VaeUiState, ui: &mut egui::Ui) {
     let note = match vae.config.arch {
         VaeArch::Mlp => "Dense layers, the decoder mirroring the encoder. Choosing an architecture loads its settings.",
         VaeArch::Conv => {
-            "The course's VAE: convolutions with batch normalisation and LeakyReLU(0.3), transposed convolutions \
-             back; images only. Choosing it loaded the course's settings (1000 x squared error, Adam 5e-4, batch \
-             32, 30 epochs). About 20 times the MLP's work per image."
+            "The course's VAE: 3 x 3 convolutions (strides 1, 2, 2, 1) with batch normalisation and \
+             LeakyReLU(0.3), transposed convolutions back; images only. Choosing it loaded the course's settings \
+             (1000 x squared error, Adam 5e-4, batch 32, 30 epochs). About 14 times the MLP's work per image."
         }
     };
     ui.label(egui::RichText::new(note).small().weak());
@@ -414,6 +436,9 @@ pub(crate) fn vae_view_ui(vae: &mut VaeUiState, snapshot: Option<&RunSnapshot>, 
         VaePage::Prior => prior_ui(vae, ui),
         VaePage::Loss => {
             if let Some(s) = snapshot {
+                if export_button(ui) {
+                    vae.export = Some(history_request(crate::Lab::Vae, s));
+                }
                 vae_loss_ui(s, ui);
             }
         }
@@ -454,6 +479,9 @@ fn latent_ui(vae: &mut VaeUiState, ui: &mut egui::Ui) {
             ui.set_width(side);
             ui.strong("Encoder means of every input (hover: decode that point; the ellipse is q(z|x) ±2 sd of the nearest input)");
             scatter_ui(vae, &latents, height, ui);
+            if export_button(ui) {
+                vae.export = vae.export_request(ExportKind::Latents);
+            }
         });
         ui.vertical(|ui| {
             ui.set_width(side);
