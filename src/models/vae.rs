@@ -21,6 +21,7 @@ use rand::SeedableRng;
 use rand::seq::SliceRandom;
 use rand_chacha::ChaCha8Rng;
 use rand_distr::{Distribution, StandardNormal, Uniform};
+use rayon::iter::{IntoParallelRefIterator, ParallelIterator};
 use serde::{Deserialize, Serialize};
 
 use crate::Lab;
@@ -749,7 +750,6 @@ impl VaeTrainer {
         }
         // Rayon tasks in the pool candle's matrix products use: a shard's products run on its own worker while the
         // other is busy, and help the other shard when it is not; no thread waits spinning on another.
-        use rayon::prelude::*;
         bounds.par_iter().map(|&(start, rows)| run(start, rows)).collect()
     }
 
