@@ -407,11 +407,9 @@ pub fn vae_figures(quick: bool) -> Result<Vec<BenchFigure>, String> {
     let mut cpu = CandleBackend::new();
     let runs = if quick { 1 } else { 5 };
     for (label, params) in [("MLP", &mlp_params), ("conv", &conv_params)] {
+        // The view thread's own CPU path.
         let encode = median_seconds(runs, || {
-            let out = match &params.networks {
-                VaeNetworks::Mlp { encoder, .. } => cpu.mlp_forward(encoder, WeightsKey::TRANSIENT, &all, n_all),
-                VaeNetworks::Conv(c) => c.encode_cpu(&all, n_all, 256).map_err(Into::into),
-            };
+            let out = crate::train::vae_view::encode(&mut cpu, params, &all, n_all);
             out.map(std::hint::black_box).map(|_| ()).map_err(|e| e.to_string())
         })?;
         figures.push(BenchFigure {
@@ -422,10 +420,7 @@ pub fn vae_figures(quick: bool) -> Result<Vec<BenchFigure>, String> {
             unit: "images",
         });
         let decode = median_seconds(runs, || {
-            let out = match &params.networks {
-                VaeNetworks::Mlp { decoder, .. } => cpu.mlp_forward(decoder, WeightsKey::TRANSIENT, &grid, 400),
-                VaeNetworks::Conv(c) => c.decode_cpu(&grid, 400, 256).map_err(Into::into),
-            };
+            let out = crate::train::vae_view::decode(&mut cpu, params, &grid, 400);
             out.map(std::hint::black_box).map(|_| ()).map_err(|e| e.to_string())
         })?;
         figures.push(BenchFigure {

@@ -38,6 +38,22 @@ fn wait_within(
     harness.run_steps(3);
 }
 
+/// Hovers each point of the VAE's latent plane in turn and returns the image decoded there (waiting for it to
+/// change from the previous one).
+fn decoded_under_cursor(harness: &mut Harness<'_, BayesExplorerApp>, points: [egui::Pos2; 2]) -> Vec<Vec<f32>> {
+    let mut images = Vec::new();
+    for at in points {
+        harness.hover_at(at);
+        harness.run_steps(2);
+        let before = harness.state().vae_state().hover_image().map(<[f32]>::to_vec);
+        wait_until(harness, "the decoded image", |app| {
+            app.vae_state().hover_image().is_some_and(|img| Some(img.to_vec()) != before)
+        });
+        images.push(harness.state().vae_state().hover_image().map(<[f32]>::to_vec).unwrap_or_default());
+    }
+    images
+}
+
 #[test]
 fn each_tab_shows_its_dataset() {
     let mut harness = harness();
@@ -197,16 +213,7 @@ fn vae_training_shows_the_latent_space_and_the_decoded_image_follows_the_cursor(
     // Two points in the latent plane, below the heading: each decodes to its own image.
     let first = heading.left_bottom() + egui::vec2(80.0, 120.0);
     let second = heading.left_bottom() + egui::vec2(300.0, 300.0);
-    let mut images = Vec::new();
-    for at in [first, second] {
-        harness.hover_at(at);
-        harness.run_steps(2);
-        let before = harness.state().vae_state().hover_image().map(<[f32]>::to_vec);
-        wait_until(&mut harness, "the decoded image", |app| {
-            app.vae_state().hover_image().is_some_and(|img| Some(img.to_vec()) != before)
-        });
-        images.push(harness.state().vae_state().hover_image().map(<[f32]>::to_vec).unwrap_or_default());
-    }
+    let images = decoded_under_cursor(&mut harness, [first, second]);
     assert_eq!(images[0].len(), 784);
     let changed = images[0].iter().zip(&images[1]).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
     assert!(changed > 0.05, "the decoded image did not change between two latent points (max change {changed})");
@@ -249,17 +256,8 @@ fn choosing_the_conv_vae_loads_the_course_settings_and_its_decoder_follows_the_c
         app.lab(Lab::Vae).snapshot.as_ref().is_some_and(|s| s.epoch >= 1)
     });
     wait_until(&mut harness, "the latent means", |app| app.vae_state().has_latents());
-    let heading = harness.get_by_label_contains("Encoder means of every input").rect();
-    let mut images = Vec::new();
-    for offset in [egui::vec2(80.0, 120.0), egui::vec2(300.0, 300.0)] {
-        harness.hover_at(heading.left_bottom() + offset);
-        harness.run_steps(2);
-        let before = harness.state().vae_state().hover_image().map(<[f32]>::to_vec);
-        wait_until(&mut harness, "the decoded image", |app| {
-            app.vae_state().hover_image().is_some_and(|img| Some(img.to_vec()) != before)
-        });
-        images.push(harness.state().vae_state().hover_image().map(<[f32]>::to_vec).unwrap_or_default());
-    }
+    let at = harness.get_by_label_contains("Encoder means of every input").rect().left_bottom();
+    let images = decoded_under_cursor(&mut harness, [at + egui::vec2(80.0, 120.0), at + egui::vec2(300.0, 300.0)]);
     assert_eq!(images[0].len(), 784);
     let changed = images[0].iter().zip(&images[1]).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
     assert!(changed > 0.05, "the conv decoder gave the same image at two latent points (max change {changed})");

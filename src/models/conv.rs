@@ -308,6 +308,14 @@ pub struct ConvLayer {
     activation: Activation,
 }
 
+/// The kernel's matrix shape: `[k² · c_in, c_out]` for a convolution, `[c_in, k² · c_out]` for a transposed one.
+fn weight_shape(kind: ConvKind, k2: usize, c_in: usize, c_out: usize) -> (usize, usize) {
+    match kind {
+        ConvKind::Conv => (k2 * c_in, c_out),
+        ConvKind::Transposed => (c_in, k2 * c_out),
+    }
+}
+
 /// Glorot (Xavier) uniform draws, Keras' default initialiser: `U(±sqrt(6 / (fan_in + fan_out)))`.
 fn glorot(len: usize, fan_in: usize, fan_out: usize, rng: &mut ChaCha8Rng) -> Result<Vec<f64>, TrainError> {
     let bound = (6.0 / (fan_in + fan_out).max(1) as f64).sqrt();
@@ -342,10 +350,7 @@ impl ConvLayer {
         dtype: DType,
     ) -> Result<Self, TrainError> {
         let k2 = geometry.taps_per_position();
-        let shape = match kind {
-            ConvKind::Conv => (k2 * c_in, c_out),
-            ConvKind::Transposed => (c_in, k2 * c_out),
-        };
+        let shape = weight_shape(kind, k2, c_in, c_out);
         let weights = var(glorot(k2 * c_in * c_out, k2 * c_in, k2 * c_out, rng)?, shape, dtype)?;
         let norm = if normalised {
             Some(Norm {
@@ -371,11 +376,7 @@ impl ConvLayer {
 
     /// The layer from plain data.
     fn from_params(p: &ConvLayerParams, dtype: DType) -> candle_core::Result<Self> {
-        let k2 = p.geometry.taps_per_position();
-        let shape = match p.kind {
-            ConvKind::Conv => (k2 * p.c_in, p.c_out),
-            ConvKind::Transposed => (p.c_in, k2 * p.c_out),
-        };
+        let shape = weight_shape(p.kind, p.geometry.taps_per_position(), p.c_in, p.c_out);
         let norm = match &p.norm {
             Some(n) => Some(Norm {
                 gamma: var_f32(&n.gamma, p.c_out, dtype)?,

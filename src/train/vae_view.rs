@@ -239,7 +239,12 @@ fn latent_rows(points: &[[f32; 2]], latent: usize, dims: (usize, usize)) -> Vec<
 const CONV_CHUNK: usize = 256;
 
 /// The encoder's `[mu, log sigma²]` rows `[n, 2 latent]` for `inputs` `[n, n_in]`, on the CPU.
-fn encode(cpu: &mut CandleBackend, params: &VaeParams, inputs: &[f32], n: usize) -> Result<Vec<f32>, ComputeError> {
+pub(crate) fn encode(
+    cpu: &mut CandleBackend,
+    params: &VaeParams,
+    inputs: &[f32],
+    n: usize,
+) -> Result<Vec<f32>, ComputeError> {
     Ok(match &params.networks {
         VaeNetworks::Mlp { encoder, .. } => cpu.mlp_forward(encoder, WeightsKey::TRANSIENT, inputs, n)?,
         VaeNetworks::Conv(conv) => conv.encode_cpu(inputs, n, CONV_CHUNK)?,
@@ -265,7 +270,12 @@ pub fn encode_latents(
 }
 
 /// The decoder's mean output for latents `z` `[n, latent]`, on the CPU.
-fn decode(cpu: &mut CandleBackend, params: &VaeParams, z: &[f32], n: usize) -> Result<Vec<f32>, ComputeError> {
+pub(crate) fn decode(
+    cpu: &mut CandleBackend,
+    params: &VaeParams,
+    z: &[f32],
+    n: usize,
+) -> Result<Vec<f32>, ComputeError> {
     let out = match &params.networks {
         VaeNetworks::Mlp { decoder, .. } => cpu.mlp_forward(decoder, WeightsKey::TRANSIENT, z, n)?,
         VaeNetworks::Conv(conv) => conv.decode_cpu(z, n, CONV_CHUNK)?,
