@@ -7,7 +7,6 @@
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
 
 use bayes_explorer::Lab;
 use bayes_explorer::data::csv::NoProgress;
@@ -24,10 +23,12 @@ use bayes_explorer::train::runfile::{
     sha256_hex, write_atomically,
 };
 use bayes_explorer::train::{ModelView, RunSnapshot, Trainer, WorkerState};
-use bayes_explorer::ui::{BayesExplorerApp, Settings};
+use bayes_explorer::ui::{BayesExplorerApp, Settings, session_run_path};
 use candle_core::{DType, Device, Tensor};
-use egui_kittest::Harness;
 use egui_kittest::kittest::Queryable;
+
+mod common;
+use common::{harness, harness_for, wait_until};
 
 /// The red wine with `quality` as the target, as the BNN lab loads it.
 fn wine() -> (Table, LoadRequest, DataSpec) {
@@ -612,25 +613,6 @@ fn a_run_needs_its_own_data() {
     assert!(error.to_string().contains("sha256"), "{error}");
 }
 
-fn harness() -> Harness<'static, BayesExplorerApp> {
-    let app = BayesExplorerApp::new(egui::Context::default(), Settings::default());
-    let mut harness = Harness::builder()
-        .with_size([1280.0, 800.0])
-        .build_ui_state(|ui, app: &mut BayesExplorerApp| app.show(ui), app);
-    wait_until(&mut harness, "the built-in datasets", |app| !app.any_loading());
-    harness
-}
-
-fn wait_until(harness: &mut Harness<'_, BayesExplorerApp>, what: &str, done: impl Fn(&BayesExplorerApp) -> bool) {
-    let deadline = Instant::now() + Duration::from_mins(1);
-    while !done(harness.state()) {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(20));
-        harness.step();
-    }
-    harness.run_steps(3);
-}
-
 #[test]
 fn the_window_opens_a_run_into_its_lab_and_saves_it_again_and_a_bad_file_changes_nothing() {
     let dir = tempfile::tempdir().expect("temp dir");
@@ -753,4 +735,75 @@ fn the_window_opens_a_vae_run_into_its_lab_and_saves_it_again() {
     assert_eq!(*vae_view(&resaved), *vae_view(&run));
     assert_eq!(resaved.snapshot(), run.snapshot());
     assert_eq!(resaved.config(), run.config());
+}
+
+/// The model's parameters as the flow lab shows them.
+fn shown_flow_params(app: &BayesExplorerApp) -> FlowParams {
+    match app.lab(Lab::Flow).snapshot.as_ref().and_then(|s| s.model.clone()) {
+        Some(ModelView::Flow { params, .. }) => (*params).clone(),
+        other => panic!("no flow model on show: {other:?}"),
+    }
+}
+
+#[test]
+fn the_last_session_comes_back_with_its_tab_its_settings_and_its_model() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let session = dir.path().join("session");
+    let app = BayesExplorerApp::with_session(egui::Context::default(), Settings::default(), Some(session.clone()));
+    let mut harness = harness_for(app);
+    harness.get_by_label("Flow").click();
+    harness.run_steps(2);
+    let config = FlowConfig { seed: 3, ..tiny_flow(FlowKind::RealNvp) };
+    *harness.state_mut().flow_config_mut() = config.clone();
+    harness.get_by_label("Train").click();
+    wait_until(&mut harness, "the run", |app| app.lab(Lab::Flow).worker_state == Some(WorkerState::Finished));
+    // Changed after training: the next run's settings, which must come back as left, not as the run had them.
+    harness.state_mut().flow_config_mut().learning_rate = 4.2e-4;
+    let trained = harness.state().lab(Lab::Flow).snapshot.clone().expect("the run's snapshot");
+    let trained_params = shown_flow_params(harness.state());
+    let settings = harness.state_mut().persist(true);
+    assert!(session_run_path(&session, Lab::Flow).exists(), "the flow's run is kept");
+    assert!(!session_run_path(&session, Lab::Bnn).exists(), "no file for a lab without a run");
+    drop(harness);
+
+    // eframe keeps the settings in a file; they must survive being written and read.
+    let settings: Settings = serde_json::from_str(&serde_json::to_string(&settings).unwrap()).unwrap();
+    let app = BayesExplorerApp::with_session(egui::Context::default(), settings.clone(), Some(session.clone()));
+    let mut harness = harness_for(app);
+    wait_until(&mut harness, "the last model", |app| {
+        !app.restoring_session() && app.lab(Lab::Flow).worker_state == Some(WorkerState::Finished)
+    });
+    let app = harness.state();
+    assert_eq!(app.settings.tab, Lab::Flow, "the tab");
+    let flow = app.lab(Lab::Flow);
+    let shown = flow.snapshot.clone().expect("the restored snapshot");
+    assert_eq!(shown.history, trained.history, "every epoch's metrics");
+    assert_eq!((shown.epoch, shown.step), (trained.epoch, trained.step));
+    assert_eq!(shown_flow_params(app), trained_params, "the same parameters, to the last bit");
+    let message = flow.message.clone().expect("a note");
+    assert!(!message.is_error && message.text.starts_with("Restored the last session's model"), "{}", message.text);
+    assert_eq!(
+        harness.state_mut().flow_config_mut().clone(),
+        FlowConfig { learning_rate: 4.2e-4, ..config.clone() },
+        "the settings as they were left"
+    );
+    // Nothing changed: saving again leaves the file as it is.
+    let before = std::fs::read(session_run_path(&session, Lab::Flow)).unwrap();
+    harness.state_mut().persist(true);
+    assert_eq!(std::fs::read(session_run_path(&session, Lab::Flow)).unwrap(), before);
+    drop(harness);
+
+    // A run file that no longer opens: a message naming it, the lab works on its data, the file stays.
+    let broken = session_run_path(&session, Lab::Flow);
+    std::fs::write(&broken, "{ not a run").unwrap();
+    let app = BayesExplorerApp::with_session(egui::Context::default(), settings, Some(session.clone()));
+    let mut harness = harness_for(app);
+    wait_until(&mut harness, "the restore to fail", |app| !app.restoring_session());
+    let flow = harness.state().lab(Lab::Flow);
+    let message = flow.message.clone().expect("an error");
+    assert!(message.is_error && message.text.contains("flow-run.json"), "{}", message.text);
+    assert!(flow.data.is_some() && flow.snapshot.is_none(), "the lab has its data and no model");
+    harness.state_mut().persist(true);
+    assert_eq!(std::fs::read(&broken).unwrap(), b"{ not a run", "the file is kept for the user");
+    assert_eq!(harness.state_mut().flow_config_mut().learning_rate, 4.2e-4, "the settings still come back");
 }

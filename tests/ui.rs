@@ -9,34 +9,8 @@ use bayes_explorer::ui::{BayesExplorerApp, Settings};
 use egui_kittest::Harness;
 use egui_kittest::kittest::Queryable;
 
-fn harness() -> Harness<'static, BayesExplorerApp> {
-    let ctx = egui::Context::default();
-    let app = BayesExplorerApp::new(ctx, Settings::default());
-    let mut harness = Harness::builder()
-        .with_size([1280.0, 800.0])
-        .build_ui_state(|ui, app: &mut BayesExplorerApp| app.show(ui), app);
-    wait_until(&mut harness, "the built-in datasets", |app| !app.any_loading());
-    harness
-}
-
-fn wait_until(harness: &mut Harness<'_, BayesExplorerApp>, what: &str, done: impl Fn(&BayesExplorerApp) -> bool) {
-    wait_within(harness, Duration::from_mins(1), what, done);
-}
-
-fn wait_within(
-    harness: &mut Harness<'_, BayesExplorerApp>,
-    limit: Duration,
-    what: &str,
-    done: impl Fn(&BayesExplorerApp) -> bool,
-) {
-    let deadline = Instant::now() + limit;
-    while !done(harness.state()) {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(20));
-        harness.step();
-    }
-    harness.run_steps(3);
-}
+mod common;
+use common::{harness, harness_for, wait_until, wait_within};
 
 /// Hovers each point of the VAE's latent plane in turn and returns the image decoded there (waiting for it to
 /// change from the previous one).
@@ -93,11 +67,8 @@ fn a_missing_file_from_the_last_session_falls_back_to_the_built_in_data() {
         path: "/no/such/folder/last-session.csv".into(),
         options: bayes_explorer::data::CsvOptions::default(),
     };
-    let settings = Settings { tab: Lab::Vae, labs: vec![(Lab::Bnn, gone, None)] };
-    let app = BayesExplorerApp::new(egui::Context::default(), settings);
-    let mut harness = Harness::builder()
-        .with_size([1280.0, 800.0])
-        .build_ui_state(|ui, app: &mut BayesExplorerApp| app.show(ui), app);
+    let settings = Settings { tab: Lab::Vae, labs: vec![(Lab::Bnn, gone, None)], ..Settings::default() };
+    let mut harness = harness_for(BayesExplorerApp::new(egui::Context::default(), settings));
     wait_until(&mut harness, "the fallback", |app| app.lab(Lab::Bnn).data.is_some() && !app.any_loading());
     assert_eq!(harness.state().settings.tab, Lab::Vae, "the last tab is restored");
     assert_eq!(harness.state().lab(Lab::Bnn).data.as_ref().map(|d| d.table.n_rows()), Some(1599));
@@ -261,4 +232,82 @@ fn choosing_the_conv_vae_loads_the_course_settings_and_its_decoder_follows_the_c
     assert_eq!(images[0].len(), 784);
     let changed = images[0].iter().zip(&images[1]).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
     assert!(changed > 0.05, "the conv decoder gave the same image at two latent points (max change {changed})");
+}
+
+/// Clicks each "Save image…" button on the page and waits for its PNG; returns the files' decoded images, by
+/// name.
+fn save_every_figure(
+    harness: &mut Harness<'_, BayesExplorerApp>,
+    folder: &std::path::Path,
+) -> Vec<(String, image::RgbaImage)> {
+    let buttons = harness.query_all_by_label("Save image…").count();
+    assert!(buttons > 0, "the page has a \"Save image…\" button");
+    for k in 0..buttons {
+        let before = std::fs::read_dir(folder).unwrap().count();
+        harness.query_all_by_label("Save image…").nth(k).expect("the button").click();
+        wait_until(harness, "the PNG", |app| {
+            !app.run_file_busy() && std::fs::read_dir(folder).unwrap().count() > before
+        });
+    }
+    let mut images: Vec<(String, image::RgbaImage)> = std::fs::read_dir(folder)
+        .unwrap()
+        .map(|e| {
+            let path = e.unwrap().path();
+            let name = path.file_name().unwrap().to_string_lossy().into_owned();
+            let decoded = image::open(&path).unwrap_or_else(|e| panic!("{name} is a PNG: {e}")).to_rgba8();
+            (name, decoded)
+        })
+        .collect();
+    images.sort_by(|a, b| a.0.cmp(&b.0));
+    images
+}
+
+/// Distinct colours in an image (a blank or uniform capture has one or two).
+fn colours(image: &image::RgbaImage) -> usize {
+    image.pixels().map(|p| p.0).collect::<std::collections::HashSet<_>>().len()
+}
+
+#[test]
+fn save_image_writes_each_figure_as_drawn_to_a_png() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut harness = harness();
+    harness.state_mut().save_images_to(Some(dir.path().to_owned()));
+    harness.get_by_label("Flow").click();
+    harness.run_steps(3);
+    // The data page: the two moons' scatter.
+    let data_dir = dir.path().join("data");
+    std::fs::create_dir(&data_dir).unwrap();
+    harness.state_mut().save_images_to(Some(data_dir.clone()));
+    let saved = save_every_figure(&mut harness, &data_dir);
+    assert_eq!(saved.len(), 1, "{:?}", saved.iter().map(|s| &s.0).collect::<Vec<_>>());
+    let (name, scatter) = &saved[0];
+    assert_eq!(name, "flow-y-vs-x.png");
+    let message = harness.state().lab(Lab::Flow).message.clone().expect("a note").text;
+    assert!(message.contains(&format!("({} x {} pixels)", scatter.width(), scatter.height())), "{message}");
+    assert!(scatter.width() > 300 && scatter.height() > 300, "{} x {}", scatter.width(), scatter.height());
+    assert!(scatter.width() < 1280 && scatter.height() < 800, "the plot, not the window");
+    assert!(colours(scatter) > 20, "points, axes and labels: {} colours", colours(scatter));
+
+    // A trained flow: the loss curves and the stage plot (with its density heat map).
+    *harness.state_mut().flow_config_mut() = bayes_explorer::models::flow::FlowConfig {
+        layers: 2,
+        hidden: vec![16],
+        epochs: 3,
+        ..bayes_explorer::models::flow::FlowConfig::default()
+    };
+    harness.get_by_label("Train").click();
+    wait_until(&mut harness, "the run", |app| {
+        app.lab(Lab::Flow).worker_state == Some(bayes_explorer::train::WorkerState::Finished)
+    });
+    let run_dir = dir.path().join("run");
+    std::fs::create_dir(&run_dir).unwrap();
+    harness.state_mut().save_images_to(Some(run_dir.clone()));
+    let saved = save_every_figure(&mut harness, &run_dir);
+    let names: Vec<&str> = saved.iter().map(|s| s.0.as_str()).collect();
+    assert_eq!(names, ["flow-generation-stage-0.png", "flow-loss.png"], "{names:?}");
+    let loss = &saved[1].1;
+    // The loss plot is drawn 150 points high, at one pixel per point here.
+    assert_eq!(loss.height(), 150);
+    assert!(colours(loss) > 10, "two curves, axes and a legend: {} colours", colours(loss));
+    assert!(colours(&saved[0].1) > 50, "points and a heat map: {} colours", colours(&saved[0].1));
 }

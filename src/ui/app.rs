@@ -22,6 +22,9 @@ pub struct Settings {
     pub tab: Lab,
     /// Per lab: the dataset it had and its roles.
     pub labs: Vec<(Lab, LoadRequest, Option<DataSpec>)>,
+    /// Per lab: the settings of its next run as the user left them, as JSON (so that one an older or newer
+    /// version cannot read is dropped alone).
+    pub run_settings: Vec<(Lab, String)>,
 }
 
 /// A message shown in a lab: an error (kept until dismissed) or a note.
@@ -91,6 +94,10 @@ pub struct LabState {
     pub(crate) vae: crate::ui::vae::VaeUiState,
     /// The settings and data the run on show was started from (for "Save run…").
     pub(crate) run_origin: Option<crate::ui::run_file::RunOrigin>,
+    /// The last session's settings for the next run, applied once its data (and its model) are back.
+    pub(crate) restored_settings: Option<crate::train::runfile::RunConfig>,
+    /// True while the last session's model is being opened.
+    pub(crate) restoring: bool,
 }
 
 /// What to do with a finished load.
@@ -119,6 +126,37 @@ impl LabState {
             bnn: crate::ui::bnn::BnnUiState::default(),
             vae: crate::ui::vae::VaeUiState::default(),
             run_origin: None,
+            restored_settings: None,
+            restoring: false,
+        }
+    }
+
+    /// The settings of this lab's next run, as JSON for [`Settings::run_settings`].
+    pub(crate) fn settings_json(&self) -> Option<(Lab, String)> {
+        let json = match self.lab {
+            Lab::Bnn => serde_json::to_string(&self.bnn.config),
+            Lab::Vae => serde_json::to_string(&self.vae.config),
+            Lab::Flow => serde_json::to_string(&self.flow.config),
+        };
+        json.map_err(|e| log::warn!("cannot keep the {} settings: {e}", self.lab.tab_name()))
+            .ok()
+            .map(|j| (self.lab, j))
+    }
+
+    /// Puts the settings a run was made with (or the last session's) into this lab's settings panel.
+    pub(crate) fn show_settings(&mut self, config: crate::train::runfile::RunConfig) {
+        use crate::train::runfile::RunConfig;
+        match config {
+            RunConfig::Bnn(config) => self.bnn.restore_config(config),
+            RunConfig::Vae(config) => self.vae.restore_config(config),
+            RunConfig::Flow(config) => self.flow.config = config,
+        }
+    }
+
+    /// Puts the last session's settings in place, once (see [`Self::restored_settings`]).
+    pub(crate) fn apply_restored_settings(&mut self) {
+        if let Some(config) = self.restored_settings.take() {
+            self.show_settings(config);
         }
     }
 
@@ -140,10 +178,14 @@ pub struct BayesExplorerApp {
     compute: Option<ComputeInfo>,
     compute_rx: Option<Receiver<ComputeInfo>>,
     dialog_rx: Option<(Receiver<Option<PathBuf>>, Lab, Instant)>,
+    /// The last session's models, kept between launches.
+    pub(crate) session: crate::ui::session::Session,
     /// A run being saved or opened ("Save run…", "Open run…").
     pub(crate) run_file_job: Option<crate::ui::run_file::RunFileJob>,
     /// Text of the "load from path" field.
     pub path_text: String,
+    /// Where "Save image…" writes without asking (tests and scripted demos); `None` asks with the dialog.
+    pub(crate) image_folder: Option<PathBuf>,
     /// UI-thread seconds of recent frames (eframe's measure), newest last, with when they were drawn.
     frame_times: std::collections::VecDeque<(Instant, f32)>,
 }
@@ -167,9 +209,14 @@ impl BayesExplorerApp {
             compute_rx: Some(rx),
             dialog_rx: None,
             run_file_job: None,
+            session: crate::ui::session::Session::default(),
             path_text: String::new(),
+            image_folder: None,
             frame_times: std::collections::VecDeque::new(),
         };
+        for (lab, json) in app.settings.run_settings.clone() {
+            app.lab_mut(lab).restored_settings = crate::ui::session::parse_settings(lab, &json);
+        }
         for lab in Lab::ALL {
             let saved = app.settings.labs.iter().find(|(l, _, _)| *l == lab).cloned();
             let (request, spec) = saved.map_or_else(|| (lab.default_data(), None), |(_, r, s)| (r, s));
@@ -313,6 +360,7 @@ impl BayesExplorerApp {
         }
         self.poll_dialog();
         self.poll_run_file();
+        self.poll_session();
         for lab in Lab::ALL {
             self.poll_load(lab);
             self.poll_worker(lab);
@@ -359,6 +407,11 @@ impl BayesExplorerApp {
                         .filter(|s| s.roles.len() == table.n_cols())
                         .unwrap_or_else(|| crate::data::prepare::default_spec_for_lab(lab, &table));
                     self.apply_data(lab, LabData::new(table, spec, job.request));
+                    // The last session's settings, unless its model is still coming (they go in after it).
+                    let state = self.lab_mut(lab);
+                    if !state.restoring {
+                        state.apply_restored_settings();
+                    }
                 }
                 LoadTarget::Preview => {
                     let spec = crate::data::prepare::default_spec_for_lab(lab, &table);
@@ -407,6 +460,7 @@ impl BayesExplorerApp {
     /// Draws the whole window (also called by the UI tests).
     pub fn show(&mut self, ui: &mut egui::Ui) {
         self.poll();
+        self.poll_images(ui.ctx());
         self.handle_dropped_files(ui.ctx());
         egui::Panel::top("tabs").show(ui, |ui| {
             ui.horizontal(|ui| {
@@ -483,6 +537,12 @@ impl eframe::App for BayesExplorerApp {
     }
 
     fn save(&mut self, storage: &mut dyn eframe::Storage) {
-        eframe::set_value(storage, eframe::APP_KEY, &self.settings);
+        let settings = self.persist(false);
+        eframe::set_value(storage, eframe::APP_KEY, &settings);
+    }
+
+    fn on_exit(&mut self, _gl: Option<&eframe::glow::Context>) {
+        // eframe saved just before: let the last session's run files reach the disk.
+        self.finish_session_writes();
     }
 }

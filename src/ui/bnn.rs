@@ -22,6 +22,7 @@ use crate::train::export::{
 use crate::train::{EpochRecord, ModelView, RunSnapshot};
 use crate::ui::bnn_weights::{HeatQuantity, HistoryMode, WeightQuantity};
 use crate::ui::export::{ExportKind, ExportRequest, export_button, history_request};
+use crate::ui::image_export::{save_image_button, saveable};
 use crate::ui::waiting;
 
 /// Which view the page shows.
@@ -474,10 +475,13 @@ pub(crate) fn bnn_view_ui(bnn: &mut BnnUiState, snapshot: Option<&RunSnapshot>, 
         BnnPage::Probe => probe_ui(bnn, ui),
         BnnPage::Loss => {
             if let Some(s) = snapshot {
-                if export_button(ui) {
-                    bnn.export = Some(history_request(crate::Lab::Bnn, s));
-                }
-                bnn_loss_ui(s, ui);
+                ui.horizontal(|ui| {
+                    if export_button(ui) {
+                        bnn.export = Some(history_request(crate::Lab::Bnn, s));
+                    }
+                    save_image_button(ui, "bnn-loss");
+                });
+                saveable(ui, "bnn-loss", || "bnn-loss.png".to_owned(), |ui| bnn_loss_ui(s, ui));
             }
         }
         BnnPage::Compare => compare_ui(bnn, ui),
@@ -509,7 +513,10 @@ fn predictions_ui(bnn: &mut BnnUiState, ui: &mut egui::Ui) {
                 p.mc_range_mean
             ));
             let aleatoric = rows.first().is_some_and(|r| r.aleatoric_sd.is_some());
-            ui.strong("Predicted against actual, with 95 % intervals");
+            ui.horizontal(|ui| {
+                ui.strong("Predicted against actual, with 95 % intervals");
+                save_image_button(ui, "bnn-pred-vs-actual");
+            });
             predicted_vs_actual_plot(rows, &target, ui);
             ui.horizontal(|ui| {
                 ui.strong("Predictive table");
@@ -623,33 +630,46 @@ fn predicted_vs_actual_plot(rows: &[crate::models::bnn::RegressionRow], target: 
         let (a, b) = r.interval_95();
         (lo.min(f64::from(a.min(r.actual))), hi.max(f64::from(b.max(r.actual))))
     });
-    Plot::new("bnn-pred-vs-actual")
-        .height(260.0)
-        .legend(Legend::default())
-        .x_axis_label(format!("actual {target}"))
-        .y_axis_label(format!("predicted {target}"))
-        .allow_scroll(false)
-        .show(ui, |plot| {
-            plot.line(Line::new("perfect prediction", PlotPoints::from(vec![[lo, lo], [hi, hi]])).color(Color32::GRAY));
-            let bar_colour = Color32::from_rgba_unmultiplied(90, 140, 210, 90);
-            for (i, r) in rows.iter().enumerate().take(1500) {
-                let x = f64::from(r.actual) + jitter(i);
-                let (a, b) = r.interval_95();
-                plot.line(
-                    Line::new("95 % interval", PlotPoints::from(vec![[x, f64::from(a)], [x, f64::from(b)]]))
-                        .color(bar_colour)
-                        .width(1.0),
-                );
-            }
-            let means: Vec<[f64; 2]> =
-                rows.iter().enumerate().map(|(i, r)| [f64::from(r.actual) + jitter(i), f64::from(r.mean)]).collect();
-            plot.points(
-                Points::new("predictive mean", PlotPoints::from(means))
-                    .radius(2.0)
-                    .shape(MarkerShape::Circle)
-                    .color(Color32::from_rgb(40, 90, 170)),
-            );
-        });
+    saveable(
+        ui,
+        "bnn-pred-vs-actual",
+        || "bnn-predicted-vs-actual.png".to_owned(),
+        |ui| {
+            Plot::new("bnn-pred-vs-actual")
+                .height(260.0)
+                .legend(Legend::default())
+                .x_axis_label(format!("actual {target}"))
+                .y_axis_label(format!("predicted {target}"))
+                .allow_scroll(false)
+                .show(ui, |plot| {
+                    plot.line(
+                        Line::new("perfect prediction", PlotPoints::from(vec![[lo, lo], [hi, hi]]))
+                            .color(Color32::GRAY),
+                    );
+                    let bar_colour = Color32::from_rgba_unmultiplied(90, 140, 210, 90);
+                    for (i, r) in rows.iter().enumerate().take(1500) {
+                        let x = f64::from(r.actual) + jitter(i);
+                        let (a, b) = r.interval_95();
+                        plot.line(
+                            Line::new("95 % interval", PlotPoints::from(vec![[x, f64::from(a)], [x, f64::from(b)]]))
+                                .color(bar_colour)
+                                .width(1.0),
+                        );
+                    }
+                    let means: Vec<[f64; 2]> = rows
+                        .iter()
+                        .enumerate()
+                        .map(|(i, r)| [f64::from(r.actual) + jitter(i), f64::from(r.mean)])
+                        .collect();
+                    plot.points(
+                        Points::new("predictive mean", PlotPoints::from(means))
+                            .radius(2.0)
+                            .shape(MarkerShape::Circle)
+                            .color(Color32::from_rgb(40, 90, 170)),
+                    );
+                })
+        },
+    );
 }
 
 fn calibration_ui(bnn: &mut BnnUiState, ui: &mut egui::Ui) {
@@ -669,6 +689,7 @@ fn calibration_ui(bnn: &mut BnnUiState, ui: &mut egui::Ui) {
         if export_button(ui) {
             bnn.export = bnn.export_request(ExportKind::Calibration);
         }
+        save_image_button(ui, "bnn-calibration");
     });
     egui::Grid::new("bnn-coverage").num_columns(3).striped(true).show(ui, |ui| {
         ui.strong("Interval");
@@ -682,24 +703,32 @@ fn calibration_ui(bnn: &mut BnnUiState, ui: &mut egui::Ui) {
             ui.end_row();
         }
     });
-    Plot::new("bnn-calibration")
-        .height(260.0)
-        .legend(Legend::default())
-        .x_axis_label("nominal level")
-        .y_axis_label("observed coverage")
-        .include_x(0.0)
-        .include_x(1.0)
-        .include_y(0.0)
-        .include_y(1.0)
-        .view_aspect(1.6)
-        .allow_scroll(false)
-        .show(ui, |plot| {
-            plot.line(
-                Line::new("perfectly calibrated", PlotPoints::from(vec![[0.0, 0.0], [1.0, 1.0]])).color(Color32::GRAY),
-            );
-            let bars: Vec<Bar> = p.coverage.iter().map(|(n, o)| Bar::new(*n, *o).width(0.06)).collect();
-            plot.bar_chart(BarChart::new("observed", bars).color(Color32::from_rgb(90, 140, 210)));
-        });
+    saveable(
+        ui,
+        "bnn-calibration",
+        || "bnn-calibration.png".to_owned(),
+        |ui| {
+            Plot::new("bnn-calibration")
+                .height(260.0)
+                .legend(Legend::default())
+                .x_axis_label("nominal level")
+                .y_axis_label("observed coverage")
+                .include_x(0.0)
+                .include_x(1.0)
+                .include_y(0.0)
+                .include_y(1.0)
+                .view_aspect(1.6)
+                .allow_scroll(false)
+                .show(ui, |plot| {
+                    plot.line(
+                        Line::new("perfectly calibrated", PlotPoints::from(vec![[0.0, 0.0], [1.0, 1.0]]))
+                            .color(Color32::GRAY),
+                    );
+                    let bars: Vec<Bar> = p.coverage.iter().map(|(n, o)| Bar::new(*n, *o).width(0.06)).collect();
+                    plot.bar_chart(BarChart::new("observed", bars).color(Color32::from_rgb(90, 140, 210)));
+                })
+        },
+    );
     let note = if aleatoric {
         "The Normal head's intervals add the noise it learned (aleatoric) to the spread of the weights (epistemic): mean ± z·sd with sd² = var(loc) + mean(scale²)."
     } else {
@@ -769,7 +798,13 @@ fn probe_ui(bnn: &mut BnnUiState, ui: &mut egui::Ui) {
             waiting(ui, "Sampling the probe…");
             return;
         };
-        probe_plots(bnn, &prepared, &probe, ranges[bnn.sweep_feature.min(d - 1)], ui);
+        save_image_button(ui, "bnn-probe");
+        saveable(
+            ui,
+            "bnn-probe",
+            || format!("bnn-probe-row-{}.png", bnn.probe_row + 1),
+            |ui| probe_plots(bnn, &prepared, &probe, ranges[bnn.sweep_feature.min(d - 1)], ui),
+        );
     });
 }
 
@@ -943,29 +978,39 @@ fn compare_ui(bnn: &mut BnnUiState, ui: &mut egui::Ui) {
             ui.end_row();
         }
     });
-    ui.strong("Spread of the Monte Carlo predictions per test row (max - min)");
+    ui.horizontal(|ui| {
+        ui.strong("Spread of the Monte Carlo predictions per test row (max - min)");
+        save_image_button(ui, "bnn-compare");
+    });
     let all: Vec<f32> = bnn.runs.iter().flat_map(|r| r.ranges.iter().copied()).collect();
     let hi = all.iter().copied().fold(0f32, f32::max).max(1e-3);
     let bins = freedman_diaconis_bins(&all, 0.0, f64::from(hi)).min(40);
-    Plot::new("bnn-compare")
-        .height(240.0)
-        .legend(Legend::default())
-        .x_axis_label("range of the passes")
-        .y_axis_label("density")
-        .allow_scroll(false)
-        .show(ui, |plot| {
-            for (i, r) in bnn.runs.iter().enumerate() {
-                let hist = Histogram::new(&r.ranges, 0.0, f64::from(hi), bins);
-                let w = hist.bin_width();
-                let pts: Vec<[f64; 2]> =
-                    hist.densities().iter().enumerate().map(|(k, d)| [w * (k as f64 + 0.5), *d]).collect();
-                let name = format!("run {}: {:.0} % of rows", i + 1, r.train_fraction * 100.0);
-                let colour = RUN_COLOURS[i % RUN_COLOURS.len()];
-                plot.line(Line::new(name.clone(), PlotPoints::from(pts)).color(colour).width(2.0));
-                if let Some(m) = r.record.get("mc_range_mean") {
-                    // Same name: the mean's dashed line belongs to its run in the legend.
-                    plot.vline(VLine::new(name, m).color(colour).style(egui_plot::LineStyle::dashed_loose()));
-                }
-            }
-        });
+    saveable(
+        ui,
+        "bnn-compare",
+        || "bnn-compare-runs.png".to_owned(),
+        |ui| {
+            Plot::new("bnn-compare")
+                .height(240.0)
+                .legend(Legend::default())
+                .x_axis_label("range of the passes")
+                .y_axis_label("density")
+                .allow_scroll(false)
+                .show(ui, |plot| {
+                    for (i, r) in bnn.runs.iter().enumerate() {
+                        let hist = Histogram::new(&r.ranges, 0.0, f64::from(hi), bins);
+                        let w = hist.bin_width();
+                        let pts: Vec<[f64; 2]> =
+                            hist.densities().iter().enumerate().map(|(k, d)| [w * (k as f64 + 0.5), *d]).collect();
+                        let name = format!("run {}: {:.0} % of rows", i + 1, r.train_fraction * 100.0);
+                        let colour = RUN_COLOURS[i % RUN_COLOURS.len()];
+                        plot.line(Line::new(name.clone(), PlotPoints::from(pts)).color(colour).width(2.0));
+                        if let Some(m) = r.record.get("mc_range_mean") {
+                            // Same name: the mean's dashed line belongs to its run in the legend.
+                            plot.vline(VLine::new(name, m).color(colour).style(egui_plot::LineStyle::dashed_loose()));
+                        }
+                    }
+                })
+        },
+    );
 }

@@ -11,6 +11,7 @@ pub use crate::train::export::WeightQuantity;
 use crate::train::export::{WeightHistogram, epoch_histogram, stacked_histograms, weight_range};
 use crate::ui::bnn::BnnUiState;
 use crate::ui::export::{ExportKind, export_button};
+use crate::ui::image_export::{capture_if_asked, save_image_button, saveable};
 
 /// One epoch at a time, or the whole run stacked.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -112,15 +113,23 @@ pub(crate) fn weights_ui(bnn: &mut BnnUiState, view: &BnnView, ui: &mut egui::Ui
                 if export_button(ui) {
                     bnn.export = bnn.export_request(ExportKind::WeightHistograms);
                 }
+                save_image_button(ui, "bnn-histogram");
             });
-            histogram_plot(ui, &h.histogram, quantity, params.prior_sd, height);
+            let name = || format!("bnn-layer-{}-{}-epoch-{}.png", layer_index + 1, quantity.csv_name(), h.epoch);
+            saveable(ui, "bnn-histogram", name, |ui| {
+                histogram_plot(ui, &h.histogram, quantity, params.prior_sd, height);
+            });
         }
         HistoryMode::Stacked => {
             let stack = stacked_histograms(view, layer_index, quantity);
-            if export_button(ui) {
-                bnn.export = bnn.export_request(ExportKind::WeightHistograms);
-            }
-            stacked_plot(ui, &stack, history.len(), (lo, hi), height);
+            ui.horizontal(|ui| {
+                if export_button(ui) {
+                    bnn.export = bnn.export_request(ExportKind::WeightHistograms);
+                }
+                save_image_button(ui, "bnn-stacked");
+            });
+            let name = || format!("bnn-layer-{}-{}-stacked.png", layer_index + 1, quantity.csv_name());
+            saveable(ui, "bnn-stacked", name, |ui| stacked_plot(ui, &stack, history.len(), (lo, hi), height));
         }
     }
     ui.separator();
@@ -244,6 +253,7 @@ fn heat_map_ui(bnn: &mut BnnUiState, params: &BnnParams, ui: &mut egui::Ui) {
     let Some(layer) = params.layers.get(bnn.layer) else { return };
     ui.horizontal_wrapped(|ui| {
         ui.strong("Weight matrix");
+        save_image_button(ui, "bnn-weight-matrix");
         ui.selectable_value(&mut bnn.heat, HeatQuantity::Mean, "means");
         ui.add_enabled_ui(layer.posterior != Posterior::Deterministic, |ui| {
             ui.selectable_value(&mut bnn.heat, HeatQuantity::SignalToNoise, "signal-to-noise |mean|/sd");
@@ -268,6 +278,7 @@ fn heat_map_ui(bnn: &mut BnnUiState, params: &BnnParams, ui: &mut egui::Ui) {
     let cell_h = cell.clamp(8.0, 22.0);
     let size = egui::vec2(label_width + cell * cols as f32, cell_h * rows as f32);
     let (rect, response) = ui.allocate_exact_size(size, Sense::click());
+    capture_if_asked(ui, "bnn-weight-matrix", rect, || format!("bnn-layer-{}-weight-matrix.png", bnn.layer + 1));
     let painter = ui.painter_at(rect);
     let names: Vec<String> = (0..rows)
         .map(|i| {
@@ -349,7 +360,10 @@ fn weight_detail_ui(bnn: &BnnUiState, params: &BnnParams, ui: &mut egui::Ui) {
     let (Some(&mean), Some(&sd)) = (layer.mean.get(idx), layer.sd.get(idx)) else { return };
     let (i, j) = (idx / layer.n_out.max(1), idx % layer.n_out.max(1));
     let from = if l == 0 { bnn.feature_names.get(i).cloned().unwrap_or_default() } else { format!("unit {}", i + 1) };
-    ui.strong(format!("Layer {} weight: {from} -> unit {}", l + 1, j + 1));
+    ui.horizontal(|ui| {
+        ui.strong(format!("Layer {} weight: {from} -> unit {}", l + 1, j + 1));
+        save_image_button(ui, "bnn-weight-detail");
+    });
     let s = params.prior_sd;
     let (mean, sd) = (f64::from(mean), f64::from(sd));
     ui.label(format!("posterior N({mean:.3}, {sd:.3}²) against the prior N(0, {s}²)"));
@@ -358,14 +372,29 @@ fn weight_detail_ui(bnn: &BnnUiState, params: &BnnParams, ui: &mut egui::Ui) {
     let curve = |m: f64, sd: f64| -> Vec<[f64; 2]> {
         (0..=300).map(|k| lo + (hi - lo) * f64::from(k) / 300.0).map(|x| [x, normal_pdf(x, m, sd)]).collect()
     };
-    Plot::new("bnn-weight-detail").height(200.0).legend(Legend::default()).allow_scroll(false).show(ui, |plot| {
-        plot.line(Line::new("prior", PlotPoints::from(curve(0.0, s))).color(Color32::from_rgb(230, 140, 40)));
-        if sd > 0.0 {
-            plot.line(Line::new("posterior", PlotPoints::from(curve(mean, sd))).color(Color32::from_rgb(90, 140, 210)));
-        } else {
-            plot.vline(VLine::new("value (deterministic)", mean).color(Color32::from_rgb(90, 140, 210)));
-        }
-    });
+    saveable(
+        ui,
+        "bnn-weight-detail",
+        || format!("bnn-layer-{}-weight-{}-{}.png", l + 1, i + 1, j + 1),
+        |ui| {
+            Plot::new("bnn-weight-detail").height(200.0).legend(Legend::default()).allow_scroll(false).show(
+                ui,
+                |plot| {
+                    plot.line(
+                        Line::new("prior", PlotPoints::from(curve(0.0, s))).color(Color32::from_rgb(230, 140, 40)),
+                    );
+                    if sd > 0.0 {
+                        plot.line(
+                            Line::new("posterior", PlotPoints::from(curve(mean, sd)))
+                                .color(Color32::from_rgb(90, 140, 210)),
+                        );
+                    } else {
+                        plot.vline(VLine::new("value (deterministic)", mean).color(Color32::from_rgb(90, 140, 210)));
+                    }
+                },
+            )
+        },
+    );
 }
 
 /// Blue (-1) through light grey (0) to red (+1).

@@ -133,6 +133,7 @@ fn scatter_ui(lab: Lab, data: &LabData, features: &[usize], view: &mut DataViewS
                 .response
                 .labelled_by(id);
         }
+        crate::ui::image_export::save_image_button(ui, "data-scatter");
     });
     view.axes = Some((x, y));
     let output = data.spec.output_column();
@@ -185,10 +186,18 @@ fn scatter_ui(lab: Lab, data: &LabData, features: &[usize], view: &mut DataViewS
     if lab == Lab::Flow {
         plot = plot.data_aspect(1.0);
     }
-    plot.show(ui, |plot| {
-        for (name, colour, points) in groups {
-            plot.points(Points::new(name, points).color(colour).radius(2.0).shape(MarkerShape::Circle).filled(true));
-        }
+    let file_name = || {
+        let (x, y) = (&table.columns[x].name, &table.columns[y].name);
+        crate::ui::image_export::file_safe(&format!("{}-{y}-vs-{x}.png", lab.tab_name().to_lowercase()))
+    };
+    crate::ui::image_export::saveable(ui, "data-scatter", file_name, |ui| {
+        plot.show(ui, |plot| {
+            for (name, colour, points) in groups {
+                plot.points(
+                    Points::new(name, points).color(colour).radius(2.0).shape(MarkerShape::Circle).filled(true),
+                );
+            }
+        })
     });
 }
 

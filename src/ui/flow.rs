@@ -14,6 +14,7 @@ use crate::train::export::{density_table, stages_table};
 use crate::train::flow_view::{FlowGeometry, FlowViewRequest, FlowViewResult, FlowViewWorker, ProbePath, StageGrid};
 use crate::train::{ModelView, RunSnapshot, WorkerState};
 use crate::ui::export::{ExportKind, ExportRequest, export_button, history_request};
+use crate::ui::image_export::{save_image_button, saveable};
 
 /// Which way the step-through runs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -462,7 +463,12 @@ fn step_through_ui(flow: &mut FlowUiState, running: bool, ui: &mut egui::Ui) {
                 Direction::Generation => &points[0],
                 Direction::Inference => &points[k_max],
             };
-            let response = plot.show(ui, |plot_ui| {
+            let direction = match flow.direction {
+                Direction::Generation => "generation",
+                Direction::Inference => "inference",
+            };
+            let file_name = format!("flow-{direction}-stage-{k_show}.png");
+            let response = saveable(ui, "flow-stage", || file_name, |ui| plot.show(ui, |plot_ui| {
                 if fit {
                     plot_ui.set_plot_bounds(PlotBounds::from_min_max(
                         [f64::from(bounds[0]), f64::from(bounds[2])],
@@ -534,7 +540,7 @@ fn step_through_ui(flow: &mut FlowUiState, running: bool, ui: &mut egui::Ui) {
                     }
                 }
                 plot_ui.pointer_coordinate()
-            });
+            }));
             if response.response.clicked()
                 && let Some(p) = response.inner
             {
@@ -544,6 +550,7 @@ fn step_through_ui(flow: &mut FlowUiState, running: bool, ui: &mut egui::Ui) {
                 if export_button(ui) {
                     flow.export = flow.export_request(ExportKind::Stages);
                 }
+                save_image_button(ui, "flow-stage");
                 if ui
                     .button("Export density…")
                     .on_hover_text("Save every stage's density grid computed so far as a CSV file (cell centres, density, layer log|det|)")
@@ -664,9 +671,12 @@ fn legend_ui(flow: &FlowUiState, ui: &mut egui::Ui) {
 }
 
 fn keras_figure_ui(flow: &mut FlowUiState, ui: &mut egui::Ui) {
-    if export_button(ui) {
-        flow.export = flow.export_request(ExportKind::Stages);
-    }
+    ui.horizontal(|ui| {
+        if export_button(ui) {
+            flow.export = flow.export_request(ExportKind::Stages);
+        }
+        save_image_button(ui, "flow-keras");
+    });
     let Some(g) = &flow.geometry else { return };
     let k = g.n_layers;
     let panels: [(&str, &Vec<[f32; 2]>, Color32); 4] = [
@@ -676,6 +686,11 @@ fn keras_figure_ui(flow: &mut FlowUiState, ui: &mut egui::Ui) {
         ("Generated: data space X = f(Z)", &g.generation[k], Color32::from_rgb(230, 120, 40)),
     ];
     let size = ((ui.available_width() - 16.0) / 2.0).min((ui.available_height() - 60.0) / 2.0).max(150.0);
+    saveable(ui, "flow-keras", || "flow-keras-figure.png".to_owned(), |ui| keras_grid_ui(&panels, size, ui));
+}
+
+/// The Keras figure's four scatter plots, two by two.
+fn keras_grid_ui(panels: &[(&str, &Vec<[f32; 2]>, Color32); 4], size: f32, ui: &mut egui::Ui) {
     egui::Grid::new("keras-figure").num_columns(2).show(ui, |ui| {
         for (i, (title, pts, colour)) in panels.iter().enumerate() {
             ui.vertical(|ui| {
@@ -695,21 +710,31 @@ fn keras_figure_ui(flow: &mut FlowUiState, ui: &mut egui::Ui) {
 /// The flow's loss curves: training and held-out negative log-likelihood per epoch; "Export data…" leaves its
 /// request in `export`.
 pub(crate) fn flow_loss_ui(snapshot: &RunSnapshot, export: &mut Option<ExportRequest>, ui: &mut egui::Ui) {
-    if export_button(ui) {
-        *export = Some(history_request(crate::Lab::Flow, snapshot));
-    }
+    ui.horizontal(|ui| {
+        if export_button(ui) {
+            *export = Some(history_request(crate::Lab::Flow, snapshot));
+        }
+        save_image_button(ui, "flow-loss");
+    });
     let series = |name: &str| -> Vec<[f64; 2]> {
         snapshot.history.iter().filter_map(|r| r.get(name).map(|v| [r.epoch as f64, v])).collect()
     };
-    Plot::new("flow-loss")
-        .height(150.0)
-        .legend(Legend::default())
-        .x_axis_label("epoch")
-        .y_axis_label("NLL (nats per point)")
-        .show(ui, |plot| {
-            plot.line(Line::new("train NLL", PlotPoints::from(series("train_nll"))));
-            plot.line(Line::new("held-out NLL", PlotPoints::from(series("heldout_nll"))));
-        });
+    saveable(
+        ui,
+        "flow-loss",
+        || "flow-loss.png".to_owned(),
+        |ui| {
+            Plot::new("flow-loss")
+                .height(150.0)
+                .legend(Legend::default())
+                .x_axis_label("epoch")
+                .y_axis_label("NLL (nats per point)")
+                .show(ui, |plot| {
+                    plot.line(Line::new("train NLL", PlotPoints::from(series("train_nll"))));
+                    plot.line(Line::new("held-out NLL", PlotPoints::from(series("heldout_nll"))));
+                })
+        },
+    );
 }
 
 const HUES: usize = 12;

@@ -7,13 +7,17 @@ pub mod bnn_weights;
 mod data_view;
 pub mod export;
 mod flow;
+mod image_export;
 mod lab;
 mod preview;
 mod run_file;
+mod session;
 mod status_bar;
 pub mod vae;
 
 pub use app::{BayesExplorerApp, LabState, Settings};
+pub use image_export::{crop, write_png};
+pub use session::session_run_path;
 
 /// A spinner and what is being waited for.
 pub(crate) fn waiting(ui: &mut egui::Ui, what: &str) {
@@ -44,7 +48,8 @@ pub fn run_app() -> Result<(), eframe::Error> {
         Box::new(|cc| {
             let settings =
                 cc.storage.and_then(|s| eframe::get_value::<Settings>(s, eframe::APP_KEY)).unwrap_or_default();
-            Ok(Box::new(BayesExplorerApp::new(cc.egui_ctx.clone(), settings)))
+            let session = eframe::storage_dir(APP_TITLE).map(|d| d.join("session"));
+            Ok(Box::new(BayesExplorerApp::with_session(cc.egui_ctx.clone(), settings, session)))
         }),
     )
 }

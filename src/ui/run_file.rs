@@ -38,6 +38,15 @@ pub(crate) enum RunFileOutcome {
         /// Its rows after the header.
         rows: usize,
     },
+    /// A figure was written to this PNG file ("Save image…").
+    ImageSaved {
+        /// The file.
+        path: PathBuf,
+        /// Its width and height in pixels.
+        size: [usize; 2],
+        /// No save dialog could be shown, so it went to the working folder.
+        no_dialog: bool,
+    },
     /// A run file and its data were read and checked.
     Opened(Box<OpenedRun>),
     /// The dialog was closed without a file; `quick` when it answered at once (no desktop portal).
@@ -178,7 +187,16 @@ impl BayesExplorerApp {
                 self.lab_mut(lab).message =
                     Some(Message::note(format!("Exported {rows} rows of data to {}.", path.display())));
             }
-            RunFileOutcome::Opened(opened) => self.apply_opened_run(*opened),
+            RunFileOutcome::ImageSaved { path, size: [w, h], no_dialog } => {
+                let why = if no_dialog {
+                    " No file dialog answered (no desktop portal is running), so it went to the working folder."
+                } else {
+                    ""
+                };
+                self.lab_mut(lab).message =
+                    Some(Message::note(format!("Saved the figure ({w} x {h} pixels) to {}.{why}", path.display())));
+            }
+            RunFileOutcome::Opened(opened) => self.apply_opened_run(*opened, false),
             RunFileOutcome::Cancelled { quick: true } => {
                 self.lab_mut(lab).message = Some(Message::note(
                     "No file dialog answered (no desktop portal is running). On the command line, `bayes-explorer train <lab> … --save PATH` saves a run, `--load PATH` opens one and `--export DIR` writes its data as CSV files.",
@@ -190,8 +208,9 @@ impl BayesExplorerApp {
     }
 
     /// Shows an opened run in its lab: its data, its settings for the next run, and a worker that plays the saved
-    /// model and metrics back (so the views are the ones the trainer would publish).
-    fn apply_opened_run(&mut self, opened: OpenedRun) {
+    /// model and metrics back (so the views are the ones the trainer would publish). `restored`: the last
+    /// session's run, shown where it was left (the open tab stays).
+    pub(crate) fn apply_opened_run(&mut self, opened: OpenedRun, restored: bool) {
         let OpenedRun { path, run, table, request, prepared } = opened;
         let lab = run.lab();
         // A dataset still loading for this lab would replace the run's data when it lands.
@@ -202,20 +221,17 @@ impl BayesExplorerApp {
         let ctx = self.ctx.clone();
         let state = self.lab_mut(lab);
         let Some(table) = state.data.as_ref().map(|d| Arc::clone(&d.table)) else { return };
+        state.show_settings(run.config());
         match run.config() {
             RunConfig::Bnn(config) => {
-                state.bnn.restore_config(config.clone());
                 state.bnn.new_run(Arc::clone(&prepared), config);
                 state.bnn.show_data = false;
             }
-            RunConfig::Vae(config) => {
-                state.vae.hidden_text = config.hidden.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ");
-                state.vae.config = config;
+            RunConfig::Vae(_) => {
                 state.vae.new_run(Arc::clone(&prepared));
                 state.vae.show_data = false;
             }
-            RunConfig::Flow(config) => {
-                state.flow.config = config;
+            RunConfig::Flow(_) => {
                 state.flow.new_run(Arc::clone(&prepared));
                 state.flow.show_data = false;
             }
@@ -234,15 +250,18 @@ impl BayesExplorerApp {
         }
         state.run_origin = Some(RunOrigin { config: run.config(), table, request, spec: run.spec().clone() });
         let s = run.snapshot();
+        let what = if restored { "Restored the last session's model from" } else { "Opened" };
         state.message = Some(Message::note(format!(
-            "Opened {}: {}, {} of {} epochs, {} steps. Train runs it again from scratch with the same settings and seed.",
+            "{what} {}: {}, {} of {} epochs, {} steps. Train runs it again from scratch with the same settings and seed.",
             path.display(),
             run.model_name(),
             s.epoch,
             s.total_epochs,
             s.step
         )));
-        self.settings.tab = lab;
+        if !restored {
+            self.settings.tab = lab;
+        }
     }
 }
 

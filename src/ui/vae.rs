@@ -15,6 +15,7 @@ use crate::train::export::{class_values, latents_table};
 use crate::train::vae_view::{Latents, Manifold, PRIOR_SAMPLES, VaeViewRequest, VaeViewResult, VaeViewWorker};
 use crate::train::{ModelView, RunSnapshot};
 use crate::ui::export::{ExportKind, ExportRequest, export_button, history_request};
+use crate::ui::image_export::{capture_if_asked, save_image_button, saveable};
 
 /// Which view the page shows.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -103,11 +104,16 @@ type RequestKey = (u64, u64, [u32; 4], usize, (usize, usize), Option<[u32; 2]>, 
 /// How often a training model's views are recomputed.
 const VIEW_INTERVAL: std::time::Duration = std::time::Duration::from_secs(2);
 
+/// Hidden widths as the settings field shows them ("512, 256").
+fn hidden_text(hidden: &[usize]) -> String {
+    hidden.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ")
+}
+
 impl Default for VaeUiState {
     fn default() -> Self {
         let config = VaeConfig::default();
         Self {
-            hidden_text: config.hidden.iter().map(ToString::to_string).collect::<Vec<_>>().join(", "),
+            hidden_text: hidden_text(&config.hidden),
             config,
             page: VaePage::Latent,
             show_data: false,
@@ -147,6 +153,12 @@ impl Default for VaeUiState {
 
 impl VaeUiState {
     /// Forgets the previous run's views; `prepared` is the new run's data.
+    /// Puts `config` in the settings panel (an opened run's, or the last session's).
+    pub(crate) fn restore_config(&mut self, config: VaeConfig) {
+        self.hidden_text = hidden_text(&config.hidden);
+        self.config = config;
+    }
+
     pub(crate) fn new_run(&mut self, prepared: Arc<Prepared>) {
         let (train, test, side) = vae_inputs(&prepared, self.config.likelihood);
         self.n_train = prepared.n_train();
@@ -436,10 +448,13 @@ pub(crate) fn vae_view_ui(vae: &mut VaeUiState, snapshot: Option<&RunSnapshot>, 
         VaePage::Prior => prior_ui(vae, ui),
         VaePage::Loss => {
             if let Some(s) = snapshot {
-                if export_button(ui) {
-                    vae.export = Some(history_request(crate::Lab::Vae, s));
-                }
-                vae_loss_ui(s, ui);
+                ui.horizontal(|ui| {
+                    if export_button(ui) {
+                        vae.export = Some(history_request(crate::Lab::Vae, s));
+                    }
+                    save_image_button(ui, "vae-loss");
+                });
+                saveable(ui, "vae-loss", || "vae-loss.png".to_owned(), |ui| vae_loss_ui(s, ui));
             }
         }
     }
@@ -479,13 +494,19 @@ fn latent_ui(vae: &mut VaeUiState, ui: &mut egui::Ui) {
             ui.set_width(side);
             ui.strong("Encoder means of every input (hover: decode that point; the ellipse is q(z|x) ±2 sd of the nearest input)");
             scatter_ui(vae, &latents, height, ui);
-            if export_button(ui) {
-                vae.export = vae.export_request(ExportKind::Latents);
-            }
+            ui.horizontal(|ui| {
+                if export_button(ui) {
+                    vae.export = vae.export_request(ExportKind::Latents);
+                }
+                save_image_button(ui, "vae-latent");
+            });
         });
         ui.vertical(|ui| {
             ui.set_width(side);
-            ui.strong(format!("Decoded manifold, {} x {} latent points{}", vae.cells, vae.cells, if vae.device.is_empty() { String::new() } else { format!(" ({})", vae.device) }));
+            ui.horizontal(|ui| {
+                ui.strong(format!("Decoded manifold, {} x {} latent points{}", vae.cells, vae.cells, if vae.device.is_empty() { String::new() } else { format!(" ({})", vae.device) }));
+                save_image_button(ui, "vae-manifold");
+            });
             manifold_ui(vae, height, ui);
         });
     });
@@ -500,83 +521,96 @@ fn scatter_ui(vae: &mut VaeUiState, latents: &Latents, height: f32, ui: &mut egu
         let row = &latents.mu[i * d..(i + 1) * d];
         [f64::from(row[a.min(d - 1)]), f64::from(row.get(b).copied().unwrap_or(0.0))]
     };
-    let response = Plot::new("vae-latent")
-        .height(height)
-        .data_aspect(1.0)
-        .legend(Legend::default())
-        .x_axis_label(format!("z{}", a + 1))
-        .y_axis_label(format!("z{}", b + 1))
-        .show(ui, |plot| {
-            if vae.labels.len() == n {
-                let mut groups: Vec<Vec<[f64; 2]>> = vec![Vec::new(); 10];
-                let mut other = Vec::new();
-                for i in (0..n).step_by(stride) {
-                    match groups.get_mut(vae.labels[i] as usize) {
-                        Some(g) => g.push(point(i)),
-                        None => other.push(point(i)),
+    let response = saveable(
+        ui,
+        "vae-latent",
+        || "vae-latent.png".to_owned(),
+        |ui| {
+            Plot::new("vae-latent")
+                .height(height)
+                .data_aspect(1.0)
+                .legend(Legend::default())
+                .x_axis_label(format!("z{}", a + 1))
+                .y_axis_label(format!("z{}", b + 1))
+                .show(ui, |plot| {
+                    if vae.labels.len() == n {
+                        let mut groups: Vec<Vec<[f64; 2]>> = vec![Vec::new(); 10];
+                        let mut other = Vec::new();
+                        for i in (0..n).step_by(stride) {
+                            match groups.get_mut(vae.labels[i] as usize) {
+                                Some(g) => g.push(point(i)),
+                                None => other.push(point(i)),
+                            }
+                        }
+                        let classes = match vae.prepared.as_ref().and_then(|p| p.output.clone()) {
+                            Some((_, OutputKind::Classes { classes })) => classes,
+                            _ => Vec::new(),
+                        };
+                        for (k, g) in groups.into_iter().enumerate().filter(|(_, g)| !g.is_empty()) {
+                            let name = classes.get(k).map_or(format!("{k}"), |v| format!("{v}"));
+                            plot.points(
+                                Points::new(name, PlotPoints::from(g))
+                                    .radius(1.5)
+                                    .color(PALETTE[k % 10])
+                                    .shape(MarkerShape::Circle),
+                            );
+                        }
+                        if !other.is_empty() {
+                            plot.points(
+                                Points::new("other labels", PlotPoints::from(other)).radius(1.5).color(Color32::GRAY),
+                            );
+                        }
+                    } else {
+                        let pts: Vec<[f64; 2]> = (0..n).step_by(stride).map(point).collect();
+                        plot.points(Points::new("inputs", PlotPoints::from(pts)).radius(1.5).color(PALETTE[0]));
                     }
-                }
-                let classes = match vae.prepared.as_ref().and_then(|p| p.output.clone()) {
-                    Some((_, OutputKind::Classes { classes })) => classes,
-                    _ => Vec::new(),
-                };
-                for (k, g) in groups.into_iter().enumerate().filter(|(_, g)| !g.is_empty()) {
-                    let name = classes.get(k).map_or(format!("{k}"), |v| format!("{v}"));
-                    plot.points(
-                        Points::new(name, PlotPoints::from(g))
-                            .radius(1.5)
-                            .color(PALETTE[k % 10])
-                            .shape(MarkerShape::Circle),
-                    );
-                }
-                if !other.is_empty() {
-                    plot.points(Points::new("other labels", PlotPoints::from(other)).radius(1.5).color(Color32::GRAY));
-                }
-            } else {
-                let pts: Vec<[f64; 2]> = (0..n).step_by(stride).map(point).collect();
-                plot.points(Points::new("inputs", PlotPoints::from(pts)).radius(1.5).color(PALETTE[0]));
-            }
-            if !vae.picked.is_empty() {
-                let pts: Vec<[f64; 2]> = vae.picked.iter().filter(|&&i| i < n).map(|&i| point(i)).collect();
-                if let [a, b] = pts.as_slice() {
-                    plot.line(Line::new("interpolation path", PlotPoints::from(vec![*a, *b])).color(Color32::WHITE));
-                }
-                plot.points(
-                    Points::new("picked", PlotPoints::from(pts))
-                        .radius(6.0)
-                        .shape(MarkerShape::Diamond)
-                        .color(Color32::WHITE),
-                );
-            }
-            // q(z|x) of the input nearest the cursor: an axis-aligned ellipse at ±2 sd.
-            let pointer = plot.pointer_coordinate();
-            let mut nearest_input = None;
-            if let Some(p) = pointer {
-                let nearest = (0..n).min_by(|&i, &j| {
-                    let (pi, pj) = (point(i), point(j));
-                    let di = (pi[0] - p.x).powi(2) + (pi[1] - p.y).powi(2);
-                    let dj = (pj[0] - p.x).powi(2) + (pj[1] - p.y).powi(2);
-                    di.total_cmp(&dj)
-                });
-                nearest_input = nearest;
-                if let Some(i) = nearest {
-                    let c = point(i);
-                    let lv = &latents.logvar[i * d..(i + 1) * d];
-                    let (sa, sb) = (
-                        (0.5 * f64::from(lv[a.min(d - 1)])).exp(),
-                        (0.5 * f64::from(lv.get(b).copied().unwrap_or(0.0))).exp(),
-                    );
-                    let ring: Vec<[f64; 2]> = (0..=64)
-                        .map(|k| {
-                            let t = f64::from(k) / 64.0 * std::f64::consts::TAU;
-                            [c[0] + 2.0 * sa * t.cos(), c[1] + 2.0 * sb * t.sin()]
-                        })
-                        .collect();
-                    plot.line(Line::new("q(z|x), ±2 sd", PlotPoints::from(ring)).color(Color32::WHITE).width(1.5));
-                }
-            }
-            (pointer, plot.plot_bounds(), nearest_input)
-        });
+                    if !vae.picked.is_empty() {
+                        let pts: Vec<[f64; 2]> = vae.picked.iter().filter(|&&i| i < n).map(|&i| point(i)).collect();
+                        if let [a, b] = pts.as_slice() {
+                            plot.line(
+                                Line::new("interpolation path", PlotPoints::from(vec![*a, *b])).color(Color32::WHITE),
+                            );
+                        }
+                        plot.points(
+                            Points::new("picked", PlotPoints::from(pts))
+                                .radius(6.0)
+                                .shape(MarkerShape::Diamond)
+                                .color(Color32::WHITE),
+                        );
+                    }
+                    // q(z|x) of the input nearest the cursor: an axis-aligned ellipse at ±2 sd.
+                    let pointer = plot.pointer_coordinate();
+                    let mut nearest_input = None;
+                    if let Some(p) = pointer {
+                        let nearest = (0..n).min_by(|&i, &j| {
+                            let (pi, pj) = (point(i), point(j));
+                            let di = (pi[0] - p.x).powi(2) + (pi[1] - p.y).powi(2);
+                            let dj = (pj[0] - p.x).powi(2) + (pj[1] - p.y).powi(2);
+                            di.total_cmp(&dj)
+                        });
+                        nearest_input = nearest;
+                        if let Some(i) = nearest {
+                            let c = point(i);
+                            let lv = &latents.logvar[i * d..(i + 1) * d];
+                            let (sa, sb) = (
+                                (0.5 * f64::from(lv[a.min(d - 1)])).exp(),
+                                (0.5 * f64::from(lv.get(b).copied().unwrap_or(0.0))).exp(),
+                            );
+                            let ring: Vec<[f64; 2]> = (0..=64)
+                                .map(|k| {
+                                    let t = f64::from(k) / 64.0 * std::f64::consts::TAU;
+                                    [c[0] + 2.0 * sa * t.cos(), c[1] + 2.0 * sb * t.sin()]
+                                })
+                                .collect();
+                            plot.line(
+                                Line::new("q(z|x), ±2 sd", PlotPoints::from(ring)).color(Color32::WHITE).width(1.5),
+                            );
+                        }
+                    }
+                    (pointer, plot.plot_bounds(), nearest_input)
+                })
+        },
+    );
     let (pointer, bounds, nearest_input) = response.inner;
     if response.response.clicked()
         && let Some(i) = nearest_input
@@ -619,12 +653,15 @@ fn path_ui(vae: &mut VaeUiState, ui: &mut egui::Ui) {
         }
     };
     ui.strong(format!("Interpolation from {} to {}", name(*a), name(*b)));
+    let file_name = format!("vae-interpolation-{}-{}.png", a + 1, b + 1);
     if let Some(images) = vae.path_images.clone() {
         let t = vae.texture(ui.ctx(), "vae-path", vae.path_generation, || {
             tiles(&images, side, crate::train::vae_view::PATH_STEPS)
         });
         let w = ui.available_width().min(600.0);
-        ui.image((t.id(), egui::vec2(w, w / crate::train::vae_view::PATH_STEPS as f32)));
+        let shown = ui.image((t.id(), egui::vec2(w, w / crate::train::vae_view::PATH_STEPS as f32)));
+        capture_if_asked(ui, "vae-path", shown.rect, || file_name);
+        save_image_button(ui, "vae-path");
     } else {
         ui.spinner();
     }
@@ -672,19 +709,26 @@ fn manifold_ui(vae: &mut VaeUiState, height: f32, ui: &mut egui::Ui) {
         let b = b.map(f32::from_bits);
         let centre = PlotPoint::new(f64::from(b[0] + b[1]) / 2.0, f64::from(b[2] + b[3]) / 2.0);
         let size = egui::vec2(b[1] - b[0], b[3] - b[2]);
-        Plot::new("vae-manifold")
-            .height(height)
-            .data_aspect(1.0)
-            .allow_drag(false)
-            .allow_zoom(false)
-            .allow_scroll(false)
-            .show(ui, |plot| {
-                plot.set_plot_bounds(PlotBounds::from_min_max(
-                    [f64::from(b[0]), f64::from(b[2])],
-                    [f64::from(b[1]), f64::from(b[3])],
-                ));
-                plot.image(PlotImage::new("manifold", texture.id(), centre, size));
-            });
+        saveable(
+            ui,
+            "vae-manifold",
+            || "vae-manifold.png".to_owned(),
+            |ui| {
+                Plot::new("vae-manifold")
+                    .height(height)
+                    .data_aspect(1.0)
+                    .allow_drag(false)
+                    .allow_zoom(false)
+                    .allow_scroll(false)
+                    .show(ui, |plot| {
+                        plot.set_plot_bounds(PlotBounds::from_min_max(
+                            [f64::from(b[0]), f64::from(b[2])],
+                            [f64::from(b[1]), f64::from(b[3])],
+                        ));
+                        plot.image(PlotImage::new("manifold", texture.id(), centre, size));
+                    })
+            },
+        );
     } else {
         ui.spinner();
     }
@@ -723,14 +767,22 @@ fn reconstructions_ui(vae: &mut VaeUiState, view: &VaeView, ui: &mut egui::Ui) {
         }
     });
     let (epoch, recon) = &history[index];
+    save_image_button(ui, "vae-reconstructions");
     let originals = vae.texture(ui.ctx(), "vae-originals", vae.run, || tiles(&view.originals, side, 4));
     let reconstructed = vae.texture(ui.ctx(), "vae-recon", *epoch as u64, || tiles(recon, side, 4));
-    ui.columns(2, |cols| {
-        cols[0].strong("16 test images");
-        cols[0].image((originals.id(), egui::vec2(280.0, 280.0)));
-        cols[1].strong(format!("decoder(encoder mean) after epoch {epoch}"));
-        cols[1].image((reconstructed.id(), egui::vec2(280.0, 280.0)));
-    });
+    saveable(
+        ui,
+        "vae-reconstructions",
+        || format!("vae-reconstructions-epoch-{epoch}.png"),
+        |ui| {
+            ui.columns(2, |cols| {
+                cols[0].strong("16 test images");
+                cols[0].image((originals.id(), egui::vec2(280.0, 280.0)));
+                cols[1].strong(format!("decoder(encoder mean) after epoch {epoch}"));
+                cols[1].image((reconstructed.id(), egui::vec2(280.0, 280.0)));
+            });
+        },
+    );
 }
 
 fn prior_ui(vae: &mut VaeUiState, ui: &mut egui::Ui) {
@@ -746,8 +798,10 @@ fn prior_ui(vae: &mut VaeUiState, ui: &mut egui::Ui) {
     ui.label(format!(
         "{PRIOR_SAMPLES} draws z ~ N(0, I) decoded by the model at step {step} (the same draws for the whole run)."
     ));
+    save_image_button(ui, "vae-prior");
     let t = vae.texture(ui.ctx(), "vae-prior", step, || tiles(&images, side, cols));
-    ui.image((t.id(), egui::vec2(420.0, 420.0)));
+    let shown = ui.image((t.id(), egui::vec2(420.0, 420.0)));
+    capture_if_asked(ui, "vae-prior", shown.rect, || format!("vae-prior-samples-step-{step}.png"));
 }
 
 /// Loss terms per epoch and the KL of each latent dimension.

@@ -1,0 +1,188 @@
+//! "Save image…": a PNG of what a figure shows (a plot, an image grid, or a figure of several plots), exactly as
+//! drawn in the window.
+//!
+//! A page draws each figure through [`saveable`] and puts a [`save_image_button`] with the same name near it. A
+//! click marks the figure; when the figure is next drawn, [`saveable`] asks the window for a screenshot
+//! (`ViewportCommand::Screenshot`), whose callback crops it to the figure's rectangle and queues it. The app
+//! takes the queue each frame ([`BayesExplorerApp::poll_images`]) and encodes and writes the PNG on the
+//! `run-file` thread, after the native save dialog, like "Export data…". The UI thread only copies pixels.
+
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+
+use crate::Lab;
+use crate::train::runfile::write_atomically;
+use crate::ui::app::{BayesExplorerApp, Message};
+use crate::ui::run_file::{RunFileOutcome, given_or_picked};
+
+/// A figure's pixels, cropped from a screenshot of the window, waiting to be written.
+pub(crate) struct CapturedImage {
+    /// The file name offered in the save dialog ("vae-latent.png").
+    pub name: String,
+    /// The pixels (sRGB, opaque).
+    pub image: egui::ColorImage,
+}
+
+/// Screenshots cropped to a figure, from the window's callback to the app's next frame.
+type CaptureQueue = Arc<Mutex<Vec<CapturedImage>>>;
+
+fn queue_id() -> egui::Id {
+    egui::Id::unique("bayes-explorer-captured-images")
+}
+
+fn queue(ctx: &egui::Context) -> CaptureQueue {
+    ctx.data_mut(|d| Arc::clone(d.get_temp_mut_or_default::<CaptureQueue>(queue_id())))
+}
+
+fn asked_id(key: &str) -> egui::Id {
+    egui::Id::unique(("save-image-asked", key))
+}
+
+/// The "Save image…" button of the figure `key` (the same key as its [`saveable`] or [`capture_if_asked`]); a
+/// click saves the figure the next time it is drawn. No tooltip: it would show in the picture.
+pub(crate) fn save_image_button(ui: &mut egui::Ui, key: &str) {
+    if ui.button("Save image…").clicked() {
+        ui.ctx().data_mut(|d| d.insert_temp(asked_id(key), true));
+    }
+}
+
+/// Draws a figure with `add`; when its "Save image…" button (`key`) was clicked, saves it as `file_name` (see
+/// [`capture_if_asked`]).
+pub(crate) fn saveable<R>(
+    ui: &mut egui::Ui,
+    key: &str,
+    file_name: impl FnOnce() -> String,
+    add: impl FnOnce(&mut egui::Ui) -> R,
+) -> R {
+    let inner = ui.scope(add);
+    capture_if_asked(ui, key, inner.response.rect, file_name);
+    inner.inner
+}
+
+/// When the "Save image…" button `key` was clicked, has the window's screenshot of this frame cropped to `rect`
+/// (the part of it on screen) and queued for saving, offered as `file_name`.
+pub(crate) fn capture_if_asked(ui: &egui::Ui, key: &str, rect: egui::Rect, file_name: impl FnOnce() -> String) {
+    if ui.ctx().data_mut(|d| d.remove_temp::<bool>(asked_id(key))).is_some() {
+        request_capture(ui.ctx(), rect.intersect(ui.clip_rect()), file_name());
+    }
+}
+
+/// Asks for a screenshot of the window and queues the part of it inside `rect` (in points) as `name`.
+fn request_capture(ctx: &egui::Context, rect: egui::Rect, name: String) {
+    let pixels_per_point = ctx.pixels_per_point();
+    let queue = queue(ctx);
+    let repaint = ctx.clone();
+    let callback = egui::ScreenshotCallback::new(move |screen: Arc<egui::ColorImage>| {
+        let image = crop(&screen, rect, pixels_per_point);
+        if let Ok(mut queue) = queue.lock() {
+            queue.push(CapturedImage { name, image });
+        }
+        repaint.request_repaint();
+    });
+    ctx.send_viewport_cmd(egui::ViewportCommand::Screenshot(callback));
+}
+
+/// The pixels of `screen` inside `rect` (points), clamped to the screen (an empty image when nothing is inside).
+#[must_use]
+pub fn crop(screen: &egui::ColorImage, rect: egui::Rect, pixels_per_point: f32) -> egui::ColorImage {
+    let [width, height] = screen.size;
+    let to_px = |v: f32, max: usize| ((v * pixels_per_point).round().max(0.0) as usize).min(max);
+    let (x0, x1) = (to_px(rect.min.x, width), to_px(rect.max.x, width));
+    let (y0, y1) = (to_px(rect.min.y, height), to_px(rect.max.y, height));
+    if x1 <= x0 || y1 <= y0 {
+        return egui::ColorImage::new([0, 0], Vec::new());
+    }
+    screen.region_by_pixels([x0, y0], [x1 - x0, y1 - y0])
+}
+
+/// `name` in the working folder, or `name-2`, `name-3`… if taken; `None` without a working folder.
+fn unused_path(name: &str) -> Option<PathBuf> {
+    let folder = std::env::current_dir().ok()?;
+    let path = std::path::Path::new(name);
+    let (stem, ext) = (path.file_stem()?.to_string_lossy(), path.extension().map(|e| e.to_string_lossy()));
+    (1..10_000)
+        .map(|k| {
+            let numbered = if k == 1 { stem.to_string() } else { format!("{stem}-{k}") };
+            folder.join(ext.as_ref().map_or(numbered.clone(), |e| format!("{numbered}.{e}")))
+        })
+        .find(|p| !p.exists())
+}
+
+/// `name` with every character that is not a letter, a digit, `-`, `_` or `.` replaced by `-` (a column name
+/// in a file name).
+#[must_use]
+pub(crate) fn file_safe(name: &str) -> String {
+    name.chars().map(|c| if c.is_alphanumeric() || matches!(c, '-' | '_' | '.') { c } else { '-' }).collect()
+}
+
+/// Encodes `image` as an 8-bit RGBA PNG into `out`.
+pub fn write_png(image: &egui::ColorImage, out: &mut impl std::io::Write) -> Result<(), String> {
+    use image::ImageEncoder;
+    let bytes: Vec<u8> = image.pixels.iter().flat_map(egui::Color32::to_srgba_unmultiplied).collect();
+    let [width, height] = image.size;
+    image::codecs::png::PngEncoder::new(out)
+        .write_image(&bytes, width as u32, height as u32, image::ExtendedColorType::Rgba8)
+        .map_err(|e| e.to_string())
+}
+
+impl BayesExplorerApp {
+    /// Saves PNGs to `folder` under their default names instead of asking with the save dialog (for tests and
+    /// scripted demos); `None` asks again.
+    pub fn save_images_to(&mut self, folder: Option<PathBuf>) {
+        self.image_folder = folder;
+    }
+
+    /// Starts writing the figures captured in the window of `ctx` since the last frame (called every frame; never
+    /// waits). A figure captured while another file is being written waits for it.
+    pub(crate) fn poll_images(&mut self, ctx: &egui::Context) {
+        if self.run_file_busy() {
+            return;
+        }
+        let next = queue(ctx).lock().ok().and_then(|mut q| (!q.is_empty()).then(|| q.remove(0)));
+        if let Some(captured) = next {
+            let lab = self.settings.tab;
+            self.save_image(lab, captured);
+        }
+    }
+
+    fn save_image(&mut self, lab: Lab, captured: CapturedImage) {
+        let CapturedImage { name, image } = captured;
+        if image.size[0] == 0 || image.size[1] == 0 {
+            self.lab_mut(lab).message =
+                Some(Message::error(format!("{name}: the figure is not on screen; scroll to it and save it again.")));
+            return;
+        }
+        let given = self.image_folder.as_ref().map(|f| f.join(&name));
+        let fallback_name = name.clone();
+        self.spawn_run_file_job(lab, "Saving the image…", move || {
+            let picked = given_or_picked(given, || {
+                let mut path = rfd::FileDialog::new()
+                    .set_title("Save the figure as PNG")
+                    .add_filter("PNG image", &["png"])
+                    .set_file_name(name)
+                    .save_file()?;
+                if path.extension().is_none() {
+                    path.set_extension("png");
+                }
+                Some(path)
+            });
+            let (path, no_dialog) = match picked {
+                Ok(path) => (path, false),
+                // No dialog could be shown (no desktop portal): the working folder, under a name not yet taken.
+                Err(RunFileOutcome::Cancelled { quick: true }) => match unused_path(&fallback_name) {
+                    Some(path) => (path, true),
+                    None => return RunFileOutcome::Cancelled { quick: true },
+                },
+                Err(cancelled) => return cancelled,
+            };
+            let mut encoded = Vec::new();
+            if let Err(e) = write_png(&image, &mut encoded) {
+                return RunFileOutcome::Failed(format!("{}: cannot encode the PNG: {e}", path.display()));
+            }
+            match write_atomically(&path, |file| std::io::Write::write_all(file, &encoded)) {
+                Ok(()) => RunFileOutcome::ImageSaved { path, size: image.size, no_dialog },
+                Err(e) => RunFileOutcome::Failed(format!("{}: cannot write the image: {e}", path.display())),
+            }
+        });
+    }
+}

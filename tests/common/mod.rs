@@ -1,0 +1,44 @@
+//! What the window tests share: a harness around the whole app, and waiting for its background threads.
+
+// Each test binary uses its own part of this module.
+#![allow(dead_code)]
+
+use std::time::{Duration, Instant};
+
+use bayes_explorer::ui::{BayesExplorerApp, Settings};
+use egui_kittest::Harness;
+
+/// The window as it opens on a fresh machine, once the built-in datasets are in.
+pub fn harness() -> Harness<'static, BayesExplorerApp> {
+    harness_for(BayesExplorerApp::new(egui::Context::default(), Settings::default()))
+}
+
+/// The window around `app` (1280 x 800, as the app opens), once its datasets are in.
+pub fn harness_for(app: BayesExplorerApp) -> Harness<'static, BayesExplorerApp> {
+    let mut harness = Harness::builder()
+        .with_size([1280.0, 800.0])
+        .build_ui_state(|ui, app: &mut BayesExplorerApp| app.show(ui), app);
+    wait_until(&mut harness, "the datasets", |app| !app.any_loading());
+    harness
+}
+
+/// Steps the window until `done` (at most a minute: the test machines have two shared cores).
+pub fn wait_until(harness: &mut Harness<'_, BayesExplorerApp>, what: &str, done: impl Fn(&BayesExplorerApp) -> bool) {
+    wait_within(harness, Duration::from_mins(1), what, done);
+}
+
+/// Steps the window until `done`, failing after `limit`.
+pub fn wait_within(
+    harness: &mut Harness<'_, BayesExplorerApp>,
+    limit: Duration,
+    what: &str,
+    done: impl Fn(&BayesExplorerApp) -> bool,
+) {
+    let deadline = Instant::now() + limit;
+    while !done(harness.state()) {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(20));
+        harness.step();
+    }
+    harness.run_steps(3);
+}
