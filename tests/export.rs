@@ -423,7 +423,7 @@ fn export_data_in_the_window_writes_the_plots_csv_and_says_where() {
     let dir = tempfile::tempdir().expect("a temporary folder");
     let mut harness = egui_kittest::Harness::builder().with_size([1280.0, 800.0]).build_ui_state(
         |ui, app: &mut BayesExplorerApp| app.show(ui),
-        BayesExplorerApp::new(egui::Context::default(), Settings { tab: Lab::Flow, labs: Vec::new() }),
+        BayesExplorerApp::new(egui::Context::default(), Settings { tab: Lab::Flow, ..Settings::default() }),
     );
     let wait = |harness: &mut egui_kittest::Harness<'_, BayesExplorerApp>,
                 what: &str,

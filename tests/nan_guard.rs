@@ -1,21 +1,42 @@
-//! The NaN guard, triggered by a deliberately huge learning rate, on the BNN (red wine) and on every flow (two
-//! moons): training stops with [`TrainError::NonFinite`] naming the place and the step, the parameters are the
-//! last good ones, and once the learning rate is lowered training goes on with a finite loss. The same through
-//! the worker: a [`WorkerEvent::NonFinite`], a pause, the views showing the last good parameters, and a resume.
+//! The NaN guard, triggered by a deliberately huge learning rate, on the BNN (red wine), every flow (two moons) and
+//! both VAEs (8 x 8 digits): training stops with [`TrainError::NonFinite`] naming the place and the step, the
+//! parameters are the last good ones, the failed step is not counted, and once the learning rate is lowered training
+//! goes on with a finite loss, from the minibatch that failed. The same through the worker: a
+//! [`WorkerEvent::NonFinite`], a pause, the views showing the last good parameters, and a resume. (Which quantity the
+//! guard names when a value is put by hand into one layer is tested next to each model, in its unit tests.)
 //!
 //! Two places can fail, and "the last good parameters" differ between them:
 //! - an update that would write a non-finite parameter (or follows a non-finite gradient) is not applied: the
-//!   parameters are exactly those from before the failing step;
+//!   parameters are exactly those from before the failing step, and the message names the variable ("layer 1
+//!   posterior means");
 //! - a finite update can still land where the loss is infinite (at rate 1e30 every weight moves by about 1e30):
 //!   the next step finds the loss non-finite and goes back to the parameters at which the loss was last
 //!   finite, those from before the step that led there. Keeping the parameters of the failing step would not
-//!   do: the loss is evaluated before any update, so no learning rate could ever leave them.
+//!   do: the loss is evaluated before any update, so no learning rate could ever leave them. The message names
+//!   the first quantity of the failing minibatch's forward pass that holds a NaN or an infinity ("layer 2's
+//!   pre-activations", "the KL term"), found by running the pass again at the parameters that failed.
 //!
-//! Which rates blow up, found by trying on 2026-11-21 (up to 200 steps each, the settings below otherwise):
-//! the BNN meets no non-finite value at 1e3, 1e6 or 1e10 with RMSprop or Adam, fails at the loss at step 2
-//! at 1e20 and 1e30, and at its first layer's posterior means at step 1 at 1e38 and NaN. The flows fail at
-//! the loss at step 2 from 1e3 to 1e30 (MAF from 10), and at a weight at step 1 at 1e38 (the affine flow,
-//! with four parameters, at the loss at step 2).
+//! Which rates blow up where, found by trying on 2026-11-21 (up to 200 steps each, the settings below otherwise;
+//! "at the loss" means at step 2 unless said):
+//! - the course's BNN (sigmoids, full covariance), RMSprop or Adam: nothing at 1e3, 1e6 or 1e10; at the loss at
+//!   1e20 and 1e30, in the likelihood term (the sigmoids bound every activation, so the first value past f32 is a
+//!   squared error of outputs of about 1e31); at its first layer's posterior scales at step 1 at 1e35, and its
+//!   posterior means at 1e38 and NaN. With ReLU layers and a mean-field posterior: nothing at 1e3, at the loss in
+//!   the likelihood term at 1e6 and 1e10 and in layer 2's pre-activations from 1e20 to 1e35, at the same
+//!   variable as the course's at 1e38 and NaN;
+//! - RealNVP: nothing at 10 or 100; at the loss in the base density log p_z at 1e3, layer 1's output at 1e6, dense
+//!   layer 1 of coupling layer 1's scale net at 1e10, dense layer 2 of coupling layer 2's scale net from 1e20 to
+//!   1e35; at layer 1's scale net weights at step 1 at 1e38 and NaN;
+//! - MAF: at the loss in layer 1's output at 10, layer 2's output from 100 to 1e35; at a MADE's weights at step 1
+//!   at 1e38 and NaN;
+//! - the affine flow: nothing at 10; at the loss in affine layer 2's inverse scale from 100 to 1e38 (its four
+//!   parameters stay finite at 1e38); at layer 1's shift at step 1 at NaN;
+//! - the MLP VAE: at the loss at step 4 in the latent standard deviations from 10 to 1e6; at the loss in decoder
+//!   layer 2's pre-activations at 1e10, in the latent means from encoder layer 2 from 1e20 to 1e35; at encoder
+//!   layer 1's weights at step 1 at 1e38 and NaN;
+//! - the convolutional VAE: at the loss at step 3 in the latent standard deviations from 10 to 1e6; at the loss in
+//!   decoder convolution 1's output at 1e10, in encoder convolution 2's output at 1e20 and 1e30; at encoder
+//!   convolution 2's kernel at step 1 at 1e35, and convolution 1's at 1e38 and NaN.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -23,10 +44,12 @@ use std::time::{Duration, Instant};
 use bayes_explorer::Lab;
 use bayes_explorer::data::prepare::{Prepared, default_spec_for_lab, prepare};
 use bayes_explorer::data::{BuiltinFile, SynthKind, SynthSpec};
-use bayes_explorer::models::bnn::{BnnConfig, BnnParams, BnnTrainer};
+use bayes_explorer::models::Activation;
+use bayes_explorer::models::bnn::{BnnConfig, BnnParams, BnnTrainer, Posterior};
 use bayes_explorer::models::flow::{FlowConfig, FlowKind, FlowTrainer};
 use bayes_explorer::models::optim::OptimizerKind;
 use bayes_explorer::models::params::FlowParams;
+use bayes_explorer::models::vae::{VaeArch, VaeConfig, VaeNetworks, VaeParams, VaeTrainer};
 use bayes_explorer::train::{
     Command, ModelView, RunSnapshot, TrainError, Trainer, TrainerFactory, Worker, WorkerEvent, WorkerState,
 };
@@ -47,8 +70,29 @@ fn moons() -> Arc<Prepared> {
     Arc::new(prepare(&table, &default_spec_for_lab(Lab::Flow, &table)).expect("moons prepare"))
 }
 
+/// 8 x 8 digits, 256 training and 64 test images.
+fn digits() -> Arc<Prepared> {
+    let table = BuiltinFile::Digits8x8.load().expect("digits");
+    let mut data = prepare(&table, &default_spec_for_lab(Lab::Vae, &table)).expect("digits prepare");
+    let n_in = data.n_features();
+    data.x_train.truncate(256 * n_in);
+    data.y_train.truncate(256);
+    data.x_test.truncate(64 * n_in);
+    data.y_test.truncate(64);
+    Arc::new(data)
+}
+
+/// Settings of a BNN for an optimiser and a learning rate.
+type MakeBnnConfig = fn(OptimizerKind, f64) -> BnnConfig;
+
+/// The course's BNN.
 fn bnn_config(optimizer: OptimizerKind, learning_rate: f64) -> BnnConfig {
     BnnConfig { optimizer, learning_rate, epochs: 50, predictive_samples: 10, ..BnnConfig::default() }
+}
+
+/// A mean-field BNN with ReLU layers, whose activations are not bounded as the course's sigmoids are.
+fn relu_bnn_config(optimizer: OptimizerKind, learning_rate: f64) -> BnnConfig {
+    BnnConfig { activation: Activation::Relu, posterior: Posterior::MeanField, ..bnn_config(optimizer, learning_rate) }
 }
 
 fn flow_config(kind: FlowKind, learning_rate: f64) -> FlowConfig {
@@ -62,18 +106,53 @@ fn flow_config(kind: FlowKind, learning_rate: f64) -> FlowConfig {
     }
 }
 
-/// True when the guard found the loss itself non-finite (rather than a gradient or a parameter).
-fn at_the_loss(location: &str) -> bool {
-    location.starts_with("the loss") || location == "the negative log-likelihood"
+/// The MLP VAE with one hidden layer of 32, or the course's convolutional VAE; batches of 32.
+fn vae_config(arch: VaeArch, learning_rate: f64) -> VaeConfig {
+    match arch {
+        VaeArch::Mlp => {
+            VaeConfig { hidden: vec![32], batch_size: 32, learning_rate, epochs: 50, ..VaeConfig::default() }
+        }
+        VaeArch::Conv => VaeConfig { batch_size: 32, learning_rate, epochs: 50, ..VaeConfig::course_conv() },
+    }
 }
 
-/// Steps `trainer` until the guard stops it (within 50 steps), then checks the error, the parameters and
-/// the recovery at a lower rate. `params` copies the parameters as plain data.
+/// A VAE's trained values: its parameters without the batch normalisation's running averages, which the guard does
+/// not take back (they come from batches whose loss was finite).
+fn vae_weights(trainer: &VaeTrainer) -> VaeParams {
+    let mut params = trainer.params().expect("parameters");
+    if let VaeNetworks::Conv(conv) = &mut params.networks {
+        for norm in conv.encoder.iter_mut().chain(&mut conv.decoder).filter_map(|l| l.norm.as_mut()) {
+            norm.running_mean.clear();
+            norm.running_variance.clear();
+        }
+    }
+    params
+}
+
+/// Where a huge rate shows, and the name the guard must give.
+#[derive(Clone, Copy, Debug)]
+enum Failure {
+    /// The loss is not finite (the update before led there): the first quantity of the failing pass that holds a
+    /// NaN or an infinity.
+    AtTheLoss(&'static str),
+    /// An update would write a non-finite value (or follows a non-finite gradient): the variable.
+    AtAnUpdate(&'static str),
+}
+
+/// True when the guard found the loss non-finite (rather than a gradient or an update): it then names a quantity of
+/// the forward pass ("layer 2's output", "the KL term") or the loss itself, where the optimiser names a gradient
+/// ("the gradient of layer 1 weights") or a variable ("layer 1 weights").
+fn at_the_loss(location: &str) -> bool {
+    !location.starts_with("the gradient of") && (location.starts_with("the ") || location.contains("'s "))
+}
+
+/// Steps `trainer` until the guard stops it (within 50 steps), then checks the error, the parameters, the step
+/// counter and the recovery at a lower rate. `params` copies the parameters as plain data.
 fn blow_up_and_recover<T: Trainer, P: PartialEq>(
     what: &str,
     trainer: &mut T,
     params: impl Fn(&T) -> P,
-    expect_at_the_loss: bool,
+    expected: Failure,
 ) {
     // The parameters before each step.
     let mut before = Vec::new();
@@ -89,26 +168,41 @@ fn blow_up_and_recover<T: Trainer, P: PartialEq>(
     };
     let message = failure.to_string();
     assert!(message.contains(location.as_str()) && message.contains(&format!("step {step}")), "{what}: {message}");
+    let (expected_location, expect_at_the_loss) = match expected {
+        Failure::AtTheLoss(l) => (l, true),
+        Failure::AtAnUpdate(l) => (l, false),
+    };
+    assert_eq!(location, expected_location, "{what}: {message}");
+    assert_eq!(at_the_loss(location), expect_at_the_loss, "{what}: failed at {location:?}");
     // Steps are numbered from 1: the failing one is the last attempted, and it does not count.
     assert_eq!(*step, before.len() as u64, "{what}: {message}");
     assert_eq!(trainer.snapshot().step, step - 1, "{what}: the failed step was counted");
-    assert_eq!(at_the_loss(location), expect_at_the_loss, "{what}: failed at {location:?}");
     let last_good = if expect_at_the_loss {
         assert!(*step >= 2, "{what}: the loss of the initial parameters is finite");
         &before[before.len() - 2]
     } else {
-        assert!(location.contains("layer"), "{what}: {location:?} names no layer");
         &before[before.len() - 1]
     };
     assert!(params(trainer) == *last_good, "{what}: the parameters are not the last good ones after {message}");
 
+    // At a lower rate: at least 10 steps and the end of the first epoch, every loss finite. The failed step took
+    // nothing from the epoch: it ends after exactly its number of steps, the failed minibatch taken again.
     trainer.set_learning_rate(SAFE_RATE);
-    for _ in 0..10 {
+    let steps_per_epoch = trainer.snapshot().steps_per_epoch as u64;
+    assert!(*step <= steps_per_epoch, "{what}: failed after the first epoch");
+    let mut taken = 0;
+    while taken < 10 || trainer.epochs_done() == 0 {
         trainer.step().unwrap_or_else(|e| panic!("{what}: at rate {SAFE_RATE} after {message}: {e}"));
-        let loss = trainer.snapshot().batch_loss;
-        assert!(loss.is_finite(), "{what}: loss {loss} after lowering the rate");
+        taken += 1;
+        let snapshot = trainer.snapshot();
+        assert!(snapshot.batch_loss.is_finite(), "{what}: loss {} after lowering the rate", snapshot.batch_loss);
+        if snapshot.step < steps_per_epoch {
+            assert_eq!(trainer.epochs_done(), 0, "{what}: the first epoch ended early, at step {}", snapshot.step);
+        } else if snapshot.step == steps_per_epoch {
+            assert_eq!(trainer.epochs_done(), 1, "{what}: the first epoch did not end after {steps_per_epoch} steps");
+        }
     }
-    assert_eq!(trainer.snapshot().step, step - 1 + 10, "{what}");
+    assert_eq!(trainer.snapshot().step, step - 1 + taken, "{what}");
     assert!(params(trainer) != *last_good, "{what}: training moves on");
 }
 
@@ -116,10 +210,17 @@ fn blow_up_and_recover<T: Trainer, P: PartialEq>(
 fn the_bnn_keeps_its_last_good_parameters_at_a_huge_rate_and_resumes_at_a_small_one() {
     let data = red_wine();
     for optimizer in [OptimizerKind::RmsProp, OptimizerKind::Adam] {
-        for (rate, at_loss) in [(1e30, true), (1e38, false), (f64::NAN, false)] {
-            let what = format!("BNN, {optimizer:?} at {rate:e}");
-            let mut trainer = BnnTrainer::new(bnn_config(optimizer, rate), &data).expect("a BNN");
-            blow_up_and_recover(&what, &mut trainer, |t| t.params().expect("parameters"), at_loss);
+        let cases: [(MakeBnnConfig, &str, f64, Failure); 4] = [
+            // The course's sigmoids keep every activation bounded: the squared error overflows first.
+            (bnn_config, "course", 1e30, Failure::AtTheLoss("the likelihood term")),
+            (relu_bnn_config, "ReLU", 1e30, Failure::AtTheLoss("layer 2's pre-activations")),
+            (bnn_config, "course", 1e38, Failure::AtAnUpdate("layer 1 posterior means")),
+            (bnn_config, "course", f64::NAN, Failure::AtAnUpdate("layer 1 posterior means")),
+        ];
+        for (config, name, rate, expected) in cases {
+            let what = format!("{name} BNN, {optimizer:?} at {rate:e}");
+            let mut trainer = BnnTrainer::new(config(optimizer, rate), &data).expect("a BNN");
+            blow_up_and_recover(&what, &mut trainer, |t| t.params().expect("parameters"), expected);
         }
     }
 }
@@ -128,12 +229,42 @@ fn the_bnn_keeps_its_last_good_parameters_at_a_huge_rate_and_resumes_at_a_small_
 fn every_flow_keeps_its_last_good_parameters_at_a_huge_rate_and_resumes_at_a_small_one() {
     let data = moons();
     for kind in FlowKind::ALL {
-        // The affine flow's four parameters stay finite at 1e38, where its loss does not.
-        for (rate, at_loss) in [(1e30, true), (1e38, kind == FlowKind::Affine)] {
+        let (at_1e30, at_1e38) = match kind {
+            FlowKind::RealNvp => (
+                Failure::AtTheLoss("dense layer 2 of coupling layer 2's scale net"),
+                Failure::AtAnUpdate("layer 1 scale net dense 1 weights"),
+            ),
+            // The MADEs' output layers start at zero, so at first only they have a gradient.
+            FlowKind::Maf => {
+                (Failure::AtTheLoss("layer 2's output"), Failure::AtAnUpdate("layer 1 MADE dense 3 weights"))
+            }
+            // The affine flow's four parameters stay finite at 1e38, where its loss does not.
+            FlowKind::Affine => (
+                Failure::AtTheLoss("affine layer 2's inverse scale"),
+                Failure::AtTheLoss("affine layer 2's inverse scale"),
+            ),
+        };
+        for (rate, expected) in [(1e30, at_1e30), (1e38, at_1e38)] {
             let what = format!("{kind:?} flow at {rate:e}");
             let mut trainer = FlowTrainer::new(flow_config(kind, rate), &data).expect("a flow");
-            blow_up_and_recover(&what, &mut trainer, |t| t.params().expect("parameters"), at_loss);
+            blow_up_and_recover(&what, &mut trainer, |t| t.params().expect("parameters"), expected);
         }
+    }
+}
+
+#[test]
+fn both_vaes_keep_their_last_good_parameters_at_a_huge_rate_and_resume_at_a_small_one() {
+    let data = digits();
+    let cases = [
+        (VaeArch::Mlp, 1e30, Failure::AtTheLoss("the latent means from encoder layer 2")),
+        (VaeArch::Conv, 1e30, Failure::AtTheLoss("encoder convolution 2's output")),
+        (VaeArch::Mlp, 1e38, Failure::AtAnUpdate("encoder layer 1 weights")),
+        (VaeArch::Conv, 1e38, Failure::AtAnUpdate("encoder convolution 1 kernel")),
+    ];
+    for (arch, rate, expected) in cases {
+        let what = format!("{arch:?} VAE at {rate:e}");
+        let mut trainer = VaeTrainer::new(vae_config(arch, rate), &data).expect("a VAE");
+        blow_up_and_recover(&what, &mut trainer, vae_weights, expected);
     }
 }
 

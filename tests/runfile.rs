@@ -805,5 +805,9 @@ fn the_last_session_comes_back_with_its_tab_its_settings_and_its_model() {
     assert!(flow.data.is_some() && flow.snapshot.is_none(), "the lab has its data and no model");
     harness.state_mut().persist(true);
     assert_eq!(std::fs::read(&broken).unwrap(), b"{ not a run", "the file is kept for the user");
-    assert_eq!(harness.state_mut().flow_config_mut().learning_rate, 4.2e-4, "the settings still come back");
+    assert_eq!(
+        harness.state_mut().flow_config_mut().learning_rate.to_bits(),
+        4.2e-4f64.to_bits(),
+        "the settings still come back"
+    );
 }

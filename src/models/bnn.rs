@@ -34,7 +34,8 @@ use crate::Lab;
 use crate::data::prepare::{OutputKind, Prepared};
 use crate::gpu::{ComputeBackend, ComputeError, MeanFieldLayer, MeanFieldParams, Noise, WeightsKey};
 use crate::models::Activation;
-use crate::models::optim::{Optimizer, OptimizerKind, guarded_step};
+use crate::models::guard::{LastGood, Located, Probe, guarded_step};
+use crate::models::optim::{Optimizer, OptimizerKind};
 use crate::models::stats::{INTERVAL_LEVELS, quantile_sorted};
 use crate::train::{EpochRecord, ModelView, RunSnapshot, TrainError, Trainer};
 
@@ -830,33 +831,39 @@ impl BnnNet {
         Ok((l, diag))
     }
 
-    /// The weights of one sample, `[k]` per layer: `mu + softplus(rho) eps` or `mu + L eps`.
-    fn sample(&self, eps: &[Option<Tensor>]) -> candle_core::Result<Vec<Tensor>> {
-        self.layers
-            .iter()
-            .zip(eps)
-            .map(|(l, e)| match (l.posterior, &l.scale, e) {
+    /// The weights of one sample, `[k]` per layer: `mu + softplus(rho) eps` or `mu + L eps`; `probe` checks each.
+    fn sample(&self, eps: &[Option<Tensor>], probe: &mut Probe) -> candle_core::Result<Vec<Tensor>> {
+        let mut weights = Vec::with_capacity(self.layers.len());
+        for (i, (l, e)) in self.layers.iter().zip(eps).enumerate() {
+            let w = match (l.posterior, &l.scale, e) {
                 (Posterior::MeanField, Some(rho), Some(e)) => {
                     let sd = (Activation::Softplus.apply(rho.as_tensor())? + SCALE_FLOOR)?;
-                    l.mean.as_tensor() + sd.mul(e)?
+                    (l.mean.as_tensor() + sd.mul(e)?)?
                 }
                 (Posterior::FullCovariance, Some(raw), Some(e)) => {
                     let (tril, _) = self.scale_tril(raw.as_tensor(), l.n_params())?;
-                    l.mean.as_tensor() + tril.matmul(&e.unsqueeze(1)?)?.squeeze(1)?
+                    (l.mean.as_tensor() + tril.matmul(&e.unsqueeze(1)?)?.squeeze(1)?)?
                 }
-                _ => Ok(l.mean.as_tensor().clone()),
-            })
-            .collect()
+                _ => l.mean.as_tensor().clone(),
+            };
+            probe.check(&w, || format!("layer {}'s weight sample", i + 1))?;
+            weights.push(w);
+        }
+        Ok(weights)
     }
 
-    /// The network's raw outputs `[n, n_out]` with the given weights.
-    fn forward(&self, x: &Tensor, weights: &[Tensor]) -> candle_core::Result<Tensor> {
+    /// The network's raw outputs `[n, n_out]` with the given weights; `probe` checks each layer's pre-activations
+    /// and activations.
+    fn forward(&self, x: &Tensor, weights: &[Tensor], probe: &mut Probe) -> candle_core::Result<Tensor> {
         let mut h = x.clone();
-        for (l, w) in self.layers.iter().zip(weights) {
+        for (i, (l, w)) in self.layers.iter().zip(weights).enumerate() {
             let n_w = l.n_in * l.n_out;
             let mat = w.narrow(0, 0, n_w)?.reshape((l.n_in, l.n_out))?; // [in, out]
             let bias = w.narrow(0, n_w, l.n_out)?; // [out]
-            h = l.activation.apply(&h.matmul(&mat)?.broadcast_add(&bias)?)?; // [n, out]
+            let pre = h.matmul(&mat)?.broadcast_add(&bias)?; // [n, out]
+            probe.check(&pre, || format!("layer {}'s pre-activations", i + 1))?;
+            h = l.activation.apply(&pre)?;
+            probe.check(&h, || format!("layer {}'s activations", i + 1))?;
         }
         Ok(h)
     }
@@ -865,10 +872,12 @@ impl BnnNet {
     /// - mean-field: Σ_i [ log(s / σ_i) + (σ_i² + μ_i²) / (2 s²) - 1/2 ];
     /// - full: ½ [ (tr(L Lᵀ) + μᵀμ) / s² - k + 2k log s - 2 Σ log L_ii ];
     /// - Monte Carlo: log q(w) - log p(w) at the sample `w`, with `w - μ = σ ⊙ eps` or `L eps`.
-    fn kl(&self, weights: &[Tensor], eps: &[Option<Tensor>]) -> candle_core::Result<Tensor> {
+    ///
+    /// `probe` checks each layer's term.
+    fn kl(&self, weights: &[Tensor], eps: &[Option<Tensor>], probe: &mut Probe) -> candle_core::Result<Tensor> {
         let s = self.prior_sd;
         let mut total = Tensor::zeros((), self.dtype, &self.device)?;
-        for ((l, w), e) in self.layers.iter().zip(weights).zip(eps) {
+        for (i, ((l, w), e)) in self.layers.iter().zip(weights).zip(eps).enumerate() {
             let k = l.n_params() as f64;
             let (Some(scale), Some(e)) = (&l.scale, e) else { continue };
             // Σ log σ_i: the log-determinant of the scale, both forms.
@@ -892,6 +901,7 @@ impl BnnNet {
                     (log_q - log_p)?
                 }
             };
+            probe.check(&layer_kl, || format!("layer {}'s KL term", i + 1))?;
             total = (total + layer_kl)?;
         }
         Ok(total)
@@ -921,7 +931,7 @@ impl BnnNet {
     /// KL(q || p) of the whole network, by the configured estimate (the Monte Carlo one at the weights `eps`
     /// gives).
     pub fn kl_divergence(&self, eps: &[Option<Tensor>]) -> candle_core::Result<Tensor> {
-        self.kl(&self.sample(eps)?, eps)
+        self.kl(&self.sample(eps, &mut Probe::off())?, eps, &mut Probe::off())
     }
 
     /// Switches between the closed-form and the Monte Carlo KL.
@@ -937,12 +947,34 @@ impl BnnNet {
         eps: &[Option<Tensor>],
         n_train: usize,
     ) -> candle_core::Result<LossTerms> {
-        let weights = self.sample(eps)?;
-        let out = self.forward(x, &weights)?;
+        self.loss_probed(x, y, eps, n_train, &mut Probe::off())
+    }
+
+    /// [`Self::loss`], checking every quantity of the pass with `probe` in the order it is computed.
+    fn loss_probed(
+        &self,
+        x: &Tensor,
+        y: &Tensor,
+        eps: &[Option<Tensor>],
+        n_train: usize,
+        probe: &mut Probe,
+    ) -> candle_core::Result<LossTerms> {
+        let weights = self.sample(eps, probe)?;
+        let out = self.forward(x, &weights, probe)?;
         let data = self.data_term(&out, y)?;
-        let kl = (self.kl(&weights, eps)? / n_train.max(1) as f64)?;
+        probe.check(&data, || "the likelihood term".to_owned())?;
+        let kl = (self.kl(&weights, eps, probe)? / n_train.max(1) as f64)?;
+        probe.check(&kl, || "the KL term".to_owned())?;
         let total = (&data + &kl)?;
         Ok(LossTerms { data, kl, total })
+    }
+
+    /// Where the pass of [`Self::loss`] first holds a NaN or an infinity (`None` when only the total does): for the
+    /// NaN guard.
+    fn locate_non_finite(&self, x: &Tensor, y: &Tensor, eps: &[Option<Tensor>], n_train: usize) -> Located {
+        let mut probe = Probe::on();
+        self.loss_probed(x, y, eps, n_train, &mut probe)?;
+        Ok(probe.found())
     }
 
     /// The posterior as plain data.
@@ -1019,7 +1051,7 @@ pub struct BnnTrainer {
     history: Vec<EpochRecord>,
     params_history: Arc<ParamHistory>,
     mean_baseline_rmse: Option<f64>,
-    last_good: Vec<Tensor>,
+    last_good: LastGood,
 }
 
 impl BnnTrainer {
@@ -1083,7 +1115,7 @@ impl BnnTrainer {
             history: Vec::new(),
             params_history: Arc::new(vec![(0, initial)]),
             mean_baseline_rmse,
-            last_good: Vec::new(),
+            last_good: LastGood::default(),
             data: Arc::clone(data),
             net,
             optimizer,
@@ -1236,9 +1268,14 @@ impl Trainer for BnnTrainer {
         let idx = Tensor::from_vec(idx, end - self.cursor, &Device::Cpu)?;
         let x = self.x_train.index_select(&idx, 0)?; // [batch, d]
         let y = self.y_train.index_select(&idx, 0)?; // [batch]
-        let eps = self.net.draw_noise(&mut self.rng)?;
-        let terms = self.net.loss(&x, &y, &eps, self.used_rows.len())?;
+        // The draws come from a copy of the generator, kept only if the step succeeds: a failed step leaves no
+        // trace (not counted, the cursor and the generator where they were), so the next one redoes it exactly.
+        let mut rng = self.rng.clone();
+        let eps = self.net.draw_noise(&mut rng)?;
+        let n_train = self.used_rows.len();
+        let terms = self.net.loss(&x, &y, &eps, n_train)?;
         let step = self.step + 1;
+        let net = &self.net;
         let total = guarded_step(
             &mut self.optimizer,
             &self.vars,
@@ -1247,7 +1284,9 @@ impl Trainer for BnnTrainer {
             &terms.total,
             "the loss (data term + KL)",
             step,
+            || net.locate_non_finite(&x, &y, &eps, n_train),
         )?;
+        self.rng = rng;
         self.batch_loss = total;
         self.step = step;
         self.epoch_sums[0] += f64::from(terms.data.to_dtype(DType::F32)?.to_scalar::<f32>()?);
@@ -1293,5 +1332,66 @@ impl Trainer for BnnTrainer {
             step: self.step,
             view: Arc::new(BnnView { params: Arc::new(params), history: Arc::clone(&self.params_history) }),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::{BnnConfig, BnnTrainer, Posterior};
+    use crate::Lab;
+    use crate::data::BuiltinFile;
+    use crate::data::prepare::{default_spec_for_lab, prepare};
+    use crate::models::guard::testing::{poke, values};
+    use crate::train::{TrainError, Trainer};
+
+    /// A NaN, an infinity or a huge value put into one layer's variables after two steps: the third step fails,
+    /// the guard names the quantity where the pass first holds a NaN or an infinity, the variables go back to
+    /// their values before step 2, and nothing of the failed step counts (not the step, the cursor, the epoch's
+    /// sums nor the weight draws): the next step, at a lower rate, redoes it.
+    #[test]
+    fn the_guard_names_where_an_injected_non_finite_value_first_appears() {
+        let table = BuiltinFile::WineRed.load().expect("red wine");
+        let data = Arc::new(prepare(&table, &default_spec_for_lab(Lab::Bnn, &table)).expect("red wine prepares"));
+        // (variable, element (all when None), value, what the guard must name)
+        let cases = [
+            ("layer 2 posterior means", Some(0), f32::INFINITY, "layer 2's weight sample"),
+            // Finite weights whose products with layer 1's activations (sigmoids, about 0.5) add up past f32.
+            ("layer 2 posterior means", None, 3e38, "layer 2's pre-activations"),
+            // Outputs of about 1e31, whose squared errors are not finite.
+            ("layer 3 posterior means", None, 1e30, "the likelihood term"),
+            // Standard deviations of 1e20: finite draws, saturated sigmoids, but squares past f32 in the KL.
+            ("layer 1 posterior scales", None, 1e20, "layer 1's KL term"),
+        ];
+        for (name, index, value, expected) in cases {
+            let config = BnnConfig {
+                hidden: vec![4, 4],
+                posterior: Posterior::MeanField,
+                batch_size: 64,
+                epochs: 2,
+                predictive_samples: 5,
+                ..BnnConfig::default()
+            };
+            let mut trainer = BnnTrainer::new(config, &data).expect("a BNN");
+            trainer.step().expect("step 1");
+            let before_step_2 = values(&trainer.vars);
+            trainer.step().expect("step 2");
+            poke(&trainer.vars, &trainer.names, name, index, value);
+            let bookkeeping = |t: &BnnTrainer| {
+                let sums = t.epoch_sums.map(f64::to_bits);
+                (t.step, t.cursor, sums, t.epoch_batches, t.batch_loss.to_bits(), t.history.len(), t.rng.clone())
+            };
+            let before = bookkeeping(&trainer);
+            let what = format!("{name}[{index:?}] = {value}");
+            let error = trainer.step().expect_err(&what);
+            assert_eq!(error, TrainError::NonFinite { location: expected.to_owned(), step: 3 }, "{what}");
+            assert!(values(&trainer.vars) == before_step_2, "{what}: not the values before step 2");
+            assert!(bookkeeping(&trainer) == before, "{what}: the failed step left a trace");
+            trainer.set_learning_rate(1e-3);
+            trainer.step().unwrap_or_else(|e| panic!("{what}: after lowering the rate: {e}"));
+            assert_eq!((trainer.step, trainer.cursor), (3, 3 * 64), "{what}: the next step takes the same minibatch");
+            assert!(trainer.batch_loss.is_finite(), "{what}");
+        }
     }
 }

@@ -26,6 +26,7 @@ use rand_distr::{Distribution, Uniform};
 use serde::{Deserialize, Serialize};
 
 use crate::models::Activation;
+use crate::models::guard::Probe;
 use crate::models::norm_act::{NormAct, Statistics};
 use crate::train::TrainError;
 
@@ -424,13 +425,32 @@ impl ConvLayer {
     }
 
     /// `x` `[n · in_len, c_in]` -> `[n · out_len, c_out]`, and the batch statistics when `mode` asks for them.
-    fn forward(&self, x: &Tensor, n: usize, mode: NormMode) -> candle_core::Result<(Tensor, Option<NormStats>)> {
+    /// `probe` checks the convolution's output and the normalised activations, naming them after `label`
+    /// ("encoder convolution 2").
+    fn forward(
+        &self,
+        x: &Tensor,
+        n: usize,
+        mode: NormMode,
+        probe: &mut Probe,
+        label: &dyn Fn() -> String,
+    ) -> candle_core::Result<(Tensor, Option<NormStats>)> {
         let (w, b) = (self.weights.as_tensor(), self.biases.as_ref().map(Var::as_tensor));
         let h = match self.kind {
             ConvKind::Conv => conv2d(x, w, b, &self.geometry, n)?,
             ConvKind::Transposed => conv_transpose2d(x, w, b, &self.geometry, n)?,
         };
-        let Some(norm) = &self.norm else { return Ok((self.activation.apply(&h)?, None)) };
+        probe.check(&h, || format!("{}'s output", label()))?;
+        let (y, stats) = self.normalise_and_activate(&h, mode)?;
+        if self.norm.is_some() {
+            probe.check(&y, || format!("{}'s batch normalisation", label()))?;
+        }
+        Ok((y, stats))
+    }
+
+    /// Batch normalisation (if the layer has it) and the activation of the convolution's output `h`.
+    fn normalise_and_activate(&self, h: &Tensor, mode: NormMode) -> candle_core::Result<(Tensor, Option<NormStats>)> {
+        let Some(norm) = &self.norm else { return Ok((self.activation.apply(h)?, None)) };
         let (gamma, beta) = (norm.gamma.as_tensor(), norm.beta.as_tensor());
         let slope = match self.activation {
             Activation::Identity => Some(1.0),
@@ -440,7 +460,7 @@ impl ConvLayer {
         };
         let running = (norm.running_mean.as_slice(), norm.running_variance.as_slice());
         let Some(slope) = slope else {
-            let (y, stats) = batch_norm_reference(&h, gamma, beta, mode, running)?;
+            let (y, stats) = batch_norm_reference(h, gamma, beta, mode, running)?;
             return Ok((self.activation.apply(&y)?, stats));
         };
         let statistics = match mode {
@@ -448,7 +468,7 @@ impl ConvLayer {
             NormMode::Running => Statistics::Fixed { mean: running.0.to_vec(), variance: running.1.to_vec() },
         };
         let op = NormAct::new(statistics, NORM_EPSILON, slope);
-        let y = op.apply(&h, gamma, beta)?;
+        let y = op.apply(h, gamma, beta)?;
         Ok((y, op.batch_stats()))
     }
 
@@ -584,7 +604,12 @@ struct Dense {
 
 impl Dense {
     fn forward(&self, x: &Tensor) -> candle_core::Result<Tensor> {
-        self.activation.apply(&x.matmul(self.weights.as_tensor())?.broadcast_add(self.biases.as_tensor())?)
+        self.activation.apply(&self.pre_activation(x)?)
+    }
+
+    /// `x W + b`, before the activation.
+    fn pre_activation(&self, x: &Tensor) -> candle_core::Result<Tensor> {
+        x.matmul(self.weights.as_tensor())?.broadcast_add(self.biases.as_tensor())
     }
 
     fn params(&self) -> candle_core::Result<crate::models::params::DenseParams> {
@@ -722,11 +747,22 @@ impl ConvVaeNet {
 
     /// `[mu, log sigma²]` `[n, 2 latent]` of images `x` `[n, side²]`, and the batch statistics.
     pub fn encode(&self, x: &Tensor, mode: NormMode) -> candle_core::Result<(Tensor, BatchStats)> {
+        self.encode_probed(x, mode, &mut Probe::off())
+    }
+
+    /// [`Self::encode`], checking every convolution's output and normalised activations with `probe` (the dense
+    /// layer's output, `[mu, log sigma²]`, is the caller's to check).
+    pub fn encode_probed(
+        &self,
+        x: &Tensor,
+        mode: NormMode,
+        probe: &mut Probe,
+    ) -> candle_core::Result<(Tensor, BatchStats)> {
         let n = x.dim(0)?;
         let mut h = x.reshape((n * self.side * self.side, 1))?; // [n · side², 1]
         let mut stats = Vec::new();
-        for layer in &self.encoder {
-            let (next, s) = layer.forward(&h, n, mode)?;
+        for (i, layer) in self.encoder.iter().enumerate() {
+            let (next, s) = layer.forward(&h, n, mode, probe, &|| format!("encoder convolution {}", i + 1))?;
             h = next;
             stats.push(s);
         }
@@ -736,12 +772,25 @@ impl ConvVaeNet {
 
     /// Logits `[n, side²]` of latents `z` `[n, latent]`, and the batch statistics.
     pub fn decode(&self, z: &Tensor, mode: NormMode) -> candle_core::Result<(Tensor, BatchStats)> {
+        self.decode_probed(z, mode, &mut Probe::off())
+    }
+
+    /// [`Self::decode`], checking the dense layer's output and every convolution's output and normalised
+    /// activations with `probe`.
+    pub fn decode_probed(
+        &self,
+        z: &Tensor,
+        mode: NormMode,
+        probe: &mut Probe,
+    ) -> candle_core::Result<(Tensor, BatchStats)> {
         let n = z.dim(0)?;
         let c = self.decoder.first().map_or(1, |l| l.c_in);
-        let mut h = self.from_latent.forward(z)?.reshape(((), c))?; // [n · h · w, c]
+        let pre = self.from_latent.pre_activation(z)?;
+        probe.check(&pre, || "the decoder dense layer's output".to_owned())?;
+        let mut h = self.from_latent.activation.apply(&pre)?.reshape(((), c))?; // [n · h · w, c]
         let mut stats = Vec::new();
-        for layer in &self.decoder {
-            let (next, s) = layer.forward(&h, n, mode)?;
+        for (i, layer) in self.decoder.iter().enumerate() {
+            let (next, s) = layer.forward(&h, n, mode, probe, &|| format!("decoder convolution {}", i + 1))?;
             h = next;
             stats.push(s);
         }

@@ -23,7 +23,8 @@ use serde::{Deserialize, Serialize};
 use crate::Lab;
 use crate::data::prepare::Prepared;
 use crate::models::Activation;
-use crate::models::optim::{Optimizer, OptimizerKind, guarded_step};
+use crate::models::guard::{LastGood, Located, Probe, guarded_step};
+use crate::models::optim::{Optimizer, OptimizerKind};
 use crate::models::params::{DenseParams, FlowLayerParams, FlowParams, MlpParams};
 use crate::train::{EpochRecord, ModelView, RunSnapshot, TrainError, Trainer};
 
@@ -142,12 +143,13 @@ struct Dense {
 }
 
 impl Dense {
-    fn forward(&self, x: &Tensor) -> candle_core::Result<Tensor> {
+    /// `x W + b` `[n, out]`, before the activation.
+    fn pre_activation(&self, x: &Tensor) -> candle_core::Result<Tensor> {
         let w = match &self.mask {
             Some(m) => self.weights.mul(m)?,
             None => self.weights.clone(),
         };
-        self.activation.apply(&x.matmul(&w)?.broadcast_add(&self.biases)?)
+        x.matmul(&w)?.broadcast_add(&self.biases)
     }
 }
 
@@ -157,7 +159,29 @@ struct Net(Vec<Dense>);
 
 impl Net {
     fn forward(&self, x: &Tensor) -> candle_core::Result<Tensor> {
-        self.0.iter().try_fold(x.clone(), |h, layer| layer.forward(&h))
+        self.forward_probed(x, &mut Probe::off(), &|_| String::new(), None)
+    }
+
+    /// [`Self::forward`], checking every layer's pre-activations with `probe` (each activation keeps finite values
+    /// finite): layer `i` (1-based) named `hidden(i)`, the last one `output()` if given, else left to the caller.
+    fn forward_probed(
+        &self,
+        x: &Tensor,
+        probe: &mut Probe,
+        hidden: &dyn Fn(usize) -> String,
+        output: Option<&dyn Fn() -> String>,
+    ) -> candle_core::Result<Tensor> {
+        let mut h = x.clone();
+        for (i, layer) in self.0.iter().enumerate() {
+            let pre = layer.pre_activation(&h)?;
+            match output {
+                Some(name) if i + 1 == self.0.len() => probe.check(&pre, name)?,
+                None if i + 1 == self.0.len() => {}
+                _ => probe.check(&pre, || hidden(i + 1))?,
+            }
+            h = layer.activation.apply(&pre)?;
+        }
+        Ok(h)
     }
 }
 
@@ -273,48 +297,100 @@ impl FlowNet {
 
     /// Layer `k` (0-based) inverse: `v` at stage k+1 back to stage k, with the forward log|det| there.
     fn layer_inverse(&self, k: usize, v: &Tensor) -> candle_core::Result<(Tensor, Tensor)> {
-        match &self.layers[k] {
+        self.layer_inverse_probed(k, v, &mut Probe::off())
+    }
+
+    /// [`Self::layer_inverse`], checking each quantity with `probe` in the order it is computed. Layers are named
+    /// 1-based, as the views and the variables name them.
+    fn layer_inverse_probed(&self, k: usize, v: &Tensor, probe: &mut Probe) -> candle_core::Result<(Tensor, Tensor)> {
+        let n = k + 1;
+        let (u, log_det) = match &self.layers[k] {
             Layer::Affine { shift, log_scale } => {
-                let u = v.broadcast_sub(shift)?.broadcast_mul(&log_scale.neg()?.exp()?)?;
-                let log_det = log_scale.sum_all()?.broadcast_as(v.dim(0)?)?.contiguous()?;
-                Ok((u, log_det))
+                let inverse_scale = log_scale.neg()?.exp()?;
+                probe.check(&inverse_scale, || format!("affine layer {n}'s inverse scale"))?;
+                let u = v.broadcast_sub(shift)?.broadcast_mul(&inverse_scale)?;
+                probe.check(&u, || format!("layer {n}'s output"))?;
+                (u, log_scale.sum_all()?.broadcast_as(v.dim(0)?)?.contiguous()?)
             }
             Layer::Coupling { mask, scale, shift } => {
                 let keep = v.broadcast_mul(mask)?;
                 let free = mask.neg()?.affine(1.0, 1.0)?;
-                let s = scale.forward(&keep)?.broadcast_mul(&free)?;
-                let t = shift.forward(&keep)?.broadcast_mul(&free)?;
+                let s = scale
+                    .forward_probed(
+                        &keep,
+                        probe,
+                        &|i| format!("dense layer {i} of coupling layer {n}'s scale net"),
+                        Some(&|| format!("coupling layer {n}'s scale s")),
+                    )?
+                    .broadcast_mul(&free)?;
+                let t = shift
+                    .forward_probed(
+                        &keep,
+                        probe,
+                        &|i| format!("dense layer {i} of coupling layer {n}'s shift net"),
+                        Some(&|| format!("coupling layer {n}'s shift t")),
+                    )?
+                    .broadcast_mul(&free)?;
                 let u = (keep + v.sub(&t)?.mul(&s.neg()?.exp()?)?.broadcast_mul(&free)?)?;
-                Ok((u, s.sum(D::Minus1)?))
+                probe.check(&u, || format!("layer {n}'s output"))?;
+                (u, s.sum(D::Minus1)?)
             }
             Layer::Maf { made, dim } => {
                 let w = reverse_columns(v)?;
-                let out = made.forward(&w)?;
+                let out = made.forward_probed(
+                    &w,
+                    probe,
+                    &|i| format!("dense layer {i} of MAF layer {n}'s MADE network"),
+                    None,
+                )?;
                 let shift = out.narrow(1, 0, *dim)?;
+                probe.check(&shift, || format!("MAF layer {n}'s shift"))?;
                 let log_scale = out.narrow(1, *dim, *dim)?;
+                probe.check(&log_scale, || format!("MAF layer {n}'s log-scale"))?;
                 let u = w.sub(&shift)?.mul(&log_scale.neg()?.exp()?)?;
-                Ok((u, log_scale.sum(D::Minus1)?))
+                probe.check(&u, || format!("layer {n}'s output"))?;
+                (u, log_scale.sum(D::Minus1)?)
             }
-        }
+        };
+        probe.check(&log_det, || format!("layer {n}'s log|det J|"))?;
+        Ok((u, log_det))
     }
 
-    /// Inference through every layer: data `x` `[n, dim]` to `z`, with Σ_k log|det ∂f_k| `[n]`.
-    fn inverse_all(&self, x: &Tensor) -> candle_core::Result<(Tensor, Tensor)> {
+    /// Inference through every layer: data `x` `[n, dim]` to `z`, with Σ_k log|det ∂f_k| `[n]`; `probe` checks
+    /// each layer's quantities, last layer first (the order of the pass), then the sum.
+    fn inverse_all(&self, x: &Tensor, probe: &mut Probe) -> candle_core::Result<(Tensor, Tensor)> {
         let mut total = Tensor::zeros(x.dim(0)?, x.dtype(), &self.device)?;
         let mut h = x.clone();
         for k in (0..self.layers.len()).rev() {
-            let (u, log_det) = self.layer_inverse(k, &h)?;
+            let (u, log_det) = self.layer_inverse_probed(k, &h, probe)?;
             total = total.add(&log_det)?;
             h = u;
         }
+        probe.check(&total, || "the layers' summed log|det J|".to_owned())?;
         Ok((h, total))
     }
 
     /// log p_x(x) per row `[n]` (natural log): log N(z; 0, I) − Σ log|det|.
     fn log_density_tensor(&self, x: &Tensor) -> candle_core::Result<Tensor> {
-        let (z, log_det) = self.inverse_all(x)?;
+        self.log_density_probed(x, &mut Probe::off())
+    }
+
+    /// [`Self::log_density_tensor`], checking every quantity of the pass with `probe`.
+    fn log_density_probed(&self, x: &Tensor, probe: &mut Probe) -> candle_core::Result<Tensor> {
+        let (z, log_det) = self.inverse_all(x, probe)?;
         let log_pz = standard_normal_log_density(&z)?;
-        log_pz.sub(&log_det)
+        probe.check(&log_pz, || "the base density log p_z".to_owned())?;
+        let log_px = log_pz.sub(&log_det)?;
+        probe.check(&log_px, || "the log-density log p_x".to_owned())?;
+        Ok(log_px)
+    }
+
+    /// Where the pass that computes the negative log-likelihood of `x` first holds a NaN or an infinity (`None`
+    /// when every point's log-density is finite): for the NaN guard.
+    fn locate_non_finite(&self, x: &Tensor) -> Located {
+        let mut probe = Probe::on();
+        self.log_density_probed(x, &mut probe)?;
+        Ok(probe.found())
     }
 
     fn rows(&self, data: &[f32]) -> candle_core::Result<Tensor> {
@@ -491,7 +567,7 @@ pub struct FlowTrainer {
     epoch_batches: usize,
     batch_loss: f64,
     history: Vec<EpochRecord>,
-    last_good: Vec<Tensor>,
+    last_good: LastGood,
 }
 
 /// Final figures of a trained flow (the CLI's JSON line and the acceptance checks).
@@ -653,7 +729,7 @@ impl FlowTrainer {
             epoch_batches: 0,
             batch_loss: f64::NAN,
             history: Vec::new(),
-            last_good: Vec::new(),
+            last_good: LastGood::default(),
             vars,
             names,
             optimizer,
@@ -850,6 +926,9 @@ impl Trainer for FlowTrainer {
         let x = self.x_train.index_select(&idx, 0)?; // [batch, 2]
         let loss = self.net.log_density_tensor(&x)?.mean_all()?.neg()?;
         let step = self.step + 1;
+        // On failure nothing below runs: the step is not counted and the cursor stays, so the next step (at a
+        // lower rate, say) takes this minibatch again.
+        let net = &self.net;
         self.batch_loss = guarded_step(
             &mut self.optimizer,
             &self.vars,
@@ -858,6 +937,7 @@ impl Trainer for FlowTrainer {
             &loss,
             "the negative log-likelihood",
             step,
+            || net.locate_non_finite(&x),
         )?;
         self.step = step;
         self.epoch_loss_sum += self.batch_loss;
@@ -915,6 +995,63 @@ mod tests {
     use crate::data::prepare::{default_spec_for_lab, prepare};
     use crate::data::{SynthKind, SynthSpec};
     use crate::train::Trainer;
+
+    /// A NaN or an infinity put into one variable after two steps: the third step fails and the guard names the
+    /// quantity where the pass first holds it (the last layer first: training pulls the data back through the
+    /// flow), or the loss when every point's log-density is finite and only their mean overflows; the variables go
+    /// back to their values before step 2 (the last at which the loss was finite), and nothing of the failed step
+    /// counts: the next one, at a lower rate, takes the same minibatch.
+    #[test]
+    fn the_guard_names_where_an_injected_non_finite_value_first_appears() {
+        use crate::models::guard::testing::{poke, values};
+        use crate::train::TrainError;
+        use FlowKind::{Affine, Maf, RealNvp};
+
+        let table = SynthSpec { n_points: 300, ..SynthSpec::default_for(SynthKind::Moons) }.generate();
+        let data = Arc::new(prepare(&table, &default_spec_for_lab(Lab::Flow, &table)).expect("moons"));
+        let (inf, nan) = (f32::INFINITY, f32::NAN);
+        // (kind, variable, element (all when None), value, what the guard must name)
+        let cases = [
+            // Infinite hidden units (a NaN would leave the ReLU as 0): the scale's tanh gets ∞ − ∞.
+            (RealNvp, "layer 2 scale net dense 1 biases", None, inf, "dense layer 1 of coupling layer 2's scale net"),
+            (RealNvp, "layer 2 shift net dense 2 biases", None, inf, "coupling layer 2's shift t"),
+            (RealNvp, "layer 2 scale net dense 2 biases", None, nan, "coupling layer 2's scale s"),
+            (RealNvp, "layer 1 shift net dense 1 biases", None, inf, "dense layer 1 of coupling layer 1's shift net"),
+            (Maf, "layer 1 MADE dense 1 biases", None, inf, "dense layer 1 of MAF layer 1's MADE network"),
+            (Maf, "layer 2 MADE dense 2 biases", Some(0), inf, "MAF layer 2's shift"),
+            (Maf, "layer 2 MADE dense 2 biases", Some(3), inf, "MAF layer 2's log-scale"),
+            // exp(100) overflows f32.
+            (Maf, "layer 2 MADE dense 2 biases", Some(2), -100.0, "layer 2's output"),
+            (Affine, "layer 2 log-scale", Some(0), -100.0, "affine layer 2's inverse scale"),
+            (Affine, "layer 1 shift", Some(1), inf, "layer 1's output"),
+            // z is about 1e35, finite; its square is not.
+            (Affine, "layer 1 log-scale", None, -80.0, "the base density log p_z"),
+            // Layer 2's log|det| is 3e38, every log-density about −3e38, finite; their sum over the batch is not.
+            (Affine, "layer 2 log-scale", None, 1.5e38, "the negative log-likelihood"),
+        ];
+        for (kind, name, index, value, expected) in cases {
+            let config =
+                FlowConfig { hidden: vec![8], layers: 2, batch_size: 32, epochs: 2, ..FlowConfig::default_for(kind) };
+            let mut trainer = FlowTrainer::new(config, &data).expect("flow");
+            trainer.step().expect("step 1");
+            let before_step_2 = values(&trainer.vars);
+            trainer.step().expect("step 2");
+            poke(&trainer.vars, &trainer.names, name, index, value);
+            let bookkeeping = |t: &FlowTrainer| {
+                (t.step, t.cursor, t.epoch_loss_sum.to_bits(), t.epoch_batches, t.batch_loss.to_bits(), t.history.len())
+            };
+            let before = bookkeeping(&trainer);
+            let what = format!("{kind:?}, {name}[{index:?}] = {value}");
+            let error = trainer.step().expect_err(&what);
+            assert_eq!(error, TrainError::NonFinite { location: expected.to_owned(), step: 3 }, "{what}");
+            assert!(values(&trainer.vars) == before_step_2, "{what}: not the values before step 2");
+            assert_eq!(bookkeeping(&trainer), before, "{what}: the failed step left a trace");
+            trainer.set_learning_rate(1e-3);
+            trainer.step().unwrap_or_else(|e| panic!("{what}: after lowering the rate: {e}"));
+            assert_eq!((trainer.step, trainer.cursor), (3, 3 * 32), "{what}: the next step takes the same minibatch");
+            assert!(trainer.batch_loss.is_finite(), "{what}");
+        }
+    }
 
     /// Adam's moments must not keep the graph of the step they came from: candle's gradients of these
     /// layers remember it, and a chain of moments then kept every step's activations alive (185 MB a step

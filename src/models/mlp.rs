@@ -14,7 +14,8 @@ use serde::{Deserialize, Serialize};
 use crate::Lab;
 use crate::data::prepare::{OutputKind, Prepared};
 use crate::models::Activation;
-use crate::models::optim::{Optimizer, OptimizerKind, guarded_step};
+use crate::models::guard::{LastGood, Located, Probe, guarded_step};
+use crate::models::optim::{Optimizer, OptimizerKind};
 use crate::train::{EpochRecord, RunSnapshot, TrainError, Trainer};
 
 /// Architecture and training settings.
@@ -82,8 +83,8 @@ pub struct MlpTrainer {
     history: Vec<EpochRecord>,
     /// RMSE of predicting the training mean (regression), for comparison.
     mean_baseline_rmse: Option<f64>,
-    /// Parameter values at which the loss was last measured finite (deep copies).
-    last_good: Vec<Tensor>,
+    /// Parameter values at which the loss was last measured finite.
+    last_good: LastGood,
 }
 
 impl MlpTrainer {
@@ -160,7 +161,7 @@ impl MlpTrainer {
             batch_loss: f64::NAN,
             history: Vec::new(),
             mean_baseline_rmse,
-            last_good: Vec::new(),
+            last_good: LastGood::default(),
             layers,
             names,
             optimizer,
@@ -171,15 +172,7 @@ impl MlpTrainer {
 
     /// The network's output: `[n, 1]` for regression, logits `[n, classes]` for classification.
     fn forward(&self, x: &Tensor) -> candle_core::Result<Tensor> {
-        let mut h = x.clone();
-        let last = self.layers.len() - 1;
-        for (i, (w, b)) in self.layers.iter().enumerate() {
-            h = h.matmul(w.as_tensor())?.broadcast_add(b.as_tensor())?;
-            if i < last {
-                h = self.config.activation.apply(&h)?;
-            }
-        }
-        Ok(h)
+        forward_layers(&self.layers, self.config.activation, x, &mut Probe::off())
     }
 
     /// Mean loss over rows: squared error, or cross-entropy of the softmax.
@@ -259,6 +252,38 @@ impl MlpTrainer {
     }
 }
 
+/// The network's output for `x` (see [`MlpTrainer::forward`]), each layer's pre-activations and activations
+/// checked with `probe`.
+fn forward_layers(
+    layers: &[(Var, Var)],
+    activation: Activation,
+    x: &Tensor,
+    probe: &mut Probe,
+) -> candle_core::Result<Tensor> {
+    let mut h = x.clone();
+    let last = layers.len() - 1;
+    for (i, (w, b)) in layers.iter().enumerate() {
+        h = h.matmul(w.as_tensor())?.broadcast_add(b.as_tensor())?;
+        probe.check(&h, || format!("layer {}'s pre-activations", i + 1))?;
+        if i < last {
+            h = activation.apply(&h)?;
+            probe.check(&h, || format!("layer {}'s activations", i + 1))?;
+        }
+    }
+    Ok(h)
+}
+
+/// Where the pass that computes the loss of `x` against `y` first holds a NaN or an infinity: for the NaN guard.
+fn locate_non_finite(layers: &[(Var, Var)], activation: Activation, task: Task, x: &Tensor, y: &Tensor) -> Located {
+    let mut probe = Probe::on();
+    let out = forward_layers(layers, activation, x, &mut probe)?;
+    if task == Task::Regression {
+        // The squared errors before their mean (the cross-entropy's terms are the loss's own).
+        probe.check(&out.squeeze(1)?.sub(y)?.sqr()?, || "the squared errors".to_owned())?;
+    }
+    Ok(probe.found())
+}
+
 impl Trainer for MlpTrainer {
     fn step(&mut self) -> Result<(), TrainError> {
         if self.finished() {
@@ -273,8 +298,18 @@ impl Trainer for MlpTrainer {
         let loss = self.loss(&out, &y)?;
         let step = self.step + 1;
         let vars: Vec<Var> = self.layers.iter().flat_map(|(w, b)| [w.clone(), b.clone()]).collect();
-        self.batch_loss =
-            guarded_step(&mut self.optimizer, &vars, &self.names, &mut self.last_good, &loss, "the loss", step)?;
+        let (layers, activation, task) = (&self.layers, self.config.activation, self.task);
+        // On failure nothing below runs: the step is not counted and the cursor stays on this minibatch.
+        self.batch_loss = guarded_step(
+            &mut self.optimizer,
+            &vars,
+            &self.names,
+            &mut self.last_good,
+            &loss,
+            "the loss",
+            step,
+            || locate_non_finite(layers, activation, task, &x, &y),
+        )?;
         self.step = step;
         self.epoch_loss_sum += self.batch_loss;
         self.epoch_batches += 1;
@@ -309,5 +344,50 @@ impl Trainer for MlpTrainer {
 
     fn epochs_done(&self) -> usize {
         self.history.len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::{MlpConfig, MlpTrainer};
+    use crate::Lab;
+    use crate::data::BuiltinFile;
+    use crate::data::prepare::{default_spec_for_lab, prepare};
+    use crate::models::guard::testing::{poke, values};
+    use crate::train::{TrainError, Trainer};
+
+    /// A NaN or a huge value put into one layer after two steps: the guard names where the pass first holds a
+    /// NaN or an infinity, the weights go back to their values before step 2, and the failed step does not count.
+    #[test]
+    fn the_guard_names_where_an_injected_non_finite_value_first_appears() {
+        let table = BuiltinFile::WineRed.load().expect("red wine");
+        let data = Arc::new(prepare(&table, &default_spec_for_lab(Lab::Bnn, &table)).expect("red wine prepares"));
+        let cases = [
+            ("layer 2 weights", Some(3), f32::NAN, "layer 2's pre-activations"),
+            // Outputs of about 1e31, whose squares are not finite.
+            ("layer 3 biases", None, 1e31, "the squared errors"),
+        ];
+        for (name, index, value, expected) in cases {
+            let config = MlpConfig { batch_size: 64, epochs: 2, ..MlpConfig::default() };
+            let mut trainer = MlpTrainer::new(config, &data).expect("a network");
+            trainer.step().expect("step 1");
+            let vars = |t: &MlpTrainer| t.layers.iter().flat_map(|(w, b)| [w.clone(), b.clone()]).collect::<Vec<_>>();
+            let before_step_2 = values(&vars(&trainer));
+            trainer.step().expect("step 2");
+            poke(&vars(&trainer), &trainer.names, name, index, value);
+            let bookkeeping = |t: &MlpTrainer| {
+                (t.step, t.cursor, t.epoch_loss_sum.to_bits(), t.epoch_batches, t.batch_loss.to_bits())
+            };
+            let before = bookkeeping(&trainer);
+            let what = format!("{name}[{index:?}] = {value}");
+            let error = trainer.step().expect_err(&what);
+            assert_eq!(error, TrainError::NonFinite { location: expected.to_owned(), step: 3 }, "{what}");
+            assert!(values(&vars(&trainer)) == before_step_2, "{what}: not the values before step 2");
+            assert_eq!(bookkeeping(&trainer), before, "{what}: the failed step left a trace");
+            trainer.step().unwrap_or_else(|e| panic!("{what}: {e}"));
+            assert_eq!((trainer.step, trainer.cursor), (3, 3 * 64), "{what}: the next step takes the same minibatch");
+        }
     }
 }

@@ -5,6 +5,7 @@ pub mod activation;
 pub mod bnn;
 pub mod conv;
 pub mod flow;
+pub mod guard;
 pub mod mlp;
 pub mod norm_act;
 pub mod optim;

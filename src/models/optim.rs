@@ -1,7 +1,8 @@
 //! Optimisers over candle variables: RMSprop and Adam as Keras defines them (epsilon 1e-7).
 //!
 //! An update is computed in full, checked for NaN and infinity, and only then written, so a bad step
-//! leaves the parameters and the optimiser state as they were.
+//! leaves the parameters and the optimiser state as they were. The check of the loss that comes before it is
+//! [`crate::models::guard`]'s.
 
 use candle_core::backprop::GradStore;
 use candle_core::{Tensor, Var};
@@ -151,31 +152,6 @@ const PARALLEL_UPDATE_VALUES: usize = 200_000;
 struct Update {
     value: Tensor,
     moments: (Tensor, Tensor),
-}
-
-/// One guarded optimisation step on `loss`, the NaN guard of every model: when the loss is NaN or infinite,
-/// the previous update led here, so the variables go back to `last_good` (the values at which the loss was
-/// last finite) and the error names `loss_name`; otherwise `last_good` keeps copies of the current values,
-/// and the gradients are taken and applied. Returns the loss.
-pub fn guarded_step(
-    optimizer: &mut Optimizer,
-    vars: &[Var],
-    names: &[String],
-    last_good: &mut Vec<Tensor>,
-    loss: &Tensor,
-    loss_name: &str,
-    step: u64,
-) -> Result<f64, TrainError> {
-    if let Err(e) = ensure_finite(loss, loss_name, step) {
-        for (var, good) in vars.iter().zip(last_good.iter()) {
-            var.set(good)?;
-        }
-        return Err(e);
-    }
-    *last_good = vars.iter().map(|v| v.as_tensor().copy()).collect::<candle_core::Result<_>>()?;
-    let grads = loss.backward()?;
-    optimizer.step(vars, names, &grads, step)?;
-    Ok(f64::from(loss.to_dtype(candle_core::DType::F32)?.to_scalar::<f32>()?))
 }
 
 /// Fails with [`TrainError::NonFinite`] naming `location` if any element is NaN or infinite.

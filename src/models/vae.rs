@@ -28,6 +28,7 @@ use crate::Lab;
 use crate::data::prepare::{OutputKind, Prepared, image_side};
 use crate::models::Activation;
 use crate::models::conv::{BatchStats, ConvVaeNet, ConvVaeParams, NormMode, pool_stats};
+use crate::models::guard::{LastGood, Located, Probe, check_loss, loss_value};
 use crate::models::optim::{Optimizer, OptimizerKind};
 use crate::models::params::{DenseParams, MlpParams};
 use crate::train::{EpochRecord, ModelView, RunSnapshot, TrainError, Trainer};
@@ -302,10 +303,16 @@ impl Stack {
         Ok(Self { layers })
     }
 
-    fn forward(&self, x: &Tensor) -> candle_core::Result<Tensor> {
+    /// The stack's output for `x`; `probe` checks each layer's pre-activations (the last layer's only if
+    /// `check_last`), naming them "{part} layer i's pre-activations".
+    fn forward(&self, x: &Tensor, probe: &mut Probe, part: &str, check_last: bool) -> candle_core::Result<Tensor> {
         let mut h = x.clone();
-        for l in &self.layers {
-            h = l.activation.apply(&h.matmul(l.weights.as_tensor())?.broadcast_add(l.biases.as_tensor())?)?;
+        for (i, l) in self.layers.iter().enumerate() {
+            let pre = h.matmul(l.weights.as_tensor())?.broadcast_add(l.biases.as_tensor())?;
+            if check_last || i + 1 < self.layers.len() {
+                probe.check(&pre, || format!("{part} layer {}'s pre-activations", i + 1))?;
+            }
+            h = l.activation.apply(&pre)?;
         }
         Ok(h)
     }
@@ -457,19 +464,32 @@ impl VaeNet {
     }
 
     /// The encoder's `[mu, log sigma²]` and, for the convolutional VAE in `mode` [`NormMode::Batch`], its batch
-    /// statistics.
-    fn encode_in(&self, x: &Tensor, mode: NormMode) -> candle_core::Result<(Tensor, Tensor, BatchStats)> {
+    /// statistics; `probe` checks every layer, then the means and the log-variances.
+    fn encode_in(
+        &self,
+        x: &Tensor,
+        mode: NormMode,
+        probe: &mut Probe,
+    ) -> candle_core::Result<(Tensor, Tensor, BatchStats)> {
         let (out, stats) = match &self.networks {
-            Networks::Mlp { encoder, .. } => (encoder.forward(x)?, Vec::new()),
-            Networks::Conv(net) => net.encode(x, mode)?,
+            Networks::Mlp { encoder, .. } => (encoder.forward(x, probe, "encoder", false)?, Vec::new()),
+            Networks::Conv(net) => net.encode_probed(x, mode, probe)?,
         }; // [n, 2 latent]
-        Ok((out.narrow(1, 0, self.latent)?, out.narrow(1, self.latent, self.latent)?, stats))
+        let (mu, logvar) = (out.narrow(1, 0, self.latent)?, out.narrow(1, self.latent, self.latent)?);
+        let last_layer = || match &self.networks {
+            Networks::Mlp { encoder, .. } => format!("encoder layer {}", encoder.layers.len()),
+            Networks::Conv(_) => "the encoder dense layer".to_owned(),
+        };
+        probe.check(&mu, || format!("the latent means from {}", last_layer()))?;
+        probe.check(&logvar, || format!("the log-variance from {}", last_layer()))?;
+        Ok((mu, logvar, stats))
     }
 
-    fn decode_in(&self, z: &Tensor, mode: NormMode) -> candle_core::Result<(Tensor, BatchStats)> {
+    /// The decoder's output and batch statistics (as [`Self::encode_in`]); `probe` checks every layer.
+    fn decode_in(&self, z: &Tensor, mode: NormMode, probe: &mut Probe) -> candle_core::Result<(Tensor, BatchStats)> {
         match &self.networks {
-            Networks::Mlp { decoder, .. } => Ok((decoder.forward(z)?, Vec::new())),
-            Networks::Conv(net) => net.decode(z, mode),
+            Networks::Mlp { decoder, .. } => Ok((decoder.forward(z, probe, "decoder", true)?, Vec::new())),
+            Networks::Conv(net) => net.decode_probed(z, mode, probe),
         }
     }
 
@@ -478,13 +498,16 @@ impl VaeNet {
     pub fn encode(&self, x: &Tensor) -> candle_core::Result<(Tensor, Tensor)> {
         let n = x.dim(0)?;
         if matches!(self.networks, Networks::Mlp { .. }) || n <= CONV_EVAL_CHUNK {
-            let (mu, logvar, _) = self.encode_in(x, NormMode::Running)?;
+            let (mu, logvar, _) = self.encode_in(x, NormMode::Running, &mut Probe::off())?;
             return Ok((mu, logvar));
         }
         let (mut mus, mut logvars) = (Vec::new(), Vec::new());
         for start in (0..n).step_by(CONV_EVAL_CHUNK) {
-            let (mu, logvar, _) =
-                self.encode_in(&x.narrow(0, start, CONV_EVAL_CHUNK.min(n - start))?, NormMode::Running)?;
+            let (mu, logvar, _) = self.encode_in(
+                &x.narrow(0, start, CONV_EVAL_CHUNK.min(n - start))?,
+                NormMode::Running,
+                &mut Probe::off(),
+            )?;
             // Detached: a chunk's result would otherwise keep every activation of its pass alive until the end.
             mus.push(mu.detach());
             logvars.push(logvar.detach());
@@ -514,22 +537,50 @@ impl VaeNet {
     /// The training loss of a batch `x` `[n, n_in]` with latent noise `eps` `[n, latent]` and KL weight `beta`:
     /// batch normalisation (convolutional VAE) uses the batch's statistics, which the result carries.
     pub fn loss(&self, x: &Tensor, eps: &Tensor, beta: f64) -> candle_core::Result<VaeLoss> {
-        self.loss_in(x, eps, beta, NormMode::Batch)
+        self.loss_in(x, eps, beta, NormMode::Batch, &mut Probe::off())
     }
 
     /// The loss as in evaluation: batch normalisation uses its running averages.
     pub fn eval_loss(&self, x: &Tensor, eps: &Tensor, beta: f64) -> candle_core::Result<VaeLoss> {
-        self.loss_in(x, eps, beta, NormMode::Running)
+        self.loss_in(x, eps, beta, NormMode::Running, &mut Probe::off())
     }
 
-    fn loss_in(&self, x: &Tensor, eps: &Tensor, beta: f64, mode: NormMode) -> candle_core::Result<VaeLoss> {
-        let (mu, logvar, encoder_stats) = self.encode_in(x, mode)?;
-        let z = (&mu + (logvar.affine(0.5, 0.0)?.exp()? * eps)?)?; // [n, latent]
-        let (out, decoder_stats) = self.decode_in(&z, mode)?; // [n, n_in]
-        let recon = self.recon_per_row(x, &out)?.mean_all()?;
-        let kl = gaussian_kl(&mu, &logvar)?.mean_all()?;
+    /// The loss; `probe` checks every quantity in the order it is computed.
+    fn loss_in(
+        &self,
+        x: &Tensor,
+        eps: &Tensor,
+        beta: f64,
+        mode: NormMode,
+        probe: &mut Probe,
+    ) -> candle_core::Result<VaeLoss> {
+        let (mu, logvar, encoder_stats) = self.encode_in(x, mode, probe)?;
+        let sd = logvar.affine(0.5, 0.0)?.exp()?; // [n, latent]
+        probe.check(&sd, || "the latent standard deviations".to_owned())?;
+        let z = (&mu + (sd * eps)?)?; // [n, latent]
+        probe.check(&z, || "the latent draws z".to_owned())?;
+        let (out, decoder_stats) = self.decode_in(&z, mode, probe)?; // [n, n_in]
+        let recon_rows = self.recon_per_row(x, &out)?;
+        probe.check(&recon_rows, || "the reconstruction term".to_owned())?;
+        let recon = recon_rows.mean_all()?;
+        probe.check(&recon, || "the reconstruction term".to_owned())?;
+        let kl_rows = gaussian_kl(&mu, &logvar)?;
+        probe.check(&kl_rows, || "the KL term".to_owned())?;
+        let kl = kl_rows.mean_all()?;
+        probe.check(&kl, || "the KL term".to_owned())?;
         let total = (&recon + (&kl * beta)?)?;
         Ok(VaeLoss { recon, kl, total, norm_stats: (encoder_stats, decoder_stats) })
+    }
+
+    /// Where the training pass over `x` with noise `eps` first holds a NaN or an infinity (`None` when only the
+    /// total does), shard by shard as [`VaeTrainer`] takes a step: for the NaN guard.
+    fn locate_non_finite(&self, x: &Tensor, eps: &Tensor, beta: f64) -> Located {
+        let mut probe = Probe::on();
+        for (start, rows) in shard_bounds(x.dim(0)?) {
+            probe.new_pass();
+            self.loss_in(&x.narrow(0, start, rows)?, &eps.narrow(0, start, rows)?, beta, NormMode::Batch, &mut probe)?;
+        }
+        Ok(probe.found())
     }
 
     /// Rows per forward pass when evaluating many inputs.
@@ -558,13 +609,16 @@ impl VaeNet {
     pub fn decode_mean(&self, z: &Tensor) -> candle_core::Result<Tensor> {
         let n = z.dim(0)?;
         if matches!(self.networks, Networks::Mlp { .. }) || n <= CONV_EVAL_CHUNK {
-            return self.output_mean(&self.decode_in(z, NormMode::Running)?.0);
+            return self.output_mean(&self.decode_in(z, NormMode::Running, &mut Probe::off())?.0);
         }
         let parts = (0..n)
             .step_by(CONV_EVAL_CHUNK)
             .map(|start| {
-                let (out, _) =
-                    self.decode_in(&z.narrow(0, start, CONV_EVAL_CHUNK.min(n - start))?, NormMode::Running)?;
+                let (out, _) = self.decode_in(
+                    &z.narrow(0, start, CONV_EVAL_CHUNK.min(n - start))?,
+                    NormMode::Running,
+                    &mut Probe::off(),
+                )?;
                 Ok(self.output_mean(&out)?.detach())
             })
             .collect::<candle_core::Result<Vec<_>>>()?;
@@ -639,7 +693,7 @@ pub struct VaeTrainer {
     epoch_batches: usize,
     batch_loss: f64,
     history: Vec<EpochRecord>,
-    last_good: Vec<Tensor>,
+    last_good: LastGood,
     /// The first [`RECON_IMAGES`] test inputs `[k, n_in]`.
     originals: Tensor,
     reconstructions: Arc<Vec<(usize, Vec<f32>)>>,
@@ -652,6 +706,12 @@ pub struct VaeTrainer {
 /// convolutional VAE's batch normalisation uses each shard's own statistics, as data-parallel training on
 /// several GPUs does without synchronised batch normalisation; the running averages pool them.
 pub const SHARDS: usize = 2;
+
+/// `(first row, rows)` of each shard of a minibatch of `n` rows.
+fn shard_bounds(n: usize) -> Vec<(usize, usize)> {
+    let count = SHARDS.clamp(1, n.max(1));
+    (0..count).map(|k| (k * n / count, (k + 1) * n / count - k * n / count)).collect()
+}
 
 /// One shard's share of a step.
 struct Shard {
@@ -719,7 +779,7 @@ impl VaeTrainer {
             epoch_batches: 0,
             batch_loss: f64::NAN,
             history: Vec::new(),
-            last_good: Vec::new(),
+            last_good: LastGood::default(),
             net,
             optimizer,
             vars,
@@ -733,19 +793,16 @@ impl VaeTrainer {
     /// The loss and its gradients for the minibatch `x` with noise `eps`, in [`SHARDS`] parts as parallel tasks.
     fn forward_backward_in_shards(&self, x: &Tensor, eps: &Tensor, beta: f64) -> Result<Vec<Shard>, TrainError> {
         let n = x.dim(0)?;
-        let count = SHARDS.clamp(1, n.max(1));
         let net = &self.net;
-        let scalar =
-            |t: &Tensor| -> Result<f64, TrainError> { Ok(f64::from(t.to_dtype(DType::F32)?.to_scalar::<f32>()?)) };
         let run = |start: usize, rows: usize| -> Result<Shard, TrainError> {
             let l = net.loss(&x.narrow(0, start, rows)?, &eps.narrow(0, start, rows)?, beta)?;
-            let total = scalar(&l.total)?;
+            let total = loss_value(&l.total)?;
             let grads = if total.is_finite() { Some(l.total.backward()?) } else { None };
-            Ok(Shard { rows, recon: scalar(&l.recon)?, kl: scalar(&l.kl)?, total, grads, norm_stats: l.norm_stats })
+            let (recon, kl) = (loss_value(&l.recon)?, loss_value(&l.kl)?);
+            Ok(Shard { rows, recon, kl, total, grads, norm_stats: l.norm_stats })
         };
-        let bounds: Vec<(usize, usize)> =
-            (0..count).map(|k| (k * n / count, (k + 1) * n / count - k * n / count)).collect();
-        if count == 1 {
+        let bounds = shard_bounds(n);
+        if bounds.len() == 1 {
             return Ok(vec![run(0, n)?]);
         }
         // Rayon tasks in the pool candle's matrix products use: a shard's products run on its own worker while the
@@ -925,21 +982,23 @@ impl Trainer for VaeTrainer {
         let idx = Tensor::from_vec(idx, end - self.cursor, &Device::Cpu)?;
         let x = self.x_train.index_select(&idx, 0)?; // [batch, n_in]
         let n = end - self.cursor;
-        let eps = self.net.draw_noise(n, &mut self.rng)?;
+        // The draws come from a copy of the generator, kept only if the step succeeds: a failed step leaves no
+        // trace (not counted, the cursor, the epoch's sums and the generator where they were), so the next one
+        // redoes it exactly.
+        let mut rng = self.rng.clone();
+        let eps = self.net.draw_noise(n, &mut rng)?;
         let beta = self.beta_now();
         let step = self.step + 1;
         let shards = self.forward_backward_in_shards(&x, &eps, beta)?;
         let share = |s: &Shard| s.rows as f64 / n as f64;
         let mean = |f: fn(&Shard) -> f64| shards.iter().map(|s| share(s) * f(s)).sum::<f64>();
         let (recon, kl, total) = (mean(|s| s.recon), mean(|s| s.kl), mean(|s| s.total));
-        // The NaN guard (as `guarded_step`): a non-finite loss means the last update led here.
-        if !total.is_finite() {
-            for (var, good) in self.vars.iter().zip(&self.last_good) {
-                var.set(good)?;
-            }
-            return Err(TrainError::NonFinite { location: "the loss (reconstruction + KL)".into(), step });
-        }
-        self.last_good = self.vars.iter().map(|v| v.as_tensor().copy()).collect::<candle_core::Result<_>>()?;
+        // The NaN guard, in its two pieces (the gradients come from the shards, not from one backward pass).
+        let net = &self.net;
+        check_loss(total, &self.vars, &self.last_good, "the loss (reconstruction + KL)", step, || {
+            net.locate_non_finite(&x, &eps, beta)
+        })?;
+        self.last_good.remember(&self.vars)?;
         // The minibatch's gradient: the shards' weighted by their rows, into the first shard's store.
         let mut shards = shards;
         let mut grads = shards[0].grads.take().ok_or_else(|| TrainError::Backend("no gradients".into()))?;
@@ -966,6 +1025,7 @@ impl Trainer for VaeTrainer {
         self.optimizer.step(&self.vars, &self.names, &grads, step)?;
         let parts: Vec<(usize, &(BatchStats, BatchStats))> = shards.iter().map(|s| (s.rows, &s.norm_stats)).collect();
         self.net.update_running(&pool_stats(&parts));
+        self.rng = rng;
         self.batch_loss = total;
         self.step = step;
         self.epoch_sums[0] += recon;
@@ -1056,5 +1116,110 @@ impl VaeTrainer {
         trainer.reconstructions = Arc::new(Vec::new());
         trainer.record_reconstructions(0)?;
         Ok(trainer)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::{VaeArch, VaeConfig, VaeNetworks, VaeTrainer};
+    use crate::Lab;
+    use crate::data::BuiltinFile;
+    use crate::data::prepare::{default_spec_for_lab, prepare};
+    use crate::models::guard::testing::{poke, values};
+    use crate::train::{TrainError, Trainer};
+
+    /// The convolutional networks' running averages, layer by layer.
+    fn running_averages(trainer: &VaeTrainer) -> Vec<(Vec<f32>, Vec<f32>)> {
+        match trainer.params().expect("parameters").networks {
+            VaeNetworks::Conv(c) => c
+                .encoder
+                .iter()
+                .chain(&c.decoder)
+                .filter_map(|l| l.norm.as_ref().map(|n| (n.running_mean.clone(), n.running_variance.clone())))
+                .collect(),
+            VaeNetworks::Mlp { .. } => Vec::new(),
+        }
+    }
+
+    /// A NaN, an infinity or a huge value put into one variable after two steps, in both architectures: the third
+    /// step fails, the guard names the quantity where the pass (shard by shard, as the step ran it) first holds a
+    /// NaN or an infinity, the variables go back to their values before step 2, and nothing of the failed step
+    /// counts (not the step, the cursor, the epoch's sums, the latent draws nor the running averages): the next
+    /// step, at a lower rate, redoes it.
+    #[test]
+    fn the_guard_names_where_an_injected_non_finite_value_first_appears() {
+        let table = BuiltinFile::Digits8x8.load().expect("digits");
+        let mut data = prepare(&table, &default_spec_for_lab(Lab::Vae, &table)).expect("digits prepare");
+        let n_in = data.n_features();
+        data.x_train.truncate(256 * n_in);
+        data.y_train.truncate(256);
+        data.x_test.truncate(64 * n_in);
+        data.y_test.truncate(64);
+        let data = Arc::new(data);
+        let inf = f32::INFINITY;
+        // (architecture, variable, element (all when None), value, what the guard must name)
+        let cases = [
+            (VaeArch::Mlp, "encoder layer 1 biases", Some(0), inf, "encoder layer 1's pre-activations"),
+            // The last encoder layer gives [mu, log sigma²] (latent 2).
+            (VaeArch::Mlp, "encoder layer 2 biases", Some(1), inf, "the latent means from encoder layer 2"),
+            (VaeArch::Mlp, "encoder layer 2 biases", Some(2), inf, "the log-variance from encoder layer 2"),
+            // exp(½ · 200) overflows f32.
+            (VaeArch::Mlp, "encoder layer 2 biases", Some(3), 200.0, "the latent standard deviations"),
+            // Infinite, not NaN: a ReLU turns a NaN into 0, and the loss stays finite.
+            (VaeArch::Mlp, "decoder layer 1 biases", Some(5), inf, "decoder layer 1's pre-activations"),
+            // Logits of 3e37: every pixel that is off costs 3e37, more than a dozen of them overflow.
+            (VaeArch::Mlp, "decoder layer 2 biases", None, 3e37, "the reconstruction term"),
+            // A mean of 1e20: finite draws and reconstructions, but mu² in the KL is past f32.
+            (VaeArch::Mlp, "encoder layer 2 biases", Some(0), 1e20, "the KL term"),
+            (VaeArch::Conv, "encoder convolution 2 kernel", Some(7), inf, "encoder convolution 2's output"),
+            (
+                VaeArch::Conv,
+                "encoder convolution 1 batch-norm scale",
+                Some(3),
+                inf,
+                "encoder convolution 1's batch normalisation",
+            ),
+            (
+                VaeArch::Conv,
+                "encoder dense layer biases",
+                Some(3),
+                inf,
+                "the log-variance from the encoder dense layer",
+            ),
+            (VaeArch::Conv, "decoder dense layer biases", Some(0), inf, "the decoder dense layer's output"),
+            (VaeArch::Conv, "decoder convolution 2 kernel", Some(0), f32::NAN, "decoder convolution 2's output"),
+            // NaN, not ∞: the likelihood's sigmoid would take ∞ to 1.
+            (VaeArch::Conv, "decoder convolution 4 biases", None, f32::NAN, "decoder convolution 4's output"),
+        ];
+        let batch_size = 32;
+        for (arch, name, index, value, expected) in cases {
+            let config = match arch {
+                VaeArch::Mlp => VaeConfig { hidden: vec![16], batch_size, epochs: 2, ..VaeConfig::default() },
+                VaeArch::Conv => VaeConfig { batch_size, epochs: 2, ..VaeConfig::course_conv() },
+            };
+            let mut trainer = VaeTrainer::new(config, &data).expect("a VAE");
+            trainer.step().expect("step 1");
+            let before_step_2 = values(&trainer.vars);
+            trainer.step().expect("step 2");
+            poke(&trainer.vars, &trainer.names, name, index, value);
+            let bookkeeping = |t: &VaeTrainer| {
+                let sums = t.epoch_sums.map(f64::to_bits);
+                let counts = (t.step, t.cursor, t.epoch_batches, t.history.len());
+                (counts, sums, t.batch_loss.to_bits(), t.rng.clone(), running_averages(t))
+            };
+            let before = bookkeeping(&trainer);
+            let what = format!("{arch:?}, {name}[{index:?}] = {value}");
+            let error = trainer.step().expect_err(&what);
+            assert_eq!(error, TrainError::NonFinite { location: expected.to_owned(), step: 3 }, "{what}");
+            assert!(values(&trainer.vars) == before_step_2, "{what}: not the values before step 2");
+            assert!(bookkeeping(&trainer) == before, "{what}: the failed step left a trace");
+            trainer.set_learning_rate(1e-4);
+            trainer.step().unwrap_or_else(|e| panic!("{what}: after lowering the rate: {e}"));
+            let redone = (trainer.step, trainer.cursor);
+            assert_eq!(redone, (3, 3 * batch_size), "{what}: the next step takes the same minibatch");
+            assert!(trainer.batch_loss.is_finite(), "{what}");
+        }
     }
 }

@@ -134,7 +134,8 @@ pub enum WorkerEvent {
     Finished(EpochRecord),
     /// A loss, gradient or parameter became NaN or infinite; the run paused with the last good parameters.
     NonFinite {
-        /// Where: "loss", "gradient of layer 2 weights", ...
+        /// Where, worded to follow "appeared in": the first quantity of the forward pass that held one when the
+        /// loss did ("layer 3's output", "the KL term"), "the gradient of layer 2 weights", "layer 2 weights", ...
         location: String,
         /// The step at which it happened.
         step: u64,
@@ -148,10 +149,11 @@ pub enum WorkerEvent {
 /// Why a step could not be taken.
 #[derive(Debug, thiserror::Error, Clone, PartialEq)]
 pub enum TrainError {
-    /// A value became NaN or infinite; the update was not applied.
+    /// A value became NaN or infinite; the last good parameters are kept (the update was not applied, or the
+    /// parameters went back to those at which the loss was last finite).
     #[error("a non-finite value appeared in {location} at step {step}; the last good parameters are kept")]
     NonFinite {
-        /// Where.
+        /// Where (as in [`WorkerEvent::NonFinite`]).
         location: String,
         /// Step number.
         step: u64,
