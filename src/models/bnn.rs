@@ -1181,7 +1181,7 @@ impl BnnTrainer {
         self.history.push(EpochRecord { epoch, metrics });
         let history = Arc::make_mut(&mut self.params_history);
         history.push((epoch, Arc::new(params.without_scales())));
-        thin_history(history);
+        crate::models::thin_history(history, MAX_HISTORY);
         self.epoch_sums = [0.0; 3];
         self.epoch_batches = 0;
         self.order.shuffle(&mut self.rng);
@@ -1242,20 +1242,6 @@ pub fn train_subset(n_train: usize, fraction: f64, seed: u64) -> Vec<usize> {
     let mut kept = all[..keep].to_vec();
     kept.sort_unstable();
     kept
-}
-
-/// Halves the history when it is over [`MAX_HISTORY`]: keeps the first entry, the last, and every other one.
-fn thin_history(history: &mut ParamHistory) {
-    if history.len() <= MAX_HISTORY {
-        return;
-    }
-    let last = history.len() - 1;
-    let mut i = 0;
-    history.retain(|_| {
-        let keep = i == 0 || i == last || i % 2 == 0;
-        i += 1;
-        keep
-    });
 }
 
 impl Trainer for BnnTrainer {

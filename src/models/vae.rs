@@ -215,6 +215,10 @@ pub struct VaeView {
     pub reconstructions: Arc<Vec<(usize, Vec<f32>)>>,
 }
 
+/// Most epochs whose reconstructions are kept (about 50 kB each for MNIST); a longer run keeps every other one,
+/// the first always, so the slider still reaches back to the start.
+pub const MAX_RECONSTRUCTIONS: usize = 200;
+
 /// Test inputs whose reconstructions are recorded every epoch (the course's 4 x 4 figure).
 pub const RECON_IMAGES: usize = 16;
 
@@ -817,7 +821,9 @@ impl VaeTrainer {
         }
         let (mu, _) = self.net.encode(&self.originals)?;
         let back = self.net.decode_mean(&mu)?.to_dtype(DType::F32)?.flatten_all()?.to_vec1::<f32>()?;
-        Arc::make_mut(&mut self.reconstructions).push((epoch, back));
+        let history = Arc::make_mut(&mut self.reconstructions);
+        history.push((epoch, back));
+        crate::models::thin_history(history, MAX_RECONSTRUCTIONS);
         Ok(())
     }
 

@@ -9,7 +9,7 @@ use crate::Lab;
 use crate::train::RunSnapshot;
 use crate::train::export::{ExportTable, history_table};
 use crate::ui::app::{BayesExplorerApp, Message};
-use crate::ui::run_file::{RunFileOutcome, given_or_picked};
+use crate::ui::run_file::{RunFileOutcome, given_or_picked, save_dialog};
 
 /// A plot's data to export: what the file is called by default and how to build its table (on the thread).
 pub(crate) struct ExportRequest {
@@ -44,17 +44,7 @@ impl BayesExplorerApp {
         }
         let ExportRequest { default_name, build } = request;
         self.spawn_run_file_job(lab, "Exporting data…", move || {
-            let picked = given_or_picked(path, || {
-                let mut path = rfd::FileDialog::new()
-                    .set_title("Export data as CSV")
-                    .add_filter("CSV", &["csv"])
-                    .set_file_name(default_name)
-                    .save_file()?;
-                if path.extension().is_none() {
-                    path.set_extension("csv");
-                }
-                Some(path)
-            });
+            let picked = given_or_picked(path, || save_dialog("Export data as CSV", "CSV", "csv", default_name));
             let path = match picked {
                 Ok(path) => path,
                 Err(cancelled) => return cancelled,

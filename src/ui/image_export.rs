@@ -13,7 +13,7 @@ use std::sync::{Arc, Mutex};
 use crate::Lab;
 use crate::train::runfile::write_atomically;
 use crate::ui::app::{BayesExplorerApp, Message};
-use crate::ui::run_file::{RunFileOutcome, given_or_picked};
+use crate::ui::run_file::{RunFileOutcome, given_or_picked, save_dialog};
 
 /// A figure's pixels, cropped from a screenshot of the window, waiting to be written.
 pub(crate) struct CapturedImage {
@@ -155,17 +155,7 @@ impl BayesExplorerApp {
         let given = self.image_folder.as_ref().map(|f| f.join(&name));
         let fallback_name = name.clone();
         self.spawn_run_file_job(lab, "Saving the image…", move || {
-            let picked = given_or_picked(given, || {
-                let mut path = rfd::FileDialog::new()
-                    .set_title("Save the figure as PNG")
-                    .add_filter("PNG image", &["png"])
-                    .set_file_name(name)
-                    .save_file()?;
-                if path.extension().is_none() {
-                    path.set_extension("png");
-                }
-                Some(path)
-            });
+            let picked = given_or_picked(given, || save_dialog("Save the figure as PNG", "PNG image", "png", name));
             let (path, no_dialog) = match picked {
                 Ok(path) => (path, false),
                 // No dialog could be shown (no desktop portal): the working folder, under a name not yet taken.

@@ -90,17 +90,7 @@ impl BayesExplorerApp {
         };
         let default_name = format!("{}-run.json", lab.tab_name().to_lowercase());
         self.spawn_run_file_job(lab, "Saving the run…", move || {
-            let picked = given_or_picked(path, || {
-                let mut path = rfd::FileDialog::new()
-                    .set_title("Save the run")
-                    .add_filter("Run file", &["json"])
-                    .set_file_name(default_name)
-                    .save_file()?;
-                if path.extension().is_none() {
-                    path.set_extension("json");
-                }
-                Some(path)
-            });
+            let picked = given_or_picked(path, || save_dialog("Save the run", "Run file", "json", default_name));
             let path = match picked {
                 Ok(path) => path,
                 Err(cancelled) => return cancelled,
@@ -276,6 +266,21 @@ pub(crate) fn given_or_picked(
     }
     let asked = Instant::now();
     dialog().ok_or_else(|| RunFileOutcome::Cancelled { quick: asked.elapsed().as_secs_f64() < NO_DIALOG_SECS })
+}
+
+/// The native save dialog: `title`, one filter (`filter` for files ending in `extension`) and `default_name`;
+/// the picked path gets `extension` if it has none. `None` when closed without a file (blocks: call it on a
+/// thread).
+pub(crate) fn save_dialog(title: &str, filter: &str, extension: &str, default_name: String) -> Option<PathBuf> {
+    let mut path = rfd::FileDialog::new()
+        .set_title(title)
+        .add_filter(filter, &[extension])
+        .set_file_name(default_name)
+        .save_file()?;
+    if path.extension().is_none() {
+        path.set_extension(extension);
+    }
+    Some(path)
 }
 
 /// Builds the run from what the lab holds and writes it (on the `run-file` thread: hashing the data and writing
