@@ -1050,7 +1050,6 @@ pub struct BnnTrainer {
     batch_loss: f64,
     history: Vec<EpochRecord>,
     params_history: Arc<ParamHistory>,
-    mean_baseline_rmse: Option<f64>,
     last_good: LastGood,
 }
 
@@ -1091,13 +1090,6 @@ impl BnnTrainer {
         let (vars, names) = net.vars();
         let optimizer = Optimizer::new(config.optimizer, config.learning_rate, &vars)?;
         let mut rng = ChaCha8Rng::seed_from_u64(config.seed ^ 0x005e_edb4);
-        // The whole training split's mean, whatever fraction is used, so every run on a split compares with
-        // the same figure.
-        let mean_baseline_rmse = regression.then(|| mean_and_sd(&data.y_train)).map(|(mean, _)| {
-            let mse = data.y_test.iter().map(|&v| (f64::from(v) - mean).powi(2)).sum::<f64>()
-                / data.y_test.len().max(1) as f64;
-            mse.sqrt()
-        });
         let mut order: Vec<usize> = (0..used_rows.len()).collect();
         order.shuffle(&mut rng);
         let initial = Arc::new(net.params()?.without_scales());
@@ -1114,7 +1106,6 @@ impl BnnTrainer {
             batch_loss: f64::NAN,
             history: Vec::new(),
             params_history: Arc::new(vec![(0, initial)]),
-            mean_baseline_rmse,
             last_good: LastGood::default(),
             data: Arc::clone(data),
             net,
@@ -1149,35 +1140,13 @@ impl BnnTrainer {
     fn finish_epoch(&mut self) -> Result<(), TrainError> {
         let epoch = self.history.len() + 1;
         let params = self.net.params()?;
-        let d = self.data.n_features();
-        // Training rows in use, for the train error (a sample of at most 2,000 keeps an epoch cheap).
-        let take = self.used_rows.len().min(2000);
-        let x_used: Vec<f32> = self.used_rows[..take]
-            .iter()
-            .flat_map(|&i| self.data.x_train[i * d..(i + 1) * d].iter().copied())
-            .collect();
-        let y_used: Vec<f32> = self.used_rows[..take].iter().map(|&i| self.data.y_train[i]).collect();
-        let seed = self.config.seed.wrapping_add(epoch as u64);
-        let n_samples = self.config.predictive_samples.max(1);
-        let train = predictive_cpu(&params, &x_used, &y_used, n_samples.min(30), seed);
-        let test = predictive_cpu(&params, &self.data.x_test, &self.data.y_test, n_samples, seed);
         let batches = self.epoch_batches.max(1) as f64;
-        let quality = if matches!(self.net.task, BnnTask::Classification { .. }) { "error_rate" } else { "rmse" };
         let mut metrics = vec![
             ("data_loss".to_owned(), self.epoch_sums[0] / batches),
             ("kl_loss".to_owned(), self.epoch_sums[1] / batches),
             ("loss".to_owned(), self.epoch_sums[2] / batches),
-            (format!("train_{quality}"), train.error),
-            (format!("test_{quality}"), test.error),
-            ("test_nll".to_owned(), test.nll),
-            ("mc_range_mean".to_owned(), test.mc_range_mean),
         ];
-        for (level, fraction) in &test.coverage {
-            metrics.push((format!("coverage_{:.0}", level * 100.0), *fraction));
-        }
-        if let Some(b) = self.mean_baseline_rmse {
-            metrics.push(("mean_predictor_test_rmse".to_owned(), b));
-        }
+        metrics.extend(evaluation_metrics(&params, &self.config, &self.data, &self.used_rows, epoch));
         self.history.push(EpochRecord { epoch, metrics });
         let history = Arc::make_mut(&mut self.params_history);
         history.push((epoch, Arc::new(params.without_scales())));
@@ -1221,6 +1190,47 @@ fn mean_and_sd(values: &[f32]) -> (f64, f64) {
     let mean = values.iter().map(|&v| f64::from(v)).sum::<f64>() / n;
     let var = values.iter().map(|&v| (f64::from(v) - mean).powi(2)).sum::<f64>() / n;
     (mean, var.sqrt())
+}
+
+/// An epoch's evaluation of `params` (the trainer's, and a loaded run's check of its saved figures): Monte Carlo
+/// predictions of the training rows in use (`used_rows`; at most 2,000 of them and 30 samples keep an epoch cheap)
+/// and of the test rows, seeded by `seed + epoch`: train and test error, test NLL, the passes' mean range, interval
+/// coverage, and for regression the test RMSE of predicting the whole training split's mean (the same figure for
+/// every run on a split, whatever fraction it uses).
+#[must_use]
+pub fn evaluation_metrics(
+    params: &BnnParams,
+    config: &BnnConfig,
+    data: &Prepared,
+    used_rows: &[usize],
+    epoch: usize,
+) -> Vec<(String, f64)> {
+    let d = data.n_features();
+    let rows = used_rows.get(..used_rows.len().min(2000)).unwrap_or_default();
+    let x_used: Vec<f32> =
+        rows.iter().filter_map(|&i| data.x_train.get(i * d..(i + 1) * d)).flatten().copied().collect();
+    let y_used: Vec<f32> = rows.iter().filter_map(|&i| data.y_train.get(i).copied()).collect();
+    let seed = config.seed.wrapping_add(epoch as u64);
+    let n_samples = config.predictive_samples.max(1);
+    let train = predictive_cpu(params, &x_used, &y_used, n_samples.min(30), seed);
+    let test = predictive_cpu(params, &data.x_test, &data.y_test, n_samples, seed);
+    let quality = if matches!(params.task, BnnTask::Classification { .. }) { "error_rate" } else { "rmse" };
+    let mut metrics = vec![
+        (format!("train_{quality}"), train.error),
+        (format!("test_{quality}"), test.error),
+        ("test_nll".to_owned(), test.nll),
+        ("mc_range_mean".to_owned(), test.mc_range_mean),
+    ];
+    for (level, fraction) in &test.coverage {
+        metrics.push((format!("coverage_{:.0}", level * 100.0), *fraction));
+    }
+    if matches!(params.task, BnnTask::Regression(_)) {
+        let (mean, _) = mean_and_sd(&data.y_train);
+        let mse =
+            data.y_test.iter().map(|&v| (f64::from(v) - mean).powi(2)).sum::<f64>() / data.y_test.len().max(1) as f64;
+        metrics.push(("mean_predictor_test_rmse".to_owned(), mse.sqrt()));
+    }
+    metrics
 }
 
 /// Monte Carlo predictions of `params` on rows `x` with targets `y`, summarised, by the plain CPU loops.

@@ -37,7 +37,7 @@ use crate::data::prepare::{DataSpec, OutputKind, Prepared, Role, image_side, pre
 use crate::data::{LoadRequest, Table};
 use crate::models::Activation;
 use crate::models::bnn::{
-    BnnConfig, BnnLayer, BnnParams, BnnTask, BnnTrainer, BnnView, Posterior, predictive_cpu, train_subset,
+    BnnConfig, BnnLayer, BnnParams, BnnTask, BnnTrainer, BnnView, Posterior, evaluation_metrics, train_subset,
 };
 use crate::models::conv::{ConvGeometry, ConvKind, ConvLayerParams, ConvVaeParams, NormParams};
 use crate::models::flow::{FlowConfig, FlowTrainer, flow_report};
@@ -729,35 +729,8 @@ impl SavedModel for BnnView {
     /// The epoch's evaluation of [`BnnTrainer`]: Monte Carlo predictions of the rows in use (at most 2,000, at
     /// most 30 samples) and of the test rows, seeded by `seed + epoch`, and the mean predictor's test RMSE.
     fn evaluate(&self, config: &BnnConfig, data: &Prepared, epochs: usize) -> Result<Vec<(String, f64)>, TrainError> {
-        let d = data.n_features();
         let used = train_subset(data.n_train(), config.train_fraction, config.seed);
-        let take = used.len().min(2000);
-        let rows = used.get(..take).unwrap_or_default();
-        let x_used: Vec<f32> =
-            rows.iter().filter_map(|&i| data.x_train.get(i * d..(i + 1) * d)).flatten().copied().collect();
-        let y_used: Vec<f32> = rows.iter().filter_map(|&i| data.y_train.get(i).copied()).collect();
-        let seed = config.seed.wrapping_add(epochs as u64);
-        let n_samples = config.predictive_samples.max(1);
-        let train = predictive_cpu(&self.params, &x_used, &y_used, n_samples.min(30), seed);
-        let test = predictive_cpu(&self.params, &data.x_test, &data.y_test, n_samples, seed);
-        let quality = if matches!(self.params.task, BnnTask::Classification { .. }) { "error_rate" } else { "rmse" };
-        let mut metrics = vec![
-            (format!("train_{quality}"), train.error),
-            (format!("test_{quality}"), test.error),
-            ("test_nll".to_owned(), test.nll),
-            ("mc_range_mean".to_owned(), test.mc_range_mean),
-        ];
-        for (level, fraction) in &test.coverage {
-            metrics.push((format!("coverage_{:.0}", level * 100.0), *fraction));
-        }
-        if matches!(self.params.task, BnnTask::Regression(_)) {
-            let n = data.y_train.len().max(1) as f64;
-            let mean = data.y_train.iter().map(|&v| f64::from(v)).sum::<f64>() / n;
-            let mse = data.y_test.iter().map(|&v| (f64::from(v) - mean).powi(2)).sum::<f64>()
-                / data.y_test.len().max(1) as f64;
-            metrics.push(("mean_predictor_test_rmse".to_owned(), mse.sqrt()));
-        }
-        Ok(metrics)
+        Ok(evaluation_metrics(&self.params, config, data, &used, epochs))
     }
 }
 

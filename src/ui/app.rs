@@ -96,8 +96,6 @@ pub struct LabState {
     pub(crate) run_origin: Option<crate::ui::run_file::RunOrigin>,
     /// The last session's settings for the next run, applied once its data (and its model) are back.
     pub(crate) restored_settings: Option<crate::train::runfile::RunConfig>,
-    /// True while the last session's model is being opened.
-    pub(crate) restoring: bool,
 }
 
 /// What to do with a finished load.
@@ -127,7 +125,6 @@ impl LabState {
             vae: crate::ui::vae::VaeUiState::default(),
             run_origin: None,
             restored_settings: None,
-            restoring: false,
         }
     }
 
@@ -408,9 +405,8 @@ impl BayesExplorerApp {
                         .unwrap_or_else(|| crate::data::prepare::default_spec_for_lab(lab, &table));
                     self.apply_data(lab, LabData::new(table, spec, job.request));
                     // The last session's settings, unless its model is still coming (they go in after it).
-                    let state = self.lab_mut(lab);
-                    if !state.restoring {
-                        state.apply_restored_settings();
+                    if !self.restoring(lab) {
+                        self.lab_mut(lab).apply_restored_settings();
                     }
                 }
                 LoadTarget::Preview => {

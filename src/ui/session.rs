@@ -92,13 +92,15 @@ impl BayesExplorerApp {
                 ctx.request_repaint();
             });
             match spawned {
-                Ok(_) => {
-                    self.session.opening.push((lab, rx));
-                    self.lab_mut(lab).restoring = true;
-                }
+                Ok(_) => self.session.opening.push((lab, rx)),
                 Err(e) => log::warn!("cannot start the session-open thread: {e}"),
             }
         }
+    }
+
+    /// True while `lab`'s last model is being opened at launch.
+    pub(crate) fn restoring(&self, lab: Lab) -> bool {
+        self.session.opening.iter().any(|(l, _)| *l == lab)
     }
 
     /// True while a lab's last model is being opened at launch.
@@ -146,9 +148,7 @@ impl BayesExplorerApp {
 
     /// The lab's last model is shown (or could not be): the settings the user left go back in place of the run's.
     fn finish_restoring(&mut self, lab: Lab) {
-        let state = self.lab_mut(lab);
-        state.restoring = false;
-        state.apply_restored_settings();
+        self.lab_mut(lab).apply_restored_settings();
     }
 
     /// The settings to persist, after starting to write each lab's changed run to the session folder; with
@@ -174,7 +174,7 @@ impl BayesExplorerApp {
         self.session.writers.retain(|w| !w.is_finished());
         for lab in Lab::ALL {
             // Still opening, or kept after failing to open: the file is not this session's to replace yet.
-            if self.lab(lab).restoring || (self.session.kept.contains(&lab) && self.lab(lab).run_origin.is_none()) {
+            if self.restoring(lab) || (self.session.kept.contains(&lab) && self.lab(lab).run_origin.is_none()) {
                 continue;
             }
             let state = self.lab(lab);
