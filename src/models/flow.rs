@@ -23,7 +23,8 @@ use serde::{Deserialize, Serialize};
 use crate::Lab;
 use crate::data::prepare::Prepared;
 use crate::models::Activation;
-use crate::models::guard::{LastGood, Located, Probe, guarded_step};
+use crate::models::coupling_cpu;
+use crate::models::guard::{LastGood, Located, Probe, check_loss, guarded_step};
 use crate::models::optim::{Optimizer, OptimizerKind};
 use crate::models::params::{DenseParams, FlowLayerParams, FlowParams, MlpParams};
 use crate::train::{EpochRecord, ModelView, RunSnapshot, TrainError, Trainer};
@@ -568,6 +569,9 @@ pub struct FlowTrainer {
     batch_loss: f64,
     history: Vec<EpochRecord>,
     last_good: LastGood,
+    /// A RealNVP takes its steps by [`coupling_cpu`]'s hand-written pass (the default) rather than candle's
+    /// autograd; the same loss and gradients, about three times faster on the CPU.
+    hand_written_pass: bool,
 }
 
 /// Final figures of a trained flow (the CLI's JSON line and the acceptance checks).
@@ -671,8 +675,12 @@ impl FlowTrainer {
                     Layer::Affine { shift: shift.as_tensor().clone(), log_scale: log_scale.as_tensor().clone() }
                 }
                 FlowKind::RealNvp => {
-                    // Alternating masks: odd layers pass x through and transform y, even layers the reverse.
-                    let mask: Vec<f32> = if k % 2 == 0 { vec![1.0, 0.0] } else { vec![0.0, 1.0] };
+                    // Alternating masks in the Keras example's order ([0, 1], [1, 0], ...): layer 1, next to the
+                    // Gaussian, passes y through and transforms x; the last layer, which data meet first when they
+                    // are pulled back, transforms y given x. The order matters on the moons: given x, y has at
+                    // most two modes, given y, x has up to four; the reverse order ended 0.3 nats worse
+                    // (held-out NLL 1.62 against 1.34, seed 42).
+                    let mask: Vec<f32> = if k % 2 == 0 { vec![0.0, 1.0] } else { vec![1.0, 0.0] };
                     let mut widths = vec![dim];
                     widths.extend(&config.hidden);
                     widths.push(dim);
@@ -730,6 +738,7 @@ impl FlowTrainer {
             batch_loss: f64::NAN,
             history: Vec::new(),
             last_good: LastGood::default(),
+            hand_written_pass: true,
             vars,
             names,
             optimizer,
@@ -741,6 +750,12 @@ impl FlowTrainer {
     #[must_use]
     pub fn config(&self) -> &FlowConfig {
         &self.config
+    }
+
+    /// Takes a RealNVP's steps by candle's autograd (`false`) instead of the hand-written pass (`true`, the
+    /// default): for comparing the two.
+    pub fn set_hand_written_pass(&mut self, on: bool) {
+        self.hand_written_pass = on;
     }
 
     /// The live model as tensors (shares the variables).
@@ -924,21 +939,41 @@ impl Trainer for FlowTrainer {
         let idx: Vec<u32> = self.order[self.cursor..end].iter().map(|&i| i as u32).collect();
         let idx = Tensor::from_slice(&idx, idx.len(), &self.net.device)?;
         let x = self.x_train.index_select(&idx, 0)?; // [batch, 2]
-        let loss = self.net.log_density_tensor(&x)?.mean_all()?.neg()?;
         let step = self.step + 1;
         // On failure nothing below runs: the step is not counted and the cursor stays, so the next step (at a
         // lower rate, say) takes this minibatch again.
         let net = &self.net;
-        self.batch_loss = guarded_step(
-            &mut self.optimizer,
-            &self.vars,
-            &self.names,
-            &mut self.last_good,
-            &loss,
-            "the negative log-likelihood",
-            step,
-            || net.locate_non_finite(&x),
-        )?;
+        let loss_name = "the negative log-likelihood";
+        self.batch_loss = if self.config.kind == FlowKind::RealNvp && self.hand_written_pass {
+            // The same loss and gradients as candle's autograd below, by hand (models::coupling_cpu).
+            let points: Vec<f32> = x.flatten_all()?.to_vec1()?;
+            let Some(pass) = coupling_cpu::realnvp_loss_and_gradients(&self.params()?, &points) else {
+                return Err(TrainError::Backend("the hand-written pass needs affine coupling layers".into()));
+            };
+            let loss = f64::from(pass.loss as f32);
+            check_loss(loss, &self.vars, &self.last_good, loss_name, step, || net.locate_non_finite(&x))?;
+            self.last_good.remember(&self.vars)?;
+            let grads = pass
+                .gradients
+                .into_iter()
+                .zip(&self.vars)
+                .map(|(g, var)| Tensor::from_vec(g, var.shape(), &net.device).map(Some))
+                .collect::<candle_core::Result<Vec<_>>>()?;
+            self.optimizer.step_with_gradients(&self.vars, &self.names, &grads, step)?;
+            loss
+        } else {
+            let loss = self.net.log_density_tensor(&x)?.mean_all()?.neg()?;
+            guarded_step(
+                &mut self.optimizer,
+                &self.vars,
+                &self.names,
+                &mut self.last_good,
+                &loss,
+                loss_name,
+                step,
+                || net.locate_non_finite(&x),
+            )?
+        };
         self.step = step;
         self.epoch_loss_sum += self.batch_loss;
         self.epoch_batches += 1;
@@ -990,7 +1025,9 @@ impl Trainer for FlowTrainer {
 mod tests {
     use std::sync::Arc;
 
-    use super::{FlowConfig, FlowKind, FlowTrainer};
+    use candle_core::DType;
+
+    use super::{FlowConfig, FlowKind, FlowNet, FlowTrainer};
     use crate::Lab;
     use crate::data::prepare::{default_spec_for_lab, prepare};
     use crate::data::{SynthKind, SynthSpec};
@@ -1086,9 +1123,12 @@ mod tests {
                 trainer.step().expect("step");
             }
             let x = trainer.x_train.narrow(0, 0, 64).expect("batch");
+            // The finite differences in f64 with a small step, so that a step rarely crosses a ReLU's kink.
+            let x64 = x.to_dtype(DType::F64).expect("f64");
             let nll = |t: &FlowTrainer| -> f64 {
-                let lp = t.net.log_density_tensor(&x).expect("density").mean_all().expect("mean");
-                -f64::from(lp.to_scalar::<f32>().expect("scalar"))
+                let net = FlowNet::from_params(&t.params().expect("params"), DType::F64).expect("f64 net");
+                let lp = net.log_density_tensor(&x64).expect("density").mean_all().expect("mean");
+                -lp.to_scalar::<f64>().expect("scalar")
             };
             let loss = trainer.net.log_density_tensor(&x).expect("d").mean_all().expect("m").neg().expect("neg");
             let grads = loss.backward().expect("backward");
@@ -1098,7 +1138,7 @@ mod tests {
                 let original: Vec<f32> = var.as_tensor().flatten_all().expect("flat").to_vec1().expect("values");
                 let shape = var.as_tensor().shape().clone();
                 for j in [0, original.len() / 2, original.len() - 1] {
-                    let h = 1e-2f32;
+                    let h = 1e-3f32;
                     let mut plus = original.clone();
                     plus[j] += h;
                     var.set(
@@ -1127,6 +1167,56 @@ mod tests {
                     );
                 }
             }
+        }
+    }
+
+    /// The hand-written RealNVP pass (models::coupling_cpu) gives candle autograd's loss and gradients, for a flow
+    /// trained away from its initial values (so every net and mask matters), on a full minibatch and on a ragged one
+    /// of 37 rows, with odd widths and an odd number of layers; and a step by either path moves the flow alike.
+    #[test]
+    fn the_hand_written_realnvp_pass_matches_candle_autograd() {
+        let table = SynthSpec { n_points: 400, ..SynthSpec::default_for(SynthKind::Moons) }.generate();
+        let data = Arc::new(prepare(&table, &default_spec_for_lab(Lab::Flow, &table)).expect("moons"));
+        let config = FlowConfig {
+            hidden: vec![24, 17],
+            layers: 5,
+            batch_size: 64,
+            learning_rate: 2e-2,
+            ..FlowConfig::default_for(FlowKind::RealNvp)
+        };
+        let mut trainer = FlowTrainer::new(config, &data).expect("flow");
+        for _ in 0..12 {
+            trainer.step().expect("step");
+        }
+        let params = trainer.params().expect("params");
+        for rows in [64, 37] {
+            let x = trainer.x_train.narrow(0, 0, rows).expect("rows");
+            let points: Vec<f32> = x.flatten_all().and_then(|t| t.to_vec1()).expect("points");
+            let loss = trainer.net.log_density_tensor(&x).and_then(|l| l.mean_all()?.neg()).expect("loss");
+            let grads = loss.backward().expect("backward");
+            let pass = super::coupling_cpu::realnvp_loss_and_gradients(&params, &points).expect("coupling layers");
+            let reference = f64::from(loss.to_scalar::<f32>().expect("scalar"));
+            assert!((pass.loss - reference).abs() < 1e-5 * (1.0 + reference.abs()), "{} vs {reference}", pass.loss);
+            assert_eq!(pass.gradients.len(), trainer.vars.len());
+            for ((var, name), got) in trainer.vars.iter().zip(&trainer.names).zip(&pass.gradients) {
+                let want: Vec<f32> =
+                    grads.get(var.as_tensor()).expect("gradient").flatten_all().and_then(|t| t.to_vec1()).expect("vec");
+                assert_eq!(got.len(), want.len(), "{name}");
+                let scale = want.iter().fold(0.0f32, |a, &b| a.max(b.abs())).max(1e-3);
+                for (i, (&g, &w)) in got.iter().zip(&want).enumerate() {
+                    assert!((g - w).abs() <= 1e-4 * scale, "{name}[{i}] with {rows} rows: {g} vs candle {w}");
+                }
+            }
+        }
+        // Ten more steps each way from the same state: the same losses to float rounding.
+        let mut by_hand = FlowTrainer::new(trainer.config.clone(), &data).expect("flow");
+        let mut by_candle = FlowTrainer::new(trainer.config.clone(), &data).expect("flow");
+        by_candle.set_hand_written_pass(false);
+        for step in 0..10 {
+            by_hand.step().expect("step");
+            by_candle.step().expect("step");
+            let (a, b) = (by_hand.batch_loss, by_candle.batch_loss);
+            assert!((a - b).abs() < 1e-3 * (1.0 + b.abs()), "step {step}: {a} by hand vs {b} by candle");
         }
     }
 }

@@ -4,6 +4,8 @@
 pub mod activation;
 pub mod bnn;
 pub mod conv;
+pub mod coupling_cpu;
+pub mod cpu_gemm;
 pub mod flow;
 pub mod guard;
 pub mod mlp;
