@@ -570,7 +570,7 @@ pub struct FlowTrainer {
     history: Vec<EpochRecord>,
     last_good: LastGood,
     /// A RealNVP takes its steps by [`coupling_cpu`]'s hand-written pass (the default) rather than candle's
-    /// autograd; the same loss and gradients, about three times faster on the CPU.
+    /// autograd: the same loss and gradients, in about two thirds of the time on two CPU cores (BENCHMARKS.md).
     hand_written_pass: bool,
 }
 
