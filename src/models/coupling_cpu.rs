@@ -182,8 +182,6 @@ pub fn realnvp_loss_and_gradients(params: &FlowParams, x: &[f32]) -> Option<Loss
             grad_s[i] = (-grad_u[i] * (pass.v[i] - pass.t[i]) * e + inv_batch) * free;
             grad_v[i] = grad_u[i] * (m + free * e);
         }
-        let keep_input = &pass.scale.inputs[0];
-        debug_assert_eq!(keep_input.len(), batch * dim);
         let ((scale_grads, scale_in), (shift_grads, shift_in)) = rayon::join(
             || backward(scale_net, &pass.scale, &grad_s, batch),
             || backward(shift_net, &pass.shift, &grad_t, batch),
