@@ -1,196 +1,175 @@
 //! The RealNVP's training pass written out by hand: the negative log-likelihood of a minibatch and its gradient with
-//! respect to every weight and bias, without candle's autograd. candle runs each elementwise operation of a pass as
-//! its own tensor, through a thread pool whose second thread spins between operations; on two cores that cost more
-//! than the arithmetic. Here the products go to `gemm` on one thread each ([`crate::models::cpu_gemm`]), the scale
-//! and shift nets of a layer run side by side (rayon), and the elementwise work is plain loops over reused buffers.
-//! candle's autograd of the same loss ([`crate::models::flow`]) is the reference the tests compare this with.
+//! respect to every weight and bias, without candle's autograd. The dense nets go forward and back by
+//! [`crate::models::dense_cpu`] (`gemm` on the calling thread, buffers reused from step to step), the scale and
+//! shift nets of a layer side by side as two rayon tasks, and the coupling's own arithmetic is plain loops over the
+//! buffers of a [`RealNvpWorkspace`]. candle's autograd of the same loss ([`crate::models::flow`]) is the
+//! reference the tests compare this with.
 //!
 //! The loss (Dinh, Sohl-Dickstein and Bengio 2017, "Density estimation using Real NVP"): data x are pulled back
 //! through the coupling layers K..1, each u = m⊙v + (1−m)⊙(v − t(m⊙v))⊙exp(−s(m⊙v)), with s and t masked to the free
 //! coordinates; then −log p_x(x) = ½|z|² + (D/2) log 2π + Σ_k Σ_d s_k, averaged over the minibatch.
 
-use crate::models::activation::Activation;
-use crate::models::cpu_gemm::matmul;
+use crate::models::dense_cpu::{DenseRef, StackPass, gradient_len};
 use crate::models::params::{FlowLayerParams, FlowParams, MlpParams};
 
-/// The mean negative log-likelihood of a minibatch and its gradient, one vector per trainable variable in the flow
-/// trainer's order (per layer: the scale net's weights and biases, dense layer by dense layer, then the shift net's).
+/// One affine coupling layer's values, borrowed.
 #[derive(Clone, Debug)]
-pub struct LossAndGradients {
-    /// Mean negative log-likelihood, nats per point.
-    pub loss: f64,
-    /// ∂loss/∂variable, each as long as its variable.
-    pub gradients: Vec<Vec<f32>>,
+pub struct CouplingRef<'a> {
+    /// 1 on the coordinates the layer passes through (and conditions on), 0 on those it transforms; `[dim]`.
+    pub mask: &'a [f32],
+    /// The scale net, first dense layer first.
+    pub scale: Vec<DenseRef<'a>>,
+    /// The shift net.
+    pub shift: Vec<DenseRef<'a>>,
 }
 
-/// One dense stack's values on a minibatch, kept for the backward pass.
-struct Activations {
-    /// `inputs[i]` enters dense layer i (`inputs[0]` is the masked input), `[batch, n_in]`.
-    inputs: Vec<Vec<f32>>,
-    /// Pre-activations of each dense layer, `[batch, n_out]`.
-    pre: Vec<Vec<f32>>,
-    /// The stack's output (after the last activation), `[batch, n_out]`.
-    output: Vec<f32>,
-}
-
-/// `net` on the `batch` rows of `x`.
-fn forward(net: &MlpParams, x: &[f32], batch: usize) -> Activations {
-    let mut inputs = Vec::with_capacity(net.layers.len());
-    let mut pre = Vec::with_capacity(net.layers.len());
-    let mut h = x.to_vec();
-    for layer in &net.layers {
-        let mut z: Vec<f32> = Vec::with_capacity(batch * layer.n_out);
-        for _ in 0..batch {
-            z.extend_from_slice(&layer.biases);
-        }
-        matmul(&mut z, &h, false, &layer.weights, false, (batch, layer.n_in, layer.n_out), true);
-        let out: Vec<f32> = z.iter().map(|&v| apply(layer.activation, v)).collect();
-        inputs.push(std::mem::replace(&mut h, out));
-        pre.push(z);
+/// The coupling layers of `params`, borrowed (`None` unless every layer is an affine coupling).
+#[must_use]
+pub fn coupling_refs(params: &FlowParams) -> Option<Vec<CouplingRef<'_>>> {
+    fn dense(net: &MlpParams) -> Vec<DenseRef<'_>> {
+        net.layers
+            .iter()
+            .map(|l| DenseRef {
+                weights: &l.weights,
+                biases: &l.biases,
+                n_in: l.n_in,
+                n_out: l.n_out,
+                activation: l.activation,
+            })
+            .collect()
     }
-    Activations { inputs, pre, output: h }
-}
-
-/// The activation at one value (ReLU and the identity in their plain forms, the rest as [`Activation::apply_f32`]).
-fn apply(activation: Activation, v: f32) -> f32 {
-    match activation {
-        Activation::Identity => v,
-        Activation::Relu => v.max(0.0),
-        other => other.apply_f32(v),
-    }
-}
-
-/// The derivative of the activation at pre-activation `pre`, whose image is `post`.
-fn derivative(activation: Activation, pre: f32, post: f32) -> f32 {
-    match activation {
-        Activation::Identity => 1.0,
-        Activation::Relu => {
-            if pre > 0.0 {
-                1.0
-            } else {
-                0.0
+    params
+        .layers
+        .iter()
+        .map(|l| match l {
+            FlowLayerParams::Coupling { mask, scale_net, shift_net } => {
+                Some(CouplingRef { mask, scale: dense(scale_net), shift: dense(shift_net) })
             }
-        }
-        Activation::LeakyRelu => {
-            if pre > 0.0 {
-                1.0
-            } else {
-                crate::models::activation::LEAKY_SLOPE as f32
-            }
-        }
-        Activation::Sigmoid => post * (1.0 - post),
-        Activation::Tanh => 1.0 - post * post,
-        Activation::Softplus => 1.0 / (1.0 + (-pre).exp()),
-    }
-}
-
-/// Back through `net` from `grad_output` (∂loss/∂output, `[batch, n_out]`): the weights' and biases' gradients in
-/// the trainer's order, and ∂loss/∂input.
-fn backward(net: &MlpParams, acts: &Activations, grad_output: &[f32], batch: usize) -> (Vec<Vec<f32>>, Vec<f32>) {
-    let n = net.layers.len();
-    let mut grads = vec![Vec::new(); 2 * n];
-    let mut g = grad_output.to_vec();
-    for (i, layer) in net.layers.iter().enumerate().rev() {
-        let post: &[f32] = if i + 1 == n { &acts.output } else { &acts.inputs[i + 1] };
-        // ∂loss/∂pre-activation, [batch, n_out].
-        for ((gv, &p), &q) in g.iter_mut().zip(&acts.pre[i]).zip(post) {
-            *gv *= derivative(layer.activation, p, q);
-        }
-        let mut grad_w = vec![0.0f32; layer.n_in * layer.n_out];
-        matmul(&mut grad_w, &acts.inputs[i], true, &g, false, (layer.n_in, batch, layer.n_out), false);
-        let mut grad_b = vec![0.0f32; layer.n_out];
-        for row in g.chunks_exact(layer.n_out) {
-            for (b, &v) in grad_b.iter_mut().zip(row) {
-                *b += v;
-            }
-        }
-        let mut grad_in = vec![0.0f32; batch * layer.n_in];
-        matmul(&mut grad_in, &g, false, &layer.weights, true, (batch, layer.n_out, layer.n_in), false);
-        grads[2 * i] = grad_w;
-        grads[2 * i + 1] = grad_b;
-        g = grad_in;
-    }
-    (grads, g)
+            _ => None,
+        })
+        .collect()
 }
 
 /// What one coupling layer's inverse computed, kept for the backward pass.
-struct CouplingPass {
+#[derive(Clone, Debug, Default)]
+struct LayerWork {
     /// The layer's input v (stage k+1), `[batch, dim]`.
     v: Vec<f32>,
-    /// s and t, masked to the free coordinates, `[batch, dim]`.
+    /// v with the transformed coordinates zeroed: the nets' input.
+    keep: Vec<f32>,
+    /// s and t, masked to the transformed coordinates, `[batch, dim]`.
     s: Vec<f32>,
     t: Vec<f32>,
-    scale: Activations,
-    shift: Activations,
+    scale: StackPass,
+    shift: StackPass,
 }
 
-/// The mean negative log-likelihood of the `x.len() / dim` points of `x` and its gradients, for a flow whose layers
-/// are all affine couplings (`None` for any other flow, or for an empty minibatch).
+/// Buffers of the pass, kept from one minibatch to the next so that a step allocates nothing after the first.
+#[derive(Clone, Debug, Default)]
+pub struct RealNvpWorkspace {
+    layers: Vec<LayerWork>,
+    /// The points on their way back to the Gaussian, then ∂loss/∂(the current stage).
+    h: Vec<f32>,
+    grad_s: Vec<f32>,
+    grad_t: Vec<f32>,
+    grad_v: Vec<f32>,
+    /// ∂loss/∂variable after [`realnvp_loss_and_gradients`], all variables end to end in the flow trainer's order
+    /// (per layer: the scale net's weights and biases, dense layer by dense layer, then the shift net's).
+    pub gradients: Vec<f32>,
+}
+
+/// The mean negative log-likelihood of the `x.len() / dim` points of `x`, nats per point (`None` when there are
+/// none), by the pass [`realnvp_loss_and_gradients`] starts with.
 #[must_use]
-pub fn realnvp_loss_and_gradients(params: &FlowParams, x: &[f32]) -> Option<LossAndGradients> {
-    let dim = params.dim;
+pub fn realnvp_nll(layers: &[CouplingRef<'_>], dim: usize, x: &[f32], work: &mut RealNvpWorkspace) -> Option<f64> {
+    pull_back(layers, dim, x, work)
+}
+
+/// The mean negative log-likelihood of the `x.len() / dim` points of `x` (`None` for an empty minibatch); its
+/// gradient is left in `work.gradients`.
+#[must_use]
+pub fn realnvp_loss_and_gradients(
+    layers: &[CouplingRef<'_>],
+    dim: usize,
+    x: &[f32],
+    work: &mut RealNvpWorkspace,
+) -> Option<f64> {
+    let loss = pull_back(layers, dim, x, work)?;
+    let batch = x.len() / dim;
+    let n = batch * dim;
+    // Back from z, the first layer first. ∂loss/∂z = z / batch.
+    let inv_batch = 1.0 / batch as f32;
+    work.h.iter_mut().for_each(|value| *value *= inv_batch);
+    let sizes: Vec<(usize, usize)> = layers.iter().map(|l| (gradient_len(&l.scale), gradient_len(&l.shift))).collect();
+    work.gradients.resize(sizes.iter().map(|(a, b)| a + b).sum(), 0.0);
+    let mut rest: &mut [f32] = &mut work.gradients;
+    for (layer, (lw, &(scale_len, shift_len))) in layers.iter().zip(work.layers.iter_mut().zip(&sizes)) {
+        let (scale_grads, tail) = rest.split_at_mut(scale_len);
+        let (shift_grads, tail) = tail.split_at_mut(shift_len);
+        rest = tail;
+        let mask = layer.mask;
+        let (grad_u, grad_s, grad_t, grad_v) = (&mut work.h, &mut work.grad_s, &mut work.grad_t, &mut work.grad_v);
+        for buffer in [&mut *grad_s, &mut *grad_t, &mut *grad_v] {
+            buffer.clear();
+            buffer.resize(n, 0.0);
+        }
+        for i in 0..n {
+            let m = mask[i % dim];
+            let e = (-lw.s[i]).exp();
+            let free = 1.0 - m;
+            grad_t[i] = -grad_u[i] * e * free;
+            // The log-determinant adds s to the loss: 1 / batch per free coordinate.
+            grad_s[i] = (-grad_u[i] * (lw.v[i] - lw.t[i]) * e + inv_batch) * free;
+            grad_v[i] = grad_u[i] * (m + free * e);
+        }
+        let (scale, shift) = (&mut lw.scale, &mut lw.shift);
+        rayon::join(
+            || scale.backward(&layer.scale, grad_s, scale_grads, true),
+            || shift.backward(&layer.shift, grad_t, shift_grads, true),
+        );
+        let (scale_in, shift_in) = (scale.input_gradient(), shift.input_gradient());
+        for i in 0..n {
+            grad_v[i] += (scale_in[i] + shift_in[i]) * mask[i % dim];
+        }
+        std::mem::swap(grad_u, grad_v);
+    }
+    Some(loss)
+}
+
+/// Pulls the points of `x` back to the Gaussian through every layer, keeping what the backward pass needs in
+/// `work` (`work.h` ends as z), and returns their mean negative log-likelihood.
+fn pull_back(layers: &[CouplingRef<'_>], dim: usize, x: &[f32], work: &mut RealNvpWorkspace) -> Option<f64> {
     let batch = x.len().checked_div(dim)?;
     if batch == 0 {
         return None;
     }
-    let layers: Vec<(&[f32], &MlpParams, &MlpParams)> = params
-        .layers
-        .iter()
-        .map(|l| match l {
-            FlowLayerParams::Coupling { mask, scale_net, shift_net } => Some((mask.as_slice(), scale_net, shift_net)),
-            _ => None,
-        })
-        .collect::<Option<_>>()?;
+    let n = batch * dim;
+    work.layers.resize_with(layers.len(), LayerWork::default);
     // Pull the data back, the last layer first.
-    let mut passes: Vec<CouplingPass> = Vec::with_capacity(layers.len());
-    let mut h = x.to_vec();
+    work.h.clear();
+    work.h.extend_from_slice(x);
     let mut sum_s = 0.0f64;
-    for &(mask, scale_net, shift_net) in layers.iter().rev() {
-        let keep: Vec<f32> = h.chunks_exact(dim).flat_map(|row| row.iter().zip(mask).map(|(v, m)| v * m)).collect();
-        let (scale, shift) = rayon::join(|| forward(scale_net, &keep, batch), || forward(shift_net, &keep, batch));
-        let masked = |out: &[f32]| -> Vec<f32> {
-            out.chunks_exact(dim).flat_map(|row| row.iter().zip(mask).map(|(v, m)| v * (1.0 - m))).collect()
+    for (layer, lw) in layers.iter().zip(work.layers.iter_mut()).rev() {
+        let mask = layer.mask;
+        let LayerWork { v, keep, s, t, scale, shift } = lw;
+        v.clear();
+        v.extend_from_slice(&work.h);
+        keep.clear();
+        keep.extend(v.iter().enumerate().map(|(i, &value)| value * mask[i % dim]));
+        rayon::join(|| scale.forward(&layer.scale, keep, batch), || shift.forward(&layer.shift, keep, batch));
+        let free = |out: &[f32], into: &mut Vec<f32>| {
+            into.clear();
+            into.extend(out.iter().enumerate().map(|(i, &value)| value * (1.0 - mask[i % dim])));
         };
-        let (s, t) = (masked(&scale.output), masked(&shift.output));
-        let u: Vec<f32> = (0..batch * dim)
-            .map(|i| {
-                let m = mask[i % dim];
-                m * h[i] + (1.0 - m) * (h[i] - t[i]) * (-s[i]).exp()
-            })
-            .collect();
-        sum_s += s.iter().map(|&v| f64::from(v)).sum::<f64>();
-        passes.push(CouplingPass { v: std::mem::replace(&mut h, u), s, t, scale, shift });
-    }
-    let z = h;
-    let half_log_two_pi = 0.5 * (2.0 * std::f64::consts::PI).ln();
-    let sq: f64 = z.iter().map(|&v| 0.5 * f64::from(v) * f64::from(v)).sum();
-    let loss = (sq + sum_s) / batch as f64 + dim as f64 * half_log_two_pi;
-    // Back from z, the first layer first. ∂loss/∂z = z / batch.
-    let inv_batch = 1.0 / batch as f32;
-    let mut grad_u: Vec<f32> = z.iter().map(|&v| v * inv_batch).collect();
-    let mut per_layer: Vec<Vec<Vec<f32>>> = Vec::with_capacity(layers.len());
-    for (pass, &(mask, scale_net, shift_net)) in passes.iter().rev().zip(&layers) {
-        let mut grad_s = vec![0.0f32; batch * dim];
-        let mut grad_t = vec![0.0f32; batch * dim];
-        let mut grad_v = vec![0.0f32; batch * dim];
-        for i in 0..batch * dim {
+        free(scale.output(), s);
+        free(shift.output(), t);
+        for i in 0..n {
             let m = mask[i % dim];
-            let e = (-pass.s[i]).exp();
-            let free = 1.0 - m;
-            grad_t[i] = -grad_u[i] * e * free;
-            // The log-determinant adds s to the loss: 1 / batch per free coordinate.
-            grad_s[i] = (-grad_u[i] * (pass.v[i] - pass.t[i]) * e + inv_batch) * free;
-            grad_v[i] = grad_u[i] * (m + free * e);
+            work.h[i] = m * v[i] + (1.0 - m) * (v[i] - t[i]) * (-s[i]).exp();
         }
-        let ((scale_grads, scale_in), (shift_grads, shift_in)) = rayon::join(
-            || backward(scale_net, &pass.scale, &grad_s, batch),
-            || backward(shift_net, &pass.shift, &grad_t, batch),
-        );
-        for i in 0..batch * dim {
-            grad_v[i] += (scale_in[i] + shift_in[i]) * mask[i % dim];
-        }
-        per_layer.push(scale_grads.into_iter().chain(shift_grads).collect());
-        grad_u = grad_v;
+        sum_s += s.iter().map(|&value| f64::from(value)).sum::<f64>();
     }
-    Some(LossAndGradients { loss, gradients: per_layer.into_iter().flatten().collect() })
+    let half_log_two_pi = 0.5 * (2.0 * std::f64::consts::PI).ln();
+    let sq: f64 = work.h.iter().map(|&value| 0.5 * f64::from(value) * f64::from(value)).sum();
+    Some((sq + sum_s) / batch as f64 + dim as f64 * half_log_two_pi)
 }

@@ -24,6 +24,7 @@ use crate::Lab;
 use crate::data::prepare::Prepared;
 use crate::models::Activation;
 use crate::models::coupling_cpu;
+use crate::models::dense_cpu::{DenseRef, with_cpu_f32};
 use crate::models::guard::{LastGood, Located, Probe, check_loss, guarded_step};
 use crate::models::optim::{Optimizer, OptimizerKind};
 use crate::models::params::{DenseParams, FlowLayerParams, FlowParams, MlpParams};
@@ -213,6 +214,48 @@ pub struct Stages {
 }
 
 impl FlowNet {
+    /// Runs `f` on the coupling layers' values, borrowed from the tensors (the live model's are its variables)
+    /// without a copy; `None` unless every layer is an affine coupling held as contiguous CPU f32 tensors.
+    fn with_coupling_values<R>(&self, f: impl FnOnce(&[coupling_cpu::CouplingRef<'_>]) -> R) -> Option<R> {
+        let mut tensors: Vec<&Tensor> = Vec::new();
+        for layer in &self.layers {
+            let Layer::Coupling { mask, scale, shift } = layer else { return None };
+            tensors.push(mask);
+            for dense in scale.0.iter().chain(&shift.0) {
+                if dense.mask.is_some() || dense.weights.rank() != 2 {
+                    return None;
+                }
+                tensors.extend([&dense.weights, &dense.biases]);
+            }
+        }
+        with_cpu_f32(&tensors, |values| {
+            let mut values = values.iter().copied();
+            let mut layers = Vec::with_capacity(self.layers.len());
+            for layer in &self.layers {
+                let Layer::Coupling { scale, shift, .. } = layer else { return None };
+                let mask = values.next()?;
+                let mut nets = [Vec::new(), Vec::new()];
+                for (net, refs) in [scale, shift].into_iter().zip(&mut nets) {
+                    for d in &net.0 {
+                        let (weights, biases) = (values.next()?, values.next()?);
+                        let dims = d.weights.dims();
+                        refs.push(DenseRef {
+                            weights,
+                            biases,
+                            n_in: dims[0],
+                            n_out: dims[1],
+                            activation: d.activation,
+                        });
+                    }
+                }
+                let [scale, shift] = nets;
+                layers.push(coupling_cpu::CouplingRef { mask, scale, shift });
+            }
+            Some(f(&layers))
+        })
+        .flatten()
+    }
+
     /// Builds tensors from plain parameters, in `dtype` (F32 for the views, F64 for precise tests).
     pub fn from_params(params: &FlowParams, dtype: DType) -> candle_core::Result<Self> {
         let device = Device::Cpu;
@@ -572,6 +615,8 @@ pub struct FlowTrainer {
     /// A RealNVP takes its steps by [`coupling_cpu`]'s hand-written pass (the default) rather than candle's
     /// autograd: the same loss and gradients, in about two thirds of the time on two CPU cores (BENCHMARKS.md).
     hand_written_pass: bool,
+    /// The hand-written pass's buffers, reused from step to step.
+    workspace: coupling_cpu::RealNvpWorkspace,
 }
 
 /// Final figures of a trained flow (the CLI's JSON line and the acceptance checks).
@@ -739,6 +784,7 @@ impl FlowTrainer {
             history: Vec::new(),
             last_good: LastGood::default(),
             hand_written_pass: true,
+            workspace: coupling_cpu::RealNvpWorkspace::default(),
             vars,
             names,
             optimizer,
@@ -780,8 +826,22 @@ impl FlowTrainer {
         Ok(sum / n as f64)
     }
 
+    /// The held-out points' mean NLL: by the hand-written pass when the steps take it (the same numbers as
+    /// [`Self::mean_nll`] to float rounding, in a fraction of the time), else by candle.
+    fn heldout_nll(&mut self) -> Result<f64, TrainError> {
+        if self.config.kind == FlowKind::RealNvp && self.hand_written_pass && self.x_test.dim(0)? > 0 {
+            let points: Vec<f32> = self.x_test.flatten_all()?.to_vec1()?;
+            let (net, work) = (&self.net, &mut self.workspace);
+            let nll = net.with_coupling_values(|layers| coupling_cpu::realnvp_nll(layers, net.dim, &points, work));
+            if let Some(nll) = nll.flatten() {
+                return Ok(nll);
+            }
+        }
+        Ok(self.mean_nll(&self.x_test)?)
+    }
+
     fn finish_epoch(&mut self) -> Result<(), TrainError> {
-        let heldout = self.mean_nll(&self.x_test)?;
+        let heldout = self.heldout_nll()?;
         // Keras logs the running mean of the minibatch losses as the training loss; so do we, which keeps an
         // epoch from costing a second pass over the data.
         let train = self.epoch_loss_sum / self.epoch_batches.max(1) as f64;
@@ -945,21 +1005,20 @@ impl Trainer for FlowTrainer {
         let net = &self.net;
         let loss_name = "the negative log-likelihood";
         self.batch_loss = if self.config.kind == FlowKind::RealNvp && self.hand_written_pass {
-            // The same loss and gradients as candle's autograd below, by hand (models::coupling_cpu).
+            // The same loss and gradients as candle's autograd below, by hand (models::coupling_cpu), on the
+            // variables' own values and into buffers kept from the last step.
             let points: Vec<f32> = x.flatten_all()?.to_vec1()?;
-            let Some(pass) = coupling_cpu::realnvp_loss_and_gradients(&self.params()?, &points) else {
-                return Err(TrainError::Backend("the hand-written pass needs affine coupling layers".into()));
-            };
-            let loss = f64::from(pass.loss as f32);
+            let workspace = &mut self.workspace;
+            let loss = net
+                .with_coupling_values(|layers| {
+                    coupling_cpu::realnvp_loss_and_gradients(layers, net.dim, &points, workspace)
+                })
+                .flatten()
+                .ok_or_else(|| TrainError::Backend("the hand-written pass needs affine coupling layers".into()))?;
+            let loss = f64::from(loss as f32);
             check_loss(loss, &self.vars, &self.last_good, loss_name, step, || net.locate_non_finite(&x))?;
             self.last_good.remember(&self.vars)?;
-            let grads = pass
-                .gradients
-                .into_iter()
-                .zip(&self.vars)
-                .map(|(g, var)| Tensor::from_vec(g, var.shape(), &net.device).map(Some))
-                .collect::<candle_core::Result<Vec<_>>>()?;
-            self.optimizer.step_with_gradients(&self.vars, &self.names, &grads, step)?;
+            self.optimizer.step_with_flat_gradients(&self.vars, &self.names, &self.workspace.gradients, step)?;
             loss
         } else {
             let loss = self.net.log_density_tensor(&x)?.mean_all()?.neg()?;
@@ -1189,25 +1248,46 @@ mod tests {
             trainer.step().expect("step");
         }
         let params = trainer.params().expect("params");
+        let refs = super::coupling_cpu::coupling_refs(&params).expect("coupling layers");
+        // One workspace for both minibatches, the smaller second: buffers left from a larger pass must not leak in.
+        let mut work = super::coupling_cpu::RealNvpWorkspace::default();
         for rows in [64, 37] {
             let x = trainer.x_train.narrow(0, 0, rows).expect("rows");
             let points: Vec<f32> = x.flatten_all().and_then(|t| t.to_vec1()).expect("points");
             let loss = trainer.net.log_density_tensor(&x).and_then(|l| l.mean_all()?.neg()).expect("loss");
             let grads = loss.backward().expect("backward");
-            let pass = super::coupling_cpu::realnvp_loss_and_gradients(&params, &points).expect("coupling layers");
+            // From the plain parameters, and from the live variables' own storage: the same numbers.
+            let got = super::coupling_cpu::realnvp_loss_and_gradients(&refs, 2, &points, &mut work).expect("loss");
+            let from_params = work.gradients.clone();
+            let live = trainer
+                .net
+                .with_coupling_values(|layers| {
+                    super::coupling_cpu::realnvp_loss_and_gradients(layers, 2, &points, &mut work)
+                })
+                .flatten()
+                .expect("live loss");
+            assert_eq!(got.to_bits(), live.to_bits());
+            assert_eq!(from_params, work.gradients);
             let reference = f64::from(loss.to_scalar::<f32>().expect("scalar"));
-            assert!((pass.loss - reference).abs() < 1e-5 * (1.0 + reference.abs()), "{} vs {reference}", pass.loss);
-            assert_eq!(pass.gradients.len(), trainer.vars.len());
-            for ((var, name), got) in trainer.vars.iter().zip(&trainer.names).zip(&pass.gradients) {
+            assert!((got - reference).abs() < 1e-5 * (1.0 + reference.abs()), "{got} vs {reference}");
+            let total: usize = trainer.vars.iter().map(|v| v.as_tensor().elem_count()).sum();
+            assert_eq!(work.gradients.len(), total);
+            let mut offset = 0;
+            for (var, name) in trainer.vars.iter().zip(&trainer.names) {
                 let want: Vec<f32> =
                     grads.get(var.as_tensor()).expect("gradient").flatten_all().and_then(|t| t.to_vec1()).expect("vec");
-                assert_eq!(got.len(), want.len(), "{name}");
+                let got = &work.gradients[offset..offset + want.len()];
+                offset += want.len();
                 let scale = want.iter().fold(0.0f32, |a, &b| a.max(b.abs())).max(1e-3);
                 for (i, (&g, &w)) in got.iter().zip(&want).enumerate() {
                     assert!((g - w).abs() <= 1e-4 * scale, "{name}[{i}] with {rows} rows: {g} vs candle {w}");
                 }
             }
         }
+        // The held-out NLL by the forward half of the pass, as candle computes it.
+        let by_hand = trainer.heldout_nll().expect("by hand");
+        let by_candle = trainer.mean_nll(&trainer.x_test).expect("by candle");
+        assert!((by_hand - by_candle).abs() < 1e-5 * (1.0 + by_candle.abs()), "{by_hand} vs candle {by_candle}");
         // Ten more steps each way from the same state: the same losses to float rounding.
         let mut by_hand = FlowTrainer::new(trainer.config.clone(), &data).expect("flow");
         let mut by_candle = FlowTrainer::new(trainer.config.clone(), &data).expect("flow");

@@ -13,21 +13,35 @@ use crate::models::optim::Optimizer;
 use crate::train::TrainError;
 
 /// The values of a model's variables at which the loss was last measured finite (deep copies): where the guard
-/// goes back to. Empty before the first step.
+/// goes back to. Empty before the first step. The copies are made once and then overwritten in place at each step
+/// (a step that allocated a model's worth of fresh memory would spend as long again in page faults).
 #[derive(Debug, Default)]
-pub struct LastGood(Vec<Tensor>);
+pub struct LastGood(Vec<Var>);
 
 impl LastGood {
     /// Keeps copies of the current values of `vars`, at which the loss was just measured finite.
     pub fn remember(&mut self, vars: &[Var]) -> candle_core::Result<()> {
-        self.0 = vars.iter().map(|v| v.as_tensor().copy()).collect::<candle_core::Result<_>>()?;
+        let same_layout = self.0.len() == vars.len()
+            && self.0.iter().zip(vars).all(|(kept, var)| {
+                kept.shape() == var.shape() && kept.dtype() == var.dtype() && kept.device().same_device(var.device())
+            });
+        if same_layout {
+            for (kept, var) in self.0.iter().zip(vars) {
+                kept.set(var.as_tensor())?;
+            }
+        } else {
+            // A fresh copy is not a variable, so the new variable owns it alone (a variable's own tensor would be
+            // shared, not copied).
+            self.0 =
+                vars.iter().map(|v| Var::from_tensor(&v.as_tensor().copy()?)).collect::<candle_core::Result<_>>()?;
+        }
         Ok(())
     }
 
     /// Writes the remembered values back into `vars` (nothing before the first step).
     fn restore(&self, vars: &[Var]) -> candle_core::Result<()> {
         for (var, good) in vars.iter().zip(&self.0) {
-            var.set(good)?;
+            var.set(good.as_tensor())?;
         }
         Ok(())
     }

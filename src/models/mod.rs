@@ -6,6 +6,7 @@ pub mod bnn;
 pub mod conv;
 pub mod coupling_cpu;
 pub mod cpu_gemm;
+pub mod dense_cpu;
 pub mod flow;
 pub mod guard;
 pub mod mlp;
