@@ -8,6 +8,7 @@
 //! [`guarded_step`]), so that a step that takes its gradients its own way (the VAE's shards) shares the same code.
 
 use candle_core::{DType, Tensor, Var};
+use rayon::prelude::*;
 
 use crate::models::optim::Optimizer;
 use crate::train::TrainError;
@@ -26,9 +27,8 @@ impl LastGood {
                 kept.shape() == var.shape() && kept.dtype() == var.dtype() && kept.device().same_device(var.device())
             });
         if same_layout {
-            for (kept, var) in self.0.iter().zip(vars) {
-                kept.set(var.as_tensor())?;
-            }
+            // Variable by variable on the thread pool: the copies are independent.
+            self.0.par_iter().zip(vars).try_for_each(|(kept, var)| kept.set(var.as_tensor()))?;
         } else {
             // A fresh copy is not a variable, so the new variable owns it alone (a variable's own tensor would be
             // shared, not copied).

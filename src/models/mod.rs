@@ -15,6 +15,7 @@ pub mod optim;
 pub mod params;
 pub mod stats;
 pub mod vae;
+pub mod vae_cpu;
 
 pub use activation::Activation;
 

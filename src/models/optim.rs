@@ -6,6 +6,7 @@
 
 use candle_core::backprop::GradStore;
 use candle_core::{DType, Tensor, Var};
+use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use crate::models::dense_cpu::with_cpu_f32;
@@ -193,12 +194,11 @@ impl Optimizer {
                 .collect()
         };
         let updates = results.into_iter().collect::<Result<Vec<_>, _>>()?;
-        for ((var, moments), update) in vars.iter().zip(&mut self.moments).zip(updates) {
+        // Written variable by variable on the thread pool: the copies are independent.
+        vars.par_iter().zip(self.moments.par_iter_mut()).zip(updates).try_for_each(|((var, moments), update)| {
             match (moments, update) {
                 (_, None) => {}
                 (Moments::Flat { current, next, value }, Some(Update::Flat)) => {
-                    // The tensor is made here, on the thread that drops it, so the allocator hands the same memory
-                    // back at the next step (a block freed by another thread would go back to that thread's heap).
                     var.set(&Tensor::from_slice(value, var.shape(), var.device())?)?;
                     std::mem::swap(current, next);
                 }
@@ -208,7 +208,8 @@ impl Optimizer {
                 }
                 _ => return Err(TrainError::Backend("an update does not match its variable's moments".into())),
             }
-        }
+            Ok(())
+        })?;
         self.steps = t;
         Ok(())
     }

@@ -28,9 +28,11 @@ use crate::Lab;
 use crate::data::prepare::{OutputKind, Prepared, image_side};
 use crate::models::Activation;
 use crate::models::conv::{BatchStats, ConvVaeNet, ConvVaeParams, NormMode, pool_stats};
+use crate::models::dense_cpu::{DenseRef, with_cpu_f32};
 use crate::models::guard::{LastGood, Located, Probe, check_loss, loss_value};
 use crate::models::optim::{Optimizer, OptimizerKind};
 use crate::models::params::{DenseParams, MlpParams};
+use crate::models::vae_cpu;
 use crate::train::{EpochRecord, ModelView, RunSnapshot, TrainError, Trainer};
 
 /// `p(x | z)`.
@@ -401,6 +403,40 @@ pub struct VaeLoss {
 }
 
 impl VaeNet {
+    /// Runs `f` on the MLP VAE's networks and loss settings (KL weight `beta`), the weights borrowed from the
+    /// variables without a copy; `None` for the convolutional VAE or variables that are not CPU f32.
+    fn with_mlp_values<R>(&self, beta: f64, f: impl FnOnce(vae_cpu::MlpVae<'_>) -> R) -> Option<R> {
+        let Networks::Mlp { encoder, decoder } = &self.networks else { return None };
+        let tensors: Vec<&Tensor> = [encoder, decoder]
+            .iter()
+            .flat_map(|stack| stack.layers.iter().flat_map(|d| [d.weights.as_tensor(), d.biases.as_tensor()]))
+            .collect();
+        if tensors.iter().any(|t| t.rank() > 2) {
+            return None;
+        }
+        with_cpu_f32(&tensors, |values| {
+            let mut values = values.iter().copied();
+            let mut refs = |stack: &Stack| -> Option<Vec<DenseRef<'_>>> {
+                let mut layers = Vec::with_capacity(stack.layers.len());
+                for d in &stack.layers {
+                    let (weights, biases) = (values.next()?, values.next()?);
+                    let (n_in, n_out) = d.weights.as_tensor().dims2().ok()?;
+                    layers.push(DenseRef { weights, biases, n_in, n_out, activation: d.activation });
+                }
+                Some(layers)
+            };
+            let (encoder, decoder) = (refs(encoder)?, refs(decoder)?);
+            Some(f(vae_cpu::MlpVae {
+                encoder: &encoder,
+                decoder: &decoder,
+                latent: self.latent,
+                likelihood: self.likelihood,
+                beta,
+            }))
+        })
+        .flatten()
+    }
+
     /// A fresh network for inputs of `n_in` values (a square number for the convolutional VAE).
     pub fn new(config: &VaeConfig, n_in: usize, dtype: DType) -> Result<Self, TrainError> {
         if config.latent == 0 || config.hidden.contains(&0) {
@@ -698,6 +734,11 @@ pub struct VaeTrainer {
     batch_loss: f64,
     history: Vec<EpochRecord>,
     last_good: LastGood,
+    /// An MLP VAE takes its steps by [`vae_cpu`]'s hand-written pass (the default) rather than candle's autograd:
+    /// the same loss and gradients in less time (BENCHMARKS.md).
+    hand_written_pass: bool,
+    /// The hand-written pass's buffers, reused from step to step.
+    workspace: vae_cpu::MlpVaeWorkspace,
     /// The first [`RECON_IMAGES`] test inputs `[k, n_in]`.
     originals: Tensor,
     reconstructions: Arc<Vec<(usize, Vec<f32>)>>,
@@ -712,7 +753,7 @@ pub struct VaeTrainer {
 pub const SHARDS: usize = 2;
 
 /// `(first row, rows)` of each shard of a minibatch of `n` rows.
-fn shard_bounds(n: usize) -> Vec<(usize, usize)> {
+pub(crate) fn shard_bounds(n: usize) -> Vec<(usize, usize)> {
     let count = SHARDS.clamp(1, n.max(1));
     (0..count).map(|k| (k * n / count, (k + 1) * n / count - k * n / count)).collect()
 }
@@ -784,6 +825,8 @@ impl VaeTrainer {
             batch_loss: f64::NAN,
             history: Vec::new(),
             last_good: LastGood::default(),
+            hand_written_pass: true,
+            workspace: vae_cpu::MlpVaeWorkspace::default(),
             net,
             optimizer,
             vars,
@@ -792,6 +835,11 @@ impl VaeTrainer {
         };
         trainer.record_reconstructions(0)?;
         Ok(trainer)
+    }
+
+    /// Whether an MLP VAE's steps take the hand-written pass (the default) or candle's autograd (for comparisons).
+    pub fn set_hand_written_pass(&mut self, on: bool) {
+        self.hand_written_pass = on;
     }
 
     /// The loss and its gradients for the minibatch `x` with noise `eps`, in [`SHARDS`] parts as parallel tasks.
@@ -812,6 +860,73 @@ impl VaeTrainer {
         // Rayon tasks in the pool candle's matrix products use: a shard's products run on its own worker while the
         // other is busy, and help the other shard when it is not; no thread waits spinning on another.
         bounds.par_iter().map(|&(start, rows)| run(start, rows)).collect()
+    }
+
+    /// One step by the hand-written MLP pass ([`vae_cpu`]): the loss terms of the minibatch `x` with noise `eps`,
+    /// after the guard's check and the update.
+    fn hand_written_step(
+        &mut self,
+        x: &Tensor,
+        eps: &Tensor,
+        beta: f64,
+        step: u64,
+    ) -> Result<(f64, f64, f64), TrainError> {
+        let points: Vec<f32> = x.flatten_all()?.to_vec1()?;
+        let noise: Vec<f32> = eps.flatten_all()?.to_vec1()?;
+        let (net, work) = (&self.net, &mut self.workspace);
+        let loss = net
+            .with_mlp_values(beta, |vae| vae_cpu::mlp_vae_loss_and_gradients(vae, &points, &noise, work))
+            .flatten()
+            .ok_or_else(|| TrainError::Backend("the hand-written pass needs the MLP VAE in f32".into()))?;
+        check_loss(loss.total, &self.vars, &self.last_good, "the loss (reconstruction + KL)", step, || {
+            net.locate_non_finite(x, eps, beta)
+        })?;
+        self.last_good.remember(&self.vars)?;
+        self.optimizer.step_with_flat_gradients(&self.vars, &self.names, &self.workspace.gradients, step)?;
+        Ok((loss.recon, loss.kl, loss.total))
+    }
+
+    /// One step by candle's autograd, in [`SHARDS`] parallel shards: the loss terms, after the guard's check and
+    /// the update (and the convolutional VAE's running averages).
+    fn candle_step(&mut self, x: &Tensor, eps: &Tensor, beta: f64, step: u64) -> Result<(f64, f64, f64), TrainError> {
+        let shards = self.forward_backward_in_shards(x, eps, beta)?;
+        let n = x.dim(0)?;
+        let share = |s: &Shard| s.rows as f64 / n as f64;
+        let mean = |f: fn(&Shard) -> f64| shards.iter().map(|s| share(s) * f(s)).sum::<f64>();
+        let (recon, kl, total) = (mean(|s| s.recon), mean(|s| s.kl), mean(|s| s.total));
+        // The NaN guard, in its two pieces (the gradients come from the shards, not from one backward pass).
+        let net = &self.net;
+        check_loss(total, &self.vars, &self.last_good, "the loss (reconstruction + KL)", step, || {
+            net.locate_non_finite(x, eps, beta)
+        })?;
+        self.last_good.remember(&self.vars)?;
+        // The minibatch's gradient: the shards' weighted by their rows, into the first shard's store.
+        let mut shards = shards;
+        let mut grads = shards[0].grads.take().ok_or_else(|| TrainError::Backend("no gradients".into()))?;
+        for var in &self.vars {
+            let mut sum: Option<Tensor> = None;
+            for (k, shard) in shards.iter().enumerate() {
+                let g = if k == 0 {
+                    grads.get(var.as_tensor())
+                } else {
+                    shard.grads.as_ref().and_then(|g| g.get(var.as_tensor()))
+                };
+                if let Some(g) = g {
+                    let part = (g * share(shard))?;
+                    sum = Some(match sum {
+                        Some(t) => (t + part)?,
+                        None => part,
+                    });
+                }
+            }
+            if let Some(sum) = sum {
+                grads.insert(var.as_tensor(), sum);
+            }
+        }
+        self.optimizer.step(&self.vars, &self.names, &grads, step)?;
+        let parts: Vec<(usize, &(BatchStats, BatchStats))> = shards.iter().map(|s| (s.rows, &s.norm_stats)).collect();
+        self.net.update_running(&pool_stats(&parts));
+        Ok((recon, kl, total))
     }
 
     /// Records the reconstructions of the fixed test inputs after `epoch`.
@@ -995,42 +1110,11 @@ impl Trainer for VaeTrainer {
         let eps = self.net.draw_noise(n, &mut rng)?;
         let beta = self.beta_now();
         let step = self.step + 1;
-        let shards = self.forward_backward_in_shards(&x, &eps, beta)?;
-        let share = |s: &Shard| s.rows as f64 / n as f64;
-        let mean = |f: fn(&Shard) -> f64| shards.iter().map(|s| share(s) * f(s)).sum::<f64>();
-        let (recon, kl, total) = (mean(|s| s.recon), mean(|s| s.kl), mean(|s| s.total));
-        // The NaN guard, in its two pieces (the gradients come from the shards, not from one backward pass).
-        let net = &self.net;
-        check_loss(total, &self.vars, &self.last_good, "the loss (reconstruction + KL)", step, || {
-            net.locate_non_finite(&x, &eps, beta)
-        })?;
-        self.last_good.remember(&self.vars)?;
-        // The minibatch's gradient: the shards' weighted by their rows, into the first shard's store.
-        let mut shards = shards;
-        let mut grads = shards[0].grads.take().ok_or_else(|| TrainError::Backend("no gradients".into()))?;
-        for var in &self.vars {
-            let mut sum: Option<Tensor> = None;
-            for (k, shard) in shards.iter().enumerate() {
-                let g = if k == 0 {
-                    grads.get(var.as_tensor())
-                } else {
-                    shard.grads.as_ref().and_then(|g| g.get(var.as_tensor()))
-                };
-                if let Some(g) = g {
-                    let part = (g * share(shard))?;
-                    sum = Some(match sum {
-                        Some(t) => (t + part)?,
-                        None => part,
-                    });
-                }
-            }
-            if let Some(sum) = sum {
-                grads.insert(var.as_tensor(), sum);
-            }
-        }
-        self.optimizer.step(&self.vars, &self.names, &grads, step)?;
-        let parts: Vec<(usize, &(BatchStats, BatchStats))> = shards.iter().map(|s| (s.rows, &s.norm_stats)).collect();
-        self.net.update_running(&pool_stats(&parts));
+        let (recon, kl, total) = if self.hand_written_pass && self.net.with_mlp_values(0.0, |_| ()).is_some() {
+            self.hand_written_step(&x, &eps, beta, step)?
+        } else {
+            self.candle_step(&x, &eps, beta, step)?
+        };
         self.rng = rng;
         self.batch_loss = total;
         self.step = step;
@@ -1226,6 +1310,81 @@ mod tests {
             let redone = (trainer.step, trainer.cursor);
             assert_eq!(redone, (3, 3 * batch_size), "{what}: the next step takes the same minibatch");
             assert!(trainer.batch_loss.is_finite(), "{what}");
+        }
+    }
+
+    /// The hand-written MLP pass (models::vae_cpu) gives candle autograd's loss terms and gradients, for both
+    /// likelihoods, a KL weight that is not 1, three latent dimensions and odd widths, on a trained network, with a
+    /// full and a ragged minibatch (one workspace for both); then ten steps each way from the same start agree.
+    #[test]
+    fn the_hand_written_mlp_pass_matches_candle_autograd() {
+        use rand::SeedableRng;
+
+        use super::{Likelihood, vae_cpu};
+        let table = BuiltinFile::Digits8x8.load().expect("digits");
+        let data = Arc::new(prepare(&table, &default_spec_for_lab(Lab::Vae, &table)).expect("digits prepare"));
+        for likelihood in [Likelihood::Bernoulli, Likelihood::Gaussian] {
+            let config = VaeConfig {
+                hidden: vec![19, 11],
+                latent: 3,
+                likelihood,
+                beta: 0.7,
+                batch_size: 48,
+                learning_rate: 3e-3,
+                ..VaeConfig::default()
+            };
+            let mut trainer = VaeTrainer::new(config.clone(), &data).expect("a VAE");
+            for _ in 0..15 {
+                trainer.step().expect("step");
+            }
+            let mut work = vae_cpu::MlpVaeWorkspace::default();
+            let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(5);
+            for rows in [48, 29] {
+                let x = trainer.x_train.narrow(0, 0, rows).expect("rows");
+                let eps = trainer.net.draw_noise(rows, &mut rng).expect("noise");
+                let reference = trainer.net.loss(&x, &eps, 0.7).expect("candle loss");
+                let grads = reference.total.backward().expect("backward");
+                let points: Vec<f32> = x.flatten_all().and_then(|t| t.to_vec1()).expect("x");
+                let noise: Vec<f32> = eps.flatten_all().and_then(|t| t.to_vec1()).expect("eps");
+                let got = trainer
+                    .net
+                    .with_mlp_values(0.7, |vae| vae_cpu::mlp_vae_loss_and_gradients(vae, &points, &noise, &mut work))
+                    .flatten()
+                    .expect("an MLP VAE");
+                let scalar = |t: &candle_core::Tensor| f64::from(t.to_scalar::<f32>().expect("scalar"));
+                for (what, a, b) in [
+                    ("recon", got.recon, scalar(&reference.recon)),
+                    ("kl", got.kl, scalar(&reference.kl)),
+                    ("total", got.total, scalar(&reference.total)),
+                ] {
+                    assert!((a - b).abs() < 1e-5 * (1.0 + b.abs()), "{likelihood:?} {rows} rows {what}: {a} vs {b}");
+                }
+                let mut offset = 0;
+                for (var, name) in trainer.vars.iter().zip(&trainer.names) {
+                    let want: Vec<f32> = grads
+                        .get(var.as_tensor())
+                        .expect("a gradient")
+                        .flatten_all()
+                        .and_then(|t| t.to_vec1())
+                        .expect("values");
+                    let have = &work.gradients[offset..offset + want.len()];
+                    offset += want.len();
+                    let scale = want.iter().fold(0.0f32, |a, &b| a.max(b.abs())).max(1e-3);
+                    for (i, (&g, &w)) in have.iter().zip(&want).enumerate() {
+                        assert!((g - w).abs() <= 2e-4 * scale, "{likelihood:?} {name}[{i}], {rows} rows: {g} vs {w}");
+                    }
+                }
+                assert_eq!(offset, work.gradients.len());
+            }
+            let mut by_hand = VaeTrainer::new(config.clone(), &data).expect("a VAE");
+            let mut by_candle = VaeTrainer::new(config, &data).expect("a VAE");
+            by_candle.set_hand_written_pass(false);
+            for step in 0..10 {
+                by_hand.step().expect("step");
+                by_candle.step().expect("step");
+                let (a, b) = (by_hand.batch_loss, by_candle.batch_loss);
+                assert!((a - b).abs() < 1e-3 * (1.0 + b.abs()), "{likelihood:?} step {step}: {a} vs candle {b}");
+            }
         }
     }
 }
