@@ -167,6 +167,34 @@ struct Job {
     probe_pending: bool,
     /// (stage, cells per side) still to compute, in order.
     grids_pending: VecDeque<(usize, usize)>,
+    /// Grids sent for this model so far.
+    grids_done: usize,
+    /// The geometry failed (its error was sent): nothing more to do for this model.
+    failed: bool,
+}
+
+impl Job {
+    /// Nothing left to compute for this model.
+    fn idle(&self) -> bool {
+        self.failed || (self.geometry.is_some() && !self.probe_pending && self.grids_pending.is_empty())
+    }
+
+    /// Whether `request` may replace what this job is doing now. A request for the same model always may (a new
+    /// focus, resolution or picked point). Another model's (a training step's) waits until this one is on
+    /// screen: its points and the first grid, which is the stage in focus. Otherwise, while training publishes a
+    /// model faster than the points and a grid take, every model would be dropped half done and the heat map
+    /// never drawn; this way the view shows the newest model it can finish, skipping the ones in between.
+    fn may_take(&self, request: &FlowViewRequest) -> bool {
+        self.shows_model_of(request) || self.failed || (self.geometry.is_some() && self.grids_done > 0) || self.idle()
+    }
+
+    /// `request` asks for this job's model (its step of its run, on the same points).
+    fn shows_model_of(&self, request: &FlowViewRequest) -> bool {
+        self.request.step == request.step
+            && self.request.run == request.run
+            && Arc::ptr_eq(&self.request.params, &request.params)
+            && Arc::ptr_eq(&self.request.data, &request.data)
+    }
 }
 
 struct ViewLoop {
@@ -180,12 +208,13 @@ struct ViewLoop {
 impl ViewLoop {
     fn run(&mut self) {
         let mut job: Option<Job> = None;
+        // The newest request, when it is for another model and the current job is not on screen yet.
+        let mut waiting: Option<FlowViewRequest> = None;
         loop {
             // Take the newest request; block only when there is nothing left to do.
-            let idle =
-                job.as_ref().is_none_or(|j| j.geometry.is_some() && !j.probe_pending && j.grids_pending.is_empty());
+            let idle = job.as_ref().is_none_or(Job::idle);
             let mut newest = None;
-            if idle {
+            if idle && waiting.is_none() {
                 match self.requests.recv() {
                     Ok(r) => newest = Some(r),
                     Err(_) => return,
@@ -198,8 +227,12 @@ impl ViewLoop {
                     Err(TryRecvError::Disconnected) => return,
                 }
             }
-            if let Some(request) = newest {
-                job = self.update_job(job.take(), request);
+            if let Some(request) = newest.or_else(|| waiting.take()) {
+                if job.as_ref().is_none_or(|j| j.may_take(&request)) {
+                    job = self.update_job(job.take(), request);
+                } else {
+                    waiting = Some(request);
+                }
             }
             if let Some(j) = job.as_mut() {
                 self.work(j);
@@ -209,12 +242,7 @@ impl ViewLoop {
 
     /// Keeps what is still valid for the new request: the same model keeps its geometry and finished grids.
     fn update_job(&self, old: Option<Job>, request: FlowViewRequest) -> Option<Job> {
-        let same_model = old.as_ref().is_some_and(|j| {
-            j.request.step == request.step
-                && j.request.run == request.run
-                && Arc::ptr_eq(&j.request.params, &request.params)
-                && Arc::ptr_eq(&j.request.data, &request.data)
-        });
+        let same_model = old.as_ref().is_some_and(|j| j.shows_model_of(&request));
         if let (true, Some(mut j)) = (same_model, old) {
             let probe_changed = j.request.probe != request.probe;
             let resolution_changed = j.request.resolution != request.resolution;
@@ -230,7 +258,15 @@ impl ViewLoop {
             Ok(net) => {
                 let mut grids_pending = grid_plan(net.n_layers(), request.resolution);
                 sort_by_focus(&mut grids_pending, request.focus);
-                Some(Job { probe_pending: request.probe.is_some(), request, net, geometry: None, grids_pending })
+                Some(Job {
+                    probe_pending: request.probe.is_some(),
+                    request,
+                    net,
+                    geometry: None,
+                    grids_pending,
+                    grids_done: 0,
+                    failed: false,
+                })
             }
             Err(e) => {
                 self.send(FlowViewResult::Error(format!("cannot build the flow for the views: {e}")));
@@ -240,12 +276,17 @@ impl ViewLoop {
     }
 
     fn work(&mut self, job: &mut Job) {
-        let result = if job.geometry.is_none() {
-            geometry(&job.net, &job.request).map(|g| {
+        let result = if job.failed {
+            return;
+        } else if job.geometry.is_none() {
+            let made = geometry(&job.net, &job.request).map(|g| {
                 let g = Arc::new(g);
                 job.geometry = Some(Arc::clone(&g));
                 FlowViewResult::Geometry(g)
-            })
+            });
+            // Without points there are no bounds for the grids: the model is done with, its error shown.
+            job.failed = made.is_err();
+            made
         } else if job.probe_pending {
             job.probe_pending = false;
             match job.request.probe {
@@ -289,6 +330,7 @@ impl ViewLoop {
                     seconds: started.elapsed().as_secs_f64(),
                     device,
                 };
+                job.grids_done += 1;
                 FlowViewResult::Grid(Arc::new(grid))
             })
         } else {
@@ -502,4 +544,61 @@ pub fn probe(net: &FlowNet, step: u64, stage: usize, point: [f32; 2]) -> candle_
     let layer_terms: Vec<f64> = forward.log_det.iter().map(|l| -f64::from(l[0])).collect();
     let log_px = log_pz + layer_terms.iter().sum::<f64>();
     Ok(ProbePath { step, positions, log_pz, layer_terms, log_px })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::VecDeque;
+    use std::sync::Arc;
+
+    use candle_core::DType;
+
+    use super::{FlowViewRequest, Job, geometry};
+    use crate::models::flow::FlowNet;
+    use crate::models::params::{FlowLayerParams, FlowParams};
+
+    fn request(params: &Arc<FlowParams>, data: &Arc<Vec<f32>>, step: u64) -> FlowViewRequest {
+        FlowViewRequest {
+            params: Arc::clone(params),
+            step,
+            run: 1,
+            data: Arc::clone(data),
+            resolution: 64,
+            focus: 1,
+            probe: None,
+        }
+    }
+
+    /// While training publishes models faster than the view finishes them, a newer model waits until the current
+    /// one's points and first grid are out; a request for the same model (a new focus, a picked point) never
+    /// waits, nor does anything once the job is done or failed.
+    #[test]
+    fn a_newer_model_waits_until_the_current_one_is_on_screen() {
+        let layer = FlowLayerParams::Affine { shift: vec![0.5, -1.0], log_scale: vec![0.2, -0.3] };
+        let params = Arc::new(FlowParams { dim: 2, layers: vec![layer] });
+        let data = Arc::new(vec![0.0f32, 1.0, -1.0, 0.5]);
+        let net = FlowNet::from_params(&params, DType::F32).expect("flow");
+        let first = request(&params, &data, 10);
+        let mut job = Job {
+            request: first.clone(),
+            net,
+            geometry: None,
+            probe_pending: false,
+            grids_pending: VecDeque::from([(1, 48), (0, 48), (1, 64)]),
+            grids_done: 0,
+            failed: false,
+        };
+        let newer = request(&Arc::new((*params).clone()), &data, 11);
+        let same_model_new_focus = FlowViewRequest { focus: 0, probe: Some((1, [0.0, 0.0])), ..first.clone() };
+        assert!(!job.may_take(&newer), "nothing on screen yet");
+        assert!(job.may_take(&same_model_new_focus));
+        job.geometry = Some(Arc::new(geometry(&job.net, &job.request).expect("geometry")));
+        assert!(!job.may_take(&newer), "points but no grid yet");
+        job.grids_pending.pop_front();
+        job.grids_done = 1;
+        assert!(job.may_take(&newer), "points and the stage in focus are on screen");
+        job.grids_done = 0;
+        job.failed = true;
+        assert!(job.may_take(&newer) && job.idle(), "a failed model holds nothing up");
+    }
 }
