@@ -199,7 +199,8 @@ impl Optimizer {
             match (moments, update) {
                 (_, None) => {}
                 (Moments::Flat { current, next, value }, Some(Update::Flat)) => {
-                    var.set(&Tensor::from_slice(value, var.shape(), var.device())?)?;
+                    // Written over the variable's own storage: no new tensor to allocate and copy again.
+                    var.as_tensor().inplace_op1(&Overwrite(value))?;
                     std::mem::swap(current, next);
                 }
                 (Moments::Tensors(m, v), Some(Update::Tensors { value, moments: (m2, v2) })) => {
@@ -261,6 +262,29 @@ fn update_one(
             // activations alive through the chain of moments (a leak of a whole forward pass per step).
             let (value, m2, v2) = update_by_tensor_ops(kind, learning_rate, value, (m, v), &g, name, step, t)?;
             Ok(Some(Update::Tensors { value, moments: (m2, v2) }))
+        }
+    }
+}
+
+/// An in-place operation that writes its values over a contiguous f32 tensor on the CPU.
+struct Overwrite<'a>(&'a [f32]);
+
+impl candle_core::InplaceOp1 for Overwrite<'_> {
+    fn name(&self) -> &'static str {
+        "overwrite"
+    }
+
+    fn cpu_fwd(&self, storage: &mut candle_core::CpuStorage, layout: &candle_core::Layout) -> candle_core::Result<()> {
+        let target = match (storage, layout.contiguous_offsets()) {
+            (candle_core::CpuStorage::F32(data), Some((start, end))) => data.get_mut(start..end),
+            _ => None,
+        };
+        match target {
+            Some(target) if target.len() == self.0.len() => {
+                target.copy_from_slice(self.0);
+                Ok(())
+            }
+            _ => Err(candle_core::Error::msg("overwrite: not a contiguous f32 tensor of the values' length")),
         }
     }
 }
@@ -397,7 +421,7 @@ pub fn ensure_finite(t: &Tensor, location: &str, step: u64) -> Result<(), TrainE
 mod tests {
     use candle_core::{Device, Tensor, Var};
 
-    use super::{Optimizer, OptimizerKind, Refused, Rule, update_by_tensor_ops};
+    use super::{Optimizer, OptimizerKind, Overwrite, Refused, Rule, update_by_tensor_ops};
     use crate::train::TrainError;
 
     /// The one-loop update gives the tensor operations' values and moments (to a few float roundings), for both
@@ -486,5 +510,20 @@ mod tests {
         }
         assert_ne!(read(&flat_vars), start);
         assert!(flat.step_with_flat_gradients(&flat_vars, &names, &[0.0; 599], 5).is_err());
+    }
+
+    /// The in-place write fills a variable's own storage, which every clone of it sees, and refuses values of
+    /// another length or a tensor that is not contiguous f32.
+    #[test]
+    fn overwrite_writes_into_the_variable_s_own_storage() {
+        let device = Device::Cpu;
+        let var = Var::from_slice(&[1.0f32, 2.0, 3.0, 4.0], (2, 2), &device).expect("var");
+        let alias = var.as_tensor().clone();
+        var.as_tensor().inplace_op1(&Overwrite(&[5.0, 6.0, 7.0, 8.0])).expect("overwrite");
+        let seen: Vec<f32> = alias.flatten_all().and_then(|t| t.to_vec1()).expect("values");
+        assert_eq!(seen, vec![5.0, 6.0, 7.0, 8.0]);
+        assert!(var.as_tensor().inplace_op1(&Overwrite(&[1.0, 2.0])).is_err());
+        let wide = Var::from_slice(&[1.0f64, 2.0], 2, &device).expect("f64 var");
+        assert!(wide.as_tensor().inplace_op1(&Overwrite(&[1.0, 2.0])).is_err());
     }
 }
