@@ -10,7 +10,6 @@
 //! coordinates; then −log p_x(x) = ½|z|² + (D/2) log 2π + Σ_k Σ_d s_k, averaged over the minibatch.
 
 use crate::models::dense_cpu::{DenseRef, StackPass, gradient_len};
-use crate::models::params::{FlowLayerParams, FlowParams, MlpParams};
 
 /// One affine coupling layer's values, borrowed.
 #[derive(Clone, Debug)]
@@ -23,9 +22,13 @@ pub struct CouplingRef<'a> {
     pub shift: Vec<DenseRef<'a>>,
 }
 
-/// The coupling layers of `params`, borrowed (`None` unless every layer is an affine coupling).
+/// The coupling layers of `params`, borrowed (`None` unless every layer is an affine coupling): the tests' way
+/// in from plain parameters (the trainer borrows its variables' storage instead).
+#[cfg(test)]
 #[must_use]
-pub fn coupling_refs(params: &FlowParams) -> Option<Vec<CouplingRef<'_>>> {
+pub(crate) fn coupling_refs(params: &crate::models::params::FlowParams) -> Option<Vec<CouplingRef<'_>>> {
+    use crate::models::params::{FlowLayerParams, MlpParams};
+
     fn dense(net: &MlpParams) -> Vec<DenseRef<'_>> {
         net.layers
             .iter()

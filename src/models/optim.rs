@@ -53,7 +53,7 @@ enum Moments {
     /// writes the new moments into `next` and the variable's new values into `value`, and takes them only once every
     /// variable's update is known to be finite; the buffers are reused from step to step.
     Flat { current: (Vec<f32>, Vec<f32>), next: (Vec<f32>, Vec<f32>), value: Vec<f32> },
-    /// Any other variable: tensors, updated by candle's operations ([`Optimizer::update_by_tensor_ops`]).
+    /// Any other variable: tensors, updated by candle's operations ([`Rule::update_by_tensor_ops`]).
     Tensors(Tensor, Tensor),
 }
 
@@ -90,7 +90,7 @@ impl Optimizer {
         Ok(Self { kind, learning_rate, moments, steps: 0 })
     }
 
-    /// True when no moment remembers the graph it was computed from (see the detach in [`Self::update_one`]).
+    /// True when no moment remembers the graph it was computed from (see the detach in [`update_one`]).
     #[must_use]
     pub fn state_is_detached(&self) -> bool {
         self.moments.iter().all(|m| match m {
@@ -159,9 +159,9 @@ impl Optimizer {
         step: u64,
     ) -> Result<(), TrainError> {
         let t = self.steps + 1;
-        let (kind, learning_rate) = (self.kind, self.learning_rate);
+        let rule = Rule { kind: self.kind, learning_rate: self.learning_rate, t };
         let update = |i: usize, moments: &mut Moments| {
-            update_one(kind, learning_rate, &vars[i], moments, names.get(i), grads.get(i).copied().flatten(), step, t)
+            update_one(rule, &vars[i], moments, names.get(i), grads.get(i).copied().flatten(), step)
         };
         let sizes: Vec<usize> = vars.iter().map(|v| v.as_tensor().elem_count()).collect();
         let results: Vec<Result<Option<Update>, TrainError>> = if sizes.iter().sum::<usize>() < PARALLEL_UPDATE_VALUES {
@@ -216,24 +216,20 @@ impl Optimizer {
     }
 }
 
-/// The new value of one variable and its new moments (`None` without a gradient: the variable stays).
-#[allow(clippy::too_many_arguments, reason = "one variable's update: the optimiser's settings, the variable, its step")]
+/// The new value of one variable and its new moments by `rule` (`None` without a gradient: the variable stays).
 fn update_one(
-    kind: OptimizerKind,
-    learning_rate: f64,
+    rule: Rule,
     var: &Var,
     moments: &mut Moments,
     name: Option<&String>,
     grad: Option<Gradient<'_>>,
     step: u64,
-    t: i32,
 ) -> Result<Option<Update>, TrainError> {
     let name = name.map_or("a parameter", String::as_str);
     let Some(grad) = grad else { return Ok(None) };
     let value = var.as_tensor();
     match moments {
         Moments::Flat { current: (m, v), next: (m2, v2), value: w2 } => {
-            let rule = Rule { kind, learning_rate, t };
             let done = match grad {
                 Gradient::Values(g) => with_cpu_f32(&[value], |w| rule.fused_update(w[0], m, v, g, (w2, m2, v2))),
                 Gradient::Tensor(g) => {
@@ -260,7 +256,7 @@ fn update_one(
             };
             // Detached: a moment built from a tensor that remembers its graph would keep every step's
             // activations alive through the chain of moments (a leak of a whole forward pass per step).
-            let (value, m2, v2) = update_by_tensor_ops(kind, learning_rate, value, (m, v), &g, name, step, t)?;
+            let (value, m2, v2) = rule.update_by_tensor_ops(value, (m, v), &g, name, step)?;
             Ok(Some(Update::Tensors { value, moments: (m2, v2) }))
         }
     }
@@ -310,7 +306,7 @@ impl Rule {
     /// The update of one variable in one loop: from its values `w`, moments `m`, `v` and gradient `g`, the new
     /// values and moments into `next`. candle would run about ten operations, each writing a new tensor through its
     /// thread pool, which cost a RealNVP step more than its gradient. The same update as
-    /// [`update_by_tensor_ops`] (the reference the tests compare it with).
+    /// [`Rule::update_by_tensor_ops`] (the reference the tests compare it with).
     #[allow(clippy::type_complexity, reason = "the three outputs of one update")]
     fn fused_update(
         self,
@@ -354,40 +350,38 @@ impl Rule {
         }
         if sum_of_magnitudes_is_finite(w2) { Ok(()) } else { Err(Refused::Value) }
     }
-}
 
-/// One variable's update as candle tensor operations (value, first moment, second moment): the path for variables
-/// that are not CPU f32, and the reference for [`Rule::fused_update`].
-#[allow(clippy::too_many_arguments, reason = "one variable's update: the optimiser's settings, the variable, its step")]
-fn update_by_tensor_ops(
-    kind: OptimizerKind,
-    learning_rate: f64,
-    value: &Tensor,
-    (m, v): (&Tensor, &Tensor),
-    g: &Tensor,
-    name: &str,
-    step: u64,
-    t: i32,
-) -> Result<(Tensor, Tensor, Tensor), TrainError> {
-    ensure_finite(g, &format!("the gradient of {name}"), step)?;
-    let (m2, v2, delta) = match kind {
-        OptimizerKind::RmsProp => {
-            let v2 = ((v * RHO)? + (g.sqr()? * (1.0 - RHO))?)?;
-            let delta = g.div(&(v2.sqrt()? + EPSILON)?)?;
-            (m.clone(), v2, delta)
-        }
-        OptimizerKind::Adam => {
-            let m2 = ((m * BETA1)? + (g * (1.0 - BETA1))?)?;
-            let v2 = ((v * BETA2)? + (g.sqr()? * (1.0 - BETA2))?)?;
-            let m_hat = (&m2 / (1.0 - BETA1.powi(t)))?;
-            let v_hat = (&v2 / (1.0 - BETA2.powi(t)))?;
-            let delta = m_hat.div(&(v_hat.sqrt()? + EPSILON)?)?;
-            (m2, v2, delta)
-        }
-    };
-    let value = (value - (delta * learning_rate)?)?;
-    ensure_finite(&value, name, step)?;
-    Ok((value.detach(), m2.detach(), v2.detach()))
+    /// One variable's update as candle tensor operations (value, first moment, second moment): the path for
+    /// variables that are not CPU f32, and the reference for [`Rule::fused_update`].
+    fn update_by_tensor_ops(
+        self,
+        value: &Tensor,
+        (m, v): (&Tensor, &Tensor),
+        g: &Tensor,
+        name: &str,
+        step: u64,
+    ) -> Result<(Tensor, Tensor, Tensor), TrainError> {
+        let t = self.t;
+        ensure_finite(g, &format!("the gradient of {name}"), step)?;
+        let (m2, v2, delta) = match self.kind {
+            OptimizerKind::RmsProp => {
+                let v2 = ((v * RHO)? + (g.sqr()? * (1.0 - RHO))?)?;
+                let delta = g.div(&(v2.sqrt()? + EPSILON)?)?;
+                (m.clone(), v2, delta)
+            }
+            OptimizerKind::Adam => {
+                let m2 = ((m * BETA1)? + (g * (1.0 - BETA1))?)?;
+                let v2 = ((v * BETA2)? + (g.sqr()? * (1.0 - BETA2))?)?;
+                let m_hat = (&m2 / (1.0 - BETA1.powi(t)))?;
+                let v_hat = (&v2 / (1.0 - BETA2.powi(t)))?;
+                let delta = m_hat.div(&(v_hat.sqrt()? + EPSILON)?)?;
+                (m2, v2, delta)
+            }
+        };
+        let value = (value - (delta * self.learning_rate)?)?;
+        ensure_finite(&value, name, step)?;
+        Ok((value.detach(), m2.detach(), v2.detach()))
+    }
 }
 
 /// Whether Σ|x| stays finite in f32: the same test as [`ensure_finite`], which also refuses values so large that they
@@ -421,7 +415,7 @@ pub fn ensure_finite(t: &Tensor, location: &str, step: u64) -> Result<(), TrainE
 mod tests {
     use candle_core::{Device, Tensor, Var};
 
-    use super::{Optimizer, OptimizerKind, Overwrite, Refused, Rule, update_by_tensor_ops};
+    use super::{Optimizer, OptimizerKind, Overwrite, Refused, Rule};
     use crate::train::TrainError;
 
     /// The one-loop update gives the tensor operations' values and moments (to a few float roundings), for both
@@ -438,9 +432,9 @@ mod tests {
                 let rule = Rule { kind, learning_rate: 3e-3, t };
                 let (mut w2, mut m2, mut v2) = (vec![0.0; 1000], vec![0.0; 1000], vec![0.0; 1000]);
                 rule.fused_update(&w, &m, &v, &g, (&mut w2, &mut m2, &mut v2)).expect("update");
-                let reference =
-                    update_by_tensor_ops(kind, 3e-3, &tensor(&w), (&tensor(&m), &tensor(&v)), &tensor(&g), "w", 1, t)
-                        .expect("update");
+                let reference = rule
+                    .update_by_tensor_ops(&tensor(&w), (&tensor(&m), &tensor(&v)), &tensor(&g), "w", 1)
+                    .expect("update");
                 let pairs = [(&w2, &reference.0), (&m2, &reference.1), (&v2, &reference.2)];
                 for (what, (a, b)) in ["value", "first moment", "second moment"].iter().zip(pairs) {
                     let b: Vec<f32> = b.flatten_all().and_then(|t| t.to_vec1()).expect("b");

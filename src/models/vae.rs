@@ -403,6 +403,11 @@ pub struct VaeLoss {
 }
 
 impl VaeNet {
+    /// Whether this is the MLP VAE (the one [`vae_cpu`]'s hand-written pass takes).
+    fn is_mlp(&self) -> bool {
+        matches!(self.networks, Networks::Mlp { .. })
+    }
+
     /// Runs `f` on the MLP VAE's networks and loss settings (KL weight `beta`), the weights borrowed from the
     /// variables without a copy; `None` for the convolutional VAE or variables that are not CPU f32.
     fn with_mlp_values<R>(&self, beta: f64, f: impl FnOnce(vae_cpu::MlpVae<'_>) -> R) -> Option<R> {
@@ -1110,7 +1115,7 @@ impl Trainer for VaeTrainer {
         let eps = self.net.draw_noise(n, &mut rng)?;
         let beta = self.beta_now();
         let step = self.step + 1;
-        let (recon, kl, total) = if self.hand_written_pass && self.net.with_mlp_values(0.0, |_| ()).is_some() {
+        let (recon, kl, total) = if self.hand_written_pass && self.net.is_mlp() {
             self.hand_written_step(&x, &eps, beta, step)?
         } else {
             self.candle_step(&x, &eps, beta, step)?
