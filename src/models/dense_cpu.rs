@@ -6,7 +6,9 @@
 //! The weights are read where candle keeps them ([`with_cpu_f32`]), and the gradients are written into one flat
 //! buffer in the variables' order, which the optimiser takes as it is.
 
-use candle_core::{DType, Storage, Tensor};
+use std::cell::RefCell;
+
+use candle_core::{CpuStorage, DType, InplaceOp1, Layout, Storage, Tensor};
 
 use crate::models::activation::{Activation, LEAKY_SLOPE};
 use crate::models::cpu_gemm::matmul;
@@ -47,6 +49,42 @@ pub fn with_cpu_f32<R>(tensors: &[&Tensor], f: impl FnOnce(&[&[f32]]) -> R) -> O
         slices.push(cpu.as_slice::<f32>().ok()?.get(start..end)?);
     }
     Some(f(&slices))
+}
+
+/// Runs `f` on the values of `tensor`, borrowed mutably from candle's storage, so that what `f` writes is the
+/// tensor's (and every clone's) new value without a copy; `None` (and `f` not run) unless `tensor` is a contiguous
+/// f32 tensor on the CPU. The storage stays write-locked while `f` runs, so `f` must not read `tensor` otherwise.
+pub fn with_cpu_f32_mut<R>(tensor: &Tensor, f: impl FnOnce(&mut [f32]) -> R) -> Option<R> {
+    if tensor.dtype() != DType::F32 || !tensor.device().is_cpu() {
+        return None;
+    }
+    let op = InPlace { f: RefCell::new(Some(f)), result: RefCell::new(None) };
+    tensor.inplace_op1(&op).ok()?;
+    op.result.into_inner()
+}
+
+/// candle's way into a tensor's own storage: an in-place operation, here one that hands the values to a closure.
+struct InPlace<F, R> {
+    f: RefCell<Option<F>>,
+    result: RefCell<Option<R>>,
+}
+
+impl<F: FnOnce(&mut [f32]) -> R, R> InplaceOp1 for InPlace<F, R> {
+    fn name(&self) -> &'static str {
+        "cpu-f32-in-place"
+    }
+
+    fn cpu_fwd(&self, storage: &mut CpuStorage, layout: &Layout) -> candle_core::Result<()> {
+        let target = match (storage, layout.contiguous_offsets()) {
+            (CpuStorage::F32(data), Some((start, end))) => data.get_mut(start..end),
+            _ => None,
+        };
+        let target = target.ok_or_else(|| candle_core::Error::msg("not a contiguous f32 tensor"))?;
+        if let Some(f) = self.f.borrow_mut().take() {
+            *self.result.borrow_mut() = Some(f(target));
+        }
+        Ok(())
+    }
 }
 
 /// A stack's values on one minibatch, kept for its backward pass. The buffers grow to the largest minibatch seen
@@ -173,7 +211,7 @@ fn multiply_by_derivative(activation: Activation, grad: &mut [f32], post: &[f32]
 
 #[cfg(test)]
 mod tests {
-    use super::{DenseRef, StackPass, gradient_len, with_cpu_f32};
+    use super::{DenseRef, StackPass, gradient_len, with_cpu_f32, with_cpu_f32_mut};
     use crate::models::Activation;
 
     /// A small stack's loss `Σ c ⊙ output` and its gradients, by [`StackPass`] and by central differences in f64
@@ -289,5 +327,32 @@ mod tests {
         assert_eq!(with_cpu_f32(&[&row], |v| v[0].to_vec()), Some(vec![4.0, 5.0, 6.0]));
         let wide = a.to_dtype(candle_core::DType::F64).expect("f64");
         assert_eq!(with_cpu_f32(&[&wide], |v| v.len()), None);
+    }
+
+    /// A write lands in the variable's own storage, which every clone of it sees; a row of a matrix is written
+    /// where it lies; other tensors are refused without running the closure.
+    #[test]
+    fn cpu_values_are_written_in_place_only_into_contiguous_f32_tensors() {
+        let device = candle_core::Device::Cpu;
+        let var = candle_core::Var::from_slice(&[1.0f32, 2.0, 3.0, 4.0], (2, 2), &device).expect("var");
+        let alias = var.as_tensor().clone();
+        let old = with_cpu_f32_mut(var.as_tensor(), |w| {
+            let old = w.to_vec();
+            w.copy_from_slice(&[5.0, 6.0, 7.0, 8.0]);
+            old
+        });
+        assert_eq!(old, Some(vec![1.0, 2.0, 3.0, 4.0]));
+        let seen: Vec<f32> = alias.flatten_all().and_then(|t| t.to_vec1()).expect("values");
+        assert_eq!(seen, vec![5.0, 6.0, 7.0, 8.0]);
+        let row = alias.narrow(0, 1, 1).expect("row");
+        assert_eq!(with_cpu_f32_mut(&row, |w| w.fill(0.0)), Some(()));
+        let seen: Vec<f32> = var.as_tensor().flatten_all().and_then(|t| t.to_vec1()).expect("values");
+        assert_eq!(seen, vec![5.0, 6.0, 0.0, 0.0]);
+        let mut ran = false;
+        let column = alias.narrow(1, 0, 1).expect("column");
+        assert_eq!(with_cpu_f32_mut(&column, |_| ran = true), None);
+        let wide = candle_core::Var::from_slice(&[1.0f64, 2.0], 2, &device).expect("f64 var");
+        assert_eq!(with_cpu_f32_mut(wide.as_tensor(), |_| ran = true), None);
+        assert!(!ran, "the closure must not run on a refused tensor");
     }
 }

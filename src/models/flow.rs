@@ -26,7 +26,7 @@ use crate::models::Activation;
 use crate::models::coupling_cpu;
 use crate::models::dense_cpu::{DenseRef, with_cpu_f32};
 use crate::models::guard::{LastGood, Located, Probe, check_loss, guarded_step};
-use crate::models::optim::{Optimizer, OptimizerKind};
+use crate::models::optim::{FlatGradients, Optimizer, OptimizerKind};
 use crate::models::params::{DenseParams, FlowLayerParams, FlowParams, MlpParams};
 use crate::train::{EpochRecord, ModelView, RunSnapshot, TrainError, Trainer};
 
@@ -1022,8 +1022,10 @@ impl Trainer for FlowTrainer {
                 .ok_or_else(|| TrainError::Backend("the hand-written pass needs affine coupling layers".into()))?;
             let loss = f64::from(loss as f32);
             check_loss(loss, &self.vars, &self.last_good, loss_name, step, || net.locate_non_finite(&x))?;
-            self.last_good.remember(&self.vars)?;
-            self.optimizer.step_with_flat_gradients(&self.vars, &self.names, &self.workspace.gradients, step)?;
+            // The guard's copy of the values is written by the update itself.
+            let last_good = Some(&mut self.last_good);
+            let gradients = FlatGradients::One(&self.workspace.gradients);
+            self.optimizer.step_with_flat_gradients(&self.vars, &self.names, gradients, last_good, step)?;
             loss
         } else {
             let loss = self.net.log_density_tensor(&x)?.mean_all()?.neg()?;

@@ -6,6 +6,9 @@
 //!
 //! A step uses it in two pieces, [`check_loss`] then [`LastGood::remember`] (or both at once with
 //! [`guarded_step`]), so that a step that takes its gradients its own way (the VAE's shards) shares the same code.
+//! The hand-written passes skip `remember`'s own pass over the model: the optimiser writes the values it replaces
+//! into the guard's copies as it updates them
+//! ([`Optimizer::step_with_flat_gradients`](crate::models::optim::Optimizer::step_with_flat_gradients)).
 
 use candle_core::{DType, Tensor, Var};
 use rayon::prelude::*;
@@ -22,19 +25,36 @@ pub struct LastGood(Vec<Var>);
 impl LastGood {
     /// Keeps copies of the current values of `vars`, at which the loss was just measured finite.
     pub fn remember(&mut self, vars: &[Var]) -> candle_core::Result<()> {
-        let same_layout = self.0.len() == vars.len()
+        if self.fits(vars) {
+            // Variable by variable on the thread pool: the copies are independent.
+            self.0.par_iter().zip(vars).try_for_each(|(kept, var)| kept.set(var.as_tensor()))
+        } else {
+            self.copy_afresh(vars)
+        }
+    }
+
+    /// The copies, one per variable of `vars` in its shape, for an optimiser that writes the values it replaces
+    /// into them in the same pass as its update ([`crate::models::optim::Optimizer::step_with_flat_gradients`]):
+    /// [`Self::remember`] without a pass of its own. Copies made here hold the current values.
+    pub(crate) fn copies_for(&mut self, vars: &[Var]) -> candle_core::Result<&[Var]> {
+        if !self.fits(vars) {
+            self.copy_afresh(vars)?;
+        }
+        Ok(&self.0)
+    }
+
+    /// Whether the copies have the variables' shapes, types and devices.
+    fn fits(&self, vars: &[Var]) -> bool {
+        self.0.len() == vars.len()
             && self.0.iter().zip(vars).all(|(kept, var)| {
                 kept.shape() == var.shape() && kept.dtype() == var.dtype() && kept.device().same_device(var.device())
-            });
-        if same_layout {
-            // Variable by variable on the thread pool: the copies are independent.
-            self.0.par_iter().zip(vars).try_for_each(|(kept, var)| kept.set(var.as_tensor()))?;
-        } else {
-            // A fresh copy is not a variable, so the new variable owns it alone (a variable's own tensor would be
-            // shared, not copied).
-            self.0 =
-                vars.iter().map(|v| Var::from_tensor(&v.as_tensor().copy()?)).collect::<candle_core::Result<_>>()?;
-        }
+            })
+    }
+
+    fn copy_afresh(&mut self, vars: &[Var]) -> candle_core::Result<()> {
+        // A fresh copy is not a variable, so the new variable owns it alone (a variable's own tensor would be
+        // shared, not copied).
+        self.0 = vars.iter().map(|v| Var::from_tensor(&v.as_tensor().copy()?)).collect::<candle_core::Result<_>>()?;
         Ok(())
     }
 

@@ -1,15 +1,15 @@
 //! Optimisers over candle variables: RMSprop and Adam as Keras defines them (epsilon 1e-7).
 //!
-//! An update is computed in full, checked for NaN and infinity, and only then written, so a bad step
-//! leaves the parameters and the optimiser state as they were. The check of the loss that comes before it is
+//! An update is checked for NaN and infinity before it is kept: a bad step leaves the parameters and the optimiser
+//! state as they were. The check of the loss that comes before it is
 //! [`crate::models::guard`]'s.
 
 use candle_core::backprop::GradStore;
 use candle_core::{DType, Tensor, Var};
-use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use crate::models::dense_cpu::with_cpu_f32;
+use crate::models::dense_cpu::{with_cpu_f32, with_cpu_f32_mut};
+use crate::models::guard::LastGood;
 use crate::train::TrainError;
 
 /// Which optimiser.
@@ -50,9 +50,11 @@ pub struct Optimizer {
 /// One variable's moments.
 enum Moments {
     /// A contiguous f32 variable on the CPU: plain values, updated in one loop ([`Rule::fused_update`]). A step
-    /// writes the new moments into `next` and the variable's new values into `value`, and takes them only once every
-    /// variable's update is known to be finite; the buffers are reused from step to step.
-    Flat { current: (Vec<f32>, Vec<f32>), next: (Vec<f32>, Vec<f32>), value: Vec<f32> },
+    /// writes the new moments into `next`, and takes them only once every variable's update is known to be finite;
+    /// it writes the variable's new values where they lie, and the values they replace into `previous` (or into the
+    /// guard's copy, when it is given one), from where a refused step puts them back. The buffers are reused from
+    /// step to step; `previous` stays empty until a step needs it.
+    Flat { current: (Vec<f32>, Vec<f32>), next: (Vec<f32>, Vec<f32>), previous: Vec<f32> },
     /// Any other variable: tensors, updated by candle's operations ([`Rule::update_by_tensor_ops`]).
     Tensors(Tensor, Tensor),
 }
@@ -61,12 +63,64 @@ enum Moments {
 #[derive(Clone, Copy)]
 enum Gradient<'a> {
     Tensor(&'a Tensor),
-    Values(&'a [f32]),
+    Values(FlatGradients<'a>),
+}
+
+/// Gradient values end to end in the variables' order (each variable's in its own order): one buffer, or the sum of
+/// two, as a pass that splits its minibatch into two shards gives them (the VAE's); adding the shares inside the
+/// update saves a pass over the model.
+#[derive(Clone, Copy, Debug)]
+pub enum FlatGradients<'a> {
+    /// The gradient.
+    One(&'a [f32]),
+    /// Two shares whose sum is the gradient.
+    Sum(&'a [f32], &'a [f32]),
+}
+
+impl FlatGradients<'_> {
+    /// Values (each share's, for a sum; `None` when the shares' lengths differ).
+    #[must_use]
+    pub fn len(self) -> Option<usize> {
+        match self {
+            Self::One(g) => Some(g.len()),
+            Self::Sum(a, b) => (a.len() == b.len()).then_some(a.len()),
+        }
+    }
+
+    /// Whether there are no values.
+    #[must_use]
+    pub fn is_empty(self) -> bool {
+        self.len() == Some(0)
+    }
+
+    /// The first `n` values and the rest.
+    fn split_at(self, n: usize) -> (Self, Self) {
+        match self {
+            Self::One(g) => {
+                let (head, tail) = g.split_at(n);
+                (Self::One(head), Self::One(tail))
+            }
+            Self::Sum(a, b) => {
+                let ((a_head, a_tail), (b_head, b_tail)) = (a.split_at(n), b.split_at(n));
+                (Self::Sum(a_head, b_head), Self::Sum(a_tail, b_tail))
+            }
+        }
+    }
+
+    /// The gradient as one buffer.
+    #[must_use]
+    pub fn to_vec(self) -> Vec<f32> {
+        match self {
+            Self::One(g) => g.to_vec(),
+            Self::Sum(a, b) => a.iter().zip(b).map(|(x, y)| x + y).collect(),
+        }
+    }
 }
 
 /// One variable's update, computed and checked but not yet written.
 enum Update {
-    /// The new values and moments wait in the variable's [`Moments::Flat`] buffers.
+    /// The new values are written, the old kept, and the new moments wait in the variable's [`Moments::Flat`]
+    /// buffers.
     Flat,
     /// The new value and moments as tensors.
     Tensors { value: Tensor, moments: (Tensor, Tensor) },
@@ -81,7 +135,7 @@ impl Optimizer {
                 let t = v.as_tensor();
                 Ok(if t.dtype() == DType::F32 && t.device().is_cpu() && t.is_contiguous() {
                     let zeros = || (vec![0.0f32; t.elem_count()], vec![0.0f32; t.elem_count()]);
-                    Moments::Flat { current: zeros(), next: zeros(), value: vec![0.0f32; t.elem_count()] }
+                    Moments::Flat { current: zeros(), next: zeros(), previous: Vec::new() }
                 } else {
                     Moments::Tensors(t.zeros_like()?, t.zeros_like()?)
                 })
@@ -118,11 +172,13 @@ impl Optimizer {
     ) -> Result<(), TrainError> {
         let grads: Vec<Option<Gradient<'_>>> =
             (0..vars.len()).map(|i| grads.get(i).and_then(Option::as_ref).map(Gradient::Tensor)).collect();
-        self.apply(vars, names, &grads, step)
+        self.apply(vars, names, &grads, None, step)
     }
 
-    /// [`Self::step`] with every variable's gradient end to end in one buffer, in the order of `vars` (a
-    /// hand-written pass's output, taken without a copy).
+    /// [`Self::step`] with every variable's gradient end to end, in the order of `vars` (a hand-written pass's
+    /// output, taken without a copy). Given the guard's `last_good`, the values the update
+    /// replaces go into its copies in the same pass over the model: what [`LastGood::remember`] would do before the
+    /// step, without a pass of its own.
     ///
     /// # Errors
     /// [`TrainError::Backend`] when `grads` is not as long as the variables together.
@@ -130,38 +186,50 @@ impl Optimizer {
         &mut self,
         vars: &[Var],
         names: &[String],
-        grads: &[f32],
+        grads: FlatGradients<'_>,
+        last_good: Option<&mut LastGood>,
         step: u64,
     ) -> Result<(), TrainError> {
+        let Some(mut left) = grads.len() else {
+            return Err(TrainError::Backend("the gradient's shares differ in length".into()));
+        };
         let mut rest = grads;
         let mut split = Vec::with_capacity(vars.len());
         for var in vars {
             let n = var.as_tensor().elem_count();
-            if rest.len() < n {
+            if left < n {
                 return Err(TrainError::Backend("fewer gradient values than variable values".into()));
             }
             let (g, tail) = rest.split_at(n);
             split.push(Some(Gradient::Values(g)));
-            rest = tail;
+            (rest, left) = (tail, left - n);
         }
-        if !rest.is_empty() {
+        if left > 0 {
             return Err(TrainError::Backend("more gradient values than variable values".into()));
         }
-        self.apply(vars, names, &split, step)
+        self.apply(vars, names, &split, last_good, step)
     }
 
-    /// Computes every variable's update (on two threads for large models), and writes them only if all are finite.
+    /// Computes every variable's update (on two threads for large models) and keeps them only if all are finite:
+    /// otherwise the variables written in place are put back, and the moments stay. With `last_good`, the values
+    /// each update replaces are written into the guard's copies.
     fn apply(
         &mut self,
         vars: &[Var],
         names: &[String],
         grads: &[Option<Gradient<'_>>],
+        last_good: Option<&mut LastGood>,
         step: u64,
     ) -> Result<(), TrainError> {
         let t = self.steps + 1;
         let rule = Rule { kind: self.kind, learning_rate: self.learning_rate, t };
+        let kept: Option<&[Var]> = match last_good {
+            Some(last_good) => Some(last_good.copies_for(vars)?),
+            None => None,
+        };
         let update = |i: usize, moments: &mut Moments| {
-            update_one(rule, &vars[i], moments, names.get(i), grads.get(i).copied().flatten(), step)
+            let grad = grads.get(i).copied().flatten();
+            update_one(rule, &vars[i], kept.map(|k| &k[i]), moments, names.get(i), grad, step)
         };
         let sizes: Vec<usize> = vars.iter().map(|v| v.as_tensor().elem_count()).collect();
         let results: Vec<Result<Option<Update>, TrainError>> = if sizes.iter().sum::<usize>() < PARALLEL_UPDATE_VALUES {
@@ -193,33 +261,53 @@ impl Optimizer {
                 .map(|r| r.unwrap_or_else(|| Err(TrainError::Backend("a variable was not updated".into()))))
                 .collect()
         };
+        if results.iter().any(Result::is_err) {
+            // The error is the first variable's in order; every variable already written goes back.
+            for (i, result) in results.iter().enumerate() {
+                if let (Ok(Some(Update::Flat)), Moments::Flat { previous, .. }) = (result, &self.moments[i]) {
+                    put_back(&vars[i], kept.map(|k| &k[i]), previous)?;
+                }
+            }
+        }
         let updates = results.into_iter().collect::<Result<Vec<_>, _>>()?;
-        // Written variable by variable on the thread pool: the copies are independent.
-        vars.par_iter().zip(self.moments.par_iter_mut()).zip(updates).try_for_each(|((var, moments), update)| {
+        for (i, (moments, update)) in self.moments.iter_mut().zip(updates).enumerate() {
             match (moments, update) {
                 (_, None) => {}
-                (Moments::Flat { current, next, value }, Some(Update::Flat)) => {
-                    // Written over the variable's own storage: no new tensor to allocate and copy again.
-                    var.as_tensor().inplace_op1(&Overwrite(value))?;
-                    std::mem::swap(current, next);
-                }
+                (Moments::Flat { current, next, .. }, Some(Update::Flat)) => std::mem::swap(current, next),
                 (Moments::Tensors(m, v), Some(Update::Tensors { value, moments: (m2, v2) })) => {
-                    var.set(&value)?;
+                    if let Some(kept) = kept {
+                        kept[i].set(vars[i].as_tensor())?;
+                    }
+                    vars[i].set(&value)?;
                     (*m, *v) = (m2, v2);
                 }
                 _ => return Err(TrainError::Backend("an update does not match its variable's moments".into())),
             }
-            Ok(())
-        })?;
+        }
         self.steps = t;
         Ok(())
     }
 }
 
+/// Writes the values an in-place update replaced (in `kept`, or else in `previous`) back into `var`.
+fn put_back(var: &Var, kept: Option<&Var>, previous: &[f32]) -> Result<(), TrainError> {
+    let restored = match kept {
+        Some(kept) => {
+            with_cpu_f32(&[kept.as_tensor()], |old| with_cpu_f32_mut(var.as_tensor(), |w| w.copy_from_slice(old[0])))
+                .flatten()
+        }
+        None => with_cpu_f32_mut(var.as_tensor(), |w| w.copy_from_slice(previous)),
+    };
+    restored.ok_or_else(|| TrainError::Backend("a refused update could not be put back".into()))
+}
+
 /// The new value of one variable and its new moments by `rule` (`None` without a gradient: the variable stays).
+/// A CPU f32 variable is updated where it lies, the values it replaces going to `kept` (the guard's copy) or to
+/// its own `previous` buffer; a refused update puts them back before it returns.
 fn update_one(
     rule: Rule,
     var: &Var,
+    kept: Option<&Var>,
     moments: &mut Moments,
     name: Option<&String>,
     grad: Option<Gradient<'_>>,
@@ -229,12 +317,23 @@ fn update_one(
     let Some(grad) = grad else { return Ok(None) };
     let value = var.as_tensor();
     match moments {
-        Moments::Flat { current: (m, v), next: (m2, v2), value: w2 } => {
+        Moments::Flat { current: (m, v), next: (m2, v2), previous } => {
+            let mut run = |g: FlatGradients<'_>| {
+                with_cpu_f32_mut(value, |w| {
+                    if let Some(kept) = kept {
+                        with_cpu_f32_mut(kept.as_tensor(), |keep| rule.fused_update(w, keep, (m, v), g, (m2, v2)))
+                            .unwrap_or(Err(Refused::Shape))
+                    } else {
+                        previous.resize(w.len(), 0.0);
+                        rule.fused_update(w, previous, (m, v), g, (m2, v2))
+                    }
+                })
+            };
             let done = match grad {
-                Gradient::Values(g) => with_cpu_f32(&[value], |w| rule.fused_update(w[0], m, v, g, (w2, m2, v2))),
+                Gradient::Values(g) => run(g),
                 Gradient::Tensor(g) => {
                     let g = g.detach().contiguous()?;
-                    with_cpu_f32(&[value, &g], |s| rule.fused_update(s[0], m, v, s[1], (w2, m2, v2)))
+                    with_cpu_f32(&[&g], |s| run(FlatGradients::One(s[0]))).flatten()
                 }
             };
             match done {
@@ -252,35 +351,14 @@ fn update_one(
         Moments::Tensors(m, v) => {
             let g = match grad {
                 Gradient::Tensor(g) => g.detach(),
-                Gradient::Values(g) => Tensor::from_slice(g, value.shape(), value.device())?.to_dtype(value.dtype())?,
+                Gradient::Values(g) => {
+                    Tensor::from_vec(g.to_vec(), value.shape(), value.device())?.to_dtype(value.dtype())?
+                }
             };
             // Detached: a moment built from a tensor that remembers its graph would keep every step's
             // activations alive through the chain of moments (a leak of a whole forward pass per step).
             let (value, m2, v2) = rule.update_by_tensor_ops(value, (m, v), &g, name, step)?;
             Ok(Some(Update::Tensors { value, moments: (m2, v2) }))
-        }
-    }
-}
-
-/// An in-place operation that writes its values over a contiguous f32 tensor on the CPU.
-struct Overwrite<'a>(&'a [f32]);
-
-impl candle_core::InplaceOp1 for Overwrite<'_> {
-    fn name(&self) -> &'static str {
-        "overwrite"
-    }
-
-    fn cpu_fwd(&self, storage: &mut candle_core::CpuStorage, layout: &candle_core::Layout) -> candle_core::Result<()> {
-        let target = match (storage, layout.contiguous_offsets()) {
-            (candle_core::CpuStorage::F32(data), Some((start, end))) => data.get_mut(start..end),
-            _ => None,
-        };
-        match target {
-            Some(target) if target.len() == self.0.len() => {
-                target.copy_from_slice(self.0);
-                Ok(())
-            }
-            _ => Err(candle_core::Error::msg("overwrite: not a contiguous f32 tensor of the values' length")),
         }
     }
 }
@@ -303,52 +381,55 @@ struct Rule {
 }
 
 impl Rule {
-    /// The update of one variable in one loop: from its values `w`, moments `m`, `v` and gradient `g`, the new
-    /// values and moments into `next`. candle would run about ten operations, each writing a new tensor through its
-    /// thread pool, which cost a RealNVP step more than its gradient. The same update as
-    /// [`Rule::update_by_tensor_ops`] (the reference the tests compare it with).
-    #[allow(clippy::type_complexity, reason = "the three outputs of one update")]
+    /// The update of one variable in one pass over its values, where they lie: from its values `w`, moments `m`,
+    /// `v` and gradient `g`, the new values into `w`, the old ones into `keep` and the new moments into `next`.
+    /// Refused (with `w` put back from `keep`) when Σ|g| or the new Σ|w| is not finite in f32, the same test as
+    /// [`ensure_finite`], which also refuses values so large that they add up past f32's range. candle would run
+    /// about ten operations, each writing a new tensor through its thread pool, which cost a RealNVP step more than
+    /// its gradient. The same update as [`Rule::update_by_tensor_ops`] (the reference the tests compare it with).
     fn fused_update(
         self,
-        w: &[f32],
-        m: &[f32],
-        v: &[f32],
-        g: &[f32],
-        (w2, m2, v2): (&mut [f32], &mut [f32], &mut [f32]),
+        w: &mut [f32],
+        keep: &mut [f32],
+        (m, v): (&[f32], &[f32]),
+        g: FlatGradients<'_>,
+        (m2, v2): (&mut [f32], &mut [f32]),
     ) -> Result<(), Refused> {
         let n = w.len();
-        if [m.len(), v.len(), g.len(), w2.len(), m2.len(), v2.len()] != [n; 6] {
+        if [keep.len(), m.len(), v.len(), m2.len(), v2.len()] != [n; 5] || g.len() != Some(n) {
             return Err(Refused::Shape);
         }
-        if !sum_of_magnitudes_is_finite(g) {
-            return Err(Refused::Gradient);
-        }
-        let (lr, eps) = (self.learning_rate as f32, EPSILON as f32);
-        // Zipped iterators rather than indices, so that the loops run without bounds checks, on vector registers.
-        let outputs = w2.iter_mut().zip(m2.iter_mut()).zip(v2.iter_mut());
-        let inputs = w.iter().zip(m).zip(v).zip(g);
-        match self.kind {
+        let lr = self.learning_rate as f32;
+        let eps = EPSILON as f32;
+        let (grad_sum, value_sum) = match self.kind {
             OptimizerKind::RmsProp => {
                 let (rho, one_minus_rho) = (RHO as f32, (1.0 - RHO) as f32);
-                for (((w2, m2), v2), (((&w, &m), &v), &g)) in outputs.zip(inputs) {
-                    *v2 = v * rho + g * g * one_minus_rho;
-                    *m2 = m;
-                    *w2 = w - g / (v2.sqrt() + eps) * lr;
-                }
+                update_in_lanes(w, keep, (m, v), g, (m2, v2), |w, m, v, g| {
+                    let v2 = v * rho + g * g * one_minus_rho;
+                    (w - g / (v2.sqrt() + eps) * lr, m, v2)
+                })
             }
             OptimizerKind::Adam => {
                 let (b1, b2) = (BETA1 as f32, BETA2 as f32);
                 let (one_minus_b1, one_minus_b2) = ((1.0 - BETA1) as f32, (1.0 - BETA2) as f32);
                 let t = self.t;
                 let (c1, c2) = ((1.0 / (1.0 - BETA1.powi(t))) as f32, (1.0 / (1.0 - BETA2.powi(t))) as f32);
-                for (((w2, m2), v2), (((&w, &m), &v), &g)) in outputs.zip(inputs) {
-                    *m2 = m * b1 + g * one_minus_b1;
-                    *v2 = v * b2 + g * g * one_minus_b2;
-                    *w2 = w - (*m2 * c1) / ((*v2 * c2).sqrt() + eps) * lr;
-                }
+                update_in_lanes(w, keep, (m, v), g, (m2, v2), |w, m, v, g| {
+                    let m2 = m * b1 + g * one_minus_b1;
+                    let v2 = v * b2 + g * g * one_minus_b2;
+                    (w - (m2 * c1) / ((v2 * c2).sqrt() + eps) * lr, m2, v2)
+                })
             }
-        }
-        if sum_of_magnitudes_is_finite(w2) { Ok(()) } else { Err(Refused::Value) }
+        };
+        let refused = if !grad_sum.is_finite() {
+            Refused::Gradient
+        } else if !value_sum.is_finite() {
+            Refused::Value
+        } else {
+            return Ok(());
+        };
+        w.copy_from_slice(keep);
+        Err(refused)
     }
 
     /// One variable's update as candle tensor operations (value, first moment, second moment): the path for
@@ -384,21 +465,59 @@ impl Rule {
     }
 }
 
-/// Whether Σ|x| stays finite in f32: the same test as [`ensure_finite`], which also refuses values so large that they
-/// add up past f32's range (a parameter near 1e38 is as good as infinite). Summed in 16 independent lanes and then
-/// across them, so that it runs on vector registers: one running sum would wait on each addition in turn, which
-/// made the check slower than the update itself.
-fn sum_of_magnitudes_is_finite(x: &[f32]) -> bool {
-    const LANES: usize = 16;
-    let mut lanes = [0.0f32; LANES];
-    let chunks = x.chunks_exact(LANES);
-    let tail: f32 = chunks.remainder().iter().map(|v| v.abs()).sum();
-    for chunk in chunks {
-        for (lane, v) in lanes.iter_mut().zip(chunk) {
-            *lane += v.abs();
+/// Lanes of the sums in [`update_in_lanes`].
+const LANES: usize = 16;
+
+/// Runs `rule` (values, first moment, second moment, gradient -> new values and moments) over every value, keeping
+/// the old values in `keep`, and returns Σ|g| and the new Σ|w|. Both sums run in 16 independent lanes and then
+/// across them, so that the loop runs on vector registers: one running sum would wait on each addition in turn,
+/// which made a finiteness check slower than the update itself.
+fn update_in_lanes(
+    w: &mut [f32],
+    keep: &mut [f32],
+    moments: (&[f32], &[f32]),
+    g: FlatGradients<'_>,
+    next: (&mut [f32], &mut [f32]),
+    rule: impl Fn(f32, f32, f32, f32) -> (f32, f32, f32),
+) -> (f32, f32) {
+    match g {
+        FlatGradients::One(g) => lanes_loop(w, keep, moments, g.chunks(LANES).map(|c| c.iter().copied()), next, rule),
+        FlatGradients::Sum(a, b) => {
+            let sums = a.chunks(LANES).zip(b.chunks(LANES)).map(|(a, b)| a.iter().zip(b).map(|(x, y)| x + y));
+            lanes_loop(w, keep, moments, sums, next, rule)
         }
     }
-    (lanes.iter().sum::<f32>() + tail).is_finite()
+}
+
+/// [`update_in_lanes`]'s loop, with the gradient as chunks of `LANES` values.
+fn lanes_loop<G: Iterator<Item = f32>>(
+    w: &mut [f32],
+    keep: &mut [f32],
+    (m, v): (&[f32], &[f32]),
+    g: impl Iterator<Item = G>,
+    (m2, v2): (&mut [f32], &mut [f32]),
+    rule: impl Fn(f32, f32, f32, f32) -> (f32, f32, f32),
+) -> (f32, f32) {
+    let (mut grad_lanes, mut value_lanes) = ([0.0f32; LANES], [0.0f32; LANES]);
+    let outputs = w.chunks_mut(LANES).zip(keep.chunks_mut(LANES)).zip(m2.chunks_mut(LANES).zip(v2.chunks_mut(LANES)));
+    let inputs = m.chunks(LANES).zip(v.chunks(LANES)).zip(g);
+    for (((w, keep), (m2, v2)), ((m, v), g)) in outputs.zip(inputs) {
+        // Zipped rather than indexed, so that the loop runs without bounds checks; a short last chunk runs the
+        // same loop over fewer lanes.
+        let lanes = grad_lanes.iter_mut().zip(value_lanes.iter_mut());
+        let outs = w.iter_mut().zip(keep.iter_mut()).zip(m2.iter_mut().zip(v2.iter_mut()));
+        let ins = m.iter().zip(v).zip(g);
+        for ((grad_lane, value_lane), (((w, keep), (m2, v2)), ((&m, &v), g))) in lanes.zip(outs.zip(ins)) {
+            let (w_new, m_new, v_new) = rule(*w, m, v, g);
+            *grad_lane += g.abs();
+            *value_lane += w_new.abs();
+            *keep = *w;
+            *w = w_new;
+            *m2 = m_new;
+            *v2 = v_new;
+        }
+    }
+    (grad_lanes.iter().sum(), value_lanes.iter().sum())
 }
 
 /// Values in all of a model's variables from which an update is split over two threads (below, a thread costs
@@ -415,7 +534,7 @@ pub fn ensure_finite(t: &Tensor, location: &str, step: u64) -> Result<(), TrainE
 mod tests {
     use candle_core::{Device, Tensor, Var};
 
-    use super::{Optimizer, OptimizerKind, Overwrite, Refused, Rule};
+    use super::{FlatGradients, Optimizer, OptimizerKind, Refused, Rule};
     use crate::train::TrainError;
 
     /// The one-loop update gives the tensor operations' values and moments (to a few float roundings), for both
@@ -430,8 +549,10 @@ mod tests {
         for kind in [OptimizerKind::Adam, OptimizerKind::RmsProp] {
             for t in [1, 5] {
                 let rule = Rule { kind, learning_rate: 3e-3, t };
-                let (mut w2, mut m2, mut v2) = (vec![0.0; 1000], vec![0.0; 1000], vec![0.0; 1000]);
-                rule.fused_update(&w, &m, &v, &g, (&mut w2, &mut m2, &mut v2)).expect("update");
+                let (mut w2, mut keep, mut m2, mut v2) = (w.clone(), vec![0.0; 1000], vec![0.0; 1000], vec![0.0; 1000]);
+                rule.fused_update(&mut w2, &mut keep, (&m, &v), FlatGradients::One(&g), (&mut m2, &mut v2))
+                    .expect("update");
+                assert_eq!(keep, w, "the old values are kept");
                 let reference = rule
                     .update_by_tensor_ops(&tensor(&w), (&tensor(&m), &tensor(&v)), &tensor(&g), "w", 1)
                     .expect("update");
@@ -442,16 +563,37 @@ mod tests {
                         assert!((x - y).abs() <= 1e-6 * (1.0 + y.abs()), "{kind:?} t {t} {what}: {x} vs {y}");
                     }
                 }
+                // A gradient given as two shares is their sum, to the last bit.
+                let (a, b): (Vec<f32>, Vec<f32>) = g.iter().map(|&x| (0.3 * x + 0.1, 0.7 * x - 0.1)).unzip();
+                let summed = FlatGradients::Sum(&a, &b).to_vec();
+                assert_ne!(summed, g);
+                let mut by_parts = (w.clone(), vec![0.0; 1000], vec![0.0; 1000], vec![0.0; 1000]);
+                let mut by_sum = by_parts.clone();
+                for (state, grads) in
+                    [(&mut by_parts, FlatGradients::Sum(&a, &b)), (&mut by_sum, FlatGradients::One(&summed))]
+                {
+                    let (w2, keep, m2, v2) = state;
+                    rule.fused_update(w2, keep, (&m, &v), grads, (m2, v2)).expect("update");
+                }
+                assert_eq!(by_parts, by_sum, "{kind:?} t {t}");
             }
+            // Refused: the values are put back as they were.
             let rule = Rule { kind, learning_rate: 3e-3, t: 1 };
-            let (mut w2, mut m2, mut v2) = (vec![0.0; 1000], vec![0.0; 1000], vec![0.0; 1000]);
+            let (mut keep, mut m2, mut v2) = (vec![0.0; 1000], vec![0.0; 1000], vec![0.0; 1000]);
             let mut bad = g.clone();
             bad[500] = f32::NAN;
-            assert_eq!(rule.fused_update(&w, &m, &v, &bad, (&mut w2, &mut m2, &mut v2)), Err(Refused::Gradient));
+            let mut w2 = w.clone();
+            let refused = rule.fused_update(&mut w2, &mut keep, (&m, &v), FlatGradients::One(&bad), (&mut m2, &mut v2));
+            assert_eq!((refused, &w2), (Err(Refused::Gradient), &w));
             let mut huge = w.clone();
             huge[3] = 3e38;
             huge[4] = 3e38;
-            assert_eq!(rule.fused_update(&huge, &m, &v, &g, (&mut w2, &mut m2, &mut v2)), Err(Refused::Value));
+            let mut w2 = huge.clone();
+            let refused = rule.fused_update(&mut w2, &mut keep, (&m, &v), FlatGradients::One(&g), (&mut m2, &mut v2));
+            assert_eq!((refused, &w2), (Err(Refused::Value), &huge));
+            let mut short = vec![0.0; 999];
+            let refused = rule.fused_update(&mut w2, &mut short, (&m, &v), FlatGradients::One(&g), (&mut m2, &mut v2));
+            assert_eq!((refused, &w2), (Err(Refused::Shape), &huge));
         }
     }
 
@@ -480,7 +622,8 @@ mod tests {
         let mut refused = Optimizer::new(OptimizerKind::Adam, 1e-2, &refused_vars).expect("optimiser");
         for k in 0..4 {
             let g = grad_at(k);
-            flat.step_with_flat_gradients(&flat_vars, &names, &g, k as u64).expect("flat step");
+            flat.step_with_flat_gradients(&flat_vars, &names, FlatGradients::One(&g), None, k as u64)
+                .expect("flat step");
             let tensors = [
                 Some(Tensor::from_slice(&g[..500], (20, 25), &device).expect("ga")),
                 Some(Tensor::from_slice(&g[500..], 100, &device).expect("gb")),
@@ -491,33 +634,22 @@ mod tests {
                 let before = read(&refused_vars);
                 let mut bad = g.clone();
                 bad[550] = f32::INFINITY;
-                let err = refused.step_with_flat_gradients(&refused_vars, &names, &bad, 9).expect_err("refused");
+                let err = refused
+                    .step_with_flat_gradients(&refused_vars, &names, FlatGradients::One(&bad), None, 9)
+                    .expect_err("refused");
                 assert!(
                     matches!(err, TrainError::NonFinite { ref location, step: 9 } if location == "the gradient of b"),
                     "{err:?}"
                 );
                 assert_eq!(read(&refused_vars), before);
             }
-            refused.step_with_flat_gradients(&refused_vars, &names, &g, k as u64).expect("step");
+            refused
+                .step_with_flat_gradients(&refused_vars, &names, FlatGradients::One(&g), None, k as u64)
+                .expect("step");
             assert_eq!(read(&flat_vars), read(&tensor_vars), "step {k}");
             assert_eq!(read(&flat_vars), read(&refused_vars), "step {k}");
         }
         assert_ne!(read(&flat_vars), start);
-        assert!(flat.step_with_flat_gradients(&flat_vars, &names, &[0.0; 599], 5).is_err());
-    }
-
-    /// The in-place write fills a variable's own storage, which every clone of it sees, and refuses values of
-    /// another length or a tensor that is not contiguous f32.
-    #[test]
-    fn overwrite_writes_into_the_variable_s_own_storage() {
-        let device = Device::Cpu;
-        let var = Var::from_slice(&[1.0f32, 2.0, 3.0, 4.0], (2, 2), &device).expect("var");
-        let alias = var.as_tensor().clone();
-        var.as_tensor().inplace_op1(&Overwrite(&[5.0, 6.0, 7.0, 8.0])).expect("overwrite");
-        let seen: Vec<f32> = alias.flatten_all().and_then(|t| t.to_vec1()).expect("values");
-        assert_eq!(seen, vec![5.0, 6.0, 7.0, 8.0]);
-        assert!(var.as_tensor().inplace_op1(&Overwrite(&[1.0, 2.0])).is_err());
-        let wide = Var::from_slice(&[1.0f64, 2.0], 2, &device).expect("f64 var");
-        assert!(wide.as_tensor().inplace_op1(&Overwrite(&[1.0, 2.0])).is_err());
+        assert!(flat.step_with_flat_gradients(&flat_vars, &names, FlatGradients::One(&[0.0; 599]), None, 5).is_err());
     }
 }

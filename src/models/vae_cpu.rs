@@ -1,7 +1,8 @@
 //! The MLP VAE's training pass written out by hand: the loss of a minibatch and its gradient with respect to every
 //! weight and bias, without candle's autograd. The encoder and decoder go forward and back by
 //! [`crate::models::dense_cpu`]; the minibatch is split into the same [`crate::models::vae::SHARDS`] row ranges as candle's path
-//! ([`crate::models::vae`]), each shard a rayon task with its own buffers, and the shards' gradients are added.
+//! ([`crate::models::vae`]), each shard a rayon task with its own buffers; the shards' gradients are added inside the
+//! optimiser's update ([`FlatGradients::Sum`]), which saves a pass over the model.
 //! candle's autograd of the same loss is the reference the tests compare this with.
 //!
 //! The loss per row (Kingma and Welling 2014), with the encoder's output split into `[mu, log sigma²]`:
@@ -13,7 +14,8 @@ use rayon::prelude::*;
 
 use crate::models::activation::{exp_f32, ln_1p_unit_f32};
 use crate::models::dense_cpu::{DenseRef, StackPass, gradient_len};
-use crate::models::vae::{Likelihood, shard_bounds};
+use crate::models::optim::FlatGradients;
+use crate::models::vae::{Likelihood, SHARDS, shard_bounds};
 
 /// A minibatch's loss terms, each a mean over its rows (nats per input).
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -48,9 +50,25 @@ struct ShardWork {
 #[derive(Clone, Debug, Default)]
 pub struct MlpVaeWorkspace {
     shards: Vec<ShardWork>,
+    /// Shards the last minibatch used.
+    used: usize,
+}
+
+// The shards' gradients reach the optimiser as one share or the sum of two.
+const _: () = assert!(SHARDS <= 2, "FlatGradients adds at most two shares");
+
+impl MlpVaeWorkspace {
     /// ∂loss/∂variable after [`mlp_vae_loss_and_gradients`], every variable end to end in the VAE's order (the
-    /// encoder's layers, each its weights then its biases, then the decoder's).
-    pub gradients: Vec<f32>,
+    /// encoder's layers, each its weights then its biases, then the decoder's): the shards' shares, whose sum it
+    /// is. Empty before the first pass.
+    #[must_use]
+    pub fn gradients(&self) -> FlatGradients<'_> {
+        match &self.shards[..self.used] {
+            [a, b] => FlatGradients::Sum(&a.gradients, &b.gradients),
+            [one, ..] => FlatGradients::One(&one.gradients),
+            [] => FlatGradients::One(&[]),
+        }
+    }
 }
 
 /// What the pass needs besides the data: the networks and the loss's settings.
@@ -103,16 +121,8 @@ pub fn mlp_vae_loss_and_gradients(
             shard,
         );
     });
-    // The minibatch's gradient: the shards' shares added, in a fixed order.
+    work.used = bounds.len();
     let used = &work.shards[..bounds.len()];
-    work.gradients.resize(used[0].gradients.len(), 0.0);
-    work.gradients.par_chunks_mut(SUM_BLOCK).enumerate().for_each(|(block, out)| {
-        let range = block * SUM_BLOCK..block * SUM_BLOCK + out.len();
-        out.copy_from_slice(&used[0].gradients[range.clone()]);
-        for shard in &used[1..] {
-            out.iter_mut().zip(&shard.gradients[range.clone()]).for_each(|(g, &s)| *g += s);
-        }
-    });
     // Rounded to f32 as candle's loss is: a term past f32's range is infinite, so the NaN guard stops at it and
     // names it, rather than at the update it would lead to.
     let round = |v: f64| f64::from(v as f32);
@@ -120,9 +130,6 @@ pub fn mlp_vae_loss_and_gradients(
     let kl = round(used.iter().map(|s| s.kl).sum::<f64>() / rows as f64);
     Some(VaeStepLoss { recon, kl, total: round(recon + vae.beta * kl) })
 }
-
-/// Gradient values per task when the shards' gradients are added.
-const SUM_BLOCK: usize = 1 << 16;
 
 /// One shard forward and back: its loss sums and its rows' share of the gradient (each row weighted `inv_n`, one
 /// over the whole minibatch's rows).
