@@ -775,7 +775,9 @@ fn bench_vae(json: bool, quick: bool) -> Result<(), CliError> {
         let rate = format!("{:.0} {}", f.items / f.seconds.max(1e-12), f.unit);
         println!("{:<width$} {:>10.4} {:>18}", f.name, f.seconds, rate);
     }
-    println!("PyTorch CPU reference (issue 5): 4.3 s per 60,000-image MLP epoch, 8 s per 100 conv steps at batch 128.");
+    println!(
+        "PyTorch CPU reference (issue 5): 4.3 s per 60,000-image MLP epoch, 8 s per 100 conv steps at batch 128 (quoted); BENCHMARKS.md compares with PyTorch timed on this machine (benches/reference/pytorch_reference.py)."
+    );
     if json {
         println!("{}", serde_json::to_string(&figures).unwrap_or_default());
     }

@@ -88,6 +88,33 @@ pub fn realnvp_nll(layers: &[CouplingRef<'_>], dim: usize, x: &[f32], work: &mut
     pull_back(layers, dim, x, work)
 }
 
+/// The densities of the `x.len() / dim` points of `x` under the flow `layers` (the stage those layers end at,
+/// pulled back to the Gaussian through all of them), appended to `density`, and each point's log|det| of the last of
+/// `layers` (the forward direction's, Σ of its scales) appended to `last_log_det` (zeros when `layers` is empty).
+/// The forward half of the training pass, for the density grids, which it takes in chunks.
+pub fn realnvp_density(
+    layers: &[CouplingRef<'_>],
+    dim: usize,
+    x: &[f32],
+    work: &mut RealNvpWorkspace,
+    density: &mut Vec<f32>,
+    last_log_det: &mut Vec<f32>,
+) {
+    let batch = x.len().checked_div(dim).unwrap_or(0);
+    if pull_back(layers, dim, x, work).is_none() {
+        return;
+    }
+    let per_point =
+        |values: &[f32], i: usize| -> f64 { values[i * dim..(i + 1) * dim].iter().map(|&v| f64::from(v)).sum() };
+    let half_log_two_pi = 0.5 * (2.0 * std::f64::consts::PI).ln();
+    for i in 0..batch {
+        let sq: f64 = work.h[i * dim..(i + 1) * dim].iter().map(|&v| 0.5 * f64::from(v) * f64::from(v)).sum();
+        let log_det: f64 = work.layers[..layers.len()].iter().map(|lw| per_point(&lw.s, i)).sum();
+        density.push((-sq - dim as f64 * half_log_two_pi - log_det).exp() as f32);
+        last_log_det.push(work.layers[..layers.len()].last().map_or(0.0, |lw| per_point(&lw.s, i) as f32));
+    }
+}
+
 /// The mean negative log-likelihood of the `x.len() / dim` points of `x` (`None` for an empty minibatch); its
 /// gradient is left in `work.gradients`.
 #[must_use]
