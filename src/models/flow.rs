@@ -1263,14 +1263,9 @@ mod tests {
         }
     }
 
-    /// The hand-written RealNVP pass (models::coupling_cpu) gives candle autograd's loss and gradients, for a flow
-    /// trained away from its initial values (so every net and mask matters), on a full minibatch and on a ragged one
-    /// of 37 rows, with odd widths and an odd number of layers; and a step by either path moves the flow alike.
-    /// The RealNVP's density grid by the hand-written forward pass equals candle's at every stage (a trained flow,
-    /// so the scales are far from zero; a grid of 70 x 70 cells, not a multiple of the chunk), densities and the
-    /// stage's own log|det|; the grid really went by hand (a MAF, which has no hand-written pass, is not one).
-    #[test]
-    fn the_hand_written_density_grid_matches_candle() {
+    /// A small RealNVP (5 layers, odd widths) on 400 moons points after `steps` steps at a high learning rate, so
+    /// that its scales are far from zero, and its data.
+    fn small_trained_realnvp(steps: usize) -> (FlowTrainer, Arc<crate::data::prepare::Prepared>) {
         let table = SynthSpec { n_points: 400, ..SynthSpec::default_for(SynthKind::Moons) }.generate();
         let data = Arc::new(prepare(&table, &default_spec_for_lab(Lab::Flow, &table)).expect("moons"));
         let config = FlowConfig {
@@ -1281,9 +1276,18 @@ mod tests {
             ..FlowConfig::default_for(FlowKind::RealNvp)
         };
         let mut trainer = FlowTrainer::new(config, &data).expect("flow");
-        for _ in 0..30 {
+        for _ in 0..steps {
             trainer.step().expect("step");
         }
+        (trainer, data)
+    }
+
+    /// The RealNVP's density grid by the hand-written forward pass equals candle's at every stage (a trained flow,
+    /// so the scales are far from zero; a grid of 70 x 70 cells, not a multiple of the chunk), densities and the
+    /// stage's own log|det|; the grid really went by hand (a MAF, which has no hand-written pass, is not one).
+    #[test]
+    fn the_hand_written_density_grid_matches_candle() {
+        let (trainer, data) = small_trained_realnvp(30);
         let net = FlowNet::from_params(&trainer.params().expect("params"), DType::F32).expect("net");
         assert!(net.with_coupling_values(|_| ()).is_some(), "a RealNVP takes the hand-written pass");
         let bounds = [-2.5, 2.5, -2.0, 2.2];
@@ -1307,21 +1311,12 @@ mod tests {
         assert!(maf.with_coupling_values(|_| ()).is_none());
     }
 
+    /// The hand-written RealNVP pass (models::coupling_cpu) gives candle autograd's loss and gradients, for a flow
+    /// trained away from its initial values (so every net and mask matters), on a full minibatch and on a ragged one
+    /// of 37 rows, with odd widths and an odd number of layers; and a step by either path moves the flow alike.
     #[test]
     fn the_hand_written_realnvp_pass_matches_candle_autograd() {
-        let table = SynthSpec { n_points: 400, ..SynthSpec::default_for(SynthKind::Moons) }.generate();
-        let data = Arc::new(prepare(&table, &default_spec_for_lab(Lab::Flow, &table)).expect("moons"));
-        let config = FlowConfig {
-            hidden: vec![24, 17],
-            layers: 5,
-            batch_size: 64,
-            learning_rate: 2e-2,
-            ..FlowConfig::default_for(FlowKind::RealNvp)
-        };
-        let mut trainer = FlowTrainer::new(config, &data).expect("flow");
-        for _ in 0..12 {
-            trainer.step().expect("step");
-        }
+        let (mut trainer, data) = small_trained_realnvp(12);
         let params = trainer.params().expect("params");
         let refs = super::coupling_cpu::coupling_refs(&params).expect("coupling layers");
         // One workspace for both minibatches, the smaller second: buffers left from a larger pass must not leak in.
