@@ -107,11 +107,13 @@ pub fn realnvp_density(
     let per_point =
         |values: &[f32], i: usize| -> f64 { values[i * dim..(i + 1) * dim].iter().map(|&v| f64::from(v)).sum() };
     let half_log_two_pi = 0.5 * (2.0 * std::f64::consts::PI).ln();
+    // `pull_back` left one `LayerWork` per layer, each with its masked scales s.
     for i in 0..batch {
         let sq: f64 = work.h[i * dim..(i + 1) * dim].iter().map(|&v| 0.5 * f64::from(v) * f64::from(v)).sum();
-        let log_det: f64 = work.layers[..layers.len()].iter().map(|lw| per_point(&lw.s, i)).sum();
+        let dets = work.layers.iter().map(|lw| per_point(&lw.s, i));
+        let (log_det, last) = dets.fold((0.0, 0.0), |(sum, _), d| (sum + d, d));
         density.push((-sq - dim as f64 * half_log_two_pi - log_det).exp() as f32);
-        last_log_det.push(work.layers[..layers.len()].last().map_or(0.0, |lw| per_point(&lw.s, i) as f32));
+        last_log_det.push(last as f32);
     }
 }
 
