@@ -26,12 +26,13 @@ use rand_distr::{Distribution, Uniform};
 use serde::{Deserialize, Serialize};
 
 use crate::models::Activation;
+use crate::models::conv_cpu;
 use crate::models::guard::Probe;
 use crate::models::norm_act::{NormAct, Statistics};
 use crate::train::TrainError;
 
 /// Marks a tap that falls in the padding: `index_select` gives a zero row there, `index_add` skips it.
-const PADDING_TAP: u32 = u32::MAX;
+pub(crate) const PADDING_TAP: u32 = u32::MAX;
 
 /// Batch normalisation's `epsilon` (Keras' default).
 pub const NORM_EPSILON: f64 = 1e-3;
@@ -743,6 +744,61 @@ impl ConvVaeNet {
             names.push(format!("{name} biases"));
         }
         (vars, names)
+    }
+
+    /// Runs `f` on the networks as [`crate::models::conv_cpu`]'s hand-written pass takes them, with the loss's
+    /// `likelihood` and KL weight `beta`, the values borrowed from the variables without a copy; `None` (and `f` not
+    /// run) unless every variable is a contiguous CPU f32 tensor and every activation one the pass has.
+    pub fn with_values<R>(
+        &self,
+        likelihood: crate::models::vae::Likelihood,
+        beta: f64,
+        f: impl FnOnce(conv_cpu::ConvVae<'_>) -> R,
+    ) -> Option<R> {
+        let (vars, _) = self.vars();
+        let tensors: Vec<&Tensor> = vars.iter().map(Var::as_tensor).collect();
+        crate::models::dense_cpu::with_cpu_f32(&tensors, |values| {
+            // The values in the order of `vars`: the convolutions' (kernel, biases, gamma, beta), then the dense
+            // layers' (weights, biases).
+            let mut values = values.iter().copied();
+            let mut layers = |layers: &[ConvLayer]| -> Option<Vec<conv_cpu::ConvLayerRef<'_>>> {
+                let mut refs = Vec::with_capacity(layers.len());
+                for l in layers {
+                    let weights = values.next()?;
+                    let biases = if l.biases.is_some() { Some(values.next()?) } else { None };
+                    let norm = if l.norm.is_some() { Some((values.next()?, values.next()?)) } else { None };
+                    refs.push(conv_cpu::ConvLayerRef {
+                        kind: l.kind,
+                        geometry: l.geometry,
+                        c_in: l.c_in,
+                        c_out: l.c_out,
+                        weights,
+                        biases,
+                        norm,
+                        slope: conv_cpu::activation_slope(l.activation)?,
+                    });
+                }
+                Some(refs)
+            };
+            let (encoder, decoder) = (layers(&self.encoder)?, layers(&self.decoder)?);
+            let mut dense = |d: &Dense| -> Option<crate::models::dense_cpu::DenseRef<'_>> {
+                let (n_in, n_out) = d.weights.as_tensor().dims2().ok()?;
+                let (weights, biases) = (values.next()?, values.next()?);
+                Some(crate::models::dense_cpu::DenseRef { weights, biases, n_in, n_out, activation: d.activation })
+            };
+            let (to_latent, from_latent) = (dense(&self.to_latent)?, dense(&self.from_latent)?);
+            Some(f(conv_cpu::ConvVae {
+                side: self.side,
+                latent: self.latent,
+                encoder: &encoder,
+                to_latent,
+                from_latent,
+                decoder: &decoder,
+                likelihood,
+                beta,
+            }))
+        })
+        .flatten()
     }
 
     /// `[mu, log sigma²]` `[n, 2 latent]` of images `x` `[n, side²]`, and the batch statistics.

@@ -4,6 +4,7 @@
 pub mod activation;
 pub mod bnn;
 pub mod conv;
+pub mod conv_cpu;
 pub mod coupling_cpu;
 pub mod cpu_gemm;
 pub mod dense_cpu;

@@ -63,32 +63,19 @@ impl NormAct {
 
     /// Per-channel means and `1 / sqrt(var + eps)` of `x` `[r, c]`, in f64, and the variances.
     fn moments<T: WithDType>(&self, x: &[T], c: usize) -> (Vec<f64>, Vec<f64>, Vec<f64>) {
-        let (mean, variance) = match &self.statistics {
+        let (mean, variance): (Vec<f64>, Vec<f64>) = match &self.statistics {
             Statistics::Fixed { mean, variance } => {
                 (mean.iter().map(|&v| f64::from(v)).collect(), variance.iter().map(|&v| f64::from(v)).collect())
             }
             Statistics::Batch => {
                 let r = (x.len() / c.max(1)).max(1) as f64;
-                let mut mean = vec![0f64; c];
-                for row in x.chunks_exact(c) {
-                    for (m, v) in mean.iter_mut().zip(row) {
-                        *m += v.to_f64();
-                    }
-                }
-                for m in &mut mean {
-                    *m /= r;
-                }
-                let mut variance = vec![0f64; c];
-                for row in x.chunks_exact(c) {
-                    for ((s, v), m) in variance.iter_mut().zip(row).zip(&mean) {
-                        let d = v.to_f64() - m;
-                        *s += d * d;
-                    }
-                }
-                for s in &mut variance {
-                    *s /= r;
-                }
-                (mean, variance)
+                let mean: Vec<f64> = channel_sums(x, c, |_, v| v).into_iter().map(|s| s / r).collect();
+                let mean_t: Vec<T> = mean.iter().map(|&m| T::from_f64(m)).collect();
+                let variance = channel_sums(x, c, |j, v| {
+                    let d = v - mean_t[j];
+                    d * d
+                });
+                (mean, variance.into_iter().map(|s| s / r).collect())
             }
         };
         let inv_std = variance.iter().map(|v| 1.0 / (v + self.epsilon).sqrt()).collect();
@@ -96,6 +83,15 @@ impl NormAct {
     }
 
     fn forward<T: WithDType>(&self, x: &[T], gamma: &[T], beta: &[T]) -> Vec<T> {
+        let mut y = Vec::with_capacity(x.len());
+        self.forward_into(x, gamma, beta, &mut y);
+        y
+    }
+
+    /// The forward pass on rows `x` `[r, c]` into `y` (resized to `x`'s length): returns the per-channel means and
+    /// `1 / sqrt(var + eps)` it used, which [`Self::backward_into`] takes back, and the variances. Reports batch
+    /// statistics through [`Self::batch_stats`] as [`CustomOp3`]'s forward does.
+    pub(crate) fn forward_into<T: WithDType>(&self, x: &[T], gamma: &[T], beta: &[T], y: &mut Vec<T>) -> Moments {
         let c = gamma.len();
         let (mean, inv_std, variance) = self.moments(x, c);
         if matches!(self.statistics, Statistics::Batch)
@@ -105,61 +101,125 @@ impl NormAct {
             let f32s = |v: &[f64]| v.iter().map(|&x| x as f32).collect();
             *stats = Some(NormStats { mean: f32s(&mean), variance: f32s(&variance) });
         }
-        // y = a · x + b per channel, then the slope on the negative side.
+        // y = a · x + b per channel, then the slope on the negative side: in T, over whole rows, so that the loop
+        // runs on vector registers (pushing value by value kept it scalar, at a tenth of a conv-VAE step).
         let a: Vec<f64> = inv_std.iter().zip(gamma).map(|(s, g)| s * g.to_f64()).collect();
-        let b: Vec<f64> = mean.iter().zip(&a).zip(beta).map(|((m, a), b)| b.to_f64() - m * a).collect();
-        let mut y = Vec::with_capacity(x.len());
-        for row in x.chunks_exact(c) {
-            for ((v, a), b) in row.iter().zip(&a).zip(&b) {
-                let z = a * v.to_f64() + b;
-                y.push(T::from_f64(if z > 0.0 { z } else { self.slope * z }));
+        let b: Vec<T> = mean.iter().zip(&a).zip(beta).map(|((m, a), b)| T::from_f64(b.to_f64() - m * a)).collect();
+        let a: Vec<T> = a.into_iter().map(T::from_f64).collect();
+        let (a, b, slope) = (&a[..c], &b[..c], T::from_f64(self.slope));
+        y.resize(x.len(), T::zero()); // every value is written below
+
+        for (row, out) in x.chunks_exact(c).zip(y.chunks_exact_mut(c)) {
+            let (row, out) = (&row[..c], &mut out[..c]);
+            for j in 0..c {
+                let z = a[j] * row[j] + b[j];
+                out[j] = if z > T::zero() { z } else { slope * z };
             }
         }
-        y
+        Moments { mean, inv_std }
     }
 
     /// `(dx, dgamma, dbeta)` from `dy`; `y` is the forward output, whose sign is that of `z` (the slope is not
     /// negative), so it gives the activation's derivative.
     fn backward<T: WithDType>(&self, x: &[T], gamma: &[T], y: &[T], dy: &[T]) -> (Vec<T>, Vec<T>, Vec<T>) {
+        let (mean, inv_std, _) = self.moments(x, gamma.len());
+        let mut dx = Vec::with_capacity(x.len());
+        let (dgamma, dbeta) = self.backward_into(x, gamma, y, dy, &Moments { mean, inv_std }, &mut dx);
+        let cast = |v: Vec<f64>| v.into_iter().map(T::from_f64).collect();
+        (dx, cast(dgamma), cast(dbeta))
+    }
+
+    /// The backward pass into `dx` (resized to `x`'s length), with the `moments` of the forward pass that gave `y`: returns
+    /// `(dgamma, dbeta)`.
+    pub(crate) fn backward_into<T: WithDType>(
+        &self,
+        x: &[T],
+        gamma: &[T],
+        y: &[T],
+        dy: &[T],
+        moments: &Moments,
+        dx: &mut Vec<T>,
+    ) -> (Vec<f64>, Vec<f64>) {
         let c = gamma.len();
         let r = (x.len() / c.max(1)).max(1) as f64;
-        let (mean, inv_std, _) = self.moments(x, c);
         let to_t = |v: &[f64]| -> Vec<T> { v.iter().map(|&u| T::from_f64(u)).collect() };
-        let (mean_t, inv_t) = (to_t(&mean), to_t(&inv_std));
+        let (mean_t, inv_t) = (to_t(&moments.mean), to_t(&moments.inv_std));
         let (mean_t, inv_t) = (&mean_t[..c], &inv_t[..c]);
         let slope = T::from_f64(self.slope);
-        // dz, and the two sums per channel (in f64).
-        let mut dz = vec![T::zero(); x.len()];
+        // dz = dy · (1 or slope), which both loops recompute from y, and the two sums per channel: in T over blocks
+        // of rows (so that the loop runs on vector registers), each block's sums added up in f64.
+        let dz = |y: T, dy: T| if y > T::zero() { dy } else { dy * slope };
         let (mut dgamma, mut dbeta) = (vec![0f64; c], vec![0f64; c]);
-        let (dgamma_c, dbeta_c) = (&mut dgamma[..c], &mut dbeta[..c]);
-        let rows = x.chunks_exact(c).zip(y.chunks_exact(c)).zip(dy.chunks_exact(c)).zip(dz.chunks_exact_mut(c));
-        for (((x_row, y_row), dy_row), dz_row) in rows {
-            let (x_row, y_row, dy_row, dz_row) = (&x_row[..c], &y_row[..c], &dy_row[..c], &mut dz_row[..c]);
+        let (mut block_gamma, mut block_beta) = (vec![T::zero(); c], vec![T::zero(); c]);
+        let block = SUM_BLOCK_ROWS * c;
+        for ((x_block, y_block), dy_block) in x.chunks(block).zip(y.chunks(block)).zip(dy.chunks(block)) {
+            let (sg, sb) = (&mut block_gamma[..c], &mut block_beta[..c]);
+            sg.fill(T::zero());
+            sb.fill(T::zero());
+            let rows = x_block.chunks_exact(c).zip(y_block.chunks_exact(c)).zip(dy_block.chunks_exact(c));
+            for ((x_row, y_row), dy_row) in rows {
+                let (x_row, y_row, dy_row) = (&x_row[..c], &y_row[..c], &dy_row[..c]);
+                for j in 0..c {
+                    let d = dz(y_row[j], dy_row[j]);
+                    let xhat = (x_row[j] - mean_t[j]) * inv_t[j];
+                    sg[j] += d * xhat;
+                    sb[j] += d;
+                }
+            }
             for j in 0..c {
-                let d = if y_row[j] > T::zero() { dy_row[j] } else { dy_row[j] * slope };
-                let xhat = (x_row[j] - mean_t[j]) * inv_t[j];
-                dz_row[j] = d;
-                dgamma_c[j] += (d * xhat).to_f64();
-                dbeta_c[j] += d.to_f64();
+                dgamma[j] += sg[j].to_f64();
+                dbeta[j] += sb[j].to_f64();
             }
         }
         let batch = matches!(self.statistics, Statistics::Batch);
         // dx = gamma · inv_std · (dz - dbeta / r - xhat · dgamma / r), or without the two means for fixed statistics.
-        let scale: Vec<T> = gamma.iter().zip(&inv_std).map(|(g, s)| T::from_f64(g.to_f64() * s)).collect();
+        let scale: Vec<T> = gamma.iter().zip(&moments.inv_std).map(|(g, s)| T::from_f64(g.to_f64() * s)).collect();
         let shift: Vec<T> = if batch { dbeta.iter().map(|v| T::from_f64(v / r)).collect() } else { vec![T::zero(); c] };
         let tilt: Vec<T> = if batch { dgamma.iter().map(|v| T::from_f64(v / r)).collect() } else { vec![T::zero(); c] };
         let (scale, shift, tilt) = (&scale[..c], &shift[..c], &tilt[..c]);
-        let mut dx = vec![T::zero(); x.len()];
-        for ((x_row, dz_row), dx_row) in x.chunks_exact(c).zip(dz.chunks_exact(c)).zip(dx.chunks_exact_mut(c)) {
-            let (x_row, dz_row, dx_row) = (&x_row[..c], &dz_row[..c], &mut dx_row[..c]);
+        // Every value is written below: a buffer of the right length is not cleared first.
+        dx.resize(x.len(), T::zero());
+        let rows = x.chunks_exact(c).zip(y.chunks_exact(c)).zip(dy.chunks_exact(c)).zip(dx.chunks_exact_mut(c));
+        for (((x_row, y_row), dy_row), dx_row) in rows {
+            let (x_row, y_row, dy_row, dx_row) = (&x_row[..c], &y_row[..c], &dy_row[..c], &mut dx_row[..c]);
             for j in 0..c {
                 let xhat = (x_row[j] - mean_t[j]) * inv_t[j];
-                dx_row[j] = scale[j] * (dz_row[j] - shift[j] - xhat * tilt[j]);
+                dx_row[j] = scale[j] * (dz(y_row[j], dy_row[j]) - shift[j] - xhat * tilt[j]);
             }
         }
-        let cast = |v: Vec<f64>| v.into_iter().map(T::from_f64).collect();
-        (dx, cast(dgamma), cast(dbeta))
+        (dgamma, dbeta)
     }
+}
+
+/// Per channel `j` of rows `x` `[r, c]`, the sum of `f(j, value)` over the rows: in T over blocks of
+/// [`SUM_BLOCK_ROWS`] rows, so that the loop runs on vector registers, each block's sums added up in f64.
+fn channel_sums<T: WithDType>(x: &[T], c: usize, f: impl Fn(usize, T) -> T) -> Vec<f64> {
+    let mut total = vec![0f64; c];
+    let mut block = vec![T::zero(); c];
+    for rows in x.chunks(SUM_BLOCK_ROWS * c) {
+        let block = &mut block[..c];
+        block.fill(T::zero());
+        for row in rows.chunks_exact(c) {
+            let row = &row[..c];
+            for j in 0..c {
+                block[j] += f(j, row[j]);
+            }
+        }
+        total.iter_mut().zip(block.iter()).for_each(|(t, b)| *t += b.to_f64());
+    }
+    total
+}
+
+/// Rows whose backward sums are added in the input's type before they go into the f64 totals.
+const SUM_BLOCK_ROWS: usize = 64;
+
+/// Per-channel means and `1 / sqrt(var + eps)` of a forward pass, for its backward pass.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Moments {
+    /// Means.
+    pub mean: Vec<f64>,
+    /// `1 / sqrt(var + eps)`.
+    pub inv_std: Vec<f64>,
 }
 
 /// A contiguous slice of a storage.

@@ -199,7 +199,7 @@ fn shard_pass(vae: MlpVae<'_>, x: &[f32], eps: &[f32], inv_n: f32, work: &mut Sh
 /// `(sigmoid(l) − x) · inv_n` written into `grad`; both from one exponential of −|l|. Branch-free functions
 /// ([`exp_f32`], [`ln_1p_unit_f32`]) and sums in independent lanes let the loop run on vector registers, where the
 /// library's `log1pf` per pixel was a tenth of a step.
-fn bernoulli_row(logits: &[f32], targets: &[f32], grad: &mut [f32], inv_n: f32) -> f64 {
+pub(crate) fn bernoulli_row(logits: &[f32], targets: &[f32], grad: &mut [f32], inv_n: f32) -> f64 {
     const LANES: usize = 16;
     let term = |l: f32, t: f32| -> (f32, f32) {
         let e = exp_f32(-l.abs());
