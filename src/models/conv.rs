@@ -282,6 +282,22 @@ impl ConvLayerParams {
         }
     }
 
+    /// The layer as [`conv_cpu`] takes it; `None` for an activation the hand-written pass does not have.
+    #[must_use]
+    pub fn as_ref(&self) -> Option<conv_cpu::ConvLayerRef<'_>> {
+        Some(conv_cpu::ConvLayerRef {
+            kind: self.kind,
+            geometry: self.geometry,
+            c_in: self.c_in,
+            c_out: self.c_out,
+            weights: &self.weights,
+            biases: if self.biases.is_empty() { None } else { Some(&self.biases) },
+            norm: self.norm.as_ref().map(|n| (n.gamma.as_slice(), n.beta.as_slice())),
+            running: self.norm.as_ref().map(|n| (n.running_mean.as_slice(), n.running_variance.as_slice())),
+            slope: conv_cpu::activation_slope(self.activation)?,
+        })
+    }
+
     /// Multiply-adds per image, for FLOP counts.
     #[must_use]
     pub fn macs_per_image(&self) -> usize {
@@ -552,18 +568,56 @@ impl ConvVaeParams {
             + self.from_latent.n_in * self.from_latent.n_out
     }
 
-    /// `[mu, log sigma²]` `[n, 2 latent]` of images `inputs` `[n, side²]`, on the CPU in `chunk`-image passes,
-    /// batch normalisation using the running averages.
-    pub fn encode_cpu(&self, inputs: &[f32], n: usize, chunk: usize) -> candle_core::Result<Vec<f32>> {
+    /// `[mu, log sigma²]` `[n, 2 latent]` of images `inputs` `[n, side²]`, on the CPU by the hand-written forward
+    /// pass ([`conv_cpu::encode_running`]), batch normalisation using the running averages.
+    pub fn encode_cpu(&self, inputs: &[f32], n: usize) -> candle_core::Result<Vec<f32>> {
+        if inputs.len() != n * self.side * self.side {
+            candle_core::bail!("{} values are not {n} images of {} x {}", inputs.len(), self.side, self.side);
+        }
+        self.with_refs(|vae| conv_cpu::encode_running(&vae, inputs))
+            .flatten()
+            .ok_or_else(|| candle_core::Error::msg("the convolutional VAE's layers do not fit together"))
+    }
+
+    /// Logits `[n, side²]` of latents `z` `[n, latent]`, on the CPU by the hand-written forward pass
+    /// ([`conv_cpu::decode_running`]).
+    pub fn decode_cpu(&self, z: &[f32], n: usize) -> candle_core::Result<Vec<f32>> {
+        if z.len() != n * self.latent {
+            candle_core::bail!("{} values are not {n} rows of {}", z.len(), self.latent);
+        }
+        self.with_refs(|vae| conv_cpu::decode_running(&vae, z))
+            .flatten()
+            .ok_or_else(|| candle_core::Error::msg("the convolutional VAE's layers do not fit together"))
+    }
+
+    /// [`Self::encode_cpu`] by candle's operations, in `chunk`-image passes: the reference.
+    pub fn encode_by_candle(&self, inputs: &[f32], n: usize, chunk: usize) -> candle_core::Result<Vec<f32>> {
         let net = ConvVaeNet::from_params(self, DType::F32)?;
         let len = self.side * self.side;
         Self::in_chunks(inputs, n, len, chunk, |x| Ok(net.encode(x, NormMode::Running)?.0))
     }
 
-    /// Logits `[n, side²]` of latents `z` `[n, latent]`, on the CPU in `chunk`-point passes.
-    pub fn decode_cpu(&self, z: &[f32], n: usize, chunk: usize) -> candle_core::Result<Vec<f32>> {
+    /// [`Self::decode_cpu`] by candle's operations, in `chunk`-point passes: the reference.
+    pub fn decode_by_candle(&self, z: &[f32], n: usize, chunk: usize) -> candle_core::Result<Vec<f32>> {
         let net = ConvVaeNet::from_params(self, DType::F32)?;
         Self::in_chunks(z, n, self.latent, chunk, |z| Ok(net.decode(z, NormMode::Running)?.0))
+    }
+
+    /// Runs `f` on the networks as [`conv_cpu`] takes them (the loss's settings unused: Bernoulli, beta 0);
+    /// `None` for an activation the hand-written pass does not have.
+    fn with_refs<R>(&self, f: impl FnOnce(conv_cpu::ConvVae<'_>) -> R) -> Option<R> {
+        let encoder = self.encoder.iter().map(ConvLayerParams::as_ref).collect::<Option<Vec<_>>>()?;
+        let decoder = self.decoder.iter().map(ConvLayerParams::as_ref).collect::<Option<Vec<_>>>()?;
+        Some(f(conv_cpu::ConvVae {
+            side: self.side,
+            latent: self.latent,
+            encoder: &encoder,
+            to_latent: self.to_latent.as_ref(),
+            from_latent: self.from_latent.as_ref(),
+            decoder: &decoder,
+            likelihood: crate::models::vae::Likelihood::Bernoulli,
+            beta: 0.0,
+        }))
     }
 
     fn in_chunks(
@@ -761,7 +815,8 @@ impl ConvVaeNet {
             // The values in the order of `vars`: the convolutions' (kernel, biases, gamma, beta), then the dense
             // layers' (weights, biases).
             let mut values = values.iter().copied();
-            let mut layers = |layers: &[ConvLayer]| -> Option<Vec<conv_cpu::ConvLayerRef<'_>>> {
+            let mut layers = |decoder: bool| -> Option<Vec<conv_cpu::ConvLayerRef<'_>>> {
+                let layers = if decoder { &self.decoder } else { &self.encoder };
                 let mut refs = Vec::with_capacity(layers.len());
                 for l in layers {
                     let weights = values.next()?;
@@ -775,12 +830,13 @@ impl ConvVaeNet {
                         weights,
                         biases,
                         norm,
+                        running: l.norm.as_ref().map(|n| (n.running_mean.as_slice(), n.running_variance.as_slice())),
                         slope: conv_cpu::activation_slope(l.activation)?,
                     });
                 }
                 Some(refs)
             };
-            let (encoder, decoder) = (layers(&self.encoder)?, layers(&self.decoder)?);
+            let (encoder, decoder) = (layers(false)?, layers(true)?);
             let mut dense = |d: &Dense| -> Option<crate::models::dense_cpu::DenseRef<'_>> {
                 let (n_in, n_out) = d.weights.as_tensor().dims2().ok()?;
                 let (weights, biases) = (values.next()?, values.next()?);
@@ -799,6 +855,26 @@ impl ConvVaeNet {
             }))
         })
         .flatten()
+    }
+
+    /// The encoder's `[mu, log sigma²]` `[n, 2 latent]` (or with `decode` the decoder's logits `[n, side²]`) of
+    /// `x`, batch normalisation on the running averages, by the hand-written evaluation pass
+    /// ([`conv_cpu::encode_running`]); `None` (for candle's path to take it) unless `x` and the variables are f32
+    /// on the CPU.
+    #[must_use]
+    pub fn running_by_hand(&self, x: &Tensor, decode: bool) -> Option<Tensor> {
+        if x.dtype() != DType::F32 || !x.device().is_cpu() {
+            return None;
+        }
+        let n = x.dim(0).ok()?;
+        let values: Vec<f32> = x.flatten_all().ok()?.to_vec1().ok()?;
+        let out = self
+            .with_values(crate::models::vae::Likelihood::Bernoulli, 0.0, |vae| {
+                if decode { conv_cpu::decode_running(&vae, &values) } else { conv_cpu::encode_running(&vae, &values) }
+            })
+            .flatten()?;
+        let width = out.len().checked_div(n)?;
+        Tensor::from_vec(out, (n, width), &Device::Cpu).ok()
     }
 
     /// `[mu, log sigma²]` `[n, 2 latent]` of images `x` `[n, side²]`, and the batch statistics.

@@ -21,7 +21,7 @@
 use rayon::prelude::*;
 
 use crate::models::activation::Activation;
-use crate::models::conv::{BatchStats, ConvGeometry, ConvKind, NORM_EPSILON, NormStats, PADDING_TAP};
+use crate::models::conv::{BatchStats, ConvGeometry, ConvKind, NORM_EPSILON, NormMode, NormStats, PADDING_TAP};
 use crate::models::cpu_gemm::matmul;
 use crate::models::dense_cpu::{DenseRef, StackPass, gradient_len};
 use crate::models::norm_act::{Moments, NormAct, Statistics};
@@ -46,6 +46,8 @@ pub struct ConvLayerRef<'a> {
     pub biases: Option<&'a [f32]>,
     /// Batch normalisation's `(gamma, beta)`, `[c_out]` each, if the layer has it.
     pub norm: Option<(&'a [f32], &'a [f32])>,
+    /// Batch normalisation's running `(mean, variance)`, `[c_out]` each, which evaluation uses.
+    pub running: Option<(&'a [f32], &'a [f32])>,
     /// The activation's slope below zero: 1 for none, 0 for ReLU, 0.3 for the VAE's LeakyReLU.
     pub slope: f64,
 }
@@ -78,6 +80,7 @@ impl ConvLayerRef<'_> {
         self.weights.len() == self.geometry.taps_per_position() * self.c_in * c
             && self.biases.is_none_or(|b| b.len() == c)
             && self.norm.is_none_or(|(g, b)| g.len() == c && b.len() == c)
+            && self.running.is_none_or(|(m, v)| m.len() == c && v.len() == c)
     }
 }
 
@@ -302,7 +305,7 @@ fn shard_pass(vae: ConvVae<'_>, x: &[f32], eps: &[f32], inv_n: f32, work: &mut S
     for (i, layer) in vae.encoder.iter().enumerate() {
         let (before, rest) = encoder.split_at_mut(i);
         let input: &[f32] = if i == 0 { x } else { &before[i - 1].out };
-        stats.0.push(layer_forward(layer, input, n, &mut rest[0]));
+        stats.0.push(layer_forward(layer, input, n, NormMode::Batch, &mut rest[0]));
     }
     let last_map: &[f32] = encoder.last().map_or(x, |l| &l.out);
     to_latent.forward(&[vae.to_latent], last_map, n);
@@ -324,7 +327,7 @@ fn shard_pass(vae: ConvVae<'_>, x: &[f32], eps: &[f32], inv_n: f32, work: &mut S
     for (i, layer) in vae.decoder.iter().enumerate() {
         let (before, rest) = decoder.split_at_mut(i);
         let input: &[f32] = if i == 0 { from_latent.output() } else { &before[i - 1].out };
-        stats.1.push(layer_forward(layer, input, n, &mut rest[0]));
+        stats.1.push(layer_forward(layer, input, n, NormMode::Batch, &mut rest[0]));
     }
 
     // The reconstruction term and ∂loss/∂logits.
@@ -390,6 +393,85 @@ fn shard_pass(vae: ConvVae<'_>, x: &[f32], eps: &[f32], inv_n: f32, work: &mut S
     }
 }
 
+/// Images per forward pass when evaluating: bounds the memory each thread keeps (about 20 MB for 32 images of
+/// 28 × 28) while keeping the products large (6,272 rows at the widest layer).
+pub const EVAL_CHUNK: usize = 32;
+
+/// `[mu, log sigma²]` `[n, 2 latent]` of the images `x` `[n, side²]`, batch normalisation on its running averages,
+/// in chunks of [`EVAL_CHUNK`] images on rayon's threads; `None` when the shapes do not fit (or a normalised layer
+/// has no running averages).
+#[must_use]
+pub fn encode_running(vae: &ConvVae<'_>, x: &[f32]) -> Option<Vec<f32>> {
+    let n_in = vae.side * vae.side;
+    if !vae.fits() || !has_running(vae) || !x.len().is_multiple_of(n_in.max(1)) {
+        return None;
+    }
+    let to_latent = [vae.to_latent];
+    Some(in_chunks(x, n_in, |part, n, work| {
+        work.layers.resize_with(vae.encoder.len(), LayerWork::default);
+        let mut map: &[f32] = part;
+        for (layer, w) in vae.encoder.iter().zip(work.layers.iter_mut()) {
+            layer_forward(layer, map, n, NormMode::Running, w);
+            map = &w.out;
+        }
+        work.dense.forward(&to_latent, map, n);
+        work.dense.output().to_vec()
+    }))
+}
+
+/// The decoder's logits `[n, side²]` of latents `z` `[n, latent]`, batch normalisation on its running averages, as
+/// [`encode_running`] runs.
+#[must_use]
+pub fn decode_running(vae: &ConvVae<'_>, z: &[f32]) -> Option<Vec<f32>> {
+    if !vae.fits() || !has_running(vae) || !z.len().is_multiple_of(vae.latent.max(1)) {
+        return None;
+    }
+    let from_latent = [vae.from_latent];
+    Some(in_chunks(z, vae.latent, |part, n, work| {
+        work.layers.resize_with(vae.decoder.len(), LayerWork::default);
+        work.dense.forward(&from_latent, part, n);
+        let mut map: &[f32] = work.dense.output();
+        for (layer, w) in vae.decoder.iter().zip(work.layers.iter_mut()) {
+            layer_forward(layer, map, n, NormMode::Running, w);
+            map = &w.out;
+        }
+        map.to_vec()
+    }))
+}
+
+/// Whether every normalised layer has its running averages.
+fn has_running(vae: &ConvVae<'_>) -> bool {
+    vae.encoder.iter().chain(vae.decoder).all(|l| l.norm.is_none() || l.running.is_some())
+}
+
+/// One evaluating thread's buffers.
+#[derive(Default)]
+struct EvalWork {
+    layers: Vec<LayerWork>,
+    dense: StackPass,
+}
+
+/// `f` on each chunk of [`EVAL_CHUNK`] rows of `width` values of `rows`, on rayon's threads, each with the
+/// workspace it keeps from call to call (fresh buffers of this size cost more in page faults and zeroing than the
+/// arithmetic), the outputs concatenated in order.
+fn in_chunks(rows: &[f32], width: usize, f: impl Fn(&[f32], usize, &mut EvalWork) -> Vec<f32> + Sync) -> Vec<f32> {
+    thread_local! {
+        static WORK: std::cell::RefCell<EvalWork> = std::cell::RefCell::default();
+    }
+    let width = width.max(1);
+    let parts: Vec<Vec<f32>> = rows
+        .par_chunks(EVAL_CHUNK * width)
+        .map(|part| {
+            WORK.with(|work| match work.try_borrow_mut() {
+                Ok(mut work) => f(part, part.len() / width, &mut work),
+                // Only if `f` itself came back here on this thread.
+                Err(_) => f(part, part.len() / width, &mut EvalWork::default()),
+            })
+        })
+        .collect();
+    parts.concat()
+}
+
 /// `grads` cut into each layer's part.
 fn split_per_layer<'g>(mut grads: &'g mut [f32], layers: &[ConvLayerRef<'_>]) -> Vec<&'g mut [f32]> {
     let mut parts = Vec::with_capacity(layers.len());
@@ -403,7 +485,13 @@ fn split_per_layer<'g>(mut grads: &'g mut [f32], layers: &[ConvLayerRef<'_>]) ->
 
 /// A layer forward on `n` images `input` `[n · in_len, c_in]`: its output in `work.out`; returns its batch
 /// statistics if it is normalised.
-fn layer_forward(layer: &ConvLayerRef<'_>, input: &[f32], n: usize, work: &mut LayerWork) -> Option<NormStats> {
+fn layer_forward(
+    layer: &ConvLayerRef<'_>,
+    input: &[f32],
+    n: usize,
+    mode: NormMode,
+    work: &mut LayerWork,
+) -> Option<NormStats> {
     let g = layer.geometry;
     let (k2, small) = (g.taps_per_position(), n * g.small_len());
     let (c_in, c_out) = (layer.c_in, layer.c_out);
@@ -440,7 +528,13 @@ fn layer_forward(layer: &ConvLayerRef<'_>, input: &[f32], n: usize, work: &mut L
         work.out = h;
         return None;
     };
-    let op = NormAct::new(Statistics::Batch, NORM_EPSILON, layer.slope);
+    let statistics = match (mode, layer.running) {
+        (NormMode::Running, Some((mean, variance))) => {
+            Statistics::Fixed { mean: mean.to_vec(), variance: variance.to_vec() }
+        }
+        _ => Statistics::Batch,
+    };
+    let op = NormAct::new(statistics, NORM_EPSILON, layer.slope);
     work.moments = op.forward_into(&h, gamma, beta, &mut work.out);
     work.pre = h;
     op.batch_stats()

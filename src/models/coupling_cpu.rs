@@ -30,16 +30,7 @@ pub(crate) fn coupling_refs(params: &crate::models::params::FlowParams) -> Optio
     use crate::models::params::{FlowLayerParams, MlpParams};
 
     fn dense(net: &MlpParams) -> Vec<DenseRef<'_>> {
-        net.layers
-            .iter()
-            .map(|l| DenseRef {
-                weights: &l.weights,
-                biases: &l.biases,
-                n_in: l.n_in,
-                n_out: l.n_out,
-                activation: l.activation,
-            })
-            .collect()
+        net.layers.iter().map(crate::models::params::DenseParams::as_ref).collect()
     }
     params
         .layers

@@ -28,6 +28,20 @@ pub struct DenseParams {
     pub activation: Activation,
 }
 
+impl DenseParams {
+    /// The layer borrowed, as the hand-written CPU passes take it.
+    #[must_use]
+    pub fn as_ref(&self) -> crate::models::dense_cpu::DenseRef<'_> {
+        crate::models::dense_cpu::DenseRef {
+            weights: &self.weights,
+            biases: &self.biases,
+            n_in: self.n_in,
+            n_out: self.n_out,
+            activation: self.activation,
+        }
+    }
+}
+
 /// A stack of dense layers applied in order.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct MlpParams {

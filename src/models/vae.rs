@@ -518,7 +518,11 @@ impl VaeNet {
     ) -> candle_core::Result<(Tensor, Tensor, BatchStats)> {
         let (out, stats) = match &self.networks {
             Networks::Mlp { encoder, .. } => (encoder.forward(x, probe, "encoder", false)?, Vec::new()),
-            Networks::Conv(net) => net.encode_probed(x, mode, probe)?,
+            // Evaluation by the hand-written pass where it can (its results are not differentiated).
+            Networks::Conv(net) => match (mode == NormMode::Running).then(|| net.running_by_hand(x, false)).flatten() {
+                Some(out) => (out, Vec::new()),
+                None => net.encode_probed(x, mode, probe)?,
+            },
         }; // [n, 2 latent]
         let (mu, logvar) = (out.narrow(1, 0, self.latent)?, out.narrow(1, self.latent, self.latent)?);
         let last_layer = || match &self.networks {
@@ -534,7 +538,10 @@ impl VaeNet {
     fn decode_in(&self, z: &Tensor, mode: NormMode, probe: &mut Probe) -> candle_core::Result<(Tensor, BatchStats)> {
         match &self.networks {
             Networks::Mlp { decoder, .. } => Ok((decoder.forward(z, probe, "decoder", true)?, Vec::new())),
-            Networks::Conv(net) => net.decode_probed(z, mode, probe),
+            Networks::Conv(net) => match (mode == NormMode::Running).then(|| net.running_by_hand(z, true)).flatten() {
+                Some(out) => Ok((out, Vec::new())),
+                None => net.decode_probed(z, mode, probe),
+            },
         }
     }
 
@@ -542,6 +549,11 @@ impl VaeNet {
     /// batch normalisation uses its running averages, and works through large inputs in chunks).
     pub fn encode(&self, x: &Tensor) -> candle_core::Result<(Tensor, Tensor)> {
         let n = x.dim(0)?;
+        if let Networks::Conv(net) = &self.networks
+            && let Some(out) = net.running_by_hand(x, false)
+        {
+            return Ok((out.narrow(1, 0, self.latent)?, out.narrow(1, self.latent, self.latent)?));
+        }
         if matches!(self.networks, Networks::Mlp { .. }) || n <= CONV_EVAL_CHUNK {
             let (mu, logvar, _) = self.encode_in(x, NormMode::Running, &mut Probe::off())?;
             return Ok((mu, logvar));
@@ -1509,5 +1521,34 @@ mod tests {
                 assert_steps_agree(&config, &data, 3);
             }
         }
+    }
+
+    /// The hand-written evaluation pass (batch normalisation on the running averages) encodes and decodes as
+    /// candle's does, on a trained convolutional VAE, over more images than one chunk (so two threads share them,
+    /// and the last chunk is ragged).
+    #[test]
+    fn the_hand_written_conv_evaluation_matches_candle() {
+        let table = BuiltinFile::Mnist5k.load().expect("MNIST 5k");
+        let data = Arc::new(prepare(&table, &default_spec_for_lab(Lab::Vae, &table)).expect("prepare"));
+        let config = VaeConfig { arch: VaeArch::Conv, latent: 3, batch_size: 32, ..VaeConfig::default() };
+        let mut trainer = VaeTrainer::new(config, &data).expect("a VAE");
+        for _ in 0..20 {
+            trainer.step().expect("step");
+        }
+        let VaeNetworks::Conv(conv) = trainer.params().expect("parameters").networks else { panic!("conv") };
+        let n = crate::models::conv_cpu::EVAL_CHUNK + 45;
+        let images = &data.x_train[..n * 784];
+        let close = |what: &str, got: &[f32], want: &[f32]| {
+            assert_eq!(got.len(), want.len(), "{what}");
+            let scale = want.iter().fold(0.0f32, |a, &b| a.max(b.abs()));
+            for (i, (&g, &w)) in got.iter().zip(want).enumerate() {
+                assert!((g - w).abs() <= 1e-4 * scale, "{what}[{i}]: {g} vs candle {w}");
+            }
+        };
+        let encoded = conv.encode_cpu(images, n).expect("encode");
+        close("encode", &encoded, &conv.encode_by_candle(images, n, 64).expect("candle encode"));
+        let z: Vec<f32> = encoded.chunks_exact(6).flat_map(|row| row[..3].to_vec()).collect();
+        close("decode", &conv.decode_cpu(&z, n).expect("decode"), &conv.decode_by_candle(&z, n, 64).expect("candle"));
+        assert!(conv.encode_cpu(&images[1..], n).is_err(), "a wrong length is refused");
     }
 }

@@ -235,9 +235,6 @@ fn latent_rows(points: &[[f32; 2]], latent: usize, dims: (usize, usize)) -> Vec<
     z
 }
 
-/// Images per pass of the convolutional networks on the CPU.
-const CONV_CHUNK: usize = 256;
-
 /// The encoder's `[mu, log sigma²]` rows `[n, 2 latent]` for `inputs` `[n, n_in]`, on the CPU.
 pub(crate) fn encode(
     cpu: &mut CandleBackend,
@@ -247,7 +244,7 @@ pub(crate) fn encode(
 ) -> Result<Vec<f32>, ComputeError> {
     Ok(match &params.networks {
         VaeNetworks::Mlp { encoder, .. } => cpu.mlp_forward(encoder, WeightsKey::TRANSIENT, inputs, n)?,
-        VaeNetworks::Conv(conv) => conv.encode_cpu(inputs, n, CONV_CHUNK)?,
+        VaeNetworks::Conv(conv) => conv.encode_cpu(inputs, n)?,
     })
 }
 
@@ -278,7 +275,7 @@ pub(crate) fn decode(
 ) -> Result<Vec<f32>, ComputeError> {
     let out = match &params.networks {
         VaeNetworks::Mlp { decoder, .. } => cpu.mlp_forward(decoder, WeightsKey::TRANSIENT, z, n)?,
-        VaeNetworks::Conv(conv) => conv.decode_cpu(z, n, CONV_CHUNK)?,
+        VaeNetworks::Conv(conv) => conv.decode_cpu(z, n)?,
     };
     Ok(finish(params, out))
 }
