@@ -757,7 +757,7 @@ fn bnn_config(args: &TrainArgs, n_train: usize) -> Result<BnnConfig, CliError> {
 
 fn bench_flow(json: bool, quick: bool) -> Result<(), CliError> {
     let figures = crate::bench::flow_figures(quick).map_err(CliError::Failed)?;
-    println!("{:<52} {:>10} {:>14}", "flow lab, CPU (candle)", "seconds", "points/s");
+    println!("{:<52} {:>10} {:>14}", "flow lab, CPU", "seconds", "points/s");
     for f in &figures {
         println!("{:<52} {:>10.3} {:>14.0}", f.name, f.seconds, f.items / f.seconds.max(1e-12));
     }

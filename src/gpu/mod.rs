@@ -89,16 +89,13 @@ impl ComputeInfo {
     #[must_use]
     pub fn status_line(&self) -> String {
         match self.best() {
-            None => "Compute: CPU (candle); no GPU adapter found".to_owned(),
+            None => "Compute: CPU; no GPU adapter found".to_owned(),
             Some(a) if a.is_software() => {
-                format!(
-                    "Compute: CPU (candle); only a software adapter found, used for checks only: {} ({})",
-                    a.name, a.backend
-                )
+                format!("Compute: CPU; only a software adapter found, used for checks only: {} ({})", a.name, a.backend)
             }
             Some(a) => {
                 format!(
-                    "Compute: GPU (wgpu) for large batches on {} ({}, {}); CPU (candle) for small work",
+                    "Compute: GPU (wgpu) for large batches on {} ({}, {}); CPU for small work",
                     a.name, a.backend, a.device_type
                 )
             }

@@ -569,23 +569,24 @@ impl ConvVaeParams {
     }
 
     /// `[mu, log sigma²]` `[n, 2 latent]` of images `inputs` `[n, side²]`, on the CPU by the hand-written forward
-    /// pass ([`conv_cpu::encode_running`]), batch normalisation using the running averages.
+    /// pass ([`conv_cpu::encode_running`]), batch normalisation using the running averages; on the calling thread
+    /// alone (the views call it while a run trains on rayon's threads).
     pub fn encode_cpu(&self, inputs: &[f32], n: usize) -> candle_core::Result<Vec<f32>> {
         if inputs.len() != n * self.side * self.side {
             candle_core::bail!("{} values are not {n} images of {} x {}", inputs.len(), self.side, self.side);
         }
-        self.with_refs(|vae| conv_cpu::encode_running(&vae, inputs))
+        self.with_refs(|vae| conv_cpu::encode_running(&vae, inputs, false))
             .flatten()
             .ok_or_else(|| candle_core::Error::msg("the convolutional VAE's layers do not fit together"))
     }
 
     /// Logits `[n, side²]` of latents `z` `[n, latent]`, on the CPU by the hand-written forward pass
-    /// ([`conv_cpu::decode_running`]).
+    /// ([`conv_cpu::decode_running`]), on the calling thread alone.
     pub fn decode_cpu(&self, z: &[f32], n: usize) -> candle_core::Result<Vec<f32>> {
         if z.len() != n * self.latent {
             candle_core::bail!("{} values are not {n} rows of {}", z.len(), self.latent);
         }
-        self.with_refs(|vae| conv_cpu::decode_running(&vae, z))
+        self.with_refs(|vae| conv_cpu::decode_running(&vae, z, false))
             .flatten()
             .ok_or_else(|| candle_core::Error::msg("the convolutional VAE's layers do not fit together"))
     }
@@ -859,7 +860,7 @@ impl ConvVaeNet {
 
     /// The encoder's `[mu, log sigma²]` `[n, 2 latent]` (or with `decode` the decoder's logits `[n, side²]`) of
     /// `x`, batch normalisation on the running averages, by the hand-written evaluation pass
-    /// ([`conv_cpu::encode_running`]); `None` (for candle's path to take it) unless `x` and the variables are f32
+    /// ([`conv_cpu::encode_running`]) on rayon's threads (the trainer's evaluation, between its steps); `None` (for candle's path to take it) unless `x` and the variables are f32
     /// on the CPU.
     #[must_use]
     pub fn running_by_hand(&self, x: &Tensor, decode: bool) -> Option<Tensor> {
@@ -870,7 +871,11 @@ impl ConvVaeNet {
         let values: Vec<f32> = x.flatten_all().ok()?.to_vec1().ok()?;
         let out = self
             .with_values(crate::models::vae::Likelihood::Bernoulli, 0.0, |vae| {
-                if decode { conv_cpu::decode_running(&vae, &values) } else { conv_cpu::encode_running(&vae, &values) }
+                if decode {
+                    conv_cpu::decode_running(&vae, &values, true)
+                } else {
+                    conv_cpu::encode_running(&vae, &values, true)
+                }
             })
             .flatten()?;
         let width = out.len().checked_div(n)?;

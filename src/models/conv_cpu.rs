@@ -398,16 +398,18 @@ fn shard_pass(vae: ConvVae<'_>, x: &[f32], eps: &[f32], inv_n: f32, work: &mut S
 pub const EVAL_CHUNK: usize = 32;
 
 /// `[mu, log sigma²]` `[n, 2 latent]` of the images `x` `[n, side²]`, batch normalisation on its running averages,
-/// in chunks of [`EVAL_CHUNK`] images on rayon's threads; `None` when the shapes do not fit (or a normalised layer
-/// has no running averages).
+/// in chunks of [`EVAL_CHUNK`] images: on rayon's threads when `parallel` (the trainer's evaluation), otherwise on
+/// the calling thread (a view thread, which must leave rayon's pool to the training steps: a job there would hold
+/// both of its threads until done, and a step waits behind it). `None` when the shapes do not fit (or a
+/// normalised layer has no running averages).
 #[must_use]
-pub fn encode_running(vae: &ConvVae<'_>, x: &[f32]) -> Option<Vec<f32>> {
+pub fn encode_running(vae: &ConvVae<'_>, x: &[f32], parallel: bool) -> Option<Vec<f32>> {
     let n_in = vae.side * vae.side;
     if !vae.fits() || !has_running(vae) || !x.len().is_multiple_of(n_in.max(1)) {
         return None;
     }
     let to_latent = [vae.to_latent];
-    Some(in_chunks(x, n_in, |part, n, work| {
+    Some(in_chunks(x, n_in, parallel, |part, n, work| {
         work.layers.resize_with(vae.encoder.len(), LayerWork::default);
         let mut map: &[f32] = part;
         for (layer, w) in vae.encoder.iter().zip(work.layers.iter_mut()) {
@@ -422,12 +424,12 @@ pub fn encode_running(vae: &ConvVae<'_>, x: &[f32]) -> Option<Vec<f32>> {
 /// The decoder's logits `[n, side²]` of latents `z` `[n, latent]`, batch normalisation on its running averages, as
 /// [`encode_running`] runs.
 #[must_use]
-pub fn decode_running(vae: &ConvVae<'_>, z: &[f32]) -> Option<Vec<f32>> {
+pub fn decode_running(vae: &ConvVae<'_>, z: &[f32], parallel: bool) -> Option<Vec<f32>> {
     if !vae.fits() || !has_running(vae) || !z.len().is_multiple_of(vae.latent.max(1)) {
         return None;
     }
     let from_latent = [vae.from_latent];
-    Some(in_chunks(z, vae.latent, |part, n, work| {
+    Some(in_chunks(z, vae.latent, parallel, |part, n, work| {
         work.layers.resize_with(vae.decoder.len(), LayerWork::default);
         work.dense.forward(&from_latent, part, n);
         let mut map: &[f32] = work.dense.output();
@@ -451,24 +453,29 @@ struct EvalWork {
     dense: StackPass,
 }
 
-/// `f` on each chunk of [`EVAL_CHUNK`] rows of `width` values of `rows`, on rayon's threads, each with the
-/// workspace it keeps from call to call (fresh buffers of this size cost more in page faults and zeroing than the
-/// arithmetic), the outputs concatenated in order.
-fn in_chunks(rows: &[f32], width: usize, f: impl Fn(&[f32], usize, &mut EvalWork) -> Vec<f32> + Sync) -> Vec<f32> {
+/// `f` on each chunk of [`EVAL_CHUNK`] rows of `width` values of `rows`, on rayon's threads when `parallel`
+/// (otherwise on this one), each thread with the workspace it keeps from call to call (fresh buffers of this size
+/// cost more in page faults and zeroing than the arithmetic), the outputs concatenated in order.
+fn in_chunks(
+    rows: &[f32],
+    width: usize,
+    parallel: bool,
+    f: impl Fn(&[f32], usize, &mut EvalWork) -> Vec<f32> + Sync,
+) -> Vec<f32> {
     thread_local! {
         static WORK: std::cell::RefCell<EvalWork> = std::cell::RefCell::default();
     }
     let width = width.max(1);
-    let parts: Vec<Vec<f32>> = rows
-        .par_chunks(EVAL_CHUNK * width)
-        .map(|part| {
-            WORK.with(|work| match work.try_borrow_mut() {
-                Ok(mut work) => f(part, part.len() / width, &mut work),
-                // Only if `f` itself came back here on this thread.
-                Err(_) => f(part, part.len() / width, &mut EvalWork::default()),
-            })
+    let run = |part: &[f32]| {
+        WORK.with(|work| match work.try_borrow_mut() {
+            Ok(mut work) => f(part, part.len() / width, &mut work),
+            // Only if `f` itself came back here on this thread.
+            Err(_) => f(part, part.len() / width, &mut EvalWork::default()),
         })
-        .collect();
+    };
+    let chunk = EVAL_CHUNK * width;
+    let parts: Vec<Vec<f32>> =
+        if parallel { rows.par_chunks(chunk).map(run).collect() } else { rows.chunks(chunk).map(run).collect() };
     parts.concat()
 }
 

@@ -1524,8 +1524,8 @@ mod tests {
     }
 
     /// The hand-written evaluation pass (batch normalisation on the running averages) encodes and decodes as
-    /// candle's does, on a trained convolutional VAE, over more images than one chunk (so two threads share them,
-    /// and the last chunk is ragged).
+    /// candle's does, on a trained convolutional VAE, over more images than one chunk (the last one ragged), on the
+    /// calling thread (the views) and on rayon's (the trainer).
     #[test]
     fn the_hand_written_conv_evaluation_matches_candle() {
         let table = BuiltinFile::Mnist5k.load().expect("MNIST 5k");
@@ -1549,6 +1549,11 @@ mod tests {
         close("encode", &encoded, &conv.encode_by_candle(images, n, 64).expect("candle encode"));
         let z: Vec<f32> = encoded.chunks_exact(6).flat_map(|row| row[..3].to_vec()).collect();
         close("decode", &conv.decode_cpu(&z, n).expect("decode"), &conv.decode_by_candle(&z, n, 64).expect("candle"));
+        // The trainer's evaluation takes the same pass on rayon's threads.
+        let Networks::Conv(net) = &trainer.net.networks else { panic!("conv") };
+        let x = candle_core::Tensor::from_slice(images, (n, 784), &candle_core::Device::Cpu).expect("tensor");
+        let parallel = net.running_by_hand(&x, false).expect("the hand-written pass");
+        close("encode on two threads", &parallel.flatten_all().and_then(|t| t.to_vec1()).expect("values"), &encoded);
         assert!(conv.encode_cpu(&images[1..], n).is_err(), "a wrong length is refused");
     }
 }

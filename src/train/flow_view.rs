@@ -87,7 +87,7 @@ pub struct StageGrid {
     pub mass: f64,
     /// Seconds this took.
     pub seconds: f64,
-    /// Where it ran: "CPU (candle)" or "GPU (<adapter>)".
+    /// Where it ran: "CPU" or "GPU (<adapter>)".
     pub device: String,
 }
 
@@ -313,10 +313,7 @@ impl ViewLoop {
             };
             let grids = match gpu {
                 Some(((density, log_det), device)) => Ok((density, log_det, device)),
-                None => job
-                    .net
-                    .stage_density_grid(stage, resolution, bounds)
-                    .map(|(d, l)| (d, l, "CPU (candle)".to_owned())),
+                None => job.net.stage_density_grid(stage, resolution, bounds).map(|(d, l)| (d, l, "CPU".to_owned())),
             };
             grids.map(|(density, layer_log_det, device)| {
                 let grid = StageGrid {
@@ -394,7 +391,7 @@ pub fn stage_views(
             density,
             layer_log_det,
             seconds: started.elapsed().as_secs_f64(),
-            device: "CPU (candle)".to_owned(),
+            device: "CPU".to_owned(),
         });
     }
     Ok((g, grids))

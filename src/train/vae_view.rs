@@ -81,7 +81,7 @@ pub enum VaeViewResult {
     Path(Arc<Vec<f32>>),
     /// Decoded draws from N(0, I): `[PRIOR_SAMPLES, n_in]`.
     Prior(u64, Arc<Vec<f32>>),
-    /// Where the decoder ran ("CPU (candle)", "GPU (…)").
+    /// Where the decoder ran ("CPU", "GPU (…)").
     Device(String),
     /// Something failed.
     Error(String),
@@ -201,8 +201,7 @@ impl ViewState {
             };
             let result = match on_gpu {
                 Some((out, dev)) => Ok((finish(&request.params, out), dev)),
-                None => decode(&mut self.cpu, &request.params, &latent, points.len())
-                    .map(|o| (o, "CPU (candle)".to_owned())),
+                None => decode(&mut self.cpu, &request.params, &latent, points.len()).map(|o| (o, "CPU".to_owned())),
             };
             match result {
                 Ok((images, dev)) => {
