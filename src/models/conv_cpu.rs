@@ -26,8 +26,10 @@ use crate::models::cpu_gemm::matmul;
 use crate::models::dense_cpu::{DenseRef, StackPass, gradient_len};
 use crate::models::norm_act::{Moments, NormAct, Statistics};
 use crate::models::optim::FlatGradients;
-use crate::models::vae::{Likelihood, SHARDS, shard_bounds};
-use crate::models::vae_cpu::{VaeStepLoss, bernoulli_row};
+use crate::models::vae::Likelihood;
+use crate::models::vae_cpu::{
+    VaeStepLoss, encoder_output_gradient, reconstruction, reparametrise, shard_shares, sharded_pass,
+};
 
 /// One convolutional layer's values, borrowed: `act(norm(conv(x) + b))`.
 #[derive(Clone, Copy, Debug)]
@@ -213,19 +215,12 @@ pub struct ConvVaeWorkspace {
     used: usize,
 }
 
-// The shards' gradients reach the optimiser as one share or the sum of two.
-const _: () = assert!(SHARDS <= 2, "FlatGradients adds at most two shares");
-
 impl ConvVaeWorkspace {
     /// ∂loss/∂variable after [`conv_vae_loss_and_gradients`], in the variables' order: the shards' shares, whose
     /// sum it is. Empty before the first pass.
     #[must_use]
     pub fn gradients(&self) -> FlatGradients<'_> {
-        match &self.shards[..self.used] {
-            [a, b] => FlatGradients::Sum(&a.gradients, &b.gradients),
-            [one, ..] => FlatGradients::One(&one.gradients),
-            [] => FlatGradients::One(&[]),
-        }
+        shard_shares(&self.shards[..self.used], |s| &s.gradients)
     }
 
     /// Each shard's rows and batch statistics from the last pass, for [`crate::models::conv::pool_stats`].
@@ -250,27 +245,12 @@ pub fn conv_vae_loss_and_gradients(
     if rows == 0 || x.len() != rows * n_in || eps.len() != rows * latent || !vae.fits() {
         return None;
     }
-    let bounds = shard_bounds(rows);
-    if work.shards.len() < bounds.len() {
-        work.shards.resize_with(bounds.len(), ShardWork::default);
-    }
-    let inv_n = 1.0 / rows as f32;
-    work.shards[..bounds.len()].par_iter_mut().zip(&bounds).for_each(|(shard, &(start, count))| {
-        shard_pass(
-            vae,
-            &x[start * n_in..(start + count) * n_in],
-            &eps[start * latent..(start + count) * latent],
-            inv_n,
-            shard,
-        );
+    let (used, loss) = sharded_pass(&mut work.shards, (x, eps), (n_in, latent), vae.beta, |x, eps, inv_n, shard| {
+        shard_pass(vae, x, eps, inv_n, shard);
+        (shard.recon, shard.kl)
     });
-    work.used = bounds.len();
-    let used = &work.shards[..bounds.len()];
-    // Rounded to f32 as candle's loss is (see vae_cpu).
-    let round = |v: f64| f64::from(v as f32);
-    let recon = round(used.iter().map(|s| s.recon).sum::<f64>() / rows as f64);
-    let kl = round(used.iter().map(|s| s.kl).sum::<f64>() / rows as f64);
-    Some(VaeStepLoss { recon, kl, total: round(recon + vae.beta * kl) })
+    work.used = used;
+    Some(loss)
 }
 
 /// One shard forward and back: its loss sums, batch statistics and its rows' share of the gradient (each row
@@ -278,7 +258,6 @@ pub fn conv_vae_loss_and_gradients(
 fn shard_pass(vae: ConvVae<'_>, x: &[f32], eps: &[f32], inv_n: f32, work: &mut ShardWork) {
     let (latent, n_in) = (vae.latent, vae.side * vae.side);
     let n = x.len() / n_in;
-    let beta = vae.beta as f32;
     let ShardWork {
         encoder,
         decoder,
@@ -310,19 +289,7 @@ fn shard_pass(vae: ConvVae<'_>, x: &[f32], eps: &[f32], inv_n: f32, work: &mut S
     let last_map: &[f32] = encoder.last().map_or(x, |l| &l.out);
     to_latent.forward(&[vae.to_latent], last_map, n);
     let enc = to_latent.output(); // [n, 2 latent]
-    sd.clear();
-    z.clear();
-    let mut kl_sum = 0.0f64;
-    for r in 0..n {
-        let (mu, logvar) = enc[r * 2 * latent..(r + 1) * 2 * latent].split_at(latent);
-        for j in 0..latent {
-            let s = (0.5 * logvar[j]).exp();
-            sd.push(s);
-            z.push(mu[j] + s * eps[r * latent + j]);
-            kl_sum += 0.5 * f64::from(mu[j] * mu[j] + s * s - 1.0 - logvar[j]);
-        }
-    }
-    *kl = kl_sum;
+    *kl = reparametrise(enc, eps, latent, sd, z);
     from_latent.forward(&[vae.from_latent], z, n);
     for (i, layer) in vae.decoder.iter().enumerate() {
         let (before, rest) = decoder.split_at_mut(i);
@@ -332,27 +299,7 @@ fn shard_pass(vae: ConvVae<'_>, x: &[f32], eps: &[f32], inv_n: f32, work: &mut S
 
     // The reconstruction term and ∂loss/∂logits.
     let logits: &[f32] = decoder.last().map_or(&[], |l| &l.out); // [n, side²]
-    grad.clear();
-    let mut recon_sum = 0.0f64;
-    match vae.likelihood {
-        Likelihood::Bernoulli => {
-            grad.resize(logits.len(), 0.0);
-            for ((l, t), g) in logits.chunks_exact(n_in).zip(x.chunks_exact(n_in)).zip(grad.chunks_exact_mut(n_in)) {
-                recon_sum += bernoulli_row(l, t, g, inv_n);
-            }
-        }
-        Likelihood::Gaussian => {
-            // 1000 · mean (x − sigmoid(l))², whose derivative carries the sigmoid's s (1 − s).
-            let scale = 1000.0 / n_in as f32;
-            for (&l, &target) in logits.iter().zip(x) {
-                let s = 1.0 / (1.0 + (-l).exp());
-                let d = s - target;
-                recon_sum += f64::from(scale * d * d);
-                grad.push(2.0 * scale * d * s * (1.0 - s) * inv_n);
-            }
-        }
-    }
-    *recon = recon_sum;
+    *recon = reconstruction(vae.likelihood, true, logits, x, n_in, inv_n, grad);
 
     // Backward, into the gradient's four parts in the variables' order.
     let [encoder_len, decoder_len, to_len, from_len] = vae.gradient_lens();
@@ -369,18 +316,7 @@ fn shard_pass(vae: ConvVae<'_>, x: &[f32], eps: &[f32], inv_n: f32, work: &mut S
     }
     from_latent.backward(&[vae.from_latent], grad, from_grads, true);
     let grad_z = from_latent.input_gradient(); // [n, latent]
-    grad.clear();
-    for r in 0..n {
-        let mu = &enc[r * 2 * latent..r * 2 * latent + latent];
-        let at = |j: usize| r * latent + j;
-        // ∂/∂mu: through z, and the KL's mu²/2.
-        grad.extend((0..latent).map(|j| grad_z[at(j)] + beta * mu[j] * inv_n));
-        // ∂/∂log sigma²: through z = mu + exp(½ log sigma²) eps, and the KL's ½ (sigma² − log sigma²).
-        grad.extend((0..latent).map(|j| {
-            let s = sd[at(j)];
-            0.5 * grad_z[at(j)] * eps[at(j)] * s + beta * 0.5 * (s * s - 1.0) * inv_n
-        }));
-    }
+    encoder_output_gradient(enc, sd, eps, grad_z, latent, (vae.beta as f32, inv_n), grad);
     to_latent.backward(&[vae.to_latent], grad, to_grads, true);
     grad.clear();
     grad.extend_from_slice(to_latent.input_gradient()); // [n, flattened last map]

@@ -57,17 +57,23 @@ pub struct MlpVaeWorkspace {
 // The shards' gradients reach the optimiser as one share or the sum of two.
 const _: () = assert!(SHARDS <= 2, "FlatGradients adds at most two shares");
 
+/// The gradient as the optimiser takes it from the shards a pass used: each one's share (`gradients` of it), whose
+/// sum it is.
+pub(crate) fn shard_shares<'a, S>(used: &'a [S], gradients: impl Fn(&'a S) -> &'a [f32]) -> FlatGradients<'a> {
+    match used {
+        [a, b] => FlatGradients::Sum(gradients(a), gradients(b)),
+        [one, ..] => FlatGradients::One(gradients(one)),
+        [] => FlatGradients::One(&[]),
+    }
+}
+
 impl MlpVaeWorkspace {
     /// ∂loss/∂variable after [`mlp_vae_loss_and_gradients`], every variable end to end in the VAE's order (the
     /// encoder's layers, each its weights then its biases, then the decoder's): the shards' shares, whose sum it
     /// is. Empty before the first pass.
     #[must_use]
     pub fn gradients(&self) -> FlatGradients<'_> {
-        match &self.shards[..self.used] {
-            [a, b] => FlatGradients::Sum(&a.gradients, &b.gradients),
-            [one, ..] => FlatGradients::One(&one.gradients),
-            [] => FlatGradients::One(&[]),
-        }
+        shard_shares(&self.shards[..self.used], |s| &s.gradients)
     }
 }
 
@@ -107,28 +113,49 @@ pub fn mlp_vae_loss_and_gradients(
     {
         return None;
     }
+    let (used, loss) = sharded_pass(&mut work.shards, (x, eps), (n_in, latent), vae.beta, |x, eps, inv_n, shard| {
+        shard_pass(vae, x, eps, inv_n, shard);
+        (shard.recon, shard.kl)
+    });
+    work.used = used;
+    Some(loss)
+}
+
+/// Runs `pass(x rows, eps rows, 1 / all rows, shard)` on each of the [`shard_bounds`] of the minibatch `x`
+/// `[rows, n_in]` with noise `eps` `[rows, latent]`, as rayon tasks, each with its own element of `shards` (grown
+/// as needed) and giving back its `(reconstruction, KL)` sums; returns how many shards it used and the loss.
+pub(crate) fn sharded_pass<S: Default + Send>(
+    shards: &mut Vec<S>,
+    (x, eps): (&[f32], &[f32]),
+    (n_in, latent): (usize, usize),
+    beta: f64,
+    pass: impl Fn(&[f32], &[f32], f32, &mut S) -> (f64, f64) + Sync,
+) -> (usize, VaeStepLoss) {
+    let rows = x.len() / n_in.max(1);
     let bounds = shard_bounds(rows);
-    if work.shards.len() < bounds.len() {
-        work.shards.resize_with(bounds.len(), ShardWork::default);
+    if shards.len() < bounds.len() {
+        shards.resize_with(bounds.len(), S::default);
     }
     let inv_n = 1.0 / rows as f32;
-    work.shards[..bounds.len()].par_iter_mut().zip(&bounds).for_each(|(shard, &(start, count))| {
-        shard_pass(
-            vae,
-            &x[start * n_in..(start + count) * n_in],
-            &eps[start * latent..(start + count) * latent],
-            inv_n,
-            shard,
-        );
-    });
-    work.used = bounds.len();
-    let used = &work.shards[..bounds.len()];
-    // Rounded to f32 as candle's loss is: a term past f32's range is infinite, so the NaN guard stops at it and
-    // names it, rather than at the update it would lead to.
+    let sums: Vec<(f64, f64)> = shards[..bounds.len()]
+        .par_iter_mut()
+        .zip(&bounds)
+        .map(|(shard, &(start, count))| {
+            let (x, eps) = (&x[start * n_in..(start + count) * n_in], &eps[start * latent..(start + count) * latent]);
+            pass(x, eps, inv_n, shard)
+        })
+        .collect();
+    (bounds.len(), step_loss(sums.into_iter(), rows, beta))
+}
+
+/// The minibatch's loss terms from each shard's `(reconstruction, KL)` sums over its rows, `rows` in all: means
+/// over the rows, rounded to f32 as candle's loss is (a term past f32's range is infinite, so the NaN guard stops
+/// at it and names it, rather than at the update it would lead to).
+fn step_loss(sums: impl Iterator<Item = (f64, f64)>, rows: usize, beta: f64) -> VaeStepLoss {
     let round = |v: f64| f64::from(v as f32);
-    let recon = round(used.iter().map(|s| s.recon).sum::<f64>() / rows as f64);
-    let kl = round(used.iter().map(|s| s.kl).sum::<f64>() / rows as f64);
-    Some(VaeStepLoss { recon, kl, total: round(recon + vae.beta * kl) })
+    let (recon, kl) = sums.fold((0.0, 0.0), |(r, k), (a, b)| (r + a, k + b));
+    let (recon, kl) = (round(recon / rows as f64), round(kl / rows as f64));
+    VaeStepLoss { recon, kl, total: round(recon + beta * kl) }
 }
 
 /// One shard forward and back: its loss sums and its rows' share of the gradient (each row weighted `inv_n`, one
@@ -137,69 +164,108 @@ fn shard_pass(vae: MlpVae<'_>, x: &[f32], eps: &[f32], inv_n: f32, work: &mut Sh
     let latent = vae.latent;
     let n_in = vae.encoder[0].n_in;
     let rows = x.len() / n_in;
-    let beta = vae.beta as f32;
     let ShardWork { encoder, decoder, sd, z, grad_out, grad_enc, gradients, recon, kl } = work;
     encoder.forward(vae.encoder, x, rows);
     let enc = encoder.output(); // [rows, 2 latent]: mu, then log sigma²
-    sd.clear();
-    z.clear();
-    let mut kl_sum = 0.0f64;
-    for r in 0..rows {
-        let (mu, logvar) = enc[r * 2 * latent..(r + 1) * 2 * latent].split_at(latent);
-        for j in 0..latent {
-            let s = (0.5 * logvar[j]).exp();
-            sd.push(s);
-            z.push(mu[j] + s * eps[r * latent + j]);
-            kl_sum += 0.5 * f64::from(mu[j] * mu[j] + s * s - 1.0 - logvar[j]);
-        }
-    }
-    *kl = kl_sum;
+    *kl = reparametrise(enc, eps, latent, sd, z);
     decoder.forward(vae.decoder, z, rows);
     let out = decoder.output(); // [rows, n_in]
-    grad_out.clear();
-    let mut recon_sum = 0.0f64;
-    match vae.likelihood {
-        Likelihood::Bernoulli => {
-            grad_out.resize(out.len(), 0.0);
-            for ((l, t), g) in out.chunks_exact(n_in).zip(x.chunks_exact(n_in)).zip(grad_out.chunks_exact_mut(n_in)) {
-                recon_sum += bernoulli_row(l, t, g, inv_n);
-            }
-        }
-        Likelihood::Gaussian => {
-            let scale = 1000.0 / n_in as f32;
-            for (&value, &target) in out.iter().zip(x) {
-                let d = value - target;
-                recon_sum += f64::from(scale * d * d);
-                grad_out.push(2.0 * scale * d * inv_n);
-            }
-        }
-    }
-    *recon = recon_sum;
+    *recon = reconstruction(vae.likelihood, false, out, x, n_in, inv_n, grad_out);
     let (encoder_len, decoder_len) = (gradient_len(vae.encoder), gradient_len(vae.decoder));
     gradients.resize(encoder_len + decoder_len, 0.0);
     let (encoder_grads, decoder_grads) = gradients.split_at_mut(encoder_len);
     decoder.backward(vae.decoder, grad_out, decoder_grads, true);
     let grad_z = decoder.input_gradient(); // [rows, latent]
-    grad_enc.clear();
-    for r in 0..rows {
-        let mu = &enc[r * 2 * latent..r * 2 * latent + latent];
-        let at = |j: usize| r * latent + j;
-        // ∂/∂mu: through z, and the KL's mu²/2.
-        grad_enc.extend((0..latent).map(|j| grad_z[at(j)] + beta * mu[j] * inv_n));
-        // ∂/∂log sigma²: through z = mu + exp(½ log sigma²) eps, and the KL's ½ (sigma² − log sigma²).
-        grad_enc.extend((0..latent).map(|j| {
-            let s = sd[at(j)];
-            0.5 * grad_z[at(j)] * eps[at(j)] * s + beta * 0.5 * (s * s - 1.0) * inv_n
-        }));
-    }
+    encoder_output_gradient(enc, sd, eps, grad_z, latent, (vae.beta as f32, inv_n), grad_enc);
     encoder.backward(vae.encoder, grad_enc, encoder_grads, false);
+}
+
+/// The reparametrised draws `z = mu + exp(½ log sigma²) ⊙ eps` and standard deviations (`[rows, latent]` each,
+/// cleared first) from the encoder's output `enc` `[rows, 2 latent]` (`[mu, log sigma²]` per row); returns the
+/// sum over the rows of `KL = ½ Σ (mu² + sigma² − 1 − log sigma²)`.
+pub(crate) fn reparametrise(enc: &[f32], eps: &[f32], latent: usize, sd: &mut Vec<f32>, z: &mut Vec<f32>) -> f64 {
+    sd.clear();
+    z.clear();
+    let mut kl = 0.0f64;
+    for (row, eps) in enc.chunks_exact(2 * latent).zip(eps.chunks_exact(latent)) {
+        let (mu, logvar) = row.split_at(latent);
+        for j in 0..latent {
+            let s = (0.5 * logvar[j]).exp();
+            sd.push(s);
+            z.push(mu[j] + s * eps[j]);
+            kl += 0.5 * f64::from(mu[j] * mu[j] + s * s - 1.0 - logvar[j]);
+        }
+    }
+    kl
+}
+
+/// ∂loss/∂(the encoder's output) `[rows, 2 latent]` into `out` (cleared first), from ∂loss/∂z `grad_z`, through the
+/// draws of [`reparametrise`] and the KL weighted `beta`, each row weighted `inv_n`.
+pub(crate) fn encoder_output_gradient(
+    enc: &[f32],
+    sd: &[f32],
+    eps: &[f32],
+    grad_z: &[f32],
+    latent: usize,
+    (beta, inv_n): (f32, f32),
+    out: &mut Vec<f32>,
+) {
+    out.clear();
+    let rows = enc.chunks_exact(2 * latent).zip(sd.chunks_exact(latent)).zip(eps.chunks_exact(latent));
+    for (((row, sd), eps), grad_z) in rows.zip(grad_z.chunks_exact(latent)) {
+        let mu = &row[..latent];
+        // ∂/∂mu: through z, and the KL's mu²/2.
+        out.extend((0..latent).map(|j| grad_z[j] + beta * mu[j] * inv_n));
+        // ∂/∂log sigma²: through z = mu + exp(½ log sigma²) eps, and the KL's ½ (sigma² − log sigma²).
+        out.extend((0..latent).map(|j| 0.5 * grad_z[j] * eps[j] * sd[j] + beta * 0.5 * (sd[j] * sd[j] - 1.0) * inv_n));
+    }
+}
+
+/// The reconstruction term summed over the rows of `x` `[rows, n_in]` given the decoder's output `out`, and its
+/// derivative (each row weighted `inv_n`) into `grad` (cleared first): Bernoulli on logits, or `1000 · mean
+/// (x − x̂)²` on the output itself or, when `sigmoid_mean`, on the sigmoid of logits (the convolutional VAE).
+pub(crate) fn reconstruction(
+    likelihood: Likelihood,
+    sigmoid_mean: bool,
+    out: &[f32],
+    x: &[f32],
+    n_in: usize,
+    inv_n: f32,
+    grad: &mut Vec<f32>,
+) -> f64 {
+    grad.clear();
+    let mut sum = 0.0f64;
+    match likelihood {
+        Likelihood::Bernoulli => {
+            grad.resize(out.len(), 0.0);
+            for ((l, t), g) in out.chunks_exact(n_in).zip(x.chunks_exact(n_in)).zip(grad.chunks_exact_mut(n_in)) {
+                sum += bernoulli_row(l, t, g, inv_n);
+            }
+        }
+        Likelihood::Gaussian => {
+            let scale = 1000.0 / n_in as f32;
+            for (&value, &target) in out.iter().zip(x) {
+                // The mean and its derivative with respect to the output.
+                let (mean, slope) = if sigmoid_mean {
+                    let s = 1.0 / (1.0 + (-value).exp());
+                    (s, s * (1.0 - s))
+                } else {
+                    (value, 1.0)
+                };
+                let d = mean - target;
+                sum += f64::from(scale * d * d);
+                grad.push(2.0 * scale * d * slope * inv_n);
+            }
+        }
+    }
+    sum
 }
 
 /// One row's Bernoulli term `Σ softplus(l) − x l` over its logits `l` and targets `x`, with its derivative
 /// `(sigmoid(l) − x) · inv_n` written into `grad`; both from one exponential of −|l|. Branch-free functions
 /// ([`exp_f32`], [`ln_1p_unit_f32`]) and sums in independent lanes let the loop run on vector registers, where the
 /// library's `log1pf` per pixel was a tenth of a step.
-pub(crate) fn bernoulli_row(logits: &[f32], targets: &[f32], grad: &mut [f32], inv_n: f32) -> f64 {
+fn bernoulli_row(logits: &[f32], targets: &[f32], grad: &mut [f32], inv_n: f32) -> f64 {
     const LANES: usize = 16;
     let term = |l: f32, t: f32| -> (f32, f32) {
         let e = exp_f32(-l.abs());
