@@ -27,6 +27,18 @@ impl Activation {
     /// All activations, in menu order.
     pub const ALL: [Self; 6] = [Self::Identity, Self::Relu, Self::LeakyRelu, Self::Sigmoid, Self::Tanh, Self::Softplus];
 
+    /// The slope below zero of a piecewise-linear activation (1 for none, 0 for ReLU, [`LEAKY_SLOPE`]); `None`
+    /// for the curved ones. The fused batch-norm operation and the hand-written conv pass take these.
+    #[must_use]
+    pub fn negative_slope(self) -> Option<f64> {
+        match self {
+            Self::Identity => Some(1.0),
+            Self::Relu => Some(0.0),
+            Self::LeakyRelu => Some(LEAKY_SLOPE),
+            Self::Sigmoid | Self::Tanh | Self::Softplus => None,
+        }
+    }
+
     /// Lower-case name, as on the command line.
     #[must_use]
     pub fn name(self) -> &'static str {

@@ -242,6 +242,17 @@ pub enum ConvKind {
     Transposed,
 }
 
+impl ConvKind {
+    /// Positions of the input and of the output map of a layer of this kind on `geometry`.
+    #[must_use]
+    pub fn map_lens(self, geometry: &ConvGeometry) -> (usize, usize) {
+        match self {
+            Self::Conv => (geometry.big_len(), geometry.small_len()),
+            Self::Transposed => (geometry.small_len(), geometry.big_len()),
+        }
+    }
+}
+
 /// One convolutional layer as plain data: `act(norm(conv(x)))`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct ConvLayerParams {
@@ -267,19 +278,13 @@ impl ConvLayerParams {
     /// Positions of the input map.
     #[must_use]
     pub fn in_len(&self) -> usize {
-        match self.kind {
-            ConvKind::Conv => self.geometry.big_len(),
-            ConvKind::Transposed => self.geometry.small_len(),
-        }
+        self.kind.map_lens(&self.geometry).0
     }
 
     /// Positions of the output map.
     #[must_use]
     pub fn out_len(&self) -> usize {
-        match self.kind {
-            ConvKind::Conv => self.geometry.small_len(),
-            ConvKind::Transposed => self.geometry.big_len(),
-        }
+        self.kind.map_lens(&self.geometry).1
     }
 
     /// The layer as [`conv_cpu`] takes it; `None` for an activation the hand-written pass does not have.
@@ -294,7 +299,7 @@ impl ConvLayerParams {
             biases: if self.biases.is_empty() { None } else { Some(&self.biases) },
             norm: self.norm.as_ref().map(|n| (n.gamma.as_slice(), n.beta.as_slice())),
             running: self.norm.as_ref().map(|n| (n.running_mean.as_slice(), n.running_variance.as_slice())),
-            slope: conv_cpu::activation_slope(self.activation)?,
+            slope: self.activation.negative_slope()?,
         })
     }
 
@@ -469,12 +474,7 @@ impl ConvLayer {
     fn normalise_and_activate(&self, h: &Tensor, mode: NormMode) -> candle_core::Result<(Tensor, Option<NormStats>)> {
         let Some(norm) = &self.norm else { return Ok((self.activation.apply(h)?, None)) };
         let (gamma, beta) = (norm.gamma.as_tensor(), norm.beta.as_tensor());
-        let slope = match self.activation {
-            Activation::Identity => Some(1.0),
-            Activation::Relu => Some(0.0),
-            Activation::LeakyRelu => Some(crate::models::activation::LEAKY_SLOPE),
-            _ => None,
-        };
+        let slope = self.activation.negative_slope();
         let running = (norm.running_mean.as_slice(), norm.running_variance.as_slice());
         let Some(slope) = slope else {
             let (y, stats) = batch_norm_reference(h, gamma, beta, mode, running)?;
@@ -832,7 +832,7 @@ impl ConvVaeNet {
                         biases,
                         norm,
                         running: l.norm.as_ref().map(|n| (n.running_mean.as_slice(), n.running_variance.as_slice())),
-                        slope: conv_cpu::activation_slope(l.activation)?,
+                        slope: l.activation.negative_slope()?,
                     });
                 }
                 Some(refs)

@@ -57,18 +57,12 @@ pub struct ConvLayerRef<'a> {
 impl ConvLayerRef<'_> {
     /// Positions of the input map.
     fn in_len(&self) -> usize {
-        match self.kind {
-            ConvKind::Conv => self.geometry.big_len(),
-            ConvKind::Transposed => self.geometry.small_len(),
-        }
+        self.kind.map_lens(&self.geometry).0
     }
 
     /// Positions of the output map.
     fn out_len(&self) -> usize {
-        match self.kind {
-            ConvKind::Conv => self.geometry.small_len(),
-            ConvKind::Transposed => self.geometry.big_len(),
-        }
+        self.kind.map_lens(&self.geometry).1
     }
 
     /// Gradient values: the kernel's, the biases', then `gamma`'s and `beta`'s.
@@ -83,17 +77,6 @@ impl ConvLayerRef<'_> {
             && self.biases.is_none_or(|b| b.len() == c)
             && self.norm.is_none_or(|(g, b)| g.len() == c && b.len() == c)
             && self.running.is_none_or(|(m, v)| m.len() == c && v.len() == c)
-    }
-}
-
-/// The slope below zero of the activations the pass takes (`None` for the others).
-#[must_use]
-pub fn activation_slope(activation: Activation) -> Option<f64> {
-    match activation {
-        Activation::Identity => Some(1.0),
-        Activation::Relu => Some(0.0),
-        Activation::LeakyRelu => Some(crate::models::activation::LEAKY_SLOPE),
-        _ => None,
     }
 }
 
@@ -144,7 +127,7 @@ impl ConvVae<'_> {
             && self.from_latent.n_in == self.latent
             && self.from_latent.n_out == dec_len * dec_c
             && chain(self.decoder, (dec_len, dec_c)) == Some((image, 1))
-            && activation_slope(self.from_latent.activation).is_some()
+            && self.from_latent.activation.negative_slope().is_some()
             && self.to_latent.activation == Activation::Identity
     }
 
