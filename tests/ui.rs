@@ -2,7 +2,7 @@
 //! BNN lab trains from the Train button, and a bad file shows its error in the window while the loaded
 //! data stays.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use bayes_explorer::Lab;
 use bayes_explorer::ui::{BayesExplorerApp, Settings};
@@ -10,7 +10,7 @@ use egui_kittest::Harness;
 use egui_kittest::kittest::Queryable;
 
 mod common;
-use common::{harness, harness_for, wait_until, wait_within};
+use common::{harness, harness_for, wait_for_label, wait_until, wait_within};
 
 /// Hovers each point of the VAE's latent plane in turn and returns the image decoded there (waiting for it to
 /// change from the previous one).
@@ -110,12 +110,7 @@ fn flow_stages_step_forward_and_back_and_the_direction_relabels_the_view() {
     wait_until(&mut harness, "the flow's stages", |app| {
         app.lab(Lab::Flow).snapshot.as_ref().is_some_and(|s| s.model.is_some())
     });
-    let deadline = Instant::now() + Duration::from_mins(1);
-    while harness.query_by_label_contains("Stage 0 of 2").is_none() {
-        assert!(Instant::now() < deadline, "the stage label never appeared");
-        std::thread::sleep(Duration::from_millis(20));
-        harness.step();
-    }
+    wait_for_label(&mut harness, "Stage 0 of 2");
     harness.get_by_label_contains("Stage 0 of 2: Gaussian samples");
     harness.get_by_label("Next >").click();
     harness.run_steps(3);
@@ -299,6 +294,9 @@ fn save_image_writes_each_figure_as_drawn_to_a_png() {
     wait_until(&mut harness, "the run", |app| {
         app.lab(Lab::Flow).worker_state == Some(bayes_explorer::train::WorkerState::Finished)
     });
+    // The stage plot is drawn once the view thread has sent the stages, and its heat map once it has sent the
+    // stage's grid (its line under the buttons names the grid's size and time).
+    wait_for_label(&mut harness, " grid in ");
     let run_dir = dir.path().join("run");
     std::fs::create_dir(&run_dir).unwrap();
     harness.state_mut().save_images_to(Some(run_dir.clone()));

@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 
 use bayes_explorer::ui::{BayesExplorerApp, Settings};
 use egui_kittest::Harness;
+use egui_kittest::kittest::Queryable;
 
 /// The window as it opens on a fresh machine, once the built-in datasets are in.
 pub fn harness() -> Harness<'static, BayesExplorerApp> {
@@ -37,6 +38,18 @@ pub fn wait_within(
     let deadline = Instant::now() + limit;
     while !done(harness.state()) {
         assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(20));
+        harness.step();
+    }
+    harness.run_steps(3);
+}
+
+/// Steps the window until some widget's label contains `text` (at most a minute): for what a background thread
+/// draws, which no field of the app's state says is on show.
+pub fn wait_for_label(harness: &mut Harness<'_, BayesExplorerApp>, text: &str) {
+    let deadline = Instant::now() + Duration::from_mins(1);
+    while harness.query_by_label_contains(text).is_none() {
+        assert!(Instant::now() < deadline, "timed out waiting for a label containing {text:?}");
         std::thread::sleep(Duration::from_millis(20));
         harness.step();
     }
