@@ -160,7 +160,8 @@ pub fn realnvp_loss_and_gradients(
 }
 
 /// Pulls the points of `x` back to the Gaussian through every layer, keeping what the backward pass needs in
-/// `work` (`work.h` ends as z), and returns their mean negative log-likelihood.
+/// `work` (each layer's `v` is its output, stage k+1; `work.h` ends as z), and returns their mean negative
+/// log-likelihood.
 fn pull_back(layers: &[CouplingRef<'_>], dim: usize, x: &[f32], work: &mut RealNvpWorkspace) -> Option<f64> {
     let batch = x.len().checked_div(dim)?;
     if batch == 0 {
@@ -173,19 +174,10 @@ fn pull_back(layers: &[CouplingRef<'_>], dim: usize, x: &[f32], work: &mut RealN
     work.h.extend_from_slice(x);
     let mut sum_s = 0.0f64;
     for (layer, lw) in layers.iter().zip(work.layers.iter_mut()).rev() {
-        let mask = layer.mask;
-        let LayerWork { v, keep, s, t, scale, shift } = lw;
-        v.clear();
-        v.extend_from_slice(&work.h);
-        keep.clear();
-        keep.extend(v.iter().enumerate().map(|(i, &value)| value * mask[i % dim]));
-        rayon::join(|| scale.forward(&layer.scale, keep, batch), || shift.forward(&layer.shift, keep, batch));
-        let free = |out: &[f32], into: &mut Vec<f32>| {
-            into.clear();
-            into.extend(out.iter().enumerate().map(|(i, &value)| value * (1.0 - mask[i % dim])));
-        };
-        free(scale.output(), s);
-        free(shift.output(), t);
+        lw.v.clear();
+        lw.v.extend_from_slice(&work.h);
+        scale_and_shift(layer, lw, dim, batch);
+        let (mask, LayerWork { v, s, t, .. }) = (layer.mask, &*lw);
         for i in 0..n {
             let m = mask[i % dim];
             work.h[i] = m * v[i] + (1.0 - m) * (v[i] - t[i]) * (-s[i]).exp();
@@ -195,4 +187,78 @@ fn pull_back(layers: &[CouplingRef<'_>], dim: usize, x: &[f32], work: &mut RealN
     let half_log_two_pi = 0.5 * (2.0 * std::f64::consts::PI).ln();
     let sq: f64 = work.h.iter().map(|&value| 0.5 * f64::from(value) * f64::from(value)).sum();
     Some((sq + sum_s) / batch as f64 + dim as f64 * half_log_two_pi)
+}
+
+/// Pushes the points of `z` forward through every layer (generation): each layer's `v` in `work` is its input,
+/// stage k, and `work.h` ends as the last stage.
+fn push_forward(layers: &[CouplingRef<'_>], dim: usize, z: &[f32], work: &mut RealNvpWorkspace) {
+    let batch = z.len().checked_div(dim).unwrap_or(0);
+    let n = batch * dim;
+    work.layers.resize_with(layers.len(), LayerWork::default);
+    work.h.clear();
+    work.h.extend_from_slice(z);
+    for (layer, lw) in layers.iter().zip(work.layers.iter_mut()) {
+        lw.v.clear();
+        lw.v.extend_from_slice(&work.h);
+        scale_and_shift(layer, lw, dim, batch);
+        let (mask, LayerWork { v, s, t, .. }) = (layer.mask, &*lw);
+        for i in 0..n {
+            let m = mask[i % dim];
+            work.h[i] = m * v[i] + (1.0 - m) * (v[i] * s[i].exp() + t[i]);
+        }
+    }
+}
+
+/// The scale s and shift t of `layer` at the `batch` points in `lw.v` (the nets see only the coordinates the mask
+/// keeps, which the layer passes through unchanged, so either side of the layer gives the same), masked to the
+/// transformed coordinates, into `lw.s` and `lw.t`.
+fn scale_and_shift(layer: &CouplingRef<'_>, lw: &mut LayerWork, dim: usize, batch: usize) {
+    let mask = layer.mask;
+    let LayerWork { v, keep, s, t, scale, shift } = lw;
+    keep.clear();
+    keep.extend(v.iter().enumerate().map(|(i, &value)| value * mask[i % dim]));
+    rayon::join(|| scale.forward(&layer.scale, keep, batch), || shift.forward(&layer.shift, keep, batch));
+    let free = |out: &[f32], into: &mut Vec<f32>| {
+        into.clear();
+        into.extend(out.iter().enumerate().map(|(i, &value)| value * (1.0 - mask[i % dim])));
+    };
+    free(scale.output(), s);
+    free(shift.output(), t);
+}
+
+/// Every stage of the points of `x` through the flow `layers`, appended to `stages` (stage k to `stages[k]`,
+/// `layers.len() + 1` of them) with each layer's forward log|det| (the sum of its scales) at each point appended to
+/// `log_det[k]`: generation pushes Gaussian points `x` forward from stage 0; inference pulls points `x` of the last
+/// stage back to stage 0. The flow's views take their stages this way, in chunks.
+///
+/// # Panics
+/// When `stages` is not one longer than `layers`, or `log_det` not as long.
+pub fn realnvp_stages(
+    layers: &[CouplingRef<'_>],
+    dim: usize,
+    x: &[f32],
+    generation: bool,
+    work: &mut RealNvpWorkspace,
+    stages: &mut [Vec<f32>],
+    log_det: &mut [Vec<f32>],
+) {
+    assert_eq!((stages.len(), log_det.len()), (layers.len() + 1, layers.len()), "one stage more than layers");
+    let batch = x.len().checked_div(dim).unwrap_or(0);
+    if batch == 0 {
+        return;
+    }
+    // Each layer's v is its input (generation) or its output (inference).
+    let (first_v, last) = if generation {
+        push_forward(layers, dim, x, work);
+        (0, layers.len())
+    } else {
+        let _ = pull_back(layers, dim, x, work);
+        (1, 0)
+    };
+    stages[last].extend_from_slice(&work.h);
+    for (k, lw) in work.layers.iter().enumerate() {
+        stages[k + first_v].extend_from_slice(&lw.v);
+        log_det[k]
+            .extend(lw.s.chunks_exact(dim).map(|row| row.iter().map(|&value| f64::from(value)).sum::<f64>() as f32));
+    }
 }

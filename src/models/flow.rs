@@ -457,8 +457,48 @@ impl FlowNet {
         self.log_density_tensor(&self.rows(x)?)?.to_dtype(DType::F32)?.to_vec1()
     }
 
-    /// Generation: Gaussian points `z` pushed through layers 1..=K, every stage kept.
+    /// Generation: Gaussian points `z` pushed through layers 1..=K, every stage kept. A RealNVP on the CPU goes
+    /// through the hand-written pass, in chunks whose buffers are reused.
     pub fn forward_stages(&self, z: &[f32]) -> candle_core::Result<Stages> {
+        match self.hand_written_stages(z, self.layers.len(), true) {
+            Some(stages) => Ok(stages),
+            None => self.forward_stages_by_tensors(z),
+        }
+    }
+
+    /// Inference: points `x` at stage `from` (K for data) pulled back to stage 0. `points[k]` is stage k for
+    /// k ≤ from; `log_det[k - 1]` is layer k's forward log|det| at the pulled-back point (k ≤ from). A RealNVP on the
+    /// CPU goes through the hand-written pass.
+    pub fn inverse_stages(&self, x: &[f32], from: usize) -> candle_core::Result<Stages> {
+        let from = from.min(self.layers.len());
+        match self.hand_written_stages(x, from, false) {
+            Some(stages) => Ok(stages),
+            None => self.inverse_stages_by_tensors(x, from),
+        }
+    }
+
+    /// The stages through the first `k` layers by [`coupling_cpu::realnvp_stages`] (`None` for a flow that has no
+    /// hand-written pass, or for points that are not whole rows, which candle's path reports).
+    fn hand_written_stages(&self, x: &[f32], k: usize, generation: bool) -> Option<Stages> {
+        let dim = self.dim;
+        if dim == 0 || !x.len().is_multiple_of(dim) {
+            return None;
+        }
+        self.with_coupling_values(|layers| {
+            let layers = &layers[..k.min(layers.len())];
+            let mut work = coupling_cpu::RealNvpWorkspace::default();
+            let mut points = vec![Vec::with_capacity(x.len()); layers.len() + 1];
+            let mut log_det = vec![Vec::with_capacity(x.len() / dim); layers.len()];
+            for chunk in x.chunks(HAND_GRID_CHUNK_POINTS * dim) {
+                coupling_cpu::realnvp_stages(layers, dim, chunk, generation, &mut work, &mut points, &mut log_det);
+            }
+            Stages { points, log_det }
+        })
+    }
+
+    /// [`Self::forward_stages`] through candle's tensor operations: every flow's path, and the reference for the
+    /// RealNVP's hand-written one.
+    fn forward_stages_by_tensors(&self, z: &[f32]) -> candle_core::Result<Stages> {
         let mut h = self.rows(z)?;
         let mut points = vec![to_vec(&h)?];
         let mut log_det = Vec::with_capacity(self.layers.len());
@@ -471,9 +511,8 @@ impl FlowNet {
         Ok(Stages { points, log_det })
     }
 
-    /// Inference: points `x` at stage `from` (K for data) pulled back to stage 0. `points[k]` is stage k for
-    /// k ≤ from; `log_det[k - 1]` is layer k's forward log|det| at the pulled-back point (k ≤ from).
-    pub fn inverse_stages(&self, x: &[f32], from: usize) -> candle_core::Result<Stages> {
+    /// [`Self::inverse_stages`] through candle's tensor operations.
+    fn inverse_stages_by_tensors(&self, x: &[f32], from: usize) -> candle_core::Result<Stages> {
         let from = from.min(self.layers.len());
         let mut h = self.rows(x)?;
         let mut points = vec![to_vec(&h)?];
@@ -542,7 +581,7 @@ impl FlowNet {
         let mut layer = Vec::with_capacity(n);
         // In chunks, so a 512 x 512 grid through 256-wide layers stays within a few hundred MB.
         for chunk in points.chunks(GRID_CHUNK_POINTS * dim) {
-            let stages = self.inverse_stages(chunk, k)?;
+            let stages = self.inverse_stages_by_tensors(chunk, k)?;
             let z = &stages.points[0];
             for i in 0..chunk.len() / dim {
                 let r2: f64 = z[i * dim..(i + 1) * dim].iter().map(|&v| f64::from(v).powi(2)).sum();
@@ -1309,6 +1348,50 @@ mod tests {
         let maf = FlowTrainer::new(FlowConfig::default_for(FlowKind::Maf), &data).expect("maf");
         let maf = FlowNet::from_params(&maf.params().expect("params"), DType::F32).expect("net");
         assert!(maf.with_coupling_values(|_| ()).is_none());
+    }
+
+    /// The RealNVP's stages by the hand-written pass equal candle's in both directions, at every stage and for every
+    /// layer's log|det| (a trained flow; 2,500 points, more than two chunks and not a multiple of one), pulled back
+    /// from every stage; and the two directions undo each other.
+    #[test]
+    fn the_hand_written_stages_match_candle() {
+        let (trainer, data) = small_trained_realnvp(30);
+        let net = FlowNet::from_params(&trainer.params().expect("params"), DType::F32).expect("net");
+        let mut rng = <rand_chacha::ChaCha8Rng as rand::SeedableRng>::seed_from_u64(9);
+        let z = super::gaussian_points(2_500, 2, &mut rng);
+        let close = |what: &str, got: &[f32], want: &[f32]| {
+            assert_eq!(got.len(), want.len(), "{what}: lengths");
+            for (i, (a, b)) in got.iter().zip(want).enumerate() {
+                assert!((a - b).abs() <= 1e-4 * b.abs().max(1.0), "{what} [{i}]: {a} vs candle's {b}");
+            }
+        };
+        let forward = net.forward_stages(&z).expect("hand-written");
+        let want = net.forward_stages_by_tensors(&z).expect("candle");
+        assert_eq!((forward.points.len(), forward.log_det.len()), (6, 5));
+        for k in 0..=5 {
+            close(&format!("generation stage {k}"), &forward.points[k], &want.points[k]);
+        }
+        for k in 0..5 {
+            close(&format!("generation log|det| of layer {}", k + 1), &forward.log_det[k], &want.log_det[k]);
+            assert!(forward.log_det[k].iter().any(|&l| l.abs() > 1e-2), "layer {}: moved nothing", k + 1);
+        }
+        for from in 0..=5 {
+            let back = net.inverse_stages(&forward.points[from], from).expect("hand-written");
+            let want = net.inverse_stages_by_tensors(&forward.points[from], from).expect("candle");
+            assert_eq!((back.points.len(), back.log_det.len()), (from + 1, from));
+            for k in 0..=from {
+                close(&format!("inference from {from}, stage {k}"), &back.points[k], &want.points[k]);
+                // The round trip: pulled back from stage `from`, each stage is the one pushed forward.
+                close(&format!("round trip from {from}, stage {k}"), &back.points[k], &forward.points[k]);
+            }
+            for k in 0..from {
+                close(&format!("inference from {from}, log|det| {}", k + 1), &back.log_det[k], &want.log_det[k]);
+            }
+        }
+        let x = &data.x_train;
+        let back = net.inverse_stages(x, 5).expect("data");
+        close("the data pulled back", &back.points[0], &net.inverse_stages_by_tensors(x, 5).expect("candle").points[0]);
+        assert!(net.inverse_stages(&x[..3], 5).is_err(), "a half row is candle's error to report");
     }
 
     /// The hand-written RealNVP pass (models::coupling_cpu) gives candle autograd's loss and gradients, for a flow
