@@ -35,6 +35,10 @@ pub struct Cli {
     /// What to do; none opens the app.
     #[command(subcommand)]
     pub command: Option<CliCommand>,
+    /// What draws the window: auto takes wgpu on a GPU and OpenGL where the only adapter is a software
+    /// rasteriser (it draws several times cheaper there).
+    #[arg(long, value_enum, default_value_t)]
+    pub renderer: crate::ui::WindowRenderer,
 }
 
 /// The headless commands.
@@ -507,6 +511,8 @@ fn info() {
             a.max_compute_workgroup_size_x
         );
     }
+    let renderer = crate::ui::window_renderer(crate::ui::WindowRenderer::Auto, compute.best());
+    println!("{} (--renderer auto)", crate::ui::renderer_note(renderer, &compute));
 }
 
 fn train(args: &TrainArgs) -> Result<(), CliError> {

@@ -80,7 +80,7 @@ impl ComputeContext {
         let adapters = pollster::block_on(instance.enumerate_adapters(wgpu::Backends::all()));
         let adapter = adapters
             .into_iter()
-            .min_by_key(|a| rank(&AdapterSummary::from_adapter(a)))
+            .min_by_key(|a| AdapterSummary::from_adapter(a).rank())
             .ok_or(ComputeError::NoAdapter)?;
         let summary = AdapterSummary::from_adapter(&adapter);
         let limits = adapter.limits();
@@ -142,15 +142,5 @@ impl ComputeContext {
             Kernel::Matmul | Kernel::SampleWeights => &self.matmul_layout,
             _ => &self.flow_layout,
         }
-    }
-}
-
-fn rank(a: &AdapterSummary) -> u8 {
-    match a.device_type.as_str() {
-        "DiscreteGpu" => 0,
-        "IntegratedGpu" => 1,
-        "VirtualGpu" => 2,
-        "Cpu" => 3,
-        _ => 4,
     }
 }

@@ -60,7 +60,8 @@ impl AdapterSummary {
         self.device_type == "Cpu"
     }
 
-    fn rank(&self) -> u8 {
+    /// Preference order, best first: discrete, integrated, virtual, software, other.
+    pub(crate) fn rank(&self) -> u8 {
         match self.device_type.as_str() {
             "DiscreteGpu" => 0,
             "IntegratedGpu" => 1,

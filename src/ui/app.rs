@@ -185,6 +185,8 @@ pub struct BayesExplorerApp {
     pub(crate) image_folder: Option<PathBuf>,
     /// UI-thread seconds of recent frames (eframe's measure), newest last, with when they were drawn.
     frame_times: std::collections::VecDeque<(Instant, f32)>,
+    /// Which renderer draws the window and why (set by [`crate::ui::run_app`]; `None` in tests).
+    pub(crate) window_renderer: Option<String>,
 }
 
 impl BayesExplorerApp {
@@ -210,6 +212,7 @@ impl BayesExplorerApp {
             path_text: String::new(),
             image_folder: None,
             frame_times: std::collections::VecDeque::new(),
+            window_renderer: None,
         };
         for (lab, json) in app.settings.run_settings.clone() {
             app.lab_mut(lab).restored_settings = crate::ui::session::parse_settings(lab, &json);

@@ -19,8 +19,11 @@ pub(crate) fn status_bar_ui(app: &BayesExplorerApp, ui: &mut egui::Ui) {
         }
         if let Some((fps, slowest_ms)) = app.frame_summary() {
             ui.separator();
-            ui.label(format!("UI: {fps:.0} frames/s, slowest frame {slowest_ms:.1} ms"))
-                .on_hover_text("Over the last two seconds: frames drawn, and the UI thread's time for the slowest (under 16.7 ms keeps 60 frames per second)");
+            let mut hover = "Over the last two seconds: frames drawn, and the UI thread's time for the slowest (under 16.7 ms keeps 60 frames per second)".to_owned();
+            if let Some(note) = &app.window_renderer {
+                hover = format!("{hover}. {note}.");
+            }
+            ui.label(format!("UI: {fps:.0} frames/s, slowest frame {slowest_ms:.1} ms")).on_hover_text(hover);
         }
         if let Some((job, _)) = &lab.loading {
             ui.separator();
