@@ -167,22 +167,14 @@ fn pull_back(layers: &[CouplingRef<'_>], dim: usize, x: &[f32], work: &mut RealN
     if batch == 0 {
         return None;
     }
-    let n = batch * dim;
     work.layers.resize_with(layers.len(), LayerWork::default);
     // Pull the data back, the last layer first.
     work.h.clear();
     work.h.extend_from_slice(x);
     let mut sum_s = 0.0f64;
     for (layer, lw) in layers.iter().zip(work.layers.iter_mut()).rev() {
-        lw.v.clear();
-        lw.v.extend_from_slice(&work.h);
-        scale_and_shift(layer, lw, dim, batch);
-        let (mask, LayerWork { v, s, t, .. }) = (layer.mask, &*lw);
-        for i in 0..n {
-            let m = mask[i % dim];
-            work.h[i] = m * v[i] + (1.0 - m) * (v[i] - t[i]) * (-s[i]).exp();
-        }
-        sum_s += s.iter().map(|&value| f64::from(value)).sum::<f64>();
+        through_layer(layer, lw, &mut work.h, dim, false);
+        sum_s += lw.s.iter().map(|&value| f64::from(value)).sum::<f64>();
     }
     let half_log_two_pi = 0.5 * (2.0 * std::f64::consts::PI).ln();
     let sq: f64 = work.h.iter().map(|&value| 0.5 * f64::from(value) * f64::from(value)).sum();
@@ -192,20 +184,26 @@ fn pull_back(layers: &[CouplingRef<'_>], dim: usize, x: &[f32], work: &mut RealN
 /// Pushes the points of `z` forward through every layer (generation): each layer's `v` in `work` is its input,
 /// stage k, and `work.h` ends as the last stage.
 fn push_forward(layers: &[CouplingRef<'_>], dim: usize, z: &[f32], work: &mut RealNvpWorkspace) {
-    let batch = z.len().checked_div(dim).unwrap_or(0);
-    let n = batch * dim;
     work.layers.resize_with(layers.len(), LayerWork::default);
     work.h.clear();
     work.h.extend_from_slice(z);
     for (layer, lw) in layers.iter().zip(work.layers.iter_mut()) {
-        lw.v.clear();
-        lw.v.extend_from_slice(&work.h);
-        scale_and_shift(layer, lw, dim, batch);
-        let (mask, LayerWork { v, s, t, .. }) = (layer.mask, &*lw);
-        for i in 0..n {
-            let m = mask[i % dim];
-            work.h[i] = m * v[i] + (1.0 - m) * (v[i] * s[i].exp() + t[i]);
-        }
+        through_layer(layer, lw, &mut work.h, dim, true);
+    }
+}
+
+/// Takes the points `h` (whole rows of `dim`) through one coupling layer, forward (generation: u -> v = m⊙u +
+/// (1−m)⊙(u⊙exp(s) + t)) or back (inference: v -> u = m⊙v + (1−m)⊙(v − t)⊙exp(−s)), in place, keeping the points
+/// it started from in `lw.v` and the layer's s and t.
+fn through_layer(layer: &CouplingRef<'_>, lw: &mut LayerWork, h: &mut [f32], dim: usize, generation: bool) {
+    lw.v.clear();
+    lw.v.extend_from_slice(h);
+    scale_and_shift(layer, lw, dim, h.len() / dim);
+    let (mask, LayerWork { v, s, t, .. }) = (layer.mask, &*lw);
+    for (i, out) in h.iter_mut().enumerate() {
+        let m = mask[i % dim];
+        let moved = if generation { v[i] * s[i].exp() + t[i] } else { (v[i] - t[i]) * (-s[i]).exp() };
+        *out = m * v[i] + (1.0 - m) * moved;
     }
 }
 
