@@ -61,14 +61,15 @@ pub fn window_renderer(requested: WindowRenderer, best: Option<&crate::gpu::Adap
 pub fn run_app(requested: WindowRenderer) -> Result<(), eframe::Error> {
     let compute = crate::gpu::probe();
     let first = window_renderer(requested, compute.best());
-    match run_window(first, &compute) {
+    match run_window(first, renderer_note(first, &compute)) {
         Err(e) if requested == WindowRenderer::Auto && could_not_start(&e) => {
             let other = match first {
                 eframe::Renderer::Glow => eframe::Renderer::Wgpu,
                 eframe::Renderer::Wgpu => eframe::Renderer::Glow,
             };
             log::warn!("the {first} renderer could not start ({e}); drawing the window with {other}");
-            run_window(other, &compute)
+            let note = format!("{}; {first} could not start ({e})", renderer_note(other, &compute));
+            run_window(other, note)
         }
         result => result,
     }
@@ -85,9 +86,8 @@ fn could_not_start(e: &eframe::Error) -> bool {
     )
 }
 
-/// The window drawn by `renderer`; `compute` names the adapters, for the status bar's note on the renderer.
-fn run_window(renderer: eframe::Renderer, compute: &crate::gpu::ComputeInfo) -> Result<(), eframe::Error> {
-    let note = renderer_note(renderer, compute);
+/// The window drawn by `renderer`; `note` is what the status bar says of it.
+fn run_window(renderer: eframe::Renderer, note: String) -> Result<(), eframe::Error> {
     let options = eframe::NativeOptions {
         viewport: egui::ViewportBuilder::default()
             .with_title(APP_TITLE)
