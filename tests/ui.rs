@@ -239,6 +239,8 @@ fn save_every_figure(
     assert!(buttons > 0, "the page has a \"Save image…\" button");
     for k in 0..buttons {
         let before = std::fs::read_dir(folder).unwrap().count();
+        // A page that scrolls (the flow's stages, in a short window) shows the button first, as a user would.
+        scroll_into_view(harness, |h| h.query_all_by_label("Save image…").nth(k).expect("the button").rect());
         harness.query_all_by_label("Save image…").nth(k).expect("the button").click();
         wait_until(harness, "the PNG", |app| {
             !app.run_file_busy() && std::fs::read_dir(folder).unwrap().count() > before
@@ -255,6 +257,30 @@ fn save_every_figure(
         .collect();
     images.sort_by(|a, b| a.0.cmp(&b.0));
     images
+}
+
+/// Turns the mouse wheel over the right-hand edge of the page (clear of the plots, which take the wheel for
+/// themselves) until the widget whose rect `rect` gives is above the status bar.
+fn scroll_into_view(
+    harness: &mut Harness<'_, BayesExplorerApp>,
+    rect: impl Fn(&Harness<'_, BayesExplorerApp>) -> egui::Rect,
+) {
+    let size = harness.ctx.content_rect().size();
+    for _ in 0..20 {
+        if rect(harness).bottom() < size.y - 40.0 {
+            return;
+        }
+        harness.hover_at(egui::pos2(size.x - 30.0, size.y - 120.0));
+        harness.event(egui::Event::MouseWheel {
+            unit: egui::MouseWheelUnit::Point,
+            delta: egui::vec2(0.0, -120.0),
+            phase: egui::TouchPhase::Move,
+            source: egui::MouseWheelSource::Unknown,
+            modifiers: egui::Modifiers::NONE,
+        });
+        harness.run_steps(3);
+    }
+    panic!("the widget at {:?} could not be scrolled into view", rect(harness));
 }
 
 /// Distinct colours in an image (a blank or uniform capture has one or two).

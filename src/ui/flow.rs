@@ -349,7 +349,23 @@ pub(crate) fn flow_view_ui(
     }
 }
 
+/// The height the stage's plot keeps (or the whole scrolled area's, when that is less) before the page scrolls
+/// rather than shrink the plot further.
+const MIN_STAGE_PLOT_HEIGHT: f32 = 360.0;
+
 fn step_through_ui(flow: &mut FlowUiState, running: bool, ui: &mut egui::Ui) {
+    // In a short window (a laptop's 768 rows, the loss curves open) the page scrolls, so that the stage's plot keeps
+    // a readable size; otherwise the plot fills what is left of the window.
+    let viewport = ui.available_height();
+    egui::ScrollArea::vertical().id_salt("flow-stages").auto_shrink([false, false]).show(ui, |ui| {
+        let top = ui.cursor().top();
+        step_through_contents(flow, running, (viewport, top), ui);
+    });
+}
+
+/// The step-through's controls, plot and picked point; `(viewport, top)`: the scrolled area's visible height and
+/// where its content starts.
+fn step_through_contents(flow: &mut FlowUiState, running: bool, (viewport, top): (f32, f32), ui: &mut egui::Ui) {
     let k_max = flow.n_layers();
     let dt = ui.input(|i| i.stable_dt).min(0.1);
     if flow.playing {
@@ -439,16 +455,22 @@ fn step_through_ui(flow: &mut FlowUiState, running: bool, ui: &mut egui::Ui) {
     let heat = heat_texture(flow, k_show, ui.ctx());
     let grid_info = flow.grids.get(&k_show).map(|g| {
         let stale = if g.step == geometry.step { "" } else { ", from an earlier step" };
-        format!("{0} x {0} grid in {1:.2} s on {3}, mass {2:.3}{stale}", g.resolution, g.seconds, g.mass, g.device)
+        let took = if g.seconds < 1.0 { format!("{:.0} ms", g.seconds * 1e3) } else { format!("{:.2} s", g.seconds) };
+        format!("{0} x {0} grid in {took} on {2}, mass {1:.3}{stale}", g.resolution, g.mass, g.device)
     });
     let side_width = 300.0f32.min(ui.available_width() * 0.35);
+    // Room for the row of buttons and the grid's note under the plot; scrolled down, the plot and its buttons
+    // still fit the area together, so "Save image…" captures the whole plot.
+    let below = 48.0;
+    let plot_height =
+        (viewport - (ui.cursor().top() - top) - below).max(MIN_STAGE_PLOT_HEIGHT.min(viewport - below)).max(200.0);
     ui.horizontal_top(|ui| {
         let plot_size = (ui.available_width() - side_width - 8.0).max(200.0);
         ui.vertical(|ui| {
             ui.set_width(plot_size);
             let mut plot = Plot::new("flow-stage")
                 .data_aspect(1.0)
-                .height((ui.available_height() - 24.0).max(200.0))
+                .height(plot_height)
                 .legend(Legend::default())
                 .allow_double_click_reset(false);
             if running {
@@ -546,7 +568,9 @@ fn step_through_ui(flow: &mut FlowUiState, running: bool, ui: &mut egui::Ui) {
             {
                 flow.probe = Some((k_show, [p.x as f32, p.y as f32]));
             }
-            ui.horizontal(|ui| {
+            // Wrapped, so that the notes beside the buttons stay under the plot and never push the picked point's
+            // column past the window's edge.
+            ui.horizontal_wrapped(|ui| {
                 if export_button(ui) {
                     flow.export = flow.export_request(ExportKind::Stages);
                 }
@@ -559,6 +583,8 @@ fn step_through_ui(flow: &mut FlowUiState, running: bool, ui: &mut egui::Ui) {
                     flow.export = flow.export_request(ExportKind::Density);
                 }
                 ui.label(egui::RichText::new("Click the plot to follow a point through every stage.").weak().small());
+            });
+            ui.horizontal_wrapped(|ui| {
                 if let Some(info) = grid_info {
                     ui.label(egui::RichText::new(info).weak().small());
                 } else if flow.heat != HeatMap::Off {
@@ -569,7 +595,11 @@ fn step_through_ui(flow: &mut FlowUiState, running: bool, ui: &mut egui::Ui) {
         });
         ui.vertical(|ui| {
             ui.set_width(side_width);
-            probe_ui(flow, ui);
+            // Scrolls when the window is too short for every layer's term.
+            egui::ScrollArea::vertical()
+                .id_salt("flow-probe")
+                .max_height(plot_height + below)
+                .show(ui, |ui| probe_ui(flow, ui));
         });
     });
 }
