@@ -492,7 +492,8 @@ fn latent_ui(vae: &mut VaeUiState, ui: &mut egui::Ui) {
     ui.horizontal(|ui| {
         ui.vertical(|ui| {
             ui.set_width(side);
-            ui.strong("Encoder means of every input (hover: decode that point; the ellipse is q(z|x) ±2 sd of the nearest input)");
+            // One line each above the two figures, so that they start level; the longer notes go under them.
+            ui.add(egui::Label::new(egui::RichText::new("Encoder means of every input").strong()).truncate());
             scatter_ui(vae, &latents, height, ui);
             ui.horizontal(|ui| {
                 if export_button(ui) {
@@ -503,10 +504,9 @@ fn latent_ui(vae: &mut VaeUiState, ui: &mut egui::Ui) {
         });
         ui.vertical(|ui| {
             ui.set_width(side);
-            ui.horizontal(|ui| {
-                ui.strong(format!("Decoded manifold, {} x {} latent points{}", vae.cells, vae.cells, if vae.device.is_empty() { String::new() } else { format!(" ({})", vae.device) }));
-                save_image_button(ui, "vae-manifold");
-            });
+            let device = if vae.device.is_empty() { String::new() } else { format!(" ({})", vae.device) };
+            let heading = format!("Decoded manifold, {} x {} latent points{device}", vae.cells, vae.cells);
+            ui.add(egui::Label::new(egui::RichText::new(heading).strong()).truncate());
             manifold_ui(vae, height, ui);
         });
     });
@@ -634,6 +634,8 @@ fn scatter_ui(vae: &mut VaeUiState, latents: &Latents, height: f32, ui: &mut egu
     }
     if let Some(([z0, z1], _)) = &vae.hover_image {
         ui.label(format!("Decoded at z = ({z0:.2}, {z1:.2}). Click two inputs to decode the path between them."));
+    } else {
+        ui.label("Hover the plane to decode any point; the ellipse is q(z|x) ±2 sd of the input nearest the cursor.");
     }
     path_ui(vae, ui);
 }
@@ -729,6 +731,7 @@ fn manifold_ui(vae: &mut VaeUiState, height: f32, ui: &mut egui::Ui) {
                     })
             },
         );
+        save_image_button(ui, "vae-manifold");
     } else {
         ui.spinner();
     }
