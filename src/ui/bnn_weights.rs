@@ -255,9 +255,12 @@ fn heat_map_ui(bnn: &mut BnnUiState, params: &BnnParams, ui: &mut egui::Ui) {
         ui.strong("Weight matrix");
         save_image_button(ui, "bnn-weight-matrix");
         ui.selectable_value(&mut bnn.heat, HeatQuantity::Mean, "means");
-        ui.add_enabled_ui(layer.posterior != Posterior::Deterministic, |ui| {
-            ui.selectable_value(&mut bnn.heat, HeatQuantity::SignalToNoise, "signal-to-noise |mean|/sd");
-        });
+        // Kept on one line: in a narrow column it moves to the next row rather than break into a word a line.
+        let snr = egui::Button::selectable(bnn.heat == HeatQuantity::SignalToNoise, "signal-to-noise |mean|/sd")
+            .wrap_mode(egui::TextWrapMode::Extend);
+        if ui.add_enabled(layer.posterior != Posterior::Deterministic, snr).clicked() {
+            bnn.heat = HeatQuantity::SignalToNoise;
+        }
     });
     let heat = if layer.posterior == Posterior::Deterministic { HeatQuantity::Mean } else { bnn.heat };
     let (rows, cols) = (layer.n_in, layer.n_out);
