@@ -711,7 +711,7 @@ fn keras_figure_ui(flow: &mut FlowUiState, ui: &mut egui::Ui) {
     let k = g.n_layers;
     let panels: [(&str, &Vec<[f32; 2]>, Color32); 4] = [
         ("Inference: data space X", &g.inference[k], Color32::from_rgb(70, 130, 230)),
-        ("Inference: latent space Z = f⁻¹(X)", &g.inference[0], Color32::from_rgb(70, 130, 230)),
+        ("Inference: latent space Z = f^-1(X)", &g.inference[0], Color32::from_rgb(70, 130, 230)),
         ("Generated: latent space Z ~ N(0, I)", &g.generation[0], Color32::from_rgb(230, 120, 40)),
         ("Generated: data space X = f(Z)", &g.generation[k], Color32::from_rgb(230, 120, 40)),
     ];

@@ -162,4 +162,68 @@ mod tests {
             assert_eq!(window_renderer(WindowRenderer::Glow, best), Glow);
         }
     }
+
+    /// The characters outside ASCII in the string literals of `source` (Rust), with their line numbers; line
+    /// comments are skipped, escapes and byte or char literals of a quote respected.
+    fn literal_characters(source: &str) -> Vec<(usize, char)> {
+        let mut found = Vec::new();
+        for (number, line) in source.lines().enumerate() {
+            let mut chars = line.chars().peekable();
+            let mut in_string = false;
+            while let Some(c) = chars.next() {
+                match (in_string, c) {
+                    (false, '/') if chars.peek() == Some(&'/') => break,
+                    // '"' and b'"': a quote that opens no string.
+                    (false, '\'') if chars.peek() == Some(&'"') => {
+                        chars.next();
+                    }
+                    (_, '"') => in_string = !in_string,
+                    (true, '\\') => {
+                        chars.next();
+                    }
+                    (true, c) if !c.is_ascii() => found.push((number + 1, c)),
+                    _ => {}
+                }
+            }
+        }
+        found
+    }
+
+    /// Every character in the program's strings (its labels, headings, notes and messages) has a glyph in the
+    /// window's fonts, proportional and monospace: a missing one is drawn as an empty box (as "f⁻¹" once was).
+    #[test]
+    fn every_character_the_strings_use_has_a_glyph_in_the_fonts() {
+        let ctx = egui::Context::default();
+        let _ = ctx.run_ui(egui::RawInput::default(), |_| {});
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+        let mut files = vec![root.clone()];
+        let mut missing = Vec::new();
+        let mut checked = 0;
+        while let Some(path) = files.pop() {
+            if path.is_dir() {
+                files.extend(std::fs::read_dir(&path).expect("the source folder").map(|e| e.expect("an entry").path()));
+                continue;
+            }
+            if path.extension().is_none_or(|e| e != "rs") {
+                continue;
+            }
+            let source = std::fs::read_to_string(&path).expect("a source file");
+            for (line, c) in literal_characters(&source) {
+                checked += 1;
+                for font in [egui::FontId::proportional(14.0), egui::FontId::monospace(14.0)] {
+                    if !ctx.fonts_mut(|f| f.has_glyph(&font, c)) {
+                        missing.push(format!(
+                            "{}:{line}: {c:?} (U+{:04X}) in {:?}",
+                            path.display(),
+                            u32::from(c),
+                            font.family
+                        ));
+                    }
+                }
+            }
+        }
+        assert!(checked > 20, "the scan found the strings' typography ({checked} characters)");
+        assert!(literal_characters("let a = \"±\"; // \"\u{207b}\"").len() == 1, "comments are skipped");
+        assert!(missing.is_empty(), "characters the fonts cannot draw:\n{}", missing.join("\n"));
+    }
 }
