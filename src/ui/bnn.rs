@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use egui::Color32;
 use egui_extras::{Column, TableBuilder};
-use egui_plot::{Bar, BarChart, FilledArea, HLine, Legend, Line, MarkerShape, Plot, PlotPoints, Points, VLine};
+use egui_plot::{Bar, BarChart, FilledArea, HLine, Legend, Line, MarkerShape, PlotPoints, Points, VLine};
 
 use crate::data::prepare::{OutputKind, Prepared};
 use crate::models::Activation;
@@ -23,6 +23,7 @@ use crate::train::{EpochRecord, ModelView, RunSnapshot};
 use crate::ui::bnn_weights::{HeatQuantity, HistoryMode, WeightQuantity};
 use crate::ui::export::{ExportKind, ExportRequest, export_button, history_request};
 use crate::ui::image_export::{save_image_button, saveable};
+use crate::ui::plot_axes;
 use crate::ui::waiting;
 
 /// Which view the page shows.
@@ -635,7 +636,7 @@ fn predicted_vs_actual_plot(rows: &[crate::models::bnn::RegressionRow], target: 
         "bnn-pred-vs-actual",
         || "bnn-predicted-vs-actual.png".to_owned(),
         |ui| {
-            Plot::new("bnn-pred-vs-actual")
+            plot_axes::plot("bnn-pred-vs-actual")
                 .height(260.0)
                 .legend(Legend::default())
                 .x_axis_label(format!("actual {target}"))
@@ -708,7 +709,7 @@ fn calibration_ui(bnn: &mut BnnUiState, ui: &mut egui::Ui) {
         "bnn-calibration",
         || "bnn-calibration.png".to_owned(),
         |ui| {
-            Plot::new("bnn-calibration")
+            plot_axes::plot("bnn-calibration")
                 .height(260.0)
                 .legend(Legend::default())
                 .x_axis_label("nominal level")
@@ -844,7 +845,7 @@ fn probe_plots(bnn: &BnnUiState, prepared: &Prepared, probe: &ProbeView, range: 
         let w = hist.bin_width();
         let bars: Vec<Bar> =
             hist.densities().iter().zip(&hist.edges).map(|(&d, &l)| Bar::new(l + w / 2.0, d).width(w)).collect();
-        Plot::new("bnn-probe-hist")
+        plot_axes::plot("bnn-probe-hist")
             .height(150.0)
             .allow_scroll(false)
             .x_axis_label(format!("sampled {target} ({} passes, {bins} bins)", vals.len()))
@@ -855,7 +856,7 @@ fn probe_plots(bnn: &BnnUiState, prepared: &Prepared, probe: &ProbeView, range: 
     ui.strong(format!("Prediction as {} sweeps ±10 sd", prepared.feature_names[j]));
     let xs: Vec<f64> = probe.sweep_z.iter().map(|z| f64::from(z * s + m)).collect();
     let current = f64::from(bnn.probe_values.get(j).copied().unwrap_or(m));
-    Plot::new("bnn-probe-sweep")
+    plot_axes::plot("bnn-probe-sweep")
         .height(230.0)
         .legend(Legend::default())
         .x_axis_label(&prepared.feature_names[j])
@@ -904,7 +905,7 @@ pub(crate) fn bnn_loss_ui(snapshot: &RunSnapshot, ui: &mut egui::Ui) {
         snapshot.history.iter().filter_map(|r| r.get(name).map(|v| [r.epoch as f64, v])).collect()
     };
     ui.strong("Loss per training row: data term + KL / N");
-    Plot::new("bnn-loss").height(200.0).legend(Legend::default()).x_axis_label("epoch").allow_scroll(false).show(
+    plot_axes::plot("bnn-loss").height(200.0).legend(Legend::default()).x_axis_label("epoch").allow_scroll(false).show(
         ui,
         |plot| {
             plot.line(Line::new("total", PlotPoints::from(series("loss"))));
@@ -919,16 +920,18 @@ pub(crate) fn bnn_loss_ui(snapshot: &RunSnapshot, ui: &mut egui::Ui) {
         ("train_rmse", "test_rmse", "RMSE of the predictive mean")
     };
     ui.strong(label);
-    Plot::new("bnn-error").height(200.0).legend(Legend::default()).x_axis_label("epoch").allow_scroll(false).show(
-        ui,
-        |plot| {
+    plot_axes::plot("bnn-error")
+        .height(200.0)
+        .legend(Legend::default())
+        .x_axis_label("epoch")
+        .allow_scroll(false)
+        .show(ui, |plot| {
             plot.line(Line::new("train", PlotPoints::from(series(train))));
             plot.line(Line::new("test", PlotPoints::from(series(test))));
             if let Some(b) = snapshot.history.last().and_then(|r| r.get("mean_predictor_test_rmse")) {
                 plot.hline(HLine::new("test, predicting the training mean", b).color(Color32::GRAY));
             }
-        },
-    );
+        });
 }
 
 /// One colour per run in the comparison.
@@ -990,7 +993,7 @@ fn compare_ui(bnn: &mut BnnUiState, ui: &mut egui::Ui) {
         "bnn-compare",
         || "bnn-compare-runs.png".to_owned(),
         |ui| {
-            Plot::new("bnn-compare")
+            plot_axes::plot("bnn-compare")
                 .height(240.0)
                 .legend(Legend::default())
                 .x_axis_label("range of the passes")

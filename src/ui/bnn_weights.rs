@@ -3,7 +3,7 @@
 //! matrix as a heat map (means or signal-to-noise); a picked weight's posterior density against the prior.
 
 use egui::{Color32, Sense, Stroke};
-use egui_plot::{Bar, BarChart, Legend, Line, Plot, PlotPoint, PlotPoints, Text, VLine};
+use egui_plot::{Bar, BarChart, Legend, Line, PlotPoint, PlotPoints, Text, VLine};
 
 use crate::models::bnn::{BnnParams, BnnView, Posterior};
 use crate::models::stats::{Histogram, normal_pdf};
@@ -12,6 +12,7 @@ use crate::train::export::{WeightHistogram, epoch_histogram, stacked_histograms,
 use crate::ui::bnn::BnnUiState;
 use crate::ui::export::{ExportKind, export_button};
 use crate::ui::image_export::{capture_if_asked, save_image_button, saveable};
+use crate::ui::plot_axes;
 
 /// One epoch at a time, or the whole run stacked.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -158,7 +159,7 @@ fn histogram_plot(ui: &mut egui::Ui, hist: &Histogram, quantity: WeightQuantity,
         .zip(&hist.edges)
         .map(|(&d, &left)| Bar::new(left + width / 2.0, d).width(width))
         .collect();
-    Plot::new("bnn-histogram")
+    plot_axes::plot("bnn-histogram")
         .height(height)
         .legend(Legend::default())
         .x_axis_label(quantity.label())
@@ -199,7 +200,7 @@ fn stacked_plot(ui: &mut egui::Ui, stack: &[WeightHistogram], n: usize, (lo, hi)
         .small(),
     );
     let total_height = (height * 1.4).max(260.0);
-    Plot::new("bnn-stacked")
+    plot_axes::plot("bnn-stacked")
         .height(total_height)
         .x_axis_label(first.quantity.label())
         .show_axes([true, false])
@@ -380,7 +381,7 @@ fn weight_detail_ui(bnn: &BnnUiState, params: &BnnParams, ui: &mut egui::Ui) {
         "bnn-weight-detail",
         || format!("bnn-layer-{}-weight-{}-{}.png", l + 1, i + 1, j + 1),
         |ui| {
-            Plot::new("bnn-weight-detail").height(200.0).legend(Legend::default()).allow_scroll(false).show(
+            plot_axes::plot("bnn-weight-detail").height(200.0).legend(Legend::default()).allow_scroll(false).show(
                 ui,
                 |plot| {
                     plot.line(

@@ -3,12 +3,13 @@
 
 use egui::Color32;
 use egui_extras::{Column as TableColumn, TableBuilder};
-use egui_plot::{Legend, MarkerShape, Plot, Points};
+use egui_plot::{Legend, MarkerShape, Points};
 
 use crate::Lab;
 use crate::data::prepare::{Role, image_side};
 use crate::data::table::ColumnKind;
 use crate::ui::app::LabData;
+use crate::ui::plot_axes;
 
 /// Most columns shown side by side in the table; wider tables show the first ones and the last.
 const MAX_TABLE_COLUMNS: usize = 14;
@@ -179,7 +180,7 @@ fn scatter_ui(lab: Lab, data: &LabData, features: &[usize], view: &mut DataViewS
         }
     }
     groups.sort_by(|a, b| a.0.cmp(&b.0));
-    let mut plot = Plot::new(("scatter", lab))
+    let mut plot = plot_axes::plot(("scatter", lab))
         .legend(Legend::default())
         .x_axis_label(table.columns[x].name.clone())
         .y_axis_label(table.columns[y].name.clone());

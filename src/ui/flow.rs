@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use egui::{Color32, TextureHandle};
-use egui_plot::{Legend, Line, MarkerShape, Plot, PlotBounds, PlotImage, PlotPoint, PlotPoints, Points};
+use egui_plot::{Legend, Line, MarkerShape, PlotBounds, PlotImage, PlotPoint, PlotPoints, Points};
 
 use crate::data::prepare::Prepared;
 use crate::models::flow::{FlowConfig, FlowKind};
@@ -15,6 +15,7 @@ use crate::train::flow_view::{FlowGeometry, FlowViewRequest, FlowViewResult, Flo
 use crate::train::{ModelView, RunSnapshot, WorkerState};
 use crate::ui::export::{ExportKind, ExportRequest, export_button, history_request};
 use crate::ui::image_export::{save_image_button, saveable};
+use crate::ui::plot_axes;
 
 /// Which way the step-through runs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -468,7 +469,7 @@ fn step_through_contents(flow: &mut FlowUiState, running: bool, (viewport, top):
         let plot_size = (ui.available_width() - side_width - 8.0).max(200.0);
         ui.vertical(|ui| {
             ui.set_width(plot_size);
-            let mut plot = Plot::new("flow-stage")
+            let mut plot = plot_axes::plot("flow-stage")
                 .data_aspect(1.0)
                 .height(plot_height)
                 .legend(Legend::default())
@@ -715,22 +716,32 @@ fn keras_figure_ui(flow: &mut FlowUiState, ui: &mut egui::Ui) {
         ("Generated: latent space Z ~ N(0, I)", &g.generation[0], Color32::from_rgb(230, 120, 40)),
         ("Generated: data space X = f(Z)", &g.generation[k], Color32::from_rgb(230, 120, 40)),
     ];
-    let size = ((ui.available_width() - 16.0) / 2.0).min((ui.available_height() - 60.0) / 2.0).max(150.0);
-    saveable(ui, "flow-keras", || "flow-keras-figure.png".to_owned(), |ui| keras_grid_ui(&panels, size, ui));
+    let (columns, size) = keras_layout(ui.available_size());
+    saveable(ui, "flow-keras", || "flow-keras-figure.png".to_owned(), |ui| keras_grid_ui(&panels, columns, size, ui));
 }
 
-/// The Keras figure's four scatter plots, two by two.
-fn keras_grid_ui(panels: &[(&str, &Vec<[f32; 2]>, Color32); 4], size: f32, ui: &mut egui::Ui) {
-    egui::Grid::new("keras-figure").num_columns(2).show(ui, |ui| {
+/// Columns and side of the Keras figure's square panels in `available` room: two by two as in the Keras example,
+/// or four in a row where that makes them larger (a wide window whose loss curves take half its height). Titles
+/// and gaps take about 30 points under or beside each panel; the side is at least 150 points (the page scrolls).
+fn keras_layout(available: egui::Vec2) -> (usize, f32) {
+    let two_by_two = ((available.x - 16.0) / 2.0).min((available.y - 60.0) / 2.0);
+    let in_a_row = ((available.x - 32.0) / 4.0).min(available.y - 30.0);
+    let (columns, size) = if in_a_row > two_by_two { (4, in_a_row) } else { (2, two_by_two) };
+    (columns, size.max(150.0))
+}
+
+/// The Keras figure's four scatter plots, `columns` to a row.
+fn keras_grid_ui(panels: &[(&str, &Vec<[f32; 2]>, Color32); 4], columns: usize, size: f32, ui: &mut egui::Ui) {
+    egui::Grid::new("keras-figure").num_columns(columns).show(ui, |ui| {
         for (i, (title, pts, colour)) in panels.iter().enumerate() {
             ui.vertical(|ui| {
                 ui.strong(*title);
                 let xs: Vec<[f64; 2]> = pts.iter().map(|p| [f64::from(p[0]), f64::from(p[1])]).collect();
-                Plot::new(("keras", i)).width(size).height(size).data_aspect(1.0).show(ui, |plot| {
+                plot_axes::plot(("keras", i)).width(size).height(size).data_aspect(1.0).show(ui, |plot| {
                     plot.points(Points::new(*title, xs).color(*colour).radius(1.5).filled(true));
                 });
             });
-            if i % 2 == 1 {
+            if i % columns == columns - 1 {
                 ui.end_row();
             }
         }
@@ -754,7 +765,7 @@ pub(crate) fn flow_loss_ui(snapshot: &RunSnapshot, export: &mut Option<ExportReq
         "flow-loss",
         || "flow-loss.png".to_owned(),
         |ui| {
-            Plot::new("flow-loss")
+            plot_axes::plot("flow-loss")
                 .height(150.0)
                 .legend(Legend::default())
                 .x_axis_label("epoch")
@@ -816,5 +827,23 @@ fn diverging(t: f32) -> Color32 {
         Color32::from_rgb((base + 220.0 * a) as u8, (base + 40.0 * a) as u8, base as u8)
     } else {
         Color32::from_rgb(base as u8, (base + 90.0 * a) as u8, (base + 220.0 * a) as u8)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::keras_layout;
+
+    #[test]
+    fn the_keras_figure_goes_four_in_a_row_only_where_its_panels_grow() {
+        // a 1280 x 800 window with the loss curves open: 950 x 430 points left
+        let (columns, size) = keras_layout(egui::vec2(950.0, 430.0));
+        assert_eq!(columns, 4);
+        assert!((size - 229.5).abs() < 0.01, "{size}");
+        // the loss curves folded: room for the Keras example's two by two
+        let (columns, size) = keras_layout(egui::vec2(950.0, 700.0));
+        assert_eq!((columns, size), (2, 320.0));
+        // a narrow window never goes below 150 points a side
+        assert_eq!(keras_layout(egui::vec2(300.0, 200.0)), (2, 150.0));
     }
 }

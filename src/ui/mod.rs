@@ -9,6 +9,7 @@ pub mod export;
 mod flow;
 mod image_export;
 mod lab;
+mod plot_axes;
 mod preview;
 mod run_file;
 mod session;

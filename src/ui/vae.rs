@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use egui::{Color32, ColorImage, TextureHandle, TextureOptions};
-use egui_plot::{Legend, Line, MarkerShape, Plot, PlotBounds, PlotImage, PlotPoint, PlotPoints, Points};
+use egui_plot::{Legend, Line, MarkerShape, PlotBounds, PlotImage, PlotPoint, PlotPoints, Points};
 
 use crate::data::prepare::{OutputKind, Prepared};
 use crate::models::vae::{BetaSchedule, Likelihood, VaeArch, VaeConfig, VaeView, vae_inputs};
@@ -16,6 +16,7 @@ use crate::train::vae_view::{Latents, Manifold, PRIOR_SAMPLES, VaeViewRequest, V
 use crate::train::{ModelView, RunSnapshot};
 use crate::ui::export::{ExportKind, ExportRequest, export_button, history_request};
 use crate::ui::image_export::{capture_if_asked, save_image_button, saveable};
+use crate::ui::plot_axes;
 
 /// Which view the page shows.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -526,7 +527,7 @@ fn scatter_ui(vae: &mut VaeUiState, latents: &Latents, height: f32, ui: &mut egu
         "vae-latent",
         || "vae-latent.png".to_owned(),
         |ui| {
-            Plot::new("vae-latent")
+            plot_axes::plot("vae-latent")
                 .height(height)
                 .data_aspect(1.0)
                 .legend(Legend::default())
@@ -692,7 +693,7 @@ fn manifold_ui(vae: &mut VaeUiState, height: f32, ui: &mut egui::Ui) {
         if let Some((_, values)) = &vae.hover_image {
             let bars: Vec<egui_plot::Bar> =
                 values.iter().enumerate().map(|(j, &v)| egui_plot::Bar::new(j as f64, f64::from(v))).collect();
-            Plot::new("vae-decoded-features").height(height * 0.6).show(ui, |plot| {
+            plot_axes::plot("vae-decoded-features").height(height * 0.6).show(ui, |plot| {
                 plot.bar_chart(egui_plot::BarChart::new("decoded features (standardised)", bars));
             });
         }
@@ -716,7 +717,7 @@ fn manifold_ui(vae: &mut VaeUiState, height: f32, ui: &mut egui::Ui) {
             "vae-manifold",
             || "vae-manifold.png".to_owned(),
             |ui| {
-                Plot::new("vae-manifold")
+                plot_axes::plot("vae-manifold")
                     .height(height)
                     .data_aspect(1.0)
                     .allow_drag(false)
@@ -813,7 +814,7 @@ pub(crate) fn vae_loss_ui(snapshot: &RunSnapshot, ui: &mut egui::Ui) {
         snapshot.history.iter().filter_map(|r| r.get(name).map(|v| [r.epoch as f64, v])).collect()
     };
     ui.strong("Nats per input");
-    Plot::new("vae-loss").height(200.0).legend(Legend::default()).x_axis_label("epoch").show(ui, |plot| {
+    plot_axes::plot("vae-loss").height(200.0).legend(Legend::default()).x_axis_label("epoch").show(ui, |plot| {
         plot.line(Line::new("train: reconstruction + beta KL (batches)", PlotPoints::from(series("loss"))));
         plot.line(Line::new("train: negative ELBO", PlotPoints::from(series("train_neg_elbo"))));
         plot.line(Line::new("test: negative ELBO", PlotPoints::from(series("test_neg_elbo"))));
@@ -825,7 +826,7 @@ pub(crate) fn vae_loss_ui(snapshot: &RunSnapshot, ui: &mut egui::Ui) {
         .last()
         .map(|r| r.metrics.iter().filter(|(k, _)| k.starts_with("kl_dim_")).map(|(k, _)| k.clone()).collect())
         .unwrap_or_default();
-    Plot::new("vae-kl-dims").height(160.0).legend(Legend::default()).x_axis_label("epoch").show(ui, |plot| {
+    plot_axes::plot("vae-kl-dims").height(160.0).legend(Legend::default()).x_axis_label("epoch").show(ui, |plot| {
         plot.line(Line::new("KL, all dimensions", PlotPoints::from(series("test_kl"))));
         for k in &dims {
             plot.line(Line::new(k.replace("kl_dim_", "z"), PlotPoints::from(series(k))));

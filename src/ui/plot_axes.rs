@@ -1,0 +1,340 @@
+//! Every plot's grid and tick labels: steps of 1, 2 or 5 times a power of ten, chosen so that each axis carries
+//! numbers however short the plot or narrow the range.
+//!
+//! `egui_plot`'s default grid divides by ten: its labelled step is a power of ten at least 20 points apart on the
+//! y axis (60 on the x axis), so the next one up can be ten times that, taller than a 150-point loss plot, and such
+//! a plot showed a curve with no numbers beside it. Here the labelled step is the smallest of 1, 2 and 5 times a
+//! power of ten that leaves room for a label (at most 2.5 times that room), and the lighter lines between divide it.
+//! y labels get 22 points (a line of text and a gap), so a plot 110 points tall always carries two numbers; x
+//! labels get 50 points, or their width and a gap where that is more.
+
+use std::cell::Cell;
+use std::rc::Rc;
+
+use egui_plot::{AxisHints, GridInput, GridMark, Plot};
+
+/// Which way an axis runs: its labels stand one above another (y) or side by side (x).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Axis {
+    X,
+    Y,
+}
+
+impl Axis {
+    /// The least room between two labels, in points. The axis draws labels at full strength from here.
+    fn label_points(self) -> f64 {
+        match self {
+            Axis::X => 50.0,
+            Axis::Y => 22.0,
+        }
+    }
+
+    /// Below this many points apart, labels are not drawn (between it and [`Self::label_points`] they fade in).
+    /// The light lines are kept closer than this, so only the labelled lattice carries numbers.
+    fn hidden_points(self) -> f64 {
+        match self {
+            Axis::X => 40.0,
+            Axis::Y => 18.0,
+        }
+    }
+
+    /// The axis's hints for `egui_plot`: when labels show.
+    #[allow(clippy::cast_possible_truncation)] // points, a few tens
+    fn hints<'a>(self) -> AxisHints<'a> {
+        let spacing = self.hidden_points() as f32..=self.label_points() as f32;
+        match self {
+            Axis::X => AxisHints::new_x(),
+            Axis::Y => AxisHints::new_y(),
+        }
+        .label_spacing(spacing)
+    }
+}
+
+/// Width of a digit, sign or point of a tick label in `egui`'s body font, in points (a little over the real
+/// advance, so the estimate errs wide).
+const CHAR_POINTS: f64 = 7.5;
+
+/// Least gap between two x labels, in points.
+const X_LABEL_GAP: f64 = 14.0;
+
+/// The on-screen size `egui_plot` gives `GridInput::base_step_size`: the plot's default grid spacing minimum.
+const BASE_STEP_POINTS: f64 = 8.0;
+
+/// A plot with this module's grid and tick labels on both axes. Set an axis's label after this (`x_axis_label`
+/// names the axis this sets up).
+///
+/// Every label of an axis gets the decimals of the axis's labelled step ("0.8", "1.0", "1.2" rather than "0.8",
+/// "1", "1.2"): `egui_plot` asks the axis's grid spacer for its marks just before it formats their labels, so the
+/// spacer leaves the step it chose where the formatter reads it.
+pub(crate) fn plot<'a>(id_salt: impl egui::AsIdSalt) -> Plot<'a> {
+    let x_step = Rc::new(Cell::new(f64::NAN));
+    let y_step = Rc::new(Cell::new(f64::NAN));
+    let (x_step_read, y_step_read) = (Rc::clone(&x_step), Rc::clone(&y_step));
+    Plot::new(id_salt)
+        .custom_x_axes(vec![Axis::X.hints()])
+        .custom_y_axes(vec![Axis::Y.hints()])
+        .x_grid_spacer(move |input| grid_marks(&input, Axis::X, &x_step))
+        .y_grid_spacer(move |input| grid_marks(&input, Axis::Y, &y_step))
+        .x_axis_formatter(move |mark, _| tick_label(mark, x_step_read.get()))
+        .y_axis_formatter(move |mark, _| tick_label(mark, y_step_read.get()))
+}
+
+/// The smallest 1, 2 or 5 times a power of ten that is at least `value` (`None` for zero, negative or not finite).
+fn nice_at_least(value: f64) -> Option<f64> {
+    if !value.is_finite() || value <= 0.0 {
+        return None;
+    }
+    let decade = 10f64.powf(value.log10().floor());
+    [1.0, 2.0, 5.0, 10.0].into_iter().map(|m| m * decade).find(|&s| s >= value * (1.0 - 1e-9))
+}
+
+/// Estimated width in points of the widest label a step of `step` puts in `bounds` (it is at one end: the largest
+/// magnitude, or a minus sign).
+#[allow(clippy::cast_precision_loss)] // a label's length
+fn widest_label_points((min, max): (f64, f64), step: f64) -> f64 {
+    let width = |value: f64| tick_label(GridMark { value, step_size: step }, step).chars().count() as f64 * CHAR_POINTS;
+    width((min / step).ceil() * step).max(width((max / step).floor() * step))
+}
+
+/// The three steps of an axis's grid: a light step, the labelled step, and a heavier one, each dividing the next so
+/// that all the labels lie on one lattice and never overlap.
+///
+/// `value_per_point` is the axis's scale and `bounds` the values in view. The labelled step is the smallest 1, 2 or
+/// 5 times a power of ten at least the axis's label room apart (on the x axis, also the widest label and a gap);
+/// the light step divides it into 5 (1 and 5) or 4 (2) parts, or tenths of those, closer than labels are drawn.
+fn steps(value_per_point: f64, bounds: (f64, f64), axis: Axis) -> Option<[f64; 3]> {
+    let mut labelled = nice_at_least(value_per_point * axis.label_points())?;
+    if axis == Axis::X {
+        // A few rounds at most: each step up widens the room faster than it lengthens the labels.
+        for _ in 0..8 {
+            let room = widest_label_points(bounds, labelled) + X_LABEL_GAP;
+            if labelled / value_per_point >= room {
+                break;
+            }
+            labelled = nice_at_least(value_per_point * room)?;
+        }
+    }
+    let mantissa = (labelled / 10f64.powf(labelled.log10().floor())).round();
+    let (mut light, heavy) = if (mantissa - 2.0).abs() < 0.5 {
+        (labelled / 4.0, labelled * 5.0)
+    } else if (mantissa - 5.0).abs() < 0.5 {
+        (labelled / 5.0, labelled * 2.0)
+    } else {
+        (labelled / 5.0, labelled * 5.0)
+    };
+    while light / value_per_point >= axis.hidden_points() {
+        light /= 10.0;
+    }
+    Some([light, labelled, heavy])
+}
+
+/// The grid marks of one axis: every multiple of the light step in view, each with the largest of the three steps
+/// it is a multiple of (which decides its line's weight and whether it is labelled). The labelled step goes into
+/// `labelled_step`, for the labels' decimals.
+fn grid_marks(input: &GridInput, axis: Axis, labelled_step: &Cell<f64>) -> Vec<GridMark> {
+    let value_per_point = input.base_step_size / BASE_STEP_POINTS;
+    let Some(step_sizes) = steps(value_per_point, input.bounds, axis) else {
+        return Vec::new();
+    };
+    labelled_step.set(step_sizes[1]);
+    let (min, max) = input.bounds;
+    let light = step_sizes[0];
+    let (Some(first), Some(last)) = (ratio_index(min / light, f64::ceil), ratio_index(max / light, f64::floor)) else {
+        return Vec::new();
+    };
+    // A plot's bounds are finite, but a huge range over a tiny step would still be too many lines to draw.
+    if last < first || last - first > 10_000 {
+        return Vec::new();
+    }
+    let per_labelled = (step_sizes[1] / light).round() as i64;
+    let per_heavy = (step_sizes[2] / light).round() as i64;
+    (first..=last)
+        .map(|i| {
+            let step_size = if i % per_heavy == 0 {
+                step_sizes[2]
+            } else if i % per_labelled == 0 {
+                step_sizes[1]
+            } else {
+                light
+            };
+            #[allow(clippy::cast_precision_loss)] // |i| <= 2^53 is checked by `ratio_index`
+            GridMark { value: i as f64 * light, step_size }
+        })
+        .collect()
+}
+
+/// `rounding(ratio)` as an integer, where it fits exactly in an `f64`.
+#[allow(clippy::cast_possible_truncation)] // the range is checked first
+fn ratio_index(ratio: f64, rounding: fn(f64) -> f64) -> Option<i64> {
+    const EXACT: f64 = 9_007_199_254_740_992.0; // 2^53
+    let r = rounding(ratio);
+    (r.is_finite() && r.abs() <= EXACT).then_some(r as i64)
+}
+
+/// A tick's number with as many decimals as the axis's labelled step needs ("0.5" and "1.0" on a step of 0.5, "2"
+/// on a step of 2, "0.25" on 0.25; the mark's own step where the labelled one is not known), and no "-0" for a
+/// zero reached by rounding.
+fn tick_label(mark: GridMark, labelled_step: f64) -> String {
+    let step = if labelled_step.is_finite() && labelled_step > 0.0 { labelled_step } else { mark.step_size };
+    let decimals = decimals_for_step(step);
+    let text = format!("{:.*}", decimals, mark.value);
+    if text.starts_with('-') && text[1..].chars().all(|c| c == '0' || c == '.') { text[1..].to_owned() } else { text }
+}
+
+/// Decimals that show every multiple of `step` exactly (steps are 1, 2, 2.5 or 5 times a power of ten): the
+/// fewest after which the step is a whole number of last digits.
+fn decimals_for_step(step: f64) -> usize {
+    if !step.is_finite() || step <= 0.0 || step >= 1.0 {
+        return 0;
+    }
+    (1..=15)
+        .find(|&d| {
+            let scaled = step * 10f64.powi(d);
+            scaled >= 0.999 && (scaled - scaled.round()).abs() < 1e-6 * scaled
+        })
+        .unwrap_or(15) as usize
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// What `egui_plot` labels on an axis `length_points` long showing `bounds`, by its rule (a mark is labelled
+    /// when marks of its step are more than the axis's hidden spacing apart and its text fits in that spacing),
+    /// with each label's text.
+    fn labelled(bounds: (f64, f64), length_points: f64, axis: Axis) -> Vec<(f64, String)> {
+        let value_per_point = (bounds.1 - bounds.0) / length_points;
+        let input = GridInput { bounds, base_step_size: value_per_point * BASE_STEP_POINTS };
+        let step = Cell::new(f64::NAN);
+        let marks = grid_marks(&input, axis, &step);
+        marks
+            .into_iter()
+            .filter(|m| m.step_size / value_per_point > axis.hidden_points())
+            .map(|m| (m.value, tick_label(m, step.get())))
+            .collect()
+    }
+
+    /// Ranges from tiny to huge, offsets near and far from zero (so labels with many digits and minus signs), and
+    /// axes from a short loss plot's to a full window's: every y axis 110 points tall has two labels or more (one
+    /// below that), never closer than a label's room nor further than 2.5 times it; every x axis has a gap between
+    /// its labels' texts, and two labels or more once it is 400 points wide (one from 200).
+    #[test]
+    fn every_axis_gets_labels_that_never_crowd() {
+        let mut checked = 0;
+        for axis in [Axis::Y, Axis::X] {
+            for length_points in [60.0, 90.0, 110.0, 150.0, 200.0, 400.0, 700.0] {
+                for exponent in -6..=6 {
+                    for mantissa in [1.0, 1.3, 1.9, 2.2, 3.0, 4.4, 6.1, 7.5, 9.9] {
+                        let range = mantissa * 10f64.powi(exponent);
+                        for offset in [0.0, -0.37, 1.0, -123.4] {
+                            let lo = offset * 10f64.powi(exponent) - range / 3.0;
+                            let labels = labelled((lo, lo + range), length_points, axis);
+                            let wanted = match axis {
+                                Axis::Y if length_points >= 110.0 => 2,
+                                Axis::Y => 1,
+                                Axis::X if length_points >= 400.0 => 2,
+                                Axis::X if length_points >= 200.0 => 1,
+                                Axis::X => 0,
+                            };
+                            assert!(
+                                labels.len() >= wanted,
+                                "{axis:?}: {length_points} points over {range:e} from {lo:e}: labels {labels:?}"
+                            );
+                            let points_per_value = length_points / range;
+                            for pair in labels.windows(2) {
+                                let gap = (pair[1].0 - pair[0].0) * points_per_value;
+                                assert!(gap >= axis.label_points() * 0.999, "{gap} points apart: {labels:?}");
+                                if axis == Axis::Y {
+                                    assert!(gap <= axis.label_points() * 2.5 * 1.001, "{gap} apart: {labels:?}");
+                                } else {
+                                    let widths =
+                                        [&pair[0].1, &pair[1].1].map(|t| t.chars().count() as f64 * CHAR_POINTS);
+                                    assert!(
+                                        gap >= f64::midpoint(widths[0], widths[1]) + X_LABEL_GAP * 0.999,
+                                        "{labels:?}"
+                                    );
+                                }
+                            }
+                            let texts: Vec<&String> = labels.iter().map(|(_, t)| t).collect();
+                            let mut unique = texts.clone();
+                            unique.dedup();
+                            assert_eq!(texts, unique, "two labels read the same");
+                            checked += 1;
+                        }
+                    }
+                }
+            }
+        }
+        assert_eq!(checked, 2 * 7 * 13 * 9 * 4);
+    }
+
+    /// The case that had no numbers: a loss plot 115 points tall whose curve spans 2.05 to 2.62 nats. egui's own
+    /// grid labels nothing there: its powers of ten are 0.1 (20.2 points apart, faded to nothing by its 20-to-30-
+    /// point fade) and 1 (none in view).
+    #[test]
+    fn a_short_loss_plot_is_labelled_every_fifth_of_a_nat() {
+        let labels = labelled((2.05, 2.62), 115.0, Axis::Y);
+        let texts: Vec<&str> = labels.iter().map(|(_, t)| t.as_str()).collect();
+        assert_eq!(texts, ["2.2", "2.4", "2.6"]);
+    }
+
+    /// The epochs of a loss plot across a wide window, and the same axis where its numbers are long.
+    #[test]
+    fn x_labels_widen_their_step_for_long_numbers() {
+        let epochs = labelled((-1.0, 23.0), 870.0, Axis::X);
+        let texts: Vec<&str> = epochs.iter().map(|(_, t)| t.as_str()).collect();
+        assert_eq!(texts, ["0", "2", "4", "6", "8", "10", "12", "14", "16", "18", "20", "22"]);
+        let long = labelled((-1_000_100.0, -999_860.0), 870.0, Axis::X);
+        let texts: Vec<&str> = long.iter().map(|(_, t)| t.as_str()).collect();
+        assert_eq!(texts, ["-1000100", "-1000050", "-1000000", "-999950", "-999900"]);
+    }
+
+    #[test]
+    fn each_step_divides_the_next() {
+        for axis in [Axis::X, Axis::Y] {
+            for exponent in -5..=5 {
+                for m in [1.0, 1.5, 2.0, 3.0, 5.0, 7.0] {
+                    let value_per_point = m * 10f64.powi(exponent);
+                    let [light, labelled, heavy] =
+                        steps(value_per_point, (0.0, value_per_point * 300.0), axis).unwrap();
+                    for (small, big) in [(light, labelled), (labelled, heavy)] {
+                        let ratio = big / small;
+                        assert!((ratio - ratio.round()).abs() < 1e-9 && ratio >= 2.0, "{small} into {big}");
+                    }
+                    assert!(light / value_per_point < axis.hidden_points(), "light lines would be labelled");
+                    let mantissa = labelled / 10f64.powf(labelled.log10().floor());
+                    assert!([1.0, 2.0, 5.0].iter().any(|&n| (mantissa - n).abs() < 1e-9), "labelled step {labelled}");
+                }
+            }
+        }
+        assert_eq!(steps(0.0, (0.0, 1.0), Axis::Y), None);
+        assert_eq!(steps(f64::NAN, (0.0, 1.0), Axis::Y), None);
+    }
+
+    #[test]
+    fn tick_labels_carry_the_decimals_their_step_needs() {
+        let label = |value, step_size| tick_label(GridMark { value, step_size }, f64::NAN);
+        assert_eq!(label(0.5, 0.5), "0.5");
+        // the heavy line at 1 is labelled with the decimals of the axis's step of 0.5
+        assert_eq!(tick_label(GridMark { value: 1.0, step_size: 1.0 }, 0.5), "1.0");
+        assert_eq!(tick_label(GridMark { value: 10.0, step_size: 10.0 }, 2.0), "10");
+        assert_eq!(label(0.300_000_000_000_000_04, 0.1), "0.3");
+        assert_eq!(label(2.0, 2.0), "2");
+        assert_eq!(label(1500.0, 500.0), "1500");
+        assert_eq!(label(0.25, 0.25), "0.25");
+        assert_eq!(label(-0.000_000_000_1, 0.2), "0.0");
+        assert_eq!(label(-0.4, 0.2), "-0.4");
+        assert_eq!(label(3e-5, 1e-5), "0.00003");
+        assert_eq!(label(4e-7, 2e-7), "0.0000004");
+        assert_eq!(label(2.5e-6, 2.5e-6), "0.0000025");
+    }
+
+    #[test]
+    fn a_degenerate_axis_has_no_marks() {
+        let step = Cell::new(f64::NAN);
+        assert!(grid_marks(&GridInput { bounds: (0.0, 1.0), base_step_size: 0.0 }, Axis::Y, &step).is_empty());
+        assert!(step.get().is_nan());
+        assert!(grid_marks(&GridInput { bounds: (1.0, 0.0), base_step_size: 0.1 }, Axis::Y, &step).is_empty());
+        assert!(grid_marks(&GridInput { bounds: (0.0, 1e300), base_step_size: 1e-300 }, Axis::X, &step).is_empty());
+    }
+}
