@@ -184,6 +184,16 @@ fn vae_training_shows_the_latent_space_and_the_decoded_image_follows_the_cursor(
     let changed = images[0].iter().zip(&images[1]).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
     assert!(changed > 0.05, "the decoded image did not change between two latent points (max change {changed})");
     harness.get_by_label_contains("Under the cursor");
+    // The ellipse of q(z|x) belongs to the input nearest the cursor while it is over the plane, and goes with it:
+    // off the plot, the nearest input to where the cursor maps would be some outlier at the plane's edge.
+    assert!(harness.state().vae_state().input_under_cursor().is_some(), "no ellipse under the cursor");
+    harness.hover_at(heading.left_top() - egui::vec2(0.0, 30.0));
+    harness.run_steps(2);
+    assert_eq!(
+        harness.state().vae_state().input_under_cursor(),
+        None,
+        "an ellipse stayed with the cursor off the plot"
+    );
     // Click two inputs: the path between their latent means is decoded.
     for at in [first, second] {
         harness.hover_at(at);

@@ -70,6 +70,8 @@ pub struct VaeUiState {
     /// The latent window of the scatter and the manifold.
     bounds: [f32; 4],
     hover: Option<[f32; 2]>,
+    /// The input whose q(z|x) ellipse is drawn: the one nearest the cursor while it is over the latent plane.
+    input_under_cursor: Option<usize>,
     /// Inputs picked for the interpolation (indices, training rows first), at most two.
     picked: Vec<usize>,
     path_images: Option<Arc<Vec<f32>>>,
@@ -124,6 +126,7 @@ impl Default for VaeUiState {
             export: None,
             bounds: [-4.0, 4.0, -4.0, 4.0],
             hover: None,
+            input_under_cursor: None,
             picked: Vec::new(),
             path_images: None,
             prepared: None,
@@ -215,6 +218,13 @@ impl VaeUiState {
     #[must_use]
     pub fn hover_image(&self) -> Option<&[f32]> {
         self.hover_image.as_ref().map(|(_, v)| v.as_slice())
+    }
+
+    /// The input (training rows first) whose q(z|x) the latent plane draws as an ellipse: the one nearest the
+    /// cursor, while the cursor is over the plane (for tests).
+    #[must_use]
+    pub fn input_under_cursor(&self) -> Option<usize> {
+        self.input_under_cursor
     }
 
     /// True once the path between two picked inputs has been decoded (for tests).
@@ -579,8 +589,10 @@ fn scatter_ui(vae: &mut VaeUiState, latents: &Latents, height: f32, ui: &mut egu
                                 .color(Color32::WHITE),
                         );
                     }
-                    // q(z|x) of the input nearest the cursor: an axis-aligned ellipse at ±2 sd.
-                    let pointer = plot.pointer_coordinate();
+                    // q(z|x) of the input nearest the cursor: an axis-aligned ellipse at ±2 sd. Only while the
+                    // cursor is over the plane: `pointer_coordinate` maps it wherever it is, and off the plot the
+                    // nearest input is some outlier at the plane's edge.
+                    let pointer = plot.pointer_coordinate().filter(|_| plot.response().hovered());
                     let mut nearest_input = None;
                     if let Some(p) = pointer {
                         let nearest = (0..n).min_by(|&i, &j| {
@@ -613,6 +625,7 @@ fn scatter_ui(vae: &mut VaeUiState, latents: &Latents, height: f32, ui: &mut egu
         },
     );
     let (pointer, bounds, nearest_input) = response.inner;
+    vae.input_under_cursor = nearest_input;
     if response.response.clicked()
         && let Some(i) = nearest_input
     {
