@@ -180,13 +180,11 @@ fn scatter_ui(lab: Lab, data: &LabData, features: &[usize], view: &mut DataViewS
         }
     }
     groups.sort_by(|a, b| a.0.cmp(&b.0));
-    let mut plot = plot_axes::plot(("scatter", lab))
+    // The flow's two columns are one plane, standardised alike: equal scales.
+    let plot = if lab == Lab::Flow { plot_axes::plane(("scatter", lab)) } else { plot_axes::plot(("scatter", lab)) }
         .legend(Legend::default())
         .x_axis_label(table.columns[x].name.clone())
         .y_axis_label(table.columns[y].name.clone());
-    if lab == Lab::Flow {
-        plot = plot.data_aspect(1.0);
-    }
     let file_name = || {
         let (x, y) = (&table.columns[x].name, &table.columns[y].name);
         crate::ui::image_export::file_safe(&format!("{}-{y}-vs-{x}.png", lab.tab_name().to_lowercase()))

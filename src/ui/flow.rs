@@ -469,8 +469,7 @@ fn step_through_contents(flow: &mut FlowUiState, running: bool, (viewport, top):
         let plot_size = (ui.available_width() - side_width - 8.0).max(200.0);
         ui.vertical(|ui| {
             ui.set_width(plot_size);
-            let mut plot = plot_axes::plot("flow-stage")
-                .data_aspect(1.0)
+            let mut plot = plot_axes::plane("flow-stage")
                 .height(plot_height)
                 .legend(Legend::default())
                 .allow_double_click_reset(false);
@@ -737,7 +736,7 @@ fn keras_grid_ui(panels: &[(&str, &Vec<[f32; 2]>, Color32); 4], columns: usize, 
             ui.vertical(|ui| {
                 ui.strong(*title);
                 let xs: Vec<[f64; 2]> = pts.iter().map(|p| [f64::from(p[0]), f64::from(p[1])]).collect();
-                plot_axes::plot(("keras", i)).width(size).height(size).data_aspect(1.0).show(ui, |plot| {
+                plot_axes::plane(("keras", i)).width(size).height(size).show(ui, |plot| {
                     plot.points(Points::new(*title, xs).color(*colour).radius(1.5).filled(true));
                 });
             });

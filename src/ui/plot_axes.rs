@@ -67,14 +67,25 @@ const BASE_STEP_POINTS: f64 = 8.0;
 /// "1", "1.2"): `egui_plot` asks the axis's grid spacer for its marks just before it formats their labels, so the
 /// spacer leaves the step it chose where the formatter reads it.
 pub(crate) fn plot<'a>(id_salt: impl egui::AsIdSalt) -> Plot<'a> {
+    plot_with_y_steps(id_salt, Axis::Y)
+}
+
+/// [`plot`] for a plane shown at equal scales (`data_aspect(1.0)`: a latent space, a flow's stages): the y axis takes
+/// its steps by the x axis's rule, so both axes step alike and the grid's cells are square.
+pub(crate) fn plane<'a>(id_salt: impl egui::AsIdSalt) -> Plot<'a> {
+    plot_with_y_steps(id_salt, Axis::X).data_aspect(1.0)
+}
+
+/// A plot whose y axis chooses its steps by `y_room`'s label room.
+fn plot_with_y_steps<'a>(id_salt: impl egui::AsIdSalt, y_room: Axis) -> Plot<'a> {
     let x_step = Rc::new(Cell::new(f64::NAN));
     let y_step = Rc::new(Cell::new(f64::NAN));
     let (x_step_read, y_step_read) = (Rc::clone(&x_step), Rc::clone(&y_step));
     Plot::new(id_salt)
         .custom_x_axes(vec![Axis::X.hints()])
         .custom_y_axes(vec![Axis::Y.hints()])
-        .x_grid_spacer(move |input| grid_marks(&input, Axis::X, &x_step))
-        .y_grid_spacer(move |input| grid_marks(&input, Axis::Y, &y_step))
+        .x_grid_spacer(move |input| grid_marks(&input, Stepping::own(Axis::X), &x_step))
+        .y_grid_spacer(move |input| grid_marks(&input, Stepping { room: y_room, drawn: Axis::Y }, &y_step))
         .x_axis_formatter(move |mark, _| tick_label(mark, x_step_read.get()))
         .y_axis_formatter(move |mark, _| tick_label(mark, y_step_read.get()))
 }
@@ -96,15 +107,31 @@ fn widest_label_points((min, max): (f64, f64), step: f64) -> f64 {
     width((min / step).ceil() * step).max(width((max / step).floor() * step))
 }
 
+/// How an axis steps: by which axis's label room (`room`: an equal-scale plane steps its y axis like its x axis), and
+/// on which axis its labels are drawn (`drawn`: the light lines stay closer than that axis draws labels).
+#[derive(Clone, Copy, Debug)]
+struct Stepping {
+    room: Axis,
+    drawn: Axis,
+}
+
+impl Stepping {
+    /// An axis stepping by its own label room.
+    fn own(axis: Axis) -> Self {
+        Self { room: axis, drawn: axis }
+    }
+}
+
 /// The three steps of an axis's grid: a light step, the labelled step, and a heavier one, each dividing the next so
 /// that all the labels lie on one lattice and never overlap.
 ///
 /// `value_per_point` is the axis's scale and `bounds` the values in view. The labelled step is the smallest 1, 2 or
-/// 5 times a power of ten at least the axis's label room apart (on the x axis, also the widest label and a gap);
-/// the light step divides it into 5 (1 and 5) or 4 (2) parts, or tenths of those, closer than labels are drawn.
-fn steps(value_per_point: f64, bounds: (f64, f64), axis: Axis) -> Option<[f64; 3]> {
-    let mut labelled = nice_at_least(value_per_point * axis.label_points())?;
-    if axis == Axis::X {
+/// 5 times a power of ten at least the label room apart (by the x axis's rule, also the widest label and a gap);
+/// the light step divides it into 4 (for a 2), 5, 10, 20, 50... parts, the fewest that put the light lines closer
+/// than the axis draws labels.
+fn steps(value_per_point: f64, bounds: (f64, f64), stepping: Stepping) -> Option<[f64; 3]> {
+    let mut labelled = nice_at_least(value_per_point * stepping.room.label_points())?;
+    if stepping.room == Axis::X {
         // A few rounds at most: each step up widens the room faster than it lengthens the labels.
         for _ in 0..8 {
             let room = widest_label_points(bounds, labelled) + X_LABEL_GAP;
@@ -115,25 +142,23 @@ fn steps(value_per_point: f64, bounds: (f64, f64), axis: Axis) -> Option<[f64; 3
         }
     }
     let mantissa = (labelled / 10f64.powf(labelled.log10().floor())).round();
-    let (mut light, heavy) = if (mantissa - 2.0).abs() < 0.5 {
-        (labelled / 4.0, labelled * 5.0)
-    } else if (mantissa - 5.0).abs() < 0.5 {
-        (labelled / 5.0, labelled * 2.0)
-    } else {
-        (labelled / 5.0, labelled * 5.0)
-    };
-    while light / value_per_point >= axis.hidden_points() {
-        light /= 10.0;
-    }
-    Some([light, labelled, heavy])
+    let is_two = (mantissa - 2.0).abs() < 0.5;
+    let heavy = if (mantissa - 5.0).abs() < 0.5 { labelled * 2.0 } else { labelled * 5.0 };
+    let hidden = stepping.drawn.hidden_points();
+    let parts = [4_u32, 5, 10, 20, 50, 100, 200, 500, 1000]
+        .into_iter()
+        .filter(|&n| is_two || n != 4)
+        .map(f64::from)
+        .find(|&n| labelled / n / value_per_point < hidden)?;
+    Some([labelled / parts, labelled, heavy])
 }
 
 /// The grid marks of one axis: every multiple of the light step in view, each with the largest of the three steps
 /// it is a multiple of (which decides its line's weight and whether it is labelled). The labelled step goes into
 /// `labelled_step`, for the labels' decimals.
-fn grid_marks(input: &GridInput, axis: Axis, labelled_step: &Cell<f64>) -> Vec<GridMark> {
+fn grid_marks(input: &GridInput, stepping: Stepping, labelled_step: &Cell<f64>) -> Vec<GridMark> {
     let value_per_point = input.base_step_size / BASE_STEP_POINTS;
-    let Some(step_sizes) = steps(value_per_point, input.bounds, axis) else {
+    let Some(step_sizes) = steps(value_per_point, input.bounds, stepping) else {
         return Vec::new();
     };
     labelled_step.set(step_sizes[1]);
@@ -203,13 +228,18 @@ mod tests {
     /// when marks of its step are more than the axis's hidden spacing apart and its text fits in that spacing),
     /// with each label's text.
     fn labelled(bounds: (f64, f64), length_points: f64, axis: Axis) -> Vec<(f64, String)> {
+        labelled_by(bounds, length_points, Stepping::own(axis))
+    }
+
+    /// [`labelled`] for an axis stepping by `stepping`.
+    fn labelled_by(bounds: (f64, f64), length_points: f64, stepping: Stepping) -> Vec<(f64, String)> {
         let value_per_point = (bounds.1 - bounds.0) / length_points;
         let input = GridInput { bounds, base_step_size: value_per_point * BASE_STEP_POINTS };
         let step = Cell::new(f64::NAN);
-        let marks = grid_marks(&input, axis, &step);
+        let marks = grid_marks(&input, stepping, &step);
         marks
             .into_iter()
-            .filter(|m| m.step_size / value_per_point > axis.hidden_points())
+            .filter(|m| m.step_size / value_per_point > stepping.drawn.hidden_points())
             .map(|m| (m.value, tick_label(m, step.get())))
             .collect()
     }
@@ -221,14 +251,16 @@ mod tests {
     #[test]
     fn every_axis_gets_labels_that_never_crowd() {
         let mut checked = 0;
-        for axis in [Axis::Y, Axis::X] {
+        let plane_y = Stepping { room: Axis::X, drawn: Axis::Y };
+        for stepping in [Stepping::own(Axis::Y), Stepping::own(Axis::X), plane_y] {
+            let axis = stepping.room;
             for length_points in [60.0, 90.0, 110.0, 150.0, 200.0, 400.0, 700.0] {
                 for exponent in -6..=6 {
                     for mantissa in [1.0, 1.3, 1.9, 2.2, 3.0, 4.4, 6.1, 7.5, 9.9] {
                         let range = mantissa * 10f64.powi(exponent);
                         for offset in [0.0, -0.37, 1.0, -123.4] {
                             let lo = offset * 10f64.powi(exponent) - range / 3.0;
-                            let labels = labelled((lo, lo + range), length_points, axis);
+                            let labels = labelled_by((lo, lo + range), length_points, stepping);
                             let wanted = match axis {
                                 Axis::Y if length_points >= 110.0 => 2,
                                 Axis::Y => 1,
@@ -238,7 +270,7 @@ mod tests {
                             };
                             assert!(
                                 labels.len() >= wanted,
-                                "{axis:?}: {length_points} points over {range:e} from {lo:e}: labels {labels:?}"
+                                "{stepping:?}: {length_points} points over {range:e} from {lo:e}: labels {labels:?}"
                             );
                             let points_per_value = length_points / range;
                             for pair in labels.windows(2) {
@@ -265,7 +297,7 @@ mod tests {
                 }
             }
         }
-        assert_eq!(checked, 2 * 7 * 13 * 9 * 4);
+        assert_eq!(checked, 3 * 7 * 13 * 9 * 4);
     }
 
     /// The case that had no numbers: a loss plot 115 points tall whose curve spans 2.05 to 2.62 nats. egui's own
@@ -289,6 +321,18 @@ mod tests {
         assert_eq!(texts, ["-1000100", "-1000050", "-1000000", "-999950", "-999900"]);
     }
 
+    /// The VAE's latent plane, 400 points across z in -5.5..5.5 both ways: the y axis steps like the x axis (by 2),
+    /// and its light lines carry no labels (they had read "4, 4, 4, 3, 3" when they kept only under the x axis's
+    /// hidden spacing).
+    #[test]
+    fn an_equal_scale_plane_steps_alike_on_both_axes() {
+        let texts = |labels: Vec<(f64, String)>| labels.into_iter().map(|(_, t)| t).collect::<Vec<_>>();
+        let x = texts(labelled((-5.5, 5.5), 400.0, Axis::X));
+        let y = texts(labelled_by((-5.5, 5.5), 400.0, Stepping { room: Axis::X, drawn: Axis::Y }));
+        assert_eq!(x, ["-4", "-2", "0", "2", "4"]);
+        assert_eq!(y, x);
+    }
+
     #[test]
     fn each_step_divides_the_next() {
         for axis in [Axis::X, Axis::Y] {
@@ -296,7 +340,7 @@ mod tests {
                 for m in [1.0, 1.5, 2.0, 3.0, 5.0, 7.0] {
                     let value_per_point = m * 10f64.powi(exponent);
                     let [light, labelled, heavy] =
-                        steps(value_per_point, (0.0, value_per_point * 300.0), axis).unwrap();
+                        steps(value_per_point, (0.0, value_per_point * 300.0), Stepping::own(axis)).unwrap();
                     for (small, big) in [(light, labelled), (labelled, heavy)] {
                         let ratio = big / small;
                         assert!((ratio - ratio.round()).abs() < 1e-9 && ratio >= 2.0, "{small} into {big}");
@@ -307,8 +351,8 @@ mod tests {
                 }
             }
         }
-        assert_eq!(steps(0.0, (0.0, 1.0), Axis::Y), None);
-        assert_eq!(steps(f64::NAN, (0.0, 1.0), Axis::Y), None);
+        assert_eq!(steps(0.0, (0.0, 1.0), Stepping::own(Axis::Y)), None);
+        assert_eq!(steps(f64::NAN, (0.0, 1.0), Stepping::own(Axis::Y)), None);
     }
 
     #[test]
@@ -332,9 +376,18 @@ mod tests {
     #[test]
     fn a_degenerate_axis_has_no_marks() {
         let step = Cell::new(f64::NAN);
-        assert!(grid_marks(&GridInput { bounds: (0.0, 1.0), base_step_size: 0.0 }, Axis::Y, &step).is_empty());
+        assert!(
+            grid_marks(&GridInput { bounds: (0.0, 1.0), base_step_size: 0.0 }, Stepping::own(Axis::Y), &step)
+                .is_empty()
+        );
         assert!(step.get().is_nan());
-        assert!(grid_marks(&GridInput { bounds: (1.0, 0.0), base_step_size: 0.1 }, Axis::Y, &step).is_empty());
-        assert!(grid_marks(&GridInput { bounds: (0.0, 1e300), base_step_size: 1e-300 }, Axis::X, &step).is_empty());
+        assert!(
+            grid_marks(&GridInput { bounds: (1.0, 0.0), base_step_size: 0.1 }, Stepping::own(Axis::Y), &step)
+                .is_empty()
+        );
+        assert!(
+            grid_marks(&GridInput { bounds: (0.0, 1e300), base_step_size: 1e-300 }, Stepping::own(Axis::X), &step)
+                .is_empty()
+        );
     }
 }

@@ -537,9 +537,8 @@ fn scatter_ui(vae: &mut VaeUiState, latents: &Latents, height: f32, ui: &mut egu
         "vae-latent",
         || "vae-latent.png".to_owned(),
         |ui| {
-            plot_axes::plot("vae-latent")
+            plot_axes::plane("vae-latent")
                 .height(height)
-                .data_aspect(1.0)
                 .legend(Legend::default())
                 .x_axis_label(format!("z{}", a + 1))
                 .y_axis_label(format!("z{}", b + 1))
@@ -730,9 +729,8 @@ fn manifold_ui(vae: &mut VaeUiState, height: f32, ui: &mut egui::Ui) {
             "vae-manifold",
             || "vae-manifold.png".to_owned(),
             |ui| {
-                plot_axes::plot("vae-manifold")
+                plot_axes::plane("vae-manifold")
                     .height(height)
-                    .data_aspect(1.0)
                     .allow_drag(false)
                     .allow_zoom(false)
                     .allow_scroll(false)
