@@ -785,6 +785,7 @@ fn reconstructions_ui(vae: &mut VaeUiState, view: &VaeView, ui: &mut egui::Ui) {
     save_image_button(ui, "vae-reconstructions");
     let originals = vae.texture(ui.ctx(), "vae-originals", vae.run, || tiles(&view.originals, side, 4));
     let reconstructed = vae.texture(ui.ctx(), "vae-recon", *epoch as u64, || tiles(recon, side, 4));
+    let side_points = fitted_side(ui.available_size(), 2, 200.0, 520.0);
     saveable(
         ui,
         "vae-reconstructions",
@@ -792,12 +793,22 @@ fn reconstructions_ui(vae: &mut VaeUiState, view: &VaeView, ui: &mut egui::Ui) {
         |ui| {
             ui.columns(2, |cols| {
                 cols[0].strong("16 test images");
-                cols[0].image((originals.id(), egui::vec2(280.0, 280.0)));
+                cols[0].image((originals.id(), egui::vec2(side_points, side_points)));
                 cols[1].strong(format!("decoder(encoder mean) after epoch {epoch}"));
-                cols[1].image((reconstructed.id(), egui::vec2(280.0, 280.0)));
+                cols[1].image((reconstructed.id(), egui::vec2(side_points, side_points)));
             });
         },
     );
+}
+
+/// Side of `across` square image grids side by side in `room`, each under a one-line title, between `min` and `max`
+/// points (the page scrolls below `min`; past `max` a digit would only grow blocky).
+fn fitted_side(room: egui::Vec2, across: usize, min: f32, max: f32) -> f32 {
+    #[allow(clippy::cast_precision_loss)] // one or two grids
+    let across = across.max(1) as f32;
+    let gap = 16.0;
+    let title = 24.0;
+    ((room.x - gap * (across - 1.0)) / across).min(room.y - title).clamp(min, max)
 }
 
 fn prior_ui(vae: &mut VaeUiState, ui: &mut egui::Ui) {
@@ -815,7 +826,8 @@ fn prior_ui(vae: &mut VaeUiState, ui: &mut egui::Ui) {
     ));
     save_image_button(ui, "vae-prior");
     let t = vae.texture(ui.ctx(), "vae-prior", step, || tiles(&images, side, cols));
-    let shown = ui.image((t.id(), egui::vec2(420.0, 420.0)));
+    let side_points = fitted_side(ui.available_size(), 1, 280.0, 640.0);
+    let shown = ui.image((t.id(), egui::vec2(side_points, side_points)));
     capture_if_asked(ui, "vae-prior", shown.rect, || format!("vae-prior-samples-step-{step}.png"));
 }
 
@@ -855,5 +867,23 @@ pub(crate) fn vae_loss_ui(snapshot: &RunSnapshot, ui: &mut egui::Ui) {
                 format!("Collapsed to the prior (KL below {COLLAPSE_NATS} nats): {}. These dimensions carry no information about the input.", collapsed.join(", ")),
             );
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::fitted_side;
+
+    #[test]
+    fn image_grids_fill_the_room_they_have() {
+        let side =
+            |w: f32, h: f32, across, min, max| (fitted_side(egui::vec2(w, h), across, min, max) * 10.0).round() / 10.0;
+        // The reconstructions' two grids in a 1280 x 800 window: 890 x 660 points left, half the width each.
+        assert!((side(890.0, 660.0, 2, 200.0, 520.0) - 437.0).abs() < 0.01);
+        // A short window: the height decides.
+        assert!((side(890.0, 330.0, 2, 200.0, 520.0) - 306.0).abs() < 0.01);
+        // Never below the least side (the page scrolls), never past the largest.
+        assert!((side(300.0, 200.0, 2, 200.0, 520.0) - 200.0).abs() < 0.01);
+        assert!((side(2400.0, 1400.0, 1, 280.0, 640.0) - 640.0).abs() < 0.01);
     }
 }
