@@ -711,7 +711,8 @@ fn calibration_ui(bnn: &mut BnnUiState, ui: &mut egui::Ui) {
         |ui| {
             plot_axes::plot("bnn-calibration")
                 .height(260.0)
-                .legend(Legend::default())
+                // Above the diagonal, where no bar reaches unless the intervals are too wide.
+                .legend(Legend::default().position(egui_plot::Corner::LeftTop))
                 .x_axis_label("nominal level")
                 .y_axis_label("observed coverage")
                 .include_x(0.0)
@@ -865,7 +866,9 @@ fn probe_plots(bnn: &BnnUiState, prepared: &Prepared, probe: &ProbeView, range: 
         .show(ui, |plot| {
             plot.span(
                 egui_plot::Span::new("training data range", f64::from(range.0)..=f64::from(range.1))
-                    .fill(Color32::from_rgba_unmultiplied(120, 200, 120, 40)),
+                    .fill(Color32::from_rgba_unmultiplied(120, 200, 120, 40))
+                    // At the foot of the band: the legend takes the top right.
+                    .label_align(egui::Align2::CENTER_BOTTOM),
             );
             match &probe.sweep.rows {
                 PredictiveRows::Regression(rows) => {
