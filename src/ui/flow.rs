@@ -511,7 +511,11 @@ fn step_through_contents(flow: &mut FlowUiState, running: bool, (viewport, top):
                             .map(|(&p, &q)| lerp(p, q))
                             .map(|p| [f64::from(p[0]), f64::from(p[1])])
                             .collect();
-                        plot_ui.line(Line::new("warped grid", PlotPoints::from(pts)).color(colour).width(1.0));
+                        // As lines: egui_plot draws a line whose x never decreases as a filled band once two of
+                        // its points share a pixel column, which fills the space between a warped line's bends.
+                        plot_ui.line(
+                            Line::new("warped grid", PlotPoints::from(pts)).color(colour).width(1.0).allow_band(false),
+                        );
                     }
                 }
                 if flow.show_points {
@@ -542,7 +546,10 @@ fn step_through_contents(flow: &mut FlowUiState, running: bool, (viewport, top):
                     plot_ui.line(
                         Line::new("picked point's path", PlotPoints::from(pts.clone()))
                             .color(Color32::WHITE)
-                            .width(2.0),
+                            .width(2.0)
+                            // Seven points, two of which can share a pixel column: as a band it was a filled
+                            // white polygon.
+                            .allow_band(false),
                     );
                     if let Some(p) = path.positions.get(k_show) {
                         plot_ui.points(

@@ -578,7 +578,9 @@ fn scatter_ui(vae: &mut VaeUiState, latents: &Latents, height: f32, ui: &mut egu
                         let pts: Vec<[f64; 2]> = vae.picked.iter().filter(|&&i| i < n).map(|&i| point(i)).collect();
                         if let [a, b] = pts.as_slice() {
                             plot.line(
-                                Line::new("interpolation path", PlotPoints::from(vec![*a, *b])).color(Color32::WHITE),
+                                Line::new("interpolation path", PlotPoints::from(vec![*a, *b]))
+                                    .color(Color32::WHITE)
+                                    .allow_band(false),
                             );
                         }
                         plot.points(
