@@ -5,8 +5,9 @@
 //! y axis (60 on the x axis), so the next one up can be ten times that, taller than a 150-point loss plot, and such
 //! a plot showed a curve with no numbers beside it. Here the labelled step is the smallest of 1, 2 and 5 times a
 //! power of ten that leaves room for a label (at most 2.5 times that room), and the lighter lines between divide it.
-//! y labels get 22 points (a line of text and a gap), so a plot 110 points tall always carries two numbers; x
-//! labels get 50 points, or their width and a gap where that is more.
+//! y labels get 22 points (a line of text and a gap) on a short axis, so a plot 110 points tall always carries two
+//! numbers, growing to `egui_plot`'s 30 on a tall one; x labels get 50 points on a short axis, growing to its 80 on
+//! a wide one, or their width and a gap where that is more.
 
 use std::cell::Cell;
 use std::rc::Rc;
@@ -22,14 +23,25 @@ enum Axis {
 
 impl Axis {
     /// The least room between two labels, in points. The axis draws labels at full strength from here.
-    fn label_points(self) -> f64 {
+    fn min_label_points(self) -> f64 {
         match self {
             Axis::X => 50.0,
             Axis::Y => 22.0,
         }
     }
 
-    /// Below this many points apart, labels are not drawn (between it and [`Self::label_points`] they fade in).
+    /// The room between two labels on an axis `length_points` long: a fifteenth of it, at least
+    /// [`Self::min_label_points`] and at most `egui_plot`'s own spacing (30 points for y, 80 for x).
+    fn label_points(self, length_points: f64) -> f64 {
+        let (least, most) = match self {
+            Axis::X => (self.min_label_points(), 80.0),
+            Axis::Y => (self.min_label_points(), 30.0),
+        };
+        let share = length_points / 15.0;
+        if share.is_finite() { share.clamp(least, most) } else { least }
+    }
+
+    /// Below this many points apart, labels are not drawn (between it and [`Self::min_label_points`] they fade in).
     /// The light lines are kept closer than this, so only the labelled lattice carries numbers.
     fn hidden_points(self) -> f64 {
         match self {
@@ -41,7 +53,7 @@ impl Axis {
     /// The axis's hints for `egui_plot`: when labels show.
     #[allow(clippy::cast_possible_truncation)] // points, a few tens
     fn hints<'a>(self) -> AxisHints<'a> {
-        let spacing = self.hidden_points() as f32..=self.label_points() as f32;
+        let spacing = self.hidden_points() as f32..=self.min_label_points() as f32;
         match self {
             Axis::X => AxisHints::new_x(),
             Axis::Y => AxisHints::new_y(),
@@ -130,7 +142,8 @@ impl Stepping {
 /// the light step divides it into 4 (for a 2), 5, 10, 20, 50... parts, the fewest that put the light lines closer
 /// than the axis draws labels.
 fn steps(value_per_point: f64, bounds: (f64, f64), stepping: Stepping) -> Option<[f64; 3]> {
-    let mut labelled = nice_at_least(value_per_point * stepping.room.label_points())?;
+    let length_points = (bounds.1 - bounds.0) / value_per_point;
+    let mut labelled = nice_at_least(value_per_point * stepping.room.label_points(length_points))?;
     if stepping.room == Axis::X {
         // A few rounds at most: each step up widens the room faster than it lengthens the labels.
         for _ in 0..8 {
@@ -275,9 +288,10 @@ mod tests {
                             let points_per_value = length_points / range;
                             for pair in labels.windows(2) {
                                 let gap = (pair[1].0 - pair[0].0) * points_per_value;
-                                assert!(gap >= axis.label_points() * 0.999, "{gap} points apart: {labels:?}");
+                                let room = axis.label_points(length_points);
+                                assert!(gap >= room * 0.999, "{gap} points apart: {labels:?}");
                                 if axis == Axis::Y {
-                                    assert!(gap <= axis.label_points() * 2.5 * 1.001, "{gap} apart: {labels:?}");
+                                    assert!(gap <= room * 2.5 * 1.001, "{gap} apart: {labels:?}");
                                 } else {
                                     let widths =
                                         [&pair[0].1, &pair[1].1].map(|t| t.chars().count() as f64 * CHAR_POINTS);
