@@ -27,23 +27,29 @@ pub struct Settings {
     pub run_settings: Vec<(Lab, String)>,
 }
 
-/// A message shown in a lab: an error (kept until dismissed) or a note.
+/// A message shown in a lab: an error (kept until dismissed), a warning, or a note of what was done.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Message {
     /// The text.
     pub text: String,
     /// Red when true.
     pub is_error: bool,
+    /// Amber when true (and not an error): something the user should act on or know went otherwise than asked.
+    /// Otherwise a note in the text's own colour (a file saved, a run opened).
+    pub is_warning: bool,
     /// For a bad cell: the request to retry with missing rows dropped.
     pub retry_dropping: Option<LoadRequest>,
 }
 
 impl Message {
     pub(crate) fn error(text: impl Into<String>) -> Self {
-        Self { text: text.into(), is_error: true, retry_dropping: None }
+        Self { text: text.into(), is_error: true, is_warning: false, retry_dropping: None }
+    }
+    pub(crate) fn warning(text: impl Into<String>) -> Self {
+        Self { text: text.into(), is_error: false, is_warning: true, retry_dropping: None }
     }
     pub(crate) fn note(text: impl Into<String>) -> Self {
-        Self { text: text.into(), is_error: false, retry_dropping: None }
+        Self { text: text.into(), is_error: false, is_warning: false, retry_dropping: None }
     }
 }
 
@@ -335,7 +341,7 @@ impl BayesExplorerApp {
         let dropped = data.table.csv.as_ref().map_or(0, |c| c.dropped_rows);
         if dropped > 0 {
             let text = format!("{}: dropped {dropped} rows with missing or non-numeric cells", data.table.name);
-            state.message = Some(Message::note(text));
+            state.message = Some(Message::warning(text));
         } else if state.message.as_ref().is_some_and(|m| !m.is_error) {
             // Notes are about the data being replaced; errors stay until the user dismisses them.
             state.message = None;
@@ -381,7 +387,7 @@ impl BayesExplorerApp {
             Ok(None) => {
                 self.dialog_rx = None;
                 if opened.elapsed() < Duration::from_millis(400) {
-                    self.lab_mut(lab).message = Some(Message::note(
+                    self.lab_mut(lab).message = Some(Message::warning(
                         "No file dialog answered (no desktop portal is running). Drop a CSV file onto the window, or type its path in the field under \"Load CSV…\".",
                     ));
                 }

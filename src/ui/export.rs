@@ -39,7 +39,7 @@ impl BayesExplorerApp {
     pub(crate) fn export_data(&mut self, lab: Lab, request: ExportRequest, path: Option<PathBuf>) {
         if self.run_file_busy() {
             self.lab_mut(lab).message =
-                Some(Message::note("A file is being written or read; export again once it is done."));
+                Some(Message::warning("A file is being written or read; export again once it is done."));
             return;
         }
         let ExportRequest { default_name, build } = request;

@@ -70,7 +70,13 @@ fn message_ui(app: &mut BayesExplorerApp, lab: Lab, ui: &mut egui::Ui) {
     let Some(message) = app.lab(lab).message.clone() else {
         return;
     };
-    let colour = if message.is_error { ui.visuals().error_fg_color } else { ui.visuals().warn_fg_color };
+    let colour = if message.is_error {
+        ui.visuals().error_fg_color
+    } else if message.is_warning {
+        ui.visuals().warn_fg_color
+    } else {
+        ui.visuals().strong_text_color()
+    };
     egui::Frame::group(ui.style()).show(ui, |ui| {
         ui.horizontal_wrapped(|ui| {
             ui.colored_label(colour, &message.text);

@@ -188,7 +188,7 @@ impl BayesExplorerApp {
             }
             RunFileOutcome::Opened(opened) => self.apply_opened_run(*opened, false),
             RunFileOutcome::Cancelled { quick: true } => {
-                self.lab_mut(lab).message = Some(Message::note(
+                self.lab_mut(lab).message = Some(Message::warning(
                     "No file dialog answered (no desktop portal is running). On the command line, `bayes-explorer train <lab> … --save PATH` saves a run, `--load PATH` opens one and `--export DIR` writes its data as CSV files.",
                 ));
             }
