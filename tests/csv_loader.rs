@@ -131,7 +131,17 @@ fn dropping_rows_says_how_many() {
 fn ragged_rows_name_the_line() {
     let err = read("a,b,c\n1,2,3\n4,5\n").unwrap_err();
     assert!(matches!(err, CsvError::Ragged { line: 3, found: 2, expected: 3, reference_line: 1, .. }), "{err}");
-    assert_eq!(err.to_string(), "test.csv: line 3: found 2 fields; expected 3 as on line 1");
+    assert_eq!(
+        err.to_string(),
+        "test.csv: line 3, column 3: the row ends after 2 fields; expected 3 fields as on line 1"
+    );
+    assert_eq!(err.location(), Some((3, Some(3))), "the first field missing");
+    let err = read("a,b,c\n1,2,3\n4,5,6,7\n").unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "test.csv: line 3, column 4: a field too many (the row has 4 fields); expected 3 fields as on line 1"
+    );
+    assert_eq!(err.location(), Some((3, Some(4))), "the first field too many");
 }
 
 #[test]
@@ -222,7 +232,7 @@ fn line_numbers_count_crlf_lone_cr_and_blank_lines() {
     assert_eq!(at("a,b\r\n1,2\r\n3,x\r\n"), Some((3, Some(2))));
     assert_eq!(at("a,b\r1,2\r3,x\r"), Some((3, Some(2))));
     assert_eq!(at("a,b\n\n\n1,x\n"), Some((4, Some(2))));
-    assert_eq!(at("\r\n\r\na,b\r\n1,2\r\n3\r\n"), Some((5, None)));
+    assert_eq!(at("\r\n\r\na,b\r\n1,2\r\n3\r\n"), Some((5, Some(2))));
     let err = read("\n1,2\r\n3\r\n").unwrap_err();
     assert!(matches!(err, CsvError::Ragged { line: 3, reference_line: 2, .. }), "{err}");
     let err = read_bytes(b"a,b\r1,2\r3,\xff\r", "cr.csv", &CsvOptions::default(), &NoProgress).unwrap_err();

@@ -80,8 +80,13 @@ pub enum CsvError {
     /// Only one column was found.
     #[error("{file}: found a single column; expected at least two columns separated by commas, semicolons or tabs")]
     SingleColumn { file: String },
-    /// A row with a different number of fields than the header (or the first row).
-    #[error("{file}: line {line}: found {found} fields; expected {expected} as on line {reference_line}")]
+    /// A row with a different number of fields than the header (or the first row); the column named is the first
+    /// one missing, or the first one too many.
+    #[error(
+        "{file}: line {line}, column {}: {}; expected {expected} fields as on line {reference_line}",
+        ragged_column(*.found, *.expected),
+        ragged_what(*.found, *.expected)
+    )]
     Ragged { file: String, line: u64, found: usize, expected: usize, reference_line: u64 },
     /// A missing value (empty, `NA`, `?`, `nan`, ...).
     #[error(
@@ -107,6 +112,22 @@ pub enum CsvError {
     Cancelled { file: String },
 }
 
+/// The 1-based column where a row of `found` fields parts from rows of `expected`: the first field missing, or the
+/// first one too many.
+fn ragged_column(found: usize, expected: usize) -> usize {
+    found.min(expected) + 1
+}
+
+/// What is wrong with a row of `found` fields among rows of `expected`.
+fn ragged_what(found: usize, expected: usize) -> String {
+    let fields = |n: usize| if n == 1 { "1 field".to_owned() } else { format!("{n} fields") };
+    if found < expected {
+        format!("the row ends after {}", fields(found))
+    } else {
+        format!("a field too many (the row has {})", fields(found))
+    }
+}
+
 impl CsvError {
     /// The 1-based (line, column) the error points at, when it points at a cell.
     #[must_use]
@@ -114,7 +135,8 @@ impl CsvError {
         match self {
             Self::Missing { line, column, .. } | Self::NotNumeric { line, column, .. } => Some((*line, Some(*column))),
             Self::Binary { line, column, .. } => Some((*line, Some(*column as usize))),
-            Self::Ragged { line, .. } | Self::Malformed { line, .. } => Some((*line, None)),
+            Self::Ragged { line, found, expected, .. } => Some((*line, Some(ragged_column(*found, *expected)))),
+            Self::Malformed { line, .. } => Some((*line, None)),
             _ => None,
         }
     }
