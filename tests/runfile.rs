@@ -641,7 +641,7 @@ fn the_window_opens_a_run_into_its_lab_and_saves_it_again_and_a_bad_file_changes
     assert_eq!(shown.step, run.snapshot().step);
     let Some(ModelView::Flow { params, .. }) = &shown.model else { panic!("the flow's model is published") };
     assert_eq!(**params, *flow_params(&run), "the saved parameters, for the views");
-    assert!(flow.message.as_ref().is_some_and(|m| !m.is_error && m.text.contains("Opened")), "{:?}", flow.message);
+    assert!(flow.message.as_ref().is_some_and(|m| !m.is_error() && m.text.contains("Opened")), "{:?}", flow.message);
     assert_eq!(harness.state_mut().flow_config_mut().clone(), config, "the settings for the next run");
 
     // Saved again from the window: the same run.
@@ -649,7 +649,7 @@ fn the_window_opens_a_run_into_its_lab_and_saves_it_again_and_a_bad_file_changes
     harness.state_mut().save_run(Lab::Flow, Some(again.clone()));
     wait_until(&mut harness, "the save", |app| !app.run_file_busy());
     let message = harness.state().lab(Lab::Flow).message.clone().expect("a note");
-    assert!(!message.is_error && message.text.contains("again.json"), "{}", message.text);
+    assert!(!message.is_error() && message.text.contains("again.json"), "{}", message.text);
     let resaved = AnyRun::load(&again).unwrap();
     assert_eq!(flow_params(&resaved), flow_params(&run));
     assert_eq!(resaved.snapshot(), run.snapshot());
@@ -664,7 +664,7 @@ fn the_window_opens_a_run_into_its_lab_and_saves_it_again_and_a_bad_file_changes
     let flow = harness.state().lab(Lab::Flow);
     let message = flow.message.clone().expect("an error");
     assert!(
-        message.is_error && message.text.contains("bad.json") && message.text.contains("truncated"),
+        message.is_error() && message.text.contains("bad.json") && message.text.contains("truncated"),
         "{}",
         message.text
     );
@@ -720,7 +720,7 @@ fn the_window_opens_a_vae_run_into_its_lab_and_saves_it_again() {
     assert_eq!(shown.history, run.snapshot().history, "the saved metrics");
     let Some(ModelView::Vae { view, .. }) = &shown.model else { panic!("the VAE's model is published") };
     assert_eq!(**view, *vae_view(&run), "the saved networks and reconstructions, for the views");
-    assert!(lab.message.as_ref().is_some_and(|m| !m.is_error && m.text.contains("Opened")), "{:?}", lab.message);
+    assert!(lab.message.as_ref().is_some_and(|m| !m.is_error() && m.text.contains("Opened")), "{:?}", lab.message);
     assert_eq!(app.vae_state().config, config, "the settings for the next run");
     assert_eq!(app.vae_state().hidden_text, "512, 256", "the hidden layers as the settings show them");
     wait_until(&mut harness, "the latent space", |app| app.vae_state().has_latents());
@@ -730,7 +730,7 @@ fn the_window_opens_a_vae_run_into_its_lab_and_saves_it_again() {
     harness.state_mut().save_run(Lab::Vae, Some(again.clone()));
     wait_until(&mut harness, "the save", |app| !app.run_file_busy());
     let message = harness.state().lab(Lab::Vae).message.clone().expect("a note");
-    assert!(!message.is_error && message.text.contains("again.json"), "{}", message.text);
+    assert!(!message.is_error() && message.text.contains("again.json"), "{}", message.text);
     let resaved = AnyRun::load(&again).unwrap();
     assert_eq!(*vae_view(&resaved), *vae_view(&run));
     assert_eq!(resaved.snapshot(), run.snapshot());
@@ -783,7 +783,7 @@ fn the_last_session_comes_back_with_its_tab_its_settings_and_its_model() {
     let message = flow.message.clone().expect("a note");
     // A note in the text's colour, not a warning: restoring the last session is what a launch is meant to do.
     assert!(
-        !message.is_error && !message.is_warning && message.text.starts_with("Restored the last session's model"),
+        !message.is_error() && !message.is_warning() && message.text.starts_with("Restored the last session's model"),
         "{}",
         message.text
     );
@@ -806,7 +806,7 @@ fn the_last_session_comes_back_with_its_tab_its_settings_and_its_model() {
     wait_until(&mut harness, "the restore to fail", |app| !app.restoring_session());
     let flow = harness.state().lab(Lab::Flow);
     let message = flow.message.clone().expect("an error");
-    assert!(message.is_error && message.text.contains("flow-run.json"), "{}", message.text);
+    assert!(message.is_error() && message.text.contains("flow-run.json"), "{}", message.text);
     assert!(flow.data.is_some() && flow.snapshot.is_none(), "the lab has its data and no model");
     harness.state_mut().persist(true);
     assert_eq!(std::fs::read(&broken).unwrap(), b"{ not a run", "the file is kept for the user");

@@ -95,7 +95,7 @@ fn a_bad_file_shows_its_error_and_keeps_the_data() {
     assert_eq!(harness.state().lab(Lab::Bnn).data.as_ref().map(|d| d.table.n_rows()), Some(1));
     // The lab says what was dropped, as a warning: the data is not all the file held.
     let message = harness.state().lab(Lab::Bnn).message.clone().expect("a message about the dropped row");
-    assert!(message.is_warning && !message.is_error && message.text.contains("dropped 1 rows"), "{message:?}");
+    assert!(message.is_warning() && !message.is_error() && message.text.contains("dropped 1 rows"), "{message:?}");
 }
 
 #[test]

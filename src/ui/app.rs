@@ -32,24 +32,45 @@ pub struct Settings {
 pub struct Message {
     /// The text.
     pub text: String,
-    /// Red when true.
-    pub is_error: bool,
-    /// Amber when true (and not an error): something the user should act on or know went otherwise than asked.
-    /// Otherwise a note in the text's own colour (a file saved, a run opened).
-    pub is_warning: bool,
+    /// How it is shown.
+    pub kind: MessageKind,
     /// For a bad cell: the request to retry with missing rows dropped.
     pub retry_dropping: Option<LoadRequest>,
 }
 
+/// What a lab's message is, which decides its colour.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MessageKind {
+    /// Something that failed (red), kept until dismissed.
+    Error,
+    /// Something the user should act on, or that went otherwise than asked (amber).
+    Warning,
+    /// What was done, in the text's own colour (a file saved, a run opened).
+    Note,
+}
+
 impl Message {
+    fn new(kind: MessageKind, text: impl Into<String>) -> Self {
+        Self { text: text.into(), kind, retry_dropping: None }
+    }
     pub(crate) fn error(text: impl Into<String>) -> Self {
-        Self { text: text.into(), is_error: true, is_warning: false, retry_dropping: None }
+        Self::new(MessageKind::Error, text)
     }
     pub(crate) fn warning(text: impl Into<String>) -> Self {
-        Self { text: text.into(), is_error: false, is_warning: true, retry_dropping: None }
+        Self::new(MessageKind::Warning, text)
     }
     pub(crate) fn note(text: impl Into<String>) -> Self {
-        Self { text: text.into(), is_error: false, is_warning: false, retry_dropping: None }
+        Self::new(MessageKind::Note, text)
+    }
+    /// True for an error (red, kept until dismissed).
+    #[must_use]
+    pub fn is_error(&self) -> bool {
+        self.kind == MessageKind::Error
+    }
+    /// True for a warning (amber).
+    #[must_use]
+    pub fn is_warning(&self) -> bool {
+        self.kind == MessageKind::Warning
     }
 }
 
@@ -342,7 +363,7 @@ impl BayesExplorerApp {
         if dropped > 0 {
             let text = format!("{}: dropped {dropped} rows with missing or non-numeric cells", data.table.name);
             state.message = Some(Message::warning(text));
-        } else if state.message.as_ref().is_some_and(|m| !m.is_error) {
+        } else if state.message.as_ref().is_some_and(|m| !m.is_error()) {
             // Notes are about the data being replaced; errors stay until the user dismisses them.
             state.message = None;
         }

@@ -10,7 +10,7 @@ use crate::models::flow::FlowTrainer;
 use crate::models::vae::VaeTrainer;
 use crate::train::runfile::RunConfig;
 use crate::train::{Command, Trainer, TrainerFactory, Worker, WorkerState};
-use crate::ui::app::{BayesExplorerApp, LoadTarget, Message};
+use crate::ui::app::{BayesExplorerApp, LoadTarget, Message, MessageKind};
 use crate::ui::run_file::RunOrigin;
 
 /// Draws the page of `lab`.
@@ -70,12 +70,10 @@ fn message_ui(app: &mut BayesExplorerApp, lab: Lab, ui: &mut egui::Ui) {
     let Some(message) = app.lab(lab).message.clone() else {
         return;
     };
-    let colour = if message.is_error {
-        ui.visuals().error_fg_color
-    } else if message.is_warning {
-        ui.visuals().warn_fg_color
-    } else {
-        ui.visuals().strong_text_color()
+    let colour = match message.kind {
+        MessageKind::Error => ui.visuals().error_fg_color,
+        MessageKind::Warning => ui.visuals().warn_fg_color,
+        MessageKind::Note => ui.visuals().strong_text_color(),
     };
     egui::Frame::group(ui.style()).show(ui, |ui| {
         ui.horizontal_wrapped(|ui| {

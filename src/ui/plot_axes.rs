@@ -33,9 +33,10 @@ impl Axis {
     /// The room between two labels on an axis `length_points` long: a fifteenth of it, at least
     /// [`Self::min_label_points`] and at most `egui_plot`'s own spacing (30 points for y, 80 for x).
     fn label_points(self, length_points: f64) -> f64 {
-        let (least, most) = match self {
-            Axis::X => (self.min_label_points(), 80.0),
-            Axis::Y => (self.min_label_points(), 30.0),
+        let least = self.min_label_points();
+        let most = match self {
+            Axis::X => 80.0,
+            Axis::Y => 30.0,
         };
         let share = length_points / 15.0;
         if share.is_finite() { share.clamp(least, most) } else { least }
