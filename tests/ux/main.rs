@@ -1,0 +1,12 @@
+//! What a first click-through tripped on (issue 28), each pinned by a test whose name starts with `ux_`, so that
+//! `cargo test --release ux_` runs them all: the window driven by its labels (egui_kittest), or a unit where no
+//! widget is involved.
+
+#[path = "../common/mod.rs"]
+mod common;
+
+mod flow_play;
+mod layout;
+mod paths;
+mod runs;
+mod settings;

@@ -1,0 +1,1 @@
+//! Issue 28: see `main.rs`.
