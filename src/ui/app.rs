@@ -36,6 +36,11 @@ pub struct Message {
     pub kind: MessageKind,
     /// For a bad cell: the request to retry with missing rows dropped.
     pub retry_dropping: Option<LoadRequest>,
+    /// The file the message is about, shown whole under the text (which names it by its name first), so that two
+    /// files of the same name in different folders can be told apart.
+    pub file: Option<PathBuf>,
+    /// About loading a dataset: gone once a later load succeeds.
+    pub(crate) from_load: bool,
 }
 
 /// What a lab's message is, which decides its colour.
@@ -51,7 +56,7 @@ pub enum MessageKind {
 
 impl Message {
     fn new(kind: MessageKind, text: impl Into<String>) -> Self {
-        Self { text: text.into(), kind, retry_dropping: None }
+        Self { text: text.into(), kind, retry_dropping: None, file: None, from_load: false }
     }
     pub(crate) fn error(text: impl Into<String>) -> Self {
         Self::new(MessageKind::Error, text)
@@ -61,6 +66,14 @@ impl Message {
     }
     pub(crate) fn note(text: impl Into<String>) -> Self {
         Self::new(MessageKind::Note, text)
+    }
+    /// The same message about `request`'s file (if it names one), from loading it.
+    pub(crate) fn about_loading(mut self, request: &LoadRequest) -> Self {
+        if let LoadRequest::File { path, .. } = request {
+            self.file = Some(std::path::absolute(path).unwrap_or_else(|_| path.clone()));
+        }
+        self.from_load = true;
+        self
     }
     /// True for an error (red, kept until dismissed).
     #[must_use]
@@ -132,6 +145,8 @@ pub(crate) enum LoadTarget {
     Apply(Option<DataSpec>),
     /// Show the preview first (a user's file).
     Preview,
+    /// Use it at once in place of data that could not be loaded: the error that says why stays on show.
+    Fallback,
 }
 
 impl LabState {
@@ -270,6 +285,12 @@ impl BayesExplorerApp {
         &mut self.lab_mut(Lab::Flow).flow.config
     }
 
+    /// The flow lab's step-through and views, read-only (for tests).
+    #[must_use]
+    pub fn flow_state(&self) -> &crate::ui::flow::FlowUiState {
+        &self.lab(Lab::Flow).flow
+    }
+
     /// The VAE lab's views, read-only (for tests).
     #[must_use]
     pub fn vae_state(&self) -> &crate::ui::vae::VaeUiState {
@@ -362,7 +383,7 @@ impl BayesExplorerApp {
         let dropped = data.table.csv.as_ref().map_or(0, |c| c.dropped_rows);
         if dropped > 0 {
             let text = format!("{}: dropped {dropped} rows with missing or non-numeric cells", data.table.name);
-            state.message = Some(Message::warning(text));
+            state.message = Some(Message::warning(text).about_loading(&data.request));
         } else if state.message.as_ref().is_some_and(|m| !m.is_error()) {
             // Notes are about the data being replaced; errors stay until the user dismisses them.
             state.message = None;
@@ -427,9 +448,18 @@ impl BayesExplorerApp {
         let Some((job, target)) = state.loading.take() else {
             return;
         };
+        // A load that worked makes an earlier load's error or warning stale, except where this load stands in for
+        // data that could not be read: then the error says why the lab shows other data.
+        if result.is_ok() && target != LoadTarget::Fallback && state.message.as_ref().is_some_and(|m| m.from_load) {
+            state.message = None;
+        }
         match result {
             Ok(table) => match target {
-                LoadTarget::Apply(spec) => {
+                LoadTarget::Apply(_) | LoadTarget::Fallback => {
+                    let spec = match target {
+                        LoadTarget::Apply(spec) => spec,
+                        LoadTarget::Fallback | LoadTarget::Preview => None,
+                    };
                     let spec = spec
                         .filter(|s| s.roles.len() == table.n_cols())
                         .unwrap_or_else(|| crate::data::prepare::default_spec_for_lab(lab, &table));
@@ -446,7 +476,7 @@ impl BayesExplorerApp {
             },
             Err(CsvError::Cancelled { .. }) => {}
             Err(e) => {
-                let mut message = Message::error(e.to_string());
+                let mut message = Message::error(e.to_string()).about_loading(&job.request);
                 if e.is_bad_cell()
                     && let LoadRequest::File { path, options } = &job.request
                 {
@@ -456,7 +486,7 @@ impl BayesExplorerApp {
                 state.message = Some(message);
                 // A lab left with nothing (the last session's file is gone) falls back to its built-in data.
                 if state.data.is_none() && job.request != lab.default_data() {
-                    self.start_load(lab, lab.default_data(), LoadTarget::Apply(None));
+                    self.start_load(lab, lab.default_data(), LoadTarget::Fallback);
                 }
             }
         }

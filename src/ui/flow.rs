@@ -368,7 +368,9 @@ fn step_through_ui(flow: &mut FlowUiState, running: bool, ui: &mut egui::Ui) {
 /// where its content starts.
 fn step_through_contents(flow: &mut FlowUiState, running: bool, (viewport, top): (f32, f32), ui: &mut egui::Ui) {
     let k_max = flow.n_layers();
-    let dt = ui.input(|i| i.stable_dt).min(0.1);
+    // The time since the last frame, so that Play keeps its speed in stages per second when frames are slow (a
+    // software renderer under load draws a few a second); a longer gap is a stall, not time to skip through.
+    let dt = ui.input(|i| i.stable_dt).min(0.5);
     if flow.playing {
         flow.position += flow.speed * dt;
         if flow.position >= k_max as f32 {
@@ -418,8 +420,17 @@ fn step_through_contents(flow: &mut FlowUiState, running: bool, (viewport, top):
     });
     ui.horizontal(|ui| {
         let id = ui.label("Position").id;
-        let slider = egui::Slider::new(&mut flow.position, 0.0..=k_max as f32).step_by(1.0).show_value(false);
+        // The slider works on a copy: egui rounds a stepped slider's value to its step on every frame and reports
+        // that as a change, which snapped Play's fractional position back to a whole stage and stopped it. While
+        // playing, the handle follows the position smoothly; a drag (or a key) stops playing and lands on a whole
+        // stage.
+        let mut shown = if flow.playing { flow.position } else { flow.position.round() };
+        let mut slider = egui::Slider::new(&mut shown, 0.0..=k_max as f32).show_value(false);
+        if !flow.playing {
+            slider = slider.step_by(1.0);
+        }
         if ui.add(slider).labelled_by(id).changed() {
+            flow.position = shown.round();
             flow.playing = false;
             flow.fit_bounds = true;
         }

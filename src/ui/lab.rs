@@ -79,6 +79,10 @@ fn message_ui(app: &mut BayesExplorerApp, lab: Lab, ui: &mut egui::Ui) {
         ui.horizontal_wrapped(|ui| {
             ui.colored_label(colour, &message.text);
         });
+        if let Some(file) = &message.file {
+            // The whole path, selectable to copy: the text names the file by its name only.
+            ui.add(egui::Label::new(egui::RichText::new(format!("File: {}", file.display())).weak()).selectable(true));
+        }
         ui.horizontal(|ui| {
             if let Some(retry) = &message.retry_dropping
                 && ui.button("Drop those rows and load").clicked()
@@ -99,7 +103,10 @@ fn dataset_ui(app: &mut BayesExplorerApp, lab: Lab, ui: &mut egui::Ui) {
     let state = app.lab(lab);
     match &state.data {
         Some(data) => {
-            ui.label(&data.table.name);
+            let name = ui.label(&data.table.name);
+            if let LoadRequest::File { path, .. } = &data.request {
+                name.on_hover_text(path.display().to_string());
+            }
             ui.label(format!("{} rows x {} columns", data.table.n_rows(), data.table.n_cols()));
             let features = data.spec.feature_columns().len();
             let output =
@@ -120,7 +127,10 @@ fn dataset_ui(app: &mut BayesExplorerApp, lab: Lab, ui: &mut egui::Ui) {
                 job.cancel();
             }
         });
-        ui.label(format!("Loading {}…", job.request.describe()));
+        let loading = ui.label(format!("Loading {}…", job.request.describe()));
+        if let LoadRequest::File { path, .. } = &job.request {
+            loading.on_hover_text(path.display().to_string());
+        }
     }
     ui.add_space(4.0);
     if ui.button("Load CSV…").on_hover_text("Open a CSV file (, ; or tab separated, optionally .gz)").clicked() {
@@ -129,9 +139,13 @@ fn dataset_ui(app: &mut BayesExplorerApp, lab: Lab, ui: &mut egui::Ui) {
     ui.horizontal(|ui| {
         let edit =
             ui.add(egui::TextEdit::singleline(&mut app.path_text).hint_text("or type a path").desired_width(200.0));
+        let edit = edit.on_hover_text(
+            "A path as typed or pasted: quotes around it, ~ for your home folder and file:// addresses are understood",
+        );
         let enter = edit.lost_focus() && ui.input(|i| i.key_pressed(egui::Key::Enter));
-        if (ui.button("Load").clicked() || enter) && !app.path_text.trim().is_empty() {
-            let path = std::path::PathBuf::from(app.path_text.trim());
+        if (ui.button("Load").clicked() || enter)
+            && let Some(path) = crate::ui::path_from_typed(&app.path_text, std::env::home_dir().as_deref())
+        {
             app.load_file(path);
         }
     });

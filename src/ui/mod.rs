@@ -6,7 +6,7 @@ pub mod bnn;
 pub mod bnn_weights;
 mod data_view;
 pub mod export;
-mod flow;
+pub mod flow;
 mod image_export;
 mod lab;
 mod plot_axes;
@@ -14,11 +14,13 @@ mod preview;
 mod run_file;
 mod session;
 mod status_bar;
+mod typed_path;
 pub mod vae;
 
-pub use app::{BayesExplorerApp, LabState, Settings};
+pub use app::{BayesExplorerApp, LabState, Message, MessageKind, Settings};
 pub use image_export::{crop, write_png};
 pub use session::session_run_path;
+pub use typed_path::path_from_typed;
 
 /// A spinner and what is being waited for.
 pub(crate) fn waiting(ui: &mut egui::Ui, what: &str) {

@@ -34,12 +34,17 @@ enum Choice {
 pub(crate) fn preview_window(app: &mut BayesExplorerApp, mut preview: Preview, ctx: &egui::Context) -> Option<Preview> {
     let mut choice = Choice::Keep;
     let mut open = true;
+    // Escape closes the preview as Cancel does, unless it is closing one of the preview's menus first or a text
+    // field has the keyboard.
+    let escape = !egui::Popup::is_any_open(ctx)
+        && !ctx.egui_wants_keyboard_input()
+        && ctx.input_mut(|i| i.consume_key(egui::Modifiers::NONE, egui::Key::Escape));
     egui::Window::new("Dataset preview")
         .open(&mut open)
         .default_size([760.0, 560.0])
         .collapsible(false)
         .show(ctx, |ui| choice = preview_ui(&mut preview, ui));
-    if !open {
+    if !open || escape {
         choice = Choice::Cancel;
     }
     match choice {
@@ -62,6 +67,10 @@ fn preview_ui(p: &mut Preview, ui: &mut egui::Ui) -> Choice {
     let mut choice = Choice::Keep;
     let t = &p.table;
     ui.heading(&t.name);
+    if let LoadRequest::File { path, .. } = &p.request {
+        let whole = std::path::absolute(path).unwrap_or_else(|_| path.clone());
+        ui.add(egui::Label::new(egui::RichText::new(whole.display().to_string()).weak()).selectable(true));
+    }
     ui.label(format!("{} rows x {} columns", t.n_rows(), t.n_cols()));
     if let Some(csv) = &t.csv {
         ui.label(format!(

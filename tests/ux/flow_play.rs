@@ -1,1 +1,105 @@
-//! Issue 28: see `main.rs`.
+//! Part 1: the flow's Play moves through the stages at the chosen speed, reads Pause while playing, stops on the
+//! last stage and starts again from 0; the position slider still lands on whole stages.
+
+#![allow(clippy::float_cmp, reason = "whole stages and a position left alone are exact")]
+
+use bayes_explorer::Lab;
+use bayes_explorer::ui::{BayesExplorerApp, Settings};
+use egui_kittest::Harness;
+use egui_kittest::kittest::Queryable;
+
+use crate::common::{wait_for_label, wait_until};
+
+/// The step-through's Play or Pause button: the last of that name on the page (the side panel's training buttons,
+/// drawn first, have a Pause too).
+fn playback<'t>(harness: &'t Harness<'_, BayesExplorerApp>, label: &'t str) -> egui_kittest::Node<'t> {
+    harness.query_all_by_label(label).last().unwrap_or_else(|| panic!("no {label} button"))
+}
+
+/// Seconds of one frame: the harness steps egui's clock by exactly this much.
+const FRAME_SECS: f32 = 0.05;
+
+/// The flow lab with a small untrained flow of `layers` layers on show (quick to compute), stepped with
+/// [`FRAME_SECS`] frames.
+fn flow_on_show(layers: usize) -> Harness<'static, BayesExplorerApp> {
+    let app = BayesExplorerApp::new(egui::Context::default(), Settings { tab: Lab::Flow, ..Settings::default() });
+    let mut harness = Harness::builder()
+        .with_size([1280.0, 800.0])
+        .with_step_dt(FRAME_SECS)
+        .build_ui_state(|ui, app: &mut BayesExplorerApp| app.show(ui), app);
+    wait_until(&mut harness, "the datasets", |app| !app.any_loading());
+    *harness.state_mut().flow_config_mut() = bayes_explorer::models::flow::FlowConfig {
+        layers,
+        hidden: vec![16],
+        ..bayes_explorer::models::flow::FlowConfig::default()
+    };
+    harness.get_by_label("New model").click();
+    wait_until(&mut harness, "the flow's stages", |app| {
+        app.lab(Lab::Flow).snapshot.as_ref().is_some_and(|s| s.model.is_some())
+    });
+    wait_for_label(&mut harness, &format!("Stage 0 of {layers}"));
+    harness
+}
+
+#[test]
+fn ux_flow_play_moves_through_the_stages_at_its_speed_and_stops_on_the_last() {
+    let mut harness = flow_on_show(4);
+    assert_eq!(harness.state().flow_state().speed, 1.0, "the default speed is one stage a second");
+    playback(&harness, "Play").click();
+    // The click lands in the last of the frames that carry its events; the next frame draws the button anew.
+    harness.run_steps(2);
+    let start = harness.state().flow_state().position;
+    assert!(harness.state().flow_state().playing, "Play plays");
+    assert_eq!(
+        harness.query_all_by_label("Pause").count(),
+        2,
+        "the step-through's button reads Pause, beside training's"
+    );
+    // Ten frames of 50 ms at one stage a second: half a stage further, through the in-between positions.
+    harness.run_steps(10);
+    let moved = harness.state().flow_state().position - start;
+    assert!((moved - 10.0 * FRAME_SECS).abs() < 1e-4, "moved {moved} stages in 0.5 s at 1 stage/s");
+    assert!(harness.state().flow_state().position.fract() > 0.0, "an in-between stage is on show");
+    assert!(harness.state().flow_state().playing);
+    assert_eq!(
+        harness.query_all_by_label("Pause").count(),
+        2,
+        "the step-through's button reads Pause, beside training's"
+    );
+    // On to the end: it stops on the last stage and reads Play again.
+    harness.run_steps(100);
+    let flow = harness.state().flow_state();
+    assert!(!flow.playing, "playing stops at the last stage");
+    assert_eq!(flow.position, 4.0);
+    assert_eq!(harness.query_all_by_label("Play").count(), 1, "the step-through's button reads Play again");
+    harness.get_by_label_contains("Stage 4 of 4");
+    // Play from the last stage starts again from 0.
+    playback(&harness, "Play").click();
+    harness.step();
+    let flow = harness.state().flow_state();
+    assert!(flow.playing && flow.position < 0.1, "Play from the end starts at stage 0 ({})", flow.position);
+}
+
+#[test]
+fn ux_flow_pause_keeps_the_position_and_the_slider_lands_on_whole_stages() {
+    let mut harness = flow_on_show(4);
+    playback(&harness, "Play").click();
+    harness.run_steps(25);
+    assert!(harness.state().flow_state().playing, "still playing after 1.25 s");
+    assert_eq!(harness.query_all_by_label("Pause").count(), 2, "the step-through's button reads Pause");
+    playback(&harness, "Pause").click();
+    harness.step();
+    let paused = harness.state().flow_state().position;
+    assert!(!harness.state().flow_state().playing);
+    assert!(paused > 1.0 && paused.fract() > 0.0, "paused between stages 1 and 2, not at {paused}");
+    harness.run_steps(10);
+    assert_eq!(harness.state().flow_state().position, paused, "a paused position stays, between stages or not");
+    // The slider, moved by the keyboard as a user can, lands on a whole stage.
+    harness.get_by_label("Position").focus();
+    harness.step();
+    harness.key_press(egui::Key::ArrowRight);
+    harness.run_steps(2);
+    let position = harness.state().flow_state().position;
+    assert_eq!(position.fract(), 0.0, "the slider lands on a whole stage, not {position}");
+    assert!(position > 0.0);
+}
