@@ -5,9 +5,9 @@
 use std::sync::Arc;
 
 use egui::Color32;
-use serde::{Deserialize, Serialize};
 use egui_extras::{Column, TableBuilder};
 use egui_plot::{Bar, BarChart, FilledArea, HLine, Legend, Line, MarkerShape, PlotPoints, Points, VLine};
+use serde::{Deserialize, Serialize};
 
 use crate::data::prepare::{OutputKind, Prepared};
 use crate::models::Activation;
@@ -231,7 +231,13 @@ impl BnnUiState {
             Some(PredictiveRows::Classes(rows)) => rows.iter().map(|r| r.max - r.min).collect(),
             None => Vec::new(),
         };
-        let run = RunSummary { dataset: dataset.to_owned(), config: config.clone(), stopped_at, record: record.clone(), ranges };
+        let run = RunSummary {
+            dataset: dataset.to_owned(),
+            config: config.clone(),
+            stopped_at,
+            record: record.clone(),
+            ranges,
+        };
         if !self.runs.iter().any(|r| r.config == run.config && r.dataset == run.dataset && r.record == run.record) {
             self.runs.push(run);
         }

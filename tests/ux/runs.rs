@@ -61,7 +61,8 @@ fn train_bnn_to_the_end(harness: &mut Harness<'_, BayesExplorerApp>, button: &st
 fn ux_train_new_model_and_reset_ask_before_discarding_a_trained_run() {
     let mut harness = harness();
     train_bnn_a_while(&mut harness);
-    for (button, discard) in [("New model", "Discard and build"), ("Train", "Discard and train"), ("Reset", "Discard and reset")]
+    for (button, discard) in
+        [("New model", "Discard and build"), ("Train", "Discard and train"), ("Reset", "Discard and reset")]
     {
         let before = bnn_step(harness.state());
         harness.get_by_label(button).click();
@@ -155,8 +156,11 @@ fn ux_a_discarded_run_stays_in_compare_runs() {
     // Run 1 finished, run 2 was stopped.
     let runs = &harness.state().bnn_state().runs;
     assert_eq!(runs.len(), 2, "both runs are in Compare runs");
-    harness.get_by_label_contains("stopped at epoch");
-    assert_eq!(harness.query_all_by_label_contains("stopped at epoch").count(), 1);
+    let stopped = runs[1].stopped_at.expect("run 2 was stopped");
+    assert!(stopped >= 2 && runs[0].stopped_at.is_none(), "{stopped}");
+    // Named by what differs between the two (the epochs), and where it stopped.
+    harness.get_by_label("100 % of the training rows, 12 epochs");
+    harness.get_by_label(&format!("100 % of the training rows, 100000 epochs, stopped at epoch {stopped} of 100000"));
 }
 
 #[test]
@@ -176,15 +180,18 @@ fn ux_compare_runs_names_data_and_settings_and_comes_back_after_a_relaunch() {
     wait_until(&mut harness, "the generated data", |app| {
         app.lab(Lab::Bnn).data.as_ref().is_some_and(|d| matches!(d.request, LoadRequest::Synth(_)))
     });
+    harness.state_mut().bnn_state_mut().config.train_fraction = 1.0;
     train_bnn_to_the_end(&mut harness, "Train", 12);
     harness.run_steps(3);
 
     // Runs on different data are marked as such and named by their data.
     harness.get_by_label_contains("These runs were trained on different data");
-    assert_eq!(harness.query_all_by_label("Wine quality, red (UCI)").count(), 2, "runs 1 and 2 on the wine");
+    // The built-in data's button, and runs 1 and 2 in the table's data column.
+    assert_eq!(harness.query_all_by_label("Wine quality, red (UCI)").count(), 3, "runs 1 and 2 on the wine");
     let moons = harness.state().bnn_state().runs[2].dataset.clone();
     assert!(moons.starts_with("Two moons"), "{moons}");
-    harness.get_by_label(&moons);
+    // The lab's dataset in the side panel, and run 3 in the data column.
+    assert_eq!(harness.query_all_by_label(&moons).count(), 2, "run 3 named by its data");
     // Each run named by the settings that differ: the training rows (the seed, epochs and the rest are the same).
     harness.get_by_label("30 % of the training rows");
     assert_eq!(harness.query_all_by_label("100 % of the training rows").count(), 2);
@@ -234,9 +241,7 @@ fn ux_status_bar_names_every_lab_training_and_goes_there() {
     harness.get_by_label("Flow").click();
     harness.run_steps(2);
     harness.get_by_label("Train").click();
-    wait_until(&mut harness, "the flow's start", |app| {
-        app.lab(Lab::Flow).worker_state == Some(WorkerState::Running)
-    });
+    wait_until(&mut harness, "the flow's start", |app| app.lab(Lab::Flow).worker_state == Some(WorkerState::Running));
     harness.get_by_label("VAE").click();
     harness.run_steps(3);
     // Both labs named with their epoch, whole in a 1024-wide window.
