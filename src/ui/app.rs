@@ -250,7 +250,8 @@ impl BayesExplorerApp {
             window_renderer: None,
             pending_discards: Vec::new(),
         };
-        app.lab_mut(Lab::Bnn).bnn.runs = app.settings.bnn_runs.clone();
+        let compared = app.settings.bnn_runs.clone();
+        app.lab_mut(Lab::Bnn).bnn.runs = compared;
         for (lab, json) in app.settings.run_settings.clone() {
             app.lab_mut(lab).restored_settings = crate::ui::session::parse_settings(lab, &json);
         }
