@@ -393,7 +393,7 @@ pub fn run_names(runs: &[RunSummary]) -> Vec<String> {
         .map(|(r, w)| {
             let mut name = shown.iter().filter_map(|&k| w.get(k).cloned()).collect::<Vec<_>>().join(", ");
             if let Some(epoch) = r.stopped_at {
-                name = format!("{name}, stopped at epoch {epoch} of {}", r.config.epochs);
+                name = format!("{name}, stopped at epoch {epoch}");
             }
             name
         })
@@ -1105,25 +1105,28 @@ fn compare_ui(bnn: &mut BnnUiState, ui: &mut egui::Ui) {
     } else {
         &["Run", "Settings", "Test RMSE", "Mean MC range", "95 % coverage", "Test NLL"]
     };
-    egui::Grid::new("bnn-runs").num_columns(headers.len()).striped(true).show(ui, |ui| {
-        for h in headers {
-            ui.strong(*h);
-        }
-        ui.end_row();
-        for (i, (r, name)) in bnn.runs.iter().zip(&names).enumerate() {
-            let f = |k: &str| r.record.get(k).map_or("–".to_owned(), |v| format!("{v:.3}"));
-            let (colour, style) = run_style(i);
-            ui.colored_label(colour, format!("{}{}", i + 1, line_style_name(style)));
-            if mixed {
-                ui.colored_label(ui.visuals().warn_fg_color, &r.dataset);
+    // Scrolls sideways in a narrow window rather than cutting the last columns off.
+    egui::ScrollArea::horizontal().id_salt("bnn-runs-scroll").show(ui, |ui| {
+        egui::Grid::new("bnn-runs").num_columns(headers.len()).striped(true).show(ui, |ui| {
+            for h in headers {
+                ui.strong(*h);
             }
-            ui.label(name).on_hover_text(run_label(&r.config));
-            ui.monospace(f("test_rmse"));
-            ui.monospace(f("mc_range_mean"));
-            ui.monospace(r.record.get("coverage_95").map_or("–".to_owned(), |v| format!("{:.1} %", v * 100.0)));
-            ui.monospace(f("test_nll"));
             ui.end_row();
-        }
+            for (i, (r, name)) in bnn.runs.iter().zip(&names).enumerate() {
+                let f = |k: &str| r.record.get(k).map_or("–".to_owned(), |v| format!("{v:.3}"));
+                let (colour, style) = run_style(i);
+                ui.colored_label(colour, format!("{}{}", i + 1, line_style_name(style)));
+                if mixed {
+                    ui.colored_label(ui.visuals().warn_fg_color, &r.dataset);
+                }
+                ui.label(name).on_hover_text(run_label(&r.config));
+                ui.monospace(f("test_rmse"));
+                ui.monospace(f("mc_range_mean"));
+                ui.monospace(r.record.get("coverage_95").map_or("–".to_owned(), |v| format!("{:.1} %", v * 100.0)));
+                ui.monospace(f("test_nll"));
+                ui.end_row();
+            }
+        });
     });
     ui.horizontal(|ui| {
         ui.strong("Spread of the Monte Carlo predictions per test row (max - min)");
