@@ -125,9 +125,8 @@ pub struct LabState {
     pub(crate) run_origin: Option<crate::ui::run_file::RunOrigin>,
     /// The last session's settings for the next run, applied once its data (and its model) are back.
     pub(crate) restored_settings: Option<crate::train::runfile::RunConfig>,
-    /// When the run on show was started here; `None` for one opened from a file or the last session (see
-    /// [`crate::ui::discard::worth_asking`]).
-    pub(crate) run_started: Option<Instant>,
+    /// Where the run on show comes from, which decides whether replacing it asks first (`discard.rs`).
+    pub(crate) run_source: crate::ui::discard::RunSource,
 }
 
 /// What to do with a finished load.
@@ -157,7 +156,7 @@ impl LabState {
             vae: crate::ui::vae::VaeUiState::default(),
             run_origin: None,
             restored_settings: None,
-            run_started: None,
+            run_source: crate::ui::discard::RunSource::default(),
         }
     }
 
@@ -367,7 +366,7 @@ impl BayesExplorerApp {
         let Some(data) = self.data_or_ask(lab, data) else { return };
         let state = self.lab_mut(lab);
         state.worker = None;
-        state.run_started = None;
+        state.run_source = crate::ui::discard::RunSource::default();
         state.worker_state = None;
         state.snapshot = None;
         state.run_origin = None;

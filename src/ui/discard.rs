@@ -2,9 +2,10 @@
 //!
 //! A lab's run (its model, figures and loss curves) is replaced by Train, New model and Reset, by loading other
 //! data into the lab (a built-in set, a generated one, a CSV file) and by opening a run file. When the run on show
-//! has trained for more than [`ASK_AFTER_SECS`] seconds, or came from a file or the last session, each of these
-//! first asks in a modal window, naming what would be lost and what replaces it; the run goes on training while
-//! the question is open. A run that trained only a moment, or an untrained new model, is replaced at once.
+//! has trained for more than [`ASK_AFTER_SECS`] seconds, or is the last session's model, each of these first asks
+//! in a modal window, naming what would be lost and what replaces it; the run goes on training while
+//! the question is open. A run that trained only a moment, an untrained new model, or a run opened from a file
+//! (which the file keeps) is replaced at once.
 //!
 //! Asking, rather than discarding at once with an Undo, because a student needs to know at the moment of the
 //! click that the figures they are looking at are about to go: an Undo that disappears after a while is easily
@@ -67,16 +68,31 @@ pub(crate) struct PendingDiscard {
     replacement: Replacement,
 }
 
-/// True when `state`'s run has trained long enough that replacing it asks first: it has taken steps, and either
-/// started [`ASK_AFTER_SECS`] or more ago, or came from a run file or the last session (how long it trained is not
-/// known, and the model is not in a file this session writes).
+/// Where a lab's run comes from, which decides whether replacing it asks first.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) enum RunSource {
+    /// The last session's, restored at launch (or none): its only copy is the session folder's file, which the
+    /// lab's next run replaces.
+    #[default]
+    LastSession,
+    /// Started here, then.
+    Started(Instant),
+    /// Opened with "Open run…": the file keeps it.
+    File,
+}
+
+/// True when `state`'s run is worth asking about before it is replaced: it has taken steps, and it either started
+/// here [`ASK_AFTER_SECS`] or more ago, or is the last session's model. A run opened from a file is in that file.
 #[must_use]
 pub(crate) fn worth_asking(state: &LabState) -> bool {
-    if state.worker.is_none() {
+    if state.worker.is_none() || !state.snapshot.as_ref().is_some_and(|s| s.step > 0) {
         return false;
     }
-    let trained = state.snapshot.as_ref().is_some_and(|s| s.step > 0);
-    trained && state.run_started.is_none_or(|t| t.elapsed().as_secs_f64() >= ASK_AFTER_SECS)
+    match state.run_source {
+        RunSource::LastSession => true,
+        RunSource::Started(at) => at.elapsed().as_secs_f64() >= ASK_AFTER_SECS,
+        RunSource::File => false,
+    }
 }
 
 impl BayesExplorerApp {
@@ -109,7 +125,7 @@ impl BayesExplorerApp {
                 let state = self.lab_mut(lab);
                 if let Some(w) = &state.worker {
                     w.send(Command::Reset);
-                    state.run_started = Some(Instant::now());
+                    state.run_source = RunSource::Started(Instant::now());
                 }
             }
             Replacement::Data(data) => self.apply_data(lab, *data),
@@ -127,7 +143,7 @@ impl BayesExplorerApp {
             state.worker_state = None;
             state.snapshot = None;
             state.run_origin = None;
-            state.run_started = None;
+            state.run_source = RunSource::default();
         }
         self.carry_out(lab, replacement);
     }

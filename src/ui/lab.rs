@@ -331,7 +331,7 @@ pub(crate) fn start_run(state: &mut crate::ui::app::LabState, ctx: egui::Context
             state.worker = Some(w);
             state.worker_state = Some(WorkerState::Starting);
             state.run_origin = Some(origin);
-            state.run_started = Some(std::time::Instant::now());
+            state.run_source = crate::ui::discard::RunSource::Started(std::time::Instant::now());
         }
         Err(e) => state.message = Some(Message::error(format!("cannot start the training thread: {e}"))),
     }

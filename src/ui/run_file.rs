@@ -242,6 +242,9 @@ impl BayesExplorerApp {
             }
         }
         state.run_origin = Some(RunOrigin { config: run.config(), table, request, spec: run.spec().clone() });
+        if !restored {
+            state.run_source = crate::ui::discard::RunSource::File;
+        }
         let s = run.snapshot();
         let what = if restored { "Restored the last session's model from" } else { "Opened" };
         state.message = Some(Message::note(format!(

@@ -263,3 +263,41 @@ fn ux_status_bar_names_every_lab_training_and_goes_there() {
     harness.run_steps(3);
     assert_eq!(harness.state().settings.tab, Lab::Flow, "the click goes to the flow");
 }
+
+#[test]
+fn ux_the_last_sessions_model_is_asked_about_and_an_opened_file_is_not() {
+    let folder = tempfile::tempdir().expect("a temporary folder");
+    let session = folder.path().join("session");
+    let app = BayesExplorerApp::with_session(egui::Context::default(), Settings::default(), Some(session.clone()));
+    let mut harness = crate::common::harness_for(app);
+    train_bnn_a_while(&mut harness);
+    harness.get_by_label("Pause").click();
+    wait_until(&mut harness, "the pause", |app| app.lab(Lab::Bnn).worker_state == Some(WorkerState::Paused));
+    let saved = folder.path().join("bnn-run.json");
+    harness.state_mut().save_run(Lab::Bnn, Some(saved.clone()));
+    wait_until(&mut harness, "the save", |app| !app.run_file_busy());
+    let settings = harness.state_mut().persist(true);
+    drop(harness);
+
+    // Relaunched: the last session's model is its only copy, so New model asks.
+    let app = BayesExplorerApp::with_session(egui::Context::default(), settings, Some(session));
+    let mut harness = crate::common::harness_for(app);
+    wait_until(&mut harness, "the last session's model", |app| !app.restoring_session() && bnn_step(app) > 0);
+    harness.get_by_label("New model").click();
+    harness.run_steps(3);
+    harness.get_by_label(ASKED);
+    harness.get_by_label("Keep the run").click();
+    harness.run_steps(3);
+
+    // A run opened from its file (asked, as it replaces the restored one) is kept by the file: Train goes at once.
+    harness.state_mut().open_run(Some(saved));
+    wait_for_label(&mut harness, ASKED);
+    harness.get_by_label("Discard and open the run").click();
+    wait_until(&mut harness, "the opened run", |app| {
+        app.lab(Lab::Bnn).message.as_ref().is_some_and(|m| m.text.starts_with("Opened")) && bnn_step(app) > 0
+    });
+    keep_stepping(&mut harness, 3.2);
+    harness.get_by_label("Train").click();
+    harness.run_steps(3);
+    assert!(harness.query_by_label(ASKED).is_none(), "a run opened from a file is not asked about");
+}
