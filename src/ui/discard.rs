@@ -85,7 +85,8 @@ pub(crate) enum RunSource {
 /// here [`ASK_AFTER_SECS`] or more ago, or is the last session's model. A run opened from a file is in that file.
 #[must_use]
 pub(crate) fn worth_asking(state: &LabState) -> bool {
-    if state.worker.is_none() || !state.snapshot.as_ref().is_some_and(|s| s.step > 0) {
+    let trained = state.snapshot.as_ref().is_some_and(|s| s.step > 0);
+    if state.worker.is_none() || !trained {
         return false;
     }
     match state.run_source {
