@@ -25,6 +25,8 @@ pub struct Settings {
     /// Per lab: the settings of its next run as the user left them, as JSON (so that one an older or newer
     /// version cannot read is dropped alone).
     pub run_settings: Vec<(Lab, String)>,
+    /// The BNN's Compare runs list, oldest first.
+    pub bnn_runs: Vec<crate::ui::bnn::RunSummary>,
 }
 
 /// A message shown in a lab: an error (kept until dismissed), a warning, or a note of what was done.
@@ -136,6 +138,8 @@ pub struct LabState {
     pub(crate) run_origin: Option<crate::ui::run_file::RunOrigin>,
     /// The last session's settings for the next run, applied once its data (and its model) are back.
     pub(crate) restored_settings: Option<crate::train::runfile::RunConfig>,
+    /// Where the run on show comes from, which decides whether replacing it asks first (`discard.rs`).
+    pub(crate) run_source: crate::ui::discard::RunSource,
 }
 
 /// What to do with a finished load.
@@ -167,6 +171,7 @@ impl LabState {
             vae: crate::ui::vae::VaeUiState::default(),
             run_origin: None,
             restored_settings: None,
+            run_source: crate::ui::discard::RunSource::default(),
         }
     }
 
@@ -229,6 +234,8 @@ pub struct BayesExplorerApp {
     frame_times: std::collections::VecDeque<(Instant, f32)>,
     /// Which renderer draws the window and why (set by [`crate::ui::run_app`]; `None` in tests).
     pub(crate) window_renderer: Option<String>,
+    /// Replacements of a trained run waiting for the user's answer (see `discard.rs`).
+    pub(crate) pending_discards: Vec<crate::ui::discard::PendingDiscard>,
 }
 
 impl BayesExplorerApp {
@@ -255,7 +262,10 @@ impl BayesExplorerApp {
             image_folder: None,
             frame_times: std::collections::VecDeque::new(),
             window_renderer: None,
+            pending_discards: Vec::new(),
         };
+        let compared = app.settings.bnn_runs.clone();
+        app.lab_mut(Lab::Bnn).bnn.runs = compared;
         for (lab, json) in app.settings.run_settings.clone() {
             app.lab_mut(lab).restored_settings = crate::ui::session::parse_settings(lab, &json);
         }
@@ -374,8 +384,10 @@ impl BayesExplorerApp {
 
     /// Puts a loaded dataset into a lab, stopping a run trained on other data.
     pub(crate) fn apply_data(&mut self, lab: Lab, data: LabData) {
+        let Some(data) = self.data_or_ask(lab, data) else { return };
         let state = self.lab_mut(lab);
         state.worker = None;
+        state.run_source = crate::ui::discard::RunSource::default();
         state.worker_state = None;
         state.snapshot = None;
         state.run_origin = None;
@@ -504,7 +516,10 @@ impl BayesExplorerApp {
                         "Training paused: a NaN or infinity appeared in {location} at step {step}. The last good parameters are kept; lower the learning rate and resume."
                     )));
                 }
-                WorkerEvent::Finished(record) if lab == Lab::Bnn => state.bnn.finished(&record),
+                WorkerEvent::Finished(record) if lab == Lab::Bnn => {
+                    let dataset = state.run_origin.as_ref().map(|o| o.request.describe()).unwrap_or_default();
+                    state.bnn.finished(&record, &dataset);
+                }
                 WorkerEvent::Ready | WorkerEvent::EpochDone(_) | WorkerEvent::Finished(_) => {}
             }
         }
@@ -536,6 +551,7 @@ impl BayesExplorerApp {
         if let Some(preview) = self.preview.take() {
             self.preview = crate::ui::preview::preview_window(self, preview, ui.ctx());
         }
+        self.discard_dialog_ui(ui.ctx());
         drop_overlay(ui.ctx());
     }
 

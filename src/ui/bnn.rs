@@ -7,6 +7,7 @@ use std::sync::Arc;
 use egui::Color32;
 use egui_extras::{Column, TableBuilder};
 use egui_plot::{Bar, BarChart, FilledArea, HLine, Legend, Line, MarkerShape, PlotPoints, Points, VLine};
+use serde::{Deserialize, Serialize};
 
 use crate::data::prepare::{OutputKind, Prepared};
 use crate::models::Activation;
@@ -59,17 +60,32 @@ impl BnnPage {
     }
 }
 
-/// A finished run's figures, for the comparison.
-#[derive(Clone, Debug, PartialEq)]
+/// A run's figures, for the comparison: a finished run, or one discarded before its end (kept with the session).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct RunSummary {
-    /// Settings, in words.
-    pub label: String,
-    /// Fraction of the training rows used.
-    pub train_fraction: f64,
-    /// The final epoch's metrics.
+    /// The dataset it trained on, as the lab names it ("Wine quality, red (UCI)", a file's name).
+    pub dataset: String,
+    /// Its settings.
+    pub config: BnnConfig,
+    /// The last epoch it completed when it was discarded before its end; `None` when it finished.
+    pub stopped_at: Option<usize>,
+    /// The last epoch's metrics.
     pub record: EpochRecord,
     /// Per test row, max - min of the Monte Carlo predictions (for the distribution of ranges).
     pub ranges: Vec<f32>,
+}
+
+impl Default for RunSummary {
+    fn default() -> Self {
+        Self {
+            dataset: String::new(),
+            config: BnnConfig::default(),
+            stopped_at: None,
+            record: EpochRecord { epoch: 0, metrics: Vec::new() },
+            ranges: Vec::new(),
+        }
+    }
 }
 
 /// The BNN page's state (transient, except the settings, which the caller may persist).
@@ -199,8 +215,14 @@ impl BnnUiState {
         self.config.epochs = default_epochs(n_train, self.config.batch_size);
     }
 
-    /// Records a finished run for the comparison.
-    pub(crate) fn finished(&mut self, record: &EpochRecord) {
+    /// Records a finished run, trained on `dataset`, for the comparison.
+    pub(crate) fn finished(&mut self, record: &EpochRecord, dataset: &str) {
+        self.keep_run(record, dataset, None);
+    }
+
+    /// Records the run on show for the comparison: finished (`stopped_at` is `None`), or discarded after
+    /// `stopped_at` epochs. A run already there is not added twice.
+    pub(crate) fn keep_run(&mut self, record: &EpochRecord, dataset: &str, stopped_at: Option<usize>) {
         let Some(config) = &self.run_config else { return };
         let ranges = match self.predictive.as_ref().map(|p| &p.predictive.rows) {
             Some(PredictiveRows::Regression(rows)) => {
@@ -209,12 +231,16 @@ impl BnnUiState {
             Some(PredictiveRows::Classes(rows)) => rows.iter().map(|r| r.max - r.min).collect(),
             None => Vec::new(),
         };
-        self.runs.push(RunSummary {
-            label: run_label(config),
-            train_fraction: config.train_fraction,
+        let run = RunSummary {
+            dataset: dataset.to_owned(),
+            config: config.clone(),
+            stopped_at,
             record: record.clone(),
             ranges,
-        });
+        };
+        if !self.runs.iter().any(|r| r.config == run.config && r.dataset == run.dataset && r.record == run.record) {
+            self.runs.push(run);
+        }
     }
 
     /// What "Export data…" writes for `kind`, from what the page shows now; `None` when it has no such data yet.
@@ -320,19 +346,70 @@ fn test_row_in_units(prepared: &Prepared, row: usize) -> Vec<f32> {
         .unwrap_or_default()
 }
 
-fn run_label(c: &BnnConfig) -> String {
+/// A run's settings in words, one phrase per setting, the training rows' fraction (the comparison's subject) first.
+fn settings_in_words(c: &BnnConfig) -> Vec<String> {
     let posterior = match c.posterior {
         Posterior::Deterministic => "deterministic",
         Posterior::MeanField => "mean-field",
         Posterior::FullCovariance => "full covariance",
     };
-    format!(
-        "{posterior}, {} head, [{}], {:.0} % of the training rows, {} epochs",
-        c.head.cli_name(),
-        hidden_text(&c.hidden),
-        c.train_fraction * 100.0,
-        c.epochs
-    )
+    let kl = match c.kl {
+        KlEstimate::ClosedForm => "closed-form KL",
+        KlEstimate::MonteCarlo => "Monte Carlo KL",
+    };
+    vec![
+        format!("{:.0} % of the training rows", c.train_fraction * 100.0),
+        format!("{posterior} posterior"),
+        format!("{} head", c.head.cli_name()),
+        format!("hidden [{}]", hidden_text(&c.hidden)),
+        format!("{:?} activation", c.activation).to_lowercase(),
+        if c.bayesian_output { "Bayesian output layer" } else { "deterministic output layer" }.to_owned(),
+        format!("prior sd {}", c.prior_sd),
+        kl.to_owned(),
+        c.optimizer.name().to_owned(),
+        format!("learning rate {}", c.learning_rate),
+        format!("batch {}", c.batch_size),
+        format!("{} epochs", c.epochs),
+        format!("seed {}", c.seed),
+        format!("{} passes", c.predictive_samples),
+    ]
+}
+
+/// Every setting of a run, in words (the comparison's hover text).
+fn run_label(c: &BnnConfig) -> String {
+    settings_in_words(c).join(", ")
+}
+
+/// The runs' names in the comparison: each run's training rows and the settings that differ between `runs`
+/// (what is the same for all of them says nothing), and where it stopped if it was discarded before its end.
+#[must_use]
+pub fn run_names(runs: &[RunSummary]) -> Vec<String> {
+    let words: Vec<Vec<String>> = runs.iter().map(|r| settings_in_words(&r.config)).collect();
+    let n_settings = words.first().map_or(0, Vec::len);
+    let differ = |k: usize| words.iter().any(|w| w.get(k) != words[0].get(k));
+    let shown: Vec<usize> = (0..n_settings).filter(|&k| k == 0 || differ(k)).collect();
+    runs.iter()
+        .zip(&words)
+        .map(|(r, w)| {
+            let mut name = shown.iter().filter_map(|&k| w.get(k).cloned()).collect::<Vec<_>>().join(", ");
+            if let Some(epoch) = r.stopped_at {
+                name = format!("{name}, stopped at epoch {epoch}");
+            }
+            name
+        })
+        .collect()
+}
+
+/// The datasets of `runs`, each with its runs' 1-based numbers, in order of first use.
+fn datasets_of(runs: &[RunSummary]) -> Vec<(&str, Vec<usize>)> {
+    let mut out: Vec<(&str, Vec<usize>)> = Vec::new();
+    for (i, r) in runs.iter().enumerate() {
+        match out.iter_mut().find(|(d, _)| *d == r.dataset) {
+            Some((_, numbers)) => numbers.push(i + 1),
+            None => out.push((&r.dataset, vec![i + 1])),
+        }
+    }
+    out
 }
 
 /// The BNN's settings in the side panel.
@@ -937,15 +1014,48 @@ pub(crate) fn bnn_loss_ui(snapshot: &RunSnapshot, ui: &mut egui::Ui) {
         });
 }
 
-/// One colour per run in the comparison.
-const RUN_COLOURS: [Color32; 6] = [
-    Color32::from_rgb(214, 96, 77),
-    Color32::from_rgb(67, 147, 195),
-    Color32::from_rgb(140, 190, 80),
-    Color32::from_rgb(230, 170, 50),
-    Color32::from_rgb(160, 110, 200),
-    Color32::from_rgb(120, 120, 120),
+/// The comparison's colours: a qualitative palette of ten (Tableau 10), told apart also by readers with the
+/// commonest colour blindness by their lightness.
+const RUN_COLOURS: [Color32; 10] = [
+    Color32::from_rgb(78, 121, 167),
+    Color32::from_rgb(242, 142, 43),
+    Color32::from_rgb(225, 87, 89),
+    Color32::from_rgb(118, 183, 178),
+    Color32::from_rgb(89, 161, 79),
+    Color32::from_rgb(237, 201, 72),
+    Color32::from_rgb(176, 122, 161),
+    Color32::from_rgb(255, 157, 167),
+    Color32::from_rgb(156, 117, 95),
+    Color32::from_rgb(186, 176, 172),
 ];
+
+/// The line style of each round of [`RUN_COLOURS`]: solid for the first ten runs, then dashed, dotted, densely
+/// dashed.
+const RUN_LINE_STYLES: [egui_plot::LineStyle; 4] = [
+    egui_plot::LineStyle::Solid,
+    egui_plot::LineStyle::Dashed { length: 10.0 },
+    egui_plot::LineStyle::Dotted { spacing: 6.0 },
+    egui_plot::LineStyle::Dashed { length: 4.0 },
+];
+
+/// The colour and line style of the comparison's run `index` (0-based): ten colours, then the same colours dashed,
+/// so that 40 runs in a row each look different.
+#[must_use]
+pub fn run_style(index: usize) -> (Color32, egui_plot::LineStyle) {
+    let colour = RUN_COLOURS[index % RUN_COLOURS.len()];
+    let style = RUN_LINE_STYLES[(index / RUN_COLOURS.len()) % RUN_LINE_STYLES.len()];
+    (colour, style)
+}
+
+/// The style's name in the table, for runs past the first ten.
+fn line_style_name(style: egui_plot::LineStyle) -> &'static str {
+    match style {
+        egui_plot::LineStyle::Solid => "",
+        egui_plot::LineStyle::Dashed { length } if length >= 8.0 => " (dashed)",
+        egui_plot::LineStyle::Dashed { .. } => " (short dashes)",
+        egui_plot::LineStyle::Dotted { .. } => " (dotted)",
+    }
+}
 
 fn compare_ui(bnn: &mut BnnUiState, ui: &mut egui::Ui) {
     ui.label("Less data, more epistemic uncertainty: train the same network on 30 % and on all of the training rows and compare the spread of their predictions.");
@@ -968,21 +1078,55 @@ fn compare_ui(bnn: &mut BnnUiState, ui: &mut egui::Ui) {
         ui.label(egui::RichText::new("Finished runs appear here.").weak());
         return;
     }
-    egui::Grid::new("bnn-runs").num_columns(6).striped(true).show(ui, |ui| {
-        for h in ["Run", "Settings", "Test RMSE", "Mean MC range", "95 % coverage", "Test NLL"] {
-            ui.strong(h);
-        }
-        ui.end_row();
-        for (i, r) in bnn.runs.iter().enumerate() {
-            let f = |k: &str| r.record.get(k).map_or("–".to_owned(), |v| format!("{v:.3}"));
-            ui.label(format!("{}", i + 1));
-            ui.label(&r.label);
-            ui.monospace(f("test_rmse"));
-            ui.monospace(f("mc_range_mean"));
-            ui.monospace(r.record.get("coverage_95").map_or("–".to_owned(), |v| format!("{:.1} %", v * 100.0)));
-            ui.monospace(f("test_nll"));
+    let names = run_names(&bnn.runs);
+    let datasets = datasets_of(&bnn.runs);
+    let mixed = datasets.len() > 1;
+    if let [(dataset, _)] = datasets.as_slice() {
+        ui.label(format!("All on {dataset}."));
+    } else {
+        let groups: Vec<String> = datasets
+            .iter()
+            .map(|(d, numbers)| {
+                let numbers: Vec<String> = numbers.iter().map(ToString::to_string).collect();
+                let runs = if numbers.len() == 1 { "run" } else { "runs" };
+                format!("{runs} {} on {d}", numbers.join(", "))
+            })
+            .collect();
+        ui.colored_label(
+            ui.visuals().warn_fg_color,
+            format!(
+                "These runs were trained on different data: {}. Their figures are not comparable across datasets.",
+                groups.join("; ")
+            ),
+        );
+    }
+    let headers: &[&str] = if mixed {
+        &["Run", "Data", "Settings", "Test RMSE", "Mean MC range", "95 % coverage", "Test NLL"]
+    } else {
+        &["Run", "Settings", "Test RMSE", "Mean MC range", "95 % coverage", "Test NLL"]
+    };
+    // Scrolls sideways in a narrow window rather than cutting the last columns off.
+    egui::ScrollArea::horizontal().id_salt("bnn-runs-scroll").show(ui, |ui| {
+        egui::Grid::new("bnn-runs").num_columns(headers.len()).striped(true).show(ui, |ui| {
+            for h in headers {
+                ui.strong(*h);
+            }
             ui.end_row();
-        }
+            for (i, (r, name)) in bnn.runs.iter().zip(&names).enumerate() {
+                let f = |k: &str| r.record.get(k).map_or("–".to_owned(), |v| format!("{v:.3}"));
+                let (colour, style) = run_style(i);
+                ui.colored_label(colour, format!("{}{}", i + 1, line_style_name(style)));
+                if mixed {
+                    ui.colored_label(ui.visuals().warn_fg_color, &r.dataset);
+                }
+                ui.label(name).on_hover_text(run_label(&r.config));
+                ui.monospace(f("test_rmse"));
+                ui.monospace(f("mc_range_mean"));
+                ui.monospace(r.record.get("coverage_95").map_or("–".to_owned(), |v| format!("{:.1} %", v * 100.0)));
+                ui.monospace(f("test_nll"));
+                ui.end_row();
+            }
+        });
     });
     ui.horizontal(|ui| {
         ui.strong("Spread of the Monte Carlo predictions per test row (max - min)");
@@ -1003,14 +1147,18 @@ fn compare_ui(bnn: &mut BnnUiState, ui: &mut egui::Ui) {
                 .y_axis_label("density")
                 .allow_scroll(false)
                 .show(ui, |plot| {
-                    for (i, r) in bnn.runs.iter().enumerate() {
+                    for (i, (r, name)) in bnn.runs.iter().zip(&names).enumerate() {
                         let hist = Histogram::new(&r.ranges, 0.0, f64::from(hi), bins);
                         let w = hist.bin_width();
                         let pts: Vec<[f64; 2]> =
                             hist.densities().iter().enumerate().map(|(k, d)| [w * (k as f64 + 0.5), *d]).collect();
-                        let name = format!("run {}: {:.0} % of rows", i + 1, r.train_fraction * 100.0);
-                        let colour = RUN_COLOURS[i % RUN_COLOURS.len()];
-                        plot.line(Line::new(name.clone(), PlotPoints::from(pts)).color(colour).width(2.0));
+                        let name = if mixed {
+                            format!("run {}: {}, {name}", i + 1, r.dataset)
+                        } else {
+                            format!("run {}: {name}", i + 1)
+                        };
+                        let (colour, style) = run_style(i);
+                        plot.line(Line::new(name.clone(), PlotPoints::from(pts)).color(colour).width(2.0).style(style));
                         if let Some(m) = r.record.get("mc_range_mean") {
                             // Same name: the mean's dashed line belongs to its run in the legend.
                             plot.vline(VLine::new(name, m).color(colour).style(egui_plot::LineStyle::dashed_loose()));

@@ -11,6 +11,7 @@ use crate::models::vae::VaeTrainer;
 use crate::train::runfile::RunConfig;
 use crate::train::{Command, Trainer, TrainerFactory, Worker, WorkerState};
 use crate::ui::app::{BayesExplorerApp, LoadTarget, Message, MessageKind};
+use crate::ui::discard::Replacement;
 use crate::ui::run_file::RunOrigin;
 
 /// Draws the page of `lab`.
@@ -197,19 +198,20 @@ fn generated_ui(app: &mut BayesExplorerApp, lab: Lab, ui: &mut egui::Ui) {
 
 fn training_ui(app: &mut BayesExplorerApp, lab: Lab, ui: &mut egui::Ui) {
     ui.strong("Training");
-    let ctx = ui.ctx().clone();
+    // What would replace the run; asked about first when the run has trained a while (`discard.rs`).
+    let mut replacement = None;
     let state = app.lab_mut(lab);
     let run_state = state.worker_state;
     ui.horizontal_wrapped(|ui| {
         if ui.button("Train").on_hover_text("Start a new run (stops the current one)").clicked() {
-            start_run(state, ctx.clone(), true);
+            replacement = Some(Replacement::Train);
         }
         if ui
             .button("New model")
             .on_hover_text("Build an untrained model, paused: look at it, then step or resume")
             .clicked()
         {
-            start_run(state, ctx.clone(), false);
+            replacement = Some(Replacement::NewModel);
         }
         let can_pause = run_state == Some(WorkerState::Running);
         let can_resume = run_state == Some(WorkerState::Paused);
@@ -228,10 +230,8 @@ fn training_ui(app: &mut BayesExplorerApp, lab: Lab, ui: &mut egui::Ui) {
         {
             w.send(Command::Step);
         }
-        if ui.add_enabled(state.worker.is_some(), egui::Button::new("Reset")).clicked()
-            && let Some(w) = &state.worker
-        {
-            w.send(Command::Reset);
+        if ui.add_enabled(state.worker.is_some(), egui::Button::new("Reset")).clicked() {
+            replacement = Some(Replacement::Reset);
         }
     });
     if let Some(s) = &state.snapshot {
@@ -277,7 +277,7 @@ fn training_ui(app: &mut BayesExplorerApp, lab: Lab, ui: &mut egui::Ui) {
     });
     // Asked for by the BNN's comparison page (drawn after this panel, which is why it arrives here).
     if std::mem::take(&mut state.bnn.start_requested) {
-        start_run(state, ctx.clone(), true);
+        replacement = Some(Replacement::Train);
     }
     if let Some(s) = &state.snapshot {
         ui.label(egui::RichText::new("Latest epoch").strong());
@@ -291,9 +291,13 @@ fn training_ui(app: &mut BayesExplorerApp, lab: Lab, ui: &mut egui::Ui) {
             });
         }
     }
+    if let Some(replacement) = replacement {
+        app.replace_run(lab, replacement);
+    }
 }
 
-fn start_run(state: &mut crate::ui::app::LabState, ctx: egui::Context, start_running: bool) {
+/// Starts a new run in the lab (running, or paused untrained), dropping the one it had.
+pub(crate) fn start_run(state: &mut crate::ui::app::LabState, ctx: egui::Context, start_running: bool) {
     let Some(data) = &state.data else {
         state.message = Some(Message::error("Load a dataset first."));
         return;
@@ -341,6 +345,7 @@ fn start_run(state: &mut crate::ui::app::LabState, ctx: egui::Context, start_run
             state.worker = Some(w);
             state.worker_state = Some(WorkerState::Starting);
             state.run_origin = Some(origin);
+            state.run_source = crate::ui::discard::RunSource::Started(std::time::Instant::now());
         }
         Err(e) => state.message = Some(Message::error(format!("cannot start the training thread: {e}"))),
     }

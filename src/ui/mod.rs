@@ -5,6 +5,7 @@ mod app;
 pub mod bnn;
 pub mod bnn_weights;
 mod data_view;
+mod discard;
 pub mod export;
 pub mod flow;
 mod image_export;

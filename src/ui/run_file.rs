@@ -186,7 +186,10 @@ impl BayesExplorerApp {
                 self.lab_mut(lab).message =
                     Some(Message::note(format!("Saved the figure ({w} x {h} pixels) to {}.{why}", path.display())));
             }
-            RunFileOutcome::Opened(opened) => self.apply_opened_run(*opened, false),
+            RunFileOutcome::Opened(opened) => {
+                // Asks first when the run it replaces (in the run's own lab) has trained a while.
+                self.replace_run(opened.run.lab(), crate::ui::discard::Replacement::Run(opened));
+            }
             RunFileOutcome::Cancelled { quick: true } => {
                 self.lab_mut(lab).message = Some(Message::warning(
                     "No file dialog answered (no desktop portal is running). On the command line, `bayes-explorer train <lab> … --save PATH` saves a run, `--load PATH` opens one and `--export DIR` writes its data as CSV files.",
@@ -239,6 +242,9 @@ impl BayesExplorerApp {
             }
         }
         state.run_origin = Some(RunOrigin { config: run.config(), table, request, spec: run.spec().clone() });
+        if !restored {
+            state.run_source = crate::ui::discard::RunSource::File;
+        }
         let s = run.snapshot();
         let what = if restored { "Restored the last session's model from" } else { "Opened" };
         state.message = Some(Message::note(format!(

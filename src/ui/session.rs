@@ -1,5 +1,6 @@
-//! The last session, restored on launch: the open tab, each lab's dataset and settings (in [`Settings`], which
-//! eframe persists), and each lab's last model, kept as a run file per lab in a session folder.
+//! The last session, restored on launch: the open tab, each lab's dataset and settings and the BNN's Compare runs
+//! list (in [`Settings`], which eframe persists), and each lab's last model, kept as a run file per lab in a
+//! session folder.
 //!
 //! Whenever eframe saves (every 30 s and on exit), each lab whose run changed since the last save is written,
 //! on a `session-save` thread, as `<lab>-run.json` plus its weights, atomically (see `train::runfile`); a lab
@@ -155,6 +156,7 @@ impl BayesExplorerApp {
     /// `wait`, returns once the files are written (on exit, and in tests).
     pub fn persist(&mut self, wait: bool) -> Settings {
         self.settings.run_settings = Lab::ALL.iter().filter_map(|&lab| self.lab(lab).settings_json()).collect();
+        self.settings.bnn_runs = self.lab(Lab::Bnn).bnn.runs.clone();
         self.write_session_runs();
         if wait {
             self.finish_session_writes();

@@ -1,20 +1,53 @@
-//! The status bar: compute backend and adapter, the current lab's worker state and progress.
+//! The status bar: compute backend and adapter, the current lab's worker state and progress, and every other lab
+//! with a run under way (training, starting or paused), named with its epoch: a click goes to that lab.
 
-use crate::ui::app::BayesExplorerApp;
+use crate::Lab;
+use crate::train::WorkerState;
+use crate::ui::app::{BayesExplorerApp, LabState};
 
 /// The progress bars' widths.
 const EPOCH_BAR_WIDTH: f32 = 180.0;
 const LOADING_BAR_WIDTH: f32 = 120.0;
+/// The epoch bar's width when other labs' runs share the bar.
+const NARROW_EPOCH_BAR_WIDTH: f32 = 110.0;
+/// The compute line's least width before the other labs' runs are named in short.
+const COMPUTE_MIN_WIDTH: f32 = 120.0;
 
-/// Draws the status bar.
-pub(crate) fn status_bar_ui(app: &BayesExplorerApp, ui: &mut egui::Ui) {
+/// A lab's run that is under way (not finished, failed or stopped), with its epoch: `(lab, long, short)` texts,
+/// "VAE: training, epoch 3/50" and "VAE 3/50".
+fn run_under_way(state: &LabState) -> Option<(Lab, String, String)> {
+    state.worker.as_ref()?;
+    let run_state = state.worker_state?;
+    if !matches!(run_state, WorkerState::Starting | WorkerState::Running | WorkerState::Paused) {
+        return None;
+    }
+    let name = state.lab.tab_name();
+    let epochs = state.snapshot.as_ref().map(|s| format!("{}/{}", s.epoch, s.total_epochs));
+    let long = match &epochs {
+        Some(e) => format!("{name}: {}, epoch {e}", run_state.label()),
+        None => format!("{name}: {}", run_state.label()),
+    };
+    let short = format!("{name} {}", epochs.unwrap_or_else(|| run_state.label().to_owned()));
+    Some((state.lab, long, short))
+}
+
+/// The labs other than the open one with a run under way, as [`run_under_way`] names them.
+#[must_use]
+pub(crate) fn other_runs(app: &BayesExplorerApp) -> Vec<(Lab, String, String)> {
+    app.labs.iter().filter(|s| s.lab != app.settings.tab).filter_map(run_under_way).collect()
+}
+
+/// Draws the status bar; a click on another lab's run opens that lab's tab.
+pub(crate) fn status_bar_ui(app: &mut BayesExplorerApp, ui: &mut egui::Ui) {
     let lab = app.lab(app.settings.tab);
     let state = lab.worker_state.map_or("no run", |s| s.label());
     let worker = format!("Worker ({}): {state}", lab.lab.tab_name());
+    let others = other_runs(app);
     let frames =
         app.frame_summary().map(|(fps, slowest_ms)| format!("UI: {fps:.0} frames/s, slowest frame {slowest_ms:.1} ms"));
-    // The compute line gives way first in a narrow window (elided, whole on hover), so that the worker's state and
-    // the frame rate to its right stay readable: it gets the width the rest of the bar leaves.
+    // The compute line gives way first in a narrow window (elided, whole on hover), then the other labs' runs are
+    // named in short, so that the worker's state and the frame rate to its right stay readable: it gets the width
+    // the rest of the bar leaves.
     let text_width = |text: &str| {
         egui::WidgetText::from(text)
             .into_galley(ui, Some(egui::TextWrapMode::Extend), f32::INFINITY, egui::TextStyle::Body)
@@ -23,9 +56,11 @@ pub(crate) fn status_bar_ui(app: &BayesExplorerApp, ui: &mut egui::Ui) {
     };
     let spacing = ui.spacing().item_spacing.x;
     let separator = 2.0 * spacing + 1.0;
+    let button_padding = 2.0 * ui.spacing().button_padding.x;
+    let epoch_bar_width = if others.is_empty() { EPOCH_BAR_WIDTH } else { NARROW_EPOCH_BAR_WIDTH };
     let mut rest = separator + text_width(&worker) + spacing;
     if lab.snapshot.is_some() {
-        rest += EPOCH_BAR_WIDTH + spacing;
+        rest += epoch_bar_width + spacing;
     }
     if let Some(frames) = &frames {
         rest += separator + text_width(frames) + spacing;
@@ -33,7 +68,15 @@ pub(crate) fn status_bar_ui(app: &BayesExplorerApp, ui: &mut egui::Ui) {
     if lab.loading.is_some() {
         rest += separator + LOADING_BAR_WIDTH + spacing;
     }
-    let compute_width = (ui.available_width() - rest).max(120.0);
+    let others_width = |short: bool| -> f32 {
+        let texts = others.iter().map(|(_, long, brief)| if short { brief } else { long });
+        let buttons: f32 = texts.map(|t| text_width(t) + button_padding + spacing).sum();
+        if others.is_empty() { 0.0 } else { separator + buttons }
+    };
+    let short = ui.available_width() - rest - others_width(false) < COMPUTE_MIN_WIDTH;
+    rest += others_width(short);
+    let compute_width = (ui.available_width() - rest).max(COMPUTE_MIN_WIDTH);
+    let mut go_to = None;
     ui.horizontal(|ui| {
         ui.scope(|ui| {
             ui.set_max_width(compute_width);
@@ -44,9 +87,19 @@ pub(crate) fn status_bar_ui(app: &BayesExplorerApp, ui: &mut egui::Ui) {
         if let Some(s) = &lab.snapshot {
             ui.add(
                 egui::ProgressBar::new(s.fraction())
-                    .desired_width(EPOCH_BAR_WIDTH)
+                    .desired_width(epoch_bar_width)
                     .text(format!("epoch {}/{}", s.epoch, s.total_epochs)),
             );
+        }
+        if !others.is_empty() {
+            ui.separator();
+            for (other, long, brief) in &others {
+                let text = if short { brief } else { long };
+                let hover = format!("{long}. Go to the {} lab.", other.tab_name());
+                if ui.add(egui::Button::new(text.as_str()).small()).on_hover_text(hover).clicked() {
+                    go_to = Some(*other);
+                }
+            }
         }
         if let Some(frames) = frames {
             ui.separator();
@@ -61,4 +114,7 @@ pub(crate) fn status_bar_ui(app: &BayesExplorerApp, ui: &mut egui::Ui) {
             ui.add(egui::ProgressBar::new(job.fraction()).desired_width(LOADING_BAR_WIDTH).text("loading"));
         }
     });
+    if let Some(other) = go_to {
+        app.settings.tab = other;
+    }
 }

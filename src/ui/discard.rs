@@ -1,0 +1,229 @@
+//! Asking before a trained run is thrown away.
+//!
+//! A lab's run (its model, figures and loss curves) is replaced by Train, New model and Reset, by loading other
+//! data into the lab (a built-in set, a generated one, a CSV file) and by opening a run file. When the run on show
+//! has trained for more than [`ASK_AFTER_SECS`] seconds, or is the last session's model, each of these first asks
+//! in a modal window, naming what would be lost and what replaces it; the run goes on training while
+//! the question is open. A run that trained only a moment, an untrained new model, or a run opened from a file
+//! (which the file keeps) is replaced at once.
+//!
+//! Asking, rather than discarding at once with an Undo, because a student needs to know at the moment of the
+//! click that the figures they are looking at are about to go: an Undo that disappears after a while is easily
+//! missed, and would have to keep a second model (and its thread) alive out of sight.
+//!
+//! A BNN run discarded before its last epoch is kept in Compare runs, marked with the epoch it stopped at
+//! (finished runs are already there).
+
+use std::time::Instant;
+
+use crate::Lab;
+use crate::train::runfile::OpenedRun;
+use crate::train::{Command, WorkerState};
+use crate::ui::app::{BayesExplorerApp, LabData, LabState, Message};
+
+/// A run that has trained (taken steps) for at least this long since it started is not discarded without asking.
+pub const ASK_AFTER_SECS: f64 = 3.0;
+
+/// What would replace a lab's run.
+pub(crate) enum Replacement {
+    /// A new run, training at once ("Train", and the comparison page's buttons).
+    Train,
+    /// A new untrained model, paused ("New model").
+    NewModel,
+    /// The same run's model, rebuilt untrained ("Reset").
+    Reset,
+    /// Other data for the lab (a load finished or a preview accepted); the run cannot stay with it.
+    Data(Box<LabData>),
+    /// A run opened from a file.
+    Run(Box<OpenedRun>),
+}
+
+impl Replacement {
+    /// The confirming button's text.
+    fn button(&self) -> &'static str {
+        match self {
+            Self::Train => "Discard and train",
+            Self::NewModel => "Discard and build a new model",
+            Self::Reset => "Discard and reset",
+            Self::Data(_) => "Discard and load the data",
+            Self::Run(_) => "Discard and open the run",
+        }
+    }
+
+    /// What happens to the lab when the user agrees, in words.
+    fn describe(&self) -> String {
+        match self {
+            Self::Train => "Train starts a new run from scratch".to_owned(),
+            Self::NewModel => "New model builds an untrained one".to_owned(),
+            Self::Reset => "Reset rebuilds the model untrained".to_owned(),
+            Self::Data(data) => format!("Loading {} replaces the data it was trained on", data.request.describe()),
+            Self::Run(opened) => format!("Opening {} replaces it", opened.path.display()),
+        }
+    }
+}
+
+/// A replacement waiting for the user's answer.
+pub(crate) struct PendingDiscard {
+    lab: Lab,
+    replacement: Replacement,
+}
+
+/// Where a lab's run comes from, which decides whether replacing it asks first.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) enum RunSource {
+    /// The last session's, restored at launch (or none): its only copy is the session folder's file, which the
+    /// lab's next run replaces.
+    #[default]
+    LastSession,
+    /// Started here, then.
+    Started(Instant),
+    /// Opened with "Open run…": the file keeps it.
+    File,
+}
+
+/// True when `state`'s run is worth asking about before it is replaced: it has taken steps, and it either started
+/// here [`ASK_AFTER_SECS`] or more ago, or is the last session's model. A run opened from a file is in that file.
+#[must_use]
+pub(crate) fn worth_asking(state: &LabState) -> bool {
+    let trained = state.snapshot.as_ref().is_some_and(|s| s.step > 0);
+    if state.worker.is_none() || !trained {
+        return false;
+    }
+    match state.run_source {
+        RunSource::LastSession => true,
+        RunSource::Started(at) => at.elapsed().as_secs_f64() >= ASK_AFTER_SECS,
+        RunSource::File => false,
+    }
+}
+
+impl BayesExplorerApp {
+    /// Replaces `lab`'s run with `replacement`, asking first when the run is [`worth_asking`] about.
+    pub(crate) fn replace_run(&mut self, lab: Lab, replacement: Replacement) {
+        if worth_asking(self.lab(lab)) {
+            self.pending_discards.push(PendingDiscard { lab, replacement });
+        } else {
+            self.carry_out(lab, replacement);
+        }
+    }
+
+    /// Data that would replace `lab`'s run: `Some(data)` to put it in now, or `None` when the user is asked first
+    /// (the data then waits with the question).
+    pub(crate) fn data_or_ask(&mut self, lab: Lab, data: LabData) -> Option<LabData> {
+        if worth_asking(self.lab(lab)) {
+            self.pending_discards.push(PendingDiscard { lab, replacement: Replacement::Data(Box::new(data)) });
+            None
+        } else {
+            Some(data)
+        }
+    }
+
+    fn carry_out(&mut self, lab: Lab, replacement: Replacement) {
+        let ctx = self.ctx.clone();
+        match replacement {
+            Replacement::Train => crate::ui::lab::start_run(self.lab_mut(lab), ctx, true),
+            Replacement::NewModel => crate::ui::lab::start_run(self.lab_mut(lab), ctx, false),
+            Replacement::Reset => {
+                let state = self.lab_mut(lab);
+                if let Some(w) = &state.worker {
+                    w.send(Command::Reset);
+                    state.run_source = RunSource::Started(Instant::now());
+                }
+            }
+            Replacement::Data(data) => self.apply_data(lab, *data),
+            Replacement::Run(opened) => self.apply_opened_run(*opened, false),
+        }
+    }
+
+    /// The user agreed: a BNN run stopped before its end joins the comparison, then the replacement goes ahead.
+    fn discard_and_replace(&mut self, lab: Lab, replacement: Replacement) {
+        let state = self.lab_mut(lab);
+        keep_in_comparison(state);
+        // The question was answered: the data or run that follows is put in without asking again.
+        if matches!(replacement, Replacement::Data(_) | Replacement::Run(_)) {
+            state.worker = None;
+            state.worker_state = None;
+            state.snapshot = None;
+            state.run_origin = None;
+            state.run_source = RunSource::default();
+        }
+        self.carry_out(lab, replacement);
+    }
+
+    /// Draws the open question, if any (called every frame, after the page).
+    pub(crate) fn discard_dialog_ui(&mut self, ctx: &egui::Context) {
+        let Some(pending) = self.pending_discards.first() else { return };
+        let lab = pending.lab;
+        if !worth_asking(self.lab(lab)) {
+            // The run went meanwhile (another replacement, a failed start): nothing to ask about.
+            let pending = self.pending_discards.remove(0);
+            self.carry_out(pending.lab, pending.replacement);
+            return;
+        }
+        let question = question(self.lab(lab), &pending.replacement);
+        let button = pending.replacement.button();
+        let mut answer = None;
+        let modal = egui::Modal::new(egui::Id::unique("discard-run")).show(ctx, |ui| {
+            ui.set_max_width(440.0);
+            ui.heading(format!("Discard the {} run?", lab.tab_name()));
+            ui.add_space(6.0);
+            ui.label(question);
+            ui.add_space(10.0);
+            ui.horizontal(|ui| {
+                if ui.button(button).clicked() {
+                    answer = Some(true);
+                }
+                if ui.button("Keep the run").clicked() {
+                    answer = Some(false);
+                }
+            });
+        });
+        if answer.is_none() && modal.should_close() {
+            answer = Some(false);
+        }
+        let Some(discard) = answer else { return };
+        let pending = self.pending_discards.remove(0);
+        if discard {
+            self.discard_and_replace(pending.lab, pending.replacement);
+        } else if let Replacement::Data(data) = &pending.replacement {
+            self.lab_mut(lab).message = Some(Message::note(format!(
+                "Kept the run: {} was not loaded. Load it again to replace the run.",
+                data.request.describe()
+            )));
+        }
+    }
+}
+
+/// The question's text: the run, how far it got, what replaces it and what of it stays.
+fn question(state: &LabState, replacement: &Replacement) -> String {
+    let dataset = state.run_origin.as_ref().map(|o| o.request.describe());
+    let on = dataset.map(|d| format!(" on {d}")).unwrap_or_default();
+    let progress = state.snapshot.as_ref().map_or_else(String::new, |s| {
+        format!(" has trained for {} of {} epochs ({} steps)", s.epoch, s.total_epochs, s.step)
+    });
+    let stays = if state.lab == Lab::Bnn && state.snapshot.as_ref().is_some_and(|s| s.epoch > 0) {
+        if state.worker_state == Some(WorkerState::Finished) {
+            " Its figures stay in Compare runs."
+        } else {
+            " Its figures stay in Compare runs, marked with the epoch it stopped at."
+        }
+    } else {
+        ""
+    };
+    format!(
+        "The {} run{on}{progress}. {}: this run's model, figures and loss curves will be gone.{stays} \"Save run…\" keeps it in a file.",
+        state.lab.tab_name(),
+        replacement.describe(),
+    )
+}
+
+/// A BNN run discarded before its last epoch joins the comparison (a finished one is there already).
+fn keep_in_comparison(state: &mut LabState) {
+    if state.lab != Lab::Bnn {
+        return;
+    }
+    let Some(snapshot) = &state.snapshot else { return };
+    let Some(record) = snapshot.history.last() else { return };
+    let dataset = state.run_origin.as_ref().map(|o| o.request.describe()).unwrap_or_default();
+    let stopped_at = (snapshot.epoch < snapshot.total_epochs).then_some(snapshot.epoch);
+    state.bnn.keep_run(record, &dataset, stopped_at);
+}
