@@ -13,6 +13,7 @@ mod plot_axes;
 mod preview;
 mod run_file;
 mod session;
+pub mod settings_check;
 mod status_bar;
 pub mod vae;
 
