@@ -369,7 +369,7 @@ impl BayesExplorerApp {
         }
         if lab == Lab::Bnn {
             let (n_train, _) = crate::data::prepare::split_counts(data.table.n_rows(), data.spec.test_fraction);
-            let epochs = state.bnn.set_data_size(n_train);
+            let epochs = state.bnn.set_data_size(n_train, data.spec.feature_columns().len());
             // Said in the message line when the user has seen the settings (not the first data at launch, nor
             // data whose settings the last session's replace).
             if let Some(epochs) = epochs

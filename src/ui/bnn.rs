@@ -11,7 +11,8 @@ use egui_plot::{Bar, BarChart, FilledArea, HLine, Legend, Line, MarkerShape, Plo
 use crate::data::prepare::{OutputKind, Prepared};
 use crate::models::Activation;
 use crate::models::bnn::{
-    BnnConfig, BnnView, DEFAULT_STEP_BUDGET, Head, KlEstimate, Posterior, PredictiveRows, default_epochs,
+    BnnConfig, BnnView, DEFAULT_STEP_BUDGET, Head, KlEstimate, MAX_FULL_COVARIANCE_PARAMS, Posterior, PredictiveRows,
+    default_epochs,
 };
 use crate::models::optim::OptimizerKind;
 use crate::models::stats::{Histogram, INTERVAL_LEVELS, freedman_diaconis_bins};
@@ -113,6 +114,8 @@ pub struct BnnUiState {
     pub(crate) export: Option<ExportRequest>,
     /// Training rows of the lab's dataset, for the default epochs.
     n_train_rows: Option<usize>,
+    /// Feature columns of the lab's dataset (the first layer's inputs), for the full covariance's limit.
+    n_features: Option<usize>,
     /// The epochs the app last chose for the data (or the defaults); a different value in the field is the
     /// user's own, which new data keeps.
     epochs_picked: Option<usize>,
@@ -152,6 +155,7 @@ impl Default for BnnUiState {
             feature_names: Vec::new(),
             export: None,
             n_train_rows: None,
+            n_features: None,
             epochs_picked: Some(BnnConfig::default().epochs),
             prepared: None,
             run_config: None,
@@ -202,8 +206,9 @@ impl BnnUiState {
     /// A dataset with `n_train` training rows arrived: the epochs go to their default for it (the course's step
     /// budget, [`default_epochs`]), unless the user typed their own, which stays. Returns what was done, for the
     /// lab's message line, when the field changed or the user's value differs from the data's default.
-    pub(crate) fn set_data_size(&mut self, n_train: usize) -> Option<String> {
+    pub(crate) fn set_data_size(&mut self, n_train: usize, n_features: usize) -> Option<String> {
         self.n_train_rows = Some(n_train);
+        self.n_features = Some(n_features);
         let default = default_epochs(n_train, self.config.batch_size);
         let before = self.config.epochs;
         let rows = settings_check::number(n_train as f64);
@@ -375,7 +380,7 @@ impl BnnUiState {
     pub fn settings_refusal(&self) -> Option<String> {
         let c = &self.config;
         settings_check::first_refusal(&[
-            settings_check::hidden(&self.hidden_text, LINEAR_MODEL),
+            self.hidden_verdict(),
             settings_check::PRIOR_SD.check(c.prior_sd),
             settings_check::learning_rate(c.learning_rate),
             settings_check::batch_size(c.batch_size, self.rows_used()),
@@ -384,6 +389,39 @@ impl BnnUiState {
         ])
     }
 
+    /// The hidden-units field's verdict: as every lab's, and refused when a full-covariance layer would be too
+    /// large to train (the output layer, deterministic unless asked, is left to the trainer).
+    fn hidden_verdict(&self) -> Verdict {
+        hidden_verdict(&self.hidden_text, self.n_features, self.config.posterior)
+    }
+}
+
+/// The BNN's hidden-units verdict for `text` with `n_features` inputs (when known) and `posterior` (see
+/// [`BnnUiState::hidden_verdict`]).
+fn hidden_verdict(text: &str, n_features: Option<usize>, posterior: Posterior) -> Verdict {
+    let verdict = settings_check::hidden(text, LINEAR_MODEL);
+    let (Ok(hidden), Some(d)) = (settings_check::parse_hidden(text), n_features) else {
+        return verdict;
+    };
+    if posterior != Posterior::FullCovariance {
+        return verdict;
+    }
+    let widths: Vec<usize> = std::iter::once(d).chain(hidden).collect();
+    for (i, pair) in widths.windows(2).enumerate() {
+        let k = pair[0] * pair[1] + pair[1];
+        if k > MAX_FULL_COVARIANCE_PARAMS {
+            return Verdict::Refused(format!(
+                "Hidden units: layer {} would have {} parameters; the full-covariance posterior takes at most {} per layer. Use fewer units or the mean-field posterior.",
+                i + 1,
+                settings_check::number(k as f64),
+                settings_check::number(MAX_FULL_COVARIANCE_PARAMS as f64)
+            ));
+        }
+    }
+    verdict
+}
+
+impl BnnUiState {
     /// The hidden layers from the field when it parses; when the field was not edited and the settings changed
     /// elsewhere (a script, a test), the field follows them. Either way, while the field is accepted it and the
     /// settings agree.
@@ -448,7 +486,7 @@ pub(crate) fn bnn_settings_ui(bnn: &mut BnnUiState, running: Option<&BnnConfig>,
             }
         });
         ui.end_row();
-        settings_check::verdict_row(ui, &settings_check::hidden(&bnn.hidden_text, LINEAR_MODEL));
+        settings_check::verdict_row(ui, &hidden_verdict(&bnn.hidden_text, bnn.n_features, c.posterior));
         let id = ui.label("Activation").id;
         let r = egui::ComboBox::from_id_salt("bnn-activation")
             .selected_text(c.activation.name())

@@ -73,6 +73,20 @@ fn ux_bnn_hidden_units_refuse_bad_text_and_train_never_trains_another_network() 
 }
 
 #[test]
+fn ux_bnn_hidden_units_too_large_for_a_full_covariance_are_refused_before_train() {
+    let mut harness = harness();
+    // The red wine's 11 features into 512 units: 6,144 parameters, past the full covariance's 2,048.
+    type_into(&mut harness, "Hidden units", "512");
+    assert!(shows(&harness, "layer 1 would have 6,144 parameters"));
+    assert!(train_is_disabled(&harness));
+    harness.get_by_label("Posterior").click();
+    harness.run_steps(2);
+    harness.get_by_label("mean-field Gaussian").click();
+    harness.run_steps(3);
+    assert!(!train_is_disabled(&harness), "the mean-field posterior trains it");
+}
+
+#[test]
 fn ux_vae_hidden_units_refuse_bad_text() {
     let mut harness = harness();
     open_tab(&mut harness, "VAE");
@@ -125,10 +139,8 @@ fn ux_a_batch_larger_than_the_training_rows_trains_with_a_note() {
 fn ux_loading_data_says_when_it_sets_the_epochs_and_keeps_the_users_own() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("rows.csv");
-    let mut csv = String::from("x,y\n");
-    for i in 0..400 {
-        csv.push_str(&format!("{},{}\n", i % 17, (i * 7) % 13));
-    }
+    let rows: Vec<String> = (0..400).map(|i| format!("{},{}", i % 17, (i * 7) % 13)).collect();
+    let csv = format!("x,y\n{}\n", rows.join("\n"));
     std::fs::write(&path, csv).unwrap();
     let load = |harness: &mut Harness<'_, BayesExplorerApp>| {
         harness.state_mut().path_text = path.display().to_string();
