@@ -321,14 +321,16 @@ impl BnnUiState {
                     .collect(),
                 sweep_feature: self.sweep_feature,
             });
-        let key = (self.run, self.view_step, self.n_samples, probe.clone());
+        // The last accepted count (a 0 typed in the field is refused there, not drawn with).
+        let n_samples = self.config.predictive_samples.clamp(1, 10_000);
+        let key = (self.run, self.view_step, n_samples, probe.clone());
         if self.last_request.as_ref() != Some(&key) {
             worker.request(BnnViewRequest {
                 params: Arc::clone(&view.params),
                 step: self.view_step,
                 run: self.run,
                 data: Arc::clone(prepared),
-                n_samples: self.n_samples,
+                n_samples,
                 probe,
             });
             self.last_request = Some(key);

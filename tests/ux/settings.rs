@@ -108,6 +108,7 @@ fn ux_numeric_settings_that_cannot_train_are_refused_inline_in_every_lab() {
         ("BNN", "Epochs", "0", "Epochs must be from 1 to 100,000.", "20"),
         ("BNN", "Batch size", "0", "Batch size must be from 1 to 100,000.", "256"),
         ("BNN", "Prior sd", "0", "Prior sd must be from 0.01 to 100.", "1"),
+        ("BNN", "Monte Carlo samples", "0", "Monte Carlo samples must be from 1 to 10,000.", "100"),
         ("VAE", "Learning rate (Adam)", "0", "Learning rate must be from 0.000001 to 1.", "0.001"),
         ("VAE", "Latent dimension", "0", "Latent dimension must be from 1 to 64.", "2"),
         ("VAE", "Epochs", "0", "Epochs must be from 1 to 100,000.", "2"),
