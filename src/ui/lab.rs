@@ -186,7 +186,8 @@ fn training_ui(app: &mut BayesExplorerApp, lab: Lab, ui: &mut egui::Ui) {
     let ctx = ui.ctx().clone();
     let state = app.lab_mut(lab);
     let run_state = state.worker_state;
-    // Settings that cannot train disable Train and New model, saying why on hover (the field says so in red).
+    // Settings that cannot train disable Train, saying why on hover (the field says so in red; New model and the
+    // comparison's buttons are refused in `start_run`, saying the same in the message line).
     let refusal = crate::ui::settings_check::lab_refusal(state);
     let why = format!("Cannot train: {}", refusal.clone().unwrap_or_default());
     ui.horizontal_wrapped(|ui| {
@@ -199,9 +200,8 @@ fn training_ui(app: &mut BayesExplorerApp, lab: Lab, ui: &mut egui::Ui) {
             start_run(state, ctx.clone(), true);
         }
         if ui
-            .add_enabled(refusal.is_none(), egui::Button::new("New model"))
+            .button("New model")
             .on_hover_text("Build an untrained model, paused: look at it, then step or resume")
-            .on_disabled_hover_text(&why)
             .clicked()
         {
             start_run(state, ctx.clone(), false);

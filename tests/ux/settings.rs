@@ -62,6 +62,14 @@ fn ux_bnn_hidden_units_refuse_bad_text_and_train_never_trains_another_network() 
     harness.get_by_label("Train").click();
     harness.run_steps(3);
     assert!(harness.state().lab(Lab::Bnn).worker_state.is_none(), "no run started");
+    // New model is refused too, saying why in the message line.
+    harness.get_by_label("New model").click();
+    harness.run_steps(3);
+    assert!(harness.state().lab(Lab::Bnn).worker_state.is_none(), "no model built");
+    let message = harness.state().lab(Lab::Bnn).message.clone().map(|m| m.text).unwrap_or_default();
+    assert!(message.starts_with("Cannot train: Hidden units:"), "{message}");
+    harness.get_by_label("Dismiss").click();
+    harness.run_steps(2);
     // Empty says plainly that it is a linear model, and trains one.
     type_into(&mut harness, "Hidden units", "");
     assert!(shows(&harness, "a linear model"));
