@@ -402,7 +402,22 @@ impl BayesExplorerApp {
         }
         if lab == Lab::Bnn {
             let (n_train, _) = crate::data::prepare::split_counts(data.table.n_rows(), data.spec.test_fraction);
-            state.bnn.set_data_size(n_train);
+            let epochs = state.bnn.set_data_size(n_train, data.spec.feature_columns().len());
+            // Said in the message line when the user has seen the settings (not the first data at launch, nor
+            // data whose settings the last session's replace).
+            if let Some(epochs) = epochs
+                && state.data.is_some()
+                && state.restored_settings.is_none()
+            {
+                state.message = Some(match state.message.take() {
+                    // A warning about this data, or an error still to dismiss, stays, with the epochs after it.
+                    Some(mut m) if m.is_warning() || m.is_error() => {
+                        m.text = format!("{}. {epochs}", m.text.trim_end_matches('.'));
+                        m
+                    }
+                    _ => Message::note(epochs),
+                });
+            }
         }
         let entry = (lab, data.request.clone(), Some(data.spec.clone()));
         state.data = Some(data);

@@ -12,7 +12,8 @@ use serde::{Deserialize, Serialize};
 use crate::data::prepare::{OutputKind, Prepared};
 use crate::models::Activation;
 use crate::models::bnn::{
-    BnnConfig, BnnView, DEFAULT_STEP_BUDGET, Head, KlEstimate, Posterior, PredictiveRows, default_epochs,
+    BnnConfig, BnnView, DEFAULT_STEP_BUDGET, Head, KlEstimate, MAX_FULL_COVARIANCE_PARAMS, Posterior, PredictiveRows,
+    default_epochs,
 };
 use crate::models::optim::OptimizerKind;
 use crate::models::stats::{Histogram, INTERVAL_LEVELS, freedman_diaconis_bins};
@@ -25,6 +26,7 @@ use crate::ui::bnn_weights::{HeatQuantity, HistoryMode, WeightQuantity};
 use crate::ui::export::{ExportKind, ExportRequest, export_button, history_request};
 use crate::ui::image_export::{save_image_button, saveable};
 use crate::ui::plot_axes;
+use crate::ui::settings_check::{self, HIDDEN_ACCEPTS, NEXT_RUN_ONLY, Verdict, number_row, number_row_with};
 use crate::ui::waiting;
 
 /// Which view the page shows.
@@ -128,6 +130,11 @@ pub struct BnnUiState {
     pub(crate) export: Option<ExportRequest>,
     /// Training rows of the lab's dataset, for the default epochs.
     n_train_rows: Option<usize>,
+    /// Feature columns of the lab's dataset (the first layer's inputs), for the full covariance's limit.
+    n_features: Option<usize>,
+    /// The epochs the app last chose for the data (or the defaults); a different value in the field is the
+    /// user's own, which new data keeps.
+    epochs_picked: Option<usize>,
     prepared: Option<Arc<Prepared>>,
     /// The settings of the run on show.
     run_config: Option<BnnConfig>,
@@ -164,6 +171,8 @@ impl Default for BnnUiState {
             feature_names: Vec::new(),
             export: None,
             n_train_rows: None,
+            n_features: None,
+            epochs_picked: Some(BnnConfig::default().epochs),
             prepared: None,
             run_config: None,
             run: 0,
@@ -204,15 +213,37 @@ impl BnnUiState {
     /// Takes the settings of an opened run as those of the next run (shown in the side panel).
     pub(crate) fn restore_config(&mut self, config: BnnConfig) {
         self.hidden_text = hidden_text(&config.hidden);
+        // Whose epochs these are is not known: new data sets its default, saying so.
+        self.epochs_picked = None;
         self.n_samples = config.predictive_samples.max(1);
         self.config = config;
     }
 
     /// A dataset with `n_train` training rows arrived: the epochs go to their default for it (the course's step
-    /// budget, [`default_epochs`]).
-    pub(crate) fn set_data_size(&mut self, n_train: usize) {
+    /// budget, [`default_epochs`]), unless the user typed their own, which stays. Returns what was done, for the
+    /// lab's message line, when the field changed or the user's value differs from the data's default.
+    pub(crate) fn set_data_size(&mut self, n_train: usize, n_features: usize) -> Option<String> {
         self.n_train_rows = Some(n_train);
-        self.config.epochs = default_epochs(n_train, self.config.batch_size);
+        self.n_features = Some(n_features);
+        let default = default_epochs(n_train, self.config.batch_size);
+        let before = self.config.epochs;
+        let rows = settings_check::number(n_train as f64);
+        if self.epochs_picked.is_some_and(|picked| picked != before) {
+            return (before != default).then(|| {
+                format!(
+                    "Epochs kept at {before}, your value; the default for {rows} training rows would be {default} (about {} steps).",
+                    settings_check::number(DEFAULT_STEP_BUDGET as f64)
+                )
+            });
+        }
+        self.config.epochs = default;
+        self.epochs_picked = Some(default);
+        (before != default).then(|| {
+            format!(
+                "Epochs set to {default} for {rows} training rows (about {} steps); change it under Settings.",
+                settings_check::number(DEFAULT_STEP_BUDGET as f64)
+            )
+        })
     }
 
     /// Records a finished run, trained on `dataset`, for the comparison.
@@ -316,14 +347,16 @@ impl BnnUiState {
                     .collect(),
                 sweep_feature: self.sweep_feature,
             });
-        let key = (self.run, self.view_step, self.n_samples, probe.clone());
+        // The last accepted count (a 0 typed in the field is refused there, not drawn with).
+        let n_samples = self.config.predictive_samples.clamp(1, 10_000);
+        let key = (self.run, self.view_step, n_samples, probe.clone());
         if self.last_request.as_ref() != Some(&key) {
             worker.request(BnnViewRequest {
                 params: Arc::clone(&view.params),
                 step: self.view_step,
                 run: self.run,
                 data: Arc::clone(prepared),
-                n_samples: self.n_samples,
+                n_samples,
                 probe,
             });
             self.last_request = Some(key);
@@ -412,12 +445,89 @@ fn datasets_of(runs: &[RunSummary]) -> Vec<(&str, Vec<usize>)> {
     out
 }
 
-/// The BNN's settings in the side panel.
-pub(crate) fn bnn_settings_ui(bnn: &mut BnnUiState, ui: &mut egui::Ui) {
+/// What an empty hidden-units field means in the BNN.
+const LINEAR_MODEL: &str = "Empty: no hidden layer, a linear model (the inputs straight to the output).";
+
+impl BnnUiState {
+    /// Training rows the next run uses (its share of the training split), once the data is known.
+    fn rows_used(&self) -> Option<usize> {
+        self.n_train_rows.map(|n| train_subset_len(n, self.config.train_fraction))
+    }
+
+    /// Why the next run cannot train with these settings (the first setting refused), or `None`.
+    #[must_use]
+    pub fn settings_refusal(&self) -> Option<String> {
+        let c = &self.config;
+        settings_check::first_refusal(&[
+            self.hidden_verdict(),
+            settings_check::PRIOR_SD.check(c.prior_sd),
+            settings_check::learning_rate(c.learning_rate),
+            settings_check::batch_size(c.batch_size, self.rows_used()),
+            settings_check::EPOCHS.check(c.epochs as f64),
+            settings_check::MC_SAMPLES.check(self.n_samples as f64),
+        ])
+    }
+
+    /// The hidden-units field's verdict: as every lab's, and refused when a full-covariance layer would be too
+    /// large to train (the output layer, deterministic unless asked, is left to the trainer).
+    fn hidden_verdict(&self) -> Verdict {
+        hidden_verdict(&self.hidden_text, self.n_features, self.config.posterior)
+    }
+}
+
+/// The BNN's hidden-units verdict for `text` with `n_features` inputs (when known) and `posterior` (see
+/// [`BnnUiState::hidden_verdict`]).
+fn hidden_verdict(text: &str, n_features: Option<usize>, posterior: Posterior) -> Verdict {
+    let verdict = settings_check::hidden(text, LINEAR_MODEL);
+    let (Ok(hidden), Some(d)) = (settings_check::parse_hidden(text), n_features) else {
+        return verdict;
+    };
+    if posterior != Posterior::FullCovariance {
+        return verdict;
+    }
+    let widths: Vec<usize> = std::iter::once(d).chain(hidden).collect();
+    for (i, pair) in widths.windows(2).enumerate() {
+        let k = pair[0] * pair[1] + pair[1];
+        if k > MAX_FULL_COVARIANCE_PARAMS {
+            return Verdict::Refused(format!(
+                "Hidden units: layer {} would have {} parameters; the full-covariance posterior takes at most {} per layer. Use fewer units or the mean-field posterior.",
+                i + 1,
+                settings_check::number(k as f64),
+                settings_check::number(MAX_FULL_COVARIANCE_PARAMS as f64)
+            ));
+        }
+    }
+    verdict
+}
+
+impl BnnUiState {
+    /// The hidden layers from the field when it parses; when the field was not edited and the settings changed
+    /// elsewhere (a script, a test), the field follows them. Either way, while the field is accepted it and the
+    /// settings agree.
+    fn sync_hidden(&mut self, edited: bool) {
+        match settings_check::parse_hidden(&self.hidden_text) {
+            Ok(h) if edited => self.config.hidden = h,
+            Ok(h) if h != self.config.hidden => self.hidden_text = hidden_text(&self.config.hidden),
+            Ok(_) | Err(_) => {}
+        }
+    }
+}
+
+/// Rows [`crate::models::bnn::train_subset`] keeps of `n_train` for `fraction`.
+fn train_subset_len(n_train: usize, fraction: f64) -> usize {
+    if fraction >= 1.0 { n_train } else { ((n_train as f64 * fraction).round() as usize).clamp(1, n_train.max(1)) }
+}
+
+/// The BNN's settings in the side panel; `running`: the settings of the run on show, if any (its values are shown
+/// beside the fields that differ, and the fields say they apply to the next run).
+pub(crate) fn bnn_settings_ui(bnn: &mut BnnUiState, running: Option<&BnnConfig>, ui: &mut egui::Ui) {
+    let rows_used = bnn.rows_used();
+    let next_only = |r: egui::Response| if running.is_some() { r.on_hover_text(NEXT_RUN_ONLY) } else { r };
+    let mut hidden_edited = false;
     let c = &mut bnn.config;
     egui::Grid::new("bnn-settings").num_columns(2).show(ui, |ui| {
         let id = ui.label("Posterior").id;
-        egui::ComboBox::from_id_salt("bnn-posterior")
+        let r = egui::ComboBox::from_id_salt("bnn-posterior")
             .selected_text(c.posterior.label())
             .show_ui(ui, |ui| {
                 for p in Posterior::ALL {
@@ -426,9 +536,10 @@ pub(crate) fn bnn_settings_ui(bnn: &mut BnnUiState, ui: &mut egui::Ui) {
             })
             .response
             .labelled_by(id);
+        next_only(r);
         ui.end_row();
         let id = ui.label("Head (regression)").id;
-        egui::ComboBox::from_id_salt("bnn-head")
+        let r = egui::ComboBox::from_id_salt("bnn-head")
             .selected_text(c.head.label())
             .show_ui(ui, |ui| {
                 for h in Head::ALL {
@@ -437,24 +548,26 @@ pub(crate) fn bnn_settings_ui(bnn: &mut BnnUiState, ui: &mut egui::Ui) {
             })
             .response
             .labelled_by(id);
+        next_only(r);
         ui.end_row();
         let id = ui.label("Hidden units").id;
-        let r = ui
-            .add(egui::TextEdit::singleline(&mut bnn.hidden_text).desired_width(90.0))
-            .labelled_by(id)
-            .on_hover_text("Units per hidden layer, e.g. 8, 8 (empty: no hidden layer)");
-        if r.changed() {
-            let parsed: Result<Vec<usize>, _> =
-                bnn.hidden_text.split([',', ' ']).filter(|s| !s.is_empty()).map(str::parse::<usize>).collect();
-            if let Ok(h) = parsed
-                && !h.contains(&0)
+        ui.horizontal(|ui| {
+            let r = ui
+                .add(egui::TextEdit::singleline(&mut bnn.hidden_text).desired_width(90.0))
+                .labelled_by(id)
+                .on_hover_text(format!("Units per hidden layer, e.g. 8, 8: {HIDDEN_ACCEPTS}. Empty: a linear model."));
+            hidden_edited = r.changed();
+            next_only(r);
+            if let Some(run) = running
+                && settings_check::parse_hidden(&bnn.hidden_text).ok().as_ref() != Some(&run.hidden)
             {
-                c.hidden = h;
+                ui.label(egui::RichText::new(format!("this run: [{}]", hidden_text(&run.hidden))).small().weak());
             }
-        }
+        });
         ui.end_row();
+        settings_check::verdict_row(ui, &hidden_verdict(&bnn.hidden_text, bnn.n_features, c.posterior));
         let id = ui.label("Activation").id;
-        egui::ComboBox::from_id_salt("bnn-activation")
+        let r = egui::ComboBox::from_id_salt("bnn-activation")
             .selected_text(c.activation.name())
             .show_ui(ui, |ui| {
                 for a in Activation::ALL {
@@ -463,12 +576,13 @@ pub(crate) fn bnn_settings_ui(bnn: &mut BnnUiState, ui: &mut egui::Ui) {
             })
             .response
             .labelled_by(id);
+        next_only(r);
         ui.end_row();
-        let id = ui.label("Prior sd").id;
-        ui.add(egui::DragValue::new(&mut c.prior_sd).range(0.01..=100.0).speed(0.01)).labelled_by(id);
-        ui.end_row();
+        number_row(ui, "Prior sd", &mut c.prior_sd, 0.01, running.map(|r| r.prior_sd), |v| {
+            settings_check::PRIOR_SD.check(v)
+        });
         let id = ui.label("KL term").id;
-        egui::ComboBox::from_id_salt("bnn-kl")
+        let r = egui::ComboBox::from_id_salt("bnn-kl")
             .selected_text(if c.kl == KlEstimate::ClosedForm { "closed form" } else { "one-sample Monte Carlo" })
             .show_ui(ui, |ui| {
                 ui.selectable_value(&mut c.kl, KlEstimate::ClosedForm, "closed form");
@@ -476,9 +590,10 @@ pub(crate) fn bnn_settings_ui(bnn: &mut BnnUiState, ui: &mut egui::Ui) {
             })
             .response
             .labelled_by(id);
+        next_only(r);
         ui.end_row();
         let id = ui.label("Optimiser").id;
-        egui::ComboBox::from_id_salt("bnn-optimizer")
+        let r = egui::ComboBox::from_id_salt("bnn-optimizer")
             .selected_text(c.optimizer.name())
             .show_ui(ui, |ui| {
                 ui.selectable_value(&mut c.optimizer, OptimizerKind::RmsProp, "rmsprop");
@@ -486,36 +601,49 @@ pub(crate) fn bnn_settings_ui(bnn: &mut BnnUiState, ui: &mut egui::Ui) {
             })
             .response
             .labelled_by(id);
+        next_only(r);
         ui.end_row();
-        let id = ui.label("Learning rate").id;
-        ui.add(egui::DragValue::new(&mut c.learning_rate).range(1e-6..=1.0).speed(1e-4).max_decimals(6))
-            .labelled_by(id);
-        ui.end_row();
-        let id = ui.label("Batch size").id;
-        ui.add(egui::DragValue::new(&mut c.batch_size).range(1..=100_000)).labelled_by(id);
-        ui.end_row();
-        let id = ui.label("Epochs").id;
-        ui.add(egui::DragValue::new(&mut c.epochs).range(1..=100_000)).labelled_by(id).on_hover_text(format!(
+        number_row_with(
+            ui,
+            "Learning rate",
+            &mut c.learning_rate,
+            1e-4,
+            (running.map(|r| r.learning_rate), true),
+            settings_check::learning_rate,
+        );
+        number_row(ui, "Batch size", &mut c.batch_size, 1.0, running.map(|r| r.batch_size), |v| {
+            settings_check::batch_size(v, rows_used)
+        });
+        number_row(ui, "Epochs", &mut c.epochs, 1.0, running.map(|r| r.epochs), |v| {
+            settings_check::EPOCHS.check(v as f64)
+        })
+        .on_hover_text(format!(
             "Default: about {DEFAULT_STEP_BUDGET} steps over the whole training split, whatever share a run uses (the course's 500 epochs on its white wine are 8,500)"
         ));
-        ui.end_row();
         let id = ui.label("Training rows used").id;
-        ui.add(
-            egui::Slider::new(&mut c.train_fraction, 0.05..=1.0).custom_formatter(|v, _| format!("{:.0} %", v * 100.0)),
-        )
-        .labelled_by(id)
-        .on_hover_text("A fixed, seeded subset of the training split (the course compares 30 % with 100 %)");
+        let r = ui
+            .add(
+                egui::Slider::new(&mut c.train_fraction, 0.05..=1.0)
+                    .custom_formatter(|v, _| format!("{:.0} %", v * 100.0)),
+            )
+            .labelled_by(id)
+            .on_hover_text("A fixed, seeded subset of the training split (the course compares 30 % with 100 %)");
+        next_only(r);
         ui.end_row();
-        let id = ui.label("Seed").id;
-        ui.add(egui::DragValue::new(&mut c.seed)).labelled_by(id);
-        ui.end_row();
-        let id = ui.label("Monte Carlo samples").id;
-        ui.add(egui::DragValue::new(&mut bnn.n_samples).range(1..=10_000)).labelled_by(id);
-        ui.end_row();
+        number_row(ui, "Seed", &mut c.seed, 1.0, running.map(|r| r.seed), |_| Verdict::Fine);
+        number_row(ui, "Monte Carlo samples", &mut bnn.n_samples, 1.0, None, |v| {
+            settings_check::MC_SAMPLES.check(v as f64)
+        })
+        .on_hover_text("Draws of the weights behind each prediction on the page; the run on show takes a new count at once");
     });
-    c.predictive_samples = bnn.n_samples;
-    ui.checkbox(&mut c.bayesian_output, "Output layer has a posterior too")
+    bnn.sync_hidden(hidden_edited);
+    if settings_check::MC_SAMPLES.check(bnn.n_samples as f64) == Verdict::Fine {
+        bnn.config.predictive_samples = bnn.n_samples;
+    }
+    let r = ui
+        .checkbox(&mut bnn.config.bayesian_output, "Output layer has a posterior too")
         .on_hover_text("The course keeps the output layer deterministic (Dense); tick to make every layer variational");
+    next_only(r);
     if ui
         .button("Course defaults")
         .on_hover_text("The course's BNN: [8, 8] sigmoid, full covariance, squared error, RMSprop 1e-3, batch 256; epochs for the step budget")
@@ -525,6 +653,7 @@ pub(crate) fn bnn_settings_ui(bnn: &mut BnnUiState, ui: &mut egui::Ui) {
         if let Some(n) = bnn.n_train_rows {
             bnn.config.epochs = default_epochs(n, bnn.config.batch_size);
         }
+        bnn.epochs_picked = Some(bnn.config.epochs);
         bnn.hidden_text = hidden_text(&bnn.config.hidden);
         bnn.n_samples = bnn.config.predictive_samples;
     }

@@ -99,6 +99,13 @@ pub(crate) fn worth_asking(state: &LabState) -> bool {
 impl BayesExplorerApp {
     /// Replaces `lab`'s run with `replacement`, asking first when the run is [`worth_asking`] about.
     pub(crate) fn replace_run(&mut self, lab: Lab, replacement: Replacement) {
+        // Settings that cannot train are refused before the question: nothing would replace the run.
+        if matches!(replacement, Replacement::Train | Replacement::NewModel)
+            && let Some(why) = crate::ui::settings_check::lab_refusal(self.lab(lab))
+        {
+            self.lab_mut(lab).message = Some(Message::error(format!("Cannot train: {why}")));
+            return;
+        }
         if worth_asking(self.lab(lab)) {
             self.pending_discards.push(PendingDiscard { lab, replacement });
         } else {

@@ -16,6 +16,7 @@ use crate::train::{ModelView, RunSnapshot, WorkerState};
 use crate::ui::export::{ExportKind, ExportRequest, export_button, history_request};
 use crate::ui::image_export::{save_image_button, saveable};
 use crate::ui::plot_axes;
+use crate::ui::settings_check::{self, NEXT_RUN_ONLY, Verdict, number_row, number_row_with};
 
 /// Which way the step-through runs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -273,10 +274,34 @@ impl FlowUiState {
     }
 }
 
-/// The flow's settings in the side panel.
-pub(crate) fn flow_settings_ui(flow: &mut FlowUiState, ui: &mut egui::Ui) {
+impl FlowUiState {
+    /// Why the next run cannot train with these settings (the first setting refused), or `None`.
+    #[must_use]
+    pub fn settings_refusal(&self) -> Option<String> {
+        let c = &self.config;
+        let mut verdicts = vec![settings_check::FLOW_LAYERS.check(c.layers as f64)];
+        if c.kind != FlowKind::Affine {
+            verdicts.push(settings_check::FLOW_DEPTH.check(c.hidden.len() as f64));
+            verdicts.extend(c.hidden.iter().map(|&w| settings_check::FLOW_WIDTH.check(w as f64)));
+        }
+        verdicts.push(settings_check::EPOCHS.check(c.epochs as f64));
+        verdicts.push(settings_check::learning_rate(c.learning_rate));
+        verdicts.push(settings_check::batch_size(c.batch_size, None));
+        settings_check::first_refusal(&verdicts)
+    }
+}
+
+/// The flow's settings in the side panel; `running`: the settings of the run on show, if any; `rows`: the training
+/// rows of the lab's data, if known.
+pub(crate) fn flow_settings_ui(
+    flow: &mut FlowUiState,
+    running: Option<&FlowConfig>,
+    rows: Option<usize>,
+    ui: &mut egui::Ui,
+) {
+    let next_only = |r: egui::Response| if running.is_some() { r.on_hover_text(NEXT_RUN_ONLY) } else { r };
     let kind_label = ui.label("Flow").id;
-    egui::ComboBox::from_id_salt("flow-kind")
+    let r = egui::ComboBox::from_id_salt("flow-kind")
         .selected_text(flow.config.kind.label())
         .show_ui(ui, |ui| {
             for k in FlowKind::ALL {
@@ -287,37 +312,50 @@ pub(crate) fn flow_settings_ui(flow: &mut FlowUiState, ui: &mut egui::Ui) {
         })
         .response
         .labelled_by(kind_label);
+    next_only(r);
     let c = &mut flow.config;
     egui::Grid::new("flow-settings").num_columns(2).show(ui, |ui| {
-        let id = ui.label("Layers").id;
-        ui.add(egui::DragValue::new(&mut c.layers).range(1..=32)).labelled_by(id);
-        ui.end_row();
+        number_row(ui, "Layers", &mut c.layers, 0.05, running.map(|r| r.layers), |v| {
+            settings_check::FLOW_LAYERS.check(v as f64)
+        });
         if c.kind != FlowKind::Affine {
             let mut depth = c.hidden.len();
             let mut width = c.hidden.first().copied().unwrap_or(64);
-            let id = ui.label("Hidden layers").id;
-            let a = ui.add(egui::DragValue::new(&mut depth).range(1..=8)).labelled_by(id);
-            ui.end_row();
-            let id = ui.label("Hidden units").id;
-            let b = ui.add(egui::DragValue::new(&mut width).range(2..=1024)).labelled_by(id);
-            ui.end_row();
+            let a = number_row(ui, "Hidden layers", &mut depth, 0.05, running.map(|r| r.hidden.len()), |v| {
+                settings_check::FLOW_DEPTH.check(v as f64)
+            });
+            let b =
+                number_row(ui, "Hidden units", &mut width, 0.5, running.and_then(|r| r.hidden.first().copied()), |v| {
+                    settings_check::FLOW_WIDTH.check(v as f64)
+                });
             if a.changed() || b.changed() {
                 c.hidden = vec![width; depth];
+            } else if c.hidden.iter().any(|&w| w != width) {
+                // Layers of different widths (an opened run's): the fields show the first; say what trains.
+                let widths = c.hidden.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ");
+                settings_check::verdict_row(
+                    ui,
+                    &Verdict::Note(format!(
+                        "Hidden units per layer: {widths}. Changing either field makes every layer alike."
+                    )),
+                );
             }
         }
-        let id = ui.label("Epochs").id;
-        ui.add(egui::DragValue::new(&mut c.epochs).range(1..=100_000)).labelled_by(id);
-        ui.end_row();
-        let id = ui.label("Learning rate (Adam)").id;
-        ui.add(egui::DragValue::new(&mut c.learning_rate).range(1e-6..=1.0).speed(1e-5).max_decimals(6))
-            .labelled_by(id);
-        ui.end_row();
-        let id = ui.label("Batch size").id;
-        ui.add(egui::DragValue::new(&mut c.batch_size).range(1..=100_000)).labelled_by(id);
-        ui.end_row();
-        let id = ui.label("Seed").id;
-        ui.add(egui::DragValue::new(&mut c.seed)).labelled_by(id);
-        ui.end_row();
+        number_row(ui, "Epochs", &mut c.epochs, 1.0, running.map(|r| r.epochs), |v| {
+            settings_check::EPOCHS.check(v as f64)
+        });
+        number_row_with(
+            ui,
+            "Learning rate (Adam)",
+            &mut c.learning_rate,
+            1e-5,
+            (running.map(|r| r.learning_rate), true),
+            settings_check::learning_rate,
+        );
+        number_row(ui, "Batch size", &mut c.batch_size, 1.0, running.map(|r| r.batch_size), |v| {
+            settings_check::batch_size(v, rows)
+        });
+        number_row(ui, "Seed", &mut c.seed, 1.0, running.map(|r| r.seed), |_| Verdict::Fine);
     });
     if ui.button("Course defaults").on_hover_text("The Keras RealNVP or the course's MAF settings").clicked() {
         flow.config = FlowConfig::default_for(flow.config.kind);

@@ -202,8 +202,17 @@ fn training_ui(app: &mut BayesExplorerApp, lab: Lab, ui: &mut egui::Ui) {
     let mut replacement = None;
     let state = app.lab_mut(lab);
     let run_state = state.worker_state;
+    // Settings that cannot train disable Train, saying why on hover (the field says so in red; New model and the
+    // comparison's buttons are refused in `start_run`, saying the same in the message line).
+    let refusal = crate::ui::settings_check::lab_refusal(state);
+    let why = format!("Cannot train: {}", refusal.clone().unwrap_or_default());
     ui.horizontal_wrapped(|ui| {
-        if ui.button("Train").on_hover_text("Start a new run (stops the current one)").clicked() {
+        if ui
+            .add_enabled(refusal.is_none(), egui::Button::new("Train"))
+            .on_hover_text("Start a new run (stops the current one)")
+            .on_disabled_hover_text(&why)
+            .clicked()
+        {
             replacement = Some(Replacement::Train);
         }
         if ui
@@ -248,30 +257,17 @@ fn training_ui(app: &mut BayesExplorerApp, lab: Lab, ui: &mut egui::Ui) {
     }
     ui.add_space(4.0);
     egui::CollapsingHeader::new("Settings").default_open(true).id_salt(("settings", lab)).show(ui, |ui| {
-        if lab == Lab::Vae {
-            let before = state.vae.config.learning_rate;
-            crate::ui::vae::vae_settings_ui(&mut state.vae, ui);
-            if state.vae.config.learning_rate.to_bits() != before.to_bits()
-                && let Some(w) = &state.worker
-            {
-                w.send(Command::SetLearningRate(state.vae.config.learning_rate));
-            }
-        } else if lab == Lab::Flow {
-            let before = state.flow.config.learning_rate;
-            crate::ui::flow::flow_settings_ui(&mut state.flow, ui);
-            // The learning rate also applies to the run in progress (e.g. lowered after a NaN).
-            if state.flow.config.learning_rate.to_bits() != before.to_bits()
-                && let Some(w) = &state.worker
-            {
-                w.send(Command::SetLearningRate(state.flow.config.learning_rate));
-            }
-        } else {
-            let before = state.bnn.config.learning_rate;
-            crate::ui::bnn::bnn_settings_ui(&mut state.bnn, ui);
-            if state.bnn.config.learning_rate.to_bits() != before.to_bits()
-                && let Some(w) = &state.worker
-            {
-                w.send(Command::SetLearningRate(state.bnn.config.learning_rate));
+        // The learning rate also applies to the run in progress (e.g. lowered after a NaN), when it can train.
+        if crate::ui::settings_check::settings_panel_ui(state, ui)
+            && let Some(w) = &state.worker
+        {
+            let rate = match lab {
+                Lab::Bnn => state.bnn.config.learning_rate,
+                Lab::Vae => state.vae.config.learning_rate,
+                Lab::Flow => state.flow.config.learning_rate,
+            };
+            if crate::ui::settings_check::learning_rate(rate).refusal().is_none() {
+                w.send(Command::SetLearningRate(rate));
             }
         }
     });
@@ -296,8 +292,13 @@ fn training_ui(app: &mut BayesExplorerApp, lab: Lab, ui: &mut egui::Ui) {
     }
 }
 
-/// Starts a new run in the lab (running, or paused untrained), dropping the one it had.
+/// Starts a new run in the lab (running, or paused untrained), dropping the one it had; settings that cannot train
+/// are refused with the reason in the message line, and the run on show stays.
 pub(crate) fn start_run(state: &mut crate::ui::app::LabState, ctx: egui::Context, start_running: bool) {
+    if let Some(why) = crate::ui::settings_check::lab_refusal(state) {
+        state.message = Some(Message::error(format!("Cannot train: {why}")));
+        return;
+    }
     let Some(data) = &state.data else {
         state.message = Some(Message::error("Load a dataset first."));
         return;

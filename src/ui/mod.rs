@@ -14,6 +14,7 @@ mod plot_axes;
 mod preview;
 mod run_file;
 mod session;
+pub mod settings_check;
 mod status_bar;
 mod typed_path;
 pub mod vae;

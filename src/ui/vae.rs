@@ -17,6 +17,7 @@ use crate::train::{ModelView, RunSnapshot};
 use crate::ui::export::{ExportKind, ExportRequest, export_button, history_request};
 use crate::ui::image_export::{capture_if_asked, save_image_button, saveable};
 use crate::ui::plot_axes;
+use crate::ui::settings_check::{self, HIDDEN_ACCEPTS, NEXT_RUN_ONLY, Verdict, number_row, number_row_with};
 
 /// Which view the page shows.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -61,8 +62,10 @@ pub struct VaeUiState {
     pub show_data: bool,
     /// The two latent dimensions on show.
     pub dims: (usize, usize),
-    /// Cells per side of the decoded manifold.
+    /// Cells per side of the decoded manifold, as typed.
     pub cells: usize,
+    /// Cells per side of the manifold on show: the last accepted count.
+    cells_shown: usize,
     /// Index into the reconstruction history; `None` follows the training.
     pub recon_index: Option<usize>,
     /// Set by an "Export data…" button; the lab starts the export and clears it.
@@ -122,6 +125,7 @@ impl Default for VaeUiState {
             show_data: false,
             dims: (0, 1),
             cells: 20,
+            cells_shown: 20,
             recon_index: None,
             export: None,
             bounds: [-4.0, 4.0, -4.0, 4.0],
@@ -310,14 +314,15 @@ impl VaeUiState {
         };
         let hover = self.hover.map(|z| z.map(f32::to_bits));
         let path_bits: Vec<u32> = path.iter().flat_map(|(a, b)| a.iter().chain(b)).map(|v| v.to_bits()).collect();
-        let key = (self.run, self.view_step, self.bounds.map(f32::to_bits), self.cells, self.dims, hover, path_bits);
+        let key =
+            (self.run, self.view_step, self.bounds.map(f32::to_bits), self.cells_shown, self.dims, hover, path_bits);
         if self.last_request.as_ref() != Some(&key) {
             worker.request(VaeViewRequest {
                 params: Arc::clone(&view.params),
                 step: self.view_step,
                 run: self.run,
                 inputs: Arc::clone(&self.inputs),
-                grid: (self.bounds, if self.image_side.is_some() { self.cells } else { 0 }),
+                grid: (self.bounds, if self.image_side.is_some() { self.cells_shown } else { 0 }),
                 dims: self.dims,
                 hover: self.hover,
                 path,
@@ -327,13 +332,62 @@ impl VaeUiState {
     }
 }
 
-/// The VAE's settings in the side panel.
-pub(crate) fn vae_settings_ui(vae: &mut VaeUiState, ui: &mut egui::Ui) {
+/// What an empty hidden-units field means in the MLP VAE.
+const NO_HIDDEN: &str = "Empty: no hidden layer, the encoder and the decoder are each one linear map.";
+
+impl VaeUiState {
+    /// Why the next run cannot train with these settings (the first setting refused), or `None`.
+    #[must_use]
+    pub fn settings_refusal(&self) -> Option<String> {
+        let c = &self.config;
+        let hidden =
+            if c.arch == VaeArch::Mlp { settings_check::hidden(&self.hidden_text, NO_HIDDEN) } else { Verdict::Fine };
+        settings_check::first_refusal(&[
+            hidden,
+            settings_check::LATENT.check(c.latent as f64),
+            settings_check::BETA.check(c.beta),
+            settings_check::learning_rate(c.learning_rate),
+            settings_check::batch_size(c.batch_size, None),
+            settings_check::EPOCHS.check(c.epochs as f64),
+        ])
+    }
+
+    /// The hidden layers from the field when it parses; when the field was not edited and the settings changed
+    /// elsewhere, the field follows them (see the BNN's).
+    fn sync_hidden(&mut self, edited: bool) {
+        match settings_check::parse_hidden(&self.hidden_text) {
+            Ok(h) if edited => self.config.hidden = h,
+            Ok(h) if h != self.config.hidden => self.hidden_text = hidden_text(&self.config.hidden),
+            Ok(_) | Err(_) => {}
+        }
+    }
+}
+
+/// The KL weight's verdict: refused out of range, a note at 0.
+fn beta_verdict(beta: f64) -> Verdict {
+    match settings_check::BETA.check(beta) {
+        Verdict::Fine if beta == 0.0 => {
+            Verdict::Note("0: no KL term, so nothing pulls the codes towards the prior (a plain autoencoder).".into())
+        }
+        verdict => verdict,
+    }
+}
+
+/// The VAE's settings in the side panel; `running`: the settings of the run on show, if any; `rows`: the training
+/// rows of the lab's data, if known.
+pub(crate) fn vae_settings_ui(
+    vae: &mut VaeUiState,
+    running: Option<&VaeConfig>,
+    rows: Option<usize>,
+    ui: &mut egui::Ui,
+) {
+    let next_only = |r: egui::Response| if running.is_some() { r.on_hover_text(NEXT_RUN_ONLY) } else { r };
+    let mut hidden_edited = false;
     let c = &mut vae.config;
     egui::Grid::new("vae-settings").num_columns(2).show(ui, |ui| {
         let id = ui.label("Architecture").id;
         let mut arch = c.arch;
-        egui::ComboBox::from_id_salt("vae-arch")
+        let r = egui::ComboBox::from_id_salt("vae-arch")
             .selected_text(arch.label())
             .show_ui(ui, |ui| {
                 for a in [VaeArch::Mlp, VaeArch::Conv] {
@@ -342,6 +396,7 @@ pub(crate) fn vae_settings_ui(vae: &mut VaeUiState, ui: &mut egui::Ui) {
             })
             .response
             .labelled_by(id);
+        next_only(r);
         if arch != c.arch {
             // Each architecture comes with its settings (the conv VAE with the course's); latent size and seed stay.
             let preset = if arch == VaeArch::Conv { VaeConfig::course_conv() } else { VaeConfig::default() };
@@ -354,23 +409,34 @@ pub(crate) fn vae_settings_ui(vae: &mut VaeUiState, ui: &mut egui::Ui) {
             ui.end_row();
         } else {
             let id = ui.label("Hidden units").id;
-            let r = ui.add(egui::TextEdit::singleline(&mut vae.hidden_text).desired_width(90.0)).labelled_by(id);
-            if r.changed() {
-                let parsed: Result<Vec<usize>, _> =
-                    vae.hidden_text.split([',', ' ']).filter(|s| !s.is_empty()).map(str::parse::<usize>).collect();
-                if let Ok(h) = parsed
-                    && !h.contains(&0)
+            ui.horizontal(|ui| {
+                let r = ui
+                    .add(egui::TextEdit::singleline(&mut vae.hidden_text).desired_width(90.0))
+                    .labelled_by(id)
+                    .on_hover_text(format!(
+                        "Units per hidden layer of the encoder (the decoder mirrors it): {HIDDEN_ACCEPTS}"
+                    ));
+                hidden_edited = r.changed();
+                next_only(r);
+                if let Some(run) = running
+                    && settings_check::parse_hidden(&vae.hidden_text).ok().as_ref() != Some(&run.hidden)
                 {
-                    c.hidden = h;
+                    ui.label(egui::RichText::new(format!("this run: [{}]", hidden_text(&run.hidden))).small().weak());
                 }
-            }
+            });
             ui.end_row();
+            settings_check::verdict_row(ui, &settings_check::hidden(&vae.hidden_text, NO_HIDDEN));
         }
-        let id = ui.label("Latent dimension").id;
-        ui.add(egui::DragValue::new(&mut c.latent).range(1..=64)).labelled_by(id);
-        ui.end_row();
+        number_row(ui, "Latent dimension", &mut c.latent, 0.05, running.map(|r| r.latent), |v| {
+            match settings_check::LATENT.check(v as f64) {
+                Verdict::Fine if v == 1 => Verdict::Note(
+                    "One dimension: the latent page shows z1 by class and a row of images decoded along it.".into(),
+                ),
+                verdict => verdict,
+            }
+        });
         let id = ui.label("Likelihood").id;
-        egui::ComboBox::from_id_salt("vae-likelihood")
+        let r = egui::ComboBox::from_id_salt("vae-likelihood")
             .selected_text(match c.likelihood {
                 Likelihood::Bernoulli => "Bernoulli (binarised pixels)",
                 Likelihood::Gaussian => "1000 x squared error (course)",
@@ -381,17 +447,16 @@ pub(crate) fn vae_settings_ui(vae: &mut VaeUiState, ui: &mut egui::Ui) {
             })
             .response
             .labelled_by(id);
+        next_only(r);
         ui.end_row();
-        let id = ui.label("KL weight (beta)").id;
-        ui.add(egui::DragValue::new(&mut c.beta).range(0.0..=100.0).speed(0.01)).labelled_by(id);
-        ui.end_row();
+        number_row(ui, "KL weight (beta)", &mut c.beta, 0.01, running.map(|r| r.beta), beta_verdict);
         let id = ui.label("Beta schedule").id;
         let label = match c.beta_schedule {
             BetaSchedule::Constant => "constant".to_owned(),
             BetaSchedule::LinearWarmup { epochs } => format!("linear warm-up over {epochs} epochs"),
             BetaSchedule::Cyclical { period } => format!("cyclical, every {period} epochs"),
         };
-        egui::ComboBox::from_id_salt("vae-beta-schedule")
+        let r = egui::ComboBox::from_id_salt("vae-beta-schedule")
             .selected_text(label)
             .show_ui(ui, |ui| {
                 ui.selectable_value(&mut c.beta_schedule, BetaSchedule::Constant, "constant");
@@ -408,24 +473,33 @@ pub(crate) fn vae_settings_ui(vae: &mut VaeUiState, ui: &mut egui::Ui) {
             })
             .response
             .labelled_by(id);
+        next_only(r);
         ui.end_row();
-        let id = ui.label("Learning rate (Adam)").id;
-        ui.add(egui::DragValue::new(&mut c.learning_rate).range(1e-6..=1.0).speed(1e-5).max_decimals(6))
-            .labelled_by(id);
-        ui.end_row();
-        let id = ui.label("Batch size").id;
-        ui.add(egui::DragValue::new(&mut c.batch_size).range(1..=100_000)).labelled_by(id);
-        ui.end_row();
-        let id = ui.label("Epochs").id;
-        ui.add(egui::DragValue::new(&mut c.epochs).range(1..=100_000)).labelled_by(id);
-        ui.end_row();
-        let id = ui.label("Seed").id;
-        ui.add(egui::DragValue::new(&mut c.seed)).labelled_by(id);
-        ui.end_row();
-        let id = ui.label("Manifold cells per side").id;
-        ui.add(egui::DragValue::new(&mut vae.cells).range(2..=40)).labelled_by(id);
-        ui.end_row();
+        number_row_with(
+            ui,
+            "Learning rate (Adam)",
+            &mut c.learning_rate,
+            1e-5,
+            (running.map(|r| r.learning_rate), true),
+            settings_check::learning_rate,
+        );
+        number_row(ui, "Batch size", &mut c.batch_size, 1.0, running.map(|r| r.batch_size), |v| {
+            settings_check::batch_size(v, rows)
+        });
+        number_row(ui, "Epochs", &mut c.epochs, 1.0, running.map(|r| r.epochs), |v| {
+            settings_check::EPOCHS.check(v as f64)
+        });
+        number_row(ui, "Seed", &mut c.seed, 1.0, running.map(|r| r.seed), |_| Verdict::Fine);
+        number_row(ui, "Manifold cells per side", &mut vae.cells, 0.05, None, |v| {
+            settings_check::CELLS.check(v as f64)
+        })
+        .on_hover_text("The decoded manifold's grid on the latent page; the run on show takes it at once");
+        // A view setting: a count the page cannot draw stays in the field, refused, and the page keeps the last one.
+        if settings_check::CELLS.check(vae.cells as f64).refusal().is_none() {
+            vae.cells_shown = vae.cells;
+        }
     });
+    vae.sync_hidden(hidden_edited);
     let note = match vae.config.arch {
         VaeArch::Mlp => "Dense layers, the decoder mirroring the encoder. Choosing an architecture loads its settings.",
         VaeArch::Conv => {
@@ -504,7 +578,9 @@ fn latent_ui(vae: &mut VaeUiState, ui: &mut egui::Ui) {
         ui.vertical(|ui| {
             ui.set_width(side);
             // One line each above the two figures, so that they start level; the longer notes go under them.
-            ui.add(egui::Label::new(egui::RichText::new("Encoder means of every input").strong()).truncate());
+            let title =
+                if latent == 1 { "Encoder means of every input: z1 by class" } else { "Encoder means of every input" };
+            ui.add(egui::Label::new(egui::RichText::new(title).strong()).truncate());
             scatter_ui(vae, &latents, height, ui);
             ui.horizontal(|ui| {
                 if export_button(ui) {
@@ -516,32 +592,52 @@ fn latent_ui(vae: &mut VaeUiState, ui: &mut egui::Ui) {
         ui.vertical(|ui| {
             ui.set_width(side);
             let device = if vae.device.is_empty() { String::new() } else { format!(" ({})", vae.device) };
-            let heading = format!("Decoded manifold, {} x {} latent points{device}", vae.cells, vae.cells);
+            let cells = vae.cells_shown;
+            let heading = if latent == 1 {
+                format!("Decoded along z1, {cells} latent points{device}")
+            } else {
+                format!("Decoded manifold, {cells} x {cells} latent points{device}")
+            };
             ui.add(egui::Label::new(egui::RichText::new(heading).strong()).truncate());
             manifold_ui(vae, height, ui);
         });
     });
 }
 
+/// Height of an input in the one-dimensional latent's strip: its class's row (0 without labels), spread over
+/// ±0.35 by its index (a fixed low-discrepancy spread, so the points do not hide each other and stay put).
+fn strip_height(labels: &[u32], i: usize) -> f64 {
+    let row = labels.get(i).map_or(0.0, |&k| f64::from(k));
+    row + ((i as f64 * 0.618_033_988_75).fract() - 0.5) * 0.7
+}
+
 fn scatter_ui(vae: &mut VaeUiState, latents: &Latents, height: f32, ui: &mut egui::Ui) {
-    let d = vae.view.as_ref().map_or(2, |v| v.params.latent);
-    let (a, b) = vae.dims;
-    let n = latents.mu.len() / d.max(1);
+    let d = vae.view.as_ref().map_or(2, |v| v.params.latent).max(1);
+    // One latent dimension: z1 across, the classes as rows (a strip per class), rather than z1 against itself.
+    let one_d = d == 1;
+    let (a, b) = if one_d { (0, 0) } else { vae.dims };
+    let n = latents.mu.len() / d;
     let stride = n.div_ceil(MAX_SCATTER).max(1);
+    let labels = vae.labels.clone();
     let point = |i: usize| -> [f64; 2] {
         let row = &latents.mu[i * d..(i + 1) * d];
-        [f64::from(row[a.min(d - 1)]), f64::from(row.get(b).copied().unwrap_or(0.0))]
+        let x = f64::from(row[a.min(d - 1)]);
+        if one_d { [x, strip_height(&labels, i)] } else { [x, f64::from(row.get(b).copied().unwrap_or(0.0))] }
     };
     let response = saveable(
         ui,
         "vae-latent",
         || "vae-latent.png".to_owned(),
         |ui| {
-            plot_axes::plane("vae-latent")
-                .height(height)
+            let plot = if one_d { plot_axes::plot("vae-latent-strip") } else { plot_axes::plane("vae-latent") };
+            plot.height(height)
                 .legend(Legend::default())
                 .x_axis_label(format!("z{}", a + 1))
-                .y_axis_label(format!("z{}", b + 1))
+                .y_axis_label(if one_d {
+                    if labels.is_empty() { "(spread to show the density)".to_owned() } else { "class".to_owned() }
+                } else {
+                    format!("z{}", b + 1)
+                })
                 .show(ui, |plot| {
                     if vae.labels.len() == n {
                         let mut groups: Vec<Vec<[f64; 2]>> = vec![Vec::new(); 10];
@@ -610,12 +706,17 @@ fn scatter_ui(vae: &mut VaeUiState, latents: &Latents, height: f32, ui: &mut egu
                                 (0.5 * f64::from(lv[a.min(d - 1)])).exp(),
                                 (0.5 * f64::from(lv.get(b).copied().unwrap_or(0.0))).exp(),
                             );
-                            let ring: Vec<[f64; 2]> = (0..=64)
-                                .map(|k| {
-                                    let t = f64::from(k) / 64.0 * std::f64::consts::TAU;
-                                    [c[0] + 2.0 * sa * t.cos(), c[1] + 2.0 * sb * t.sin()]
-                                })
-                                .collect();
+                            // One dimension: q(z1|x) as a bar along z1 at the input's height.
+                            let ring: Vec<[f64; 2]> = if one_d {
+                                vec![[c[0] - 2.0 * sa, c[1]], [c[0] + 2.0 * sa, c[1]]]
+                            } else {
+                                (0..=64)
+                                    .map(|k| {
+                                        let t = f64::from(k) / 64.0 * std::f64::consts::TAU;
+                                        [c[0] + 2.0 * sa * t.cos(), c[1] + 2.0 * sb * t.sin()]
+                                    })
+                                    .collect()
+                            };
                             plot.line(
                                 Line::new("q(z|x), ±2 sd", PlotPoints::from(ring)).color(Color32::WHITE).width(1.5),
                             );
@@ -639,7 +740,8 @@ fn scatter_ui(vae: &mut VaeUiState, latents: &Latents, height: f32, ui: &mut egu
     if response.response.hovered()
         && let Some(p) = pointer
     {
-        vae.hover = Some([p.x as f32, p.y as f32]);
+        // One dimension: only z1 is decoded, whatever the height in the strip.
+        vae.hover = Some([p.x as f32, if one_d { 0.0 } else { p.y as f32 }]);
     }
     // The manifold follows the scatter's window (rounded, so tiny drifts do not ask for a new grid).
     let round = |v: f64| ((v * 100.0).round() / 100.0) as f32;
@@ -647,10 +749,21 @@ fn scatter_ui(vae: &mut VaeUiState, latents: &Latents, height: f32, ui: &mut egu
     if window.iter().all(|v| v.is_finite()) && window[1] > window[0] && window[3] > window[2] {
         vae.bounds = window;
     }
-    if let Some(([z0, z1], _)) = &vae.hover_image {
-        ui.label(format!("Decoded at z = ({z0:.2}, {z1:.2}). Click two inputs to decode the path between them."));
-    } else {
-        ui.label("Hover the plane to decode any point; the ellipse is q(z|x) ±2 sd of the input nearest the cursor.");
+    match (&vae.hover_image, one_d) {
+        (Some(([z0, _], _)), true) => {
+            ui.label(format!("Decoded at z1 = {z0:.2}. Click two inputs to decode the path between them."));
+        }
+        (Some(([z0, z1], _)), false) => {
+            ui.label(format!("Decoded at z = ({z0:.2}, {z1:.2}). Click two inputs to decode the path between them."));
+        }
+        (None, true) => {
+            ui.label("Hover the strip to decode any z1; the bar is q(z1|x) ±2 sd of the input nearest the cursor.");
+        }
+        (None, false) => {
+            ui.label(
+                "Hover the plane to decode any point; the ellipse is q(z|x) ±2 sd of the input nearest the cursor.",
+            );
+        }
     }
     path_ui(vae, ui);
 }
@@ -713,6 +826,10 @@ fn manifold_ui(vae: &mut VaeUiState, height: f32, ui: &mut egui::Ui) {
         }
         return;
     };
+    if vae.view.as_ref().is_some_and(|v| v.params.latent == 1) {
+        manifold_row_ui(vae, side, ui);
+        return;
+    }
     if let Some(m) = vae.manifold.clone() {
         let key = (m.step, m.bounds.map(f32::to_bits), m.cells);
         let stale = vae.manifold_texture.as_ref().is_none_or(|(s, b, c, _)| (*s, *b, *c) != key);
@@ -745,6 +862,44 @@ fn manifold_ui(vae: &mut VaeUiState, height: f32, ui: &mut egui::Ui) {
                     })
             },
         );
+        save_image_button(ui, "vae-manifold");
+    } else {
+        ui.spinner();
+    }
+    if let Some((_, image)) = &vae.hover_image {
+        let texture = vae
+            .hover_texture
+            .get_or_insert_with(|| ui.ctx().load_texture("vae-hover", tiles(image, side, 1), TextureOptions::NEAREST));
+        ui.horizontal(|ui| {
+            ui.label("Under the cursor:");
+            ui.image((texture.id(), egui::vec2(84.0, 84.0)));
+        });
+    }
+}
+
+/// The one-dimensional latent's manifold: one row of images decoded along z1 over the strip's window, left to right,
+/// and the image under the cursor.
+fn manifold_row_ui(vae: &mut VaeUiState, side: usize, ui: &mut egui::Ui) {
+    if let Some(m) = vae.manifold.clone() {
+        let key = (m.step, m.bounds.map(f32::to_bits), m.cells);
+        let stale = vae.manifold_texture.as_ref().is_none_or(|(s, b, c, _)| (*s, *b, *c) != key);
+        // The grid's rows are alike (z1 is the only coordinate): its first row, left to right.
+        if stale && let Some(row) = m.images.get(..m.cells * side * side) {
+            let texture = ui.ctx().load_texture("vae-manifold", tiles(row, side, m.cells), TextureOptions::LINEAR);
+            vae.manifold_texture = Some((key.0, key.1, key.2, texture));
+        }
+    }
+    if let Some((_, b, cells, texture)) = &vae.manifold_texture {
+        let b = b.map(f32::from_bits);
+        let [w, h] = texture.size();
+        let width = ui.available_width();
+        let size = egui::vec2(width, width * h as f32 / w.max(1) as f32);
+        let shown = ui.image((texture.id(), size));
+        capture_if_asked(ui, "vae-manifold", shown.rect, || "vae-manifold.png".to_owned());
+        ui.label(format!(
+            "{cells} points along z1, from {:.2} (left) to {:.2} (right): the strip's window.",
+            b[0], b[1]
+        ));
         save_image_button(ui, "vae-manifold");
     } else {
         ui.spinner();

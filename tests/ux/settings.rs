@@ -1,1 +1,247 @@
-//! Issue 28: see `main.rs`.
+//! Issue 28, part 2: settings that are not what the screen shows. Each field that cannot train says so in red
+//! under it and disables Train with the reason; an unusual value trains with a note; a setting the app picks for
+//! the data is said in the message line; while a run is on show the fields say they are for the next run; a 1-D
+//! VAE latent gets a 1-D view.
+
+use bayes_explorer::Lab;
+use bayes_explorer::models::bnn::BnnConfig;
+use bayes_explorer::ui::{BayesExplorerApp, Settings};
+use egui::accesskit::Role;
+use egui::{Key, Modifiers};
+use egui_kittest::Harness;
+use egui_kittest::kittest::{NodeT, Queryable};
+
+use crate::common::{harness, harness_for, wait_for_label, wait_until};
+
+/// What the hidden-units fields accept, as their red message says.
+const HIDDEN_ACCEPTS: &str = "whole numbers from 1 to 4096, separated by commas";
+
+/// Replaces the text of the field labelled `label` as a user does: focus it (as a click or Tab does; a field scrolled
+/// out of the side panel comes into view), select all, type, Enter.
+fn type_into(harness: &mut Harness<'_, BayesExplorerApp>, label: &str, text: &str) {
+    harness.get_by_label(label).focus();
+    harness.run_steps(2);
+    harness.key_combination_modifiers(Modifiers::COMMAND, &[Key::A]);
+    harness.run_steps(1);
+    if text.is_empty() {
+        harness.key_press(Key::Backspace);
+    } else {
+        harness.get_by_label(label).type_text(text);
+    }
+    harness.run_steps(2);
+    harness.key_press(Key::Enter);
+    harness.run_steps(3);
+}
+
+fn train_is_disabled(harness: &Harness<'_, BayesExplorerApp>) -> bool {
+    harness.get_by_label("Train").accesskit_node().is_disabled()
+}
+
+fn shows(harness: &Harness<'_, BayesExplorerApp>, text: &str) -> bool {
+    harness.query_all_by_label_contains(text).count() > 0
+}
+
+fn open_tab(harness: &mut Harness<'_, BayesExplorerApp>, tab: &str) {
+    harness.get_by_role_and_label(Role::Button, tab).click();
+    harness.run_steps(3);
+}
+
+#[test]
+fn ux_bnn_hidden_units_refuse_bad_text_and_train_never_trains_another_network() {
+    let mut harness = harness();
+    for bad in ["abc", "0", "8,,x", "-3"] {
+        type_into(&mut harness, "Hidden units", bad);
+        assert_eq!(harness.get_by_label("Hidden units").value().as_deref(), Some(bad), "the field keeps the text");
+        assert!(shows(&harness, HIDDEN_ACCEPTS), "{bad}: a red message says what is accepted");
+        assert!(train_is_disabled(&harness), "{bad}: Train is disabled");
+    }
+    // The reason is on Train's hover, and Train (disabled) starts nothing.
+    harness.get_by_label("Train").hover();
+    harness.run_steps(40);
+    assert!(shows(&harness, "Cannot train: Hidden units:"), "the hover says why");
+    harness.get_by_label("Train").click();
+    harness.run_steps(3);
+    assert!(harness.state().lab(Lab::Bnn).worker_state.is_none(), "no run started");
+    // New model is refused too, saying why in the message line.
+    harness.get_by_label("New model").click();
+    harness.run_steps(3);
+    assert!(harness.state().lab(Lab::Bnn).worker_state.is_none(), "no model built");
+    let message = harness.state().lab(Lab::Bnn).message.clone().map(|m| m.text).unwrap_or_default();
+    assert!(message.starts_with("Cannot train: Hidden units:"), "{message}");
+    harness.get_by_label("Dismiss").click();
+    harness.run_steps(2);
+    // Empty says plainly that it is a linear model, and trains one.
+    type_into(&mut harness, "Hidden units", "");
+    assert!(shows(&harness, "a linear model"));
+    assert!(!train_is_disabled(&harness));
+    assert_eq!(harness.state().bnn_state().config.hidden, Vec::<usize>::new());
+    type_into(&mut harness, "Hidden units", "16, 4");
+    assert!(!shows(&harness, HIDDEN_ACCEPTS) && !train_is_disabled(&harness));
+    assert_eq!(harness.state().bnn_state().config.hidden, vec![16, 4], "the field is what will be trained");
+}
+
+#[test]
+fn ux_bnn_hidden_units_too_large_for_a_full_covariance_are_refused_before_train() {
+    let mut harness = harness();
+    // The red wine's 11 features into 512 units: 6,144 parameters, past the full covariance's 2,048.
+    type_into(&mut harness, "Hidden units", "512");
+    assert!(shows(&harness, "layer 1 would have 6,144 parameters"));
+    assert!(train_is_disabled(&harness));
+    harness.get_by_label("Posterior").click();
+    harness.run_steps(2);
+    harness.get_by_label("mean-field Gaussian").click();
+    harness.run_steps(3);
+    assert!(!train_is_disabled(&harness), "the mean-field posterior trains it");
+}
+
+#[test]
+fn ux_vae_hidden_units_refuse_bad_text() {
+    let mut harness = harness();
+    open_tab(&mut harness, "VAE");
+    let before = harness.state().vae_state().config.hidden.clone();
+    type_into(&mut harness, "Hidden units", "8,,x");
+    assert!(shows(&harness, HIDDEN_ACCEPTS));
+    assert!(train_is_disabled(&harness));
+    assert_eq!(harness.state().vae_state().config.hidden, before);
+    type_into(&mut harness, "Hidden units", "64");
+    assert!(!train_is_disabled(&harness));
+    assert_eq!(harness.state().vae_state().config.hidden, vec![64]);
+}
+
+#[test]
+fn ux_numeric_settings_that_cannot_train_are_refused_inline_in_every_lab() {
+    let mut harness = harness();
+    let cases = [
+        ("BNN", "Learning rate", "0", "Learning rate must be from 0.000001 to 1.", "0.001"),
+        ("BNN", "Epochs", "0", "Epochs must be from 1 to 100,000.", "20"),
+        ("BNN", "Batch size", "0", "Batch size must be from 1 to 100,000.", "256"),
+        ("BNN", "Prior sd", "0", "Prior sd must be from 0.01 to 100.", "1"),
+        ("BNN", "Monte Carlo samples", "0", "Monte Carlo samples must be from 1 to 10,000.", "100"),
+        ("VAE", "Learning rate (Adam)", "0", "Learning rate must be from 0.000001 to 1.", "0.001"),
+        ("VAE", "Latent dimension", "0", "Latent dimension must be from 1 to 64.", "2"),
+        ("VAE", "Epochs", "0", "Epochs must be from 1 to 100,000.", "2"),
+        ("Flow", "Layers", "0", "Layers must be from 1 to 32.", "4"),
+        ("Flow", "Hidden units", "1", "Hidden units must be from 2 to 1,024.", "64"),
+        ("Flow", "Epochs", "0", "Epochs must be from 1 to 100,000.", "20"),
+    ];
+    for (tab, label, bad, message, good) in cases {
+        open_tab(&mut harness, tab);
+        type_into(&mut harness, label, bad);
+        assert!(shows(&harness, message), "{tab} {label} = {bad}: {message:?} is shown");
+        assert!(train_is_disabled(&harness), "{tab} {label} = {bad}: Train is disabled");
+        type_into(&mut harness, label, good);
+        assert!(!shows(&harness, message) && !train_is_disabled(&harness), "{tab} {label} = {good} trains");
+    }
+}
+
+#[test]
+fn ux_a_batch_larger_than_the_training_rows_trains_with_a_note() {
+    let mut harness = harness();
+    // The red wine: 1,359 training rows.
+    type_into(&mut harness, "Batch size", "5000");
+    assert!(shows(&harness, "Larger than the 1,359 training rows: each step takes all of them"));
+    assert!(!train_is_disabled(&harness), "unusual, not refused");
+    assert_eq!(harness.state().bnn_state().config.batch_size, 5000);
+}
+
+#[test]
+fn ux_loading_data_says_when_it_sets_the_epochs_and_keeps_the_users_own() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("rows.csv");
+    let rows: Vec<String> = (0..400).map(|i| format!("{},{}", i % 17, (i * 7) % 13)).collect();
+    let csv = format!("x,y\n{}\n", rows.join("\n"));
+    std::fs::write(&path, csv).unwrap();
+    let load = |harness: &mut Harness<'_, BayesExplorerApp>| {
+        harness.state_mut().path_text = path.display().to_string();
+        harness.get_by_label("Load").click();
+        wait_until(harness, "the preview", BayesExplorerApp::preview_is_open);
+        harness.get_by_label("Use in the BNN lab").click();
+        harness.run_steps(3);
+    };
+    let mut harness = harness();
+    assert_eq!(harness.state().bnn_state().config.epochs, 2000, "the red wine's default");
+    load(&mut harness);
+    let epochs = harness.state().bnn_state().config.epochs;
+    assert_ne!(epochs, 2000);
+    let message = harness.state().lab(Lab::Bnn).message.clone().map(|m| m.text).unwrap_or_default();
+    assert!(message.starts_with(&format!("Epochs set to {epochs} for ")), "{message}");
+    assert!(shows(&harness, &format!("Epochs set to {epochs} for ")), "in the message line");
+    // The user's own value stays, and the message says what the data's default would be.
+    type_into(&mut harness, "Epochs", "50");
+    load(&mut harness);
+    assert_eq!(harness.state().bnn_state().config.epochs, 50);
+    let message = harness.state().lab(Lab::Bnn).message.clone().map(|m| m.text).unwrap_or_default();
+    assert!(message.starts_with("Epochs kept at 50, your value"), "{message}");
+}
+
+#[test]
+fn ux_settings_edited_while_a_run_trains_say_they_are_for_the_next_run() {
+    let mut harness = harness();
+    harness.get_by_label("Train").click();
+    wait_until(&mut harness, "the run", |app| app.lab(Lab::Bnn).snapshot.is_some());
+    assert!(shows(&harness, "These settings are for the next run"));
+    type_into(&mut harness, "Epochs", "7");
+    assert!(shows(&harness, "this run: 2,000"), "the run on show keeps its epochs, beside the field");
+    assert_eq!(harness.state().lab(Lab::Bnn).snapshot.as_ref().map(|s| s.total_epochs), Some(2000));
+    harness.get_by_label("Epochs").scroll_to_me();
+    harness.run_steps(3);
+    harness.get_by_label("Epochs").hover();
+    harness.run_steps(40);
+    assert!(shows(&harness, "Applies to the next run"), "the hover says which run");
+    harness.get_by_label("Learning rate").scroll_to_me();
+    harness.run_steps(3);
+    harness.get_by_label("Learning rate").hover();
+    harness.run_steps(40);
+    assert!(shows(&harness, "Applies to the run on show at once"), "the learning rate applies now");
+    // Pause, then Train: the next run takes the edited count.
+    harness.get_by_label("Pause").click();
+    harness.run_steps(3);
+    harness.get_by_label("Train").click();
+    wait_until(&mut harness, "the next run", |app| {
+        app.lab(Lab::Bnn).snapshot.as_ref().is_some_and(|s| s.total_epochs == 7)
+    });
+    assert!(!shows(&harness, "this run: "), "the new run has the settings the fields show");
+}
+
+#[test]
+fn ux_settings_restored_from_the_last_session_that_cannot_train_say_so() {
+    let config = BnnConfig { hidden: vec![8, 0], epochs: 0, ..BnnConfig::default() };
+    let json = serde_json::to_string(&config).unwrap();
+    let settings = Settings { run_settings: vec![(Lab::Bnn, json)], ..Settings::default() };
+    let mut harness = harness_for(BayesExplorerApp::new(egui::Context::default(), settings));
+    harness.run_steps(3);
+    assert_eq!(harness.get_by_label("Hidden units").value().as_deref(), Some("8, 0"));
+    assert!(shows(&harness, HIDDEN_ACCEPTS), "the restored layers are refused in red");
+    assert!(shows(&harness, "Epochs must be from 1 to 100,000."));
+    assert!(train_is_disabled(&harness));
+}
+
+#[test]
+fn ux_flow_layers_of_different_widths_are_shown_as_they_train() {
+    let mut harness = harness();
+    open_tab(&mut harness, "Flow");
+    harness.state_mut().flow_config_mut().hidden = vec![32, 16];
+    harness.run_steps(3);
+    assert!(shows(&harness, "Hidden units per layer: 32, 16"));
+}
+
+#[test]
+fn ux_a_one_dimensional_vae_latent_gets_a_strip_and_a_row_of_decoded_images() {
+    let mut harness = harness();
+    open_tab(&mut harness, "VAE");
+    type_into(&mut harness, "Latent dimension", "1");
+    type_into(&mut harness, "Epochs", "1");
+    assert_eq!(harness.state().vae_state().config.latent, 1);
+    harness.get_by_label("Train").click();
+    wait_until(&mut harness, "the latents", |app| app.vae_state().has_latents());
+    wait_for_label(&mut harness, "Decoded along z1, 20 latent points");
+    assert!(shows(&harness, "Encoder means of every input: z1 by class"));
+    assert!(!shows(&harness, "Decoded manifold"), "no 2-D manifold of z1 against z1");
+    wait_for_label(&mut harness, "20 points along z1, from ");
+    // Hovering the strip decodes z1 alone.
+    let strip = harness.get_by_label_contains("Encoder means of every input").rect();
+    let at = egui::pos2(strip.center().x + 40.0, strip.bottom() + 150.0);
+    harness.hover_at(at);
+    wait_until(&mut harness, "the decoded image", |app| app.vae_state().hover_image().is_some());
+    wait_for_label(&mut harness, "Decoded at z1 = ");
+}

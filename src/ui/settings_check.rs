@@ -1,0 +1,342 @@
+//! What the three labs' settings panels accept: the range of each numeric setting, the hidden-units field's
+//! parsing, and a short note for a value that trains but does something unusual. One place for all three labs, so
+//! that a field's red message, the Train button's hover and the refusal in the message line say the same.
+//!
+//! A value that cannot train stays in its field as typed, with a red line under it saying what is accepted, and
+//! Train is disabled with that reason: the field never disagrees with what Train would train.
+
+use std::ops::RangeInclusive;
+
+/// Most units one hidden layer may have.
+pub const MAX_HIDDEN_UNITS: usize = 4096;
+
+/// What the hidden-units field accepts, in words.
+pub const HIDDEN_ACCEPTS: &str = "whole numbers from 1 to 4096, separated by commas";
+
+/// The hover of a setting that applies to the next run only, while a run is on show.
+pub const NEXT_RUN_ONLY: &str = "Applies to the next run (Train starts it); the run on show keeps its own value.";
+
+/// How a setting's value stands.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Verdict {
+    /// Nothing to say.
+    Fine,
+    /// It trains, but does something the user may not expect: what will happen.
+    Note(String),
+    /// It cannot train: what is accepted.
+    Refused(String),
+}
+
+impl Verdict {
+    /// The refusal's text, if the value cannot train.
+    #[must_use]
+    pub fn refusal(&self) -> Option<&str> {
+        match self {
+            Self::Refused(why) => Some(why),
+            Self::Fine | Self::Note(_) => None,
+        }
+    }
+}
+
+/// The values a numeric setting accepts.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Rule {
+    /// The setting's name as its label shows it.
+    pub name: &'static str,
+    /// The least and the largest accepted value.
+    pub range: RangeInclusive<f64>,
+}
+
+impl Rule {
+    const fn new(name: &'static str, min: f64, max: f64) -> Self {
+        Self { name, range: min..=max }
+    }
+
+    /// The accepted range in words ("from 1 to 100,000").
+    #[must_use]
+    pub fn accepts(&self) -> String {
+        format!("from {} to {}", number(*self.range.start()), number(*self.range.end()))
+    }
+
+    /// Refused outside the range (or not a number), else fine.
+    #[must_use]
+    pub fn check(&self, value: f64) -> Verdict {
+        if value.is_finite() && self.range.contains(&value) {
+            Verdict::Fine
+        } else {
+            Verdict::Refused(format!("{} must be {}.", self.name, self.accepts()))
+        }
+    }
+}
+
+/// A number as the messages write it: whole numbers with thousands separators, others as short as exact.
+#[must_use]
+pub fn number(value: f64) -> String {
+    if value.fract() == 0.0 && value.abs() < 1e15 {
+        let digits = format!("{}", value.abs() as u64);
+        let mut out = String::new();
+        for (i, ch) in digits.chars().enumerate() {
+            if i > 0 && (digits.len() - i).is_multiple_of(3) {
+                out.push(',');
+            }
+            out.push(ch);
+        }
+        if value < 0.0 { format!("-{out}") } else { out }
+    } else {
+        format!("{value}")
+    }
+}
+
+/// Every lab's learning rate.
+pub const LEARNING_RATE: Rule = Rule::new("Learning rate", 1e-6, 1.0);
+/// Every lab's batch size.
+pub const BATCH_SIZE: Rule = Rule::new("Batch size", 1.0, 100_000.0);
+/// Every lab's epochs.
+pub const EPOCHS: Rule = Rule::new("Epochs", 1.0, 100_000.0);
+/// The BNN's prior standard deviation.
+pub const PRIOR_SD: Rule = Rule::new("Prior sd", 0.01, 100.0);
+/// The BNN's Monte Carlo samples.
+pub const MC_SAMPLES: Rule = Rule::new("Monte Carlo samples", 1.0, 10_000.0);
+/// The VAE's latent dimension.
+pub const LATENT: Rule = Rule::new("Latent dimension", 1.0, 64.0);
+/// The VAE's KL weight.
+pub const BETA: Rule = Rule::new("KL weight (beta)", 0.0, 100.0);
+/// The VAE's manifold cells per side.
+pub const CELLS: Rule = Rule::new("Manifold cells per side", 2.0, 40.0);
+/// The flow's layers.
+pub const FLOW_LAYERS: Rule = Rule::new("Layers", 1.0, 32.0);
+/// The flow's hidden layers per network.
+pub const FLOW_DEPTH: Rule = Rule::new("Hidden layers", 1.0, 8.0);
+/// The flow's hidden units per layer.
+pub const FLOW_WIDTH: Rule = Rule::new("Hidden units", 2.0, 1024.0);
+
+/// A learning rate that trains but is unusually high.
+const HIGH_LEARNING_RATE: f64 = 0.1;
+
+/// The learning rate's verdict: refused out of range, a note when unusually high.
+#[must_use]
+pub fn learning_rate(value: f64) -> Verdict {
+    match LEARNING_RATE.check(value) {
+        Verdict::Fine if value > HIGH_LEARNING_RATE => Verdict::Note(format!(
+            "Above {HIGH_LEARNING_RATE}: training may diverge (a NaN pauses the run and names where)."
+        )),
+        verdict => verdict,
+    }
+}
+
+/// The batch size's verdict for `rows` training rows (when known): refused out of range, a note when it is larger
+/// than the rows.
+#[must_use]
+pub fn batch_size(value: usize, rows: Option<usize>) -> Verdict {
+    match BATCH_SIZE.check(value as f64) {
+        Verdict::Fine => match rows {
+            Some(rows) if value > rows => Verdict::Note(format!(
+                "Larger than the {} training rows: each step takes all of them, one step per epoch.",
+                number(rows as f64)
+            )),
+            _ => Verdict::Fine,
+        },
+        verdict => verdict,
+    }
+}
+
+/// The hidden-units field parsed: "" is no hidden layer, else [`HIDDEN_ACCEPTS`]; the error says so, naming the
+/// first part that is not accepted.
+pub fn parse_hidden(text: &str) -> Result<Vec<usize>, String> {
+    let text = text.trim();
+    if text.is_empty() {
+        return Ok(Vec::new());
+    }
+    text.split(',')
+        .map(|part| {
+            let part = part.trim();
+            part.parse::<usize>().ok().filter(|n| (1..=MAX_HIDDEN_UNITS).contains(n)).ok_or_else(|| {
+                let what = if part.is_empty() { "an empty place".to_owned() } else { format!("\"{part}\"") };
+                format!("Hidden units: {HIDDEN_ACCEPTS} ({what} is not one).")
+            })
+        })
+        .collect()
+}
+
+/// The hidden-units field's verdict: refused when it does not parse, `empty_note` when it is empty.
+#[must_use]
+pub fn hidden(text: &str, empty_note: &str) -> Verdict {
+    match parse_hidden(text) {
+        Err(why) => Verdict::Refused(why),
+        Ok(h) if h.is_empty() => Verdict::Note(empty_note.to_owned()),
+        Ok(_) => Verdict::Fine,
+    }
+}
+
+/// The first refusal among `verdicts`: why Train is disabled.
+#[must_use]
+pub fn first_refusal<'a>(verdicts: impl IntoIterator<Item = &'a Verdict>) -> Option<String> {
+    verdicts.into_iter().find_map(|v| v.refusal().map(str::to_owned))
+}
+
+/// Draws `verdict` in a settings grid's next row, under its field: red for a refusal, the text's weak colour for a
+/// note, nothing when fine.
+pub(crate) fn verdict_row(ui: &mut egui::Ui, verdict: &Verdict) {
+    let (text, colour) = match verdict {
+        Verdict::Fine => return,
+        Verdict::Refused(why) => (why, ui.visuals().error_fg_color),
+        Verdict::Note(note) => (note, ui.visuals().warn_fg_color),
+    };
+    ui.label("");
+    ui.add(egui::Label::new(egui::RichText::new(text).small().color(colour)).wrap());
+    ui.end_row();
+}
+
+/// One numeric setting in a settings grid: its label, the field (any value of the type can be typed: one that
+/// cannot train is refused under it, not silently clamped), what [`verdict_row`] says about it, and, while a run is
+/// on show, that run's value (`running`) when it differs, with a hover saying which run the field applies to
+/// (`applies_now`: the running run takes it at once, as the learning rate).
+pub(crate) fn number_row<N: egui::emath::Numeric>(
+    ui: &mut egui::Ui,
+    label: &str,
+    value: &mut N,
+    speed: f64,
+    running: Option<N>,
+    verdict: impl FnOnce(N) -> Verdict,
+) -> egui::Response {
+    number_row_with(ui, label, value, speed, (running, false), verdict)
+}
+
+/// [`number_row`] with `(running, applies_now)`.
+pub(crate) fn number_row_with<N: egui::emath::Numeric>(
+    ui: &mut egui::Ui,
+    label: &str,
+    value: &mut N,
+    speed: f64,
+    (running, applies_now): (Option<N>, bool),
+    verdict: impl FnOnce(N) -> Verdict,
+) -> egui::Response {
+    let id = ui.label(label).id;
+    let mut response = ui
+        .horizontal(|ui| {
+            let mut drag = egui::DragValue::new(value).speed(speed);
+            if !N::INTEGRAL {
+                drag = drag.max_decimals(6);
+            }
+            let r = ui.add(drag).labelled_by(id);
+            if let Some(run) = running
+                && !applies_now
+                && run.to_f64().to_bits() != value.to_f64().to_bits()
+            {
+                ui.label(egui::RichText::new(format!("this run: {}", number(run.to_f64()))).small().weak());
+            }
+            r
+        })
+        .inner;
+    if running.is_some() {
+        response = response.on_hover_text(if applies_now {
+            "Applies to the run on show at once, and to the next run."
+        } else {
+            NEXT_RUN_ONLY
+        });
+    }
+    ui.end_row();
+    verdict_row(ui, &verdict(*value));
+    response
+}
+
+/// Why `state`'s next run cannot train with its settings (the first setting refused), or `None`.
+#[must_use]
+pub fn lab_refusal(state: &crate::ui::LabState) -> Option<String> {
+    match state.lab {
+        crate::Lab::Bnn => state.bnn.settings_refusal(),
+        crate::Lab::Vae => state.vae.settings_refusal(),
+        crate::Lab::Flow => state.flow.settings_refusal(),
+    }
+}
+
+/// Training rows of `state`'s data (its split's), once it is loaded.
+pub(crate) fn training_rows(state: &crate::ui::LabState) -> Option<usize> {
+    let data = state.data.as_ref()?;
+    Some(crate::data::prepare::split_counts(data.table.n_rows(), data.spec.test_fraction).0)
+}
+
+/// The settings panel of `state`'s lab: a line saying which run the fields apply to while one is on show, then the
+/// lab's fields (with the values of the run on show beside those that differ). Returns whether the learning rate
+/// changed (the caller sends it to the running run).
+pub(crate) fn settings_panel_ui(state: &mut crate::ui::LabState, ui: &mut egui::Ui) -> bool {
+    use crate::train::runfile::RunConfig;
+    let running = state.worker.as_ref().and(state.run_origin.as_ref()).map(|o| o.config.clone());
+    if running.is_some() {
+        ui.label(
+            egui::RichText::new(
+                "These settings are for the next run: Train starts it. The run on show keeps its own (shown beside \
+                 a field that differs), except the learning rate, which applies to it at once.",
+            )
+            .small()
+            .weak(),
+        );
+    }
+    let rows = training_rows(state);
+    match state.lab {
+        crate::Lab::Bnn => {
+            let before = state.bnn.config.learning_rate;
+            let running = match &running {
+                Some(RunConfig::Bnn(c)) => Some(c),
+                _ => None,
+            };
+            crate::ui::bnn::bnn_settings_ui(&mut state.bnn, running, ui);
+            state.bnn.config.learning_rate.to_bits() != before.to_bits()
+        }
+        crate::Lab::Vae => {
+            let before = state.vae.config.learning_rate;
+            let running = match &running {
+                Some(RunConfig::Vae(c)) => Some(c),
+                _ => None,
+            };
+            crate::ui::vae::vae_settings_ui(&mut state.vae, running, rows, ui);
+            state.vae.config.learning_rate.to_bits() != before.to_bits()
+        }
+        crate::Lab::Flow => {
+            let before = state.flow.config.learning_rate;
+            let running = match &running {
+                Some(RunConfig::Flow(c)) => Some(c),
+                _ => None,
+            };
+            crate::ui::flow::flow_settings_ui(&mut state.flow, running, rows, ui);
+            state.flow.config.learning_rate.to_bits() != before.to_bits()
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ux_hidden_units_parse_whole_numbers_separated_by_commas() {
+        assert_eq!(parse_hidden("8, 8"), Ok(vec![8, 8]));
+        assert_eq!(parse_hidden(" 512,256 "), Ok(vec![512, 256]));
+        assert_eq!(parse_hidden(""), Ok(vec![]));
+        assert_eq!(parse_hidden("4096"), Ok(vec![4096]));
+        for bad in ["abc", "0", "8,,x", "-3", "8,", "8 8", "4097", "1.5"] {
+            let why = parse_hidden(bad).expect_err(bad);
+            assert!(why.contains(HIDDEN_ACCEPTS), "{bad}: {why}");
+        }
+        assert!(parse_hidden("8,,x").unwrap_err().contains("an empty place"));
+        assert!(parse_hidden("8, abc").unwrap_err().contains("\"abc\""));
+    }
+
+    #[test]
+    fn ux_rules_refuse_what_cannot_train_and_note_the_unusual() {
+        assert_eq!(learning_rate(1e-3), Verdict::Fine);
+        assert!(learning_rate(0.0).refusal().is_some_and(|w| w.contains("from 0.000001 to 1")));
+        assert!(learning_rate(-1.0).refusal().is_some());
+        assert!(learning_rate(f64::NAN).refusal().is_some());
+        assert!(matches!(learning_rate(0.5), Verdict::Note(_)));
+        assert!(EPOCHS.check(0.0).refusal().is_some_and(|w| w == "Epochs must be from 1 to 100,000."));
+        assert_eq!(batch_size(256, Some(1000)), Verdict::Fine);
+        assert!(batch_size(0, Some(1000)).refusal().is_some());
+        match batch_size(2000, Some(1359)) {
+            Verdict::Note(n) => assert!(n.contains("1,359 training rows"), "{n}"),
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(number(12_000.0), "12,000");
+        assert_eq!(number(0.01), "0.01");
+    }
+}
