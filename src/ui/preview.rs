@@ -62,7 +62,11 @@ fn preview_ui(p: &mut Preview, ui: &mut egui::Ui) -> Choice {
     let mut choice = Choice::Keep;
     let t = &p.table;
     ui.heading(&t.name);
-    ui.label(format!("{} rows x {} columns", t.n_rows(), t.n_cols()));
+    ui.label(format!(
+        "{} x {}",
+        crate::ui::count::count(t.n_rows(), "row"),
+        crate::ui::count::count(t.n_cols(), "column")
+    ));
     if let Some(csv) = &t.csv {
         ui.label(format!(
             "Delimiter: {}. Line ends: {}.{}{}",
@@ -77,7 +81,10 @@ fn preview_ui(p: &mut Preview, ui: &mut egui::Ui) -> Choice {
             });
             ui.colored_label(
                 ui.visuals().warn_fg_color,
-                format!("Dropped {} rows with missing or non-numeric cells{example}.", csv.dropped_rows),
+                format!(
+                    "Dropped {} with missing or non-numeric cells{example}.",
+                    crate::ui::count::count(csv.dropped_rows, "row")
+                ),
             );
         }
         let mut header = csv.has_header;
