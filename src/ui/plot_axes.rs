@@ -12,7 +12,7 @@
 use std::cell::Cell;
 use std::rc::Rc;
 
-use egui_plot::{AxisHints, GridInput, GridMark, Plot};
+use egui_plot::{AxisHints, Corner, GridInput, GridMark, Legend, Line, MarkerShape, Plot, PlotPoints, PlotUi, Points};
 
 /// Which way an axis runs: its labels stand one above another (y) or side by side (x).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -87,6 +87,115 @@ pub(crate) fn plot<'a>(id_salt: impl egui::AsIdSalt) -> Plot<'a> {
 /// its steps by the x axis's rule, so both axes step alike and the grid's cells are square.
 pub(crate) fn plane<'a>(id_salt: impl egui::AsIdSalt) -> Plot<'a> {
     plot_with_y_steps(id_salt, Axis::X).data_aspect(1.0)
+}
+
+/// What a plot draws, for placing its legend where it hides the least: every point of a scatter, and points along
+/// every line (its vertices and, on a line of few segments, points between them, so that a long straight segment
+/// counts all along its run).
+#[derive(Debug, Default)]
+pub(crate) struct Occupied {
+    points: Vec<[f64; 2]>,
+}
+
+impl Occupied {
+    /// Pieces each segment of a line of few segments is cut into.
+    const PIECES: u32 = 16;
+    /// Lines of more segments than this count by their vertices alone (they are dense already).
+    const FEW_SEGMENTS: usize = 64;
+
+    /// Adds a scatter's points.
+    pub(crate) fn points(&mut self, points: &[[f64; 2]]) -> &mut Self {
+        self.points.extend(points.iter().filter(|p| p[0].is_finite() && p[1].is_finite()));
+        self
+    }
+
+    /// Adds a line through `vertices`.
+    pub(crate) fn line(&mut self, vertices: &[[f64; 2]]) -> &mut Self {
+        if vertices.len() > Self::FEW_SEGMENTS {
+            return self.points(vertices);
+        }
+        self.points(&vertices[..vertices.len().min(1)]);
+        for pair in vertices.windows(2) {
+            let along: Vec<[f64; 2]> = (1..=Self::PIECES)
+                .map(|k| {
+                    let t = f64::from(k) / f64::from(Self::PIECES);
+                    [pair[0][0] + (pair[1][0] - pair[0][0]) * t, pair[0][1] + (pair[1][1] - pair[0][1]) * t]
+                })
+                .collect();
+            self.points(&along);
+        }
+        self
+    }
+
+    /// The corner of the plot that holds the fewest of these points (within 40 % of the data's width and height
+    /// of it: about what a legend of a few entries covers), the top right on a tie, then the top left, the bottom
+    /// right and the bottom left.
+    pub(crate) fn corner(&self) -> Corner {
+        const SHARE: f64 = 0.4;
+        let bounds =
+            self.points.iter().fold([f64::INFINITY, f64::NEG_INFINITY, f64::INFINITY, f64::NEG_INFINITY], |b, p| {
+                [b[0].min(p[0]), b[1].max(p[0]), b[2].min(p[1]), b[3].max(p[1])]
+            });
+        let [x_min, x_max, y_min, y_max] = bounds;
+        if !(x_max > x_min || y_max > y_min) {
+            return Corner::RightTop;
+        }
+        let (width, height) = ((x_max - x_min).max(f64::MIN_POSITIVE), (y_max - y_min).max(f64::MIN_POSITIVE));
+        let count = |right: bool, top: bool| {
+            self.points
+                .iter()
+                .filter(|p| {
+                    let x = (p[0] - x_min) / width;
+                    let y = (p[1] - y_min) / height;
+                    (if right { x >= 1.0 - SHARE } else { x <= SHARE })
+                        && (if top { y >= 1.0 - SHARE } else { y <= SHARE })
+                })
+                .count()
+        };
+        [
+            (Corner::RightTop, count(true, true)),
+            (Corner::LeftTop, count(false, true)),
+            (Corner::RightBottom, count(true, false)),
+            (Corner::LeftBottom, count(false, false)),
+        ]
+        .into_iter()
+        .min_by_key(|&(_, n)| n)
+        .map_or(Corner::RightTop, |(corner, _)| corner)
+    }
+}
+
+fn legend_id(key: &str) -> egui::Id {
+    egui::Id::unique(("plot-legend-shown", key))
+}
+
+/// Whether the legend of the plot `key` shows (it does until its [`legend_toggle`] hides it; remembered across
+/// sessions).
+pub(crate) fn legend_shown(ctx: &egui::Context, key: &str) -> bool {
+    ctx.data_mut(|d| *d.get_persisted_mut_or(legend_id(key), true))
+}
+
+/// The "Legend" check box that shows or hides the legend of the plot `key`, for the row above the plot.
+pub(crate) fn legend_toggle(ui: &mut egui::Ui, key: &str) {
+    let mut shown = legend_shown(ui.ctx(), key);
+    if ui.checkbox(&mut shown, "Legend").changed() {
+        ui.ctx().data_mut(|d| d.insert_persisted(legend_id(key), shown));
+    }
+}
+
+/// `plot` with its legend in the corner that hides the least of what it draws (`occupied`), unless the plot's
+/// [`legend_toggle`] (`key`) hid it.
+pub(crate) fn with_legend<'a>(plot: Plot<'a>, ctx: &egui::Context, key: &str, occupied: &Occupied) -> Plot<'a> {
+    if legend_shown(ctx, key) { plot.legend(Legend::default().position(occupied.corner())) } else { plot }
+}
+
+/// Adds a curve (a loss or a metric per epoch) to a plot: a line, or the lone point as a marker while there is only
+/// one (a line through one point draws nothing).
+pub(crate) fn curve(plot: &mut PlotUi<'_>, name: impl Into<String>, points: Vec<[f64; 2]>) {
+    if points.len() == 1 {
+        plot.points(Points::new(name.into(), points).radius(3.5).shape(MarkerShape::Circle).filled(true));
+    } else {
+        plot.line(Line::new(name.into(), PlotPoints::from(points)));
+    }
 }
 
 /// A plot whose y axis chooses its steps by `y_room`'s label room.
@@ -346,6 +455,58 @@ mod tests {
         let y = texts(labelled_by((-5.5, 5.5), 400.0, Stepping { room: Axis::X, drawn: Axis::Y }));
         assert_eq!(x, ["-4", "-2", "0", "2", "4"]);
         assert_eq!(y, x);
+    }
+
+    /// Issue 28: legends sat on the data (always the top right). Each now takes the corner with the fewest points:
+    /// the top right beside a falling loss curve, the bottom right under a rising accuracy, a bottom corner under a
+    /// cloud in the top half, the top left over the calibration plot's diagonal and its bars.
+    #[test]
+    fn ux_a_legend_takes_the_corner_with_the_fewest_points() {
+        let corner = |add: &dyn Fn(&mut Occupied)| {
+            let mut occupied = Occupied::default();
+            add(&mut occupied);
+            occupied.corner()
+        };
+        let falling: Vec<[f64; 2]> = (0..50).map(|i| [f64::from(i), 10.0 / (1.0 + f64::from(i))]).collect();
+        assert_eq!(
+            corner(&|o| {
+                o.line(&falling);
+            }),
+            Corner::RightTop
+        );
+        let rising: Vec<[f64; 2]> = (0..50).map(|i| [f64::from(i), 1.0 - 1.0 / (1.0 + f64::from(i))]).collect();
+        assert_eq!(
+            corner(&|o| {
+                o.line(&rising);
+            }),
+            Corner::RightBottom
+        );
+        // A cloud over the top half and the right of the bottom: the bottom left is free.
+        let cloud: Vec<[f64; 2]> = (0..400)
+            .map(|i| [f64::from(i % 20) / 19.0, f64::from(i / 20) / 19.0])
+            .filter(|p| p[1] >= 0.5 || p[0] >= 0.5)
+            .collect();
+        assert_eq!(
+            corner(&|o| {
+                o.points(&cloud);
+            }),
+            Corner::LeftBottom
+        );
+        let calibration = |o: &mut Occupied| {
+            o.line(&[[0.0, 0.0], [1.0, 1.0]]);
+            for (nominal, observed) in [(0.5, 0.4), (0.8, 0.7), (0.9, 0.85), (0.95, 0.9)] {
+                o.line(&[[nominal, 0.0], [nominal, observed]]);
+            }
+        };
+        assert_eq!(corner(&calibration), Corner::LeftTop);
+        // Nothing drawn, or a single point: egui's own corner.
+        assert_eq!(corner(&|_| {}), Corner::RightTop);
+        assert_eq!(
+            corner(&|o| {
+                o.points(&[[1.0, 2.0]]);
+            }),
+            Corner::RightTop
+        );
     }
 
     #[test]

@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use egui::{Color32, ColorImage, TextureHandle, TextureOptions};
-use egui_plot::{Legend, Line, MarkerShape, PlotBounds, PlotImage, PlotPoint, PlotPoints, Points};
+use egui_plot::{Line, MarkerShape, PlotBounds, PlotImage, PlotPoint, PlotPoints, Points};
 
 use crate::data::prepare::{OutputKind, Prepared};
 use crate::models::vae::{BetaSchedule, Likelihood, VaeArch, VaeConfig, VaeView, vae_inputs};
@@ -453,7 +453,8 @@ pub(crate) fn vae_view_ui(vae: &mut VaeUiState, snapshot: Option<&RunSnapshot>, 
         crate::ui::waiting(ui, "Building the network…");
         return;
     };
-    match vae.page {
+    // Scrolls where the window is too short for the page (1024 x 700, a projector).
+    egui::ScrollArea::vertical().id_salt("vae-page").auto_shrink([false, false]).show(ui, |ui| match vae.page {
         VaePage::Latent => latent_ui(vae, ui),
         VaePage::Reconstructions => reconstructions_ui(vae, &view, ui),
         VaePage::Prior => prior_ui(vae, ui),
@@ -468,7 +469,7 @@ pub(crate) fn vae_view_ui(vae: &mut VaeUiState, snapshot: Option<&RunSnapshot>, 
                 saveable(ui, "vae-loss", || "vae-loss.png".to_owned(), |ui| vae_loss_ui(s, ui));
             }
         }
-    }
+    });
 }
 
 const PALETTE: [Color32; 10] = [
@@ -511,6 +512,7 @@ fn latent_ui(vae: &mut VaeUiState, ui: &mut egui::Ui) {
                     vae.export = vae.export_request(ExportKind::Latents);
                 }
                 save_image_button(ui, "vae-latent");
+                plot_axes::legend_toggle(ui, "vae-latent");
             });
         });
         ui.vertical(|ui| {
@@ -532,17 +534,18 @@ fn scatter_ui(vae: &mut VaeUiState, latents: &Latents, height: f32, ui: &mut egu
         let row = &latents.mu[i * d..(i + 1) * d];
         [f64::from(row[a.min(d - 1)]), f64::from(row.get(b).copied().unwrap_or(0.0))]
     };
+    let mut occupied = plot_axes::Occupied::default();
+    let all: Vec<[f64; 2]> = (0..n).step_by(stride).map(point).collect();
+    occupied.points(&all);
+    let plot = plot_axes::with_legend(plot_axes::plane("vae-latent"), ui.ctx(), "vae-latent", &occupied);
     let response = saveable(
         ui,
         "vae-latent",
         || "vae-latent.png".to_owned(),
         |ui| {
-            plot_axes::plane("vae-latent")
-                .height(height)
-                .legend(Legend::default())
-                .x_axis_label(format!("z{}", a + 1))
-                .y_axis_label(format!("z{}", b + 1))
-                .show(ui, |plot| {
+            plot.height(height).x_axis_label(format!("z{}", a + 1)).y_axis_label(format!("z{}", b + 1)).show(
+                ui,
+                |plot| {
                     if vae.labels.len() == n {
                         let mut groups: Vec<Vec<[f64; 2]>> = vec![Vec::new(); 10];
                         let mut other = Vec::new();
@@ -622,7 +625,8 @@ fn scatter_ui(vae: &mut VaeUiState, latents: &Latents, height: f32, ui: &mut egu
                         }
                     }
                     (pointer, plot.plot_bounds(), nearest_input)
-                })
+                },
+            )
         },
     );
     let (pointer, bounds, nearest_input) = response.inner;
@@ -838,25 +842,52 @@ pub(crate) fn vae_loss_ui(snapshot: &RunSnapshot, ui: &mut egui::Ui) {
     let series = |name: &str| -> Vec<[f64; 2]> {
         snapshot.history.iter().filter_map(|r| r.get(name).map(|v| [r.epoch as f64, v])).collect()
     };
-    ui.strong("Nats per input");
-    plot_axes::plot("vae-loss").height(200.0).legend(Legend::default()).x_axis_label("epoch").show(ui, |plot| {
-        plot.line(Line::new("train: reconstruction + beta KL (batches)", PlotPoints::from(series("loss"))));
-        plot.line(Line::new("train: negative ELBO", PlotPoints::from(series("train_neg_elbo"))));
-        plot.line(Line::new("test: negative ELBO", PlotPoints::from(series("test_neg_elbo"))));
-        plot.line(Line::new("test: reconstruction", PlotPoints::from(series("test_recon"))));
+    ui.horizontal(|ui| {
+        ui.strong("Nats per input");
+        plot_axes::legend_toggle(ui, "vae-loss");
     });
-    ui.strong("KL per latent dimension (test inputs)");
+    let curves = [
+        ("train: reconstruction + beta KL (batches)", series("loss")),
+        ("train: negative ELBO", series("train_neg_elbo")),
+        ("test: negative ELBO", series("test_neg_elbo")),
+        ("test: reconstruction", series("test_recon")),
+    ];
+    let mut occupied = plot_axes::Occupied::default();
+    for (_, points) in &curves {
+        occupied.line(points);
+    }
+    plot_axes::with_legend(plot_axes::plot("vae-loss"), ui.ctx(), "vae-loss", &occupied)
+        .height(200.0)
+        .x_axis_label("epoch")
+        .show(ui, |plot| {
+            for (name, points) in curves {
+                plot_axes::curve(plot, name, points);
+            }
+        });
+    ui.horizontal(|ui| {
+        ui.strong("KL per latent dimension (test inputs)");
+        plot_axes::legend_toggle(ui, "vae-kl-dims");
+    });
     let dims: Vec<String> = snapshot
         .history
         .last()
         .map(|r| r.metrics.iter().filter(|(k, _)| k.starts_with("kl_dim_")).map(|(k, _)| k.clone()).collect())
         .unwrap_or_default();
-    plot_axes::plot("vae-kl-dims").height(160.0).legend(Legend::default()).x_axis_label("epoch").show(ui, |plot| {
-        plot.line(Line::new("KL, all dimensions", PlotPoints::from(series("test_kl"))));
-        for k in &dims {
-            plot.line(Line::new(k.replace("kl_dim_", "z"), PlotPoints::from(series(k))));
-        }
-    });
+    let curves: Vec<(String, Vec<[f64; 2]>)> = std::iter::once(("KL, all dimensions".to_owned(), series("test_kl")))
+        .chain(dims.iter().map(|k| (k.replace("kl_dim_", "z"), series(k))))
+        .collect();
+    let mut occupied = plot_axes::Occupied::default();
+    for (_, points) in &curves {
+        occupied.line(points);
+    }
+    plot_axes::with_legend(plot_axes::plot("vae-kl-dims"), ui.ctx(), "vae-kl-dims", &occupied)
+        .height(160.0)
+        .x_axis_label("epoch")
+        .show(ui, |plot| {
+            for (name, points) in curves {
+                plot_axes::curve(plot, name, points);
+            }
+        });
     if let Some(last) = snapshot.history.last() {
         let collapsed: Vec<String> = dims
             .iter()
