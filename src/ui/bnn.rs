@@ -633,7 +633,8 @@ fn predicted_vs_actual_plot(rows: &[crate::models::bnn::RegressionRow], target: 
         let (a, b) = r.interval_95();
         (lo.min(f64::from(a.min(r.actual))), hi.max(f64::from(b.max(r.actual))))
     });
-    let mut occupied = plot_axes::Occupied::default();
+    let entries = ["perfect prediction", "95 % interval", "predictive mean"];
+    let mut occupied = plot_axes::Occupied::for_legend(&entries, egui::vec2(ui.available_width(), 260.0));
     occupied.line(&[[lo, lo], [hi, hi]]);
     for (i, r) in rows.iter().enumerate().take(1500) {
         let (a, b) = r.interval_95();
@@ -713,7 +714,8 @@ fn calibration_ui(bnn: &mut BnnUiState, ui: &mut egui::Ui) {
             ui.end_row();
         }
     });
-    let mut occupied = plot_axes::Occupied::default();
+    let size = egui::vec2(ui.available_width().min(260.0 * 1.6), 260.0);
+    let mut occupied = plot_axes::Occupied::for_legend(&["perfectly calibrated", "observed"], size);
     occupied.line(&[[0.0, 0.0], [1.0, 1.0]]);
     for (n, o) in &p.coverage {
         // A bar, from the axis up to its top.
@@ -873,7 +875,13 @@ fn probe_plots(bnn: &BnnUiState, prepared: &Prepared, probe: &ProbeView, range: 
     ui.strong(format!("Prediction as {} sweeps ±10 sd", prepared.feature_names[j]));
     let xs: Vec<f64> = probe.sweep_z.iter().map(|z| f64::from(z * s + m)).collect();
     let current = f64::from(bnn.probe_values.get(j).copied().unwrap_or(m));
-    let mut occupied = plot_axes::Occupied::default();
+    let entries: &[&str] = match &probe.sweep.rows {
+        PredictiveRows::Regression(_) => {
+            &["training data range", "min .. max of the passes", "95 % interval", "mean", "this wine"]
+        }
+        PredictiveRows::Classes(_) => &["training data range", "probability of the predicted class", "this wine"],
+    };
+    let mut occupied = plot_axes::Occupied::for_legend(entries, egui::vec2(ui.available_width(), 230.0));
     match &probe.sweep.rows {
         PredictiveRows::Regression(rows) => {
             for (&x, r) in xs.iter().zip(rows) {
@@ -940,7 +948,8 @@ pub(crate) fn bnn_loss_ui(snapshot: &RunSnapshot, ui: &mut egui::Ui) {
         plot_axes::legend_toggle(ui, "bnn-loss");
     });
     let curves = [("total", series("loss")), ("data term", series("data_loss")), ("KL / N", series("kl_loss"))];
-    let mut occupied = plot_axes::Occupied::default();
+    let names = curves.each_ref().map(|(name, _)| *name);
+    let mut occupied = plot_axes::Occupied::for_legend(&names, egui::vec2(ui.available_width(), 200.0));
     for (_, points) in &curves {
         occupied.line(points);
     }
@@ -965,7 +974,11 @@ pub(crate) fn bnn_loss_ui(snapshot: &RunSnapshot, ui: &mut egui::Ui) {
     });
     let (train, test) = (series(train), series(test));
     let baseline = snapshot.history.last().and_then(|r| r.get("mean_predictor_test_rmse"));
-    let mut occupied = plot_axes::Occupied::default();
+    let mut entries = vec!["train", "test"];
+    if baseline.is_some() {
+        entries.push("test, predicting the training mean");
+    }
+    let mut occupied = plot_axes::Occupied::for_legend(&entries, egui::vec2(ui.available_width(), 200.0));
     occupied.line(&train).line(&test);
     if let (Some(b), Some(first), Some(last)) = (baseline, train.first(), train.last()) {
         occupied.line(&[[first[0], b], [last[0], b]]);
@@ -1038,7 +1051,14 @@ fn compare_ui(bnn: &mut BnnUiState, ui: &mut egui::Ui) {
     let all: Vec<f32> = bnn.runs.iter().flat_map(|r| r.ranges.iter().copied()).collect();
     let hi = all.iter().copied().fold(0f32, f32::max).max(1e-3);
     let bins = freedman_diaconis_bins(&all, 0.0, f64::from(hi)).min(40);
-    let mut occupied = plot_axes::Occupied::default();
+    let names: Vec<String> = bnn
+        .runs
+        .iter()
+        .enumerate()
+        .map(|(i, r)| format!("run {}: {:.0} % of rows", i + 1, r.train_fraction * 100.0))
+        .collect();
+    let names: Vec<&str> = names.iter().map(String::as_str).collect();
+    let mut occupied = plot_axes::Occupied::for_legend(&names, egui::vec2(ui.available_width(), 240.0));
     for r in &bnn.runs {
         let hist = Histogram::new(&r.ranges, 0.0, f64::from(hi), bins);
         let w = hist.bin_width();

@@ -161,7 +161,9 @@ fn histogram_plot(ui: &mut egui::Ui, hist: &Histogram, quantity: WeightQuantity,
         .zip(&hist.edges)
         .map(|(&d, &left)| Bar::new(left + width / 2.0, d).width(width))
         .collect();
-    let mut occupied = plot_axes::Occupied::default();
+    let prior = format!("prior N(0, {prior_sd}²)");
+    let mut occupied =
+        plot_axes::Occupied::for_legend(&[quantity.label(), &prior], egui::vec2(ui.available_width(), height));
     for bar in &bars {
         occupied.line(&[[bar.argument, 0.0], [bar.argument, bar.value]]);
     }
@@ -396,7 +398,8 @@ fn weight_detail_ui(bnn: &BnnUiState, params: &BnnParams, ui: &mut egui::Ui) {
     let curve = |m: f64, sd: f64| -> Vec<[f64; 2]> {
         (0..=300).map(|k| lo + (hi - lo) * f64::from(k) / 300.0).map(|x| [x, normal_pdf(x, m, sd)]).collect()
     };
-    let mut occupied = plot_axes::Occupied::default();
+    let mut occupied =
+        plot_axes::Occupied::for_legend(&["prior", "posterior"], egui::vec2(ui.available_width(), 200.0));
     occupied.line(&curve(0.0, s));
     if sd > 0.0 {
         occupied.line(&curve(mean, sd));

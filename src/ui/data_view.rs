@@ -182,7 +182,8 @@ fn scatter_ui(lab: Lab, data: &LabData, features: &[usize], view: &mut DataViewS
         }
     }
     groups.sort_by(|a, b| a.0.cmp(&b.0));
-    let mut occupied = plot_axes::Occupied::default();
+    let names: Vec<&str> = groups.iter().map(|(name, _, _)| name.as_str()).collect();
+    let mut occupied = plot_axes::Occupied::for_legend(&names, ui.available_size());
     for (_, _, points) in &groups {
         occupied.points(points);
     }

@@ -474,7 +474,7 @@ fn step_through_contents(flow: &mut FlowUiState, running: bool, (viewport, top):
         let plot_size = (ui.available_width() - side_width - 8.0).max(200.0);
         ui.vertical(|ui| {
             ui.set_width(plot_size);
-            let mut plot = stage_legend(plot_axes::plane("flow-stage"), flow, &geometry, k0, ui.ctx())
+            let mut plot = stage_legend(plot_axes::plane("flow-stage"), flow, &geometry, k0, ui)
                 .height(plot_height)
                 .allow_double_click_reset(false);
             if running {
@@ -617,22 +617,19 @@ fn step_through_contents(flow: &mut FlowUiState, running: bool, (viewport, top):
 
 /// The stage plot with its legend where it hides the fewest of the points at stage `k`, unless its toggle (beside
 /// the picked point) hid it.
-fn stage_legend<'a>(
-    plot: Plot<'a>,
-    flow: &FlowUiState,
-    geometry: &FlowGeometry,
-    k: usize,
-    ctx: &egui::Context,
-) -> Plot<'a> {
+fn stage_legend<'a>(plot: Plot<'a>, flow: &FlowUiState, geometry: &FlowGeometry, k: usize, ui: &egui::Ui) -> Plot<'a> {
     let points = match flow.direction {
         Direction::Generation => geometry.generation.get(k),
         Direction::Inference => geometry.inference.get(k),
     };
     let points: Vec<[f64; 2]> =
         points.map(|p| p.iter().map(|q| [f64::from(q[0]), f64::from(q[1])]).collect()).unwrap_or_default();
-    let mut occupied = plot_axes::Occupied::default();
+    // The points, the heat map, the warped grid and a picked point's path.
+    let entries = ["Gaussian samples", "warped grid", "heat map", "picked point's path"];
+    let size = egui::vec2(ui.available_width(), ui.available_width().min(ui.available_height()));
+    let mut occupied = plot_axes::Occupied::for_legend(&entries, size);
     occupied.points(&points);
-    plot_axes::with_legend(plot, ctx, "flow-stage", &occupied)
+    plot_axes::with_legend(plot, ui.ctx(), "flow-stage", &occupied)
 }
 
 /// The heat map of stage `k` as a texture, built once per grid and mode.
@@ -793,7 +790,8 @@ pub(crate) fn flow_loss_ui(snapshot: &RunSnapshot, export: &mut Option<ExportReq
         snapshot.history.iter().filter_map(|r| r.get(name).map(|v| [r.epoch as f64, v])).collect()
     };
     let (train, held_out) = (series("train_nll"), series("heldout_nll"));
-    let mut occupied = plot_axes::Occupied::default();
+    let size = egui::vec2(ui.available_width(), 150.0);
+    let mut occupied = plot_axes::Occupied::for_legend(&["train NLL", "held-out NLL"], size);
     occupied.line(&train).line(&held_out);
     let plot = plot_axes::with_legend(plot_axes::plot("flow-loss"), ui.ctx(), "flow-loss", &occupied);
     saveable(

@@ -14,8 +14,9 @@ use crate::ui::app::{BayesExplorerApp, LoadTarget, Message, MessageKind};
 use crate::ui::count::count;
 use crate::ui::run_file::RunOrigin;
 
-/// The side panel's width until the user drags its edge.
-const SIDE_PANEL_WIDTH: f32 = 300.0;
+/// The side panel's width until the user drags its edge: room for the widest lab's settings (the VAE's), so that
+/// every lab's panel is as wide and switching tabs moves nothing.
+const SIDE_PANEL_WIDTH: f32 = 360.0;
 
 /// Draws the page of `lab`.
 pub(crate) fn lab_ui(app: &mut BayesExplorerApp, lab: Lab, ui: &mut egui::Ui) {

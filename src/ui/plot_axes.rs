@@ -91,10 +91,19 @@ pub(crate) fn plane<'a>(id_salt: impl egui::AsIdSalt) -> Plot<'a> {
 
 /// What a plot draws, for placing its legend where it hides the least: every point of a scatter, and points along
 /// every line (its vertices and, on a line of few segments, points between them, so that a long straight segment
-/// counts all along its run).
-#[derive(Debug, Default)]
+/// counts all along its run); and how much of the plot the legend covers.
+#[derive(Debug)]
 pub(crate) struct Occupied {
     points: Vec<[f64; 2]>,
+    /// The share of the plot's width and height the legend covers.
+    legend_share: [f64; 2],
+}
+
+impl Default for Occupied {
+    /// A legend of unknown size: taken as 40 % of the plot each way.
+    fn default() -> Self {
+        Self { points: Vec::new(), legend_share: [0.4, 0.4] }
+    }
 }
 
 impl Occupied {
@@ -102,6 +111,18 @@ impl Occupied {
     const PIECES: u32 = 16;
     /// Lines of more segments than this count by their vertices alone (they are dense already).
     const FEW_SEGMENTS: usize = 64;
+
+    /// For a legend of `entries` (their names) on a plot of `plot_size` points (axes included): the legend's size
+    /// is estimated from `egui_plot`'s layout (a body-size row per entry, an icon, a frame).
+    pub(crate) fn for_legend(entries: &[&str], plot_size: egui::Vec2) -> Self {
+        let longest = entries.iter().map(|e| e.chars().count()).max().unwrap_or(0);
+        #[allow(clippy::cast_precision_loss)] // a few entries of a few tens of characters
+        let legend = [longest as f64 * CHAR_POINTS + 44.0, entries.len() as f64 * 18.0 + 16.0];
+        // The axes' labels take about this much of the plot's size.
+        let area = [f64::from(plot_size.x) - 60.0, f64::from(plot_size.y) - 40.0];
+        let share = |i: usize| if area[i] > 0.0 { (legend[i] / area[i]).clamp(0.1, 0.6) } else { 0.4 };
+        Self { points: Vec::new(), legend_share: [share(0), share(1)] }
+    }
 
     /// Adds a scatter's points.
     pub(crate) fn points(&mut self, points: &[[f64; 2]]) -> &mut Self {
@@ -127,18 +148,20 @@ impl Occupied {
         self
     }
 
-    /// The corner of the plot that holds the fewest of these points (within 40 % of the data's width and height
-    /// of it: about what a legend of a few entries covers), the top right on a tie, then the top left, the bottom
-    /// right and the bottom left.
-    pub(crate) fn corner(&self) -> Corner {
-        const SHARE: f64 = 0.4;
+    /// Where the legend goes: the corner of the plot that holds the fewest of these points (within the legend's
+    /// share of the data's width and height of it), the top right on a tie, then the top left, the bottom right and
+    /// the bottom left. Where every corner holds some (more than one point in a hundred), room is made for the
+    /// legend beyond the data instead, on the side that costs the plot the least: to the right of it (the legend at
+    /// the top right) or above it (the legend at the top, left or right).
+    pub(crate) fn placement(&self) -> LegendPlacement {
+        let [share_x, share_y] = self.legend_share;
         let bounds =
             self.points.iter().fold([f64::INFINITY, f64::NEG_INFINITY, f64::INFINITY, f64::NEG_INFINITY], |b, p| {
                 [b[0].min(p[0]), b[1].max(p[0]), b[2].min(p[1]), b[3].max(p[1])]
             });
         let [x_min, x_max, y_min, y_max] = bounds;
         if !(x_max > x_min || y_max > y_min) {
-            return Corner::RightTop;
+            return LegendPlacement { corner: Corner::RightTop, room: None };
         }
         let (width, height) = ((x_max - x_min).max(f64::MIN_POSITIVE), (y_max - y_min).max(f64::MIN_POSITIVE));
         let count = |right: bool, top: bool| {
@@ -147,12 +170,12 @@ impl Occupied {
                 .filter(|p| {
                     let x = (p[0] - x_min) / width;
                     let y = (p[1] - y_min) / height;
-                    (if right { x >= 1.0 - SHARE } else { x <= SHARE })
-                        && (if top { y >= 1.0 - SHARE } else { y <= SHARE })
+                    (if right { x >= 1.0 - share_x } else { x <= share_x })
+                        && (if top { y >= 1.0 - share_y } else { y <= share_y })
                 })
                 .count()
         };
-        [
+        let (corner, hidden) = [
             (Corner::RightTop, count(true, true)),
             (Corner::LeftTop, count(false, true)),
             (Corner::RightBottom, count(true, false)),
@@ -160,8 +183,44 @@ impl Occupied {
         ]
         .into_iter()
         .min_by_key(|&(_, n)| n)
-        .map_or(Corner::RightTop, |(corner, _)| corner)
+        .unwrap_or((Corner::RightTop, 0));
+        if hidden * 100 <= self.points.len() {
+            return LegendPlacement { corner, room: None };
+        }
+        // The data keeps (1 - share) of the axis (a tenth more for the plot's own margins); the legend takes the
+        // rest. Over a horizontal line the room goes above it.
+        let beyond = |share: f64, length: f64| length * share / (1.0 - share) * 1.1;
+        if share_x <= share_y && width > f64::MIN_POSITIVE {
+            LegendPlacement { corner: Corner::RightTop, room: Some(Room::Right(x_max + beyond(share_x, width))) }
+        } else {
+            let top = if count(false, true) < count(true, true) { Corner::LeftTop } else { Corner::RightTop };
+            LegendPlacement { corner: top, room: Some(Room::Above(y_max + beyond(share_y, height))) }
+        }
     }
+
+    /// The corner of [`Self::placement`].
+    #[cfg(test)]
+    fn corner(&self) -> Corner {
+        self.placement().corner
+    }
+}
+
+/// Where a legend goes ([`Occupied::placement`]).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub(crate) struct LegendPlacement {
+    /// The plot's corner.
+    pub corner: Corner,
+    /// Room made for it beyond the data, where no corner was free.
+    pub room: Option<Room>,
+}
+
+/// Room beyond the data for a legend: the x or y the plot's view takes in.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub(crate) enum Room {
+    /// The view reaches right to this x.
+    Right(f64),
+    /// The view reaches up to this y.
+    Above(f64),
 }
 
 fn legend_id(key: &str) -> egui::Id {
@@ -182,10 +241,19 @@ pub(crate) fn legend_toggle(ui: &mut egui::Ui, key: &str) {
     }
 }
 
-/// `plot` with its legend in the corner that hides the least of what it draws (`occupied`), unless the plot's
-/// [`legend_toggle`] (`key`) hid it.
+/// `plot` with its legend where it hides the least of what it draws (`occupied`, see [`Occupied::placement`]), unless
+/// the plot's [`legend_toggle`] (`key`) hid it.
 pub(crate) fn with_legend<'a>(plot: Plot<'a>, ctx: &egui::Context, key: &str, occupied: &Occupied) -> Plot<'a> {
-    if legend_shown(ctx, key) { plot.legend(Legend::default().position(occupied.corner())) } else { plot }
+    if !legend_shown(ctx, key) {
+        return plot;
+    }
+    let placement = occupied.placement();
+    let plot = match placement.room {
+        Some(Room::Right(x)) => plot.include_x(x),
+        Some(Room::Above(y)) => plot.include_y(y),
+        None => plot,
+    };
+    plot.legend(Legend::default().position(placement.corner))
 }
 
 /// Adds a curve (a loss or a metric per epoch) to a plot: a line, or the lone point as a marker while there is only
@@ -459,7 +527,15 @@ mod tests {
 
     /// Issue 28: legends sat on the data (always the top right). Each now takes the corner with the fewest points:
     /// the top right beside a falling loss curve, the bottom right under a rising accuracy, a bottom corner under a
-    /// cloud in the top half, the top left over the calibration plot's diagonal and its bars.
+    /// cloud in the top half, the top left over the calibration plot's diagonal and its bars; and where every
+    /// corner holds data (loss terms along the top and the foot), the view makes room for it beside the data.
+    /// The room [`Occupied::placement`] makes beside the line `points` for a legend of unknown size.
+    fn corner_room(points: &[[f64; 2]]) -> Option<Room> {
+        let mut occupied = Occupied::default();
+        occupied.line(points);
+        occupied.placement().room
+    }
+
     #[test]
     fn ux_a_legend_takes_the_corner_with_the_fewest_points() {
         let corner = |add: &dyn Fn(&mut Occupied)| {
@@ -499,6 +575,21 @@ mod tests {
             }
         };
         assert_eq!(corner(&calibration), Corner::LeftTop);
+        // The BNN's loss terms across a 600 x 200 plot: the total and the data term fall from 0.8 to 0.55 with
+        // noise, the KL term lies along the foot.
+        let mut occupied = Occupied::for_legend(&["total", "data term", "KL / N"], egui::vec2(600.0, 200.0));
+        let noisy = |i: u32| 0.8 - 0.25 * f64::from(i) / 340.0 + 0.03 * f64::from(i % 7) / 7.0;
+        let total: Vec<[f64; 2]> = (0..340).map(|i| [f64::from(i), noisy(i)]).collect();
+        let data: Vec<[f64; 2]> = (0..340).map(|i| [f64::from(i), noisy(i) - 0.01]).collect();
+        let kl: Vec<[f64; 2]> = (0..340).map(|i| [f64::from(i), 0.012]).collect();
+        occupied.line(&total).line(&data).line(&kl);
+        let placement = occupied.placement();
+        assert_eq!(placement.corner, Corner::RightTop);
+        // Every corner holds some of them: the view reaches past the last epoch, and the legend stands there.
+        let Some(Room::Right(x)) = placement.room else { panic!("no room made: {placement:?}") };
+        assert!((400.0..460.0).contains(&x), "room to x = {x}");
+        // A corner that is free needs no room.
+        assert_eq!(corner_room(&falling), None);
         // Nothing drawn, or a single point: egui's own corner.
         assert_eq!(corner(&|_| {}), Corner::RightTop);
         assert_eq!(

@@ -534,7 +534,8 @@ fn scatter_ui(vae: &mut VaeUiState, latents: &Latents, height: f32, ui: &mut egu
         let row = &latents.mu[i * d..(i + 1) * d];
         [f64::from(row[a.min(d - 1)]), f64::from(row.get(b).copied().unwrap_or(0.0))]
     };
-    let mut occupied = plot_axes::Occupied::default();
+    // One entry per digit (or class) on show.
+    let mut occupied = plot_axes::Occupied::for_legend(&["0"; 10], egui::vec2(ui.available_width(), height));
     let all: Vec<[f64; 2]> = (0..n).step_by(stride).map(point).collect();
     occupied.points(&all);
     let plot = plot_axes::with_legend(plot_axes::plane("vae-latent"), ui.ctx(), "vae-latent", &occupied);
@@ -852,7 +853,8 @@ pub(crate) fn vae_loss_ui(snapshot: &RunSnapshot, ui: &mut egui::Ui) {
         ("test: negative ELBO", series("test_neg_elbo")),
         ("test: reconstruction", series("test_recon")),
     ];
-    let mut occupied = plot_axes::Occupied::default();
+    let names = curves.each_ref().map(|(name, _)| *name);
+    let mut occupied = plot_axes::Occupied::for_legend(&names, egui::vec2(ui.available_width(), 200.0));
     for (_, points) in &curves {
         occupied.line(points);
     }
@@ -876,7 +878,8 @@ pub(crate) fn vae_loss_ui(snapshot: &RunSnapshot, ui: &mut egui::Ui) {
     let curves: Vec<(String, Vec<[f64; 2]>)> = std::iter::once(("KL, all dimensions".to_owned(), series("test_kl")))
         .chain(dims.iter().map(|k| (k.replace("kl_dim_", "z"), series(k))))
         .collect();
-    let mut occupied = plot_axes::Occupied::default();
+    let names: Vec<&str> = curves.iter().map(|(name, _)| name.as_str()).collect();
+    let mut occupied = plot_axes::Occupied::for_legend(&names, egui::vec2(ui.available_width(), 160.0));
     for (_, points) in &curves {
         occupied.line(points);
     }
