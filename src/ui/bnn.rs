@@ -894,6 +894,7 @@ fn probe_plots(bnn: &BnnUiState, prepared: &Prepared, probe: &ProbeView, range: 
             }
         }
     }
+    occupied.vline(current);
     plot_axes::with_legend(plot_axes::plot("bnn-probe-sweep"), ui.ctx(), "bnn-probe-sweep", &occupied)
         .height(230.0)
         .x_axis_label(&prepared.feature_names[j])
@@ -980,8 +981,8 @@ pub(crate) fn bnn_loss_ui(snapshot: &RunSnapshot, ui: &mut egui::Ui) {
     }
     let mut occupied = plot_axes::Occupied::for_legend(&entries, egui::vec2(ui.available_width(), 200.0));
     occupied.line(&train).line(&test);
-    if let (Some(b), Some(first), Some(last)) = (baseline, train.first(), train.last()) {
-        occupied.line(&[[first[0], b], [last[0], b]]);
+    if let Some(b) = baseline {
+        occupied.hline(b);
     }
     plot_axes::with_legend(plot_axes::plot("bnn-error"), ui.ctx(), "bnn-error", &occupied)
         .height(200.0)
@@ -1064,6 +1065,9 @@ fn compare_ui(bnn: &mut BnnUiState, ui: &mut egui::Ui) {
         let w = hist.bin_width();
         let pts: Vec<[f64; 2]> = hist.densities().iter().enumerate().map(|(k, d)| [w * (k as f64 + 0.5), *d]).collect();
         occupied.line(&pts);
+        if let Some(m) = r.record.get("mc_range_mean") {
+            occupied.vline(m);
+        }
     }
     let plot = plot_axes::with_legend(plot_axes::plot("bnn-compare"), ui.ctx(), "bnn-compare", &occupied);
     saveable(

@@ -168,7 +168,7 @@ fn histogram_plot(ui: &mut egui::Ui, hist: &Histogram, quantity: WeightQuantity,
         occupied.line(&[[bar.argument, 0.0], [bar.argument, bar.value]]);
     }
     if quantity == WeightQuantity::Sds {
-        occupied.line(&[[prior_sd, 0.0], [prior_sd, 0.0]]);
+        occupied.vline(prior_sd);
     } else {
         occupied.line(&prior_curve(hist, prior_sd));
     }
@@ -404,7 +404,7 @@ fn weight_detail_ui(bnn: &BnnUiState, params: &BnnParams, ui: &mut egui::Ui) {
     if sd > 0.0 {
         occupied.line(&curve(mean, sd));
     } else {
-        occupied.line(&[[mean, 0.0], [mean, 0.0]]);
+        occupied.vline(mean);
     }
     let plot = plot_axes::with_legend(plot_axes::plot("bnn-weight-detail"), ui.ctx(), "bnn-weight-detail", &occupied);
     saveable(

@@ -95,6 +95,9 @@ pub(crate) fn plane<'a>(id_salt: impl egui::AsIdSalt) -> Plot<'a> {
 #[derive(Debug)]
 pub(crate) struct Occupied {
     points: Vec<[f64; 2]>,
+    /// Vertical and horizontal lines across the whole plot: their x and y.
+    vlines: Vec<f64>,
+    hlines: Vec<f64>,
     /// The share of the plot's width and height the legend covers.
     legend_share: [f64; 2],
 }
@@ -102,7 +105,7 @@ pub(crate) struct Occupied {
 impl Default for Occupied {
     /// A legend of unknown size: taken as 40 % of the plot each way.
     fn default() -> Self {
-        Self { points: Vec::new(), legend_share: [0.4, 0.4] }
+        Self { points: Vec::new(), vlines: Vec::new(), hlines: Vec::new(), legend_share: [0.4, 0.4] }
     }
 }
 
@@ -121,13 +124,52 @@ impl Occupied {
         // The axes' labels take about this much of the plot's size.
         let area = [f64::from(plot_size.x) - 60.0, f64::from(plot_size.y) - 40.0];
         let share = |i: usize| if area[i] > 0.0 { (legend[i] / area[i]).clamp(0.1, 0.6) } else { 0.4 };
-        Self { points: Vec::new(), legend_share: [share(0), share(1)] }
+        Self { legend_share: [share(0), share(1)], ..Self::default() }
     }
 
     /// Adds a scatter's points.
     pub(crate) fn points(&mut self, points: &[[f64; 2]]) -> &mut Self {
         self.points.extend(points.iter().filter(|p| p[0].is_finite() && p[1].is_finite()));
         self
+    }
+
+    /// Adds a vertical line (`VLine`) at `x`, across the plot.
+    pub(crate) fn vline(&mut self, x: f64) -> &mut Self {
+        if x.is_finite() {
+            self.vlines.push(x);
+        }
+        self
+    }
+
+    /// Adds a horizontal line (`HLine`) at `y`, across the plot.
+    pub(crate) fn hline(&mut self, y: f64) -> &mut Self {
+        if y.is_finite() {
+            self.hlines.push(y);
+        }
+        self
+    }
+
+    /// The points, and points along the vertical and horizontal lines across the points' extent.
+    fn all_points(&self) -> Vec<[f64; 2]> {
+        let mut all = self.points.clone();
+        let extent = |axis: usize, across: &[f64]| {
+            self.points
+                .iter()
+                .map(|p| p[axis])
+                .chain(across.iter().copied())
+                .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), v| (lo.min(v), hi.max(v)))
+        };
+        let ((x_lo, x_hi), (y_lo, y_hi)) = (extent(0, &self.vlines), extent(1, &self.hlines));
+        let along =
+            |lo: f64, hi: f64| (0..=Self::PIECES).map(move |k| lo + (hi - lo) * f64::from(k) / f64::from(Self::PIECES));
+        for &x in &self.vlines {
+            all.extend(along(y_lo, y_hi).map(|y| [x, y]));
+        }
+        for &y in &self.hlines {
+            all.extend(along(x_lo, x_hi).map(|x| [x, y]));
+        }
+        all.retain(|p| p[0].is_finite() && p[1].is_finite());
+        all
     }
 
     /// Adds a line through `vertices`.
@@ -155,8 +197,9 @@ impl Occupied {
     /// the top right) or above it (the legend at the top, left or right).
     pub(crate) fn placement(&self) -> LegendPlacement {
         let [share_x, share_y] = self.legend_share;
+        let points = self.all_points();
         let bounds =
-            self.points.iter().fold([f64::INFINITY, f64::NEG_INFINITY, f64::INFINITY, f64::NEG_INFINITY], |b, p| {
+            points.iter().fold([f64::INFINITY, f64::NEG_INFINITY, f64::INFINITY, f64::NEG_INFINITY], |b, p| {
                 [b[0].min(p[0]), b[1].max(p[0]), b[2].min(p[1]), b[3].max(p[1])]
             });
         let [x_min, x_max, y_min, y_max] = bounds;
@@ -165,7 +208,7 @@ impl Occupied {
         }
         let (width, height) = ((x_max - x_min).max(f64::MIN_POSITIVE), (y_max - y_min).max(f64::MIN_POSITIVE));
         let count = |right: bool, top: bool| {
-            self.points
+            points
                 .iter()
                 .filter(|p| {
                     let x = (p[0] - x_min) / width;
@@ -184,7 +227,7 @@ impl Occupied {
         .into_iter()
         .min_by_key(|&(_, n)| n)
         .unwrap_or((Corner::RightTop, 0));
-        if hidden * 100 <= self.points.len() {
+        if hidden * 100 <= points.len() {
             return LegendPlacement { corner, room: None };
         }
         // The data keeps (1 - share) of the axis (a tenth more for the plot's own margins); the legend takes the
@@ -588,6 +631,13 @@ mod tests {
         // Every corner holds some of them: the view reaches past the last epoch, and the legend stands there.
         let Some(Room::Right(x)) = placement.room else { panic!("no room made: {placement:?}") };
         assert!((400.0..460.0).contains(&x), "room to x = {x}");
+        // A marked value across the plot counts all along its height: a line along the foot leaves the top right
+        // free, until a vertical line stands at its right end.
+        let mut occupied = Occupied::default();
+        occupied.line(&[[0.0, 0.0], [10.0, 0.0]]).points(&[[0.0, 1.0]]);
+        assert_eq!(occupied.placement(), LegendPlacement { corner: Corner::RightTop, room: None });
+        occupied.vline(10.0);
+        assert!(occupied.placement().room.is_some(), "{:?}", occupied.placement());
         // A corner that is free needs no room.
         assert_eq!(corner_room(&falling), None);
         // Nothing drawn, or a single point: egui's own corner.
