@@ -470,7 +470,9 @@ pub(crate) fn bnn_view_ui(bnn: &mut BnnUiState, snapshot: Option<&RunSnapshot>, 
         waiting(ui, "Building the network…");
         return;
     };
-    egui::ScrollArea::vertical().auto_shrink([false, false]).show(ui, |ui| match bnn.page {
+    // Both ways: what is wider than the window (the comparison's table of runs, and the plot under it that takes
+    // its width) scrolls into view rather than stay cut off.
+    egui::ScrollArea::both().auto_shrink([false, false]).show(ui, |ui| match bnn.page {
         BnnPage::Weights => crate::ui::bnn_weights::weights_ui(bnn, &view, ui),
         BnnPage::Predictions => predictions_ui(bnn, ui),
         BnnPage::Calibration => calibration_ui(bnn, ui),
