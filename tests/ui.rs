@@ -89,13 +89,13 @@ fn a_bad_file_shows_its_error_and_keeps_the_data() {
     assert_eq!(harness.state().lab(Lab::Bnn).data.as_ref().map(|d| d.table.n_rows()), Some(1599));
     harness.get_by_label("Drop those rows and load").click();
     wait_until(&mut harness, "the preview", BayesExplorerApp::preview_is_open);
-    harness.get_by_label_contains("Dropped 1 rows");
+    harness.get_by_label_contains("Dropped 1 row with");
     harness.get_by_label("Use in the BNN lab").click();
     harness.run_steps(3);
     assert_eq!(harness.state().lab(Lab::Bnn).data.as_ref().map(|d| d.table.n_rows()), Some(1));
     // The lab says what was dropped, as a warning: the data is not all the file held.
     let message = harness.state().lab(Lab::Bnn).message.clone().expect("a message about the dropped row");
-    assert!(message.is_warning() && !message.is_error() && message.text.contains("dropped 1 rows"), "{message:?}");
+    assert!(message.is_warning() && !message.is_error() && message.text.contains("dropped 1 row with"), "{message:?}");
 }
 
 #[test]

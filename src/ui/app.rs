@@ -394,7 +394,11 @@ impl BayesExplorerApp {
         state.view = crate::ui::data_view::DataViewState::default();
         let dropped = data.table.csv.as_ref().map_or(0, |c| c.dropped_rows);
         if dropped > 0 {
-            let text = format!("{}: dropped {dropped} rows with missing or non-numeric cells", data.table.name);
+            let text = format!(
+                "{}: dropped {} with missing or non-numeric cells",
+                data.table.name,
+                crate::ui::count::count(dropped, "row")
+            );
             state.message = Some(Message::warning(text).about_loading(&data.request));
         } else if state.message.as_ref().is_some_and(|m| !m.is_error()) {
             // Notes are about the data being replaced; errors stay until the user dismisses them.

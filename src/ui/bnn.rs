@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use egui::Color32;
 use egui_extras::{Column, TableBuilder};
-use egui_plot::{Bar, BarChart, FilledArea, HLine, Legend, Line, MarkerShape, PlotPoints, Points, VLine};
+use egui_plot::{Bar, BarChart, FilledArea, HLine, Line, MarkerShape, PlotPoints, Points, VLine};
 use serde::{Deserialize, Serialize};
 
 use crate::data::prepare::{OutputKind, Prepared};
@@ -23,6 +23,7 @@ use crate::train::export::{
 };
 use crate::train::{EpochRecord, ModelView, RunSnapshot};
 use crate::ui::bnn_weights::{HeatQuantity, HistoryMode, WeightQuantity};
+use crate::ui::count::count;
 use crate::ui::export::{ExportKind, ExportRequest, export_button, history_request};
 use crate::ui::image_export::{save_image_button, saveable};
 use crate::ui::plot_axes;
@@ -402,9 +403,9 @@ fn settings_in_words(c: &BnnConfig) -> Vec<String> {
         c.optimizer.name().to_owned(),
         format!("learning rate {}", c.learning_rate),
         format!("batch {}", c.batch_size),
-        format!("{} epochs", c.epochs),
+        count(c.epochs, "epoch"),
         format!("seed {}", c.seed),
-        format!("{} passes", c.predictive_samples),
+        count(c.predictive_samples, "pass"),
     ]
 }
 
@@ -561,7 +562,7 @@ pub(crate) fn bnn_settings_ui(bnn: &mut BnnUiState, running: Option<&BnnConfig>,
             if let Some(run) = running
                 && settings_check::parse_hidden(&bnn.hidden_text).ok().as_ref() != Some(&run.hidden)
             {
-                ui.label(egui::RichText::new(format!("this run: [{}]", hidden_text(&run.hidden))).small().weak());
+                ui.label(egui::RichText::new(format!("this run: [{}]", hidden_text(&run.hidden))).weak());
             }
         });
         ui.end_row();
@@ -675,7 +676,9 @@ pub(crate) fn bnn_view_ui(bnn: &mut BnnUiState, snapshot: Option<&RunSnapshot>, 
         waiting(ui, "Building the network…");
         return;
     };
-    egui::ScrollArea::vertical().auto_shrink([false, false]).show(ui, |ui| match bnn.page {
+    // Both ways: what is wider than the window (the comparison's table of runs, and the plot under it that takes
+    // its width) scrolls into view rather than stay cut off.
+    egui::ScrollArea::both().auto_shrink([false, false]).show(ui, |ui| match bnn.page {
         BnnPage::Weights => crate::ui::bnn_weights::weights_ui(bnn, &view, ui),
         BnnPage::Predictions => predictions_ui(bnn, ui),
         BnnPage::Calibration => calibration_ui(bnn, ui),
@@ -710,9 +713,9 @@ fn predictions_ui(bnn: &mut BnnUiState, ui: &mut egui::Ui) {
                     .sqrt()
             });
             ui.label(format!(
-                "{} test rows, {} forward passes each ({} in {:.0} ms, step {}). Test RMSE of the mean {:.3} (predicting the training mean: {baseline:.3}); mean range of the passes {:.3}.",
-                rows.len(),
-                p.n_samples,
+                "{}, {} each ({} in {:.0} ms, step {}). Test RMSE of the mean {:.3} (predicting the training mean: {baseline:.3}); mean range of the passes {:.3}.",
+                count(rows.len(), "test row"),
+                count(p.n_samples, "forward pass"),
                 pv.device,
                 pv.seconds * 1000.0,
                 pv.step,
@@ -723,6 +726,7 @@ fn predictions_ui(bnn: &mut BnnUiState, ui: &mut egui::Ui) {
             ui.horizontal(|ui| {
                 ui.strong("Predicted against actual, with 95 % intervals");
                 save_image_button(ui, "bnn-pred-vs-actual");
+                plot_axes::legend_toggle(ui, "bnn-pred-vs-actual");
             });
             predicted_vs_actual_plot(rows, &target, ui);
             ui.horizontal(|ui| {
@@ -779,9 +783,9 @@ fn predictions_ui(bnn: &mut BnnUiState, ui: &mut egui::Ui) {
         }
         PredictiveRows::Classes(rows) => {
             ui.label(format!(
-                "{} test rows, {} forward passes each ({} in {:.0} ms). Error rate {:.3}; mean range of the predicted class's probability {:.3}.",
-                rows.len(),
-                p.n_samples,
+                "{}, {} each ({} in {:.0} ms). Error rate {:.3}; mean range of the predicted class's probability {:.3}.",
+                count(rows.len(), "test row"),
+                count(p.n_samples, "forward pass"),
                 pv.device,
                 pv.seconds * 1000.0,
                 p.error,
@@ -837,14 +841,21 @@ fn predicted_vs_actual_plot(rows: &[crate::models::bnn::RegressionRow], target: 
         let (a, b) = r.interval_95();
         (lo.min(f64::from(a.min(r.actual))), hi.max(f64::from(b.max(r.actual))))
     });
+    let entries = ["perfect prediction", "95 % interval", "predictive mean"];
+    let mut occupied = plot_axes::Occupied::for_legend(&entries, egui::vec2(ui.available_width(), 260.0));
+    occupied.line(&[[lo, lo], [hi, hi]]);
+    for (i, r) in rows.iter().enumerate().take(1500) {
+        let (a, b) = r.interval_95();
+        let x = f64::from(r.actual) + jitter(i);
+        occupied.points(&[[x, f64::from(a)], [x, f64::from(r.mean)], [x, f64::from(b)]]);
+    }
+    let plot = plot_axes::with_legend(plot_axes::plot("bnn-pred-vs-actual"), ui.ctx(), "bnn-pred-vs-actual", &occupied);
     saveable(
         ui,
         "bnn-pred-vs-actual",
         || "bnn-predicted-vs-actual.png".to_owned(),
         |ui| {
-            plot_axes::plot("bnn-pred-vs-actual")
-                .height(260.0)
-                .legend(Legend::default())
+            plot.height(260.0)
                 .x_axis_label(format!("actual {target}"))
                 .y_axis_label(format!("predicted {target}"))
                 .allow_scroll(false)
@@ -897,6 +908,7 @@ fn calibration_ui(bnn: &mut BnnUiState, ui: &mut egui::Ui) {
             bnn.export = bnn.export_request(ExportKind::Calibration);
         }
         save_image_button(ui, "bnn-calibration");
+        plot_axes::legend_toggle(ui, "bnn-calibration");
     });
     egui::Grid::new("bnn-coverage").num_columns(3).striped(true).show(ui, |ui| {
         ui.strong("Interval");
@@ -910,15 +922,20 @@ fn calibration_ui(bnn: &mut BnnUiState, ui: &mut egui::Ui) {
             ui.end_row();
         }
     });
+    let size = egui::vec2(ui.available_width().min(260.0 * 1.6), 260.0);
+    let mut occupied = plot_axes::Occupied::for_legend(&["perfectly calibrated", "observed"], size);
+    occupied.line(&[[0.0, 0.0], [1.0, 1.0]]);
+    for (n, o) in &p.coverage {
+        // A bar, from the axis up to its top.
+        occupied.line(&[[*n, 0.0], [*n, *o]]);
+    }
+    let plot = plot_axes::with_legend(plot_axes::plot("bnn-calibration"), ui.ctx(), "bnn-calibration", &occupied);
     saveable(
         ui,
         "bnn-calibration",
         || "bnn-calibration.png".to_owned(),
         |ui| {
-            plot_axes::plot("bnn-calibration")
-                .height(260.0)
-                // Above the diagonal, where no bar reaches unless the intervals are too wide.
-                .legend(Legend::default().position(egui_plot::Corner::LeftTop))
+            plot.height(260.0)
                 .x_axis_label("nominal level")
                 .y_axis_label("observed coverage")
                 .include_x(0.0)
@@ -984,7 +1001,7 @@ fn probe_ui(bnn: &mut BnnUiState, ui: &mut egui::Ui) {
         .collect();
     ui.columns(2, |cols| {
         let ui = &mut cols[0];
-        ui.label(egui::RichText::new("Move any feature, also far outside the training data (shaded range: ±10 sd). Sweep: the feature the plot on the right varies.").small());
+        ui.label("Move any feature, also far outside the training data (shaded range: ±10 sd). Sweep: the feature the plot on the right varies.");
         egui::Grid::new("bnn-probe-features").num_columns(3).show(ui, |ui| {
             for (j, range) in ranges.iter().enumerate() {
                 let (m, s) = (prepared.feature_mean[j], prepared.feature_scale[j]);
@@ -1006,7 +1023,10 @@ fn probe_ui(bnn: &mut BnnUiState, ui: &mut egui::Ui) {
             waiting(ui, "Sampling the probe…");
             return;
         };
-        save_image_button(ui, "bnn-probe");
+        ui.horizontal(|ui| {
+            save_image_button(ui, "bnn-probe");
+            plot_axes::legend_toggle(ui, "bnn-probe-sweep");
+        });
         saveable(
             ui,
             "bnn-probe",
@@ -1055,7 +1075,7 @@ fn probe_plots(bnn: &BnnUiState, prepared: &Prepared, probe: &ProbeView, range: 
         plot_axes::plot("bnn-probe-hist")
             .height(150.0)
             .allow_scroll(false)
-            .x_axis_label(format!("sampled {target} ({} passes, {bins} bins)", vals.len()))
+            .x_axis_label(format!("sampled {target} ({}, {})", count(vals.len(), "pass"), count(bins, "bin")))
             .show(ui, |plot| {
                 plot.bar_chart(BarChart::new("passes", bars).color(Color32::from_rgb(90, 140, 210)));
             });
@@ -1063,9 +1083,28 @@ fn probe_plots(bnn: &BnnUiState, prepared: &Prepared, probe: &ProbeView, range: 
     ui.strong(format!("Prediction as {} sweeps ±10 sd", prepared.feature_names[j]));
     let xs: Vec<f64> = probe.sweep_z.iter().map(|z| f64::from(z * s + m)).collect();
     let current = f64::from(bnn.probe_values.get(j).copied().unwrap_or(m));
-    plot_axes::plot("bnn-probe-sweep")
+    let entries: &[&str] = match &probe.sweep.rows {
+        PredictiveRows::Regression(_) => {
+            &["training data range", "min .. max of the passes", "95 % interval", "mean", "this wine"]
+        }
+        PredictiveRows::Classes(_) => &["training data range", "probability of the predicted class", "this wine"],
+    };
+    let mut occupied = plot_axes::Occupied::for_legend(entries, egui::vec2(ui.available_width(), 230.0));
+    match &probe.sweep.rows {
+        PredictiveRows::Regression(rows) => {
+            for (&x, r) in xs.iter().zip(rows) {
+                occupied.line(&[[x, f64::from(r.min)], [x, f64::from(r.max)]]);
+            }
+        }
+        PredictiveRows::Classes(rows) => {
+            for (&x, r) in xs.iter().zip(rows) {
+                occupied.points(&[[x, f64::from(r.probabilities.get(r.predicted).copied().unwrap_or(0.0))]]);
+            }
+        }
+    }
+    occupied.vline(current);
+    plot_axes::with_legend(plot_axes::plot("bnn-probe-sweep"), ui.ctx(), "bnn-probe-sweep", &occupied)
         .height(230.0)
-        .legend(Legend::default())
         .x_axis_label(&prepared.feature_names[j])
         .y_axis_label(&target)
         .allow_scroll(false)
@@ -1073,7 +1112,7 @@ fn probe_plots(bnn: &BnnUiState, prepared: &Prepared, probe: &ProbeView, range: 
             plot.span(
                 egui_plot::Span::new("training data range", f64::from(range.0)..=f64::from(range.1))
                     .fill(Color32::from_rgba_unmultiplied(120, 200, 120, 40))
-                    // At the foot of the band: the legend takes the top right.
+                    // At the foot of the band: the legend takes a corner, mostly a top one.
                     .label_align(egui::Align2::CENTER_BOTTOM),
             );
             match &probe.sweep.rows {
@@ -1113,31 +1152,54 @@ pub(crate) fn bnn_loss_ui(snapshot: &RunSnapshot, ui: &mut egui::Ui) {
     let series = |name: &str| -> Vec<[f64; 2]> {
         snapshot.history.iter().filter_map(|r| r.get(name).map(|v| [r.epoch as f64, v])).collect()
     };
-    ui.strong("Loss per training row: data term + KL / N");
-    plot_axes::plot("bnn-loss").height(200.0).legend(Legend::default()).x_axis_label("epoch").allow_scroll(false).show(
-        ui,
-        |plot| {
-            plot.line(Line::new("total", PlotPoints::from(series("loss"))));
-            plot.line(Line::new("data term", PlotPoints::from(series("data_loss"))));
-            plot.line(Line::new("KL / N", PlotPoints::from(series("kl_loss"))));
-        },
-    );
+    ui.horizontal(|ui| {
+        ui.strong("Loss per training row: data term + KL / N");
+        plot_axes::legend_toggle(ui, "bnn-loss");
+    });
+    let curves = [("total", series("loss")), ("data term", series("data_loss")), ("KL / N", series("kl_loss"))];
+    let names = curves.each_ref().map(|(name, _)| *name);
+    let mut occupied = plot_axes::Occupied::for_legend(&names, egui::vec2(ui.available_width(), 200.0));
+    for (_, points) in &curves {
+        occupied.line(points);
+    }
+    plot_axes::with_legend(plot_axes::plot("bnn-loss"), ui.ctx(), "bnn-loss", &occupied)
+        .height(200.0)
+        .x_axis_label("epoch")
+        .allow_scroll(false)
+        .show(ui, |plot| {
+            for (name, points) in curves {
+                plot_axes::curve(plot, name, points);
+            }
+        });
     let classification = snapshot.history.last().is_some_and(|r| r.get("test_error_rate").is_some());
     let (train, test, label) = if classification {
         ("train_error_rate", "test_error_rate", "error rate")
     } else {
         ("train_rmse", "test_rmse", "RMSE of the predictive mean")
     };
-    ui.strong(label);
-    plot_axes::plot("bnn-error")
+    ui.horizontal(|ui| {
+        ui.strong(label);
+        plot_axes::legend_toggle(ui, "bnn-error");
+    });
+    let (train, test) = (series(train), series(test));
+    let baseline = snapshot.history.last().and_then(|r| r.get("mean_predictor_test_rmse"));
+    let mut entries = vec!["train", "test"];
+    if baseline.is_some() {
+        entries.push("test, predicting the training mean");
+    }
+    let mut occupied = plot_axes::Occupied::for_legend(&entries, egui::vec2(ui.available_width(), 200.0));
+    occupied.line(&train).line(&test);
+    if let Some(b) = baseline {
+        occupied.hline(b);
+    }
+    plot_axes::with_legend(plot_axes::plot("bnn-error"), ui.ctx(), "bnn-error", &occupied)
         .height(200.0)
-        .legend(Legend::default())
         .x_axis_label("epoch")
         .allow_scroll(false)
         .show(ui, |plot| {
-            plot.line(Line::new("train", PlotPoints::from(series(train))));
-            plot.line(Line::new("test", PlotPoints::from(series(test))));
-            if let Some(b) = snapshot.history.last().and_then(|r| r.get("mean_predictor_test_rmse")) {
+            plot_axes::curve(plot, "train", train);
+            plot_axes::curve(plot, "test", test);
+            if let Some(b) = baseline {
                 plot.hline(HLine::new("test, predicting the training mean", b).color(Color32::GRAY));
             }
         });
@@ -1260,32 +1322,48 @@ fn compare_ui(bnn: &mut BnnUiState, ui: &mut egui::Ui) {
     ui.horizontal(|ui| {
         ui.strong("Spread of the Monte Carlo predictions per test row (max - min)");
         save_image_button(ui, "bnn-compare");
+        plot_axes::legend_toggle(ui, "bnn-compare");
     });
     let all: Vec<f32> = bnn.runs.iter().flat_map(|r| r.ranges.iter().copied()).collect();
     let hi = all.iter().copied().fold(0f32, f32::max).max(1e-3);
     let bins = freedman_diaconis_bins(&all, 0.0, f64::from(hi)).min(40);
+    // Each run's entry in the legend: its number and name, and its data where the runs' data differ.
+    let entries: Vec<String> = bnn
+        .runs
+        .iter()
+        .zip(&names)
+        .enumerate()
+        .map(
+            |(i, (r, name))| {
+                if mixed { format!("run {}: {}, {name}", i + 1, r.dataset) } else { format!("run {}: {name}", i + 1) }
+            },
+        )
+        .collect();
+    let entry_names: Vec<&str> = entries.iter().map(String::as_str).collect();
+    let mut occupied = plot_axes::Occupied::for_legend(&entry_names, egui::vec2(ui.available_width(), 240.0));
+    for r in &bnn.runs {
+        let hist = Histogram::new(&r.ranges, 0.0, f64::from(hi), bins);
+        let w = hist.bin_width();
+        let pts: Vec<[f64; 2]> = hist.densities().iter().enumerate().map(|(k, d)| [w * (k as f64 + 0.5), *d]).collect();
+        occupied.line(&pts);
+        if let Some(m) = r.record.get("mc_range_mean") {
+            occupied.vline(m);
+        }
+    }
+    let plot = plot_axes::with_legend(plot_axes::plot("bnn-compare"), ui.ctx(), "bnn-compare", &occupied);
     saveable(
         ui,
         "bnn-compare",
         || "bnn-compare-runs.png".to_owned(),
         |ui| {
-            plot_axes::plot("bnn-compare")
-                .height(240.0)
-                .legend(Legend::default())
-                .x_axis_label("range of the passes")
-                .y_axis_label("density")
-                .allow_scroll(false)
-                .show(ui, |plot| {
-                    for (i, (r, name)) in bnn.runs.iter().zip(&names).enumerate() {
+            plot.height(240.0).x_axis_label("range of the passes").y_axis_label("density").allow_scroll(false).show(
+                ui,
+                |plot| {
+                    for (i, (r, name)) in bnn.runs.iter().zip(entries).enumerate() {
                         let hist = Histogram::new(&r.ranges, 0.0, f64::from(hi), bins);
                         let w = hist.bin_width();
                         let pts: Vec<[f64; 2]> =
                             hist.densities().iter().enumerate().map(|(k, d)| [w * (k as f64 + 0.5), *d]).collect();
-                        let name = if mixed {
-                            format!("run {}: {}, {name}", i + 1, r.dataset)
-                        } else {
-                            format!("run {}: {name}", i + 1)
-                        };
                         let (colour, style) = run_style(i);
                         plot.line(Line::new(name.clone(), PlotPoints::from(pts)).color(colour).width(2.0).style(style));
                         if let Some(m) = r.record.get("mc_range_mean") {
@@ -1293,7 +1371,8 @@ fn compare_ui(bnn: &mut BnnUiState, ui: &mut egui::Ui) {
                             plot.vline(VLine::new(name, m).color(colour).style(egui_plot::LineStyle::dashed_loose()));
                         }
                     }
-                })
+                },
+            )
         },
     );
 }

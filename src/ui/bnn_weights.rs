@@ -3,13 +3,14 @@
 //! matrix as a heat map (means or signal-to-noise); a picked weight's posterior density against the prior.
 
 use egui::{Color32, Sense, Stroke};
-use egui_plot::{Bar, BarChart, Legend, Line, PlotPoint, PlotPoints, Text, VLine};
+use egui_plot::{Bar, BarChart, Line, PlotPoint, PlotPoints, Text, VLine};
 
 use crate::models::bnn::{BnnParams, BnnView, Posterior};
 use crate::models::stats::{Histogram, normal_pdf};
 pub use crate::train::export::WeightQuantity;
 use crate::train::export::{WeightHistogram, epoch_histogram, stacked_histograms, weight_range};
 use crate::ui::bnn::BnnUiState;
+use crate::ui::count::count;
 use crate::ui::export::{ExportKind, export_button};
 use crate::ui::image_export::{capture_if_asked, save_image_button, saveable};
 use crate::ui::plot_axes;
@@ -102,19 +103,20 @@ pub(crate) fn weights_ui(bnn: &mut BnnUiState, view: &BnnView, ui: &mut egui::Ui
                 return;
             };
             let caption = format!(
-                "Epoch {}: {} of {} weights ({} values, {} bins by the Freedman–Diaconis rule; biases left out)",
+                "Epoch {}: {} of {} ({}, {} by the Freedman–Diaconis rule; biases left out)",
                 h.epoch,
                 quantity.label(),
-                layer.n_in * layer.n_out,
-                h.histogram.total(),
-                h.histogram.counts.len()
+                count(layer.n_in * layer.n_out, "weight"),
+                count(h.histogram.total(), "value"),
+                count(h.histogram.counts.len(), "bin")
             );
             ui.horizontal_wrapped(|ui| {
-                ui.label(egui::RichText::new(caption).small());
+                ui.label(caption);
                 if export_button(ui) {
                     bnn.export = bnn.export_request(ExportKind::WeightHistograms);
                 }
                 save_image_button(ui, "bnn-histogram");
+                plot_axes::legend_toggle(ui, "bnn-histogram");
             });
             let name = || format!("bnn-layer-{}-{}-epoch-{}.png", layer_index + 1, quantity.csv_name(), h.epoch);
             saveable(ui, "bnn-histogram", name, |ui| {
@@ -159,9 +161,19 @@ fn histogram_plot(ui: &mut egui::Ui, hist: &Histogram, quantity: WeightQuantity,
         .zip(&hist.edges)
         .map(|(&d, &left)| Bar::new(left + width / 2.0, d).width(width))
         .collect();
-    plot_axes::plot("bnn-histogram")
+    let prior = format!("prior N(0, {prior_sd}²)");
+    let mut occupied =
+        plot_axes::Occupied::for_legend(&[quantity.label(), &prior], egui::vec2(ui.available_width(), height));
+    for bar in &bars {
+        occupied.line(&[[bar.argument, 0.0], [bar.argument, bar.value]]);
+    }
+    if quantity == WeightQuantity::Sds {
+        occupied.vline(prior_sd);
+    } else {
+        occupied.line(&prior_curve(hist, prior_sd));
+    }
+    plot_axes::with_legend(plot_axes::plot("bnn-histogram"), ui.ctx(), "bnn-histogram", &occupied)
         .height(height)
-        .legend(Legend::default())
         .x_axis_label(quantity.label())
         .y_axis_label("density")
         .allow_scroll(false)
@@ -178,10 +190,14 @@ fn prior_overlay(plot: &mut egui_plot::PlotUi<'_>, hist: &Histogram, quantity: W
         plot.vline(VLine::new(format!("prior sd {prior_sd}"), prior_sd).color(prior_colour).width(2.0));
         return;
     }
-    let (lo, hi) = (hist.edges.first().copied().unwrap_or(-3.0), hist.edges.last().copied().unwrap_or(3.0));
-    let pts: Vec<[f64; 2]> =
-        (0..=200).map(|i| lo + (hi - lo) * f64::from(i) / 200.0).map(|x| [x, normal_pdf(x, 0.0, prior_sd)]).collect();
+    let pts = prior_curve(hist, prior_sd);
     plot.line(Line::new(format!("prior N(0, {prior_sd}²)"), PlotPoints::from(pts)).color(prior_colour).width(2.0));
+}
+
+/// The prior's density N(0, s²) over the histogram's range.
+fn prior_curve(hist: &Histogram, prior_sd: f64) -> Vec<[f64; 2]> {
+    let (lo, hi) = (hist.edges.first().copied().unwrap_or(-3.0), hist.edges.last().copied().unwrap_or(3.0));
+    (0..=200).map(|i| lo + (hi - lo) * f64::from(i) / 200.0).map(|x| [x, normal_pdf(x, 0.0, prior_sd)]).collect()
 }
 
 /// The stacked view ([`stacked_histograms`]): up to [`crate::train::export::STACKED_EPOCHS`] recorded epochs from
@@ -192,12 +208,14 @@ fn stacked_plot(ui: &mut egui::Ui, stack: &[WeightHistogram], n: usize, (lo, hi)
     let bins = first.histogram.counts.len();
     ui.label(
         egui::RichText::new(format!(
-            "{} of layer {} at {} of the {n} recorded epochs, oldest at the bottom ({bins} bins, Freedman–Diaconis; each curve scaled to the same height)",
+            "{} of layer {} at {} of {}, oldest at the bottom ({}, Freedman–Diaconis; each curve scaled to the same height)",
             first.quantity.label(),
             first.layer + 1,
-            stack.len()
+            stack.len(),
+            count(n, "recorded epoch"),
+            count(bins, "bin")
         ))
-        .small(),
+        .weak(),
     );
     let total_height = (height * 1.4).max(260.0);
     plot_axes::plot("bnn-stacked")
@@ -232,7 +250,7 @@ fn stacked_plot(ui: &mut egui::Ui, stack: &[WeightHistogram], n: usize, (lo, hi)
                     Text::new(
                         format!("epoch label {epoch}"),
                         PlotPoint::new(lo, offset + 0.5),
-                        format!("epoch {epoch}"),
+                        egui::RichText::new(format!("epoch {epoch}")).text_style(egui::TextStyle::Body),
                     )
                     .anchor(egui::Align2::LEFT_CENTER)
                     .color(colour),
@@ -279,7 +297,10 @@ fn heat_map_ui(bnn: &mut BnnUiState, params: &BnnParams, ui: &mut egui::Ui) {
         .max(1e-6);
     let label_width = 130.0;
     let cell = ((ui.available_width() - label_width) / cols.max(1) as f32).clamp(6.0, 36.0);
-    let cell_h = cell.clamp(8.0, 22.0);
+    // Rows as tall as a line of body text at least, so that each input's name is drawn at the body size.
+    let font = egui::TextStyle::Body.resolve(ui.style());
+    let row_least = ui.text_style_height(&egui::TextStyle::Body) + 2.0;
+    let cell_h = cell.clamp(row_least, row_least.max(22.0));
     let size = egui::vec2(label_width + cell * cols as f32, cell_h * rows as f32);
     let (rect, response) = ui.allocate_exact_size(size, Sense::click());
     capture_if_asked(ui, "bnn-weight-matrix", rect, || format!("bnn-layer-{}-weight-matrix.png", bnn.layer + 1));
@@ -299,7 +320,7 @@ fn heat_map_ui(bnn: &mut BnnUiState, params: &BnnParams, ui: &mut egui::Ui) {
             egui::pos2(rect.left() + label_width - 4.0, y + cell_h / 2.0),
             egui::Align2::RIGHT_CENTER,
             name,
-            egui::FontId::proportional((cell_h * 0.7).clamp(8.0, 12.0)),
+            font.clone(),
             ui.visuals().text_color(),
         );
         for j in 0..cols {
@@ -351,7 +372,7 @@ fn heat_map_ui(bnn: &mut BnnUiState, params: &BnnParams, ui: &mut egui::Ui) {
         HeatQuantity::Mean => format!("blue negative, red positive; full colour at |mean| = {scale:.2}"),
         HeatQuantity::SignalToNoise => format!("dark: near zero in its own sds; bright: |mean|/sd = {scale:.1}"),
     };
-    ui.label(egui::RichText::new(format!("Rows: inputs; columns: units. {legend}. Click a weight.")).small().weak());
+    ui.label(egui::RichText::new(format!("Rows: inputs; columns: units. {legend}. Click a weight.")).weak());
 }
 
 /// The picked weight's posterior density against the prior.
@@ -367,6 +388,7 @@ fn weight_detail_ui(bnn: &BnnUiState, params: &BnnParams, ui: &mut egui::Ui) {
     ui.horizontal(|ui| {
         ui.strong(format!("Layer {} weight: {from} -> unit {}", l + 1, j + 1));
         save_image_button(ui, "bnn-weight-detail");
+        plot_axes::legend_toggle(ui, "bnn-weight-detail");
     });
     let s = params.prior_sd;
     let (mean, sd) = (f64::from(mean), f64::from(sd));
@@ -376,27 +398,31 @@ fn weight_detail_ui(bnn: &BnnUiState, params: &BnnParams, ui: &mut egui::Ui) {
     let curve = |m: f64, sd: f64| -> Vec<[f64; 2]> {
         (0..=300).map(|k| lo + (hi - lo) * f64::from(k) / 300.0).map(|x| [x, normal_pdf(x, m, sd)]).collect()
     };
+    let mut occupied =
+        plot_axes::Occupied::for_legend(&["prior", "posterior"], egui::vec2(ui.available_width(), 200.0));
+    occupied.line(&curve(0.0, s));
+    if sd > 0.0 {
+        occupied.line(&curve(mean, sd));
+    } else {
+        occupied.vline(mean);
+    }
+    let plot = plot_axes::with_legend(plot_axes::plot("bnn-weight-detail"), ui.ctx(), "bnn-weight-detail", &occupied);
     saveable(
         ui,
         "bnn-weight-detail",
         || format!("bnn-layer-{}-weight-{}-{}.png", l + 1, i + 1, j + 1),
         |ui| {
-            plot_axes::plot("bnn-weight-detail").height(200.0).legend(Legend::default()).allow_scroll(false).show(
-                ui,
-                |plot| {
+            plot.height(200.0).allow_scroll(false).show(ui, |plot| {
+                plot.line(Line::new("prior", PlotPoints::from(curve(0.0, s))).color(Color32::from_rgb(230, 140, 40)));
+                if sd > 0.0 {
                     plot.line(
-                        Line::new("prior", PlotPoints::from(curve(0.0, s))).color(Color32::from_rgb(230, 140, 40)),
+                        Line::new("posterior", PlotPoints::from(curve(mean, sd)))
+                            .color(Color32::from_rgb(90, 140, 210)),
                     );
-                    if sd > 0.0 {
-                        plot.line(
-                            Line::new("posterior", PlotPoints::from(curve(mean, sd)))
-                                .color(Color32::from_rgb(90, 140, 210)),
-                        );
-                    } else {
-                        plot.vline(VLine::new("value (deterministic)", mean).color(Color32::from_rgb(90, 140, 210)));
-                    }
-                },
-            )
+                } else {
+                    plot.vline(VLine::new("value (deterministic)", mean).color(Color32::from_rgb(90, 140, 210)));
+                }
+            })
         },
     );
 }

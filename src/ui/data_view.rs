@@ -3,12 +3,13 @@
 
 use egui::Color32;
 use egui_extras::{Column as TableColumn, TableBuilder};
-use egui_plot::{Legend, MarkerShape, Points};
+use egui_plot::{MarkerShape, Points};
 
 use crate::Lab;
 use crate::data::prepare::{Role, image_side};
 use crate::data::table::ColumnKind;
 use crate::ui::app::LabData;
+use crate::ui::count::count;
 use crate::ui::plot_axes;
 
 /// Most columns shown side by side in the table; wider tables show the first ones and the last.
@@ -72,7 +73,7 @@ fn table_ui(lab: Lab, data: &LabData, ui: &mut egui::Ui) {
         (0..MAX_TABLE_COLUMNS - 1).chain(std::iter::once(n_cols - 1)).collect()
     };
     if shown.len() < n_cols {
-        ui.label(format!("Showing {} of {} columns (the first ones and the last).", shown.len(), n_cols));
+        ui.label(format!("Showing {} of {} (the first ones and the last).", shown.len(), count(n_cols, "column")));
     }
     egui::ScrollArea::horizontal().id_salt(("table-h", lab)).show(ui, |ui| {
         let mut builder = TableBuilder::new(ui)
@@ -84,7 +85,7 @@ fn table_ui(lab: Lab, data: &LabData, ui: &mut egui::Ui) {
             builder = builder.column(TableColumn::auto().at_least(60.0));
         }
         builder
-            .header(36.0, |mut header| {
+            .header(40.0, |mut header| {
                 header.col(|ui| {
                     ui.strong("row");
                 });
@@ -92,7 +93,7 @@ fn table_ui(lab: Lab, data: &LabData, ui: &mut egui::Ui) {
                     header.col(|ui| {
                         ui.vertical(|ui| {
                             ui.strong(&table.columns[j].name);
-                            ui.label(egui::RichText::new(data.spec.roles[j].label()).small().weak());
+                            ui.label(egui::RichText::new(data.spec.roles[j].label()).weak());
                         });
                     });
                 }
@@ -135,12 +136,13 @@ fn scatter_ui(lab: Lab, data: &LabData, features: &[usize], view: &mut DataViewS
                 .labelled_by(id);
         }
         crate::ui::image_export::save_image_button(ui, "data-scatter");
+        plot_axes::legend_toggle(ui, "data-scatter");
     });
     view.axes = Some((x, y));
     let output = data.spec.output_column();
     let stride = table.n_rows().div_ceil(MAX_SCATTER_POINTS).max(1);
     if stride > 1 {
-        ui.label(format!("Drawing every {stride}th of {} rows.", table.n_rows()));
+        ui.label(format!("Drawing every {stride}th of {}.", count(table.n_rows(), "row")));
     }
     let rows = (0..table.n_rows()).step_by(stride);
     // Group points by colour: one plot item per class (labels) or per value band (numeric target).
@@ -180,9 +182,14 @@ fn scatter_ui(lab: Lab, data: &LabData, features: &[usize], view: &mut DataViewS
         }
     }
     groups.sort_by(|a, b| a.0.cmp(&b.0));
+    let names: Vec<&str> = groups.iter().map(|(name, _, _)| name.as_str()).collect();
+    let mut occupied = plot_axes::Occupied::for_legend(&names, ui.available_size());
+    for (_, _, points) in &groups {
+        occupied.points(points);
+    }
     // The flow's two columns are one plane, standardised alike: equal scales.
-    let plot = if lab == Lab::Flow { plot_axes::plane(("scatter", lab)) } else { plot_axes::plot(("scatter", lab)) }
-        .legend(Legend::default())
+    let plot = if lab == Lab::Flow { plot_axes::plane(("scatter", lab)) } else { plot_axes::plot(("scatter", lab)) };
+    let plot = plot_axes::with_legend(plot, ui.ctx(), "data-scatter", &occupied)
         .x_axis_label(table.columns[x].name.clone())
         .y_axis_label(table.columns[y].name.clone());
     let file_name = || {
@@ -230,18 +237,22 @@ fn images_ui(data: &mut LabData, features: &[usize], side: usize, ui: &mut egui:
         ui.ctx().load_texture("thumbnails", egui::ColorImage::new([w, h], pixels), egui::TextureOptions::NEAREST)
     });
     let label = data.spec.output_column().filter(|(_, r)| *r == Role::Label).map(|(j, _)| j);
-    ui.label(format!("{n} of {} images, evenly spaced through the file ({side} x {side} pixels).", table.n_rows()));
+    ui.label(format!(
+        "{n} of {}, evenly spaced through the file ({side} x {side} pixels).",
+        count(table.n_rows(), "image")
+    ));
     let available = ui.available_size();
     let scale = (available.x / texture.size_vec2().x).min(available.y / texture.size_vec2().y).clamp(0.5, 6.0);
     let size = texture.size_vec2() * scale;
     let response = ui.add(egui::Image::new(&*texture).fit_to_exact_size(size));
     if let Some(j) = label {
         let painter = ui.painter_at(response.rect);
+        let font = egui::TextStyle::Monospace.resolve(ui.style());
         for (t, &i) in rows.iter().enumerate() {
             let (ox, oy) = ((t % per_row) * cell + gap, (t / per_row) * cell + gap);
             let pos = response.rect.min + egui::vec2(ox as f32, oy as f32) * scale + egui::vec2(2.0, 1.0);
             let text = table.get(i, j).map_or(String::new(), |v| format!("{v}"));
-            painter.text(pos, egui::Align2::LEFT_TOP, text, egui::FontId::monospace(10.0), PALETTE[1]);
+            painter.text(pos, egui::Align2::LEFT_TOP, text, font.clone(), PALETTE[1]);
         }
     }
 }

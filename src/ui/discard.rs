@@ -205,7 +205,12 @@ fn question(state: &LabState, replacement: &Replacement) -> String {
     let dataset = state.run_origin.as_ref().map(|o| o.request.describe());
     let on = dataset.map(|d| format!(" on {d}")).unwrap_or_default();
     let progress = state.snapshot.as_ref().map_or_else(String::new, |s| {
-        format!(" has trained for {} of {} epochs ({} steps)", s.epoch, s.total_epochs, s.step)
+        format!(
+            " has trained for {} of {} ({})",
+            s.epoch,
+            crate::ui::count::count(s.total_epochs, "epoch"),
+            crate::ui::count::count(s.step, "step")
+        )
     });
     let stays = if state.lab == Lab::Bnn && state.snapshot.as_ref().is_some_and(|s| s.epoch > 0) {
         if state.worker_state == Some(WorkerState::Finished) {

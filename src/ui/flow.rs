@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use egui::{Color32, TextureHandle};
-use egui_plot::{Legend, Line, MarkerShape, PlotBounds, PlotImage, PlotPoint, PlotPoints, Points};
+use egui_plot::{Line, MarkerShape, Plot, PlotBounds, PlotImage, PlotPoint, PlotPoints, Points};
 
 use crate::data::prepare::Prepared;
 use crate::models::flow::{FlowConfig, FlowKind};
@@ -384,7 +384,12 @@ pub(crate) fn flow_view_ui(
     }
     match flow.page {
         FlowPage::StepThrough => step_through_ui(flow, running, ui),
-        FlowPage::KerasFigure => keras_figure_ui(flow, ui),
+        FlowPage::KerasFigure => {
+            egui::ScrollArea::vertical()
+                .id_salt("flow-keras")
+                .auto_shrink([false, false])
+                .show(ui, |ui| keras_figure_ui(flow, ui));
+        }
     }
 }
 
@@ -518,9 +523,8 @@ fn step_through_contents(flow: &mut FlowUiState, running: bool, (viewport, top):
         let plot_size = (ui.available_width() - side_width - 8.0).max(200.0);
         ui.vertical(|ui| {
             ui.set_width(plot_size);
-            let mut plot = plot_axes::plane("flow-stage")
+            let mut plot = stage_legend(plot_axes::plane("flow-stage"), flow, &geometry, k0, ui)
                 .height(plot_height)
-                .legend(Legend::default())
                 .allow_double_click_reset(false);
             if running {
                 plot = plot.allow_drag(false);
@@ -611,7 +615,11 @@ fn step_through_contents(flow: &mut FlowUiState, running: bool, (viewport, top):
                     }
                     for (k, p) in pts.iter().enumerate() {
                         plot_ui.text(
-                            egui_plot::Text::new("stage numbers", PlotPoint::new(p[0], p[1]), format!("{k}"))
+                            egui_plot::Text::new(
+                                "stage numbers",
+                                PlotPoint::new(p[0], p[1]),
+                                egui::RichText::new(format!("{k}")).text_style(egui::TextStyle::Body),
+                            )
                                 .color(Color32::WHITE)
                                 .anchor(egui::Align2::LEFT_BOTTOM),
                         );
@@ -638,14 +646,14 @@ fn step_through_contents(flow: &mut FlowUiState, running: bool, (viewport, top):
                 {
                     flow.export = flow.export_request(ExportKind::Density);
                 }
-                ui.label(egui::RichText::new("Click the plot to follow a point through every stage.").weak().small());
+                ui.label(egui::RichText::new("Click the plot to follow a point through every stage.").weak());
             });
             ui.horizontal_wrapped(|ui| {
                 if let Some(info) = grid_info {
-                    ui.label(egui::RichText::new(info).weak().small());
+                    ui.label(egui::RichText::new(info).weak());
                 } else if flow.heat != HeatMap::Off {
                     ui.spinner();
-                    ui.label(egui::RichText::new("computing this stage's grid…").weak().small());
+                    ui.label(egui::RichText::new("computing this stage's grid…").weak());
                 }
             });
         });
@@ -658,6 +666,23 @@ fn step_through_contents(flow: &mut FlowUiState, running: bool, (viewport, top):
                 .show(ui, |ui| probe_ui(flow, ui));
         });
     });
+}
+
+/// The stage plot with its legend where it hides the fewest of the points at stage `k`, unless its toggle (beside
+/// the picked point) hid it.
+fn stage_legend<'a>(plot: Plot<'a>, flow: &FlowUiState, geometry: &FlowGeometry, k: usize, ui: &egui::Ui) -> Plot<'a> {
+    let points = match flow.direction {
+        Direction::Generation => geometry.generation.get(k),
+        Direction::Inference => geometry.inference.get(k),
+    };
+    let points: Vec<[f64; 2]> =
+        points.map(|p| p.iter().map(|q| [f64::from(q[0]), f64::from(q[1])]).collect()).unwrap_or_default();
+    // The points, the heat map, the warped grid and a picked point's path.
+    let entries = ["Gaussian samples", "warped grid", "heat map", "picked point's path"];
+    let size = egui::vec2(ui.available_width(), ui.available_width().min(ui.available_height()));
+    let mut occupied = plot_axes::Occupied::for_legend(&entries, size);
+    occupied.points(&points);
+    plot_axes::with_legend(plot, ui.ctx(), "flow-stage", &occupied)
 }
 
 /// The heat map of stage `k` as a texture, built once per grid and mode.
@@ -736,24 +761,25 @@ fn probe_ui(flow: &FlowUiState, ui: &mut egui::Ui) {
         ui.end_row();
     });
     if path.step != flow.geometry.as_ref().map_or(path.step, |g| g.step) {
-        ui.label(egui::RichText::new("(from an earlier step; updating)").weak().small());
+        ui.label(egui::RichText::new("(from an earlier step; updating)").weak());
     }
     legend_ui(flow, ui);
 }
 
 fn legend_ui(flow: &FlowUiState, ui: &mut egui::Ui) {
     ui.add_space(8.0);
+    plot_axes::legend_toggle(ui, "flow-stage");
     let text = match flow.direction {
         Direction::Generation => "Points: Gaussian samples, coloured by their angle in z, so each can be followed.",
         Direction::Inference => "Points: training data, coloured by their angle around the data's centre.",
     };
-    ui.label(egui::RichText::new(text).small());
+    ui.label(text);
     let heat = match flow.heat {
         HeatMap::Density => "Heat map: the stage's density by the change of variables (square-root scale).",
         HeatMap::LayerLogDet => "Heat map: log|det J| of the layer that made this stage; red stretches, blue squeezes.",
         HeatMap::Off => "",
     };
-    ui.label(egui::RichText::new(heat).small());
+    ui.label(heat);
 }
 
 fn keras_figure_ui(flow: &mut FlowUiState, ui: &mut egui::Ui) {
@@ -811,24 +837,25 @@ pub(crate) fn flow_loss_ui(snapshot: &RunSnapshot, export: &mut Option<ExportReq
             *export = Some(history_request(crate::Lab::Flow, snapshot));
         }
         save_image_button(ui, "flow-loss");
+        plot_axes::legend_toggle(ui, "flow-loss");
     });
     let series = |name: &str| -> Vec<[f64; 2]> {
         snapshot.history.iter().filter_map(|r| r.get(name).map(|v| [r.epoch as f64, v])).collect()
     };
+    let (train, held_out) = (series("train_nll"), series("heldout_nll"));
+    let size = egui::vec2(ui.available_width(), 150.0);
+    let mut occupied = plot_axes::Occupied::for_legend(&["train NLL", "held-out NLL"], size);
+    occupied.line(&train).line(&held_out);
+    let plot = plot_axes::with_legend(plot_axes::plot("flow-loss"), ui.ctx(), "flow-loss", &occupied);
     saveable(
         ui,
         "flow-loss",
         || "flow-loss.png".to_owned(),
         |ui| {
-            plot_axes::plot("flow-loss")
-                .height(150.0)
-                .legend(Legend::default())
-                .x_axis_label("epoch")
-                .y_axis_label("NLL (nats per point)")
-                .show(ui, |plot| {
-                    plot.line(Line::new("train NLL", PlotPoints::from(series("train_nll"))));
-                    plot.line(Line::new("held-out NLL", PlotPoints::from(series("heldout_nll"))));
-                })
+            plot.height(150.0).x_axis_label("epoch").y_axis_label("NLL (nats per point)").show(ui, |plot| {
+                plot_axes::curve(plot, "train NLL", train);
+                plot_axes::curve(plot, "held-out NLL", held_out);
+            })
         },
     );
 }

@@ -11,13 +11,20 @@ use crate::models::vae::VaeTrainer;
 use crate::train::runfile::RunConfig;
 use crate::train::{Command, Trainer, TrainerFactory, Worker, WorkerState};
 use crate::ui::app::{BayesExplorerApp, LoadTarget, Message, MessageKind};
+use crate::ui::count::count;
 use crate::ui::discard::Replacement;
 use crate::ui::run_file::RunOrigin;
 
+/// The side panel's width until the user drags its edge: room for the widest lab's settings (the VAE's), so that
+/// every lab's panel is as wide and switching tabs moves nothing.
+const SIDE_PANEL_WIDTH: f32 = 360.0;
+
 /// Draws the page of `lab`.
 pub(crate) fn lab_ui(app: &mut BayesExplorerApp, lab: Lab, ui: &mut egui::Ui) {
-    egui::Panel::left(("lab-side", lab)).default_size(300.0).resizable(true).show(ui, |ui| {
-        egui::ScrollArea::vertical().show(ui, |ui| {
+    egui::Panel::left(("lab-side", lab)).default_size(SIDE_PANEL_WIDTH).resizable(true).show(ui, |ui| {
+        // Scrolls both ways inside the panel's width: a wider line (a long metric's name, a run's numbers) scrolls
+        // rather than widen the panel, which would move the whole page (and keep the new width).
+        egui::ScrollArea::both().auto_shrink([false, true]).show(ui, |ui| {
             ui.heading(lab.title());
             ui.add_space(4.0);
             dataset_ui(app, lab, ui);
@@ -108,11 +115,11 @@ fn dataset_ui(app: &mut BayesExplorerApp, lab: Lab, ui: &mut egui::Ui) {
             if let LoadRequest::File { path, .. } = &data.request {
                 name.on_hover_text(path.display().to_string());
             }
-            ui.label(format!("{} rows x {} columns", data.table.n_rows(), data.table.n_cols()));
+            ui.label(format!("{} x {}", count(data.table.n_rows(), "row"), count(data.table.n_cols(), "column")));
             let features = data.spec.feature_columns().len();
             let output =
                 data.spec.output_column().map(|(j, r)| format!(", {} \"{}\"", r.label(), data.table.columns[j].name));
-            ui.label(format!("{features} features{}", output.unwrap_or_default()));
+            ui.label(format!("{}{}", count(features, "feature"), output.unwrap_or_default()));
             if let Err(why) = check_lab(lab, &data.table, &data.spec) {
                 ui.colored_label(ui.visuals().warn_fg_color, format!("The {} lab {why}.", lab.tab_name()));
             }
@@ -150,7 +157,7 @@ fn dataset_ui(app: &mut BayesExplorerApp, lab: Lab, ui: &mut egui::Ui) {
             app.load_file(path);
         }
     });
-    ui.label(egui::RichText::new("You can also drop a CSV file onto the window.").weak().small());
+    ui.label(egui::RichText::new("You can also drop a CSV file onto the window.").weak());
     ui.add_space(4.0);
     egui::CollapsingHeader::new("Built-in data").default_open(true).id_salt(("builtin", lab)).show(ui, |ui| {
         for b in BuiltinFile::ALL {

@@ -4,6 +4,7 @@
 mod app;
 pub mod bnn;
 pub mod bnn_weights;
+mod count;
 mod data_view;
 mod discard;
 pub mod export;

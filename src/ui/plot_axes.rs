@@ -12,7 +12,7 @@
 use std::cell::Cell;
 use std::rc::Rc;
 
-use egui_plot::{AxisHints, GridInput, GridMark, Plot};
+use egui_plot::{AxisHints, Corner, GridInput, GridMark, Legend, Line, MarkerShape, Plot, PlotPoints, PlotUi, Points};
 
 /// Which way an axis runs: its labels stand one above another (y) or side by side (x).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -87,6 +87,226 @@ pub(crate) fn plot<'a>(id_salt: impl egui::AsIdSalt) -> Plot<'a> {
 /// its steps by the x axis's rule, so both axes step alike and the grid's cells are square.
 pub(crate) fn plane<'a>(id_salt: impl egui::AsIdSalt) -> Plot<'a> {
     plot_with_y_steps(id_salt, Axis::X).data_aspect(1.0)
+}
+
+/// What a plot draws, for placing its legend where it hides the least: every point of a scatter, and points along
+/// every line (its vertices and, on a line of few segments, points between them, so that a long straight segment
+/// counts all along its run); and how much of the plot the legend covers.
+#[derive(Debug)]
+pub(crate) struct Occupied {
+    points: Vec<[f64; 2]>,
+    /// Vertical and horizontal lines across the whole plot: their x and y.
+    vlines: Vec<f64>,
+    hlines: Vec<f64>,
+    /// The share of the plot's width and height the legend covers.
+    legend_share: [f64; 2],
+}
+
+impl Default for Occupied {
+    /// A legend of unknown size: taken as 40 % of the plot each way.
+    fn default() -> Self {
+        Self { points: Vec::new(), vlines: Vec::new(), hlines: Vec::new(), legend_share: [0.4, 0.4] }
+    }
+}
+
+impl Occupied {
+    /// Pieces each segment of a line of few segments is cut into.
+    const PIECES: u32 = 16;
+    /// Lines of more segments than this count by their vertices alone (they are dense already).
+    const FEW_SEGMENTS: usize = 64;
+
+    /// For a legend of `entries` (their names) on a plot of `plot_size` points (axes included): the legend's size
+    /// is estimated from `egui_plot`'s layout (a body-size row per entry, an icon, a frame).
+    pub(crate) fn for_legend(entries: &[&str], plot_size: egui::Vec2) -> Self {
+        let longest = entries.iter().map(|e| e.chars().count()).max().unwrap_or(0);
+        #[allow(clippy::cast_precision_loss)] // a few entries of a few tens of characters
+        let legend = [longest as f64 * CHAR_POINTS + 44.0, entries.len() as f64 * 18.0 + 16.0];
+        // The axes' labels take about this much of the plot's size.
+        let area = [f64::from(plot_size.x) - 60.0, f64::from(plot_size.y) - 40.0];
+        let share = |i: usize| if area[i] > 0.0 { (legend[i] / area[i]).clamp(0.1, 0.6) } else { 0.4 };
+        Self { legend_share: [share(0), share(1)], ..Self::default() }
+    }
+
+    /// Adds a scatter's points.
+    pub(crate) fn points(&mut self, points: &[[f64; 2]]) -> &mut Self {
+        self.points.extend(points.iter().filter(|p| p[0].is_finite() && p[1].is_finite()));
+        self
+    }
+
+    /// Adds a vertical line (`VLine`) at `x`, across the plot.
+    pub(crate) fn vline(&mut self, x: f64) -> &mut Self {
+        if x.is_finite() {
+            self.vlines.push(x);
+        }
+        self
+    }
+
+    /// Adds a horizontal line (`HLine`) at `y`, across the plot.
+    pub(crate) fn hline(&mut self, y: f64) -> &mut Self {
+        if y.is_finite() {
+            self.hlines.push(y);
+        }
+        self
+    }
+
+    /// The points, and points along the vertical and horizontal lines across the points' extent.
+    fn all_points(&self) -> Vec<[f64; 2]> {
+        let mut all = self.points.clone();
+        let extent = |axis: usize, across: &[f64]| {
+            self.points
+                .iter()
+                .map(|p| p[axis])
+                .chain(across.iter().copied())
+                .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), v| (lo.min(v), hi.max(v)))
+        };
+        let ((x_lo, x_hi), (y_lo, y_hi)) = (extent(0, &self.vlines), extent(1, &self.hlines));
+        let along =
+            |lo: f64, hi: f64| (0..=Self::PIECES).map(move |k| lo + (hi - lo) * f64::from(k) / f64::from(Self::PIECES));
+        for &x in &self.vlines {
+            all.extend(along(y_lo, y_hi).map(|y| [x, y]));
+        }
+        for &y in &self.hlines {
+            all.extend(along(x_lo, x_hi).map(|x| [x, y]));
+        }
+        all.retain(|p| p[0].is_finite() && p[1].is_finite());
+        all
+    }
+
+    /// Adds a line through `vertices`.
+    pub(crate) fn line(&mut self, vertices: &[[f64; 2]]) -> &mut Self {
+        if vertices.len() > Self::FEW_SEGMENTS {
+            return self.points(vertices);
+        }
+        self.points(&vertices[..vertices.len().min(1)]);
+        for pair in vertices.windows(2) {
+            let along: Vec<[f64; 2]> = (1..=Self::PIECES)
+                .map(|k| {
+                    let t = f64::from(k) / f64::from(Self::PIECES);
+                    [pair[0][0] + (pair[1][0] - pair[0][0]) * t, pair[0][1] + (pair[1][1] - pair[0][1]) * t]
+                })
+                .collect();
+            self.points(&along);
+        }
+        self
+    }
+
+    /// Where the legend goes: the corner of the plot that holds the fewest of these points (within the legend's
+    /// share of the data's width and height of it), the top right on a tie, then the top left, the bottom right and
+    /// the bottom left. Where every corner holds some (more than one point in a hundred), room is made for the
+    /// legend beyond the data instead, on the side that costs the plot the least: to the right of it (the legend at
+    /// the top right) or above it (the legend at the top, left or right).
+    pub(crate) fn placement(&self) -> LegendPlacement {
+        let [share_x, share_y] = self.legend_share;
+        let points = self.all_points();
+        let bounds =
+            points.iter().fold([f64::INFINITY, f64::NEG_INFINITY, f64::INFINITY, f64::NEG_INFINITY], |b, p| {
+                [b[0].min(p[0]), b[1].max(p[0]), b[2].min(p[1]), b[3].max(p[1])]
+            });
+        let [x_min, x_max, y_min, y_max] = bounds;
+        if !(x_max > x_min || y_max > y_min) {
+            return LegendPlacement { corner: Corner::RightTop, room: None };
+        }
+        let (width, height) = ((x_max - x_min).max(f64::MIN_POSITIVE), (y_max - y_min).max(f64::MIN_POSITIVE));
+        let count = |right: bool, top: bool| {
+            points
+                .iter()
+                .filter(|p| {
+                    let x = (p[0] - x_min) / width;
+                    let y = (p[1] - y_min) / height;
+                    (if right { x >= 1.0 - share_x } else { x <= share_x })
+                        && (if top { y >= 1.0 - share_y } else { y <= share_y })
+                })
+                .count()
+        };
+        let (corner, hidden) = [
+            (Corner::RightTop, count(true, true)),
+            (Corner::LeftTop, count(false, true)),
+            (Corner::RightBottom, count(true, false)),
+            (Corner::LeftBottom, count(false, false)),
+        ]
+        .into_iter()
+        .min_by_key(|&(_, n)| n)
+        .unwrap_or((Corner::RightTop, 0));
+        if hidden * 100 <= points.len() {
+            return LegendPlacement { corner, room: None };
+        }
+        // The data keeps (1 - share) of the axis (a tenth more for the plot's own margins); the legend takes the
+        // rest. Over a horizontal line the room goes above it.
+        let beyond = |share: f64, length: f64| length * share / (1.0 - share) * 1.1;
+        if share_x <= share_y && width > f64::MIN_POSITIVE {
+            LegendPlacement { corner: Corner::RightTop, room: Some(Room::Right(x_max + beyond(share_x, width))) }
+        } else {
+            let top = if count(false, true) < count(true, true) { Corner::LeftTop } else { Corner::RightTop };
+            LegendPlacement { corner: top, room: Some(Room::Above(y_max + beyond(share_y, height))) }
+        }
+    }
+
+    /// The corner of [`Self::placement`].
+    #[cfg(test)]
+    fn corner(&self) -> Corner {
+        self.placement().corner
+    }
+}
+
+/// Where a legend goes ([`Occupied::placement`]).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub(crate) struct LegendPlacement {
+    /// The plot's corner.
+    pub corner: Corner,
+    /// Room made for it beyond the data, where no corner was free.
+    pub room: Option<Room>,
+}
+
+/// Room beyond the data for a legend: the x or y the plot's view takes in.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub(crate) enum Room {
+    /// The view reaches right to this x.
+    Right(f64),
+    /// The view reaches up to this y.
+    Above(f64),
+}
+
+fn legend_id(key: &str) -> egui::Id {
+    egui::Id::unique(("plot-legend-shown", key))
+}
+
+/// Whether the legend of the plot `key` shows (it does until its [`legend_toggle`] hides it; remembered across
+/// sessions).
+pub(crate) fn legend_shown(ctx: &egui::Context, key: &str) -> bool {
+    ctx.data_mut(|d| *d.get_persisted_mut_or(legend_id(key), true))
+}
+
+/// The "Legend" check box that shows or hides the legend of the plot `key`, for the row above the plot.
+pub(crate) fn legend_toggle(ui: &mut egui::Ui, key: &str) {
+    let mut shown = legend_shown(ui.ctx(), key);
+    if ui.checkbox(&mut shown, "Legend").changed() {
+        ui.ctx().data_mut(|d| d.insert_persisted(legend_id(key), shown));
+    }
+}
+
+/// `plot` with its legend where it hides the least of what it draws (`occupied`, see [`Occupied::placement`]), unless
+/// the plot's [`legend_toggle`] (`key`) hid it.
+pub(crate) fn with_legend<'a>(plot: Plot<'a>, ctx: &egui::Context, key: &str, occupied: &Occupied) -> Plot<'a> {
+    if !legend_shown(ctx, key) {
+        return plot;
+    }
+    let placement = occupied.placement();
+    let plot = match placement.room {
+        Some(Room::Right(x)) => plot.include_x(x),
+        Some(Room::Above(y)) => plot.include_y(y),
+        None => plot,
+    };
+    plot.legend(Legend::default().position(placement.corner))
+}
+
+/// Adds a curve (a loss or a metric per epoch) to a plot: a line, or the lone point as a marker while there is only
+/// one (a line through one point draws nothing).
+pub(crate) fn curve(plot: &mut PlotUi<'_>, name: impl Into<String>, points: Vec<[f64; 2]>) {
+    if points.len() == 1 {
+        plot.points(Points::new(name.into(), points).radius(3.5).shape(MarkerShape::Circle).filled(true));
+    } else {
+        plot.line(Line::new(name.into(), PlotPoints::from(points)));
+    }
 }
 
 /// A plot whose y axis chooses its steps by `y_room`'s label room.
@@ -346,6 +566,88 @@ mod tests {
         let y = texts(labelled_by((-5.5, 5.5), 400.0, Stepping { room: Axis::X, drawn: Axis::Y }));
         assert_eq!(x, ["-4", "-2", "0", "2", "4"]);
         assert_eq!(y, x);
+    }
+
+    /// Issue 28: legends sat on the data (always the top right). Each now takes the corner with the fewest points:
+    /// the top right beside a falling loss curve, the bottom right under a rising accuracy, a bottom corner under a
+    /// cloud in the top half, the top left over the calibration plot's diagonal and its bars; and where every
+    /// corner holds data (loss terms along the top and the foot), the view makes room for it beside the data.
+    /// The room [`Occupied::placement`] makes beside the line `points` for a legend of unknown size.
+    fn corner_room(points: &[[f64; 2]]) -> Option<Room> {
+        let mut occupied = Occupied::default();
+        occupied.line(points);
+        occupied.placement().room
+    }
+
+    #[test]
+    fn ux_a_legend_takes_the_corner_with_the_fewest_points() {
+        let corner = |add: &dyn Fn(&mut Occupied)| {
+            let mut occupied = Occupied::default();
+            add(&mut occupied);
+            occupied.corner()
+        };
+        let falling: Vec<[f64; 2]> = (0..50).map(|i| [f64::from(i), 10.0 / (1.0 + f64::from(i))]).collect();
+        assert_eq!(
+            corner(&|o| {
+                o.line(&falling);
+            }),
+            Corner::RightTop
+        );
+        let rising: Vec<[f64; 2]> = (0..50).map(|i| [f64::from(i), 1.0 - 1.0 / (1.0 + f64::from(i))]).collect();
+        assert_eq!(
+            corner(&|o| {
+                o.line(&rising);
+            }),
+            Corner::RightBottom
+        );
+        // A cloud over the top half and the right of the bottom: the bottom left is free.
+        let cloud: Vec<[f64; 2]> = (0..400)
+            .map(|i| [f64::from(i % 20) / 19.0, f64::from(i / 20) / 19.0])
+            .filter(|p| p[1] >= 0.5 || p[0] >= 0.5)
+            .collect();
+        assert_eq!(
+            corner(&|o| {
+                o.points(&cloud);
+            }),
+            Corner::LeftBottom
+        );
+        let calibration = |o: &mut Occupied| {
+            o.line(&[[0.0, 0.0], [1.0, 1.0]]);
+            for (nominal, observed) in [(0.5, 0.4), (0.8, 0.7), (0.9, 0.85), (0.95, 0.9)] {
+                o.line(&[[nominal, 0.0], [nominal, observed]]);
+            }
+        };
+        assert_eq!(corner(&calibration), Corner::LeftTop);
+        // The BNN's loss terms across a 600 x 200 plot: the total and the data term fall from 0.8 to 0.55 with
+        // noise, the KL term lies along the foot.
+        let mut occupied = Occupied::for_legend(&["total", "data term", "KL / N"], egui::vec2(600.0, 200.0));
+        let noisy = |i: u32| 0.8 - 0.25 * f64::from(i) / 340.0 + 0.03 * f64::from(i % 7) / 7.0;
+        let total: Vec<[f64; 2]> = (0..340).map(|i| [f64::from(i), noisy(i)]).collect();
+        let data: Vec<[f64; 2]> = (0..340).map(|i| [f64::from(i), noisy(i) - 0.01]).collect();
+        let kl: Vec<[f64; 2]> = (0..340).map(|i| [f64::from(i), 0.012]).collect();
+        occupied.line(&total).line(&data).line(&kl);
+        let placement = occupied.placement();
+        assert_eq!(placement.corner, Corner::RightTop);
+        // Every corner holds some of them: the view reaches past the last epoch, and the legend stands there.
+        let Some(Room::Right(x)) = placement.room else { panic!("no room made: {placement:?}") };
+        assert!((400.0..460.0).contains(&x), "room to x = {x}");
+        // A marked value across the plot counts all along its height: a line along the foot leaves the top right
+        // free, until a vertical line stands at its right end.
+        let mut occupied = Occupied::default();
+        occupied.line(&[[0.0, 0.0], [10.0, 0.0]]).points(&[[0.0, 1.0]]);
+        assert_eq!(occupied.placement(), LegendPlacement { corner: Corner::RightTop, room: None });
+        occupied.vline(10.0);
+        assert!(occupied.placement().room.is_some(), "{:?}", occupied.placement());
+        // A corner that is free needs no room.
+        assert_eq!(corner_room(&falling), None);
+        // Nothing drawn, or a single point: egui's own corner.
+        assert_eq!(corner(&|_| {}), Corner::RightTop);
+        assert_eq!(
+            corner(&|o| {
+                o.points(&[[1.0, 2.0]]);
+            }),
+            Corner::RightTop
+        );
     }
 
     #[test]

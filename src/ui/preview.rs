@@ -71,7 +71,11 @@ fn preview_ui(p: &mut Preview, ui: &mut egui::Ui) -> Choice {
         let whole = std::path::absolute(path).unwrap_or_else(|_| path.clone());
         ui.add(egui::Label::new(egui::RichText::new(whole.display().to_string()).weak()).selectable(true));
     }
-    ui.label(format!("{} rows x {} columns", t.n_rows(), t.n_cols()));
+    ui.label(format!(
+        "{} x {}",
+        crate::ui::count::count(t.n_rows(), "row"),
+        crate::ui::count::count(t.n_cols(), "column")
+    ));
     if let Some(csv) = &t.csv {
         ui.label(format!(
             "Delimiter: {}. Line ends: {}.{}{}",
@@ -86,7 +90,10 @@ fn preview_ui(p: &mut Preview, ui: &mut egui::Ui) -> Choice {
             });
             ui.colored_label(
                 ui.visuals().warn_fg_color,
-                format!("Dropped {} rows with missing or non-numeric cells{example}.", csv.dropped_rows),
+                format!(
+                    "Dropped {} with missing or non-numeric cells{example}.",
+                    crate::ui::count::count(csv.dropped_rows, "row")
+                ),
             );
         }
         let mut header = csv.has_header;

@@ -174,8 +174,11 @@ impl BayesExplorerApp {
                     Some(Message::note(format!("Saved the run to {} (weights in {weights}).", path.display())));
             }
             RunFileOutcome::Exported { path, rows } => {
-                self.lab_mut(lab).message =
-                    Some(Message::note(format!("Exported {rows} rows of data to {}.", path.display())));
+                self.lab_mut(lab).message = Some(Message::note(format!(
+                    "Exported {} of data to {}.",
+                    crate::ui::count::count(rows, "row"),
+                    path.display()
+                )));
             }
             RunFileOutcome::ImageSaved { path, size: [w, h], no_dialog } => {
                 let why = if no_dialog {
@@ -248,12 +251,12 @@ impl BayesExplorerApp {
         let s = run.snapshot();
         let what = if restored { "Restored the last session's model from" } else { "Opened" };
         state.message = Some(Message::note(format!(
-            "{what} {}: {}, {} of {} epochs, {} steps. Train runs it again from scratch with the same settings and seed.",
+            "{what} {}: {}, {} of {}, {}. Train runs it again from scratch with the same settings and seed.",
             path.display(),
             run.model_name(),
             s.epoch,
-            s.total_epochs,
-            s.step
+            crate::ui::count::count(s.total_epochs, "epoch"),
+            crate::ui::count::count(s.step, "step")
         )));
         if !restored {
             self.settings.tab = lab;

@@ -183,7 +183,7 @@ pub(crate) fn verdict_row(ui: &mut egui::Ui, verdict: &Verdict) {
         Verdict::Note(note) => (note, ui.visuals().warn_fg_color),
     };
     ui.label("");
-    ui.add(egui::Label::new(egui::RichText::new(text).small().color(colour)).wrap());
+    ui.add(egui::Label::new(egui::RichText::new(text).color(colour)).wrap());
     ui.end_row();
 }
 
@@ -223,7 +223,7 @@ pub(crate) fn number_row_with<N: egui::emath::Numeric>(
                 && !applies_now
                 && run.to_f64().to_bits() != value.to_f64().to_bits()
             {
-                ui.label(egui::RichText::new(format!("this run: {}", number(run.to_f64()))).small().weak());
+                ui.label(egui::RichText::new(format!("this run: {}", number(run.to_f64()))).weak());
             }
             r
         })
@@ -268,7 +268,6 @@ pub(crate) fn settings_panel_ui(state: &mut crate::ui::LabState, ui: &mut egui::
                 "These settings are for the next run: Train starts it. The run on show keeps its own (shown beside \
                  a field that differs), except the learning rate, which applies to it at once.",
             )
-            .small()
             .weak(),
         );
     }

@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use egui::{Color32, ColorImage, TextureHandle, TextureOptions};
-use egui_plot::{Legend, Line, MarkerShape, PlotBounds, PlotImage, PlotPoint, PlotPoints, Points};
+use egui_plot::{Line, MarkerShape, PlotBounds, PlotImage, PlotPoint, PlotPoints, Points};
 
 use crate::data::prepare::{OutputKind, Prepared};
 use crate::models::vae::{BetaSchedule, Likelihood, VaeArch, VaeConfig, VaeView, vae_inputs};
@@ -421,7 +421,7 @@ pub(crate) fn vae_settings_ui(
                 if let Some(run) = running
                     && settings_check::parse_hidden(&vae.hidden_text).ok().as_ref() != Some(&run.hidden)
                 {
-                    ui.label(egui::RichText::new(format!("this run: [{}]", hidden_text(&run.hidden))).small().weak());
+                    ui.label(egui::RichText::new(format!("this run: [{}]", hidden_text(&run.hidden))).weak());
                 }
             });
             ui.end_row();
@@ -453,8 +453,12 @@ pub(crate) fn vae_settings_ui(
         let id = ui.label("Beta schedule").id;
         let label = match c.beta_schedule {
             BetaSchedule::Constant => "constant".to_owned(),
-            BetaSchedule::LinearWarmup { epochs } => format!("linear warm-up over {epochs} epochs"),
-            BetaSchedule::Cyclical { period } => format!("cyclical, every {period} epochs"),
+            BetaSchedule::LinearWarmup { epochs } => {
+                format!("linear warm-up over {}", crate::ui::count::count(epochs, "epoch"))
+            }
+            BetaSchedule::Cyclical { period } => {
+                format!("cyclical, every {}", crate::ui::count::count(period, "epoch"))
+            }
         };
         let r = egui::ComboBox::from_id_salt("vae-beta-schedule")
             .selected_text(label)
@@ -508,7 +512,7 @@ pub(crate) fn vae_settings_ui(
              (1000 x squared error, Adam 5e-4, batch 32, 30 epochs). About 14 times the MLP's work per image."
         }
     };
-    ui.label(egui::RichText::new(note).small().weak());
+    ui.label(egui::RichText::new(note).weak());
 }
 
 /// The VAE page's central area.
@@ -527,7 +531,8 @@ pub(crate) fn vae_view_ui(vae: &mut VaeUiState, snapshot: Option<&RunSnapshot>, 
         crate::ui::waiting(ui, "Building the network…");
         return;
     };
-    match vae.page {
+    // Scrolls where the window is too short for the page (1024 x 700, a projector).
+    egui::ScrollArea::vertical().id_salt("vae-page").auto_shrink([false, false]).show(ui, |ui| match vae.page {
         VaePage::Latent => latent_ui(vae, ui),
         VaePage::Reconstructions => reconstructions_ui(vae, &view, ui),
         VaePage::Prior => prior_ui(vae, ui),
@@ -542,7 +547,7 @@ pub(crate) fn vae_view_ui(vae: &mut VaeUiState, snapshot: Option<&RunSnapshot>, 
                 saveable(ui, "vae-loss", || "vae-loss.png".to_owned(), |ui| vae_loss_ui(s, ui));
             }
         }
-    }
+    });
 }
 
 const PALETTE: [Color32; 10] = [
@@ -587,6 +592,7 @@ fn latent_ui(vae: &mut VaeUiState, ui: &mut egui::Ui) {
                     vae.export = vae.export_request(ExportKind::Latents);
                 }
                 save_image_button(ui, "vae-latent");
+                plot_axes::legend_toggle(ui, "vae-latent");
             });
         });
         ui.vertical(|ui| {
@@ -624,106 +630,106 @@ fn scatter_ui(vae: &mut VaeUiState, latents: &Latents, height: f32, ui: &mut egu
         let x = f64::from(row[a.min(d - 1)]);
         if one_d { [x, strip_height(&labels, i)] } else { [x, f64::from(row.get(b).copied().unwrap_or(0.0))] }
     };
+    // One entry per digit (or class) on show.
+    let mut occupied = plot_axes::Occupied::for_legend(&["0"; 10], egui::vec2(ui.available_width(), height));
+    let all: Vec<[f64; 2]> = (0..n).step_by(stride).map(point).collect();
+    occupied.points(&all);
+    let plane = if one_d { plot_axes::plot("vae-latent-strip") } else { plot_axes::plane("vae-latent") };
+    let plot = plot_axes::with_legend(plane, ui.ctx(), "vae-latent", &occupied);
     let response = saveable(
         ui,
         "vae-latent",
         || "vae-latent.png".to_owned(),
         |ui| {
-            let plot = if one_d { plot_axes::plot("vae-latent-strip") } else { plot_axes::plane("vae-latent") };
-            plot.height(height)
-                .legend(Legend::default())
-                .x_axis_label(format!("z{}", a + 1))
-                .y_axis_label(if one_d {
-                    if labels.is_empty() { "(spread to show the density)".to_owned() } else { "class".to_owned() }
-                } else {
-                    format!("z{}", b + 1)
-                })
-                .show(ui, |plot| {
-                    if vae.labels.len() == n {
-                        let mut groups: Vec<Vec<[f64; 2]>> = vec![Vec::new(); 10];
-                        let mut other = Vec::new();
-                        for i in (0..n).step_by(stride) {
-                            match groups.get_mut(vae.labels[i] as usize) {
-                                Some(g) => g.push(point(i)),
-                                None => other.push(point(i)),
-                            }
+            let y_label = if one_d {
+                if labels.is_empty() { "(spread to show the density)".to_owned() } else { "class".to_owned() }
+            } else {
+                format!("z{}", b + 1)
+            };
+            plot.height(height).x_axis_label(format!("z{}", a + 1)).y_axis_label(y_label).show(ui, |plot| {
+                if vae.labels.len() == n {
+                    let mut groups: Vec<Vec<[f64; 2]>> = vec![Vec::new(); 10];
+                    let mut other = Vec::new();
+                    for i in (0..n).step_by(stride) {
+                        match groups.get_mut(vae.labels[i] as usize) {
+                            Some(g) => g.push(point(i)),
+                            None => other.push(point(i)),
                         }
-                        let classes = match vae.prepared.as_ref().and_then(|p| p.output.clone()) {
-                            Some((_, OutputKind::Classes { classes })) => classes,
-                            _ => Vec::new(),
-                        };
-                        for (k, g) in groups.into_iter().enumerate().filter(|(_, g)| !g.is_empty()) {
-                            let name = classes.get(k).map_or(format!("{k}"), |v| format!("{v}"));
-                            plot.points(
-                                Points::new(name, PlotPoints::from(g))
-                                    .radius(1.5)
-                                    .color(PALETTE[k % 10])
-                                    .shape(MarkerShape::Circle),
-                            );
-                        }
-                        if !other.is_empty() {
-                            plot.points(
-                                Points::new("other labels", PlotPoints::from(other)).radius(1.5).color(Color32::GRAY),
-                            );
-                        }
-                    } else {
-                        let pts: Vec<[f64; 2]> = (0..n).step_by(stride).map(point).collect();
-                        plot.points(Points::new("inputs", PlotPoints::from(pts)).radius(1.5).color(PALETTE[0]));
                     }
-                    if !vae.picked.is_empty() {
-                        let pts: Vec<[f64; 2]> = vae.picked.iter().filter(|&&i| i < n).map(|&i| point(i)).collect();
-                        if let [a, b] = pts.as_slice() {
-                            plot.line(
-                                Line::new("interpolation path", PlotPoints::from(vec![*a, *b]))
-                                    .color(Color32::WHITE)
-                                    .allow_band(false),
-                            );
-                        }
+                    let classes = match vae.prepared.as_ref().and_then(|p| p.output.clone()) {
+                        Some((_, OutputKind::Classes { classes })) => classes,
+                        _ => Vec::new(),
+                    };
+                    for (k, g) in groups.into_iter().enumerate().filter(|(_, g)| !g.is_empty()) {
+                        let name = classes.get(k).map_or(format!("{k}"), |v| format!("{v}"));
                         plot.points(
-                            Points::new("picked", PlotPoints::from(pts))
-                                .radius(6.0)
-                                .shape(MarkerShape::Diamond)
-                                .color(Color32::WHITE),
+                            Points::new(name, PlotPoints::from(g))
+                                .radius(1.5)
+                                .color(PALETTE[k % 10])
+                                .shape(MarkerShape::Circle),
                         );
                     }
-                    // q(z|x) of the input nearest the cursor: an axis-aligned ellipse at ±2 sd. Only while the
-                    // cursor is over the plane: `pointer_coordinate` maps it wherever it is, and off the plot the
-                    // nearest input is some outlier at the plane's edge.
-                    let pointer = plot.pointer_coordinate().filter(|_| plot.response().hovered());
-                    let mut nearest_input = None;
-                    if let Some(p) = pointer {
-                        let nearest = (0..n).min_by(|&i, &j| {
-                            let (pi, pj) = (point(i), point(j));
-                            let di = (pi[0] - p.x).powi(2) + (pi[1] - p.y).powi(2);
-                            let dj = (pj[0] - p.x).powi(2) + (pj[1] - p.y).powi(2);
-                            di.total_cmp(&dj)
-                        });
-                        nearest_input = nearest;
-                        if let Some(i) = nearest {
-                            let c = point(i);
-                            let lv = &latents.logvar[i * d..(i + 1) * d];
-                            let (sa, sb) = (
-                                (0.5 * f64::from(lv[a.min(d - 1)])).exp(),
-                                (0.5 * f64::from(lv.get(b).copied().unwrap_or(0.0))).exp(),
-                            );
-                            // One dimension: q(z1|x) as a bar along z1 at the input's height.
-                            let ring: Vec<[f64; 2]> = if one_d {
-                                vec![[c[0] - 2.0 * sa, c[1]], [c[0] + 2.0 * sa, c[1]]]
-                            } else {
-                                (0..=64)
-                                    .map(|k| {
-                                        let t = f64::from(k) / 64.0 * std::f64::consts::TAU;
-                                        [c[0] + 2.0 * sa * t.cos(), c[1] + 2.0 * sb * t.sin()]
-                                    })
-                                    .collect()
-                            };
-                            plot.line(
-                                Line::new("q(z|x), ±2 sd", PlotPoints::from(ring)).color(Color32::WHITE).width(1.5),
-                            );
-                        }
+                    if !other.is_empty() {
+                        plot.points(
+                            Points::new("other labels", PlotPoints::from(other)).radius(1.5).color(Color32::GRAY),
+                        );
                     }
-                    (pointer, plot.plot_bounds(), nearest_input)
-                })
+                } else {
+                    let pts: Vec<[f64; 2]> = (0..n).step_by(stride).map(point).collect();
+                    plot.points(Points::new("inputs", PlotPoints::from(pts)).radius(1.5).color(PALETTE[0]));
+                }
+                if !vae.picked.is_empty() {
+                    let pts: Vec<[f64; 2]> = vae.picked.iter().filter(|&&i| i < n).map(|&i| point(i)).collect();
+                    if let [a, b] = pts.as_slice() {
+                        plot.line(
+                            Line::new("interpolation path", PlotPoints::from(vec![*a, *b]))
+                                .color(Color32::WHITE)
+                                .allow_band(false),
+                        );
+                    }
+                    plot.points(
+                        Points::new("picked", PlotPoints::from(pts))
+                            .radius(6.0)
+                            .shape(MarkerShape::Diamond)
+                            .color(Color32::WHITE),
+                    );
+                }
+                // q(z|x) of the input nearest the cursor: an axis-aligned ellipse at ±2 sd. Only while the
+                // cursor is over the plane: `pointer_coordinate` maps it wherever it is, and off the plot the
+                // nearest input is some outlier at the plane's edge.
+                let pointer = plot.pointer_coordinate().filter(|_| plot.response().hovered());
+                let mut nearest_input = None;
+                if let Some(p) = pointer {
+                    let nearest = (0..n).min_by(|&i, &j| {
+                        let (pi, pj) = (point(i), point(j));
+                        let di = (pi[0] - p.x).powi(2) + (pi[1] - p.y).powi(2);
+                        let dj = (pj[0] - p.x).powi(2) + (pj[1] - p.y).powi(2);
+                        di.total_cmp(&dj)
+                    });
+                    nearest_input = nearest;
+                    if let Some(i) = nearest {
+                        let c = point(i);
+                        let lv = &latents.logvar[i * d..(i + 1) * d];
+                        let (sa, sb) = (
+                            (0.5 * f64::from(lv[a.min(d - 1)])).exp(),
+                            (0.5 * f64::from(lv.get(b).copied().unwrap_or(0.0))).exp(),
+                        );
+                        // One dimension: q(z1|x) as a bar along z1 at the input's height.
+                        let ring: Vec<[f64; 2]> = if one_d {
+                            vec![[c[0] - 2.0 * sa, c[1]], [c[0] + 2.0 * sa, c[1]]]
+                        } else {
+                            (0..=64)
+                                .map(|k| {
+                                    let t = f64::from(k) / 64.0 * std::f64::consts::TAU;
+                                    [c[0] + 2.0 * sa * t.cos(), c[1] + 2.0 * sb * t.sin()]
+                                })
+                                .collect()
+                        };
+                        plot.line(Line::new("q(z|x), ±2 sd", PlotPoints::from(ring)).color(Color32::WHITE).width(1.5));
+                    }
+                }
+                (pointer, plot.plot_bounds(), nearest_input)
+            })
         },
     );
     let (pointer, bounds, nearest_input) = response.inner;
@@ -993,25 +999,54 @@ pub(crate) fn vae_loss_ui(snapshot: &RunSnapshot, ui: &mut egui::Ui) {
     let series = |name: &str| -> Vec<[f64; 2]> {
         snapshot.history.iter().filter_map(|r| r.get(name).map(|v| [r.epoch as f64, v])).collect()
     };
-    ui.strong("Nats per input");
-    plot_axes::plot("vae-loss").height(200.0).legend(Legend::default()).x_axis_label("epoch").show(ui, |plot| {
-        plot.line(Line::new("train: reconstruction + beta KL (batches)", PlotPoints::from(series("loss"))));
-        plot.line(Line::new("train: negative ELBO", PlotPoints::from(series("train_neg_elbo"))));
-        plot.line(Line::new("test: negative ELBO", PlotPoints::from(series("test_neg_elbo"))));
-        plot.line(Line::new("test: reconstruction", PlotPoints::from(series("test_recon"))));
+    ui.horizontal(|ui| {
+        ui.strong("Nats per input");
+        plot_axes::legend_toggle(ui, "vae-loss");
     });
-    ui.strong("KL per latent dimension (test inputs)");
+    let curves = [
+        ("train: reconstruction + beta KL (batches)", series("loss")),
+        ("train: negative ELBO", series("train_neg_elbo")),
+        ("test: negative ELBO", series("test_neg_elbo")),
+        ("test: reconstruction", series("test_recon")),
+    ];
+    let names = curves.each_ref().map(|(name, _)| *name);
+    let mut occupied = plot_axes::Occupied::for_legend(&names, egui::vec2(ui.available_width(), 200.0));
+    for (_, points) in &curves {
+        occupied.line(points);
+    }
+    plot_axes::with_legend(plot_axes::plot("vae-loss"), ui.ctx(), "vae-loss", &occupied)
+        .height(200.0)
+        .x_axis_label("epoch")
+        .show(ui, |plot| {
+            for (name, points) in curves {
+                plot_axes::curve(plot, name, points);
+            }
+        });
+    ui.horizontal(|ui| {
+        ui.strong("KL per latent dimension (test inputs)");
+        plot_axes::legend_toggle(ui, "vae-kl-dims");
+    });
     let dims: Vec<String> = snapshot
         .history
         .last()
         .map(|r| r.metrics.iter().filter(|(k, _)| k.starts_with("kl_dim_")).map(|(k, _)| k.clone()).collect())
         .unwrap_or_default();
-    plot_axes::plot("vae-kl-dims").height(160.0).legend(Legend::default()).x_axis_label("epoch").show(ui, |plot| {
-        plot.line(Line::new("KL, all dimensions", PlotPoints::from(series("test_kl"))));
-        for k in &dims {
-            plot.line(Line::new(k.replace("kl_dim_", "z"), PlotPoints::from(series(k))));
-        }
-    });
+    let curves: Vec<(String, Vec<[f64; 2]>)> = std::iter::once(("KL, all dimensions".to_owned(), series("test_kl")))
+        .chain(dims.iter().map(|k| (k.replace("kl_dim_", "z"), series(k))))
+        .collect();
+    let names: Vec<&str> = curves.iter().map(|(name, _)| name.as_str()).collect();
+    let mut occupied = plot_axes::Occupied::for_legend(&names, egui::vec2(ui.available_width(), 160.0));
+    for (_, points) in &curves {
+        occupied.line(points);
+    }
+    plot_axes::with_legend(plot_axes::plot("vae-kl-dims"), ui.ctx(), "vae-kl-dims", &occupied)
+        .height(160.0)
+        .x_axis_label("epoch")
+        .show(ui, |plot| {
+            for (name, points) in curves {
+                plot_axes::curve(plot, name, points);
+            }
+        });
     if let Some(last) = snapshot.history.last() {
         let collapsed: Vec<String> = dims
             .iter()
