@@ -39,11 +39,26 @@ pub(crate) fn preview_window(app: &mut BayesExplorerApp, mut preview: Preview, c
     let escape = !egui::Popup::is_any_open(ctx)
         && !ctx.egui_wants_keyboard_input()
         && ctx.input_mut(|i| i.consume_key(egui::Modifiers::NONE, egui::Key::Escape));
+    // The window never reaches past the screen (a file of many columns on a 700-row screen hid its buttons): its
+    // contents scroll, and the buttons stay under them in view.
+    let max_height = (ctx.content_rect().height() - 48.0).max(240.0);
     egui::Window::new("Dataset preview")
         .open(&mut open)
-        .default_size([760.0, 560.0])
+        .default_size([760.0, 560.0_f32.min(max_height)])
+        .max_height(max_height)
         .collapsible(false)
-        .show(ctx, |ui| choice = preview_ui(&mut preview, ui));
+        .show(ctx, |ui| {
+            let body = (ui.available_height() - 40.0).max(120.0);
+            choice = egui::ScrollArea::vertical()
+                .id_salt("preview-body")
+                .max_height(body)
+                .show(ui, |ui| preview_ui(&mut preview, ui))
+                .inner;
+            ui.separator();
+            if let Choice::Keep = choice {
+                choice = preview_actions(&preview, ui);
+            }
+        });
     if !open || escape {
         choice = Choice::Cancel;
     }
@@ -188,9 +203,14 @@ fn preview_ui(p: &mut Preview, ui: &mut egui::Ui) -> Choice {
             }
         };
     }
-    ui.add_space(6.0);
+    choice
+}
+
+/// The preview's buttons: use the data in its lab, or cancel.
+fn preview_actions(p: &Preview, ui: &mut egui::Ui) -> Choice {
+    let mut choice = Choice::Keep;
     ui.horizontal(|ui| {
-        let usable = check_lab(p.lab, t, &p.spec).is_ok();
+        let usable = check_lab(p.lab, &p.table, &p.spec).is_ok();
         if ui.add_enabled(usable, egui::Button::new(format!("Use in the {} lab", p.lab.tab_name()))).clicked() {
             choice = Choice::Use;
         }

@@ -331,3 +331,28 @@ fn ux_a_curve_of_one_epoch_shows_its_point() {
     let shown = markers(&harness.output().shapes).iter().filter(|p| p.y < stages).count();
     assert!(shown >= 2, "Flow: {shown} markers for the two curves of one epoch");
 }
+
+/// Found in the click-through: the preview of a file of many columns (the white wine's 12) grew past a 700-row
+/// window and hid "Use in the … lab" and "Cancel" below its foot. Its contents scroll; the buttons stay in view.
+#[test]
+fn ux_the_preview_of_a_wide_file_keeps_its_buttons_in_view() {
+    let mut harness = small_window();
+    let dir = tempfile::tempdir().expect("a temporary folder");
+    let path = dir.path().join("wide.csv");
+    let header: Vec<String> = (1..=14).map(|j| format!("column {j}")).collect();
+    let rows: Vec<String> =
+        (0..40).map(|i| (0..14).map(|j| format!("{}", i * 14 + j)).collect::<Vec<_>>().join(",")).collect();
+    std::fs::write(&path, format!("{}\n{}\n", header.join(","), rows.join("\n"))).expect("the file");
+    harness.state_mut().path_text = path.display().to_string();
+    click(&mut harness, "Load");
+    wait_until(&mut harness, "the preview", BayesExplorerApp::preview_is_open);
+    harness.run_steps(3);
+    let window = egui::Rect::from_min_size(egui::Pos2::ZERO, SMALL.into());
+    for label in ["Use in the BNN lab", "Cancel"] {
+        let rect = harness.get_by_label(label).rect();
+        assert!(window.contains_rect(rect), "{label} at {rect:?}, outside the {window:?} window");
+    }
+    harness.get_by_label("Use in the BNN lab").click();
+    harness.run_steps(3);
+    assert_eq!(harness.state().lab(Lab::Bnn).data.as_ref().map(|d| d.table.n_cols()), Some(14));
+}
