@@ -886,26 +886,32 @@ fn manifold_ui(vae: &mut VaeUiState, height: f32, ui: &mut egui::Ui) {
 /// The one-dimensional latent's manifold: one row of images decoded along z1 over the strip's window, left to right,
 /// and the image under the cursor.
 fn manifold_row_ui(vae: &mut VaeUiState, side: usize, ui: &mut egui::Ui) {
+    /// The least width of one decoded image, in points: a narrower column wraps the row rather than shrink them.
+    const MIN_IMAGE_POINTS: f32 = 56.0;
+    let width = ui.available_width();
     if let Some(m) = vae.manifold.clone() {
+        let per_row = ((width / MIN_IMAGE_POINTS).floor() as usize).clamp(1, m.cells.max(1));
         let key = (m.step, m.bounds.map(f32::to_bits), m.cells);
-        let stale = vae.manifold_texture.as_ref().is_none_or(|(s, b, c, _)| (*s, *b, *c) != key);
-        // The grid's rows are alike (z1 is the only coordinate): its first row, left to right.
+        let texture_width = per_row * (side + 1) + 1;
+        let stale = vae
+            .manifold_texture
+            .as_ref()
+            .is_none_or(|(s, b, c, texture)| (*s, *b, *c) != key || texture.size()[0] != texture_width);
+        // The grid's rows are alike (z1 is the only coordinate): its first row, left to right, wrapped to the width.
         if stale && let Some(row) = m.images.get(..m.cells * side * side) {
-            let texture = ui.ctx().load_texture("vae-manifold", tiles(row, side, m.cells), TextureOptions::LINEAR);
+            let texture = ui.ctx().load_texture("vae-manifold", tiles(row, side, per_row), TextureOptions::LINEAR);
             vae.manifold_texture = Some((key.0, key.1, key.2, texture));
         }
     }
     if let Some((_, b, cells, texture)) = &vae.manifold_texture {
         let b = b.map(f32::from_bits);
         let [w, h] = texture.size();
-        let width = ui.available_width();
         let size = egui::vec2(width, width * h as f32 / w.max(1) as f32);
+        let wrapped = h > side + 2;
         let shown = ui.image((texture.id(), size));
         capture_if_asked(ui, "vae-manifold", shown.rect, || "vae-manifold.png".to_owned());
-        ui.label(format!(
-            "{cells} points along z1, from {:.2} (left) to {:.2} (right): the strip's window.",
-            b[0], b[1]
-        ));
+        let order = if wrapped { "read left to right and down" } else { "left to right" };
+        ui.label(format!("{cells} points along z1 from {:.2} to {:.2} (the strip's window), {order}.", b[0], b[1]));
         save_image_button(ui, "vae-manifold");
     } else {
         ui.spinner();

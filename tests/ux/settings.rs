@@ -237,7 +237,7 @@ fn ux_a_one_dimensional_vae_latent_gets_a_strip_and_a_row_of_decoded_images() {
     wait_for_label(&mut harness, "Decoded along z1, 20 latent points");
     assert!(shows(&harness, "Encoder means of every input: z1 by class"));
     assert!(!shows(&harness, "Decoded manifold"), "no 2-D manifold of z1 against z1");
-    wait_for_label(&mut harness, "20 points along z1, from ");
+    wait_for_label(&mut harness, "20 points along z1 from ");
     // Hovering the strip decodes z1 alone.
     let strip = harness.get_by_label_contains("Encoder means of every input").rect();
     let at = egui::pos2(strip.center().x + 40.0, strip.bottom() + 150.0);
