@@ -1205,20 +1205,9 @@ pub(crate) fn bnn_loss_ui(snapshot: &RunSnapshot, ui: &mut egui::Ui) {
         });
 }
 
-/// The comparison's colours: a qualitative palette of ten (Tableau 10), told apart also by readers with the
+/// The comparison's colours: the labels' qualitative palette of ten (Tableau 10), told apart also by readers with the
 /// commonest colour blindness by their lightness.
-const RUN_COLOURS: [Color32; 10] = [
-    Color32::from_rgb(78, 121, 167),
-    Color32::from_rgb(242, 142, 43),
-    Color32::from_rgb(225, 87, 89),
-    Color32::from_rgb(118, 183, 178),
-    Color32::from_rgb(89, 161, 79),
-    Color32::from_rgb(237, 201, 72),
-    Color32::from_rgb(176, 122, 161),
-    Color32::from_rgb(255, 157, 167),
-    Color32::from_rgb(156, 117, 95),
-    Color32::from_rgb(186, 176, 172),
-];
+const RUN_COLOURS: [Color32; 10] = crate::ui::data_view::PALETTE;
 
 /// The line style of each round of [`RUN_COLOURS`]: solid for the first ten runs, then dashed, dotted, densely
 /// dashed.

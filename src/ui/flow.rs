@@ -16,7 +16,7 @@ use crate::train::{ModelView, RunSnapshot, WorkerState};
 use crate::ui::export::{ExportKind, ExportRequest, export_button, history_request};
 use crate::ui::image_export::{save_image_button, saveable};
 use crate::ui::plot_axes;
-use crate::ui::settings_check::{self, NEXT_RUN_ONLY, Verdict, number_row, number_row_with};
+use crate::ui::settings_check::{self, NEXT_RUN_ONLY, Verdict, number_row};
 
 /// Which way the step-through runs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -344,17 +344,13 @@ pub(crate) fn flow_settings_ui(
         number_row(ui, "Epochs", &mut c.epochs, 1.0, running.map(|r| r.epochs), |v| {
             settings_check::EPOCHS.check(v as f64)
         });
-        number_row_with(
+        settings_check::adam_rows(
             ui,
-            "Learning rate (Adam)",
             &mut c.learning_rate,
-            1e-5,
-            (running.map(|r| r.learning_rate), true),
-            settings_check::learning_rate,
+            &mut c.batch_size,
+            running.map(|r| (r.learning_rate, r.batch_size)),
+            rows,
         );
-        number_row(ui, "Batch size", &mut c.batch_size, 1.0, running.map(|r| r.batch_size), |v| {
-            settings_check::batch_size(v, rows)
-        });
         number_row(ui, "Seed", &mut c.seed, 1.0, running.map(|r| r.seed), |_| Verdict::Fine);
     });
     if ui.button("Course defaults").on_hover_text("The Keras RealNVP or the course's MAF settings").clicked() {

@@ -202,6 +202,26 @@ pub(crate) fn number_row<N: egui::emath::Numeric>(
     number_row_with(ui, label, value, speed, (running, false), verdict)
 }
 
+/// The Adam rows the VAE and flow panels share: the learning rate (which the run on show takes at once) and the batch
+/// size against the `rows` of training data; `running`: the run on show's values.
+pub(crate) fn adam_rows(
+    ui: &mut egui::Ui,
+    learning_rate: &mut f64,
+    batch_size: &mut usize,
+    running: Option<(f64, usize)>,
+    rows: Option<usize>,
+) {
+    number_row_with(
+        ui,
+        "Learning rate (Adam)",
+        learning_rate,
+        1e-5,
+        (running.map(|(rate, _)| rate), true),
+        self::learning_rate,
+    );
+    number_row(ui, "Batch size", batch_size, 1.0, running.map(|(_, batch)| batch), |v| self::batch_size(v, rows));
+}
+
 /// [`number_row`] with `(running, applies_now)`.
 pub(crate) fn number_row_with<N: egui::emath::Numeric>(
     ui: &mut egui::Ui,

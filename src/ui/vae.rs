@@ -17,7 +17,7 @@ use crate::train::{ModelView, RunSnapshot};
 use crate::ui::export::{ExportKind, ExportRequest, export_button, history_request};
 use crate::ui::image_export::{capture_if_asked, save_image_button, saveable};
 use crate::ui::plot_axes;
-use crate::ui::settings_check::{self, HIDDEN_ACCEPTS, NEXT_RUN_ONLY, Verdict, number_row, number_row_with};
+use crate::ui::settings_check::{self, HIDDEN_ACCEPTS, NEXT_RUN_ONLY, Verdict, number_row};
 
 /// Which view the page shows.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -479,17 +479,13 @@ pub(crate) fn vae_settings_ui(
             .labelled_by(id);
         next_only(r);
         ui.end_row();
-        number_row_with(
+        settings_check::adam_rows(
             ui,
-            "Learning rate (Adam)",
             &mut c.learning_rate,
-            1e-5,
-            (running.map(|r| r.learning_rate), true),
-            settings_check::learning_rate,
+            &mut c.batch_size,
+            running.map(|r| (r.learning_rate, r.batch_size)),
+            rows,
         );
-        number_row(ui, "Batch size", &mut c.batch_size, 1.0, running.map(|r| r.batch_size), |v| {
-            settings_check::batch_size(v, rows)
-        });
         number_row(ui, "Epochs", &mut c.epochs, 1.0, running.map(|r| r.epochs), |v| {
             settings_check::EPOCHS.check(v as f64)
         });
@@ -872,6 +868,11 @@ fn manifold_ui(vae: &mut VaeUiState, height: f32, ui: &mut egui::Ui) {
     } else {
         ui.spinner();
     }
+    hover_image_ui(vae, side, ui);
+}
+
+/// The image decoded at the cursor, once the view thread has it.
+fn hover_image_ui(vae: &mut VaeUiState, side: usize, ui: &mut egui::Ui) {
     if let Some((_, image)) = &vae.hover_image {
         let texture = vae
             .hover_texture
@@ -916,15 +917,7 @@ fn manifold_row_ui(vae: &mut VaeUiState, side: usize, ui: &mut egui::Ui) {
     } else {
         ui.spinner();
     }
-    if let Some((_, image)) = &vae.hover_image {
-        let texture = vae
-            .hover_texture
-            .get_or_insert_with(|| ui.ctx().load_texture("vae-hover", tiles(image, side, 1), TextureOptions::NEAREST));
-        ui.horizontal(|ui| {
-            ui.label("Under the cursor:");
-            ui.image((texture.id(), egui::vec2(84.0, 84.0)));
-        });
-    }
+    hover_image_ui(vae, side, ui);
 }
 
 fn reconstructions_ui(vae: &mut VaeUiState, view: &VaeView, ui: &mut egui::Ui) {

@@ -347,7 +347,7 @@ fn ux_the_preview_of_a_wide_file_keeps_its_buttons_in_view() {
     click(&mut harness, "Load");
     wait_until(&mut harness, "the preview", BayesExplorerApp::preview_is_open);
     harness.run_steps(3);
-    let window = egui::Rect::from_min_size(egui::Pos2::ZERO, SMALL.into());
+    let window = egui::Rect::from_min_size(egui::Pos2::ZERO, SMALL);
     for label in ["Use in the BNN lab", "Cancel"] {
         let rect = harness.get_by_label(label).rect();
         assert!(window.contains_rect(rect), "{label} at {rect:?}, outside the {window:?} window");
