@@ -9,10 +9,10 @@ use std::time::{Duration, Instant};
 
 use bayes_explorer::Lab;
 use bayes_explorer::bench::WHITE_WINE_PATH;
+use bayes_explorer::compute::CandleBackend;
 use bayes_explorer::data::csv::NoProgress;
 use bayes_explorer::data::prepare::{default_spec_for_lab, prepare};
 use bayes_explorer::data::{BuiltinFile, CsvOptions, LoadRequest};
-use bayes_explorer::gpu::CandleBackend;
 use bayes_explorer::models::bnn::{BnnConfig, BnnTrainer, Posterior};
 use bayes_explorer::train::Trainer;
 use criterion::{Criterion, criterion_group, criterion_main};

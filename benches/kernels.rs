@@ -4,7 +4,7 @@
 
 use std::hint::black_box;
 
-use bayes_explorer::gpu::{CandleBackend, ComputeBackend, GpuBackend, MatmulShape};
+use bayes_explorer::compute::{CandleBackend, ComputeBackend, GpuBackend, MatmulShape};
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 
 fn matmul(c: &mut Criterion) {

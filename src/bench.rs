@@ -12,10 +12,10 @@ use rand_chacha::ChaCha8Rng;
 use serde::Serialize;
 
 use crate::Lab;
+use crate::compute::{CandleBackend, ComputeBackend, GpuBackend, WeightsKey};
 use crate::data::csv::NoProgress;
 use crate::data::prepare::{Prepared, default_spec_for_lab, prepare};
 use crate::data::{BuiltinFile, CsvOptions, LoadRequest, SynthKind, SynthSpec, Table};
-use crate::gpu::{CandleBackend, ComputeBackend, GpuBackend, WeightsKey};
 use crate::models::bnn::{BnnConfig, BnnTrainer, Posterior, predictive_cpu};
 use crate::models::flow::{FlowConfig, FlowKind, FlowNet, FlowTrainer, gaussian_points};
 use crate::models::vae::{Likelihood, VaeConfig, VaeNetworks, VaeTrainer, vae_inputs};

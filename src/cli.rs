@@ -12,13 +12,13 @@ use clap::{Parser, Subcommand, ValueEnum};
 use serde_json::json;
 
 use crate::Lab;
+use crate::compute::Activation;
+use crate::compute::cpu::optim::OptimizerKind;
 use crate::data::prepare::{DataSpec, Role, check_lab, image_side, prepare, split_counts};
 use crate::data::table::delimiter_name;
 use crate::data::{BuiltinFile, CsvOptions, HeaderMode, LoadRequest, MissingPolicy, SynthKind, SynthSpec, Table};
-use crate::models::Activation;
 use crate::models::bnn::{BnnConfig, BnnTrainer, Head, KlEstimate, Posterior, default_epochs};
 use crate::models::flow::{FlowConfig, FlowKind, FlowTrainer, flow_report};
-use crate::models::optim::OptimizerKind;
 use crate::models::vae::{Likelihood, VaeConfig, VaeTrainer};
 use crate::train::export::{ExportOptions, export_run};
 use crate::train::runfile::{AnyRun, RunConfig, RunFileError, first_difference, load_dataset};
@@ -356,7 +356,8 @@ pub fn run(command: CliCommand) -> ExitCode {
             Ok(())
         }
         CliCommand::Bench { command: BenchCommand::Kernels { json } } => {
-            let report = crate::gpu::bench::run(&crate::gpu::bench::default_shapes(), Duration::from_millis(500));
+            let report =
+                crate::compute::bench::run(&crate::compute::bench::default_shapes(), Duration::from_millis(500));
             print!("{}", report.table());
             if json {
                 println!("{}", serde_json::to_string(&report).unwrap_or_default());
@@ -498,7 +499,7 @@ fn inspect(path: &str, options: CsvOptions, as_json: bool) -> Result<(), CliErro
 fn info() {
     println!("bayes-explorer {}", env!("CARGO_PKG_VERSION"));
     println!("stack: eframe 0.37.0, egui_plot 0.38.0, wgpu 30.0.1, candle-core 0.11.1, rfd 0.17.2");
-    let compute = crate::gpu::probe();
+    let compute = crate::compute::probe();
     println!("{}", compute.status_line());
     for a in &compute.adapters {
         println!(

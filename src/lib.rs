@@ -3,8 +3,8 @@
 
 pub mod bench;
 pub mod cli;
+pub mod compute;
 pub mod data;
-pub mod gpu;
 pub mod models;
 pub mod train;
 pub mod ui;

@@ -4,13 +4,13 @@
 
 use std::sync::Arc;
 
+use bayes_explorer::compute::Activation;
+use bayes_explorer::compute::cpu::optim::OptimizerKind;
+use bayes_explorer::compute::{CandleBackend, GpuBackend};
 use bayes_explorer::data::prepare::{OutputKind, Prepared};
-use bayes_explorer::gpu::{CandleBackend, GpuBackend};
-use bayes_explorer::models::Activation;
 use bayes_explorer::models::bnn::{
     BnnConfig, BnnNet, BnnTask, BnnTrainer, Head, KlEstimate, Posterior, PredictiveRows, predictive_on, train_subset,
 };
-use bayes_explorer::models::optim::OptimizerKind;
 use bayes_explorer::train::Trainer;
 use candle_core::{DType, Device, Tensor};
 use rand::{Rng, SeedableRng};

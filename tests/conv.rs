@@ -141,9 +141,9 @@ fn gradients_match_central_finite_differences() {
 /// batch statistics and the gradients of `x`, `gamma` and `beta`, with batch and with fixed statistics.
 #[test]
 fn fused_batch_norm_matches_candle_operations() {
-    use bayes_explorer::models::Activation;
+    use bayes_explorer::compute::Activation;
+    use bayes_explorer::compute::cpu::norm_act::{NormAct, Statistics};
     use bayes_explorer::models::conv::{NORM_EPSILON, NormMode, batch_norm_reference};
-    use bayes_explorer::models::norm_act::{NormAct, Statistics};
     let mut rng = ChaCha8Rng::seed_from_u64(4);
     let (r, c) = (37, 5);
     let running = (vec![0.3f32, -0.2, 0.0, 1.0, 0.5], vec![0.8f32, 1.5, 0.2, 1.0, 3.0]);

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use bayes_explorer::Lab;
 use bayes_explorer::cli::{Cli, run};
-use bayes_explorer::models::Activation;
+use bayes_explorer::compute::Activation;
 use bayes_explorer::models::bnn::{BnnLayer, BnnParams, BnnTask, BnnView, Head, Posterior, PredictiveRows, summarize};
 use bayes_explorer::models::flow::grid_points;
 use bayes_explorer::models::stats::Histogram;

@@ -6,13 +6,13 @@
 use std::sync::Arc;
 
 use bayes_explorer::Lab;
+use bayes_explorer::compute::Activation;
+use bayes_explorer::compute::params::{DenseParams, FlowLayerParams, FlowParams, MlpParams};
 use bayes_explorer::data::prepare::{Prepared, default_spec_for_lab, prepare};
 use bayes_explorer::data::{SynthKind, SynthSpec};
-use bayes_explorer::models::Activation;
 use bayes_explorer::models::flow::{
     FlowConfig, FlowKind, FlowNet, FlowTrainer, flow_report, gaussian_points, grid_points, made_masks, roundtrip_error,
 };
-use bayes_explorer::models::params::{DenseParams, FlowLayerParams, FlowParams, MlpParams};
 use bayes_explorer::train::Trainer;
 use candle_core::DType;
 use rand::SeedableRng;
@@ -276,7 +276,7 @@ fn grid_points_are_cell_centres_row_by_row() {
 /// returns, unless `BAYES_EXPLORER_REQUIRE_GPU=1` (CI installs lavapipe), where it fails.
 #[test]
 fn gpu_density_grids_match_the_cpu_at_every_stage() {
-    let backend = bayes_explorer::gpu::GpuBackend::new();
+    let backend = bayes_explorer::compute::GpuBackend::new();
     let mut backend = match backend {
         Ok(b) => b,
         Err(e) => {
@@ -295,7 +295,7 @@ fn gpu_density_grids_match_the_cpu_at_every_stage() {
         for k in 0..=net.n_layers() {
             let (cpu_density, cpu_log_det) = net.stage_density_grid(k, 37, bounds).expect("cpu grid");
             // One cache entry per flow: a key names one set of weights.
-            let key = bayes_explorer::gpu::WeightsKey { id: id as u64, version: 1 };
+            let key = bayes_explorer::compute::WeightsKey { id: id as u64, version: 1 };
             let (gpu_density, gpu_log_det) =
                 bayes_explorer::train::flow_view::gpu_stage_density_grid(&mut backend, &params, key, k, 37, bounds)
                     .expect("gpu grid");

@@ -5,11 +5,11 @@
 //! Without an adapter the tests print why and return, unless `BAYES_EXPLORER_REQUIRE_GPU=1` (CI), where they
 //! fail.
 
-use bayes_explorer::gpu::{
+use bayes_explorer::compute::Activation;
+use bayes_explorer::compute::params::{DenseParams, FlowLayerParams, FlowParams, MlpParams};
+use bayes_explorer::compute::{
     CandleBackend, ComputeBackend, GpuBackend, MatmulShape, MeanFieldLayer, MeanFieldParams, Noise, WeightsKey,
 };
-use bayes_explorer::models::Activation;
-use bayes_explorer::models::params::{DenseParams, FlowLayerParams, FlowParams, MlpParams};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
@@ -329,7 +329,7 @@ fn submitted_requests_can_be_polled_without_blocking() {
 
 #[test]
 fn the_chooser_keeps_small_work_on_the_cpu() {
-    use bayes_explorer::gpu::{AdapterSummary, BackendChoice, choose_backend};
+    use bayes_explorer::compute::{AdapterSummary, BackendChoice, choose_backend};
     let adapter = |device_type: &str| AdapterSummary {
         name: "test".to_owned(),
         backend: "Vulkan".to_owned(),

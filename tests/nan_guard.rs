@@ -42,13 +42,13 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bayes_explorer::Lab;
+use bayes_explorer::compute::Activation;
+use bayes_explorer::compute::cpu::optim::OptimizerKind;
+use bayes_explorer::compute::params::FlowParams;
 use bayes_explorer::data::prepare::{Prepared, default_spec_for_lab, prepare};
 use bayes_explorer::data::{BuiltinFile, SynthKind, SynthSpec};
-use bayes_explorer::models::Activation;
 use bayes_explorer::models::bnn::{BnnConfig, BnnParams, BnnTrainer, Posterior};
 use bayes_explorer::models::flow::{FlowConfig, FlowKind, FlowTrainer};
-use bayes_explorer::models::optim::OptimizerKind;
-use bayes_explorer::models::params::FlowParams;
 use bayes_explorer::models::vae::{VaeArch, VaeConfig, VaeNetworks, VaeParams, VaeTrainer};
 use bayes_explorer::train::{
     Command, ModelView, RunSnapshot, TrainError, Trainer, TrainerFactory, Worker, WorkerEvent, WorkerState,

@@ -9,12 +9,12 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use bayes_explorer::Lab;
+use bayes_explorer::compute::params::{FlowParams, MlpParams};
 use bayes_explorer::data::csv::NoProgress;
 use bayes_explorer::data::prepare::{DataSpec, Prepared, Role, default_spec_for_lab, prepare};
 use bayes_explorer::data::{BuiltinFile, CsvOptions, LoadRequest, SynthKind, SynthSpec, Table};
 use bayes_explorer::models::bnn::{BnnConfig, BnnParams, BnnTrainer, BnnView, Posterior};
 use bayes_explorer::models::flow::{FlowConfig, FlowKind, FlowNet, FlowTrainer};
-use bayes_explorer::models::params::{FlowParams, MlpParams};
 use bayes_explorer::models::vae::{
     VaeArch, VaeConfig, VaeNet, VaeNetworks, VaeParams, VaeTrainer, VaeView, vae_inputs,
 };

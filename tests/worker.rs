@@ -182,8 +182,8 @@ fn nan_guard_pauses_and_keeps_the_last_good_parameters() {
     let data = wine();
     let config = MlpConfig {
         learning_rate: 1e30,
-        optimizer: bayes_explorer::models::optim::OptimizerKind::Adam,
-        activation: bayes_explorer::models::Activation::Relu,
+        optimizer: bayes_explorer::compute::cpu::optim::OptimizerKind::Adam,
+        activation: bayes_explorer::compute::Activation::Relu,
         ..MlpConfig::default()
     };
     let mut trainer = MlpTrainer::new(config, &data).unwrap();

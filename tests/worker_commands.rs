@@ -25,11 +25,11 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bayes_explorer::Lab;
+use bayes_explorer::compute::params::FlowParams;
 use bayes_explorer::data::prepare::{Prepared, default_spec_for_lab, prepare};
 use bayes_explorer::data::{BuiltinFile, SynthKind, SynthSpec};
 use bayes_explorer::models::bnn::{BnnConfig, BnnParams, BnnTrainer};
 use bayes_explorer::models::flow::{FlowConfig, FlowKind, FlowTrainer};
-use bayes_explorer::models::params::FlowParams;
 use bayes_explorer::train::{
     Command, ModelView, RunSnapshot, Trainer, TrainerFactory, Worker, WorkerEvent, WorkerState,
 };

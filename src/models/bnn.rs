@@ -31,13 +31,15 @@ use rand_distr::{Distribution, StandardNormal, Uniform};
 use serde::{Deserialize, Serialize};
 
 use crate::Lab;
+use crate::compute::Activation;
+use crate::compute::TrainError;
+use crate::compute::cpu::guard::{LastGood, Located, Probe};
+use crate::compute::cpu::optim::{Optimizer, OptimizerKind, guarded_step};
+use crate::compute::{ComputeBackend, ComputeError, MeanFieldLayer, MeanFieldParams, Noise, WeightsKey};
 use crate::data::prepare::{OutputKind, Prepared};
-use crate::gpu::{ComputeBackend, ComputeError, MeanFieldLayer, MeanFieldParams, Noise, WeightsKey};
-use crate::models::Activation;
-use crate::models::guard::{LastGood, Located, Probe, guarded_step};
-use crate::models::optim::{Optimizer, OptimizerKind};
+use crate::models::ModelView;
 use crate::models::stats::{INTERVAL_LEVELS, quantile_sorted};
-use crate::train::{EpochRecord, ModelView, RunSnapshot, TrainError, Trainer};
+use crate::models::trainer::{EpochRecord, RunSnapshot, Trainer};
 
 /// The form of a layer's posterior.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -1150,7 +1152,7 @@ impl BnnTrainer {
         self.history.push(EpochRecord { epoch, metrics });
         let history = Arc::make_mut(&mut self.params_history);
         history.push((epoch, Arc::new(params.without_scales())));
-        crate::models::thin_history(history, MAX_HISTORY);
+        crate::models::trainer::thin_history(history, MAX_HISTORY);
         self.epoch_sums = [0.0; 3];
         self.epoch_batches = 0;
         self.order.shuffle(&mut self.rng);
@@ -1337,10 +1339,11 @@ mod tests {
 
     use super::{BnnConfig, BnnTrainer, Posterior};
     use crate::Lab;
+    use crate::compute::TrainError;
+    use crate::compute::cpu::guard::testing::{poke, values};
     use crate::data::BuiltinFile;
     use crate::data::prepare::{default_spec_for_lab, prepare};
-    use crate::models::guard::testing::{poke, values};
-    use crate::train::{TrainError, Trainer};
+    use crate::models::trainer::Trainer;
 
     /// A NaN, an infinity or a huge value put into one layer's variables after two steps: the third step fails,
     /// the guard names the quantity where the pass first holds a NaN or an infinity, the variables go back to

@@ -25,106 +25,15 @@ use rand_chacha::ChaCha8Rng;
 use rand_distr::{Distribution, Uniform};
 use serde::{Deserialize, Serialize};
 
-use crate::models::Activation;
-use crate::models::conv_cpu;
-use crate::models::guard::Probe;
-use crate::models::norm_act::{NormAct, Statistics};
-use crate::train::TrainError;
-
-/// Marks a tap that falls in the padding: `index_select` gives a zero row there, `index_add` skips it.
-pub(crate) const PADDING_TAP: u32 = u32::MAX;
-
-/// Batch normalisation's `epsilon` (Keras' default).
-pub const NORM_EPSILON: f64 = 1e-3;
+use crate::compute::Activation;
+use crate::compute::TrainError;
+pub use crate::compute::conv_geometry::{BatchStats, ConvGeometry, ConvKind, NORM_EPSILON, NormMode, NormStats};
+use crate::compute::cpu::conv as conv_cpu;
+use crate::compute::cpu::guard::Probe;
+use crate::compute::cpu::norm_act::{NormAct, Statistics};
 
 /// Weight of the newest batch in the running averages.
 pub const NORM_MOMENTUM: f64 = 0.1;
-
-/// The geometry of a convolution from a big map to a small one (and of the transposed convolution back).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
-pub struct ConvGeometry {
-    /// `(height, width)` of the big map: a convolution's input, a transposed convolution's output.
-    pub big: (usize, usize),
-    /// `(height, width)` of the small map.
-    pub small: (usize, usize),
-    /// Side of the square kernel.
-    pub kernel: usize,
-    /// Step between kernel positions on the big map.
-    pub stride: usize,
-    /// Padding cells before the first row and column.
-    pub pad: (usize, usize),
-}
-
-impl ConvGeometry {
-    /// Keras' `padding="same"`: `ceil(size / stride)` positions, padding `max((out - 1) · stride + kernel - size,
-    /// 0)` per axis with the smaller half before.
-    #[must_use]
-    pub fn same(big: (usize, usize), kernel: usize, stride: usize) -> Self {
-        let stride = stride.max(1);
-        let axis = |size: usize| {
-            let out = size.div_ceil(stride);
-            let total = ((out.max(1) - 1) * stride + kernel).saturating_sub(size);
-            (out, total / 2)
-        };
-        let ((h, pad_h), (w, pad_w)) = (axis(big.0), axis(big.1));
-        Self { big, small: (h, w), kernel, stride, pad: (pad_h, pad_w) }
-    }
-
-    /// Taps per output position, `k²`.
-    #[must_use]
-    pub fn taps_per_position(&self) -> usize {
-        self.kernel * self.kernel
-    }
-
-    /// Positions of the big map, `h · w`.
-    #[must_use]
-    pub fn big_len(&self) -> usize {
-        self.big.0 * self.big.1
-    }
-
-    /// Positions of the small map, `h · w`.
-    #[must_use]
-    pub fn small_len(&self) -> usize {
-        self.small.0 * self.small.1
-    }
-
-    /// For each of `n` images, each small-map position (row by row) and each kernel tap `(ty, tx)`: the big-map
-    /// row the tap covers, `image · big_len + y · width + x`, or [`PADDING_TAP`]. `[n · small_len · k²]`.
-    #[must_use]
-    pub fn tap_rows(&self, n: usize) -> Vec<u32> {
-        let k = self.kernel;
-        let (bh, bw) = self.big;
-        let mut rows = Vec::with_capacity(n * self.small_len() * k * k);
-        for image in 0..n {
-            let base = image * bh * bw;
-            for oy in 0..self.small.0 {
-                for ox in 0..self.small.1 {
-                    for ty in 0..k {
-                        let y = (oy * self.stride + ty).checked_sub(self.pad.0).filter(|&y| y < bh);
-                        for tx in 0..k {
-                            let x = (ox * self.stride + tx).checked_sub(self.pad.1).filter(|&x| x < bw);
-                            rows.push(match (y, x) {
-                                #[allow(clippy::cast_possible_truncation, reason = "rows are checked below u32::MAX")]
-                                (Some(y), Some(x)) => (base + y * bw + x) as u32,
-                                _ => PADDING_TAP,
-                            });
-                        }
-                    }
-                }
-            }
-        }
-        rows
-    }
-
-    fn tap_tensor(&self, n: usize, device: &Device) -> candle_core::Result<Tensor> {
-        if n.saturating_mul(self.big_len()) >= PADDING_TAP as usize {
-            candle_core::bail!("{n} images of {}x{} are too many for one batch", self.big.0, self.big.1);
-        }
-        let rows = self.tap_rows(n);
-        let len = rows.len();
-        Tensor::from_vec(rows, len, device)
-    }
-}
 
 /// Convolution: `x` `[n · big_len, c_in]`, `weights` `[k² · c_in, c_out]` (row `(ty · k + tx) · c_in + i`),
 /// `biases` `[c_out]` if any -> `[n · small_len, c_out]`.
@@ -166,24 +75,6 @@ pub fn conv_transpose2d(
     let columns = x.matmul(weights)?.reshape((n * geometry.small_len() * geometry.taps_per_position(), c_out))?;
     let zeros = Tensor::zeros((n * geometry.big_len(), c_out), x.dtype(), x.device())?;
     add_biases(&zeros.index_add(&taps, &columns, 0)?, biases)
-}
-
-/// Whether batch normalisation uses the batch's statistics (training) or the running averages.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum NormMode {
-    /// The batch's mean and variance (and report them for the running averages).
-    Batch,
-    /// The running averages.
-    Running,
-}
-
-/// A layer's batch statistics, per channel, for the running averages.
-#[derive(Clone, Debug, PartialEq)]
-pub struct NormStats {
-    /// Per-channel means.
-    pub mean: Vec<f32>,
-    /// Per-channel biased variances.
-    pub variance: Vec<f32>,
 }
 
 /// The statistics of a whole batch from those of its parts (`rows` each, every part with the same layers):
@@ -231,26 +122,6 @@ pub struct NormParams {
     pub running_mean: Vec<f32>,
     /// Running variance per channel.
     pub running_variance: Vec<f32>,
-}
-
-/// Whether a layer convolves (big map -> small) or transposes (small -> big).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
-pub enum ConvKind {
-    /// [`conv2d`].
-    Conv,
-    /// [`conv_transpose2d`].
-    Transposed,
-}
-
-impl ConvKind {
-    /// Positions of the input and of the output map of a layer of this kind on `geometry`.
-    #[must_use]
-    pub fn map_lens(self, geometry: &ConvGeometry) -> (usize, usize) {
-        match self {
-            Self::Conv => (geometry.big_len(), geometry.small_len()),
-            Self::Transposed => (geometry.small_len(), geometry.big_len()),
-        }
-    }
 }
 
 /// One convolutional layer as plain data: `act(norm(conv(x)))`.
@@ -546,9 +417,9 @@ pub struct ConvVaeParams {
     /// The encoder's convolutions, first first.
     pub encoder: Vec<ConvLayerParams>,
     /// Flattened last feature map -> `[mu, log sigma²]`.
-    pub to_latent: crate::models::params::DenseParams,
+    pub to_latent: crate::compute::params::DenseParams,
     /// Latent -> the decoder's first feature map, flattened.
-    pub from_latent: crate::models::params::DenseParams,
+    pub from_latent: crate::compute::params::DenseParams,
     /// The decoder's transposed convolutions; the last gives one channel of logits.
     pub decoder: Vec<ConvLayerParams>,
 }
@@ -616,7 +487,7 @@ impl ConvVaeParams {
             to_latent: self.to_latent.as_ref(),
             from_latent: self.from_latent.as_ref(),
             decoder: &decoder,
-            likelihood: crate::models::vae::Likelihood::Bernoulli,
+            likelihood: crate::compute::cpu::vae::Likelihood::Bernoulli,
             beta: 0.0,
         }))
     }
@@ -644,7 +515,7 @@ impl ConvVaeParams {
     pub fn n_params(&self) -> usize {
         let layer =
             |l: &ConvLayerParams| l.weights.len() + l.biases.len() + l.norm.as_ref().map_or(0, |n| 2 * n.gamma.len());
-        let dense = |d: &crate::models::params::DenseParams| d.weights.len() + d.biases.len();
+        let dense = |d: &crate::compute::params::DenseParams| d.weights.len() + d.biases.len();
         self.encoder.iter().chain(&self.decoder).map(layer).sum::<usize>()
             + dense(&self.to_latent)
             + dense(&self.from_latent)
@@ -668,9 +539,9 @@ impl Dense {
         x.matmul(self.weights.as_tensor())?.broadcast_add(self.biases.as_tensor())
     }
 
-    fn params(&self) -> candle_core::Result<crate::models::params::DenseParams> {
+    fn params(&self) -> candle_core::Result<crate::compute::params::DenseParams> {
         let (n_in, n_out) = self.weights.as_tensor().dims2()?;
-        Ok(crate::models::params::DenseParams {
+        Ok(crate::compute::params::DenseParams {
             n_in,
             n_out,
             weights: to_f32(&self.weights)?,
@@ -679,7 +550,7 @@ impl Dense {
         })
     }
 
-    fn from_params(p: &crate::models::params::DenseParams, dtype: DType) -> candle_core::Result<Self> {
+    fn from_params(p: &crate::compute::params::DenseParams, dtype: DType) -> candle_core::Result<Self> {
         Ok(Self {
             weights: var_f32(&p.weights, (p.n_in, p.n_out), dtype)?,
             biases: var_f32(&p.biases, p.n_out, dtype)?,
@@ -703,9 +574,6 @@ pub struct ConvVaeNet {
     from_latent: Dense,
     decoder: Vec<ConvLayer>,
 }
-
-/// Batch statistics of every normalised layer of one forward pass, encoder first (empty when evaluating).
-pub type BatchStats = Vec<Option<NormStats>>;
 
 impl ConvVaeNet {
     /// The course's architecture (models.md section 2) for `side × side` images:
@@ -801,18 +669,18 @@ impl ConvVaeNet {
         (vars, names)
     }
 
-    /// Runs `f` on the networks as [`crate::models::conv_cpu`]'s hand-written pass takes them, with the loss's
+    /// Runs `f` on the networks as [`crate::compute::cpu::conv`]'s hand-written pass takes them, with the loss's
     /// `likelihood` and KL weight `beta`, the values borrowed from the variables without a copy; `None` (and `f` not
     /// run) unless every variable is a contiguous CPU f32 tensor and every activation one the pass has.
     pub fn with_values<R>(
         &self,
-        likelihood: crate::models::vae::Likelihood,
+        likelihood: crate::compute::cpu::vae::Likelihood,
         beta: f64,
         f: impl FnOnce(conv_cpu::ConvVae<'_>) -> R,
     ) -> Option<R> {
         let (vars, _) = self.vars();
         let tensors: Vec<&Tensor> = vars.iter().map(Var::as_tensor).collect();
-        crate::models::dense_cpu::with_cpu_f32(&tensors, |values| {
+        crate::compute::cpu::dense::with_cpu_f32(&tensors, |values| {
             // The values in the order of `vars`: the convolutions' (kernel, biases, gamma, beta), then the dense
             // layers' (weights, biases).
             let mut values = values.iter().copied();
@@ -838,10 +706,10 @@ impl ConvVaeNet {
                 Some(refs)
             };
             let (encoder, decoder) = (layers(false)?, layers(true)?);
-            let mut dense = |d: &Dense| -> Option<crate::models::dense_cpu::DenseRef<'_>> {
+            let mut dense = |d: &Dense| -> Option<crate::compute::cpu::dense::DenseRef<'_>> {
                 let (n_in, n_out) = d.weights.as_tensor().dims2().ok()?;
                 let (weights, biases) = (values.next()?, values.next()?);
-                Some(crate::models::dense_cpu::DenseRef { weights, biases, n_in, n_out, activation: d.activation })
+                Some(crate::compute::cpu::dense::DenseRef { weights, biases, n_in, n_out, activation: d.activation })
             };
             let (to_latent, from_latent) = (dense(&self.to_latent)?, dense(&self.from_latent)?);
             Some(f(conv_cpu::ConvVae {
@@ -870,7 +738,7 @@ impl ConvVaeNet {
         let n = x.dim(0).ok()?;
         let values: Vec<f32> = x.flatten_all().ok()?.to_vec1().ok()?;
         let out = self
-            .with_values(crate::models::vae::Likelihood::Bernoulli, 0.0, |vae| {
+            .with_values(crate::compute::cpu::vae::Likelihood::Bernoulli, 0.0, |vae| {
                 if decode {
                     conv_cpu::decode_running(&vae, &values, true)
                 } else {

@@ -5,7 +5,7 @@
 //! log p_x(x) = log N(f⁻¹(x); 0, I) − Σ_k log|det ∂f_k/∂u|      (f = f_K ∘ … ∘ f_1, u the input of f_k)
 //! ```
 //!
-//! Three layer types (conventions in [`crate::models::params`]): the lecture's affine warm-up bijector, RealNVP
+//! Three layer types (conventions in [`crate::compute::params`]): the lecture's affine warm-up bijector, RealNVP
 //! affine coupling (Dinh, Sohl-Dickstein and Bengio 2017, as in the Keras example) and masked autoregressive
 //! layers (Papamakarios, Pavlakou and Murray 2017, MADE masks from Germain et al. 2015, as in the course's TFP
 //! notebook). Every layer has a forward map, an inverse and its log-determinant, and [`FlowNet`] returns
@@ -21,14 +21,16 @@ use rand_distr::{Distribution, Uniform};
 use serde::{Deserialize, Serialize};
 
 use crate::Lab;
+use crate::compute::Activation;
+use crate::compute::TrainError;
+use crate::compute::cpu::coupling as coupling_cpu;
+use crate::compute::cpu::dense::{DenseRef, with_cpu_f32};
+use crate::compute::cpu::guard::{LastGood, Located, Probe, check_loss};
+use crate::compute::cpu::optim::{FlatGradients, Optimizer, OptimizerKind, guarded_step};
+use crate::compute::params::{DenseParams, FlowLayerParams, FlowParams, MlpParams};
 use crate::data::prepare::Prepared;
-use crate::models::Activation;
-use crate::models::coupling_cpu;
-use crate::models::dense_cpu::{DenseRef, with_cpu_f32};
-use crate::models::guard::{LastGood, Located, Probe, check_loss, guarded_step};
-use crate::models::optim::{FlatGradients, Optimizer, OptimizerKind};
-use crate::models::params::{DenseParams, FlowLayerParams, FlowParams, MlpParams};
-use crate::train::{EpochRecord, ModelView, RunSnapshot, TrainError, Trainer};
+use crate::models::ModelView;
+use crate::models::trainer::{EpochRecord, RunSnapshot, Trainer};
 
 /// Points per chunk when evaluating a grid.
 const GRID_CHUNK_POINTS: usize = 32_768;
@@ -1163,7 +1165,7 @@ mod tests {
     use crate::Lab;
     use crate::data::prepare::{default_spec_for_lab, prepare};
     use crate::data::{SynthKind, SynthSpec};
-    use crate::train::Trainer;
+    use crate::models::trainer::Trainer;
 
     /// A NaN or an infinity put into one variable after two steps: the third step fails and the guard names the
     /// quantity where the pass first holds it (the last layer first: training pulls the data back through the
@@ -1172,8 +1174,8 @@ mod tests {
     /// counts: the next one, at a lower rate, takes the same minibatch.
     #[test]
     fn the_guard_names_where_an_injected_non_finite_value_first_appears() {
-        use crate::models::guard::testing::{poke, values};
-        use crate::train::TrainError;
+        use crate::compute::TrainError;
+        use crate::compute::cpu::guard::testing::{poke, values};
         use FlowKind::{Affine, Maf, RealNvp};
 
         let table = SynthSpec { n_points: 300, ..SynthSpec::default_for(SynthKind::Moons) }.generate();

@@ -12,11 +12,12 @@ use rand_distr::{Distribution, Uniform};
 use serde::{Deserialize, Serialize};
 
 use crate::Lab;
+use crate::compute::Activation;
+use crate::compute::TrainError;
+use crate::compute::cpu::guard::{LastGood, Located, Probe};
+use crate::compute::cpu::optim::{Optimizer, OptimizerKind, guarded_step};
 use crate::data::prepare::{OutputKind, Prepared};
-use crate::models::Activation;
-use crate::models::guard::{LastGood, Located, Probe, guarded_step};
-use crate::models::optim::{Optimizer, OptimizerKind};
-use crate::train::{EpochRecord, RunSnapshot, TrainError, Trainer};
+use crate::models::trainer::{EpochRecord, RunSnapshot, Trainer};
 
 /// Architecture and training settings.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -353,10 +354,11 @@ mod tests {
 
     use super::{MlpConfig, MlpTrainer};
     use crate::Lab;
+    use crate::compute::TrainError;
+    use crate::compute::cpu::guard::testing::{poke, values};
     use crate::data::BuiltinFile;
     use crate::data::prepare::{default_spec_for_lab, prepare};
-    use crate::models::guard::testing::{poke, values};
-    use crate::train::{TrainError, Trainer};
+    use crate::models::trainer::Trainer;
 
     /// A NaN or a huge value put into one layer after two steps: the guard names where the pass first holds a
     /// NaN or an infinity, the weights go back to their values before step 2, and the failed step does not count.

@@ -25,35 +25,20 @@ use rayon::iter::{IntoParallelRefIterator, ParallelIterator};
 use serde::{Deserialize, Serialize};
 
 use crate::Lab;
+use crate::compute::Activation;
+use crate::compute::TrainError;
+use crate::compute::cpu::dense::{DenseRef, with_cpu_f32};
+use crate::compute::cpu::guard::{LastGood, Located, Probe, check_loss, loss_value};
+use crate::compute::cpu::optim::{Optimizer, OptimizerKind};
+use crate::compute::cpu::{conv as conv_cpu, vae as vae_cpu};
+use crate::compute::params::{DenseParams, MlpParams};
 use crate::data::prepare::{OutputKind, Prepared, image_side};
-use crate::models::Activation;
+use crate::models::ModelView;
 use crate::models::conv::{BatchStats, ConvVaeNet, ConvVaeParams, NormMode, pool_stats};
-use crate::models::dense_cpu::{DenseRef, with_cpu_f32};
-use crate::models::guard::{LastGood, Located, Probe, check_loss, loss_value};
-use crate::models::optim::{Optimizer, OptimizerKind};
-use crate::models::params::{DenseParams, MlpParams};
-use crate::models::{conv_cpu, vae_cpu};
-use crate::train::{EpochRecord, ModelView, RunSnapshot, TrainError, Trainer};
+use crate::models::trainer::{EpochRecord, RunSnapshot, Trainer};
 
-/// `p(x | z)`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
-pub enum Likelihood {
-    /// Binarised pixels, `Bernoulli(sigmoid(logits))`: binary cross-entropy summed over pixels (nats).
-    Bernoulli,
-    /// The course's `1000 × mean squared error` (a Gaussian with a fixed variance, up to a constant).
-    Gaussian,
-}
-
-impl Likelihood {
-    /// Name on the command line.
-    #[must_use]
-    pub fn cli_name(self) -> &'static str {
-        match self {
-            Self::Bernoulli => "bernoulli",
-            Self::Gaussian => "gaussian",
-        }
-    }
-}
+use crate::compute::cpu::vae::shard_bounds;
+pub use crate::compute::cpu::vae::{Likelihood, SHARDS};
 
 /// The networks' shape.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -762,20 +747,6 @@ pub struct VaeTrainer {
     reconstructions: Arc<Vec<(usize, Vec<f32>)>>,
 }
 
-/// Minibatches are split into this many shards, each taken forward and backward as its own rayon task; the
-/// gradients are averaged by rows. Splitting the matrix products inside candle does not pay on the VAEs' shapes
-/// (measured: a step takes as long on two threads as on one); splitting the minibatch does (a conv-VAE step in
-/// half the time). Fixed rather than the core count, so that a run gives the same numbers on every machine. The
-/// convolutional VAE's batch normalisation uses each shard's own statistics, as data-parallel training on
-/// several GPUs does without synchronised batch normalisation; the running averages pool them.
-pub const SHARDS: usize = 2;
-
-/// `(first row, rows)` of each shard of a minibatch of `n` rows.
-pub(crate) fn shard_bounds(n: usize) -> Vec<(usize, usize)> {
-    let count = SHARDS.clamp(1, n.max(1));
-    (0..count).map(|k| (k * n / count, (k + 1) * n / count - k * n / count)).collect()
-}
-
 /// One shard's share of a step.
 struct Shard {
     rows: usize,
@@ -975,7 +946,7 @@ impl VaeTrainer {
         let back = self.net.decode_mean(&mu)?.to_dtype(DType::F32)?.flatten_all()?.to_vec1::<f32>()?;
         let history = Arc::make_mut(&mut self.reconstructions);
         history.push((epoch, back));
-        crate::models::thin_history(history, MAX_RECONSTRUCTIONS);
+        crate::models::trainer::thin_history(history, MAX_RECONSTRUCTIONS);
         Ok(())
     }
 
@@ -1252,10 +1223,11 @@ mod tests {
 
     use super::{BatchStats, Networks, VaeArch, VaeConfig, VaeNet, VaeNetworks, VaeTrainer, pool_stats};
     use crate::Lab;
+    use crate::compute::TrainError;
+    use crate::compute::cpu::guard::testing::{poke, values};
     use crate::data::BuiltinFile;
     use crate::data::prepare::{Prepared, default_spec_for_lab, prepare};
-    use crate::models::guard::testing::{poke, values};
-    use crate::train::{TrainError, Trainer};
+    use crate::models::trainer::Trainer;
 
     /// The convolutional networks' running averages, layer by layer.
     fn running_averages(trainer: &VaeTrainer) -> Vec<(Vec<f32>, Vec<f32>)> {
@@ -1536,7 +1508,7 @@ mod tests {
             trainer.step().expect("step");
         }
         let VaeNetworks::Conv(conv) = trainer.params().expect("parameters").networks else { panic!("conv") };
-        let n = crate::models::conv_cpu::EVAL_CHUNK + 45;
+        let n = crate::compute::cpu::conv::EVAL_CHUNK + 45;
         let images = &data.x_train[..n * 784];
         let close = |what: &str, got: &[f32], want: &[f32]| {
             assert_eq!(got.len(), want.len(), "{what}");

@@ -9,8 +9,8 @@
 use std::sync::Arc;
 use std::time::Instant;
 
+use crate::compute::RealGpu;
 use crate::data::prepare::Prepared;
-use crate::gpu::RealGpu;
 use crate::models::bnn::{BnnParams, Predictive, summarize};
 use crate::train::view_thread::ViewThread;
 

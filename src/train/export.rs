@@ -537,7 +537,7 @@ pub fn export_run(
             let params = &view.params;
             let (mut inputs, test, _) = vae_inputs(data, params.likelihood);
             inputs.extend(test);
-            let mut cpu = crate::gpu::CandleBackend::new();
+            let mut cpu = crate::compute::CandleBackend::new();
             let (mu, logvar) = crate::train::vae_view::encode_latents(&mut cpu, params, &inputs)
                 .map_err(|e| ExportError::Compute { what: "the latent means", message: e.to_string() })?;
             tables

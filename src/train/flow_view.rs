@@ -16,9 +16,9 @@ use candle_core::DType;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
-use crate::gpu::{ComputeBackend, GpuBackend, RealGpu, WeightsKey};
+use crate::compute::params::{FlowLayerParams, FlowParams};
+use crate::compute::{ComputeBackend, GpuBackend, RealGpu, WeightsKey};
 use crate::models::flow::{FlowNet, gaussian_points};
-use crate::models::params::{FlowLayerParams, FlowParams};
 
 /// Points pushed through the flow for the views.
 pub const N_SAMPLES: usize = 1500;
@@ -445,7 +445,7 @@ fn geometry(net: &FlowNet, request: &FlowViewRequest) -> candle_core::Result<Flo
     Ok(FlowGeometry {
         step: request.step,
         n_layers: k_max,
-        layer_kinds: request.params.layers.iter().map(crate::models::params::FlowLayerParams::kind_name).collect(),
+        layer_kinds: request.params.layers.iter().map(crate::compute::params::FlowLayerParams::kind_name).collect(),
         generation,
         inference,
         grid_lines,
@@ -509,7 +509,7 @@ pub fn gpu_stage_density_grid(
     k: usize,
     resolution: usize,
     bounds: [f32; 4],
-) -> Result<(Vec<f32>, Vec<f32>), crate::gpu::ComputeError> {
+) -> Result<(Vec<f32>, Vec<f32>), crate::compute::ComputeError> {
     let points = crate::models::flow::grid_points(resolution, bounds);
     let n = points.len() / 2;
     let mut density = Vec::with_capacity(n);
@@ -551,8 +551,8 @@ mod tests {
     use candle_core::DType;
 
     use super::{FlowViewRequest, Job, geometry};
+    use crate::compute::params::{FlowLayerParams, FlowParams};
     use crate::models::flow::FlowNet;
-    use crate::models::params::{FlowLayerParams, FlowParams};
 
     fn request(params: &Arc<FlowParams>, data: &Arc<Vec<f32>>, step: u64) -> FlowViewRequest {
         FlowViewRequest {

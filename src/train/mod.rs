@@ -12,9 +12,9 @@ mod worker;
 
 pub use worker::{Worker, WorkerState};
 
-use serde::{Deserialize, Serialize};
-
-use crate::Lab;
+pub use crate::compute::TrainError;
+pub use crate::models::ModelView;
+pub use crate::models::trainer::{EpochRecord, MODEL_VIEW_INTERVAL_SECS, RunSnapshot, Trainer};
 
 /// What the UI asks of a run.
 #[derive(Clone, Debug, PartialEq)]
@@ -31,96 +31,6 @@ pub enum Command {
     SetLearningRate(f64),
     /// End the run and the thread.
     Stop,
-}
-
-/// One epoch's figures.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct EpochRecord {
-    /// 1-based epoch.
-    pub epoch: usize,
-    /// Named metrics (`train_loss`, `test_rmse`, ...), in a stable order.
-    pub metrics: Vec<(String, f64)>,
-}
-
-impl EpochRecord {
-    /// The value of a metric.
-    #[must_use]
-    pub fn get(&self, name: &str) -> Option<f64> {
-        self.metrics.iter().find(|(n, _)| n == name).map(|(_, v)| *v)
-    }
-}
-
-/// What a run looks like now: plain data the UI can draw.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
-pub struct RunSnapshot {
-    /// Which lab's model.
-    pub lab: Lab,
-    /// Epochs completed.
-    pub epoch: usize,
-    /// Epochs the run is set to last.
-    pub total_epochs: usize,
-    /// Optimisation steps taken in all.
-    pub step: u64,
-    /// Steps in one epoch.
-    pub steps_per_epoch: usize,
-    /// Learning rate in use.
-    pub learning_rate: f64,
-    /// Loss of the latest minibatch.
-    pub batch_loss: f64,
-    /// Every completed epoch, oldest first.
-    pub history: Vec<EpochRecord>,
-    /// A plain-data copy of the model for the views; refreshed at most every [`MODEL_VIEW_INTERVAL_SECS`]
-    /// while running, and at once on a step, a pause or an epoch's end.
-    #[serde(skip)]
-    pub model: Option<ModelView>,
-}
-
-/// Seconds between copies of the model's parameters while a run is going.
-pub const MODEL_VIEW_INTERVAL_SECS: f64 = 0.5;
-
-/// A model's parameters as plain data, for the views (no tensors).
-#[derive(Clone, Debug, PartialEq)]
-pub enum ModelView {
-    /// A normalizing flow.
-    Flow {
-        /// The optimisation step the parameters are from.
-        step: u64,
-        /// The layers.
-        params: std::sync::Arc<crate::models::params::FlowParams>,
-    },
-    /// A variational autoencoder.
-    Vae {
-        /// The optimisation step the parameters are from.
-        step: u64,
-        /// The encoder and decoder, and the reconstructions after each epoch.
-        view: std::sync::Arc<crate::models::vae::VaeView>,
-    },
-    /// A Bayesian neural network: its posterior now and after each recorded epoch.
-    Bnn {
-        /// The optimisation step the parameters are from.
-        step: u64,
-        /// The posterior and its history.
-        view: std::sync::Arc<crate::models::bnn::BnnView>,
-    },
-}
-
-impl ModelView {
-    /// The optimisation step the copy is from.
-    #[must_use]
-    pub fn step(&self) -> u64 {
-        match self {
-            Self::Flow { step, .. } | Self::Bnn { step, .. } | Self::Vae { step, .. } => *step,
-        }
-    }
-}
-
-impl RunSnapshot {
-    /// Fraction of the run done, 0 to 1.
-    #[must_use]
-    pub fn fraction(&self) -> f32 {
-        let total = (self.total_epochs * self.steps_per_epoch.max(1)) as f32;
-        if total == 0.0 { 0.0 } else { (self.step as f32 / total).min(1.0) }
-    }
 }
 
 /// Something that happened in a run.
@@ -144,51 +54,6 @@ pub enum WorkerEvent {
     Error(String),
     /// The worker changed state.
     State(WorkerState),
-}
-
-/// Why a step could not be taken.
-#[derive(Debug, thiserror::Error, Clone, PartialEq)]
-pub enum TrainError {
-    /// A value became NaN or infinite; the last good parameters are kept (the update was not applied, or the
-    /// parameters went back to those at which the loss was last finite).
-    #[error("a non-finite value appeared in {location} at step {step}; the last good parameters are kept")]
-    NonFinite {
-        /// Where (as in [`WorkerEvent::NonFinite`]).
-        location: String,
-        /// Step number.
-        step: u64,
-    },
-    /// The data does not suit the model.
-    #[error("{0}")]
-    Data(String),
-    /// candle or another library failed.
-    #[error("{0}")]
-    Backend(String),
-}
-
-impl From<candle_core::Error> for TrainError {
-    fn from(e: candle_core::Error) -> Self {
-        Self::Backend(e.to_string())
-    }
-}
-
-/// A model being trained. Implemented by each lab's model; owned by one worker thread.
-pub trait Trainer: Send {
-    /// Takes one optimisation step (one minibatch). On error the parameters are unchanged.
-    fn step(&mut self) -> Result<(), TrainError>;
-    /// True when the configured number of epochs is done.
-    fn finished(&self) -> bool;
-    /// The latest state as plain data.
-    fn snapshot(&self) -> RunSnapshot;
-    /// Sets the learning rate for the following steps.
-    fn set_learning_rate(&mut self, learning_rate: f64);
-    /// Completed epochs, oldest first (the last one also comes as [`WorkerEvent::EpochDone`]).
-    fn epochs_done(&self) -> usize;
-    /// A plain-data copy of the parameters for the views, if the model offers one. Called at most every
-    /// [`MODEL_VIEW_INTERVAL_SECS`] while running, so it may copy.
-    fn model_view(&self) -> Option<ModelView> {
-        None
-    }
 }
 
 /// Builds a fresh trainer; called on the worker thread at start and on every reset.

@@ -32,16 +32,16 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::Lab;
+use crate::compute::Activation;
+use crate::compute::params::{DenseParams, FlowLayerParams, FlowParams, MlpParams};
 use crate::data::csv::NoProgress;
 use crate::data::prepare::{DataSpec, OutputKind, Prepared, Role, image_side, prepare, split_counts};
 use crate::data::{LoadRequest, Table};
-use crate::models::Activation;
 use crate::models::bnn::{
     BnnConfig, BnnLayer, BnnParams, BnnTask, BnnTrainer, BnnView, Posterior, evaluation_metrics, train_subset,
 };
 use crate::models::conv::{ConvGeometry, ConvKind, ConvLayerParams, ConvVaeParams, NormParams};
 use crate::models::flow::{FlowConfig, FlowTrainer, flow_report};
-use crate::models::params::{DenseParams, FlowLayerParams, FlowParams, MlpParams};
 use crate::models::vae::{Likelihood, VaeConfig, VaeNetworks, VaeParams, VaeTrainer, VaeView};
 use crate::train::{EpochRecord, ModelView, RunSnapshot, TrainError, Trainer, TrainerFactory};
 

@@ -11,7 +11,7 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use rand_distr::{Distribution, StandardNormal};
 
-use crate::gpu::{CandleBackend, ComputeBackend, ComputeError, RealGpu, WeightsKey};
+use crate::compute::{CandleBackend, ComputeBackend, ComputeError, RealGpu, WeightsKey};
 use crate::models::vae::{VaeNetworks, VaeParams};
 use crate::train::view_thread::ViewThread;
 
@@ -282,7 +282,7 @@ pub(crate) fn decode(
 /// Logits to pixel probabilities, where the decoder gives logits.
 fn finish(params: &VaeParams, mut out: Vec<f32>) -> Vec<f32> {
     if params.sigmoid_output() {
-        crate::models::Activation::Sigmoid.apply_in_place(&mut out);
+        crate::compute::Activation::Sigmoid.apply_in_place(&mut out);
     }
     out
 }

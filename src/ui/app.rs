@@ -8,9 +8,9 @@ use std::time::{Duration, Instant};
 use serde::{Deserialize, Serialize};
 
 use crate::Lab;
+use crate::compute::ComputeInfo;
 use crate::data::prepare::DataSpec;
 use crate::data::{CsvError, CsvOptions, LoadJob, LoadRequest, MissingPolicy, Table};
-use crate::gpu::ComputeInfo;
 use crate::train::{RunSnapshot, Worker, WorkerEvent, WorkerState};
 use crate::ui::preview::Preview;
 
@@ -245,7 +245,7 @@ impl BayesExplorerApp {
         let (tx, rx) = channel();
         let probe_ctx = ctx.clone();
         let _ = std::thread::Builder::new().name("gpu-probe".into()).spawn(move || {
-            let _ = tx.send(crate::gpu::probe());
+            let _ = tx.send(crate::compute::probe());
             probe_ctx.request_repaint();
         });
         let mut app = Self {

@@ -9,13 +9,13 @@ use egui_extras::{Column, TableBuilder};
 use egui_plot::{Bar, BarChart, FilledArea, HLine, Line, MarkerShape, PlotPoints, Points, VLine};
 use serde::{Deserialize, Serialize};
 
+use crate::compute::Activation;
+use crate::compute::cpu::optim::OptimizerKind;
 use crate::data::prepare::{OutputKind, Prepared};
-use crate::models::Activation;
 use crate::models::bnn::{
     BnnConfig, BnnView, DEFAULT_STEP_BUDGET, Head, KlEstimate, MAX_FULL_COVARIANCE_PARAMS, Posterior, PredictiveRows,
     default_epochs,
 };
-use crate::models::optim::OptimizerKind;
 use crate::models::stats::{Histogram, INTERVAL_LEVELS, freedman_diaconis_bins};
 use crate::train::bnn_view::{BnnProbe, BnnViewRequest, BnnViewResult, BnnViewWorker, PredictiveView, ProbeView};
 use crate::train::export::{

@@ -53,7 +53,7 @@ pub enum WindowRenderer {
 /// of the flow page cost about 330 ms of CPU through wgpu and 56 ms through glow, and while a flow trained the
 /// window drew 12 frames a second through glow against 5 through wgpu, with more of the CPU left to training.
 #[must_use]
-pub fn window_renderer(requested: WindowRenderer, best: Option<&crate::gpu::AdapterSummary>) -> eframe::Renderer {
+pub fn window_renderer(requested: WindowRenderer, best: Option<&crate::compute::AdapterSummary>) -> eframe::Renderer {
     let hardware = best.is_some_and(|a| !a.is_software());
     match requested {
         WindowRenderer::Wgpu => eframe::Renderer::Wgpu,
@@ -65,7 +65,7 @@ pub fn window_renderer(requested: WindowRenderer, best: Option<&crate::gpu::Adap
 /// Opens the window and runs until it is closed. With [`WindowRenderer::Auto`], a renderer that cannot start
 /// (no OpenGL, or no adapter wgpu can draw with) gives way to the other.
 pub fn run_app(requested: WindowRenderer) -> Result<(), eframe::Error> {
-    let compute = crate::gpu::probe();
+    let compute = crate::compute::probe();
     let first = window_renderer(requested, compute.best());
     match run_window(first, renderer_note(first, &compute)) {
         Err(e) if requested == WindowRenderer::Auto && could_not_start(&e) => {
@@ -122,7 +122,7 @@ fn run_window(renderer: eframe::Renderer, note: String) -> Result<(), eframe::Er
 /// What the status bar and `info` say of the renderer: which draws the window, and why when it was chosen for the
 /// adapter.
 #[must_use]
-pub fn renderer_note(renderer: eframe::Renderer, compute: &crate::gpu::ComputeInfo) -> String {
+pub fn renderer_note(renderer: eframe::Renderer, compute: &crate::compute::ComputeInfo) -> String {
     match (renderer, compute.best()) {
         (eframe::Renderer::Glow, Some(a)) if a.is_software() => format!(
             "Window drawn by OpenGL (glow): the only adapter is a software rasteriser ({}), whose OpenGL draws \
@@ -138,7 +138,7 @@ pub fn renderer_note(renderer: eframe::Renderer, compute: &crate::gpu::ComputeIn
 #[cfg(test)]
 mod tests {
     use super::{WindowRenderer, window_renderer};
-    use crate::gpu::AdapterSummary;
+    use crate::compute::AdapterSummary;
 
     fn adapter(device_type: &str) -> AdapterSummary {
         AdapterSummary {

@@ -1,23 +1,5 @@
-//! GPU compute (wgpu) and its CPU reference. [`probe`] finds and describes the adapters (the status bar reads
-//! [`ComputeInfo`]); [`ComputeBackend`] is the API the models and views call for their matrix work, with two
-//! implementations: [`CandleBackend`] (candle on the CPU, the reference and the fallback) and [`GpuBackend`]
-//! (the WGSL kernels in `shaders/`). [`choose_backend`] says which one a job of a given size should use.
-
-pub mod backend;
-pub mod bench;
-pub mod candle_backend;
-pub mod choose;
-pub mod context;
-pub mod gpu_backend;
-pub mod noise;
-pub mod real;
-
-pub use backend::{ComputeBackend, ComputeError, MatmulShape, MeanFieldLayer, MeanFieldParams, Noise, WeightsKey};
-pub use candle_backend::CandleBackend;
-pub use choose::{BackendChoice, Throughput, choose_backend};
-pub use context::ComputeContext;
-pub use gpu_backend::{GpuBackend, GpuPending};
-pub use real::RealGpu;
+//! Finding and describing the wgpu adapters: [`probe`] lists them (the status bar and `info` read
+//! [`ComputeInfo`]), [`AdapterSummary`] describes one.
 
 use serde::{Deserialize, Serialize};
 

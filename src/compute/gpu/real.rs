@@ -1,6 +1,6 @@
 //! A real (not software) GPU for the views' heavy evaluations, looked for on first use.
 
-use crate::gpu::{AdapterSummary, BackendChoice, GpuBackend, choose_backend};
+use crate::compute::{AdapterSummary, BackendChoice, GpuBackend, choose_backend};
 
 /// A GPU back end on a real adapter, if the machine has one; a software rasteriser (lavapipe) never counts:
 /// it is about a hundred times slower than candle for this work.
@@ -22,7 +22,7 @@ impl RealGpu {
     pub fn for_job(&mut self, flops: f64, what: &str) -> Option<(&mut GpuBackend, &AdapterSummary)> {
         if !self.probed {
             self.probed = true;
-            let info = crate::gpu::probe();
+            let info = crate::compute::probe();
             if let Some(adapter) = info.best().filter(|a| !a.is_software()) {
                 match GpuBackend::new() {
                     Ok(backend) => self.gpu = Some((backend, adapter.clone())),

@@ -3,11 +3,11 @@
 
 use candle_core::{D, Device, Tensor};
 
-use crate::gpu::backend::{
+use crate::compute::backend::{
     ComputeBackend, ComputeError, MatmulShape, MeanFieldParams, Noise, WeightsKey, check_flow, check_mlp, check_rows,
 };
-use crate::gpu::noise;
-use crate::models::params::{DenseParams, FlowLayerParams, FlowParams, MlpParams};
+use crate::compute::noise;
+use crate::compute::params::{DenseParams, FlowLayerParams, FlowParams, MlpParams};
 
 /// candle on the CPU. Stateless apart from the device; weights are turned into tensors per call.
 #[derive(Debug)]

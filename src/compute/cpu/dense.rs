@@ -1,7 +1,7 @@
 //! Dense stacks taken forward and backward by hand on the CPU, for the training passes that skip candle's autograd
-//! ([`crate::models::coupling_cpu`], [`crate::models::vae_cpu`]). candle runs each elementwise operation of a pass
+//! ([`crate::compute::cpu::coupling`], [`crate::compute::cpu::vae`]). candle runs each elementwise operation of a pass
 //! as its own tensor through its thread pool and allocates every intermediate afresh; on two cores that costs more
-//! than the arithmetic. Here the products go to `gemm` on the calling thread ([`crate::models::cpu_gemm`]), the
+//! than the arithmetic. Here the products go to `gemm` on the calling thread ([`crate::compute::cpu::gemm`]), the
 //! activations are applied in place, and every buffer lives in a [`StackPass`] that is reused from step to step.
 //! The weights are read where candle keeps them ([`with_cpu_f32`]), and the gradients are written into one flat
 //! buffer in the variables' order, which the optimiser takes as it is.
@@ -10,8 +10,8 @@ use std::cell::RefCell;
 
 use candle_core::{CpuStorage, DType, InplaceOp1, Layout, Storage, Tensor};
 
-use crate::models::activation::{Activation, LEAKY_SLOPE};
-use crate::models::cpu_gemm::matmul;
+use crate::compute::activation::{Activation, LEAKY_SLOPE};
+use crate::compute::cpu::gemm::matmul;
 
 /// One dense layer's values, borrowed: `y = act(x · W + b)`, `W` `[n_in, n_out]` row-major.
 #[derive(Clone, Copy, Debug)]
@@ -209,10 +209,24 @@ fn multiply_by_derivative(activation: Activation, grad: &mut [f32], post: &[f32]
     }
 }
 
+impl crate::compute::params::DenseParams {
+    /// The layer borrowed, as the hand-written CPU passes take it.
+    #[must_use]
+    pub fn as_ref(&self) -> DenseRef<'_> {
+        DenseRef {
+            weights: &self.weights,
+            biases: &self.biases,
+            n_in: self.n_in,
+            n_out: self.n_out,
+            activation: self.activation,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::{DenseRef, StackPass, gradient_len, with_cpu_f32, with_cpu_f32_mut};
-    use crate::models::Activation;
+    use crate::compute::Activation;
 
     /// A small stack's loss `Σ c ⊙ output` and its gradients, by [`StackPass`] and by central differences in f64
     /// on the same network, for every activation (each layer's derivative and the input gradient).

@@ -2,19 +2,18 @@
 //! means the previous update led there: the guard names where the failing minibatch's forward pass first went
 //! non-finite (running it again with a [`Probe`], at the parameters that produced the loss), puts back the values
 //! at which the loss was last finite ([`LastGood`]) and stops with [`TrainError::NonFinite`]. Non-finite gradients
-//! and updates are the optimiser's to catch ([`crate::models::optim::Optimizer::step`]).
+//! and updates are the optimiser's to catch (the optimiser's step).
 //!
 //! A step uses it in two pieces, [`check_loss`] then [`LastGood::remember`] (or both at once with
 //! [`guarded_step`]), so that a step that takes its gradients its own way (the VAE's shards) shares the same code.
 //! The hand-written passes skip `remember`'s own pass over the model: the optimiser writes the values it replaces
 //! into the guard's copies as it updates them
-//! ([`Optimizer::step_with_flat_gradients`](crate::models::optim::Optimizer::step_with_flat_gradients)).
+//! ([`Optimizer::step_with_flat_gradients`](crate::compute::cpu::optim::Optimizer::step_with_flat_gradients)).
 
 use candle_core::{DType, Tensor, Var};
 use rayon::prelude::*;
 
-use crate::models::optim::Optimizer;
-use crate::train::TrainError;
+use crate::compute::TrainError;
 
 /// The values of a model's variables at which the loss was last measured finite (deep copies): where the guard
 /// goes back to. Empty before the first step. The copies are made once and then overwritten in place at each step
@@ -34,7 +33,7 @@ impl LastGood {
     }
 
     /// The copies, one per variable of `vars` in its shape, for an optimiser that writes the values it replaces
-    /// into them in the same pass as its update ([`crate::models::optim::Optimizer::step_with_flat_gradients`]):
+    /// into them in the same pass as its update ([`crate::compute::cpu::optim::Optimizer::step_with_flat_gradients`]):
     /// [`Self::remember`] without a pass of its own. Copies made here hold the current values.
     pub(crate) fn copies_for(&mut self, vars: &[Var]) -> candle_core::Result<&[Var]> {
         if !self.fits(vars) {
@@ -102,28 +101,6 @@ pub fn check_loss(
 /// counts as infinite).
 pub fn loss_value(loss: &Tensor) -> candle_core::Result<f64> {
     Ok(f64::from(loss.to_dtype(DType::F32)?.to_scalar::<f32>()?))
-}
-
-/// One guarded optimisation step on `loss`: [`check_loss`] (with `locate`), then [`LastGood::remember`], then the
-/// gradients, taken and applied by `optimizer` (which refuses non-finite gradients and values, naming the variable
-/// by `names`). Returns the loss.
-#[allow(clippy::too_many_arguments, reason = "the step's parts, each from a different field of the trainer")]
-pub fn guarded_step(
-    optimizer: &mut Optimizer,
-    vars: &[Var],
-    names: &[String],
-    last_good: &mut LastGood,
-    loss: &Tensor,
-    loss_name: &str,
-    step: u64,
-    locate: impl FnOnce() -> Located,
-) -> Result<f64, TrainError> {
-    let value = loss_value(loss)?;
-    check_loss(value, vars, last_good, loss_name, step, locate)?;
-    last_good.remember(vars)?;
-    let grads = loss.backward()?;
-    optimizer.step(vars, names, &grads, step)?;
-    Ok(value)
 }
 
 /// Watches the quantities of a forward pass for the first that holds a NaN or an infinity. Off while training
@@ -223,7 +200,7 @@ mod tests {
     use candle_core::{Device, Tensor, Var};
 
     use super::{LastGood, Probe, all_finite, check_loss};
-    use crate::train::TrainError;
+    use crate::compute::TrainError;
 
     fn t(v: &[f32]) -> Tensor {
         Tensor::from_slice(v, v.len(), &Device::Cpu).expect("tensor")

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use rand::{Rng, SeedableRng};
 use serde::Serialize;
 
-use crate::gpu::{CandleBackend, ComputeBackend, GpuBackend, MatmulShape};
+use crate::compute::{CandleBackend, ComputeBackend, GpuBackend, MatmulShape};
 
 /// One shape to measure, with a name.
 #[derive(Clone, Copy, Debug, Serialize)]

@@ -1,6 +1,6 @@
 //! The MLP VAE's training pass written out by hand: the loss of a minibatch and its gradient with respect to every
 //! weight and bias, without candle's autograd. The encoder and decoder go forward and back by
-//! [`crate::models::dense_cpu`]; the minibatch is split into the same [`crate::models::vae::SHARDS`] row ranges as candle's path
+//! [`crate::compute::cpu::dense`]; the minibatch is split into the same [`SHARDS`] row ranges as candle's path
 //! ([`crate::models::vae`]), each shard a rayon task with its own buffers; the shards' gradients are added inside the
 //! optimiser's update ([`FlatGradients::Sum`]), which saves a pass over the model.
 //! candle's autograd of the same loss is the reference the tests compare this with.
@@ -12,10 +12,44 @@
 
 use rayon::prelude::*;
 
-use crate::models::activation::{exp_f32, ln_1p_unit_f32};
-use crate::models::dense_cpu::{DenseRef, StackPass, gradient_len};
-use crate::models::optim::FlatGradients;
-use crate::models::vae::{Likelihood, SHARDS, shard_bounds};
+use crate::compute::activation::{exp_f32, ln_1p_unit_f32};
+use crate::compute::cpu::dense::{DenseRef, StackPass, gradient_len};
+use crate::compute::cpu::optim::FlatGradients;
+use serde::{Deserialize, Serialize};
+
+/// `p(x | z)`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum Likelihood {
+    /// Binarised pixels, `Bernoulli(sigmoid(logits))`: binary cross-entropy summed over pixels (nats).
+    Bernoulli,
+    /// The course's `1000 × mean squared error` (a Gaussian with a fixed variance, up to a constant).
+    Gaussian,
+}
+
+impl Likelihood {
+    /// Name on the command line.
+    #[must_use]
+    pub fn cli_name(self) -> &'static str {
+        match self {
+            Self::Bernoulli => "bernoulli",
+            Self::Gaussian => "gaussian",
+        }
+    }
+}
+
+/// Minibatches are split into this many shards, each taken forward and backward as its own rayon task; the
+/// gradients are averaged by rows. Splitting the matrix products inside candle does not pay on the VAEs' shapes
+/// (measured: a step takes as long on two threads as on one); splitting the minibatch does (a conv-VAE step in
+/// half the time). Fixed rather than the core count, so that a run gives the same numbers on every machine. The
+/// convolutional VAE's batch normalisation uses each shard's own statistics, as data-parallel training on
+/// several GPUs does without synchronised batch normalisation; the running averages pool them.
+pub const SHARDS: usize = 2;
+
+/// `(first row, rows)` of each shard of a minibatch of `n` rows.
+pub(crate) fn shard_bounds(n: usize) -> Vec<(usize, usize)> {
+    let count = SHARDS.clamp(1, n.max(1));
+    (0..count).map(|k| (k * n / count, (k + 1) * n / count - k * n / count)).collect()
+}
 
 /// A minibatch's loss terms, each a mean over its rows (nats per input).
 #[derive(Clone, Copy, Debug, PartialEq)]

@@ -17,7 +17,7 @@ use std::sync::{Arc, Mutex};
 
 use candle_core::{CpuStorage, CustomOp3, DType, Layout, Shape, Tensor, WithDType};
 
-use crate::models::conv::NormStats;
+use crate::compute::conv_geometry::NormStats;
 
 /// Where the statistics come from.
 #[derive(Clone, Debug)]

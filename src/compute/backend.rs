@@ -1,14 +1,14 @@
 //! The compute API the models and views call: [`ComputeBackend`], implemented by
-//! [`crate::gpu::CandleBackend`] (CPU, the reference) and [`crate::gpu::GpuBackend`] (wgpu kernels).
+//! [`crate::compute::CandleBackend`] (CPU, the reference) and [`crate::compute::GpuBackend`] (wgpu kernels).
 //! Everything goes in and out as plain row-major `Vec<f32>`.
 
 use serde::{Deserialize, Serialize};
 
-use crate::models::Activation;
-use crate::models::params::{FlowParams, MlpParams};
+use crate::compute::Activation;
+use crate::compute::params::{FlowParams, MlpParams};
 
 /// What can go wrong in a compute call. Callers that get `NoAdapter`, `Device` or `TooLarge` from the GPU
-/// back end fall back to [`crate::gpu::CandleBackend`].
+/// back end fall back to [`crate::compute::CandleBackend`].
 #[derive(Debug, thiserror::Error)]
 pub enum ComputeError {
     /// wgpu found no adapter.
@@ -117,7 +117,7 @@ pub struct MeanFieldLayer {
     pub n_in: usize,
     /// Outputs per row.
     pub n_out: usize,
-    /// `[n_in, n_out]` row-major, as [`crate::models::params::DenseParams::weights`].
+    /// `[n_in, n_out]` row-major, as [`crate::compute::params::DenseParams::weights`].
     pub weight_mean: Vec<f32>,
     /// `[n_in, n_out]`, positive.
     pub weight_sd: Vec<f32>,
@@ -205,7 +205,7 @@ impl MeanFieldParams {
 /// Where a Bayesian network's weight noise comes from.
 #[derive(Clone, Copy, Debug)]
 pub enum Noise<'a> {
-    /// Drawn from the shared counter-based generator ([`crate::gpu::noise`]) with this seed; layer `l`
+    /// Drawn from the shared counter-based generator ([`crate::compute::noise`]) with this seed; layer `l`
     /// uses stream `l`, sample `s` and parameter `j` use index `s * n_params + j`.
     Seeded(u64),
     /// Given: `[n_samples, noise_per_sample]`.
@@ -320,12 +320,12 @@ pub(crate) fn check_flow(params: &FlowParams, stage: usize) -> Result<(), Comput
     }
     for layer in &params.layers {
         match layer {
-            crate::models::params::FlowLayerParams::Affine { shift, log_scale } => {
+            crate::compute::params::FlowLayerParams::Affine { shift, log_scale } => {
                 if shift.len() != params.dim || log_scale.len() != params.dim {
                     return Err(ComputeError::Shape("affine layer width differs from the flow's".to_owned()));
                 }
             }
-            crate::models::params::FlowLayerParams::Coupling { mask, scale_net, shift_net } => {
+            crate::compute::params::FlowLayerParams::Coupling { mask, scale_net, shift_net } => {
                 check_mlp(scale_net)?;
                 check_mlp(shift_net)?;
                 let fits = |n: &MlpParams| n.n_in() == params.dim && n.n_out() == params.dim;
@@ -333,7 +333,7 @@ pub(crate) fn check_flow(params: &FlowParams, stage: usize) -> Result<(), Comput
                     return Err(ComputeError::Shape("coupling layer width differs from the flow's".to_owned()));
                 }
             }
-            crate::models::params::FlowLayerParams::Maf { made } => {
+            crate::compute::params::FlowLayerParams::Maf { made } => {
                 check_mlp(made)?;
                 if made.n_in() != params.dim || made.n_out() != 2 * params.dim {
                     return Err(ComputeError::Shape("MAF network must map dim -> 2 dim".to_owned()));

@@ -11,7 +11,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::models::Activation;
+use crate::compute::Activation;
 
 /// One dense layer as plain data: `y = act(x · W + b)`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -26,20 +26,6 @@ pub struct DenseParams {
     pub biases: Vec<f32>,
     /// Applied to every output.
     pub activation: Activation,
-}
-
-impl DenseParams {
-    /// The layer borrowed, as the hand-written CPU passes take it.
-    #[must_use]
-    pub fn as_ref(&self) -> crate::models::dense_cpu::DenseRef<'_> {
-        crate::models::dense_cpu::DenseRef {
-            weights: &self.weights,
-            biases: &self.biases,
-            n_in: self.n_in,
-            n_out: self.n_out,
-            activation: self.activation,
-        }
-    }
 }
 
 /// A stack of dense layers applied in order.

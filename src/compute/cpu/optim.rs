@@ -2,15 +2,15 @@
 //!
 //! An update is checked for NaN and infinity before it is kept: a bad step leaves the parameters and the optimiser
 //! state as they were. The check of the loss that comes before it is
-//! [`crate::models::guard`]'s.
+//! [`crate::compute::cpu::guard`]'s.
 
 use candle_core::backprop::GradStore;
 use candle_core::{DType, Tensor, Var};
 use serde::{Deserialize, Serialize};
 
-use crate::models::dense_cpu::{with_cpu_f32, with_cpu_f32_mut};
-use crate::models::guard::LastGood;
-use crate::train::TrainError;
+use crate::compute::TrainError;
+use crate::compute::cpu::dense::{with_cpu_f32, with_cpu_f32_mut};
+use crate::compute::cpu::guard::{LastGood, Located, check_loss, loss_value};
 
 /// Which optimiser.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -530,12 +530,34 @@ pub fn ensure_finite(t: &Tensor, location: &str, step: u64) -> Result<(), TrainE
     if total.is_finite() { Ok(()) } else { Err(TrainError::NonFinite { location: location.to_owned(), step }) }
 }
 
+/// One guarded optimisation step on `loss`: the guard's [`check_loss`] (with `locate`), then [`LastGood::remember`], then the
+/// gradients, taken and applied by `optimizer` (which refuses non-finite gradients and values, naming the variable
+/// by `names`). Returns the loss.
+#[allow(clippy::too_many_arguments, reason = "the step's parts, each from a different field of the trainer")]
+pub fn guarded_step(
+    optimizer: &mut Optimizer,
+    vars: &[Var],
+    names: &[String],
+    last_good: &mut LastGood,
+    loss: &Tensor,
+    loss_name: &str,
+    step: u64,
+    locate: impl FnOnce() -> Located,
+) -> Result<f64, TrainError> {
+    let value = loss_value(loss)?;
+    check_loss(value, vars, last_good, loss_name, step, locate)?;
+    last_good.remember(vars)?;
+    let grads = loss.backward()?;
+    optimizer.step(vars, names, &grads, step)?;
+    Ok(value)
+}
+
 #[cfg(test)]
 mod tests {
     use candle_core::{Device, Tensor, Var};
 
     use super::{FlatGradients, Optimizer, OptimizerKind, Refused, Rule};
-    use crate::train::TrainError;
+    use crate::compute::TrainError;
 
     /// The one-loop update gives the tensor operations' values and moments (to a few float roundings), for both
     /// optimisers, on a first step and a later one, and refuses a non-finite gradient or value.

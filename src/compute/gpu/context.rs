@@ -1,16 +1,16 @@
 //! [`ComputeContext`]: the chosen adapter, a headless device and queue, and every compute pipeline, made
 //! once. Creating one fails with [`ComputeError`] when there is no adapter or no device; callers then use
-//! [`crate::gpu::CandleBackend`].
+//! [`crate::compute::CandleBackend`].
 
 use std::borrow::Cow;
 
-use crate::gpu::AdapterSummary;
-use crate::gpu::backend::ComputeError;
+use crate::compute::AdapterSummary;
+use crate::compute::backend::ComputeError;
 
-const COMMON_WGSL: &str = include_str!("../../shaders/common.wgsl");
-const MATMUL_WGSL: &str = include_str!("../../shaders/matmul.wgsl");
-const SAMPLE_WGSL: &str = include_str!("../../shaders/sample_weights.wgsl");
-const FLOW_WGSL: &str = include_str!("../../shaders/flow.wgsl");
+const COMMON_WGSL: &str = include_str!("../../../shaders/common.wgsl");
+const MATMUL_WGSL: &str = include_str!("../../../shaders/matmul.wgsl");
+const SAMPLE_WGSL: &str = include_str!("../../../shaders/sample_weights.wgsl");
+const FLOW_WGSL: &str = include_str!("../../../shaders/flow.wgsl");
 
 /// Bytes of every kernel's parameter block (16 `u32`).
 pub(crate) const PARAMS_BYTES: u64 = 64;

@@ -8,14 +8,14 @@ use std::collections::HashMap;
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex, PoisonError};
 
-use crate::gpu::CandleBackend;
-use crate::gpu::backend::{
+use crate::compute::Activation;
+use crate::compute::CandleBackend;
+use crate::compute::backend::{
     ComputeBackend, ComputeError, MatmulShape, MeanFieldParams, Noise, WeightsKey, check_flow, check_mlp, check_rows,
 };
-use crate::gpu::context::{ComputeContext, Kernel, PARAMS_BYTES};
-use crate::gpu::noise;
-use crate::models::Activation;
-use crate::models::params::{FlowLayerParams, FlowParams, MlpParams};
+use crate::compute::gpu::context::{ComputeContext, Kernel, PARAMS_BYTES};
+use crate::compute::noise;
+use crate::compute::params::{FlowLayerParams, FlowParams, MlpParams};
 
 const STORAGE: wgpu::BufferUsages =
     wgpu::BufferUsages::STORAGE.union(wgpu::BufferUsages::COPY_DST).union(wgpu::BufferUsages::COPY_SRC);

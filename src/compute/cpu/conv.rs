@@ -11,23 +11,25 @@
 //! - a **transposed convolution** multiplies by the kernel `[c_in, k² · c_out]` and scatters the products onto
 //!   the big map; backward, it gathers `∂h`'s taps, `∂W = xᵀ · ∂cols` and `∂x = ∂cols · Wᵀ`;
 //! - **batch normalisation and LeakyReLU** are [`NormAct`]'s own forward and backward loops, on slices;
-//! - the two dense layers are [`StackPass`]es, and the loss is the MLP pass's ([`crate::models::vae_cpu`]).
+//! - the two dense layers are [`StackPass`]es, and the loss is the MLP pass's ([`crate::compute::cpu::vae`]).
 //!
 //! The minibatch is split into the same [`crate::models::vae::SHARDS`] shards as candle's path, each a rayon task
 //! with its own buffers, and batch normalisation uses each shard's own statistics, as there. The products run on
-//! `gemm` in the shard's thread ([`crate::models::cpu_gemm`]). candle's autograd is the reference the tests
+//! `gemm` in the shard's thread ([`crate::compute::cpu::gemm`]). candle's autograd is the reference the tests
 //! compare this with; it still takes evaluation, the NaN guard's search and f64 gradient checks.
 
 use rayon::prelude::*;
 
-use crate::models::activation::Activation;
-use crate::models::conv::{BatchStats, ConvGeometry, ConvKind, NORM_EPSILON, NormMode, NormStats, PADDING_TAP};
-use crate::models::cpu_gemm::matmul;
-use crate::models::dense_cpu::{DenseRef, StackPass, gradient_len};
-use crate::models::norm_act::{Moments, NormAct, Statistics};
-use crate::models::optim::FlatGradients;
-use crate::models::vae::Likelihood;
-use crate::models::vae_cpu::{
+use crate::compute::activation::Activation;
+use crate::compute::conv_geometry::{
+    BatchStats, ConvGeometry, ConvKind, NORM_EPSILON, NormMode, NormStats, PADDING_TAP,
+};
+use crate::compute::cpu::dense::{DenseRef, StackPass, gradient_len};
+use crate::compute::cpu::gemm::matmul;
+use crate::compute::cpu::norm_act::{Moments, NormAct, Statistics};
+use crate::compute::cpu::optim::FlatGradients;
+use crate::compute::cpu::vae::Likelihood;
+use crate::compute::cpu::vae::{
     VaeStepLoss, encoder_output_gradient, reconstruction, reparametrise, shard_shares, sharded_pass,
 };
 

@@ -1,6 +1,6 @@
 //! The RealNVP's training pass written out by hand: the negative log-likelihood of a minibatch and its gradient with
 //! respect to every weight and bias, without candle's autograd. The dense nets go forward and back by
-//! [`crate::models::dense_cpu`] (`gemm` on the calling thread, buffers reused from step to step), the scale and
+//! [`crate::compute::cpu::dense`] (`gemm` on the calling thread, buffers reused from step to step), the scale and
 //! shift nets of a layer side by side as two rayon tasks, and the coupling's own arithmetic is plain loops over the
 //! buffers of a [`RealNvpWorkspace`]. candle's autograd of the same loss ([`crate::models::flow`]) is the
 //! reference the tests compare this with.
@@ -9,7 +9,7 @@
 //! through the coupling layers K..1, each u = m⊙v + (1−m)⊙(v − t(m⊙v))⊙exp(−s(m⊙v)), with s and t masked to the free
 //! coordinates; then −log p_x(x) = ½|z|² + (D/2) log 2π + Σ_k Σ_d s_k, averaged over the minibatch.
 
-use crate::models::dense_cpu::{DenseRef, StackPass, gradient_len};
+use crate::compute::cpu::dense::{DenseRef, StackPass, gradient_len};
 
 /// One affine coupling layer's values, borrowed.
 #[derive(Clone, Debug)]
@@ -26,11 +26,11 @@ pub struct CouplingRef<'a> {
 /// in from plain parameters (the trainer borrows its variables' storage instead).
 #[cfg(test)]
 #[must_use]
-pub(crate) fn coupling_refs(params: &crate::models::params::FlowParams) -> Option<Vec<CouplingRef<'_>>> {
-    use crate::models::params::{FlowLayerParams, MlpParams};
+pub(crate) fn coupling_refs(params: &crate::compute::params::FlowParams) -> Option<Vec<CouplingRef<'_>>> {
+    use crate::compute::params::{FlowLayerParams, MlpParams};
 
     fn dense(net: &MlpParams) -> Vec<DenseRef<'_>> {
-        net.layers.iter().map(crate::models::params::DenseParams::as_ref).collect()
+        net.layers.iter().map(crate::compute::params::DenseParams::as_ref).collect()
     }
     params
         .layers

@@ -1,5 +1,5 @@
 //! One safe entry to the `gemm` crate's f32 matrix product (the kernel candle's CPU matmul runs), for the hand-written
-//! training passes that skip candle's per-op costs ([`crate::models::coupling_cpu`]). Single-threaded: callers run
+//! training passes that skip candle's per-op costs ([`crate::compute::cpu::coupling`]). Single-threaded: callers run
 //! independent products on separate threads themselves.
 
 /// `c = op(a) · op(b)`, or `c += op(a) · op(b)` when `accumulate`; row-major throughout. `op(a)` is `[m, k]`: `a` is

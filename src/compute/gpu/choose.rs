@@ -3,14 +3,14 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::gpu::AdapterSummary;
+use crate::compute::AdapterSummary;
 
 /// Where to run a job.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum BackendChoice {
-    /// [`crate::gpu::CandleBackend`].
+    /// [`crate::compute::CandleBackend`].
     Cpu,
-    /// [`crate::gpu::GpuBackend`].
+    /// [`crate::compute::GpuBackend`].
     Gpu,
 }
 
