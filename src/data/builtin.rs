@@ -1,10 +1,10 @@
-//! The data files embedded in the binary, so the app runs from any folder. Origins, licences and checksums
+//! The data files embedded in the binary, so the app runs from any folder, and reading them into a [`Table`]
+//! ([`BuiltinFile::load`]; the files' names are in [`crate::data::source`]). Origins, licences and checksums
 //! are in `datasets/README.md`.
 
-use serde::{Deserialize, Serialize};
-
 use crate::data::csv::{CsvError, CsvOptions, HeaderMode, NoProgress, read_bytes};
-use crate::data::table::{DataSource, Table};
+use crate::data::source::{BuiltinFile, DataSource};
+use crate::data::table::Table;
 
 /// UCI Wine Quality, red (1,599 rows, 11 features and `quality`, `;`-separated).
 pub const WINE_RED: &[u8] = include_bytes!("../../datasets/winequality-red.csv");
@@ -13,57 +13,7 @@ pub const MNIST_5K: &[u8] = include_bytes!("../../datasets/mnist_5k.csv.gz");
 /// 1,797 8 x 8 digits (64 pixels 0..16, then the label), gzip, no header.
 pub const DIGITS_8X8: &[u8] = include_bytes!("../../datasets/digits.csv.gz");
 
-/// One of the embedded files.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
-pub enum BuiltinFile {
-    /// `winequality-red.csv`.
-    WineRed,
-    /// `mnist_5k.csv.gz`.
-    Mnist5k,
-    /// `digits.csv.gz`.
-    Digits8x8,
-}
-
 impl BuiltinFile {
-    /// All embedded files, in menu order.
-    pub const ALL: [Self; 3] = [Self::WineRed, Self::Mnist5k, Self::Digits8x8];
-
-    /// File name in `datasets/`.
-    #[must_use]
-    pub fn file_name(self) -> &'static str {
-        match self {
-            Self::WineRed => "winequality-red.csv",
-            Self::Mnist5k => "mnist_5k.csv.gz",
-            Self::Digits8x8 => "digits.csv.gz",
-        }
-    }
-
-    /// Name shown to the user.
-    #[must_use]
-    pub fn label(self) -> &'static str {
-        match self {
-            Self::WineRed => "Wine quality, red (UCI)",
-            Self::Mnist5k => "MNIST, 5,000 digits",
-            Self::Digits8x8 => "Digits 8x8 (UCI optdigits)",
-        }
-    }
-
-    /// Short name for the command line (`--data wine-red`).
-    #[must_use]
-    pub fn cli_name(self) -> &'static str {
-        match self {
-            Self::WineRed => "wine-red",
-            Self::Mnist5k => "mnist",
-            Self::Digits8x8 => "digits",
-        }
-    }
-
-    /// Parses a command-line name.
-    #[must_use]
-    pub fn from_cli(name: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|k| k.cli_name().eq_ignore_ascii_case(name))
-    }
-
     /// The embedded bytes.
     #[must_use]
     pub fn bytes(self) -> &'static [u8] {

@@ -11,7 +11,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use serde::{Deserialize, Serialize};
 
-use crate::data::table::{CsvFacts, DataSource, Table, column_stats};
+use crate::data::source::DataSource;
+use crate::data::table::{CsvFacts, Table, column_stats};
 
 /// Files larger than this (after decompression) are refused: datasets are trained in memory.
 pub const MAX_BYTES: u64 = 256 * 1024 * 1024;

@@ -7,9 +7,8 @@ use std::sync::mpsc::{Receiver, TryRecvError, channel};
 
 use serde::{Deserialize, Serialize};
 
-use crate::data::builtin::BuiltinFile;
 use crate::data::csv::{CsvError, CsvOptions, Progress, SharedProgress, read_path};
-use crate::data::synth::SynthSpec;
+use crate::data::source::{BuiltinFile, SynthSpec};
 use crate::data::table::Table;
 
 /// What to load.

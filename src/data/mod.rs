@@ -5,12 +5,12 @@ pub mod builtin;
 pub mod csv;
 pub mod job;
 pub mod prepare;
+pub mod source;
 pub mod synth;
 pub mod table;
 
-pub use builtin::BuiltinFile;
 pub use csv::{CsvError, CsvOptions, HeaderMode, MissingPolicy};
 pub use job::{LoadJob, LoadRequest};
 pub use prepare::{DataSpec, Prepared, Role};
-pub use synth::{SynthKind, SynthSpec};
+pub use source::{BuiltinFile, DataSource, SynthKind, SynthSpec};
 pub use table::Table;

@@ -6,117 +6,11 @@ use std::f64::consts::PI;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use rand_distr::{Distribution, Normal, StandardNormal};
-use serde::{Deserialize, Serialize};
 
-use crate::data::table::{DataSource, Table};
-
-/// Which toy density.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
-pub enum SynthKind {
-    /// Two interleaving half circles (the course's flow data).
-    Moons,
-    /// Two concentric circles, radii 1 and 0.5.
-    Circles,
-    /// Eight Gaussians on a circle of radius 2.
-    EightGaussians,
-    /// Uniform on the dark squares of a 4 x 4 board over [-2, 2]^2.
-    Checkerboard,
-    /// Two interleaved Archimedean spirals.
-    Spirals,
-    /// Five curved arms.
-    Pinwheel,
-}
-
-impl SynthKind {
-    /// All kinds, in menu order.
-    pub const ALL: [Self; 6] =
-        [Self::Moons, Self::Circles, Self::EightGaussians, Self::Checkerboard, Self::Spirals, Self::Pinwheel];
-
-    /// Name shown to the user.
-    #[must_use]
-    pub fn label(self) -> &'static str {
-        match self {
-            Self::Moons => "Two moons",
-            Self::Circles => "Concentric circles",
-            Self::EightGaussians => "Eight Gaussians",
-            Self::Checkerboard => "Checkerboard",
-            Self::Spirals => "Two spirals",
-            Self::Pinwheel => "Pinwheel",
-        }
-    }
-
-    /// Short name for the command line (`--data moons`).
-    #[must_use]
-    pub fn cli_name(self) -> &'static str {
-        match self {
-            Self::Moons => "moons",
-            Self::Circles => "circles",
-            Self::EightGaussians => "8gaussians",
-            Self::Checkerboard => "checkerboard",
-            Self::Spirals => "spirals",
-            Self::Pinwheel => "pinwheel",
-        }
-    }
-
-    /// Parses a command-line name.
-    #[must_use]
-    pub fn from_cli(name: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|k| k.cli_name().eq_ignore_ascii_case(name))
-    }
-
-    /// The noise a user sees first.
-    #[must_use]
-    pub fn default_noise(self) -> f64 {
-        match self {
-            Self::Moons | Self::Circles => 0.05,
-            Self::EightGaussians | Self::Spirals => 0.1,
-            Self::Checkerboard => 0.0,
-            Self::Pinwheel => 0.3,
-        }
-    }
-
-    /// Number of components (the label's range).
-    #[must_use]
-    pub fn n_components(self) -> usize {
-        match self {
-            Self::Moons | Self::Circles | Self::Spirals => 2,
-            Self::EightGaussians | Self::Checkerboard => 8,
-            Self::Pinwheel => PINWHEEL_ARMS,
-        }
-    }
-}
-
-const PINWHEEL_ARMS: usize = 5;
-
-/// A generated set: kind, size, noise and seed fix it completely.
-#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
-pub struct SynthSpec {
-    /// Which density.
-    pub kind: SynthKind,
-    /// Number of points.
-    pub n_points: usize,
-    /// Standard deviation of the Gaussian noise (for pinwheel: of the tangential spread).
-    pub noise: f64,
-    /// Seed of the generator.
-    pub seed: u64,
-}
+use crate::data::source::{DataSource, PINWHEEL_ARMS, SynthKind, SynthSpec};
+use crate::data::table::Table;
 
 impl SynthSpec {
-    /// The course's default for a kind: 3,000 points (the Real NVP example), its default noise, seed 0.
-    #[must_use]
-    pub fn default_for(kind: SynthKind) -> Self {
-        Self { kind, n_points: 3000, noise: kind.default_noise(), seed: 0 }
-    }
-
-    /// Largest number of points the UI and CLI allow.
-    pub const MAX_POINTS: usize = 1_000_000;
-
-    /// Name shown to the user.
-    #[must_use]
-    pub fn describe(&self) -> String {
-        format!("{} ({} points, noise {}, seed {})", self.kind.label(), self.n_points, self.noise, self.seed)
-    }
-
     /// Generates the points: columns `x`, `y`, `component`.
     #[must_use]
     pub fn generate(&self) -> Table {

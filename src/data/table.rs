@@ -1,19 +1,8 @@
 //! A loaded dataset: named numeric columns in a row-major matrix, with per-column statistics.
 
-use std::path::PathBuf;
-
 use serde::{Deserialize, Serialize};
 
-/// Where a [`Table`] came from.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub enum DataSource {
-    /// One of the files embedded in the binary (see `datasets/README.md`).
-    Builtin(crate::data::builtin::BuiltinFile),
-    /// A 2-D set generated from a seed.
-    Generated(crate::data::synth::SynthSpec),
-    /// A CSV file the user loaded.
-    File(PathBuf),
-}
+use crate::data::source::DataSource;
 
 /// Whether every value of a column is a whole number.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
