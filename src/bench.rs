@@ -36,6 +36,14 @@ pub struct BenchFigure {
     pub unit: &'static str,
 }
 
+impl BenchFigure {
+    /// `name`, timed at `seconds` per run (the median of `runs`), doing `items` of `unit` per run.
+    #[must_use]
+    pub fn new(name: String, (seconds, runs): (f64, usize), (items, unit): (f64, &'static str)) -> Self {
+        Self { name, seconds, runs, items, unit }
+    }
+}
+
 fn median_seconds(runs: usize, mut f: impl FnMut() -> Result<(), String>) -> Result<f64, String> {
     let mut times = Vec::with_capacity(runs);
     for _ in 0..runs {
@@ -66,26 +74,22 @@ pub fn flow_figures(quick: bool) -> Result<Vec<BenchFigure>, String> {
         }
         Ok(())
     })?;
-    figures.push(BenchFigure {
-        name: format!("RealNVP epoch ({} points, batch 256)", data.n_train()),
-        seconds: epoch,
-        runs: 3,
-        items: data.n_train() as f64,
-        unit: "points",
-    });
+    figures.push(BenchFigure::new(
+        format!("RealNVP epoch ({} points, batch 256)", data.n_train()),
+        (epoch, 3),
+        (data.n_train() as f64, "points"),
+    ));
     let params = trainer.params().map_err(|e| e.to_string())?;
     let net = FlowNet::from_params(&params, DType::F32).map_err(|e| e.to_string())?;
     let side = if quick { 128 } else { 512 };
     let grid = median_seconds(1, || {
         net.stage_density_grid(net.n_layers(), side, [-3.0, 3.0, -3.0, 3.0]).map(|_| ()).map_err(|e| e.to_string())
     })?;
-    figures.push(BenchFigure {
-        name: format!("density {side} x {side} through all 6 layers"),
-        seconds: grid,
-        runs: 1,
-        items: (side * side) as f64,
-        unit: "points",
-    });
+    figures.push(BenchFigure::new(
+        format!("density {side} x {side} through all 6 layers"),
+        (grid, 1),
+        ((side * side) as f64, "points"),
+    ));
     let n = if quick { 16_384 } else { 262_144 };
     let mut rng = ChaCha8Rng::seed_from_u64(1);
     let points = gaussian_points(n, 2, &mut rng);
@@ -95,13 +99,11 @@ pub fn flow_figures(quick: bool) -> Result<Vec<BenchFigure>, String> {
         }
         Ok(())
     })?;
-    figures.push(BenchFigure {
-        name: format!("inverse of {n} points through all 6 layers"),
-        seconds: inverse,
-        runs: 1,
-        items: n as f64,
-        unit: "points",
-    });
+    figures.push(BenchFigure::new(
+        format!("inverse of {n} points through all 6 layers"),
+        (inverse, 1),
+        (n as f64, "points"),
+    ));
     Ok(figures)
 }
 
@@ -205,37 +207,29 @@ pub fn bnn_figures(quick: bool) -> Result<(Vec<BenchFigure>, String), String> {
         let times = time_bnn_epochs(&mut trainer, steps, epoch_runs)?;
         let label = if posterior == Posterior::MeanField { "mean-field" } else { "full covariance" };
         let rows = n_train as f64;
-        figures.push(BenchFigure {
-            name: format!("{label}: epoch, training steps only ({steps} x batch {batch})"),
-            seconds: times.steps_only,
-            runs: epoch_runs,
-            items: rows,
-            unit: "rows",
-        });
+        figures.push(BenchFigure::new(
+            format!("{label}: epoch, training steps only ({steps} x batch {batch})"),
+            (times.steps_only, epoch_runs),
+            (rows, "rows"),
+        ));
         if posterior == Posterior::MeanField {
-            figures.push(BenchFigure {
-                name: format!("{label}: one training step (batch {batch})"),
-                seconds: times.step,
-                runs: epoch_runs,
-                items: batch.min(n_train) as f64,
-                unit: "rows",
-            });
+            figures.push(BenchFigure::new(
+                format!("{label}: one training step (batch {batch})"),
+                (times.step, epoch_runs),
+                (batch.min(n_train) as f64, "rows"),
+            ));
         }
-        figures.push(BenchFigure {
-            name: format!("{label}: epoch with its evaluation (as the app runs it)"),
-            seconds: times.whole,
-            runs: epoch_runs,
-            items: rows,
-            unit: "rows",
-        });
+        figures.push(BenchFigure::new(
+            format!("{label}: epoch with its evaluation (as the app runs it)"),
+            (times.whole, epoch_runs),
+            (rows, "rows"),
+        ));
         if posterior == Posterior::MeanField {
-            figures.push(BenchFigure {
-                name: format!("{label}: end-of-epoch evaluation alone"),
-                seconds: times.evaluation,
-                runs: epoch_runs,
-                items: (n_train.min(2000) + n_test) as f64,
-                unit: "rows",
-            });
+            figures.push(BenchFigure::new(
+                format!("{label}: end-of-epoch evaluation alone"),
+                (times.evaluation, epoch_runs),
+                ((n_train.min(2000) + n_test) as f64, "rows"),
+            ));
             params = Some(trainer.params().map_err(|e| e.to_string())?);
         }
     }
@@ -412,13 +406,11 @@ pub fn vae_figures(quick: bool) -> Result<Vec<BenchFigure>, String> {
     for _ in 0..steps {
         trainer.step().map_err(|e| e.to_string())?;
     }
-    figures.push(BenchFigure {
-        name: format!("conv VAE epoch, course setup ({steps} x batch 32, with its evaluation)"),
-        seconds: started.elapsed().as_secs_f64(),
-        runs: 1,
-        items: n_train as f64,
-        unit: "images",
-    });
+    figures.push(BenchFigure::new(
+        format!("conv VAE epoch, course setup ({steps} x batch 32, with its evaluation)"),
+        (started.elapsed().as_secs_f64(), 1),
+        (n_train as f64, "images"),
+    ));
     let conv_params = trainer.params().map_err(|e| e.to_string())?;
 
     // The views' work: every image's q(z | x), and the 20 x 20 manifold.

@@ -97,38 +97,31 @@ impl Activation {
     /// The same function on one `f32` (the CPU loops of small networks).
     #[must_use]
     pub fn apply_f32(self, x: f32) -> f32 {
-        match self {
-            Self::Identity => x,
-            Self::Relu => x.max(0.0),
-            Self::LeakyRelu => {
-                if x > 0.0 {
-                    x
-                } else {
-                    LEAKY_SLOPE as f32 * x
-                }
-            }
-            Self::Sigmoid => 1.0 / (1.0 + (-x).exp()),
-            Self::Tanh => x.tanh(),
-            Self::Softplus => x.max(0.0) + (-x.abs()).exp().ln_1p(),
-        }
+        self.apply_float(x)
     }
 
     /// The same function on one number (reference for tests and CPU fallbacks).
     #[must_use]
     pub fn apply_scalar(self, x: f64) -> f64 {
+        self.apply_float(x)
+    }
+
+    /// The function in the precision of `x`, every operation in that type.
+    fn apply_float<F: num_traits::Float>(self, x: F) -> F {
+        let zero = F::zero();
         match self {
             Self::Identity => x,
-            Self::Relu => x.max(0.0),
+            Self::Relu => x.max(zero),
             Self::LeakyRelu => {
-                if x > 0.0 {
+                if x > zero {
                     x
                 } else {
-                    LEAKY_SLOPE * x
+                    F::from(LEAKY_SLOPE).unwrap_or(zero) * x
                 }
             }
-            Self::Sigmoid => 1.0 / (1.0 + (-x).exp()),
+            Self::Sigmoid => F::one() / (F::one() + (-x).exp()),
             Self::Tanh => x.tanh(),
-            Self::Softplus => x.max(0.0) + (-x.abs()).exp().ln_1p(),
+            Self::Softplus => x.max(zero) + (-x.abs()).exp().ln_1p(),
         }
     }
 }

@@ -177,6 +177,30 @@ impl MeanFieldParams {
         self.layers.iter().map(MeanFieldLayer::n_params).sum()
     }
 
+    /// Checks the network and a [`ComputeBackend::bnn_predictive`] call's inputs: `x` holds `n_rows` rows of the
+    /// first layer's width, and uploaded noise `n_samples` samples' worth. Returns that width.
+    pub fn check_predictive(
+        &self,
+        x: &[f32],
+        n_rows: usize,
+        n_samples: usize,
+        noise: Noise<'_>,
+    ) -> Result<usize, ComputeError> {
+        self.check()?;
+        let n_in = self.layers.first().map_or(0, |l| l.n_in);
+        check_rows(x, n_rows, n_in, "bnn input")?;
+        let needed = n_samples * self.noise_per_sample();
+        if let Noise::Uploaded(eps) = noise
+            && eps.len() != needed
+        {
+            return Err(ComputeError::Shape(format!(
+                "noise has {} values, {n_samples} samples need {needed}",
+                eps.len()
+            )));
+        }
+        Ok(n_in)
+    }
+
     /// Width of the output rows (0 for an empty network).
     #[must_use]
     pub fn n_out(&self) -> usize {
@@ -185,20 +209,10 @@ impl MeanFieldParams {
 
     /// Checks lengths and that consecutive layers fit.
     pub fn check(&self) -> Result<(), ComputeError> {
-        for (i, l) in self.layers.iter().enumerate() {
+        for l in &self.layers {
             l.check()?;
-            if let Some(next) = self.layers.get(i + 1)
-                && next.n_in != l.n_out
-            {
-                return Err(ComputeError::Shape(format!(
-                    "layer {i} gives {} outputs, layer {} takes {}",
-                    l.n_out,
-                    i + 1,
-                    next.n_in
-                )));
-            }
         }
-        Ok(())
+        check_chain(self.layers.iter().map(|l| (l.n_in, l.n_out)), "layer")
     }
 }
 
@@ -299,14 +313,20 @@ pub(crate) fn check_mlp(params: &MlpParams) -> Result<(), ComputeError> {
         if l.weights.len() != l.n_in * l.n_out || l.biases.len() != l.n_out {
             return Err(ComputeError::Shape(format!("dense layer {i} ({}x{}) has wrong lengths", l.n_in, l.n_out)));
         }
-        if let Some(next) = params.layers.get(i + 1)
-            && next.n_in != l.n_out
-        {
+    }
+    check_chain(params.layers.iter().map(|l| (l.n_in, l.n_out)), "dense layer")
+}
+
+/// Checks that each layer's output width, of `(n_in, n_out)` in order, is the next one's input width; `what`
+/// names a layer in the message ("dense layer 2 gives 8 outputs, layer 3 takes 4").
+fn check_chain(widths: impl Iterator<Item = (usize, usize)>, what: &str) -> Result<(), ComputeError> {
+    let widths: Vec<(usize, usize)> = widths.collect();
+    for (i, pair) in widths.windows(2).enumerate() {
+        let ((_, n_out), (next_in, _)) = (pair[0], pair[1]);
+        if next_in != n_out {
             return Err(ComputeError::Shape(format!(
-                "dense layer {i} gives {} outputs, layer {} takes {}",
-                l.n_out,
-                i + 1,
-                next.n_in
+                "{what} {i} gives {n_out} outputs, layer {} takes {next_in}",
+                i + 1
             )));
         }
     }

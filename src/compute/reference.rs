@@ -218,19 +218,8 @@ impl ComputeBackend for CandleBackend {
         n_samples: usize,
         noise: Noise<'_>,
     ) -> Result<Vec<f32>, ComputeError> {
-        params.check()?;
-        let n_in = params.layers.first().map_or(0, |l| l.n_in);
-        check_rows(x, n_rows, n_in, "bnn input")?;
+        let n_in = params.check_predictive(x, n_rows, n_samples, noise)?;
         let per_sample = params.noise_per_sample();
-        if let Noise::Uploaded(eps) = noise
-            && eps.len() != n_samples * per_sample
-        {
-            return Err(ComputeError::Shape(format!(
-                "noise has {} values, {n_samples} samples need {}",
-                eps.len(),
-                n_samples * per_sample
-            )));
-        }
         // [S, n, n_in]: the same inputs for every sample.
         let mut h =
             self.tensor(x, n_rows, n_in)?.unsqueeze(0)?.broadcast_as((n_samples, n_rows, n_in))?.contiguous()?;

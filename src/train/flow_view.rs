@@ -316,17 +316,13 @@ impl ViewLoop {
                 None => job.net.stage_density_grid(stage, resolution, bounds).map(|(d, l)| (d, l, "CPU".to_owned())),
             };
             grids.map(|(density, layer_log_det, device)| {
-                let grid = StageGrid {
-                    step: job.request.step,
-                    stage,
-                    resolution,
-                    bounds,
-                    mass: grid_mass(&density, resolution, bounds),
-                    density,
-                    layer_log_det,
-                    seconds: started.elapsed().as_secs_f64(),
+                let grid = StageGrid::new(
+                    (job.request.step, stage),
+                    (resolution, bounds),
+                    (density, layer_log_det),
+                    started,
                     device,
-                };
+                );
                 job.grids_done += 1;
                 FlowViewResult::Grid(Arc::new(grid))
             })
@@ -339,6 +335,22 @@ impl ViewLoop {
     fn send(&self, result: FlowViewResult) {
         let _ = self.results.send(result);
         (self.repaint)();
+    }
+}
+
+impl StageGrid {
+    /// The grid of `(step, stage)` at `(resolution, bounds)` from its `(density, layer_log_det)` values, computed
+    /// since `started` on `device`; its mass summed here.
+    fn new(
+        (step, stage): (u64, usize),
+        (resolution, bounds): (usize, [f32; 4]),
+        (density, layer_log_det): (Vec<f32>, Vec<f32>),
+        started: Instant,
+        device: String,
+    ) -> Self {
+        let mass = grid_mass(&density, resolution, bounds);
+        let seconds = started.elapsed().as_secs_f64();
+        Self { step, stage, resolution, bounds, density, layer_log_det, mass, seconds, device }
     }
 }
 
@@ -382,17 +394,13 @@ pub fn stage_views(
     for (stage, &bounds) in g.bounds.iter().enumerate() {
         let started = Instant::now();
         let (density, layer_log_det) = net.stage_density_grid(stage, resolution, bounds)?;
-        grids.push(StageGrid {
-            step,
-            stage,
-            resolution,
-            bounds,
-            mass: grid_mass(&density, resolution, bounds),
-            density,
-            layer_log_det,
-            seconds: started.elapsed().as_secs_f64(),
-            device: "CPU".to_owned(),
-        });
+        grids.push(StageGrid::new(
+            (step, stage),
+            (resolution, bounds),
+            (density, layer_log_det),
+            started,
+            "CPU".into(),
+        ));
     }
     Ok((g, grids))
 }

@@ -30,7 +30,7 @@ use crate::compute::cpu::norm_act::{Moments, NormAct, Statistics};
 use crate::compute::cpu::optim::FlatGradients;
 use crate::compute::cpu::vae::Likelihood;
 use crate::compute::cpu::vae::{
-    VaeStepLoss, encoder_output_gradient, reconstruction, reparametrise, shard_shares, sharded_pass,
+    ShardSums, VaeStepLoss, encoder_output_gradient, reconstruction, reparametrise, shard_shares, sharded_pass,
 };
 
 /// One convolutional layer's values, borrowed: `act(norm(conv(x) + b))`.
@@ -192,6 +192,12 @@ struct ShardWork {
     kl: f64,
 }
 
+impl ShardSums for ShardWork {
+    fn sums(&self) -> (f64, f64) {
+        (self.recon, self.kl)
+    }
+}
+
 /// Buffers of the pass, kept from one minibatch to the next.
 #[derive(Clone, Debug, Default)]
 pub struct ConvVaeWorkspace {
@@ -230,12 +236,8 @@ pub fn conv_vae_loss_and_gradients(
     if rows == 0 || x.len() != rows * n_in || eps.len() != rows * latent || !vae.fits() {
         return None;
     }
-    let (used, loss) = sharded_pass(&mut work.shards, (x, eps), (n_in, latent), vae.beta, |x, eps, inv_n, shard| {
-        shard_pass(vae, x, eps, inv_n, shard);
-        (shard.recon, shard.kl)
-    });
-    work.used = used;
-    Some(loss)
+    let pass = |x: &[f32], eps: &[f32], inv_n, shard: &mut ShardWork| shard_pass(vae, x, eps, inv_n, shard);
+    Some(sharded_pass((&mut work.shards, &mut work.used), (x, eps), (n_in, latent), vae.beta, pass))
 }
 
 /// One shard forward and back: its loss sums, batch statistics and its rows' share of the gradient (each row

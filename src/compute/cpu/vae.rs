@@ -147,24 +147,21 @@ pub fn mlp_vae_loss_and_gradients(
     {
         return None;
     }
-    let (used, loss) = sharded_pass(&mut work.shards, (x, eps), (n_in, latent), vae.beta, |x, eps, inv_n, shard| {
-        shard_pass(vae, x, eps, inv_n, shard);
-        (shard.recon, shard.kl)
-    });
-    work.used = used;
-    Some(loss)
+    let pass = |x: &[f32], eps: &[f32], inv_n, shard: &mut ShardWork| shard_pass(vae, x, eps, inv_n, shard);
+    Some(sharded_pass((&mut work.shards, &mut work.used), (x, eps), (n_in, latent), vae.beta, pass))
 }
 
 /// Runs `pass(x rows, eps rows, 1 / all rows, shard)` on each of the [`shard_bounds`] of the minibatch `x`
 /// `[rows, n_in]` with noise `eps` `[rows, latent]`, as rayon tasks, each with its own element of `shards` (grown
-/// as needed) and giving back its `(reconstruction, KL)` sums; returns how many shards it used and the loss.
-pub(crate) fn sharded_pass<S: Default + Send>(
-    shards: &mut Vec<S>,
+/// as needed) and leaving its `(reconstruction, KL)` sums in it ([`ShardSums`]); sets `used` to how many shards
+/// it used and returns the loss.
+pub(crate) fn sharded_pass<S: ShardSums + Default + Send>(
+    (shards, used): (&mut Vec<S>, &mut usize),
     (x, eps): (&[f32], &[f32]),
     (n_in, latent): (usize, usize),
     beta: f64,
-    pass: impl Fn(&[f32], &[f32], f32, &mut S) -> (f64, f64) + Sync,
-) -> (usize, VaeStepLoss) {
+    pass: impl Fn(&[f32], &[f32], f32, &mut S) + Sync,
+) -> VaeStepLoss {
     let rows = x.len() / n_in.max(1);
     let bounds = shard_bounds(rows);
     if shards.len() < bounds.len() {
@@ -176,10 +173,24 @@ pub(crate) fn sharded_pass<S: Default + Send>(
         .zip(&bounds)
         .map(|(shard, &(start, count))| {
             let (x, eps) = (&x[start * n_in..(start + count) * n_in], &eps[start * latent..(start + count) * latent]);
-            pass(x, eps, inv_n, shard)
+            pass(x, eps, inv_n, shard);
+            shard.sums()
         })
         .collect();
-    (bounds.len(), step_loss(sums.into_iter(), rows, beta))
+    *used = bounds.len();
+    step_loss(sums.into_iter(), rows, beta)
+}
+
+/// A shard's `(reconstruction, KL)` sums over its rows after its pass.
+pub(crate) trait ShardSums {
+    /// The sums.
+    fn sums(&self) -> (f64, f64);
+}
+
+impl ShardSums for ShardWork {
+    fn sums(&self) -> (f64, f64) {
+        (self.recon, self.kl)
+    }
 }
 
 /// The minibatch's loss terms from each shard's `(reconstruction, KL)` sums over its rows, `rows` in all: means

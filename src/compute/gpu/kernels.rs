@@ -763,19 +763,8 @@ impl GpuBackend {
         n_samples: usize,
         noise: Noise<'_>,
     ) -> Result<GpuPending<Vec<f32>>, ComputeError> {
-        params.check()?;
-        let n_in = params.layers.first().map_or(0, |l| l.n_in);
-        check_rows(x, n_rows, n_in, "bnn input")?;
+        params.check_predictive(x, n_rows, n_samples, noise)?;
         let per_sample = params.noise_per_sample();
-        if let Noise::Uploaded(eps) = noise
-            && eps.len() != n_samples * per_sample
-        {
-            return Err(ComputeError::Shape(format!(
-                "noise has {} values, {n_samples} samples need {}",
-                eps.len(),
-                n_samples * per_sample
-            )));
-        }
         if n_samples > self.ctx.limits.max_compute_workgroups_per_dimension as usize {
             return Err(ComputeError::Shape(format!("{n_samples} weight samples exceed the workgroup limit")));
         }
