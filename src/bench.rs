@@ -12,7 +12,7 @@ use rand_chacha::ChaCha8Rng;
 use serde::Serialize;
 
 use crate::Lab;
-use crate::compute::{CandleBackend, ComputeBackend, GpuBackend, WeightsKey};
+use crate::compute::{CandleBackend, ComputeBackend, GpuBackend, Rows, WeightsKey};
 use crate::data::csv::NoProgress;
 use crate::data::prepare::{Prepared, default_spec_for_lab, prepare};
 use crate::data::{BuiltinFile, CsvOptions, LoadRequest, SynthKind, SynthSpec, Table};
@@ -455,10 +455,10 @@ pub fn vae_figures(quick: bool) -> Result<Vec<BenchFigure>, String> {
             let name = format!("{}{}", gpu.name(), if software { ", a software adapter" } else { "" });
             if let VaeNetworks::Mlp { encoder, decoder } = &mlp_params.networks {
                 let key = |id| WeightsKey::new(id, 1);
-                gpu.mlp_forward(encoder, key(1), &all, n_all).map_err(|e| e.to_string())?;
-                gpu.mlp_forward(decoder, key(2), &grid, 400).map_err(|e| e.to_string())?;
+                gpu.mlp_forward(Rows::new(encoder, key(1), &all, n_all)).map_err(|e| e.to_string())?;
+                gpu.mlp_forward(Rows::new(decoder, key(2), &grid, 400)).map_err(|e| e.to_string())?;
                 let encode = median_seconds(runs, || {
-                    gpu.mlp_forward(encoder, key(1), &all, n_all).map(|_| ()).map_err(|e| e.to_string())
+                    gpu.mlp_forward(Rows::new(encoder, key(1), &all, n_all)).map(|_| ()).map_err(|e| e.to_string())
                 })?;
                 figures.push(BenchFigure {
                     name: format!("MLP VAE: encode all {n_all} images, {name}"),
@@ -468,7 +468,7 @@ pub fn vae_figures(quick: bool) -> Result<Vec<BenchFigure>, String> {
                     unit: "images",
                 });
                 let decode = median_seconds(runs, || {
-                    gpu.mlp_forward(decoder, key(2), &grid, 400).map(|_| ()).map_err(|e| e.to_string())
+                    gpu.mlp_forward(Rows::new(decoder, key(2), &grid, 400)).map(|_| ()).map_err(|e| e.to_string())
                 })?;
                 figures.push(BenchFigure {
                     name: format!("MLP VAE: decode the 20 x 20 manifold, {name}"),

@@ -8,7 +8,7 @@
 use bayes_explorer::compute::Activation;
 use bayes_explorer::compute::params::{DenseParams, FlowLayerParams, FlowParams, MlpParams};
 use bayes_explorer::compute::{
-    CandleBackend, ComputeBackend, GpuBackend, MatmulShape, MeanFieldLayer, MeanFieldParams, Noise, WeightsKey,
+    CandleBackend, ComputeBackend, GpuBackend, MatmulShape, MeanFieldLayer, MeanFieldParams, Noise, Rows, WeightsKey,
 };
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -125,8 +125,8 @@ fn fused_dense_layers_match_candle_for_every_activation() {
             // New weights each time, so a new version of the cached network.
             version += 1;
             let key = WeightsKey::new(7, version);
-            let want = cpu.mlp_forward(&params, key, &x, n_rows).unwrap();
-            let got = gpu.mlp_forward(&params, key, &x, n_rows).unwrap();
+            let want = cpu.mlp_forward(Rows::new(&params, key, &x, n_rows)).unwrap();
+            let got = gpu.mlp_forward(Rows::new(&params, key, &x, n_rows)).unwrap();
             assert_close(
                 &format!("{} {n_rows}x{n_in}->{n_out}", activation.name()),
                 &got,
@@ -134,7 +134,7 @@ fn fused_dense_layers_match_candle_for_every_activation() {
                 product_tol(n_in) * 4.0,
             );
             // Same key and version: the cached upload gives the same answer.
-            let again = gpu.mlp_forward(&params, key, &x, n_rows).unwrap();
+            let again = gpu.mlp_forward(Rows::new(&params, key, &x, n_rows)).unwrap();
             assert_eq!(again, got);
         }
     }
@@ -146,11 +146,11 @@ fn weights_cache_follows_the_version() {
     let mut rng = ChaCha8Rng::seed_from_u64(4);
     let x = random(&mut rng, 10 * 3);
     let mut params = MlpParams { layers: vec![dense(&mut rng, 3, 2, Activation::Identity)] };
-    let first = gpu.mlp_forward(&params, WeightsKey::new(1, 1), &x, 10).unwrap();
+    let first = gpu.mlp_forward(Rows::new(&params, WeightsKey::new(1, 1), &x, 10)).unwrap();
     params.layers[0].biases = vec![100.0, 100.0];
-    let stale = gpu.mlp_forward(&params, WeightsKey::new(1, 1), &x, 10).unwrap();
+    let stale = gpu.mlp_forward(Rows::new(&params, WeightsKey::new(1, 1), &x, 10)).unwrap();
     assert_eq!(stale, first, "same version: the cached weights are used");
-    let fresh = gpu.mlp_forward(&params, WeightsKey::new(1, 2), &x, 10).unwrap();
+    let fresh = gpu.mlp_forward(Rows::new(&params, WeightsKey::new(1, 2), &x, 10)).unwrap();
     assert!(fresh.iter().all(|v| *v > 90.0), "new version: the new weights are uploaded");
 }
 
@@ -181,12 +181,12 @@ fn flow_forward_and_inverse_match_candle_and_round_trip() {
     for n_rows in [0, 1, 300] {
         let z = random(&mut rng, n_rows * 2);
         for stage in 0..=flow.layers.len() {
-            let (x_cpu, ld_cpu) = cpu.flow_forward(&flow, key, &z, n_rows, stage).unwrap();
-            let (x_gpu, ld_gpu) = gpu.flow_forward(&flow, key, &z, n_rows, stage).unwrap();
+            let (x_cpu, ld_cpu) = cpu.flow_forward(Rows::new(&flow, key, &z, n_rows), stage).unwrap();
+            let (x_gpu, ld_gpu) = gpu.flow_forward(Rows::new(&flow, key, &z, n_rows), stage).unwrap();
             assert_close("flow forward x", &x_gpu, &x_cpu, 1e-4);
             assert_close("flow forward log_det", &ld_gpu, &ld_cpu, 1e-4);
-            let (z_cpu, ild_cpu) = cpu.flow_inverse(&flow, key, &x_cpu, n_rows, stage).unwrap();
-            let (z_gpu, ild_gpu) = gpu.flow_inverse(&flow, key, &x_cpu, n_rows, stage).unwrap();
+            let (z_cpu, ild_cpu) = cpu.flow_inverse(Rows::new(&flow, key, &x_cpu, n_rows), stage).unwrap();
+            let (z_gpu, ild_gpu) = gpu.flow_inverse(Rows::new(&flow, key, &x_cpu, n_rows), stage).unwrap();
             assert_close("flow inverse z", &z_gpu, &z_cpu, 1e-4);
             assert_close("flow inverse log_det", &ild_gpu, &ild_cpu, 1e-4);
             // inverse(forward(z)) = z, and both directions report the same forward log-det.
@@ -194,7 +194,10 @@ fn flow_forward_and_inverse_match_candle_and_round_trip() {
             assert_close("log_det both ways", &ild_gpu, &ld_gpu, 1e-4);
         }
     }
-    assert!(gpu.flow_forward(&flow, key, &[0.0; 2], 1, 9).is_err(), "a stage past the last layer is refused");
+    assert!(
+        gpu.flow_forward(Rows::new(&flow, key, &[0.0; 2], 1), 9).is_err(),
+        "a stage past the last layer is refused"
+    );
 }
 
 #[test]
@@ -204,8 +207,8 @@ fn flow_log_density_matches_candle() {
     let mut rng = ChaCha8Rng::seed_from_u64(6);
     let flow = test_flow(&mut rng);
     let x = random(&mut rng, 2 * 1000);
-    let want = cpu.flow_log_density(&flow, WeightsKey::TRANSIENT, &x, 1000).unwrap();
-    let got = gpu.flow_log_density(&flow, WeightsKey::TRANSIENT, &x, 1000).unwrap();
+    let want = cpu.flow_log_density(Rows::new(&flow, WeightsKey::TRANSIENT, &x, 1000)).unwrap();
+    let got = gpu.flow_log_density(Rows::new(&flow, WeightsKey::TRANSIENT, &x, 1000)).unwrap();
     assert_close("log density", &got, &want, 1e-4);
     for dim in [1, 3] {
         let z = random(&mut rng, 17 * dim);
@@ -225,8 +228,8 @@ fn maf_flows_fall_back_to_the_cpu_reference() {
     let made = MlpParams { layers: vec![dense(&mut rng, 2, 4, Activation::Identity)] };
     let flow = FlowParams { dim: 2, layers: vec![FlowLayerParams::Maf { made }] };
     let z = random(&mut rng, 20);
-    let (x, _) = gpu.flow_forward(&flow, WeightsKey::TRANSIENT, &z, 10, 1).unwrap();
-    let want = CandleBackend::new().flow_forward(&flow, WeightsKey::TRANSIENT, &z, 10, 1).unwrap();
+    let (x, _) = gpu.flow_forward(Rows::new(&flow, WeightsKey::TRANSIENT, &z, 10), 1).unwrap();
+    let want = CandleBackend::new().flow_forward(Rows::new(&flow, WeightsKey::TRANSIENT, &z, 10), 1).unwrap();
     assert_close("MAF via CPU", &x, &want.0, 1e-6);
 }
 
@@ -263,7 +266,7 @@ fn gpu_weight_noise_is_standard_normal() {
         }],
     };
     let n = 60_000;
-    let draws = gpu.bnn_predictive(&params, WeightsKey::TRANSIENT, &[1.0], 1, n, Noise::Seeded(11)).unwrap();
+    let draws = gpu.bnn_predictive(Rows::new(&params, WeightsKey::TRANSIENT, &[1.0], 1), n, Noise::Seeded(11)).unwrap();
     let mean = draws.iter().map(|&v| f64::from(v)).sum::<f64>() / n as f64;
     let var = draws.iter().map(|&v| (f64::from(v) - mean).powi(2)).sum::<f64>() / (n - 1) as f64;
     let within_one = draws.iter().filter(|v| v.abs() < 1.0).count() as f64 / n as f64;
@@ -271,7 +274,8 @@ fn gpu_weight_noise_is_standard_normal() {
     assert!(mean.abs() < 0.021, "mean {mean}");
     assert!((var - 1.0).abs() < 0.03, "variance {var}");
     assert!((within_one - 0.6827).abs() < 0.01, "P(|eps| < 1) = {within_one}");
-    let other = gpu.bnn_predictive(&params, WeightsKey::TRANSIENT, &[1.0], 1, 100, Noise::Seeded(12)).unwrap();
+    let other =
+        gpu.bnn_predictive(Rows::new(&params, WeightsKey::TRANSIENT, &[1.0], 1), 100, Noise::Seeded(12)).unwrap();
     assert_ne!(&other[..], &draws[..100], "another seed gives other draws");
 }
 
@@ -286,13 +290,13 @@ fn bnn_predictive_matches_candle() {
     let x = random(&mut rng, n_rows * 11);
     // Uploaded noise: the very same weights on both sides.
     let eps: Vec<f32> = random(&mut rng, n_samples * params.noise_per_sample()).iter().map(|v| v * 2.0).collect();
-    let want = cpu.bnn_predictive(&params, key, &x, n_rows, n_samples, Noise::Uploaded(&eps)).unwrap();
-    let got = gpu.bnn_predictive(&params, key, &x, n_rows, n_samples, Noise::Uploaded(&eps)).unwrap();
+    let want = cpu.bnn_predictive(Rows::new(&params, key, &x, n_rows), n_samples, Noise::Uploaded(&eps)).unwrap();
+    let got = gpu.bnn_predictive(Rows::new(&params, key, &x, n_rows), n_samples, Noise::Uploaded(&eps)).unwrap();
     assert_eq!(got.len(), n_samples * n_rows);
     assert_close("bnn uploaded noise", &got, &want, product_tol(11) * 2.0);
     // Seeded noise: the shared counter-based generator draws the same numbers on both sides.
-    let want = cpu.bnn_predictive(&params, key, &x, n_rows, n_samples, Noise::Seeded(5)).unwrap();
-    let got = gpu.bnn_predictive(&params, key, &x, n_rows, n_samples, Noise::Seeded(5)).unwrap();
+    let want = cpu.bnn_predictive(Rows::new(&params, key, &x, n_rows), n_samples, Noise::Seeded(5)).unwrap();
+    let got = gpu.bnn_predictive(Rows::new(&params, key, &x, n_rows), n_samples, Noise::Seeded(5)).unwrap();
     assert_close("bnn seeded noise", &got, &want, 1e-3);
     // The predictive mean over samples agrees too.
     let mean = |v: &[f32]| {
@@ -302,8 +306,8 @@ fn bnn_predictive_matches_candle() {
     };
     assert_close("bnn predictive mean", &mean(&got), &mean(&want), 1e-3);
     // Zero rows and zero samples give empty results.
-    assert!(gpu.bnn_predictive(&params, key, &[], 0, n_samples, Noise::Seeded(5)).unwrap().is_empty());
-    assert!(gpu.bnn_predictive(&params, key, &x, n_rows, 0, Noise::Seeded(5)).unwrap().is_empty());
+    assert!(gpu.bnn_predictive(Rows::new(&params, key, &[], 0), n_samples, Noise::Seeded(5)).unwrap().is_empty());
+    assert!(gpu.bnn_predictive(Rows::new(&params, key, &x, n_rows), 0, Noise::Seeded(5)).unwrap().is_empty());
 }
 
 #[test]

@@ -132,17 +132,14 @@ fn blank_comments_and_strings(text: &str) -> String {
             } else {
                 None
             };
-            match close {
-                Some(end) => {
-                    for &k in &chars[i..=end] {
-                        out.push(blank(k));
-                    }
-                    i = end + 1;
+            if let Some(end) = close {
+                for &k in &chars[i..=end] {
+                    out.push(blank(k));
                 }
-                None => {
-                    out.push(c);
-                    i += 1;
-                }
+                i = end + 1;
+            } else {
+                out.push(c);
+                i += 1;
             }
         } else {
             out.push(c);
@@ -343,48 +340,6 @@ fn folder_cycles(files: &[(String, ModPath, String)], modules: &BTreeSet<ModPath
             }
         }
     }
-    // Tarjan's strongly connected components.
-    struct State<'g> {
-        graph: &'g BTreeMap<ModPath, BTreeSet<ModPath>>,
-        index: BTreeMap<ModPath, usize>,
-        low: BTreeMap<ModPath, usize>,
-        stack: Vec<ModPath>,
-        on_stack: BTreeSet<ModPath>,
-        next: usize,
-        found: Vec<Vec<String>>,
-    }
-    fn visit(s: &mut State<'_>, v: &ModPath) {
-        s.index.insert(v.clone(), s.next);
-        s.low.insert(v.clone(), s.next);
-        s.next += 1;
-        s.stack.push(v.clone());
-        s.on_stack.insert(v.clone());
-        for w in s.graph.get(v).into_iter().flatten() {
-            if !s.index.contains_key(w) {
-                visit(s, w);
-                let low = s.low[v].min(s.low[w]);
-                s.low.insert(v.clone(), low);
-            } else if s.on_stack.contains(w) {
-                let low = s.low[v].min(s.index[w]);
-                s.low.insert(v.clone(), low);
-            }
-        }
-        if s.low[v] == s.index[v] {
-            let mut component = Vec::new();
-            while let Some(w) = s.stack.pop() {
-                s.on_stack.remove(&w);
-                let done = w == *v;
-                component.push(w.join("/"));
-                if done {
-                    break;
-                }
-            }
-            if component.len() > 1 {
-                component.sort();
-                s.found.push(component);
-            }
-        }
-    }
     let mut state = State {
         graph: &graph,
         index: BTreeMap::new(),
@@ -400,6 +355,50 @@ fn folder_cycles(files: &[(String, ModPath, String)], modules: &BTreeSet<ModPath
         }
     }
     state.found
+}
+
+/// Tarjan's strongly connected components, over the files of a folder.
+struct State<'g> {
+    graph: &'g BTreeMap<ModPath, BTreeSet<ModPath>>,
+    index: BTreeMap<ModPath, usize>,
+    low: BTreeMap<ModPath, usize>,
+    stack: Vec<ModPath>,
+    on_stack: BTreeSet<ModPath>,
+    next: usize,
+    found: Vec<Vec<String>>,
+}
+/// Visits `v` and what it imports, collecting the circles it closes.
+fn visit(s: &mut State<'_>, v: &ModPath) {
+    s.index.insert(v.clone(), s.next);
+    s.low.insert(v.clone(), s.next);
+    s.next += 1;
+    s.stack.push(v.clone());
+    s.on_stack.insert(v.clone());
+    for w in s.graph.get(v).into_iter().flatten() {
+        if !s.index.contains_key(w) {
+            visit(s, w);
+            let low = s.low[v].min(s.low[w]);
+            s.low.insert(v.clone(), low);
+        } else if s.on_stack.contains(w) {
+            let low = s.low[v].min(s.index[w]);
+            s.low.insert(v.clone(), low);
+        }
+    }
+    if s.low[v] == s.index[v] {
+        let mut component = Vec::new();
+        while let Some(w) = s.stack.pop() {
+            s.on_stack.remove(&w);
+            let done = w == *v;
+            component.push(w.join("/"));
+            if done {
+                break;
+            }
+        }
+        if component.len() > 1 {
+            component.sort();
+            s.found.push(component);
+        }
+    }
 }
 
 fn read_crate() -> (Vec<(String, ModPath, String)>, BTreeSet<ModPath>) {

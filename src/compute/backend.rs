@@ -226,6 +226,37 @@ pub enum Noise<'a> {
     Uploaded(&'a [f32]),
 }
 
+/// The rows a network takes in one call: its plain-data parameters, the key its uploaded weights are cached
+/// under, and the input `x` `[n_rows, n_in]`, row-major.
+#[derive(Debug)]
+pub struct Rows<'a, P> {
+    /// The network.
+    pub params: &'a P,
+    /// Which cached copy of its weights a GPU may reuse ([`WeightsKey::TRANSIENT`]: none).
+    pub key: WeightsKey,
+    /// The input rows.
+    pub x: &'a [f32],
+    /// How many rows `x` holds.
+    pub n_rows: usize,
+}
+
+impl<'a, P> Rows<'a, P> {
+    /// `n_rows` rows `x` for `params`, whose weights are cached under `key`.
+    #[must_use]
+    pub fn new(params: &'a P, key: WeightsKey, x: &'a [f32], n_rows: usize) -> Self {
+        Self { params, key, x, n_rows }
+    }
+}
+
+// By hand: the derive would ask `P: Clone`, and the parameters are only borrowed.
+impl<P> Clone for Rows<'_, P> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+
+impl<P> Copy for Rows<'_, P> {}
+
 /// The matrix work of the models, as plain data in and out.
 ///
 /// The math of each call is stated on the method; shapes are row-major.
@@ -237,22 +268,13 @@ pub trait ComputeBackend {
     fn matmul(&mut self, a: &[f32], b: &[f32], shape: MatmulShape) -> Result<Vec<f32>, ComputeError>;
 
     /// `y = act_L(... act_1(x · W_1 + b_1) ...)`: `x` `[n_rows, n_in]` -> `[n_rows, n_out]`.
-    fn mlp_forward(
-        &mut self,
-        params: &MlpParams,
-        key: WeightsKey,
-        x: &[f32],
-        n_rows: usize,
-    ) -> Result<Vec<f32>, ComputeError>;
+    fn mlp_forward(&mut self, rows: Rows<'_, MlpParams>) -> Result<Vec<f32>, ComputeError>;
 
     /// Generation: maps stage-0 latents `z` `[n_rows, dim]` through layers `1..=up_to_stage`; returns the
     /// stage `up_to_stage` points and Σ log|det ∂(stage k)/∂(stage k-1)| `[n_rows]`.
     fn flow_forward(
         &mut self,
-        params: &FlowParams,
-        key: WeightsKey,
-        z: &[f32],
-        n_rows: usize,
+        rows: Rows<'_, FlowParams>,
         up_to_stage: usize,
     ) -> Result<(Vec<f32>, Vec<f32>), ComputeError>;
 
@@ -261,10 +283,7 @@ pub trait ComputeBackend {
     /// `log p(x) = log N(z; 0, I) - log_det`).
     fn flow_inverse(
         &mut self,
-        params: &FlowParams,
-        key: WeightsKey,
-        x: &[f32],
-        n_rows: usize,
+        rows: Rows<'_, FlowParams>,
         from_stage: usize,
     ) -> Result<(Vec<f32>, Vec<f32>), ComputeError>;
 
@@ -276,24 +295,15 @@ pub trait ComputeBackend {
     /// `[n_samples, n_rows, n_out]`.
     fn bnn_predictive(
         &mut self,
-        params: &MeanFieldParams,
-        key: WeightsKey,
-        x: &[f32],
-        n_rows: usize,
+        rows: Rows<'_, MeanFieldParams>,
         n_samples: usize,
         noise: Noise<'_>,
     ) -> Result<Vec<f32>, ComputeError>;
 
     /// Density of a flow at data points (stage K): `log p(x) = log N(z; 0, I) - log_det`, `[n_rows]`.
-    fn flow_log_density(
-        &mut self,
-        params: &FlowParams,
-        key: WeightsKey,
-        x: &[f32],
-        n_rows: usize,
-    ) -> Result<Vec<f32>, ComputeError> {
-        let (z, log_det) = self.flow_inverse(params, key, x, n_rows, params.layers.len())?;
-        let base = self.std_normal_log_density(&z, n_rows, params.dim)?;
+    fn flow_log_density(&mut self, rows: Rows<'_, FlowParams>) -> Result<Vec<f32>, ComputeError> {
+        let (z, log_det) = self.flow_inverse(rows, rows.params.layers.len())?;
+        let base = self.std_normal_log_density(&z, rows.n_rows, rows.params.dim)?;
         Ok(base.iter().zip(&log_det).map(|(b, l)| b - l).collect())
     }
 }

@@ -22,7 +22,9 @@ pub mod params;
 pub mod reference;
 
 pub use activation::Activation;
-pub use backend::{ComputeBackend, ComputeError, MatmulShape, MeanFieldLayer, MeanFieldParams, Noise, WeightsKey};
+pub use backend::{
+    ComputeBackend, ComputeError, MatmulShape, MeanFieldLayer, MeanFieldParams, Noise, Rows, WeightsKey,
+};
 pub use gpu::adapters::{AdapterSummary, ComputeInfo, probe};
 pub use gpu::choose::{BackendChoice, Throughput, choose_backend};
 pub use gpu::context::ComputeContext;

@@ -4,7 +4,7 @@
 use candle_core::{D, Device, Tensor};
 
 use crate::compute::backend::{
-    ComputeBackend, ComputeError, MatmulShape, MeanFieldParams, Noise, WeightsKey, check_flow, check_mlp, check_rows,
+    ComputeBackend, ComputeError, MatmulShape, MeanFieldParams, Noise, Rows, check_flow, check_mlp, check_rows,
 };
 use crate::compute::noise;
 use crate::compute::params::{DenseParams, FlowLayerParams, FlowParams, MlpParams};
@@ -167,13 +167,8 @@ impl ComputeBackend for CandleBackend {
         Ok(a.matmul(&b)?.flatten_all()?.to_vec1()?) // [m, n]
     }
 
-    fn mlp_forward(
-        &mut self,
-        params: &MlpParams,
-        _key: WeightsKey,
-        x: &[f32],
-        n_rows: usize,
-    ) -> Result<Vec<f32>, ComputeError> {
+    fn mlp_forward(&mut self, rows: Rows<'_, MlpParams>) -> Result<Vec<f32>, ComputeError> {
+        let Rows { params, x, n_rows, .. } = rows;
         check_mlp(params)?;
         check_rows(x, n_rows, params.n_in(), "mlp input")?;
         let x = self.tensor(x, n_rows, params.n_in())?; // [n, n_in]
@@ -182,23 +177,19 @@ impl ComputeBackend for CandleBackend {
 
     fn flow_forward(
         &mut self,
-        params: &FlowParams,
-        _key: WeightsKey,
-        z: &[f32],
-        n_rows: usize,
+        rows: Rows<'_, FlowParams>,
         up_to_stage: usize,
     ) -> Result<(Vec<f32>, Vec<f32>), ComputeError> {
+        let Rows { params, x: z, n_rows, .. } = rows;
         self.flow(params, z, n_rows, up_to_stage, false)
     }
 
     fn flow_inverse(
         &mut self,
-        params: &FlowParams,
-        _key: WeightsKey,
-        x: &[f32],
-        n_rows: usize,
+        rows: Rows<'_, FlowParams>,
         from_stage: usize,
     ) -> Result<(Vec<f32>, Vec<f32>), ComputeError> {
+        let Rows { params, x, n_rows, .. } = rows;
         self.flow(params, x, n_rows, from_stage, true)
     }
 
@@ -211,13 +202,11 @@ impl ComputeBackend for CandleBackend {
 
     fn bnn_predictive(
         &mut self,
-        params: &MeanFieldParams,
-        _key: WeightsKey,
-        x: &[f32],
-        n_rows: usize,
+        rows: Rows<'_, MeanFieldParams>,
         n_samples: usize,
         noise: Noise<'_>,
     ) -> Result<Vec<f32>, ComputeError> {
+        let Rows { params, x, n_rows, .. } = rows;
         let n_in = params.check_predictive(x, n_rows, n_samples, noise)?;
         let per_sample = params.noise_per_sample();
         // [S, n, n_in]: the same inputs for every sample.

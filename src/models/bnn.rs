@@ -35,7 +35,7 @@ use crate::compute::Activation;
 use crate::compute::TrainError;
 use crate::compute::cpu::guard::{LastGood, Located, Probe};
 use crate::compute::cpu::optim::{Optimizer, OptimizerKind, guarded_step};
-use crate::compute::{ComputeBackend, ComputeError, MeanFieldLayer, MeanFieldParams, Noise, WeightsKey};
+use crate::compute::{ComputeBackend, ComputeError, MeanFieldLayer, MeanFieldParams, Noise, Rows, WeightsKey};
 use crate::data::prepare::{OutputKind, Prepared};
 use crate::models::ModelView;
 use crate::models::stats::{INTERVAL_LEVELS, quantile_sorted};
@@ -391,10 +391,7 @@ impl BnnParams {
     ) -> Result<Vec<f32>, ComputeError> {
         let weights = self.sample_weights(n_samples, seed);
         backend.bnn_predictive(
-            &self.presampled_layers(),
-            WeightsKey::TRANSIENT,
-            x,
-            n_rows,
+            Rows::new(&self.presampled_layers(), WeightsKey::TRANSIENT, x, n_rows),
             n_samples,
             Noise::Uploaded(&weights),
         )

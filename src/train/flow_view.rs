@@ -17,7 +17,7 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
 use crate::compute::params::{FlowLayerParams, FlowParams};
-use crate::compute::{ComputeBackend, GpuBackend, RealGpu, WeightsKey};
+use crate::compute::{ComputeBackend, GpuBackend, RealGpu, Rows, WeightsKey};
 use crate::models::flow::{FlowNet, gaussian_points};
 
 /// Points pushed through the flow for the views.
@@ -528,11 +528,11 @@ pub fn gpu_stage_density_grid(
     let layer_key = WeightsKey { id: (1 << 63) | (key.id << 8) | k as u64, version: key.version };
     for chunk in points.chunks(GPU_CHUNK_ROWS * 2) {
         let rows = chunk.len() / 2;
-        let (z, log_det) = backend.flow_inverse(params, key, chunk, rows, k)?;
+        let (z, log_det) = backend.flow_inverse(Rows::new(params, key, chunk, rows), k)?;
         let log_pz = backend.std_normal_log_density(&z, rows, 2)?;
         density.extend(log_pz.iter().zip(&log_det).map(|(lp, ld)| (lp - ld).exp()));
         match &layer_k {
-            Some(layer) => layer_log_det.extend(backend.flow_inverse(layer, layer_key, chunk, rows, 1)?.1),
+            Some(layer) => layer_log_det.extend(backend.flow_inverse(Rows::new(layer, layer_key, chunk, rows), 1)?.1),
             None => layer_log_det.extend(std::iter::repeat_n(0.0, rows)),
         }
     }

@@ -11,7 +11,7 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use rand_distr::{Distribution, StandardNormal};
 
-use crate::compute::{CandleBackend, ComputeBackend, ComputeError, RealGpu, WeightsKey};
+use crate::compute::{CandleBackend, ComputeBackend, ComputeError, RealGpu, Rows, WeightsKey};
 use crate::models::vae::{VaeNetworks, VaeParams};
 use crate::train::view_thread::ViewThread;
 
@@ -189,14 +189,16 @@ impl ViewState {
                 VaeNetworks::Conv(_) => None,
             };
             let on_gpu = match gpu_job {
-                Some(((gpu, adapter), decoder)) => match gpu.mlp_forward(decoder, key, &latent, points.len()) {
-                    Ok(out) => Some((out, format!("GPU ({})", adapter.name))),
-                    Err(e) => {
-                        log::warn!("the GPU decoder failed ({e}); using the CPU from now on");
-                        self.gpu.give_up();
-                        None
+                Some(((gpu, adapter), decoder)) => {
+                    match gpu.mlp_forward(Rows::new(decoder, key, &latent, points.len())) {
+                        Ok(out) => Some((out, format!("GPU ({})", adapter.name))),
+                        Err(e) => {
+                            log::warn!("the GPU decoder failed ({e}); using the CPU from now on");
+                            self.gpu.give_up();
+                            None
+                        }
                     }
-                },
+                }
                 None => None,
             };
             let result = match on_gpu {
@@ -242,7 +244,7 @@ pub(crate) fn encode(
     n: usize,
 ) -> Result<Vec<f32>, ComputeError> {
     Ok(match &params.networks {
-        VaeNetworks::Mlp { encoder, .. } => cpu.mlp_forward(encoder, WeightsKey::TRANSIENT, inputs, n)?,
+        VaeNetworks::Mlp { encoder, .. } => cpu.mlp_forward(Rows::new(encoder, WeightsKey::TRANSIENT, inputs, n))?,
         VaeNetworks::Conv(conv) => conv.encode_cpu(inputs, n)?,
     })
 }
@@ -273,7 +275,7 @@ pub(crate) fn decode(
     n: usize,
 ) -> Result<Vec<f32>, ComputeError> {
     let out = match &params.networks {
-        VaeNetworks::Mlp { decoder, .. } => cpu.mlp_forward(decoder, WeightsKey::TRANSIENT, z, n)?,
+        VaeNetworks::Mlp { decoder, .. } => cpu.mlp_forward(Rows::new(decoder, WeightsKey::TRANSIENT, z, n))?,
         VaeNetworks::Conv(conv) => conv.decode_cpu(z, n)?,
     };
     Ok(finish(params, out))

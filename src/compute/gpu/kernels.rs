@@ -11,7 +11,8 @@ use std::sync::{Arc, Mutex, PoisonError};
 use crate::compute::Activation;
 use crate::compute::CandleBackend;
 use crate::compute::backend::{
-    ComputeBackend, ComputeError, MatmulShape, MeanFieldParams, Noise, WeightsKey, check_flow, check_mlp, check_rows,
+    ComputeBackend, ComputeError, MatmulShape, MeanFieldParams, Noise, Rows, WeightsKey, check_flow, check_mlp,
+    check_rows,
 };
 use crate::compute::gpu::context::{ComputeContext, Kernel, PARAMS_BYTES};
 use crate::compute::noise;
@@ -615,13 +616,8 @@ impl GpuBackend {
     }
 
     /// Submits an MLP forward pass (see [`ComputeBackend::mlp_forward`]).
-    pub fn submit_mlp_forward(
-        &mut self,
-        params: &MlpParams,
-        key: WeightsKey,
-        x: &[f32],
-        n_rows: usize,
-    ) -> Result<GpuPending<Vec<f32>>, ComputeError> {
+    pub fn submit_mlp_forward(&mut self, rows: Rows<'_, MlpParams>) -> Result<GpuPending<Vec<f32>>, ComputeError> {
+        let Rows { params, key, x, n_rows } = rows;
         check_mlp(params)?;
         check_rows(x, n_rows, params.n_in(), "mlp input")?;
         let uploaded = self.cached(key, |s| Ok(Uploaded::Mlp(s.upload_mlp(params)?)))?;
@@ -638,21 +634,15 @@ impl GpuBackend {
     /// `flow_inverse`); the result is (points, log_det). A flow with MAF layers runs on the CPU reference.
     pub fn submit_flow(
         &mut self,
-        params: &FlowParams,
-        key: WeightsKey,
-        x: &[f32],
-        n_rows: usize,
+        rows: Rows<'_, FlowParams>,
         stage: usize,
         inverse: bool,
     ) -> Result<GpuPending<Points>, ComputeError> {
+        let Rows { params, key, x, n_rows } = rows;
         check_flow(params, stage)?;
         check_rows(x, n_rows, params.dim, "flow input")?;
         if params.layers.iter().any(|l| matches!(l, FlowLayerParams::Maf { .. })) {
-            let result = if inverse {
-                self.cpu.flow_inverse(params, key, x, n_rows, stage)
-            } else {
-                self.cpu.flow_forward(params, key, x, n_rows, stage)
-            };
+            let result = if inverse { self.cpu.flow_inverse(rows, stage) } else { self.cpu.flow_forward(rows, stage) };
             return Ok(GpuPending::ready(result.map(|(a, b)| vec![a, b]), pair));
         }
         let uploaded = self.cached(key, |s| {
@@ -756,13 +746,11 @@ impl GpuBackend {
     /// by one kernel per layer, then one batched matmul per layer runs every sample at once.
     pub fn submit_bnn_predictive(
         &mut self,
-        params: &MeanFieldParams,
-        key: WeightsKey,
-        x: &[f32],
-        n_rows: usize,
+        rows: Rows<'_, MeanFieldParams>,
         n_samples: usize,
         noise: Noise<'_>,
     ) -> Result<GpuPending<Vec<f32>>, ComputeError> {
+        let Rows { params, key, x, n_rows } = rows;
         params.check_predictive(x, n_rows, n_samples, noise)?;
         let per_sample = params.noise_per_sample();
         if n_samples > self.ctx.limits.max_compute_workgroups_per_dimension as usize {
@@ -866,36 +854,24 @@ impl ComputeBackend for GpuBackend {
         self.submit_matmul(a, b, shape)?.wait()
     }
 
-    fn mlp_forward(
-        &mut self,
-        params: &MlpParams,
-        key: WeightsKey,
-        x: &[f32],
-        n_rows: usize,
-    ) -> Result<Vec<f32>, ComputeError> {
-        self.submit_mlp_forward(params, key, x, n_rows)?.wait()
+    fn mlp_forward(&mut self, rows: Rows<'_, MlpParams>) -> Result<Vec<f32>, ComputeError> {
+        self.submit_mlp_forward(rows)?.wait()
     }
 
     fn flow_forward(
         &mut self,
-        params: &FlowParams,
-        key: WeightsKey,
-        z: &[f32],
-        n_rows: usize,
+        rows: Rows<'_, FlowParams>,
         up_to_stage: usize,
     ) -> Result<(Vec<f32>, Vec<f32>), ComputeError> {
-        self.submit_flow(params, key, z, n_rows, up_to_stage, false)?.wait()
+        self.submit_flow(rows, up_to_stage, false)?.wait()
     }
 
     fn flow_inverse(
         &mut self,
-        params: &FlowParams,
-        key: WeightsKey,
-        x: &[f32],
-        n_rows: usize,
+        rows: Rows<'_, FlowParams>,
         from_stage: usize,
     ) -> Result<(Vec<f32>, Vec<f32>), ComputeError> {
-        self.submit_flow(params, key, x, n_rows, from_stage, true)?.wait()
+        self.submit_flow(rows, from_stage, true)?.wait()
     }
 
     fn std_normal_log_density(&mut self, z: &[f32], n_rows: usize, dim: usize) -> Result<Vec<f32>, ComputeError> {
@@ -904,13 +880,10 @@ impl ComputeBackend for GpuBackend {
 
     fn bnn_predictive(
         &mut self,
-        params: &MeanFieldParams,
-        key: WeightsKey,
-        x: &[f32],
-        n_rows: usize,
+        rows: Rows<'_, MeanFieldParams>,
         n_samples: usize,
         noise: Noise<'_>,
     ) -> Result<Vec<f32>, ComputeError> {
-        self.submit_bnn_predictive(params, key, x, n_rows, n_samples, noise)?.wait()
+        self.submit_bnn_predictive(rows, n_samples, noise)?.wait()
     }
 }
