@@ -1,7 +1,6 @@
 //! The application state and the top-level layout.
 
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::sync::mpsc::{Receiver, TryRecvError, channel};
 use std::time::{Duration, Instant};
 
@@ -9,9 +8,12 @@ use serde::{Deserialize, Serialize};
 
 use crate::Lab;
 use crate::data::prepare::DataSpec;
-use crate::data::{CsvError, CsvOptions, LoadJob, LoadRequest, MissingPolicy, Table};
+use crate::data::{CsvError, CsvOptions, LoadJob, LoadRequest, MissingPolicy};
 use crate::gpu::ComputeInfo;
-use crate::train::{RunSnapshot, Worker, WorkerEvent, WorkerState};
+use crate::train::WorkerEvent;
+use crate::ui::lab_data::LabData;
+use crate::ui::lab_state::{LabState, LoadTarget};
+use crate::ui::message::Message;
 use crate::ui::preview::Preview;
 
 /// What survives a restart: the open tab and each lab's dataset and column roles.
@@ -27,188 +29,6 @@ pub struct Settings {
     pub run_settings: Vec<(Lab, String)>,
     /// The BNN's Compare runs list, oldest first.
     pub bnn_runs: Vec<crate::ui::bnn::RunSummary>,
-}
-
-/// A message shown in a lab: an error (kept until dismissed), a warning, or a note of what was done.
-#[derive(Clone, Debug, PartialEq)]
-pub struct Message {
-    /// The text.
-    pub text: String,
-    /// How it is shown.
-    pub kind: MessageKind,
-    /// For a bad cell: the request to retry with missing rows dropped.
-    pub retry_dropping: Option<LoadRequest>,
-    /// The file the message is about, shown whole under the text (which names it by its name first), so that two
-    /// files of the same name in different folders can be told apart.
-    pub file: Option<PathBuf>,
-    /// About loading a dataset: gone once a later load succeeds.
-    pub(crate) from_load: bool,
-}
-
-/// What a lab's message is, which decides its colour.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum MessageKind {
-    /// Something that failed (red), kept until dismissed.
-    Error,
-    /// Something the user should act on, or that went otherwise than asked (amber).
-    Warning,
-    /// What was done, in the text's own colour (a file saved, a run opened).
-    Note,
-}
-
-impl Message {
-    fn new(kind: MessageKind, text: impl Into<String>) -> Self {
-        Self { text: text.into(), kind, retry_dropping: None, file: None, from_load: false }
-    }
-    pub(crate) fn error(text: impl Into<String>) -> Self {
-        Self::new(MessageKind::Error, text)
-    }
-    pub(crate) fn warning(text: impl Into<String>) -> Self {
-        Self::new(MessageKind::Warning, text)
-    }
-    pub(crate) fn note(text: impl Into<String>) -> Self {
-        Self::new(MessageKind::Note, text)
-    }
-    /// The same message about `request`'s file (if it names one), from loading it.
-    pub(crate) fn about_loading(mut self, request: &LoadRequest) -> Self {
-        if let LoadRequest::File { path, .. } = request {
-            self.file = Some(std::path::absolute(path).unwrap_or_else(|_| path.clone()));
-        }
-        self.from_load = true;
-        self
-    }
-    /// True for an error (red, kept until dismissed).
-    #[must_use]
-    pub fn is_error(&self) -> bool {
-        self.kind == MessageKind::Error
-    }
-    /// True for a warning (amber).
-    #[must_use]
-    pub fn is_warning(&self) -> bool {
-        self.kind == MessageKind::Warning
-    }
-}
-
-/// A dataset in use by a lab.
-pub struct LabData {
-    /// The values.
-    pub table: Arc<Table>,
-    /// Column roles, split and standardisation.
-    pub spec: DataSpec,
-    /// How to load it again.
-    pub request: LoadRequest,
-    /// Image grid of the first rows, made on first draw.
-    pub(crate) thumbnails: Option<egui::TextureHandle>,
-}
-
-impl LabData {
-    pub(crate) fn new(table: Table, spec: DataSpec, request: LoadRequest) -> Self {
-        Self { table: Arc::new(table), spec, request, thumbnails: None }
-    }
-}
-
-/// One lab's state: its data, its run and what the user sees of them.
-pub struct LabState {
-    /// Which lab.
-    pub lab: Lab,
-    /// The dataset in use; a failed load leaves it as it was.
-    pub data: Option<LabData>,
-    /// A load whose result replaces `data` when it succeeds.
-    pub(crate) loading: Option<(LoadJob, LoadTarget)>,
-    /// An error or note for the user.
-    pub message: Option<Message>,
-    /// The training run, if any.
-    pub(crate) worker: Option<Worker>,
-    /// Where the run stands.
-    pub worker_state: Option<WorkerState>,
-    /// Latest snapshot of the run.
-    pub snapshot: Option<RunSnapshot>,
-    /// Epochs for the next run.
-    pub epochs: usize,
-    /// Learning rate for the next run, or to send to the running one.
-    pub learning_rate: f64,
-    pub(crate) view: crate::ui::data_view::DataViewState,
-    /// The flow lab's settings and views (unused by the other labs).
-    pub(crate) flow: crate::ui::flow::FlowUiState,
-    /// The BNN lab's settings and views (unused by the other labs).
-    pub(crate) bnn: crate::ui::bnn::BnnUiState,
-    /// The VAE lab's settings and views (unused by the other labs).
-    pub(crate) vae: crate::ui::vae::VaeUiState,
-    /// The settings and data the run on show was started from (for "Save run…").
-    pub(crate) run_origin: Option<crate::ui::run_file::RunOrigin>,
-    /// The last session's settings for the next run, applied once its data (and its model) are back.
-    pub(crate) restored_settings: Option<crate::train::runfile::RunConfig>,
-    /// Where the run on show comes from, which decides whether replacing it asks first (`discard.rs`).
-    pub(crate) run_source: crate::ui::discard::RunSource,
-}
-
-/// What to do with a finished load.
-#[derive(Clone, Debug, PartialEq)]
-pub(crate) enum LoadTarget {
-    /// Use it at once (built-in data, restoring the last session).
-    Apply(Option<DataSpec>),
-    /// Show the preview first (a user's file).
-    Preview,
-    /// Use it at once in place of data that could not be loaded: the error that says why stays on show.
-    Fallback,
-}
-
-impl LabState {
-    fn new(lab: Lab) -> Self {
-        Self {
-            lab,
-            data: None,
-            loading: None,
-            message: None,
-            worker: None,
-            worker_state: None,
-            snapshot: None,
-            epochs: 100,
-            learning_rate: 1e-3,
-            view: crate::ui::data_view::DataViewState::default(),
-            flow: crate::ui::flow::FlowUiState::default(),
-            bnn: crate::ui::bnn::BnnUiState::default(),
-            vae: crate::ui::vae::VaeUiState::default(),
-            run_origin: None,
-            restored_settings: None,
-            run_source: crate::ui::discard::RunSource::default(),
-        }
-    }
-
-    /// The settings of this lab's next run, as JSON for [`Settings::run_settings`].
-    pub(crate) fn settings_json(&self) -> Option<(Lab, String)> {
-        let json = match self.lab {
-            Lab::Bnn => serde_json::to_string(&self.bnn.config),
-            Lab::Vae => serde_json::to_string(&self.vae.config),
-            Lab::Flow => serde_json::to_string(&self.flow.config),
-        };
-        json.map_err(|e| log::warn!("cannot keep the {} settings: {e}", self.lab.tab_name()))
-            .ok()
-            .map(|j| (self.lab, j))
-    }
-
-    /// Puts the settings a run was made with (or the last session's) into this lab's settings panel.
-    pub(crate) fn show_settings(&mut self, config: crate::train::runfile::RunConfig) {
-        use crate::train::runfile::RunConfig;
-        match config {
-            RunConfig::Bnn(config) => self.bnn.restore_config(config),
-            RunConfig::Vae(config) => self.vae.restore_config(config),
-            RunConfig::Flow(config) => self.flow.config = config,
-        }
-    }
-
-    /// Puts the last session's settings in place, once (see [`Self::restored_settings`]).
-    pub(crate) fn apply_restored_settings(&mut self) {
-        if let Some(config) = self.restored_settings.take() {
-            self.show_settings(config);
-        }
-    }
-
-    /// True while a dataset is being loaded.
-    #[must_use]
-    pub fn is_loading(&self) -> bool {
-        self.loading.is_some()
-    }
 }
 
 /// The whole app.
@@ -387,7 +207,7 @@ impl BayesExplorerApp {
         let Some(data) = self.data_or_ask(lab, data) else { return };
         let state = self.lab_mut(lab);
         state.worker = None;
-        state.run_source = crate::ui::discard::RunSource::default();
+        state.run_source = crate::ui::lab_state::RunSource::default();
         state.worker_state = None;
         state.snapshot = None;
         state.run_origin = None;

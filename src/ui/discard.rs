@@ -19,7 +19,10 @@ use std::time::Instant;
 use crate::Lab;
 use crate::train::runfile::OpenedRun;
 use crate::train::{Command, WorkerState};
-use crate::ui::app::{BayesExplorerApp, LabData, LabState, Message};
+use crate::ui::app::BayesExplorerApp;
+use crate::ui::lab_data::LabData;
+use crate::ui::lab_state::{LabState, RunSource};
+use crate::ui::message::Message;
 
 /// A run that has trained (taken steps) for at least this long since it started is not discarded without asking.
 pub const ASK_AFTER_SECS: f64 = 3.0;
@@ -68,19 +71,6 @@ pub(crate) struct PendingDiscard {
     replacement: Replacement,
 }
 
-/// Where a lab's run comes from, which decides whether replacing it asks first.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub(crate) enum RunSource {
-    /// The last session's, restored at launch (or none): its only copy is the session folder's file, which the
-    /// lab's next run replaces.
-    #[default]
-    LastSession,
-    /// Started here, then.
-    Started(Instant),
-    /// Opened with "Open run…": the file keeps it.
-    File,
-}
-
 /// True when `state`'s run is worth asking about before it is replaced: it has taken steps, and it either started
 /// here [`ASK_AFTER_SECS`] or more ago, or is the last session's model. A run opened from a file is in that file.
 #[must_use]
@@ -101,7 +91,7 @@ impl BayesExplorerApp {
     pub(crate) fn replace_run(&mut self, lab: Lab, replacement: Replacement) {
         // Settings that cannot train are refused before the question: nothing would replace the run.
         if matches!(replacement, Replacement::Train | Replacement::NewModel)
-            && let Some(why) = crate::ui::settings_check::lab_refusal(self.lab(lab))
+            && let Some(why) = self.lab(lab).settings_refusal()
         {
             self.lab_mut(lab).message = Some(Message::error(format!("Cannot train: {why}")));
             return;

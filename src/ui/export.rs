@@ -8,7 +8,8 @@ use std::path::PathBuf;
 use crate::Lab;
 use crate::train::RunSnapshot;
 use crate::train::export::{ExportTable, history_table};
-use crate::ui::app::{BayesExplorerApp, Message};
+use crate::ui::app::BayesExplorerApp;
+use crate::ui::message::Message;
 use crate::ui::run_file::{RunFileOutcome, given_or_picked, save_dialog};
 
 /// A plot's data to export: what the file is called by default and how to build its table (on the thread).

@@ -12,7 +12,8 @@ use std::sync::{Arc, Mutex};
 
 use crate::Lab;
 use crate::train::runfile::write_atomically;
-use crate::ui::app::{BayesExplorerApp, Message};
+use crate::ui::app::BayesExplorerApp;
+use crate::ui::message::Message;
 use crate::ui::run_file::{RunFileOutcome, given_or_picked, save_dialog};
 
 /// A figure's pixels, cropped from a screenshot of the window, waiting to be written.

@@ -10,10 +10,11 @@ use crate::models::flow::FlowTrainer;
 use crate::models::vae::VaeTrainer;
 use crate::train::runfile::RunConfig;
 use crate::train::{Command, Trainer, TrainerFactory, Worker, WorkerState};
-use crate::ui::app::{BayesExplorerApp, LoadTarget, Message, MessageKind};
+use crate::ui::app::BayesExplorerApp;
 use crate::ui::count::count;
 use crate::ui::discard::Replacement;
-use crate::ui::run_file::RunOrigin;
+use crate::ui::lab_state::{LabState, LoadTarget, RunOrigin, RunSource};
+use crate::ui::message::{Message, MessageAnswer};
 
 /// The side panel's width until the user drags its edge: room for the widest lab's settings (the VAE's), so that
 /// every lab's panel is as wide and switching tabs moves nothing.
@@ -35,7 +36,16 @@ pub(crate) fn lab_ui(app: &mut BayesExplorerApp, lab: Lab, ui: &mut egui::Ui) {
         });
     });
     egui::CentralPanel::default().show(ui, |ui| {
-        message_ui(app, lab, ui);
+        if let Some(message) = app.lab(lab).message.clone() {
+            match crate::ui::message::message_ui(&message, ui) {
+                Some(MessageAnswer::RetryDropping(retry)) => {
+                    app.start_load(lab, retry, LoadTarget::Preview);
+                    app.lab_mut(lab).message = None;
+                }
+                Some(MessageAnswer::Dismiss) => app.lab_mut(lab).message = None,
+                None => {}
+            }
+        }
         let state = app.lab_mut(lab);
         if lab == Lab::Flow && state.worker.is_some() && !state.flow.show_data {
             if let Some(snapshot) = &state.snapshot
@@ -72,38 +82,6 @@ pub(crate) fn lab_ui(app: &mut BayesExplorerApp, lab: Lab, ui: &mut egui::Ui) {
     });
     // An "Export data…" button on the page asks here, where the app's file thread and message area are at hand.
     app.start_requested_export(lab);
-}
-
-fn message_ui(app: &mut BayesExplorerApp, lab: Lab, ui: &mut egui::Ui) {
-    let Some(message) = app.lab(lab).message.clone() else {
-        return;
-    };
-    let colour = match message.kind {
-        MessageKind::Error => ui.visuals().error_fg_color,
-        MessageKind::Warning => ui.visuals().warn_fg_color,
-        MessageKind::Note => ui.visuals().strong_text_color(),
-    };
-    egui::Frame::group(ui.style()).show(ui, |ui| {
-        ui.horizontal_wrapped(|ui| {
-            ui.colored_label(colour, &message.text);
-        });
-        if let Some(file) = &message.file {
-            // The whole path, selectable to copy: the text names the file by its name only.
-            ui.add(egui::Label::new(egui::RichText::new(format!("File: {}", file.display())).weak()).selectable(true));
-        }
-        ui.horizontal(|ui| {
-            if let Some(retry) = &message.retry_dropping
-                && ui.button("Drop those rows and load").clicked()
-            {
-                app.start_load(lab, retry.clone(), LoadTarget::Preview);
-                app.lab_mut(lab).message = None;
-            }
-            if ui.button("Dismiss").clicked() {
-                app.lab_mut(lab).message = None;
-            }
-        });
-    });
-    ui.add_space(6.0);
 }
 
 fn dataset_ui(app: &mut BayesExplorerApp, lab: Lab, ui: &mut egui::Ui) {
@@ -211,7 +189,7 @@ fn training_ui(app: &mut BayesExplorerApp, lab: Lab, ui: &mut egui::Ui) {
     let run_state = state.worker_state;
     // Settings that cannot train disable Train, saying why on hover (the field says so in red; New model and the
     // comparison's buttons are refused in `start_run`, saying the same in the message line).
-    let refusal = crate::ui::settings_check::lab_refusal(state);
+    let refusal = state.settings_refusal();
     let why = format!("Cannot train: {}", refusal.clone().unwrap_or_default());
     ui.horizontal_wrapped(|ui| {
         if ui
@@ -265,14 +243,10 @@ fn training_ui(app: &mut BayesExplorerApp, lab: Lab, ui: &mut egui::Ui) {
     ui.add_space(4.0);
     egui::CollapsingHeader::new("Settings").default_open(true).id_salt(("settings", lab)).show(ui, |ui| {
         // The learning rate also applies to the run in progress (e.g. lowered after a NaN), when it can train.
-        if crate::ui::settings_check::settings_panel_ui(state, ui)
+        if settings_panel_ui(state, ui)
             && let Some(w) = &state.worker
         {
-            let rate = match lab {
-                Lab::Bnn => state.bnn.config.learning_rate,
-                Lab::Vae => state.vae.config.learning_rate,
-                Lab::Flow => state.flow.config.learning_rate,
-            };
+            let rate = state.next_learning_rate();
             if crate::ui::settings_check::learning_rate(rate).refusal().is_none() {
                 w.send(Command::SetLearningRate(rate));
             }
@@ -299,10 +273,40 @@ fn training_ui(app: &mut BayesExplorerApp, lab: Lab, ui: &mut egui::Ui) {
     }
 }
 
+/// The settings panel of `state`'s lab: a line saying which run the fields apply to while one is on show, then the
+/// lab's fields (with the values of the run on show beside those that differ). Returns whether the learning rate
+/// changed (the caller sends it to the running run).
+fn settings_panel_ui(state: &mut LabState, ui: &mut egui::Ui) -> bool {
+    let running = state.worker.as_ref().and(state.run_origin.as_ref()).map(|o| o.config.clone());
+    if running.is_some() {
+        ui.label(
+            egui::RichText::new(
+                "These settings are for the next run: Train starts it. The run on show keeps its own (shown beside \
+                 a field that differs), except the learning rate, which applies to it at once.",
+            )
+            .weak(),
+        );
+    }
+    let rows = state.training_rows();
+    let before = state.next_learning_rate();
+    // Each lab's fields, with the run on show's settings when they are that lab's.
+    match (state.lab, running) {
+        (Lab::Bnn, Some(RunConfig::Bnn(run))) => crate::ui::bnn::bnn_settings_ui(&mut state.bnn, Some(&run), ui),
+        (Lab::Bnn, _) => crate::ui::bnn::bnn_settings_ui(&mut state.bnn, None, ui),
+        (Lab::Vae, Some(RunConfig::Vae(run))) => crate::ui::vae::vae_settings_ui(&mut state.vae, Some(&run), rows, ui),
+        (Lab::Vae, _) => crate::ui::vae::vae_settings_ui(&mut state.vae, None, rows, ui),
+        (Lab::Flow, Some(RunConfig::Flow(run))) => {
+            crate::ui::flow::flow_settings_ui(&mut state.flow, Some(&run), rows, ui);
+        }
+        (Lab::Flow, _) => crate::ui::flow::flow_settings_ui(&mut state.flow, None, rows, ui),
+    }
+    state.next_learning_rate().to_bits() != before.to_bits()
+}
+
 /// Starts a new run in the lab (running, or paused untrained), dropping the one it had; settings that cannot train
 /// are refused with the reason in the message line, and the run on show stays.
-pub(crate) fn start_run(state: &mut crate::ui::app::LabState, ctx: egui::Context, start_running: bool) {
-    if let Some(why) = crate::ui::settings_check::lab_refusal(state) {
+pub(crate) fn start_run(state: &mut LabState, ctx: egui::Context, start_running: bool) {
+    if let Some(why) = state.settings_refusal() {
         state.message = Some(Message::error(format!("Cannot train: {why}")));
         return;
     }
@@ -353,7 +357,7 @@ pub(crate) fn start_run(state: &mut crate::ui::app::LabState, ctx: egui::Context
             state.worker = Some(w);
             state.worker_state = Some(WorkerState::Starting);
             state.run_origin = Some(origin);
-            state.run_source = crate::ui::discard::RunSource::Started(std::time::Instant::now());
+            state.run_source = RunSource::Started(std::time::Instant::now());
         }
         Err(e) => state.message = Some(Message::error(format!("cannot start the training thread: {e}"))),
     }

@@ -11,6 +11,9 @@ pub mod export;
 pub mod flow;
 mod image_export;
 mod lab;
+mod lab_data;
+mod lab_state;
+mod message;
 mod plot_axes;
 mod preview;
 mod run_file;
@@ -20,8 +23,10 @@ mod status_bar;
 mod typed_path;
 pub mod vae;
 
-pub use app::{BayesExplorerApp, LabState, Message, MessageKind, Settings};
+pub use app::{BayesExplorerApp, Settings};
 pub use image_export::{crop, write_png};
+pub use lab_state::LabState;
+pub use message::{Message, MessageKind};
 pub use session::session_run_path;
 pub use typed_path::path_from_typed;
 

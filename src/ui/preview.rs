@@ -5,7 +5,9 @@ use crate::Lab;
 use crate::data::prepare::{DataSpec, Role, check_lab, image_side, split_counts};
 use crate::data::table::{DISTINCT_CAP, delimiter_name};
 use crate::data::{CsvOptions, HeaderMode, LoadRequest, Table};
-use crate::ui::app::{BayesExplorerApp, LabData, LoadTarget};
+use crate::ui::app::BayesExplorerApp;
+use crate::ui::lab_data::LabData;
+use crate::ui::lab_state::LoadTarget;
 
 /// A loaded file waiting for the user's go-ahead.
 pub(crate) struct Preview {

@@ -8,24 +8,12 @@ use std::sync::mpsc::{Receiver, TryRecvError, channel};
 use std::time::Instant;
 
 use crate::Lab;
-use crate::data::prepare::DataSpec;
-use crate::data::{LoadRequest, Table};
 use crate::train::runfile::{AnyRun, OpenedRun, RunConfig, open_run, weights_path_for};
 use crate::train::{RunSnapshot, Worker, WorkerState};
-use crate::ui::app::{BayesExplorerApp, LabData, Message};
-
-/// What a run was started from: what "Save run…" needs besides the worker's snapshot.
-#[derive(Clone, Debug)]
-pub(crate) struct RunOrigin {
-    /// The settings the run was built with.
-    pub config: RunConfig,
-    /// Its data.
-    pub table: Arc<Table>,
-    /// How the data was loaded.
-    pub request: LoadRequest,
-    /// Roles and split.
-    pub spec: DataSpec,
-}
+use crate::ui::app::BayesExplorerApp;
+use crate::ui::lab_data::LabData;
+use crate::ui::lab_state::{RunOrigin, RunSource};
+use crate::ui::message::Message;
 
 /// How a save or an open ended.
 pub(crate) enum RunFileOutcome {
@@ -246,7 +234,7 @@ impl BayesExplorerApp {
         }
         state.run_origin = Some(RunOrigin { config: run.config(), table, request, spec: run.spec().clone() });
         if !restored {
-            state.run_source = crate::ui::discard::RunSource::File;
+            state.run_source = RunSource::File;
         }
         let s = run.snapshot();
         let what = if restored { "Restored the last session's model from" } else { "Opened" };

@@ -16,7 +16,8 @@ use std::thread::JoinHandle;
 use crate::Lab;
 use crate::train::runfile::{AnyRun, OpenedRun, RunConfig, open_run, weights_path_for};
 use crate::train::{RunSnapshot, Worker};
-use crate::ui::app::{BayesExplorerApp, Message, Settings};
+use crate::ui::app::{BayesExplorerApp, Settings};
+use crate::ui::message::Message;
 
 /// The session's run files and what is happening to them.
 #[derive(Default)]

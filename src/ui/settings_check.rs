@@ -260,69 +260,6 @@ pub(crate) fn number_row_with<N: egui::emath::Numeric>(
     response
 }
 
-/// Why `state`'s next run cannot train with its settings (the first setting refused), or `None`.
-#[must_use]
-pub fn lab_refusal(state: &crate::ui::LabState) -> Option<String> {
-    match state.lab {
-        crate::Lab::Bnn => state.bnn.settings_refusal(),
-        crate::Lab::Vae => state.vae.settings_refusal(),
-        crate::Lab::Flow => state.flow.settings_refusal(),
-    }
-}
-
-/// Training rows of `state`'s data (its split's), once it is loaded.
-pub(crate) fn training_rows(state: &crate::ui::LabState) -> Option<usize> {
-    let data = state.data.as_ref()?;
-    Some(crate::data::prepare::split_counts(data.table.n_rows(), data.spec.test_fraction).0)
-}
-
-/// The settings panel of `state`'s lab: a line saying which run the fields apply to while one is on show, then the
-/// lab's fields (with the values of the run on show beside those that differ). Returns whether the learning rate
-/// changed (the caller sends it to the running run).
-pub(crate) fn settings_panel_ui(state: &mut crate::ui::LabState, ui: &mut egui::Ui) -> bool {
-    use crate::train::runfile::RunConfig;
-    let running = state.worker.as_ref().and(state.run_origin.as_ref()).map(|o| o.config.clone());
-    if running.is_some() {
-        ui.label(
-            egui::RichText::new(
-                "These settings are for the next run: Train starts it. The run on show keeps its own (shown beside \
-                 a field that differs), except the learning rate, which applies to it at once.",
-            )
-            .weak(),
-        );
-    }
-    let rows = training_rows(state);
-    match state.lab {
-        crate::Lab::Bnn => {
-            let before = state.bnn.config.learning_rate;
-            let running = match &running {
-                Some(RunConfig::Bnn(c)) => Some(c),
-                _ => None,
-            };
-            crate::ui::bnn::bnn_settings_ui(&mut state.bnn, running, ui);
-            state.bnn.config.learning_rate.to_bits() != before.to_bits()
-        }
-        crate::Lab::Vae => {
-            let before = state.vae.config.learning_rate;
-            let running = match &running {
-                Some(RunConfig::Vae(c)) => Some(c),
-                _ => None,
-            };
-            crate::ui::vae::vae_settings_ui(&mut state.vae, running, rows, ui);
-            state.vae.config.learning_rate.to_bits() != before.to_bits()
-        }
-        crate::Lab::Flow => {
-            let before = state.flow.config.learning_rate;
-            let running = match &running {
-                Some(RunConfig::Flow(c)) => Some(c),
-                _ => None,
-            };
-            crate::ui::flow::flow_settings_ui(&mut state.flow, running, rows, ui);
-            state.flow.config.learning_rate.to_bits() != before.to_bits()
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

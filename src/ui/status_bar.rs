@@ -3,7 +3,8 @@
 
 use crate::Lab;
 use crate::train::WorkerState;
-use crate::ui::app::{BayesExplorerApp, LabState};
+use crate::ui::app::BayesExplorerApp;
+use crate::ui::lab_state::LabState;
 
 /// The progress bars' widths.
 const EPOCH_BAR_WIDTH: f32 = 180.0;
