@@ -26,9 +26,9 @@ use crate::ui::bnn_weights::{HeatQuantity, HistoryMode, WeightQuantity};
 use crate::ui::count::count;
 use crate::ui::export::{ExportKind, ExportRequest, export_button, history_request};
 use crate::ui::image_export::{save_image_button, saveable};
+use crate::ui::lab_page::waiting;
 use crate::ui::plot_axes;
 use crate::ui::settings_check::{self, HIDDEN_ACCEPTS, NEXT_RUN_ONLY, Verdict, number_row, number_row_with};
-use crate::ui::waiting;
 
 /// Which view the page shows.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -15,6 +15,7 @@ use crate::train::flow_view::{FlowGeometry, FlowViewRequest, FlowViewResult, Flo
 use crate::train::{ModelView, RunSnapshot, WorkerState};
 use crate::ui::export::{ExportKind, ExportRequest, export_button, history_request};
 use crate::ui::image_export::{save_image_button, saveable};
+use crate::ui::lab_page::waiting;
 use crate::ui::plot_axes;
 use crate::ui::settings_check::{self, NEXT_RUN_ONLY, Verdict, number_row};
 
@@ -375,7 +376,7 @@ pub(crate) fn flow_view_ui(
         ui.selectable_value(&mut flow.page, FlowPage::KerasFigure, "Data and latent space (Keras figure)");
     });
     if flow.geometry.is_none() {
-        crate::ui::waiting(ui, "Pushing points through the flow…");
+        waiting(ui, "Pushing points through the flow…");
         return;
     }
     match flow.page {

@@ -1,5 +1,8 @@
-//! One lab's page: its dataset, the controls of its training run, and the views of both.
+//! The pieces of one lab's page, the same for the three labs: the side panel's dataset and training sections (the
+//! run's buttons, the lab's settings panel, the latest epoch), the central views, and starting a run. Each returns
+//! what the user asked of the app (a load, a replaced run), which the app carries out (`app/page.rs`).
 
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use crate::Lab;
@@ -10,83 +13,62 @@ use crate::models::flow::FlowTrainer;
 use crate::models::vae::VaeTrainer;
 use crate::train::runfile::RunConfig;
 use crate::train::{Command, Trainer, TrainerFactory, Worker, WorkerState};
-use crate::ui::app::BayesExplorerApp;
 use crate::ui::count::count;
 use crate::ui::discard::Replacement;
-use crate::ui::lab_state::{LabState, LoadTarget, RunOrigin, RunSource};
-use crate::ui::message::{Message, MessageAnswer};
+use crate::ui::lab_page::waiting;
+use crate::ui::lab_state::{LabState, RunOrigin, RunSource};
+use crate::ui::message::Message;
+use crate::ui::typed_path::path_from_typed;
 
-/// The side panel's width until the user drags its edge: room for the widest lab's settings (the VAE's), so that
-/// every lab's panel is as wide and switching tabs moves nothing.
-const SIDE_PANEL_WIDTH: f32 = 360.0;
-
-/// Draws the page of `lab`.
-pub(crate) fn lab_ui(app: &mut BayesExplorerApp, lab: Lab, ui: &mut egui::Ui) {
-    egui::Panel::left(("lab-side", lab)).default_size(SIDE_PANEL_WIDTH).resizable(true).show(ui, |ui| {
-        // Scrolls both ways inside the panel's width: a wider line (a long metric's name, a run's numbers) scrolls
-        // rather than widen the panel, which would move the whole page (and keep the new width).
-        egui::ScrollArea::both().auto_shrink([false, true]).show(ui, |ui| {
-            ui.heading(lab.title());
-            ui.add_space(4.0);
-            dataset_ui(app, lab, ui);
-            ui.separator();
-            training_ui(app, lab, ui);
-            ui.separator();
-            crate::ui::run_file::run_file_ui(app, lab, ui);
-        });
-    });
-    egui::CentralPanel::default().show(ui, |ui| {
-        if let Some(message) = app.lab(lab).message.clone() {
-            match crate::ui::message::message_ui(&message, ui) {
-                Some(MessageAnswer::RetryDropping(retry)) => {
-                    app.start_load(lab, retry, LoadTarget::Preview);
-                    app.lab_mut(lab).message = None;
-                }
-                Some(MessageAnswer::Dismiss) => app.lab_mut(lab).message = None,
-                None => {}
-            }
-        }
-        let state = app.lab_mut(lab);
-        if lab == Lab::Flow && state.worker.is_some() && !state.flow.show_data {
-            if let Some(snapshot) = &state.snapshot
-                && !snapshot.history.is_empty()
-            {
-                egui::CollapsingHeader::new("Loss curves").default_open(true).show(ui, |ui| {
-                    crate::ui::flow::flow_loss_ui(snapshot, &mut state.flow.export, ui);
-                });
-            }
-            crate::ui::flow::flow_view_ui(&mut state.flow, state.snapshot.as_ref(), state.worker_state, ui);
-            return;
-        }
-        if lab == Lab::Vae && state.worker.is_some() && !state.vae.show_data {
-            crate::ui::vae::vae_view_ui(&mut state.vae, state.snapshot.as_ref(), ui);
-            return;
-        }
-        if lab == Lab::Bnn && state.worker.is_some() && !state.bnn.show_data {
-            crate::ui::bnn::bnn_view_ui(&mut state.bnn, state.snapshot.as_ref(), ui);
-            return;
-        }
-        let loading = state.is_loading();
-        match &mut state.data {
-            Some(data) => crate::ui::data_view::data_view_ui(lab, data, &mut state.view, ui),
-            None if loading => {
-                ui.horizontal(|ui| {
-                    ui.spinner();
-                    ui.label("Loading the dataset…");
-                });
-            }
-            None => {
-                ui.label("No dataset yet: load a CSV file or pick a built-in one.");
-            }
-        }
-    });
-    // An "Export data…" button on the page asks here, where the app's file thread and message area are at hand.
-    app.start_requested_export(lab);
+/// What the user asked of the dataset panel this frame.
+pub(crate) enum DatasetAsk {
+    /// "Load CSV…": pick a file in the native dialog.
+    Dialog,
+    /// A path typed or pasted into the path field.
+    File(PathBuf),
+    /// A built-in or generated dataset, used at once.
+    Load(LoadRequest),
 }
 
-fn dataset_ui(app: &mut BayesExplorerApp, lab: Lab, ui: &mut egui::Ui) {
+/// The central panel's views under the message area: the run's views while one is on show (unless the lab shows
+/// its data instead), else the dataset.
+pub(crate) fn views_ui(state: &mut LabState, ui: &mut egui::Ui) {
+    let lab = state.lab;
+    if lab == Lab::Flow && state.worker.is_some() && !state.flow.show_data {
+        if let Some(snapshot) = &state.snapshot
+            && !snapshot.history.is_empty()
+        {
+            egui::CollapsingHeader::new("Loss curves").default_open(true).show(ui, |ui| {
+                crate::ui::flow::flow_loss_ui(snapshot, &mut state.flow.export, ui);
+            });
+        }
+        crate::ui::flow::flow_view_ui(&mut state.flow, state.snapshot.as_ref(), state.worker_state, ui);
+        return;
+    }
+    if lab == Lab::Vae && state.worker.is_some() && !state.vae.show_data {
+        crate::ui::vae::vae_view_ui(&mut state.vae, state.snapshot.as_ref(), ui);
+        return;
+    }
+    if lab == Lab::Bnn && state.worker.is_some() && !state.bnn.show_data {
+        crate::ui::bnn::bnn_view_ui(&mut state.bnn, state.snapshot.as_ref(), ui);
+        return;
+    }
+    let loading = state.is_loading();
+    match &mut state.data {
+        Some(data) => crate::ui::data_view::data_view_ui(lab, data, &mut state.view, ui),
+        None if loading => waiting(ui, "Loading the dataset…"),
+        None => {
+            ui.label("No dataset yet: load a CSV file or pick a built-in one.");
+        }
+    }
+}
+
+/// The side panel's dataset section of `state`'s lab: what is loaded, the load in progress, "Load CSV…", the path
+/// field (`path_text`, shared by the labs) and the built-in and generated sets. The caller carries out the answer.
+pub(crate) fn dataset_ui(state: &LabState, path_text: &mut String, ui: &mut egui::Ui) -> Option<DatasetAsk> {
+    let lab = state.lab;
+    let mut ask = None;
     ui.strong("Dataset");
-    let state = app.lab(lab);
     match &state.data {
         Some(data) => {
             let name = ui.label(&data.table.name);
@@ -120,19 +102,18 @@ fn dataset_ui(app: &mut BayesExplorerApp, lab: Lab, ui: &mut egui::Ui) {
     }
     ui.add_space(4.0);
     if ui.button("Load CSV…").on_hover_text("Open a CSV file (, ; or tab separated, optionally .gz)").clicked() {
-        app.open_file_dialog();
+        ask = Some(DatasetAsk::Dialog);
     }
     ui.horizontal(|ui| {
-        let edit =
-            ui.add(egui::TextEdit::singleline(&mut app.path_text).hint_text("or type a path").desired_width(200.0));
+        let edit = ui.add(egui::TextEdit::singleline(path_text).hint_text("or type a path").desired_width(200.0));
         let edit = edit.on_hover_text(
             "A path as typed or pasted: quotes around it, ~ for your home folder and file:// addresses are understood",
         );
         let enter = edit.lost_focus() && ui.input(|i| i.key_pressed(egui::Key::Enter));
         if (ui.button("Load").clicked() || enter)
-            && let Some(path) = crate::ui::path_from_typed(&app.path_text, std::env::home_dir().as_deref())
+            && let Some(path) = path_from_typed(path_text, std::env::home_dir().as_deref())
         {
-            app.load_file(path);
+            ask = Some(DatasetAsk::File(path));
         }
     });
     ui.label(egui::RichText::new("You can also drop a CSV file onto the window.").weak());
@@ -140,15 +121,20 @@ fn dataset_ui(app: &mut BayesExplorerApp, lab: Lab, ui: &mut egui::Ui) {
     egui::CollapsingHeader::new("Built-in data").default_open(true).id_salt(("builtin", lab)).show(ui, |ui| {
         for b in BuiltinFile::ALL {
             if ui.button(b.label()).clicked() {
-                app.start_load(lab, LoadRequest::Builtin(b), LoadTarget::Apply(None));
+                ask = Some(DatasetAsk::Load(LoadRequest::Builtin(b)));
             }
         }
         ui.add_space(4.0);
-        generated_ui(app, lab, ui);
+        if let Some(spec) = generated_ui(lab, ui) {
+            ask = Some(DatasetAsk::Load(LoadRequest::Synth(spec)));
+        }
     });
+    ask
 }
 
-fn generated_ui(app: &mut BayesExplorerApp, lab: Lab, ui: &mut egui::Ui) {
+/// The generated 2-D set's kind, points, noise and seed (kept in egui's memory per lab); the set to load when
+/// "Generate" is clicked.
+fn generated_ui(lab: Lab, ui: &mut egui::Ui) -> Option<SynthSpec> {
     let id = egui::Id::unique(("synth-spec", lab));
     let mut spec = ui.data_mut(|d| *d.get_temp_mut_or(id, SynthSpec::default_for(SynthKind::Moons)));
     let kind_label = ui.label("Generated 2-D set:").id;
@@ -175,17 +161,19 @@ fn generated_ui(app: &mut BayesExplorerApp, lab: Lab, ui: &mut egui::Ui) {
         ui.add(egui::DragValue::new(&mut spec.seed)).labelled_by(id);
         ui.end_row();
     });
-    if ui.button("Generate").clicked() {
-        app.start_load(lab, LoadRequest::Synth(spec), LoadTarget::Apply(None));
-    }
+    let generate = ui.button("Generate").clicked().then_some(spec);
     ui.data_mut(|d| d.insert_temp(id, spec));
+    generate
 }
 
-fn training_ui(app: &mut BayesExplorerApp, lab: Lab, ui: &mut egui::Ui) {
+/// The side panel's training section of `state`'s lab: the run's buttons, its epoch, the data-or-views switch, the
+/// settings and the latest epoch's metrics. Returns what would replace the run, for the caller to ask about or
+/// carry out (`discard.rs`).
+pub(crate) fn training_ui(state: &mut LabState, ui: &mut egui::Ui) -> Option<Replacement> {
+    let lab = state.lab;
     ui.strong("Training");
     // What would replace the run; asked about first when the run has trained a while (`discard.rs`).
     let mut replacement = None;
-    let state = app.lab_mut(lab);
     let run_state = state.worker_state;
     // Settings that cannot train disable Train, saying why on hover (the field says so in red; New model and the
     // comparison's buttons are refused in `start_run`, saying the same in the message line).
@@ -268,9 +256,7 @@ fn training_ui(app: &mut BayesExplorerApp, lab: Lab, ui: &mut egui::Ui) {
             });
         }
     }
-    if let Some(replacement) = replacement {
-        app.replace_run(lab, replacement);
-    }
+    replacement
 }
 
 /// The settings panel of `state`'s lab: a line saying which run the fields apply to while one is on show, then the

@@ -9,6 +9,7 @@ use crate::data::prepare::DataSpec;
 use crate::data::{LoadJob, LoadRequest, Table};
 use crate::train::runfile::RunConfig;
 use crate::train::{RunSnapshot, Worker, WorkerState};
+use crate::ui::export::{ExportKind, ExportRequest, history_request};
 use crate::ui::lab_data::LabData;
 use crate::ui::message::Message;
 
@@ -157,6 +158,22 @@ impl LabState {
             Lab::Vae => self.vae.config.learning_rate,
             Lab::Flow => self.flow.config.learning_rate,
         }
+    }
+
+    /// What "Export data…" writes for `kind` from what this lab's page shows now (its loss curves' history, or a
+    /// plot of the lab's own); `None` when it has no such data yet.
+    pub(crate) fn export_request(&self, kind: ExportKind) -> Option<ExportRequest> {
+        match (self.lab, kind) {
+            (lab, ExportKind::History) => self.snapshot.as_ref().map(|s| history_request(lab, s)),
+            (Lab::Bnn, _) => self.bnn.export_request(kind),
+            (Lab::Vae, _) => self.vae.export_request(kind),
+            (Lab::Flow, _) => self.flow.export_request(kind),
+        }
+    }
+
+    /// The export an "Export data…" button on this lab's page asked for this frame, if any (taken: asked once).
+    pub(crate) fn take_export_request(&mut self) -> Option<ExportRequest> {
+        [&mut self.bnn.export, &mut self.vae.export, &mut self.flow.export].into_iter().find_map(Option::take)
     }
 
     /// Training rows of this lab's data (its split's), once it is loaded.

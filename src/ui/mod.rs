@@ -8,10 +8,12 @@ mod count;
 mod data_view;
 mod discard;
 pub mod export;
+mod file_job;
 pub mod flow;
 mod image_export;
 mod lab;
 mod lab_data;
+mod lab_page;
 mod lab_state;
 mod message;
 mod plot_axes;
@@ -23,23 +25,12 @@ mod status_bar;
 mod typed_path;
 pub mod vae;
 
-pub use app::{BayesExplorerApp, Settings};
+pub use app::{APP_TITLE, BayesExplorerApp, Settings};
 pub use image_export::{crop, write_png};
 pub use lab_state::LabState;
 pub use message::{Message, MessageKind};
 pub use session::session_run_path;
 pub use typed_path::path_from_typed;
-
-/// A spinner and what is being waited for.
-pub(crate) fn waiting(ui: &mut egui::Ui, what: &str) {
-    ui.horizontal(|ui| {
-        ui.spinner();
-        ui.label(what);
-    });
-}
-
-/// Title of the window (and the name of its persistence folder).
-pub const APP_TITLE: &str = "bayes-explorer";
 
 /// Which library draws the window (`--renderer`); the compute kernels use wgpu whichever it is.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]

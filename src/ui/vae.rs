@@ -16,6 +16,7 @@ use crate::train::vae_view::{Latents, Manifold, PRIOR_SAMPLES, VaeViewRequest, V
 use crate::train::{ModelView, RunSnapshot};
 use crate::ui::export::{ExportKind, ExportRequest, export_button, history_request};
 use crate::ui::image_export::{capture_if_asked, save_image_button, saveable};
+use crate::ui::lab_page::waiting;
 use crate::ui::plot_axes;
 use crate::ui::settings_check::{self, HIDDEN_ACCEPTS, NEXT_RUN_ONLY, Verdict, number_row};
 
@@ -524,7 +525,7 @@ pub(crate) fn vae_view_ui(vae: &mut VaeUiState, snapshot: Option<&RunSnapshot>, 
     });
     ui.separator();
     let Some(view) = vae.view.clone() else {
-        crate::ui::waiting(ui, "Building the network…");
+        waiting(ui, "Building the network…");
         return;
     };
     // Scrolls where the window is too short for the page (1024 x 700, a projector).
@@ -570,7 +571,7 @@ fn latent_ui(vae: &mut VaeUiState, ui: &mut egui::Ui) {
         });
     }
     let Some(latents) = vae.latents.clone() else {
-        crate::ui::waiting(ui, "Encoding the data…");
+        waiting(ui, "Encoding the data…");
         return;
     };
     let side = 0.5 * (ui.available_width() - 12.0);

@@ -1,20 +1,38 @@
-//! The application state and the top-level layout.
+//! The application: its state (every lab's, the persisted settings, the threads it waits on) and the window's
+//! layout (the tabs, the status bar, the open lab's page, the preview and the discard question). The app's own
+//! work is split by concern into the files below this one; the pages and widgets it draws are the other files of
+//! `ui/`, which never reach back up here: they return what the user asked, and the app carries it out.
+//!
+//! - `loading.rs`: datasets coming into the labs (dialog, path field, dropped files, loads, the preview).
+//! - `page.rs`: a lab's page as laid out, carrying out what its sections ask.
+//! - `replacing.rs`: replacing a lab's run, asking first when it trained a while.
+//! - `files.rs`: the `run-file` thread's jobs (save and open runs, export data, save images).
+//! - `persistence.rs`: the last session, restored at launch and kept on eframe's saves.
+
+mod files;
+mod loading;
+mod page;
+mod persistence;
+mod replacing;
 
 use std::path::PathBuf;
-use std::sync::mpsc::{Receiver, TryRecvError, channel};
+use std::sync::mpsc::{Receiver, channel};
 use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
 use crate::Lab;
+use crate::data::LoadRequest;
 use crate::data::prepare::DataSpec;
-use crate::data::{CsvError, CsvOptions, LoadJob, LoadRequest, MissingPolicy};
 use crate::gpu::ComputeInfo;
 use crate::train::WorkerEvent;
-use crate::ui::lab_data::LabData;
 use crate::ui::lab_state::{LabState, LoadTarget};
 use crate::ui::message::Message;
 use crate::ui::preview::Preview;
+use crate::ui::status_bar::StatusBar;
+
+/// Title of the window (and the name of its persistence folder).
+pub const APP_TITLE: &str = "bayes-explorer";
 
 /// What survives a restart: the open tab and each lab's dataset and column roles.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
@@ -33,29 +51,29 @@ pub struct Settings {
 
 /// The whole app.
 pub struct BayesExplorerApp {
-    pub(crate) ctx: egui::Context,
+    ctx: egui::Context,
     /// Persisted settings.
     pub settings: Settings,
     /// The labs, in tab order.
     pub labs: Vec<LabState>,
-    pub(crate) preview: Option<Preview>,
+    preview: Option<Preview>,
     compute: Option<ComputeInfo>,
     compute_rx: Option<Receiver<ComputeInfo>>,
     dialog_rx: Option<(Receiver<Option<PathBuf>>, Lab, Instant)>,
     /// The last session's models, kept between launches.
-    pub(crate) session: crate::ui::session::Session,
+    session: crate::ui::session::Session,
     /// A run being saved or opened ("Save run…", "Open run…").
-    pub(crate) run_file_job: Option<crate::ui::run_file::RunFileJob>,
+    run_file_job: Option<crate::ui::file_job::RunFileJob>,
     /// Text of the "load from path" field.
     pub path_text: String,
     /// Where "Save image…" writes without asking (tests and scripted demos); `None` asks with the dialog.
-    pub(crate) image_folder: Option<PathBuf>,
+    image_folder: Option<PathBuf>,
     /// UI-thread seconds of recent frames (eframe's measure), newest last, with when they were drawn.
     frame_times: std::collections::VecDeque<(Instant, f32)>,
     /// Which renderer draws the window and why (set by [`crate::ui::run_app`]; `None` in tests).
     pub(crate) window_renderer: Option<String>,
     /// Replacements of a trained run waiting for the user's answer (see `discard.rs`).
-    pub(crate) pending_discards: Vec<crate::ui::discard::PendingDiscard>,
+    pending_discards: Vec<crate::ui::discard::PendingDiscard>,
 }
 
 impl BayesExplorerApp {
@@ -161,94 +179,6 @@ impl BayesExplorerApp {
         self.compute.as_ref().map_or_else(|| "Compute: looking for a GPU adapter…".to_owned(), ComputeInfo::status_line)
     }
 
-    /// Starts loading a dataset for a lab on a background thread; what the lab has stays until it succeeds.
-    pub(crate) fn start_load(&mut self, lab: Lab, request: LoadRequest, target: LoadTarget) {
-        let ctx = self.ctx.clone();
-        let state = self.lab_mut(lab);
-        if let Some((old, _)) = state.loading.take() {
-            old.cancel();
-        }
-        state.loading = Some((LoadJob::spawn(request, move || ctx.request_repaint()), target));
-    }
-
-    /// Loads a user's file for the current tab (after the dialog, a drop or the path field).
-    pub(crate) fn load_file(&mut self, path: PathBuf) {
-        let request = LoadRequest::File { path, options: CsvOptions::default() };
-        self.start_load(self.settings.tab, request, LoadTarget::Preview);
-    }
-
-    /// Opens the native file dialog on its own thread.
-    pub(crate) fn open_file_dialog(&mut self) {
-        if self.dialog_rx.is_some() {
-            return;
-        }
-        let (tx, rx) = channel();
-        let ctx = self.ctx.clone();
-        let spawned = std::thread::Builder::new().name("file-dialog".into()).spawn(move || {
-            let picked = rfd::FileDialog::new()
-                .set_title("Load a CSV dataset")
-                .add_filter("CSV", &["csv", "tsv", "txt", "gz"])
-                .add_filter("All files", &["*"])
-                .pick_file();
-            let _ = tx.send(picked);
-            ctx.request_repaint();
-        });
-        match spawned {
-            Ok(_) => self.dialog_rx = Some((rx, self.settings.tab, Instant::now())),
-            Err(e) => {
-                let tab = self.settings.tab;
-                self.lab_mut(tab).message = Some(Message::error(format!("cannot open the file dialog: {e}")));
-            }
-        }
-    }
-
-    /// Puts a loaded dataset into a lab, stopping a run trained on other data.
-    pub(crate) fn apply_data(&mut self, lab: Lab, data: LabData) {
-        let Some(data) = self.data_or_ask(lab, data) else { return };
-        let state = self.lab_mut(lab);
-        state.worker = None;
-        state.run_source = crate::ui::lab_state::RunSource::default();
-        state.worker_state = None;
-        state.snapshot = None;
-        state.run_origin = None;
-        state.view = crate::ui::data_view::DataViewState::default();
-        let dropped = data.table.csv.as_ref().map_or(0, |c| c.dropped_rows);
-        if dropped > 0 {
-            let text = format!(
-                "{}: dropped {} with missing or non-numeric cells",
-                data.table.name,
-                crate::ui::count::count(dropped, "row")
-            );
-            state.message = Some(Message::warning(text).about_loading(&data.request));
-        } else if state.message.as_ref().is_some_and(|m| !m.is_error()) {
-            // Notes are about the data being replaced; errors stay until the user dismisses them.
-            state.message = None;
-        }
-        if lab == Lab::Bnn {
-            let (n_train, _) = crate::data::prepare::split_counts(data.table.n_rows(), data.spec.test_fraction);
-            let epochs = state.bnn.set_data_size(n_train, data.spec.feature_columns().len());
-            // Said in the message line when the user has seen the settings (not the first data at launch, nor
-            // data whose settings the last session's replace).
-            if let Some(epochs) = epochs
-                && state.data.is_some()
-                && state.restored_settings.is_none()
-            {
-                state.message = Some(match state.message.take() {
-                    // A warning about this data, or an error still to dismiss, stays, with the epochs after it.
-                    Some(mut m) if m.is_warning() || m.is_error() => {
-                        m.text = format!("{}. {epochs}", m.text.trim_end_matches('.'));
-                        m
-                    }
-                    _ => Message::note(epochs),
-                });
-            }
-        }
-        let entry = (lab, data.request.clone(), Some(data.spec.clone()));
-        state.data = Some(data);
-        self.settings.labs.retain(|(l, _, _)| *l != lab);
-        self.settings.labs.push(entry);
-    }
-
     /// Everything that arrives from other threads: loads, the dialog, the adapter probe, worker events.
     pub(crate) fn poll(&mut self) {
         if let Some(rx) = &self.compute_rx
@@ -263,83 +193,6 @@ impl BayesExplorerApp {
         for lab in Lab::ALL {
             self.poll_load(lab);
             self.poll_worker(lab);
-        }
-    }
-
-    fn poll_dialog(&mut self) {
-        let Some((rx, lab, opened)) = &self.dialog_rx else {
-            return;
-        };
-        let (lab, opened) = (*lab, *opened);
-        match rx.try_recv() {
-            Ok(Some(path)) => {
-                self.dialog_rx = None;
-                self.settings.tab = lab;
-                self.load_file(path);
-            }
-            Ok(None) => {
-                self.dialog_rx = None;
-                if opened.elapsed() < Duration::from_millis(400) {
-                    self.lab_mut(lab).message = Some(Message::warning(
-                        "No file dialog answered (no desktop portal is running). Drop a CSV file onto the window, or type its path in the field under \"Load CSV…\".",
-                    ));
-                }
-            }
-            Err(TryRecvError::Empty) => {}
-            Err(TryRecvError::Disconnected) => self.dialog_rx = None,
-        }
-    }
-
-    fn poll_load(&mut self, lab: Lab) {
-        let state = self.lab_mut(lab);
-        let Some((job, _)) = &state.loading else {
-            return;
-        };
-        let Some(result) = job.try_take() else { return };
-        let Some((job, target)) = state.loading.take() else {
-            return;
-        };
-        // A load that worked makes an earlier load's error or warning stale, except where this load stands in for
-        // data that could not be read: then the error says why the lab shows other data.
-        if result.is_ok() && target != LoadTarget::Fallback && state.message.as_ref().is_some_and(|m| m.from_load) {
-            state.message = None;
-        }
-        match result {
-            Ok(table) => match target {
-                LoadTarget::Apply(_) | LoadTarget::Fallback => {
-                    let spec = match target {
-                        LoadTarget::Apply(spec) => spec,
-                        LoadTarget::Fallback | LoadTarget::Preview => None,
-                    };
-                    let spec = spec
-                        .filter(|s| s.roles.len() == table.n_cols())
-                        .unwrap_or_else(|| crate::data::prepare::default_spec_for_lab(lab, &table));
-                    self.apply_data(lab, LabData::new(table, spec, job.request));
-                    // The last session's settings, unless its model is still coming (they go in after it).
-                    if !self.restoring(lab) {
-                        self.lab_mut(lab).apply_restored_settings();
-                    }
-                }
-                LoadTarget::Preview => {
-                    let spec = crate::data::prepare::default_spec_for_lab(lab, &table);
-                    self.preview = Some(Preview::new(lab, table, spec, job.request));
-                }
-            },
-            Err(CsvError::Cancelled { .. }) => {}
-            Err(e) => {
-                let mut message = Message::error(e.to_string()).about_loading(&job.request);
-                if e.is_bad_cell()
-                    && let LoadRequest::File { path, options } = &job.request
-                {
-                    let options = CsvOptions { missing: MissingPolicy::DropRows, ..options.clone() };
-                    message.retry_dropping = Some(LoadRequest::File { path: path.clone(), options });
-                }
-                state.message = Some(message);
-                // A lab left with nothing (the last session's file is gone) falls back to its built-in data.
-                if state.data.is_none() && job.request != lab.default_data() {
-                    self.start_load(lab, lab.default_data(), LoadTarget::Fallback);
-                }
-            }
         }
     }
 
@@ -374,7 +227,7 @@ impl BayesExplorerApp {
         self.handle_dropped_files(ui.ctx());
         egui::Panel::top("tabs").show(ui, |ui| {
             ui.horizontal(|ui| {
-                ui.heading(crate::ui::APP_TITLE);
+                ui.heading(APP_TITLE);
                 ui.separator();
                 for lab in Lab::ALL {
                     let selected = self.settings.tab == lab;
@@ -384,12 +237,21 @@ impl BayesExplorerApp {
                 }
             });
         });
-        egui::Panel::bottom("status").show(ui, |ui| crate::ui::status_bar::status_bar_ui(self, ui));
+        egui::Panel::bottom("status").show(ui, |ui| {
+            let bar = StatusBar {
+                labs: &self.labs,
+                tab: self.settings.tab,
+                compute: self.compute_status(),
+                frames: self.frame_summary(),
+                renderer: self.window_renderer.as_deref(),
+            };
+            if let Some(lab) = crate::ui::status_bar::status_bar_ui(bar, ui) {
+                self.settings.tab = lab;
+            }
+        });
         let tab = self.settings.tab;
-        egui::CentralPanel::default().show(ui, |ui| crate::ui::lab::lab_ui(self, tab, ui));
-        if let Some(preview) = self.preview.take() {
-            self.preview = crate::ui::preview::preview_window(self, preview, ui.ctx());
-        }
+        egui::CentralPanel::default().show(ui, |ui| self.lab_page_ui(tab, ui));
+        self.preview_ui(ui.ctx());
         self.discard_dialog_ui(ui.ctx());
         drop_overlay(ui.ctx());
     }
