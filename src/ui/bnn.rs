@@ -24,11 +24,16 @@ use crate::train::export::{
 use crate::train::{EpochRecord, ModelView, RunSnapshot};
 use crate::ui::bnn_weights::{HeatQuantity, HistoryMode, WeightQuantity};
 use crate::ui::count::count;
-use crate::ui::export::{ExportKind, ExportRequest, export_button, history_request};
+use crate::ui::export::{ExportKind, ExportRequest, export_button};
 use crate::ui::image_export::{save_image_button, saveable};
-use crate::ui::lab_page::waiting;
+use crate::ui::lab_page::{
+    epoch_curves, epoch_series, legend_figure, loss_page, start_view_thread, view_tabs, waiting,
+};
 use crate::ui::plot_axes;
-use crate::ui::settings_check::{self, HIDDEN_ACCEPTS, NEXT_RUN_ONLY, Verdict, number_row, number_row_with};
+use crate::ui::settings_check::{
+    self, HIDDEN_ACCEPTS, Verdict, choice_row, epochs_row, hidden_row, next_run_only, number_row, number_row_with,
+    seed_row,
+};
 
 /// Which view the page shows.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -153,7 +158,7 @@ impl Default for BnnUiState {
     fn default() -> Self {
         let config = BnnConfig::default();
         Self {
-            hidden_text: hidden_text(&config.hidden),
+            hidden_text: settings_check::hidden_text(&config.hidden),
             config,
             page: BnnPage::Weights,
             show_data: false,
@@ -188,10 +193,6 @@ impl Default for BnnUiState {
     }
 }
 
-fn hidden_text(hidden: &[usize]) -> String {
-    hidden.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ")
-}
-
 impl BnnUiState {
     /// Forgets the views of the previous run; `prepared` is the new run's data, `config` its settings.
     pub(crate) fn new_run(&mut self, prepared: Arc<Prepared>, config: BnnConfig) {
@@ -213,7 +214,7 @@ impl BnnUiState {
 
     /// Takes the settings of an opened run as those of the next run (shown in the side panel).
     pub(crate) fn restore_config(&mut self, config: BnnConfig) {
-        self.hidden_text = hidden_text(&config.hidden);
+        self.hidden_text = settings_check::hidden_text(&config.hidden);
         // Whose epochs these are is not known: new data sets its default, saying so.
         self.epochs_picked = None;
         self.n_samples = config.predictive_samples.max(1);
@@ -319,16 +320,7 @@ impl BnnUiState {
             self.view_step = step;
         }
         let (Some(view), Some(prepared)) = (&self.view, &self.prepared) else { return };
-        if self.worker.is_none() {
-            let ctx = ctx.clone();
-            match crate::train::bnn_view::spawn(move || ctx.request_repaint()) {
-                Ok(w) => self.worker = Some(w),
-                Err(e) => {
-                    self.error = Some(format!("cannot start the view thread: {e}"));
-                    return;
-                }
-            }
-        }
+        start_view_thread(&mut self.worker, &mut self.error, ctx, crate::train::bnn_view::spawn);
         let Some(worker) = &self.worker else { return };
         for result in worker.drain() {
             match result {
@@ -395,7 +387,7 @@ fn settings_in_words(c: &BnnConfig) -> Vec<String> {
         format!("{:.0} % of the training rows", c.train_fraction * 100.0),
         format!("{posterior} posterior"),
         format!("{} head", c.head.cli_name()),
-        format!("hidden [{}]", hidden_text(&c.hidden)),
+        format!("hidden [{}]", settings_check::hidden_text(&c.hidden)),
         format!("{:?} activation", c.activation).to_lowercase(),
         if c.bayesian_output { "Bayesian output layer" } else { "deterministic output layer" }.to_owned(),
         format!("prior sd {}", c.prior_sd),
@@ -506,11 +498,7 @@ impl BnnUiState {
     /// elsewhere (a script, a test), the field follows them. Either way, while the field is accepted it and the
     /// settings agree.
     fn sync_hidden(&mut self, edited: bool) {
-        match settings_check::parse_hidden(&self.hidden_text) {
-            Ok(h) if edited => self.config.hidden = h,
-            Ok(h) if h != self.config.hidden => self.hidden_text = hidden_text(&self.config.hidden),
-            Ok(_) | Err(_) => {}
-        }
+        settings_check::sync_hidden(&mut self.hidden_text, &mut self.config.hidden, edited);
     }
 }
 
@@ -523,87 +511,42 @@ fn train_subset_len(n_train: usize, fraction: f64) -> usize {
 /// beside the fields that differ, and the fields say they apply to the next run).
 pub(crate) fn bnn_settings_ui(bnn: &mut BnnUiState, running: Option<&BnnConfig>, ui: &mut egui::Ui) {
     let rows_used = bnn.rows_used();
-    let next_only = |r: egui::Response| if running.is_some() { r.on_hover_text(NEXT_RUN_ONLY) } else { r };
+    let on_show = running.is_some();
     let mut hidden_edited = false;
     let c = &mut bnn.config;
     egui::Grid::new("bnn-settings").num_columns(2).show(ui, |ui| {
-        let id = ui.label("Posterior").id;
-        let r = egui::ComboBox::from_id_salt("bnn-posterior")
-            .selected_text(c.posterior.label())
-            .show_ui(ui, |ui| {
-                for p in Posterior::ALL {
-                    ui.selectable_value(&mut c.posterior, p, p.label());
-                }
-            })
-            .response
-            .labelled_by(id);
-        next_only(r);
-        ui.end_row();
-        let id = ui.label("Head (regression)").id;
-        let r = egui::ComboBox::from_id_salt("bnn-head")
-            .selected_text(c.head.label())
-            .show_ui(ui, |ui| {
-                for h in Head::ALL {
-                    ui.selectable_value(&mut c.head, h, h.label());
-                }
-            })
-            .response
-            .labelled_by(id);
-        next_only(r);
-        ui.end_row();
-        let id = ui.label("Hidden units").id;
-        ui.horizontal(|ui| {
-            let r = ui
-                .add(egui::TextEdit::singleline(&mut bnn.hidden_text).desired_width(90.0))
-                .labelled_by(id)
-                .on_hover_text(format!("Units per hidden layer, e.g. 8, 8: {HIDDEN_ACCEPTS}. Empty: a linear model."));
-            hidden_edited = r.changed();
-            next_only(r);
-            if let Some(run) = running
-                && settings_check::parse_hidden(&bnn.hidden_text).ok().as_ref() != Some(&run.hidden)
-            {
-                ui.label(egui::RichText::new(format!("this run: [{}]", hidden_text(&run.hidden))).weak());
+        choice_row(ui, "Posterior", "bnn-posterior", c.posterior.label(), on_show, |ui| {
+            for p in Posterior::ALL {
+                ui.selectable_value(&mut c.posterior, p, p.label());
             }
         });
-        ui.end_row();
-        settings_check::verdict_row(ui, &hidden_verdict(&bnn.hidden_text, bnn.n_features, c.posterior));
-        let id = ui.label("Activation").id;
-        let r = egui::ComboBox::from_id_salt("bnn-activation")
-            .selected_text(c.activation.name())
-            .show_ui(ui, |ui| {
-                for a in Activation::ALL {
-                    ui.selectable_value(&mut c.activation, a, a.name());
-                }
-            })
-            .response
-            .labelled_by(id);
-        next_only(r);
-        ui.end_row();
+        choice_row(ui, "Head (regression)", "bnn-head", c.head.label(), on_show, |ui| {
+            for h in Head::ALL {
+                ui.selectable_value(&mut c.head, h, h.label());
+            }
+        });
+        let hover = format!("Units per hidden layer, e.g. 8, 8: {HIDDEN_ACCEPTS}. Empty: a linear model.");
+        let running_hidden = running.map(|r| r.hidden.as_slice());
+        hidden_edited = hidden_row(ui, &mut bnn.hidden_text, hover, running_hidden, |text| {
+            hidden_verdict(text, bnn.n_features, c.posterior)
+        });
+        choice_row(ui, "Activation", "bnn-activation", c.activation.name(), on_show, |ui| {
+            for a in Activation::ALL {
+                ui.selectable_value(&mut c.activation, a, a.name());
+            }
+        });
         number_row(ui, "Prior sd", &mut c.prior_sd, 0.01, running.map(|r| r.prior_sd), |v| {
             settings_check::PRIOR_SD.check(v)
         });
-        let id = ui.label("KL term").id;
-        let r = egui::ComboBox::from_id_salt("bnn-kl")
-            .selected_text(if c.kl == KlEstimate::ClosedForm { "closed form" } else { "one-sample Monte Carlo" })
-            .show_ui(ui, |ui| {
-                ui.selectable_value(&mut c.kl, KlEstimate::ClosedForm, "closed form");
-                ui.selectable_value(&mut c.kl, KlEstimate::MonteCarlo, "one-sample Monte Carlo");
-            })
-            .response
-            .labelled_by(id);
-        next_only(r);
-        ui.end_row();
-        let id = ui.label("Optimiser").id;
-        let r = egui::ComboBox::from_id_salt("bnn-optimizer")
-            .selected_text(c.optimizer.name())
-            .show_ui(ui, |ui| {
-                ui.selectable_value(&mut c.optimizer, OptimizerKind::RmsProp, "rmsprop");
-                ui.selectable_value(&mut c.optimizer, OptimizerKind::Adam, "adam");
-            })
-            .response
-            .labelled_by(id);
-        next_only(r);
-        ui.end_row();
+        let kl = if c.kl == KlEstimate::ClosedForm { "closed form" } else { "one-sample Monte Carlo" };
+        choice_row(ui, "KL term", "bnn-kl", kl, on_show, |ui| {
+            ui.selectable_value(&mut c.kl, KlEstimate::ClosedForm, "closed form");
+            ui.selectable_value(&mut c.kl, KlEstimate::MonteCarlo, "one-sample Monte Carlo");
+        });
+        choice_row(ui, "Optimiser", "bnn-optimizer", c.optimizer.name(), on_show, |ui| {
+            ui.selectable_value(&mut c.optimizer, OptimizerKind::RmsProp, "rmsprop");
+            ui.selectable_value(&mut c.optimizer, OptimizerKind::Adam, "adam");
+        });
         number_row_with(
             ui,
             "Learning rate",
@@ -615,10 +558,7 @@ pub(crate) fn bnn_settings_ui(bnn: &mut BnnUiState, running: Option<&BnnConfig>,
         number_row(ui, "Batch size", &mut c.batch_size, 1.0, running.map(|r| r.batch_size), |v| {
             settings_check::batch_size(v, rows_used)
         });
-        number_row(ui, "Epochs", &mut c.epochs, 1.0, running.map(|r| r.epochs), |v| {
-            settings_check::EPOCHS.check(v as f64)
-        })
-        .on_hover_text(format!(
+        epochs_row(ui, &mut c.epochs, running.map(|r| r.epochs)).on_hover_text(format!(
             "Default: about {DEFAULT_STEP_BUDGET} steps over the whole training split, whatever share a run uses (the course's 500 epochs on its white wine are 8,500)"
         ));
         let id = ui.label("Training rows used").id;
@@ -629,9 +569,9 @@ pub(crate) fn bnn_settings_ui(bnn: &mut BnnUiState, running: Option<&BnnConfig>,
             )
             .labelled_by(id)
             .on_hover_text("A fixed, seeded subset of the training split (the course compares 30 % with 100 %)");
-        next_only(r);
+        next_run_only(r, on_show);
         ui.end_row();
-        number_row(ui, "Seed", &mut c.seed, 1.0, running.map(|r| r.seed), |_| Verdict::Fine);
+        seed_row(ui, &mut c.seed, running.map(|r| r.seed));
         number_row(ui, "Monte Carlo samples", &mut bnn.n_samples, 1.0, None, |v| {
             settings_check::MC_SAMPLES.check(v as f64)
         })
@@ -644,7 +584,7 @@ pub(crate) fn bnn_settings_ui(bnn: &mut BnnUiState, running: Option<&BnnConfig>,
     let r = ui
         .checkbox(&mut bnn.config.bayesian_output, "Output layer has a posterior too")
         .on_hover_text("The course keeps the output layer deterministic (Dense); tick to make every layer variational");
-    next_only(r);
+    next_run_only(r, on_show);
     if ui
         .button("Course defaults")
         .on_hover_text("The course's BNN: [8, 8] sigmoid, full covariance, squared error, RMSprop 1e-3, batch 256; epochs for the step budget")
@@ -655,7 +595,7 @@ pub(crate) fn bnn_settings_ui(bnn: &mut BnnUiState, running: Option<&BnnConfig>,
             bnn.config.epochs = default_epochs(n, bnn.config.batch_size);
         }
         bnn.epochs_picked = Some(bnn.config.epochs);
-        bnn.hidden_text = hidden_text(&bnn.config.hidden);
+        bnn.hidden_text = settings_check::hidden_text(&bnn.config.hidden);
         bnn.n_samples = bnn.config.predictive_samples;
     }
 }
@@ -663,15 +603,7 @@ pub(crate) fn bnn_settings_ui(bnn: &mut BnnUiState, running: Option<&BnnConfig>,
 /// The BNN page's central area.
 pub(crate) fn bnn_view_ui(bnn: &mut BnnUiState, snapshot: Option<&RunSnapshot>, ui: &mut egui::Ui) {
     bnn.poll(snapshot, ui.ctx());
-    if let Some(e) = &bnn.error {
-        ui.colored_label(ui.visuals().error_fg_color, e);
-    }
-    ui.horizontal_wrapped(|ui| {
-        for p in BnnPage::ALL {
-            ui.selectable_value(&mut bnn.page, p, p.label());
-        }
-    });
-    ui.separator();
+    view_tabs(ui, bnn.error.as_deref(), &mut bnn.page, BnnPage::ALL.map(|p| (p, p.label())));
     let Some(view) = bnn.view.clone() else {
         waiting(ui, "Building the network…");
         return;
@@ -683,17 +615,7 @@ pub(crate) fn bnn_view_ui(bnn: &mut BnnUiState, snapshot: Option<&RunSnapshot>, 
         BnnPage::Predictions => predictions_ui(bnn, ui),
         BnnPage::Calibration => calibration_ui(bnn, ui),
         BnnPage::Probe => probe_ui(bnn, ui),
-        BnnPage::Loss => {
-            if let Some(s) = snapshot {
-                ui.horizontal(|ui| {
-                    if export_button(ui) {
-                        bnn.export = Some(history_request(crate::Lab::Bnn, s));
-                    }
-                    save_image_button(ui, "bnn-loss");
-                });
-                saveable(ui, "bnn-loss", || "bnn-loss.png".to_owned(), |ui| bnn_loss_ui(s, ui));
-            }
-        }
+        BnnPage::Loss => loss_page(ui, crate::Lab::Bnn, snapshot, &mut bnn.export, "bnn-loss", bnn_loss_ui),
         BnnPage::Compare => compare_ui(bnn, ui),
     });
 }
@@ -713,11 +635,8 @@ fn predictions_ui(bnn: &mut BnnUiState, ui: &mut egui::Ui) {
                     .sqrt()
             });
             ui.label(format!(
-                "{}, {} each ({} in {:.0} ms, step {}). Test RMSE of the mean {:.3} (predicting the training mean: {baseline:.3}); mean range of the passes {:.3}.",
-                count(rows.len(), "test row"),
-                count(p.n_samples, "forward pass"),
-                pv.device,
-                pv.seconds * 1000.0,
+                "{}, step {}). Test RMSE of the mean {:.3} (predicting the training mean: {baseline:.3}); mean range of the passes {:.3}.",
+                sampled(rows.len(), &pv),
                 pv.step,
                 p.error,
                 p.mc_range_mean
@@ -783,11 +702,8 @@ fn predictions_ui(bnn: &mut BnnUiState, ui: &mut egui::Ui) {
         }
         PredictiveRows::Classes(rows) => {
             ui.label(format!(
-                "{}, {} each ({} in {:.0} ms). Error rate {:.3}; mean range of the predicted class's probability {:.3}.",
-                count(rows.len(), "test row"),
-                count(p.n_samples, "forward pass"),
-                pv.device,
-                pv.seconds * 1000.0,
+                "{}). Error rate {:.3}; mean range of the predicted class's probability {:.3}.",
+                sampled(rows.len(), &pv),
                 p.error,
                 p.mc_range_mean
             ));
@@ -833,6 +749,18 @@ fn predictions_ui(bnn: &mut BnnUiState, ui: &mut egui::Ui) {
     }
 }
 
+/// How the predictions of `n_rows` test rows were sampled, as the predictions page says it first: "400 test rows,
+/// 100 forward passes each (CPU in 12 ms" (the caller closes the bracket).
+fn sampled(n_rows: usize, pv: &PredictiveView) -> String {
+    format!(
+        "{}, {} each ({} in {:.0} ms",
+        count(n_rows, "test row"),
+        count(pv.predictive.n_samples, "forward pass"),
+        pv.device,
+        pv.seconds * 1000.0
+    )
+}
+
 fn predicted_vs_actual_plot(rows: &[crate::models::bnn::RegressionRow], target: &str, ui: &mut egui::Ui) {
     // Integer targets (wine quality) pile up; a small deterministic jitter spreads each column.
     let integer = rows.iter().all(|r| r.actual.fract() == 0.0);
@@ -849,45 +777,38 @@ fn predicted_vs_actual_plot(rows: &[crate::models::bnn::RegressionRow], target: 
         let x = f64::from(r.actual) + jitter(i);
         occupied.points(&[[x, f64::from(a)], [x, f64::from(r.mean)], [x, f64::from(b)]]);
     }
-    let plot = plot_axes::with_legend(plot_axes::plot("bnn-pred-vs-actual"), ui.ctx(), "bnn-pred-vs-actual", &occupied);
-    saveable(
-        ui,
-        "bnn-pred-vs-actual",
-        || "bnn-predicted-vs-actual.png".to_owned(),
-        |ui| {
-            plot.height(260.0)
-                .x_axis_label(format!("actual {target}"))
-                .y_axis_label(format!("predicted {target}"))
-                .allow_scroll(false)
-                .show(ui, |plot| {
+    legend_figure(ui, "bnn-pred-vs-actual", "bnn-predicted-vs-actual.png", &occupied, |plot, ui| {
+        plot.height(260.0)
+            .x_axis_label(format!("actual {target}"))
+            .y_axis_label(format!("predicted {target}"))
+            .allow_scroll(false)
+            .show(ui, |plot| {
+                plot.line(
+                    Line::new("perfect prediction", PlotPoints::from(vec![[lo, lo], [hi, hi]])).color(Color32::GRAY),
+                );
+                let bar_colour = Color32::from_rgba_unmultiplied(90, 140, 210, 90);
+                for (i, r) in rows.iter().enumerate().take(1500) {
+                    let x = f64::from(r.actual) + jitter(i);
+                    let (a, b) = r.interval_95();
                     plot.line(
-                        Line::new("perfect prediction", PlotPoints::from(vec![[lo, lo], [hi, hi]]))
-                            .color(Color32::GRAY),
+                        Line::new("95 % interval", PlotPoints::from(vec![[x, f64::from(a)], [x, f64::from(b)]]))
+                            .color(bar_colour)
+                            .width(1.0),
                     );
-                    let bar_colour = Color32::from_rgba_unmultiplied(90, 140, 210, 90);
-                    for (i, r) in rows.iter().enumerate().take(1500) {
-                        let x = f64::from(r.actual) + jitter(i);
-                        let (a, b) = r.interval_95();
-                        plot.line(
-                            Line::new("95 % interval", PlotPoints::from(vec![[x, f64::from(a)], [x, f64::from(b)]]))
-                                .color(bar_colour)
-                                .width(1.0),
-                        );
-                    }
-                    let means: Vec<[f64; 2]> = rows
-                        .iter()
-                        .enumerate()
-                        .map(|(i, r)| [f64::from(r.actual) + jitter(i), f64::from(r.mean)])
-                        .collect();
-                    plot.points(
-                        Points::new("predictive mean", PlotPoints::from(means))
-                            .radius(2.0)
-                            .shape(MarkerShape::Circle)
-                            .color(Color32::from_rgb(40, 90, 170)),
-                    );
-                })
-        },
-    );
+                }
+                let means: Vec<[f64; 2]> = rows
+                    .iter()
+                    .enumerate()
+                    .map(|(i, r)| [f64::from(r.actual) + jitter(i), f64::from(r.mean)])
+                    .collect();
+                plot.points(
+                    Points::new("predictive mean", PlotPoints::from(means))
+                        .radius(2.0)
+                        .shape(MarkerShape::Circle)
+                        .color(Color32::from_rgb(40, 90, 170)),
+                );
+            })
+    });
 }
 
 fn calibration_ui(bnn: &mut BnnUiState, ui: &mut egui::Ui) {
@@ -929,31 +850,25 @@ fn calibration_ui(bnn: &mut BnnUiState, ui: &mut egui::Ui) {
         // A bar, from the axis up to its top.
         occupied.line(&[[*n, 0.0], [*n, *o]]);
     }
-    let plot = plot_axes::with_legend(plot_axes::plot("bnn-calibration"), ui.ctx(), "bnn-calibration", &occupied);
-    saveable(
-        ui,
-        "bnn-calibration",
-        || "bnn-calibration.png".to_owned(),
-        |ui| {
-            plot.height(260.0)
-                .x_axis_label("nominal level")
-                .y_axis_label("observed coverage")
-                .include_x(0.0)
-                .include_x(1.0)
-                .include_y(0.0)
-                .include_y(1.0)
-                .view_aspect(1.6)
-                .allow_scroll(false)
-                .show(ui, |plot| {
-                    plot.line(
-                        Line::new("perfectly calibrated", PlotPoints::from(vec![[0.0, 0.0], [1.0, 1.0]]))
-                            .color(Color32::GRAY),
-                    );
-                    let bars: Vec<Bar> = p.coverage.iter().map(|(n, o)| Bar::new(*n, *o).width(0.06)).collect();
-                    plot.bar_chart(BarChart::new("observed", bars).color(Color32::from_rgb(90, 140, 210)));
-                })
-        },
-    );
+    legend_figure(ui, "bnn-calibration", "bnn-calibration.png", &occupied, |plot, ui| {
+        plot.height(260.0)
+            .x_axis_label("nominal level")
+            .y_axis_label("observed coverage")
+            .include_x(0.0)
+            .include_x(1.0)
+            .include_y(0.0)
+            .include_y(1.0)
+            .view_aspect(1.6)
+            .allow_scroll(false)
+            .show(ui, |plot| {
+                plot.line(
+                    Line::new("perfectly calibrated", PlotPoints::from(vec![[0.0, 0.0], [1.0, 1.0]]))
+                        .color(Color32::GRAY),
+                );
+                let bars: Vec<Bar> = p.coverage.iter().map(|(n, o)| Bar::new(*n, *o).width(0.06)).collect();
+                plot.bar_chart(BarChart::new("observed", bars).color(Color32::from_rgb(90, 140, 210)));
+            })
+    });
     let note = if aleatoric {
         "The Normal head's intervals add the noise it learned (aleatoric) to the spread of the weights (epistemic): mean ± z·sd with sd² = var(loc) + mean(scale²)."
     } else {
@@ -1149,28 +1064,13 @@ fn probe_plots(bnn: &BnnUiState, prepared: &Prepared, probe: &ProbeView, range: 
 
 /// Loss terms and errors per epoch.
 pub(crate) fn bnn_loss_ui(snapshot: &RunSnapshot, ui: &mut egui::Ui) {
-    let series = |name: &str| -> Vec<[f64; 2]> {
-        snapshot.history.iter().filter_map(|r| r.get(name).map(|v| [r.epoch as f64, v])).collect()
-    };
+    let series = |name: &str| epoch_series(snapshot, name);
     ui.horizontal(|ui| {
         ui.strong("Loss per training row: data term + KL / N");
         plot_axes::legend_toggle(ui, "bnn-loss");
     });
-    let curves = [("total", series("loss")), ("data term", series("data_loss")), ("KL / N", series("kl_loss"))];
-    let names = curves.each_ref().map(|(name, _)| *name);
-    let mut occupied = plot_axes::Occupied::for_legend(&names, egui::vec2(ui.available_width(), 200.0));
-    for (_, points) in &curves {
-        occupied.line(points);
-    }
-    plot_axes::with_legend(plot_axes::plot("bnn-loss"), ui.ctx(), "bnn-loss", &occupied)
-        .height(200.0)
-        .x_axis_label("epoch")
-        .allow_scroll(false)
-        .show(ui, |plot| {
-            for (name, points) in curves {
-                plot_axes::curve(plot, name, points);
-            }
-        });
+    let curves = vec![("total", series("loss")), ("data term", series("data_loss")), ("KL / N", series("kl_loss"))];
+    epoch_curves(ui, "bnn-loss", 200.0, curves, false);
     let classification = snapshot.history.last().is_some_and(|r| r.get("test_error_rate").is_some());
     let (train, test, label) = if classification {
         ("train_error_rate", "test_error_rate", "error rate")
@@ -1339,29 +1239,23 @@ fn compare_ui(bnn: &mut BnnUiState, ui: &mut egui::Ui) {
             occupied.vline(m);
         }
     }
-    let plot = plot_axes::with_legend(plot_axes::plot("bnn-compare"), ui.ctx(), "bnn-compare", &occupied);
-    saveable(
-        ui,
-        "bnn-compare",
-        || "bnn-compare-runs.png".to_owned(),
-        |ui| {
-            plot.height(240.0).x_axis_label("range of the passes").y_axis_label("density").allow_scroll(false).show(
-                ui,
-                |plot| {
-                    for (i, (r, name)) in bnn.runs.iter().zip(entries).enumerate() {
-                        let hist = Histogram::new(&r.ranges, 0.0, f64::from(hi), bins);
-                        let w = hist.bin_width();
-                        let pts: Vec<[f64; 2]> =
-                            hist.densities().iter().enumerate().map(|(k, d)| [w * (k as f64 + 0.5), *d]).collect();
-                        let (colour, style) = run_style(i);
-                        plot.line(Line::new(name.clone(), PlotPoints::from(pts)).color(colour).width(2.0).style(style));
-                        if let Some(m) = r.record.get("mc_range_mean") {
-                            // Same name: the mean's dashed line belongs to its run in the legend.
-                            plot.vline(VLine::new(name, m).color(colour).style(egui_plot::LineStyle::dashed_loose()));
-                        }
+    legend_figure(ui, "bnn-compare", "bnn-compare-runs.png", &occupied, |plot, ui| {
+        plot.height(240.0).x_axis_label("range of the passes").y_axis_label("density").allow_scroll(false).show(
+            ui,
+            |plot| {
+                for (i, (r, name)) in bnn.runs.iter().zip(entries).enumerate() {
+                    let hist = Histogram::new(&r.ranges, 0.0, f64::from(hi), bins);
+                    let w = hist.bin_width();
+                    let pts: Vec<[f64; 2]> =
+                        hist.densities().iter().enumerate().map(|(k, d)| [w * (k as f64 + 0.5), *d]).collect();
+                    let (colour, style) = run_style(i);
+                    plot.line(Line::new(name.clone(), PlotPoints::from(pts)).color(colour).width(2.0).style(style));
+                    if let Some(m) = r.record.get("mc_range_mean") {
+                        // Same name: the mean's dashed line belongs to its run in the legend.
+                        plot.vline(VLine::new(name, m).color(colour).style(egui_plot::LineStyle::dashed_loose()));
                     }
-                },
-            )
-        },
-    );
+                }
+            },
+        )
+    });
 }

@@ -15,7 +15,7 @@ use crate::train::runfile::RunConfig;
 use crate::train::{Command, Trainer, TrainerFactory, Worker, WorkerState};
 use crate::ui::count::count;
 use crate::ui::discard::Replacement;
-use crate::ui::lab_page::waiting;
+use crate::ui::lab_page::{labelled_combo, waiting};
 use crate::ui::lab_state::{LabState, RunOrigin, RunSource};
 use crate::ui::message::Message;
 use crate::ui::typed_path::path_from_typed;
@@ -137,19 +137,14 @@ pub(crate) fn dataset_ui(state: &LabState, path_text: &mut String, ui: &mut egui
 fn generated_ui(lab: Lab, ui: &mut egui::Ui) -> Option<SynthSpec> {
     let id = egui::Id::unique(("synth-spec", lab));
     let mut spec = ui.data_mut(|d| *d.get_temp_mut_or(id, SynthSpec::default_for(SynthKind::Moons)));
-    let kind_label = ui.label("Generated 2-D set:").id;
-    egui::ComboBox::from_id_salt(("synth-kind", lab))
-        .selected_text(spec.kind.label())
-        .show_ui(ui, |ui| {
-            for k in SynthKind::ALL {
-                if ui.selectable_label(spec.kind == k, k.label()).clicked() {
-                    spec.kind = k;
-                    spec.noise = k.default_noise();
-                }
+    labelled_combo(ui, "Generated 2-D set:", ("synth-kind", lab), spec.kind.label(), |ui| {
+        for k in SynthKind::ALL {
+            if ui.selectable_label(spec.kind == k, k.label()).clicked() {
+                spec.kind = k;
+                spec.noise = k.default_noise();
             }
-        })
-        .response
-        .labelled_by(kind_label);
+        }
+    });
     egui::Grid::new(("synth-grid", lab)).num_columns(2).show(ui, |ui| {
         let id = ui.label("Points").id;
         ui.add(egui::DragValue::new(&mut spec.n_points).range(10..=SynthSpec::MAX_POINTS).speed(50)).labelled_by(id);

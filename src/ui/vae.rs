@@ -14,11 +14,13 @@ use crate::models::vae::{BetaSchedule, Likelihood, VaeArch, VaeConfig, VaeView, 
 use crate::train::export::{class_values, latents_table};
 use crate::train::vae_view::{Latents, Manifold, PRIOR_SAMPLES, VaeViewRequest, VaeViewResult, VaeViewWorker};
 use crate::train::{ModelView, RunSnapshot};
-use crate::ui::export::{ExportKind, ExportRequest, export_button, history_request};
+use crate::ui::export::{ExportKind, ExportRequest, export_button};
 use crate::ui::image_export::{capture_if_asked, save_image_button, saveable};
-use crate::ui::lab_page::waiting;
+use crate::ui::lab_page::{epoch_curves, epoch_series, loss_page, start_view_thread, view_tabs, waiting};
 use crate::ui::plot_axes;
-use crate::ui::settings_check::{self, HIDDEN_ACCEPTS, NEXT_RUN_ONLY, Verdict, number_row};
+use crate::ui::settings_check::{
+    self, HIDDEN_ACCEPTS, Verdict, choice_row, epochs_row, hidden_row, number_row, seed_row,
+};
 
 /// Which view the page shows.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -111,16 +113,11 @@ type RequestKey = (u64, u64, [u32; 4], usize, (usize, usize), Option<[u32; 2]>, 
 /// How often a training model's views are recomputed.
 const VIEW_INTERVAL: std::time::Duration = std::time::Duration::from_secs(2);
 
-/// Hidden widths as the settings field shows them ("512, 256").
-fn hidden_text(hidden: &[usize]) -> String {
-    hidden.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ")
-}
-
 impl Default for VaeUiState {
     fn default() -> Self {
         let config = VaeConfig::default();
         Self {
-            hidden_text: hidden_text(&config.hidden),
+            hidden_text: settings_check::hidden_text(&config.hidden),
             config,
             page: VaePage::Latent,
             show_data: false,
@@ -164,7 +161,7 @@ impl VaeUiState {
     /// Forgets the previous run's views; `prepared` is the new run's data.
     /// Puts `config` in the settings panel (an opened run's, or the last session's).
     pub(crate) fn restore_config(&mut self, config: VaeConfig) {
-        self.hidden_text = hidden_text(&config.hidden);
+        self.hidden_text = settings_check::hidden_text(&config.hidden);
         self.config = config;
     }
 
@@ -275,16 +272,7 @@ impl VaeUiState {
             }
         }
         let Some(view) = &self.view else { return };
-        if self.worker.is_none() {
-            let ctx = ctx.clone();
-            match crate::train::vae_view::spawn(move || ctx.request_repaint()) {
-                Ok(w) => self.worker = Some(w),
-                Err(e) => {
-                    self.error = Some(format!("cannot start the view thread: {e}"));
-                    return;
-                }
-            }
-        }
+        start_view_thread(&mut self.worker, &mut self.error, ctx, crate::train::vae_view::spawn);
         let Some(worker) = &self.worker else { return };
         for result in worker.drain() {
             match result {
@@ -356,11 +344,7 @@ impl VaeUiState {
     /// The hidden layers from the field when it parses; when the field was not edited and the settings changed
     /// elsewhere, the field follows them (see the BNN's).
     fn sync_hidden(&mut self, edited: bool) {
-        match settings_check::parse_hidden(&self.hidden_text) {
-            Ok(h) if edited => self.config.hidden = h,
-            Ok(h) if h != self.config.hidden => self.hidden_text = hidden_text(&self.config.hidden),
-            Ok(_) | Err(_) => {}
-        }
+        settings_check::sync_hidden(&mut self.hidden_text, &mut self.config.hidden, edited);
     }
 }
 
@@ -382,51 +366,31 @@ pub(crate) fn vae_settings_ui(
     rows: Option<usize>,
     ui: &mut egui::Ui,
 ) {
-    let next_only = |r: egui::Response| if running.is_some() { r.on_hover_text(NEXT_RUN_ONLY) } else { r };
+    let on_show = running.is_some();
     let mut hidden_edited = false;
     let c = &mut vae.config;
     egui::Grid::new("vae-settings").num_columns(2).show(ui, |ui| {
-        let id = ui.label("Architecture").id;
         let mut arch = c.arch;
-        let r = egui::ComboBox::from_id_salt("vae-arch")
-            .selected_text(arch.label())
-            .show_ui(ui, |ui| {
-                for a in [VaeArch::Mlp, VaeArch::Conv] {
-                    ui.selectable_value(&mut arch, a, a.label());
-                }
-            })
-            .response
-            .labelled_by(id);
-        next_only(r);
+        choice_row(ui, "Architecture", "vae-arch", arch.label(), on_show, |ui| {
+            for a in [VaeArch::Mlp, VaeArch::Conv] {
+                ui.selectable_value(&mut arch, a, a.label());
+            }
+        });
         if arch != c.arch {
             // Each architecture comes with its settings (the conv VAE with the course's); latent size and seed stay.
             let preset = if arch == VaeArch::Conv { VaeConfig::course_conv() } else { VaeConfig::default() };
             *c = VaeConfig { latent: c.latent, seed: c.seed, hidden: c.hidden.clone(), ..preset };
         }
-        ui.end_row();
         if c.arch == VaeArch::Conv {
             let id = ui.label("Channels").id;
             ui.label("32, 64, 64, 64 (3 x 3)").labelled_by(id);
             ui.end_row();
         } else {
-            let id = ui.label("Hidden units").id;
-            ui.horizontal(|ui| {
-                let r = ui
-                    .add(egui::TextEdit::singleline(&mut vae.hidden_text).desired_width(90.0))
-                    .labelled_by(id)
-                    .on_hover_text(format!(
-                        "Units per hidden layer of the encoder (the decoder mirrors it): {HIDDEN_ACCEPTS}"
-                    ));
-                hidden_edited = r.changed();
-                next_only(r);
-                if let Some(run) = running
-                    && settings_check::parse_hidden(&vae.hidden_text).ok().as_ref() != Some(&run.hidden)
-                {
-                    ui.label(egui::RichText::new(format!("this run: [{}]", hidden_text(&run.hidden))).weak());
-                }
+            let hover = format!("Units per hidden layer of the encoder (the decoder mirrors it): {HIDDEN_ACCEPTS}");
+            let running_hidden = running.map(|r| r.hidden.as_slice());
+            hidden_edited = hidden_row(ui, &mut vae.hidden_text, hover, running_hidden, |text| {
+                settings_check::hidden(text, NO_HIDDEN)
             });
-            ui.end_row();
-            settings_check::verdict_row(ui, &settings_check::hidden(&vae.hidden_text, NO_HIDDEN));
         }
         number_row(ui, "Latent dimension", &mut c.latent, 0.05, running.map(|r| r.latent), |v| {
             match settings_check::LATENT.check(v as f64) {
@@ -436,22 +400,15 @@ pub(crate) fn vae_settings_ui(
                 verdict => verdict,
             }
         });
-        let id = ui.label("Likelihood").id;
-        let r = egui::ComboBox::from_id_salt("vae-likelihood")
-            .selected_text(match c.likelihood {
-                Likelihood::Bernoulli => "Bernoulli (binarised pixels)",
-                Likelihood::Gaussian => "1000 x squared error (course)",
-            })
-            .show_ui(ui, |ui| {
-                ui.selectable_value(&mut c.likelihood, Likelihood::Bernoulli, "Bernoulli (binarised pixels)");
-                ui.selectable_value(&mut c.likelihood, Likelihood::Gaussian, "1000 x squared error (course)");
-            })
-            .response
-            .labelled_by(id);
-        next_only(r);
-        ui.end_row();
+        let likelihood = match c.likelihood {
+            Likelihood::Bernoulli => "Bernoulli (binarised pixels)",
+            Likelihood::Gaussian => "1000 x squared error (course)",
+        };
+        choice_row(ui, "Likelihood", "vae-likelihood", likelihood, on_show, |ui| {
+            ui.selectable_value(&mut c.likelihood, Likelihood::Bernoulli, "Bernoulli (binarised pixels)");
+            ui.selectable_value(&mut c.likelihood, Likelihood::Gaussian, "1000 x squared error (course)");
+        });
         number_row(ui, "KL weight (beta)", &mut c.beta, 0.01, running.map(|r| r.beta), beta_verdict);
-        let id = ui.label("Beta schedule").id;
         let label = match c.beta_schedule {
             BetaSchedule::Constant => "constant".to_owned(),
             BetaSchedule::LinearWarmup { epochs } => {
@@ -461,36 +418,23 @@ pub(crate) fn vae_settings_ui(
                 format!("cyclical, every {}", crate::ui::count::count(period, "epoch"))
             }
         };
-        let r = egui::ComboBox::from_id_salt("vae-beta-schedule")
-            .selected_text(label)
-            .show_ui(ui, |ui| {
-                ui.selectable_value(&mut c.beta_schedule, BetaSchedule::Constant, "constant");
-                ui.selectable_value(
-                    &mut c.beta_schedule,
-                    BetaSchedule::LinearWarmup { epochs: 10 },
-                    "linear warm-up over 10 epochs",
-                );
-                ui.selectable_value(
-                    &mut c.beta_schedule,
-                    BetaSchedule::Cyclical { period: 10 },
-                    "cyclical, every 10 epochs",
-                );
-            })
-            .response
-            .labelled_by(id);
-        next_only(r);
-        ui.end_row();
-        settings_check::adam_rows(
-            ui,
-            &mut c.learning_rate,
-            &mut c.batch_size,
-            running.map(|r| (r.learning_rate, r.batch_size)),
-            rows,
-        );
-        number_row(ui, "Epochs", &mut c.epochs, 1.0, running.map(|r| r.epochs), |v| {
-            settings_check::EPOCHS.check(v as f64)
+        choice_row(ui, "Beta schedule", "vae-beta-schedule", label, on_show, |ui| {
+            ui.selectable_value(&mut c.beta_schedule, BetaSchedule::Constant, "constant");
+            ui.selectable_value(
+                &mut c.beta_schedule,
+                BetaSchedule::LinearWarmup { epochs: 10 },
+                "linear warm-up over 10 epochs",
+            );
+            ui.selectable_value(
+                &mut c.beta_schedule,
+                BetaSchedule::Cyclical { period: 10 },
+                "cyclical, every 10 epochs",
+            );
         });
-        number_row(ui, "Seed", &mut c.seed, 1.0, running.map(|r| r.seed), |_| Verdict::Fine);
+        let run = running.map(|r| (r.learning_rate, r.batch_size));
+        settings_check::adam_rows(ui, &mut c.learning_rate, &mut c.batch_size, run, rows);
+        epochs_row(ui, &mut c.epochs, running.map(|r| r.epochs));
+        seed_row(ui, &mut c.seed, running.map(|r| r.seed));
         number_row(ui, "Manifold cells per side", &mut vae.cells, 0.05, None, |v| {
             settings_check::CELLS.check(v as f64)
         })
@@ -515,15 +459,7 @@ pub(crate) fn vae_settings_ui(
 /// The VAE page's central area.
 pub(crate) fn vae_view_ui(vae: &mut VaeUiState, snapshot: Option<&RunSnapshot>, ui: &mut egui::Ui) {
     vae.poll(snapshot, ui.ctx());
-    if let Some(e) = &vae.error {
-        ui.colored_label(ui.visuals().error_fg_color, e);
-    }
-    ui.horizontal_wrapped(|ui| {
-        for p in VaePage::ALL {
-            ui.selectable_value(&mut vae.page, p, p.label());
-        }
-    });
-    ui.separator();
+    view_tabs(ui, vae.error.as_deref(), &mut vae.page, VaePage::ALL.map(|p| (p, p.label())));
     let Some(view) = vae.view.clone() else {
         waiting(ui, "Building the network…");
         return;
@@ -533,17 +469,7 @@ pub(crate) fn vae_view_ui(vae: &mut VaeUiState, snapshot: Option<&RunSnapshot>, 
         VaePage::Latent => latent_ui(vae, ui),
         VaePage::Reconstructions => reconstructions_ui(vae, &view, ui),
         VaePage::Prior => prior_ui(vae, ui),
-        VaePage::Loss => {
-            if let Some(s) = snapshot {
-                ui.horizontal(|ui| {
-                    if export_button(ui) {
-                        vae.export = Some(history_request(crate::Lab::Vae, s));
-                    }
-                    save_image_button(ui, "vae-loss");
-                });
-                saveable(ui, "vae-loss", || "vae-loss.png".to_owned(), |ui| vae_loss_ui(s, ui));
-            }
-        }
+        VaePage::Loss => loss_page(ui, crate::Lab::Vae, snapshot, &mut vae.export, "vae-loss", vae_loss_ui),
     });
 }
 
@@ -996,32 +922,18 @@ fn prior_ui(vae: &mut VaeUiState, ui: &mut egui::Ui) {
 
 /// Loss terms per epoch and the KL of each latent dimension.
 pub(crate) fn vae_loss_ui(snapshot: &RunSnapshot, ui: &mut egui::Ui) {
-    let series = |name: &str| -> Vec<[f64; 2]> {
-        snapshot.history.iter().filter_map(|r| r.get(name).map(|v| [r.epoch as f64, v])).collect()
-    };
+    let series = |name: &str| epoch_series(snapshot, name);
     ui.horizontal(|ui| {
         ui.strong("Nats per input");
         plot_axes::legend_toggle(ui, "vae-loss");
     });
-    let curves = [
+    let curves = vec![
         ("train: reconstruction + beta KL (batches)", series("loss")),
         ("train: negative ELBO", series("train_neg_elbo")),
         ("test: negative ELBO", series("test_neg_elbo")),
         ("test: reconstruction", series("test_recon")),
     ];
-    let names = curves.each_ref().map(|(name, _)| *name);
-    let mut occupied = plot_axes::Occupied::for_legend(&names, egui::vec2(ui.available_width(), 200.0));
-    for (_, points) in &curves {
-        occupied.line(points);
-    }
-    plot_axes::with_legend(plot_axes::plot("vae-loss"), ui.ctx(), "vae-loss", &occupied)
-        .height(200.0)
-        .x_axis_label("epoch")
-        .show(ui, |plot| {
-            for (name, points) in curves {
-                plot_axes::curve(plot, name, points);
-            }
-        });
+    epoch_curves(ui, "vae-loss", 200.0, curves, true);
     ui.horizontal(|ui| {
         ui.strong("KL per latent dimension (test inputs)");
         plot_axes::legend_toggle(ui, "vae-kl-dims");
@@ -1034,19 +946,7 @@ pub(crate) fn vae_loss_ui(snapshot: &RunSnapshot, ui: &mut egui::Ui) {
     let curves: Vec<(String, Vec<[f64; 2]>)> = std::iter::once(("KL, all dimensions".to_owned(), series("test_kl")))
         .chain(dims.iter().map(|k| (k.replace("kl_dim_", "z"), series(k))))
         .collect();
-    let names: Vec<&str> = curves.iter().map(|(name, _)| name.as_str()).collect();
-    let mut occupied = plot_axes::Occupied::for_legend(&names, egui::vec2(ui.available_width(), 160.0));
-    for (_, points) in &curves {
-        occupied.line(points);
-    }
-    plot_axes::with_legend(plot_axes::plot("vae-kl-dims"), ui.ctx(), "vae-kl-dims", &occupied)
-        .height(160.0)
-        .x_axis_label("epoch")
-        .show(ui, |plot| {
-            for (name, points) in curves {
-                plot_axes::curve(plot, name, points);
-            }
-        });
+    epoch_curves(ui, "vae-kl-dims", 160.0, curves, true);
     if let Some(last) = snapshot.history.last() {
         let collapsed: Vec<String> = dims
             .iter()
