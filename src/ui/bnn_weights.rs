@@ -9,30 +9,13 @@ use crate::models::bnn::{BnnParams, BnnView, Posterior};
 use crate::models::stats::{Histogram, normal_pdf};
 pub use crate::train::export::WeightQuantity;
 use crate::train::export::{WeightHistogram, epoch_histogram, stacked_histograms, weight_range};
-use crate::ui::bnn::BnnUiState;
+use crate::ui::bnn_state::BnnUiState;
+pub use crate::ui::bnn_state::{HeatQuantity, HistoryMode};
 use crate::ui::count::count;
 use crate::ui::export::{ExportKind, export_button};
 use crate::ui::image_export::{capture_if_asked, save_image_button, saveable};
 use crate::ui::lab_page::labelled_combo;
 use crate::ui::plot_axes;
-
-/// One epoch at a time, or the whole run stacked.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum HistoryMode {
-    /// The epoch on the slider.
-    Single,
-    /// Several epochs, offset upwards, oldest at the bottom.
-    Stacked,
-}
-
-/// What the heat map colours.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum HeatQuantity {
-    /// Posterior mean, blue (negative) to red (positive).
-    Mean,
-    /// |mean| / sd: how far the weight is from zero in its own standard deviations.
-    SignalToNoise,
-}
 
 /// The weight histograms (one layer), the heat map and the picked weight.
 pub(crate) fn weights_ui(bnn: &mut BnnUiState, view: &BnnView, ui: &mut egui::Ui) {

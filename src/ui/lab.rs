@@ -13,6 +13,7 @@ use crate::models::flow::FlowTrainer;
 use crate::models::vae::VaeTrainer;
 use crate::train::runfile::RunConfig;
 use crate::train::{Command, Trainer, TrainerFactory, Worker, WorkerState};
+use crate::ui::bnn_settings::bnn_settings_ui;
 use crate::ui::count::count;
 use crate::ui::discard::Replacement;
 use crate::ui::lab_page::{labelled_combo, waiting};
@@ -272,8 +273,8 @@ fn settings_panel_ui(state: &mut LabState, ui: &mut egui::Ui) -> bool {
     let before = state.next_learning_rate();
     // Each lab's fields, with the run on show's settings when they are that lab's.
     match (state.lab, running) {
-        (Lab::Bnn, Some(RunConfig::Bnn(run))) => crate::ui::bnn::bnn_settings_ui(&mut state.bnn, Some(&run), ui),
-        (Lab::Bnn, _) => crate::ui::bnn::bnn_settings_ui(&mut state.bnn, None, ui),
+        (Lab::Bnn, Some(RunConfig::Bnn(run))) => bnn_settings_ui(&mut state.bnn, Some(&run), ui),
+        (Lab::Bnn, _) => bnn_settings_ui(&mut state.bnn, None, ui),
         (Lab::Vae, Some(RunConfig::Vae(run))) => crate::ui::vae::vae_settings_ui(&mut state.vae, Some(&run), rows, ui),
         (Lab::Vae, _) => crate::ui::vae::vae_settings_ui(&mut state.vae, None, rows, ui),
         (Lab::Flow, Some(RunConfig::Flow(run))) => {

@@ -37,7 +37,7 @@ pub struct LabState {
     /// The flow lab's settings and views (unused by the other labs).
     pub(crate) flow: crate::ui::flow::FlowUiState,
     /// The BNN lab's settings and views (unused by the other labs).
-    pub(crate) bnn: crate::ui::bnn::BnnUiState,
+    pub(crate) bnn: crate::ui::bnn_state::BnnUiState,
     /// The VAE lab's settings and views (unused by the other labs).
     pub(crate) vae: crate::ui::vae::VaeUiState,
     /// The settings and data the run on show was started from (for "Save run…").
@@ -99,7 +99,7 @@ impl LabState {
             learning_rate: 1e-3,
             view: crate::ui::data_view::DataViewState::default(),
             flow: crate::ui::flow::FlowUiState::default(),
-            bnn: crate::ui::bnn::BnnUiState::default(),
+            bnn: crate::ui::bnn_state::BnnUiState::default(),
             vae: crate::ui::vae::VaeUiState::default(),
             run_origin: None,
             restored_settings: None,

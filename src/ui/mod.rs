@@ -3,6 +3,11 @@
 
 mod app;
 pub mod bnn;
+mod bnn_compare;
+mod bnn_predictions;
+mod bnn_probe;
+mod bnn_settings;
+mod bnn_state;
 pub mod bnn_weights;
 mod count;
 mod data_view;
