@@ -20,6 +20,7 @@ use crate::ui::lab_page::{labelled_combo, waiting};
 use crate::ui::lab_state::{LabState, RunOrigin, RunSource};
 use crate::ui::message::Message;
 use crate::ui::typed_path::path_from_typed;
+use crate::ui::vae_settings::vae_settings_ui;
 
 /// What the user asked of the dataset panel this frame.
 pub(crate) enum DatasetAsk {
@@ -275,8 +276,8 @@ fn settings_panel_ui(state: &mut LabState, ui: &mut egui::Ui) -> bool {
     match (state.lab, running) {
         (Lab::Bnn, Some(RunConfig::Bnn(run))) => bnn_settings_ui(&mut state.bnn, Some(&run), ui),
         (Lab::Bnn, _) => bnn_settings_ui(&mut state.bnn, None, ui),
-        (Lab::Vae, Some(RunConfig::Vae(run))) => crate::ui::vae::vae_settings_ui(&mut state.vae, Some(&run), rows, ui),
-        (Lab::Vae, _) => crate::ui::vae::vae_settings_ui(&mut state.vae, None, rows, ui),
+        (Lab::Vae, Some(RunConfig::Vae(run))) => vae_settings_ui(&mut state.vae, Some(&run), rows, ui),
+        (Lab::Vae, _) => vae_settings_ui(&mut state.vae, None, rows, ui),
         (Lab::Flow, Some(RunConfig::Flow(run))) => {
             crate::ui::flow::flow_settings_ui(&mut state.flow, Some(&run), rows, ui);
         }

@@ -39,7 +39,7 @@ pub struct LabState {
     /// The BNN lab's settings and views (unused by the other labs).
     pub(crate) bnn: crate::ui::bnn_state::BnnUiState,
     /// The VAE lab's settings and views (unused by the other labs).
-    pub(crate) vae: crate::ui::vae::VaeUiState,
+    pub(crate) vae: crate::ui::vae_state::VaeUiState,
     /// The settings and data the run on show was started from (for "Save run…").
     pub(crate) run_origin: Option<RunOrigin>,
     /// The last session's settings for the next run, applied once its data (and its model) are back.
@@ -100,7 +100,7 @@ impl LabState {
             view: crate::ui::data_view::DataViewState::default(),
             flow: crate::ui::flow::FlowUiState::default(),
             bnn: crate::ui::bnn_state::BnnUiState::default(),
-            vae: crate::ui::vae::VaeUiState::default(),
+            vae: crate::ui::vae_state::VaeUiState::default(),
             run_origin: None,
             restored_settings: None,
             run_source: RunSource::default(),

@@ -29,6 +29,10 @@ pub mod settings_check;
 mod status_bar;
 mod typed_path;
 pub mod vae;
+mod vae_images;
+mod vae_latent;
+mod vae_settings;
+mod vae_state;
 
 pub use app::{APP_TITLE, BayesExplorerApp, Settings};
 pub use image_export::{crop, write_png};
