@@ -16,6 +16,7 @@ use crate::train::{Command, Trainer, TrainerFactory, Worker, WorkerState};
 use crate::ui::bnn_settings::bnn_settings_ui;
 use crate::ui::count::count;
 use crate::ui::discard::Replacement;
+use crate::ui::flow_settings::flow_settings_ui;
 use crate::ui::lab_page::{labelled_combo, waiting};
 use crate::ui::lab_state::{LabState, RunOrigin, RunSource};
 use crate::ui::message::Message;
@@ -278,10 +279,8 @@ fn settings_panel_ui(state: &mut LabState, ui: &mut egui::Ui) -> bool {
         (Lab::Bnn, _) => bnn_settings_ui(&mut state.bnn, None, ui),
         (Lab::Vae, Some(RunConfig::Vae(run))) => vae_settings_ui(&mut state.vae, Some(&run), rows, ui),
         (Lab::Vae, _) => vae_settings_ui(&mut state.vae, None, rows, ui),
-        (Lab::Flow, Some(RunConfig::Flow(run))) => {
-            crate::ui::flow::flow_settings_ui(&mut state.flow, Some(&run), rows, ui);
-        }
-        (Lab::Flow, _) => crate::ui::flow::flow_settings_ui(&mut state.flow, None, rows, ui),
+        (Lab::Flow, Some(RunConfig::Flow(run))) => flow_settings_ui(&mut state.flow, Some(&run), rows, ui),
+        (Lab::Flow, _) => flow_settings_ui(&mut state.flow, None, rows, ui),
     }
     state.next_learning_rate().to_bits() != before.to_bits()
 }

@@ -15,6 +15,7 @@ mod discard;
 pub mod export;
 mod file_job;
 pub mod flow;
+mod flow_settings;
 mod image_export;
 mod lab;
 mod lab_data;
