@@ -102,11 +102,11 @@ pub struct BnnUiState {
     pub sweep_feature: usize,
     /// Finished runs, oldest first.
     pub runs: Vec<RunSummary>,
-    /// Set by "Train …" buttons on the page; the lab starts a run and clears it.
+    /// Set by the Compare runs view's "Train on …" buttons; the lab's training panel clears it and has a run started.
     pub(crate) start_requested: bool,
     /// Names of the features (rows of the first layer's matrix).
     pub(crate) feature_names: Vec<String>,
-    /// Set by an "Export data…" button; the lab starts the export and clears it.
+    /// Set by an "Export data…" button; the app starts the export once the page is drawn, and clears it.
     pub(crate) export: Option<ExportRequest>,
     /// Training rows of the lab's dataset, for the default epochs.
     pub(crate) n_train_rows: Option<usize>,

@@ -93,7 +93,7 @@ pub struct FlowUiState {
     pub page: FlowPage,
     /// Show the data table in place of the flow's views.
     pub show_data: bool,
-    /// Set by an "Export data…" button; the lab starts the export and clears it.
+    /// Set by an "Export data…" button; the app starts the export once the page is drawn, and clears it.
     pub(crate) export: Option<ExportRequest>,
     /// The data of the current run, standardised.
     pub(crate) prepared: Option<Arc<Prepared>>,

@@ -63,7 +63,7 @@ pub struct VaeUiState {
     pub(crate) cells_shown: usize,
     /// Index into the reconstruction history; `None` follows the training.
     pub recon_index: Option<usize>,
-    /// Set by an "Export data…" button; the lab starts the export and clears it.
+    /// Set by an "Export data…" button; the app starts the export once the page is drawn, and clears it.
     pub(crate) export: Option<ExportRequest>,
     /// The latent window of the scatter and the manifold.
     pub(crate) bounds: [f32; 4],
