@@ -1,4 +1,5 @@
-//! Activation functions shared by the models (and, later, the GPU kernels).
+//! Activation functions shared by the models, the CPU kernels and the candle reference (the WGSL kernels have
+//! their own in `shaders/common.wgsl`).
 
 use candle_core::{Result, Tensor};
 use serde::{Deserialize, Serialize};

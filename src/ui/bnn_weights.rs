@@ -9,29 +9,13 @@ use crate::models::bnn::{BnnParams, BnnView, Posterior};
 use crate::models::stats::{Histogram, normal_pdf};
 pub use crate::train::export::WeightQuantity;
 use crate::train::export::{WeightHistogram, epoch_histogram, stacked_histograms, weight_range};
-use crate::ui::bnn::BnnUiState;
+use crate::ui::bnn_state::BnnUiState;
+pub use crate::ui::bnn_state::{HeatQuantity, HistoryMode};
 use crate::ui::count::count;
 use crate::ui::export::{ExportKind, export_button};
 use crate::ui::image_export::{capture_if_asked, save_image_button, saveable};
+use crate::ui::lab_page::labelled_combo;
 use crate::ui::plot_axes;
-
-/// One epoch at a time, or the whole run stacked.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum HistoryMode {
-    /// The epoch on the slider.
-    Single,
-    /// Several epochs, offset upwards, oldest at the bottom.
-    Stacked,
-}
-
-/// What the heat map colours.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum HeatQuantity {
-    /// Posterior mean, blue (negative) to red (positive).
-    Mean,
-    /// |mean| / sd: how far the weight is from zero in its own standard deviations.
-    SignalToNoise,
-}
 
 /// The weight histograms (one layer), the heat map and the picked weight.
 pub(crate) fn weights_ui(bnn: &mut BnnUiState, view: &BnnView, ui: &mut egui::Ui) {
@@ -39,26 +23,16 @@ pub(crate) fn weights_ui(bnn: &mut BnnUiState, view: &BnnView, ui: &mut egui::Ui
     let n_layers = params.layers.len();
     bnn.layer = bnn.layer.min(n_layers.saturating_sub(1));
     ui.horizontal_wrapped(|ui| {
-        let id = ui.label("Layer").id;
-        egui::ComboBox::from_id_salt("bnn-layer")
-            .selected_text(layer_name(params, bnn.layer))
-            .show_ui(ui, |ui| {
-                for l in 0..n_layers {
-                    ui.selectable_value(&mut bnn.layer, l, layer_name(params, l));
-                }
-            })
-            .response
-            .labelled_by(id);
-        let id = ui.label("Show").id;
-        egui::ComboBox::from_id_salt("bnn-quantity")
-            .selected_text(bnn.quantity.label())
-            .show_ui(ui, |ui| {
-                for q in WeightQuantity::ALL {
-                    ui.selectable_value(&mut bnn.quantity, q, q.label());
-                }
-            })
-            .response
-            .labelled_by(id);
+        labelled_combo(ui, "Layer", "bnn-layer", layer_name(params, bnn.layer), |ui| {
+            for l in 0..n_layers {
+                ui.selectable_value(&mut bnn.layer, l, layer_name(params, l));
+            }
+        });
+        labelled_combo(ui, "Show", "bnn-quantity", bnn.quantity.label(), |ui| {
+            for q in WeightQuantity::ALL {
+                ui.selectable_value(&mut bnn.quantity, q, q.label());
+            }
+        });
         ui.selectable_value(&mut bnn.history_mode, HistoryMode::Single, "One epoch");
         ui.selectable_value(&mut bnn.history_mode, HistoryMode::Stacked, "Over training (stacked)");
     });

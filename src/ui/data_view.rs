@@ -8,8 +8,8 @@ use egui_plot::{MarkerShape, Points};
 use crate::Lab;
 use crate::data::prepare::{Role, image_side};
 use crate::data::table::ColumnKind;
-use crate::ui::app::LabData;
 use crate::ui::count::count;
+use crate::ui::lab_data::LabData;
 use crate::ui::plot_axes;
 
 /// Most columns shown side by side in the table; wider tables show the first ones and the last.

@@ -13,13 +13,15 @@
 //!
 //! A BNN run discarded before its last epoch is kept in Compare runs, marked with the epoch it stopped at
 //! (finished runs are already there).
-
-use std::time::Instant;
+//!
+//! Here: what would replace a run, when to ask, and the question; the app asks and carries out the answer
+//! (`app/replacing.rs`).
 
 use crate::Lab;
+use crate::train::WorkerState;
 use crate::train::runfile::OpenedRun;
-use crate::train::{Command, WorkerState};
-use crate::ui::app::{BayesExplorerApp, LabData, LabState, Message};
+use crate::ui::lab_data::LabData;
+use crate::ui::lab_state::{LabState, RunSource};
 
 /// A run that has trained (taken steps) for at least this long since it started is not discarded without asking.
 pub const ASK_AFTER_SECS: f64 = 3.0;
@@ -64,21 +66,10 @@ impl Replacement {
 
 /// A replacement waiting for the user's answer.
 pub(crate) struct PendingDiscard {
-    lab: Lab,
-    replacement: Replacement,
-}
-
-/// Where a lab's run comes from, which decides whether replacing it asks first.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub(crate) enum RunSource {
-    /// The last session's, restored at launch (or none): its only copy is the session folder's file, which the
-    /// lab's next run replaces.
-    #[default]
-    LastSession,
-    /// Started here, then.
-    Started(Instant),
-    /// Opened with "Open run…": the file keeps it.
-    File,
+    /// The lab whose run it replaces.
+    pub lab: Lab,
+    /// What replaces the run.
+    pub replacement: Replacement,
 }
 
 /// True when `state`'s run is worth asking about before it is replaced: it has taken steps, and it either started
@@ -96,108 +87,31 @@ pub(crate) fn worth_asking(state: &LabState) -> bool {
     }
 }
 
-impl BayesExplorerApp {
-    /// Replaces `lab`'s run with `replacement`, asking first when the run is [`worth_asking`] about.
-    pub(crate) fn replace_run(&mut self, lab: Lab, replacement: Replacement) {
-        // Settings that cannot train are refused before the question: nothing would replace the run.
-        if matches!(replacement, Replacement::Train | Replacement::NewModel)
-            && let Some(why) = crate::ui::settings_check::lab_refusal(self.lab(lab))
-        {
-            self.lab_mut(lab).message = Some(Message::error(format!("Cannot train: {why}")));
-            return;
-        }
-        if worth_asking(self.lab(lab)) {
-            self.pending_discards.push(PendingDiscard { lab, replacement });
-        } else {
-            self.carry_out(lab, replacement);
-        }
-    }
-
-    /// Data that would replace `lab`'s run: `Some(data)` to put it in now, or `None` when the user is asked first
-    /// (the data then waits with the question).
-    pub(crate) fn data_or_ask(&mut self, lab: Lab, data: LabData) -> Option<LabData> {
-        if worth_asking(self.lab(lab)) {
-            self.pending_discards.push(PendingDiscard { lab, replacement: Replacement::Data(Box::new(data)) });
-            None
-        } else {
-            Some(data)
-        }
-    }
-
-    fn carry_out(&mut self, lab: Lab, replacement: Replacement) {
-        let ctx = self.ctx.clone();
-        match replacement {
-            Replacement::Train => crate::ui::lab::start_run(self.lab_mut(lab), ctx, true),
-            Replacement::NewModel => crate::ui::lab::start_run(self.lab_mut(lab), ctx, false),
-            Replacement::Reset => {
-                let state = self.lab_mut(lab);
-                if let Some(w) = &state.worker {
-                    w.send(Command::Reset);
-                    state.run_source = RunSource::Started(Instant::now());
-                }
+/// The question about `state`'s run being replaced by `replacement`, in a modal window: `Some(true)` when the user
+/// agrees to discard the run, `Some(false)` when they keep it (or close the window), `None` while it stays open.
+pub(crate) fn ask(ctx: &egui::Context, state: &LabState, replacement: &Replacement) -> Option<bool> {
+    let question = question(state, replacement);
+    let button = replacement.button();
+    let mut answer = None;
+    let modal = egui::Modal::new(egui::Id::unique("discard-run")).show(ctx, |ui| {
+        ui.set_max_width(440.0);
+        ui.heading(format!("Discard the {} run?", state.lab.tab_name()));
+        ui.add_space(6.0);
+        ui.label(question);
+        ui.add_space(10.0);
+        ui.horizontal(|ui| {
+            if ui.button(button).clicked() {
+                answer = Some(true);
             }
-            Replacement::Data(data) => self.apply_data(lab, *data),
-            Replacement::Run(opened) => self.apply_opened_run(*opened, false),
-        }
-    }
-
-    /// The user agreed: a BNN run stopped before its end joins the comparison, then the replacement goes ahead.
-    fn discard_and_replace(&mut self, lab: Lab, replacement: Replacement) {
-        let state = self.lab_mut(lab);
-        keep_in_comparison(state);
-        // The question was answered: the data or run that follows is put in without asking again.
-        if matches!(replacement, Replacement::Data(_) | Replacement::Run(_)) {
-            state.worker = None;
-            state.worker_state = None;
-            state.snapshot = None;
-            state.run_origin = None;
-            state.run_source = RunSource::default();
-        }
-        self.carry_out(lab, replacement);
-    }
-
-    /// Draws the open question, if any (called every frame, after the page).
-    pub(crate) fn discard_dialog_ui(&mut self, ctx: &egui::Context) {
-        let Some(pending) = self.pending_discards.first() else { return };
-        let lab = pending.lab;
-        if !worth_asking(self.lab(lab)) {
-            // The run went meanwhile (another replacement, a failed start): nothing to ask about.
-            let pending = self.pending_discards.remove(0);
-            self.carry_out(pending.lab, pending.replacement);
-            return;
-        }
-        let question = question(self.lab(lab), &pending.replacement);
-        let button = pending.replacement.button();
-        let mut answer = None;
-        let modal = egui::Modal::new(egui::Id::unique("discard-run")).show(ctx, |ui| {
-            ui.set_max_width(440.0);
-            ui.heading(format!("Discard the {} run?", lab.tab_name()));
-            ui.add_space(6.0);
-            ui.label(question);
-            ui.add_space(10.0);
-            ui.horizontal(|ui| {
-                if ui.button(button).clicked() {
-                    answer = Some(true);
-                }
-                if ui.button("Keep the run").clicked() {
-                    answer = Some(false);
-                }
-            });
+            if ui.button("Keep the run").clicked() {
+                answer = Some(false);
+            }
         });
-        if answer.is_none() && modal.should_close() {
-            answer = Some(false);
-        }
-        let Some(discard) = answer else { return };
-        let pending = self.pending_discards.remove(0);
-        if discard {
-            self.discard_and_replace(pending.lab, pending.replacement);
-        } else if let Replacement::Data(data) = &pending.replacement {
-            self.lab_mut(lab).message = Some(Message::note(format!(
-                "Kept the run: {} was not loaded. Load it again to replace the run.",
-                data.request.describe()
-            )));
-        }
+    });
+    if answer.is_none() && modal.should_close() {
+        answer = Some(false);
     }
+    answer
 }
 
 /// The question's text: the run, how far it got, what replaces it and what of it stays.
@@ -229,7 +143,7 @@ fn question(state: &LabState, replacement: &Replacement) -> String {
 }
 
 /// A BNN run discarded before its last epoch joins the comparison (a finished one is there already).
-fn keep_in_comparison(state: &mut LabState) {
+pub(crate) fn keep_in_comparison(state: &mut LabState) {
     if state.lab != Lab::Bnn {
         return;
     }

@@ -1,15 +1,14 @@
 //! "Export data…": the CSV of what a plot shows. A page asks for an export by leaving an [`ExportRequest`] (a
-//! default file name and a closure that builds the table from plain data the page already holds); the lab hands it
-//! to [`BayesExplorerApp::export_data`], which runs the save dialog, builds the table and writes the file on the
-//! `run-file` thread, like "Save run…". The outcome appears in the lab's message area.
+//! default file name and a closure that builds the table from plain data the page already holds); the app hands it
+//! to [`export_job`] on the `run-file` thread (`app/files.rs`), which runs the save dialog, builds the table and
+//! writes the file, like "Save run…". The outcome appears in the lab's message area.
 
 use std::path::PathBuf;
 
 use crate::Lab;
 use crate::train::RunSnapshot;
 use crate::train::export::{ExportTable, history_table};
-use crate::ui::app::{BayesExplorerApp, Message};
-use crate::ui::run_file::{RunFileOutcome, given_or_picked, save_dialog};
+use crate::ui::file_job::{RunFileOutcome, given_or_picked, save_dialog};
 
 /// A plot's data to export: what the file is called by default and how to build its table (on the thread).
 pub(crate) struct ExportRequest {
@@ -33,53 +32,19 @@ pub(crate) fn export_button(ui: &mut egui::Ui) -> bool {
         .clicked()
 }
 
-impl BayesExplorerApp {
-    /// Writes the table of `request` as CSV to `path`, or to a file picked in the native save dialog when `path`
-    /// is `None`, on a background thread; the outcome appears in `lab`'s message area.
-    pub(crate) fn export_data(&mut self, lab: Lab, request: ExportRequest, path: Option<PathBuf>) {
-        if self.run_file_busy() {
-            self.lab_mut(lab).message =
-                Some(Message::warning("A file is being written or read; export again once it is done."));
-            return;
-        }
-        let ExportRequest { default_name, build } = request;
-        self.spawn_run_file_job(lab, "Exporting data…", move || {
-            let picked = given_or_picked(path, || save_dialog("Export data as CSV", "CSV", "csv", default_name));
-            let path = match picked {
-                Ok(path) => path,
-                Err(cancelled) => return cancelled,
-            };
-            let table = build();
-            match table.write(&path) {
-                Ok(()) => RunFileOutcome::Exported { path, rows: table.rows.len() },
-                Err(e) => RunFileOutcome::Failed(e.to_string()),
-            }
-        });
-    }
-
-    /// Exports what one of `lab`'s plots shows to `path` without a dialog, as its "Export data…" button would (for
-    /// tests and scripted demos). False when the lab has no such data yet (nothing is written).
-    pub fn export_view(&mut self, lab: Lab, kind: ExportKind, path: PathBuf) -> bool {
-        let state = self.lab_mut(lab);
-        let request = match (lab, kind) {
-            (_, ExportKind::History) => state.snapshot.as_ref().map(|s| history_request(lab, s)),
-            (Lab::Bnn, _) => state.bnn.export_request(kind),
-            (Lab::Vae, _) => state.vae.export_request(kind),
-            (Lab::Flow, _) => state.flow.export_request(kind),
-        };
-        let Some(request) = request else { return false };
-        self.export_data(lab, request, Some(path));
-        true
-    }
-
-    /// Starts the export a page asked for this frame, if any (called after the lab's page is drawn).
-    pub(crate) fn start_requested_export(&mut self, lab: Lab) {
-        let state = self.lab_mut(lab);
-        let pending =
-            [&mut state.bnn.export, &mut state.vae.export, &mut state.flow.export].into_iter().find_map(Option::take);
-        if let Some(request) = pending {
-            self.export_data(lab, request, None);
-        }
+/// "Export data…" on the `run-file` thread: the table of `request` written as CSV to `path`, or to a file picked in
+/// the save dialog.
+pub(crate) fn export_job(request: ExportRequest, path: Option<PathBuf>) -> RunFileOutcome {
+    let ExportRequest { default_name, build } = request;
+    let picked = given_or_picked(path, || save_dialog("Export data as CSV", "CSV", "csv", default_name));
+    let path = match picked {
+        Ok(path) => path,
+        Err(cancelled) => return cancelled,
+    };
+    let table = build();
+    match table.write(&path) {
+        Ok(()) => RunFileOutcome::Exported { path, rows: table.rows.len() },
+        Err(e) => RunFileOutcome::Failed(e.to_string()),
     }
 }
 

@@ -1,6 +1,7 @@
-//! The flow lab's page: the flow's settings, and the step-through of its stages from the Gaussian to the data
-//! (generation) or back (inference), with points, a warped grid, each stage's density or layer log-det as a
-//! heat map, the path and log-density terms of a picked point, the Keras figure and the loss curves.
+//! The flow lab's page: its state, and the step-through of its stages from the Gaussian to the data (generation)
+//! or back (inference), with points, a warped grid, each stage's density or layer log-det as a heat map, the path
+//! and log-density terms of a picked point, the Keras figure and the loss curves. Its settings panel is
+//! `flow_settings.rs`.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -15,8 +16,9 @@ use crate::train::flow_view::{FlowGeometry, FlowViewRequest, FlowViewResult, Flo
 use crate::train::{ModelView, RunSnapshot, WorkerState};
 use crate::ui::export::{ExportKind, ExportRequest, export_button, history_request};
 use crate::ui::image_export::{save_image_button, saveable};
+use crate::ui::lab_page::{epoch_series, labelled_combo, legend_figure, start_view_thread, view_error, waiting};
 use crate::ui::plot_axes;
-use crate::ui::settings_check::{self, NEXT_RUN_ONLY, Verdict, number_row};
+use crate::ui::settings_check;
 
 /// Which way the step-through runs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -91,7 +93,7 @@ pub struct FlowUiState {
     pub page: FlowPage,
     /// Show the data table in place of the flow's views.
     pub show_data: bool,
-    /// Set by an "Export data…" button; the lab starts the export and clears it.
+    /// Set by an "Export data…" button; the app starts the export once the page is drawn, and clears it.
     pub(crate) export: Option<ExportRequest>,
     /// The data of the current run, standardised.
     pub(crate) prepared: Option<Arc<Prepared>>,
@@ -225,16 +227,7 @@ impl FlowUiState {
         let Some(ModelView::Flow { step, params }) = snapshot.and_then(|s| s.model.clone()) else {
             return;
         };
-        if self.worker.is_none() {
-            let ctx = ctx.clone();
-            match FlowViewWorker::spawn(move || ctx.request_repaint()) {
-                Ok(w) => self.worker = Some(w),
-                Err(e) => {
-                    self.error = Some(format!("cannot start the view thread: {e}"));
-                    return;
-                }
-            }
-        }
+        start_view_thread(&mut self.worker, &mut self.error, ctx, FlowViewWorker::spawn);
         let Some(worker) = &self.worker else { return };
         let resolution = if running { self.resolution.min(LIVE_RESOLUTION) } else { self.resolution };
         for result in worker.drain() {
@@ -291,73 +284,6 @@ impl FlowUiState {
     }
 }
 
-/// The flow's settings in the side panel; `running`: the settings of the run on show, if any; `rows`: the training
-/// rows of the lab's data, if known.
-pub(crate) fn flow_settings_ui(
-    flow: &mut FlowUiState,
-    running: Option<&FlowConfig>,
-    rows: Option<usize>,
-    ui: &mut egui::Ui,
-) {
-    let next_only = |r: egui::Response| if running.is_some() { r.on_hover_text(NEXT_RUN_ONLY) } else { r };
-    let kind_label = ui.label("Flow").id;
-    let r = egui::ComboBox::from_id_salt("flow-kind")
-        .selected_text(flow.config.kind.label())
-        .show_ui(ui, |ui| {
-            for k in FlowKind::ALL {
-                if ui.selectable_label(flow.config.kind == k, k.label()).clicked() && flow.config.kind != k {
-                    flow.config = FlowConfig { seed: flow.config.seed, ..FlowConfig::default_for(k) };
-                }
-            }
-        })
-        .response
-        .labelled_by(kind_label);
-    next_only(r);
-    let c = &mut flow.config;
-    egui::Grid::new("flow-settings").num_columns(2).show(ui, |ui| {
-        number_row(ui, "Layers", &mut c.layers, 0.05, running.map(|r| r.layers), |v| {
-            settings_check::FLOW_LAYERS.check(v as f64)
-        });
-        if c.kind != FlowKind::Affine {
-            let mut depth = c.hidden.len();
-            let mut width = c.hidden.first().copied().unwrap_or(64);
-            let a = number_row(ui, "Hidden layers", &mut depth, 0.05, running.map(|r| r.hidden.len()), |v| {
-                settings_check::FLOW_DEPTH.check(v as f64)
-            });
-            let b =
-                number_row(ui, "Hidden units", &mut width, 0.5, running.and_then(|r| r.hidden.first().copied()), |v| {
-                    settings_check::FLOW_WIDTH.check(v as f64)
-                });
-            if a.changed() || b.changed() {
-                c.hidden = vec![width; depth];
-            } else if c.hidden.iter().any(|&w| w != width) {
-                // Layers of different widths (an opened run's): the fields show the first; say what trains.
-                let widths = c.hidden.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ");
-                settings_check::verdict_row(
-                    ui,
-                    &Verdict::Note(format!(
-                        "Hidden units per layer: {widths}. Changing either field makes every layer alike."
-                    )),
-                );
-            }
-        }
-        number_row(ui, "Epochs", &mut c.epochs, 1.0, running.map(|r| r.epochs), |v| {
-            settings_check::EPOCHS.check(v as f64)
-        });
-        settings_check::adam_rows(
-            ui,
-            &mut c.learning_rate,
-            &mut c.batch_size,
-            running.map(|r| (r.learning_rate, r.batch_size)),
-            rows,
-        );
-        number_row(ui, "Seed", &mut c.seed, 1.0, running.map(|r| r.seed), |_| Verdict::Fine);
-    });
-    if ui.button("Course defaults").on_hover_text("The Keras RealNVP or the course's MAF settings").clicked() {
-        flow.config = FlowConfig::default_for(flow.config.kind);
-    }
-}
-
 /// The flow page's central area.
 pub(crate) fn flow_view_ui(
     flow: &mut FlowUiState,
@@ -367,15 +293,13 @@ pub(crate) fn flow_view_ui(
 ) {
     let running = worker_state == Some(WorkerState::Running);
     flow.poll(snapshot, running, ui.ctx());
-    if let Some(e) = &flow.error {
-        ui.colored_label(ui.visuals().error_fg_color, e);
-    }
+    view_error(ui, flow.error.as_deref());
     ui.horizontal(|ui| {
         ui.selectable_value(&mut flow.page, FlowPage::StepThrough, "Step through the stages");
         ui.selectable_value(&mut flow.page, FlowPage::KerasFigure, "Data and latent space (Keras figure)");
     });
     if flow.geometry.is_none() {
-        crate::ui::waiting(ui, "Pushing points through the flow…");
+        waiting(ui, "Pushing points through the flow…");
         return;
     }
     match flow.page {
@@ -421,21 +345,16 @@ fn step_through_contents(flow: &mut FlowUiState, running: bool, (viewport, top):
     }
     ui.horizontal_wrapped(|ui| {
         let before = (flow.direction, flow.position);
-        let id = ui.label("Direction").id;
-        egui::ComboBox::from_id_salt("flow-direction")
-            .selected_text(flow.direction.label())
-            .show_ui(ui, |ui| {
-                for d in [Direction::Generation, Direction::Inference] {
-                    if ui.selectable_label(flow.direction == d, d.label()).clicked() && flow.direction != d {
-                        // Keep the stage on show; only the way through it changes.
-                        let stage = flow.stage_at(flow.position);
-                        flow.direction = d;
-                        flow.position = flow.stage_at(stage);
-                    }
+        labelled_combo(ui, "Direction", "flow-direction", flow.direction.label(), |ui| {
+            for d in [Direction::Generation, Direction::Inference] {
+                if ui.selectable_label(flow.direction == d, d.label()).clicked() && flow.direction != d {
+                    // Keep the stage on show; only the way through it changes.
+                    let stage = flow.stage_at(flow.position);
+                    flow.direction = d;
+                    flow.position = flow.stage_at(stage);
                 }
-            })
-            .response
-            .labelled_by(id);
+            }
+        });
         if ui.add_enabled(flow.position > 0.0, egui::Button::new("< Previous")).clicked() {
             flow.position = (flow.position.ceil() - 1.0).max(0.0);
             flow.playing = false;
@@ -482,16 +401,11 @@ fn step_through_contents(flow: &mut FlowUiState, running: bool, (viewport, top):
         ui.selectable_value(&mut flow.heat, HeatMap::Off, "none");
         ui.checkbox(&mut flow.show_points, "Points");
         ui.checkbox(&mut flow.show_grid, "Warped grid");
-        let id = ui.label("Grid cells").id;
-        egui::ComboBox::from_id_salt("flow-resolution")
-            .selected_text(format!("{0} x {0}", flow.resolution))
-            .show_ui(ui, |ui| {
-                for r in RESOLUTIONS {
-                    ui.selectable_value(&mut flow.resolution, r, format!("{r} x {r}"));
-                }
-            })
-            .response
-            .labelled_by(id);
+        labelled_combo(ui, "Grid cells", "flow-resolution", format!("{0} x {0}", flow.resolution), |ui| {
+            for r in RESOLUTIONS {
+                ui.selectable_value(&mut flow.resolution, r, format!("{r} x {r}"));
+            }
+        });
     });
     let Some(geometry) = flow.geometry.clone() else { return };
     let stage_f = flow.stage_at(flow.position).clamp(0.0, k_max as f32);
@@ -835,25 +749,16 @@ pub(crate) fn flow_loss_ui(snapshot: &RunSnapshot, export: &mut Option<ExportReq
         save_image_button(ui, "flow-loss");
         plot_axes::legend_toggle(ui, "flow-loss");
     });
-    let series = |name: &str| -> Vec<[f64; 2]> {
-        snapshot.history.iter().filter_map(|r| r.get(name).map(|v| [r.epoch as f64, v])).collect()
-    };
-    let (train, held_out) = (series("train_nll"), series("heldout_nll"));
+    let (train, held_out) = (epoch_series(snapshot, "train_nll"), epoch_series(snapshot, "heldout_nll"));
     let size = egui::vec2(ui.available_width(), 150.0);
     let mut occupied = plot_axes::Occupied::for_legend(&["train NLL", "held-out NLL"], size);
     occupied.line(&train).line(&held_out);
-    let plot = plot_axes::with_legend(plot_axes::plot("flow-loss"), ui.ctx(), "flow-loss", &occupied);
-    saveable(
-        ui,
-        "flow-loss",
-        || "flow-loss.png".to_owned(),
-        |ui| {
-            plot.height(150.0).x_axis_label("epoch").y_axis_label("NLL (nats per point)").show(ui, |plot| {
-                plot_axes::curve(plot, "train NLL", train);
-                plot_axes::curve(plot, "held-out NLL", held_out);
-            })
-        },
-    );
+    legend_figure(ui, "flow-loss", "flow-loss.png", &occupied, |plot, ui| {
+        plot.height(150.0).x_axis_label("epoch").y_axis_label("NLL (nats per point)").show(ui, |plot| {
+            plot_axes::curve(plot, "train NLL", train);
+            plot_axes::curve(plot, "held-out NLL", held_out);
+        })
+    });
 }
 
 const HUES: usize = 12;

@@ -4,16 +4,15 @@
 //! A page draws each figure through [`saveable`] and puts a [`save_image_button`] with the same name near it. A
 //! click marks the figure; when the figure is next drawn, [`saveable`] asks the window for a screenshot
 //! (`ViewportCommand::Screenshot`), whose callback crops it to the figure's rectangle and queues it. The app
-//! takes the queue each frame ([`BayesExplorerApp::poll_images`]) and encodes and writes the PNG on the
-//! `run-file` thread, after the native save dialog, like "Export data…". The UI thread only copies pixels.
+//! takes the queue each frame ([`take_captured`], in `app/files.rs`) and encodes and writes the PNG on the
+//! `run-file` thread ([`write_image_job`]), after the native save dialog, like "Export data…". The UI thread only
+//! copies pixels.
 
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
-use crate::Lab;
 use crate::train::runfile::write_atomically;
-use crate::ui::app::{BayesExplorerApp, Message};
-use crate::ui::run_file::{RunFileOutcome, given_or_picked, save_dialog};
+use crate::ui::file_job::{RunFileOutcome, given_or_picked, save_dialog};
 
 /// A figure's pixels, cropped from a screenshot of the window, waiting to be written.
 pub(crate) struct CapturedImage {
@@ -125,54 +124,32 @@ pub fn write_png(image: &egui::ColorImage, out: &mut impl std::io::Write) -> Res
         .map_err(|e| e.to_string())
 }
 
-impl BayesExplorerApp {
-    /// Saves PNGs to `folder` under their default names instead of asking with the save dialog (for tests and
-    /// scripted demos); `None` asks again.
-    pub fn save_images_to(&mut self, folder: Option<PathBuf>) {
-        self.image_folder = folder;
-    }
+/// The next figure captured in the window of `ctx` and waiting to be written, if any.
+pub(crate) fn take_captured(ctx: &egui::Context) -> Option<CapturedImage> {
+    queue(ctx).lock().ok().and_then(|mut q| (!q.is_empty()).then(|| q.remove(0)))
+}
 
-    /// Starts writing the figures captured in the window of `ctx` since the last frame (called every frame; never
-    /// waits). A figure captured while another file is being written waits for it.
-    pub(crate) fn poll_images(&mut self, ctx: &egui::Context) {
-        if self.run_file_busy() {
-            return;
-        }
-        let next = queue(ctx).lock().ok().and_then(|mut q| (!q.is_empty()).then(|| q.remove(0)));
-        if let Some(captured) = next {
-            let lab = self.settings.tab;
-            self.save_image(lab, captured);
-        }
+/// "Save image…" on the `run-file` thread: `captured` as a PNG, written to `given` or to a file picked in the save
+/// dialog; with no dialog to show (no desktop portal), into the working folder under a name not yet taken.
+pub(crate) fn write_image_job(captured: CapturedImage, given: Option<PathBuf>) -> RunFileOutcome {
+    let CapturedImage { name, image } = captured;
+    let fallback_name = name.clone();
+    let picked = given_or_picked(given, || save_dialog("Save the figure as PNG", "PNG image", "png", name));
+    let (path, no_dialog) = match picked {
+        Ok(path) => (path, false),
+        // No dialog could be shown (no desktop portal): the working folder, under a name not yet taken.
+        Err(RunFileOutcome::Cancelled { quick: true }) => match unused_path(&fallback_name) {
+            Some(path) => (path, true),
+            None => return RunFileOutcome::Cancelled { quick: true },
+        },
+        Err(cancelled) => return cancelled,
+    };
+    let mut encoded = Vec::new();
+    if let Err(e) = write_png(&image, &mut encoded) {
+        return RunFileOutcome::Failed(format!("{}: cannot encode the PNG: {e}", path.display()));
     }
-
-    fn save_image(&mut self, lab: Lab, captured: CapturedImage) {
-        let CapturedImage { name, image } = captured;
-        if image.size[0] == 0 || image.size[1] == 0 {
-            self.lab_mut(lab).message =
-                Some(Message::error(format!("{name}: the figure is not on screen; scroll to it and save it again.")));
-            return;
-        }
-        let given = self.image_folder.as_ref().map(|f| f.join(&name));
-        let fallback_name = name.clone();
-        self.spawn_run_file_job(lab, "Saving the image…", move || {
-            let picked = given_or_picked(given, || save_dialog("Save the figure as PNG", "PNG image", "png", name));
-            let (path, no_dialog) = match picked {
-                Ok(path) => (path, false),
-                // No dialog could be shown (no desktop portal): the working folder, under a name not yet taken.
-                Err(RunFileOutcome::Cancelled { quick: true }) => match unused_path(&fallback_name) {
-                    Some(path) => (path, true),
-                    None => return RunFileOutcome::Cancelled { quick: true },
-                },
-                Err(cancelled) => return cancelled,
-            };
-            let mut encoded = Vec::new();
-            if let Err(e) = write_png(&image, &mut encoded) {
-                return RunFileOutcome::Failed(format!("{}: cannot encode the PNG: {e}", path.display()));
-            }
-            match write_atomically(&path, |file| std::io::Write::write_all(file, &encoded)) {
-                Ok(()) => RunFileOutcome::ImageSaved { path, size: image.size, no_dialog },
-                Err(e) => RunFileOutcome::Failed(format!("{}: cannot write the image: {e}", path.display())),
-            }
-        });
+    match write_atomically(&path, |file| std::io::Write::write_all(file, &encoded)) {
+        Ok(()) => RunFileOutcome::ImageSaved { path, size: image.size, no_dialog },
+        Err(e) => RunFileOutcome::Failed(format!("{}: cannot write the image: {e}", path.display())),
     }
 }

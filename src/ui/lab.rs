@@ -1,5 +1,8 @@
-//! One lab's page: its dataset, the controls of its training run, and the views of both.
+//! The pieces of one lab's page, the same for the three labs: the side panel's dataset and training sections (the
+//! run's buttons, the lab's settings panel, the latest epoch), the central views, and starting a run. Each returns
+//! what the user asked of the app (a load, a replaced run), which the app carries out (`app/page.rs`).
 
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use crate::Lab;
@@ -10,105 +13,65 @@ use crate::models::flow::FlowTrainer;
 use crate::models::vae::VaeTrainer;
 use crate::train::runfile::RunConfig;
 use crate::train::{Command, Trainer, TrainerFactory, Worker, WorkerState};
-use crate::ui::app::{BayesExplorerApp, LoadTarget, Message, MessageKind};
+use crate::ui::bnn_settings::bnn_settings_ui;
 use crate::ui::count::count;
 use crate::ui::discard::Replacement;
-use crate::ui::run_file::RunOrigin;
+use crate::ui::flow_settings::flow_settings_ui;
+use crate::ui::lab_page::{labelled_combo, waiting};
+use crate::ui::lab_state::{LabState, RunOrigin, RunSource};
+use crate::ui::message::Message;
+use crate::ui::typed_path::path_from_typed;
+use crate::ui::vae_settings::vae_settings_ui;
 
-/// The side panel's width until the user drags its edge: room for the widest lab's settings (the VAE's), so that
-/// every lab's panel is as wide and switching tabs moves nothing.
-const SIDE_PANEL_WIDTH: f32 = 360.0;
-
-/// Draws the page of `lab`.
-pub(crate) fn lab_ui(app: &mut BayesExplorerApp, lab: Lab, ui: &mut egui::Ui) {
-    egui::Panel::left(("lab-side", lab)).default_size(SIDE_PANEL_WIDTH).resizable(true).show(ui, |ui| {
-        // Scrolls both ways inside the panel's width: a wider line (a long metric's name, a run's numbers) scrolls
-        // rather than widen the panel, which would move the whole page (and keep the new width).
-        egui::ScrollArea::both().auto_shrink([false, true]).show(ui, |ui| {
-            ui.heading(lab.title());
-            ui.add_space(4.0);
-            dataset_ui(app, lab, ui);
-            ui.separator();
-            training_ui(app, lab, ui);
-            ui.separator();
-            crate::ui::run_file::run_file_ui(app, lab, ui);
-        });
-    });
-    egui::CentralPanel::default().show(ui, |ui| {
-        message_ui(app, lab, ui);
-        let state = app.lab_mut(lab);
-        if lab == Lab::Flow && state.worker.is_some() && !state.flow.show_data {
-            if let Some(snapshot) = &state.snapshot
-                && !snapshot.history.is_empty()
-            {
-                egui::CollapsingHeader::new("Loss curves").default_open(true).show(ui, |ui| {
-                    crate::ui::flow::flow_loss_ui(snapshot, &mut state.flow.export, ui);
-                });
-            }
-            crate::ui::flow::flow_view_ui(&mut state.flow, state.snapshot.as_ref(), state.worker_state, ui);
-            return;
-        }
-        if lab == Lab::Vae && state.worker.is_some() && !state.vae.show_data {
-            crate::ui::vae::vae_view_ui(&mut state.vae, state.snapshot.as_ref(), ui);
-            return;
-        }
-        if lab == Lab::Bnn && state.worker.is_some() && !state.bnn.show_data {
-            crate::ui::bnn::bnn_view_ui(&mut state.bnn, state.snapshot.as_ref(), ui);
-            return;
-        }
-        let loading = state.is_loading();
-        match &mut state.data {
-            Some(data) => crate::ui::data_view::data_view_ui(lab, data, &mut state.view, ui),
-            None if loading => {
-                ui.horizontal(|ui| {
-                    ui.spinner();
-                    ui.label("Loading the dataset…");
-                });
-            }
-            None => {
-                ui.label("No dataset yet: load a CSV file or pick a built-in one.");
-            }
-        }
-    });
-    // An "Export data…" button on the page asks here, where the app's file thread and message area are at hand.
-    app.start_requested_export(lab);
+/// What the user asked of the dataset panel this frame.
+pub(crate) enum DatasetAsk {
+    /// "Load CSV…": pick a file in the native dialog.
+    Dialog,
+    /// A path typed or pasted into the path field.
+    File(PathBuf),
+    /// A built-in or generated dataset, used at once.
+    Load(LoadRequest),
 }
 
-fn message_ui(app: &mut BayesExplorerApp, lab: Lab, ui: &mut egui::Ui) {
-    let Some(message) = app.lab(lab).message.clone() else {
+/// The central panel's views under the message area: the run's views while one is on show (unless the lab shows
+/// its data instead), else the dataset.
+pub(crate) fn views_ui(state: &mut LabState, ui: &mut egui::Ui) {
+    let lab = state.lab;
+    if lab == Lab::Flow && state.worker.is_some() && !state.flow.show_data {
+        if let Some(snapshot) = &state.snapshot
+            && !snapshot.history.is_empty()
+        {
+            egui::CollapsingHeader::new("Loss curves").default_open(true).show(ui, |ui| {
+                crate::ui::flow::flow_loss_ui(snapshot, &mut state.flow.export, ui);
+            });
+        }
+        crate::ui::flow::flow_view_ui(&mut state.flow, state.snapshot.as_ref(), state.worker_state, ui);
         return;
-    };
-    let colour = match message.kind {
-        MessageKind::Error => ui.visuals().error_fg_color,
-        MessageKind::Warning => ui.visuals().warn_fg_color,
-        MessageKind::Note => ui.visuals().strong_text_color(),
-    };
-    egui::Frame::group(ui.style()).show(ui, |ui| {
-        ui.horizontal_wrapped(|ui| {
-            ui.colored_label(colour, &message.text);
-        });
-        if let Some(file) = &message.file {
-            // The whole path, selectable to copy: the text names the file by its name only.
-            ui.add(egui::Label::new(egui::RichText::new(format!("File: {}", file.display())).weak()).selectable(true));
+    }
+    if lab == Lab::Vae && state.worker.is_some() && !state.vae.show_data {
+        crate::ui::vae::vae_view_ui(&mut state.vae, state.snapshot.as_ref(), ui);
+        return;
+    }
+    if lab == Lab::Bnn && state.worker.is_some() && !state.bnn.show_data {
+        crate::ui::bnn::bnn_view_ui(&mut state.bnn, state.snapshot.as_ref(), ui);
+        return;
+    }
+    let loading = state.is_loading();
+    match &mut state.data {
+        Some(data) => crate::ui::data_view::data_view_ui(lab, data, &mut state.view, ui),
+        None if loading => waiting(ui, "Loading the dataset…"),
+        None => {
+            ui.label("No dataset yet: load a CSV file or pick a built-in one.");
         }
-        ui.horizontal(|ui| {
-            if let Some(retry) = &message.retry_dropping
-                && ui.button("Drop those rows and load").clicked()
-            {
-                app.start_load(lab, retry.clone(), LoadTarget::Preview);
-                app.lab_mut(lab).message = None;
-            }
-            if ui.button("Dismiss").clicked() {
-                app.lab_mut(lab).message = None;
-            }
-        });
-    });
-    ui.add_space(6.0);
+    }
 }
 
-fn dataset_ui(app: &mut BayesExplorerApp, lab: Lab, ui: &mut egui::Ui) {
+/// The side panel's dataset section of `state`'s lab: what is loaded, the load in progress, "Load CSV…", the path
+/// field (`path_text`, shared by the labs) and the built-in and generated sets. The caller carries out the answer.
+pub(crate) fn dataset_ui(state: &LabState, path_text: &mut String, ui: &mut egui::Ui) -> Option<DatasetAsk> {
+    let lab = state.lab;
+    let mut ask = None;
     ui.strong("Dataset");
-    let state = app.lab(lab);
     match &state.data {
         Some(data) => {
             let name = ui.label(&data.table.name);
@@ -142,19 +105,18 @@ fn dataset_ui(app: &mut BayesExplorerApp, lab: Lab, ui: &mut egui::Ui) {
     }
     ui.add_space(4.0);
     if ui.button("Load CSV…").on_hover_text("Open a CSV file (, ; or tab separated, optionally .gz)").clicked() {
-        app.open_file_dialog();
+        ask = Some(DatasetAsk::Dialog);
     }
     ui.horizontal(|ui| {
-        let edit =
-            ui.add(egui::TextEdit::singleline(&mut app.path_text).hint_text("or type a path").desired_width(200.0));
+        let edit = ui.add(egui::TextEdit::singleline(path_text).hint_text("or type a path").desired_width(200.0));
         let edit = edit.on_hover_text(
             "A path as typed or pasted: quotes around it, ~ for your home folder and file:// addresses are understood",
         );
         let enter = edit.lost_focus() && ui.input(|i| i.key_pressed(egui::Key::Enter));
         if (ui.button("Load").clicked() || enter)
-            && let Some(path) = crate::ui::path_from_typed(&app.path_text, std::env::home_dir().as_deref())
+            && let Some(path) = path_from_typed(path_text, std::env::home_dir().as_deref())
         {
-            app.load_file(path);
+            ask = Some(DatasetAsk::File(path));
         }
     });
     ui.label(egui::RichText::new("You can also drop a CSV file onto the window.").weak());
@@ -162,30 +124,30 @@ fn dataset_ui(app: &mut BayesExplorerApp, lab: Lab, ui: &mut egui::Ui) {
     egui::CollapsingHeader::new("Built-in data").default_open(true).id_salt(("builtin", lab)).show(ui, |ui| {
         for b in BuiltinFile::ALL {
             if ui.button(b.label()).clicked() {
-                app.start_load(lab, LoadRequest::Builtin(b), LoadTarget::Apply(None));
+                ask = Some(DatasetAsk::Load(LoadRequest::Builtin(b)));
             }
         }
         ui.add_space(4.0);
-        generated_ui(app, lab, ui);
+        if let Some(spec) = generated_ui(lab, ui) {
+            ask = Some(DatasetAsk::Load(LoadRequest::Synth(spec)));
+        }
     });
+    ask
 }
 
-fn generated_ui(app: &mut BayesExplorerApp, lab: Lab, ui: &mut egui::Ui) {
+/// The generated 2-D set's kind, points, noise and seed (kept in egui's memory per lab); the set to load when
+/// "Generate" is clicked.
+fn generated_ui(lab: Lab, ui: &mut egui::Ui) -> Option<SynthSpec> {
     let id = egui::Id::unique(("synth-spec", lab));
     let mut spec = ui.data_mut(|d| *d.get_temp_mut_or(id, SynthSpec::default_for(SynthKind::Moons)));
-    let kind_label = ui.label("Generated 2-D set:").id;
-    egui::ComboBox::from_id_salt(("synth-kind", lab))
-        .selected_text(spec.kind.label())
-        .show_ui(ui, |ui| {
-            for k in SynthKind::ALL {
-                if ui.selectable_label(spec.kind == k, k.label()).clicked() {
-                    spec.kind = k;
-                    spec.noise = k.default_noise();
-                }
+    labelled_combo(ui, "Generated 2-D set:", ("synth-kind", lab), spec.kind.label(), |ui| {
+        for k in SynthKind::ALL {
+            if ui.selectable_label(spec.kind == k, k.label()).clicked() {
+                spec.kind = k;
+                spec.noise = k.default_noise();
             }
-        })
-        .response
-        .labelled_by(kind_label);
+        }
+    });
     egui::Grid::new(("synth-grid", lab)).num_columns(2).show(ui, |ui| {
         let id = ui.label("Points").id;
         ui.add(egui::DragValue::new(&mut spec.n_points).range(10..=SynthSpec::MAX_POINTS).speed(50)).labelled_by(id);
@@ -197,21 +159,23 @@ fn generated_ui(app: &mut BayesExplorerApp, lab: Lab, ui: &mut egui::Ui) {
         ui.add(egui::DragValue::new(&mut spec.seed)).labelled_by(id);
         ui.end_row();
     });
-    if ui.button("Generate").clicked() {
-        app.start_load(lab, LoadRequest::Synth(spec), LoadTarget::Apply(None));
-    }
+    let generate = ui.button("Generate").clicked().then_some(spec);
     ui.data_mut(|d| d.insert_temp(id, spec));
+    generate
 }
 
-fn training_ui(app: &mut BayesExplorerApp, lab: Lab, ui: &mut egui::Ui) {
+/// The side panel's training section of `state`'s lab: the run's buttons, its epoch, the data-or-views switch, the
+/// settings and the latest epoch's metrics. Returns what would replace the run, for the caller to ask about or
+/// carry out (`discard.rs`).
+pub(crate) fn training_ui(state: &mut LabState, ui: &mut egui::Ui) -> Option<Replacement> {
+    let lab = state.lab;
     ui.strong("Training");
     // What would replace the run; asked about first when the run has trained a while (`discard.rs`).
     let mut replacement = None;
-    let state = app.lab_mut(lab);
     let run_state = state.worker_state;
     // Settings that cannot train disable Train, saying why on hover (the field says so in red; New model and the
     // comparison's buttons are refused in `start_run`, saying the same in the message line).
-    let refusal = crate::ui::settings_check::lab_refusal(state);
+    let refusal = state.settings_refusal();
     let why = format!("Cannot train: {}", refusal.clone().unwrap_or_default());
     ui.horizontal_wrapped(|ui| {
         if ui
@@ -265,14 +229,10 @@ fn training_ui(app: &mut BayesExplorerApp, lab: Lab, ui: &mut egui::Ui) {
     ui.add_space(4.0);
     egui::CollapsingHeader::new("Settings").default_open(true).id_salt(("settings", lab)).show(ui, |ui| {
         // The learning rate also applies to the run in progress (e.g. lowered after a NaN), when it can train.
-        if crate::ui::settings_check::settings_panel_ui(state, ui)
+        if settings_panel_ui(state, ui)
             && let Some(w) = &state.worker
         {
-            let rate = match lab {
-                Lab::Bnn => state.bnn.config.learning_rate,
-                Lab::Vae => state.vae.config.learning_rate,
-                Lab::Flow => state.flow.config.learning_rate,
-            };
+            let rate = state.next_learning_rate();
             if crate::ui::settings_check::learning_rate(rate).refusal().is_none() {
                 w.send(Command::SetLearningRate(rate));
             }
@@ -294,15 +254,41 @@ fn training_ui(app: &mut BayesExplorerApp, lab: Lab, ui: &mut egui::Ui) {
             });
         }
     }
-    if let Some(replacement) = replacement {
-        app.replace_run(lab, replacement);
+    replacement
+}
+
+/// The settings panel of `state`'s lab: a line saying which run the fields apply to while one is on show, then the
+/// lab's fields (with the values of the run on show beside those that differ). Returns whether the learning rate
+/// changed (the caller sends it to the running run).
+fn settings_panel_ui(state: &mut LabState, ui: &mut egui::Ui) -> bool {
+    let running = state.worker.as_ref().and(state.run_origin.as_ref()).map(|o| o.config.clone());
+    if running.is_some() {
+        ui.label(
+            egui::RichText::new(
+                "These settings are for the next run: Train starts it. The run on show keeps its own (shown beside \
+                 a field that differs), except the learning rate, which applies to it at once.",
+            )
+            .weak(),
+        );
     }
+    let rows = state.training_rows();
+    let before = state.next_learning_rate();
+    // Each lab's fields, with the run on show's settings when they are that lab's.
+    match (state.lab, running) {
+        (Lab::Bnn, Some(RunConfig::Bnn(run))) => bnn_settings_ui(&mut state.bnn, Some(&run), ui),
+        (Lab::Bnn, _) => bnn_settings_ui(&mut state.bnn, None, ui),
+        (Lab::Vae, Some(RunConfig::Vae(run))) => vae_settings_ui(&mut state.vae, Some(&run), rows, ui),
+        (Lab::Vae, _) => vae_settings_ui(&mut state.vae, None, rows, ui),
+        (Lab::Flow, Some(RunConfig::Flow(run))) => flow_settings_ui(&mut state.flow, Some(&run), rows, ui),
+        (Lab::Flow, _) => flow_settings_ui(&mut state.flow, None, rows, ui),
+    }
+    state.next_learning_rate().to_bits() != before.to_bits()
 }
 
 /// Starts a new run in the lab (running, or paused untrained), dropping the one it had; settings that cannot train
 /// are refused with the reason in the message line, and the run on show stays.
-pub(crate) fn start_run(state: &mut crate::ui::app::LabState, ctx: egui::Context, start_running: bool) {
-    if let Some(why) = crate::ui::settings_check::lab_refusal(state) {
+pub(crate) fn start_run(state: &mut LabState, ctx: egui::Context, start_running: bool) {
+    if let Some(why) = state.settings_refusal() {
         state.message = Some(Message::error(format!("Cannot train: {why}")));
         return;
     }
@@ -353,7 +339,7 @@ pub(crate) fn start_run(state: &mut crate::ui::app::LabState, ctx: egui::Context
             state.worker = Some(w);
             state.worker_state = Some(WorkerState::Starting);
             state.run_origin = Some(origin);
-            state.run_source = crate::ui::discard::RunSource::Started(std::time::Instant::now());
+            state.run_source = RunSource::Started(std::time::Instant::now());
         }
         Err(e) => state.message = Some(Message::error(format!("cannot start the training thread: {e}"))),
     }

@@ -3,14 +3,25 @@
 
 mod app;
 pub mod bnn;
+mod bnn_compare;
+mod bnn_predictions;
+mod bnn_probe;
+mod bnn_settings;
+mod bnn_state;
 pub mod bnn_weights;
 mod count;
 mod data_view;
 mod discard;
 pub mod export;
+mod file_job;
 pub mod flow;
+mod flow_settings;
 mod image_export;
 mod lab;
+mod lab_data;
+mod lab_page;
+mod lab_state;
+mod message;
 mod plot_axes;
 mod preview;
 mod run_file;
@@ -19,22 +30,17 @@ pub mod settings_check;
 mod status_bar;
 mod typed_path;
 pub mod vae;
+mod vae_images;
+mod vae_latent;
+mod vae_settings;
+mod vae_state;
 
-pub use app::{BayesExplorerApp, LabState, Message, MessageKind, Settings};
+pub use app::{APP_TITLE, BayesExplorerApp, Settings};
 pub use image_export::{crop, write_png};
+pub use lab_state::LabState;
+pub use message::{Message, MessageKind};
 pub use session::session_run_path;
 pub use typed_path::path_from_typed;
-
-/// A spinner and what is being waited for.
-pub(crate) fn waiting(ui: &mut egui::Ui, what: &str) {
-    ui.horizontal(|ui| {
-        ui.spinner();
-        ui.label(what);
-    });
-}
-
-/// Title of the window (and the name of its persistence folder).
-pub const APP_TITLE: &str = "bayes-explorer";
 
 /// Which library draws the window (`--renderer`); the compute kernels use wgpu whichever it is.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]

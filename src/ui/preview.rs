@@ -5,7 +5,6 @@ use crate::Lab;
 use crate::data::prepare::{DataSpec, Role, check_lab, image_side, split_counts};
 use crate::data::table::{DISTINCT_CAP, delimiter_name};
 use crate::data::{CsvOptions, HeaderMode, LoadRequest, Table};
-use crate::ui::app::{BayesExplorerApp, LabData, LoadTarget};
 
 /// A loaded file waiting for the user's go-ahead.
 pub(crate) struct Preview {
@@ -30,8 +29,20 @@ enum Choice {
     Reload(LoadRequest),
 }
 
-/// Shows the preview window; returns it back while it stays open.
-pub(crate) fn preview_window(app: &mut BayesExplorerApp, mut preview: Preview, ctx: &egui::Context) -> Option<Preview> {
+/// What became of the preview this frame; the caller carries it out.
+pub(crate) enum PreviewOutcome {
+    /// Still open.
+    Open(Preview),
+    /// "Use in the … lab": the file goes into its lab.
+    Use(Preview),
+    /// Cancelled (the button, the window's cross or Escape).
+    Cancelled,
+    /// Load the file again for `lab` with other options.
+    Reload(Lab, LoadRequest),
+}
+
+/// Shows the preview window; what the user chose in it comes back.
+pub(crate) fn preview_window(mut preview: Preview, ctx: &egui::Context) -> PreviewOutcome {
     let mut choice = Choice::Keep;
     let mut open = true;
     // Escape closes the preview as Cancel does, unless it is closing one of the preview's menus first or a text
@@ -63,18 +74,10 @@ pub(crate) fn preview_window(app: &mut BayesExplorerApp, mut preview: Preview, c
         choice = Choice::Cancel;
     }
     match choice {
-        Choice::Keep => Some(preview),
-        Choice::Cancel => None,
-        Choice::Use => {
-            let lab = preview.lab;
-            app.apply_data(lab, LabData::new(preview.table, preview.spec, preview.request));
-            app.settings.tab = lab;
-            None
-        }
-        Choice::Reload(request) => {
-            app.start_load(preview.lab, request, LoadTarget::Preview);
-            None
-        }
+        Choice::Keep => PreviewOutcome::Open(preview),
+        Choice::Cancel => PreviewOutcome::Cancelled,
+        Choice::Use => PreviewOutcome::Use(preview),
+        Choice::Reload(request) => PreviewOutcome::Reload(preview.lab, request),
     }
 }
 

@@ -4,8 +4,13 @@
 //!
 //! A value that cannot train stays in its field as typed, with a red line under it saying what is accepted, and
 //! Train is disabled with that reason: the field never disagrees with what Train would train.
+//!
+//! Also the rows the labs' settings grids are made of (a number, a choice, the hidden units, the epochs and the seed),
+//! each with that verdict under it and, while a run is on show, that run's value beside it.
 
 use std::ops::RangeInclusive;
+
+use crate::ui::lab_page::labelled_combo;
 
 /// Most units one hidden layer may have.
 pub const MAX_HIDDEN_UNITS: usize = 4096;
@@ -158,6 +163,23 @@ pub fn parse_hidden(text: &str) -> Result<Vec<usize>, String> {
         .collect()
 }
 
+/// Hidden widths as the hidden-units field shows them ("512, 256").
+#[must_use]
+pub fn hidden_text(hidden: &[usize]) -> String {
+    hidden.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ")
+}
+
+/// Keeps the hidden-units field (`text`) and the settings' layers (`hidden`) agreeing: the layers from the field when
+/// it parses and was `edited`; when it was not edited and the settings changed elsewhere (a script, a test, an opened
+/// run), the field follows them. A field that does not parse stays as typed.
+pub fn sync_hidden(text: &mut String, hidden: &mut Vec<usize>, edited: bool) {
+    match parse_hidden(text) {
+        Ok(h) if edited => *hidden = h,
+        Ok(h) if h != *hidden => *text = hidden_text(hidden),
+        Ok(_) | Err(_) => {}
+    }
+}
+
 /// The hidden-units field's verdict: refused when it does not parse, `empty_note` when it is empty.
 #[must_use]
 pub fn hidden(text: &str, empty_note: &str) -> Verdict {
@@ -200,6 +222,63 @@ pub(crate) fn number_row<N: egui::emath::Numeric>(
     verdict: impl FnOnce(N) -> Verdict,
 ) -> egui::Response {
     number_row_with(ui, label, value, speed, (running, false), verdict)
+}
+
+/// `response` with the hover saying it applies to the next run, while a run is on show (`running`).
+pub(crate) fn next_run_only(response: egui::Response, running: bool) -> egui::Response {
+    if running { response.on_hover_text(NEXT_RUN_ONLY) } else { response }
+}
+
+/// A choice in a settings grid: its label, a combo box (`id_salt`) showing `selected` whose menu `menu` fills, with
+/// the hover that it applies to the next run while one is on show (`running`); then the row's end.
+pub(crate) fn choice_row(
+    ui: &mut egui::Ui,
+    label: &str,
+    id_salt: &str,
+    selected: impl Into<egui::WidgetText>,
+    running: bool,
+    menu: impl FnOnce(&mut egui::Ui),
+) -> egui::Response {
+    let response = next_run_only(labelled_combo(ui, label, id_salt, selected, menu), running);
+    ui.end_row();
+    response
+}
+
+/// The hidden-units field in a settings grid: `text` as typed, with `hover`, and while a run is on show (its layers
+/// `running`) the hover that it applies to the next run and the run's layers beside it when they differ; under it,
+/// what `verdict` says of the text. Returns whether the text was edited.
+pub(crate) fn hidden_row(
+    ui: &mut egui::Ui,
+    text: &mut String,
+    hover: String,
+    running: Option<&[usize]>,
+    verdict: impl FnOnce(&str) -> Verdict,
+) -> bool {
+    let id = ui.label("Hidden units").id;
+    let mut edited = false;
+    ui.horizontal(|ui| {
+        let r = ui.add(egui::TextEdit::singleline(text).desired_width(90.0)).labelled_by(id).on_hover_text(hover);
+        edited = r.changed();
+        next_run_only(r, running.is_some());
+        if let Some(run) = running
+            && parse_hidden(text).ok().as_deref() != Some(run)
+        {
+            ui.label(egui::RichText::new(format!("this run: [{}]", hidden_text(run))).weak());
+        }
+    });
+    ui.end_row();
+    verdict_row(ui, &verdict(text));
+    edited
+}
+
+/// Every lab's epochs in a settings grid (see [`number_row`]); `running`: the run on show's.
+pub(crate) fn epochs_row(ui: &mut egui::Ui, epochs: &mut usize, running: Option<usize>) -> egui::Response {
+    number_row(ui, "Epochs", epochs, 1.0, running, |v| EPOCHS.check(v as f64))
+}
+
+/// Every lab's seed in a settings grid (any value trains); `running`: the run on show's.
+pub(crate) fn seed_row(ui: &mut egui::Ui, seed: &mut u64, running: Option<u64>) -> egui::Response {
+    number_row(ui, "Seed", seed, 1.0, running, |_| Verdict::Fine)
 }
 
 /// The Adam rows the VAE and flow panels share: the learning rate (which the run on show takes at once) and the batch
@@ -258,69 +337,6 @@ pub(crate) fn number_row_with<N: egui::emath::Numeric>(
     ui.end_row();
     verdict_row(ui, &verdict(*value));
     response
-}
-
-/// Why `state`'s next run cannot train with its settings (the first setting refused), or `None`.
-#[must_use]
-pub fn lab_refusal(state: &crate::ui::LabState) -> Option<String> {
-    match state.lab {
-        crate::Lab::Bnn => state.bnn.settings_refusal(),
-        crate::Lab::Vae => state.vae.settings_refusal(),
-        crate::Lab::Flow => state.flow.settings_refusal(),
-    }
-}
-
-/// Training rows of `state`'s data (its split's), once it is loaded.
-pub(crate) fn training_rows(state: &crate::ui::LabState) -> Option<usize> {
-    let data = state.data.as_ref()?;
-    Some(crate::data::prepare::split_counts(data.table.n_rows(), data.spec.test_fraction).0)
-}
-
-/// The settings panel of `state`'s lab: a line saying which run the fields apply to while one is on show, then the
-/// lab's fields (with the values of the run on show beside those that differ). Returns whether the learning rate
-/// changed (the caller sends it to the running run).
-pub(crate) fn settings_panel_ui(state: &mut crate::ui::LabState, ui: &mut egui::Ui) -> bool {
-    use crate::train::runfile::RunConfig;
-    let running = state.worker.as_ref().and(state.run_origin.as_ref()).map(|o| o.config.clone());
-    if running.is_some() {
-        ui.label(
-            egui::RichText::new(
-                "These settings are for the next run: Train starts it. The run on show keeps its own (shown beside \
-                 a field that differs), except the learning rate, which applies to it at once.",
-            )
-            .weak(),
-        );
-    }
-    let rows = training_rows(state);
-    match state.lab {
-        crate::Lab::Bnn => {
-            let before = state.bnn.config.learning_rate;
-            let running = match &running {
-                Some(RunConfig::Bnn(c)) => Some(c),
-                _ => None,
-            };
-            crate::ui::bnn::bnn_settings_ui(&mut state.bnn, running, ui);
-            state.bnn.config.learning_rate.to_bits() != before.to_bits()
-        }
-        crate::Lab::Vae => {
-            let before = state.vae.config.learning_rate;
-            let running = match &running {
-                Some(RunConfig::Vae(c)) => Some(c),
-                _ => None,
-            };
-            crate::ui::vae::vae_settings_ui(&mut state.vae, running, rows, ui);
-            state.vae.config.learning_rate.to_bits() != before.to_bits()
-        }
-        crate::Lab::Flow => {
-            let before = state.flow.config.learning_rate;
-            let running = match &running {
-                Some(RunConfig::Flow(c)) => Some(c),
-                _ => None,
-            };
-            crate::ui::flow::flow_settings_ui(&mut state.flow, running, rows, ui);
-            state.flow.config.learning_rate.to_bits() != before.to_bits()
-        }
-    }
 }
 
 #[cfg(test)]

@@ -3,7 +3,7 @@
 
 use crate::Lab;
 use crate::train::WorkerState;
-use crate::ui::app::{BayesExplorerApp, LabState};
+use crate::ui::lab_state::LabState;
 
 /// The progress bars' widths.
 const EPOCH_BAR_WIDTH: f32 = 180.0;
@@ -31,20 +31,34 @@ fn run_under_way(state: &LabState) -> Option<(Lab, String, String)> {
     Some((state.lab, long, short))
 }
 
-/// The labs other than the open one with a run under way, as [`run_under_way`] names them.
+/// The labs other than `tab` with a run under way, as [`run_under_way`] names them.
 #[must_use]
-pub(crate) fn other_runs(app: &BayesExplorerApp) -> Vec<(Lab, String, String)> {
-    app.labs.iter().filter(|s| s.lab != app.settings.tab).filter_map(run_under_way).collect()
+pub(crate) fn other_runs(labs: &[LabState], tab: Lab) -> Vec<(Lab, String, String)> {
+    labs.iter().filter(|s| s.lab != tab).filter_map(run_under_way).collect()
 }
 
-/// Draws the status bar; a click on another lab's run opens that lab's tab.
-pub(crate) fn status_bar_ui(app: &mut BayesExplorerApp, ui: &mut egui::Ui) {
-    let lab = app.lab(app.settings.tab);
+/// What the status bar shows.
+pub(crate) struct StatusBar<'a> {
+    /// Every lab's state, in tab order.
+    pub labs: &'a [LabState],
+    /// The open tab.
+    pub tab: Lab,
+    /// The compute line.
+    pub compute: String,
+    /// Frames drawn in the last two seconds and the slowest one's milliseconds, once measured.
+    pub frames: Option<(f64, f32)>,
+    /// Which renderer draws the window and why, when known.
+    pub renderer: Option<&'a str>,
+}
+
+/// Draws the status bar; returns the lab whose run the user clicked: its tab should open.
+pub(crate) fn status_bar_ui(bar: StatusBar<'_>, ui: &mut egui::Ui) -> Option<Lab> {
+    let StatusBar { labs, tab, compute, frames, renderer } = bar;
+    let lab = labs.iter().find(|s| s.lab == tab)?;
+    let others = other_runs(labs, tab);
     let state = lab.worker_state.map_or("no run", |s| s.label());
     let worker = format!("Worker ({}): {state}", lab.lab.tab_name());
-    let others = other_runs(app);
-    let frames =
-        app.frame_summary().map(|(fps, slowest_ms)| format!("UI: {fps:.0} frames/s, slowest frame {slowest_ms:.1} ms"));
+    let frames = frames.map(|(fps, slowest_ms)| format!("UI: {fps:.0} frames/s, slowest frame {slowest_ms:.1} ms"));
     // The compute line gives way first in a narrow window (elided, whole on hover), then the other labs' runs are
     // named in short, so that the worker's state and the frame rate to its right stay readable: it gets the width
     // the rest of the bar leaves.
@@ -80,7 +94,7 @@ pub(crate) fn status_bar_ui(app: &mut BayesExplorerApp, ui: &mut egui::Ui) {
     ui.horizontal(|ui| {
         ui.scope(|ui| {
             ui.set_max_width(compute_width);
-            ui.add(egui::Label::new(app.compute_status()).truncate());
+            ui.add(egui::Label::new(compute).truncate());
         });
         ui.separator();
         ui.label(worker);
@@ -104,7 +118,7 @@ pub(crate) fn status_bar_ui(app: &mut BayesExplorerApp, ui: &mut egui::Ui) {
         if let Some(frames) = frames {
             ui.separator();
             let mut hover = "Over the last two seconds: frames drawn, and the UI thread's time for the slowest (under 16.7 ms keeps 60 frames per second)".to_owned();
-            if let Some(note) = &app.window_renderer {
+            if let Some(note) = renderer {
                 hover = format!("{hover}. {note}.");
             }
             ui.label(frames).on_hover_text(hover);
@@ -114,7 +128,5 @@ pub(crate) fn status_bar_ui(app: &mut BayesExplorerApp, ui: &mut egui::Ui) {
             ui.add(egui::ProgressBar::new(job.fraction()).desired_width(LOADING_BAR_WIDTH).text("loading"));
         }
     });
-    if let Some(other) = go_to {
-        app.settings.tab = other;
-    }
+    go_to
 }

@@ -1,0 +1,233 @@
+//! The app's work on the `run-file` thread, one job at a time: "Save run…" and "Open run…" (`run_file.rs`),
+//! "Export data…" (`export.rs`) and "Save image…" (`image_export.rs`); each outcome said in its lab's message area,
+//! and an opened run put into its lab.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use crate::Lab;
+use crate::train::runfile::{OpenedRun, RunConfig, weights_path_for};
+use crate::train::{Worker, WorkerState};
+use crate::ui::app::BayesExplorerApp;
+use crate::ui::discard::Replacement;
+use crate::ui::export::{ExportKind, ExportRequest, export_job};
+use crate::ui::file_job::{RunFileJob, RunFileOutcome};
+use crate::ui::image_export::{CapturedImage, take_captured, write_image_job};
+use crate::ui::lab_data::LabData;
+use crate::ui::lab_state::{RunOrigin, RunSource};
+use crate::ui::message::Message;
+use crate::ui::run_file::{open_run_job, save_run_job};
+
+impl BayesExplorerApp {
+    /// Saves `lab`'s run (paused or finished) to `path`, or to a file picked in the native dialog when `path` is
+    /// `None`, on a background thread; the outcome appears in the lab's message area.
+    pub fn save_run(&mut self, lab: Lab, path: Option<PathBuf>) {
+        if self.run_file_job.is_some() {
+            return;
+        }
+        let state = self.lab(lab);
+        let Some(origin) = state.run_origin.clone() else {
+            self.lab_mut(lab).message =
+                Some(Message::error("Train a model or open a run first: there is no run to save."));
+            return;
+        };
+        if state.worker_state == Some(WorkerState::Running) {
+            self.lab_mut(lab).message = Some(Message::error("Pause the run or let it finish before saving it."));
+            return;
+        }
+        let Some(snapshot) = state.worker.as_ref().and_then(Worker::snapshot).or_else(|| state.snapshot.clone()) else {
+            self.lab_mut(lab).message = Some(Message::error("The run has no model yet: nothing to save."));
+            return;
+        };
+        let default_name = format!("{}-run.json", lab.tab_name().to_lowercase());
+        self.spawn_run_file_job(lab, "Saving the run…", move || save_run_job(&origin, &snapshot, path, default_name));
+    }
+
+    /// Opens the run file `path`, or one picked in the native dialog when `path` is `None`, with its dataset, on a
+    /// background thread; the run then shows in its lab, its settings ready for a re-run.
+    pub fn open_run(&mut self, path: Option<PathBuf>) {
+        if self.run_file_job.is_some() {
+            return;
+        }
+        let tab = self.settings.tab;
+        self.spawn_run_file_job(tab, "Opening the run…", move || open_run_job(path));
+    }
+
+    /// True while a run is being saved or opened.
+    #[must_use]
+    pub fn run_file_busy(&self) -> bool {
+        self.run_file_job.is_some()
+    }
+
+    /// Runs `job` on the `run-file` thread; its outcome shows on `lab`'s page.
+    fn spawn_run_file_job(
+        &mut self,
+        lab: Lab,
+        what: &'static str,
+        job: impl FnOnce() -> RunFileOutcome + Send + 'static,
+    ) {
+        match RunFileJob::spawn(lab, what, self.ctx.clone(), job) {
+            Ok(job) => self.run_file_job = Some(job),
+            Err(e) => {
+                self.lab_mut(lab).message = Some(Message::error(format!("cannot start the run-file thread: {e}")));
+            }
+        }
+    }
+
+    /// Applies a finished save, open, export or image (called every frame; never waits).
+    pub(super) fn poll_run_file(&mut self) {
+        let Some(job) = &self.run_file_job else { return };
+        let lab = job.lab();
+        let Some(outcome) = job.try_outcome() else { return };
+        self.run_file_job = None;
+        match outcome {
+            RunFileOutcome::Saved(path) => {
+                let weights = weights_path_for(&path).map(|w| w.display().to_string()).unwrap_or_default();
+                self.lab_mut(lab).message =
+                    Some(Message::note(format!("Saved the run to {} (weights in {weights}).", path.display())));
+            }
+            RunFileOutcome::Exported { path, rows } => {
+                self.lab_mut(lab).message = Some(Message::note(format!(
+                    "Exported {} of data to {}.",
+                    crate::ui::count::count(rows, "row"),
+                    path.display()
+                )));
+            }
+            RunFileOutcome::ImageSaved { path, size: [w, h], no_dialog } => {
+                let why = if no_dialog {
+                    " No file dialog answered (no desktop portal is running), so it went to the working folder."
+                } else {
+                    ""
+                };
+                self.lab_mut(lab).message =
+                    Some(Message::note(format!("Saved the figure ({w} x {h} pixels) to {}.{why}", path.display())));
+            }
+            RunFileOutcome::Opened(opened) => {
+                // Asks first when the run it replaces (in the run's own lab) has trained a while.
+                self.replace_run(opened.run.lab(), Replacement::Run(opened));
+            }
+            RunFileOutcome::Cancelled { quick: true } => {
+                self.lab_mut(lab).message = Some(Message::warning(
+                    "No file dialog answered (no desktop portal is running). On the command line, `bayes-explorer train <lab> … --save PATH` saves a run, `--load PATH` opens one and `--export DIR` writes its data as CSV files.",
+                ));
+            }
+            RunFileOutcome::Cancelled { quick: false } => {}
+            RunFileOutcome::Failed(text) => self.lab_mut(lab).message = Some(Message::error(text)),
+        }
+    }
+
+    /// Shows an opened run in its lab: its data, its settings for the next run, and a worker that plays the saved
+    /// model and metrics back (so the views are the ones the trainer would publish). `restored`: the last
+    /// session's run, shown where it was left (the open tab stays).
+    pub(super) fn apply_opened_run(&mut self, opened: OpenedRun, restored: bool) {
+        let OpenedRun { path, run, table, request, prepared } = opened;
+        let lab = run.lab();
+        // A dataset still loading for this lab would replace the run's data when it lands.
+        if let Some((job, _)) = self.lab_mut(lab).loading.take() {
+            job.cancel();
+        }
+        self.apply_data(lab, LabData::new(table, run.spec().clone(), request.clone()));
+        let ctx = self.ctx.clone();
+        let state = self.lab_mut(lab);
+        let Some(table) = state.data.as_ref().map(|d| Arc::clone(&d.table)) else { return };
+        state.show_settings(run.config());
+        match run.config() {
+            RunConfig::Bnn(config) => {
+                state.bnn.new_run(Arc::clone(&prepared), config);
+                state.bnn.show_data = false;
+            }
+            RunConfig::Vae(_) => {
+                state.vae.new_run(Arc::clone(&prepared));
+                state.vae.show_data = false;
+            }
+            RunConfig::Flow(_) => {
+                state.flow.new_run(Arc::clone(&prepared));
+                state.flow.show_data = false;
+            }
+        }
+        state.snapshot = None;
+        let name = format!("train-{}", lab.tab_name().to_lowercase());
+        match Worker::spawn(&name, run.replay_factory(), true, move || ctx.request_repaint()) {
+            Ok(w) => {
+                state.worker = Some(w);
+                state.worker_state = Some(WorkerState::Starting);
+            }
+            Err(e) => {
+                state.message = Some(Message::error(format!("cannot start the run's thread: {e}")));
+                return;
+            }
+        }
+        state.run_origin = Some(RunOrigin { config: run.config(), table, request, spec: run.spec().clone() });
+        if !restored {
+            state.run_source = RunSource::File;
+        }
+        let s = run.snapshot();
+        let what = if restored { "Restored the last session's model from" } else { "Opened" };
+        state.message = Some(Message::note(format!(
+            "{what} {}: {}, {} of {}, {}. Train runs it again from scratch with the same settings and seed.",
+            path.display(),
+            run.model_name(),
+            s.epoch,
+            crate::ui::count::count(s.total_epochs, "epoch"),
+            crate::ui::count::count(s.step, "step")
+        )));
+        if !restored {
+            self.settings.tab = lab;
+        }
+    }
+
+    /// Writes the table of `request` as CSV to `path`, or to a file picked in the native save dialog when `path`
+    /// is `None`, on a background thread; the outcome appears in `lab`'s message area.
+    pub(super) fn export_data(&mut self, lab: Lab, request: ExportRequest, path: Option<PathBuf>) {
+        if self.run_file_busy() {
+            self.lab_mut(lab).message =
+                Some(Message::warning("A file is being written or read; export again once it is done."));
+            return;
+        }
+        self.spawn_run_file_job(lab, "Exporting data…", move || export_job(request, path));
+    }
+
+    /// Exports what one of `lab`'s plots shows to `path` without a dialog, as its "Export data…" button would (for
+    /// tests and scripted demos). False when the lab has no such data yet (nothing is written).
+    pub fn export_view(&mut self, lab: Lab, kind: ExportKind, path: PathBuf) -> bool {
+        let Some(request) = self.lab(lab).export_request(kind) else { return false };
+        self.export_data(lab, request, Some(path));
+        true
+    }
+
+    /// Starts the export a page asked for this frame, if any (called after the lab's page is drawn).
+    pub(super) fn start_requested_export(&mut self, lab: Lab) {
+        if let Some(request) = self.lab_mut(lab).take_export_request() {
+            self.export_data(lab, request, None);
+        }
+    }
+
+    /// Saves PNGs to `folder` under their default names instead of asking with the save dialog (for tests and
+    /// scripted demos); `None` asks again.
+    pub fn save_images_to(&mut self, folder: Option<PathBuf>) {
+        self.image_folder = folder;
+    }
+
+    /// Starts writing the figures captured in the window of `ctx` since the last frame (called every frame; never
+    /// waits). A figure captured while another file is being written waits for it.
+    pub(super) fn poll_images(&mut self, ctx: &egui::Context) {
+        if self.run_file_busy() {
+            return;
+        }
+        if let Some(captured) = take_captured(ctx) {
+            let lab = self.settings.tab;
+            self.save_image(lab, captured);
+        }
+    }
+
+    fn save_image(&mut self, lab: Lab, captured: CapturedImage) {
+        let CapturedImage { name, image } = &captured;
+        if image.size[0] == 0 || image.size[1] == 0 {
+            self.lab_mut(lab).message =
+                Some(Message::error(format!("{name}: the figure is not on screen; scroll to it and save it again.")));
+            return;
+        }
+        let given = self.image_folder.as_ref().map(|f| f.join(name));
+        self.spawn_run_file_job(lab, "Saving the image…", move || write_image_job(captured, given));
+    }
+}

@@ -1,0 +1,82 @@
+//! The app's side of the last session (`session.rs`): opening each lab's last model at launch and showing it when
+//! ready, and what eframe persists, with each lab's changed run written to the session folder.
+
+use std::path::PathBuf;
+
+use crate::Lab;
+use crate::ui::app::{BayesExplorerApp, Settings};
+use crate::ui::message::Message;
+use crate::ui::session::Session;
+
+impl BayesExplorerApp {
+    /// Creates the app as [`BayesExplorerApp::new`] does and keeps each lab's last model in `session_folder`:
+    /// the models found there are opened and shown, and [`Self::persist`] writes them there.
+    #[must_use]
+    pub fn with_session(ctx: egui::Context, settings: Settings, session_folder: Option<PathBuf>) -> Self {
+        let mut app = Self::new(ctx, settings);
+        app.session = Session::new(session_folder);
+        app.session.open_runs(&app.ctx);
+        app
+    }
+
+    /// True while `lab`'s last model is being opened at launch.
+    pub(super) fn restoring(&self, lab: Lab) -> bool {
+        self.session.restoring(lab)
+    }
+
+    /// True while a lab's last model is being opened at launch.
+    #[must_use]
+    pub fn restoring_session(&self) -> bool {
+        self.session.is_restoring()
+    }
+
+    /// Shows the session's runs that have been opened (called every frame; never waits).
+    pub(super) fn poll_session(&mut self) {
+        for (lab, opened) in self.session.take_opened() {
+            match opened {
+                Ok(_) if self.lab(lab).run_origin.is_some() => {
+                    // A run started while this one was opening: that one is the lab's now.
+                    self.finish_restoring(lab);
+                }
+                Ok(opened) => {
+                    let path = opened.path.clone();
+                    self.session.restored(lab, &opened);
+                    self.apply_opened_run(opened, true);
+                    self.finish_restoring(lab);
+                    log::info!("restored the last {} run from {}", lab.tab_name(), path.display());
+                }
+                Err(why) => {
+                    let path = self.session.keep_failed(lab);
+                    self.finish_restoring(lab);
+                    self.lab_mut(lab).message = Some(Message::error(format!(
+                        "The last session's {} model could not be restored: {why}. Its run file stays at {} until this lab's next run replaces it; \"Open run…\" can try it again.",
+                        lab.tab_name(),
+                        path.display()
+                    )));
+                }
+            }
+        }
+    }
+
+    /// The lab's last model is shown (or could not be): the settings the user left go back in place of the run's.
+    fn finish_restoring(&mut self, lab: Lab) {
+        self.lab_mut(lab).apply_restored_settings();
+    }
+
+    /// The settings to persist, after starting to write each lab's changed run to the session folder; with
+    /// `wait`, returns once the files are written (on exit, and in tests).
+    pub fn persist(&mut self, wait: bool) -> Settings {
+        self.settings.run_settings = Lab::ALL.iter().filter_map(|&lab| self.lab(lab).settings_json()).collect();
+        self.settings.bnn_runs = self.lab(Lab::Bnn).bnn.runs.clone();
+        self.session.write_runs(&self.labs);
+        if wait {
+            self.finish_session_writes();
+        }
+        self.settings.clone()
+    }
+
+    /// Waits for the session's run files being written.
+    pub(super) fn finish_session_writes(&mut self) {
+        self.session.finish_writes();
+    }
+}

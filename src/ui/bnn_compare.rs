@@ -1,0 +1,269 @@
+//! The BNN lab's Compare runs view: finished runs (and runs discarded before their end) side by side, named by their
+//! data and the settings that differ, in ten colours then dashed, with the spread of their Monte Carlo predictions
+//! (the course's 30 % against 100 % lesson).
+
+use egui::Color32;
+use egui_plot::{Line, PlotPoints, VLine};
+use serde::{Deserialize, Serialize};
+
+use crate::models::bnn::{BnnConfig, KlEstimate, Posterior};
+use crate::models::stats::{Histogram, freedman_diaconis_bins};
+use crate::train::EpochRecord;
+use crate::ui::count::count;
+use crate::ui::image_export::save_image_button;
+use crate::ui::lab_page::legend_figure;
+use crate::ui::plot_axes;
+use crate::ui::settings_check;
+
+/// A run's figures, for the comparison: a finished run, or one discarded before its end (kept with the session).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct RunSummary {
+    /// The dataset it trained on, as the lab names it ("Wine quality, red (UCI)", a file's name).
+    pub dataset: String,
+    /// Its settings.
+    pub config: BnnConfig,
+    /// The last epoch it completed when it was discarded before its end; `None` when it finished.
+    pub stopped_at: Option<usize>,
+    /// The last epoch's metrics.
+    pub record: EpochRecord,
+    /// Per test row, max - min of the Monte Carlo predictions (for the distribution of ranges).
+    pub ranges: Vec<f32>,
+}
+
+impl Default for RunSummary {
+    fn default() -> Self {
+        Self {
+            dataset: String::new(),
+            config: BnnConfig::default(),
+            stopped_at: None,
+            record: EpochRecord { epoch: 0, metrics: Vec::new() },
+            ranges: Vec::new(),
+        }
+    }
+}
+
+/// The comparison's colours: the labels' qualitative palette of ten (Tableau 10), told apart also by readers with the
+/// commonest colour blindness by their lightness.
+const RUN_COLOURS: [Color32; 10] = crate::ui::data_view::PALETTE;
+
+/// The line style of each round of [`RUN_COLOURS`]: solid for the first ten runs, then dashed, dotted, densely
+/// dashed.
+const RUN_LINE_STYLES: [egui_plot::LineStyle; 4] = [
+    egui_plot::LineStyle::Solid,
+    egui_plot::LineStyle::Dashed { length: 10.0 },
+    egui_plot::LineStyle::Dotted { spacing: 6.0 },
+    egui_plot::LineStyle::Dashed { length: 4.0 },
+];
+
+/// The colour and line style of the comparison's run `index` (0-based): ten colours, then the same colours dashed,
+/// so that 40 runs in a row each look different.
+#[must_use]
+pub fn run_style(index: usize) -> (Color32, egui_plot::LineStyle) {
+    let colour = RUN_COLOURS[index % RUN_COLOURS.len()];
+    let style = RUN_LINE_STYLES[(index / RUN_COLOURS.len()) % RUN_LINE_STYLES.len()];
+    (colour, style)
+}
+
+/// The style's name in the table, for runs past the first ten.
+fn line_style_name(style: egui_plot::LineStyle) -> &'static str {
+    match style {
+        egui_plot::LineStyle::Solid => "",
+        egui_plot::LineStyle::Dashed { length } if length >= 8.0 => " (dashed)",
+        egui_plot::LineStyle::Dashed { .. } => " (short dashes)",
+        egui_plot::LineStyle::Dotted { .. } => " (dotted)",
+    }
+}
+
+/// The Compare runs view of `runs` (oldest first; "Clear" empties it). Returns the share of the training rows a
+/// "Train on …" button asked for: the lab sets it and starts a run.
+pub(crate) fn compare_ui(runs: &mut Vec<RunSummary>, ui: &mut egui::Ui) -> Option<f64> {
+    ui.label("Less data, more epistemic uncertainty: train the same network on 30 % and on all of the training rows and compare the spread of their predictions.");
+    let mut train_fraction = None;
+    ui.horizontal(|ui| {
+        if ui.button("Train on 30 % of the training rows").clicked() {
+            train_fraction = Some(0.3);
+        }
+        if ui.button("Train on all training rows").clicked() {
+            train_fraction = Some(1.0);
+        }
+        if ui.add_enabled(!runs.is_empty(), egui::Button::new("Clear")).clicked() {
+            runs.clear();
+        }
+    });
+    if runs.is_empty() {
+        ui.label(egui::RichText::new("Finished runs appear here.").weak());
+    } else {
+        runs_ui(runs, ui);
+    }
+    train_fraction
+}
+
+/// The runs' table (their data where it differs, their names, their figures) and the spread of their Monte Carlo
+/// predictions, each run in its colour and line style.
+fn runs_ui(runs: &[RunSummary], ui: &mut egui::Ui) {
+    let names = run_names(runs);
+    let datasets = datasets_of(runs);
+    let mixed = datasets.len() > 1;
+    if let [(dataset, _)] = datasets.as_slice() {
+        ui.label(format!("All on {dataset}."));
+    } else {
+        let groups: Vec<String> = datasets
+            .iter()
+            .map(|(d, numbers)| {
+                let numbers: Vec<String> = numbers.iter().map(ToString::to_string).collect();
+                let runs = if numbers.len() == 1 { "run" } else { "runs" };
+                format!("{runs} {} on {d}", numbers.join(", "))
+            })
+            .collect();
+        ui.colored_label(
+            ui.visuals().warn_fg_color,
+            format!(
+                "These runs were trained on different data: {}. Their figures are not comparable across datasets.",
+                groups.join("; ")
+            ),
+        );
+    }
+    let headers: &[&str] = if mixed {
+        &["Run", "Data", "Settings", "Test RMSE", "Mean MC range", "95 % coverage", "Test NLL"]
+    } else {
+        &["Run", "Settings", "Test RMSE", "Mean MC range", "95 % coverage", "Test NLL"]
+    };
+    // Scrolls sideways in a narrow window rather than cutting the last columns off.
+    egui::ScrollArea::horizontal().id_salt("bnn-runs-scroll").show(ui, |ui| {
+        egui::Grid::new("bnn-runs").num_columns(headers.len()).striped(true).show(ui, |ui| {
+            for h in headers {
+                ui.strong(*h);
+            }
+            ui.end_row();
+            for (i, (r, name)) in runs.iter().zip(&names).enumerate() {
+                let f = |k: &str| r.record.get(k).map_or("–".to_owned(), |v| format!("{v:.3}"));
+                let (colour, style) = run_style(i);
+                ui.colored_label(colour, format!("{}{}", i + 1, line_style_name(style)));
+                if mixed {
+                    ui.colored_label(ui.visuals().warn_fg_color, &r.dataset);
+                }
+                ui.label(name).on_hover_text(run_label(&r.config));
+                ui.monospace(f("test_rmse"));
+                ui.monospace(f("mc_range_mean"));
+                ui.monospace(r.record.get("coverage_95").map_or("–".to_owned(), |v| format!("{:.1} %", v * 100.0)));
+                ui.monospace(f("test_nll"));
+                ui.end_row();
+            }
+        });
+    });
+    ui.horizontal(|ui| {
+        ui.strong("Spread of the Monte Carlo predictions per test row (max - min)");
+        save_image_button(ui, "bnn-compare");
+        plot_axes::legend_toggle(ui, "bnn-compare");
+    });
+    let all: Vec<f32> = runs.iter().flat_map(|r| r.ranges.iter().copied()).collect();
+    let hi = all.iter().copied().fold(0f32, f32::max).max(1e-3);
+    let bins = freedman_diaconis_bins(&all, 0.0, f64::from(hi)).min(40);
+    // Each run's entry in the legend: its number and name, and its data where the runs' data differ.
+    let entries: Vec<String> = runs
+        .iter()
+        .zip(&names)
+        .enumerate()
+        .map(
+            |(i, (r, name))| {
+                if mixed { format!("run {}: {}, {name}", i + 1, r.dataset) } else { format!("run {}: {name}", i + 1) }
+            },
+        )
+        .collect();
+    let entry_names: Vec<&str> = entries.iter().map(String::as_str).collect();
+    let mut occupied = plot_axes::Occupied::for_legend(&entry_names, egui::vec2(ui.available_width(), 240.0));
+    for r in runs {
+        let hist = Histogram::new(&r.ranges, 0.0, f64::from(hi), bins);
+        let w = hist.bin_width();
+        let pts: Vec<[f64; 2]> = hist.densities().iter().enumerate().map(|(k, d)| [w * (k as f64 + 0.5), *d]).collect();
+        occupied.line(&pts);
+        if let Some(m) = r.record.get("mc_range_mean") {
+            occupied.vline(m);
+        }
+    }
+    legend_figure(ui, "bnn-compare", "bnn-compare-runs.png", &occupied, |plot, ui| {
+        plot.height(240.0).x_axis_label("range of the passes").y_axis_label("density").allow_scroll(false).show(
+            ui,
+            |plot| {
+                for (i, (r, name)) in runs.iter().zip(entries).enumerate() {
+                    let hist = Histogram::new(&r.ranges, 0.0, f64::from(hi), bins);
+                    let w = hist.bin_width();
+                    let pts: Vec<[f64; 2]> =
+                        hist.densities().iter().enumerate().map(|(k, d)| [w * (k as f64 + 0.5), *d]).collect();
+                    let (colour, style) = run_style(i);
+                    plot.line(Line::new(name.clone(), PlotPoints::from(pts)).color(colour).width(2.0).style(style));
+                    if let Some(m) = r.record.get("mc_range_mean") {
+                        // Same name: the mean's dashed line belongs to its run in the legend.
+                        plot.vline(VLine::new(name, m).color(colour).style(egui_plot::LineStyle::dashed_loose()));
+                    }
+                }
+            },
+        )
+    });
+}
+/// A run's settings in words, one phrase per setting, the training rows' fraction (the comparison's subject) first.
+fn settings_in_words(c: &BnnConfig) -> Vec<String> {
+    let posterior = match c.posterior {
+        Posterior::Deterministic => "deterministic",
+        Posterior::MeanField => "mean-field",
+        Posterior::FullCovariance => "full covariance",
+    };
+    let kl = match c.kl {
+        KlEstimate::ClosedForm => "closed-form KL",
+        KlEstimate::MonteCarlo => "Monte Carlo KL",
+    };
+    vec![
+        format!("{:.0} % of the training rows", c.train_fraction * 100.0),
+        format!("{posterior} posterior"),
+        format!("{} head", c.head.cli_name()),
+        format!("hidden [{}]", settings_check::hidden_text(&c.hidden)),
+        format!("{:?} activation", c.activation).to_lowercase(),
+        if c.bayesian_output { "Bayesian output layer" } else { "deterministic output layer" }.to_owned(),
+        format!("prior sd {}", c.prior_sd),
+        kl.to_owned(),
+        c.optimizer.name().to_owned(),
+        format!("learning rate {}", c.learning_rate),
+        format!("batch {}", c.batch_size),
+        count(c.epochs, "epoch"),
+        format!("seed {}", c.seed),
+        count(c.predictive_samples, "pass"),
+    ]
+}
+
+/// Every setting of a run, in words (the comparison's hover text).
+fn run_label(c: &BnnConfig) -> String {
+    settings_in_words(c).join(", ")
+}
+
+/// The runs' names in the comparison: each run's training rows and the settings that differ between `runs`
+/// (what is the same for all of them says nothing), and where it stopped if it was discarded before its end.
+#[must_use]
+pub fn run_names(runs: &[RunSummary]) -> Vec<String> {
+    let words: Vec<Vec<String>> = runs.iter().map(|r| settings_in_words(&r.config)).collect();
+    let n_settings = words.first().map_or(0, Vec::len);
+    let differ = |k: usize| words.iter().any(|w| w.get(k) != words[0].get(k));
+    let shown: Vec<usize> = (0..n_settings).filter(|&k| k == 0 || differ(k)).collect();
+    runs.iter()
+        .zip(&words)
+        .map(|(r, w)| {
+            let mut name = shown.iter().filter_map(|&k| w.get(k).cloned()).collect::<Vec<_>>().join(", ");
+            if let Some(epoch) = r.stopped_at {
+                name = format!("{name}, stopped at epoch {epoch}");
+            }
+            name
+        })
+        .collect()
+}
+
+/// The datasets of `runs`, each with its runs' 1-based numbers, in order of first use.
+fn datasets_of(runs: &[RunSummary]) -> Vec<(&str, Vec<usize>)> {
+    let mut out: Vec<(&str, Vec<usize>)> = Vec::new();
+    for (i, r) in runs.iter().enumerate() {
+        match out.iter_mut().find(|(d, _)| *d == r.dataset) {
+            Some((_, numbers)) => numbers.push(i + 1),
+            None => out.push((&r.dataset, vec![i + 1])),
+        }
+    }
+    out
+}

@@ -1,0 +1,276 @@
+//! The BNN lab's predictions and calibration views: the test rows' Monte Carlo predictions as a table and against
+//! the actual values with 95 % intervals (or each class's probability), and the intervals' coverage against their
+//! nominal level.
+
+use egui::Color32;
+use egui_extras::{Column, TableBuilder};
+use egui_plot::{Bar, BarChart, Line, MarkerShape, PlotPoints, Points};
+
+use crate::data::prepare::OutputKind;
+use crate::models::bnn::PredictiveRows;
+use crate::models::stats::INTERVAL_LEVELS;
+use crate::train::bnn_view::PredictiveView;
+use crate::ui::bnn_state::BnnUiState;
+use crate::ui::count::count;
+use crate::ui::export::{ExportKind, export_button};
+use crate::ui::image_export::save_image_button;
+use crate::ui::lab_page::{legend_figure, waiting};
+use crate::ui::plot_axes;
+
+pub(crate) fn predictions_ui(bnn: &mut BnnUiState, ui: &mut egui::Ui) {
+    let Some(pv) = bnn.predictive.clone() else {
+        waiting(ui, "Sampling predictions…");
+        return;
+    };
+    let p = &pv.predictive;
+    let target = bnn.prepared.as_ref().and_then(|d| d.output.as_ref()).map_or("target".to_owned(), |(n, _)| n.clone());
+    match &p.rows {
+        PredictiveRows::Regression(rows) => {
+            let baseline = bnn.prepared.as_ref().map_or(f64::NAN, |d| {
+                let mean = d.y_train.iter().map(|&v| f64::from(v)).sum::<f64>() / d.y_train.len().max(1) as f64;
+                (d.y_test.iter().map(|&v| (f64::from(v) - mean).powi(2)).sum::<f64>() / d.y_test.len().max(1) as f64)
+                    .sqrt()
+            });
+            ui.label(format!(
+                "{}, step {}). Test RMSE of the mean {:.3} (predicting the training mean: {baseline:.3}); mean range of the passes {:.3}.",
+                sampled(rows.len(), &pv),
+                pv.step,
+                p.error,
+                p.mc_range_mean
+            ));
+            let aleatoric = rows.first().is_some_and(|r| r.aleatoric_sd.is_some());
+            ui.horizontal(|ui| {
+                ui.strong("Predicted against actual, with 95 % intervals");
+                save_image_button(ui, "bnn-pred-vs-actual");
+                plot_axes::legend_toggle(ui, "bnn-pred-vs-actual");
+            });
+            predicted_vs_actual_plot(rows, &target, ui);
+            ui.horizontal(|ui| {
+                ui.strong("Predictive table");
+                if export_button(ui) {
+                    bnn.export = bnn.export_request(ExportKind::Predictive);
+                }
+            });
+            let mut table = TableBuilder::new(ui)
+                .id_salt("bnn-predictive-table")
+                .striped(true)
+                .resizable(false)
+                .max_scroll_height(320.0)
+                .column(Column::auto().at_least(40.0));
+            for _ in 0..(if aleatoric { 7 } else { 6 }) {
+                table = table.column(Column::auto().at_least(60.0));
+            }
+            table
+                .header(20.0, |mut h| {
+                    let mut cols = vec!["Row", "Actual", "Mean", "Min", "Max", "Range", "95 % interval"];
+                    if aleatoric {
+                        cols.push("Aleatoric sd");
+                    }
+                    for c in cols {
+                        h.col(|ui| {
+                            ui.strong(c);
+                        });
+                    }
+                })
+                .body(|body| {
+                    body.rows(18.0, rows.len(), |mut row| {
+                        let i = row.index();
+                        let r = rows[i];
+                        let (lo, hi) = r.interval_95();
+                        let mut cells = vec![
+                            format!("{}", i + 1),
+                            format!("{:.2}", r.actual),
+                            format!("{:.2}", r.mean),
+                            format!("{:.2}", r.min),
+                            format!("{:.2}", r.max),
+                            format!("{:.2}", r.range()),
+                            format!("{lo:.2} .. {hi:.2}"),
+                        ];
+                        if let Some(a) = r.aleatoric_sd {
+                            cells.push(format!("{a:.2}"));
+                        }
+                        for c in cells {
+                            row.col(|ui| {
+                                ui.monospace(c);
+                            });
+                        }
+                    });
+                });
+        }
+        PredictiveRows::Classes(rows) => {
+            ui.label(format!(
+                "{}). Error rate {:.3}; mean range of the predicted class's probability {:.3}.",
+                sampled(rows.len(), &pv),
+                p.error,
+                p.mc_range_mean
+            ));
+            let classes = match bnn.prepared.as_ref().and_then(|d| d.output.clone()) {
+                Some((_, OutputKind::Classes { classes })) => classes,
+                _ => Vec::new(),
+            };
+            let name = |k: usize| classes.get(k).map_or(k.to_string(), |v| format!("{v}"));
+            if export_button(ui) {
+                bnn.export = bnn.export_request(ExportKind::Predictive);
+            }
+            TableBuilder::new(ui)
+                .id_salt("bnn-class-table")
+                .striped(true)
+                .max_scroll_height(360.0)
+                .columns(Column::auto().at_least(60.0), 5)
+                .header(20.0, |mut h| {
+                    for c in ["Row", "Actual", "Predicted", "Probability", "Min .. max"] {
+                        h.col(|ui| {
+                            ui.strong(c);
+                        });
+                    }
+                })
+                .body(|body| {
+                    body.rows(18.0, rows.len(), |mut row| {
+                        let i = row.index();
+                        let r = &rows[i];
+                        let cells = [
+                            format!("{}", i + 1),
+                            name(r.actual),
+                            name(r.predicted),
+                            format!("{:.2}", r.probabilities.get(r.predicted).copied().unwrap_or(0.0)),
+                            format!("{:.2} .. {:.2}", r.min, r.max),
+                        ];
+                        for c in cells {
+                            row.col(|ui| {
+                                ui.monospace(c);
+                            });
+                        }
+                    });
+                });
+        }
+    }
+}
+
+/// How the predictions of `n_rows` test rows were sampled, as the predictions page says it first: "400 test rows,
+/// 100 forward passes each (CPU in 12 ms" (the caller closes the bracket).
+fn sampled(n_rows: usize, pv: &PredictiveView) -> String {
+    format!(
+        "{}, {} each ({} in {:.0} ms",
+        count(n_rows, "test row"),
+        count(pv.predictive.n_samples, "forward pass"),
+        pv.device,
+        pv.seconds * 1000.0
+    )
+}
+
+fn predicted_vs_actual_plot(rows: &[crate::models::bnn::RegressionRow], target: &str, ui: &mut egui::Ui) {
+    // Integer targets (wine quality) pile up; a small deterministic jitter spreads each column.
+    let integer = rows.iter().all(|r| r.actual.fract() == 0.0);
+    let jitter = |i: usize| if integer { ((i * 7919) % 101) as f64 / 101.0 * 0.5 - 0.25 } else { 0.0 };
+    let (lo, hi) = rows.iter().fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), r| {
+        let (a, b) = r.interval_95();
+        (lo.min(f64::from(a.min(r.actual))), hi.max(f64::from(b.max(r.actual))))
+    });
+    let entries = ["perfect prediction", "95 % interval", "predictive mean"];
+    let mut occupied = plot_axes::Occupied::for_legend(&entries, egui::vec2(ui.available_width(), 260.0));
+    occupied.line(&[[lo, lo], [hi, hi]]);
+    for (i, r) in rows.iter().enumerate().take(1500) {
+        let (a, b) = r.interval_95();
+        let x = f64::from(r.actual) + jitter(i);
+        occupied.points(&[[x, f64::from(a)], [x, f64::from(r.mean)], [x, f64::from(b)]]);
+    }
+    legend_figure(ui, "bnn-pred-vs-actual", "bnn-predicted-vs-actual.png", &occupied, |plot, ui| {
+        plot.height(260.0)
+            .x_axis_label(format!("actual {target}"))
+            .y_axis_label(format!("predicted {target}"))
+            .allow_scroll(false)
+            .show(ui, |plot| {
+                plot.line(
+                    Line::new("perfect prediction", PlotPoints::from(vec![[lo, lo], [hi, hi]])).color(Color32::GRAY),
+                );
+                let bar_colour = Color32::from_rgba_unmultiplied(90, 140, 210, 90);
+                for (i, r) in rows.iter().enumerate().take(1500) {
+                    let x = f64::from(r.actual) + jitter(i);
+                    let (a, b) = r.interval_95();
+                    plot.line(
+                        Line::new("95 % interval", PlotPoints::from(vec![[x, f64::from(a)], [x, f64::from(b)]]))
+                            .color(bar_colour)
+                            .width(1.0),
+                    );
+                }
+                let means: Vec<[f64; 2]> = rows
+                    .iter()
+                    .enumerate()
+                    .map(|(i, r)| [f64::from(r.actual) + jitter(i), f64::from(r.mean)])
+                    .collect();
+                plot.points(
+                    Points::new("predictive mean", PlotPoints::from(means))
+                        .radius(2.0)
+                        .shape(MarkerShape::Circle)
+                        .color(Color32::from_rgb(40, 90, 170)),
+                );
+            })
+    });
+}
+
+pub(crate) fn calibration_ui(bnn: &mut BnnUiState, ui: &mut egui::Ui) {
+    let Some(pv) = bnn.predictive.clone() else {
+        waiting(ui, "Sampling predictions…");
+        return;
+    };
+    let p = &pv.predictive;
+    if p.coverage.is_empty() {
+        ui.label("Calibration is for regression; this network predicts classes.");
+        return;
+    }
+    let aleatoric =
+        matches!(&p.rows, PredictiveRows::Regression(r) if r.first().is_some_and(|r| r.aleatoric_sd.is_some()));
+    ui.horizontal_wrapped(|ui| {
+        ui.label("The share of test rows whose actual value falls inside each central predictive interval, against the share it should hold.");
+        if export_button(ui) {
+            bnn.export = bnn.export_request(ExportKind::Calibration);
+        }
+        save_image_button(ui, "bnn-calibration");
+        plot_axes::legend_toggle(ui, "bnn-calibration");
+    });
+    egui::Grid::new("bnn-coverage").num_columns(3).striped(true).show(ui, |ui| {
+        ui.strong("Interval");
+        ui.strong("Should hold");
+        ui.strong("Holds");
+        ui.end_row();
+        for (nominal, observed) in &p.coverage {
+            ui.label(format!("central {:.0} %", nominal * 100.0));
+            ui.monospace(format!("{:.0} %", nominal * 100.0));
+            ui.monospace(format!("{:.1} %", observed * 100.0));
+            ui.end_row();
+        }
+    });
+    let size = egui::vec2(ui.available_width().min(260.0 * 1.6), 260.0);
+    let mut occupied = plot_axes::Occupied::for_legend(&["perfectly calibrated", "observed"], size);
+    occupied.line(&[[0.0, 0.0], [1.0, 1.0]]);
+    for (n, o) in &p.coverage {
+        // A bar, from the axis up to its top.
+        occupied.line(&[[*n, 0.0], [*n, *o]]);
+    }
+    legend_figure(ui, "bnn-calibration", "bnn-calibration.png", &occupied, |plot, ui| {
+        plot.height(260.0)
+            .x_axis_label("nominal level")
+            .y_axis_label("observed coverage")
+            .include_x(0.0)
+            .include_x(1.0)
+            .include_y(0.0)
+            .include_y(1.0)
+            .view_aspect(1.6)
+            .allow_scroll(false)
+            .show(ui, |plot| {
+                plot.line(
+                    Line::new("perfectly calibrated", PlotPoints::from(vec![[0.0, 0.0], [1.0, 1.0]]))
+                        .color(Color32::GRAY),
+                );
+                let bars: Vec<Bar> = p.coverage.iter().map(|(n, o)| Bar::new(*n, *o).width(0.06)).collect();
+                plot.bar_chart(BarChart::new("observed", bars).color(Color32::from_rgb(90, 140, 210)));
+            })
+    });
+    let note = if aleatoric {
+        "The Normal head's intervals add the noise it learned (aleatoric) to the spread of the weights (epistemic): mean ± z·sd with sd² = var(loc) + mean(scale²)."
+    } else {
+        "This head predicts a value, not a distribution: its intervals hold only the weights' uncertainty (epistemic), the quantiles of the Monte Carlo passes. The wine's own noise is missing, so they hold far fewer rows than their level. The Normal head adds it."
+    };
+    ui.label(egui::RichText::new(note).weak());
+    let _ = INTERVAL_LEVELS;
+}

@@ -1,0 +1,199 @@
+//! The BNN lab's out-of-distribution probe: a test wine's features moved anywhere, even far outside the training
+//! data, with the predictive distribution at that point and the prediction as one feature sweeps ±10 sd.
+
+use egui::Color32;
+use egui_plot::{Bar, BarChart, FilledArea, Line, PlotPoints, VLine};
+
+use crate::data::prepare::Prepared;
+use crate::models::bnn::PredictiveRows;
+use crate::models::stats::{Histogram, freedman_diaconis_bins};
+use crate::train::bnn_view::ProbeView;
+use crate::ui::bnn_state::{BnnUiState, test_row_in_units};
+use crate::ui::count::count;
+use crate::ui::image_export::{save_image_button, saveable};
+use crate::ui::lab_page::waiting;
+use crate::ui::plot_axes;
+
+pub(crate) fn probe_ui(bnn: &mut BnnUiState, ui: &mut egui::Ui) {
+    let Some(prepared) = bnn.prepared.clone() else { return };
+    let d = prepared.n_features();
+    let n_test = prepared.n_test();
+    if n_test == 0 || d == 0 {
+        ui.label("There are no test rows to probe.");
+        return;
+    }
+    ui.horizontal(|ui| {
+        let id = ui.label("Test row").id;
+        let mut row = bnn.probe_row + 1;
+        if ui.add(egui::DragValue::new(&mut row).range(1..=n_test)).labelled_by(id).changed() {
+            bnn.probe_row = row - 1;
+            bnn.probe_values = test_row_in_units(&prepared, bnn.probe_row);
+        }
+        if ui.button("Reset to this row").clicked() {
+            bnn.probe_values = test_row_in_units(&prepared, bnn.probe_row);
+        }
+        if let Some(y) = prepared.y_test.get(bnn.probe_row) {
+            ui.label(format!("actual value {y}"));
+        }
+    });
+    if bnn.probe_values.len() != d {
+        bnn.probe_values = test_row_in_units(&prepared, bnn.probe_row);
+    }
+    // Each feature's training range, in the data's units.
+    let ranges: Vec<(f32, f32)> = (0..d)
+        .map(|j| {
+            let (lo, hi) = prepared
+                .x_train
+                .chunks_exact(d)
+                .fold((f32::INFINITY, f32::NEG_INFINITY), |(lo, hi), r| (lo.min(r[j]), hi.max(r[j])));
+            let (m, s) = (prepared.feature_mean[j], prepared.feature_scale[j]);
+            (lo * s + m, hi * s + m)
+        })
+        .collect();
+    ui.columns(2, |cols| {
+        let ui = &mut cols[0];
+        ui.label("Move any feature, also far outside the training data (shaded range: ±10 sd). Sweep: the feature the plot on the right varies.");
+        egui::Grid::new("bnn-probe-features").num_columns(3).show(ui, |ui| {
+            for (j, range) in ranges.iter().enumerate() {
+                let (m, s) = (prepared.feature_mean[j], prepared.feature_scale[j]);
+                let lo = m - crate::train::bnn_view::SWEEP_HALF_WIDTH * s;
+                let hi = m + crate::train::bnn_view::SWEEP_HALF_WIDTH * s;
+                ui.radio_value(&mut bnn.sweep_feature, j, "");
+                let id = ui.label(&prepared.feature_names[j]).id;
+                let inside = (range.0..=range.1).contains(&bnn.probe_values[j]);
+                let slider = egui::Slider::new(&mut bnn.probe_values[j], lo..=hi).max_decimals(3);
+                let r = ui.add(slider).labelled_by(id);
+                if !inside {
+                    r.on_hover_text("outside the training data's range");
+                }
+                ui.end_row();
+            }
+        });
+        let ui = &mut cols[1];
+        let Some(probe) = bnn.probe.clone() else {
+            waiting(ui, "Sampling the probe…");
+            return;
+        };
+        ui.horizontal(|ui| {
+            save_image_button(ui, "bnn-probe");
+            plot_axes::legend_toggle(ui, "bnn-probe-sweep");
+        });
+        saveable(
+            ui,
+            "bnn-probe",
+            || format!("bnn-probe-row-{}.png", bnn.probe_row + 1),
+            |ui| probe_plots(bnn, &prepared, &probe, ranges[bnn.sweep_feature.min(d - 1)], ui),
+        );
+    });
+}
+
+fn probe_plots(bnn: &BnnUiState, prepared: &Prepared, probe: &ProbeView, range: (f32, f32), ui: &mut egui::Ui) {
+    let j = probe.probe.sweep_feature;
+    let (m, s) = (prepared.feature_mean[j], prepared.feature_scale[j]);
+    let target = prepared.output.as_ref().map_or("prediction".to_owned(), |(n, _)| n.clone());
+    match &probe.at_point.rows {
+        PredictiveRows::Regression(rows) if !rows.is_empty() => {
+            let r = rows[0];
+            let (lo, hi) = r.interval_95();
+            ui.strong(format!("Predictive distribution of {target} at this wine"));
+            ui.label(format!(
+                "mean {:.2}, range {:.2} .. {:.2}, 95 % interval {lo:.2} .. {hi:.2}{}",
+                r.mean,
+                r.min,
+                r.max,
+                r.aleatoric_sd.map_or(String::new(), |a| format!(", aleatoric sd {a:.2}"))
+            ));
+        }
+        PredictiveRows::Classes(rows) if !rows.is_empty() => {
+            ui.strong("Predicted class's probability over the passes");
+            ui.label(format!(
+                "class {}, mean probability {:.2}",
+                rows[0].predicted, rows[0].probabilities[rows[0].predicted]
+            ));
+        }
+        _ => {}
+    }
+    let vals = &probe.samples;
+    let (lo, hi) =
+        vals.iter().fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), &v| (a.min(f64::from(v)), b.max(f64::from(v))));
+    if lo.is_finite() && hi.is_finite() {
+        let (lo, hi) = if hi > lo { (lo, hi) } else { (lo - 0.5, hi + 0.5) };
+        let bins = freedman_diaconis_bins(vals, lo, hi);
+        let hist = Histogram::new(vals, lo, hi, bins);
+        let w = hist.bin_width();
+        let bars: Vec<Bar> =
+            hist.densities().iter().zip(&hist.edges).map(|(&d, &l)| Bar::new(l + w / 2.0, d).width(w)).collect();
+        plot_axes::plot("bnn-probe-hist")
+            .height(150.0)
+            .allow_scroll(false)
+            .x_axis_label(format!("sampled {target} ({}, {})", count(vals.len(), "pass"), count(bins, "bin")))
+            .show(ui, |plot| {
+                plot.bar_chart(BarChart::new("passes", bars).color(Color32::from_rgb(90, 140, 210)));
+            });
+    }
+    ui.strong(format!("Prediction as {} sweeps ±10 sd", prepared.feature_names[j]));
+    let xs: Vec<f64> = probe.sweep_z.iter().map(|z| f64::from(z * s + m)).collect();
+    let current = f64::from(bnn.probe_values.get(j).copied().unwrap_or(m));
+    let entries: &[&str] = match &probe.sweep.rows {
+        PredictiveRows::Regression(_) => {
+            &["training data range", "min .. max of the passes", "95 % interval", "mean", "this wine"]
+        }
+        PredictiveRows::Classes(_) => &["training data range", "probability of the predicted class", "this wine"],
+    };
+    let mut occupied = plot_axes::Occupied::for_legend(entries, egui::vec2(ui.available_width(), 230.0));
+    match &probe.sweep.rows {
+        PredictiveRows::Regression(rows) => {
+            for (&x, r) in xs.iter().zip(rows) {
+                occupied.line(&[[x, f64::from(r.min)], [x, f64::from(r.max)]]);
+            }
+        }
+        PredictiveRows::Classes(rows) => {
+            for (&x, r) in xs.iter().zip(rows) {
+                occupied.points(&[[x, f64::from(r.probabilities.get(r.predicted).copied().unwrap_or(0.0))]]);
+            }
+        }
+    }
+    occupied.vline(current);
+    plot_axes::with_legend(plot_axes::plot("bnn-probe-sweep"), ui.ctx(), "bnn-probe-sweep", &occupied)
+        .height(230.0)
+        .x_axis_label(&prepared.feature_names[j])
+        .y_axis_label(&target)
+        .allow_scroll(false)
+        .show(ui, |plot| {
+            plot.span(
+                egui_plot::Span::new("training data range", f64::from(range.0)..=f64::from(range.1))
+                    .fill(Color32::from_rgba_unmultiplied(120, 200, 120, 40))
+                    // At the foot of the band: the legend takes a corner, mostly a top one.
+                    .label_align(egui::Align2::CENTER_BOTTOM),
+            );
+            match &probe.sweep.rows {
+                PredictiveRows::Regression(rows) => {
+                    let lo: Vec<f64> = rows.iter().map(|r| f64::from(r.interval_95().0)).collect();
+                    let hi: Vec<f64> = rows.iter().map(|r| f64::from(r.interval_95().1)).collect();
+                    let min: Vec<f64> = rows.iter().map(|r| f64::from(r.min)).collect();
+                    let max: Vec<f64> = rows.iter().map(|r| f64::from(r.max)).collect();
+                    plot.add(
+                        FilledArea::new("min .. max of the passes", &xs, &min, &max)
+                            .fill_color(Color32::from_rgba_unmultiplied(90, 140, 210, 40)),
+                    );
+                    plot.add(
+                        FilledArea::new("95 % interval", &xs, &lo, &hi)
+                            .fill_color(Color32::from_rgba_unmultiplied(90, 140, 210, 90)),
+                    );
+                    let mean: Vec<[f64; 2]> = xs.iter().zip(rows).map(|(&x, r)| [x, f64::from(r.mean)]).collect();
+                    plot.line(
+                        Line::new("mean", PlotPoints::from(mean)).color(Color32::from_rgb(40, 90, 170)).width(2.0),
+                    );
+                }
+                PredictiveRows::Classes(rows) => {
+                    let p: Vec<[f64; 2]> = xs
+                        .iter()
+                        .zip(rows)
+                        .map(|(&x, r)| [x, f64::from(r.probabilities.get(r.predicted).copied().unwrap_or(0.0))])
+                        .collect();
+                    plot.line(Line::new("probability of the predicted class", PlotPoints::from(p)));
+                }
+            }
+            plot.vline(VLine::new("this wine", current).color(Color32::from_rgb(230, 140, 40)));
+        });
+}

@@ -1,0 +1,105 @@
+//! The BNN lab's settings panel: posterior, head, hidden units, activation, prior, KL term, optimiser, learning rate,
+//! batch size, epochs (by default the course's step budget for the data), the share of the training rows, seed and
+//! Monte Carlo samples; the course's defaults.
+
+use crate::compute::Activation;
+use crate::compute::cpu::optim::OptimizerKind;
+use crate::models::bnn::{BnnConfig, DEFAULT_STEP_BUDGET, Head, KlEstimate, Posterior, default_epochs};
+use crate::ui::bnn_state::{BnnUiState, hidden_verdict};
+use crate::ui::settings_check::{
+    self, HIDDEN_ACCEPTS, Verdict, choice_row, epochs_row, hidden_row, next_run_only, number_row, number_row_with,
+    seed_row,
+};
+
+/// The BNN's settings in the side panel; `running`: the settings of the run on show, if any (its values are shown
+/// beside the fields that differ, and the fields say they apply to the next run).
+pub(crate) fn bnn_settings_ui(bnn: &mut BnnUiState, running: Option<&BnnConfig>, ui: &mut egui::Ui) {
+    let rows_used = bnn.rows_used();
+    let on_show = running.is_some();
+    let mut hidden_edited = false;
+    let c = &mut bnn.config;
+    egui::Grid::new("bnn-settings").num_columns(2).show(ui, |ui| {
+        choice_row(ui, "Posterior", "bnn-posterior", c.posterior.label(), on_show, |ui| {
+            for p in Posterior::ALL {
+                ui.selectable_value(&mut c.posterior, p, p.label());
+            }
+        });
+        choice_row(ui, "Head (regression)", "bnn-head", c.head.label(), on_show, |ui| {
+            for h in Head::ALL {
+                ui.selectable_value(&mut c.head, h, h.label());
+            }
+        });
+        let hover = format!("Units per hidden layer, e.g. 8, 8: {HIDDEN_ACCEPTS}. Empty: a linear model.");
+        let running_hidden = running.map(|r| r.hidden.as_slice());
+        hidden_edited = hidden_row(ui, &mut bnn.hidden_text, hover, running_hidden, |text| {
+            hidden_verdict(text, bnn.n_features, c.posterior)
+        });
+        choice_row(ui, "Activation", "bnn-activation", c.activation.name(), on_show, |ui| {
+            for a in Activation::ALL {
+                ui.selectable_value(&mut c.activation, a, a.name());
+            }
+        });
+        number_row(ui, "Prior sd", &mut c.prior_sd, 0.01, running.map(|r| r.prior_sd), |v| {
+            settings_check::PRIOR_SD.check(v)
+        });
+        let kl = if c.kl == KlEstimate::ClosedForm { "closed form" } else { "one-sample Monte Carlo" };
+        choice_row(ui, "KL term", "bnn-kl", kl, on_show, |ui| {
+            ui.selectable_value(&mut c.kl, KlEstimate::ClosedForm, "closed form");
+            ui.selectable_value(&mut c.kl, KlEstimate::MonteCarlo, "one-sample Monte Carlo");
+        });
+        choice_row(ui, "Optimiser", "bnn-optimizer", c.optimizer.name(), on_show, |ui| {
+            ui.selectable_value(&mut c.optimizer, OptimizerKind::RmsProp, "rmsprop");
+            ui.selectable_value(&mut c.optimizer, OptimizerKind::Adam, "adam");
+        });
+        number_row_with(
+            ui,
+            "Learning rate",
+            &mut c.learning_rate,
+            1e-4,
+            (running.map(|r| r.learning_rate), true),
+            settings_check::learning_rate,
+        );
+        number_row(ui, "Batch size", &mut c.batch_size, 1.0, running.map(|r| r.batch_size), |v| {
+            settings_check::batch_size(v, rows_used)
+        });
+        epochs_row(ui, &mut c.epochs, running.map(|r| r.epochs)).on_hover_text(format!(
+            "Default: about {DEFAULT_STEP_BUDGET} steps over the whole training split, whatever share a run uses (the course's 500 epochs on its white wine are 8,500)"
+        ));
+        let id = ui.label("Training rows used").id;
+        let r = ui
+            .add(
+                egui::Slider::new(&mut c.train_fraction, 0.05..=1.0)
+                    .custom_formatter(|v, _| format!("{:.0} %", v * 100.0)),
+            )
+            .labelled_by(id)
+            .on_hover_text("A fixed, seeded subset of the training split (the course compares 30 % with 100 %)");
+        next_run_only(r, on_show);
+        ui.end_row();
+        seed_row(ui, &mut c.seed, running.map(|r| r.seed));
+        number_row(ui, "Monte Carlo samples", &mut bnn.n_samples, 1.0, None, |v| {
+            settings_check::MC_SAMPLES.check(v as f64)
+        })
+        .on_hover_text("Draws of the weights behind each prediction on the page; the run on show takes a new count at once");
+    });
+    bnn.sync_hidden(hidden_edited);
+    if settings_check::MC_SAMPLES.check(bnn.n_samples as f64) == Verdict::Fine {
+        bnn.config.predictive_samples = bnn.n_samples;
+    }
+    let r = ui
+        .checkbox(&mut bnn.config.bayesian_output, "Output layer has a posterior too")
+        .on_hover_text("The course keeps the output layer deterministic (Dense); tick to make every layer variational");
+    next_run_only(r, on_show);
+    if ui
+        .button("Course defaults")
+        .on_hover_text("The course's BNN: [8, 8] sigmoid, full covariance, squared error, RMSprop 1e-3, batch 256; epochs for the step budget")
+        .clicked()
+    {
+        bnn.config = BnnConfig { seed: bnn.config.seed, ..BnnConfig::default() };
+        if let Some(n) = bnn.n_train_rows {
+            bnn.config.epochs = default_epochs(n, bnn.config.batch_size);
+        }
+        bnn.epochs_picked = Some(bnn.config.epochs);
+        bnn.hidden_text = settings_check::hidden_text(&bnn.config.hidden);
+        bnn.n_samples = bnn.config.predictive_samples;
+    }
+}

@@ -1,0 +1,416 @@
+//! The BNN lab's page state: the settings of the next run (with the hidden-units field as typed and the checks
+//! that refuse what cannot train), which view is on show and each view's choices, and what the view thread has
+//! computed for the run on show (polled here).
+
+use std::sync::Arc;
+
+use crate::data::prepare::Prepared;
+use crate::models::bnn::{
+    BnnConfig, BnnView, DEFAULT_STEP_BUDGET, MAX_FULL_COVARIANCE_PARAMS, Posterior, PredictiveRows, default_epochs,
+};
+use crate::train::bnn_view::{BnnProbe, BnnViewRequest, BnnViewResult, BnnViewWorker, PredictiveView, ProbeView};
+use crate::train::export::{
+    WeightQuantity, calibration_table, class_values, epoch_histogram, predictive_table, stacked_histograms,
+    weight_histograms_table,
+};
+use crate::train::{EpochRecord, ModelView, RunSnapshot};
+use crate::ui::bnn_compare::RunSummary;
+use crate::ui::export::{ExportKind, ExportRequest};
+use crate::ui::lab_page::start_view_thread;
+use crate::ui::settings_check::{self, Verdict};
+
+/// Which view the page shows.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BnnPage {
+    /// Histograms, heat map, picked weight.
+    Weights,
+    /// The predictive table and predicted-vs-actual plot.
+    Predictions,
+    /// Interval coverage against nominal.
+    Calibration,
+    /// Move a test wine's features and watch the prediction.
+    Probe,
+    /// Loss terms and errors per epoch.
+    Loss,
+    /// Finished runs side by side.
+    Compare,
+}
+
+impl BnnPage {
+    pub(crate) const ALL: [Self; 6] =
+        [Self::Weights, Self::Predictions, Self::Calibration, Self::Probe, Self::Loss, Self::Compare];
+
+    pub(crate) fn label(self) -> &'static str {
+        match self {
+            Self::Weights => "Weight distributions",
+            Self::Predictions => "Predictions",
+            Self::Calibration => "Calibration",
+            Self::Probe => "Out-of-distribution probe",
+            Self::Loss => "Loss curves",
+            Self::Compare => "Compare runs",
+        }
+    }
+}
+
+/// One epoch at a time, or the whole run stacked.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum HistoryMode {
+    /// The epoch on the slider.
+    Single,
+    /// Several epochs, offset upwards, oldest at the bottom.
+    Stacked,
+}
+
+/// What the heat map colours.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum HeatQuantity {
+    /// Posterior mean, blue (negative) to red (positive).
+    Mean,
+    /// |mean| / sd: how far the weight is from zero in its own standard deviations.
+    SignalToNoise,
+}
+
+/// The BNN page's state (transient, except the settings, which the caller may persist).
+pub struct BnnUiState {
+    /// Settings of the next run.
+    pub config: BnnConfig,
+    /// The hidden layers as typed ("8, 8").
+    pub hidden_text: String,
+    /// The view on show.
+    pub page: BnnPage,
+    /// Show the data table in place of the views.
+    pub show_data: bool,
+    /// Layer of the histograms and heat map.
+    pub layer: usize,
+    /// What the histograms count.
+    pub quantity: WeightQuantity,
+    /// One epoch or stacked.
+    pub history_mode: HistoryMode,
+    /// Index into the history on the epoch slider; `None` follows the training.
+    pub epoch_index: Option<usize>,
+    /// What the heat map colours.
+    pub heat: HeatQuantity,
+    /// (layer, parameter index) of the picked weight.
+    pub selected_weight: Option<(usize, usize)>,
+    /// Monte Carlo passes for the views.
+    pub n_samples: usize,
+    /// The probed test row.
+    pub probe_row: usize,
+    /// The probe's features in the data's units.
+    pub probe_values: Vec<f32>,
+    /// The feature the probe sweeps.
+    pub sweep_feature: usize,
+    /// Finished runs, oldest first.
+    pub runs: Vec<RunSummary>,
+    /// Set by the Compare runs view's "Train on …" buttons; the lab's training panel clears it and has a run started.
+    pub(crate) start_requested: bool,
+    /// Names of the features (rows of the first layer's matrix).
+    pub(crate) feature_names: Vec<String>,
+    /// Set by an "Export data…" button; the app starts the export once the page is drawn, and clears it.
+    pub(crate) export: Option<ExportRequest>,
+    /// Training rows of the lab's dataset, for the default epochs.
+    pub(crate) n_train_rows: Option<usize>,
+    /// Feature columns of the lab's dataset (the first layer's inputs), for the full covariance's limit.
+    pub(crate) n_features: Option<usize>,
+    /// The epochs the app last chose for the data (or the defaults); a different value in the field is the
+    /// user's own, which new data keeps.
+    pub(crate) epochs_picked: Option<usize>,
+    pub(crate) prepared: Option<Arc<Prepared>>,
+    /// The settings of the run on show.
+    pub(crate) run_config: Option<BnnConfig>,
+    pub(crate) run: u64,
+    pub(crate) worker: Option<BnnViewWorker>,
+    pub(crate) view: Option<Arc<BnnView>>,
+    pub(crate) view_step: u64,
+    pub(crate) predictive: Option<Arc<PredictiveView>>,
+    pub(crate) probe: Option<Arc<ProbeView>>,
+    pub(crate) last_request: Option<(u64, u64, usize, Option<BnnProbe>)>,
+    pub(crate) error: Option<String>,
+}
+
+impl Default for BnnUiState {
+    fn default() -> Self {
+        let config = BnnConfig::default();
+        Self {
+            hidden_text: settings_check::hidden_text(&config.hidden),
+            config,
+            page: BnnPage::Weights,
+            show_data: false,
+            layer: 0,
+            quantity: WeightQuantity::Samples,
+            history_mode: HistoryMode::Single,
+            epoch_index: None,
+            heat: HeatQuantity::Mean,
+            selected_weight: None,
+            n_samples: 100,
+            probe_row: 0,
+            probe_values: Vec::new(),
+            sweep_feature: 0,
+            runs: Vec::new(),
+            start_requested: false,
+            feature_names: Vec::new(),
+            export: None,
+            n_train_rows: None,
+            n_features: None,
+            epochs_picked: Some(BnnConfig::default().epochs),
+            prepared: None,
+            run_config: None,
+            run: 0,
+            worker: None,
+            view: None,
+            view_step: 0,
+            predictive: None,
+            probe: None,
+            last_request: None,
+            error: None,
+        }
+    }
+}
+
+impl BnnUiState {
+    /// Forgets the views of the previous run; `prepared` is the new run's data, `config` its settings.
+    pub(crate) fn new_run(&mut self, prepared: Arc<Prepared>, config: BnnConfig) {
+        self.feature_names.clone_from(&prepared.feature_names);
+        self.probe_row = self.probe_row.min(prepared.n_test().saturating_sub(1));
+        self.probe_values = test_row_in_units(&prepared, self.probe_row);
+        self.sweep_feature = self.sweep_feature.min(prepared.n_features().saturating_sub(1));
+        self.prepared = Some(prepared);
+        self.run_config = Some(config);
+        self.run += 1;
+        self.view = None;
+        self.predictive = None;
+        self.probe = None;
+        self.last_request = None;
+        self.epoch_index = None;
+        self.selected_weight = None;
+        self.error = None;
+    }
+
+    /// Takes the settings of an opened run as those of the next run (shown in the side panel).
+    pub(crate) fn restore_config(&mut self, config: BnnConfig) {
+        self.hidden_text = settings_check::hidden_text(&config.hidden);
+        // Whose epochs these are is not known: new data sets its default, saying so.
+        self.epochs_picked = None;
+        self.n_samples = config.predictive_samples.max(1);
+        self.config = config;
+    }
+
+    /// A dataset with `n_train` training rows arrived: the epochs go to their default for it (the course's step
+    /// budget, [`default_epochs`]), unless the user typed their own, which stays. Returns what was done, for the
+    /// lab's message line, when the field changed or the user's value differs from the data's default.
+    pub(crate) fn set_data_size(&mut self, n_train: usize, n_features: usize) -> Option<String> {
+        self.n_train_rows = Some(n_train);
+        self.n_features = Some(n_features);
+        let default = default_epochs(n_train, self.config.batch_size);
+        let before = self.config.epochs;
+        let rows = settings_check::number(n_train as f64);
+        if self.epochs_picked.is_some_and(|picked| picked != before) {
+            return (before != default).then(|| {
+                format!(
+                    "Epochs kept at {before}, your value; the default for {rows} training rows would be {default} (about {} steps).",
+                    settings_check::number(DEFAULT_STEP_BUDGET as f64)
+                )
+            });
+        }
+        self.config.epochs = default;
+        self.epochs_picked = Some(default);
+        (before != default).then(|| {
+            format!(
+                "Epochs set to {default} for {rows} training rows (about {} steps); change it under Settings.",
+                settings_check::number(DEFAULT_STEP_BUDGET as f64)
+            )
+        })
+    }
+
+    /// Records a finished run, trained on `dataset`, for the comparison.
+    pub(crate) fn finished(&mut self, record: &EpochRecord, dataset: &str) {
+        self.keep_run(record, dataset, None);
+    }
+
+    /// Records the run on show for the comparison: finished (`stopped_at` is `None`), or discarded after
+    /// `stopped_at` epochs. A run already there is not added twice.
+    pub(crate) fn keep_run(&mut self, record: &EpochRecord, dataset: &str, stopped_at: Option<usize>) {
+        let Some(config) = &self.run_config else { return };
+        let ranges = match self.predictive.as_ref().map(|p| &p.predictive.rows) {
+            Some(PredictiveRows::Regression(rows)) => {
+                rows.iter().map(crate::models::bnn::RegressionRow::range).collect()
+            }
+            Some(PredictiveRows::Classes(rows)) => rows.iter().map(|r| r.max - r.min).collect(),
+            None => Vec::new(),
+        };
+        let run = RunSummary {
+            dataset: dataset.to_owned(),
+            config: config.clone(),
+            stopped_at,
+            record: record.clone(),
+            ranges,
+        };
+        if !self.runs.iter().any(|r| r.config == run.config && r.dataset == run.dataset && r.record == run.record) {
+            self.runs.push(run);
+        }
+    }
+
+    /// What "Export data…" writes for `kind`, from what the page shows now; `None` when it has no such data yet.
+    pub(crate) fn export_request(&self, kind: ExportKind) -> Option<ExportRequest> {
+        match kind {
+            ExportKind::WeightHistograms => {
+                let view = BnnView::clone(self.view.as_ref()?);
+                let (layer, quantity) = (self.layer, self.quantity);
+                match self.history_mode {
+                    HistoryMode::Single => {
+                        let index = self.epoch_index.unwrap_or(usize::MAX).min(view.history.len().checked_sub(1)?);
+                        Some(ExportRequest::new("bnn-weight-histogram.csv", move || {
+                            let shown: Vec<_> = epoch_histogram(&view, layer, quantity, index).into_iter().collect();
+                            weight_histograms_table(&shown)
+                        }))
+                    }
+                    HistoryMode::Stacked => Some(ExportRequest::new("bnn-weight-histograms.csv", move || {
+                        weight_histograms_table(&stacked_histograms(&view, layer, quantity))
+                    })),
+                }
+            }
+            ExportKind::Predictive => {
+                let shown = Arc::clone(self.predictive.as_ref()?);
+                let classes = self.prepared.as_deref().map(class_values).unwrap_or_default();
+                Some(ExportRequest::new("bnn-predictive.csv", move || predictive_table(&shown.predictive, &classes)))
+            }
+            ExportKind::Calibration => {
+                let shown = Arc::clone(self.predictive.as_ref()?);
+                Some(ExportRequest::new("bnn-calibration.csv", move || calibration_table(&shown.predictive)))
+            }
+            ExportKind::History | ExportKind::Latents | ExportKind::Stages | ExportKind::Density => None,
+        }
+    }
+
+    /// True once the view thread has sent the test set's predictions (for tests).
+    #[must_use]
+    pub fn has_predictions(&self) -> bool {
+        self.predictive.is_some()
+    }
+
+    pub(crate) fn poll(&mut self, snapshot: Option<&RunSnapshot>, ctx: &egui::Context) {
+        if let Some(ModelView::Bnn { step, view }) = snapshot.and_then(|s| s.model.clone()) {
+            self.view = Some(view);
+            self.view_step = step;
+        }
+        let (Some(view), Some(prepared)) = (&self.view, &self.prepared) else { return };
+        start_view_thread(&mut self.worker, &mut self.error, ctx, crate::train::bnn_view::spawn);
+        let Some(worker) = &self.worker else { return };
+        for result in worker.drain() {
+            match result {
+                BnnViewResult::Predictive(p) if p.run == self.run => self.predictive = Some(p),
+                BnnViewResult::Predictive(_) => {}
+                BnnViewResult::Probe(p) => self.probe = Some(p),
+                BnnViewResult::Error(e) => self.error = Some(e),
+            }
+        }
+        let probe =
+            (self.page == BnnPage::Probe && self.probe_values.len() == prepared.n_features()).then(|| BnnProbe {
+                features: self
+                    .probe_values
+                    .iter()
+                    .zip(prepared.feature_mean.iter().zip(&prepared.feature_scale))
+                    .map(|(v, (m, s))| (v - m) / s)
+                    .collect(),
+                sweep_feature: self.sweep_feature,
+            });
+        // The last accepted count (a 0 typed in the field is refused there, not drawn with).
+        let n_samples = self.config.predictive_samples.clamp(1, 10_000);
+        let key = (self.run, self.view_step, n_samples, probe.clone());
+        if self.last_request.as_ref() != Some(&key) {
+            worker.request(BnnViewRequest {
+                params: Arc::clone(&view.params),
+                step: self.view_step,
+                run: self.run,
+                data: Arc::clone(prepared),
+                n_samples,
+                probe,
+            });
+            self.last_request = Some(key);
+        }
+    }
+}
+
+/// A test row's features in the data's units.
+pub(crate) fn test_row_in_units(prepared: &Prepared, row: usize) -> Vec<f32> {
+    let d = prepared.n_features();
+    prepared
+        .x_test
+        .get(row * d..(row + 1) * d)
+        .map(|z| {
+            z.iter()
+                .zip(prepared.feature_mean.iter().zip(&prepared.feature_scale))
+                .map(|(z, (m, s))| z * s + m)
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// What an empty hidden-units field means in the BNN.
+const LINEAR_MODEL: &str = "Empty: no hidden layer, a linear model (the inputs straight to the output).";
+
+impl BnnUiState {
+    /// Training rows the next run uses (its share of the training split), once the data is known.
+    pub(crate) fn rows_used(&self) -> Option<usize> {
+        self.n_train_rows.map(|n| train_subset_len(n, self.config.train_fraction))
+    }
+
+    /// Why the next run cannot train with these settings (the first setting refused), or `None`.
+    #[must_use]
+    pub fn settings_refusal(&self) -> Option<String> {
+        let c = &self.config;
+        settings_check::first_refusal(&[
+            self.hidden_verdict(),
+            settings_check::PRIOR_SD.check(c.prior_sd),
+            settings_check::learning_rate(c.learning_rate),
+            settings_check::batch_size(c.batch_size, self.rows_used()),
+            settings_check::EPOCHS.check(c.epochs as f64),
+            settings_check::MC_SAMPLES.check(self.n_samples as f64),
+        ])
+    }
+
+    /// The hidden-units field's verdict: as every lab's, and refused when a full-covariance layer would be too
+    /// large to train (the output layer, deterministic unless asked, is left to the trainer).
+    fn hidden_verdict(&self) -> Verdict {
+        hidden_verdict(&self.hidden_text, self.n_features, self.config.posterior)
+    }
+}
+
+/// The BNN's hidden-units verdict for `text` with `n_features` inputs (when known) and `posterior` (see
+/// [`BnnUiState::hidden_verdict`]).
+pub(crate) fn hidden_verdict(text: &str, n_features: Option<usize>, posterior: Posterior) -> Verdict {
+    let verdict = settings_check::hidden(text, LINEAR_MODEL);
+    let (Ok(hidden), Some(d)) = (settings_check::parse_hidden(text), n_features) else {
+        return verdict;
+    };
+    if posterior != Posterior::FullCovariance {
+        return verdict;
+    }
+    let widths: Vec<usize> = std::iter::once(d).chain(hidden).collect();
+    for (i, pair) in widths.windows(2).enumerate() {
+        let k = pair[0] * pair[1] + pair[1];
+        if k > MAX_FULL_COVARIANCE_PARAMS {
+            return Verdict::Refused(format!(
+                "Hidden units: layer {} would have {} parameters; the full-covariance posterior takes at most {} per layer. Use fewer units or the mean-field posterior.",
+                i + 1,
+                settings_check::number(k as f64),
+                settings_check::number(MAX_FULL_COVARIANCE_PARAMS as f64)
+            ));
+        }
+    }
+    verdict
+}
+
+impl BnnUiState {
+    /// The hidden layers from the field when it parses; when the field was not edited and the settings changed
+    /// elsewhere (a script, a test), the field follows them. Either way, while the field is accepted it and the
+    /// settings agree.
+    pub(crate) fn sync_hidden(&mut self, edited: bool) {
+        settings_check::sync_hidden(&mut self.hidden_text, &mut self.config.hidden, edited);
+    }
+}
+
+/// Rows [`crate::models::bnn::train_subset`] keeps of `n_train` for `fraction`.
+fn train_subset_len(n_train: usize, fraction: f64) -> usize {
+    if fraction >= 1.0 { n_train } else { ((n_train as f64 * fraction).round() as usize).clamp(1, n_train.max(1)) }
+}

@@ -1,0 +1,61 @@
+//! The flow lab's settings panel: the kind of flow (each with its settings), layers, the hidden layers and units of
+//! its networks, epochs, Adam's learning rate, batch size and seed; the Keras or course settings.
+
+use crate::models::flow::{FlowConfig, FlowKind};
+use crate::ui::flow::FlowUiState;
+use crate::ui::lab_page::labelled_combo;
+use crate::ui::settings_check::{self, Verdict, epochs_row, next_run_only, number_row, seed_row};
+
+/// The flow's settings in the side panel; `running`: the settings of the run on show, if any; `rows`: the training
+/// rows of the lab's data, if known.
+pub(crate) fn flow_settings_ui(
+    flow: &mut FlowUiState,
+    running: Option<&FlowConfig>,
+    rows: Option<usize>,
+    ui: &mut egui::Ui,
+) {
+    let r = labelled_combo(ui, "Flow", "flow-kind", flow.config.kind.label(), |ui| {
+        for k in FlowKind::ALL {
+            if ui.selectable_label(flow.config.kind == k, k.label()).clicked() && flow.config.kind != k {
+                flow.config = FlowConfig { seed: flow.config.seed, ..FlowConfig::default_for(k) };
+            }
+        }
+    });
+    next_run_only(r, running.is_some());
+    let c = &mut flow.config;
+    egui::Grid::new("flow-settings").num_columns(2).show(ui, |ui| {
+        number_row(ui, "Layers", &mut c.layers, 0.05, running.map(|r| r.layers), |v| {
+            settings_check::FLOW_LAYERS.check(v as f64)
+        });
+        if c.kind != FlowKind::Affine {
+            let mut depth = c.hidden.len();
+            let mut width = c.hidden.first().copied().unwrap_or(64);
+            let a = number_row(ui, "Hidden layers", &mut depth, 0.05, running.map(|r| r.hidden.len()), |v| {
+                settings_check::FLOW_DEPTH.check(v as f64)
+            });
+            let b =
+                number_row(ui, "Hidden units", &mut width, 0.5, running.and_then(|r| r.hidden.first().copied()), |v| {
+                    settings_check::FLOW_WIDTH.check(v as f64)
+                });
+            if a.changed() || b.changed() {
+                c.hidden = vec![width; depth];
+            } else if c.hidden.iter().any(|&w| w != width) {
+                // Layers of different widths (an opened run's): the fields show the first; say what trains.
+                let widths = c.hidden.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ");
+                settings_check::verdict_row(
+                    ui,
+                    &Verdict::Note(format!(
+                        "Hidden units per layer: {widths}. Changing either field makes every layer alike."
+                    )),
+                );
+            }
+        }
+        epochs_row(ui, &mut c.epochs, running.map(|r| r.epochs));
+        let run = running.map(|r| (r.learning_rate, r.batch_size));
+        settings_check::adam_rows(ui, &mut c.learning_rate, &mut c.batch_size, run, rows);
+        seed_row(ui, &mut c.seed, running.map(|r| r.seed));
+    });
+    if ui.button("Course defaults").on_hover_text("The Keras RealNVP or the course's MAF settings").clicked() {
+        flow.config = FlowConfig::default_for(flow.config.kind);
+    }
+}

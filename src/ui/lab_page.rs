@@ -1,0 +1,136 @@
+//! Pieces the three labs' pages share, each lab calling them with its own fields: the view thread started on first
+//! need, the top of a lab's views (the thread's error and the tabs of its views), the loss-curves page (its
+//! buttons over its figure), curves per epoch in one plot, a plot with its legend as a figure to save, a labelled
+//! choice, and what a view shows while it waits.
+
+use egui_plot::Plot;
+
+use crate::Lab;
+use crate::train::RunSnapshot;
+use crate::ui::export::{ExportRequest, export_button, history_request};
+use crate::ui::image_export::{save_image_button, saveable};
+use crate::ui::plot_axes;
+
+/// A spinner and what is being waited for.
+pub(crate) fn waiting(ui: &mut egui::Ui, what: &str) {
+    ui.horizontal(|ui| {
+        ui.spinner();
+        ui.label(what);
+    });
+}
+
+/// Starts a lab's view thread in `slot` with `spawn` (given a repaint of `ctx`) the first time it is needed; when it
+/// cannot start, `error` says why and `slot` stays empty.
+pub(crate) fn start_view_thread<W>(
+    slot: &mut Option<W>,
+    error: &mut Option<String>,
+    ctx: &egui::Context,
+    spawn: impl FnOnce(Box<dyn Fn() + Send>) -> std::io::Result<W>,
+) {
+    if slot.is_none() {
+        let ctx = ctx.clone();
+        match spawn(Box::new(move || ctx.request_repaint())) {
+            Ok(w) => *slot = Some(w),
+            Err(e) => *error = Some(format!("cannot start the view thread: {e}")),
+        }
+    }
+}
+
+/// The view thread's `error`, if any, in red.
+pub(crate) fn view_error(ui: &mut egui::Ui, error: Option<&str>) {
+    if let Some(e) = error {
+        ui.colored_label(ui.visuals().error_fg_color, e);
+    }
+}
+
+/// The top of a lab's views: the view thread's `error`, if any, then a tab for each of `pages` (with its label),
+/// wrapped to the width, and a line under them.
+pub(crate) fn view_tabs<P: Copy + PartialEq>(
+    ui: &mut egui::Ui,
+    error: Option<&str>,
+    page: &mut P,
+    pages: impl IntoIterator<Item = (P, &'static str)>,
+) {
+    view_error(ui, error);
+    ui.horizontal_wrapped(|ui| {
+        for (p, label) in pages {
+            ui.selectable_value(page, p, label);
+        }
+    });
+    ui.separator();
+}
+
+/// The loss-curves page of `lab`'s views: "Export data…" (every epoch's metrics, left in `export` for the app) and
+/// "Save image…" (`key`, saved as `key.png`) over the figure `curves_ui` draws; nothing before the run's first
+/// snapshot.
+pub(crate) fn loss_page(
+    ui: &mut egui::Ui,
+    lab: Lab,
+    snapshot: Option<&RunSnapshot>,
+    export: &mut Option<ExportRequest>,
+    key: &str,
+    curves_ui: impl FnOnce(&RunSnapshot, &mut egui::Ui),
+) {
+    let Some(s) = snapshot else { return };
+    ui.horizontal(|ui| {
+        if export_button(ui) {
+            *export = Some(history_request(lab, s));
+        }
+        save_image_button(ui, key);
+    });
+    saveable(ui, key, || format!("{key}.png"), |ui| curves_ui(s, ui));
+}
+
+/// The metric `name` per epoch of `snapshot`'s history, as points (epoch, value); epochs without it are left out.
+pub(crate) fn epoch_series(snapshot: &RunSnapshot, name: &str) -> Vec<[f64; 2]> {
+    snapshot.history.iter().filter_map(|r| r.get(name).map(|v| [r.epoch as f64, v])).collect()
+}
+
+/// Curves per epoch (`(name, points)`, see [`epoch_series`]) in the plot `id`, `height` points high, with its legend
+/// where it hides the least of them; `scroll`: whether the mouse wheel scrolls the plot (off where it would rather
+/// scroll the page).
+pub(crate) fn epoch_curves<S: AsRef<str> + Into<String>>(
+    ui: &mut egui::Ui,
+    id: &str,
+    height: f32,
+    curves: Vec<(S, Vec<[f64; 2]>)>,
+    scroll: bool,
+) {
+    let names: Vec<&str> = curves.iter().map(|(name, _)| name.as_ref()).collect();
+    let mut occupied = plot_axes::Occupied::for_legend(&names, egui::vec2(ui.available_width(), height));
+    for (_, points) in &curves {
+        occupied.line(points);
+    }
+    let plot: Plot<'_> = plot_axes::with_legend(plot_axes::plot(id), ui.ctx(), id, &occupied);
+    plot.height(height).x_axis_label("epoch").allow_scroll(scroll).show(ui, |plot| {
+        for (name, points) in curves {
+            plot_axes::curve(plot, name, points);
+        }
+    });
+}
+
+/// The plot `key` with its legend where it hides the least of `occupied` (unless its toggle hid it), drawn by
+/// `show` as a figure that "Save image…" (`key`) saves as `file_name`.
+pub(crate) fn legend_figure<R>(
+    ui: &mut egui::Ui,
+    key: &str,
+    file_name: &str,
+    occupied: &plot_axes::Occupied,
+    show: impl FnOnce(Plot<'_>, &mut egui::Ui) -> R,
+) -> R {
+    let plot = plot_axes::with_legend(plot_axes::plot(key), ui.ctx(), key, occupied);
+    saveable(ui, key, || file_name.to_owned(), |ui| show(plot, ui))
+}
+
+/// A labelled choice: `label`, then a combo box (`id_salt`) showing `selected`, whose menu `menu` fills; the combo
+/// box's response, which the label names for screen readers.
+pub(crate) fn labelled_combo(
+    ui: &mut egui::Ui,
+    label: &str,
+    id_salt: impl egui::AsIdSalt,
+    selected: impl Into<egui::WidgetText>,
+    menu: impl FnOnce(&mut egui::Ui),
+) -> egui::Response {
+    let id = ui.label(label).id;
+    egui::ComboBox::from_id_salt(id_salt).selected_text(selected).show_ui(ui, menu).response.labelled_by(id)
+}

@@ -1,0 +1,184 @@
+//! One lab's state: its dataset and the load in progress, its message, its training run (worker, snapshot, what
+//! the run was started from and where it came from), and each lab page's own settings and views.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use crate::Lab;
+use crate::data::prepare::DataSpec;
+use crate::data::{LoadJob, LoadRequest, Table};
+use crate::train::runfile::RunConfig;
+use crate::train::{RunSnapshot, Worker, WorkerState};
+use crate::ui::export::{ExportKind, ExportRequest, history_request};
+use crate::ui::lab_data::LabData;
+use crate::ui::message::Message;
+
+/// One lab's state: its data, its run and what the user sees of them.
+pub struct LabState {
+    /// Which lab.
+    pub lab: Lab,
+    /// The dataset in use; a failed load leaves it as it was.
+    pub data: Option<LabData>,
+    /// A load whose result replaces `data` when it succeeds.
+    pub(crate) loading: Option<(LoadJob, LoadTarget)>,
+    /// An error or note for the user.
+    pub message: Option<Message>,
+    /// The training run, if any.
+    pub(crate) worker: Option<Worker>,
+    /// Where the run stands.
+    pub worker_state: Option<WorkerState>,
+    /// Latest snapshot of the run.
+    pub snapshot: Option<RunSnapshot>,
+    /// Epochs for the next run.
+    pub epochs: usize,
+    /// Learning rate for the next run, or to send to the running one.
+    pub learning_rate: f64,
+    pub(crate) view: crate::ui::data_view::DataViewState,
+    /// The flow lab's settings and views (unused by the other labs).
+    pub(crate) flow: crate::ui::flow::FlowUiState,
+    /// The BNN lab's settings and views (unused by the other labs).
+    pub(crate) bnn: crate::ui::bnn_state::BnnUiState,
+    /// The VAE lab's settings and views (unused by the other labs).
+    pub(crate) vae: crate::ui::vae_state::VaeUiState,
+    /// The settings and data the run on show was started from (for "Save run…").
+    pub(crate) run_origin: Option<RunOrigin>,
+    /// The last session's settings for the next run, applied once its data (and its model) are back.
+    pub(crate) restored_settings: Option<RunConfig>,
+    /// Where the run on show comes from, which decides whether replacing it asks first (`discard.rs`).
+    pub(crate) run_source: RunSource,
+}
+
+/// What to do with a finished load.
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) enum LoadTarget {
+    /// Use it at once (built-in data, restoring the last session).
+    Apply(Option<DataSpec>),
+    /// Show the preview first (a user's file).
+    Preview,
+    /// Use it at once in place of data that could not be loaded: the error that says why stays on show.
+    Fallback,
+}
+
+/// What a run was started from: what "Save run…" needs besides the worker's snapshot.
+#[derive(Clone, Debug)]
+pub(crate) struct RunOrigin {
+    /// The settings the run was built with.
+    pub config: RunConfig,
+    /// Its data.
+    pub table: Arc<Table>,
+    /// How the data was loaded.
+    pub request: LoadRequest,
+    /// Roles and split.
+    pub spec: DataSpec,
+}
+
+/// Where a lab's run comes from, which decides whether replacing it asks first (`discard.rs`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) enum RunSource {
+    /// The last session's, restored at launch (or none): its only copy is the session folder's file, which the
+    /// lab's next run replaces.
+    #[default]
+    LastSession,
+    /// Started here, then.
+    Started(Instant),
+    /// Opened with "Open run…": the file keeps it.
+    File,
+}
+
+impl LabState {
+    pub(crate) fn new(lab: Lab) -> Self {
+        Self {
+            lab,
+            data: None,
+            loading: None,
+            message: None,
+            worker: None,
+            worker_state: None,
+            snapshot: None,
+            epochs: 100,
+            learning_rate: 1e-3,
+            view: crate::ui::data_view::DataViewState::default(),
+            flow: crate::ui::flow::FlowUiState::default(),
+            bnn: crate::ui::bnn_state::BnnUiState::default(),
+            vae: crate::ui::vae_state::VaeUiState::default(),
+            run_origin: None,
+            restored_settings: None,
+            run_source: RunSource::default(),
+        }
+    }
+
+    /// The settings of this lab's next run, as JSON for the persisted settings' `run_settings`.
+    pub(crate) fn settings_json(&self) -> Option<(Lab, String)> {
+        let json = match self.lab {
+            Lab::Bnn => serde_json::to_string(&self.bnn.config),
+            Lab::Vae => serde_json::to_string(&self.vae.config),
+            Lab::Flow => serde_json::to_string(&self.flow.config),
+        };
+        json.map_err(|e| log::warn!("cannot keep the {} settings: {e}", self.lab.tab_name()))
+            .ok()
+            .map(|j| (self.lab, j))
+    }
+
+    /// Puts the settings a run was made with (or the last session's) into this lab's settings panel.
+    pub(crate) fn show_settings(&mut self, config: RunConfig) {
+        match config {
+            RunConfig::Bnn(config) => self.bnn.restore_config(config),
+            RunConfig::Vae(config) => self.vae.restore_config(config),
+            RunConfig::Flow(config) => self.flow.config = config,
+        }
+    }
+
+    /// Puts the last session's settings in place, once (see [`Self::restored_settings`]).
+    pub(crate) fn apply_restored_settings(&mut self) {
+        if let Some(config) = self.restored_settings.take() {
+            self.show_settings(config);
+        }
+    }
+
+    /// True while a dataset is being loaded.
+    #[must_use]
+    pub fn is_loading(&self) -> bool {
+        self.loading.is_some()
+    }
+
+    /// Why this lab's next run cannot train with its settings (the first setting refused), or `None`.
+    #[must_use]
+    pub fn settings_refusal(&self) -> Option<String> {
+        match self.lab {
+            Lab::Bnn => self.bnn.settings_refusal(),
+            Lab::Vae => self.vae.settings_refusal(),
+            Lab::Flow => self.flow.settings_refusal(),
+        }
+    }
+
+    /// The learning rate of this lab's next run, as its settings panel has it.
+    pub(crate) fn next_learning_rate(&self) -> f64 {
+        match self.lab {
+            Lab::Bnn => self.bnn.config.learning_rate,
+            Lab::Vae => self.vae.config.learning_rate,
+            Lab::Flow => self.flow.config.learning_rate,
+        }
+    }
+
+    /// What "Export data…" writes for `kind` from what this lab's page shows now (its loss curves' history, or a
+    /// plot of the lab's own); `None` when it has no such data yet.
+    pub(crate) fn export_request(&self, kind: ExportKind) -> Option<ExportRequest> {
+        match (self.lab, kind) {
+            (lab, ExportKind::History) => self.snapshot.as_ref().map(|s| history_request(lab, s)),
+            (Lab::Bnn, _) => self.bnn.export_request(kind),
+            (Lab::Vae, _) => self.vae.export_request(kind),
+            (Lab::Flow, _) => self.flow.export_request(kind),
+        }
+    }
+
+    /// The export an "Export data…" button on this lab's page asked for this frame, if any (taken: asked once).
+    pub(crate) fn take_export_request(&mut self) -> Option<ExportRequest> {
+        [&mut self.bnn.export, &mut self.vae.export, &mut self.flow.export].into_iter().find_map(Option::take)
+    }
+
+    /// Training rows of this lab's data (its split's), once it is loaded.
+    pub(crate) fn training_rows(&self) -> Option<usize> {
+        let data = self.data.as_ref()?;
+        Some(crate::data::prepare::split_counts(data.table.n_rows(), data.spec.test_fraction).0)
+    }
+}

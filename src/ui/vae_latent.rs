@@ -1,0 +1,372 @@
+//! The VAE lab's latent-space view: the encoder's means of every input coloured by label (a strip per class for a
+//! one-dimensional latent), q(z | x) of the input nearest the cursor, the image decoded under the cursor, the path
+//! decoded between two picked inputs, and the decoded manifold over the same window.
+
+use egui::{Color32, TextureOptions};
+use egui_plot::{Line, MarkerShape, PlotBounds, PlotImage, PlotPoint, PlotPoints, Points};
+
+use crate::data::prepare::OutputKind;
+use crate::train::vae_view::Latents;
+use crate::ui::export::{ExportKind, export_button};
+use crate::ui::image_export::{capture_if_asked, save_image_button, saveable};
+use crate::ui::lab_page::waiting;
+use crate::ui::plot_axes;
+use crate::ui::vae_images::tiles;
+use crate::ui::vae_state::{MAX_SCATTER, VaeUiState};
+
+const PALETTE: [Color32; 10] = [
+    Color32::from_rgb(31, 119, 180),
+    Color32::from_rgb(255, 127, 14),
+    Color32::from_rgb(44, 160, 44),
+    Color32::from_rgb(214, 39, 40),
+    Color32::from_rgb(148, 103, 189),
+    Color32::from_rgb(140, 86, 75),
+    Color32::from_rgb(227, 119, 194),
+    Color32::from_rgb(127, 127, 127),
+    Color32::from_rgb(188, 189, 34),
+    Color32::from_rgb(23, 190, 207),
+];
+
+pub(crate) fn latent_ui(vae: &mut VaeUiState, ui: &mut egui::Ui) {
+    let latent = vae.view.as_ref().map_or(2, |v| v.params.latent);
+    if latent > 2 {
+        ui.horizontal(|ui| {
+            let id = ui.label("Dimensions on show").id;
+            ui.add(egui::DragValue::new(&mut vae.dims.0).range(0..=latent - 1).prefix("z")).labelled_by(id);
+            ui.add(egui::DragValue::new(&mut vae.dims.1).range(0..=latent - 1).prefix("z"));
+            ui.label("(the others are 0 when decoding)");
+        });
+    }
+    let Some(latents) = vae.latents.clone() else {
+        waiting(ui, "Encoding the data…");
+        return;
+    };
+    let side = 0.5 * (ui.available_width() - 12.0);
+    let height = side.min(ui.available_height() - 40.0).max(200.0);
+    ui.horizontal(|ui| {
+        ui.vertical(|ui| {
+            ui.set_width(side);
+            // One line each above the two figures, so that they start level; the longer notes go under them.
+            let title =
+                if latent == 1 { "Encoder means of every input: z1 by class" } else { "Encoder means of every input" };
+            ui.add(egui::Label::new(egui::RichText::new(title).strong()).truncate());
+            scatter_ui(vae, &latents, height, ui);
+            ui.horizontal(|ui| {
+                if export_button(ui) {
+                    vae.export = vae.export_request(ExportKind::Latents);
+                }
+                save_image_button(ui, "vae-latent");
+                plot_axes::legend_toggle(ui, "vae-latent");
+            });
+        });
+        ui.vertical(|ui| {
+            ui.set_width(side);
+            let device = if vae.device.is_empty() { String::new() } else { format!(" ({})", vae.device) };
+            let cells = vae.cells_shown;
+            let heading = if latent == 1 {
+                format!("Decoded along z1, {cells} latent points{device}")
+            } else {
+                format!("Decoded manifold, {cells} x {cells} latent points{device}")
+            };
+            ui.add(egui::Label::new(egui::RichText::new(heading).strong()).truncate());
+            manifold_ui(vae, height, ui);
+        });
+    });
+}
+
+/// Height of an input in the one-dimensional latent's strip: its class's row (0 without labels), spread over
+/// ±0.35 by its index (a fixed low-discrepancy spread, so the points do not hide each other and stay put).
+fn strip_height(labels: &[u32], i: usize) -> f64 {
+    let row = labels.get(i).map_or(0.0, |&k| f64::from(k));
+    row + ((i as f64 * 0.618_033_988_75).fract() - 0.5) * 0.7
+}
+
+fn scatter_ui(vae: &mut VaeUiState, latents: &Latents, height: f32, ui: &mut egui::Ui) {
+    let d = vae.view.as_ref().map_or(2, |v| v.params.latent).max(1);
+    // One latent dimension: z1 across, the classes as rows (a strip per class), rather than z1 against itself.
+    let one_d = d == 1;
+    let (a, b) = if one_d { (0, 0) } else { vae.dims };
+    let n = latents.mu.len() / d;
+    let stride = n.div_ceil(MAX_SCATTER).max(1);
+    let labels = vae.labels.clone();
+    let point = |i: usize| -> [f64; 2] {
+        let row = &latents.mu[i * d..(i + 1) * d];
+        let x = f64::from(row[a.min(d - 1)]);
+        if one_d { [x, strip_height(&labels, i)] } else { [x, f64::from(row.get(b).copied().unwrap_or(0.0))] }
+    };
+    // One entry per digit (or class) on show.
+    let mut occupied = plot_axes::Occupied::for_legend(&["0"; 10], egui::vec2(ui.available_width(), height));
+    let all: Vec<[f64; 2]> = (0..n).step_by(stride).map(point).collect();
+    occupied.points(&all);
+    let plane = if one_d { plot_axes::plot("vae-latent-strip") } else { plot_axes::plane("vae-latent") };
+    let plot = plot_axes::with_legend(plane, ui.ctx(), "vae-latent", &occupied);
+    let response = saveable(
+        ui,
+        "vae-latent",
+        || "vae-latent.png".to_owned(),
+        |ui| {
+            let y_label = if one_d {
+                if labels.is_empty() { "(spread to show the density)".to_owned() } else { "class".to_owned() }
+            } else {
+                format!("z{}", b + 1)
+            };
+            plot.height(height).x_axis_label(format!("z{}", a + 1)).y_axis_label(y_label).show(ui, |plot| {
+                if vae.labels.len() == n {
+                    let mut groups: Vec<Vec<[f64; 2]>> = vec![Vec::new(); 10];
+                    let mut other = Vec::new();
+                    for i in (0..n).step_by(stride) {
+                        match groups.get_mut(vae.labels[i] as usize) {
+                            Some(g) => g.push(point(i)),
+                            None => other.push(point(i)),
+                        }
+                    }
+                    let classes = match vae.prepared.as_ref().and_then(|p| p.output.clone()) {
+                        Some((_, OutputKind::Classes { classes })) => classes,
+                        _ => Vec::new(),
+                    };
+                    for (k, g) in groups.into_iter().enumerate().filter(|(_, g)| !g.is_empty()) {
+                        let name = classes.get(k).map_or(format!("{k}"), |v| format!("{v}"));
+                        plot.points(
+                            Points::new(name, PlotPoints::from(g))
+                                .radius(1.5)
+                                .color(PALETTE[k % 10])
+                                .shape(MarkerShape::Circle),
+                        );
+                    }
+                    if !other.is_empty() {
+                        plot.points(
+                            Points::new("other labels", PlotPoints::from(other)).radius(1.5).color(Color32::GRAY),
+                        );
+                    }
+                } else {
+                    let pts: Vec<[f64; 2]> = (0..n).step_by(stride).map(point).collect();
+                    plot.points(Points::new("inputs", PlotPoints::from(pts)).radius(1.5).color(PALETTE[0]));
+                }
+                if !vae.picked.is_empty() {
+                    let pts: Vec<[f64; 2]> = vae.picked.iter().filter(|&&i| i < n).map(|&i| point(i)).collect();
+                    if let [a, b] = pts.as_slice() {
+                        plot.line(
+                            Line::new("interpolation path", PlotPoints::from(vec![*a, *b]))
+                                .color(Color32::WHITE)
+                                .allow_band(false),
+                        );
+                    }
+                    plot.points(
+                        Points::new("picked", PlotPoints::from(pts))
+                            .radius(6.0)
+                            .shape(MarkerShape::Diamond)
+                            .color(Color32::WHITE),
+                    );
+                }
+                // q(z|x) of the input nearest the cursor: an axis-aligned ellipse at ±2 sd. Only while the
+                // cursor is over the plane: `pointer_coordinate` maps it wherever it is, and off the plot the
+                // nearest input is some outlier at the plane's edge.
+                let pointer = plot.pointer_coordinate().filter(|_| plot.response().hovered());
+                let mut nearest_input = None;
+                if let Some(p) = pointer {
+                    let nearest = (0..n).min_by(|&i, &j| {
+                        let (pi, pj) = (point(i), point(j));
+                        let di = (pi[0] - p.x).powi(2) + (pi[1] - p.y).powi(2);
+                        let dj = (pj[0] - p.x).powi(2) + (pj[1] - p.y).powi(2);
+                        di.total_cmp(&dj)
+                    });
+                    nearest_input = nearest;
+                    if let Some(i) = nearest {
+                        let c = point(i);
+                        let lv = &latents.logvar[i * d..(i + 1) * d];
+                        let (sa, sb) = (
+                            (0.5 * f64::from(lv[a.min(d - 1)])).exp(),
+                            (0.5 * f64::from(lv.get(b).copied().unwrap_or(0.0))).exp(),
+                        );
+                        // One dimension: q(z1|x) as a bar along z1 at the input's height.
+                        let ring: Vec<[f64; 2]> = if one_d {
+                            vec![[c[0] - 2.0 * sa, c[1]], [c[0] + 2.0 * sa, c[1]]]
+                        } else {
+                            (0..=64)
+                                .map(|k| {
+                                    let t = f64::from(k) / 64.0 * std::f64::consts::TAU;
+                                    [c[0] + 2.0 * sa * t.cos(), c[1] + 2.0 * sb * t.sin()]
+                                })
+                                .collect()
+                        };
+                        plot.line(Line::new("q(z|x), ±2 sd", PlotPoints::from(ring)).color(Color32::WHITE).width(1.5));
+                    }
+                }
+                (pointer, plot.plot_bounds(), nearest_input)
+            })
+        },
+    );
+    let (pointer, bounds, nearest_input) = response.inner;
+    vae.input_under_cursor = nearest_input;
+    if response.response.clicked()
+        && let Some(i) = nearest_input
+    {
+        if vae.picked.len() >= 2 {
+            vae.picked.clear();
+            vae.path_images = None;
+        }
+        vae.picked.push(i);
+    }
+    if response.response.hovered()
+        && let Some(p) = pointer
+    {
+        // One dimension: only z1 is decoded, whatever the height in the strip.
+        vae.hover = Some([p.x as f32, if one_d { 0.0 } else { p.y as f32 }]);
+    }
+    // The manifold follows the scatter's window (rounded, so tiny drifts do not ask for a new grid).
+    let round = |v: f64| ((v * 100.0).round() / 100.0) as f32;
+    let window = [round(bounds.min()[0]), round(bounds.max()[0]), round(bounds.min()[1]), round(bounds.max()[1])];
+    if window.iter().all(|v| v.is_finite()) && window[1] > window[0] && window[3] > window[2] {
+        vae.bounds = window;
+    }
+    match (&vae.hover_image, one_d) {
+        (Some(([z0, _], _)), true) => {
+            ui.label(format!("Decoded at z1 = {z0:.2}. Click two inputs to decode the path between them."));
+        }
+        (Some(([z0, z1], _)), false) => {
+            ui.label(format!("Decoded at z = ({z0:.2}, {z1:.2}). Click two inputs to decode the path between them."));
+        }
+        (None, true) => {
+            ui.label("Hover the strip to decode any z1; the bar is q(z1|x) ±2 sd of the input nearest the cursor.");
+        }
+        (None, false) => {
+            ui.label(
+                "Hover the plane to decode any point; the ellipse is q(z|x) ±2 sd of the input nearest the cursor.",
+            );
+        }
+    }
+    path_ui(vae, ui);
+}
+
+/// The decoded path between the two picked inputs' latent means.
+fn path_ui(vae: &mut VaeUiState, ui: &mut egui::Ui) {
+    let (Some(side), [a, b]) = (vae.image_side, vae.picked.as_slice()) else { return };
+    let name = |i: usize| -> String {
+        let split = if i < vae.n_train {
+            format!("training input {}", i + 1)
+        } else {
+            format!("test input {}", i - vae.n_train + 1)
+        };
+        match vae.labels.get(i) {
+            Some(l) => format!("{split} (label {l})"),
+            None => split,
+        }
+    };
+    ui.strong(format!("Interpolation from {} to {}", name(*a), name(*b)));
+    let file_name = format!("vae-interpolation-{}-{}.png", a + 1, b + 1);
+    if let Some(images) = vae.path_images.clone() {
+        let t = vae.texture(ui.ctx(), "vae-path", vae.path_generation, || {
+            tiles(&images, side, crate::train::vae_view::PATH_STEPS)
+        });
+        let w = ui.available_width().min(600.0);
+        let shown = ui.image((t.id(), egui::vec2(w, w / crate::train::vae_view::PATH_STEPS as f32)));
+        capture_if_asked(ui, "vae-path", shown.rect, || file_name);
+        save_image_button(ui, "vae-path");
+    } else {
+        ui.spinner();
+    }
+}
+
+fn manifold_ui(vae: &mut VaeUiState, height: f32, ui: &mut egui::Ui) {
+    let Some(side) = vae.image_side else {
+        ui.label("These inputs are not images: hover the latent plane to see the decoded feature vector.");
+        if let Some((_, values)) = &vae.hover_image {
+            let bars: Vec<egui_plot::Bar> =
+                values.iter().enumerate().map(|(j, &v)| egui_plot::Bar::new(j as f64, f64::from(v))).collect();
+            plot_axes::plot("vae-decoded-features").height(height * 0.6).show(ui, |plot| {
+                plot.bar_chart(egui_plot::BarChart::new("decoded features (standardised)", bars));
+            });
+        }
+        return;
+    };
+    if vae.view.as_ref().is_some_and(|v| v.params.latent == 1) {
+        manifold_row_ui(vae, side, ui);
+        return;
+    }
+    if let Some(m) = vae.manifold.clone() {
+        let key = (m.step, m.bounds.map(f32::to_bits), m.cells);
+        let stale = vae.manifold_texture.as_ref().is_none_or(|(s, b, c, _)| (*s, *b, *c) != key);
+        if stale {
+            let texture =
+                ui.ctx().load_texture("vae-manifold", tiles(&m.images, side, m.cells), TextureOptions::LINEAR);
+            vae.manifold_texture = Some((key.0, key.1, key.2, texture));
+        }
+    }
+    if let Some((_, b, _, texture)) = &vae.manifold_texture {
+        let b = b.map(f32::from_bits);
+        let centre = PlotPoint::new(f64::from(b[0] + b[1]) / 2.0, f64::from(b[2] + b[3]) / 2.0);
+        let size = egui::vec2(b[1] - b[0], b[3] - b[2]);
+        saveable(
+            ui,
+            "vae-manifold",
+            || "vae-manifold.png".to_owned(),
+            |ui| {
+                plot_axes::plane("vae-manifold")
+                    .height(height)
+                    .allow_drag(false)
+                    .allow_zoom(false)
+                    .allow_scroll(false)
+                    .show(ui, |plot| {
+                        plot.set_plot_bounds(PlotBounds::from_min_max(
+                            [f64::from(b[0]), f64::from(b[2])],
+                            [f64::from(b[1]), f64::from(b[3])],
+                        ));
+                        plot.image(PlotImage::new("manifold", texture.id(), centre, size));
+                    })
+            },
+        );
+        save_image_button(ui, "vae-manifold");
+    } else {
+        ui.spinner();
+    }
+    hover_image_ui(vae, side, ui);
+}
+
+/// The image decoded at the cursor, once the view thread has it.
+fn hover_image_ui(vae: &mut VaeUiState, side: usize, ui: &mut egui::Ui) {
+    if let Some((_, image)) = &vae.hover_image {
+        let texture = vae
+            .hover_texture
+            .get_or_insert_with(|| ui.ctx().load_texture("vae-hover", tiles(image, side, 1), TextureOptions::NEAREST));
+        ui.horizontal(|ui| {
+            ui.label("Under the cursor:");
+            ui.image((texture.id(), egui::vec2(84.0, 84.0)));
+        });
+    }
+}
+
+/// The one-dimensional latent's manifold: one row of images decoded along z1 over the strip's window, left to right,
+/// and the image under the cursor.
+fn manifold_row_ui(vae: &mut VaeUiState, side: usize, ui: &mut egui::Ui) {
+    /// The least width of one decoded image, in points: a narrower column wraps the row rather than shrink them.
+    const MIN_IMAGE_POINTS: f32 = 56.0;
+    let width = ui.available_width();
+    if let Some(m) = vae.manifold.clone() {
+        let per_row = ((width / MIN_IMAGE_POINTS).floor() as usize).clamp(1, m.cells.max(1));
+        let key = (m.step, m.bounds.map(f32::to_bits), m.cells);
+        let texture_width = per_row * (side + 1) + 1;
+        let stale = vae
+            .manifold_texture
+            .as_ref()
+            .is_none_or(|(s, b, c, texture)| (*s, *b, *c) != key || texture.size()[0] != texture_width);
+        // The grid's rows are alike (z1 is the only coordinate): its first row, left to right, wrapped to the width.
+        if stale && let Some(row) = m.images.get(..m.cells * side * side) {
+            let texture = ui.ctx().load_texture("vae-manifold", tiles(row, side, per_row), TextureOptions::LINEAR);
+            vae.manifold_texture = Some((key.0, key.1, key.2, texture));
+        }
+    }
+    if let Some((_, b, cells, texture)) = &vae.manifold_texture {
+        let b = b.map(f32::from_bits);
+        let [w, h] = texture.size();
+        let size = egui::vec2(width, width * h as f32 / w.max(1) as f32);
+        let wrapped = h > side + 2;
+        let shown = ui.image((texture.id(), size));
+        capture_if_asked(ui, "vae-manifold", shown.rect, || "vae-manifold.png".to_owned());
+        let order = if wrapped { "read left to right and down" } else { "left to right" };
+        ui.label(format!("{cells} points along z1 from {:.2} to {:.2} (the strip's window), {order}.", b[0], b[1]));
+        save_image_button(ui, "vae-manifold");
+    } else {
+        ui.spinner();
+    }
+    hover_image_ui(vae, side, ui);
+}

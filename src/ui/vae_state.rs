@@ -1,0 +1,341 @@
+//! The VAE lab's page state: the settings of the next run (with the hidden-units field as typed and the checks that
+//! refuse what cannot train), which view is on show and its choices (the latent dimensions on show, the manifold's
+//! cells, the picked inputs, the epoch of the reconstructions), and what the view thread has computed for the run
+//! on show (polled here), with the textures made from it.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use egui::{ColorImage, TextureHandle, TextureOptions};
+
+use crate::data::prepare::{OutputKind, Prepared};
+use crate::models::vae::{VaeArch, VaeConfig, VaeView, vae_inputs};
+use crate::train::export::{class_values, latents_table};
+use crate::train::vae_view::{Latents, Manifold, VaeViewRequest, VaeViewResult, VaeViewWorker};
+use crate::train::{ModelView, RunSnapshot};
+use crate::ui::export::{ExportKind, ExportRequest};
+use crate::ui::lab_page::start_view_thread;
+use crate::ui::settings_check::{self, Verdict};
+
+/// Which view the page shows.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum VaePage {
+    /// Scatter, decoded point and manifold.
+    Latent,
+    /// The fixed test inputs and their reconstructions by epoch.
+    Reconstructions,
+    /// Decoded draws from N(0, I).
+    Prior,
+    /// Loss terms and KL per dimension.
+    Loss,
+}
+
+impl VaePage {
+    pub(crate) const ALL: [Self; 4] = [Self::Latent, Self::Reconstructions, Self::Prior, Self::Loss];
+
+    pub(crate) fn label(self) -> &'static str {
+        match self {
+            Self::Latent => "Latent space",
+            Self::Reconstructions => "Reconstructions",
+            Self::Prior => "Samples from the prior",
+            Self::Loss => "Loss curves",
+        }
+    }
+}
+
+/// Points drawn in the scatter at most.
+pub(crate) const MAX_SCATTER: usize = 6000;
+/// The VAE page's state.
+pub struct VaeUiState {
+    /// Settings of the next run.
+    pub config: VaeConfig,
+    /// The hidden layers as typed.
+    pub hidden_text: String,
+    /// The view on show.
+    pub page: VaePage,
+    /// Show the data table instead.
+    pub show_data: bool,
+    /// The two latent dimensions on show.
+    pub dims: (usize, usize),
+    /// Cells per side of the decoded manifold, as typed.
+    pub cells: usize,
+    /// Cells per side of the manifold on show: the last accepted count.
+    pub(crate) cells_shown: usize,
+    /// Index into the reconstruction history; `None` follows the training.
+    pub recon_index: Option<usize>,
+    /// Set by an "Export data…" button; the app starts the export once the page is drawn, and clears it.
+    pub(crate) export: Option<ExportRequest>,
+    /// The latent window of the scatter and the manifold.
+    pub(crate) bounds: [f32; 4],
+    pub(crate) hover: Option<[f32; 2]>,
+    /// The input whose q(z|x) ellipse is drawn: the one nearest the cursor while it is over the latent plane.
+    pub(crate) input_under_cursor: Option<usize>,
+    /// Inputs picked for the interpolation (indices, training rows first), at most two.
+    pub(crate) picked: Vec<usize>,
+    pub(crate) path_images: Option<Arc<Vec<f32>>>,
+    pub(crate) prepared: Option<Arc<Prepared>>,
+    pub(crate) inputs: Arc<Vec<f32>>,
+    pub(crate) n_train: usize,
+    pub(crate) labels: Vec<u32>,
+    pub(crate) image_side: Option<usize>,
+    pub(crate) run: u64,
+    pub(crate) worker: Option<VaeViewWorker>,
+    pub(crate) view: Option<Arc<VaeView>>,
+    pub(crate) view_step: u64,
+    pub(crate) latents: Option<Arc<Latents>>,
+    pub(crate) manifold: Option<Arc<Manifold>>,
+    pub(crate) manifold_texture: Option<(u64, [u32; 4], usize, TextureHandle)>,
+    pub(crate) hover_image: Option<([f32; 2], Arc<Vec<f32>>)>,
+    pub(crate) hover_texture: Option<TextureHandle>,
+    /// Image grids uploaded once per content: name -> (what they show, texture).
+    pub(crate) textures: HashMap<&'static str, (u64, TextureHandle)>,
+    /// Counts arrivals of path images, so their texture is made once per arrival.
+    pub(crate) path_generation: u64,
+    pub(crate) prior: Option<(u64, Arc<Vec<f32>>)>,
+    pub(crate) device: String,
+    pub(crate) last_request: Option<RequestKey>,
+    pub(crate) last_seen_step: Option<u64>,
+    pub(crate) view_taken: Option<std::time::Instant>,
+    pub(crate) error: Option<String>,
+}
+
+/// What was last asked of the view thread: run, step, window bits, cells, dimensions, cursor bits, path bits.
+type RequestKey = (u64, u64, [u32; 4], usize, (usize, usize), Option<[u32; 2]>, Vec<u32>);
+
+/// How often a training model's views are recomputed.
+const VIEW_INTERVAL: std::time::Duration = std::time::Duration::from_secs(2);
+
+impl Default for VaeUiState {
+    fn default() -> Self {
+        let config = VaeConfig::default();
+        Self {
+            hidden_text: settings_check::hidden_text(&config.hidden),
+            config,
+            page: VaePage::Latent,
+            show_data: false,
+            dims: (0, 1),
+            cells: 20,
+            cells_shown: 20,
+            recon_index: None,
+            export: None,
+            bounds: [-4.0, 4.0, -4.0, 4.0],
+            hover: None,
+            input_under_cursor: None,
+            picked: Vec::new(),
+            path_images: None,
+            prepared: None,
+            inputs: Arc::new(Vec::new()),
+            n_train: 0,
+            labels: Vec::new(),
+            image_side: None,
+            run: 0,
+            worker: None,
+            view: None,
+            view_step: 0,
+            latents: None,
+            manifold: None,
+            manifold_texture: None,
+            hover_image: None,
+            hover_texture: None,
+            textures: HashMap::new(),
+            path_generation: 0,
+            prior: None,
+            device: String::new(),
+            last_request: None,
+            last_seen_step: None,
+            view_taken: None,
+            error: None,
+        }
+    }
+}
+
+impl VaeUiState {
+    /// Forgets the previous run's views; `prepared` is the new run's data.
+    /// Puts `config` in the settings panel (an opened run's, or the last session's).
+    pub(crate) fn restore_config(&mut self, config: VaeConfig) {
+        self.hidden_text = settings_check::hidden_text(&config.hidden);
+        self.config = config;
+    }
+
+    pub(crate) fn new_run(&mut self, prepared: Arc<Prepared>) {
+        let (train, test, side) = vae_inputs(&prepared, self.config.likelihood);
+        self.n_train = prepared.n_train();
+        let mut inputs = train;
+        inputs.extend(test);
+        self.inputs = Arc::new(inputs);
+        self.labels = match &prepared.output {
+            Some((_, OutputKind::Classes { .. })) => {
+                prepared.y_train.iter().chain(&prepared.y_test).map(|&c| c as u32).collect()
+            }
+            _ => Vec::new(),
+        };
+        self.image_side = side;
+        self.prepared = Some(prepared);
+        self.run += 1;
+        self.view = None;
+        self.latents = None;
+        self.manifold = None;
+        self.manifold_texture = None;
+        self.hover_image = None;
+        self.prior = None;
+        self.textures.clear();
+        self.last_request = None;
+        self.recon_index = None;
+        self.picked.clear();
+        self.path_images = None;
+        self.view_step = 0;
+        self.last_seen_step = None;
+        self.view_taken = None;
+        self.error = None;
+        self.dims = (0, 1.min(self.config.latent.saturating_sub(1)));
+    }
+
+    /// The texture `name`, made by `make` only when `key` (what it shows) changed since the last call.
+    pub(crate) fn texture(
+        &mut self,
+        ctx: &egui::Context,
+        name: &'static str,
+        key: u64,
+        make: impl FnOnce() -> ColorImage,
+    ) -> TextureHandle {
+        if let Some((k, t)) = self.textures.get(name)
+            && *k == key
+        {
+            return t.clone();
+        }
+        let texture = ctx.load_texture(name, make(), TextureOptions::NEAREST);
+        self.textures.insert(name, (key, texture.clone()));
+        texture
+    }
+
+    /// The image decoded under the cursor, if any (for tests).
+    #[must_use]
+    pub fn hover_image(&self) -> Option<&[f32]> {
+        self.hover_image.as_ref().map(|(_, v)| v.as_slice())
+    }
+
+    /// The input (training rows first) whose q(z|x) the latent plane draws as an ellipse: the one nearest the
+    /// cursor, while the cursor is over the plane (for tests).
+    #[must_use]
+    pub fn input_under_cursor(&self) -> Option<usize> {
+        self.input_under_cursor
+    }
+
+    /// True once the path between two picked inputs has been decoded (for tests).
+    #[must_use]
+    pub fn has_path(&self) -> bool {
+        self.path_images.is_some()
+    }
+
+    /// What "Export data…" writes for `kind` (the latent coordinates), from what the page shows now; `None` when
+    /// it has no such data yet.
+    pub(crate) fn export_request(&self, kind: ExportKind) -> Option<ExportRequest> {
+        if kind != ExportKind::Latents {
+            return None;
+        }
+        let latents = Arc::clone(self.latents.as_ref()?);
+        let latent = self.view.as_ref()?.params.latent;
+        let classes = self.prepared.as_deref().map(class_values).unwrap_or_default();
+        let labels: Vec<f32> =
+            self.labels.iter().map(|&c| classes.get(c as usize).copied().unwrap_or(c as f32)).collect();
+        let n_train = self.n_train;
+        Some(ExportRequest::new("vae-latents.csv", move || {
+            latents_table(&latents.mu, &latents.logvar, latent, n_train, &labels)
+        }))
+    }
+
+    /// True once the encoder's means of the data have arrived (for tests).
+    #[must_use]
+    pub fn has_latents(&self) -> bool {
+        self.latents.is_some()
+    }
+
+    pub(crate) fn poll(&mut self, snapshot: Option<&RunSnapshot>, ctx: &egui::Context) {
+        // Encoding every input costs about a second of CPU for MNIST: while training, take a new model at most
+        // every VIEW_INTERVAL; a model that stopped changing (paused, finished) is taken at once.
+        if let Some(ModelView::Vae { step, view }) = snapshot.and_then(|s| s.model.clone()) {
+            let settled = self.last_seen_step == Some(step);
+            self.last_seen_step = Some(step);
+            let due = self.view_taken.is_none_or(|t| t.elapsed() >= VIEW_INTERVAL);
+            if step != self.view_step && (due || settled) || self.view.is_none() {
+                self.view = Some(view);
+                self.view_step = step;
+                self.view_taken = Some(std::time::Instant::now());
+            }
+        }
+        let Some(view) = &self.view else { return };
+        start_view_thread(&mut self.worker, &mut self.error, ctx, crate::train::vae_view::spawn);
+        let Some(worker) = &self.worker else { return };
+        for result in worker.drain() {
+            match result {
+                VaeViewResult::Latents(l) if l.run == self.run => self.latents = Some(l),
+                VaeViewResult::Latents(_) => {}
+                VaeViewResult::Manifold(m) => self.manifold = Some(m),
+                VaeViewResult::Hover(z, image) => {
+                    self.hover_image = Some((z, image));
+                    self.hover_texture = None;
+                }
+                VaeViewResult::Prior(step, images) => self.prior = Some((step, images)),
+                VaeViewResult::Path(images) => {
+                    self.path_images = Some(images);
+                    self.path_generation += 1;
+                }
+                VaeViewResult::Device(d) => self.device = d,
+                VaeViewResult::Error(e) => self.error = Some(e),
+            }
+        }
+        // The path between the picked inputs' latent means.
+        let path = match (self.picked.as_slice(), &self.latents) {
+            ([a, b], Some(l)) => {
+                let d = view.params.latent;
+                let row = |i: usize| l.mu.get(i * d..(i + 1) * d).map(<[f32]>::to_vec);
+                row(*a).zip(row(*b))
+            }
+            _ => None,
+        };
+        let hover = self.hover.map(|z| z.map(f32::to_bits));
+        let path_bits: Vec<u32> = path.iter().flat_map(|(a, b)| a.iter().chain(b)).map(|v| v.to_bits()).collect();
+        let key =
+            (self.run, self.view_step, self.bounds.map(f32::to_bits), self.cells_shown, self.dims, hover, path_bits);
+        if self.last_request.as_ref() != Some(&key) {
+            worker.request(VaeViewRequest {
+                params: Arc::clone(&view.params),
+                step: self.view_step,
+                run: self.run,
+                inputs: Arc::clone(&self.inputs),
+                grid: (self.bounds, if self.image_side.is_some() { self.cells_shown } else { 0 }),
+                dims: self.dims,
+                hover: self.hover,
+                path,
+            });
+            self.last_request = Some(key);
+        }
+    }
+}
+
+/// What an empty hidden-units field means in the MLP VAE.
+pub(crate) const NO_HIDDEN: &str = "Empty: no hidden layer, the encoder and the decoder are each one linear map.";
+
+impl VaeUiState {
+    /// Why the next run cannot train with these settings (the first setting refused), or `None`.
+    #[must_use]
+    pub fn settings_refusal(&self) -> Option<String> {
+        let c = &self.config;
+        let hidden =
+            if c.arch == VaeArch::Mlp { settings_check::hidden(&self.hidden_text, NO_HIDDEN) } else { Verdict::Fine };
+        settings_check::first_refusal(&[
+            hidden,
+            settings_check::LATENT.check(c.latent as f64),
+            settings_check::BETA.check(c.beta),
+            settings_check::learning_rate(c.learning_rate),
+            settings_check::batch_size(c.batch_size, None),
+            settings_check::EPOCHS.check(c.epochs as f64),
+        ])
+    }
+
+    /// The hidden layers from the field when it parses; when the field was not edited and the settings changed
+    /// elsewhere, the field follows them (see the BNN's).
+    pub(crate) fn sync_hidden(&mut self, edited: bool) {
+        settings_check::sync_hidden(&mut self.hidden_text, &mut self.config.hidden, edited);
+    }
+}
