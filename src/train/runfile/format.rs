@@ -16,7 +16,8 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
-use super::{pending_path, sha256_hex, table_sha256, weights_path_for};
+use super::files::{pending_path, sha256_hex, weights_path_for};
+use super::table_sha256;
 use crate::Lab;
 use crate::data::prepare::Role;
 use crate::data::{LoadRequest, Table};

@@ -6,12 +6,11 @@
 //! Loading gives back the plain-data parameters bit for bit, so the views predict exactly what they predicted
 //! before; re-running the config with its seed on the same data reproduces the metrics (training is seeded).
 //!
-//! Writes are atomic: each file is written to a temporary file in the same folder, flushed to disk, then
-//! renamed over the old one. The weights go first, to `NAME.safetensors.new`; the run file's rename is the
-//! moment the new run replaces the old; the weights then take their place. A crash at any point leaves either
-//! the old run or the new one loadable.
+//! Saving is atomic: a crash at any point leaves either the old run or the new one loadable.
 //!
 //! - `format`: the run file's records, and reading a run file with every check ([`read_run_file`]);
+//! - `files`: the weights file's name, atomic writes ([`write_atomically`]) and the files' sha256;
+//! - `dataset`: the run's data, identified by [`table_sha256`] and loaded again ([`load_dataset`]);
 //!
 //! A lab takes part by implementing [`SavedModel`] for its plain-data parameters, and adding one variant to
 //! [`RunConfig`] and to [`AnyRun`] (with their match arms). Used by `cli` and `ui`.
@@ -20,17 +19,14 @@ use std::collections::{HashMap, HashSet};
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 
 use safetensors::{Dtype, SafeTensors};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 
 use crate::Lab;
 use crate::compute::Activation;
 use crate::compute::params::{DenseParams, FlowLayerParams, FlowParams, MlpParams};
-use crate::data::csv::NoProgress;
 use crate::data::prepare::{DataSpec, OutputKind, Prepared, image_side, prepare, split_counts};
 use crate::data::{LoadRequest, Table};
 use crate::models::bnn::{
@@ -41,18 +37,18 @@ use crate::models::flow::{FlowConfig, FlowTrainer, flow_report};
 use crate::models::vae::{Likelihood, VaeConfig, VaeNetworks, VaeParams, VaeTrainer, VaeView};
 use crate::train::{EpochRecord, ModelView, RunSnapshot, TrainError, Trainer, TrainerFactory};
 
+mod dataset;
+mod files;
 mod format;
 
+pub use dataset::{load_dataset, table_sha256};
+pub use files::{WEIGHTS_EXTENSION, sha256_hex, weights_path_for, write_atomically};
+use files::{pending_path, sync_folder};
 use format::parse_run_file;
 pub use format::{
     ColumnRecord, DatasetRecord, FORMAT_NAME, FORMAT_VERSION, JsonF64, MetricList, ProgressRecord, RunFile,
     RunFileError, SavedEpoch, SplitRecord, WeightsRecord, read_run_file,
 };
-
-/// The extension of the weights file.
-pub const WEIGHTS_EXTENSION: &str = "safetensors";
-/// Suffix of the weights while a save is being committed.
-const PENDING_SUFFIX: &str = ".new";
 
 /// A lab's model as plain data that goes into a run file and comes back bit for bit.
 ///
@@ -1479,142 +1475,7 @@ impl AnyRun {
 }
 
 // ---------------------------------------------------------------------------------------------------------
-// Files.
-
-/// The weights file that goes with the run file `path`: the same name with the extension `.safetensors`.
-pub fn weights_path_for(path: &Path) -> Result<PathBuf, String> {
-    if path.extension().is_some_and(|e| e.eq_ignore_ascii_case(WEIGHTS_EXTENSION)) {
-        return Err(format!(
-            "the run file is the .json next to the .{WEIGHTS_EXTENSION} weights; give a name ending in .json"
-        ));
-    }
-    if path.file_name().is_none() {
-        return Err("the path names no file".into());
-    }
-    Ok(path.with_extension(WEIGHTS_EXTENSION))
-}
-
-fn pending_path(weights: &Path) -> PathBuf {
-    let mut name = weights.as_os_str().to_owned();
-    name.push(PENDING_SUFFIX);
-    PathBuf::from(name)
-}
-
-/// Writes a file atomically: `write` fills a new temporary file in the same folder, which is flushed to disk and
-/// renamed over `path`. If anything fails, `path` is as it was and the temporary file is removed.
-pub fn write_atomically(
-    path: &Path,
-    write: impl FnOnce(&mut std::fs::File) -> std::io::Result<()>,
-) -> std::io::Result<()> {
-    static COUNTER: AtomicU64 = AtomicU64::new(0);
-    let Some(name) = path.file_name() else {
-        return Err(std::io::Error::new(std::io::ErrorKind::InvalidInput, "the path names no file"));
-    };
-    let folder = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
-    let temp = folder.join(format!(
-        ".{}.{}-{}.tmp",
-        name.to_string_lossy(),
-        std::process::id(),
-        COUNTER.fetch_add(1, Ordering::Relaxed)
-    ));
-    let mut file = std::fs::OpenOptions::new().write(true).create_new(true).open(&temp)?;
-    let written = write(&mut file).and_then(|()| file.sync_all());
-    drop(file);
-    if let Err(e) = written.and_then(|()| std::fs::rename(&temp, path)) {
-        let _ = std::fs::remove_file(&temp);
-        return Err(e);
-    }
-    sync_folder(path);
-    Ok(())
-}
-
-/// Flushes a folder's entries (the renames) to disk, where the platform allows it.
-fn sync_folder(path: &Path) {
-    let folder = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
-    if let Ok(dir) = std::fs::File::open(folder) {
-        let _ = dir.sync_all();
-    }
-}
-
-/// Lower-case hex sha256 of `bytes`.
-#[must_use]
-pub fn sha256_hex(bytes: &[u8]) -> String {
-    hex(&Sha256::digest(bytes))
-}
-
-fn hex(bytes: &[u8]) -> String {
-    use std::fmt::Write as _;
-    bytes.iter().fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
-        let _ = write!(s, "{b:02x}");
-        s
-    })
-}
-
-/// The sha256 of a table as loaded: a tag, the column and row counts (u64 little-endian), each column's name
-/// (its length, then UTF-8), then every value row-major as f32 little-endian. It identifies the data a model
-/// saw whatever its source (a CSV file, a built-in file, a generated set) and whatever the file's formatting.
-#[must_use]
-pub fn table_sha256(table: &Table) -> String {
-    let mut hasher = Sha256::new();
-    hasher.update(b"bayes-explorer table v1\0");
-    hasher.update((table.n_cols() as u64).to_le_bytes());
-    hasher.update((table.n_rows() as u64).to_le_bytes());
-    for c in &table.columns {
-        hasher.update((c.name.len() as u64).to_le_bytes());
-        hasher.update(c.name.as_bytes());
-    }
-    let mut buffer = Vec::with_capacity(4 * 4096);
-    for chunk in table.values.chunks(4096) {
-        buffer.clear();
-        buffer.extend(chunk.iter().flat_map(|v| v.to_le_bytes()));
-        hasher.update(&buffer);
-    }
-    hex(&hasher.finalize())
-}
-
-/// Loads the dataset a run was trained on and checks it is the same data (by [`table_sha256`]). A CSV file is
-/// looked for at its recorded path, then (for a shared run) next to the run file. Returns the table and the
-/// request that loaded it.
-pub fn load_dataset(run_path: &Path, dataset: &DatasetRecord) -> Result<(Table, LoadRequest), RunFileError> {
-    let file = run_path.display().to_string();
-    let error = |message: String| RunFileError::Dataset { file: file.clone(), message };
-    let mut requests = vec![dataset.source.clone()];
-    if let LoadRequest::File { path, options } = &dataset.source {
-        let folder = run_path.parent().unwrap_or(Path::new(""));
-        let mut alternatives = Vec::new();
-        if path.is_relative() {
-            alternatives.push(folder.join(path));
-        }
-        if let Some(name) = path.file_name() {
-            alternatives.push(folder.join(name));
-        }
-        for p in alternatives {
-            if &p != path && p.is_file() {
-                requests.push(LoadRequest::File { path: p, options: options.clone() });
-            }
-        }
-    }
-    let mut first_error = None;
-    let mut mismatch = None;
-    for request in requests {
-        match request.run(&NoProgress) {
-            Ok(table) if table_sha256(&table) == dataset.sha256 => return Ok((table, request)),
-            Ok(_) => {
-                mismatch.get_or_insert(request.describe());
-            }
-            Err(e) => {
-                first_error.get_or_insert(e.to_string());
-            }
-        }
-    }
-    Err(match (mismatch, first_error) {
-        (Some(name), _) => error(format!(
-            "the dataset {name} is not the data the run was trained on (its sha256 differs); the run needs the same data"
-        )),
-        (None, Some(e)) => error(format!("the run's dataset cannot be loaded: {e}")),
-        (None, None) => error("the run's dataset cannot be loaded".into()),
-    })
-}
+// A run opened with its data.
 
 /// A run file opened with its data, ready to show.
 #[derive(Clone, Debug)]
