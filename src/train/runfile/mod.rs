@@ -13,6 +13,8 @@
 //! - `dataset`: the run's data, identified by [`table_sha256`] and loaded again ([`load_dataset`]);
 //! - `tensors`: [`SavedModel`], what a lab implements, and the named tensors its parameters become;
 //! - `bnn`, `vae`, `flow`: each lab's [`SavedModel`] and the records of its architecture;
+//! - `replay`: a saved run shown through a worker ([`Run::replay_factory`]);
+//! - here: [`Run`], one lab's run in memory, saved and opened, and [`AnyRun`], a run of any lab.
 //!
 //! A lab takes part by implementing [`SavedModel`] for its plain-data parameters, and adding one variant to
 //! [`RunConfig`] and to [`AnyRun`] (with their match arms). Used by `cli` and `ui`.
@@ -31,13 +33,14 @@ use crate::data::{LoadRequest, Table};
 use crate::models::bnn::{BnnConfig, BnnView};
 use crate::models::flow::FlowConfig;
 use crate::models::vae::{VaeConfig, VaeView};
-use crate::train::{EpochRecord, ModelView, RunSnapshot, TrainError, Trainer, TrainerFactory};
+use crate::train::{EpochRecord, ModelView, RunSnapshot, TrainError, TrainerFactory};
 
 mod bnn;
 mod dataset;
 mod files;
 mod flow;
 mod format;
+mod replay;
 mod tensors;
 mod vae;
 
@@ -236,15 +239,6 @@ impl<M: SavedModel> Run<M> {
         Ok(prepared)
     }
 
-    /// A factory for a worker that shows this run as it was saved: finished, with its metrics and model.
-    #[must_use]
-    pub fn replay_factory(&self) -> TrainerFactory {
-        let (snapshot, view) = (self.snapshot.clone(), self.model_view());
-        Box::new(move || {
-            Ok(Box::new(ReplayTrainer { snapshot: snapshot.clone(), view: view.clone() }) as Box<dyn Trainer>)
-        })
-    }
-
     /// Trains the run's config from scratch on `data` (the run's data, prepared) on this thread; `on_epoch` gets
     /// the epochs done after each one. The result has the same data and spec.
     pub fn rerun(&self, data: &Arc<Prepared>, mut on_epoch: impl FnMut(usize)) -> Result<Self, TrainError> {
@@ -260,38 +254,6 @@ impl<M: SavedModel> Run<M> {
         let model =
             M::from_model_view(&view).ok_or_else(|| TrainError::Backend("the model is another lab's".into()))?;
         Ok(Self { model, snapshot: trainer.snapshot(), ..self.clone() })
-    }
-}
-
-/// A finished run played back to the worker: it never trains, and shows the saved metrics and model.
-struct ReplayTrainer {
-    snapshot: RunSnapshot,
-    view: ModelView,
-}
-
-impl Trainer for ReplayTrainer {
-    fn step(&mut self) -> Result<(), TrainError> {
-        Ok(())
-    }
-
-    fn finished(&self) -> bool {
-        true
-    }
-
-    fn snapshot(&self) -> RunSnapshot {
-        self.snapshot.clone()
-    }
-
-    fn set_learning_rate(&mut self, learning_rate: f64) {
-        self.snapshot.learning_rate = learning_rate;
-    }
-
-    fn epochs_done(&self) -> usize {
-        self.snapshot.history.len()
-    }
-
-    fn model_view(&self) -> Option<ModelView> {
-        Some(self.view.clone())
     }
 }
 
