@@ -138,15 +138,7 @@ pub struct DenseShape {
 
 /// Writes a dense stack as `{prefix}.{j}.weights` `[n_in, n_out]` and `{prefix}.{j}.biases` `[n_out]`.
 pub fn write_mlp(tensors: &mut TensorWriter, prefix: &str, mlp: &MlpParams) -> Result<Vec<DenseShape>, String> {
-    mlp.layers
-        .iter()
-        .enumerate()
-        .map(|(j, l)| {
-            tensors.add(format!("{prefix}.{j}.weights"), vec![l.n_in, l.n_out], &l.weights)?;
-            tensors.add(format!("{prefix}.{j}.biases"), vec![l.n_out], &l.biases)?;
-            Ok(DenseShape { n_in: l.n_in, n_out: l.n_out, activation: l.activation })
-        })
-        .collect()
+    mlp.layers.iter().enumerate().map(|(j, l)| write_dense(tensors, &format!("{prefix}.{j}"), l)).collect()
 }
 
 /// Reads what [`write_mlp`] wrote, checking that each layer's inputs are the previous layer's outputs.
@@ -158,23 +150,19 @@ pub fn read_mlp(tensors: &mut TensorReader<'_>, prefix: &str, shapes: &[DenseSha
         {
             return Err(format!("{prefix}: layer {j} takes {} inputs but the layer before gives {prev}", s.n_in));
         }
-        layers.push(DenseParams {
-            n_in: s.n_in,
-            n_out: s.n_out,
-            weights: tensors.take(&format!("{prefix}.{j}.weights"), &[s.n_in, s.n_out])?,
-            biases: tensors.take(&format!("{prefix}.{j}.biases"), &[s.n_out])?,
-            activation: s.activation,
-        });
+        layers.push(read_dense(tensors, &format!("{prefix}.{j}"), s)?);
     }
     Ok(MlpParams { layers })
 }
 
+/// Writes one dense layer as `{prefix}.weights` `[n_in, n_out]` and `{prefix}.biases` `[n_out]`.
 pub(super) fn write_dense(tensors: &mut TensorWriter, prefix: &str, d: &DenseParams) -> Result<DenseShape, String> {
     tensors.add(format!("{prefix}.weights"), vec![d.n_in, d.n_out], &d.weights)?;
     tensors.add(format!("{prefix}.biases"), vec![d.n_out], &d.biases)?;
     Ok(DenseShape { n_in: d.n_in, n_out: d.n_out, activation: d.activation })
 }
 
+/// Reads what [`write_dense`] wrote.
 pub(super) fn read_dense(tensors: &mut TensorReader<'_>, prefix: &str, s: &DenseShape) -> Result<DenseParams, String> {
     Ok(DenseParams {
         n_in: s.n_in,

@@ -201,19 +201,7 @@ fn check_conv_layout(
             return Err(format!("{part} convolution {n} is a {:?} layer; the {part} has {expected:?} layers", l.kind));
         }
     }
-    let describe = |map: (usize, usize), c: usize| format!("{}x{}x{c}", map.0, map.1);
-    let (mut map, mut c) = ((side, side), 1);
-    for (i, l) in encoder.iter().enumerate() {
-        if l.geometry.big != map || l.c_in != c {
-            return Err(format!(
-                "encoder convolution {} takes {} maps but gets {}",
-                i + 1,
-                describe(l.geometry.big, l.c_in),
-                describe(map, c)
-            ));
-        }
-        (map, c) = (l.geometry.small, l.c_out);
-    }
+    let (map, c) = follow_maps("encoder", encoder, (side, side), 1)?;
     let flat = map.0 * map.1 * c;
     let twice = latent.checked_mul(2).ok_or("the latent dimension is too large")?;
     if to_latent.n_in != flat || to_latent.n_out != twice {
@@ -223,7 +211,7 @@ fn check_conv_layout(
         ));
     }
     let first = &decoder[0];
-    let (mut map, mut c) = (first.geometry.small, first.c_in);
+    let (map, c) = (first.geometry.small, first.c_in);
     if from_latent.n_in != latent || from_latent.n_out != map.0 * map.1 * c {
         return Err(format!(
             "the decoder's dense layer maps {} to {} values; the network needs {latent} to {}",
@@ -232,21 +220,43 @@ fn check_conv_layout(
             map.0 * map.1 * c
         ));
     }
-    for (i, l) in decoder.iter().enumerate() {
-        if l.geometry.small != map || l.c_in != c {
-            return Err(format!(
-                "decoder convolution {} takes {} maps but gets {}",
-                i + 1,
-                describe(l.geometry.small, l.c_in),
-                describe(map, c)
-            ));
-        }
-        (map, c) = (l.geometry.big, l.c_out);
-    }
+    let (map, c) = follow_maps("decoder", decoder, map, c)?;
     if map != (side, side) || c != 1 {
-        return Err(format!("the decoder gives {} maps, not the {side}x{side}x1 images", describe(map, c)));
+        return Err(format!("the decoder gives {} maps, not the {side}x{side}x1 images", describe_maps(map, c)));
     }
     Ok(())
+}
+
+/// Follows the feature maps through `layers` (the `part`'s, "encoder" or "decoder") from `map` with `c` channels,
+/// checking that each layer takes what the one before gives; returns the map and channels the last one gives. A
+/// convolution takes its big map and gives its small one, a transposed convolution the other way round.
+fn follow_maps(
+    part: &str,
+    layers: &[ConvLayerShape],
+    mut map: (usize, usize),
+    mut c: usize,
+) -> Result<((usize, usize), usize), String> {
+    for (i, l) in layers.iter().enumerate() {
+        let (takes, gives) = match l.kind {
+            ConvKind::Conv => (l.geometry.big, l.geometry.small),
+            ConvKind::Transposed => (l.geometry.small, l.geometry.big),
+        };
+        if takes != map || l.c_in != c {
+            return Err(format!(
+                "{part} convolution {} takes {} maps but gets {}",
+                i + 1,
+                describe_maps(takes, l.c_in),
+                describe_maps(map, c)
+            ));
+        }
+        (map, c) = (gives, l.c_out);
+    }
+    Ok((map, c))
+}
+
+/// Feature maps as the layout's errors name them: `rows`x`columns`x`channels`.
+fn describe_maps(map: (usize, usize), c: usize) -> String {
+    format!("{}x{}x{c}", map.0, map.1)
 }
 
 impl SavedModel for VaeView {
