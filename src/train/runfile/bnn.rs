@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
-use super::{SavedModel, TensorReader, TensorWriter};
+use super::tensors::{SavedModel, TensorReader, TensorWriter};
 use crate::Lab;
 use crate::compute::Activation;
 use crate::data::prepare::{OutputKind, Prepared};

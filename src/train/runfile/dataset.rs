@@ -1,13 +1,22 @@
-//! The data a run was trained on: identified by the sha256 of its values, and found and loaded again.
+//! The data a run was trained on: its record ([`DatasetRecord::of`]), identified by the sha256 of its values, and
+//! found and loaded again.
 
 use std::path::Path;
 
 use sha2::{Digest, Sha256};
 
 use super::files::hex;
-use super::{DatasetRecord, RunFileError};
+use super::format::{DatasetRecord, RunFileError};
 use crate::data::csv::NoProgress;
 use crate::data::{LoadRequest, Table};
+
+impl DatasetRecord {
+    /// The record of `table`, loaded by `request` (hashes every value: call it off the UI thread).
+    #[must_use]
+    pub fn of(table: &Table, request: &LoadRequest) -> Self {
+        Self { name: table.name.clone(), source: request.clone(), sha256: table_sha256(table), rows: table.n_rows() }
+    }
+}
 
 /// The sha256 of a table as loaded: a tag, the column and row counts (u64 little-endian), each column's name
 /// (its length, then UTF-8), then every value row-major as f32 little-endian. It identifies the data a model

@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
-use super::{DenseShape, SavedModel, TensorReader, TensorWriter, read_mlp, write_mlp};
+use super::tensors::{DenseShape, SavedModel, TensorReader, TensorWriter, read_mlp, write_mlp};
 use crate::Lab;
 use crate::compute::params::{FlowLayerParams, FlowParams, MlpParams};
 use crate::data::prepare::Prepared;

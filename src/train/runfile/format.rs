@@ -17,10 +17,9 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 
 use super::files::{pending_path, sha256_hex, weights_path_for};
-use super::table_sha256;
 use crate::Lab;
+use crate::data::LoadRequest;
 use crate::data::prepare::Role;
-use crate::data::{LoadRequest, Table};
 use crate::train::EpochRecord;
 
 /// The `format` field of every run file.
@@ -178,18 +177,10 @@ pub struct DatasetRecord {
     pub name: String,
     /// How to load it again: a built-in file, a generated set's spec, or a CSV file's path and options.
     pub source: LoadRequest,
-    /// [`table_sha256`] of the values as loaded.
+    /// [`table_sha256`](super::table_sha256) of the values as loaded.
     pub sha256: String,
     /// Rows of the table.
     pub rows: usize,
-}
-
-impl DatasetRecord {
-    /// The record of `table`, loaded by `request` (hashes every value: call it off the UI thread).
-    #[must_use]
-    pub fn of(table: &Table, request: &LoadRequest) -> Self {
-        Self { name: table.name.clone(), source: request.clone(), sha256: table_sha256(table), rows: table.n_rows() }
-    }
 }
 
 /// One column and what it was used for.

@@ -8,13 +8,16 @@
 //!
 //! Saving is atomic: a crash at any point leaves either the old run or the new one loadable.
 //!
-//! - `format`: the run file's records, and reading a run file with every check ([`read_run_file`]);
 //! - `files`: the weights file's name, atomic writes ([`write_atomically`]) and the files' sha256;
-//! - `dataset`: the run's data, identified by [`table_sha256`] and loaded again ([`load_dataset`]);
+//! - `format`: the run file's records, and reading a run file with every check ([`read_run_file`]);
+//! - `dataset`: the run's data: its record ([`DatasetRecord::of`]), identified by [`table_sha256`], and loaded
+//!   again ([`load_dataset`]);
 //! - `tensors`: [`SavedModel`], what a lab implements, and the named tensors its parameters become;
 //! - `bnn`, `vae`, `flow`: each lab's [`SavedModel`] and the records of its architecture;
 //! - `replay`: a saved run shown through a worker ([`Run::replay_factory`]);
 //! - here: [`Run`], one lab's run in memory, saved and opened, and [`AnyRun`], a run of any lab.
+//!
+//! Each file uses only those listed above it (and `replay` the [`Run`] it plays back).
 //!
 //! A lab takes part by implementing [`SavedModel`] for its plain-data parameters, and adding one variant to
 //! [`RunConfig`] and to [`AnyRun`] (with their match arms). Used by `cli` and `ui`.

@@ -1,6 +1,7 @@
 //! A saved run shown through a worker, as it was saved: finished, with its metrics and model.
 
-use super::{Run, SavedModel};
+use super::Run;
+use super::tensors::SavedModel;
 use crate::train::{ModelView, RunSnapshot, TrainError, Trainer, TrainerFactory};
 
 impl<M: SavedModel> Run<M> {

@@ -8,7 +8,7 @@ use safetensors::{Dtype, SafeTensors};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
-use super::{FORMAT_NAME, FORMAT_VERSION};
+use super::format::{FORMAT_NAME, FORMAT_VERSION};
 use crate::Lab;
 use crate::compute::Activation;
 use crate::compute::params::{DenseParams, MlpParams};

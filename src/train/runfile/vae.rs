@@ -5,8 +5,9 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
-use super::tensors::{read_dense, write_dense};
-use super::{DenseShape, SavedModel, TensorReader, TensorWriter, read_mlp, write_mlp};
+use super::tensors::{
+    DenseShape, SavedModel, TensorReader, TensorWriter, read_dense, read_mlp, write_dense, write_mlp,
+};
 use crate::Lab;
 use crate::compute::Activation;
 use crate::data::prepare::{Prepared, image_side};
