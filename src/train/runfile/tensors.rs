@@ -1,0 +1,174 @@
+//! What a lab implements for its runs to be saved ([`SavedModel`]), and the named f32 tensors its parameters
+//! become: the writer, the reader that checks every name and shape, and the dense layers every lab uses.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+
+use safetensors::{Dtype, SafeTensors};
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+
+use super::format::{FORMAT_NAME, FORMAT_VERSION};
+use crate::Lab;
+use crate::compute::Activation;
+use crate::compute::params::{DenseParams, MlpParams};
+use crate::data::prepare::Prepared;
+use crate::train::{ModelView, TrainError, Trainer};
+
+/// A lab's model as plain data that goes into a run file and comes back bit for bit.
+///
+/// To add a lab: implement this for its plain-data model (what its [`ModelView`] carries), then add a variant to
+/// [`RunConfig`](super::RunConfig) and [`AnyRun`](super::AnyRun) and the match arms that go with them.
+pub trait SavedModel: Sized + Clone + Send + Sync + 'static {
+    /// The lab whose model this is.
+    const LAB: Lab;
+    /// The lab's settings: every hyperparameter, the seed among them.
+    type Config: Clone + std::fmt::Debug + PartialEq + Serialize + DeserializeOwned + Send + Sync + 'static;
+    /// Everything about the parameters but their values, saved as JSON.
+    type Architecture: Serialize + DeserializeOwned;
+
+    /// The seed in `config`.
+    fn seed(config: &Self::Config) -> u64;
+    /// Short name of the model for the run file and the command line.
+    fn model_name(&self, config: &Self::Config) -> String;
+    /// Adds every parameter to `tensors` and returns the layout that [`Self::read`] needs.
+    fn write(&self, tensors: &mut TensorWriter) -> Result<Self::Architecture, String>;
+    /// Rebuilds the model from [`Self::write`]'s layout and tensors, checking every name and shape.
+    fn read(architecture: &Self::Architecture, tensors: &mut TensorReader<'_>) -> Result<Self, String>;
+    /// Whether the model fits the data (number of inputs, kind of output).
+    fn check_data(&self, data: &Prepared) -> Result<(), String>;
+    /// The model inside a copy the worker published, if it is this lab's.
+    fn from_model_view(view: &ModelView) -> Option<Self>;
+    /// The copy the worker would publish at `step`.
+    fn model_view(&self, step: u64) -> ModelView;
+    /// A fresh, untrained model for `config` on `data` (training it again from scratch).
+    fn trainer(config: &Self::Config, data: &Arc<Prepared>) -> Result<Box<dyn Trainer>, TrainError>;
+    /// Figures recomputed from the parameters alone on the run's data after `epochs` epochs (the command line's
+    /// `--load`). Those named as in the epoch records are computed as the trainer computed them, so for a run
+    /// saved at an epoch's end they equal the saved ones to the last bit.
+    fn evaluate(&self, config: &Self::Config, data: &Prepared, epochs: usize)
+    -> Result<Vec<(String, f64)>, TrainError>;
+}
+
+/// Named f32 tensors on their way into a weights file.
+#[derive(Debug, Default)]
+pub struct TensorWriter {
+    tensors: Vec<(String, Vec<usize>, Vec<u8>)>,
+    names: HashSet<String>,
+}
+
+impl TensorWriter {
+    /// Adds `values` under `name` with `shape` (row-major).
+    pub fn add(&mut self, name: String, shape: Vec<usize>, values: &[f32]) -> Result<(), String> {
+        if shape.iter().product::<usize>() != values.len() {
+            return Err(format!("{name}: {} values do not fill the shape {shape:?}", values.len()));
+        }
+        if !self.names.insert(name.clone()) {
+            return Err(format!("two tensors are named {name}"));
+        }
+        let bytes = values.iter().flat_map(|v| v.to_le_bytes()).collect();
+        self.tensors.push((name, shape, bytes));
+        Ok(())
+    }
+
+    pub(super) fn serialize(&self, lab: Lab) -> Result<Vec<u8>, String> {
+        let views = self
+            .tensors
+            .iter()
+            .map(|(name, shape, bytes)| {
+                safetensors::tensor::TensorView::new(Dtype::F32, shape.clone(), bytes)
+                    .map(|view| (name.as_str(), view))
+                    .map_err(|e| format!("{name}: {e}"))
+            })
+            .collect::<Result<Vec<_>, String>>()?;
+        let metadata = HashMap::from([
+            ("format".to_owned(), format!("{FORMAT_NAME} weights")),
+            ("format_version".to_owned(), FORMAT_VERSION.to_string()),
+            ("lab".to_owned(), lab.tab_name().to_owned()),
+        ]);
+        safetensors::serialize(views, Some(metadata)).map_err(|e| e.to_string())
+    }
+}
+
+/// The tensors of a weights file, read one by one; every tensor must be read exactly once.
+pub struct TensorReader<'a> {
+    pub(super) tensors: SafeTensors<'a>,
+    pub(super) taken: HashSet<String>,
+}
+
+impl TensorReader<'_> {
+    /// The values of tensor `name`, which must be f32 of exactly `shape`.
+    pub fn take(&mut self, name: &str, shape: &[usize]) -> Result<Vec<f32>, String> {
+        let view = self.tensors.tensor(name).map_err(|_| format!("the weights have no tensor {name}"))?;
+        if view.dtype() != Dtype::F32 {
+            return Err(format!("tensor {name} is {:?}, not F32", view.dtype()));
+        }
+        if view.shape() != shape {
+            return Err(format!("tensor {name} has shape {:?}; the architecture says {shape:?}", view.shape()));
+        }
+        if !self.taken.insert(name.to_owned()) {
+            return Err(format!("tensor {name} is used twice"));
+        }
+        Ok(view.data().chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect())
+    }
+
+    /// Fails if some tensor was never read (the architecture does not describe it).
+    pub(super) fn finish(self) -> Result<(), String> {
+        let mut extra: Vec<&str> = self.tensors.names().into_iter().filter(|n| !self.taken.contains(*n)).collect();
+        extra.sort_unstable();
+        match extra.first() {
+            None => Ok(()),
+            Some(first) => {
+                Err(format!("the weights hold {} tensors the architecture does not name, such as {first}", extra.len()))
+            }
+        }
+    }
+}
+
+/// A dense layer's shape and activation (its weights `[n_in, n_out]` and biases `[n_out]` are tensors).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DenseShape {
+    /// Inputs.
+    pub n_in: usize,
+    /// Outputs.
+    pub n_out: usize,
+    /// Activation of the outputs.
+    pub activation: Activation,
+}
+
+/// Writes a dense stack as `{prefix}.{j}.weights` `[n_in, n_out]` and `{prefix}.{j}.biases` `[n_out]`.
+pub fn write_mlp(tensors: &mut TensorWriter, prefix: &str, mlp: &MlpParams) -> Result<Vec<DenseShape>, String> {
+    mlp.layers.iter().enumerate().map(|(j, l)| write_dense(tensors, &format!("{prefix}.{j}"), l)).collect()
+}
+
+/// Reads what [`write_mlp`] wrote, checking that each layer's inputs are the previous layer's outputs.
+pub fn read_mlp(tensors: &mut TensorReader<'_>, prefix: &str, shapes: &[DenseShape]) -> Result<MlpParams, String> {
+    let mut layers = Vec::with_capacity(shapes.len());
+    for (j, s) in shapes.iter().enumerate() {
+        if let Some(prev) = layers.last().map(|l: &DenseParams| l.n_out)
+            && prev != s.n_in
+        {
+            return Err(format!("{prefix}: layer {j} takes {} inputs but the layer before gives {prev}", s.n_in));
+        }
+        layers.push(read_dense(tensors, &format!("{prefix}.{j}"), s)?);
+    }
+    Ok(MlpParams { layers })
+}
+
+/// Writes one dense layer as `{prefix}.weights` `[n_in, n_out]` and `{prefix}.biases` `[n_out]`.
+pub(super) fn write_dense(tensors: &mut TensorWriter, prefix: &str, d: &DenseParams) -> Result<DenseShape, String> {
+    tensors.add(format!("{prefix}.weights"), vec![d.n_in, d.n_out], &d.weights)?;
+    tensors.add(format!("{prefix}.biases"), vec![d.n_out], &d.biases)?;
+    Ok(DenseShape { n_in: d.n_in, n_out: d.n_out, activation: d.activation })
+}
+
+/// Reads what [`write_dense`] wrote.
+pub(super) fn read_dense(tensors: &mut TensorReader<'_>, prefix: &str, s: &DenseShape) -> Result<DenseParams, String> {
+    Ok(DenseParams {
+        n_in: s.n_in,
+        n_out: s.n_out,
+        weights: tensors.take(&format!("{prefix}.weights"), &[s.n_in, s.n_out])?,
+        biases: tensors.take(&format!("{prefix}.biases"), &[s.n_out])?,
+        activation: s.activation,
+    })
+}
