@@ -33,13 +33,13 @@ use serde::{Deserialize, Serialize};
 use crate::Lab;
 use crate::compute::Activation;
 use crate::compute::TrainError;
-use crate::compute::cpu::guard::{LastGood, Located, Probe};
-use crate::compute::cpu::optim::{Optimizer, OptimizerKind, guarded_step};
+use crate::compute::cpu::guard::{Located, Probe};
+use crate::compute::cpu::optim::OptimizerKind;
 use crate::compute::{ComputeBackend, ComputeError, MeanFieldLayer, MeanFieldParams, Noise, WeightsKey};
 use crate::data::prepare::{OutputKind, Prepared};
 use crate::models::ModelView;
 use crate::models::stats::{INTERVAL_LEVELS, quantile_sorted};
-use crate::models::trainer::{EpochRecord, RunSnapshot, Trainer};
+use crate::models::trainer::{EpochEnd, EpochLoop, EpochModel, EpochTrainer, Minibatch, StepLoss, Variables};
 
 /// The form of a layer's posterior.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -1031,29 +1031,21 @@ pub struct BnnView {
     pub history: Arc<ParamHistory>,
 }
 
-/// The BNN and its training state.
-pub struct BnnTrainer {
+/// The BNN's side of its training: the network, the training rows in use and the posterior's history.
+pub struct BnnModel {
     config: BnnConfig,
     net: BnnNet,
-    optimizer: Optimizer,
-    vars: Vec<Var>,
-    names: Vec<String>,
     data: Arc<Prepared>,
     x_train: Tensor, // [n_used, d]
     y_train: Tensor, // [n_used] f32 or u32
     /// The training rows in use (the seeded subset), indices into the training split.
     used_rows: Vec<usize>,
-    order: Vec<usize>,
-    cursor: usize,
-    rng: ChaCha8Rng,
-    step: u64,
-    epoch_sums: [f64; 3],
-    epoch_batches: usize,
-    batch_loss: f64,
-    history: Vec<EpochRecord>,
     params_history: Arc<ParamHistory>,
-    last_good: LastGood,
 }
+
+/// The BNN and its training state: a [`BnnModel`] in the shared loop. Its loss terms, averaged per epoch, are the
+/// data term, the KL term and their sum.
+pub type BnnTrainer = EpochTrainer<BnnModel, 3>;
 
 impl BnnTrainer {
     /// Builds the network for `data` (which must have an output column and at least one training row).
@@ -1090,74 +1082,76 @@ impl BnnTrainer {
         let regression = matches!(task, BnnTask::Regression(_));
         let net = BnnNet::new(&config, d, task, regression.then(|| mean_and_sd(&y)), DType::F32)?;
         let (vars, names) = net.vars();
-        let optimizer = Optimizer::new(config.optimizer, config.learning_rate, &vars)?;
-        let mut rng = ChaCha8Rng::seed_from_u64(config.seed ^ 0x005e_edb4);
-        let mut order: Vec<usize> = (0..used_rows.len()).collect();
-        order.shuffle(&mut rng);
+        let variables = Variables::new(vars, names, config.optimizer, config.learning_rate)?;
+        let rng = ChaCha8Rng::seed_from_u64(config.seed ^ 0x005e_edb4);
+        let epochs = EpochLoop::new(used_rows.len(), config.batch_size, config.epochs, rng);
         let initial = Arc::new(net.params()?.without_scales());
-        Ok(Self {
+        let model = BnnModel {
             x_train: Tensor::from_vec(x, (used_rows.len(), d), &device)?,
             y_train,
             used_rows,
-            order,
-            cursor: 0,
-            rng,
-            step: 0,
-            epoch_sums: [0.0; 3],
-            epoch_batches: 0,
-            batch_loss: f64::NAN,
-            history: Vec::new(),
             params_history: Arc::new(vec![(0, initial)]),
-            last_good: LastGood::default(),
             data: Arc::clone(data),
             net,
-            optimizer,
-            vars,
-            names,
             config,
-        })
+        };
+        Ok(Self { model, variables, epochs })
     }
 
     /// Training rows in use.
     #[must_use]
     pub fn n_used(&self) -> usize {
-        self.used_rows.len()
+        self.model.used_rows.len()
     }
 
     /// The posterior now, as plain data.
     pub fn params(&self) -> Result<BnnParams, TrainError> {
-        Ok(self.net.params()?)
+        Ok(self.model.net.params()?)
     }
 
     /// Monte Carlo predictions on the test split with `n_samples` samples (seeded by `seed`), on the CPU.
     pub fn test_predictive(&self, n_samples: usize, seed: u64) -> Result<Predictive, TrainError> {
-        let params = self.net.params()?;
-        Ok(predictive_cpu(&params, &self.data.x_test, &self.data.y_test, n_samples, seed))
+        let params = self.model.net.params()?;
+        Ok(predictive_cpu(&params, &self.model.data.x_test, &self.model.data.y_test, n_samples, seed))
+    }
+}
+
+impl EpochModel<3> for BnnModel {
+    const LAB: Lab = Lab::Bnn;
+
+    fn train_on(&mut self, batch: &mut Minibatch, variables: &mut Variables) -> Result<StepLoss<3>, TrainError> {
+        let x = batch.select(&self.x_train)?; // [batch, d]
+        let y = batch.select(&self.y_train)?; // [batch]
+        let eps = self.net.draw_noise(&mut batch.rng)?;
+        let n_train = self.used_rows.len();
+        let terms = self.net.loss(&x, &y, &eps, n_train)?;
+        let net = &self.net;
+        let total = variables.guarded_step(&terms.total, "the loss (data term + KL)", batch.step, || {
+            net.locate_non_finite(&x, &y, &eps, n_train)
+        })?;
+        let data = f64::from(terms.data.to_dtype(DType::F32)?.to_scalar::<f32>()?);
+        let kl = f64::from(terms.kl.to_dtype(DType::F32)?.to_scalar::<f32>()?);
+        Ok(StepLoss { total, terms: [data, kl, total] })
     }
 
-    fn steps_per_epoch(&self) -> usize {
-        self.used_rows.len().div_ceil(self.config.batch_size)
-    }
-
-    fn finish_epoch(&mut self) -> Result<(), TrainError> {
-        let epoch = self.history.len() + 1;
+    fn end_epoch(&mut self, end: &EpochEnd<3>) -> Result<Vec<(String, f64)>, TrainError> {
         let params = self.net.params()?;
-        let batches = self.epoch_batches.max(1) as f64;
-        let mut metrics = vec![
-            ("data_loss".to_owned(), self.epoch_sums[0] / batches),
-            ("kl_loss".to_owned(), self.epoch_sums[1] / batches),
-            ("loss".to_owned(), self.epoch_sums[2] / batches),
-        ];
-        metrics.extend(evaluation_metrics(&params, &self.config, &self.data, &self.used_rows, epoch));
-        self.history.push(EpochRecord { epoch, metrics });
+        let [data_loss, kl_loss, loss] = end.means;
+        let mut metrics =
+            vec![("data_loss".to_owned(), data_loss), ("kl_loss".to_owned(), kl_loss), ("loss".to_owned(), loss)];
+        metrics.extend(evaluation_metrics(&params, &self.config, &self.data, &self.used_rows, end.epoch));
         let history = Arc::make_mut(&mut self.params_history);
-        history.push((epoch, Arc::new(params.without_scales())));
+        history.push((end.epoch, Arc::new(params.without_scales())));
         crate::models::trainer::thin_history(history, MAX_HISTORY);
-        self.epoch_sums = [0.0; 3];
-        self.epoch_batches = 0;
-        self.order.shuffle(&mut self.rng);
-        self.cursor = 0;
-        Ok(())
+        Ok(metrics)
+    }
+
+    fn model_view(&self, step: u64) -> Option<ModelView> {
+        let params = self.net.params().ok()?;
+        Some(ModelView::Bnn {
+            step,
+            view: Arc::new(BnnView { params: Arc::new(params), history: Arc::clone(&self.params_history) }),
+        })
     }
 }
 
@@ -1256,83 +1250,6 @@ pub fn train_subset(n_train: usize, fraction: f64, seed: u64) -> Vec<usize> {
     kept
 }
 
-impl Trainer for BnnTrainer {
-    fn step(&mut self) -> Result<(), TrainError> {
-        if self.finished() {
-            return Ok(());
-        }
-        let end = (self.cursor + self.config.batch_size).min(self.order.len());
-        let idx: Vec<u32> = self.order[self.cursor..end].iter().map(|&i| i as u32).collect();
-        let idx = Tensor::from_vec(idx, end - self.cursor, &Device::Cpu)?;
-        let x = self.x_train.index_select(&idx, 0)?; // [batch, d]
-        let y = self.y_train.index_select(&idx, 0)?; // [batch]
-        // The draws come from a copy of the generator, kept only if the step succeeds: a failed step leaves no
-        // trace (not counted, the cursor and the generator where they were), so the next one redoes it exactly.
-        let mut rng = self.rng.clone();
-        let eps = self.net.draw_noise(&mut rng)?;
-        let n_train = self.used_rows.len();
-        let terms = self.net.loss(&x, &y, &eps, n_train)?;
-        let step = self.step + 1;
-        let net = &self.net;
-        let total = guarded_step(
-            &mut self.optimizer,
-            &self.vars,
-            &self.names,
-            &mut self.last_good,
-            &terms.total,
-            "the loss (data term + KL)",
-            step,
-            || net.locate_non_finite(&x, &y, &eps, n_train),
-        )?;
-        self.rng = rng;
-        self.batch_loss = total;
-        self.step = step;
-        self.epoch_sums[0] += f64::from(terms.data.to_dtype(DType::F32)?.to_scalar::<f32>()?);
-        self.epoch_sums[1] += f64::from(terms.kl.to_dtype(DType::F32)?.to_scalar::<f32>()?);
-        self.epoch_sums[2] += total;
-        self.epoch_batches += 1;
-        self.cursor = end;
-        if self.cursor >= self.order.len() {
-            self.finish_epoch()?;
-        }
-        Ok(())
-    }
-
-    fn finished(&self) -> bool {
-        self.history.len() >= self.config.epochs
-    }
-
-    fn snapshot(&self) -> RunSnapshot {
-        RunSnapshot {
-            lab: Lab::Bnn,
-            epoch: self.history.len(),
-            total_epochs: self.config.epochs,
-            step: self.step,
-            steps_per_epoch: self.steps_per_epoch(),
-            learning_rate: self.optimizer.learning_rate,
-            batch_loss: self.batch_loss,
-            history: self.history.clone(),
-            model: None,
-        }
-    }
-
-    fn set_learning_rate(&mut self, learning_rate: f64) {
-        self.optimizer.learning_rate = learning_rate;
-    }
-
-    fn epochs_done(&self) -> usize {
-        self.history.len()
-    }
-
-    fn model_view(&self) -> Option<ModelView> {
-        let params = self.net.params().ok()?;
-        Some(ModelView::Bnn {
-            step: self.step,
-            view: Arc::new(BnnView { params: Arc::new(params), history: Arc::clone(&self.params_history) }),
-        })
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use std::sync::Arc;
@@ -1345,28 +1262,34 @@ mod tests {
     use crate::data::prepare::{default_spec_for_lab, prepare};
     use crate::models::trainer::Trainer;
 
-    /// A NaN, an infinity or a huge value put into one layer's variables after two steps: the third step fails,
-    /// the guard names the quantity where the pass first holds a NaN or an infinity, the variables go back to
-    /// their values before step 2, and nothing of the failed step counts (not the step, the cursor, the epoch's
-    /// sums nor the weight draws): the next step, at a lower rate, redoes it.
+    /// A NaN, an infinity or a huge value put into one layer's variables after two steps, in a mean-field network
+    /// and in the deterministic baseline: the third step fails, the guard names the quantity where the pass first
+    /// holds a NaN or an infinity, the variables go back to their values before step 2, and nothing of the failed
+    /// step counts (not the step, the cursor, the epoch's sums nor the weight draws): the next step, at a lower rate,
+    /// redoes it.
     #[test]
     fn the_guard_names_where_an_injected_non_finite_value_first_appears() {
+        use Posterior::{Deterministic, MeanField};
+
         let table = BuiltinFile::WineRed.load().expect("red wine");
         let data = Arc::new(prepare(&table, &default_spec_for_lab(Lab::Bnn, &table)).expect("red wine prepares"));
-        // (variable, element (all when None), value, what the guard must name)
+        // (posterior, variable, element (all when None), value, what the guard must name)
         let cases = [
-            ("layer 2 posterior means", Some(0), f32::INFINITY, "layer 2's weight sample"),
+            (MeanField, "layer 2 posterior means", Some(0), f32::INFINITY, "layer 2's weight sample"),
             // Finite weights whose products with layer 1's activations (sigmoids, about 0.5) add up past f32.
-            ("layer 2 posterior means", None, 3e38, "layer 2's pre-activations"),
+            (MeanField, "layer 2 posterior means", None, 3e38, "layer 2's pre-activations"),
             // Outputs of about 1e31, whose squared errors are not finite.
-            ("layer 3 posterior means", None, 1e30, "the likelihood term"),
+            (MeanField, "layer 3 posterior means", None, 1e30, "the likelihood term"),
             // Standard deviations of 1e20: finite draws, saturated sigmoids, but squares past f32 in the KL.
-            ("layer 1 posterior scales", None, 1e20, "layer 1's KL term"),
+            (MeanField, "layer 1 posterior scales", None, 1e20, "layer 1's KL term"),
+            // The baseline's weights are its means, checked as the sample they stand for.
+            (Deterministic, "layer 2 posterior means", Some(3), f32::NAN, "layer 2's weight sample"),
+            (Deterministic, "layer 3 posterior means", None, 1e31, "the likelihood term"),
         ];
-        for (name, index, value, expected) in cases {
+        for (posterior, name, index, value, expected) in cases {
             let config = BnnConfig {
                 hidden: vec![4, 4],
-                posterior: Posterior::MeanField,
+                posterior,
                 batch_size: 64,
                 epochs: 2,
                 predictive_samples: 5,
@@ -1374,23 +1297,27 @@ mod tests {
             };
             let mut trainer = BnnTrainer::new(config, &data).expect("a BNN");
             trainer.step().expect("step 1");
-            let before_step_2 = values(&trainer.vars);
+            let before_step_2 = values(&trainer.variables.vars);
             trainer.step().expect("step 2");
-            poke(&trainer.vars, &trainer.names, name, index, value);
+            poke(&trainer.variables.vars, &trainer.variables.names, name, index, value);
             let bookkeeping = |t: &BnnTrainer| {
-                let sums = t.epoch_sums.map(f64::to_bits);
-                (t.step, t.cursor, sums, t.epoch_batches, t.batch_loss.to_bits(), t.history.len(), t.rng.clone())
+                let run = t.epoch_loop();
+                let (sums, batches) = run.epoch_sums();
+                let sums = sums.map(f64::to_bits);
+                let counts = (run.step(), run.cursor(), batches, run.epochs_done());
+                (counts, sums, run.batch_loss().to_bits(), run.rng().clone())
             };
             let before = bookkeeping(&trainer);
-            let what = format!("{name}[{index:?}] = {value}");
+            let what = format!("{posterior:?}, {name}[{index:?}] = {value}");
             let error = trainer.step().expect_err(&what);
             assert_eq!(error, TrainError::NonFinite { location: expected.to_owned(), step: 3 }, "{what}");
-            assert!(values(&trainer.vars) == before_step_2, "{what}: not the values before step 2");
+            assert!(values(&trainer.variables.vars) == before_step_2, "{what}: not the values before step 2");
             assert!(bookkeeping(&trainer) == before, "{what}: the failed step left a trace");
             trainer.set_learning_rate(1e-3);
             trainer.step().unwrap_or_else(|e| panic!("{what}: after lowering the rate: {e}"));
-            assert_eq!((trainer.step, trainer.cursor), (3, 3 * 64), "{what}: the next step takes the same minibatch");
-            assert!(trainer.batch_loss.is_finite(), "{what}");
+            let redone = (trainer.epoch_loop().step(), trainer.epoch_loop().cursor());
+            assert_eq!(redone, (3, 3 * 64), "{what}: the next step takes the same minibatch");
+            assert!(trainer.epoch_loop().batch_loss().is_finite(), "{what}");
         }
     }
 }
