@@ -18,7 +18,6 @@ use std::sync::Arc;
 
 use candle_core::{DType, Device, Tensor, Var};
 use rand::SeedableRng;
-use rand::seq::SliceRandom;
 use rand_chacha::ChaCha8Rng;
 use rand_distr::{Distribution, StandardNormal, Uniform};
 use rayon::iter::{IntoParallelRefIterator, ParallelIterator};
@@ -28,14 +27,14 @@ use crate::Lab;
 use crate::compute::Activation;
 use crate::compute::TrainError;
 use crate::compute::cpu::dense::{DenseRef, with_cpu_f32};
-use crate::compute::cpu::guard::{LastGood, Located, Probe, check_loss, loss_value};
-use crate::compute::cpu::optim::{Optimizer, OptimizerKind};
+use crate::compute::cpu::guard::{Located, Probe, check_loss, loss_value};
+use crate::compute::cpu::optim::OptimizerKind;
 use crate::compute::cpu::{conv as conv_cpu, vae as vae_cpu};
 use crate::compute::params::{DenseParams, MlpParams};
 use crate::data::prepare::{OutputKind, Prepared, image_side};
 use crate::models::ModelView;
 use crate::models::conv::{BatchStats, ConvVaeNet, ConvVaeParams, NormMode, pool_stats};
-use crate::models::trainer::{EpochRecord, RunSnapshot, Trainer};
+use crate::models::trainer::{EpochEnd, EpochLoop, EpochModel, EpochTrainer, Minibatch, StepLoss, Variables};
 
 use crate::compute::cpu::vae::shard_bounds;
 pub use crate::compute::cpu::vae::{Likelihood, SHARDS};
@@ -714,28 +713,17 @@ pub fn vae_inputs(data: &Prepared, likelihood: Likelihood) -> (Vec<f32>, Vec<f32
     }
 }
 
-/// The VAE and its training state.
-pub struct VaeTrainer {
+/// The VAE's side of its training: the networks, the inputs, the hand-written passes' buffers and the
+/// reconstructions kept after each epoch.
+pub struct VaeModel {
     config: VaeConfig,
     net: VaeNet,
-    optimizer: Optimizer,
-    vars: Vec<Var>,
-    names: Vec<String>,
     n_in: usize,
     image_side: Option<usize>,
     x_train: Tensor, // [n_train, n_in]
     x_test: Tensor,  // [n_test, n_in]
     /// Class labels of the training and test rows, when the data has a label column (for the kNN score).
     labels: Option<(Vec<u32>, Vec<u32>)>,
-    order: Vec<usize>,
-    cursor: usize,
-    rng: ChaCha8Rng,
-    step: u64,
-    epoch_sums: [f64; 3],
-    epoch_batches: usize,
-    batch_loss: f64,
-    history: Vec<EpochRecord>,
-    last_good: LastGood,
     /// Steps go by the hand-written passes (the default: [`vae_cpu`] for the MLP VAE, [`conv_cpu`] for the
     /// convolutional one) rather than candle's autograd: the same loss and gradients in less time (BENCHMARKS.md).
     hand_written_pass: bool,
@@ -746,6 +734,10 @@ pub struct VaeTrainer {
     originals: Tensor,
     reconstructions: Arc<Vec<(usize, Vec<f32>)>>,
 }
+
+/// The VAE and its training state: a [`VaeModel`] in the shared loop. Its loss terms, averaged per epoch, are the
+/// reconstruction term, the KL term and the loss (reconstruction + beta KL).
+pub type VaeTrainer = EpochTrainer<VaeModel, 3>;
 
 /// One shard's share of a step.
 struct Shard {
@@ -760,6 +752,9 @@ struct Shard {
 
 /// Rows of the training split evaluated at each epoch's end (all of the test split is).
 const EVAL_TRAIN_ROWS: usize = 1000;
+
+/// What the guard names when only the VAE's loss itself is not finite.
+const LOSS_NAME: &str = "the loss (reconstruction + KL)";
 
 impl VaeTrainer {
     /// Builds the VAE for `data` (its features; a label column, if any, only colours the views and scores the
@@ -783,10 +778,9 @@ impl VaeTrainer {
         }
         let net = VaeNet::new(&config, n_in, DType::F32)?;
         let (vars, names) = net.vars();
-        let optimizer = Optimizer::new(OptimizerKind::Adam, config.learning_rate, &vars)?;
-        let mut rng = ChaCha8Rng::seed_from_u64(config.seed ^ 0x0000_7ae5);
-        let mut order: Vec<usize> = (0..n_train).collect();
-        order.shuffle(&mut rng);
+        let variables = Variables::new(vars, names, OptimizerKind::Adam, config.learning_rate)?;
+        let rng = ChaCha8Rng::seed_from_u64(config.seed ^ 0x0000_7ae5);
+        let epochs = EpochLoop::new(n_train, config.batch_size, config.epochs, rng);
         let labels = match &data.output {
             Some((_, OutputKind::Classes { .. })) => Some((
                 data.y_train.iter().map(|&c| c as u32).collect(),
@@ -797,7 +791,7 @@ impl VaeTrainer {
         let device = Device::Cpu;
         let x_test = Tensor::from_vec(test, (data.n_test(), n_in), &device)?;
         let originals = x_test.narrow(0, 0, data.n_test().min(RECON_IMAGES))?;
-        let mut trainer = Self {
+        let mut model = VaeModel {
             x_train: Tensor::from_vec(train, (n_train, n_in), &device)?,
             x_test,
             originals,
@@ -805,33 +799,108 @@ impl VaeTrainer {
             n_in,
             image_side,
             labels,
-            order,
-            cursor: 0,
-            rng,
-            step: 0,
-            epoch_sums: [0.0; 3],
-            epoch_batches: 0,
-            batch_loss: f64::NAN,
-            history: Vec::new(),
-            last_good: LastGood::default(),
             hand_written_pass: true,
             workspace: vae_cpu::MlpVaeWorkspace::default(),
             conv_workspace: conv_cpu::ConvVaeWorkspace::default(),
             net,
-            optimizer,
-            vars,
-            names,
             config,
         };
-        trainer.record_reconstructions(0)?;
-        Ok(trainer)
+        model.record_reconstructions(0)?;
+        Ok(Self { model, variables, epochs })
     }
 
     /// Whether steps take the hand-written passes (the default) or candle's autograd (for comparisons).
     pub fn set_hand_written_pass(&mut self, on: bool) {
-        self.hand_written_pass = on;
+        self.model.hand_written_pass = on;
     }
 
+    /// Recon, KL and negative ELBO (beta 1) per input over `x`, one seeded latent draw per input.
+    pub fn elbo(&self, x: &Tensor, seed: u64) -> Result<ElboFigures, TrainError> {
+        self.model.elbo(x, seed)
+    }
+
+    /// Test-split figures.
+    pub fn test_elbo(&self) -> Result<ElboFigures, TrainError> {
+        self.model.test_elbo()
+    }
+
+    /// Latent means `[n, latent]` of the training and test inputs.
+    pub fn latent_means(&self) -> Result<(Vec<f32>, Vec<f32>), TrainError> {
+        self.model.latent_means()
+    }
+
+    /// The share of test inputs whose 5 nearest training latent means (Euclidean) vote for their label; `None`
+    /// without labels.
+    pub fn knn5_accuracy(&self) -> Result<Option<f64>, TrainError> {
+        self.model.knn5_accuracy()
+    }
+
+    /// `decoder(mean of encoder(x))` of the first `n` test inputs `[n, n_in]` (fewer if the split is smaller).
+    pub fn test_reconstructions(&self, n: usize) -> Result<Vec<f32>, TrainError> {
+        let model = &self.model;
+        let x = model.x_test.narrow(0, 0, n.min(model.x_test.dim(0)?))?;
+        let (mu, _) = model.net.encode(&x)?;
+        Ok(model.net.decode_mean(&mu)?.to_dtype(DType::F32)?.flatten_all()?.to_vec1()?)
+    }
+
+    /// The first `n` test inputs `[n, n_in]` as the model sees them (scaled, binarised for Bernoulli).
+    pub fn test_inputs(&self, n: usize) -> Result<Vec<f32>, TrainError> {
+        let x_test = &self.model.x_test;
+        Ok(x_test.narrow(0, 0, n.min(x_test.dim(0)?))?.flatten_all()?.to_vec1()?)
+    }
+
+    /// Mean squared error of `decoder(mean of encoder(x))` against `x` over the test inputs.
+    pub fn roundtrip_mse(&self) -> Result<f64, TrainError> {
+        let model = &self.model;
+        let (mu, _) = model.net.encode(&model.x_test)?;
+        let back = model.net.decode_mean(&mu)?;
+        Ok(f64::from(back.sub(&model.x_test)?.sqr()?.mean_all()?.to_dtype(DType::F32)?.to_scalar::<f32>()?))
+    }
+
+    /// The network as plain data.
+    pub fn params(&self) -> Result<VaeParams, TrainError> {
+        self.model.params()
+    }
+
+    /// Inputs per row.
+    #[must_use]
+    pub fn n_in(&self) -> usize {
+        self.model.n_in
+    }
+
+    /// The trainer of [`Self::new`] with the networks of `params` (a saved model's) in place of fresh ones, for
+    /// evaluating them as the trainer does ([`Self::test_elbo`], [`Self::knn5_accuracy`]): the same figures to
+    /// the last bit as the model gave when it was trained. Training from here starts a fresh optimiser.
+    pub fn with_params(config: VaeConfig, data: &Arc<Prepared>, params: &VaeParams) -> Result<Self, TrainError> {
+        if params.arch() != config.arch || params.latent != config.latent || params.likelihood != config.likelihood {
+            return Err(TrainError::Data(format!(
+                "the saved VAE ({}, latent {}, {}) is not the one the settings describe ({}, latent {}, {})",
+                params.arch().cli_name(),
+                params.latent,
+                params.likelihood.cli_name(),
+                config.arch.cli_name(),
+                config.latent,
+                config.likelihood.cli_name()
+            )));
+        }
+        let mut trainer = Self::new(config, data)?;
+        if params.n_in() != trainer.model.n_in {
+            return Err(TrainError::Data(format!(
+                "the saved VAE takes {} values per input but the data has {}",
+                params.n_in(),
+                trainer.model.n_in
+            )));
+        }
+        trainer.model.net = VaeNet::from_params(params, DType::F32)?;
+        let (vars, names) = trainer.model.net.vars();
+        trainer.variables = Variables::new(vars, names, OptimizerKind::Adam, trainer.model.config.learning_rate)?;
+        trainer.model.reconstructions = Arc::new(Vec::new());
+        trainer.model.record_reconstructions(0)?;
+        Ok(trainer)
+    }
+}
+
+impl VaeModel {
     /// The loss and its gradients for the minibatch `x` with noise `eps`, in [`SHARDS`] parts as parallel tasks.
     fn forward_backward_in_shards(&self, x: &Tensor, eps: &Tensor, beta: f64) -> Result<Vec<Shard>, TrainError> {
         let n = x.dim(0)?;
@@ -857,11 +926,12 @@ impl VaeTrainer {
     /// convolutional VAE's running averages).
     fn hand_written_step(
         &mut self,
+        variables: &mut Variables,
         x: &Tensor,
         eps: &Tensor,
         beta: f64,
         step: u64,
-    ) -> Result<(f64, f64, f64), TrainError> {
+    ) -> Result<StepLoss<3>, TrainError> {
         let points: Vec<f32> = x.flatten_all()?.to_vec1()?;
         let noise: Vec<f32> = eps.flatten_all()?.to_vec1()?;
         let net = &self.net;
@@ -880,23 +950,25 @@ impl VaeTrainer {
         let loss = loss
             .flatten()
             .ok_or_else(|| TrainError::Backend("the hand-written pass needs the VAE's variables in f32".into()))?;
-        check_loss(loss.total, &self.vars, &self.last_good, "the loss (reconstruction + KL)", step, || {
-            net.locate_non_finite(x, eps, beta)
-        })?;
-        // The guard's copy of the values is written by the update itself.
-        let last_good = Some(&mut self.last_good);
         let gradients = if net.is_mlp() { self.workspace.gradients() } else { self.conv_workspace.gradients() };
-        self.optimizer.step_with_flat_gradients(&self.vars, &self.names, gradients, last_good, step)?;
+        variables.guarded_flat_step(loss.total, gradients, LOSS_NAME, step, || net.locate_non_finite(x, eps, beta))?;
         if !self.net.is_mlp() {
             let stats = pool_stats(&self.conv_workspace.batch_stats());
             self.net.update_running(&stats);
         }
-        Ok((loss.recon, loss.kl, loss.total))
+        Ok(StepLoss { total: loss.total, terms: [loss.recon, loss.kl, loss.total] })
     }
 
     /// One step by candle's autograd, in [`SHARDS`] parallel shards: the loss terms, after the guard's check and
     /// the update (and the convolutional VAE's running averages).
-    fn candle_step(&mut self, x: &Tensor, eps: &Tensor, beta: f64, step: u64) -> Result<(f64, f64, f64), TrainError> {
+    fn candle_step(
+        &mut self,
+        variables: &mut Variables,
+        x: &Tensor,
+        eps: &Tensor,
+        beta: f64,
+        step: u64,
+    ) -> Result<StepLoss<3>, TrainError> {
         let shards = self.forward_backward_in_shards(x, eps, beta)?;
         let n = x.dim(0)?;
         let share = |s: &Shard| s.rows as f64 / n as f64;
@@ -904,14 +976,13 @@ impl VaeTrainer {
         let (recon, kl, total) = (mean(|s| s.recon), mean(|s| s.kl), mean(|s| s.total));
         // The NaN guard, in its two pieces (the gradients come from the shards, not from one backward pass).
         let net = &self.net;
-        check_loss(total, &self.vars, &self.last_good, "the loss (reconstruction + KL)", step, || {
-            net.locate_non_finite(x, eps, beta)
-        })?;
-        self.last_good.remember(&self.vars)?;
+        let Variables { vars, names, optimizer, last_good } = variables;
+        check_loss(total, vars, last_good, LOSS_NAME, step, || net.locate_non_finite(x, eps, beta))?;
+        last_good.remember(vars)?;
         // The minibatch's gradient: the shards' weighted by their rows, into the first shard's store.
         let mut shards = shards;
         let mut grads = shards[0].grads.take().ok_or_else(|| TrainError::Backend("no gradients".into()))?;
-        for var in &self.vars {
+        for var in vars.iter() {
             let mut sum: Option<Tensor> = None;
             for (k, shard) in shards.iter().enumerate() {
                 let g = if k == 0 {
@@ -931,10 +1002,10 @@ impl VaeTrainer {
                 grads.insert(var.as_tensor(), sum);
             }
         }
-        self.optimizer.step(&self.vars, &self.names, &grads, step)?;
+        optimizer.step(vars, names, &grads, step)?;
         let parts: Vec<(usize, &(BatchStats, BatchStats))> = shards.iter().map(|s| (s.rows, &s.norm_stats)).collect();
         self.net.update_running(&pool_stats(&parts));
-        Ok((recon, kl, total))
+        Ok(StepLoss { total, terms: [recon, kl, total] })
     }
 
     /// Records the reconstructions of the fixed test inputs after `epoch`.
@@ -950,15 +1021,13 @@ impl VaeTrainer {
         Ok(())
     }
 
-    /// The KL weight now.
-    fn beta_now(&self) -> f64 {
-        let steps = self.order.len().div_ceil(self.config.batch_size).max(1) as f64;
-        let epoch = self.history.len() as f64 + self.epoch_batches as f64 / steps;
-        self.config.beta_schedule.weight(self.config.beta, epoch)
+    /// The KL weight after `progress` epochs (fractional).
+    fn beta_at(&self, progress: f64) -> f64 {
+        self.config.beta_schedule.weight(self.config.beta, progress)
     }
 
-    /// Recon, KL and negative ELBO (beta 1) per input over `x`, one seeded latent draw per input.
-    pub fn elbo(&self, x: &Tensor, seed: u64) -> Result<ElboFigures, TrainError> {
+    /// See [`VaeTrainer::elbo`].
+    fn elbo(&self, x: &Tensor, seed: u64) -> Result<ElboFigures, TrainError> {
         let n = x.dim(0)?;
         if n == 0 {
             return Ok(ElboFigures { recon: f64::NAN, kl: f64::NAN, neg_elbo: f64::NAN });
@@ -978,66 +1047,58 @@ impl VaeTrainer {
         Ok(ElboFigures { recon, kl, neg_elbo: recon + kl })
     }
 
-    /// Test-split figures.
-    pub fn test_elbo(&self) -> Result<ElboFigures, TrainError> {
+    /// See [`VaeTrainer::test_elbo`].
+    fn test_elbo(&self) -> Result<ElboFigures, TrainError> {
         self.elbo(&self.x_test, self.config.seed ^ 0x7e57)
     }
 
-    /// Latent means `[n, latent]` of the training and test inputs.
-    pub fn latent_means(&self) -> Result<(Vec<f32>, Vec<f32>), TrainError> {
+    /// See [`VaeTrainer::latent_means`].
+    fn latent_means(&self) -> Result<(Vec<f32>, Vec<f32>), TrainError> {
         let enc = |x: &Tensor| -> Result<Vec<f32>, TrainError> {
             Ok(self.net.encode(x)?.0.to_dtype(DType::F32)?.flatten_all()?.to_vec1()?)
         };
         Ok((enc(&self.x_train)?, enc(&self.x_test)?))
     }
 
-    /// The share of test inputs whose 5 nearest training latent means (Euclidean) vote for their label; `None`
-    /// without labels.
-    pub fn knn5_accuracy(&self) -> Result<Option<f64>, TrainError> {
+    /// See [`VaeTrainer::knn5_accuracy`].
+    fn knn5_accuracy(&self) -> Result<Option<f64>, TrainError> {
         let Some((train_labels, test_labels)) = &self.labels else { return Ok(None) };
         let (train, test) = self.latent_means()?;
         Ok(Some(knn_accuracy(&train, train_labels, &test, test_labels, self.config.latent, 5)))
     }
 
-    /// `decoder(mean of encoder(x))` of the first `n` test inputs `[n, n_in]` (fewer if the split is smaller).
-    pub fn test_reconstructions(&self, n: usize) -> Result<Vec<f32>, TrainError> {
-        let x = self.x_test.narrow(0, 0, n.min(self.x_test.dim(0)?))?;
-        let (mu, _) = self.net.encode(&x)?;
-        Ok(self.net.decode_mean(&mu)?.to_dtype(DType::F32)?.flatten_all()?.to_vec1()?)
-    }
-
-    /// The first `n` test inputs `[n, n_in]` as the model sees them (scaled, binarised for Bernoulli).
-    pub fn test_inputs(&self, n: usize) -> Result<Vec<f32>, TrainError> {
-        Ok(self.x_test.narrow(0, 0, n.min(self.x_test.dim(0)?))?.flatten_all()?.to_vec1()?)
-    }
-
-    /// Mean squared error of `decoder(mean of encoder(x))` against `x` over the test inputs.
-    pub fn roundtrip_mse(&self) -> Result<f64, TrainError> {
-        let (mu, _) = self.net.encode(&self.x_test)?;
-        let back = self.net.decode_mean(&mu)?;
-        Ok(f64::from(back.sub(&self.x_test)?.sqr()?.mean_all()?.to_dtype(DType::F32)?.to_scalar::<f32>()?))
-    }
-
-    /// The network as plain data.
-    pub fn params(&self) -> Result<VaeParams, TrainError> {
+    /// See [`VaeTrainer::params`].
+    fn params(&self) -> Result<VaeParams, TrainError> {
         Ok(self.net.params(self.image_side)?)
     }
+}
 
-    fn steps_per_epoch(&self) -> usize {
-        self.order.len().div_ceil(self.config.batch_size)
+impl EpochModel<3> for VaeModel {
+    const LAB: Lab = Lab::Vae;
+
+    fn train_on(&mut self, batch: &mut Minibatch, variables: &mut Variables) -> Result<StepLoss<3>, TrainError> {
+        let x = batch.select(&self.x_train)?; // [batch, n_in]
+        let eps = self.net.draw_noise(batch.len(), &mut batch.rng)?; // [batch, latent]
+        let beta = self.beta_at(batch.progress);
+        if self.hand_written_pass {
+            self.hand_written_step(variables, &x, &eps, beta, batch.step)
+        } else {
+            self.candle_step(variables, &x, &eps, beta, batch.step)
+        }
     }
 
-    fn finish_epoch(&mut self) -> Result<(), TrainError> {
-        let epoch = self.history.len() + 1;
+    fn end_epoch(&mut self, end: &EpochEnd<3>) -> Result<Vec<(String, f64)>, TrainError> {
+        let epoch = end.epoch;
         let n_eval = self.x_train.dim(0)?.min(EVAL_TRAIN_ROWS);
         let train = self.elbo(&self.x_train.narrow(0, 0, n_eval)?, self.config.seed.wrapping_add(epoch as u64))?;
         let test = self.test_elbo()?;
-        let batches = self.epoch_batches.max(1) as f64;
+        let [recon_loss, kl_loss, loss] = end.means;
         let mut metrics = vec![
-            ("loss".to_owned(), self.epoch_sums[2] / batches),
-            ("recon_loss".to_owned(), self.epoch_sums[0] / batches),
-            ("kl_loss".to_owned(), self.epoch_sums[1] / batches),
-            ("beta".to_owned(), self.beta_now()),
+            ("loss".to_owned(), loss),
+            ("recon_loss".to_owned(), recon_loss),
+            ("kl_loss".to_owned(), kl_loss),
+            // The epoch's end: `epoch` whole epochs done.
+            ("beta".to_owned(), self.beta_at(epoch as f64)),
             ("train_neg_elbo".to_owned(), train.neg_elbo),
             ("test_neg_elbo".to_owned(), test.neg_elbo),
             ("test_recon".to_owned(), test.recon),
@@ -1052,13 +1113,21 @@ impl VaeTrainer {
         for (j, v) in per_dim.to_dtype(DType::F32)?.to_vec1::<f32>()?.iter().enumerate() {
             metrics.push((format!("kl_dim_{}", j + 1), f64::from(*v)));
         }
-        self.history.push(EpochRecord { epoch, metrics });
         self.record_reconstructions(epoch)?;
-        self.epoch_sums = [0.0; 3];
-        self.epoch_batches = 0;
-        self.order.shuffle(&mut self.rng);
-        self.cursor = 0;
-        Ok(())
+        Ok(metrics)
+    }
+
+    fn model_view(&self, step: u64) -> Option<ModelView> {
+        let params = self.params().ok()?;
+        let originals = self.originals.flatten_all().ok()?.to_vec1::<f32>().ok()?;
+        Some(ModelView::Vae {
+            step,
+            view: Arc::new(VaeView {
+                params: Arc::new(params),
+                originals: Arc::new(originals),
+                reconstructions: Arc::clone(&self.reconstructions),
+            }),
+        })
     }
 }
 
@@ -1099,122 +1168,6 @@ pub fn knn_accuracy(
         correct += usize::from(winner == Some(label));
     }
     correct as f64 / test_labels.len() as f64
-}
-
-impl Trainer for VaeTrainer {
-    fn step(&mut self) -> Result<(), TrainError> {
-        if self.finished() {
-            return Ok(());
-        }
-        let end = (self.cursor + self.config.batch_size).min(self.order.len());
-        let idx: Vec<u32> = self.order[self.cursor..end].iter().map(|&i| i as u32).collect();
-        let idx = Tensor::from_vec(idx, end - self.cursor, &Device::Cpu)?;
-        let x = self.x_train.index_select(&idx, 0)?; // [batch, n_in]
-        let n = end - self.cursor;
-        // The draws come from a copy of the generator, kept only if the step succeeds: a failed step leaves no
-        // trace (not counted, the cursor, the epoch's sums and the generator where they were), so the next one
-        // redoes it exactly.
-        let mut rng = self.rng.clone();
-        let eps = self.net.draw_noise(n, &mut rng)?;
-        let beta = self.beta_now();
-        let step = self.step + 1;
-        let (recon, kl, total) = if self.hand_written_pass {
-            self.hand_written_step(&x, &eps, beta, step)?
-        } else {
-            self.candle_step(&x, &eps, beta, step)?
-        };
-        self.rng = rng;
-        self.batch_loss = total;
-        self.step = step;
-        self.epoch_sums[0] += recon;
-        self.epoch_sums[1] += kl;
-        self.epoch_sums[2] += total;
-        self.epoch_batches += 1;
-        self.cursor = end;
-        if self.cursor >= self.order.len() {
-            self.finish_epoch()?;
-        }
-        Ok(())
-    }
-
-    fn finished(&self) -> bool {
-        self.history.len() >= self.config.epochs
-    }
-
-    fn snapshot(&self) -> RunSnapshot {
-        RunSnapshot {
-            lab: Lab::Vae,
-            epoch: self.history.len(),
-            total_epochs: self.config.epochs,
-            step: self.step,
-            steps_per_epoch: self.steps_per_epoch(),
-            learning_rate: self.optimizer.learning_rate,
-            batch_loss: self.batch_loss,
-            history: self.history.clone(),
-            model: None,
-        }
-    }
-
-    fn set_learning_rate(&mut self, learning_rate: f64) {
-        self.optimizer.learning_rate = learning_rate;
-    }
-
-    fn epochs_done(&self) -> usize {
-        self.history.len()
-    }
-
-    fn model_view(&self) -> Option<ModelView> {
-        let params = self.params().ok()?;
-        let originals = self.originals.flatten_all().ok()?.to_vec1::<f32>().ok()?;
-        Some(ModelView::Vae {
-            step: self.step,
-            view: Arc::new(VaeView {
-                params: Arc::new(params),
-                originals: Arc::new(originals),
-                reconstructions: Arc::clone(&self.reconstructions),
-            }),
-        })
-    }
-}
-
-impl VaeTrainer {
-    /// Inputs per row.
-    #[must_use]
-    pub fn n_in(&self) -> usize {
-        self.n_in
-    }
-
-    /// The trainer of [`Self::new`] with the networks of `params` (a saved model's) in place of fresh ones, for
-    /// evaluating them as the trainer does ([`Self::test_elbo`], [`Self::knn5_accuracy`]): the same figures to
-    /// the last bit as the model gave when it was trained. Training from here starts a fresh optimiser.
-    pub fn with_params(config: VaeConfig, data: &Arc<Prepared>, params: &VaeParams) -> Result<Self, TrainError> {
-        if params.arch() != config.arch || params.latent != config.latent || params.likelihood != config.likelihood {
-            return Err(TrainError::Data(format!(
-                "the saved VAE ({}, latent {}, {}) is not the one the settings describe ({}, latent {}, {})",
-                params.arch().cli_name(),
-                params.latent,
-                params.likelihood.cli_name(),
-                config.arch.cli_name(),
-                config.latent,
-                config.likelihood.cli_name()
-            )));
-        }
-        let mut trainer = Self::new(config, data)?;
-        if params.n_in() != trainer.n_in {
-            return Err(TrainError::Data(format!(
-                "the saved VAE takes {} values per input but the data has {}",
-                params.n_in(),
-                trainer.n_in
-            )));
-        }
-        trainer.net = VaeNet::from_params(params, DType::F32)?;
-        let (vars, names) = trainer.net.vars();
-        trainer.optimizer = Optimizer::new(OptimizerKind::Adam, trainer.config.learning_rate, &vars)?;
-        (trainer.vars, trainer.names) = (vars, names);
-        trainer.reconstructions = Arc::new(Vec::new());
-        trainer.record_reconstructions(0)?;
-        Ok(trainer)
-    }
 }
 
 #[cfg(test)]
@@ -1300,25 +1253,27 @@ mod tests {
             };
             let mut trainer = VaeTrainer::new(config, &data).expect("a VAE");
             trainer.step().expect("step 1");
-            let before_step_2 = values(&trainer.vars);
+            let before_step_2 = values(&trainer.variables.vars);
             trainer.step().expect("step 2");
-            poke(&trainer.vars, &trainer.names, name, index, value);
+            poke(&trainer.variables.vars, &trainer.variables.names, name, index, value);
             let bookkeeping = |t: &VaeTrainer| {
-                let sums = t.epoch_sums.map(f64::to_bits);
-                let counts = (t.step, t.cursor, t.epoch_batches, t.history.len());
-                (counts, sums, t.batch_loss.to_bits(), t.rng.clone(), running_averages(t))
+                let run = t.epoch_loop();
+                let (sums, batches) = run.epoch_sums();
+                let sums = sums.map(f64::to_bits);
+                let counts = (run.step(), run.cursor(), batches, run.epochs_done());
+                (counts, sums, run.batch_loss().to_bits(), run.rng().clone(), running_averages(t))
             };
             let before = bookkeeping(&trainer);
             let what = format!("{arch:?}, {name}[{index:?}] = {value}");
             let error = trainer.step().expect_err(&what);
             assert_eq!(error, TrainError::NonFinite { location: expected.to_owned(), step: 3 }, "{what}");
-            assert!(values(&trainer.vars) == before_step_2, "{what}: not the values before step 2");
+            assert!(values(&trainer.variables.vars) == before_step_2, "{what}: not the values before step 2");
             assert!(bookkeeping(&trainer) == before, "{what}: the failed step left a trace");
             trainer.set_learning_rate(1e-4);
             trainer.step().unwrap_or_else(|e| panic!("{what}: after lowering the rate: {e}"));
-            let redone = (trainer.step, trainer.cursor);
+            let redone = (trainer.epoch_loop().step(), trainer.epoch_loop().cursor());
             assert_eq!(redone, (3, 3 * batch_size), "{what}: the next step takes the same minibatch");
-            assert!(trainer.batch_loss.is_finite(), "{what}");
+            assert!(trainer.epoch_loop().batch_loss().is_finite(), "{what}");
         }
     }
 
@@ -1337,14 +1292,15 @@ mod tests {
         rng: &mut rand_chacha::ChaCha8Rng,
         by_hand: &mut HandPass<'_>,
     ) {
-        let what = format!("{:?} {:?}, {rows} rows", trainer.config.arch, trainer.config.likelihood);
-        let x = trainer.x_train.narrow(0, 0, rows).expect("rows");
-        let eps = trainer.net.draw_noise(rows, rng).expect("noise");
-        let shards = trainer.forward_backward_in_shards(&x, &eps, 0.7).expect("candle's shards");
+        let model = &trainer.model;
+        let what = format!("{:?} {:?}, {rows} rows", model.config.arch, model.config.likelihood);
+        let x = model.x_train.narrow(0, 0, rows).expect("rows");
+        let eps = model.net.draw_noise(rows, rng).expect("noise");
+        let shards = model.forward_backward_in_shards(&x, &eps, 0.7).expect("candle's shards");
         let share = |s: &super::Shard| s.rows as f64 / rows as f64;
         let points: Vec<f32> = x.flatten_all().and_then(|t| t.to_vec1()).expect("x");
         let noise: Vec<f32> = eps.flatten_all().and_then(|t| t.to_vec1()).expect("eps");
-        let (got, gradients, stats) = by_hand(&trainer.net, &points, &noise);
+        let (got, gradients, stats) = by_hand(&model.net, &points, &noise);
         for (term, a, pick) in [
             ("recon", got.recon, (|s: &super::Shard| s.recon) as fn(&super::Shard) -> f64),
             ("kl", got.kl, |s| s.kl),
@@ -1354,7 +1310,7 @@ mod tests {
             assert!((a - b).abs() < 1e-5 * (1.0 + b.abs()), "{what} {term}: {a} vs {b}");
         }
         let mut offset = 0;
-        for (var, name) in trainer.vars.iter().zip(&trainer.names) {
+        for (var, name) in trainer.variables.vars.iter().zip(&trainer.variables.names) {
             let mut want = vec![0f32; var.as_tensor().elem_count()];
             for shard in &shards {
                 let g = shard.grads.as_ref().and_then(|g| g.get(var.as_tensor())).expect("a gradient");
@@ -1396,7 +1352,7 @@ mod tests {
         for step in 0..steps {
             by_hand.step().expect("step");
             by_candle.step().expect("step");
-            let (a, b) = (by_hand.batch_loss, by_candle.batch_loss);
+            let (a, b) = (by_hand.epoch_loop().batch_loss(), by_candle.epoch_loop().batch_loss());
             assert!((a - b).abs() < 1e-3 * (1.0 + b.abs()), "{config:?} step {step}: {a} vs candle {b}");
             if step == 0 {
                 for ((m1, v1), (m2, v2)) in running_averages(&by_hand).iter().zip(&running_averages(&by_candle)) {
@@ -1522,7 +1478,7 @@ mod tests {
         let z: Vec<f32> = encoded.chunks_exact(6).flat_map(|row| row[..3].to_vec()).collect();
         close("decode", &conv.decode_cpu(&z, n).expect("decode"), &conv.decode_by_candle(&z, n, 64).expect("candle"));
         // The trainer's evaluation takes the same pass on rayon's threads.
-        let Networks::Conv(net) = &trainer.net.networks else { panic!("conv") };
+        let Networks::Conv(net) = &trainer.model.net.networks else { panic!("conv") };
         let x = candle_core::Tensor::from_slice(images, (n, 784), &candle_core::Device::Cpu).expect("tensor");
         let parallel = net.running_by_hand(&x, false).expect("the hand-written pass");
         close("encode on two threads", &parallel.flatten_all().and_then(|t| t.to_vec1()).expect("values"), &encoded);
