@@ -15,7 +15,6 @@ use std::sync::Arc;
 
 use candle_core::{D, DType, Device, Tensor, Var};
 use rand::SeedableRng;
-use rand::seq::SliceRandom;
 use rand_chacha::ChaCha8Rng;
 use rand_distr::{Distribution, Uniform};
 use serde::{Deserialize, Serialize};
@@ -25,12 +24,12 @@ use crate::compute::Activation;
 use crate::compute::TrainError;
 use crate::compute::cpu::coupling as coupling_cpu;
 use crate::compute::cpu::dense::{DenseRef, with_cpu_f32};
-use crate::compute::cpu::guard::{LastGood, Located, Probe, check_loss};
-use crate::compute::cpu::optim::{FlatGradients, Optimizer, OptimizerKind, guarded_step};
+use crate::compute::cpu::guard::{Located, Probe};
+use crate::compute::cpu::optim::{FlatGradients, OptimizerKind};
 use crate::compute::params::{DenseParams, FlowLayerParams, FlowParams, MlpParams};
 use crate::data::prepare::Prepared;
 use crate::models::ModelView;
-use crate::models::trainer::{EpochRecord, RunSnapshot, Trainer};
+use crate::models::trainer::{EpochEnd, EpochLoop, EpochModel, EpochTrainer, Minibatch, StepLoss, Variables};
 
 /// Points per chunk when evaluating a grid.
 const GRID_CHUNK_POINTS: usize = 32_768;
@@ -661,31 +660,22 @@ pub fn made_masks(dim: usize, hidden: &[usize]) -> Vec<Vec<f32>> {
     masks
 }
 
-/// The trainable flow: variables, optimiser, data and history.
-pub struct FlowTrainer {
+/// The flow's side of its training: the layers and the points.
+pub struct FlowModel {
     config: FlowConfig,
     net: FlowNet,
-    vars: Vec<Var>,
-    names: Vec<String>,
-    optimizer: Optimizer,
     x_train: Tensor, // [n_train, 2]
     x_test: Tensor,  // [n_test, 2]
-    n_train: usize,
-    order: Vec<usize>,
-    cursor: usize,
-    rng: ChaCha8Rng,
-    step: u64,
-    epoch_loss_sum: f64,
-    epoch_batches: usize,
-    batch_loss: f64,
-    history: Vec<EpochRecord>,
-    last_good: LastGood,
     /// A RealNVP takes its steps (and its held-out NLL) by [`coupling_cpu`]'s hand-written pass (the default)
     /// rather than candle's autograd: the same loss and gradients in well under half the time (BENCHMARKS.md).
     hand_written_pass: bool,
     /// The hand-written pass's buffers, reused from step to step.
     workspace: coupling_cpu::RealNvpWorkspace,
 }
+
+/// The trainable flow: a [`FlowModel`] in the shared loop. Its one loss term is the minibatch's mean negative
+/// log-likelihood.
+pub type FlowTrainer = EpochTrainer<FlowModel, 1>;
 
 /// Final figures of a trained flow (the CLI's JSON line and the acceptance checks).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -834,50 +824,45 @@ impl FlowTrainer {
             };
             layers.push(layer);
         }
-        let optimizer = Optimizer::new(OptimizerKind::Adam, config.learning_rate, &vars)?;
-        let mut order: Vec<usize> = (0..n_train).collect();
-        order.shuffle(&mut rng);
-        Ok(Self {
+        let variables = Variables::new(vars, names, OptimizerKind::Adam, config.learning_rate)?;
+        // The generator that drew the weights goes on to shuffle the minibatches.
+        let epochs = EpochLoop::new(n_train, config.batch_size, config.epochs, rng);
+        let model = FlowModel {
             net: FlowNet { dim, layers, device: device.clone() },
             x_train: Tensor::from_slice(&data.x_train, (n_train, dim), &device)?,
             x_test: Tensor::from_slice(&data.x_test, (data.n_test(), dim), &device)?,
-            n_train,
-            order,
-            cursor: 0,
-            rng,
-            step: 0,
-            epoch_loss_sum: 0.0,
-            epoch_batches: 0,
-            batch_loss: f64::NAN,
-            history: Vec::new(),
-            last_good: LastGood::default(),
             hand_written_pass: true,
             workspace: coupling_cpu::RealNvpWorkspace::default(),
-            vars,
-            names,
-            optimizer,
             config,
-        })
+        };
+        Ok(Self { model, variables, epochs })
     }
 
     /// The settings this flow was built with.
     #[must_use]
     pub fn config(&self) -> &FlowConfig {
-        &self.config
+        &self.model.config
     }
 
     /// Takes a RealNVP's steps by candle's autograd (`false`) instead of the hand-written pass (`true`, the
     /// default): for comparing the two.
     pub fn set_hand_written_pass(&mut self, on: bool) {
-        self.hand_written_pass = on;
+        self.model.hand_written_pass = on;
     }
 
     /// The live model as tensors (shares the variables).
     #[must_use]
     pub fn net(&self) -> &FlowNet {
-        &self.net
+        &self.model.net
     }
 
+    /// The current parameters as plain data (MADE weights with their masks applied).
+    pub fn params(&self) -> candle_core::Result<FlowParams> {
+        self.model.params()
+    }
+}
+
+impl FlowModel {
     /// Mean negative log-likelihood over the rows of `x`, in chunks to bound memory.
     fn mean_nll(&self, x: &Tensor) -> candle_core::Result<f64> {
         let n = x.dim(0)?;
@@ -913,28 +898,8 @@ impl FlowTrainer {
         Ok(self.mean_nll(&self.x_test)?)
     }
 
-    fn finish_epoch(&mut self) -> Result<(), TrainError> {
-        let heldout = self.heldout_nll()?;
-        // Keras logs the running mean of the minibatch losses as the training loss; so do we, which keeps an
-        // epoch from costing a second pass over the data.
-        let train = self.epoch_loss_sum / self.epoch_batches.max(1) as f64;
-        self.history.push(EpochRecord {
-            epoch: self.history.len() + 1,
-            metrics: vec![("train_nll".to_owned(), train), ("heldout_nll".to_owned(), heldout)],
-        });
-        self.epoch_loss_sum = 0.0;
-        self.epoch_batches = 0;
-        self.order.shuffle(&mut self.rng);
-        self.cursor = 0;
-        Ok(())
-    }
-
-    fn steps_per_epoch(&self) -> usize {
-        self.n_train.div_ceil(self.config.batch_size)
-    }
-
-    /// The current parameters as plain data (MADE weights with their masks applied).
-    pub fn params(&self) -> candle_core::Result<FlowParams> {
+    /// See [`FlowTrainer::params`].
+    fn params(&self) -> candle_core::Result<FlowParams> {
         let mlp = |net: &Net| -> candle_core::Result<MlpParams> {
             let layers = net
                 .0
@@ -1063,21 +1028,14 @@ fn glorot_net(
     Ok((Net(layers), vars, names))
 }
 
-impl Trainer for FlowTrainer {
-    fn step(&mut self) -> Result<(), TrainError> {
-        if self.finished() {
-            return Ok(());
-        }
-        let end = (self.cursor + self.config.batch_size).min(self.n_train);
-        let idx: Vec<u32> = self.order[self.cursor..end].iter().map(|&i| i as u32).collect();
-        let idx = Tensor::from_slice(&idx, idx.len(), &self.net.device)?;
-        let x = self.x_train.index_select(&idx, 0)?; // [batch, 2]
-        let step = self.step + 1;
-        // On failure nothing below runs: the step is not counted and the cursor stays, so the next step (at a
-        // lower rate, say) takes this minibatch again.
+impl EpochModel<1> for FlowModel {
+    const LAB: Lab = Lab::Flow;
+
+    fn train_on(&mut self, batch: &mut Minibatch, variables: &mut Variables) -> Result<StepLoss<1>, TrainError> {
+        let x = batch.select(&self.x_train)?; // [batch, 2]
         let net = &self.net;
         let loss_name = "the negative log-likelihood";
-        self.batch_loss = if self.takes_hand_written_pass() {
+        let loss = if self.takes_hand_written_pass() {
             // The same loss and gradients as candle's autograd below, by hand (models::coupling_cpu), on the
             // variables' own values and into buffers kept from the last step.
             let points: Vec<f32> = x.flatten_all()?.to_vec1()?;
@@ -1089,64 +1047,27 @@ impl Trainer for FlowTrainer {
                 .flatten()
                 .ok_or_else(|| TrainError::Backend("the hand-written pass needs affine coupling layers".into()))?;
             let loss = f64::from(loss as f32);
-            check_loss(loss, &self.vars, &self.last_good, loss_name, step, || net.locate_non_finite(&x))?;
-            // The guard's copy of the values is written by the update itself.
-            let last_good = Some(&mut self.last_good);
             let gradients = FlatGradients::One(&self.workspace.gradients);
-            self.optimizer.step_with_flat_gradients(&self.vars, &self.names, gradients, last_good, step)?;
+            variables.guarded_flat_step(loss, gradients, loss_name, batch.step, || net.locate_non_finite(&x))?;
             loss
         } else {
-            let loss = self.net.log_density_tensor(&x)?.mean_all()?.neg()?;
-            guarded_step(
-                &mut self.optimizer,
-                &self.vars,
-                &self.names,
-                &mut self.last_good,
-                &loss,
-                loss_name,
-                step,
-                || net.locate_non_finite(&x),
-            )?
+            let loss = net.log_density_tensor(&x)?.mean_all()?.neg()?;
+            variables.guarded_step(&loss, loss_name, batch.step, || net.locate_non_finite(&x))?
         };
-        self.step = step;
-        self.epoch_loss_sum += self.batch_loss;
-        self.epoch_batches += 1;
-        self.cursor = end;
-        if self.cursor >= self.n_train {
-            self.finish_epoch()?;
-        }
-        Ok(())
+        Ok(StepLoss { total: loss, terms: [loss] })
     }
 
-    fn finished(&self) -> bool {
-        self.history.len() >= self.config.epochs
+    fn end_epoch(&mut self, end: &EpochEnd<1>) -> Result<Vec<(String, f64)>, TrainError> {
+        let heldout = self.heldout_nll()?;
+        // Keras logs the running mean of the minibatch losses as the training loss; so do we, which keeps an
+        // epoch from costing a second pass over the data.
+        let [train] = end.means;
+        Ok(vec![("train_nll".to_owned(), train), ("heldout_nll".to_owned(), heldout)])
     }
 
-    fn snapshot(&self) -> RunSnapshot {
-        RunSnapshot {
-            lab: Lab::Flow,
-            epoch: self.history.len(),
-            total_epochs: self.config.epochs,
-            step: self.step,
-            steps_per_epoch: self.steps_per_epoch(),
-            learning_rate: self.optimizer.learning_rate,
-            batch_loss: self.batch_loss,
-            history: self.history.clone(),
-            model: None,
-        }
-    }
-
-    fn set_learning_rate(&mut self, learning_rate: f64) {
-        self.optimizer.learning_rate = learning_rate;
-    }
-
-    fn epochs_done(&self) -> usize {
-        self.history.len()
-    }
-
-    fn model_view(&self) -> Option<ModelView> {
+    fn model_view(&self, step: u64) -> Option<ModelView> {
         match self.params() {
-            Ok(p) => Some(ModelView::Flow { step: self.step, params: Arc::new(p) }),
+            Ok(p) => Some(ModelView::Flow { step, params: Arc::new(p) }),
             Err(e) => {
                 log::warn!("cannot copy the flow's parameters: {e}");
                 None
@@ -1205,22 +1126,25 @@ mod tests {
                 FlowConfig { hidden: vec![8], layers: 2, batch_size: 32, epochs: 2, ..FlowConfig::default_for(kind) };
             let mut trainer = FlowTrainer::new(config, &data).expect("flow");
             trainer.step().expect("step 1");
-            let before_step_2 = values(&trainer.vars);
+            let before_step_2 = values(&trainer.variables.vars);
             trainer.step().expect("step 2");
-            poke(&trainer.vars, &trainer.names, name, index, value);
+            poke(&trainer.variables.vars, &trainer.variables.names, name, index, value);
             let bookkeeping = |t: &FlowTrainer| {
-                (t.step, t.cursor, t.epoch_loss_sum.to_bits(), t.epoch_batches, t.batch_loss.to_bits(), t.history.len())
+                let run = t.epoch_loop();
+                let ([sum], batches) = run.epoch_sums();
+                (run.step(), run.cursor(), sum.to_bits(), batches, run.batch_loss().to_bits(), run.epochs_done())
             };
             let before = bookkeeping(&trainer);
             let what = format!("{kind:?}, {name}[{index:?}] = {value}");
             let error = trainer.step().expect_err(&what);
             assert_eq!(error, TrainError::NonFinite { location: expected.to_owned(), step: 3 }, "{what}");
-            assert!(values(&trainer.vars) == before_step_2, "{what}: not the values before step 2");
+            assert!(values(&trainer.variables.vars) == before_step_2, "{what}: not the values before step 2");
             assert_eq!(bookkeeping(&trainer), before, "{what}: the failed step left a trace");
             trainer.set_learning_rate(1e-3);
             trainer.step().unwrap_or_else(|e| panic!("{what}: after lowering the rate: {e}"));
-            assert_eq!((trainer.step, trainer.cursor), (3, 3 * 32), "{what}: the next step takes the same minibatch");
-            assert!(trainer.batch_loss.is_finite(), "{what}");
+            let redone = (trainer.epoch_loop().step(), trainer.epoch_loop().cursor());
+            assert_eq!(redone, (3, 3 * 32), "{what}: the next step takes the same minibatch");
+            assert!(trainer.epoch_loop().batch_loss().is_finite(), "{what}");
         }
     }
 
@@ -1237,7 +1161,7 @@ mod tests {
             for _ in 0..3 {
                 trainer.step().expect("step");
             }
-            assert!(trainer.optimizer.state_is_detached(), "{kind:?}: the optimiser's moments keep a graph");
+            assert!(trainer.variables.optimizer.state_is_detached(), "{kind:?}: the optimiser's moments keep a graph");
         }
     }
 
@@ -1252,11 +1176,11 @@ mod tests {
             let config = FlowConfig { hidden: vec![6], layers: 2, batch_size: 32, ..FlowConfig::default_for(kind) };
             let mut trainer = FlowTrainer::new(config, &data).expect("flow");
             // A few steps at a high rate, so no parameter sits at its (zero) initial value.
-            trainer.optimizer.learning_rate = 0.05;
+            trainer.variables.optimizer.learning_rate = 0.05;
             for _ in 0..5 {
                 trainer.step().expect("step");
             }
-            let x = trainer.x_train.narrow(0, 0, 64).expect("batch");
+            let x = trainer.model.x_train.narrow(0, 0, 64).expect("batch");
             // The finite differences in f64 with a small step, so that a step rarely crosses a ReLU's kink.
             let x64 = x.to_dtype(DType::F64).expect("f64");
             let nll = |t: &FlowTrainer| -> f64 {
@@ -1264,9 +1188,9 @@ mod tests {
                 let lp = net.log_density_tensor(&x64).expect("density").mean_all().expect("mean");
                 -lp.to_scalar::<f64>().expect("scalar")
             };
-            let loss = trainer.net.log_density_tensor(&x).expect("d").mean_all().expect("m").neg().expect("neg");
+            let loss = trainer.model.net.log_density_tensor(&x).expect("d").mean_all().expect("m").neg().expect("neg");
             let grads = loss.backward().expect("backward");
-            for (v, var) in trainer.vars.iter().enumerate() {
+            for (v, var) in trainer.variables.vars.iter().enumerate() {
                 let Some(g) = grads.get(var.as_tensor()) else { continue };
                 let g: Vec<f32> = g.flatten_all().expect("flat").to_vec1().expect("grad");
                 let original: Vec<f32> = var.as_tensor().flatten_all().expect("flat").to_vec1().expect("values");
@@ -1297,7 +1221,7 @@ mod tests {
                     assert!(
                         (got - fd).abs() <= 2e-3 + 2e-2 * fd.abs(),
                         "{kind:?} {} [{j}]: autodiff {got} vs finite difference {fd}",
-                        trainer.names[v]
+                        trainer.variables.names[v]
                     );
                 }
             }
@@ -1407,14 +1331,15 @@ mod tests {
         // One workspace for both minibatches, the smaller second: buffers left from a larger pass must not leak in.
         let mut work = super::coupling_cpu::RealNvpWorkspace::default();
         for rows in [64, 37] {
-            let x = trainer.x_train.narrow(0, 0, rows).expect("rows");
+            let x = trainer.model.x_train.narrow(0, 0, rows).expect("rows");
             let points: Vec<f32> = x.flatten_all().and_then(|t| t.to_vec1()).expect("points");
-            let loss = trainer.net.log_density_tensor(&x).and_then(|l| l.mean_all()?.neg()).expect("loss");
+            let loss = trainer.model.net.log_density_tensor(&x).and_then(|l| l.mean_all()?.neg()).expect("loss");
             let grads = loss.backward().expect("backward");
             // From the plain parameters, and from the live variables' own storage: the same numbers.
             let got = super::coupling_cpu::realnvp_loss_and_gradients(&refs, 2, &points, &mut work).expect("loss");
             let from_params = work.gradients.clone();
             let live = trainer
+                .model
                 .net
                 .with_coupling_values(|layers| {
                     super::coupling_cpu::realnvp_loss_and_gradients(layers, 2, &points, &mut work)
@@ -1425,10 +1350,10 @@ mod tests {
             assert_eq!(from_params, work.gradients);
             let reference = f64::from(loss.to_scalar::<f32>().expect("scalar"));
             assert!((got - reference).abs() < 1e-5 * (1.0 + reference.abs()), "{got} vs {reference}");
-            let total: usize = trainer.vars.iter().map(|v| v.as_tensor().elem_count()).sum();
+            let total: usize = trainer.variables.vars.iter().map(|v| v.as_tensor().elem_count()).sum();
             assert_eq!(work.gradients.len(), total);
             let mut offset = 0;
-            for (var, name) in trainer.vars.iter().zip(&trainer.names) {
+            for (var, name) in trainer.variables.vars.iter().zip(&trainer.variables.names) {
                 let want: Vec<f32> =
                     grads.get(var.as_tensor()).expect("gradient").flatten_all().and_then(|t| t.to_vec1()).expect("vec");
                 let got = &work.gradients[offset..offset + want.len()];
@@ -1440,17 +1365,17 @@ mod tests {
             }
         }
         // The held-out NLL by the forward half of the pass, as candle computes it.
-        let by_hand = trainer.heldout_nll().expect("by hand");
-        let by_candle = trainer.mean_nll(&trainer.x_test).expect("by candle");
+        let by_hand = trainer.model.heldout_nll().expect("by hand");
+        let by_candle = trainer.model.mean_nll(&trainer.model.x_test).expect("by candle");
         assert!((by_hand - by_candle).abs() < 1e-5 * (1.0 + by_candle.abs()), "{by_hand} vs candle {by_candle}");
         // Ten more steps each way from the same state: the same losses to float rounding.
-        let mut by_hand = FlowTrainer::new(trainer.config.clone(), &data).expect("flow");
-        let mut by_candle = FlowTrainer::new(trainer.config.clone(), &data).expect("flow");
+        let mut by_hand = FlowTrainer::new(trainer.config().clone(), &data).expect("flow");
+        let mut by_candle = FlowTrainer::new(trainer.config().clone(), &data).expect("flow");
         by_candle.set_hand_written_pass(false);
         for step in 0..10 {
             by_hand.step().expect("step");
             by_candle.step().expect("step");
-            let (a, b) = (by_hand.batch_loss, by_candle.batch_loss);
+            let (a, b) = (by_hand.epoch_loop().batch_loss(), by_candle.epoch_loop().batch_loss());
             assert!((a - b).abs() < 1e-3 * (1.0 + b.abs()), "step {step}: {a} by hand vs {b} by candle");
         }
     }
