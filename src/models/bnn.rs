@@ -1256,17 +1256,15 @@ mod tests {
 
     use super::{BnnConfig, BnnTrainer, Posterior};
     use crate::Lab;
-    use crate::compute::TrainError;
-    use crate::compute::cpu::guard::testing::{poke, values};
     use crate::data::BuiltinFile;
     use crate::data::prepare::{default_spec_for_lab, prepare};
-    use crate::models::trainer::Trainer;
+    use crate::models::trainer::testing::assert_the_guard_catches;
 
     /// A NaN, an infinity or a huge value put into one layer's variables after two steps, in a mean-field network
     /// and in the deterministic baseline: the third step fails, the guard names the quantity where the pass first
     /// holds a NaN or an infinity, the variables go back to their values before step 2, and nothing of the failed
     /// step counts (not the step, the cursor, the epoch's sums nor the weight draws): the next step, at a lower rate,
-    /// redoes it.
+    /// redoes it ([`assert_the_guard_catches`]).
     #[test]
     fn the_guard_names_where_an_injected_non_finite_value_first_appears() {
         use Posterior::{Deterministic, MeanField};
@@ -1296,28 +1294,8 @@ mod tests {
                 ..BnnConfig::default()
             };
             let mut trainer = BnnTrainer::new(config, &data).expect("a BNN");
-            trainer.step().expect("step 1");
-            let before_step_2 = values(&trainer.variables.vars);
-            trainer.step().expect("step 2");
-            poke(&trainer.variables.vars, &trainer.variables.names, name, index, value);
-            let bookkeeping = |t: &BnnTrainer| {
-                let run = t.epoch_loop();
-                let (sums, batches) = run.epoch_sums();
-                let sums = sums.map(f64::to_bits);
-                let counts = (run.step(), run.cursor(), batches, run.epochs_done());
-                (counts, sums, run.batch_loss().to_bits(), run.rng().clone())
-            };
-            let before = bookkeeping(&trainer);
             let what = format!("{posterior:?}, {name}[{index:?}] = {value}");
-            let error = trainer.step().expect_err(&what);
-            assert_eq!(error, TrainError::NonFinite { location: expected.to_owned(), step: 3 }, "{what}");
-            assert!(values(&trainer.variables.vars) == before_step_2, "{what}: not the values before step 2");
-            assert!(bookkeeping(&trainer) == before, "{what}: the failed step left a trace");
-            trainer.set_learning_rate(1e-3);
-            trainer.step().unwrap_or_else(|e| panic!("{what}: after lowering the rate: {e}"));
-            let redone = (trainer.epoch_loop().step(), trainer.epoch_loop().cursor());
-            assert_eq!(redone, (3, 3 * 64), "{what}: the next step takes the same minibatch");
-            assert!(trainer.epoch_loop().batch_loss().is_finite(), "{what}");
+            assert_the_guard_catches(&mut trainer, (name, index, value, expected), 64, 1e-3, |_| (), &what);
         }
     }
 }

@@ -1084,23 +1084,27 @@ mod tests {
 
     use super::{FlowConfig, FlowKind, FlowNet, FlowTrainer};
     use crate::Lab;
-    use crate::data::prepare::{default_spec_for_lab, prepare};
+    use crate::data::prepare::{Prepared, default_spec_for_lab, prepare};
     use crate::data::{SynthKind, SynthSpec};
     use crate::models::trainer::Trainer;
+    use crate::models::trainer::testing::assert_the_guard_catches;
+
+    /// `n_points` of the two moons, prepared for the flow lab.
+    fn moons(n_points: usize) -> Arc<Prepared> {
+        let table = SynthSpec { n_points, ..SynthSpec::default_for(SynthKind::Moons) }.generate();
+        Arc::new(prepare(&table, &default_spec_for_lab(Lab::Flow, &table)).expect("moons"))
+    }
 
     /// A NaN or an infinity put into one variable after two steps: the third step fails and the guard names the
     /// quantity where the pass first holds it (the last layer first: training pulls the data back through the
     /// flow), or the loss when every point's log-density is finite and only their mean overflows; the variables go
     /// back to their values before step 2 (the last at which the loss was finite), and nothing of the failed step
-    /// counts: the next one, at a lower rate, takes the same minibatch.
+    /// counts: the next one, at a lower rate, takes the same minibatch ([`assert_the_guard_catches`]).
     #[test]
     fn the_guard_names_where_an_injected_non_finite_value_first_appears() {
-        use crate::compute::TrainError;
-        use crate::compute::cpu::guard::testing::{poke, values};
         use FlowKind::{Affine, Maf, RealNvp};
 
-        let table = SynthSpec { n_points: 300, ..SynthSpec::default_for(SynthKind::Moons) }.generate();
-        let data = Arc::new(prepare(&table, &default_spec_for_lab(Lab::Flow, &table)).expect("moons"));
+        let data = moons(300);
         let (inf, nan) = (f32::INFINITY, f32::NAN);
         // (kind, variable, element (all when None), value, what the guard must name)
         let cases = [
@@ -1125,26 +1129,8 @@ mod tests {
             let config =
                 FlowConfig { hidden: vec![8], layers: 2, batch_size: 32, epochs: 2, ..FlowConfig::default_for(kind) };
             let mut trainer = FlowTrainer::new(config, &data).expect("flow");
-            trainer.step().expect("step 1");
-            let before_step_2 = values(&trainer.variables.vars);
-            trainer.step().expect("step 2");
-            poke(&trainer.variables.vars, &trainer.variables.names, name, index, value);
-            let bookkeeping = |t: &FlowTrainer| {
-                let run = t.epoch_loop();
-                let ([sum], batches) = run.epoch_sums();
-                (run.step(), run.cursor(), sum.to_bits(), batches, run.batch_loss().to_bits(), run.epochs_done())
-            };
-            let before = bookkeeping(&trainer);
             let what = format!("{kind:?}, {name}[{index:?}] = {value}");
-            let error = trainer.step().expect_err(&what);
-            assert_eq!(error, TrainError::NonFinite { location: expected.to_owned(), step: 3 }, "{what}");
-            assert!(values(&trainer.variables.vars) == before_step_2, "{what}: not the values before step 2");
-            assert_eq!(bookkeeping(&trainer), before, "{what}: the failed step left a trace");
-            trainer.set_learning_rate(1e-3);
-            trainer.step().unwrap_or_else(|e| panic!("{what}: after lowering the rate: {e}"));
-            let redone = (trainer.epoch_loop().step(), trainer.epoch_loop().cursor());
-            assert_eq!(redone, (3, 3 * 32), "{what}: the next step takes the same minibatch");
-            assert!(trainer.epoch_loop().batch_loss().is_finite(), "{what}");
+            assert_the_guard_catches(&mut trainer, (name, index, value, expected), 32, 1e-3, |_| (), &what);
         }
     }
 
@@ -1153,8 +1139,7 @@ mod tests {
     /// for the Keras RealNVP, until the machine ran out of memory).
     #[test]
     fn optimiser_state_keeps_no_graph_after_steps() {
-        let table = SynthSpec { n_points: 300, ..SynthSpec::default_for(SynthKind::Moons) }.generate();
-        let data = Arc::new(prepare(&table, &default_spec_for_lab(Lab::Flow, &table)).expect("moons"));
+        let data = moons(300);
         for kind in FlowKind::ALL {
             let config = FlowConfig { hidden: vec![8, 8], layers: 2, batch_size: 32, ..FlowConfig::default_for(kind) };
             let mut trainer = FlowTrainer::new(config, &data).expect("flow");
@@ -1170,8 +1155,7 @@ mod tests {
     /// masks, narrows and exponentials is what the maths says.
     #[test]
     fn nll_gradient_matches_finite_differences() {
-        let table = SynthSpec { n_points: 300, ..SynthSpec::default_for(SynthKind::Moons) }.generate();
-        let data = Arc::new(prepare(&table, &default_spec_for_lab(Lab::Flow, &table)).expect("moons"));
+        let data = moons(300);
         for kind in FlowKind::ALL {
             let config = FlowConfig { hidden: vec![6], layers: 2, batch_size: 32, ..FlowConfig::default_for(kind) };
             let mut trainer = FlowTrainer::new(config, &data).expect("flow");
@@ -1230,9 +1214,8 @@ mod tests {
 
     /// A small RealNVP (5 layers, odd widths) on 400 moons points after `steps` steps at a high learning rate, so
     /// that its scales are far from zero, and its data.
-    fn small_trained_realnvp(steps: usize) -> (FlowTrainer, Arc<crate::data::prepare::Prepared>) {
-        let table = SynthSpec { n_points: 400, ..SynthSpec::default_for(SynthKind::Moons) }.generate();
-        let data = Arc::new(prepare(&table, &default_spec_for_lab(Lab::Flow, &table)).expect("moons"));
+    fn small_trained_realnvp(steps: usize) -> (FlowTrainer, Arc<Prepared>) {
+        let data = moons(400);
         let config = FlowConfig {
             hidden: vec![24, 17],
             layers: 5,

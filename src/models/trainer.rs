@@ -475,6 +475,52 @@ pub fn thin_history<T>(history: &mut Vec<(usize, T)>, max: usize) {
     });
 }
 
+/// What the trainers' tests share.
+#[cfg(test)]
+pub(crate) mod testing {
+    use std::fmt::Debug;
+
+    use super::{EpochModel, EpochTrainer, Trainer};
+    use crate::compute::TrainError;
+    use crate::compute::cpu::guard::testing::{poke, values};
+
+    /// The NaN guard's contract on a trainer with batches of `batch_size` rows: after two steps, the variable
+    /// `name` (its element `index`, or all of it when `None`) is set to `value`; the third step must fail, the guard
+    /// naming `expected` as where the pass first holds a NaN or an infinity; the variables must go back to their
+    /// values before step 2, and nothing of the failed step may count (not the step, the cursor, the epoch's sums,
+    /// the latest loss, the generator's draws, nor what `model_state` reads of the model): the next step, at
+    /// `lower_rate`, redoes it on the same minibatch. `what` names the case in the messages.
+    pub(crate) fn assert_the_guard_catches<M: EpochModel<TERMS>, T: PartialEq + Debug, const TERMS: usize>(
+        trainer: &mut EpochTrainer<M, TERMS>,
+        (name, index, value, expected): (&str, Option<usize>, f32, &str),
+        batch_size: usize,
+        lower_rate: f64,
+        model_state: impl Fn(&M) -> T,
+        what: &str,
+    ) {
+        trainer.step().expect("step 1");
+        let before_step_2 = values(&trainer.variables.vars);
+        trainer.step().expect("step 2");
+        poke(&trainer.variables.vars, &trainer.variables.names, name, index, value);
+        let bookkeeping = |t: &EpochTrainer<M, TERMS>| {
+            let run = &t.epochs;
+            let (sums, batches) = run.epoch_sums();
+            let counts = (run.step(), run.cursor(), batches, run.epochs_done());
+            (counts, sums.map(f64::to_bits), run.batch_loss().to_bits(), run.rng().clone(), model_state(&t.model))
+        };
+        let before = bookkeeping(trainer);
+        let error = trainer.step().expect_err(what);
+        assert_eq!(error, TrainError::NonFinite { location: expected.to_owned(), step: 3 }, "{what}");
+        assert!(values(&trainer.variables.vars) == before_step_2, "{what}: not the values before step 2");
+        assert!(bookkeeping(trainer) == before, "{what}: the failed step left a trace");
+        trainer.set_learning_rate(lower_rate);
+        trainer.step().unwrap_or_else(|e| panic!("{what}: after lowering the rate: {e}"));
+        let redone = (trainer.epochs.step(), trainer.epochs.cursor());
+        assert_eq!(redone, (3, 3 * batch_size), "{what}: the next step takes the same minibatch");
+        assert!(trainer.epochs.batch_loss().is_finite(), "{what}");
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::thin_history;

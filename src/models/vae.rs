@@ -750,6 +750,15 @@ struct Shard {
     norm_stats: (BatchStats, BatchStats),
 }
 
+/// One step's inputs: the minibatch `x` `[batch, n_in]`, its latent noise `eps` `[batch, latent]`, the KL weight
+/// and the step's number.
+struct StepInputs<'a> {
+    x: &'a Tensor,
+    eps: &'a Tensor,
+    beta: f64,
+    step: u64,
+}
+
 /// Rows of the training split evaluated at each epoch's end (all of the test split is).
 const EVAL_TRAIN_ROWS: usize = 1000;
 
@@ -922,16 +931,10 @@ impl VaeModel {
     }
 
     /// One step by the hand-written pass ([`vae_cpu`] for the MLP VAE, [`conv_cpu`] for the convolutional one):
-    /// the loss terms of the minibatch `x` with noise `eps`, after the guard's check and the update (and the
-    /// convolutional VAE's running averages).
-    fn hand_written_step(
-        &mut self,
-        variables: &mut Variables,
-        x: &Tensor,
-        eps: &Tensor,
-        beta: f64,
-        step: u64,
-    ) -> Result<StepLoss<3>, TrainError> {
+    /// the loss terms of the step's minibatch, after the guard's check and the update (and the convolutional VAE's
+    /// running averages).
+    fn hand_written_step(&mut self, variables: &mut Variables, inputs: &StepInputs) -> Result<StepLoss<3>, TrainError> {
+        let StepInputs { x, eps, beta, step } = *inputs;
         let points: Vec<f32> = x.flatten_all()?.to_vec1()?;
         let noise: Vec<f32> = eps.flatten_all()?.to_vec1()?;
         let net = &self.net;
@@ -961,14 +964,8 @@ impl VaeModel {
 
     /// One step by candle's autograd, in [`SHARDS`] parallel shards: the loss terms, after the guard's check and
     /// the update (and the convolutional VAE's running averages).
-    fn candle_step(
-        &mut self,
-        variables: &mut Variables,
-        x: &Tensor,
-        eps: &Tensor,
-        beta: f64,
-        step: u64,
-    ) -> Result<StepLoss<3>, TrainError> {
+    fn candle_step(&mut self, variables: &mut Variables, inputs: &StepInputs) -> Result<StepLoss<3>, TrainError> {
+        let StepInputs { x, eps, beta, step } = *inputs;
         let shards = self.forward_backward_in_shards(x, eps, beta)?;
         let n = x.dim(0)?;
         let share = |s: &Shard| s.rows as f64 / n as f64;
@@ -1079,11 +1076,11 @@ impl EpochModel<3> for VaeModel {
     fn train_on(&mut self, batch: &mut Minibatch, variables: &mut Variables) -> Result<StepLoss<3>, TrainError> {
         let x = batch.select(&self.x_train)?; // [batch, n_in]
         let eps = self.net.draw_noise(batch.len(), &mut batch.rng)?; // [batch, latent]
-        let beta = self.beta_at(batch.progress);
+        let inputs = StepInputs { x: &x, eps: &eps, beta: self.beta_at(batch.progress), step: batch.step };
         if self.hand_written_pass {
-            self.hand_written_step(variables, &x, &eps, beta, batch.step)
+            self.hand_written_step(variables, &inputs)
         } else {
-            self.candle_step(variables, &x, &eps, beta, batch.step)
+            self.candle_step(variables, &inputs)
         }
     }
 
@@ -1174,17 +1171,16 @@ pub fn knn_accuracy(
 mod tests {
     use std::sync::Arc;
 
-    use super::{BatchStats, Networks, VaeArch, VaeConfig, VaeNet, VaeNetworks, VaeTrainer, pool_stats};
+    use super::{BatchStats, Networks, VaeArch, VaeConfig, VaeModel, VaeNet, VaeNetworks, VaeTrainer, pool_stats};
     use crate::Lab;
-    use crate::compute::TrainError;
-    use crate::compute::cpu::guard::testing::{poke, values};
     use crate::data::BuiltinFile;
     use crate::data::prepare::{Prepared, default_spec_for_lab, prepare};
     use crate::models::trainer::Trainer;
+    use crate::models::trainer::testing::assert_the_guard_catches;
 
     /// The convolutional networks' running averages, layer by layer.
-    fn running_averages(trainer: &VaeTrainer) -> Vec<(Vec<f32>, Vec<f32>)> {
-        match trainer.params().expect("parameters").networks {
+    fn running_averages(model: &VaeModel) -> Vec<(Vec<f32>, Vec<f32>)> {
+        match model.params().expect("parameters").networks {
             VaeNetworks::Conv(c) => c
                 .encoder
                 .iter()
@@ -1199,7 +1195,7 @@ mod tests {
     /// step fails, the guard names the quantity where the pass (shard by shard, as the step ran it) first holds a
     /// NaN or an infinity, the variables go back to their values before step 2, and nothing of the failed step
     /// counts (not the step, the cursor, the epoch's sums, the latent draws nor the running averages): the next
-    /// step, at a lower rate, redoes it.
+    /// step, at a lower rate, redoes it ([`assert_the_guard_catches`]).
     #[test]
     fn the_guard_names_where_an_injected_non_finite_value_first_appears() {
         let table = BuiltinFile::Digits8x8.load().expect("digits");
@@ -1252,28 +1248,9 @@ mod tests {
                 VaeArch::Conv => VaeConfig { batch_size, epochs: 2, ..VaeConfig::course_conv() },
             };
             let mut trainer = VaeTrainer::new(config, &data).expect("a VAE");
-            trainer.step().expect("step 1");
-            let before_step_2 = values(&trainer.variables.vars);
-            trainer.step().expect("step 2");
-            poke(&trainer.variables.vars, &trainer.variables.names, name, index, value);
-            let bookkeeping = |t: &VaeTrainer| {
-                let run = t.epoch_loop();
-                let (sums, batches) = run.epoch_sums();
-                let sums = sums.map(f64::to_bits);
-                let counts = (run.step(), run.cursor(), batches, run.epochs_done());
-                (counts, sums, run.batch_loss().to_bits(), run.rng().clone(), running_averages(t))
-            };
-            let before = bookkeeping(&trainer);
             let what = format!("{arch:?}, {name}[{index:?}] = {value}");
-            let error = trainer.step().expect_err(&what);
-            assert_eq!(error, TrainError::NonFinite { location: expected.to_owned(), step: 3 }, "{what}");
-            assert!(values(&trainer.variables.vars) == before_step_2, "{what}: not the values before step 2");
-            assert!(bookkeeping(&trainer) == before, "{what}: the failed step left a trace");
-            trainer.set_learning_rate(1e-4);
-            trainer.step().unwrap_or_else(|e| panic!("{what}: after lowering the rate: {e}"));
-            let redone = (trainer.epoch_loop().step(), trainer.epoch_loop().cursor());
-            assert_eq!(redone, (3, 3 * batch_size), "{what}: the next step takes the same minibatch");
-            assert!(trainer.epoch_loop().batch_loss().is_finite(), "{what}");
+            let poked = (name, index, value, expected);
+            assert_the_guard_catches(&mut trainer, poked, batch_size, 1e-4, running_averages, &what);
         }
     }
 
@@ -1355,7 +1332,9 @@ mod tests {
             let (a, b) = (by_hand.epoch_loop().batch_loss(), by_candle.epoch_loop().batch_loss());
             assert!((a - b).abs() < 1e-3 * (1.0 + b.abs()), "{config:?} step {step}: {a} vs candle {b}");
             if step == 0 {
-                for ((m1, v1), (m2, v2)) in running_averages(&by_hand).iter().zip(&running_averages(&by_candle)) {
+                for ((m1, v1), (m2, v2)) in
+                    running_averages(&by_hand.model).iter().zip(&running_averages(&by_candle.model))
+                {
                     for (a, b) in m1.iter().chain(v1).zip(m2.iter().chain(v2)) {
                         assert!((a - b).abs() <= 1e-5 * (1.0 + b.abs()), "{config:?} running averages: {a} vs {b}");
                     }
