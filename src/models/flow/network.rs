@@ -365,22 +365,18 @@ impl FlowNet {
             Layer::Coupling { mask, scale, shift } => {
                 let keep = v.broadcast_mul(mask)?;
                 let free = mask.neg()?.affine(1.0, 1.0)?;
-                let s = scale
-                    .forward_probed(
+                // The scale net's s or the shift net's t of the kept coordinates, on the free ones.
+                let mut conditioned = |net: &Net, part: &str, output: &str| {
+                    net.forward_probed(
                         &keep,
                         probe,
-                        &|i| format!("dense layer {i} of coupling layer {n}'s scale net"),
-                        Some(&|| format!("coupling layer {n}'s scale s")),
+                        &|i| format!("dense layer {i} of coupling layer {n}'s {part} net"),
+                        Some(&|| format!("coupling layer {n}'s {part} {output}")),
                     )?
-                    .broadcast_mul(&free)?;
-                let t = shift
-                    .forward_probed(
-                        &keep,
-                        probe,
-                        &|i| format!("dense layer {i} of coupling layer {n}'s shift net"),
-                        Some(&|| format!("coupling layer {n}'s shift t")),
-                    )?
-                    .broadcast_mul(&free)?;
+                    .broadcast_mul(&free)
+                };
+                let s = conditioned(scale, "scale", "s")?;
+                let t = conditioned(shift, "shift", "t")?;
                 let u = (keep + v.sub(&t)?.mul(&s.neg()?.exp()?)?.broadcast_mul(&free)?)?;
                 probe.check(&u, || format!("layer {n}'s output"))?;
                 (u, s.sum(D::Minus1)?)
