@@ -92,8 +92,8 @@ pub trait Trainer: Send {
     }
 }
 
-/// One epoch's loss terms in [`EpochLoop`]: the minibatch's loss, and the `TERMS` figures whose means over the
-/// epoch's minibatches its record starts with (the total among them, where a loss has parts).
+/// A step's loss: the minibatch's loss, and the `TERMS` terms [`EpochLoop`] sums over the epoch, whose means start
+/// the epoch's record (the total among them, where a loss has parts).
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct StepLoss<const TERMS: usize> {
     /// The minibatch's loss, what the step minimised (the snapshot's `batch_loss`).
@@ -105,7 +105,7 @@ pub struct StepLoss<const TERMS: usize> {
 /// The minibatch of one step, from [`EpochLoop::next_batch`].
 #[derive(Debug)]
 pub struct Minibatch {
-    /// Indices of the rows, in the epoch's shuffled order: `[rows]` u32, for `index_select` on row 0.
+    /// Indices of the rows, in the epoch's shuffled order: `[rows]` u32, for `index_select` on dimension 0.
     pub index: Tensor,
     /// The number of the step this minibatch is for (1-based; the NaN guard names it).
     pub step: u64,
@@ -390,7 +390,7 @@ pub trait EpochModel<const TERMS: usize>: Send {
     fn train_on(&mut self, batch: &mut Minibatch, variables: &mut Variables) -> Result<StepLoss<TERMS>, TrainError>;
 
     /// The metrics of the epoch that has just ended, starting with the named means of its loss terms. Called once
-    /// per epoch, after its last step (again after the next step if it fails).
+    /// per epoch, after its last step; when it fails, the trainer's next step calls it again instead of training.
     fn end_epoch(&mut self, end: &EpochEnd<TERMS>) -> Result<Vec<(String, f64)>, TrainError>;
 
     /// A plain-data copy of the parameters after `step` steps, for the views.
@@ -541,5 +541,50 @@ mod tests {
         let widest = history.windows(2).map(|w| w[1].0 - w[0].0).max().unwrap_or(0);
         assert!(widest <= 2 * epochs / max, "widest gap {widest} epochs");
         assert!(history.len() >= max / 2, "{} entries kept", history.len());
+    }
+
+    /// Ten rows in minibatches of four: three steps an epoch (the last of two rows), every row once per epoch; the
+    /// epoch's record comes after its third step, with the means of the terms over its three steps; the progress,
+    /// the counters and the snapshot follow; a minibatch's draws advance the generator only when it is committed;
+    /// after the last epoch the loop is finished and hands out no minibatch.
+    #[test]
+    fn the_loop_takes_every_row_once_an_epoch_and_averages_the_terms() {
+        use rand::{Rng, SeedableRng};
+        use rand_chacha::ChaCha8Rng;
+
+        use super::{EpochEnd, EpochLoop, StepLoss};
+        use crate::Lab;
+
+        let mut run = EpochLoop::<2>::new(10, 4, 2, ChaCha8Rng::seed_from_u64(1));
+        for epoch in 1..=2 {
+            let mut seen = Vec::new();
+            for k in 0..3 {
+                let progress = (epoch - 1) as f64 + f64::from(k) / 3.0;
+                assert!((run.progress() - progress).abs() < 1e-12, "epoch {epoch}, step {k}");
+                let mut dropped = run.next_batch().expect("a tensor").expect("a minibatch");
+                let _: u64 = dropped.rng.random();
+                drop(dropped);
+                let mut batch = run.next_batch().expect("a tensor").expect("a minibatch");
+                assert_eq!(&batch.rng, run.rng(), "a dropped minibatch's draws are forgotten");
+                let draw: u64 = batch.rng.random();
+                let rows: Vec<u32> = batch.index.to_vec1().expect("indices");
+                assert_eq!(rows.len(), if k < 2 { 4 } else { 2 });
+                seen.extend(rows);
+                let after = batch.rng.clone();
+                let complete = run.commit(batch, StepLoss { total: 9.0, terms: [1.0, f64::from(k)] });
+                assert_eq!(complete, k == 2);
+                assert!(run.rng() == &after && draw != 0, "a committed minibatch's draws are kept");
+            }
+            assert!(run.next_batch().expect("no tensor").is_none(), "the epoch awaits its close");
+            assert_eq!(run.epoch_end(), EpochEnd { epoch, means: [1.0, 1.0] });
+            run.close_epoch(vec![("x".to_owned(), 0.0)]);
+            seen.sort_unstable();
+            assert_eq!(seen, (0..10).collect::<Vec<u32>>(), "epoch {epoch}: every row once");
+        }
+        assert!(run.finished() && run.next_batch().expect("no tensor").is_none());
+        let snapshot = run.snapshot(Lab::Flow, 0.5);
+        let counts = (snapshot.epoch, snapshot.step, snapshot.steps_per_epoch, snapshot.history.len());
+        assert_eq!(counts, (2, 6, 3, 2));
+        assert_eq!((snapshot.batch_loss, snapshot.learning_rate, snapshot.lab), (9.0, 0.5, Lab::Flow));
     }
 }
