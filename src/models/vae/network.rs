@@ -376,7 +376,7 @@ impl VaeNet {
     }
 
     /// Where the training pass over `x` with noise `eps` first holds a NaN or an infinity (`None` when only the
-    /// total does), shard by shard as [`VaeTrainer`] takes a step: for the NaN guard.
+    /// total does), shard by shard as [`VaeTrainer`](super::VaeTrainer) takes a step: for the NaN guard.
     pub(super) fn locate_non_finite(&self, x: &Tensor, eps: &Tensor, beta: f64) -> Located {
         let mut probe = Probe::on();
         for (start, rows) in shard_bounds(x.dim(0)?) {
