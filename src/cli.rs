@@ -669,13 +669,8 @@ fn train(args: &TrainArgs) -> Result<(), CliError> {
                     let figures = flow_report(&params, &prepared, args.seed)
                         .map_err(|e| CliError::Failed(format!("cannot evaluate the trained flow: {e}")))?;
                     metrics.retain(|(k, _)| k != "train_nll" && k != "heldout_nll");
+                    metrics.extend(figures.metrics());
                     metrics.extend([
-                        ("train_nll".to_owned(), figures.train_nll),
-                        ("heldout_nll".to_owned(), figures.heldout_nll),
-                        ("grid_mass".to_owned(), figures.grid_mass),
-                        ("roundtrip_max_err".to_owned(), figures.roundtrip_max_err),
-                        ("energy_distance".to_owned(), figures.energy_distance),
-                        ("energy_distance_train_vs_heldout".to_owned(), figures.energy_distance_train_vs_heldout),
                         ("layers".to_owned(), config.layers as f64),
                         ("epochs".to_owned(), config.epochs as f64),
                     ]);

@@ -4,7 +4,6 @@
 pub mod bnn;
 pub mod conv;
 pub mod flow;
-pub mod mlp;
 pub mod stats;
 pub mod trainer;
 pub mod vae;

@@ -1,5 +1,5 @@
-//! Small statistics on plain numbers: quantiles, Freedman–Diaconis histograms, normal densities. Used by the
-//! models' summaries and by the views (they take `&[f32]`, never tensors).
+//! Small statistics on plain numbers: quantiles, Freedman–Diaconis histograms, normal densities, mean and
+//! standard deviation. Used by the models' summaries and by the views (they take `&[f32]`, never tensors).
 
 use serde::{Deserialize, Serialize};
 
@@ -108,6 +108,15 @@ pub fn normal_pdf(x: f64, mean: f64, sd: f64) -> f64 {
 /// `Φ⁻¹((1 + level) / 2)`.
 pub const INTERVAL_LEVELS: [(f64, f64); 3] =
     [(0.5, 0.674_489_750_196_081_7), (0.8, 1.281_551_565_544_600_5), (0.95, 1.959_963_984_540_054)];
+
+/// Mean and (population) standard deviation.
+#[must_use]
+pub fn mean_and_sd(values: &[f32]) -> (f64, f64) {
+    let n = values.len().max(1) as f64;
+    let mean = values.iter().map(|&v| f64::from(v)).sum::<f64>() / n;
+    let var = values.iter().map(|&v| (f64::from(v) - mean).powi(2)).sum::<f64>() / n;
+    (mean, var.sqrt())
+}
 
 #[cfg(test)]
 mod tests {

@@ -144,14 +144,6 @@ impl SavedModel for FlowParams {
 
     /// [`flow_report`]'s figures with the run's seed: what `train flow --json` printed for the run.
     fn evaluate(&self, config: &FlowConfig, data: &Prepared, _epochs: usize) -> Result<Vec<(String, f64)>, TrainError> {
-        let r = flow_report(self, data, config.seed)?;
-        Ok(vec![
-            ("train_nll".to_owned(), r.train_nll),
-            ("heldout_nll".to_owned(), r.heldout_nll),
-            ("grid_mass".to_owned(), r.grid_mass),
-            ("roundtrip_max_err".to_owned(), r.roundtrip_max_err),
-            ("energy_distance".to_owned(), r.energy_distance),
-            ("energy_distance_train_vs_heldout".to_owned(), r.energy_distance_train_vs_heldout),
-        ])
+        Ok(flow_report(self, data, config.seed)?.metrics())
     }
 }

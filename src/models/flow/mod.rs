@@ -1,0 +1,131 @@
+//! Normalizing flows on 2-D data: an invertible map f from a Gaussian latent z to data x, trained by
+//! maximum likelihood with the change of variables
+//!
+//! ```text
+//! log p_x(x) = log N(f⁻¹(x); 0, I) − Σ_k log|det ∂f_k/∂u|      (f = f_K ∘ … ∘ f_1, u the input of f_k)
+//! ```
+//!
+//! Three layer types (conventions in [`crate::compute::params`]): the lecture's affine warm-up bijector, RealNVP
+//! affine coupling (Dinh, Sohl-Dickstein and Bengio 2017, as in the Keras example) and masked autoregressive
+//! layers (Papamakarios, Pavlakou and Murray 2017, MADE masks from Germain et al. 2015, as in the course's TFP
+//! notebook). Every layer has a forward map, an inverse and its log-determinant, and [`FlowNet`] returns
+//! every intermediate stage, so the views can show any of them.
+//!
+//! Here: the settings ([`FlowConfig`]); `network.rs` the layers as tensors, both directions with their
+//! log-determinants, every stage and density grids ([`FlowNet`]), and the MADE masks; `trainer.rs` the flow in the
+//! shared training loop ([`FlowTrainer`]); `report.rs` a trained flow's final figures ([`flow_report`]: NLL, grid
+//! mass, round trip, energy distances).
+
+mod network;
+mod report;
+#[cfg(test)]
+mod tests;
+mod trainer;
+
+pub use network::{FlowNet, Stages, grid_points, made_masks};
+pub use report::{
+    FlowReport, GRID_MASS_RESOLUTION, energy_distance, energy_distance_capped, flow_report, gaussian_points,
+    roundtrip_error,
+};
+pub use trainer::{FlowModel, FlowTrainer};
+
+use serde::{Deserialize, Serialize};
+
+/// Which kind of flow.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum FlowKind {
+    /// Affine coupling layers with alternating masks (RealNVP, the Keras example).
+    RealNvp,
+    /// Masked autoregressive layers, each followed by a swap (the course's notebook).
+    Maf,
+    /// One elementwise shift and scale (the lecture's warm-up bijector).
+    Affine,
+}
+
+impl FlowKind {
+    /// All kinds, in menu order.
+    pub const ALL: [Self; 3] = [Self::RealNvp, Self::Maf, Self::Affine];
+
+    /// Name on the command line.
+    #[must_use]
+    pub fn cli_name(self) -> &'static str {
+        match self {
+            Self::RealNvp => "realnvp",
+            Self::Maf => "maf",
+            Self::Affine => "affine",
+        }
+    }
+
+    /// Name shown to the user.
+    #[must_use]
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::RealNvp => "RealNVP (affine coupling)",
+            Self::Maf => "MAF (masked autoregressive)",
+            Self::Affine => "Affine (shift and scale)",
+        }
+    }
+
+    /// Parses a command-line name.
+    #[must_use]
+    pub fn from_cli(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|k| k.cli_name().eq_ignore_ascii_case(name))
+    }
+}
+
+/// Architecture and training settings of a flow.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct FlowConfig {
+    /// Layer type.
+    pub kind: FlowKind,
+    /// Number of flow layers (stages are 0..=layers).
+    pub layers: usize,
+    /// Hidden widths of each conditioner network (ReLU).
+    pub hidden: Vec<usize>,
+    /// Adam's learning rate.
+    pub learning_rate: f64,
+    /// Points per minibatch.
+    pub batch_size: usize,
+    /// Epochs to train.
+    pub epochs: usize,
+    /// Seed of the initial weights and the minibatch order.
+    pub seed: u64,
+}
+
+impl FlowConfig {
+    /// The course's settings for each kind: RealNVP as the Keras example (6 layers, 4 x 256, Adam 1e-4,
+    /// batch 256, 300 epochs); MAF as the TFP notebook (3 layers, MADE [128, 128], Adam 1e-3, batch 32);
+    /// the affine warm-up with a large step, since it has four parameters.
+    #[must_use]
+    pub fn default_for(kind: FlowKind) -> Self {
+        match kind {
+            FlowKind::RealNvp => Self {
+                kind,
+                layers: 6,
+                hidden: vec![256; 4],
+                learning_rate: 1e-4,
+                batch_size: 256,
+                epochs: 300,
+                seed: 42,
+            },
+            FlowKind::Maf => Self {
+                kind,
+                layers: 3,
+                hidden: vec![128, 128],
+                learning_rate: 1e-3,
+                batch_size: 32,
+                epochs: 100,
+                seed: 42,
+            },
+            FlowKind::Affine => {
+                Self { kind, layers: 1, hidden: Vec::new(), learning_rate: 1e-2, batch_size: 256, epochs: 50, seed: 42 }
+            }
+        }
+    }
+}
+
+impl Default for FlowConfig {
+    fn default() -> Self {
+        Self::default_for(FlowKind::RealNvp)
+    }
+}

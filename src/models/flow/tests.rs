@@ -1,0 +1,280 @@
+//! The flow's trainer against its contracts: the NaN guard's, the optimiser's state, the NLL's gradient against
+//! finite differences, and the hand-written RealNVP passes against candle's.
+
+use std::sync::Arc;
+
+use candle_core::DType;
+
+use super::{FlowConfig, FlowKind, FlowNet, FlowTrainer};
+use crate::Lab;
+use crate::compute::cpu::coupling as coupling_cpu;
+use crate::data::prepare::{Prepared, default_spec_for_lab, prepare};
+use crate::data::{SynthKind, SynthSpec};
+use crate::models::trainer::Trainer;
+use crate::models::trainer::testing::assert_the_guard_catches;
+
+/// `n_points` of the two moons, prepared for the flow lab.
+fn moons(n_points: usize) -> Arc<Prepared> {
+    let table = SynthSpec { n_points, ..SynthSpec::default_for(SynthKind::Moons) }.generate();
+    Arc::new(prepare(&table, &default_spec_for_lab(Lab::Flow, &table)).expect("moons"))
+}
+
+/// A NaN or an infinity put into one variable after two steps: the third step fails and the guard names the
+/// quantity where the pass first holds it (the last layer first: training pulls the data back through the
+/// flow), or the loss when every point's log-density is finite and only their mean overflows; the variables go
+/// back to their values before step 2 (the last at which the loss was finite), and nothing of the failed step
+/// counts: the next one, at a lower rate, takes the same minibatch ([`assert_the_guard_catches`]).
+#[test]
+fn the_guard_names_where_an_injected_non_finite_value_first_appears() {
+    use FlowKind::{Affine, Maf, RealNvp};
+
+    let data = moons(300);
+    let (inf, nan) = (f32::INFINITY, f32::NAN);
+    // (kind, variable, element (all when None), value, what the guard must name)
+    let cases = [
+        // Infinite hidden units (a NaN would leave the ReLU as 0): the scale's tanh gets ∞ − ∞.
+        (RealNvp, "layer 2 scale net dense 1 biases", None, inf, "dense layer 1 of coupling layer 2's scale net"),
+        (RealNvp, "layer 2 shift net dense 2 biases", None, inf, "coupling layer 2's shift t"),
+        (RealNvp, "layer 2 scale net dense 2 biases", None, nan, "coupling layer 2's scale s"),
+        (RealNvp, "layer 1 shift net dense 1 biases", None, inf, "dense layer 1 of coupling layer 1's shift net"),
+        (Maf, "layer 1 MADE dense 1 biases", None, inf, "dense layer 1 of MAF layer 1's MADE network"),
+        (Maf, "layer 2 MADE dense 2 biases", Some(0), inf, "MAF layer 2's shift"),
+        (Maf, "layer 2 MADE dense 2 biases", Some(3), inf, "MAF layer 2's log-scale"),
+        // exp(100) overflows f32.
+        (Maf, "layer 2 MADE dense 2 biases", Some(2), -100.0, "layer 2's output"),
+        (Affine, "layer 2 log-scale", Some(0), -100.0, "affine layer 2's inverse scale"),
+        (Affine, "layer 1 shift", Some(1), inf, "layer 1's output"),
+        // z is about 1e35, finite; its square is not.
+        (Affine, "layer 1 log-scale", None, -80.0, "the base density log p_z"),
+        // Layer 2's log|det| is 3e38, every log-density about −3e38, finite; their sum over the batch is not.
+        (Affine, "layer 2 log-scale", None, 1.5e38, "the negative log-likelihood"),
+    ];
+    for (kind, name, index, value, expected) in cases {
+        let config =
+            FlowConfig { hidden: vec![8], layers: 2, batch_size: 32, epochs: 2, ..FlowConfig::default_for(kind) };
+        let mut trainer = FlowTrainer::new(config, &data).expect("flow");
+        let what = format!("{kind:?}, {name}[{index:?}] = {value}");
+        assert_the_guard_catches(&mut trainer, (name, index, value, expected), 32, 1e-3, |_| (), &what);
+    }
+}
+
+/// Adam's moments must not keep the graph of the step they came from: candle's gradients of these
+/// layers remember it, and a chain of moments then kept every step's activations alive (185 MB a step
+/// for the Keras RealNVP, until the machine ran out of memory).
+#[test]
+fn optimiser_state_keeps_no_graph_after_steps() {
+    let data = moons(300);
+    for kind in FlowKind::ALL {
+        let config = FlowConfig { hidden: vec![8, 8], layers: 2, batch_size: 32, ..FlowConfig::default_for(kind) };
+        let mut trainer = FlowTrainer::new(config, &data).expect("flow");
+        for _ in 0..3 {
+            trainer.step().expect("step");
+        }
+        assert!(trainer.variables.optimizer.state_is_detached(), "{kind:?}: the optimiser's moments keep a graph");
+    }
+}
+
+/// The gradient of the NLL that training follows equals central finite differences of the NLL, for
+/// weights and biases of every part (scale net, shift net, MADE, affine), so candle's autodiff through the
+/// masks, narrows and exponentials is what the maths says.
+#[test]
+fn nll_gradient_matches_finite_differences() {
+    let data = moons(300);
+    for kind in FlowKind::ALL {
+        let config = FlowConfig { hidden: vec![6], layers: 2, batch_size: 32, ..FlowConfig::default_for(kind) };
+        let mut trainer = FlowTrainer::new(config, &data).expect("flow");
+        // A few steps at a high rate, so no parameter sits at its (zero) initial value.
+        trainer.variables.optimizer.learning_rate = 0.05;
+        for _ in 0..5 {
+            trainer.step().expect("step");
+        }
+        let x = trainer.model.x_train.narrow(0, 0, 64).expect("batch");
+        // The finite differences in f64 with a small step, so that a step rarely crosses a ReLU's kink.
+        let x64 = x.to_dtype(DType::F64).expect("f64");
+        let nll = |t: &FlowTrainer| -> f64 {
+            let net = FlowNet::from_params(&t.params().expect("params"), DType::F64).expect("f64 net");
+            let lp = net.log_density_tensor(&x64).expect("density").mean_all().expect("mean");
+            -lp.to_scalar::<f64>().expect("scalar")
+        };
+        let loss = trainer.net().log_density_tensor(&x).expect("d").mean_all().expect("m").neg().expect("neg");
+        let grads = loss.backward().expect("backward");
+        for (v, var) in trainer.variables.vars.iter().enumerate() {
+            let Some(g) = grads.get(var.as_tensor()) else { continue };
+            let g: Vec<f32> = g.flatten_all().expect("flat").to_vec1().expect("grad");
+            let original: Vec<f32> = var.as_tensor().flatten_all().expect("flat").to_vec1().expect("values");
+            let shape = var.as_tensor().shape().clone();
+            for j in [0, original.len() / 2, original.len() - 1] {
+                let h = 1e-3f32;
+                let mut plus = original.clone();
+                plus[j] += h;
+                var.set(&candle_core::Tensor::from_slice(&plus, shape.clone(), &candle_core::Device::Cpu).expect("t"))
+                    .expect("set");
+                let up = nll(&trainer);
+                let mut minus = original.clone();
+                minus[j] -= h;
+                var.set(&candle_core::Tensor::from_slice(&minus, shape.clone(), &candle_core::Device::Cpu).expect("t"))
+                    .expect("set");
+                let down = nll(&trainer);
+                var.set(
+                    &candle_core::Tensor::from_slice(&original, shape.clone(), &candle_core::Device::Cpu).expect("t"),
+                )
+                .expect("set");
+                let fd = (up - down) / (2.0 * f64::from(h));
+                let got = f64::from(g[j]);
+                assert!(
+                    (got - fd).abs() <= 2e-3 + 2e-2 * fd.abs(),
+                    "{kind:?} {} [{j}]: autodiff {got} vs finite difference {fd}",
+                    trainer.variables.names[v]
+                );
+            }
+        }
+    }
+}
+
+/// A small RealNVP (5 layers, odd widths) on 400 moons points after `steps` steps at a high learning rate, so
+/// that its scales are far from zero, and its data.
+fn small_trained_realnvp(steps: usize) -> (FlowTrainer, Arc<Prepared>) {
+    let data = moons(400);
+    let config = FlowConfig {
+        hidden: vec![24, 17],
+        layers: 5,
+        batch_size: 64,
+        learning_rate: 2e-2,
+        ..FlowConfig::default_for(FlowKind::RealNvp)
+    };
+    let mut trainer = FlowTrainer::new(config, &data).expect("flow");
+    for _ in 0..steps {
+        trainer.step().expect("step");
+    }
+    (trainer, data)
+}
+
+/// The RealNVP's density grid by the hand-written forward pass equals candle's at every stage (a trained flow,
+/// so the scales are far from zero; a grid of 70 x 70 cells, not a multiple of the chunk), densities and the
+/// stage's own log|det|; the grid really went by hand (a MAF, which has no hand-written pass, is not one).
+#[test]
+fn the_hand_written_density_grid_matches_candle() {
+    let (trainer, data) = small_trained_realnvp(30);
+    let net = FlowNet::from_params(&trainer.params().expect("params"), DType::F32).expect("net");
+    assert!(net.with_coupling_values(|_| ()).is_some(), "a RealNVP takes the hand-written pass");
+    let bounds = [-2.5, 2.5, -2.0, 2.2];
+    let points = super::grid_points(70, bounds);
+    for k in 0..=net.n_layers() {
+        let (density, log_det) = net.stage_density_grid(k, 70, bounds).expect("grid");
+        let (want_density, want_log_det) = net.stage_density_grid_by_tensors(k, &points).expect("candle grid");
+        assert_eq!((density.len(), log_det.len()), (4900, 4900));
+        for (i, (d, w)) in density.iter().zip(&want_density).enumerate() {
+            assert!((d - w).abs() <= 1e-4 * w.abs().max(1e-3), "stage {k} cell {i}: density {d} vs {w}");
+        }
+        for (i, (l, w)) in log_det.iter().zip(&want_log_det).enumerate() {
+            assert!((l - w).abs() <= 1e-4 * w.abs().max(1.0), "stage {k} cell {i}: log-det {l} vs {w}");
+        }
+        if k > 0 {
+            assert!(log_det.iter().any(|&l| l.abs() > 1e-2), "stage {k}: the layer moved nothing");
+        }
+    }
+    let maf = FlowTrainer::new(FlowConfig::default_for(FlowKind::Maf), &data).expect("maf");
+    let maf = FlowNet::from_params(&maf.params().expect("params"), DType::F32).expect("net");
+    assert!(maf.with_coupling_values(|_| ()).is_none());
+}
+
+/// The RealNVP's stages by the hand-written pass equal candle's in both directions, at every stage and for every
+/// layer's log|det| (a trained flow; 2,500 points, more than two chunks and not a multiple of one), pulled back
+/// from every stage; and the two directions undo each other.
+#[test]
+fn the_hand_written_stages_match_candle() {
+    let (trainer, data) = small_trained_realnvp(30);
+    let net = FlowNet::from_params(&trainer.params().expect("params"), DType::F32).expect("net");
+    let mut rng = <rand_chacha::ChaCha8Rng as rand::SeedableRng>::seed_from_u64(9);
+    let z = super::gaussian_points(2_500, 2, &mut rng);
+    let close = |what: &str, got: &[f32], want: &[f32]| {
+        assert_eq!(got.len(), want.len(), "{what}: lengths");
+        for (i, (a, b)) in got.iter().zip(want).enumerate() {
+            assert!((a - b).abs() <= 1e-4 * b.abs().max(1.0), "{what} [{i}]: {a} vs candle's {b}");
+        }
+    };
+    let forward = net.forward_stages(&z).expect("hand-written");
+    let want = net.forward_stages_by_tensors(&z).expect("candle");
+    assert_eq!((forward.points.len(), forward.log_det.len()), (6, 5));
+    for k in 0..=5 {
+        close(&format!("generation stage {k}"), &forward.points[k], &want.points[k]);
+    }
+    for k in 0..5 {
+        close(&format!("generation log|det| of layer {}", k + 1), &forward.log_det[k], &want.log_det[k]);
+        assert!(forward.log_det[k].iter().any(|&l| l.abs() > 1e-2), "layer {}: moved nothing", k + 1);
+    }
+    for from in 0..=5 {
+        let back = net.inverse_stages(&forward.points[from], from).expect("hand-written");
+        let want = net.inverse_stages_by_tensors(&forward.points[from], from).expect("candle");
+        assert_eq!((back.points.len(), back.log_det.len()), (from + 1, from));
+        for k in 0..=from {
+            close(&format!("inference from {from}, stage {k}"), &back.points[k], &want.points[k]);
+            // The round trip: pulled back from stage `from`, each stage is the one pushed forward.
+            close(&format!("round trip from {from}, stage {k}"), &back.points[k], &forward.points[k]);
+        }
+        for k in 0..from {
+            close(&format!("inference from {from}, log|det| {}", k + 1), &back.log_det[k], &want.log_det[k]);
+        }
+    }
+    let x = &data.x_train;
+    let back = net.inverse_stages(x, 5).expect("data");
+    close("the data pulled back", &back.points[0], &net.inverse_stages_by_tensors(x, 5).expect("candle").points[0]);
+    assert!(net.inverse_stages(&x[..3], 5).is_err(), "a half row is candle's error to report");
+}
+
+/// The hand-written RealNVP pass (models::coupling_cpu) gives candle autograd's loss and gradients, for a flow
+/// trained away from its initial values (so every net and mask matters), on a full minibatch and on a ragged one
+/// of 37 rows, with odd widths and an odd number of layers; and a step by either path moves the flow alike.
+#[test]
+fn the_hand_written_realnvp_pass_matches_candle_autograd() {
+    let (mut trainer, data) = small_trained_realnvp(12);
+    let params = trainer.params().expect("params");
+    let refs = coupling_cpu::coupling_refs(&params).expect("coupling layers");
+    // One workspace for both minibatches, the smaller second: buffers left from a larger pass must not leak in.
+    let mut work = coupling_cpu::RealNvpWorkspace::default();
+    for rows in [64, 37] {
+        let x = trainer.model.x_train.narrow(0, 0, rows).expect("rows");
+        let points: Vec<f32> = x.flatten_all().and_then(|t| t.to_vec1()).expect("points");
+        let loss = trainer.net().log_density_tensor(&x).and_then(|l| l.mean_all()?.neg()).expect("loss");
+        let grads = loss.backward().expect("backward");
+        // From the plain parameters, and from the live variables' own storage: the same numbers.
+        let got = coupling_cpu::realnvp_loss_and_gradients(&refs, 2, &points, &mut work).expect("loss");
+        let from_params = work.gradients.clone();
+        let live = trainer
+            .net()
+            .with_coupling_values(|layers| coupling_cpu::realnvp_loss_and_gradients(layers, 2, &points, &mut work))
+            .flatten()
+            .expect("live loss");
+        assert_eq!(got.to_bits(), live.to_bits());
+        assert_eq!(from_params, work.gradients);
+        let reference = f64::from(loss.to_scalar::<f32>().expect("scalar"));
+        assert!((got - reference).abs() < 1e-5 * (1.0 + reference.abs()), "{got} vs {reference}");
+        let total: usize = trainer.variables.vars.iter().map(|v| v.as_tensor().elem_count()).sum();
+        assert_eq!(work.gradients.len(), total);
+        let mut offset = 0;
+        for (var, name) in trainer.variables.vars.iter().zip(&trainer.variables.names) {
+            let want: Vec<f32> =
+                grads.get(var.as_tensor()).expect("gradient").flatten_all().and_then(|t| t.to_vec1()).expect("vec");
+            let got = &work.gradients[offset..offset + want.len()];
+            offset += want.len();
+            let scale = want.iter().fold(0.0f32, |a, &b| a.max(b.abs())).max(1e-3);
+            for (i, (&g, &w)) in got.iter().zip(&want).enumerate() {
+                assert!((g - w).abs() <= 1e-4 * scale, "{name}[{i}] with {rows} rows: {g} vs candle {w}");
+            }
+        }
+    }
+    // The held-out NLL by the forward half of the pass, as candle computes it.
+    let by_hand = trainer.model.heldout_nll().expect("by hand");
+    let by_candle = trainer.model.mean_nll(&trainer.model.x_test).expect("by candle");
+    assert!((by_hand - by_candle).abs() < 1e-5 * (1.0 + by_candle.abs()), "{by_hand} vs candle {by_candle}");
+    // Ten more steps each way from the same state: the same losses to float rounding.
+    let mut by_hand = FlowTrainer::new(trainer.config().clone(), &data).expect("flow");
+    let mut by_candle = FlowTrainer::new(trainer.config().clone(), &data).expect("flow");
+    by_candle.set_hand_written_pass(false);
+    for step in 0..10 {
+        by_hand.step().expect("step");
+        by_candle.step().expect("step");
+        let (a, b) = (by_hand.epoch_loop().batch_loss(), by_candle.epoch_loop().batch_loss());
+        assert!((a - b).abs() < 1e-3 * (1.0 + b.abs()), "step {step}: {a} by hand vs {b} by candle");
+    }
+}
