@@ -14,13 +14,13 @@ use serde_json::json;
 use crate::Lab;
 use crate::compute::Activation;
 use crate::compute::cpu::optim::OptimizerKind;
-use crate::data::prepare::{DataSpec, Role, check_lab, image_side, prepare, split_counts};
+use crate::data::prepare::{DataSpec, Prepared, Role, check_lab, image_side, prepare, split_counts};
 use crate::data::table::delimiter_name;
 use crate::data::{BuiltinFile, CsvOptions, HeaderMode, LoadRequest, MissingPolicy, SynthKind, SynthSpec, Table};
-use crate::models::bnn::{BnnConfig, BnnTrainer, Head, KlEstimate, Posterior, default_epochs};
-use crate::models::flow::{FlowConfig, FlowKind, FlowTrainer, flow_report};
-use crate::models::vae::{Likelihood, VaeConfig, VaeTrainer};
-use crate::train::export::{ExportOptions, export_run};
+use crate::models::bnn::{BnnConfig, BnnTrainer, Head, KlEstimate, Posterior, default_epochs, train_subset};
+use crate::models::flow::{FlowConfig, FlowInit, FlowKind, FlowTrainer, flow_report};
+use crate::models::vae::{Likelihood, VaeConfig, VaeTrainer, vae_inputs};
+use crate::train::export::{ExportOptions, export_run, export_split};
 use crate::train::runfile::{AnyRun, RunConfig, RunFileError, first_difference, load_dataset};
 use crate::train::{Command, ModelView, Trainer, TrainerFactory, Worker, WorkerEvent};
 
@@ -177,8 +177,13 @@ pub struct TrainArgs {
     /// Flow lab: number of flow layers.
     #[arg(long)]
     pub layers: Option<usize>,
-    /// Flow lab: the two columns to model, by name (default: the first two feature columns).
-    #[arg(long, value_delimiter = ',', num_args = 2)]
+    /// Flow lab: how the conditioner networks start: `keras` (Glorot-uniform weights, zero biases, the Keras
+    /// example's; the default) or `torch` (weights and biases uniform in ±1/√fan-in, PyTorch's default).
+    #[arg(long, value_enum)]
+    pub init: Option<FlowInitArg>,
+    /// Flow lab: the two columns to model, by name, as `--columns A B` or `--columns A,B` (default: the first two
+    /// feature columns).
+    #[arg(long, value_delimiter = ',', num_args = 1..=2, value_names = ["A", "B"])]
     pub columns: Vec<String>,
     /// Rows per minibatch.
     #[arg(long)]
@@ -242,11 +247,17 @@ pub struct TrainArgs {
     /// density.csv (each stage's density on a 128 x 128 grid). Numbers are written to full precision.
     #[arg(long, value_name = "DIR")]
     pub export: Option<PathBuf>,
+    /// Before training, write the exact rows the run trains and tests on into DIR (created if missing):
+    /// train.csv and test.csv (the features as the model sees them, standardised, then the target standardised or
+    /// the label as a class index) and split.csv (each feature's mean and scale). For comparing with a reference
+    /// implementation on the same rows (benches/reference/parity.py).
+    #[arg(long, value_name = "DIR")]
+    pub export_split: Option<PathBuf>,
     /// Open a saved run (its `.json` run file) instead of training: load the model and its dataset, print the
     /// metrics it reached and recompute them from the loaded weights (the BNN's and the VAE's test figures come
     /// out the same to the last bit; the flow's are its report). The settings come from the run file.
     #[arg(long, value_name = "PATH", conflicts_with_all = [
-        "data", "target", "label", "epochs", "seed", "lr", "flow", "layers", "columns", "batch_size", "arch",
+        "data", "target", "label", "epochs", "seed", "lr", "flow", "layers", "init", "columns", "batch_size", "arch",
         "latent", "gaussian", "bernoulli", "train_fraction", "posterior", "head", "hidden", "activation", "optimizer",
         "prior_sd", "mc_kl", "bayesian_output", "samples",
     ])]
@@ -266,6 +277,24 @@ pub enum FlowArg {
     Maf,
     /// One shift-and-scale bijector (the lecture's warm-up).
     Affine,
+}
+
+/// How a flow starts (`train flow --init`).
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum FlowInitArg {
+    /// Weights and biases uniform in ±1/√fan-in (PyTorch's default).
+    Torch,
+    /// Glorot-uniform weights and zero biases (the Keras example's; the default).
+    Keras,
+}
+
+impl From<FlowInitArg> for FlowInit {
+    fn from(f: FlowInitArg) -> Self {
+        match f {
+            FlowInitArg::Torch => Self::FanIn,
+            FlowInitArg::Keras => Self::Glorot,
+        }
+    }
 }
 
 impl From<VaeArch> for crate::models::vae::VaeArch {
@@ -529,6 +558,12 @@ fn train(args: &TrainArgs) -> Result<(), CliError> {
         if lab != Lab::Flow {
             return Err(CliError::BadInput("--columns is for the flow lab; use --target or --label".into()));
         }
+        if args.columns.len() != 2 {
+            return Err(CliError::BadInput(format!(
+                "--columns takes two column names (`--columns A B` or `--columns A,B`); got {}",
+                args.columns.len()
+            )));
+        }
         let mut picked = Vec::new();
         for name in &args.columns {
             let Some(j) = table.column_index(name) else {
@@ -563,6 +598,9 @@ fn train(args: &TrainArgs) -> Result<(), CliError> {
     check_lab(lab, &table, &spec)
         .map_err(|e| CliError::BadInput(format!("{}: the {} lab {e}", table.name, lab.tab_name())))?;
     let prepared = Arc::new(prepare(&table, &spec).map_err(|e| CliError::BadInput(format!("{}: {e}", table.name)))?);
+    if args.init.is_some() && lab != Lab::Flow {
+        return Err(CliError::BadInput("--init is for the flow lab".into()));
+    }
     let mut flow_config = None;
     let mut bnn_config_used: Option<BnnConfig> = None;
     let mut vae_config_used: Option<VaeConfig> = None;
@@ -587,6 +625,9 @@ fn train(args: &TrainArgs) -> Result<(), CliError> {
             }
             if let Some(b) = args.batch_size {
                 config.batch_size = b;
+            }
+            if let Some(init) = args.init {
+                config.init = init.into();
             }
             flow_config = Some(config.clone());
             let prepared = Arc::clone(&prepared);
@@ -621,6 +662,37 @@ fn train(args: &TrainArgs) -> Result<(), CliError> {
             let prepared = Arc::clone(&prepared);
             Box::new(move || Ok(Box::new(VaeTrainer::new(config.clone(), &prepared)?) as Box<dyn Trainer>))
         }
+    };
+    let split_files = match &args.export_split {
+        Some(dir) => {
+            // The VAE sees its inputs rescaled (images to [0, 1], binarised for the Bernoulli likelihood): those
+            // are its rows.
+            let mut seen = vae_config_used.as_ref().map_or_else(
+                || Prepared::clone(&prepared),
+                |config| {
+                    let (x_train, x_test, _) = vae_inputs(&prepared, config.likelihood);
+                    let d = prepared.n_features();
+                    Prepared {
+                        x_train,
+                        x_test,
+                        feature_mean: vec![0.0; d],
+                        feature_scale: vec![1.0; d],
+                        ..(*prepared).clone()
+                    }
+                },
+            );
+            // A BNN on a fraction of its training split trains on that seeded subset only.
+            if let Some(config) = &bnn_config_used
+                && config.train_fraction < 1.0
+            {
+                let d = seen.n_features();
+                let rows = train_subset(seen.n_train(), config.train_fraction, config.seed);
+                seen.x_train = rows.iter().flat_map(|&i| prepared.x_train[i * d..(i + 1) * d].to_vec()).collect();
+                seen.y_train = rows.iter().map(|&i| prepared.y_train[i]).collect();
+            }
+            export_split(dir, &seen).map_err(|e| CliError::Failed(e.to_string()))?
+        }
+        None => Vec::new(),
     };
     let worker = Worker::spawn(&format!("train-{}", lab.tab_name().to_lowercase()), factory, true, || {})
         .map_err(|e| CliError::Failed(format!("cannot start the training thread: {e}")))?;
@@ -676,14 +748,12 @@ fn train(args: &TrainArgs) -> Result<(), CliError> {
                     ]);
                 }
                 worker.send(Command::Stop);
-                let exported = match &args.export {
-                    Some(dir) => {
-                        let samples = bnn_config_used.as_ref().map_or(100, |c| c.predictive_samples);
-                        let snapshot = worker.snapshot().unwrap_or_default();
-                        export_trained(dir, &snapshot.history, snapshot.model, &prepared, samples)?
-                    }
-                    None => Vec::new(),
-                };
+                let mut exported = split_files.clone();
+                if let Some(dir) = &args.export {
+                    let samples = bnn_config_used.as_ref().map_or(100, |c| c.predictive_samples);
+                    let snapshot = worker.snapshot().unwrap_or_default();
+                    exported.extend(export_trained(dir, &snapshot.history, snapshot.model, &prepared, samples)?);
+                }
                 report(lab, &model, &table, args, &metrics, &exported);
                 if let Some(path) = &args.save {
                     let config = bnn_config_used
@@ -830,7 +900,7 @@ fn report(lab: Lab, model: &str, table: &Table, args: &TrainArgs, metrics: &[(St
         for (k, v) in metrics {
             line.insert(k.clone(), json!(v));
         }
-        if args.export.is_some() {
+        if args.export.is_some() || args.export_split.is_some() {
             line.insert("exported".into(), exported_json(exported));
         }
         println!("{}", serde_json::Value::Object(line));

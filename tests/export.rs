@@ -456,3 +456,88 @@ fn export_data_in_the_window_writes_the_plots_csv_and_says_where() {
     wait(&mut harness, "the export", &|app| !app.run_file_busy());
     assert_eq!(read_csv(&history).1.len(), 1);
 }
+
+/// `train … --export-split DIR` writes the rows the run trains and tests on as the model sees them: the flow's
+/// standardised points (split.csv undoes the standardisation back to the file's values), the VAE's binarised
+/// pixels with the label, and the BNN's seeded subset when it trains on a fraction.
+#[test]
+fn export_split_writes_the_rows_each_lab_trains_on() {
+    use bayes_explorer::data::prepare::{default_spec_for_lab, prepare};
+    use bayes_explorer::models::bnn::train_subset;
+    let root = tempfile::tempdir().expect("a temporary folder");
+    let csv = root.path().join("points.csv");
+    let mut text = String::from("a,b,c\n");
+    let mut rng = ChaCha8Rng::seed_from_u64(3);
+    for _ in 0..200 {
+        let (a, b): (f32, f32) = (rng.random_range(-5.0..5.0), rng.random_range(10.0..12.0));
+        text.push_str(&format!("{a},{b},{}\n", a + b));
+    }
+    std::fs::write(&csv, &text).expect("the CSV");
+
+    let flow = root.path().join("flow");
+    let args = ["train", "flow", "--flow", "affine", "--epochs", "1", "--seed", "9", "--columns", "c,a"];
+    let (csv_s, flow_s) = (csv.to_str().expect("UTF-8"), flow.to_str().expect("UTF-8"));
+    assert_eq!(cli(&[&args[..], &["--data", csv_s, "--export-split", flow_s]].concat()), ExitCode::SUCCESS);
+    let (header, train) = read_csv(&flow.join("train.csv"));
+    let (_, test) = read_csv(&flow.join("test.csv"));
+    assert_eq!(header, ["a", "c"]);
+    // The flow holds out 20 %.
+    assert_eq!((train.len(), test.len()), (160, 40));
+    let (_, split) = read_csv(&flow.join("split.csv"));
+    assert_eq!(split.iter().map(|r| r[0].as_str()).collect::<Vec<_>>(), ["a", "c"]);
+    // Standardised over the training rows: mean 0, sd 1 per column.
+    for j in 0..2 {
+        let v: Vec<f64> = train.iter().map(|r| f64_cell(&r[j])).collect();
+        let mean = v.iter().sum::<f64>() / v.len() as f64;
+        let sd = (v.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / v.len() as f64).sqrt();
+        assert!(mean.abs() < 1e-5 && (sd - 1.0).abs() < 1e-4, "column {j}: mean {mean}, sd {sd}");
+    }
+    // Undone, every exported row is a row of the file, and train and test together are the whole file.
+    let original: Vec<(f32, f32)> = text
+        .lines()
+        .skip(1)
+        .map(|l| {
+            let v: Vec<f32> = l.split(',').map(|c| c.parse().expect("a number")).collect();
+            (v[0], v[2])
+        })
+        .collect();
+    let undo = |r: &Vec<String>, j: usize| f32_cell(&r[j]) * f32_cell(&split[j][2]) + f32_cell(&split[j][1]);
+    let mut found = 0;
+    for row in train.iter().chain(&test) {
+        let (a, c) = (undo(row, 0), undo(row, 1));
+        assert!(original.iter().any(|&(oa, oc)| (oa - a).abs() < 1e-4 && (oc - c).abs() < 1e-4), "({a}, {c})");
+        found += 1;
+    }
+    assert_eq!(found, original.len());
+
+    let vae = root.path().join("vae");
+    let vae_s = vae.to_str().expect("UTF-8");
+    let args = ["train", "vae", "--epochs", "1", "--data", "digits", "--hidden", "16", "--export-split", vae_s];
+    assert_eq!(cli(&args), ExitCode::SUCCESS);
+    let (header, train) = read_csv(&vae.join("train.csv"));
+    assert_eq!(header.len(), 65, "64 pixels and the label");
+    assert!(train.iter().all(|r| r[..64].iter().all(|p| p == "0" || p == "1")), "binarised pixels");
+    assert!(train.iter().any(|r| r[..64].contains(&"1".to_owned())));
+    let (_, test) = read_csv(&vae.join("test.csv"));
+    assert_eq!(train.len() + test.len(), 1797);
+
+    let bnn = root.path().join("bnn");
+    let bnn_s = bnn.to_str().expect("UTF-8");
+    let args = ["train", "bnn", "--epochs", "1", "--train-fraction", "0.3", "--seed", "4", "--export-split", bnn_s];
+    assert_eq!(cli(&args), ExitCode::SUCCESS);
+    let (header, train) = read_csv(&bnn.join("train.csv"));
+    assert_eq!(header.last().map(String::as_str), Some("quality"));
+    let table = bayes_explorer::data::source::BuiltinFile::WineRed.load().expect("the red wine");
+    let mut spec = default_spec_for_lab(Lab::Bnn, &table);
+    spec.seed = 4;
+    let prepared = prepare(&table, &spec).expect("prepared");
+    let rows = train_subset(prepared.n_train(), 0.3, 4);
+    assert_eq!(train.len(), rows.len());
+    let d = prepared.n_features();
+    for (row, &i) in train.iter().zip(&rows) {
+        for j in 0..d {
+            assert!(same_f32(f32_cell(&row[j]), prepared.x_train[i * d + j]));
+        }
+        assert!(same_f32(f32_cell(&row[d]), prepared.y_train[i]));
+    }
+}

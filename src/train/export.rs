@@ -126,6 +126,48 @@ fn num(v: impl std::fmt::Display) -> String {
     v.to_string()
 }
 
+// The rows a run trains and tests on.
+
+/// The rows as the model sees them, for `train … --export-split DIR`: `train.csv` and `test.csv`, each with the
+/// feature columns by name (standardised as the run standardised them) and, where the data has one, the output
+/// column (a regression target standardised, a label as its class index); and `split.csv`
+/// (`column,mean,scale`), each feature's standardisation, so that `value * scale + mean` gives back the file's
+/// units. A reference implementation that trains on these files sees exactly the run's rows.
+#[must_use]
+pub fn split_tables(data: &Prepared) -> [(&'static str, ExportTable); 3] {
+    let d = data.n_features();
+    let mut header: Vec<String> = data.feature_names.clone();
+    if let Some((name, _)) = &data.output {
+        header.push(name.clone());
+    }
+    let rows = |x: &[f32], y: &[f32]| -> Vec<Vec<String>> {
+        x.chunks_exact(d.max(1))
+            .enumerate()
+            .map(|(i, row)| row.iter().map(|&v| num(v)).chain(y.get(i).map(|&v| num(v))).collect())
+            .collect()
+    };
+    let y_or_none = |y: &'_ [f32]| -> Vec<f32> { if data.output.is_some() { y.to_vec() } else { Vec::new() } };
+    let train = ExportTable { header: header.clone(), rows: rows(&data.x_train, &y_or_none(&data.y_train)) };
+    let test = ExportTable { header, rows: rows(&data.x_test, &y_or_none(&data.y_test)) };
+    let mut split = ExportTable::new(["column", "mean", "scale"]);
+    for ((name, mean), scale) in data.feature_names.iter().zip(&data.feature_mean).zip(&data.feature_scale) {
+        split.rows.push(vec![name.clone(), num(mean), num(scale)]);
+    }
+    [("train.csv", train), ("test.csv", test), ("split.csv", split)]
+}
+
+/// Writes [`split_tables`] into `dir` (created if missing) and returns the files' paths.
+pub fn export_split(dir: &Path, data: &Prepared) -> Result<Vec<PathBuf>, ExportError> {
+    std::fs::create_dir_all(dir).map_err(|source| ExportError::Folder { dir: dir.to_owned(), source })?;
+    let mut written = Vec::new();
+    for (name, table) in split_tables(data) {
+        let path = dir.join(name);
+        table.write(&path)?;
+        written.push(path);
+    }
+    Ok(written)
+}
+
 // Loss curves and metrics.
 
 /// One row per epoch: `epoch`, then every metric that any epoch recorded, in the order they first appear (an

@@ -1,10 +1,11 @@
 //! The flow lab's settings panel: the kind of flow (each with its settings), layers, the hidden layers and units of
-//! its networks, epochs, Adam's learning rate, batch size and seed; the Keras or course settings.
+//! its networks and how they start, epochs, Adam's learning rate, batch size and seed; the Keras or course
+//! settings.
 
-use crate::models::flow::{FlowConfig, FlowKind};
+use crate::models::flow::{FlowConfig, FlowInit, FlowKind};
 use crate::ui::flow::FlowUiState;
 use crate::ui::lab_page::labelled_combo;
-use crate::ui::settings_check::{self, Verdict, epochs_row, next_run_only, number_row, seed_row};
+use crate::ui::settings_check::{self, Verdict, choice_row, epochs_row, next_run_only, number_row, seed_row};
 
 /// The flow's settings in the side panel; `running`: the settings of the run on show, if any; `rows`: the training
 /// rows of the lab's data, if known.
@@ -49,6 +50,24 @@ pub(crate) fn flow_settings_ui(
                     )),
                 );
             }
+        }
+        if c.kind != FlowKind::Affine {
+            let running_init = running.is_some_and(|r| r.init != c.init);
+            let init = &mut c.init;
+            choice_row(ui, "Initial weights", "flow-init", init.label(), running_init, |ui| {
+                for choice in FlowInit::ALL {
+                    ui.selectable_value(init, choice, choice.label()).on_hover_text(match choice {
+                        FlowInit::FanIn => {
+                            "Weights and biases uniform in ±1/√fan-in, PyTorch's default for a dense layer (the \
+                             reference implementation's in benches/reference/parity.py)."
+                        }
+                        FlowInit::Glorot => {
+                            "Glorot-uniform weights and zero biases, Keras' default for a dense layer, as in the \
+                             Keras Real NVP example."
+                        }
+                    });
+                }
+            });
         }
         epochs_row(ui, &mut c.epochs, running.map(|r| r.epochs));
         let run = running.map(|r| (r.learning_rate, r.batch_size));

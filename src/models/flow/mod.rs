@@ -73,6 +73,48 @@ impl FlowKind {
     }
 }
 
+/// How a flow's conditioner networks draw their initial weights.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum FlowInit {
+    /// Glorot-uniform weights, U(±√(6 / (fan_in + fan_out))), and zero biases: Keras' `Dense` defaults, which the
+    /// Keras Real NVP example keeps. Every first-layer ReLU then bends along a line through the origin.
+    #[default]
+    Glorot,
+    /// Weights and biases U(±1 / √fan_in): PyTorch's `nn.Linear` default (Kaiming-uniform with a = √5), which a
+    /// plain PyTorch RealNVP uses. The first layer's units, with biases as large as their weights, bend all over
+    /// the data rather than through one point.
+    FanIn,
+}
+
+impl FlowInit {
+    /// Both, in menu order.
+    pub const ALL: [Self; 2] = [Self::Glorot, Self::FanIn];
+
+    /// Name on the command line.
+    #[must_use]
+    pub fn cli_name(self) -> &'static str {
+        match self {
+            Self::Glorot => "keras",
+            Self::FanIn => "torch",
+        }
+    }
+
+    /// Name shown to the user.
+    #[must_use]
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::Glorot => "Keras (Glorot, bias 0)",
+            Self::FanIn => "PyTorch (±1/√fan-in)",
+        }
+    }
+
+    /// What run files written before the choice existed were trained with.
+    #[must_use]
+    pub fn before_choice() -> Self {
+        Self::Glorot
+    }
+}
+
 /// Architecture and training settings of a flow.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct FlowConfig {
@@ -90,6 +132,9 @@ pub struct FlowConfig {
     pub epochs: usize,
     /// Seed of the initial weights and the minibatch order.
     pub seed: u64,
+    /// How the conditioner networks start (RealNVP and MAF; the affine layer starts at the identity).
+    #[serde(default = "FlowInit::before_choice")]
+    pub init: FlowInit,
 }
 
 impl FlowConfig {
@@ -107,6 +152,7 @@ impl FlowConfig {
                 batch_size: 256,
                 epochs: 300,
                 seed: 42,
+                init: FlowInit::default(),
             },
             FlowKind::Maf => Self {
                 kind,
@@ -116,10 +162,18 @@ impl FlowConfig {
                 batch_size: 32,
                 epochs: 100,
                 seed: 42,
+                init: FlowInit::default(),
             },
-            FlowKind::Affine => {
-                Self { kind, layers: 1, hidden: Vec::new(), learning_rate: 1e-2, batch_size: 256, epochs: 50, seed: 42 }
-            }
+            FlowKind::Affine => Self {
+                kind,
+                layers: 1,
+                hidden: Vec::new(),
+                learning_rate: 1e-2,
+                batch_size: 256,
+                epochs: 50,
+                seed: 42,
+                init: FlowInit::default(),
+            },
         }
     }
 }

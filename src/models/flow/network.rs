@@ -13,7 +13,7 @@ use crate::compute::cpu::coupling as coupling_cpu;
 use crate::compute::cpu::dense::{DenseRef, with_cpu_f32};
 use crate::compute::cpu::guard::{Located, Probe};
 use crate::compute::params::{DenseParams, FlowLayerParams, FlowParams, MlpParams};
-use crate::models::flow::{FlowConfig, FlowKind};
+use crate::models::flow::{FlowConfig, FlowInit, FlowKind};
 
 /// Points per chunk when evaluating a grid.
 const GRID_CHUNK_POINTS: usize = 32_768;
@@ -106,7 +106,7 @@ pub struct Stages {
 
 impl FlowNet {
     /// A fresh flow of `config`'s layers over `dim` coordinates, its weights drawn from `rng` layer by layer
-    /// (Glorot-uniform, zero biases; an affine layer and each MADE's output layer start at the identity), with its
+    /// (as `config.init` says; an affine layer and each MADE's output layer start at the identity), with its
     /// variables and their names.
     pub fn new(
         config: &FlowConfig,
@@ -138,7 +138,7 @@ impl FlowNet {
                     widths.extend(&config.hidden);
                     widths.push(dim);
                     let mut build = |net_name: &str, last: Activation| {
-                        glorot_net(&widths, last, None, rng, &device, &format!("{layer_name} {net_name}"))
+                        init_net(&widths, last, None, config.init, rng, &device, &format!("{layer_name} {net_name}"))
                     };
                     let (scale, scale_vars, scale_names) = build("scale net", Activation::Tanh)?;
                     let (shift, shift_vars, shift_names) = build("shift net", Activation::Identity)?;
@@ -151,10 +151,11 @@ impl FlowNet {
                     widths.extend(&config.hidden);
                     widths.push(2 * dim);
                     let masks = made_masks(dim, &config.hidden);
-                    let (mut made, v, n) = glorot_net(
+                    let (mut made, v, n) = init_net(
                         &widths,
                         Activation::Identity,
                         Some(&masks),
+                        config.init,
                         rng,
                         &device,
                         &format!("{layer_name} MADE"),
@@ -162,10 +163,12 @@ impl FlowNet {
                     // The output layer starts at zero, so each layer starts as the identity (shift 0, log-scale
                     // 0): the unconstrained log-scales of a MAF otherwise make the first epochs erratic.
                     if let Some(last) = made.0.last_mut()
-                        && let Some(var) = v.iter().rev().nth(1)
+                        && let [.., weights, biases] = v.as_slice()
                     {
-                        var.set(&var.as_tensor().zeros_like()?)?;
-                        last.weights = var.as_tensor().clone();
+                        weights.set(&weights.as_tensor().zeros_like()?)?;
+                        biases.set(&biases.as_tensor().zeros_like()?)?;
+                        last.weights = weights.as_tensor().clone();
+                        last.biases = biases.as_tensor().clone();
                     }
                     vars.extend(v);
                     names.extend(n);
@@ -662,11 +665,13 @@ pub fn made_masks(dim: usize, hidden: &[usize]) -> Vec<Vec<f32>> {
 
 type NetParts = (Net, Vec<Var>, Vec<String>);
 
-/// A ReLU network with Glorot-uniform weights and zero biases (Keras' defaults); `last` on the output layer.
-fn glorot_net(
+/// A ReLU network drawn as `init` says (weights row by row, then the biases, layer by layer); `last` on the output
+/// layer.
+fn init_net(
     widths: &[usize],
     last: Activation,
     masks: Option<&[Vec<f32>]>,
+    init: FlowInit,
     rng: &mut ChaCha8Rng,
     device: &Device,
     name: &str,
@@ -677,11 +682,20 @@ fn glorot_net(
     let n = widths.len() - 1;
     for (i, pair) in widths.windows(2).enumerate() {
         let (fan_in, fan_out) = (pair[0], pair[1]);
-        let limit = (6.0 / (fan_in + fan_out) as f64).sqrt() as f32;
+        let limit = match init {
+            FlowInit::Glorot => (6.0 / (fan_in + fan_out) as f64).sqrt(),
+            FlowInit::FanIn => 1.0 / (fan_in as f64).sqrt(),
+        } as f32;
         let dist = Uniform::new_inclusive(-limit, limit).map_err(|e| TrainError::Data(e.to_string()))?;
         let w: Vec<f32> = (0..fan_in * fan_out).map(|_| dist.sample(rng)).collect();
         let weights = Var::from_slice(&w, (fan_in, fan_out), device)?;
-        let biases = Var::zeros(fan_out, DType::F32, device)?;
+        let biases = match init {
+            FlowInit::Glorot => Var::zeros(fan_out, DType::F32, device)?,
+            FlowInit::FanIn => {
+                let b: Vec<f32> = (0..fan_out).map(|_| dist.sample(rng)).collect();
+                Var::from_slice(&b, fan_out, device)?
+            }
+        };
         let mask = match masks.and_then(|m| m.get(i)) {
             Some(m) => Some(Tensor::from_slice(m, (fan_in, fan_out), device)?),
             None => None,

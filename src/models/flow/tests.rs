@@ -278,3 +278,57 @@ fn the_hand_written_realnvp_pass_matches_candle_autograd() {
         assert!((a - b).abs() < 1e-3 * (1.0 + b.abs()), "step {step}: {a} by hand vs {b} by candle");
     }
 }
+
+/// Each initialisation draws what it says: Glorot-uniform weights (variance limit² / 3 with limit
+/// √(6 / (fan_in + fan_out))) and zero biases, or weights and biases uniform in ±1/√fan_in; every value inside its
+/// limit, the sample variance within a few standard errors of the uniform's; a MAF's output layer starts at zero
+/// either way, so each of its layers starts as the identity. A run file written before the choice existed reads as
+/// Glorot, what it was trained with.
+#[test]
+fn each_initialisation_draws_from_its_distribution() {
+    use super::FlowInit;
+    use crate::compute::params::FlowLayerParams;
+    let mut rng = rand::SeedableRng::seed_from_u64(5);
+    for init in FlowInit::ALL {
+        let config = FlowConfig { init, ..FlowConfig::default_for(FlowKind::RealNvp) };
+        let (net, _, _) = FlowNet::new(&config, 2, &mut rng).expect("a flow");
+        let params = net.params().expect("params");
+        for layer in &params.layers {
+            let FlowLayerParams::Coupling { scale_net, shift_net, .. } = layer else { panic!("a coupling layer") };
+            for dense in scale_net.layers.iter().chain(&shift_net.layers) {
+                let (fan_in, fan_out) = (dense.n_in as f64, dense.n_out as f64);
+                let limit = match init {
+                    FlowInit::Glorot => (6.0 / (fan_in + fan_out)).sqrt(),
+                    FlowInit::FanIn => 1.0 / fan_in.sqrt(),
+                };
+                let check = |values: &[f32], what: &str| {
+                    assert!(values.iter().all(|&v| f64::from(v).abs() <= limit * (1.0 + 1e-6)), "{init:?} {what}");
+                    let n = values.len() as f64;
+                    let var = values.iter().map(|&v| f64::from(v).powi(2)).sum::<f64>() / n;
+                    // Var(U²) for U uniform on ±a is 4a⁴/45; the mean of n squares has sd √(4/45)·a²/√n.
+                    let expected = limit * limit / 3.0;
+                    let se = (4.0_f64 / 45.0).sqrt() * limit * limit / n.sqrt();
+                    assert!((var - expected).abs() < 5.0 * se, "{init:?} {what}: variance {var}, expected {expected}");
+                };
+                check(&dense.weights, "weights");
+                match init {
+                    FlowInit::Glorot => assert!(dense.biases.iter().all(|&b| b == 0.0)),
+                    // 2 or 256 biases: the 256s are checked against the distribution, the 2s for their limit.
+                    FlowInit::FanIn if dense.n_out > 2 => check(&dense.biases, "biases"),
+                    FlowInit::FanIn => assert!(dense.biases.iter().all(|&b| f64::from(b).abs() <= limit)),
+                }
+            }
+        }
+        let config = FlowConfig { init, hidden: vec![32, 32], ..FlowConfig::default_for(FlowKind::Maf) };
+        let (net, _, _) = FlowNet::new(&config, 2, &mut rng).expect("a MAF");
+        for layer in &net.params().expect("params").layers {
+            let FlowLayerParams::Maf { made } = layer else { panic!("a MAF layer") };
+            let last = made.layers.last().expect("an output layer");
+            assert!(last.weights.iter().chain(&last.biases).all(|&v| v == 0.0), "{init:?}: the MAF starts at identity");
+        }
+    }
+    let mut old = serde_json::to_value(FlowConfig::default()).expect("json");
+    old.as_object_mut().expect("an object").remove("init");
+    let read: FlowConfig = serde_json::from_value(old).expect("an old config reads");
+    assert_eq!(read.init, FlowInit::Glorot);
+}

@@ -1,0 +1,482 @@
+"""Reference parity (issue 21): does each of the app's models learn as well as a plain PyTorch implementation of the
+same model, trained on the same rows, seed after seed?
+
+For every data set and seed, the app trains headless (`bayes-explorer train LAB ... --export-split DIR --json`) and
+writes the exact rows it trains and tests on (standardised as it standardises them); a plain PyTorch version of the
+same model, with the same architecture, optimiser, batch size, epochs and evaluation, then trains on those rows.
+Each finished run is appended to a JSON-lines file, so an interrupted harness picks up where it stopped, and the
+table (mean +- sd over the seeds, app against reference) is printed from that file, as Markdown and as JSON.
+
+Labs and what is compared:
+- flow: RealNVP at the app's defaults (6 couplings, scale and shift nets 4 x 256 ReLU, tanh on the scale, Adam
+  1e-4, batch 256, 300 epochs, 20 % held out) on two-column CSV files this script writes: two moons, two circles,
+  eight Gaussians and a pinwheel, each at two noise levels (3,000 points). Figures: the exact mean negative
+  log-likelihood (nats per point, in standardised units) over the training rows and over the held-out rows, after
+  the last epoch.
+- vae: the MLP VAE on the built-in MNIST 5k (784-512-256, 2-D latent, Bernoulli likelihood on pixels binarised at
+  0.5, Adam 1e-3, batch 128, 50 epochs). Figure: the test negative ELBO, estimated as the app estimates it (one
+  draw of eps per test image, a fixed generator; the mean over the test images of reconstruction + KL in nats).
+- bnn: the mean-field BNN on the white wine (../shared/datasets/winequality-white.csv) at the app's defaults (11 -
+  [8, 8] sigmoid - 1, squared error, closed-form KL against N(0, 1), RMSprop 1e-3 as Keras has it, batch 256,
+  prior and posterior as models.md's Bayes-by-backprop). Figures: test RMSE of the 100-sample predictive mean (in
+  the target's units), and the ratio of the mean Monte Carlo range on 30 % of the rows to that on all of them.
+
+Not part of the build or the tests. Needs `torch` and `numpy` (pip) and a release build; from the repository root:
+
+    cargo build --release --locked
+    python3 -m venv /tmp/torch && /tmp/torch/bin/pip install torch numpy
+    /tmp/torch/bin/python benches/reference/parity.py flow [--data moons-0.05,circles-0.05] [--seeds 1,2,3,4,5]
+    /tmp/torch/bin/python benches/reference/parity.py table
+
+Options: --out FILE (default target/parity/results.jsonl), --epochs N, --app-args "..." (extra flags for the
+app, e.g. "--init keras"), --tag NAME (a label for the app's variant in the table), --reference-init keras|torch.
+"""
+
+import argparse
+import json
+import math
+import os
+import statistics
+import subprocess
+import sys
+import time
+
+import numpy as np
+import torch
+from torch import nn
+
+THREADS = int(os.environ.get("THREADS", "2"))
+torch.set_num_threads(THREADS)
+APP = os.environ.get("APP", "target/release/bayes-explorer")
+WORK = "target/parity"
+LOG_2PI = math.log(2.0 * math.pi)
+
+
+# Data sets for the flow: two columns x, y; 3,000 points; the generator seeded per set so every run sees one file.
+
+
+def moons(n, noise, rng):
+    """scikit-learn's make_moons: the outer moon (cos t, sin t), the inner (1 - cos t, 1 - sin t - 0.5), t uniform
+    on [0, pi] (n/2 evenly spaced points each), then N(0, noise^2) on both coordinates, rows shuffled."""
+    n_out = n // 2
+    n_in = n - n_out
+    t_out = np.linspace(0, math.pi, n_out)
+    t_in = np.linspace(0, math.pi, n_in)
+    x = np.concatenate([np.cos(t_out), 1 - np.cos(t_in)])
+    y = np.concatenate([np.sin(t_out), 1 - np.sin(t_in) - 0.5])
+    pts = np.stack([x, y], 1) + rng.normal(0, noise, (n, 2))
+    return pts[rng.permutation(n)]
+
+
+def circles(n, noise, rng, factor=0.5):
+    """scikit-learn's make_circles: an outer circle of radius 1 and an inner one of radius `factor`, n/2 evenly
+    spaced points each, plus N(0, noise^2), rows shuffled."""
+    n_out = n // 2
+    n_in = n - n_out
+    a_out = np.linspace(0, 2 * math.pi, n_out, endpoint=False)
+    a_in = np.linspace(0, 2 * math.pi, n_in, endpoint=False)
+    x = np.concatenate([np.cos(a_out), factor * np.cos(a_in)])
+    y = np.concatenate([np.sin(a_out), factor * np.sin(a_in)])
+    pts = np.stack([x, y], 1) + rng.normal(0, noise, (n, 2))
+    return pts[rng.permutation(n)]
+
+
+def eight_gaussians(n, noise, rng):
+    """Eight Gaussians of standard deviation `noise` centred evenly on the circle of radius 2 (FFJORD's toy set,
+    unscaled)."""
+    k = rng.integers(0, 8, n)
+    centres = np.stack([np.cos(2 * math.pi * k / 8), np.sin(2 * math.pi * k / 8)], 1) * 2.0
+    return centres + rng.normal(0, noise, (n, 2))
+
+
+def pinwheel(n, noise, rng, arms=5, radial_sd=0.3, rate=0.25):
+    """The pinwheel of Johnson et al. (2016): `arms` arms, each a Gaussian (radial sd 0.3, tangential sd
+    `noise`) bent by an angle that grows with the radius."""
+    k = rng.integers(0, arms, n)
+    feats = rng.normal(0, 1, (n, 2)) * np.array([radial_sd, noise])
+    feats[:, 0] += 1.0
+    angles = 2 * math.pi * k / arms + rate * np.exp(feats[:, 0])
+    c, s = np.cos(angles), np.sin(angles)
+    return np.stack([c * feats[:, 0] - s * feats[:, 1], s * feats[:, 0] + c * feats[:, 1]], 1)
+
+
+FLOW_SETS = {
+    "moons-0.05": (moons, 0.05),
+    "moons-0.1": (moons, 0.1),
+    "circles-0.05": (circles, 0.05),
+    "circles-0.1": (circles, 0.1),
+    "8gaussians-0.1": (eight_gaussians, 0.1),
+    "8gaussians-0.2": (eight_gaussians, 0.2),
+    "pinwheel-0.05": (pinwheel, 0.05),
+    "pinwheel-0.1": (pinwheel, 0.1),
+}
+
+
+def flow_csv(name):
+    """Writes the named set as target/parity/data/NAME.csv (columns x, y; full precision) and returns the path."""
+    make, noise = FLOW_SETS[name]
+    os.makedirs(f"{WORK}/data", exist_ok=True)
+    path = f"{WORK}/data/{name}.csv"
+    if not os.path.exists(path):
+        rng = np.random.default_rng(sum(map(ord, name)))
+        pts = make(3000, noise, rng)
+        np.savetxt(path, pts, delimiter=",", header="x,y", comments="", fmt="%.9g")
+    return path
+
+
+def read_split(folder):
+    """The app's exported rows: (train, test) as float32 arrays with the header's names."""
+
+    def read(name):
+        with open(f"{folder}/{name}") as f:
+            header = f.readline().strip().split(",")
+        return header, np.loadtxt(f"{folder}/{name}", delimiter=",", skiprows=1, dtype=np.float32, ndmin=2)
+
+    (header, train), (_, test) = read("train.csv"), read("test.csv")
+    return header, train, test
+
+
+def run_app(args):
+    """Runs the app headless and returns its final JSON line."""
+    out = subprocess.run([APP, *args], capture_output=True, text=True, check=False)
+    if out.returncode != 0:
+        raise RuntimeError(f"{' '.join(args)} failed: {out.stderr.strip()[-2000:]}")
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def init_linear(layer, init):
+    """PyTorch's default (weights and biases U(+-1/sqrt(fan_in))) or Keras' (Glorot-uniform, zero biases)."""
+    if init == "keras":
+        nn.init.xavier_uniform_(layer.weight)
+        nn.init.zeros_(layer.bias)
+
+
+# The flow: RealNVP as the Keras example (and the app) writes it.
+
+
+class RealNvp(nn.Module):
+    """Affine couplings with masks [0, 1], [1, 0], ... applied from the last layer when data are pulled back:
+    z = m * x + (1 - m) * (x - t(m x)) * exp(-s(m x)), log|det| = -sum (1 - m) s(m x); s ends in tanh."""
+
+    def __init__(self, layers=6, hidden=(256, 256, 256, 256), init="torch"):
+        super().__init__()
+        self.masks = [torch.tensor([0.0, 1.0]) if k % 2 == 0 else torch.tensor([1.0, 0.0]) for k in range(layers)]
+
+        def net(tanh):
+            mods, width = [], 2
+            for h in hidden:
+                mods += [nn.Linear(width, h), nn.ReLU()]
+                width = h
+            mods.append(nn.Linear(width, 2))
+            if tanh:
+                mods.append(nn.Tanh())
+            for m in mods:
+                if isinstance(m, nn.Linear):
+                    init_linear(m, init)
+            return nn.Sequential(*mods)
+
+        self.scale = nn.ModuleList([net(True) for _ in range(layers)])
+        self.shift = nn.ModuleList([net(False) for _ in range(layers)])
+
+    def log_prob(self, x):
+        log_det = torch.zeros(x.shape[0])
+        for k in reversed(range(len(self.masks))):
+            m = self.masks[k]
+            rm = 1.0 - m
+            xm = x * m
+            s = self.scale[k](xm) * rm
+            t = self.shift[k](xm) * rm
+            x = rm * (x - t) * torch.exp(-s) + xm
+            log_det = log_det - s.sum(1)
+        return -0.5 * (x**2).sum(1) - LOG_2PI + log_det
+
+
+def mean_nll(model, x):
+    with torch.no_grad():
+        return float(-model.log_prob(torch.from_numpy(x)).double().mean())
+
+
+def reference_flow(train, test, seed, epochs, init):
+    torch.manual_seed(seed)
+    model = RealNvp(init=init)
+    opt = torch.optim.Adam(model.parameters(), lr=1e-4)
+    x = torch.from_numpy(train)
+    g = torch.Generator().manual_seed(seed)
+    for _ in range(epochs):
+        order = torch.randperm(len(x), generator=g)
+        for i in range(0, len(x), 256):
+            loss = -model.log_prob(x[order[i : i + 256]]).mean()
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+    return {"train_nll": mean_nll(model, train), "heldout_nll": mean_nll(model, test)}
+
+
+def flow_runs(opts, done, out):
+    for name in opts.data.split(",") if opts.data else FLOW_SETS:
+        csv = flow_csv(name)
+        for seed in opts.seeds:
+            folder = f"{WORK}/split/flow-{name}-{seed}"
+            key = ("flow", name, seed, "app", opts.tag)
+            if key not in done:
+                start = time.time()
+                args = ["train", "flow", "--data", csv, "--columns", "x", "y", "--seed", str(seed)]
+                args += ["--epochs", str(opts.epochs), "--export-split", folder, "--json", *opts.app_args.split()]
+                line = run_app(args)
+                figures = {k: line[k] for k in ("train_nll", "heldout_nll")}
+                record(out, done, key, figures, time.time() - start)
+            key = ("flow", name, seed, "reference", opts.reference_init)
+            if key not in done:
+                start = time.time()
+                _, train, test = read_split(folder)
+                figures = reference_flow(train, test, seed, opts.epochs, opts.reference_init)
+                record(out, done, key, figures, time.time() - start)
+
+
+# The VAE: the MLP VAE with the Bernoulli likelihood.
+
+
+class MlpVae(nn.Module):
+    def __init__(self, hidden=(512, 256), latent=2):
+        super().__init__()
+        enc, width = [], 784
+        for h in hidden:
+            enc += [nn.Linear(width, h), nn.ReLU()]
+            width = h
+        enc.append(nn.Linear(width, 2 * latent))
+        dec, width = [], latent
+        for h in reversed(hidden):
+            dec += [nn.Linear(width, h), nn.ReLU()]
+            width = h
+        dec.append(nn.Linear(width, 784))
+        self.enc, self.dec, self.latent = nn.Sequential(*enc), nn.Sequential(*dec), latent
+
+    def neg_elbo(self, x, eps):
+        """Per image: BCE(decoder logits, x) summed over pixels + KL(N(mu, sigma^2) || N(0, I)), one draw of eps."""
+        mu, logvar = self.enc(x).chunk(2, dim=1)
+        z = mu + torch.exp(0.5 * logvar) * eps
+        recon = nn.functional.binary_cross_entropy_with_logits(self.dec(z), x, reduction="none").sum(1)
+        kl = 0.5 * (mu.pow(2) + logvar.exp() - 1.0 - logvar).sum(1)
+        return recon + kl
+
+
+def reference_vae(train, test, seed, epochs):
+    torch.manual_seed(seed)
+    model = MlpVae()
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+    x = torch.from_numpy((train > 0.5).astype(np.float32))
+    for _ in range(epochs):
+        order = torch.randperm(len(x))
+        for i in range(0, len(x), 128):
+            batch = x[order[i : i + 128]]
+            loss = model.neg_elbo(batch, torch.randn(len(batch), model.latent)).mean()
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+    xt = torch.from_numpy((test > 0.5).astype(np.float32))
+    with torch.no_grad():
+        g = torch.Generator().manual_seed(1_000 + seed)
+        test_neg_elbo = float(model.neg_elbo(xt, torch.randn(len(xt), model.latent, generator=g)).double().mean())
+    return {"test_neg_elbo": test_neg_elbo}
+
+
+def vae_runs(opts, done, out):
+    for seed in opts.seeds:
+        folder = f"{WORK}/split/vae-{seed}"
+        key = ("vae", "mnist-5k", seed, "app", opts.tag)
+        if key not in done:
+            start = time.time()
+            args = ["train", "vae", "--seed", str(seed), "--epochs", str(opts.epochs or 50)]
+            args += ["--export-split", folder, "--json", *opts.app_args.split()]
+            line = run_app(args)
+            record(out, done, key, {"test_neg_elbo": line["test_neg_elbo"]}, time.time() - start)
+        key = ("vae", "mnist-5k", seed, "reference", "torch")
+        if key not in done:
+            start = time.time()
+            header, train, test = read_split(folder)
+            pixels = [i for i, h in enumerate(header) if h != header[-1]] if len(header) > 784 else list(range(784))
+            figures = reference_vae(train[:, pixels], test[:, pixels], seed, opts.epochs or 50)
+            record(out, done, key, figures, time.time() - start)
+
+
+# The BNN: the course's, two variational layers with a full-covariance Gaussian each, then a deterministic output.
+
+
+class FullCovarianceDense(nn.Module):
+    """z = W x + b with theta = (W, b) ~ N(mu, L L^T), L lower-triangular with diagonal softplus(.) + 1e-5; mu and
+    L's free entries start at 0 (diagonal softplus(0)), as the course's notebook; one theta per forward pass."""
+
+    def __init__(self, n_in, n_out):
+        super().__init__()
+        self.n_in, self.n_out = n_in, n_out
+        k = n_in * n_out + n_out
+        self.mu = nn.Parameter(torch.zeros(k))
+        self.raw = nn.Parameter(torch.zeros(k, k))
+
+    def scale_tril(self):
+        diag = nn.functional.softplus(torch.diagonal(self.raw)) + 1e-5
+        return torch.tril(self.raw, -1) + torch.diag(diag)
+
+    def forward(self, x, eps=None):
+        scale = self.scale_tril()
+        eps = torch.randn(self.mu.shape[0]) if eps is None else eps
+        theta = self.mu + scale @ eps
+        w = theta[: self.n_in * self.n_out].reshape(self.n_in, self.n_out)
+        return x @ w + theta[self.n_in * self.n_out :]
+
+    def kl(self):
+        """KL(N(mu, L L^T) || N(0, I)) in closed form."""
+        scale = self.scale_tril()
+        k = self.mu.shape[0]
+        return 0.5 * ((scale**2).sum() + (self.mu**2).sum() - k) - torch.log(torch.diagonal(scale)).sum()
+
+
+class Bnn(nn.Module):
+    def __init__(self, n_in, hidden=(8, 8), y_mean=0.0):
+        super().__init__()
+        widths = [n_in, *hidden]
+        self.hidden = nn.ModuleList([FullCovarianceDense(a, b) for a, b in zip(widths, widths[1:])])
+        self.out = nn.Linear(widths[-1], 1)
+        nn.init.constant_(self.out.bias, y_mean)
+
+    def forward(self, x):
+        for layer in self.hidden:
+            x = torch.sigmoid(layer(x))
+        return self.out(x).squeeze(1)
+
+    def kl(self):
+        return sum(layer.kl() for layer in self.hidden)
+
+
+def reference_bnn(train, test, seed, epochs, samples=100):
+    """Squared error (mean over the batch) + KL / N, Keras' RMSprop (rho 0.9, epsilon 1e-7), batch 256; then 100
+    forward passes per test row: RMSE of their mean, and the mean over the rows of their range (max - min)."""
+    torch.manual_seed(seed)
+    x, y = torch.from_numpy(train[:, :-1]), torch.from_numpy(train[:, -1])
+    model = Bnn(x.shape[1], y_mean=float(y.mean()))
+    opt = torch.optim.RMSprop(model.parameters(), lr=1e-3, alpha=0.9, eps=1e-7)
+    n = len(x)
+    for _ in range(epochs):
+        order = torch.randperm(n)
+        for i in range(0, n, 256):
+            idx = order[i : i + 256]
+            loss = ((model(x[idx]) - y[idx]) ** 2).mean() + model.kl() / n
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+    xt, yt = torch.from_numpy(test[:, :-1]), torch.from_numpy(test[:, -1]).double()
+    with torch.no_grad():
+        preds = torch.stack([model(xt) for _ in range(samples)]).double()  # [samples, rows]
+    rmse = float(((preds.mean(0) - yt) ** 2).mean().sqrt())
+    mc_range = float((preds.max(0).values - preds.min(0).values).mean())
+    return {"test_rmse": rmse, "mc_range_mean": mc_range}
+
+
+def bnn_runs(opts, done, out):
+    """The white wine at the app's defaults, on the whole training split and on its seeded 30 %; the spread ratio
+    is the 30 % run's mean Monte Carlo range over the full run's, per seed."""
+    wine = "../shared/datasets/winequality-white.csv"
+    for seed in opts.seeds:
+        per_fraction = {}
+        for fraction in ("1", "0.3"):
+            folder = f"{WORK}/split/bnn-{fraction}-{seed}"
+            key = ("bnn", f"white-{fraction}", seed, "app", opts.tag)
+            if key not in done:
+                start = time.time()
+                args = ["train", "bnn", "--data", wine, "--seed", str(seed), "--train-fraction", fraction]
+                args += ["--export-split", folder, "--json", *opts.app_args.split()]
+                if opts.epochs:
+                    args += ["--epochs", str(opts.epochs)]
+                line = run_app(args)
+                figures = {"test_rmse": line["test_rmse"], "mc_range_mean": line["mc_range_mean"],
+                           "epochs": line["epochs"]}
+                record(out, done, key, figures, time.time() - start)
+            epochs = int(done[key]["epochs"])
+            per_fraction[fraction] = (folder, epochs)
+            key = ("bnn", f"white-{fraction}", seed, "reference", "torch")
+            if key not in done:
+                start = time.time()
+                _, train, test = read_split(folder)
+                figures = reference_bnn(train, test, seed, epochs)
+                record(out, done, key, figures, time.time() - start)
+        for side, variant in (("app", opts.tag), ("reference", "torch")):
+            key = ("bnn", "white-ratio", seed, side, variant)
+            if key not in done:
+                full = done[("bnn", "white-1", seed, side, variant)]["mc_range_mean"]
+                part = done[("bnn", "white-0.3", seed, side, variant)]["mc_range_mean"]
+                record(out, done, key, {"spread_ratio": part / full}, 0.0)
+
+
+# Results: one JSON object per line.
+
+
+def load(out):
+    done = {}
+    if os.path.exists(out):
+        with open(out) as f:
+            for line in f:
+                r = json.loads(line)
+                done[(r["lab"], r["data"], r["seed"], r["side"], r["variant"])] = r
+    return done
+
+
+def record(out, done, key, figures, seconds):
+    lab, data, seed, side, variant = key
+    r = {"lab": lab, "data": data, "seed": seed, "side": side, "variant": variant, "seconds": round(seconds, 1)}
+    r.update(figures)
+    with open(out, "a") as f:
+        f.write(json.dumps(r) + "\n")
+    done[key] = r
+    print(json.dumps(r), flush=True)
+
+
+def table(done):
+    """Mean +- sd over seeds of each figure, per lab, data set and variant, app rows against the reference."""
+    groups = {}
+    for (lab, data, seed, side, variant), r in done.items():
+        groups.setdefault((lab, data), {}).setdefault((side, variant), []).append(r)
+    lines = ["| lab | data | side | variant | seeds | figure | mean +- sd | worst seed |", "|---|---|---|---|---|---|---|---|"]
+    summary = []
+    for (lab, data), sides in sorted(groups.items()):
+        for (side, variant), runs in sorted(sides.items()):
+            figures = [k for k in runs[0] if k not in ("lab", "data", "seed", "side", "variant", "seconds")]
+            for fig in figures:
+                values = [r[fig] for r in runs]
+                mean = statistics.fmean(values)
+                sd = statistics.stdev(values) if len(values) > 1 else 0.0
+                worst = min(values) if fig.endswith("ratio") else max(values)
+                seeds = ",".join(str(r["seed"]) for r in sorted(runs, key=lambda r: r["seed"]))
+                lines.append(f"| {lab} | {data} | {side} | {variant} | {seeds} | {fig} | {mean:.3f} +- {sd:.3f} | {worst:.3f} |")
+                summary.append({"lab": lab, "data": data, "side": side, "variant": variant, "figure": fig,
+                                "seeds": len(values), "mean": mean, "sd": sd, "worst": worst, "values": values})
+    return "\n".join(lines), summary
+
+
+def main():
+    p = argparse.ArgumentParser()
+    p.add_argument("lab", choices=["flow", "vae", "bnn", "table"])
+    p.add_argument("--data", default="")
+    p.add_argument("--seeds", default="1,2,3,4,5")
+    p.add_argument("--epochs", type=int, default=0)
+    p.add_argument("--app-args", default="")
+    p.add_argument("--tag", default="default")
+    p.add_argument("--reference-init", default="torch", choices=["torch", "keras"])
+    p.add_argument("--out", default=f"{WORK}/results.jsonl")
+    opts = p.parse_args()
+    opts.seeds = [int(s) for s in opts.seeds.split(",")]
+    os.makedirs(os.path.dirname(opts.out) or ".", exist_ok=True)
+    done = load(opts.out)
+    if opts.lab == "flow":
+        opts.epochs = opts.epochs or 300
+        flow_runs(opts, done, opts.out)
+    elif opts.lab == "vae":
+        vae_runs(opts, done, opts.out)
+    elif opts.lab == "bnn":
+        bnn_runs(opts, done, opts.out)
+    text, summary = table(done)
+    print(text)
+    print(json.dumps(summary))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
