@@ -245,3 +245,23 @@ fn ux_a_one_dimensional_vae_latent_gets_a_strip_and_a_row_of_decoded_images() {
     wait_until(&mut harness, "the decoded image", |app| app.vae_state().hover_image().is_some());
     wait_for_label(&mut harness, "Decoded at z1 = ");
 }
+
+/// Issue 21: the flow's initial weights are a setting of their own, Keras' by default, PyTorch's one click away,
+/// and the next run trains with the choice; the affine flow, which has no networks, does not offer it.
+#[test]
+fn ux_flow_initial_weights_are_chosen_in_the_settings() {
+    use bayes_explorer::models::flow::{FlowInit, FlowKind};
+    let mut harness = harness();
+    open_tab(&mut harness, "Flow");
+    let combo = harness.get_by_label("Initial weights");
+    assert_eq!(combo.value().as_deref(), Some(FlowInit::Glorot.label()), "Keras' is the default");
+    combo.click();
+    harness.run_steps(3);
+    harness.get_by_label(FlowInit::FanIn.label()).click();
+    harness.run_steps(3);
+    assert_eq!(harness.state_mut().flow_config_mut().init, FlowInit::FanIn);
+    assert_eq!(harness.get_by_label("Initial weights").value().as_deref(), Some(FlowInit::FanIn.label()));
+    harness.state_mut().flow_config_mut().kind = FlowKind::Affine;
+    harness.run_steps(3);
+    assert_eq!(harness.query_all_by_label("Initial weights").count(), 0, "no networks, no initial weights");
+}
