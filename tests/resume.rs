@@ -38,7 +38,7 @@ fn moons() -> Arc<Prepared> {
     Arc::new(prepare(&table, &default_spec_for_lab(Lab::Flow, &table)).expect("moons prepare"))
 }
 
-fn finish<T: Trainer>(trainer: &mut T) {
+fn finish<T: Trainer + ?Sized>(trainer: &mut T) {
     while !trainer.finished() {
         trainer.step().expect("a small run trains");
     }
@@ -187,4 +187,138 @@ fn a_state_missing_its_generator_or_moments_continues_differently() {
         let (x, y) = (whole.train_state().expect("state"), continued.train_state().expect("state"));
         assert!(state_bits(&x) != state_bits(&y), "a state without {what} continued into the same run");
     }
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Through a run file.
+
+use bayes_explorer::data::LoadRequest;
+use bayes_explorer::data::csv::NoProgress;
+use bayes_explorer::train::runfile::{AnyRun, FORMAT_VERSION, RunConfig, read_run_file};
+
+/// A lab's data as the window loads it: the request, the table, the spec and the prepared data.
+fn lab_data(lab: Lab) -> (bayes_explorer::data::Table, LoadRequest, bayes_explorer::data::prepare::DataSpec, Arc<Prepared>) {
+    let request = match lab {
+        Lab::Bnn => LoadRequest::Builtin(BuiltinFile::WineRed),
+        Lab::Vae => LoadRequest::Builtin(BuiltinFile::Digits8x8),
+        Lab::Flow => LoadRequest::Synth(SynthSpec { n_points: 600, ..SynthSpec::default_for(SynthKind::Moons) }),
+    };
+    let table = request.run(&NoProgress).expect("the data loads");
+    let spec = default_spec_for_lab(lab, &table);
+    let data = Arc::new(prepare(&table, &spec).expect("the data prepares"));
+    (table, request, spec, data)
+}
+
+/// Every lab and kind, with `epochs` epochs.
+fn every_kind(epochs: usize) -> Vec<(String, RunConfig, Box<dyn Fn(&Arc<Prepared>, &RunConfig) -> Box<dyn Trainer>>)> {
+    let mut out: Vec<(String, RunConfig, Box<dyn Fn(&Arc<Prepared>, &RunConfig) -> Box<dyn Trainer>>)> = Vec::new();
+    let build: Box<dyn Fn(&Arc<Prepared>, &RunConfig) -> Box<dyn Trainer>> = Box::new(|data, config| match config {
+        RunConfig::Bnn(c) => Box::new(BnnTrainer::new(c.clone(), data).expect("a BNN")),
+        RunConfig::Vae(c) => Box::new(VaeTrainer::new(c.clone(), data).expect("a VAE")),
+        RunConfig::Flow(c) => Box::new(FlowTrainer::new(c.clone(), data).expect("a flow")),
+    });
+    let build = Arc::new(build);
+    let mut push = |name: String, config: RunConfig| {
+        let build = Arc::clone(&build);
+        out.push((name, config, Box::new(move |d: &Arc<Prepared>, c: &RunConfig| build(d, c))));
+    };
+    for posterior in [Posterior::MeanField, Posterior::FullCovariance, Posterior::Deterministic] {
+        let c = BnnConfig { hidden: vec![4], posterior, batch_size: 128, epochs, predictive_samples: 5, ..BnnConfig::default() };
+        push(format!("BNN {posterior:?}"), RunConfig::Bnn(c));
+    }
+    for arch in [VaeArch::Mlp, VaeArch::Conv] {
+        let base = if arch == VaeArch::Conv { VaeConfig::course_conv() } else { VaeConfig::default() };
+        push(format!("VAE {arch:?}"), RunConfig::Vae(VaeConfig { hidden: vec![16], batch_size: 64, epochs, ..base }));
+    }
+    for kind in [FlowKind::RealNvp, FlowKind::Maf, FlowKind::Affine] {
+        let c = FlowConfig { layers: 2, hidden: vec![8], epochs, batch_size: 64, ..FlowConfig::default_for(kind) };
+        push(format!("flow {kind:?}"), RunConfig::Flow(c));
+    }
+    out
+}
+
+fn lab_of(config: &RunConfig) -> Lab {
+    match config {
+        RunConfig::Bnn(_) => Lab::Bnn,
+        RunConfig::Vae(_) => Lab::Vae,
+        RunConfig::Flow(_) => Lab::Flow,
+    }
+}
+
+fn with_epochs(config: &RunConfig, epochs: usize) -> RunConfig {
+    match config {
+        RunConfig::Bnn(c) => RunConfig::Bnn(BnnConfig { epochs, ..c.clone() }),
+        RunConfig::Vae(c) => RunConfig::Vae(VaeConfig { epochs, ..c.clone() }),
+        RunConfig::Flow(c) => RunConfig::Flow(FlowConfig { epochs, ..c.clone() }),
+    }
+}
+
+/// Saved (format version 2) after 1 epoch, or 5 steps into the second, opened from the file, and continued for 1
+/// more epoch: every lab and kind ends where the same run trained 2 epochs in one go ends, to the bit; the continued
+/// run's settings say 2 epochs. Saving the same run twice writes the same bytes (the weights' sha256 is stable).
+#[test]
+fn every_lab_and_kind_saved_opened_and_continued_ends_as_the_uninterrupted_run() {
+    let dir = tempfile::tempdir().expect("a temporary folder");
+    for (what, config, build) in every_kind(1) {
+        let lab = lab_of(&config);
+        let (table, request, spec, data) = lab_data(lab);
+        let mut whole = build(&data, &with_epochs(&config, 2));
+        finish(whole.as_mut());
+        for stop_inside in [false, true] {
+            let what = format!("{what}, {}", if stop_inside { "inside an epoch" } else { "epoch's end" });
+            let (mut first, run_config) = if stop_inside {
+                let c = with_epochs(&config, 2);
+                (build(&data, &c), c)
+            } else {
+                (build(&data, &config), config.clone())
+            };
+            if stop_inside {
+                let per_epoch = first.snapshot().steps_per_epoch as u64;
+                while first.snapshot().step < per_epoch + 5 {
+                    first.step().expect("a step");
+                }
+            } else {
+                finish(first.as_mut());
+            }
+            let snapshot = bayes_explorer::train::RunSnapshot { model: first.model_view(), ..first.snapshot() };
+            let state = Arc::new(first.train_state().expect("a state"));
+            let run = AnyRun::from_snapshot(run_config, &snapshot, &table, &request, spec.clone())
+                .expect("a run")
+                .with_state(state)
+                .expect("the state fits");
+            let path = dir.path().join(format!("{}.json", what.replace([' ', ','], "_")));
+            run.save(&path).expect("saves");
+            let (_, weights) = read_run_file(&path).expect("reads");
+            run.save(&path).expect("saves again");
+            assert!(read_run_file(&path).expect("reads").1 == weights, "{what}: two saves wrote different weights");
+            let opened = AnyRun::load(&path).expect("opens");
+            assert_eq!(opened.why_not_continued(), None, "{what}");
+            let add = if stop_inside { 0 } else { 1 };
+            let mut continued = opened.continued_trainer(&data, add).expect("continues");
+            assert_eq!(continued.snapshot().step, snapshot.step, "{what}: starts where it stopped");
+            finish(continued.as_mut());
+            assert_eq!(opened.continued_config(add), with_epochs(&config, 2), "{what}");
+            let (x, y) = (whole.train_state().expect("state"), continued.train_state().expect("state"));
+            assert!(state_bits(&x) == state_bits(&y) && x.epochs == y.epochs, "{what}: the continued run differs");
+            let (x, y) = (whole.snapshot(), continued.snapshot());
+            assert_eq!(first_difference(&x.history, &y.history), None, "{what}");
+            assert!(whole.model_view() == continued.model_view(), "{what}: the views' copies differ");
+        }
+    }
+}
+
+/// The version 1 run file the previous release wrote (`tests/data/v1/`) still opens, shows its model and history,
+/// and says that it can be shown and re-run but not continued.
+#[test]
+fn a_version_1_file_opens_and_says_it_cannot_be_continued() {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/v1/flow_affine.json");
+    let (record, _) = read_run_file(&path).expect("the version 1 file reads");
+    assert_eq!((record.format_version, FORMAT_VERSION), (1, 2));
+    let run = AnyRun::load(&path).expect("the version 1 file opens");
+    assert_eq!((run.lab(), run.snapshot().epoch, run.snapshot().history.len()), (Lab::Flow, 3, 3));
+    let why = run.why_not_continued().expect("not continuable");
+    assert!(why.contains("version 1") && why.contains("shown and re-run but not continued"), "{why}");
+    let (_, _, _, data) = lab_data(Lab::Flow);
+    let error = run.continued_trainer(&data, 1).err().expect("refused").to_string();
+    assert!(error.contains("not continued"), "{error}");
 }
