@@ -40,6 +40,7 @@ use crate::models::vae::{VaeConfig, VaeView};
 use crate::train::{EpochRecord, ModelView, RunSnapshot, TrainError, Trainer, TrainerFactory};
 
 mod bnn;
+mod checkpoint;
 mod dataset;
 mod files;
 mod flow;
@@ -49,6 +50,7 @@ mod state;
 mod tensors;
 mod vae;
 
+pub use checkpoint::{CheckpointOutcome, CheckpointWriter};
 pub use bnn::{BnnArchitecture, BnnHistoryShape, BnnLayerShape};
 pub use dataset::{load_dataset, table_sha256};
 pub use files::{WEIGHTS_EXTENSION, sha256_hex, weights_path_for, write_atomically};
@@ -488,7 +490,17 @@ impl AnyRun {
         request: &LoadRequest,
         spec: DataSpec,
     ) -> Result<Self, String> {
-        let dataset = DatasetRecord::of(table, request);
+        Self::from_snapshot_with_dataset(config, snapshot, table, DatasetRecord::of(table, request), spec)
+    }
+
+    /// [`Self::from_snapshot`] with the dataset's record already made (its hash taken once for many saves).
+    pub fn from_snapshot_with_dataset(
+        config: RunConfig,
+        snapshot: &RunSnapshot,
+        table: &Table,
+        dataset: DatasetRecord,
+        spec: DataSpec,
+    ) -> Result<Self, String> {
         match config {
             RunConfig::Bnn(c) => Run::from_snapshot(c, snapshot, table, dataset, spec).map(Self::Bnn),
             RunConfig::Vae(c) => Run::from_snapshot(c, snapshot, table, dataset, spec).map(Self::Vae),

@@ -213,6 +213,7 @@ impl BayesExplorerApp {
                     state.bnn.finished(&record, &dataset);
                 }
                 WorkerEvent::Ready | WorkerEvent::EpochDone(_) | WorkerEvent::Finished(_) => {}
+                WorkerEvent::Checkpoint(_) | WorkerEvent::CheckpointFailed(_) => {}
             }
         }
         if let Some(s) = worker.snapshot() {
