@@ -786,7 +786,9 @@ fn drive(
                 if let Some(c) = checkpoints {
                     c.writer.write(Arc::clone(&checkpoint), c.path.clone());
                 }
-                if let Some(record) = finished.take_if(|_| checkpoint.snapshot.history.len() == checkpoint.snapshot.total_epochs) {
+                if let Some(record) =
+                    finished.take_if(|_| checkpoint.snapshot.history.len() == checkpoint.snapshot.total_epochs)
+                {
                     return Ok((record, Some(checkpoint)));
                 }
             }
@@ -1114,7 +1116,8 @@ fn continue_saved_run(
         )));
     }
     // Built once here, so that a state that does not fit is an error before any thread starts.
-    let first = run.continued_trainer(prepared, add).map_err(|e| CliError::BadInput(format!("{}: {e}", path.display())))?;
+    let first =
+        run.continued_trainer(prepared, add).map_err(|e| CliError::BadInput(format!("{}: {e}", path.display())))?;
     let mut first = Some(first);
     let (again, data) = (run.clone(), Arc::clone(prepared));
     let factory: TrainerFactory = Box::new(move || match first.take() {

@@ -51,7 +51,11 @@ fn a_run_killed_after_a_checkpoint_continues_to_the_uninterrupted_runs_weights()
     run_ok(&["train", "flow", "--load", "cp.json", "--continue", "--save", "continued.json"], d);
     let full = std::fs::read(d.join("full.safetensors")).expect("the uninterrupted run's weights");
     let continued = std::fs::read(d.join("continued.safetensors")).expect("the continued run's weights");
-    assert!(full == continued, "the continued run's weights differ from the uninterrupted run's (from step {})", progress.step);
+    assert!(
+        full == continued,
+        "the continued run's weights differ from the uninterrupted run's (from step {})",
+        progress.step
+    );
     let history = |name: &str| read_run_file(&d.join(name)).expect("reads").0.history;
     assert_eq!(history("full.json"), history("continued.json"), "the epochs' metrics differ");
 }
@@ -63,7 +67,20 @@ fn a_checkpoint_that_cannot_be_written_is_a_warning_and_training_goes_on() {
     // A folder that is a file: no write can succeed there, even for root (whom a read-only folder does not stop).
     std::fs::write(d.join("not-a-folder"), "").expect("a file");
     let stderr = run_ok(
-        &["train", "flow", "--flow", "affine", "--epochs", "3", "--checkpoint", "not-a-folder/cp.json", "--every", "0.05", "--save", "end.json"],
+        &[
+            "train",
+            "flow",
+            "--flow",
+            "affine",
+            "--epochs",
+            "3",
+            "--checkpoint",
+            "not-a-folder/cp.json",
+            "--every",
+            "0.05",
+            "--save",
+            "end.json",
+        ],
         d,
     );
     assert!(stderr.contains("warning:") && stderr.contains("not-a-folder/cp."), "{stderr}");

@@ -13,8 +13,8 @@ use bayes_explorer::models::flow::{FlowConfig, FlowKind, FlowTrainer};
 use bayes_explorer::models::resume::TrainState;
 use bayes_explorer::models::trainer::{EpochModel, EpochTrainer};
 use bayes_explorer::models::vae::{VaeArch, VaeConfig, VaeTrainer};
-use bayes_explorer::train::runfile::first_difference;
 use bayes_explorer::train::Trainer;
+use bayes_explorer::train::runfile::first_difference;
 
 fn wine() -> Arc<Prepared> {
     let table = BuiltinFile::WineRed.load().expect("red wine");
@@ -150,7 +150,8 @@ fn every_flow_resumes_to_the_bit_at_an_epochs_end_and_inside_one() {
     let data = moons();
     for kind in [FlowKind::RealNvp, FlowKind::Maf, FlowKind::Affine] {
         let build = |epochs| {
-            let config = FlowConfig { layers: 2, hidden: vec![8], epochs, batch_size: 64, ..FlowConfig::default_for(kind) };
+            let config =
+                FlowConfig { layers: 2, hidden: vec![8], epochs, batch_size: 64, ..FlowConfig::default_for(kind) };
             FlowTrainer::new(config, &data).expect("a flow")
         };
         assert_resumes_exactly(&format!("{kind:?}, epoch's end"), build, (2, 2), None);
@@ -197,7 +198,9 @@ use bayes_explorer::data::csv::NoProgress;
 use bayes_explorer::train::runfile::{AnyRun, FORMAT_VERSION, RunConfig, read_run_file};
 
 /// A lab's data as the window loads it: the request, the table, the spec and the prepared data.
-fn lab_data(lab: Lab) -> (bayes_explorer::data::Table, LoadRequest, bayes_explorer::data::prepare::DataSpec, Arc<Prepared>) {
+fn lab_data(
+    lab: Lab,
+) -> (bayes_explorer::data::Table, LoadRequest, bayes_explorer::data::prepare::DataSpec, Arc<Prepared>) {
     let request = match lab {
         Lab::Bnn => LoadRequest::Builtin(BuiltinFile::WineRed),
         Lab::Vae => LoadRequest::Builtin(BuiltinFile::Digits8x8),
@@ -223,7 +226,14 @@ fn every_kind(epochs: usize) -> Vec<(String, RunConfig, Box<dyn Fn(&Arc<Prepared
         out.push((name, config, Box::new(move |d: &Arc<Prepared>, c: &RunConfig| build(d, c))));
     };
     for posterior in [Posterior::MeanField, Posterior::FullCovariance, Posterior::Deterministic] {
-        let c = BnnConfig { hidden: vec![4], posterior, batch_size: 128, epochs, predictive_samples: 5, ..BnnConfig::default() };
+        let c = BnnConfig {
+            hidden: vec![4],
+            posterior,
+            batch_size: 128,
+            epochs,
+            predictive_samples: 5,
+            ..BnnConfig::default()
+        };
         push(format!("BNN {posterior:?}"), RunConfig::Bnn(c));
     }
     for arch in [VaeArch::Mlp, VaeArch::Conv] {

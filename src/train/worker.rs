@@ -10,7 +10,8 @@ use std::time::{Duration, Instant};
 use serde::{Deserialize, Serialize};
 
 use super::{
-    Checkpoint, Command, MODEL_VIEW_INTERVAL_SECS, ModelView, RunSnapshot, TrainError, Trainer, TrainerFactory, WorkerEvent,
+    Checkpoint, Command, MODEL_VIEW_INTERVAL_SECS, ModelView, RunSnapshot, TrainError, Trainer, TrainerFactory,
+    WorkerEvent,
 };
 use crate::data::job::panic_text;
 
@@ -274,12 +275,17 @@ impl Run {
         let taken = catch_unwind(AssertUnwindSafe(|| {
             let state = trainer.train_state()?;
             let model = trainer.model_view();
-            Ok::<_, TrainError>(Checkpoint { snapshot: RunSnapshot { model, ..trainer.snapshot() }, state: Arc::new(state) })
+            Ok::<_, TrainError>(Checkpoint {
+                snapshot: RunSnapshot { model, ..trainer.snapshot() },
+                state: Arc::new(state),
+            })
         }));
         match taken {
             Ok(Ok(checkpoint)) => self.emit(WorkerEvent::Checkpoint(Arc::new(checkpoint))),
             Ok(Err(e)) => self.emit(WorkerEvent::CheckpointFailed(e.to_string())),
-            Err(panic) => self.emit(WorkerEvent::CheckpointFailed(format!("taking it panicked: {}", panic_text(&*panic)))),
+            Err(panic) => {
+                self.emit(WorkerEvent::CheckpointFailed(format!("taking it panicked: {}", panic_text(&*panic))))
+            }
         }
     }
 

@@ -83,7 +83,12 @@ impl LastGood {
             .map(|(i, (var, v))| {
                 let t = var.as_tensor();
                 if v.len() != t.elem_count() {
-                    return Err(format!("the guard's copy of variable {} holds {} values, not {}", i + 1, v.len(), t.elem_count()));
+                    return Err(format!(
+                        "the guard's copy of variable {} holds {} values, not {}",
+                        i + 1,
+                        v.len(),
+                        t.elem_count()
+                    ));
                 }
                 let copy = Tensor::from_slice(v, t.shape(), t.device()).and_then(|c| c.to_dtype(t.dtype()));
                 copy.and_then(|c| Var::from_tensor(&c)).map_err(|e| e.to_string())

@@ -50,16 +50,16 @@ mod state;
 mod tensors;
 mod vae;
 
-pub use checkpoint::{CheckpointOutcome, CheckpointWriter};
 pub use bnn::{BnnArchitecture, BnnHistoryShape, BnnLayerShape};
+pub use checkpoint::{CheckpointOutcome, CheckpointWriter};
 pub use dataset::{load_dataset, table_sha256};
 pub use files::{WEIGHTS_EXTENSION, sha256_hex, weights_path_for, write_atomically};
 use files::{pending_path, sync_folder};
 pub use flow::{FlowArchitecture, FlowLayerShape};
 use format::parse_run_file;
 pub use format::{
-    ColumnRecord, DatasetRecord, FIRST_CONTINUABLE_VERSION, FORMAT_NAME, FORMAT_VERSION, JsonF64, MetricList, ProgressRecord, RunFile,
-    RunFileError, SavedEpoch, SplitRecord, WeightsRecord, read_run_file,
+    ColumnRecord, DatasetRecord, FIRST_CONTINUABLE_VERSION, FORMAT_NAME, FORMAT_VERSION, JsonF64, MetricList,
+    ProgressRecord, RunFile, RunFileError, SavedEpoch, SplitRecord, WeightsRecord, read_run_file,
 };
 pub use state::{EXACTNESS, ResumeRecord};
 use state::{read_state, write_state};
@@ -238,7 +238,8 @@ impl<M: SavedModel> Run<M> {
             Some(resume) => {
                 let resume: ResumeRecord =
                     serde_json::from_value(resume).map_err(|e| corrupt(format!("the training state: {e}")))?;
-                let state = read_state(&resume, &mut reader).map_err(|e| corrupt(format!("the training state: {e}")))?;
+                let state =
+                    read_state(&resume, &mut reader).map_err(|e| corrupt(format!("the training state: {e}")))?;
                 if state.epochs.step != record.progress.step {
                     return Err(corrupt(format!(
                         "the training state is from step {}, the progress from step {}",

@@ -55,8 +55,13 @@ impl Trainer for ReplayTrainer {
 
     fn train_state(&self) -> Result<TrainState, TrainError> {
         match &self.state {
-            Some(state) => Ok(TrainState { optimizer: OptimizerState { learning_rate: self.snapshot.learning_rate, ..state.optimizer.clone() }, ..(**state).clone() }),
-            None => Err(TrainError::Data("this run was opened without a training state; it cannot be continued".into())),
+            Some(state) => Ok(TrainState {
+                optimizer: OptimizerState { learning_rate: self.snapshot.learning_rate, ..state.optimizer.clone() },
+                ..(**state).clone()
+            }),
+            None => {
+                Err(TrainError::Data("this run was opened without a training state; it cannot be continued".into()))
+            }
         }
     }
 }

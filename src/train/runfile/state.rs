@@ -126,7 +126,11 @@ pub fn write_state(state: &TrainState, tensors: &mut TensorWriter) -> Result<Res
             learning_rate: JsonF64(state.optimizer.learning_rate),
             steps: state.optimizer.steps,
         },
-        variables: state.variables.iter().map(|v| VariableRecord { name: v.name.clone(), shape: v.shape.clone() }).collect(),
+        variables: state
+            .variables
+            .iter()
+            .map(|v| VariableRecord { name: v.name.clone(), shape: v.shape.clone() })
+            .collect(),
         guard: state.last_good.is_some(),
         model_state: state.model.iter().map(|(n, v)| (n.clone(), v.len())).collect(),
     })
@@ -144,7 +148,8 @@ pub fn read_state(record: &ResumeRecord, tensors: &mut TensorReader<'_>) -> Resu
     let mut guard = record.guard.then(Vec::new);
     for (i, v) in record.variables.iter().enumerate() {
         let values = tensors.take(&format!("state.var.{i}"), &v.shape)?;
-        moments.push((tensors.take(&format!("state.m.{i}"), &v.shape)?, tensors.take(&format!("state.v.{i}"), &v.shape)?));
+        moments
+            .push((tensors.take(&format!("state.m.{i}"), &v.shape)?, tensors.take(&format!("state.v.{i}"), &v.shape)?));
         if let Some(guard) = &mut guard {
             guard.push(tensors.take(&format!("state.guard.{i}"), &v.shape)?);
         }

@@ -83,7 +83,14 @@ impl TensorWriter {
         self.push(name, Dtype::U32, vec![values.len()], values.len(), bytes)
     }
 
-    fn push(&mut self, name: String, dtype: Dtype, shape: Vec<usize>, len: usize, bytes: Vec<u8>) -> Result<(), String> {
+    fn push(
+        &mut self,
+        name: String,
+        dtype: Dtype,
+        shape: Vec<usize>,
+        len: usize,
+        bytes: Vec<u8>,
+    ) -> Result<(), String> {
         if shape.iter().product::<usize>() != len {
             return Err(format!("{name}: {len} values do not fill the shape {shape:?}"));
         }

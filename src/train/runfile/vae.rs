@@ -12,8 +12,8 @@ use crate::Lab;
 use crate::compute::Activation;
 use crate::data::prepare::{Prepared, image_side};
 use crate::models::conv::{ConvGeometry, ConvKind, ConvLayerParams, ConvVaeParams, NormParams};
-use crate::models::vae::{Likelihood, VaeConfig, VaeNetworks, VaeParams, VaeTrainer, VaeView};
 use crate::models::resume::TrainState;
+use crate::models::vae::{Likelihood, VaeConfig, VaeNetworks, VaeParams, VaeTrainer, VaeView};
 use crate::train::{EpochRecord, ModelView, TrainError, Trainer};
 
 /// A size in a convolutional layout larger than this is not one of ours (and would overflow the tensors' sizes).
