@@ -212,19 +212,19 @@ fn lab_data(
     (table, request, spec, data)
 }
 
-/// Every lab and kind, with `epochs` epochs.
-fn every_kind(epochs: usize) -> Vec<(String, RunConfig, Box<dyn Fn(&Arc<Prepared>, &RunConfig) -> Box<dyn Trainer>>)> {
-    let mut out: Vec<(String, RunConfig, Box<dyn Fn(&Arc<Prepared>, &RunConfig) -> Box<dyn Trainer>>)> = Vec::new();
-    let build: Box<dyn Fn(&Arc<Prepared>, &RunConfig) -> Box<dyn Trainer>> = Box::new(|data, config| match config {
+/// A fresh trainer of `config` on `data`.
+fn build(data: &Arc<Prepared>, config: &RunConfig) -> Box<dyn Trainer> {
+    match config {
         RunConfig::Bnn(c) => Box::new(BnnTrainer::new(c.clone(), data).expect("a BNN")),
         RunConfig::Vae(c) => Box::new(VaeTrainer::new(c.clone(), data).expect("a VAE")),
         RunConfig::Flow(c) => Box::new(FlowTrainer::new(c.clone(), data).expect("a flow")),
-    });
-    let build = Arc::new(build);
-    let mut push = |name: String, config: RunConfig| {
-        let build = Arc::clone(&build);
-        out.push((name, config, Box::new(move |d: &Arc<Prepared>, c: &RunConfig| build(d, c))));
-    };
+    }
+}
+
+/// Every lab and kind, with `epochs` epochs.
+fn every_kind(epochs: usize) -> Vec<(String, RunConfig)> {
+    let mut out = Vec::new();
+    let mut push = |name: String, config: RunConfig| out.push((name, config));
     for posterior in [Posterior::MeanField, Posterior::FullCovariance, Posterior::Deterministic] {
         let c = BnnConfig {
             hidden: vec![4],
@@ -269,7 +269,7 @@ fn with_epochs(config: &RunConfig, epochs: usize) -> RunConfig {
 #[test]
 fn every_lab_and_kind_saved_opened_and_continued_ends_as_the_uninterrupted_run() {
     let dir = tempfile::tempdir().expect("a temporary folder");
-    for (what, config, build) in every_kind(1) {
+    for (what, config) in every_kind(1) {
         let lab = lab_of(&config);
         let (table, request, spec, data) = lab_data(lab);
         let mut whole = build(&data, &with_epochs(&config, 2));
@@ -303,7 +303,7 @@ fn every_lab_and_kind_saved_opened_and_continued_ends_as_the_uninterrupted_run()
             assert!(read_run_file(&path).expect("reads").1 == weights, "{what}: two saves wrote different weights");
             let opened = AnyRun::load(&path).expect("opens");
             assert_eq!(opened.why_not_continued(), None, "{what}");
-            let add = if stop_inside { 0 } else { 1 };
+            let add = usize::from(!stop_inside);
             let mut continued = opened.continued_trainer(&data, add).expect("continues");
             assert_eq!(continued.snapshot().step, snapshot.step, "{what}: starts where it stopped");
             finish(continued.as_mut());

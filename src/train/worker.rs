@@ -284,7 +284,7 @@ impl Run {
             Ok(Ok(checkpoint)) => self.emit(WorkerEvent::Checkpoint(Arc::new(checkpoint))),
             Ok(Err(e)) => self.emit(WorkerEvent::CheckpointFailed(e.to_string())),
             Err(panic) => {
-                self.emit(WorkerEvent::CheckpointFailed(format!("taking it panicked: {}", panic_text(&*panic))))
+                self.emit(WorkerEvent::CheckpointFailed(format!("taking it panicked: {}", panic_text(&*panic))));
             }
         }
     }

@@ -4,7 +4,7 @@
 
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::mpsc::{Receiver, Sender, TryRecvError, channel};
+use std::sync::mpsc::{Receiver, Sender, channel};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
@@ -59,11 +59,8 @@ impl CheckpointWriter {
         let handle = std::thread::Builder::new().name("checkpoint".into()).spawn(move || {
             while let Ok(mut job) = job_rx.recv() {
                 // Only the newest of the checkpoints waiting matters.
-                loop {
-                    match job_rx.try_recv() {
-                        Ok(newer) => job = newer,
-                        Err(TryRecvError::Empty | TryRecvError::Disconnected) => break,
-                    }
+                while let Ok(newer) = job_rx.try_recv() {
+                    job = newer;
                 }
                 let (checkpoint, path) = job;
                 // Reported by whoever reads the outcome (the lab's message, the command line's warning).

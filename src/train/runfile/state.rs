@@ -4,6 +4,8 @@
 //! the weights file), the large ones as tensors beside the parameters in the weights file: `state.order` (u32),
 //! `state.var.{i}`, `state.m.{i}`, `state.v.{i}`, `state.guard.{i}` and `state.model.{name}` (f32).
 
+use std::fmt::Write as _;
+
 use serde::{Deserialize, Serialize};
 
 use super::format::JsonF64;
@@ -77,7 +79,10 @@ pub struct ResumeRecord {
 }
 
 fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+    bytes.iter().fold(String::with_capacity(2 * bytes.len()), |mut out, b| {
+        let _ = write!(out, "{b:02x}");
+        out
+    })
 }
 
 fn unhex(text: &str) -> Option<[u8; 32]> {
@@ -141,7 +146,7 @@ pub fn write_state(state: &TrainState, tensors: &mut TensorWriter) -> Result<Res
 pub fn read_state(record: &ResumeRecord, tensors: &mut TensorReader<'_>) -> Result<TrainState, String> {
     let seed = unhex(&record.rng.seed).ok_or("the generator's seed is not 64 hex digits")?;
     let word_pos: u128 = record.rng.word_pos.parse().map_err(|_| "the generator's position is not a number")?;
-    let n_order = tensors.tensors.tensor("state.order").map(|t| t.shape().iter().product()).unwrap_or(0);
+    let n_order = tensors.tensors.tensor("state.order").map_or(0, |t| t.shape().iter().product());
     let order = tensors.take_u32("state.order", n_order)?;
     let mut variables = Vec::with_capacity(record.variables.len());
     let mut moments = Vec::with_capacity(record.variables.len());
