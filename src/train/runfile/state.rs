@@ -15,7 +15,7 @@ use crate::models::resume::{LoopState, RngState, TrainState, VariableState};
 
 /// What a continued run is promised, as the run file says it.
 pub const EXACTNESS: &str = "continued by the same build of bayes-explorer on a CPU with the same instruction set, \
-the run takes exactly the steps it would have taken without stopping, to the last bit; on another CPU (other SIMD \
+with the same number of threads, the run takes exactly the steps it would have taken without stopping, to the last bit; on another CPU (other SIMD \
 kernels) or another build the parameters agree to float rounding (about 1e-6 relative per step) and then drift as \
 training amplifies rounding";
 
