@@ -652,7 +652,9 @@ fn train(args: &TrainArgs) -> Result<(), CliError> {
         {
             {
                 let (record, last) = drive(&worker, args.json, checkpoints.as_ref(), args.save.is_some())?;
-                drop(checkpoints);
+                if let Some(c) = checkpoints {
+                    c.finish();
+                }
                 let mut metrics = record.metrics.clone();
                 let mut model = String::new();
                 if let Some(config) = &vae_config_used {
@@ -727,11 +729,20 @@ impl Checkpoints {
 
     /// Reports the writes finished so far: a failed one is a warning, and training goes on.
     fn report(&self) {
-        for outcome in self.writer.outcomes() {
-            match outcome.result {
-                Ok(()) => log::info!("checkpoint at step {} written to {}", outcome.step, outcome.path.display()),
-                Err(message) => eprintln!("warning: {message}; training goes on"),
-            }
+        report_checkpoints(self.writer.outcomes());
+    }
+
+    /// Waits for the last checkpoint to be written and reports it.
+    fn finish(self) {
+        report_checkpoints(self.writer.finish());
+    }
+}
+
+fn report_checkpoints(outcomes: Vec<crate::train::runfile::CheckpointOutcome>) {
+    for outcome in outcomes {
+        match outcome.result {
+            Ok(()) => log::info!("checkpoint at step {} written to {}", outcome.step, outcome.path.display()),
+            Err(message) => eprintln!("warning: {message}; training goes on"),
         }
     }
 }
@@ -1133,7 +1144,9 @@ fn continue_saved_run(
     let worker = Worker::spawn(&format!("train-{}", run.lab().tab_name().to_lowercase()), factory, true, || {})
         .map_err(|e| CliError::Failed(format!("cannot start the training thread: {e}")))?;
     let (record, last) = drive(&worker, args.json, checkpoints.as_ref(), args.save.is_some())?;
-    drop(checkpoints);
+    if let Some(c) = checkpoints {
+        c.finish();
+    }
     worker.send(Command::Stop);
     if args.json {
         let metrics: serde_json::Map<_, _> = record.metrics.iter().map(|(k, v)| (k.clone(), json!(v))).collect();

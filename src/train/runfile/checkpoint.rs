@@ -87,6 +87,16 @@ impl CheckpointWriter {
         self.outcomes.try_iter().collect()
     }
 
+    /// Writes what is still waiting, ends the thread and returns the outcomes not yet read (the end of a run).
+    #[must_use]
+    pub fn finish(mut self) -> Vec<CheckpointOutcome> {
+        self.jobs = None;
+        if let Some(handle) = self.handle.take() {
+            let _ = handle.join();
+        }
+        self.outcomes()
+    }
+
     /// Waits up to `timeout` for the next write to finish (the command line and tests, never the UI).
     #[must_use]
     pub fn wait(&self, timeout: Duration) -> Option<CheckpointOutcome> {
