@@ -6,7 +6,7 @@ use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use clap::{Parser, Subcommand, ValueEnum};
 use serde_json::json;
@@ -21,8 +21,8 @@ use crate::models::bnn::{BnnConfig, BnnTrainer, Head, KlEstimate, Posterior, def
 use crate::models::flow::{FlowConfig, FlowInit, FlowKind, FlowTrainer, flow_report};
 use crate::models::vae::{Likelihood, VaeConfig, VaeTrainer, vae_inputs};
 use crate::train::export::{ExportOptions, export_run, export_split};
-use crate::train::runfile::{AnyRun, RunConfig, RunFileError, first_difference, load_dataset};
-use crate::train::{Command, ModelView, Trainer, TrainerFactory, Worker, WorkerEvent};
+use crate::train::runfile::{AnyRun, CheckpointWriter, RunConfig, RunFileError, first_difference, load_dataset};
+use crate::train::{Checkpoint, Command, EpochRecord, ModelView, Trainer, TrainerFactory, Worker, WorkerEvent};
 
 /// Exit code for bad input (a file that cannot be read, an unknown column).
 pub const EXIT_BAD_INPUT: u8 = 2;
@@ -257,7 +257,7 @@ pub struct TrainArgs {
     /// metrics it reached and recompute them from the loaded weights (the BNN's and the VAE's test figures come
     /// out the same to the last bit; the flow's are its report). The settings come from the run file.
     #[arg(long, value_name = "PATH", conflicts_with_all = [
-        "data", "target", "label", "epochs", "seed", "lr", "flow", "layers", "init", "columns", "batch_size", "arch",
+        "data", "target", "label", "seed", "lr", "flow", "layers", "init", "columns", "batch_size", "arch",
         "latent", "gaussian", "bernoulli", "train_fraction", "posterior", "head", "hidden", "activation", "optimizer",
         "prior_sd", "mc_kl", "bayesian_output", "samples",
     ])]
@@ -266,6 +266,18 @@ pub struct TrainArgs {
     /// epoch's metrics come out the same (exit code 1 when they do not). --save then saves the new run.
     #[arg(long, requires = "load")]
     pub rerun: bool,
+    /// With --load: continue the run exactly where it was saved (a version 2 run file; a checkpoint), to its set
+    /// number of epochs plus --epochs N more; the result is the run that would have come out had it never stopped,
+    /// to the last bit. --save saves it, --checkpoint checkpoints it.
+    #[arg(long = "continue", requires = "load", conflicts_with = "rerun")]
+    pub continue_run: bool,
+    /// While training, write a checkpoint (a run file that --load PATH --continue carries on from, exactly) as
+    /// PATH every --every seconds, atomically, on its own thread; the last one when the run ends.
+    #[arg(long, value_name = "PATH")]
+    pub checkpoint: Option<PathBuf>,
+    /// Seconds between checkpoints (with --checkpoint).
+    #[arg(long, value_name = "SECONDS", default_value_t = 30.0, requires = "checkpoint")]
+    pub every: f64,
 }
 
 /// Which flow (`train flow --flow`).
@@ -694,11 +706,128 @@ fn train(args: &TrainArgs) -> Result<(), CliError> {
         }
         None => Vec::new(),
     };
+    let run_config = bnn_config_used
+        .clone()
+        .map(RunConfig::Bnn)
+        .or_else(|| vae_config_used.clone().map(RunConfig::Vae))
+        .or_else(|| flow_config.clone().map(RunConfig::Flow));
+    let table = Arc::new(table);
+    let checkpoints = match (&args.checkpoint, &run_config) {
+        (Some(path), Some(config)) => {
+            Some(Checkpoints::start(path, args.every, config.clone(), &table, &request, &spec)?)
+        }
+        _ => None,
+    };
     let worker = Worker::spawn(&format!("train-{}", lab.tab_name().to_lowercase()), factory, true, || {})
         .map_err(|e| CliError::Failed(format!("cannot start the training thread: {e}")))?;
-    let bar = progress_bar(args.json);
+    let (record, last) = drive(&worker, args.json, checkpoints.as_ref(), args.save.is_some())?;
+    if let Some(c) = checkpoints {
+        c.finish();
+    }
+    let mut metrics = record.metrics.clone();
+    let mut model = String::new();
+    if let Some(config) = &vae_config_used {
+        model = format!("vae-{}-{}", config.arch.cli_name(), config.likelihood.cli_name());
+    }
+    if let Some(config) = &bnn_config_used {
+        let classes = matches!(prepared.output, Some((_, crate::data::prepare::OutputKind::Classes { .. })));
+        let head = if classes { "softmax" } else { config.head.cli_name() };
+        model = format!("bnn-{}-{head}", config.posterior.cli_name());
+        metrics.extend([
+            ("train_fraction".to_owned(), config.train_fraction),
+            ("epochs".to_owned(), config.epochs as f64),
+            ("samples".to_owned(), config.predictive_samples as f64),
+        ]);
+    }
+    if let (Some(config), Some(ModelView::Flow { params, .. })) =
+        (&flow_config, worker.snapshot().and_then(|s| s.model))
+    {
+        config.kind.cli_name().clone_into(&mut model);
+        let figures = flow_report(&params, &prepared, args.seed)
+            .map_err(|e| CliError::Failed(format!("cannot evaluate the trained flow: {e}")))?;
+        metrics.retain(|(k, _)| k != "train_nll" && k != "heldout_nll");
+        metrics.extend(figures.metrics());
+        metrics.extend([("layers".to_owned(), config.layers as f64), ("epochs".to_owned(), config.epochs as f64)]);
+    }
+    worker.send(Command::Stop);
+    let mut exported = split_files.clone();
+    if let Some(dir) = &args.export {
+        let samples = bnn_config_used.as_ref().map_or(100, |c| c.predictive_samples);
+        let snapshot = worker.snapshot().unwrap_or_default();
+        exported.extend(export_trained(dir, &snapshot.history, snapshot.model, &prepared, samples)?);
+    }
+    report(lab, &model, &table, args, &metrics, &exported);
+    if let Some(path) = &args.save {
+        save_trained(path, run_config, last, &table, &request, spec)?;
+    }
+    Ok(())
+}
+
+/// `--checkpoint PATH --every SECONDS`: the writer thread, where it writes and how often it is asked.
+struct Checkpoints {
+    writer: CheckpointWriter,
+    path: PathBuf,
+    every: Duration,
+}
+
+impl Checkpoints {
+    fn start(
+        path: &std::path::Path,
+        every: f64,
+        config: RunConfig,
+        table: &Arc<Table>,
+        request: &LoadRequest,
+        spec: &DataSpec,
+    ) -> Result<Self, CliError> {
+        if !(every.is_finite() && every > 0.0) {
+            return Err(CliError::BadInput(format!("--every {every}: give a number of seconds above 0")));
+        }
+        let writer = CheckpointWriter::spawn(config, Arc::clone(table), request.clone(), spec.clone(), || {})
+            .map_err(|e| CliError::Failed(format!("cannot start the checkpoint thread: {e}")))?;
+        Ok(Self { writer, path: path.to_owned(), every: Duration::from_secs_f64(every) })
+    }
+
+    /// Reports the writes finished so far: a failed one is a warning, and training goes on.
+    fn report(&self) {
+        report_checkpoints(self.writer.outcomes());
+    }
+
+    /// Waits for the last checkpoint to be written and reports it.
+    fn finish(self) {
+        report_checkpoints(self.writer.finish());
+    }
+}
+
+fn report_checkpoints(outcomes: Vec<crate::train::runfile::CheckpointOutcome>) {
+    for outcome in outcomes {
+        match outcome.result {
+            Ok(()) => log::info!("checkpoint at step {} written to {}", outcome.step, outcome.path.display()),
+            Err(message) => eprintln!("warning: {message}; training goes on"),
+        }
+    }
+}
+
+/// Follows a training worker to its end: the progress bar, checkpoints every `checkpoints.every` (asked of the
+/// worker, written on their own thread), and at the end, when a checkpoint is written or `final_state` is asked
+/// for, one last checkpoint of the finished run. Returns the last epoch's record and that checkpoint.
+fn drive(
+    worker: &Worker,
+    json: bool,
+    checkpoints: Option<&Checkpoints>,
+    final_state: bool,
+) -> Result<(EpochRecord, Option<Arc<Checkpoint>>), CliError> {
+    let bar = progress_bar(json);
+    let mut last_asked = Instant::now();
+    let mut finished: Option<EpochRecord> = None;
     loop {
-        let Some(event) = worker.wait_event(Duration::from_millis(200)) else {
+        if let Some(c) = checkpoints {
+            c.report();
+            if finished.is_none() && last_asked.elapsed() >= c.every {
+                worker.send(Command::Checkpoint);
+                last_asked = Instant::now();
+            }
+        }
+        let Some(event) = worker.wait_event(Duration::from_millis(50)) else {
             if worker.is_finished() {
                 return Err(CliError::Failed("the training thread ended unexpectedly".into()));
             }
@@ -718,51 +847,28 @@ fn train(args: &TrainArgs) -> Result<(), CliError> {
                 if let Some(bar) = &bar {
                     bar.finish_and_clear();
                 }
-                let mut metrics = record.metrics.clone();
-                let mut model = String::new();
-                if let Some(config) = &vae_config_used {
-                    model = format!("vae-{}-{}", config.arch.cli_name(), config.likelihood.cli_name());
+                if checkpoints.is_none() && !final_state {
+                    return Ok((record, None));
                 }
-                if let Some(config) = &bnn_config_used {
-                    let classes =
-                        matches!(prepared.output, Some((_, crate::data::prepare::OutputKind::Classes { .. })));
-                    let head = if classes { "softmax" } else { config.head.cli_name() };
-                    model = format!("bnn-{}-{head}", config.posterior.cli_name());
-                    metrics.extend([
-                        ("train_fraction".to_owned(), config.train_fraction),
-                        ("epochs".to_owned(), config.epochs as f64),
-                        ("samples".to_owned(), config.predictive_samples as f64),
-                    ]);
+                finished = Some(record);
+                worker.send(Command::Checkpoint);
+            }
+            WorkerEvent::Checkpoint(checkpoint) => {
+                if let Some(c) = checkpoints {
+                    c.writer.write(Arc::clone(&checkpoint), c.path.clone());
                 }
-                if let (Some(config), Some(ModelView::Flow { params, .. })) =
-                    (&flow_config, worker.snapshot().and_then(|s| s.model))
+                if let Some(record) =
+                    finished.take_if(|_| checkpoint.snapshot.history.len() == checkpoint.snapshot.total_epochs)
                 {
-                    config.kind.cli_name().clone_into(&mut model);
-                    let figures = flow_report(&params, &prepared, args.seed)
-                        .map_err(|e| CliError::Failed(format!("cannot evaluate the trained flow: {e}")))?;
-                    metrics.retain(|(k, _)| k != "train_nll" && k != "heldout_nll");
-                    metrics.extend(figures.metrics());
-                    metrics.extend([
-                        ("layers".to_owned(), config.layers as f64),
-                        ("epochs".to_owned(), config.epochs as f64),
-                    ]);
+                    return Ok((record, Some(checkpoint)));
                 }
-                worker.send(Command::Stop);
-                let mut exported = split_files.clone();
-                if let Some(dir) = &args.export {
-                    let samples = bnn_config_used.as_ref().map_or(100, |c| c.predictive_samples);
-                    let snapshot = worker.snapshot().unwrap_or_default();
-                    exported.extend(export_trained(dir, &snapshot.history, snapshot.model, &prepared, samples)?);
+            }
+            WorkerEvent::CheckpointFailed(message) => {
+                if let Some(record) = finished.take() {
+                    eprintln!("warning: cannot take the final checkpoint: {message}");
+                    return Ok((record, None));
                 }
-                report(lab, &model, &table, args, &metrics, &exported);
-                if let Some(path) = &args.save {
-                    let config = bnn_config_used
-                        .map(RunConfig::Bnn)
-                        .or_else(|| vae_config_used.map(RunConfig::Vae))
-                        .or_else(|| flow_config.map(RunConfig::Flow));
-                    save_trained(path, config, worker.snapshot(), &table, &request, spec)?;
-                }
-                return Ok(());
+                eprintln!("warning: cannot take a checkpoint: {message}; training goes on");
             }
             WorkerEvent::NonFinite { location, step } => {
                 return Err(CliError::Failed(format!(
@@ -941,15 +1047,16 @@ fn export_trained(
 fn save_trained(
     path: &std::path::Path,
     config: Option<RunConfig>,
-    snapshot: Option<crate::train::RunSnapshot>,
+    last: Option<Arc<Checkpoint>>,
     table: &Table,
     request: &LoadRequest,
     spec: DataSpec,
 ) -> Result<(), CliError> {
-    let (Some(config), Some(snapshot)) = (config, snapshot) else {
+    let (Some(config), Some(last)) = (config, last) else {
         return Err(CliError::Failed(format!("{}: the run has no model to save", path.display())));
     };
-    let run = AnyRun::from_snapshot(config, &snapshot, table, request, spec)
+    let run = AnyRun::from_snapshot(config, &last.snapshot, table, request, spec)
+        .and_then(|run| run.with_state(Arc::clone(&last.state)))
         .map_err(|e| CliError::Failed(format!("{}: cannot save the run: {e}", path.display())))?;
     run.save(path).map_err(|e| CliError::Failed(e.to_string()))?;
     eprintln!("saved the run to {}", path.display());
@@ -969,8 +1076,14 @@ fn open_saved_run(args: &TrainArgs, path: &std::path::Path) -> Result<(), CliErr
             expected: lab.tab_name(),
         }));
     }
-    let (table, _) = load_dataset(path, run.dataset()).map_err(bad)?;
+    let (table, request) = load_dataset(path, run.dataset()).map_err(bad)?;
     let prepared = Arc::new(run.prepare(&table).map_err(|e| CliError::BadInput(format!("{}: {e}", path.display())))?);
+    if args.continue_run {
+        return continue_saved_run(args, path, &run, table, &request, &prepared);
+    }
+    if args.epochs.is_some() || args.checkpoint.is_some() {
+        return Err(CliError::BadInput("--epochs and --checkpoint with --load need --continue".into()));
+    }
     let saved = run.snapshot().history.last().map(|r| r.metrics.clone()).unwrap_or_default();
     let as_object = |metrics: &[(String, f64)]| -> serde_json::Value {
         metrics.iter().map(|(k, v)| (k.clone(), json!(v))).collect::<serde_json::Map<_, _>>().into()
@@ -1049,4 +1162,75 @@ fn open_saved_run(args: &TrainArgs, path: &std::path::Path) -> Result<(), CliErr
         eprintln!("saved the run to {}", save.display());
     }
     outcome
+}
+
+/// `train <lab> --load PATH --continue [--epochs N] [--save OUT] [--checkpoint CP]`: carries a saved run on from
+/// its training state, exactly, to its set number of epochs plus N.
+fn continue_saved_run(
+    args: &TrainArgs,
+    path: &std::path::Path,
+    run: &AnyRun,
+    table: Table,
+    request: &LoadRequest,
+    prepared: &Arc<crate::data::prepare::Prepared>,
+) -> Result<(), CliError> {
+    if let Some(why) = run.why_not_continued() {
+        return Err(CliError::BadInput(format!("{}: {why}", path.display())));
+    }
+    let add = args.epochs.unwrap_or(0);
+    let s = run.snapshot();
+    if s.epoch >= s.total_epochs && add == 0 {
+        return Err(CliError::BadInput(format!(
+            "{}: the run has done all its {} epochs; --epochs N continues it for N more",
+            path.display(),
+            s.total_epochs
+        )));
+    }
+    // Built once here, so that a state that does not fit is an error before any thread starts.
+    let first =
+        run.continued_trainer(prepared, add).map_err(|e| CliError::BadInput(format!("{}: {e}", path.display())))?;
+    let mut first = Some(first);
+    let (again, data) = (run.clone(), Arc::clone(prepared));
+    let factory: TrainerFactory = Box::new(move || match first.take() {
+        Some(trainer) => Ok(trainer),
+        None => again.continued_trainer(&data, add),
+    });
+    let config = run.continued_config(add);
+    let table = Arc::new(table);
+    let checkpoints = match &args.checkpoint {
+        Some(cp) => Some(Checkpoints::start(cp, args.every, config.clone(), &table, request, run.spec())?),
+        None => None,
+    };
+    let worker = Worker::spawn(&format!("train-{}", run.lab().tab_name().to_lowercase()), factory, true, || {})
+        .map_err(|e| CliError::Failed(format!("cannot start the training thread: {e}")))?;
+    let (record, last) = drive(&worker, args.json, checkpoints.as_ref(), args.save.is_some())?;
+    if let Some(c) = checkpoints {
+        c.finish();
+    }
+    worker.send(Command::Stop);
+    if args.json {
+        let metrics: serde_json::Map<_, _> = record.metrics.iter().map(|(k, v)| (k.clone(), json!(v))).collect();
+        let line = json!({
+            "lab": run.lab().tab_name().to_lowercase(),
+            "model": run.model_name(),
+            "continued_from": path.display().to_string(),
+            "from_step": s.step,
+            "epochs": record.epoch,
+            "metrics": metrics,
+        });
+        println!("{line}");
+    } else {
+        println!(
+            "{} run {} continued from step {} to epoch {}: {}",
+            run.lab().title(),
+            path.display(),
+            s.step,
+            record.epoch,
+            format_metrics(&record.metrics)
+        );
+    }
+    if let Some(save) = &args.save {
+        save_trained(save, Some(config), last, &table, request, run.spec().clone())?;
+    }
+    Ok(())
 }

@@ -436,7 +436,8 @@ fn truncated_damaged_foreign_and_newer_files_are_refused_and_left_alone() {
     // The run file damaged: not JSON any more, or a field of the wrong type, or shapes the weights do not have.
     let p = copy_run(&good, dir.path(), "damaged");
     let text = std::fs::read_to_string(&p).unwrap();
-    std::fs::write(&p, text.replacen("\"format_version\": 1,", "\"format_version\": 1,,", 1)).unwrap();
+    std::fs::write(&p, text.replacen(&format!("\"format_version\": {FORMAT_VERSION},"), "\"format_version\": 1,,", 1))
+        .unwrap();
     messages.push(refused(AnyRun::load(&p), &p, "corrupt"));
     std::fs::write(&p, text.replacen("\"seed\": 42", "\"seed\": \"forty-two\"", 1)).unwrap();
     messages.push(refused(AnyRun::load(&p), &p, "corrupt"));
@@ -458,7 +459,11 @@ fn truncated_damaged_foreign_and_newer_files_are_refused_and_left_alone() {
     let p = copy_run(&good, dir.path(), "newer");
     let text = std::fs::read_to_string(&p).unwrap();
     let newer = FORMAT_VERSION + 1;
-    std::fs::write(&p, text.replacen("\"format_version\": 1,", &format!("\"format_version\": {newer},"), 1)).unwrap();
+    std::fs::write(
+        &p,
+        text.replacen(&format!("\"format_version\": {FORMAT_VERSION},"), &format!("\"format_version\": {newer},"), 1),
+    )
+    .unwrap();
     let message = refused(AnyRun::load(&p), &p, "newer");
     assert!(message.contains("newer"), "{message}");
 

@@ -186,6 +186,10 @@ impl Run {
             WorkerEvent::Error(message) => panic!("{}: the worker reported an error: {message}", self.name),
             WorkerEvent::Finished(_) => self.finishes += 1,
             WorkerEvent::EpochDone(_) => {}
+            WorkerEvent::Checkpoint(c) => {
+                assert_eq!(c.state.epochs.step, c.snapshot.step, "{}: a checkpoint between two steps", self.name);
+            }
+            WorkerEvent::CheckpointFailed(why) => panic!("{}: a checkpoint failed: {why}", self.name),
         }
     }
 
@@ -247,6 +251,7 @@ impl Run {
         self.note(format!("{command:?} in state {state:?} at step {}", before.step));
         self.worker.send(command.clone());
         match command {
+            Command::Checkpoint => {}
             Command::Pause => {
                 let after = self.sync();
                 match state {

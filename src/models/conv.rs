@@ -802,6 +802,50 @@ impl ConvVaeNet {
         Ok((h.reshape((n, self.side * self.side))?, stats))
     }
 
+    /// The running averages of every normalised layer, named `{encoder|decoder}.{i}.running_{mean|variance}`:
+    /// what a continued run needs beyond the variables.
+    #[must_use]
+    pub fn running_stats(&self) -> Vec<(String, Vec<f32>)> {
+        let mut out = Vec::new();
+        for (part, layers) in [("encoder", &self.encoder), ("decoder", &self.decoder)] {
+            for (i, layer) in layers.iter().enumerate() {
+                if let Some(norm) = &layer.norm {
+                    out.push((format!("{part}.{i}.running_mean"), norm.running_mean.clone()));
+                    out.push((format!("{part}.{i}.running_variance"), norm.running_variance.clone()));
+                }
+            }
+        }
+        out
+    }
+
+    /// Puts back what [`Self::running_stats`] took: the same names, in the same order, of the same lengths.
+    ///
+    /// # Errors
+    /// A message naming the first that does not fit; nothing is changed then.
+    pub fn set_running_stats(&mut self, stats: &[(String, Vec<f32>)]) -> Result<(), String> {
+        let mine = self.running_stats();
+        if mine.len() != stats.len() {
+            return Err(format!("{} running averages are saved; the network has {}", stats.len(), mine.len()));
+        }
+        for ((name, values), (saved, saved_values)) in mine.iter().zip(stats) {
+            if name != saved || values.len() != saved_values.len() {
+                return Err(format!("the saved {saved} ({} values) is not the network's {name}", saved_values.len()));
+            }
+        }
+        let mut saved = stats.iter();
+        for layers in [&mut self.encoder, &mut self.decoder] {
+            for layer in layers.iter_mut() {
+                if let Some(norm) = &mut layer.norm
+                    && let (Some((_, mean)), Some((_, variance))) = (saved.next(), saved.next())
+                {
+                    norm.running_mean.clone_from(mean);
+                    norm.running_variance.clone_from(variance);
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// Folds the batch statistics of a training step (encoder's, then decoder's) into the running averages.
     pub fn update_running(&mut self, encoder: &BatchStats, decoder: &BatchStats) {
         let layers = self.encoder.iter_mut().zip(encoder).chain(self.decoder.iter_mut().zip(decoder));

@@ -18,6 +18,7 @@ use crate::compute::TrainError;
 use crate::compute::cpu::guard::{LastGood, Located, check_loss};
 use crate::compute::cpu::optim::{FlatGradients, Optimizer, OptimizerKind, guarded_step};
 use crate::models::ModelView;
+use crate::models::resume::{LoopState, RngState, TrainState, VariableState};
 
 /// One epoch's figures.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -89,6 +90,13 @@ pub trait Trainer: Send {
     /// [`MODEL_VIEW_INTERVAL_SECS`] while running, so it may copy.
     fn model_view(&self) -> Option<ModelView> {
         None
+    }
+    /// The whole training state, from which the run continues exactly (see [`TrainState`]); taken between steps.
+    ///
+    /// # Errors
+    /// When this trainer cannot be continued (a replayed run) or a copy fails.
+    fn train_state(&self) -> Result<TrainState, TrainError> {
+        Err(TrainError::Data("this run cannot be continued: it has no training state".into()))
     }
 }
 
@@ -305,6 +313,58 @@ impl<const TERMS: usize> EpochLoop<TERMS> {
         self.cursor = 0;
     }
 
+    /// The loop's position and generator (the history is the snapshot's).
+    #[must_use]
+    pub fn state(&self) -> LoopState {
+        LoopState {
+            order: self.order.iter().map(|&i| i as u32).collect(),
+            cursor: self.cursor,
+            rng: RngState::of(&self.rng),
+            step: self.step,
+            sums: self.sums.to_vec(),
+            batches: self.batches,
+            batch_loss: self.batch_loss,
+        }
+    }
+
+    /// Puts the loop where `state` says, with `history` behind it, now to last `total_epochs` epochs.
+    ///
+    /// # Errors
+    /// A message naming what does not fit this loop (the order is not a permutation of its rows, the cursor lies
+    /// past it, the number of loss terms differs).
+    pub fn restore(&mut self, state: &LoopState, history: Vec<EpochRecord>, total_epochs: usize) -> Result<(), String> {
+        let n = self.order.len();
+        let mut seen = vec![false; n];
+        for &i in &state.order {
+            match seen.get_mut(i as usize) {
+                Some(s) if !*s => *s = true,
+                _ => return Err(format!("the saved minibatch order is not an order of the {n} training rows")),
+            }
+        }
+        if state.order.len() != n {
+            return Err(format!("the saved minibatch order has {} rows; the data has {n}", state.order.len()));
+        }
+        if state.cursor > n {
+            return Err(format!("the saved position {} lies past the epoch's {n} rows", state.cursor));
+        }
+        let Ok(sums) = <[f64; TERMS]>::try_from(state.sums.as_slice()) else {
+            return Err(format!("{} loss terms are saved; the model has {TERMS}", state.sums.len()));
+        };
+        if history.iter().enumerate().any(|(i, r)| r.epoch != i + 1) {
+            return Err("the saved epochs are not numbered 1, 2, 3, ...".into());
+        }
+        self.order = state.order.iter().map(|&i| i as usize).collect();
+        self.cursor = state.cursor;
+        self.rng = state.rng.rng();
+        self.step = state.step;
+        self.sums = sums;
+        self.batches = state.batches;
+        self.batch_loss = state.batch_loss;
+        self.history = history;
+        self.total_epochs = total_epochs;
+        Ok(())
+    }
+
     /// The run as plain data, without a copy of the model.
     #[must_use]
     pub fn snapshot(&self, lab: Lab, learning_rate: f64) -> RunSnapshot {
@@ -395,6 +455,25 @@ pub trait EpochModel<const TERMS: usize>: Send {
 
     /// A plain-data copy of the parameters after `step` steps, for the views.
     fn model_view(&self, step: u64) -> Option<ModelView>;
+
+    /// What the model keeps outside its variables that its next steps depend on, named (the convolutional VAE's
+    /// running averages); nothing for most models.
+    fn extra_state(&self) -> Vec<(String, Vec<f32>)> {
+        Vec::new()
+    }
+
+    /// Puts back what [`Self::extra_state`] took, and the views' histories from `view` (a copy
+    /// [`Self::model_view`] made at the same step), when continuing a run.
+    ///
+    /// # Errors
+    /// A message naming what does not fit.
+    fn restore_extra(&mut self, extra: &[(String, Vec<f32>)], view: Option<&ModelView>) -> Result<(), String> {
+        let _ = view;
+        match extra.first() {
+            None => Ok(()),
+            Some((name, _)) => Err(format!("this model keeps no {name}")),
+        }
+    }
 }
 
 /// A model trained by the shared loop: the model (`M`), its [`Variables`] and the [`EpochLoop`]. Each lab's trainer
@@ -413,6 +492,73 @@ impl<M, const TERMS: usize> EpochTrainer<M, TERMS> {
     #[must_use]
     pub fn epoch_loop(&self) -> &EpochLoop<TERMS> {
         &self.epochs
+    }
+}
+
+impl<M: EpochModel<TERMS>, const TERMS: usize> EpochTrainer<M, TERMS> {
+    /// The training state now (see [`TrainState`]): copies of the variables, the optimiser's moments, the guard's
+    /// copy, the loop's position and generator and the model's own state.
+    pub fn train_state(&self) -> Result<TrainState, TrainError> {
+        let variables = self
+            .variables
+            .vars
+            .iter()
+            .zip(&self.variables.names)
+            .map(|(var, name)| {
+                let t = var.as_tensor();
+                Ok(VariableState {
+                    name: name.clone(),
+                    shape: t.dims().to_vec(),
+                    values: t.to_dtype(candle_core::DType::F32)?.flatten_all()?.to_vec1()?,
+                })
+            })
+            .collect::<candle_core::Result<_>>()?;
+        Ok(TrainState {
+            epochs: self.epochs.state(),
+            variables,
+            optimizer: self.variables.optimizer.state()?,
+            last_good: self.variables.last_good.values()?,
+            model: self.model.extra_state(),
+        })
+    }
+
+    /// This freshly built trainer (the run's settings and data) put into `state`, with `history` behind it, set to
+    /// last `total_epochs` epochs; `view` is the model's copy saved with the state, whose histories the views go on
+    /// from. Its next steps are the ones the run would have taken had it never stopped.
+    ///
+    /// # Errors
+    /// [`TrainError::Data`] naming what in the state does not fit the model the settings build.
+    pub fn resume(
+        mut self,
+        state: &TrainState,
+        history: Vec<EpochRecord>,
+        total_epochs: usize,
+        view: Option<&ModelView>,
+    ) -> Result<Self, TrainError> {
+        let unfit = |why: String| TrainError::Data(format!("the saved training state does not fit the model: {why}"));
+        let vars = &self.variables.vars;
+        if state.variables.len() != vars.len() {
+            return Err(unfit(format!("{} variables are saved; the model has {}", state.variables.len(), vars.len())));
+        }
+        for ((saved, var), name) in state.variables.iter().zip(vars).zip(&self.variables.names) {
+            if saved.name != *name || saved.shape != var.dims() || saved.values.len() != var.elem_count() {
+                return Err(unfit(format!(
+                    "the saved {} {:?} is not the model's {name} {:?}",
+                    saved.name,
+                    saved.shape,
+                    var.dims()
+                )));
+            }
+        }
+        self.epochs.restore(&state.epochs, history, total_epochs).map_err(unfit)?;
+        self.variables.optimizer.restore(&state.optimizer).map_err(unfit)?;
+        self.variables.last_good.set_values(vars, state.last_good.as_deref()).map_err(unfit)?;
+        for (saved, var) in state.variables.iter().zip(vars) {
+            let t = var.as_tensor();
+            var.set(&Tensor::from_slice(&saved.values, t.shape(), t.device())?.to_dtype(t.dtype())?)?;
+        }
+        self.model.restore_extra(&state.model, view).map_err(unfit)?;
+        Ok(self)
     }
 }
 
@@ -448,6 +594,10 @@ impl<M: EpochModel<TERMS>, const TERMS: usize> Trainer for EpochTrainer<M, TERMS
 
     fn model_view(&self) -> Option<ModelView> {
         self.model.model_view(self.epochs.step())
+    }
+
+    fn train_state(&self) -> Result<TrainState, TrainError> {
+        EpochTrainer::train_state(self)
     }
 }
 

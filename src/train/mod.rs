@@ -10,7 +10,11 @@ pub mod vae_view;
 pub mod view_thread;
 mod worker;
 
+use std::sync::Arc;
+
 pub use worker::{Worker, WorkerState};
+
+pub use crate::models::resume::TrainState;
 
 pub use crate::compute::TrainError;
 pub use crate::models::ModelView;
@@ -29,6 +33,9 @@ pub enum Command {
     Reset,
     /// Change the learning rate from the next step on.
     SetLearningRate(f64),
+    /// Take a checkpoint at the next step boundary: the worker answers with [`WorkerEvent::Checkpoint`] (or
+    /// [`WorkerEvent::CheckpointFailed`]) and goes on as it was; writing it is the caller's, on another thread.
+    Checkpoint,
     /// End the run and the thread.
     Stop,
 }
@@ -54,6 +61,20 @@ pub enum WorkerEvent {
     Error(String),
     /// The worker changed state.
     State(WorkerState),
+    /// The checkpoint asked for with [`Command::Checkpoint`], taken between two steps.
+    Checkpoint(Arc<Checkpoint>),
+    /// A checkpoint could not be taken (a replayed run has no training state); the message says why.
+    CheckpointFailed(String),
+}
+
+/// A consistent copy of a run between two steps: the snapshot with the model's copy at the same step, and the
+/// whole training state, from which the run continues exactly. Plain data only.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Checkpoint {
+    /// Progress, history and the model's copy (`snapshot.model` is from `snapshot.step`).
+    pub snapshot: RunSnapshot,
+    /// The training state at the same step.
+    pub state: Arc<TrainState>,
 }
 
 /// Builds a fresh trainer; called on the worker thread at start and on every reset.

@@ -10,7 +10,8 @@ use std::time::{Duration, Instant};
 use serde::{Deserialize, Serialize};
 
 use super::{
-    Command, MODEL_VIEW_INTERVAL_SECS, ModelView, RunSnapshot, TrainError, Trainer, TrainerFactory, WorkerEvent,
+    Checkpoint, Command, MODEL_VIEW_INTERVAL_SECS, ModelView, RunSnapshot, TrainError, Trainer, TrainerFactory,
+    WorkerEvent,
 };
 use crate::data::job::panic_text;
 
@@ -192,6 +193,7 @@ impl Run {
                         self.set_state(WorkerState::Paused);
                     }
                 }
+                Some(Command::Checkpoint) => self.checkpoint(),
                 Some(Command::SetLearningRate(lr)) => {
                     if let Some(t) = self.trainer.as_mut() {
                         t.set_learning_rate(lr);
@@ -259,6 +261,30 @@ impl Run {
                 // The trainer may be half-updated after a panic: drop it; a reset builds a fresh one.
                 self.trainer = None;
                 self.fail(format!("the training worker panicked: {}", panic_text(&*panic)));
+            }
+        }
+    }
+
+    /// Takes a checkpoint between two steps and hands it out as an event: a copy of the state and of the model
+    /// (a few copies of the parameters, far less than a step), never written here.
+    fn checkpoint(&mut self) {
+        let Some(trainer) = self.trainer.as_ref() else {
+            self.emit(WorkerEvent::CheckpointFailed("the run has no model yet".into()));
+            return;
+        };
+        let taken = catch_unwind(AssertUnwindSafe(|| {
+            let state = trainer.train_state()?;
+            let model = trainer.model_view();
+            Ok::<_, TrainError>(Checkpoint {
+                snapshot: RunSnapshot { model, ..trainer.snapshot() },
+                state: Arc::new(state),
+            })
+        }));
+        match taken {
+            Ok(Ok(checkpoint)) => self.emit(WorkerEvent::Checkpoint(Arc::new(checkpoint))),
+            Ok(Err(e)) => self.emit(WorkerEvent::CheckpointFailed(e.to_string())),
+            Err(panic) => {
+                self.emit(WorkerEvent::CheckpointFailed(format!("taking it panicked: {}", panic_text(&*panic))));
             }
         }
     }

@@ -11,12 +11,13 @@
 use std::hash::{Hash, Hasher};
 use std::path::{Path, PathBuf};
 use std::sync::mpsc::{Receiver, TryRecvError, channel};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::thread::JoinHandle;
 
 use crate::Lab;
 use crate::train::runfile::{AnyRun, OpenedRun, RunConfig, open_run, weights_path_for};
-use crate::train::{RunSnapshot, Worker};
-use crate::ui::lab_state::LabState;
+use crate::train::{Checkpoint, Command, RunSnapshot, TrainState, Worker, WorkerState};
+use crate::ui::lab_state::{LabState, RunOrigin};
 
 /// The session's run files and what is happening to them.
 #[derive(Default)]
@@ -31,6 +32,8 @@ pub(crate) struct Session {
     opening: Vec<(Lab, Receiver<Result<OpenedRun, String>>)>,
     /// Labs whose file failed to open: it stays until the lab's next run replaces it.
     kept: Vec<Lab>,
+    /// Checkpoints that could not be written, with why (naming the file), for the labs' messages.
+    failures: Arc<Mutex<Vec<(Lab, String)>>>,
 }
 
 /// The run file of `lab` in `folder`.
@@ -137,7 +140,11 @@ impl Session {
 
     /// Starts writing, on `session-save` threads, the run of each of `labs` that changed since it was last written;
     /// a lab left without a run has its file removed.
-    pub(crate) fn write_runs(&mut self, labs: &[LabState]) {
+    ///
+    /// With `ask_checkpoints`, a lab whose worker is alive is asked for a checkpoint instead (taken between two
+    /// steps, so a run that trains is kept too, with its training state); the app hands it to
+    /// [`Self::write_checkpoint`] when it comes (on exit the app does not wait for one, and the last stays).
+    pub(crate) fn write_runs(&mut self, labs: &[LabState], ask_checkpoints: bool) {
         let Some(folder) = self.folder.clone() else { return };
         self.writers.retain(|w| !w.is_finished());
         for state in labs {
@@ -165,21 +172,67 @@ impl Session {
             self.written.retain(|(l, _)| *l != lab);
             self.written.push((lab, key));
             self.kept.retain(|l| *l != lab);
-            let folder = folder.clone();
-            let spawned = std::thread::Builder::new().name("session-save".into()).spawn(move || {
-                let written = std::fs::create_dir_all(&folder).map_err(|e| e.to_string()).and_then(|()| {
-                    AnyRun::from_snapshot(origin.config, &snapshot, &origin.table, &origin.request, origin.spec)?
-                        .save(&path)
-                        .map_err(|e| e.to_string())
-                });
-                if let Err(e) = written {
-                    log::warn!("cannot keep the {} run for the next session: {e}", lab.tab_name());
-                }
-            });
-            match spawned {
-                Ok(writer) => self.writers.push(writer),
-                Err(e) => log::warn!("cannot start the session-save thread: {e}"),
+            let alive =
+                matches!(state.worker_state, Some(WorkerState::Running | WorkerState::Paused | WorkerState::Finished));
+            if ask_checkpoints && let Some(worker) = state.worker.as_ref().filter(|_| alive) {
+                worker.send(Command::Checkpoint);
+                continue;
             }
+            self.write(lab, origin, snapshot, None);
+        }
+    }
+
+    /// Writes the checkpoint a lab's worker took when [`Self::write_runs`] asked (with its training state, so the
+    /// run can be continued after a crash), on a `session-save` thread; a failure comes back through
+    /// [`Self::take_failures`].
+    pub(crate) fn write_checkpoint(&mut self, lab: Lab, origin: RunOrigin, checkpoint: &Checkpoint) {
+        if self.folder.is_none() || self.restoring(lab) {
+            return;
+        }
+        self.write(lab, origin, checkpoint.snapshot.clone(), Some(Arc::clone(&checkpoint.state)));
+    }
+
+    /// Writes the run as shown (without a training state) when its worker could not take a checkpoint: a run
+    /// opened from a version 1 file.
+    pub(crate) fn write_shown(&mut self, lab: Lab, origin: RunOrigin, snapshot: RunSnapshot) {
+        if self.folder.is_none() || self.restoring(lab) || snapshot.model.is_none() {
+            return;
+        }
+        self.write(lab, origin, snapshot, None);
+    }
+
+    /// The checkpoints that could not be written since the last call, with why.
+    pub(crate) fn take_failures(&mut self) -> Vec<(Lab, String)> {
+        std::mem::take(&mut *self.failures.lock().unwrap_or_else(PoisonError::into_inner))
+    }
+
+    fn write(&mut self, lab: Lab, origin: RunOrigin, snapshot: RunSnapshot, state: Option<Arc<TrainState>>) {
+        let Some(folder) = self.folder.clone() else { return };
+        let path = session_run_path(&folder, lab);
+        self.writers.retain(|w| !w.is_finished());
+        let failures = Arc::clone(&self.failures);
+        let checkpoint = state.is_some();
+        let spawned = std::thread::Builder::new().name("session-save".into()).spawn(move || {
+            let written =
+                std::fs::create_dir_all(&folder).map_err(|e| format!("{}: {e}", folder.display())).and_then(|()| {
+                    let run =
+                        AnyRun::from_snapshot(origin.config, &snapshot, &origin.table, &origin.request, origin.spec)?;
+                    let run = match state {
+                        Some(state) => run.with_state(state)?,
+                        None => run,
+                    };
+                    run.save(&path).map_err(|e| e.to_string())
+                });
+            if let Err(e) = written {
+                log::warn!("cannot keep the {} run for the next session: {e}", lab.tab_name());
+                if checkpoint {
+                    failures.lock().unwrap_or_else(PoisonError::into_inner).push((lab, e));
+                }
+            }
+        });
+        match spawned {
+            Ok(writer) => self.writers.push(writer),
+            Err(e) => log::warn!("cannot start the session-save thread: {e}"),
         }
     }
 }

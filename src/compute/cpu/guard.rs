@@ -57,6 +57,47 @@ impl LastGood {
         Ok(())
     }
 
+    /// The remembered values in f32, one vector per variable (`None` before the first step), for a checkpoint.
+    pub fn values(&self) -> candle_core::Result<Option<Vec<Vec<f32>>>> {
+        if self.0.is_empty() {
+            return Ok(None);
+        }
+        let values = self.0.iter().map(|v| v.as_tensor().to_dtype(DType::F32)?.flatten_all()?.to_vec1::<f32>());
+        values.collect::<candle_core::Result<_>>().map(Some)
+    }
+
+    /// Remembers `values` (from [`Self::values`]) as the last good values of `vars`, which they must fit one for
+    /// one; `None` forgets them (the state before the first step).
+    pub fn set_values(&mut self, vars: &[Var], values: Option<&[Vec<f32>]>) -> Result<(), String> {
+        let Some(values) = values else {
+            self.0.clear();
+            return Ok(());
+        };
+        if values.len() != vars.len() {
+            return Err(format!("the guard's copy holds {} variables, not {}", values.len(), vars.len()));
+        }
+        let copies = vars
+            .iter()
+            .zip(values)
+            .enumerate()
+            .map(|(i, (var, v))| {
+                let t = var.as_tensor();
+                if v.len() != t.elem_count() {
+                    return Err(format!(
+                        "the guard's copy of variable {} holds {} values, not {}",
+                        i + 1,
+                        v.len(),
+                        t.elem_count()
+                    ));
+                }
+                let copy = Tensor::from_slice(v, t.shape(), t.device()).and_then(|c| c.to_dtype(t.dtype()));
+                copy.and_then(|c| Var::from_tensor(&c)).map_err(|e| e.to_string())
+            })
+            .collect::<Result<Vec<_>, String>>()?;
+        self.0 = copies;
+        Ok(())
+    }
+
     /// Writes the remembered values back into `vars` (nothing before the first step).
     fn restore(&self, vars: &[Var]) -> candle_core::Result<()> {
         for (var, good) in vars.iter().zip(&self.0) {

@@ -37,6 +37,19 @@ const RHO: f64 = 0.9;
 const BETA1: f64 = 0.9;
 const BETA2: f64 = 0.999;
 
+/// An [`Optimizer`]'s state as plain data ([`Optimizer::state`], [`Optimizer::restore`]).
+#[derive(Clone, Debug, PartialEq)]
+pub struct OptimizerState {
+    /// Which optimiser.
+    pub kind: OptimizerKind,
+    /// The learning rate in use (the run's, as changed while it trained).
+    pub learning_rate: f64,
+    /// Updates taken (Adam's bias correction counts them).
+    pub steps: i32,
+    /// Per variable, in the variables' order: the first moment (Adam; zeros for RMSprop) and the second moment.
+    pub moments: Vec<(Vec<f32>, Vec<f32>)>,
+}
+
 /// Optimiser state for a fixed list of variables.
 pub struct Optimizer {
     kind: OptimizerKind,
@@ -142,6 +155,64 @@ impl Optimizer {
             })
             .collect::<candle_core::Result<_>>()?;
         Ok(Self { kind, learning_rate, moments, steps: 0 })
+    }
+
+    /// The optimiser's whole state as plain data, for a checkpoint that continues the run exactly: its kind, the
+    /// learning rate in use, the steps taken (Adam's bias correction) and every variable's moments in f32.
+    pub fn state(&self) -> candle_core::Result<OptimizerState> {
+        let moments = self
+            .moments
+            .iter()
+            .map(|m| match m {
+                Moments::Flat { current: (m, v), .. } => Ok((m.clone(), v.clone())),
+                Moments::Tensors(m, v) => {
+                    let flat = |t: &Tensor| t.to_dtype(DType::F32)?.flatten_all()?.to_vec1::<f32>();
+                    Ok((flat(m)?, flat(v)?))
+                }
+            })
+            .collect::<candle_core::Result<_>>()?;
+        Ok(OptimizerState { kind: self.kind, learning_rate: self.learning_rate, steps: self.steps, moments })
+    }
+
+    /// Puts back a state [`Self::state`] took from an optimiser of the same kind over variables of the same sizes.
+    ///
+    /// # Errors
+    /// A message naming what does not fit (the kind, the number of variables, a variable's size); the optimiser is
+    /// then unchanged.
+    pub fn restore(&mut self, state: &OptimizerState) -> Result<(), String> {
+        if state.kind != self.kind {
+            return Err(format!("the optimiser is {}, not {}", state.kind.name(), self.kind.name()));
+        }
+        if state.moments.len() != self.moments.len() {
+            return Err(format!("moments of {} variables for {}", state.moments.len(), self.moments.len()));
+        }
+        for (i, (mine, (m, v))) in self.moments.iter().zip(&state.moments).enumerate() {
+            let len = match mine {
+                Moments::Flat { current, .. } => current.0.len(),
+                Moments::Tensors(t, _) => t.elem_count(),
+            };
+            if m.len() != len || v.len() != len {
+                return Err(format!("variable {}'s moments hold {} values, not {len}", i + 1, m.len()));
+            }
+        }
+        for (mine, (m, v)) in self.moments.iter_mut().zip(&state.moments) {
+            match mine {
+                Moments::Flat { current, .. } => {
+                    current.0.copy_from_slice(m);
+                    current.1.copy_from_slice(v);
+                }
+                Moments::Tensors(tm, tv) => {
+                    let back = |t: &Tensor, values: &[f32]| {
+                        Tensor::from_slice(values, t.shape(), t.device())?.to_dtype(t.dtype())
+                    };
+                    let (m2, v2) = (back(tm, m).map_err(|e| e.to_string())?, back(tv, v).map_err(|e| e.to_string())?);
+                    (*tm, *tv) = (m2, v2);
+                }
+            }
+        }
+        self.learning_rate = state.learning_rate;
+        self.steps = state.steps;
+        Ok(())
     }
 
     /// True when no moment remembers the graph it was computed from (see the detach in [`update_one`]).

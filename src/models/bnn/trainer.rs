@@ -134,6 +134,16 @@ impl EpochModel<3> for BnnModel {
         Ok(metrics)
     }
 
+    fn restore_extra(&mut self, extra: &[(String, Vec<f32>)], view: Option<&ModelView>) -> Result<(), String> {
+        if let Some((name, _)) = extra.first() {
+            return Err(format!("the BNN keeps no {name}"));
+        }
+        if let Some(ModelView::Bnn { view, .. }) = view {
+            self.params_history = Arc::clone(&view.history);
+        }
+        Ok(())
+    }
+
     fn model_view(&self, step: u64) -> Option<ModelView> {
         let params = self.net.params().ok()?;
         Some(ModelView::Bnn {

@@ -394,6 +394,27 @@ impl VaeNet {
         }
     }
 
+    /// The convolutional networks' running averages (see [`ConvVaeNet::running_stats`]); none for the MLP.
+    #[must_use]
+    pub fn running_stats(&self) -> Vec<(String, Vec<f32>)> {
+        match &self.networks {
+            Networks::Conv(net) => net.running_stats(),
+            Networks::Mlp { .. } => Vec::new(),
+        }
+    }
+
+    /// Puts back what [`Self::running_stats`] took.
+    ///
+    /// # Errors
+    /// A message naming what does not fit.
+    pub fn set_running_stats(&mut self, stats: &[(String, Vec<f32>)]) -> Result<(), String> {
+        match &mut self.networks {
+            Networks::Conv(net) => net.set_running_stats(stats),
+            Networks::Mlp { .. } if stats.is_empty() => Ok(()),
+            Networks::Mlp { .. } => Err("the MLP VAE keeps no running averages".into()),
+        }
+    }
+
     /// Folds a training step's batch statistics into the running averages (convolutional VAE only).
     pub fn update_running(&mut self, stats: &(BatchStats, BatchStats)) {
         if let Networks::Conv(net) = &mut self.networks {

@@ -431,6 +431,18 @@ impl EpochModel<3> for VaeModel {
         Ok(metrics)
     }
 
+    fn extra_state(&self) -> Vec<(String, Vec<f32>)> {
+        self.net.running_stats()
+    }
+
+    fn restore_extra(&mut self, extra: &[(String, Vec<f32>)], view: Option<&ModelView>) -> Result<(), String> {
+        self.net.set_running_stats(extra)?;
+        if let Some(ModelView::Vae { view, .. }) = view {
+            self.reconstructions = Arc::clone(&view.reconstructions);
+        }
+        Ok(())
+    }
+
     fn model_view(&self, step: u64) -> Option<ModelView> {
         let params = self.params().ok()?;
         let originals = self.originals.flatten_all().ok()?.to_vec1::<f32>().ok()?;

@@ -11,7 +11,8 @@ use crate::data::prepare::{OutputKind, Prepared};
 use crate::models::bnn::{
     BnnConfig, BnnLayer, BnnParams, BnnTask, BnnTrainer, BnnView, Posterior, evaluation_metrics, train_subset,
 };
-use crate::train::{ModelView, TrainError, Trainer};
+use crate::models::resume::TrainState;
+use crate::train::{EpochRecord, ModelView, TrainError, Trainer};
 
 /// One BNN layer's layout.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -219,6 +220,22 @@ impl SavedModel for BnnView {
 
     fn trainer(config: &BnnConfig, data: &Arc<Prepared>) -> Result<Box<dyn Trainer>, TrainError> {
         Ok(Box::new(BnnTrainer::new(config.clone(), data)?))
+    }
+
+    fn with_epochs(config: &BnnConfig, epochs: usize) -> BnnConfig {
+        BnnConfig { epochs, ..config.clone() }
+    }
+
+    fn resumed_trainer(
+        config: &BnnConfig,
+        data: &Arc<Prepared>,
+        state: &TrainState,
+        history: Vec<EpochRecord>,
+        total_epochs: usize,
+        view: &ModelView,
+    ) -> Result<Box<dyn Trainer>, TrainError> {
+        let trainer = BnnTrainer::new(config.clone(), data)?;
+        Ok(Box::new(trainer.resume(state, history, total_epochs, Some(view))?))
     }
 
     /// The epoch's evaluation of [`BnnTrainer`]: Monte Carlo predictions of the rows in use (at most 2,000, at

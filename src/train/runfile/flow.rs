@@ -9,7 +9,8 @@ use crate::Lab;
 use crate::compute::params::{FlowLayerParams, FlowParams, MlpParams};
 use crate::data::prepare::Prepared;
 use crate::models::flow::{FlowConfig, FlowTrainer, flow_report};
-use crate::train::{ModelView, TrainError, Trainer};
+use crate::models::resume::TrainState;
+use crate::train::{EpochRecord, ModelView, TrainError, Trainer};
 
 /// One flow layer's layout.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -140,6 +141,22 @@ impl SavedModel for FlowParams {
 
     fn trainer(config: &FlowConfig, data: &Arc<Prepared>) -> Result<Box<dyn Trainer>, TrainError> {
         Ok(Box::new(FlowTrainer::new(config.clone(), data)?))
+    }
+
+    fn with_epochs(config: &FlowConfig, epochs: usize) -> FlowConfig {
+        FlowConfig { epochs, ..config.clone() }
+    }
+
+    fn resumed_trainer(
+        config: &FlowConfig,
+        data: &Arc<Prepared>,
+        state: &TrainState,
+        history: Vec<EpochRecord>,
+        total_epochs: usize,
+        view: &ModelView,
+    ) -> Result<Box<dyn Trainer>, TrainError> {
+        let trainer = FlowTrainer::new(config.clone(), data)?;
+        Ok(Box::new(trainer.resume(state, history, total_epochs, Some(view))?))
     }
 
     /// [`flow_report`]'s figures with the run's seed: what `train flow --json` printed for the run.

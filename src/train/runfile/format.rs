@@ -6,7 +6,10 @@
 //!   the dataset (its name, how to load it again, and the sha256 of its values), the column roles, the split,
 //!   the progress and every epoch's metrics, and the name, length and sha256 of the weights file;
 //! - `NAME.safetensors`: the parameters as little-endian f32 tensors, named by the lab's
-//!   [`SavedModel`](super::SavedModel).
+//!   [`SavedModel`](super::SavedModel), and (version 2) the training state's large parts (`state.*`).
+//!
+//! Version 2 adds the `resume` record: everything a run needs to continue exactly (see `state`). Version 1 files
+//! still open; they can be shown and re-run but not continued.
 //!
 //! Loading checks everything before anything is used: a truncated, damaged, foreign or newer-version file gives a
 //! [`RunFileError`] that names the file and what is wrong. The loader also looks at `NAME.safetensors.new` (where
@@ -25,7 +28,9 @@ use crate::train::EpochRecord;
 /// The `format` field of every run file.
 pub const FORMAT_NAME: &str = "bayes-explorer run";
 /// The newest run-file format this version reads and the one it writes.
-pub const FORMAT_VERSION: u32 = 1;
+pub const FORMAT_VERSION: u32 = 2;
+/// The first format version whose runs can be continued (version 1 held no training state).
+pub const FIRST_CONTINUABLE_VERSION: u32 = 2;
 
 /// A run file larger than this is not one of ours (a long run's history is a few MB).
 const MAX_RUN_FILE_BYTES: u64 = 256 << 20;
@@ -325,6 +330,10 @@ pub struct RunFile {
     pub history: Vec<SavedEpoch>,
     /// The weights file.
     pub weights: WeightsRecord,
+    /// Version 2: the training state a run continues from, exactly (`state::ResumeRecord`; its large parts are
+    /// tensors in the weights file); absent in version 1 files and in runs saved without it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resume: Option<serde_json::Value>,
 }
 
 /// Checks a run file's bytes: JSON, ours, a version we read, every field present.

@@ -35,28 +35,34 @@ use crate::data::prepare::{DataSpec, Prepared, prepare, split_counts};
 use crate::data::{LoadRequest, Table};
 use crate::models::bnn::{BnnConfig, BnnView};
 use crate::models::flow::FlowConfig;
+use crate::models::resume::TrainState;
 use crate::models::vae::{VaeConfig, VaeView};
-use crate::train::{EpochRecord, ModelView, RunSnapshot, TrainError, TrainerFactory};
+use crate::train::{EpochRecord, ModelView, RunSnapshot, TrainError, Trainer, TrainerFactory};
 
 mod bnn;
+mod checkpoint;
 mod dataset;
 mod files;
 mod flow;
 mod format;
 mod replay;
+mod state;
 mod tensors;
 mod vae;
 
 pub use bnn::{BnnArchitecture, BnnHistoryShape, BnnLayerShape};
+pub use checkpoint::{CheckpointOutcome, CheckpointWriter};
 pub use dataset::{load_dataset, table_sha256};
 pub use files::{WEIGHTS_EXTENSION, sha256_hex, weights_path_for, write_atomically};
 use files::{pending_path, sync_folder};
 pub use flow::{FlowArchitecture, FlowLayerShape};
 use format::parse_run_file;
 pub use format::{
-    ColumnRecord, DatasetRecord, FORMAT_NAME, FORMAT_VERSION, JsonF64, MetricList, ProgressRecord, RunFile,
-    RunFileError, SavedEpoch, SplitRecord, WeightsRecord, read_run_file,
+    ColumnRecord, DatasetRecord, FIRST_CONTINUABLE_VERSION, FORMAT_NAME, FORMAT_VERSION, JsonF64, MetricList,
+    ProgressRecord, RunFile, RunFileError, SavedEpoch, SplitRecord, WeightsRecord, read_run_file,
 };
+pub use state::{EXACTNESS, ResumeRecord};
+use state::{read_state, write_state};
 pub use tensors::{DenseShape, SavedModel, TensorReader, TensorWriter, read_mlp, write_mlp};
 pub use vae::{ConvLayerShape, VaeArchitecture, VaeNetworksShape};
 
@@ -78,6 +84,11 @@ pub struct Run<M: SavedModel> {
     pub column_names: Vec<String>,
     /// Column roles and split.
     pub spec: DataSpec,
+    /// The training state at the snapshot's step, from which the run continues exactly; `None` for a version 1
+    /// file or a run saved without it (shown and re-run, but not continued).
+    pub state: Option<Arc<TrainState>>,
+    /// The format version of the file it was opened from ([`FORMAT_VERSION`] for a run made here).
+    pub format_version: u32,
 }
 
 impl<M: SavedModel> Run<M> {
@@ -99,7 +110,18 @@ impl<M: SavedModel> Run<M> {
         let model = M::from_model_view(view).ok_or("the run's model belongs to another lab")?;
         let snapshot = RunSnapshot { model: None, ..snapshot.clone() };
         let column_names = table.columns.iter().map(|c| c.name.clone()).collect();
-        Ok(Self { config, model, snapshot, dataset, column_names, spec })
+        Ok(Self { config, model, snapshot, dataset, column_names, spec, state: None, format_version: FORMAT_VERSION })
+    }
+
+    /// The run with the training state `state`, taken at the same step as its snapshot, to continue from.
+    pub fn with_state(self, state: Arc<TrainState>) -> Result<Self, String> {
+        if state.epochs.step != self.snapshot.step {
+            return Err(format!(
+                "the training state is from step {}, the run's progress from step {}",
+                state.epochs.step, self.snapshot.step
+            ));
+        }
+        Ok(Self { state: Some(state), ..self })
     }
 
     /// The copy of the model the worker published at the run's step.
@@ -115,6 +137,13 @@ impl<M: SavedModel> Run<M> {
         let weights_path = weights_path_for(path).map_err(&fail)?;
         let mut tensors = TensorWriter::default();
         let architecture = self.model.write(&mut tensors).map_err(&fail)?;
+        let resume = match &self.state {
+            Some(state) => {
+                let record = write_state(state, &mut tensors).map_err(|e| fail(format!("the training state: {e}")))?;
+                Some(serde_json::to_value(record).map_err(|e| fail(format!("the training state: {e}")))?)
+            }
+            None => None,
+        };
         let weights = tensors.serialize(M::LAB).map_err(&fail)?;
         let weights_name = weights_path
             .file_name()
@@ -157,6 +186,7 @@ impl<M: SavedModel> Run<M> {
             metrics: history.last().cloned(),
             history,
             weights: WeightsRecord { file: weights_name, bytes: weights.len() as u64, sha256: sha256_hex(&weights) },
+            resume,
         };
         if record.columns.len() != self.spec.roles.len() {
             return Err(fail(format!("{} column names for {} roles", self.column_names.len(), self.spec.roles.len())));
@@ -204,6 +234,22 @@ impl<M: SavedModel> Run<M> {
         let tensors = SafeTensors::deserialize(weights).map_err(|e| corrupt(format!("the weights file: {e:?}")))?;
         let mut reader = TensorReader { tensors, taken: HashSet::new() };
         let model = M::read(&architecture, &mut reader).map_err(|e| corrupt(format!("the weights: {e}")))?;
+        let state = match record.resume {
+            Some(resume) => {
+                let resume: ResumeRecord =
+                    serde_json::from_value(resume).map_err(|e| corrupt(format!("the training state: {e}")))?;
+                let state =
+                    read_state(&resume, &mut reader).map_err(|e| corrupt(format!("the training state: {e}")))?;
+                if state.epochs.step != record.progress.step {
+                    return Err(corrupt(format!(
+                        "the training state is from step {}, the progress from step {}",
+                        state.epochs.step, record.progress.step
+                    )));
+                }
+                Some(Arc::new(state))
+            }
+            None => None,
+        };
         reader.finish().map_err(corrupt)?;
         let p = &record.progress;
         let history: Vec<EpochRecord> = record.history.iter().map(EpochRecord::from).collect();
@@ -228,7 +274,8 @@ impl<M: SavedModel> Run<M> {
             seed: record.split.seed,
         };
         let column_names = record.columns.into_iter().map(|c| c.name).collect();
-        Ok(Self { config, model, snapshot, dataset: record.dataset, column_names, spec })
+        let format_version = record.format_version;
+        Ok(Self { config, model, snapshot, dataset: record.dataset, column_names, spec, state, format_version })
     }
 
     /// The run's data split and standardised as it was for training, checked against the model.
@@ -256,7 +303,44 @@ impl<M: SavedModel> Run<M> {
         let view = trainer.model_view().ok_or_else(|| TrainError::Backend("the model offers no copy".into()))?;
         let model =
             M::from_model_view(&view).ok_or_else(|| TrainError::Backend("the model is another lab's".into()))?;
-        Ok(Self { model, snapshot: trainer.snapshot(), ..self.clone() })
+        let state = Some(Arc::new(trainer.train_state()?));
+        Ok(Self { model, snapshot: trainer.snapshot(), state, format_version: FORMAT_VERSION, ..self.clone() })
+    }
+
+    /// Why the run cannot be continued, or `None` when it can.
+    #[must_use]
+    pub fn why_not_continued(&self) -> Option<String> {
+        if self.state.is_some() {
+            None
+        } else if self.format_version < FIRST_CONTINUABLE_VERSION {
+            Some(format!(
+                "the run file has format version {} (an earlier release): it can be shown and re-run but not continued",
+                self.format_version
+            ))
+        } else {
+            Some("the run was saved without its training state: it can be shown and re-run but not continued".into())
+        }
+    }
+
+    /// A trainer that carries on from the saved state on `data` (the run's data, prepared), for `add_epochs`
+    /// epochs more than the run was set to last: its history, views and every next step are the run's own, as if
+    /// it had never stopped. The run's settings then say the new number of epochs ([`SavedModel::with_epochs`]).
+    ///
+    /// # Errors
+    /// When the run has no training state ([`Self::why_not_continued`]) or the state does not fit.
+    pub fn continued_trainer(&self, data: &Arc<Prepared>, add_epochs: usize) -> Result<Box<dyn Trainer>, TrainError> {
+        let Some(state) = &self.state else {
+            return Err(TrainError::Data(self.why_not_continued().unwrap_or_default()));
+        };
+        let total = self.snapshot.total_epochs.max(self.snapshot.epoch) + add_epochs;
+        let config = M::with_epochs(&self.config, total);
+        M::resumed_trainer(&config, data, state, self.snapshot.history.clone(), total, &self.model_view())
+    }
+
+    /// The settings of the run continued for `add_epochs` more epochs (see [`Self::continued_trainer`]).
+    #[must_use]
+    pub fn continued_config(&self, add_epochs: usize) -> M::Config {
+        M::with_epochs(&self.config, self.snapshot.total_epochs.max(self.snapshot.epoch) + add_epochs)
     }
 }
 
@@ -336,6 +420,9 @@ trait ErasedRun {
     fn replay_factory(&self) -> TrainerFactory;
     fn rerun(&self, data: &Arc<Prepared>, on_epoch: &mut dyn FnMut(usize)) -> Result<AnyRun, TrainError>;
     fn evaluate(&self, data: &Prepared) -> Result<Vec<(String, f64)>, TrainError>;
+    fn why_not_continued(&self) -> Option<String>;
+    fn continued_trainer(&self, data: &Arc<Prepared>, add_epochs: usize) -> Result<Box<dyn Trainer>, TrainError>;
+    fn state(&self) -> Option<&Arc<TrainState>>;
 }
 
 impl<M: SavedModel> ErasedRun for Run<M>
@@ -375,6 +462,15 @@ where
     fn evaluate(&self, data: &Prepared) -> Result<Vec<(String, f64)>, TrainError> {
         self.model.evaluate(&self.config, data, self.snapshot.epoch)
     }
+    fn why_not_continued(&self) -> Option<String> {
+        Run::why_not_continued(self)
+    }
+    fn continued_trainer(&self, data: &Arc<Prepared>, add_epochs: usize) -> Result<Box<dyn Trainer>, TrainError> {
+        Run::continued_trainer(self, data, add_epochs)
+    }
+    fn state(&self) -> Option<&Arc<TrainState>> {
+        self.state.as_ref()
+    }
 }
 
 impl AnyRun {
@@ -395,7 +491,17 @@ impl AnyRun {
         request: &LoadRequest,
         spec: DataSpec,
     ) -> Result<Self, String> {
-        let dataset = DatasetRecord::of(table, request);
+        Self::from_snapshot_with_dataset(config, snapshot, table, DatasetRecord::of(table, request), spec)
+    }
+
+    /// [`Self::from_snapshot`] with the dataset's record already made (its hash taken once for many saves).
+    pub fn from_snapshot_with_dataset(
+        config: RunConfig,
+        snapshot: &RunSnapshot,
+        table: &Table,
+        dataset: DatasetRecord,
+        spec: DataSpec,
+    ) -> Result<Self, String> {
         match config {
             RunConfig::Bnn(c) => Run::from_snapshot(c, snapshot, table, dataset, spec).map(Self::Bnn),
             RunConfig::Vae(c) => Run::from_snapshot(c, snapshot, table, dataset, spec).map(Self::Vae),
@@ -488,6 +594,42 @@ impl AnyRun {
     /// Figures recomputed from the parameters on the run's data (see [`SavedModel::evaluate`]).
     pub fn evaluate(&self, data: &Prepared) -> Result<Vec<(String, f64)>, TrainError> {
         self.inner().evaluate(data)
+    }
+
+    /// Why the run cannot be continued, or `None` when it can (see [`Run::why_not_continued`]).
+    #[must_use]
+    pub fn why_not_continued(&self) -> Option<String> {
+        self.inner().why_not_continued()
+    }
+
+    /// The training state saved with the run, if any.
+    #[must_use]
+    pub fn state(&self) -> Option<&Arc<TrainState>> {
+        self.inner().state()
+    }
+
+    /// A trainer that continues the run exactly for `add_epochs` more epochs (see [`Run::continued_trainer`]).
+    pub fn continued_trainer(&self, data: &Arc<Prepared>, add_epochs: usize) -> Result<Box<dyn Trainer>, TrainError> {
+        self.inner().continued_trainer(data, add_epochs)
+    }
+
+    /// The run's settings once continued for `add_epochs` more epochs.
+    #[must_use]
+    pub fn continued_config(&self, add_epochs: usize) -> RunConfig {
+        match self {
+            Self::Bnn(run) => RunConfig::Bnn(run.continued_config(add_epochs)),
+            Self::Vae(run) => RunConfig::Vae(run.continued_config(add_epochs)),
+            Self::Flow(run) => RunConfig::Flow(run.continued_config(add_epochs)),
+        }
+    }
+
+    /// The run with the training state `state` (taken at its snapshot's step; see [`Run::with_state`]).
+    pub fn with_state(self, state: Arc<TrainState>) -> Result<Self, String> {
+        match self {
+            Self::Bnn(run) => run.with_state(state).map(Self::Bnn),
+            Self::Vae(run) => run.with_state(state).map(Self::Vae),
+            Self::Flow(run) => run.with_state(state).map(Self::Flow),
+        }
     }
 
     /// Trains the run's settings again from scratch (see [`Run::rerun`]).

@@ -1,7 +1,7 @@
 //! What a lab implements for its runs to be saved ([`SavedModel`]), and the named f32 tensors its parameters
 //! become: the writer, the reader that checks every name and shape, and the dense layers every lab uses.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
 
 use safetensors::{Dtype, SafeTensors};
@@ -13,7 +13,8 @@ use crate::Lab;
 use crate::compute::Activation;
 use crate::compute::params::{DenseParams, MlpParams};
 use crate::data::prepare::Prepared;
-use crate::train::{ModelView, TrainError, Trainer};
+use crate::models::resume::TrainState;
+use crate::train::{EpochRecord, ModelView, TrainError, Trainer};
 
 /// A lab's model as plain data that goes into a run file and comes back bit for bit.
 ///
@@ -43,6 +44,18 @@ pub trait SavedModel: Sized + Clone + Send + Sync + 'static {
     fn model_view(&self, step: u64) -> ModelView;
     /// A fresh, untrained model for `config` on `data` (training it again from scratch).
     fn trainer(config: &Self::Config, data: &Arc<Prepared>) -> Result<Box<dyn Trainer>, TrainError>;
+    /// `config` set to last `epochs` epochs.
+    fn with_epochs(config: &Self::Config, epochs: usize) -> Self::Config;
+    /// The trainer of `config` on `data` put into `state`, with `history` behind it and `view` (the model's copy
+    /// at the same step) for the views' histories, set to last `total_epochs`: it continues the run exactly.
+    fn resumed_trainer(
+        config: &Self::Config,
+        data: &Arc<Prepared>,
+        state: &TrainState,
+        history: Vec<EpochRecord>,
+        total_epochs: usize,
+        view: &ModelView,
+    ) -> Result<Box<dyn Trainer>, TrainError>;
     /// Figures recomputed from the parameters alone on the run's data after `epochs` epochs (the command line's
     /// `--load`). Those named as in the epoch records are computed as the trainer computed them, so for a run
     /// saved at an epoch's end they equal the saved ones to the last bit.
@@ -50,43 +63,79 @@ pub trait SavedModel: Sized + Clone + Send + Sync + 'static {
     -> Result<Vec<(String, f64)>, TrainError>;
 }
 
-/// Named f32 tensors on their way into a weights file.
+/// Named tensors (f32, and the u32 of a saved minibatch order) on their way into a weights file.
 #[derive(Debug, Default)]
 pub struct TensorWriter {
-    tensors: Vec<(String, Vec<usize>, Vec<u8>)>,
+    tensors: Vec<(String, Dtype, Vec<usize>, Vec<u8>)>,
     names: HashSet<String>,
 }
 
 impl TensorWriter {
     /// Adds `values` under `name` with `shape` (row-major).
     pub fn add(&mut self, name: String, shape: Vec<usize>, values: &[f32]) -> Result<(), String> {
-        if shape.iter().product::<usize>() != values.len() {
-            return Err(format!("{name}: {} values do not fill the shape {shape:?}", values.len()));
+        let bytes = values.iter().flat_map(|v| v.to_le_bytes()).collect();
+        self.push(name, Dtype::F32, shape, values.len(), bytes)
+    }
+
+    /// Adds the integers `values` under `name` as a u32 tensor `[len]`.
+    pub fn add_u32(&mut self, name: String, values: &[u32]) -> Result<(), String> {
+        let bytes = values.iter().flat_map(|v| v.to_le_bytes()).collect();
+        self.push(name, Dtype::U32, vec![values.len()], values.len(), bytes)
+    }
+
+    fn push(
+        &mut self,
+        name: String,
+        dtype: Dtype,
+        shape: Vec<usize>,
+        len: usize,
+        bytes: Vec<u8>,
+    ) -> Result<(), String> {
+        if shape.iter().product::<usize>() != len {
+            return Err(format!("{name}: {len} values do not fill the shape {shape:?}"));
         }
         if !self.names.insert(name.clone()) {
             return Err(format!("two tensors are named {name}"));
         }
-        let bytes = values.iter().flat_map(|v| v.to_le_bytes()).collect();
-        self.tensors.push((name, shape, bytes));
+        self.tensors.push((name, dtype, shape, bytes));
         Ok(())
     }
 
+    /// The safetensors file: an 8-byte header length, the JSON header, the tensors' bytes. Written here rather than
+    /// by `safetensors::serialize`, whose metadata is a `HashMap` and comes out in a different order from one save
+    /// to the next: here every key of the header is in sorted order, so the same tensors always give the same bytes
+    /// (and the same sha256). The layout is safetensors' own: tensors by descending alignment, then by name.
     pub(super) fn serialize(&self, lab: Lab) -> Result<Vec<u8>, String> {
-        let views = self
-            .tensors
-            .iter()
-            .map(|(name, shape, bytes)| {
-                safetensors::tensor::TensorView::new(Dtype::F32, shape.clone(), bytes)
-                    .map(|view| (name.as_str(), view))
-                    .map_err(|e| format!("{name}: {e}"))
-            })
-            .collect::<Result<Vec<_>, String>>()?;
-        let metadata = HashMap::from([
+        let mut order: Vec<&(String, Dtype, Vec<usize>, Vec<u8>)> = self.tensors.iter().collect();
+        order.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+        let metadata = BTreeMap::from([
             ("format".to_owned(), format!("{FORMAT_NAME} weights")),
             ("format_version".to_owned(), FORMAT_VERSION.to_string()),
             ("lab".to_owned(), lab.tab_name().to_owned()),
         ]);
-        safetensors::serialize(views, Some(metadata)).map_err(|e| e.to_string())
+        let mut header = BTreeMap::new();
+        header.insert("__metadata__".to_owned(), serde_json::to_value(metadata).map_err(|e| e.to_string())?);
+        let mut offset = 0usize;
+        for (name, dtype, shape, bytes) in &order {
+            let entry = serde_json::json!({
+                "dtype": dtype,
+                "shape": shape,
+                "data_offsets": [offset, offset + bytes.len()],
+            });
+            header.insert(name.clone(), entry);
+            offset += bytes.len();
+        }
+        let mut header = serde_json::to_vec(&header).map_err(|e| e.to_string())?;
+        header.resize(header.len().next_multiple_of(8), b' ');
+        let mut out = Vec::with_capacity(8 + header.len() + offset);
+        out.extend((header.len() as u64).to_le_bytes());
+        out.extend(header);
+        for (_, _, _, bytes) in order {
+            out.extend(bytes);
+        }
+        // What was written must read back as safetensors.
+        SafeTensors::deserialize(&out).map_err(|e| format!("the weights would not read back: {e:?}"))?;
+        Ok(out)
     }
 }
 
@@ -110,6 +159,24 @@ impl TensorReader<'_> {
             return Err(format!("tensor {name} is used twice"));
         }
         Ok(view.data().chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect())
+    }
+
+    /// The integers of the u32 tensor `name`, which must hold `len` of them.
+    pub fn take_u32(&mut self, name: &str, len: usize) -> Result<Vec<u32>, String> {
+        let view = self.tensors.tensor(name).map_err(|_| format!("the weights have no tensor {name}"))?;
+        if view.dtype() != Dtype::U32 || view.shape() != [len] {
+            return Err(format!("tensor {name} is {:?} {:?}, not U32 [{len}]", view.dtype(), view.shape()));
+        }
+        if !self.taken.insert(name.to_owned()) {
+            return Err(format!("tensor {name} is used twice"));
+        }
+        Ok(view.data().chunks_exact(4).map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect())
+    }
+
+    /// Whether the weights hold a tensor `name`.
+    #[must_use]
+    pub fn has(&self, name: &str) -> bool {
+        self.tensors.tensor(name).is_ok()
     }
 
     /// Fails if some tensor was never read (the architecture does not describe it).

@@ -12,8 +12,9 @@ use crate::Lab;
 use crate::compute::Activation;
 use crate::data::prepare::{Prepared, image_side};
 use crate::models::conv::{ConvGeometry, ConvKind, ConvLayerParams, ConvVaeParams, NormParams};
+use crate::models::resume::TrainState;
 use crate::models::vae::{Likelihood, VaeConfig, VaeNetworks, VaeParams, VaeTrainer, VaeView};
-use crate::train::{ModelView, TrainError, Trainer};
+use crate::train::{EpochRecord, ModelView, TrainError, Trainer};
 
 /// A size in a convolutional layout larger than this is not one of ours (and would overflow the tensors' sizes).
 const MAX_CONV_SIZE: usize = 1 << 16;
@@ -410,6 +411,22 @@ impl SavedModel for VaeView {
 
     fn trainer(config: &VaeConfig, data: &Arc<Prepared>) -> Result<Box<dyn Trainer>, TrainError> {
         Ok(Box::new(VaeTrainer::new(config.clone(), data)?))
+    }
+
+    fn with_epochs(config: &VaeConfig, epochs: usize) -> VaeConfig {
+        VaeConfig { epochs, ..config.clone() }
+    }
+
+    fn resumed_trainer(
+        config: &VaeConfig,
+        data: &Arc<Prepared>,
+        state: &TrainState,
+        history: Vec<EpochRecord>,
+        total_epochs: usize,
+        view: &ModelView,
+    ) -> Result<Box<dyn Trainer>, TrainError> {
+        let trainer = VaeTrainer::new(config.clone(), data)?;
+        Ok(Box::new(trainer.resume(state, history, total_epochs, Some(view))?))
     }
 
     /// The test figures of [`VaeTrainer`]'s epoch records (negative ELBO, reconstruction and KL terms with the

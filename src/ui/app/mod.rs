@@ -197,6 +197,12 @@ impl BayesExplorerApp {
     }
 
     fn poll_worker(&mut self, lab: Lab) {
+        for (failed, why) in self.session.take_failures() {
+            self.lab_mut(failed).message = Some(Message::warning(format!(
+                "The checkpoint of this run for the next session could not be written: {why}. Training goes on; the last checkpoint that was written is kept."
+            )));
+        }
+        let mut checkpoints = Vec::new();
         let state = self.lab_mut(lab);
         let Some(worker) = &state.worker else { return };
         for event in worker.drain_events(256) {
@@ -213,10 +219,26 @@ impl BayesExplorerApp {
                     state.bnn.finished(&record, &dataset);
                 }
                 WorkerEvent::Ready | WorkerEvent::EpochDone(_) | WorkerEvent::Finished(_) => {}
+                WorkerEvent::Checkpoint(checkpoint) => checkpoints.push(Ok(checkpoint)),
+                WorkerEvent::CheckpointFailed(why) => checkpoints.push(Err(why)),
             }
         }
         if let Some(s) = worker.snapshot() {
             state.snapshot = Some(s);
+        }
+        let (origin, shown) = (state.run_origin.clone(), state.snapshot.clone());
+        for checkpoint in checkpoints {
+            match (checkpoint, origin.clone()) {
+                (Ok(checkpoint), Some(origin)) => self.session.write_checkpoint(lab, origin, &checkpoint),
+                // A run without a training state (a version 1 file shown again): kept as it is shown.
+                (Err(why), Some(origin)) => {
+                    log::info!("no checkpoint of the {} run ({why}); keeping it as shown", lab.tab_name());
+                    if let Some(shown) = shown.clone() {
+                        self.session.write_shown(lab, origin, shown);
+                    }
+                }
+                (_, None) => {}
+            }
         }
     }
 

@@ -68,7 +68,7 @@ impl BayesExplorerApp {
     pub fn persist(&mut self, wait: bool) -> Settings {
         self.settings.run_settings = Lab::ALL.iter().filter_map(|&lab| self.lab(lab).settings_json()).collect();
         self.settings.bnn_runs = self.lab(Lab::Bnn).bnn.runs.clone();
-        self.session.write_runs(&self.labs);
+        self.session.write_runs(&self.labs, !wait);
         if wait {
             self.finish_session_writes();
         }
