@@ -464,13 +464,14 @@ fn export_data_in_the_window_writes_the_plots_csv_and_says_where() {
 fn export_split_writes_the_rows_each_lab_trains_on() {
     use bayes_explorer::data::prepare::{default_spec_for_lab, prepare};
     use bayes_explorer::models::bnn::train_subset;
+    use std::fmt::Write as _;
     let root = tempfile::tempdir().expect("a temporary folder");
     let csv = root.path().join("points.csv");
     let mut text = String::from("a,b,c\n");
     let mut rng = ChaCha8Rng::seed_from_u64(3);
     for _ in 0..200 {
         let (a, b): (f32, f32) = (rng.random_range(-5.0..5.0), rng.random_range(10.0..12.0));
-        text.push_str(&format!("{a},{b},{}\n", a + b));
+        writeln!(text, "{a},{b},{}", a + b).expect("a string takes any text");
     }
     std::fs::write(&csv, &text).expect("the CSV");
 
@@ -535,8 +536,8 @@ fn export_split_writes_the_rows_each_lab_trains_on() {
     assert_eq!(train.len(), rows.len());
     let d = prepared.n_features();
     for (row, &i) in train.iter().zip(&rows) {
-        for j in 0..d {
-            assert!(same_f32(f32_cell(&row[j]), prepared.x_train[i * d + j]));
+        for (cell, &value) in row.iter().zip(&prepared.x_train[i * d..(i + 1) * d]) {
+            assert!(same_f32(f32_cell(cell), value));
         }
         assert!(same_f32(f32_cell(&row[d]), prepared.y_train[i]));
     }
