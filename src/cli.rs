@@ -177,10 +177,13 @@ pub struct TrainArgs {
     /// Flow lab: number of flow layers.
     #[arg(long)]
     pub layers: Option<usize>,
-    /// Flow lab: how the conditioner networks start: `keras` (Glorot-uniform weights, zero biases, the Keras
-    /// example's; the default) or `torch` (weights and biases uniform in ±1/√fan-in, PyTorch's default).
+    /// Flow lab: how the conditioner networks start: `torch` (weights and biases uniform in ±1/√fan-in, PyTorch's
+    /// default; the app's) or `keras` (Glorot-uniform weights, zero biases, the Keras example's).
     #[arg(long, value_enum)]
     pub init: Option<FlowInitArg>,
+    /// Flow lab: Adam's epsilon (default 1e-8, PyTorch's; the Keras example's is 1e-7).
+    #[arg(long, value_name = "X")]
+    pub adam_epsilon: Option<f64>,
     /// Flow lab: the two columns to model, by name, as `--columns A B` or `--columns A,B` (default: the first two
     /// feature columns).
     #[arg(long, value_delimiter = ',', num_args = 1..=2, value_names = ["A", "B"])]
@@ -257,7 +260,7 @@ pub struct TrainArgs {
     /// metrics it reached and recompute them from the loaded weights (the BNN's and the VAE's test figures come
     /// out the same to the last bit; the flow's are its report). The settings come from the run file.
     #[arg(long, value_name = "PATH", conflicts_with_all = [
-        "data", "target", "label", "seed", "lr", "flow", "layers", "init", "columns", "batch_size", "arch",
+        "data", "target", "label", "seed", "lr", "flow", "layers", "init", "adam_epsilon", "columns", "batch_size", "arch",
         "latent", "gaussian", "bernoulli", "train_fraction", "posterior", "head", "hidden", "activation", "optimizer",
         "prior_sd", "mc_kl", "bayesian_output", "samples",
     ])]
@@ -294,9 +297,9 @@ pub enum FlowArg {
 /// How a flow starts (`train flow --init`).
 #[derive(Clone, Copy, Debug, ValueEnum)]
 pub enum FlowInitArg {
-    /// Weights and biases uniform in ±1/√fan-in (PyTorch's default).
+    /// Weights and biases uniform in ±1/√fan-in (PyTorch's default; the app's).
     Torch,
-    /// Glorot-uniform weights and zero biases (the Keras example's; the default).
+    /// Glorot-uniform weights and zero biases (the Keras example's).
     Keras,
 }
 
@@ -610,8 +613,8 @@ fn train(args: &TrainArgs) -> Result<(), CliError> {
     check_lab(lab, &table, &spec)
         .map_err(|e| CliError::BadInput(format!("{}: the {} lab {e}", table.name, lab.tab_name())))?;
     let prepared = Arc::new(prepare(&table, &spec).map_err(|e| CliError::BadInput(format!("{}: {e}", table.name)))?);
-    if args.init.is_some() && lab != Lab::Flow {
-        return Err(CliError::BadInput("--init is for the flow lab".into()));
+    if (args.init.is_some() || args.adam_epsilon.is_some()) && lab != Lab::Flow {
+        return Err(CliError::BadInput("--init and --adam-epsilon are for the flow lab".into()));
     }
     let mut flow_config = None;
     let mut bnn_config_used: Option<BnnConfig> = None;
@@ -640,6 +643,12 @@ fn train(args: &TrainArgs) -> Result<(), CliError> {
             }
             if let Some(init) = args.init {
                 config.init = init.into();
+            }
+            if let Some(epsilon) = args.adam_epsilon {
+                if !(epsilon.is_finite() && epsilon > 0.0) {
+                    return Err(CliError::BadInput(format!("--adam-epsilon {epsilon}: give a number above 0")));
+                }
+                config.adam_epsilon = epsilon;
             }
             flow_config = Some(config.clone());
             let prepared = Arc::clone(&prepared);

@@ -2,6 +2,7 @@
 //! its networks and how they start, epochs, Adam's learning rate, batch size and seed; the Keras or course
 //! settings.
 
+use crate::compute::cpu::optim::{KERAS_EPSILON, TORCH_EPSILON};
 use crate::models::flow::{FlowConfig, FlowInit, FlowKind};
 use crate::ui::flow::FlowUiState;
 use crate::ui::lab_page::labelled_combo;
@@ -58,8 +59,8 @@ pub(crate) fn flow_settings_ui(
                 for choice in FlowInit::ALL {
                     ui.selectable_value(init, choice, choice.label()).on_hover_text(match choice {
                         FlowInit::FanIn => {
-                            "Weights and biases uniform in ±1/√fan-in, PyTorch's default for a dense layer (the \
-                             reference implementation's in benches/reference/parity.py)."
+                            "Weights and biases uniform in ±1/√fan-in, PyTorch's default for a dense layer and the \
+                             app's."
                         }
                         FlowInit::Glorot => {
                             "Glorot-uniform weights and zero biases, Keras' default for a dense layer, as in the \
@@ -69,12 +70,39 @@ pub(crate) fn flow_settings_ui(
                 }
             });
         }
+        let running_epsilon = running.is_some_and(|r| r.adam_epsilon.to_bits() != c.adam_epsilon.to_bits());
+        let epsilon = &mut c.adam_epsilon;
+        choice_row(ui, "Adam ε", "flow-adam-epsilon", epsilon_label(*epsilon), running_epsilon, |ui| {
+            for (value, hover) in [
+                (TORCH_EPSILON, "PyTorch's. With it the flow leaves its early plateau on the moons as PyTorch does."),
+                (
+                    KERAS_EPSILON,
+                    "Keras', as in the Keras Real NVP example. Half of a RealNVP's gradients start below it, so \
+                     those weights move slowly and some seeds stay near 1.5 nats on the moons.",
+                ),
+            ] {
+                ui.selectable_value(epsilon, value, epsilon_label(value)).on_hover_text(hover);
+            }
+        });
         epochs_row(ui, &mut c.epochs, running.map(|r| r.epochs));
         let run = running.map(|r| (r.learning_rate, r.batch_size));
         settings_check::adam_rows(ui, &mut c.learning_rate, &mut c.batch_size, run, rows);
         seed_row(ui, &mut c.seed, running.map(|r| r.seed));
     });
-    if ui.button("Course defaults").on_hover_text("The Keras RealNVP or the course's MAF settings").clicked() {
+    let hover = "The Keras RealNVP or the course's MAF settings, with PyTorch's initial weights and Adam ε (the \
+                 Keras example's are one choice away above)";
+    if ui.button("Course defaults").on_hover_text(hover).clicked() {
         flow.config = FlowConfig::default_for(flow.config.kind);
+    }
+}
+
+/// Adam's epsilon as the settings show it: whose it is where it is PyTorch's or Keras'.
+fn epsilon_label(epsilon: f64) -> String {
+    if epsilon.to_bits() == TORCH_EPSILON.to_bits() {
+        "1e-8 (PyTorch)".to_owned()
+    } else if epsilon.to_bits() == KERAS_EPSILON.to_bits() {
+        "1e-7 (Keras)".to_owned()
+    } else {
+        format!("{epsilon:e}")
     }
 }

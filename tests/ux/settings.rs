@@ -246,21 +246,29 @@ fn ux_a_one_dimensional_vae_latent_gets_a_strip_and_a_row_of_decoded_images() {
     wait_for_label(&mut harness, "Decoded at z1 = ");
 }
 
-/// Issue 21: the flow's initial weights are a setting of their own, Keras' by default, PyTorch's one click away,
-/// and the next run trains with the choice; the affine flow, which has no networks, does not offer it.
+/// Issue 21: the flow's initial weights and Adam's epsilon are settings of their own, PyTorch's by default, the Keras
+/// example's one click away, and the next run trains with the choice; the affine flow, which has no networks, does
+/// not offer initial weights.
 #[test]
-fn ux_flow_initial_weights_are_chosen_in_the_settings() {
+fn ux_flow_initial_weights_and_adam_epsilon_are_chosen_in_the_settings() {
     use bayes_explorer::models::flow::{FlowInit, FlowKind};
     let mut harness = harness();
     open_tab(&mut harness, "Flow");
     let combo = harness.get_by_label("Initial weights");
-    assert_eq!(combo.value().as_deref(), Some(FlowInit::Glorot.label()), "Keras' is the default");
+    assert_eq!(combo.value().as_deref(), Some(FlowInit::FanIn.label()), "PyTorch's is the default");
     combo.click();
     harness.run_steps(3);
-    harness.get_by_label(FlowInit::FanIn.label()).click();
+    harness.get_by_label(FlowInit::Glorot.label()).click();
     harness.run_steps(3);
-    assert_eq!(harness.state_mut().flow_config_mut().init, FlowInit::FanIn);
-    assert_eq!(harness.get_by_label("Initial weights").value().as_deref(), Some(FlowInit::FanIn.label()));
+    assert_eq!(harness.state_mut().flow_config_mut().init, FlowInit::Glorot);
+    assert_eq!(harness.get_by_label("Initial weights").value().as_deref(), Some(FlowInit::Glorot.label()));
+    let combo = harness.get_by_label("Adam ε");
+    assert_eq!(combo.value().as_deref(), Some("1e-8 (PyTorch)"));
+    combo.click();
+    harness.run_steps(3);
+    harness.get_by_label("1e-7 (Keras)").click();
+    harness.run_steps(3);
+    assert_eq!(harness.state_mut().flow_config_mut().adam_epsilon.to_bits(), 1e-7_f64.to_bits());
     harness.state_mut().flow_config_mut().kind = FlowKind::Affine;
     harness.run_steps(3);
     assert_eq!(harness.query_all_by_label("Initial weights").count(), 0, "no networks, no initial weights");

@@ -1,4 +1,5 @@
-//! Optimisers over candle variables: RMSprop and Adam as Keras defines them (epsilon 1e-7).
+//! Optimisers over candle variables: RMSprop and Adam as Keras defines them (epsilon 1e-7 unless a model sets its
+//! own, as PyTorch's 1e-8).
 //!
 //! An update is checked for NaN and infinity before it is kept: a bad step leaves the parameters and the optimiser
 //! state as they were. The check of the loss that comes before it is
@@ -32,7 +33,10 @@ impl OptimizerKind {
     }
 }
 
-const EPSILON: f64 = 1e-7;
+/// Keras' epsilon, the default: added to the root of the second moment in the update's denominator.
+pub const KERAS_EPSILON: f64 = 1e-7;
+/// PyTorch's `torch.optim.Adam` epsilon.
+pub const TORCH_EPSILON: f64 = 1e-8;
 const RHO: f64 = 0.9;
 const BETA1: f64 = 0.9;
 const BETA2: f64 = 0.999;
@@ -58,6 +62,8 @@ pub struct Optimizer {
     /// Per variable: its first moment (Adam) and second moment.
     moments: Vec<Moments>,
     steps: i32,
+    /// Added to √v in the update's denominator ([`KERAS_EPSILON`] unless set).
+    epsilon: f64,
 }
 
 /// One variable's moments.
@@ -154,7 +160,13 @@ impl Optimizer {
                 })
             })
             .collect::<candle_core::Result<_>>()?;
-        Ok(Self { kind, learning_rate, moments, steps: 0 })
+        Ok(Self { kind, learning_rate, moments, steps: 0, epsilon: KERAS_EPSILON })
+    }
+
+    /// Sets the epsilon added to √v in the update's denominator: where the gradients of many weights are near it (a
+    /// deep network's first layers), it sets how fast they move.
+    pub fn set_epsilon(&mut self, epsilon: f64) {
+        self.epsilon = epsilon;
     }
 
     /// The optimiser's whole state as plain data, for a checkpoint that continues the run exactly: its kind, the
@@ -293,7 +305,7 @@ impl Optimizer {
         step: u64,
     ) -> Result<(), TrainError> {
         let t = self.steps + 1;
-        let rule = Rule { kind: self.kind, learning_rate: self.learning_rate, t };
+        let rule = Rule { kind: self.kind, learning_rate: self.learning_rate, t, epsilon: self.epsilon };
         let kept: Option<&[Var]> = match last_good {
             Some(last_good) => Some(last_good.copies_for(vars)?),
             None => None,
@@ -449,6 +461,8 @@ struct Rule {
     learning_rate: f64,
     /// The step number, from 1 (Adam's bias correction).
     t: i32,
+    /// Added to √v in the denominator.
+    epsilon: f64,
 }
 
 impl Rule {
@@ -471,7 +485,7 @@ impl Rule {
             return Err(Refused::Shape);
         }
         let lr = self.learning_rate as f32;
-        let eps = EPSILON as f32;
+        let eps = self.epsilon as f32;
         let (grad_sum, value_sum) = match self.kind {
             OptimizerKind::RmsProp => {
                 let (rho, one_minus_rho) = (RHO as f32, (1.0 - RHO) as f32);
@@ -518,7 +532,7 @@ impl Rule {
         let (m2, v2, delta) = match self.kind {
             OptimizerKind::RmsProp => {
                 let v2 = ((v * RHO)? + (g.sqr()? * (1.0 - RHO))?)?;
-                let delta = g.div(&(v2.sqrt()? + EPSILON)?)?;
+                let delta = g.div(&(v2.sqrt()? + self.epsilon)?)?;
                 (m.clone(), v2, delta)
             }
             OptimizerKind::Adam => {
@@ -526,7 +540,7 @@ impl Rule {
                 let v2 = ((v * BETA2)? + (g.sqr()? * (1.0 - BETA2))?)?;
                 let m_hat = (&m2 / (1.0 - BETA1.powi(t)))?;
                 let v_hat = (&v2 / (1.0 - BETA2.powi(t)))?;
-                let delta = m_hat.div(&(v_hat.sqrt()? + EPSILON)?)?;
+                let delta = m_hat.div(&(v_hat.sqrt()? + self.epsilon)?)?;
                 (m2, v2, delta)
             }
         };
@@ -627,7 +641,7 @@ pub fn guarded_step(
 mod tests {
     use candle_core::{Device, Tensor, Var};
 
-    use super::{FlatGradients, Optimizer, OptimizerKind, Refused, Rule};
+    use super::{FlatGradients, KERAS_EPSILON, Optimizer, OptimizerKind, Refused, Rule, TORCH_EPSILON};
     use crate::compute::TrainError;
 
     /// The one-loop update gives the tensor operations' values and moments (to a few float roundings), for both
@@ -639,9 +653,13 @@ mod tests {
         let make = |f: &dyn Fn(f32) -> f32| values.iter().map(|&x| f(x)).collect::<Vec<f32>>();
         let (w, m, v, g) = (make(&|x| x), make(&|x| 0.1 * x.sin()), make(&|x| 0.01 * x * x), make(&|x| x.cos() - 0.3));
         let tensor = |data: &[f32]| Tensor::from_slice(data, (40, 25), &device).expect("tensor");
-        for kind in [OptimizerKind::Adam, OptimizerKind::RmsProp] {
+        for (kind, epsilon) in [
+            (OptimizerKind::Adam, KERAS_EPSILON),
+            (OptimizerKind::Adam, TORCH_EPSILON),
+            (OptimizerKind::RmsProp, KERAS_EPSILON),
+        ] {
             for t in [1, 5] {
-                let rule = Rule { kind, learning_rate: 3e-3, t };
+                let rule = Rule { kind, learning_rate: 3e-3, t, epsilon };
                 let (mut w2, mut keep, mut m2, mut v2) = (w.clone(), vec![0.0; 1000], vec![0.0; 1000], vec![0.0; 1000]);
                 rule.fused_update(&mut w2, &mut keep, (&m, &v), FlatGradients::One(&g), (&mut m2, &mut v2))
                     .expect("update");
@@ -671,7 +689,7 @@ mod tests {
                 assert_eq!(by_parts, by_sum, "{kind:?} t {t}");
             }
             // Refused: the values are put back as they were.
-            let rule = Rule { kind, learning_rate: 3e-3, t: 1 };
+            let rule = Rule { kind, learning_rate: 3e-3, t: 1, epsilon: KERAS_EPSILON };
             let (mut keep, mut m2, mut v2) = (vec![0.0; 1000], vec![0.0; 1000], vec![0.0; 1000]);
             let mut bad = g.clone();
             bad[500] = f32::NAN;
@@ -687,6 +705,34 @@ mod tests {
             let mut short = vec![0.0; 999];
             let refused = rule.fused_update(&mut w2, &mut short, (&m, &v), FlatGradients::One(&g), (&mut m2, &mut v2));
             assert_eq!((refused, &w2), (Err(Refused::Shape), &huge));
+        }
+    }
+
+    /// Adam's first step from zero moments is lr · g / (|g| + ε) (both moments' bias corrections give back g and g²):
+    /// for a gradient of 1e-7, Keras' ε (the default) halves the step and PyTorch's (as set) leaves 1/1.1 of it.
+    #[test]
+    fn adams_first_step_is_lr_g_over_g_plus_epsilon() {
+        let device = Device::Cpu;
+        let grads: Vec<f32> = vec![1e-7, -1e-7, 1e-3, 0.0];
+        for (epsilon, as_set) in [(KERAS_EPSILON, false), (TORCH_EPSILON, true)] {
+            let var = Var::from_slice(&[0f32; 4], 4, &device).expect("var");
+            let mut optimizer = Optimizer::new(OptimizerKind::Adam, 1e-3, std::slice::from_ref(&var)).expect("adam");
+            if as_set {
+                optimizer.set_epsilon(epsilon);
+            }
+            let g = Tensor::from_slice(&grads, 4, &device).expect("g");
+            optimizer.step_with_gradients(std::slice::from_ref(&var), &["w".to_owned()], &[Some(g)], 1).expect("step");
+            let moved: Vec<f32> = var.as_tensor().to_vec1().expect("values");
+            for (&w, &g) in moved.iter().zip(&grads) {
+                let expected = -1e-3 * f64::from(g) / (f64::from(g).abs() + epsilon);
+                assert!(
+                    (f64::from(w) - expected).abs() <= 1e-6 * expected.abs() + 1e-12,
+                    "ε {epsilon}: {w} vs {expected}"
+                );
+            }
+            let half = f64::from(moved[0]) / -1e-3;
+            let expected = if as_set { 1.0 / 1.1 } else { 0.5 };
+            assert!((half - expected).abs() < 1e-5, "ε {epsilon}: a 1e-7 gradient moves {half} of the learning rate");
         }
     }
 

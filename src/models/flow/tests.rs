@@ -283,7 +283,7 @@ fn the_hand_written_realnvp_pass_matches_candle_autograd() {
 /// √(6 / (fan_in + fan_out))) and zero biases, or weights and biases uniform in ±1/√fan_in; every value inside its
 /// limit, the sample variance within a few standard errors of the uniform's; a MAF's output layer starts at zero
 /// either way, so each of its layers starts as the identity. A run file written before the choice existed reads as
-/// Glorot, what it was trained with.
+/// Glorot with Keras' Adam epsilon, what it was trained with.
 #[test]
 fn each_initialisation_draws_from_its_distribution() {
     use super::FlowInit;
@@ -329,6 +329,8 @@ fn each_initialisation_draws_from_its_distribution() {
     }
     let mut old = serde_json::to_value(FlowConfig::default()).expect("json");
     old.as_object_mut().expect("an object").remove("init");
+    old.as_object_mut().expect("an object").remove("adam_epsilon");
     let read: FlowConfig = serde_json::from_value(old).expect("an old config reads");
     assert_eq!(read.init, FlowInit::Glorot);
+    assert_eq!(read.adam_epsilon.to_bits(), crate::compute::cpu::optim::KERAS_EPSILON.to_bits());
 }

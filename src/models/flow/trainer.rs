@@ -51,7 +51,8 @@ impl FlowTrainer {
         }
         let mut rng = ChaCha8Rng::seed_from_u64(config.seed);
         let (net, vars, names) = FlowNet::new(&config, dim, &mut rng)?;
-        let variables = Variables::new(vars, names, OptimizerKind::Adam, config.learning_rate)?;
+        let mut variables = Variables::new(vars, names, OptimizerKind::Adam, config.learning_rate)?;
+        variables.optimizer.set_epsilon(config.adam_epsilon);
         // The generator that drew the weights goes on to shuffle the minibatches.
         let epochs = EpochLoop::new(n_train, config.batch_size, config.epochs, rng);
         let model = FlowModel {
