@@ -46,6 +46,12 @@ pub struct LabState {
     pub(crate) restored_settings: Option<RunConfig>,
     /// Where the run on show comes from, which decides whether replacing it asks first (`discard.rs`).
     pub(crate) run_source: RunSource,
+    /// The run opened from a file (or the last session's) on show, kept for "Continue" (`continuing.rs`).
+    pub(crate) saved_run: Option<crate::ui::continuing::SavedRun>,
+    /// "Epochs to add" as the user set it; `None` for its default.
+    pub(crate) continue_epochs: Option<usize>,
+    /// "Continue" was clicked for a run trained here: its epochs to add, until the worker's checkpoint comes.
+    pub(crate) continue_asked: Option<usize>,
 }
 
 /// What to do with a finished load.
@@ -104,6 +110,9 @@ impl LabState {
             run_origin: None,
             restored_settings: None,
             run_source: RunSource::default(),
+            saved_run: None,
+            continue_epochs: None,
+            continue_asked: None,
         }
     }
 
@@ -133,6 +142,13 @@ impl LabState {
         if let Some(config) = self.restored_settings.take() {
             self.show_settings(config);
         }
+    }
+
+    /// Forgets what "Continue" would carry on from (the run on show is being replaced).
+    pub(crate) fn forget_continuation(&mut self) {
+        self.saved_run = None;
+        self.continue_epochs = None;
+        self.continue_asked = None;
     }
 
     /// True while a dataset is being loaded.

@@ -9,6 +9,7 @@ use crate::Lab;
 use crate::train::runfile::{OpenedRun, RunConfig, weights_path_for};
 use crate::train::{Worker, WorkerState};
 use crate::ui::app::BayesExplorerApp;
+use crate::ui::continuing::SavedRun;
 use crate::ui::discard::Replacement;
 use crate::ui::export::{ExportKind, ExportRequest, export_job};
 use crate::ui::file_job::{RunFileJob, RunFileOutcome};
@@ -163,14 +164,24 @@ impl BayesExplorerApp {
         }
         let s = run.snapshot();
         let what = if restored { "Restored the last session's model from" } else { "Opened" };
+        // A run with its training state is offered to be continued (`continuing.rs`); one without is re-run.
+        let next = if run.why_not_continued().is_none() {
+            format!(
+                "Continue carries it on from epoch {}; Train runs it again from scratch with the same settings and seed.",
+                s.epoch
+            )
+        } else {
+            "Train runs it again from scratch with the same settings and seed.".to_owned()
+        };
         state.message = Some(Message::note(format!(
-            "{what} {}: {}, {} of {}, {}. Train runs it again from scratch with the same settings and seed.",
+            "{what} {}: {}, {} of {}, {}. {next}",
             path.display(),
             run.model_name(),
             s.epoch,
             crate::ui::count::count(s.total_epochs, "epoch"),
             crate::ui::count::count(s.step, "step")
         )));
+        state.saved_run = Some(SavedRun { run: Arc::new(run), prepared });
         if !restored {
             self.settings.tab = lab;
         }

@@ -203,6 +203,7 @@ impl BayesExplorerApp {
             )));
         }
         let mut checkpoints = Vec::new();
+        let ctx = self.ctx.clone();
         let state = self.lab_mut(lab);
         let Some(worker) = &state.worker else { return };
         for event in worker.drain_events(256) {
@@ -227,6 +228,12 @@ impl BayesExplorerApp {
             state.snapshot = Some(s);
         }
         let (origin, shown) = (state.run_origin.clone(), state.snapshot.clone());
+        // "Continue" on a run trained here waits for a checkpoint (`continuing.rs`); the session keeps it too.
+        if state.continue_asked.is_some()
+            && let Some(first) = checkpoints.first().cloned()
+        {
+            crate::ui::continuing::from_checkpoint(state, ctx, first);
+        }
         for checkpoint in checkpoints {
             match (checkpoint, origin.clone()) {
                 (Ok(checkpoint), Some(origin)) => self.session.write_checkpoint(lab, origin, &checkpoint),
