@@ -1,6 +1,7 @@
 //! One lab's state: its dataset and the load in progress, its message, its training run (worker, snapshot, what
 //! the run was started from and where it came from), and each lab page's own settings and views.
 
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -52,6 +53,8 @@ pub struct LabState {
     pub(crate) continue_epochs: Option<usize>,
     /// "Continue" was clicked for a run trained here: its epochs to add, until the worker's checkpoint comes.
     pub(crate) continue_asked: Option<usize>,
+    /// "Save run…" was clicked for a run trained here: where to (`None`: ask), until the worker's checkpoint comes.
+    pub(crate) save_asked: Option<Option<PathBuf>>,
 }
 
 /// What to do with a finished load.
@@ -113,6 +116,7 @@ impl LabState {
             saved_run: None,
             continue_epochs: None,
             continue_asked: None,
+            save_asked: None,
         }
     }
 
@@ -149,6 +153,7 @@ impl LabState {
         self.saved_run = None;
         self.continue_epochs = None;
         self.continue_asked = None;
+        self.save_asked = None;
     }
 
     /// True while a dataset is being loaded.

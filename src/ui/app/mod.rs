@@ -229,8 +229,10 @@ impl BayesExplorerApp {
         }
         let (origin, shown) = (state.run_origin.clone(), state.snapshot.clone());
         // "Continue" on a run trained here waits for a checkpoint (`continuing.rs`); the session keeps it too.
+        let first = checkpoints.first().cloned();
+        let save = state.save_asked.is_some();
         if state.continue_asked.is_some()
-            && let Some(first) = checkpoints.first().cloned()
+            && let Some(first) = first.clone()
         {
             crate::ui::continuing::from_checkpoint(state, ctx, first);
         }
@@ -246,6 +248,10 @@ impl BayesExplorerApp {
                 }
                 (_, None) => {}
             }
+        }
+        // "Save run…" on a run trained here waits for a checkpoint too (`files.rs`).
+        if save && let Some(first) = first {
+            self.save_checkpoint(lab, first);
         }
     }
 
