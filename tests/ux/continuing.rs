@@ -8,7 +8,7 @@ use bayes_explorer::train::runfile::{AnyRun, first_difference};
 use bayes_explorer::train::{EpochRecord, WorkerState};
 use bayes_explorer::ui::{BayesExplorerApp, Settings, session_run_path};
 use egui_kittest::Harness;
-use egui_kittest::kittest::Queryable;
+use egui_kittest::kittest::{NodeT, Queryable};
 
 use crate::common::{harness_for, wait_until};
 
@@ -114,4 +114,20 @@ fn ux_the_last_sessions_run_checkpointed_while_training_is_offered_to_continue()
     let history = flow_history(harness.state());
     assert_eq!(first_difference(&saved.snapshot().history, &history[..n]), None, "the checkpoint's epochs stay");
     assert_eq!(harness.state().lab(Lab::Flow).snapshot.as_ref().map(|s| s.total_epochs), Some(10_000));
+}
+
+#[test]
+fn ux_continue_is_disabled_for_a_version_1_run_file_and_the_message_does_not_offer_it() {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/v1/flow_affine.json");
+    let mut harness = flow_window(None, Settings::default());
+    harness.state_mut().open_run(Some(path));
+    wait_until(&mut harness, "the opened run", |app| {
+        app.lab(Lab::Flow).message.as_ref().is_some_and(|m| m.text.starts_with("Opened"))
+    });
+    let message = &harness.state().lab(Lab::Flow).message.as_ref().expect("the message").text;
+    assert!(!message.contains("Continue"), "{message}");
+    assert!(harness.get_by_label("Continue").accesskit_node().is_disabled(), "Continue is disabled");
+    harness.get_by_label("Continue").hover();
+    harness.run_steps(3);
+    harness.get_by_label_contains("format version 1");
 }
