@@ -201,12 +201,13 @@ fn spawn(state: &mut LabState, ctx: egui::Context, origin: RunOrigin, source: So
     let config = with_epochs(origin.config.clone(), total);
     let (fresh_config, table, spec) = (config.clone(), Arc::clone(&origin.table), origin.spec.clone());
     let mut source = Some(source);
-    let factory: TrainerFactory = Box::new(move || match source.take() {
-        Some(source) => continued(source, extra),
-        None => {
-            let data = Arc::new(prepare(&table, &spec).map_err(|e| TrainError::Data(e.to_string()))?);
-            fresh_trainer(&fresh_config, &data)
+    // Built once from the source; Reset later builds a fresh, untrained model of the same settings.
+    let factory: TrainerFactory = Box::new(move || {
+        if let Some(source) = source.take() {
+            return continued(source, extra);
         }
+        let data = Arc::new(prepare(&table, &spec).map_err(|e| TrainError::Data(e.to_string()))?);
+        fresh_trainer(&fresh_config, &data)
     });
     let name = format!("train-{}", state.lab.tab_name().to_lowercase());
     // Dropping the old worker (paused, finished or playing the file back) stops and joins it first.

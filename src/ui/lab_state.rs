@@ -53,8 +53,15 @@ pub struct LabState {
     pub(crate) continue_epochs: Option<usize>,
     /// "Continue" was clicked for a run trained here: its epochs to add, until the worker's checkpoint comes.
     pub(crate) continue_asked: Option<usize>,
-    /// "Save run…" was clicked for a run trained here: where to (`None`: ask), until the worker's checkpoint comes.
-    pub(crate) save_asked: Option<Option<PathBuf>>,
+    /// "Save run…" was clicked for a run trained here: where to, until the worker's checkpoint comes.
+    pub(crate) save_asked: Option<PendingSave>,
+}
+
+/// A "Save run…" waiting for the worker's checkpoint.
+#[derive(Clone, Debug)]
+pub(crate) struct PendingSave {
+    /// Where to save the run; `None` asks with the save dialog.
+    pub path: Option<PathBuf>,
 }
 
 /// What to do with a finished load.

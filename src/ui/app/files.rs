@@ -15,7 +15,7 @@ use crate::ui::export::{ExportKind, ExportRequest, export_job};
 use crate::ui::file_job::{RunFileJob, RunFileOutcome};
 use crate::ui::image_export::{CapturedImage, take_captured, write_image_job};
 use crate::ui::lab_data::LabData;
-use crate::ui::lab_state::{RunOrigin, RunSource};
+use crate::ui::lab_state::{PendingSave, RunOrigin, RunSource};
 use crate::ui::message::Message;
 use crate::ui::run_file::{open_run_job, save_run_job};
 
@@ -47,7 +47,7 @@ impl BayesExplorerApp {
             self.spawn_save(lab, origin, snapshot, train_state, path);
         } else if let Some(worker) = &state.worker {
             worker.send(Command::Checkpoint);
-            self.lab_mut(lab).save_asked = Some(path);
+            self.lab_mut(lab).save_asked = Some(PendingSave { path });
         } else {
             self.spawn_save(lab, origin, snapshot, None, path);
         }
@@ -56,7 +56,7 @@ impl BayesExplorerApp {
     /// The checkpoint "Save run…" asked `lab`'s worker for came (or could not be taken: the run is saved as shown).
     pub(super) fn save_checkpoint(&mut self, lab: Lab, checkpoint: Result<Arc<Checkpoint>, String>) {
         let state = self.lab_mut(lab);
-        let Some(path) = state.save_asked.take() else { return };
+        let Some(PendingSave { path }) = state.save_asked.take() else { return };
         let Some(origin) = state.run_origin.clone() else { return };
         if self.run_file_job.is_some() {
             self.lab_mut(lab).message =
