@@ -17,17 +17,8 @@ use crate::models::vae::VaeTrainer;
 use crate::train::runfile::{AnyRun, RunConfig};
 use crate::train::{Checkpoint, Command, RunSnapshot, TrainError, Trainer, TrainerFactory, Worker, WorkerState};
 use crate::ui::count::count;
-use crate::ui::lab_state::{LabState, RunOrigin, RunSource};
+use crate::ui::lab_state::{LabState, RunOrigin, RunSource, SavedRun};
 use crate::ui::message::Message;
-
-/// A run opened from a file (or the last session's), kept to be continued from the state it holds.
-#[derive(Clone, Debug)]
-pub(crate) struct SavedRun {
-    /// The run, with its training state when it has one.
-    pub run: Arc<AnyRun>,
-    /// Its data, prepared as for training.
-    pub prepared: Arc<Prepared>,
-}
 
 /// Where a continued run starts from.
 enum Source {

@@ -6,9 +6,9 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use crate::Lab;
-use crate::data::prepare::DataSpec;
+use crate::data::prepare::{DataSpec, Prepared};
 use crate::data::{LoadJob, LoadRequest, Table};
-use crate::train::runfile::RunConfig;
+use crate::train::runfile::{AnyRun, RunConfig};
 use crate::train::{RunSnapshot, Worker, WorkerState};
 use crate::ui::export::{ExportKind, ExportRequest, history_request};
 use crate::ui::lab_data::LabData;
@@ -48,13 +48,22 @@ pub struct LabState {
     /// Where the run on show comes from, which decides whether replacing it asks first (`discard.rs`).
     pub(crate) run_source: RunSource,
     /// The run opened from a file (or the last session's) on show, kept for "Continue" (`continuing.rs`).
-    pub(crate) saved_run: Option<crate::ui::continuing::SavedRun>,
+    pub(crate) saved_run: Option<SavedRun>,
     /// "Epochs to add" as the user set it; `None` for its default.
     pub(crate) continue_epochs: Option<usize>,
     /// "Continue" was clicked for a run trained here: its epochs to add, until the worker's checkpoint comes.
     pub(crate) continue_asked: Option<usize>,
     /// "Save run…" was clicked for a run trained here: where to, until the worker's checkpoint comes.
     pub(crate) save_asked: Option<PendingSave>,
+}
+
+/// A run opened from a file (or the last session's), kept to be continued from the state it holds.
+#[derive(Clone, Debug)]
+pub(crate) struct SavedRun {
+    /// The run, with its training state when it has one.
+    pub run: Arc<AnyRun>,
+    /// Its data, prepared as for training.
+    pub prepared: Arc<Prepared>,
 }
 
 /// A "Save run…" waiting for the worker's checkpoint.

@@ -1,5 +1,5 @@
-//! Continue (issue 22): an opened run carried on from its file keeps its first epochs and ends as the same run
-//! trained without stopping would, to the last bit; the last session's run, checkpointed while it trained and never
+//! Continue (issue 22): a run carried on from its file, or where it was trained, keeps its first epochs and ends as
+//! the same run trained without stopping would, to the last bit; the last session's run, checkpointed while it trained and never
 //! closed (as after a crash), is offered to be continued from its epoch and goes on from there.
 
 use bayes_explorer::Lab;
@@ -46,7 +46,7 @@ fn train_to_the_end(harness: &mut Harness<'_, BayesExplorerApp>, epochs: usize) 
 }
 
 #[test]
-fn ux_continue_carries_an_opened_run_on_exactly_as_if_it_had_not_stopped() {
+fn ux_continue_carries_a_run_on_in_place_and_from_its_file_exactly_as_if_it_had_not_stopped() {
     let folder = tempfile::tempdir().expect("a temporary folder");
     let path = folder.path().join("flow-run.json");
 
@@ -60,6 +60,12 @@ fn ux_continue_carries_an_opened_run_on_exactly_as_if_it_had_not_stopped() {
     let first = train_to_the_end(&mut harness, A);
     harness.state_mut().save_run(Lab::Flow, Some(path.clone()));
     wait_until(&mut harness, "the save", |app| !app.run_file_busy());
+    // Continued where it was trained (from a checkpoint its worker takes): the same as without stopping.
+    harness.get_by_label("Continue").click();
+    wait_until(&mut harness, "the run continued in place", |app| {
+        app.lab(Lab::Flow).worker_state == Some(WorkerState::Finished) && flow_epoch(app) == 2 * A
+    });
+    assert_eq!(first_difference(&whole, &flow_history(harness.state())), None, "continued in place");
     drop(harness);
 
     // Opened in a new window: offered to be continued, then continued for the default A epochs.

@@ -9,13 +9,12 @@ use crate::Lab;
 use crate::train::runfile::{OpenedRun, RunConfig, weights_path_for};
 use crate::train::{Checkpoint, Command, RunSnapshot, TrainState, Worker, WorkerState};
 use crate::ui::app::BayesExplorerApp;
-use crate::ui::continuing::SavedRun;
 use crate::ui::discard::Replacement;
 use crate::ui::export::{ExportKind, ExportRequest, export_job};
 use crate::ui::file_job::{RunFileJob, RunFileOutcome};
 use crate::ui::image_export::{CapturedImage, take_captured, write_image_job};
 use crate::ui::lab_data::LabData;
-use crate::ui::lab_state::{PendingSave, RunOrigin, RunSource};
+use crate::ui::lab_state::{PendingSave, RunOrigin, RunSource, SavedRun};
 use crate::ui::message::Message;
 use crate::ui::run_file::{open_run_job, save_run_job};
 
