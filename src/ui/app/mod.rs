@@ -228,14 +228,7 @@ impl BayesExplorerApp {
             state.snapshot = Some(s);
         }
         let (origin, shown) = (state.run_origin.clone(), state.snapshot.clone());
-        // "Continue" on a run trained here waits for a checkpoint (`continuing.rs`); the session keeps it too.
         let first = checkpoints.first().cloned();
-        let save = state.save_asked.is_some();
-        if state.continue_asked.is_some()
-            && let Some(first) = first.clone()
-        {
-            crate::ui::continuing::from_checkpoint(state, ctx, first);
-        }
         for checkpoint in checkpoints {
             match (checkpoint, origin.clone()) {
                 (Ok(checkpoint), Some(origin)) => self.session.write_checkpoint(lab, origin, &checkpoint),
@@ -249,9 +242,14 @@ impl BayesExplorerApp {
                 (_, None) => {}
             }
         }
-        // "Save run…" on a run trained here waits for a checkpoint too (`files.rs`).
-        if save && let Some(first) = first {
-            self.save_checkpoint(lab, first);
+        // "Save run…" (`files.rs`) and "Continue" (`continuing.rs`) on a run trained here wait for a checkpoint,
+        // which the session keeps too; the save goes first, while the run is still the one it was asked for.
+        if let Some(first) = first {
+            self.save_checkpoint(lab, first.clone());
+            let state = self.lab_mut(lab);
+            if state.continue_asked.is_some() {
+                crate::ui::continuing::from_checkpoint(state, ctx, first);
+            }
         }
     }
 
