@@ -214,6 +214,7 @@ pub(crate) fn training_ui(state: &mut LabState, ui: &mut egui::Ui) -> Option<Rep
             replacement = Some(Replacement::Reset);
         }
     });
+    crate::ui::continuing::continue_ui(state, ui);
     if let Some(s) = &state.snapshot {
         ui.label(format!("Epoch {} of {}, step {}", s.epoch, s.total_epochs, s.step));
     }
@@ -331,6 +332,7 @@ pub(crate) fn start_run(state: &mut LabState, ctx: egui::Context, start_running:
     // Dropping the old worker stops and joins it before the new one starts.
     state.worker = None;
     state.run_origin = None;
+    state.forget_continuation();
     state.snapshot = None;
     state.message = None;
     let name = format!("train-{}", state.lab.tab_name().to_lowercase());

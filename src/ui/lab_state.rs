@@ -1,13 +1,14 @@
 //! One lab's state: its dataset and the load in progress, its message, its training run (worker, snapshot, what
 //! the run was started from and where it came from), and each lab page's own settings and views.
 
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Instant;
 
 use crate::Lab;
-use crate::data::prepare::DataSpec;
+use crate::data::prepare::{DataSpec, Prepared};
 use crate::data::{LoadJob, LoadRequest, Table};
-use crate::train::runfile::RunConfig;
+use crate::train::runfile::{AnyRun, RunConfig};
 use crate::train::{RunSnapshot, Worker, WorkerState};
 use crate::ui::export::{ExportKind, ExportRequest, history_request};
 use crate::ui::lab_data::LabData;
@@ -46,6 +47,30 @@ pub struct LabState {
     pub(crate) restored_settings: Option<RunConfig>,
     /// Where the run on show comes from, which decides whether replacing it asks first (`discard.rs`).
     pub(crate) run_source: RunSource,
+    /// The run opened from a file (or the last session's) on show, kept for "Continue" (`continuing.rs`).
+    pub(crate) saved_run: Option<SavedRun>,
+    /// "Epochs to add" as the user set it; `None` for its default.
+    pub(crate) continue_epochs: Option<usize>,
+    /// "Continue" was clicked for a run trained here: its epochs to add, until the worker's checkpoint comes.
+    pub(crate) continue_asked: Option<usize>,
+    /// "Save run…" was clicked for a run trained here: where to, until the worker's checkpoint comes.
+    pub(crate) save_asked: Option<PendingSave>,
+}
+
+/// A run opened from a file (or the last session's), kept to be continued from the state it holds.
+#[derive(Clone, Debug)]
+pub(crate) struct SavedRun {
+    /// The run, with its training state when it has one.
+    pub run: Arc<AnyRun>,
+    /// Its data, prepared as for training.
+    pub prepared: Arc<Prepared>,
+}
+
+/// A "Save run…" waiting for the worker's checkpoint.
+#[derive(Clone, Debug)]
+pub(crate) struct PendingSave {
+    /// Where to save the run; `None` asks with the save dialog.
+    pub path: Option<PathBuf>,
 }
 
 /// What to do with a finished load.
@@ -104,6 +129,10 @@ impl LabState {
             run_origin: None,
             restored_settings: None,
             run_source: RunSource::default(),
+            saved_run: None,
+            continue_epochs: None,
+            continue_asked: None,
+            save_asked: None,
         }
     }
 
@@ -133,6 +162,14 @@ impl LabState {
         if let Some(config) = self.restored_settings.take() {
             self.show_settings(config);
         }
+    }
+
+    /// Forgets what "Continue" would carry on from (the run on show is being replaced).
+    pub(crate) fn forget_continuation(&mut self) {
+        self.saved_run = None;
+        self.continue_epochs = None;
+        self.continue_asked = None;
+        self.save_asked = None;
     }
 
     /// True while a dataset is being loaded.

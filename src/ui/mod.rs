@@ -9,6 +9,7 @@ mod bnn_probe;
 mod bnn_settings;
 mod bnn_state;
 pub mod bnn_weights;
+mod continuing;
 mod count;
 mod data_view;
 mod discard;

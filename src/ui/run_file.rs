@@ -3,17 +3,20 @@
 //! nothing.
 
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use crate::train::runfile::{AnyRun, open_run};
-use crate::train::{RunSnapshot, WorkerState};
+use crate::train::{RunSnapshot, TrainState, WorkerState};
 use crate::ui::file_job::{RunFileOutcome, given_or_picked, save_dialog};
 use crate::ui::lab_state::{LabState, RunOrigin};
 
-/// "Save run…" on the `run-file` thread: the run started from `origin`, as `snapshot` holds it, written to `path`
-/// or to a file picked in the save dialog (offered as `default_name`).
+/// "Save run…" on the `run-file` thread: the run started from `origin`, as `snapshot` holds it, with the training
+/// state taken at the same step when there is one (so that "Continue" can carry it on), written to `path` or to a
+/// file picked in the save dialog (offered as `default_name`).
 pub(crate) fn save_run_job(
     origin: &RunOrigin,
     snapshot: &RunSnapshot,
+    train_state: Option<Arc<TrainState>>,
     path: Option<PathBuf>,
     default_name: String,
 ) -> RunFileOutcome {
@@ -22,7 +25,7 @@ pub(crate) fn save_run_job(
         Ok(path) => path,
         Err(cancelled) => return cancelled,
     };
-    match save(origin, snapshot, &path) {
+    match save(origin, snapshot, train_state, &path) {
         Ok(()) => RunFileOutcome::Saved(path),
         Err(e) => RunFileOutcome::Failed(e),
     }
@@ -50,9 +53,18 @@ pub(crate) fn open_run_job(path: Option<PathBuf>) -> RunFileOutcome {
 
 /// Builds the run from what the lab holds and writes it (on the `run-file` thread: hashing the data and writing
 /// take a while).
-fn save(origin: &RunOrigin, snapshot: &RunSnapshot, path: &std::path::Path) -> Result<(), String> {
+fn save(
+    origin: &RunOrigin,
+    snapshot: &RunSnapshot,
+    train_state: Option<Arc<TrainState>>,
+    path: &std::path::Path,
+) -> Result<(), String> {
     let run =
         AnyRun::from_snapshot(origin.config.clone(), snapshot, &origin.table, &origin.request, origin.spec.clone())
+            .and_then(|run| match train_state {
+                Some(state) => run.with_state(state),
+                None => Ok(run),
+            })
             .map_err(|e| format!("{}: cannot save the run: {e}", path.display()))?;
     run.save(path).map_err(|e| e.to_string())
 }

@@ -7,14 +7,14 @@ use std::sync::Arc;
 
 use crate::Lab;
 use crate::train::runfile::{OpenedRun, RunConfig, weights_path_for};
-use crate::train::{Worker, WorkerState};
+use crate::train::{Checkpoint, Command, RunSnapshot, TrainState, Worker, WorkerState};
 use crate::ui::app::BayesExplorerApp;
 use crate::ui::discard::Replacement;
 use crate::ui::export::{ExportKind, ExportRequest, export_job};
 use crate::ui::file_job::{RunFileJob, RunFileOutcome};
 use crate::ui::image_export::{CapturedImage, take_captured, write_image_job};
 use crate::ui::lab_data::LabData;
-use crate::ui::lab_state::{RunOrigin, RunSource};
+use crate::ui::lab_state::{PendingSave, RunOrigin, RunSource, SavedRun};
 use crate::ui::message::Message;
 use crate::ui::run_file::{open_run_job, save_run_job};
 
@@ -22,7 +22,7 @@ impl BayesExplorerApp {
     /// Saves `lab`'s run (paused or finished) to `path`, or to a file picked in the native dialog when `path` is
     /// `None`, on a background thread; the outcome appears in the lab's message area.
     pub fn save_run(&mut self, lab: Lab, path: Option<PathBuf>) {
-        if self.run_file_job.is_some() {
+        if self.run_file_busy() {
             return;
         }
         let state = self.lab(lab);
@@ -39,8 +39,54 @@ impl BayesExplorerApp {
             self.lab_mut(lab).message = Some(Message::error("The run has no model yet: nothing to save."));
             return;
         };
+        // An opened run still as its file has it keeps the file's training state; a run trained here is saved from
+        // a checkpoint its worker takes first (`save_checkpoint`), so that "Continue" can carry it on.
+        if let Some(saved) = &state.saved_run {
+            let train_state = saved.run.state().filter(|_| saved.run.snapshot().step == snapshot.step).cloned();
+            self.spawn_save(lab, origin, snapshot, train_state, path);
+        } else if let Some(worker) = &state.worker {
+            worker.send(Command::Checkpoint);
+            self.lab_mut(lab).save_asked = Some(PendingSave { path });
+        } else {
+            self.spawn_save(lab, origin, snapshot, None, path);
+        }
+    }
+
+    /// The checkpoint "Save run…" asked `lab`'s worker for came (or could not be taken: the run is saved as shown).
+    pub(super) fn save_checkpoint(&mut self, lab: Lab, checkpoint: Result<Arc<Checkpoint>, String>) {
+        let state = self.lab_mut(lab);
+        let Some(PendingSave { path }) = state.save_asked.take() else { return };
+        let Some(origin) = state.run_origin.clone() else { return };
+        if self.run_file_job.is_some() {
+            self.lab_mut(lab).message =
+                Some(Message::warning("A file is being written or read; save the run again once it is done."));
+            return;
+        }
+        let (snapshot, train_state) = match checkpoint {
+            Ok(c) => (c.snapshot.clone(), Some(Arc::clone(&c.state))),
+            Err(why) => {
+                log::info!("saving the {} run without its training state: {why}", lab.tab_name());
+                let state = self.lab(lab);
+                let shown = state.worker.as_ref().and_then(Worker::snapshot).or_else(|| state.snapshot.clone());
+                let Some(shown) = shown else { return };
+                (shown, None)
+            }
+        };
+        self.spawn_save(lab, origin, snapshot, train_state, path);
+    }
+
+    fn spawn_save(
+        &mut self,
+        lab: Lab,
+        origin: RunOrigin,
+        snapshot: RunSnapshot,
+        train_state: Option<Arc<TrainState>>,
+        path: Option<PathBuf>,
+    ) {
         let default_name = format!("{}-run.json", lab.tab_name().to_lowercase());
-        self.spawn_run_file_job(lab, "Saving the run…", move || save_run_job(&origin, &snapshot, path, default_name));
+        self.spawn_run_file_job(lab, "Saving the run…", move || {
+            save_run_job(&origin, &snapshot, train_state, path, default_name)
+        });
     }
 
     /// Opens the run file `path`, or one picked in the native dialog when `path` is `None`, with its dataset, on a
@@ -56,7 +102,7 @@ impl BayesExplorerApp {
     /// True while a run is being saved or opened.
     #[must_use]
     pub fn run_file_busy(&self) -> bool {
-        self.run_file_job.is_some()
+        self.run_file_job.is_some() || Lab::ALL.iter().any(|&lab| self.lab(lab).save_asked.is_some())
     }
 
     /// Runs `job` on the `run-file` thread; its outcome shows on `lab`'s page.
@@ -163,14 +209,24 @@ impl BayesExplorerApp {
         }
         let s = run.snapshot();
         let what = if restored { "Restored the last session's model from" } else { "Opened" };
+        // A run with its training state is offered to be continued (`continuing.rs`); one without is re-run.
+        let next = if run.why_not_continued().is_none() {
+            format!(
+                "Continue carries it on from epoch {}; Train runs it again from scratch with the same settings and seed.",
+                s.epoch
+            )
+        } else {
+            "Train runs it again from scratch with the same settings and seed.".to_owned()
+        };
         state.message = Some(Message::note(format!(
-            "{what} {}: {}, {} of {}, {}. Train runs it again from scratch with the same settings and seed.",
+            "{what} {}: {}, {} of {}, {}. {next}",
             path.display(),
             run.model_name(),
             s.epoch,
             crate::ui::count::count(s.total_epochs, "epoch"),
             crate::ui::count::count(s.step, "step")
         )));
+        state.saved_run = Some(SavedRun { run: Arc::new(run), prepared });
         if !restored {
             self.settings.tab = lab;
         }

@@ -64,6 +64,7 @@ impl BayesExplorerApp {
         state.worker_state = None;
         state.snapshot = None;
         state.run_origin = None;
+        state.forget_continuation();
         state.view = crate::ui::data_view::DataViewState::default();
         let dropped = data.table.csv.as_ref().map_or(0, |c| c.dropped_rows);
         if dropped > 0 {

@@ -203,6 +203,7 @@ impl BayesExplorerApp {
             )));
         }
         let mut checkpoints = Vec::new();
+        let ctx = self.ctx.clone();
         let state = self.lab_mut(lab);
         let Some(worker) = &state.worker else { return };
         for event in worker.drain_events(256) {
@@ -227,6 +228,7 @@ impl BayesExplorerApp {
             state.snapshot = Some(s);
         }
         let (origin, shown) = (state.run_origin.clone(), state.snapshot.clone());
+        let first = checkpoints.first().cloned();
         for checkpoint in checkpoints {
             match (checkpoint, origin.clone()) {
                 (Ok(checkpoint), Some(origin)) => self.session.write_checkpoint(lab, origin, &checkpoint),
@@ -238,6 +240,15 @@ impl BayesExplorerApp {
                     }
                 }
                 (_, None) => {}
+            }
+        }
+        // "Save run…" (`files.rs`) and "Continue" (`continuing.rs`) on a run trained here wait for a checkpoint,
+        // which the session keeps too; the save goes first, while the run is still the one it was asked for.
+        if let Some(first) = first {
+            self.save_checkpoint(lab, first.clone());
+            let state = self.lab_mut(lab);
+            if state.continue_asked.is_some() {
+                crate::ui::continuing::from_checkpoint(state, ctx, first);
             }
         }
     }

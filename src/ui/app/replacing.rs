@@ -46,6 +46,7 @@ impl BayesExplorerApp {
             Replacement::NewModel => crate::ui::lab::start_run(self.lab_mut(lab), ctx, false),
             Replacement::Reset => {
                 let state = self.lab_mut(lab);
+                state.forget_continuation();
                 if let Some(w) = &state.worker {
                     w.send(Command::Reset);
                     state.run_source = RunSource::Started(Instant::now());
