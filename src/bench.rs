@@ -79,6 +79,15 @@ pub fn flow_figures(quick: bool) -> Result<Vec<BenchFigure>, String> {
         (epoch, 3),
         (data.n_train() as f64, "points"),
     ));
+    // What a checkpoint costs the training thread (issue 22): the copy of the whole training state it takes between
+    // two steps (the writing is another thread's), set against one step.
+    figures.push(BenchFigure::new(
+        "RealNVP training step (batch 256)".to_owned(),
+        (epoch / steps as f64, 3),
+        (256.0, "points"),
+    ));
+    let copy = median_seconds(5, || trainer.train_state().map(|_| ()).map_err(|e| e.to_string()))?;
+    figures.push(BenchFigure::new("checkpoint: copy of the training state".to_owned(), (copy, 5), (1.0, "copies")));
     let params = trainer.params().map_err(|e| e.to_string())?;
     let net = FlowNet::from_params(&params, DType::F32).map_err(|e| e.to_string())?;
     let side = if quick { 128 } else { 512 };

@@ -144,3 +144,26 @@ fn ux_continue_is_disabled_for_a_version_1_run_file_and_the_message_does_not_off
     }
     harness.get_by_label_contains("format version 1");
 }
+
+/// A session checkpoint that cannot be written (the session folder's place is taken by a file; a read-only
+/// folder does not stop root, who runs the tests) says so in the lab, and training goes on.
+#[test]
+fn ux_a_session_checkpoint_that_cannot_be_written_is_a_warning_and_training_goes_on() {
+    let folder = tempfile::tempdir().expect("a temporary folder");
+    let blocker = folder.path().join("not-a-folder");
+    std::fs::write(&blocker, "a file where the session folder would go").expect("the blocking file");
+    let mut harness = flow_window(Some(blocker.join("session")), Settings::default());
+    *harness.state_mut().flow_config_mut() = tiny_flow(10_000);
+    harness.get_by_label("Train").click();
+    wait_until(&mut harness, "two epochs", |app| flow_epoch(app) >= 2);
+    harness.state_mut().persist(false);
+    wait_until(&mut harness, "the warning", |app| {
+        app.lab(Lab::Flow).message.as_ref().is_some_and(|m| m.text.contains("could not be written"))
+    });
+    let message = harness.state().lab(Lab::Flow).message.as_ref().expect("the message").text.clone();
+    assert!(message.contains("not-a-folder"), "the message names where: {message}");
+    let epoch = flow_epoch(harness.state());
+    wait_until(&mut harness, "training going on", |app| flow_epoch(app) > epoch + 1);
+    assert_eq!(harness.state().lab(Lab::Flow).worker_state, Some(WorkerState::Running));
+    harness.get_by_label("Pause").click();
+}
