@@ -10,11 +10,8 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use crate::data::prepare::{Prepared, prepare};
-use crate::models::bnn::BnnTrainer;
-use crate::models::flow::FlowTrainer;
-use crate::models::vae::VaeTrainer;
-use crate::train::runfile::{AnyRun, RunConfig};
+use crate::data::prepare::prepare;
+use crate::train::runfile::AnyRun;
 use crate::train::{Checkpoint, Command, RunSnapshot, TrainError, Trainer, TrainerFactory, Worker, WorkerState};
 use crate::ui::count::count;
 use crate::ui::lab_state::{LabState, RunOrigin, RunSource, SavedRun};
@@ -145,24 +142,6 @@ pub(crate) fn from_checkpoint(state: &mut LabState, ctx: egui::Context, checkpoi
     }
 }
 
-/// The run's settings set to last `epochs` epochs.
-fn with_epochs(config: RunConfig, epochs: usize) -> RunConfig {
-    match config {
-        RunConfig::Bnn(c) => RunConfig::Bnn(crate::models::bnn::BnnConfig { epochs, ..c }),
-        RunConfig::Vae(c) => RunConfig::Vae(crate::models::vae::VaeConfig { epochs, ..c }),
-        RunConfig::Flow(c) => RunConfig::Flow(crate::models::flow::FlowConfig { epochs, ..c }),
-    }
-}
-
-/// A fresh, untrained trainer of `config` (what Reset builds once a run has been continued).
-fn fresh_trainer(config: &RunConfig, data: &Arc<Prepared>) -> Result<Box<dyn Trainer>, TrainError> {
-    Ok(match config {
-        RunConfig::Bnn(c) => Box::new(BnnTrainer::new(c.clone(), data)?),
-        RunConfig::Vae(c) => Box::new(VaeTrainer::new(c.clone(), data)?),
-        RunConfig::Flow(c) => Box::new(FlowTrainer::new(c.clone(), data)?),
-    })
-}
-
 /// The continued trainer from `source` (on the worker thread: a checkpoint's run is made and its data prepared
 /// there), lengthened by `extra` epochs past the run's set number.
 fn continued(source: Source, extra: usize) -> Result<Box<dyn Trainer>, TrainError> {
@@ -189,7 +168,7 @@ fn spawn(state: &mut LabState, ctx: egui::Context, origin: RunOrigin, source: So
     // The run file's continuation adds epochs past the run's set number: those left count towards `add`.
     let extra = add.saturating_sub(remaining(&snapshot));
     let total = snapshot.total_epochs.max(snapshot.epoch) + extra;
-    let config = with_epochs(origin.config.clone(), total);
+    let config = origin.config.with_epochs(total);
     let (fresh_config, table, spec) = (config.clone(), Arc::clone(&origin.table), origin.spec.clone());
     let mut source = Some(source);
     // Built once from the source; Reset later builds a fresh, untrained model of the same settings.
@@ -198,7 +177,7 @@ fn spawn(state: &mut LabState, ctx: egui::Context, origin: RunOrigin, source: So
             return continued(source, extra);
         }
         let data = Arc::new(prepare(&table, &spec).map_err(|e| TrainError::Data(e.to_string()))?);
-        fresh_trainer(&fresh_config, &data)
+        fresh_config.fresh_trainer(&data)
     });
     let name = format!("train-{}", state.lab.tab_name().to_lowercase());
     // Dropping the old worker (paused, finished or playing the file back) stops and joins it first.

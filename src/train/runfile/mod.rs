@@ -378,6 +378,27 @@ pub enum RunConfig {
     Flow(FlowConfig),
 }
 
+impl RunConfig {
+    /// The same settings set to last `epochs` epochs.
+    #[must_use]
+    pub fn with_epochs(&self, epochs: usize) -> Self {
+        match self {
+            Self::Bnn(c) => Self::Bnn(BnnView::with_epochs(c, epochs)),
+            Self::Vae(c) => Self::Vae(VaeView::with_epochs(c, epochs)),
+            Self::Flow(c) => Self::Flow(FlowParams::with_epochs(c, epochs)),
+        }
+    }
+
+    /// A fresh, untrained trainer of these settings on `data`.
+    pub fn fresh_trainer(&self, data: &Arc<Prepared>) -> Result<Box<dyn Trainer>, TrainError> {
+        match self {
+            Self::Bnn(c) => BnnView::trainer(c, data),
+            Self::Vae(c) => VaeView::trainer(c, data),
+            Self::Flow(c) => FlowParams::trainer(c, data),
+        }
+    }
+}
+
 /// A run of any lab that can be saved.
 #[derive(Clone, Debug)]
 pub enum AnyRun {
