@@ -202,14 +202,24 @@ def reference_flow(train, test, seed, epochs, init):
     opt = torch.optim.Adam(model.parameters(), lr=1e-4)
     x = torch.from_numpy(train)
     g = torch.Generator().manual_seed(seed)
+    curve = []
     for _ in range(epochs):
         order = torch.randperm(len(x), generator=g)
+        total, batches = 0.0, 0
         for i in range(0, len(x), 256):
             loss = -model.log_prob(x[order[i : i + 256]]).mean()
             opt.zero_grad()
             loss.backward()
             opt.step()
-    return {"train_nll": mean_nll(model, train), "heldout_nll": mean_nll(model, test)}
+            total, batches = total + loss.item(), batches + 1
+        curve.append(total / batches)
+    figures = {"train_nll": mean_nll(model, train), "heldout_nll": mean_nll(model, test)}
+    return figures | {"largest_rise": largest_rise(curve)}
+
+
+def largest_rise(curve):
+    """The largest rise of the epochs' mean minibatch loss from one epoch to the next (a spike in training)."""
+    return max((b - a for a, b in zip(curve, curve[1:])), default=0.0)
 
 
 def flow_runs(opts, done, out):
@@ -221,9 +231,16 @@ def flow_runs(opts, done, out):
             if key not in done:
                 start = time.time()
                 args = ["train", "flow", "--data", csv, "--columns", "x", "y", "--seed", str(seed)]
-                args += ["--epochs", str(opts.epochs), "--export-split", folder, "--json", *opts.app_args.split()]
-                line = run_app(args)
+                run = f"{folder}-run"
+                args += ["--epochs", str(opts.epochs), "--export-split", folder, "--save", run, "--json"]
+                line = run_app(args + opts.app_args.split())
                 figures = {k: line[k] for k in ("train_nll", "heldout_nll")}
+                # The run file's history holds each epoch's mean minibatch loss, as the reference's curve does.
+                with open(run) as f:
+                    curve = [e["metrics"]["train_nll"] for e in json.load(f)["history"]]
+                figures["largest_rise"] = largest_rise(curve)
+                for path in (run, f"{run}.safetensors"):
+                    os.remove(path)
                 record(out, done, key, figures, time.time() - start)
             key = ("flow", name, seed, "reference", opts.reference_init)
             if key not in done:
@@ -439,13 +456,16 @@ def table(done):
     summary = []
     for (lab, data), sides in sorted(groups.items()):
         for (side, variant), runs in sorted(sides.items()):
-            figures = [k for k in runs[0] if k not in ("lab", "data", "seed", "side", "variant", "seconds")]
+            skip = ("lab", "data", "seed", "side", "variant", "seconds")
+            # Every figure any run has, in the order they first appear (figures added later have fewer seeds).
+            figures = list(dict.fromkeys(k for r in runs for k in r if k not in skip))
             for fig in figures:
-                values = [r[fig] for r in runs]
+                runs_with = [r for r in runs if fig in r]
+                values = [r[fig] for r in runs_with]
                 mean = statistics.fmean(values)
                 sd = statistics.stdev(values) if len(values) > 1 else 0.0
                 worst = min(values) if fig.endswith("ratio") else max(values)
-                seeds = ",".join(str(r["seed"]) for r in sorted(runs, key=lambda r: r["seed"]))
+                seeds = ",".join(str(r["seed"]) for r in sorted(runs_with, key=lambda r: r["seed"]))
                 lines.append(f"| {lab} | {data} | {side} | {variant} | {seeds} | {fig} | {mean:.3f} +- {sd:.3f} | {worst:.3f} |")
                 summary.append({"lab": lab, "data": data, "side": side, "variant": variant, "figure": fig,
                                 "seeds": len(values), "mean": mean, "sd": sd, "worst": worst, "values": values})
