@@ -26,7 +26,8 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
-use crate::models::bnn::{BnnParams, BnnTask};
+use crate::compute::Activation;
+use crate::models::bnn::{BnnConfig, BnnLayer, BnnParams, BnnTask, Posterior, PredictiveRows, summarize};
 
 /// How the sampler runs.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -566,6 +567,72 @@ fn run_chain(
     }
     out.mean_tree_depth = depth_sum as f64 / settings.draws.max(1) as f64;
     Ok((out, positions))
+}
+
+/// The network of `config`'s architecture for `n_in` inputs and `task`, with zero weights: the template
+/// [`sample_bnn`] takes (every layer [`Posterior::Deterministic`](crate::models::bnn::Posterior); the hidden layers
+/// with `config.activation`, the output layer the identity; the prior sd `config.prior_sd`).
+#[must_use]
+pub fn bnn_template(config: &BnnConfig, n_in: usize, task: BnnTask) -> BnnParams {
+    let mut widths = vec![n_in];
+    widths.extend(&config.hidden);
+    widths.push(task.n_out());
+    let n_layers = widths.len() - 1;
+    let layers = widths
+        .windows(2)
+        .enumerate()
+        .map(|(i, w)| {
+            let k = w[0] * w[1] + w[1];
+            BnnLayer {
+                n_in: w[0],
+                n_out: w[1],
+                posterior: Posterior::Deterministic,
+                mean: vec![0.0; k],
+                sd: vec![0.0; k],
+                scale_tril: Vec::new(),
+                activation: if i + 1 == n_layers { Activation::Identity } else { config.activation },
+            }
+        })
+        .collect();
+    BnnParams { layers, task, prior_sd: config.prior_sd }
+}
+
+/// The figures of a sampled posterior: its diagnostics (`max_rhat`, `min_ess_bulk`, `divergences`,
+/// `max_depth_hits`, `seconds`, `rows_used`, `samples`) and its predictions on the rows `x_test` `[n, n_in]` with
+/// targets `y_test`, every kept draw a weight sample through [`BnnParams::predict_with_weights`] and
+/// [`summarize`]: `test_rmse` (or `test_error_rate`), `test_nll`, `coverage_50`, `coverage_80`, `coverage_95`
+/// (named as the variational run's figures) and, for regression, `interval_width_95` (the mean width of the 95 %
+/// interval). Deterministic: the same draws give the same figures to the last bit.
+#[must_use]
+pub fn posterior_figures(
+    template: &BnnParams,
+    posterior: &NutsPosterior,
+    x_test: &[f32],
+    y_test: &[f32],
+) -> Vec<(String, f64)> {
+    let n_samples = posterior.n_draws();
+    let outputs = template.predict_with_weights(&posterior.weight_samples(), n_samples, x_test, y_test.len());
+    let test = summarize(template.task, &outputs, n_samples, y_test);
+    let quality = if matches!(template.task, BnnTask::Classification { .. }) { "error_rate" } else { "rmse" };
+    let mut figures = vec![(format!("test_{quality}"), test.error), ("test_nll".to_owned(), test.nll)];
+    for (level, fraction) in &test.coverage {
+        figures.push((format!("coverage_{:.0}", level * 100.0), *fraction));
+    }
+    if let PredictiveRows::Regression(rows) = &test.rows {
+        let width = rows.iter().map(|r| f64::from(r.interval_95().1 - r.interval_95().0)).sum::<f64>();
+        figures.push(("interval_width_95".to_owned(), width / rows.len().max(1) as f64));
+    }
+    let hits: usize = posterior.chains.iter().map(|c| c.max_depth_hits).sum();
+    figures.extend([
+        ("max_rhat".to_owned(), posterior.max_rhat()),
+        ("min_ess_bulk".to_owned(), posterior.min_ess_bulk()),
+        ("divergences".to_owned(), posterior.divergences() as f64),
+        ("max_depth_hits".to_owned(), hits as f64),
+        ("seconds".to_owned(), posterior.seconds),
+        ("rows_used".to_owned(), posterior.rows_used as f64),
+        ("samples".to_owned(), n_samples as f64),
+    ]);
+    figures
 }
 
 #[cfg(test)]

@@ -7,8 +7,7 @@ use rand_chacha::ChaCha8Rng;
 use rand_distr::{Distribution, StandardNormal};
 
 use super::*;
-use crate::compute::Activation;
-use crate::models::bnn::{BnnLayer, Head, Posterior};
+use crate::models::bnn::Head;
 
 /// A BNN without hidden layers: `f(x) = x W + b`, the identity on the output, squared error.
 fn linear_template(d: usize, prior_sd: f64) -> BnnParams {
