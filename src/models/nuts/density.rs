@@ -96,6 +96,8 @@ pub struct BnnDensity {
     /// Scratch for the backward pass: d logp / d (a layer's output), d logp / d (its input).
     delta: Vec<f64>,
     delta_in: Vec<f64>,
+    /// The network's outputs `[n_out, n_rows]` (the last activation applied).
+    out: Vec<f64>,
 }
 
 /// `log(1 + e^x)`, stable.
@@ -113,8 +115,9 @@ fn sigmoid(x: f64) -> f64 {
     }
 }
 
-/// The derivative of `activation` at the pre-activation `z`.
-fn activation_derivative(activation: Activation, z: f64) -> f64 {
+/// The derivative of `activation` at the pre-activation `z`, whose value `activation(z)` is `a` (the sigmoid's
+/// and tanh's derivatives come from `a`, without another exponential).
+fn activation_derivative(activation: Activation, z: f64, a: f64) -> f64 {
     match activation {
         Activation::Identity => 1.0,
         Activation::Relu => {
@@ -131,14 +134,8 @@ fn activation_derivative(activation: Activation, z: f64) -> f64 {
                 LEAKY_SLOPE
             }
         }
-        Activation::Sigmoid => {
-            let s = sigmoid(z);
-            s * (1.0 - s)
-        }
-        Activation::Tanh => {
-            let t = z.tanh();
-            1.0 - t * t
-        }
+        Activation::Sigmoid => a * (1.0 - a),
+        Activation::Tanh => 1.0 - a * a,
         Activation::Softplus => sigmoid(z),
     }
 }
@@ -180,6 +177,7 @@ impl BnnDensity {
             n_rows,
             delta: Vec::new(),
             delta_in: Vec::new(),
+            out: Vec::new(),
         }
     }
 
@@ -266,7 +264,9 @@ impl BnnDensity {
         };
         let n_last = self.layers.len() - 1;
         // The network's outputs [n_out, n_rows] (the last activation applied) and d logp / d outputs.
-        let out: Vec<f64> = self.pre[n_last].iter().map(|&z| last.activation.apply_scalar(z)).collect();
+        let mut out = std::mem::take(&mut self.out);
+        out.clear();
+        out.extend(self.pre[n_last].iter().map(|&z| last.activation.apply_scalar(z)));
         self.delta.clear();
         self.delta.resize(last.n_out * n_rows, 0.0);
         let unit = |j: usize| &out[j * n_rows..(j + 1) * n_rows];
@@ -332,8 +332,10 @@ impl BnnDensity {
             let layer = self.layers[l];
             let (n_in, n_out) = (layer.n_in, layer.n_out);
             offset -= layer.n_params();
-            for (d, &z) in self.delta.iter_mut().zip(&self.pre[l]) {
-                *d *= activation_derivative(layer.activation, z);
+            // The layer's outputs: the next layer's inputs, or the network's.
+            let post = if l == n_last { &out } else { &self.inputs[l + 1] };
+            for ((d, &z), &a) in self.delta.iter_mut().zip(&self.pre[l]).zip(post) {
+                *d *= activation_derivative(layer.activation, z, a);
             }
             let input = &self.inputs[l];
             let (gw, gb) = gradient[offset..offset + layer.n_params()].split_at_mut(n_in * n_out);
@@ -358,6 +360,7 @@ impl BnnDensity {
                 std::mem::swap(&mut self.delta, &mut self.delta_in);
             }
         }
+        self.out = out;
         if logp.is_finite() && gradient.iter().all(|g| g.is_finite()) { Ok(logp) } else { Err(DensityError::NonFinite) }
     }
 }

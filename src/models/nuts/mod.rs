@@ -259,8 +259,11 @@ impl NutsPosterior {
     pub fn warnings(&self) -> Vec<String> {
         let mut out = Vec::new();
         let name = |k: usize| if k == self.n_weights { "log sigma".to_owned() } else { format!("parameter {k}") };
-        let high: Vec<usize> = (0..self.rhat.len()).filter(|&k| !(self.rhat[k] <= RHAT_WARNING)).collect();
-        if let Some(&worst) = high.iter().max_by(|&&a, &&b| self.rhat[a].total_cmp(&self.rhat[b])) {
+        let high: Vec<usize> =
+            (0..self.rhat.len()).filter(|&k| self.rhat[k].is_nan() || self.rhat[k] > RHAT_WARNING).collect();
+        if self.chains.len() < 2 {
+            out.push("one chain: R-hat needs two or more (four are advised)".to_owned());
+        } else if let Some(&worst) = high.iter().max_by(|&&a, &&b| self.rhat[a].total_cmp(&self.rhat[b])) {
             out.push(format!(
                 "R-hat above {RHAT_WARNING} for {} of {} coordinates (largest {:.3}, {}): the chains disagree; run longer or read the predictions rather than single weights",
                 high.len(),
@@ -269,7 +272,8 @@ impl NutsPosterior {
                 name(worst)
             ));
         }
-        let low: Vec<usize> = (0..self.ess_bulk.len()).filter(|&k| !(self.ess_bulk[k] >= ESS_WARNING)).collect();
+        let low: Vec<usize> =
+            (0..self.ess_bulk.len()).filter(|&k| self.ess_bulk[k].is_nan() || self.ess_bulk[k] < ESS_WARNING).collect();
         if let Some(&worst) = low.iter().min_by(|&&a, &&b| self.ess_bulk[a].total_cmp(&self.ess_bulk[b])) {
             out.push(format!(
                 "bulk ESS below {ESS_WARNING:.0} for {} of {} coordinates (smallest {:.0}, {})",
@@ -400,7 +404,7 @@ pub fn sample_bnn(
     // The rows: all of them, or a seeded subsample.
     let (x_used, y_used, rows_used) = if settings.max_rows > 0 && n_rows > settings.max_rows {
         let mut rows: Vec<usize> = (0..n_rows).collect();
-        rows.shuffle(&mut ChaCha8Rng::seed_from_u64(settings.seed ^ 0x5eed_0f_d47a));
+        rows.shuffle(&mut ChaCha8Rng::seed_from_u64(settings.seed ^ 0x005e_ed0f_d47a));
         rows.truncate(settings.max_rows);
         rows.sort_unstable();
         let x: Vec<f32> = rows.iter().flat_map(|&i| x[i * n_in..(i + 1) * n_in].iter().copied()).collect();
@@ -413,13 +417,17 @@ pub fn sample_bnn(
     let n_weights = density.n_weights();
     let dim = density.dim();
 
-    let mut nuts = DiagNutsSettings::default();
-    nuts.num_tune = settings.warmup as u64;
-    nuts.num_draws = settings.draws as u64;
-    nuts.maxdepth = settings.max_depth;
-    nuts.num_chains = settings.chains;
-    nuts.seed = settings.seed;
-    nuts.adapt_options.step_size_settings.target_accept = settings.target_accept;
+    let mut adapt_options = DiagNutsSettings::default().adapt_options;
+    adapt_options.step_size_settings.target_accept = settings.target_accept;
+    let nuts = DiagNutsSettings {
+        num_tune: settings.warmup as u64,
+        num_draws: settings.draws as u64,
+        maxdepth: settings.max_depth,
+        num_chains: settings.chains,
+        seed: settings.seed,
+        adapt_options,
+        ..DiagNutsSettings::default()
+    };
 
     let total = settings.warmup + settings.draws;
     *control.progress.lock().unwrap_or_else(PoisonError::into_inner) =

@@ -200,3 +200,15 @@ fn draws_predict_through_the_variational_forward_pass() {
     let by_hand = x[10] * w[0] + x[11] * w[1] + w[2];
     assert!((outputs[3 * 50 + 5] - by_hand).abs() < 1e-5);
 }
+
+#[test]
+fn one_chain_has_no_rhat_and_says_so() {
+    let (x, y) = linear_data();
+    let settings = NutsSettings { chains: 1, warmup: 50, draws: 20, ..NutsSettings::default() };
+    let posterior = sample_bnn(&linear_template(2, 1.0), &x, &y, 50, &settings, &NutsControl::new()).unwrap();
+    assert!(posterior.rhat.iter().all(|r| r.is_nan()));
+    assert!(posterior.ess_bulk.iter().all(|e| e.is_finite()));
+    let warnings = posterior.warnings();
+    assert!(warnings.iter().any(|w| w.starts_with("one chain")), "{warnings:?}");
+    assert!(warnings.iter().any(|w| w.starts_with("bulk ESS below 400")), "{warnings:?}");
+}
