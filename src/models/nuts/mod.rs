@@ -46,7 +46,7 @@ pub struct NutsSettings {
     /// Mean acceptance probability the step size is tuned to.
     pub target_accept: f64,
     /// Data with more rows than this are subsampled to this many rows by a seeded draw (the likelihood's cost
-    /// grows with the rows; the result says how many were used).
+    /// grows with the rows; the result says how many were used). 0: no cap.
     pub max_rows: usize,
     /// The squared-error head's noise: fixed at `σ² = 1/2`, or sampled.
     pub noise: NoiseModel,
