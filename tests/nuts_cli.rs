@@ -5,6 +5,8 @@ use std::fmt::Write as _;
 use std::path::Path;
 use std::process::Command;
 
+use bayes_explorer::train::runfile::{AnyRun, NutsRun, RunFileError};
+
 const BIN: &str = env!("CARGO_BIN_EXE_bayes-explorer");
 
 fn run(args: &[&str], dir: &Path) -> (bool, String, String) {
@@ -91,6 +93,16 @@ fn nuts_reports_its_diagnostics_and_a_saved_run_opens_with_the_same_figures() {
         assert_eq!(opened["saved"][key], line[key], "{key}");
     }
     assert_eq!(opened["chain_stats"], line["chain_stats"]);
+
+    // A NUTS run is no trained run: the loader of trained runs names it for what it is.
+    let error = AnyRun::load(&d.join("nuts.json")).expect_err("a NUTS run is refused");
+    assert!(matches!(error, RunFileError::Sampled { .. }), "{error}");
+    let opened_run = NutsRun::load(&d.join("nuts.json")).expect("it opens as a NUTS run");
+    assert_eq!((opened_run.posterior.n_draws(), opened_run.posterior.n_weights), (200, 13));
+    // Saved again, it gives the same files, byte for byte.
+    opened_run.save(&d.join("again.json")).expect("it saves");
+    let bytes = |name: &str| std::fs::read(d.join(name)).expect("the file");
+    assert!(bytes("nuts.safetensors") == bytes("again.safetensors"), "the draws' file differs");
 
     // The sampler's options need it; the variational run refuses them.
     let (ok, _, stderr) = run(&["train", "bnn", "--data", &data, "--chains", "2", "--epochs", "1"], d);
