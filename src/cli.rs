@@ -24,6 +24,8 @@ use crate::train::export::{ExportOptions, export_run, export_split};
 use crate::train::runfile::{AnyRun, CheckpointWriter, RunConfig, RunFileError, first_difference, load_dataset};
 use crate::train::{Checkpoint, Command, EpochRecord, ModelView, Trainer, TrainerFactory, Worker, WorkerEvent};
 
+mod nuts;
+
 /// Exit code for bad input (a file that cannot be read, an unknown column).
 pub const EXIT_BAD_INPUT: u8 = 2;
 
@@ -235,6 +237,27 @@ pub struct TrainArgs {
     /// BNN lab: Monte Carlo forward passes per prediction.
     #[arg(long)]
     pub samples: Option<usize>,
+    /// BNN lab: how the posterior is found: `vi`, variational, trained by epochs (the default), or `nuts`, the
+    /// exact posterior over every weight sampled by the No-U-Turn sampler (then --chains, --warmup, --draws,
+    /// --noise and --max-rows apply; the optimiser's settings do not).
+    #[arg(long, value_enum, default_value_t)]
+    pub sampler: SamplerArg,
+    /// With --sampler nuts: independent chains, one thread each (default 4).
+    #[arg(long)]
+    pub chains: Option<usize>,
+    /// With --sampler nuts: warm-up iterations per chain, discarded (default 500).
+    #[arg(long)]
+    pub warmup: Option<usize>,
+    /// With --sampler nuts: draws kept per chain (default 500).
+    #[arg(long)]
+    pub draws: Option<usize>,
+    /// With --sampler nuts and the squared-error head: the noise, fixed at the variance 1/2 that the squared error
+    /// implies (the default), or sampled with the prior sigma ~ HalfNormal(sd of the targets).
+    #[arg(long, value_enum)]
+    pub noise: Option<NoiseArg>,
+    /// With --sampler nuts: sample on at most this many training rows, a seeded subsample (default 2000).
+    #[arg(long, value_name = "N")]
+    pub max_rows: Option<usize>,
     /// Print one final JSON line of metrics.
     #[arg(long)]
     pub json: bool,
@@ -262,7 +285,7 @@ pub struct TrainArgs {
     #[arg(long, value_name = "PATH", conflicts_with_all = [
         "data", "target", "label", "seed", "lr", "flow", "layers", "init", "adam_epsilon", "columns", "batch_size", "arch",
         "latent", "gaussian", "bernoulli", "train_fraction", "posterior", "head", "hidden", "activation", "optimizer",
-        "prior_sd", "mc_kl", "bayesian_output", "samples",
+        "prior_sd", "mc_kl", "bayesian_output", "samples", "sampler", "chains", "warmup", "draws", "noise", "max_rows",
     ])]
     pub load: Option<PathBuf>,
     /// With --load: train the run's settings again from scratch, with its seed and data, and check that every
@@ -368,6 +391,25 @@ pub enum HeadArg {
     Mse,
     /// Normal(loc, scale) output, Gaussian NLL (the course's probabilistic BNN).
     Normal,
+}
+
+/// How the BNN's posterior is found (`train bnn --sampler`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, ValueEnum)]
+pub enum SamplerArg {
+    /// Variational inference, trained by epochs.
+    #[default]
+    Vi,
+    /// The No-U-Turn sampler on the exact posterior.
+    Nuts,
+}
+
+/// The squared-error head's noise under NUTS (`train bnn --noise`).
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum NoiseArg {
+    /// The variance 1/2 the squared error implies.
+    Fixed,
+    /// Sampled, sigma ~ HalfNormal(sd of the targets).
+    Sampled,
 }
 
 /// Optimiser (`train bnn --optimizer`).
@@ -616,6 +658,10 @@ fn train(args: &TrainArgs) -> Result<(), CliError> {
     if (args.init.is_some() || args.adam_epsilon.is_some()) && lab != Lab::Flow {
         return Err(CliError::BadInput("--init and --adam-epsilon are for the flow lab".into()));
     }
+    if args.sampler == SamplerArg::Nuts {
+        return nuts::train_nuts(args, &table, &request, spec, &prepared);
+    }
+    nuts::check_vi_args(args)?;
     let mut flow_config = None;
     let mut bnn_config_used: Option<BnnConfig> = None;
     let mut vae_config_used: Option<VaeConfig> = None;
@@ -1077,7 +1123,10 @@ fn save_trained(
 fn open_saved_run(args: &TrainArgs, path: &std::path::Path) -> Result<(), CliError> {
     let lab = Lab::from(args.lab);
     let bad = |e: RunFileError| CliError::BadInput(e.to_string());
-    let run = AnyRun::load(path).map_err(bad)?;
+    let run = match AnyRun::load(path) {
+        Err(RunFileError::Sampled { .. }) if lab == Lab::Bnn => return nuts::open_nuts_run(args, path),
+        loaded => loaded.map_err(bad)?,
+    };
     if run.lab() != lab {
         return Err(bad(RunFileError::WrongLab {
             file: path.display().to_string(),

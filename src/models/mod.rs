@@ -4,6 +4,7 @@
 pub mod bnn;
 pub mod conv;
 pub mod flow;
+pub mod nuts;
 pub mod resume;
 pub mod stats;
 pub mod trainer;

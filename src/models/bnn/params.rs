@@ -191,7 +191,19 @@ impl BnnParams {
     #[must_use]
     pub fn predict_samples_cpu(&self, x: &[f32], n_rows: usize, n_samples: usize, seed: u64) -> Vec<f32> {
         let weights = self.sample_weights(n_samples, seed);
+        self.predict_with_weights(&weights, n_samples, x, n_rows)
+    }
+
+    /// The raw outputs `[n_samples, n_rows, n_out]` of given weight samples `weights` `[n_samples, n_params]`
+    /// (each in the layout of [`Self::sample_weights`]; the posterior's means and scales are not used) on rows `x`
+    /// `[n_rows, n_in]`, by the same CPU loops as [`Self::predict_samples_cpu`]: draws of an MCMC sampler go
+    /// through the very forward pass of the variational samples. Zeros when `weights` or `x` is too short.
+    #[must_use]
+    pub fn predict_with_weights(&self, weights: &[f32], n_samples: usize, x: &[f32], n_rows: usize) -> Vec<f32> {
         let (n_in, n_out) = (self.n_in(), self.task.n_out());
+        if weights.len() < n_samples * self.n_params() {
+            return vec![0f32; n_samples * n_rows * n_out];
+        }
         let mut out = vec![0f32; n_samples * n_rows * n_out];
         if out.is_empty() || x.len() < n_rows * n_in {
             return out;
@@ -207,7 +219,7 @@ impl BnnParams {
         let per_thread = n_samples.div_ceil(threads);
         std::thread::scope(|scope| {
             for (chunk, outputs) in out.chunks_mut(per_thread * n_rows * n_out).enumerate() {
-                let (weights, x_t) = (&weights, &x_t);
+                let x_t = &x_t;
                 // With the CPU's widest vector instructions (AVX2 and FMA where present), chosen at run time.
                 scope.spawn(move || {
                     let first_sample = chunk * per_thread;

@@ -100,6 +100,15 @@ pub enum RunFileError {
         /// The lab.
         lab: &'static str,
     },
+    /// A BNN posterior sampled by NUTS, opened as a trained run (it opens as a
+    /// [`NutsRun`](super::NutsRun)).
+    #[error(
+        "{file}: it holds a BNN posterior sampled by NUTS, not a trained run; open it with `bayes-explorer train bnn --load`"
+    )]
+    Sampled {
+        /// The file.
+        file: String,
+    },
     /// The run's dataset cannot be found, loaded or is not the one it was trained on.
     #[error("{file}: {message}")]
     Dataset {

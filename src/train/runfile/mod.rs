@@ -14,6 +14,8 @@
 //!   again ([`load_dataset`]);
 //! - `tensors`: [`SavedModel`], what a lab implements, and the named tensors its parameters become;
 //! - `bnn`, `vae`, `flow`: each lab's [`SavedModel`] and the records of its architecture;
+//! - `nuts`: a BNN posterior sampled by NUTS ([`NutsRun`]): its draws, settings and diagnostics, in the same two
+//!   files (it is no trained run: it is shown, not replayed or continued);
 //! - `replay`: a saved run shown through a worker ([`Run::replay_factory`]);
 //! - here: [`Run`], one lab's run in memory, saved and opened, and [`AnyRun`], a run of any lab.
 //!
@@ -45,6 +47,7 @@ mod dataset;
 mod files;
 mod flow;
 mod format;
+mod nuts;
 mod replay;
 mod state;
 mod tensors;
@@ -61,6 +64,7 @@ pub use format::{
     ColumnRecord, DatasetRecord, FIRST_CONTINUABLE_VERSION, FORMAT_NAME, FORMAT_VERSION, JsonF64, MetricList,
     ProgressRecord, RunFile, RunFileError, SavedEpoch, SplitRecord, WeightsRecord, read_run_file,
 };
+pub use nuts::{NutsArchitecture, NutsChainRecord, NutsRun, NutsRunConfig};
 pub use state::{EXACTNESS, ResumeRecord};
 use state::{read_state, write_state};
 pub use tensors::{DenseShape, SavedModel, TensorReader, TensorWriter, read_mlp, write_mlp};
@@ -198,21 +202,7 @@ impl<M: SavedModel> Run<M> {
         serde_json::from_value::<M::Config>(back.config)
             .map_err(|e| fail(format!("the settings would not read back: {e}")))?;
 
-        // The weights under a pending name, then the run file (the switch from the old run to the new one),
-        // then the weights under their own name.
-        let pending = pending_path(&weights_path);
-        write_atomically(&pending, |f| f.write_all(&weights))
-            .map_err(|e| RunFileError::Write { file: pending.display().to_string(), message: e.to_string() })?;
-        if let Err(e) = write_atomically(path, |f| f.write_all(&json)) {
-            let _ = std::fs::remove_file(&pending);
-            return Err(fail(e.to_string()));
-        }
-        std::fs::rename(&pending, &weights_path).map_err(|e| RunFileError::Write {
-            file: weights_path.display().to_string(),
-            message: format!("{e}; the weights were left in {}, where opening the run finds them", pending.display()),
-        })?;
-        sync_folder(&weights_path);
-        Ok(())
+        commit_run_files(path, &weights_path, &weights, &json)
     }
 
     /// Opens a run of this lab (only the run files, not its data; see [`load_dataset`]).
@@ -226,6 +216,9 @@ impl<M: SavedModel> Run<M> {
         let corrupt = |why: String| RunFileError::Corrupt { file: file.clone(), why };
         if record.lab != M::LAB {
             return Err(RunFileError::WrongLab { file, found: record.lab.tab_name(), expected: M::LAB.tab_name() });
+        }
+        if nuts::is_nuts_record(&record) {
+            return Err(RunFileError::Sampled { file });
         }
         let config: M::Config =
             serde_json::from_value(record.config).map_err(|e| corrupt(format!("the settings: {e}")))?;
@@ -342,6 +335,25 @@ impl<M: SavedModel> Run<M> {
     pub fn continued_config(&self, add_epochs: usize) -> M::Config {
         M::with_epochs(&self.config, self.snapshot.total_epochs.max(self.snapshot.epoch) + add_epochs)
     }
+}
+
+/// Writes a run's two files: the weights under a pending name, then the run file (the switch from the old run to
+/// the new one), then the weights under their own name (a crash at any point leaves one run or the other).
+fn commit_run_files(path: &Path, weights_path: &Path, weights: &[u8], json: &[u8]) -> Result<(), RunFileError> {
+    let fail = |message: String| RunFileError::Write { file: path.display().to_string(), message };
+    let pending = pending_path(weights_path);
+    write_atomically(&pending, |f| f.write_all(weights))
+        .map_err(|e| RunFileError::Write { file: pending.display().to_string(), message: e.to_string() })?;
+    if let Err(e) = write_atomically(path, |f| f.write_all(json)) {
+        let _ = std::fs::remove_file(&pending);
+        return Err(fail(e.to_string()));
+    }
+    std::fs::rename(&pending, weights_path).map_err(|e| RunFileError::Write {
+        file: weights_path.display().to_string(),
+        message: format!("{e}; the weights were left in {}, where opening the run finds them", pending.display()),
+    })?;
+    sync_folder(weights_path);
+    Ok(())
 }
 
 /// The first difference between two runs' metrics, epoch by epoch and to the last bit; `None` when they agree.
