@@ -191,9 +191,18 @@ impl BnnParams {
     #[must_use]
     pub fn predict_samples_cpu(&self, x: &[f32], n_rows: usize, n_samples: usize, seed: u64) -> Vec<f32> {
         let weights = self.sample_weights(n_samples, seed);
+        self.forward_samples_cpu(&weights, n_samples, x, n_rows)
+    }
+
+    /// The outputs `[n_samples, n_rows, n_out]` of given weight samples `weights` `[n_samples, n_params]` (laid out
+    /// as [`Self::sample_weights`] lays them: layer by layer, each layer's weights row-major then its biases) on rows
+    /// `x` `[n_rows, n_in]`, by the CPU loops of [`Self::predict_samples_cpu`]. Any posterior's samples in this
+    /// layout (a sampler's, say) run through here. All zeros when `weights` or `x` is too short.
+    #[must_use]
+    pub fn forward_samples_cpu(&self, weights: &[f32], n_samples: usize, x: &[f32], n_rows: usize) -> Vec<f32> {
         let (n_in, n_out) = (self.n_in(), self.task.n_out());
         let mut out = vec![0f32; n_samples * n_rows * n_out];
-        if out.is_empty() || x.len() < n_rows * n_in {
+        if out.is_empty() || x.len() < n_rows * n_in || weights.len() < n_samples * self.n_params() {
             return out;
         }
         // [n_in, n_rows]: every sample starts from the same transposed inputs.
@@ -207,7 +216,7 @@ impl BnnParams {
         let per_thread = n_samples.div_ceil(threads);
         std::thread::scope(|scope| {
             for (chunk, outputs) in out.chunks_mut(per_thread * n_rows * n_out).enumerate() {
-                let (weights, x_t) = (&weights, &x_t);
+                let x_t = &x_t;
                 // With the CPU's widest vector instructions (AVX2 and FMA where present), chosen at run time.
                 scope.spawn(move || {
                     let first_sample = chunk * per_thread;
