@@ -144,3 +144,43 @@ fn the_band_from_drawn_weights_is_the_samplers() {
         assert!(expected.function.q025.iter().chain(&expected.function.q975).all(|v| v.is_finite()));
     }
 }
+
+#[test]
+#[ignore = "an experiment: how wide the trained band is in the data, in the gap and past it"]
+fn experiment_widths() {
+    use bayes_explorer::Lab;
+    use bayes_explorer::data::prepare::{default_spec_for_lab, prepare};
+    use bayes_explorer::data::{SynthKind, SynthSpec};
+    use bayes_explorer::models::bnn::{BnnConfig, BnnTrainer, PredictiveBand};
+    use bayes_explorer::train::Trainer;
+    use std::sync::Arc;
+    fn width_at(band: &PredictiveBand, at: f32) -> f32 {
+        let i =
+            (0..band.x.len()).min_by(|&a, &b| (band.x[a] - at).abs().total_cmp(&(band.x[b] - at).abs())).unwrap_or(0);
+        band.function.width_95(i)
+    }
+    for (name, cfg) in [
+        ("mse lr 1e-2", BnnConfig { learning_rate: 1e-2, epochs: 4000, ..BnnConfig::default() }),
+        ("normal lr 1e-2", BnnConfig { head: Head::Normal, learning_rate: 1e-2, epochs: 4000, ..BnnConfig::default() }),
+    ] {
+        let table = SynthSpec::default_for(SynthKind::CubicGap).generate();
+        let data = Arc::new(prepare(&table, &default_spec_for_lab(Lab::Bnn, &table)).unwrap());
+        let mut trainer = BnnTrainer::new(cfg, &data).unwrap();
+        while !trainer.finished() {
+            trainer.step().unwrap();
+        }
+        let params = trainer.params().unwrap();
+        let (m, s) = (data.feature_mean[0], data.feature_scale[0]);
+        let grid_x = extended_grid(-1.0, 1.0, 201);
+        let grid_z: Vec<f32> = grid_x.iter().map(|x| (x - m) / s).collect();
+        let band = vi_band(&params, &grid_z, &grid_x, 400, 3);
+        let inside = 0.5 * (width_at(&band, -0.65) + width_at(&band, 0.65));
+        let last = trainer.snapshot().history.last().cloned().unwrap();
+        eprintln!(
+            "{name}: 95 % width in the data {inside:.3}, in the gap {:.3}, past it {:.3}; test rmse {:.3}",
+            width_at(&band, 0.0),
+            0.5 * (width_at(&band, -1.5) + width_at(&band, 1.5)),
+            last.get("test_rmse").unwrap_or(f64::NAN)
+        );
+    }
+}

@@ -4,7 +4,7 @@
 //! redrawn as the network trains (computed on the view thread: `train/bnn_view.rs`). For the Normal head the band of
 //! a new observation `y` (the learned noise included) can be shown too.
 
-use egui::Color32;
+use egui::{Color32, Stroke};
 use egui_plot::{FilledArea, Line, LineStyle, PlotPoints, Points};
 
 use crate::data::prepare::Prepared;
@@ -16,7 +16,8 @@ use crate::ui::plot_axes;
 
 /// The caption under the view's title: what the student sees.
 pub(crate) const BAND_CAPTION: &str = "The band is the spread of f(x) over the posterior's weight samples: narrow \
-     where the data pin the function down, it should widen away from the data and in the gap between clusters.";
+     where the data pin the function down, it should widen away from the data and in the gap between clusters. A \
+     variational posterior often stays too narrow in the gap (Foong et al., 2019): compare what you see.";
 
 /// Legend names.
 const F_95: &str = "95 % band of f(x)";
@@ -98,7 +99,11 @@ fn band_plot(view: &BandView, prepared: &Prepared, show_observation: bool, names
         .allow_scroll(false)
         .show(ui, |plot| {
             if let Some(y) = band.observation.as_ref().filter(|_| show_observation) {
-                plot.add(FilledArea::new(Y_95, &xs, &wide(&y.q025), &wide(&y.q975)).fill_color(amber(40)));
+                plot.add(
+                    FilledArea::new(Y_95, &xs, &wide(&y.q025), &wide(&y.q975))
+                        .fill_color(amber(40))
+                        .stroke(Stroke::new(1.0, amber(160))),
+                );
                 for (k, edge) in [&y.q25, &y.q75].into_iter().enumerate() {
                     let points: Vec<[f64; 2]> = xs.iter().zip(edge.iter()).map(|(&x, &v)| [x, f64::from(v)]).collect();
                     plot.line(
@@ -110,8 +115,17 @@ fn band_plot(view: &BandView, prepared: &Prepared, show_observation: bool, names
                 }
             }
             let f = &band.function;
-            plot.add(FilledArea::new(F_95, &xs, &wide(&f.q025), &wide(&f.q975)).fill_color(blue(55)));
-            plot.add(FilledArea::new(F_50, &xs, &wide(&f.q25), &wide(&f.q75)).fill_color(blue(110)));
+            // Thin edges: the legend's swatches and the band's outline stay visible on a dark background.
+            plot.add(
+                FilledArea::new(F_95, &xs, &wide(&f.q025), &wide(&f.q975))
+                    .fill_color(blue(55))
+                    .stroke(Stroke::new(1.0, blue(150))),
+            );
+            plot.add(
+                FilledArea::new(F_50, &xs, &wide(&f.q25), &wide(&f.q75))
+                    .fill_color(blue(110))
+                    .stroke(Stroke::new(1.0, blue(200))),
+            );
             for (k, curve) in band.sampled.iter().enumerate() {
                 let points: Vec<[f64; 2]> = xs.iter().zip(curve).map(|(&x, &v)| [x, f64::from(v)]).collect();
                 plot.line(
