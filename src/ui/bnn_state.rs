@@ -185,9 +185,10 @@ impl BnnUiState {
         self.probe_values = test_row_in_units(&prepared, self.probe_row);
         self.sweep_feature = self.sweep_feature.min(prepared.n_features().saturating_sub(1));
         // The band is the first view for a regression on one feature (unless such a run was on show already, and the
-        // user may have moved on); other data has no band view.
+        // user may have moved on, or the comparison of runs is on show, which the new run joins); other data has no
+        // band view.
         let band_data = band_applies(&prepared);
-        if band_data && !self.has_band_view() {
+        if band_data && !self.has_band_view() && self.page != BnnPage::Compare {
             self.page = BnnPage::Band;
         } else if !band_data && self.page == BnnPage::Band {
             self.page = BnnPage::Weights;
