@@ -1,5 +1,6 @@
 //! The embedded datasets: checksums against `datasets/README.md`, shapes and contents; the generated 2-D
-//! sets: size, seeding and the shape statistics their formulas imply; the split and standardisation.
+//! sets: size, seeding and the shape statistics their formulas imply; the generated 1-D regressions: their gap, their
+//! noise, and which lab offers them; the split and standardisation.
 
 #![allow(clippy::float_cmp, reason = "values read from files and set by hand are compared exactly on purpose")]
 
@@ -77,14 +78,99 @@ fn generated_sets_have_their_size_and_are_seeded() {
     for kind in SynthKind::ALL {
         let spec = SynthSpec { kind, n_points: 1234, noise: kind.default_noise(), seed: 7 };
         let a = spec.generate();
-        assert_eq!((a.n_rows(), a.n_cols()), (1234, 3), "{kind:?}");
+        let columns = if kind.is_regression() { 2 } else { 3 };
+        assert_eq!((a.n_rows(), a.n_cols()), (1234, columns), "{kind:?}");
         assert_eq!(a.values, spec.generate().values, "{kind:?}: same seed, same points");
         let other = SynthSpec { seed: 8, ..spec }.generate();
         assert_ne!(a.values, other.values, "{kind:?}: another seed, other points");
         assert!(a.values.iter().all(|v| v.is_finite()));
-        let components = a.columns[2].max as usize + 1;
-        assert!(components <= kind.n_components(), "{kind:?}");
+        if !kind.is_regression() {
+            let components = a.columns[2].max as usize + 1;
+            assert!(components <= kind.n_components(), "{kind:?}");
+        }
     }
+}
+
+#[test]
+fn regressions_are_one_feature_and_a_target_offered_in_the_bnn_lab_only() {
+    for kind in SynthKind::REGRESSIONS {
+        let table = SynthSpec::default_for(kind).generate();
+        let names: Vec<&str> = table.columns.iter().map(|c| c.name.as_str()).collect();
+        assert_eq!(names, ["x", "y"], "{kind:?}");
+        assert_eq!(table.n_rows(), 200, "{kind:?}: the default size");
+        // Loaded in the BNN lab, `x` is the feature and `y` the target without the user picking.
+        let spec = bayes_explorer::data::prepare::default_spec_for_lab(Lab::Bnn, &table);
+        assert_eq!(spec.roles, vec![Role::Feature, Role::Target], "{kind:?}");
+        assert!(check_lab(Lab::Bnn, &table, &spec).is_ok());
+        let prepared = prepare(&table, &spec).unwrap();
+        assert_eq!(prepared.output, Some(("y".to_owned(), OutputKind::Regression)));
+        assert_eq!(prepared.n_features(), 1);
+        assert!(check_lab(Lab::Flow, &table, &spec).is_err(), "a flow needs two features");
+    }
+    assert_eq!(SynthKind::offered_in(Lab::Bnn), SynthKind::REGRESSIONS);
+    for lab in [Lab::Flow, Lab::Vae] {
+        assert_eq!(SynthKind::offered_in(lab), SynthKind::DENSITIES);
+        assert!(SynthKind::offered_in(lab).iter().all(|k| !k.is_regression()), "{lab:?} offers no 1-D set");
+    }
+    assert_eq!(SynthKind::from_cli("cubic-gap"), Some(SynthKind::CubicGap));
+}
+
+/// Sample standard deviation.
+fn sd(v: &[f64]) -> f64 {
+    let m = mean(v.iter().copied());
+    (v.iter().map(|x| (x - m).powi(2)).sum::<f64>() / (v.len() - 1) as f64).sqrt()
+}
+
+#[test]
+fn the_gaps_are_empty_and_the_clusters_even() {
+    for (kind, gap) in [(SynthKind::CubicGap, 0.3), (SynthKind::SineGap, 1.0)] {
+        let t = SynthSpec { kind, n_points: 5001, noise: 0.1, seed: 11 }.generate();
+        let x = column(&t, 0);
+        let clusters = kind.input_clusters();
+        assert_eq!(clusters.len(), 2);
+        let inside = |c: (f64, f64), v: f64| (c.0 - 1e-6..=c.1 + 1e-6).contains(&v);
+        assert!(x.iter().all(|&v| inside(clusters[0], v) || inside(clusters[1], v)), "{kind:?}: every x in a cluster");
+        assert!(x.iter().all(|&v| v.abs() >= gap - 1e-6), "{kind:?}: nothing in the gap (-{gap}, {gap})");
+        let left = x.iter().filter(|&&v| v < 0.0).count();
+        assert_eq!(left, 2501, "{kind:?}: half the points (rounded up) in the left cluster");
+        // Uniform within a cluster: its mean is the cluster's middle.
+        let right: Vec<f64> = x.iter().copied().filter(|&v| v > 0.0).collect();
+        let middle = 0.5 * (clusters[1].0 + clusters[1].1);
+        assert!((mean(right.iter().copied()) - middle).abs() < 0.02 * (clusters[1].1 - clusters[1].0));
+    }
+}
+
+#[test]
+fn the_noise_has_the_stated_standard_deviation() {
+    // Residuals from the stated mean: sd within 3 % of the noise (n = 20,000: the sd's own error is 0.5 %).
+    let n = 20_000;
+    for (kind, f) in
+        [(SynthKind::CubicGap, (|x: f64| x.powi(3)) as fn(f64) -> f64), (SynthKind::SineGap, |x| (2.0 * x).sin())]
+    {
+        let t = SynthSpec { kind, n_points: n, noise: 0.1, seed: 12 }.generate();
+        let residuals: Vec<f64> = column(&t, 0).iter().zip(column(&t, 1)).map(|(&x, y)| y - f(x)).collect();
+        assert!(mean(residuals.iter().copied()).abs() < 0.005, "{kind:?}: the noise has mean 0");
+        let s = sd(&residuals);
+        assert!((s - 0.1).abs() < 0.003, "{kind:?}: noise sd {s}, stated 0.1");
+    }
+    // Heteroscedastic: sd(x) = noise |x|, so the residual divided by |x| has sd `noise`, and the far rows are
+    // noisier than the near ones.
+    let t = SynthSpec { kind: SynthKind::Heteroscedastic, n_points: n, noise: 0.2, seed: 13 }.generate();
+    let (x, y) = (column(&t, 0), column(&t, 1));
+    assert!(x.iter().all(|v| (-3.0..=3.0).contains(v)));
+    let residual = |i: usize| y[i] - x[i].sin();
+    let scaled: Vec<f64> = (0..n).filter(|&i| x[i].abs() > 0.05).map(|i| residual(i) / x[i].abs()).collect();
+    let s = sd(&scaled);
+    assert!((s - 0.2).abs() < 0.006, "noise per unit |x|: {s}, stated 0.2");
+    let band =
+        |lo: f64, hi: f64| -> Vec<f64> { (0..n).filter(|&i| (lo..hi).contains(&x[i].abs())).map(residual).collect() };
+    // sd over |x| uniform on [a, b] is noise sqrt(E[x²]) = noise sqrt((a² + ab + b²) / 3).
+    let near = sd(&band(0.0, 1.0));
+    let far = sd(&band(2.0, 3.0));
+    let expected = |a: f64, b: f64| 0.2 * ((a * a + a * b + b * b) / 3.0).sqrt();
+    assert!((near - expected(0.0, 1.0)).abs() < 0.05 * expected(0.0, 1.0), "near: {near}");
+    assert!((far - expected(2.0, 3.0)).abs() < 0.05 * expected(2.0, 3.0), "far: {far}");
+    assert!(far > 3.0 * near, "the noise grows with |x|");
 }
 
 fn column(table: &bayes_explorer::data::Table, j: usize) -> Vec<f64> {

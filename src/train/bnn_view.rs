@@ -1,6 +1,7 @@
 //! The BNN lab's Monte Carlo predictions, on their own thread so the UI never waits: the predictive summary of
-//! every test row, and the out-of-distribution probe (one row's predictive distribution, and the predictive
-//! band as one feature sweeps far outside the data).
+//! every test row, the out-of-distribution probe (one row's predictive distribution, and the predictive
+//! band as one feature sweeps far outside the data), and, for a regression on one feature, the predictive band over
+//! a grid reaching past the data ([`BandView`]).
 //!
 //! The UI sends [`BnnViewRequest`]s (the newest replaces what is pending) and reads back plain data. Samples run
 //! on a real GPU when there is one and the job is big enough to pay for the round trip (the wgpu kernels of
@@ -10,8 +11,8 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use crate::compute::RealGpu;
-use crate::data::prepare::Prepared;
-use crate::models::bnn::{BnnParams, Predictive, summarize};
+use crate::data::prepare::{OutputKind, Prepared};
+use crate::models::bnn::{BAND_GRID_POINTS, BnnParams, Predictive, PredictiveBand, extended_grid, summarize, vi_band};
 use crate::train::view_thread::ViewThread;
 
 /// Points of the probe's sweep, from [`SWEEP_HALF_WIDTH`] standard deviations below the mean to as many above.
@@ -34,6 +35,8 @@ pub struct BnnViewRequest {
     pub n_samples: usize,
     /// A row to probe, if the probe view is open.
     pub probe: Option<BnnProbe>,
+    /// Compute the predictive band (the band view is open; only for data where [`band_applies`]).
+    pub band: bool,
 }
 
 /// An input row to probe and the feature to sweep.
@@ -78,6 +81,27 @@ pub struct ProbeView {
     pub sweep: Predictive,
 }
 
+/// The predictive band of one model over its one feature (see [`crate::models::bnn::PredictiveBand`]).
+#[derive(Clone, Debug, PartialEq)]
+pub struct BandView {
+    /// The model's step.
+    pub step: u64,
+    /// The model's run.
+    pub run: u64,
+    /// The band, its grid in the feature's own units.
+    pub band: PredictiveBand,
+    /// The smallest and largest value of the feature in the data (training and test rows), in its own units.
+    pub data_range: (f32, f32),
+    /// Weight samples drawn.
+    pub n_samples: usize,
+}
+
+/// Whether the band view applies to `data`: a regression on exactly one feature.
+#[must_use]
+pub fn band_applies(data: &Prepared) -> bool {
+    data.n_features() == 1 && matches!(data.output, Some((_, OutputKind::Regression)))
+}
+
 /// What the view thread sends back.
 #[derive(Clone, Debug)]
 pub enum BnnViewResult {
@@ -85,6 +109,8 @@ pub enum BnnViewResult {
     Predictive(Arc<PredictiveView>),
     /// The probe.
     Probe(Arc<ProbeView>),
+    /// The predictive band.
+    Band(Arc<BandView>),
     /// Something failed; the message says what.
     Error(String),
 }
@@ -94,7 +120,7 @@ pub type BnnViewWorker = ViewThread<BnnViewRequest, BnnViewResult>;
 
 /// Starts the BNN's view thread; `repaint` is called after every result.
 pub fn spawn(repaint: impl Fn() + Send + 'static) -> std::io::Result<BnnViewWorker> {
-    let mut state = ViewState { gpu: RealGpu::new(), done_predictive: None, done_probe: None };
+    let mut state = ViewState { gpu: RealGpu::new(), done_predictive: None, done_probe: None, done_band: None };
     ViewThread::spawn("bnn-view", repaint, move |request, send| state.handle(&request, send))
 }
 
@@ -105,6 +131,8 @@ struct ViewState {
     done_predictive: Option<(u64, u64, usize)>,
     /// (run, step, probe) of the probe last sent.
     done_probe: Option<(u64, u64, BnnProbe)>,
+    /// (run, step, samples) of the band last sent.
+    done_band: Option<(u64, u64, usize)>,
 }
 
 impl ViewState {
@@ -120,6 +148,10 @@ impl ViewState {
                 send(probe_view(request, probe));
                 self.done_probe = Some(probe_key);
             }
+        }
+        if request.band && self.done_band != Some(key) {
+            send(band_view(request));
+            self.done_band = Some(key);
         }
     }
 
@@ -209,4 +241,30 @@ fn probe_view(request: &BnnViewRequest, probe: &BnnProbe) -> BnnViewResult {
         sweep: summarize(params.task, &sweep, s, &vec![0.0; SWEEP_POINTS]),
         sweep_z,
     }))
+}
+
+/// The band over [`BAND_GRID_POINTS`] points from a quarter of the data's range below its smallest value to as much
+/// above its largest (small: always on the CPU). The weight samples' noise is the same at every step of a run (the
+/// seed is the run's), so the sampled functions move smoothly as the posterior learns.
+fn band_view(request: &BnnViewRequest) -> BnnViewResult {
+    let (params, data) = (&request.params, &request.data);
+    if !band_applies(data) || params.n_in() != 1 {
+        return BnnViewResult::Error("the predictive band needs a regression on one feature".into());
+    }
+    let (mean, scale) =
+        (data.feature_mean.first().copied().unwrap_or(0.0), data.feature_scale.first().copied().unwrap_or(1.0));
+    let (lo, hi) = data
+        .x_train
+        .iter()
+        .chain(&data.x_test)
+        .fold((f32::INFINITY, f32::NEG_INFINITY), |(lo, hi), &z| (lo.min(z), hi.max(z)));
+    if !(lo.is_finite() && hi.is_finite()) {
+        return BnnViewResult::Error("the predictive band needs data rows".into());
+    }
+    let data_range = (lo * scale + mean, hi * scale + mean);
+    let grid_x = extended_grid(data_range.0, data_range.1, BAND_GRID_POINTS);
+    let grid_z: Vec<f32> = grid_x.iter().map(|x| (x - mean) / scale).collect();
+    let n_samples = request.n_samples.max(1);
+    let band = vi_band(params, &grid_z, &grid_x, n_samples, request.run ^ 0xba4d_5eed);
+    BnnViewResult::Band(Arc::new(BandView { step: request.step, run: request.run, band, data_range, n_samples }))
 }

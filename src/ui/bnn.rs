@@ -1,4 +1,5 @@
-//! The BNN lab's page: the views of what the network learns, one at a time — weight distributions
+//! The BNN lab's page: the views of what the network learns, one at a time — for a regression on one feature the
+//! predictive band over that feature (`bnn_band.rs`), weight distributions
 //! (`bnn_weights.rs`), Monte Carlo predictions with intervals and their calibration (`bnn_predictions.rs`), an
 //! out-of-distribution probe (`bnn_probe.rs`), the loss terms, and a comparison of runs (`bnn_compare.rs`). Its
 //! state is `bnn_state.rs`, its settings panel `bnn_settings.rs`.
@@ -16,7 +17,10 @@ pub use crate::ui::bnn_state::{BnnPage, BnnUiState};
 /// The BNN page's central area.
 pub(crate) fn bnn_view_ui(bnn: &mut BnnUiState, snapshot: Option<&RunSnapshot>, ui: &mut egui::Ui) {
     bnn.poll(snapshot, ui.ctx());
-    view_tabs(ui, bnn.error.as_deref(), &mut bnn.page, BnnPage::ALL.map(|p| (p, p.label())));
+    // The band view only for a regression on one feature.
+    let band_data = bnn.has_band_view();
+    let pages = BnnPage::ALL.into_iter().filter(|p| band_data || *p != BnnPage::Band);
+    view_tabs(ui, bnn.error.as_deref(), &mut bnn.page, pages.map(|p| (p, p.label())));
     let Some(view) = bnn.view.clone() else {
         waiting(ui, "Building the network…");
         return;
@@ -24,6 +28,7 @@ pub(crate) fn bnn_view_ui(bnn: &mut BnnUiState, snapshot: Option<&RunSnapshot>, 
     // Both ways: what is wider than the window (the comparison's table of runs, and the plot under it that takes
     // its width) scrolls into view rather than stay cut off.
     egui::ScrollArea::both().auto_shrink([false, false]).show(ui, |ui| match bnn.page {
+        BnnPage::Band => crate::ui::bnn_band::band_ui(bnn, ui),
         BnnPage::Weights => crate::ui::bnn_weights::weights_ui(bnn, &view, ui),
         BnnPage::Predictions => crate::ui::bnn_predictions::predictions_ui(bnn, ui),
         BnnPage::Calibration => crate::ui::bnn_predictions::calibration_ui(bnn, ui),

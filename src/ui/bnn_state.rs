@@ -8,7 +8,9 @@ use crate::data::prepare::Prepared;
 use crate::models::bnn::{
     BnnConfig, BnnView, DEFAULT_STEP_BUDGET, MAX_FULL_COVARIANCE_PARAMS, Posterior, PredictiveRows, default_epochs,
 };
-use crate::train::bnn_view::{BnnProbe, BnnViewRequest, BnnViewResult, BnnViewWorker, PredictiveView, ProbeView};
+use crate::train::bnn_view::{
+    BandView, BnnProbe, BnnViewRequest, BnnViewResult, BnnViewWorker, PredictiveView, ProbeView, band_applies,
+};
 use crate::train::export::{
     WeightQuantity, calibration_table, class_values, epoch_histogram, predictive_table, stacked_histograms,
     weight_histograms_table,
@@ -22,6 +24,8 @@ use crate::ui::settings_check::{self, Verdict};
 /// Which view the page shows.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum BnnPage {
+    /// A regression on one feature: the predictive band over the feature, with the data (`bnn_band.rs`).
+    Band,
     /// Histograms, heat map, picked weight.
     Weights,
     /// The predictive table and predicted-vs-actual plot.
@@ -37,11 +41,12 @@ pub enum BnnPage {
 }
 
 impl BnnPage {
-    pub(crate) const ALL: [Self; 6] =
-        [Self::Weights, Self::Predictions, Self::Calibration, Self::Probe, Self::Loss, Self::Compare];
+    pub(crate) const ALL: [Self; 7] =
+        [Self::Band, Self::Weights, Self::Predictions, Self::Calibration, Self::Probe, Self::Loss, Self::Compare];
 
     pub(crate) fn label(self) -> &'static str {
         match self {
+            Self::Band => "Predictive band",
             Self::Weights => "Weight distributions",
             Self::Predictions => "Predictions",
             Self::Calibration => "Calibration",
@@ -124,7 +129,10 @@ pub struct BnnUiState {
     pub(crate) view_step: u64,
     pub(crate) predictive: Option<Arc<PredictiveView>>,
     pub(crate) probe: Option<Arc<ProbeView>>,
-    pub(crate) last_request: Option<(u64, u64, usize, Option<BnnProbe>)>,
+    pub(crate) band: Option<Arc<BandView>>,
+    /// Normal head: the band view also shows the band of a new observation `y`.
+    pub show_observation_band: bool,
+    pub(crate) last_request: Option<(u64, u64, usize, Option<BnnProbe>, bool)>,
     pub(crate) error: Option<String>,
 }
 
@@ -161,6 +169,8 @@ impl Default for BnnUiState {
             view_step: 0,
             predictive: None,
             probe: None,
+            band: None,
+            show_observation_band: true,
             last_request: None,
             error: None,
         }
@@ -174,12 +184,22 @@ impl BnnUiState {
         self.probe_row = self.probe_row.min(prepared.n_test().saturating_sub(1));
         self.probe_values = test_row_in_units(&prepared, self.probe_row);
         self.sweep_feature = self.sweep_feature.min(prepared.n_features().saturating_sub(1));
+        // The band is the first view for a regression on one feature (unless such a run was on show already, and the
+        // user may have moved on, or the comparison of runs is on show, which the new run joins); other data has no
+        // band view.
+        let band_data = band_applies(&prepared);
+        if band_data && !self.has_band_view() && self.page != BnnPage::Compare {
+            self.page = BnnPage::Band;
+        } else if !band_data && self.page == BnnPage::Band {
+            self.page = BnnPage::Weights;
+        }
         self.prepared = Some(prepared);
         self.run_config = Some(config);
         self.run += 1;
         self.view = None;
         self.predictive = None;
         self.probe = None;
+        self.band = None;
         self.last_request = None;
         self.epoch_index = None;
         self.selected_weight = None;
@@ -282,6 +302,18 @@ impl BnnUiState {
         }
     }
 
+    /// The predictive band the band view shows, once the view thread has sent one for the run on show.
+    #[must_use]
+    pub fn band(&self) -> Option<&BandView> {
+        self.band.as_deref()
+    }
+
+    /// Whether the run on show is a regression on one feature, which has the band view.
+    #[must_use]
+    pub fn has_band_view(&self) -> bool {
+        self.prepared.as_deref().is_some_and(band_applies)
+    }
+
     /// True once the view thread has sent the test set's predictions (for tests).
     #[must_use]
     pub fn has_predictions(&self) -> bool {
@@ -299,7 +331,9 @@ impl BnnUiState {
         for result in worker.drain() {
             match result {
                 BnnViewResult::Predictive(p) if p.run == self.run => self.predictive = Some(p),
-                BnnViewResult::Predictive(_) => {}
+                BnnViewResult::Band(b) if b.run == self.run => self.band = Some(b),
+                // Left over from a run this one replaced.
+                BnnViewResult::Predictive(_) | BnnViewResult::Band(_) => {}
                 BnnViewResult::Probe(p) => self.probe = Some(p),
                 BnnViewResult::Error(e) => self.error = Some(e),
             }
@@ -316,7 +350,8 @@ impl BnnUiState {
             });
         // The last accepted count (a 0 typed in the field is refused there, not drawn with).
         let n_samples = self.config.predictive_samples.clamp(1, 10_000);
-        let key = (self.run, self.view_step, n_samples, probe.clone());
+        let band = self.page == BnnPage::Band && band_applies(prepared);
+        let key = (self.run, self.view_step, n_samples, probe.clone(), band);
         if self.last_request.as_ref() != Some(&key) {
             worker.request(BnnViewRequest {
                 params: Arc::clone(&view.params),
@@ -325,6 +360,7 @@ impl BnnUiState {
                 data: Arc::clone(prepared),
                 n_samples,
                 probe,
+                band,
             });
             self.last_request = Some(key);
         }

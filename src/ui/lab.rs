@@ -135,14 +135,24 @@ pub(crate) fn dataset_ui(state: &LabState, path_text: &mut String, ui: &mut egui
     ask
 }
 
-/// The generated 2-D set's kind, points, noise and seed (kept in egui's memory per lab); the set to load when
-/// "Generate" is clicked.
+/// The generated set's kind (among those the lab offers: [`SynthKind::offered_in`], a 2-D density for the flow and
+/// the VAE, a 1-D regression for the BNN), points, noise and seed (kept in egui's memory per lab); the set to load
+/// when "Generate" is clicked.
 fn generated_ui(lab: Lab, ui: &mut egui::Ui) -> Option<SynthSpec> {
     let id = egui::Id::unique(("synth-spec", lab));
-    let mut spec = ui.data_mut(|d| *d.get_temp_mut_or(id, SynthSpec::default_for(SynthKind::Moons)));
-    labelled_combo(ui, "Generated 2-D set:", ("synth-kind", lab), spec.kind.label(), |ui| {
-        for k in SynthKind::ALL {
+    let kinds = SynthKind::offered_in(lab);
+    let first = kinds.first().copied().unwrap_or(SynthKind::Moons);
+    let mut spec = ui.data_mut(|d| *d.get_temp_mut_or(id, SynthSpec::default_for(first)));
+    if !kinds.contains(&spec.kind) {
+        spec = SynthSpec::default_for(first);
+    }
+    let title = if first.is_regression() { "Generated 1-D regression:" } else { "Generated 2-D set:" };
+    labelled_combo(ui, title, ("synth-kind", lab), spec.kind.label(), |ui| {
+        for &k in kinds {
             if ui.selectable_label(spec.kind == k, k.label()).clicked() {
+                if spec.kind.is_regression() != k.is_regression() {
+                    spec.n_points = k.default_points();
+                }
                 spec.kind = k;
                 spec.noise = k.default_noise();
             }
@@ -153,7 +163,10 @@ fn generated_ui(lab: Lab, ui: &mut egui::Ui) -> Option<SynthSpec> {
         ui.add(egui::DragValue::new(&mut spec.n_points).range(10..=SynthSpec::MAX_POINTS).speed(50)).labelled_by(id);
         ui.end_row();
         let id = ui.label("Noise").id;
-        ui.add(egui::DragValue::new(&mut spec.noise).range(0.0..=2.0).speed(0.005)).labelled_by(id);
+        let noise = ui.add(egui::DragValue::new(&mut spec.noise).range(0.0..=2.0).speed(0.005)).labelled_by(id);
+        if spec.kind == SynthKind::Heteroscedastic {
+            noise.on_hover_text("Standard deviation of the noise per unit of |x|: at x = 3 it is 3 times this");
+        }
         ui.end_row();
         let id = ui.label("Seed").id;
         ui.add(egui::DragValue::new(&mut spec.seed)).labelled_by(id);

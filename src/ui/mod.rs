@@ -3,6 +3,7 @@
 
 mod app;
 pub mod bnn;
+mod bnn_band;
 mod bnn_compare;
 mod bnn_predictions;
 mod bnn_probe;

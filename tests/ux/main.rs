@@ -5,6 +5,7 @@
 #[path = "../common/mod.rs"]
 mod common;
 
+mod band;
 mod continuing;
 mod flow_play;
 mod layout;

@@ -25,13 +25,19 @@
 //! Here: the settings and what the network predicts; `network.rs` the variational layers as candle variables and
 //! the loss ([`BnnNet`]); `params.rs` the network as plain data, its weight samples and forward passes
 //! ([`BnnParams`], [`BnnView`]); `predict.rs` the Monte Carlo predictions' summaries and an epoch's evaluation;
-//! `trainer.rs` the model in the shared training loop ([`BnnTrainer`]).
+//! `trainer.rs` the model in the shared training loop ([`BnnTrainer`]); `band.rs` a 1-D regression's predictive
+//! band over a grid of inputs ([`PredictiveBand`]).
 
+mod band;
 mod network;
 mod params;
 mod predict;
 mod trainer;
 
+pub use band::{
+    BAND_GRID_POINTS, BAND_LEVELS, BAND_MARGIN, BAND_SAMPLED_FUNCTIONS, PredictiveBand, QuantileBand,
+    band_from_outputs, band_from_weights, extended_grid, mixture_quantile, normal_cdf, vi_band,
+};
 pub use network::{BnnNet, LossTerms};
 pub use params::{BnnLayer, BnnParams, BnnView, MAX_HISTORY, ParamHistory};
 pub use predict::{

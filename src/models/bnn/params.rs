@@ -205,7 +205,7 @@ impl BnnParams {
             return vec![0f32; n_samples * n_rows * n_out];
         }
         let mut out = vec![0f32; n_samples * n_rows * n_out];
-        if out.is_empty() || x.len() < n_rows * n_in {
+        if out.is_empty() || x.len() < n_rows * n_in || weights.len() < n_samples * self.n_params() {
             return out;
         }
         // [n_in, n_rows]: every sample starts from the same transposed inputs.
