@@ -173,7 +173,7 @@ fn settings_ui(bnn: &mut BnnUiState, ui: &mut egui::Ui) {
             ui.add(egui::DragValue::new(&mut s.max_rows).range(10..=100_000)).labelled_by(id);
             if mse {
                 let noise = |n: NoiseModel| match n {
-                    NoiseModel::Fixed => "fixed σ² = 1/2 (as VI)",
+                    NoiseModel::Fixed => "fixed, variance 1/2 (as VI)",
                     NoiseModel::Sampled => "sampled",
                 };
                 labelled_combo(ui, "Noise", "nuts-noise", noise(s.noise), |ui| {
@@ -212,10 +212,10 @@ fn settings_ui(bnn: &mut BnnUiState, ui: &mut egui::Ui) {
         }
         if let Some(job) = &bnn.nuts.job {
             let paused = job.is_paused();
-            if ui.button(if paused { "Resume" } else { "Pause" }).clicked() {
+            if ui.button(if paused { "Resume sampling" } else { "Pause sampling" }).clicked() {
                 job.set_paused(!paused);
             }
-            if ui.add_enabled(!job.is_cancelling(), egui::Button::new("Cancel")).clicked() {
+            if ui.add_enabled(!job.is_cancelling(), egui::Button::new("Cancel sampling")).clicked() {
                 job.cancel();
             }
         }
@@ -324,7 +324,7 @@ fn summary_ui(r: &NutsComparison, ui: &mut egui::Ui) {
         ui.label("No warnings: the chains agree on every weight.");
     }
     for w in &warnings {
-        ui.colored_label(ui.visuals().warn_fg_color, format!("⚠ {w}"));
+        ui.colored_label(ui.visuals().warn_fg_color, format!("Warning: {w}"));
     }
     ui.add_space(6.0);
     ui.strong("Summary on the test rows");
@@ -403,11 +403,11 @@ fn short_form(p: Posterior) -> &'static str {
     }
 }
 
-/// A parameter's name: "input 3 → unit 2" or "bias of unit 2" (units and inputs from 1).
+/// A parameter's name: "input 3 to unit 2" or "bias of unit 2" (units and inputs from 1).
 fn weight_name(r: &NutsComparison, layer: usize, index: usize) -> String {
     let Some(l) = r.template.layers.get(layer) else { return format!("parameter {index}") };
     if index < l.n_in * l.n_out {
-        format!("input {} → unit {}", index / l.n_out + 1, index % l.n_out + 1)
+        format!("input {} to unit {}", index / l.n_out + 1, index % l.n_out + 1)
     } else {
         format!("bias of unit {}", index - l.n_in * l.n_out + 1)
     }

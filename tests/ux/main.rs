@@ -11,3 +11,4 @@ mod layout;
 mod paths;
 mod runs;
 mod settings;
+mod vi_nuts;
