@@ -253,7 +253,7 @@ pub fn density_histogram(values: &[f32], lo: f64, hi: f64, bins: usize) -> Histo
 /// The density of `N(mean, sd²)` at `points` evenly spaced x from `lo` to `hi`; empty when `sd` is not positive.
 #[must_use]
 pub fn gaussian_curve(mean: f64, sd: f64, lo: f64, hi: f64, points: usize) -> Vec<[f64; 2]> {
-    if !(sd > 0.0) || points < 2 {
+    if sd.is_nan() || sd <= 0.0 || points < 2 {
         return Vec::new();
     }
     let norm = 1.0 / (sd * (2.0 * std::f64::consts::PI).sqrt());

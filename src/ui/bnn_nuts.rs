@@ -4,14 +4,16 @@
 //! plain-data [`NutsComparison`]: diagnostics and summary figures, each weight's two marginals, the test rows'
 //! intervals side by side and the calibration of both.
 
+use std::fmt::Write as _;
 use std::sync::Arc;
 
 use egui::{Color32, RichText};
 use egui_extras::{Column, TableBuilder};
 use egui_plot::{Bar, BarChart, Line, MarkerShape, PlotPoints, Points, VLine};
 
-use crate::models::bnn::{BnnTask, Head, Posterior, PredictiveRows};
+use crate::models::bnn::{BnnLayer, BnnTask, Head, Posterior, PredictiveRows};
 use crate::models::nuts::{ESS_WARNING, NoiseModel, NutsError, NutsSettings, Phase, RHAT_WARNING};
+use crate::train::EpochRecord;
 use crate::train::nuts_job::{NutsComparison, NutsJob, NutsRequest, WeightMarginal, order_by_ratio};
 use crate::ui::bnn_state::BnnUiState;
 use crate::ui::lab_page::{labelled_combo, legend_figure};
@@ -147,8 +149,11 @@ pub(crate) fn vs_nuts_ui(bnn: &mut BnnUiState, ui: &mut egui::Ui) {
     });
     ui.add_space(4.0);
     match bnn.nuts.section {
-        NutsSection::Summary => summary_ui(&result, ui),
-        NutsSection::Marginals => marginals_ui(&mut bnn.nuts, &result, ui),
+        NutsSection::Summary => {
+            let others = other_forms(bnn);
+            summary_ui(&result, &others, ui);
+        }
+        NutsSection::Marginals => marginals_ui(&mut bnn.nuts, &result, &bnn.feature_names, ui),
         NutsSection::Rows => rows_ui(&result, ui),
         NutsSection::Calibration => calibration_ui(&result, ui),
     }
@@ -199,10 +204,8 @@ fn settings_ui(bnn: &mut BnnUiState, ui: &mut egui::Ui) {
         bnn.run_config.as_ref().map_or(1.0, |c| c.prior_sd)
     );
     if rows > s.max_rows {
-        rows_line.push_str(&format!(
-            " More than {} rows: NUTS samples on a seeded subsample of {} of them.",
-            s.max_rows, s.max_rows
-        ));
+        let _ =
+            write!(rows_line, " More than {0} rows: NUTS samples on a seeded subsample of {0} of them.", s.max_rows);
     }
     ui.label(rows_line);
     ui.horizontal(|ui| {
@@ -265,12 +268,16 @@ fn progress_ui(state: &NutsPageState, ui: &mut egui::Ui) {
             Phase::Sampling => "sampling",
             Phase::Done => "done",
         };
-        let draws = p.done.saturating_sub(job.settings.warmup);
+        let (warmup, draws) = (job.settings.warmup, job.settings.draws);
+        let count = if p.done < warmup {
+            format!("{} of {warmup} warm-up iterations", p.done)
+        } else {
+            format!("{} of {draws} draws", p.done - warmup)
+        };
         let fraction = if p.total == 0 { 0.0 } else { p.done as f32 / p.total as f32 };
         ui.add(egui::ProgressBar::new(fraction).desired_width(ui.available_width().min(640.0)).text(format!(
-            "chain {}: {phase}, {draws} of {} draws, {} divergences, step size {:.3}",
+            "chain {}: {phase}, {count}, {} divergences, step size {:.3}",
             c + 1,
-            job.settings.draws,
             p.divergences,
             p.step_size
         )));
@@ -286,16 +293,17 @@ fn num(v: Option<f64>) -> String {
 }
 
 /// Diagnostics per chain and overall, the warnings, and the figures of both posteriors.
-fn summary_ui(r: &NutsComparison, ui: &mut egui::Ui) {
+fn summary_ui(r: &NutsComparison, others: &[(Posterior, EpochRecord)], ui: &mut egui::Ui) {
     let p = &r.posterior;
     ui.label(format!(
-        "{} chains × {} draws (after {} warm-up) in {:.1} s, on {} training rows{}.",
+        "{} chains × {} draws (after {} warm-up) in {:.1} s, on {} training rows{}; against the VI model at step {}.",
         p.chains.len(),
         p.settings.draws,
         p.settings.warmup,
         p.seconds,
         p.rows_used,
-        if p.rows_used < p.rows_total { format!(" (a seeded subsample of {})", p.rows_total) } else { String::new() }
+        if p.rows_used < p.rows_total { format!(" (a seeded subsample of {})", p.rows_total) } else { String::new() },
+        r.vi_step
     ));
     egui::Grid::new("nuts-chains").num_columns(6).striped(true).show(ui, |ui| {
         for h in ["Chain", "Divergences", "in warm-up", "Step size", "Mean tree depth", "At max depth"] {
@@ -330,35 +338,50 @@ fn summary_ui(r: &NutsComparison, ui: &mut egui::Ui) {
     ui.strong("Summary on the test rows");
     let vi_name = format!("VI ({})", short_form(r.vi_posterior));
     let regression = matches!(r.template.task, BnnTask::Regression(_));
-    let mut lines: Vec<(&str, String, String)> = Vec::new();
+    // (row name, figure name, as a percentage)
+    let mut lines: Vec<(&str, &str, bool)> = Vec::new();
     if regression {
-        lines.push(("Test RMSE of the predictive mean", num(r.vi_figure("test_rmse")), num(r.figure("test_rmse"))));
-        lines.push((
-            "Mean width of the 95 % interval",
-            num(r.vi_figure("interval_width_95")),
-            num(r.figure("interval_width_95")),
-        ));
-        lines.push(("Coverage of the 95 % interval", pct(r.vi_figure("coverage_95")), pct(r.figure("coverage_95"))));
+        lines.push(("Test RMSE of the predictive mean", "test_rmse", false));
+        lines.push(("Mean width of the 95 % interval", "interval_width_95", false));
+        lines.push(("Coverage of the 95 % interval", "coverage_95", true));
     } else {
-        lines.push(("Test error rate", num(r.vi_figure("test_error_rate")), num(r.figure("test_error_rate"))));
+        lines.push(("Test error rate", "test_error_rate", false));
     }
-    lines.push(("Test NLL (nats per row)", num(r.vi_figure("test_nll")), num(r.figure("test_nll"))));
-    egui::Grid::new("nuts-summary").num_columns(3).striped(true).show(ui, |ui| {
+    lines.push(("Test NLL (nats per row)", "test_nll", false));
+    let show = |v: Option<f64>, percent: bool| if percent { pct(v) } else { num(v) };
+    egui::Grid::new("nuts-summary").num_columns(3 + others.len()).striped(true).show(ui, |ui| {
         ui.strong("Figure");
         ui.colored_label(VI_COLOUR, RichText::new(&vi_name).strong());
+        for (form, _) in others {
+            ui.strong(format!("VI ({}), from Compare runs", short_form(*form)));
+        }
         ui.colored_label(NUTS_COLOUR, RichText::new("NUTS").strong());
         ui.end_row();
-        for (name, vi, nuts) in &lines {
+        for (name, key, percent) in &lines {
             ui.label(*name);
-            ui.monospace(vi);
-            ui.monospace(nuts);
+            ui.monospace(show(r.vi_figure(key), *percent));
+            for (_, record) in others {
+                ui.monospace(show(record.get(key), *percent));
+            }
+            ui.monospace(show(r.figure(key), *percent));
             ui.end_row();
         }
         ui.label("Mean VI sd / NUTS sd over the weights");
         ui.monospace(num(Some(r.mean_sd_ratio())));
+        for _ in others {
+            ui.monospace("–");
+        }
         ui.label("");
         ui.end_row();
     });
+    if !others.is_empty() {
+        ui.label(
+            RichText::new(
+                "The Compare runs columns are the figures those runs recorded at their last epoch (their own Monte Carlo draws; the interval width and the weights' ratio are not recorded).",
+            )
+            .weak(),
+        );
+    }
     if !r.deterministic_layers.is_empty() {
         let layers: Vec<String> = r.deterministic_layers.iter().map(|l| (l + 1).to_string()).collect();
         ui.label(
@@ -380,12 +403,35 @@ fn summary_ui(r: &NutsComparison, ui: &mut egui::Ui) {
         ))
         .weak(),
     );
-    ui.label(
-        RichText::new(
-            "Mean-field and full-covariance VI side by side: train the other form too and compare the two runs under Compare runs; this table holds the run on show.",
-        )
-        .weak(),
-    );
+    if others.is_empty() {
+        ui.label(
+            RichText::new(
+                "Mean-field, full covariance and NUTS at once: train the other posterior form with the same data and hidden units; once it finishes it is under Compare runs and gets a column here.",
+            )
+            .weak(),
+        );
+    }
+}
+
+/// Finished runs under Compare runs of the same architecture, head, prior and training share as the run on show but
+/// the other variational form: the last of each form.
+fn other_forms(bnn: &BnnUiState) -> Vec<(Posterior, EpochRecord)> {
+    let Some(on_show) = &bnn.run_config else { return Vec::new() };
+    let mut out: Vec<(Posterior, EpochRecord)> = Vec::new();
+    for run in bnn.runs.iter().rev() {
+        let c = &run.config;
+        let same = c.hidden == on_show.hidden
+            && c.head == on_show.head
+            && c.activation == on_show.activation
+            && c.prior_sd.to_bits() == on_show.prior_sd.to_bits()
+            && c.train_fraction.to_bits() == on_show.train_fraction.to_bits()
+            && c.bayesian_output == on_show.bayesian_output;
+        let other = c.posterior != on_show.posterior && c.posterior != Posterior::Deterministic;
+        if same && other && run.stopped_at.is_none() && !out.iter().any(|(p, _)| *p == c.posterior) {
+            out.push((c.posterior, run.record.clone()));
+        }
+    }
+    out
 }
 
 fn pct(v: Option<f64>) -> String {
@@ -403,22 +449,28 @@ fn short_form(p: Posterior) -> &'static str {
     }
 }
 
-/// A parameter's name: "input 3 to unit 2" or "bias of unit 2" (units and inputs from 1).
-fn weight_name(r: &NutsComparison, layer: usize, index: usize) -> String {
+/// A parameter's name: "alcohol to unit 2" in the first layer (its input's feature), "unit 3 to unit 2" after it,
+/// or "bias of unit 2" (units from 1).
+fn weight_name(r: &NutsComparison, features: &[String], layer: usize, index: usize) -> String {
     let Some(l) = r.template.layers.get(layer) else { return format!("parameter {index}") };
     if index < l.n_in * l.n_out {
-        format!("input {} to unit {}", index / l.n_out + 1, index % l.n_out + 1)
+        let (from, to) = (index / l.n_out, index % l.n_out + 1);
+        match features.get(from) {
+            Some(name) if layer == 0 => format!("{name} to unit {to}"),
+            _ if layer == 0 => format!("input {} to unit {to}", from + 1),
+            _ => format!("unit {} to unit {to}", from + 1),
+        }
     } else {
         format!("bias of unit {}", index - l.n_in * l.n_out + 1)
     }
 }
 
 /// The picked weight's histogram of draws with the VI Gaussian over it, and the list by sd ratio.
-fn marginals_ui(state: &mut NutsPageState, r: &NutsComparison, ui: &mut egui::Ui) {
+fn marginals_ui(state: &mut NutsPageState, r: &NutsComparison, features: &[String], ui: &mut egui::Ui) {
     let n_layers = r.template.layers.len();
     let (mut layer, mut index) = state.picked;
     layer = layer.min(n_layers.saturating_sub(1));
-    let n_params = r.template.layers.get(layer).map_or(1, |l| l.n_params());
+    let n_params = r.template.layers.get(layer).map_or(1, BnnLayer::n_params);
     ui.horizontal(|ui| {
         labelled_combo(ui, "Layer", "nuts-layer", format!("layer {}", layer + 1), |ui| {
             for l in 0..n_layers {
@@ -428,14 +480,14 @@ fn marginals_ui(state: &mut NutsPageState, r: &NutsComparison, ui: &mut egui::Ui
         let id = ui.label("Parameter").id;
         ui.add(egui::DragValue::new(&mut index).range(0..=n_params.saturating_sub(1))).labelled_by(id);
     });
-    let n_params = r.template.layers.get(layer).map_or(1, |l| l.n_params());
+    let n_params = r.template.layers.get(layer).map_or(1, BnnLayer::n_params);
     index = index.min(n_params.saturating_sub(1));
     state.picked = (layer, index);
     let Some(m) = r.marginals.iter().find(|m| m.layer == layer && m.index == index) else { return };
     ui.label(format!(
         "Layer {}, {}: VI mean {:.3}, sd {:.3}; NUTS mean {:.3}, sd {:.3}; ratio {}.",
         layer + 1,
-        weight_name(r, layer, index),
+        weight_name(r, features, layer, index),
         m.vi_mean,
         m.vi_sd,
         m.nuts_mean,
@@ -471,7 +523,7 @@ fn marginals_ui(state: &mut NutsPageState, r: &NutsComparison, ui: &mut egui::Ui
         .sense(egui::Sense::click())
         .max_scroll_height(220.0)
         .column(Column::auto().at_least(50.0))
-        .column(Column::auto().at_least(140.0))
+        .column(Column::auto().at_least(220.0))
         .columns(Column::auto().at_least(70.0), 5)
         .header(20.0, |mut h| {
             for c in ["Layer", "Weight", "VI mean", "VI sd", "NUTS mean", "NUTS sd", "VI / NUTS sd"] {
@@ -486,7 +538,7 @@ fn marginals_ui(state: &mut NutsPageState, r: &NutsComparison, ui: &mut egui::Ui
                 row.set_selected((m.layer, m.index) == state.picked);
                 let cells = [
                     format!("{}", m.layer + 1),
-                    weight_name(r, m.layer, m.index),
+                    weight_name(r, features, m.layer, m.index),
                     format!("{:.3}", m.vi_mean),
                     format!("{:.3}", m.vi_sd),
                     format!("{:.3}", m.nuts_mean),
@@ -495,7 +547,7 @@ fn marginals_ui(state: &mut NutsPageState, r: &NutsComparison, ui: &mut egui::Ui
                 ];
                 for c in cells {
                     row.col(|ui| {
-                        ui.monospace(c);
+                        ui.add(egui::Label::new(RichText::new(c).monospace()).extend().selectable(false));
                     });
                 }
                 if row.response().clicked() {
@@ -650,4 +702,12 @@ fn calibration_ui(r: &NutsComparison, ui: &mut egui::Ui) {
                 }
             })
     });
+    if r.template.task == BnnTask::Regression(Head::Mse) {
+        ui.label(
+            RichText::new(
+                "With the squared-error head both posteriors' intervals hold only the weights' uncertainty (epistemic), the quantiles of the sampled predictions: the targets' own noise is missing, so they hold fewer rows than their level, and on whole-number targets such as the wine's quality a narrow interval can hold none. The wider the posterior, the more rows its intervals hold.",
+            )
+            .weak(),
+        );
+    }
 }
