@@ -270,13 +270,13 @@ fn progress_ui(state: &NutsPageState, ui: &mut egui::Ui) {
         };
         let (warmup, draws) = (job.settings.warmup, job.settings.draws);
         let count = if p.done < warmup {
-            format!("{} of {warmup} warm-up iterations", p.done)
+            format!("{} of {warmup}", p.done)
         } else {
-            format!("{} of {draws} draws", p.done - warmup)
+            format!("draw {} of {draws}", p.done - warmup)
         };
         let fraction = if p.total == 0 { 0.0 } else { p.done as f32 / p.total as f32 };
         ui.add(egui::ProgressBar::new(fraction).desired_width(ui.available_width().min(640.0)).text(format!(
-            "chain {}: {phase}, {count}, {} divergences, step size {:.3}",
+            "chain {}: {phase} {count}, {} divergences, step size {:.3}",
             c + 1,
             p.divergences,
             p.step_size
