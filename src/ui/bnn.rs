@@ -33,6 +33,7 @@ pub(crate) fn bnn_view_ui(bnn: &mut BnnUiState, snapshot: Option<&RunSnapshot>, 
         BnnPage::Predictions => crate::ui::bnn_predictions::predictions_ui(bnn, ui),
         BnnPage::Calibration => crate::ui::bnn_predictions::calibration_ui(bnn, ui),
         BnnPage::Probe => crate::ui::bnn_probe::probe_ui(bnn, ui),
+        BnnPage::VsNuts => crate::ui::bnn_nuts::vs_nuts_ui(bnn, ui),
         BnnPage::Loss => loss_page(ui, crate::Lab::Bnn, snapshot, &mut bnn.export, "bnn-loss", bnn_loss_ui),
         BnnPage::Compare => {
             // A "Train on …" button: the next run takes that share of the training rows, started by the lab.

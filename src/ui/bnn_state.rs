@@ -38,11 +38,21 @@ pub enum BnnPage {
     Loss,
     /// Finished runs side by side.
     Compare,
+    /// The variational posterior against NUTS's exact one (`bnn_nuts.rs`).
+    VsNuts,
 }
 
 impl BnnPage {
-    pub(crate) const ALL: [Self; 7] =
-        [Self::Band, Self::Weights, Self::Predictions, Self::Calibration, Self::Probe, Self::Loss, Self::Compare];
+    pub(crate) const ALL: [Self; 8] = [
+        Self::Band,
+        Self::Weights,
+        Self::Predictions,
+        Self::Calibration,
+        Self::Probe,
+        Self::Loss,
+        Self::Compare,
+        Self::VsNuts,
+    ];
 
     pub(crate) fn label(self) -> &'static str {
         match self {
@@ -53,6 +63,7 @@ impl BnnPage {
             Self::Probe => "Out-of-distribution probe",
             Self::Loss => "Loss curves",
             Self::Compare => "Compare runs",
+            Self::VsNuts => "VI vs NUTS",
         }
     }
 }
@@ -107,6 +118,8 @@ pub struct BnnUiState {
     pub sweep_feature: usize,
     /// Finished runs, oldest first.
     pub runs: Vec<RunSummary>,
+    /// The "VI vs NUTS" page: the sampler's settings, its run and result.
+    pub nuts: crate::ui::bnn_nuts::NutsPageState,
     /// Set by the Compare runs view's "Train on …" buttons; the lab's training panel clears it and has a run started.
     pub(crate) start_requested: bool,
     /// Names of the features (rows of the first layer's matrix).
@@ -155,6 +168,7 @@ impl Default for BnnUiState {
             probe_values: Vec::new(),
             sweep_feature: 0,
             runs: Vec::new(),
+            nuts: crate::ui::bnn_nuts::NutsPageState::default(),
             start_requested: false,
             feature_names: Vec::new(),
             export: None,

@@ -5,6 +5,7 @@ mod app;
 pub mod bnn;
 mod bnn_band;
 mod bnn_compare;
+pub mod bnn_nuts;
 mod bnn_predictions;
 mod bnn_probe;
 mod bnn_settings;

@@ -12,3 +12,4 @@ mod layout;
 mod paths;
 mod runs;
 mod settings;
+mod vi_nuts;

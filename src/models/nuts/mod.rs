@@ -27,7 +27,7 @@ use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
 use crate::compute::Activation;
-use crate::models::bnn::{BnnConfig, BnnLayer, BnnParams, BnnTask, Posterior, PredictiveRows, summarize};
+use crate::models::bnn::{BnnConfig, BnnLayer, BnnParams, BnnTask, Posterior, Predictive, PredictiveRows, summarize};
 
 /// How the sampler runs.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -621,15 +621,7 @@ pub fn posterior_figures(
     let n_samples = posterior.n_draws();
     let outputs = template.predict_with_weights(&posterior.weight_samples(), n_samples, x_test, y_test.len());
     let test = summarize(template.task, &outputs, n_samples, y_test);
-    let quality = if matches!(template.task, BnnTask::Classification { .. }) { "error_rate" } else { "rmse" };
-    let mut figures = vec![(format!("test_{quality}"), test.error), ("test_nll".to_owned(), test.nll)];
-    for (level, fraction) in &test.coverage {
-        figures.push((format!("coverage_{:.0}", level * 100.0), *fraction));
-    }
-    if let PredictiveRows::Regression(rows) = &test.rows {
-        let width = rows.iter().map(|r| f64::from(r.interval_95().1 - r.interval_95().0)).sum::<f64>();
-        figures.push(("interval_width_95".to_owned(), width / rows.len().max(1) as f64));
-    }
+    let mut figures = predictive_figures(template.task, &test);
     let hits: usize = posterior.chains.iter().map(|c| c.max_depth_hits).sum();
     figures.extend([
         ("max_rhat".to_owned(), posterior.max_rhat()),
@@ -640,6 +632,24 @@ pub fn posterior_figures(
         ("rows_used".to_owned(), posterior.rows_used as f64),
         ("samples".to_owned(), n_samples as f64),
     ]);
+    figures
+}
+
+/// The prediction figures of `test` (a model's predictions of the test rows), named as [`posterior_figures`]
+/// names them: `test_rmse` (or `test_error_rate`), `test_nll`, `coverage_50`, `coverage_80`, `coverage_95` and,
+/// for regression, `interval_width_95` (the mean width of the 95 % interval). The variational model's predictions
+/// give the same figures under the same names.
+#[must_use]
+pub fn predictive_figures(task: BnnTask, test: &Predictive) -> Vec<(String, f64)> {
+    let quality = if matches!(task, BnnTask::Classification { .. }) { "error_rate" } else { "rmse" };
+    let mut figures = vec![(format!("test_{quality}"), test.error), ("test_nll".to_owned(), test.nll)];
+    for (level, fraction) in &test.coverage {
+        figures.push((format!("coverage_{:.0}", level * 100.0), *fraction));
+    }
+    if let PredictiveRows::Regression(rows) = &test.rows {
+        let width = rows.iter().map(|r| f64::from(r.interval_95().1 - r.interval_95().0)).sum::<f64>();
+        figures.push(("interval_width_95".to_owned(), width / rows.len().max(1) as f64));
+    }
     figures
 }
 

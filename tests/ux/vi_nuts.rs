@@ -1,0 +1,94 @@
+//! Issue 25: the BNN lab's "VI vs NUTS" page. Before a trained run it says what to do first; after a short
+//! variational run it samples the exact posterior with NUTS from the window (a few draws: quick on two cores),
+//! shows the figures of `posterior_figures` for the same draws and the warnings that so few draws earn; Pause,
+//! Resume and Cancel act on a run under way.
+
+use std::time::Duration;
+
+use bayes_explorer::Lab;
+use bayes_explorer::data::prepare::prepare;
+use bayes_explorer::models::nuts::posterior_figures;
+use bayes_explorer::train::WorkerState;
+use egui_kittest::kittest::Queryable;
+
+use crate::common::{harness, wait_for_label, wait_within};
+
+#[test]
+fn ux_vi_vs_nuts_samples_from_the_window_shows_the_clis_figures_and_cancels() {
+    let mut harness = harness();
+    // A tiny network for a few epochs on the red wine.
+    {
+        let bnn = harness.state_mut().bnn_state_mut();
+        bnn.config.hidden = vec![4];
+        bnn.hidden_text = "4".into();
+        bnn.config.epochs = 3;
+    }
+    // An untrained model: the page says what to do first.
+    harness.get_by_label("New model").click();
+    wait_for_label(&mut harness, "VI vs NUTS");
+    harness.get_by_label("VI vs NUTS").click();
+    harness.run_steps(2);
+    harness.get_by_label_contains("No trained variational model yet");
+
+    harness.get_by_label("Train").click();
+    wait_within(&mut harness, Duration::from_mins(2), "the variational run's end", |app| {
+        app.lab(Lab::Bnn).worker_state == Some(WorkerState::Finished)
+    });
+    wait_for_label(&mut harness, "Sample the exact posterior");
+    {
+        let s = &mut harness.state_mut().bnn_state_mut().nuts.settings;
+        assert_eq!((s.chains, s.warmup, s.draws), (4, 300, 300), "the quick look's defaults");
+        s.chains = 2;
+        s.warmup = 30;
+        s.draws = 30;
+        s.max_rows = 100;
+    }
+    harness.run_steps(2);
+    harness.get_by_label_contains("seeded subsample of 100");
+    harness.get_by_label("Sample the exact posterior").click();
+    harness.run_steps(2);
+    assert!(harness.state().bnn_state().nuts.is_running());
+    wait_within(&mut harness, Duration::from_mins(2), "the NUTS draws", |app| {
+        !app.bnn_state().nuts.is_running() && app.bnn_state().nuts.result.is_some()
+    });
+
+    // The page's figures are posterior_figures of the same draws on the lab's test rows (the CLI's function).
+    let result = harness.state().bnn_state().nuts.result.clone().expect("a result");
+    let data = harness.state().lab(Lab::Bnn).data.as_ref().expect("the wine");
+    let prepared = prepare(&data.table, &data.spec).expect("the wine prepares");
+    assert_eq!(
+        result.figures,
+        posterior_figures(&result.template, &result.posterior, &prepared.x_test, &prepared.y_test)
+    );
+    assert_eq!(result.posterior.n_draws(), 60);
+    assert_eq!(result.posterior.rows_used, 100);
+    let rmse = result.figure("test_rmse").expect("a regression");
+    let vi_rmse = result.vi_figure("test_rmse").expect("the VI figure");
+    assert!(rmse.is_finite() && vi_rmse.is_finite() && result.mean_sd_ratio().is_finite());
+    for shown in [format!("{rmse:.3}"), format!("{vi_rmse:.3}")] {
+        assert!(harness.query_all_by_label(&shown).next().is_some(), "{shown} is on the page");
+    }
+    // Sixty draws are far too few: the warnings say so on the page.
+    harness.get_by_label_contains("bulk ESS below 400");
+    harness.get_by_label_contains("sampled on 100 of the");
+    // The other sections draw.
+    for section in ["Weight marginals", "Test rows side by side", "Calibration of both", "Diagnostics and summary"] {
+        harness.get_by_label(section).click();
+        harness.run_steps(2);
+    }
+
+    // A long run paused, resumed and cancelled: no result replaces the last one.
+    harness.state_mut().bnn_state_mut().nuts.settings.warmup = 5000;
+    harness.state_mut().bnn_state_mut().nuts.settings.draws = 5000;
+    harness.run_steps(2);
+    harness.get_by_label("Sample the exact posterior").click();
+    harness.run_steps(3);
+    harness.get_by_label("Pause sampling").click();
+    harness.run_steps(2);
+    harness.get_by_label("Resume sampling").click();
+    harness.run_steps(2);
+    harness.get_by_label("Cancel sampling").click();
+    wait_within(&mut harness, Duration::from_secs(30), "the cancel", |app| !app.bnn_state().nuts.is_running());
+    harness.get_by_label_contains("Cancelled");
+    assert_eq!(harness.state().bnn_state().nuts.result.as_ref().map(|r| r.posterior.n_draws()), Some(60));
+}
