@@ -15,6 +15,7 @@ use crate::models::bnn::{BnnLayer, BnnTask, Head, Posterior, PredictiveRows};
 use crate::models::nuts::{ESS_WARNING, NoiseModel, NutsError, NutsSettings, Phase, RHAT_WARNING};
 use crate::train::EpochRecord;
 use crate::train::nuts_job::{NutsComparison, NutsJob, NutsRequest, WeightMarginal, order_by_ratio};
+use crate::ui::bnn_nuts_state::{NutsPageState, NutsSection};
 use crate::ui::bnn_state::BnnUiState;
 use crate::ui::lab_page::{labelled_combo, legend_figure};
 use crate::ui::plot_axes;
@@ -26,91 +27,6 @@ pub const NUTS_COLOUR: Color32 = Color32::from_rgb(220, 110, 20);
 
 /// Test rows the per-row figure shows.
 pub const ROWS_SHOWN: usize = 30;
-
-/// The page's sections.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum NutsSection {
-    /// Diagnostics and the summary table.
-    Summary,
-    /// A weight's two marginals and the list by sd ratio.
-    Marginals,
-    /// The first test rows' intervals.
-    Rows,
-    /// Coverage against nominal level, both posteriors.
-    Calibration,
-}
-
-impl NutsSection {
-    const ALL: [Self; 4] = [Self::Summary, Self::Marginals, Self::Rows, Self::Calibration];
-
-    fn label(self) -> &'static str {
-        match self {
-            Self::Summary => "Diagnostics and summary",
-            Self::Marginals => "Weight marginals",
-            Self::Rows => "Test rows side by side",
-            Self::Calibration => "Calibration of both",
-        }
-    }
-}
-
-/// The page's state: the sampler's settings, the run under way, its result and the choices of the views.
-pub struct NutsPageState {
-    /// Settings of the next sampling run.
-    pub settings: NutsSettings,
-    /// The section on show.
-    pub section: NutsSection,
-    /// The run under way.
-    pub job: Option<NutsJob>,
-    /// The last result.
-    pub result: Option<Arc<NutsComparison>>,
-    /// What ended the last run without a result ("Cancelled.", an error).
-    pub message: Option<String>,
-    /// (layer, index) of the weight whose marginals are drawn.
-    pub picked: (usize, usize),
-    /// The list by sd ratio: largest first (else smallest first).
-    pub largest_first: bool,
-}
-
-impl Default for NutsPageState {
-    /// A quick look: 4 chains of 300 warm-up iterations and 300 draws on at most 500 training rows.
-    fn default() -> Self {
-        Self {
-            settings: NutsSettings { warmup: 300, draws: 300, max_rows: 500, ..NutsSettings::default() },
-            section: NutsSection::Summary,
-            job: None,
-            result: None,
-            message: None,
-            picked: (0, 0),
-            largest_first: false,
-        }
-    }
-}
-
-impl NutsPageState {
-    /// Whether a sampling run is under way.
-    #[must_use]
-    pub fn is_running(&self) -> bool {
-        self.job.is_some()
-    }
-
-    /// Takes the job's result once it is in.
-    fn poll(&mut self) {
-        let Some(job) = &self.job else { return };
-        let Some(result) = job.try_result() else { return };
-        match result {
-            Ok(r) => {
-                self.message = None;
-                if self.result.as_ref().is_none_or(|old| old.template.layers.len() != r.template.layers.len()) {
-                    self.picked = (0, 0);
-                }
-                self.result = Some(r);
-            }
-            Err(NutsError::Cancelled) => self.message = Some("Cancelled: the draws so far were dropped.".into()),
-            Err(e) => self.message = Some(format!("NUTS failed: {e}")),
-        }
-        self.job = None;
-    }
-}
 
 /// The "VI vs NUTS" page.
 pub(crate) fn vs_nuts_ui(bnn: &mut BnnUiState, ui: &mut egui::Ui) {

@@ -119,7 +119,7 @@ pub struct BnnUiState {
     /// Finished runs, oldest first.
     pub runs: Vec<RunSummary>,
     /// The "VI vs NUTS" page: the sampler's settings, its run and result.
-    pub nuts: crate::ui::bnn_nuts::NutsPageState,
+    pub nuts: crate::ui::bnn_nuts_state::NutsPageState,
     /// Set by the Compare runs view's "Train on …" buttons; the lab's training panel clears it and has a run started.
     pub(crate) start_requested: bool,
     /// Names of the features (rows of the first layer's matrix).
@@ -168,7 +168,7 @@ impl Default for BnnUiState {
             probe_values: Vec::new(),
             sweep_feature: 0,
             runs: Vec::new(),
-            nuts: crate::ui::bnn_nuts::NutsPageState::default(),
+            nuts: crate::ui::bnn_nuts_state::NutsPageState::default(),
             start_requested: false,
             feature_names: Vec::new(),
             export: None,

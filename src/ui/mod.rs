@@ -6,6 +6,7 @@ pub mod bnn;
 mod bnn_band;
 mod bnn_compare;
 pub mod bnn_nuts;
+pub mod bnn_nuts_state;
 mod bnn_predictions;
 mod bnn_probe;
 mod bnn_settings;
