@@ -12,7 +12,7 @@ use egui_extras::{Column, TableBuilder};
 use egui_plot::{Bar, BarChart, Line, MarkerShape, PlotPoints, Points, VLine};
 
 use crate::models::bnn::{BnnLayer, BnnTask, Head, Posterior, PredictiveRows};
-use crate::models::nuts::{ESS_WARNING, NoiseModel, NutsError, NutsSettings, Phase, RHAT_WARNING};
+use crate::models::nuts::{ESS_WARNING, NoiseModel, Phase, RHAT_WARNING};
 use crate::train::EpochRecord;
 use crate::train::nuts_job::{NutsComparison, NutsJob, NutsRequest, WeightMarginal, order_by_ratio};
 use crate::ui::bnn_nuts_state::{NutsPageState, NutsSection};
