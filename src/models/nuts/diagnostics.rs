@@ -291,7 +291,10 @@ mod tests {
         for pair in file["normal_quantile"].as_array().unwrap() {
             let (p, want) = (pair[0].as_f64().unwrap(), pair[1].as_f64().unwrap());
             let got = normal_quantile(p);
-            assert!((got - want).abs() < 1e-13 * want.abs().max(1.0), "the normal quantile at {p} = {got} against scipy's {want}");
+            assert!(
+                (got - want).abs() < 1e-13 * want.abs().max(1.0),
+                "the normal quantile at {p} = {got} against scipy's {want}"
+            );
         }
     }
 
