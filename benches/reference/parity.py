@@ -231,7 +231,7 @@ def flow_runs(opts, done, out):
             if key not in done:
                 start = time.time()
                 args = ["train", "flow", "--data", csv, "--columns", "x", "y", "--seed", str(seed)]
-                run = f"{folder}-run"
+                run = f"{folder}-run.json"  # the app names the weights after the stem: {folder}-run.safetensors
                 args += ["--epochs", str(opts.epochs), "--export-split", folder, "--save", run, "--json"]
                 line = run_app(args + opts.app_args.split())
                 figures = {k: line[k] for k in ("train_nll", "heldout_nll")}
@@ -239,7 +239,7 @@ def flow_runs(opts, done, out):
                 with open(run) as f:
                     curve = [e["metrics"]["train_nll"] for e in json.load(f)["history"]]
                 figures["largest_rise"] = largest_rise(curve)
-                for path in (run, f"{run}.safetensors"):
+                for path in (run, f"{folder}-run.safetensors"):
                     os.remove(path)
                 record(out, done, key, figures, time.time() - start)
             key = ("flow", name, seed, "reference", opts.reference_init)
