@@ -368,29 +368,11 @@ impl BnnDensity {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::models::bnn::{BnnLayer, Posterior};
     use rand::{Rng, SeedableRng};
     use rand_chacha::ChaCha8Rng;
 
     pub(crate) fn template(widths: &[usize], activation: Activation, task: BnnTask, prior_sd: f64) -> BnnParams {
-        let n = widths.len() - 1;
-        let layers = widths
-            .windows(2)
-            .enumerate()
-            .map(|(i, w)| {
-                let k = w[0] * w[1] + w[1];
-                BnnLayer {
-                    n_in: w[0],
-                    n_out: w[1],
-                    posterior: Posterior::Deterministic,
-                    mean: vec![0.0; k],
-                    sd: vec![0.0; k],
-                    scale_tril: Vec::new(),
-                    activation: if i + 1 == n { Activation::Identity } else { activation },
-                }
-            })
-            .collect();
-        BnnParams { layers, task, prior_sd }
+        crate::models::nuts::template_of_widths(widths, activation, task, prior_sd)
     }
 
     /// The log density written out row by row, sample by sample, with no shared code.

@@ -585,7 +585,13 @@ pub fn bnn_template(config: &BnnConfig, n_in: usize, task: BnnTask) -> BnnParams
     let mut widths = vec![n_in];
     widths.extend(&config.hidden);
     widths.push(task.n_out());
-    let n_layers = widths.len() - 1;
+    template_of_widths(&widths, config.activation, task, config.prior_sd)
+}
+
+/// A network of layers `widths[0] -> widths[1] -> ...` with zero weights, `activation` on the hidden layers and the
+/// identity on the output layer, every layer deterministic: [`bnn_template`]'s, and the tests' for any widths.
+pub(crate) fn template_of_widths(widths: &[usize], activation: Activation, task: BnnTask, prior_sd: f64) -> BnnParams {
+    let n_layers = widths.len().saturating_sub(1);
     let layers = widths
         .windows(2)
         .enumerate()
@@ -598,11 +604,11 @@ pub fn bnn_template(config: &BnnConfig, n_in: usize, task: BnnTask) -> BnnParams
                 mean: vec![0.0; k],
                 sd: vec![0.0; k],
                 scale_tril: Vec::new(),
-                activation: if i + 1 == n_layers { Activation::Identity } else { config.activation },
+                activation: if i + 1 == n_layers { Activation::Identity } else { activation },
             }
         })
         .collect();
-    BnnParams { layers, task, prior_sd: config.prior_sd }
+    BnnParams { layers, task, prior_sd }
 }
 
 /// The figures of a sampled posterior: its diagnostics (`max_rhat`, `min_ess_bulk`, `divergences`,
