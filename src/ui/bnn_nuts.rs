@@ -596,27 +596,14 @@ fn calibration_ui(r: &NutsComparison, ui: &mut egui::Ui) {
         occupied.line(&[[*n - 0.02, 0.0], [*n - 0.02, *vi]]).line(&[[*n + 0.02, 0.0], [*n + 0.02, *nuts]]);
     }
     legend_figure(ui, "nuts-calibration", "bnn-vi-vs-nuts-calibration.png", &occupied, |plot, ui| {
-        plot.height(260.0)
-            .x_axis_label("nominal level")
-            .y_axis_label("observed coverage")
-            .include_x(0.0)
-            .include_x(1.0)
-            .include_y(0.0)
-            .include_y(1.0)
-            .view_aspect(1.6)
-            .allow_scroll(false)
-            .show(ui, |plot| {
-                plot.line(
-                    Line::new("perfectly calibrated", PlotPoints::from(vec![[0.0, 0.0], [1.0, 1.0]]))
-                        .color(Color32::GRAY),
-                );
-                for (name, coverage, dx, colour) in
-                    [("VI", &r.vi.coverage, -0.02, VI_COLOUR), ("NUTS", &r.nuts.coverage, 0.02, NUTS_COLOUR)]
-                {
-                    let bars: Vec<Bar> = coverage.iter().map(|(n, o)| Bar::new(*n + dx, *o).width(0.035)).collect();
-                    plot.bar_chart(BarChart::new(name, bars).color(colour));
-                }
-            })
+        crate::ui::bnn_predictions::calibration_plot(plot, ui, |plot| {
+            for (name, coverage, dx, colour) in
+                [("VI", &r.vi.coverage, -0.02, VI_COLOUR), ("NUTS", &r.nuts.coverage, 0.02, NUTS_COLOUR)]
+            {
+                let bars: Vec<Bar> = coverage.iter().map(|(n, o)| Bar::new(*n + dx, *o).width(0.035)).collect();
+                plot.bar_chart(BarChart::new(name, bars).color(colour));
+            }
+        })
     });
     if r.template.task == BnnTask::Regression(Head::Mse) {
         ui.label(

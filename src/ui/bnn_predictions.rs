@@ -248,23 +248,10 @@ pub(crate) fn calibration_ui(bnn: &mut BnnUiState, ui: &mut egui::Ui) {
         occupied.line(&[[*n, 0.0], [*n, *o]]);
     }
     legend_figure(ui, "bnn-calibration", "bnn-calibration.png", &occupied, |plot, ui| {
-        plot.height(260.0)
-            .x_axis_label("nominal level")
-            .y_axis_label("observed coverage")
-            .include_x(0.0)
-            .include_x(1.0)
-            .include_y(0.0)
-            .include_y(1.0)
-            .view_aspect(1.6)
-            .allow_scroll(false)
-            .show(ui, |plot| {
-                plot.line(
-                    Line::new("perfectly calibrated", PlotPoints::from(vec![[0.0, 0.0], [1.0, 1.0]]))
-                        .color(Color32::GRAY),
-                );
-                let bars: Vec<Bar> = p.coverage.iter().map(|(n, o)| Bar::new(*n, *o).width(0.06)).collect();
-                plot.bar_chart(BarChart::new("observed", bars).color(Color32::from_rgb(90, 140, 210)));
-            })
+        calibration_plot(plot, ui, |plot| {
+            let bars: Vec<Bar> = p.coverage.iter().map(|(n, o)| Bar::new(*n, *o).width(0.06)).collect();
+            plot.bar_chart(BarChart::new("observed", bars).color(Color32::from_rgb(90, 140, 210)));
+        })
     });
     let note = if aleatoric {
         "The Normal head's intervals add the noise it learned (aleatoric) to the spread of the weights (epistemic): mean ± z·sd with sd² = var(loc) + mean(scale²)."
@@ -273,4 +260,28 @@ pub(crate) fn calibration_ui(bnn: &mut BnnUiState, ui: &mut egui::Ui) {
     };
     ui.label(egui::RichText::new(note).weak());
     let _ = INTERVAL_LEVELS;
+}
+
+/// A calibration figure: observed coverage against the nominal level on the unit square, with the diagonal of
+/// perfect calibration, and the bars `bars` draws (the Calibration page's, and the VI vs NUTS page's two models).
+pub(crate) fn calibration_plot(
+    plot: egui_plot::Plot<'_>,
+    ui: &mut egui::Ui,
+    bars: impl FnOnce(&mut egui_plot::PlotUi<'_>),
+) -> egui_plot::PlotResponse<()> {
+    plot.height(260.0)
+        .x_axis_label("nominal level")
+        .y_axis_label("observed coverage")
+        .include_x(0.0)
+        .include_x(1.0)
+        .include_y(0.0)
+        .include_y(1.0)
+        .view_aspect(1.6)
+        .allow_scroll(false)
+        .show(ui, |plot| {
+            plot.line(
+                Line::new("perfectly calibrated", PlotPoints::from(vec![[0.0, 0.0], [1.0, 1.0]])).color(Color32::GRAY),
+            );
+            bars(plot);
+        })
 }
