@@ -184,3 +184,19 @@ fn experiment_widths() {
         );
     }
 }
+
+#[test]
+fn the_largest_gap_is_the_widest_empty_stretch_when_wide_enough() {
+    use bayes_explorer::models::bnn::largest_gap;
+    // Two clusters, in any order: the gap runs from the first's largest to the second's smallest.
+    let xs = [0.9f32, -1.0, -0.31, 0.3, -0.5, 1.0, 0.6];
+    assert_eq!(largest_gap(&xs, 0.1), Some((-0.31, 0.3)));
+    // Evenly spread points have no stretch wider than a tenth of their range.
+    let even: Vec<f32> = (0..=20).map(|i| i as f32 / 20.0).collect();
+    assert_eq!(largest_gap(&even, 0.1), None);
+    let (lo, hi) = largest_gap(&even, 0.01).expect("every stretch is a twentieth");
+    assert!((hi - lo - 0.05).abs() < 1e-6, "{lo} .. {hi}");
+    // Too few points, or NaN among them, do not make a gap.
+    assert_eq!(largest_gap(&[0.0, 1.0], 0.1), None);
+    assert_eq!(largest_gap(&[0.0, f32::NAN, 0.1, 1.0], 0.1), Some((0.1, 1.0)));
+}

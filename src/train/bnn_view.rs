@@ -248,8 +248,40 @@ fn probe_view(request: &BnnViewRequest, probe: &BnnProbe) -> BnnViewResult {
 /// seed is the run's), so the sampled functions move smoothly as the posterior learns.
 fn band_view(request: &BnnViewRequest) -> BnnViewResult {
     let (params, data) = (&request.params, &request.data);
-    if !band_applies(data) || params.n_in() != 1 {
+    if params.n_in() != 1 {
         return BnnViewResult::Error("the predictive band needs a regression on one feature".into());
+    }
+    let Some(grid) = band_grid(data) else {
+        return BnnViewResult::Error("the predictive band needs a regression on one feature, with data rows".into());
+    };
+    let n_samples = request.n_samples.max(1);
+    let band = vi_band(params, &grid.z, &grid.x, n_samples, request.run ^ 0xba4d_5eed);
+    BnnViewResult::Band(Arc::new(BandView {
+        step: request.step,
+        run: request.run,
+        band,
+        data_range: grid.data_range,
+        n_samples,
+    }))
+}
+
+/// The grid a band is drawn over, for a regression on one feature.
+#[derive(Clone, Debug, PartialEq)]
+pub struct BandGrid {
+    /// [`BAND_GRID_POINTS`] points from a quarter of the data's range below its smallest value to as much above
+    /// its largest, in the feature's own units.
+    pub x: Vec<f32>,
+    /// The same points standardised, as the network reads them.
+    pub z: Vec<f32>,
+    /// The smallest and largest value of the feature in the data (training and test rows), in its own units.
+    pub data_range: (f32, f32),
+}
+
+/// The band's grid for `data`, `None` unless [`band_applies`] and the data have rows.
+#[must_use]
+pub fn band_grid(data: &Prepared) -> Option<BandGrid> {
+    if !band_applies(data) {
+        return None;
     }
     let (mean, scale) =
         (data.feature_mean.first().copied().unwrap_or(0.0), data.feature_scale.first().copied().unwrap_or(1.0));
@@ -259,12 +291,10 @@ fn band_view(request: &BnnViewRequest) -> BnnViewResult {
         .chain(&data.x_test)
         .fold((f32::INFINITY, f32::NEG_INFINITY), |(lo, hi), &z| (lo.min(z), hi.max(z)));
     if !(lo.is_finite() && hi.is_finite()) {
-        return BnnViewResult::Error("the predictive band needs data rows".into());
+        return None;
     }
     let data_range = (lo * scale + mean, hi * scale + mean);
-    let grid_x = extended_grid(data_range.0, data_range.1, BAND_GRID_POINTS);
-    let grid_z: Vec<f32> = grid_x.iter().map(|x| (x - mean) / scale).collect();
-    let n_samples = request.n_samples.max(1);
-    let band = vi_band(params, &grid_z, &grid_x, n_samples, request.run ^ 0xba4d_5eed);
-    BnnViewResult::Band(Arc::new(BandView { step: request.step, run: request.run, band, data_range, n_samples }))
+    let x = extended_grid(data_range.0, data_range.1, BAND_GRID_POINTS);
+    let z = x.iter().map(|x| (x - mean) / scale).collect();
+    Some(BandGrid { x, z, data_range })
 }

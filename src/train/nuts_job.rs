@@ -12,11 +12,15 @@ use std::thread::JoinHandle;
 use std::time::Instant;
 
 use crate::data::prepare::Prepared;
-use crate::models::bnn::{BnnConfig, BnnParams, Posterior, Predictive, predictive_cpu, summarize, train_subset};
+use crate::models::bnn::{
+    BnnConfig, BnnParams, Posterior, Predictive, PredictiveBand, band_from_weights, largest_gap, predictive_cpu,
+    summarize, train_subset, vi_band,
+};
 use crate::models::nuts::{
     ChainProgress, NutsControl, NutsError, NutsPosterior, NutsSettings, bnn_template, posterior_figures,
     predictive_figures, sample_bnn,
 };
+use crate::train::bnn_view::band_grid;
 
 /// Bins of a weight's histogram of draws.
 pub const HISTOGRAM_BINS: usize = 30;
@@ -114,6 +118,8 @@ pub struct NutsComparison {
     pub nuts: Predictive,
     /// Every weight and bias, layer by layer.
     pub marginals: Vec<WeightMarginal>,
+    /// For a regression on one feature: both posteriors' predictive bands over one grid.
+    pub bands: Option<BandComparison>,
     /// The layers (from 0) that are deterministic in the variational model.
     pub deterministic_layers: Vec<usize>,
     /// Seconds of the predictions and marginals after the sampling.
@@ -139,6 +145,81 @@ impl NutsComparison {
         let ratios: Vec<f64> = self.marginals.iter().map(WeightMarginal::sd_ratio).filter(|r| r.is_finite()).collect();
         if ratios.is_empty() { f64::NAN } else { ratios.iter().sum::<f64>() / ratios.len() as f64 }
     }
+}
+
+/// Weight samples of the variational posterior's band on the comparison page (the NUTS band uses every draw).
+pub const VI_BAND_SAMPLES: usize = 1000;
+
+/// Share of the inputs' range an empty stretch must exceed to count as a gap ([`largest_gap`]).
+pub const GAP_SHARE: f32 = 0.1;
+
+/// Both posteriors' predictive bands of `f(x)` over one grid, for a regression on one feature: the lesson of
+/// Foong et al. (2019) is in the gap between two clusters of inputs, where the exact posterior's band widens and a
+/// mean-field one's hardly does.
+#[derive(Clone, Debug, PartialEq)]
+pub struct BandComparison {
+    /// The variational posterior's band ([`VI_BAND_SAMPLES`] weight samples).
+    pub vi: PredictiveBand,
+    /// The NUTS band (every draw).
+    pub nuts: PredictiveBand,
+    /// The smallest and largest input of the data (training and test rows), in the feature's units.
+    pub data_range: (f32, f32),
+    /// The widest empty stretch of the training inputs, when wider than [`GAP_SHARE`] of their range.
+    pub gap: Option<(f32, f32)>,
+}
+
+/// Mean widths of the 95 % band of `f(x)` in three regions, `[VI, NUTS]` each (NaN where a region has no grid
+/// point).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct BandWidths {
+    /// Over the data's range, the gap left out.
+    pub data: [f64; 2],
+    /// Over the gap.
+    pub gap: [f64; 2],
+    /// Past the data, both sides.
+    pub outside: [f64; 2],
+}
+
+impl BandComparison {
+    /// The mean widths of both bands in the data, in the gap and past the data.
+    #[must_use]
+    pub fn widths(&self) -> BandWidths {
+        let (lo, hi) = self.data_range;
+        let region = |band: &PredictiveBand, keep: &dyn Fn(f32) -> bool| -> f64 {
+            let w: Vec<f64> =
+                (0..band.x.len()).filter(|&i| keep(band.x[i])).map(|i| f64::from(band.function.width_95(i))).collect();
+            if w.is_empty() { f64::NAN } else { w.iter().sum::<f64>() / w.len() as f64 }
+        };
+        let in_gap = |x: f32| self.gap.is_some_and(|(a, b)| x > a && x < b);
+        let both = |f: &dyn Fn(&PredictiveBand) -> f64| [f(&self.vi), f(&self.nuts)];
+        BandWidths {
+            data: both(&|b| region(b, &|x| x >= lo && x <= hi && !in_gap(x))),
+            gap: both(&|b| region(b, &in_gap)),
+            outside: both(&|b| region(b, &|x| x < lo || x > hi)),
+        }
+    }
+}
+
+/// Both bands for `request`'s data when it is a regression on one feature: the variational one from
+/// [`VI_BAND_SAMPLES`] samples seeded by the model's step, the exact one from every draw in `draws`.
+fn band_comparison(
+    request: &NutsRequest,
+    template: &BnnParams,
+    draws: &[f32],
+    n_draws: usize,
+) -> Option<BandComparison> {
+    let data = &request.data;
+    let grid = band_grid(data)?;
+    if request.vi.n_in() != 1 {
+        return None;
+    }
+    let vi = vi_band(&request.vi, &grid.z, &grid.x, VI_BAND_SAMPLES, request.vi_step ^ 0xba4d_5eed);
+    let nuts = band_from_weights(template, draws, n_draws, &grid.z, &grid.x);
+    let (mean, scale) =
+        (data.feature_mean.first().copied().unwrap_or(0.0), data.feature_scale.first().copied().unwrap_or(1.0));
+    let (x, _, _) = training_rows(data, &request.config);
+    let inputs: Vec<f32> = x.iter().map(|z| z * scale + mean).collect();
+    Some(BandComparison { vi, nuts, data_range: grid.data_range, gap: largest_gap(&inputs, GAP_SHARE) })
 }
 
 /// The training rows the variational run of `config` saw (its seeded share of the training split, as the trainer
@@ -255,6 +336,7 @@ pub fn compare(request: &NutsRequest, template: BnnParams, posterior: NutsPoster
     let vi = predictive_cpu(&request.vi, &data.x_test, &data.y_test, n_vi, request.vi_step);
     let vi_figures = predictive_figures(request.vi.task, &vi);
     let marginals = weight_marginals(&request.vi, &draws, n_draws);
+    let bands = band_comparison(request, &template, &draws, n_draws);
     let deterministic_layers = request
         .vi
         .layers
@@ -274,6 +356,7 @@ pub fn compare(request: &NutsRequest, template: BnnParams, posterior: NutsPoster
         vi,
         nuts,
         marginals,
+        bands,
         deterministic_layers,
         seconds_after: started.elapsed().as_secs_f64(),
     }

@@ -8,6 +8,7 @@ use egui::{Color32, Stroke};
 use egui_plot::{FilledArea, Line, LineStyle, PlotPoints, Points};
 
 use crate::data::prepare::Prepared;
+use crate::models::bnn::Head;
 use crate::train::bnn_view::BandView;
 use crate::ui::bnn_state::BnnUiState;
 use crate::ui::image_export::{save_image_button, saveable};
@@ -34,6 +35,14 @@ pub(crate) fn band_ui(bnn: &mut BnnUiState, ui: &mut egui::Ui) {
     let target = prepared.output.as_ref().map_or_else(|| "y".into(), |(n, _)| n.clone());
     ui.strong(format!("Predictive band of {target} over {feature}"));
     ui.label(BAND_CAPTION);
+    if bnn.run_config.as_ref().is_some_and(|c| c.head == Head::Mse) {
+        ui.label(
+            egui::RichText::new(
+                "This run uses the squared error, whose fixed noise sd (0.71) is far above a generated curve's: the band stays wide and the fit loose. \"Settings for a 1-D curve\" in the side panel learns the noise (Normal head) and fits in seconds.",
+            )
+            .weak(),
+        );
+    }
     let Some(view) = bnn.band.clone() else {
         waiting(ui, "Sampling the band…");
         return;

@@ -9,12 +9,13 @@ use std::sync::Arc;
 
 use egui::{Color32, RichText};
 use egui_extras::{Column, TableBuilder};
-use egui_plot::{Bar, BarChart, Line, MarkerShape, PlotPoints, Points, VLine};
+use egui_plot::{Bar, BarChart, FilledArea, Line, MarkerShape, PlotPoints, Points, VLine};
 
+use crate::data::prepare::Prepared;
 use crate::models::bnn::{BnnLayer, BnnTask, Head, Posterior, PredictiveRows};
 use crate::models::nuts::{ESS_WARNING, NoiseModel, Phase, RHAT_WARNING};
 use crate::train::EpochRecord;
-use crate::train::nuts_job::{NutsComparison, NutsJob, NutsRequest, WeightMarginal, order_by_ratio};
+use crate::train::nuts_job::{BandComparison, NutsComparison, NutsJob, NutsRequest, WeightMarginal, order_by_ratio};
 use crate::ui::bnn_nuts_state::{NutsPageState, NutsSection};
 use crate::ui::bnn_state::BnnUiState;
 use crate::ui::lab_page::{labelled_combo, legend_figure};
@@ -60,6 +61,9 @@ pub(crate) fn vs_nuts_ui(bnn: &mut BnnUiState, ui: &mut egui::Ui) {
     }
     ui.horizontal_wrapped(|ui| {
         for s in NutsSection::ALL {
+            if s == NutsSection::Bands && result.bands.is_none() {
+                continue;
+            }
             ui.selectable_value(&mut bnn.nuts.section, s, s.label());
         }
     });
@@ -69,6 +73,12 @@ pub(crate) fn vs_nuts_ui(bnn: &mut BnnUiState, ui: &mut egui::Ui) {
             let others = other_forms(bnn);
             summary_ui(&result, &others, ui);
         }
+        NutsSection::Bands => match (&result.bands, bnn.prepared.clone()) {
+            (Some(bands), Some(prepared)) => bands_ui(bands, &prepared, ui),
+            _ => {
+                ui.label("Predictive bands are drawn for a regression on one feature.");
+            }
+        },
         NutsSection::Marginals => marginals_ui(&mut bnn.nuts, &result, &bnn.feature_names, ui),
         NutsSection::Rows => rows_ui(&result, ui),
         NutsSection::Calibration => calibration_ui(&result, ui),
@@ -495,6 +505,94 @@ fn marginal_plot(m: &WeightMarginal, deterministic: bool, ui: &mut egui::Ui) {
             } else {
                 plot.line(Line::new(vi_entry, PlotPoints::from(m.vi_curve.clone())).color(VI_COLOUR).width(2.0));
             }
+        })
+    });
+}
+
+/// Both posteriors' predictive bands of `f(x)` over the feature, the data and the gap between its clusters, and
+/// the mean widths of the 95 % bands in the data, in the gap and past the data.
+fn bands_ui(b: &BandComparison, prepared: &Prepared, ui: &mut egui::Ui) {
+    ui.label(
+        "The 95 % band of f(x) under each posterior, with their means. The exact posterior (NUTS) is sure of f where the data are and unsure in the gap between the clusters and past the data; a mean-field variational posterior cannot make its band wider in the gap than beside it (Foong et al., 2019): compare the widths below.",
+    );
+    let w = b.widths();
+    egui::Grid::new("nuts-band-widths").num_columns(4).striped(true).show(ui, |ui| {
+        ui.strong("Mean width of the 95 % band of f(x)");
+        ui.colored_label(VI_COLOUR, RichText::new("VI").strong());
+        ui.colored_label(NUTS_COLOUR, RichText::new("NUTS").strong());
+        ui.strong("NUTS / VI");
+        ui.end_row();
+        let gap_name = b.gap.map_or_else(
+            || "in a gap (the inputs have none)".to_owned(),
+            |(lo, hi)| format!("in the gap, {lo:.2} to {hi:.2}"),
+        );
+        for (name, [vi, nuts]) in
+            [("in the data".to_owned(), w.data), (gap_name, w.gap), ("past the data".to_owned(), w.outside)]
+        {
+            ui.label(name);
+            ui.monospace(num(Some(vi)));
+            ui.monospace(num(Some(nuts)));
+            ui.monospace(if vi > 0.0 { format!("{:.2}", nuts / vi) } else { "-".into() });
+            ui.end_row();
+        }
+        if b.gap.is_some() {
+            ui.label("gap / data (above 1: wider in the gap)");
+            ui.monospace(format!("{:.2}", w.gap[0] / w.data[0]));
+            ui.monospace(format!("{:.2}", w.gap[1] / w.data[1]));
+            ui.label("");
+            ui.end_row();
+        }
+    });
+    let xs: Vec<f64> = b.nuts.x.iter().map(|&x| f64::from(x)).collect();
+    let wide = |v: &[f32]| -> Vec<f64> { v.iter().map(|&y| f64::from(y)).collect() };
+    let pairs = |v: &[f32]| -> Vec<[f64; 2]> { xs.iter().zip(v).map(|(&x, &y)| [x, f64::from(y)]).collect() };
+    let (mean, scale) = (
+        f64::from(prepared.feature_mean.first().copied().unwrap_or(0.0)),
+        f64::from(prepared.feature_scale.first().copied().unwrap_or(1.0)),
+    );
+    let points = |x: &[f32], y: &[f32]| -> Vec<[f64; 2]> {
+        x.iter().zip(y).map(|(&z, &v)| [f64::from(z) * scale + mean, f64::from(v)]).collect()
+    };
+    let (train, test) = (points(&prepared.x_train, &prepared.y_train), points(&prepared.x_test, &prepared.y_test));
+    let feature = prepared.feature_names.first().cloned().unwrap_or_else(|| "x".into());
+    let target = prepared.output.as_ref().map_or_else(|| "y".into(), |(n, _)| n.clone());
+    let names = ["VI 95 % band", "VI mean", "NUTS 95 % band", "NUTS mean", "training rows", "test rows", "the gap"];
+    let height = ui.available_height().clamp(300.0, 520.0);
+    let mut occupied = plot_axes::Occupied::for_legend(&names, egui::vec2(ui.available_width(), height));
+    occupied.points(&train).points(&test);
+    for band in [&b.vi, &b.nuts] {
+        occupied.line(&pairs(&band.function.q025)).line(&pairs(&band.function.q975));
+    }
+    let fill = |c: Color32, alpha: u8| Color32::from_rgba_unmultiplied(c.r(), c.g(), c.b(), alpha);
+    legend_figure(ui, "nuts-bands", "bnn-vi-vs-nuts-bands.png", &occupied, |plot, ui| {
+        plot.height(height).x_axis_label(feature).y_axis_label(target).allow_scroll(false).show(ui, |plot| {
+            if let Some((lo, hi)) = b.gap {
+                for x in [lo, hi] {
+                    plot.vline(
+                        VLine::new("the gap", f64::from(x))
+                            .color(Color32::from_gray(140))
+                            .style(egui_plot::LineStyle::dashed_loose()),
+                    );
+                }
+            }
+            for (name, band, colour) in [("VI 95 % band", &b.vi, VI_COLOUR), ("NUTS 95 % band", &b.nuts, NUTS_COLOUR)] {
+                plot.add(
+                    FilledArea::new(name, &xs, &wide(&band.function.q025), &wide(&band.function.q975))
+                        .fill_color(fill(colour, 45))
+                        .stroke(egui::Stroke::new(1.0, fill(colour, 200))),
+                );
+            }
+            for (name, band, colour) in [("VI mean", &b.vi, VI_COLOUR), ("NUTS mean", &b.nuts, NUTS_COLOUR)] {
+                plot.line(Line::new(name, PlotPoints::from(pairs(&band.mean))).color(colour).width(2.0));
+            }
+            plot.points(
+                Points::new("training rows", PlotPoints::from(train.clone())).radius(2.0).color(ui_text_colour()),
+            );
+            plot.points(
+                Points::new("test rows", PlotPoints::from(test.clone()))
+                    .radius(2.5)
+                    .color(Color32::from_rgb(200, 60, 60)),
+            );
         })
     });
 }

@@ -12,6 +12,8 @@ use crate::train::nuts_job::{NutsComparison, NutsJob};
 pub enum NutsSection {
     /// Diagnostics and the summary table.
     Summary,
+    /// Both predictive bands over the one feature (a regression on one feature only).
+    Bands,
     /// A weight's two marginals and the list by sd ratio.
     Marginals,
     /// The first test rows' intervals.
@@ -21,11 +23,12 @@ pub enum NutsSection {
 }
 
 impl NutsSection {
-    pub(crate) const ALL: [Self; 4] = [Self::Summary, Self::Marginals, Self::Rows, Self::Calibration];
+    pub(crate) const ALL: [Self; 5] = [Self::Summary, Self::Bands, Self::Marginals, Self::Rows, Self::Calibration];
 
     pub(crate) fn label(self) -> &'static str {
         match self {
             Self::Summary => "Diagnostics and summary",
+            Self::Bands => "Predictive bands",
             Self::Marginals => "Weight marginals",
             Self::Rows => "Test rows side by side",
             Self::Calibration => "Calibration of both",
@@ -82,6 +85,12 @@ impl NutsPageState {
                 self.message = None;
                 if self.result.as_ref().is_none_or(|old| old.template.layers.len() != r.template.layers.len()) {
                     self.picked = (0, 0);
+                }
+                // On one-feature data the two bands are the lesson: show them first; elsewhere there are none.
+                if r.bands.is_some() && self.result.as_ref().is_none_or(|old| old.bands.is_none()) {
+                    self.section = NutsSection::Bands;
+                } else if r.bands.is_none() && self.section == NutsSection::Bands {
+                    self.section = NutsSection::Summary;
                 }
                 self.result = Some(r);
             }

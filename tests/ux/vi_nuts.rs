@@ -7,11 +7,13 @@ use std::time::Duration;
 
 use bayes_explorer::Lab;
 use bayes_explorer::data::prepare::prepare;
+use bayes_explorer::data::{LoadRequest, SynthKind};
+use bayes_explorer::models::bnn::{BnnConfig, Posterior};
 use bayes_explorer::models::nuts::posterior_figures;
 use bayes_explorer::train::WorkerState;
 use egui_kittest::kittest::Queryable;
 
-use crate::common::{harness, wait_for_label, wait_within};
+use crate::common::{harness, wait_for_label, wait_until, wait_within};
 
 #[test]
 fn ux_vi_vs_nuts_samples_from_the_window_shows_the_clis_figures_and_cancels() {
@@ -71,6 +73,8 @@ fn ux_vi_vs_nuts_samples_from_the_window_shows_the_clis_figures_and_cancels() {
     // Sixty draws are far too few: the warnings say so on the page.
     harness.get_by_label_contains("bulk ESS below 400");
     harness.get_by_label_contains("sampled on 100 of the");
+    // The wine has eleven features: no bands.
+    assert!(result.bands.is_none() && harness.query_by_label("Predictive bands").is_none());
     // The other sections draw.
     for section in ["Weight marginals", "Test rows side by side", "Calibration of both", "Diagnostics and summary"] {
         harness.get_by_label(section).click();
@@ -91,4 +95,66 @@ fn ux_vi_vs_nuts_samples_from_the_window_shows_the_clis_figures_and_cancels() {
     wait_within(&mut harness, Duration::from_secs(30), "the cancel", |app| !app.bnn_state().nuts.is_running());
     harness.get_by_label_contains("Cancelled");
     assert_eq!(harness.state().bnn_state().nuts.result.as_ref().map(|r| r.posterior.n_draws()), Some(60));
+}
+
+#[test]
+fn ux_vi_vs_nuts_on_the_cubic_with_a_gap_draws_both_bands_and_finds_the_gap() {
+    let mut harness = harness();
+    harness.get_by_label("Generate").click();
+    harness.run_steps(3);
+    wait_until(&mut harness, "the cubic", |app| {
+        app.lab(Lab::Bnn)
+            .data
+            .as_ref()
+            .is_some_and(|d| matches!(&d.request, LoadRequest::Synth(s) if s.kind == SynthKind::CubicGap))
+    });
+    // One feature: the side panel offers the 1-D preset, which sets the next run's settings.
+    harness.get_by_label("Settings for a 1-D curve").click_accesskit();
+    harness.run_steps(2);
+    let config = harness.state().bnn_state().config.clone();
+    assert_eq!(BnnConfig { epochs: config.epochs, ..BnnConfig::curve(config.seed) }, config);
+    assert_eq!(config.posterior, Posterior::MeanField);
+    harness.state_mut().bnn_state_mut().config.epochs = 300;
+    harness.get_by_label("Train").click();
+    harness.run_steps(3);
+    if harness.query_by_label_contains("Discard the BNN run?").is_some() {
+        harness.get_by_label("Discard and train").click();
+    }
+    wait_within(&mut harness, Duration::from_mins(2), "the variational run's end", |app| {
+        app.lab(Lab::Bnn).worker_state == Some(WorkerState::Finished)
+    });
+    harness.get_by_label("VI vs NUTS").click();
+    wait_for_label(&mut harness, "Sample the exact posterior");
+    {
+        let s = &mut harness.state_mut().bnn_state_mut().nuts.settings;
+        s.chains = 2;
+        s.warmup = 40;
+        s.draws = 40;
+    }
+    harness.run_steps(2);
+    harness.get_by_label("Sample the exact posterior").click();
+    wait_within(&mut harness, Duration::from_mins(3), "the NUTS draws", |app| {
+        !app.bnn_state().nuts.is_running() && app.bnn_state().nuts.result.is_some()
+    });
+    harness.run_steps(2);
+    // On one-feature data the bands come first.
+    harness.get_by_label_contains("cannot make its band wider in the gap");
+    let result = harness.state().bnn_state().nuts.result.clone().expect("a result");
+    let bands = result.bands.as_ref().expect("bands for the cubic");
+    // The cubic's inputs have no point between -0.3 and 0.3: that is the gap found.
+    let (lo, hi) = bands.gap.expect("the gap");
+    assert!((lo + 0.3).abs() < 0.05 && (hi - 0.3).abs() < 0.05, "gap {lo} .. {hi}");
+    harness.get_by_label(&format!("in the gap, {lo:.2} to {hi:.2}"));
+    assert_eq!(bands.vi.x, bands.nuts.x, "one grid");
+    let w = bands.widths();
+    for v in w.data.iter().chain(&w.gap).chain(&w.outside) {
+        assert!(v.is_finite() && *v > 0.0, "{w:?}");
+    }
+    for v in [w.data[0], w.data[1], w.gap[1]] {
+        assert!(harness.query_all_by_label(&format!("{v:.3}")).next().is_some(), "{v:.3} is on the page");
+    }
+    for section in ["Weight marginals", "Test rows side by side", "Diagnostics and summary", "Predictive bands"] {
+        harness.get_by_label(section).click();
+        harness.run_steps(2);
+    }
 }

@@ -157,6 +157,21 @@ pub fn extended_grid(lo: f32, hi: f32, n_points: usize) -> Vec<f32> {
     }
 }
 
+/// The widest empty stretch between two neighbouring values of `xs` (any order), as `(lo, hi)`, when it is wider
+/// than `min_share` of their whole range: the gap between two clusters of inputs, where a posterior should be
+/// uncertain. `None` for fewer than three values or when every stretch is narrower.
+#[must_use]
+pub fn largest_gap(xs: &[f32], min_share: f32) -> Option<(f32, f32)> {
+    let mut sorted: Vec<f32> = xs.iter().copied().filter(|x| x.is_finite()).collect();
+    if sorted.len() < 3 {
+        return None;
+    }
+    sorted.sort_by(f32::total_cmp);
+    let range = sorted[sorted.len() - 1] - sorted[0];
+    let (lo, hi) = sorted.windows(2).map(|w| (w[0], w[1])).max_by(|a, b| (a.1 - a.0).total_cmp(&(b.1 - b.0)))?;
+    (range > 0.0 && hi - lo > min_share * range).then_some((lo, hi))
+}
+
 /// The `q`-quantile of the equal mixture of `N(locs[s], scales[s]²)`, by bisection on the mixture's CDF (to far
 /// below `f32`'s precision). NaN for an empty mixture or a NaN parameter.
 #[must_use]
