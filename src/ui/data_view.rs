@@ -120,7 +120,9 @@ fn scatter_ui(lab: Lab, data: &LabData, features: &[usize], view: &mut DataViewS
         ui.label("No feature column to plot.");
         return;
     };
-    let second = features.get(1).copied().unwrap_or(first);
+    // One feature (a 1-D regression): the target on the y axis, the curve the BNN will fit.
+    let target = data.spec.roles.iter().position(|r| *r == Role::Target);
+    let second = features.get(1).copied().or(target).unwrap_or(first);
     let (mut x, mut y) = view.axes.unwrap_or((first, second));
     ui.horizontal(|ui| {
         for (name, axis) in [("x", &mut x), ("y", &mut y)] {
