@@ -12,7 +12,9 @@ use std::time::Instant;
 
 use crate::compute::RealGpu;
 use crate::data::prepare::{OutputKind, Prepared};
-use crate::models::bnn::{BAND_GRID_POINTS, BnnParams, Predictive, PredictiveBand, extended_grid, summarize, vi_band};
+use crate::models::bnn::{
+    BAND_GRID_POINTS, BAND_SEED_SALT, BnnParams, Predictive, PredictiveBand, extended_grid, summarize, vi_band,
+};
 use crate::train::view_thread::ViewThread;
 
 /// Points of the probe's sweep, from [`SWEEP_HALF_WIDTH`] standard deviations below the mean to as many above.
@@ -255,7 +257,7 @@ fn band_view(request: &BnnViewRequest) -> BnnViewResult {
         return BnnViewResult::Error("the predictive band needs a regression on one feature, with data rows".into());
     };
     let n_samples = request.n_samples.max(1);
-    let band = vi_band(params, &grid.z, &grid.x, n_samples, request.run ^ 0xba4d_5eed);
+    let band = vi_band(params, &grid.z, &grid.x, n_samples, request.run ^ BAND_SEED_SALT);
     BnnViewResult::Band(Arc::new(BandView {
         step: request.step,
         run: request.run,

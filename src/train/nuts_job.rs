@@ -13,8 +13,8 @@ use std::time::Instant;
 
 use crate::data::prepare::Prepared;
 use crate::models::bnn::{
-    BnnConfig, BnnParams, Posterior, Predictive, PredictiveBand, band_from_weights, largest_gap, predictive_cpu,
-    summarize, train_subset, vi_band,
+    BAND_SEED_SALT, BnnConfig, BnnParams, Posterior, Predictive, PredictiveBand, band_from_weights, largest_gap,
+    predictive_cpu, summarize, train_subset, vi_band,
 };
 use crate::models::nuts::{
     ChainProgress, NutsControl, NutsError, NutsPosterior, NutsSettings, bnn_template, posterior_figures,
@@ -213,7 +213,7 @@ fn band_comparison(
     if request.vi.n_in() != 1 {
         return None;
     }
-    let vi = vi_band(&request.vi, &grid.z, &grid.x, VI_BAND_SAMPLES, request.vi_step ^ 0xba4d_5eed);
+    let vi = vi_band(&request.vi, &grid.z, &grid.x, VI_BAND_SAMPLES, request.vi_step ^ BAND_SEED_SALT);
     let nuts = band_from_weights(template, draws, n_draws, &grid.z, &grid.x);
     let (mean, scale) =
         (data.feature_mean.first().copied().unwrap_or(0.0), data.feature_scale.first().copied().unwrap_or(1.0));

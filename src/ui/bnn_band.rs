@@ -152,7 +152,7 @@ fn band_plot(view: &BandView, prepared: &Prepared, show_observation: bool, names
 }
 
 /// The training and test rows as (feature, target) points in the data's units.
-fn data_points(prepared: &Prepared) -> (Vec<[f64; 2]>, Vec<[f64; 2]>) {
+pub(crate) fn data_points(prepared: &Prepared) -> (Vec<[f64; 2]>, Vec<[f64; 2]>) {
     let mean = f64::from(prepared.feature_mean.first().copied().unwrap_or(0.0));
     let scale = f64::from(prepared.feature_scale.first().copied().unwrap_or(1.0));
     let points = |x: &[f32], y: &[f32]| -> Vec<[f64; 2]> {

@@ -546,14 +546,7 @@ fn bands_ui(b: &BandComparison, prepared: &Prepared, ui: &mut egui::Ui) {
     let xs: Vec<f64> = b.nuts.x.iter().map(|&x| f64::from(x)).collect();
     let wide = |v: &[f32]| -> Vec<f64> { v.iter().map(|&y| f64::from(y)).collect() };
     let pairs = |v: &[f32]| -> Vec<[f64; 2]> { xs.iter().zip(v).map(|(&x, &y)| [x, f64::from(y)]).collect() };
-    let (mean, scale) = (
-        f64::from(prepared.feature_mean.first().copied().unwrap_or(0.0)),
-        f64::from(prepared.feature_scale.first().copied().unwrap_or(1.0)),
-    );
-    let points = |x: &[f32], y: &[f32]| -> Vec<[f64; 2]> {
-        x.iter().zip(y).map(|(&z, &v)| [f64::from(z) * scale + mean, f64::from(v)]).collect()
-    };
-    let (train, test) = (points(&prepared.x_train, &prepared.y_train), points(&prepared.x_test, &prepared.y_test));
+    let (train, test) = crate::ui::bnn_band::data_points(prepared);
     let feature = prepared.feature_names.first().cloned().unwrap_or_else(|| "x".into());
     let target = prepared.output.as_ref().map_or_else(|| "y".into(), |(n, _)| n.clone());
     let names = ["VI 95 % band", "VI mean", "NUTS 95 % band", "NUTS mean", "training rows", "test rows", "the gap"];

@@ -157,6 +157,10 @@ pub fn extended_grid(lo: f32, hi: f32, n_points: usize) -> Vec<f32> {
     }
 }
 
+/// Mixed into the seed of a band's variational weight samples (the views' and the VI vs NUTS page's), so that they
+/// are not the same draws as the training step's with the same number.
+pub const BAND_SEED_SALT: u64 = 0xba4d_5eed;
+
 /// The widest empty stretch between two neighbouring values of `xs` (any order), as `(lo, hi)`, when it is wider
 /// than `min_share` of their whole range: the gap between two clusters of inputs, where a posterior should be
 /// uncertain. `None` for fewer than three values or when every stretch is narrower.

@@ -35,7 +35,7 @@ mod predict;
 mod trainer;
 
 pub use band::{
-    BAND_GRID_POINTS, BAND_LEVELS, BAND_MARGIN, BAND_SAMPLED_FUNCTIONS, PredictiveBand, QuantileBand,
+    BAND_GRID_POINTS, BAND_LEVELS, BAND_MARGIN, BAND_SAMPLED_FUNCTIONS, BAND_SEED_SALT, PredictiveBand, QuantileBand,
     band_from_outputs, band_from_weights, extended_grid, largest_gap, mixture_quantile, normal_cdf, vi_band,
 };
 pub use network::{BnnNet, LossTerms};
