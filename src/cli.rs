@@ -41,6 +41,10 @@ pub struct Cli {
     /// rasteriser (it draws several times cheaper there).
     #[arg(long, value_enum, default_value_t)]
     pub renderer: crate::ui::WindowRenderer,
+    /// Open the window in presenter mode: no settings panel, larger text, a light theme (P switches it in the
+    /// window; ? lists the keys).
+    #[arg(long)]
+    pub present: bool,
 }
 
 /// The headless commands.

@@ -36,7 +36,7 @@ fn main() -> ExitCode {
     let cli = bayes_explorer::cli::Cli::parse();
     match cli.command {
         Some(command) => bayes_explorer::cli::run(command),
-        None => match bayes_explorer::ui::run_app(cli.renderer) {
+        None => match bayes_explorer::ui::run_app(cli.renderer, cli.present) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
                 eprintln!("error: cannot open the window: {e}");

@@ -185,6 +185,16 @@ impl FlowUiState {
         }
     }
 
+    /// One stage on (`forward`) or back from the position, stopping Play: what "Next >", "< Previous" and the
+    /// arrow keys do.
+    pub fn step_stage(&mut self, forward: bool) {
+        let k_max = self.n_layers() as f32;
+        self.position =
+            if forward { (self.position.floor() + 1.0).min(k_max) } else { (self.position.ceil() - 1.0).max(0.0) };
+        self.playing = false;
+        self.fit_bounds = true;
+    }
+
     /// Number of layers of the model on show.
     fn n_layers(&self) -> usize {
         self.geometry.as_ref().map_or(0, |g| g.n_layers)
@@ -355,13 +365,15 @@ fn step_through_contents(flow: &mut FlowUiState, running: bool, (viewport, top):
                 }
             }
         });
-        if ui.add_enabled(flow.position > 0.0, egui::Button::new("< Previous")).clicked() {
-            flow.position = (flow.position.ceil() - 1.0).max(0.0);
-            flow.playing = false;
+        if ui.add_enabled(flow.position > 0.0, egui::Button::new("< Previous")).on_hover_text("Left arrow").clicked() {
+            flow.step_stage(false);
         }
-        if ui.add_enabled(flow.position < k_max as f32, egui::Button::new("Next >")).clicked() {
-            flow.position = (flow.position.floor() + 1.0).min(k_max as f32);
-            flow.playing = false;
+        if ui
+            .add_enabled(flow.position < k_max as f32, egui::Button::new("Next >"))
+            .on_hover_text("Right arrow")
+            .clicked()
+        {
+            flow.step_stage(true);
         }
         let play = if flow.playing { "Pause" } else { "Play" };
         if ui.button(play).on_hover_text("Move smoothly through the stages").clicked() {

@@ -27,6 +27,7 @@ mod lab_page;
 mod lab_state;
 mod message;
 mod plot_axes;
+pub mod presenter;
 mod preview;
 mod run_file;
 mod session;
@@ -73,11 +74,11 @@ pub fn window_renderer(requested: WindowRenderer, best: Option<&crate::compute::
 }
 
 /// Opens the window and runs until it is closed. With [`WindowRenderer::Auto`], a renderer that cannot start
-/// (no OpenGL, or no adapter wgpu can draw with) gives way to the other.
-pub fn run_app(requested: WindowRenderer) -> Result<(), eframe::Error> {
+/// (no OpenGL, or no adapter wgpu can draw with) gives way to the other. `present` opens it in presenter mode.
+pub fn run_app(requested: WindowRenderer, present: bool) -> Result<(), eframe::Error> {
     let compute = crate::compute::probe();
     let first = window_renderer(requested, compute.best());
-    match run_window(first, renderer_note(first, &compute)) {
+    match run_window(first, renderer_note(first, &compute), present) {
         Err(e) if requested == WindowRenderer::Auto && could_not_start(&e) => {
             let other = match first {
                 eframe::Renderer::Glow => eframe::Renderer::Wgpu,
@@ -85,7 +86,7 @@ pub fn run_app(requested: WindowRenderer) -> Result<(), eframe::Error> {
             };
             log::warn!("the {first} renderer could not start ({e}); drawing the window with {other}");
             let note = format!("{}; {first} could not start ({e})", renderer_note(other, &compute));
-            run_window(other, note)
+            run_window(other, note, present)
         }
         result => result,
     }
@@ -102,8 +103,8 @@ fn could_not_start(e: &eframe::Error) -> bool {
     )
 }
 
-/// The window drawn by `renderer`; `note` is what the status bar says of it.
-fn run_window(renderer: eframe::Renderer, note: String) -> Result<(), eframe::Error> {
+/// The window drawn by `renderer`; `note` is what the status bar says of it; `present` opens it in presenter mode.
+fn run_window(renderer: eframe::Renderer, note: String, present: bool) -> Result<(), eframe::Error> {
     let options = eframe::NativeOptions {
         viewport: egui::ViewportBuilder::default()
             .with_title(APP_TITLE)
@@ -124,6 +125,9 @@ fn run_window(renderer: eframe::Renderer, note: String) -> Result<(), eframe::Er
             let session = eframe::storage_dir(APP_TITLE).map(|d| d.join("session"));
             let mut app = BayesExplorerApp::with_session(cc.egui_ctx.clone(), settings, session);
             app.window_renderer = Some(note);
+            if present {
+                app.set_presenting(true);
+            }
             Ok(Box::new(app))
         }),
     )

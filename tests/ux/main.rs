@@ -10,6 +10,7 @@ mod continuing;
 mod flow_play;
 mod layout;
 mod paths;
+mod presenter;
 mod runs;
 mod settings;
 mod vi_nuts;

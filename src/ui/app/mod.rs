@@ -28,6 +28,7 @@ use crate::data::prepare::DataSpec;
 use crate::train::WorkerEvent;
 use crate::ui::lab_state::{LabState, LoadTarget};
 use crate::ui::message::Message;
+use crate::ui::presenter::{KeyAsk, PresenterSettings, RunAsk};
 use crate::ui::preview::Preview;
 use crate::ui::status_bar::StatusBar;
 
@@ -47,6 +48,8 @@ pub struct Settings {
     pub run_settings: Vec<(Lab, String)>,
     /// The BNN's Compare runs list, oldest first.
     pub bnn_runs: Vec<crate::ui::bnn::RunSummary>,
+    /// Presenter mode and its zoom.
+    pub presenter: PresenterSettings,
 }
 
 /// The whole app.
@@ -74,6 +77,12 @@ pub struct BayesExplorerApp {
     pub(crate) window_renderer: Option<String>,
     /// Replacements of a trained run waiting for the user's answer (see `discard.rs`).
     pending_discards: Vec<crate::ui::discard::PendingDiscard>,
+    /// The `?` overlay listing the keys is open.
+    keys_open: bool,
+    /// The mode whose theme and zoom the window has (`None` before the first frame), and the theme it had before
+    /// presenter mode made it light.
+    presenter_applied: Option<bool>,
+    theme_before_presenting: Option<egui::ThemePreference>,
 }
 
 impl BayesExplorerApp {
@@ -101,6 +110,9 @@ impl BayesExplorerApp {
             frame_times: std::collections::VecDeque::new(),
             window_renderer: None,
             pending_discards: Vec::new(),
+            keys_open: false,
+            presenter_applied: None,
+            theme_before_presenting: None,
         };
         let compared = app.settings.bnn_runs.clone();
         app.lab_mut(Lab::Bnn).bnn.runs = compared;
@@ -258,17 +270,46 @@ impl BayesExplorerApp {
         self.poll();
         self.poll_images(ui.ctx());
         self.handle_dropped_files(ui.ctx());
+        for ask in crate::ui::presenter::read_keys(ui.ctx()) {
+            self.carry_out_key(ask, ui.ctx());
+        }
+        self.apply_presenter_mode(ui.ctx());
+        let presenting = self.settings.presenter.presenting;
         egui::Panel::top("tabs").show(ui, |ui| {
             ui.horizontal(|ui| {
                 ui.heading(APP_TITLE);
                 ui.separator();
-                for lab in Lab::ALL {
+                for (i, lab) in Lab::ALL.into_iter().enumerate() {
                     let selected = self.settings.tab == lab;
-                    if ui.selectable_label(selected, lab.tab_name()).on_hover_text(lab.title()).clicked() {
+                    let hover = format!("{} (key {})", lab.title(), i + 1);
+                    if ui.selectable_label(selected, lab.tab_name()).on_hover_text(hover).clicked() {
                         self.settings.tab = lab;
                     }
                 }
+                ui.with_layout(egui::Layout::right_to_left(egui::Align::Center), |ui| {
+                    if ui.button("Keys").on_hover_text("The keyboard's keys (?)").clicked() {
+                        self.keys_open = !self.keys_open;
+                    }
+                    if !presenting
+                        && ui
+                            .button("Presenter mode")
+                            .on_hover_text("For a projector: no settings panel, larger text, a light theme (P)")
+                            .clicked()
+                    {
+                        self.settings.presenter.presenting = true;
+                    }
+                });
             });
+            if presenting {
+                let tab = self.settings.tab;
+                let (run, leave) = crate::ui::presenter::presenter_bar_ui(self.lab_mut(tab), ui);
+                if let Some(run) = run {
+                    self.carry_out_run(tab, run);
+                }
+                if leave {
+                    self.settings.presenter.presenting = false;
+                }
+            }
         });
         egui::Panel::bottom("status").show(ui, |ui| {
             let bar = StatusBar {
@@ -286,7 +327,90 @@ impl BayesExplorerApp {
         egui::CentralPanel::default().show(ui, |ui| self.lab_page_ui(tab, ui));
         self.preview_ui(ui.ctx());
         self.discard_dialog_ui(ui.ctx());
+        if self.keys_open && crate::ui::presenter::keys_overlay_ui(ui.ctx()) {
+            self.keys_open = false;
+        }
         drop_overlay(ui.ctx());
+    }
+
+    /// True while presenter mode is on.
+    #[must_use]
+    pub fn presenting(&self) -> bool {
+        self.settings.presenter.presenting
+    }
+
+    /// Turns presenter mode on or off (`--present` at launch; the switch, the bar's button and P in the window).
+    pub fn set_presenting(&mut self, on: bool) {
+        self.settings.presenter.presenting = on;
+    }
+
+    /// True while the `?` overlay lists the keys.
+    #[must_use]
+    pub fn keys_overlay_open(&self) -> bool {
+        self.keys_open
+    }
+
+    /// Carries out what a key asks.
+    fn carry_out_key(&mut self, ask: KeyAsk, ctx: &egui::Context) {
+        let tab = self.settings.tab;
+        let fullscreen = ctx.input(|i| i.viewport().fullscreen.unwrap_or(false));
+        match ask {
+            KeyAsk::TogglePresenter => self.settings.presenter.presenting ^= true,
+            // Not under a question or the preview, which take the keyboard's answer themselves.
+            KeyAsk::TrainOrPause if !self.pending_discards.is_empty() || self.preview.is_some() => {}
+            KeyAsk::TrainOrPause => {
+                if let Some(run) = RunAsk::for_space(self.lab(tab).worker_state) {
+                    self.carry_out_run(tab, run);
+                }
+            }
+            KeyAsk::PreviousStage | KeyAsk::NextStage if tab == Lab::Flow => {
+                self.lab_mut(Lab::Flow).flow.step_stage(ask == KeyAsk::NextStage);
+            }
+            KeyAsk::OpenLab(lab) => self.settings.tab = lab,
+            KeyAsk::ToggleFullscreen => ctx.send_viewport_cmd(egui::ViewportCommand::Fullscreen(!fullscreen)),
+            KeyAsk::ToggleKeys => self.keys_open ^= true,
+            KeyAsk::Escape if self.keys_open => self.keys_open = false,
+            KeyAsk::Escape if fullscreen => ctx.send_viewport_cmd(egui::ViewportCommand::Fullscreen(false)),
+            // Stages are the flow's; Esc with nothing to close does nothing.
+            KeyAsk::PreviousStage | KeyAsk::NextStage | KeyAsk::Escape => {}
+        }
+    }
+
+    /// Carries out a run's button of the presenter bar, or Space.
+    fn carry_out_run(&mut self, lab: Lab, run: RunAsk) {
+        let command = match run {
+            RunAsk::Train => return self.replace_run(lab, crate::ui::discard::Replacement::Train),
+            RunAsk::Pause => crate::train::Command::Pause,
+            RunAsk::Resume => crate::train::Command::Resume,
+        };
+        if let Some(worker) = &self.lab(lab).worker {
+            worker.send(command);
+        }
+    }
+
+    /// Gives the window the theme and zoom of the mode it is in: on entering presenter mode a light theme and the
+    /// presenter's zoom, on leaving it the theme and zoom it had; between changes, the zoom the user sets (Ctrl +
+    /// and Ctrl -) is kept for the mode in use. At launch outside presenter mode eframe's own zoom stays.
+    fn apply_presenter_mode(&mut self, ctx: &egui::Context) {
+        let presenter = &mut self.settings.presenter;
+        let on = presenter.presenting;
+        if self.presenter_applied == Some(on) {
+            if on {
+                presenter.presenter_zoom = ctx.zoom_factor();
+            } else {
+                presenter.desk_zoom = ctx.zoom_factor();
+            }
+            return;
+        }
+        if on {
+            self.theme_before_presenting = Some(ctx.options(|o| o.theme_preference));
+            ctx.set_theme(egui::ThemePreference::Light);
+            ctx.set_zoom_factor(presenter.presenter_zoom);
+        } else if self.presenter_applied == Some(true) {
+            ctx.set_theme(self.theme_before_presenting.take().unwrap_or(egui::ThemePreference::System));
+            ctx.set_zoom_factor(presenter.desk_zoom);
+        }
+        self.presenter_applied = Some(on);
     }
 
     fn handle_dropped_files(&mut self, ctx: &egui::Context) {

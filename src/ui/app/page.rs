@@ -17,6 +17,28 @@ const SIDE_PANEL_WIDTH: f32 = 360.0;
 impl BayesExplorerApp {
     /// Draws the page of `lab`.
     pub(super) fn lab_page_ui(&mut self, lab: Lab, ui: &mut egui::Ui) {
+        // Presenter mode hides the settings: its bar at the top keeps the run's buttons.
+        if !self.settings.presenter.presenting {
+            self.side_panel_ui(lab, ui);
+        }
+        egui::CentralPanel::default().show(ui, |ui| {
+            let answer = self.lab(lab).message.as_ref().and_then(|m| crate::ui::message::message_ui(m, ui));
+            match answer {
+                Some(MessageAnswer::RetryDropping(retry)) => {
+                    self.start_load(lab, retry, LoadTarget::Preview);
+                    self.lab_mut(lab).message = None;
+                }
+                Some(MessageAnswer::Dismiss) => self.lab_mut(lab).message = None,
+                None => {}
+            }
+            crate::ui::lab::views_ui(self.lab_mut(lab), ui);
+        });
+        // An "Export data…" button on the page asks here, where the app's file thread and message area are at hand.
+        self.start_requested_export(lab);
+    }
+
+    /// The side panel of `lab`: its name, dataset, training and run-file sections.
+    fn side_panel_ui(&mut self, lab: Lab, ui: &mut egui::Ui) {
         egui::Panel::left(("lab-side", lab)).default_size(SIDE_PANEL_WIDTH).resizable(true).show(ui, |ui| {
             // Scrolls both ways inside the panel's width: a wider line (a long metric's name, a run's numbers)
             // scrolls rather than widen the panel, which would move the whole page (and keep the new width).
@@ -43,19 +65,5 @@ impl BayesExplorerApp {
                 }
             });
         });
-        egui::CentralPanel::default().show(ui, |ui| {
-            let answer = self.lab(lab).message.as_ref().and_then(|m| crate::ui::message::message_ui(m, ui));
-            match answer {
-                Some(MessageAnswer::RetryDropping(retry)) => {
-                    self.start_load(lab, retry, LoadTarget::Preview);
-                    self.lab_mut(lab).message = None;
-                }
-                Some(MessageAnswer::Dismiss) => self.lab_mut(lab).message = None,
-                None => {}
-            }
-            crate::ui::lab::views_ui(self.lab_mut(lab), ui);
-        });
-        // An "Export data…" button on the page asks here, where the app's file thread and message area are at hand.
-        self.start_requested_export(lab);
     }
 }
