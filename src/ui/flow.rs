@@ -60,6 +60,20 @@ pub enum FlowPage {
     KerasFigure,
 }
 
+impl FlowPage {
+    /// Every page, in tab order.
+    pub const ALL: [Self; 2] = [Self::StepThrough, Self::KerasFigure];
+
+    /// The page's tab.
+    #[must_use]
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::StepThrough => "Step through the stages",
+            Self::KerasFigure => "Data and latent space (Keras figure)",
+        }
+    }
+}
+
 /// Grid sizes offered (cells per side).
 pub const RESOLUTIONS: [usize; 5] = [64, 128, 256, 384, 512];
 /// Grid size while a run is training: small, so the density keeps up with the model.
@@ -208,6 +222,30 @@ impl FlowUiState {
         }
     }
 
+    /// The way through the stages, keeping the stage on show.
+    pub fn set_direction(&mut self, direction: Direction) {
+        if self.direction != direction {
+            let stage = self.stage_at(self.position);
+            self.direction = direction;
+            self.position = self.stage_at(stage);
+            self.fit_bounds = true;
+        }
+    }
+
+    /// Shows stage `k` (0 the Gaussian, K the data; at most K), stopping Play.
+    pub fn show_stage(&mut self, k: usize) {
+        let k = k.min(self.n_layers()) as f32;
+        self.position = self.stage_at(k);
+        self.playing = false;
+        self.fit_bounds = true;
+    }
+
+    /// True when a whole stage is on show (not an in-between position while playing).
+    #[must_use]
+    pub fn at_whole_stage(&self) -> bool {
+        self.position.fract() == 0.0
+    }
+
     /// The stage now on show, rounded.
     #[must_use]
     pub fn stage(&self) -> usize {
@@ -305,8 +343,9 @@ pub(crate) fn flow_view_ui(
     flow.poll(snapshot, running, ui.ctx());
     view_error(ui, flow.error.as_deref());
     ui.horizontal(|ui| {
-        ui.selectable_value(&mut flow.page, FlowPage::StepThrough, "Step through the stages");
-        ui.selectable_value(&mut flow.page, FlowPage::KerasFigure, "Data and latent space (Keras figure)");
+        for page in FlowPage::ALL {
+            ui.selectable_value(&mut flow.page, page, page.label());
+        }
     });
     if flow.geometry.is_none() {
         waiting(ui, "Pushing points through the flow…");
@@ -357,11 +396,8 @@ fn step_through_contents(flow: &mut FlowUiState, running: bool, (viewport, top):
         let before = (flow.direction, flow.position);
         labelled_combo(ui, "Direction", "flow-direction", flow.direction.label(), |ui| {
             for d in [Direction::Generation, Direction::Inference] {
-                if ui.selectable_label(flow.direction == d, d.label()).clicked() && flow.direction != d {
-                    // Keep the stage on show; only the way through it changes.
-                    let stage = flow.stage_at(flow.position);
-                    flow.direction = d;
-                    flow.position = flow.stage_at(stage);
+                if ui.selectable_label(flow.direction == d, d.label()).clicked() {
+                    flow.set_direction(d);
                 }
             }
         });

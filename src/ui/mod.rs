@@ -33,6 +33,7 @@ mod run_file;
 mod session;
 pub mod settings_check;
 mod status_bar;
+pub mod tour;
 mod typed_path;
 pub mod vae;
 mod vae_images;
@@ -127,6 +128,12 @@ fn run_window(renderer: eframe::Renderer, note: String, present: bool) -> Result
             app.window_renderer = Some(note);
             if present {
                 app.set_presenting(true);
+            }
+            if let Some(folder) = eframe::storage_dir(APP_TITLE).map(|d| d.join("tours")) {
+                app.add_tours_from(&folder);
+            }
+            if !app.settings.welcomed {
+                app.open_welcome();
             }
             Ok(Box::new(app))
         }),

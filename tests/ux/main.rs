@@ -13,4 +13,5 @@ mod paths;
 mod presenter;
 mod runs;
 mod settings;
+mod tour;
 mod vi_nuts;

@@ -7,9 +7,11 @@
 //! - `page.rs`: a lab's page as laid out, carrying out what its sections ask.
 //! - `replacing.rs`: replacing a lab's run, asking first when it trained a while.
 //! - `files.rs`: the `run-file` thread's jobs (save and open runs, export data, save images).
+//! - `lecture.rs`: the guided tours (the Lecture menu, the welcome, the tour's panel, its actions and checks).
 //! - `persistence.rs`: the last session, restored at launch and kept on eframe's saves.
 
 mod files;
+mod lecture;
 mod loading;
 mod page;
 mod persistence;
@@ -50,6 +52,8 @@ pub struct Settings {
     pub bnn_runs: Vec<crate::ui::bnn::RunSummary>,
     /// Presenter mode and its zoom.
     pub presenter: PresenterSettings,
+    /// The first launch's welcome has been closed.
+    pub welcomed: bool,
 }
 
 /// The whole app.
@@ -83,6 +87,15 @@ pub struct BayesExplorerApp {
     /// presenter mode made it light.
     presenter_applied: Option<bool>,
     theme_before_presenting: Option<egui::ThemePreference>,
+    /// The tours the Lecture menu offers (built in, then a lecturer's own), the files that could not be read, and
+    /// the folder a lecturer's own are read from.
+    tours: Vec<crate::ui::tour::Tour>,
+    tour_errors: Vec<crate::ui::tour::TourError>,
+    tour_folder: Option<PathBuf>,
+    /// The tour under way.
+    tour: Option<crate::ui::tour::TourState>,
+    /// The welcome is open.
+    welcome_open: bool,
 }
 
 impl BayesExplorerApp {
@@ -113,6 +126,11 @@ impl BayesExplorerApp {
             keys_open: false,
             presenter_applied: None,
             theme_before_presenting: None,
+            tours: crate::ui::tour::built_in(),
+            tour_errors: Vec::new(),
+            tour_folder: None,
+            tour: None,
+            welcome_open: false,
         };
         let compared = app.settings.bnn_runs.clone();
         app.lab_mut(Lab::Bnn).bnn.runs = compared;
@@ -286,6 +304,8 @@ impl BayesExplorerApp {
                         self.settings.tab = lab;
                     }
                 }
+                ui.separator();
+                ui.menu_button("Lecture", |ui| self.lecture_menu_ui(ui));
                 ui.with_layout(egui::Layout::right_to_left(egui::Align::Center), |ui| {
                     if ui.button("Keys").on_hover_text("The keyboard's keys (?)").clicked() {
                         self.keys_open = !self.keys_open;
@@ -323,8 +343,10 @@ impl BayesExplorerApp {
                 self.settings.tab = lab;
             }
         });
+        self.tour_panel(ui);
         let tab = self.settings.tab;
         egui::CentralPanel::default().show(ui, |ui| self.lab_page_ui(tab, ui));
+        self.welcome_ui(ui.ctx());
         self.preview_ui(ui.ctx());
         self.discard_dialog_ui(ui.ctx());
         if self.keys_open && crate::ui::presenter::keys_overlay_ui(ui.ctx()) {
