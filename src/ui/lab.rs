@@ -180,7 +180,8 @@ fn generated_ui(lab: Lab, ui: &mut egui::Ui) -> Option<SynthSpec> {
 /// The side panel's training section of `state`'s lab: the run's buttons, its epoch, the data-or-views switch, the
 /// settings and the latest epoch's metrics. Returns what would replace the run, for the caller to ask about or
 /// carry out (`discard.rs`).
-pub(crate) fn training_ui(state: &mut LabState, ui: &mut egui::Ui) -> Option<Replacement> {
+/// `show_settings: false` leaves the settings out (a tour's step hides them).
+pub(crate) fn training_ui(state: &mut LabState, show_settings: bool, ui: &mut egui::Ui) -> Option<Replacement> {
     let lab = state.lab;
     ui.strong("Training");
     // What would replace the run; asked about first when the run has trained a while (`discard.rs`).
@@ -241,17 +242,19 @@ pub(crate) fn training_ui(state: &mut LabState, ui: &mut egui::Ui) -> Option<Rep
         ui.checkbox(&mut state.vae.show_data, "Show the data instead of the latent space");
     }
     ui.add_space(4.0);
-    egui::CollapsingHeader::new("Settings").default_open(true).id_salt(("settings", lab)).show(ui, |ui| {
-        // The learning rate also applies to the run in progress (e.g. lowered after a NaN), when it can train.
-        if settings_panel_ui(state, ui)
-            && let Some(w) = &state.worker
-        {
-            let rate = state.next_learning_rate();
-            if crate::ui::settings_check::learning_rate(rate).refusal().is_none() {
-                w.send(Command::SetLearningRate(rate));
+    if show_settings {
+        egui::CollapsingHeader::new("Settings").default_open(true).id_salt(("settings", lab)).show(ui, |ui| {
+            // The learning rate also applies to the run in progress (e.g. lowered after a NaN), when it can train.
+            if settings_panel_ui(state, ui)
+                && let Some(w) = &state.worker
+            {
+                let rate = state.next_learning_rate();
+                if crate::ui::settings_check::learning_rate(rate).refusal().is_none() {
+                    w.send(Command::SetLearningRate(rate));
+                }
             }
-        }
-    });
+        });
+    }
     // Asked for by the BNN's comparison page (drawn after this panel, which is why it arrives here).
     if std::mem::take(&mut state.bnn.start_requested) {
         replacement = Some(Replacement::Train);

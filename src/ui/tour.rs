@@ -70,6 +70,36 @@ impl TourAction {
     }
 }
 
+/// A group of the side panel's controls that a step can hide, as TensorFlow Playground hides what a lesson does
+/// not need: the dataset section, the training section (its settings with it), the settings alone, the run files.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ControlGroup {
+    /// The dataset section.
+    Dataset,
+    /// The training section, with its settings.
+    Training,
+    /// The training section's settings.
+    Settings,
+    /// Save run, Open run.
+    Files,
+}
+
+impl ControlGroup {
+    /// Every group.
+    pub const ALL: [Self; 4] = [Self::Dataset, Self::Training, Self::Settings, Self::Files];
+
+    /// Its name in a tour file.
+    #[must_use]
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Dataset => "dataset",
+            Self::Training => "training",
+            Self::Settings => "settings",
+            Self::Files => "files",
+        }
+    }
+}
+
 /// One step of a tour.
 #[derive(Clone, Debug, PartialEq)]
 pub struct TourStep {
@@ -81,6 +111,8 @@ pub struct TourStep {
     pub action: Option<TourAction>,
     /// What marks it done; `None` with no action: done when read.
     pub check: Option<TourCheck>,
+    /// The side panel's groups hidden while the step is on show.
+    pub hidden: Vec<ControlGroup>,
 }
 
 /// A tour of one lab.
@@ -181,6 +213,7 @@ pub fn parse(source: &str, text: &str) -> Result<Tour, TourError> {
                 text: String::new(),
                 action: None,
                 check: None,
+                hidden: Vec::new(),
             });
         } else if let Some(t) = line.strip_prefix("# ") {
             if title.is_some() {
@@ -195,6 +228,15 @@ pub fn parse(source: &str, text: &str) -> Result<Tour, TourError> {
         } else if let Some(check) = line.strip_prefix("check:") {
             let step = steps.last_mut().ok_or_else(|| error(line_no, "'check:' inside a step (after '## ')"))?;
             step.check = Some(parse_check(check.trim()).map_err(|e| error(line_no, &e))?);
+        } else if let Some(groups) = line.strip_prefix("hide:") {
+            let step = steps.last_mut().ok_or_else(|| error(line_no, "'hide:' inside a step (after '## ')"))?;
+            for name in groups.split(',').map(str::trim).filter(|n| !n.is_empty()) {
+                let group = ControlGroup::ALL
+                    .into_iter()
+                    .find(|g| g.name() == name)
+                    .ok_or_else(|| error(line_no, "groups to hide: dataset, training, settings or files"))?;
+                step.hidden.push(group);
+            }
         } else if let Some(step) = steps.last_mut() {
             step.text.push_str(line.trim());
             step.text.push('\n');
@@ -392,10 +434,12 @@ mod tests {
 
     #[test]
     fn a_step_with_an_action_and_no_check_checks_the_actions_result() {
-        let tour = parse("t.md", "# T\nlab: flow\n\n## Go\ndo: stage 3\nLook.\n## Back\ndo: direction inference\ncheck: stage 0\nNow.\n## Read\nJust read.\n")
+        let tour = parse("t.md", "# T\nlab: flow\n\n## Go\ndo: stage 3\nhide: dataset, files\nLook.\n## Back\ndo: direction inference\ncheck: stage 0\nNow.\n## Read\nJust read.\n")
             .expect("parses");
         assert_eq!(tour.lab, Lab::Flow);
         assert_eq!(tour.steps[0].check, Some(TourCheck::Stage(3)));
+        assert_eq!(tour.steps[0].hidden, [ControlGroup::Dataset, ControlGroup::Files]);
+        assert!(tour.steps[1].hidden.is_empty());
         assert_eq!(tour.steps[1].action, Some(TourAction::Inference(true)));
         assert_eq!(tour.steps[1].check, Some(TourCheck::Stage(0)), "an explicit check wins");
         assert_eq!(tour.steps[2].check, None);
@@ -412,6 +456,8 @@ mod tests {
         let e = parse("mine.md", "# T\nlab: bnn\n## S\ndo: fraction 1.5\n").expect_err("over 1");
         assert_eq!(e.line, 4);
         assert!(e.expected.contains("(0, 1]"), "{e}");
+        let e = parse("mine.md", "# T\nlab: bnn\n## S\nhide: dataset, plots\n").expect_err("no such group");
+        assert_eq!((e.line, e.expected.as_str()), (4, "groups to hide: dataset, training, settings or files"));
         let e = parse("mine.md", "Some text\n").expect_err("no title");
         assert_eq!(e.line, 1);
         let e = parse("mine.md", "# T\nlab: vae\n").expect_err("no steps");

@@ -1,8 +1,10 @@
 //! Issue 23, guided tours: each lab's built-in tour walked to its end through **Do it**, the flow's also by hand
 //! (the window's own buttons and keys, each step marked done by its check); the Lecture menu starts a tour, the
-//! welcome offers one of each lab, and a step with a check cannot be skipped before it is done.
+//! welcome offers one of each lab, a step with a check cannot be skipped before it is done, and a step's hidden
+//! control groups leave the side panel while it is on show.
 
 use bayes_explorer::Lab;
+use bayes_explorer::ui::tour::ControlGroup;
 use bayes_explorer::ui::{BayesExplorerApp, Settings};
 use egui::Key;
 use egui_kittest::Harness;
@@ -50,8 +52,14 @@ fn wait_done_and_go_on(harness: &mut Harness<'_, BayesExplorerApp>) {
 
 /// Walks the tour on show to its end: Do it where the step has an action, Next step where it only narrates.
 fn walk_by_do_it(harness: &mut Harness<'_, BayesExplorerApp>) {
-    while let Some(tour) = harness.state().tour() {
-        let current = tour.current().clone();
+    while let Some(current) = harness.state().tour().map(|t| t.current().clone()) {
+        // The step's hidden groups are out of the side panel, the others in it.
+        harness.run_steps(1);
+        let shown = |label: &str| harness.query_by_label(label).is_some();
+        assert_eq!(!shown("Load CSV…"), current.hidden.contains(&ControlGroup::Dataset), "{}: dataset", current.title);
+        assert_eq!(!shown("Settings"), current.hidden.contains(&ControlGroup::Settings), "{}: settings", current.title);
+        assert_eq!(!shown("Save run…"), current.hidden.contains(&ControlGroup::Files), "{}: files", current.title);
+        let tour = harness.state().tour().expect("the tour").clone();
         if current.action.is_some() {
             if current.check.is_some() && !tour.done[tour.step] {
                 let next = if tour.step + 1 == tour.tour.steps.len() { "Finish" } else { "Next step >" };

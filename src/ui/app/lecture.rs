@@ -7,7 +7,7 @@ use crate::ui::app::BayesExplorerApp;
 use crate::ui::flow::{Direction, FlowPage};
 use crate::ui::lab_state::RunSource;
 use crate::ui::message::Message;
-use crate::ui::tour::{Tour, TourAction, TourAsk, TourCheck, TourState};
+use crate::ui::tour::{ControlGroup, Tour, TourAction, TourAsk, TourCheck, TourState};
 
 impl BayesExplorerApp {
     /// Adds the tours found in `folder` (a lecturer's own) to the Lecture menu, and the files that could not be read.
@@ -46,6 +46,11 @@ impl BayesExplorerApp {
     #[must_use]
     pub fn welcome_is_open(&self) -> bool {
         self.welcome_open
+    }
+
+    /// The side panel's groups the tour's step on show hides on `lab`'s page (none without a tour of it).
+    pub(super) fn tour_hidden_groups(&self, lab: Lab) -> Vec<ControlGroup> {
+        self.tour.as_ref().filter(|t| t.tour.lab == lab).map(|t| t.current().hidden.clone()).unwrap_or_default()
     }
 
     /// The Lecture menu's contents: each tour, the files that could not be read, where a lecturer's own go.
