@@ -284,6 +284,22 @@ impl FlowUiState {
     }
 }
 
+/// What the Explain panel (and tests) read of the flow's views.
+impl FlowUiState {
+    /// The picked point's path through the stages, with the terms of its log-density, once the view thread has
+    /// sent it.
+    #[must_use]
+    pub fn probe_path(&self) -> Option<&ProbePath> {
+        self.probe_path.as_ref()
+    }
+
+    /// Each layer's kind ("coupling", "MAF", "affine") of the model on show, once its stages have arrived.
+    #[must_use]
+    pub fn layer_kinds(&self) -> &[&'static str] {
+        self.geometry.as_ref().map_or(&[], |g| g.layer_kinds.as_slice())
+    }
+}
+
 /// The flow page's central area.
 pub(crate) fn flow_view_ui(
     flow: &mut FlowUiState,

@@ -17,6 +17,7 @@ mod count;
 mod data_view;
 mod discard;
 pub mod equation;
+pub mod explain;
 pub mod export;
 mod file_job;
 pub mod flow;
