@@ -408,7 +408,8 @@ fn step_through_contents(flow: &mut FlowUiState, running: bool, (viewport, top):
             flow.playing = false;
             flow.fit_bounds = true;
         }
-        ui.strong(flow.stage_label());
+        // Wrapped: a long stage's label must not widen the page (beside the Explain panel it would run under it).
+        ui.add(egui::Label::new(egui::RichText::new(flow.stage_label()).strong()).wrap());
     });
     ui.horizontal_wrapped(|ui| {
         ui.label("Heat map:");

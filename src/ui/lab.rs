@@ -79,6 +79,8 @@ fn explain_ui(state: &mut LabState, ui: &mut egui::Ui) {
     // The run on show, unless the lab has no run (its data is on show: the panel says what training would show).
     let snapshot = state.worker.as_ref().and(state.snapshot.as_ref());
     crate::ui::explain::explain_panel_ui(&mut state.explain, snapshot, &views, ui);
+    // A view wider than what the panel leaves is cut at the panel's edge rather than drawn over it.
+    ui.shrink_clip_rect(ui.available_rect_before_wrap());
 }
 
 /// The side panel's dataset section of `state`'s lab: what is loaded, the load in progress, "Load CSV…", the path
