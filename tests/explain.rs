@@ -196,12 +196,19 @@ fn explain_flow_shows_the_picked_points_change_of_variables_layer_by_layer() {
     harness.get_by_label("Next >").click();
     harness.run_steps(3);
     harness.get_by_label(&explain::flow_coupling_at(1));
-    harness.get_by_label(&format!("At the picked point, layer 1: log|det J_1| = {:+.4}", path.layer_terms[0]));
+    let (t1, t2) = (path.layer_terms[0], path.layer_terms[1]);
+    harness.get_by_label(&format!(
+        "At the picked point, layer 1: log|det J_1| = {t1:+.4}, so the sum of s is {:+.4}",
+        -t1
+    ));
     harness.get_by_label("Next >").click();
     harness.run_steps(3);
     harness.get_by_label_contains("Stage 2 of 2: after layer 2");
     harness.get_by_label(&explain::flow_coupling_at(2));
-    harness.get_by_label(&format!("At the picked point, layer 2: log|det J_2| = {:+.4}", path.layer_terms[1]));
+    harness.get_by_label(&format!(
+        "At the picked point, layer 2: log|det J_2| = {t2:+.4}, so the sum of s is {:+.4}",
+        -t2
+    ));
 }
 
 /// The formulas are drawn at the body size's em the panel uses.

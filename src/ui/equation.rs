@@ -2,7 +2,10 @@
 //! `ratex-layout`, `ratex-svg`) into a self-contained SVG whose glyphs are paths from the embedded KaTeX fonts, and
 //! shown as an [`egui::Image`] through egui_extras' SVG loader, which rasterises it at the size on screen (so it
 //! stays crisp at any pixels-per-point). Each (formula, colour, size) is typeset once and kept for the session;
-//! drawing it again costs a map lookup. Knows nothing of the labs (`explain.rs` says what to typeset).
+//! drawing it again costs a map lookup. Typesetting is quick enough for the UI thread: the three panels' formulas,
+//! the embedded fonts' first parse included, take well under 0.1 s together in the unit tests (release build), and
+//! the SVG loader rasterises each image once per size. Knows nothing of the labs (`explain.rs` says what to
+//! typeset).
 
 use std::collections::HashMap;
 use std::hash::{DefaultHasher, Hash, Hasher};

@@ -472,7 +472,9 @@ fn flow_ui(flow: &FlowUiState, snapshot: Option<&RunSnapshot>, ui: &mut egui::Ui
         }
     }
     if let Some(term) = path.and_then(|p| p.layer_terms.get(k - 1)) {
-        ui.label(format!("At the picked point, layer {k}: log|det J_{k}| = {term:+.4}"));
+        // J_k is the layer's Jacobian from x towards z, the inverse of the formula above (from z towards x).
+        let forward = if kind == "MAF" { "the sum of alpha" } else { "the sum of s" };
+        ui.label(format!("At the picked point, layer {k}: log|det J_{k}| = {term:+.4}, so {forward} is {:+.4}", -term));
     }
 }
 
