@@ -23,8 +23,12 @@ use crate::ui::flow::FlowUiState;
 use crate::ui::settings_check::number;
 use crate::ui::vae_state::VaeUiState;
 
-/// The panel's width until the user drags its edge: the widest formula (the BNN's loss) at the body size.
+/// The panel's width until the user drags its edge, at most: the widest formula (the BNN's ELBO) at its size.
 const PANEL_WIDTH: f32 = 400.0;
+
+/// The panel's width at least, until the user drags its edge: in a small window (1024 x 700) the figures keep
+/// more than half of the room (wider formulas are drawn smaller).
+const PANEL_MIN_WIDTH: f32 = 300.0;
 
 /// What the panel says where a value needs a run.
 pub const NO_RUN: &str = "Train to see the values.";
@@ -79,7 +83,8 @@ pub(crate) fn explain_panel_ui(
         LabViews::Vae(_) => Lab::Vae,
         LabViews::Flow(_) => Lab::Flow,
     };
-    egui::Panel::right(("explain", lab)).default_size(PANEL_WIDTH).resizable(true).show(ui, |ui| {
+    let width = (0.42 * ui.available_width()).clamp(PANEL_MIN_WIDTH, PANEL_WIDTH);
+    egui::Panel::right(("explain", lab)).default_size(width).resizable(true).show(ui, |ui| {
         egui::ScrollArea::vertical().id_salt(("explain-scroll", lab)).auto_shrink([false, false]).show(ui, |ui| {
             ui.heading("The lecture's equations");
             match views {
