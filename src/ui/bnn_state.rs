@@ -400,6 +400,13 @@ pub(crate) fn test_row_in_units(prepared: &Prepared, row: usize) -> Vec<f32> {
 const LINEAR_MODEL: &str = "Empty: no hidden layer, a linear model (the inputs straight to the output).";
 
 impl BnnUiState {
+    /// Training rows the run on show trains on (N of its ELBO per row: its share of its training split).
+    #[must_use]
+    pub fn run_rows_used(&self) -> Option<usize> {
+        let (prepared, config) = (self.prepared.as_ref()?, self.run_config.as_ref()?);
+        Some(train_subset_len(prepared.n_train(), config.train_fraction))
+    }
+
     /// Training rows the next run uses (its share of the training split), once the data is known.
     pub(crate) fn rows_used(&self) -> Option<usize> {
         self.n_train_rows.map(|n| train_subset_len(n, self.config.train_fraction))

@@ -332,6 +332,22 @@ impl FlowUiState {
     }
 }
 
+/// What the Explain panel (and tests) read of the flow's views.
+impl FlowUiState {
+    /// The picked point's path through the stages, with the terms of its log-density, once the view thread has
+    /// sent it.
+    #[must_use]
+    pub fn probe_path(&self) -> Option<&ProbePath> {
+        self.probe_path.as_ref()
+    }
+
+    /// Each layer's kind ("coupling", "MAF", "affine") of the model on show, once its stages have arrived.
+    #[must_use]
+    pub fn layer_kinds(&self) -> &[&'static str] {
+        self.geometry.as_ref().map_or(&[], |g| g.layer_kinds.as_slice())
+    }
+}
+
 /// The flow page's central area.
 pub(crate) fn flow_view_ui(
     flow: &mut FlowUiState,
@@ -440,7 +456,8 @@ fn step_through_contents(flow: &mut FlowUiState, running: bool, (viewport, top):
             flow.playing = false;
             flow.fit_bounds = true;
         }
-        ui.strong(flow.stage_label());
+        // Wrapped: a long stage's label must not widen the page (beside the Explain panel it would run under it).
+        ui.add(egui::Label::new(egui::RichText::new(flow.stage_label()).strong()).wrap());
     });
     ui.horizontal_wrapped(|ui| {
         ui.label("Heat map:");

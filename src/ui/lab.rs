@@ -16,6 +16,7 @@ use crate::train::{Command, Trainer, TrainerFactory, Worker, WorkerState};
 use crate::ui::bnn_settings::bnn_settings_ui;
 use crate::ui::count::count;
 use crate::ui::discard::Replacement;
+use crate::ui::explain::LabViews;
 use crate::ui::flow_settings::flow_settings_ui;
 use crate::ui::lab_page::{labelled_combo, waiting};
 use crate::ui::lab_state::{LabState, RunOrigin, RunSource};
@@ -37,6 +38,7 @@ pub(crate) enum DatasetAsk {
 /// its data instead), else the dataset.
 pub(crate) fn views_ui(state: &mut LabState, ui: &mut egui::Ui) {
     let lab = state.lab;
+    explain_ui(state, ui);
     if lab == Lab::Flow && state.worker.is_some() && !state.flow.show_data {
         if let Some(snapshot) = &state.snapshot
             && !snapshot.history.is_empty()
@@ -64,6 +66,21 @@ pub(crate) fn views_ui(state: &mut LabState, ui: &mut egui::Ui) {
             ui.label("No dataset yet: load a CSV file or pick a built-in one.");
         }
     }
+}
+
+/// The "Explain" toggle above the views and, while it is on, the Explain panel docked at their right (`explain.rs`).
+fn explain_ui(state: &mut LabState, ui: &mut egui::Ui) {
+    crate::ui::explain::explain_toggle_ui(&mut state.explain, ui);
+    let views = match state.lab {
+        Lab::Bnn => LabViews::Bnn(&state.bnn),
+        Lab::Vae => LabViews::Vae(&state.vae),
+        Lab::Flow => LabViews::Flow(&state.flow),
+    };
+    // The run on show, unless the lab has no run (its data is on show: the panel says what training would show).
+    let snapshot = state.worker.as_ref().and(state.snapshot.as_ref());
+    crate::ui::explain::explain_panel_ui(&mut state.explain, snapshot, &views, ui);
+    // A view wider than what the panel leaves is cut at the panel's edge rather than drawn over it.
+    ui.shrink_clip_rect(ui.available_rect_before_wrap());
 }
 
 /// The side panel's dataset section of `state`'s lab: what is loaded, the load in progress, "Load CSV…", the path

@@ -55,6 +55,8 @@ pub struct LabState {
     pub(crate) continue_asked: Option<usize>,
     /// "Save run…" was clicked for a run trained here: where to, until the worker's checkpoint comes.
     pub(crate) save_asked: Option<PendingSave>,
+    /// The Explain panel beside the views: open or not, and what it keeps (`explain.rs`).
+    pub explain: crate::ui::explain::ExplainState,
 }
 
 /// A run opened from a file (or the last session's), kept to be continued from the state it holds.
@@ -133,6 +135,7 @@ impl LabState {
             continue_epochs: None,
             continue_asked: None,
             save_asked: None,
+            explain: crate::ui::explain::ExplainState::default(),
         }
     }
 

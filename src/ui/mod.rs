@@ -16,6 +16,8 @@ mod continuing;
 mod count;
 mod data_view;
 mod discard;
+pub mod equation;
+pub mod explain;
 pub mod export;
 mod file_job;
 pub mod flow;
@@ -121,6 +123,8 @@ fn run_window(renderer: eframe::Renderer, note: String, present: bool) -> Result
         APP_TITLE,
         options,
         Box::new(move |cc| {
+            // The SVG loader draws the Explain panels' typeset formulas (`equation.rs`).
+            egui_extras::install_image_loaders(&cc.egui_ctx);
             let settings =
                 cc.storage.and_then(|s| eframe::get_value::<Settings>(s, eframe::APP_KEY)).unwrap_or_default();
             let session = eframe::storage_dir(APP_TITLE).map(|d| d.join("session"));

@@ -51,7 +51,8 @@ pub(crate) fn latent_ui(vae: &mut VaeUiState, ui: &mut egui::Ui) {
                 if latent == 1 { "Encoder means of every input: z1 by class" } else { "Encoder means of every input" };
             ui.add(egui::Label::new(egui::RichText::new(title).strong()).truncate());
             scatter_ui(vae, &latents, height, ui);
-            ui.horizontal(|ui| {
+            // Wrapped: beside the Explain panel the column can be narrower than the three buttons.
+            ui.horizontal_wrapped(|ui| {
                 if export_button(ui) {
                     vae.export = vae.export_request(ExportKind::Latents);
                 }

@@ -221,6 +221,14 @@ impl VaeUiState {
         self.input_under_cursor
     }
 
+    /// The encoder's mean and log-variance of `input` (training rows first), once the latents have arrived (for
+    /// tests and the Explain panel).
+    #[must_use]
+    pub fn latent_moments(&self, input: usize) -> Option<(&[f32], &[f32])> {
+        let (latents, d) = (self.latents.as_ref()?, self.view.as_ref()?.params.latent);
+        latents.mu.get(input * d..(input + 1) * d).zip(latents.logvar.get(input * d..(input + 1) * d))
+    }
+
     /// True once the path between two picked inputs has been decoded (for tests).
     #[must_use]
     pub fn has_path(&self) -> bool {

@@ -18,6 +18,8 @@ pub fn harness() -> Harness<'static, BayesExplorerApp> {
 pub fn harness_for(app: BayesExplorerApp) -> Harness<'static, BayesExplorerApp> {
     let mut harness = Harness::builder()
         .with_size([1280.0, 800.0])
+        // As the window installs them: the SVG loader draws the Explain panels' formulas.
+        .with_context_setup(egui_extras::install_image_loaders)
         .build_ui_state(|ui, app: &mut BayesExplorerApp| app.show(ui), app);
     wait_until(&mut harness, "the datasets", |app| !app.any_loading());
     harness

@@ -1,0 +1,221 @@
+//! Issue 23, lecture mode: each lab's Explain panel opens from its toggle beside the figures, shows the lecture's
+//! formulas typeset (images whose alt text is their LaTeX, drawn by the SVG loader), says "Train to see the values."
+//! before a run, and after a short run shows the trainer's own figures exactly as the window prints them.
+
+use std::time::Duration;
+
+use bayes_explorer::Lab;
+use bayes_explorer::ui::BayesExplorerApp;
+use bayes_explorer::ui::equation::{formula_em, typeset_cached};
+use bayes_explorer::ui::explain;
+use egui_kittest::Harness;
+use egui_kittest::kittest::{NodeT, Queryable};
+
+mod common;
+use common::{harness, wait_until, wait_within};
+
+/// Opens the Explain panel of the lab on show and checks it has the formula `latex` typeset and drawn, and says
+/// what training would show.
+fn open_explain(harness: &mut Harness<'_, BayesExplorerApp>, lab: Lab, latex: &str) {
+    harness.get_by_label("Explain").click();
+    harness.run_steps(3);
+    assert!(harness.state().lab(lab).explain.open, "the toggle opens the {lab:?} panel");
+    assert!(harness.query_all_by_label("Train to see the values.").count() >= 1, "no run: the panel says so");
+    // The formula is an image labelled by its LaTeX, and the SVG loader rasterised it.
+    let image = harness.get_by_label(latex).rect();
+    assert!(image.width() > 40.0 && image.height() > 10.0, "{latex}: {image:?}");
+    let ctx = harness.ctx.clone();
+    let style = ctx.global_style();
+    let em = egui::TextStyle::Body.resolve(&style).size * 1.2;
+    let colour = style.visuals.strong_text_color();
+    let typeset = typeset_cached(latex, colour, em).expect("the formula typesets");
+    let loaded = ctx.try_load_texture(
+        &typeset.uri,
+        egui::TextureOptions::default(),
+        egui::SizeHint::Size { width: 200, height: 40, maintain_aspect_ratio: true },
+    );
+    match loaded {
+        Ok(egui::load::TexturePoll::Ready { texture }) => assert!(texture.size.x > 40.0, "{latex}: {:?}", texture.size),
+        Ok(egui::load::TexturePoll::Pending { .. }) => panic!("{latex}: still loading"),
+        Err(e) => panic!("{latex}: the SVG loader failed: {e}"),
+    }
+}
+
+/// Clicks the widget at `at` as a user would: press and release in place.
+fn click_at(harness: &mut Harness<'_, BayesExplorerApp>, at: egui::Pos2) {
+    harness.hover_at(at);
+    harness.run_steps(1);
+    harness.drag_at(at);
+    harness.run_steps(1);
+    harness.drop_at(at);
+    harness.run_steps(2);
+}
+
+/// The VAE panel's line of eps.
+fn eps_line(harness: &Harness<'_, BayesExplorerApp>) -> String {
+    harness
+        .query_all_by_label_contains("eps = (")
+        .filter_map(|n| n.accesskit_node().label().or_else(|| n.accesskit_node().value()))
+        .find(|l| l.starts_with("eps = ("))
+        .expect("a line of eps")
+}
+
+/// Waits for the run of `lab` to end.
+fn wait_for_the_end(harness: &mut Harness<'_, BayesExplorerApp>, lab: Lab) {
+    wait_within(harness, Duration::from_mins(4), "the run's end", |app| {
+        app.lab(lab).snapshot.as_ref().is_some_and(|s| s.epoch >= s.total_epochs && !s.history.is_empty())
+            && app.lab(lab).worker_state == Some(bayes_explorer::train::WorkerState::Finished)
+    });
+}
+
+/// The metric `name` of the last epoch of `lab`'s run on show.
+fn metric(app: &BayesExplorerApp, lab: Lab, name: &str) -> f64 {
+    let snapshot = app.lab(lab).snapshot.as_ref().expect("a run");
+    snapshot.history.last().and_then(|r| r.get(name)).unwrap_or_else(|| panic!("no {name}"))
+}
+
+#[test]
+fn explain_bnn_shows_the_elbo_terms_n_and_s_of_the_run() {
+    let mut harness = harness();
+    harness.state_mut().bnn_state_mut().config.epochs = 3;
+    open_explain(&mut harness, Lab::Bnn, explain::BNN_ELBO);
+    harness.get_by_label(explain::BNN_LOSS);
+    harness.get_by_label(explain::BNN_PRIOR);
+    harness.get_by_label(explain::BNN_FULL_COVARIANCE);
+    harness.get_by_label(explain::BNN_PREDICTIVE);
+    harness.get_by_label("Train").click();
+    wait_for_the_end(&mut harness, Lab::Bnn);
+    wait_until(&mut harness, "the predictions", |app| app.bnn_state().has_predictions());
+    let app = harness.state();
+    let (data, kl, loss) =
+        (metric(app, Lab::Bnn, "data_loss"), metric(app, Lab::Bnn, "kl_loss"), metric(app, Lab::Bnn, "loss"));
+    // The red wine's 1,359 training rows, all of them used.
+    harness.get_by_label(&format!("data term = {data:.4}, KL/N = {kl:.4}, N = 1,359"));
+    harness.get_by_label(&format!("loss = {loss:.4}, so ELBO/N = {:.4} (epoch 3)", -loss));
+    // The same digits as the side panel's latest epoch.
+    for v in [data, kl, loss] {
+        assert!(harness.query_all_by_label(&format!("{v:.4}")).count() >= 1, "the side panel prints {v:.4}");
+    }
+    // S: the Monte Carlo passes of the views (the Predictions page's count).
+    let s = harness.state().bnn_state().n_samples;
+    harness.get_by_label(&format!("S = {s} forward passes (the Predictions page's)"));
+    harness.get_by_label_contains("test row 1: mean = ");
+    harness.get_by_label("s = 1 (the prior's sd, on every weight and bias)");
+    assert_eq!(harness.query_all_by_label("Train to see the values.").count(), 0, "every value is in");
+    // Closed again, the panel is gone.
+    harness.get_by_label("Explain").click();
+    harness.run_steps(3);
+    assert!(harness.query_by_label(explain::BNN_ELBO).is_none(), "the panel closes");
+}
+
+#[test]
+fn explain_vae_shows_the_draw_of_the_input_under_the_cursor_and_the_loss_terms() {
+    let mut harness = harness();
+    harness.get_by_label("VAE").click();
+    harness.run_steps(2);
+    harness.state_mut().vae_state_mut().config.epochs = 1;
+    open_explain(&mut harness, Lab::Vae, explain::VAE_REPARAM);
+    harness.get_by_label(explain::VAE_LOSS);
+    harness.get_by_label(explain::VAE_KL);
+    harness.get_by_label("Train").click();
+    wait_for_the_end(&mut harness, Lab::Vae);
+    wait_until(&mut harness, "the latent means", |app| app.vae_state().has_latents());
+    let app = harness.state();
+    let (recon, kl, loss, beta) = (
+        metric(app, Lab::Vae, "recon_loss"),
+        metric(app, Lab::Vae, "kl_loss"),
+        metric(app, Lab::Vae, "loss"),
+        metric(app, Lab::Vae, "beta"),
+    );
+    harness.get_by_label(&format!("reconstruction = {recon:.4}, beta = {beta:.4}, KL = {kl:.4}"));
+    harness.get_by_label(&format!("loss = {loss:.4} (epoch 1, the mean over its minibatches)"));
+    harness.get_by_label_contains("Test inputs, nats per dimension: z1 = ");
+    // An input under the cursor: its mean and sd as the encoder gives them.
+    let heading = harness.get_by_label_contains("Encoder means of every input").rect();
+    harness.hover_at(heading.left_bottom() + egui::vec2(80.0, 120.0));
+    wait_until(&mut harness, "an input under the cursor", |app| app.vae_state().input_under_cursor().is_some());
+    let input = harness.state().vae_state().input_under_cursor().expect("an input");
+    let (mu, logvar) =
+        harness.state().vae_state().latent_moments(input).map(|(m, l)| (m.to_vec(), l.to_vec())).unwrap();
+    assert_eq!(mu.len(), 2, "the MLP VAE's two latent dimensions");
+    let sd = |j: usize| (0.5 * f64::from(logvar[j])).exp();
+    let mu_line = format!("mu = ({:.3}, {:.3})", mu[0], mu[1]);
+    let sigma_line = format!("sigma = ({:.3}, {:.3})", sd(0), sd(1));
+    harness.get_by_label(&mu_line);
+    harness.get_by_label(&sigma_line);
+    harness.get_by_label_contains("z = mu + sigma * eps = (");
+    let kl_input: f64 =
+        (0..2).map(|j| 0.5 * (f64::from(mu[j]).powi(2) + sd(j).powi(2) - f64::from(logvar[j]) - 1.0)).sum();
+    harness.get_by_label(&format!("For this input: KL = {kl_input:.4} nats"));
+    // The cursor moves over to the panel: the numbers stay, and a new eps can be drawn.
+    let eps_before = eps_line(&harness);
+    let draw = harness.get_by_label("Draw eps again").rect().center();
+    click_at(&mut harness, draw);
+    harness.get_by_label(&mu_line);
+    let eps_after = eps_line(&harness);
+    assert_ne!(eps_before, eps_after, "another eps");
+}
+
+#[test]
+fn explain_flow_shows_the_picked_points_change_of_variables_layer_by_layer() {
+    let mut harness = harness();
+    harness.get_by_label("Flow").click();
+    harness.run_steps(2);
+    *harness.state_mut().flow_config_mut() = bayes_explorer::models::flow::FlowConfig {
+        layers: 2,
+        hidden: vec![16],
+        epochs: 3,
+        ..bayes_explorer::models::flow::FlowConfig::default()
+    };
+    open_explain(&mut harness, Lab::Flow, explain::FLOW_DENSITY);
+    harness.get_by_label(explain::FLOW_LOG_DENSITY);
+    harness.get_by_label(explain::FLOW_COUPLING);
+    harness.get_by_label("Train").click();
+    wait_for_the_end(&mut harness, Lab::Flow);
+    common::wait_for_label(&mut harness, "Stage 0 of 2");
+    let app = harness.state();
+    let (train, heldout) = (metric(app, Lab::Flow, "train_nll"), metric(app, Lab::Flow, "heldout_nll"));
+    harness.get_by_label(&format!("training = {train:.4}, held-out = {heldout:.4} nats per point (epoch 3)"));
+    // Layer 1's coupling at stage 0 (the layer that leaves the Gaussian).
+    harness.get_by_label(&explain::flow_coupling_at(1));
+    // Click the plot, between the heat map's choices above it and the note under it.
+    let above = harness.get_by_label("Heat map:").rect();
+    let below = harness.get_by_label("Click the plot to follow a point through every stage.").rect();
+    click_at(&mut harness, egui::pos2(above.left() + 200.0, f32::midpoint(above.bottom(), below.top())));
+    wait_until(&mut harness, "the picked point's path", |app| app.flow_state().probe_path().is_some());
+    let path = harness.state().flow_state().probe_path().cloned().expect("a path");
+    assert_eq!(path.layer_terms.len(), 2);
+    harness.get_by_label(&format!("log p_z(z) = {:+.4}", path.log_pz));
+    for (k, term) in path.layer_terms.iter().enumerate() {
+        harness.get_by_label(&format!("layer {}: log|det J_{}| = {term:+.4}", k + 1, k + 1));
+    }
+    harness.get_by_label(&format!("log p_x(x) = {:+.4}, p_x(x) = {:.5}", path.log_px, path.log_px.exp()));
+    // The flow page's own column prints the same terms.
+    harness.get_by_label(&format!("{:+.4}", path.log_px));
+    // Stage 1 is what layer 1 made; stage 2 what layer 2 made: its coupling, with its term at the picked point.
+    harness.get_by_label("Next >").click();
+    harness.run_steps(3);
+    harness.get_by_label(&explain::flow_coupling_at(1));
+    let (t1, t2) = (path.layer_terms[0], path.layer_terms[1]);
+    harness.get_by_label(&format!(
+        "At the picked point, layer 1: log|det J_1| = {t1:+.4}, so the sum of s is {:+.4}",
+        -t1
+    ));
+    harness.get_by_label("Next >").click();
+    harness.run_steps(3);
+    harness.get_by_label_contains("Stage 2 of 2: after layer 2");
+    harness.get_by_label(&explain::flow_coupling_at(2));
+    harness.get_by_label(&format!(
+        "At the picked point, layer 2: log|det J_2| = {t2:+.4}, so the sum of s is {:+.4}",
+        -t2
+    ));
+}
+
+/// The formulas are drawn at the body size's em the panel uses.
+#[test]
+fn explain_formulas_use_the_body_size() {
+    let ctx = egui::Context::default();
+    let mut em = 0.0;
+    let _ = ctx.run_ui(egui::RawInput::default(), |ui| em = formula_em(ui));
+    assert!((em - egui::TextStyle::Body.resolve(&ctx.global_style()).size * 1.2).abs() < 1e-4, "{em}");
+}
