@@ -10,7 +10,7 @@
 //! ## A step's title
 //! do: stage 3
 //! check: stage 3
-//! What to notice, and why, in as many lines as needed; a line $$ ... $$ is a formula.
+//! What to notice, and why, in as many lines as needed; a paragraph $$ ... $$ is a formula (LaTeX, typeset).
 //! ```
 //!
 //! `do:` and `check:` are optional; a step with an action and no check is done when the action's result holds
@@ -308,6 +308,11 @@ fn direction(word: &str) -> Result<bool, String> {
     }
 }
 
+/// The LaTeX of a paragraph written `$$ ... $$`, typeset as a formula; `None` for prose.
+fn formula(paragraph: &str) -> Option<&str> {
+    paragraph.trim().strip_prefix("$$").and_then(|f| f.strip_suffix("$$")).map(str::trim)
+}
+
 /// A tour under way: the step on show and which steps are done.
 #[derive(Clone, Debug)]
 pub struct TourState {
@@ -408,8 +413,8 @@ pub fn tour_panel_ui(state: &mut TourState, presenting: bool, max_height: f32, u
             ui.label(egui::RichText::new(&step.title).strong().size(size + 2.0));
             for paragraph in step.text.split("\n\n") {
                 let paragraph = paragraph.replace('\n', " ");
-                if let Some(formula) = paragraph.trim().strip_prefix("$$").and_then(|f| f.strip_suffix("$$")) {
-                    ui.label(egui::RichText::new(formula.trim()).monospace().size(size * 0.9));
+                if let Some(latex) = formula(&paragraph) {
+                    crate::ui::equation::equation_ui(ui, latex);
                 } else {
                     ui.label(egui::RichText::new(paragraph).size(size));
                 }
@@ -430,6 +435,23 @@ mod tests {
             assert!((5..=10).contains(&tour.steps.len()), "{}: {} steps", tour.title, tour.steps.len());
             assert!(tour.steps.iter().all(|s| !s.text.is_empty()), "{}: every step narrates", tour.title);
         }
+    }
+
+    #[test]
+    fn every_formula_of_the_built_in_tours_typesets() {
+        let mut formulas = 0;
+        for tour in built_in() {
+            for step in &tour.steps {
+                for paragraph in step.text.split("\n\n") {
+                    if let Some(latex) = formula(&paragraph.replace('\n', " ")) {
+                        crate::ui::equation::typeset(latex, egui::Color32::BLACK, 16.0)
+                            .unwrap_or_else(|e| panic!("{}, '{}': {latex}: {e}", tour.title, step.title));
+                        formulas += 1;
+                    }
+                }
+            }
+        }
+        assert!(formulas >= 4, "{formulas} formulas");
     }
 
     #[test]
