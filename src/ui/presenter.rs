@@ -86,7 +86,6 @@ pub fn read_keys(ctx: &egui::Context) -> Vec<KeyAsk> {
         (Key::P, KeyAsk::TogglePresenter),
         (Key::F, KeyAsk::ToggleFullscreen),
         (Key::Questionmark, KeyAsk::ToggleKeys),
-        (Key::Escape, KeyAsk::Escape),
     ];
     ctx.input_mut(|input| {
         let for_a_control = |key: &Key| control_focused && matches!(key, Key::Space | Key::ArrowLeft | Key::ArrowRight);
@@ -98,6 +97,10 @@ pub fn read_keys(ctx: &egui::Context) -> Vec<KeyAsk> {
         // Where the keyboard gives '?' as Shift and '/', the key is Slash and the text is "?".
         if !asks.contains(&KeyAsk::ToggleKeys) && input.consume_key(Modifiers::SHIFT, Key::Slash) {
             asks.push(KeyAsk::ToggleKeys);
+        }
+        // Escape is read, not consumed: the preview, a question and an open menu close on it too.
+        if input.key_pressed(Key::Escape) {
+            asks.push(KeyAsk::Escape);
         }
         asks
     })

@@ -378,8 +378,8 @@ impl BayesExplorerApp {
         let fullscreen = ctx.input(|i| i.viewport().fullscreen.unwrap_or(false));
         match ask {
             KeyAsk::TogglePresenter => self.settings.presenter.presenting ^= true,
-            // Not under a question or the preview, which take the keyboard's answer themselves.
-            KeyAsk::TrainOrPause if !self.pending_discards.is_empty() || self.preview.is_some() => {}
+            // Not under a question or the preview, which take the keyboard's answer themselves (Escape closes them).
+            KeyAsk::TrainOrPause | KeyAsk::Escape if !self.pending_discards.is_empty() || self.preview.is_some() => {}
             KeyAsk::TrainOrPause => {
                 if let Some(run) = RunAsk::for_space(self.lab(tab).worker_state) {
                     self.carry_out_run(tab, run);
