@@ -292,11 +292,11 @@ fn parse_check(text: &str) -> Result<TourCheck, String> {
     match word {
         "epoch" => Ok(TourCheck::Epoch(number(rest, "an epoch number")?)),
         "paused" => Ok(TourCheck::Paused),
-        "stage" => Ok(TourCheck::Stage(number(rest, "a stage number")?)),
-        "direction" => direction(rest).map(TourCheck::Inference),
-        "page" if !rest.trim().is_empty() => Ok(TourCheck::Page(rest.trim().to_owned())),
-        "fraction" => Ok(TourCheck::TrainFraction(fraction(rest)?)),
-        _ => Err(format!("a check: {CHECKS}")),
+        // The other checks read as the actions whose result they are.
+        // (an action's own complaint, as "a stage number, not 'x'", stands).
+        _ => parse_action(text)
+            .map(|a| a.natural_check())
+            .map_err(|e| if e.starts_with("an action") { format!("a check: {CHECKS}") } else { e }),
     }
 }
 
