@@ -104,6 +104,12 @@ pub fn normal_pdf(x: f64, mean: f64, sd: f64) -> f64 {
     (-0.5 * z * z).exp() / (sd * (2.0 * std::f64::consts::PI).sqrt())
 }
 
+/// The standard normal distribution function `Φ(x)`.
+#[must_use]
+pub fn normal_cdf(x: f64) -> f64 {
+    0.5 * libm::erfc(-x / std::f64::consts::SQRT_2)
+}
+
 /// Central interval levels the calibration view reports, with their standard normal quantiles
 /// `Φ⁻¹((1 + level) / 2)`.
 pub const INTERVAL_LEVELS: [(f64, f64); 3] =

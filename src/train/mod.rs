@@ -5,6 +5,7 @@
 pub mod bnn_view;
 pub mod export;
 pub mod flow_view;
+pub mod line_fit;
 pub mod nuts_job;
 pub mod runfile;
 pub mod vae_view;

@@ -15,7 +15,9 @@ use crate::train::export::{density_table, stages_table};
 use crate::train::flow_view::{FlowGeometry, FlowViewRequest, FlowViewResult, FlowViewWorker, ProbePath, StageGrid};
 use crate::train::{ModelView, RunSnapshot, WorkerState};
 use crate::ui::export::{ExportKind, ExportRequest, export_button, history_request};
+use crate::ui::flow_line::{LineState, flow_line_ui};
 use crate::ui::image_export::{save_image_button, saveable};
+use crate::ui::lab_data::LabData;
 use crate::ui::lab_page::{epoch_series, labelled_combo, legend_figure, start_view_thread, view_error, waiting};
 use crate::ui::plot_axes;
 use crate::ui::settings_check;
@@ -58,11 +60,13 @@ pub enum FlowPage {
     StepThrough,
     /// The Keras example's 2 x 2 figure.
     KerasFigure,
+    /// The lecture's 1-D picture: p_z, a monotone f and p_x (`flow_line.rs`); needs no run.
+    Line,
 }
 
 impl FlowPage {
     /// Every page, in tab order.
-    pub const ALL: [Self; 2] = [Self::StepThrough, Self::KerasFigure];
+    pub const ALL: [Self; 3] = [Self::StepThrough, Self::KerasFigure, Self::Line];
 
     /// The page's tab.
     #[must_use]
@@ -70,6 +74,7 @@ impl FlowPage {
         match self {
             Self::StepThrough => "Step through the stages",
             Self::KerasFigure => "Data and latent space (Keras figure)",
+            Self::Line => "The 1-D picture",
         }
     }
 }
@@ -107,6 +112,8 @@ pub struct FlowUiState {
     pub page: FlowPage,
     /// Show the data table in place of the flow's views.
     pub show_data: bool,
+    /// The 1-D picture's page.
+    pub line: LineState,
     /// Set by an "Export data…" button; the app starts the export once the page is drawn, and clears it.
     pub(crate) export: Option<ExportRequest>,
     /// The data of the current run, standardised.
@@ -139,6 +146,7 @@ impl Default for FlowUiState {
             resolution: 256,
             page: FlowPage::StepThrough,
             show_data: false,
+            line: LineState::default(),
             export: None,
             prepared: None,
             view_points: Arc::new(Vec::new()),
@@ -202,11 +210,20 @@ impl FlowUiState {
     /// One stage on (`forward`) or back from the position, stopping Play: what "Next >", "< Previous" and the
     /// arrow keys do.
     pub fn step_stage(&mut self, forward: bool) {
+        self.leave_line_page();
         let k_max = self.n_layers() as f32;
         self.position =
             if forward { (self.position.floor() + 1.0).min(k_max) } else { (self.position.ceil() - 1.0).max(0.0) };
         self.playing = false;
         self.fit_bounds = true;
+    }
+
+    /// From the 1-D picture to the step-through, where a stage or a direction asked for shows (the Keras figure
+    /// stays: it shows every stage at once).
+    fn leave_line_page(&mut self) {
+        if self.page == FlowPage::Line {
+            self.page = FlowPage::StepThrough;
+        }
     }
 
     /// Number of layers of the model on show.
@@ -224,6 +241,7 @@ impl FlowUiState {
 
     /// The way through the stages, keeping the stage on show.
     pub fn set_direction(&mut self, direction: Direction) {
+        self.leave_line_page();
         if self.direction != direction {
             let stage = self.stage_at(self.position);
             self.direction = direction;
@@ -234,6 +252,7 @@ impl FlowUiState {
 
     /// Shows stage `k` (0 the Gaussian, K the data; at most K), stopping Play.
     pub fn show_stage(&mut self, k: usize) {
+        self.leave_line_page();
         let k = k.min(self.n_layers()) as f32;
         self.position = self.stage_at(k);
         self.playing = false;
@@ -348,11 +367,12 @@ impl FlowUiState {
     }
 }
 
-/// The flow page's central area.
+/// The flow page's central area; `data` is the lab's loaded data (the 1-D picture trains on its columns).
 pub(crate) fn flow_view_ui(
     flow: &mut FlowUiState,
     snapshot: Option<&RunSnapshot>,
     worker_state: Option<WorkerState>,
+    data: Option<&LabData>,
     ui: &mut egui::Ui,
 ) {
     let running = worker_state == Some(WorkerState::Running);
@@ -363,12 +383,16 @@ pub(crate) fn flow_view_ui(
             ui.selectable_value(&mut flow.page, page, page.label());
         }
     });
+    if flow.page == FlowPage::Line {
+        flow_line_ui(&mut flow.line, data, ui);
+        return;
+    }
     if flow.geometry.is_none() {
         waiting(ui, "Pushing points through the flow…");
         return;
     }
     match flow.page {
-        FlowPage::StepThrough => step_through_ui(flow, running, ui),
+        FlowPage::StepThrough | FlowPage::Line => step_through_ui(flow, running, ui),
         FlowPage::KerasFigure => {
             egui::ScrollArea::vertical()
                 .id_salt("flow-keras")

@@ -39,16 +39,27 @@ pub(crate) enum DatasetAsk {
 pub(crate) fn views_ui(state: &mut LabState, ui: &mut egui::Ui) {
     let lab = state.lab;
     explain_ui(state, ui);
-    if lab == Lab::Flow && state.worker.is_some() && !state.flow.show_data {
+    let line_page = state.flow.page == crate::ui::flow::FlowPage::Line;
+    if lab == Lab::Flow && (state.worker.is_some() || line_page) && !state.flow.show_data {
         if let Some(snapshot) = &state.snapshot
             && !snapshot.history.is_empty()
+            && !line_page
         {
             egui::CollapsingHeader::new("Loss curves").default_open(true).show(ui, |ui| {
                 crate::ui::flow::flow_loss_ui(snapshot, &mut state.flow.export, ui);
             });
         }
-        crate::ui::flow::flow_view_ui(&mut state.flow, state.snapshot.as_ref(), state.worker_state, ui);
+        let snapshot = state.worker.as_ref().and(state.snapshot.as_ref());
+        crate::ui::flow::flow_view_ui(&mut state.flow, snapshot, state.worker_state, state.data.as_ref(), ui);
         return;
+    }
+    if lab == Lab::Flow && !state.flow.show_data {
+        // Before a run the flow's pages wait for one, but the 1-D picture needs none.
+        ui.horizontal(|ui| {
+            ui.selectable_value(&mut state.flow.page, crate::ui::flow::FlowPage::StepThrough, "The data");
+            let line = crate::ui::flow::FlowPage::Line;
+            ui.selectable_value(&mut state.flow.page, line, line.label());
+        });
     }
     if lab == Lab::Vae && state.worker.is_some() && !state.vae.show_data {
         crate::ui::vae::vae_view_ui(&mut state.vae, state.snapshot.as_ref(), ui);

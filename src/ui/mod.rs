@@ -21,6 +21,7 @@ pub mod explain;
 pub mod export;
 mod file_job;
 pub mod flow;
+pub mod flow_line;
 mod flow_settings;
 mod image_export;
 mod lab;

@@ -43,6 +43,10 @@ pub enum KeyAsk {
     PreviousStage,
     /// The flow's next stage.
     NextStage,
+    /// The tour's step before (Page Up, as a presenter's remote sends).
+    TourBack,
+    /// The tour's step forward: its action, then the next step (Page Down).
+    TourForward,
     /// Open this lab.
     OpenLab(Lab),
     /// Full screen on or off.
@@ -55,9 +59,10 @@ pub enum KeyAsk {
 
 /// The window's keys and what they do, as the `?` overlay lists them (Ctrl + and Ctrl - are egui's own zoom keys;
 /// the zoom they set is kept per mode).
-pub const KEYS: [(&str, &str); 9] = [
+pub const KEYS: [(&str, &str); 10] = [
     ("Space", "Train, pause or resume the open lab's run"),
-    ("Left / Right", "The flow's previous or next stage"),
+    ("Left / Right", "In a tour: its step before, or forward (the step's action first); else the flow's stages"),
+    ("Page Up / Page Down", "The tour's step before or forward, as a presenter's remote sends them"),
     ("1 / 2 / 3", "Open the BNN, VAE or Flow lab"),
     ("P", "Presenter mode on or off"),
     ("F", "Full screen on or off"),
@@ -80,6 +85,8 @@ pub fn read_keys(ctx: &egui::Context) -> Vec<KeyAsk> {
         (Key::Space, KeyAsk::TrainOrPause),
         (Key::ArrowLeft, KeyAsk::PreviousStage),
         (Key::ArrowRight, KeyAsk::NextStage),
+        (Key::PageUp, KeyAsk::TourBack),
+        (Key::PageDown, KeyAsk::TourForward),
         (Key::Num1, KeyAsk::OpenLab(Lab::ALL[0])),
         (Key::Num2, KeyAsk::OpenLab(Lab::ALL[1])),
         (Key::Num3, KeyAsk::OpenLab(Lab::ALL[2])),

@@ -324,6 +324,9 @@ pub struct TourState {
     pub done: Vec<bool>,
     /// When the tour began: a run counts for a step's epochs only when started since.
     pub started: std::time::Instant,
+    /// Per step: its action was asked for (by **Do it** or a key), so the next key goes on rather than doing it
+    /// again.
+    acted: Vec<bool>,
 }
 
 impl TourState {
@@ -331,7 +334,42 @@ impl TourState {
     #[must_use]
     pub fn new(tour: Tour) -> Self {
         let done = vec![false; tour.steps.len()];
-        Self { tour, step: 0, done, started: std::time::Instant::now() }
+        let acted = done.clone();
+        Self { tour, step: 0, done, started: std::time::Instant::now(), acted }
+    }
+
+    /// The step may be left for the next: it is done, or it has no check (it is done when read).
+    #[must_use]
+    pub fn can_go_on(&self) -> bool {
+        self.done[self.step] || self.current().check.is_none()
+    }
+
+    /// What a key forward (Right, or Page Down as a presenter's remote sends) does: the step's action when it has
+    /// one not yet asked for and is not done; else the next step (the end after the last) once the step may be
+    /// left; else nothing (its check is still waiting, e.g. for an epoch).
+    pub fn forward(&mut self) -> Option<TourAsk> {
+        let step = self.step;
+        if !self.done[step]
+            && !self.acted[step]
+            && let Some(action) = self.current().action.clone()
+        {
+            self.acted[step] = true;
+            return Some(TourAsk::DoIt(action));
+        }
+        if !self.can_go_on() {
+            return None;
+        }
+        self.done[step] = true;
+        if step + 1 == self.tour.steps.len() {
+            return Some(TourAsk::End);
+        }
+        self.step += 1;
+        None
+    }
+
+    /// A key back (Left, or Page Up): the step before, if any.
+    pub fn back(&mut self) {
+        self.step = self.step.saturating_sub(1);
     }
 
     /// The step on show.
@@ -372,12 +410,13 @@ pub fn tour_panel_ui(state: &mut TourState, presenting: bool, max_height: f32, u
         if let Some(action) = &step.action
             && ui.button("Do it").on_hover_text("Carry out this step for me").clicked()
         {
+            state.acted[state.step] = true;
             ask = Some(TourAsk::DoIt(action.clone()));
         }
         let last = state.step + 1 == n;
         let next = if last { "Finish" } else { "Next step >" };
         // A step with a check waits for it; one without is done when read.
-        let can_go_on = done || step.check.is_none();
+        let can_go_on = state.can_go_on();
         let hover = if can_go_on { "On to the next step" } else { "Do the step first (or press Do it)" };
         if ui
             .add_enabled(can_go_on, egui::Button::new(next))

@@ -7,6 +7,7 @@ mod common;
 
 mod band;
 mod continuing;
+mod flow_line;
 mod flow_play;
 mod layout;
 mod paths;

@@ -1,7 +1,8 @@
-//! Issue 23, guided tours: each lab's built-in tour walked to its end through **Do it**, the flow's also by hand
-//! (the window's own buttons and keys, each step marked done by its check); the Lecture menu starts a tour, the
-//! welcome offers one of each lab, a step with a check cannot be skipped before it is done, and a step's hidden
-//! control groups leave the side panel while it is on show.
+//! Issue 23, guided tours: each lab's built-in tour walked to its end through **Do it** and by hand (the window's
+//! own buttons, each step marked done by its check), the flow's also by the keys (Right and Page Down do a step,
+//! then go on; Left goes back); the Lecture menu starts a tour, the welcome offers one of each lab, a step with a
+//! check cannot be skipped before it is done, and a step's hidden control groups leave the side panel while it is
+//! on show.
 
 use bayes_explorer::Lab;
 use bayes_explorer::ui::tour::ControlGroup;
@@ -112,30 +113,109 @@ fn ux_the_flows_tour_walks_to_its_end_by_hand() {
     // 3: the side panel's Pause.
     harness.get_by_label("Pause").click();
     wait_done_and_go_on(&mut harness);
-    // 4-6: stages 1, 3 and 6 by the step-through's Next > and the Right arrow.
-    harness.get_by_label("Next >").click();
-    harness.run_steps(2);
-    wait_done_and_go_on(&mut harness);
-    harness.key_press(Key::ArrowRight);
-    harness.key_press(Key::ArrowRight);
-    harness.run_steps(2);
-    wait_done_and_go_on(&mut harness);
-    for _ in 0..3 {
-        harness.key_press(Key::ArrowRight);
+    // 4-6: stages 1, 3 and 6 by the step-through's Next > (in a tour the arrows walk the tour's steps).
+    for clicks in [1, 2, 3] {
+        for _ in 0..clicks {
+            harness.get_by_label("Next >").click();
+            harness.run_steps(2);
+        }
+        wait_done_and_go_on(&mut harness);
     }
-    harness.run_steps(2);
-    wait_done_and_go_on(&mut harness);
     // 7: the direction's menu.
     harness.get_by_label("Direction").click();
     harness.run_steps(2);
     harness.get_by_label("inference: data -> Gaussian").click();
     harness.run_steps(2);
     wait_done_and_go_on(&mut harness);
-    // 8: the page's tab; Finish ends the tour.
-    harness.get_by_label("Data and latent space (Keras figure)").click();
-    harness.run_steps(2);
-    wait_done_and_go_on(&mut harness);
+    // 8 and 9: the pages' tabs; Finish ends the tour.
+    for tab in ["Data and latent space (Keras figure)", "The 1-D picture"] {
+        harness.get_by_label(tab).click();
+        harness.run_steps(2);
+        wait_done_and_go_on(&mut harness);
+    }
     assert!(harness.state().tour().is_none());
+}
+
+/// Walks the tour on show by hand: `train` with the side panel's Train and waits for the step's epochs, then each
+/// later step by clicking the tab it names.
+fn walk_by_hand(harness: &mut Harness<'_, BayesExplorerApp>, tabs: &[&str]) {
+    // 1: narration only.
+    wait_done_and_go_on(harness);
+    // 2: the side panel's Train; the step waits for its epochs.
+    assert!(harness.get_by_label("Next step >").accesskit_node().is_disabled(), "not before it is done");
+    harness.get_by_label("Train").click();
+    wait_done_and_go_on(harness);
+    for tab in tabs {
+        // The tab, not the step's title of the same words in the tour's panel.
+        let tab_node =
+            harness.query_all_by_label(tab).find(|n| n.accesskit_node().role() != egui::accesskit::Role::Label);
+        tab_node.unwrap_or_else(|| panic!("no tab {tab}")).click();
+        harness.run_steps(2);
+        wait_done_and_go_on(harness);
+    }
+    assert!(harness.state().tour().is_none(), "the tour ended");
+}
+
+#[test]
+fn ux_the_bnns_tour_walks_to_its_end_by_hand() {
+    let mut harness = app_on(Lab::Bnn);
+    start_from_menu(&mut harness, Lab::Bnn);
+    walk_by_hand(&mut harness, &["Weight distributions", "Predictions", "Compare runs", "VI vs NUTS"]);
+}
+
+#[test]
+fn ux_the_vaes_tour_walks_to_its_end_by_hand() {
+    let mut harness = app_on(Lab::Vae);
+    start_from_menu(&mut harness, Lab::Vae);
+    walk_by_hand(&mut harness, &["Latent space", "Reconstructions", "Samples from the prior", "Loss curves"]);
+}
+
+#[test]
+fn ux_in_a_tour_right_and_page_down_do_each_step_then_go_on_and_left_goes_back() {
+    let mut harness = app_on(Lab::Flow);
+    *harness.state_mut().flow_config_mut() = bayes_explorer::models::flow::FlowConfig {
+        hidden: vec![32, 32],
+        ..bayes_explorer::models::flow::FlowConfig::default()
+    };
+    start_from_menu(&mut harness, Lab::Flow);
+    // Right on a step without an action goes on; Left comes back; Page Down goes on again.
+    harness.key_press(Key::ArrowRight);
+    harness.run_steps(1);
+    assert_eq!(step(harness.state()), 1);
+    harness.key_press(Key::ArrowLeft);
+    harness.run_steps(1);
+    assert_eq!(step(harness.state()), 0);
+    harness.key_press(Key::PageDown);
+    harness.run_steps(1);
+    assert_eq!(step(harness.state()), 1);
+    // Step 2 trains: the first key does it, the next ones wait for its epochs, then go on.
+    harness.key_press(Key::ArrowRight);
+    harness.run_steps(2);
+    assert!(harness.state().lab(Lab::Flow).worker_state.is_some(), "Right did the step: a run started");
+    harness.key_press(Key::ArrowRight);
+    harness.run_steps(1);
+    assert_eq!(step(harness.state()), 1, "not on before its epochs");
+    let mut last = 1;
+    // Then the rest by Page Down alone: a key on a step not done does its action (or the step waits for its
+    // check, as for the epochs), the next key goes on.
+    while harness.state().tour().is_some() {
+        harness.key_press(Key::PageDown);
+        harness.run_steps(2);
+        let now = step(harness.state());
+        if now == usize::MAX {
+            break;
+        }
+        if now != last {
+            assert_eq!(now, last + 1, "one step at a time");
+            last = now;
+            continue;
+        }
+        wait_until(&mut harness, &format!("step {} to be done", now + 1), |app| {
+            app.tour().is_none_or(|t| t.done[t.step] || t.current().check.is_none())
+        });
+    }
+    assert_eq!(harness.state().flow_state().page, bayes_explorer::ui::flow::FlowPage::Line, "the last step's page");
+    assert_eq!(last, 8, "the tour's nine steps were walked");
 }
 
 #[test]

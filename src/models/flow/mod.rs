@@ -14,8 +14,10 @@
 //! Here: the settings ([`FlowConfig`]); `network.rs` the layers as tensors, both directions with their
 //! log-determinants, every stage and density grids ([`FlowNet`]), and the MADE masks; `trainer.rs` the flow in the
 //! shared training loop ([`FlowTrainer`]); `report.rs` a trained flow's final figures ([`flow_report`]: NLL, grid
-//! mass, round trip, energy distances).
+//! mass, round trip, energy distances); `line.rs` the lecture's 1-D flow, a monotone spline from N(0, 1) to a
+//! density on a line ([`line::MonotoneSpline`]), and its fit to a column ([`line::LineFit`]).
 
+pub mod line;
 mod network;
 mod report;
 #[cfg(test)]

@@ -149,6 +149,21 @@ impl BayesExplorerApp {
         }
     }
 
+    /// A key's step through the tour: forward (its action first, then the next step) or back.
+    pub(super) fn step_tour(&mut self, forward: bool) {
+        let Some(state) = &mut self.tour else { return };
+        let lab = state.tour.lab;
+        if !forward {
+            state.back();
+            return;
+        }
+        match state.forward() {
+            Some(TourAsk::DoIt(action)) => self.carry_out_tour_action(lab, &action),
+            Some(TourAsk::End) => self.tour = None,
+            None => {}
+        }
+    }
+
     /// Carries out a step's action on `lab`, opening its page first.
     pub(super) fn carry_out_tour_action(&mut self, lab: Lab, action: &TourAction) {
         self.settings.tab = lab;

@@ -379,7 +379,16 @@ impl BayesExplorerApp {
         match ask {
             KeyAsk::TogglePresenter => self.settings.presenter.presenting ^= true,
             // Not under a question or the preview, which take the keyboard's answer themselves (Escape closes them).
-            KeyAsk::TrainOrPause | KeyAsk::Escape if !self.pending_discards.is_empty() || self.preview.is_some() => {}
+            KeyAsk::TrainOrPause
+            | KeyAsk::Escape
+            | KeyAsk::TourBack
+            | KeyAsk::TourForward
+            | KeyAsk::PreviousStage
+            | KeyAsk::NextStage
+                if !self.pending_discards.is_empty() || self.preview.is_some() => {}
+            // In a tour the arrows walk its steps, as Page Up and Page Down do.
+            KeyAsk::PreviousStage | KeyAsk::TourBack if self.tour.is_some() => self.step_tour(false),
+            KeyAsk::NextStage | KeyAsk::TourForward if self.tour.is_some() => self.step_tour(true),
             KeyAsk::TrainOrPause => {
                 if let Some(run) = RunAsk::for_space(self.lab(tab).worker_state) {
                     self.carry_out_run(tab, run);
@@ -394,7 +403,7 @@ impl BayesExplorerApp {
             KeyAsk::Escape if self.keys_open => self.keys_open = false,
             KeyAsk::Escape if fullscreen => ctx.send_viewport_cmd(egui::ViewportCommand::Fullscreen(false)),
             // Stages are the flow's; Esc with nothing to close does nothing.
-            KeyAsk::PreviousStage | KeyAsk::NextStage | KeyAsk::Escape => {}
+            KeyAsk::PreviousStage | KeyAsk::NextStage | KeyAsk::TourBack | KeyAsk::TourForward | KeyAsk::Escape => {}
         }
     }
 
