@@ -78,7 +78,13 @@ fn explain_ui(state: &mut LabState, ui: &mut egui::Ui) {
     };
     // The run on show, unless the lab has no run (its data is on show: the panel says what training would show).
     let snapshot = state.worker.as_ref().and(state.snapshot.as_ref());
-    crate::ui::explain::explain_panel_ui(&mut state.explain, snapshot, &views, ui);
+    let highlight = crate::ui::explain::explain_panel_ui(&mut state.explain, snapshot, &views, ui);
+    // For the figures, drawn next: the part the hovered term belongs to, or none (each frame afresh).
+    match state.lab {
+        Lab::Bnn => state.bnn.highlight = highlight,
+        Lab::Vae => state.vae.highlight = highlight,
+        Lab::Flow => state.flow.highlight = highlight,
+    }
     // A view wider than what the panel leaves is cut at the panel's edge rather than drawn over it.
     ui.shrink_clip_rect(ui.available_rect_before_wrap());
 }

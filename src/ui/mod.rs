@@ -22,6 +22,7 @@ pub mod export;
 mod file_job;
 pub mod flow;
 mod flow_settings;
+pub mod highlight;
 mod image_export;
 mod lab;
 mod lab_data;
