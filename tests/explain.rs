@@ -266,6 +266,13 @@ fn explain_bnn_terms_highlight_the_prior_the_posterior_and_the_predictive_in_the
     hover_term(&mut harness, explain::BNN_MEAN);
     assert_eq!(highlighted(&harness).len(), 1, "the mean's formula lights up the same figure");
     leave_the_panel(&mut harness);
+    // The loss's terms, on the Loss curves page: its two curves.
+    harness.get_by_label("Loss curves").click();
+    harness.run_steps(3);
+    hover_term(&mut harness, explain::BNN_LOSS);
+    assert_eq!(harness.state().bnn_state().highlight(), &Highlight::BnnLoss);
+    assert_eq!(highlighted(&harness), vec![figure_label("the curves of data term and KL / N")]);
+    leave_the_panel(&mut harness);
     // A term with no part in the figures (the ELBO) highlights nothing.
     hover_term(&mut harness, explain::BNN_ELBO);
     assert_eq!(harness.state().bnn_state().highlight(), &Highlight::None);
@@ -370,6 +377,10 @@ fn explain_flow_terms_highlight_the_picked_points_z_and_each_layers_step() {
     // The change of variables as a whole: the path.
     hover_term(&mut harness, explain::FLOW_LOG_DENSITY);
     assert_eq!(highlighted(&harness), vec![figure_label("the picked point's path through every stage")]);
+    // The negative log-likelihood: the loss curves above the step-through.
+    hover_term(&mut harness, explain::FLOW_NLL);
+    assert_eq!(harness.state().flow_state().highlight(), &Highlight::FlowLoss);
+    assert_eq!(highlighted(&harness), vec![figure_label("the curves of train NLL and held-out NLL")]);
     leave_the_panel(&mut harness);
     assert_eq!(harness.state().flow_state().highlight(), &Highlight::None);
 }

@@ -235,8 +235,11 @@ fn bnn_ui(bnn: &BnnUiState, snapshot: Option<&RunSnapshot>, links: &mut Links, u
     section(ui, "The objective: the evidence lower bound (ELBO)");
     equation_ui(ui, BNN_ELBO);
     ui.label("Training minimises minus the ELBO per training row, on a minibatch, with one weight sample w ~ q(w):");
-    equation_ui(ui, BNN_LOSS);
-    values_ui(ui, snapshot.and_then(|s| bnn_loss_lines(s, bnn.run_rows_used())));
+    // Linked to the loss curves' two terms once there are values.
+    let lines = snapshot.and_then(|s| bnn_loss_lines(s, bnn.run_rows_used()));
+    let loss = if lines.is_some() { Highlight::BnnLoss } else { Highlight::None };
+    linked_equation_ui(ui, BNN_LOSS, links, &loss);
+    linked_values_ui(ui, lines, links, &loss);
     let (head, head_note) = match (classes, config.head) {
         (true, _) => (BNN_CLASSES, "Labels: the cross-entropy of the softmax."),
         (false, Head::Mse) => (BNN_MSE, "The squared-error head: a Gaussian of variance 1/2, up to a constant."),
@@ -434,8 +437,11 @@ fn vae_ui(
     }
 
     section(ui, "The loss: reconstruction + beta KL");
-    equation_ui(ui, VAE_LOSS);
-    values_ui(ui, snapshot.and_then(vae_loss_lines));
+    // Linked to the training loss's curve once there are values.
+    let lines = snapshot.and_then(vae_loss_lines);
+    let loss = if lines.is_some() { Highlight::VaeLoss } else { Highlight::None };
+    linked_equation_ui(ui, VAE_LOSS, links, &loss);
+    linked_values_ui(ui, lines, links, &loss);
     let likelihood = vae.view.as_ref().map_or(vae.config.likelihood, |v| v.params.likelihood);
     // Linked to the reconstructions of a run on images (other inputs have no reconstruction figure).
     let reconstruction =
@@ -541,8 +547,11 @@ fn flow_ui(flow: &FlowUiState, snapshot: Option<&RunSnapshot>, links: &mut Links
         None => values_ui(ui, None),
     }
     section(ui, "Training: the negative log-likelihood");
-    equation_ui(ui, FLOW_NLL);
-    values_ui(ui, snapshot.and_then(flow_loss_lines));
+    // Linked to the loss curves above the step-through once there are values.
+    let lines = snapshot.and_then(flow_loss_lines);
+    let loss = if lines.is_some() { Highlight::FlowLoss } else { Highlight::None };
+    linked_equation_ui(ui, FLOW_NLL, links, &loss);
+    linked_values_ui(ui, lines, links, &loss);
 
     let kinds = flow.layer_kinds();
     let kind = kinds.first().copied().unwrap_or(match flow.config.kind {

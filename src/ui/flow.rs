@@ -17,7 +17,9 @@ use crate::train::{ModelView, RunSnapshot, WorkerState};
 use crate::ui::export::{ExportKind, ExportRequest, export_button, history_request};
 use crate::ui::highlight::{self, Highlight};
 use crate::ui::image_export::{save_image_button, saveable};
-use crate::ui::lab_page::{epoch_series, labelled_combo, legend_figure, start_view_thread, view_error, waiting};
+use crate::ui::lab_page::{
+    emphasised_curve, epoch_series, labelled_combo, legend_figure, start_view_thread, view_error, waiting,
+};
 use crate::ui::plot_axes;
 use crate::ui::settings_check;
 
@@ -685,7 +687,8 @@ fn path_highlight_ui(plot: &mut egui_plot::PlotUi<'_>, highlight: &Highlight, pt
         Highlight::FlowLatent => {
             if let Some(&z) = pts.first() {
                 highlight::accent_marker(plot, "z", z, (MarkerShape::Circle, 8.0), accent);
-                highlight::accent_text(plot, "z", (z, egui::Align2::LEFT_BOTTOM), "  z (stage 0)", accent);
+                let anchor = highlight::inward(plot, z);
+                highlight::accent_text(plot, "z", (z, anchor), "  z (stage 0)  ", accent);
             }
         }
         Highlight::FlowLayer(k) => {
@@ -697,13 +700,8 @@ fn path_highlight_ui(plot: &mut egui_plot::PlotUi<'_>, highlight: &Highlight, pt
                 highlight::accent_marker(plot, "layer-from", from, (MarkerShape::Circle, 5.0), accent);
                 highlight::accent_marker(plot, "layer-to", to, (MarkerShape::Circle, 5.0), accent);
                 let mid = [f64::midpoint(from[0], to[0]), f64::midpoint(from[1], to[1])];
-                highlight::accent_text(
-                    plot,
-                    "layer",
-                    (mid, egui::Align2::LEFT_BOTTOM),
-                    &format!("  layer {k}"),
-                    accent,
-                );
+                let anchor = highlight::inward(plot, mid);
+                highlight::accent_text(plot, "layer", (mid, anchor), &format!("  layer {k}  "), accent);
             }
         }
         _ => {}
@@ -893,8 +891,13 @@ fn keras_grid_ui(panels: &[(&str, &Vec<[f32; 2]>, Color32); 4], columns: usize, 
 }
 
 /// The flow's loss curves: training and held-out negative log-likelihood per epoch; "Export data…" leaves its
-/// request in `export`.
-pub(crate) fn flow_loss_ui(snapshot: &RunSnapshot, export: &mut Option<ExportRequest>, ui: &mut egui::Ui) {
+/// request in `export`; `emphasised`: the Explain panel's NLL is hovered (both curves highlighted).
+pub(crate) fn flow_loss_ui(
+    snapshot: &RunSnapshot,
+    export: &mut Option<ExportRequest>,
+    emphasised: bool,
+    ui: &mut egui::Ui,
+) {
     ui.horizontal(|ui| {
         if export_button(ui) {
             *export = Some(history_request(crate::Lab::Flow, snapshot));
@@ -906,12 +909,20 @@ pub(crate) fn flow_loss_ui(snapshot: &RunSnapshot, export: &mut Option<ExportReq
     let size = egui::vec2(ui.available_width(), 150.0);
     let mut occupied = plot_axes::Occupied::for_legend(&["train NLL", "held-out NLL"], size);
     occupied.line(&train).line(&held_out);
-    legend_figure(ui, "flow-loss", "flow-loss.png", &occupied, |plot, ui| {
+    let response = legend_figure(ui, "flow-loss", "flow-loss.png", &occupied, |plot, ui| {
         plot.height(150.0).x_axis_label("epoch").y_axis_label("NLL (nats per point)").show(ui, |plot| {
-            plot_axes::curve(plot, "train NLL", train);
-            plot_axes::curve(plot, "held-out NLL", held_out);
+            for (name, points) in [("train NLL", train), ("held-out NLL", held_out)] {
+                if emphasised {
+                    emphasised_curve(plot, name.to_owned(), points);
+                } else {
+                    plot_axes::curve(plot, name, points);
+                }
+            }
         })
     });
+    if emphasised {
+        highlight::label_figure(&response.response, "the curves of train NLL and held-out NLL");
+    }
 }
 
 const HUES: usize = 12;

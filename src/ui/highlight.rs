@@ -20,6 +20,8 @@ pub enum Highlight {
     BnnPosterior,
     /// BNN: the Monte Carlo predictive over S samples: the predictive mean and its 95 % intervals (or band).
     BnnPredictive,
+    /// BNN: the loss's two terms: the data term's and KL / N's curves per epoch.
+    BnnLoss,
     /// VAE: the reparametrised draw of input `input` (its index among the encoded inputs) with this `eps`: its mean
     /// mu, its sigma as a 1-sd ellipse, and the drawn z = mu + sigma * eps.
     VaeDraw {
@@ -32,6 +34,10 @@ pub enum Highlight {
     VaePrior,
     /// VAE: the reconstruction: the images decoded from the test images' means.
     VaeReconstruction,
+    /// VAE: the loss, reconstruction + beta KL: its curve per epoch.
+    VaeLoss,
+    /// Flow: the negative log-likelihood: the training and held-out curves per epoch.
+    FlowLoss,
     /// Flow: the change of variables as a whole: the picked point's path through every stage.
     FlowPath,
     /// Flow: log p_z(z): the picked point's z, in the Gaussian's stage (stage 0).
@@ -63,6 +69,9 @@ impl Highlight {
             Self::BnnPredictive => {
                 "the predictive mean and its 95 % intervals over S samples (Predictions, Predictive band)".into()
             }
+            Self::BnnLoss => "the data term's and KL / N's curves per epoch (Loss curves)".into(),
+            Self::VaeLoss => "the training loss's curve per epoch (Loss curves)".into(),
+            Self::FlowLoss => "the training and held-out NLL per epoch (Loss curves)".into(),
             Self::VaeDraw { input, .. } => format!(
                 "input {}'s mean mu, its sigma as a 1-sd ellipse and the draw z = mu + sigma * eps (Latent space)",
                 input + 1
@@ -156,6 +165,12 @@ pub fn accent_text(
     );
 }
 
+/// Where a label at `at` reads inside `plot`: to the left of a point in the plot's right half, else to its right.
+#[must_use]
+pub fn inward(plot: &egui_plot::PlotUi<'_>, at: [f64; 2]) -> egui::Align2 {
+    if at[0] > plot.plot_bounds().center().x { egui::Align2::RIGHT_BOTTOM } else { egui::Align2::LEFT_BOTTOM }
+}
+
 /// The dark halo, 4 points wider than `width`, to draw under a highlighted line of `points` (not in the legend).
 pub fn halo_line(plot: &mut egui_plot::PlotUi<'_>, id: impl std::hash::Hash, points: Vec<[f64; 2]>, width: f32) {
     let line = egui_plot::Line::new("", egui_plot::PlotPoints::from(points)).id(("halo", id));
@@ -185,6 +200,9 @@ mod tests {
             Highlight::BnnPrior,
             Highlight::BnnPosterior,
             Highlight::BnnPredictive,
+            Highlight::BnnLoss,
+            Highlight::VaeLoss,
+            Highlight::FlowLoss,
             Highlight::VaeDraw { input: 4, eps: vec![0.1, -0.2] },
             Highlight::VaePrior,
             Highlight::VaeReconstruction,
@@ -198,7 +216,7 @@ mod tests {
         }
         assert!(!Highlight::None.is_some());
         assert_eq!(Highlight::None.part(), "");
-        assert!(all[3].part().starts_with("input 5's mean mu"), "{}", all[3].part());
-        assert!(all[8].part().contains("from stage 1 to stage 2"), "{}", all[8].part());
+        assert!(all[6].part().starts_with("input 5's mean mu"), "{}", all[6].part());
+        assert!(all[11].part().contains("from stage 1 to stage 2"), "{}", all[11].part());
     }
 }

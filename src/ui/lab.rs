@@ -44,7 +44,8 @@ pub(crate) fn views_ui(state: &mut LabState, ui: &mut egui::Ui) {
             && !snapshot.history.is_empty()
         {
             egui::CollapsingHeader::new("Loss curves").default_open(true).show(ui, |ui| {
-                crate::ui::flow::flow_loss_ui(snapshot, &mut state.flow.export, ui);
+                let emphasised = state.flow.highlight == crate::ui::highlight::Highlight::FlowLoss;
+                crate::ui::flow::flow_loss_ui(snapshot, &mut state.flow.export, emphasised, ui);
             });
         }
         crate::ui::flow::flow_view_ui(&mut state.flow, state.snapshot.as_ref(), state.worker_state, ui);
