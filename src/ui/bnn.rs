@@ -38,7 +38,7 @@ pub(crate) fn bnn_view_ui(bnn: &mut BnnUiState, snapshot: Option<&RunSnapshot>, 
         BnnPage::Loss => {
             let emphasised = bnn.highlight == Highlight::BnnLoss;
             loss_page(ui, crate::Lab::Bnn, snapshot, &mut bnn.export, "bnn-loss", |s, ui| {
-                bnn_loss_ui(s, emphasised, ui)
+                bnn_loss_ui(s, emphasised, ui);
             });
         }
         BnnPage::Compare => {

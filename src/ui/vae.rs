@@ -32,7 +32,7 @@ pub(crate) fn vae_view_ui(vae: &mut VaeUiState, snapshot: Option<&RunSnapshot>, 
         VaePage::Loss => {
             let emphasised = vae.highlight == Highlight::VaeLoss;
             loss_page(ui, crate::Lab::Vae, snapshot, &mut vae.export, "vae-loss", |s, ui| {
-                vae_loss_ui(s, emphasised, ui)
+                vae_loss_ui(s, emphasised, ui);
             });
         }
     });
