@@ -3,7 +3,7 @@
 //! its state for the frame, and the figure that draws that part draws it in the [`accent`] colour over a dark halo,
 //! dims the rest, and says what it highlights to screen readers and tests ([`label_figure`]). Plain data, no lab
 //! state: the panel (`explain.rs`) and the figures (`bnn_weights.rs`, `bnn_predictions.rs`, `bnn_band.rs`,
-//! `vae_latent.rs`, `vae_images.rs`, `flow.rs`) both read it.
+//! `vae_latent.rs`, `vae_images.rs`, `flow.rs`, and the loss curves through `lab_page.rs`) both read it.
 
 use egui::Color32;
 
