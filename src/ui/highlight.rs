@@ -212,7 +212,9 @@ mod tests {
         ];
         for h in &all {
             assert!(h.is_some());
-            assert!(h.hover_text().starts_with("Shown in the figure: the"), "{h:?}");
+            assert_eq!(h.hover_text(), format!("Shown in the figure: {}", h.part()));
+            // Each names the page its figure is on, in brackets at the end.
+            assert!(h.part().ends_with(')') && h.part().len() > 30, "{h:?}: {}", h.part());
         }
         assert!(!Highlight::None.is_some());
         assert_eq!(Highlight::None.part(), "");
