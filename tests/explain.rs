@@ -8,11 +8,12 @@ use bayes_explorer::Lab;
 use bayes_explorer::ui::BayesExplorerApp;
 use bayes_explorer::ui::equation::{formula_em, typeset_cached};
 use bayes_explorer::ui::explain;
+use bayes_explorer::ui::highlight::{Highlight, figure_label};
 use egui_kittest::Harness;
 use egui_kittest::kittest::{NodeT, Queryable};
 
 mod common;
-use common::{harness, wait_until, wait_within};
+use common::{harness, wait_for_label, wait_until, wait_within};
 
 /// Opens the Explain panel of the lab on show and checks it has the formula `latex` typeset and drawn, and says
 /// what training would show.
@@ -209,6 +210,179 @@ fn explain_flow_shows_the_picked_points_change_of_variables_layer_by_layer() {
         "At the picked point, layer 2: log|det J_2| = {t2:+.4}, so the sum of s is {:+.4}",
         -t2
     ));
+}
+
+/// Hovers the panel's term labelled `label` (a formula's LaTeX or a value line) and lets the figures redraw.
+fn hover_term(harness: &mut Harness<'_, BayesExplorerApp>, label: &str) {
+    harness.get_by_label(label).hover();
+    harness.run_steps(3);
+}
+
+/// The figures' labels that say what they highlight.
+fn highlighted(harness: &Harness<'_, BayesExplorerApp>) -> Vec<String> {
+    harness.query_all_by_label_contains(&figure_label("")).filter_map(|n| n.accesskit_node().label()).collect()
+}
+
+/// Moves the pointer off the panel (onto the side panel's Train button): no term is hovered, nothing is highlighted.
+fn leave_the_panel(harness: &mut Harness<'_, BayesExplorerApp>) {
+    harness.get_by_label("Train").hover();
+    harness.run_steps(3);
+    assert!(highlighted(harness).is_empty(), "the highlight goes with the pointer: {:?}", highlighted(harness));
+}
+
+#[test]
+fn explain_bnn_terms_highlight_the_prior_the_posterior_and_the_predictive_in_the_figures() {
+    let mut harness = harness();
+    harness.state_mut().bnn_state_mut().config.epochs = 2;
+    open_explain(&mut harness, Lab::Bnn, explain::BNN_PRIOR);
+    harness.get_by_label("Train").click();
+    wait_for_the_end(&mut harness, Lab::Bnn);
+    wait_until(&mut harness, "the predictions", |app| app.bnn_state().has_predictions());
+    assert!(highlighted(&harness).is_empty(), "nothing hovered, nothing highlighted");
+    // The red wine opens on the weight histograms: the prior's formula lights up its density there.
+    hover_term(&mut harness, explain::BNN_PRIOR);
+    assert_eq!(harness.state().bnn_state().highlight(), &Highlight::BnnPrior);
+    let labels = highlighted(&harness);
+    assert!(labels.contains(&figure_label("the prior's density N(0, 1²)")), "{labels:?}");
+    leave_the_panel(&mut harness);
+    assert_eq!(harness.state().bnn_state().highlight(), &Highlight::None);
+    // Its value line too.
+    hover_term(&mut harness, "s = 1 (the prior's sd, on every weight and bias)");
+    assert_eq!(harness.state().bnn_state().highlight(), &Highlight::BnnPrior);
+    // The posterior: the histogram of what it learned.
+    hover_term(&mut harness, explain::BNN_FULL_COVARIANCE);
+    assert_eq!(harness.state().bnn_state().highlight(), &Highlight::BnnPosterior);
+    let labels = highlighted(&harness);
+    assert!(labels.iter().any(|l| l.starts_with(&figure_label("the histogram of the posterior's"))), "{labels:?}");
+    leave_the_panel(&mut harness);
+    // The predictive, on the Predictions page: the means and intervals of the test rows.
+    harness.get_by_label("Predictions").click();
+    wait_for_label(&mut harness, "Predicted against actual");
+    let s = harness.state().bnn_state().n_samples;
+    hover_term(&mut harness, &format!("S = {s} forward passes (the Predictions page's)"));
+    assert_eq!(harness.state().bnn_state().highlight(), &Highlight::BnnPredictive);
+    let labels = highlighted(&harness);
+    assert!(labels.contains(&figure_label("the predictive mean and 95 % interval of each test row")), "{labels:?}");
+    hover_term(&mut harness, explain::BNN_MEAN);
+    assert_eq!(highlighted(&harness).len(), 1, "the mean's formula lights up the same figure");
+    leave_the_panel(&mut harness);
+    // The loss's terms, on the Loss curves page: its two curves.
+    harness.get_by_label("Loss curves").click();
+    harness.run_steps(3);
+    hover_term(&mut harness, explain::BNN_LOSS);
+    assert_eq!(harness.state().bnn_state().highlight(), &Highlight::BnnLoss);
+    assert_eq!(highlighted(&harness), vec![figure_label("the curves of data term and KL / N")]);
+    leave_the_panel(&mut harness);
+    // A term with no part in the figures (the ELBO) highlights nothing.
+    hover_term(&mut harness, explain::BNN_ELBO);
+    assert_eq!(harness.state().bnn_state().highlight(), &Highlight::None);
+    assert!(highlighted(&harness).is_empty());
+}
+
+#[test]
+fn explain_vae_terms_highlight_the_draw_the_prior_and_the_reconstructions() {
+    let mut harness = harness();
+    harness.get_by_label("VAE").click();
+    harness.run_steps(2);
+    harness.state_mut().vae_state_mut().config.epochs = 1;
+    open_explain(&mut harness, Lab::Vae, explain::VAE_REPARAM);
+    harness.get_by_label("Train").click();
+    wait_for_the_end(&mut harness, Lab::Vae);
+    wait_until(&mut harness, "the latent means", |app| app.vae_state().has_latents());
+    // An input under the cursor, then the cursor over its draw's formula.
+    let heading = harness.get_by_label_contains("Encoder means of every input").rect();
+    harness.hover_at(heading.left_bottom() + egui::vec2(80.0, 120.0));
+    wait_until(&mut harness, "an input under the cursor", |app| app.vae_state().input_under_cursor().is_some());
+    let input = harness.state().vae_state().input_under_cursor().expect("an input");
+    hover_term(&mut harness, explain::VAE_REPARAM);
+    let eps_line = eps_line(&harness);
+    match harness.state().vae_state().highlight() {
+        Highlight::VaeDraw { input: i, eps } => {
+            assert_eq!(*i, input, "the input whose numbers the panel shows");
+            assert_eq!(eps_line, format!("eps = ({:.3}, {:.3})", eps[0], eps[1]), "the eps the panel shows");
+        }
+        other => panic!("the draw is highlighted, not {other:?}"),
+    }
+    let labels = highlighted(&harness);
+    let draw = format!("input {}'s mu, its 1-sd ellipse of sigma and the draw z = mu + sigma * eps", input + 1);
+    assert!(labels.contains(&figure_label(&draw)), "{labels:?}");
+    // Its value lines too.
+    hover_term(&mut harness, &eps_line);
+    assert!(highlighted(&harness).contains(&figure_label(&draw)));
+    leave_the_panel(&mut harness);
+    // The KL term: the prior's circles.
+    hover_term(&mut harness, explain::VAE_KL);
+    assert_eq!(harness.state().vae_state().highlight(), &Highlight::VaePrior);
+    assert!(highlighted(&harness).contains(&figure_label("the prior N(0, I): its 1- and 2-sd circles")));
+    leave_the_panel(&mut harness);
+    // The reconstruction term: the reconstructed images, on their page.
+    harness.get_by_label("Reconstructions").click();
+    harness.run_steps(3);
+    let reconstruction = if harness.query_by_label(explain::VAE_BERNOULLI).is_some() {
+        explain::VAE_BERNOULLI
+    } else {
+        explain::VAE_GAUSSIAN
+    };
+    hover_term(&mut harness, reconstruction);
+    assert_eq!(harness.state().vae_state().highlight(), &Highlight::VaeReconstruction);
+    assert!(
+        highlighted(&harness).contains(&figure_label("the reconstructions decoded from the 16 test images' means")),
+        "{:?}",
+        highlighted(&harness)
+    );
+    leave_the_panel(&mut harness);
+}
+
+#[test]
+fn explain_flow_terms_highlight_the_picked_points_z_and_each_layers_step() {
+    let mut harness = harness();
+    harness.get_by_label("Flow").click();
+    harness.run_steps(2);
+    *harness.state_mut().flow_config_mut() = bayes_explorer::models::flow::FlowConfig {
+        layers: 2,
+        hidden: vec![16],
+        epochs: 2,
+        ..bayes_explorer::models::flow::FlowConfig::default()
+    };
+    open_explain(&mut harness, Lab::Flow, explain::FLOW_DENSITY);
+    harness.get_by_label("Train").click();
+    wait_for_the_end(&mut harness, Lab::Flow);
+    common::wait_for_label(&mut harness, "Stage 0 of 2");
+    // Before a point is picked, the layer on show is all a layer's term has in the figure.
+    hover_term(&mut harness, &explain::flow_coupling_at(1));
+    assert_eq!(harness.state().flow_state().highlight(), &Highlight::FlowLayer(1));
+    assert_eq!(highlighted(&harness), vec![figure_label("layer 1: the stage's plot (the layer on show)")]);
+    leave_the_panel(&mut harness);
+    let above = harness.get_by_label("Heat map:").rect();
+    let below = harness.get_by_label("Click the plot to follow a point through every stage.").rect();
+    click_at(&mut harness, egui::pos2(above.left() + 200.0, f32::midpoint(above.bottom(), below.top())));
+    wait_until(&mut harness, "the picked point's path", |app| app.flow_state().probe_path().is_some());
+    let path = harness.state().flow_state().probe_path().cloned().expect("a path");
+    // log p_z(z): the picked point's z.
+    hover_term(&mut harness, &format!("log p_z(z) = {:+.4}", path.log_pz));
+    assert_eq!(harness.state().flow_state().highlight(), &Highlight::FlowLatent);
+    assert_eq!(highlighted(&harness), vec![figure_label("the picked point's z at stage 0, the Gaussian's")]);
+    // Layer 1 (on show at stage 0) and layer 2 (not on show): each one's step.
+    let (t1, t2) = (path.layer_terms[0], path.layer_terms[1]);
+    hover_term(&mut harness, &format!("layer 1: log|det J_1| = {t1:+.4}"));
+    assert_eq!(
+        highlighted(&harness),
+        vec![figure_label(
+            "layer 1: the picked point's step from stage 0 to stage 1, the stage's plot (the layer on show)"
+        )]
+    );
+    hover_term(&mut harness, &format!("layer 2: log|det J_2| = {t2:+.4}"));
+    assert_eq!(harness.state().flow_state().highlight(), &Highlight::FlowLayer(2));
+    assert_eq!(highlighted(&harness), vec![figure_label("layer 2: the picked point's step from stage 1 to stage 2")]);
+    // The change of variables as a whole: the path.
+    hover_term(&mut harness, explain::FLOW_LOG_DENSITY);
+    assert_eq!(highlighted(&harness), vec![figure_label("the picked point's path through every stage")]);
+    // The negative log-likelihood: the loss curves above the step-through.
+    hover_term(&mut harness, explain::FLOW_NLL);
+    assert_eq!(harness.state().flow_state().highlight(), &Highlight::FlowLoss);
+    assert_eq!(highlighted(&harness), vec![figure_label("the curves of train NLL and held-out NLL")]);
+    leave_the_panel(&mut harness);
+    assert_eq!(harness.state().flow_state().highlight(), &Highlight::None);
 }
 
 /// The formulas are drawn at the body size's em the panel uses.

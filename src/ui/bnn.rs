@@ -8,6 +8,7 @@ use egui::Color32;
 use egui_plot::HLine;
 
 use crate::train::RunSnapshot;
+use crate::ui::highlight::Highlight;
 use crate::ui::lab_page::{epoch_curves, epoch_series, loss_page, view_tabs, waiting};
 use crate::ui::plot_axes;
 
@@ -34,7 +35,12 @@ pub(crate) fn bnn_view_ui(bnn: &mut BnnUiState, snapshot: Option<&RunSnapshot>, 
         BnnPage::Calibration => crate::ui::bnn_predictions::calibration_ui(bnn, ui),
         BnnPage::Probe => crate::ui::bnn_probe::probe_ui(bnn, ui),
         BnnPage::VsNuts => crate::ui::bnn_nuts::vs_nuts_ui(bnn, ui),
-        BnnPage::Loss => loss_page(ui, crate::Lab::Bnn, snapshot, &mut bnn.export, "bnn-loss", bnn_loss_ui),
+        BnnPage::Loss => {
+            let emphasised = bnn.highlight == Highlight::BnnLoss;
+            loss_page(ui, crate::Lab::Bnn, snapshot, &mut bnn.export, "bnn-loss", |s, ui| {
+                bnn_loss_ui(s, emphasised, ui);
+            });
+        }
         BnnPage::Compare => {
             // A "Train on …" button: the next run takes that share of the training rows, started by the lab.
             if let Some(fraction) = crate::ui::bnn_compare::compare_ui(&mut bnn.runs, ui) {
@@ -46,15 +52,16 @@ pub(crate) fn bnn_view_ui(bnn: &mut BnnUiState, snapshot: Option<&RunSnapshot>, 
     });
 }
 
-/// Loss terms and errors per epoch.
-pub(crate) fn bnn_loss_ui(snapshot: &RunSnapshot, ui: &mut egui::Ui) {
+/// Loss terms and errors per epoch; `emphasised`: the Explain panel's loss is hovered (its two terms highlighted).
+pub(crate) fn bnn_loss_ui(snapshot: &RunSnapshot, emphasised: bool, ui: &mut egui::Ui) {
     let series = |name: &str| epoch_series(snapshot, name);
     ui.horizontal(|ui| {
         ui.strong("Loss per training row: data term + KL / N");
         plot_axes::legend_toggle(ui, "bnn-loss");
     });
     let curves = vec![("total", series("loss")), ("data term", series("data_loss")), ("KL / N", series("kl_loss"))];
-    epoch_curves(ui, "bnn-loss", 200.0, curves, false);
+    let terms: &[&str] = if emphasised { &["data term", "KL / N"] } else { &[] };
+    epoch_curves(ui, "bnn-loss", 200.0, curves, (false, terms));
     let classification = snapshot.history.last().is_some_and(|r| r.get("test_error_rate").is_some());
     let (train, test, label) = if classification {
         ("train_error_rate", "test_error_rate", "error rate")

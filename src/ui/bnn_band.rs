@@ -11,6 +11,7 @@ use crate::data::prepare::Prepared;
 use crate::models::bnn::Head;
 use crate::train::bnn_view::BandView;
 use crate::ui::bnn_state::BnnUiState;
+use crate::ui::highlight::{Highlight, accent, dim, halo_line, label_figure};
 use crate::ui::image_export::{save_image_button, saveable};
 use crate::ui::lab_page::waiting;
 use crate::ui::plot_axes;
@@ -66,18 +67,28 @@ pub(crate) fn band_ui(bnn: &mut BnnUiState, ui: &mut egui::Ui) {
         );
     });
     let show_observation = has_observation && bnn.show_observation_band;
-    saveable(
+    let emphasised = bnn.highlight == Highlight::BnnPredictive;
+    let response = saveable(
         ui,
         "bnn-band",
         || "bnn-predictive-band.png".to_owned(),
-        |ui| {
-            band_plot(&view, &prepared, show_observation, (&feature, &target), ui);
-        },
+        |ui| band_plot(&view, &prepared, (show_observation, emphasised), (&feature, &target), ui),
     );
+    if emphasised {
+        label_figure(&response, "the predictive mean of f(x) and its 50 % and 95 % bands over the weight samples");
+    }
 }
 
-/// The plot: bands, sampled functions, mean, then the data on top.
-fn band_plot(view: &BandView, prepared: &Prepared, show_observation: bool, names: (&str, &str), ui: &mut egui::Ui) {
+/// The plot: bands, sampled functions, mean, then the data on top; `emphasised`: the Explain panel's predictive is
+/// hovered (the mean and the bands of f in the accent colour, the sampled functions and the data dimmed). Returns
+/// the plot's response.
+fn band_plot(
+    view: &BandView,
+    prepared: &Prepared,
+    (show_observation, emphasised): (bool, bool),
+    names: (&str, &str),
+    ui: &mut egui::Ui,
+) -> egui::Response {
     let band = &view.band;
     let xs: Vec<f64> = band.x.iter().map(|&x| f64::from(x)).collect();
     let wide = |v: &[f32]| -> Vec<f64> { v.iter().map(|&y| f64::from(y)).collect() };
@@ -95,12 +106,25 @@ fn band_plot(view: &BandView, prepared: &Prepared, show_observation: bool, names
     let upper: Vec<[f64; 2]> = xs.iter().zip(&edges.q975).map(|(&x, &y)| [x, f64::from(y)]).collect();
     occupied.line(&lower).line(&upper);
     let dark = ui.visuals().dark_mode;
-    let blue = |alpha: u8| Color32::from_rgba_unmultiplied(70, 130, 230, alpha);
+    let accent = accent(ui.visuals());
+    // The Explain panel's predictive: the bands of f and the mean in the accent colour, the rest dimmed.
+    let blue = |alpha: u8| {
+        if emphasised {
+            accent.gamma_multiply(f32::from(alpha) / 255.0)
+        } else {
+            Color32::from_rgba_unmultiplied(70, 130, 230, alpha)
+        }
+    };
+    let faded = |c: Color32| if emphasised { dim(c) } else { c };
     let amber = |alpha: u8| Color32::from_rgba_unmultiplied(235, 160, 40, alpha);
-    let mean_colour = if dark { Color32::from_rgb(130, 190, 255) } else { Color32::from_rgb(20, 70, 170) };
-    let sample_colour = if dark { Color32::from_rgb(175, 140, 235) } else { Color32::from_rgb(120, 70, 180) };
-    let train_colour = if dark { Color32::from_gray(235) } else { Color32::from_gray(20) };
-    let test_colour = Color32::from_rgb(240, 90, 60);
+    let mean_colour = match (emphasised, dark) {
+        (true, _) => accent,
+        (false, true) => Color32::from_rgb(130, 190, 255),
+        (false, false) => Color32::from_rgb(20, 70, 170),
+    };
+    let sample_colour = faded(if dark { Color32::from_rgb(175, 140, 235) } else { Color32::from_rgb(120, 70, 180) });
+    let train_colour = faded(if dark { Color32::from_gray(235) } else { Color32::from_gray(20) });
+    let test_colour = faded(Color32::from_rgb(240, 90, 60));
     plot_axes::with_legend(plot_axes::plot("bnn-band"), ui.ctx(), "bnn-band", &occupied)
         .height(height)
         .x_axis_label(names.0)
@@ -145,10 +169,18 @@ fn band_plot(view: &BandView, prepared: &Prepared, show_observation: bool, names
                 );
             }
             let mean: Vec<[f64; 2]> = xs.iter().zip(&band.mean).map(|(&x, &v)| [x, f64::from(v)]).collect();
-            plot.line(Line::new(MEAN, PlotPoints::from(mean)).color(mean_colour).width(2.5));
+            if emphasised {
+                halo_line(plot, "bnn-band-mean", mean.clone(), 3.5);
+            }
+            plot.line(Line::new(MEAN, PlotPoints::from(mean)).color(mean_colour).width(if emphasised {
+                3.5
+            } else {
+                2.5
+            }));
             plot.points(Points::new(TRAIN, train).radius(2.0).color(train_colour));
             plot.points(Points::new(TEST, test).radius(2.5).color(test_colour));
-        });
+        })
+        .response
 }
 
 /// The training and test rows as (feature, target) points in the data's units.

@@ -13,6 +13,7 @@ use crate::train::bnn_view::PredictiveView;
 use crate::ui::bnn_state::BnnUiState;
 use crate::ui::count::count;
 use crate::ui::export::{ExportKind, export_button};
+use crate::ui::highlight::{Highlight, accent, dim, halo, label_figure};
 use crate::ui::image_export::save_image_button;
 use crate::ui::lab_page::{legend_figure, waiting};
 use crate::ui::plot_axes;
@@ -44,7 +45,7 @@ pub(crate) fn predictions_ui(bnn: &mut BnnUiState, ui: &mut egui::Ui) {
                 save_image_button(ui, "bnn-pred-vs-actual");
                 plot_axes::legend_toggle(ui, "bnn-pred-vs-actual");
             });
-            predicted_vs_actual_plot(rows, &target, ui);
+            predicted_vs_actual_plot(rows, &target, bnn.highlight == Highlight::BnnPredictive, ui);
             ui.horizontal(|ui| {
                 ui.strong("Predictive table");
                 if export_button(ui) {
@@ -158,7 +159,14 @@ fn sampled(n_rows: usize, pv: &PredictiveView) -> String {
     )
 }
 
-fn predicted_vs_actual_plot(rows: &[crate::models::bnn::RegressionRow], target: &str, ui: &mut egui::Ui) {
+/// The test rows' predictive means against their actual values, with 95 % intervals; `emphasised`: the Explain
+/// panel's predictive is hovered (means and intervals in the accent colour, the diagonal dimmed).
+fn predicted_vs_actual_plot(
+    rows: &[crate::models::bnn::RegressionRow],
+    target: &str,
+    emphasised: bool,
+    ui: &mut egui::Ui,
+) {
     // Integer targets (wine quality) pile up; a small deterministic jitter spreads each column.
     let integer = rows.iter().all(|r| r.actual.fract() == 0.0);
     let jitter = |i: usize| if integer { ((i * 7919) % 101) as f64 / 101.0 * 0.5 - 0.25 } else { 0.0 };
@@ -174,16 +182,20 @@ fn predicted_vs_actual_plot(rows: &[crate::models::bnn::RegressionRow], target: 
         let x = f64::from(r.actual) + jitter(i);
         occupied.points(&[[x, f64::from(a)], [x, f64::from(r.mean)], [x, f64::from(b)]]);
     }
-    legend_figure(ui, "bnn-pred-vs-actual", "bnn-predicted-vs-actual.png", &occupied, |plot, ui| {
+    let accent = accent(ui.visuals());
+    let response = legend_figure(ui, "bnn-pred-vs-actual", "bnn-predicted-vs-actual.png", &occupied, |plot, ui| {
         plot.height(260.0)
             .x_axis_label(format!("actual {target}"))
             .y_axis_label(format!("predicted {target}"))
             .allow_scroll(false)
             .show(ui, |plot| {
-                plot.line(
-                    Line::new("perfect prediction", PlotPoints::from(vec![[lo, lo], [hi, hi]])).color(Color32::GRAY),
-                );
-                let bar_colour = Color32::from_rgba_unmultiplied(90, 140, 210, 90);
+                let diagonal = if emphasised { dim(Color32::GRAY) } else { Color32::GRAY };
+                plot.line(Line::new("perfect prediction", PlotPoints::from(vec![[lo, lo], [hi, hi]])).color(diagonal));
+                let bar_colour = if emphasised {
+                    accent.gamma_multiply(0.45)
+                } else {
+                    Color32::from_rgba_unmultiplied(90, 140, 210, 90)
+                };
                 for (i, r) in rows.iter().enumerate().take(1500) {
                     let x = f64::from(r.actual) + jitter(i);
                     let (a, b) = r.interval_95();
@@ -198,14 +210,27 @@ fn predicted_vs_actual_plot(rows: &[crate::models::bnn::RegressionRow], target: 
                     .enumerate()
                     .map(|(i, r)| [f64::from(r.actual) + jitter(i), f64::from(r.mean)])
                     .collect();
+                if emphasised {
+                    plot.points(
+                        Points::new("", PlotPoints::from(means.clone()))
+                            .id("predictive-mean-halo")
+                            .radius(4.0)
+                            .shape(MarkerShape::Circle)
+                            .color(halo())
+                            .allow_hover(false),
+                    );
+                }
                 plot.points(
                     Points::new("predictive mean", PlotPoints::from(means))
-                        .radius(2.0)
+                        .radius(if emphasised { 2.5 } else { 2.0 })
                         .shape(MarkerShape::Circle)
-                        .color(Color32::from_rgb(40, 90, 170)),
+                        .color(if emphasised { accent } else { Color32::from_rgb(40, 90, 170) }),
                 );
             })
     });
+    if emphasised {
+        label_figure(&response.response, "the predictive mean and 95 % interval of each test row");
+    }
 }
 
 pub(crate) fn calibration_ui(bnn: &mut BnnUiState, ui: &mut egui::Ui) {

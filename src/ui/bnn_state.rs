@@ -18,6 +18,7 @@ use crate::train::export::{
 use crate::train::{EpochRecord, ModelView, RunSnapshot};
 use crate::ui::bnn_compare::RunSummary;
 use crate::ui::export::{ExportKind, ExportRequest};
+use crate::ui::highlight::Highlight;
 use crate::ui::lab_page::start_view_thread;
 use crate::ui::settings_check::{self, Verdict};
 
@@ -147,6 +148,8 @@ pub struct BnnUiState {
     pub show_observation_band: bool,
     pub(crate) last_request: Option<(u64, u64, usize, Option<BnnProbe>, bool)>,
     pub(crate) error: Option<String>,
+    /// The part of the figures that the Explain panel's hovered term belongs to, this frame (`highlight.rs`).
+    pub(crate) highlight: Highlight,
 }
 
 impl Default for BnnUiState {
@@ -187,6 +190,7 @@ impl Default for BnnUiState {
             show_observation_band: true,
             last_request: None,
             error: None,
+            highlight: Highlight::None,
         }
     }
 }
@@ -326,6 +330,12 @@ impl BnnUiState {
     #[must_use]
     pub fn has_band_view(&self) -> bool {
         self.prepared.as_deref().is_some_and(band_applies)
+    }
+
+    /// The part of the page's figures that the Explain panel's hovered term belongs to, this frame.
+    #[must_use]
+    pub fn highlight(&self) -> &Highlight {
+        &self.highlight
     }
 
     /// True once the view thread has sent the test set's predictions (for tests).

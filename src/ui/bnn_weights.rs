@@ -13,6 +13,7 @@ use crate::ui::bnn_state::BnnUiState;
 pub use crate::ui::bnn_state::{HeatQuantity, HistoryMode};
 use crate::ui::count::count;
 use crate::ui::export::{ExportKind, export_button};
+use crate::ui::highlight::{Highlight, accent, dim, halo, halo_line, label_figure};
 use crate::ui::image_export::{capture_if_asked, save_image_button, saveable};
 use crate::ui::lab_page::labelled_combo;
 use crate::ui::plot_axes;
@@ -94,7 +95,7 @@ pub(crate) fn weights_ui(bnn: &mut BnnUiState, view: &BnnView, ui: &mut egui::Ui
             });
             let name = || format!("bnn-layer-{}-{}-epoch-{}.png", layer_index + 1, quantity.csv_name(), h.epoch);
             saveable(ui, "bnn-histogram", name, |ui| {
-                histogram_plot(ui, &h.histogram, quantity, params.prior_sd, height);
+                histogram_plot(ui, &h.histogram, (quantity, params.prior_sd), height, &bnn.highlight);
             });
         }
         HistoryMode::Stacked => {
@@ -127,7 +128,15 @@ fn layer_name(params: &BnnParams, l: usize) -> String {
     format!("Layer {} ({role}, {} x {}, {form})", l + 1, layer.n_in, layer.n_out)
 }
 
-fn histogram_plot(ui: &mut egui::Ui, hist: &Histogram, quantity: WeightQuantity, prior_sd: f64, height: f32) {
+/// The histogram of one epoch with the prior over it; `highlight`: the Explain panel's term on show (the prior or
+/// the posterior in the accent colour, the other dimmed).
+fn histogram_plot(
+    ui: &mut egui::Ui,
+    hist: &Histogram,
+    (quantity, prior_sd): (WeightQuantity, f64),
+    height: f32,
+    highlight: &Highlight,
+) {
     let width = hist.bin_width();
     let bars: Vec<Bar> = hist
         .densities()
@@ -146,26 +155,59 @@ fn histogram_plot(ui: &mut egui::Ui, hist: &Histogram, quantity: WeightQuantity,
     } else {
         occupied.line(&prior_curve(hist, prior_sd));
     }
-    plot_axes::with_legend(plot_axes::plot("bnn-histogram"), ui.ctx(), "bnn-histogram", &occupied)
+    let (bar_colour, prior_colour) = match highlight {
+        Highlight::BnnPrior => (dim(BAR_COLOUR), accent(ui.visuals())),
+        Highlight::BnnPosterior => (accent(ui.visuals()), dim(PRIOR_COLOUR)),
+        _ => (BAR_COLOUR, PRIOR_COLOUR),
+    };
+    let response = plot_axes::with_legend(plot_axes::plot("bnn-histogram"), ui.ctx(), "bnn-histogram", &occupied)
         .height(height)
         .x_axis_label(quantity.label())
         .y_axis_label("density")
         .allow_scroll(false)
         .show(ui, |plot| {
-            plot.bar_chart(BarChart::new(quantity.label(), bars).color(Color32::from_rgb(90, 140, 210)));
-            prior_overlay(plot, hist, quantity, prior_sd);
+            plot.bar_chart(BarChart::new(quantity.label(), bars).color(bar_colour));
+            prior_overlay(plot, hist, (quantity, prior_sd), prior_colour, *highlight == Highlight::BnnPrior);
         });
+    match highlight {
+        Highlight::BnnPrior if quantity == WeightQuantity::Sds => {
+            label_figure(&response.response, &format!("the prior's sd s = {prior_sd}"));
+        }
+        Highlight::BnnPrior => label_figure(&response.response, &format!("the prior's density N(0, {prior_sd}²)")),
+        Highlight::BnnPosterior => {
+            label_figure(&response.response, &format!("the histogram of the posterior's {}", quantity.label()));
+        }
+        _ => {}
+    }
 }
 
-/// The prior's density N(0, s²) over the histogram's range (for means and samples), or a line at s (for sds).
-fn prior_overlay(plot: &mut egui_plot::PlotUi<'_>, hist: &Histogram, quantity: WeightQuantity, prior_sd: f64) {
-    let prior_colour = Color32::from_rgb(230, 140, 40);
+/// The histograms' bars.
+const BAR_COLOUR: Color32 = Color32::from_rgb(90, 140, 210);
+/// The prior's curve and line.
+const PRIOR_COLOUR: Color32 = Color32::from_rgb(230, 140, 40);
+
+/// The prior's density N(0, s²) over the histogram's range (for means and samples), or a line at s (for sds), in
+/// `colour`; `emphasised`: wider, over a dark halo.
+fn prior_overlay(
+    plot: &mut egui_plot::PlotUi<'_>,
+    hist: &Histogram,
+    (quantity, prior_sd): (WeightQuantity, f64),
+    colour: Color32,
+    emphasised: bool,
+) {
+    let width = if emphasised { 3.5 } else { 2.0 };
     if quantity == WeightQuantity::Sds {
-        plot.vline(VLine::new(format!("prior sd {prior_sd}"), prior_sd).color(prior_colour).width(2.0));
+        if emphasised {
+            plot.vline(VLine::new("", prior_sd).id("prior-sd-halo").color(halo()).width(width + 4.0));
+        }
+        plot.vline(VLine::new(format!("prior sd {prior_sd}"), prior_sd).color(colour).width(width));
         return;
     }
     let pts = prior_curve(hist, prior_sd);
-    plot.line(Line::new(format!("prior N(0, {prior_sd}²)"), PlotPoints::from(pts)).color(prior_colour).width(2.0));
+    if emphasised {
+        halo_line(plot, "prior", pts.clone(), width);
+    }
+    plot.line(Line::new(format!("prior N(0, {prior_sd}²)"), PlotPoints::from(pts)).color(colour).width(width));
 }
 
 /// The prior's density N(0, s²) over the histogram's range.
@@ -381,24 +423,52 @@ fn weight_detail_ui(bnn: &BnnUiState, params: &BnnParams, ui: &mut egui::Ui) {
         occupied.vline(mean);
     }
     let plot = plot_axes::with_legend(plot_axes::plot("bnn-weight-detail"), ui.ctx(), "bnn-weight-detail", &occupied);
-    saveable(
+    // The Explain panel's prior or posterior: in the accent colour over a halo, the other dimmed.
+    let highlight = &bnn.highlight;
+    let (prior_colour, posterior_colour) = match highlight {
+        Highlight::BnnPrior => (accent(ui.visuals()), dim(BAR_COLOUR)),
+        Highlight::BnnPosterior => (dim(PRIOR_COLOUR), accent(ui.visuals())),
+        _ => (PRIOR_COLOUR, BAR_COLOUR),
+    };
+    let width = |emphasised: bool| if emphasised { 3.5 } else { 1.5 };
+    let response = saveable(
         ui,
         "bnn-weight-detail",
         || format!("bnn-layer-{}-weight-{}-{}.png", l + 1, i + 1, j + 1),
         |ui| {
             plot.height(200.0).allow_scroll(false).show(ui, |plot| {
-                plot.line(Line::new("prior", PlotPoints::from(curve(0.0, s))).color(Color32::from_rgb(230, 140, 40)));
+                let prior_emphasised = *highlight == Highlight::BnnPrior;
+                if prior_emphasised {
+                    halo_line(plot, "detail-prior", curve(0.0, s), width(true));
+                }
+                plot.line(
+                    Line::new("prior", PlotPoints::from(curve(0.0, s)))
+                        .color(prior_colour)
+                        .width(width(prior_emphasised)),
+                );
+                let posterior_emphasised = *highlight == Highlight::BnnPosterior;
                 if sd > 0.0 {
+                    if posterior_emphasised {
+                        halo_line(plot, "detail-posterior", curve(mean, sd), width(true));
+                    }
                     plot.line(
                         Line::new("posterior", PlotPoints::from(curve(mean, sd)))
-                            .color(Color32::from_rgb(90, 140, 210)),
+                            .color(posterior_colour)
+                            .width(width(posterior_emphasised)),
                     );
                 } else {
-                    plot.vline(VLine::new("value (deterministic)", mean).color(Color32::from_rgb(90, 140, 210)));
+                    plot.vline(VLine::new("value (deterministic)", mean).color(posterior_colour));
                 }
             })
         },
     );
+    match highlight {
+        Highlight::BnnPrior => label_figure(&response.response, &format!("the prior's density N(0, {s}²)")),
+        Highlight::BnnPosterior => {
+            label_figure(&response.response, &format!("the picked weight's posterior N({mean:.3}, {sd:.3}²)"));
+        }
+        _ => {}
+    }
 }
 
 /// Blue (-1) through light grey (0) to red (+1).

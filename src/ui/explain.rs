@@ -20,6 +20,7 @@ use crate::train::RunSnapshot;
 use crate::ui::bnn_state::BnnUiState;
 use crate::ui::equation::equation_ui;
 use crate::ui::flow::FlowUiState;
+use crate::ui::highlight::{Highlight, accent};
 use crate::ui::settings_check::number;
 use crate::ui::vae_state::VaeUiState;
 
@@ -45,6 +46,35 @@ pub struct ExplainState {
     pub(crate) last_input: Option<usize>,
     /// VAE: which draw of eps is on show ("Draw eps again" counts up).
     pub(crate) eps_draw: u64,
+    /// The term under the pointer in the last frame, drawn in the accent colour (`highlight.rs`).
+    pub(crate) hovered: Highlight,
+}
+
+/// The panel's terms while it is drawn: the term hovered in the last frame (drawn linked) and the one hovered in
+/// this frame (what the figures highlight).
+struct Links {
+    /// Under the pointer in the last frame.
+    shown: Highlight,
+    /// Under the pointer in this frame, so far.
+    hovered: Highlight,
+}
+
+impl Links {
+    /// Takes the term of `response` when it is hovered, and says where it is shown on hover.
+    fn link(&mut self, response: egui::Response, link: &Highlight) {
+        if !link.is_some() {
+            return;
+        }
+        if response.hovered() {
+            self.hovered = link.clone();
+        }
+        response.on_hover_text(link.hover_text());
+    }
+
+    /// True when `link` is the term the figures highlight.
+    fn is_shown(&self, link: &Highlight) -> bool {
+        link.is_some() && self.shown == *link
+    }
 }
 
 /// The lab whose page the panel explains, with its views' state.
@@ -68,16 +98,19 @@ pub(crate) fn explain_toggle_ui(explain: &mut ExplainState, ui: &mut egui::Ui) {
 }
 
 /// The panel, docked at the right of `ui` (the lab's central area) while it is open; `snapshot` is the run on
-/// show, if any.
+/// show, if any. Returns the part of a figure that the term under the pointer belongs to, for the figures drawn
+/// after it to highlight ([`Highlight::None`] when the panel is closed or no linked term is under the pointer).
 pub(crate) fn explain_panel_ui(
     explain: &mut ExplainState,
     snapshot: Option<&RunSnapshot>,
     views: &LabViews<'_>,
     ui: &mut egui::Ui,
-) {
+) -> Highlight {
     if !explain.open {
-        return;
+        explain.hovered = Highlight::None;
+        return Highlight::None;
     }
+    let mut links = Links { shown: std::mem::take(&mut explain.hovered), hovered: Highlight::None };
     let lab = match views {
         LabViews::Bnn(_) => Lab::Bnn,
         LabViews::Vae(_) => Lab::Vae,
@@ -88,12 +121,18 @@ pub(crate) fn explain_panel_ui(
         egui::ScrollArea::vertical().id_salt(("explain-scroll", lab)).auto_shrink([false, false]).show(ui, |ui| {
             ui.heading("The lecture's equations");
             match views {
-                LabViews::Bnn(bnn) => bnn_ui(bnn, snapshot, ui),
-                LabViews::Vae(vae) => vae_ui(explain, vae, snapshot, ui),
-                LabViews::Flow(flow) => flow_ui(flow, snapshot, ui),
+                LabViews::Bnn(bnn) => bnn_ui(bnn, snapshot, &mut links, ui),
+                LabViews::Vae(vae) => vae_ui(explain, vae, snapshot, &mut links, ui),
+                LabViews::Flow(flow) => flow_ui(flow, snapshot, &mut links, ui),
             }
         });
     });
+    // The term hovered now is drawn linked in the next frame; ask for it at once.
+    if links.hovered != links.shown {
+        ui.ctx().request_repaint();
+    }
+    explain.hovered = links.hovered.clone();
+    links.hovered
 }
 
 /// A section's title.
@@ -113,6 +152,36 @@ fn values_ui(ui: &mut egui::Ui, lines: Option<Vec<String>>) {
         None => {
             ui.label(egui::RichText::new(NO_RUN).weak());
         }
+    }
+}
+
+/// A formula of term `link`: framed in the accent colour while the figures highlight its part.
+fn linked_equation_ui(ui: &mut egui::Ui, latex: &str, links: &mut Links, link: &Highlight) {
+    let response = equation_ui(ui, latex);
+    if links.is_shown(link) {
+        let stroke = egui::Stroke::new(2.0, accent(ui.visuals()));
+        ui.painter().rect_stroke(response.rect.expand(2.0), 3.0, stroke, egui::StrokeKind::Outside);
+    }
+    links.link(response, link);
+}
+
+/// A line of text of term `link`: in the accent colour while the figures highlight its part.
+fn linked_label(ui: &mut egui::Ui, text: impl Into<String>, links: &mut Links, link: &Highlight) {
+    let text = egui::RichText::new(text.into());
+    let text = if links.is_shown(link) { text.color(accent(ui.visuals())) } else { text };
+    let response = ui.label(text);
+    links.link(response, link);
+}
+
+/// [`values_ui`] of term `link`.
+fn linked_values_ui(ui: &mut egui::Ui, lines: Option<Vec<String>>, links: &mut Links, link: &Highlight) {
+    match lines {
+        Some(lines) => {
+            for line in lines {
+                linked_label(ui, line, links, link);
+            }
+        }
+        None => values_ui(ui, None),
     }
 }
 
@@ -159,15 +228,18 @@ pub fn bnn_loss_lines(snapshot: &RunSnapshot, rows_used: Option<usize>) -> Optio
     ])
 }
 
-fn bnn_ui(bnn: &BnnUiState, snapshot: Option<&RunSnapshot>, ui: &mut egui::Ui) {
+fn bnn_ui(bnn: &BnnUiState, snapshot: Option<&RunSnapshot>, links: &mut Links, ui: &mut egui::Ui) {
     // The settings of the run on show, or of the next run before any.
     let config: &BnnConfig = bnn.run_config.as_ref().unwrap_or(&bnn.config);
     let classes = bnn.prepared.as_ref().is_some_and(|p| matches!(p.output, Some((_, OutputKind::Classes { .. }))));
     section(ui, "The objective: the evidence lower bound (ELBO)");
     equation_ui(ui, BNN_ELBO);
     ui.label("Training minimises minus the ELBO per training row, on a minibatch, with one weight sample w ~ q(w):");
-    equation_ui(ui, BNN_LOSS);
-    values_ui(ui, snapshot.and_then(|s| bnn_loss_lines(s, bnn.run_rows_used())));
+    // Linked to the loss curves' two terms once there are values.
+    let lines = snapshot.and_then(|s| bnn_loss_lines(s, bnn.run_rows_used()));
+    let loss = if lines.is_some() { Highlight::BnnLoss } else { Highlight::None };
+    linked_equation_ui(ui, BNN_LOSS, links, &loss);
+    linked_values_ui(ui, lines, links, &loss);
     let (head, head_note) = match (classes, config.head) {
         (true, _) => (BNN_CLASSES, "Labels: the cross-entropy of the softmax."),
         (false, Head::Mse) => (BNN_MSE, "The squared-error head: a Gaussian of variance 1/2, up to a constant."),
@@ -177,16 +249,23 @@ fn bnn_ui(bnn: &BnnUiState, snapshot: Option<&RunSnapshot>, ui: &mut egui::Ui) {
     equation_ui(ui, head);
 
     section(ui, "Prior and posterior of each weight");
-    equation_ui(ui, BNN_PRIOR);
-    ui.label(format!("s = {} (the prior's sd, on every weight and bias)", number(config.prior_sd)));
+    // Linked to the weight histograms once a run has them.
+    let (prior, posterior) = if snapshot.is_some() && bnn.view.is_some() {
+        (Highlight::BnnPrior, Highlight::BnnPosterior)
+    } else {
+        (Highlight::None, Highlight::None)
+    };
+    linked_equation_ui(ui, BNN_PRIOR, links, &prior);
+    let s = format!("s = {} (the prior's sd, on every weight and bias)", number(config.prior_sd));
+    linked_label(ui, s, links, &prior);
     match config.posterior {
         Posterior::MeanField => {
             ui.label("Mean field: one independent Gaussian per weight, its sd a softplus of rho.");
-            equation_ui(ui, BNN_MEAN_FIELD);
+            linked_equation_ui(ui, BNN_MEAN_FIELD, links, &posterior);
         }
         Posterior::FullCovariance => {
             ui.label("Full covariance: one Gaussian over each layer's weights, L lower-triangular.");
-            equation_ui(ui, BNN_FULL_COVARIANCE);
+            linked_equation_ui(ui, BNN_FULL_COVARIANCE, links, &posterior);
         }
         Posterior::Deterministic => {
             ui.label("Deterministic: plain weights, no posterior and no KL term.");
@@ -194,15 +273,17 @@ fn bnn_ui(bnn: &BnnUiState, snapshot: Option<&RunSnapshot>, ui: &mut egui::Ui) {
     }
 
     section(ui, "The predictive: an average over S weight samples");
-    equation_ui(ui, BNN_PREDICTIVE);
+    let predictive = bnn.predictive.as_ref().filter(|_| snapshot.is_some());
+    // Linked to the predictive mean and intervals of a regression (a classifier's predictions are a table).
+    let link = if predictive.is_some() && !classes { Highlight::BnnPredictive } else { Highlight::None };
+    linked_equation_ui(ui, BNN_PREDICTIVE, links, &link);
     if classes {
         equation_ui(ui, BNN_CLASS_MEAN);
     } else {
-        equation_ui(ui, BNN_MEAN);
-        equation_ui(ui, BNN_SPREAD);
+        linked_equation_ui(ui, BNN_MEAN, links, &link);
+        linked_equation_ui(ui, BNN_SPREAD, links, &link);
     }
-    let predictive = bnn.predictive.as_ref().filter(|_| snapshot.is_some());
-    values_ui(
+    linked_values_ui(
         ui,
         predictive.map(|pv| {
             let p = &pv.predictive;
@@ -229,6 +310,8 @@ fn bnn_ui(bnn: &BnnUiState, snapshot: Option<&RunSnapshot>, ui: &mut egui::Ui) {
             }
             lines
         }),
+        links,
+        &link,
     );
 }
 
@@ -306,7 +389,13 @@ pub fn vae_loss_lines(snapshot: &RunSnapshot) -> Option<Vec<String>> {
     ])
 }
 
-fn vae_ui(explain: &mut ExplainState, vae: &VaeUiState, snapshot: Option<&RunSnapshot>, ui: &mut egui::Ui) {
+fn vae_ui(
+    explain: &mut ExplainState,
+    vae: &VaeUiState,
+    snapshot: Option<&RunSnapshot>,
+    links: &mut Links,
+    ui: &mut egui::Ui,
+) {
     let running = snapshot.is_some();
     // The input under the cursor, else the last one that was (or was picked).
     if let Some(i) = vae.input_under_cursor.or_else(|| vae.picked.last().copied()).filter(|_| running) {
@@ -316,8 +405,13 @@ fn vae_ui(explain: &mut ExplainState, vae: &VaeUiState, snapshot: Option<&RunSna
         explain.last_input = None;
     }
     section(ui, "The encoder's draw: the reparametrisation trick");
-    equation_ui(ui, VAE_REPARAM);
     let moments = explain.last_input.and_then(|i| vae.latent_moments(i));
+    // Linked to the input's mu, sigma and z on the latent plane once there is an input.
+    let draw = match (explain.last_input, moments) {
+        (Some(input), Some((mu, _))) => Highlight::VaeDraw { input, eps: vae_eps(input, explain.eps_draw, mu.len()) },
+        _ => Highlight::None,
+    };
+    linked_equation_ui(ui, VAE_REPARAM, links, &draw);
     match (explain.last_input, moments) {
         (Some(i), Some((mu, logvar))) => {
             let which = if i < vae.n_train {
@@ -328,7 +422,7 @@ fn vae_ui(explain: &mut ExplainState, vae: &VaeUiState, snapshot: Option<&RunSna
             let when = if vae.input_under_cursor == Some(i) { "nearest the cursor" } else { "the last one shown" };
             ui.label(format!("{which}, {when}:"));
             let eps = vae_eps(i, explain.eps_draw, mu.len());
-            values_ui(ui, Some(vae_draw_lines(mu, logvar, &eps)));
+            linked_values_ui(ui, Some(vae_draw_lines(mu, logvar, &eps)), links, &draw);
             if ui.button("Draw eps again").on_hover_text("Another eps ~ N(0, I) for this input").clicked() {
                 explain.eps_draw += 1;
             }
@@ -343,31 +437,39 @@ fn vae_ui(explain: &mut ExplainState, vae: &VaeUiState, snapshot: Option<&RunSna
     }
 
     section(ui, "The loss: reconstruction + beta KL");
-    equation_ui(ui, VAE_LOSS);
-    values_ui(ui, snapshot.and_then(vae_loss_lines));
+    // Linked to the training loss's curve once there are values.
+    let lines = snapshot.and_then(vae_loss_lines);
+    let loss = if lines.is_some() { Highlight::VaeLoss } else { Highlight::None };
+    linked_equation_ui(ui, VAE_LOSS, links, &loss);
+    linked_values_ui(ui, lines, links, &loss);
     let likelihood = vae.view.as_ref().map_or(vae.config.likelihood, |v| v.params.likelihood);
+    // Linked to the reconstructions of a run on images (other inputs have no reconstruction figure).
+    let reconstruction =
+        if running && vae.image_side.is_some() { Highlight::VaeReconstruction } else { Highlight::None };
     match likelihood {
         Likelihood::Bernoulli => {
             ui.label("Bernoulli pixels: the binary cross-entropy, summed over the D pixels.");
-            equation_ui(ui, VAE_BERNOULLI);
+            linked_equation_ui(ui, VAE_BERNOULLI, links, &reconstruction);
         }
         Likelihood::Gaussian => {
             ui.label("The course's reconstruction: 1000 x the mean squared error.");
-            equation_ui(ui, VAE_GAUSSIAN);
+            linked_equation_ui(ui, VAE_GAUSSIAN, links, &reconstruction);
         }
     }
 
     section(ui, "The KL term in closed form, per latent dimension j");
-    equation_ui(ui, VAE_KL);
+    // Linked to the prior's circles on the latent plane.
+    let prior = if running { Highlight::VaePrior } else { Highlight::None };
+    linked_equation_ui(ui, VAE_KL, links, &prior);
     if let Some((mu, logvar)) = moments {
-        ui.label(format!("For this input: KL = {:.4} nats", vae_input_kl(mu, logvar)));
+        linked_label(ui, format!("For this input: KL = {:.4} nats", vae_input_kl(mu, logvar)), links, &prior);
     }
     let per_dim: Option<Vec<String>> = snapshot.and_then(|s| s.history.last()).map(|last| {
         last.metrics.iter().filter_map(|(k, v)| k.strip_prefix("kl_dim_").map(|j| format!("z{j} = {v:.4}"))).collect()
     });
     match per_dim.filter(|d| !d.is_empty()) {
         Some(dims) => {
-            ui.label(format!("Test inputs, nats per dimension: {}", dims.join(", ")));
+            linked_label(ui, format!("Test inputs, nats per dimension: {}", dims.join(", ")), links, &prior);
         }
         None if running => {}
         None => values_ui(ui, None),
@@ -415,25 +517,27 @@ pub fn flow_loss_lines(snapshot: &RunSnapshot) -> Option<Vec<String>> {
     Some(vec![format!("training = {train:.4}{heldout} nats per point (epoch {})", last.epoch)])
 }
 
-fn flow_ui(flow: &FlowUiState, snapshot: Option<&RunSnapshot>, ui: &mut egui::Ui) {
+fn flow_ui(flow: &FlowUiState, snapshot: Option<&RunSnapshot>, links: &mut Links, ui: &mut egui::Ui) {
     let running = snapshot.is_some();
     section(ui, "The change of variables");
     ui.label("f takes a data point x to the Gaussian's z through the layers; J_k is layer k's Jacobian on the way.");
-    equation_ui(ui, FLOW_DENSITY);
-    equation_ui(ui, FLOW_LOG_DENSITY);
     let path = flow.probe_path().filter(|_| running);
+    // Linked to the picked point's path in the step-through, once there is one.
+    let whole = if path.is_some() { Highlight::FlowPath } else { Highlight::None };
+    linked_equation_ui(ui, FLOW_DENSITY, links, &whole);
+    linked_equation_ui(ui, FLOW_LOG_DENSITY, links, &whole);
     match path {
         Some(path) => {
             let (Some(x), Some(z)) = (path.positions.last(), path.positions.first()) else { return };
-            let mut lines = vec![
-                format!("Picked point: x = ({:.3}, {:.3}), z = ({:.3}, {:.3})", x[0], x[1], z[0], z[1]),
-                format!("log p_z(z) = {:+.4}", path.log_pz),
-            ];
+            let picked = format!("Picked point: x = ({:.3}, {:.3}), z = ({:.3}, {:.3})", x[0], x[1], z[0], z[1]);
+            linked_label(ui, picked, links, &whole);
+            linked_label(ui, format!("log p_z(z) = {:+.4}", path.log_pz), links, &Highlight::FlowLatent);
             for (k, term) in path.layer_terms.iter().enumerate() {
-                lines.push(format!("layer {}: log|det J_{}| = {term:+.4}", k + 1, k + 1));
+                let line = format!("layer {}: log|det J_{}| = {term:+.4}", k + 1, k + 1);
+                linked_label(ui, line, links, &Highlight::FlowLayer(k + 1));
             }
-            lines.push(format!("log p_x(x) = {:+.4}, p_x(x) = {:.5}", path.log_px, path.log_px.exp()));
-            values_ui(ui, Some(lines));
+            let px = format!("log p_x(x) = {:+.4}, p_x(x) = {:.5}", path.log_px, path.log_px.exp());
+            linked_label(ui, px, links, &whole);
         }
         None if running => {
             ui.label(
@@ -443,8 +547,11 @@ fn flow_ui(flow: &FlowUiState, snapshot: Option<&RunSnapshot>, ui: &mut egui::Ui
         None => values_ui(ui, None),
     }
     section(ui, "Training: the negative log-likelihood");
-    equation_ui(ui, FLOW_NLL);
-    values_ui(ui, snapshot.and_then(flow_loss_lines));
+    // Linked to the loss curves above the step-through once there are values.
+    let lines = snapshot.and_then(flow_loss_lines);
+    let loss = if lines.is_some() { Highlight::FlowLoss } else { Highlight::None };
+    linked_equation_ui(ui, FLOW_NLL, links, &loss);
+    linked_values_ui(ui, lines, links, &loss);
 
     let kinds = flow.layer_kinds();
     let kind = kinds.first().copied().unwrap_or(match flow.config.kind {
@@ -455,31 +562,35 @@ fn flow_ui(flow: &FlowUiState, snapshot: Option<&RunSnapshot>, ui: &mut egui::Ui
     let k_max = kinds.len();
     // The layer that made the stage on show (layer 1 at the Gaussian's stage 0).
     let k = flow.stage().clamp(1, k_max.max(1));
+    // Linked to layer k in the step-through once the stages are in.
+    let layer = if running && k_max > 0 { Highlight::FlowLayer(k) } else { Highlight::None };
     match kind {
         "coupling" => {
             section(ui, "A coupling layer (RealNVP)");
-            equation_ui(ui, FLOW_COUPLING);
-            equation_ui(ui, FLOW_COUPLING_LOG_DET);
+            linked_equation_ui(ui, FLOW_COUPLING, links, &layer);
+            linked_equation_ui(ui, FLOW_COUPLING_LOG_DET, links, &layer);
             if k_max > 0 {
                 ui.label(format!(
                     "Layer {k} of {k_max}, on show in the step-through (h^(k): the points at stage k, d = 1 of D = 2):"
                 ));
-                equation_ui(ui, &flow_coupling_at(k));
+                linked_equation_ui(ui, &flow_coupling_at(k), links, &layer);
             }
         }
         "MAF" => {
             section(ui, "A masked autoregressive layer (MAF), then a swap of the coordinates");
-            equation_ui(ui, FLOW_MAF);
+            linked_equation_ui(ui, FLOW_MAF, links, &layer);
         }
         _ => {
             section(ui, "The affine layer: one shift and scale per coordinate");
-            equation_ui(ui, FLOW_AFFINE);
+            linked_equation_ui(ui, FLOW_AFFINE, links, &layer);
         }
     }
     if let Some(term) = path.and_then(|p| p.layer_terms.get(k - 1)) {
         // J_k is the layer's Jacobian from x towards z, the inverse of the formula above (from z towards x).
         let forward = if kind == "MAF" { "the sum of alpha" } else { "the sum of s" };
-        ui.label(format!("At the picked point, layer {k}: log|det J_{k}| = {term:+.4}, so {forward} is {:+.4}", -term));
+        let line =
+            format!("At the picked point, layer {k}: log|det J_{k}| = {term:+.4}, so {forward} is {:+.4}", -term);
+        linked_label(ui, line, links, &layer);
     }
 }
 

@@ -16,9 +16,12 @@ use crate::train::flow_view::{FlowGeometry, FlowViewRequest, FlowViewResult, Flo
 use crate::train::{ModelView, RunSnapshot, WorkerState};
 use crate::ui::export::{ExportKind, ExportRequest, export_button, history_request};
 use crate::ui::flow_line::{LineState, flow_line_ui};
+use crate::ui::highlight::{self, Highlight};
 use crate::ui::image_export::{save_image_button, saveable};
 use crate::ui::lab_data::LabData;
-use crate::ui::lab_page::{epoch_series, labelled_combo, legend_figure, start_view_thread, view_error, waiting};
+use crate::ui::lab_page::{
+    emphasised_curve, epoch_series, labelled_combo, legend_figure, start_view_thread, view_error, waiting,
+};
 use crate::ui::plot_axes;
 use crate::ui::settings_check;
 
@@ -130,6 +133,8 @@ pub struct FlowUiState {
     run: u64,
     fit_bounds: bool,
     error: Option<String>,
+    /// The part of the figures that the Explain panel's hovered term belongs to, this frame (`highlight.rs`).
+    pub(crate) highlight: Highlight,
 }
 
 impl Default for FlowUiState {
@@ -160,6 +165,7 @@ impl Default for FlowUiState {
             run: 0,
             fit_bounds: true,
             error: None,
+            highlight: Highlight::None,
         }
     }
 }
@@ -360,6 +366,12 @@ impl FlowUiState {
         self.probe_path.as_ref()
     }
 
+    /// The part of the step-through that the Explain panel's hovered term belongs to, this frame.
+    #[must_use]
+    pub fn highlight(&self) -> &Highlight {
+        &self.highlight
+    }
+
     /// Each layer's kind ("coupling", "MAF", "affine") of the model on show, once its stages have arrived.
     #[must_use]
     pub fn layer_kinds(&self) -> &[&'static str] {
@@ -542,6 +554,11 @@ fn step_through_contents(flow: &mut FlowUiState, running: bool, (viewport, top):
                 Direction::Inference => "inference",
             };
             let file_name = format!("flow-{direction}-stage-{k_show}.png");
+            // The Explain panel's term: the picked point's path, its z, or a layer's step (and the layer on show).
+            let highlight = flow.highlight.clone();
+            let accent = highlight::accent(ui.visuals());
+            let faded = |c: Color32| if highlight.is_some() { highlight::dim(c) } else { c };
+            let layer_on_show = flow.stage().clamp(1, k_max.max(1));
             let response = saveable(ui, "flow-stage", || file_name, |ui| plot.show(ui, |plot_ui| {
                 if fit {
                     plot_ui.set_plot_bounds(PlotBounds::from_min_max(
@@ -585,7 +602,7 @@ fn step_through_contents(flow: &mut FlowUiState, running: bool, (viewport, top):
                     for (h, pts) in by_colour.into_iter().enumerate() {
                         plot_ui.points(
                             Points::new(name, pts)
-                                .color(hue_colour(h))
+                                .color(faded(hue_colour(h)))
                                 .radius(1.8)
                                 .shape(MarkerShape::Circle)
                                 .filled(true),
@@ -595,10 +612,18 @@ fn step_through_contents(flow: &mut FlowUiState, running: bool, (viewport, top):
                 if let Some(path) = &flow.probe_path {
                     let pts: Vec<[f64; 2]> =
                         path.positions.iter().map(|p| [f64::from(p[0]), f64::from(p[1])]).collect();
+                    if highlight == Highlight::FlowPath {
+                        highlight::halo_line(plot_ui, "path", pts.clone(), 3.5);
+                    }
+                    let path_colour = match highlight {
+                        Highlight::FlowPath => accent,
+                        Highlight::None => Color32::WHITE,
+                        _ => highlight::dim(Color32::WHITE),
+                    };
                     plot_ui.line(
                         Line::new("picked point's path", PlotPoints::from(pts.clone()))
-                            .color(Color32::WHITE)
-                            .width(2.0)
+                            .color(path_colour)
+                            .width(if highlight == Highlight::FlowPath { 3.5 } else { 2.0 })
                             // Seven points, two of which can share a pixel column: as a band it was a filled
                             // white polygon.
                             .allow_band(false),
@@ -623,9 +648,21 @@ fn step_through_contents(flow: &mut FlowUiState, running: bool, (viewport, top):
                                 .anchor(egui::Align2::LEFT_BOTTOM),
                         );
                     }
+                    path_highlight_ui(plot_ui, &highlight, &pts, accent);
                 }
                 plot_ui.pointer_coordinate()
             }));
+            let has_path = flow.probe_path.is_some();
+            if let Some(what) = stage_highlight(&highlight, has_path, layer_on_show) {
+                if matches!(highlight, Highlight::FlowLayer(k) if k == layer_on_show) {
+                    // The layer on show: the stage's plot framed in the accent colour.
+                    let rect = response.response.rect.expand(2.0);
+                    let painter = ui.painter();
+                    painter.rect_stroke(rect, 2.0, egui::Stroke::new(6.0, highlight::halo()), egui::StrokeKind::Outside);
+                    painter.rect_stroke(rect, 2.0, egui::Stroke::new(3.0, accent), egui::StrokeKind::Outside);
+                }
+                highlight::label_figure(&response.response, &what);
+            }
             if response.response.clicked()
                 && let Some(p) = response.inner
             {
@@ -665,6 +702,55 @@ fn step_through_contents(flow: &mut FlowUiState, running: bool, (viewport, top):
                 .show(ui, |ui| probe_ui(flow, ui));
         });
     });
+}
+
+/// The Explain panel's term on the picked point's path `pts` (stage 0, the Gaussian's z, first): its z, or layer
+/// k's step from stage k - 1 to stage k, in the accent colour.
+fn path_highlight_ui(plot: &mut egui_plot::PlotUi<'_>, highlight: &Highlight, pts: &[[f64; 2]], accent: Color32) {
+    match highlight {
+        Highlight::FlowLatent => {
+            if let Some(&z) = pts.first() {
+                highlight::accent_marker(plot, "z", z, (MarkerShape::Circle, 8.0), accent);
+                let anchor = highlight::inward(plot, z);
+                highlight::accent_text(plot, "z", (z, anchor), "  z (stage 0)  ", accent);
+            }
+        }
+        Highlight::FlowLayer(k) => {
+            if let (Some(&from), Some(&to)) = (pts.get(k.saturating_sub(1)), pts.get(*k)) {
+                highlight::accent_line(plot, "layer-step", vec![from, to], 4.0, accent);
+                plot.arrows(
+                    egui_plot::Arrows::new("", vec![from], vec![to]).id("layer-tip").color(accent).tip_length(14.0),
+                );
+                highlight::accent_marker(plot, "layer-from", from, (MarkerShape::Circle, 5.0), accent);
+                highlight::accent_marker(plot, "layer-to", to, (MarkerShape::Circle, 5.0), accent);
+                let mid = [f64::midpoint(from[0], to[0]), f64::midpoint(from[1], to[1])];
+                let anchor = highlight::inward(plot, mid);
+                highlight::accent_text(plot, "layer", (mid, anchor), &format!("  layer {k}  "), accent);
+            }
+        }
+        _ => {}
+    }
+}
+
+/// What the stage's plot highlights for the Explain panel's term, in words, or `None` when it has no part of it:
+/// the picked point's path and z need a picked point; a layer is its step (with a picked point) and the stage's plot
+/// itself while the layer is on show (`layer_on_show`, as the panel counts it).
+fn stage_highlight(highlight: &Highlight, has_path: bool, layer_on_show: usize) -> Option<String> {
+    match highlight {
+        Highlight::FlowPath if has_path => Some("the picked point's path through every stage".to_owned()),
+        Highlight::FlowLatent if has_path => Some("the picked point's z at stage 0, the Gaussian's".to_owned()),
+        Highlight::FlowLayer(k) => {
+            let step =
+                has_path.then(|| format!("the picked point's step from stage {} to stage {k}", k.saturating_sub(1)));
+            let on_show = (*k == layer_on_show).then(|| "the stage's plot (the layer on show)".to_owned());
+            match (step, on_show) {
+                (Some(step), Some(on_show)) => Some(format!("layer {k}: {step}, {on_show}")),
+                (Some(one), None) | (None, Some(one)) => Some(format!("layer {k}: {one}")),
+                (None, None) => None,
+            }
+        }
+        _ => None,
+    }
 }
 
 /// The stage plot with its legend where it hides the fewest of the points at stage `k`, unless its toggle (beside
@@ -829,8 +915,13 @@ fn keras_grid_ui(panels: &[(&str, &Vec<[f32; 2]>, Color32); 4], columns: usize, 
 }
 
 /// The flow's loss curves: training and held-out negative log-likelihood per epoch; "Export data…" leaves its
-/// request in `export`.
-pub(crate) fn flow_loss_ui(snapshot: &RunSnapshot, export: &mut Option<ExportRequest>, ui: &mut egui::Ui) {
+/// request in `export`; `emphasised`: the Explain panel's NLL is hovered (both curves highlighted).
+pub(crate) fn flow_loss_ui(
+    snapshot: &RunSnapshot,
+    export: &mut Option<ExportRequest>,
+    emphasised: bool,
+    ui: &mut egui::Ui,
+) {
     ui.horizontal(|ui| {
         if export_button(ui) {
             *export = Some(history_request(crate::Lab::Flow, snapshot));
@@ -842,12 +933,20 @@ pub(crate) fn flow_loss_ui(snapshot: &RunSnapshot, export: &mut Option<ExportReq
     let size = egui::vec2(ui.available_width(), 150.0);
     let mut occupied = plot_axes::Occupied::for_legend(&["train NLL", "held-out NLL"], size);
     occupied.line(&train).line(&held_out);
-    legend_figure(ui, "flow-loss", "flow-loss.png", &occupied, |plot, ui| {
+    let response = legend_figure(ui, "flow-loss", "flow-loss.png", &occupied, |plot, ui| {
         plot.height(150.0).x_axis_label("epoch").y_axis_label("NLL (nats per point)").show(ui, |plot| {
-            plot_axes::curve(plot, "train NLL", train);
-            plot_axes::curve(plot, "held-out NLL", held_out);
+            for (name, points) in [("train NLL", train), ("held-out NLL", held_out)] {
+                if emphasised {
+                    emphasised_curve(plot, name.to_owned(), points);
+                } else {
+                    plot_axes::curve(plot, name, points);
+                }
+            }
         })
     });
+    if emphasised {
+        highlight::label_figure(&response.response, "the curves of train NLL and held-out NLL");
+    }
 }
 
 const HUES: usize = 12;

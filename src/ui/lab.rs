@@ -46,7 +46,8 @@ pub(crate) fn views_ui(state: &mut LabState, ui: &mut egui::Ui) {
             && !line_page
         {
             egui::CollapsingHeader::new("Loss curves").default_open(true).show(ui, |ui| {
-                crate::ui::flow::flow_loss_ui(snapshot, &mut state.flow.export, ui);
+                let emphasised = state.flow.highlight == crate::ui::highlight::Highlight::FlowLoss;
+                crate::ui::flow::flow_loss_ui(snapshot, &mut state.flow.export, emphasised, ui);
             });
         }
         let snapshot = state.worker.as_ref().and(state.snapshot.as_ref());
@@ -89,7 +90,13 @@ fn explain_ui(state: &mut LabState, ui: &mut egui::Ui) {
     };
     // The run on show, unless the lab has no run (its data is on show: the panel says what training would show).
     let snapshot = state.worker.as_ref().and(state.snapshot.as_ref());
-    crate::ui::explain::explain_panel_ui(&mut state.explain, snapshot, &views, ui);
+    let highlight = crate::ui::explain::explain_panel_ui(&mut state.explain, snapshot, &views, ui);
+    // For the figures, drawn next: the part the hovered term belongs to, or none (each frame afresh).
+    match state.lab {
+        Lab::Bnn => state.bnn.highlight = highlight,
+        Lab::Vae => state.vae.highlight = highlight,
+        Lab::Flow => state.flow.highlight = highlight,
+    }
     // A view wider than what the panel leaves is cut at the panel's edge rather than drawn over it.
     ui.shrink_clip_rect(ui.available_rect_before_wrap());
 }

@@ -8,6 +8,7 @@ use egui_plot::Plot;
 use crate::Lab;
 use crate::train::RunSnapshot;
 use crate::ui::export::{ExportRequest, export_button, history_request};
+use crate::ui::highlight::{halo_line, label_figure};
 use crate::ui::image_export::{save_image_button, saveable};
 use crate::ui::plot_axes;
 
@@ -88,13 +89,14 @@ pub(crate) fn epoch_series(snapshot: &RunSnapshot, name: &str) -> Vec<[f64; 2]> 
 
 /// Curves per epoch (`(name, points)`, see [`epoch_series`]) in the plot `id`, `height` points high, with its legend
 /// where it hides the least of them; `scroll`: whether the mouse wheel scrolls the plot (off where it would rather
-/// scroll the page).
+/// scroll the page); `emphasised`: the curves the Explain panel's hovered term belongs to, drawn wider over a halo
+/// and named in the plot's accessibility label.
 pub(crate) fn epoch_curves<S: AsRef<str> + Into<String>>(
     ui: &mut egui::Ui,
     id: &str,
     height: f32,
     curves: Vec<(S, Vec<[f64; 2]>)>,
-    scroll: bool,
+    (scroll, emphasised): (bool, &[&str]),
 ) {
     let names: Vec<&str> = curves.iter().map(|(name, _)| name.as_ref()).collect();
     let mut occupied = plot_axes::Occupied::for_legend(&names, egui::vec2(ui.available_width(), height));
@@ -102,11 +104,28 @@ pub(crate) fn epoch_curves<S: AsRef<str> + Into<String>>(
         occupied.line(points);
     }
     let plot: Plot<'_> = plot_axes::with_legend(plot_axes::plot(id), ui.ctx(), id, &occupied);
-    plot.height(height).x_axis_label("epoch").allow_scroll(scroll).show(ui, |plot| {
+    let response = plot.height(height).x_axis_label("epoch").allow_scroll(scroll).show(ui, |plot| {
         for (name, points) in curves {
-            plot_axes::curve(plot, name, points);
+            if emphasised.contains(&name.as_ref()) {
+                emphasised_curve(plot, name.into(), points);
+            } else {
+                plot_axes::curve(plot, name, points);
+            }
         }
     });
+    if !emphasised.is_empty() {
+        label_figure(&response.response, &format!("the curves of {}", emphasised.join(" and ")));
+    }
+}
+
+/// [`plot_axes::curve`] highlighted: wider, over a dark halo, in its own colour.
+pub(crate) fn emphasised_curve(plot: &mut egui_plot::PlotUi<'_>, name: String, points: Vec<[f64; 2]>) {
+    if points.len() > 1 {
+        halo_line(plot, ("curve", &name), points.clone(), 3.5);
+        plot.line(egui_plot::Line::new(name, egui_plot::PlotPoints::from(points)).width(3.5).highlight(true));
+    } else {
+        plot_axes::curve(plot, name, points);
+    }
 }
 
 /// The plot `key` with its legend where it hides the least of `occupied` (unless its toggle hid it), drawn by

@@ -23,6 +23,7 @@ mod file_job;
 pub mod flow;
 pub mod flow_line;
 mod flow_settings;
+pub mod highlight;
 mod image_export;
 mod lab;
 mod lab_data;

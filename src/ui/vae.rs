@@ -4,6 +4,7 @@
 //! `vae_settings.rs`.
 
 use crate::train::RunSnapshot;
+use crate::ui::highlight::Highlight;
 use crate::ui::lab_page::{epoch_curves, epoch_series, loss_page, view_tabs, waiting};
 use crate::ui::plot_axes;
 
@@ -11,6 +12,9 @@ pub use crate::ui::vae_state::{VaePage, VaeUiState};
 
 /// A latent dimension whose KL is below this (nats per input) has collapsed to the prior.
 pub const COLLAPSE_NATS: f64 = 0.05;
+
+/// The training loss's curve.
+const TRAIN_LOSS: &str = "train: reconstruction + beta KL (batches)";
 
 /// The VAE page's central area.
 pub(crate) fn vae_view_ui(vae: &mut VaeUiState, snapshot: Option<&RunSnapshot>, ui: &mut egui::Ui) {
@@ -25,24 +29,31 @@ pub(crate) fn vae_view_ui(vae: &mut VaeUiState, snapshot: Option<&RunSnapshot>, 
         VaePage::Latent => crate::ui::vae_latent::latent_ui(vae, ui),
         VaePage::Reconstructions => crate::ui::vae_images::reconstructions_ui(vae, &view, ui),
         VaePage::Prior => crate::ui::vae_images::prior_ui(vae, ui),
-        VaePage::Loss => loss_page(ui, crate::Lab::Vae, snapshot, &mut vae.export, "vae-loss", vae_loss_ui),
+        VaePage::Loss => {
+            let emphasised = vae.highlight == Highlight::VaeLoss;
+            loss_page(ui, crate::Lab::Vae, snapshot, &mut vae.export, "vae-loss", |s, ui| {
+                vae_loss_ui(s, emphasised, ui);
+            });
+        }
     });
 }
 
-/// Loss terms per epoch and the KL of each latent dimension.
-pub(crate) fn vae_loss_ui(snapshot: &RunSnapshot, ui: &mut egui::Ui) {
+/// Loss terms per epoch and the KL of each latent dimension; `emphasised`: the Explain panel's loss is hovered (the
+/// training loss's curve highlighted).
+pub(crate) fn vae_loss_ui(snapshot: &RunSnapshot, emphasised: bool, ui: &mut egui::Ui) {
     let series = |name: &str| epoch_series(snapshot, name);
     ui.horizontal(|ui| {
         ui.strong("Nats per input");
         plot_axes::legend_toggle(ui, "vae-loss");
     });
     let curves = vec![
-        ("train: reconstruction + beta KL (batches)", series("loss")),
+        (TRAIN_LOSS, series("loss")),
         ("train: negative ELBO", series("train_neg_elbo")),
         ("test: negative ELBO", series("test_neg_elbo")),
         ("test: reconstruction", series("test_recon")),
     ];
-    epoch_curves(ui, "vae-loss", 200.0, curves, true);
+    let loss: &[&str] = if emphasised { &[TRAIN_LOSS] } else { &[] };
+    epoch_curves(ui, "vae-loss", 200.0, curves, (true, loss));
     ui.horizontal(|ui| {
         ui.strong("KL per latent dimension (test inputs)");
         plot_axes::legend_toggle(ui, "vae-kl-dims");
@@ -55,7 +66,7 @@ pub(crate) fn vae_loss_ui(snapshot: &RunSnapshot, ui: &mut egui::Ui) {
     let curves: Vec<(String, Vec<[f64; 2]>)> = std::iter::once(("KL, all dimensions".to_owned(), series("test_kl")))
         .chain(dims.iter().map(|k| (k.replace("kl_dim_", "z"), series(k))))
         .collect();
-    epoch_curves(ui, "vae-kl-dims", 160.0, curves, true);
+    epoch_curves(ui, "vae-kl-dims", 160.0, curves, (true, &[]));
     if let Some(last) = snapshot.history.last() {
         let collapsed: Vec<String> = dims
             .iter()

@@ -5,6 +5,7 @@ use egui::{Color32, ColorImage};
 
 use crate::models::vae::VaeView;
 use crate::train::vae_view::PRIOR_SAMPLES;
+use crate::ui::highlight::{Highlight, accent, halo, label_figure};
 use crate::ui::image_export::{capture_if_asked, save_image_button, saveable};
 use crate::ui::vae_state::VaeUiState;
 
@@ -53,6 +54,7 @@ pub(crate) fn reconstructions_ui(vae: &mut VaeUiState, view: &VaeView, ui: &mut 
     let originals = vae.texture(ui.ctx(), "vae-originals", vae.run, || tiles(&view.originals, side, 4));
     let reconstructed = vae.texture(ui.ctx(), "vae-recon", *epoch as u64, || tiles(recon, side, 4));
     let side_points = fitted_side(ui.available_size(), 2, 200.0, 520.0);
+    let emphasised = vae.highlight == Highlight::VaeReconstruction;
     saveable(
         ui,
         "vae-reconstructions",
@@ -61,8 +63,23 @@ pub(crate) fn reconstructions_ui(vae: &mut VaeUiState, view: &VaeView, ui: &mut 
             ui.columns(2, |cols| {
                 cols[0].strong("16 test images");
                 cols[0].image((originals.id(), egui::vec2(side_points, side_points)));
-                cols[1].strong(format!("decoder(encoder mean) after epoch {epoch}"));
-                cols[1].image((reconstructed.id(), egui::vec2(side_points, side_points)));
+                let title = format!("decoder(encoder mean) after epoch {epoch}");
+                let title = if emphasised {
+                    egui::RichText::new(title).strong().color(accent(cols[1].visuals()))
+                } else {
+                    egui::RichText::new(title).strong()
+                };
+                cols[1].label(title);
+                let shown = cols[1].image((reconstructed.id(), egui::vec2(side_points, side_points)));
+                // The Explain panel's reconstruction term: the decoded images framed in the accent colour.
+                if emphasised {
+                    let painter = cols[1].painter();
+                    let rect = shown.rect.expand(3.0);
+                    painter.rect_stroke(rect, 2.0, egui::Stroke::new(6.0, halo()), egui::StrokeKind::Outside);
+                    let stroke = egui::Stroke::new(3.0, accent(cols[1].visuals()));
+                    painter.rect_stroke(rect, 2.0, stroke, egui::StrokeKind::Outside);
+                    label_figure(&shown, "the reconstructions decoded from the 16 test images' means");
+                }
             });
         },
     );

@@ -8,6 +8,7 @@ use egui_plot::{Line, MarkerShape, PlotBounds, PlotImage, PlotPoint, PlotPoints,
 use crate::data::prepare::OutputKind;
 use crate::train::vae_view::Latents;
 use crate::ui::export::{ExportKind, export_button};
+use crate::ui::highlight::{Highlight, accent, accent_line, accent_marker, accent_text, dim, label_figure};
 use crate::ui::image_export::{capture_if_asked, save_image_button, saveable};
 use crate::ui::lab_page::waiting;
 use crate::ui::plot_axes;
@@ -101,6 +102,11 @@ fn scatter_ui(vae: &mut VaeUiState, latents: &Latents, height: f32, ui: &mut egu
     occupied.points(&all);
     let plane = if one_d { plot_axes::plot("vae-latent-strip") } else { plot_axes::plane("vae-latent") };
     let plot = plot_axes::with_legend(plane, ui.ctx(), "vae-latent", &occupied);
+    // The Explain panel's term: an input's draw or the prior, over the inputs' means dimmed.
+    let highlight = vae.highlight.clone();
+    let accent = accent(ui.visuals());
+    let faded =
+        |c: Color32| if matches!(highlight, Highlight::VaeDraw { .. } | Highlight::VaePrior) { dim(c) } else { c };
     let response = saveable(
         ui,
         "vae-latent",
@@ -130,18 +136,20 @@ fn scatter_ui(vae: &mut VaeUiState, latents: &Latents, height: f32, ui: &mut egu
                         plot.points(
                             Points::new(name, PlotPoints::from(g))
                                 .radius(1.5)
-                                .color(PALETTE[k % 10])
+                                .color(faded(PALETTE[k % 10]))
                                 .shape(MarkerShape::Circle),
                         );
                     }
                     if !other.is_empty() {
                         plot.points(
-                            Points::new("other labels", PlotPoints::from(other)).radius(1.5).color(Color32::GRAY),
+                            Points::new("other labels", PlotPoints::from(other))
+                                .radius(1.5)
+                                .color(faded(Color32::GRAY)),
                         );
                     }
                 } else {
                     let pts: Vec<[f64; 2]> = (0..n).step_by(stride).map(point).collect();
-                    plot.points(Points::new("inputs", PlotPoints::from(pts)).radius(1.5).color(PALETTE[0]));
+                    plot.points(Points::new("inputs", PlotPoints::from(pts)).radius(1.5).color(faded(PALETTE[0])));
                 }
                 if !vae.picked.is_empty() {
                     let pts: Vec<[f64; 2]> = vae.picked.iter().filter(|&&i| i < n).map(|&i| point(i)).collect();
@@ -193,10 +201,32 @@ fn scatter_ui(vae: &mut VaeUiState, latents: &Latents, height: f32, ui: &mut egu
                         plot.line(Line::new("q(z|x), ±2 sd", PlotPoints::from(ring)).color(Color32::WHITE).width(1.5));
                     }
                 }
+                let moments = |i: usize| {
+                    let mu = latents.mu.get(i * d..(i + 1) * d)?;
+                    let logvar = latents.logvar.get(i * d..(i + 1) * d)?;
+                    Some((mu, logvar))
+                };
+                match &highlight {
+                    Highlight::VaeDraw { input, eps } if *input < n => {
+                        if let Some((mu, logvar)) = moments(*input) {
+                            draw_ui(plot, (point(*input), one_d), (mu, logvar, eps), (a, b), accent);
+                        }
+                    }
+                    Highlight::VaePrior => prior_ui(plot, one_d, accent),
+                    _ => {}
+                }
                 (pointer, plot.plot_bounds(), nearest_input)
             })
         },
     );
+    match &highlight {
+        Highlight::VaeDraw { input, .. } if *input < n => label_figure(
+            &response.response,
+            &format!("input {}'s mu, its 1-sd ellipse of sigma and the draw z = mu + sigma * eps", input + 1),
+        ),
+        Highlight::VaePrior => label_figure(&response.response, "the prior N(0, I): its 1- and 2-sd circles"),
+        _ => {}
+    }
     let (pointer, bounds, nearest_input) = response.inner;
     vae.input_under_cursor = nearest_input;
     if response.response.clicked()
@@ -237,6 +267,65 @@ fn scatter_ui(vae: &mut VaeUiState, latents: &Latents, height: f32, ui: &mut egu
         }
     }
     path_ui(vae, ui);
+}
+
+/// The Explain panel's reparametrised draw of one input on the latent plot: its mean `centre` (where the scatter
+/// draws it; `one_d`: on the strip), sigma as a 1-sd ellipse (a bar on the strip) and z = mu + sigma * eps with an
+/// arrow from mu, in the dimensions `(a, b)` on show, in the accent colour.
+fn draw_ui(
+    plot: &mut egui_plot::PlotUi<'_>,
+    (centre, one_d): ([f64; 2], bool),
+    (mu, logvar, eps): (&[f32], &[f32], &[f64]),
+    (a, b): (usize, usize),
+    accent: Color32,
+) {
+    let sd = |j: usize| logvar.get(j).map_or(1.0, |&l| (0.5 * f64::from(l)).exp());
+    let mean = |j: usize| mu.get(j).map_or(0.0, |&m| f64::from(m));
+    let z = |j: usize| mean(j) + sd(j) * eps.get(j).copied().unwrap_or(0.0);
+    let (sa, sb) = (sd(a), sd(b));
+    let drawn = if one_d { [z(a), centre[1]] } else { [z(a), z(b)] };
+    let ring: Vec<[f64; 2]> = if one_d {
+        vec![[centre[0] - sa, centre[1]], [centre[0] + sa, centre[1]]]
+    } else {
+        (0..=64)
+            .map(|k| {
+                let t = f64::from(k) / 64.0 * std::f64::consts::TAU;
+                [centre[0] + sa * t.cos(), centre[1] + sb * t.sin()]
+            })
+            .collect()
+    };
+    accent_line(plot, "draw-sigma", ring, 2.5, accent);
+    accent_line(plot, "draw-arrow", vec![centre, drawn], 2.0, accent);
+    plot.arrows(egui_plot::Arrows::new("", vec![centre], vec![drawn]).id("draw-tip").color(accent).tip_length(12.0));
+    accent_marker(plot, "draw-mu", centre, (MarkerShape::Circle, 6.0), accent);
+    accent_marker(plot, "draw-z", drawn, (MarkerShape::Cross, 7.0), accent);
+    // mu above and to the left, z below and to the right: apart however close the draw falls.
+    accent_text(plot, "draw-mu", (centre, egui::Align2::RIGHT_BOTTOM), "mu ", accent);
+    accent_text(plot, "draw-z", (drawn, egui::Align2::LEFT_TOP), " z", accent);
+}
+
+/// The KL term's prior N(0, I) on the latent plot: its 1- and 2-sd circles (on the strip, the lines at ±1 and ±2),
+/// in the accent colour.
+fn prior_ui(plot: &mut egui_plot::PlotUi<'_>, one_d: bool, accent: Color32) {
+    for r in [1.0_f64, 2.0] {
+        if one_d {
+            for x in [-r, r] {
+                plot.vline(egui_plot::VLine::new("", x).id(("prior-sd", x.to_bits())).color(accent).width(2.0));
+            }
+        } else {
+            let circle: Vec<[f64; 2]> = (0..=96)
+                .map(|k| {
+                    let t = f64::from(k) / 96.0 * std::f64::consts::TAU;
+                    [r * t.cos(), r * t.sin()]
+                })
+                .collect();
+            accent_line(plot, ("prior-circle", r.to_bits()), circle, 2.5, accent);
+        }
+        let at =
+            if one_d { [r, 0.0] } else { [r * std::f64::consts::FRAC_1_SQRT_2, r * std::f64::consts::FRAC_1_SQRT_2] };
+        accent_text(plot, ("prior", r.to_bits()), (at, egui::Align2::LEFT_BOTTOM), &format!(" {r} sd"), accent);
+    }
+    accent_marker(plot, "prior-centre", [0.0, 0.0], (MarkerShape::Plus, 6.0), accent);
 }
 
 /// The decoded path between the two picked inputs' latent means.

@@ -14,6 +14,7 @@ use crate::train::export::{class_values, latents_table};
 use crate::train::vae_view::{Latents, Manifold, VaeViewRequest, VaeViewResult, VaeViewWorker};
 use crate::train::{ModelView, RunSnapshot};
 use crate::ui::export::{ExportKind, ExportRequest};
+use crate::ui::highlight::Highlight;
 use crate::ui::lab_page::start_view_thread;
 use crate::ui::settings_check::{self, Verdict};
 
@@ -97,6 +98,8 @@ pub struct VaeUiState {
     pub(crate) last_seen_step: Option<u64>,
     pub(crate) view_taken: Option<std::time::Instant>,
     pub(crate) error: Option<String>,
+    /// The part of the figures that the Explain panel's hovered term belongs to, this frame (`highlight.rs`).
+    pub(crate) highlight: Highlight,
 }
 
 /// What was last asked of the view thread: run, step, window bits, cells, dimensions, cursor bits, path bits.
@@ -145,6 +148,7 @@ impl Default for VaeUiState {
             last_seen_step: None,
             view_taken: None,
             error: None,
+            highlight: Highlight::None,
         }
     }
 }
@@ -250,6 +254,12 @@ impl VaeUiState {
         Some(ExportRequest::new("vae-latents.csv", move || {
             latents_table(&latents.mu, &latents.logvar, latent, n_train, &labels)
         }))
+    }
+
+    /// The part of the page's figures that the Explain panel's hovered term belongs to, this frame.
+    #[must_use]
+    pub fn highlight(&self) -> &Highlight {
+        &self.highlight
     }
 
     /// True once the encoder's means of the data have arrived (for tests).
