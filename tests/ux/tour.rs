@@ -178,13 +178,19 @@ fn ux_in_a_tour_right_and_page_down_do_each_step_then_go_on_and_left_goes_back()
         ..bayes_explorer::models::flow::FlowConfig::default()
     };
     start_from_menu(&mut harness, Lab::Flow);
-    // Right on a step without an action goes on; Left comes back; Page Down goes on again.
+    // Right on a step without an action goes on; Left comes back; Page Down and Page Up do the same.
     harness.key_press(Key::ArrowRight);
     harness.run_steps(1);
     assert_eq!(step(harness.state()), 1);
     harness.key_press(Key::ArrowLeft);
     harness.run_steps(1);
     assert_eq!(step(harness.state()), 0);
+    harness.key_press(Key::PageDown);
+    harness.run_steps(1);
+    assert_eq!(step(harness.state()), 1);
+    harness.key_press(Key::PageUp);
+    harness.run_steps(1);
+    assert_eq!(step(harness.state()), 0, "Page Up goes back");
     harness.key_press(Key::PageDown);
     harness.run_steps(1);
     assert_eq!(step(harness.state()), 1);
