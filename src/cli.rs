@@ -190,6 +190,10 @@ pub struct TrainArgs {
     /// Flow lab: Adam's epsilon (default 1e-8, PyTorch's; the Keras example's is 1e-7).
     #[arg(long, value_name = "X")]
     pub adam_epsilon: Option<f64>,
+    /// Flow lab (RealNVP): train with candle's autograd, the reference the hand-written training pass is tested
+    /// against, instead of that pass (slower; the same model, loss and optimiser).
+    #[arg(long)]
+    pub autograd: bool,
     /// Flow lab: the two columns to model, by name, as `--columns A B` or `--columns A,B` (default: the first two
     /// feature columns).
     #[arg(long, value_delimiter = ',', num_args = 1..=2, value_names = ["A", "B"])]
@@ -287,7 +291,7 @@ pub struct TrainArgs {
     /// metrics it reached and recompute them from the loaded weights (the BNN's and the VAE's test figures come
     /// out the same to the last bit; the flow's are its report). The settings come from the run file.
     #[arg(long, value_name = "PATH", conflicts_with_all = [
-        "data", "target", "label", "seed", "lr", "flow", "layers", "init", "adam_epsilon", "columns", "batch_size", "arch",
+        "data", "target", "label", "seed", "lr", "flow", "layers", "init", "adam_epsilon", "autograd", "columns", "batch_size", "arch",
         "latent", "gaussian", "bernoulli", "train_fraction", "posterior", "head", "hidden", "activation", "optimizer",
         "prior_sd", "mc_kl", "bayesian_output", "samples", "sampler", "chains", "warmup", "draws", "noise", "max_rows",
     ])]
@@ -659,8 +663,8 @@ fn train(args: &TrainArgs) -> Result<(), CliError> {
     check_lab(lab, &table, &spec)
         .map_err(|e| CliError::BadInput(format!("{}: the {} lab {e}", table.name, lab.tab_name())))?;
     let prepared = Arc::new(prepare(&table, &spec).map_err(|e| CliError::BadInput(format!("{}: {e}", table.name)))?);
-    if (args.init.is_some() || args.adam_epsilon.is_some()) && lab != Lab::Flow {
-        return Err(CliError::BadInput("--init and --adam-epsilon are for the flow lab".into()));
+    if (args.init.is_some() || args.adam_epsilon.is_some() || args.autograd) && lab != Lab::Flow {
+        return Err(CliError::BadInput("--init, --adam-epsilon and --autograd are for the flow lab".into()));
     }
     if args.sampler == SamplerArg::Nuts {
         return nuts::train_nuts(args, &table, &request, spec, &prepared);
@@ -702,7 +706,12 @@ fn train(args: &TrainArgs) -> Result<(), CliError> {
             }
             flow_config = Some(config.clone());
             let prepared = Arc::clone(&prepared);
-            Box::new(move || Ok(Box::new(FlowTrainer::new(config.clone(), &prepared)?) as Box<dyn Trainer>))
+            let hand_written = !args.autograd;
+            Box::new(move || {
+                let mut trainer = FlowTrainer::new(config.clone(), &prepared)?;
+                trainer.set_hand_written_pass(hand_written);
+                Ok(Box::new(trainer) as Box<dyn Trainer>)
+            })
         }
         Lab::Vae => {
             // The convolutional VAE starts from the course's setup (1000 x MSE, Adam 5e-4, batch 32, 30 epochs).

@@ -53,7 +53,9 @@ pub(crate) fn reconstructions_ui(vae: &mut VaeUiState, view: &VaeView, ui: &mut 
     save_image_button(ui, "vae-reconstructions");
     let originals = vae.texture(ui.ctx(), "vae-originals", vae.run, || tiles(&view.originals, side, 4));
     let reconstructed = vae.texture(ui.ctx(), "vae-recon", *epoch as u64, || tiles(recon, side, 4));
-    let side_points = fitted_side(ui.available_size(), 2, 200.0, 520.0);
+    // Room for the accent frame (9 points outside the image) that the Explain panel's hover draws round the
+    // reconstructions, so that beside the panel it is not cut at the edge.
+    let side_points = fitted_side(ui.available_size() - egui::vec2(2.0 * FRAME_ROOM, 0.0), 2, 200.0, 520.0);
     let emphasised = vae.highlight == Highlight::VaeReconstruction;
     saveable(
         ui,
@@ -84,6 +86,9 @@ pub(crate) fn reconstructions_ui(vae: &mut VaeUiState, view: &VaeView, ui: &mut 
         },
     );
 }
+
+/// Points kept free beside each grid of reconstructions for the highlight's frame.
+const FRAME_ROOM: f32 = 10.0;
 
 /// Side of `across` square image grids side by side in `room`, each under a one-line title, between `min` and `max`
 /// points (the page scrolls below `min`; past `max` a digit would only grow blocky).
