@@ -400,12 +400,13 @@ fn f_plot(line: &mut LineState, size: [f32; 2], ui: &mut egui::Ui) {
     let (z0, z1) = (line.z, line.z + line.dz);
     let (x0, x1) = line.x_interval();
     let drag = line.drag;
+    // Points along f over the interval: the band up to f, and the band across from it.
+    let inside = along_f(&spline, z0, z1, 48);
     let strong = ui.visuals().strong_text_color();
     let plot = fixed_plot("flow-line-f", size).x_axis_label("z").y_axis_label("x = f(z)");
     let response = plot.show(ui, |plot| {
         plot.set_plot_bounds(PlotBounds::from_min_max([-Z_VIEW, x_lo], [Z_VIEW, x_hi]));
         // The interval: up from the z axis to f, then across to the x axis.
-        let inside = along_f(&spline, z0, z1, 24);
         let zs: Vec<f64> = inside.iter().map(|p| p.0).collect();
         let tops: Vec<f64> = inside.iter().map(|p| p.1).collect();
         plot.add(FilledArea::new("", &zs, &vec![x_lo; zs.len()], &tops).fill_color(STRIP).allow_hover(false));
@@ -435,7 +436,6 @@ fn f_plot(line: &mut LineState, size: [f32; 2], ui: &mut egui::Ui) {
     // The transform the plot was drawn with (inside the closure it is still the last frame's).
     let transform = response.transform;
     // The band from f across to the x axis: [x, x + dx] left of the curve.
-    let inside = along_f(&spline, z0, z1, 48);
     let band: Vec<([f64; 2], [f64; 2])> = inside.iter().map(|&(z, x, _)| ([-Z_VIEW, x], [z, x])).collect();
     paint_band(ui, &transform, &band);
     line.knots_on_screen = response.inner.iter().map(|&[z, x]| transform.position_from_point(&[z, x].into())).collect();

@@ -17,6 +17,16 @@ fn app_on(lab: Lab) -> Harness<'static, BayesExplorerApp> {
     harness_for(BayesExplorerApp::new(egui::Context::default(), Settings { tab: lab, ..Settings::default() }))
 }
 
+/// The flow lab with a smaller flow than the default, which keeps a test short; a tour's steps are the same.
+fn small_flow() -> Harness<'static, BayesExplorerApp> {
+    let mut harness = app_on(Lab::Flow);
+    *harness.state_mut().flow_config_mut() = bayes_explorer::models::flow::FlowConfig {
+        hidden: vec![32, 32],
+        ..bayes_explorer::models::flow::FlowConfig::default()
+    };
+    harness
+}
+
 /// Starts the tour of `lab` from the Lecture menu.
 fn start_from_menu(harness: &mut Harness<'_, BayesExplorerApp>, lab: Lab) {
     harness.get_by_label("Lecture").click();
@@ -82,14 +92,7 @@ fn walk_by_do_it(harness: &mut Harness<'_, BayesExplorerApp>) {
 #[test]
 fn ux_each_labs_tour_walks_to_its_end_through_do_it() {
     for lab in Lab::ALL {
-        let mut harness = app_on(lab);
-        if lab == Lab::Flow {
-            // A smaller flow than the default keeps the test short; the steps are the same.
-            *harness.state_mut().flow_config_mut() = bayes_explorer::models::flow::FlowConfig {
-                hidden: vec![32, 32],
-                ..bayes_explorer::models::flow::FlowConfig::default()
-            };
-        }
+        let mut harness = if lab == Lab::Flow { small_flow() } else { app_on(lab) };
         start_from_menu(&mut harness, lab);
         walk_by_do_it(&mut harness);
         assert!(harness.query_by_label("End tour").is_none(), "the tour's panel is gone");
@@ -98,11 +101,7 @@ fn ux_each_labs_tour_walks_to_its_end_through_do_it() {
 
 #[test]
 fn ux_the_flows_tour_walks_to_its_end_by_hand() {
-    let mut harness = app_on(Lab::Flow);
-    *harness.state_mut().flow_config_mut() = bayes_explorer::models::flow::FlowConfig {
-        hidden: vec![32, 32],
-        ..bayes_explorer::models::flow::FlowConfig::default()
-    };
+    let mut harness = small_flow();
     start_from_menu(&mut harness, Lab::Flow);
     // 1: narration only.
     wait_done_and_go_on(&mut harness);
@@ -172,11 +171,7 @@ fn ux_the_vaes_tour_walks_to_its_end_by_hand() {
 
 #[test]
 fn ux_in_a_tour_right_and_page_down_do_each_step_then_go_on_and_left_goes_back() {
-    let mut harness = app_on(Lab::Flow);
-    *harness.state_mut().flow_config_mut() = bayes_explorer::models::flow::FlowConfig {
-        hidden: vec![32, 32],
-        ..bayes_explorer::models::flow::FlowConfig::default()
-    };
+    let mut harness = small_flow();
     start_from_menu(&mut harness, Lab::Flow);
     // Right on a step without an action goes on; Left comes back; Page Down and Page Up do the same.
     harness.key_press(Key::ArrowRight);
