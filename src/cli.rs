@@ -107,6 +107,28 @@ pub enum BenchCommand {
         #[arg(long)]
         quick: bool,
     },
+    /// Epochs a second of a lab's run in the window, with its busiest page open, against the same run with no
+    /// window; frames a second and the UI thread's time per frame. Opens a window on the display it finds.
+    Window {
+        /// Which lab.
+        #[arg(value_enum)]
+        lab: LabArg,
+        /// Seconds measured in each of the two runs.
+        #[arg(long, default_value_t = 30.0)]
+        seconds: f64,
+        /// Seconds each run trains before it is measured.
+        #[arg(long, default_value_t = 5.0)]
+        warmup: f64,
+        /// The page to keep open, by its tab's label (the lab's busiest when not given).
+        #[arg(long)]
+        page: Option<String>,
+        /// What draws the window (as at launch).
+        #[arg(long, value_enum, default_value_t)]
+        renderer: crate::ui::WindowRenderer,
+        /// Also print one JSON line with the figures.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 /// `data` subcommands.
@@ -461,6 +483,10 @@ pub fn run(command: CliCommand) -> ExitCode {
         CliCommand::Bench { command: BenchCommand::Flow { json, quick } } => bench_flow(json, quick),
         CliCommand::Bench { command: BenchCommand::Bnn { json, quick } } => bench_bnn(json, quick),
         CliCommand::Bench { command: BenchCommand::Vae { json, quick } } => bench_vae(json, quick),
+        CliCommand::Bench { command: BenchCommand::Window { lab, seconds, warmup, page, renderer, json } } => {
+            let plan = crate::ui::window_bench::WindowBenchPlan { lab: lab.into(), page, seconds, warmup };
+            bench_window(&plan, renderer, json)
+        }
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -1009,6 +1035,21 @@ fn bench_flow(json: bool, quick: bool) -> Result<(), CliError> {
     }
     if json {
         println!("{}", serde_json::to_string(&figures).unwrap_or_default());
+    }
+    Ok(())
+}
+
+fn bench_window(
+    plan: &crate::ui::window_bench::WindowBenchPlan,
+    renderer: crate::ui::WindowRenderer,
+    json: bool,
+) -> Result<(), CliError> {
+    let report = crate::ui::window_bench::run(plan, renderer).map_err(CliError::Failed)?;
+    println!("{}", crate::ui::window_bench::WindowBenchReport::TABLE_HEADER);
+    println!("{}", report.table_row());
+    println!("{}", report.renderer);
+    if json {
+        println!("{}", serde_json::to_string(&report).map_err(|e| CliError::Failed(e.to_string()))?);
     }
     Ok(())
 }

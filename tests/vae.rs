@@ -226,3 +226,53 @@ fn conv_vae_reconstructs_recognisable_digits() {
         );
     }
 }
+
+/// While a run trains, the latent scatter encodes the first `LIVE_INPUTS` inputs only (the same points every time,
+/// so the scatter keeps them); a paused run's model encodes every input, and the light pass's latents are the first
+/// rows of the full one.
+#[test]
+fn a_training_models_latents_are_the_first_inputs_and_a_paused_ones_all_of_them() {
+    use bayes_explorer::train::vae_view::{LIVE_INPUTS, VaeViewRequest, VaeViewResult, spawn};
+    use std::time::{Duration, Instant};
+    let data = digits();
+    let config = VaeConfig { hidden: vec![32], epochs: 1, batch_size: 64, ..VaeConfig::default() };
+    let trainer = VaeTrainer::new(config, &data).unwrap();
+    let params = Arc::new(trainer.params().unwrap());
+    let n_in = params.n_in();
+    let n = data.x_train.len() / n_in;
+    assert!(n > LIVE_INPUTS, "the digits have {n} training rows, more than the light pass takes");
+    let inputs = Arc::new(data.x_train.clone());
+    let worker = spawn(|| {}).unwrap();
+    let latents = |live: bool| {
+        worker.request(VaeViewRequest {
+            params: Arc::clone(&params),
+            step: 1,
+            run: 1,
+            inputs: Arc::clone(&inputs),
+            grid: ([-3.0, 3.0, -3.0, 3.0], 0),
+            dims: (0, 1),
+            hover: None,
+            path: None,
+            live,
+        });
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            assert!(Instant::now() < deadline, "no latents came");
+            if let Some(l) = worker.drain().into_iter().find_map(|r| match r {
+                VaeViewResult::Latents(l) => Some(l),
+                _ => None,
+            }) {
+                return l;
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    };
+    let light = latents(true);
+    let full = latents(false);
+    let d = params.latent;
+    assert_eq!(light.mu.len(), LIVE_INPUTS * d);
+    assert_eq!(full.mu.len(), n * d);
+    for (a, b) in light.mu.iter().zip(&full.mu) {
+        assert!((a - b).abs() <= 1e-5 * (1.0 + b.abs()), "the light pass's means are the full pass's first: {a} {b}");
+    }
+}

@@ -63,7 +63,7 @@ pub struct RunSnapshot {
 }
 
 /// Seconds between copies of the model's parameters while a run is going.
-pub const MODEL_VIEW_INTERVAL_SECS: f64 = 0.5;
+pub const MODEL_VIEW_INTERVAL_SECS: f64 = 0.4;
 
 impl RunSnapshot {
     /// Fraction of the run done, 0 to 1.

@@ -8,9 +8,9 @@
 
 use std::collections::VecDeque;
 use std::sync::Arc;
-use std::sync::mpsc::{Receiver, Sender, TryRecvError, channel};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender, TryRecvError, channel};
 use std::thread::JoinHandle;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use candle_core::DType;
 use rand::SeedableRng;
@@ -45,7 +45,19 @@ pub struct FlowViewRequest {
     pub focus: usize,
     /// A point to follow through the flow: its stage and coordinates.
     pub probe: Option<(usize, [f32; 2])>,
+    /// The model is changing (a run trains): the views take a light pass within [`LIVE_BUDGET`] of the time —
+    /// fewer points ([`LIVE_SAMPLES`], [`LIVE_POINTS_PER_LINE`]) and only the stage in focus's grid — so that
+    /// training keeps the cores. A paused or finished run's model gets the full pass.
+    pub live: bool,
 }
+
+/// Gaussian samples and data points pushed through the flow while a run trains (the first of the full sets).
+pub const LIVE_SAMPLES: usize = 250;
+/// Points per grid line while a run trains.
+pub const LIVE_POINTS_PER_LINE: usize = 12;
+/// While a run trains, the share of the time the view thread works: after a model's views took `t` seconds, the
+/// next model waits until `t / LIVE_BUDGET` seconds have passed since they began.
+pub const LIVE_BUDGET: f64 = 0.16;
 
 /// Every stage's points and extent.
 #[derive(Clone, Debug, PartialEq)]
@@ -171,6 +183,8 @@ struct Job {
     grids_done: usize,
     /// The geometry failed (its error was sent): nothing more to do for this model.
     failed: bool,
+    /// Seconds of work on this model while it was live, and when that work began (for [`LIVE_BUDGET`]).
+    live_work: (f64, Option<Instant>),
 }
 
 impl Job {
@@ -208,16 +222,28 @@ struct ViewLoop {
 impl ViewLoop {
     fn run(&mut self) {
         let mut job: Option<Job> = None;
-        // The newest request, when it is for another model and the current job is not on screen yet.
+        // The newest request, when it is for another model and the current job is not on screen yet (or the
+        // budget of a training run's views is spent until `rest_until`).
         let mut waiting: Option<FlowViewRequest> = None;
+        let mut rest_until: Option<Instant> = None;
         loop {
-            // Take the newest request; block only when there is nothing left to do.
+            // Take the newest request; block only when there is nothing left to do (or, resting, until the rest
+            // is over).
             let idle = job.as_ref().is_none_or(Job::idle);
+            let resting = rest_until.filter(|&t| t > Instant::now());
             let mut newest = None;
-            if idle && waiting.is_none() {
-                match self.requests.recv() {
-                    Ok(r) => newest = Some(r),
-                    Err(_) => return,
+            if idle {
+                match (&waiting, resting) {
+                    (None, _) => match self.requests.recv() {
+                        Ok(r) => newest = Some(r),
+                        Err(_) => return,
+                    },
+                    (Some(_), Some(until)) => match self.requests.recv_timeout(until - Instant::now()) {
+                        Ok(r) => newest = Some(r),
+                        Err(RecvTimeoutError::Timeout) => {}
+                        Err(RecvTimeoutError::Disconnected) => return,
+                    },
+                    (Some(_), None) => {}
                 }
             }
             loop {
@@ -228,14 +254,30 @@ impl ViewLoop {
                 }
             }
             if let Some(request) = newest.or_else(|| waiting.take()) {
-                if job.as_ref().is_none_or(|j| j.may_take(&request)) {
+                let another_model = job.as_ref().is_none_or(|j| !j.shows_model_of(&request));
+                let resting = rest_until.is_some_and(|t| t > Instant::now());
+                if request.live && another_model && resting {
+                    waiting = Some(request);
+                } else if job.as_ref().is_none_or(|j| j.may_take(&request)) {
                     job = self.update_job(job.take(), request);
                 } else {
                     waiting = Some(request);
                 }
             }
             if let Some(j) = job.as_mut() {
+                let started = Instant::now();
+                let was_idle = j.idle();
                 self.work(j);
+                if j.request.live && !was_idle {
+                    let (spent, began) = &mut j.live_work;
+                    *spent += started.elapsed().as_secs_f64();
+                    let (spent, began) = (*spent, *began.get_or_insert(started));
+                    if j.idle() {
+                        // The model's views are done: the next training model waits out the rest of the budget.
+                        rest_until = Some(began + Duration::from_secs_f64(spent / LIVE_BUDGET));
+                        log::debug!("flow views of step {} took {spent:.3} s", j.request.step);
+                    }
+                }
             }
         }
     }
@@ -245,19 +287,23 @@ impl ViewLoop {
         let same_model = old.as_ref().is_some_and(|j| j.shows_model_of(&request));
         if let (true, Some(mut j)) = (same_model, old) {
             let probe_changed = j.request.probe != request.probe;
-            let resolution_changed = j.request.resolution != request.resolution;
+            let plan_changed = (j.request.resolution, j.request.live) != (request.resolution, request.live)
+                || (request.live && j.request.focus != request.focus);
+            // A paused run's model, drawn light while it trained, gets its full points.
+            if j.request.live && !request.live {
+                j.geometry = None;
+            }
             j.probe_pending |= probe_changed && request.probe.is_some();
             j.request = request;
-            if resolution_changed {
-                j.grids_pending = grid_plan(j.net.n_layers(), j.request.resolution);
+            if plan_changed {
+                j.grids_pending = plan_for(&j.request, j.net.n_layers());
             }
             sort_by_focus(&mut j.grids_pending, j.request.focus);
             return Some(j);
         }
         match FlowNet::from_params(&request.params, DType::F32) {
             Ok(net) => {
-                let mut grids_pending = grid_plan(net.n_layers(), request.resolution);
-                sort_by_focus(&mut grids_pending, request.focus);
+                let grids_pending = plan_for(&request, net.n_layers());
                 Some(Job {
                     probe_pending: request.probe.is_some(),
                     request,
@@ -266,6 +312,7 @@ impl ViewLoop {
                     grids_pending,
                     grids_done: 0,
                     failed: false,
+                    live_work: (0.0, None),
                 })
             }
             Err(e) => {
@@ -280,6 +327,7 @@ impl ViewLoop {
             return;
         } else if job.geometry.is_none() {
             let made = geometry(&job.net, &job.request).map(|g| {
+                log::debug!("flow geometry of step {} in {:.3} s", g.step, g.seconds);
                 let g = Arc::new(g);
                 job.geometry = Some(Arc::clone(&g));
                 FlowViewResult::Geometry(g)
@@ -324,6 +372,7 @@ impl ViewLoop {
                     device,
                 );
                 job.grids_done += 1;
+                log::debug!("flow grid {}² of stage {} in {:.3} s", grid.resolution, grid.stage, grid.seconds);
                 FlowViewResult::Grid(Arc::new(grid))
             })
         } else {
@@ -388,6 +437,7 @@ pub fn stage_views(
         resolution,
         focus: 0,
         probe: None,
+        live: false,
     };
     let g = geometry(&net, &request)?;
     let mut grids = Vec::with_capacity(g.bounds.len());
@@ -408,6 +458,17 @@ pub fn stage_views(
 /// Cells per side of the quick first pass over every stage, before the requested resolution.
 pub const PREVIEW_RESOLUTION: usize = 48;
 
+/// The grids to compute for `request`: while a run trains, the stage in focus alone at the request's resolution;
+/// else every stage at the preview resolution, then every stage at the request's (when finer).
+fn plan_for(request: &FlowViewRequest, n_layers: usize) -> VecDeque<(usize, usize)> {
+    if request.live {
+        return VecDeque::from([(request.focus.min(n_layers), request.resolution)]);
+    }
+    let mut plan = grid_plan(n_layers, request.resolution);
+    sort_by_focus(&mut plan, request.focus);
+    plan
+}
+
 /// Every stage at the preview resolution, then every stage at `resolution` (when finer).
 fn grid_plan(n_layers: usize, resolution: usize) -> VecDeque<(usize, usize)> {
     let mut plan: VecDeque<(usize, usize)> = (0..=n_layers).map(|k| (k, PREVIEW_RESOLUTION.min(resolution))).collect();
@@ -422,7 +483,10 @@ fn sort_by_focus(grids: &mut VecDeque<(usize, usize)>, focus: usize) {
     grids.make_contiguous().sort_by_key(|&(k, r)| (r, k.abs_diff(focus)));
 }
 
-fn pairs(flat: &[f32]) -> Vec<[f32; 2]> {
+/// Points in the plane.
+type Points = Vec<[f32; 2]>;
+
+fn pairs(flat: &[f32]) -> Points {
     flat.chunks_exact(2).map(|p| [p[0], p[1]]).collect()
 }
 
@@ -430,24 +494,37 @@ fn geometry(net: &FlowNet, request: &FlowViewRequest) -> candle_core::Result<Flo
     let started = Instant::now();
     let k_max = net.n_layers();
     let mut rng = ChaCha8Rng::seed_from_u64(7);
-    let generation = net.forward_stages(&gaussian_points(N_SAMPLES, 2, &mut rng))?;
-    let inference = net.inverse_stages(&request.data, k_max)?;
-    // Lines of a regular grid in z: GRID_LINES vertical and GRID_LINES horizontal.
-    let mut line_points = Vec::with_capacity(2 * GRID_LINES * POINTS_PER_LINE * 2);
+    // While a run trains, the first points of the same sets, so that the scatter keeps its points.
+    let (samples, data, per_line) = if request.live {
+        let data = request.data.get(..LIVE_SAMPLES * 2).unwrap_or(&request.data);
+        (LIVE_SAMPLES, data, LIVE_POINTS_PER_LINE)
+    } else {
+        (N_SAMPLES, &request.data[..], POINTS_PER_LINE)
+    };
+    let inference = net.inverse_stages(data, k_max)?;
+    // The Gaussian samples, then the lines of a regular grid in z (GRID_LINES vertical and GRID_LINES
+    // horizontal), pushed forward together: one pass of larger products.
+    let mut line_points = gaussian_points(samples, 2, &mut rng);
+    line_points.reserve(2 * GRID_LINES * per_line * 2);
     let h = LATENT_HALF_WIDTH;
     for vertical in [true, false] {
         for l in 0..GRID_LINES {
             let a = -h + 2.0 * h * l as f32 / (GRID_LINES - 1) as f32;
-            for p in 0..POINTS_PER_LINE {
-                let b = -h + 2.0 * h * p as f32 / (POINTS_PER_LINE - 1) as f32;
+            for p in 0..per_line {
+                let b = -h + 2.0 * h * p as f32 / (per_line - 1) as f32;
                 line_points.extend(if vertical { [a, b] } else { [b, a] });
             }
         }
     }
-    let lines = net.forward_stages(&line_points)?;
-    let grid_lines: Vec<Vec<Vec<[f32; 2]>>> =
-        lines.points.iter().map(|stage| pairs(stage).chunks(POINTS_PER_LINE).map(<[_]>::to_vec).collect()).collect();
-    let generation: Vec<Vec<[f32; 2]>> = generation.points.iter().map(|s| pairs(s)).collect();
+    let pushed = net.forward_stages(&line_points)?;
+    let (generation, grid_lines): (Vec<Points>, Vec<Vec<Points>>) = pushed
+        .points
+        .iter()
+        .map(|stage| {
+            let (samples, lines) = stage.split_at((samples * 2).min(stage.len()));
+            (pairs(samples), pairs(lines).chunks(per_line).map(<[_]>::to_vec).collect())
+        })
+        .unzip();
     let inference: Vec<Vec<[f32; 2]>> = inference.points.iter().map(|s| pairs(s)).collect();
     let bounds = (0..=k_max).map(|k| stage_bounds(&generation[k], &inference[k], k == 0)).collect();
     Ok(FlowGeometry {
@@ -558,7 +635,12 @@ mod tests {
 
     use candle_core::DType;
 
-    use super::{FlowViewRequest, Job, geometry};
+    use std::time::{Duration, Instant};
+
+    use super::{
+        FlowGeometry, FlowViewRequest, FlowViewResult, FlowViewWorker, Job, LIVE_BUDGET, LIVE_POINTS_PER_LINE,
+        LIVE_SAMPLES, N_SAMPLES, POINTS_PER_LINE, StageGrid, geometry,
+    };
     use crate::compute::params::{FlowLayerParams, FlowParams};
     use crate::models::flow::FlowNet;
 
@@ -571,7 +653,99 @@ mod tests {
             resolution: 64,
             focus: 1,
             probe: None,
+            live: false,
         }
+    }
+
+    /// An affine-coupling-free flow small enough for a test: two affine layers.
+    fn small_flow() -> Arc<FlowParams> {
+        let layers = vec![
+            FlowLayerParams::Affine { shift: vec![0.5, -1.0], log_scale: vec![0.2, -0.3] },
+            FlowLayerParams::Affine { shift: vec![-0.2, 0.3], log_scale: vec![-0.1, 0.4] },
+        ];
+        Arc::new(FlowParams { dim: 2, layers })
+    }
+
+    /// Results of `worker` until one is a geometry and `grids` grids have come (or ten seconds pass).
+    fn collect(worker: &FlowViewWorker, grids: usize) -> (Option<Arc<FlowGeometry>>, Vec<Arc<StageGrid>>) {
+        let (mut geometry, mut got) = (None, Vec::new());
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while (geometry.is_none() || got.len() < grids) && Instant::now() < deadline {
+            for result in worker.drain() {
+                match result {
+                    FlowViewResult::Geometry(g) => geometry = Some(g),
+                    FlowViewResult::Grid(g) => got.push(g),
+                    FlowViewResult::Probe(_) => {}
+                    FlowViewResult::Error(e) => panic!("{e}"),
+                }
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        (geometry, got)
+    }
+
+    /// While a run trains, a model's views are the light pass: the first LIVE_SAMPLES samples and data points,
+    /// LIVE_POINTS_PER_LINE points a grid line and the stage in focus's grid alone; the same model asked for
+    /// with the run paused gets every point and every stage, and the light pass's points are the first of them.
+    #[test]
+    fn a_training_model_gets_the_light_pass_and_a_paused_one_the_full_pass() {
+        let params = small_flow();
+        let data: Arc<Vec<f32>> = Arc::new((0..2 * 700).map(|i| ((i * 37) % 101) as f32 / 25.0 - 2.0).collect());
+        let worker = FlowViewWorker::spawn(|| {}).expect("the view thread");
+        let live = FlowViewRequest { live: true, resolution: 24, focus: 2, ..request(&params, &data, 5) };
+        worker.request(live.clone());
+        let (light, grids) = collect(&worker, 1);
+        let light = light.expect("the light pass's geometry");
+        assert_eq!(light.generation[0].len(), LIVE_SAMPLES);
+        assert_eq!(light.inference[2].len(), LIVE_SAMPLES);
+        assert!(light.grid_lines.iter().flatten().all(|line| line.len() == LIVE_POINTS_PER_LINE));
+        assert_eq!(grids.len(), 1, "one grid while training");
+        assert_eq!((grids[0].stage, grids[0].resolution), (2, 24), "the stage in focus at the live resolution");
+        std::thread::sleep(Duration::from_millis(100));
+        assert!(worker.drain().is_empty(), "nothing more for a training model");
+
+        worker.request(FlowViewRequest { live: false, ..live });
+        // Every stage at the preview resolution (48 > 24: the plan asks 24 for all three stages).
+        let (full, grids) = collect(&worker, 3);
+        let full = full.expect("the full pass's geometry");
+        assert_eq!(full.generation[0].len(), N_SAMPLES);
+        assert_eq!(full.inference[2].len(), 700);
+        assert!(full.grid_lines.iter().flatten().all(|line| line.len() == POINTS_PER_LINE));
+        let mut stages: Vec<usize> = grids.iter().map(|g| g.stage).collect();
+        stages.sort_unstable();
+        assert_eq!(stages, vec![0, 1, 2], "every stage once the run pauses");
+        for k in 0..=2 {
+            assert_eq!(
+                full.generation[k][..LIVE_SAMPLES],
+                light.generation[k][..],
+                "stage {k}: the same first samples"
+            );
+            assert_eq!(full.inference[k][..LIVE_SAMPLES], light.inference[k][..], "stage {k}: the same first points");
+        }
+    }
+
+    /// While a run trains, the next model's views wait until the last model's took at most LIVE_BUDGET of the
+    /// time since they began: the second geometry comes no sooner than the first's seconds / LIVE_BUDGET after
+    /// the first request (a lower bound the budget guarantees, whatever the machine's speed).
+    #[test]
+    fn a_training_runs_views_keep_within_their_budget() {
+        let params = small_flow();
+        let data: Arc<Vec<f32>> = Arc::new((0..2 * 400).map(|i| ((i * 13) % 97) as f32 / 24.0 - 2.0).collect());
+        let worker = FlowViewWorker::spawn(|| {}).expect("the view thread");
+        let asked = Instant::now();
+        worker.request(FlowViewRequest { live: true, ..request(&params, &data, 1) });
+        let (first, _) = collect(&worker, 1);
+        let first = first.expect("the first model's geometry");
+        let newer = Arc::new((*params).clone());
+        worker.request(FlowViewRequest { live: true, ..request(&newer, &data, 2) });
+        let (second, _) = collect(&worker, 1);
+        let arrived = asked.elapsed().as_secs_f64();
+        assert_eq!(second.expect("the second model's geometry").step, 2);
+        assert!(
+            arrived >= first.seconds / LIVE_BUDGET,
+            "the second model's views came {arrived:.4} s after the first was asked; its views took {:.4} s",
+            first.seconds
+        );
     }
 
     /// While training publishes models faster than the view finishes them, a newer model waits until the current
@@ -592,6 +766,7 @@ mod tests {
             grids_pending: VecDeque::from([(1, 48), (0, 48), (1, 64)]),
             grids_done: 0,
             failed: false,
+            live_work: (0.0, None),
         };
         let newer = request(&Arc::new((*params).clone()), &data, 11);
         let same_model_new_focus = FlowViewRequest { focus: 0, probe: Some((1, [0.0, 0.0])), ..first.clone() };

@@ -37,7 +37,13 @@ pub struct VaeViewRequest {
     pub hover: Option<[f32; 2]>,
     /// Two latent points (full length) to decode the straight path between.
     pub path: Option<(Vec<f32>, Vec<f32>)>,
+    /// The model is changing (a run trains): only the first [`LIVE_INPUTS`] inputs are encoded, so that the
+    /// views keep up without taking the cores training needs; a paused or finished run's model encodes them all.
+    pub live: bool,
 }
+
+/// Inputs encoded for the latent scatter while a run trains (the first ones: the same points every time).
+pub const LIVE_INPUTS: usize = 1000;
 
 /// Images on an interpolation path, ends included.
 pub const PATH_STEPS: usize = 10;
@@ -114,7 +120,7 @@ const VAE_WEIGHTS_ID: u64 = 0x7ae0_0000;
 struct ViewState {
     cpu: CandleBackend,
     gpu: RealGpu,
-    done_latents: Option<(u64, u64)>,
+    done_latents: Option<(u64, u64, bool)>,
     done_grid: Option<GridKey>,
     done_hover: Option<(u64, u64, [u32; 2])>,
     done_path: Option<(u64, u64, Vec<u32>)>,
@@ -152,8 +158,14 @@ impl ViewState {
                 self.done_path = Some(key);
             }
         }
-        if self.done_latents != Some(model) {
-            match encode_latents(&mut self.cpu, &request.params, &request.inputs) {
+        if self.done_latents != Some((model.0, model.1, request.live)) {
+            let n_in = request.params.n_in().max(1);
+            let inputs = if request.live {
+                request.inputs.get(..LIVE_INPUTS * n_in).unwrap_or(&request.inputs)
+            } else {
+                &request.inputs[..]
+            };
+            match encode_latents(&mut self.cpu, &request.params, inputs) {
                 Ok((mu, logvar)) => {
                     send(VaeViewResult::Latents(Arc::new(Latents { step: model.1, run: model.0, mu, logvar })));
                 }
@@ -167,7 +179,7 @@ impl ViewState {
                 Ok(images) => send(VaeViewResult::Prior(model.1, Arc::new(images))),
                 Err(e) => send(VaeViewResult::Error(format!("cannot decode the prior samples: {e}"))),
             }
-            self.done_latents = Some(model);
+            self.done_latents = Some((model.0, model.1, request.live));
         }
         let (bounds, cells) = request.grid;
         let grid_key = (model.0, model.1, bounds.map(f32::to_bits), cells, request.dims);

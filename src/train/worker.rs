@@ -234,10 +234,18 @@ impl Run {
             Ok(Ok(())) => {
                 let epochs_after = trainer.epochs_done();
                 let finished = trainer.finished();
+                let epoch_ended = epochs_after > epochs_before;
+                let force = publish_now || epoch_ended || finished;
+                // A snapshot copies the run's history: taken only when it will be published.
+                if !force && self.last_publish.elapsed().as_secs_f64() < 1.0 / SNAPSHOTS_PER_SECOND {
+                    return;
+                }
                 let snapshot = trainer.snapshot();
-                let record = snapshot.history.last().cloned().filter(|_| epochs_after > epochs_before);
-                // Publish first, so whoever reacts to the events below already sees the final snapshot.
-                self.publish_snapshot(snapshot, publish_now || epochs_after > epochs_before || finished);
+                let record = snapshot.history.last().cloned().filter(|_| epoch_ended);
+                // Publish first, so whoever reacts to the events below already sees the final snapshot. An epoch's
+                // end is published at once, but its model copy only as often as the views take one (a BNN ends
+                // dozens of epochs a second).
+                self.publish_snapshot(snapshot, force, publish_now || finished);
                 if let Some(record) = record {
                     self.emit(WorkerEvent::EpochDone(record.clone()));
                     if finished {
@@ -291,16 +299,18 @@ impl Run {
 
     fn publish(&mut self, force: bool) {
         if let Some(snapshot) = self.trainer.as_ref().map(|t| t.snapshot()) {
-            self.publish_snapshot(snapshot, force);
+            self.publish_snapshot(snapshot, force, force);
         }
     }
 
-    fn publish_snapshot(&mut self, mut snapshot: RunSnapshot, force: bool) {
+    /// Publishes `snapshot` (at most [`SNAPSHOTS_PER_SECOND`] unless `force`) with a copy of the model at most
+    /// every [`MODEL_VIEW_INTERVAL_SECS`] (unless `force_model`).
+    fn publish_snapshot(&mut self, mut snapshot: RunSnapshot, force: bool, force_model: bool) {
         if !force && self.last_publish.elapsed().as_secs_f64() < 1.0 / SNAPSHOTS_PER_SECOND {
             return;
         }
         let fresh = self.last_model.as_ref().is_some_and(|(m, at)| {
-            m.step() == snapshot.step || (!force && at.elapsed().as_secs_f64() < MODEL_VIEW_INTERVAL_SECS)
+            m.step() == snapshot.step || (!force_model && at.elapsed().as_secs_f64() < MODEL_VIEW_INTERVAL_SECS)
         });
         if !fresh && let Some(view) = self.trainer.as_ref().and_then(|t| t.model_view()) {
             self.last_model = Some((view, Instant::now()));

@@ -182,7 +182,7 @@ fn spawn(state: &mut LabState, ctx: egui::Context, origin: RunOrigin, source: So
     let name = format!("train-{}", state.lab.tab_name().to_lowercase());
     // Dropping the old worker (paused, finished or playing the file back) stops and joins it first.
     state.worker = None;
-    match Worker::spawn(&name, factory, true, move || ctx.request_repaint()) {
+    match Worker::spawn(&name, factory, true, crate::ui::lab_page::training_repaint(ctx)) {
         Ok(worker) => {
             state.worker = Some(worker);
             state.worker_state = Some(WorkerState::Starting);

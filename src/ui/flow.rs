@@ -85,10 +85,10 @@ impl FlowPage {
 /// Grid sizes offered (cells per side).
 pub const RESOLUTIONS: [usize; 5] = [64, 128, 256, 384, 512];
 /// Grid size while a run is training: small, so the density keeps up with the model.
-const LIVE_RESOLUTION: usize = 64;
+const LIVE_RESOLUTION: usize = 24;
 
 /// What was last asked of the view thread: model step, grid size, stage in focus, picked point.
-type RequestKey = (u64, usize, usize, Option<(usize, [f32; 2])>);
+type RequestKey = (u64, usize, usize, Option<(usize, [f32; 2])>, bool);
 
 /// The flow page's state (transient: nothing here is persisted).
 #[allow(clippy::struct_excessive_bools, reason = "independent view toggles, each a checkbox")]
@@ -277,6 +277,11 @@ impl FlowUiState {
         self.stage_at(self.position).round().max(0.0) as usize
     }
 
+    /// The model step the stage views show (`None` before they show one).
+    pub(crate) fn views_step(&self) -> Option<u64> {
+        self.geometry.as_ref().map(|g| g.step)
+    }
+
     /// The label of the stage on show, in words.
     #[must_use]
     pub fn stage_label(&self) -> String {
@@ -324,7 +329,7 @@ impl FlowUiState {
                 FlowViewResult::Error(e) => self.error = Some(e),
             }
         }
-        let key = (step, resolution, self.stage(), self.probe);
+        let key = (step, resolution, self.stage(), self.probe, running);
         if self.last_request != Some(key) {
             worker.request(FlowViewRequest {
                 params,
@@ -334,6 +339,7 @@ impl FlowUiState {
                 resolution,
                 focus: self.stage(),
                 probe: self.probe,
+                live: running,
             });
             self.last_request = Some(key);
         }
@@ -685,6 +691,14 @@ fn step_through_contents(flow: &mut FlowUiState, running: bool, (viewport, top):
                 ui.label(egui::RichText::new("Click the plot to follow a point through every stage.").weak());
             });
             ui.horizontal_wrapped(|ui| {
+                let shown = geometry.generation.first().map_or(0, Vec::len);
+                if shown < crate::train::flow_view::N_SAMPLES {
+                    ui.label(egui::RichText::new(format!(
+                        "While training: {shown} of {} points and a coarse grid, so that training keeps the cores; all of them when paused.",
+                        crate::train::flow_view::N_SAMPLES
+                    ))
+                    .weak());
+                }
                 if let Some(info) = grid_info {
                     ui.label(egui::RichText::new(info).weak());
                 } else if flow.heat != HeatMap::Off {

@@ -63,7 +63,8 @@ pub(crate) fn views_ui(state: &mut LabState, ui: &mut egui::Ui) {
         });
     }
     if lab == Lab::Vae && state.worker.is_some() && !state.vae.show_data {
-        crate::ui::vae::vae_view_ui(&mut state.vae, state.snapshot.as_ref(), ui);
+        let running = state.worker_state == Some(WorkerState::Running);
+        crate::ui::vae::vae_view_ui(&mut state.vae, state.snapshot.as_ref(), running, ui);
         return;
     }
     if lab == Lab::Bnn && state.worker.is_some() && !state.bnn.show_data {
@@ -387,7 +388,7 @@ pub(crate) fn start_run(state: &mut LabState, ctx: egui::Context, start_running:
     state.snapshot = None;
     state.message = None;
     let name = format!("train-{}", state.lab.tab_name().to_lowercase());
-    match Worker::spawn(&name, factory, start_running, move || ctx.request_repaint()) {
+    match Worker::spawn(&name, factory, start_running, crate::ui::lab_page::training_repaint(ctx)) {
         Ok(w) => {
             state.worker = Some(w);
             state.worker_state = Some(WorkerState::Starting);

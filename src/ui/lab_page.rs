@@ -20,6 +20,51 @@ pub(crate) fn waiting(ui: &mut egui::Ui, what: &str) {
     });
 }
 
+/// The time between two frames that a training run's progress asks for, unless the window says otherwise (see
+/// [`set_training_frame_interval`]): its snapshots come up to 30 times a second, and drawing each takes time from
+/// training. Input still redraws at once.
+const TRAINING_FRAME_INTERVAL: std::time::Duration = std::time::Duration::from_millis(100);
+
+fn frame_interval_id() -> egui::Id {
+    egui::Id::unique("training-frame-interval")
+}
+
+/// Sets how often a training run's progress redraws the window (a software renderer's frames cost the cores that
+/// training needs; see [`crate::ui::training_frame_interval`]).
+pub(crate) fn set_training_frame_interval(ctx: &egui::Context, interval: std::time::Duration) {
+    ctx.data_mut(|d| d.insert_temp(frame_interval_id(), interval));
+}
+
+/// How long after a view result its frame may wait for the rest of the burst, with no run training.
+const VIEW_RESULT_DELAY: std::time::Duration = std::time::Duration::from_millis(40);
+
+fn training_now_id() -> egui::Id {
+    egui::Id::unique("a-run-trains")
+}
+
+/// Says whether a run is training now (the app, every frame), for [`view_result_delay`].
+pub(crate) fn set_training_now(ctx: &egui::Context, training: bool) {
+    ctx.data_mut(|d| d.insert_temp(training_now_id(), training));
+}
+
+/// How long a view thread's result waits for its frame: a moment, so that a burst of results shares one frame, or
+/// while a run trains, the training frame interval (the views follow the model at about two updates a second).
+pub(crate) fn view_result_delay(ctx: &egui::Context) -> std::time::Duration {
+    ctx.data(|d| {
+        if d.get_temp(training_now_id()).unwrap_or(false) {
+            d.get_temp(frame_interval_id()).unwrap_or(TRAINING_FRAME_INTERVAL)
+        } else {
+            VIEW_RESULT_DELAY
+        }
+    })
+}
+
+/// What a training worker calls after each snapshot: a frame within the training frame interval.
+pub(crate) fn training_repaint(ctx: egui::Context) -> impl Fn() + Send + 'static {
+    let interval = ctx.data(|d| d.get_temp(frame_interval_id())).unwrap_or(TRAINING_FRAME_INTERVAL);
+    move || ctx.request_repaint_after(interval)
+}
+
 /// Starts a lab's view thread in `slot` with `spawn` (given a repaint of `ctx`) the first time it is needed; when it
 /// cannot start, `error` says why and `slot` stays empty.
 pub(crate) fn start_view_thread<W>(
@@ -30,7 +75,9 @@ pub(crate) fn start_view_thread<W>(
 ) {
     if slot.is_none() {
         let ctx = ctx.clone();
-        match spawn(Box::new(move || ctx.request_repaint())) {
+        // A model's views come as a few results in a burst: one frame shows them all, and while a run trains, the
+        // frame the run's progress asks for anyway (see `training_repaint`).
+        match spawn(Box::new(move || ctx.request_repaint_after(view_result_delay(&ctx)))) {
             Ok(w) => *slot = Some(w),
             Err(e) => *error = Some(format!("cannot start the view thread: {e}")),
         }

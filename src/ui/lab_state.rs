@@ -216,6 +216,70 @@ impl LabState {
         [&mut self.bnn.export, &mut self.vae.export, &mut self.flow.export].into_iter().find_map(Option::take)
     }
 
+    /// The model step the lab's views show (`None` before they show one): for `bench window`.
+    pub(crate) fn views_step(&self) -> Option<u64> {
+        match self.lab {
+            Lab::Bnn => self.bnn.view.as_ref().map(|_| self.bnn.view_step),
+            Lab::Vae => self.vae.view.as_ref().map(|_| self.vae.view_step),
+            Lab::Flow => self.flow.views_step(),
+        }
+    }
+
+    /// The label of the page on show.
+    pub(crate) fn page_label(&self) -> &'static str {
+        match self.lab {
+            Lab::Bnn => self.bnn.page.label(),
+            Lab::Vae => self.vae.page.label(),
+            Lab::Flow => self.flow.page.label(),
+        }
+    }
+
+    /// Opens the page whose tab reads `label` (any case).
+    pub(crate) fn open_page(&mut self, label: &str) -> Result<(), String> {
+        let wanted = label.to_lowercase();
+        let found = match self.lab {
+            Lab::Bnn => crate::ui::bnn_state::BnnPage::ALL
+                .into_iter()
+                .find(|p| p.label().to_lowercase() == wanted)
+                .map(|p| self.bnn.page = p),
+            Lab::Vae => crate::ui::vae_state::VaePage::ALL
+                .into_iter()
+                .find(|p| p.label().to_lowercase() == wanted)
+                .map(|p| self.vae.page = p),
+            Lab::Flow => crate::ui::flow::FlowPage::ALL
+                .into_iter()
+                .find(|p| p.label().to_lowercase() == wanted)
+                .map(|p| self.flow.page = p),
+        };
+        found.ok_or_else(|| {
+            let pages: Vec<&str> = match self.lab {
+                Lab::Bnn => crate::ui::bnn_state::BnnPage::ALL.iter().map(|p| p.label()).collect(),
+                Lab::Vae => crate::ui::vae_state::VaePage::ALL.iter().map(|p| p.label()).collect(),
+                Lab::Flow => crate::ui::flow::FlowPage::ALL.iter().map(|p| p.label()).collect(),
+            };
+            format!("the {} lab has no page {label:?}; its pages are: {}", self.lab.tab_name(), pages.join(", "))
+        })
+    }
+
+    /// Opens the page whose views cost the most while a run trains: the flow's stages (points, grid and density
+    /// of every stage), the VAE's latent space (every image encoded, the manifold decoded), the BNN's weights
+    /// (every weight's histogram and the matrix).
+    pub(crate) fn open_busiest_page(&mut self) {
+        self.bnn.page = crate::ui::bnn_state::BnnPage::Weights;
+        self.vae.page = crate::ui::vae_state::VaePage::Latent;
+        self.flow.page = crate::ui::flow::FlowPage::StepThrough;
+    }
+
+    /// Sets the epochs of this lab's next run.
+    pub(crate) fn set_next_epochs(&mut self, epochs: usize) {
+        self.epochs = epochs;
+        match self.lab {
+            Lab::Bnn => self.bnn.config.epochs = epochs,
+            Lab::Vae => self.vae.config.epochs = epochs,
+            Lab::Flow => self.flow.config.epochs = epochs,
+        }
+    }
+
     /// Training rows of this lab's data (its split's), once it is loaded.
     pub(crate) fn training_rows(&self) -> Option<usize> {
         let data = self.data.as_ref()?;

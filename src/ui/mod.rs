@@ -44,6 +44,7 @@ mod vae_images;
 mod vae_latent;
 mod vae_settings;
 mod vae_state;
+pub mod window_bench;
 
 pub use app::{APP_TITLE, BayesExplorerApp, Settings};
 pub use image_export::{crop, write_png};
@@ -83,7 +84,8 @@ pub fn window_renderer(requested: WindowRenderer, best: Option<&crate::compute::
 pub fn run_app(requested: WindowRenderer, present: bool) -> Result<(), eframe::Error> {
     let compute = crate::compute::probe();
     let first = window_renderer(requested, compute.best());
-    match run_window(first, renderer_note(first, &compute), present) {
+    let frame_interval = training_frame_interval(&compute);
+    match run_window(first, renderer_note(first, &compute), present, frame_interval) {
         Err(e) if requested == WindowRenderer::Auto && could_not_start(&e) => {
             let other = match first {
                 eframe::Renderer::Glow => eframe::Renderer::Wgpu,
@@ -91,7 +93,7 @@ pub fn run_app(requested: WindowRenderer, present: bool) -> Result<(), eframe::E
             };
             log::warn!("the {first} renderer could not start ({e}); drawing the window with {other}");
             let note = format!("{}; {first} could not start ({e})", renderer_note(other, &compute));
-            run_window(other, note, present)
+            run_window(other, note, present, frame_interval)
         }
         result => result,
     }
@@ -108,8 +110,14 @@ fn could_not_start(e: &eframe::Error) -> bool {
     )
 }
 
-/// The window drawn by `renderer`; `note` is what the status bar says of it; `present` opens it in presenter mode.
-fn run_window(renderer: eframe::Renderer, note: String, present: bool) -> Result<(), eframe::Error> {
+/// The window drawn by `renderer`; `note` is what the status bar says of it; `present` opens it in presenter mode;
+/// `frame_interval` is how often training redraws it.
+fn run_window(
+    renderer: eframe::Renderer,
+    note: String,
+    present: bool,
+    frame_interval: std::time::Duration,
+) -> Result<(), eframe::Error> {
     let options = eframe::NativeOptions {
         viewport: egui::ViewportBuilder::default()
             .with_title(APP_TITLE)
@@ -132,6 +140,7 @@ fn run_window(renderer: eframe::Renderer, note: String, present: bool) -> Result
             let session = eframe::storage_dir(APP_TITLE).map(|d| d.join("session"));
             let mut app = BayesExplorerApp::with_session(cc.egui_ctx.clone(), settings, session);
             app.window_renderer = Some(note);
+            lab_page::set_training_frame_interval(&cc.egui_ctx, frame_interval);
             if present {
                 app.set_presenting(true);
             }
@@ -144,6 +153,15 @@ fn run_window(renderer: eframe::Renderer, note: String, present: bool) -> Result
             Ok(Box::new(app))
         }),
     )
+}
+
+/// How often a training run's progress redraws the window: 5 frames a second where the window is drawn in software
+/// (no hardware adapter: Mesa's llvmpipe rasterises on the cores training uses, measured at 20-40 ms of CPU for a
+/// frame of the VAE's latent page), 20 where a GPU draws it. Input, and the end of a run, redraw at once.
+#[must_use]
+pub fn training_frame_interval(compute: &crate::compute::ComputeInfo) -> std::time::Duration {
+    let hardware = compute.best().is_some_and(|a| !a.is_software());
+    std::time::Duration::from_millis(if hardware { 50 } else { 200 })
 }
 
 /// What the status bar and `info` say of the renderer: which draws the window, and why when it was chosen for the

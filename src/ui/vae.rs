@@ -17,8 +17,8 @@ pub const COLLAPSE_NATS: f64 = 0.05;
 const TRAIN_LOSS: &str = "train: reconstruction + beta KL (batches)";
 
 /// The VAE page's central area.
-pub(crate) fn vae_view_ui(vae: &mut VaeUiState, snapshot: Option<&RunSnapshot>, ui: &mut egui::Ui) {
-    vae.poll(snapshot, ui.ctx());
+pub(crate) fn vae_view_ui(vae: &mut VaeUiState, snapshot: Option<&RunSnapshot>, running: bool, ui: &mut egui::Ui) {
+    vae.poll(snapshot, running, ui.ctx());
     view_tabs(ui, vae.error.as_deref(), &mut vae.page, VaePage::ALL.map(|p| (p, p.label())));
     let Some(view) = vae.view.clone() else {
         waiting(ui, "Building the network…");

@@ -59,6 +59,15 @@ pub(crate) fn latent_ui(vae: &mut VaeUiState, ui: &mut egui::Ui) {
                 }
                 save_image_button(ui, "vae-latent");
                 plot_axes::legend_toggle(ui, "vae-latent");
+                // The view thread's light pass while a run trains (`VaeViewRequest::live`).
+                let n_in = vae.view.as_ref().map_or(1, |v| v.params.n_in()).max(1);
+                let (shown, all) = (latents.mu.len() / latent.max(1), vae.inputs.len() / n_in);
+                if shown < all {
+                    ui.label(
+                        egui::RichText::new(format!("While training: the first {shown} of {all}; all when paused."))
+                            .weak(),
+                    );
+                }
             });
         });
         ui.vertical(|ui| {

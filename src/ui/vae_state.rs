@@ -103,7 +103,7 @@ pub struct VaeUiState {
 }
 
 /// What was last asked of the view thread: run, step, window bits, cells, dimensions, cursor bits, path bits.
-type RequestKey = (u64, u64, [u32; 4], usize, (usize, usize), Option<[u32; 2]>, Vec<u32>);
+type RequestKey = (u64, u64, [u32; 4], usize, (usize, usize), Option<[u32; 2]>, Vec<u32>, bool);
 
 /// How often a training model's views are recomputed.
 const VIEW_INTERVAL: std::time::Duration = std::time::Duration::from_secs(2);
@@ -268,7 +268,9 @@ impl VaeUiState {
         self.latents.is_some()
     }
 
-    pub(crate) fn poll(&mut self, snapshot: Option<&RunSnapshot>, ctx: &egui::Context) {
+    /// Takes what the view thread sent and asks it for the views of the model on show; `running`: a run trains,
+    /// so the views take their light pass (see [`VaeViewRequest::live`]).
+    pub(crate) fn poll(&mut self, snapshot: Option<&RunSnapshot>, running: bool, ctx: &egui::Context) {
         // Encoding every input costs about a second of CPU for MNIST: while training, take a new model at most
         // every VIEW_INTERVAL; a model that stopped changing (paused, finished) is taken at once.
         if let Some(ModelView::Vae { step, view }) = snapshot.and_then(|s| s.model.clone()) {
@@ -313,8 +315,16 @@ impl VaeUiState {
         };
         let hover = self.hover.map(|z| z.map(f32::to_bits));
         let path_bits: Vec<u32> = path.iter().flat_map(|(a, b)| a.iter().chain(b)).map(|v| v.to_bits()).collect();
-        let key =
-            (self.run, self.view_step, self.bounds.map(f32::to_bits), self.cells_shown, self.dims, hover, path_bits);
+        let key = (
+            self.run,
+            self.view_step,
+            self.bounds.map(f32::to_bits),
+            self.cells_shown,
+            self.dims,
+            hover,
+            path_bits,
+            running,
+        );
         if self.last_request.as_ref() != Some(&key) {
             worker.request(VaeViewRequest {
                 params: Arc::clone(&view.params),
@@ -325,6 +335,7 @@ impl VaeUiState {
                 dims: self.dims,
                 hover: self.hover,
                 path,
+                live: running,
             });
             self.last_request = Some(key);
         }

@@ -193,7 +193,7 @@ impl BayesExplorerApp {
         }
         state.snapshot = None;
         let name = format!("train-{}", lab.tab_name().to_lowercase());
-        match Worker::spawn(&name, run.replay_factory(), true, move || ctx.request_repaint()) {
+        match Worker::spawn(&name, run.replay_factory(), true, crate::ui::lab_page::training_repaint(ctx)) {
             Ok(w) => {
                 state.worker = Some(w);
                 state.worker_state = Some(WorkerState::Starting);

@@ -96,6 +96,8 @@ pub struct BayesExplorerApp {
     tour: Option<crate::ui::tour::TourState>,
     /// The welcome is open.
     welcome_open: bool,
+    /// `bench window`'s driver, when the window is a benchmark's.
+    pub(crate) bench: Option<crate::ui::window_bench::WindowBench>,
 }
 
 impl BayesExplorerApp {
@@ -131,6 +133,7 @@ impl BayesExplorerApp {
             tour_folder: None,
             tour: None,
             welcome_open: false,
+            bench: None,
         };
         let compared = app.settings.bnn_runs.clone();
         app.lab_mut(Lab::Bnn).bnn.runs = compared;
@@ -286,6 +289,8 @@ impl BayesExplorerApp {
     /// Draws the whole window (also called by the UI tests).
     pub fn show(&mut self, ui: &mut egui::Ui) {
         self.poll();
+        let training = self.labs.iter().any(|l| l.worker_state == Some(crate::train::WorkerState::Running));
+        crate::ui::lab_page::set_training_now(ui.ctx(), training);
         self.poll_images(ui.ctx());
         self.handle_dropped_files(ui.ctx());
         for ask in crate::ui::presenter::read_keys(ui.ctx()) {
@@ -491,13 +496,21 @@ impl BayesExplorerApp {
 
 impl eframe::App for BayesExplorerApp {
     fn ui(&mut self, ui: &mut egui::Ui, frame: &mut eframe::Frame) {
-        if let Some(seconds) = frame.info().cpu_usage {
+        let previous_frame = frame.info().cpu_usage;
+        if let Some(seconds) = previous_frame {
             self.record_frame_time(seconds);
+        }
+        if let Some(mut bench) = self.bench.take() {
+            bench.frame(self, ui.ctx(), previous_frame);
+            self.bench = Some(bench);
         }
         self.show(ui);
     }
 
     fn save(&mut self, storage: &mut dyn eframe::Storage) {
+        if self.bench.is_some() {
+            return; // a benchmark's window keeps nothing of its own
+        }
         let settings = self.persist(false);
         eframe::set_value(storage, eframe::APP_KEY, &settings);
     }
