@@ -91,14 +91,18 @@ pub fn flow_figures(quick: bool) -> Result<Vec<BenchFigure>, String> {
     let params = trainer.params().map_err(|e| e.to_string())?;
     let net = FlowNet::from_params(&params, DType::F32).map_err(|e| e.to_string())?;
     let side = if quick { 128 } else { 512 };
+    let bounds = [-3.0, 3.0, -3.0, 3.0];
+    let mut cpu_density = Vec::new();
     let grid = median_seconds(1, || {
-        net.stage_density_grid(net.n_layers(), side, [-3.0, 3.0, -3.0, 3.0]).map(|_| ()).map_err(|e| e.to_string())
+        cpu_density = net.stage_density_grid(net.n_layers(), side, bounds).map_err(|e| e.to_string())?.0;
+        Ok(())
     })?;
     figures.push(BenchFigure::new(
         format!("density {side} x {side} through all 6 layers"),
         (grid, 1),
         ((side * side) as f64, "points"),
     ));
+    figures.extend(gpu_density_figure(&params, side, bounds, &cpu_density)?);
     let n = if quick { 16_384 } else { 262_144 };
     let mut rng = ChaCha8Rng::seed_from_u64(1);
     let points = gaussian_points(n, 2, &mut rng);
@@ -114,6 +118,50 @@ pub fn flow_figures(quick: bool) -> Result<Vec<BenchFigure>, String> {
         (n as f64, "points"),
     ));
     Ok(figures)
+}
+
+/// The same density grid on the GPU kernels (`flow_view::gpu_stage_density_grid`, the view threads' path on a real
+/// GPU), timed warm (the first call uploads the weights and builds the pipelines), with the largest difference
+/// from the CPU's grid in the figure's name. None without an adapter; a software adapter (lavapipe) gets a 32 x 32
+/// grid, as 512 x 512 would take it most of an hour.
+fn gpu_density_figure(
+    params: &crate::compute::params::FlowParams,
+    side: usize,
+    bounds: [f32; 4],
+    cpu_density: &[f32],
+) -> Result<Option<BenchFigure>, String> {
+    let mut gpu = match GpuBackend::new() {
+        Ok(gpu) => gpu,
+        Err(e) => {
+            log::warn!("bench flow: no GPU back end: {e}");
+            return Ok(None);
+        }
+    };
+    let software = gpu.context().adapter.is_software();
+    let side = if software { 32 } else { side };
+    let key = WeightsKey { id: 0xbe0c, version: 1 };
+    let k = params.layers.len();
+    let run = |gpu: &mut GpuBackend| {
+        crate::train::flow_view::gpu_stage_density_grid(gpu, params, key, k, side, bounds).map_err(|e| e.to_string())
+    };
+    let (density, _) = run(&mut gpu)?;
+    let seconds = median_seconds(3, || run(&mut gpu).map(|_| ()))?;
+    let agreement = if density.len() == cpu_density.len() {
+        let worst =
+            density.iter().zip(cpu_density).map(|(g, c)| (g - c).abs() / c.abs().max(1e-3)).fold(0.0f32, f32::max);
+        format!(", largest relative difference from the CPU's {worst:.1e}")
+    } else {
+        String::new()
+    };
+    Ok(Some(BenchFigure::new(
+        format!(
+            "density {side} x {side} through all 6 layers, GPU: {}{}{agreement}",
+            gpu.name(),
+            if software { " (software adapter)" } else { "" }
+        ),
+        (seconds, 3),
+        ((side * side) as f64, "points"),
+    )))
 }
 
 /// The white-wine file of the BNN benchmark, relative to the repository root (absent on CI machines).

@@ -99,6 +99,38 @@ fn matmul_over_the_binding_limit_runs_in_row_blocks() {
     assert_close("1000x2·2x256 in blocks", &got, &want, product_tol(2));
 }
 
+/// Devices created from many threads at once, as the view threads and these tests do. Before set-up was serialised
+/// (`compute::gpu::adapters::setup_lock`), NVIDIA's Vulkan driver hung for good here; lavapipe never did. A hang
+/// fails the test after two minutes rather than stalling the suite.
+#[test]
+fn devices_can_be_created_from_many_threads_at_once() {
+    if gpu().is_none() {
+        return;
+    }
+    let (done, finished) = std::sync::mpsc::channel();
+    for t in 0..8u64 {
+        let done = done.clone();
+        std::thread::spawn(move || {
+            let result = GpuBackend::new().map_err(|e| e.to_string()).and_then(|mut gpu| {
+                let mut rng = ChaCha8Rng::seed_from_u64(100 + t);
+                let shape = MatmulShape::new(64, 32, 16);
+                let a = random(&mut rng, 64 * 32);
+                let b = random(&mut rng, 32 * 16);
+                let want = CandleBackend::new().matmul(&a, &b, shape).map_err(|e| e.to_string())?;
+                let got = gpu.matmul(&a, &b, shape).map_err(|e| e.to_string())?;
+                assert_close("a thread's product", &got, &want, product_tol(32));
+                Ok(())
+            });
+            let _ = done.send(result);
+        });
+    }
+    drop(done);
+    for _ in 0..8 {
+        let result = finished.recv_timeout(std::time::Duration::from_mins(2));
+        assert!(matches!(result, Ok(Ok(()))), "a thread's device: {result:?}");
+    }
+}
+
 #[test]
 fn matmul_rejects_wrong_lengths() {
     let Some(mut gpu) = gpu() else { return };

@@ -1,6 +1,8 @@
 //! Finding and describing the wgpu adapters: [`probe`] lists them (the status bar and `info` read
 //! [`ComputeInfo`]), [`AdapterSummary`] describes one.
 
+use std::sync::{Mutex, MutexGuard, PoisonError};
+
 use serde::{Deserialize, Serialize};
 
 /// One adapter wgpu can see.
@@ -86,11 +88,44 @@ impl ComputeInfo {
     }
 }
 
-/// Lists the adapters wgpu finds, best first. Blocks for as long as the drivers take (run it off the UI thread).
+/// Instance, adapter and device set-up, one thread at a time in this process. Drivers are not all safe to set up
+/// from several threads at once: on NVIDIA's driver (H200, Vulkan, driver 580.159) the GPU kernel tests, each
+/// creating a device at the same moment, hung for good, with OpenGL left out too; one at a time, or under this lock,
+/// they pass in 2 s (2026-12-04, BENCHMARKS.md).
+static SETUP: Mutex<()> = Mutex::new(());
+
+/// Holds the set-up lock for the caller's device creation; taken by [`compute_adapters`] too.
+pub(crate) fn setup_lock() -> MutexGuard<'static, ()> {
+    SETUP.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// The adapters compute may use, under [`setup_lock`] (the caller holds it). Without `WGPU_BACKEND`, the native
+/// APIs (Vulkan, Metal, DX12) first and OpenGL only where none of them has an adapter: OpenGL's set-up goes through
+/// EGL (on the GPU machine under a display without GLX, wgpu's EGL set-up panicked), and where a native API exists
+/// its adapter is the one compute would pick anyway.
+/// `WGPU_BACKEND` (wgpu's own variable, e.g. `vulkan` or `gl`) names the back ends outright.
+pub(crate) fn compute_adapters(_lock: &MutexGuard<'static, ()>) -> Vec<wgpu::Adapter> {
+    let enumerate = |backends: wgpu::Backends| {
+        let mut descriptor = wgpu::InstanceDescriptor::new_without_display_handle_from_env();
+        descriptor.backends = backends;
+        let instance = wgpu::Instance::new(descriptor);
+        pollster::block_on(instance.enumerate_adapters(backends))
+    };
+    let from_env = wgpu::InstanceDescriptor::new_without_display_handle_from_env().backends;
+    if std::env::var_os("WGPU_BACKEND").is_some() {
+        return enumerate(from_env);
+    }
+    let native = enumerate(from_env & wgpu::Backends::PRIMARY);
+    if native.is_empty() { enumerate(from_env & !wgpu::Backends::PRIMARY) } else { native }
+}
+
+/// Lists the adapters compute may use ([`compute_adapters`]), best first. Blocks for as long as the drivers take (run
+/// it off the UI thread).
 #[must_use]
 pub fn probe() -> ComputeInfo {
-    let instance = wgpu::Instance::new(wgpu::InstanceDescriptor::new_without_display_handle_from_env());
-    let adapters = pollster::block_on(instance.enumerate_adapters(wgpu::Backends::all()));
+    let lock = setup_lock();
+    let adapters = compute_adapters(&lock);
+    drop(lock);
     let mut summaries: Vec<AdapterSummary> = adapters.iter().map(AdapterSummary::from_adapter).collect();
     summaries.sort_by_key(AdapterSummary::rank);
     summaries.dedup_by(|a, b| a.name == b.name && a.backend == b.backend);

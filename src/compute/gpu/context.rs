@@ -76,9 +76,8 @@ impl ComputeContext {
     /// Picks the best adapter (discrete, integrated, virtual, then software), creates a headless device with
     /// the adapter's own limits, and compiles every kernel. Blocks for as long as the driver takes.
     pub fn new() -> Result<Self, ComputeError> {
-        let instance = wgpu::Instance::new(wgpu::InstanceDescriptor::new_without_display_handle_from_env());
-        let adapters = pollster::block_on(instance.enumerate_adapters(wgpu::Backends::all()));
-        let adapter = adapters
+        let lock = super::adapters::setup_lock();
+        let adapter = super::adapters::compute_adapters(&lock)
             .into_iter()
             .min_by_key(|a| AdapterSummary::from_adapter(a).rank())
             .ok_or(ComputeError::NoAdapter)?;
@@ -93,6 +92,7 @@ impl ComputeContext {
             trace: wgpu::Trace::Off,
         }))
         .map_err(|e| ComputeError::Device(e.to_string()))?;
+        drop(lock);
         log::info!("compute device: {} ({}, {})", summary.name, summary.backend, summary.device_type);
 
         let matmul_layout = layout(&device, "matmul layout", 3, 1);
