@@ -253,7 +253,16 @@ impl ViewLoop {
                     Err(TryRecvError::Disconnected) => return,
                 }
             }
-            if let Some(request) = newest.or_else(|| waiting.take()) {
+            // A newer request replaces the one waiting: once the run has finished, a training model's request
+            // still waiting would otherwise be taken after the final model's and leave its light pass on screen.
+            let next = match newest {
+                Some(request) => {
+                    waiting = None;
+                    Some(request)
+                }
+                None => waiting.take(),
+            };
+            if let Some(request) = next {
                 let another_model = job.as_ref().is_none_or(|j| !j.shows_model_of(&request));
                 let resting = rest_until.is_some_and(|t| t > Instant::now());
                 if request.live && another_model && resting {
@@ -746,6 +755,54 @@ mod tests {
             "the second model's views came {arrived:.4} s after the first was asked; its views took {:.4} s",
             first.seconds
         );
+    }
+
+    /// A run that ends while a training model's request waits out the budget: the final model's full pass is what
+    /// stays on screen, not the waiting model's light one taken after it (seen in the window: 250 points and a
+    /// 24 x 24 grid after the run had finished).
+    #[test]
+    fn the_final_models_full_pass_replaces_a_waiting_training_model() {
+        let layers: Vec<FlowLayerParams> = (0..12)
+            .map(|k| FlowLayerParams::Affine { shift: vec![0.1 * k as f32, -0.1], log_scale: vec![0.05, -0.02] })
+            .collect();
+        let params = Arc::new(FlowParams { dim: 2, layers });
+        let data: Arc<Vec<f32>> = Arc::new((0..2 * 900).map(|i| ((i * 29) % 89) as f32 / 22.0 - 2.0).collect());
+        for _ in 0..5 {
+            let worker = FlowViewWorker::spawn(|| {}).expect("the view thread");
+            worker.request(FlowViewRequest { live: true, ..request(&params, &data, 1) });
+            let (first, _) = collect(&worker, 1);
+            assert!(first.is_some());
+            // The next training model comes while the views rest; the run ends at once with the final model.
+            let training = Arc::new((*params).clone());
+            worker.request(FlowViewRequest { live: true, ..request(&training, &data, 2) });
+            // Long enough for the view thread to set the training model aside, short of the rest's end.
+            std::thread::sleep(Duration::from_millis(1));
+            let last = Arc::new((*params).clone());
+            worker.request(FlowViewRequest { live: false, ..request(&last, &data, 3) });
+            let mut shown = None;
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while Instant::now() < deadline {
+                for result in worker.drain() {
+                    if let FlowViewResult::Geometry(g) = result {
+                        shown = Some(g);
+                    }
+                }
+                if shown.as_ref().is_some_and(|g| g.step == 3) {
+                    // Anything still to come would be the stale model's.
+                    std::thread::sleep(Duration::from_millis(300));
+                    for result in worker.drain() {
+                        if let FlowViewResult::Geometry(g) = result {
+                            shown = Some(g);
+                        }
+                    }
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            let shown = shown.expect("a geometry");
+            assert_eq!(shown.step, 3, "the final model stays on screen");
+            assert_eq!(shown.generation[0].len(), N_SAMPLES, "with every point");
+        }
     }
 
     /// While training publishes models faster than the view finishes them, a newer model waits until the current
