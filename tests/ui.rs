@@ -348,3 +348,80 @@ fn save_image_writes_each_figure_as_drawn_to_a_png() {
     assert!(colours(loss) > 10, "two curves, axes and a legend: {} colours", colours(loss));
     assert!(colours(&saved[0].1) > 50, "points and a heat map: {} colours", colours(&saved[0].1));
 }
+
+/// Decodes an animated PNG: its frames as RGBA bytes, and its size.
+fn decode_apng(path: &std::path::Path) -> (Vec<Vec<u8>>, [u32; 2]) {
+    let file = std::io::BufReader::new(std::fs::File::open(path).unwrap());
+    let mut reader = png::Decoder::new(file).read_info().unwrap();
+    let info = reader.info();
+    let size = [info.width, info.height];
+    let n = info.animation_control.expect("an animated PNG").num_frames as usize;
+    let mut buf = vec![0; reader.output_buffer_size().unwrap()];
+    let frames = (0..n)
+        .map(|_| {
+            let out = reader.next_frame(&mut buf).unwrap();
+            buf[..out.buffer_size()].to_vec()
+        })
+        .collect();
+    (frames, size)
+}
+
+/// The share of pixels that differ between two frames of the same size.
+fn differing(a: &[u8], b: &[u8]) -> f64 {
+    let n = a.len() / 4;
+    a.chunks_exact(4).zip(b.chunks_exact(4)).filter(|(p, q)| p != q).count() as f64 / n as f64
+}
+
+#[test]
+fn record_animation_writes_the_stage_plot_through_the_stages_either_way() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut harness = harness();
+    harness.state_mut().save_images_to(Some(dir.path().to_owned()));
+    harness.get_by_label("Flow").click();
+    harness.run_steps(3);
+    *harness.state_mut().flow_config_mut() = bayes_explorer::models::flow::FlowConfig {
+        layers: 2,
+        hidden: vec![16],
+        epochs: 3,
+        ..bayes_explorer::models::flow::FlowConfig::default()
+    };
+    harness.get_by_label("Train").click();
+    wait_until(&mut harness, "the run", |app| {
+        app.lab(Lab::Flow).worker_state == Some(bayes_explorer::train::WorkerState::Finished)
+    });
+    wait_for_label(&mut harness, " grid in ");
+    harness.run_steps(20);
+    assert!(harness.query_by_label_contains("While training:").is_none(), "a finished run's views are complete");
+    let record = |harness: &mut Harness<'_, BayesExplorerApp>, from: usize, to: usize| {
+        scroll_into_view(harness, |h| h.get_by_label("Record animation…").rect());
+        harness.get_by_label("Record animation…").click();
+        harness.run_steps(2);
+        assert!(harness.query_all_by_label_contains("Stage 0 is the Gaussian, stage 2 the data").next().is_some());
+        let recorder = &mut harness.state_mut().flow_state_mut().recorder;
+        (recorder.from, recorder.to, recorder.frames_per_stage) = (from, to, 2);
+        recorder.format = bayes_explorer::ui::animation_file::AnimationFormat::Apng;
+        harness.run_steps(2);
+        assert!(harness.query_all_by_label_contains("5 frames of").next().is_some(), "the window counts the frames");
+        harness.get_by_label("Record").click();
+        let name = format!("flow-generation-stages-{from}-to-{to}.png");
+        let path = dir.path().join(&name);
+        wait_until(harness, &name, |app| !app.run_file_busy() && path.exists() && !app.flow_state().recorder.busy());
+        let message = harness.state().lab(Lab::Flow).message.clone().expect("a note").text;
+        assert!(message.contains("Saved the animation (5 frames of"), "{message}");
+        assert!(harness.query_by_label("Record").is_none(), "the window closes once the file is written");
+        decode_apng(&path)
+    };
+    let (forward, size) = record(&mut harness, 0, 2);
+    assert_eq!(forward.len(), 5, "stages 0, 0.5, 1, 1.5, 2");
+    assert!(size[0] > 300 && size[1] > 300 && size[0] < 1280 && size[1] < 800, "the plot, not the window: {size:?}");
+    for (k, pair) in forward.windows(2).enumerate() {
+        let share = differing(&pair[0], &pair[1]);
+        assert!(share > 0.01, "frames {k} and {} differ in {share:.4} of their pixels", k + 1);
+    }
+    assert_eq!(harness.state().flow_state().stage(), 2, "the step-through is left on the last frame's stage");
+    // Backwards, after the note of the first file (the page's layout, and so the plot's height, may differ).
+    let (backward, _) = record(&mut harness, 2, 0);
+    assert_eq!(backward.len(), 5);
+    assert!(backward.windows(2).all(|pair| differing(&pair[0], &pair[1]) > 0.01), "every frame moves on");
+    assert_eq!(harness.state().flow_state().stage(), 0, "the last frame shows stage 0, the Gaussian");
+}

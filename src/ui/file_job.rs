@@ -1,5 +1,5 @@
 //! The `run-file` thread: one file job at a time in the background ("Save run…", "Open run…", "Export data…",
-//! "Save image…"), the native dialogs those jobs ask on it, and how a job ended ([`RunFileOutcome`]), which the app
+//! "Save image…", "Record animation…"), the native dialogs those jobs ask on it, and how a job ended ([`RunFileOutcome`]), which the app
 //! applies on the UI thread, never waiting (`app/files.rs`).
 
 use std::path::PathBuf;
@@ -26,6 +26,19 @@ pub(crate) enum RunFileOutcome {
         path: PathBuf,
         /// Its width and height in pixels.
         size: [usize; 2],
+        /// No save dialog could be shown, so it went to the working folder.
+        no_dialog: bool,
+    },
+    /// A recorded figure was written to this GIF or animated PNG ("Record animation…").
+    AnimationSaved {
+        /// The file.
+        path: PathBuf,
+        /// Its frames.
+        frames: usize,
+        /// Each frame's width and height in pixels.
+        size: [usize; 2],
+        /// Frames per second.
+        fps: f32,
         /// No save dialog could be shown, so it went to the working folder.
         no_dialog: bool,
     },

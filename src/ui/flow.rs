@@ -16,8 +16,9 @@ use crate::train::flow_view::{FlowGeometry, FlowViewRequest, FlowViewResult, Flo
 use crate::train::{ModelView, RunSnapshot, WorkerState};
 use crate::ui::export::{ExportKind, ExportRequest, export_button, history_request};
 use crate::ui::flow_line::{LineState, flow_line_ui};
+use crate::ui::flow_record::StageRecorder;
 use crate::ui::highlight::{self, Highlight};
-use crate::ui::image_export::{save_image_button, saveable};
+use crate::ui::image_export::{save_image_button, saveable, saveable_in};
 use crate::ui::lab_data::LabData;
 use crate::ui::lab_page::{
     emphasised_curve, epoch_series, labelled_combo, legend_figure, start_view_thread, view_error, waiting,
@@ -135,6 +136,8 @@ pub struct FlowUiState {
     error: Option<String>,
     /// The part of the figures that the Explain panel's hovered term belongs to, this frame (`highlight.rs`).
     pub(crate) highlight: Highlight,
+    /// "Record animation…" of the stage plot.
+    pub recorder: StageRecorder,
 }
 
 impl Default for FlowUiState {
@@ -166,6 +169,7 @@ impl Default for FlowUiState {
             fit_bounds: true,
             error: None,
             highlight: Highlight::None,
+            recorder: StageRecorder::default(),
         }
     }
 }
@@ -185,6 +189,7 @@ impl FlowUiState {
         self.position = 0.0;
         self.fit_bounds = true;
         self.error = None;
+        self.recorder.cancel();
     }
 
     /// What "Export data…" writes for `kind`: every stage's points, or the density grid of every stage computed
@@ -450,6 +455,13 @@ fn step_through_contents(flow: &mut FlowUiState, running: bool, (viewport, top):
         flow.fit_bounds = true;
         ui.ctx().request_repaint();
     }
+    // A recording shows each of its frames' stages in turn.
+    if let Some(stage) = flow.recorder.stage_to_show(ui.ctx()) {
+        flow.position = flow.stage_at(stage);
+        flow.playing = false;
+        flow.fit_bounds = true;
+    }
+    let recording = flow.recorder.busy();
     ui.horizontal_wrapped(|ui| {
         let before = (flow.direction, flow.position);
         labelled_combo(ui, "Direction", "flow-direction", flow.direction.label(), |ui| {
@@ -514,6 +526,8 @@ fn step_through_contents(flow: &mut FlowUiState, running: bool, (viewport, top):
             }
         });
     });
+    // Above the plot, which a recording keeps on screen.
+    flow.recorder.capture_progress_ui(ui);
     let Some(geometry) = flow.geometry.clone() else { return };
     let stage_f = flow.stage_at(flow.position).clamp(0.0, k_max as f32);
     let (k0, t) = (stage_f.floor() as usize, stage_f.fract());
@@ -536,6 +550,7 @@ fn step_through_contents(flow: &mut FlowUiState, running: bool, (viewport, top):
     let below = 48.0;
     let plot_height =
         (viewport - (ui.cursor().top() - top) - below).max(MIN_STAGE_PLOT_HEIGHT.min(viewport - below)).max(200.0);
+    let mut figure_size = [0, 0];
     ui.horizontal_top(|ui| {
         let plot_size = (ui.available_width() - side_width - 8.0).max(200.0);
         ui.vertical(|ui| {
@@ -545,6 +560,10 @@ fn step_through_contents(flow: &mut FlowUiState, running: bool, (viewport, top):
                 .allow_double_click_reset(false);
             if running {
                 plot = plot.allow_drag(false);
+            }
+            if recording {
+                // The frames show the figure, not where the mouse happens to be.
+                plot = plot.show_x(false).show_y(false).show_crosshair(false);
             }
             let fit = std::mem::take(&mut flow.fit_bounds);
             let points = match flow.direction {
@@ -565,7 +584,7 @@ fn step_through_contents(flow: &mut FlowUiState, running: bool, (viewport, top):
             let accent = highlight::accent(ui.visuals());
             let faded = |c: Color32| if highlight.is_some() { highlight::dim(c) } else { c };
             let layer_on_show = flow.stage().clamp(1, k_max.max(1));
-            let response = saveable(ui, "flow-stage", || file_name, |ui| plot.show(ui, |plot_ui| {
+            let (response, figure) = saveable_in(ui, "flow-stage", || file_name, |ui| plot.show(ui, |plot_ui| {
                 if fit {
                     plot_ui.set_plot_bounds(PlotBounds::from_min_max(
                         [f64::from(bounds[0]), f64::from(bounds[2])],
@@ -674,6 +693,19 @@ fn step_through_contents(flow: &mut FlowUiState, running: bool, (viewport, top):
             {
                 flow.probe = Some((k_show, [p.x as f32, p.y as f32]));
             }
+            // A recording's frame is taken once the stage's heat map is the model's, at the chosen resolution.
+            let ready = flow.heat == HeatMap::Off
+                || flow.grids.get(&k_show).is_some_and(|g| g.step == geometry.step && g.resolution == flow.resolution);
+            // ... and with the whole figure on screen: the page is scrolled to it first (where it fits at all).
+            let whole = ui.clip_rect().contains_rect(figure);
+            if recording && !whole {
+                ui.scroll_to_rect(figure, None);
+            }
+            let fits = whole || figure.height() > ui.clip_rect().height();
+            let figure = figure.intersect(ui.clip_rect());
+            flow.recorder.after_draw(ui.ctx(), figure, ready && fits);
+            let pixels = |v: f32| (v * ui.ctx().pixels_per_point()).round() as usize;
+            figure_size = [pixels(figure.width()), pixels(figure.height())];
             // Wrapped, so that the notes beside the buttons stay under the plot and never push the picked point's
             // column past the window's edge.
             ui.horizontal_wrapped(|ui| {
@@ -681,6 +713,9 @@ fn step_through_contents(flow: &mut FlowUiState, running: bool, (viewport, top):
                     flow.export = flow.export_request(ExportKind::Stages);
                 }
                 save_image_button(ui, "flow-stage");
+                if ui.add_enabled(!recording, egui::Button::new("Record animation…")).clicked() {
+                    flow.recorder.open(k_max);
+                }
                 if ui
                     .button("Export density…")
                     .on_hover_text("Save every stage's density grid computed so far as a CSV file (cell centres, density, layer log|det|)")
@@ -716,6 +751,11 @@ fn step_through_contents(flow: &mut FlowUiState, running: bool, (viewport, top):
                 .show(ui, |ui| probe_ui(flow, ui));
         });
     });
+    let direction = match flow.direction {
+        Direction::Generation => "generation",
+        Direction::Inference => "inference",
+    };
+    flow.recorder.window_ui(ui.ctx(), k_max, running, direction, figure_size);
 }
 
 /// The Explain panel's term on the picked point's path `pts` (stage 0, the Gaussian's z, first): its z, or layer

@@ -58,6 +58,19 @@ pub(crate) fn saveable<R>(
     inner.inner
 }
 
+/// [`saveable`], also giving the rectangle the whole figure (axes and labels included) was drawn in: what "Record
+/// animation…" captures.
+pub(crate) fn saveable_in<R>(
+    ui: &mut egui::Ui,
+    key: &str,
+    file_name: impl FnOnce() -> String,
+    add: impl FnOnce(&mut egui::Ui) -> R,
+) -> (R, egui::Rect) {
+    let inner = ui.scope(add);
+    capture_if_asked(ui, key, inner.response.rect, file_name);
+    (inner.inner, inner.response.rect)
+}
+
 /// When the "Save image…" button `key` was clicked, has the window's screenshot of this frame cropped to `rect`
 /// (the part of it on screen) and queued for saving, offered as `file_name`.
 pub(crate) fn capture_if_asked(ui: &egui::Ui, key: &str, rect: egui::Rect, file_name: impl FnOnce() -> String) {
@@ -95,7 +108,7 @@ pub fn crop(screen: &egui::ColorImage, rect: egui::Rect, pixels_per_point: f32) 
 }
 
 /// `name` in the working folder, or `name-2`, `name-3`… if taken; `None` without a working folder.
-fn unused_path(name: &str) -> Option<PathBuf> {
+pub(crate) fn unused_path(name: &str) -> Option<PathBuf> {
     let folder = std::env::current_dir().ok()?;
     let path = std::path::Path::new(name);
     let (stem, ext) = (path.file_stem()?.to_string_lossy(), path.extension().map(|e| e.to_string_lossy()));

@@ -1,6 +1,8 @@
 //! The window: three labs as tabs, the dataset loader and preview, the status bar. Uses `train` (workers
 //! and snapshots) and `data`; never holds a tensor.
 
+mod animation;
+pub mod animation_file;
 mod app;
 pub mod bnn;
 mod bnn_band;
@@ -22,6 +24,7 @@ pub mod export;
 mod file_job;
 pub mod flow;
 pub mod flow_line;
+pub mod flow_record;
 mod flow_settings;
 pub mod highlight;
 mod image_export;

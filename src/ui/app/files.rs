@@ -8,6 +8,7 @@ use std::sync::Arc;
 use crate::Lab;
 use crate::train::runfile::{OpenedRun, RunConfig, weights_path_for};
 use crate::train::{Checkpoint, Command, RunSnapshot, TrainState, Worker, WorkerState};
+use crate::ui::animation::{take_recorded, write_animation_job};
 use crate::ui::app::BayesExplorerApp;
 use crate::ui::discard::Replacement;
 use crate::ui::export::{ExportKind, ExportRequest, export_job};
@@ -148,6 +149,18 @@ impl BayesExplorerApp {
                 self.lab_mut(lab).message =
                     Some(Message::note(format!("Saved the figure ({w} x {h} pixels) to {}.{why}", path.display())));
             }
+            RunFileOutcome::AnimationSaved { path, frames, size: [w, h], fps, no_dialog } => {
+                let why = if no_dialog {
+                    " No file dialog answered (no desktop portal is running), so it went to the working folder."
+                } else {
+                    ""
+                };
+                self.lab_mut(lab).message = Some(Message::note(format!(
+                    "Saved the animation ({frames} frames of {w} x {h} pixels, {:.1} s at {fps} frames a second) to {}.{why}",
+                    frames as f32 / fps,
+                    path.display()
+                )));
+            }
             RunFileOutcome::Opened(opened) => {
                 // Asks first when the run it replaces (in the run's own lab) has trained a while.
                 self.replace_run(opened.run.lab(), Replacement::Run(opened));
@@ -258,7 +271,7 @@ impl BayesExplorerApp {
         }
     }
 
-    /// Saves PNGs to `folder` under their default names instead of asking with the save dialog (for tests and
+    /// Saves PNGs (and recorded animations) to `folder` under their default names instead of asking with the save dialog (for tests and
     /// scripted demos); `None` asks again.
     pub fn save_images_to(&mut self, folder: Option<PathBuf>) {
         self.image_folder = folder;
@@ -273,6 +286,10 @@ impl BayesExplorerApp {
         if let Some(captured) = take_captured(ctx) {
             let lab = self.settings.tab;
             self.save_image(lab, captured);
+        } else if let Some(recorded) = take_recorded(ctx) {
+            let lab = self.settings.tab;
+            let given = self.image_folder.as_ref().map(|f| f.join(&recorded.name));
+            self.spawn_run_file_job(lab, "Saving the animation…", move || write_animation_job(recorded, given));
         }
     }
 

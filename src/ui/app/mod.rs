@@ -172,6 +172,11 @@ impl BayesExplorerApp {
         &self.lab(Lab::Flow).flow
     }
 
+    /// The flow lab's step-through, views and recorder (for tests and scripted demos).
+    pub fn flow_state_mut(&mut self) -> &mut crate::ui::flow::FlowUiState {
+        &mut self.lab_mut(Lab::Flow).flow
+    }
+
     /// The VAE lab's views, read-only (for tests).
     #[must_use]
     pub fn vae_state(&self) -> &crate::ui::vae::VaeUiState {
