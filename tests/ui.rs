@@ -425,3 +425,69 @@ fn record_animation_writes_the_stage_plot_through_the_stages_either_way() {
     assert!(backward.windows(2).all(|pair| differing(&pair[0], &pair[1]) > 0.01), "every frame moves on");
     assert_eq!(harness.state().flow_state().stage(), 0, "the last frame shows stage 0, the Gaussian");
 }
+
+#[test]
+fn the_epoch_scrubber_puts_the_flows_views_back_and_records_them_over_the_training() {
+    use bayes_explorer::ui::flow_record::RecordMode;
+    let dir = tempfile::tempdir().unwrap();
+    let mut harness = harness();
+    harness.state_mut().save_images_to(Some(dir.path().to_owned()));
+    harness.get_by_label("Flow").click();
+    harness.run_steps(3);
+    // Long enough for several model copies (at most one every 0.4 s while training).
+    *harness.state_mut().flow_config_mut() = bayes_explorer::models::flow::FlowConfig {
+        layers: 2,
+        hidden: vec![16],
+        epochs: 150,
+        ..bayes_explorer::models::flow::FlowConfig::default()
+    };
+    harness.get_by_label("Train").click();
+    wait_within(&mut harness, Duration::from_mins(3), "the run", |app| {
+        app.lab(Lab::Flow).worker_state == Some(bayes_explorer::train::WorkerState::Finished)
+    });
+    wait_for_label(&mut harness, " grid in ");
+    let steps: Vec<u64> = harness.state().flow_state().history.entries().iter().map(|e| e.step).collect();
+    assert!(steps.len() >= 3, "models kept: {steps:?}");
+    assert!(steps.windows(2).all(|w| w[0] < w[1]), "oldest first: {steps:?}");
+    let last = *steps.last().unwrap();
+    assert_eq!(harness.state().flow_state().views_step(), Some(last), "the latest model on show");
+    // The scrubber's label, then a model of the middle of the run on show in every view.
+    harness.get_by_label_contains("the latest");
+    let middle = steps[steps.len() / 2];
+    harness.state_mut().flow_state_mut().scrub_step = Some(middle);
+    wait_until(&mut harness, "the scrubbed model's views", |app| app.flow_state().views_step() == Some(middle));
+    wait_for_label(&mut harness, "every view shows this model");
+    assert!(harness.state().flow_state().scrubbed_epoch().is_some_and(|e| e > 0.0 && e < 150.0));
+    harness.get_by_label("Latest").click();
+    wait_until(&mut harness, "the latest model again", |app| app.flow_state().views_step() == Some(last));
+    assert!(harness.state().flow_state().scrub_step.is_none());
+
+    // Record the data stage over the training, one frame per model kept.
+    harness.state_mut().flow_state_mut().show_stage(2);
+    harness.run_steps(3);
+    scroll_into_view(&mut harness, |h| h.get_by_label("Record animation…").rect());
+    harness.get_by_label("Record animation…").click();
+    harness.run_steps(2);
+    let recorder = &mut harness.state_mut().flow_state_mut().recorder;
+    recorder.mode = RecordMode::Epochs;
+    recorder.epochs = (0.0, f64::INFINITY);
+    recorder.format = bayes_explorer::ui::animation_file::AnimationFormat::Apng;
+    harness.run_steps(2);
+    harness.get_by_label("Record").click();
+    let found = |dir: &std::path::Path| {
+        std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().path()).find(|p| p.to_string_lossy().contains("-epochs-"))
+    };
+    wait_within(&mut harness, Duration::from_mins(2), "the animation over the epochs", |app| {
+        !app.run_file_busy() && !app.flow_state().recorder.busy() && found(dir.path()).is_some()
+    });
+    let path = found(dir.path()).unwrap();
+    let name = path.file_name().unwrap().to_string_lossy().into_owned();
+    assert!(name.starts_with("flow-generation-stage-2-epochs-0-to-"), "{name}");
+    let (frames, _) = decode_apng(&path);
+    let kept = harness.state().flow_state().history.entries().len();
+    assert_eq!(frames.len(), kept, "one frame per model kept");
+    for (k, pair) in frames.windows(2).enumerate() {
+        let share = differing(&pair[0], &pair[1]);
+        assert!(share > 0.001, "frames {k} and {} differ in {share:.4} of their pixels", k + 1);
+    }
+}

@@ -15,8 +15,9 @@ use crate::train::export::{density_table, stages_table};
 use crate::train::flow_view::{FlowGeometry, FlowViewRequest, FlowViewResult, FlowViewWorker, ProbePath, StageGrid};
 use crate::train::{ModelView, RunSnapshot, WorkerState};
 use crate::ui::export::{ExportKind, ExportRequest, export_button, history_request};
+use crate::ui::flow_history::FlowHistory;
 use crate::ui::flow_line::{LineState, flow_line_ui};
-use crate::ui::flow_record::StageRecorder;
+use crate::ui::flow_record::{FrameTarget, StageRecorder};
 use crate::ui::highlight::{self, Highlight};
 use crate::ui::image_export::{save_image_button, saveable, saveable_in};
 use crate::ui::lab_data::LabData;
@@ -138,6 +139,10 @@ pub struct FlowUiState {
     pub(crate) highlight: Highlight,
     /// "Record animation…" of the stage plot.
     pub recorder: StageRecorder,
+    /// The run's models so far, for the epoch scrubber.
+    pub history: FlowHistory,
+    /// The step of the model the scrubber put on show; `None` follows the run (Latest).
+    pub scrub_step: Option<u64>,
 }
 
 impl Default for FlowUiState {
@@ -170,6 +175,8 @@ impl Default for FlowUiState {
             error: None,
             highlight: Highlight::None,
             recorder: StageRecorder::default(),
+            history: FlowHistory::default(),
+            scrub_step: None,
         }
     }
 }
@@ -190,6 +197,25 @@ impl FlowUiState {
         self.fit_bounds = true;
         self.error = None;
         self.recorder.cancel();
+        self.history.clear();
+        self.scrub_step = None;
+    }
+
+    /// The history's entry the scrubber is on (`None` when it follows the run).
+    #[must_use]
+    pub fn scrubbed(&self) -> Option<&crate::ui::flow_history::HistoryEntry> {
+        let step = self.scrub_step?;
+        let entries = self.history.entries();
+        entries.iter().find(|e| e.step == step).or_else(|| {
+            // Thinned away since: the nearest kept.
+            entries.iter().min_by_key(|e| e.step.abs_diff(step))
+        })
+    }
+
+    /// The epoch the scrubber is on, for the loss curves' mark.
+    #[must_use]
+    pub fn scrubbed_epoch(&self) -> Option<f64> {
+        self.scrubbed().map(|e| e.epoch)
     }
 
     /// What "Export data…" writes for `kind`: every stage's points, or the density grid of every stage computed
@@ -283,7 +309,8 @@ impl FlowUiState {
     }
 
     /// The model step the stage views show (`None` before they show one).
-    pub(crate) fn views_step(&self) -> Option<u64> {
+    #[must_use]
+    pub fn views_step(&self) -> Option<u64> {
         self.geometry.as_ref().map(|g| g.step)
     }
 
@@ -309,6 +336,13 @@ impl FlowUiState {
     fn poll(&mut self, snapshot: Option<&RunSnapshot>, running: bool, ctx: &egui::Context) {
         let Some(ModelView::Flow { step, params }) = snapshot.and_then(|s| s.model.clone()) else {
             return;
+        };
+        let steps_per_epoch = snapshot.map_or(1, |s| s.steps_per_epoch.max(1));
+        self.history.push(step, step as f64 / steps_per_epoch as f64, Arc::clone(&params));
+        // A scrubbed epoch's model: fixed, so its views are the full pass even while the run trains on.
+        let (step, params, running) = match self.scrubbed() {
+            Some(entry) => (entry.step, Arc::clone(&entry.params), false),
+            None => (step, params, running),
         };
         start_view_thread(&mut self.worker, &mut self.error, ctx, FlowViewWorker::spawn);
         let Some(worker) = &self.worker else { return };
@@ -406,6 +440,9 @@ pub(crate) fn flow_view_ui(
             ui.selectable_value(&mut flow.page, page, page.label());
         }
     });
+    if flow.page != FlowPage::Line {
+        scrubber_ui(flow, ui);
+    }
     if flow.page == FlowPage::Line {
         flow_line_ui(&mut flow.line, data, ui);
         return;
@@ -422,6 +459,49 @@ pub(crate) fn flow_view_ui(
                 .auto_shrink([false, false])
                 .show(ui, |ui| keras_figure_ui(flow, ui));
         }
+    }
+}
+
+/// The epoch scrubber above the flow's views: a slider over the models kept of the run, the epoch on show, and
+/// Latest, which follows the run again.
+fn scrubber_ui(flow: &mut FlowUiState, ui: &mut egui::Ui) {
+    let entries = flow.history.entries();
+    let n = entries.len();
+    if n < 2 {
+        return;
+    }
+    let on_show = flow.scrubbed().map(|e| e.step);
+    let mut index = on_show.and_then(|step| entries.iter().position(|e| e.step == step)).unwrap_or(n - 1);
+    let (epoch, step) = (entries[index].epoch, entries[index].step);
+    let kept = format!(
+        "{n} models of this run are kept, {:.0} MB (at most {} MB: the first, the latest and evenly spread epochs between)",
+        flow.history.bytes() as f64 / 1e6,
+        crate::ui::flow_history::HISTORY_BUDGET_BYTES / (1024 * 1024)
+    );
+    let mut chosen = None;
+    let mut latest = false;
+    ui.horizontal(|ui| {
+        let id = ui.label("Epoch").id;
+        let slider = egui::Slider::new(&mut index, 0..=n - 1).show_value(false);
+        if ui.add(slider).labelled_by(id).on_hover_text(&kept).changed() {
+            chosen = Some(index);
+        }
+        let text = if on_show.is_some() {
+            format!("epoch {epoch:.1} (step {step}): every view shows this model")
+        } else {
+            format!("epoch {epoch:.1} (step {step}), the latest")
+        };
+        ui.label(egui::RichText::new(text).strong());
+        latest = ui.add_enabled(on_show.is_some(), egui::Button::new("Latest")).clicked();
+    });
+    if let Some(i) = chosen {
+        // The last entry is the latest model: dragging there follows the run again.
+        flow.scrub_step = (i + 1 < n).then(|| flow.history.entries()[i].step);
+        flow.fit_bounds = true;
+    }
+    if latest {
+        flow.scrub_step = None;
+        flow.fit_bounds = true;
     }
 }
 
@@ -455,11 +535,18 @@ fn step_through_contents(flow: &mut FlowUiState, running: bool, (viewport, top):
         flow.fit_bounds = true;
         ui.ctx().request_repaint();
     }
-    // A recording shows each of its frames' stages in turn.
-    if let Some(stage) = flow.recorder.stage_to_show(ui.ctx()) {
-        flow.position = flow.stage_at(stage);
-        flow.playing = false;
-        flow.fit_bounds = true;
+    // A recording shows each of its frames in turn: a stage, or a model of the run.
+    match flow.recorder.frame_to_show(ui.ctx()) {
+        Some(FrameTarget::Stage(stage)) => {
+            flow.position = flow.stage_at(stage);
+            flow.playing = false;
+            flow.fit_bounds = true;
+        }
+        Some(FrameTarget::Model(step)) if flow.scrub_step != Some(step) => {
+            flow.scrub_step = Some(step);
+            flow.fit_bounds = true;
+        }
+        Some(FrameTarget::Model(_)) | None => {}
     }
     let recording = flow.recorder.busy();
     ui.horizontal_wrapped(|ui| {
@@ -694,8 +781,16 @@ fn step_through_contents(flow: &mut FlowUiState, running: bool, (viewport, top):
                 flow.probe = Some((k_show, [p.x as f32, p.y as f32]));
             }
             // A recording's frame is taken once the stage's heat map is the model's, at the chosen resolution.
-            let ready = flow.heat == HeatMap::Off
-                || flow.grids.get(&k_show).is_some_and(|g| g.step == geometry.step && g.resolution == flow.resolution);
+            let model_in = match flow.recorder.current_target() {
+                Some(FrameTarget::Model(step)) => geometry.step == step,
+                _ => true,
+            };
+            let ready = model_in
+                && (flow.heat == HeatMap::Off
+                    || flow
+                        .grids
+                        .get(&k_show)
+                        .is_some_and(|g| g.step == geometry.step && g.resolution == flow.resolution));
             // ... and with the whole figure on screen: the page is scrolled to it first (where it fits at all).
             let whole = ui.clip_rect().contains_rect(figure);
             if recording && !whole {
@@ -755,7 +850,9 @@ fn step_through_contents(flow: &mut FlowUiState, running: bool, (viewport, top):
         Direction::Generation => "generation",
         Direction::Inference => "inference",
     };
-    flow.recorder.window_ui(ui.ctx(), k_max, running, direction, figure_size);
+    let models: Vec<(u64, f64)> = flow.history.entries().iter().map(|e| (e.step, e.epoch)).collect();
+    let stage = flow.stage();
+    flow.recorder.window_ui(ui.ctx(), (k_max, running, direction), (&models, stage), figure_size);
 }
 
 /// The Explain panel's term on the picked point's path `pts` (stage 0, the Gaussian's z, first): its z, or layer
@@ -973,7 +1070,7 @@ fn keras_grid_ui(panels: &[(&str, &Vec<[f32; 2]>, Color32); 4], columns: usize, 
 pub(crate) fn flow_loss_ui(
     snapshot: &RunSnapshot,
     export: &mut Option<ExportRequest>,
-    emphasised: bool,
+    (emphasised, scrubbed_epoch): (bool, Option<f64>),
     ui: &mut egui::Ui,
 ) {
     ui.horizontal(|ui| {
@@ -995,6 +1092,9 @@ pub(crate) fn flow_loss_ui(
                 } else {
                     plot_axes::curve(plot, name, points);
                 }
+            }
+            if let Some(epoch) = scrubbed_epoch {
+                plot.vline(egui_plot::VLine::new("epoch on show", epoch).color(Color32::from_rgb(240, 200, 80)));
             }
         })
     });

@@ -1,6 +1,7 @@
-//! "Record animation…" of the flow's stage plot: the plot moving through the stages, in either direction, captured as
-//! drawn (the heat map, the warped grid, the points, the picked point's path) with the step-through's own in-between
-//! positions, and written as a GIF or an animated PNG (`animation.rs`).
+//! "Record animation…" of the flow's stage plot: the plot moving through the stages, in either direction, with the
+//! step-through's own in-between positions, or the stage on show over the training, one frame for each model the
+//! epoch scrubber keeps; captured as drawn (the heat map, the warped grid, the points, the picked point's path) and
+//! written as a GIF or an animated PNG (`animation.rs`).
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -11,8 +12,31 @@ use crate::ui::animation_file::{AnimationFormat, EncodeProgress};
 /// Most frames one recording takes (each frame is the figure's pixels, a few MB, held until written).
 pub const MAX_FRAMES: usize = 400;
 
+/// What a recording moves through.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum RecordMode {
+    /// The stages of the model on show.
+    #[default]
+    Stages,
+    /// The models of the run, epoch by epoch, at the stage on show.
+    Epochs,
+}
+
+/// What one frame shows.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum FrameTarget {
+    /// A stage of the model on show (fractional in between).
+    Stage(f32),
+    /// The run's model of this step (from the history), at the stage on show.
+    Model(u64),
+}
+
 /// The recorder's settings and where a recording stands.
 pub struct StageRecorder {
+    /// Through the stages or over the training.
+    pub mode: RecordMode,
+    /// Over the training: the first and last epoch (the models kept between them are the frames).
+    pub epochs: (f64, f64),
     /// The window is open.
     pub open: bool,
     /// The first stage (0 the Gaussian, K the data).
@@ -32,7 +56,7 @@ enum Phase {
     /// The window shows the settings.
     Settings,
     /// Frames being captured: the stage of each, the next to capture, and whether its screenshot was asked for.
-    Capturing { stages: Vec<f32>, next: usize, asked: bool, sink: FrameSink, name: String },
+    Capturing { targets: Vec<FrameTarget>, next: usize, asked: bool, sink: FrameSink, name: String },
     /// The file being written on the `run-file` thread.
     Writing { progress: Arc<EncodeProgress>, total: usize },
 }
@@ -40,6 +64,8 @@ enum Phase {
 impl Default for StageRecorder {
     fn default() -> Self {
         Self {
+            mode: RecordMode::Stages,
+            epochs: (0.0, f64::INFINITY),
             open: false,
             from: 0,
             to: 0,
@@ -78,11 +104,34 @@ impl StageRecorder {
         !matches!(self.phase, Phase::Settings)
     }
 
-    /// Starts capturing (`direction` names the file: "generation" or "inference").
-    pub fn start(&mut self, direction: &str) {
-        let stages = frame_stages(self.from, self.to, self.frames_per_stage);
-        let name = format!("flow-{direction}-stages-{}-to-{}.{}", self.from, self.to, self.format.extension());
-        self.phase = Phase::Capturing { stages, next: 0, asked: false, sink: FrameSink::default(), name };
+    /// Starts capturing. `direction` names the file ("generation" or "inference"); `models`: the history's (step,
+    /// epoch) pairs, oldest first; `stage`: the stage on show (over the training).
+    pub fn start(&mut self, direction: &str, models: &[(u64, f64)], stage: usize) {
+        let extension = self.format.extension();
+        let (targets, name) = match self.mode {
+            RecordMode::Stages => (
+                frame_stages(self.from, self.to, self.frames_per_stage).into_iter().map(FrameTarget::Stage).collect(),
+                format!("flow-{direction}-stages-{}-to-{}.{extension}", self.from, self.to),
+            ),
+            RecordMode::Epochs => {
+                let (a, b) = self.epochs;
+                let steps = models_between(models, a, b);
+                (
+                    steps.into_iter().map(FrameTarget::Model).collect(),
+                    format!("flow-{direction}-stage-{stage}-epochs-{a:.0}-to-{b:.0}.{extension}"),
+                )
+            }
+        };
+        self.phase = Phase::Capturing { targets, next: 0, asked: false, sink: FrameSink::default(), name };
+    }
+
+    /// What the frame being captured shows, if a recording is capturing.
+    #[must_use]
+    pub fn current_target(&self) -> Option<FrameTarget> {
+        match &self.phase {
+            Phase::Capturing { targets, next, .. } => targets.get(*next).copied(),
+            _ => None,
+        }
     }
 
     /// Stops the recording: frames captured so far are dropped, a file being written is not written.
@@ -93,23 +142,23 @@ impl StageRecorder {
         self.phase = Phase::Settings;
     }
 
-    /// Called before the plot is drawn: the stage this frame must show while capturing (`None` otherwise). Moves on
-    /// once the last frame's screenshot is in; with every frame in, queues the recording for writing.
-    pub fn stage_to_show(&mut self, ctx: &egui::Context) -> Option<f32> {
+    /// Called before the plot is drawn: what this frame must show while capturing (`None` otherwise). Moves on once
+    /// the last frame's screenshot is in; with every frame in, queues the recording for writing.
+    pub fn frame_to_show(&mut self, ctx: &egui::Context) -> Option<FrameTarget> {
         if let Phase::Writing { progress, .. } = &self.phase
             && progress.finished.load(Ordering::Relaxed)
         {
             self.phase = Phase::Settings;
             self.open = false;
         }
-        let Phase::Capturing { stages, next, asked, sink, name } = &mut self.phase else { return None };
+        let Phase::Capturing { targets, next, asked, sink, name } = &mut self.phase else { return None };
         if *asked && captured(sink) > *next {
             *next += 1;
             *asked = false;
         }
-        if *next < stages.len() {
+        if *next < targets.len() {
             ctx.request_repaint();
-            return stages.get(*next).copied();
+            return targets.get(*next).copied();
         }
         let frames = std::mem::take(&mut *sink.lock().unwrap_or_else(std::sync::PoisonError::into_inner));
         let progress = Arc::new(EncodeProgress::default());
@@ -147,9 +196,8 @@ impl StageRecorder {
     pub fn window_ui(
         &mut self,
         ctx: &egui::Context,
-        k_max: usize,
-        running: bool,
-        direction: &str,
+        (k_max, running, direction): (usize, bool, &str),
+        (models, stage): (&[(u64, f64)], usize),
         figure_size: [usize; 2],
     ) {
         if running && matches!(self.phase, Phase::Capturing { .. }) {
@@ -162,7 +210,7 @@ impl StageRecorder {
         egui::Window::new("Record animation").collapsible(false).resizable(false).open(&mut open).show(ctx, |ui| {
             match &self.phase {
                 Phase::Settings | Phase::Capturing { .. } => {
-                    self.settings_ui(ui, k_max, running, direction, figure_size);
+                    self.settings_ui(ui, (k_max, running, direction), (models, stage), figure_size);
                 }
                 Phase::Writing { progress, total } => {
                     let done = progress.done.load(Ordering::Relaxed);
@@ -183,8 +231,8 @@ impl StageRecorder {
 
     /// While frames are captured, under the plot: which frame, a progress bar and Cancel.
     pub fn capture_progress_ui(&mut self, ui: &mut egui::Ui) {
-        let Phase::Capturing { stages, next, .. } = &self.phase else { return };
-        let (next, total) = (*next, stages.len());
+        let Phase::Capturing { targets, next, .. } = &self.phase else { return };
+        let (next, total) = (*next, targets.len());
         ui.horizontal(|ui| {
             ui.label(format!("Recording frame {} of {total}…", (next + 1).min(total)));
             ui.add(egui::ProgressBar::new(next as f32 / total.max(1) as f32).desired_width(160.0).show_percentage());
@@ -201,20 +249,43 @@ impl StageRecorder {
         }
     }
 
-    fn settings_ui(&mut self, ui: &mut egui::Ui, k_max: usize, running: bool, direction: &str, [w, h]: [usize; 2]) {
-        ui.label(format!(
-            "The stage plot moving through the flow's stages ({direction}), as the step-through draws it."
-        ));
+    fn settings_ui(
+        &mut self,
+        ui: &mut egui::Ui,
+        (k_max, running, direction): (usize, bool, &str),
+        (models, stage): (&[(u64, f64)], usize),
+        [w, h]: [usize; 2],
+    ) {
+        ui.radio_value(&mut self.mode, RecordMode::Stages, format!("Through the stages ({direction}), this model"));
+        ui.radio_value(
+            &mut self.mode,
+            RecordMode::Epochs,
+            format!("Over the training: stage {stage}, one frame per model kept of the run"),
+        );
+        let last = last_epoch(models);
         egui::Grid::new("flow-record-settings").num_columns(2).show(ui, |ui| {
-            let id = ui.label("From stage").id;
-            ui.add(egui::DragValue::new(&mut self.from).range(0..=k_max)).labelled_by(id);
-            ui.end_row();
-            let id = ui.label("To stage").id;
-            ui.add(egui::DragValue::new(&mut self.to).range(0..=k_max)).labelled_by(id);
-            ui.end_row();
-            let id = ui.label("Frames per stage").id;
-            ui.add(egui::DragValue::new(&mut self.frames_per_stage).range(1..=30)).labelled_by(id);
-            ui.end_row();
+            match self.mode {
+                RecordMode::Stages => {
+                    let id = ui.label("From stage").id;
+                    ui.add(egui::DragValue::new(&mut self.from).range(0..=k_max)).labelled_by(id);
+                    ui.end_row();
+                    let id = ui.label("To stage").id;
+                    ui.add(egui::DragValue::new(&mut self.to).range(0..=k_max)).labelled_by(id);
+                    ui.end_row();
+                    let id = ui.label("Frames per stage").id;
+                    ui.add(egui::DragValue::new(&mut self.frames_per_stage).range(1..=30)).labelled_by(id);
+                    ui.end_row();
+                }
+                RecordMode::Epochs => {
+                    self.epochs = (self.epochs.0.clamp(0.0, last), self.epochs.1.clamp(0.0, last));
+                    let id = ui.label("From epoch").id;
+                    ui.add(egui::DragValue::new(&mut self.epochs.0).range(0.0..=last).speed(0.5)).labelled_by(id);
+                    ui.end_row();
+                    let id = ui.label("To epoch").id;
+                    ui.add(egui::DragValue::new(&mut self.epochs.1).range(0.0..=last).speed(0.5)).labelled_by(id);
+                    ui.end_row();
+                }
+            }
             let id = ui.label("Frames per second").id;
             ui.add(egui::DragValue::new(&mut self.fps).range(1.0..=50.0).speed(0.2)).labelled_by(id);
             ui.end_row();
@@ -226,19 +297,33 @@ impl StageRecorder {
             });
             ui.end_row();
         });
-        let frames = frame_stages(self.from, self.to, self.frames_per_stage).len();
+        let frames = match self.mode {
+            RecordMode::Stages => frame_stages(self.from, self.to, self.frames_per_stage).len(),
+            RecordMode::Epochs => models_between(models, self.epochs.0, self.epochs.1).len(),
+        };
+        let what = match self.mode {
+            RecordMode::Stages => format!(
+                "Stage 0 is the Gaussian, stage {k_max} the data; from a higher stage to a lower one it runs backwards."
+            ),
+            RecordMode::Epochs => format!(
+                "The models the epoch scrubber keeps between the two epochs ({} of this run, up to epoch {last:.1}); from a later epoch to an earlier one it runs backwards.",
+                models.len()
+            ),
+        };
         ui.label(
             egui::RichText::new(format!(
-                "Stage 0 is the Gaussian, stage {k_max} the data; from a higher stage to a lower one it runs backwards. \
-                 {frames} frames of {w} x {h} pixels, {:.1} s.",
+                "{what} {frames} frames of {w} x {h} pixels, {:.1} s.",
                 frames as f32 / self.fps
             ))
             .weak(),
         );
         let why_not = if running {
-            Some("Pause the run or let it finish first: a recording shows one model.".to_owned())
-        } else if self.from == self.to {
-            Some("Choose two different stages.".to_owned())
+            Some("Pause the run or let it finish first: a recording shows fixed models.".to_owned())
+        } else if frames < 2 {
+            Some(match self.mode {
+                RecordMode::Stages => "Choose two different stages.".to_owned(),
+                RecordMode::Epochs => "Choose epochs at least two kept models apart.".to_owned(),
+            })
         } else if frames > MAX_FRAMES {
             Some(format!("At most {MAX_FRAMES} frames: fewer frames per stage."))
         } else {
@@ -249,14 +334,38 @@ impl StageRecorder {
             ui.label(egui::RichText::new(why).weak());
         }
         if record.clicked() {
-            self.start(direction);
+            self.start(direction, models, stage);
         }
     }
 }
 
+/// The last epoch of `models` (0 without any).
+fn last_epoch(models: &[(u64, f64)]) -> f64 {
+    models.last().map_or(0.0, |m| m.1)
+}
+
+/// The steps of the models whose epoch lies between `from` and `to` (inclusive), in the order from `from` to `to`.
+#[must_use]
+pub fn models_between(models: &[(u64, f64)], from: f64, to: f64) -> Vec<u64> {
+    let (lo, hi) = (from.min(to) - 1e-9, from.max(to) + 1e-9);
+    let mut steps: Vec<u64> = models.iter().filter(|m| m.1 >= lo && m.1 <= hi).map(|m| m.0).collect();
+    if from > to {
+        steps.reverse();
+    }
+    steps
+}
+
 #[cfg(test)]
 mod tests {
-    use super::frame_stages;
+    use super::{frame_stages, models_between};
+
+    #[test]
+    fn frames_over_the_training_are_the_models_kept_between_two_epochs_either_way() {
+        let models = [(0, 0.0), (100, 10.0), (250, 25.0), (400, 40.0)];
+        assert_eq!(models_between(&models, 0.0, 40.0), [0, 100, 250, 400]);
+        assert_eq!(models_between(&models, 30.0, 5.0), [250, 100]);
+        assert!(models_between(&models, 11.0, 24.0).is_empty());
+    }
 
     #[test]
     fn frames_run_through_the_stages_either_way() {

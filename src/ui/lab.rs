@@ -47,7 +47,8 @@ pub(crate) fn views_ui(state: &mut LabState, ui: &mut egui::Ui) {
         {
             egui::CollapsingHeader::new("Loss curves").default_open(true).show(ui, |ui| {
                 let emphasised = state.flow.highlight == crate::ui::highlight::Highlight::FlowLoss;
-                crate::ui::flow::flow_loss_ui(snapshot, &mut state.flow.export, emphasised, ui);
+                let scrubbed = state.flow.scrubbed_epoch();
+                crate::ui::flow::flow_loss_ui(snapshot, &mut state.flow.export, (emphasised, scrubbed), ui);
             });
         }
         let snapshot = state.worker.as_ref().and(state.snapshot.as_ref());

@@ -23,6 +23,7 @@ pub mod explain;
 pub mod export;
 mod file_job;
 pub mod flow;
+pub mod flow_history;
 pub mod flow_line;
 pub mod flow_record;
 mod flow_settings;
