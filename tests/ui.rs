@@ -349,6 +349,32 @@ fn save_image_writes_each_figure_as_drawn_to_a_png() {
     assert!(colours(&saved[0].1) > 50, "points and a heat map: {} colours", colours(&saved[0].1));
 }
 
+/// Steps the window until the flow's views show the run's final model in full (its points and a grid), at most a
+/// minute: under load the full pass comes a while after the run has finished.
+fn wait_for_final_flow_views(harness: &mut Harness<'_, BayesExplorerApp>) {
+    let deadline = std::time::Instant::now() + Duration::from_mins(1);
+    loop {
+        let app = harness.state();
+        let last = app
+            .lab(Lab::Flow)
+            .snapshot
+            .as_ref()
+            .and_then(|s| s.model.as_ref())
+            .map(bayes_explorer::models::ModelView::step);
+        let done = last.is_some()
+            && app.flow_state().views_step() == last
+            && harness.query_by_label_contains("While training:").is_none()
+            && harness.query_by_label_contains(" grid in ").is_some();
+        if done {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "the final model's full views never came");
+        std::thread::sleep(Duration::from_millis(20));
+        harness.step();
+    }
+    harness.run_steps(3);
+}
+
 /// Decodes an animated PNG: its frames as RGBA bytes, and its size.
 fn decode_apng(path: &std::path::Path) -> (Vec<Vec<u8>>, [u32; 2]) {
     let file = std::io::BufReader::new(std::fs::File::open(path).unwrap());
@@ -389,9 +415,7 @@ fn record_animation_writes_the_stage_plot_through_the_stages_either_way() {
     wait_until(&mut harness, "the run", |app| {
         app.lab(Lab::Flow).worker_state == Some(bayes_explorer::train::WorkerState::Finished)
     });
-    wait_for_label(&mut harness, " grid in ");
-    harness.run_steps(20);
-    assert!(harness.query_by_label_contains("While training:").is_none(), "a finished run's views are complete");
+    wait_for_final_flow_views(&mut harness);
     let record = |harness: &mut Harness<'_, BayesExplorerApp>, from: usize, to: usize| {
         scroll_into_view(harness, |h| h.get_by_label("Record animation…").rect());
         harness.get_by_label("Record animation…").click();
@@ -445,7 +469,7 @@ fn the_epoch_scrubber_puts_the_flows_views_back_and_records_them_over_the_traini
     wait_within(&mut harness, Duration::from_mins(3), "the run", |app| {
         app.lab(Lab::Flow).worker_state == Some(bayes_explorer::train::WorkerState::Finished)
     });
-    wait_for_label(&mut harness, " grid in ");
+    wait_for_final_flow_views(&mut harness);
     let steps: Vec<u64> = harness.state().flow_state().history.entries().iter().map(|e| e.step).collect();
     assert!(steps.len() >= 3, "models kept: {steps:?}");
     assert!(steps.windows(2).all(|w| w[0] < w[1]), "oldest first: {steps:?}");
