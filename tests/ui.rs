@@ -398,8 +398,9 @@ fn differing(a: &[u8], b: &[u8]) -> f64 {
     a.chunks_exact(4).zip(b.chunks_exact(4)).filter(|(p, q)| p != q).count() as f64 / n as f64
 }
 
-#[test]
-fn record_animation_writes_the_stage_plot_through_the_stages_either_way() {
+/// The flow lab with a small flow (2 layers of 16 units) trained for `epochs` and its final views on show; images
+/// and animations go to the returned folder.
+fn trained_small_flow(epochs: usize) -> (tempfile::TempDir, Harness<'static, BayesExplorerApp>) {
     let dir = tempfile::tempdir().unwrap();
     let mut harness = harness();
     harness.state_mut().save_images_to(Some(dir.path().to_owned()));
@@ -408,14 +409,20 @@ fn record_animation_writes_the_stage_plot_through_the_stages_either_way() {
     *harness.state_mut().flow_config_mut() = bayes_explorer::models::flow::FlowConfig {
         layers: 2,
         hidden: vec![16],
-        epochs: 3,
+        epochs,
         ..bayes_explorer::models::flow::FlowConfig::default()
     };
     harness.get_by_label("Train").click();
-    wait_until(&mut harness, "the run", |app| {
+    wait_within(&mut harness, Duration::from_mins(3), "the run", |app| {
         app.lab(Lab::Flow).worker_state == Some(bayes_explorer::train::WorkerState::Finished)
     });
     wait_for_final_flow_views(&mut harness);
+    (dir, harness)
+}
+
+#[test]
+fn record_animation_writes_the_stage_plot_through_the_stages_either_way() {
+    let (dir, mut harness) = trained_small_flow(3);
     let record = |harness: &mut Harness<'_, BayesExplorerApp>, from: usize, to: usize| {
         scroll_into_view(harness, |h| h.get_by_label("Record animation…").rect());
         harness.get_by_label("Record animation…").click();
@@ -453,23 +460,8 @@ fn record_animation_writes_the_stage_plot_through_the_stages_either_way() {
 #[test]
 fn the_epoch_scrubber_puts_the_flows_views_back_and_records_them_over_the_training() {
     use bayes_explorer::ui::flow_record::RecordMode;
-    let dir = tempfile::tempdir().unwrap();
-    let mut harness = harness();
-    harness.state_mut().save_images_to(Some(dir.path().to_owned()));
-    harness.get_by_label("Flow").click();
-    harness.run_steps(3);
     // Long enough for several model copies (at most one every 0.4 s while training).
-    *harness.state_mut().flow_config_mut() = bayes_explorer::models::flow::FlowConfig {
-        layers: 2,
-        hidden: vec![16],
-        epochs: 150,
-        ..bayes_explorer::models::flow::FlowConfig::default()
-    };
-    harness.get_by_label("Train").click();
-    wait_within(&mut harness, Duration::from_mins(3), "the run", |app| {
-        app.lab(Lab::Flow).worker_state == Some(bayes_explorer::train::WorkerState::Finished)
-    });
-    wait_for_final_flow_views(&mut harness);
+    let (dir, mut harness) = trained_small_flow(150);
     let steps: Vec<u64> = harness.state().flow_state().history.entries().iter().map(|e| e.step).collect();
     assert!(steps.len() >= 3, "models kept: {steps:?}");
     assert!(steps.windows(2).all(|w| w[0] < w[1]), "oldest first: {steps:?}");
