@@ -399,8 +399,10 @@ fn differing(a: &[u8], b: &[u8]) -> f64 {
 }
 
 /// The flow lab with a small flow (2 layers of 16 units) trained for `epochs` and its final views on show; images
-/// and animations go to the returned folder.
-fn trained_small_flow(epochs: usize) -> (tempfile::TempDir, Harness<'static, BayesExplorerApp>) {
+/// and animations go to the returned folder. With `pause_once`, the run is paused once its first model after the
+/// start has come (a pause publishes a model copy) and resumed, so that the run keeps at least three models however
+/// fast the machine trains.
+fn trained_small_flow(epochs: usize, pause_once: bool) -> (tempfile::TempDir, Harness<'static, BayesExplorerApp>) {
     let dir = tempfile::tempdir().unwrap();
     let mut harness = harness();
     harness.state_mut().save_images_to(Some(dir.path().to_owned()));
@@ -413,6 +415,16 @@ fn trained_small_flow(epochs: usize) -> (tempfile::TempDir, Harness<'static, Bay
         ..bayes_explorer::models::flow::FlowConfig::default()
     };
     harness.get_by_label("Train").click();
+    if pause_once {
+        wait_until(&mut harness, "a model after the start", |app| {
+            app.flow_state().history.entries().last().is_some_and(|e| e.step > 0)
+        });
+        harness.get_by_label("Pause").click();
+        wait_until(&mut harness, "the pause", |app| {
+            app.lab(Lab::Flow).worker_state == Some(bayes_explorer::train::WorkerState::Paused)
+        });
+        harness.get_by_label("Resume").click();
+    }
     wait_within(&mut harness, Duration::from_mins(3), "the run", |app| {
         app.lab(Lab::Flow).worker_state == Some(bayes_explorer::train::WorkerState::Finished)
     });
@@ -422,7 +434,7 @@ fn trained_small_flow(epochs: usize) -> (tempfile::TempDir, Harness<'static, Bay
 
 #[test]
 fn record_animation_writes_the_stage_plot_through_the_stages_either_way() {
-    let (dir, mut harness) = trained_small_flow(3);
+    let (dir, mut harness) = trained_small_flow(3, false);
     let record = |harness: &mut Harness<'_, BayesExplorerApp>, from: usize, to: usize| {
         scroll_into_view(harness, |h| h.get_by_label("Record animation…").rect());
         harness.get_by_label("Record animation…").click();
@@ -460,8 +472,8 @@ fn record_animation_writes_the_stage_plot_through_the_stages_either_way() {
 #[test]
 fn the_epoch_scrubber_puts_the_flows_views_back_and_records_them_over_the_training() {
     use bayes_explorer::ui::flow_record::RecordMode;
-    // Long enough for several model copies (at most one every 0.4 s while training).
-    let (dir, mut harness) = trained_small_flow(150);
+    // The first model, one at the pause and the final one at least (more on a slower machine: a copy every 0.4 s).
+    let (dir, mut harness) = trained_small_flow(1500, true);
     let steps: Vec<u64> = harness.state().flow_state().history.entries().iter().map(|e| e.step).collect();
     assert!(steps.len() >= 3, "models kept: {steps:?}");
     assert!(steps.windows(2).all(|w| w[0] < w[1]), "oldest first: {steps:?}");
@@ -473,7 +485,7 @@ fn the_epoch_scrubber_puts_the_flows_views_back_and_records_them_over_the_traini
     harness.state_mut().flow_state_mut().scrub_step = Some(middle);
     wait_until(&mut harness, "the scrubbed model's views", |app| app.flow_state().views_step() == Some(middle));
     wait_for_label(&mut harness, "every view shows this model");
-    assert!(harness.state().flow_state().scrubbed_epoch().is_some_and(|e| e > 0.0 && e < 150.0));
+    assert!(harness.state().flow_state().scrubbed_epoch().is_some_and(|e| e > 0.0 && e < 1500.0));
     harness.get_by_label("Latest").click();
     wait_until(&mut harness, "the latest model again", |app| app.flow_state().views_step() == Some(last));
     assert!(harness.state().flow_state().scrub_step.is_none());

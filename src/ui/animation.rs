@@ -13,8 +13,8 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 use crate::train::runfile::write_atomically;
 use crate::ui::animation_file::{AnimationFormat, EncodeError, EncodeProgress, encode};
-use crate::ui::file_job::{RunFileOutcome, given_or_picked, save_dialog};
-use crate::ui::image_export::crop;
+use crate::ui::file_job::RunFileOutcome;
+use crate::ui::image_export::{crop, figure_path};
 
 /// The frames captured so far, in order (the screenshot callbacks add to it).
 pub(crate) type FrameSink = Arc<Mutex<Vec<egui::ColorImage>>>;
@@ -88,15 +88,9 @@ fn write_animation(recorded: RecordedAnimation, given: Option<PathBuf>) -> RunFi
         AnimationFormat::Gif => ("GIF animation", "Save the animation as GIF"),
         AnimationFormat::Apng => ("Animated PNG", "Save the animation as an animated PNG"),
     };
-    let fallback = name.clone();
-    let picked = given_or_picked(given, || save_dialog(title, filter, format.extension(), name));
-    let (path, no_dialog) = match picked {
-        Ok(path) => (path, false),
-        Err(RunFileOutcome::Cancelled { quick: true }) => match crate::ui::image_export::unused_path(&fallback) {
-            Some(path) => (path, true),
-            None => return RunFileOutcome::Cancelled { quick: true },
-        },
-        Err(cancelled) => return cancelled,
+    let (path, no_dialog) = match figure_path(given, (title, filter, format.extension()), name) {
+        Ok(picked) => picked,
+        Err(outcome) => return outcome,
     };
     let bytes = match encode(&frames, format, fps, &progress) {
         Ok(bytes) => bytes,

@@ -67,14 +67,15 @@ impl From<std::io::Error> for EncodeError {
     }
 }
 
-/// The frames' common size: the first frame's (a later frame of another size is cut or padded with the first frame's
-/// corner colour, so a window resized mid-recording still gives a playable file).
-fn common_size(frames: &[egui::ColorImage]) -> Result<[usize; 2], EncodeError> {
-    let size = frames.first().map(|f| f.size).ok_or_else(|| EncodeError::Failed("no frames to write".into()))?;
+/// The frames' common size, the first frame's, and the colour that pads a smaller frame, the first frame's corner
+/// (a later frame of another size is cut or padded, so a window resized mid-recording still gives a playable file).
+fn common_size(frames: &[egui::ColorImage]) -> Result<([usize; 2], egui::Color32), EncodeError> {
+    let first = frames.first().ok_or_else(|| EncodeError::Failed("no frames to write".into()))?;
+    let size = first.size;
     if size[0] == 0 || size[1] == 0 || size[0] > usize::from(u16::MAX) || size[1] > usize::from(u16::MAX) {
         return Err(EncodeError::Failed(format!("frames of {} x {} pixels cannot be written", size[0], size[1])));
     }
-    Ok(size)
+    Ok((size, first.pixels[0]))
 }
 
 /// `frame`'s pixels at `size` (cut or padded), unmultiplied sRGBA.
@@ -118,8 +119,7 @@ pub fn write_apng(
     progress: &EncodeProgress,
     out: impl Write,
 ) -> Result<(), EncodeError> {
-    let size = common_size(frames)?;
-    let pad = frames[0].pixels[0];
+    let (size, pad) = common_size(frames)?;
     let failed = |e: png::EncodingError| EncodeError::Failed(e.to_string());
     let mut encoder = png::Encoder::new(out, size[0] as u32, size[1] as u32);
     encoder.set_color(png::ColorType::Rgba);
@@ -253,8 +253,7 @@ pub fn write_gif(
     progress: &EncodeProgress,
     out: impl Write,
 ) -> Result<(), EncodeError> {
-    let size = common_size(frames)?;
-    let pad = frames[0].pixels[0];
+    let (size, pad) = common_size(frames)?;
     let failed = |e: gif::EncodingError| EncodeError::Failed(e.to_string());
     let pixels: Vec<Vec<u8>> = frames.iter().map(|f| rgba(f, size, pad)).collect();
     let palette = shared_palette(&pixels);

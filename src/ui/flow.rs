@@ -37,6 +37,15 @@ pub enum Direction {
 }
 
 impl Direction {
+    /// The word file names carry: "generation" or "inference".
+    #[must_use]
+    pub fn file_word(self) -> &'static str {
+        match self {
+            Self::Generation => "generation",
+            Self::Inference => "inference",
+        }
+    }
+
     /// The label the switch and the view carry.
     #[must_use]
     pub fn label(self) -> &'static str {
@@ -661,11 +670,7 @@ fn step_through_contents(flow: &mut FlowUiState, running: bool, (viewport, top):
                 Direction::Generation => &points[0],
                 Direction::Inference => &points[k_max],
             };
-            let direction = match flow.direction {
-                Direction::Generation => "generation",
-                Direction::Inference => "inference",
-            };
-            let file_name = format!("flow-{direction}-stage-{k_show}.png");
+            let file_name = format!("flow-{}-stage-{k_show}.png", flow.direction.file_word());
             // The Explain panel's term: the picked point's path, its z, or a layer's step (and the layer on show).
             let highlight = flow.highlight.clone();
             let accent = highlight::accent(ui.visuals());
@@ -846,10 +851,7 @@ fn step_through_contents(flow: &mut FlowUiState, running: bool, (viewport, top):
                 .show(ui, |ui| probe_ui(flow, ui));
         });
     });
-    let direction = match flow.direction {
-        Direction::Generation => "generation",
-        Direction::Inference => "inference",
-    };
+    let direction = flow.direction.file_word();
     let models: Vec<(u64, f64)> = flow.history.entries().iter().map(|e| (e.step, e.epoch)).collect();
     let stage = flow.stage();
     flow.recorder.window_ui(ui.ctx(), (k_max, running, direction), (&models, stage), figure_size);

@@ -53,9 +53,7 @@ pub(crate) fn saveable<R>(
     file_name: impl FnOnce() -> String,
     add: impl FnOnce(&mut egui::Ui) -> R,
 ) -> R {
-    let inner = ui.scope(add);
-    capture_if_asked(ui, key, inner.response.rect, file_name);
-    inner.inner
+    saveable_in(ui, key, file_name, add).0
 }
 
 /// [`saveable`], also giving the rectangle the whole figure (axes and labels included) was drawn in: what "Record
@@ -108,7 +106,7 @@ pub fn crop(screen: &egui::ColorImage, rect: egui::Rect, pixels_per_point: f32) 
 }
 
 /// `name` in the working folder, or `name-2`, `name-3`… if taken; `None` without a working folder.
-pub(crate) fn unused_path(name: &str) -> Option<PathBuf> {
+fn unused_path(name: &str) -> Option<PathBuf> {
     let folder = std::env::current_dir().ok()?;
     let path = std::path::Path::new(name);
     let (stem, ext) = (path.file_stem()?.to_string_lossy(), path.extension().map(|e| e.to_string_lossy()));
@@ -142,20 +140,34 @@ pub(crate) fn take_captured(ctx: &egui::Context) -> Option<CapturedImage> {
     queue(ctx).lock().ok().and_then(|mut q| (!q.is_empty()).then(|| q.remove(0)))
 }
 
-/// "Save image…" on the `run-file` thread: `captured` as a PNG, written to `given` or to a file picked in the save
-/// dialog; with no dialog to show (no desktop portal), into the working folder under a name not yet taken.
+/// Where a figure's file goes (on the `run-file` thread): `given`, or the file picked in the save dialog (`title`, one
+/// filter `filter` for `extension`, offering `name`); with no dialog to show (no desktop portal), the working folder
+/// under a name not yet taken, with `true`. The outcome to report when the dialog was closed without a file.
+pub(crate) fn figure_path(
+    given: Option<PathBuf>,
+    (title, filter, extension): (&str, &str, &str),
+    name: String,
+) -> Result<(PathBuf, bool), RunFileOutcome> {
+    let fallback_name = name.clone();
+    match given_or_picked(given, || save_dialog(title, filter, extension, name)) {
+        Ok(path) => Ok((path, false)),
+        Err(RunFileOutcome::Cancelled { quick: true }) => {
+            unused_path(&fallback_name).map(|path| (path, true)).ok_or(RunFileOutcome::Cancelled { quick: true })
+        }
+        Err(cancelled) => Err(cancelled),
+    }
+}
+
+/// The message's words when a figure went to the working folder because no dialog answered.
+pub(crate) const NO_DIALOG_NOTE: &str =
+    " No file dialog answered (no desktop portal is running), so it went to the working folder.";
+
+/// "Save image…" on the `run-file` thread: `captured` as a PNG, written to `given` or where [`figure_path`] says.
 pub(crate) fn write_image_job(captured: CapturedImage, given: Option<PathBuf>) -> RunFileOutcome {
     let CapturedImage { name, image } = captured;
-    let fallback_name = name.clone();
-    let picked = given_or_picked(given, || save_dialog("Save the figure as PNG", "PNG image", "png", name));
-    let (path, no_dialog) = match picked {
-        Ok(path) => (path, false),
-        // No dialog could be shown (no desktop portal): the working folder, under a name not yet taken.
-        Err(RunFileOutcome::Cancelled { quick: true }) => match unused_path(&fallback_name) {
-            Some(path) => (path, true),
-            None => return RunFileOutcome::Cancelled { quick: true },
-        },
-        Err(cancelled) => return cancelled,
+    let (path, no_dialog) = match figure_path(given, ("Save the figure as PNG", "PNG image", "png"), name) {
+        Ok(picked) => picked,
+        Err(outcome) => return outcome,
     };
     let mut encoded = Vec::new();
     if let Err(e) = write_png(&image, &mut encoded) {

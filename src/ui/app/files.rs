@@ -13,7 +13,7 @@ use crate::ui::app::BayesExplorerApp;
 use crate::ui::discard::Replacement;
 use crate::ui::export::{ExportKind, ExportRequest, export_job};
 use crate::ui::file_job::{RunFileJob, RunFileOutcome};
-use crate::ui::image_export::{CapturedImage, take_captured, write_image_job};
+use crate::ui::image_export::{CapturedImage, NO_DIALOG_NOTE, take_captured, write_image_job};
 use crate::ui::lab_data::LabData;
 use crate::ui::lab_state::{PendingSave, RunOrigin, RunSource, SavedRun};
 use crate::ui::message::Message;
@@ -141,20 +141,12 @@ impl BayesExplorerApp {
                 )));
             }
             RunFileOutcome::ImageSaved { path, size: [w, h], no_dialog } => {
-                let why = if no_dialog {
-                    " No file dialog answered (no desktop portal is running), so it went to the working folder."
-                } else {
-                    ""
-                };
+                let why = if no_dialog { NO_DIALOG_NOTE } else { "" };
                 self.lab_mut(lab).message =
                     Some(Message::note(format!("Saved the figure ({w} x {h} pixels) to {}.{why}", path.display())));
             }
             RunFileOutcome::AnimationSaved { path, frames, size: [w, h], fps, no_dialog } => {
-                let why = if no_dialog {
-                    " No file dialog answered (no desktop portal is running), so it went to the working folder."
-                } else {
-                    ""
-                };
+                let why = if no_dialog { NO_DIALOG_NOTE } else { "" };
                 self.lab_mut(lab).message = Some(Message::note(format!(
                     "Saved the animation ({frames} frames of {w} x {h} pixels, {:.1} s at {fps} frames a second) to {}.{why}",
                     frames as f32 / fps,
@@ -271,8 +263,8 @@ impl BayesExplorerApp {
         }
     }
 
-    /// Saves PNGs (and recorded animations) to `folder` under their default names instead of asking with the save dialog (for tests and
-    /// scripted demos); `None` asks again.
+    /// Saves PNGs and recorded animations to `folder` under their default names instead of asking with the save
+    /// dialog (for tests and scripted demos); `None` asks again.
     pub fn save_images_to(&mut self, folder: Option<PathBuf>) {
         self.image_folder = folder;
     }
