@@ -10,7 +10,7 @@ use egui_kittest::Harness;
 use egui_kittest::kittest::Queryable;
 
 mod common;
-use common::{harness, harness_for, wait_for_label, wait_until, wait_within};
+use common::{decode_apng, differing, harness, harness_for, wait_for_label, wait_until, wait_within};
 
 /// Hovers each point of the VAE's latent plane in turn and returns the image decoded there (waiting for it to
 /// change from the previous one).
@@ -375,29 +375,6 @@ fn wait_for_final_flow_views(harness: &mut Harness<'_, BayesExplorerApp>) {
     harness.run_steps(3);
 }
 
-/// Decodes an animated PNG: its frames as RGBA bytes, and its size.
-fn decode_apng(path: &std::path::Path) -> (Vec<Vec<u8>>, [u32; 2]) {
-    let file = std::io::BufReader::new(std::fs::File::open(path).unwrap());
-    let mut reader = png::Decoder::new(file).read_info().unwrap();
-    let info = reader.info();
-    let size = [info.width, info.height];
-    let n = info.animation_control.expect("an animated PNG").num_frames as usize;
-    let mut buf = vec![0; reader.output_buffer_size().unwrap()];
-    let frames = (0..n)
-        .map(|_| {
-            let out = reader.next_frame(&mut buf).unwrap();
-            buf[..out.buffer_size()].to_vec()
-        })
-        .collect();
-    (frames, size)
-}
-
-/// The share of pixels that differ between two frames of the same size.
-fn differing(a: &[u8], b: &[u8]) -> f64 {
-    let n = a.len() / 4;
-    a.chunks_exact(4).zip(b.chunks_exact(4)).filter(|(p, q)| p != q).count() as f64 / n as f64
-}
-
 /// The flow lab with a small flow (2 layers of 16 units) trained for `epochs` and its final views on show; images
 /// and animations go to the returned folder. With `pause_once`, the run is paused once its first model after the
 /// start has come (a pause publishes a model copy) and resumed, so that the run keeps at least three models however
@@ -417,7 +394,7 @@ fn trained_small_flow(epochs: usize, pause_once: bool) -> (tempfile::TempDir, Ha
     harness.get_by_label("Train").click();
     if pause_once {
         wait_until(&mut harness, "a model after the start", |app| {
-            app.flow_state().history.entries().last().is_some_and(|e| e.step > 0)
+            app.flow_state().scrubber.history.entries().last().is_some_and(|e| e.step > 0)
         });
         harness.get_by_label("Pause").click();
         wait_until(&mut harness, "the pause", |app| {
@@ -471,10 +448,10 @@ fn record_animation_writes_the_stage_plot_through_the_stages_either_way() {
 
 #[test]
 fn the_epoch_scrubber_puts_the_flows_views_back_and_records_them_over_the_training() {
-    use bayes_explorer::ui::flow_record::RecordMode;
+    use bayes_explorer::ui::record::RecordMode;
     // The first model, one at the pause and the final one at least (more on a slower machine: a copy every 0.4 s).
     let (dir, mut harness) = trained_small_flow(1500, true);
-    let steps: Vec<u64> = harness.state().flow_state().history.entries().iter().map(|e| e.step).collect();
+    let steps: Vec<u64> = harness.state().flow_state().scrubber.history.entries().iter().map(|e| e.step).collect();
     assert!(steps.len() >= 3, "models kept: {steps:?}");
     assert!(steps.windows(2).all(|w| w[0] < w[1]), "oldest first: {steps:?}");
     let last = *steps.last().unwrap();
@@ -482,13 +459,13 @@ fn the_epoch_scrubber_puts_the_flows_views_back_and_records_them_over_the_traini
     // The scrubber's label, then a model of the middle of the run on show in every view.
     harness.get_by_label_contains("the latest");
     let middle = steps[steps.len() / 2];
-    harness.state_mut().flow_state_mut().scrub_step = Some(middle);
+    harness.state_mut().flow_state_mut().scrubber.step = Some(middle);
     wait_until(&mut harness, "the scrubbed model's views", |app| app.flow_state().views_step() == Some(middle));
     wait_for_label(&mut harness, "every view shows this model");
     assert!(harness.state().flow_state().scrubbed_epoch().is_some_and(|e| e > 0.0 && e < 1500.0));
     harness.get_by_label("Latest").click();
     wait_until(&mut harness, "the latest model again", |app| app.flow_state().views_step() == Some(last));
-    assert!(harness.state().flow_state().scrub_step.is_none());
+    assert!(harness.state().flow_state().scrubber.step.is_none());
 
     // Record the data stage over the training, one frame per model kept.
     harness.state_mut().flow_state_mut().show_stage(2);
@@ -512,7 +489,7 @@ fn the_epoch_scrubber_puts_the_flows_views_back_and_records_them_over_the_traini
     let name = path.file_name().unwrap().to_string_lossy().into_owned();
     assert!(name.starts_with("flow-generation-stage-2-epochs-0-to-"), "{name}");
     let (frames, _) = decode_apng(&path);
-    let kept = harness.state().flow_state().history.entries().len();
+    let kept = harness.state().flow_state().scrubber.history.entries().len();
     assert_eq!(frames.len(), kept, "one frame per model kept");
     for (k, pair) in frames.windows(2).enumerate() {
         let share = differing(&pair[0], &pair[1]);

@@ -9,7 +9,9 @@ use egui_plot::HLine;
 
 use crate::train::RunSnapshot;
 use crate::ui::highlight::Highlight;
-use crate::ui::lab_page::{epoch_curves, epoch_series, loss_page, view_tabs, waiting};
+use crate::ui::lab_page::{
+    EPOCH_ON_SHOW, EPOCH_ON_SHOW_COLOUR, epoch_curves, epoch_series, loss_page, view_tabs, waiting,
+};
 use crate::ui::plot_axes;
 
 pub use crate::ui::bnn_compare::{RunSummary, run_names, run_style};
@@ -26,6 +28,11 @@ pub(crate) fn bnn_view_ui(bnn: &mut BnnUiState, snapshot: Option<&RunSnapshot>, 
         waiting(ui, "Building the network…");
         return;
     };
+    // The comparison of runs and the sampler's page show whole runs, not one of their epochs.
+    if !matches!(bnn.page, BnnPage::Compare | BnnPage::VsNuts) && bnn.scrubber.ui("every view", ui) {
+        bnn.follow_scrubber();
+    }
+    let scrubbed = bnn.scrubber.scrubbed_epoch();
     // Both ways: what is wider than the window (the comparison's table of runs, and the plot under it that takes
     // its width) scrolls into view rather than stay cut off.
     egui::ScrollArea::both().auto_shrink([false, false]).show(ui, |ui| match bnn.page {
@@ -38,7 +45,7 @@ pub(crate) fn bnn_view_ui(bnn: &mut BnnUiState, snapshot: Option<&RunSnapshot>, 
         BnnPage::Loss => {
             let emphasised = bnn.highlight == Highlight::BnnLoss;
             loss_page(ui, crate::Lab::Bnn, snapshot, &mut bnn.export, "bnn-loss", |s, ui| {
-                bnn_loss_ui(s, emphasised, ui);
+                bnn_loss_ui(s, (emphasised, scrubbed), ui);
             });
         }
         BnnPage::Compare => {
@@ -52,8 +59,9 @@ pub(crate) fn bnn_view_ui(bnn: &mut BnnUiState, snapshot: Option<&RunSnapshot>, 
     });
 }
 
-/// Loss terms and errors per epoch; `emphasised`: the Explain panel's loss is hovered (its two terms highlighted).
-pub(crate) fn bnn_loss_ui(snapshot: &RunSnapshot, emphasised: bool, ui: &mut egui::Ui) {
+/// Loss terms and errors per epoch; `emphasised`: the Explain panel's loss is hovered (its two terms highlighted);
+/// `scrubbed`: the epoch the scrubber put on show, marked.
+pub(crate) fn bnn_loss_ui(snapshot: &RunSnapshot, (emphasised, scrubbed): (bool, Option<f64>), ui: &mut egui::Ui) {
     let series = |name: &str| epoch_series(snapshot, name);
     ui.horizontal(|ui| {
         ui.strong("Loss per training row: data term + KL / N");
@@ -61,7 +69,7 @@ pub(crate) fn bnn_loss_ui(snapshot: &RunSnapshot, emphasised: bool, ui: &mut egu
     });
     let curves = vec![("total", series("loss")), ("data term", series("data_loss")), ("KL / N", series("kl_loss"))];
     let terms: &[&str] = if emphasised { &["data term", "KL / N"] } else { &[] };
-    epoch_curves(ui, "bnn-loss", 200.0, curves, (false, terms));
+    epoch_curves(ui, "bnn-loss", 200.0, curves, (false, terms), scrubbed);
     let classification = snapshot.history.last().is_some_and(|r| r.get("test_error_rate").is_some());
     let (train, test, label) = if classification {
         ("train_error_rate", "test_error_rate", "error rate")
@@ -92,6 +100,9 @@ pub(crate) fn bnn_loss_ui(snapshot: &RunSnapshot, emphasised: bool, ui: &mut egu
             plot_axes::curve(plot, "test", test);
             if let Some(b) = baseline {
                 plot.hline(HLine::new("test, predicting the training mean", b).color(Color32::GRAY));
+            }
+            if let Some(epoch) = scrubbed {
+                plot.vline(egui_plot::VLine::new(EPOCH_ON_SHOW, epoch).color(EPOCH_ON_SHOW_COLOUR));
             }
         });
 }

@@ -6,7 +6,8 @@ use std::sync::Arc;
 
 use crate::data::prepare::Prepared;
 use crate::models::bnn::{
-    BnnConfig, BnnView, DEFAULT_STEP_BUDGET, MAX_FULL_COVARIANCE_PARAMS, Posterior, PredictiveRows, default_epochs,
+    BnnConfig, BnnParams, BnnView, DEFAULT_STEP_BUDGET, MAX_FULL_COVARIANCE_PARAMS, Posterior, PredictiveRows,
+    default_epochs,
 };
 use crate::train::bnn_view::{
     BandView, BnnProbe, BnnViewRequest, BnnViewResult, BnnViewWorker, PredictiveView, ProbeView, band_applies,
@@ -19,6 +20,7 @@ use crate::train::{EpochRecord, ModelView, RunSnapshot};
 use crate::ui::bnn_compare::RunSummary;
 use crate::ui::export::{ExportKind, ExportRequest};
 use crate::ui::highlight::Highlight;
+use crate::ui::history::EpochScrubber;
 use crate::ui::lab_page::start_view_thread;
 use crate::ui::settings_check::{self, Verdict};
 
@@ -150,6 +152,8 @@ pub struct BnnUiState {
     pub(crate) error: Option<String>,
     /// The part of the figures that the Explain panel's hovered term belongs to, this frame (`highlight.rs`).
     pub(crate) highlight: Highlight,
+    /// The run's models so far and the epoch scrubber over them: a scrubbed model is on show in every view.
+    pub scrubber: EpochScrubber<BnnParams>,
 }
 
 impl Default for BnnUiState {
@@ -191,11 +195,32 @@ impl Default for BnnUiState {
             last_request: None,
             error: None,
             highlight: Highlight::None,
+            scrubber: EpochScrubber::default(),
         }
     }
 }
 
 impl BnnUiState {
+    /// The model every view shows: the one the scrubber put on show, else the latest.
+    #[must_use]
+    pub fn params_on_show(&self) -> Option<Arc<BnnParams>> {
+        match self.scrubber.scrubbed() {
+            Some(entry) => Some(Arc::clone(&entry.params)),
+            None => self.view.as_ref().map(|v| Arc::clone(&v.params)),
+        }
+    }
+
+    /// The weight histograms' epoch for the scrubbed model: the last one recorded at or before it (`None` follows
+    /// the training).
+    pub(crate) fn follow_scrubber(&mut self) {
+        let (Some(epoch), Some(view)) = (self.scrubber.scrubbed_epoch(), self.view.as_ref()) else {
+            self.epoch_index = None;
+            return;
+        };
+        let history = &view.history;
+        self.epoch_index = Some(history.iter().rposition(|(e, _)| *e as f64 <= epoch + 1e-9).unwrap_or(0));
+    }
+
     /// Forgets the views of the previous run; `prepared` is the new run's data, `config` its settings.
     pub(crate) fn new_run(&mut self, prepared: Arc<Prepared>, config: BnnConfig) {
         self.feature_names.clone_from(&prepared.feature_names);
@@ -222,6 +247,7 @@ impl BnnUiState {
         self.epoch_index = None;
         self.selected_weight = None;
         self.error = None;
+        self.scrubber.clear();
     }
 
     /// Takes the settings of an opened run as those of the next run (shown in the side panel).
@@ -344,12 +370,31 @@ impl BnnUiState {
         self.predictive.is_some()
     }
 
+    /// The test set's predictions on show, once the view thread has sent them (for tests).
+    #[must_use]
+    pub fn predictive(&self) -> Option<&PredictiveView> {
+        self.predictive.as_deref()
+    }
+
+    /// The data of the run on show (for tests).
+    #[must_use]
+    pub fn prepared(&self) -> Option<&Arc<Prepared>> {
+        self.prepared.as_ref()
+    }
+
     pub(crate) fn poll(&mut self, snapshot: Option<&RunSnapshot>, ctx: &egui::Context) {
         if let Some(ModelView::Bnn { step, view }) = snapshot.and_then(|s| s.model.clone()) {
+            let steps_per_epoch = snapshot.map_or(1, |s| s.steps_per_epoch.max(1));
+            self.scrubber.history.push(step, step as f64 / steps_per_epoch as f64, Arc::clone(&view.params));
             self.view = Some(view);
             self.view_step = step;
         }
         let (Some(view), Some(prepared)) = (&self.view, &self.prepared) else { return };
+        // A scrubbed epoch's model, or the latest.
+        let (params, step) = match self.scrubber.scrubbed() {
+            Some(entry) => (Arc::clone(&entry.params), entry.step),
+            None => (Arc::clone(&view.params), self.view_step),
+        };
         start_view_thread(&mut self.worker, &mut self.error, ctx, crate::train::bnn_view::spawn);
         let Some(worker) = &self.worker else { return };
         for result in worker.drain() {
@@ -375,11 +420,11 @@ impl BnnUiState {
         // The last accepted count (a 0 typed in the field is refused there, not drawn with).
         let n_samples = self.config.predictive_samples.clamp(1, 10_000);
         let band = self.page == BnnPage::Band && band_applies(prepared);
-        let key = (self.run, self.view_step, n_samples, probe.clone(), band);
+        let key = (self.run, step, n_samples, probe.clone(), band);
         if self.last_request.as_ref() != Some(&key) {
             worker.request(BnnViewRequest {
-                params: Arc::clone(&view.params),
-                step: self.view_step,
+                params,
+                step,
                 run: self.run,
                 data: Arc::clone(prepared),
                 n_samples,

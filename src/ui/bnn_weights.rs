@@ -111,9 +111,11 @@ pub(crate) fn weights_ui(bnn: &mut BnnUiState, view: &BnnView, ui: &mut egui::Ui
         }
     }
     ui.separator();
+    // The matrix and the picked weight show the model on show: the scrubbed one, or the latest.
+    let on_show = bnn.params_on_show().unwrap_or_else(|| std::sync::Arc::clone(params));
     ui.columns(2, |cols| {
-        heat_map_ui(bnn, params, &mut cols[0]);
-        weight_detail_ui(bnn, params, &mut cols[1]);
+        heat_map_ui(bnn, &on_show, &mut cols[0]);
+        weight_detail_ui(bnn, &on_show, &mut cols[1]);
     });
 }
 

@@ -9,22 +9,24 @@ use std::sync::Arc;
 use egui::{Color32, TextureHandle};
 use egui_plot::{Line, MarkerShape, Plot, PlotBounds, PlotImage, PlotPoint, PlotPoints, Points};
 
+use crate::compute::params::FlowParams;
 use crate::data::prepare::Prepared;
 use crate::models::flow::{FlowConfig, FlowKind};
 use crate::train::export::{density_table, stages_table};
 use crate::train::flow_view::{FlowGeometry, FlowViewRequest, FlowViewResult, FlowViewWorker, ProbePath, StageGrid};
 use crate::train::{ModelView, RunSnapshot, WorkerState};
 use crate::ui::export::{ExportKind, ExportRequest, export_button, history_request};
-use crate::ui::flow_history::FlowHistory;
 use crate::ui::flow_line::{LineState, flow_line_ui};
-use crate::ui::flow_record::{FrameTarget, StageRecorder};
 use crate::ui::highlight::{self, Highlight};
+use crate::ui::history::EpochScrubber;
 use crate::ui::image_export::{save_image_button, saveable, saveable_in};
 use crate::ui::lab_data::LabData;
 use crate::ui::lab_page::{
-    emphasised_curve, epoch_series, labelled_combo, legend_figure, start_view_thread, view_error, waiting,
+    EPOCH_ON_SHOW, EPOCH_ON_SHOW_COLOUR, emphasised_curve, epoch_series, labelled_combo, legend_figure,
+    start_view_thread, view_error, waiting,
 };
 use crate::ui::plot_axes;
+use crate::ui::record::{FigureRecorder, FrameTarget, Stages, Subject};
 use crate::ui::settings_check;
 
 /// Which way the step-through runs.
@@ -147,11 +149,9 @@ pub struct FlowUiState {
     /// The part of the figures that the Explain panel's hovered term belongs to, this frame (`highlight.rs`).
     pub(crate) highlight: Highlight,
     /// "Record animation…" of the stage plot.
-    pub recorder: StageRecorder,
-    /// The run's models so far, for the epoch scrubber.
-    pub history: FlowHistory,
-    /// The step of the model the scrubber put on show; `None` follows the run (Latest).
-    pub scrub_step: Option<u64>,
+    pub recorder: FigureRecorder,
+    /// The run's models so far and the epoch scrubber over them.
+    pub scrubber: EpochScrubber<FlowParams>,
 }
 
 impl Default for FlowUiState {
@@ -183,9 +183,8 @@ impl Default for FlowUiState {
             fit_bounds: true,
             error: None,
             highlight: Highlight::None,
-            recorder: StageRecorder::default(),
-            history: FlowHistory::default(),
-            scrub_step: None,
+            recorder: FigureRecorder::default(),
+            scrubber: EpochScrubber::default(),
         }
     }
 }
@@ -206,25 +205,13 @@ impl FlowUiState {
         self.fit_bounds = true;
         self.error = None;
         self.recorder.cancel();
-        self.history.clear();
-        self.scrub_step = None;
-    }
-
-    /// The history's entry the scrubber is on (`None` when it follows the run).
-    #[must_use]
-    pub fn scrubbed(&self) -> Option<&crate::ui::flow_history::HistoryEntry> {
-        let step = self.scrub_step?;
-        let entries = self.history.entries();
-        entries.iter().find(|e| e.step == step).or_else(|| {
-            // Thinned away since: the nearest kept.
-            entries.iter().min_by_key(|e| e.step.abs_diff(step))
-        })
+        self.scrubber.clear();
     }
 
     /// The epoch the scrubber is on, for the loss curves' mark.
     #[must_use]
     pub fn scrubbed_epoch(&self) -> Option<f64> {
-        self.scrubbed().map(|e| e.epoch)
+        self.scrubber.scrubbed_epoch()
     }
 
     /// What "Export data…" writes for `kind`: every stage's points, or the density grid of every stage computed
@@ -347,9 +334,9 @@ impl FlowUiState {
             return;
         };
         let steps_per_epoch = snapshot.map_or(1, |s| s.steps_per_epoch.max(1));
-        self.history.push(step, step as f64 / steps_per_epoch as f64, Arc::clone(&params));
+        self.scrubber.history.push(step, step as f64 / steps_per_epoch as f64, Arc::clone(&params));
         // A scrubbed epoch's model: fixed, so its views are the full pass even while the run trains on.
-        let (step, params, running) = match self.scrubbed() {
+        let (step, params, running) = match self.scrubber.scrubbed() {
             Some(entry) => (entry.step, Arc::clone(&entry.params), false),
             None => (step, params, running),
         };
@@ -474,42 +461,7 @@ pub(crate) fn flow_view_ui(
 /// The epoch scrubber above the flow's views: a slider over the models kept of the run, the epoch on show, and
 /// Latest, which follows the run again.
 fn scrubber_ui(flow: &mut FlowUiState, ui: &mut egui::Ui) {
-    let entries = flow.history.entries();
-    let n = entries.len();
-    if n < 2 {
-        return;
-    }
-    let on_show = flow.scrubbed().map(|e| e.step);
-    let mut index = on_show.and_then(|step| entries.iter().position(|e| e.step == step)).unwrap_or(n - 1);
-    let (epoch, step) = (entries[index].epoch, entries[index].step);
-    let kept = format!(
-        "{n} models of this run are kept, {:.0} MB (at most {} MB: the first, the latest and evenly spread epochs between)",
-        flow.history.bytes() as f64 / 1e6,
-        crate::ui::flow_history::HISTORY_BUDGET_BYTES / (1024 * 1024)
-    );
-    let mut chosen = None;
-    let mut latest = false;
-    ui.horizontal(|ui| {
-        let id = ui.label("Epoch").id;
-        let slider = egui::Slider::new(&mut index, 0..=n - 1).show_value(false);
-        if ui.add(slider).labelled_by(id).on_hover_text(&kept).changed() {
-            chosen = Some(index);
-        }
-        let text = if on_show.is_some() {
-            format!("epoch {epoch:.1} (step {step}): every view shows this model")
-        } else {
-            format!("epoch {epoch:.1} (step {step}), the latest")
-        };
-        ui.label(egui::RichText::new(text).strong());
-        latest = ui.add_enabled(on_show.is_some(), egui::Button::new("Latest")).clicked();
-    });
-    if let Some(i) = chosen {
-        // The last entry is the latest model: dragging there follows the run again.
-        flow.scrub_step = (i + 1 < n).then(|| flow.history.entries()[i].step);
-        flow.fit_bounds = true;
-    }
-    if latest {
-        flow.scrub_step = None;
+    if flow.scrubber.ui("every view", ui) {
         flow.fit_bounds = true;
     }
 }
@@ -551,8 +503,8 @@ fn step_through_contents(flow: &mut FlowUiState, running: bool, (viewport, top):
             flow.playing = false;
             flow.fit_bounds = true;
         }
-        Some(FrameTarget::Model(step)) if flow.scrub_step != Some(step) => {
-            flow.scrub_step = Some(step);
+        Some(FrameTarget::Model(step)) if flow.scrubber.step != Some(step) => {
+            flow.scrubber.step = Some(step);
             flow.fit_bounds = true;
         }
         Some(FrameTarget::Model(_)) | None => {}
@@ -814,7 +766,7 @@ fn step_through_contents(flow: &mut FlowUiState, running: bool, (viewport, top):
                 }
                 save_image_button(ui, "flow-stage");
                 if ui.add_enabled(!recording, egui::Button::new("Record animation…")).clicked() {
-                    flow.recorder.open(k_max);
+                    flow.recorder.open(Some(k_max));
                 }
                 if ui
                     .button("Export density…")
@@ -851,10 +803,11 @@ fn step_through_contents(flow: &mut FlowUiState, running: bool, (viewport, top):
                 .show(ui, |ui| probe_ui(flow, ui));
         });
     });
-    let direction = flow.direction.file_word();
-    let models: Vec<(u64, f64)> = flow.history.entries().iter().map(|e| (e.step, e.epoch)).collect();
-    let stage = flow.stage();
-    flow.recorder.window_ui(ui.ctx(), (k_max, running, direction), (&models, stage), figure_size);
+    let name = format!("flow-{}", flow.direction.file_word());
+    let models = flow.scrubber.history.epochs();
+    let stages = Stages { layers: k_max, on_show: flow.stage(), direction: flow.direction.file_word() };
+    let subject = Subject { name: &name, stages: Some(stages), models: &models, running, figure_size };
+    flow.recorder.window_ui(ui.ctx(), &subject);
 }
 
 /// The Explain panel's term on the picked point's path `pts` (stage 0, the Gaussian's z, first): its z, or layer
@@ -1096,7 +1049,7 @@ pub(crate) fn flow_loss_ui(
                 }
             }
             if let Some(epoch) = scrubbed_epoch {
-                plot.vline(egui_plot::VLine::new("epoch on show", epoch).color(Color32::from_rgb(240, 200, 80)));
+                plot.vline(egui_plot::VLine::new(EPOCH_ON_SHOW, epoch).color(EPOCH_ON_SHOW_COLOUR));
             }
         })
     });

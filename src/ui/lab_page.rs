@@ -138,12 +138,18 @@ pub(crate) fn epoch_series(snapshot: &RunSnapshot, name: &str) -> Vec<[f64; 2]> 
 /// where it hides the least of them; `scroll`: whether the mouse wheel scrolls the plot (off where it would rather
 /// scroll the page); `emphasised`: the curves the Explain panel's hovered term belongs to, drawn wider over a halo
 /// and named in the plot's accessibility label.
+/// The loss curves' mark of the epoch the scrubber put on show: its name and colour.
+pub(crate) const EPOCH_ON_SHOW: &str = "epoch on show";
+pub(crate) const EPOCH_ON_SHOW_COLOUR: egui::Color32 = egui::Color32::from_rgb(240, 200, 80);
+
+/// Curves over the epochs; `mark`: the epoch the scrubber put on show, drawn as a vertical line.
 pub(crate) fn epoch_curves<S: AsRef<str> + Into<String>>(
     ui: &mut egui::Ui,
     id: &str,
     height: f32,
     curves: Vec<(S, Vec<[f64; 2]>)>,
     (scroll, emphasised): (bool, &[&str]),
+    mark: Option<f64>,
 ) {
     let names: Vec<&str> = curves.iter().map(|(name, _)| name.as_ref()).collect();
     let mut occupied = plot_axes::Occupied::for_legend(&names, egui::vec2(ui.available_width(), height));
@@ -158,6 +164,9 @@ pub(crate) fn epoch_curves<S: AsRef<str> + Into<String>>(
             } else {
                 plot_axes::curve(plot, name, points);
             }
+        }
+        if let Some(epoch) = mark {
+            plot.vline(egui_plot::VLine::new(EPOCH_ON_SHOW, epoch).color(EPOCH_ON_SHOW_COLOUR));
         }
     });
     if !emphasised.is_empty() {

@@ -7,6 +7,7 @@ use crate::train::RunSnapshot;
 use crate::ui::highlight::Highlight;
 use crate::ui::lab_page::{epoch_curves, epoch_series, loss_page, view_tabs, waiting};
 use crate::ui::plot_axes;
+use crate::ui::record::{FrameTarget, Subject};
 
 pub use crate::ui::vae_state::{VaePage, VaeUiState};
 
@@ -18,12 +19,23 @@ const TRAIN_LOSS: &str = "train: reconstruction + beta KL (batches)";
 
 /// The VAE page's central area.
 pub(crate) fn vae_view_ui(vae: &mut VaeUiState, snapshot: Option<&RunSnapshot>, running: bool, ui: &mut egui::Ui) {
+    // A recording shows each of its frames in turn: a model of the run, on the latent plane.
+    if let Some(FrameTarget::Model(step)) = vae.recorder.frame_to_show(ui.ctx()) {
+        vae.scrubber.step = Some(step);
+        vae.page = VaePage::Latent;
+    }
     vae.poll(snapshot, running, ui.ctx());
     view_tabs(ui, vae.error.as_deref(), &mut vae.page, VaePage::ALL.map(|p| (p, p.label())));
     let Some(view) = vae.view.clone() else {
         waiting(ui, "Building the network…");
         return;
     };
+    if vae.scrubber.ui("every view", ui) {
+        // The reconstructions' own slider follows the scrubber again.
+        vae.recon_index = None;
+    }
+    vae.recorder.capture_progress_ui(ui);
+    let scrubbed = vae.scrubber.scrubbed_epoch();
     // Scrolls where the window is too short for the page (1024 x 700, a projector).
     egui::ScrollArea::vertical().id_salt("vae-page").auto_shrink([false, false]).show(ui, |ui| match vae.page {
         VaePage::Latent => crate::ui::vae_latent::latent_ui(vae, ui),
@@ -32,15 +44,18 @@ pub(crate) fn vae_view_ui(vae: &mut VaeUiState, snapshot: Option<&RunSnapshot>, 
         VaePage::Loss => {
             let emphasised = vae.highlight == Highlight::VaeLoss;
             loss_page(ui, crate::Lab::Vae, snapshot, &mut vae.export, "vae-loss", |s, ui| {
-                vae_loss_ui(s, emphasised, ui);
+                vae_loss_ui(s, (emphasised, scrubbed), ui);
             });
         }
     });
+    let models = vae.scrubber.history.epochs();
+    let subject = Subject { name: "vae-latent", stages: None, models: &models, running, figure_size: vae.latent_size };
+    vae.recorder.window_ui(ui.ctx(), &subject);
 }
 
 /// Loss terms per epoch and the KL of each latent dimension; `emphasised`: the Explain panel's loss is hovered (the
-/// training loss's curve highlighted).
-pub(crate) fn vae_loss_ui(snapshot: &RunSnapshot, emphasised: bool, ui: &mut egui::Ui) {
+/// training loss's curve highlighted); `scrubbed`: the epoch the scrubber put on show, marked.
+pub(crate) fn vae_loss_ui(snapshot: &RunSnapshot, (emphasised, scrubbed): (bool, Option<f64>), ui: &mut egui::Ui) {
     let series = |name: &str| epoch_series(snapshot, name);
     ui.horizontal(|ui| {
         ui.strong("Nats per input");
@@ -53,7 +68,7 @@ pub(crate) fn vae_loss_ui(snapshot: &RunSnapshot, emphasised: bool, ui: &mut egu
         ("test: reconstruction", series("test_recon")),
     ];
     let loss: &[&str] = if emphasised { &[TRAIN_LOSS] } else { &[] };
-    epoch_curves(ui, "vae-loss", 200.0, curves, (true, loss));
+    epoch_curves(ui, "vae-loss", 200.0, curves, (true, loss), scrubbed);
     ui.horizontal(|ui| {
         ui.strong("KL per latent dimension (test inputs)");
         plot_axes::legend_toggle(ui, "vae-kl-dims");
@@ -66,7 +81,7 @@ pub(crate) fn vae_loss_ui(snapshot: &RunSnapshot, emphasised: bool, ui: &mut egu
     let curves: Vec<(String, Vec<[f64; 2]>)> = std::iter::once(("KL, all dimensions".to_owned(), series("test_kl")))
         .chain(dims.iter().map(|k| (k.replace("kl_dim_", "z"), series(k))))
         .collect();
-    epoch_curves(ui, "vae-kl-dims", 160.0, curves, (true, &[]));
+    epoch_curves(ui, "vae-kl-dims", 160.0, curves, (true, &[]), scrubbed);
     if let Some(last) = snapshot.history.last() {
         let collapsed: Vec<String> = dims
             .iter()

@@ -36,7 +36,12 @@ pub(crate) fn reconstructions_ui(vae: &mut VaeUiState, view: &VaeView, ui: &mut 
         return;
     }
     let last = history.len() - 1;
-    let mut index = vae.recon_index.unwrap_or(last).min(last);
+    // Following the training: the latest epoch's, or with a model scrubbed back, the last epoch it had finished.
+    let scrubbed = vae
+        .scrubber
+        .scrubbed_epoch()
+        .map(|epoch| history.iter().rposition(|(e, _)| *e as f64 <= epoch + 1e-9).unwrap_or(0));
+    let mut index = vae.recon_index.or(scrubbed).unwrap_or(last).min(last);
     ui.horizontal(|ui| {
         let id = ui.label("After epoch").id;
         let r = ui

@@ -9,9 +9,10 @@ use crate::data::prepare::OutputKind;
 use crate::train::vae_view::Latents;
 use crate::ui::export::{ExportKind, export_button};
 use crate::ui::highlight::{Highlight, accent, accent_line, accent_marker, accent_text, dim, label_figure};
-use crate::ui::image_export::{capture_if_asked, save_image_button, saveable};
+use crate::ui::image_export::{capture_if_asked, save_image_button, saveable, saveable_in};
 use crate::ui::lab_page::waiting;
 use crate::ui::plot_axes;
+use crate::ui::record::FrameTarget;
 use crate::ui::vae_images::tiles;
 use crate::ui::vae_state::{MAX_SCATTER, VaeUiState};
 
@@ -58,6 +59,16 @@ pub(crate) fn latent_ui(vae: &mut VaeUiState, ui: &mut egui::Ui) {
                     vae.export = vae.export_request(ExportKind::Latents);
                 }
                 save_image_button(ui, "vae-latent");
+                let recording = vae.recorder.busy();
+                if ui
+                    .add_enabled(!recording, egui::Button::new("Record animation…"))
+                    .on_hover_text(
+                        "The latent plane over the training, one frame for each model the epoch scrubber keeps",
+                    )
+                    .clicked()
+                {
+                    vae.recorder.open(None);
+                }
                 plot_axes::legend_toggle(ui, "vae-latent");
                 // The view thread's light pass while a run trains (`VaeViewRequest::live`).
                 let n_in = vae.view.as_ref().map_or(1, |v| v.params.n_in()).max(1);
@@ -110,13 +121,18 @@ fn scatter_ui(vae: &mut VaeUiState, latents: &Latents, height: f32, ui: &mut egu
     let all: Vec<[f64; 2]> = (0..n).step_by(stride).map(point).collect();
     occupied.points(&all);
     let plane = if one_d { plot_axes::plot("vae-latent-strip") } else { plot_axes::plane("vae-latent") };
-    let plot = plot_axes::with_legend(plane, ui.ctx(), "vae-latent", &occupied);
+    let mut plot = plot_axes::with_legend(plane, ui.ctx(), "vae-latent", &occupied);
+    let recording = vae.recorder.busy();
+    if recording {
+        // The frames show the figure, not where the mouse happens to be.
+        plot = plot.show_x(false).show_y(false).show_crosshair(false);
+    }
     // The Explain panel's term: an input's draw or the prior, over the inputs' means dimmed.
     let highlight = vae.highlight.clone();
     let accent = accent(ui.visuals());
     let faded =
         |c: Color32| if matches!(highlight, Highlight::VaeDraw { .. } | Highlight::VaePrior) { dim(c) } else { c };
-    let response = saveable(
+    let (response, figure) = saveable_in(
         ui,
         "vae-latent",
         || "vae-latent.png".to_owned(),
@@ -179,7 +195,7 @@ fn scatter_ui(vae: &mut VaeUiState, latents: &Latents, height: f32, ui: &mut egu
                 // q(z|x) of the input nearest the cursor: an axis-aligned ellipse at ±2 sd. Only while the
                 // cursor is over the plane: `pointer_coordinate` maps it wherever it is, and off the plot the
                 // nearest input is some outlier at the plane's edge.
-                let pointer = plot.pointer_coordinate().filter(|_| plot.response().hovered());
+                let pointer = plot.pointer_coordinate().filter(|_| plot.response().hovered() && !recording);
                 let mut nearest_input = None;
                 if let Some(p) = pointer {
                     let nearest = (0..n).min_by(|&i, &j| {
@@ -236,6 +252,20 @@ fn scatter_ui(vae: &mut VaeUiState, latents: &Latents, height: f32, ui: &mut egu
         Highlight::VaePrior => label_figure(&response.response, "the prior N(0, I): its 1- and 2-sd circles"),
         _ => {}
     }
+    // A recording's frame is taken once the plane shows its model's latents, of every input, whole on screen.
+    let n_in = vae.view.as_ref().map_or(1, |v| v.params.n_in()).max(1);
+    let ready = match vae.recorder.current_target() {
+        Some(FrameTarget::Model(step)) => latents.step == step && n * n_in == vae.inputs.len(),
+        _ => true,
+    };
+    if recording && !ui.clip_rect().contains_rect(figure) {
+        ui.scroll_to_rect(figure, None);
+    }
+    let whole = ui.clip_rect().contains_rect(figure);
+    let figure = figure.intersect(ui.clip_rect());
+    vae.recorder.after_draw(ui.ctx(), figure, ready && whole);
+    let pixels = |v: f32| (v * ui.ctx().pixels_per_point()).round() as usize;
+    vae.latent_size = [pixels(figure.width()), pixels(figure.height())];
     let (pointer, bounds, nearest_input) = response.inner;
     vae.input_under_cursor = nearest_input;
     if response.response.clicked()

@@ -9,12 +9,13 @@ use std::sync::Arc;
 use egui::{ColorImage, TextureHandle, TextureOptions};
 
 use crate::data::prepare::{OutputKind, Prepared};
-use crate::models::vae::{VaeArch, VaeConfig, VaeView, vae_inputs};
+use crate::models::vae::{VaeArch, VaeConfig, VaeParams, VaeView, vae_inputs};
 use crate::train::export::{class_values, latents_table};
 use crate::train::vae_view::{Latents, Manifold, VaeViewRequest, VaeViewResult, VaeViewWorker};
 use crate::train::{ModelView, RunSnapshot};
 use crate::ui::export::{ExportKind, ExportRequest};
 use crate::ui::highlight::Highlight;
+use crate::ui::history::EpochScrubber;
 use crate::ui::lab_page::start_view_thread;
 use crate::ui::settings_check::{self, Verdict};
 
@@ -100,6 +101,12 @@ pub struct VaeUiState {
     pub(crate) error: Option<String>,
     /// The part of the figures that the Explain panel's hovered term belongs to, this frame (`highlight.rs`).
     pub(crate) highlight: Highlight,
+    /// The run's models so far and the epoch scrubber over them: a scrubbed model is on show in every view.
+    pub scrubber: EpochScrubber<VaeParams>,
+    /// "Record animation…" of the latent plane over the training.
+    pub recorder: crate::ui::record::FigureRecorder,
+    /// The latent plane's size in pixels when last drawn (the recorder's frames).
+    pub(crate) latent_size: [usize; 2],
 }
 
 /// What was last asked of the view thread: run, step, window bits, cells, dimensions, cursor bits, path bits.
@@ -149,6 +156,9 @@ impl Default for VaeUiState {
             view_taken: None,
             error: None,
             highlight: Highlight::None,
+            scrubber: EpochScrubber::default(),
+            recorder: crate::ui::record::FigureRecorder::default(),
+            latent_size: [0, 0],
         }
     }
 }
@@ -191,6 +201,8 @@ impl VaeUiState {
         self.last_seen_step = None;
         self.view_taken = None;
         self.error = None;
+        self.scrubber.clear();
+        self.recorder.cancel();
         self.dims = (0, 1.min(self.config.latent.saturating_sub(1)));
     }
 
@@ -262,6 +274,18 @@ impl VaeUiState {
         &self.highlight
     }
 
+    /// The encoder's output for the inputs on show, once the view thread has sent it (for tests).
+    #[must_use]
+    pub fn latents(&self) -> Option<&Latents> {
+        self.latents.as_deref()
+    }
+
+    /// The inputs the views encode (training rows first) and the data of the run on show (for tests).
+    #[must_use]
+    pub fn inputs(&self) -> (&Arc<Vec<f32>>, Option<&Arc<Prepared>>) {
+        (&self.inputs, self.prepared.as_ref())
+    }
+
     /// True once the encoder's means of the data have arrived (for tests).
     #[must_use]
     pub fn has_latents(&self) -> bool {
@@ -274,6 +298,8 @@ impl VaeUiState {
         // Encoding every input costs about a second of CPU for MNIST: while training, take a new model at most
         // every VIEW_INTERVAL; a model that stopped changing (paused, finished) is taken at once.
         if let Some(ModelView::Vae { step, view }) = snapshot.and_then(|s| s.model.clone()) {
+            let steps_per_epoch = snapshot.map_or(1, |s| s.steps_per_epoch.max(1));
+            self.scrubber.history.push(step, step as f64 / steps_per_epoch as f64, Arc::clone(&view.params));
             let settled = self.last_seen_step == Some(step);
             self.last_seen_step = Some(step);
             let due = self.view_taken.is_none_or(|t| t.elapsed() >= VIEW_INTERVAL);
@@ -283,7 +309,12 @@ impl VaeUiState {
                 self.view_taken = Some(std::time::Instant::now());
             }
         }
-        let Some(view) = &self.view else { return };
+        let Some(latest) = &self.view else { return };
+        // A scrubbed epoch's model is fixed: its views are the full pass even while the run trains on.
+        let (params, step, live) = match self.scrubber.scrubbed() {
+            Some(entry) => (Arc::clone(&entry.params), entry.step, false),
+            None => (Arc::clone(&latest.params), self.view_step, running),
+        };
         start_view_thread(&mut self.worker, &mut self.error, ctx, crate::train::vae_view::spawn);
         let Some(worker) = &self.worker else { return };
         for result in worker.drain() {
@@ -307,7 +338,7 @@ impl VaeUiState {
         // The path between the picked inputs' latent means.
         let path = match (self.picked.as_slice(), &self.latents) {
             ([a, b], Some(l)) => {
-                let d = view.params.latent;
+                let d = params.latent;
                 let row = |i: usize| l.mu.get(i * d..(i + 1) * d).map(<[f32]>::to_vec);
                 row(*a).zip(row(*b))
             }
@@ -315,27 +346,18 @@ impl VaeUiState {
         };
         let hover = self.hover.map(|z| z.map(f32::to_bits));
         let path_bits: Vec<u32> = path.iter().flat_map(|(a, b)| a.iter().chain(b)).map(|v| v.to_bits()).collect();
-        let key = (
-            self.run,
-            self.view_step,
-            self.bounds.map(f32::to_bits),
-            self.cells_shown,
-            self.dims,
-            hover,
-            path_bits,
-            running,
-        );
+        let key = (self.run, step, self.bounds.map(f32::to_bits), self.cells_shown, self.dims, hover, path_bits, live);
         if self.last_request.as_ref() != Some(&key) {
             worker.request(VaeViewRequest {
-                params: Arc::clone(&view.params),
-                step: self.view_step,
+                params,
+                step,
                 run: self.run,
                 inputs: Arc::clone(&self.inputs),
                 grid: (self.bounds, if self.image_side.is_some() { self.cells_shown } else { 0 }),
                 dims: self.dims,
                 hover: self.hover,
                 path,
-                live: running,
+                live,
             });
             self.last_request = Some(key);
         }

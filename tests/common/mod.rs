@@ -57,3 +57,26 @@ pub fn wait_for_label(harness: &mut Harness<'_, BayesExplorerApp>, text: &str) {
     }
     harness.run_steps(3);
 }
+
+/// Decodes an animated PNG: its frames as RGBA bytes, and its size.
+pub fn decode_apng(path: &std::path::Path) -> (Vec<Vec<u8>>, [u32; 2]) {
+    let file = std::io::BufReader::new(std::fs::File::open(path).unwrap());
+    let mut reader = png::Decoder::new(file).read_info().unwrap();
+    let info = reader.info();
+    let size = [info.width, info.height];
+    let n = info.animation_control.expect("an animated PNG").num_frames as usize;
+    let mut buf = vec![0; reader.output_buffer_size().unwrap()];
+    let frames = (0..n)
+        .map(|_| {
+            let out = reader.next_frame(&mut buf).unwrap();
+            buf[..out.buffer_size()].to_vec()
+        })
+        .collect();
+    (frames, size)
+}
+
+/// The share of pixels that differ between two frames of the same size.
+pub fn differing(a: &[u8], b: &[u8]) -> f64 {
+    let n = a.len() / 4;
+    a.chunks_exact(4).zip(b.chunks_exact(4)).filter(|(p, q)| p != q).count() as f64 / n as f64
+}

@@ -1,7 +1,7 @@
-//! "Record animation…" of the flow's stage plot: the plot moving through the stages, in either direction, with the
-//! step-through's own in-between positions, or the stage on show over the training, one frame for each model the
-//! epoch scrubber keeps; captured as drawn (the heat map, the warped grid, the points, the picked point's path) and
-//! written as a GIF or an animated PNG (`animation.rs`).
+//! "Record animation…" of a figure: over the training, one frame for each model the lab's epoch scrubber keeps (the
+//! VAE's latent plane forming, the flow's stage learning the data), or, for the flow's stage plot, through the
+//! stages in either direction with the step-through's own in-between positions; captured as drawn (`animation.rs`)
+//! and written as a GIF or an animated PNG.
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -31,8 +31,34 @@ pub enum FrameTarget {
     Model(u64),
 }
 
+/// The figure a recorder records, as the page has it this frame.
+#[derive(Clone, Copy, Debug)]
+pub struct Subject<'a> {
+    /// The start of the file's name ("flow-generation", "vae-latent").
+    pub name: &'a str,
+    /// The flow's stages; `None` for a figure without stages, which is recorded over the training only.
+    pub stages: Option<Stages<'a>>,
+    /// The (step, epoch) of each model the scrubber keeps, oldest first.
+    pub models: &'a [(u64, f64)],
+    /// A run trains (a recording shows fixed models, so it waits for a pause, and a run started stops it).
+    pub running: bool,
+    /// The figure's size in pixels.
+    pub figure_size: [usize; 2],
+}
+
+/// The stages of the flow's plot.
+#[derive(Clone, Copy, Debug)]
+pub struct Stages<'a> {
+    /// The flow's layers K: stages 0..=K.
+    pub layers: usize,
+    /// The stage on show.
+    pub on_show: usize,
+    /// The step-through's direction ("generation", "inference").
+    pub direction: &'a str,
+}
+
 /// The recorder's settings and where a recording stands.
-pub struct StageRecorder {
+pub struct FigureRecorder {
     /// Through the stages or over the training.
     pub mode: RecordMode,
     /// Over the training: the first and last epoch (the models kept between them are the frames).
@@ -61,7 +87,7 @@ enum Phase {
     Writing { progress: Arc<EncodeProgress>, total: usize },
 }
 
-impl Default for StageRecorder {
+impl Default for FigureRecorder {
     fn default() -> Self {
         Self {
             mode: RecordMode::Stages,
@@ -86,14 +112,20 @@ pub fn frame_stages(from: usize, to: usize, per_stage: usize) -> Vec<f32> {
     (0..=n).map(|i| from as f32 + sign * i as f32 / per_stage as f32).collect()
 }
 
-impl StageRecorder {
-    /// Opens the window for a flow of `k_max` layers, from the Gaussian to the data the first time.
-    pub fn open(&mut self, k_max: usize) {
-        if !self.open
-            && matches!(self.phase, Phase::Settings)
-            && (self.from.max(self.to) > k_max || self.from == self.to)
-        {
-            (self.from, self.to) = (0, k_max);
+impl FigureRecorder {
+    /// Opens the window: for a flow of `k_max` layers (`Some`), from the Gaussian to the data the first time; for a
+    /// figure without stages (`None`), over the training.
+    pub fn open(&mut self, k_max: Option<usize>) {
+        match k_max {
+            Some(k_max)
+                if !self.open
+                    && matches!(self.phase, Phase::Settings)
+                    && (self.from.max(self.to) > k_max || self.from == self.to) =>
+            {
+                (self.from, self.to) = (0, k_max);
+            }
+            Some(_) => {}
+            None => self.mode = RecordMode::Epochs,
         }
         self.open = true;
     }
@@ -104,21 +136,22 @@ impl StageRecorder {
         !matches!(self.phase, Phase::Settings)
     }
 
-    /// Starts capturing. `direction` names the file ("generation" or "inference"); `models`: the history's (step,
-    /// epoch) pairs, oldest first; `stage`: the stage on show (over the training).
-    pub fn start(&mut self, direction: &str, models: &[(u64, f64)], stage: usize) {
+    /// Starts capturing `subject`'s frames.
+    pub fn start(&mut self, subject: &Subject<'_>) {
         let extension = self.format.extension();
-        let (targets, name) = match self.mode {
-            RecordMode::Stages => (
+        let name = subject.name;
+        let (targets, name) = match (self.mode, subject.stages) {
+            (RecordMode::Stages, Some(_)) => (
                 frame_stages(self.from, self.to, self.frames_per_stage).into_iter().map(FrameTarget::Stage).collect(),
-                format!("flow-{direction}-stages-{}-to-{}.{extension}", self.from, self.to),
+                format!("{name}-stages-{}-to-{}.{extension}", self.from, self.to),
             ),
-            RecordMode::Epochs => {
+            (_, stages) => {
                 let (a, b) = self.epochs;
-                let steps = models_between(models, a, b);
+                let steps = models_between(subject.models, a, b);
+                let stage = stages.map_or(String::new(), |s| format!("-stage-{}", s.on_show));
                 (
                     steps.into_iter().map(FrameTarget::Model).collect(),
-                    format!("flow-{direction}-stage-{stage}-epochs-{a:.0}-to-{b:.0}.{extension}"),
+                    format!("{name}{stage}-epochs-{a:.0}-to-{b:.0}.{extension}"),
                 )
             }
         };
@@ -190,17 +223,9 @@ impl StageRecorder {
     }
 
     /// The window: the settings and Record, or the file's progress and Cancel (while frames are captured it hides,
-    /// so that no frame shows it: [`Self::capture_progress_ui`] says how far they are). `k_max`: the flow's layers;
-    /// `running`: a run trains (a recording shows one model, so it waits for a pause, and a run started stops it);
-    /// `direction`: the step-through's, for the name; `figure_size`: the plot's size in pixels.
-    pub fn window_ui(
-        &mut self,
-        ctx: &egui::Context,
-        (k_max, running, direction): (usize, bool, &str),
-        (models, stage): (&[(u64, f64)], usize),
-        figure_size: [usize; 2],
-    ) {
-        if running && matches!(self.phase, Phase::Capturing { .. }) {
+    /// so that no frame shows it: [`Self::capture_progress_ui`] says how far they are).
+    pub fn window_ui(&mut self, ctx: &egui::Context, subject: &Subject<'_>) {
+        if subject.running && matches!(self.phase, Phase::Capturing { .. }) {
             self.phase = Phase::Settings;
         }
         if !self.open || matches!(self.phase, Phase::Capturing { .. }) {
@@ -209,9 +234,7 @@ impl StageRecorder {
         let mut open = true;
         egui::Window::new("Record animation").collapsible(false).resizable(false).open(&mut open).show(ctx, |ui| {
             match &self.phase {
-                Phase::Settings | Phase::Capturing { .. } => {
-                    self.settings_ui(ui, (k_max, running, direction), (models, stage), figure_size);
-                }
+                Phase::Settings | Phase::Capturing { .. } => self.settings_ui(ui, subject),
                 Phase::Writing { progress, total } => {
                     let done = progress.done.load(Ordering::Relaxed);
                     ui.label(format!("Writing the {}: frame {done} of {total}…", self.format_name()));
@@ -249,21 +272,31 @@ impl StageRecorder {
         }
     }
 
-    fn settings_ui(
-        &mut self,
-        ui: &mut egui::Ui,
-        (k_max, running, direction): (usize, bool, &str),
-        (models, stage): (&[(u64, f64)], usize),
-        [w, h]: [usize; 2],
-    ) {
-        ui.radio_value(&mut self.mode, RecordMode::Stages, format!("Through the stages ({direction}), this model"));
-        ui.radio_value(
-            &mut self.mode,
-            RecordMode::Epochs,
-            format!("Over the training: stage {stage}, one frame per model kept of the run"),
-        );
+    fn settings_ui(&mut self, ui: &mut egui::Ui, subject: &Subject<'_>) {
+        let Subject { models, stages, running, figure_size: [w, h], .. } = *subject;
+        if stages.is_none() {
+            self.mode = RecordMode::Epochs;
+        }
+        let k_max = stages.map_or(0, |s| s.layers);
+        match stages {
+            Some(Stages { on_show, direction, .. }) => {
+                ui.radio_value(
+                    &mut self.mode,
+                    RecordMode::Stages,
+                    format!("Through the stages ({direction}), this model"),
+                );
+                ui.radio_value(
+                    &mut self.mode,
+                    RecordMode::Epochs,
+                    format!("Over the training: stage {on_show}, one frame per model kept of the run"),
+                );
+            }
+            None => {
+                ui.label("Over the training: one frame per model kept of the run.");
+            }
+        }
         let last = last_epoch(models);
-        egui::Grid::new("flow-record-settings").num_columns(2).show(ui, |ui| {
+        egui::Grid::new("record-settings").num_columns(2).show(ui, |ui| {
             match self.mode {
                 RecordMode::Stages => {
                     let id = ui.label("From stage").id;
@@ -334,7 +367,7 @@ impl StageRecorder {
             ui.label(egui::RichText::new(why).weak());
         }
         if record.clicked() {
-            self.start(direction, models, stage);
+            self.start(subject);
         }
     }
 }

@@ -1,0 +1,187 @@
+//! The time machine (issue 24) in the VAE and BNN labs: the epoch scrubber puts every view back to a model kept of
+//! the run, with the same numbers as the views of a run stopped at that step; "Record animation…" writes the VAE's
+//! latent plane over the training; and the histories stay within their budget over long runs of real models.
+
+mod common;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bayes_explorer::Lab;
+use bayes_explorer::models::ModelView;
+use bayes_explorer::train::{Trainer, WorkerState};
+use bayes_explorer::ui::BayesExplorerApp;
+use common::{harness, wait_until, wait_within};
+use egui_kittest::Harness;
+use egui_kittest::kittest::Queryable;
+
+/// Starts `lab`'s run in the window, pauses it once its first model after the start has come (a pause publishes
+/// a model copy) and resumes it, so that the run keeps at least three models however fast the machine trains;
+/// returns once it has finished.
+fn train_with_one_pause(
+    harness: &mut Harness<'_, BayesExplorerApp>,
+    lab: Lab,
+    kept: impl Fn(&BayesExplorerApp) -> Option<u64>,
+) {
+    harness.get_by_label("Train").click();
+    wait_until(harness, "a model after the start", |app| kept(app).is_some_and(|step| step > 0));
+    harness.get_by_label("Pause").click();
+    wait_until(harness, "the pause", |app| app.lab(lab).worker_state == Some(WorkerState::Paused));
+    harness.get_by_label("Resume").click();
+    wait_within(harness, Duration::from_mins(3), "the run", |app| {
+        app.lab(lab).worker_state == Some(WorkerState::Finished)
+    });
+}
+
+/// `trainer`, fresh, run headless to `step`, and its model there.
+fn stopped_at(mut trainer: Box<dyn Trainer>, step: u64) -> ModelView {
+    let at = |t: &dyn Trainer| -> u64 { t.snapshot().step };
+    while at(trainer.as_ref()) < step {
+        trainer.step().unwrap();
+    }
+    assert_eq!(at(trainer.as_ref()), step, "the headless run passed the step");
+    trainer.model_view().expect("a model")
+}
+
+/// Waits (at most a minute) for one result of a view thread.
+fn one_result<R>(drain: impl Fn() -> Vec<R>, pick: impl Fn(R) -> Option<R>) -> R {
+    let deadline = Instant::now() + Duration::from_mins(1);
+    loop {
+        if let Some(r) = drain().into_iter().find_map(&pick) {
+            return r;
+        }
+        assert!(Instant::now() < deadline, "the view thread sent nothing");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn the_vae_scrubber_shows_a_kept_model_as_a_run_stopped_there_and_records_the_latent_plane_forming() {
+    use bayes_explorer::models::vae::VaeTrainer;
+    use bayes_explorer::train::vae_view::{VaeViewRequest, VaeViewResult};
+    let dir = tempfile::tempdir().unwrap();
+    let mut harness = harness();
+    harness.state_mut().save_images_to(Some(dir.path().to_owned()));
+    harness.get_by_label("VAE").click();
+    harness.run_steps(2);
+    harness.state_mut().vae_state_mut().config.epochs = 4;
+    let config = harness.state().vae_state().config.clone();
+    train_with_one_pause(&mut harness, Lab::Vae, |app| {
+        app.vae_state().scrubber.history.entries().last().map(|e| e.step)
+    });
+    let steps: Vec<u64> = harness.state().vae_state().scrubber.history.entries().iter().map(|e| e.step).collect();
+    assert!(steps.len() >= 3, "models kept: {steps:?}");
+    let middle = steps[steps.len() / 2];
+
+    // Scrub back with the slider's own state, as a drag leaves it; every view follows.
+    harness.state_mut().vae_state_mut().scrubber.step = Some(middle);
+    let n_inputs = |app: &BayesExplorerApp| {
+        let (inputs, prepared) = app.vae_state().inputs();
+        inputs.len() / prepared.map_or(1, |p| p.n_features()).max(1)
+    };
+    wait_until(&mut harness, "the scrubbed model's latents", |app| {
+        app.vae_state().latents().is_some_and(|l| l.step == middle && l.mu.len() / config.latent == n_inputs(app))
+    });
+    harness.get_by_label_contains(&format!("(step {middle}): every view shows this model"));
+    let shown = harness.state().vae_state().latents().unwrap().clone();
+
+    // A run stopped at that step: the same model, and the view thread gives it the same latents.
+    let (inputs, prepared) = harness.state().vae_state().inputs();
+    let (inputs, prepared) = (Arc::clone(inputs), Arc::clone(prepared.unwrap()));
+    let trainer = Box::new(VaeTrainer::new(config.clone(), &prepared).unwrap());
+    let ModelView::Vae { view, .. } = stopped_at(trainer, middle) else { panic!("a VAE") };
+    let kept = harness.state().vae_state().scrubber.scrubbed().unwrap().params.clone();
+    assert!(*kept == *view.params, "the kept model differs from a run stopped at step {middle}");
+    let worker = bayes_explorer::train::vae_view::spawn(|| {}).unwrap();
+    worker.request(VaeViewRequest {
+        params: Arc::clone(&view.params),
+        step: middle,
+        run: shown.run,
+        inputs,
+        grid: ([-4.0, 4.0, -4.0, 4.0], 0),
+        dims: (0, 1),
+        hover: None,
+        path: None,
+        live: false,
+    });
+    let latents = one_result(|| worker.drain(), |r| matches!(r, VaeViewResult::Latents(_)).then_some(r));
+    let VaeViewResult::Latents(latents) = latents else { unreachable!() };
+    assert_eq!(*latents, shown, "the scrubbed latent plane differs from the stopped run's");
+
+    // The loss curves mark the epoch on show; Latest follows the run again.
+    harness.get_by_label("Latest").click();
+    harness.run_steps(3);
+    assert!(harness.state().vae_state().scrubber.step.is_none());
+
+    // Record the latent plane over the training: one frame per model kept, each different.
+    harness.get_by_label("Record animation…").click();
+    harness.run_steps(2);
+    harness.get_by_label_contains("Over the training: one frame per model kept");
+    harness.state_mut().vae_state_mut().recorder.format = bayes_explorer::ui::animation_file::AnimationFormat::Apng;
+    harness.run_steps(2);
+    harness.get_by_label("Record").click();
+    let found = |dir: &std::path::Path| {
+        std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().path()).find(|p| p.to_string_lossy().contains("-epochs-"))
+    };
+    wait_within(&mut harness, Duration::from_mins(2), "the animation", |app| {
+        !app.run_file_busy() && !app.vae_state().recorder.busy() && found(dir.path()).is_some()
+    });
+    let path = found(dir.path()).unwrap();
+    let name = path.file_name().unwrap().to_string_lossy().into_owned();
+    assert!(name.starts_with("vae-latent-epochs-0-to-4"), "{name}");
+    let (frames, [w, h]) = common::decode_apng(&path);
+    assert_eq!(frames.len(), steps.len(), "one frame per model kept");
+    assert!(w > 200 && h > 200 && w < 1280 && h < 800, "the figure, not the window: {w} x {h}");
+    for (k, pair) in frames.windows(2).enumerate() {
+        let changed = common::differing(&pair[0], &pair[1]);
+        assert!(changed > 0.001, "frames {k} and {} are the same ({changed})", k + 1);
+    }
+}
+
+#[test]
+fn the_bnn_scrubber_shows_a_kept_model_as_a_run_stopped_there() {
+    use bayes_explorer::models::bnn::BnnTrainer;
+    use bayes_explorer::train::bnn_view::{BnnViewRequest, BnnViewResult};
+    let mut harness = harness();
+    harness.get_by_label("BNN").click();
+    harness.run_steps(2);
+    harness.state_mut().bnn_state_mut().config.epochs = 60;
+    let config = harness.state().bnn_state().config.clone();
+    train_with_one_pause(&mut harness, Lab::Bnn, |app| {
+        app.bnn_state().scrubber.history.entries().last().map(|e| e.step)
+    });
+    harness.get_by_label("Predictions").click();
+    harness.run_steps(2);
+    let steps: Vec<u64> = harness.state().bnn_state().scrubber.history.entries().iter().map(|e| e.step).collect();
+    assert!(steps.len() >= 3, "models kept: {steps:?}");
+    let middle = steps[steps.len() / 2];
+    harness.state_mut().bnn_state_mut().scrubber.step = Some(middle);
+    wait_until(&mut harness, "the scrubbed model's predictions", |app| {
+        app.bnn_state().predictive().is_some_and(|p| p.step == middle)
+    });
+    harness.get_by_label_contains(&format!("(step {middle}): every view shows this model"));
+    let shown = harness.state().bnn_state().predictive().unwrap().clone();
+
+    let prepared = Arc::clone(harness.state().bnn_state().prepared().unwrap());
+    let trainer = Box::new(BnnTrainer::new(config.clone(), &prepared).unwrap());
+    let ModelView::Bnn { view, .. } = stopped_at(trainer, middle) else { panic!("a BNN") };
+    let kept = harness.state().bnn_state().scrubber.scrubbed().unwrap().params.clone();
+    assert!(*kept == *view.params, "the kept model differs from a run stopped at step {middle}");
+    let worker = bayes_explorer::train::bnn_view::spawn(|| {}).unwrap();
+    worker.request(BnnViewRequest {
+        params: Arc::clone(&view.params),
+        step: middle,
+        run: shown.run,
+        data: prepared,
+        n_samples: config.predictive_samples,
+        probe: None,
+        band: false,
+    });
+    let result = one_result(|| worker.drain(), |r| matches!(r, BnnViewResult::Predictive(_)).then_some(r));
+    let BnnViewResult::Predictive(predictive) = result else { unreachable!() };
+    assert_eq!(predictive.predictive, shown.predictive, "the scrubbed predictions differ from the stopped run's");
+    // The latest again.
+    harness.get_by_label("Latest").click();
+    harness.run_steps(3);
+    assert!(harness.state().bnn_state().scrubber.step.is_none());
+}
