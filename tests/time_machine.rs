@@ -185,3 +185,75 @@ fn the_bnn_scrubber_shows_a_kept_model_as_a_run_stopped_there() {
     harness.run_steps(3);
     assert!(harness.state().bnn_state().scrubber.step.is_none());
 }
+
+/// The models kept are the first, the latest, and the others spread evenly: no gap between two kept models is
+/// more than `slack` times the mean gap.
+fn assert_evenly_spread(epochs: &[f64], first: f64, last: f64, slack: f64) {
+    assert_eq!((epochs[0], *epochs.last().unwrap()), (first, last), "the first and the latest are kept");
+    let mean = (last - first) / (epochs.len() - 1) as f64;
+    let widest = epochs.windows(2).map(|w| w[1] - w[0]).fold(0.0, f64::max);
+    assert!(widest <= slack * mean, "widest gap {widest:.2} epochs against a mean of {mean:.2}");
+}
+
+#[test]
+fn the_history_of_a_2000_epoch_bnn_run_stays_within_its_budget() {
+    use bayes_explorer::models::bnn::{BnnConfig, BnnTrainer};
+    use bayes_explorer::ui::history::{HISTORY_BUDGET_BYTES, ModelBytes, ModelHistory};
+    let table = bayes_explorer::data::BuiltinFile::WineRed.load().unwrap();
+    let spec = bayes_explorer::data::prepare::default_spec_for_lab(Lab::Bnn, &table);
+    let data = Arc::new(bayes_explorer::data::prepare::prepare(&table, &spec).unwrap());
+    let config = BnnConfig { epochs: 2000, ..BnnConfig::default() };
+    let mut trainer = BnnTrainer::new(config, &data).unwrap();
+    let one = match trainer.model_view() {
+        Some(ModelView::Bnn { view, .. }) => view.params.bytes(),
+        _ => panic!("a BNN"),
+    };
+    // The lab's budget holds thousands of these; a budget of 100 models makes the thinning work all run long.
+    assert!(HISTORY_BUDGET_BYTES / one > 2000, "{one} bytes a model");
+    let mut small = ModelHistory::with_budget(100 * one);
+    let mut full = ModelHistory::default();
+    // A model copy at every epoch's end: far more often than the window takes them.
+    let steps_per_epoch = trainer.snapshot().steps_per_epoch as f64;
+    while !trainer.finished() {
+        let before = trainer.epochs_done();
+        trainer.step().unwrap();
+        if trainer.epochs_done() > before {
+            let Some(ModelView::Bnn { step, view }) = trainer.model_view() else { panic!("a BNN") };
+            let epoch = step as f64 / steps_per_epoch;
+            small.push(step, epoch, Arc::clone(&view.params));
+            full.push(step, epoch, Arc::clone(&view.params));
+            assert!(small.bytes() <= 100 * one, "{} bytes kept", small.bytes());
+        }
+    }
+    assert_eq!(small.entries().len(), 100);
+    assert_evenly_spread(&small.entries().iter().map(|e| e.epoch).collect::<Vec<_>>(), 1.0, 2000.0, 2.2);
+    // Within the lab's own budget, every epoch's model is kept.
+    assert_eq!(full.entries().len(), 2000);
+    assert!(full.bytes() <= HISTORY_BUDGET_BYTES);
+}
+
+#[test]
+fn the_history_of_a_50_epoch_conv_vae_run_stays_within_its_budget() {
+    use bayes_explorer::models::vae::{VaeConfig, VaeTrainer};
+    use bayes_explorer::ui::history::{HISTORY_BUDGET_BYTES, ModelBytes, ModelHistory};
+    let table = bayes_explorer::data::BuiltinFile::Mnist5k.load().unwrap();
+    let spec = bayes_explorer::data::prepare::default_spec_for_lab(Lab::Vae, &table);
+    let data = Arc::new(bayes_explorer::data::prepare::prepare(&table, &spec).unwrap());
+    let config = VaeConfig { epochs: 50, ..VaeConfig::course_conv() };
+    let trainer = VaeTrainer::new(config, &data).unwrap();
+    let Some(ModelView::Vae { view, .. }) = trainer.model_view() else { panic!("a VAE") };
+    let one = view.params.bytes();
+    // The course's conv VAE, its running averages included.
+    assert!(one > 100_000, "{one} bytes a model");
+    // A copy every 0.4 s of epochs of about 20 s (the window's rate on two cores): 50 a epoch, 2,500 in all. The
+    // copies share their parameters here, but each counts in full, as separate copies do in the window.
+    let mut history = ModelHistory::with_budget(HISTORY_BUDGET_BYTES);
+    let per_epoch = 50;
+    for k in 0..=50 * per_epoch {
+        history.push(k as u64, k as f64 / per_epoch as f64, Arc::clone(&view.params));
+        assert!(history.bytes() <= HISTORY_BUDGET_BYTES);
+    }
+    let kept = history.entries().len();
+    assert_eq!(kept, (HISTORY_BUDGET_BYTES / one).min(50 * per_epoch + 1), "as many models as the budget holds");
+    assert_evenly_spread(&history.entries().iter().map(|e| e.epoch).collect::<Vec<_>>(), 0.0, 50.0, 2.2);
+}

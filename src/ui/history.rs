@@ -14,6 +14,8 @@ use crate::models::vae::{VaeNetworks, VaeParams};
 /// thousands.
 pub const HISTORY_BUDGET_BYTES: usize = 200 * 1024 * 1024;
 
+const MIB: f64 = 1024.0 * 1024.0;
+
 /// A model the history can hold: how much memory it takes.
 pub trait ModelBytes {
     /// Bytes of its parameters.
@@ -197,6 +199,11 @@ impl<P: ModelBytes> EpochScrubber<P> {
     pub fn scrubbed(&self) -> Option<&HistoryEntry<P>> {
         let step = self.step?;
         let entries = self.history.entries();
+        // The latest model is the run's own: on it (where a recording over the epochs ends), the views follow the
+        // run again.
+        if entries.last().is_some_and(|e| e.step == step) {
+            return None;
+        }
         entries.iter().find(|e| e.step == step).or_else(|| entries.iter().min_by_key(|e| e.step.abs_diff(step)))
     }
 
@@ -218,14 +225,16 @@ impl<P: ModelBytes> EpochScrubber<P> {
         let mut index = on_show.and_then(|step| entries.iter().position(|e| e.step == step)).unwrap_or(n - 1);
         let (epoch, step) = (entries[index].epoch, entries[index].step);
         let kept = format!(
-            "{n} models of this run are kept, {:.0} MB (at most {} MB: the first, the latest and evenly spread epochs between)",
-            self.history.bytes() as f64 / 1e6,
-            self.history.budget_bytes() / (1024 * 1024)
+            "{n} models of this run are kept, {:.0} MiB (at most {} MiB: the first, the latest and evenly spread epochs between)",
+            self.history.bytes() as f64 / MIB,
+            self.history.budget_bytes() as f64 / MIB
         );
         let mut chosen = None;
         let mut latest = false;
         ui.horizontal(|ui| {
             let id = ui.label("Epoch").id;
+            // Wide enough to reach each kept model (egui's default is 100 points).
+            ui.spacing_mut().slider_width = (ui.available_width() * 0.35).clamp(160.0, 420.0);
             let slider = egui::Slider::new(&mut index, 0..=n - 1).show_value(false);
             if ui.add(slider).labelled_by(id).on_hover_text(&kept).changed() {
                 chosen = Some(index);

@@ -287,10 +287,26 @@ pub(crate) fn legend_toggle(ui: &mut egui::Ui, key: &str) {
 /// `plot` with its legend where it hides the least of what it draws (`occupied`, see [`Occupied::placement`]), unless
 /// the plot's [`legend_toggle`] (`key`) hid it.
 pub(crate) fn with_legend<'a>(plot: Plot<'a>, ctx: &egui::Context, key: &str, occupied: &Occupied) -> Plot<'a> {
+    with_legend_kept(plot, ctx, key, occupied, &mut None)
+}
+
+/// [`with_legend`], the legend kept in `kept`'s corner when it holds one, else in the corner `occupied` chooses,
+/// which `kept` then holds: an animation's frames keep the first frame's corner rather than jump between them.
+pub(crate) fn with_legend_kept<'a>(
+    plot: Plot<'a>,
+    ctx: &egui::Context,
+    key: &str,
+    occupied: &Occupied,
+    kept: &mut Option<Corner>,
+) -> Plot<'a> {
     if !legend_shown(ctx, key) {
         return plot;
     }
+    if let Some(corner) = *kept {
+        return plot.legend(Legend::default().position(corner));
+    }
     let placement = occupied.placement();
+    *kept = Some(placement.corner);
     let plot = match placement.room {
         Some(Room::Right(x)) => plot.include_x(x),
         Some(Room::Above(y)) => plot.include_y(y),

@@ -121,12 +121,21 @@ fn scatter_ui(vae: &mut VaeUiState, latents: &Latents, height: f32, ui: &mut egu
     let all: Vec<[f64; 2]> = (0..n).step_by(stride).map(point).collect();
     occupied.points(&all);
     let plane = if one_d { plot_axes::plot("vae-latent-strip") } else { plot_axes::plane("vae-latent") };
-    let mut plot = plot_axes::with_legend(plane, ui.ctx(), "vae-latent", &occupied);
     let recording = vae.recorder.busy();
+    // A recording's frames keep the legend where it was when it started (the model on show then).
+    let mut corner = if recording { vae.recording_legend } else { None };
+    let mut plot = plot_axes::with_legend_kept(plane, ui.ctx(), "vae-latent", &occupied, &mut corner);
+    vae.recording_legend = corner;
     if recording {
         // The frames show the figure, not where the mouse happens to be.
         plot = plot.show_x(false).show_y(false).show_crosshair(false);
     }
+    // Every frame of a recording keeps the window on show when it started.
+    let fixed = if recording { *vae.recording_bounds.get_or_insert(vae.bounds) } else { vae.bounds };
+    if !recording {
+        vae.recording_bounds = None;
+    }
+    let fixed = recording.then_some(fixed);
     // The Explain panel's term: an input's draw or the prior, over the inputs' means dimmed.
     let highlight = vae.highlight.clone();
     let accent = accent(ui.visuals());
@@ -143,6 +152,12 @@ fn scatter_ui(vae: &mut VaeUiState, latents: &Latents, height: f32, ui: &mut egu
                 format!("z{}", b + 1)
             };
             plot.height(height).x_axis_label(format!("z{}", a + 1)).y_axis_label(y_label).show(ui, |plot| {
+                if let Some([x0, x1, y0, y1]) = fixed {
+                    plot.set_plot_bounds(egui_plot::PlotBounds::from_min_max(
+                        [f64::from(x0), f64::from(y0)],
+                        [f64::from(x1), f64::from(y1)],
+                    ));
+                }
                 if vae.labels.len() == n {
                     let mut groups: Vec<Vec<[f64; 2]>> = vec![Vec::new(); 10];
                     let mut other = Vec::new();

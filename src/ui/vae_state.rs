@@ -107,6 +107,11 @@ pub struct VaeUiState {
     pub recorder: crate::ui::record::FigureRecorder,
     /// The latent plane's size in pixels when last drawn (the recorder's frames).
     pub(crate) latent_size: [usize; 2],
+    /// While a recording takes its frames: the plane's window when it started, which every frame keeps, so that
+    /// the animation shows the points moving rather than the axes.
+    pub(crate) recording_bounds: Option<[f32; 4]>,
+    /// While a recording takes its frames: the legend's corner when it started.
+    pub(crate) recording_legend: Option<egui_plot::Corner>,
 }
 
 /// What was last asked of the view thread: run, step, window bits, cells, dimensions, cursor bits, path bits.
@@ -159,6 +164,8 @@ impl Default for VaeUiState {
             scrubber: EpochScrubber::default(),
             recorder: crate::ui::record::FigureRecorder::default(),
             latent_size: [0, 0],
+            recording_bounds: None,
+            recording_legend: None,
         }
     }
 }
