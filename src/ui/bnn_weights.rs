@@ -45,7 +45,8 @@ pub(crate) fn weights_ui(bnn: &mut BnnUiState, view: &BnnView, ui: &mut egui::Ui
     if bnn.history_mode == HistoryMode::Single {
         ui.horizontal(|ui| {
             let mut index = bnn.epoch_index.unwrap_or(last).min(last);
-            let id = ui.label("Epoch").id;
+            // Every recorded epoch, finer than the lab's scrubber above, which moves it too.
+            let id = ui.label("Histogram of epoch").id;
             let slider = egui::Slider::new(&mut index, 0..=last)
                 .custom_formatter(|i, _| history.get(i as usize).map_or(String::new(), |(e, _)| e.to_string()))
                 .show_value(true);
@@ -53,9 +54,18 @@ pub(crate) fn weights_ui(bnn: &mut BnnUiState, view: &BnnView, ui: &mut egui::Ui
             if r.changed() {
                 bnn.epoch_index = if index == last { None } else { Some(index) };
             }
-            let follow = bnn.epoch_index.is_none();
-            if ui.selectable_label(follow, "Latest").on_hover_text("Follow the training").clicked() {
-                bnn.epoch_index = None;
+            let follow = {
+                let was = bnn.epoch_index;
+                bnn.follow_scrubber();
+                std::mem::replace(&mut bnn.epoch_index, was) == was
+            };
+            let (label, hover) = if bnn.scrubber.history.entries().len() >= 2 {
+                ("Follow the scrubber", "Back to the epoch of the model on show (the epoch scrubber's, or the latest)")
+            } else {
+                ("Latest", "Follow the training")
+            };
+            if ui.selectable_label(follow, label).on_hover_text(hover).clicked() {
+                bnn.follow_scrubber();
             }
         });
     }
