@@ -323,7 +323,7 @@ fn every_lab_and_kind_saved_opened_and_continued_ends_as_the_uninterrupted_run()
 fn a_version_1_file_opens_and_says_it_cannot_be_continued() {
     let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/v1/flow_affine.json");
     let (record, _) = read_run_file(&path).expect("the version 1 file reads");
-    assert_eq!((record.format_version, FORMAT_VERSION), (1, 2));
+    assert_eq!((record.format_version, FORMAT_VERSION), (1, 3));
     let run = AnyRun::load(&path).expect("the version 1 file opens");
     assert_eq!((run.lab(), run.snapshot().epoch, run.snapshot().history.len()), (Lab::Flow, 3, 3));
     let why = run.why_not_continued().expect("not continuable");

@@ -821,3 +821,138 @@ fn the_last_session_comes_back_with_its_tab_its_settings_and_its_model() {
         "the settings still come back"
     );
 }
+
+/// Trains `trainer` to the end, keeping the model at every epoch's end as the epoch scrubber keeps it (the
+/// parameters alone, as `light` makes the copy); returns the last snapshot with the model and the kept models.
+fn train_keeping(
+    mut trainer: Box<dyn Trainer>,
+    light: impl Fn(&ModelView) -> ModelView,
+) -> (RunSnapshot, Vec<bayes_explorer::train::runfile::KeptModel>) {
+    let steps_per_epoch = trainer.snapshot().steps_per_epoch as f64;
+    let mut kept = Vec::new();
+    while !trainer.finished() {
+        let before = trainer.epochs_done();
+        trainer.step().expect("a small run trains");
+        if trainer.epochs_done() > before {
+            let model = light(&trainer.model_view().expect("a model"));
+            kept.push(bayes_explorer::train::runfile::KeptModel {
+                step: model.step(),
+                epoch: model.step() as f64 / steps_per_epoch,
+                model,
+            });
+        }
+    }
+    (RunSnapshot { model: trainer.model_view(), ..trainer.snapshot() }, kept)
+}
+
+/// Whether two kept models have the same parameters (exactly: no value here is a NaN).
+fn same_params(a: &ModelView, b: &ModelView) -> bool {
+    match (a, b) {
+        (ModelView::Bnn { view: a, .. }, ModelView::Bnn { view: b, .. }) => bnn_bits(&a.params) == bnn_bits(&b.params),
+        (ModelView::Vae { view: a, .. }, ModelView::Vae { view: b, .. }) => vae_bits(&a.params) == vae_bits(&b.params),
+        (ModelView::Flow { params: a, .. }, ModelView::Flow { params: b, .. }) => a == b,
+        _ => false,
+    }
+}
+
+#[test]
+fn every_lab_saves_the_models_its_scrubber_kept_and_opens_them_bit_for_bit() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let bnn_light = |m: &ModelView| match m {
+        ModelView::Bnn { step, view } => ModelView::Bnn {
+            step: *step,
+            view: Arc::new(BnnView { params: Arc::clone(&view.params), history: Arc::default() }),
+        },
+        _ => panic!("a BNN"),
+    };
+    let vae_light = |m: &ModelView| match m {
+        ModelView::Vae { step, view } => ModelView::Vae {
+            step: *step,
+            view: Arc::new(VaeView {
+                params: Arc::clone(&view.params),
+                originals: Arc::default(),
+                reconstructions: Arc::default(),
+            }),
+        },
+        _ => panic!("a VAE"),
+    };
+    let runs: Vec<(&str, AnyRun, Vec<bayes_explorer::train::runfile::KeptModel>)> = {
+        let (table, request, spec) = wine();
+        let data = Arc::new(prepare(&table, &spec).expect("wine prepares"));
+        let config = BnnConfig { epochs: 5, ..tiny_bnn() };
+        let (snapshot, kept) = train_keeping(Box::new(BnnTrainer::new(config.clone(), &data).unwrap()), bnn_light);
+        let bnn = AnyRun::from_snapshot(RunConfig::Bnn(config), &snapshot, &table, &request, spec).unwrap();
+        let (table, request, spec) = digits_300(dir.path());
+        let data = Arc::new(prepare(&table, &spec).expect("digits prepare"));
+        let config = VaeConfig { epochs: 4, ..tiny_mlp_vae() };
+        let (snapshot, vae_kept) = train_keeping(Box::new(VaeTrainer::new(config.clone(), &data).unwrap()), vae_light);
+        let vae = AnyRun::from_snapshot(RunConfig::Vae(config), &snapshot, &table, &request, spec).unwrap();
+        let (table, request, spec) = moons();
+        let data = Arc::new(prepare(&table, &spec).expect("moons prepare"));
+        let config = FlowConfig { epochs: 4, ..tiny_flow(FlowKind::RealNvp) };
+        let (snapshot, flow_kept) =
+            train_keeping(Box::new(FlowTrainer::new(config.clone(), &data).unwrap()), ModelView::clone);
+        let flow = AnyRun::from_snapshot(RunConfig::Flow(config), &snapshot, &table, &request, spec).unwrap();
+        vec![("bnn", bnn, kept), ("vae", vae, vae_kept), ("flow", flow, flow_kept)]
+    };
+    for (name, run, kept) in runs {
+        assert!(kept.len() >= 4, "{name}: {} models kept", kept.len());
+        let path = dir.path().join(format!("{name}-kept.json"));
+        run.clone().with_kept(kept.clone()).save(&path).expect("save");
+        let loaded = AnyRun::load(&path).expect("load");
+        assert_eq!(loaded.kept().len(), kept.len(), "{name}: every model kept");
+        for (a, b) in kept.iter().zip(loaded.kept()) {
+            assert_eq!((a.step, a.epoch.to_bits()), (b.step, b.epoch.to_bits()), "{name}");
+            assert_eq!(b.model.step(), a.step, "{name}");
+            assert!(same_params(&a.model, &b.model), "{name}: the model of step {}", a.step);
+        }
+        // The run itself is unchanged by its kept models, and a file without them has none.
+        assert_eq!(loaded.snapshot(), run.snapshot(), "{name}");
+        let plain = dir.path().join(format!("{name}-plain.json"));
+        run.save(&plain).expect("save");
+        assert!(AnyRun::load(&plain).expect("load").kept().is_empty());
+    }
+}
+
+#[test]
+fn a_run_file_keeps_at_most_its_budget_of_models_evenly_spread() {
+    use bayes_explorer::train::runfile::{KEPT_FILE_BUDGET_BYTES, KeptModel, MAX_KEPT_IN_FILE};
+    let dir = tempfile::tempdir().expect("temp dir");
+    // The default RealNVP (6 couplings of 4 x 256): about 9.5 MB a model, so the file has room for a few.
+    let (table, request, spec) = moons();
+    let data = Arc::new(prepare(&table, &spec).expect("moons prepare"));
+    let config = FlowConfig { epochs: 1, ..FlowConfig::default() };
+    let trainer = FlowTrainer::new(config.clone(), &data).unwrap();
+    let Some(ModelView::Flow { params, .. }) = trainer.model_view() else { panic!("a flow") };
+    let snapshot = RunSnapshot { model: trainer.model_view(), ..trainer.snapshot() };
+    // 201 copies of one model, as if kept over a run at step 1000 (the file keeps none after the run's step).
+    let snapshot = RunSnapshot {
+        step: 1000,
+        model: Some(ModelView::Flow { step: 1000, params: Arc::clone(&params) }),
+        ..snapshot
+    };
+    let kept: Vec<KeptModel> = (0..=200u64)
+        .map(|k| KeptModel {
+            step: k * 5,
+            epoch: k as f64 / 2.0,
+            model: ModelView::Flow { step: k * 5, params: Arc::clone(&params) },
+        })
+        .collect();
+    let run =
+        AnyRun::from_snapshot(RunConfig::Flow(config), &snapshot, &table, &request, spec).unwrap().with_kept(kept);
+    let path = dir.path().join("kept.json");
+    run.save(&path).expect("save");
+    let loaded = AnyRun::load(&path).expect("load");
+    let n = loaded.kept().len();
+    // As many as the budget holds (a model's tensors are its parameters' floats).
+    let one = bayes_explorer::ui::history::ModelBytes::bytes(&*params);
+    assert_eq!(n, (KEPT_FILE_BUDGET_BYTES / one).min(MAX_KEPT_IN_FILE), "{one} bytes a model");
+    assert!(n >= 2, "{n} kept");
+    let weights = std::fs::metadata(dir.path().join("kept.safetensors")).unwrap().len() as usize;
+    assert!(weights <= KEPT_FILE_BUDGET_BYTES + 12 * 1024 * 1024, "{weights} bytes of weights");
+    let epochs: Vec<f64> = loaded.kept().iter().map(|k| k.epoch).collect();
+    assert_eq!((epochs[0], epochs[n - 1]), (0.0, 100.0), "the first and the latest");
+    let gaps: Vec<f64> = epochs.windows(2).map(|w| w[1] - w[0]).collect();
+    let (lo, hi) = gaps.iter().fold((f64::MAX, 0.0f64), |(lo, hi), g| (lo.min(*g), hi.max(*g)));
+    assert!(hi - lo <= 0.5 + 1e-9, "evenly spread: gaps {gaps:?}");
+}

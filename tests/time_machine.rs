@@ -257,3 +257,40 @@ fn the_history_of_a_50_epoch_conv_vae_run_stays_within_its_budget() {
     assert_eq!(kept, (HISTORY_BUDGET_BYTES / one).min(50 * per_epoch + 1), "as many models as the budget holds");
     assert_evenly_spread(&history.entries().iter().map(|e| e.epoch).collect::<Vec<_>>(), 0.0, 50.0, 2.2);
 }
+
+#[test]
+fn a_saved_run_keeps_its_scrubber_and_an_opened_one_scrubs_back_through_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut harness = harness();
+    harness.get_by_label("VAE").click();
+    harness.run_steps(2);
+    harness.state_mut().vae_state_mut().config.epochs = 4;
+    train_with_one_pause(&mut harness, Lab::Vae, |app| {
+        app.vae_state().scrubber.history.entries().last().map(|e| e.step)
+    });
+    let kept: Vec<(u64, u64)> =
+        harness.state().vae_state().scrubber.history.entries().iter().map(|e| (e.step, e.epoch.to_bits())).collect();
+    assert!(kept.len() >= 3, "models kept: {kept:?}");
+    let path = dir.path().join("vae.json");
+    harness.state_mut().save_run(Lab::Vae, Some(path.clone()));
+    wait_until(&mut harness, "the run file", |app| !app.run_file_busy() && path.exists());
+    let params: Vec<_> =
+        harness.state().vae_state().scrubber.history.entries().iter().map(|e| Arc::clone(&e.params)).collect();
+
+    // A fresh window opens it: the scrubber has the same models, and scrubbing back shows them.
+    let mut opened = common::harness();
+    opened.state_mut().open_run(Some(path));
+    wait_until(&mut opened, "the opened run's models", |app| {
+        app.vae_state().scrubber.history.entries().len() == kept.len()
+    });
+    let entries = opened.state().vae_state().scrubber.history.entries().to_vec();
+    let again: Vec<(u64, u64)> = entries.iter().map(|e| (e.step, e.epoch.to_bits())).collect();
+    assert_eq!(again, kept);
+    assert!(entries.iter().zip(&params).all(|(e, p)| *e.params == **p), "the models come back as they were");
+    let middle = kept[kept.len() / 2].0;
+    opened.state_mut().vae_state_mut().scrubber.step = Some(middle);
+    wait_until(&mut opened, "the scrubbed model's latents", |app| {
+        app.vae_state().latents().is_some_and(|l| l.step == middle)
+    });
+    opened.get_by_label_contains(&format!("(step {middle}): every view shows this model"));
+}

@@ -22,7 +22,7 @@ enum Source {
     /// An opened run's file.
     Saved(SavedRun),
     /// A checkpoint of a run trained here, with what it was started from.
-    Checkpoint(RunOrigin, Arc<Checkpoint>),
+    Checkpoint(Box<RunOrigin>, Arc<Checkpoint>),
 }
 
 /// The epochs a run at `snapshot` has left of those it was set to.
@@ -135,7 +135,7 @@ pub(crate) fn from_checkpoint(state: &mut LabState, ctx: egui::Context, checkpoi
     let Some(add) = state.continue_asked.take() else { return };
     match (checkpoint, state.run_origin.clone()) {
         (Ok(checkpoint), Some(origin)) => {
-            spawn(state, ctx, origin.clone(), Source::Checkpoint(origin, checkpoint), add);
+            spawn(state, ctx, origin.clone(), Source::Checkpoint(Box::new(origin), checkpoint), add);
         }
         (Err(why), _) => state.message = Some(Message::error(format!("Cannot continue the run: {why}."))),
         (Ok(_), None) => {}

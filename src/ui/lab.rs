@@ -367,8 +367,13 @@ pub(crate) fn start_run(state: &mut LabState, ctx: egui::Context, start_running:
         Lab::Vae => RunConfig::Vae(state.vae.config.clone()),
         Lab::Flow => RunConfig::Flow(state.flow.config.clone()),
     };
-    let origin =
-        RunOrigin { config, table: Arc::clone(&data.table), request: data.request.clone(), spec: data.spec.clone() };
+    let origin = RunOrigin {
+        config,
+        table: Arc::clone(&data.table),
+        request: data.request.clone(),
+        spec: data.spec.clone(),
+        kept: Vec::new(),
+    };
     let factory: TrainerFactory = if state.lab == Lab::Vae {
         let config = state.vae.config.clone();
         state.vae.new_run(Arc::clone(&prepared));

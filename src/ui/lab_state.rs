@@ -8,9 +8,12 @@ use std::time::Instant;
 use crate::Lab;
 use crate::data::prepare::{DataSpec, Prepared};
 use crate::data::{LoadJob, LoadRequest, Table};
-use crate::train::runfile::{AnyRun, RunConfig};
-use crate::train::{RunSnapshot, Worker, WorkerState};
+use crate::models::bnn::BnnView;
+use crate::models::vae::VaeView;
+use crate::train::runfile::{AnyRun, KeptModel, RunConfig};
+use crate::train::{ModelView, RunSnapshot, Worker, WorkerState};
 use crate::ui::export::{ExportKind, ExportRequest, history_request};
+use crate::ui::history::{ModelBytes, ModelHistory};
 use crate::ui::lab_data::LabData;
 use crate::ui::message::Message;
 
@@ -97,6 +100,9 @@ pub(crate) struct RunOrigin {
     pub request: LoadRequest,
     /// Roles and split.
     pub spec: DataSpec,
+    /// The models the lab's epoch scrubber kept, for a run file: filled by [`LabState::origin_to_save`] (empty in
+    /// the lab's own copy).
+    pub kept: Vec<KeptModel>,
 }
 
 /// Where a lab's run comes from, which decides whether replacing it asks first (`discard.rs`).
@@ -216,6 +222,39 @@ impl LabState {
         [&mut self.bnn.export, &mut self.vae.export, &mut self.flow.export].into_iter().find_map(Option::take)
     }
 
+    /// What a run file of the lab's run needs besides its snapshot, with the models its epoch scrubber kept; `None`
+    /// without a run.
+    pub(crate) fn origin_to_save(&self) -> Option<RunOrigin> {
+        let origin = self.run_origin.clone()?;
+        let kept = match self.lab {
+            Lab::Flow => kept_models(&self.flow.scrubber.history, |step, params| ModelView::Flow { step, params }),
+            Lab::Vae => kept_models(&self.vae.scrubber.history, |step, params| ModelView::Vae {
+                step,
+                view: Arc::new(VaeView { params, originals: Arc::default(), reconstructions: Arc::default() }),
+            }),
+            Lab::Bnn => kept_models(&self.bnn.scrubber.history, |step, params| ModelView::Bnn {
+                step,
+                view: Arc::new(BnnView { params, history: Arc::default() }),
+            }),
+        };
+        Some(RunOrigin { kept, ..origin })
+    }
+
+    /// Puts an opened run's kept models into the lab's epoch scrubber.
+    pub(crate) fn restore_kept(&mut self, kept: &[KeptModel]) {
+        for k in kept {
+            match &k.model {
+                ModelView::Flow { params, .. } => self.flow.scrubber.history.push(k.step, k.epoch, Arc::clone(params)),
+                ModelView::Vae { view, .. } => {
+                    self.vae.scrubber.history.push(k.step, k.epoch, Arc::clone(&view.params));
+                }
+                ModelView::Bnn { view, .. } => {
+                    self.bnn.scrubber.history.push(k.step, k.epoch, Arc::clone(&view.params));
+                }
+            }
+        }
+    }
+
     /// The model step the lab's views show (`None` before they show one): for `bench window`.
     pub(crate) fn views_step(&self) -> Option<u64> {
         match self.lab {
@@ -285,4 +324,13 @@ impl LabState {
         let data = self.data.as_ref()?;
         Some(crate::data::prepare::split_counts(data.table.n_rows(), data.spec.test_fraction).0)
     }
+}
+
+/// The models of `history` as the worker's copies, for a run file.
+fn kept_models<P: ModelBytes>(history: &ModelHistory<P>, view: impl Fn(u64, Arc<P>) -> ModelView) -> Vec<KeptModel> {
+    history
+        .entries()
+        .iter()
+        .map(|e| KeptModel { step: e.step, epoch: e.epoch, model: view(e.step, Arc::clone(&e.params)) })
+        .collect()
 }

@@ -61,6 +61,7 @@ fn save(
 ) -> Result<(), String> {
     let run =
         AnyRun::from_snapshot(origin.config.clone(), snapshot, &origin.table, &origin.request, origin.spec.clone())
+            .map(|run| run.with_kept(origin.kept.clone()))
             .and_then(|run| match train_state {
                 Some(state) => run.with_state(state),
                 None => Ok(run),

@@ -163,8 +163,7 @@ impl Session {
                 continue;
             }
             let run = state
-                .run_origin
-                .clone()
+                .origin_to_save()
                 .zip(state.worker.as_ref().and_then(Worker::snapshot).or_else(|| state.snapshot.clone()));
             let path = session_run_path(&folder, lab);
             let Some((origin, snapshot)) = run.filter(|(_, s)| s.model.is_some()) else {
@@ -225,7 +224,8 @@ impl Session {
             let written =
                 std::fs::create_dir_all(&folder).map_err(|e| format!("{}: {e}", folder.display())).and_then(|()| {
                     let run =
-                        AnyRun::from_snapshot(origin.config, &snapshot, &origin.table, &origin.request, origin.spec)?;
+                        AnyRun::from_snapshot(origin.config, &snapshot, &origin.table, &origin.request, origin.spec)?
+                            .with_kept(origin.kept);
                     let run = match state {
                         Some(state) => run.with_state(state)?,
                         None => run,

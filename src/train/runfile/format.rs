@@ -6,10 +6,12 @@
 //!   the dataset (its name, how to load it again, and the sha256 of its values), the column roles, the split,
 //!   the progress and every epoch's metrics, and the name, length and sha256 of the weights file;
 //! - `NAME.safetensors`: the parameters as little-endian f32 tensors, named by the lab's
-//!   [`SavedModel`](super::SavedModel), and (version 2) the training state's large parts (`state.*`).
+//!   [`SavedModel`](super::SavedModel), (version 2) the training state's large parts (`state.*`) and (version 3)
+//!   the kept models' parameters (`kept.K.*`).
 //!
 //! Version 2 adds the `resume` record: everything a run needs to continue exactly (see `state`). Version 1 files
-//! still open; they can be shown and re-run but not continued.
+//! still open; they can be shown and re-run but not continued. Version 3 adds the `kept` list: the models the epoch
+//! scrubber kept on the run's way (see `kept`); earlier files open without them.
 //!
 //! Loading checks everything before anything is used: a truncated, damaged, foreign or newer-version file gives a
 //! [`RunFileError`] that names the file and what is wrong. The loader also looks at `NAME.safetensors.new` (where
@@ -28,7 +30,7 @@ use crate::train::EpochRecord;
 /// The `format` field of every run file.
 pub const FORMAT_NAME: &str = "bayes-explorer run";
 /// The newest run-file format this version reads and the one it writes.
-pub const FORMAT_VERSION: u32 = 2;
+pub const FORMAT_VERSION: u32 = 3;
 /// The first format version whose runs can be continued (version 1 held no training state).
 pub const FIRST_CONTINUABLE_VERSION: u32 = 2;
 
@@ -343,6 +345,10 @@ pub struct RunFile {
     /// tensors in the weights file); absent in version 1 files and in runs saved without it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub resume: Option<serde_json::Value>,
+    /// Version 3: the models kept on the way (the epoch scrubber's), oldest first (`kept::KeptRecord`; their
+    /// tensors are `kept.K.*` in the weights file); absent in earlier files and in runs saved without them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub kept: Vec<super::kept::KeptRecord>,
 }
 
 /// Checks a run file's bytes: JSON, ours, a version we read, every field present.

@@ -14,6 +14,8 @@
 //!   again ([`load_dataset`]);
 //! - `tensors`: [`SavedModel`], what a lab implements, and the named tensors its parameters become;
 //! - `bnn`, `vae`, `flow`: each lab's [`SavedModel`] and the records of its architecture;
+//! - `kept`: the models a run kept on its way (the epoch scrubber's), saved thinned to the file's limits
+//!   ([`KeptModel`], version 3);
 //! - `nuts`: a BNN posterior sampled by NUTS ([`NutsRun`]): its draws, settings and diagnostics, in the same two
 //!   files (it is no trained run: it is shown, not replayed or continued);
 //! - `replay`: a saved run shown through a worker ([`Run::replay_factory`]);
@@ -24,7 +26,6 @@
 //! A lab takes part by implementing [`SavedModel`] for its plain-data parameters, and adding one variant to
 //! [`RunConfig`] and to [`AnyRun`] (with their match arms). Used by `cli` and `ui`.
 
-use std::collections::HashSet;
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -47,6 +48,7 @@ mod dataset;
 mod files;
 mod flow;
 mod format;
+mod kept;
 mod nuts;
 mod replay;
 mod state;
@@ -64,6 +66,7 @@ pub use format::{
     ColumnRecord, DatasetRecord, FIRST_CONTINUABLE_VERSION, FORMAT_NAME, FORMAT_VERSION, JsonF64, MetricList,
     ProgressRecord, RunFile, RunFileError, SavedEpoch, SplitRecord, WeightsRecord, read_run_file,
 };
+pub use kept::{KEPT_FILE_BUDGET_BYTES, KeptModel, KeptRecord, MAX_KEPT_IN_FILE, spread};
 pub use nuts::{NutsArchitecture, NutsChainRecord, NutsRun, NutsRunConfig};
 pub use state::{EXACTNESS, ResumeRecord};
 use state::{read_state, write_state};
@@ -93,6 +96,8 @@ pub struct Run<M: SavedModel> {
     pub state: Option<Arc<TrainState>>,
     /// The format version of the file it was opened from ([`FORMAT_VERSION`] for a run made here).
     pub format_version: u32,
+    /// Models kept on the way (the epoch scrubber's), oldest first; saved thinned to the file's limits.
+    pub kept: Vec<KeptModel>,
 }
 
 impl<M: SavedModel> Run<M> {
@@ -114,7 +119,17 @@ impl<M: SavedModel> Run<M> {
         let model = M::from_model_view(view).ok_or("the run's model belongs to another lab")?;
         let snapshot = RunSnapshot { model: None, ..snapshot.clone() };
         let column_names = table.columns.iter().map(|c| c.name.clone()).collect();
-        Ok(Self { config, model, snapshot, dataset, column_names, spec, state: None, format_version: FORMAT_VERSION })
+        Ok(Self {
+            config,
+            model,
+            snapshot,
+            dataset,
+            column_names,
+            spec,
+            state: None,
+            format_version: FORMAT_VERSION,
+            kept: Vec::new(),
+        })
     }
 
     /// The run with the training state `state`, taken at the same step as its snapshot, to continue from.
@@ -126,6 +141,14 @@ impl<M: SavedModel> Run<M> {
             ));
         }
         Ok(Self { state: Some(state), ..self })
+    }
+
+    /// The run with `kept`, the models kept on its way (oldest first, one model per step).
+    /// Those after the run's step (copies taken after the checkpoint it is saved from) are left out.
+    #[must_use]
+    pub fn with_kept(self, mut kept: Vec<KeptModel>) -> Self {
+        kept.retain(|k| k.step <= self.snapshot.step);
+        Self { kept, ..self }
     }
 
     /// The copy of the model the worker published at the run's step.
@@ -148,6 +171,8 @@ impl<M: SavedModel> Run<M> {
             }
             None => None,
         };
+        let kept =
+            kept::write_kept::<M>(&self.kept, &mut tensors).map_err(|e| fail(format!("the kept models: {e}")))?;
         let weights = tensors.serialize(M::LAB).map_err(&fail)?;
         let weights_name = weights_path
             .file_name()
@@ -191,6 +216,7 @@ impl<M: SavedModel> Run<M> {
             history,
             weights: WeightsRecord { file: weights_name, bytes: weights.len() as u64, sha256: sha256_hex(&weights) },
             resume,
+            kept,
         };
         if record.columns.len() != self.spec.roles.len() {
             return Err(fail(format!("{} column names for {} roles", self.column_names.len(), self.spec.roles.len())));
@@ -225,7 +251,7 @@ impl<M: SavedModel> Run<M> {
         let architecture: M::Architecture =
             serde_json::from_value(record.architecture).map_err(|e| corrupt(format!("the architecture: {e}")))?;
         let tensors = SafeTensors::deserialize(weights).map_err(|e| corrupt(format!("the weights file: {e:?}")))?;
-        let mut reader = TensorReader { tensors, taken: HashSet::new() };
+        let mut reader = TensorReader::new(tensors);
         let model = M::read(&architecture, &mut reader).map_err(|e| corrupt(format!("the weights: {e}")))?;
         let state = match record.resume {
             Some(resume) => {
@@ -243,6 +269,10 @@ impl<M: SavedModel> Run<M> {
             }
             None => None,
         };
+        let kept = kept::read_kept::<M>(&record.kept, &mut reader).map_err(&corrupt)?;
+        if let Some(after) = kept.iter().find(|k| k.step > record.progress.step) {
+            return Err(corrupt(format!("a model kept at step {} is after the run's step", after.step)));
+        }
         reader.finish().map_err(corrupt)?;
         let p = &record.progress;
         let history: Vec<EpochRecord> = record.history.iter().map(EpochRecord::from).collect();
@@ -268,7 +298,7 @@ impl<M: SavedModel> Run<M> {
         };
         let column_names = record.columns.into_iter().map(|c| c.name).collect();
         let format_version = record.format_version;
-        Ok(Self { config, model, snapshot, dataset: record.dataset, column_names, spec, state, format_version })
+        Ok(Self { config, model, snapshot, dataset: record.dataset, column_names, spec, state, format_version, kept })
     }
 
     /// The run's data split and standardised as it was for training, checked against the model.
@@ -297,7 +327,15 @@ impl<M: SavedModel> Run<M> {
         let model =
             M::from_model_view(&view).ok_or_else(|| TrainError::Backend("the model is another lab's".into()))?;
         let state = Some(Arc::new(trainer.train_state()?));
-        Ok(Self { model, snapshot: trainer.snapshot(), state, format_version: FORMAT_VERSION, ..self.clone() })
+        // A new run: the old one's kept models are not its own.
+        Ok(Self {
+            model,
+            snapshot: trainer.snapshot(),
+            state,
+            format_version: FORMAT_VERSION,
+            kept: Vec::new(),
+            ..self.clone()
+        })
     }
 
     /// Why the run cannot be continued, or `None` when it can.
@@ -539,6 +577,26 @@ impl AnyRun {
             RunConfig::Bnn(c) => Run::from_snapshot(c, snapshot, table, dataset, spec).map(Self::Bnn),
             RunConfig::Vae(c) => Run::from_snapshot(c, snapshot, table, dataset, spec).map(Self::Vae),
             RunConfig::Flow(c) => Run::from_snapshot(c, snapshot, table, dataset, spec).map(Self::Flow),
+        }
+    }
+
+    /// The run with `kept`, the models kept on its way (see [`Run::with_kept`]).
+    #[must_use]
+    pub fn with_kept(self, kept: Vec<KeptModel>) -> Self {
+        match self {
+            Self::Bnn(run) => Self::Bnn(run.with_kept(kept)),
+            Self::Vae(run) => Self::Vae(run.with_kept(kept)),
+            Self::Flow(run) => Self::Flow(run.with_kept(kept)),
+        }
+    }
+
+    /// The models kept on the run's way, oldest first.
+    #[must_use]
+    pub fn kept(&self) -> &[KeptModel] {
+        match self {
+            Self::Bnn(run) => &run.kept,
+            Self::Vae(run) => &run.kept,
+            Self::Flow(run) => &run.kept,
         }
     }
 

@@ -8,7 +8,6 @@
 //! ([`NutsRun::evaluate`], the same to the last bit), but it is not replayed or continued, and
 //! [`AnyRun::load`](super::AnyRun::load) refuses it with [`RunFileError::Sampled`].
 
-use std::collections::HashSet;
 use std::path::Path;
 
 use safetensors::SafeTensors;
@@ -218,6 +217,7 @@ impl NutsRun {
             history,
             weights: WeightsRecord { file: weights_name, bytes: weights.len() as u64, sha256: sha256_hex(&weights) },
             resume: None,
+            kept: Vec::new(),
         };
         let mut json = serde_json::to_vec_pretty(&record).map_err(|e| fail(e.to_string()))?;
         json.push(b'\n');
@@ -240,7 +240,7 @@ impl NutsRun {
         let arch: NutsArchitecture =
             serde_json::from_value(record.architecture).map_err(|e| corrupt(format!("the architecture: {e}")))?;
         let tensors = SafeTensors::deserialize(&weights).map_err(|e| corrupt(format!("the weights file: {e:?}")))?;
-        let mut reader = TensorReader { tensors, taken: HashSet::new() };
+        let mut reader = TensorReader::new(tensors);
         let template = template_of(&arch).map_err(&corrupt)?;
         if template.n_params() != arch.n_weights {
             return Err(corrupt(format!(

@@ -83,6 +83,23 @@ impl TensorWriter {
         self.push(name, Dtype::U32, vec![values.len()], values.len(), bytes)
     }
 
+    /// Adds every tensor of `other` under `prefix` + its name.
+    pub(super) fn absorb(&mut self, prefix: &str, other: TensorWriter) -> Result<(), String> {
+        for (name, dtype, shape, bytes) in other.tensors {
+            let name = format!("{prefix}{name}");
+            if !self.names.insert(name.clone()) {
+                return Err(format!("two tensors are named {name}"));
+            }
+            self.tensors.push((name, dtype, shape, bytes));
+        }
+        Ok(())
+    }
+
+    /// Bytes of the tensors added so far.
+    pub(super) fn bytes(&self) -> usize {
+        self.tensors.iter().map(|t| t.3.len()).sum()
+    }
+
     fn push(
         &mut self,
         name: String,
@@ -143,11 +160,19 @@ impl TensorWriter {
 pub struct TensorReader<'a> {
     pub(super) tensors: SafeTensors<'a>,
     pub(super) taken: HashSet<String>,
+    /// Put before every name asked for: a kept model's tensors are its own names under `kept.K.`.
+    pub(super) prefix: String,
 }
 
-impl TensorReader<'_> {
+impl<'a> TensorReader<'a> {
+    /// A reader of `tensors`, none read yet.
+    pub(super) fn new(tensors: SafeTensors<'a>) -> Self {
+        Self { tensors, taken: HashSet::new(), prefix: String::new() }
+    }
+
     /// The values of tensor `name`, which must be f32 of exactly `shape`.
     pub fn take(&mut self, name: &str, shape: &[usize]) -> Result<Vec<f32>, String> {
+        let name = &format!("{}{name}", self.prefix);
         let view = self.tensors.tensor(name).map_err(|_| format!("the weights have no tensor {name}"))?;
         if view.dtype() != Dtype::F32 {
             return Err(format!("tensor {name} is {:?}, not F32", view.dtype()));
@@ -163,6 +188,7 @@ impl TensorReader<'_> {
 
     /// The integers of the u32 tensor `name`, which must hold `len` of them.
     pub fn take_u32(&mut self, name: &str, len: usize) -> Result<Vec<u32>, String> {
+        let name = &format!("{}{name}", self.prefix);
         let view = self.tensors.tensor(name).map_err(|_| format!("the weights have no tensor {name}"))?;
         if view.dtype() != Dtype::U32 || view.shape() != [len] {
             return Err(format!("tensor {name} is {:?} {:?}, not U32 [{len}]", view.dtype(), view.shape()));
@@ -176,7 +202,7 @@ impl TensorReader<'_> {
     /// Whether the weights hold a tensor `name`.
     #[must_use]
     pub fn has(&self, name: &str) -> bool {
-        self.tensors.tensor(name).is_ok()
+        self.tensors.tensor(&format!("{}{name}", self.prefix)).is_ok()
     }
 
     /// Fails if some tensor was never read (the architecture does not describe it).

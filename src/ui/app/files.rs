@@ -27,7 +27,7 @@ impl BayesExplorerApp {
             return;
         }
         let state = self.lab(lab);
-        let Some(origin) = state.run_origin.clone() else {
+        let Some(origin) = state.origin_to_save() else {
             self.lab_mut(lab).message =
                 Some(Message::error("Train a model or open a run first: there is no run to save."));
             return;
@@ -57,7 +57,7 @@ impl BayesExplorerApp {
     pub(super) fn save_checkpoint(&mut self, lab: Lab, checkpoint: Result<Arc<Checkpoint>, String>) {
         let state = self.lab_mut(lab);
         let Some(PendingSave { path }) = state.save_asked.take() else { return };
-        let Some(origin) = state.run_origin.clone() else { return };
+        let Some(origin) = state.origin_to_save() else { return };
         if self.run_file_job.is_some() {
             self.lab_mut(lab).message =
                 Some(Message::warning("A file is being written or read; save the run again once it is done."));
@@ -196,6 +196,8 @@ impl BayesExplorerApp {
                 state.flow.show_data = false;
             }
         }
+        // The models it kept on its way: the epoch scrubber goes back through them.
+        state.restore_kept(run.kept());
         state.snapshot = None;
         let name = format!("train-{}", lab.tab_name().to_lowercase());
         match Worker::spawn(&name, run.replay_factory(), true, crate::ui::lab_page::training_repaint(ctx)) {
@@ -208,7 +210,8 @@ impl BayesExplorerApp {
                 return;
             }
         }
-        state.run_origin = Some(RunOrigin { config: run.config(), table, request, spec: run.spec().clone() });
+        state.run_origin =
+            Some(RunOrigin { config: run.config(), table, request, spec: run.spec().clone(), kept: Vec::new() });
         if !restored {
             state.run_source = RunSource::File;
         }

@@ -265,7 +265,7 @@ impl BayesExplorerApp {
         if let Some(s) = worker.snapshot() {
             state.snapshot = Some(s);
         }
-        let (origin, shown) = (state.run_origin.clone(), state.snapshot.clone());
+        let (origin, shown) = (state.origin_to_save(), state.snapshot.clone());
         let first = checkpoints.first().cloned();
         for checkpoint in checkpoints {
             match (checkpoint, origin.clone()) {
