@@ -184,6 +184,33 @@ fn the_bnn_scrubber_shows_a_kept_model_as_a_run_stopped_there() {
     harness.get_by_label("Latest").click();
     harness.run_steps(3);
     assert!(harness.state().bnn_state().scrubber.step.is_none());
+
+    // Record the first layer's weight histogram over the training: one frame per model kept, each different.
+    let dir = tempfile::tempdir().unwrap();
+    harness.state_mut().save_images_to(Some(dir.path().to_owned()));
+    harness.get_by_label("Weight distributions").click();
+    harness.run_steps(2);
+    harness.get_by_label("Record animation…").click();
+    harness.run_steps(2);
+    harness.state_mut().bnn_state_mut().recorder.format = bayes_explorer::ui::animation_file::AnimationFormat::Apng;
+    harness.run_steps(2);
+    harness.get_by_label("Record").click();
+    let found = |dir: &std::path::Path| {
+        std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().path()).find(|p| p.to_string_lossy().contains("-epochs-"))
+    };
+    wait_within(&mut harness, Duration::from_mins(2), "the animation", |app| {
+        !app.run_file_busy() && !app.bnn_state().recorder.busy() && found(dir.path()).is_some()
+    });
+    let path = found(dir.path()).unwrap();
+    let name = path.file_name().unwrap().to_string_lossy().into_owned();
+    assert!(name.starts_with("bnn-layer-1-"), "{name}");
+    let (frames, [w, h]) = common::decode_apng(&path);
+    assert_eq!(frames.len(), steps.len(), "one frame per model kept");
+    assert!(w > 200 && h > 100 && w < 1280 && h < 800, "the figure, not the window: {w} x {h}");
+    for (k, pair) in frames.windows(2).enumerate() {
+        let changed = common::differing(&pair[0], &pair[1]);
+        assert!(changed > 0.001, "frames {k} and {} are the same ({changed})", k + 1);
+    }
 }
 
 /// The models kept are the first, the latest, and the others spread evenly: no gap between two kept models is

@@ -8,17 +8,26 @@ use egui::Color32;
 use egui_plot::HLine;
 
 use crate::train::RunSnapshot;
+use crate::ui::bnn_state::HistoryMode;
 use crate::ui::highlight::Highlight;
 use crate::ui::lab_page::{
     EPOCH_ON_SHOW, EPOCH_ON_SHOW_COLOUR, epoch_curves, epoch_series, loss_page, view_tabs, waiting,
 };
 use crate::ui::plot_axes;
+use crate::ui::record::{FrameTarget, Subject};
 
 pub use crate::ui::bnn_compare::{RunSummary, run_names, run_style};
 pub use crate::ui::bnn_state::{BnnPage, BnnUiState};
 
 /// The BNN page's central area.
-pub(crate) fn bnn_view_ui(bnn: &mut BnnUiState, snapshot: Option<&RunSnapshot>, ui: &mut egui::Ui) {
+pub(crate) fn bnn_view_ui(bnn: &mut BnnUiState, snapshot: Option<&RunSnapshot>, running: bool, ui: &mut egui::Ui) {
+    // A recording shows each of its frames in turn: a model of the run, in the weight histogram.
+    if let Some(FrameTarget::Model(step)) = bnn.recorder.frame_to_show(ui.ctx()) {
+        bnn.scrubber.step = Some(step);
+        bnn.follow_scrubber();
+        bnn.page = BnnPage::Weights;
+        bnn.history_mode = HistoryMode::Single;
+    }
     bnn.poll(snapshot, ui.ctx());
     // The band view only for a regression on one feature.
     let band_data = bnn.has_band_view();
@@ -32,6 +41,7 @@ pub(crate) fn bnn_view_ui(bnn: &mut BnnUiState, snapshot: Option<&RunSnapshot>, 
     if !matches!(bnn.page, BnnPage::Compare | BnnPage::VsNuts) && bnn.scrubber.ui("every view", ui) {
         bnn.follow_scrubber();
     }
+    bnn.recorder.capture_progress_ui(ui);
     let scrubbed = bnn.scrubber.scrubbed_epoch();
     // Both ways: what is wider than the window (the comparison's table of runs, and the plot under it that takes
     // its width) scrolls into view rather than stay cut off.
@@ -57,6 +67,10 @@ pub(crate) fn bnn_view_ui(bnn: &mut BnnUiState, snapshot: Option<&RunSnapshot>, 
             }
         }
     });
+    let models = bnn.scrubber.history.epochs();
+    let name = format!("bnn-layer-{}-{}", bnn.layer + 1, bnn.quantity.csv_name());
+    let subject = Subject { name: &name, stages: None, models: &models, running, figure_size: bnn.histogram_size };
+    bnn.recorder.window_ui(ui.ctx(), &subject);
 }
 
 /// Loss terms and errors per epoch; `emphasised`: the Explain panel's loss is hovered (its two terms highlighted);

@@ -154,6 +154,10 @@ pub struct BnnUiState {
     pub(crate) highlight: Highlight,
     /// The run's models so far and the epoch scrubber over them: a scrubbed model is on show in every view.
     pub scrubber: EpochScrubber<BnnParams>,
+    /// "Record animation…" of the weight histogram over the training.
+    pub recorder: crate::ui::record::FigureRecorder,
+    /// The histogram's size in pixels when last drawn (the recorder's frames).
+    pub(crate) histogram_size: [usize; 2],
 }
 
 impl Default for BnnUiState {
@@ -196,6 +200,8 @@ impl Default for BnnUiState {
             error: None,
             highlight: Highlight::None,
             scrubber: EpochScrubber::default(),
+            recorder: crate::ui::record::FigureRecorder::default(),
+            histogram_size: [0, 0],
         }
     }
 }
@@ -248,6 +254,7 @@ impl BnnUiState {
         self.selected_weight = None;
         self.error = None;
         self.scrubber.clear();
+        self.recorder.cancel();
     }
 
     /// Takes the settings of an opened run as those of the next run (shown in the side panel).

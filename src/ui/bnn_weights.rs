@@ -14,7 +14,7 @@ pub use crate::ui::bnn_state::{HeatQuantity, HistoryMode};
 use crate::ui::count::count;
 use crate::ui::export::{ExportKind, export_button};
 use crate::ui::highlight::{Highlight, accent, dim, halo, halo_line, label_figure};
-use crate::ui::image_export::{capture_if_asked, save_image_button, saveable};
+use crate::ui::image_export::{capture_if_asked, save_image_button, saveable, saveable_in};
 use crate::ui::lab_page::labelled_combo;
 use crate::ui::plot_axes;
 
@@ -101,12 +101,30 @@ pub(crate) fn weights_ui(bnn: &mut BnnUiState, view: &BnnView, ui: &mut egui::Ui
                     bnn.export = bnn.export_request(ExportKind::WeightHistograms);
                 }
                 save_image_button(ui, "bnn-histogram");
+                if ui
+                    .add_enabled(!bnn.recorder.busy(), egui::Button::new("Record animation…"))
+                    .on_hover_text(
+                        "This histogram over the training, one frame for each model the epoch scrubber keeps",
+                    )
+                    .clicked()
+                {
+                    bnn.recorder.open(None);
+                }
                 plot_axes::legend_toggle(ui, "bnn-histogram");
             });
             let name = || format!("bnn-layer-{}-{}-epoch-{}.png", layer_index + 1, quantity.csv_name(), h.epoch);
-            saveable(ui, "bnn-histogram", name, |ui| {
+            let ((), figure) = saveable_in(ui, "bnn-histogram", name, |ui| {
                 histogram_plot(ui, &h.histogram, (quantity, params.prior_sd), height, &bnn.highlight);
             });
+            // A recording's frame is taken with the whole figure on screen (the histogram is drawn at once).
+            if bnn.recorder.busy() && !ui.clip_rect().contains_rect(figure) {
+                ui.scroll_to_rect(figure, None);
+            }
+            let whole = ui.clip_rect().contains_rect(figure);
+            let figure = figure.intersect(ui.clip_rect());
+            bnn.recorder.after_draw(ui.ctx(), figure, whole);
+            let pixels = |v: f32| (v * ui.ctx().pixels_per_point()).round() as usize;
+            bnn.histogram_size = [pixels(figure.width()), pixels(figure.height())];
         }
         HistoryMode::Stacked => {
             let stack = stacked_histograms(view, layer_index, quantity);

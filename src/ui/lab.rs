@@ -69,7 +69,8 @@ pub(crate) fn views_ui(state: &mut LabState, ui: &mut egui::Ui) {
         return;
     }
     if lab == Lab::Bnn && state.worker.is_some() && !state.bnn.show_data {
-        crate::ui::bnn::bnn_view_ui(&mut state.bnn, state.snapshot.as_ref(), ui);
+        let running = state.worker_state == Some(WorkerState::Running);
+        crate::ui::bnn::bnn_view_ui(&mut state.bnn, state.snapshot.as_ref(), running, ui);
         return;
     }
     let loading = state.is_loading();
