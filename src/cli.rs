@@ -21,8 +21,12 @@ use crate::models::bnn::{BnnConfig, BnnTrainer, Head, KlEstimate, Posterior, def
 use crate::models::flow::{FlowConfig, FlowInit, FlowKind, FlowTrainer, flow_report};
 use crate::models::vae::{Likelihood, VaeConfig, VaeTrainer, vae_inputs};
 use crate::train::export::{ExportOptions, export_run, export_split};
-use crate::train::runfile::{AnyRun, CheckpointWriter, RunConfig, RunFileError, first_difference, load_dataset};
+use crate::train::runfile::{
+    AnyRun, CheckpointWriter, KeptModel, RunConfig, RunFileError, first_difference, load_dataset,
+};
 use crate::train::{Checkpoint, Command, EpochRecord, ModelView, Trainer, TrainerFactory, Worker, WorkerEvent};
+use crate::ui::animation_file::AnimationFormat;
+use crate::ui::history::ModelHistory;
 
 mod nuts;
 
@@ -303,6 +307,17 @@ pub struct TrainArgs {
     /// density.csv (each stage's density on a 128 x 128 grid). Numbers are written to full precision.
     #[arg(long, value_name = "DIR")]
     pub export: Option<PathBuf>,
+    /// After training (or opening a run with --load), record the lab's figures as animations into DIR (created if
+    /// missing) as the window's "Record animation…" does, drawn frame by frame in an offscreen window (a GPU or
+    /// Mesa's lavapipe draws them; no display is needed): the flow's stage plot from the Gaussian to the data and
+    /// its data stage over the training, the VAE's latent plane over the training, the BNN's first-layer weight
+    /// histogram over the training. Over the training, one frame for each model kept on the run's way (a run file
+    /// keeps at most 60). GIF files unless --apng.
+    #[arg(long, value_name = "DIR", conflicts_with_all = ["rerun", "continue_run"])]
+    pub animate: Option<PathBuf>,
+    /// With --animate: animated PNG files (lossless) instead of GIFs.
+    #[arg(long, requires = "animate")]
+    pub apng: bool,
     /// Before training, write the exact rows the run trains and tests on into DIR (created if missing):
     /// train.csv and test.csv (the features as the model sees them, standardised, then the target standardised or
     /// the label as a class index) and split.csv (each feature's mean and scale). For comparing with a reference
@@ -814,7 +829,10 @@ fn train(args: &TrainArgs) -> Result<(), CliError> {
     };
     let worker = Worker::spawn(&format!("train-{}", lab.tab_name().to_lowercase()), factory, true, || {})
         .map_err(|e| CliError::Failed(format!("cannot start the training thread: {e}")))?;
-    let (record, last) = drive(&worker, args.json, checkpoints.as_ref(), args.save.is_some())?;
+    // --animate keeps the models on the run's way, as the window's epoch scrubber does.
+    let mut kept = args.animate.as_ref().map(|_| ModelHistory::<ModelView>::default());
+    let final_state = args.save.is_some() || args.animate.is_some();
+    let (record, last) = drive(&worker, args.json, checkpoints.as_ref(), final_state, kept.as_mut())?;
     if let Some(c) = checkpoints {
         c.finish();
     }
@@ -851,8 +869,52 @@ fn train(args: &TrainArgs) -> Result<(), CliError> {
         exported.extend(export_trained(dir, &snapshot.history, snapshot.model, &prepared, samples)?);
     }
     report(lab, &model, &table, args, &metrics, &exported);
+    if args.save.is_none() && args.animate.is_none() {
+        return Ok(());
+    }
+    let kept: Vec<KeptModel> = kept
+        .map(|history| {
+            let steps_per_epoch = last.as_ref().map_or(1, |c| c.snapshot.steps_per_epoch.max(1)) as f64;
+            history
+                .entries()
+                .iter()
+                .map(|e| KeptModel {
+                    step: e.step,
+                    epoch: e.step as f64 / steps_per_epoch,
+                    model: e.params.params_only(),
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    let run = trained_run(run_config, last, &table, &request, spec)?.with_kept(kept);
     if let Some(path) = &args.save {
-        save_trained(path, run_config, last, &table, &request, spec)?;
+        run.save(path).map_err(|e| CliError::Failed(e.to_string()))?;
+        eprintln!("saved the run to {}", path.display());
+    }
+    if let Some(dir) = &args.animate {
+        if let Some(path) = &args.save {
+            animate(args, path, dir)?;
+        } else {
+            // The offscreen window opens the run as "Open run…" does: from a run file, here a temporary one.
+            let path = std::env::temp_dir().join(format!("bayes-explorer-animate-{}.json", std::process::id()));
+            run.save(&path).map_err(|e| CliError::Failed(e.to_string()))?;
+            let made = animate(args, &path, dir);
+            for file in [path.clone(), path.with_extension(crate::train::runfile::WEIGHTS_EXTENSION)] {
+                let _ = std::fs::remove_file(file);
+            }
+            made?;
+        }
+    }
+    Ok(())
+}
+
+/// `--animate DIR`: the lab's animations of the run file `run`, recorded offscreen; prints each file.
+fn animate(args: &TrainArgs, run: &std::path::Path, dir: &std::path::Path) -> Result<(), CliError> {
+    let format = if args.apng { AnimationFormat::Apng } else { AnimationFormat::Gif };
+    let made = crate::ui::animate::animate_run(run, dir, format, |what| eprintln!("animate: {what}…"))
+        .map_err(|e| CliError::Failed(format!("--animate {}: {e}", dir.display())))?;
+    for animation in made {
+        println!("animation: {} ({})", animation.path.display(), animation.what);
     }
     Ok(())
 }
@@ -909,6 +971,7 @@ fn drive(
     json: bool,
     checkpoints: Option<&Checkpoints>,
     final_state: bool,
+    mut kept: Option<&mut ModelHistory<ModelView>>,
 ) -> Result<(EpochRecord, Option<Arc<Checkpoint>>), CliError> {
     let bar = progress_bar(json);
     let mut last_asked = Instant::now();
@@ -920,6 +983,12 @@ fn drive(
                 worker.send(Command::Checkpoint);
                 last_asked = Instant::now();
             }
+        }
+        // The model copies the worker publishes (as often as the window's views take them), kept as the epoch
+        // scrubber keeps them, spread by step (epochs are steps in proportion).
+        if let (Some(kept), Some(model)) = (kept.as_deref_mut(), worker.model()) {
+            let step = model.step();
+            kept.push(step, step as f64, Arc::new(model));
         }
         let Some(event) = worker.wait_event(Duration::from_millis(50)) else {
             if worker.is_finished() {
@@ -1161,15 +1230,29 @@ fn save_trained(
     request: &LoadRequest,
     spec: DataSpec,
 ) -> Result<(), CliError> {
-    let (Some(config), Some(last)) = (config, last) else {
-        return Err(CliError::Failed(format!("{}: the run has no model to save", path.display())));
-    };
-    let run = AnyRun::from_snapshot(config, &last.snapshot, table, request, spec)
-        .and_then(|run| run.with_state(Arc::clone(&last.state)))
-        .map_err(|e| CliError::Failed(format!("{}: cannot save the run: {e}", path.display())))?;
+    let run = trained_run(config, last, table, request, spec).map_err(|e| match e {
+        CliError::Failed(why) => CliError::Failed(format!("{}: {why}", path.display())),
+        other @ CliError::BadInput(_) => other,
+    })?;
     run.save(path).map_err(|e| CliError::Failed(e.to_string()))?;
     eprintln!("saved the run to {}", path.display());
     Ok(())
+}
+
+/// The finished run, from its final checkpoint (its model and training state).
+fn trained_run(
+    config: Option<RunConfig>,
+    last: Option<Arc<Checkpoint>>,
+    table: &Table,
+    request: &LoadRequest,
+    spec: DataSpec,
+) -> Result<AnyRun, CliError> {
+    let (Some(config), Some(last)) = (config, last) else {
+        return Err(CliError::Failed("the run has no model to save".into()));
+    };
+    AnyRun::from_snapshot(config, &last.snapshot, table, request, spec)
+        .and_then(|run| run.with_state(Arc::clone(&last.state)))
+        .map_err(|e| CliError::Failed(format!("cannot save the run: {e}")))
 }
 
 /// `train <lab> --load PATH [--rerun] [--save PATH]`: opens a run file and its dataset, then prints the saved
@@ -1273,6 +1356,9 @@ fn open_saved_run(args: &TrainArgs, path: &std::path::Path) -> Result<(), CliErr
         kept.save(save).map_err(|e| CliError::Failed(e.to_string()))?;
         eprintln!("saved the run to {}", save.display());
     }
+    if let Some(dir) = &args.animate {
+        animate(args, path, dir)?;
+    }
     outcome
 }
 
@@ -1315,7 +1401,7 @@ fn continue_saved_run(
     };
     let worker = Worker::spawn(&format!("train-{}", run.lab().tab_name().to_lowercase()), factory, true, || {})
         .map_err(|e| CliError::Failed(format!("cannot start the training thread: {e}")))?;
-    let (record, last) = drive(&worker, args.json, checkpoints.as_ref(), args.save.is_some())?;
+    let (record, last) = drive(&worker, args.json, checkpoints.as_ref(), args.save.is_some(), None)?;
     if let Some(c) = checkpoints {
         c.finish();
     }

@@ -321,3 +321,50 @@ fn a_saved_run_keeps_its_scrubber_and_an_opened_one_scrubs_back_through_it() {
     });
     opened.get_by_label_contains(&format!("(step {middle}): every view shows this model"));
 }
+
+/// The frames of a GIF, as RGBA bytes.
+fn gif_frames(path: &std::path::Path) -> Vec<Vec<u8>> {
+    let mut options = gif::DecodeOptions::new();
+    options.set_color_output(gif::ColorOutput::RGBA);
+    let mut decoder = options.read_info(std::fs::File::open(path).unwrap()).unwrap();
+    let mut frames = Vec::new();
+    while let Some(frame) = decoder.read_next_frame().unwrap() {
+        frames.push(frame.buffer.to_vec());
+    }
+    frames
+}
+
+#[test]
+fn train_animate_records_the_labs_figure_offscreen_after_training_and_from_a_run_file() {
+    const BIN: &str = env!("CARGO_BIN_EXE_bayes-explorer");
+    let dir = tempfile::tempdir().unwrap();
+    let (run, trained, opened) = (dir.path().join("bnn.json"), dir.path().join("trained"), dir.path().join("opened"));
+    let output = std::process::Command::new(BIN)
+        .args(["train", "bnn", "--epochs", "600", "--save"])
+        .arg(&run)
+        .arg("--animate")
+        .arg(&trained)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&output.stderr));
+    let name = "bnn-layer-1-sample-epochs-0-to-600.gif";
+    assert!(stdout.contains(&format!("animation: {}", trained.join(name).display())), "{stdout}");
+    // One frame for each model the run file kept, each drawn for its own model.
+    let kept = bayes_explorer::train::runfile::AnyRun::load(&run).unwrap().kept().len();
+    let frames = gif_frames(&trained.join(name));
+    assert!(kept >= 3, "{kept} models kept");
+    assert_eq!(frames.len(), kept);
+    assert!(frames.windows(2).all(|pair| common::differing(&pair[0], &pair[1]) > 0.001), "every frame moves on");
+
+    // The same from the run file: the same frames.
+    let output = std::process::Command::new(BIN)
+        .args(["train", "bnn", "--load"])
+        .arg(&run)
+        .arg("--animate")
+        .arg(&opened)
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    assert_eq!(gif_frames(&opened.join(name)), frames, "the run file animates as the run did");
+}

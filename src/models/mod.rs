@@ -41,6 +41,27 @@ pub enum ModelView {
 }
 
 impl ModelView {
+    /// The same model without the views' own histories (the BNN's earlier posteriors, the VAE's test images and
+    /// their reconstructions): what the epoch scrubber keeps of it and a run file saves of a kept model.
+    #[must_use]
+    pub fn params_only(&self) -> Self {
+        match self {
+            Self::Flow { .. } => self.clone(),
+            Self::Vae { step, view } => Self::Vae {
+                step: *step,
+                view: Arc::new(vae::VaeView {
+                    params: Arc::clone(&view.params),
+                    originals: Arc::default(),
+                    reconstructions: Arc::default(),
+                }),
+            },
+            Self::Bnn { step, view } => Self::Bnn {
+                step: *step,
+                view: Arc::new(bnn::BnnView { params: Arc::clone(&view.params), history: Arc::default() }),
+            },
+        }
+    }
+
     /// The optimisation step the copy is from.
     #[must_use]
     pub fn step(&self) -> u64 {

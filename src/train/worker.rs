@@ -118,6 +118,12 @@ impl Worker {
         self.latest.lock().unwrap_or_else(PoisonError::into_inner).clone()
     }
 
+    /// The model copy of the latest published snapshot (without copying the run's history).
+    #[must_use]
+    pub fn model(&self) -> Option<ModelView> {
+        self.latest.lock().unwrap_or_else(PoisonError::into_inner).as_ref().and_then(|s| s.model.clone())
+    }
+
     /// True once the thread has ended.
     #[must_use]
     pub fn is_finished(&self) -> bool {

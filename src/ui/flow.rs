@@ -260,7 +260,7 @@ impl FlowUiState {
     }
 
     /// Number of layers of the model on show.
-    fn n_layers(&self) -> usize {
+    pub(crate) fn n_layers(&self) -> usize {
         self.geometry.as_ref().map_or(0, |g| g.n_layers)
     }
 

@@ -70,6 +70,17 @@ impl ModelBytes for VaeParams {
     }
 }
 
+/// A worker's copy of any lab's model (the command line's `--animate` keeps these).
+impl ModelBytes for crate::models::ModelView {
+    fn bytes(&self) -> usize {
+        match self {
+            Self::Flow { params, .. } => params.bytes(),
+            Self::Vae { view, .. } => view.params.bytes(),
+            Self::Bnn { view, .. } => view.params.bytes(),
+        }
+    }
+}
+
 /// One model of the run.
 #[derive(Debug)]
 pub struct HistoryEntry<P> {

@@ -228,9 +228,9 @@ impl LabState {
         let origin = self.run_origin.clone()?;
         let kept = match self.lab {
             Lab::Flow => kept_models(&self.flow.scrubber.history, |step, params| ModelView::Flow { step, params }),
-            Lab::Vae => kept_models(&self.vae.scrubber.history, |step, params| ModelView::Vae {
-                step,
-                view: Arc::new(VaeView { params, originals: Arc::default(), reconstructions: Arc::default() }),
+            Lab::Vae => kept_models(&self.vae.scrubber.history, |step, params| {
+                let view = VaeView { params, originals: Arc::default(), reconstructions: Arc::default() };
+                ModelView::Vae { step, view: Arc::new(view) }
             }),
             Lab::Bnn => kept_models(&self.bnn.scrubber.history, |step, params| ModelView::Bnn {
                 step,

@@ -1,6 +1,7 @@
 //! The window: three labs as tabs, the dataset loader and preview, the status bar. Uses `train` (workers
 //! and snapshots) and `data`; never holds a tensor.
 
+pub mod animate;
 mod animation;
 pub mod animation_file;
 mod app;
@@ -33,6 +34,7 @@ mod lab_data;
 mod lab_page;
 mod lab_state;
 mod message;
+pub mod offscreen;
 mod plot_axes;
 pub mod presenter;
 mod preview;

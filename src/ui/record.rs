@@ -76,6 +76,8 @@ pub struct FigureRecorder {
     /// GIF or animated PNG.
     pub format: AnimationFormat,
     phase: Phase,
+    /// [`Self::record_now`] asked for a recording with the settings as they are.
+    start_asked: bool,
 }
 
 enum Phase {
@@ -99,6 +101,7 @@ impl Default for FigureRecorder {
             fps: 12.0,
             format: AnimationFormat::Gif,
             phase: Phase::Settings,
+            start_asked: false,
         }
     }
 }
@@ -130,10 +133,17 @@ impl FigureRecorder {
         self.open = true;
     }
 
+    /// Starts a recording with the settings as they are on the next frame that draws the figure, as its Record
+    /// button would (for the command line's `--animate` and scripted demos); it counts as busy from now.
+    pub fn record_now(&mut self) {
+        self.open = true;
+        self.start_asked = true;
+    }
+
     /// A recording is under way (frames being captured or the file written).
     #[must_use]
     pub fn busy(&self) -> bool {
-        !matches!(self.phase, Phase::Settings)
+        self.start_asked || !matches!(self.phase, Phase::Settings)
     }
 
     /// Starts capturing `subject`'s frames.
@@ -146,6 +156,8 @@ impl FigureRecorder {
                 format!("{name}-stages-{}-to-{}.{extension}", self.from, self.to),
             ),
             (_, stages) => {
+                let last = last_epoch(subject.models);
+                self.epochs = (self.epochs.0.clamp(0.0, last), self.epochs.1.clamp(0.0, last));
                 let (a, b) = self.epochs;
                 let steps = models_between(subject.models, a, b);
                 let stage = stages.map_or(String::new(), |s| format!("-stage-{}", s.on_show));
@@ -228,6 +240,14 @@ impl FigureRecorder {
         if subject.running && matches!(self.phase, Phase::Capturing { .. }) {
             self.phase = Phase::Settings;
         }
+        if std::mem::take(&mut self.start_asked) && matches!(self.phase, Phase::Settings) && !subject.running {
+            if subject.stages.is_none() {
+                self.mode = RecordMode::Epochs;
+            }
+            if self.frames(subject) >= 2 {
+                self.start(subject);
+            }
+        }
         if !self.open || matches!(self.phase, Phase::Capturing { .. }) {
             return;
         }
@@ -263,6 +283,14 @@ impl FigureRecorder {
                 self.cancel();
             }
         });
+    }
+
+    /// Frames a recording with these settings takes.
+    fn frames(&self, subject: &Subject<'_>) -> usize {
+        match self.mode {
+            RecordMode::Stages => frame_stages(self.from, self.to, self.frames_per_stage).len(),
+            RecordMode::Epochs => models_between(subject.models, self.epochs.0, self.epochs.1).len(),
+        }
     }
 
     fn format_name(&self) -> &'static str {
@@ -330,10 +358,7 @@ impl FigureRecorder {
             });
             ui.end_row();
         });
-        let frames = match self.mode {
-            RecordMode::Stages => frame_stages(self.from, self.to, self.frames_per_stage).len(),
-            RecordMode::Epochs => models_between(models, self.epochs.0, self.epochs.1).len(),
-        };
+        let frames = self.frames(subject);
         let what = match self.mode {
             RecordMode::Stages => format!(
                 "Stage 0 is the Gaussian, stage {k_max} the data; from a higher stage to a lower one it runs backwards."

@@ -308,6 +308,17 @@ pub struct WeightsRecord {
     pub sha256: String,
 }
 
+/// A kept model in the run file (version 3): where it is in the run and its layout (its tensors are `kept.K.*`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct KeptRecord {
+    /// The optimisation step.
+    pub step: u64,
+    /// Where that is in epochs.
+    pub epoch: JsonF64,
+    /// The model's layout, as the run's own `architecture`.
+    pub architecture: serde_json::Value,
+}
+
 /// The JSON run file, field for field.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct RunFile {
@@ -345,10 +356,10 @@ pub struct RunFile {
     /// tensors in the weights file); absent in version 1 files and in runs saved without it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub resume: Option<serde_json::Value>,
-    /// Version 3: the models kept on the way (the epoch scrubber's), oldest first (`kept::KeptRecord`; their
+    /// Version 3: the models kept on the way (the epoch scrubber's), oldest first (their
     /// tensors are `kept.K.*` in the weights file); absent in earlier files and in runs saved without them.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub kept: Vec<super::kept::KeptRecord>,
+    pub kept: Vec<KeptRecord>,
 }
 
 /// Checks a run file's bytes: JSON, ours, a version we read, every field present.

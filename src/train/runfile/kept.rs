@@ -7,9 +7,7 @@
 //! their parameters, the first and the latest always, the others evenly spread: a RealNVP of the default size keeps
 //! 7, the default MLP VAE 16, a BNN of the wine data 60.
 
-use serde::{Deserialize, Serialize};
-
-use super::format::JsonF64;
+use super::format::{JsonF64, KeptRecord};
 use super::tensors::{SavedModel, TensorReader, TensorWriter};
 use crate::train::ModelView;
 
@@ -27,17 +25,6 @@ pub struct KeptModel {
     pub epoch: f64,
     /// The model.
     pub model: ModelView,
-}
-
-/// A kept model in the run file: where it is in the run and its layout (its tensors are `kept.K.*`).
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct KeptRecord {
-    /// The optimisation step.
-    pub step: u64,
-    /// Where that is in epochs.
-    pub epoch: JsonF64,
-    /// The model's layout, as the run's own `architecture`.
-    pub architecture: serde_json::Value,
 }
 
 /// Which of `n` models (oldest first) a file keeps when it has room for `room`: the first, the latest and the others
