@@ -157,8 +157,16 @@ impl Recording {
                 flow.show_stage(flow.n_layers());
                 ask(&mut flow.recorder, RecordMode::Epochs, format, None);
             }
-            Self::VaeLatent => ask(&mut app.vae_state_mut().recorder, RecordMode::Epochs, format, None),
-            Self::BnnHistogram => ask(&mut app.bnn_state_mut().recorder, RecordMode::Epochs, format, None),
+            Self::VaeLatent => {
+                let recorder = &mut app.vae_state_mut().recorder;
+                recorder.open_figure("vae-latent");
+                ask(recorder, RecordMode::Epochs, format, None);
+            }
+            Self::BnnHistogram => {
+                let recorder = &mut app.bnn_state_mut().recorder;
+                recorder.open_figure("bnn-histogram");
+                ask(recorder, RecordMode::Epochs, format, None);
+            }
         }
     }
 

@@ -10,6 +10,7 @@ use egui_plot::HLine;
 use crate::train::RunSnapshot;
 use crate::ui::bnn_state::HistoryMode;
 use crate::ui::highlight::Highlight;
+use crate::ui::image_export::take_record_asked;
 use crate::ui::lab_page::{
     EPOCH_ON_SHOW, EPOCH_ON_SHOW_COLOUR, epoch_curves, epoch_series, loss_page, view_tabs, waiting,
 };
@@ -21,12 +22,16 @@ pub use crate::ui::bnn_state::{BnnPage, BnnUiState};
 
 /// The BNN page's central area.
 pub(crate) fn bnn_view_ui(bnn: &mut BnnUiState, snapshot: Option<&RunSnapshot>, running: bool, ui: &mut egui::Ui) {
-    // A recording shows each of its frames in turn: a model of the run, in the weight histogram.
+    // A recording shows each of its frames in turn: a model of the run, in the figure recorded (on its page).
     if let Some(FrameTarget::Model(step)) = bnn.recorder.frame_to_show(ui.ctx()) {
         bnn.scrubber.step = Some(step);
         bnn.follow_scrubber();
-        bnn.page = BnnPage::Weights;
-        bnn.history_mode = HistoryMode::Single;
+        if let Some(page) = bnn.recorder.figure().and_then(BnnPage::of_figure) {
+            bnn.page = page;
+        }
+        if bnn.recorder.figure() == Some("bnn-histogram") {
+            bnn.history_mode = HistoryMode::Single;
+        }
     }
     bnn.poll(snapshot, ui.ctx());
     // The band view only for a regression on one feature.
@@ -54,7 +59,8 @@ pub(crate) fn bnn_view_ui(bnn: &mut BnnUiState, snapshot: Option<&RunSnapshot>, 
         BnnPage::VsNuts => crate::ui::bnn_nuts::vs_nuts_ui(bnn, ui),
         BnnPage::Loss => {
             let emphasised = bnn.highlight == Highlight::BnnLoss;
-            loss_page(ui, crate::Lab::Bnn, snapshot, &mut bnn.export, "bnn-loss", |s, ui| {
+            let busy = bnn.recorder.busy();
+            loss_page(ui, (crate::Lab::Bnn, busy), snapshot, &mut bnn.export, "bnn-loss", |s, ui| {
                 bnn_loss_ui(s, (emphasised, scrubbed), ui);
             });
         }
@@ -67,9 +73,24 @@ pub(crate) fn bnn_view_ui(bnn: &mut BnnUiState, snapshot: Option<&RunSnapshot>, 
             }
         }
     });
+    // "Record animation…" of any figure on the page: a frame once the figure shows the frame's model.
+    if let Some(key) = take_record_asked(ui.ctx()) {
+        bnn.recorder.open_figure(&key);
+    }
+    let ready = match bnn.recorder.current_target() {
+        Some(FrameTarget::Model(step)) => bnn.views_show(step),
+        _ => true,
+    };
+    bnn.recorder.after_page(ui.ctx(), ready);
     let models = bnn.scrubber.history.epochs();
-    let name = format!("bnn-layer-{}-{}", bnn.layer + 1, bnn.quantity.csv_name());
-    let subject = Subject { name: &name, stages: None, models: &models, running, figure_size: bnn.histogram_size };
+    let name = match bnn.recorder.figure() {
+        Some("bnn-histogram") => format!("bnn-layer-{}-{}", bnn.layer + 1, bnn.quantity.csv_name()),
+        Some("bnn-weight-matrix") => format!("bnn-layer-{}-weight-matrix", bnn.layer + 1),
+        Some(key) => key.to_owned(),
+        None => "bnn".to_owned(),
+    };
+    let figure_size = bnn.recorder.figure_size();
+    let subject = Subject { name: &name, stages: None, models: &models, running, figure_size };
     bnn.recorder.window_ui(ui.ctx(), &subject);
 }
 

@@ -12,7 +12,7 @@ use crate::models::bnn::Head;
 use crate::train::bnn_view::BandView;
 use crate::ui::bnn_state::BnnUiState;
 use crate::ui::highlight::{Highlight, accent, dim, halo_line, label_figure};
-use crate::ui::image_export::{save_image_button, saveable};
+use crate::ui::image_export::{record_button, save_image_button, saveable};
 use crate::ui::lab_page::waiting;
 use crate::ui::plot_axes;
 
@@ -51,6 +51,7 @@ pub(crate) fn band_ui(bnn: &mut BnnUiState, ui: &mut egui::Ui) {
     let has_observation = view.band.observation.is_some();
     ui.horizontal(|ui| {
         save_image_button(ui, "bnn-band");
+        record_button(ui, "bnn-band", bnn.recorder.busy());
         plot_axes::legend_toggle(ui, "bnn-band");
         if has_observation {
             ui.checkbox(&mut bnn.show_observation_band, "Band of y too")

@@ -14,7 +14,7 @@ use crate::ui::bnn_state::BnnUiState;
 use crate::ui::count::count;
 use crate::ui::export::{ExportKind, export_button};
 use crate::ui::highlight::{Highlight, accent, dim, halo, label_figure};
-use crate::ui::image_export::save_image_button;
+use crate::ui::image_export::{record_button, save_image_button};
 use crate::ui::lab_page::{legend_figure, waiting};
 use crate::ui::plot_axes;
 
@@ -43,6 +43,7 @@ pub(crate) fn predictions_ui(bnn: &mut BnnUiState, ui: &mut egui::Ui) {
             ui.horizontal(|ui| {
                 ui.strong("Predicted against actual, with 95 % intervals");
                 save_image_button(ui, "bnn-pred-vs-actual");
+                record_button(ui, "bnn-pred-vs-actual", bnn.recorder.busy());
                 plot_axes::legend_toggle(ui, "bnn-pred-vs-actual");
             });
             predicted_vs_actual_plot(rows, &target, bnn.highlight == Highlight::BnnPredictive, ui);
@@ -251,6 +252,7 @@ pub(crate) fn calibration_ui(bnn: &mut BnnUiState, ui: &mut egui::Ui) {
             bnn.export = bnn.export_request(ExportKind::Calibration);
         }
         save_image_button(ui, "bnn-calibration");
+        record_button(ui, "bnn-calibration", bnn.recorder.busy());
         plot_axes::legend_toggle(ui, "bnn-calibration");
     });
     egui::Grid::new("bnn-coverage").num_columns(3).striped(true).show(ui, |ui| {

@@ -10,7 +10,7 @@ use crate::models::stats::{Histogram, freedman_diaconis_bins};
 use crate::train::bnn_view::ProbeView;
 use crate::ui::bnn_state::{BnnUiState, test_row_in_units};
 use crate::ui::count::count;
-use crate::ui::image_export::{save_image_button, saveable};
+use crate::ui::image_export::{record_button, save_image_button, saveable};
 use crate::ui::lab_page::waiting;
 use crate::ui::plot_axes;
 
@@ -76,6 +76,7 @@ pub(crate) fn probe_ui(bnn: &mut BnnUiState, ui: &mut egui::Ui) {
         };
         ui.horizontal(|ui| {
             save_image_button(ui, "bnn-probe");
+            record_button(ui, "bnn-probe", bnn.recorder.busy());
             plot_axes::legend_toggle(ui, "bnn-probe-sweep");
         });
         saveable(

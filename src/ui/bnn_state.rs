@@ -46,6 +46,19 @@ pub enum BnnPage {
 }
 
 impl BnnPage {
+    /// The page that draws the figure `key` (its "Save image…" key).
+    pub(crate) fn of_figure(key: &str) -> Option<Self> {
+        match key {
+            "bnn-band" => Some(Self::Band),
+            "bnn-histogram" | "bnn-weight-matrix" | "bnn-weight-detail" => Some(Self::Weights),
+            "bnn-pred-vs-actual" => Some(Self::Predictions),
+            "bnn-calibration" => Some(Self::Calibration),
+            "bnn-probe" => Some(Self::Probe),
+            "bnn-loss" => Some(Self::Loss),
+            _ => None,
+        }
+    }
+
     pub(crate) const ALL: [Self; 8] = [
         Self::Band,
         Self::Weights,
@@ -154,10 +167,8 @@ pub struct BnnUiState {
     pub(crate) highlight: Highlight,
     /// The run's models so far and the epoch scrubber over them: a scrubbed model is on show in every view.
     pub scrubber: EpochScrubber<BnnParams>,
-    /// "Record animation…" of the weight histogram over the training.
+    /// "Record animation…" of one of the lab's figures over the training.
     pub recorder: crate::ui::record::FigureRecorder,
-    /// The histogram's size in pixels when last drawn (the recorder's frames).
-    pub(crate) histogram_size: [usize; 2],
 }
 
 impl Default for BnnUiState {
@@ -201,7 +212,6 @@ impl Default for BnnUiState {
             highlight: Highlight::None,
             scrubber: EpochScrubber::default(),
             recorder: crate::ui::record::FigureRecorder::default(),
-            histogram_size: [0, 0],
         }
     }
 }
@@ -375,6 +385,17 @@ impl BnnUiState {
     #[must_use]
     pub fn has_predictions(&self) -> bool {
         self.predictive.is_some()
+    }
+
+    /// Whether the page's figures show the model of `step`: its predictions (predictions, calibration), band or
+    /// probe come from the view thread; the weights and the loss curves are drawn from the model at once.
+    pub(crate) fn views_show(&self, step: u64) -> bool {
+        match self.page {
+            BnnPage::Predictions | BnnPage::Calibration => self.predictive.as_ref().is_some_and(|p| p.step == step),
+            BnnPage::Band => self.band.as_ref().is_some_and(|b| b.step == step),
+            BnnPage::Probe => self.probe.as_ref().is_some_and(|p| p.step == step),
+            BnnPage::Weights | BnnPage::Loss | BnnPage::Compare | BnnPage::VsNuts => true,
+        }
     }
 
     /// The test set's predictions on show, once the view thread has sent them (for tests).

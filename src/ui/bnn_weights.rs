@@ -14,7 +14,7 @@ pub use crate::ui::bnn_state::{HeatQuantity, HistoryMode};
 use crate::ui::count::count;
 use crate::ui::export::{ExportKind, export_button};
 use crate::ui::highlight::{Highlight, accent, dim, halo, halo_line, label_figure};
-use crate::ui::image_export::{capture_if_asked, save_image_button, saveable, saveable_in};
+use crate::ui::image_export::{capture_if_asked, record_button, save_image_button, saveable};
 use crate::ui::lab_page::labelled_combo;
 use crate::ui::plot_axes;
 
@@ -101,30 +101,13 @@ pub(crate) fn weights_ui(bnn: &mut BnnUiState, view: &BnnView, ui: &mut egui::Ui
                     bnn.export = bnn.export_request(ExportKind::WeightHistograms);
                 }
                 save_image_button(ui, "bnn-histogram");
-                if ui
-                    .add_enabled(!bnn.recorder.busy(), egui::Button::new("Record animation…"))
-                    .on_hover_text(
-                        "This histogram over the training, one frame for each model the epoch scrubber keeps",
-                    )
-                    .clicked()
-                {
-                    bnn.recorder.open(None);
-                }
+                record_button(ui, "bnn-histogram", bnn.recorder.busy());
                 plot_axes::legend_toggle(ui, "bnn-histogram");
             });
             let name = || format!("bnn-layer-{}-{}-epoch-{}.png", layer_index + 1, quantity.csv_name(), h.epoch);
-            let ((), figure) = saveable_in(ui, "bnn-histogram", name, |ui| {
+            saveable(ui, "bnn-histogram", name, |ui| {
                 histogram_plot(ui, &h.histogram, (quantity, params.prior_sd), height, &bnn.highlight);
             });
-            // A recording's frame is taken with the whole figure on screen (the histogram is drawn at once).
-            if bnn.recorder.busy() && !ui.clip_rect().contains_rect(figure) {
-                ui.scroll_to_rect(figure, None);
-            }
-            let whole = ui.clip_rect().contains_rect(figure);
-            let figure = figure.intersect(ui.clip_rect());
-            bnn.recorder.after_draw(ui.ctx(), figure, whole);
-            let pixels = |v: f32| (v * ui.ctx().pixels_per_point()).round() as usize;
-            bnn.histogram_size = [pixels(figure.width()), pixels(figure.height())];
         }
         HistoryMode::Stacked => {
             let stack = stacked_histograms(view, layer_index, quantity);
@@ -319,6 +302,7 @@ fn heat_map_ui(bnn: &mut BnnUiState, params: &BnnParams, ui: &mut egui::Ui) {
     ui.horizontal_wrapped(|ui| {
         ui.strong("Weight matrix");
         save_image_button(ui, "bnn-weight-matrix");
+        record_button(ui, "bnn-weight-matrix", bnn.recorder.busy());
         ui.selectable_value(&mut bnn.heat, HeatQuantity::Mean, "means");
         // Kept on one line: in a narrow column it moves to the next row rather than break into a word a line.
         let snr = egui::Button::selectable(bnn.heat == HeatQuantity::SignalToNoise, "signal-to-noise |mean|/sd")
@@ -434,6 +418,7 @@ fn weight_detail_ui(bnn: &BnnUiState, params: &BnnParams, ui: &mut egui::Ui) {
     ui.horizontal(|ui| {
         ui.strong(format!("Layer {} weight: {from} -> unit {}", l + 1, j + 1));
         save_image_button(ui, "bnn-weight-detail");
+        record_button(ui, "bnn-weight-detail", bnn.recorder.busy());
         plot_axes::legend_toggle(ui, "bnn-weight-detail");
     });
     let s = params.prior_sd;

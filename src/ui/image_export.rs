@@ -70,11 +70,82 @@ pub(crate) fn saveable_in<R>(
 }
 
 /// When the "Save image…" button `key` was clicked, has the window's screenshot of this frame cropped to `rect`
-/// (the part of it on screen) and queued for saving, offered as `file_name`.
+/// (the part of it on screen) and queued for saving, offered as `file_name`. Also notes where the figure was
+/// drawn this frame, for "Record animation…" ([`drawn_figure`]); a figure being recorded is scrolled into view.
 pub(crate) fn capture_if_asked(ui: &egui::Ui, key: &str, rect: egui::Rect, file_name: impl FnOnce() -> String) {
-    if ui.ctx().data_mut(|d| d.remove_temp::<bool>(asked_id(key))).is_some() {
-        request_capture(ui.ctx(), rect.intersect(ui.clip_rect()), file_name());
+    let ctx = ui.ctx();
+    let whole = ui.clip_rect().contains_rect(rect);
+    let shown = DrawnFigure {
+        pass: ctx.cumulative_pass_nr(),
+        rect: rect.intersect(ui.clip_rect()),
+        whole: whole || rect.height() > ui.clip_rect().height(),
+    };
+    ctx.data_mut(|d| d.insert_temp(drawn_id(key), shown));
+    if !whole && recorded_figure(ctx).as_deref() == Some(key) {
+        ui.scroll_to_rect(rect, None);
     }
+    if ctx.data_mut(|d| d.remove_temp::<bool>(asked_id(key))).is_some() {
+        request_capture(ctx, rect.intersect(ui.clip_rect()), file_name());
+    }
+}
+
+/// Where a figure was drawn.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct DrawnFigure {
+    /// The pass it was drawn in.
+    pass: u64,
+    /// The part of it on screen.
+    pub rect: egui::Rect,
+    /// All of it is on screen (or it is taller than its scrolled area, which shows as much as it can).
+    pub whole: bool,
+}
+
+fn drawn_id(key: &str) -> egui::Id {
+    egui::Id::unique(("figure-drawn", key))
+}
+
+/// Where the figure `key` was drawn in this pass, if it was.
+pub(crate) fn drawn_figure(ctx: &egui::Context, key: &str) -> Option<DrawnFigure> {
+    let drawn: Option<DrawnFigure> = ctx.data(|d| d.get_temp(drawn_id(key)));
+    drawn.filter(|d| d.pass == ctx.cumulative_pass_nr())
+}
+
+fn recorded_id() -> egui::Id {
+    egui::Id::unique("figure-recorded")
+}
+
+/// Marks `key` as the figure a recording is taking (`None`: no recording), so that it is kept in view.
+pub(crate) fn set_recorded_figure(ctx: &egui::Context, key: Option<&str>) {
+    ctx.data_mut(|d| match key {
+        Some(key) => {
+            d.insert_temp(recorded_id(), key.to_owned());
+        }
+        None => d.remove::<String>(recorded_id()),
+    });
+}
+
+fn recorded_figure(ctx: &egui::Context) -> Option<String> {
+    ctx.data(|d| d.get_temp(recorded_id()))
+}
+
+fn record_asked_id() -> egui::Id {
+    egui::Id::unique("record-animation-asked")
+}
+
+/// The "Record animation…" button of the figure `key` (the same key as its "Save image…"): a click asks the lab's
+/// recorder to open for it ([`take_record_asked`]); disabled while a recording is under way (`busy`).
+pub(crate) fn record_button(ui: &mut egui::Ui, key: &str, busy: bool) {
+    let button = ui
+        .add_enabled(!busy, egui::Button::new("Record animation…"))
+        .on_hover_text("This figure over the training, one frame for each model the epoch scrubber keeps");
+    if button.clicked() {
+        ui.ctx().data_mut(|d| d.insert_temp(record_asked_id(), key.to_owned()));
+    }
+}
+
+/// The figure whose "Record animation…" was clicked since the last call, if any.
+pub(crate) fn take_record_asked(ctx: &egui::Context) -> Option<String> {
+    ctx.data_mut(|d| d.remove_temp::<String>(record_asked_id()))
 }
 
 /// Asks for a screenshot of the window and queues the part of it inside `rect` (in points) as `name`.

@@ -9,7 +9,7 @@ use crate::Lab;
 use crate::train::RunSnapshot;
 use crate::ui::export::{ExportRequest, export_button, history_request};
 use crate::ui::highlight::{halo_line, label_figure};
-use crate::ui::image_export::{save_image_button, saveable};
+use crate::ui::image_export::{record_button, save_image_button, saveable};
 use crate::ui::plot_axes;
 
 /// A spinner and what is being waited for.
@@ -108,12 +108,12 @@ pub(crate) fn view_tabs<P: Copy + PartialEq>(
     ui.separator();
 }
 
-/// The loss-curves page of `lab`'s views: "Export data…" (every epoch's metrics, left in `export` for the app) and
-/// "Save image…" (`key`, saved as `key.png`) over the figure `curves_ui` draws; nothing before the run's first
-/// snapshot.
+/// The loss-curves page of `lab`'s views: "Export data…" (every epoch's metrics, left in `export` for the app),
+/// "Save image…" (`key`, saved as `key.png`) and "Record animation…" (`recording`: the lab's recorder is busy) over
+/// the figure `curves_ui` draws; nothing before the run's first snapshot.
 pub(crate) fn loss_page(
     ui: &mut egui::Ui,
-    lab: Lab,
+    (lab, recording): (Lab, bool),
     snapshot: Option<&RunSnapshot>,
     export: &mut Option<ExportRequest>,
     key: &str,
@@ -125,6 +125,7 @@ pub(crate) fn loss_page(
             *export = Some(history_request(lab, s));
         }
         save_image_button(ui, key);
+        record_button(ui, key, recording);
     });
     saveable(ui, key, || format!("{key}.png"), |ui| curves_ui(s, ui));
 }

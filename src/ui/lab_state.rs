@@ -240,6 +240,25 @@ impl LabState {
         Some(RunOrigin { kept, ..origin })
     }
 
+    /// The lab's epoch scrubber's memory, in words ("21 models of this run kept, 199 MiB of 200 MiB"), once it
+    /// keeps any.
+    pub(crate) fn kept_summary(&self) -> Option<String> {
+        let (n, bytes, budget) = match self.lab {
+            Lab::Flow => history_size(&self.flow.scrubber.history),
+            Lab::Vae => history_size(&self.vae.scrubber.history),
+            Lab::Bnn => history_size(&self.bnn.scrubber.history),
+        };
+        let mib = |b: usize| b as f64 / (1024.0 * 1024.0);
+        (n > 0).then(|| {
+            format!(
+                "{} of this run kept for the epoch scrubber, {:.1} MiB of at most {:.0} MiB",
+                crate::ui::count::count(n, "model"),
+                mib(bytes),
+                mib(budget)
+            )
+        })
+    }
+
     /// Puts an opened run's kept models into the lab's epoch scrubber.
     pub(crate) fn restore_kept(&mut self, kept: &[KeptModel]) {
         for k in kept {
@@ -333,4 +352,9 @@ fn kept_models<P: ModelBytes>(history: &ModelHistory<P>, view: impl Fn(u64, Arc<
         .iter()
         .map(|e| KeptModel { step: e.step, epoch: e.epoch, model: view(e.step, Arc::clone(&e.params)) })
         .collect()
+}
+
+/// Models kept, their bytes and the budget.
+fn history_size<P: ModelBytes>(history: &ModelHistory<P>) -> (usize, usize, usize) {
+    (history.entries().len(), history.bytes(), history.budget_bytes())
 }

@@ -8,6 +8,7 @@ use std::sync::atomic::Ordering;
 
 use crate::ui::animation::{FrameSink, RecordedAnimation, capture_frame, captured, queue_recorded};
 use crate::ui::animation_file::{AnimationFormat, EncodeProgress};
+use crate::ui::image_export;
 
 /// Most frames one recording takes (each frame is the figure's pixels, a few MB, held until written).
 pub const MAX_FRAMES: usize = 400;
@@ -78,13 +79,18 @@ pub struct FigureRecorder {
     phase: Phase,
     /// [`Self::record_now`] asked for a recording with the settings as they are.
     start_asked: bool,
+    /// The figure recorded (its "Save image…" key) where the page draws it through `image_export` and calls
+    /// [`Self::after_page`]; `None` where the page hands its rectangle to [`Self::after_draw`] itself.
+    figure: Option<String>,
+    /// That figure's size in pixels when last drawn.
+    figure_size: [usize; 2],
 }
 
 enum Phase {
     /// The window shows the settings.
     Settings,
     /// Frames being captured: the stage of each, the next to capture, and whether its screenshot was asked for.
-    Capturing { targets: Vec<FrameTarget>, next: usize, asked: bool, sink: FrameSink, name: String },
+    Capturing { targets: Vec<FrameTarget>, next: usize, asked: bool, settled: u8, sink: FrameSink, name: String },
     /// The file being written on the `run-file` thread.
     Writing { progress: Arc<EncodeProgress>, total: usize },
 }
@@ -102,6 +108,8 @@ impl Default for FigureRecorder {
             format: AnimationFormat::Gif,
             phase: Phase::Settings,
             start_asked: false,
+            figure: None,
+            figure_size: [0, 0],
         }
     }
 }
@@ -131,6 +139,36 @@ impl FigureRecorder {
             None => self.mode = RecordMode::Epochs,
         }
         self.open = true;
+    }
+
+    /// Opens the window for the figure `key` (its "Save image…" key), recorded over the training.
+    pub fn open_figure(&mut self, key: &str) {
+        if !self.busy() {
+            self.figure = Some(key.to_owned());
+            self.figure_size = [0, 0];
+        }
+        self.open(None);
+    }
+
+    /// The figure opened with [`Self::open_figure`], if any.
+    #[must_use]
+    pub fn figure(&self) -> Option<&str> {
+        self.figure.as_deref()
+    }
+
+    /// That figure's size in pixels when last drawn.
+    #[must_use]
+    pub fn figure_size(&self) -> [usize; 2] {
+        self.figure_size
+    }
+
+    /// Called once the page is drawn: where the figure opened with [`Self::open_figure`] was drawn this frame, whole
+    /// on screen and `ready` (its views show the frame's model), asks for its screenshot.
+    pub fn after_page(&mut self, ctx: &egui::Context, ready: bool) {
+        let Some(drawn) = self.figure.as_deref().and_then(|key| image_export::drawn_figure(ctx, key)) else { return };
+        let pixels = |v: f32| (v * ctx.pixels_per_point()).round() as usize;
+        self.figure_size = [pixels(drawn.rect.width()), pixels(drawn.rect.height())];
+        self.after_draw(ctx, drawn.rect, ready && drawn.whole);
     }
 
     /// Starts a recording with the settings as they are on the next frame that draws the figure, as its Record
@@ -167,7 +205,7 @@ impl FigureRecorder {
                 )
             }
         };
-        self.phase = Phase::Capturing { targets, next: 0, asked: false, sink: FrameSink::default(), name };
+        self.phase = Phase::Capturing { targets, next: 0, asked: false, settled: 0, sink: FrameSink::default(), name };
     }
 
     /// What the frame being captured shows, if a recording is capturing.
@@ -190,16 +228,20 @@ impl FigureRecorder {
     /// Called before the plot is drawn: what this frame must show while capturing (`None` otherwise). Moves on once
     /// the last frame's screenshot is in; with every frame in, queues the recording for writing.
     pub fn frame_to_show(&mut self, ctx: &egui::Context) -> Option<FrameTarget> {
+        // The figure being captured is kept in view (`image_export::capture_if_asked`).
+        let capturing = matches!(self.phase, Phase::Capturing { .. });
+        image_export::set_recorded_figure(ctx, self.figure.as_deref().filter(|_| capturing));
         if let Phase::Writing { progress, .. } = &self.phase
             && progress.finished.load(Ordering::Relaxed)
         {
             self.phase = Phase::Settings;
             self.open = false;
         }
-        let Phase::Capturing { targets, next, asked, sink, name } = &mut self.phase else { return None };
+        let Phase::Capturing { targets, next, asked, settled, sink, name } = &mut self.phase else { return None };
         if *asked && captured(sink) > *next {
             *next += 1;
             *asked = false;
+            *settled = 0;
         }
         if *next < targets.len() {
             ctx.request_repaint();
@@ -224,13 +266,19 @@ impl FigureRecorder {
 
     /// Called after the plot is drawn at `rect`: when this frame shows the stage asked for completely (`ready`: its
     /// grid is in), asks for its screenshot.
+    /// The frame is taken the second time in a row it is ready: a plot lays its axes out from the frame before, so
+    /// the first frame that shows a new model can still have the last model's axis widths.
     pub fn after_draw(&mut self, ctx: &egui::Context, rect: egui::Rect, ready: bool) {
-        if let Phase::Capturing { asked, sink, .. } = &mut self.phase
+        if let Phase::Capturing { asked, settled, sink, .. } = &mut self.phase
             && !*asked
-            && ready
         {
-            capture_frame(ctx, rect, sink);
-            *asked = true;
+            *settled = if ready { settled.saturating_add(1) } else { 0 };
+            if *settled >= 2 {
+                capture_frame(ctx, rect, sink);
+                *asked = true;
+            } else {
+                ctx.request_repaint();
+            }
         }
     }
 

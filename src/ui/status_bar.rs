@@ -99,11 +99,14 @@ pub(crate) fn status_bar_ui(bar: StatusBar<'_>, ui: &mut egui::Ui) -> Option<Lab
         ui.separator();
         ui.label(worker);
         if let Some(s) = &lab.snapshot {
-            ui.add(
+            let bar = ui.add(
                 egui::ProgressBar::new(s.fraction())
                     .desired_width(epoch_bar_width)
                     .text(format!("epoch {}/{}", s.epoch, s.total_epochs)),
             );
+            if let Some(kept) = lab.kept_summary() {
+                bar.on_hover_text(format!("Step {}. {kept}.", s.step));
+            }
         }
         if !others.is_empty() {
             ui.separator();

@@ -5,6 +5,7 @@
 
 use crate::train::RunSnapshot;
 use crate::ui::highlight::Highlight;
+use crate::ui::image_export::take_record_asked;
 use crate::ui::lab_page::{epoch_curves, epoch_series, loss_page, view_tabs, waiting};
 use crate::ui::plot_axes;
 use crate::ui::record::{FrameTarget, Subject};
@@ -19,10 +20,13 @@ const TRAIN_LOSS: &str = "train: reconstruction + beta KL (batches)";
 
 /// The VAE page's central area.
 pub(crate) fn vae_view_ui(vae: &mut VaeUiState, snapshot: Option<&RunSnapshot>, running: bool, ui: &mut egui::Ui) {
-    // A recording shows each of its frames in turn: a model of the run, on the latent plane.
+    // A recording shows each of its frames in turn: a model of the run, in the figure recorded (on its page).
     if let Some(FrameTarget::Model(step)) = vae.recorder.frame_to_show(ui.ctx()) {
         vae.scrubber.step = Some(step);
-        vae.page = VaePage::Latent;
+        vae.recon_index = None;
+        if let Some(page) = vae.recorder.figure().and_then(VaePage::of_figure) {
+            vae.page = page;
+        }
     }
     vae.poll(snapshot, running, ui.ctx());
     view_tabs(ui, vae.error.as_deref(), &mut vae.page, VaePage::ALL.map(|p| (p, p.label())));
@@ -43,13 +47,25 @@ pub(crate) fn vae_view_ui(vae: &mut VaeUiState, snapshot: Option<&RunSnapshot>, 
         VaePage::Prior => crate::ui::vae_images::prior_ui(vae, ui),
         VaePage::Loss => {
             let emphasised = vae.highlight == Highlight::VaeLoss;
-            loss_page(ui, crate::Lab::Vae, snapshot, &mut vae.export, "vae-loss", |s, ui| {
+            let busy = vae.recorder.busy();
+            loss_page(ui, (crate::Lab::Vae, busy), snapshot, &mut vae.export, "vae-loss", |s, ui| {
                 vae_loss_ui(s, (emphasised, scrubbed), ui);
             });
         }
     });
+    // "Record animation…" of any figure on the page: a frame once the figure shows the frame's model.
+    if let Some(key) = take_record_asked(ui.ctx()) {
+        vae.recorder.open_figure(&key);
+    }
+    let ready = match vae.recorder.current_target() {
+        Some(FrameTarget::Model(step)) => vae.views_show(step),
+        _ => true,
+    };
+    vae.recorder.after_page(ui.ctx(), ready);
     let models = vae.scrubber.history.epochs();
-    let subject = Subject { name: "vae-latent", stages: None, models: &models, running, figure_size: vae.latent_size };
+    let name = vae.recorder.figure().unwrap_or("vae").to_owned();
+    let figure_size = vae.recorder.figure_size();
+    let subject = Subject { name: &name, stages: None, models: &models, running, figure_size };
     vae.recorder.window_ui(ui.ctx(), &subject);
 }
 

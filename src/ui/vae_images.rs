@@ -6,7 +6,7 @@ use egui::{Color32, ColorImage};
 use crate::models::vae::VaeView;
 use crate::train::vae_view::PRIOR_SAMPLES;
 use crate::ui::highlight::{Highlight, accent, halo, label_figure};
-use crate::ui::image_export::{capture_if_asked, save_image_button, saveable};
+use crate::ui::image_export::{capture_if_asked, record_button, save_image_button, saveable};
 use crate::ui::vae_state::VaeUiState;
 
 /// Grey tiles of `images` (`[n, side * side]`, values 0..1), `cols` per row, 1-pixel gaps.
@@ -55,7 +55,10 @@ pub(crate) fn reconstructions_ui(vae: &mut VaeUiState, view: &VaeView, ui: &mut 
         }
     });
     let (epoch, recon) = &history[index];
-    save_image_button(ui, "vae-reconstructions");
+    ui.horizontal(|ui| {
+        save_image_button(ui, "vae-reconstructions");
+        record_button(ui, "vae-reconstructions", vae.recorder.busy());
+    });
     let originals = vae.texture(ui.ctx(), "vae-originals", vae.run, || tiles(&view.originals, side, 4));
     let reconstructed = vae.texture(ui.ctx(), "vae-recon", *epoch as u64, || tiles(recon, side, 4));
     // Room for the accent frame (9 points outside the image) that the Explain panel's hover draws round the
@@ -118,7 +121,10 @@ pub(crate) fn prior_ui(vae: &mut VaeUiState, ui: &mut egui::Ui) {
     ui.label(format!(
         "{PRIOR_SAMPLES} draws z ~ N(0, I) decoded by the model at step {step} (the same draws for the whole run)."
     ));
-    save_image_button(ui, "vae-prior");
+    ui.horizontal(|ui| {
+        save_image_button(ui, "vae-prior");
+        record_button(ui, "vae-prior", vae.recorder.busy());
+    });
     let t = vae.texture(ui.ctx(), "vae-prior", step, || tiles(&images, side, cols));
     let side_points = fitted_side(ui.available_size(), 1, 280.0, 640.0);
     let shown = ui.image((t.id(), egui::vec2(side_points, side_points)));

@@ -9,10 +9,9 @@ use crate::data::prepare::OutputKind;
 use crate::train::vae_view::Latents;
 use crate::ui::export::{ExportKind, export_button};
 use crate::ui::highlight::{Highlight, accent, accent_line, accent_marker, accent_text, dim, label_figure};
-use crate::ui::image_export::{capture_if_asked, save_image_button, saveable, saveable_in};
+use crate::ui::image_export::{capture_if_asked, record_button, save_image_button, saveable};
 use crate::ui::lab_page::waiting;
 use crate::ui::plot_axes;
-use crate::ui::record::FrameTarget;
 use crate::ui::vae_images::tiles;
 use crate::ui::vae_state::{MAX_SCATTER, VaeUiState};
 
@@ -59,16 +58,7 @@ pub(crate) fn latent_ui(vae: &mut VaeUiState, ui: &mut egui::Ui) {
                     vae.export = vae.export_request(ExportKind::Latents);
                 }
                 save_image_button(ui, "vae-latent");
-                let recording = vae.recorder.busy();
-                if ui
-                    .add_enabled(!recording, egui::Button::new("Record animation…"))
-                    .on_hover_text(
-                        "The latent plane over the training, one frame for each model the epoch scrubber keeps",
-                    )
-                    .clicked()
-                {
-                    vae.recorder.open(None);
-                }
+                record_button(ui, "vae-latent", vae.recorder.busy());
                 plot_axes::legend_toggle(ui, "vae-latent");
                 // The view thread's light pass while a run trains (`VaeViewRequest::live`).
                 let n_in = vae.view.as_ref().map_or(1, |v| v.params.n_in()).max(1);
@@ -141,7 +131,7 @@ fn scatter_ui(vae: &mut VaeUiState, latents: &Latents, height: f32, ui: &mut egu
     let accent = accent(ui.visuals());
     let faded =
         |c: Color32| if matches!(highlight, Highlight::VaeDraw { .. } | Highlight::VaePrior) { dim(c) } else { c };
-    let (response, figure) = saveable_in(
+    let response = saveable(
         ui,
         "vae-latent",
         || "vae-latent.png".to_owned(),
@@ -267,20 +257,6 @@ fn scatter_ui(vae: &mut VaeUiState, latents: &Latents, height: f32, ui: &mut egu
         Highlight::VaePrior => label_figure(&response.response, "the prior N(0, I): its 1- and 2-sd circles"),
         _ => {}
     }
-    // A recording's frame is taken once the plane shows its model's latents, of every input, whole on screen.
-    let n_in = vae.view.as_ref().map_or(1, |v| v.params.n_in()).max(1);
-    let ready = match vae.recorder.current_target() {
-        Some(FrameTarget::Model(step)) => latents.step == step && n * n_in == vae.inputs.len(),
-        _ => true,
-    };
-    if recording && !ui.clip_rect().contains_rect(figure) {
-        ui.scroll_to_rect(figure, None);
-    }
-    let whole = ui.clip_rect().contains_rect(figure);
-    let figure = figure.intersect(ui.clip_rect());
-    vae.recorder.after_draw(ui.ctx(), figure, ready && whole);
-    let pixels = |v: f32| (v * ui.ctx().pixels_per_point()).round() as usize;
-    vae.latent_size = [pixels(figure.width()), pixels(figure.height())];
     let (pointer, bounds, nearest_input) = response.inner;
     vae.input_under_cursor = nearest_input;
     if response.response.clicked()
@@ -405,7 +381,10 @@ fn path_ui(vae: &mut VaeUiState, ui: &mut egui::Ui) {
         let w = ui.available_width().min(600.0);
         let shown = ui.image((t.id(), egui::vec2(w, w / crate::train::vae_view::PATH_STEPS as f32)));
         capture_if_asked(ui, "vae-path", shown.rect, || file_name);
-        save_image_button(ui, "vae-path");
+        ui.horizontal(|ui| {
+            save_image_button(ui, "vae-path");
+            record_button(ui, "vae-path", vae.recorder.busy());
+        });
     } else {
         ui.spinner();
     }
@@ -459,7 +438,10 @@ fn manifold_ui(vae: &mut VaeUiState, height: f32, ui: &mut egui::Ui) {
                     })
             },
         );
-        save_image_button(ui, "vae-manifold");
+        ui.horizontal(|ui| {
+            save_image_button(ui, "vae-manifold");
+            record_button(ui, "vae-manifold", vae.recorder.busy());
+        });
     } else {
         ui.spinner();
     }
@@ -508,7 +490,10 @@ fn manifold_row_ui(vae: &mut VaeUiState, side: usize, ui: &mut egui::Ui) {
         capture_if_asked(ui, "vae-manifold", shown.rect, || "vae-manifold.png".to_owned());
         let order = if wrapped { "read left to right and down" } else { "left to right" };
         ui.label(format!("{cells} points along z1 from {:.2} to {:.2} (the strip's window), {order}.", b[0], b[1]));
-        save_image_button(ui, "vae-manifold");
+        ui.horizontal(|ui| {
+            save_image_button(ui, "vae-manifold");
+            record_button(ui, "vae-manifold", vae.recorder.busy());
+        });
     } else {
         ui.spinner();
     }

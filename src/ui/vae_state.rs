@@ -33,6 +33,17 @@ pub enum VaePage {
 }
 
 impl VaePage {
+    /// The page that draws the figure `key` (its "Save image…" key).
+    pub(crate) fn of_figure(key: &str) -> Option<Self> {
+        match key {
+            "vae-latent" | "vae-manifold" | "vae-path" => Some(Self::Latent),
+            "vae-reconstructions" => Some(Self::Reconstructions),
+            "vae-prior" => Some(Self::Prior),
+            "vae-loss" => Some(Self::Loss),
+            _ => None,
+        }
+    }
+
     pub(crate) const ALL: [Self; 4] = [Self::Latent, Self::Reconstructions, Self::Prior, Self::Loss];
 
     pub(crate) fn label(self) -> &'static str {
@@ -105,8 +116,6 @@ pub struct VaeUiState {
     pub scrubber: EpochScrubber<VaeParams>,
     /// "Record animation…" of the latent plane over the training.
     pub recorder: crate::ui::record::FigureRecorder,
-    /// The latent plane's size in pixels when last drawn (the recorder's frames).
-    pub(crate) latent_size: [usize; 2],
     /// While a recording takes its frames: the plane's window when it started, which every frame keeps, so that
     /// the animation shows the points moving rather than the axes.
     pub(crate) recording_bounds: Option<[f32; 4]>,
@@ -163,7 +172,6 @@ impl Default for VaeUiState {
             highlight: Highlight::None,
             scrubber: EpochScrubber::default(),
             recorder: crate::ui::record::FigureRecorder::default(),
-            latent_size: [0, 0],
             recording_bounds: None,
             recording_legend: None,
         }
@@ -279,6 +287,22 @@ impl VaeUiState {
     #[must_use]
     pub fn highlight(&self) -> &Highlight {
         &self.highlight
+    }
+
+    /// Whether the page's figures show the model of `step` in full: the latents of every input and the manifold
+    /// (latent page), the prior samples (their page); the reconstructions and the loss curves need no view thread.
+    pub(crate) fn views_show(&self, step: u64) -> bool {
+        let n_in = self.view.as_ref().map_or(1, |v| v.params.n_in()).max(1);
+        let latent = self.view.as_ref().map_or(1, |v| v.params.latent).max(1);
+        let latents =
+            self.latents.as_ref().is_some_and(|l| l.step == step && l.mu.len() / latent * n_in == self.inputs.len());
+        match self.page {
+            VaePage::Latent => {
+                latents && (self.image_side.is_none() || self.manifold.as_ref().is_some_and(|m| m.step == step))
+            }
+            VaePage::Prior => self.prior.as_ref().is_some_and(|(s, _)| *s == step),
+            VaePage::Reconstructions | VaePage::Loss => true,
+        }
     }
 
     /// The encoder's output for the inputs on show, once the view thread has sent it (for tests).
