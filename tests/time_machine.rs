@@ -391,3 +391,83 @@ fn train_animate_records_the_labs_figure_offscreen_after_training_and_from_a_run
         assert!(changed < 0.002, "frame {k}: {changed} of the pixels differ");
     }
 }
+
+#[test]
+fn the_flow_scrubber_shows_a_kept_model_as_a_run_stopped_there() {
+    use bayes_explorer::models::flow::{FlowConfig, FlowTrainer};
+    use bayes_explorer::train::flow_view::{FlowViewRequest, FlowViewResult, FlowViewWorker};
+    let mut harness = harness();
+    harness.get_by_label("Flow").click();
+    harness.run_steps(3);
+    // Long enough not to end before the pause; the test scrubs the paused run.
+    *harness.state_mut().flow_config_mut() =
+        FlowConfig { layers: 2, hidden: vec![16], epochs: 1500, ..FlowConfig::default() };
+    let config = harness.state().flow_state().config.clone();
+    harness.get_by_label("Train").click();
+    wait_until(&mut harness, "two models after the start", |app| {
+        app.flow_state().scrubber.history.entries().len() >= 3
+    });
+    harness.get_by_label("Pause").click();
+    wait_until(&mut harness, "the pause", |app| app.lab(Lab::Flow).worker_state == Some(WorkerState::Paused));
+    let steps: Vec<u64> = harness.state().flow_state().scrubber.history.entries().iter().map(|e| e.step).collect();
+    assert!(steps.len() >= 3, "models kept: {steps:?}");
+    let middle = steps[steps.len() / 2];
+    harness.state_mut().flow_state_mut().scrubber.step = Some(middle);
+    // The full pass (every point) of the scrubbed model.
+    wait_until(&mut harness, "the scrubbed model's stages", |app| {
+        app.flow_state()
+            .geometry()
+            .is_some_and(|g| g.step == middle && g.generation[0].len() == bayes_explorer::train::flow_view::N_SAMPLES)
+    });
+    harness.get_by_label_contains(&format!("(step {middle}): every view shows this model"));
+    let shown = harness.state().flow_state().geometry().unwrap().clone();
+
+    // A run stopped at that step: the same model, and the view thread gives it the same stages.
+    let table = &harness.state().lab(Lab::Flow).data.as_ref().expect("the moons").table;
+    let spec = &harness.state().lab(Lab::Flow).data.as_ref().unwrap().spec;
+    let prepared = Arc::new(bayes_explorer::data::prepare::prepare(table, spec).unwrap());
+    let trainer = Box::new(FlowTrainer::new(config, &prepared).unwrap());
+    let ModelView::Flow { params, .. } = stopped_at(trainer, middle) else { panic!("a flow") };
+    let kept = Arc::clone(&harness.state().flow_state().scrubber.scrubbed().unwrap().params);
+    assert!(*kept == *params, "the kept model differs from a run stopped at step {middle}");
+    let (data, run) = harness.state().flow_state().view_points();
+    let worker = FlowViewWorker::spawn(|| {}).unwrap();
+    worker.request(FlowViewRequest {
+        params,
+        step: middle,
+        run,
+        data: Arc::clone(data),
+        resolution: harness.state().flow_state().resolution,
+        focus: 0,
+        probe: None,
+        live: false,
+    });
+    let result = one_result(|| worker.drain(), |r| matches!(r, FlowViewResult::Geometry(_)).then_some(r));
+    let FlowViewResult::Geometry(geometry) = result else { unreachable!() };
+    assert_eq!(geometry.generation, shown.generation, "the stages of the Gaussian samples");
+    assert_eq!(geometry.inference, shown.inference, "the data pulled back");
+    assert_eq!(geometry.grid_lines, shown.grid_lines, "the warped grid");
+
+    // Record the Keras figure (the page's last "Record animation…"; the loss curves' comes first) over the training.
+    let dir = tempfile::tempdir().unwrap();
+    harness.state_mut().save_images_to(Some(dir.path().to_owned()));
+    harness.get_by_label("Data and latent space (Keras figure)").click();
+    harness.run_steps(3);
+    harness.query_all_by_label("Record animation…").last().expect("the Keras figure's button").click();
+    harness.run_steps(2);
+    harness.state_mut().flow_state_mut().recorder.format = bayes_explorer::ui::animation_file::AnimationFormat::Apng;
+    harness.run_steps(2);
+    harness.get_by_label("Record").click();
+    let found = |dir: &std::path::Path| {
+        std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().path()).find(|p| p.to_string_lossy().contains("-epochs-"))
+    };
+    wait_within(&mut harness, Duration::from_mins(2), "the Keras figure's animation", |app| {
+        !app.run_file_busy() && !app.flow_state().recorder.busy() && found(dir.path()).is_some()
+    });
+    let path = found(dir.path()).unwrap();
+    let name = path.file_name().unwrap().to_string_lossy().into_owned();
+    assert!(name.starts_with("flow-keras-epochs-0-to-"), "{name}");
+    let (frames, _) = common::decode_apng(&path);
+    assert_eq!(frames.len(), steps.len(), "one frame per model kept");
+    assert!(frames.windows(2).all(|pair| common::differing(&pair[0], &pair[1]) > 0.001), "every frame moves on");
+}

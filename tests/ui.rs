@@ -375,6 +375,11 @@ fn wait_for_final_flow_views(harness: &mut Harness<'_, BayesExplorerApp>) {
     harness.run_steps(3);
 }
 
+/// The stage plot's "Record animation…" (the loss curves' above it comes first).
+fn stage_record_button<'h>(harness: &'h Harness<'_, BayesExplorerApp>) -> egui_kittest::Node<'h> {
+    harness.query_all_by_label("Record animation…").last().expect("the stage plot's Record animation…")
+}
+
 /// The flow lab with a small flow (2 layers of 16 units) trained for `epochs` and its final views on show; images
 /// and animations go to the returned folder. With `pause_once`, the run is paused once its first model after the
 /// start has come (a pause publishes a model copy) and resumed, so that the run keeps at least three models however
@@ -413,8 +418,8 @@ fn trained_small_flow(epochs: usize, pause_once: bool) -> (tempfile::TempDir, Ha
 fn record_animation_writes_the_stage_plot_through_the_stages_either_way() {
     let (dir, mut harness) = trained_small_flow(3, false);
     let record = |harness: &mut Harness<'_, BayesExplorerApp>, from: usize, to: usize| {
-        scroll_into_view(harness, |h| h.get_by_label("Record animation…").rect());
-        harness.get_by_label("Record animation…").click();
+        scroll_into_view(harness, |h| stage_record_button(h).rect());
+        stage_record_button(harness).click();
         harness.run_steps(2);
         assert!(harness.query_all_by_label_contains("Stage 0 is the Gaussian, stage 2 the data").next().is_some());
         let recorder = &mut harness.state_mut().flow_state_mut().recorder;
@@ -470,8 +475,8 @@ fn the_epoch_scrubber_puts_the_flows_views_back_and_records_them_over_the_traini
     // Record the data stage over the training, one frame per model kept.
     harness.state_mut().flow_state_mut().show_stage(2);
     harness.run_steps(3);
-    scroll_into_view(&mut harness, |h| h.get_by_label("Record animation…").rect());
-    harness.get_by_label("Record animation…").click();
+    scroll_into_view(&mut harness, |h| stage_record_button(h).rect());
+    stage_record_button(&harness).click();
     harness.run_steps(2);
     let recorder = &mut harness.state_mut().flow_state_mut().recorder;
     recorder.mode = RecordMode::Epochs;

@@ -19,7 +19,7 @@ use crate::ui::export::{ExportKind, ExportRequest, export_button, history_reques
 use crate::ui::flow_line::{LineState, flow_line_ui};
 use crate::ui::highlight::{self, Highlight};
 use crate::ui::history::EpochScrubber;
-use crate::ui::image_export::{save_image_button, saveable, saveable_in};
+use crate::ui::image_export::{record_button, save_image_button, saveable, saveable_in, take_record_asked};
 use crate::ui::lab_data::LabData;
 use crate::ui::lab_page::{
     EPOCH_ON_SHOW, EPOCH_ON_SHOW_COLOUR, emphasised_curve, epoch_series, labelled_combo, legend_figure,
@@ -206,6 +206,18 @@ impl FlowUiState {
         self.error = None;
         self.recorder.cancel();
         self.scrubber.clear();
+    }
+
+    /// Every stage's points and grid lines of the model on show, once the view thread has sent them (for tests).
+    #[must_use]
+    pub fn geometry(&self) -> Option<&FlowGeometry> {
+        self.geometry.as_deref()
+    }
+
+    /// The data points the views push through the flow (standardised), and the run's number (for tests).
+    #[must_use]
+    pub fn view_points(&self) -> (&Arc<Vec<f32>>, u64) {
+        (&self.view_points, self.run)
     }
 
     /// The epoch the scrubber is on, for the loss curves' mark.
@@ -429,6 +441,24 @@ pub(crate) fn flow_view_ui(
     ui: &mut egui::Ui,
 ) {
     let running = worker_state == Some(WorkerState::Running);
+    // A recording shows each of its frames in turn: a stage, or a model of the run (in the figure recorded).
+    match flow.recorder.frame_to_show(ui.ctx()) {
+        Some(FrameTarget::Stage(stage)) => {
+            flow.position = flow.stage_at(stage);
+            flow.playing = false;
+            flow.fit_bounds = true;
+        }
+        Some(FrameTarget::Model(step)) => {
+            if flow.scrubber.step != Some(step) {
+                flow.scrubber.step = Some(step);
+                flow.fit_bounds = true;
+            }
+            if flow.recorder.figure() == Some("flow-keras") {
+                flow.page = FlowPage::KerasFigure;
+            }
+        }
+        None => {}
+    }
     flow.poll(snapshot, running, ui.ctx());
     view_error(ui, flow.error.as_deref());
     ui.horizontal(|ui| {
@@ -455,6 +485,25 @@ pub(crate) fn flow_view_ui(
                 .auto_shrink([false, false])
                 .show(ui, |ui| keras_figure_ui(flow, ui));
         }
+    }
+    // "Record animation…" of the Keras figure or the loss curves (the stage plot records itself): a frame once the
+    // figure shows the frame's model in full.
+    if let Some(key) = take_record_asked(ui.ctx()) {
+        flow.recorder.open_figure(&key);
+    }
+    if let Some(key) = flow.recorder.figure().map(str::to_owned) {
+        let ready = match flow.recorder.current_target() {
+            Some(FrameTarget::Model(step)) => flow
+                .geometry
+                .as_ref()
+                .is_some_and(|g| g.step == step && g.generation[0].len() == crate::train::flow_view::N_SAMPLES),
+            _ => true,
+        };
+        flow.recorder.after_page(ui.ctx(), ready);
+        let models = flow.scrubber.history.epochs();
+        let subject =
+            Subject { name: &key, stages: None, models: &models, running, figure_size: flow.recorder.figure_size() };
+        flow.recorder.window_ui(ui.ctx(), &subject);
     }
 }
 
@@ -495,19 +544,6 @@ fn step_through_contents(flow: &mut FlowUiState, running: bool, (viewport, top):
         }
         flow.fit_bounds = true;
         ui.ctx().request_repaint();
-    }
-    // A recording shows each of its frames in turn: a stage, or a model of the run.
-    match flow.recorder.frame_to_show(ui.ctx()) {
-        Some(FrameTarget::Stage(stage)) => {
-            flow.position = flow.stage_at(stage);
-            flow.playing = false;
-            flow.fit_bounds = true;
-        }
-        Some(FrameTarget::Model(step)) if flow.scrubber.step != Some(step) => {
-            flow.scrubber.step = Some(step);
-            flow.fit_bounds = true;
-        }
-        Some(FrameTarget::Model(_)) | None => {}
     }
     let recording = flow.recorder.busy();
     ui.horizontal_wrapped(|ui| {
@@ -755,7 +791,9 @@ fn step_through_contents(flow: &mut FlowUiState, running: bool, (viewport, top):
             }
             let fits = whole || figure.height() > ui.clip_rect().height();
             let figure = figure.intersect(ui.clip_rect());
-            flow.recorder.after_draw(ui.ctx(), figure, ready && fits);
+            if flow.recorder.figure().is_none() {
+                flow.recorder.after_draw(ui.ctx(), figure, ready && fits);
+            }
             let pixels = |v: f32| (v * ui.ctx().pixels_per_point()).round() as usize;
             figure_size = [pixels(figure.width()), pixels(figure.height())];
             // Wrapped, so that the notes beside the buttons stay under the plot and never push the picked point's
@@ -807,7 +845,9 @@ fn step_through_contents(flow: &mut FlowUiState, running: bool, (viewport, top):
     let models = flow.scrubber.history.epochs();
     let stages = Stages { layers: k_max, on_show: flow.stage(), direction: flow.direction.file_word() };
     let subject = Subject { name: &name, stages: Some(stages), models: &models, running, figure_size };
-    flow.recorder.window_ui(ui.ctx(), &subject);
+    if flow.recorder.figure().is_none() {
+        flow.recorder.window_ui(ui.ctx(), &subject);
+    }
 }
 
 /// The Explain panel's term on the picked point's path `pts` (stage 0, the Gaussian's z, first): its z, or layer
@@ -979,6 +1019,7 @@ fn keras_figure_ui(flow: &mut FlowUiState, ui: &mut egui::Ui) {
             flow.export = flow.export_request(ExportKind::Stages);
         }
         save_image_button(ui, "flow-keras");
+        record_button(ui, "flow-keras", flow.recorder.busy());
     });
     let Some(g) = &flow.geometry else { return };
     let k = g.n_layers;
@@ -1021,11 +1062,12 @@ fn keras_grid_ui(panels: &[(&str, &Vec<[f32; 2]>, Color32); 4], columns: usize, 
 }
 
 /// The flow's loss curves: training and held-out negative log-likelihood per epoch; "Export data…" leaves its
-/// request in `export`; `emphasised`: the Explain panel's NLL is hovered (both curves highlighted).
+/// request in `export`; `emphasised`: the Explain panel's NLL is hovered (both curves highlighted); `recording`: the
+/// lab's recorder is busy (its Record animation… is off).
 pub(crate) fn flow_loss_ui(
     snapshot: &RunSnapshot,
     export: &mut Option<ExportRequest>,
-    (emphasised, scrubbed_epoch): (bool, Option<f64>),
+    (emphasised, scrubbed_epoch, recording): (bool, Option<f64>, bool),
     ui: &mut egui::Ui,
 ) {
     ui.horizontal(|ui| {
@@ -1033,6 +1075,7 @@ pub(crate) fn flow_loss_ui(
             *export = Some(history_request(crate::Lab::Flow, snapshot));
         }
         save_image_button(ui, "flow-loss");
+        record_button(ui, "flow-loss", recording);
         plot_axes::legend_toggle(ui, "flow-loss");
     });
     let (train, held_out) = (epoch_series(snapshot, "train_nll"), epoch_series(snapshot, "heldout_nll"));

@@ -48,7 +48,8 @@ pub(crate) fn views_ui(state: &mut LabState, ui: &mut egui::Ui) {
             egui::CollapsingHeader::new("Loss curves").default_open(true).show(ui, |ui| {
                 let emphasised = state.flow.highlight == crate::ui::highlight::Highlight::FlowLoss;
                 let scrubbed = state.flow.scrubbed_epoch();
-                crate::ui::flow::flow_loss_ui(snapshot, &mut state.flow.export, (emphasised, scrubbed), ui);
+                let recording = state.flow.recorder.busy();
+                crate::ui::flow::flow_loss_ui(snapshot, &mut state.flow.export, (emphasised, scrubbed, recording), ui);
             });
         }
         let snapshot = state.worker.as_ref().and(state.snapshot.as_ref());

@@ -138,6 +138,10 @@ impl FigureRecorder {
             Some(_) => {}
             None => self.mode = RecordMode::Epochs,
         }
+        // The stage plot's own window (its page hands the plot's rectangle over itself).
+        if k_max.is_some() && !self.busy() {
+            self.figure = None;
+        }
         self.open = true;
     }
 
