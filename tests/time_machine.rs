@@ -55,6 +55,60 @@ fn one_result<R>(drain: impl Fn() -> Vec<R>, pick: impl Fn(R) -> Option<R>) -> R
     }
 }
 
+/// The lab's recorder.
+fn recorder(app: &mut BayesExplorerApp, lab: Lab) -> &mut bayes_explorer::ui::record::FigureRecorder {
+    match lab {
+        Lab::Bnn => &mut app.bnn_state_mut().recorder,
+        Lab::Vae => &mut app.vae_state_mut().recorder,
+        Lab::Flow => &mut app.flow_state_mut().recorder,
+    }
+}
+
+/// Clicks a figure's "Record animation…" (`nth` on the page, or the last), records it over the training as an
+/// animated PNG into `dir` (where the window saves its images), and returns the file's name, its frames and size;
+/// the file is removed, so that the next recording is the only one there.
+fn record_over_training(
+    harness: &mut Harness<'_, BayesExplorerApp>,
+    (lab, nth): (Lab, Option<usize>),
+    dir: &std::path::Path,
+) -> (String, Vec<Vec<u8>>, [u32; 2]) {
+    let buttons = harness.query_all_by_label("Record animation…");
+    let button = match nth {
+        Some(n) => buttons.into_iter().nth(n),
+        None => buttons.into_iter().last(),
+    };
+    button.expect("the figure's Record animation…").click();
+    harness.run_steps(2);
+    harness.get_by_label_contains("Over the training: one frame per model kept");
+    recorder(harness.state_mut(), lab).format = bayes_explorer::ui::animation_file::AnimationFormat::Apng;
+    harness.run_steps(2);
+    harness.get_by_label("Record").click();
+    let found = |dir: &std::path::Path| {
+        std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().path()).find(|p| p.to_string_lossy().contains("-epochs-"))
+    };
+    wait_within(harness, Duration::from_mins(2), "the animation", |app| {
+        let busy = match lab {
+            Lab::Bnn => app.bnn_state().recorder.busy(),
+            Lab::Vae => app.vae_state().recorder.busy(),
+            Lab::Flow => app.flow_state().recorder.busy(),
+        };
+        !app.run_file_busy() && !busy && found(dir).is_some()
+    });
+    let path = found(dir).unwrap();
+    let name = path.file_name().unwrap().to_string_lossy().into_owned();
+    let (frames, size) = common::decode_apng(&path);
+    std::fs::remove_file(&path).unwrap();
+    (name, frames, size)
+}
+
+/// Consecutive frames differ: each shows a model of its own.
+fn assert_every_frame_moves_on(frames: &[Vec<u8>]) {
+    for (k, pair) in frames.windows(2).enumerate() {
+        let changed = common::differing(&pair[0], &pair[1]);
+        assert!(changed > 0.001, "frames {k} and {} are the same ({changed})", k + 1);
+    }
+}
+
 #[test]
 fn the_vae_scrubber_shows_a_kept_model_as_a_run_stopped_there_and_records_the_latent_plane_forming() {
     use bayes_explorer::models::vae::VaeTrainer;
@@ -114,28 +168,13 @@ fn the_vae_scrubber_shows_a_kept_model_as_a_run_stopped_there_and_records_the_la
     assert!(harness.state().vae_state().scrubber.step.is_none());
 
     // Record the latent plane over the training: one frame per model kept, each different.
-    harness.query_all_by_label("Record animation…").next().expect("the figure's button").click();
+    harness.get_by_label("Latent space").click();
     harness.run_steps(2);
-    harness.get_by_label_contains("Over the training: one frame per model kept");
-    harness.state_mut().vae_state_mut().recorder.format = bayes_explorer::ui::animation_file::AnimationFormat::Apng;
-    harness.run_steps(2);
-    harness.get_by_label("Record").click();
-    let found = |dir: &std::path::Path| {
-        std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().path()).find(|p| p.to_string_lossy().contains("-epochs-"))
-    };
-    wait_within(&mut harness, Duration::from_mins(2), "the animation", |app| {
-        !app.run_file_busy() && !app.vae_state().recorder.busy() && found(dir.path()).is_some()
-    });
-    let path = found(dir.path()).unwrap();
-    let name = path.file_name().unwrap().to_string_lossy().into_owned();
+    let (name, frames, [w, h]) = record_over_training(&mut harness, (Lab::Vae, Some(0)), dir.path());
     assert!(name.starts_with("vae-latent-epochs-0-to-4"), "{name}");
-    let (frames, [w, h]) = common::decode_apng(&path);
     assert_eq!(frames.len(), steps.len(), "one frame per model kept");
     assert!(w > 200 && h > 200 && w < 1280 && h < 800, "the figure, not the window: {w} x {h}");
-    for (k, pair) in frames.windows(2).enumerate() {
-        let changed = common::differing(&pair[0], &pair[1]);
-        assert!(changed > 0.001, "frames {k} and {} are the same ({changed})", k + 1);
-    }
+    assert_every_frame_moves_on(&frames);
 }
 
 #[test]
@@ -190,44 +229,19 @@ fn the_bnn_scrubber_shows_a_kept_model_as_a_run_stopped_there() {
     harness.state_mut().save_images_to(Some(dir.path().to_owned()));
     harness.get_by_label("Weight distributions").click();
     harness.run_steps(2);
-    harness.query_all_by_label("Record animation…").next().expect("the figure's button").click();
-    harness.run_steps(2);
-    harness.state_mut().bnn_state_mut().recorder.format = bayes_explorer::ui::animation_file::AnimationFormat::Apng;
-    harness.run_steps(2);
-    harness.get_by_label("Record").click();
-    let found = |dir: &std::path::Path| {
-        std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().path()).find(|p| p.to_string_lossy().contains("-epochs-"))
-    };
-    wait_within(&mut harness, Duration::from_mins(2), "the animation", |app| {
-        !app.run_file_busy() && !app.bnn_state().recorder.busy() && found(dir.path()).is_some()
-    });
-    let path = found(dir.path()).unwrap();
-    let name = path.file_name().unwrap().to_string_lossy().into_owned();
+    let (name, frames, [w, h]) = record_over_training(&mut harness, (Lab::Bnn, Some(0)), dir.path());
     assert!(name.starts_with("bnn-layer-1-"), "{name}");
-    let (frames, [w, h]) = common::decode_apng(&path);
     assert_eq!(frames.len(), steps.len(), "one frame per model kept");
     assert!(w > 200 && h > 100 && w < 1280 && h < 800, "the figure, not the window: {w} x {h}");
-    for (k, pair) in frames.windows(2).enumerate() {
-        let changed = common::differing(&pair[0], &pair[1]);
-        assert!(changed > 0.001, "frames {k} and {} are the same ({changed})", k + 1);
-    }
+    assert_every_frame_moves_on(&frames);
 
     // A figure the view thread computes: predicted against actual, each frame once its model's predictions are in.
-    std::fs::remove_file(&path).unwrap();
     harness.get_by_label("Predictions").click();
     harness.run_steps(3);
-    harness.query_all_by_label("Record animation…").next().expect("the figure's button").click();
-    harness.run_steps(2);
-    harness.get_by_label("Record").click();
-    wait_within(&mut harness, Duration::from_mins(2), "the predictions' animation", |app| {
-        !app.run_file_busy() && !app.bnn_state().recorder.busy() && found(dir.path()).is_some()
-    });
-    let path = found(dir.path()).unwrap();
-    let name = path.file_name().unwrap().to_string_lossy().into_owned();
+    let (name, frames, _) = record_over_training(&mut harness, (Lab::Bnn, Some(0)), dir.path());
     assert!(name.starts_with("bnn-pred-vs-actual-epochs-0-to-"), "{name}");
-    let (frames, _) = common::decode_apng(&path);
     assert_eq!(frames.len(), steps.len(), "one frame per model kept");
-    assert!(frames.windows(2).all(|pair| common::differing(&pair[0], &pair[1]) > 0.001), "every frame moves on");
+    assert_every_frame_moves_on(&frames);
 }
 
 /// The models kept are the first, the latest, and the others spread evenly: no gap between two kept models is
@@ -451,21 +465,8 @@ fn the_flow_scrubber_shows_a_kept_model_as_a_run_stopped_there() {
     harness.state_mut().save_images_to(Some(dir.path().to_owned()));
     harness.get_by_label("Data and latent space (Keras figure)").click();
     harness.run_steps(3);
-    harness.query_all_by_label("Record animation…").last().expect("the Keras figure's button").click();
-    harness.run_steps(2);
-    harness.state_mut().flow_state_mut().recorder.format = bayes_explorer::ui::animation_file::AnimationFormat::Apng;
-    harness.run_steps(2);
-    harness.get_by_label("Record").click();
-    let found = |dir: &std::path::Path| {
-        std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().path()).find(|p| p.to_string_lossy().contains("-epochs-"))
-    };
-    wait_within(&mut harness, Duration::from_mins(2), "the Keras figure's animation", |app| {
-        !app.run_file_busy() && !app.flow_state().recorder.busy() && found(dir.path()).is_some()
-    });
-    let path = found(dir.path()).unwrap();
-    let name = path.file_name().unwrap().to_string_lossy().into_owned();
+    let (name, frames, _) = record_over_training(&mut harness, (Lab::Flow, None), dir.path());
     assert!(name.starts_with("flow-keras-epochs-0-to-"), "{name}");
-    let (frames, _) = common::decode_apng(&path);
     assert_eq!(frames.len(), steps.len(), "one frame per model kept");
-    assert!(frames.windows(2).all(|pair| common::differing(&pair[0], &pair[1]) > 0.001), "every frame moves on");
+    assert_every_frame_moves_on(&frames);
 }
