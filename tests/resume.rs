@@ -11,7 +11,7 @@ use bayes_explorer::data::{BuiltinFile, SynthKind, SynthSpec};
 use bayes_explorer::models::bnn::{BnnConfig, BnnTrainer, Posterior};
 use bayes_explorer::models::flow::{FlowConfig, FlowKind, FlowTrainer};
 use bayes_explorer::models::resume::TrainState;
-use bayes_explorer::models::trainer::{EpochModel, EpochTrainer};
+use bayes_explorer::models::trainer::{EpochModel, EpochTrainer, LrSchedule};
 use bayes_explorer::models::vae::{VaeArch, VaeConfig, VaeTrainer};
 use bayes_explorer::train::Trainer;
 use bayes_explorer::train::runfile::first_difference;
@@ -157,6 +157,21 @@ fn every_flow_resumes_to_the_bit_at_an_epochs_end_and_inside_one() {
         assert_resumes_exactly(&format!("{kind:?}, epoch's end"), build, (2, 2), None);
         assert_resumes_exactly(&format!("{kind:?}, inside an epoch"), build, (2, 2), Some(11));
     }
+    // A cosine schedule's rate depends on the step and the run's set length alone, so a run stopped inside its
+    // plan and continued to it is the uninterrupted run. (Continuing a finished run for more epochs stretches the
+    // decay over the new length: there is no uninterrupted run to compare with.)
+    let cosine = |epochs| {
+        let config = FlowConfig {
+            layers: 2,
+            hidden: vec![8],
+            epochs,
+            batch_size: 64,
+            lr_schedule: LrSchedule::Cosine,
+            ..FlowConfig::default()
+        };
+        FlowTrainer::new(config, &data).expect("a flow")
+    };
+    assert_resumes_exactly("RealNvp with a cosine rate, inside an epoch", cosine, (2, 2), Some(11));
 }
 
 /// The test above can fail: a state whose generator is one word further on, or whose optimiser forgot its moments,

@@ -74,6 +74,67 @@ impl RunSnapshot {
     }
 }
 
+/// How the learning rate moves over a run: a factor on the set rate at each step.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum LrSchedule {
+    /// The set rate at every step (the Keras examples').
+    #[default]
+    Constant,
+    /// Cosine decay: the set rate at the first step, falling as ½(1 + cos(π t / T)) to nearly 0 at the last of the
+    /// run's T steps. The last epochs then take ever smaller steps and settle in a minimum, where a constant rate
+    /// keeps jumping around it (and can end a run in the middle of a spike).
+    Cosine,
+}
+
+impl LrSchedule {
+    /// Both, in menu order.
+    pub const ALL: [Self; 2] = [Self::Constant, Self::Cosine];
+
+    /// The factor on the set rate for the step after `done` of the run's `total` steps (a continued run's total is
+    /// its new one, so the decay stretches over it).
+    #[must_use]
+    pub fn factor(self, done: u64, total: u64) -> f64 {
+        match self {
+            Self::Constant => 1.0,
+            Self::Cosine if total == 0 => 1.0,
+            Self::Cosine => {
+                let t = (done as f64 / total as f64).min(1.0);
+                0.5 * (1.0 + (std::f64::consts::PI * t).cos())
+            }
+        }
+    }
+
+    /// Name on the command line.
+    #[must_use]
+    pub fn cli_name(self) -> &'static str {
+        match self {
+            Self::Constant => "constant",
+            Self::Cosine => "cosine",
+        }
+    }
+
+    /// The schedule a command-line name names.
+    #[must_use]
+    pub fn from_cli(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|k| k.cli_name().eq_ignore_ascii_case(name))
+    }
+
+    /// Name shown to the user.
+    #[must_use]
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::Constant => "Constant",
+            Self::Cosine => "Cosine decay to 0",
+        }
+    }
+
+    /// What run files written before the choice existed were trained with.
+    #[must_use]
+    pub fn before_choice() -> Self {
+        Self::Constant
+    }
+}
+
 /// A model being trained. Implemented by each lab's model; owned by one worker thread.
 pub trait Trainer: Send {
     /// Takes one optimisation step (one minibatch). On error the parameters are unchanged.
@@ -233,6 +294,12 @@ impl<const TERMS: usize> EpochLoop<TERMS> {
     #[must_use]
     pub fn steps_per_epoch(&self) -> usize {
         self.order.len().div_ceil(self.batch_size)
+    }
+
+    /// Steps in the whole run, as it is set now.
+    #[must_use]
+    pub fn total_steps(&self) -> u64 {
+        (self.total_epochs * self.steps_per_epoch()) as u64
     }
 
     /// Epochs done, this one's fraction included: `epochs_done + batches / steps_per_epoch`.
@@ -456,6 +523,11 @@ pub trait EpochModel<const TERMS: usize>: Send {
     /// A plain-data copy of the parameters after `step` steps, for the views.
     fn model_view(&self, step: u64) -> Option<ModelView>;
 
+    /// How the learning rate moves over the run (constant unless the model's settings say otherwise).
+    fn lr_schedule(&self) -> LrSchedule {
+        LrSchedule::Constant
+    }
+
     /// What the model keeps outside its variables that its next steps depend on, named (the convolutional VAE's
     /// running averages); nothing for most models.
     fn extra_state(&self) -> Vec<(String, Vec<f32>)> {
@@ -565,6 +637,8 @@ impl<M: EpochModel<TERMS>, const TERMS: usize> EpochTrainer<M, TERMS> {
 impl<M: EpochModel<TERMS>, const TERMS: usize> Trainer for EpochTrainer<M, TERMS> {
     fn step(&mut self) -> Result<(), TrainError> {
         if let Some(mut batch) = self.epochs.next_batch()? {
+            let schedule = self.model.lr_schedule();
+            self.variables.optimizer.rate_factor = schedule.factor(self.epochs.step(), self.epochs.total_steps());
             // On failure nothing below runs: the step is not counted and the cursor stays on this minibatch.
             let loss = self.model.train_on(&mut batch, &mut self.variables)?;
             self.epochs.commit(batch, loss);
@@ -673,7 +747,25 @@ pub(crate) mod testing {
 
 #[cfg(test)]
 mod tests {
-    use super::thin_history;
+    use super::{LrSchedule, thin_history};
+
+    /// The cosine factor starts at 1, is ½ halfway, falls at every step and ends near (not at) 0; a constant
+    /// schedule and an empty run keep the set rate.
+    #[test]
+    fn the_cosine_factor_falls_from_one_to_nearly_zero() {
+        let cosine = |t| LrSchedule::Cosine.factor(t, 100);
+        let exactly = |x: f64, y: f64| x.to_bits() == y.to_bits();
+        assert!(exactly(cosine(0), 1.0), "the first step: {}", cosine(0));
+        assert!((cosine(50) - 0.5).abs() < 1e-12);
+        assert!(cosine(99) > 0.0 && cosine(99) < 1e-3, "the last step: {}", cosine(99));
+        assert!((0..99).all(|t| cosine(t + 1) < cosine(t)));
+        assert!(cosine(100).abs() < 1e-15, "past the run's end (not reached: a continued run's total grows)");
+        assert!((0..=100).all(|t| exactly(LrSchedule::Constant.factor(t, 100), 1.0)));
+        assert!(exactly(LrSchedule::Cosine.factor(0, 0), 1.0));
+        for s in LrSchedule::ALL {
+            assert_eq!(LrSchedule::from_cli(s.cli_name()), Some(s));
+        }
+    }
 
     /// A history recorded every epoch for 10,000 epochs and thinned as it grows never holds more than the limit,
     /// keeps the first and the latest epoch, and covers the run evenly: no gap wider than twice the run over the

@@ -4,6 +4,7 @@
 
 use crate::compute::cpu::optim::{KERAS_EPSILON, TORCH_EPSILON};
 use crate::models::flow::{FlowConfig, FlowInit, FlowKind};
+use crate::models::trainer::LrSchedule;
 use crate::ui::flow::FlowUiState;
 use crate::ui::lab_page::labelled_combo;
 use crate::ui::settings_check::{self, Verdict, choice_row, epochs_row, next_run_only, number_row, seed_row};
@@ -87,6 +88,24 @@ pub(crate) fn flow_settings_ui(
         epochs_row(ui, &mut c.epochs, running.map(|r| r.epochs));
         let run = running.map(|r| (r.learning_rate, r.batch_size));
         settings_check::adam_rows(ui, &mut c.learning_rate, &mut c.batch_size, run, rows);
+        let running_schedule = running.is_some_and(|r| r.lr_schedule != c.lr_schedule);
+        let schedule = &mut c.lr_schedule;
+        choice_row(ui, "Rate schedule", "flow-lr-schedule", schedule.label(), running_schedule, |ui| {
+            for choice in LrSchedule::ALL {
+                ui.selectable_value(schedule, choice, choice.label()).on_hover_text(match choice {
+                    LrSchedule::Cosine => {
+                        "The learning rate falls as a half cosine from the rate above to 0 at the last step, so the \
+                         last epochs settle in a minimum of the training loss. It fits the training points more \
+                         tightly: watch the held-out NLL rise above the training NLL (overfitting)."
+                    }
+                    LrSchedule::Constant => {
+                        "The rate above at every step, as in the Keras examples (the default). The loss keeps \
+                         jumping about its minimum; that noise also keeps the flow from fitting the training points \
+                         too closely."
+                    }
+                });
+            }
+        });
         seed_row(ui, &mut c.seed, running.map(|r| r.seed));
     });
     let hover = "The Keras RealNVP or the course's MAF settings, with PyTorch's initial weights and Adam ε (the \

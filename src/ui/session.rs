@@ -58,12 +58,16 @@ pub(crate) fn parse_settings(lab: Lab, json: &str) -> Option<RunConfig> {
         Lab::Bnn => serde_json::from_str(json).map(RunConfig::Bnn),
         Lab::Vae => serde_json::from_str(json).map(RunConfig::Vae),
         Lab::Flow => serde_json::from_str::<serde_json::Value>(json).and_then(|mut value| {
-            // Settings left before the flow's initial weights and Adam epsilon were choices did not choose them:
-            // they get today's defaults (a run file from then reads as what it was trained with, Keras').
-            let defaults = crate::models::flow::FlowConfig::default();
+            // Settings left before the flow's initial weights, Adam epsilon and rate schedule were choices did not
+            // choose them: they get today's defaults for their kind of flow (a run file from then reads as what it
+            // was trained with, Keras').
+            use crate::models::flow::{FlowConfig, FlowKind};
             if let Some(fields) = value.as_object_mut() {
+                let kind = fields.get("kind").cloned().and_then(|k| serde_json::from_value::<FlowKind>(k).ok());
+                let defaults = FlowConfig::default_for(kind.unwrap_or(FlowKind::RealNvp));
                 fields.entry("init").or_insert_with(|| serde_json::json!(defaults.init));
                 fields.entry("adam_epsilon").or_insert_with(|| serde_json::json!(defaults.adam_epsilon));
+                fields.entry("lr_schedule").or_insert_with(|| serde_json::json!(defaults.lr_schedule));
             }
             serde_json::from_value(value).map(RunConfig::Flow)
         }),
@@ -259,22 +263,31 @@ mod tests {
     use super::parse_settings;
     use crate::Lab;
     use crate::models::flow::{FlowConfig, FlowInit};
+    use crate::models::trainer::LrSchedule;
     use crate::train::runfile::RunConfig;
 
     /// Flow settings kept before the initial weights and Adam's epsilon were choices come back with today's
     /// defaults; settings that chose them keep their choice.
     #[test]
     fn flow_settings_from_before_the_choice_get_todays_defaults() {
-        let chosen = FlowConfig { init: FlowInit::Glorot, adam_epsilon: 1e-7, epochs: 7, ..FlowConfig::default() };
+        let chosen = FlowConfig {
+            init: FlowInit::Glorot,
+            adam_epsilon: 1e-7,
+            lr_schedule: LrSchedule::Cosine,
+            epochs: 7,
+            ..FlowConfig::default()
+        };
         let mut old = serde_json::to_value(&chosen).expect("json");
         let Some(RunConfig::Flow(kept)) = parse_settings(Lab::Flow, &old.to_string()) else { panic!("parses") };
         assert_eq!(kept, chosen);
         let fields = old.as_object_mut().expect("an object");
         fields.remove("init");
         fields.remove("adam_epsilon");
+        fields.remove("lr_schedule");
         let Some(RunConfig::Flow(upgraded)) = parse_settings(Lab::Flow, &old.to_string()) else { panic!("parses") };
         let defaults = FlowConfig::default();
         assert_eq!((upgraded.init, upgraded.adam_epsilon.to_bits()), (defaults.init, defaults.adam_epsilon.to_bits()));
+        assert_eq!(upgraded.lr_schedule, LrSchedule::Constant, "today's default");
         assert_eq!(upgraded.epochs, 7, "the rest is the user's");
         assert!(parse_settings(Lab::Flow, "not json").is_none());
     }

@@ -59,6 +59,9 @@ pub struct Optimizer {
     kind: OptimizerKind,
     /// Learning rate.
     pub learning_rate: f64,
+    /// What the learning rate is multiplied by in the next update: a schedule's factor, set before each step (1
+    /// unless a schedule sets it). Not part of the state: a schedule gives it again from the step.
+    pub rate_factor: f64,
     /// Per variable: its first moment (Adam) and second moment.
     moments: Vec<Moments>,
     steps: i32,
@@ -160,7 +163,7 @@ impl Optimizer {
                 })
             })
             .collect::<candle_core::Result<_>>()?;
-        Ok(Self { kind, learning_rate, moments, steps: 0, epsilon: KERAS_EPSILON })
+        Ok(Self { kind, learning_rate, rate_factor: 1.0, moments, steps: 0, epsilon: KERAS_EPSILON })
     }
 
     /// Sets the epsilon added to √v in the update's denominator: where the gradients of many weights are near it (a
@@ -305,7 +308,8 @@ impl Optimizer {
         step: u64,
     ) -> Result<(), TrainError> {
         let t = self.steps + 1;
-        let rule = Rule { kind: self.kind, learning_rate: self.learning_rate, t, epsilon: self.epsilon };
+        let learning_rate = self.learning_rate * self.rate_factor;
+        let rule = Rule { kind: self.kind, learning_rate, t, epsilon: self.epsilon };
         let kept: Option<&[Var]> = match last_good {
             Some(last_good) => Some(last_good.copies_for(vars)?),
             None => None,

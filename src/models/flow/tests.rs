@@ -330,7 +330,42 @@ fn each_initialisation_draws_from_its_distribution() {
     let mut old = serde_json::to_value(FlowConfig::default()).expect("json");
     old.as_object_mut().expect("an object").remove("init");
     old.as_object_mut().expect("an object").remove("adam_epsilon");
+    old.as_object_mut().expect("an object").remove("lr_schedule");
     let read: FlowConfig = serde_json::from_value(old).expect("an old config reads");
     assert_eq!(read.init, FlowInit::Glorot);
+    assert_eq!(read.lr_schedule, crate::models::trainer::LrSchedule::Constant, "old runs trained at a constant rate");
     assert_eq!(read.adam_epsilon.to_bits(), crate::compute::cpu::optim::KERAS_EPSILON.to_bits());
+}
+
+/// The cosine schedule only scales each step's rate: a cosine run equals, to the last bit, a constant-rate run
+/// whose rate is set to lr · ½(1 + cos(π t / T)) before its step t, over the run's T steps; and it ends elsewhere
+/// than a run at the set rate throughout.
+#[test]
+fn a_cosine_run_is_a_constant_run_at_the_decayed_rate() {
+    use crate::models::trainer::LrSchedule;
+
+    let data = moons(300);
+    let constant_config = FlowConfig { hidden: vec![8], layers: 2, batch_size: 64, epochs: 3, ..FlowConfig::default() };
+    assert_eq!(constant_config.lr_schedule, LrSchedule::Constant, "the default");
+    let base = FlowConfig { lr_schedule: LrSchedule::Cosine, ..constant_config.clone() };
+    let mut cosine = FlowTrainer::new(base.clone(), &data).expect("flow");
+    let mut stepped = FlowTrainer::new(constant_config.clone(), &data).expect("flow");
+    let mut constant = FlowTrainer::new(constant_config, &data).expect("flow");
+    let total = cosine.epoch_loop().total_steps();
+    assert_eq!(total, 3 * data.n_train().div_ceil(64) as u64);
+    let mut t = 0;
+    while !cosine.finished() {
+        stepped.set_learning_rate(base.learning_rate * LrSchedule::Cosine.factor(t, total));
+        for trainer in [&mut cosine, &mut stepped, &mut constant] {
+            trainer.step().expect("step");
+        }
+        t += 1;
+    }
+    assert_eq!((t, stepped.finished(), constant.finished()), (total, true, true));
+    let values = |trainer: &FlowTrainer| -> Vec<Vec<f32>> {
+        let vars = &trainer.variables.vars;
+        vars.iter().map(|v| v.as_tensor().flatten_all().expect("flat").to_vec1().expect("values")).collect()
+    };
+    assert_eq!(values(&cosine), values(&stepped), "the same steps at the same rates");
+    assert_ne!(values(&cosine), values(&constant), "a constant rate ends elsewhere");
 }

@@ -15,7 +15,9 @@ use crate::compute::params::FlowParams;
 use crate::data::prepare::Prepared;
 use crate::models::ModelView;
 use crate::models::flow::{FlowConfig, FlowKind, FlowNet};
-use crate::models::trainer::{EpochEnd, EpochLoop, EpochModel, EpochTrainer, Minibatch, StepLoss, Variables};
+use crate::models::trainer::{
+    EpochEnd, EpochLoop, EpochModel, EpochTrainer, LrSchedule, Minibatch, StepLoss, Variables,
+};
 
 /// The flow's side of its training: the layers and the points.
 pub struct FlowModel {
@@ -167,6 +169,10 @@ impl EpochModel<1> for FlowModel {
         // epoch from costing a second pass over the data.
         let [train] = end.means;
         Ok(vec![("train_nll".to_owned(), train), ("heldout_nll".to_owned(), heldout)])
+    }
+
+    fn lr_schedule(&self) -> LrSchedule {
+        self.config.lr_schedule
     }
 
     fn model_view(&self, step: u64) -> Option<ModelView> {
