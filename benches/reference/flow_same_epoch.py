@@ -14,9 +14,6 @@ order 1.
     /tmp/torch/bin/python benches/reference/flow_same_epoch.py $RUN $RUN-split $RUN-after
 """
 
-import json
-import re
-import struct
 import sys
 
 import numpy as np
@@ -25,27 +22,10 @@ import torch
 sys.path.insert(0, "benches/reference")
 import parity  # noqa: E402
 
-DTYPES = {"F32": np.float32, "U32": np.uint32, "I64": np.int64, "U64": np.uint64, "I32": np.int32}
-
-
-def load(path):
-    """The run file's JSON and a reader of its tensors by name."""
-    blob = open(path + ".safetensors", "rb").read()
-    n = struct.unpack("<Q", blob[:8])[0]
-    header, data = json.loads(blob[8 : 8 + n]), blob[8 + n :]
-
-    def get(name):
-        entry = header[name]
-        start, end = entry["data_offsets"]
-        return np.frombuffer(data[start:end], dtype=DTYPES[entry["dtype"]]).reshape(entry["shape"]).copy()
-
-    with open(path) as f:
-        return json.load(f), get
-
 
 def main():
     run, split, after = sys.argv[1:4]
-    meta, get = load(run)
+    meta, get = parity.read_run(run)
     if meta["lab"] != "Flow" or meta["config"]["kind"] != "RealNvp":
         sys.exit(f"{run} is not a RealNVP run")
     model = parity.RealNvp()
@@ -53,15 +33,13 @@ def main():
     steps = float(meta["resume"]["optimizer"]["steps"])
     params = []
     for i, var in enumerate(meta["resume"]["variables"]):
-        k, net, j, what = re.match(r"layer (\d+) (scale|shift) net dense (\d+) (weights|biases)", var["name"]).groups()
-        layers = [x for x in (model.scale if net == "scale" else model.shift)[int(k) - 1] if isinstance(x, torch.nn.Linear)]
-        lin = layers[int(j) - 1]
+        lin, weights = parity.app_linear(model, var["name"])
         # The app stores W as [in, out] (x W), PyTorch as [out, in].
-        p, as_torch = (lin.weight, lambda a: torch.from_numpy(a.T.copy())) if what == "weights" else (lin.bias, torch.from_numpy)
+        p, as_torch = (lin.weight, lambda a: torch.from_numpy(a.T.copy())) if weights else (lin.bias, torch.from_numpy)
         p.data = as_torch(get(f"state.var.{i}"))
         opt.state[p] = {"step": torch.tensor(steps), "exp_avg": as_torch(get(f"state.m.{i}")),
                         "exp_avg_sq": as_torch(get(f"state.v.{i}"))}
-        params.append((var["name"], p, what == "weights"))
+        params.append((var["name"], p, weights))
     _, train, _ = parity.read_split(split)
     x, order = torch.from_numpy(train), torch.from_numpy(get("state.order").astype(np.int64))
     batch = meta["config"]["batch_size"]
@@ -70,7 +48,7 @@ def main():
         opt.zero_grad()
         loss.backward()
         opt.step()
-    _, get_after = load(after)
+    _, get_after = parity.read_run(after)
     worst = (0.0, "")
     for i, (name, p, transposed) in enumerate(params):
         got = p.data.numpy().T if transposed else p.data.numpy()

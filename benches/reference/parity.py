@@ -30,15 +30,27 @@ Not part of the build or the tests. Needs `torch` and `numpy` (pip) and a releas
 
 Options: --out FILE (default target/parity/results.jsonl), --epochs N, --app-args "..." (extra flags for the
 app, e.g. "--init keras"), --tag NAME (a label for the app's variant in the table), --reference-init keras|torch.
+The flow's also: --reference-start own|app|own,app (PyTorch from its own initial weights, or from the app's initial
+weights of the same seed), --reference-schedule cosine|constant (the rate over the run, as the app's
+--lr-schedule), --reference-device cpu|cuda, --jobs N (the app's runs N at a time, one core and one
+thread each, beside the references; for a machine with many cores) and --sides app|reference|start (one side only,
+or only the rows and initial weights both sides start from, so that the sides can run in separate processes):
+
+    THREADS=1 python3 benches/reference/parity.py flow --data 8gaussians-0.1 --seeds 11,12,13,14 --jobs 4 \
+        --reference-start own,app --reference-device cuda
 """
 
 import argparse
+import concurrent.futures
 import json
 import math
 import os
 import statistics
 import subprocess
+import re
+import struct
 import sys
+import threading
 import time
 
 import numpy as np
@@ -136,9 +148,17 @@ def read_split(folder):
     return header, train, test
 
 
-def run_app(args):
-    """Runs the app headless and returns its final JSON line."""
-    out = subprocess.run([APP, *args], capture_output=True, text=True, check=False)
+def run_app(args, core=None):
+    """Runs the app headless and returns its final JSON line. With `core`, on that one core and one rayon thread
+    (for runs side by side, one per core)."""
+    env, pin = None, None
+    if core is not None:
+        env = dict(os.environ, RAYON_NUM_THREADS="1")
+
+        def pin():
+            os.sched_setaffinity(0, {core})
+
+    out = subprocess.run([APP, *args], capture_output=True, text=True, check=False, env=env, preexec_fn=pin)
     if out.returncode != 0:
         raise RuntimeError(f"{' '.join(args)} failed: {out.stderr.strip()[-2000:]}")
     return json.loads(out.stdout.strip().splitlines()[-1])
@@ -179,9 +199,9 @@ class RealNvp(nn.Module):
         self.shift = nn.ModuleList([net(False) for _ in range(layers)])
 
     def log_prob(self, x):
-        log_det = torch.zeros(x.shape[0])
+        log_det = x.new_zeros(x.shape[0])
         for k in reversed(range(len(self.masks))):
-            m = self.masks[k]
+            m = self.masks[k].to(x)
             rm = 1.0 - m
             xm = x * m
             s = self.scale[k](xm) * rm
@@ -192,29 +212,78 @@ class RealNvp(nn.Module):
 
 
 def mean_nll(model, x):
+    device = next(model.parameters()).device
     with torch.no_grad():
-        return float(-model.log_prob(torch.from_numpy(x)).double().mean())
+        return float(-model.log_prob(torch.from_numpy(x).to(device)).double().mean())
 
 
-def reference_flow(train, test, seed, epochs, init):
+DTYPES = {"F32": np.float32, "U32": np.uint32, "I64": np.int64, "U64": np.uint64, "I32": np.int32}
+
+
+def read_run(path):
+    """An app run file's JSON and a reader of its tensors (`path` minus .json + .safetensors) by name."""
+    blob = open(re.sub(r"\.json$", "", path) + ".safetensors", "rb").read()
+    n = struct.unpack("<Q", blob[:8])[0]
+    header, data = json.loads(blob[8 : 8 + n]), blob[8 + n :]
+
+    def get(name):
+        entry = header[name]
+        start, end = entry["data_offsets"]
+        return np.frombuffer(data[start:end], dtype=DTYPES[entry["dtype"]]).reshape(entry["shape"]).copy()
+
+    with open(path) as f:
+        return json.load(f), get
+
+
+def app_linear(model, name):
+    """The PyTorch layer an app RealNVP variable belongs to ("layer 3 scale net dense 2 weights") and whether it is
+    the weights (stored [in, out] by the app, [out, in] by PyTorch)."""
+    k, net, j, what = re.match(r"layer (\d+) (scale|shift) net dense (\d+) (weights|biases)", name).groups()
+    layers = [x for x in (model.scale if net == "scale" else model.shift)[int(k) - 1] if isinstance(x, nn.Linear)]
+    return layers[int(j) - 1], what == "weights"
+
+
+def load_app_weights(model, run):
+    """Puts the weights of an app RealNVP run file into `model`."""
+    meta, get = read_run(run)
+    for i, var in enumerate(meta["resume"]["variables"]):
+        lin, weights = app_linear(model, var["name"])
+        value = get(f"state.var.{i}")
+        with torch.no_grad():
+            (lin.weight if weights else lin.bias).copy_(torch.from_numpy(value.T.copy() if weights else value))
+
+
+def reference_flow(train, test, seed, epochs, init, device="cpu", start=None, schedule="constant"):
+    """PyTorch's RealNVP trained on the app's rows: its own initial weights drawn with `seed`, or with `start` the
+    weights of an app run file (the app's own initial weights, to tell the start from the rest of training). With
+    schedule "cosine", step t of T takes the rate 1e-4 * (1 + cos(pi t / T)) / 2, as the app's cosine schedule."""
     torch.manual_seed(seed)
     model = RealNvp(init=init)
+    if start:
+        load_app_weights(model, start)
+    model.to(device)
+    initial_nll = mean_nll(model, train)
     opt = torch.optim.Adam(model.parameters(), lr=1e-4)
-    x = torch.from_numpy(train)
+    total_steps = epochs * math.ceil(len(train) / 256)
+    factor = (lambda t: 0.5 * (1 + math.cos(math.pi * min(t / total_steps, 1.0)))) if schedule == "cosine" else None
+    rates = torch.optim.lr_scheduler.LambdaLR(opt, factor) if factor else None
+    x = torch.from_numpy(train).to(device)
     g = torch.Generator().manual_seed(seed)
     curve = []
     for _ in range(epochs):
-        order = torch.randperm(len(x), generator=g)
+        order = torch.randperm(len(x), generator=g).to(device)
         total, batches = 0.0, 0
         for i in range(0, len(x), 256):
             loss = -model.log_prob(x[order[i : i + 256]]).mean()
             opt.zero_grad()
             loss.backward()
             opt.step()
+            if rates:
+                rates.step()
             total, batches = total + loss.item(), batches + 1
         curve.append(total / batches)
     figures = {"train_nll": mean_nll(model, train), "heldout_nll": mean_nll(model, test)}
-    return figures | {"largest_rise": largest_rise(curve)}
+    return figures | {"largest_rise": largest_rise(curve), "initial_nll": initial_nll}
 
 
 def largest_rise(curve):
@@ -222,32 +291,95 @@ def largest_rise(curve):
     return max((b - a for a, b in zip(curve, curve[1:])), default=0.0)
 
 
+def flow_start(csv, folder, seed, opts):
+    """The app's rows for `seed` (exported to `folder`) and its initial weights (`folder`-start.json): a one-epoch
+    run at a learning rate of 1e-30, at which no step moves a float32 weight. The seed alone sets the split, so a
+    full run of the same seed trains on these rows (checked after each full run)."""
+    run = f"{folder}-start.json"
+    if not os.path.exists(run):
+        args = ["train", "flow", "--data", csv, "--columns", "x", "y", "--seed", str(seed), "--epochs", "1"]
+        args += ["--lr", "1e-30", "--export-split", folder, "--save", run, "--json"]
+        line = run_app(args + opts.app_args.split())
+        with open(f"{folder}-start-nll.json", "w") as f:
+            json.dump({"initial_nll": line["train_nll"]}, f)
+    return run
+
+
+def flow_app_run(csv, folder, seed, opts, core):
+    """The app's full run of `seed`: its figures and the largest rise of its epochs' training loss."""
+    check, run = f"{folder}-check", f"{folder}-run.json"  # the weights go to {folder}-run.safetensors
+    args = ["train", "flow", "--data", csv, "--columns", "x", "y", "--seed", str(seed)]
+    args += ["--epochs", str(opts.epochs), "--export-split", check, "--save", run, "--json"]
+    line = run_app(args + opts.app_args.split(), core)
+    for name in ("train.csv", "test.csv"):
+        with open(f"{folder}/{name}") as a, open(f"{check}/{name}") as b:
+            if a.read() != b.read():
+                raise RuntimeError(f"seed {seed}: the full run's {name} differs from the rows exported first")
+    figures = {k: line[k] for k in ("train_nll", "heldout_nll")}
+    # The run file's history holds each epoch's mean minibatch loss, as the reference's curve does.
+    with open(run) as f:
+        figures["largest_rise"] = largest_rise([e["metrics"]["train_nll"] for e in json.load(f)["history"]])
+    with open(f"{folder}-start-nll.json") as f:
+        figures |= json.load(f)  # the training rows' NLL at the initial weights
+    for path in (run, f"{folder}-run.safetensors"):
+        os.remove(path)
+    return figures
+
+
 def flow_runs(opts, done, out):
+    """With --jobs N, the app's runs go N at a time, each on a core of its own with one thread (this process keeps
+    the first two cores), while the references train here one after another."""
+    lock = threading.Lock()
+
+    def app_task(name, csv, folder, seed, core):
+        start = time.time()
+        figures = flow_app_run(csv, folder, seed, opts, core)
+        with lock:
+            record(out, done, ("flow", name, seed, "app", opts.tag), figures, time.time() - start)
+
+    cores = sorted(os.sched_getaffinity(0))
+    parallel = opts.jobs > 1
+    app_cores = cores
+    if parallel and "reference" in opts.sides:
+        app_cores, own = cores[2:] or cores, cores[:2]
+        os.sched_setaffinity(0, set(own))
+    pool = concurrent.futures.ThreadPoolExecutor(max_workers=max(opts.jobs, 1))
+    pending, references = [], []
     for name in opts.data.split(",") if opts.data else FLOW_SETS:
         csv = flow_csv(name)
-        for seed in opts.seeds:
-            folder = f"{WORK}/split/flow-{name}-{seed}"
-            key = ("flow", name, seed, "app", opts.tag)
-            if key not in done:
-                start = time.time()
-                args = ["train", "flow", "--data", csv, "--columns", "x", "y", "--seed", str(seed)]
-                run = f"{folder}-run.json"  # the app names the weights after the stem: {folder}-run.safetensors
-                args += ["--epochs", str(opts.epochs), "--export-split", folder, "--save", run, "--json"]
-                line = run_app(args + opts.app_args.split())
-                figures = {k: line[k] for k in ("train_nll", "heldout_nll")}
-                # The run file's history holds each epoch's mean minibatch loss, as the reference's curve does.
-                with open(run) as f:
-                    curve = [e["metrics"]["train_nll"] for e in json.load(f)["history"]]
-                figures["largest_rise"] = largest_rise(curve)
-                for path in (run, f"{folder}-run.safetensors"):
-                    os.remove(path)
-                record(out, done, key, figures, time.time() - start)
-            key = ("flow", name, seed, "reference", opts.reference_init)
-            if key not in done:
-                start = time.time()
-                _, train, test = read_split(folder)
-                figures = reference_flow(train, test, seed, opts.epochs, opts.reference_init)
-                record(out, done, key, figures, time.time() - start)
+        folders = {seed: f"{WORK}/split/flow-{name}-{seed}" for seed in opts.seeds}
+        starts = dict(zip(opts.seeds, pool.map(lambda s: flow_start(csv, folders[s], s, opts), opts.seeds)))
+        for i, seed in enumerate(opts.seeds):
+            if "app" in opts.sides and ("flow", name, seed, "app", opts.tag) not in done:
+                core = app_cores[len(pending) % len(app_cores)] if parallel else None
+                task = pool.submit(app_task, name, csv, folders[seed], seed, core)
+                pending.append(task) if parallel else task.result()
+            for from_app in opts.reference_start if "reference" in opts.sides else []:
+                variant = opts.reference_init + ("-from-app-start" if from_app == "app" else "")
+                variant += f"-{opts.reference_schedule}" if opts.reference_schedule != "constant" else ""
+                variant += f"@{opts.reference_device}" if opts.reference_device != "cpu" else ""
+                references.append((("flow", name, seed, "reference", variant), folders[seed], starts[seed], from_app))
+            if not parallel:
+                reference_jobs(references, opts, done, out, lock)
+    reference_jobs(references, opts, done, out, lock)
+    for task in pending:
+        task.result()
+    pool.shutdown()
+
+
+def reference_jobs(jobs, opts, done, out, lock):
+    """Trains the references queued in `jobs` (and empties it)."""
+    while jobs:
+        key, folder, start_run, from_app = jobs.pop(0)
+        if key in done:
+            continue
+        start = time.time()
+        _, train, test = read_split(folder)
+        seed = key[2]
+        figures = reference_flow(train, test, seed, opts.epochs, opts.reference_init, opts.reference_device,
+                                 start_run if from_app == "app" else None, opts.reference_schedule)
+        with lock:
+            record(out, done, key, figures, time.time() - start)
 
 
 # The VAE: the MLP VAE with the Bernoulli likelihood.
@@ -481,9 +613,20 @@ def main():
     p.add_argument("--app-args", default="")
     p.add_argument("--tag", default="default")
     p.add_argument("--reference-init", default="torch", choices=["torch", "keras"])
+    p.add_argument("--reference-start", default="own", help="flow: own (PyTorch draws its initial weights), app "
+                   "(PyTorch starts from the app's initial weights of the same seed) or own,app")
+    p.add_argument("--reference-device", default="cpu", help="flow: where PyTorch trains (cpu, cuda)")
+    p.add_argument("--reference-schedule", default="constant", choices=["constant", "cosine"], help="flow: "
+                   "PyTorch's learning-rate schedule (the app's default is constant; with cosine, give the app "
+                   "--app-args '--lr-schedule cosine' too)")
+    p.add_argument("--jobs", type=int, default=1, help="flow: app runs side by side, one core each")
+    p.add_argument("--sides", default="app,reference", help="flow: which sides to run (app, reference, both, "
+                   "or start: only the app's rows and initial weights, which both need)")
     p.add_argument("--out", default=f"{WORK}/results.jsonl")
     opts = p.parse_args()
     opts.seeds = [int(s) for s in opts.seeds.split(",")]
+    opts.reference_start = opts.reference_start.split(",")
+    opts.sides = opts.sides.split(",")
     os.makedirs(os.path.dirname(opts.out) or ".", exist_ok=True)
     done = load(opts.out)
     if opts.lab == "flow":
