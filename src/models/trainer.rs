@@ -104,21 +104,6 @@ impl LrSchedule {
         }
     }
 
-    /// Name on the command line.
-    #[must_use]
-    pub fn cli_name(self) -> &'static str {
-        match self {
-            Self::Constant => "constant",
-            Self::Cosine => "cosine",
-        }
-    }
-
-    /// The schedule a command-line name names.
-    #[must_use]
-    pub fn from_cli(name: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|k| k.cli_name().eq_ignore_ascii_case(name))
-    }
-
     /// Name shown to the user.
     #[must_use]
     pub fn label(self) -> &'static str {
@@ -762,9 +747,6 @@ mod tests {
         assert!(cosine(100).abs() < 1e-15, "past the run's end (not reached: a continued run's total grows)");
         assert!((0..=100).all(|t| exactly(LrSchedule::Constant.factor(t, 100), 1.0)));
         assert!(exactly(LrSchedule::Cosine.factor(0, 0), 1.0));
-        for s in LrSchedule::ALL {
-            assert_eq!(LrSchedule::from_cli(s.cli_name()), Some(s));
-        }
     }
 
     /// A history recorded every epoch for 10,000 epochs and thinned as it grows never holds more than the limit,
