@@ -119,19 +119,27 @@ impl StackPass {
             let (before, rest) = self.outputs.split_at_mut(i);
             let input: &[f32] = if i == 0 { &self.input } else { &before[i - 1] };
             let out = &mut rest[0];
-            out.clear();
-            for _ in 0..rows {
-                out.extend_from_slice(layer.biases);
-            }
-            matmul(out, input, false, layer.weights, false, (rows, layer.n_in, layer.n_out), true);
-            if layer.activation == Activation::Softplus {
-                self.pre[i].clear();
-                self.pre[i].extend_from_slice(out);
-            }
+            // The product overwrites every value, so the buffer's old values need no clearing.
+            out.resize(rows * layer.n_out, 0.0);
+            matmul(out, input, false, layer.weights, false, (rows, layer.n_in, layer.n_out), false);
             match layer.activation {
-                // The plain form, which the compiler turns into vector instructions.
-                Activation::Relu => out.iter_mut().for_each(|v| *v = v.max(0.0)),
-                other => other.apply_in_place(out),
+                // The bias and the activation in one pass; the plain forms, which the compiler turns into vector
+                // instructions.
+                Activation::Relu => {
+                    for row in out.chunks_exact_mut(layer.n_out) {
+                        row.iter_mut().zip(layer.biases).for_each(|(v, &b)| *v = (*v + b).max(0.0));
+                    }
+                }
+                other => {
+                    for row in out.chunks_exact_mut(layer.n_out) {
+                        row.iter_mut().zip(layer.biases).for_each(|(v, &b)| *v += b);
+                    }
+                    if other == Activation::Softplus {
+                        self.pre[i].clear();
+                        self.pre[i].extend_from_slice(out);
+                    }
+                    other.apply_in_place(out);
+                }
             }
         }
     }
@@ -174,7 +182,7 @@ impl StackPass {
                 }
             }
             if i > 0 || input_gradient {
-                self.spare.clear();
+                // Overwritten by the product, as in the forward pass.
                 self.spare.resize(rows * layer.n_in, 0.0);
                 matmul(&mut self.spare, &self.grad, false, layer.weights, true, (rows, layer.n_out, layer.n_in), false);
                 std::mem::swap(&mut self.grad, &mut self.spare);
@@ -197,11 +205,8 @@ fn multiply_by_derivative(activation: Activation, grad: &mut [f32], post: &[f32]
     match activation {
         Activation::Identity => {}
         // ReLU and leaky ReLU keep the sign, so their output says which side of zero the input was on.
-        Activation::Relu => grad.iter_mut().zip(post).for_each(|(g, &q)| {
-            if q <= 0.0 {
-                *g = 0.0;
-            }
-        }),
+        // A select rather than a branch, which the compiler turns into vector instructions.
+        Activation::Relu => grad.iter_mut().zip(post).for_each(|(g, &q)| *g = if q > 0.0 { *g } else { 0.0 }),
         Activation::LeakyRelu => each(&|q| if q > 0.0 { 1.0 } else { LEAKY_SLOPE as f32 }, grad),
         Activation::Sigmoid => each(&|q| q * (1.0 - q), grad),
         Activation::Tanh => each(&|q| 1.0 - q * q, grad),

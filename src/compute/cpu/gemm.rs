@@ -91,7 +91,8 @@ mod tests {
                 let start: Vec<f32> = (0..m * n).map(|_| next()).collect();
                 let want = naive(&a, ta, &b, tb, (m, k, n));
                 for accumulate in [false, true] {
-                    let mut c = start.clone();
+                    // A product that does not accumulate must not read what `c` held: NaNs there stay out of it.
+                    let mut c = if accumulate { start.clone() } else { vec![f32::NAN; m * n] };
                     matmul(&mut c, &a, ta, &b, tb, (m, k, n), accumulate);
                     for (i, (&got, &w)) in c.iter().zip(&want).enumerate() {
                         let w = if accumulate { w + f64::from(start[i]) } else { w };
