@@ -1147,6 +1147,12 @@ fn bench_window(
     println!("{}", crate::ui::window_bench::WindowBenchReport::TABLE_HEADER);
     println!("{}", report.table_row());
     println!("{}", report.renderer);
+    if !report.cores.is_empty() {
+        println!(
+            "Cores kept busy while the window's run was measured, by thread: {}",
+            crate::ui::thread_cpu::describe(&report.cores)
+        );
+    }
     if json {
         println!("{}", serde_json::to_string(&report).map_err(|e| CliError::Failed(e.to_string()))?);
     }

@@ -43,6 +43,7 @@ mod run_file;
 mod session;
 pub mod settings_check;
 mod status_bar;
+pub mod thread_cpu;
 pub mod tour;
 mod typed_path;
 pub mod vae;
@@ -161,13 +162,15 @@ fn run_window(
     )
 }
 
-/// How often a training run's progress redraws the window: 5 frames a second where the window is drawn in software
-/// (no hardware adapter: Mesa's llvmpipe rasterises on the cores training uses, measured at 20-40 ms of CPU for a
-/// frame of the VAE's latent page), 20 where a GPU draws it. Input, and the end of a run, redraw at once.
+/// How often a training run's progress redraws the window: every 0.3 s where the window is drawn in software (no
+/// hardware adapter: Mesa's llvmpipe rasterises on the cores training uses, measured at 20-40 ms of CPU for a frame
+/// of the VAE's latent page and about 28 ms for the flow's stage page), which is still more often than the views get
+/// a new model (every [`crate::models::trainer::MODEL_VIEW_INTERVAL_SECS`]); 20 frames a second where a GPU draws it. Input,
+/// and the end of a run, redraw at once.
 #[must_use]
 pub fn training_frame_interval(compute: &crate::compute::ComputeInfo) -> std::time::Duration {
     let hardware = compute.best().is_some_and(|a| !a.is_software());
-    std::time::Duration::from_millis(if hardware { 50 } else { 200 })
+    std::time::Duration::from_millis(if hardware { 50 } else { 300 })
 }
 
 /// What the status bar and `info` say of the renderer: which draws the window, and why when it was chosen for the

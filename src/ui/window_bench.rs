@@ -15,6 +15,7 @@ use serde::Serialize;
 use crate::Lab;
 use crate::train::WorkerState;
 use crate::ui::app::{BayesExplorerApp, Settings};
+use crate::ui::thread_cpu::{ThreadCores, cores_by_kind, thread_cpu_seconds};
 
 /// Epochs a benchmarked run is set to, so that it cannot end while it is measured.
 const BENCH_EPOCHS: usize = 100_000;
@@ -68,6 +69,9 @@ pub struct WindowBenchReport {
     pub view_updates_per_second: f64,
     /// What drew the window.
     pub renderer: String,
+    /// The cores each kind of thread kept busy while the window's run was measured, busiest first (empty where
+    /// the system does not say: only Linux does).
+    pub cores: Vec<ThreadCores>,
 }
 
 impl WindowBenchReport {
@@ -133,6 +137,8 @@ pub(crate) struct WindowBench {
     view_updates: usize,
     /// Wake-ups asked for from another thread and not yet answered by a frame, and the answered ones' waits.
     wakes: Arc<Mutex<Vec<Instant>>>,
+    /// Each thread's CPU seconds when the measurement began.
+    cpu_before: std::collections::HashMap<u32, (String, f64)>,
     wake_ms: Vec<f64>,
     prober: Option<std::thread::JoinHandle<()>>,
     out: Arc<Mutex<Option<Result<WindowBenchReport, String>>>>,
@@ -152,6 +158,7 @@ impl WindowBench {
             views_step: None,
             view_updates: 0,
             wakes: Arc::new(Mutex::new(Vec::new())),
+            cpu_before: std::collections::HashMap::new(),
             wake_ms: Vec::new(),
             prober: None,
             out,
@@ -177,6 +184,7 @@ impl WindowBench {
                     self.views_step = app.lab(lab).views_step();
                     let until = Instant::now() + Duration::from_secs_f64(self.plan.seconds);
                     self.prober = spawn_prober(ctx.clone(), Arc::clone(&self.wakes), until);
+                    self.cpu_before = thread_cpu_seconds();
                     self.phase = Phase::Measuring { since: Instant::now(), step };
                 }
             }
@@ -206,8 +214,9 @@ impl WindowBench {
             Phase::Done => {}
         }
         if !matches!(self.phase, Phase::Done) {
-            // Time moves the benchmark on even when nothing else asks for a frame.
-            ctx.request_repaint_after(Duration::from_millis(250));
+            // Time moves the benchmark on even when nothing else asks for a frame; seldom, so that the frames
+            // measured are the app's own (a training run's, every `training_frame_interval`) and the prober's.
+            ctx.request_repaint_after(Duration::from_secs(1));
         }
     }
 
@@ -240,6 +249,7 @@ impl WindowBench {
             longest_frame_gap_ms: gap,
             view_updates_per_second: self.view_updates as f64 / elapsed,
             renderer: self.renderer.clone(),
+            cores: cores_by_kind(&self.cpu_before, &thread_cpu_seconds(), elapsed),
         }
     }
 
@@ -430,6 +440,7 @@ mod tests {
             wake_ms_max: 30.0,
             view_updates_per_second: 2.1,
             renderer: "glow".into(),
+            cores: Vec::new(),
         }
     }
 
