@@ -150,6 +150,27 @@ fn runs_to_the_end_and_reports_finished() {
     assert_eq!(worker.snapshot().unwrap().step, 30);
 }
 
+/// A trainer with nothing left to train (as a saved run shown as it was) starts finished, whether it was asked to
+/// start running or paused, and Resume, Step and Pause leave it so: the window offers no Resume that would only end
+/// it. A reset builds it finished again.
+#[test]
+fn a_run_with_nothing_left_to_train_starts_finished() {
+    for start_running in [false, true] {
+        let worker = Worker::spawn("test-done", counter(0, None, Arc::default()), start_running, || {}).unwrap();
+        let settled = |e: &WorkerEvent| matches!(e, WorkerEvent::State(s) if *s != WorkerState::Starting);
+        let mut events = wait_for(&worker, "the state after the build", settled);
+        assert_eq!(events.last(), Some(&WorkerEvent::State(WorkerState::Finished)), "start running: {start_running}");
+        for command in [Command::Resume, Command::Step, Command::Pause] {
+            worker.send(command);
+        }
+        worker.send(Command::Reset);
+        events.extend(wait_for(&worker, "the state after the reset", settled));
+        assert_eq!(events.last(), Some(&WorkerEvent::State(WorkerState::Finished)), "{events:?}");
+        assert!(!events.contains(&WorkerEvent::State(WorkerState::Running)), "{events:?}");
+        assert_eq!(worker.snapshot().unwrap().step, 0, "no step was taken");
+    }
+}
+
 #[test]
 fn a_panic_in_the_worker_becomes_an_error_and_reset_recovers() {
     let worker = Worker::spawn("test-panic", counter(100, Some(5), Arc::default()), true, || {}).unwrap();

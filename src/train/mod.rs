@@ -31,7 +31,7 @@ pub enum Command {
     Pause,
     /// Do one optimisation step, then pause.
     Step,
-    /// Throw the model away and build a fresh one (paused).
+    /// Throw the model away and build a fresh one (paused, or finished when it has nothing to train).
     Reset,
     /// Change the learning rate from the next step on.
     SetLearningRate(f64),

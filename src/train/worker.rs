@@ -159,8 +159,8 @@ struct Run {
 impl Run {
     fn main(&mut self, start_running: bool) {
         self.build();
-        if self.trainer.is_some() {
-            self.set_state(if start_running { WorkerState::Running } else { WorkerState::Paused });
+        if let Some(state) = self.built_state(start_running) {
+            self.set_state(state);
         }
         loop {
             if self.cancel.load(Ordering::Relaxed) {
@@ -195,8 +195,8 @@ impl Run {
                     self.trainer = None;
                     self.last_model = None;
                     self.build();
-                    if self.trainer.is_some() {
-                        self.set_state(WorkerState::Paused);
+                    if let Some(state) = self.built_state(false) {
+                        self.set_state(state);
                     }
                 }
                 Some(Command::Checkpoint) => self.checkpoint(),
@@ -211,6 +211,20 @@ impl Run {
             }
         }
         self.set_state(WorkerState::Stopped);
+    }
+
+    /// The state a freshly built trainer starts in (`None` when the build failed): running or paused as asked, or
+    /// finished when it has nothing left to train (a saved run shown as it was), as there is then nothing to pause,
+    /// resume or step.
+    fn built_state(&self, start_running: bool) -> Option<WorkerState> {
+        let trainer = self.trainer.as_ref()?;
+        Some(if trainer.finished() {
+            WorkerState::Finished
+        } else if start_running {
+            WorkerState::Running
+        } else {
+            WorkerState::Paused
+        })
     }
 
     fn can_train(&self) -> bool {
