@@ -66,6 +66,19 @@ pub struct RunSnapshot {
 pub const MODEL_VIEW_INTERVAL_SECS: f64 = 0.4;
 
 impl RunSnapshot {
+    /// The factor `schedule` puts on the set rate for the run's next step: its factor after the steps taken of all
+    /// the run's steps (as [`EpochTrainer`]'s step sets it).
+    #[must_use]
+    pub fn rate_factor(&self, schedule: LrSchedule) -> f64 {
+        schedule.factor(self.step, (self.total_epochs * self.steps_per_epoch) as u64)
+    }
+
+    /// The rate the run's next step takes under `schedule`: the set rate times [`Self::rate_factor`].
+    #[must_use]
+    pub fn rate_now(&self, schedule: LrSchedule) -> f64 {
+        self.learning_rate * self.rate_factor(schedule)
+    }
+
     /// Fraction of the run done, 0 to 1.
     #[must_use]
     pub fn fraction(&self) -> f32 {

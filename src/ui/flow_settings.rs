@@ -7,14 +7,16 @@ use crate::models::flow::{FlowConfig, FlowInit, FlowKind};
 use crate::models::trainer::LrSchedule;
 use crate::ui::flow::FlowUiState;
 use crate::ui::lab_page::labelled_combo;
-use crate::ui::settings_check::{self, Verdict, choice_row, epochs_row, next_run_only, number_row, seed_row};
+use crate::ui::settings_check::{self, Verdict, epochs_row, next_run_only, number_row, options_row, seed_row};
 
 /// The flow's settings in the side panel; `running`: the settings of the run on show, if any; `rows`: the training
-/// rows of the lab's data, if known.
+/// rows of the lab's data, if known; `rate_now`: the rate the run on show steps at now and its share of the set rate,
+/// where its schedule moves it.
 pub(crate) fn flow_settings_ui(
     flow: &mut FlowUiState,
     running: Option<&FlowConfig>,
     rows: Option<usize>,
+    rate_now: Option<(f64, f64)>,
     ui: &mut egui::Ui,
 ) {
     let r = labelled_combo(ui, "Flow", "flow-kind", flow.config.kind.label(), |ui| {
@@ -55,57 +57,53 @@ pub(crate) fn flow_settings_ui(
         }
         if c.kind != FlowKind::Affine {
             let running_init = running.is_some_and(|r| r.init != c.init);
-            let init = &mut c.init;
-            choice_row(ui, "Initial weights", "flow-init", init.label(), running_init, |ui| {
-                for choice in FlowInit::ALL {
-                    ui.selectable_value(init, choice, choice.label()).on_hover_text(match choice {
-                        FlowInit::FanIn => {
-                            "Weights and biases uniform in ±1/√fan-in, PyTorch's default for a dense layer and the \
-                             app's."
-                        }
-                        FlowInit::Glorot => {
-                            "Glorot-uniform weights and zero biases, Keras' default for a dense layer, as in the \
-                             Keras Real NVP example."
-                        }
-                    });
-                }
-            });
+            options_row(ui, ("Initial weights", "flow-init"), &mut c.init, running_init, |i| i.label().to_owned(), &[
+                (
+                    FlowInit::FanIn,
+                    "Weights and biases uniform in ±1/√fan-in, PyTorch's default for a dense layer and the app's.",
+                ),
+                (
+                    FlowInit::Glorot,
+                    "Glorot-uniform weights and zero biases, Keras' default for a dense layer, as in the Keras Real \
+                     NVP example.",
+                ),
+            ]);
         }
         let running_epsilon = running.is_some_and(|r| r.adam_epsilon.to_bits() != c.adam_epsilon.to_bits());
-        let epsilon = &mut c.adam_epsilon;
-        choice_row(ui, "Adam ε", "flow-adam-epsilon", epsilon_label(*epsilon), running_epsilon, |ui| {
-            for (value, hover) in [
-                (TORCH_EPSILON, "PyTorch's. With it the flow leaves its early plateau on the moons as PyTorch does."),
-                (
-                    KERAS_EPSILON,
-                    "Keras', as in the Keras Real NVP example. Half of a RealNVP's gradients start below it, so \
-                     those weights move slowly and some seeds stay near 1.5 nats on the moons.",
-                ),
-            ] {
-                ui.selectable_value(epsilon, value, epsilon_label(value)).on_hover_text(hover);
-            }
-        });
+        options_row(ui, ("Adam ε", "flow-adam-epsilon"), &mut c.adam_epsilon, running_epsilon, epsilon_label, &[
+            (TORCH_EPSILON, "PyTorch's. With it the flow leaves its early plateau on the moons as PyTorch does."),
+            (
+                KERAS_EPSILON,
+                "Keras', as in the Keras Real NVP example. Half of a RealNVP's gradients start below it, so those \
+                 weights move slowly and some seeds stay near 1.5 nats on the moons.",
+            ),
+        ]);
         epochs_row(ui, &mut c.epochs, running.map(|r| r.epochs));
         let run = running.map(|r| (r.learning_rate, r.batch_size));
         settings_check::adam_rows(ui, &mut c.learning_rate, &mut c.batch_size, run, rows);
         let running_schedule = running.is_some_and(|r| r.lr_schedule != c.lr_schedule);
-        let schedule = &mut c.lr_schedule;
-        choice_row(ui, "Rate schedule", "flow-lr-schedule", schedule.label(), running_schedule, |ui| {
-            for choice in LrSchedule::ALL {
-                ui.selectable_value(schedule, choice, choice.label()).on_hover_text(match choice {
-                    LrSchedule::Cosine => {
-                        "The learning rate falls as a half cosine from the rate above to 0 at the last step, so the \
-                         last epochs settle in a minimum of the training loss. It fits the training points more \
-                         tightly: watch the held-out NLL rise above the training NLL (overfitting)."
-                    }
-                    LrSchedule::Constant => {
-                        "The rate above at every step, as in the Keras examples (the default). The loss keeps \
-                         jumping about its minimum; that noise also keeps the flow from fitting the training points \
-                         too closely."
-                    }
-                });
-            }
-        });
+        let schedule_name = |s: LrSchedule| s.label().to_owned();
+        options_row(ui, ("Rate schedule", "flow-lr-schedule"), &mut c.lr_schedule, running_schedule, schedule_name, &[
+            (
+                LrSchedule::Constant,
+                "The rate above at every step, as in the Keras examples (the default). The loss keeps jumping about \
+                 its minimum; that noise also keeps the flow from fitting the training points too closely.",
+            ),
+            (
+                LrSchedule::Cosine,
+                "The learning rate falls as a half cosine from the rate above to 0 at the last step, so the last \
+                 epochs settle in a minimum of the training loss. It fits the training points more tightly: watch \
+                 the held-out NLL rise above the training NLL (overfitting).",
+            ),
+        ]);
+        if let Some((rate, factor)) = rate_now {
+            ui.label("Rate now");
+            ui.label(egui::RichText::new(format!("{rate:.2e} ({:.1} %)", 100.0 * factor)).weak()).on_hover_text(
+                "The rate the run on show takes its next step at, and that as a share of its learning rate: \
+                 ½(1 + cos(π t / T)) after t of its T steps.",
+            );
+            ui.end_row();
+        }
         seed_row(ui, &mut c.seed, running.map(|r| r.seed));
     });
     let hover = "The Keras RealNVP or the course's MAF settings, with PyTorch's initial weights and Adam ε (the \

@@ -10,6 +10,7 @@ use crate::data::prepare::{check_lab, prepare};
 use crate::data::{BuiltinFile, LoadRequest, SynthKind, SynthSpec};
 use crate::models::bnn::BnnTrainer;
 use crate::models::flow::FlowTrainer;
+use crate::models::trainer::LrSchedule;
 use crate::models::vae::VaeTrainer;
 use crate::train::runfile::RunConfig;
 use crate::train::{Command, Trainer, TrainerFactory, Worker, WorkerState};
@@ -335,8 +336,14 @@ fn settings_panel_ui(state: &mut LabState, ui: &mut egui::Ui) -> bool {
         (Lab::Bnn, _) => bnn_settings_ui(&mut state.bnn, None, ui),
         (Lab::Vae, Some(RunConfig::Vae(run))) => vae_settings_ui(&mut state.vae, Some(&run), rows, ui),
         (Lab::Vae, _) => vae_settings_ui(&mut state.vae, None, rows, ui),
-        (Lab::Flow, Some(RunConfig::Flow(run))) => flow_settings_ui(&mut state.flow, Some(&run), rows, ui),
-        (Lab::Flow, _) => flow_settings_ui(&mut state.flow, None, rows, ui),
+        (Lab::Flow, Some(RunConfig::Flow(run))) => {
+            // A schedule that moves the rate: the rate of the run's next step, beside the set one.
+            let moving = (run.lr_schedule != LrSchedule::Constant).then_some(run.lr_schedule);
+            let rate_now =
+                moving.and_then(|s| state.snapshot.as_ref().map(|snap| (snap.rate_now(s), snap.rate_factor(s))));
+            flow_settings_ui(&mut state.flow, Some(&run), rows, rate_now, ui);
+        }
+        (Lab::Flow, _) => flow_settings_ui(&mut state.flow, None, rows, None, ui),
     }
     state.next_learning_rate().to_bits() != before.to_bits()
 }

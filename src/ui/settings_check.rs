@@ -244,6 +244,23 @@ pub(crate) fn choice_row(
     response
 }
 
+/// A [`choice_row`] whose menu offers `options`, each named by `name` and with its hover text.
+pub(crate) fn options_row<T: Copy + PartialEq>(
+    ui: &mut egui::Ui,
+    (label, id_salt): (&str, &str),
+    value: &mut T,
+    running: bool,
+    name: impl Fn(T) -> String,
+    options: &[(T, &str)],
+) -> egui::Response {
+    let selected = name(*value);
+    choice_row(ui, label, id_salt, selected, running, |ui| {
+        for &(option, hover) in options {
+            ui.selectable_value(value, option, name(option)).on_hover_text(hover);
+        }
+    })
+}
+
 /// The hidden-units field in a settings grid: `text` as typed, with `hover`, and while a run is on show (its layers
 /// `running`) the hover that it applies to the next run and the run's layers beside it when they differ; under it,
 /// what `verdict` says of the text. Returns whether the text was edited.

@@ -355,7 +355,10 @@ fn a_cosine_run_is_a_constant_run_at_the_decayed_rate() {
     assert_eq!(total, 3 * data.n_train().div_ceil(64) as u64);
     let mut t = 0;
     while !cosine.finished() {
-        stepped.set_learning_rate(base.learning_rate * LrSchedule::Cosine.factor(t, total));
+        // The rate the window shows as the cosine run's "Rate now" is the rate of its next step.
+        let now = cosine.snapshot().rate_now(LrSchedule::Cosine);
+        assert_eq!(now.to_bits(), (base.learning_rate * LrSchedule::Cosine.factor(t, total)).to_bits());
+        stepped.set_learning_rate(now);
         for trainer in [&mut cosine, &mut stepped, &mut constant] {
             trainer.step().expect("step");
         }
