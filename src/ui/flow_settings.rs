@@ -99,8 +99,8 @@ pub(crate) fn flow_settings_ui(
         if let Some((rate, factor)) = rate_now {
             ui.label("Rate now");
             ui.label(egui::RichText::new(format!("{rate:.2e} ({:.1} %)", 100.0 * factor)).weak()).on_hover_text(
-                "The rate the run on show takes its next step at, and that as a share of its learning rate: \
-                 ½(1 + cos(π t / T)) after t of its T steps.",
+                "The rate the run on show takes its next step at, and that as a share of its learning rate: its \
+                 schedule's factor after t of its T steps (cosine: ½(1 + cos(π t / T))).",
             );
             ui.end_row();
         }

@@ -165,8 +165,8 @@ fn run_window(
 /// How often a training run's progress redraws the window: every 0.3 s where the window is drawn in software (no
 /// hardware adapter: Mesa's llvmpipe rasterises on the cores training uses, measured at 20-40 ms of CPU for a frame
 /// of the VAE's latent page and about 28 ms for the flow's stage page), which is still more often than the views get
-/// a new model (every [`crate::models::trainer::MODEL_VIEW_INTERVAL_SECS`]); 20 frames a second where a GPU draws it. Input,
-/// and the end of a run, redraw at once.
+/// a new model (every [`crate::models::trainer::MODEL_VIEW_INTERVAL_SECS`]); 20 frames a second where a GPU draws
+/// it. Input, and the end of a run, redraw at once.
 #[must_use]
 pub fn training_frame_interval(compute: &crate::compute::ComputeInfo) -> std::time::Duration {
     let hardware = compute.best().is_some_and(|a| !a.is_software());

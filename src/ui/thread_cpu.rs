@@ -7,10 +7,13 @@ use std::collections::HashMap;
 
 use serde::Serialize;
 
-/// CPU seconds each thread of this process had run when read: thread id to (name, seconds). Empty where `/proc` is
-/// not there; a thread that ends while the list is read is left out.
+/// Each thread's name and CPU seconds at one moment, by thread id ([`thread_cpu_seconds`]).
+pub(crate) type ThreadTimes = HashMap<u32, (String, f64)>;
+
+/// CPU seconds each thread of this process had run when read. Empty where `/proc` is not there; a thread that ends
+/// while the list is read is left out.
 #[must_use]
-pub(crate) fn thread_cpu_seconds() -> HashMap<u32, (String, f64)> {
+pub(crate) fn thread_cpu_seconds() -> ThreadTimes {
     let Ok(tasks) = std::fs::read_dir("/proc/self/task") else { return HashMap::new() };
     tasks
         .flatten()
@@ -52,11 +55,7 @@ pub struct ThreadCores {
 /// `wall_seconds` apart, busiest first; kinds under half a per cent of a core are left out. A thread that started
 /// in between counts from zero; one that ended in between is not in `after` and is not counted.
 #[must_use]
-pub(crate) fn cores_by_kind(
-    before: &HashMap<u32, (String, f64)>,
-    after: &HashMap<u32, (String, f64)>,
-    wall_seconds: f64,
-) -> Vec<ThreadCores> {
+pub(crate) fn cores_by_kind(before: &ThreadTimes, after: &ThreadTimes, wall_seconds: f64) -> Vec<ThreadCores> {
     let mut by_kind: HashMap<String, f64> = HashMap::new();
     for (&tid, (name, seconds)) in after {
         let start = before.get(&tid).map_or(0.0, |(_, s)| *s);

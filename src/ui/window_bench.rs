@@ -15,7 +15,7 @@ use serde::Serialize;
 use crate::Lab;
 use crate::train::WorkerState;
 use crate::ui::app::{BayesExplorerApp, Settings};
-use crate::ui::thread_cpu::{ThreadCores, cores_by_kind, thread_cpu_seconds};
+use crate::ui::thread_cpu::{ThreadCores, ThreadTimes, cores_by_kind, thread_cpu_seconds};
 
 /// Epochs a benchmarked run is set to, so that it cannot end while it is measured.
 const BENCH_EPOCHS: usize = 100_000;
@@ -138,7 +138,7 @@ pub(crate) struct WindowBench {
     /// Wake-ups asked for from another thread and not yet answered by a frame, and the answered ones' waits.
     wakes: Arc<Mutex<Vec<Instant>>>,
     /// Each thread's CPU seconds when the measurement began.
-    cpu_before: std::collections::HashMap<u32, (String, f64)>,
+    cpu_before: ThreadTimes,
     wake_ms: Vec<f64>,
     prober: Option<std::thread::JoinHandle<()>>,
     out: Arc<Mutex<Option<Result<WindowBenchReport, String>>>>,
@@ -158,7 +158,7 @@ impl WindowBench {
             views_step: None,
             view_updates: 0,
             wakes: Arc::new(Mutex::new(Vec::new())),
-            cpu_before: std::collections::HashMap::new(),
+            cpu_before: ThreadTimes::new(),
             wake_ms: Vec::new(),
             prober: None,
             out,
