@@ -221,6 +221,10 @@ pub struct TrainArgs {
     /// `cosine` (decays to 0 by the last step: a lower training NLL, but a higher held-out NLL on small data sets).
     #[arg(long, value_enum, value_name = "SCHEDULE")]
     pub lr_schedule: Option<LrScheduleArg>,
+    /// Flow lab: the largest norm of the whole gradient a step takes, a longer gradient scaled down to it first, or
+    /// `off` (RealNVP's default 20, the other flows' off; PyTorch and Keras do not clip unless told to).
+    #[arg(long, value_name = "NORM|off", value_parser = parse_clip_norm)]
+    pub clip_norm: Option<ClipNormArg>,
     /// Flow lab (RealNVP): train with candle's autograd, the reference the hand-written training pass is tested
     /// against, instead of that pass (slower; the same model, loss and optimiser).
     #[arg(long)]
@@ -333,7 +337,7 @@ pub struct TrainArgs {
     /// metrics it reached and recompute them from the loaded weights (the BNN's and the VAE's test figures come
     /// out the same to the last bit; the flow's are its report). The settings come from the run file.
     #[arg(long, value_name = "PATH", conflicts_with_all = [
-        "data", "target", "label", "seed", "lr", "flow", "layers", "init", "adam_epsilon", "lr_schedule", "autograd", "columns", "batch_size", "arch",
+        "data", "target", "label", "seed", "lr", "flow", "layers", "init", "adam_epsilon", "lr_schedule", "clip_norm", "autograd", "columns", "batch_size", "arch",
         "latent", "gaussian", "bernoulli", "train_fraction", "posterior", "head", "hidden", "activation", "optimizer",
         "prior_sd", "mc_kl", "bayesian_output", "samples", "sampler", "chains", "warmup", "draws", "noise", "max_rows",
     ])]
@@ -374,6 +378,21 @@ pub enum FlowInitArg {
     Torch,
     /// Glorot-uniform weights and zero biases (the Keras example's).
     Keras,
+}
+
+/// `--clip-norm`: a norm above 0, or `off` (`None`).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct ClipNormArg(pub Option<f64>);
+
+/// Reads `--clip-norm`'s value.
+fn parse_clip_norm(text: &str) -> Result<ClipNormArg, String> {
+    if text.eq_ignore_ascii_case("off") {
+        return Ok(ClipNormArg(None));
+    }
+    match text.parse::<f64>() {
+        Ok(norm) if norm.is_finite() && norm > 0.0 => Ok(ClipNormArg(Some(norm))),
+        _ => Err(format!("expected a number above 0 or `off`, not `{text}`")),
+    }
 }
 
 /// How the flow's learning rate moves (`train flow --lr-schedule`).
@@ -727,11 +746,10 @@ fn train(args: &TrainArgs) -> Result<(), CliError> {
     check_lab(lab, &table, &spec)
         .map_err(|e| CliError::BadInput(format!("{}: the {} lab {e}", table.name, lab.tab_name())))?;
     let prepared = Arc::new(prepare(&table, &spec).map_err(|e| CliError::BadInput(format!("{}: {e}", table.name)))?);
-    if (args.init.is_some() || args.adam_epsilon.is_some() || args.lr_schedule.is_some() || args.autograd)
-        && lab != Lab::Flow
-    {
+    let flow_only = args.init.is_some() || args.adam_epsilon.is_some() || args.lr_schedule.is_some();
+    if (flow_only || args.clip_norm.is_some() || args.autograd) && lab != Lab::Flow {
         return Err(CliError::BadInput(
-            "--init, --adam-epsilon, --lr-schedule and --autograd are for the flow lab".into(),
+            "--init, --adam-epsilon, --lr-schedule, --clip-norm and --autograd are for the flow lab".into(),
         ));
     }
     if args.sampler == SamplerArg::Nuts {
@@ -774,6 +792,9 @@ fn train(args: &TrainArgs) -> Result<(), CliError> {
             }
             if let Some(schedule) = args.lr_schedule {
                 config.lr_schedule = schedule.into();
+            }
+            if let Some(ClipNormArg(norm)) = args.clip_norm {
+                config.clip_norm = norm;
             }
             flow_config = Some(config.clone());
             let prepared = Arc::clone(&prepared);

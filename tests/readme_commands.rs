@@ -71,6 +71,7 @@ fn sample(flag: &str, word: &str) -> Option<String> {
         (_, "B") => "32",
         (_, "DIR") => "out",
         (_, "SECONDS") => "30",
+        (_, "NORM") => "20",
         (_, other) => other,
     };
     Some(value.to_owned())

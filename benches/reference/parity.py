@@ -9,7 +9,8 @@ table (mean +- sd over the seeds, app against reference) is printed from that fi
 
 Labs and what is compared:
 - flow: RealNVP at the app's defaults (6 couplings, scale and shift nets 4 x 256 ReLU, tanh on the scale, Adam
-  1e-4, batch 256, 300 epochs, 20 % held out) on two-column CSV files this script writes: two moons, two circles,
+  1e-4, batch 256, 300 epochs, 20 % held out; the app clips each step's gradient at norm 20, plain PyTorch does not
+  unless --reference-clip 20) on two-column CSV files this script writes: two moons, two circles,
   eight Gaussians and a pinwheel, each at two noise levels (3,000 points). Figures: the exact mean negative
   log-likelihood (nats per point, in standardised units) over the training rows and over the held-out rows, after
   the last epoch.
@@ -32,8 +33,9 @@ Options: --out FILE (default target/parity/results.jsonl), --epochs N, --app-arg
 app, e.g. "--init keras"), --tag NAME (a label for the app's variant in the table), --reference-init keras|torch.
 The flow's also: --reference-start own|app|own,app (PyTorch from its own initial weights, or from the app's initial
 weights of the same seed), --reference-schedule cosine|constant (the rate over the run, as the app's
---lr-schedule), --reference-device cpu|cuda, --jobs N (the app's runs N at a time, one core and one
-thread each, beside the references; for a machine with many cores) and --sides app|reference|start (one side only,
+--lr-schedule), --reference-clip NORM (PyTorch's gradient clipped as the app's --clip-norm), --reference-device
+cpu|cuda, --jobs N (the app's runs N at a time, one core and one thread each, beside the references; for a machine
+with many cores) and --sides app|reference|start (one side only,
 or only the rows and initial weights both sides start from, so that the sides can run in separate processes):
 
     THREADS=1 python3 benches/reference/parity.py flow --data 8gaussians-0.1 --seeds 11,12,13,14 --jobs 4 \
@@ -253,10 +255,12 @@ def load_app_weights(model, run):
             (lin.weight if weights else lin.bias).copy_(torch.from_numpy(value.T.copy() if weights else value))
 
 
-def reference_flow(train, test, seed, epochs, init, device="cpu", start=None, schedule="constant"):
+def reference_flow(train, test, seed, epochs, init, device="cpu", start=None, schedule="constant", clip=None):
     """PyTorch's RealNVP trained on the app's rows: its own initial weights drawn with `seed`, or with `start` the
     weights of an app run file (the app's own initial weights, to tell the start from the rest of training). With
-    schedule "cosine", step t of T takes the rate 1e-4 * (1 + cos(pi t / T)) / 2, as the app's cosine schedule."""
+    schedule "cosine", step t of T takes the rate 1e-4 * (1 + cos(pi t / T)) / 2, as the app's cosine schedule. With
+    `clip`, each step's whole gradient is shortened to that norm where it is longer (`clip_grad_norm_`), as the app's
+    --clip-norm (RealNVP's default 20)."""
     torch.manual_seed(seed)
     model = RealNvp(init=init)
     if start:
@@ -277,6 +281,8 @@ def reference_flow(train, test, seed, epochs, init, device="cpu", start=None, sc
             loss = -model.log_prob(x[order[i : i + 256]]).mean()
             opt.zero_grad()
             loss.backward()
+            if clip:
+                torch.nn.utils.clip_grad_norm_(model.parameters(), clip)
             opt.step()
             if rates:
                 rates.step()
@@ -357,6 +363,7 @@ def flow_runs(opts, done, out):
             for from_app in opts.reference_start if "reference" in opts.sides else []:
                 variant = opts.reference_init + ("-from-app-start" if from_app == "app" else "")
                 variant += f"-{opts.reference_schedule}" if opts.reference_schedule != "constant" else ""
+                variant += f"-clip{opts.reference_clip:g}" if opts.reference_clip else ""
                 variant += f"@{opts.reference_device}" if opts.reference_device != "cpu" else ""
                 references.append((("flow", name, seed, "reference", variant), folders[seed], starts[seed], from_app))
             if not parallel:
@@ -377,7 +384,7 @@ def reference_jobs(jobs, opts, done, out, lock):
         _, train, test = read_split(folder)
         seed = key[2]
         figures = reference_flow(train, test, seed, opts.epochs, opts.reference_init, opts.reference_device,
-                                 start_run if from_app == "app" else None, opts.reference_schedule)
+                                 start_run if from_app == "app" else None, opts.reference_schedule, opts.reference_clip)
         with lock:
             record(out, done, key, figures, time.time() - start)
 
@@ -615,6 +622,8 @@ def main():
     p.add_argument("--reference-init", default="torch", choices=["torch", "keras"])
     p.add_argument("--reference-start", default="own", help="flow: own (PyTorch draws its initial weights), app "
                    "(PyTorch starts from the app's initial weights of the same seed) or own,app")
+    p.add_argument("--reference-clip", type=float, default=0.0, help="flow: clip PyTorch's gradient norm to this "
+                   "(0: plain PyTorch, no clip; the app's RealNVP clips at 20 unless --app-args \"--clip-norm off\")")
     p.add_argument("--reference-device", default="cpu", help="flow: where PyTorch trains (cpu, cuda)")
     p.add_argument("--reference-schedule", default="constant", choices=["constant", "cosine"], help="flow: "
                    "PyTorch's learning-rate schedule (the app's default is constant; with cosine, give the app "

@@ -1,9 +1,9 @@
 //! The flow lab's settings panel: the kind of flow (each with its settings), layers, the hidden layers and units of
-//! its networks and how they start, epochs, Adam's learning rate, batch size and seed; the Keras or course
-//! settings.
+//! its networks and how they start, epochs, Adam's learning rate, batch size, rate schedule, gradient clip and seed;
+//! the Keras or course settings.
 
 use crate::compute::cpu::optim::{KERAS_EPSILON, TORCH_EPSILON};
-use crate::models::flow::{FlowConfig, FlowInit, FlowKind};
+use crate::models::flow::{CLIP_NORM, FlowConfig, FlowInit, FlowKind};
 use crate::models::trainer::LrSchedule;
 use crate::ui::flow::FlowUiState;
 use crate::ui::lab_page::labelled_combo;
@@ -96,6 +96,22 @@ pub(crate) fn flow_settings_ui(
                  the held-out NLL rise above the training NLL (overfitting).",
             ),
         ]);
+        let running_clip = running.is_some_and(|r| r.clip_norm != c.clip_norm);
+        options_row(ui, ("Gradient clip", "flow-clip-norm"), &mut c.clip_norm, running_clip, clip_label, &[
+            (
+                Some(CLIP_NORM),
+                "Where a minibatch's gradient (every weight's together) is longer than 20, the step takes it \
+                 shortened to 20; a RealNVP's is about 12 most of the time. Points the flow puts at a low density \
+                 give long gradients and jumps of the loss; clipped, the flow jumps less. On sharp data (noise 0.05) \
+                 a RealNVP ended up to 0.06 nats lower on the training rows than unclipped, and level on the \
+                 held-out rows. RealNVP's default.",
+            ),
+            (
+                None,
+                "Every step takes its minibatch's whole gradient, as PyTorch and Keras do unless told otherwise (and \
+                 as the Keras Real NVP example does). The MAF's and the affine flow's default.",
+            ),
+        ]);
         if let Some((rate, factor)) = rate_now {
             ui.label("Rate now");
             ui.label(egui::RichText::new(format!("{rate:.2e} ({:.1} %)", 100.0 * factor)).weak()).on_hover_text(
@@ -106,11 +122,16 @@ pub(crate) fn flow_settings_ui(
         }
         seed_row(ui, &mut c.seed, running.map(|r| r.seed));
     });
-    let hover = "The Keras RealNVP or the course's MAF settings, with PyTorch's initial weights and Adam ε (the \
-                 Keras example's are one choice away above)";
+    let hover = "The Keras RealNVP or the course's MAF settings, with PyTorch's initial weights and Adam ε, and for \
+                 RealNVP the gradient clip (the Keras example's are one choice away above)";
     if ui.button("Course defaults").on_hover_text(hover).clicked() {
         flow.config = FlowConfig::default_for(flow.config.kind);
     }
+}
+
+/// The gradient clip as the settings show it.
+fn clip_label(clip: Option<f64>) -> String {
+    clip.map_or_else(|| "Off".to_owned(), |norm| format!("At norm {norm}"))
 }
 
 /// Adam's epsilon as the settings show it: whose it is where it is PyTorch's or Keras'.

@@ -331,7 +331,9 @@ fn each_initialisation_draws_from_its_distribution() {
     old.as_object_mut().expect("an object").remove("init");
     old.as_object_mut().expect("an object").remove("adam_epsilon");
     old.as_object_mut().expect("an object").remove("lr_schedule");
+    old.as_object_mut().expect("an object").remove("clip_norm");
     let read: FlowConfig = serde_json::from_value(old).expect("an old config reads");
+    assert_eq!(read.clip_norm, None, "old runs trained unclipped");
     assert_eq!(read.init, FlowInit::Glorot);
     assert_eq!(read.lr_schedule, crate::models::trainer::LrSchedule::Constant, "old runs trained at a constant rate");
     assert_eq!(read.adam_epsilon.to_bits(), crate::compute::cpu::optim::KERAS_EPSILON.to_bits());

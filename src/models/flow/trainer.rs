@@ -55,6 +55,7 @@ impl FlowTrainer {
         let (net, vars, names) = FlowNet::new(&config, dim, &mut rng)?;
         let mut variables = Variables::new(vars, names, OptimizerKind::Adam, config.learning_rate)?;
         variables.optimizer.set_epsilon(config.adam_epsilon);
+        variables.optimizer.set_clip_norm(config.clip_norm);
         // The generator that drew the weights goes on to shuffle the minibatches.
         let epochs = EpochLoop::new(n_train, config.batch_size, config.epochs, rng);
         let model = FlowModel {
