@@ -639,7 +639,7 @@ fn lanes_loop<G: Iterator<Item = f32>>(
 
 /// The Euclidean norm of the whole gradient, all variables together, summed in f64: in chunks on rayon's threads,
 /// the chunks' sums then added in order, so that a run gives the same norm, to the bit, on any number of threads.
-/// (Memory-bound: one read of the gradient, about 0.3 ms for a RealNVP's 2.4 million values.)
+/// (Memory-bound: one read of the gradient; its cost was not timed on its own, see BENCHMARKS.md for the epoch.)
 fn gradient_norm(grads: &[Option<Gradient<'_>>]) -> Result<f64, TrainError> {
     use rayon::prelude::*;
     /// Values per chunk: large enough that a chunk outweighs handing it to a thread.
