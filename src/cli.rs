@@ -259,7 +259,8 @@ pub struct TrainArgs {
     /// BNN lab: the regression head.
     #[arg(long, value_enum)]
     pub head: Option<HeadArg>,
-    /// BNN and VAE labs: units of each hidden layer, e.g. `8,8`.
+    /// BNN and VAE labs: units of each hidden layer, e.g. `8,8`; the flow lab: of each layer's conditioner
+    /// networks (a RealNVP's scale and shift nets, 4 x 256 by default), e.g. `64,64,64,64`.
     #[arg(long, value_delimiter = ',')]
     pub hidden: Vec<usize>,
     /// BNN lab: the hidden activation (identity, relu, leaky-relu, sigmoid, tanh, softplus).
@@ -780,6 +781,9 @@ fn train(args: &TrainArgs) -> Result<(), CliError> {
             }
             if let Some(b) = args.batch_size {
                 config.batch_size = b;
+            }
+            if !args.hidden.is_empty() {
+                config.hidden.clone_from(&args.hidden);
             }
             if let Some(init) = args.init {
                 config.init = init.into();

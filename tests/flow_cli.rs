@@ -36,3 +36,39 @@ fn autograd_is_for_the_flow_lab() {
     assert_eq!(out.status.code(), Some(2), "refused as bad input");
     assert!(String::from_utf8_lossy(&out.stderr).contains("--autograd"), "the message names the flag");
 }
+
+/// `--hidden` sets the widths of a flow's conditioner networks: the run file records them, and the saved weights
+/// have their shapes (a first layer of 2 x 16 and a last of 16 x 2 where the default is 256).
+#[test]
+fn hidden_sets_the_conditioner_widths_of_a_flow() {
+    let dir = std::env::temp_dir().join(format!("flow-hidden-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("a scratch folder");
+    let run = dir.join("run.json");
+    let out = Command::new(BIN)
+        .args(["train", "flow", "--layers", "2", "--hidden", "16,16", "--epochs", "1", "--json", "--save"])
+        .arg(&run)
+        .output()
+        .expect("the binary runs");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let file: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&run).expect("the run file")).expect("JSON");
+    assert_eq!(file["config"]["hidden"], serde_json::json!([16, 16]), "{}", file["config"]);
+    let weights = std::fs::read(run.with_extension("safetensors")).expect("the weights");
+    let header_len = u64::from_le_bytes(weights[..8].try_into().expect("8 bytes")) as usize;
+    let header: serde_json::Value = serde_json::from_slice(&weights[8..8 + header_len]).expect("the header");
+    let mut shapes: Vec<Vec<u64>> = header
+        .as_object()
+        .expect("a table of tensors")
+        .iter()
+        .filter(|(name, _)| *name != "__metadata__")
+        .filter_map(|(_, t)| t["shape"].as_array().map(|s| s.iter().filter_map(serde_json::Value::as_u64).collect()))
+        .filter(|s: &Vec<u64>| s.len() == 2)
+        .collect();
+    shapes.sort();
+    shapes.dedup();
+    assert!(!shapes.is_empty(), "no weight matrices in {header}");
+    for shape in &shapes {
+        assert!(shape.iter().all(|&d| d == 2 || d == 16), "a weight of shape {shape:?} with --hidden 16,16");
+    }
+    std::fs::remove_dir_all(&dir).ok();
+}

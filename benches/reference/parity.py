@@ -34,7 +34,8 @@ app, e.g. "--init keras"), --tag NAME (a label for the app's variant in the tabl
 The flow's also: --reference-start own|app|own,app (PyTorch from its own initial weights, or from the app's initial
 weights of the same seed), --reference-schedule cosine|constant (the rate over the run, as the app's
 --lr-schedule), --reference-clip NORM (PyTorch's gradient clipped as the app's --clip-norm), --reference-device
-cpu|cuda, --jobs N (the app's runs N at a time, one core and one thread each, beside the references; for a machine
+cpu|cuda, --flow-hidden W,W,... (both sides' scale and shift nets, 256,256,256,256 by default; a small net trains a
+300-epoch run in seconds, for many seeds), --jobs N (the app's runs N at a time, one core and one thread each, beside the references; for a machine
 with many cores) and --sides app|reference|start (one side only,
 or only the rows and initial weights both sides start from, so that the sides can run in separate processes):
 
@@ -63,6 +64,7 @@ THREADS = int(os.environ.get("THREADS", "2"))
 torch.set_num_threads(THREADS)
 APP = os.environ.get("APP", "target/release/bayes-explorer")
 WORK = "target/parity"
+DEFAULT_FLOW_HIDDEN = (256, 256, 256, 256)
 LOG_2PI = math.log(2.0 * math.pi)
 
 
@@ -255,14 +257,15 @@ def load_app_weights(model, run):
             (lin.weight if weights else lin.bias).copy_(torch.from_numpy(value.T.copy() if weights else value))
 
 
-def reference_flow(train, test, seed, epochs, init, device="cpu", start=None, schedule="constant", clip=None):
+def reference_flow(train, test, seed, epochs, init, device="cpu", start=None, schedule="constant", clip=None,
+                   hidden=(256, 256, 256, 256)):
     """PyTorch's RealNVP trained on the app's rows: its own initial weights drawn with `seed`, or with `start` the
     weights of an app run file (the app's own initial weights, to tell the start from the rest of training). With
     schedule "cosine", step t of T takes the rate 1e-4 * (1 + cos(pi t / T)) / 2, as the app's cosine schedule. With
     `clip`, each step's whole gradient is shortened to that norm where it is longer (`clip_grad_norm_`), as the app's
     --clip-norm (RealNVP's default 20)."""
     torch.manual_seed(seed)
-    model = RealNvp(init=init)
+    model = RealNvp(hidden=hidden, init=init)
     if start:
         load_app_weights(model, start)
     model.to(device)
@@ -305,10 +308,25 @@ def flow_start(csv, folder, seed, opts):
     if not os.path.exists(run):
         args = ["train", "flow", "--data", csv, "--columns", "x", "y", "--seed", str(seed), "--epochs", "1"]
         args += ["--lr", "1e-30", "--export-split", folder, "--save", run, "--json"]
-        line = run_app(args + opts.app_args.split())
+        line = run_app(args + flow_arch_args(opts) + opts.app_args.split())
         with open(f"{folder}-start-nll.json", "w") as f:
             json.dump({"initial_nll": line["train_nll"]}, f)
     return run
+
+
+def flow_arch_args(opts):
+    """The app's flags for a RealNVP narrower or wider than the default 4 x 256 (--flow-hidden)."""
+    return [] if opts.flow_hidden == DEFAULT_FLOW_HIDDEN else ["--hidden", ",".join(map(str, opts.flow_hidden))]
+
+
+def flow_set_name(name, opts):
+    """A data set's name in the results: with a RealNVP other than 4 x 256, the widths follow it ("moons-0.05/64x4"),
+    so runs of different sizes never mix in a table."""
+    if opts.flow_hidden == DEFAULT_FLOW_HIDDEN:
+        return name
+    widths = opts.flow_hidden
+    same = len(set(widths)) == 1
+    return f"{name}/" + (f"{widths[0]}x{len(widths)}" if same else "-".join(map(str, widths)))
 
 
 def flow_app_run(csv, folder, seed, opts, core):
@@ -316,7 +334,7 @@ def flow_app_run(csv, folder, seed, opts, core):
     check, run = f"{folder}-check", f"{folder}-run.json"  # the weights go to {folder}-run.safetensors
     args = ["train", "flow", "--data", csv, "--columns", "x", "y", "--seed", str(seed)]
     args += ["--epochs", str(opts.epochs), "--export-split", check, "--save", run, "--json"]
-    line = run_app(args + opts.app_args.split(), core)
+    line = run_app(args + flow_arch_args(opts) + opts.app_args.split(), core)
     for name in ("train.csv", "test.csv"):
         with open(f"{folder}/{name}") as a, open(f"{check}/{name}") as b:
             if a.read() != b.read():
@@ -351,9 +369,10 @@ def flow_runs(opts, done, out):
         os.sched_setaffinity(0, set(own))
     pool = concurrent.futures.ThreadPoolExecutor(max_workers=max(opts.jobs, 1))
     pending, references = [], []
-    for name in opts.data.split(",") if opts.data else FLOW_SETS:
-        csv = flow_csv(name)
-        folders = {seed: f"{WORK}/split/flow-{name}-{seed}" for seed in opts.seeds}
+    for csv_name in opts.data.split(",") if opts.data else FLOW_SETS:
+        csv = flow_csv(csv_name)
+        name = flow_set_name(csv_name, opts)
+        folders = {seed: f"{WORK}/split/flow-{name.replace('/', '-')}-{seed}" for seed in opts.seeds}
         starts = dict(zip(opts.seeds, pool.map(lambda s: flow_start(csv, folders[s], s, opts), opts.seeds)))
         for i, seed in enumerate(opts.seeds):
             if "app" in opts.sides and ("flow", name, seed, "app", opts.tag) not in done:
@@ -384,7 +403,8 @@ def reference_jobs(jobs, opts, done, out, lock):
         _, train, test = read_split(folder)
         seed = key[2]
         figures = reference_flow(train, test, seed, opts.epochs, opts.reference_init, opts.reference_device,
-                                 start_run if from_app == "app" else None, opts.reference_schedule, opts.reference_clip)
+                                 start_run if from_app == "app" else None, opts.reference_schedule, opts.reference_clip,
+                                 opts.flow_hidden)
         with lock:
             record(out, done, key, figures, time.time() - start)
 
@@ -628,6 +648,9 @@ def main():
     p.add_argument("--reference-schedule", default="constant", choices=["constant", "cosine"], help="flow: "
                    "PyTorch's learning-rate schedule (the app's default is constant; with cosine, give the app "
                    "--app-args '--lr-schedule cosine' too)")
+    p.add_argument("--flow-hidden", default="256,256,256,256", help="flow: the widths of each coupling's scale and "
+                   "shift nets on both sides (the app's --hidden); runs with other widths are recorded under the "
+                   "data set's name and the widths, e.g. moons-0.05/64x4")
     p.add_argument("--jobs", type=int, default=1, help="flow: app runs side by side, one core each")
     p.add_argument("--sides", default="app,reference", help="flow: which sides to run (app, reference, both, "
                    "or start: only the app's rows and initial weights, which both need)")
@@ -636,6 +659,7 @@ def main():
     opts.seeds = [int(s) for s in opts.seeds.split(",")]
     opts.reference_start = opts.reference_start.split(",")
     opts.sides = opts.sides.split(",")
+    opts.flow_hidden = tuple(int(w) for w in opts.flow_hidden.split(","))
     os.makedirs(os.path.dirname(opts.out) or ".", exist_ok=True)
     done = load(opts.out)
     if opts.lab == "flow":
