@@ -666,16 +666,37 @@ fn gradient_norm(grads: &[Option<Gradient<'_>>]) -> Result<f64, TrainError> {
         }
         lanes.iter().sum()
     }
-    let mut total = 0.0;
+    // Every variable's chunks go to rayon in one pass (a RealNVP has 72 variables, most of them small: one dispatch
+    // each cost more than their sums). The sums are then added per variable and across variables in the same order
+    // as one variable at a time would, so the norm does not depend on how the chunks were shared out.
+    let mut pieces: Vec<(&[f32], Option<&[f32]>)> = Vec::new();
+    // Per variable: how many of `pieces` are its chunks, or its sum of squares where it is a tensor.
+    let mut parts: Vec<Result<usize, f64>> = Vec::with_capacity(grads.len());
     for grad in grads.iter().flatten() {
-        let sums: Vec<f64> = match *grad {
-            Gradient::Values(FlatGradients::One(g)) => g.par_chunks(CHUNK).map(|c| squares(c, None)).collect(),
+        let before = pieces.len();
+        match *grad {
+            Gradient::Values(FlatGradients::One(g)) => pieces.extend(g.chunks(CHUNK).map(|c| (c, None))),
             Gradient::Values(FlatGradients::Sum(a, b)) => {
-                a.par_chunks(CHUNK).zip(b.par_chunks(CHUNK)).map(|(a, b)| squares(a, Some(b))).collect()
+                pieces.extend(a.chunks(CHUNK).zip(b.chunks(CHUNK)).map(|(a, b)| (a, Some(b))));
             }
-            Gradient::Tensor(g) => vec![g.to_dtype(DType::F64)?.sqr()?.sum_all()?.to_scalar::<f64>()?],
+            Gradient::Tensor(g) => {
+                parts.push(Err(g.to_dtype(DType::F64)?.sqr()?.sum_all()?.to_scalar::<f64>()?));
+                continue;
+            }
+        }
+        parts.push(Ok(pieces.len() - before));
+    }
+    let sums: Vec<f64> = pieces.par_iter().map(|&(a, b)| squares(a, b)).collect();
+    let mut total = 0.0;
+    let mut next = 0;
+    for part in parts {
+        total += match part {
+            Ok(count) => {
+                next += count;
+                sums[next - count..next].iter().sum::<f64>()
+            }
+            Err(tensor_sum) => tensor_sum,
         };
-        total += sums.iter().sum::<f64>();
     }
     Ok(total.sqrt())
 }
@@ -716,7 +737,9 @@ pub fn guarded_step(
 mod tests {
     use candle_core::{Device, Tensor, Var};
 
-    use super::{FlatGradients, KERAS_EPSILON, Optimizer, OptimizerKind, Refused, Rule, TORCH_EPSILON};
+    use super::{
+        FlatGradients, Gradient, KERAS_EPSILON, Optimizer, OptimizerKind, Refused, Rule, TORCH_EPSILON, gradient_norm,
+    };
     use crate::compute::TrainError;
 
     /// The one-loop update gives the tensor operations' values and moments (to a few float roundings), for both
@@ -865,6 +888,48 @@ mod tests {
         }
         assert_ne!(read(&flat_vars), start);
         assert!(flat.step_with_flat_gradients(&flat_vars, &names, FlatGradients::One(&[0.0; 599]), None, 5).is_err());
+    }
+
+    /// The gradient norm over many variables of mixed sizes and kinds (one buffer, two shares, a tensor, none, an
+    /// empty one) is the square root of the f64 sum of squares, and the same to the bit however many threads share
+    /// the chunks out.
+    #[test]
+    fn the_gradient_norm_is_the_sum_of_squares_over_all_variables_on_any_number_of_threads() {
+        let sizes = [1usize, 256, 0, 65_536, 3, 100_000, 17, 32_768, 512];
+        let values: Vec<Vec<f32>> = sizes
+            .iter()
+            .enumerate()
+            .map(|(v, &n)| (0..n).map(|i| (((i * 31 + v * 7) % 101) as f32 - 50.0) / 7.0).collect())
+            .collect();
+        let halves: Vec<(Vec<f32>, Vec<f32>)> =
+            values.iter().map(|g| g.iter().map(|&x| (0.5 * x, x - 0.5 * x)).unzip()).collect();
+        let tensor = Tensor::from_slice(&values[5], (400, 250), &Device::Cpu).expect("tensor");
+        let grads: Vec<Option<Gradient<'_>>> = (0..sizes.len())
+            .map(|v| match v % 4 {
+                0 => Some(Gradient::Values(FlatGradients::One(&values[v]))),
+                1 => Some(Gradient::Values(FlatGradients::Sum(&halves[v].0, &halves[v].1))),
+                2 => None,
+                _ => Some(if v == 5 {
+                    Gradient::Tensor(&tensor)
+                } else {
+                    Gradient::Values(FlatGradients::One(&values[v]))
+                }),
+            })
+            .collect();
+        let want: f64 = (0..sizes.len())
+            .filter(|v| v % 4 != 2)
+            .flat_map(|v| values[v].iter().map(|&x| f64::from(x) * f64::from(x)))
+            .sum::<f64>()
+            .sqrt();
+        let on = |threads: usize| {
+            let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().expect("pool");
+            pool.install(|| gradient_norm(&grads)).expect("norm")
+        };
+        let one = on(1);
+        assert!((one - want).abs() <= 1e-12 * want, "norm {one} against {want}");
+        for threads in [2, 3, 8] {
+            assert_eq!(on(threads).to_bits(), one.to_bits(), "{threads} threads");
+        }
     }
 
     /// With a clip norm, a gradient longer than it steps as that gradient scaled to it, and a shorter one as itself:
