@@ -222,7 +222,7 @@ pub struct TrainArgs {
     #[arg(long, value_enum, value_name = "SCHEDULE")]
     pub lr_schedule: Option<LrScheduleArg>,
     /// Flow lab: the largest norm of the whole gradient a step takes, a longer gradient scaled down to it first, or
-    /// `off` (RealNVP's default 20, the other flows' off; PyTorch and Keras do not clip unless told to).
+    /// `off` (RealNVP's default 40, the other flows' off; PyTorch and Keras do not clip unless told to).
     #[arg(long, value_name = "NORM|off", value_parser = parse_clip_norm)]
     pub clip_norm: Option<ClipNormArg>,
     /// Flow lab (RealNVP): train with candle's autograd, the reference the hand-written training pass is tested

@@ -9,8 +9,8 @@ table (mean +- sd over the seeds, app against reference) is printed from that fi
 
 Labs and what is compared:
 - flow: RealNVP at the app's defaults (6 couplings, scale and shift nets 4 x 256 ReLU, tanh on the scale, Adam
-  1e-4, batch 256, 300 epochs, 20 % held out; the app clips each step's gradient at norm 20, plain PyTorch does not
-  unless --reference-clip 20) on two-column CSV files this script writes: two moons, two circles,
+  1e-4, batch 256, 300 epochs, 20 % held out; the app clips each step's gradient at norm 40, plain PyTorch does not
+  unless --reference-clip 40) on two-column CSV files this script writes: two moons, two circles,
   eight Gaussians and a pinwheel, each at two noise levels (3,000 points). Figures: the exact mean negative
   log-likelihood (nats per point, in standardised units) over the training rows and over the held-out rows, after
   the last epoch.
@@ -263,7 +263,7 @@ def reference_flow(train, test, seed, epochs, init, device="cpu", start=None, sc
     weights of an app run file (the app's own initial weights, to tell the start from the rest of training). With
     schedule "cosine", step t of T takes the rate 1e-4 * (1 + cos(pi t / T)) / 2, as the app's cosine schedule. With
     `clip`, each step's whole gradient is shortened to that norm where it is longer (`clip_grad_norm_`), as the app's
-    --clip-norm (RealNVP's default 20)."""
+    --clip-norm (RealNVP's default 40)."""
     torch.manual_seed(seed)
     model = RealNvp(hidden=hidden, init=init)
     if start:
@@ -643,7 +643,7 @@ def main():
     p.add_argument("--reference-start", default="own", help="flow: own (PyTorch draws its initial weights), app "
                    "(PyTorch starts from the app's initial weights of the same seed) or own,app")
     p.add_argument("--reference-clip", type=float, default=0.0, help="flow: clip PyTorch's gradient norm to this "
-                   "(0: plain PyTorch, no clip; the app's RealNVP clips at 20 unless --app-args \"--clip-norm off\")")
+                   "(0: plain PyTorch, no clip; the app's RealNVP clips at 40 unless --app-args \"--clip-norm off\")")
     p.add_argument("--reference-device", default="cpu", help="flow: where PyTorch trains (cpu, cuda)")
     p.add_argument("--reference-schedule", default="constant", choices=["constant", "cosine"], help="flow: "
                    "PyTorch's learning-rate schedule (the app's default is constant; with cosine, give the app "

@@ -52,6 +52,9 @@ fn run_key(config: &RunConfig, snapshot: &RunSnapshot) -> u64 {
     h.finish()
 }
 
+/// RealNVP's gradient clip before 2026-12-05, when [`crate::models::flow::CLIP_NORM`] moved from it to 40.
+const CLIP_NORM_BEFORE: f64 = 20.0;
+
 /// A lab's settings from [`crate::ui::Settings::run_settings`]; `None` when they no longer parse (another version's).
 pub(crate) fn parse_settings(lab: Lab, json: &str) -> Option<RunConfig> {
     let parsed = match lab {
@@ -69,6 +72,13 @@ pub(crate) fn parse_settings(lab: Lab, json: &str) -> Option<RunConfig> {
                 fields.entry("adam_epsilon").or_insert_with(|| serde_json::json!(defaults.adam_epsilon));
                 fields.entry("lr_schedule").or_insert_with(|| serde_json::json!(defaults.lr_schedule));
                 fields.entry("clip_norm").or_insert_with(|| serde_json::json!(defaults.clip_norm));
+                // Until 2026-12-05 the lab's one clip was at norm 20 (RealNVP's default then, and its only choice
+                // besides off): settings clipped there chose "the clip", which is at today's norm.
+                if kind == Some(FlowKind::RealNvp)
+                    && fields.get("clip_norm").and_then(serde_json::Value::as_f64) == Some(CLIP_NORM_BEFORE)
+                {
+                    fields.insert("clip_norm".to_owned(), serde_json::json!(defaults.clip_norm));
+                }
             }
             serde_json::from_value(value).map(RunConfig::Flow)
         }),
@@ -295,5 +305,29 @@ mod tests {
         assert_eq!(upgraded.clip_norm, Some(crate::models::flow::CLIP_NORM), "today's default");
         assert_eq!(upgraded.epochs, 7, "the rest is the user's");
         assert!(parse_settings(Lab::Flow, "not json").is_none());
+    }
+
+    /// RealNVP settings clipped at norm 20, the clip the lab offered before its default moved to 40, come back
+    /// clipped at today's norm; off stays off, and another flow's settings are left as they are.
+    #[test]
+    fn realnvp_settings_clipped_at_the_old_norm_get_todays_clip() {
+        use crate::models::flow::{CLIP_NORM, FlowKind};
+        let parse = |config: &FlowConfig| match parse_settings(Lab::Flow, &serde_json::to_string(config).expect("json"))
+        {
+            Some(RunConfig::Flow(c)) => c,
+            other => panic!("parses: {other:?}"),
+        };
+        assert_ne!(CLIP_NORM.to_bits(), super::CLIP_NORM_BEFORE.to_bits(), "the default moved");
+        let old = FlowConfig { clip_norm: Some(super::CLIP_NORM_BEFORE), epochs: 9, ..FlowConfig::default() };
+        let upgraded = parse(&old);
+        assert_eq!(upgraded.clip_norm, Some(CLIP_NORM));
+        assert_eq!(upgraded, FlowConfig { clip_norm: Some(CLIP_NORM), ..old }, "nothing else changes");
+        for kept in [
+            FlowConfig { clip_norm: None, ..FlowConfig::default() },
+            FlowConfig { clip_norm: Some(25.0), ..FlowConfig::default() },
+            FlowConfig { clip_norm: Some(super::CLIP_NORM_BEFORE), ..FlowConfig::default_for(FlowKind::Maf) },
+        ] {
+            assert_eq!(parse(&kept), kept);
+        }
     }
 }
