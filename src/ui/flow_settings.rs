@@ -102,8 +102,8 @@ pub(crate) fn flow_settings_ui(
              shortened to {CLIP_NORM}. A RealNVP's is about 12 most of the time and that long only in the loss's \
              largest jumps, which come from points the flow puts at a low density; clipped, it jumps less far. On \
              four sharp two-dimensional data sets a RealNVP ended level with plain PyTorch on the training rows \
-             over 5-22 seeds (unclipped, 0.02-0.07 nats higher); on the held-out rows level on three and 0.08 \
-             higher on the pinwheel, within its seeds' spread. RealNVP's default."
+             over 5-22 seeds (unclipped, 0.02-0.07 nats higher); on the held-out rows level on three and 0.06 \
+             higher on the pinwheel over twenty seeds, within its seeds' spread. RealNVP's default."
         );
         options_row(ui, ("Gradient clip", "flow-clip-norm"), &mut c.clip_norm, running_clip, clip_label, &[
             (Some(CLIP_NORM), &clipped),

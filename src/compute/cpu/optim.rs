@@ -670,8 +670,12 @@ fn gradient_norm(grads: &[Option<Gradient<'_>>]) -> Result<f64, TrainError> {
     // each cost more than their sums). The sums are then added per variable and across variables in the same order
     // as one variable at a time would, so the norm does not depend on how the chunks were shared out.
     let mut pieces: Vec<(&[f32], Option<&[f32]>)> = Vec::new();
-    // Per variable: how many of `pieces` are its chunks, or its sum of squares where it is a tensor.
-    let mut parts: Vec<Result<usize, f64>> = Vec::with_capacity(grads.len());
+    /// One variable's share of the norm: so many of `pieces` are its chunks, or its sum of squares is already known.
+    enum Part {
+        Chunks(usize),
+        Sum(f64),
+    }
+    let mut parts: Vec<Part> = Vec::with_capacity(grads.len());
     for grad in grads.iter().flatten() {
         let before = pieces.len();
         match *grad {
@@ -680,22 +684,22 @@ fn gradient_norm(grads: &[Option<Gradient<'_>>]) -> Result<f64, TrainError> {
                 pieces.extend(a.chunks(CHUNK).zip(b.chunks(CHUNK)).map(|(a, b)| (a, Some(b))));
             }
             Gradient::Tensor(g) => {
-                parts.push(Err(g.to_dtype(DType::F64)?.sqr()?.sum_all()?.to_scalar::<f64>()?));
+                parts.push(Part::Sum(g.to_dtype(DType::F64)?.sqr()?.sum_all()?.to_scalar::<f64>()?));
                 continue;
             }
         }
-        parts.push(Ok(pieces.len() - before));
+        parts.push(Part::Chunks(pieces.len() - before));
     }
     let sums: Vec<f64> = pieces.par_iter().map(|&(a, b)| squares(a, b)).collect();
     let mut total = 0.0;
     let mut next = 0;
     for part in parts {
         total += match part {
-            Ok(count) => {
+            Part::Chunks(count) => {
                 next += count;
                 sums[next - count..next].iter().sum::<f64>()
             }
-            Err(tensor_sum) => tensor_sum,
+            Part::Sum(sum) => sum,
         };
     }
     Ok(total.sqrt())
