@@ -18,7 +18,7 @@ fn vae(c: &mut Criterion) {
     let table = BuiltinFile::Mnist5k.load().expect("MNIST 5k");
     let data = Arc::new(prepare(&table, &default_spec_for_lab(Lab::Vae, &table)).expect("prepare"));
     // Many epochs, so the bench never reaches the end of training.
-    let config = VaeConfig { epochs: 1_000_000, ..VaeConfig::default() };
+    let config = VaeConfig { epochs: 1_000_000, batch_size: 128, ..VaeConfig::default() };
     let mut group = c.benchmark_group("vae");
     group.sample_size(30);
     for (name, hand_written) in
