@@ -31,7 +31,8 @@ Not part of the build or the tests. Needs `torch` and `numpy` (pip) and a releas
     /tmp/torch/bin/python benches/reference/parity.py table
 
 Options: --out FILE (default target/parity/results.jsonl), --epochs N, --app-args "..." (extra flags for the
-app, e.g. "--init keras"), --tag NAME (a label for the app's variant in the table), --reference-init keras|torch.
+app, e.g. "--init keras"), --tag NAME (a label for the app's variant in the table), --reference-init keras|torch,
+--vae-batch N (the VAE's batch on both sides, 32 by default).
 The flow's also: --reference-start own|app|own,app (PyTorch from its own initial weights, or from the app's initial
 weights of the same seed), --reference-schedule cosine|constant (the rate over the run, as the app's
 --lr-schedule), --reference-clip NORM (PyTorch's gradient clipped as the app's --clip-norm), --reference-device
