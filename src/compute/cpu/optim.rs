@@ -666,15 +666,16 @@ fn gradient_norm(grads: &[Option<Gradient<'_>>]) -> Result<f64, TrainError> {
         }
         lanes.iter().sum()
     }
-    // Every variable's chunks go to rayon in one pass (a RealNVP has 72 variables, most of them small: one dispatch
-    // each cost more than their sums). The sums are then added per variable and across variables in the same order
-    // as one variable at a time would, so the norm does not depend on how the chunks were shared out.
-    let mut pieces: Vec<(&[f32], Option<&[f32]>)> = Vec::new();
-    /// One variable's share of the norm: so many of `pieces` are its chunks, or its sum of squares is already known.
+    /// One variable's share of the norm: so many of the chunks below are its own, or its sum of squares is already
+    /// known (a tensor's).
     enum Part {
         Chunks(usize),
         Sum(f64),
     }
+    // Every variable's chunks go to rayon in one pass (a RealNVP has 72 variables, most of them small: one dispatch
+    // each cost more than their sums). The sums are then added per variable and across variables in the same order
+    // as one variable at a time would, so the norm does not depend on how the chunks were shared out.
+    let mut pieces: Vec<(&[f32], Option<&[f32]>)> = Vec::new();
     let mut parts: Vec<Part> = Vec::with_capacity(grads.len());
     for grad in grads.iter().flatten() {
         let before = pieces.len();
