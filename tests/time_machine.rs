@@ -118,7 +118,9 @@ fn the_vae_scrubber_shows_a_kept_model_as_a_run_stopped_there_and_records_the_la
     harness.state_mut().save_images_to(Some(dir.path().to_owned()));
     harness.get_by_label("VAE").click();
     harness.run_steps(2);
+    // Four epochs of 34 steps (batch 128): a handful of models, whatever the lab's default batch.
     harness.state_mut().vae_state_mut().config.epochs = 4;
+    harness.state_mut().vae_state_mut().config.batch_size = 128;
     let config = harness.state().vae_state().config.clone();
     train_with_one_pause(&mut harness, Lab::Vae, |app| {
         app.vae_state().scrubber.history.entries().last().map(|e| e.step)
@@ -322,7 +324,10 @@ fn a_saved_run_keeps_its_scrubber_and_an_opened_one_scrubs_back_through_it() {
     let mut harness = harness();
     harness.get_by_label("VAE").click();
     harness.run_steps(2);
+    // Four epochs of 34 steps (batch 128): a handful of models to save and open, few enough that the test does not
+    // depend on the lab's default batch.
     harness.state_mut().vae_state_mut().config.epochs = 4;
+    harness.state_mut().vae_state_mut().config.batch_size = 128;
     train_with_one_pause(&mut harness, Lab::Vae, |app| {
         app.vae_state().scrubber.history.entries().last().map(|e| e.step)
     });
