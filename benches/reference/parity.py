@@ -16,12 +16,13 @@ Labs and what is compared:
   the last epoch.
 - vae: the MLP VAE on the built-in MNIST 5k (784-512-256, 2-D latent, Bernoulli likelihood on pixels binarised at
   0.5, Adam 1e-3, batch 32, 50 epochs; --vae-batch 128 for the Keras example's batch, the app's default before
-  2026-12-05). Figure: the test negative ELBO, estimated as the app estimates it (one
-  draw of eps per test image, a fixed generator; the mean over the test images of reconstruction + KL in nats).
-- bnn: the course's BNN on the white wine (../shared/datasets/winequality-white.csv) at the app's defaults (11 -
-  [8, 8] sigmoid - 1, a full-covariance Gaussian posterior per hidden layer, a deterministic output, squared error,
-  closed-form KL against N(0, I) over N, RMSprop 1e-3 as Keras has it, batch 256, 12,000 steps' epochs). Figures: test RMSE of the 100-sample predictive mean (in
-  the target's units), and the ratio of the mean Monte Carlo range on 30 % of the rows to that on all of them.
+  2026-12-05). Figure: the test negative ELBO, estimated as the app estimates it (one draw of eps per test image, a
+  fixed generator; the mean over the test images of reconstruction + KL in nats).
+- bnn: the course's BNN on the white wine (../shared/datasets/winequality-white.csv) at the app's defaults
+  (11 - [8, 8] sigmoid - 1, a full-covariance Gaussian posterior per hidden layer, a deterministic output, squared error,
+  closed-form KL against N(0, I) over N, RMSprop 1e-3 as Keras has it, batch 256, 12,000 steps' epochs). Figures:
+  test RMSE of the 100-sample predictive mean (in the target's units), and the ratio of the mean Monte Carlo range
+  on 30 % of the rows to that on all of them.
 
 Not part of the build or the tests. Needs `torch` and `numpy` (pip) and a release build; from the repository root:
 
