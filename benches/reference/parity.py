@@ -38,9 +38,11 @@ The flow's also: --reference-start own|app|own,app (PyTorch from its own initial
 weights of the same seed), --reference-schedule cosine|constant (the rate over the run, as the app's
 --lr-schedule), --reference-clip NORM (PyTorch's gradient clipped as the app's --clip-norm), --reference-device
 cpu|cuda, --flow-hidden W,W,... (both sides' scale and shift nets, 256,256,256,256 by default; a small net trains a
-300-epoch run in seconds, for many seeds), --jobs N (the app's runs N at a time, one core and one thread each, beside the references; for a machine
-with many cores) and --sides app|reference|start (one side only,
-or only the rows and initial weights both sides start from, so that the sides can run in separate processes):
+300-epoch run in seconds, for many seeds), --fresh N (each trained flow's NLL on N new points of its set as well,
+"fresh_nll": a held-out figure without the split's noise; the app's model is read from its run file into PyTorch's,
+which must give the app's held-out figure first), --jobs N (the app's runs N at a time, one core and one thread
+each, beside the references; for a machine with many cores) and --sides app|reference|start (one side only, or
+only the rows and initial weights both sides start from, so that the sides can run in separate processes):
 
     THREADS=1 python3 benches/reference/parity.py flow --data 8gaussians-0.1 --seeds 11,12,13,14 --jobs 4 \
         --reference-start own,app --reference-device cuda
@@ -141,6 +143,24 @@ def flow_csv(name):
         pts = make(3000, noise, rng)
         np.savetxt(path, pts, delimiter=",", header="x,y", comments="", fmt="%.9g")
     return path
+
+
+def fresh_rows(name, n, folder):
+    """`n` new points of the named set, from a generator of their own (none of them is a row of the set's file),
+    standardised as the app standardised the rows of `folder`: the app divides by the population sd of the training
+    rows after subtracting their mean, an increasing map per column, so the file's rows sorted and the exported rows
+    (training and held-out) sorted lie on one line per column, whose fit gives the map. For a held-out figure free of
+    the split's few hard rows: the expected NLL of each trained model, to within about 0.01 nats at n = 50,000."""
+    make, noise = FLOW_SETS[name]
+    raw = np.loadtxt(flow_csv(name), delimiter=",", skiprows=1)
+    _, train, test = read_split(folder)
+    exported = np.concatenate([train, test]).astype(np.float64)
+    pts = make(n, noise, np.random.default_rng([sum(map(ord, name)), 2026]))
+    out = np.empty_like(pts)
+    for j in range(2):
+        slope, intercept = np.polyfit(np.sort(raw[:, j]), np.sort(exported[:, j]), 1)
+        out[:, j] = slope * pts[:, j] + intercept
+    return out.astype(np.float32)
 
 
 def read_split(folder):
@@ -261,12 +281,12 @@ def load_app_weights(model, run):
 
 
 def reference_flow(train, test, seed, epochs, init, device="cpu", start=None, schedule="constant", clip=None,
-                   hidden=(256, 256, 256, 256)):
+                   hidden=(256, 256, 256, 256), fresh=None):
     """PyTorch's RealNVP trained on the app's rows: its own initial weights drawn with `seed`, or with `start` the
     weights of an app run file (the app's own initial weights, to tell the start from the rest of training). With
     schedule "cosine", step t of T takes the rate 1e-4 * (1 + cos(pi t / T)) / 2, as the app's cosine schedule. With
     `clip`, each step's whole gradient is shortened to that norm where it is longer (`clip_grad_norm_`), as the app's
-    --clip-norm (RealNVP's default 40)."""
+    --clip-norm (RealNVP's default 40). With `fresh` (rows from `fresh_rows`), the NLL on those rows too."""
     torch.manual_seed(seed)
     model = RealNvp(hidden=hidden, init=init)
     if start:
@@ -295,6 +315,8 @@ def reference_flow(train, test, seed, epochs, init, device="cpu", start=None, sc
             total, batches = total + loss.item(), batches + 1
         curve.append(total / batches)
     figures = {"train_nll": mean_nll(model, train), "heldout_nll": mean_nll(model, test)}
+    if fresh is not None:
+        figures["fresh_nll"] = mean_nll(model, fresh)
     return figures | {"largest_rise": largest_rise(curve), "initial_nll": initial_nll}
 
 
@@ -348,9 +370,23 @@ def flow_app_run(csv, folder, seed, opts, core):
         figures["largest_rise"] = largest_rise([e["metrics"]["train_nll"] for e in json.load(f)["history"]])
     with open(f"{folder}-start-nll.json") as f:
         figures |= json.load(f)  # the training rows' NLL at the initial weights
+    if opts.fresh:
+        figures["fresh_nll"] = app_fresh_nll(run, csv, folder, figures["heldout_nll"], opts)
     for path in (run, f"{folder}-run.safetensors"):
         os.remove(path)
     return figures
+
+
+def app_fresh_nll(run, csv, folder, heldout_nll, opts):
+    """The NLL of the app's trained RealNVP (its run file, loaded into PyTorch's model) on `fresh_rows`; first
+    checked against the app's own held-out figure, which PyTorch's float32 pass must give to within 1e-4."""
+    name = os.path.basename(csv).removesuffix(".csv")
+    model = RealNvp(hidden=opts.flow_hidden)
+    load_app_weights(model, run)
+    _, _, test = read_split(folder)
+    if abs(mean_nll(model, test) - heldout_nll) > 1e-4:
+        raise RuntimeError(f"{run}: PyTorch gives {mean_nll(model, test)} on the held-out rows, the app {heldout_nll}")
+    return mean_nll(model, fresh_rows(name, opts.fresh, folder))
 
 
 def flow_runs(opts, done, out):
@@ -387,7 +423,8 @@ def flow_runs(opts, done, out):
                 variant += f"-{opts.reference_schedule}" if opts.reference_schedule != "constant" else ""
                 variant += f"-clip{opts.reference_clip:g}" if opts.reference_clip else ""
                 variant += f"@{opts.reference_device}" if opts.reference_device != "cpu" else ""
-                references.append((("flow", name, seed, "reference", variant), folders[seed], starts[seed], from_app))
+                key = ("flow", name, seed, "reference", variant)
+                references.append((key, csv_name, folders[seed], starts[seed], from_app))
             if not parallel:
                 reference_jobs(references, opts, done, out, lock)
     reference_jobs(references, opts, done, out, lock)
@@ -399,15 +436,16 @@ def flow_runs(opts, done, out):
 def reference_jobs(jobs, opts, done, out, lock):
     """Trains the references queued in `jobs` (and empties it)."""
     while jobs:
-        key, folder, start_run, from_app = jobs.pop(0)
+        key, csv_name, folder, start_run, from_app = jobs.pop(0)
         if key in done:
             continue
         start = time.time()
         _, train, test = read_split(folder)
         seed = key[2]
+        fresh = fresh_rows(csv_name, opts.fresh, folder) if opts.fresh else None
         figures = reference_flow(train, test, seed, opts.epochs, opts.reference_init, opts.reference_device,
                                  start_run if from_app == "app" else None, opts.reference_schedule, opts.reference_clip,
-                                 opts.flow_hidden)
+                                 opts.flow_hidden, fresh)
         with lock:
             record(out, done, key, figures, time.time() - start)
 
@@ -655,6 +693,9 @@ def main():
     p.add_argument("--flow-hidden", default="256,256,256,256", help="flow: the widths of each coupling's scale and "
                    "shift nets on both sides (the app's --hidden); runs with other widths are recorded under the "
                    "data set's name and the widths, e.g. moons-0.05/64x4")
+    p.add_argument("--fresh", type=int, default=0, help="flow: also each trained model's NLL on this many new "
+                   "points of the set (fresh_nll), drawn apart from the file's rows; a held-out figure without "
+                   "the split's noise")
     p.add_argument("--vae-batch", type=int, default=32, help="vae: both sides' batch (the app's default 32)")
     p.add_argument("--jobs", type=int, default=1, help="flow: app runs side by side, one core each")
     p.add_argument("--sides", default="app,reference", help="flow: which sides to run (app, reference, both, "
