@@ -19,7 +19,7 @@ use bayes_explorer::train::export::{
     WEIGHT_HISTOGRAMS_FILE, WeightQuantity, all_weight_histograms, calibration_table, density_table, epoch_histogram,
     history_table, latents_table, predictive_table, stacked_histograms, stages_table, weight_histograms_table,
 };
-use bayes_explorer::train::flow_view::{FlowGeometry, StageGrid};
+use bayes_explorer::train::flow_view::{FlowGeometry, N_SAMPLES, StageGrid};
 use bayes_explorer::ui::export::ExportKind;
 use bayes_explorer::ui::{BayesExplorerApp, Settings};
 use clap::Parser;
@@ -442,6 +442,11 @@ fn export_data_in_the_window_writes_the_plots_csv_and_says_where() {
     config.epochs = 1;
     harness.get_by_label("Train").click();
     wait(&mut harness, "the epoch", &|app| app.lab(Lab::Flow).snapshot.as_ref().is_some_and(|s| s.epoch >= 1));
+    // While the run trained the plots showed the light pass (LIVE_SAMPLES points); the full one follows its end, on
+    // the view thread, so on a loaded machine it can come a while after the last epoch's snapshot.
+    wait(&mut harness, "the finished model's full views", &|app| {
+        app.flow_state().geometry().is_some_and(|g| g.generation[0].len() == N_SAMPLES)
+    });
     let stages = dir.path().join("stages.csv");
     wait(&mut harness, "the stages", &|app| app.export_view(Lab::Flow, ExportKind::Stages, stages.clone()));
     wait(&mut harness, "the export", &|app| !app.run_file_busy());
