@@ -448,7 +448,7 @@ fn export_data_in_the_window_writes_the_plots_csv_and_says_where() {
         app.flow_state().geometry().is_some_and(|g| g.generation[0].len() == N_SAMPLES)
     });
     let stages = dir.path().join("stages.csv");
-    wait(&mut harness, "the stages", &|app| app.export_view(Lab::Flow, ExportKind::Stages, stages.clone()));
+    assert!(harness.state_mut().export_view(Lab::Flow, ExportKind::Stages, stages.clone()));
     wait(&mut harness, "the export", &|app| !app.run_file_busy());
     let message = harness.state().lab(Lab::Flow).message.clone().expect("a message");
     assert!(message.text.contains("Exported") && message.text.contains("stages.csv"), "{}", message.text);
