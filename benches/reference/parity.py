@@ -152,15 +152,19 @@ def fresh_rows(name, n, folder):
     (training and held-out) sorted lie on one line per column, whose fit gives the map. For a held-out figure free of
     the split's few hard rows: the expected NLL of each trained model, to within about 0.01 nats at n = 50,000."""
     make, noise = FLOW_SETS[name]
+    pts = make(n, noise, np.random.default_rng([sum(map(ord, name)), 2026]))
+    slopes, intercepts = standardisation(name, folder)
+    return (pts * slopes + intercepts).astype(np.float32)
+
+
+def standardisation(name, folder):
+    """The app's map from the named set's file to the rows it exported to `folder`, per column: slopes and
+    intercepts (see `fresh_rows`)."""
     raw = np.loadtxt(flow_csv(name), delimiter=",", skiprows=1)
     _, train, test = read_split(folder)
     exported = np.concatenate([train, test]).astype(np.float64)
-    pts = make(n, noise, np.random.default_rng([sum(map(ord, name)), 2026]))
-    out = np.empty_like(pts)
-    for j in range(2):
-        slope, intercept = np.polyfit(np.sort(raw[:, j]), np.sort(exported[:, j]), 1)
-        out[:, j] = slope * pts[:, j] + intercept
-    return out.astype(np.float32)
+    fits = [np.polyfit(np.sort(raw[:, j]), np.sort(exported[:, j]), 1) for j in range(2)]
+    return np.array([f[0] for f in fits]), np.array([f[1] for f in fits])
 
 
 def read_split(folder):
@@ -244,6 +248,19 @@ def mean_nll(model, x):
         return float(-model.log_prob(torch.from_numpy(x).to(device)).double().mean())
 
 
+def fresh_nll(model, rows, opts, key):
+    """`mean_nll` on the new points; with --fresh-points DIR each point's log-density goes to DIR as well, one
+    float32 .npy a run, named by its key (set, seed, side, variant), for a look at where two models differ."""
+    device = next(model.parameters()).device
+    with torch.no_grad():
+        log_p = model.log_prob(torch.from_numpy(rows).to(device)).double().cpu().numpy()
+    if opts.fresh_points:
+        os.makedirs(opts.fresh_points, exist_ok=True)
+        name = "-".join(str(part).replace("/", "-") for part in key[1:])
+        np.save(f"{opts.fresh_points}/{name}.npy", log_p.astype(np.float32))
+    return float(-log_p.mean())
+
+
 DTYPES = {"F32": np.float32, "U32": np.uint32, "I64": np.int64, "U64": np.uint64, "I32": np.int32}
 
 
@@ -286,7 +303,8 @@ def reference_flow(train, test, seed, epochs, init, device="cpu", start=None, sc
     weights of an app run file (the app's own initial weights, to tell the start from the rest of training). With
     schedule "cosine", step t of T takes the rate 1e-4 * (1 + cos(pi t / T)) / 2, as the app's cosine schedule. With
     `clip`, each step's whole gradient is shortened to that norm where it is longer (`clip_grad_norm_`), as the app's
-    --clip-norm (RealNVP's default 40). With `fresh` (rows from `fresh_rows`), the NLL on those rows too."""
+    --clip-norm (RealNVP's default 40). With `fresh` (the trained model's NLL on new points, `fresh_nll` on
+    `fresh_rows`), that figure too."""
     torch.manual_seed(seed)
     model = RealNvp(hidden=hidden, init=init)
     if start:
@@ -316,7 +334,7 @@ def reference_flow(train, test, seed, epochs, init, device="cpu", start=None, sc
         curve.append(total / batches)
     figures = {"train_nll": mean_nll(model, train), "heldout_nll": mean_nll(model, test)}
     if fresh is not None:
-        figures["fresh_nll"] = mean_nll(model, fresh)
+        figures["fresh_nll"] = fresh(model)
     return figures | {"largest_rise": largest_rise(curve), "initial_nll": initial_nll}
 
 
@@ -354,8 +372,9 @@ def flow_set_name(name, opts):
     return f"{name}/" + (f"{widths[0]}x{len(widths)}" if same else "-".join(map(str, widths)))
 
 
-def flow_app_run(csv, folder, seed, opts, core):
-    """The app's full run of `seed`: its figures and the largest rise of its epochs' training loss."""
+def flow_app_run(csv, folder, seed, opts, core, key):
+    """The app's full run of `seed` (recorded under `key`): its figures and the largest rise of its epochs' training
+    loss."""
     check, run = f"{folder}-check", f"{folder}-run.json"  # the weights go to {folder}-run.safetensors
     args = ["train", "flow", "--data", csv, "--columns", "x", "y", "--seed", str(seed)]
     args += ["--epochs", str(opts.epochs), "--export-split", check, "--save", run, "--json"]
@@ -371,22 +390,23 @@ def flow_app_run(csv, folder, seed, opts, core):
     with open(f"{folder}-start-nll.json") as f:
         figures |= json.load(f)  # the training rows' NLL at the initial weights
     if opts.fresh:
-        figures["fresh_nll"] = app_fresh_nll(run, csv, folder, figures["heldout_nll"], opts)
+        figures["fresh_nll"] = app_fresh_nll(run, csv, folder, figures["heldout_nll"], opts, key)
     for path in (run, f"{folder}-run.safetensors"):
         os.remove(path)
     return figures
 
 
-def app_fresh_nll(run, csv, folder, heldout_nll, opts):
+def app_fresh_nll(run, csv, folder, heldout_nll, opts, key):
     """The NLL of the app's trained RealNVP (its run file, loaded into PyTorch's model) on `fresh_rows`; first
-    checked against the app's own held-out figure, which PyTorch's float32 pass must give to within 1e-4."""
+    checked against the app's own held-out figure, which PyTorch's float32 pass must give to within 1e-4 (`key`
+    names the run for --fresh-points)."""
     name = os.path.basename(csv).removesuffix(".csv")
     model = RealNvp(hidden=opts.flow_hidden)
     load_app_weights(model, run)
     _, _, test = read_split(folder)
     if abs(mean_nll(model, test) - heldout_nll) > 1e-4:
         raise RuntimeError(f"{run}: PyTorch gives {mean_nll(model, test)} on the held-out rows, the app {heldout_nll}")
-    return mean_nll(model, fresh_rows(name, opts.fresh, folder))
+    return fresh_nll(model, fresh_rows(name, opts.fresh, folder), opts, key)
 
 
 def flow_runs(opts, done, out):
@@ -396,9 +416,10 @@ def flow_runs(opts, done, out):
 
     def app_task(name, csv, folder, seed, core):
         start = time.time()
-        figures = flow_app_run(csv, folder, seed, opts, core)
+        key = ("flow", name, seed, "app", opts.tag)
+        figures = flow_app_run(csv, folder, seed, opts, core, key)
         with lock:
-            record(out, done, ("flow", name, seed, "app", opts.tag), figures, time.time() - start)
+            record(out, done, key, figures, time.time() - start)
 
     cores = sorted(os.sched_getaffinity(0))
     parallel = opts.jobs > 1
@@ -442,7 +463,8 @@ def reference_jobs(jobs, opts, done, out, lock):
         start = time.time()
         _, train, test = read_split(folder)
         seed = key[2]
-        fresh = fresh_rows(csv_name, opts.fresh, folder) if opts.fresh else None
+        rows = fresh_rows(csv_name, opts.fresh, folder) if opts.fresh else None
+        fresh = (lambda model: fresh_nll(model, rows, opts, key)) if opts.fresh else None
         figures = reference_flow(train, test, seed, opts.epochs, opts.reference_init, opts.reference_device,
                                  start_run if from_app == "app" else None, opts.reference_schedule, opts.reference_clip,
                                  opts.flow_hidden, fresh)
@@ -696,6 +718,8 @@ def main():
     p.add_argument("--fresh", type=int, default=0, help="flow: also each trained model's NLL on this many new "
                    "points of the set (fresh_nll), drawn apart from the file's rows; a held-out figure without "
                    "the split's noise")
+    p.add_argument("--fresh-points", default="", help="flow, with --fresh: a folder for each run's log-density "
+                   "at every new point (SET-SEED-SIDE-VARIANT.npy)")
     p.add_argument("--vae-batch", type=int, default=32, help="vae: both sides' batch (the app's default 32)")
     p.add_argument("--jobs", type=int, default=1, help="flow: app runs side by side, one core each")
     p.add_argument("--sides", default="app,reference", help="flow: which sides to run (app, reference, both, "
