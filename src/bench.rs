@@ -393,14 +393,19 @@ fn time_epoch_steps(trainer: &mut VaeTrainer, steps: usize, timed: usize, runs: 
     Ok(times[times.len() / 2])
 }
 
+/// The batch of the VAE's PyTorch speed reference (`benches/reference/pytorch_reference.py`), at which `bench vae`
+/// and the criterion bench time the VAE's steps (the lab's default batch is 32).
+pub const VAE_REFERENCE_BATCH: usize = 128;
+
 /// The VAE lab's figures on MNIST 5k: one MLP-VAE epoch (training steps only) on its 4,250 training images and
-/// on 60,000 MNIST-shaped images (the 5k set tiled, batch 128, the PyTorch reference), 100 steps of the
-/// convolutional VAE at batch 128 (on the 60,000) and a course-setup epoch (batch 32, with its end-of-epoch
+/// on 60,000 MNIST-shaped images (the 5k set tiled), both at [`VAE_REFERENCE_BATCH`], 100 steps of the
+/// convolutional VAE at that batch (on the 60,000) and a course-setup epoch (batch 32, with its end-of-epoch
 /// evaluation), and the views' work on the CPU: encoding all 5,000 images and decoding the 20 x 20 manifold, for
 /// both architectures. The training-step figures leave out the step that ends an epoch, which also runs the
 /// epoch's evaluation (the PyTorch references time training steps alone), and scale up to the epoch's steps.
 /// `quick` times fewer steps and extrapolates.
 pub fn vae_figures(quick: bool) -> Result<Vec<BenchFigure>, String> {
+    let batch = VAE_REFERENCE_BATCH;
     let table = BuiltinFile::Mnist5k.load().map_err(|e| e.to_string())?;
     let spec = default_spec_for_lab(Lab::Vae, &table);
     let data = Arc::new(prepare(&table, &spec).map_err(|e| e.to_string())?);
@@ -409,13 +414,13 @@ pub fn vae_figures(quick: bool) -> Result<Vec<BenchFigure>, String> {
     let endless = |config: VaeConfig| VaeConfig { epochs: 1_000_000, ..config };
 
     // MLP VAE, one epoch of MNIST 5k.
-    // At batch 128, as the PyTorch reference it is compared with (the lab's default is 32).
-    let mlp = endless(VaeConfig { batch_size: 128, ..VaeConfig::default() });
+    // At the PyTorch reference's batch (the lab's default is 32).
+    let mlp = endless(VaeConfig { batch_size: batch, ..VaeConfig::default() });
     let mut trainer = VaeTrainer::new(mlp.clone(), &data).map_err(|e| e.to_string())?;
     let steps = n_train.div_ceil(mlp.batch_size);
     let seconds = time_epoch_steps(&mut trainer, steps, steps, if quick { 1 } else { 3 })?;
     figures.push(BenchFigure {
-        name: format!("MLP VAE epoch, {n_train} images (batch 128, training steps)"),
+        name: format!("MLP VAE epoch, {n_train} images (batch {batch}, training steps)"),
         seconds,
         runs: if quick { 1 } else { 3 },
         items: n_train as f64,
@@ -430,27 +435,27 @@ pub fn vae_figures(quick: bool) -> Result<Vec<BenchFigure>, String> {
     big.y_train = big.y_train.iter().copied().cycle().take(60_000).collect();
     let big = Arc::new(big);
     let mut trainer = VaeTrainer::new(mlp, &big).map_err(|e| e.to_string())?;
-    let full = 60_000usize.div_ceil(128);
+    let full = 60_000usize.div_ceil(batch);
     let seconds = time_epoch_steps(&mut trainer, full, if quick { 60 } else { full }, 1)?;
     figures.push(BenchFigure {
-        name: "MLP VAE epoch, 60,000 MNIST-shaped images (batch 128, training steps)".to_owned(),
+        name: format!("MLP VAE epoch, 60,000 MNIST-shaped images (batch {batch}, training steps)"),
         seconds,
         runs: 1,
         items: 60_000.0,
         unit: "images",
     });
 
-    // Convolutional VAE: 100 steps at batch 128, then a course-setup epoch.
+    // Convolutional VAE: 100 steps at the reference's batch, then a course-setup epoch.
     // On the 60,000 rows, so that the 100 steps stay inside one epoch and time no end-of-epoch evaluation.
-    let conv = endless(VaeConfig { batch_size: 128, ..VaeConfig::course_conv() });
+    let conv = endless(VaeConfig { batch_size: batch, ..VaeConfig::course_conv() });
     let mut trainer = VaeTrainer::new(conv, &big).map_err(|e| e.to_string())?;
     let timed = if quick { 10 } else { 100 };
     let seconds = time_steps(&mut trainer, timed, 1)? * 100.0 / timed as f64;
     figures.push(BenchFigure {
-        name: "conv VAE, 100 steps at batch 128".to_owned(),
+        name: format!("conv VAE, 100 steps at batch {batch}"),
         seconds,
         runs: 1,
-        items: 12_800.0,
+        items: (100 * batch) as f64,
         unit: "images",
     });
     let course = VaeConfig { epochs: 2, ..VaeConfig::course_conv() };
