@@ -152,9 +152,14 @@ def fresh_rows(name, n, folder):
     (training and held-out) sorted lie on one line per column, whose fit gives the map. For a held-out figure free of
     the split's few hard rows: the expected NLL of each trained model, to within about 0.01 nats at n = 50,000."""
     make, noise = FLOW_SETS[name]
-    pts = make(n, noise, np.random.default_rng([sum(map(ord, name)), 2026]))
+    pts = make(n, noise, fresh_generator(name))
     slopes, intercepts = standardisation(name, folder)
     return (pts * slopes + intercepts).astype(np.float32)
+
+
+def fresh_generator(name):
+    """The generator of the named set's new points: seeded apart from the file's (`flow_csv`)."""
+    return np.random.default_rng([sum(map(ord, name)), 2026])
 
 
 def standardisation(name, folder):
