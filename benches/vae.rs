@@ -1,6 +1,6 @@
 //! Criterion benches of the VAE lab on the CPU: one training step of the MLP VAE (784-512-256-2, Bernoulli, MNIST
-//! 5k, at the PyTorch reference's batch of 128) by the hand-written pass (the default) and by candle's autograd. The epoch figures come from
-//! `bayes-explorer bench vae`; see BENCHMARKS.md.
+//! 5k, at the PyTorch reference's batch of 128) by the hand-written pass (the default) and by candle's autograd.
+//! The epoch figures come from `bayes-explorer bench vae`; see BENCHMARKS.md.
 
 use std::sync::Arc;
 

@@ -46,7 +46,7 @@ def true_nll(name, n, pairs):
     if make is not parity.pinwheel:
         return {}
     raw_nll = -pinwheel_log_density(make(n, noise, parity.fresh_generator(name)), noise).mean()
-    return {seed: raw_nll + np.log(parity.standardisation(name, f"{parity.WORK}/split/flow-{name}-{seed}")[0]).sum()
+    return {seed: raw_nll + np.log(parity.standardisation(name, parity.split_folder(name, seed))[0]).sum()
             for seed in pairs}
 
 

@@ -162,6 +162,11 @@ def fresh_generator(name):
     return np.random.default_rng([sum(map(ord, name)), 2026])
 
 
+def split_folder(name, seed):
+    """Where the app's rows and initial weights for a flow set's (or set and widths') seed are exported."""
+    return f"{WORK}/split/flow-{name.replace('/', '-')}-{seed}"
+
+
 def standardisation(name, folder):
     """The app's map from the named set's file to the rows it exported to `folder`, per column: slopes and
     intercepts (see `fresh_rows`)."""
@@ -437,7 +442,7 @@ def flow_runs(opts, done, out):
     for csv_name in opts.data.split(",") if opts.data else FLOW_SETS:
         csv = flow_csv(csv_name)
         name = flow_set_name(csv_name, opts)
-        folders = {seed: f"{WORK}/split/flow-{name.replace('/', '-')}-{seed}" for seed in opts.seeds}
+        folders = {seed: split_folder(name, seed) for seed in opts.seeds}
         starts = dict(zip(opts.seeds, pool.map(lambda s: flow_start(csv, folders[s], s, opts), opts.seeds)))
         for i, seed in enumerate(opts.seeds):
             if "app" in opts.sides and ("flow", name, seed, "app", opts.tag) not in done:
@@ -468,8 +473,10 @@ def reference_jobs(jobs, opts, done, out, lock):
         start = time.time()
         _, train, test = read_split(folder)
         seed = key[2]
-        rows = fresh_rows(csv_name, opts.fresh, folder) if opts.fresh else None
-        fresh = (lambda model: fresh_nll(model, rows, opts, key)) if opts.fresh else None
+        fresh = None
+        if opts.fresh:
+            rows = fresh_rows(csv_name, opts.fresh, folder)
+            fresh = lambda model: fresh_nll(model, rows, opts, key)  # noqa: E731
         figures = reference_flow(train, test, seed, opts.epochs, opts.reference_init, opts.reference_device,
                                  start_run if from_app == "app" else None, opts.reference_schedule, opts.reference_clip,
                                  opts.flow_hidden, fresh)
