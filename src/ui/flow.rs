@@ -145,6 +145,8 @@ pub struct FlowUiState {
     /// Counts runs, so the view thread never mistakes a new run's weights for the last one's.
     run: u64,
     fit_bounds: bool,
+    /// The stage whose heat map Play waits for, at the whole stage before it.
+    play_waits_for: Option<usize>,
     error: Option<String>,
     /// The part of the figures that the Explain panel's hovered term belongs to, this frame (`highlight.rs`).
     pub(crate) highlight: Highlight,
@@ -181,6 +183,7 @@ impl Default for FlowUiState {
             last_request: None,
             run: 0,
             fit_bounds: true,
+            play_waits_for: None,
             error: None,
             highlight: Highlight::None,
             recorder: FigureRecorder::default(),
@@ -302,6 +305,28 @@ impl FlowUiState {
         self.position = self.stage_at(k);
         self.playing = false;
         self.fit_bounds = true;
+    }
+
+    /// True when stage `stage`'s heat map (of the model on show) is in: its density grid, or nothing to wait for
+    /// (stage 0 has no layer whose log|det| to show).
+    fn map_ready(&self, stage: f32) -> bool {
+        self.stage_map_in(stage.round() as usize)
+    }
+
+    /// True when stage `k`'s heat map of the model on show is in (or it has none to wait for).
+    #[must_use]
+    pub fn stage_map_in(&self, k: usize) -> bool {
+        if self.heat == HeatMap::LayerLogDet && k == 0 {
+            return true;
+        }
+        let step = self.geometry.as_ref().map(|g| g.step);
+        self.grids.get(&k).is_some_and(|g| Some(g.step) == step)
+    }
+
+    /// The stage whose heat map Play waits for this frame, at the whole stage before it (`None` while it moves).
+    #[must_use]
+    pub fn play_waits_for(&self) -> Option<usize> {
+        self.play_waits_for
     }
 
     /// True when a whole stage is on show (not an in-between position while playing).
@@ -536,8 +561,15 @@ fn step_through_contents(flow: &mut FlowUiState, running: bool, (viewport, top):
     // The time since the last frame, so that Play keeps its speed in stages per second when frames are slow (a
     // software renderer under load draws a few a second); a longer gap is a stall, not time to skip through.
     let dt = ui.input(|i| i.stable_dt).min(0.5);
+    flow.play_waits_for = None;
     if flow.playing {
-        flow.position += flow.speed * dt;
+        // After a run (not while one trains, when only the stage on show gets a map) Play waits at a whole stage
+        // until the next stage's heat map is in, so that every stage it passes shows its own.
+        let wait = !running && flow.heat != HeatMap::Off;
+        let (to, waiting) =
+            play_advance(flow.position, flow.speed * dt, k_max, |w| !wait || flow.map_ready(flow.stage_at(w as f32)));
+        flow.position = to;
+        flow.play_waits_for = waiting.map(|w| flow.stage_at(w as f32).round() as usize);
         if flow.position >= k_max as f32 {
             flow.position = k_max as f32;
             flow.playing = false;
@@ -574,6 +606,10 @@ fn step_through_contents(flow: &mut FlowUiState, running: bool, (viewport, top):
         }
         let id = ui.label("Speed").id;
         ui.add(egui::DragValue::new(&mut flow.speed).range(0.1..=10.0).speed(0.05).suffix(" stages/s")).labelled_by(id);
+        if let Some(k) = flow.play_waits_for {
+            ui.spinner();
+            ui.label(egui::RichText::new(format!("waiting for stage {k}'s heat map")).weak());
+        }
         if (flow.direction, flow.position) != before {
             flow.fit_bounds = true;
         }
@@ -916,6 +952,22 @@ fn stage_legend<'a>(plot: Plot<'a>, flow: &FlowUiState, geometry: &FlowGeometry,
     plot_axes::with_legend(plot, ui.ctx(), "flow-stage", &occupied)
 }
 
+/// Where Play's position goes from `from` in a frame that moves it on by `by` (at most to `k_max`), and the whole
+/// position it waits at, if any: it stops at a whole position `w` when `ready(w + 1)` says that the next position's
+/// heat map is not in yet, and goes on from there once it is.
+fn play_advance(from: f32, by: f32, k_max: usize, ready: impl Fn(usize) -> bool) -> (f32, Option<usize>) {
+    let to = (from + by).min(k_max as f32);
+    let mut w = from.ceil();
+    while w < to {
+        let next = w as usize + 1;
+        if !ready(next) {
+            return (w, Some(next));
+        }
+        w += 1.0;
+    }
+    (to, None)
+}
+
 /// The heat map of stage `k` as a texture, built once per grid and mode.
 fn heat_texture(flow: &mut FlowUiState, k: usize, ctx: &egui::Context) -> Option<(TextureHandle, [f32; 4])> {
     if flow.heat == HeatMap::Off {
@@ -1155,7 +1207,27 @@ fn diverging(t: f32) -> Color32 {
 
 #[cfg(test)]
 mod tests {
-    use super::keras_layout;
+    use super::{keras_layout, play_advance};
+
+    #[test]
+    fn play_waits_at_a_whole_stage_for_the_next_stages_map() {
+        let all = |_: usize| true;
+        // Every map in: it moves on, across whole stages, and stops at the last.
+        assert_eq!(play_advance(0.0, 0.25, 4, all), (0.25, None));
+        assert_eq!(play_advance(1.5, 2.0, 4, all), (3.5, None));
+        assert_eq!(play_advance(3.5, 2.0, 4, all), (4.0, None));
+        // Stage 3's map not in: from 1.5 it stops at 2, and stays there while it is missing.
+        let no_3 = |w: usize| w != 3;
+        assert_eq!(play_advance(1.5, 1.0, 4, no_3), (2.0, Some(3)));
+        assert_eq!(play_advance(2.0, 0.3, 4, no_3), (2.0, Some(3)));
+        // A frame short of the whole stage, or a map that was in before: no wait.
+        assert_eq!(play_advance(1.2, 0.5, 4, no_3), (1.7, None));
+        assert_eq!(play_advance(3.0, 0.5, 4, no_3), (3.5, None));
+        // From the start, stage 1 missing: it waits at 0.
+        assert_eq!(play_advance(0.0, 0.1, 4, |w| w != 1), (0.0, Some(1)));
+        // A long frame (speed 10, a stall) passes several stages and stops at the first one missing.
+        assert_eq!(play_advance(0.5, 5.0, 6, |w| w < 4), (3.0, Some(4)));
+    }
 
     #[test]
     fn the_keras_figure_goes_four_in_a_row_only_where_its_panels_grow() {

@@ -20,8 +20,15 @@ fn playback<'t>(harness: &'t Harness<'_, BayesExplorerApp>, label: &'t str) -> e
 const FRAME_SECS: f32 = 0.05;
 
 /// The flow lab with a small untrained flow of `layers` layers on show (quick to compute), stepped with
-/// [`FRAME_SECS`] frames.
+/// [`FRAME_SECS`] frames, every stage's heat map in (Play waits at a stage for the next one's).
 fn flow_on_show(layers: usize) -> Harness<'static, BayesExplorerApp> {
+    let mut harness = flow_just_built(layers);
+    wait_until(&mut harness, "every stage's heat map", |app| (0..=layers).all(|k| app.flow_state().stage_map_in(k)));
+    harness
+}
+
+/// [`flow_on_show`] as soon as the stages' points are in, before their heat maps.
+fn flow_just_built(layers: usize) -> Harness<'static, BayesExplorerApp> {
     let app = BayesExplorerApp::new(egui::Context::default(), Settings { tab: Lab::Flow, ..Settings::default() });
     let mut harness = Harness::builder()
         .with_size([1280.0, 800.0])
@@ -102,4 +109,35 @@ fn ux_flow_pause_keeps_the_position_and_the_slider_lands_on_whole_stages() {
     let position = harness.state().flow_state().position;
     assert_eq!(position.fract(), 0.0, "the slider lands on a whole stage, not {position}");
     assert!(position > 0.0);
+}
+
+/// Play never shows a stage whose heat map is not in: pressed as soon as a new flow's points are in, before the view
+/// thread has every stage's map, it waits at a whole stage for the next stage's map (saying so beside Speed) and goes
+/// on once it is in, to the last stage. Frame by frame: a stage past the first is on show only with its map.
+#[test]
+fn ux_flow_play_waits_at_a_stage_for_the_next_stages_heat_map() {
+    let layers = 6;
+    let mut harness = flow_just_built(layers);
+    harness.state_mut().flow_state_mut().speed = 10.0;
+    playback(&harness, "Play").click();
+    let mut waits = 0;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_mins(1);
+    while std::time::Instant::now() < deadline {
+        harness.step();
+        let flow = harness.state().flow_state();
+        let shown = flow.position.round() as usize;
+        assert!(shown == 0 || flow.stage_map_in(shown), "stage {shown} on show at {} without its map", flow.position);
+        if let Some(k) = flow.play_waits_for() {
+            assert_eq!((flow.position, k), ((k - 1) as f32, k), "waits at the stage before the one it waits for");
+            harness.get_by_label_contains(&format!("waiting for stage {k}'s heat map"));
+            waits += 1;
+        }
+        if !flow.playing {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(2));
+    }
+    let flow = harness.state().flow_state();
+    assert!(!flow.playing && flow.position == layers as f32, "Play reached the last stage ({})", flow.position);
+    eprintln!("Play waited {waits} frames for a heat map");
 }
