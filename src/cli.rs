@@ -21,7 +21,7 @@ use crate::models::bnn::{BnnConfig, BnnTrainer, Head, KlEstimate, Posterior, def
 use crate::models::flow::{FlowConfig, FlowInit, FlowKind, FlowTrainer, flow_report};
 use crate::models::trainer::LrSchedule;
 use crate::models::vae::{Likelihood, VaeConfig, VaeTrainer, vae_inputs};
-use crate::train::export::{ExportOptions, export_run, export_split};
+use crate::train::export::{ExportOptions, export_run, export_split, orders_table};
 use crate::train::runfile::{
     AnyRun, CheckpointWriter, KeptModel, RunConfig, RunFileError, first_difference, load_dataset,
 };
@@ -334,6 +334,16 @@ pub struct TrainArgs {
     /// implementation on the same rows (benches/reference/parity.py).
     #[arg(long, value_name = "DIR")]
     pub export_split: Option<PathBuf>,
+    /// Flow lab: before training, write to PATH the order in which each of the run's epochs takes the training rows
+    /// (CSV: epoch, minibatch, row; row counts the rows of --export-split's train.csv from 0). A flow draws nothing at
+    /// random while it trains, so its orders are fixed before its first step. For a reference implementation fed the
+    /// run's own minibatches (benches/reference/parity.py --reference-orders app).
+    #[arg(long, value_name = "PATH")]
+    pub export_orders: Option<PathBuf>,
+    /// Stop before the first step: load and split the data, build the model, write what --export-split and
+    /// --export-orders ask for, print their paths and exit.
+    #[arg(long, conflicts_with_all = ["save", "export", "animate", "checkpoint", "json"])]
+    pub prepare_only: bool,
     /// Open a saved run (its `.json` run file) instead of training: load the model and its dataset, print the
     /// metrics it reached and recompute them from the loaded weights (the BNN's and the VAE's test figures come
     /// out the same to the last bit; the flow's are its report). The settings come from the run file.
@@ -341,6 +351,7 @@ pub struct TrainArgs {
         "data", "target", "label", "seed", "lr", "flow", "layers", "init", "adam_epsilon", "lr_schedule", "clip_norm", "autograd", "columns", "batch_size", "arch",
         "latent", "gaussian", "bernoulli", "train_fraction", "posterior", "head", "hidden", "activation", "optimizer",
         "prior_sd", "mc_kl", "bayesian_output", "samples", "sampler", "chains", "warmup", "draws", "noise", "max_rows",
+        "export_orders", "prepare_only",
     ])]
     pub load: Option<PathBuf>,
     /// With --load: train the run's settings again from scratch, with its seed and data, and check that every
@@ -748,16 +759,21 @@ fn train(args: &TrainArgs) -> Result<(), CliError> {
         .map_err(|e| CliError::BadInput(format!("{}: the {} lab {e}", table.name, lab.tab_name())))?;
     let prepared = Arc::new(prepare(&table, &spec).map_err(|e| CliError::BadInput(format!("{}: {e}", table.name)))?);
     let flow_only = args.init.is_some() || args.adam_epsilon.is_some() || args.lr_schedule.is_some();
-    if (flow_only || args.clip_norm.is_some() || args.autograd) && lab != Lab::Flow {
+    if (flow_only || args.clip_norm.is_some() || args.autograd || args.export_orders.is_some()) && lab != Lab::Flow {
         return Err(CliError::BadInput(
-            "--init, --adam-epsilon, --lr-schedule, --clip-norm and --autograd are for the flow lab".into(),
+            "--init, --adam-epsilon, --lr-schedule, --clip-norm, --autograd and --export-orders are for the flow lab"
+                .into(),
         ));
+    }
+    if args.sampler == SamplerArg::Nuts && args.prepare_only {
+        return Err(CliError::BadInput("--prepare-only is for training by epochs, not --sampler nuts".into()));
     }
     if args.sampler == SamplerArg::Nuts {
         return nuts::train_nuts(args, &table, &request, spec, &prepared);
     }
     nuts::check_vi_args(args)?;
     let mut flow_config = None;
+    let mut orders_file = None;
     let mut bnn_config_used: Option<BnnConfig> = None;
     let mut vae_config_used: Option<VaeConfig> = None;
     let factory: TrainerFactory = match lab {
@@ -801,6 +817,14 @@ fn train(args: &TrainArgs) -> Result<(), CliError> {
                 config.clip_norm = norm;
             }
             flow_config = Some(config.clone());
+            if let Some(path) = &args.export_orders {
+                let orders = FlowTrainer::new(config.clone(), &prepared)
+                    .map_err(|e| CliError::BadInput(format!("{}: {e}", table.name)))?
+                    .minibatch_orders();
+                let written = orders_table(&orders, config.batch_size);
+                written.write(path).map_err(|e| CliError::Failed(e.to_string()))?;
+                orders_file = Some(path.clone());
+            }
             let prepared = Arc::clone(&prepared);
             let hand_written = !args.autograd;
             Box::new(move || {
@@ -870,6 +894,10 @@ fn train(args: &TrainArgs) -> Result<(), CliError> {
         }
         None => Vec::new(),
     };
+    if args.prepare_only {
+        print_exported(&split_files.into_iter().chain(orders_file).collect::<Vec<_>>());
+        return Ok(());
+    }
     let run_config = bnn_config_used
         .clone()
         .map(RunConfig::Bnn)
@@ -918,6 +946,7 @@ fn train(args: &TrainArgs) -> Result<(), CliError> {
     }
     worker.send(Command::Stop);
     let mut exported = split_files.clone();
+    exported.extend(orders_file);
     if let Some(dir) = &args.export {
         let samples = bnn_config_used.as_ref().map_or(100, |c| c.predictive_samples);
         let snapshot = worker.snapshot().unwrap_or_default();
@@ -1245,7 +1274,7 @@ fn report(lab: Lab, model: &str, table: &Table, args: &TrainArgs, metrics: &[(St
         for (k, v) in metrics {
             line.insert(k.clone(), json!(v));
         }
-        if args.export.is_some() || args.export_split.is_some() {
+        if args.export.is_some() || args.export_split.is_some() || args.export_orders.is_some() {
             line.insert("exported".into(), exported_json(exported));
         }
         println!("{}", serde_json::Value::Object(line));

@@ -547,3 +547,57 @@ fn export_split_writes_the_rows_each_lab_trains_on() {
         assert!(same_f32(f32_cell(&row[d]), prepared.y_train[i]));
     }
 }
+
+/// `train flow --export-orders FILE --prepare-only` writes, without training, the order in which each epoch of the
+/// run takes the training rows: every epoch a permutation of the rows in minibatches of the run's batch, and the
+/// very order the run takes (the run file of a two-epoch run of the same seed keeps the third epoch's order, which
+/// is the file's third); `--export-orders` is refused outside the flow lab.
+#[test]
+fn export_orders_writes_the_orders_the_flow_run_takes() {
+    let root = tempfile::tempdir().expect("a temporary folder");
+    let (orders, split) = (root.path().join("orders.csv"), root.path().join("split"));
+    let (orders_s, split_s) = (orders.to_str().expect("UTF-8"), split.to_str().expect("UTF-8"));
+    let base =
+        ["train", "flow", "--data", "moons", "--hidden", "8", "--layers", "2", "--seed", "5", "--batch-size", "64"];
+    let prepare = ["--epochs", "3", "--export-orders", orders_s, "--export-split", split_s, "--prepare-only"];
+    assert_eq!(cli(&[&base[..], &prepare].concat()), ExitCode::SUCCESS);
+    let (header, rows) = read_csv(&orders);
+    assert_eq!(header, ["epoch", "minibatch", "row"]);
+    let n_train = read_csv(&split.join("train.csv")).1.len();
+    assert_eq!(rows.len(), 3 * n_train);
+    let mut epochs: Vec<Vec<usize>> = vec![Vec::new(); 3];
+    for (i, row) in rows.iter().enumerate() {
+        let cells: Vec<usize> = row.iter().map(|c| c.parse().expect("a count")).collect();
+        assert_eq!(cells[0], i / n_train + 1, "line {}: the epoch", i + 2);
+        assert_eq!(cells[1], (i % n_train) / 64 + 1, "line {}: the minibatch", i + 2);
+        epochs[cells[0] - 1].push(cells[2]);
+    }
+    for (e, order) in epochs.iter().enumerate() {
+        let mut sorted = order.clone();
+        sorted.sort_unstable();
+        assert!(sorted.iter().copied().eq(0..n_train), "epoch {}: not a permutation of the training rows", e + 1);
+    }
+    assert_ne!(epochs[0], epochs[1]);
+
+    let run_path = root.path().join("run.json");
+    let run_s = run_path.to_str().expect("UTF-8");
+    assert_eq!(cli(&[&base[..], &["--epochs", "2", "--save", run_s]].concat()), ExitCode::SUCCESS);
+    let run = bayes_explorer::train::runfile::AnyRun::load(&run_path).expect("the run file");
+    let state = run.state().expect("a run file keeps its training state");
+    assert_eq!(state.epochs.cursor, 0);
+    let saved: Vec<usize> = state.epochs.order.iter().map(|&i| i as usize).collect();
+    assert_eq!(saved, epochs[2], "the run's third epoch takes another order than the file says");
+
+    // At the flow's default of 300 epochs the file holds all 300; no lab but the flow takes --export-orders.
+    let all = root.path().join("all.csv");
+    assert_eq!(
+        cli(&[&base[..], &["--export-orders", all.to_str().expect("UTF-8"), "--prepare-only"]].concat()),
+        ExitCode::SUCCESS
+    );
+    assert_eq!(read_csv(&all).1.len(), 300 * n_train);
+    let refused = root.path().join("vae.csv");
+    let args =
+        ["train", "vae", "--data", "digits", "--epochs", "1", "--export-orders", refused.to_str().expect("UTF-8")];
+    assert_ne!(cli(&args), ExitCode::SUCCESS);
+    assert!(!refused.exists());
+}

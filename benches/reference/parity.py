@@ -37,7 +37,8 @@ app, e.g. "--init keras"), --tag NAME (a label for the app's variant in the tabl
 The flow's also: --reference-start own|app|own,app (PyTorch from its own initial weights, or from the app's initial
 weights of the same seed), --reference-schedule cosine|constant (the rate over the run, as the app's
 --lr-schedule), --reference-clip NORM (PyTorch's gradient clipped as the app's --clip-norm), --reference-device
-cpu|cuda, --flow-hidden W,W,... (both sides' scale and shift nets, 256,256,256,256 by default; a small net trains a
+cpu|cuda, --reference-orders own|app (PyTorch's minibatches in its own order, or in the order of each epoch of the
+app's run of the same seed), --flow-hidden W,W,... (both sides' scale and shift nets, 256,256,256,256 by default; a small net trains a
 300-epoch run in seconds, for many seeds), --fresh N (each trained flow's NLL on N new points of its set as well,
 "fresh_nll": a held-out figure without the split's noise; the app's model is read from its run file into PyTorch's,
 which must give the app's held-out figure first), --jobs N (the app's runs N at a time, one core and one thread
@@ -189,9 +190,9 @@ def read_split(folder):
     return header, train, test
 
 
-def run_app(args, core=None):
-    """Runs the app headless and returns its final JSON line. With `core`, on that one core and one rayon thread
-    (for runs side by side, one per core)."""
+def run_app(args, core=None, json_line=True):
+    """Runs the app headless and returns its final JSON line (its whole output with `json_line` False). With `core`,
+    on that one core and one rayon thread (for runs side by side, one per core)."""
     env, pin = None, None
     if core is not None:
         env = dict(os.environ, RAYON_NUM_THREADS="1")
@@ -202,7 +203,7 @@ def run_app(args, core=None):
     out = subprocess.run([APP, *args], capture_output=True, text=True, check=False, env=env, preexec_fn=pin)
     if out.returncode != 0:
         raise RuntimeError(f"{' '.join(args)} failed: {out.stderr.strip()[-2000:]}")
-    return json.loads(out.stdout.strip().splitlines()[-1])
+    return json.loads(out.stdout.strip().splitlines()[-1]) if json_line else out.stdout
 
 
 def init_linear(layer, init):
@@ -308,13 +309,14 @@ def load_app_weights(model, run):
 
 
 def reference_flow(train, test, seed, epochs, init, device="cpu", start=None, schedule="constant", clip=None,
-                   hidden=(256, 256, 256, 256), fresh=None):
+                   hidden=(256, 256, 256, 256), fresh=None, orders=None):
     """PyTorch's RealNVP trained on the app's rows: its own initial weights drawn with `seed`, or with `start` the
     weights of an app run file (the app's own initial weights, to tell the start from the rest of training). With
     schedule "cosine", step t of T takes the rate 1e-4 * (1 + cos(pi t / T)) / 2, as the app's cosine schedule. With
     `clip`, each step's whole gradient is shortened to that norm where it is longer (`clip_grad_norm_`), as the app's
     --clip-norm (RealNVP's default 40). With `fresh` (the trained model's NLL on new points, `fresh_nll` on
-    `fresh_rows`), that figure too."""
+    `fresh_rows`), that figure too. With `orders` (`[epochs, rows]`, from `flow_orders`), each epoch takes the training
+    rows in the app's own order instead of one PyTorch draws."""
     torch.manual_seed(seed)
     model = RealNvp(hidden=hidden, init=init)
     if start:
@@ -328,8 +330,9 @@ def reference_flow(train, test, seed, epochs, init, device="cpu", start=None, sc
     x = torch.from_numpy(train).to(device)
     g = torch.Generator().manual_seed(seed)
     curve = []
-    for _ in range(epochs):
-        order = torch.randperm(len(x), generator=g).to(device)
+    for epoch in range(epochs):
+        order = torch.randperm(len(x), generator=g) if orders is None else torch.from_numpy(orders[epoch])
+        order = order.to(device)
         total, batches = 0.0, 0
         for i in range(0, len(x), 256):
             loss = -model.log_prob(x[order[i : i + 256]]).mean()
@@ -365,6 +368,30 @@ def flow_start(csv, folder, seed, opts):
         with open(f"{folder}-start-nll.json", "w") as f:
             json.dump({"initial_nll": line["train_nll"]}, f)
     return run
+
+
+def flow_orders(csv, folder, seed, opts):
+    """The order in which each epoch of the app's run of `seed` takes its training rows, `[epochs, rows]`: written by
+    the app before its first step (`--export-orders`, with `--prepare-only`; a flow draws nothing at random while
+    it trains, so the run takes exactly these) to `folder`-orders-EPOCHS.csv, and checked against the minibatches of 256
+    the file names."""
+    path = f"{folder}-orders-{opts.epochs}.csv"
+    if not os.path.exists(path):
+        args = ["train", "flow", "--data", csv, "--columns", "x", "y", "--seed", str(seed)]
+        args += ["--epochs", str(opts.epochs), "--export-orders", path, "--prepare-only"]
+        run_app(args + flow_arch_args(opts) + opts.app_args.split(), json_line=False)
+    table = np.loadtxt(path, delimiter=",", skiprows=1, dtype=np.int64, ndmin=2)
+    rows = len(table) // opts.epochs
+    position = np.tile(np.arange(rows), opts.epochs)
+    if len(table) != rows * opts.epochs or not (
+        np.array_equal(table[:, 0], np.repeat(np.arange(1, opts.epochs + 1), rows))
+        and np.array_equal(table[:, 1], position // 256 + 1)
+    ):
+        raise RuntimeError(f"{path}: not {opts.epochs} epochs of minibatches of 256")
+    orders = table[:, 2].reshape(opts.epochs, rows)
+    if not all(np.array_equal(np.sort(o), np.arange(rows)) for o in orders):
+        raise RuntimeError(f"{path}: an epoch's order is not an order of the {rows} training rows")
+    return orders
 
 
 def flow_arch_args(opts):
@@ -453,6 +480,7 @@ def flow_runs(opts, done, out):
                 variant = opts.reference_init + ("-from-app-start" if from_app == "app" else "")
                 variant += f"-{opts.reference_schedule}" if opts.reference_schedule != "constant" else ""
                 variant += f"-clip{opts.reference_clip:g}" if opts.reference_clip else ""
+                variant += "-app-orders" if opts.reference_orders == "app" else ""
                 variant += f"@{opts.reference_device}" if opts.reference_device != "cpu" else ""
                 key = ("flow", name, seed, "reference", variant)
                 references.append((key, csv_name, folders[seed], starts[seed], from_app))
@@ -473,13 +501,18 @@ def reference_jobs(jobs, opts, done, out, lock):
         start = time.time()
         _, train, test = read_split(folder)
         seed = key[2]
+        orders = None
+        if opts.reference_orders == "app":
+            orders = flow_orders(flow_csv(csv_name), folder, seed, opts)
+            if orders.shape[1] != len(train):
+                raise RuntimeError(f"seed {seed}: the app's orders are of {orders.shape[1]} rows, its split has {len(train)}")
         fresh = None
         if opts.fresh:
             rows = fresh_rows(csv_name, opts.fresh, folder)
             fresh = lambda model: fresh_nll(model, rows, opts, key)  # noqa: E731
         figures = reference_flow(train, test, seed, opts.epochs, opts.reference_init, opts.reference_device,
                                  start_run if from_app == "app" else None, opts.reference_schedule, opts.reference_clip,
-                                 opts.flow_hidden, fresh)
+                                 opts.flow_hidden, fresh, orders)
         with lock:
             record(out, done, key, figures, time.time() - start)
 
@@ -720,6 +753,9 @@ def main():
                    "(PyTorch starts from the app's initial weights of the same seed) or own,app")
     p.add_argument("--reference-clip", type=float, default=0.0, help="flow: clip PyTorch's gradient norm to this "
                    "(0: plain PyTorch, no clip; the app's RealNVP clips at 40 unless --app-args \"--clip-norm off\")")
+    p.add_argument("--reference-orders", default="own", choices=["own", "app"], help="flow: PyTorch's minibatches "
+                   "in an order it draws (own) or in the app's own run's order of each epoch (app; the app writes it "
+                   "with --export-orders)")
     p.add_argument("--reference-device", default="cpu", help="flow: where PyTorch trains (cpu, cuda)")
     p.add_argument("--reference-schedule", default="constant", choices=["constant", "cosine"], help="flow: "
                    "PyTorch's learning-rate schedule (the app's default is constant; with cosine, give the app "

@@ -378,6 +378,24 @@ impl<const TERMS: usize> EpochLoop<TERMS> {
         self.cursor = 0;
     }
 
+    /// The order in which each epoch from the current one to the last takes the training rows, as the loop will
+    /// shuffle them, provided the steps draw nothing from [`Minibatch::rng`] (a flow's do not; a VAE's and a BNN's
+    /// draw their noise there, which moves the later orders).
+    #[must_use]
+    pub fn orders_ahead(&self) -> Vec<Vec<u32>> {
+        let mut rng = self.rng.clone();
+        let mut order = self.order.clone();
+        let epochs = self.total_epochs.saturating_sub(self.history.len());
+        let mut orders = Vec::with_capacity(epochs);
+        for epoch in 0..epochs {
+            if epoch > 0 {
+                order.shuffle(&mut rng);
+            }
+            orders.push(order.iter().map(|&i| i as u32).collect());
+        }
+        orders
+    }
+
     /// The loop's position and generator (the history is the snapshot's).
     #[must_use]
     pub fn state(&self) -> LoopState {

@@ -168,6 +168,22 @@ pub fn export_split(dir: &Path, data: &Prepared) -> Result<Vec<PathBuf>, ExportE
     Ok(written)
 }
 
+/// The order in which a run's epochs take the training rows, for `train flow --export-orders PATH`: one line per
+/// row taken, `epoch,minibatch,row` (epoch and minibatch counted from 1, in the order they come; `row` counts the
+/// rows of [`export_split`]'s `train.csv` from 0), so that a reference implementation can take the run's own
+/// minibatches, in the run's order.
+#[must_use]
+pub fn orders_table(orders: &[Vec<u32>], batch_size: usize) -> ExportTable {
+    let mut table = ExportTable::new(["epoch", "minibatch", "row"]);
+    let batch_size = batch_size.max(1);
+    for (e, order) in orders.iter().enumerate() {
+        for (position, row) in order.iter().enumerate() {
+            table.rows.push(vec![num(e + 1), num(position / batch_size + 1), num(row)]);
+        }
+    }
+    table
+}
+
 // Loss curves and metrics.
 
 /// One row per epoch: `epoch`, then every metric that any epoch recorded, in the order they first appear (an

@@ -374,3 +374,49 @@ fn a_cosine_run_is_a_constant_run_at_the_decayed_rate() {
     assert_eq!(values(&cosine), values(&stepped), "the same steps at the same rates");
     assert_ne!(values(&cosine), values(&constant), "a constant rate ends elsewhere");
 }
+
+/// The orders a flow announces before its first step ([`FlowTrainer::minibatch_orders`], what `train flow
+/// --export-orders` writes) are the ones its epochs take, for every kind of flow and both RealNVP passes: each
+/// epoch's order, read from the loop as the epoch starts, equals the announced one, and after two epochs the loop
+/// announces the rest of the same list. Each is a permutation of the training rows, and no two epochs share one.
+#[test]
+fn announced_minibatch_orders_are_the_ones_the_epochs_take() {
+    let data = moons(300);
+    let n_train = data.n_train();
+    let mut runs: Vec<(FlowKind, bool)> = FlowKind::ALL.iter().map(|&kind| (kind, true)).collect();
+    runs.push((FlowKind::RealNvp, false));
+    for (kind, hand_written) in runs {
+        let config = FlowConfig {
+            hidden: vec![8],
+            layers: 2,
+            batch_size: 32,
+            epochs: 4,
+            seed: 7,
+            ..FlowConfig::default_for(kind)
+        };
+        let mut trainer = FlowTrainer::new(config, &data).expect("flow");
+        trainer.set_hand_written_pass(hand_written);
+        let announced = trainer.minibatch_orders();
+        assert_eq!(announced.len(), 4, "{kind:?}: one order per epoch");
+        for (e, order) in announced.iter().enumerate() {
+            let mut sorted = order.clone();
+            sorted.sort_unstable();
+            assert!(sorted.iter().copied().eq(0..n_train as u32), "{kind:?}: epoch {e}'s order is not a permutation");
+            for later in &announced[e + 1..] {
+                assert_ne!(order, later, "{kind:?}: two epochs announce the same order");
+            }
+        }
+        let mut taken = Vec::new();
+        while !trainer.finished() {
+            let state = trainer.epoch_loop().state();
+            if state.cursor == 0 && taken.len() == trainer.epoch_loop().epochs_done() {
+                taken.push(state.order);
+                if taken.len() == 3 {
+                    assert_eq!(trainer.minibatch_orders(), announced[2..], "{kind:?}: the rest announced mid-run");
+                }
+            }
+            trainer.step().expect("step");
+        }
+        assert_eq!(taken, announced, "{kind:?} (hand-written pass: {hand_written}): the epochs took other orders");
+    }
+}

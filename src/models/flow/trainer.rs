@@ -87,6 +87,13 @@ impl FlowTrainer {
         &self.model.net
     }
 
+    /// The order in which each epoch of the run takes the training rows (indices into them), from the current epoch
+    /// to the last: a flow's steps draw nothing at random, so its orders are fixed before its first step.
+    #[must_use]
+    pub fn minibatch_orders(&self) -> Vec<Vec<u32>> {
+        self.epochs.orders_ahead()
+    }
+
     /// The current parameters as plain data (MADE weights with their masks applied).
     pub fn params(&self) -> candle_core::Result<FlowParams> {
         self.model.params()
