@@ -14,6 +14,10 @@ For the pinwheel each seed's figures also stand beside the set's own density's N
 (`pinwheel_log_density`; it sums to 1.00001 over a 3,001² grid of [-3, 3]²), so each side's distance from the truth.
 
     /tmp/torch/bin/python benches/reference/fresh_points.py target/parity/fresh-points pinwheel-0.05 clip40 torch
+
+The first run is the app's variant and the second the reference's, unless named SIDE:VARIANT (two references:
+`reference:torch-from-app-start-clip40-app-orders torch`); "app" and "reference" in the tables then mean the first
+and the second.
 """
 
 import glob
@@ -28,14 +32,19 @@ sys.path.insert(0, "benches/reference")
 import parity  # noqa: E402
 
 
-def runs(folder, name, app_variant, reference_variant):
-    """{seed: (app log p, reference log p)} for the seeds both sides have."""
+def runs(folder, name, first, second):
+    """{seed: (first's log p, second's log p)} for the seeds both runs have; each run is (side, variant)."""
     found = {}
-    for side, variant in (("app", app_variant), ("reference", reference_variant)):
+    for which, (side, variant) in enumerate((first, second)):
         for path in glob.glob(f"{folder}/{name}-*-{side}-{variant}.npy"):
             seed = int(re.match(rf"{re.escape(name)}-(\d+)-", os.path.basename(path)).group(1))
-            found.setdefault(seed, {})[side] = np.load(path).astype(np.float64)
-    return {seed: (v["app"], v["reference"]) for seed, v in sorted(found.items()) if len(v) == 2}
+            found.setdefault(seed, {})[which] = np.load(path).astype(np.float64)
+    return {seed: (v[0], v[1]) for seed, v in sorted(found.items()) if len(v) == 2}
+
+
+def run_spec(text, side):
+    """A run named on the command line: VARIANT (of `side`) or SIDE:VARIANT."""
+    return tuple(text.split(":", 1)) if ":" in text else (side, text)
 
 
 def true_nll(name, n, pairs):
@@ -100,8 +109,8 @@ def breakdown(label, bins, pairs):
 
 
 def main():
-    folder, name, app_variant, reference_variant = sys.argv[1:5]
-    pairs = runs(folder, name, app_variant, reference_variant)
+    folder, name, first, second = sys.argv[1:5]
+    pairs = runs(folder, name, run_spec(first, "app"), run_spec(second, "reference"))
     if len(pairs) < 2:
         sys.exit(f"fewer than two seeds with both sides in {folder} for {name}")
     n = len(next(iter(pairs.values()))[0])
