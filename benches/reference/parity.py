@@ -38,8 +38,8 @@ The flow's also: --reference-start own|app|own,app (PyTorch from its own initial
 weights of the same seed), --reference-schedule cosine|constant (the rate over the run, as the app's
 --lr-schedule), --reference-clip NORM (PyTorch's gradient clipped as the app's --clip-norm), --reference-device
 cpu|cuda, --reference-orders own|app (PyTorch's minibatches in its own order, or in the order of each epoch of the
-app's run of the same seed), --flow-hidden W,W,... (both sides' scale and shift nets, 256,256,256,256 by default; a small net trains a
-300-epoch run in seconds, for many seeds), --fresh N (each trained flow's NLL on N new points of its set as well,
+app's run of the same seed), --flow-hidden W,W,... (both sides' scale and shift nets, 256,256,256,256 by default; a
+small net trains a 300-epoch run in seconds, for many seeds), --fresh N (each trained flow's NLL on N new points of its set as well,
 "fresh_nll": a held-out figure without the split's noise; the app's model is read from its run file into PyTorch's,
 which must give the app's held-out figure first), --jobs N (the app's runs N at a time, one core and one thread
 each, beside the references; for a machine with many cores) and --sides app|reference|start (one side only, or
@@ -373,8 +373,8 @@ def flow_start(csv, folder, seed, opts):
 def flow_orders(csv, folder, seed, opts):
     """The order in which each epoch of the app's run of `seed` takes its training rows, `[epochs, rows]`: written by
     the app before its first step (`--export-orders`, with `--prepare-only`; a flow draws nothing at random while
-    it trains, so the run takes exactly these) to `folder`-orders-EPOCHS.csv, and checked against the minibatches of 256
-    the file names."""
+    it trains, so the run takes exactly these) to `folder`-orders-EPOCHS.csv, and checked against the minibatches of
+    256 the file names."""
     path = f"{folder}-orders-{opts.epochs}.csv"
     if not os.path.exists(path):
         args = ["train", "flow", "--data", csv, "--columns", "x", "y", "--seed", str(seed)]
@@ -505,7 +505,8 @@ def reference_jobs(jobs, opts, done, out, lock):
         if opts.reference_orders == "app":
             orders = flow_orders(flow_csv(csv_name), folder, seed, opts)
             if orders.shape[1] != len(train):
-                raise RuntimeError(f"seed {seed}: the app's orders are of {orders.shape[1]} rows, its split has {len(train)}")
+                raise RuntimeError(f"seed {seed}: the app's orders are of {orders.shape[1]} rows, "
+                                   f"its split has {len(train)}")
         fresh = None
         if opts.fresh:
             rows = fresh_rows(csv_name, opts.fresh, folder)

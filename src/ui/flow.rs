@@ -307,13 +307,8 @@ impl FlowUiState {
         self.fit_bounds = true;
     }
 
-    /// True when stage `stage`'s heat map (of the model on show) is in: its density grid, or nothing to wait for
-    /// (stage 0 has no layer whose log|det| to show).
-    fn map_ready(&self, stage: f32) -> bool {
-        self.stage_map_in(stage.round() as usize)
-    }
-
-    /// True when stage `k`'s heat map of the model on show is in (or it has none to wait for).
+    /// True when stage `k`'s heat map of the model on show is in: its density grid, or nothing to wait for (stage 0
+    /// has no layer whose log|det| to show).
     #[must_use]
     pub fn stage_map_in(&self, k: usize) -> bool {
         if self.heat == HeatMap::LayerLogDet && k == 0 {
@@ -566,10 +561,11 @@ fn step_through_contents(flow: &mut FlowUiState, running: bool, (viewport, top):
         // After a run (not while one trains, when only the stage on show gets a map) Play waits at a whole stage
         // until the next stage's heat map is in, so that every stage it passes shows its own.
         let wait = !running && flow.heat != HeatMap::Off;
+        let stage_of = |w: usize| flow.stage_at(w as f32).round() as usize;
         let (to, waiting) =
-            play_advance(flow.position, flow.speed * dt, k_max, |w| !wait || flow.map_ready(flow.stage_at(w as f32)));
-        flow.position = to;
-        flow.play_waits_for = waiting.map(|w| flow.stage_at(w as f32).round() as usize);
+            play_advance(flow.position, flow.speed * dt, k_max, |w| !wait || flow.stage_map_in(stage_of(w)));
+        let waits_for = waiting.map(stage_of);
+        (flow.position, flow.play_waits_for) = (to, waits_for);
         if flow.position >= k_max as f32 {
             flow.position = k_max as f32;
             flow.playing = false;
