@@ -213,6 +213,33 @@ fn vae_training_shows_the_latent_space_and_the_decoded_image_follows_the_cursor(
     harness.get_by_label("16 test images");
 }
 
+/// While a run trains, the latent scatter shows the first inputs only (the view thread's light pass); they keep
+/// their digits' colours, so a student watches the classes part as the model learns, not one colour until the end.
+#[test]
+fn while_the_vae_trains_its_latent_scatter_is_coloured_by_digit() {
+    use egui::accesskit::Role;
+    let mut harness = harness();
+    harness.get_by_label("VAE").click();
+    harness.run_steps(2);
+    // Long enough that the run is still training when its first light pass comes.
+    harness.state_mut().vae_state_mut().config.epochs = 500;
+    harness.get_by_label("Train").click();
+    wait_until(&mut harness, "the light pass's latent means", |app| {
+        let vae = app.vae_state();
+        let all = vae.inputs().0.len() / 784;
+        vae.latents().is_some_and(|l| l.mu.len() / 2 < all)
+    });
+    harness.run_steps(2);
+    harness.get_by_label_contains("While training: the first 1000 of 5000");
+    for digit in ["0", "3", "9"] {
+        assert!(
+            harness.query_by_role_and_label(Role::CheckBox, digit).is_some(),
+            "the live scatter's legend does not name the digit {digit}"
+        );
+    }
+    assert!(harness.query_by_role_and_label(Role::CheckBox, "inputs").is_none(), "the live scatter is one colour");
+}
+
 #[test]
 fn choosing_the_conv_vae_loads_the_course_settings_and_its_decoder_follows_the_cursor() {
     use bayes_explorer::models::vae::{Likelihood, VaeArch};

@@ -148,7 +148,9 @@ fn scatter_ui(vae: &mut VaeUiState, latents: &Latents, height: f32, ui: &mut egu
                         [f64::from(x1), f64::from(y1)],
                     ));
                 }
-                if vae.labels.len() == n {
+                // While a run trains only the first inputs are encoded (the view thread's light pass); their
+                // labels are the first of the labels, so the digits keep their colours as the model learns.
+                if !vae.labels.is_empty() && vae.labels.len() >= n {
                     let mut groups: Vec<Vec<[f64; 2]>> = vec![Vec::new(); 10];
                     let mut other = Vec::new();
                     for i in (0..n).step_by(stride) {
