@@ -225,6 +225,11 @@ pub struct TrainArgs {
     /// `off` (RealNVP's default 40, the other flows' off; PyTorch and Keras do not clip unless told to).
     #[arg(long, value_name = "NORM|off", value_parser = parse_clip_norm)]
     pub clip_norm: Option<ClipNormArg>,
+    /// Flow lab: the decay of the moving average of the weights that the run evaluates, shows and saves (each step
+    /// keeps that share of the average), or `off` for the last step's weights (RealNVP's default 0.999, the other
+    /// flows' off; the Keras example and plain PyTorch use the last step's weights).
+    #[arg(long, value_name = "DECAY|off", value_parser = parse_weight_average)]
+    pub weight_average: Option<WeightAverageArg>,
     /// Flow lab (RealNVP): train with candle's autograd, the reference the hand-written training pass is tested
     /// against, instead of that pass (slower; the same model, loss and optimiser).
     #[arg(long)]
@@ -348,7 +353,7 @@ pub struct TrainArgs {
     /// metrics it reached and recompute them from the loaded weights (the BNN's and the VAE's test figures come
     /// out the same to the last bit; the flow's are its report). The settings come from the run file.
     #[arg(long, value_name = "PATH", conflicts_with_all = [
-        "data", "target", "label", "seed", "lr", "flow", "layers", "init", "adam_epsilon", "lr_schedule", "clip_norm", "autograd", "columns", "batch_size", "arch",
+        "data", "target", "label", "seed", "lr", "flow", "layers", "init", "adam_epsilon", "lr_schedule", "clip_norm", "weight_average", "autograd", "columns", "batch_size", "arch",
         "latent", "gaussian", "bernoulli", "train_fraction", "posterior", "head", "hidden", "activation", "optimizer",
         "prior_sd", "mc_kl", "bayesian_output", "samples", "sampler", "chains", "warmup", "draws", "noise", "max_rows",
         "export_orders", "prepare_only",
@@ -404,6 +409,21 @@ fn parse_clip_norm(text: &str) -> Result<ClipNormArg, String> {
     match text.parse::<f64>() {
         Ok(norm) if norm.is_finite() && norm > 0.0 => Ok(ClipNormArg(Some(norm))),
         _ => Err(format!("expected a number above 0 or `off`, not `{text}`")),
+    }
+}
+
+/// `--weight-average`: a decay in (0, 1), or `off` (`None`).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct WeightAverageArg(pub Option<f64>);
+
+/// Reads `--weight-average`'s value.
+fn parse_weight_average(text: &str) -> Result<WeightAverageArg, String> {
+    if text.eq_ignore_ascii_case("off") {
+        return Ok(WeightAverageArg(None));
+    }
+    match text.parse::<f64>() {
+        Ok(decay) if decay > 0.0 && decay < 1.0 => Ok(WeightAverageArg(Some(decay))),
+        _ => Err(format!("expected a decay above 0 and below 1 (0.999) or `off`, not `{text}`")),
     }
 }
 
@@ -759,9 +779,11 @@ fn train(args: &TrainArgs) -> Result<(), CliError> {
         .map_err(|e| CliError::BadInput(format!("{}: the {} lab {e}", table.name, lab.tab_name())))?;
     let prepared = Arc::new(prepare(&table, &spec).map_err(|e| CliError::BadInput(format!("{}: {e}", table.name)))?);
     let flow_only = args.init.is_some() || args.adam_epsilon.is_some() || args.lr_schedule.is_some();
-    if (flow_only || args.clip_norm.is_some() || args.autograd || args.export_orders.is_some()) && lab != Lab::Flow {
+    let flow_only = flow_only || args.clip_norm.is_some() || args.weight_average.is_some();
+    if (flow_only || args.autograd || args.export_orders.is_some()) && lab != Lab::Flow {
         return Err(CliError::BadInput(
-            "--init, --adam-epsilon, --lr-schedule, --clip-norm, --autograd and --export-orders are for the flow lab"
+            "--init, --adam-epsilon, --lr-schedule, --clip-norm, --weight-average, --autograd and --export-orders \
+             are for the flow lab"
                 .into(),
         ));
     }
@@ -815,6 +837,9 @@ fn train(args: &TrainArgs) -> Result<(), CliError> {
             }
             if let Some(ClipNormArg(norm)) = args.clip_norm {
                 config.clip_norm = norm;
+            }
+            if let Some(WeightAverageArg(decay)) = args.weight_average {
+                config.weight_average = decay;
             }
             flow_config = Some(config.clone());
             if let Some(path) = &args.export_orders {

@@ -72,3 +72,22 @@ fn hidden_sets_the_conditioner_widths_of_a_flow() {
     }
     std::fs::remove_dir_all(&dir).ok();
 }
+
+/// `--weight-average`: the figures of a run with the average (RealNVP's default) and with `off` (the last step's
+/// weights) differ, an explicit 0.999 is the default's run to the bit, and a decay outside (0, 1) or the flag on
+/// another lab is refused with a message naming it.
+#[test]
+fn weight_average_sets_which_weights_a_flow_run_reports() {
+    let averaged = train_nll(&[]);
+    assert_eq!(averaged.to_bits(), train_nll(&["--weight-average", "0.999"]).to_bits(), "0.999 is the default");
+    let last = train_nll(&["--weight-average", "off"]);
+    assert!((averaged - last).abs() > 1e-4, "the average and the last weights report alike: {averaged}, {last}");
+    for (args, expected) in [
+        (vec!["train", "flow", "--weight-average", "1.5"], "--weight-average"),
+        (vec!["train", "vae", "--epochs", "1", "--weight-average", "0.9"], "--weight-average"),
+    ] {
+        let out = Command::new(BIN).args(&args).output().expect("runs");
+        assert_eq!(out.status.code(), Some(2), "{args:?} refused as bad input");
+        assert!(String::from_utf8_lossy(&out.stderr).contains(expected), "{args:?}: the message names the flag");
+    }
+}

@@ -44,15 +44,16 @@ use std::time::{Duration, Instant};
 use bayes_explorer::Lab;
 use bayes_explorer::compute::Activation;
 use bayes_explorer::compute::cpu::optim::OptimizerKind;
-use bayes_explorer::compute::params::FlowParams;
+use bayes_explorer::compute::params::{FlowLayerParams, FlowParams};
 use bayes_explorer::data::prepare::{Prepared, default_spec_for_lab, prepare};
 use bayes_explorer::data::{BuiltinFile, SynthKind, SynthSpec};
 use bayes_explorer::models::bnn::{BnnConfig, BnnParams, BnnTrainer, Posterior};
-use bayes_explorer::models::flow::{FlowConfig, FlowKind, FlowTrainer};
+use bayes_explorer::models::flow::{FlowConfig, FlowKind, FlowNet, FlowTrainer};
 use bayes_explorer::models::vae::{VaeArch, VaeConfig, VaeNetworks, VaeParams, VaeTrainer};
 use bayes_explorer::train::{
     Command, ModelView, RunSnapshot, TrainError, Trainer, TrainerFactory, Worker, WorkerEvent, WorkerState,
 };
+use candle_core::DType;
 
 /// Longest any wait on the worker may take (generous: the test machines have two shared cores).
 const DEADLINE: Duration = Duration::from_secs(20);
@@ -95,6 +96,8 @@ fn relu_bnn_config(optimizer: OptimizerKind, learning_rate: f64) -> BnnConfig {
     BnnConfig { activation: Activation::Relu, posterior: Posterior::MeanField, ..bnn_config(optimizer, learning_rate) }
 }
 
+/// A small flow whose `params` are its weights (no weight average: the guard's tests look at the weights; see
+/// [`a_refused_step_leaves_the_weight_average_as_it_was`] for the average).
 fn flow_config(kind: FlowKind, learning_rate: f64) -> FlowConfig {
     FlowConfig {
         layers: 2,
@@ -102,6 +105,7 @@ fn flow_config(kind: FlowKind, learning_rate: f64) -> FlowConfig {
         batch_size: 64,
         learning_rate,
         epochs: 50,
+        weight_average: None,
         ..FlowConfig::default_for(kind)
     }
 }
@@ -249,6 +253,44 @@ fn every_flow_keeps_its_last_good_parameters_at_a_huge_rate_and_resumes_at_a_sma
             let mut trainer = FlowTrainer::new(flow_config(kind, rate), &data).expect("a flow");
             blow_up_and_recover(&what, &mut trainer, |t| t.params().expect("parameters"), expected);
         }
+    }
+}
+
+/// With a weight average (RealNVP's default), the model a run shows is the average of weights whose loss was
+/// finite: a step the guard refuses, at the loss or at the update, leaves it exactly as it was after the last step
+/// taken, every value finite, and training at a safe rate moves it on.
+#[test]
+fn a_refused_step_leaves_the_weight_average_as_it_was() {
+    let data = moons();
+    for rate in [1e30, 1e38] {
+        let config = FlowConfig { weight_average: Some(0.9), ..flow_config(FlowKind::RealNvp, rate) };
+        let mut trainer = FlowTrainer::new(config, &data).expect("a flow");
+        let (failure, before) = loop {
+            assert!(trainer.snapshot().step < 50, "no non-finite value in 50 steps at {rate:e}");
+            let before = trainer.params().expect("parameters");
+            if let Err(e) = trainer.step() {
+                break (e, before);
+            }
+        };
+        assert!(matches!(failure, TrainError::NonFinite { .. }), "{failure:?}");
+        let after = trainer.params().expect("parameters");
+        assert!(after == before, "at {rate:e}: the refused step ({failure}) changed the average");
+        for layer in &after.layers {
+            let FlowLayerParams::Coupling { scale_net, shift_net, .. } = layer else { panic!("a RealNVP") };
+            for dense in scale_net.layers.iter().chain(&shift_net.layers) {
+                let finite = dense.weights.iter().chain(&dense.biases).all(|v| v.is_finite());
+                assert!(finite, "at {rate:e}: the average holds a value that is not finite");
+            }
+        }
+        // Its loss is finite: it holds none of the weights whose loss the guard found not finite.
+        let net = FlowNet::from_params(&after, DType::F32).expect("a net");
+        let density = net.log_density(&data.x_train).expect("densities");
+        assert!(density.iter().all(|d| d.is_finite()), "at {rate:e}: the average's loss is not finite");
+        trainer.set_learning_rate(SAFE_RATE);
+        for _ in 0..5 {
+            trainer.step().expect("a step at a safe rate");
+        }
+        assert!(trainer.params().expect("parameters") != after, "at {rate:e}: the average does not move on");
     }
 }
 

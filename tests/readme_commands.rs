@@ -72,6 +72,7 @@ fn sample(flag: &str, word: &str) -> Option<String> {
         (_, "DIR") => "out",
         (_, "SECONDS") => "30",
         (_, "NORM") => "20",
+        (_, "DECAY") => "0.99",
         (_, other) => other,
     };
     Some(value.to_owned())

@@ -148,14 +148,26 @@ fn both_vaes_resume_to_the_bit_at_an_epochs_end_and_inside_one() {
 #[test]
 fn every_flow_resumes_to_the_bit_at_an_epochs_end_and_inside_one() {
     let data = moons();
+    // Each kind at its defaults (RealNVP's with a weight average, the others' without), and each with the other
+    // choice: the average is part of the state.
     for kind in [FlowKind::RealNvp, FlowKind::Maf, FlowKind::Affine] {
-        let build = |epochs| {
-            let config =
-                FlowConfig { layers: 2, hidden: vec![8], epochs, batch_size: 64, ..FlowConfig::default_for(kind) };
-            FlowTrainer::new(config, &data).expect("a flow")
-        };
-        assert_resumes_exactly(&format!("{kind:?}, epoch's end"), build, (2, 2), None);
-        assert_resumes_exactly(&format!("{kind:?}, inside an epoch"), build, (2, 2), Some(11));
+        let defaults = FlowConfig::default_for(kind);
+        for average in [defaults.weight_average, defaults.weight_average.xor(Some(0.99))] {
+            let build = |epochs| {
+                let config = FlowConfig {
+                    layers: 2,
+                    hidden: vec![8],
+                    epochs,
+                    batch_size: 64,
+                    weight_average: average,
+                    ..defaults.clone()
+                };
+                FlowTrainer::new(config, &data).expect("a flow")
+            };
+            let what = format!("{kind:?}, weight average {average:?}");
+            assert_resumes_exactly(&format!("{what}, epoch's end"), build, (2, 2), None);
+            assert_resumes_exactly(&format!("{what}, inside an epoch"), build, (2, 2), Some(11));
+        }
     }
     // A cosine schedule's rate depends on the step and the run's set length alone, so a run stopped inside its
     // plan and continued to it is the uninterrupted run. (Continuing a finished run for more epochs stretches the

@@ -1,6 +1,7 @@
 //! The models, in candle only: no egui, no wgpu. Each exposes a config, a [`trainer::Trainer`] and
 //! plain-data results. Used by `train` and `cli`.
 
+pub mod average;
 pub mod bnn;
 pub mod conv;
 pub mod flow;

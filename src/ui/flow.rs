@@ -1111,11 +1111,13 @@ fn keras_grid_ui(panels: &[(&str, &Vec<[f32; 2]>, Color32); 4], columns: usize, 
 
 /// The flow's loss curves: training and held-out negative log-likelihood per epoch; "Export data…" leaves its
 /// request in `export`; `emphasised`: the Explain panel's NLL is hovered (both curves highlighted); `recording`: the
-/// lab's recorder is busy (its Record animation… is off).
+/// lab's recorder is busy (its Record animation… is off); `averaged`: the run keeps a weight average, whose figure
+/// the held-out curve is (the training curve is the mean of the epoch's minibatch losses, at the weights each step
+/// took), which the legend says.
 pub(crate) fn flow_loss_ui(
     snapshot: &RunSnapshot,
     export: &mut Option<ExportRequest>,
-    (emphasised, scrubbed_epoch, recording): (bool, Option<f64>, bool),
+    (emphasised, scrubbed_epoch, recording, averaged): (bool, Option<f64>, bool, bool),
     ui: &mut egui::Ui,
 ) {
     ui.horizontal(|ui| {
@@ -1128,11 +1130,16 @@ pub(crate) fn flow_loss_ui(
     });
     let (train, held_out) = (epoch_series(snapshot, "train_nll"), epoch_series(snapshot, "heldout_nll"));
     let size = egui::vec2(ui.available_width(), 150.0);
-    let mut occupied = plot_axes::Occupied::for_legend(&["train NLL", "held-out NLL"], size);
+    let names = if averaged {
+        ["train NLL (the steps' minibatches)", "held-out NLL (the weight average)"]
+    } else {
+        ["train NLL", "held-out NLL"]
+    };
+    let mut occupied = plot_axes::Occupied::for_legend(&names, size);
     occupied.line(&train).line(&held_out);
     let response = legend_figure(ui, "flow-loss", "flow-loss.png", &occupied, |plot, ui| {
         plot.height(150.0).x_axis_label("epoch").y_axis_label("NLL (nats per point)").show(ui, |plot| {
-            for (name, points) in [("train NLL", train), ("held-out NLL", held_out)] {
+            for (name, points) in names.into_iter().zip([train, held_out]) {
                 if emphasised {
                     emphasised_curve(plot, name.to_owned(), points);
                 } else {

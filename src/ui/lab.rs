@@ -50,7 +50,12 @@ pub(crate) fn views_ui(state: &mut LabState, ui: &mut egui::Ui) {
                 let emphasised = state.flow.highlight == crate::ui::highlight::Highlight::FlowLoss;
                 let scrubbed = state.flow.scrubbed_epoch();
                 let recording = state.flow.recorder.busy();
-                crate::ui::flow::flow_loss_ui(snapshot, &mut state.flow.export, (emphasised, scrubbed, recording), ui);
+                let averaged = matches!(
+                    state.run_origin.as_ref().map(|o| &o.config),
+                    Some(RunConfig::Flow(c)) if c.weight_average.is_some()
+                );
+                let flags = (emphasised, scrubbed, recording, averaged);
+                crate::ui::flow::flow_loss_ui(snapshot, &mut state.flow.export, flags, ui);
             });
         }
         let snapshot = state.worker.as_ref().and(state.snapshot.as_ref());

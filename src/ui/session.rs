@@ -72,6 +72,7 @@ pub(crate) fn parse_settings(lab: Lab, json: &str) -> Option<RunConfig> {
                 fields.entry("adam_epsilon").or_insert_with(|| serde_json::json!(defaults.adam_epsilon));
                 fields.entry("lr_schedule").or_insert_with(|| serde_json::json!(defaults.lr_schedule));
                 fields.entry("clip_norm").or_insert_with(|| serde_json::json!(defaults.clip_norm));
+                fields.entry("weight_average").or_insert_with(|| serde_json::json!(defaults.weight_average));
                 // Until 2026-12-05 the lab's one clip was at norm 20 (RealNVP's default then, and its only choice
                 // besides off): settings clipped there chose "the clip", which is at today's norm.
                 if kind == Some(FlowKind::RealNvp)
@@ -277,8 +278,8 @@ mod tests {
     use crate::models::trainer::LrSchedule;
     use crate::train::runfile::RunConfig;
 
-    /// Flow settings kept before the initial weights, Adam's epsilon, the rate schedule and the gradient clip were
-    /// choices come back with today's
+    /// Flow settings kept before the initial weights, Adam's epsilon, the rate schedule, the gradient clip and the
+    /// weight average were choices come back with today's
     /// defaults; settings that chose them keep their choice.
     #[test]
     fn flow_settings_from_before_the_choice_get_todays_defaults() {
@@ -287,6 +288,7 @@ mod tests {
             adam_epsilon: 1e-7,
             lr_schedule: LrSchedule::Cosine,
             clip_norm: None,
+            weight_average: None,
             epochs: 7,
             ..FlowConfig::default()
         };
@@ -298,11 +300,13 @@ mod tests {
         fields.remove("adam_epsilon");
         fields.remove("lr_schedule");
         fields.remove("clip_norm");
+        fields.remove("weight_average");
         let Some(RunConfig::Flow(upgraded)) = parse_settings(Lab::Flow, &old.to_string()) else { panic!("parses") };
         let defaults = FlowConfig::default();
         assert_eq!((upgraded.init, upgraded.adam_epsilon.to_bits()), (defaults.init, defaults.adam_epsilon.to_bits()));
         assert_eq!(upgraded.lr_schedule, LrSchedule::Constant, "today's default");
         assert_eq!(upgraded.clip_norm, Some(crate::models::flow::CLIP_NORM), "today's default");
+        assert_eq!(upgraded.weight_average, Some(crate::models::flow::WEIGHT_AVERAGE), "today's default");
         assert_eq!(upgraded.epochs, 7, "the rest is the user's");
         assert!(parse_settings(Lab::Flow, "not json").is_none());
     }

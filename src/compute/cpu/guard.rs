@@ -57,6 +57,13 @@ impl LastGood {
         Ok(())
     }
 
+    /// The remembered values as variables of their own, one per variable (none before the first step): after a
+    /// step that was taken, the values it started from, at which its loss was measured finite.
+    #[must_use]
+    pub fn copies(&self) -> &[Var] {
+        &self.0
+    }
+
     /// The remembered values in f32, one vector per variable (`None` before the first step), for a checkpoint.
     pub fn values(&self) -> candle_core::Result<Option<Vec<Vec<f32>>>> {
         if self.0.is_empty() {

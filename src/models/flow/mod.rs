@@ -161,7 +161,18 @@ pub struct FlowConfig {
     /// issue 21). Run files from before read as `None`.
     #[serde(default)]
     pub clip_norm: Option<f64>,
+    /// The decay of the moving average of the weights that the run shows, evaluates and saves
+    /// ([`crate::models::average`]); `None`: the last step's weights, as the Keras example and plain PyTorch.
+    /// RealNVP's default is [`WEIGHT_AVERAGE`]: at a constant rate the last steps' weights wander about the
+    /// optimum, and on the parity harness's pinwheel the average lowered PyTorch's held-out NLL (BENCHMARKS.md,
+    /// issue 21). Run files from before read as `None`.
+    #[serde(default)]
+    pub weight_average: Option<f64>,
 }
+
+/// RealNVP's moving average of its weights: each step keeps 0.999 of the average (about the last thousand steps,
+/// a hundred epochs of the Keras example's 2,400 rows; less over the first steps, see [`crate::models::average`]).
+pub const WEIGHT_AVERAGE: f64 = 0.999;
 
 /// RealNVP's gradient clip: its whole gradient is about 12 long most of the time (p90 about 20, the largest of a
 /// 300-epoch run 30-45) on the parity harness's data sets, so the clip shortens only the steps of the loss's jumps.
@@ -193,6 +204,7 @@ impl FlowConfig {
                 adam_epsilon: TORCH_EPSILON,
                 lr_schedule: LrSchedule::Constant,
                 clip_norm: Some(CLIP_NORM),
+                weight_average: Some(WEIGHT_AVERAGE),
             },
             FlowKind::Maf => Self {
                 kind,
@@ -206,6 +218,7 @@ impl FlowConfig {
                 adam_epsilon: TORCH_EPSILON,
                 lr_schedule: LrSchedule::Constant,
                 clip_norm: None,
+                weight_average: None,
             },
             FlowKind::Affine => Self {
                 kind,
@@ -219,6 +232,7 @@ impl FlowConfig {
                 adam_epsilon: TORCH_EPSILON,
                 lr_schedule: LrSchedule::Constant,
                 clip_norm: None,
+                weight_average: None,
             },
         }
     }

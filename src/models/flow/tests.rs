@@ -81,7 +81,14 @@ fn optimiser_state_keeps_no_graph_after_steps() {
 fn nll_gradient_matches_finite_differences() {
     let data = moons(300);
     for kind in FlowKind::ALL {
-        let config = FlowConfig { hidden: vec![6], layers: 2, batch_size: 32, ..FlowConfig::default_for(kind) };
+        // The weights' own gradient: `params` gives the weights themselves without an average.
+        let config = FlowConfig {
+            hidden: vec![6],
+            layers: 2,
+            batch_size: 32,
+            weight_average: None,
+            ..FlowConfig::default_for(kind)
+        };
         let mut trainer = FlowTrainer::new(config, &data).expect("flow");
         // A few steps at a high rate, so no parameter sits at its (zero) initial value.
         trainer.variables.optimizer.learning_rate = 0.05;
@@ -132,7 +139,8 @@ fn nll_gradient_matches_finite_differences() {
 }
 
 /// A small RealNVP (5 layers, odd widths) on 400 moons points after `steps` steps at a high learning rate, so
-/// that its scales are far from zero, and its data.
+/// that its scales are far from zero, and its data; without a weight average, so that its `params` are the weights
+/// its passes take.
 fn small_trained_realnvp(steps: usize) -> (FlowTrainer, Arc<Prepared>) {
     let data = moons(400);
     let config = FlowConfig {
@@ -140,6 +148,7 @@ fn small_trained_realnvp(steps: usize) -> (FlowTrainer, Arc<Prepared>) {
         layers: 5,
         batch_size: 64,
         learning_rate: 2e-2,
+        weight_average: None,
         ..FlowConfig::default_for(FlowKind::RealNvp)
     };
     let mut trainer = FlowTrainer::new(config, &data).expect("flow");
@@ -419,4 +428,77 @@ fn announced_minibatch_orders_are_the_ones_the_epochs_take() {
         }
         assert_eq!(taken, announced, "{kind:?} (hand-written pass: {hand_written}): the epochs took other orders");
     }
+}
+
+/// With a weight average the steps are the same as without one (the same weights after every step), and the model
+/// the run evaluates and shows is the average: `params` equals the recursion a ← d a + (1 − d) w over the weights
+/// each step t started from, with d = min(decay, (1 + t) / (10 + t)); each epoch's held-out NLL is the average's,
+/// and it is not the last step's weights'.
+#[test]
+fn a_weight_average_leaves_the_steps_and_is_the_model_the_run_evaluates() {
+    use crate::compute::params::{FlowLayerParams, FlowParams};
+    use crate::models::trainer::{EpochModel, Trainer};
+
+    let data = moons(300);
+    let base = FlowConfig { hidden: vec![8], layers: 2, batch_size: 64, epochs: 2, ..FlowConfig::default() };
+    assert_eq!(base.weight_average, Some(super::WEIGHT_AVERAGE), "RealNVP's default");
+    let decay = 0.9;
+    let mut averaged =
+        FlowTrainer::new(FlowConfig { weight_average: Some(decay), ..base.clone() }, &data).expect("flow");
+    let mut plain = FlowTrainer::new(FlowConfig { weight_average: None, ..base }, &data).expect("flow");
+    let flat = |p: &FlowParams| -> Vec<f64> {
+        let mut out = Vec::new();
+        for layer in &p.layers {
+            let FlowLayerParams::Coupling { scale_net, shift_net, .. } = layer else { panic!("a RealNVP") };
+            for dense in scale_net.layers.iter().chain(&shift_net.layers) {
+                out.extend(dense.weights.iter().chain(&dense.biases).map(|&v| f64::from(v)));
+            }
+        }
+        out
+    };
+    let mut expected = flat(&plain.params().expect("params"));
+    let mut t = 0u64;
+    while !plain.finished() {
+        let started_from = flat(&plain.params().expect("params"));
+        plain.step().expect("step");
+        averaged.step().expect("step");
+        if plain.epoch_loop().step() == t {
+            continue; // an epoch's close: no step taken
+        }
+        t = plain.epoch_loop().step();
+        let d = decay.min((1.0 + t as f64) / (10.0 + t as f64));
+        for (e, w) in expected.iter_mut().zip(started_from) {
+            *e = d * *e + (1.0 - d) * w;
+        }
+    }
+    assert!(averaged.finished());
+    let values = |trainer: &FlowTrainer| -> Vec<Vec<f32>> {
+        let vars = &trainer.variables.vars;
+        vars.iter().map(|v| v.as_tensor().flatten_all().expect("flat").to_vec1().expect("values")).collect()
+    };
+    assert_eq!(values(&averaged), values(&plain), "the average changed the steps");
+    let got = flat(&averaged.params().expect("params"));
+    let worst = got.iter().zip(&expected).map(|(a, b)| (a - b).abs()).fold(0.0, f64::max);
+    assert!(worst < 1e-5, "the average is {worst} from its recursion");
+    assert!(got != flat(&plain.params().expect("params")), "the model is the last step's weights");
+    // The last epoch's held-out NLL is the average's (by candle, from its plain parameters), not the weights'.
+    let nll_of = |p: &FlowParams| -> f64 {
+        let net = FlowNet::from_params(p, DType::F32).expect("net");
+        let x: Vec<f32> = data.x_test.clone();
+        -net.log_density(&x).expect("density").iter().map(|&v| f64::from(v)).sum::<f64>() / (x.len() / 2) as f64
+    };
+    let reported = |trainer: &FlowTrainer| -> f64 {
+        let last = trainer.epoch_loop().history().last().expect("an epoch");
+        last.metrics.iter().find(|(k, _)| k == "heldout_nll").expect("held-out").1
+    };
+    let (of_average, of_weights) = (nll_of(&averaged.params().expect("p")), nll_of(&plain.params().expect("p")));
+    assert!((reported(&averaged) - of_average).abs() < 1e-4, "{} against {of_average}", reported(&averaged));
+    assert!((reported(&plain) - of_weights).abs() < 1e-4, "{} against {of_weights}", reported(&plain));
+    assert!((of_average - of_weights).abs() > 1e-4, "the average and the weights evaluate alike");
+    // A saved state names its averages and puts them back.
+    let state = averaged.model.extra_state();
+    assert_eq!(state.len(), averaged.variables.vars.len());
+    assert!(state[0].0.starts_with("weight average of "), "{}", state[0].0);
+    assert!(plain.model.extra_state().is_empty());
+    assert!(plain.model.restore_extra(&state, None).is_err(), "a flow without an average took one");
 }

@@ -14,6 +14,7 @@ use crate::compute::cpu::optim::{FlatGradients, OptimizerKind};
 use crate::compute::params::FlowParams;
 use crate::data::prepare::Prepared;
 use crate::models::ModelView;
+use crate::models::average::WeightAverage;
 use crate::models::flow::{FlowConfig, FlowKind, FlowNet};
 use crate::models::trainer::{
     EpochEnd, EpochLoop, EpochModel, EpochTrainer, LrSchedule, Minibatch, StepLoss, Variables,
@@ -30,6 +31,9 @@ pub struct FlowModel {
     hand_written_pass: bool,
     /// The hand-written pass's buffers, reused from step to step.
     workspace: coupling_cpu::RealNvpWorkspace,
+    /// The moving average of the weights ([`FlowConfig::weight_average`]): what the run evaluates, shows and saves
+    /// as its model, while the steps move the weights themselves.
+    average: Option<WeightAverage>,
 }
 
 /// The trainable flow: a [`FlowModel`] in the shared loop. Its one loss term is the minibatch's mean negative
@@ -58,12 +62,17 @@ impl FlowTrainer {
         variables.optimizer.set_clip_norm(config.clip_norm);
         // The generator that drew the weights goes on to shuffle the minibatches.
         let epochs = EpochLoop::new(n_train, config.batch_size, config.epochs, rng);
+        let average = match config.weight_average {
+            Some(decay) => Some(WeightAverage::new(decay, &variables.vars, &variables.names)?),
+            None => None,
+        };
         let model = FlowModel {
             net,
             x_train: Tensor::from_slice(&data.x_train, (n_train, dim), &device)?,
             x_test: Tensor::from_slice(&data.x_test, (data.n_test(), dim), &device)?,
             hand_written_pass: true,
             workspace: coupling_cpu::RealNvpWorkspace::default(),
+            average,
             config,
         };
         Ok(Self { model, variables, epochs })
@@ -81,7 +90,7 @@ impl FlowTrainer {
         self.model.hand_written_pass = on;
     }
 
-    /// The live model as tensors (shares the variables).
+    /// The live model as tensors (shares the variables): the weights the steps move, not their average.
     #[must_use]
     pub fn net(&self) -> &FlowNet {
         &self.model.net
@@ -94,8 +103,12 @@ impl FlowTrainer {
         self.epochs.orders_ahead()
     }
 
-    /// The current parameters as plain data (MADE weights with their masks applied).
-    pub fn params(&self) -> candle_core::Result<FlowParams> {
+    /// The model as plain data (MADE weights with their masks applied): the average of the weights where the run
+    /// keeps one ([`FlowConfig::weight_average`]), else the weights now.
+    ///
+    /// # Errors
+    /// A weight that cannot be read.
+    pub fn params(&self) -> Result<FlowParams, TrainError> {
         self.model.params()
     }
 }
@@ -137,8 +150,23 @@ impl FlowModel {
     }
 
     /// See [`FlowTrainer::params`].
-    fn params(&self) -> candle_core::Result<FlowParams> {
-        self.net.params()
+    fn params(&self) -> Result<FlowParams, TrainError> {
+        match &self.average {
+            Some(average) => Ok(average.with_average(|| self.net.params())??),
+            None => Ok(self.net.params()?),
+        }
+    }
+
+    /// The held-out NLL of the model: of the weights' average where the run keeps one.
+    fn model_heldout_nll(&mut self) -> Result<f64, TrainError> {
+        match self.average.take() {
+            Some(average) => {
+                let nll = average.with_average(|| self.heldout_nll());
+                self.average = Some(average);
+                nll?
+            }
+            None => self.heldout_nll(),
+        }
     }
 }
 
@@ -168,11 +196,15 @@ impl EpochModel<1> for FlowModel {
             let loss = net.log_density_tensor(&x)?.mean_all()?.neg()?;
             variables.guarded_step(&loss, loss_name, batch.step, || net.locate_non_finite(&x))?
         };
+        // The step was taken: its loss, at the values it started from (the guard's copy), was finite.
+        if let Some(average) = &mut self.average {
+            average.update(variables.last_good.copies(), batch.step)?;
+        }
         Ok(StepLoss { total: loss, terms: [loss] })
     }
 
     fn end_epoch(&mut self, end: &EpochEnd<1>) -> Result<Vec<(String, f64)>, TrainError> {
-        let heldout = self.heldout_nll()?;
+        let heldout = self.model_heldout_nll()?;
         // Keras logs the running mean of the minibatch losses as the training loss; so do we, which keeps an
         // epoch from costing a second pass over the data.
         let [train] = end.means;
@@ -181,6 +213,18 @@ impl EpochModel<1> for FlowModel {
 
     fn lr_schedule(&self) -> LrSchedule {
         self.config.lr_schedule
+    }
+
+    fn extra_state(&self) -> Vec<(String, Vec<f32>)> {
+        self.average.as_ref().map(WeightAverage::state).unwrap_or_default()
+    }
+
+    fn restore_extra(&mut self, extra: &[(String, Vec<f32>)], _view: Option<&ModelView>) -> Result<(), String> {
+        match (&mut self.average, extra.first()) {
+            (Some(average), _) => average.restore(extra),
+            (None, None) => Ok(()),
+            (None, Some((name, _))) => Err(format!("this flow keeps no {name}")),
+        }
     }
 
     fn model_view(&self, step: u64) -> Option<ModelView> {
