@@ -9,8 +9,9 @@ table (mean +- sd over the seeds, app against reference) is printed from that fi
 
 Labs and what is compared:
 - flow: RealNVP at the app's defaults (6 couplings, scale and shift nets 4 x 256 ReLU, tanh on the scale, Adam
-  1e-4, batch 256, 300 epochs, 20 % held out; the app clips each step's gradient at norm 40, plain PyTorch does not
-  unless --reference-clip 40) on two-column CSV files this script writes: two moons, two circles,
+  1e-4, batch 256, 300 epochs, 20 % held out; the app clips each step's gradient at norm 40 and evaluates the moving
+  average of its weights (decay 0.999), plain PyTorch does neither unless --reference-clip 40 --reference-average
+  0.999) on two-column CSV files this script writes: two moons, two circles,
   eight Gaussians and a pinwheel, each at two noise levels (3,000 points). Figures: the exact mean negative
   log-likelihood (nats per point, in standardised units) over the training rows and over the held-out rows, after
   the last epoch.
@@ -36,7 +37,8 @@ app, e.g. "--init keras"), --tag NAME (a label for the app's variant in the tabl
 --vae-batch N (the VAE's batch on both sides, 32 by default).
 The flow's also: --reference-start own|app|own,app (PyTorch from its own initial weights, or from the app's initial
 weights of the same seed), --reference-schedule cosine|constant (the rate over the run, as the app's
---lr-schedule), --reference-clip NORM (PyTorch's gradient clipped as the app's --clip-norm), --reference-device
+--lr-schedule), --reference-clip NORM (PyTorch's gradient clipped as the app's --clip-norm), --reference-average DECAY
+(PyTorch's figures of the moving average of its weights, as the app's --weight-average), --reference-device
 cpu|cuda, --reference-orders own|app (PyTorch's minibatches in its own order, or in the order of each epoch of the
 app's run of the same seed), --flow-hidden W,W,... (both sides' scale and shift nets, 256,256,256,256 by default; a
 small net trains a 300-epoch run in seconds, for many seeds), --fresh N (each trained flow's NLL on N new points of its set as well,
@@ -298,29 +300,38 @@ def app_linear(model, name):
     return layers[int(j) - 1], what == "weights"
 
 
-def load_app_weights(model, run):
-    """Puts the weights of an app RealNVP run file into `model`."""
+def load_app_weights(model, run, average=True):
+    """Puts the weights of an app RealNVP run file into `model`: the model the run shows and evaluates, which is the
+    moving average of its weights where the run keeps one (`--weight-average`, RealNVP's default; saved as
+    "state.model.weight average of NAME"), else its weights; with `average` False, its weights (what its next step
+    starts from)."""
     meta, get = read_run(run)
+    kept = {name for name, _ in meta["resume"].get("model_state", [])}
     for i, var in enumerate(meta["resume"]["variables"]):
         lin, weights = app_linear(model, var["name"])
         value = get(f"state.var.{i}")
+        averaged = f"weight average of {var['name']}"
+        if average and averaged in kept:
+            value = get(f"state.model.{averaged}").reshape(value.shape)
         with torch.no_grad():
             (lin.weight if weights else lin.bias).copy_(torch.from_numpy(value.T.copy() if weights else value))
 
 
 def reference_flow(train, test, seed, epochs, init, device="cpu", start=None, schedule="constant", clip=None,
-                   hidden=(256, 256, 256, 256), fresh=None, orders=None):
+                   hidden=(256, 256, 256, 256), fresh=None, orders=None, average=None):
     """PyTorch's RealNVP trained on the app's rows: its own initial weights drawn with `seed`, or with `start` the
     weights of an app run file (the app's own initial weights, to tell the start from the rest of training). With
     schedule "cosine", step t of T takes the rate 1e-4 * (1 + cos(pi t / T)) / 2, as the app's cosine schedule. With
     `clip`, each step's whole gradient is shortened to that norm where it is longer (`clip_grad_norm_`), as the app's
     --clip-norm (RealNVP's default 40). With `fresh` (the trained model's NLL on new points, `fresh_nll` on
     `fresh_rows`), that figure too. With `orders` (`[epochs, rows]`, from `flow_orders`), each epoch takes the training
-    rows in the app's own order instead of one PyTorch draws."""
+    rows in the app's own order instead of one PyTorch draws. With `average` (a decay, as the app's --weight-average),
+    the figures are those of the moving average of the weights, `a = d a + (1 - d) w` after step t with
+    d = min(average, (1 + t) / (10 + t)), in float32 as the app keeps it."""
     torch.manual_seed(seed)
     model = RealNvp(hidden=hidden, init=init)
     if start:
-        load_app_weights(model, start)
+        load_app_weights(model, start, average=False)
     model.to(device)
     initial_nll = mean_nll(model, train)
     opt = torch.optim.Adam(model.parameters(), lr=1e-4)
@@ -330,6 +341,9 @@ def reference_flow(train, test, seed, epochs, init, device="cpu", start=None, sc
     x = torch.from_numpy(train).to(device)
     g = torch.Generator().manual_seed(seed)
     curve = []
+    params = list(model.parameters())
+    averages = [p.detach().clone() for p in params] if average else None
+    step = 0
     for epoch in range(epochs):
         order = torch.randperm(len(x), generator=g) if orders is None else torch.from_numpy(orders[epoch])
         order = order.to(device)
@@ -343,8 +357,18 @@ def reference_flow(train, test, seed, epochs, init, device="cpu", start=None, sc
             opt.step()
             if rates:
                 rates.step()
+            step += 1
+            if averages:
+                d = min(average, (1 + step) / (10 + step))
+                with torch.no_grad():
+                    for a, p in zip(averages, params):
+                        a.mul_(d).add_(p, alpha=1 - d)
             total, batches = total + loss.item(), batches + 1
         curve.append(total / batches)
+    if averages:
+        with torch.no_grad():
+            for a, p in zip(averages, params):
+                p.copy_(a)
     figures = {"train_nll": mean_nll(model, train), "heldout_nll": mean_nll(model, test)}
     if fresh is not None:
         figures["fresh_nll"] = fresh(model)
@@ -481,6 +505,7 @@ def flow_runs(opts, done, out):
                 variant += f"-{opts.reference_schedule}" if opts.reference_schedule != "constant" else ""
                 variant += f"-clip{opts.reference_clip:g}" if opts.reference_clip else ""
                 variant += "-app-orders" if opts.reference_orders == "app" else ""
+                variant += f"-average{opts.reference_average:g}" if opts.reference_average else ""
                 variant += f"@{opts.reference_device}" if opts.reference_device != "cpu" else ""
                 key = ("flow", name, seed, "reference", variant)
                 references.append((key, csv_name, folders[seed], starts[seed], from_app))
@@ -513,7 +538,7 @@ def reference_jobs(jobs, opts, done, out, lock):
             fresh = lambda model: fresh_nll(model, rows, opts, key)  # noqa: E731
         figures = reference_flow(train, test, seed, opts.epochs, opts.reference_init, opts.reference_device,
                                  start_run if from_app == "app" else None, opts.reference_schedule, opts.reference_clip,
-                                 opts.flow_hidden, fresh, orders)
+                                 opts.flow_hidden, fresh, orders, opts.reference_average)
         with lock:
             record(out, done, key, figures, time.time() - start)
 
@@ -757,6 +782,9 @@ def main():
     p.add_argument("--reference-orders", default="own", choices=["own", "app"], help="flow: PyTorch's minibatches "
                    "in an order it draws (own) or in the app's own run's order of each epoch (app; the app writes it "
                    "with --export-orders)")
+    p.add_argument("--reference-average", type=float, default=0.0, help="flow: PyTorch's figures of the moving "
+                   "average of its weights with this decay, as the app's --weight-average (RealNVP's default 0.999; "
+                   "0: the last step's weights, plain PyTorch)")
     p.add_argument("--reference-device", default="cpu", help="flow: where PyTorch trains (cpu, cuda)")
     p.add_argument("--reference-schedule", default="constant", choices=["constant", "cosine"], help="flow: "
                    "PyTorch's learning-rate schedule (the app's default is constant; with cosine, give the app "
