@@ -246,11 +246,11 @@ fn ux_a_one_dimensional_vae_latent_gets_a_strip_and_a_row_of_decoded_images() {
     wait_for_label(&mut harness, "Decoded at z1 = ");
 }
 
-/// Issue 21: the flow's initial weights and Adam's epsilon are settings of their own, PyTorch's by default, the Keras
-/// example's one click away, and the next run trains with the choice; the affine flow, which has no networks, does
-/// not offer initial weights.
+/// Issue 21: the flow's initial weights, Adam's epsilon and weight average are settings of their own (PyTorch's
+/// initial weights and epsilon, and RealNVP's average, by default), the Keras example's one click away, and the next
+/// run trains with the choice; the affine flow, which has no networks, does not offer initial weights.
 #[test]
-fn ux_flow_initial_weights_and_adam_epsilon_are_chosen_in_the_settings() {
+fn ux_flow_initial_weights_adam_epsilon_and_weight_average_are_chosen_in_the_settings() {
     use bayes_explorer::models::flow::{FlowInit, FlowKind};
     let mut harness = harness();
     open_tab(&mut harness, "Flow");
@@ -269,6 +269,30 @@ fn ux_flow_initial_weights_and_adam_epsilon_are_chosen_in_the_settings() {
     harness.get_by_label("1e-7 (Keras)").click();
     harness.run_steps(3);
     assert_eq!(harness.state_mut().flow_config_mut().adam_epsilon.to_bits(), 1e-7_f64.to_bits());
+    // The weight average: RealNVP's default, the last step's weights one choice away (below the window's edge at
+    // first: the side panel is scrolled to it, as a user would).
+    for _ in 0..20 {
+        if harness.get_by_label("Weight average").rect().bottom() < 760.0 {
+            break;
+        }
+        harness.hover_at(egui::pos2(150.0, 600.0));
+        harness.event(egui::Event::MouseWheel {
+            unit: egui::MouseWheelUnit::Point,
+            delta: egui::vec2(0.0, -120.0),
+            phase: egui::TouchPhase::Move,
+            source: egui::MouseWheelSource::Unknown,
+            modifiers: egui::Modifiers::NONE,
+        });
+        harness.run_steps(3);
+    }
+    let combo = harness.get_by_label("Weight average");
+    assert_eq!(combo.value().as_deref(), Some("Moving average, 0.999"));
+    combo.click();
+    harness.run_steps(3);
+    harness.get_by_label("Off (last step's)").click();
+    harness.run_steps(3);
+    assert_eq!(harness.state_mut().flow_config_mut().weight_average, None);
+    assert_eq!(harness.get_by_label("Weight average").value().as_deref(), Some("Off (last step's)"));
     harness.state_mut().flow_config_mut().kind = FlowKind::Affine;
     harness.run_steps(3);
     assert_eq!(harness.query_all_by_label("Initial weights").count(), 0, "no networks, no initial weights");
