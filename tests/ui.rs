@@ -10,7 +10,9 @@ use egui_kittest::Harness;
 use egui_kittest::kittest::Queryable;
 
 mod common;
-use common::{decode_apng, differing, harness, harness_for, wait_for_label, wait_until, wait_within};
+use common::{
+    decode_apng, differing, harness, harness_for, scroll_into_view_over, wait_for_label, wait_until, wait_within,
+};
 
 /// Hovers each point of the VAE's latent plane in turn and returns the image decoded there (waiting for it to
 /// change from the previous one).
@@ -306,21 +308,7 @@ fn scroll_into_view(
     rect: impl Fn(&Harness<'_, BayesExplorerApp>) -> egui::Rect,
 ) {
     let size = harness.ctx.content_rect().size();
-    for _ in 0..20 {
-        if rect(harness).bottom() < size.y - 40.0 {
-            return;
-        }
-        harness.hover_at(egui::pos2(size.x - 30.0, size.y - 120.0));
-        harness.event(egui::Event::MouseWheel {
-            unit: egui::MouseWheelUnit::Point,
-            delta: egui::vec2(0.0, -120.0),
-            phase: egui::TouchPhase::Move,
-            source: egui::MouseWheelSource::Unknown,
-            modifiers: egui::Modifiers::NONE,
-        });
-        harness.run_steps(3);
-    }
-    panic!("the widget at {:?} could not be scrolled into view", rect(harness));
+    scroll_into_view_over(harness, egui::pos2(size.x - 30.0, size.y - 120.0), rect);
 }
 
 /// Distinct colours in an image (a blank or uniform capture has one or two).

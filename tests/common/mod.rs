@@ -80,3 +80,28 @@ pub fn differing(a: &[u8], b: &[u8]) -> f64 {
     let n = a.len() / 4;
     a.chunks_exact(4).zip(b.chunks_exact(4)).filter(|(p, q)| p != q).count() as f64 / n as f64
 }
+
+/// Scrolls the panel under `over` with the mouse wheel, as a user would, until the widget at `rect` ends at least 40
+/// points above the window's bottom edge (at most 20 turns of the wheel).
+pub fn scroll_into_view_over(
+    harness: &mut Harness<'_, BayesExplorerApp>,
+    over: egui::Pos2,
+    rect: impl Fn(&Harness<'_, BayesExplorerApp>) -> egui::Rect,
+) {
+    let bottom = harness.ctx.content_rect().bottom();
+    for _ in 0..20 {
+        if rect(harness).bottom() < bottom - 40.0 {
+            return;
+        }
+        harness.hover_at(over);
+        harness.event(egui::Event::MouseWheel {
+            unit: egui::MouseWheelUnit::Point,
+            delta: egui::vec2(0.0, -120.0),
+            phase: egui::TouchPhase::Move,
+            source: egui::MouseWheelSource::Unknown,
+            modifiers: egui::Modifiers::NONE,
+        });
+        harness.run_steps(3);
+    }
+    panic!("the widget at {:?} could not be scrolled into view", rect(harness));
+}

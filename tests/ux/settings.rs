@@ -11,7 +11,7 @@ use egui::{Key, Modifiers};
 use egui_kittest::Harness;
 use egui_kittest::kittest::{NodeT, Queryable};
 
-use crate::common::{harness, harness_for, wait_for_label, wait_until};
+use crate::common::{harness, harness_for, scroll_into_view_over, wait_for_label, wait_until};
 
 /// What the hidden-units fields accept, as their red message says.
 const HIDDEN_ACCEPTS: &str = "whole numbers from 1 to 4096, separated by commas";
@@ -271,20 +271,7 @@ fn ux_flow_initial_weights_adam_epsilon_and_weight_average_are_chosen_in_the_set
     assert_eq!(harness.state_mut().flow_config_mut().adam_epsilon.to_bits(), 1e-7_f64.to_bits());
     // The weight average: RealNVP's default, the last step's weights one choice away (below the window's edge at
     // first: the side panel is scrolled to it, as a user would).
-    for _ in 0..20 {
-        if harness.get_by_label("Weight average").rect().bottom() < 760.0 {
-            break;
-        }
-        harness.hover_at(egui::pos2(150.0, 600.0));
-        harness.event(egui::Event::MouseWheel {
-            unit: egui::MouseWheelUnit::Point,
-            delta: egui::vec2(0.0, -120.0),
-            phase: egui::TouchPhase::Move,
-            source: egui::MouseWheelSource::Unknown,
-            modifiers: egui::Modifiers::NONE,
-        });
-        harness.run_steps(3);
-    }
+    scroll_into_view_over(&mut harness, egui::pos2(150.0, 600.0), |h| h.get_by_label("Weight average").rect());
     let combo = harness.get_by_label("Weight average");
     assert_eq!(combo.value().as_deref(), Some("Moving average, 0.999"));
     combo.click();
