@@ -401,15 +401,20 @@ pub enum FlowInitArg {
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct ClipNormArg(pub Option<f64>);
 
-/// Reads `--clip-norm`'s value.
-fn parse_clip_norm(text: &str) -> Result<ClipNormArg, String> {
+/// A number that `accept` takes, or `off` (`None`); otherwise a message saying that `expected` was.
+fn parse_number_or_off(text: &str, accept: impl Fn(f64) -> bool, expected: &str) -> Result<Option<f64>, String> {
     if text.eq_ignore_ascii_case("off") {
-        return Ok(ClipNormArg(None));
+        return Ok(None);
     }
     match text.parse::<f64>() {
-        Ok(norm) if norm.is_finite() && norm > 0.0 => Ok(ClipNormArg(Some(norm))),
-        _ => Err(format!("expected a number above 0 or `off`, not `{text}`")),
+        Ok(x) if accept(x) => Ok(Some(x)),
+        _ => Err(format!("expected {expected} or `off`, not `{text}`")),
     }
+}
+
+/// Reads `--clip-norm`'s value.
+fn parse_clip_norm(text: &str) -> Result<ClipNormArg, String> {
+    parse_number_or_off(text, |norm| norm.is_finite() && norm > 0.0, "a number above 0").map(ClipNormArg)
 }
 
 /// `--weight-average`: a decay in (0, 1), or `off` (`None`).
@@ -418,13 +423,8 @@ pub struct WeightAverageArg(pub Option<f64>);
 
 /// Reads `--weight-average`'s value.
 fn parse_weight_average(text: &str) -> Result<WeightAverageArg, String> {
-    if text.eq_ignore_ascii_case("off") {
-        return Ok(WeightAverageArg(None));
-    }
-    match text.parse::<f64>() {
-        Ok(decay) if decay > 0.0 && decay < 1.0 => Ok(WeightAverageArg(Some(decay))),
-        _ => Err(format!("expected a decay above 0 and below 1 (0.999) or `off`, not `{text}`")),
-    }
+    parse_number_or_off(text, |decay| decay > 0.0 && decay < 1.0, "a decay above 0 and below 1 (0.999)")
+        .map(WeightAverageArg)
 }
 
 /// How the flow's learning rate moves (`train flow --lr-schedule`).
@@ -778,9 +778,14 @@ fn train(args: &TrainArgs) -> Result<(), CliError> {
     check_lab(lab, &table, &spec)
         .map_err(|e| CliError::BadInput(format!("{}: the {} lab {e}", table.name, lab.tab_name())))?;
     let prepared = Arc::new(prepare(&table, &spec).map_err(|e| CliError::BadInput(format!("{}: {e}", table.name)))?);
-    let flow_only = args.init.is_some() || args.adam_epsilon.is_some() || args.lr_schedule.is_some();
-    let flow_only = flow_only || args.clip_norm.is_some() || args.weight_average.is_some();
-    if (flow_only || args.autograd || args.export_orders.is_some()) && lab != Lab::Flow {
+    let flow_only = args.init.is_some()
+        || args.adam_epsilon.is_some()
+        || args.lr_schedule.is_some()
+        || args.clip_norm.is_some()
+        || args.weight_average.is_some()
+        || args.autograd
+        || args.export_orders.is_some();
+    if flow_only && lab != Lab::Flow {
         return Err(CliError::BadInput(
             "--init, --adam-epsilon, --lr-schedule, --clip-norm, --weight-average, --autograd and --export-orders \
              are for the flow lab"
