@@ -225,9 +225,10 @@ pub struct TrainArgs {
     /// `off` (RealNVP's default 40, the other flows' off; PyTorch and Keras do not clip unless told to).
     #[arg(long, value_name = "NORM|off", value_parser = parse_clip_norm)]
     pub clip_norm: Option<ClipNormArg>,
-    /// Flow lab: the decay of the moving average of the weights that the run evaluates, shows and saves (each step
-    /// keeps that share of the average), or `off` for the last step's weights (RealNVP's default 0.999, the other
-    /// flows' off; the Keras example and plain PyTorch use the last step's weights).
+    /// Flow and VAE labs: the decay of the moving average of the weights that the run evaluates, shows and saves
+    /// (each step keeps that share of the average), or `off` for the last step's weights (RealNVP's and the MLP
+    /// VAE's default 0.999, the other flows' and the convolutional VAE's off; the Keras examples and plain PyTorch
+    /// use the last step's weights).
     #[arg(long, value_name = "DECAY|off", value_parser = parse_weight_average)]
     pub weight_average: Option<WeightAverageArg>,
     /// Flow lab (RealNVP): train with candle's autograd, the reference the hand-written training pass is tested
@@ -782,15 +783,16 @@ fn train(args: &TrainArgs) -> Result<(), CliError> {
         || args.adam_epsilon.is_some()
         || args.lr_schedule.is_some()
         || args.clip_norm.is_some()
-        || args.weight_average.is_some()
         || args.autograd
         || args.export_orders.is_some();
     if flow_only && lab != Lab::Flow {
         return Err(CliError::BadInput(
-            "--init, --adam-epsilon, --lr-schedule, --clip-norm, --weight-average, --autograd and --export-orders \
-             are for the flow lab"
+            "--init, --adam-epsilon, --lr-schedule, --clip-norm, --autograd and --export-orders are for the flow lab"
                 .into(),
         ));
+    }
+    if args.weight_average.is_some() && lab == Lab::Bnn {
+        return Err(CliError::BadInput("--weight-average is for the flow and VAE labs".into()));
     }
     if args.sampler == SamplerArg::Nuts && args.prepare_only {
         return Err(CliError::BadInput("--prepare-only is for training by epochs, not --sampler nuts".into()));
@@ -887,6 +889,9 @@ fn train(args: &TrainArgs) -> Result<(), CliError> {
             }
             if args.bernoulli {
                 config.likelihood = Likelihood::Bernoulli;
+            }
+            if let Some(WeightAverageArg(decay)) = args.weight_average {
+                config.weight_average = decay;
             }
             vae_config_used = Some(config.clone());
             let prepared = Arc::clone(&prepared);

@@ -73,18 +73,34 @@ fn hidden_sets_the_conditioner_widths_of_a_flow() {
     std::fs::remove_dir_all(&dir).ok();
 }
 
-/// `--weight-average`: the figures of a run with the average (RealNVP's default) and with `off` (the last step's
-/// weights) differ, an explicit 0.999 is the default's run to the bit, and a decay outside (0, 1) or the flag on
-/// another lab is refused with a message naming it.
+/// `--weight-average`: the figures of a run with the average (RealNVP's and the MLP VAE's default) and with `off`
+/// (the last step's weights) differ, an explicit 0.999 is the default's run to the bit, and a decay outside (0, 1)
+/// or the flag on the BNN lab (which keeps no average) is refused with a message naming it.
 #[test]
-fn weight_average_sets_which_weights_a_flow_run_reports() {
+fn weight_average_sets_which_weights_a_flow_or_vae_run_reports() {
     let averaged = train_nll(&[]);
     assert_eq!(averaged.to_bits(), train_nll(&["--weight-average", "0.999"]).to_bits(), "0.999 is the default");
     let last = train_nll(&["--weight-average", "off"]);
     assert!((averaged - last).abs() > 1e-4, "the average and the last weights report alike: {averaged}, {last}");
+    // The MLP VAE's the same way: its default is the average, `off` its last step's weights.
+    let test_neg_elbo = |extra: &[&str]| -> f64 {
+        let out = Command::new(BIN)
+            .args(["train", "vae", "--data", "digits", "--hidden", "32", "--epochs", "3", "--json"])
+            .args(extra)
+            .output()
+            .expect("the binary runs");
+        assert!(out.status.success(), "{extra:?}: {}", String::from_utf8_lossy(&out.stderr));
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let line: serde_json::Value = serde_json::from_str(stdout.lines().last().expect("a line")).expect("JSON");
+        line["test_neg_elbo"].as_f64().expect("test_neg_elbo")
+    };
+    let averaged = test_neg_elbo(&[]);
+    assert_eq!(averaged.to_bits(), test_neg_elbo(&["--weight-average", "0.999"]).to_bits(), "the VAE's default");
+    let last = test_neg_elbo(&["--weight-average", "off"]);
+    assert!((averaged - last).abs() > 1e-3, "the VAE's average and last weights report alike: {averaged}, {last}");
     for (args, expected) in [
         (vec!["train", "flow", "--weight-average", "1.5"], "--weight-average"),
-        (vec!["train", "vae", "--epochs", "1", "--weight-average", "0.9"], "--weight-average"),
+        (vec!["train", "bnn", "--epochs", "1", "--weight-average", "0.9"], "--weight-average"),
     ] {
         let out = Command::new(BIN).args(&args).output().expect("runs");
         assert_eq!(out.status.code(), Some(2), "{args:?} refused as bad input");

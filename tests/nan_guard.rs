@@ -110,12 +110,18 @@ fn flow_config(kind: FlowKind, learning_rate: f64) -> FlowConfig {
     }
 }
 
-/// The MLP VAE with one hidden layer of 32, or the course's convolutional VAE; batches of 32.
+/// The MLP VAE with one hidden layer of 32, or the course's convolutional VAE; batches of 32; no weight average
+/// (see [`a_refused_step_leaves_the_vae_weight_average_as_it_was`] for the average).
 fn vae_config(arch: VaeArch, learning_rate: f64) -> VaeConfig {
     match arch {
-        VaeArch::Mlp => {
-            VaeConfig { hidden: vec![32], batch_size: 32, learning_rate, epochs: 50, ..VaeConfig::default() }
-        }
+        VaeArch::Mlp => VaeConfig {
+            hidden: vec![32],
+            batch_size: 32,
+            learning_rate,
+            epochs: 50,
+            weight_average: None,
+            ..VaeConfig::default()
+        },
         VaeArch::Conv => VaeConfig { batch_size: 32, learning_rate, epochs: 50, ..VaeConfig::course_conv() },
     }
 }
@@ -286,6 +292,43 @@ fn a_refused_step_leaves_the_weight_average_as_it_was() {
         let net = FlowNet::from_params(&after, DType::F32).expect("a net");
         let density = net.log_density(&data.x_train).expect("densities");
         assert!(density.iter().all(|d| d.is_finite()), "at {rate:e}: the average's loss is not finite");
+        trainer.set_learning_rate(SAFE_RATE);
+        for _ in 0..5 {
+            trainer.step().expect("a step at a safe rate");
+        }
+        assert!(trainer.params().expect("parameters") != after, "at {rate:e}: the average does not move on");
+    }
+}
+
+/// The MLP VAE's weight average (its default), as the flow's: a step the guard refuses, at the loss or at the
+/// update, leaves it exactly as it was, every value finite and its test figure finite; training at a safe rate
+/// moves it on.
+#[test]
+fn a_refused_step_leaves_the_vae_weight_average_as_it_was() {
+    let data = digits();
+    for rate in [1e30, 1e38] {
+        let config = VaeConfig { weight_average: Some(0.9), ..vae_config(VaeArch::Mlp, rate) };
+        let mut trainer = VaeTrainer::new(config.clone(), &data).expect("a VAE");
+        let (failure, before) = loop {
+            assert!(trainer.snapshot().step < 50, "no non-finite value in 50 steps at {rate:e}");
+            let before = trainer.params().expect("parameters");
+            if let Err(e) = trainer.step() {
+                break (e, before);
+            }
+        };
+        assert!(matches!(failure, TrainError::NonFinite { .. }), "{failure:?}");
+        let after = trainer.params().expect("parameters");
+        assert!(after == before, "at {rate:e}: the refused step ({failure}) changed the average");
+        let VaeNetworks::Mlp { encoder, decoder } = &after.networks else { panic!("an MLP VAE") };
+        for dense in encoder.layers.iter().chain(&decoder.layers) {
+            let finite = dense.weights.iter().chain(&dense.biases).all(|v| v.is_finite());
+            assert!(finite, "at {rate:e}: the average holds a value that is not finite");
+        }
+        let of_average = VaeTrainer::with_params(VaeConfig { weight_average: None, ..config }, &data, &after)
+            .expect("a VAE of the average")
+            .test_elbo()
+            .expect("figures");
+        assert!(of_average.neg_elbo.is_finite(), "at {rate:e}: the average's test figure is not finite");
         trainer.set_learning_rate(SAFE_RATE);
         for _ in 0..5 {
             trainer.step().expect("a step at a safe rate");

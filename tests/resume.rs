@@ -134,14 +134,20 @@ fn every_bnn_resumes_to_the_bit_at_an_epochs_end_and_inside_one() {
 #[test]
 fn both_vaes_resume_to_the_bit_at_an_epochs_end_and_inside_one() {
     let data = digits();
+    // Each architecture at its defaults (the MLP's with a weight average, the convolutional VAE's without), and each
+    // with the other choice: the average is part of the state.
     for arch in [VaeArch::Mlp, VaeArch::Conv] {
-        let build = |epochs| {
-            let base = if arch == VaeArch::Conv { VaeConfig::course_conv() } else { VaeConfig::default() };
-            let config = VaeConfig { hidden: vec![16], batch_size: 32, epochs, ..base };
-            VaeTrainer::new(config, &data).expect("a VAE")
-        };
-        assert_resumes_exactly(&format!("{arch:?}, epoch's end"), build, (1, 1), None);
-        assert_resumes_exactly(&format!("{arch:?}, inside an epoch"), build, (1, 1), Some(11));
+        let base = if arch == VaeArch::Conv { VaeConfig::course_conv() } else { VaeConfig::default() };
+        for average in [base.weight_average, base.weight_average.xor(Some(0.99))] {
+            let build = |epochs| {
+                let config =
+                    VaeConfig { hidden: vec![16], batch_size: 32, epochs, weight_average: average, ..base.clone() };
+                VaeTrainer::new(config, &data).expect("a VAE")
+            };
+            let what = format!("{arch:?}, weight average {average:?}");
+            assert_resumes_exactly(&format!("{what}, epoch's end"), build, (1, 1), None);
+            assert_resumes_exactly(&format!("{what}, inside an epoch"), build, (1, 1), Some(11));
+        }
     }
 }
 

@@ -17,8 +17,9 @@ Labs and what is compared:
   the last epoch.
 - vae: the MLP VAE on the built-in MNIST 5k (784-512-256, 2-D latent, Bernoulli likelihood on pixels binarised at
   0.5, Adam 1e-3, batch 32, 50 epochs; --vae-batch 128 for the Keras example's batch, the app's default before
-  2026-12-05). Figure: the test negative ELBO, estimated as the app estimates it (one draw of eps per test image, a
-  fixed generator; the mean over the test images of reconstruction + KL in nats).
+  2026-12-05; the app evaluates the moving average of its weights (decay 0.999), plain PyTorch its last step's
+  unless --reference-average 0.999). Figure: the test negative ELBO, estimated as the app estimates it (one draw of
+  eps per test image, a fixed generator; the mean over the test images of reconstruction + KL in nats).
 - bnn: the course's BNN on the white wine (../shared/datasets/winequality-white.csv) at the app's defaults
   (11 - [8, 8] sigmoid - 1, a full-covariance Gaussian posterior per hidden layer, a deterministic output, squared error,
   closed-form KL against N(0, I) over N, RMSprop 1e-3 as Keras has it, batch 256, 12,000 steps' epochs). Figures:
@@ -34,7 +35,8 @@ Not part of the build or the tests. Needs `torch` and `numpy` (pip) and a releas
 
 Options: --out FILE (default target/parity/results.jsonl), --epochs N, --app-args "..." (extra flags for the
 app, e.g. "--init keras"), --tag NAME (a label for the app's variant in the table), --reference-init keras|torch,
---vae-batch N (the VAE's batch on both sides, 32 by default).
+--vae-batch N (the VAE's batch on both sides, 32 by default), --reference-average DECAY (the VAE's too: PyTorch's
+figure of the moving average of its weights, as the app's --weight-average).
 The flow's also: --reference-start own|app|own,app (PyTorch from its own initial weights, or from the app's initial
 weights of the same seed), --reference-schedule cosine|constant (the rate over the run, as the app's
 --lr-schedule), --reference-clip NORM (PyTorch's gradient clipped as the app's --clip-norm), --reference-average DECAY
@@ -570,11 +572,17 @@ class MlpVae(nn.Module):
         return recon + kl
 
 
-def reference_vae(train, test, seed, epochs, batch):
+def reference_vae(train, test, seed, epochs, batch, average=None):
+    """The plain PyTorch MLP VAE on the app's rows; with `average` (a decay, as the app's --weight-average), the
+    figure is that of the moving average of the weights, `a = d a + (1 - d) w` after step t with
+    d = min(average, (1 + t) / (10 + t))."""
     torch.manual_seed(seed)
     model = MlpVae()
-    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+    params = list(model.parameters())
+    averages = [p.detach().clone() for p in params] if average else None
+    opt = torch.optim.Adam(params, lr=1e-3)
     x = torch.from_numpy((train > 0.5).astype(np.float32))
+    step = 0
     for _ in range(epochs):
         order = torch.randperm(len(x))
         for i in range(0, len(x), batch):
@@ -583,6 +591,16 @@ def reference_vae(train, test, seed, epochs, batch):
             opt.zero_grad()
             loss.backward()
             opt.step()
+            step += 1
+            if averages:
+                d = min(average, (1 + step) / (10 + step))
+                with torch.no_grad():
+                    for a, p in zip(averages, params):
+                        a.mul_(d).add_(p, alpha=1 - d)
+    if averages:
+        with torch.no_grad():
+            for a, p in zip(averages, params):
+                p.copy_(a)
     xt = torch.from_numpy((test > 0.5).astype(np.float32))
     with torch.no_grad():
         g = torch.Generator().manual_seed(1_000 + seed)
@@ -601,12 +619,15 @@ def vae_runs(opts, done, out):
             args += ["--export-split", folder, "--json", *opts.app_args.split()]
             line = run_app(args)
             record(out, done, key, {"test_neg_elbo": line["test_neg_elbo"]}, time.time() - start)
-        key = ("vae", "mnist-5k", seed, "reference", "torch" if opts.vae_batch == 32 else f"torch-b{opts.vae_batch}")
+        variant = "torch" if opts.vae_batch == 32 else f"torch-b{opts.vae_batch}"
+        variant += f"-average{opts.reference_average:g}" if opts.reference_average else ""
+        key = ("vae", "mnist-5k", seed, "reference", variant)
         if key not in done:
             start = time.time()
             header, train, test = read_split(folder)
             pixels = [i for i, h in enumerate(header) if h != header[-1]] if len(header) > 784 else list(range(784))
-            figures = reference_vae(train[:, pixels], test[:, pixels], seed, opts.epochs or 50, opts.vae_batch)
+            figures = reference_vae(train[:, pixels], test[:, pixels], seed, opts.epochs or 50, opts.vae_batch,
+                                    opts.reference_average)
             record(out, done, key, figures, time.time() - start)
 
 
@@ -782,9 +803,9 @@ def main():
     p.add_argument("--reference-orders", default="own", choices=["own", "app"], help="flow: PyTorch's minibatches "
                    "in an order it draws (own) or in the app's own run's order of each epoch (app; the app writes it "
                    "with --export-orders)")
-    p.add_argument("--reference-average", type=float, default=0.0, help="flow: PyTorch's figures of the moving "
-                   "average of its weights with this decay, as the app's --weight-average (RealNVP's default 0.999; "
-                   "0: the last step's weights, plain PyTorch)")
+    p.add_argument("--reference-average", type=float, default=0.0, help="flow and vae: PyTorch's figures of the "
+                   "moving average of its weights with this decay, as the app's --weight-average (RealNVP's and the "
+                   "MLP VAE's default 0.999; 0: the last step's weights, plain PyTorch)")
     p.add_argument("--reference-device", default="cpu", help="flow: where PyTorch trains (cpu, cuda)")
     p.add_argument("--reference-schedule", default="constant", choices=["constant", "cosine"], help="flow: "
                    "PyTorch's learning-rate schedule (the app's default is constant; with cosine, give the app "

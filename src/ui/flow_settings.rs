@@ -7,7 +7,9 @@ use crate::models::flow::{CLIP_NORM, FlowConfig, FlowInit, FlowKind, WEIGHT_AVER
 use crate::models::trainer::LrSchedule;
 use crate::ui::flow::FlowUiState;
 use crate::ui::lab_page::labelled_combo;
-use crate::ui::settings_check::{self, Verdict, epochs_row, next_run_only, number_row, options_row, seed_row};
+use crate::ui::settings_check::{
+    self, Verdict, average_label, epochs_row, next_run_only, number_row, options_row, seed_row,
+};
 
 /// The flow's settings in the side panel; `running`: the settings of the run on show, if any; `rows`: the training
 /// rows of the lab's data, if known; `rate_now`: the rate the run on show steps at now and its share of the set rate,
@@ -147,11 +149,6 @@ pub(crate) fn flow_settings_ui(
     if ui.button("Course defaults").on_hover_text(hover).clicked() {
         flow.config = FlowConfig::default_for(flow.config.kind);
     }
-}
-
-/// The weight average as the settings show it.
-fn average_label(average: Option<f64>) -> String {
-    average.map_or_else(|| "Off (last step's)".to_owned(), |decay| format!("Moving average, {decay}"))
 }
 
 /// The gradient clip as the settings show it.

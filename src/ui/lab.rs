@@ -72,7 +72,11 @@ pub(crate) fn views_ui(state: &mut LabState, ui: &mut egui::Ui) {
     }
     if lab == Lab::Vae && state.worker.is_some() && !state.vae.show_data {
         let running = state.worker_state == Some(WorkerState::Running);
-        crate::ui::vae::vae_view_ui(&mut state.vae, state.snapshot.as_ref(), running, ui);
+        let averaged = matches!(
+            state.run_origin.as_ref().map(|o| &o.config),
+            Some(RunConfig::Vae(c)) if c.weight_average.is_some()
+        );
+        crate::ui::vae::vae_view_ui(&mut state.vae, state.snapshot.as_ref(), (running, averaged), ui);
         return;
     }
     if lab == Lab::Bnn && state.worker.is_some() && !state.bnn.show_data {

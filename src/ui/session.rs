@@ -59,7 +59,18 @@ const CLIP_NORM_BEFORE: f64 = 20.0;
 pub(crate) fn parse_settings(lab: Lab, json: &str) -> Option<RunConfig> {
     let parsed = match lab {
         Lab::Bnn => serde_json::from_str(json).map(RunConfig::Bnn),
-        Lab::Vae => serde_json::from_str(json).map(RunConfig::Vae),
+        Lab::Vae => serde_json::from_str::<serde_json::Value>(json).and_then(|mut value| {
+            // Settings left before the VAE's weight average was a choice did not choose it: they get today's default
+            // for their architecture (a run file from then reads as what it was trained with, the last weights).
+            use crate::models::vae::{VaeArch, VaeConfig};
+            if let Some(fields) = value.as_object_mut() {
+                let arch = fields.get("arch").cloned().and_then(|a| serde_json::from_value::<VaeArch>(a).ok());
+                let defaults =
+                    if arch == Some(VaeArch::Conv) { VaeConfig::course_conv() } else { VaeConfig::default() };
+                fields.entry("weight_average").or_insert_with(|| serde_json::json!(defaults.weight_average));
+            }
+            serde_json::from_value(value).map(RunConfig::Vae)
+        }),
         Lab::Flow => serde_json::from_str::<serde_json::Value>(json).and_then(|mut value| {
             // Settings left before the flow's initial weights, Adam epsilon and rate schedule were choices did not
             // choose them: they get today's defaults for their kind of flow (a run file from then reads as what it
@@ -309,6 +320,30 @@ mod tests {
         assert_eq!(upgraded.weight_average, Some(crate::models::flow::WEIGHT_AVERAGE), "today's default");
         assert_eq!(upgraded.epochs, 7, "the rest is the user's");
         assert!(parse_settings(Lab::Flow, "not json").is_none());
+    }
+
+    /// VAE settings kept before the weight average was a choice come back with their architecture's default (the
+    /// MLP's average, the convolutional VAE's none); settings that chose it keep their choice.
+    #[test]
+    fn vae_settings_from_before_the_weight_average_get_todays_default() {
+        use crate::models::vae::{VaeConfig, WEIGHT_AVERAGE};
+        for (chosen, before) in [
+            (VaeConfig { weight_average: None, epochs: 7, ..VaeConfig::default() }, Some(WEIGHT_AVERAGE)),
+            (VaeConfig { weight_average: Some(0.99), epochs: 7, ..VaeConfig::course_conv() }, None),
+        ] {
+            let mut old = serde_json::to_value(&chosen).expect("json");
+            let Some(RunConfig::Vae(kept)) = parse_settings(Lab::Vae, &old.to_string()) else { panic!("parses") };
+            assert_eq!(kept, chosen);
+            old.as_object_mut().expect("an object").remove("weight_average");
+            let Some(RunConfig::Vae(upgraded)) = parse_settings(Lab::Vae, &old.to_string()) else { panic!("parses") };
+            assert_eq!(upgraded, VaeConfig { weight_average: before, ..chosen }, "today's default, the rest kept");
+        }
+        // A run file's settings from then read as what they trained with: the last step's weights.
+        let mut old = serde_json::to_value(VaeConfig::default()).expect("json");
+        old.as_object_mut().expect("an object").remove("weight_average");
+        let read: VaeConfig = serde_json::from_value(old).expect("reads");
+        assert_eq!(read.weight_average, None);
+        assert!(parse_settings(Lab::Vae, "not json").is_none());
     }
 
     /// RealNVP settings clipped at norm 20, the clip the lab offered before its default moved to 40, come back

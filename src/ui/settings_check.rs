@@ -261,6 +261,11 @@ pub(crate) fn options_row<T: Copy + PartialEq>(
     })
 }
 
+/// The weight average as the flow's and the VAE's settings show it.
+pub(crate) fn average_label(average: Option<f64>) -> String {
+    average.map_or_else(|| "Off (last step's)".to_owned(), |decay| format!("Moving average, {decay}"))
+}
+
 /// The hidden-units field in a settings grid: `text` as typed, with `hover`, and while a run is on show (its layers
 /// `running`) the hover that it applies to the next run and the run's layers beside it when they differ; under it,
 /// what `verdict` says of the text. Returns whether the text was edited.

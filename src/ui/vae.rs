@@ -18,8 +18,18 @@ pub const COLLAPSE_NATS: f64 = 0.05;
 /// The training loss's curve.
 const TRAIN_LOSS: &str = "train: reconstruction + beta KL (batches)";
 
+/// What the loss page says of a run that keeps a weight average.
+const AVERAGED_CURVES: &str = "Every curve but the batches' is of the moving average of the weights, the \
+     model the run shows and saves; the batches' curve is each minibatch's loss at the weights its step took.";
+
 /// The VAE page's central area.
-pub(crate) fn vae_view_ui(vae: &mut VaeUiState, snapshot: Option<&RunSnapshot>, running: bool, ui: &mut egui::Ui) {
+/// `averaged`: the run on show keeps a moving average of its weights as its model (the ELBO curves are its).
+pub(crate) fn vae_view_ui(
+    vae: &mut VaeUiState,
+    snapshot: Option<&RunSnapshot>,
+    (running, averaged): (bool, bool),
+    ui: &mut egui::Ui,
+) {
     // A recording shows each of its frames in turn: a model of the run, in the figure recorded (on its page).
     if let Some(FrameTarget::Model(step)) = vae.recorder.frame_to_show(ui.ctx()) {
         vae.scrubber.step = Some(step);
@@ -49,7 +59,7 @@ pub(crate) fn vae_view_ui(vae: &mut VaeUiState, snapshot: Option<&RunSnapshot>, 
             let emphasised = vae.highlight == Highlight::VaeLoss;
             let busy = vae.recorder.busy();
             loss_page(ui, (crate::Lab::Vae, busy), snapshot, &mut vae.export, "vae-loss", |s, ui| {
-                vae_loss_ui(s, (emphasised, scrubbed), ui);
+                vae_loss_ui(s, (emphasised, scrubbed, averaged), ui);
             });
         }
     });
@@ -70,13 +80,22 @@ pub(crate) fn vae_view_ui(vae: &mut VaeUiState, snapshot: Option<&RunSnapshot>, 
 }
 
 /// Loss terms per epoch and the KL of each latent dimension; `emphasised`: the Explain panel's loss is hovered (the
-/// training loss's curve highlighted); `scrubbed`: the epoch the scrubber put on show, marked.
-pub(crate) fn vae_loss_ui(snapshot: &RunSnapshot, (emphasised, scrubbed): (bool, Option<f64>), ui: &mut egui::Ui) {
+/// training loss's curve highlighted); `scrubbed`: the epoch the scrubber put on show, marked; `averaged`: the run
+/// keeps a weight average, whose figures every curve but the batches' is (that one is at the weights each step
+/// took), which a line under the heading says.
+pub(crate) fn vae_loss_ui(
+    snapshot: &RunSnapshot,
+    (emphasised, scrubbed, averaged): (bool, Option<f64>, bool),
+    ui: &mut egui::Ui,
+) {
     let series = |name: &str| epoch_series(snapshot, name);
     ui.horizontal(|ui| {
         ui.strong("Nats per input");
         plot_axes::legend_toggle(ui, "vae-loss");
     });
+    if averaged {
+        ui.label(egui::RichText::new(AVERAGED_CURVES).weak());
+    }
     let curves = vec![
         (TRAIN_LOSS, series("loss")),
         ("train: negative ELBO", series("train_neg_elbo")),

@@ -2,9 +2,9 @@
 //! dimension, likelihood, KL weight and its schedule, Adam's learning rate, batch size, epochs, seed, and the
 //! manifold's cells per side.
 
-use crate::models::vae::{BetaSchedule, Likelihood, VaeArch, VaeConfig};
+use crate::models::vae::{BetaSchedule, Likelihood, VaeArch, VaeConfig, WEIGHT_AVERAGE};
 use crate::ui::settings_check::{
-    self, HIDDEN_ACCEPTS, Verdict, choice_row, epochs_row, hidden_row, number_row, seed_row,
+    self, HIDDEN_ACCEPTS, Verdict, average_label, choice_row, epochs_row, hidden_row, number_row, options_row, seed_row,
 };
 use crate::ui::vae_state::{NO_HIDDEN, VaeUiState};
 
@@ -94,6 +94,24 @@ pub(crate) fn vae_settings_ui(
         let run = running.map(|r| (r.learning_rate, r.batch_size));
         settings_check::adam_rows(ui, &mut c.learning_rate, &mut c.batch_size, run, rows);
         epochs_row(ui, &mut c.epochs, running.map(|r| r.epochs));
+        let running_average = running.is_some_and(|r| r.weight_average != c.weight_average);
+        let averaged = format!(
+            "The model the run shows, evaluates and saves is a moving average of its weights: after every step the \
+             average keeps {WEIGHT_AVERAGE} of itself and takes {:.3} of the new weights (about the last thousand \
+             steps, eight epochs at batch 32; fewer in the first steps). Over the last epochs the weights overfit a \
+             little and move from epoch to epoch; their average sits nearer the middle. The steps themselves, and \
+             the batches' loss curve, are the weights'. The MLP VAE's default.",
+            1.0 - WEIGHT_AVERAGE
+        );
+        options_row(ui, ("Weight average", "vae-weight-average"), &mut c.weight_average, running_average, average_label, &[
+            (Some(WEIGHT_AVERAGE), &averaged),
+            (
+                None,
+                "The model is the last step's weights, as in the Keras examples and plain PyTorch. The convolutional \
+                 VAE's default (an average of its weights beside its batch normalisation's running statistics is \
+                 not measured).",
+            ),
+        ]);
         seed_row(ui, &mut c.seed, running.map(|r| r.seed));
         number_row(ui, "Manifold cells per side", &mut vae.cells, 0.05, None, |v| {
             settings_check::CELLS.check(v as f64)

@@ -284,3 +284,30 @@ fn ux_flow_initial_weights_adam_epsilon_and_weight_average_are_chosen_in_the_set
     harness.run_steps(3);
     assert_eq!(harness.query_all_by_label("Initial weights").count(), 0, "no networks, no initial weights");
 }
+
+/// The VAE's weight average: the MLP VAE's default, the last step's weights one choice away; the convolutional VAE's
+/// settings come without it and the MLP's with it again.
+#[test]
+fn ux_vae_weight_average_is_chosen_in_the_settings_and_follows_the_architecture() {
+    let mut harness = harness();
+    open_tab(&mut harness, "VAE");
+    let average = |h: &Harness<'_, BayesExplorerApp>| h.state().vae_state().config.weight_average;
+    scroll_into_view_over(&mut harness, egui::pos2(150.0, 600.0), |h| h.get_by_label("Weight average").rect());
+    let combo = harness.get_by_label("Weight average");
+    assert_eq!(combo.value().as_deref(), Some("Moving average, 0.999"), "the MLP VAE's default");
+    assert_eq!(average(&harness), Some(0.999));
+    combo.click();
+    harness.run_steps(3);
+    harness.get_by_label("Off (last step's)").click();
+    harness.run_steps(3);
+    assert_eq!(average(&harness), None);
+    assert_eq!(harness.get_by_label("Weight average").value().as_deref(), Some("Off (last step's)"));
+    for (arch, expected) in [("Convolutional (the course's)", None), ("MLP (dense layers)", Some(0.999))] {
+        scroll_into_view_over(&mut harness, egui::pos2(150.0, 600.0), |h| h.get_by_label("Architecture").rect());
+        harness.get_by_label("Architecture").click();
+        harness.run_steps(3);
+        harness.get_by_label(arch).click();
+        harness.run_steps(3);
+        assert_eq!(average(&harness), expected, "{arch}'s settings");
+    }
+}

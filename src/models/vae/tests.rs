@@ -266,7 +266,9 @@ fn the_hand_written_conv_pass_matches_candle_autograd() {
 fn the_hand_written_conv_evaluation_matches_candle() {
     let table = BuiltinFile::Mnist5k.load().expect("MNIST 5k");
     let data = Arc::new(prepare(&table, &default_spec_for_lab(Lab::Vae, &table)).expect("prepare"));
-    let config = VaeConfig { arch: VaeArch::Conv, latent: 3, batch_size: 32, ..VaeConfig::default() };
+    // The weights themselves (no average), which the trainer's network below evaluates.
+    let config =
+        VaeConfig { arch: VaeArch::Conv, latent: 3, batch_size: 32, weight_average: None, ..VaeConfig::default() };
     let mut trainer = VaeTrainer::new(config, &data).expect("a VAE");
     for _ in 0..20 {
         trainer.step().expect("step");
@@ -291,4 +293,82 @@ fn the_hand_written_conv_evaluation_matches_candle() {
     let parallel = net.running_by_hand(&x, false).expect("the hand-written pass");
     close("encode on two threads", &parallel.flatten_all().and_then(|t| t.to_vec1()).expect("values"), &encoded);
     assert!(conv.encode_cpu(&images[1..], n).is_err(), "a wrong length is refused");
+}
+
+/// With a weight average (the MLP VAE's default) the steps are the same as without one (the same weights after
+/// every step), and the model the run evaluates, shows and saves is the average: `params` equals the recursion
+/// a ← d a + (1 − d) w over the weights each step t started from, with d = min(decay, (1 + t) / (10 + t)); each
+/// epoch's test negative ELBO and the reconstructions it keeps are the average's, not the last step's weights'.
+#[test]
+fn a_weight_average_leaves_the_steps_and_is_the_model_the_run_evaluates() {
+    use crate::models::trainer::EpochModel;
+
+    let table = BuiltinFile::Digits8x8.load().expect("digits");
+    let mut data = prepare(&table, &default_spec_for_lab(Lab::Vae, &table)).expect("digits prepare");
+    let n_in = data.n_features();
+    data.x_train.truncate(200 * n_in);
+    data.y_train.truncate(200);
+    let data = Arc::new(data);
+    let base = VaeConfig { hidden: vec![16], batch_size: 32, epochs: 2, ..VaeConfig::default() };
+    assert_eq!(base.weight_average, Some(super::WEIGHT_AVERAGE), "the MLP VAE's default");
+    assert_eq!(VaeConfig::course_conv().weight_average, None, "the convolutional VAE's default");
+    let decay = 0.9;
+    let mut averaged = VaeTrainer::new(VaeConfig { weight_average: Some(decay), ..base.clone() }, &data).expect("VAE");
+    let mut plain = VaeTrainer::new(VaeConfig { weight_average: None, ..base.clone() }, &data).expect("VAE");
+    let flat = |p: &super::VaeParams| -> Vec<f64> {
+        let VaeNetworks::Mlp { encoder, decoder } = &p.networks else { panic!("an MLP VAE") };
+        let layers = encoder.layers.iter().chain(&decoder.layers);
+        layers.flat_map(|d| d.weights.iter().chain(&d.biases)).map(|&v| f64::from(v)).collect()
+    };
+    let mut expected = flat(&plain.params().expect("params"));
+    let mut t = 0u64;
+    while !plain.finished() {
+        let started_from = flat(&plain.params().expect("params"));
+        plain.step().expect("step");
+        averaged.step().expect("step");
+        if plain.epoch_loop().step() == t {
+            continue; // an epoch's close: no step taken
+        }
+        t = plain.epoch_loop().step();
+        let d = decay.min((1.0 + t as f64) / (10.0 + t as f64));
+        for (e, w) in expected.iter_mut().zip(started_from) {
+            *e = d * *e + (1.0 - d) * w;
+        }
+    }
+    assert!(averaged.finished());
+    assert_eq!(flat(&averaged.model.params().expect("weights")), flat(&plain.params().expect("weights")), "steps");
+    let average = averaged.params().expect("params");
+    let got = flat(&average);
+    let worst = got.iter().zip(&expected).map(|(a, b)| (a - b).abs()).fold(0.0, f64::max);
+    assert!(worst < 1e-5, "the average is {worst} from its recursion");
+    assert!(got != flat(&plain.params().expect("params")), "the model is the last step's weights");
+    // The last epoch's test figure is the average's: a trainer built on the average's parameters (keeping none of
+    // its own) gives it to the bit, and the plain run's figure differs.
+    let reported = |trainer: &VaeTrainer| -> f64 {
+        let last = trainer.epoch_loop().history().last().expect("an epoch");
+        last.metrics.iter().find(|(k, _)| k == "test_neg_elbo").expect("test figure").1
+    };
+    let of_average = VaeTrainer::with_params(VaeConfig { weight_average: None, ..base }, &data, &average)
+        .expect("VAE")
+        .test_elbo()
+        .expect("ELBO")
+        .neg_elbo;
+    assert_eq!(reported(&averaged).to_bits(), of_average.to_bits());
+    assert_eq!(averaged.test_elbo().expect("ELBO").neg_elbo.to_bits(), of_average.to_bits());
+    assert!((reported(&plain) - of_average).abs() > 1e-4, "the average and the weights evaluate alike");
+    // The view shows the average, and the reconstructions it keeps are the average's.
+    let Some(crate::models::ModelView::Vae { view, .. }) = averaged.model.model_view(t) else { panic!("a view") };
+    assert_eq!(*view.params, average);
+    let last = &view.reconstructions.last().expect("reconstructions").1;
+    assert_eq!(*last, averaged.test_reconstructions(super::RECON_IMAGES).expect("reconstructions"));
+    // A saved state names its averages and puts them back; a VAE without an average refuses them.
+    let state = averaged.model.extra_state();
+    assert_eq!(state.len(), averaged.variables.vars.len());
+    assert!(state.iter().all(|(name, _)| name.starts_with("weight average of ")), "{:?}", state[0].0);
+    let mut fresh = VaeTrainer::new(VaeConfig { weight_average: Some(decay), ..averaged.model.config.clone() }, &data)
+        .expect("VAE");
+    fresh.model.restore_extra(&state, None).expect("restores");
+    assert_eq!(flat(&fresh.params().expect("params")), got);
+    assert!(plain.model.extra_state().is_empty());
+    assert!(plain.model.restore_extra(&state, None).is_err(), "a VAE without an average took one");
 }

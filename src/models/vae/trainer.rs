@@ -16,6 +16,7 @@ use crate::compute::cpu::vae::shard_bounds;
 use crate::compute::cpu::{conv as conv_cpu, vae as vae_cpu};
 use crate::data::prepare::{OutputKind, Prepared};
 use crate::models::ModelView;
+use crate::models::average::WeightAverage;
 use crate::models::conv::{BatchStats, pool_stats};
 use crate::models::trainer::{EpochEnd, EpochLoop, EpochModel, EpochTrainer, Minibatch, StepLoss, Variables};
 use crate::models::vae::network::Networks;
@@ -44,6 +45,9 @@ pub struct VaeModel {
     /// The first [`RECON_IMAGES`] test inputs `[k, n_in]`.
     originals: Tensor,
     reconstructions: Arc<Vec<(usize, Vec<f32>)>>,
+    /// The moving average of the weights ([`VaeConfig::weight_average`]): what the run evaluates, shows and saves
+    /// as its model, while the steps move the weights themselves.
+    average: Option<WeightAverage>,
 }
 
 /// The VAE and its training state: a [`VaeModel`] in the shared loop. Its loss terms, averaged per epoch, are the
@@ -99,6 +103,7 @@ impl VaeTrainer {
         let net = VaeNet::new(&config, n_in, DType::F32)?;
         let (vars, names) = net.vars();
         let variables = Variables::new(vars, names, OptimizerKind::Adam, config.learning_rate)?;
+        let average = average_of(&config, &variables)?;
         let rng = ChaCha8Rng::seed_from_u64(config.seed ^ 0x0000_7ae5);
         let epochs = EpochLoop::new(n_train, config.batch_size, config.epochs, rng);
         let labels = match &data.output {
@@ -122,6 +127,7 @@ impl VaeTrainer {
             hand_written_pass: true,
             workspace: vae_cpu::MlpVaeWorkspace::default(),
             conv_workspace: conv_cpu::ConvVaeWorkspace::default(),
+            average,
             net,
             config,
         };
@@ -134,33 +140,36 @@ impl VaeTrainer {
         self.model.hand_written_pass = on;
     }
 
-    /// Recon, KL and negative ELBO (beta 1) per input over `x`, one seeded latent draw per input.
+    /// Recon, KL and negative ELBO (beta 1) per input over `x`, one seeded latent draw per input. Like every figure
+    /// and view of the trainer, of the model the run keeps: the weights' average where it keeps one
+    /// ([`VaeConfig::weight_average`]), else the weights now.
     pub fn elbo(&self, x: &Tensor, seed: u64) -> Result<ElboFigures, TrainError> {
-        self.model.elbo(x, seed)
+        self.model.averaged(|m| m.elbo(x, seed))
     }
 
     /// Test-split figures.
     pub fn test_elbo(&self) -> Result<ElboFigures, TrainError> {
-        self.model.test_elbo()
+        self.model.averaged(VaeModel::test_elbo)
     }
 
     /// Latent means `[n, latent]` of the training and test inputs.
     pub fn latent_means(&self) -> Result<(Vec<f32>, Vec<f32>), TrainError> {
-        self.model.latent_means()
+        self.model.averaged(VaeModel::latent_means)
     }
 
     /// The share of test inputs whose 5 nearest training latent means (Euclidean) vote for their label; `None`
     /// without labels.
     pub fn knn5_accuracy(&self) -> Result<Option<f64>, TrainError> {
-        self.model.knn5_accuracy()
+        self.model.averaged(VaeModel::knn5_accuracy)
     }
 
     /// `decoder(mean of encoder(x))` of the first `n` test inputs `[n, n_in]` (fewer if the split is smaller).
     pub fn test_reconstructions(&self, n: usize) -> Result<Vec<f32>, TrainError> {
-        let model = &self.model;
-        let x = model.x_test.narrow(0, 0, n.min(model.x_test.dim(0)?))?;
-        let (mu, _) = model.net.encode(&x)?;
-        Ok(model.net.decode_mean(&mu)?.to_dtype(DType::F32)?.flatten_all()?.to_vec1()?)
+        self.model.averaged(|model| {
+            let x = model.x_test.narrow(0, 0, n.min(model.x_test.dim(0)?))?;
+            let (mu, _) = model.net.encode(&x)?;
+            Ok(model.net.decode_mean(&mu)?.to_dtype(DType::F32)?.flatten_all()?.to_vec1()?)
+        })
     }
 
     /// The first `n` test inputs `[n, n_in]` as the model sees them (scaled, binarised for Bernoulli).
@@ -171,15 +180,16 @@ impl VaeTrainer {
 
     /// Mean squared error of `decoder(mean of encoder(x))` against `x` over the test inputs.
     pub fn roundtrip_mse(&self) -> Result<f64, TrainError> {
-        let model = &self.model;
-        let (mu, _) = model.net.encode(&model.x_test)?;
-        let back = model.net.decode_mean(&mu)?;
-        Ok(f64::from(back.sub(&model.x_test)?.sqr()?.mean_all()?.to_dtype(DType::F32)?.to_scalar::<f32>()?))
+        self.model.averaged(|model| {
+            let (mu, _) = model.net.encode(&model.x_test)?;
+            let back = model.net.decode_mean(&mu)?;
+            Ok(f64::from(back.sub(&model.x_test)?.sqr()?.mean_all()?.to_dtype(DType::F32)?.to_scalar::<f32>()?))
+        })
     }
 
-    /// The network as plain data.
+    /// The network as plain data: the weights' average where the run keeps one, else the weights now.
     pub fn params(&self) -> Result<VaeParams, TrainError> {
-        self.model.params()
+        self.model.averaged(VaeModel::params)
     }
 
     /// Inputs per row.
@@ -214,13 +224,29 @@ impl VaeTrainer {
         trainer.model.net = VaeNet::from_params(params, DType::F32)?;
         let (vars, names) = trainer.model.net.vars();
         trainer.variables = Variables::new(vars, names, OptimizerKind::Adam, trainer.model.config.learning_rate)?;
+        // An average of the new variables, starting at the saved weights.
+        trainer.model.average = average_of(&trainer.model.config, &trainer.variables)?;
         trainer.model.reconstructions = Arc::new(Vec::new());
         trainer.model.record_reconstructions(0)?;
         Ok(trainer)
     }
 }
 
+/// The moving average of `variables` that `config` asks for, starting at their values now.
+fn average_of(config: &VaeConfig, variables: &Variables) -> Result<Option<WeightAverage>, TrainError> {
+    config.weight_average.map(|decay| WeightAverage::new(decay, &variables.vars, &variables.names)).transpose()
+}
+
 impl VaeModel {
+    /// `f` of the model the run keeps: with the weights' average in the variables where the run keeps one (and
+    /// the variables' own values back afterwards), else of the weights now.
+    fn averaged<R>(&self, f: impl FnOnce(&Self) -> Result<R, TrainError>) -> Result<R, TrainError> {
+        match &self.average {
+            Some(average) => average.with_average(|| f(self))?,
+            None => f(self),
+        }
+    }
+
     /// The loss and its gradients for the minibatch `x` with noise `eps`, in [`SHARDS`](super::SHARDS) parts as
     /// parallel tasks.
     pub(super) fn forward_backward_in_shards(
@@ -394,14 +420,69 @@ impl EpochModel<3> for VaeModel {
         let x = batch.select(&self.x_train)?; // [batch, n_in]
         let eps = self.net.draw_noise(batch.len(), &mut batch.rng)?; // [batch, latent]
         let inputs = StepInputs { x: &x, eps: &eps, beta: self.beta_at(batch.progress), step: batch.step };
-        if self.hand_written_pass {
-            self.hand_written_step(variables, &inputs)
+        let loss = if self.hand_written_pass {
+            self.hand_written_step(variables, &inputs)?
         } else {
-            self.candle_step(variables, &inputs)
+            self.candle_step(variables, &inputs)?
+        };
+        // The step was taken: its loss, at the values it started from (the guard's copy), was finite.
+        if let Some(average) = &mut self.average {
+            average.update(variables.last_good.copies(), batch.step)?;
         }
+        Ok(loss)
     }
 
     fn end_epoch(&mut self, end: &EpochEnd<3>) -> Result<Vec<(String, f64)>, TrainError> {
+        // The figures and the reconstructions are the model's the run keeps: the weights' average, where it keeps
+        // one.
+        match self.average.take() {
+            Some(average) => {
+                let metrics = average.with_average(|| self.epoch_figures(end));
+                self.average = Some(average);
+                metrics?
+            }
+            None => self.epoch_figures(end),
+        }
+    }
+
+    fn extra_state(&self) -> Vec<(String, Vec<f32>)> {
+        let mut extra = self.net.running_stats();
+        extra.extend(self.average.as_ref().map(WeightAverage::state).unwrap_or_default());
+        extra
+    }
+
+    fn restore_extra(&mut self, extra: &[(String, Vec<f32>)], view: Option<&ModelView>) -> Result<(), String> {
+        let (averages, stats): (Vec<_>, Vec<_>) =
+            extra.iter().cloned().partition(|(name, _)| WeightAverage::owns(name));
+        match (&mut self.average, averages.first()) {
+            (Some(average), _) => average.restore(&averages)?,
+            (None, None) => {}
+            (None, Some((name, _))) => return Err(format!("this VAE keeps no {name}")),
+        }
+        self.net.set_running_stats(&stats)?;
+        if let Some(ModelView::Vae { view, .. }) = view {
+            self.reconstructions = Arc::clone(&view.reconstructions);
+        }
+        Ok(())
+    }
+
+    fn model_view(&self, step: u64) -> Option<ModelView> {
+        let params = self.averaged(Self::params).ok()?;
+        let originals = self.originals.flatten_all().ok()?.to_vec1::<f32>().ok()?;
+        Some(ModelView::Vae {
+            step,
+            view: Arc::new(VaeView {
+                params: Arc::new(params),
+                originals: Arc::new(originals),
+                reconstructions: Arc::clone(&self.reconstructions),
+            }),
+        })
+    }
+}
+
+impl VaeModel {
+    /// The figures at an epoch's end (of the variables' values now) and the reconstructions kept.
+    fn epoch_figures(&mut self, end: &EpochEnd<3>) -> Result<Vec<(String, f64)>, TrainError> {
         let epoch = end.epoch;
         let n_eval = self.x_train.dim(0)?.min(EVAL_TRAIN_ROWS);
         let train = self.elbo(&self.x_train.narrow(0, 0, n_eval)?, self.config.seed.wrapping_add(epoch as u64))?;
@@ -429,30 +510,5 @@ impl EpochModel<3> for VaeModel {
         }
         self.record_reconstructions(epoch)?;
         Ok(metrics)
-    }
-
-    fn extra_state(&self) -> Vec<(String, Vec<f32>)> {
-        self.net.running_stats()
-    }
-
-    fn restore_extra(&mut self, extra: &[(String, Vec<f32>)], view: Option<&ModelView>) -> Result<(), String> {
-        self.net.set_running_stats(extra)?;
-        if let Some(ModelView::Vae { view, .. }) = view {
-            self.reconstructions = Arc::clone(&view.reconstructions);
-        }
-        Ok(())
-    }
-
-    fn model_view(&self, step: u64) -> Option<ModelView> {
-        let params = self.params().ok()?;
-        let originals = self.originals.flatten_all().ok()?.to_vec1::<f32>().ok()?;
-        Some(ModelView::Vae {
-            step,
-            view: Arc::new(VaeView {
-                params: Arc::new(params),
-                originals: Arc::new(originals),
-                reconstructions: Arc::clone(&self.reconstructions),
-            }),
-        })
     }
 }
