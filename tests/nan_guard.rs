@@ -262,6 +262,19 @@ fn every_flow_keeps_its_last_good_parameters_at_a_huge_rate_and_resumes_at_a_sma
     }
 }
 
+/// Steps `trainer` (at a huge `rate`) until the guard refuses a step, within 50 steps: the guard's error, which must
+/// be a non-finite value's, and what `model` read just before that step.
+fn step_until_refused<T: Trainer, P>(trainer: &mut T, rate: f64, model: impl Fn(&T) -> P) -> (TrainError, P) {
+    loop {
+        assert!(trainer.snapshot().step < 50, "no non-finite value in 50 steps at {rate:e}");
+        let before = model(trainer);
+        if let Err(e) = trainer.step() {
+            assert!(matches!(e, TrainError::NonFinite { .. }), "{e:?}");
+            return (e, before);
+        }
+    }
+}
+
 /// With a weight average (RealNVP's default), the model a run shows is the average of weights whose loss was
 /// finite: a step the guard refuses, at the loss or at the update, leaves it exactly as it was after the last step
 /// taken, every value finite, and training at a safe rate moves it on.
@@ -271,14 +284,7 @@ fn a_refused_step_leaves_the_weight_average_as_it_was() {
     for rate in [1e30, 1e38] {
         let config = FlowConfig { weight_average: Some(0.9), ..flow_config(FlowKind::RealNvp, rate) };
         let mut trainer = FlowTrainer::new(config, &data).expect("a flow");
-        let (failure, before) = loop {
-            assert!(trainer.snapshot().step < 50, "no non-finite value in 50 steps at {rate:e}");
-            let before = trainer.params().expect("parameters");
-            if let Err(e) = trainer.step() {
-                break (e, before);
-            }
-        };
-        assert!(matches!(failure, TrainError::NonFinite { .. }), "{failure:?}");
+        let (failure, before) = step_until_refused(&mut trainer, rate, |t| t.params().expect("parameters"));
         let after = trainer.params().expect("parameters");
         assert!(after == before, "at {rate:e}: the refused step ({failure}) changed the average");
         for layer in &after.layers {
@@ -309,14 +315,7 @@ fn a_refused_step_leaves_the_vae_weight_average_as_it_was() {
     for rate in [1e30, 1e38] {
         let config = VaeConfig { weight_average: Some(0.9), ..vae_config(VaeArch::Mlp, rate) };
         let mut trainer = VaeTrainer::new(config.clone(), &data).expect("a VAE");
-        let (failure, before) = loop {
-            assert!(trainer.snapshot().step < 50, "no non-finite value in 50 steps at {rate:e}");
-            let before = trainer.params().expect("parameters");
-            if let Err(e) = trainer.step() {
-                break (e, before);
-            }
-        };
-        assert!(matches!(failure, TrainError::NonFinite { .. }), "{failure:?}");
+        let (failure, before) = step_until_refused(&mut trainer, rate, |t| t.params().expect("parameters"));
         let after = trainer.params().expect("parameters");
         assert!(after == before, "at {rate:e}: the refused step ({failure}) changed the average");
         let VaeNetworks::Mlp { encoder, decoder } = &after.networks else { panic!("an MLP VAE") };

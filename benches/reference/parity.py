@@ -302,6 +302,15 @@ def app_linear(model, name):
     return layers[int(j) - 1], what == "weights"
 
 
+def blend_average(averages, params, decay, step):
+    """The moving average after step `step` (1-based), as the app's: a = d a + (1 - d) w with
+    d = min(decay, (1 + step) / (10 + step))."""
+    d = min(decay, (1 + step) / (10 + step))
+    with torch.no_grad():
+        for a, p in zip(averages, params):
+            a.mul_(d).add_(p, alpha=1 - d)
+
+
 def load_app_weights(model, run, average=True):
     """Puts the weights of an app RealNVP run file into `model`: the model the run shows and evaluates, which is the
     moving average of its weights where the run keeps one (`--weight-average`, RealNVP's default; saved as
@@ -361,10 +370,7 @@ def reference_flow(train, test, seed, epochs, init, device="cpu", start=None, sc
                 rates.step()
             step += 1
             if averages:
-                d = min(average, (1 + step) / (10 + step))
-                with torch.no_grad():
-                    for a, p in zip(averages, params):
-                        a.mul_(d).add_(p, alpha=1 - d)
+                blend_average(averages, params, average, step)
             total, batches = total + loss.item(), batches + 1
         curve.append(total / batches)
     if averages:
@@ -593,10 +599,7 @@ def reference_vae(train, test, seed, epochs, batch, average=None):
             opt.step()
             step += 1
             if averages:
-                d = min(average, (1 + step) / (10 + step))
-                with torch.no_grad():
-                    for a, p in zip(averages, params):
-                        a.mul_(d).add_(p, alpha=1 - d)
+                blend_average(averages, params, average, step)
     if averages:
         with torch.no_grad():
             for a, p in zip(averages, params):

@@ -724,6 +724,34 @@ pub(crate) mod testing {
     use crate::compute::TrainError;
     use crate::compute::cpu::guard::testing::{poke, values};
 
+    /// Steps `plain` and `averaged` (one run twice, the second keeping a weight average with `decay`) to their end,
+    /// and returns what the average must then hold: the recursion a ← d a + (1 − d) w over the values `flat` reads
+    /// of `plain`'s model (its weights) as each step t starts, with d = min(decay, (1 + t) / (10 + t)).
+    pub(crate) fn expected_average<M: EpochModel<TERMS>, const TERMS: usize>(
+        plain: &mut EpochTrainer<M, TERMS>,
+        averaged: &mut EpochTrainer<M, TERMS>,
+        decay: f64,
+        flat: impl Fn(&EpochTrainer<M, TERMS>) -> Vec<f64>,
+    ) -> Vec<f64> {
+        let mut expected = flat(plain);
+        let mut t = 0u64;
+        while !plain.finished() {
+            let started_from = flat(plain);
+            plain.step().expect("step");
+            averaged.step().expect("step");
+            if plain.epoch_loop().step() == t {
+                continue; // an epoch's close: no step taken
+            }
+            t = plain.epoch_loop().step();
+            let d = decay.min((1.0 + t as f64) / (10.0 + t as f64));
+            for (e, w) in expected.iter_mut().zip(started_from) {
+                *e = d * *e + (1.0 - d) * w;
+            }
+        }
+        assert!(averaged.finished());
+        expected
+    }
+
     /// The NaN guard's contract on a trainer with batches of `batch_size` rows: after two steps, the variable
     /// `name` (its element `index`, or all of it when `None`) is set to `value`; the third step must fail, the guard
     /// naming `expected` as where the pass first holds a NaN or an infinity; the variables must go back to their

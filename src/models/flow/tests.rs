@@ -437,7 +437,8 @@ fn announced_minibatch_orders_are_the_ones_the_epochs_take() {
 #[test]
 fn a_weight_average_leaves_the_steps_and_is_the_model_the_run_evaluates() {
     use crate::compute::params::{FlowLayerParams, FlowParams};
-    use crate::models::trainer::{EpochModel, Trainer};
+    use crate::models::trainer::testing::expected_average;
+    use crate::models::trainer::EpochModel;
 
     let data = moons(300);
     let base = FlowConfig { hidden: vec![8], layers: 2, batch_size: 64, epochs: 2, ..FlowConfig::default() };
@@ -456,22 +457,7 @@ fn a_weight_average_leaves_the_steps_and_is_the_model_the_run_evaluates() {
         }
         out
     };
-    let mut expected = flat(&plain.params().expect("params"));
-    let mut t = 0u64;
-    while !plain.finished() {
-        let started_from = flat(&plain.params().expect("params"));
-        plain.step().expect("step");
-        averaged.step().expect("step");
-        if plain.epoch_loop().step() == t {
-            continue; // an epoch's close: no step taken
-        }
-        t = plain.epoch_loop().step();
-        let d = decay.min((1.0 + t as f64) / (10.0 + t as f64));
-        for (e, w) in expected.iter_mut().zip(started_from) {
-            *e = d * *e + (1.0 - d) * w;
-        }
-    }
-    assert!(averaged.finished());
+    let expected = expected_average(&mut plain, &mut averaged, decay, |t| flat(&t.params().expect("params")));
     let values = |trainer: &FlowTrainer| -> Vec<Vec<f32>> {
         let vars = &trainer.variables.vars;
         vars.iter().map(|v| v.as_tensor().flatten_all().expect("flat").to_vec1().expect("values")).collect()

@@ -302,6 +302,7 @@ fn the_hand_written_conv_evaluation_matches_candle() {
 #[test]
 fn a_weight_average_leaves_the_steps_and_is_the_model_the_run_evaluates() {
     use crate::models::trainer::EpochModel;
+    use crate::models::trainer::testing::expected_average;
 
     let table = BuiltinFile::Digits8x8.load().expect("digits");
     let mut data = prepare(&table, &default_spec_for_lab(Lab::Vae, &table)).expect("digits prepare");
@@ -320,22 +321,7 @@ fn a_weight_average_leaves_the_steps_and_is_the_model_the_run_evaluates() {
         let layers = encoder.layers.iter().chain(&decoder.layers);
         layers.flat_map(|d| d.weights.iter().chain(&d.biases)).map(|&v| f64::from(v)).collect()
     };
-    let mut expected = flat(&plain.params().expect("params"));
-    let mut t = 0u64;
-    while !plain.finished() {
-        let started_from = flat(&plain.params().expect("params"));
-        plain.step().expect("step");
-        averaged.step().expect("step");
-        if plain.epoch_loop().step() == t {
-            continue; // an epoch's close: no step taken
-        }
-        t = plain.epoch_loop().step();
-        let d = decay.min((1.0 + t as f64) / (10.0 + t as f64));
-        for (e, w) in expected.iter_mut().zip(started_from) {
-            *e = d * *e + (1.0 - d) * w;
-        }
-    }
-    assert!(averaged.finished());
+    let expected = expected_average(&mut plain, &mut averaged, decay, |t| flat(&t.params().expect("params")));
     assert_eq!(flat(&averaged.model.params().expect("weights")), flat(&plain.params().expect("weights")), "steps");
     let average = averaged.params().expect("params");
     let got = flat(&average);
@@ -357,7 +343,8 @@ fn a_weight_average_leaves_the_steps_and_is_the_model_the_run_evaluates() {
     assert_eq!(averaged.test_elbo().expect("ELBO").neg_elbo.to_bits(), of_average.to_bits());
     assert!((reported(&plain) - of_average).abs() > 1e-4, "the average and the weights evaluate alike");
     // The view shows the average, and the reconstructions it keeps are the average's.
-    let Some(crate::models::ModelView::Vae { view, .. }) = averaged.model.model_view(t) else { panic!("a view") };
+    let step = averaged.epoch_loop().step();
+    let Some(crate::models::ModelView::Vae { view, .. }) = averaged.model.model_view(step) else { panic!("a view") };
     assert_eq!(*view.params, average);
     let last = &view.reconstructions.last().expect("reconstructions").1;
     assert_eq!(*last, averaged.test_reconstructions(super::RECON_IMAGES).expect("reconstructions"));
