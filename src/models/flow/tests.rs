@@ -437,8 +437,8 @@ fn announced_minibatch_orders_are_the_ones_the_epochs_take() {
 #[test]
 fn a_weight_average_leaves_the_steps_and_is_the_model_the_run_evaluates() {
     use crate::compute::params::{FlowLayerParams, FlowParams};
-    use crate::models::trainer::testing::expected_average;
     use crate::models::trainer::EpochModel;
+    use crate::models::trainer::testing::expected_average;
 
     let data = moons(300);
     let base = FlowConfig { hidden: vec![8], layers: 2, batch_size: 64, epochs: 2, ..FlowConfig::default() };
