@@ -242,6 +242,26 @@ fn while_the_vae_trains_its_latent_scatter_is_coloured_by_digit() {
     assert!(harness.query_by_role_and_label(Role::CheckBox, "inputs").is_none(), "the live scatter is one colour");
 }
 
+/// The VAE's loss page says which of its curves are the weight average's (the MLP VAE's default) and which the
+/// steps' own; a run with the last step's weights as its model has no such line.
+#[test]
+fn the_vae_loss_page_says_which_curves_are_the_weight_averages() {
+    for average in [Some(0.999), None] {
+        let mut harness = harness();
+        harness.get_by_label("VAE").click();
+        harness.run_steps(2);
+        let config = &mut harness.state_mut().vae_state_mut().config;
+        (config.hidden, config.epochs, config.weight_average) = (vec![32], 3, average);
+        harness.get_by_label("Train").click();
+        wait_until(&mut harness, "an epoch", |app| app.lab(Lab::Vae).snapshot.as_ref().is_some_and(|s| s.epoch >= 1));
+        harness.get_by_label("Loss curves").click();
+        harness.run_steps(3);
+        assert!(harness.query_all_by_label_contains("reconstruction + beta KL (batches)").count() > 0, "the curves");
+        let said = harness.query_by_label_contains("Every curve but the batches' is of the moving average").is_some();
+        assert_eq!(said, average.is_some(), "weight average {average:?}");
+    }
+}
+
 #[test]
 fn choosing_the_conv_vae_loads_the_course_settings_and_its_decoder_follows_the_cursor() {
     use bayes_explorer::models::vae::{Likelihood, VaeArch};
