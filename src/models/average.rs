@@ -114,6 +114,53 @@ impl WeightAverage {
         Ok(())
     }
 
+    /// `f()` of the model a run keeps: with `average`'s values in the variables where the run keeps one (and theirs
+    /// back afterwards), else of the variables as they are.
+    ///
+    /// # Errors
+    /// `f`'s, or a variable that is no longer a contiguous f32 tensor on the CPU.
+    pub fn apply<R>(average: Option<&Self>, f: impl FnOnce() -> Result<R, TrainError>) -> Result<R, TrainError> {
+        match average {
+            Some(average) => average.with_average(f)?,
+            None => f(),
+        }
+    }
+
+    /// [`Self::apply`] for an `f` that needs the average's owner mutably: the average is taken out of the owner's
+    /// `slot` for the call and put back.
+    ///
+    /// # Errors
+    /// As [`Self::apply`].
+    pub fn apply_mut<T, R>(
+        owner: &mut T,
+        slot: fn(&mut T) -> &mut Option<Self>,
+        f: impl FnOnce(&mut T) -> Result<R, TrainError>,
+    ) -> Result<R, TrainError> {
+        let Some(average) = slot(owner).take() else { return f(owner) };
+        let result = average.with_average(|| f(owner));
+        *slot(owner) = Some(average);
+        result?
+    }
+
+    /// Puts the averages among a model's saved extra values back into `slot` and returns the other values; a saved
+    /// average where the model (`model`, for the message) keeps none is refused.
+    ///
+    /// # Errors
+    /// As [`Self::restore`], or averages saved for a model that keeps none.
+    pub fn restore_from(
+        slot: &mut Option<Self>,
+        extra: &[(String, Vec<f32>)],
+        model: &str,
+    ) -> Result<Vec<(String, Vec<f32>)>, String> {
+        let (averages, rest): (Vec<_>, Vec<_>) = extra.iter().cloned().partition(|(name, _)| Self::owns(name));
+        match (slot, averages.first()) {
+            (Some(average), _) => average.restore(&averages)?,
+            (None, None) => {}
+            (None, Some((name, _))) => return Err(format!("this {model} keeps no {name}")),
+        }
+        Ok(rest)
+    }
+
     /// Whether a saved value's name is one of an average's.
     #[must_use]
     pub fn owns(name: &str) -> bool {

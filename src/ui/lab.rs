@@ -50,10 +50,7 @@ pub(crate) fn views_ui(state: &mut LabState, ui: &mut egui::Ui) {
                 let emphasised = state.flow.highlight == crate::ui::highlight::Highlight::FlowLoss;
                 let scrubbed = state.flow.scrubbed_epoch();
                 let recording = state.flow.recorder.busy();
-                let averaged = matches!(
-                    state.run_origin.as_ref().map(|o| &o.config),
-                    Some(RunConfig::Flow(c)) if c.weight_average.is_some()
-                );
+                let averaged = state.run_origin.as_ref().is_some_and(|o| o.config.weight_average().is_some());
                 let flags = (emphasised, scrubbed, recording, averaged);
                 crate::ui::flow::flow_loss_ui(snapshot, &mut state.flow.export, flags, ui);
             });
@@ -72,10 +69,7 @@ pub(crate) fn views_ui(state: &mut LabState, ui: &mut egui::Ui) {
     }
     if lab == Lab::Vae && state.worker.is_some() && !state.vae.show_data {
         let running = state.worker_state == Some(WorkerState::Running);
-        let averaged = matches!(
-            state.run_origin.as_ref().map(|o| &o.config),
-            Some(RunConfig::Vae(c)) if c.weight_average.is_some()
-        );
+        let averaged = state.run_origin.as_ref().is_some_and(|o| o.config.weight_average().is_some());
         crate::ui::vae::vae_view_ui(&mut state.vae, state.snapshot.as_ref(), (running, averaged), ui);
         return;
     }

@@ -151,22 +151,12 @@ impl FlowModel {
 
     /// See [`FlowTrainer::params`].
     fn params(&self) -> Result<FlowParams, TrainError> {
-        match &self.average {
-            Some(average) => Ok(average.with_average(|| self.net.params())??),
-            None => Ok(self.net.params()?),
-        }
+        WeightAverage::apply(self.average.as_ref(), || Ok(self.net.params()?))
     }
 
     /// The held-out NLL of the model: of the weights' average where the run keeps one.
     fn model_heldout_nll(&mut self) -> Result<f64, TrainError> {
-        match self.average.take() {
-            Some(average) => {
-                let nll = average.with_average(|| self.heldout_nll());
-                self.average = Some(average);
-                nll?
-            }
-            None => self.heldout_nll(),
-        }
+        WeightAverage::apply_mut(self, |m| &mut m.average, Self::heldout_nll)
     }
 }
 
@@ -220,10 +210,9 @@ impl EpochModel<1> for FlowModel {
     }
 
     fn restore_extra(&mut self, extra: &[(String, Vec<f32>)], _view: Option<&ModelView>) -> Result<(), String> {
-        match (&mut self.average, extra.first()) {
-            (Some(average), _) => average.restore(extra),
-            (None, None) => Ok(()),
-            (None, Some((name, _))) => Err(format!("this flow keeps no {name}")),
+        match WeightAverage::restore_from(&mut self.average, extra, "flow")?.first() {
+            None => Ok(()),
+            Some((name, _)) => Err(format!("a flow keeps no {name}")),
         }
     }
 

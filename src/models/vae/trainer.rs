@@ -241,10 +241,7 @@ impl VaeModel {
     /// `f` of the model the run keeps: with the weights' average in the variables where the run keeps one (and
     /// the variables' own values back afterwards), else of the weights now.
     fn averaged<R>(&self, f: impl FnOnce(&Self) -> Result<R, TrainError>) -> Result<R, TrainError> {
-        match &self.average {
-            Some(average) => average.with_average(|| f(self))?,
-            None => f(self),
-        }
+        WeightAverage::apply(self.average.as_ref(), || f(self))
     }
 
     /// The loss and its gradients for the minibatch `x` with noise `eps`, in [`SHARDS`](super::SHARDS) parts as
@@ -435,14 +432,7 @@ impl EpochModel<3> for VaeModel {
     fn end_epoch(&mut self, end: &EpochEnd<3>) -> Result<Vec<(String, f64)>, TrainError> {
         // The figures and the reconstructions are the model's the run keeps: the weights' average, where it keeps
         // one.
-        match self.average.take() {
-            Some(average) => {
-                let metrics = average.with_average(|| self.epoch_figures(end));
-                self.average = Some(average);
-                metrics?
-            }
-            None => self.epoch_figures(end),
-        }
+        WeightAverage::apply_mut(self, |m| &mut m.average, |m| m.epoch_figures(end))
     }
 
     fn extra_state(&self) -> Vec<(String, Vec<f32>)> {
@@ -452,13 +442,7 @@ impl EpochModel<3> for VaeModel {
     }
 
     fn restore_extra(&mut self, extra: &[(String, Vec<f32>)], view: Option<&ModelView>) -> Result<(), String> {
-        let (averages, stats): (Vec<_>, Vec<_>) =
-            extra.iter().cloned().partition(|(name, _)| WeightAverage::owns(name));
-        match (&mut self.average, averages.first()) {
-            (Some(average), _) => average.restore(&averages)?,
-            (None, None) => {}
-            (None, Some((name, _))) => return Err(format!("this VAE keeps no {name}")),
-        }
+        let stats = WeightAverage::restore_from(&mut self.average, extra, "VAE")?;
         self.net.set_running_stats(&stats)?;
         if let Some(ModelView::Vae { view, .. }) = view {
             self.reconstructions = Arc::clone(&view.reconstructions);

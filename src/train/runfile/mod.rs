@@ -429,6 +429,17 @@ pub enum RunConfig {
 }
 
 impl RunConfig {
+    /// The decay of the moving average of the weights the run keeps as its model, if it keeps one (a flow's or a
+    /// VAE's).
+    #[must_use]
+    pub fn weight_average(&self) -> Option<f64> {
+        match self {
+            Self::Bnn(_) => None,
+            Self::Vae(c) => c.weight_average,
+            Self::Flow(c) => c.weight_average,
+        }
+    }
+
     /// The same settings set to last `epochs` epochs.
     #[must_use]
     pub fn with_epochs(&self, epochs: usize) -> Self {
