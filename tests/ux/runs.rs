@@ -170,6 +170,16 @@ fn ux_compare_runs_names_data_and_settings_and_comes_back_after_a_relaunch() {
     harness.get_by_label("Compare runs").click();
     harness.run_steps(2);
     train_bnn_to_the_end(&mut harness, "Train on 30 % of the training rows", 12);
+    // The lesson in figures: the 30 % run's mean range over the full run's, like for like.
+    let ranges: Vec<f64> =
+        harness.state().bnn_state().runs.iter().map(|r| r.record.get("mc_range_mean").expect("a mean range")).collect();
+    harness.run_steps(2);
+    harness.get_by_label_contains(&format!(
+        "Run 2 (30 % of the training rows) spreads its predictions {:.2} times as wide as run 1 (all of them): a mean range of {:.3} against {:.3};",
+        ranges[1] / ranges[0],
+        ranges[1],
+        ranges[0]
+    ));
     // The same on other data.
     harness.get_by_label("Generate").click();
     harness.run_steps(3);
