@@ -4,7 +4,7 @@
 //! VAE latent gets a 1-D view.
 
 use bayes_explorer::Lab;
-use bayes_explorer::models::bnn::BnnConfig;
+use bayes_explorer::models::bnn::{BnnConfig, Posterior};
 use bayes_explorer::ui::{BayesExplorerApp, Settings};
 use egui::accesskit::Role;
 use egui::{Key, Modifiers};
@@ -92,6 +92,24 @@ fn ux_bnn_hidden_units_too_large_for_a_full_covariance_are_refused_before_train(
     harness.get_by_label("mean-field Gaussian").click();
     harness.run_steps(3);
     assert!(!train_is_disabled(&harness), "the mean-field posterior trains it");
+}
+
+#[test]
+fn ux_bnn_posterior_menu_says_what_each_posterior_is() {
+    let mut harness = harness();
+    harness.get_by_label("Posterior").click();
+    harness.run_steps(2);
+    for (option, says) in [
+        ("full-covariance Gaussian", "The course's: one Gaussian over all of a layer's weights"),
+        ("mean-field Gaussian", "test RMSE 0.715 ± 0.022 against the full covariance's 0.745 ± 0.024"),
+        ("none (deterministic baseline)", "whose predictions have no spread"),
+    ] {
+        assert!(!shows(&harness, says), "{option}: not before the hover");
+        harness.get_by_label(option).hover();
+        harness.run_steps(40);
+        assert!(shows(&harness, says), "{option}: its hover");
+    }
+    assert_eq!(harness.state().bnn_state().config.posterior, Posterior::FullCovariance, "hovering chooses nothing");
 }
 
 #[test]
