@@ -210,7 +210,7 @@ fn runs_ui(runs: &[RunSummary], ui: &mut egui::Ui) {
 /// latest finished run on all of the training rows and the latest finished run on a share of them with otherwise the
 /// same settings (seed and epochs included) on the same data. `None` when there is no such pair.
 #[must_use]
-pub fn fraction_pair(runs: &[RunSummary]) -> Option<(usize, usize)> {
+fn fraction_pair(runs: &[RunSummary]) -> Option<(usize, usize)> {
     let finished = |r: &RunSummary| r.stopped_at.is_none() && r.record.get("mc_range_mean").is_some_and(|m| m > 0.0);
     let like_for_like = |p: &RunSummary, f: &RunSummary| {
         p.config.train_fraction < 1.0

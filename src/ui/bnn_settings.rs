@@ -138,3 +138,14 @@ fn apply(bnn: &mut BnnUiState, config: BnnConfig) {
     bnn.hidden_text = settings_check::hidden_text(&bnn.config.hidden);
     bnn.n_samples = bnn.config.predictive_samples;
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_posterior_menu_offers_every_posterior_in_menu_order() {
+        let offered: Vec<Posterior> = POSTERIOR_OPTIONS.iter().map(|(p, _)| *p).collect();
+        assert_eq!(offered, Posterior::ALL);
+    }
+}
