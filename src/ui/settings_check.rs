@@ -10,8 +10,6 @@
 
 use std::ops::RangeInclusive;
 
-use crate::ui::lab_page::labelled_combo;
-
 /// Most units one hidden layer may have.
 pub const MAX_HIDDEN_UNITS: usize = 4096;
 
@@ -230,7 +228,9 @@ pub(crate) fn next_run_only(response: egui::Response, running: bool) -> egui::Re
 }
 
 /// A choice in a settings grid: its label, a combo box (`id_salt`) showing `selected` whose menu `menu` fills, with
-/// the hover that it applies to the next run while one is on show (`running`); then the row's end.
+/// the hover that it applies to the next run while one is on show (`running`); then the row's end. A selected name
+/// wider than the room left in the side panel is cut short with "…" (the menu shows it whole), so the grid does
+/// not run past the panel's edge and push the notes under it out of sight.
 pub(crate) fn choice_row(
     ui: &mut egui::Ui,
     label: &str,
@@ -239,7 +239,9 @@ pub(crate) fn choice_row(
     running: bool,
     menu: impl FnOnce(&mut egui::Ui),
 ) -> egui::Response {
-    let response = next_run_only(labelled_combo(ui, label, id_salt, selected, menu), running);
+    let id = ui.label(label).id;
+    let combo = egui::ComboBox::from_id_salt(id_salt).selected_text(selected).truncate().show_ui(ui, menu);
+    let response = next_run_only(combo.response.labelled_by(id), running);
     ui.end_row();
     response
 }

@@ -329,3 +329,28 @@ fn ux_vae_weight_average_is_chosen_in_the_settings_and_follows_the_architecture(
         assert_eq!(average(&harness), expected, "{arch}'s settings");
     }
 }
+
+/// The convolutional VAE's settings stay inside the side panel: its long choices ("Convolutional (the course's)",
+/// "1000 x squared error (course)") are cut short rather than widening the grid, so the note under the grid wraps
+/// at the panel's edge instead of running past it out of sight.
+#[test]
+fn ux_conv_vae_settings_fit_the_side_panel() {
+    let mut harness = harness();
+    open_tab(&mut harness, "VAE");
+    scroll_into_view_over(&mut harness, egui::pos2(150.0, 600.0), |h| h.get_by_label("Architecture").rect());
+    harness.get_by_label("Architecture").click();
+    harness.run_steps(3);
+    harness.get_by_label("Convolutional (the course's)").click();
+    harness.run_steps(5);
+    let combo = harness.get_by_label("Architecture");
+    assert_eq!(combo.value().as_deref(), Some("Convolutional (the course's)"), "the whole name for readers");
+    // The side panel's edge: the page's text begins past it, its separator and the page's margin (about 16 points).
+    // Before the cut, the likelihood's dropdown and the note ran to 383 here, against the page's text at 384.
+    let page = harness.get_by_label_contains("evenly spaced through the file").rect().left();
+    let edge = page - 16.0;
+    assert!(combo.rect().right() <= edge, "the architecture's dropdown ends at {} (edge {edge})", combo.rect().right());
+    let likelihood = harness.get_by_label("Likelihood").rect();
+    assert!(likelihood.right() <= edge, "the likelihood's dropdown ends at {} (edge {edge})", likelihood.right());
+    let note = harness.get_by_label_contains("The course's VAE: 3 x 3 convolutions").rect();
+    assert!(note.right() <= edge, "the note ends at {} (edge {edge})", note.right());
+}

@@ -134,8 +134,9 @@ pub struct VaeConfig {
     pub seed: u64,
     /// The decay of the moving average of the weights that the run shows, evaluates and saves
     /// ([`crate::models::average`]); `None`: the last step's weights, as the Keras example and plain PyTorch. The MLP
-    /// VAE's default is [`WEIGHT_AVERAGE`]; the convolutional VAE's is `None` (not measured with its batch
-    /// normalisation). Run files and settings from before read as `None`.
+    /// VAE's default is [`WEIGHT_AVERAGE`]; the convolutional VAE's is `None`, as the course (with its batch
+    /// normalisation the average lowered the test loss by 1.06 over five seeds: BENCHMARKS.md). Run files and
+    /// settings from before read as `None`.
     #[serde(default)]
     pub weight_average: Option<f64>,
 }
