@@ -207,6 +207,17 @@ pub(crate) fn labelled_combo(
     selected: impl Into<egui::WidgetText>,
     menu: impl FnOnce(&mut egui::Ui),
 ) -> egui::Response {
+    labelled(ui, label, egui::ComboBox::from_id_salt(id_salt).selected_text(selected), menu)
+}
+
+/// `label`, then `combo` (built by the caller, e.g. cut short to fit), whose menu `menu` fills; the combo box's
+/// response, which the label names for screen readers.
+pub(crate) fn labelled(
+    ui: &mut egui::Ui,
+    label: &str,
+    combo: egui::ComboBox,
+    menu: impl FnOnce(&mut egui::Ui),
+) -> egui::Response {
     let id = ui.label(label).id;
-    egui::ComboBox::from_id_salt(id_salt).selected_text(selected).show_ui(ui, menu).response.labelled_by(id)
+    combo.show_ui(ui, menu).response.labelled_by(id)
 }

@@ -10,6 +10,8 @@
 
 use std::ops::RangeInclusive;
 
+use crate::ui::lab_page::labelled;
+
 /// Most units one hidden layer may have.
 pub const MAX_HIDDEN_UNITS: usize = 4096;
 
@@ -239,9 +241,8 @@ pub(crate) fn choice_row(
     running: bool,
     menu: impl FnOnce(&mut egui::Ui),
 ) -> egui::Response {
-    let id = ui.label(label).id;
-    let combo = egui::ComboBox::from_id_salt(id_salt).selected_text(selected).truncate().show_ui(ui, menu);
-    let response = next_run_only(combo.response.labelled_by(id), running);
+    let combo = egui::ComboBox::from_id_salt(id_salt).selected_text(selected).truncate();
+    let response = next_run_only(labelled(ui, label, combo, menu), running);
     ui.end_row();
     response
 }
