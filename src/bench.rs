@@ -446,9 +446,9 @@ pub fn vae_figures(quick: bool) -> Result<Vec<BenchFigure>, String> {
         unit: "images",
     });
 
-    // Convolutional VAE: 100 steps at the reference's batch, then a course-setup epoch.
+    // Convolutional VAE: 100 steps at the reference's batch, then a course-setup epoch; the steps alone, as the MLP's.
     // On the 60,000 rows, so that the 100 steps stay inside one epoch and time no end-of-epoch evaluation.
-    let conv = endless(VaeConfig { batch_size: batch, ..VaeConfig::course_conv() });
+    let conv = endless(VaeConfig { batch_size: batch, weight_average: None, ..VaeConfig::course_conv() });
     let mut trainer = VaeTrainer::new(conv, &big).map_err(|e| e.to_string())?;
     let timed = if quick { 10 } else { 100 };
     let seconds = time_steps(&mut trainer, timed, 1)? * 100.0 / timed as f64;
@@ -459,7 +459,8 @@ pub fn vae_figures(quick: bool) -> Result<Vec<BenchFigure>, String> {
         items: (100 * batch) as f64,
         unit: "images",
     });
-    let course = VaeConfig { epochs: 2, ..VaeConfig::course_conv() };
+    // The course's own setup: its last step's weights, no moving average.
+    let course = VaeConfig { epochs: 2, weight_average: None, ..VaeConfig::course_conv() };
     let mut trainer = VaeTrainer::new(course.clone(), &data).map_err(|e| e.to_string())?;
     let steps = n_train.div_ceil(course.batch_size);
     // The first epoch warms up; the second, with its evaluation, is timed.

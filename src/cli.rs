@@ -226,9 +226,8 @@ pub struct TrainArgs {
     #[arg(long, value_name = "NORM|off", value_parser = parse_clip_norm)]
     pub clip_norm: Option<ClipNormArg>,
     /// Flow and VAE labs: the decay of the moving average of the weights that the run evaluates, shows and saves
-    /// (each step keeps that share of the average), or `off` for the last step's weights (RealNVP's and the MLP
-    /// VAE's default 0.999, the other flows' and the convolutional VAE's off; the Keras examples and plain PyTorch
-    /// use the last step's weights).
+    /// (each step keeps that share of the average), or `off` for the last step's weights (RealNVP's and the VAE's
+    /// default 0.999, the other flows' off; the Keras examples and plain PyTorch use the last step's weights).
     #[arg(long, value_name = "DECAY|off", value_parser = parse_weight_average)]
     pub weight_average: Option<WeightAverageArg>,
     /// Flow lab (RealNVP): train with candle's autograd, the reference the hand-written training pass is tested

@@ -73,7 +73,7 @@ fn hidden_sets_the_conditioner_widths_of_a_flow() {
     std::fs::remove_dir_all(&dir).ok();
 }
 
-/// `--weight-average`: the figures of a run with the average (RealNVP's and the MLP VAE's default) and with `off`
+/// `--weight-average`: the figures of a run with the average (RealNVP's and the VAE's default) and with `off`
 /// (the last step's weights) differ, an explicit 0.999 is the default's run to the bit, and a decay outside (0, 1)
 /// or the flag on the BNN lab (which keeps no average) is refused with a message naming it.
 #[test]

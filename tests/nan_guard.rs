@@ -122,7 +122,9 @@ fn vae_config(arch: VaeArch, learning_rate: f64) -> VaeConfig {
             weight_average: None,
             ..VaeConfig::default()
         },
-        VaeArch::Conv => VaeConfig { batch_size: 32, learning_rate, epochs: 50, ..VaeConfig::course_conv() },
+        VaeArch::Conv => {
+            VaeConfig { batch_size: 32, learning_rate, epochs: 50, weight_average: None, ..VaeConfig::course_conv() }
+        }
     }
 }
 

@@ -323,13 +323,14 @@ mod tests {
     }
 
     /// VAE settings kept before the weight average was a choice come back with their architecture's default (the
-    /// MLP's average, the convolutional VAE's none); settings that chose it keep their choice.
+    /// average, for both since 2026-12-06); settings that chose, the average or none, keep their choice.
     #[test]
     fn vae_settings_from_before_the_weight_average_get_todays_default() {
         use crate::models::vae::{VaeConfig, WEIGHT_AVERAGE};
         for (chosen, before) in [
             (VaeConfig { weight_average: None, epochs: 7, ..VaeConfig::default() }, Some(WEIGHT_AVERAGE)),
-            (VaeConfig { weight_average: Some(0.99), epochs: 7, ..VaeConfig::course_conv() }, None),
+            (VaeConfig { weight_average: None, epochs: 7, ..VaeConfig::course_conv() }, Some(WEIGHT_AVERAGE)),
+            (VaeConfig { weight_average: Some(0.99), epochs: 7, ..VaeConfig::course_conv() }, Some(WEIGHT_AVERAGE)),
         ] {
             let mut old = serde_json::to_value(&chosen).expect("json");
             let Some(RunConfig::Vae(kept)) = parse_settings(Lab::Vae, &old.to_string()) else { panic!("parses") };

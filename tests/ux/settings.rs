@@ -303,8 +303,8 @@ fn ux_flow_initial_weights_adam_epsilon_and_weight_average_are_chosen_in_the_set
     assert_eq!(harness.query_all_by_label("Initial weights").count(), 0, "no networks, no initial weights");
 }
 
-/// The VAE's weight average: the MLP VAE's default, the last step's weights one choice away; the convolutional VAE's
-/// settings come without it and the MLP's with it again.
+/// The VAE's weight average: the default of both architectures, the last step's weights one choice away; choosing
+/// an architecture brings its settings back with the average, and the hover says what it gave that architecture.
 #[test]
 fn ux_vae_weight_average_is_chosen_in_the_settings_and_follows_the_architecture() {
     let mut harness = harness();
@@ -320,13 +320,25 @@ fn ux_vae_weight_average_is_chosen_in_the_settings_and_follows_the_architecture(
     harness.run_steps(3);
     assert_eq!(average(&harness), None);
     assert_eq!(harness.get_by_label("Weight average").value().as_deref(), Some("Off (last step's)"));
-    for (arch, expected) in [("Convolutional (the course's)", None), ("MLP (dense layers)", Some(0.999))] {
+    for (arch, expected, figure) in [
+        ("Convolutional (the course's)", Some(0.999), "from 51.5 to 50.5"),
+        ("MLP (dense layers)", Some(0.999), "by 2.7 nats"),
+    ] {
         scroll_into_view_over(&mut harness, egui::pos2(150.0, 600.0), |h| h.get_by_label("Architecture").rect());
         harness.get_by_label("Architecture").click();
         harness.run_steps(3);
         harness.get_by_label(arch).click();
         harness.run_steps(3);
         assert_eq!(average(&harness), expected, "{arch}'s settings");
+        scroll_into_view_over(&mut harness, egui::pos2(150.0, 600.0), |h| h.get_by_label("Weight average").rect());
+        harness.get_by_label("Weight average").click();
+        harness.run_steps(3);
+        assert!(!shows(&harness, figure), "{arch}: not before the hover");
+        harness.get_by_label("Moving average, 0.999").hover();
+        harness.run_steps(40);
+        assert!(shows(&harness, figure), "{arch}: the average's hover gives its figure");
+        harness.get_by_label("Weight average").click();
+        harness.run_steps(3);
     }
 }
 

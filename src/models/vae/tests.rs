@@ -295,7 +295,7 @@ fn the_hand_written_conv_evaluation_matches_candle() {
     assert!(conv.encode_cpu(&images[1..], n).is_err(), "a wrong length is refused");
 }
 
-/// With a weight average (the MLP VAE's default) the steps are the same as without one (the same weights after
+/// With a weight average (the VAE's default) the steps are the same as without one (the same weights after
 /// every step), and the model the run evaluates, shows and saves is the average: `params` equals the recursion
 /// a ← d a + (1 − d) w over the weights each step t started from, with d = min(decay, (1 + t) / (10 + t)); each
 /// epoch's test negative ELBO and the reconstructions it keeps are the average's, not the last step's weights'.
@@ -312,7 +312,7 @@ fn a_weight_average_leaves_the_steps_and_is_the_model_the_run_evaluates() {
     let data = Arc::new(data);
     let base = VaeConfig { hidden: vec![16], batch_size: 32, epochs: 2, ..VaeConfig::default() };
     assert_eq!(base.weight_average, Some(super::WEIGHT_AVERAGE), "the MLP VAE's default");
-    assert_eq!(VaeConfig::course_conv().weight_average, None, "the convolutional VAE's default");
+    assert_eq!(VaeConfig::course_conv().weight_average, Some(super::WEIGHT_AVERAGE), "the convolutional VAE's default");
     let decay = 0.9;
     let mut averaged = VaeTrainer::new(VaeConfig { weight_average: Some(decay), ..base.clone() }, &data).expect("VAE");
     let mut plain = VaeTrainer::new(VaeConfig { weight_average: None, ..base.clone() }, &data).expect("VAE");
