@@ -242,16 +242,21 @@ fn while_the_vae_trains_its_latent_scatter_is_coloured_by_digit() {
     assert!(harness.query_by_role_and_label(Role::CheckBox, "inputs").is_none(), "the live scatter is one colour");
 }
 
-/// The VAE's loss page says which of its curves are the weight average's (the MLP VAE's default) and which the
-/// steps' own; a run with the last step's weights as its model has no such line.
+/// The VAE's loss page says which of its curves are the weight average's (the VAE's default) and which the
+/// steps' own; a run with the last step's weights as its model has no such line. Its heading gives the loss's
+/// units: nats for the Bernoulli likelihood, the course's 1000 x squared error for the Gaussian.
 #[test]
-fn the_vae_loss_page_says_which_curves_are_the_weight_averages() {
-    for average in [Some(0.999), None] {
+fn the_vae_loss_page_says_which_curves_are_the_weight_averages_and_in_what_units() {
+    use bayes_explorer::models::vae::Likelihood;
+    for (average, likelihood, heading) in [
+        (Some(0.999), Likelihood::Bernoulli, "Nats per input"),
+        (None, Likelihood::Gaussian, "Per input: 1000 x squared error + KL (nats up to a constant)"),
+    ] {
         let mut harness = harness();
         harness.get_by_label("VAE").click();
         harness.run_steps(2);
         let config = &mut harness.state_mut().vae_state_mut().config;
-        (config.hidden, config.epochs, config.weight_average) = (vec![32], 3, average);
+        (config.hidden, config.epochs, config.weight_average, config.likelihood) = (vec![32], 3, average, likelihood);
         harness.get_by_label("Train").click();
         wait_until(&mut harness, "an epoch", |app| app.lab(Lab::Vae).snapshot.as_ref().is_some_and(|s| s.epoch >= 1));
         harness.get_by_label("Loss curves").click();
@@ -259,6 +264,7 @@ fn the_vae_loss_page_says_which_curves_are_the_weight_averages() {
         assert!(harness.query_all_by_label_contains("reconstruction + beta KL (batches)").count() > 0, "the curves");
         let said = harness.query_by_label_contains("Every curve but the batches' is of the moving average").is_some();
         assert_eq!(said, average.is_some(), "weight average {average:?}");
+        assert!(harness.query_by_label(heading).is_some(), "{likelihood:?}: the heading {heading:?}");
     }
 }
 

@@ -3,6 +3,7 @@
 //! the loss terms with the KL of each latent dimension. Its state is `vae_state.rs`, its settings panel
 //! `vae_settings.rs`.
 
+use crate::models::vae::Likelihood;
 use crate::train::RunSnapshot;
 use crate::ui::highlight::Highlight;
 use crate::ui::image_export::take_record_asked;
@@ -17,6 +18,25 @@ pub const COLLAPSE_NATS: f64 = 0.05;
 
 /// The training loss's curve.
 const TRAIN_LOSS: &str = "train: reconstruction + beta KL (batches)";
+
+/// The loss page's heading, with its hover, by likelihood: the Bernoulli's terms are nats; the course's `1000 x`
+/// mean squared error is a Gaussian's negative log-likelihood without its constant, so its curves are nats up to one.
+fn loss_heading(likelihood: Likelihood) -> (&'static str, &'static str) {
+    match likelihood {
+        Likelihood::Bernoulli => (
+            "Nats per input",
+            "The negative ELBO, -log p(x | z) + KL(q(z | x) || N(0, I)), averaged over the inputs: the Bernoulli \
+             likelihood's cross-entropy summed over the pixels, plus the KL term.",
+        ),
+        Likelihood::Gaussian => (
+            "Per input: 1000 x squared error + KL (nats up to a constant)",
+            "The course's loss: 1000 x the mean squared error over an input's D values, plus the KL term. The first \
+             term is -log p(x | z) for a Gaussian of variance D / 2000 on each value (0.39 for MNIST's 784 pixels) \
+             less its constant, so the curves are negative ELBOs in nats shifted by that constant; they compare with \
+             each other, not with the Bernoulli's.",
+        ),
+    }
+}
 
 /// What the loss page says of a run that keeps a weight average.
 const AVERAGED_CURVES: &str = "Every curve but the batches' is of the moving average of the weights, the \
@@ -59,7 +79,7 @@ pub(crate) fn vae_view_ui(
             let emphasised = vae.highlight == Highlight::VaeLoss;
             let busy = vae.recorder.busy();
             loss_page(ui, (crate::Lab::Vae, busy), snapshot, &mut vae.export, "vae-loss", |s, ui| {
-                vae_loss_ui(s, (emphasised, scrubbed, averaged), ui);
+                vae_loss_ui(s, view.params.likelihood, (emphasised, scrubbed, averaged), ui);
             });
         }
     });
@@ -82,15 +102,17 @@ pub(crate) fn vae_view_ui(
 /// Loss terms per epoch and the KL of each latent dimension; `emphasised`: the Explain panel's loss is hovered (the
 /// training loss's curve highlighted); `scrubbed`: the epoch the scrubber put on show, marked; `averaged`: the run
 /// keeps a weight average, whose figures every curve but the batches' is (that one is at the weights each step
-/// took), which a line under the heading says.
+/// took), which a line under the heading says. The heading says the loss's units for the run's `likelihood`.
 pub(crate) fn vae_loss_ui(
     snapshot: &RunSnapshot,
+    likelihood: Likelihood,
     (emphasised, scrubbed, averaged): (bool, Option<f64>, bool),
     ui: &mut egui::Ui,
 ) {
     let series = |name: &str| epoch_series(snapshot, name);
     ui.horizontal(|ui| {
-        ui.strong("Nats per input");
+        let (heading, hover) = loss_heading(likelihood);
+        ui.strong(heading).on_hover_text(hover);
         plot_axes::legend_toggle(ui, "vae-loss");
     });
     if averaged {
