@@ -20,7 +20,7 @@ use crate::data::{BuiltinFile, CsvOptions, HeaderMode, LoadRequest, MissingPolic
 use crate::models::bnn::{BnnConfig, BnnTrainer, Head, KlEstimate, Posterior, default_epochs, train_subset};
 use crate::models::flow::{FlowConfig, FlowInit, FlowKind, FlowTrainer, flow_report};
 use crate::models::trainer::LrSchedule;
-use crate::models::vae::{Likelihood, VaeConfig, VaeTrainer, vae_inputs};
+use crate::models::vae::{Likelihood, VaeConfig, VaeTrainer, inputs_are_images, vae_inputs};
 use crate::train::export::{ExportOptions, export_run, export_split, orders_table};
 use crate::train::runfile::{
     AnyRun, CheckpointWriter, KeptModel, RunConfig, RunFileError, first_difference, load_dataset,
@@ -249,10 +249,11 @@ pub struct TrainArgs {
     #[arg(long)]
     pub latent: Option<usize>,
     /// VAE lab: the course's 1000 x mean squared error instead of the Bernoulli likelihood (the default of the
-    /// conv VAE).
+    /// conv VAE, and of the MLP VAE on a table: inputs that are not images).
     #[arg(long, conflicts_with = "bernoulli")]
     pub gaussian: bool,
-    /// VAE lab: the Bernoulli likelihood on binarised pixels (the default of the MLP VAE).
+    /// VAE lab: the Bernoulli likelihood on binarised pixels (the default of the MLP VAE on images; refused on a
+    /// table, where its cross-entropy has no minimum).
     #[arg(long)]
     pub bernoulli: bool,
     /// BNN lab: fraction of the training split used (a fixed seeded subset; the course compares 0.3 and 1).
@@ -888,6 +889,19 @@ fn train(args: &TrainArgs) -> Result<(), CliError> {
             }
             if args.bernoulli {
                 config.likelihood = Likelihood::Bernoulli;
+            }
+            if !args.gaussian
+                && !args.bernoulli
+                && config.likelihood == Likelihood::Bernoulli
+                && !inputs_are_images(&prepared)
+            {
+                // A table: the Bernoulli likelihood is for pixels (`inputs_refusal`); the squared error trains.
+                eprintln!(
+                    "note: these {} features are a table, not images: the likelihood is the squared error \
+                     (--gaussian); the Bernoulli likelihood is for pixels",
+                    prepared.n_features()
+                );
+                config.likelihood = Likelihood::Gaussian;
             }
             if let Some(WeightAverageArg(decay)) = args.weight_average {
                 config.weight_average = decay;

@@ -281,6 +281,15 @@ pub fn image_side(n_features: usize) -> Option<usize> {
     (side > 1 && side * side == n_features).then_some(side)
 }
 
+/// Whether the features `spec` picks of `table` form images: a square number (> 1) of columns, none with a
+/// negative value. What the VAE takes as images (`models::vae::inputs_are_images` asks the same of prepared data);
+/// other tables it takes as standardised rows.
+#[must_use]
+pub fn features_form_images(table: &Table, spec: &DataSpec) -> bool {
+    let features = spec.feature_columns();
+    image_side(features.len()).is_some() && features.iter().all(|&j| table.columns.get(j).is_some_and(|c| c.min >= 0.0))
+}
+
 /// Share of the rows a flow holds out (the Keras Real NVP example's validation split).
 pub const FLOW_TEST_FRACTION: f64 = 0.2;
 

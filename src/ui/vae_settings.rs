@@ -4,9 +4,10 @@
 
 use crate::models::vae::{BetaSchedule, Likelihood, VaeArch, VaeConfig, WEIGHT_AVERAGE};
 use crate::ui::settings_check::{
-    self, HIDDEN_ACCEPTS, Verdict, average_label, choice_row, epochs_row, hidden_row, number_row, options_row, seed_row,
+    self, HIDDEN_ACCEPTS, Verdict, average_label, choice_row, epochs_row, hidden_row, number_row, options_row,
+    seed_row, verdict_row,
 };
-use crate::ui::vae_state::{NO_HIDDEN, VaeUiState};
+use crate::ui::vae_state::{NO_HIDDEN, VaeUiState, data_refusal};
 
 /// The KL weight's verdict: refused out of range, a note at 0.
 fn beta_verdict(beta: f64) -> Verdict {
@@ -29,6 +30,7 @@ pub(crate) fn vae_settings_ui(
     let on_show = running.is_some();
     let mut hidden_edited = false;
     let c = &mut vae.config;
+    let (data_inputs, by_data) = (vae.data_inputs, &mut vae.likelihood_by_data);
     egui::Grid::new("vae-settings").num_columns(2).show(ui, |ui| {
         let mut arch = c.arch;
         choice_row(ui, "Architecture", "vae-arch", arch.label(), on_show, |ui| {
@@ -40,6 +42,14 @@ pub(crate) fn vae_settings_ui(
             // Each architecture comes with its settings (the conv VAE with the course's); latent size and seed stay.
             let preset = if arch == VaeArch::Conv { VaeConfig::course_conv() } else { VaeConfig::default() };
             *c = VaeConfig { latent: c.latent, seed: c.seed, hidden: c.hidden.clone(), ..preset };
+            // On a table the MLP's Bernoulli gives way to the squared error, as when the table arrived.
+            *by_data = matches!(data_inputs, Some((_, false))) && c.likelihood == Likelihood::Bernoulli;
+            if *by_data {
+                c.likelihood = Likelihood::Gaussian;
+            }
+        }
+        if c.arch == VaeArch::Conv {
+            verdict_row(ui, &data_refusal(c, data_inputs).map_or(Verdict::Fine, Verdict::Refused));
         }
         if c.arch == VaeArch::Conv {
             let id = ui.label("Channels").id;
@@ -64,10 +74,25 @@ pub(crate) fn vae_settings_ui(
             Likelihood::Bernoulli => "Bernoulli (binarised pixels)",
             Likelihood::Gaussian => "1000 x squared error (course)",
         };
+        let before = c.likelihood;
         choice_row(ui, "Likelihood", "vae-likelihood", likelihood, on_show, |ui| {
             ui.selectable_value(&mut c.likelihood, Likelihood::Bernoulli, "Bernoulli (binarised pixels)");
             ui.selectable_value(&mut c.likelihood, Likelihood::Gaussian, "1000 x squared error (course)");
         });
+        if c.likelihood != before {
+            *by_data = false;
+        }
+        if c.arch == VaeArch::Mlp {
+            let verdict = match (data_refusal(c, data_inputs), data_inputs) {
+                (Some(why), _) => Verdict::Refused(why),
+                (None, Some((n_features, false))) if *by_data => Verdict::Note(format!(
+                    "Set by the data: these {n_features} features are a table, not images, and the Bernoulli \
+                     likelihood is for pixels."
+                )),
+                _ => Verdict::Fine,
+            };
+            verdict_row(ui, &verdict);
+        }
         number_row(ui, "KL weight (beta)", &mut c.beta, 0.01, running.map(|r| r.beta), beta_verdict);
         let label = match c.beta_schedule {
             BetaSchedule::Constant => "constant".to_owned(),

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use egui::{ColorImage, TextureHandle, TextureOptions};
 
 use crate::data::prepare::{OutputKind, Prepared};
-use crate::models::vae::{VaeArch, VaeConfig, VaeParams, VaeView, vae_inputs};
+use crate::models::vae::{Likelihood, VaeArch, VaeConfig, VaeParams, VaeView, inputs_refusal, vae_inputs};
 use crate::train::export::{class_values, latents_table};
 use crate::train::vae_view::{Latents, Manifold, VaeViewRequest, VaeViewResult, VaeViewWorker};
 use crate::train::{ModelView, RunSnapshot};
@@ -121,6 +121,12 @@ pub struct VaeUiState {
     pub(crate) recording_bounds: Option<[f32; 4]>,
     /// While a recording takes its frames: the legend's corner when it started.
     pub(crate) recording_legend: Option<egui_plot::Corner>,
+    /// The lab's data as the VAE would take it: its feature count and whether the features form images
+    /// ([`crate::data::prepare::features_form_images`]); `None` before data arrives.
+    pub(crate) data_inputs: Option<(usize, bool)>,
+    /// The likelihood was switched to the squared error by a table's arrival, not chosen: images bring the
+    /// Bernoulli back.
+    pub(crate) likelihood_by_data: bool,
 }
 
 /// What was last asked of the view thread: run, step, window bits, cells, dimensions, cursor bits, path bits.
@@ -152,6 +158,8 @@ impl Default for VaeUiState {
             n_train: 0,
             labels: Vec::new(),
             image_side: None,
+            data_inputs: None,
+            likelihood_by_data: false,
             run: 0,
             worker: None,
             view: None,
@@ -179,13 +187,14 @@ impl Default for VaeUiState {
 }
 
 impl VaeUiState {
-    /// Forgets the previous run's views; `prepared` is the new run's data.
-    /// Puts `config` in the settings panel (an opened run's, or the last session's).
+    /// Puts `config` in the settings panel (an opened run's, or the last session's): its likelihood was chosen.
     pub(crate) fn restore_config(&mut self, config: VaeConfig) {
         self.hidden_text = settings_check::hidden_text(&config.hidden);
+        self.likelihood_by_data = false;
         self.config = config;
     }
 
+    /// Forgets the previous run's views; `prepared` is the new run's data.
     pub(crate) fn new_run(&mut self, prepared: Arc<Prepared>) {
         let (train, test, side) = vae_inputs(&prepared, self.config.likelihood);
         self.n_train = prepared.n_train();
@@ -395,17 +404,62 @@ impl VaeUiState {
     }
 }
 
+/// Why `config` cannot train on the lab's data (`data_inputs`: its feature count and whether they form images), as
+/// a sentence for the settings panel ([`inputs_refusal`]), or `None` (also before data arrives).
+pub(crate) fn data_refusal(config: &VaeConfig, data_inputs: Option<(usize, bool)>) -> Option<String> {
+    let (n_features, images) = data_inputs?;
+    let why = inputs_refusal(config.arch, config.likelihood, n_features, images)?;
+    let mut chars = why.chars();
+    Some(chars.next().map(|c| c.to_uppercase().chain(chars).collect::<String>()).unwrap_or_default() + ".")
+}
+
 /// What an empty hidden-units field means in the MLP VAE.
 pub(crate) const NO_HIDDEN: &str = "Empty: no hidden layer, the encoder and the decoder are each one linear map.";
 
 impl VaeUiState {
+    /// Data with `n_features` features, forming images or not (`images`), arrived. On a table the MLP VAE's
+    /// Bernoulli likelihood, which is for pixels ([`inputs_refusal`]), becomes the squared error; images bring the
+    /// Bernoulli back where a table had put it aside. Returns what was done, for the lab's message line.
+    pub(crate) fn set_data_inputs(&mut self, n_features: usize, images: bool) -> Option<String> {
+        self.data_inputs = Some((n_features, images));
+        let c = &mut self.config;
+        if c.arch != VaeArch::Mlp {
+            return None;
+        }
+        match (images, c.likelihood) {
+            (false, Likelihood::Bernoulli) => {
+                c.likelihood = Likelihood::Gaussian;
+                self.likelihood_by_data = true;
+                Some(format!(
+                    "Likelihood set to 1000 x squared error: these {n_features} features are a table, not images, \
+                     and the Bernoulli likelihood is for pixels."
+                ))
+            }
+            (true, Likelihood::Gaussian) if self.likelihood_by_data => {
+                c.likelihood = Likelihood::Bernoulli;
+                self.likelihood_by_data = false;
+                Some("Likelihood set back to Bernoulli (binarised pixels) for these images.".to_owned())
+            }
+            _ => None,
+        }
+    }
+
+    /// Why the lab's data cannot train with the settings' architecture and likelihood, or `None` (also before data
+    /// arrives).
+    #[must_use]
+    pub(crate) fn inputs_refusal(&self) -> Option<String> {
+        data_refusal(&self.config, self.data_inputs)
+    }
+
     /// Why the next run cannot train with these settings (the first setting refused), or `None`.
     #[must_use]
     pub fn settings_refusal(&self) -> Option<String> {
         let c = &self.config;
         let hidden =
             if c.arch == VaeArch::Mlp { settings_check::hidden(&self.hidden_text, NO_HIDDEN) } else { Verdict::Fine };
+        let inputs = self.inputs_refusal().map_or(Verdict::Fine, Verdict::Refused);
         settings_check::first_refusal(&[
+            inputs,
             hidden,
             settings_check::LATENT.check(c.latent as f64),
             settings_check::BETA.check(c.beta),

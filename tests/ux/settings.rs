@@ -366,3 +366,57 @@ fn ux_conv_vae_settings_fit_the_side_panel() {
     let note = harness.get_by_label_contains("The course's VAE: 3 x 3 convolutions").rect();
     assert!(note.right() <= edge, "the note ends at {} (edge {edge})", note.right());
 }
+
+/// A table in the VAE lab (the red wine): the MLP VAE's Bernoulli likelihood, which is for pixels, becomes the
+/// squared error, said in the message line and under the field; choosing the Bernoulli back is refused in red with
+/// Train disabled, as is the convolutional VAE; images (MNIST) bring the Bernoulli back where the table had put it
+/// aside.
+#[test]
+fn ux_vae_on_a_table_takes_the_squared_error_and_refuses_what_needs_images() {
+    use bayes_explorer::models::vae::{Likelihood, VaeArch};
+    let mut harness = harness();
+    open_tab(&mut harness, "VAE");
+    let load = |harness: &mut Harness<'_, BayesExplorerApp>, name: &str| {
+        scroll_into_view_over(harness, egui::pos2(150.0, 300.0), |h| h.get_by_label(name).rect());
+        harness.get_by_label(name).click();
+        let loaded = name.to_owned();
+        wait_until(harness, "the data", move |app| {
+            app.lab(Lab::Vae).data.as_ref().is_some_and(|d| d.table.name == loaded)
+        });
+        harness.run_steps(3);
+    };
+    let likelihood = |h: &Harness<'_, BayesExplorerApp>| h.state().vae_state().config.likelihood;
+    let choose = |harness: &mut Harness<'_, BayesExplorerApp>, combo: &str, option: &str| {
+        scroll_into_view_over(harness, egui::pos2(150.0, 600.0), |h| h.get_by_label(combo).rect());
+        harness.get_by_label(combo).click();
+        harness.run_steps(3);
+        harness.get_by_label(option).click();
+        harness.run_steps(3);
+    };
+    assert_eq!(likelihood(&harness), Likelihood::Bernoulli, "MNIST at launch");
+    load(&mut harness, "Wine quality, red (UCI)");
+    assert_eq!(likelihood(&harness), Likelihood::Gaussian);
+    let said = "Likelihood set to 1000 x squared error: these 11 features are a table, not images";
+    assert!(shows(&harness, said), "in the message line");
+    assert!(shows(&harness, "Set by the data: these 11 features are a table"), "under the field");
+    assert!(!train_is_disabled(&harness));
+    choose(&mut harness, "Likelihood", "Bernoulli (binarised pixels)");
+    assert!(shows(&harness, "The Bernoulli likelihood is for images"), "refused in red");
+    assert!(train_is_disabled(&harness));
+    choose(&mut harness, "Likelihood", "1000 x squared error (course)");
+    assert!(!train_is_disabled(&harness));
+    assert!(!shows(&harness, "Set by the data"), "chosen, not set by the data");
+    choose(&mut harness, "Architecture", "Convolutional (the course's)");
+    assert_eq!(harness.state().vae_state().config.arch, VaeArch::Conv);
+    assert!(shows(&harness, "The convolutional VAE needs images"), "refused in red");
+    assert!(train_is_disabled(&harness));
+    // Back to the MLP: its preset's Bernoulli gives way to the squared error on the table again.
+    choose(&mut harness, "Architecture", "MLP (dense layers)");
+    assert_eq!(likelihood(&harness), Likelihood::Gaussian);
+    assert!(shows(&harness, "Set by the data"));
+    assert!(!train_is_disabled(&harness));
+    load(&mut harness, "MNIST, 5,000 digits");
+    assert_eq!(likelihood(&harness), Likelihood::Bernoulli, "images bring it back");
+    assert!(shows(&harness, "Likelihood set back to Bernoulli (binarised pixels) for these images"));
+    assert!(!train_is_disabled(&harness));
+}

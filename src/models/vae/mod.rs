@@ -279,6 +279,51 @@ pub struct ElboFigures {
     pub neg_elbo: f64,
 }
 
+/// Why a VAE with `arch` and `likelihood` cannot train on inputs of `n_in` features that form images (`images`: a
+/// square number of non-negative features, see [`vae_inputs`]) or do not, or `None`. The convolutional VAE needs
+/// images. So does the Bernoulli likelihood: it is for pixels in [0, 1], binarised; a table's rows are standardised
+/// to real values, below 0 and above 1, where its cross-entropy `softplus(l) - x l` has no minimum (for `x > 1` it
+/// falls without end as the logit `l` grows), so the loss would run to minus infinity instead of training.
+#[must_use]
+pub fn inputs_refusal(arch: VaeArch, likelihood: Likelihood, n_in: usize, images: bool) -> Option<String> {
+    if images {
+        return None;
+    }
+    let what = format!(
+        "{n_in} features{}",
+        if crate::data::prepare::image_side(n_in).is_some() { " with negative values" } else { "" }
+    );
+    match (arch, likelihood) {
+        (VaeArch::Conv, _) => Some(format!(
+            "the convolutional VAE needs images: a square number of non-negative features per row; this data has \
+             {what}"
+        )),
+        (VaeArch::Mlp, Likelihood::Bernoulli) => Some(format!(
+            "the Bernoulli likelihood is for images, pixels in [0, 1]; this data has {what}, a table whose rows the \
+             VAE standardises to real values, on which its cross-entropy has no minimum: use the squared error \
+             (\"1000 x squared error\" in the window, --gaussian on the command line)"
+        )),
+        (VaeArch::Mlp, Likelihood::Gaussian) => None,
+    }
+}
+
+/// Whether `data`'s features are images as the VAE takes them: a square number (> 1) of them, none negative once
+/// the standardisation is undone (up to its round-off: a 0 pixel comes back as -4e-6).
+#[must_use]
+pub fn inputs_are_images(data: &Prepared) -> bool {
+    let d = data.n_features();
+    if crate::data::prepare::image_side(d).is_none() {
+        return false;
+    }
+    let raw = || {
+        data.x_train.chunks_exact(d).chain(data.x_test.chunks_exact(d)).flat_map(|row| {
+            row.iter().zip(data.feature_mean.iter().zip(&data.feature_scale)).map(|(z, (m, s))| z * s + m)
+        })
+    };
+    let max = raw().fold(0f32, f32::max).max(1e-12);
+    raw().all(|v| v >= -1e-4 * max)
+}
+
 /// The inputs a VAE trains on, from prepared data: images (a square number of non-negative features, scaled to
 /// [0, 1] by the largest value, binarised at 0.5 for the Bernoulli likelihood) or standardised table rows.
 /// Returns the train and test inputs and the image side.
@@ -292,14 +337,10 @@ pub fn vae_inputs(data: &Prepared, likelihood: Likelihood) -> (Vec<f32>, Vec<f32
             })
             .collect()
     };
-    let (train, test) = (raw(&data.x_train), raw(&data.x_test));
-    let side = image_side(d);
-    let max = train.iter().chain(&test).copied().fold(0f32, f32::max).max(1e-12);
-    // Undoing the standardisation leaves round-off (a 0 pixel comes back as -4e-6): pixels are non-negative up to
-    // that.
-    let non_negative = train.iter().chain(&test).all(|&v| v >= -1e-4 * max);
-    match side {
-        Some(side) if non_negative => {
+    match image_side(d).filter(|_| inputs_are_images(data)) {
+        Some(side) => {
+            let (train, test) = (raw(&data.x_train), raw(&data.x_test));
+            let max = train.iter().chain(&test).copied().fold(0f32, f32::max).max(1e-12);
             let scale = |v: Vec<f32>| -> Vec<f32> {
                 v.into_iter()
                     .map(|p| {

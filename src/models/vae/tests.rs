@@ -359,3 +359,26 @@ fn a_weight_average_leaves_the_steps_and_is_the_model_the_run_evaluates() {
     assert!(plain.model.extra_state().is_empty());
     assert!(plain.model.restore_extra(&state, None).is_err(), "a VAE without an average took one");
 }
+
+/// Which inputs each architecture and likelihood refuse: on images nothing; on a table the convolutional VAE and the
+/// Bernoulli likelihood, each message naming the feature count (and the negative values of a square count) and
+/// what to use instead; the MLP VAE's squared error takes a table.
+#[test]
+fn a_table_refuses_the_conv_vae_and_the_bernoulli_likelihood_saying_why() {
+    use super::{Likelihood, inputs_refusal};
+    for arch in [VaeArch::Mlp, VaeArch::Conv] {
+        for likelihood in [Likelihood::Bernoulli, Likelihood::Gaussian] {
+            assert_eq!(inputs_refusal(arch, likelihood, 784, true), None, "{arch:?} {likelihood:?} on images");
+        }
+    }
+    assert_eq!(inputs_refusal(VaeArch::Mlp, Likelihood::Gaussian, 11, false), None);
+    let bernoulli = inputs_refusal(VaeArch::Mlp, Likelihood::Bernoulli, 11, false).expect("refused");
+    assert!(bernoulli.starts_with("the Bernoulli likelihood is for images"), "{bernoulli}");
+    assert!(
+        bernoulli.contains("this data has 11 features, a table") && bernoulli.contains("--gaussian"),
+        "{bernoulli}"
+    );
+    let conv = inputs_refusal(VaeArch::Conv, Likelihood::Gaussian, 16, false).expect("refused");
+    assert!(conv.starts_with("the convolutional VAE needs images"), "{conv}");
+    assert!(conv.ends_with("this data has 16 features with negative values"), "{conv}");
+}

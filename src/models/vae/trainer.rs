@@ -21,8 +21,8 @@ use crate::models::conv::{BatchStats, pool_stats};
 use crate::models::trainer::{EpochEnd, EpochLoop, EpochModel, EpochTrainer, Minibatch, StepLoss, Variables};
 use crate::models::vae::network::Networks;
 use crate::models::vae::{
-    ElboFigures, MAX_RECONSTRUCTIONS, RECON_IMAGES, VaeArch, VaeConfig, VaeNet, VaeParams, VaeView, knn_accuracy,
-    vae_inputs,
+    ElboFigures, MAX_RECONSTRUCTIONS, RECON_IMAGES, VaeConfig, VaeNet, VaeParams, VaeView, inputs_refusal,
+    knn_accuracy, vae_inputs,
 };
 
 /// The VAE's side of its training: the networks, the inputs, the hand-written passes' buffers and the
@@ -93,12 +93,8 @@ impl VaeTrainer {
             return Err(TrainError::Data("the batch size must be at least 1".into()));
         }
         let (train, test, image_side) = vae_inputs(data, config.likelihood);
-        if config.arch == VaeArch::Conv && image_side.is_none() {
-            return Err(TrainError::Data(format!(
-                "the convolutional VAE needs images: a square number of non-negative features per row; this data \
-                 has {n_in} features{}",
-                if crate::data::prepare::image_side(n_in).is_some() { " with negative values" } else { "" }
-            )));
+        if let Some(why) = inputs_refusal(config.arch, config.likelihood, n_in, image_side.is_some()) {
+            return Err(TrainError::Data(why));
         }
         let net = VaeNet::new(&config, n_in, DType::F32)?;
         let (vars, names) = net.vars();

@@ -78,24 +78,33 @@ impl BayesExplorerApp {
             // Notes are about the data being replaced; errors stay until the user dismisses them.
             state.message = None;
         }
-        if lab == Lab::Bnn {
-            let (n_train, _) = crate::data::prepare::split_counts(data.table.n_rows(), data.spec.test_fraction);
-            let epochs = state.bnn.set_data_size(n_train, data.spec.feature_columns().len());
-            // Said in the message line when the user has seen the settings (not the first data at launch, nor
-            // data whose settings the last session's replace).
-            if let Some(epochs) = epochs
-                && state.data.is_some()
-                && state.restored_settings.is_none()
-            {
-                state.message = Some(match state.message.take() {
-                    // A warning about this data, or an error still to dismiss, stays, with the epochs after it.
-                    Some(mut m) if m.is_warning() || m.is_error() => {
-                        m.text = format!("{}. {epochs}", m.text.trim_end_matches('.'));
-                        m
-                    }
-                    _ => Message::note(epochs),
-                });
+        // Settings that follow the data: the BNN's epochs, the VAE's likelihood on a table.
+        let n_features = data.spec.feature_columns().len();
+        let followed = match lab {
+            Lab::Bnn => {
+                let (n_train, _) = crate::data::prepare::split_counts(data.table.n_rows(), data.spec.test_fraction);
+                state.bnn.set_data_size(n_train, n_features)
             }
+            Lab::Vae => {
+                let images = crate::data::prepare::features_form_images(&data.table, &data.spec);
+                state.vae.set_data_inputs(n_features, images)
+            }
+            Lab::Flow => None,
+        };
+        // Said in the message line when the user has seen the settings (not the first data at launch, nor data
+        // whose settings the last session's replace).
+        if let Some(followed) = followed
+            && state.data.is_some()
+            && state.restored_settings.is_none()
+        {
+            state.message = Some(match state.message.take() {
+                // A warning about this data, or an error still to dismiss, stays, with the settings after it.
+                Some(mut m) if m.is_warning() || m.is_error() => {
+                    m.text = format!("{}. {followed}", m.text.trim_end_matches('.'));
+                    m
+                }
+                _ => Message::note(followed),
+            });
         }
         let entry = (lab, data.request.clone(), Some(data.spec.clone()));
         state.data = Some(data);
