@@ -187,11 +187,16 @@ impl Default for VaeUiState {
 }
 
 impl VaeUiState {
-    /// Puts `config` in the settings panel (an opened run's, or the last session's): its likelihood was chosen.
+    /// Puts `config` in the settings panel (an opened run's, or the last session's): its likelihood was chosen,
+    /// except a Bernoulli on the lab's table, which cannot train there and gives way to the squared error as when
+    /// the table arrived (the note under the field says so).
     pub(crate) fn restore_config(&mut self, config: VaeConfig) {
         self.hidden_text = settings_check::hidden_text(&config.hidden);
         self.likelihood_by_data = false;
         self.config = config;
+        if let Some((n_features, images)) = self.data_inputs {
+            self.set_data_inputs(n_features, images);
+        }
     }
 
     /// Forgets the previous run's views; `prepared` is the new run's data.

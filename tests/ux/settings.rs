@@ -420,3 +420,32 @@ fn ux_vae_on_a_table_takes_the_squared_error_and_refuses_what_needs_images() {
     assert!(shows(&harness, "Likelihood set back to Bernoulli (binarised pixels) for these images"));
     assert!(!train_is_disabled(&harness));
 }
+
+/// The last session left the VAE lab on the red wine with the Bernoulli likelihood (settings from before the
+/// likelihood followed the data): they come back with the squared error, which the note under the field says the
+/// data set, and Train is enabled.
+#[test]
+fn ux_vae_settings_restored_with_the_bernoulli_on_a_table_take_the_squared_error() {
+    use bayes_explorer::data::{BuiltinFile, LoadRequest};
+    use bayes_explorer::models::vae::{Likelihood, VaeConfig};
+    let json = serde_json::to_string(&VaeConfig { epochs: 3, ..VaeConfig::default() }).unwrap();
+    let settings = Settings {
+        run_settings: vec![(Lab::Vae, json)],
+        labs: vec![(Lab::Vae, LoadRequest::Builtin(BuiltinFile::WineRed), None)],
+        ..Settings::default()
+    };
+    let mut harness = harness_for(BayesExplorerApp::new(egui::Context::default(), settings));
+    wait_until(&mut harness, "the wine", |app| {
+        app.lab(Lab::Vae).data.as_ref().is_some_and(|d| d.table.name == "Wine quality, red (UCI)")
+    });
+    harness.run_steps(3);
+    open_tab(&mut harness, "VAE");
+    let config = &harness.state().vae_state().config;
+    assert_eq!(
+        (config.likelihood, config.epochs),
+        (Likelihood::Gaussian, 3),
+        "the restored settings, the likelihood set"
+    );
+    assert!(shows(&harness, "Set by the data: these 11 features are a table"));
+    assert!(!train_is_disabled(&harness));
+}
