@@ -499,14 +499,18 @@ pub fn latents_table(mu: &[f32], logvar: &[f32], latent: usize, n_train: usize, 
     table
 }
 
-/// Every input's label value, training rows first (empty when the data has no label column).
+/// Every input's label or target value, training rows first: a class's original value, a regression target's
+/// value (empty when the data has neither).
 #[must_use]
 pub fn input_labels(data: &Prepared) -> Vec<f32> {
-    let classes = class_values(data);
-    if classes.is_empty() {
-        return Vec::new();
+    let y = data.y_train.iter().chain(&data.y_test);
+    match &data.output {
+        Some((_, OutputKind::Classes { classes })) => {
+            y.map(|&c| classes.get(c as usize).copied().unwrap_or(c)).collect()
+        }
+        Some((_, OutputKind::Regression)) => y.copied().collect(),
+        None => Vec::new(),
     }
-    data.y_train.iter().chain(&data.y_test).map(|&c| classes.get(c as usize).copied().unwrap_or(c)).collect()
 }
 
 // The flow's stages and density grids.

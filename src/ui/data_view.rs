@@ -210,7 +210,7 @@ fn scatter_ui(lab: Lab, data: &LabData, features: &[usize], view: &mut DataViewS
 }
 
 /// A blue-to-orange ramp for numeric values in [0, 1].
-fn ramp(t: f32) -> Color32 {
+pub(crate) fn ramp(t: f32) -> Color32 {
     let t = t.clamp(0.0, 1.0);
     let lerp = |a: u8, b: u8| (f32::from(a) + (f32::from(b) - f32::from(a)) * t) as u8;
     Color32::from_rgb(lerp(49, 240), lerp(104, 120), lerp(180, 40))

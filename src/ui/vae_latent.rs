@@ -7,6 +7,7 @@ use egui_plot::{Line, MarkerShape, PlotBounds, PlotImage, PlotPoint, PlotPoints,
 
 use crate::data::prepare::OutputKind;
 use crate::train::vae_view::Latents;
+use crate::ui::data_view::ramp;
 use crate::ui::export::{ExportKind, export_button};
 use crate::ui::highlight::{Highlight, accent, accent_line, accent_marker, accent_text, dim, label_figure};
 use crate::ui::image_export::{capture_if_asked, record_button, save_image_button, saveable};
@@ -137,7 +138,12 @@ fn scatter_ui(vae: &mut VaeUiState, latents: &Latents, height: f32, ui: &mut egu
         || "vae-latent.png".to_owned(),
         |ui| {
             let y_label = if one_d {
-                if labels.is_empty() { "(spread to show the density)".to_owned() } else { "class".to_owned() }
+                match vae.prepared.as_ref().and_then(|p| p.output.as_ref()) {
+                    _ if labels.is_empty() => "(spread to show the density)".to_owned(),
+                    // The rows are a target's values (the wine's quality), not classes.
+                    Some((name, OutputKind::Regression)) => name.clone(),
+                    _ => "class".to_owned(),
+                }
             } else {
                 format!("z{}", b + 1)
             };
@@ -159,16 +165,12 @@ fn scatter_ui(vae: &mut VaeUiState, latents: &Latents, height: f32, ui: &mut egu
                             None => other.push(point(i)),
                         }
                     }
-                    let classes = match vae.prepared.as_ref().and_then(|p| p.output.clone()) {
-                        Some((_, OutputKind::Classes { classes })) => classes,
-                        _ => Vec::new(),
-                    };
                     for (k, g) in groups.into_iter().enumerate().filter(|(_, g)| !g.is_empty()) {
-                        let name = classes.get(k).map_or(format!("{k}"), |v| format!("{v}"));
+                        let name = vae.label_names.get(k).cloned().unwrap_or_else(|| format!("{k}"));
                         plot.points(
                             Points::new(name, PlotPoints::from(g))
                                 .radius(1.5)
-                                .color(faded(PALETTE[k % 10]))
+                                .color(faded(vae.label_ramp.as_ref().map_or(PALETTE[k % 10], |t| ramp(t[k]))))
                                 .shape(MarkerShape::Circle),
                         );
                     }

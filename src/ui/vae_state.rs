@@ -10,7 +10,7 @@ use egui::{ColorImage, TextureHandle, TextureOptions};
 
 use crate::data::prepare::{OutputKind, Prepared};
 use crate::models::vae::{Likelihood, VaeArch, VaeConfig, VaeParams, VaeView, inputs_refusal, vae_inputs};
-use crate::train::export::{class_values, latents_table};
+use crate::train::export::{input_labels, latents_table};
 use crate::train::vae_view::{Latents, Manifold, VaeViewRequest, VaeViewResult, VaeViewWorker};
 use crate::train::{ModelView, RunSnapshot};
 use crate::ui::export::{ExportKind, ExportRequest};
@@ -89,7 +89,13 @@ pub struct VaeUiState {
     pub(crate) prepared: Option<Arc<Prepared>>,
     pub(crate) inputs: Arc<Vec<f32>>,
     pub(crate) n_train: usize,
+    /// Each input's group in the latent scatter's colours ([`input_groups`]), training inputs first; empty
+    /// when the data has no label nor a target of a few values.
     pub(crate) labels: Vec<u32>,
+    /// Each group's name in the legend.
+    pub(crate) label_names: Vec<String>,
+    /// For a target's values, each group's place on the data view's ramp; `None`: classes, a colour each.
+    pub(crate) label_ramp: Option<Vec<f32>>,
     pub(crate) image_side: Option<usize>,
     pub(crate) run: u64,
     pub(crate) worker: Option<VaeViewWorker>,
@@ -157,6 +163,8 @@ impl Default for VaeUiState {
             inputs: Arc::new(Vec::new()),
             n_train: 0,
             labels: Vec::new(),
+            label_names: Vec::new(),
+            label_ramp: None,
             image_side: None,
             data_inputs: None,
             likelihood_by_data: false,
@@ -206,12 +214,7 @@ impl VaeUiState {
         let mut inputs = train;
         inputs.extend(test);
         self.inputs = Arc::new(inputs);
-        self.labels = match &prepared.output {
-            Some((_, OutputKind::Classes { .. })) => {
-                prepared.y_train.iter().chain(&prepared.y_test).map(|&c| c as u32).collect()
-            }
-            _ => Vec::new(),
-        };
+        (self.labels, self.label_names, self.label_ramp) = input_groups(&prepared);
         self.image_side = side;
         self.prepared = Some(prepared);
         self.run += 1;
@@ -288,9 +291,7 @@ impl VaeUiState {
         }
         let latents = Arc::clone(self.latents.as_ref()?);
         let latent = self.view.as_ref()?.params.latent;
-        let classes = self.prepared.as_deref().map(class_values).unwrap_or_default();
-        let labels: Vec<f32> =
-            self.labels.iter().map(|&c| classes.get(c as usize).copied().unwrap_or(c as f32)).collect();
+        let labels = self.prepared.as_deref().map(input_labels).unwrap_or_default();
         let n_train = self.n_train;
         Some(ExportRequest::new("vae-latents.csv", move || {
             latents_table(&latents.mu, &latents.logvar, latent, n_train, &labels)
@@ -418,6 +419,38 @@ pub(crate) fn data_refusal(config: &VaeConfig, data_inputs: Option<(usize, bool)
     Some(chars.next().map(|c| c.to_uppercase().chain(chars).collect::<String>()).unwrap_or_default() + ".")
 }
 
+/// Most values a regression target may take for the latent scatter to colour its inputs by value (one colour each).
+pub(crate) const MAX_TARGET_GROUPS: usize = 10;
+
+/// Each input's group in the latent scatter's colours (training inputs, then test inputs), each group's legend
+/// name, and for a target's values where each group sits from its lowest to its highest (in [0, 1], for the data
+/// view's blue-to-orange ramp): a label's classes ("0" to "9" for the digits; no ramp, a colour each), or a
+/// regression target's values when it takes at most [`MAX_TARGET_GROUPS`] of them (the wine's "quality 3" to
+/// "quality 8"); empty for other data.
+pub(crate) fn input_groups(prepared: &Prepared) -> (Vec<u32>, Vec<String>, Option<Vec<f32>>) {
+    let y = || prepared.y_train.iter().chain(&prepared.y_test);
+    match &prepared.output {
+        Some((_, OutputKind::Classes { classes })) => {
+            (y().map(|&c| c as u32).collect(), classes.iter().map(|v| format!("{v}")).collect(), None)
+        }
+        Some((name, OutputKind::Regression)) => {
+            let mut values: Vec<f32> = y().copied().filter(|v| v.is_finite()).collect();
+            values.sort_by(f32::total_cmp);
+            values.dedup();
+            let (Some(&low), Some(&high)) = (values.first(), values.last()) else {
+                return (Vec::new(), Vec::new(), None);
+            };
+            if values.len() > MAX_TARGET_GROUPS {
+                return (Vec::new(), Vec::new(), None);
+            }
+            let group = |v: &f32| values.binary_search_by(|p| p.total_cmp(v)).unwrap_or(0) as u32;
+            let ramp = values.iter().map(|v| if high > low { (v - low) / (high - low) } else { 0.5 }).collect();
+            (y().map(group).collect(), values.iter().map(|v| format!("{name} {v}")).collect(), Some(ramp))
+        }
+        None => (Vec::new(), Vec::new(), None),
+    }
+}
+
 /// What an empty hidden-units field means in the MLP VAE.
 pub(crate) const NO_HIDDEN: &str = "Empty: no hidden layer, the encoder and the decoder are each one linear map.";
 
@@ -478,5 +511,46 @@ impl VaeUiState {
     /// elsewhere, the field follows them (see the BNN's).
     pub(crate) fn sync_hidden(&mut self, edited: bool) {
         settings_check::sync_hidden(&mut self.hidden_text, &mut self.config.hidden, edited);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{MAX_TARGET_GROUPS, input_groups};
+    use crate::Lab;
+    use crate::data::BuiltinFile;
+    use crate::data::prepare::{default_spec_for_lab, prepare};
+
+    /// The latent scatter's colours: the digits by class, the wine by each of its six qualities, named by the
+    /// target; a target of many values (the wine's alcohol) gets none.
+    #[test]
+    fn inputs_are_grouped_by_class_or_by_a_target_of_few_values() {
+        let groups = |file: BuiltinFile, target: Option<&str>| {
+            let table = file.load().expect("loads");
+            let mut spec = default_spec_for_lab(Lab::Vae, &table);
+            if let Some(name) = target {
+                let j = table.column_index(name).expect("a column");
+                spec.set_output(j, crate::data::Role::Target);
+            }
+            let data = prepare(&table, &spec).expect("prepares");
+            let (labels, names, ramp) = input_groups(&data);
+            let y: Vec<f32> = data.y_train.iter().chain(&data.y_test).copied().collect();
+            (labels, names, y, ramp)
+        };
+        let (labels, names, y, ramp) = groups(BuiltinFile::Digits8x8, None);
+        assert_eq!(names, (0..10).map(|d| d.to_string()).collect::<Vec<_>>());
+        assert_eq!(ramp, None, "a colour each");
+        assert!(labels.iter().zip(&y).all(|(&l, &c)| l == c as u32), "each digit its class");
+        let (labels, names, y, ramp) = groups(BuiltinFile::WineRed, None);
+        assert_eq!(names, (3..=8).map(|q| format!("quality {q}")).collect::<Vec<_>>());
+        assert_eq!(ramp, Some(vec![0.0, 0.2, 0.4, 0.6, 0.8, 1.0]), "lowest to highest quality");
+        assert_eq!(labels.len(), y.len());
+        assert!(labels.iter().zip(&y).all(|(&l, &q)| names[l as usize] == format!("quality {q}")), "each its quality");
+        let (labels, names, y, ramp) = groups(BuiltinFile::WineRed, Some("alcohol"));
+        let mut values = y.clone();
+        values.sort_by(f32::total_cmp);
+        values.dedup();
+        assert!(values.len() > MAX_TARGET_GROUPS, "{} values", values.len());
+        assert!(labels.is_empty() && names.is_empty() && ramp.is_none(), "too many values to colour");
     }
 }

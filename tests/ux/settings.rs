@@ -449,3 +449,28 @@ fn ux_vae_settings_restored_with_the_bernoulli_on_a_table_take_the_squared_error
     assert!(shows(&harness, "Set by the data: these 11 features are a table"));
     assert!(!train_is_disabled(&harness));
 }
+
+/// The VAE trained on the red wine colours its latent means by the wine's quality, each of the six values its
+/// colour and legend entry, as the data's scatter does.
+#[test]
+fn ux_vae_latents_of_the_wine_are_coloured_by_its_quality() {
+    let mut harness = harness();
+    open_tab(&mut harness, "VAE");
+    scroll_into_view_over(&mut harness, egui::pos2(150.0, 300.0), |h| h.get_by_label("Wine quality, red (UCI)").rect());
+    harness.get_by_label("Wine quality, red (UCI)").click();
+    wait_until(&mut harness, "the wine", |app| {
+        app.lab(Lab::Vae).data.as_ref().is_some_and(|d| d.table.name == "Wine quality, red (UCI)")
+    });
+    let config = &mut harness.state_mut().vae_state_mut().config;
+    (config.hidden, config.epochs) = (vec![16], 2);
+    harness.get_by_label("Train").click();
+    wait_until(&mut harness, "the latent means", |app| app.vae_state().has_latents());
+    wait_for_label(&mut harness, "quality 5");
+    // The latent page, not the data's scatter (whose legend names the qualities too), is on show.
+    assert!(shows(&harness, "Encoder means of every input"));
+    assert!(!shows(&harness, "fixed acidity"), "the data's scatter is not on show");
+    for quality in 3..=8 {
+        assert!(harness.query_by_label(&format!("quality {quality}")).is_some(), "quality {quality} in the legend");
+    }
+    assert!(harness.query_by_label("inputs").is_none(), "not one colour for every input");
+}
