@@ -46,6 +46,24 @@ fn open_tab(harness: &mut Harness<'_, BayesExplorerApp>, tab: &str) {
     harness.run_steps(3);
 }
 
+/// Picks `option` in the settings dropdown labelled `combo`, scrolled into view first.
+fn choose(harness: &mut Harness<'_, BayesExplorerApp>, combo: &str, option: &str) {
+    scroll_into_view_over(harness, egui::pos2(150.0, 600.0), |h| h.get_by_label(combo).rect());
+    harness.get_by_label(combo).click();
+    harness.run_steps(3);
+    harness.get_by_label(option).click();
+    harness.run_steps(3);
+}
+
+/// Clicks the built-in data set `name` in the VAE lab's side panel and waits until the lab has it.
+fn load_vae_builtin(harness: &mut Harness<'_, BayesExplorerApp>, name: &str) {
+    scroll_into_view_over(harness, egui::pos2(150.0, 300.0), |h| h.get_by_label(name).rect());
+    harness.get_by_label(name).click();
+    let loaded = name.to_owned();
+    wait_until(harness, "the data", move |app| app.lab(Lab::Vae).data.as_ref().is_some_and(|d| d.table.name == loaded));
+    harness.run_steps(3);
+}
+
 #[test]
 fn ux_bnn_hidden_units_refuse_bad_text_and_train_never_trains_another_network() {
     let mut harness = harness();
@@ -324,11 +342,7 @@ fn ux_vae_weight_average_is_chosen_in_the_settings_and_follows_the_architecture(
         ("Convolutional (the course's)", Some(0.999), "from 51.5 to 50.5"),
         ("MLP (dense layers)", Some(0.999), "by 2.7 nats"),
     ] {
-        scroll_into_view_over(&mut harness, egui::pos2(150.0, 600.0), |h| h.get_by_label("Architecture").rect());
-        harness.get_by_label("Architecture").click();
-        harness.run_steps(3);
-        harness.get_by_label(arch).click();
-        harness.run_steps(3);
+        choose(&mut harness, "Architecture", arch);
         assert_eq!(average(&harness), expected, "{arch}'s settings");
         scroll_into_view_over(&mut harness, egui::pos2(150.0, 600.0), |h| h.get_by_label("Weight average").rect());
         harness.get_by_label("Weight average").click();
@@ -349,11 +363,8 @@ fn ux_vae_weight_average_is_chosen_in_the_settings_and_follows_the_architecture(
 fn ux_conv_vae_settings_fit_the_side_panel() {
     let mut harness = harness();
     open_tab(&mut harness, "VAE");
-    scroll_into_view_over(&mut harness, egui::pos2(150.0, 600.0), |h| h.get_by_label("Architecture").rect());
-    harness.get_by_label("Architecture").click();
-    harness.run_steps(3);
-    harness.get_by_label("Convolutional (the course's)").click();
-    harness.run_steps(5);
+    choose(&mut harness, "Architecture", "Convolutional (the course's)");
+    harness.run_steps(2);
     let combo = harness.get_by_label("Architecture");
     assert_eq!(combo.value().as_deref(), Some("Convolutional (the course's)"), "the whole name for readers");
     // The side panel's edge: the page's text begins past it, its separator and the page's margin (about 16 points).
@@ -376,25 +387,9 @@ fn ux_vae_on_a_table_takes_the_squared_error_and_refuses_what_needs_images() {
     use bayes_explorer::models::vae::{Likelihood, VaeArch};
     let mut harness = harness();
     open_tab(&mut harness, "VAE");
-    let load = |harness: &mut Harness<'_, BayesExplorerApp>, name: &str| {
-        scroll_into_view_over(harness, egui::pos2(150.0, 300.0), |h| h.get_by_label(name).rect());
-        harness.get_by_label(name).click();
-        let loaded = name.to_owned();
-        wait_until(harness, "the data", move |app| {
-            app.lab(Lab::Vae).data.as_ref().is_some_and(|d| d.table.name == loaded)
-        });
-        harness.run_steps(3);
-    };
     let likelihood = |h: &Harness<'_, BayesExplorerApp>| h.state().vae_state().config.likelihood;
-    let choose = |harness: &mut Harness<'_, BayesExplorerApp>, combo: &str, option: &str| {
-        scroll_into_view_over(harness, egui::pos2(150.0, 600.0), |h| h.get_by_label(combo).rect());
-        harness.get_by_label(combo).click();
-        harness.run_steps(3);
-        harness.get_by_label(option).click();
-        harness.run_steps(3);
-    };
     assert_eq!(likelihood(&harness), Likelihood::Bernoulli, "MNIST at launch");
-    load(&mut harness, "Wine quality, red (UCI)");
+    load_vae_builtin(&mut harness, "Wine quality, red (UCI)");
     assert_eq!(likelihood(&harness), Likelihood::Gaussian);
     let said = "Likelihood set to 1000 x squared error: these 11 features are a table, not images";
     assert!(shows(&harness, said), "in the message line");
@@ -415,7 +410,7 @@ fn ux_vae_on_a_table_takes_the_squared_error_and_refuses_what_needs_images() {
     assert_eq!(likelihood(&harness), Likelihood::Gaussian);
     assert!(shows(&harness, "Set by the data"));
     assert!(!train_is_disabled(&harness));
-    load(&mut harness, "MNIST, 5,000 digits");
+    load_vae_builtin(&mut harness, "MNIST, 5,000 digits");
     assert_eq!(likelihood(&harness), Likelihood::Bernoulli, "images bring it back");
     assert!(shows(&harness, "Likelihood set back to Bernoulli (binarised pixels) for these images"));
     assert!(!train_is_disabled(&harness));
@@ -456,11 +451,7 @@ fn ux_vae_settings_restored_with_the_bernoulli_on_a_table_take_the_squared_error
 fn ux_vae_latents_of_the_wine_are_coloured_by_its_quality() {
     let mut harness = harness();
     open_tab(&mut harness, "VAE");
-    scroll_into_view_over(&mut harness, egui::pos2(150.0, 300.0), |h| h.get_by_label("Wine quality, red (UCI)").rect());
-    harness.get_by_label("Wine quality, red (UCI)").click();
-    wait_until(&mut harness, "the wine", |app| {
-        app.lab(Lab::Vae).data.as_ref().is_some_and(|d| d.table.name == "Wine quality, red (UCI)")
-    });
+    load_vae_builtin(&mut harness, "Wine quality, red (UCI)");
     let config = &mut harness.state_mut().vae_state_mut().config;
     (config.hidden, config.epochs) = (vec![16], 2);
     harness.get_by_label("Train").click();
