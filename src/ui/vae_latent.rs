@@ -371,8 +371,8 @@ fn path_ui(vae: &mut VaeUiState, ui: &mut egui::Ui) {
         } else {
             format!("test input {}", i - vae.n_train + 1)
         };
-        match vae.labels.get(i) {
-            Some(l) => format!("{split} (label {l})"),
+        match vae.labels.get(i).and_then(|&k| vae.label_names.get(k as usize)) {
+            Some(name) => format!("{split} (label {name})"),
             None => split,
         }
     };
