@@ -8,7 +8,7 @@ use crate::models::bnn::{BnnConfig, DEFAULT_STEP_BUDGET, Head, KlEstimate, Poste
 use crate::ui::bnn_state::{BnnUiState, hidden_verdict};
 use crate::ui::settings_check::{
     self, HIDDEN_ACCEPTS, Verdict, choice_row, epochs_row, hidden_row, next_run_only, number_row, number_row_with,
-    options_row, seed_row,
+    options_row, seed_row, verdict_row,
 };
 
 /// The BNN's settings in the side panel; `running`: the settings of the run on show, if any (its values are shown
@@ -17,6 +17,7 @@ pub(crate) fn bnn_settings_ui(bnn: &mut BnnUiState, running: Option<&BnnConfig>,
     let rows_used = bnn.rows_used();
     let on_show = running.is_some();
     let mut hidden_edited = false;
+    let data_classes = bnn.data_classes;
     let c = &mut bnn.config;
     egui::Grid::new("bnn-settings").num_columns(2).show(ui, |ui| {
         options_row(
@@ -32,6 +33,15 @@ pub(crate) fn bnn_settings_ui(bnn: &mut BnnUiState, running: Option<&BnnConfig>,
                 ui.selectable_value(&mut c.head, h, h.label());
             }
         });
+        if let Some(classes) = data_classes {
+            verdict_row(
+                ui,
+                &Verdict::Note(format!(
+                    "This data's label has {classes} classes: the network ends in a softmax over them, whatever \
+                     the head (it is for a regression target)."
+                )),
+            );
+        }
         let hover = format!("Units per hidden layer, e.g. 8, 8: {HIDDEN_ACCEPTS}. Empty: a linear model.");
         let running_hidden = running.map(|r| r.hidden.as_slice());
         hidden_edited = hidden_row(ui, &mut bnn.hidden_text, hover, running_hidden, |text| {

@@ -146,6 +146,9 @@ pub struct BnnUiState {
     pub(crate) n_train_rows: Option<usize>,
     /// Feature columns of the lab's dataset (the first layer's inputs), for the full covariance's limit.
     pub(crate) n_features: Option<usize>,
+    /// The classes of the lab's dataset's label, when it has one: a classification, whose network ends in a
+    /// softmax whatever the regression head says.
+    pub(crate) data_classes: Option<usize>,
     /// The epochs the app last chose for the data (or the defaults); a different value in the field is the
     /// user's own, which new data keeps.
     pub(crate) epochs_picked: Option<usize>,
@@ -196,6 +199,7 @@ impl Default for BnnUiState {
             export: None,
             n_train_rows: None,
             n_features: None,
+            data_classes: None,
             epochs_picked: Some(BnnConfig::default().epochs),
             prepared: None,
             run_config: None,

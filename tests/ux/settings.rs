@@ -55,12 +55,12 @@ fn choose(harness: &mut Harness<'_, BayesExplorerApp>, combo: &str, option: &str
     harness.run_steps(3);
 }
 
-/// Clicks the built-in data set `name` in the VAE lab's side panel and waits until the lab has it.
-fn load_vae_builtin(harness: &mut Harness<'_, BayesExplorerApp>, name: &str) {
+/// Clicks the built-in data set `name` in the side panel of `lab` (on show) and waits until the lab has it.
+fn load_builtin(harness: &mut Harness<'_, BayesExplorerApp>, lab: Lab, name: &str) {
     scroll_into_view_over(harness, egui::pos2(150.0, 300.0), |h| h.get_by_label(name).rect());
     harness.get_by_label(name).click();
     let loaded = name.to_owned();
-    wait_until(harness, "the data", move |app| app.lab(Lab::Vae).data.as_ref().is_some_and(|d| d.table.name == loaded));
+    wait_until(harness, "the data", move |app| app.lab(lab).data.as_ref().is_some_and(|d| d.table.name == loaded));
     harness.run_steps(3);
 }
 
@@ -389,7 +389,7 @@ fn ux_vae_on_a_table_takes_the_squared_error_and_refuses_what_needs_images() {
     open_tab(&mut harness, "VAE");
     let likelihood = |h: &Harness<'_, BayesExplorerApp>| h.state().vae_state().config.likelihood;
     assert_eq!(likelihood(&harness), Likelihood::Bernoulli, "MNIST at launch");
-    load_vae_builtin(&mut harness, "Wine quality, red (UCI)");
+    load_builtin(&mut harness, Lab::Vae, "Wine quality, red (UCI)");
     assert_eq!(likelihood(&harness), Likelihood::Gaussian);
     let said = "Likelihood set to 1000 x squared error: these 11 features are a table, not images";
     assert!(shows(&harness, said), "in the message line");
@@ -410,7 +410,7 @@ fn ux_vae_on_a_table_takes_the_squared_error_and_refuses_what_needs_images() {
     assert_eq!(likelihood(&harness), Likelihood::Gaussian);
     assert!(shows(&harness, "Set by the data"));
     assert!(!train_is_disabled(&harness));
-    load_vae_builtin(&mut harness, "MNIST, 5,000 digits");
+    load_builtin(&mut harness, Lab::Vae, "MNIST, 5,000 digits");
     assert_eq!(likelihood(&harness), Likelihood::Bernoulli, "images bring it back");
     assert!(shows(&harness, "Likelihood set back to Bernoulli (binarised pixels) for these images"));
     assert!(!train_is_disabled(&harness));
@@ -451,7 +451,7 @@ fn ux_vae_settings_restored_with_the_bernoulli_on_a_table_take_the_squared_error
 fn ux_vae_latents_of_the_wine_are_coloured_by_its_quality() {
     let mut harness = harness();
     open_tab(&mut harness, "VAE");
-    load_vae_builtin(&mut harness, "Wine quality, red (UCI)");
+    load_builtin(&mut harness, Lab::Vae, "Wine quality, red (UCI)");
     let config = &mut harness.state_mut().vae_state_mut().config;
     (config.hidden, config.epochs) = (vec![16], 2);
     harness.get_by_label("Train").click();
@@ -464,4 +464,17 @@ fn ux_vae_latents_of_the_wine_are_coloured_by_its_quality() {
         assert!(harness.query_by_label(&format!("quality {quality}")).is_some(), "quality {quality} in the legend");
     }
     assert!(harness.query_by_label("inputs").is_none(), "not one colour for every input");
+}
+
+/// The BNN on data with a label (the 8 x 8 digits) ends in a softmax over its classes: a note under the regression
+/// head says so, and goes with data whose output is a target (the wine).
+#[test]
+fn ux_bnn_head_says_a_label_makes_a_softmax() {
+    let mut harness = harness();
+    let note = "This data's label has 10 classes: the network ends in a softmax over them";
+    assert!(!shows(&harness, "This data's label has"), "the wine's quality is a target");
+    load_builtin(&mut harness, Lab::Bnn, "Digits 8x8 (UCI optdigits)");
+    assert!(shows(&harness, note), "under the head");
+    load_builtin(&mut harness, Lab::Bnn, "Wine quality, red (UCI)");
+    assert!(!shows(&harness, "This data's label has"), "a target again");
 }

@@ -83,6 +83,10 @@ impl BayesExplorerApp {
         let followed = match lab {
             Lab::Bnn => {
                 let (n_train, _) = crate::data::prepare::split_counts(data.table.n_rows(), data.spec.test_fraction);
+                state.bnn.data_classes = match data.spec.output_column() {
+                    Some((j, crate::data::Role::Label)) => data.table.columns.get(j).map(|c| c.n_distinct),
+                    _ => None,
+                };
                 state.bnn.set_data_size(n_train, n_features)
             }
             Lab::Vae => {
