@@ -20,7 +20,7 @@ use crate::data::{BuiltinFile, CsvOptions, HeaderMode, LoadRequest, MissingPolic
 use crate::models::bnn::{BnnConfig, BnnTrainer, Head, KlEstimate, Posterior, default_epochs, train_subset};
 use crate::models::flow::{FlowConfig, FlowInit, FlowKind, FlowTrainer, flow_report};
 use crate::models::trainer::LrSchedule;
-use crate::models::vae::{Likelihood, VaeConfig, VaeTrainer, inputs_are_images, vae_inputs};
+use crate::models::vae::{Likelihood, VaeConfig, VaeTrainer, inputs_are_images, squared_error_for_a_table, vae_inputs};
 use crate::train::export::{ExportOptions, export_run, export_split, orders_table};
 use crate::train::runfile::{
     AnyRun, CheckpointWriter, KeptModel, RunConfig, RunFileError, first_difference, load_dataset,
@@ -890,18 +890,13 @@ fn train(args: &TrainArgs) -> Result<(), CliError> {
             if args.bernoulli {
                 config.likelihood = Likelihood::Bernoulli;
             }
-            if !args.gaussian
-                && !args.bernoulli
-                && config.likelihood == Likelihood::Bernoulli
-                && !inputs_are_images(&prepared)
+            if !args.gaussian && !args.bernoulli && squared_error_for_a_table(&mut config, inputs_are_images(&prepared))
             {
-                // A table: the Bernoulli likelihood is for pixels (`inputs_refusal`); the squared error trains.
                 eprintln!(
                     "note: these {} features are a table, not images: the likelihood is the squared error \
                      (--gaussian); the Bernoulli likelihood is for pixels",
                     prepared.n_features()
                 );
-                config.likelihood = Likelihood::Gaussian;
             }
             if let Some(WeightAverageArg(decay)) = args.weight_average {
                 config.weight_average = decay;

@@ -2,7 +2,7 @@
 //! dimension, likelihood, KL weight and its schedule, Adam's learning rate, batch size, epochs, seed, and the
 //! manifold's cells per side.
 
-use crate::models::vae::{BetaSchedule, Likelihood, VaeArch, VaeConfig, WEIGHT_AVERAGE};
+use crate::models::vae::{BetaSchedule, Likelihood, VaeArch, VaeConfig, WEIGHT_AVERAGE, squared_error_for_a_table};
 use crate::ui::settings_check::{
     self, HIDDEN_ACCEPTS, Verdict, average_label, choice_row, epochs_row, hidden_row, number_row, options_row,
     seed_row, verdict_row,
@@ -43,15 +43,10 @@ pub(crate) fn vae_settings_ui(
             let preset = if arch == VaeArch::Conv { VaeConfig::course_conv() } else { VaeConfig::default() };
             *c = VaeConfig { latent: c.latent, seed: c.seed, hidden: c.hidden.clone(), ..preset };
             // On a table the MLP's Bernoulli gives way to the squared error, as when the table arrived.
-            *by_data = matches!(data_inputs, Some((_, false))) && c.likelihood == Likelihood::Bernoulli;
-            if *by_data {
-                c.likelihood = Likelihood::Gaussian;
-            }
+            *by_data = data_inputs.is_some_and(|(_, images)| squared_error_for_a_table(c, images));
         }
         if c.arch == VaeArch::Conv {
             verdict_row(ui, &data_refusal(c, data_inputs).map_or(Verdict::Fine, Verdict::Refused));
-        }
-        if c.arch == VaeArch::Conv {
             let id = ui.label("Channels").id;
             ui.label("32, 64, 64, 64 (3 x 3)").labelled_by(id);
             ui.end_row();

@@ -9,7 +9,9 @@ use std::sync::Arc;
 use egui::{ColorImage, TextureHandle, TextureOptions};
 
 use crate::data::prepare::{OutputKind, Prepared};
-use crate::models::vae::{Likelihood, VaeArch, VaeConfig, VaeParams, VaeView, inputs_refusal, vae_inputs};
+use crate::models::vae::{
+    Likelihood, VaeArch, VaeConfig, VaeParams, VaeView, inputs_refusal, squared_error_for_a_table, vae_inputs,
+};
 use crate::train::export::{input_labels, latents_table};
 use crate::train::vae_view::{Latents, Manifold, VaeViewRequest, VaeViewResult, VaeViewWorker};
 use crate::train::{ModelView, RunSnapshot};
@@ -461,32 +463,19 @@ impl VaeUiState {
     pub(crate) fn set_data_inputs(&mut self, n_features: usize, images: bool) -> Option<String> {
         self.data_inputs = Some((n_features, images));
         let c = &mut self.config;
-        if c.arch != VaeArch::Mlp {
-            return None;
+        if squared_error_for_a_table(c, images) {
+            self.likelihood_by_data = true;
+            return Some(format!(
+                "Likelihood set to 1000 x squared error: these {n_features} features are a table, not images, and \
+                 the Bernoulli likelihood is for pixels."
+            ));
         }
-        match (images, c.likelihood) {
-            (false, Likelihood::Bernoulli) => {
-                c.likelihood = Likelihood::Gaussian;
-                self.likelihood_by_data = true;
-                Some(format!(
-                    "Likelihood set to 1000 x squared error: these {n_features} features are a table, not images, \
-                     and the Bernoulli likelihood is for pixels."
-                ))
-            }
-            (true, Likelihood::Gaussian) if self.likelihood_by_data => {
-                c.likelihood = Likelihood::Bernoulli;
-                self.likelihood_by_data = false;
-                Some("Likelihood set back to Bernoulli (binarised pixels) for these images.".to_owned())
-            }
-            _ => None,
+        if images && self.likelihood_by_data && c.arch == VaeArch::Mlp && c.likelihood == Likelihood::Gaussian {
+            c.likelihood = Likelihood::Bernoulli;
+            self.likelihood_by_data = false;
+            return Some("Likelihood set back to Bernoulli (binarised pixels) for these images.".to_owned());
         }
-    }
-
-    /// Why the lab's data cannot train with the settings' architecture and likelihood, or `None` (also before data
-    /// arrives).
-    #[must_use]
-    pub(crate) fn inputs_refusal(&self) -> Option<String> {
-        data_refusal(&self.config, self.data_inputs)
+        None
     }
 
     /// Why the next run cannot train with these settings (the first setting refused), or `None`.
@@ -495,7 +484,7 @@ impl VaeUiState {
         let c = &self.config;
         let hidden =
             if c.arch == VaeArch::Mlp { settings_check::hidden(&self.hidden_text, NO_HIDDEN) } else { Verdict::Fine };
-        let inputs = self.inputs_refusal().map_or(Verdict::Fine, Verdict::Refused);
+        let inputs = data_refusal(c, self.data_inputs).map_or(Verdict::Fine, Verdict::Refused);
         settings_check::first_refusal(&[
             inputs,
             hidden,

@@ -307,6 +307,17 @@ pub fn inputs_refusal(arch: VaeArch, likelihood: Likelihood, n_in: usize, images
     }
 }
 
+/// On inputs that are not `images` (a table), the MLP VAE's Bernoulli likelihood, which [`inputs_refusal`] refuses
+/// there, gives way to the squared error; returns true when it did. The one rule by which the window and
+/// `train vae` pick the likelihood for the data.
+pub fn squared_error_for_a_table(config: &mut VaeConfig, images: bool) -> bool {
+    let switch = !images && config.arch == VaeArch::Mlp && config.likelihood == Likelihood::Bernoulli;
+    if switch {
+        config.likelihood = Likelihood::Gaussian;
+    }
+    switch
+}
+
 /// Whether `data`'s features are images as the VAE takes them: a square number (> 1) of them, none negative once
 /// the standardisation is undone (up to its round-off: a 0 pixel comes back as -4e-6).
 #[must_use]

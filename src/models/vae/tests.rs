@@ -381,4 +381,16 @@ fn a_table_refuses_the_conv_vae_and_the_bernoulli_likelihood_saying_why() {
     let conv = inputs_refusal(VaeArch::Conv, Likelihood::Gaussian, 16, false).expect("refused");
     assert!(conv.starts_with("the convolutional VAE needs images"), "{conv}");
     assert!(conv.ends_with("this data has 16 features with negative values"), "{conv}");
+    // The rule that picks the likelihood for the data: only the MLP's Bernoulli on a table changes.
+    for (config, images, switched) in [
+        (VaeConfig::default(), false, true),
+        (VaeConfig::default(), true, false),
+        (VaeConfig { likelihood: Likelihood::Gaussian, ..VaeConfig::default() }, false, false),
+        (VaeConfig { likelihood: Likelihood::Bernoulli, ..VaeConfig::course_conv() }, false, false),
+    ] {
+        let mut picked = config.clone();
+        assert_eq!(super::squared_error_for_a_table(&mut picked, images), switched, "{config:?} images {images}");
+        let expected = if switched { Likelihood::Gaussian } else { config.likelihood };
+        assert_eq!(picked, VaeConfig { likelihood: expected, ..config }, "only the likelihood changes");
+    }
 }
