@@ -1,6 +1,7 @@
 //! Fitting the lecture's 1-D flow to a column, on a thread of its own (`models::flow::line`): the UI asks for a
 //! fit of so many steps from a spline, the thread sends the spline as it learns, a few times a second, so the
-//! picture moves while it trains. Asking again, or [`LineFitJob::stop`], ends the fit under way at its next step.
+//! picture moves while it trains. Asking again, or [`LineFitJob::stop`], ends the fit under way at its next step;
+//! [`LineFitJob::abandon`] ends it and drops what it still sends (its data is no longer the one on show).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -46,7 +47,9 @@ pub struct FitProgress {
 pub struct LineFitJob {
     current: Arc<AtomicU64>,
     next: u64,
-    thread: ViewThread<(u64, FitRequest), FitProgress>,
+    /// Progress of fits numbered below this is dropped: they were abandoned.
+    shown_from: u64,
+    thread: ViewThread<(u64, FitRequest), (u64, FitProgress)>,
 }
 
 impl LineFitJob {
@@ -58,9 +61,9 @@ impl LineFitJob {
         let current = Arc::new(AtomicU64::new(0));
         let live = Arc::clone(&current);
         let thread = ViewThread::spawn("line-fit", repaint, move |(id, request): (u64, FitRequest), send| {
-            fit(&request, || live.load(Ordering::Relaxed) == id, send);
+            fit(&request, || live.load(Ordering::Relaxed) == id, &|progress| send((id, progress)));
         })?;
-        Ok(Self { current, next: 0, thread })
+        Ok(Self { current, next: 0, shown_from: 0, thread })
     }
 
     /// Fits as `request` asks, ending any fit under way.
@@ -76,10 +79,18 @@ impl LineFitJob {
         self.current.store(self.next, Ordering::Relaxed);
     }
 
-    /// The newest progress since the last call, if any.
+    /// Ends the fit under way, as [`Self::stop`], and drops whatever it still sends: [`Self::poll`] gives only fits
+    /// asked for after this.
+    pub fn abandon(&mut self) {
+        self.stop();
+        self.shown_from = self.next;
+    }
+
+    /// The newest progress since the last call, if any, of a fit not abandoned.
     #[must_use]
     pub fn poll(&self) -> Option<FitProgress> {
-        self.thread.drain().pop()
+        let shown_from = self.shown_from;
+        self.thread.drain().into_iter().filter(|(id, _)| *id >= shown_from).map(|(_, progress)| progress).next_back()
     }
 }
 
@@ -116,4 +127,49 @@ fn fit(request: &FitRequest, live: impl Fn() -> bool, send: &dyn Fn(FitProgress)
         }
     }
     send(progress(&fit, nll, true, None));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Polls until `done` says so, or panics after 20 s.
+    fn poll_until(job: &LineFitJob, done: impl Fn(&FitProgress) -> bool) -> FitProgress {
+        let start = Instant::now();
+        loop {
+            if let Some(progress) = job.poll()
+                && done(&progress)
+            {
+                return progress;
+            }
+            assert!(start.elapsed() < Duration::from_secs(20), "no such progress came");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+
+    fn request(steps: u64) -> FitRequest {
+        let data: Vec<f64> = (0..500).map(|i| (f64::from(i) * 0.37).sin() * 2.0).collect();
+        FitRequest { data: Arc::new(data), start: MonotoneSpline::identity(), steps, learning_rate: 0.05 }
+    }
+
+    #[test]
+    fn a_stopped_fit_sends_its_last_progress_and_an_abandoned_one_sends_nothing_more() {
+        let mut job = LineFitJob::spawn(|| {}).expect("a thread");
+        // Stopped: its last progress comes, done, short of its steps.
+        job.start(request(u64::MAX));
+        poll_until(&job, |p| p.step > 0);
+        job.stop();
+        let last = poll_until(&job, |p| p.done);
+        assert!(last.step < last.steps, "stopped early, at step {}", last.step);
+        // Abandoned: nothing of it comes, not even its last step.
+        job.start(request(u64::MAX));
+        poll_until(&job, |p| p.step > 0);
+        job.abandon();
+        std::thread::sleep(Duration::from_millis(300));
+        assert!(job.poll().is_none(), "the abandoned fit's progress is dropped");
+        // A fit asked for after it is shown, whole.
+        job.start(request(7));
+        let next = poll_until(&job, |p| p.done);
+        assert_eq!((next.step, next.steps), (7, 7), "the new fit's own progress");
+    }
 }

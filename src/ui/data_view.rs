@@ -7,7 +7,7 @@ use egui_plot::{MarkerShape, Points};
 
 use crate::Lab;
 use crate::data::prepare::{Role, image_side};
-use crate::data::table::ColumnKind;
+use crate::data::table::{Column, ColumnKind};
 use crate::ui::count::count;
 use crate::ui::lab_data::LabData;
 use crate::ui::plot_axes;
@@ -189,8 +189,11 @@ fn scatter_ui(lab: Lab, data: &LabData, features: &[usize], view: &mut DataViewS
     for (_, _, points) in &groups {
         occupied.points(points);
     }
-    // The flow's two columns are one plane, standardised alike: equal scales.
-    let plot = if lab == Lab::Flow { plot_axes::plane(("scatter", lab)) } else { plot_axes::plot(("scatter", lab)) };
+    let plot = if equal_scales(lab, &table.columns[x], &table.columns[y]) {
+        plot_axes::plane(("scatter", lab))
+    } else {
+        plot_axes::plot(("scatter", lab))
+    };
     let plot = plot_axes::with_legend(plot, ui.ctx(), "data-scatter", &occupied)
         .x_axis_label(table.columns[x].name.clone())
         .y_axis_label(table.columns[y].name.clone());
@@ -207,6 +210,18 @@ fn scatter_ui(lab: Lab, data: &LabData, features: &[usize], view: &mut DataViewS
             }
         })
     });
+}
+
+/// Columns whose ranges differ by more than this factor are not drawn at equal scales.
+const EQUAL_SCALES_MAX_RATIO: f32 = 4.0;
+
+/// Whether the scatter of columns `x` and `y` is drawn at equal scales: in the flow lab, whose two columns are a plane
+/// (the two moons), where their ranges are within [`EQUAL_SCALES_MAX_RATIO`] of each other. Columns of other units
+/// (the wine's fixed and volatile acidity, 11.3 and 1.5 wide) would be a flat line at equal scales, so each axis
+/// takes its own.
+fn equal_scales(lab: Lab, x: &Column, y: &Column) -> bool {
+    let (a, b) = (x.max - x.min, y.max - y.min);
+    lab == Lab::Flow && a > 0.0 && b > 0.0 && a.max(b) <= EQUAL_SCALES_MAX_RATIO * a.min(b)
 }
 
 /// A blue-to-orange ramp for numeric values in [0, 1].
@@ -256,5 +271,27 @@ fn images_ui(data: &mut LabData, features: &[usize], side: usize, ui: &mut egui:
             let text = table.get(i, j).map_or(String::new(), |v| format!("{v}"));
             painter.text(pos, egui::Align2::LEFT_TOP, text, font.clone(), PALETTE[1]);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::data::{BuiltinFile, SynthKind, SynthSpec};
+
+    #[test]
+    fn the_flows_plane_is_drawn_at_equal_scales_and_columns_of_other_units_are_not() {
+        for kind in [SynthKind::Moons, SynthKind::Circles, SynthKind::EightGaussians, SynthKind::Pinwheel] {
+            let table = SynthSpec::default_for(kind).generate();
+            let (x, y) = (&table.columns[0], &table.columns[1]);
+            assert!(equal_scales(Lab::Flow, x, y), "{kind:?}: a plane");
+            assert!(!equal_scales(Lab::Bnn, x, y), "{kind:?}: only the flow lab draws a plane");
+        }
+        let wine = BuiltinFile::WineRed.load().expect("the built-in wine");
+        let column = |name: &str| &wine.columns[wine.column_index(name).expect(name)];
+        assert!(!equal_scales(Lab::Flow, column("fixed acidity"), column("volatile acidity")), "11.3 against 1.5 wide");
+        assert!(equal_scales(Lab::Flow, column("fixed acidity"), column("alcohol")), "11.3 against 6.5 wide");
+        let constant = Column { min: 1.0, max: 1.0, ..column("alcohol").clone() };
+        assert!(!equal_scales(Lab::Flow, &constant, column("alcohol")), "a constant column has no scale to share");
     }
 }

@@ -5,7 +5,7 @@
 //! the interval, or trains f on a column of the loaded data (a thread of `train::line_fit`); the integral of p_x
 //! is shown, and stays 1. The spline and its fit are `models::flow::line`'s; this file draws and asks.
 
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 
 use egui::{Color32, Pos2, Stroke};
 use egui_plot::{Bar, BarChart, FilledArea, Line, LineStyle, MarkerShape, PlotBounds, PlotPoints, Points, Text};
@@ -52,8 +52,11 @@ enum Drag {
 
 /// A column of the loaded data, standardised, as the picture's x.
 struct ColumnData {
-    /// Which table and column (the table's address: a new load is a new table).
-    key: (usize, usize),
+    /// The table read (held weakly, so its address cannot be another table's while this lives): a new load is a
+    /// new table, and the column is read again.
+    table: Weak<Table>,
+    /// The column's index in it.
+    column: usize,
     name: String,
     values: Arc<Vec<f64>>,
     /// The rows the fit uses: all, or every k-th of a column longer than [`FIT_ROWS`].
@@ -219,12 +222,23 @@ impl LineState {
         self.spline = spline;
     }
 
-    /// Reads column `j` of `table`, standardised, unless it is read already.
+    /// Whether the column on show was read from `table` (not from data loaded before it).
+    fn reads(&self, table: &Arc<Table>) -> bool {
+        self.data.as_ref().is_some_and(|d| std::ptr::eq(d.table.as_ptr(), Arc::as_ptr(table)))
+    }
+
+    /// Reads column `j` of `table`, standardised, unless it is read already. A fit of the column read before ends,
+    /// and its figures go: they were of other values (f stays as it got to).
     fn choose_column(&mut self, table: &Arc<Table>, j: usize) {
-        let key = (Arc::as_ptr(table) as usize, j);
         self.column = Some(j);
-        if self.data.as_ref().is_some_and(|d| d.key == key) {
+        if self.reads(table) && self.data.as_ref().is_some_and(|d| d.column == j) {
             return;
+        }
+        if self.data.is_some() {
+            if let Some(job) = &mut self.job {
+                job.abandon();
+            }
+            self.progress = None;
         }
         let raw: Vec<f64> =
             (0..table.n_rows()).filter_map(|i| table.get(i, j)).map(f64::from).filter(|v| v.is_finite()).collect();
@@ -255,7 +269,8 @@ impl LineState {
         let gaussian_nll = MonotoneSpline::identity().nll(&fit_values);
         let name = table.columns[j].name.clone();
         let (values, fit_values) = (Arc::new(values), Arc::new(fit_values));
-        self.data = Some(ColumnData { key, name, values, fit_values, bars, gaussian_nll });
+        self.data =
+            Some(ColumnData { table: Arc::downgrade(table), column: j, name, values, fit_values, bars, gaussian_nll });
     }
 }
 
@@ -291,6 +306,12 @@ fn controls_ui(line: &mut LineState, data: Option<&LabData>, ui: &mut egui::Ui) 
         ui.separator();
         match table.filter(|t| t.n_cols() > 0) {
             Some(table) => {
+                if line.column.is_none_or(|j| j >= table.n_cols()) || (line.data.is_some() && !line.reads(table)) {
+                    // No column yet, or data loaded since it was read: the last feature (not a label), the two moons'
+                    // y for the built-in set, whose marginal has two bumps.
+                    let features = data.map(|d| d.spec.feature_columns()).unwrap_or_default();
+                    line.choose_column(table, features.last().copied().unwrap_or(table.n_cols() - 1));
+                }
                 let selected = line.column.and_then(|j| table.columns.get(j)).map_or("(pick one)", |c| c.name.as_str());
                 let mut picked = None;
                 labelled_combo(ui, "Column", "flow-line-column", selected, |ui| {
@@ -300,11 +321,6 @@ fn controls_ui(line: &mut LineState, data: Option<&LabData>, ui: &mut egui::Ui) 
                         }
                     }
                 });
-                if picked.is_none() && line.column.is_none_or(|j| j >= table.n_cols()) {
-                    // The last feature first (not a label): the two moons' y, whose marginal has two bumps.
-                    let features = data.map(|d| d.spec.feature_columns()).unwrap_or_default();
-                    picked = Some(features.last().copied().unwrap_or(table.n_cols() - 1));
-                }
                 if let Some(j) = picked {
                     line.choose_column(table, j);
                 }

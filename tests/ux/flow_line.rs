@@ -94,3 +94,42 @@ fn ux_training_f_on_a_column_fits_its_two_bumps() {
     harness.get_by_label_contains(&format!("NLL {fitted:.4} nats per point"));
     harness.get_by_label_contains("Integral of p_x over all x = 1.0000");
 }
+
+#[test]
+fn ux_data_loaded_during_a_fit_gives_the_picture_its_own_column() {
+    let mut harness = line_page();
+    harness.get_by_label("Train f on the column").click();
+    wait_until(&mut harness, "the fit to be under way", |app| {
+        app.flow_state().line.progress().is_some_and(|p| p.step > 0 && !p.done)
+    });
+    assert_eq!(harness.state().flow_state().line.column_values().map(<[f64]>::len), Some(3000), "the moons' y");
+    // Other data, loaded while f trains on the moons' y with the picture on show. The picture went on showing the
+    // moons' y under the new table's column name, and the moons' fit went on and showed its figures.
+    crate::settings::load_builtin(&mut harness, Lab::Flow, "Wine quality, red (UCI)");
+    let fitted = harness.state().flow_state().line.spline().clone();
+    for _ in 0..10 {
+        std::thread::sleep(std::time::Duration::from_millis(30));
+        harness.run_steps(2);
+    }
+    let app = harness.state();
+    let data = app.lab(Lab::Flow).data.as_ref().expect("the wine is in");
+    // The flow lab models two of the wine's columns; the picture takes the last of its features.
+    let column = *data.spec.feature_columns().last().expect("features");
+    let name = data.table.columns[column].name.clone();
+    assert!(name.contains("acidity"), "a column of the wine: {name}");
+    let raw: Vec<f64> =
+        (0..data.table.n_rows()).map(|i| f64::from(data.table.get(i, column).expect("a cell"))).collect();
+    let mean = raw.iter().sum::<f64>() / raw.len() as f64;
+    let sd = (raw.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / raw.len() as f64).sqrt();
+    let line = &app.flow_state().line;
+    let values = line.column_values().expect("a column is read");
+    assert_eq!(values.len(), 1599, "the wine's rows, not the moons'");
+    for (v, r) in values.iter().zip(&raw) {
+        assert!((v - (r - mean) / sd).abs() < 1e-9, "the wine's {name}, standardised");
+    }
+    assert!(line.progress().is_none(), "the moons' fit and its figures are gone with the moons");
+    assert_eq!(line.spline(), &fitted, "f stays where the fit had got to");
+    assert_eq!(harness.get_by_label("Column").value(), Some(name), "the column read is the column named");
+    assert!(harness.query_by_label_contains("trained on").is_none(), "no figure of the old column is shown");
+    harness.get_by_label("Train f on the column");
+}

@@ -56,7 +56,7 @@ fn choose(harness: &mut Harness<'_, BayesExplorerApp>, combo: &str, option: &str
 }
 
 /// Clicks the built-in data set `name` in the side panel of `lab` (on show) and waits until the lab has it.
-fn load_builtin(harness: &mut Harness<'_, BayesExplorerApp>, lab: Lab, name: &str) {
+pub(crate) fn load_builtin(harness: &mut Harness<'_, BayesExplorerApp>, lab: Lab, name: &str) {
     scroll_into_view_over(harness, egui::pos2(150.0, 300.0), |h| h.get_by_label(name).rect());
     harness.get_by_label(name).click();
     let loaded = name.to_owned();
