@@ -85,6 +85,8 @@ pub struct LineState {
     x_view: [f64; 2],
     /// Where each knot was drawn, in screen points (for tests that drag them).
     knots_on_screen: Vec<Pos2>,
+    /// How tall the numbers beside p_z were drawn last frame, in points.
+    numbers_height: f32,
 }
 
 impl Default for LineState {
@@ -101,6 +103,7 @@ impl Default for LineState {
             error: None,
             x_view: [-3.0, 3.0],
             knots_on_screen: Vec::new(),
+            numbers_height: 0.0,
         }
     }
 }
@@ -353,8 +356,10 @@ fn figure_ui(line: &mut LineState, height: f32, ui: &mut egui::Ui) {
     let height = height.max(460.0);
     let side = (width * 0.3).clamp(150.0, 360.0);
     let main = (width - side - 12.0).max(150.0);
-    let top = (height * 0.62).max(240.0);
-    let bottom = (height - top - 12.0).max(150.0);
+    // The numbers beside p_z (as tall as they were last frame: larger in presenter mode) get the bottom row's
+    // height they need, from the top row while it keeps 240 points.
+    let bottom = (height - (height * 0.62).max(240.0) - 12.0).max(150.0).max(line.numbers_height);
+    let top = (height - bottom - 12.0).max(240.0);
     if line.drag.is_none() {
         line.x_view = x_view(line);
     }
@@ -363,10 +368,12 @@ fn figure_ui(line: &mut LineState, height: f32, ui: &mut egui::Ui) {
         f_plot(line, [main, top], ui);
     });
     ui.horizontal_top(|ui| {
-        ui.allocate_ui_with_layout(egui::vec2(side, bottom), egui::Layout::top_down(egui::Align::Min), |ui| {
-            ui.set_width(side);
-            numbers_ui(line, ui);
-        });
+        let numbers =
+            ui.allocate_ui_with_layout(egui::vec2(side, bottom), egui::Layout::top_down(egui::Align::Min), |ui| {
+                ui.set_width(side);
+                numbers_ui(line, ui);
+            });
+        line.numbers_height = numbers.response.rect.height();
         pz_plot(line, [main, bottom], ui);
     });
 }

@@ -96,6 +96,34 @@ fn ux_training_f_on_a_column_fits_its_two_bumps() {
 }
 
 #[test]
+fn ux_in_presenter_mode_on_a_projector_the_1d_picture_shows_all_its_numbers() {
+    // A 1920 x 1080 projector, presenter mode's larger type: the numbers beside p_z were taller than the row the
+    // plots left them, and the fit's figures, their last line, were cut off under the status bar.
+    let app = BayesExplorerApp::new(egui::Context::default(), Settings { tab: Lab::Flow, ..Settings::default() });
+    let mut harness = Harness::builder()
+        .with_size([1920.0, 1080.0])
+        .with_context_setup(egui_extras::install_image_loaders)
+        .build_ui_state(|ui, app: &mut BayesExplorerApp| app.show(ui), app);
+    wait_until(&mut harness, "the datasets", |app| !app.any_loading());
+    harness.key_press(egui::Key::P);
+    harness.run_steps(3);
+    assert!(harness.state().presenting());
+    harness.get_by_label("The 1-D picture").click();
+    harness.run_steps(3);
+    harness.get_by_label("Train f on the column").click();
+    wait_until(&mut harness, "the fit to end", |app| app.flow_state().line.progress().is_some_and(|p| p.done));
+    harness.run_steps(3);
+    let last = harness.get_by_label_contains("nats per point").rect();
+    let status = harness.get_by_label_contains("Compute:").rect();
+    assert!(
+        last.max.y <= status.min.y,
+        "the fit's figures end at {}, under the status bar at {}",
+        last.max.y,
+        status.min.y
+    );
+}
+
+#[test]
 fn ux_data_loaded_during_a_fit_gives_the_picture_its_own_column() {
     let mut harness = line_page();
     harness.get_by_label("Train f on the column").click();
