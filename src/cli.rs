@@ -308,6 +308,11 @@ pub struct TrainArgs {
     /// With --sampler nuts: sample on at most this many training rows, a seeded subsample (default 2000).
     #[arg(long, value_name = "N")]
     pub max_rows: Option<usize>,
+    /// With --sampler nuts: the mean acceptance probability the warm-up tunes the step size to, between 0 and 1
+    /// (default 0.8). Raise it (0.9, 0.95) when the sampler reports divergent transitions: smaller steps, slower
+    /// draws.
+    #[arg(long, value_name = "P")]
+    pub target_accept: Option<f64>,
     /// Print one final JSON line of metrics.
     #[arg(long)]
     pub json: bool,
@@ -357,6 +362,7 @@ pub struct TrainArgs {
         "data", "target", "label", "seed", "lr", "flow", "layers", "init", "adam_epsilon", "lr_schedule", "clip_norm", "weight_average", "autograd", "columns", "batch_size", "arch",
         "latent", "gaussian", "bernoulli", "train_fraction", "posterior", "head", "hidden", "activation", "optimizer",
         "prior_sd", "mc_kl", "bayesian_output", "samples", "sampler", "chains", "warmup", "draws", "noise", "max_rows",
+        "target_accept",
         "export_orders", "prepare_only",
     ])]
     pub load: Option<PathBuf>,

@@ -108,3 +108,58 @@ fn nuts_reports_its_diagnostics_and_a_saved_run_opens_with_the_same_figures() {
     let (ok, _, stderr) = run(&["train", "bnn", "--data", &data, "--chains", "2", "--epochs", "1"], d);
     assert!(!ok && stderr.contains("--sampler nuts"), "{stderr}");
 }
+
+#[test]
+fn the_target_acceptance_is_set_on_the_command_line_and_tunes_smaller_steps_when_raised() {
+    let dir = tempfile::tempdir().expect("a temporary folder");
+    let d = dir.path();
+    let data = d.join("cubic.csv");
+    write_cubic(&data);
+    let data = data.display().to_string();
+    let sample = |target: &str| {
+        let args = [
+            "train",
+            "bnn",
+            "--data",
+            &data,
+            "--sampler",
+            "nuts",
+            "--chains",
+            "1",
+            "--warmup",
+            "150",
+            "--draws",
+            "30",
+            "--hidden",
+            "4",
+            "--activation",
+            "tanh",
+            "--seed",
+            "5",
+            "--target-accept",
+            target,
+            "--json",
+        ];
+        let (ok, stdout, stderr) = run(&args, d);
+        assert!(ok, "{stderr}");
+        json_line(&stdout)
+    };
+    let (low, high) = (sample("0.6"), sample("0.95"));
+    assert_eq!(low["target_accept"], 0.6);
+    assert_eq!(high["target_accept"], 0.95);
+    let step = |line: &serde_json::Value| line["chain_stats"][0]["step_size"].as_f64().expect("a step size");
+    // A higher acceptance asks for shorter leapfrog steps, and so for deeper trees.
+    assert!(step(&high) < 0.8 * step(&low), "step {} at 0.95 against {} at 0.6", step(&high), step(&low));
+    let depth = |line: &serde_json::Value| line["chain_stats"][0]["mean_tree_depth"].as_f64().expect("a depth");
+    assert!(depth(&high) > depth(&low), "tree depth {} at 0.95 against {} at 0.6", depth(&high), depth(&low));
+
+    for bad in ["1.5", "0", "1"] {
+        let (ok, _, stderr) = run(&["train", "bnn", "--data", &data, "--sampler", "nuts", "--target-accept", bad], d);
+        assert!(
+            !ok && stderr.contains(&format!("--target-accept {bad}: give a probability between 0 and 1")),
+            "{stderr}"
+        );
+    }
+    let (ok, _, stderr) = run(&["train", "bnn", "--data", &data, "--target-accept", "0.9", "--epochs", "1"], d);
+    assert!(!ok && stderr.contains("--target-accept are for `train bnn --sampler nuts`"), "{stderr}");
+}

@@ -24,9 +24,11 @@ pub(super) fn check_vi_args(args: &TrainArgs) -> Result<(), CliError> {
         || args.draws.is_some()
         || args.noise.is_some()
         || args.max_rows.is_some()
+        || args.target_accept.is_some()
     {
         return Err(CliError::BadInput(
-            "--chains, --warmup, --draws, --noise and --max-rows are for `train bnn --sampler nuts`".into(),
+            "--chains, --warmup, --draws, --noise, --max-rows and --target-accept are for `train bnn --sampler nuts`"
+                .into(),
         ));
     }
     Ok(())
@@ -47,6 +49,9 @@ fn nuts_settings(args: &TrainArgs) -> Result<NutsSettings, CliError> {
     if let Some(n) = args.max_rows {
         settings.max_rows = n;
     }
+    if let Some(p) = args.target_accept {
+        settings.target_accept = p;
+    }
     if let Some(noise) = args.noise {
         settings.noise = match noise {
             NoiseArg::Fixed => NoiseModel::Fixed,
@@ -61,6 +66,12 @@ fn nuts_settings(args: &TrainArgs) -> Result<NutsSettings, CliError> {
     }
     if settings.max_rows == 0 {
         return Err(CliError::BadInput("--max-rows 0: give at least 1".into()));
+    }
+    if !(settings.target_accept > 0.0 && settings.target_accept < 1.0) {
+        return Err(CliError::BadInput(format!(
+            "--target-accept {}: give a probability between 0 and 1, such as 0.9",
+            settings.target_accept
+        )));
     }
     Ok(settings)
 }

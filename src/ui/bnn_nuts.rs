@@ -13,7 +13,7 @@ use egui_plot::{Bar, BarChart, FilledArea, Line, MarkerShape, PlotPoints, Points
 
 use crate::data::prepare::Prepared;
 use crate::models::bnn::{BnnLayer, BnnTask, Head, Posterior, PredictiveRows};
-use crate::models::nuts::{ESS_WARNING, NoiseModel, Phase, RHAT_WARNING};
+use crate::models::nuts::{ESS_WARNING, NoiseModel, NutsSettings, Phase, RHAT_WARNING};
 use crate::train::EpochRecord;
 use crate::train::nuts_job::{BandComparison, NutsComparison, NutsJob, NutsRequest, WeightMarginal, order_by_ratio};
 use crate::ui::bnn_nuts_state::{NutsPageState, NutsSection};
@@ -102,6 +102,14 @@ fn settings_ui(bnn: &mut BnnUiState, ui: &mut egui::Ui) {
             ui.add(egui::DragValue::new(&mut s.seed)).labelled_by(id);
             let id = ui.label("Max rows").id;
             ui.add(egui::DragValue::new(&mut s.max_rows).range(10..=100_000)).labelled_by(id);
+            let id = ui.label("Target acceptance").id;
+            ui.add(egui::DragValue::new(&mut s.target_accept).range(0.5..=0.99).speed(0.005).fixed_decimals(2))
+                .labelled_by(id)
+                .on_hover_text(
+                    "The mean acceptance probability the warm-up tunes the step size to (the sampler's default 0.8). \
+                     Raise it (0.9, 0.95) when the diagnostics report divergent transitions: smaller steps, slower \
+                     draws.",
+                );
             if mse {
                 let noise = |n: NoiseModel| match n {
                     NoiseModel::Fixed => "fixed, variance 1/2 (as VI)",
@@ -322,10 +330,19 @@ fn summary_ui(r: &NutsComparison, others: &[(Posterior, EpochRecord)], ui: &mut 
     ui.label(
         "What to look for: mean-field VI is usually too narrow — a ratio below 1 and a 95 % interval that holds fewer rows than NUTS's. The chains of single weights often do not mix (hidden units can swap places or signs, so R-hat is large) even when the predictions agree: judge convergence on the predictions, not on single weights (Papamarkou et al.; Izmailov et al. 2021).",
     );
+    let mut flags = format!(
+        "--chains {} --warmup {} --draws {} --max-rows {} --seed {}",
+        p.settings.chains, p.settings.warmup, p.settings.draws, p.settings.max_rows, p.settings.seed
+    );
+    if p.settings.noise == NoiseModel::Sampled {
+        flags.push_str(" --noise sampled");
+    }
+    if (p.settings.target_accept - NutsSettings::default().target_accept).abs() > 1e-9 {
+        let _ = write!(flags, " --target-accept {}", p.settings.target_accept);
+    }
     ui.label(
         RichText::new(format!(
-            "The NUTS figures are those of `train bnn --sampler nuts --json` on the same data with --chains {} --warmup {} --draws {} --max-rows {} --seed {}.",
-            p.settings.chains, p.settings.warmup, p.settings.draws, p.settings.max_rows, p.settings.seed
+            "The NUTS figures are those of `train bnn --sampler nuts --json` on the same data with {flags}."
         ))
         .weak(),
     );

@@ -44,9 +44,12 @@ fn ux_vi_vs_nuts_samples_from_the_window_shows_the_clis_figures_and_cancels() {
         s.warmup = 30;
         s.draws = 30;
         s.max_rows = 100;
+        assert!((s.target_accept - 0.8).abs() < 1e-12, "the sampler's default acceptance");
+        s.target_accept = 0.9;
     }
     harness.run_steps(2);
     harness.get_by_label_contains("seeded subsample of 100");
+    assert_eq!(harness.get_by_label("Target acceptance").value().as_deref(), Some("0.90"), "the field shows it");
     harness.get_by_label("Sample the exact posterior").click();
     harness.run_steps(2);
     assert!(harness.state().bnn_state().nuts.is_running());
@@ -70,6 +73,9 @@ fn ux_vi_vs_nuts_samples_from_the_window_shows_the_clis_figures_and_cancels() {
     for shown in [format!("{rmse:.3}"), format!("{vi_rmse:.3}")] {
         assert!(harness.query_all_by_label(&shown).next().is_some(), "{shown} is on the page");
     }
+    // The acceptance the warm-up tuned to, and the command line that gives the same figures.
+    assert!((result.posterior.settings.target_accept - 0.9).abs() < 1e-12, "tuned to 0.9");
+    harness.get_by_label_contains("--max-rows 100 --seed 42 --target-accept 0.9.");
     // Sixty draws are far too few: the warnings say so on the page.
     harness.get_by_label_contains("bulk ESS below 400");
     harness.get_by_label_contains("sampled on 100 of the");

@@ -285,8 +285,11 @@ impl NutsPosterior {
         }
         let divergences = self.divergences();
         if divergences > 0 {
+            let transitions = if divergences == 1 { "transition" } else { "transitions" };
             out.push(format!(
-                "{divergences} divergent transitions after the warm-up: the sampler missed part of the posterior; raise the target acceptance"
+                "{divergences} divergent {transitions} after the warm-up: the sampler missed part of the posterior; \
+                 raise the target acceptance from {:.2} (to 0.9 or 0.95: smaller steps, slower draws)",
+                self.settings.target_accept
             ));
         }
         let hits: usize = self.chains.iter().map(|c| c.max_depth_hits).sum();

@@ -212,3 +212,19 @@ fn one_chain_has_no_rhat_and_says_so() {
     assert!(warnings.iter().any(|w| w.starts_with("one chain")), "{warnings:?}");
     assert!(warnings.iter().any(|w| w.starts_with("bulk ESS below 400")), "{warnings:?}");
 }
+
+#[test]
+fn divergences_are_counted_in_words_and_the_advice_names_the_acceptance_to_raise() {
+    let (x, y) = linear_data();
+    let settings = NutsSettings { chains: 1, warmup: 50, draws: 20, target_accept: 0.85, ..NutsSettings::default() };
+    let mut posterior = sample_bnn(&linear_template(2, 1.0), &x, &y, 50, &settings, &NutsControl::new()).unwrap();
+    for (n, words) in [(1, "1 divergent transition after"), (3, "3 divergent transitions after")] {
+        posterior.chains[0].divergences = n;
+        let warnings = posterior.warnings();
+        let warning = warnings.iter().find(|w| w.contains("divergent")).expect("a divergence warning");
+        assert!(warning.starts_with(words), "{warning}");
+        assert!(warning.contains("raise the target acceptance from 0.85 (to 0.9 or 0.95"), "{warning}");
+    }
+    posterior.chains[0].divergences = 0;
+    assert!(!posterior.warnings().iter().any(|w| w.contains("divergent")), "none without a divergence");
+}
