@@ -131,8 +131,14 @@ fn explain_vae_shows_the_draw_of_the_input_under_the_cursor_and_the_loss_terms()
     harness.get_by_label(&format!("reconstruction = {recon:.4}, beta = {beta:.4}, KL = {kl:.4}"));
     harness.get_by_label(&format!("loss = {loss:.4} (epoch 1, the mean over its minibatches)"));
     harness.get_by_label_contains("Test inputs, nats per dimension: z1 = ");
-    // An input under the cursor: its mean and sd as the encoder gives them.
+    // Beside the panel the page is too narrow for the latent plane and the manifold side by side: the manifold goes
+    // under the plane, not under the panel.
     let heading = harness.get_by_label_contains("Encoder means of every input").rect();
+    let manifold = harness.get_by_label_contains("Decoded manifold").rect();
+    let panel = harness.get_by_label("The lecture's equations").rect();
+    assert!(manifold.min.y > heading.max.y + 100.0, "the manifold {manifold:?} is under the plane {heading:?}");
+    assert!(manifold.max.x <= panel.min.x, "the manifold {manifold:?} is left of the panel {panel:?}");
+    // An input under the cursor: its mean and sd as the encoder gives them.
     harness.hover_at(heading.left_bottom() + egui::vec2(80.0, 120.0));
     wait_until(&mut harness, "an input under the cursor", |app| app.vae_state().input_under_cursor().is_some());
     let input = harness.state().vae_state().input_under_cursor().expect("an input");
@@ -392,4 +398,41 @@ fn explain_formulas_use_the_body_size() {
     let mut em = 0.0;
     let _ = ctx.run_ui(egui::RawInput::default(), |ui| em = formula_em(ui));
     assert!((em - egui::TextStyle::Body.resolve(&ctx.global_style()).size * 1.2).abs() < 1e-4, "{em}");
+}
+
+#[test]
+fn explain_shows_the_figures_of_the_epoch_the_scrubber_shows() {
+    let mut harness = harness();
+    harness.state_mut().bnn_state_mut().config.epochs = 40;
+    harness.get_by_label("Explain").click();
+    harness.run_steps(3);
+    harness.get_by_label("Train").click();
+    wait_for_the_end(&mut harness, Lab::Bnn);
+    harness.get_by_label_contains("(epoch 40)");
+    // Scrubbed back to a model kept inside the run: the panel gives the figures of the last epoch finished by then,
+    // as the loss curves' marker and every view do, not the latest epoch's.
+    let entries: Vec<(u64, f64)> =
+        harness.state().bnn_state().scrubber.history.entries().iter().map(|e| (e.step, e.epoch)).collect();
+    let &(step, epoch) =
+        entries.iter().find(|(_, e)| *e >= 1.0 && *e < 40.0).unwrap_or_else(|| panic!("a model inside: {entries:?}"));
+    harness.state_mut().bnn_state_mut().scrubber.step = Some(step);
+    harness.run_steps(3);
+    let snapshot = harness.state().lab(Lab::Bnn).snapshot.clone().expect("a run");
+    let record = explain::record_on_show(&snapshot, Some(epoch)).expect("an epoch had finished");
+    assert_eq!(record.epoch, epoch.floor() as usize, "the last epoch finished at {epoch}");
+    let loss = record.get("loss").expect("a loss");
+    harness.get_by_label(&format!("loss = {loss:.4}, so ELBO/N = {:.4} (epoch {})", -loss, record.epoch));
+    assert!(harness.query_by_label_contains("(epoch 40)").is_none(), "the latest epoch's figures are not shown");
+    // Scrubbed to the model before the first epoch's end, the panel says there are no figures yet, not "Train".
+    let first = entries.first().expect("the first model").0;
+    harness.state_mut().bnn_state_mut().scrubber.step = Some(first);
+    harness.run_steps(3);
+    if entries[0].1 < 1.0 {
+        harness.get_by_label(explain::BEFORE_FIRST_EPOCH);
+        assert_eq!(harness.query_all_by_label("Train to see the values.").count(), 0);
+    }
+    // Latest again: the last epoch's.
+    harness.state_mut().bnn_state_mut().scrubber.step = None;
+    harness.run_steps(3);
+    harness.get_by_label_contains("(epoch 40)");
 }

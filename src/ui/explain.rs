@@ -16,7 +16,7 @@ use crate::Lab;
 use crate::data::prepare::OutputKind;
 use crate::models::bnn::{BnnConfig, Head, Posterior, PredictiveRows};
 use crate::models::vae::Likelihood;
-use crate::train::RunSnapshot;
+use crate::train::{EpochRecord, RunSnapshot};
 use crate::ui::bnn_state::BnnUiState;
 use crate::ui::equation::equation_ui;
 use crate::ui::flow::FlowUiState;
@@ -216,10 +216,39 @@ pub const BNN_SPREAD: &str =
 pub const BNN_CLASS_MEAN: &str =
     r"\bar{p}(c \mid x^*) = \frac{1}{S}\sum_{s=1}^{S}\mathrm{softmax}\left(f_{w^{(s)}}(x^*)\right)_c";
 
-/// The BNN's value lines of the loss: its terms as the trainer reports them (four decimals, as "Latest epoch").
+/// The record of the epoch the views show: with a model scrubbed back (`scrubbed`, its epoch), the last epoch that
+/// had finished by then; else the latest. None before the first epoch's end.
 #[must_use]
-pub fn bnn_loss_lines(snapshot: &RunSnapshot, rows_used: Option<usize>) -> Option<Vec<String>> {
-    let last = snapshot.history.last()?;
+pub fn record_on_show(snapshot: &RunSnapshot, scrubbed: Option<f64>) -> Option<&EpochRecord> {
+    match scrubbed {
+        Some(epoch) => snapshot.history.iter().rev().find(|r| r.epoch as f64 <= epoch + 1e-9),
+        None => snapshot.history.last(),
+    }
+}
+
+/// What the loss's values say with a model scrubbed back to before the first epoch's end.
+pub const BEFORE_FIRST_EPOCH: &str =
+    "The model on show is from before the end of the first epoch: no epoch's figures yet.";
+
+/// The value lines `lines` makes of the record on show ([`record_on_show`]); before the first epoch's end, with
+/// epochs done since, a line that says so; None without a run.
+fn values_on_show(
+    snapshot: Option<&RunSnapshot>,
+    scrubbed: Option<f64>,
+    lines: impl Fn(&EpochRecord) -> Option<Vec<String>>,
+) -> Option<Vec<String>> {
+    let snapshot = snapshot?;
+    match record_on_show(snapshot, scrubbed) {
+        Some(record) => lines(record),
+        None if !snapshot.history.is_empty() => Some(vec![BEFORE_FIRST_EPOCH.to_owned()]),
+        None => None,
+    }
+}
+
+/// The BNN's value lines of the loss: its terms as the trainer reports them (four decimals, as "Latest epoch"), at
+/// the epoch of `last` (the one on show).
+#[must_use]
+pub fn bnn_loss_lines(last: &EpochRecord, rows_used: Option<usize>) -> Option<Vec<String>> {
     let (data, kl, loss) = (last.get("data_loss")?, last.get("kl_loss")?, last.get("loss")?);
     let n = rows_used.map_or_else(|| "?".to_owned(), |n| number(n as f64));
     Some(vec![
@@ -236,7 +265,7 @@ fn bnn_ui(bnn: &BnnUiState, snapshot: Option<&RunSnapshot>, links: &mut Links, u
     equation_ui(ui, BNN_ELBO);
     ui.label("Training minimises minus the ELBO per training row, on a minibatch, with one weight sample w ~ q(w):");
     // Linked to the loss curves' two terms once there are values.
-    let lines = snapshot.and_then(|s| bnn_loss_lines(s, bnn.run_rows_used()));
+    let lines = values_on_show(snapshot, bnn.scrubber.scrubbed_epoch(), |r| bnn_loss_lines(r, bnn.run_rows_used()));
     let loss = if lines.is_some() { Highlight::BnnLoss } else { Highlight::None };
     linked_equation_ui(ui, BNN_LOSS, links, &loss);
     linked_values_ui(ui, lines, links, &loss);
@@ -377,10 +406,10 @@ pub fn vae_input_kl(mu: &[f32], logvar: &[f32]) -> f64 {
         .sum()
 }
 
-/// The VAE's value lines of the loss: its terms as the trainer reports them (four decimals, as "Latest epoch").
+/// The VAE's value lines of the loss: its terms as the trainer reports them (four decimals, as "Latest epoch"), at
+/// the epoch of `last` (the one on show).
 #[must_use]
-pub fn vae_loss_lines(snapshot: &RunSnapshot) -> Option<Vec<String>> {
-    let last = snapshot.history.last()?;
+pub fn vae_loss_lines(last: &EpochRecord) -> Option<Vec<String>> {
     let (recon, kl, loss) = (last.get("recon_loss")?, last.get("kl_loss")?, last.get("loss")?);
     let beta = last.get("beta").unwrap_or(f64::NAN);
     Some(vec![
@@ -438,7 +467,8 @@ fn vae_ui(
 
     section(ui, "The loss: reconstruction + beta KL");
     // Linked to the training loss's curve once there are values.
-    let lines = snapshot.and_then(vae_loss_lines);
+    let on_show = snapshot.and_then(|s| record_on_show(s, vae.scrubber.scrubbed_epoch()));
+    let lines = values_on_show(snapshot, vae.scrubber.scrubbed_epoch(), vae_loss_lines);
     let loss = if lines.is_some() { Highlight::VaeLoss } else { Highlight::None };
     linked_equation_ui(ui, VAE_LOSS, links, &loss);
     linked_values_ui(ui, lines, links, &loss);
@@ -464,7 +494,7 @@ fn vae_ui(
     if let Some((mu, logvar)) = moments {
         linked_label(ui, format!("For this input: KL = {:.4} nats", vae_input_kl(mu, logvar)), links, &prior);
     }
-    let per_dim: Option<Vec<String>> = snapshot.and_then(|s| s.history.last()).map(|last| {
+    let per_dim: Option<Vec<String>> = on_show.map(|last| {
         last.metrics.iter().filter_map(|(k, v)| k.strip_prefix("kl_dim_").map(|j| format!("z{j} = {v:.4}"))).collect()
     });
     match per_dim.filter(|d| !d.is_empty()) {
@@ -508,10 +538,10 @@ pub fn flow_coupling_at(k: usize) -> String {
     )
 }
 
-/// The flow's value lines of the loss, as the trainer reports them (four decimals, as "Latest epoch").
+/// The flow's value lines of the loss, as the trainer reports them (four decimals, as "Latest epoch"), at the epoch
+/// of `last` (the one on show).
 #[must_use]
-pub fn flow_loss_lines(snapshot: &RunSnapshot) -> Option<Vec<String>> {
-    let last = snapshot.history.last()?;
+pub fn flow_loss_lines(last: &EpochRecord) -> Option<Vec<String>> {
     let train = last.get("train_nll")?;
     let heldout = last.get("heldout_nll").map_or_else(String::new, |h| format!(", held-out = {h:.4}"));
     Some(vec![format!("training = {train:.4}{heldout} nats per point (epoch {})", last.epoch)])
@@ -548,7 +578,7 @@ fn flow_ui(flow: &FlowUiState, snapshot: Option<&RunSnapshot>, links: &mut Links
     }
     section(ui, "Training: the negative log-likelihood");
     // Linked to the loss curves above the step-through once there are values.
-    let lines = snapshot.and_then(flow_loss_lines);
+    let lines = values_on_show(snapshot, flow.scrubbed_epoch(), flow_loss_lines);
     let loss = if lines.is_some() { Highlight::FlowLoss } else { Highlight::None };
     linked_equation_ui(ui, FLOW_NLL, links, &loss);
     linked_values_ui(ui, lines, links, &loss);

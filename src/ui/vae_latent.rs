@@ -43,9 +43,14 @@ pub(crate) fn latent_ui(vae: &mut VaeUiState, ui: &mut egui::Ui) {
         waiting(ui, "Encoding the data…");
         return;
     };
-    let side = 0.5 * (ui.available_width() - 12.0);
+    // Side by side where both fit; narrower (beside the Explain panel in a 1280-point window), one under the other,
+    // where the page scrolls.
+    let stacked = ui.available_width() < 2.0 * MIN_FIGURE_WIDTH + 12.0;
+    let side = if stacked { ui.available_width() } else { 0.5 * (ui.available_width() - 12.0) };
     let height = side.min(ui.available_height() - 40.0).max(200.0);
-    ui.horizontal(|ui| {
+    let layout =
+        if stacked { egui::Layout::top_down(egui::Align::Min) } else { egui::Layout::left_to_right(egui::Align::Min) };
+    ui.with_layout(layout, |ui| {
         ui.vertical(|ui| {
             ui.set_width(side);
             // One line each above the two figures, so that they start level; the longer notes go under them.
@@ -86,6 +91,9 @@ pub(crate) fn latent_ui(vae: &mut VaeUiState, ui: &mut egui::Ui) {
         });
     });
 }
+
+/// The latent plane and the manifold go one under the other where either would be narrower than this, in points.
+const MIN_FIGURE_WIDTH: f32 = 300.0;
 
 /// Height of an input in the one-dimensional latent's strip: its class's row (0 without labels), spread over
 /// ±0.35 by its index (a fixed low-discrepancy spread, so the points do not hide each other and stay put).
