@@ -323,7 +323,7 @@ pub struct TrainArgs {
     /// After training (or opening a run with --load), write the data behind the lab's plots as CSV files into DIR
     /// (created if missing) and print their paths: history.csv (every epoch's metrics) for every lab; for the BNN
     /// weights_histograms.csv (every recorded epoch, layer and quantity, with bin edges), predictive.csv (the test
-    /// rows' Monte Carlo predictions) and, for regression, calibration.csv; for the VAE latents.csv (every input's
+    /// rows' Monte Carlo predictions) and calibration.csv (regression) or reliability.csv (classes); for the VAE latents.csv (every input's
     /// encoder means and log-variances with its label); for the flow stages.csv (the points at every stage) and
     /// density.csv (each stage's density on a 128 x 128 grid). Numbers are written to full precision.
     #[arg(long, value_name = "DIR")]

@@ -10,14 +10,17 @@ use std::time::{Duration, Instant};
 use bayes_explorer::Lab;
 use bayes_explorer::cli::{Cli, run};
 use bayes_explorer::compute::Activation;
-use bayes_explorer::models::bnn::{BnnLayer, BnnParams, BnnTask, BnnView, Head, Posterior, PredictiveRows, summarize};
+use bayes_explorer::models::bnn::{
+    BnnLayer, BnnParams, BnnTask, BnnView, Head, Posterior, PredictiveRows, RELIABILITY_BINS, reliability, summarize,
+};
 use bayes_explorer::models::flow::grid_points;
 use bayes_explorer::models::stats::Histogram;
 use bayes_explorer::train::EpochRecord;
 use bayes_explorer::train::export::{
-    CALIBRATION_FILE, DENSITY_FILE, ExportTable, HISTORY_FILE, LATENTS_FILE, PREDICTIVE_FILE, STAGES_FILE,
-    WEIGHT_HISTOGRAMS_FILE, WeightQuantity, all_weight_histograms, calibration_table, density_table, epoch_histogram,
-    history_table, latents_table, predictive_table, stacked_histograms, stages_table, weight_histograms_table,
+    CALIBRATION_FILE, DENSITY_FILE, ExportTable, HISTORY_FILE, LATENTS_FILE, PREDICTIVE_FILE, RELIABILITY_FILE,
+    STAGES_FILE, WEIGHT_HISTOGRAMS_FILE, WeightQuantity, all_weight_histograms, calibration_table, density_table,
+    epoch_histogram, history_table, latents_table, predictive_table, reliability_table, stacked_histograms,
+    stages_table, weight_histograms_table,
 };
 use bayes_explorer::train::flow_view::{FlowGeometry, N_SAMPLES, StageGrid};
 use bayes_explorer::ui::export::ExportKind;
@@ -228,6 +231,22 @@ fn predictive_tables_read_back_to_every_row_of_both_heads_and_of_classes() {
     let logits: Vec<f32> = (0..n_samples * n_rows * 3).map(|_| rng.random_range(-3.0f32..3.0)).collect();
     let predictive = summarize(task, &logits, n_samples, &labels);
     let PredictiveRows::Classes(expected) = &predictive.rows else { panic!("class rows") };
+    // The reliability diagram: ten bins of confidence, their rows counted once, empty bins with empty cells.
+    let (header, rows) = round_trip(&reliability_table(&predictive), dir.path(), RELIABILITY_FILE);
+    assert_eq!(header, ["bin", "confidence_lo", "confidence_hi", "rows", "mean_confidence", "accuracy"]);
+    let diagram = reliability(expected, RELIABILITY_BINS);
+    assert_eq!(rows.len(), RELIABILITY_BINS);
+    assert_eq!(rows.iter().map(|r| usize_cell(&r[3])).sum::<usize>(), n_rows, "every test row in one bin");
+    for (b, (row, bin)) in rows.iter().zip(&diagram.bins).enumerate() {
+        assert_eq!(usize_cell(&row[0]), b + 1);
+        assert!(same_f64(f64_cell(&row[1]), bin.lo) && same_f64(f64_cell(&row[2]), bin.hi));
+        assert_eq!(usize_cell(&row[3]), bin.rows);
+        if bin.rows == 0 {
+            assert!(row[4].is_empty() && row[5].is_empty(), "an empty bin has no figures");
+        } else {
+            assert!(same_f64(f64_cell(&row[4]), bin.confidence) && same_f64(f64_cell(&row[5]), bin.accuracy));
+        }
+    }
     let classes = [3.0, 5.0, 8.0];
     let (header, rows) = round_trip(&predictive_table(&predictive, &classes), dir.path(), PREDICTIVE_FILE);
     assert_eq!(
@@ -385,6 +404,17 @@ fn train_export_writes_each_labs_files() {
     // The red wine's 1,599 rows, 15 % of them held out.
     assert_eq!(rows.len(), 240);
     assert_eq!(header_of(&bnn.join(CALIBRATION_FILE)), ["nominal_level", "observed_coverage"]);
+    assert!(!bnn.join(RELIABILITY_FILE).exists(), "a regression has no reliability diagram");
+    // The digits' label: classes, whose calibration is the reliability diagram of the 270 test rows.
+    let classes = root.path().join("bnn-classes");
+    let classes_s = classes.to_str().expect("a UTF-8 path");
+    let args = ["train", "bnn", "--data", "digits", "--epochs", "2", "--samples", "10", "--export", classes_s];
+    assert_eq!(cli(&args), ExitCode::SUCCESS);
+    assert!(!classes.join(CALIBRATION_FILE).exists(), "classes have no interval coverage");
+    let (header, rows) = read_csv(&classes.join(RELIABILITY_FILE));
+    assert_eq!(header, ["bin", "confidence_lo", "confidence_hi", "rows", "mean_confidence", "accuracy"]);
+    assert_eq!(rows.len(), RELIABILITY_BINS);
+    assert_eq!(rows.iter().map(|r| usize_cell(&r[3])).sum::<usize>(), 270, "every test row in one bin");
 
     let vae = root.path().join("vae");
     let vae_s = vae.to_str().expect("a UTF-8 path");

@@ -158,11 +158,12 @@ fn report_progress(control: &NutsControl, finished: &AtomicBool) {
                     Phase::Done => "done",
                 };
                 eprintln!(
-                    "chain {c}: {phase} {}/{} ({} %), {} divergences, step size {:.4}",
+                    "chain {c}: {phase} {}/{} ({} %), {} divergence{}, step size {:.4}",
                     p.done,
                     p.total,
                     step * 5,
                     p.divergences,
+                    if p.divergences == 1 { "" } else { "s" },
                     p.step_size
                 );
             }

@@ -17,6 +17,9 @@
 //!   head); classification `test_row,actual,predicted,p_predicted,p_predicted_min,p_predicted_max` then `p_<class>`
 //!   per class, the classes by their values in the data.
 //! - `calibration.csv` ([`calibration_table`], BNN regression): `nominal_level,observed_coverage`.
+//! - `reliability.csv` ([`reliability_table`], BNN classification): `bin,confidence_lo,confidence_hi,rows,
+//!   mean_confidence,accuracy`: the test rows binned by their predicted class's mean probability (empty bins have
+//!   empty cells).
 //! - `latents.csv` ([`latents_table`], VAE): `split,row,label,mu_z1..mu_zD,logvar_z1..logvar_zD`: each input's
 //!   q(z | x), training inputs first (`split` is `train` or `test`, `row` counts within it).
 //! - `stages.csv` ([`stages_table`], flow): `direction,stage,point,x_std,y_std`: Gaussian samples pushed forward
@@ -36,7 +39,9 @@ use rand_chacha::ChaCha8Rng;
 use rand_distr::{Distribution, StandardNormal};
 
 use crate::data::prepare::{OutputKind, Prepared};
-use crate::models::bnn::{BnnLayer, BnnView, Predictive, PredictiveRows, predictive_cpu};
+use crate::models::bnn::{
+    BnnLayer, BnnView, Predictive, PredictiveRows, RELIABILITY_BINS, predictive_cpu, reliability,
+};
 use crate::models::stats::{Histogram, INTERVAL_LEVELS, freedman_diaconis_bins};
 use crate::models::vae::vae_inputs;
 use crate::train::flow_view::{FlowGeometry, StageGrid};
@@ -51,6 +56,8 @@ pub const WEIGHT_HISTOGRAMS_FILE: &str = "weights_histograms.csv";
 pub const PREDICTIVE_FILE: &str = "predictive.csv";
 /// The BNN's interval coverage (regression).
 pub const CALIBRATION_FILE: &str = "calibration.csv";
+/// The BNN's reliability diagram (classification).
+pub const RELIABILITY_FILE: &str = "reliability.csv";
 /// The VAE's latent coordinates.
 pub const LATENTS_FILE: &str = "latents.csv";
 /// The flow's points at every stage.
@@ -468,6 +475,32 @@ pub fn calibration_table(predictive: &Predictive) -> ExportTable {
     table
 }
 
+/// `bin,confidence_lo,confidence_hi,rows,mean_confidence,accuracy`: the reliability diagram of class predictions
+/// ([`RELIABILITY_BINS`] bins of confidence; no rows for a regression).
+#[must_use]
+pub fn reliability_table(predictive: &Predictive) -> ExportTable {
+    let mut table = ExportTable::new(["bin", "confidence_lo", "confidence_hi", "rows", "mean_confidence", "accuracy"]);
+    if let PredictiveRows::Classes(rows) = &predictive.rows {
+        let optional = |v: f64| if v.is_nan() { String::new() } else { num(v) };
+        table.rows = reliability(rows, RELIABILITY_BINS)
+            .bins
+            .iter()
+            .enumerate()
+            .map(|(b, bin)| {
+                vec![
+                    (b + 1).to_string(),
+                    num(bin.lo),
+                    num(bin.hi),
+                    bin.rows.to_string(),
+                    optional(bin.confidence),
+                    optional(bin.accuracy),
+                ]
+            })
+            .collect();
+    }
+    table
+}
+
 /// The data's class values by class index (empty for a regression target).
 #[must_use]
 pub fn class_values(data: &Prepared) -> Vec<f32> {
@@ -574,7 +607,7 @@ impl Default for ExportOptions {
 
 /// Writes the CSVs of a run into `dir` (created if missing): [`HISTORY_FILE`] for every lab; the BNN's
 /// [`WEIGHT_HISTOGRAMS_FILE`], [`PREDICTIVE_FILE`] (the test rows, seeded by the model's step as in the window)
-/// and, for regression, [`CALIBRATION_FILE`]; the VAE's [`LATENTS_FILE`]; the flow's [`STAGES_FILE`] and
+/// and, for regression, [`CALIBRATION_FILE`] (for classes [`RELIABILITY_FILE`]); the VAE's [`LATENTS_FILE`]; the flow's [`STAGES_FILE`] and
 /// [`DENSITY_FILE`]. `data` is the run's data prepared as for training. Returns the paths written, in that order.
 pub fn export_run(
     dir: &Path,
@@ -591,7 +624,9 @@ pub fn export_run(
             let predictive =
                 predictive_cpu(&view.params, &data.x_test, &data.y_test, options.bnn_samples.max(1), *step);
             tables.push((PREDICTIVE_FILE, predictive_table(&predictive, &class_values(data))));
-            if !predictive.coverage.is_empty() {
+            if predictive.coverage.is_empty() {
+                tables.push((RELIABILITY_FILE, reliability_table(&predictive)));
+            } else {
                 tables.push((CALIBRATION_FILE, calibration_table(&predictive)));
             }
         }

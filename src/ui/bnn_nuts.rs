@@ -12,7 +12,7 @@ use egui_extras::{Column, TableBuilder};
 use egui_plot::{Bar, BarChart, FilledArea, Line, MarkerShape, PlotPoints, Points, VLine};
 
 use crate::data::prepare::Prepared;
-use crate::models::bnn::{BnnLayer, BnnTask, Head, Posterior, PredictiveRows};
+use crate::models::bnn::{BnnLayer, BnnTask, ClassRow, Head, Posterior, PredictiveRows, RELIABILITY_BINS, reliability};
 use crate::models::nuts::{ESS_WARNING, NoiseModel, NutsSettings, Phase, RHAT_WARNING};
 use crate::train::EpochRecord;
 use crate::train::nuts_job::{BandComparison, NutsComparison, NutsJob, NutsRequest, WeightMarginal, order_by_ratio};
@@ -210,9 +210,9 @@ fn progress_ui(state: &NutsPageState, ui: &mut egui::Ui) {
         };
         let fraction = if p.total == 0 { 0.0 } else { p.done as f32 / p.total as f32 };
         ui.add(egui::ProgressBar::new(fraction).desired_width(ui.available_width().min(640.0)).text(format!(
-            "chain {}: {phase} {count}, {} divergences, step size {:.3}",
+            "chain {}: {phase} {count}, {}, step size {:.3}",
             c + 1,
-            p.divergences,
+            crate::ui::count::count(p.divergences, "divergence"),
             p.step_size
         )));
     }
@@ -676,9 +676,64 @@ fn ui_text_colour() -> Color32 {
 
 /// Observed coverage of the central intervals against their level, VI and NUTS side by side (the figures of
 /// [`summarize`](crate::models::bnn::summarize), as on the Calibration page).
+/// Both models' reliability diagrams on classes: the test rows binned by confidence (the predicted class's mean
+/// probability), how often each model was right per bin, and each one's expected calibration error.
+fn class_calibration_ui(vi: &[ClassRow], nuts: &[ClassRow], ui: &mut egui::Ui) {
+    let (vi, nuts) = (reliability(vi, RELIABILITY_BINS), reliability(nuts, RELIABILITY_BINS));
+    ui.label(
+        "Of the test rows predicted with about 80 % confidence (the predicted class's mean probability over the \
+         draws), about 80 % should be right: each model's rows binned by its confidence, and how many were right.",
+    );
+    egui::Grid::new("nuts-reliability").num_columns(5).striped(true).show(ui, |ui| {
+        ui.strong("Confidence");
+        ui.colored_label(VI_COLOUR, RichText::new("VI rows").strong());
+        ui.colored_label(VI_COLOUR, RichText::new("VI right").strong());
+        ui.colored_label(NUTS_COLOUR, RichText::new("NUTS rows").strong());
+        ui.colored_label(NUTS_COLOUR, RichText::new("NUTS right").strong());
+        ui.end_row();
+        let percent = |v: f64| if v.is_nan() { "-".to_owned() } else { format!("{:.1} %", v * 100.0) };
+        for (a, b) in vi.bins.iter().zip(&nuts.bins).filter(|(a, b)| a.rows + b.rows > 0) {
+            ui.label(format!("{:.0} .. {:.0} %", a.lo * 100.0, a.hi * 100.0));
+            ui.monospace(a.rows.to_string());
+            ui.monospace(percent(a.accuracy));
+            ui.monospace(b.rows.to_string());
+            ui.monospace(percent(b.accuracy));
+            ui.end_row();
+        }
+    });
+    ui.label(format!("Expected calibration error: VI {:.3}, NUTS {:.3}.", vi.ece, nuts.ece));
+    let size = egui::vec2(ui.available_width().min(260.0 * 1.6), 260.0);
+    let names = ["perfectly calibrated", "VI", "NUTS"];
+    let mut occupied = plot_axes::Occupied::for_legend(&names, size);
+    occupied.line(&[[0.0, 0.0], [1.0, 1.0]]);
+    for (r, dx) in [(&vi, -0.02), (&nuts, 0.02)] {
+        for bin in r.bins.iter().filter(|b| b.rows > 0) {
+            let x = 0.5 * (bin.lo + bin.hi) + dx;
+            occupied.line(&[[x, 0.0], [x, bin.accuracy]]);
+        }
+    }
+    legend_figure(ui, "nuts-calibration", "bnn-vi-vs-nuts-calibration.png", &occupied, |plot, ui| {
+        let plot = plot.x_axis_label("confidence (the predicted class's mean probability)").y_axis_label("accuracy");
+        crate::ui::bnn_predictions::unit_square_plot(plot, ui, |plot| {
+            for (name, r, dx, colour) in [("VI", &vi, -0.02, VI_COLOUR), ("NUTS", &nuts, 0.02, NUTS_COLOUR)] {
+                let bars: Vec<Bar> = r
+                    .bins
+                    .iter()
+                    .filter(|b| b.rows > 0)
+                    .map(|b| Bar::new(0.5 * (b.lo + b.hi) + dx, b.accuracy).width(0.035))
+                    .collect();
+                plot.bar_chart(BarChart::new(name, bars).color(colour));
+            }
+        })
+    });
+}
+
 fn calibration_ui(r: &NutsComparison, ui: &mut egui::Ui) {
+    if let (PredictiveRows::Classes(vi), PredictiveRows::Classes(nuts)) = (&r.vi.rows, &r.nuts.rows) {
+        class_calibration_ui(vi, nuts, ui);
+        return;
+    }
     if r.vi.coverage.is_empty() || r.nuts.coverage.is_empty() {
-        ui.label("Calibration is for regression; this network predicts classes.");
         return;
     }
     ui.label("The share of test rows whose actual value falls inside each central predictive interval, against the share it should hold.");

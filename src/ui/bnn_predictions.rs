@@ -7,7 +7,7 @@ use egui_extras::{Column, TableBuilder};
 use egui_plot::{Bar, BarChart, Line, MarkerShape, PlotPoints, Points};
 
 use crate::data::prepare::OutputKind;
-use crate::models::bnn::PredictiveRows;
+use crate::models::bnn::{ClassRow, PredictiveRows, RELIABILITY_BINS, reliability};
 use crate::models::stats::INTERVAL_LEVELS;
 use crate::train::bnn_view::PredictiveView;
 use crate::ui::bnn_state::BnnUiState;
@@ -240,8 +240,8 @@ pub(crate) fn calibration_ui(bnn: &mut BnnUiState, ui: &mut egui::Ui) {
         return;
     };
     let p = &pv.predictive;
-    if p.coverage.is_empty() {
-        ui.label("Calibration is for regression; this network predicts classes.");
+    if let PredictiveRows::Classes(rows) = &p.rows {
+        class_calibration_ui(bnn, rows, ui);
         return;
     }
     let aleatoric =
@@ -283,10 +283,81 @@ pub(crate) fn calibration_ui(bnn: &mut BnnUiState, ui: &mut egui::Ui) {
     let note = if aleatoric {
         "The Normal head's intervals add the noise it learned (aleatoric) to the spread of the weights (epistemic): mean ± z·sd with sd² = var(loc) + mean(scale²)."
     } else {
-        "This head predicts a value, not a distribution: its intervals hold only the weights' uncertainty (epistemic), the quantiles of the Monte Carlo passes. The wine's own noise is missing, so they hold far fewer rows than their level. The Normal head adds it."
+        "This head predicts a value, not a distribution: its intervals hold only the weights' uncertainty (epistemic), the quantiles of the Monte Carlo passes. The data's own noise is missing, so they hold far fewer rows than their level. The Normal head adds it."
     };
     ui.label(egui::RichText::new(note).weak());
     let _ = INTERVAL_LEVELS;
+}
+
+/// The Calibration page for class predictions: the reliability diagram (the test rows binned by their confidence,
+/// the predicted class's mean probability over the passes; each bin's accuracy against its mean confidence) and its
+/// expected calibration error.
+fn class_calibration_ui(bnn: &mut BnnUiState, rows: &[ClassRow], ui: &mut egui::Ui) {
+    let r = reliability(rows, RELIABILITY_BINS);
+    ui.horizontal_wrapped(|ui| {
+        ui.label(
+            "Of the test rows predicted with about 80 % confidence (the predicted class's mean probability over the \
+             passes), about 80 % should be right. Each bar: the rows of one confidence bin, how many were right.",
+        );
+        if export_button(ui) {
+            bnn.export = bnn.export_request(ExportKind::Calibration);
+        }
+        save_image_button(ui, "bnn-calibration");
+        record_button(ui, "bnn-calibration", bnn.recorder.busy());
+        plot_axes::legend_toggle(ui, "bnn-calibration");
+    });
+    egui::Grid::new("bnn-reliability").num_columns(4).striped(true).show(ui, |ui| {
+        ui.strong("Confidence");
+        ui.strong("Rows");
+        ui.strong("Mean confidence");
+        ui.strong("Right");
+        ui.end_row();
+        for bin in r.bins.iter().filter(|b| b.rows > 0) {
+            ui.label(format!("{:.0} .. {:.0} %", bin.lo * 100.0, bin.hi * 100.0));
+            ui.monospace(bin.rows.to_string());
+            ui.monospace(format!("{:.1} %", bin.confidence * 100.0));
+            ui.monospace(format!("{:.1} %", bin.accuracy * 100.0));
+            ui.end_row();
+        }
+    });
+    ui.label(format!(
+        "Expected calibration error {:.3}: the rows' mean gap between how sure the network is and how often it is \
+         right{}.",
+        r.ece,
+        if r.ece.is_finite() {
+            let over: usize = r.bins.iter().filter(|b| b.rows > 0 && b.confidence > b.accuracy).map(|b| b.rows).sum();
+            let n: usize = r.bins.iter().map(|b| b.rows).sum();
+            format!(" ({over} of {n} rows in bins where it is surer than it is right)")
+        } else {
+            String::new()
+        }
+    ));
+    let size = egui::vec2(ui.available_width().min(260.0 * 1.6), 260.0);
+    let mut occupied = plot_axes::Occupied::for_legend(&["perfectly calibrated", "observed"], size);
+    occupied.line(&[[0.0, 0.0], [1.0, 1.0]]);
+    for bin in r.bins.iter().filter(|b| b.rows > 0) {
+        occupied.line(&[[0.5 * (bin.lo + bin.hi), 0.0], [0.5 * (bin.lo + bin.hi), bin.accuracy]]);
+    }
+    legend_figure(ui, "bnn-calibration", "bnn-calibration.png", &occupied, |plot, ui| {
+        let plot = plot.x_axis_label("confidence (the predicted class's mean probability)").y_axis_label("accuracy");
+        unit_square_plot(plot, ui, |plot| {
+            let bars: Vec<Bar> = r
+                .bins
+                .iter()
+                .filter(|b| b.rows > 0)
+                .map(|b| Bar::new(0.5 * (b.lo + b.hi), b.accuracy).width(0.9 * (b.hi - b.lo)))
+                .collect();
+            plot.bar_chart(BarChart::new("observed", bars).color(Color32::from_rgb(90, 140, 210)));
+        })
+    });
+    ui.label(
+        egui::RichText::new(
+            "Bars under the diagonal: overconfident (right less often than it claims); above: underconfident. The \
+             passes' spread widens a Bayesian network's mean probabilities towards the uncertain, which is what \
+             calibration asks of it.",
+        )
+        .weak(),
+    );
 }
 
 /// A calibration figure: observed coverage against the nominal level on the unit square, with the diagonal of
@@ -296,9 +367,17 @@ pub(crate) fn calibration_plot(
     ui: &mut egui::Ui,
     bars: impl FnOnce(&mut egui_plot::PlotUi<'_>),
 ) -> egui_plot::PlotResponse<()> {
+    unit_square_plot(plot.x_axis_label("nominal level").y_axis_label("observed coverage"), ui, bars)
+}
+
+/// A figure on the unit square, 260 points high, with the diagonal of perfect calibration and the bars `bars` draws;
+/// the caller names the axes.
+pub(crate) fn unit_square_plot(
+    plot: egui_plot::Plot<'_>,
+    ui: &mut egui::Ui,
+    bars: impl FnOnce(&mut egui_plot::PlotUi<'_>),
+) -> egui_plot::PlotResponse<()> {
     plot.height(260.0)
-        .x_axis_label("nominal level")
-        .y_axis_label("observed coverage")
         .include_x(0.0)
         .include_x(1.0)
         .include_y(0.0)

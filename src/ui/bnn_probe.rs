@@ -88,6 +88,11 @@ pub(crate) fn probe_ui(bnn: &mut BnnUiState, ui: &mut egui::Ui) {
     });
 }
 
+/// Class `k` by its value in the data (the digits' 0 to 9, a label's own numbers), or its index.
+fn class_name(prepared: &Prepared, k: usize) -> String {
+    crate::train::export::class_values(prepared).get(k).map_or_else(|| k.to_string(), ToString::to_string)
+}
+
 fn probe_plots(bnn: &BnnUiState, prepared: &Prepared, probe: &ProbeView, range: (f32, f32), ui: &mut egui::Ui) {
     let j = probe.probe.sweep_feature;
     let (m, s) = (prepared.feature_mean[j], prepared.feature_scale[j]);
@@ -96,7 +101,7 @@ fn probe_plots(bnn: &BnnUiState, prepared: &Prepared, probe: &ProbeView, range: 
         PredictiveRows::Regression(rows) if !rows.is_empty() => {
             let r = rows[0];
             let (lo, hi) = r.interval_95();
-            ui.strong(format!("Predictive distribution of {target} at this wine"));
+            ui.strong(format!("Predictive distribution of {target} at this input"));
             ui.label(format!(
                 "mean {:.2}, range {:.2} .. {:.2}, 95 % interval {lo:.2} .. {hi:.2}{}",
                 r.mean,
@@ -109,11 +114,20 @@ fn probe_plots(bnn: &BnnUiState, prepared: &Prepared, probe: &ProbeView, range: 
             ui.strong("Predicted class's probability over the passes");
             ui.label(format!(
                 "class {}, mean probability {:.2}",
-                rows[0].predicted, rows[0].probabilities[rows[0].predicted]
+                class_name(prepared, rows[0].predicted),
+                rows[0].probabilities[rows[0].predicted]
             ));
         }
         _ => {}
     }
+    // What each pass gives: a value of the target, or the probability of the class predicted at this input.
+    let classes = matches!(&probe.at_point.rows, PredictiveRows::Classes(_));
+    let sampled = match &probe.at_point.rows {
+        PredictiveRows::Classes(rows) if !rows.is_empty() => {
+            format!("probability of class {}", class_name(prepared, rows[0].predicted))
+        }
+        _ => format!("sampled {target}"),
+    };
     let vals = &probe.samples;
     let (lo, hi) =
         vals.iter().fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), &v| (a.min(f64::from(v)), b.max(f64::from(v))));
@@ -127,7 +141,7 @@ fn probe_plots(bnn: &BnnUiState, prepared: &Prepared, probe: &ProbeView, range: 
         plot_axes::plot("bnn-probe-hist")
             .height(150.0)
             .allow_scroll(false)
-            .x_axis_label(format!("sampled {target} ({}, {})", count(vals.len(), "pass"), count(bins, "bin")))
+            .x_axis_label(format!("{sampled} ({}, {})", count(vals.len(), "pass"), count(bins, "bin")))
             .show(ui, |plot| {
                 plot.bar_chart(BarChart::new("passes", bars).color(Color32::from_rgb(90, 140, 210)));
             });
@@ -137,9 +151,9 @@ fn probe_plots(bnn: &BnnUiState, prepared: &Prepared, probe: &ProbeView, range: 
     let current = f64::from(bnn.probe_values.get(j).copied().unwrap_or(m));
     let entries: &[&str] = match &probe.sweep.rows {
         PredictiveRows::Regression(_) => {
-            &["training data range", "min .. max of the passes", "95 % interval", "mean", "this wine"]
+            &["training data range", "min .. max of the passes", "95 % interval", "mean", "this input"]
         }
-        PredictiveRows::Classes(_) => &["training data range", "probability of the predicted class", "this wine"],
+        PredictiveRows::Classes(_) => &["training data range", "probability of the predicted class", "this input"],
     };
     let mut occupied = plot_axes::Occupied::for_legend(entries, egui::vec2(ui.available_width(), 230.0));
     match &probe.sweep.rows {
@@ -158,7 +172,7 @@ fn probe_plots(bnn: &BnnUiState, prepared: &Prepared, probe: &ProbeView, range: 
     plot_axes::with_legend(plot_axes::plot("bnn-probe-sweep"), ui.ctx(), "bnn-probe-sweep", &occupied)
         .height(230.0)
         .x_axis_label(&prepared.feature_names[j])
-        .y_axis_label(&target)
+        .y_axis_label(if classes { "probability of the predicted class" } else { target.as_str() })
         .allow_scroll(false)
         .show(ui, |plot| {
             plot.span(
@@ -195,6 +209,6 @@ fn probe_plots(bnn: &BnnUiState, prepared: &Prepared, probe: &ProbeView, range: 
                     plot.line(Line::new("probability of the predicted class", PlotPoints::from(p)));
                 }
             }
-            plot.vline(VLine::new("this wine", current).color(Color32::from_rgb(230, 140, 40)));
+            plot.vline(VLine::new("this input", current).color(Color32::from_rgb(230, 140, 40)));
         });
 }

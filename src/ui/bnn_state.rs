@@ -13,8 +13,8 @@ use crate::train::bnn_view::{
     BandView, BnnProbe, BnnViewRequest, BnnViewResult, BnnViewWorker, PredictiveView, ProbeView, band_applies,
 };
 use crate::train::export::{
-    WeightQuantity, calibration_table, class_values, epoch_histogram, predictive_table, stacked_histograms,
-    weight_histograms_table,
+    WeightQuantity, calibration_table, class_values, epoch_histogram, predictive_table, reliability_table,
+    stacked_histograms, weight_histograms_table,
 };
 use crate::train::{EpochRecord, ModelView, RunSnapshot};
 use crate::ui::bnn_compare::RunSummary;
@@ -361,7 +361,11 @@ impl BnnUiState {
             }
             ExportKind::Calibration => {
                 let shown = Arc::clone(self.predictive.as_ref()?);
-                Some(ExportRequest::new("bnn-calibration.csv", move || calibration_table(&shown.predictive)))
+                if shown.predictive.coverage.is_empty() {
+                    Some(ExportRequest::new("bnn-reliability.csv", move || reliability_table(&shown.predictive)))
+                } else {
+                    Some(ExportRequest::new("bnn-calibration.csv", move || calibration_table(&shown.predictive)))
+                }
             }
             ExportKind::History | ExportKind::Latents | ExportKind::Stages | ExportKind::Density => None,
         }
@@ -468,6 +472,15 @@ impl BnnUiState {
     }
 }
 
+/// `v` rounded to five decimals below its column's scale `scale`: undoing the standardisation in f32 leaves a
+/// whole number a hair off (8.999999, -0.0000002) and the probe's fields showed "-0"; a value of the data has far
+/// fewer digits than f32 carries. Never -0.
+fn tidy(v: f32, scale: f32) -> f32 {
+    let decimals = (5.0 - f64::from(scale.abs().max(1e-30)).log10().floor()).clamp(0.0, 12.0) as i32;
+    let q = 10f64.powi(decimals);
+    ((f64::from(v) * q).round() / q + 0.0) as f32
+}
+
 /// A test row's features in the data's units.
 pub(crate) fn test_row_in_units(prepared: &Prepared, row: usize) -> Vec<f32> {
     let d = prepared.n_features();
@@ -477,7 +490,7 @@ pub(crate) fn test_row_in_units(prepared: &Prepared, row: usize) -> Vec<f32> {
         .map(|z| {
             z.iter()
                 .zip(prepared.feature_mean.iter().zip(&prepared.feature_scale))
-                .map(|(z, (m, s))| z * s + m)
+                .map(|(z, (m, s))| tidy(z * s + m, *s))
                 .collect()
         })
         .unwrap_or_default()
@@ -557,4 +570,32 @@ impl BnnUiState {
 /// Rows [`crate::models::bnn::train_subset`] keeps of `n_train` for `fraction`.
 fn train_subset_len(n_train: usize, fraction: f64) -> usize {
     if fraction >= 1.0 { n_train } else { ((n_train as f64 * fraction).round() as usize).clamp(1, n_train.max(1)) }
+}
+
+#[cfg(test)]
+mod probe_tests {
+    use super::*;
+    use crate::data::BuiltinFile;
+    use crate::data::prepare::{DataSpec, prepare};
+
+    #[test]
+    fn a_test_row_in_the_datas_units_has_the_datas_values_and_no_negative_zero() {
+        let table = BuiltinFile::Digits8x8.load().expect("the digits");
+        let prepared = prepare(&table, &DataSpec::default_for(&table)).expect("they prepare");
+        for row in 0..50 {
+            let values = test_row_in_units(&prepared, row);
+            assert_eq!(values.len(), 64);
+            for v in values {
+                assert!(v.fract() == 0.0 && (0.0..=16.0).contains(&v), "row {row}: {v} is not a pixel's value");
+                assert!(!v.is_sign_negative(), "row {row}: -0");
+            }
+        }
+        let wine = BuiltinFile::WineRed.load().expect("the wine");
+        let prepared = prepare(&wine, &DataSpec::default_for(&wine)).expect("it prepares");
+        let density = wine.column_index("density").expect("density");
+        let row = test_row_in_units(&prepared, 0);
+        // The wine's density has five decimals (0.99780): kept.
+        assert!((row[density] * 100_000.0 - (row[density] * 100_000.0).round()).abs() < 0.05, "{}", row[density]);
+        assert!(row[density] > 0.98 && row[density] < 1.01);
+    }
 }

@@ -6,6 +6,7 @@
 mod common;
 
 mod band;
+mod calibration;
 mod continuing;
 mod flow_line;
 mod flow_play;

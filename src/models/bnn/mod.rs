@@ -41,7 +41,8 @@ pub use band::{
 pub use network::{BnnNet, LossTerms};
 pub use params::{BnnLayer, BnnParams, BnnView, MAX_HISTORY, ParamHistory};
 pub use predict::{
-    ClassRow, Predictive, PredictiveRows, RegressionRow, evaluation_metrics, predictive_cpu, predictive_on, summarize,
+    ClassRow, Predictive, PredictiveRows, RELIABILITY_BINS, RegressionRow, Reliability, ReliabilityBin,
+    evaluation_metrics, predictive_cpu, predictive_on, reliability, summarize,
 };
 pub use trainer::{BnnModel, BnnTrainer, train_subset};
 
