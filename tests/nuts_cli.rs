@@ -34,13 +34,18 @@ fn write_cubic(path: &Path) {
     std::fs::write(path, csv).expect("the CSV is written");
 }
 
+/// The cubic written to `cubic.csv` in `dir`; its path.
+fn cubic_csv(dir: &Path) -> String {
+    let data = dir.join("cubic.csv");
+    write_cubic(&data);
+    data.display().to_string()
+}
+
 #[test]
 fn nuts_reports_its_diagnostics_and_a_saved_run_opens_with_the_same_figures() {
     let dir = tempfile::tempdir().expect("a temporary folder");
     let d = dir.path();
-    let data = d.join("cubic.csv");
-    write_cubic(&data);
-    let data = data.display().to_string();
+    let data = cubic_csv(d);
     let args = [
         "train",
         "bnn",
@@ -113,9 +118,7 @@ fn nuts_reports_its_diagnostics_and_a_saved_run_opens_with_the_same_figures() {
 fn the_target_acceptance_is_set_on_the_command_line_and_tunes_smaller_steps_when_raised() {
     let dir = tempfile::tempdir().expect("a temporary folder");
     let d = dir.path();
-    let data = d.join("cubic.csv");
-    write_cubic(&data);
-    let data = data.display().to_string();
+    let data = cubic_csv(d);
     let sample = |target: &str| {
         let args = [
             "train",

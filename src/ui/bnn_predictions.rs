@@ -246,15 +246,11 @@ pub(crate) fn calibration_ui(bnn: &mut BnnUiState, ui: &mut egui::Ui) {
     }
     let aleatoric =
         matches!(&p.rows, PredictiveRows::Regression(r) if r.first().is_some_and(|r| r.aleatoric_sd.is_some()));
-    ui.horizontal_wrapped(|ui| {
-        ui.label("The share of test rows whose actual value falls inside each central predictive interval, against the share it should hold.");
-        if export_button(ui) {
-            bnn.export = bnn.export_request(ExportKind::Calibration);
-        }
-        save_image_button(ui, "bnn-calibration");
-        record_button(ui, "bnn-calibration", bnn.recorder.busy());
-        plot_axes::legend_toggle(ui, "bnn-calibration");
-    });
+    calibration_heading(
+        bnn,
+        "The share of test rows whose actual value falls inside each central predictive interval, against the share it should hold.",
+        ui,
+    );
     egui::Grid::new("bnn-coverage").num_columns(3).striped(true).show(ui, |ui| {
         ui.strong("Interval");
         ui.strong("Should hold");
@@ -289,16 +285,11 @@ pub(crate) fn calibration_ui(bnn: &mut BnnUiState, ui: &mut egui::Ui) {
     let _ = INTERVAL_LEVELS;
 }
 
-/// The Calibration page for class predictions: the reliability diagram (the test rows binned by their confidence,
-/// the predicted class's mean probability over the passes; each bin's accuracy against its mean confidence) and its
-/// expected calibration error.
-fn class_calibration_ui(bnn: &mut BnnUiState, rows: &[ClassRow], ui: &mut egui::Ui) {
-    let r = reliability(rows, RELIABILITY_BINS);
+/// The Calibration page's heading line: what it shows (`what`), then its export, image, recording and legend
+/// buttons.
+fn calibration_heading(bnn: &mut BnnUiState, what: &str, ui: &mut egui::Ui) {
     ui.horizontal_wrapped(|ui| {
-        ui.label(
-            "Of the test rows predicted with about 80 % confidence (the predicted class's mean probability over the \
-             passes), about 80 % should be right. Each bar: the rows of one confidence bin, how many were right.",
-        );
+        ui.label(what);
         if export_button(ui) {
             bnn.export = bnn.export_request(ExportKind::Calibration);
         }
@@ -306,6 +297,19 @@ fn class_calibration_ui(bnn: &mut BnnUiState, rows: &[ClassRow], ui: &mut egui::
         record_button(ui, "bnn-calibration", bnn.recorder.busy());
         plot_axes::legend_toggle(ui, "bnn-calibration");
     });
+}
+
+/// The Calibration page for class predictions: the reliability diagram (the test rows binned by their confidence,
+/// the predicted class's mean probability over the passes; each bin's accuracy against its mean confidence) and its
+/// expected calibration error.
+fn class_calibration_ui(bnn: &mut BnnUiState, rows: &[ClassRow], ui: &mut egui::Ui) {
+    let r = reliability(rows, RELIABILITY_BINS);
+    calibration_heading(
+        bnn,
+        "Of the test rows predicted with about 80 % confidence (the predicted class's mean probability over the \
+         passes), about 80 % should be right. Each bar: the rows of one confidence bin, how many were right.",
+        ui,
+    );
     egui::Grid::new("bnn-reliability").num_columns(4).striped(true).show(ui, |ui| {
         ui.strong("Confidence");
         ui.strong("Rows");
