@@ -124,15 +124,23 @@ fn runs_ui(runs: &[RunSummary], ui: &mut egui::Ui) {
             ),
         );
     }
-    let headers: &[&str] = if mixed {
-        &["Run", "Data", "Settings", "Test RMSE", "Mean MC range", "95 % coverage", "Test NLL"]
-    } else {
-        &["Run", "Settings", "Test RMSE", "Mean MC range", "95 % coverage", "Test NLL"]
-    };
+    // Runs on classes have an error rate where a regression has its RMSE, and no intervals to cover.
+    let classes = runs.iter().all(|r| r.record.get("test_error_rate").is_some());
+    let (quality, quality_key) =
+        if classes { ("Test error rate", "test_error_rate") } else { ("Test RMSE", "test_rmse") };
+    let mut headers = vec!["Run"];
+    if mixed {
+        headers.push("Data");
+    }
+    headers.extend(["Settings", quality, "Mean MC range"]);
+    if !classes {
+        headers.push("95 % coverage");
+    }
+    headers.push("Test NLL");
     // Scrolls sideways in a narrow window rather than cutting the last columns off.
     egui::ScrollArea::horizontal().id_salt("bnn-runs-scroll").show(ui, |ui| {
         egui::Grid::new("bnn-runs").num_columns(headers.len()).striped(true).show(ui, |ui| {
-            for h in headers {
+            for h in &headers {
                 ui.strong(*h);
             }
             ui.end_row();
@@ -144,9 +152,13 @@ fn runs_ui(runs: &[RunSummary], ui: &mut egui::Ui) {
                     ui.colored_label(ui.visuals().warn_fg_color, &r.dataset);
                 }
                 ui.label(name).on_hover_text(run_label(&r.config));
-                ui.monospace(f("test_rmse"));
+                ui.monospace(f(quality_key));
                 ui.monospace(f("mc_range_mean"));
-                ui.monospace(r.record.get("coverage_95").map_or("–".to_owned(), |v| format!("{:.1} %", v * 100.0)));
+                if !classes {
+                    let coverage =
+                        r.record.get("coverage_95").map_or("–".to_owned(), |v| format!("{:.1} %", v * 100.0));
+                    ui.monospace(coverage);
+                }
                 ui.monospace(f("test_nll"));
                 ui.end_row();
             }

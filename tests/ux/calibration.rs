@@ -1,5 +1,6 @@
-//! The BNN's Calibration page on classes: where it said "Calibration is for regression", a class-predicting
-//! network gets the reliability diagram, its table and its expected calibration error, of the predictions on show.
+//! The BNN's pages on classes: where Calibration said "Calibration is for regression", a class-predicting network
+//! gets the reliability diagram, its table and its expected calibration error, of the predictions on show; Compare
+//! runs gives its error rate where it gave a dash under "Test RMSE".
 
 use std::time::Duration;
 
@@ -39,6 +40,14 @@ fn ux_calibration_of_a_class_predicting_network_is_its_reliability_diagram() {
         harness.get_by_label(&format!("{:.1} %", bin.confidence * 100.0));
     }
     harness.get_by_label("Export data…");
+
+    // Compare runs gives the run's error rate where a regression has its RMSE, and no interval coverage.
+    harness.get_by_label("Compare runs").click();
+    harness.run_steps(3);
+    harness.get_by_label("Test error rate");
+    assert!(harness.query_by_label("Test RMSE").is_none() && harness.query_by_label("95 % coverage").is_none());
+    let error = harness.state().lab(Lab::Bnn).snapshot.as_ref().and_then(|s| s.history.last()?.get("test_error_rate"));
+    harness.get_by_label(&format!("{:.3}", error.expect("an error rate")));
 
     // VI vs NUTS's calibration of both: the two models' diagrams, where it said "for regression" too.
     harness.get_by_label("VI vs NUTS").click();
