@@ -12,7 +12,7 @@ use crate::ui::bnn_state::HistoryMode;
 use crate::ui::highlight::Highlight;
 use crate::ui::image_export::take_record_asked;
 use crate::ui::lab_page::{
-    EPOCH_ON_SHOW, EPOCH_ON_SHOW_COLOUR, epoch_curves, epoch_series, loss_page, view_tabs, waiting,
+    EPOCH_ON_SHOW, EPOCH_ON_SHOW_COLOUR, EpochCurves, epoch_series, loss_page, shared_x, stacked, view_tabs, waiting,
 };
 use crate::ui::plot_axes;
 use crate::ui::record::{FrameTarget, Subject};
@@ -98,23 +98,15 @@ pub(crate) fn bnn_view_ui(bnn: &mut BnnUiState, snapshot: Option<&RunSnapshot>, 
 /// `scrubbed`: the epoch the scrubber put on show, marked.
 pub(crate) fn bnn_loss_ui(snapshot: &RunSnapshot, (emphasised, scrubbed): (bool, Option<f64>), ui: &mut egui::Ui) {
     let series = |name: &str| epoch_series(snapshot, name);
-    ui.horizontal(|ui| {
-        ui.strong("Loss per training row: data term + KL / N");
-        plot_axes::legend_toggle(ui, "bnn-loss");
-    });
     let curves = vec![("total", series("loss")), ("data term", series("data_loss")), ("KL / N", series("kl_loss"))];
     let terms: &[&str] = if emphasised { &["data term", "KL / N"] } else { &[] };
-    epoch_curves(ui, "bnn-loss", 200.0, curves, (false, terms), scrubbed);
+    let loss_curves = EpochCurves::new(ui, "bnn-loss", 200.0, curves);
     let classification = snapshot.history.last().is_some_and(|r| r.get("test_error_rate").is_some());
     let (train, test, label) = if classification {
         ("train_error_rate", "test_error_rate", "error rate")
     } else {
         ("train_rmse", "test_rmse", "RMSE of the predictive mean")
     };
-    ui.horizontal(|ui| {
-        ui.strong(label);
-        plot_axes::legend_toggle(ui, "bnn-error");
-    });
     let (train, test) = (series(train), series(test));
     let baseline = snapshot.history.last().and_then(|r| r.get("mean_predictor_test_rmse"));
     let mut entries = vec!["train", "test"];
@@ -126,7 +118,19 @@ pub(crate) fn bnn_loss_ui(snapshot: &RunSnapshot, (emphasised, scrubbed): (bool,
     if let Some(b) = baseline {
         occupied.hline(b);
     }
-    plot_axes::with_legend(plot_axes::plot("bnn-error"), ui.ctx(), "bnn-error", &occupied)
+    // The two plots over one x range: an epoch, and the epoch on show, at the same x on both.
+    let error_reach = occupied.x_reach(plot_axes::legend_shown(ui.ctx(), "bnn-error"));
+    let x = shared_x([loss_curves.reach(ui.ctx()), error_reach]);
+    ui.horizontal(|ui| {
+        ui.strong("Loss per training row: data term + KL / N");
+        plot_axes::legend_toggle(ui, "bnn-loss");
+    });
+    loss_curves.show(ui, (false, terms), scrubbed, x);
+    ui.horizontal(|ui| {
+        ui.strong(label);
+        plot_axes::legend_toggle(ui, "bnn-error");
+    });
+    stacked(plot_axes::with_legend(plot_axes::plot("bnn-error"), ui.ctx(), "bnn-error", &occupied), x)
         .height(200.0)
         .x_axis_label("epoch")
         .allow_scroll(false)

@@ -1,6 +1,6 @@
 //! Pieces the three labs' pages share, each lab calling them with its own fields: the view thread started on first
 //! need, the top of a lab's views (the thread's error and the tabs of its views), the loss-curves page (its
-//! buttons over its figure), curves per epoch in one plot, a plot with its legend as a figure to save, a labelled
+//! buttons over its figure), curves per epoch in one plot (plots of them stacked over one x range), a plot with its legend as a figure to save, a labelled
 //! choice, and what a view shows while it waits.
 
 use egui_plot::Plot;
@@ -135,43 +135,83 @@ pub(crate) fn epoch_series(snapshot: &RunSnapshot, name: &str) -> Vec<[f64; 2]> 
     snapshot.history.iter().filter_map(|r| r.get(name).map(|v| [r.epoch as f64, v])).collect()
 }
 
-/// Curves per epoch (`(name, points)`, see [`epoch_series`]) in the plot `id`, `height` points high, with its legend
-/// where it hides the least of them; `scroll`: whether the mouse wheel scrolls the plot (off where it would rather
-/// scroll the page); `emphasised`: the curves the Explain panel's hovered term belongs to, drawn wider over a halo
-/// and named in the plot's accessibility label.
 /// The loss curves' mark of the epoch the scrubber put on show: its name and colour.
 pub(crate) const EPOCH_ON_SHOW: &str = "epoch on show";
 pub(crate) const EPOCH_ON_SHOW_COLOUR: egui::Color32 = egui::Color32::from_rgb(240, 200, 80);
 
-/// Curves over the epochs; `mark`: the epoch the scrubber put on show, drawn as a vertical line.
-pub(crate) fn epoch_curves<S: AsRef<str> + Into<String>>(
-    ui: &mut egui::Ui,
-    id: &str,
+/// The least width of the y axis's labels of plots stacked over a shared x range ([`stacked`]): the same for each,
+/// so that their plot areas start at the same x.
+const STACKED_Y_AXIS_WIDTH: f32 = 44.0;
+
+/// Curves per epoch (`(name, points)`, see [`epoch_series`]) for the plot `id`, `height` points high, with its
+/// legend where it hides the least of them. Made before it is drawn, so that plots stacked on a page can first agree
+/// on the x range they share ([`shared_x`], [`Self::reach`]).
+pub(crate) struct EpochCurves<S> {
+    id: String,
     height: f32,
     curves: Vec<(S, Vec<[f64; 2]>)>,
-    (scroll, emphasised): (bool, &[&str]),
-    mark: Option<f64>,
-) {
-    let names: Vec<&str> = curves.iter().map(|(name, _)| name.as_ref()).collect();
-    let mut occupied = plot_axes::Occupied::for_legend(&names, egui::vec2(ui.available_width(), height));
-    for (_, points) in &curves {
-        occupied.line(points);
+    occupied: plot_axes::Occupied,
+}
+
+impl<S: AsRef<str> + Into<String>> EpochCurves<S> {
+    pub(crate) fn new(ui: &egui::Ui, id: &str, height: f32, curves: Vec<(S, Vec<[f64; 2]>)>) -> Self {
+        let names: Vec<&str> = curves.iter().map(|(name, _)| name.as_ref()).collect();
+        let mut occupied = plot_axes::Occupied::for_legend(&names, egui::vec2(ui.available_width(), height));
+        for (_, points) in &curves {
+            occupied.line(points);
+        }
+        Self { id: id.to_owned(), height, curves, occupied }
     }
-    let plot: Plot<'_> = plot_axes::with_legend(plot_axes::plot(id), ui.ctx(), id, &occupied);
-    let response = plot.height(height).x_axis_label("epoch").allow_scroll(scroll).show(ui, |plot| {
-        for (name, points) in curves {
-            if emphasised.contains(&name.as_ref()) {
-                emphasised_curve(plot, name.into(), points);
-            } else {
-                plot_axes::curve(plot, name, points);
+
+    /// The x range the plot takes in on its own: its curves and the room its legend needs, if shown.
+    pub(crate) fn reach(&self, ctx: &egui::Context) -> Option<[f64; 2]> {
+        self.occupied.x_reach(plot_axes::legend_shown(ctx, &self.id))
+    }
+
+    /// Draws the curves. `scroll`: whether the mouse wheel scrolls the plot (off where it would rather scroll the
+    /// page); `emphasised`: the curves the Explain panel's hovered term belongs to, drawn wider over a halo and named
+    /// in the plot's accessibility label; `mark`: the epoch the scrubber put on show, drawn as a vertical line;
+    /// `x`: the x range shared with the plots stacked with it, if any. Returns where the plot put each epoch.
+    pub(crate) fn show(
+        self,
+        ui: &mut egui::Ui,
+        (scroll, emphasised): (bool, &[&str]),
+        mark: Option<f64>,
+        x: Option<[f64; 2]>,
+    ) -> egui_plot::PlotTransform {
+        let Self { id, height, curves, occupied } = self;
+        let plot = stacked(plot_axes::with_legend(plot_axes::plot(&id), ui.ctx(), &id, &occupied), x);
+        let response = plot.height(height).x_axis_label("epoch").allow_scroll(scroll).show(ui, |plot| {
+            for (name, points) in curves {
+                if emphasised.contains(&name.as_ref()) {
+                    emphasised_curve(plot, name.into(), points);
+                } else {
+                    plot_axes::curve(plot, name, points);
+                }
             }
+            if let Some(epoch) = mark {
+                plot.vline(egui_plot::VLine::new(EPOCH_ON_SHOW, epoch).color(EPOCH_ON_SHOW_COLOUR));
+            }
+        });
+        if !emphasised.is_empty() {
+            label_figure(&response.response, &format!("the curves of {}", emphasised.join(" and ")));
         }
-        if let Some(epoch) = mark {
-            plot.vline(egui_plot::VLine::new(EPOCH_ON_SHOW, epoch).color(EPOCH_ON_SHOW_COLOUR));
-        }
-    });
-    if !emphasised.is_empty() {
-        label_figure(&response.response, &format!("the curves of {}", emphasised.join(" and ")));
+        response.transform
+    }
+}
+
+/// The x range plots stacked on a page share, so that an epoch sits at the same x on each and the epoch on show's
+/// line runs straight down the page: every range of `reaches` (each plot's own, `None` for one with nothing drawn).
+pub(crate) fn shared_x(reaches: impl IntoIterator<Item = Option<[f64; 2]>>) -> Option<[f64; 2]> {
+    reaches.into_iter().flatten().reduce(|a, b| [a[0].min(b[0]), a[1].max(b[1])])
+}
+
+/// `plot` as one of a stack sharing the x range `x` (see [`shared_x`]): it takes in the whole range and gives its y
+/// axis's labels the same least width as the others. Unchanged where `x` is `None`.
+pub(crate) fn stacked(plot: Plot<'_>, x: Option<[f64; 2]>) -> Plot<'_> {
+    match x {
+        Some([lo, hi]) => plot.include_x(lo).include_x(hi).y_axis_min_width(STACKED_Y_AXIS_WIDTH),
+        None => plot,
     }
 }
 
@@ -220,4 +260,66 @@ pub(crate) fn labelled(
 ) -> egui::Response {
     let id = ui.label(label).id;
     combo.show_ui(ui, menu).response.labelled_by(id)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{EpochCurves, shared_x};
+
+    /// Two plots of 50 epochs stacked as the VAE's loss page stacks them: the loss falling (its legend has a free
+    /// corner) and four rising KL curves (whose legend needs room to the right of the data). Drawn over their shared
+    /// x range, both show the same epochs across the same stretch of the window; each on its own, they do not.
+    #[test]
+    fn stacked_plots_show_an_epoch_at_the_same_x() {
+        let epochs = |f: &dyn Fn(f64) -> f64| (1..=50).map(|e| [f64::from(e), f(f64::from(e))]).collect::<Vec<_>>();
+        let loss = || {
+            vec![
+                ("test: negative ELBO", epochs(&|e| 150.0 + 70.0 / e)),
+                ("test: reconstruction", epochs(&|e| 142.0 + 60.0 / e)),
+                ("train: negative ELBO", epochs(&|e| 128.0 + 80.0 / e)),
+            ]
+        };
+        let kl = || {
+            vec![
+                ("KL, all dimensions", epochs(&|e| 6.5 - 4.0 / e)),
+                ("z1", epochs(&|e| 3.2 - 2.3 / e)),
+                ("z2", epochs(&|e| 3.3 - 1.4 / e)),
+            ]
+        };
+        // The x bounds and the plot area's left edge of each plot after a few frames (the first lays out).
+        let frames = |share: bool| {
+            let ctx = egui::Context::default();
+            let mut shown = Vec::new();
+            for _ in 0..3 {
+                let input = egui::RawInput {
+                    screen_rect: Some(egui::Rect::from_min_size(egui::Pos2::ZERO, egui::vec2(900.0, 700.0))),
+                    ..Default::default()
+                };
+                let _ = ctx.run_ui(input, |ui| {
+                    let (top, bottom) =
+                        (EpochCurves::new(ui, "loss", 200.0, loss()), EpochCurves::new(ui, "kl", 160.0, kl()));
+                    let reach = [top.reach(ui.ctx()), bottom.reach(ui.ctx())];
+                    let x = if share { shared_x(reach) } else { None };
+                    shown = [top.show(ui, (false, &[]), Some(24.0), x), bottom.show(ui, (false, &[]), Some(24.0), x)]
+                        .iter()
+                        .map(|t| {
+                            (t.bounds().min()[0], t.bounds().max()[0], t.frame().left(), t.position_from_point_x(24.0))
+                        })
+                        .collect::<Vec<_>>();
+                });
+            }
+            shown
+        };
+        let apart = frames(false);
+        assert!(
+            apart[1].1 > apart[0].1 + 5.0,
+            "on its own the KL plot reaches further right, for its legend: {apart:?}"
+        );
+        let together = frames(true);
+        let (top, bottom) = (together[0], together[1]);
+        assert!((top.0 - bottom.0).abs() < 1e-9 && (top.1 - bottom.1).abs() < 1e-9, "the same epochs: {together:?}");
+        assert!((top.2 - bottom.2).abs() < 0.5, "the plot areas start at the same x: {together:?}");
+        assert!((top.3 - bottom.3).abs() < 0.5, "epoch 24 at the same x on both: {together:?}");
+        assert!(top.1 >= apart[1].1 - 1e-9, "the shared range takes in the KL legend's room: {together:?}");
+    }
 }

@@ -241,6 +241,22 @@ impl Occupied {
         }
     }
 
+    /// The x range the plot takes in for what it draws: the points' extent, reaching further right where its legend
+    /// (`legend`: whether it is shown) needs room there ([`Self::placement`]); `None` where nothing is drawn.
+    pub(crate) fn x_reach(&self, legend: bool) -> Option<[f64; 2]> {
+        let points = self.all_points();
+        if points.is_empty() {
+            return None;
+        }
+        // Every point is finite (`all_points`).
+        let lo = points.iter().map(|p| p[0]).fold(f64::INFINITY, f64::min);
+        let hi = points.iter().map(|p| p[0]).fold(f64::NEG_INFINITY, f64::max);
+        match self.placement() {
+            LegendPlacement { room: Some(Room::Right(x)), .. } if legend => Some([lo, hi.max(x)]),
+            _ => Some([lo, hi]),
+        }
+    }
+
     /// The corner of [`Self::placement`].
     #[cfg(test)]
     fn corner(&self) -> Corner {
@@ -303,7 +319,7 @@ pub(crate) fn with_legend_kept<'a>(
         return plot;
     }
     if let Some(corner) = *kept {
-        return plot.legend(Legend::default().position(corner));
+        return plot.legend(legend(corner));
     }
     let placement = occupied.placement();
     *kept = Some(placement.corner);
@@ -312,7 +328,13 @@ pub(crate) fn with_legend_kept<'a>(
         Some(Room::Above(y)) => plot.include_y(y),
         None => plot,
     };
-    plot.legend(Legend::default().position(placement.corner))
+    plot.legend(legend(placement.corner))
+}
+
+/// A legend in `corner` that lists its entries in the order the plot draws them (each plot draws its curves in the
+/// order they are best read: "total, data term, KL / N", the digits 0 to 9), rather than sorted by name.
+fn legend(corner: Corner) -> Legend {
+    Legend::default().position(corner).follow_insertion_order(true)
 }
 
 /// Adds a curve (a loss or a metric per epoch) to a plot: a line, or the lone point as a marker while there is only

@@ -7,7 +7,7 @@ use crate::models::vae::Likelihood;
 use crate::train::RunSnapshot;
 use crate::ui::highlight::Highlight;
 use crate::ui::image_export::take_record_asked;
-use crate::ui::lab_page::{epoch_curves, epoch_series, loss_page, view_tabs, waiting};
+use crate::ui::lab_page::{EpochCurves, epoch_series, loss_page, shared_x, view_tabs, waiting};
 use crate::ui::plot_axes;
 use crate::ui::record::{FrameTarget, Subject};
 
@@ -125,11 +125,7 @@ pub(crate) fn vae_loss_ui(
         ("test: reconstruction", series("test_recon")),
     ];
     let loss: &[&str] = if emphasised { &[TRAIN_LOSS] } else { &[] };
-    epoch_curves(ui, "vae-loss", 200.0, curves, (true, loss), scrubbed);
-    ui.horizontal(|ui| {
-        ui.strong("KL per latent dimension (test inputs)");
-        plot_axes::legend_toggle(ui, "vae-kl-dims");
-    });
+    let loss_curves = EpochCurves::new(ui, "vae-loss", 200.0, curves);
     let dims: Vec<String> = snapshot
         .history
         .last()
@@ -138,7 +134,15 @@ pub(crate) fn vae_loss_ui(
     let curves: Vec<(String, Vec<[f64; 2]>)> = std::iter::once(("KL, all dimensions".to_owned(), series("test_kl")))
         .chain(dims.iter().map(|k| (k.replace("kl_dim_", "z"), series(k))))
         .collect();
-    epoch_curves(ui, "vae-kl-dims", 160.0, curves, (true, &[]), scrubbed);
+    let kl_curves = EpochCurves::new(ui, "vae-kl-dims", 160.0, curves);
+    // The two plots over one x range: an epoch, and the epoch on show, at the same x on both.
+    let x = shared_x([loss_curves.reach(ui.ctx()), kl_curves.reach(ui.ctx())]);
+    loss_curves.show(ui, (true, loss), scrubbed, x);
+    ui.horizontal(|ui| {
+        ui.strong("KL per latent dimension (test inputs)");
+        plot_axes::legend_toggle(ui, "vae-kl-dims");
+    });
+    kl_curves.show(ui, (true, &[]), scrubbed, x);
     if let Some(last) = snapshot.history.last() {
         let collapsed: Vec<String> = dims
             .iter()
