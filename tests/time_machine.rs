@@ -141,6 +141,17 @@ fn the_vae_scrubber_shows_a_kept_model_as_a_run_stopped_there_and_records_the_la
     harness.get_by_label_contains(&format!("(step {middle}): every view shows this model"));
     let shown = harness.state().vae_state().latents().unwrap().clone();
 
+    // The reconstructions are the scrubbed model's (those after the last epoch it had finished), chosen by the
+    // scrubber alone: the page has no slider of its own to disagree with it.
+    harness.get_by_label("Reconstructions").click();
+    harness.run_steps(3);
+    let finished = harness.state().vae_state().scrubber.scrubbed().unwrap().epoch.floor();
+    assert!(finished >= 1.0 && finished < 4.0, "a model inside the run: epoch {finished}");
+    harness.get_by_label(&format!("decoder(encoder mean) after epoch {finished}"));
+    assert!(harness.query_by_label("After epoch").is_none(), "a second epoch slider on the reconstructions");
+    harness.get_by_label("Latent space").click();
+    harness.run_steps(2);
+
     // A run stopped at that step: the same model, and the view thread gives it the same latents.
     let (inputs, prepared) = harness.state().vae_state().inputs();
     let (inputs, prepared) = (Arc::clone(inputs), Arc::clone(prepared.unwrap()));

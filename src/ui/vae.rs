@@ -53,7 +53,6 @@ pub(crate) fn vae_view_ui(
     // A recording shows each of its frames in turn: a model of the run, in the figure recorded (on its page).
     if let Some(FrameTarget::Model(step)) = vae.recorder.frame_to_show(ui.ctx()) {
         vae.scrubber.step = Some(step);
-        vae.recon_index = None;
         if let Some(page) = vae.recorder.figure().and_then(VaePage::of_figure) {
             vae.page = page;
         }
@@ -64,10 +63,7 @@ pub(crate) fn vae_view_ui(
         waiting(ui, "Building the network…");
         return;
     };
-    if vae.scrubber.ui("every view", ui) {
-        // The reconstructions' own slider follows the scrubber again.
-        vae.recon_index = None;
-    }
+    vae.scrubber.ui("every view", ui);
     vae.recorder.capture_progress_ui(ui);
     let scrubbed = vae.scrubber.scrubbed_epoch();
     // Scrolls where the window is too short for the page (1024 x 700, a projector).

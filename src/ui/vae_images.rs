@@ -1,5 +1,5 @@
 //! The VAE lab's image grids: the grey tiles every image view draws, the test images against their reconstructions
-//! after any epoch, and samples decoded from the prior.
+//! by the model on show, and samples decoded from the prior.
 
 use egui::{Color32, ColorImage};
 
@@ -35,25 +35,12 @@ pub(crate) fn reconstructions_ui(vae: &mut VaeUiState, view: &VaeView, ui: &mut 
     if history.is_empty() {
         return;
     }
-    let last = history.len() - 1;
-    // Following the training: the latest epoch's, or with a model scrubbed back, the last epoch it had finished.
-    let scrubbed = vae
+    // The model on show's: the latest epoch's, or with a model scrubbed back (the time machine's slider, over every
+    // view), the last epoch it had finished.
+    let index = vae
         .scrubber
         .scrubbed_epoch()
-        .map(|epoch| history.iter().rposition(|(e, _)| *e as f64 <= epoch + 1e-9).unwrap_or(0));
-    let mut index = vae.recon_index.or(scrubbed).unwrap_or(last).min(last);
-    ui.horizontal(|ui| {
-        let id = ui.label("After epoch").id;
-        let r = ui
-            .add(
-                egui::Slider::new(&mut index, 0..=last)
-                    .custom_formatter(|i, _| history.get(i as usize).map_or(String::new(), |(e, _)| e.to_string())),
-            )
-            .labelled_by(id);
-        if r.changed() {
-            vae.recon_index = if index == last { None } else { Some(index) };
-        }
-    });
+        .map_or(history.len() - 1, |epoch| history.iter().rposition(|(e, _)| *e as f64 <= epoch + 1e-9).unwrap_or(0));
     let (epoch, recon) = &history[index];
     ui.horizontal(|ui| {
         save_image_button(ui, "vae-reconstructions");

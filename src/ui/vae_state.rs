@@ -76,8 +76,6 @@ pub struct VaeUiState {
     pub cells: usize,
     /// Cells per side of the manifold on show: the last accepted count.
     pub(crate) cells_shown: usize,
-    /// Index into the reconstruction history; `None` follows the training.
-    pub recon_index: Option<usize>,
     /// Set by an "Export data…" button; the app starts the export once the page is drawn, and clears it.
     pub(crate) export: Option<ExportRequest>,
     /// The latent window of the scatter and the manifold.
@@ -154,7 +152,6 @@ impl Default for VaeUiState {
             dims: (0, 1),
             cells: 20,
             cells_shown: 20,
-            recon_index: None,
             export: None,
             bounds: [-4.0, 4.0, -4.0, 4.0],
             hover: None,
@@ -228,7 +225,6 @@ impl VaeUiState {
         self.prior = None;
         self.textures.clear();
         self.last_request = None;
-        self.recon_index = None;
         self.picked.clear();
         self.path_images = None;
         self.view_step = 0;
