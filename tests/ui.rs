@@ -188,7 +188,7 @@ fn vae_training_shows_the_latent_space_and_the_decoded_image_follows_the_cursor(
     assert_eq!(images[0].len(), 784);
     let changed = images[0].iter().zip(&images[1]).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
     assert!(changed > 0.05, "the decoded image did not change between two latent points (max change {changed})");
-    harness.get_by_label_contains("Under the cursor");
+    harness.get_by_label_contains("Decoded at z = (");
     // The ellipse of q(z|x) belongs to the input nearest the cursor while it is over the plane, and goes with it:
     // off the plot, the nearest input to where the cursor maps would be some outlier at the plane's edge.
     assert!(harness.state().vae_state().input_under_cursor().is_some(), "no ellipse under the cursor");

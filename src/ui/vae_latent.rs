@@ -292,22 +292,20 @@ fn scatter_ui(vae: &mut VaeUiState, latents: &Latents, height: f32, ui: &mut egu
     if window.iter().all(|v| v.is_finite()) && window[1] > window[0] && window[3] > window[2] {
         vae.bounds = window;
     }
-    match (&vae.hover_image, one_d) {
-        (Some(([z0, _], _)), true) => {
-            ui.label(format!("Decoded at z1 = {z0:.2}. Click two inputs to decode the path between them."));
+    // The point decoded is named beside its image (below the manifold); here, what else the plane does.
+    let hint = match (vae.hover_image.is_some(), one_d) {
+        (false, true) => "Hover the strip to decode any z1; the bar is q(z1|x) ±2 sd of the input nearest the cursor.",
+        (false, false) => {
+            "Hover the plane to decode any point; the ellipse is q(z|x) ±2 sd of the input nearest the cursor."
         }
-        (Some(([z0, z1], _)), false) => {
-            ui.label(format!("Decoded at z = ({z0:.2}, {z1:.2}). Click two inputs to decode the path between them."));
+        (true, true) => {
+            "Click two inputs to decode the path between them; the bar is q(z1|x) ±2 sd of the input nearest the cursor."
         }
-        (None, true) => {
-            ui.label("Hover the strip to decode any z1; the bar is q(z1|x) ±2 sd of the input nearest the cursor.");
+        (true, false) => {
+            "Click two inputs to decode the path between them; the ellipse is q(z|x) ±2 sd of the input nearest the cursor."
         }
-        (None, false) => {
-            ui.label(
-                "Hover the plane to decode any point; the ellipse is q(z|x) ±2 sd of the input nearest the cursor.",
-            );
-        }
-    }
+    };
+    ui.label(hint);
     path_ui(vae, ui);
 }
 
@@ -457,17 +455,22 @@ fn manifold_ui(vae: &mut VaeUiState, height: f32, ui: &mut egui::Ui) {
     } else {
         ui.spinner();
     }
-    hover_image_ui(vae, side, ui);
+    hover_image_ui(vae, side, false, ui);
 }
 
-/// The image decoded at the cursor, once the view thread has it.
-fn hover_image_ui(vae: &mut VaeUiState, side: usize, ui: &mut egui::Ui) {
-    if let Some((_, image)) = &vae.hover_image {
+/// The image decoded at the point last hovered, once the view thread has it, named by that point (it stays once the
+/// cursor has left the plane); `one_d`: the latent has one dimension (z1 alone).
+fn hover_image_ui(vae: &mut VaeUiState, side: usize, one_d: bool, ui: &mut egui::Ui) {
+    if let Some(([z0, z1], image)) = &vae.hover_image {
         let texture = vae
             .hover_texture
             .get_or_insert_with(|| ui.ctx().load_texture("vae-hover", tiles(image, side, 1), TextureOptions::NEAREST));
         ui.horizontal(|ui| {
-            ui.label("Under the cursor:");
+            ui.label(if one_d {
+                format!("Decoded at z1 = {z0:.2}:")
+            } else {
+                format!("Decoded at z = ({z0:.2}, {z1:.2}):")
+            });
             ui.image((texture.id(), egui::vec2(84.0, 84.0)));
         });
     }
@@ -509,5 +512,5 @@ fn manifold_row_ui(vae: &mut VaeUiState, side: usize, ui: &mut egui::Ui) {
     } else {
         ui.spinner();
     }
-    hover_image_ui(vae, side, ui);
+    hover_image_ui(vae, side, true, ui);
 }
