@@ -33,9 +33,16 @@ pub(crate) fn latent_ui(vae: &mut VaeUiState, ui: &mut egui::Ui) {
     let latent = vae.view.as_ref().map_or(2, |v| v.params.latent);
     if latent > 2 {
         ui.horizontal(|ui| {
-            let id = ui.label("Dimensions on show").id;
-            ui.add(egui::DragValue::new(&mut vae.dims.0).range(0..=latent - 1).prefix("z")).labelled_by(id);
-            ui.add(egui::DragValue::new(&mut vae.dims.1).range(0..=latent - 1).prefix("z"));
+            ui.label("Dimensions on show:");
+            // Named from z1, as the axes and the KL per dimension name them; held from 0.
+            for (axis, dim) in [("x axis", &mut vae.dims.0), ("y axis", &mut vae.dims.1)] {
+                let id = ui.label(axis).id;
+                let mut named = *dim + 1;
+                let r = ui.add(egui::DragValue::new(&mut named).range(1..=latent).prefix("z")).labelled_by(id);
+                if r.changed() {
+                    *dim = named - 1;
+                }
+            }
             ui.label("(the others are 0 when decoding)");
         });
     }
@@ -466,10 +473,13 @@ fn hover_image_ui(vae: &mut VaeUiState, side: usize, one_d: bool, ui: &mut egui:
             .hover_texture
             .get_or_insert_with(|| ui.ctx().load_texture("vae-hover", tiles(image, side, 1), TextureOptions::NEAREST));
         ui.horizontal(|ui| {
-            ui.label(if one_d {
-                format!("Decoded at z1 = {z0:.2}:")
-            } else {
-                format!("Decoded at z = ({z0:.2}, {z1:.2}):")
+            let latent = vae.view.as_ref().map_or(2, |v| v.params.latent);
+            let (a, b) = vae.dims;
+            ui.label(match (one_d, latent) {
+                (true, _) => format!("Decoded at z1 = {z0:.2}:"),
+                (false, 2) => format!("Decoded at z = ({z0:.2}, {z1:.2}):"),
+                // The two dimensions on show; the others are 0.
+                _ => format!("Decoded at z{} = {z0:.2}, z{} = {z1:.2}:", a + 1, b + 1),
             });
             ui.image((texture.id(), egui::vec2(84.0, 84.0)));
         });

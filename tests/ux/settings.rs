@@ -282,6 +282,29 @@ fn ux_a_one_dimensional_vae_latent_gets_a_strip_and_a_row_of_decoded_images() {
     wait_for_label(&mut harness, "Decoded at z1 = ");
 }
 
+#[test]
+fn ux_a_three_dimensional_vae_latent_names_its_dimensions_from_z1_as_the_axes_do() {
+    let mut harness = harness();
+    open_tab(&mut harness, "VAE");
+    type_into(&mut harness, "Latent dimension", "3");
+    type_into(&mut harness, "Epochs", "1");
+    harness.get_by_label("Train").click();
+    wait_until(&mut harness, "the latents", |app| app.vae_state().has_latents());
+    // The two fields of the dimensions on show read as the axes are labelled, z1 and z2 (not z0 and z1).
+    assert_eq!(harness.get_by_label("x axis").value().as_deref(), Some("z1"));
+    assert_eq!(harness.get_by_label("y axis").value().as_deref(), Some("z2"));
+    // Put z3 on the y axis, as a user types it.
+    type_into(&mut harness, "y axis", "3");
+    assert_eq!(harness.state().vae_state().dims, (0, 2), "the third dimension, held from 0");
+    assert_eq!(harness.get_by_label("y axis").value().as_deref(), Some("z3"));
+    // The decoded point is named by the dimensions on show.
+    let plane = harness.get_by_label_contains("Encoder means of every input").rect();
+    harness.hover_at(egui::pos2(plane.center().x + 40.0, plane.bottom() + 150.0));
+    wait_until(&mut harness, "the decoded image", |app| app.vae_state().hover_image().is_some());
+    wait_for_label(&mut harness, "Decoded at z1 = ");
+    assert!(shows(&harness, ", z3 = "), "the decoded point names z3");
+}
+
 /// Issue 21: the flow's initial weights, Adam's epsilon and weight average are settings of their own (PyTorch's
 /// initial weights and epsilon, and RealNVP's average, by default), the Keras example's one click away, and the next
 /// run trains with the choice; the affine flow, which has no networks, does not offer initial weights.
