@@ -146,7 +146,7 @@ fn the_vae_scrubber_shows_a_kept_model_as_a_run_stopped_there_and_records_the_la
     harness.get_by_label("Reconstructions").click();
     harness.run_steps(3);
     let finished = harness.state().vae_state().scrubber.scrubbed().unwrap().epoch.floor();
-    assert!(finished >= 1.0 && finished < 4.0, "a model inside the run: epoch {finished}");
+    assert!((1.0..4.0).contains(&finished), "a model inside the run: epoch {finished}");
     harness.get_by_label(&format!("decoder(encoder mean) after epoch {finished}"));
     assert!(harness.query_by_label("After epoch").is_none(), "a second epoch slider on the reconstructions");
     harness.get_by_label("Latent space").click();

@@ -11,6 +11,10 @@
 //! click that the figures they are looking at are about to go: an Undo that disappears after a while is easily
 //! missed, and would have to keep a second model (and its thread) alive out of sight.
 //!
+//! As a desktop program's question about unsaved work does, it offers to save first: "Save run first…" pauses a
+//! run that trains, saves it as "Save run…" does (the save dialog asks where), and then goes ahead; a save cancelled
+//! or failed keeps the run (paused) and says what did not happen.
+//!
 //! A BNN run discarded before its last epoch is kept in Compare runs, marked with the epoch it stopped at
 //! (finished runs are already there).
 //!
@@ -52,6 +56,17 @@ impl Replacement {
         }
     }
 
+    /// What did not happen when the run was kept instead (after a "Save run first…" that saved nothing), in words.
+    fn not_done(&self) -> String {
+        match self {
+            Self::Train => "no new run was started".to_owned(),
+            Self::NewModel => "no new model was built".to_owned(),
+            Self::Reset => "it was not reset".to_owned(),
+            Self::Data(data) => format!("{} was not loaded", data.request.describe()),
+            Self::Run(opened) => format!("{} was not opened", opened.path.display()),
+        }
+    }
+
     /// What happens to the lab when the user agrees, in words.
     fn describe(&self) -> String {
         match self {
@@ -72,6 +87,40 @@ pub(crate) struct PendingDiscard {
     pub replacement: Replacement,
 }
 
+/// The user's answer to the question.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Answer {
+    /// Discard the run; the replacement goes ahead.
+    Discard,
+    /// Keep the run; the replacement is dropped.
+    Keep,
+    /// Save the run to a file first (pausing it if it trains); the replacement goes ahead once it is saved, and is
+    /// dropped if it is not (the dialog cancelled, the file not written).
+    SaveFirst,
+}
+
+/// A replacement waiting for the run it replaces to be saved (the question's "Save run first…").
+pub(crate) struct SaveFirst {
+    pub pending: PendingDiscard,
+    /// The save has started (the run had paused); its outcome decides.
+    pub saving: bool,
+}
+
+impl SaveFirst {
+    /// The lab's message once the save saved nothing (`why`, if it said why): the run is kept, and what did not
+    /// happen. Kept as an error where the save failed.
+    pub(crate) fn kept(&self, why: Option<&crate::ui::message::Message>) -> crate::ui::message::Message {
+        use crate::ui::message::Message;
+        let not_done = self.pending.replacement.not_done();
+        match why {
+            Some(m) if m.is_error() || m.is_warning() => {
+                Message { text: format!("{} The run was kept (paused), and {not_done}.", m.text), ..m.clone() }
+            }
+            _ => Message::note(format!("Not saved: the run was kept (paused), and {not_done}.")),
+        }
+    }
+}
+
 /// True when `state`'s run is worth asking about before it is replaced: it has taken steps, and it either started
 /// here [`ASK_AFTER_SECS`] or more ago, or is the last session's model. A run opened from a file is in that file.
 #[must_use]
@@ -87,9 +136,10 @@ pub(crate) fn worth_asking(state: &LabState) -> bool {
     }
 }
 
-/// The question about `state`'s run being replaced by `replacement`, in a modal window: `Some(true)` when the user
-/// agrees to discard the run, `Some(false)` when they keep it (or close the window), `None` while it stays open.
-pub(crate) fn ask(ctx: &egui::Context, state: &LabState, replacement: &Replacement) -> Option<bool> {
+/// The question about `state`'s run being replaced by `replacement`, in a modal window: `Some(answer)` once the user
+/// answers (closing the window keeps the run), `None` while it stays open. `can_save`: whether "Save run first…" can save
+/// the run now (it has what a run file needs, and no other file is being written or read).
+pub(crate) fn ask(ctx: &egui::Context, state: &LabState, replacement: &Replacement, can_save: bool) -> Option<Answer> {
     let question = question(state, replacement);
     let button = replacement.button();
     let mut answer = None;
@@ -100,16 +150,27 @@ pub(crate) fn ask(ctx: &egui::Context, state: &LabState, replacement: &Replaceme
         ui.label(question);
         ui.add_space(10.0);
         ui.horizontal(|ui| {
+            let then = button.trim_start_matches("Discard and ");
+            if ui
+                .add_enabled(can_save, egui::Button::new("Save run first…"))
+                .on_hover_text(format!(
+                    "Save the run to a file (pausing it while it trains), then {then}; if it is not saved, the run stays"
+                ))
+                .on_disabled_hover_text("A file is being written or read, or the run has nothing to save yet")
+                .clicked()
+            {
+                answer = Some(Answer::SaveFirst);
+            }
             if ui.button(button).clicked() {
-                answer = Some(true);
+                answer = Some(Answer::Discard);
             }
             if ui.button("Keep the run").clicked() {
-                answer = Some(false);
+                answer = Some(Answer::Keep);
             }
         });
     });
     if answer.is_none() && modal.should_close() {
-        answer = Some(false);
+        answer = Some(Answer::Keep);
     }
     answer
 }
@@ -136,7 +197,7 @@ fn question(state: &LabState, replacement: &Replacement) -> String {
         ""
     };
     format!(
-        "The {} run{on}{progress}. {}: this run's model, figures and loss curves will be gone.{stays} \"Save run…\" keeps it in a file.",
+        "The {} run{on}{progress}. {}: this run's model, figures and loss curves will be gone.{stays} \"Save run first…\" keeps it in a file, then goes ahead.",
         state.lab.tab_name(),
         replacement.describe(),
     )

@@ -132,6 +132,48 @@ fn ux_loading_data_or_opening_a_run_asks_before_discarding_a_trained_run() {
 }
 
 #[test]
+fn ux_save_run_in_the_question_saves_the_run_and_then_goes_ahead_or_keeps_it_when_not_saved() {
+    let folder = tempfile::tempdir().expect("a temporary folder");
+    let mut harness = harness();
+    train_bnn_a_while(&mut harness);
+
+    // A save that fails (its folder does not exist): the run stays, paused, where it was; nothing replaces it.
+    let missing = folder.path().join("no-such-folder");
+    harness.state_mut().save_runs_to(Some(missing));
+    harness.get_by_label("Train").click();
+    harness.run_steps(3);
+    harness.get_by_label_contains("\"Save run first…\" keeps it in a file, then goes ahead.");
+    harness.get_by_label("Save run first…").click();
+    wait_until(&mut harness, "the failed save", |app| {
+        app.lab(Lab::Bnn).message.as_ref().is_some_and(|m| m.text.contains("The run was kept (paused)"))
+    });
+    let kept = bnn_step(harness.state());
+    let state = harness.state().lab(Lab::Bnn);
+    let message = state.message.as_ref().expect("a message");
+    assert!(message.is_error(), "the failure is an error: {}", message.text);
+    assert!(message.text.ends_with("and no new run was started."), "{}", message.text);
+    assert_eq!(state.worker_state, Some(WorkerState::Paused), "paused to be saved, and kept");
+    assert!(kept > 0, "the trained run is on show");
+    keep_stepping(&mut harness, 0.3);
+    assert_eq!(bnn_step(harness.state()), kept, "no new run started");
+
+    // A save that works: the file holds the run as it stopped, then the new run starts.
+    harness.state_mut().save_runs_to(Some(folder.path().to_owned()));
+    harness.get_by_label("Train").click();
+    harness.run_steps(3);
+    harness.get_by_label("Save run first…").click();
+    wait_until(&mut harness, "the new run", |app| {
+        app.lab(Lab::Bnn).message.as_ref().is_some_and(|m| m.text.starts_with("Saved the run to"))
+            && app.lab(Lab::Bnn).worker_state == Some(WorkerState::Running)
+            && bnn_step(app) < kept
+    });
+    let path = folder.path().join("bnn-run.json");
+    let opened = bayes_explorer::train::runfile::AnyRun::load(&path).expect("the saved run reads back");
+    assert_eq!(opened.snapshot().step, kept, "the file holds the run where it was paused");
+    assert!(harness.query_by_label(ASKED).is_none(), "the question is gone");
+}
+
+#[test]
 fn ux_a_discarded_run_stays_in_compare_runs() {
     let mut harness = harness();
     train_bnn_to_the_end(&mut harness, "Train", 12);

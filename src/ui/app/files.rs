@@ -84,7 +84,7 @@ impl BayesExplorerApp {
         train_state: Option<Arc<TrainState>>,
         path: Option<PathBuf>,
     ) {
-        let default_name = format!("{}-run.json", lab.tab_name().to_lowercase());
+        let default_name = run_file_name(lab);
         self.spawn_run_file_job(lab, "Saving the run…", move || {
             save_run_job(&origin, &snapshot, train_state, path, default_name)
         });
@@ -127,6 +127,14 @@ impl BayesExplorerApp {
         let lab = job.lab();
         let Some(outcome) = job.try_outcome() else { return };
         self.run_file_job = None;
+        // A save the question before discarding a run asked for decides whether the replacement goes ahead: saved,
+        // or not and whether the outcome said why (in the lab's message, below).
+        let saved = match &outcome {
+            RunFileOutcome::Saved(_) => Some((true, false)),
+            RunFileOutcome::Cancelled { quick } => Some((false, *quick)),
+            RunFileOutcome::Failed(_) => Some((false, true)),
+            _ => None,
+        };
         match outcome {
             RunFileOutcome::Saved(path) => {
                 let weights = weights_path_for(&path).map(|w| w.display().to_string()).unwrap_or_default();
@@ -164,6 +172,9 @@ impl BayesExplorerApp {
             }
             RunFileOutcome::Cancelled { quick: false } => {}
             RunFileOutcome::Failed(text) => self.lab_mut(lab).message = Some(Message::error(text)),
+        }
+        if let Some((saved, said_why)) = saved {
+            self.saved_first(lab, saved, said_why);
         }
     }
 
@@ -266,6 +277,17 @@ impl BayesExplorerApp {
         }
     }
 
+    /// Saves runs ("Save run…" in the side panel, "Save run first…" in the question before a run is discarded) to `folder` under
+    /// their default names instead of asking with the save dialog (for tests and scripted demos); `None` asks again.
+    pub fn save_runs_to(&mut self, folder: Option<PathBuf>) {
+        self.run_folder = folder;
+    }
+
+    /// Where "Save run…" saves `lab`'s run without asking ([`Self::save_runs_to`]); `None`: the dialog asks.
+    pub(super) fn run_path(&self, lab: Lab) -> Option<PathBuf> {
+        self.run_folder.as_ref().map(|f| f.join(run_file_name(lab)))
+    }
+
     /// Saves PNGs and recorded animations to `folder` under their default names instead of asking with the save
     /// dialog (for tests and scripted demos); `None` asks again.
     pub fn save_images_to(&mut self, folder: Option<PathBuf>) {
@@ -298,4 +320,9 @@ impl BayesExplorerApp {
         let given = self.image_folder.as_ref().map(|f| f.join(name));
         self.spawn_run_file_job(lab, "Saving the image…", move || write_image_job(captured, given));
     }
+}
+
+/// The name a run file of `lab` is saved under by default ("bnn-run.json").
+fn run_file_name(lab: Lab) -> String {
+    format!("{}-run.json", lab.tab_name().to_lowercase())
 }

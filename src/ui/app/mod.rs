@@ -81,6 +81,10 @@ pub struct BayesExplorerApp {
     pub(crate) window_renderer: Option<String>,
     /// Replacements of a trained run waiting for the user's answer (see `discard.rs`).
     pending_discards: Vec<crate::ui::discard::PendingDiscard>,
+    /// A replacement waiting for its run to be saved first (the question's "Save run first…").
+    save_first: Option<crate::ui::discard::SaveFirst>,
+    /// Where "Save run…" writes without asking (tests and scripted demos); `None` asks with the dialog.
+    run_folder: Option<PathBuf>,
     /// The `?` overlay listing the keys is open.
     keys_open: bool,
     /// The mode whose theme and zoom the window has (`None` before the first frame), and the theme it had before
@@ -122,6 +126,8 @@ impl BayesExplorerApp {
             session: crate::ui::session::Session::default(),
             path_text: String::new(),
             image_folder: None,
+            save_first: None,
+            run_folder: None,
             frame_times: std::collections::VecDeque::new(),
             window_renderer: None,
             pending_discards: Vec::new(),
@@ -232,6 +238,7 @@ impl BayesExplorerApp {
             self.poll_load(lab);
             self.poll_worker(lab);
         }
+        self.poll_save_first();
     }
 
     fn poll_worker(&mut self, lab: Lab) {

@@ -68,7 +68,7 @@ impl BayesExplorerApp {
                 if !hidden.contains(&ControlGroup::Files) {
                     let busy = self.run_file_job.as_ref().map(RunFileJob::what);
                     match crate::ui::run_file::run_file_ui(self.lab(lab), busy, ui) {
-                        Some(RunFileAsk::Save) => self.save_run(lab, None),
+                        Some(RunFileAsk::Save) => self.save_run(lab, self.run_path(lab)),
                         Some(RunFileAsk::Open) => self.open_run(None),
                         None => {}
                     }

@@ -1,12 +1,13 @@
 //! Replacing a lab's run (Train, New model, Reset, other data, an opened run), asking first in a modal window when
-//! the run has trained a while (`discard.rs` says when and what), and carrying out the answer.
+//! the run has trained a while (`discard.rs` says when and what), and carrying out the answer: discard the run, keep
+//! it, or save it first and go ahead once it is saved.
 
 use std::time::Instant;
 
 use crate::Lab;
-use crate::train::Command;
+use crate::train::{Command, WorkerState};
 use crate::ui::app::BayesExplorerApp;
-use crate::ui::discard::{PendingDiscard, Replacement, keep_in_comparison, worth_asking};
+use crate::ui::discard::{Answer, PendingDiscard, Replacement, SaveFirst, keep_in_comparison, worth_asking};
 use crate::ui::lab_data::LabData;
 use crate::ui::lab_state::RunSource;
 use crate::ui::message::Message;
@@ -82,15 +83,74 @@ impl BayesExplorerApp {
             self.carry_out(pending.lab, pending.replacement);
             return;
         }
-        let Some(discard) = crate::ui::discard::ask(ctx, self.lab(lab), &pending.replacement) else { return };
+        let can_save = self.lab(lab).run_origin.is_some() && !self.run_file_busy() && self.save_first.is_none();
+        let Some(answer) = crate::ui::discard::ask(ctx, self.lab(lab), &pending.replacement, can_save) else {
+            return;
+        };
         let pending = self.pending_discards.remove(0);
-        if discard {
-            self.discard_and_replace(pending.lab, pending.replacement);
-        } else if let Replacement::Data(data) = &pending.replacement {
-            self.lab_mut(lab).message = Some(Message::note(format!(
-                "Kept the run: {} was not loaded. Load it again to replace the run.",
-                data.request.describe()
-            )));
+        match answer {
+            Answer::Discard => self.discard_and_replace(pending.lab, pending.replacement),
+            Answer::SaveFirst => {
+                // Saved from a paused run (a checkpoint of where it stopped); the save starts once it has paused.
+                let state = self.lab(lab);
+                if state.worker_state == Some(WorkerState::Running)
+                    && let Some(worker) = &state.worker
+                {
+                    worker.send(Command::Pause);
+                }
+                self.save_first = Some(SaveFirst { pending, saving: false });
+            }
+            Answer::Keep => {
+                if let Replacement::Data(data) = &pending.replacement {
+                    self.lab_mut(lab).message = Some(Message::note(format!(
+                        "Kept the run: {} was not loaded. Load it again to replace the run.",
+                        data.request.describe()
+                    )));
+                }
+            }
         }
+    }
+
+    /// Carries on the question's "Save run first…": once the run has paused, saves it (where [`Self::save_runs_to`]
+    /// says, else where the save dialog says). A save refused at once keeps the run.
+    pub(super) fn poll_save_first(&mut self) {
+        let Some(first) = &self.save_first else { return };
+        let lab = first.pending.lab;
+        if first.saving || matches!(self.lab(lab).worker_state, Some(WorkerState::Running | WorkerState::Starting)) {
+            return;
+        }
+        let path = self.run_path(lab);
+        let before = self.lab(lab).message.clone();
+        self.save_run(lab, path);
+        if self.run_file_busy() {
+            if let Some(first) = &mut self.save_first {
+                first.saving = true;
+            }
+        } else if let Some(first) = self.save_first.take() {
+            // Refused (`save_run` says why in the lab's message): the run stays.
+            let said = self.lab(lab).message.clone().filter(|m| Some(m) != before.as_ref());
+            self.lab_mut(lab).message = Some(first.kept(said.as_ref()));
+        }
+    }
+
+    /// The save the question's "Save run first…" started for `lab` has ended, `saved` or not (cancelled, failed;
+    /// `said_why`: the lab's message says why). Saved, the replacement goes ahead, the lab's message naming the file
+    /// before what the replacement says; not saved, the run stays and the message says what did not happen.
+    pub(super) fn saved_first(&mut self, lab: Lab, saved: bool, said_why: bool) {
+        let Some(first) = self.save_first.take_if(|f| f.saving && f.pending.lab == lab) else { return };
+        if !saved {
+            let why = self.lab(lab).message.clone().filter(|_| said_why);
+            self.lab_mut(lab).message = Some(first.kept(why.as_ref()));
+            return;
+        }
+        let note = self.lab(lab).message.clone();
+        self.discard_and_replace(lab, first.pending.replacement);
+        let state = self.lab_mut(lab);
+        state.message = match (note, state.message.take()) {
+            (Some(note), Some(after)) if after != note => {
+                Some(Message { text: format!("{} {}", note.text, after.text), ..after })
+            }
+            (note, after) => after.or(note),
+        };
     }
 }
