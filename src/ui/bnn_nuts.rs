@@ -133,8 +133,14 @@ fn settings_ui(bnn: &mut BnnUiState, ui: &mut egui::Ui) {
         (crate::models::bnn::train_subset(d.n_train(), c.train_fraction, c.seed).len(), d.n_train())
     });
     let s = &bnn.nuts.settings;
+    // "of N" only where the run trained on a share of the training rows.
+    let used = if rows == total {
+        format!("the {rows} training rows the variational run used")
+    } else {
+        format!("the {rows} training rows the variational run used (of {total})")
+    };
     let mut rows_line = format!(
-        "Data: the {rows} training rows the variational run used (of {total}), its architecture and its prior N(0, {}²).",
+        "Data: {used}, its architecture and its prior N(0, {}²).",
         bnn.run_config.as_ref().map_or(1.0, |c| c.prior_sd)
     );
     if rows > s.max_rows {
