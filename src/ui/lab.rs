@@ -111,7 +111,7 @@ fn explain_ui(state: &mut LabState, ui: &mut egui::Ui) {
 
 /// The side panel's dataset section of `state`'s lab: what is loaded, the load in progress, "Load CSV…", the path
 /// field (`path_text`, shared by the labs) and the built-in and generated sets. The caller carries out the answer.
-pub(crate) fn dataset_ui(state: &LabState, path_text: &mut String, ui: &mut egui::Ui) -> Option<DatasetAsk> {
+pub(crate) fn dataset_ui(state: &mut LabState, path_text: &mut String, ui: &mut egui::Ui) -> Option<DatasetAsk> {
     let lab = state.lab;
     let mut ask = None;
     ui.strong("Dataset");
@@ -171,7 +171,7 @@ pub(crate) fn dataset_ui(state: &LabState, path_text: &mut String, ui: &mut egui
             }
         }
         ui.add_space(4.0);
-        if let Some(spec) = generated_ui(lab, ui) {
+        if let Some(spec) = generated_ui(lab, &mut state.generator, ui) {
             ask = Some(DatasetAsk::Load(LoadRequest::Synth(spec)));
         }
     });
@@ -179,13 +179,12 @@ pub(crate) fn dataset_ui(state: &LabState, path_text: &mut String, ui: &mut egui
 }
 
 /// The generated set's kind (among those the lab offers: [`SynthKind::offered_in`], a 2-D density for the flow and
-/// the VAE, a 1-D regression for the BNN), points, noise and seed (kept in egui's memory per lab); the set to load
-/// when "Generate" is clicked.
-fn generated_ui(lab: Lab, ui: &mut egui::Ui) -> Option<SynthSpec> {
-    let id = egui::Id::unique(("synth-spec", lab));
+/// the VAE, a 1-D regression for the BNN), points, noise and seed (`generator`: the lab's, kept in its state); the
+/// set to load when "Generate" is clicked.
+fn generated_ui(lab: Lab, generator: &mut Option<SynthSpec>, ui: &mut egui::Ui) -> Option<SynthSpec> {
     let kinds = SynthKind::offered_in(lab);
     let first = kinds.first().copied().unwrap_or(SynthKind::Moons);
-    let mut spec = ui.data_mut(|d| *d.get_temp_mut_or(id, SynthSpec::default_for(first)));
+    let mut spec = generator.unwrap_or_else(|| SynthSpec::default_for(first));
     if !kinds.contains(&spec.kind) {
         spec = SynthSpec::default_for(first);
     }
@@ -216,7 +215,7 @@ fn generated_ui(lab: Lab, ui: &mut egui::Ui) -> Option<SynthSpec> {
         ui.end_row();
     });
     let generate = ui.button("Generate").clicked().then_some(spec);
-    ui.data_mut(|d| d.insert_temp(id, spec));
+    *generator = Some(spec);
     generate
 }
 

@@ -25,6 +25,9 @@ pub struct LabState {
     pub data: Option<LabData>,
     /// A load whose result replaces `data` when it succeeds.
     pub(crate) loading: Option<(LoadJob, LoadTarget)>,
+    /// The generator's fields (kind, points, noise, seed): the generated set on show once one is (whoever generated
+    /// it: here, the last session, a run file), so that "Generate" makes it again; `None` for the lab's default.
+    pub(crate) generator: Option<crate::data::SynthSpec>,
     /// An error or note for the user.
     pub message: Option<Message>,
     /// The training run, if any.
@@ -124,6 +127,7 @@ impl LabState {
             lab,
             data: None,
             loading: None,
+            generator: None,
             message: None,
             worker: None,
             worker_state: None,

@@ -253,6 +253,26 @@ fn ux_settings_restored_from_the_last_session_that_cannot_train_say_so() {
 }
 
 #[test]
+fn ux_the_generator_fields_say_which_generated_set_is_on_show_after_a_relaunch() {
+    use bayes_explorer::data::{LoadRequest, SynthKind, SynthSpec};
+    let spirals = SynthSpec { kind: SynthKind::Spirals, n_points: 1200, noise: 0.15, seed: 3 };
+    let settings =
+        Settings { tab: Lab::Flow, labs: vec![(Lab::Flow, LoadRequest::Synth(spirals), None)], ..Settings::default() };
+    let mut harness = harness_for(BayesExplorerApp::new(egui::Context::default(), settings));
+    wait_until(&mut harness, "the last session's set", |app| {
+        app.lab(Lab::Flow).data.as_ref().is_some_and(|d| matches!(d.request, LoadRequest::Synth(s) if s == spirals))
+    });
+    harness.run_steps(2);
+    // The fields are the set's (not the moons' defaults): Generate makes it again.
+    assert!(shows(&harness, "Two spirals"));
+    assert_eq!(harness.get_by_label("Points").value().as_deref(), Some("1200"));
+    assert_eq!(harness.get_by_label("Noise").value().as_deref(), Some("0.150"));
+    // The generator's seed is the panel's first (the run's own comes under Settings).
+    let seed = harness.query_all_by_label("Seed").next().expect("the generator's seed");
+    assert_eq!(seed.value().as_deref(), Some("3"));
+}
+
+#[test]
 fn ux_flow_layers_of_different_widths_are_shown_as_they_train() {
     let mut harness = harness();
     open_tab(&mut harness, "Flow");

@@ -59,6 +59,10 @@ impl BayesExplorerApp {
     pub(super) fn apply_data(&mut self, lab: Lab, data: LabData) {
         let Some(data) = self.data_or_ask(lab, data) else { return };
         let state = self.lab_mut(lab);
+        if let crate::data::LoadRequest::Synth(spec) = &data.request {
+            // The generator's fields say what is on show.
+            state.generator = Some(*spec);
+        }
         state.worker = None;
         state.run_source = crate::ui::lab_state::RunSource::default();
         state.worker_state = None;

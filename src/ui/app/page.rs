@@ -48,7 +48,7 @@ impl BayesExplorerApp {
             egui::ScrollArea::both().auto_shrink([false, true]).show(ui, |ui| {
                 ui.heading(lab.title());
                 ui.add_space(4.0);
-                let state = self.labs.iter().find(|l| l.lab == lab).expect("every lab has a state");
+                let state = self.labs.iter_mut().find(|l| l.lab == lab).expect("every lab has a state");
                 if !hidden.contains(&ControlGroup::Dataset) {
                     match crate::ui::lab::dataset_ui(state, &mut self.path_text, ui) {
                         Some(DatasetAsk::Dialog) => self.open_file_dialog(),
