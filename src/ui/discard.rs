@@ -102,6 +102,8 @@ pub(crate) enum Answer {
 /// A replacement waiting for the run it replaces to be saved (the question's "Save run first…").
 pub(crate) struct SaveFirst {
     pub pending: PendingDiscard,
+    /// The run was training, and was paused to be saved.
+    pub paused: bool,
     /// The save has started (the run had paused); its outcome decides.
     pub saving: bool,
 }
@@ -112,11 +114,12 @@ impl SaveFirst {
     pub(crate) fn kept(&self, why: Option<&crate::ui::message::Message>) -> crate::ui::message::Message {
         use crate::ui::message::Message;
         let not_done = self.pending.replacement.not_done();
+        let kept = if self.paused { "the run was kept (paused)" } else { "the run was kept" };
         match why {
             Some(m) if m.is_error() || m.is_warning() => {
-                Message { text: format!("{} The run was kept (paused), and {not_done}.", m.text), ..m.clone() }
+                Message { text: format!("{} Not saved: {kept}, and {not_done}.", m.text), ..m.clone() }
             }
-            _ => Message::note(format!("Not saved: the run was kept (paused), and {not_done}.")),
+            _ => Message::note(format!("Not saved: {kept}, and {not_done}.")),
         }
     }
 }
@@ -136,9 +139,18 @@ pub(crate) fn worth_asking(state: &LabState) -> bool {
     }
 }
 
+/// Whether "Save run first…" can save `state`'s run now: it has what a run file needs and is training (to be
+/// paused), paused or finished (a failed or ended worker has no checkpoint to give); `files_busy`: another file is
+/// being written or read, or another save is waiting.
+pub(crate) fn can_save_first(state: &LabState, files_busy: bool) -> bool {
+    let settled =
+        matches!(state.worker_state, Some(WorkerState::Running | WorkerState::Paused | WorkerState::Finished));
+    state.run_origin.is_some() && settled && !files_busy
+}
+
 /// The question about `state`'s run being replaced by `replacement`, in a modal window: `Some(answer)` once the user
-/// answers (closing the window keeps the run), `None` while it stays open. `can_save`: whether "Save run first…" can save
-/// the run now (it has what a run file needs, and no other file is being written or read).
+/// answers (closing the window keeps the run), `None` while it stays open. `can_save`: whether "Save run first…"
+/// can save the run now (see [`can_save_first`]).
 pub(crate) fn ask(ctx: &egui::Context, state: &LabState, replacement: &Replacement, can_save: bool) -> Option<Answer> {
     let question = question(state, replacement);
     let button = replacement.button();

@@ -145,13 +145,17 @@ fn ux_save_run_in_the_question_saves_the_run_and_then_goes_ahead_or_keeps_it_whe
     harness.get_by_label_contains("\"Save run first…\" keeps it in a file, then goes ahead.");
     harness.get_by_label("Save run first…").click();
     wait_until(&mut harness, "the failed save", |app| {
-        app.lab(Lab::Bnn).message.as_ref().is_some_and(|m| m.text.contains("The run was kept (paused)"))
+        app.lab(Lab::Bnn).message.as_ref().is_some_and(|m| m.text.contains("Not saved: the run was kept (paused)"))
     });
     let kept = bnn_step(harness.state());
     let state = harness.state().lab(Lab::Bnn);
     let message = state.message.as_ref().expect("a message");
     assert!(message.is_error(), "the failure is an error: {}", message.text);
-    assert!(message.text.ends_with("and no new run was started."), "{}", message.text);
+    assert!(
+        message.text.ends_with("Not saved: the run was kept (paused), and no new run was started."),
+        "{}",
+        message.text
+    );
     assert_eq!(state.worker_state, Some(WorkerState::Paused), "paused to be saved, and kept");
     assert!(kept > 0, "the trained run is on show");
     keep_stepping(&mut harness, 0.3);

@@ -83,7 +83,8 @@ impl BayesExplorerApp {
             self.carry_out(pending.lab, pending.replacement);
             return;
         }
-        let can_save = self.lab(lab).run_origin.is_some() && !self.run_file_busy() && self.save_first.is_none();
+        let files_busy = self.run_file_busy() || self.save_first.is_some();
+        let can_save = crate::ui::discard::can_save_first(self.lab(lab), files_busy);
         let Some(answer) = crate::ui::discard::ask(ctx, self.lab(lab), &pending.replacement, can_save) else {
             return;
         };
@@ -93,12 +94,11 @@ impl BayesExplorerApp {
             Answer::SaveFirst => {
                 // Saved from a paused run (a checkpoint of where it stopped); the save starts once it has paused.
                 let state = self.lab(lab);
-                if state.worker_state == Some(WorkerState::Running)
-                    && let Some(worker) = &state.worker
-                {
+                let paused = state.worker_state == Some(WorkerState::Running);
+                if paused && let Some(worker) = &state.worker {
                     worker.send(Command::Pause);
                 }
-                self.save_first = Some(SaveFirst { pending, saving: false });
+                self.save_first = Some(SaveFirst { pending, paused, saving: false });
             }
             Answer::Keep => {
                 if let Replacement::Data(data) = &pending.replacement {
@@ -116,8 +116,18 @@ impl BayesExplorerApp {
     pub(super) fn poll_save_first(&mut self) {
         let Some(first) = &self.save_first else { return };
         let lab = first.pending.lab;
-        if first.saving || matches!(self.lab(lab).worker_state, Some(WorkerState::Running | WorkerState::Starting)) {
-            return;
+        match self.lab(lab).worker_state {
+            _ if first.saving => return,
+            // Pausing.
+            Some(WorkerState::Running | WorkerState::Starting) => return,
+            Some(WorkerState::Paused | WorkerState::Finished) => {}
+            // The worker failed or ended meanwhile: nothing to save from; the run stays as it is.
+            _ => {
+                if let Some(first) = self.save_first.take() {
+                    self.lab_mut(lab).message = Some(first.kept(None));
+                }
+                return;
+            }
         }
         let path = self.run_path(lab);
         let before = self.lab(lab).message.clone();
