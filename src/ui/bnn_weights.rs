@@ -415,8 +415,10 @@ fn weight_detail_ui(bnn: &BnnUiState, params: &BnnParams, ui: &mut egui::Ui) {
     let (Some(&mean), Some(&sd)) = (layer.mean.get(idx), layer.sd.get(idx)) else { return };
     let (i, j) = (idx / layer.n_out.max(1), idx % layer.n_out.max(1));
     let from = if l == 0 { bnn.feature_names.get(i).cloned().unwrap_or_default() } else { format!("unit {}", i + 1) };
-    ui.horizontal(|ui| {
-        ui.strong(format!("Layer {} weight: {from} -> unit {}", l + 1, j + 1));
+    // The title on a line of its own and the buttons under it: in half of a 1280-point window the row of both
+    // was wider than the column, and pushed the page sideways.
+    ui.add(egui::Label::new(egui::RichText::new(format!("Layer {} weight: {from} -> unit {}", l + 1, j + 1)).strong()));
+    ui.horizontal_wrapped(|ui| {
         save_image_button(ui, "bnn-weight-detail");
         record_button(ui, "bnn-weight-detail", bnn.recorder.busy());
         plot_axes::legend_toggle(ui, "bnn-weight-detail");

@@ -356,3 +356,29 @@ fn ux_the_preview_of_a_wide_file_keeps_its_buttons_in_view() {
     harness.run_steps(3);
     assert_eq!(harness.state().lab(Lab::Bnn).data.as_ref().map(|d| d.table.n_cols()), Some(14));
 }
+
+/// At 1280 x 800 the picked weight's posterior sits beside the weight matrix, its title and buttons inside the
+/// window: its one row of title and buttons was wider than its half of the page, which then scrolled sideways and
+/// cut off its plot.
+#[test]
+fn ux_the_picked_weight_fits_beside_the_matrix_at_1280_by_800() {
+    const WINDOW: egui::Vec2 = egui::vec2(1280.0, 800.0);
+    let app = BayesExplorerApp::new(egui::Context::default(), Settings::default());
+    let mut harness =
+        Harness::builder().with_size(WINDOW).build_ui_state(|ui, app: &mut BayesExplorerApp| app.show(ui), app);
+    wait_until(&mut harness, "the datasets", |app| !app.any_loading());
+    small_runs(&mut harness, 2);
+    train_to_the_end(&mut harness, Lab::Bnn);
+    wait_for_the_page(&mut harness, Lab::Bnn);
+    // Layer 1's weight from "residual sugar" (the 4th input) to unit 2, as a click on the matrix picks it.
+    harness.state_mut().bnn_state_mut().selected_weight = Some((0, 3 * 8 + 1));
+    harness.run_steps(5);
+    let title = harness.get_by_label("Layer 1 weight: residual sugar -> unit 2").rect();
+    let right_of = |label: &str| harness.get_all_by_label(label).map(|n| n.rect().right()).fold(0.0, f32::max);
+    let (save, record) = (right_of("Save image…"), right_of("Record animation…"));
+    assert!(title.left() > WINDOW.x / 2.0, "the weight's posterior is beside the matrix: {title:?}");
+    assert!(
+        title.right() <= WINDOW.x && save <= WINDOW.x && record <= WINDOW.x,
+        "cut off at the window's right edge: title {title:?}, buttons end at {save} and {record}"
+    );
+}
