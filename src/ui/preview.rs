@@ -41,6 +41,9 @@ pub(crate) enum PreviewOutcome {
     Reload(Lab, LoadRequest),
 }
 
+/// The preview window's height where the screen has the room: a file of a dozen columns shows whole.
+const PREVIEW_HEIGHT: f32 = 760.0;
+
 /// Shows the preview window; what the user chose in it comes back.
 pub(crate) fn preview_window(mut preview: Preview, ctx: &egui::Context) -> PreviewOutcome {
     let mut choice = Choice::Keep;
@@ -55,7 +58,9 @@ pub(crate) fn preview_window(mut preview: Preview, ctx: &egui::Context) -> Previ
     let max_height = (ctx.content_rect().height() - 48.0).max(240.0);
     egui::Window::new("Dataset preview")
         .open(&mut open)
-        .default_size([760.0, 560.0_f32.min(max_height)])
+        // Tall enough for the whole preview of a file of a dozen columns (the split and which labs can use it
+        // included) where the screen has the room.
+        .default_size([760.0, PREVIEW_HEIGHT.min(max_height)])
         .max_height(max_height)
         .collapsible(false)
         .show(ctx, |ui| {
