@@ -48,7 +48,7 @@ impl Message {
     /// The same message about `request`'s file (if it names one), from loading it.
     pub(crate) fn about_loading(mut self, request: &LoadRequest) -> Self {
         if let LoadRequest::File { path, .. } = request {
-            self.file = Some(std::path::absolute(path).unwrap_or_else(|_| path.clone()));
+            self.file = Some(crate::ui::typed_path::whole_path(path));
         }
         self.from_load = true;
         self

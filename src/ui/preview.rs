@@ -91,7 +91,7 @@ fn preview_ui(p: &mut Preview, ui: &mut egui::Ui) -> Choice {
     let t = &p.table;
     ui.heading(&t.name);
     if let LoadRequest::File { path, .. } = &p.request {
-        let whole = std::path::absolute(path).unwrap_or_else(|_| path.clone());
+        let whole = crate::ui::typed_path::whole_path(path);
         ui.add(egui::Label::new(egui::RichText::new(whole.display().to_string()).weak()).selectable(true));
     }
     ui.label(format!(

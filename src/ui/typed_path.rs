@@ -1,5 +1,5 @@
 //! A path as a user types or pastes it into the path field: file managers copy paths in quotes or as `file://`
-//! addresses, and shells write the home folder as `~`.
+//! addresses, and shells write the home folder as `~`. And the whole path a message shows for it.
 
 use std::path::{Path, PathBuf};
 
@@ -38,6 +38,14 @@ pub fn path_from_typed(text: &str, home: Option<&Path>) -> Option<PathBuf> {
 }
 
 /// `text` with each `%XX` escape replaced by its byte; an escape that is not two hex digits stays as written.
+/// `path` whole, as a message shows it: from the root, without the `.` and `..` it was typed with
+/// (`/work/main/../shared/a.csv` is `/work/shared/a.csv`). Symbolic links are followed where the file exists; a path
+/// that does not exist is made absolute as typed.
+#[must_use]
+pub fn whole_path(path: &Path) -> PathBuf {
+    std::fs::canonicalize(path).or_else(|_| std::path::absolute(path)).unwrap_or_else(|_| path.to_owned())
+}
+
 fn percent_decoded(text: &str) -> String {
     let bytes = text.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
@@ -74,5 +82,21 @@ mod tests {
         assert_eq!(percent_decoded("a%20b%C3%A9"), "a bé");
         assert_eq!(percent_decoded("100%"), "100%");
         assert_eq!(percent_decoded("%zz%4"), "%zz%4");
+    }
+
+    #[test]
+    fn a_whole_path_has_no_dots_where_the_file_exists_and_is_absolute_where_it_does_not() {
+        let dir = tempfile::tempdir().expect("a temporary folder");
+        std::fs::create_dir(dir.path().join("data")).expect("a folder");
+        std::fs::write(dir.path().join("data").join("a.csv"), "x\n1\n").expect("a file");
+        let typed = dir.path().join("data").join("..").join("data").join(".").join("a.csv");
+        let whole = super::whole_path(&typed);
+        assert_eq!(whole, std::fs::canonicalize(dir.path()).unwrap().join("data").join("a.csv"));
+        assert!(
+            !whole.components().any(|c| matches!(c, std::path::Component::ParentDir | std::path::Component::CurDir))
+        );
+        // A file that is not there: from the root, as typed.
+        let missing = super::whole_path(std::path::Path::new("no-such-folder/b.csv"));
+        assert!(missing.is_absolute() && missing.ends_with("no-such-folder/b.csv"), "{}", missing.display());
     }
 }
