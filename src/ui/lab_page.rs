@@ -1,7 +1,7 @@
 //! Pieces the three labs' pages share, each lab calling them with its own fields: the view thread started on first
 //! need, the top of a lab's views (the thread's error and the tabs of its views), the loss-curves page (its
-//! buttons over its figure), curves per epoch in one plot (plots of them stacked over one x range), a plot with its legend as a figure to save, a labelled
-//! choice, and what a view shows while it waits.
+//! buttons over its figure), curves per epoch in one plot (and plots of them stacked over one x range), a plot with
+//! its legend as a figure to save, a labelled choice, and what a view shows while it waits.
 
 use egui_plot::Plot;
 
@@ -267,7 +267,7 @@ mod tests {
     use super::{EpochCurves, shared_x};
 
     /// Two plots of 50 epochs stacked as the VAE's loss page stacks them: the loss falling (its legend has a free
-    /// corner) and four rising KL curves (whose legend needs room to the right of the data). Drawn over their shared
+    /// corner) and three rising KL curves (whose legend needs room to the right of the data). Drawn over their shared
     /// x range, both show the same epochs across the same stretch of the window; each on its own, they do not.
     #[test]
     fn stacked_plots_show_an_epoch_at_the_same_x() {

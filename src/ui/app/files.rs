@@ -277,8 +277,9 @@ impl BayesExplorerApp {
         }
     }
 
-    /// Saves runs ("Save run…" in the side panel, "Save run first…" in the question before a run is discarded) to `folder` under
-    /// their default names instead of asking with the save dialog (for tests and scripted demos); `None` asks again.
+    /// Saves runs ("Save run…" in the side panel, "Save run first…" in the question before a run is discarded) to
+    /// `folder` under their default names instead of asking with the save dialog (for tests and scripted demos);
+    /// `None` asks again.
     pub fn save_runs_to(&mut self, folder: Option<PathBuf>) {
         self.run_folder = folder;
     }
