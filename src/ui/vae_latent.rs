@@ -45,6 +45,16 @@ pub(crate) fn latent_ui(vae: &mut VaeUiState, ui: &mut egui::Ui) {
             }
             ui.label("(the others are 0 when decoding)");
         });
+        if vae.dims.0 == vae.dims.1 {
+            ui.colored_label(
+                ui.visuals().warn_fg_color,
+                format!(
+                    "z{0} against itself: every input lies on the diagonal, and the manifold varies z{0} alone. \
+                     Put another dimension on one axis.",
+                    vae.dims.0 + 1
+                ),
+            );
+        }
     }
     let Some(latents) = vae.latents.clone() else {
         waiting(ui, "Encoding the data…");

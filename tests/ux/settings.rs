@@ -317,6 +317,12 @@ fn ux_a_three_dimensional_vae_latent_names_its_dimensions_from_z1_as_the_axes_do
     type_into(&mut harness, "y axis", "3");
     assert_eq!(harness.state().vae_state().dims, (0, 2), "the third dimension, held from 0");
     assert_eq!(harness.get_by_label("y axis").value().as_deref(), Some("z3"));
+    assert!(!shows(&harness, "against itself"), "two dimensions on show");
+    // One dimension on both axes is said, not silently drawn as a diagonal.
+    type_into(&mut harness, "x axis", "3");
+    assert!(shows(&harness, "z3 against itself"), "the same dimension on both axes is said");
+    type_into(&mut harness, "x axis", "1");
+    assert!(!shows(&harness, "against itself"));
     // The decoded point is named by the dimensions on show.
     let plane = harness.get_by_label_contains("Encoder means of every input").rect();
     harness.hover_at(egui::pos2(plane.center().x + 40.0, plane.bottom() + 150.0));
