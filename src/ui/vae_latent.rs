@@ -472,12 +472,12 @@ fn manifold_ui(vae: &mut VaeUiState, height: f32, ui: &mut egui::Ui) {
     } else {
         ui.spinner();
     }
-    hover_image_ui(vae, side, false, ui);
+    hover_image_ui(vae, side, ui);
 }
 
 /// The image decoded at the point last hovered, once the view thread has it, named by that point (it stays once the
-/// cursor has left the plane); `one_d`: the latent has one dimension (z1 alone).
-fn hover_image_ui(vae: &mut VaeUiState, side: usize, one_d: bool, ui: &mut egui::Ui) {
+/// cursor has left the plane): z1 alone for a one-dimensional latent, the two dimensions on show for a larger one.
+fn hover_image_ui(vae: &mut VaeUiState, side: usize, ui: &mut egui::Ui) {
     if let Some(([z0, z1], image)) = &vae.hover_image {
         let texture = vae
             .hover_texture
@@ -485,9 +485,9 @@ fn hover_image_ui(vae: &mut VaeUiState, side: usize, one_d: bool, ui: &mut egui:
         ui.horizontal(|ui| {
             let latent = vae.view.as_ref().map_or(2, |v| v.params.latent);
             let (a, b) = vae.dims;
-            ui.label(match (one_d, latent) {
-                (true, _) => format!("Decoded at z1 = {z0:.2}:"),
-                (false, 2) => format!("Decoded at z = ({z0:.2}, {z1:.2}):"),
+            ui.label(match latent {
+                1 => format!("Decoded at z1 = {z0:.2}:"),
+                2 => format!("Decoded at z = ({z0:.2}, {z1:.2}):"),
                 // The two dimensions on show; the others are 0.
                 _ => format!("Decoded at z{} = {z0:.2}, z{} = {z1:.2}:", a + 1, b + 1),
             });
@@ -532,5 +532,5 @@ fn manifold_row_ui(vae: &mut VaeUiState, side: usize, ui: &mut egui::Ui) {
     } else {
         ui.spinner();
     }
-    hover_image_ui(vae, side, true, ui);
+    hover_image_ui(vae, side, ui);
 }
