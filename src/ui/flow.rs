@@ -145,6 +145,11 @@ pub struct FlowUiState {
     /// Counts runs, so the view thread never mistakes a new run's weights for the last one's.
     run: u64,
     fit_bounds: bool,
+    /// The stage plot's size (whole points) when its view was last fitted: a new size (the window resized, full
+    /// screen, presenter mode) fits it again, where egui_plot would keep the old view's reach in a larger frame.
+    fitted_size: Option<egui::Vec2>,
+    /// The stage plot's view as last drawn: x min, x max, y min, y max.
+    stage_view: Option<[f64; 4]>,
     /// The stage whose heat map Play waits for, at the whole stage before it.
     play_waits_for: Option<usize>,
     error: Option<String>,
@@ -183,6 +188,8 @@ impl Default for FlowUiState {
             last_request: None,
             run: 0,
             fit_bounds: true,
+            fitted_size: None,
+            stage_view: None,
             play_waits_for: None,
             error: None,
             highlight: Highlight::None,
@@ -215,6 +222,12 @@ impl FlowUiState {
     #[must_use]
     pub fn geometry(&self) -> Option<&FlowGeometry> {
         self.geometry.as_deref()
+    }
+
+    /// The stage plot's view as last drawn (x min, x max, y min, y max), once it has been (for tests).
+    #[must_use]
+    pub fn stage_view(&self) -> Option<[f64; 4]> {
+        self.stage_view
     }
 
     /// The data points the views push through the flow (standardised), and the run's number (for tests).
@@ -681,7 +694,9 @@ fn step_through_contents(flow: &mut FlowUiState, running: bool, (viewport, top):
                 // The frames show the figure, not where the mouse happens to be.
                 plot = plot.show_x(false).show_y(false).show_crosshair(false);
             }
-            let fit = std::mem::take(&mut flow.fit_bounds);
+            let size = egui::vec2(plot_size, plot_height).round();
+            let resized = flow.fitted_size.replace(size) != Some(size);
+            let fit = std::mem::take(&mut flow.fit_bounds) || resized;
             let points = match flow.direction {
                 Direction::Generation => &geometry.generation,
                 Direction::Inference => &geometry.inference,
@@ -789,6 +804,8 @@ fn step_through_contents(flow: &mut FlowUiState, running: bool, (viewport, top):
                 }
                 plot_ui.pointer_coordinate()
             }));
+            let view = response.transform.bounds();
+            flow.stage_view = Some([view.min()[0], view.max()[0], view.min()[1], view.max()[1]]);
             let has_path = flow.probe_path.is_some();
             if let Some(what) = stage_highlight(&highlight, has_path, layer_on_show) {
                 if matches!(highlight, Highlight::FlowLayer(k) if k == layer_on_show) {

@@ -141,3 +141,33 @@ fn ux_flow_play_waits_at_a_stage_for_the_next_stages_heat_map() {
     assert!(!flow.playing && flow.position == layers as f32, "Play reached the last stage ({})", flow.position);
     eprintln!("Play waited {waits} frames for a heat map");
 }
+
+/// A resized window (full screen, presenter mode, a larger window) fits the stage plot's view to the stage again.
+/// egui_plot kept the old view's reach in the larger frame, which left the stage a small patch in its middle.
+#[test]
+fn ux_the_stage_plot_fits_its_stage_again_when_the_window_is_resized() {
+    let mut harness = flow_just_built(2);
+    harness.run_steps(3);
+    // The view as drawn, and how many times the stage's extent it spans along its tighter axis (the plot keeps one
+    // scale on x and y, so along the other axis it spans more).
+    let fitted = |harness: &Harness<'_, BayesExplorerApp>| {
+        let flow = harness.state().flow_state();
+        let view = flow.stage_view().expect("the stage plot is drawn");
+        let stage = flow.geometry().expect("the stages").bounds[0];
+        let x = (view[1] - view[0]) / f64::from(stage[1] - stage[0]);
+        let y = (view[3] - view[2]) / f64::from(stage[3] - stage[2]);
+        let inside = view[0] <= f64::from(stage[0])
+            && view[1] >= f64::from(stage[1])
+            && view[2] <= f64::from(stage[2])
+            && view[3] >= f64::from(stage[3]);
+        (view, x.min(y), inside)
+    };
+    let (view, reach, inside) = fitted(&harness);
+    assert!(inside && reach < 1.2, "at 1280 x 800 the view {view:?} fits stage 0 (reach {reach:.2})");
+    for size in [[1920.0, 1080.0], [1280.0, 800.0]] {
+        harness.set_size(size.into());
+        harness.run_steps(3);
+        let (view, reach, inside) = fitted(&harness);
+        assert!(inside && reach < 1.2, "at {size:?} the view {view:?} fits stage 0 again (reach {reach:.2})");
+    }
+}
