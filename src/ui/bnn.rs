@@ -12,7 +12,8 @@ use crate::ui::bnn_state::HistoryMode;
 use crate::ui::highlight::Highlight;
 use crate::ui::image_export::take_record_asked;
 use crate::ui::lab_page::{
-    EPOCH_ON_SHOW, EPOCH_ON_SHOW_COLOUR, EpochCurves, epoch_series, loss_page, shared_x, stacked, view_tabs, waiting,
+    EPOCH_ON_SHOW, EPOCH_ON_SHOW_COLOUR, EpochCurves, epoch_series, figure_height, loss_page, shared_x, stacked,
+    view_tabs, waiting,
 };
 use crate::ui::plot_axes;
 use crate::ui::record::{FrameTarget, Subject};
@@ -100,7 +101,9 @@ pub(crate) fn bnn_loss_ui(snapshot: &RunSnapshot, (emphasised, scrubbed): (bool,
     let series = |name: &str| epoch_series(snapshot, name);
     let curves = vec![("total", series("loss")), ("data term", series("data_loss")), ("KL / N", series("kl_loss"))];
     let terms: &[&str] = if emphasised { &["data term", "KL / N"] } else { &[] };
-    let loss_curves = EpochCurves::new(ui, "bnn-loss", 200.0, curves);
+    // Each of the two plots takes half the page below its heading where the window has the room.
+    let height = figure_height(ui, 0.5, 64.0, (200.0, 400.0));
+    let loss_curves = EpochCurves::new(ui, "bnn-loss", height, curves);
     let classification = snapshot.history.last().is_some_and(|r| r.get("test_error_rate").is_some());
     let (train, test, label) = if classification {
         ("train_error_rate", "test_error_rate", "error rate")
@@ -113,7 +116,7 @@ pub(crate) fn bnn_loss_ui(snapshot: &RunSnapshot, (emphasised, scrubbed): (bool,
     if baseline.is_some() {
         entries.push("test, predicting the training mean");
     }
-    let mut occupied = plot_axes::Occupied::for_legend(&entries, egui::vec2(ui.available_width(), 200.0));
+    let mut occupied = plot_axes::Occupied::for_legend(&entries, egui::vec2(ui.available_width(), height));
     occupied.line(&train).line(&test);
     if let Some(b) = baseline {
         occupied.hline(b);
@@ -131,7 +134,7 @@ pub(crate) fn bnn_loss_ui(snapshot: &RunSnapshot, (emphasised, scrubbed): (bool,
         plot_axes::legend_toggle(ui, "bnn-error");
     });
     stacked(plot_axes::with_legend(plot_axes::plot("bnn-error"), ui.ctx(), "bnn-error", &occupied), x)
-        .height(200.0)
+        .height(height)
         .x_axis_label("epoch")
         .allow_scroll(false)
         .show(ui, |plot| {

@@ -11,7 +11,7 @@ use crate::models::stats::{Histogram, freedman_diaconis_bins};
 use crate::train::EpochRecord;
 use crate::ui::count::count;
 use crate::ui::image_export::save_image_button;
-use crate::ui::lab_page::legend_figure;
+use crate::ui::lab_page::{figure_height, legend_figure};
 use crate::ui::plot_axes;
 use crate::ui::settings_check;
 
@@ -187,7 +187,8 @@ fn runs_ui(runs: &[RunSummary], ui: &mut egui::Ui) {
         )
         .collect();
     let entry_names: Vec<&str> = entries.iter().map(String::as_str).collect();
-    let mut occupied = plot_axes::Occupied::for_legend(&entry_names, egui::vec2(ui.available_width(), 240.0));
+    let height = figure_height(ui, 1.0, 8.0, (240.0, 720.0));
+    let mut occupied = plot_axes::Occupied::for_legend(&entry_names, egui::vec2(ui.available_width(), height));
     for r in runs {
         let hist = Histogram::new(&r.ranges, 0.0, f64::from(hi), bins);
         let w = hist.bin_width();
@@ -198,7 +199,7 @@ fn runs_ui(runs: &[RunSummary], ui: &mut egui::Ui) {
         }
     }
     legend_figure(ui, "bnn-compare", "bnn-compare-runs.png", &occupied, |plot, ui| {
-        plot.height(240.0).x_axis_label("range of the passes").y_axis_label("density").allow_scroll(false).show(
+        plot.height(height).x_axis_label("range of the passes").y_axis_label("density").allow_scroll(false).show(
             ui,
             |plot| {
                 for (i, (r, name)) in runs.iter().zip(entries).enumerate() {

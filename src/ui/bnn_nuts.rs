@@ -18,7 +18,7 @@ use crate::train::EpochRecord;
 use crate::train::nuts_job::{BandComparison, NutsComparison, NutsJob, NutsRequest, WeightMarginal, order_by_ratio};
 use crate::ui::bnn_nuts_state::{NutsPageState, NutsSection};
 use crate::ui::bnn_state::BnnUiState;
-use crate::ui::lab_page::{labelled_combo, legend_figure};
+use crate::ui::lab_page::{figure_height, labelled_combo, legend_figure};
 use crate::ui::plot_axes;
 
 /// Colour of the variational posterior in every figure of the page.
@@ -452,7 +452,9 @@ fn marginals_ui(state: &mut NutsPageState, r: &NutsComparison, features: &[Strin
             .weak(),
         );
     }
-    marginal_plot(m, deterministic, ui);
+    // The marginals take half the page below them where the window has the room; the table of every weight the rest.
+    let height = figure_height(ui, 0.5, 0.0, (240.0, 440.0));
+    marginal_plot(m, deterministic, height, ui);
     ui.add_space(6.0);
     ui.horizontal(|ui| {
         ui.strong("Every weight by VI sd / NUTS sd");
@@ -466,11 +468,12 @@ fn marginals_ui(state: &mut NutsPageState, r: &NutsComparison, features: &[Strin
             .weak(),
     );
     let order = order_by_ratio(&r.marginals, state.largest_first);
+    let table_height = (ui.available_height() - 28.0).max(220.0);
     TableBuilder::new(ui)
         .id_salt("nuts-ratio-table")
         .striped(true)
         .sense(egui::Sense::click())
-        .max_scroll_height(220.0)
+        .max_scroll_height(table_height)
         .column(Column::auto().at_least(50.0))
         .column(Column::auto().at_least(220.0))
         .columns(Column::auto().at_least(70.0), 5)
@@ -506,16 +509,17 @@ fn marginals_ui(state: &mut NutsPageState, r: &NutsComparison, features: &[Strin
         });
 }
 
-fn marginal_plot(m: &WeightMarginal, deterministic: bool, ui: &mut egui::Ui) {
+/// The picked weight's marginals, NUTS's draws against VI's Gaussian, `height` points high.
+fn marginal_plot(m: &WeightMarginal, deterministic: bool, height: f32, ui: &mut egui::Ui) {
     let h = &m.histogram;
     let vi_entry = if deterministic { "VI value (no spread)" } else { "VI Gaussian N(mean, sd²)" };
     let entries = ["NUTS draws", vi_entry];
-    let mut occupied = plot_axes::Occupied::for_legend(&entries, egui::vec2(ui.available_width(), 240.0));
+    let mut occupied = plot_axes::Occupied::for_legend(&entries, egui::vec2(ui.available_width(), height));
     let tops: Vec<[f64; 2]> = h.density.iter().enumerate().map(|(i, &d)| [h.centre(i), d]).collect();
     occupied.points(&tops);
     occupied.line(&m.vi_curve);
     legend_figure(ui, "nuts-marginal", "bnn-vi-vs-nuts-marginal.png", &occupied, |plot, ui| {
-        plot.height(240.0).x_axis_label("weight value").y_axis_label("density").allow_scroll(false).show(ui, |plot| {
+        plot.height(height).x_axis_label("weight value").y_axis_label("density").allow_scroll(false).show(ui, |plot| {
             let bars: Vec<Bar> =
                 h.density.iter().enumerate().map(|(i, &d)| Bar::new(h.centre(i), d).width(h.width * 0.95)).collect();
             plot.bar_chart(
@@ -573,7 +577,7 @@ fn bands_ui(b: &BandComparison, prepared: &Prepared, ui: &mut egui::Ui) {
     let feature = prepared.feature_names.first().cloned().unwrap_or_else(|| "x".into());
     let target = prepared.output.as_ref().map_or_else(|| "y".into(), |(n, _)| n.clone());
     let names = ["VI 95 % band", "VI mean", "NUTS 95 % band", "NUTS mean", "training rows", "test rows", "the gap"];
-    let height = ui.available_height().clamp(300.0, 520.0);
+    let height = figure_height(ui, 1.0, 0.0, (300.0, 520.0));
     let mut occupied = plot_axes::Occupied::for_legend(&names, egui::vec2(ui.available_width(), height));
     occupied.points(&train).points(&test);
     for band in [&b.vi, &b.nuts] {
@@ -627,7 +631,8 @@ fn rows_ui(r: &NutsComparison, ui: &mut egui::Ui) {
         r.vi.n_samples, r.nuts.n_samples
     ));
     let names = ["VI 95 % interval", "VI mean", "NUTS 95 % interval", "NUTS mean", "actual"];
-    let mut occupied = plot_axes::Occupied::for_legend(&names, egui::vec2(ui.available_width(), 300.0));
+    let height = figure_height(ui, 1.0, 8.0, (300.0, 520.0));
+    let mut occupied = plot_axes::Occupied::for_legend(&names, egui::vec2(ui.available_width(), height));
     let offset = 0.18;
     let side = |rows: &[crate::models::bnn::RegressionRow], dx: f64| -> Vec<([f64; 2], [f64; 2], [f64; 2])> {
         rows.iter()
@@ -648,7 +653,7 @@ fn rows_ui(r: &NutsComparison, ui: &mut egui::Ui) {
     }
     occupied.points(&actual);
     legend_figure(ui, "nuts-rows", "bnn-vi-vs-nuts-rows.png", &occupied, |plot, ui| {
-        plot.height(300.0).x_axis_label("test row").y_axis_label("target").allow_scroll(false).show(ui, |plot| {
+        plot.height(height).x_axis_label("test row").y_axis_label("target").allow_scroll(false).show(ui, |plot| {
             for (name, mean_name, bars, colour) in [
                 ("VI 95 % interval", "VI mean", &vi_bars, VI_COLOUR),
                 ("NUTS 95 % interval", "NUTS mean", &nuts_bars, NUTS_COLOUR),
@@ -708,7 +713,8 @@ fn class_calibration_ui(vi: &[ClassRow], nuts: &[ClassRow], ui: &mut egui::Ui) {
         }
     });
     ui.label(format!("Expected calibration error: VI {:.3}, NUTS {:.3}.", vi.ece, nuts.ece));
-    let size = egui::vec2(ui.available_width().min(260.0 * 1.6), 260.0);
+    let height = crate::ui::bnn_predictions::unit_square_height(ui, 60.0);
+    let size = egui::vec2(height * crate::ui::bnn_predictions::UNIT_SQUARE_ASPECT, height);
     let names = ["perfectly calibrated", "VI", "NUTS"];
     let mut occupied = plot_axes::Occupied::for_legend(&names, size);
     occupied.line(&[[0.0, 0.0], [1.0, 1.0]]);
@@ -720,7 +726,7 @@ fn class_calibration_ui(vi: &[ClassRow], nuts: &[ClassRow], ui: &mut egui::Ui) {
     }
     legend_figure(ui, "nuts-calibration", "bnn-vi-vs-nuts-calibration.png", &occupied, |plot, ui| {
         let plot = plot.x_axis_label("confidence (the predicted class's mean probability)").y_axis_label("accuracy");
-        crate::ui::bnn_predictions::unit_square_plot(plot, ui, |plot| {
+        crate::ui::bnn_predictions::unit_square_plot(plot, height, ui, |plot| {
             for (name, r, dx, colour) in [("VI", &vi, -0.02, VI_COLOUR), ("NUTS", &nuts, 0.02, NUTS_COLOUR)] {
                 let bars: Vec<Bar> = r
                     .bins
@@ -757,7 +763,8 @@ fn calibration_ui(r: &NutsComparison, ui: &mut egui::Ui) {
             ui.end_row();
         }
     });
-    let size = egui::vec2(ui.available_width().min(260.0 * 1.6), 260.0);
+    let height = crate::ui::bnn_predictions::unit_square_height(ui, 60.0);
+    let size = egui::vec2(height * crate::ui::bnn_predictions::UNIT_SQUARE_ASPECT, height);
     let names = ["perfectly calibrated", "VI", "NUTS"];
     let mut occupied = plot_axes::Occupied::for_legend(&names, size);
     occupied.line(&[[0.0, 0.0], [1.0, 1.0]]);
@@ -765,7 +772,7 @@ fn calibration_ui(r: &NutsComparison, ui: &mut egui::Ui) {
         occupied.line(&[[*n - 0.02, 0.0], [*n - 0.02, *vi]]).line(&[[*n + 0.02, 0.0], [*n + 0.02, *nuts]]);
     }
     legend_figure(ui, "nuts-calibration", "bnn-vi-vs-nuts-calibration.png", &occupied, |plot, ui| {
-        crate::ui::bnn_predictions::calibration_plot(plot, ui, |plot| {
+        crate::ui::bnn_predictions::calibration_plot(plot, height, ui, |plot| {
             for (name, coverage, dx, colour) in
                 [("VI", &r.vi.coverage, -0.02, VI_COLOUR), ("NUTS", &r.nuts.coverage, 0.02, NUTS_COLOUR)]
             {

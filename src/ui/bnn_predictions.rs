@@ -15,7 +15,7 @@ use crate::ui::count::count;
 use crate::ui::export::{ExportKind, export_button};
 use crate::ui::highlight::{Highlight, accent, dim, halo, label_figure};
 use crate::ui::image_export::{record_button, save_image_button};
-use crate::ui::lab_page::{legend_figure, waiting};
+use crate::ui::lab_page::{figure_height, legend_figure, waiting};
 use crate::ui::plot_axes;
 
 pub(crate) fn predictions_ui(bnn: &mut BnnUiState, ui: &mut egui::Ui) {
@@ -46,18 +46,21 @@ pub(crate) fn predictions_ui(bnn: &mut BnnUiState, ui: &mut egui::Ui) {
                 record_button(ui, "bnn-pred-vs-actual", bnn.recorder.busy());
                 plot_axes::legend_toggle(ui, "bnn-pred-vs-actual");
             });
-            predicted_vs_actual_plot(rows, &target, bnn.highlight == Highlight::BnnPredictive, ui);
+            // The plot takes half the page's height below it where the window has the room; the table the rest.
+            let height = figure_height(ui, 0.55, 0.0, (260.0, 560.0));
+            predicted_vs_actual_plot(rows, &target, (bnn.highlight == Highlight::BnnPredictive, height), ui);
             ui.horizontal(|ui| {
                 ui.strong("Predictive table");
                 if export_button(ui) {
                     bnn.export = bnn.export_request(ExportKind::Predictive);
                 }
             });
+            let table_height = table_height(ui, 320.0);
             let mut table = TableBuilder::new(ui)
                 .id_salt("bnn-predictive-table")
                 .striped(true)
                 .resizable(false)
-                .max_scroll_height(320.0)
+                .max_scroll_height(table_height)
                 .column(Column::auto().at_least(40.0));
             for _ in 0..(if aleatoric { 7 } else { 6 }) {
                 table = table.column(Column::auto().at_least(60.0));
@@ -114,10 +117,11 @@ pub(crate) fn predictions_ui(bnn: &mut BnnUiState, ui: &mut egui::Ui) {
             if export_button(ui) {
                 bnn.export = bnn.export_request(ExportKind::Predictive);
             }
+            let table_height = table_height(ui, 360.0);
             TableBuilder::new(ui)
                 .id_salt("bnn-class-table")
                 .striped(true)
-                .max_scroll_height(360.0)
+                .max_scroll_height(table_height)
                 .columns(Column::auto().at_least(60.0), 5)
                 .header(20.0, |mut h| {
                     for c in ["Row", "Actual", "Predicted", "Probability", "Min .. max"] {
@@ -160,12 +164,18 @@ fn sampled(n_rows: usize, pv: &PredictiveView) -> String {
     )
 }
 
-/// The test rows' predictive means against their actual values, with 95 % intervals; `emphasised`: the Explain
-/// panel's predictive is hovered (means and intervals in the accent colour, the diagonal dimmed).
+/// The height of a table's scrolled rows: what is left of the page under its header, at least `least`.
+fn table_height(ui: &egui::Ui, least: f32) -> f32 {
+    (ui.available_height() - 28.0).max(least)
+}
+
+/// The test rows' predictive means against their actual values, with 95 % intervals, `height` points high;
+/// `emphasised`: the Explain panel's predictive is hovered (means and intervals in the accent colour, the diagonal
+/// dimmed).
 fn predicted_vs_actual_plot(
     rows: &[crate::models::bnn::RegressionRow],
     target: &str,
-    emphasised: bool,
+    (emphasised, height): (bool, f32),
     ui: &mut egui::Ui,
 ) {
     // Integer targets (wine quality) pile up; a small deterministic jitter spreads each column.
@@ -176,7 +186,7 @@ fn predicted_vs_actual_plot(
         (lo.min(f64::from(a.min(r.actual))), hi.max(f64::from(b.max(r.actual))))
     });
     let entries = ["perfect prediction", "95 % interval", "predictive mean"];
-    let mut occupied = plot_axes::Occupied::for_legend(&entries, egui::vec2(ui.available_width(), 260.0));
+    let mut occupied = plot_axes::Occupied::for_legend(&entries, egui::vec2(ui.available_width(), height));
     occupied.line(&[[lo, lo], [hi, hi]]);
     for (i, r) in rows.iter().enumerate().take(1500) {
         let (a, b) = r.interval_95();
@@ -185,7 +195,7 @@ fn predicted_vs_actual_plot(
     }
     let accent = accent(ui.visuals());
     let response = legend_figure(ui, "bnn-pred-vs-actual", "bnn-predicted-vs-actual.png", &occupied, |plot, ui| {
-        plot.height(260.0)
+        plot.height(height)
             .x_axis_label(format!("actual {target}"))
             .y_axis_label(format!("predicted {target}"))
             .allow_scroll(false)
@@ -263,7 +273,9 @@ pub(crate) fn calibration_ui(bnn: &mut BnnUiState, ui: &mut egui::Ui) {
             ui.end_row();
         }
     });
-    let size = egui::vec2(ui.available_width().min(260.0 * 1.6), 260.0);
+    // Room under it for the note (three lines in a narrow window).
+    let height = unit_square_height(ui, 60.0);
+    let size = egui::vec2(height * UNIT_SQUARE_ASPECT, height);
     let mut occupied = plot_axes::Occupied::for_legend(&["perfectly calibrated", "observed"], size);
     occupied.line(&[[0.0, 0.0], [1.0, 1.0]]);
     for (n, o) in &p.coverage {
@@ -271,7 +283,7 @@ pub(crate) fn calibration_ui(bnn: &mut BnnUiState, ui: &mut egui::Ui) {
         occupied.line(&[[*n, 0.0], [*n, *o]]);
     }
     legend_figure(ui, "bnn-calibration", "bnn-calibration.png", &occupied, |plot, ui| {
-        calibration_plot(plot, ui, |plot| {
+        calibration_plot(plot, height, ui, |plot| {
             let bars: Vec<Bar> = p.coverage.iter().map(|(n, o)| Bar::new(*n, *o).width(0.06)).collect();
             plot.bar_chart(BarChart::new("observed", bars).color(Color32::from_rgb(90, 140, 210)));
         })
@@ -336,7 +348,8 @@ fn class_calibration_ui(bnn: &mut BnnUiState, rows: &[ClassRow], ui: &mut egui::
             String::new()
         }
     ));
-    let size = egui::vec2(ui.available_width().min(260.0 * 1.6), 260.0);
+    let height = unit_square_height(ui, 60.0);
+    let size = egui::vec2(height * UNIT_SQUARE_ASPECT, height);
     let mut occupied = plot_axes::Occupied::for_legend(&["perfectly calibrated", "observed"], size);
     occupied.line(&[[0.0, 0.0], [1.0, 1.0]]);
     for bin in r.bins.iter().filter(|b| b.rows > 0) {
@@ -344,7 +357,7 @@ fn class_calibration_ui(bnn: &mut BnnUiState, rows: &[ClassRow], ui: &mut egui::
     }
     legend_figure(ui, "bnn-calibration", "bnn-calibration.png", &occupied, |plot, ui| {
         let plot = plot.x_axis_label("confidence (the predicted class's mean probability)").y_axis_label("accuracy");
-        unit_square_plot(plot, ui, |plot| {
+        unit_square_plot(plot, height, ui, |plot| {
             let bars: Vec<Bar> = r
                 .bins
                 .iter()
@@ -364,29 +377,43 @@ fn class_calibration_ui(bnn: &mut BnnUiState, rows: &[ClassRow], ui: &mut egui::
     );
 }
 
-/// A calibration figure: observed coverage against the nominal level on the unit square, with the diagonal of
-/// perfect calibration, and the bars `bars` draws (the Calibration page's, and the VI vs NUTS page's two models).
+/// A calibration figure: observed coverage against the nominal level on the unit square, `height` points high
+/// ([`unit_square_height`]), with the diagonal of perfect calibration, and the bars `bars` draws (the Calibration
+/// page's, and the VI vs NUTS page's two models).
 pub(crate) fn calibration_plot(
     plot: egui_plot::Plot<'_>,
+    height: f32,
     ui: &mut egui::Ui,
     bars: impl FnOnce(&mut egui_plot::PlotUi<'_>),
 ) -> egui_plot::PlotResponse<()> {
-    unit_square_plot(plot.x_axis_label("nominal level").y_axis_label("observed coverage"), ui, bars)
+    unit_square_plot(plot.x_axis_label("nominal level").y_axis_label("observed coverage"), height, ui, bars)
 }
 
-/// A figure on the unit square, 260 points high, with the diagonal of perfect calibration and the bars `bars` draws;
-/// the caller names the axes.
+/// Width over height of a figure on the unit square.
+pub(crate) const UNIT_SQUARE_ASPECT: f32 = 1.6;
+
+/// The height of a figure on the unit square: what is left of the page less `below` (the lines under it), at least
+/// 260 points (the page scrolls in a small window), at most 640, and no wider ([`UNIT_SQUARE_ASPECT`]) than the
+/// page where that allows 260.
+pub(crate) fn unit_square_height(ui: &egui::Ui, below: f32) -> f32 {
+    let least = 260.0;
+    figure_height(ui, 1.0, below, (least, 640.0)).min((ui.available_width() / UNIT_SQUARE_ASPECT).max(least))
+}
+
+/// A figure on the unit square, `height` points high ([`unit_square_height`]), with the diagonal of perfect
+/// calibration and the bars `bars` draws; the caller names the axes.
 pub(crate) fn unit_square_plot(
     plot: egui_plot::Plot<'_>,
+    height: f32,
     ui: &mut egui::Ui,
     bars: impl FnOnce(&mut egui_plot::PlotUi<'_>),
 ) -> egui_plot::PlotResponse<()> {
-    plot.height(260.0)
+    plot.height(height)
         .include_x(0.0)
         .include_x(1.0)
         .include_y(0.0)
         .include_y(1.0)
-        .view_aspect(1.6)
+        .view_aspect(UNIT_SQUARE_ASPECT)
         .allow_scroll(false)
         .show(ui, |plot| {
             plot.line(

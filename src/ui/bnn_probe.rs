@@ -11,7 +11,7 @@ use crate::train::bnn_view::ProbeView;
 use crate::ui::bnn_state::{BnnUiState, test_row_in_units};
 use crate::ui::count::count;
 use crate::ui::image_export::{record_button, save_image_button, saveable};
-use crate::ui::lab_page::waiting;
+use crate::ui::lab_page::{figure_height, waiting};
 use crate::ui::plot_axes;
 
 pub(crate) fn probe_ui(bnn: &mut BnnUiState, ui: &mut egui::Ui) {
@@ -138,8 +138,9 @@ fn probe_plots(bnn: &BnnUiState, prepared: &Prepared, probe: &ProbeView, range: 
         let w = hist.bin_width();
         let bars: Vec<Bar> =
             hist.densities().iter().zip(&hist.edges).map(|(&d, &l)| Bar::new(l + w / 2.0, d).width(w)).collect();
+        // The histogram takes a third of the column's height where the window has the room, the sweep the rest.
         plot_axes::plot("bnn-probe-hist")
-            .height(150.0)
+            .height(figure_height(ui, 0.3, 0.0, (150.0, 280.0)))
             .allow_scroll(false)
             .x_axis_label(format!("{sampled} ({}, {})", count(vals.len(), "pass"), count(bins, "bin")))
             .show(ui, |plot| {
@@ -155,7 +156,8 @@ fn probe_plots(bnn: &BnnUiState, prepared: &Prepared, probe: &ProbeView, range: 
         }
         PredictiveRows::Classes(_) => &["training data range", "probability of the predicted class", "this input"],
     };
-    let mut occupied = plot_axes::Occupied::for_legend(entries, egui::vec2(ui.available_width(), 230.0));
+    let height = figure_height(ui, 1.0, 8.0, (230.0, 560.0));
+    let mut occupied = plot_axes::Occupied::for_legend(entries, egui::vec2(ui.available_width(), height));
     match &probe.sweep.rows {
         PredictiveRows::Regression(rows) => {
             for (&x, r) in xs.iter().zip(rows) {
@@ -170,7 +172,7 @@ fn probe_plots(bnn: &BnnUiState, prepared: &Prepared, probe: &ProbeView, range: 
     }
     occupied.vline(current);
     plot_axes::with_legend(plot_axes::plot("bnn-probe-sweep"), ui.ctx(), "bnn-probe-sweep", &occupied)
-        .height(230.0)
+        .height(height)
         .x_axis_label(&prepared.feature_names[j])
         .y_axis_label(if classes { "probability of the predicted class" } else { target.as_str() })
         .allow_scroll(false)

@@ -76,7 +76,7 @@ pub(crate) fn weights_ui(bnn: &mut BnnUiState, view: &BnnView, ui: &mut egui::Ui
         );
     }
     let (lo, hi) = weight_range(view, bnn.layer, bnn.quantity);
-    let height = (ui.available_height() * 0.45).clamp(180.0, 320.0);
+    let height = (ui.available_height() * 0.45).clamp(180.0, 420.0);
     let (layer_index, quantity) = (bnn.layer, bnn.quantity);
     match bnn.history_mode {
         HistoryMode::Single => {

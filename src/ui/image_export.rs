@@ -110,6 +110,13 @@ pub(crate) fn drawn_figure(ctx: &egui::Context, key: &str) -> Option<DrawnFigure
     drawn.filter(|d| d.pass == ctx.cumulative_pass_nr())
 }
 
+/// The part on screen of the figure `key` where it was last drawn, in whichever pass (for tests: a figure's size).
+#[must_use]
+pub fn figure_rect(ctx: &egui::Context, key: &str) -> Option<egui::Rect> {
+    let drawn: Option<DrawnFigure> = ctx.data(|d| d.get_temp(drawn_id(key)));
+    drawn.map(|d| d.rect)
+}
+
 fn recorded_id() -> egui::Id {
     egui::Id::unique("figure-recorded")
 }

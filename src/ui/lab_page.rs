@@ -225,6 +225,14 @@ pub(crate) fn emphasised_curve(plot: &mut egui_plot::PlotUi<'_>, name: String, p
     }
 }
 
+/// The height of a figure that grows with the window: `share` of the page's height left from here down, less `below`
+/// (the lines under the figure), within `least` (its height in a small window, where the page scrolls instead of
+/// shrinking it) and `most`. A page's scrolled area is the window's height, so that a large window or a projector's
+/// screen shows larger figures rather than an empty half page.
+pub(crate) fn figure_height(ui: &egui::Ui, share: f32, below: f32, (least, most): (f32, f32)) -> f32 {
+    ((ui.available_height() - below) * share).clamp(least, most)
+}
+
 /// The plot `key` with its legend where it hides the least of `occupied` (unless its toggle hid it), drawn by
 /// `show` as a figure that "Save image…" (`key`) saves as `file_name`.
 pub(crate) fn legend_figure<R>(

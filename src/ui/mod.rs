@@ -54,7 +54,7 @@ mod vae_state;
 pub mod window_bench;
 
 pub use app::{APP_TITLE, BayesExplorerApp, Settings};
-pub use image_export::{crop, write_png};
+pub use image_export::{crop, figure_rect, write_png};
 pub use lab_state::LabState;
 pub use message::{Message, MessageKind};
 pub use session::session_run_path;

@@ -7,7 +7,7 @@ use crate::models::vae::Likelihood;
 use crate::train::RunSnapshot;
 use crate::ui::highlight::Highlight;
 use crate::ui::image_export::take_record_asked;
-use crate::ui::lab_page::{EpochCurves, epoch_series, loss_page, shared_x, view_tabs, waiting};
+use crate::ui::lab_page::{EpochCurves, epoch_series, figure_height, loss_page, shared_x, view_tabs, waiting};
 use crate::ui::plot_axes;
 use crate::ui::record::{FrameTarget, Subject};
 
@@ -121,7 +121,10 @@ pub(crate) fn vae_loss_ui(
         ("test: reconstruction", series("test_recon")),
     ];
     let loss: &[&str] = if emphasised { &[TRAIN_LOSS] } else { &[] };
-    let loss_curves = EpochCurves::new(ui, "vae-loss", 200.0, curves);
+    // The two plots share the page below the heading where the window has the room, the loss plot the larger part;
+    // room is left under them for the heading between them and a line on collapsed dimensions.
+    let height = figure_height(ui, 1.0, 90.0, (360.0, 800.0));
+    let loss_curves = EpochCurves::new(ui, "vae-loss", height * 5.0 / 9.0, curves);
     let dims: Vec<String> = snapshot
         .history
         .last()
@@ -130,7 +133,7 @@ pub(crate) fn vae_loss_ui(
     let curves: Vec<(String, Vec<[f64; 2]>)> = std::iter::once(("KL, all dimensions".to_owned(), series("test_kl")))
         .chain(dims.iter().map(|k| (k.replace("kl_dim_", "z"), series(k))))
         .collect();
-    let kl_curves = EpochCurves::new(ui, "vae-kl-dims", 160.0, curves);
+    let kl_curves = EpochCurves::new(ui, "vae-kl-dims", height * 4.0 / 9.0, curves);
     // The two plots over one x range: an epoch, and the epoch on show, at the same x on both.
     let x = shared_x([loss_curves.reach(ui.ctx()), kl_curves.reach(ui.ctx())]);
     loss_curves.show(ui, (true, loss), scrubbed, x);

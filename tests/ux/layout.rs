@@ -382,3 +382,46 @@ fn ux_the_picked_weight_fits_beside_the_matrix_at_1280_by_800() {
         "cut off at the window's right edge: title {title:?}, buttons end at {save} and {record}"
     );
 }
+
+/// The BNN's figures grow with the window. They had one fixed height each, so that a large window or a projector's
+/// screen showed them in the top half of an otherwise empty page. At 1920 x 1080 each page's figure is now taller
+/// than at 1280 x 800, and at both sizes it ends inside the window.
+#[test]
+fn ux_the_bnn_figures_grow_with_the_window() {
+    const SIZES: [egui::Vec2; 2] = [egui::vec2(1280.0, 800.0), egui::vec2(1920.0, 1080.0)];
+    // Each page and its figure's key ("Save image…"'s): the probe's two plots are one figure.
+    const PAGES: [(&str, &str); 5] = [
+        ("Predictions", "bnn-pred-vs-actual"),
+        ("Calibration", "bnn-calibration"),
+        ("Out-of-distribution probe", "bnn-probe"),
+        ("Loss curves", "bnn-loss"),
+        ("Compare runs", "bnn-compare"),
+    ];
+    let app = BayesExplorerApp::new(egui::Context::default(), Settings::default());
+    let mut harness =
+        Harness::builder().with_size(SIZES[0]).build_ui_state(|ui, app: &mut BayesExplorerApp| app.show(ui), app);
+    wait_until(&mut harness, "the datasets", |app| !app.any_loading());
+    small_runs(&mut harness, 2);
+    train_to_the_end(&mut harness, Lab::Bnn);
+    wait_for_the_page(&mut harness, Lab::Bnn);
+    let mut heights = Vec::new();
+    for size in SIZES {
+        harness.set_size(size);
+        harness.run_steps(3);
+        for (page, key) in PAGES {
+            click(&mut harness, page);
+            if key == "bnn-probe" {
+                crate::common::wait_for_label(&mut harness, "Prediction as");
+            }
+            harness.run_steps(3);
+            let rect =
+                bayes_explorer::ui::figure_rect(&harness.ctx, key).unwrap_or_else(|| panic!("{page}: no figure"));
+            assert!(rect.right() <= size.x + 0.5, "{page} at {size:?}: the figure {rect:?} runs past the window");
+            heights.push(rect.height());
+        }
+    }
+    let (small, large) = heights.split_at(PAGES.len());
+    for (((page, _), small), large) in PAGES.iter().zip(small).zip(large) {
+        assert!(*large >= small * 1.3, "{page}: {small} points high at 1280 x 800, {large} at 1920 x 1080");
+    }
+}
