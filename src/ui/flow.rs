@@ -684,7 +684,7 @@ fn step_through_contents(flow: &mut FlowUiState, running: bool, (viewport, top):
         let plot_size = (ui.available_width() - side_width - 8.0).max(200.0);
         ui.vertical(|ui| {
             ui.set_width(plot_size);
-            let mut plot = stage_legend(plot_axes::plane("flow-stage"), flow, &geometry, k0, ui)
+            let mut plot = stage_legend(plot_axes::plane("flow-stage"), flow, &geometry, ui)
                 .height(plot_height)
                 .allow_double_click_reset(false);
             if running {
@@ -948,21 +948,46 @@ fn stage_highlight(highlight: &Highlight, has_path: bool, layer_on_show: usize) 
     }
 }
 
-/// The stage plot with its legend where it hides the fewest of the points at stage `k`, unless its toggle (beside
-/// the picked point) hid it.
-fn stage_legend<'a>(plot: Plot<'a>, flow: &FlowUiState, geometry: &FlowGeometry, k: usize, ui: &egui::Ui) -> Plot<'a> {
-    let points = match flow.direction {
-        Direction::Generation => geometry.generation.get(k),
-        Direction::Inference => geometry.inference.get(k),
+/// The stage plot with its legend in the corner that hides the fewest points over every stage of the direction on
+/// show ([`stage_legend_corner`]), unless its toggle (beside the picked point) hid it. One corner for all stages: as
+/// Play or the arrows move through them, the legend stays put rather than jump between corners (and, in a bottom
+/// corner, list its entries the other way up).
+fn stage_legend<'a>(plot: Plot<'a>, flow: &FlowUiState, geometry: &FlowGeometry, ui: &egui::Ui) -> Plot<'a> {
+    let stages = match flow.direction {
+        Direction::Generation => &geometry.generation,
+        Direction::Inference => &geometry.inference,
     };
-    let points: Vec<[f64; 2]> =
-        points.map(|p| p.iter().map(|q| [f64::from(q[0]), f64::from(q[1])]).collect()).unwrap_or_default();
     // The points, the heat map, the warped grid and a picked point's path.
     let entries = ["Gaussian samples", "warped grid", "heat map", "picked point's path"];
     let size = egui::vec2(ui.available_width(), ui.available_width().min(ui.available_height()));
-    let mut occupied = plot_axes::Occupied::for_legend(&entries, size);
-    occupied.points(&points);
-    plot_axes::with_legend(plot, ui.ctx(), "flow-stage", &occupied)
+    let corner = stage_legend_corner(stages, &geometry.bounds, &entries, size);
+    plot_axes::with_legend_in(plot, ui.ctx(), "flow-stage", corner)
+}
+
+/// The corner of the stage plot whose legend (of `entries`, on a plot of `size`) hides the fewest of every stage's
+/// points (`stages[k]`), each stage's points placed in its own view (`bounds[k]`: x0, x1, y0, y1), which the plot
+/// fits as it shows that stage.
+fn stage_legend_corner(
+    stages: &[Vec<[f32; 2]>],
+    bounds: &[[f32; 4]],
+    entries: &[&str],
+    size: egui::Vec2,
+) -> egui_plot::Corner {
+    let mut occupied = plot_axes::Occupied::for_legend(entries, size);
+    for (points, b) in stages.iter().zip(bounds) {
+        let (width, height) = (f64::from(b[1] - b[0]), f64::from(b[3] - b[2]));
+        if width > 0.0 && height > 0.0 {
+            let placed: Vec<[f64; 2]> = points
+                .iter()
+                .map(|p| [(f64::from(p[0]) - f64::from(b[0])) / width, (f64::from(p[1]) - f64::from(b[2])) / height])
+                .collect();
+            occupied.points(&placed);
+        }
+    }
+    // The views' four corners (one point in each corner, so no corner is favoured), so that the shares are of the
+    // views rather than of where the points happen to reach.
+    occupied.points(&[[0.0, 0.0], [0.0, 1.0], [1.0, 0.0], [1.0, 1.0]]);
+    occupied.placement().corner
 }
 
 /// Where Play's position goes from `from` in a frame that moves it on by `by` (at most to `k_max`), and the whole
@@ -1227,7 +1252,31 @@ fn diverging(t: f32) -> Color32 {
 
 #[cfg(test)]
 mod tests {
-    use super::{keras_layout, play_advance};
+    use super::{keras_layout, play_advance, stage_legend_corner};
+    use egui_plot::Corner;
+
+    #[test]
+    fn the_stage_legend_takes_the_corner_freest_over_every_stage_each_in_its_own_view() {
+        // 30 points in a square of side 1.5 at (x, y), in a view of side 10 at (x0, y0).
+        let cluster = |(x0, y0): (f32, f32), (x, y): (f32, f32)| -> Vec<[f32; 2]> {
+            (0..30u8).map(|i| [x0 + x + f32::from(i % 6) * 0.3, y0 + y + f32::from(i / 6) * 0.3]).collect()
+        };
+        let middle = |(x0, y0): (f32, f32)| cluster((x0, y0), (4.0, 4.0));
+        // Stage 0 fills its top right; stage 1, in a view far from stage 0's, its top left and bottom left.
+        let (at0, at1) = ((0.0, 0.0), (100.0, -10.0));
+        let stage0 = [cluster(at0, (8.5, 8.5)), middle(at0)].concat();
+        let stage1 = [cluster(at1, (0.0, 8.5)), cluster(at1, (0.0, 0.0)), middle(at1)].concat();
+        let bounds = [[0.0, 10.0, 0.0, 10.0], [100.0, 110.0, -10.0, 0.0]];
+        let entries = ["Gaussian samples", "warped grid", "heat map", "picked point's path"];
+        let size = egui::vec2(600.0, 600.0);
+        let corner =
+            |stages: &[Vec<[f32; 2]>], bounds: &[[f32; 4]]| stage_legend_corner(stages, bounds, &entries, size);
+        // On its own each stage would put it elsewhere: the legend would jump as Play moves on.
+        assert_eq!(corner(std::slice::from_ref(&stage0), &bounds[..1]), Corner::LeftTop);
+        assert_eq!(corner(std::slice::from_ref(&stage1), &bounds[1..]), Corner::RightTop);
+        // Over both, each in its own view: the one corner free in both.
+        assert_eq!(corner(&[stage0, stage1], &bounds), Corner::RightBottom);
+    }
 
     #[test]
     fn play_waits_at_a_whole_stage_for_the_next_stages_map() {

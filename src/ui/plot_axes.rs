@@ -315,11 +315,11 @@ pub(crate) fn with_legend_kept<'a>(
     occupied: &Occupied,
     kept: &mut Option<Corner>,
 ) -> Plot<'a> {
+    if let Some(corner) = *kept {
+        return with_legend_in(plot, ctx, key, corner);
+    }
     if !legend_shown(ctx, key) {
         return plot;
-    }
-    if let Some(corner) = *kept {
-        return plot.legend(legend(corner));
     }
     let placement = occupied.placement();
     *kept = Some(placement.corner);
@@ -329,6 +329,11 @@ pub(crate) fn with_legend_kept<'a>(
         None => plot,
     };
     plot.legend(legend(placement.corner))
+}
+
+/// `plot` with its legend in `corner`, unless the plot's [`legend_toggle`] (`key`) hid it.
+pub(crate) fn with_legend_in<'a>(plot: Plot<'a>, ctx: &egui::Context, key: &str, corner: Corner) -> Plot<'a> {
+    if legend_shown(ctx, key) { plot.legend(legend(corner)) } else { plot }
 }
 
 /// A legend in `corner` that lists its entries in the order the plot draws them (each plot draws its curves in the
