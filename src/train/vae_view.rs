@@ -81,8 +81,8 @@ pub enum VaeViewResult {
     Latents(Arc<Latents>),
     /// The manifold.
     Manifold(Arc<Manifold>),
-    /// The decoded point under the cursor and its image.
-    Hover([f32; 2], Arc<Vec<f32>>),
+    /// The decoded point under the cursor, the latent dimensions it gives (the others 0), and its image.
+    Hover([f32; 2], (usize, usize), Arc<Vec<f32>>),
     /// The decoded path: `[PATH_STEPS, n_in]`.
     Path(Arc<Vec<f32>>),
     /// Decoded draws from N(0, I): `[PRIOR_SAMPLES, n_in]`.
@@ -122,7 +122,7 @@ struct ViewState {
     gpu: RealGpu,
     done_latents: Option<(u64, u64, bool)>,
     done_grid: Option<GridKey>,
-    done_hover: Option<(u64, u64, [u32; 2])>,
+    done_hover: Option<(u64, u64, [u32; 2], (usize, usize))>,
     done_path: Option<(u64, u64, Vec<u32>)>,
     device: String,
 }
@@ -132,11 +132,12 @@ impl ViewState {
         let model = (request.run, request.step);
         // The point under the cursor first: it is what the user is looking at.
         if let Some(z) = request.hover {
-            let key = (model.0, model.1, z.map(f32::to_bits));
+            // The dimensions on show too: the same point on other axes is another z.
+            let key = (model.0, model.1, z.map(f32::to_bits), request.dims);
             if self.done_hover != Some(key) {
                 let latent = latent_rows(&[z], request.params.latent, request.dims);
                 match decode(&mut self.cpu, &request.params, &latent, 1) {
-                    Ok(image) => send(VaeViewResult::Hover(z, Arc::new(image))),
+                    Ok(image) => send(VaeViewResult::Hover(z, request.dims, Arc::new(image))),
                     Err(e) => send(VaeViewResult::Error(format!("cannot decode the point: {e}"))),
                 }
                 self.done_hover = Some(key);

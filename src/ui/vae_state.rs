@@ -104,7 +104,8 @@ pub struct VaeUiState {
     pub(crate) latents: Option<Arc<Latents>>,
     pub(crate) manifold: Option<Arc<Manifold>>,
     pub(crate) manifold_texture: Option<(u64, [u32; 4], usize, TextureHandle)>,
-    pub(crate) hover_image: Option<([f32; 2], Arc<Vec<f32>>)>,
+    /// The image decoded at the point last hovered: the point, the dimensions it gives, the image.
+    pub(crate) hover_image: Option<([f32; 2], (usize, usize), Arc<Vec<f32>>)>,
     pub(crate) hover_texture: Option<TextureHandle>,
     /// Image grids uploaded once per content: name -> (what they show, texture).
     pub(crate) textures: HashMap<&'static str, (u64, TextureHandle)>,
@@ -257,7 +258,7 @@ impl VaeUiState {
     /// The image decoded under the cursor, if any (for tests).
     #[must_use]
     pub fn hover_image(&self) -> Option<&[f32]> {
-        self.hover_image.as_ref().map(|(_, v)| v.as_slice())
+        self.hover_image.as_ref().map(|(_, _, v)| v.as_slice())
     }
 
     /// The input (training rows first) whose q(z|x) the latent plane draws as an ellipse: the one nearest the
@@ -366,8 +367,8 @@ impl VaeUiState {
                 VaeViewResult::Latents(l) if l.run == self.run => self.latents = Some(l),
                 VaeViewResult::Latents(_) => {}
                 VaeViewResult::Manifold(m) => self.manifold = Some(m),
-                VaeViewResult::Hover(z, image) => {
-                    self.hover_image = Some((z, image));
+                VaeViewResult::Hover(z, dims, image) => {
+                    self.hover_image = Some((z, dims, image));
                     self.hover_texture = None;
                 }
                 VaeViewResult::Prior(step, images) => self.prior = Some((step, images)),

@@ -329,6 +329,18 @@ fn ux_a_three_dimensional_vae_latent_names_its_dimensions_from_z1_as_the_axes_do
     wait_until(&mut harness, "the decoded image", |app| app.vae_state().hover_image().is_some());
     wait_for_label(&mut harness, "Decoded at z1 = ");
     assert!(shows(&harness, ", z3 = "), "the decoded point names z3");
+    // Other axes: the same point on them is another z, decoded anew, and named only once its image is in (it named
+    // the new axes beside the old axes' image).
+    // The run's last model in, and its image of the point (a live model's would be replaced anyway).
+    wait_until(&mut harness, "the run's end", |app| {
+        app.lab(Lab::Vae).worker_state == Some(bayes_explorer::train::WorkerState::Finished)
+    });
+    harness.run_steps(20);
+    let before = harness.state().vae_state().hover_image().expect("an image").to_vec();
+    type_into(&mut harness, "x axis", "2");
+    wait_for_label(&mut harness, "Decoded at z2 = ");
+    let after = harness.state().vae_state().hover_image().expect("an image");
+    assert!(after != before.as_slice(), "the image named z2 and z3 is decoded on z2 and z3, not on z1 and z3");
 }
 
 /// Issue 21: the flow's initial weights, Adam's epsilon and weight average are settings of their own (PyTorch's
