@@ -75,14 +75,25 @@ pub struct Manifold {
 }
 
 /// What the view thread sends back.
+/// The image decoded at a point of the latent plane.
+#[derive(Clone, Debug)]
+pub struct HoverImage {
+    /// The point, on the dimensions on show.
+    pub z: [f32; 2],
+    /// The dimensions on show (from 0): the point gives these two, the others are 0.
+    pub dims: (usize, usize),
+    /// The decoded image.
+    pub image: Arc<Vec<f32>>,
+}
+
 #[derive(Clone, Debug)]
 pub enum VaeViewResult {
     /// Every input's q(z | x).
     Latents(Arc<Latents>),
     /// The manifold.
     Manifold(Arc<Manifold>),
-    /// The decoded point under the cursor, the latent dimensions it gives (the others 0), and its image.
-    Hover([f32; 2], (usize, usize), Arc<Vec<f32>>),
+    /// The decoded point under the cursor.
+    Hover(HoverImage),
     /// The decoded path: `[PATH_STEPS, n_in]`.
     Path(Arc<Vec<f32>>),
     /// Decoded draws from N(0, I): `[PRIOR_SAMPLES, n_in]`.
@@ -116,13 +127,17 @@ type GridKey = (u64, u64, [u32; 4], usize, (usize, usize));
 /// Identifies the decoder's weights in the GPU cache.
 const VAE_WEIGHTS_ID: u64 = 0x7ae0_0000;
 
+/// What the view thread last decoded under the cursor: run, step, point (bits) and dimensions on show.
+type HoverKey = (u64, u64, [u32; 2], (usize, usize));
+
 /// What the thread remembers between requests: what it last sent, and where it runs.
 struct ViewState {
     cpu: CandleBackend,
     gpu: RealGpu,
     done_latents: Option<(u64, u64, bool)>,
     done_grid: Option<GridKey>,
-    done_hover: Option<(u64, u64, [u32; 2], (usize, usize))>,
+    /// The run, step, point and dimensions last decoded.
+    done_hover: Option<HoverKey>,
     done_path: Option<(u64, u64, Vec<u32>)>,
     device: String,
 }
@@ -137,7 +152,9 @@ impl ViewState {
             if self.done_hover != Some(key) {
                 let latent = latent_rows(&[z], request.params.latent, request.dims);
                 match decode(&mut self.cpu, &request.params, &latent, 1) {
-                    Ok(image) => send(VaeViewResult::Hover(z, request.dims, Arc::new(image))),
+                    Ok(image) => {
+                        send(VaeViewResult::Hover(HoverImage { z, dims: request.dims, image: Arc::new(image) }));
+                    }
                     Err(e) => send(VaeViewResult::Error(format!("cannot decode the point: {e}"))),
                 }
                 self.done_hover = Some(key);

@@ -6,7 +6,7 @@ use egui::{Color32, TextureOptions};
 use egui_plot::{Line, MarkerShape, PlotBounds, PlotImage, PlotPoint, PlotPoints, Points};
 
 use crate::data::prepare::OutputKind;
-use crate::train::vae_view::Latents;
+use crate::train::vae_view::{HoverImage, Latents};
 use crate::ui::data_view::ramp;
 use crate::ui::export::{ExportKind, export_button};
 use crate::ui::highlight::{Highlight, accent, accent_line, accent_marker, accent_text, dim, label_figure};
@@ -420,7 +420,7 @@ fn path_ui(vae: &mut VaeUiState, ui: &mut egui::Ui) {
 fn manifold_ui(vae: &mut VaeUiState, height: f32, ui: &mut egui::Ui) {
     let Some(side) = vae.image_side else {
         ui.label("These inputs are not images: hover the latent plane to see the decoded feature vector.");
-        if let Some((_, _, values)) = &vae.hover_image {
+        if let Some(HoverImage { image: values, .. }) = &vae.hover_image {
             let bars: Vec<egui_plot::Bar> =
                 values.iter().enumerate().map(|(j, &v)| egui_plot::Bar::new(j as f64, f64::from(v))).collect();
             plot_axes::plot("vae-decoded-features").height(height * 0.6).show(ui, |plot| {
@@ -478,7 +478,7 @@ fn manifold_ui(vae: &mut VaeUiState, height: f32, ui: &mut egui::Ui) {
 /// The image decoded at the point last hovered, once the view thread has it, named by that point (it stays once the
 /// cursor has left the plane): z1 alone for a one-dimensional latent, the two dimensions on show for a larger one.
 fn hover_image_ui(vae: &mut VaeUiState, side: usize, ui: &mut egui::Ui) {
-    if let Some(([z0, z1], (a, b), image)) = &vae.hover_image {
+    if let Some(HoverImage { z: [z0, z1], dims: (a, b), image }) = &vae.hover_image {
         let texture = vae
             .hover_texture
             .get_or_insert_with(|| ui.ctx().load_texture("vae-hover", tiles(image, side, 1), TextureOptions::NEAREST));

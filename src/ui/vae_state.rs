@@ -13,7 +13,7 @@ use crate::models::vae::{
     Likelihood, VaeArch, VaeConfig, VaeParams, VaeView, inputs_refusal, squared_error_for_a_table, vae_inputs,
 };
 use crate::train::export::{input_labels, latents_table};
-use crate::train::vae_view::{Latents, Manifold, VaeViewRequest, VaeViewResult, VaeViewWorker};
+use crate::train::vae_view::{HoverImage, Latents, Manifold, VaeViewRequest, VaeViewResult, VaeViewWorker};
 use crate::train::{ModelView, RunSnapshot};
 use crate::ui::export::{ExportKind, ExportRequest};
 use crate::ui::highlight::Highlight;
@@ -104,8 +104,8 @@ pub struct VaeUiState {
     pub(crate) latents: Option<Arc<Latents>>,
     pub(crate) manifold: Option<Arc<Manifold>>,
     pub(crate) manifold_texture: Option<(u64, [u32; 4], usize, TextureHandle)>,
-    /// The image decoded at the point last hovered: the point, the dimensions it gives, the image.
-    pub(crate) hover_image: Option<([f32; 2], (usize, usize), Arc<Vec<f32>>)>,
+    /// The image decoded at the point last hovered.
+    pub(crate) hover_image: Option<HoverImage>,
     pub(crate) hover_texture: Option<TextureHandle>,
     /// Image grids uploaded once per content: name -> (what they show, texture).
     pub(crate) textures: HashMap<&'static str, (u64, TextureHandle)>,
@@ -258,7 +258,7 @@ impl VaeUiState {
     /// The image decoded under the cursor, if any (for tests).
     #[must_use]
     pub fn hover_image(&self) -> Option<&[f32]> {
-        self.hover_image.as_ref().map(|(_, _, v)| v.as_slice())
+        self.hover_image.as_ref().map(|h| h.image.as_slice())
     }
 
     /// The input (training rows first) whose q(z|x) the latent plane draws as an ellipse: the one nearest the
@@ -367,8 +367,8 @@ impl VaeUiState {
                 VaeViewResult::Latents(l) if l.run == self.run => self.latents = Some(l),
                 VaeViewResult::Latents(_) => {}
                 VaeViewResult::Manifold(m) => self.manifold = Some(m),
-                VaeViewResult::Hover(z, dims, image) => {
-                    self.hover_image = Some((z, dims, image));
+                VaeViewResult::Hover(hover) => {
+                    self.hover_image = Some(hover);
                     self.hover_texture = None;
                 }
                 VaeViewResult::Prior(step, images) => self.prior = Some((step, images)),
