@@ -488,6 +488,8 @@ fn hover_image_ui(vae: &mut VaeUiState, side: usize, ui: &mut egui::Ui) {
             ui.label(match latent {
                 1 => format!("Decoded at z1 = {z0:.2}:"),
                 2 => format!("Decoded at z = ({z0:.2}, {z1:.2}):"),
+                // One dimension on both axes: the point's x gives it (the diagonal the inputs lie on).
+                _ if a == b => format!("Decoded at z{} = {z0:.2}:", a + 1),
                 // The two dimensions on show; the others are 0.
                 _ => format!("Decoded at z{} = {z0:.2}, z{} = {z1:.2}:", a + 1, b + 1),
             });

@@ -341,6 +341,10 @@ fn ux_a_three_dimensional_vae_latent_names_its_dimensions_from_z1_as_the_axes_do
     wait_for_label(&mut harness, "Decoded at z2 = ");
     let after = harness.state().vae_state().hover_image().expect("an image");
     assert!(after != before.as_slice(), "the image named z2 and z3 is decoded on z2 and z3, not on z1 and z3");
+    // z3 on both axes: the point gives z3 alone, named once.
+    type_into(&mut harness, "x axis", "3");
+    wait_for_label(&mut harness, "Decoded at z3 = ");
+    assert!(!shows(&harness, ", z3 = "), "one dimension, named once");
 }
 
 /// Issue 21: the flow's initial weights, Adam's epsilon and weight average are settings of their own (PyTorch's
