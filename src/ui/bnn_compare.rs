@@ -16,7 +16,7 @@ use crate::ui::plot_axes;
 use crate::ui::settings_check;
 
 /// A run's figures, for the comparison: a finished run, or one discarded before its end (kept with the session).
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(default)]
 pub struct RunSummary {
     /// The dataset it trained on, as the lab names it ("Wine quality, red (UCI)", a file's name).
@@ -29,6 +29,46 @@ pub struct RunSummary {
     pub record: EpochRecord,
     /// Per test row, max - min of the Monte Carlo predictions (for the distribution of ranges).
     pub ranges: Vec<f32>,
+    /// Which predictions gave `ranges`, while later ones of the run may still replace them (this session only).
+    #[serde(skip)]
+    pub(crate) ranges_from: Option<RangesFrom>,
+}
+
+/// The view thread's predictions that gave a run's ranges: the run recorded may finish before the view has
+/// predicted with its last model, so later predictions of the same run, up to its last step, replace them.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub(crate) struct RangesFrom {
+    /// The view's run (`BnnUiState::run`).
+    pub run: u64,
+    /// The model step of the predictions the ranges are from; `None` before any.
+    pub step: Option<u64>,
+    /// The run's last step: a model past it (a run continued) is not the run recorded.
+    pub last_step: u64,
+}
+
+/// The same run: its data, settings, end, metrics and ranges (not which predictions its ranges may still follow,
+/// which a run file or the next session does not keep).
+impl PartialEq for RunSummary {
+    fn eq(&self, other: &Self) -> bool {
+        (&self.dataset, &self.config, self.stopped_at, &self.record, &self.ranges)
+            == (&other.dataset, &other.config, other.stopped_at, &other.record, &other.ranges)
+    }
+}
+
+impl RunSummary {
+    /// Takes `ranges` (called only then) as the run's when the predictions they come from, of view run `run` at
+    /// model `step`, are of a later model of the run recorded than its ranges are, up to its last step; whether it
+    /// took them.
+    pub(crate) fn follow_predictions(&mut self, run: u64, step: u64, ranges: impl FnOnce() -> Vec<f32>) -> bool {
+        let Some(from) = &mut self.ranges_from else { return false };
+        let later = from.step.is_none_or(|s| step > s);
+        if from.run != run || !later || step > from.last_step {
+            return false;
+        }
+        from.step = Some(step);
+        self.ranges = ranges();
+        true
+    }
 }
 
 impl Default for RunSummary {
@@ -39,6 +79,7 @@ impl Default for RunSummary {
             stopped_at: None,
             record: EpochRecord { epoch: 0, metrics: Vec::new() },
             ranges: Vec::new(),
+            ranges_from: None,
         }
     }
 }
@@ -327,6 +368,34 @@ fn datasets_of(runs: &[RunSummary]) -> Vec<(&str, Vec<usize>)> {
 mod tests {
     use super::*;
 
+    #[test]
+    fn a_runs_ranges_follow_its_later_predictions_up_to_its_last_step() {
+        // Recorded when the view had predicted with step 600 of view run 3, whose last step is 1200.
+        let mut summary = RunSummary {
+            ranges: vec![0.5],
+            ranges_from: Some(RangesFrom { run: 3, step: Some(600), last_step: 1200 }),
+            ..RunSummary::default()
+        };
+        let mut take = |run: u64, step: u64, range: f32| summary.follow_predictions(run, step, || vec![range]);
+        assert!(take(3, 900, 0.6), "a later model of the run");
+        assert!(take(3, 1200, 0.7), "its last model");
+        assert!(!take(3, 1500, 0.8), "a model of the run continued past its last step is not the run recorded");
+        assert!(!take(3, 300, 0.9), "an earlier model (the scrubber's) is not the run's");
+        assert!(!take(3, 1200, 1.0), "the same model again: kept");
+        assert!(!take(4, 1200, 1.1), "another run's");
+        assert_eq!(summary.ranges, [0.7]);
+        assert_eq!(summary.ranges_from.map(|f| f.step), Some(Some(1200)));
+        // Recorded before any predictions: the first of the run's takes.
+        let mut early =
+            RunSummary { ranges_from: Some(RangesFrom { run: 1, step: None, last_step: 60 }), ..RunSummary::default() };
+        assert!(early.follow_predictions(1, 6, || vec![0.2]));
+        assert_eq!(early.ranges, [0.2]);
+        // A discarded run's ranges stay as they were.
+        let mut discarded = RunSummary { ranges: vec![0.3], ..RunSummary::default() };
+        assert!(!discarded.follow_predictions(1, 6, || vec![0.4]));
+        assert_eq!(discarded.ranges, [0.3]);
+    }
+
     /// A finished run (or one stopped at `stopped`) on `dataset` with `fraction` of the rows and a mean range.
     fn run(dataset: &str, fraction: f64, range: f64, stopped: Option<usize>) -> RunSummary {
         RunSummary {
@@ -334,7 +403,7 @@ mod tests {
             config: BnnConfig { train_fraction: fraction, epochs: 706, ..BnnConfig::default() },
             stopped_at: stopped,
             record: EpochRecord { epoch: 706, metrics: vec![("mc_range_mean".to_owned(), range)] },
-            ranges: Vec::new(),
+            ..RunSummary::default()
         }
     }
 

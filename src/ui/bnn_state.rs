@@ -17,7 +17,7 @@ use crate::train::export::{
     stacked_histograms, weight_histograms_table,
 };
 use crate::train::{EpochRecord, ModelView, RunSnapshot};
-use crate::ui::bnn_compare::RunSummary;
+use crate::ui::bnn_compare::{RangesFrom, RunSummary};
 use crate::ui::export::{ExportKind, ExportRequest};
 use crate::ui::highlight::Highlight;
 use crate::ui::history::EpochScrubber;
@@ -159,6 +159,8 @@ pub struct BnnUiState {
     pub(crate) worker: Option<BnnViewWorker>,
     pub(crate) view: Option<Arc<BnnView>>,
     pub(crate) view_step: u64,
+    /// Steps in an epoch of the run on show (its last step: its epochs times these).
+    steps_per_epoch: u64,
     pub(crate) predictive: Option<Arc<PredictiveView>>,
     pub(crate) probe: Option<Arc<ProbeView>>,
     pub(crate) band: Option<Arc<BandView>>,
@@ -207,6 +209,7 @@ impl Default for BnnUiState {
             worker: None,
             view: None,
             view_step: 0,
+            steps_per_epoch: 1,
             predictive: None,
             probe: None,
             band: None,
@@ -316,19 +319,21 @@ impl BnnUiState {
     /// `stopped_at` epochs. A run already there is not added twice.
     pub(crate) fn keep_run(&mut self, record: &EpochRecord, dataset: &str, stopped_at: Option<usize>) {
         let Some(config) = &self.run_config else { return };
-        let ranges = match self.predictive.as_ref().map(|p| &p.predictive.rows) {
-            Some(PredictiveRows::Regression(rows)) => {
-                rows.iter().map(crate::models::bnn::RegressionRow::range).collect()
-            }
-            Some(PredictiveRows::Classes(rows)) => rows.iter().map(|r| r.max - r.min).collect(),
-            None => Vec::new(),
-        };
+        let ranges = self.predictive.as_ref().map_or_else(Vec::new, |p| prediction_ranges(&p.predictive.rows));
+        // A finished run's last model may not have been predicted with yet: its predictions, when they come, give
+        // the ranges. A discarded run gets none after this.
+        let ranges_from = stopped_at.is_none().then(|| RangesFrom {
+            run: self.run,
+            step: self.predictive.as_ref().map(|p| p.step),
+            last_step: record.epoch as u64 * self.steps_per_epoch,
+        });
         let run = RunSummary {
             dataset: dataset.to_owned(),
             config: config.clone(),
             stopped_at,
             record: record.clone(),
             ranges,
+            ranges_from,
         };
         if !self.runs.iter().any(|r| r.config == run.config && r.dataset == run.dataset && r.record == run.record) {
             self.runs.push(run);
@@ -421,6 +426,7 @@ impl BnnUiState {
     pub(crate) fn poll(&mut self, snapshot: Option<&RunSnapshot>, ctx: &egui::Context) {
         if let Some(ModelView::Bnn { step, view }) = snapshot.and_then(|s| s.model.clone()) {
             let steps_per_epoch = snapshot.map_or(1, |s| s.steps_per_epoch.max(1));
+            self.steps_per_epoch = steps_per_epoch as u64;
             self.scrubber.history.push(step, step as f64 / steps_per_epoch as f64, Arc::clone(&view.params));
             self.view = Some(view);
             self.view_step = step;
@@ -435,7 +441,12 @@ impl BnnUiState {
         let Some(worker) = &self.worker else { return };
         for result in worker.drain() {
             match result {
-                BnnViewResult::Predictive(p) if p.run == self.run => self.predictive = Some(p),
+                BnnViewResult::Predictive(p) if p.run == self.run => {
+                    for summary in &mut self.runs {
+                        summary.follow_predictions(p.run, p.step, || prediction_ranges(&p.predictive.rows));
+                    }
+                    self.predictive = Some(p);
+                }
                 BnnViewResult::Band(b) if b.run == self.run => self.band = Some(b),
                 // Left over from a run this one replaced.
                 BnnViewResult::Predictive(_) | BnnViewResult::Band(_) => {}
@@ -570,6 +581,15 @@ impl BnnUiState {
 /// Rows [`crate::models::bnn::train_subset`] keeps of `n_train` for `fraction`.
 fn train_subset_len(n_train: usize, fraction: f64) -> usize {
     if fraction >= 1.0 { n_train } else { ((n_train as f64 * fraction).round() as usize).clamp(1, n_train.max(1)) }
+}
+
+/// Per test row, the spread of the Monte Carlo predictions (max - min): of the value, or of the probability of the
+/// predicted class.
+fn prediction_ranges(rows: &PredictiveRows) -> Vec<f32> {
+    match rows {
+        PredictiveRows::Regression(rows) => rows.iter().map(crate::models::bnn::RegressionRow::range).collect(),
+        PredictiveRows::Classes(rows) => rows.iter().map(|r| r.max - r.min).collect(),
+    }
 }
 
 #[cfg(test)]

@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 
 use bayes_explorer::Lab;
 use bayes_explorer::data::LoadRequest;
+use bayes_explorer::models::bnn::{PredictiveRows, RegressionRow};
 use bayes_explorer::train::WorkerState;
 use bayes_explorer::ui::{BayesExplorerApp, Settings};
 use egui_kittest::Harness;
@@ -357,4 +358,24 @@ fn ux_the_last_sessions_model_is_asked_about_and_an_opened_file_is_not() {
     harness.get_by_label("Train").click();
     harness.run_steps(3);
     assert!(harness.query_by_label(ASKED).is_none(), "a run opened from a file is not asked about");
+}
+
+/// Compare runs draws a finished run's spread of predictions from its last model. The run was recorded with the
+/// predictions on show when it finished, which the view thread may have made with an earlier model, so the
+/// histogram could disagree with the run's mean range (its dashed line).
+#[test]
+fn ux_compare_runs_spread_is_of_the_runs_last_model() {
+    let mut harness = harness();
+    harness.state_mut().bnn_state_mut().config.predictive_samples = 30;
+    train_bnn_to_the_end(&mut harness, "Train", 40);
+    let last = harness.state().lab(Lab::Bnn).snapshot.as_ref().map_or(0, |s| s.step);
+    wait_until(&mut harness, "the last model's predictions", |app| {
+        app.bnn_state().predictive().is_some_and(|p| p.step == last)
+    });
+    let predictive = harness.state().bnn_state().predictive().expect("predictions").clone();
+    let PredictiveRows::Regression(rows) = &predictive.predictive.rows else { panic!("the wine's quality") };
+    let ranges: Vec<f32> = rows.iter().map(RegressionRow::range).collect();
+    let runs = &harness.state().bnn_state().runs;
+    assert_eq!(runs.len(), 1);
+    assert_eq!(runs[0].ranges, ranges, "the run's spread is that of its last model (step {last})");
 }
