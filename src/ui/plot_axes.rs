@@ -356,14 +356,28 @@ pub(crate) fn curve(plot: &mut PlotUi<'_>, name: impl Into<String>, points: Vec<
 fn plot_with_y_steps<'a>(id_salt: impl egui::AsIdSalt, y_room: Axis) -> Plot<'a> {
     let x_step = Rc::new(Cell::new(f64::NAN));
     let y_step = Rc::new(Cell::new(f64::NAN));
-    let (x_step_read, y_step_read) = (Rc::clone(&x_step), Rc::clone(&y_step));
+    let x_scale = Rc::new(Cell::new(f64::NAN));
+    let (x_step_read, y_step_read, x_scale_read) = (Rc::clone(&x_step), Rc::clone(&y_step), Rc::clone(&x_scale));
     Plot::new(id_salt)
         .custom_x_axes(vec![Axis::X.hints()])
         .custom_y_axes(vec![Axis::Y.hints()])
-        .x_grid_spacer(move |input| grid_marks(&input, Stepping::own(Axis::X), &x_step))
+        .x_grid_spacer(move |input| {
+            x_scale.set(input.base_step_size / BASE_STEP_POINTS);
+            grid_marks(&input, Stepping::own(Axis::X), &x_step)
+        })
         .y_grid_spacer(move |input| grid_marks(&input, Stepping { room: y_room, drawn: Axis::Y }, &y_step))
-        .x_axis_formatter(move |mark, _| tick_label(mark, x_step_read.get()))
+        .x_axis_formatter(move |mark, range| x_tick_label(mark, x_step_read.get(), *range.end(), x_scale_read.get()))
         .y_axis_formatter(move |mark, _| tick_label(mark, y_step_read.get()))
+}
+
+/// An x tick's label ([`tick_label`]), or none where its right half would run past the axis's end (`end`, at
+/// `value_per_point`): the plot's edge would cut it ("4." for 45 at the edge of the window).
+#[allow(clippy::cast_precision_loss)] // a label's length
+fn x_tick_label(mark: GridMark, labelled_step: f64, end: f64, value_per_point: f64) -> String {
+    let text = tick_label(mark, labelled_step);
+    let half_width = text.chars().count() as f64 * CHAR_POINTS / 2.0;
+    let room = (end - mark.value) / value_per_point;
+    if room.is_finite() && room < half_width { String::new() } else { text }
 }
 
 /// The smallest 1, 2 or 5 times a power of ten that is at least `value` (`None` for zero, negative or not finite).
@@ -713,6 +727,18 @@ mod tests {
         }
         assert_eq!(steps(0.0, (0.0, 1.0), Stepping::own(Axis::Y)), None);
         assert_eq!(steps(f64::NAN, (0.0, 1.0), Stepping::own(Axis::Y)), None);
+    }
+
+    #[test]
+    fn an_x_label_that_the_plots_right_edge_would_cut_is_left_out() {
+        // 45 on a step of 5, at a tenth of an epoch per point: "45" is 15 points wide (as estimated).
+        let label = |end: f64| x_tick_label(GridMark { value: 45.0, step_size: 5.0 }, 5.0, end, 0.1);
+        assert_eq!(label(50.0), "45", "50 points of room to its right");
+        assert_eq!(label(45.8), "45", "8 points: its right half fits");
+        assert_eq!(label(45.5), "", "5 points: cut at the edge");
+        assert_eq!(label(45.0), "", "at the edge");
+        // Before the grid spacer has run, the scale is not known: labelled as before.
+        assert_eq!(x_tick_label(GridMark { value: 45.0, step_size: 5.0 }, 5.0, 45.0, f64::NAN), "45");
     }
 
     #[test]
