@@ -18,7 +18,7 @@ use crate::train::EpochRecord;
 use crate::train::nuts_job::{BandComparison, NutsComparison, NutsJob, NutsRequest, WeightMarginal, order_by_ratio};
 use crate::ui::bnn_nuts_state::{NutsPageState, NutsSection};
 use crate::ui::bnn_state::BnnUiState;
-use crate::ui::lab_page::{figure_height, labelled_combo, legend_figure};
+use crate::ui::lab_page::{figure_height, labelled_combo, legend_figure, table_height};
 use crate::ui::plot_axes;
 
 /// Colour of the variational posterior in every figure of the page.
@@ -468,7 +468,7 @@ fn marginals_ui(state: &mut NutsPageState, r: &NutsComparison, features: &[Strin
             .weak(),
     );
     let order = order_by_ratio(&r.marginals, state.largest_first);
-    let table_height = (ui.available_height() - 28.0).max(220.0);
+    let table_height = table_height(ui, 220.0);
     TableBuilder::new(ui)
         .id_salt("nuts-ratio-table")
         .striped(true)

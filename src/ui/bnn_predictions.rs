@@ -15,7 +15,7 @@ use crate::ui::count::count;
 use crate::ui::export::{ExportKind, export_button};
 use crate::ui::highlight::{Highlight, accent, dim, halo, label_figure};
 use crate::ui::image_export::{record_button, save_image_button};
-use crate::ui::lab_page::{figure_height, legend_figure, waiting};
+use crate::ui::lab_page::{figure_height, legend_figure, table_height, waiting};
 use crate::ui::plot_axes;
 
 pub(crate) fn predictions_ui(bnn: &mut BnnUiState, ui: &mut egui::Ui) {
@@ -162,11 +162,6 @@ fn sampled(n_rows: usize, pv: &PredictiveView) -> String {
         pv.device,
         pv.seconds * 1000.0
     )
-}
-
-/// The height of a table's scrolled rows: what is left of the page under its header, at least `least`.
-fn table_height(ui: &egui::Ui, least: f32) -> f32 {
-    (ui.available_height() - 28.0).max(least)
 }
 
 /// The test rows' predictive means against their actual values, with 95 % intervals, `height` points high;

@@ -233,6 +233,12 @@ pub(crate) fn figure_height(ui: &egui::Ui, share: f32, below: f32, (least, most)
     ((ui.available_height() - below) * share).clamp(least, most)
 }
 
+/// The height of a table's scrolled rows under a figure: what is left of the page under the table's header, at least
+/// `least` (a small window's page scrolls instead).
+pub(crate) fn table_height(ui: &egui::Ui, least: f32) -> f32 {
+    (ui.available_height() - 28.0).max(least)
+}
+
 /// The plot `key` with its legend where it hides the least of `occupied` (unless its toggle hid it), drawn by
 /// `show` as a figure that "Save image…" (`key`) saves as `file_name`.
 pub(crate) fn legend_figure<R>(
