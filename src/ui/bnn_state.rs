@@ -159,8 +159,6 @@ pub struct BnnUiState {
     pub(crate) worker: Option<BnnViewWorker>,
     pub(crate) view: Option<Arc<BnnView>>,
     pub(crate) view_step: u64,
-    /// Steps in an epoch of the run on show (its last step: its epochs times these).
-    steps_per_epoch: u64,
     pub(crate) predictive: Option<Arc<PredictiveView>>,
     pub(crate) probe: Option<Arc<ProbeView>>,
     pub(crate) band: Option<Arc<BandView>>,
@@ -209,7 +207,6 @@ impl Default for BnnUiState {
             worker: None,
             view: None,
             view_step: 0,
-            steps_per_epoch: 1,
             predictive: None,
             probe: None,
             band: None,
@@ -310,23 +307,30 @@ impl BnnUiState {
         })
     }
 
-    /// Records a finished run, trained on `dataset`, for the comparison.
-    pub(crate) fn finished(&mut self, record: &EpochRecord, dataset: &str) {
-        self.keep_run(record, dataset, None);
+    /// Records a finished run, trained on `dataset`, whose last model is of step `last_step`, for the comparison.
+    /// That model may not have been predicted with yet: its predictions, when they come, give the run's ranges.
+    pub(crate) fn finished(&mut self, record: &EpochRecord, dataset: &str, last_step: u64) {
+        let from = RangesFrom { run: self.run, step: self.predictive.as_ref().map(|p| p.step), last_step };
+        self.record_run(record, dataset, None, Some(from));
     }
 
     /// Records the run on show for the comparison: finished (`stopped_at` is `None`), or discarded after
     /// `stopped_at` epochs. A run already there is not added twice.
     pub(crate) fn keep_run(&mut self, record: &EpochRecord, dataset: &str, stopped_at: Option<usize>) {
+        self.record_run(record, dataset, stopped_at, None);
+    }
+
+    /// [`Self::keep_run`], the run's ranges following later predictions as `ranges_from` says (none after a
+    /// discard).
+    fn record_run(
+        &mut self,
+        record: &EpochRecord,
+        dataset: &str,
+        stopped_at: Option<usize>,
+        ranges_from: Option<RangesFrom>,
+    ) {
         let Some(config) = &self.run_config else { return };
         let ranges = self.predictive.as_ref().map_or_else(Vec::new, |p| prediction_ranges(&p.predictive.rows));
-        // A finished run's last model may not have been predicted with yet: its predictions, when they come, give
-        // the ranges. A discarded run gets none after this.
-        let ranges_from = stopped_at.is_none().then(|| RangesFrom {
-            run: self.run,
-            step: self.predictive.as_ref().map(|p| p.step),
-            last_step: record.epoch as u64 * self.steps_per_epoch,
-        });
         let run = RunSummary {
             dataset: dataset.to_owned(),
             config: config.clone(),
@@ -426,7 +430,6 @@ impl BnnUiState {
     pub(crate) fn poll(&mut self, snapshot: Option<&RunSnapshot>, ctx: &egui::Context) {
         if let Some(ModelView::Bnn { step, view }) = snapshot.and_then(|s| s.model.clone()) {
             let steps_per_epoch = snapshot.map_or(1, |s| s.steps_per_epoch.max(1));
-            self.steps_per_epoch = steps_per_epoch as u64;
             self.scrubber.history.push(step, step as f64 / steps_per_epoch as f64, Arc::clone(&view.params));
             self.view = Some(view);
             self.view_step = step;

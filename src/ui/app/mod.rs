@@ -262,7 +262,9 @@ impl BayesExplorerApp {
                 }
                 WorkerEvent::Finished(record) if lab == Lab::Bnn => {
                     let dataset = state.run_origin.as_ref().map(|o| o.request.describe()).unwrap_or_default();
-                    state.bnn.finished(&record, &dataset);
+                    // Every epoch takes the same steps: the run's last step is its epochs times them.
+                    let steps_per_epoch = state.snapshot.as_ref().map_or(1, |s| s.steps_per_epoch.max(1));
+                    state.bnn.finished(&record, &dataset, (record.epoch * steps_per_epoch) as u64);
                 }
                 WorkerEvent::Ready | WorkerEvent::EpochDone(_) | WorkerEvent::Finished(_) => {}
                 WorkerEvent::Checkpoint(checkpoint) => checkpoints.push(Ok(checkpoint)),
