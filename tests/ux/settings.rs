@@ -281,15 +281,22 @@ fn ux_flow_layers_of_different_widths_are_shown_as_they_train() {
     assert!(shows(&harness, "Hidden units per layer: 32, 16"));
 }
 
-#[test]
-fn ux_a_one_dimensional_vae_latent_gets_a_strip_and_a_row_of_decoded_images() {
+/// The VAE lab with a latent of `dimensions` typed in, as a user types it, trained for one epoch: once its latent
+/// means are in.
+fn vae_trained_with_latent(dimensions: usize) -> Harness<'static, BayesExplorerApp> {
     let mut harness = harness();
     open_tab(&mut harness, "VAE");
-    type_into(&mut harness, "Latent dimension", "1");
+    type_into(&mut harness, "Latent dimension", &dimensions.to_string());
     type_into(&mut harness, "Epochs", "1");
-    assert_eq!(harness.state().vae_state().config.latent, 1);
+    assert_eq!(harness.state().vae_state().config.latent, dimensions);
     harness.get_by_label("Train").click();
     wait_until(&mut harness, "the latents", |app| app.vae_state().has_latents());
+    harness
+}
+
+#[test]
+fn ux_a_one_dimensional_vae_latent_gets_a_strip_and_a_row_of_decoded_images() {
+    let mut harness = vae_trained_with_latent(1);
     wait_for_label(&mut harness, "Decoded along z1, 20 latent points");
     assert!(shows(&harness, "Encoder means of every input: z1 by class"));
     assert!(!shows(&harness, "Decoded manifold"), "no 2-D manifold of z1 against z1");
@@ -304,12 +311,7 @@ fn ux_a_one_dimensional_vae_latent_gets_a_strip_and_a_row_of_decoded_images() {
 
 #[test]
 fn ux_a_three_dimensional_vae_latent_names_its_dimensions_from_z1_as_the_axes_do() {
-    let mut harness = harness();
-    open_tab(&mut harness, "VAE");
-    type_into(&mut harness, "Latent dimension", "3");
-    type_into(&mut harness, "Epochs", "1");
-    harness.get_by_label("Train").click();
-    wait_until(&mut harness, "the latents", |app| app.vae_state().has_latents());
+    let mut harness = vae_trained_with_latent(3);
     // The two fields of the dimensions on show read as the axes are labelled, z1 and z2 (not z0 and z1).
     assert_eq!(harness.get_by_label("x axis").value().as_deref(), Some("z1"));
     assert_eq!(harness.get_by_label("y axis").value().as_deref(), Some("z2"));
