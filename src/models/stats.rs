@@ -97,6 +97,66 @@ impl Histogram {
     }
 }
 
+/// The precision `values` were recorded to, where most were: the coarsest step of 1, 2 or 5 times a power of ten, at
+/// least `finest` and less than the values' range, that nine values in ten are whole multiples of (0.01 for the
+/// wine's 0.27, 0.28 and 0.3, though a few are written 0.265 or 10.5333; 1 for grades; 0.5 for half points). Steps
+/// too fine for `f32` to tell a multiple at the values' size are not tried. `None` where no step qualifies
+/// (measurements to full precision).
+#[must_use]
+pub fn recorded_step(values: &[f32], finest: f64) -> Option<f64> {
+    let finite: Vec<f64> = values.iter().copied().filter(|v| v.is_finite()).map(f64::from).collect();
+    let (lo, hi) = finite.iter().fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), &v| (lo.min(v), hi.max(v)));
+    if lo >= hi || finest <= 0.0 || finest.is_nan() {
+        return None;
+    }
+    let largest = lo.abs().max(hi.abs());
+    // How far from a whole multiple f32's rounding can put a value, in steps of `step`.
+    let rounding = |step: f64| 2.0 * largest * f64::from(f32::EPSILON) / step;
+    let mut power = 10f64.powf((hi - lo).log10().floor());
+    while power * 5.0 >= finest {
+        for step in [5.0 * power, 2.0 * power, power] {
+            if step < finest || step >= hi - lo || rounding(step) > 0.05 {
+                continue;
+            }
+            let tolerance = 1e-3 + rounding(step);
+            let whole = finite.iter().filter(|&&v| ((v / step) - (v / step).round()).abs() < tolerance).count();
+            if whole * 10 >= finite.len() * 9 {
+                return Some(step);
+            }
+        }
+        power /= 10.0;
+    }
+    None
+}
+
+/// A histogram of data values as a reader expects it: Freedman–Diaconis bins over their range, `bins` (least, most)
+/// at the ends. Values recorded to a fixed precision ([`recorded_step`]) get bins of a whole number of its steps,
+/// each step's value in the middle of its bin. Equal bins over the range would hold one step's values and two
+/// steps' by turns, a comb that is in the bins, not in the data. A precision coarser than the rule's bins gives one
+/// bin per step; one finer than a fiftieth of them is left alone (its comb is too faint to see). `None` for fewer
+/// than two distinct values.
+#[must_use]
+pub fn data_histogram(values: &[f32], (least, most): (usize, usize)) -> Option<Histogram> {
+    let (lo, hi) = values
+        .iter()
+        .filter(|v| v.is_finite())
+        .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), &v| (lo.min(f64::from(v)), hi.max(f64::from(v))));
+    if lo >= hi {
+        return None;
+    }
+    let bins = freedman_diaconis_bins(values, lo, hi).clamp(least.max(1), most.max(least).max(1));
+    let target = (hi - lo) / bins as f64;
+    let Some(step) = recorded_step(values, target / 50.0) else {
+        return Some(Histogram::new(values, lo, hi, bins));
+    };
+    let width = (target / step).round().max(1.0) * step;
+    // Edges half a step from the multiples of the step, the first at or below the lowest value.
+    let start = ((lo / step + 0.5).floor() - 0.5) * step;
+    #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)] // a positive count of bins
+    let bins = ((hi - start) / width).floor() as usize + 1;
+    Some(Histogram::new(values, start, start + width * bins as f64, bins))
+}
+
 /// The normal density `N(x; mean, sd²)`.
 #[must_use]
 pub fn normal_pdf(x: f64, mean: f64, sd: f64) -> f64 {
@@ -160,6 +220,66 @@ mod tests {
         assert!((integral - 1.0).abs() < 1e-12);
         let outside = Histogram::new(&[-1.0, 2.0], 0.0, 1.0, 3);
         assert_eq!(outside.total(), 0);
+    }
+
+    #[test]
+    fn the_recorded_precision_is_what_nine_values_in_ten_are_multiples_of() {
+        // Two decimals, some written with three or as a thirds (the wine's alcohol has 10.5333333333333).
+        let mut values: Vec<f32> = (0..950).map(|i| (20 + (i * 37) % 83) as f32 / 100.0).collect();
+        values.extend((0..40).map(|i| (205 + 10 * (i % 60)) as f32 / 1000.0));
+        values.extend([0.533_333_3_f32; 10]);
+        assert_eq!(recorded_step(&values, 1e-4), Some(0.01));
+        // Grades, half points, and densities to five decimals near 1.
+        assert_eq!(recorded_step(&[3.0, 5.0, 9.0, 5.0, 4.0], 1e-3), Some(1.0));
+        assert_eq!(recorded_step(&[1.5, 2.0, 3.5, 4.0, 2.5, 1.0], 1e-3), Some(0.5));
+        let densities: Vec<f32> = (0..500).map(|i| 0.987_11 + f64::from((i * 71) % 5000) as f32 * 1e-5).collect();
+        assert_eq!(recorded_step(&densities, 1e-6), Some(1e-5));
+        // No finer than asked; measurements to full precision; one value.
+        assert_eq!(recorded_step(&densities, 1e-4), None);
+        let spread: Vec<f32> = (1..300).map(|i| (f64::from(i) * 0.618_034).fract() as f32).collect();
+        assert_eq!(recorded_step(&spread, 1e-9), None);
+        assert_eq!(recorded_step(&[2.0, 2.0], 1e-3), None);
+    }
+
+    #[test]
+    fn values_recorded_to_a_precision_are_binned_by_whole_steps_without_a_comb() {
+        // Each of 0.00, 0.01, ..., 1.20 ten times: a flat density. Equal bins 1.5 steps wide (their edges a
+        // quarter step or more from every value) hold two steps' values and one's by turns.
+        let values: Vec<f32> = (0..=120).flat_map(|k| std::iter::repeat_n(k as f32 / 100.0, 10)).collect();
+        let comb = Histogram::new(&values, -0.0025, -0.0025 + 80.0 * 0.015, 80);
+        let (few, many) = (comb.counts.iter().min().copied(), comb.counts.iter().max().copied());
+        assert_eq!((few, many), (Some(10), Some(20)), "the comb the plain bins make");
+        let h = data_histogram(&values, (80, 80)).expect("a histogram");
+        let width = h.bin_width();
+        assert!(((width / 0.01) - (width / 0.01).round()).abs() < 1e-9, "whole steps: {width}");
+        assert_eq!(h.total(), values.len(), "every value counted");
+        // Every bin but the last holds the same number of steps, so the same count.
+        let full = &h.counts[..h.counts.len() - 1];
+        assert!(full.iter().all(|&c| c == full[0]), "{:?}", h.counts);
+        // Each value sits half a step or more inside its bin, never on an edge.
+        for &v in &values {
+            let inside = (f64::from(v) - h.edges[0]).rem_euclid(width);
+            assert!(inside > 0.004 && width - inside > 0.004, "{v} at {inside} of {width}");
+        }
+        let integral: f64 = h.densities().iter().map(|d| d * width).sum();
+        assert!((integral - 1.0).abs() < 1e-12);
+    }
+
+    #[test]
+    fn a_coarse_precision_gets_a_bin_per_step_and_measurements_the_plain_rule() {
+        // Seven grades, many rows: one bin each, centred on the grade.
+        let grades: Vec<f32> = (0..700).map(|i| (3 + i % 7) as f32).collect();
+        let h = data_histogram(&grades, (8, 60)).expect("a histogram");
+        assert_eq!(h.counts, vec![100; 7]);
+        assert!((h.edges[0] - 2.5).abs() < 1e-12 && (h.bin_width() - 1.0).abs() < 1e-12);
+        // Measurements: the plain rule over their range.
+        let spread: Vec<f32> = (1..300).map(|i| (f64::from(i) * 0.618_034).fract() as f32).collect();
+        let (lo, hi) = spread
+            .iter()
+            .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), &v| (lo.min(f64::from(v)), hi.max(f64::from(v))));
+        let bins = freedman_diaconis_bins(&spread, lo, hi).clamp(8, 60);
+        assert_eq!(data_histogram(&spread, (8, 60)), Some(Histogram::new(&spread, lo, hi, bins)));
+        assert_eq!(data_histogram(&[1.0, 1.0], (8, 60)), None);
     }
 
     #[test]

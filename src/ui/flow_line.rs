@@ -12,7 +12,7 @@ use egui_plot::{Bar, BarChart, FilledArea, Line, LineStyle, MarkerShape, PlotBou
 
 use crate::data::Table;
 use crate::models::flow::line::{MonotoneSpline, Z_END};
-use crate::models::stats::{Histogram, freedman_diaconis_bins, normal_cdf, normal_pdf};
+use crate::models::stats::{data_histogram, normal_cdf, normal_pdf};
 use crate::train::line_fit::{FitProgress, FitRequest, LineFitJob};
 use crate::ui::equation::equation_ui;
 use crate::ui::lab_data::LabData;
@@ -243,30 +243,24 @@ impl LineState {
             }
             self.progress = None;
         }
-        let raw: Vec<f64> =
-            (0..table.n_rows()).filter_map(|i| table.get(i, j)).map(f64::from).filter(|v| v.is_finite()).collect();
+        let recorded: Vec<f32> =
+            (0..table.n_rows()).filter_map(|i| table.get(i, j)).filter(|v| v.is_finite()).collect();
+        let raw: Vec<f64> = recorded.iter().copied().map(f64::from).collect();
         let n = raw.len().max(1) as f64;
         let mean = raw.iter().sum::<f64>() / n;
         let sd = (raw.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / n).sqrt();
         let sd = if sd > 0.0 { sd } else { 1.0 };
         let values: Vec<f64> = raw.iter().map(|v| (v - mean) / sd).collect();
-        #[allow(clippy::cast_possible_truncation)] // a histogram of standardised values
-        let as_f32: Vec<f32> = values.iter().map(|&v| v as f32).collect();
-        let (lo, hi) = as_f32
-            .iter()
-            .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), &v| (lo.min(f64::from(v)), hi.max(f64::from(v))));
-        let bars = if lo < hi {
-            let histogram = Histogram::new(&as_f32, lo, hi, freedman_diaconis_bins(&as_f32, lo, hi).clamp(8, 60));
-            let width = histogram.bin_width();
+        // Binned as recorded (the wine's 0.27, 0.28…: bins of whole steps), then carried to the standardised x.
+        let bars = data_histogram(&recorded, (8, 60)).map_or_else(Vec::new, |histogram| {
+            let (start, width) = (histogram.edges[0], histogram.bin_width());
             histogram
                 .densities()
                 .into_iter()
                 .enumerate()
-                .map(|(b, d)| (lo + (b as f64 + 0.5) * width, d, width))
+                .map(|(b, d)| ((start + (b as f64 + 0.5) * width - mean) / sd, d * sd, width / sd))
                 .collect()
-        } else {
-            Vec::new()
-        };
+        });
         let every = values.len().div_ceil(FIT_ROWS).max(1);
         let fit_values: Vec<f64> = values.iter().step_by(every).copied().collect();
         let gaussian_nll = MonotoneSpline::identity().nll(&fit_values);
@@ -668,6 +662,14 @@ mod tests {
         let data = line.data.as_ref().expect("read");
         let mass: f64 = data.bars.iter().map(|(_, d, w)| d * w).sum();
         assert!((mass - 1.0).abs() < 1e-9, "the histogram is a density: {mass}");
+        // Seven whole values: a bar for each, centred on it, rather than bins that take one value or two by turns.
+        let mut distinct = values.to_vec();
+        distinct.sort_by(f64::total_cmp);
+        distinct.dedup();
+        assert_eq!(data.bars.len(), 7);
+        for ((centre, _, _), value) in data.bars.iter().zip(&distinct) {
+            assert!((centre - value).abs() < 1e-6, "bar at {centre}, value {value}");
+        }
         assert_eq!(data.name, "b");
         assert_eq!(line.fit_values(), Some(values), "a short column is fitted whole");
     }
