@@ -170,6 +170,7 @@ fn the_vae_scrubber_shows_a_kept_model_as_a_run_stopped_there_and_records_the_la
         hover: None,
         path: None,
         live: false,
+        prior_samples: bayes_explorer::train::vae_view::PRIOR_SAMPLES,
     });
     let latents = one_result(|| worker.drain(), |r| matches!(r, VaeViewResult::Latents(_)).then_some(r));
     let VaeViewResult::Latents(latents) = latents else { unreachable!() };

@@ -307,6 +307,7 @@ fn a_training_models_latents_are_the_first_inputs_and_a_paused_ones_all_of_them(
             hover: None,
             path: None,
             live,
+            prior_samples: bayes_explorer::train::vae_view::PRIOR_SAMPLES,
         });
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {

@@ -18,6 +18,9 @@ use crate::train::view_thread::ViewThread;
 /// Images in the prior-samples grid (a square).
 pub const PRIOR_SAMPLES: usize = 64;
 
+/// Draws from the prior decoded for a table, whose scatter over the training rows needs more than a grid's.
+pub const TABLE_PRIOR_SAMPLES: usize = 1000;
+
 /// What the views need for one model.
 #[derive(Clone, Debug)]
 pub struct VaeViewRequest {
@@ -40,6 +43,8 @@ pub struct VaeViewRequest {
     /// The model is changing (a run trains): only the first [`LIVE_INPUTS`] inputs are encoded, so that the
     /// views keep up without taking the cores training needs; a paused or finished run's model encodes them all.
     pub live: bool,
+    /// How many draws from the prior to decode: [`PRIOR_SAMPLES`] for images, [`TABLE_PRIOR_SAMPLES`] for a table.
+    pub prior_samples: usize,
 }
 
 /// Inputs encoded for the latent scatter while a run trains (the first ones: the same points every time).
@@ -96,7 +101,7 @@ pub enum VaeViewResult {
     Hover(HoverImage),
     /// The decoded path: `[PATH_STEPS, n_in]`.
     Path(Arc<Vec<f32>>),
-    /// Decoded draws from N(0, I): `[PRIOR_SAMPLES, n_in]`.
+    /// Decoded draws from N(0, I): `[prior_samples, n_in]`.
     Prior(u64, Arc<Vec<f32>>),
     /// Where the decoder ran ("CPU", "GPU (…)").
     Device(String),
@@ -192,8 +197,8 @@ impl ViewState {
             // Samples from the prior, with the same draws for every model of the run.
             let mut rng = ChaCha8Rng::seed_from_u64(model.0);
             let z: Vec<f32> =
-                (0..PRIOR_SAMPLES * request.params.latent).map(|_| StandardNormal.sample(&mut rng)).collect();
-            match decode(&mut self.cpu, &request.params, &z, PRIOR_SAMPLES) {
+                (0..request.prior_samples * request.params.latent).map(|_| StandardNormal.sample(&mut rng)).collect();
+            match decode(&mut self.cpu, &request.params, &z, request.prior_samples) {
                 Ok(images) => send(VaeViewResult::Prior(model.1, Arc::new(images))),
                 Err(e) => send(VaeViewResult::Error(format!("cannot decode the prior samples: {e}"))),
             }

@@ -473,9 +473,8 @@ fn vae_ui(
     linked_equation_ui(ui, VAE_LOSS, links, &loss);
     linked_values_ui(ui, lines, links, &loss);
     let likelihood = vae.view.as_ref().map_or(vae.config.likelihood, |v| v.params.likelihood);
-    // Linked to the reconstructions of a run on images (other inputs have no reconstruction figure).
-    let reconstruction =
-        if running && vae.image_side.is_some() { Highlight::VaeReconstruction } else { Highlight::None };
+    // Linked to the reconstructions: the images, or a table's errors per feature.
+    let reconstruction = if running { Highlight::VaeReconstruction } else { Highlight::None };
     match likelihood {
         Likelihood::Bernoulli => {
             ui.label("Bernoulli pixels: the binary cross-entropy, summed over the D pixels.");

@@ -32,7 +32,7 @@ pub enum Highlight {
     },
     /// VAE: the KL term's prior N(0, I): its 1- and 2-sd circles on the latent plane.
     VaePrior,
-    /// VAE: the reconstruction: the images decoded from the test images' means.
+    /// VAE: the reconstruction: the inputs decoded from the test inputs' means (images, or a table's rows).
     VaeReconstruction,
     /// VAE: the loss, reconstruction + beta KL: its curve per epoch.
     VaeLoss,
@@ -77,7 +77,7 @@ impl Highlight {
                 input + 1
             ),
             Self::VaePrior => "the prior N(0, I): its 1- and 2-sd circles on the latent plane (Latent space)".into(),
-            Self::VaeReconstruction => "the reconstructions decoded from the test images (Reconstructions)".into(),
+            Self::VaeReconstruction => "the reconstructions decoded from the test inputs (Reconstructions)".into(),
             Self::FlowPath => "the picked point's path through every stage (Step through the stages)".into(),
             Self::FlowLatent => "the picked point's z in the Gaussian's stage 0 (Step through the stages)".into(),
             Self::FlowLayer(k) => {

@@ -51,6 +51,7 @@ mod vae_images;
 mod vae_latent;
 mod vae_settings;
 mod vae_state;
+mod vae_table;
 pub mod window_bench;
 
 pub use app::{APP_TITLE, BayesExplorerApp, Settings};

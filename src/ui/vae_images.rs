@@ -27,10 +27,6 @@ pub(crate) fn tiles(images: &[f32], side: usize, cols: usize) -> ColorImage {
 }
 
 pub(crate) fn reconstructions_ui(vae: &mut VaeUiState, view: &VaeView, ui: &mut egui::Ui) {
-    let Some(side) = vae.image_side else {
-        ui.label("Reconstructions are drawn for images; these inputs are table rows.");
-        return;
-    };
     let history = &view.reconstructions;
     if history.is_empty() {
         return;
@@ -42,6 +38,10 @@ pub(crate) fn reconstructions_ui(vae: &mut VaeUiState, view: &VaeView, ui: &mut 
         .scrubbed_epoch()
         .map_or(history.len() - 1, |epoch| history.iter().rposition(|(e, _)| *e as f64 <= epoch + 1e-9).unwrap_or(0));
     let (epoch, recon) = &history[index];
+    let Some(side) = vae.image_side else {
+        crate::ui::vae_table::reconstructions_ui(vae, view, (*epoch, recon), ui);
+        return;
+    };
     ui.horizontal(|ui| {
         save_image_button(ui, "vae-reconstructions");
         record_button(ui, "vae-reconstructions", vae.recorder.busy());
@@ -97,7 +97,7 @@ fn fitted_side(room: egui::Vec2, across: usize, min: f32, max: f32) -> f32 {
 
 pub(crate) fn prior_ui(vae: &mut VaeUiState, ui: &mut egui::Ui) {
     let Some(side) = vae.image_side else {
-        ui.label("Prior samples are drawn for images; these inputs are table rows.");
+        crate::ui::vae_table::prior_ui(vae, ui);
         return;
     };
     let Some((step, images)) = vae.prior.clone() else {

@@ -6,7 +6,7 @@ use egui::{Color32, TextureOptions};
 use egui_plot::{Line, MarkerShape, PlotBounds, PlotImage, PlotPoint, PlotPoints, Points};
 
 use crate::data::prepare::OutputKind;
-use crate::train::vae_view::{HoverImage, Latents};
+use crate::train::vae_view::Latents;
 use crate::ui::data_view::ramp;
 use crate::ui::export::{ExportKind, export_button};
 use crate::ui::highlight::{Highlight, accent, accent_line, accent_marker, accent_text, dim, label_figure};
@@ -14,7 +14,7 @@ use crate::ui::image_export::{capture_if_asked, record_button, save_image_button
 use crate::ui::lab_page::waiting;
 use crate::ui::plot_axes;
 use crate::ui::vae_images::tiles;
-use crate::ui::vae_state::{MAX_SCATTER, VaeUiState};
+use crate::ui::vae_state::{MAX_SCATTER, VaeUiState, decoded_at};
 
 const PALETTE: [Color32; 10] = [
     Color32::from_rgb(31, 119, 180),
@@ -93,12 +93,16 @@ pub(crate) fn latent_ui(vae: &mut VaeUiState, ui: &mut egui::Ui) {
                     );
                 }
             });
+            // The path between two picked inputs, under the plane's own buttons.
+            path_ui(vae, ui);
         });
         ui.vertical(|ui| {
             ui.set_width(side);
             let device = if vae.device.is_empty() { String::new() } else { format!(" ({})", vae.device) };
             let cells = vae.cells_shown;
-            let heading = if latent == 1 {
+            let heading = if vae.image_side.is_none() {
+                format!("Decoded at the cursor: the features{device}")
+            } else if latent == 1 {
                 format!("Decoded along z1, {cells} latent points{device}")
             } else {
                 format!("Decoded manifold, {cells} x {cells} latent points{device}")
@@ -323,7 +327,6 @@ fn scatter_ui(vae: &mut VaeUiState, latents: &Latents, height: f32, ui: &mut egu
         }
     };
     ui.label(hint);
-    path_ui(vae, ui);
 }
 
 /// The Explain panel's reparametrised draw of one input on the latent plot: its mean `centre` (where the scatter
@@ -387,19 +390,12 @@ fn prior_ui(plot: &mut egui_plot::PlotUi<'_>, one_d: bool, accent: Color32) {
 
 /// The decoded path between the two picked inputs' latent means.
 fn path_ui(vae: &mut VaeUiState, ui: &mut egui::Ui) {
+    if vae.image_side.is_none() {
+        crate::ui::vae_table::path_ui(vae, ui);
+        return;
+    }
     let (Some(side), [a, b]) = (vae.image_side, vae.picked.as_slice()) else { return };
-    let name = |i: usize| -> String {
-        let split = if i < vae.n_train {
-            format!("training input {}", i + 1)
-        } else {
-            format!("test input {}", i - vae.n_train + 1)
-        };
-        match vae.labels.get(i).and_then(|&k| vae.label_names.get(k as usize)) {
-            Some(name) => format!("{split} (label {name})"),
-            None => split,
-        }
-    };
-    ui.strong(format!("Interpolation from {} to {}", name(*a), name(*b)));
+    ui.strong(format!("Interpolation from {} to {}", vae.input_name(*a), vae.input_name(*b)));
     let file_name = format!("vae-interpolation-{}-{}.png", a + 1, b + 1);
     if let Some(images) = vae.path_images.clone() {
         let t = vae.texture(ui.ctx(), "vae-path", vae.path_generation, || {
@@ -419,14 +415,7 @@ fn path_ui(vae: &mut VaeUiState, ui: &mut egui::Ui) {
 
 fn manifold_ui(vae: &mut VaeUiState, height: f32, ui: &mut egui::Ui) {
     let Some(side) = vae.image_side else {
-        ui.label("These inputs are not images: hover the latent plane to see the decoded feature vector.");
-        if let Some(HoverImage { image: values, .. }) = &vae.hover_image {
-            let bars: Vec<egui_plot::Bar> =
-                values.iter().enumerate().map(|(j, &v)| egui_plot::Bar::new(j as f64, f64::from(v))).collect();
-            plot_axes::plot("vae-decoded-features").height(height * 0.6).show(ui, |plot| {
-                plot.bar_chart(egui_plot::BarChart::new("decoded features (standardised)", bars));
-            });
-        }
+        crate::ui::vae_table::decoded_ui(vae, height, ui);
         return;
     };
     if vae.view.as_ref().is_some_and(|v| v.params.latent == 1) {
@@ -478,21 +467,13 @@ fn manifold_ui(vae: &mut VaeUiState, height: f32, ui: &mut egui::Ui) {
 /// The image decoded at the point last hovered, once the view thread has it, named by that point (it stays once the
 /// cursor has left the plane): z1 alone for a one-dimensional latent, the two dimensions on show for a larger one.
 fn hover_image_ui(vae: &mut VaeUiState, side: usize, ui: &mut egui::Ui) {
-    if let Some(HoverImage { z: [z0, z1], dims: (a, b), image }) = &vae.hover_image {
-        let texture = vae
-            .hover_texture
-            .get_or_insert_with(|| ui.ctx().load_texture("vae-hover", tiles(image, side, 1), TextureOptions::NEAREST));
+    if let Some(hover) = &vae.hover_image {
+        let texture = vae.hover_texture.get_or_insert_with(|| {
+            ui.ctx().load_texture("vae-hover", tiles(&hover.image, side, 1), TextureOptions::NEAREST)
+        });
         ui.horizontal(|ui| {
             let latent = vae.view.as_ref().map_or(2, |v| v.params.latent);
-            // The dimensions the image was decoded on, which the axes may have left since.
-            ui.label(match latent {
-                1 => format!("Decoded at z1 = {z0:.2}:"),
-                2 => format!("Decoded at z = ({z0:.2}, {z1:.2}):"),
-                // One dimension on both axes: the point's x gives it (the diagonal the inputs lie on).
-                _ if a == b => format!("Decoded at z{} = {z0:.2}:", a + 1),
-                // The two dimensions on show; the others are 0.
-                _ => format!("Decoded at z{} = {z0:.2}, z{} = {z1:.2}:", a + 1, b + 1),
-            });
+            ui.label(decoded_at(hover, latent));
             ui.image((texture.id(), egui::vec2(84.0, 84.0)));
         });
     }

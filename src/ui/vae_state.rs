@@ -13,7 +13,9 @@ use crate::models::vae::{
     Likelihood, VaeArch, VaeConfig, VaeParams, VaeView, inputs_refusal, squared_error_for_a_table, vae_inputs,
 };
 use crate::train::export::{input_labels, latents_table};
-use crate::train::vae_view::{HoverImage, Latents, Manifold, VaeViewRequest, VaeViewResult, VaeViewWorker};
+use crate::train::vae_view::{
+    HoverImage, Latents, Manifold, PRIOR_SAMPLES, TABLE_PRIOR_SAMPLES, VaeViewRequest, VaeViewResult, VaeViewWorker,
+};
 use crate::train::{ModelView, RunSnapshot};
 use crate::ui::export::{ExportKind, ExportRequest};
 use crate::ui::highlight::Highlight;
@@ -128,6 +130,8 @@ pub struct VaeUiState {
     pub(crate) recording_bounds: Option<[f32; 4]>,
     /// While a recording takes its frames: the legend's corner when it started.
     pub(crate) recording_legend: Option<egui_plot::Corner>,
+    /// The two features the prior's draws are drawn on, for a table (indices into its features).
+    pub(crate) feature_axes: (usize, usize),
     /// The lab's data as the VAE would take it: its feature count and whether the features form images
     /// ([`crate::data::prepare::features_form_images`]); `None` before data arrives.
     pub(crate) data_inputs: Option<(usize, bool)>,
@@ -157,6 +161,7 @@ impl Default for VaeUiState {
             bounds: [-4.0, 4.0, -4.0, 4.0],
             hover: None,
             input_under_cursor: None,
+            feature_axes: (0, 1),
             picked: Vec::new(),
             path_images: None,
             prepared: None,
@@ -274,6 +279,31 @@ impl VaeUiState {
     pub fn latent_moments(&self, input: usize) -> Option<(&[f32], &[f32])> {
         let (latents, d) = (self.latents.as_ref()?, self.view.as_ref()?.params.latent);
         latents.mu.get(input * d..(input + 1) * d).zip(latents.logvar.get(input * d..(input + 1) * d))
+    }
+
+    /// Input `i` (training rows first) as the figures name it: "training input 12 (label 7)", "test input 3".
+    pub(crate) fn input_name(&self, i: usize) -> String {
+        let split = if i < self.n_train {
+            format!("training input {}", i + 1)
+        } else {
+            format!("test input {}", i - self.n_train + 1)
+        };
+        match self.labels.get(i).and_then(|&k| self.label_names.get(k as usize)) {
+            Some(name) => format!("{split} (label {name})"),
+            None => split,
+        }
+    }
+
+    /// The draws from the prior decoded by the model on show, `[draws, n_in]`, once the view thread has them.
+    #[must_use]
+    pub fn prior_draws(&self) -> Option<&[f32]> {
+        self.prior.as_ref().map(|(_, draws)| draws.as_slice())
+    }
+
+    /// The two features a table's prior draws are drawn on (indices into its features).
+    #[must_use]
+    pub fn feature_axes(&self) -> (usize, usize) {
+        self.feature_axes
     }
 
     /// True once the path between two picked inputs has been decoded (for tests).
@@ -403,9 +433,24 @@ impl VaeUiState {
                 hover: self.hover,
                 path,
                 live,
+                prior_samples: if self.image_side.is_some() { PRIOR_SAMPLES } else { TABLE_PRIOR_SAMPLES },
             });
             self.last_request = Some(key);
         }
+    }
+}
+
+/// "Decoded at z = (0.12, -1.40):", naming the dimensions `hover` was decoded on (which the axes may have left
+/// since) for a `latent`-dimensional model: z1 alone for one dimension, the two on show for a larger one.
+pub(crate) fn decoded_at(hover: &HoverImage, latent: usize) -> String {
+    let HoverImage { z: [z0, z1], dims: (a, b), .. } = hover;
+    match latent {
+        1 => format!("Decoded at z1 = {z0:.2}:"),
+        2 => format!("Decoded at z = ({z0:.2}, {z1:.2}):"),
+        // One dimension on both axes: the point's x gives it (the diagonal the inputs lie on).
+        _ if a == b => format!("Decoded at z{} = {z0:.2}:", a + 1),
+        // The two dimensions on show; the others are 0.
+        _ => format!("Decoded at z{} = {z0:.2}, z{} = {z1:.2}:", a + 1, b + 1),
     }
 }
 

@@ -16,4 +16,5 @@ mod presenter;
 mod runs;
 mod settings;
 mod tour;
+mod vae_table;
 mod vi_nuts;
