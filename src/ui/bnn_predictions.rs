@@ -14,7 +14,7 @@ use crate::ui::bnn_state::BnnUiState;
 use crate::ui::count::count;
 use crate::ui::export::{ExportKind, export_button};
 use crate::ui::highlight::{Highlight, accent, dim, halo, label_figure};
-use crate::ui::image_export::{record_button, save_image_button};
+use crate::ui::image_export::{record_button, save_image_button, saveable};
 use crate::ui::lab_page::{figure_height, legend_figure, table_height, waiting};
 use crate::ui::plot_axes;
 
@@ -118,38 +118,159 @@ pub(crate) fn predictions_ui(bnn: &mut BnnUiState, ui: &mut egui::Ui) {
                 bnn.export = bnn.export_request(ExportKind::Predictive);
             }
             let table_height = table_height(ui, 360.0);
-            TableBuilder::new(ui)
-                .id_salt("bnn-class-table")
-                .striped(true)
-                .max_scroll_height(table_height)
-                .columns(Column::auto().at_least(60.0), 5)
-                .header(20.0, |mut h| {
-                    for c in ["Row", "Actual", "Predicted", "Probability", "Min .. max"] {
-                        h.col(|ui| {
-                            ui.strong(c);
-                        });
-                    }
-                })
-                .body(|body| {
-                    body.rows(18.0, rows.len(), |mut row| {
-                        let i = row.index();
-                        let r = &rows[i];
-                        let cells = [
-                            format!("{}", i + 1),
-                            name(r.actual),
-                            name(r.predicted),
-                            format!("{:.2}", r.probabilities.get(r.predicted).copied().unwrap_or(0.0)),
-                            format!("{:.2} .. {:.2}", r.min, r.max),
-                        ];
-                        for c in cells {
-                            row.col(|ui| {
-                                ui.monospace(c);
-                            });
-                        }
-                    });
+            let n_classes = rows.iter().map(|r| r.actual.max(r.predicted) + 1).fold(classes.len(), usize::max);
+            let names: Vec<String> = (0..n_classes).map(name).collect();
+            // The table and, beside it (or under it in a narrow page), the confusion matrix.
+            let beside = ui.available_width() >= CLASS_TABLE_WIDTH + 300.0;
+            let layout = if beside {
+                egui::Layout::left_to_right(egui::Align::Min)
+            } else {
+                egui::Layout::top_down(egui::Align::Min)
+            };
+            ui.with_layout(layout, |ui| {
+                ui.vertical(|ui| {
+                    ui.set_width(CLASS_TABLE_WIDTH);
+                    class_table_ui(rows, &name, table_height, ui);
                 });
+                ui.vertical(|ui| confusion_ui(rows, &names, table_height, ui));
+            });
         }
     }
+}
+
+/// Width of the class predictions' table, in points.
+const CLASS_TABLE_WIDTH: f32 = 380.0;
+
+/// The class predictions' table: a line per test row with its actual and predicted class, the predicted class's
+/// mean probability and its range over the passes.
+fn class_table_ui(rows: &[ClassRow], name: &dyn Fn(usize) -> String, table_height: f32, ui: &mut egui::Ui) {
+    TableBuilder::new(ui)
+        .id_salt("bnn-class-table")
+        .striped(true)
+        .max_scroll_height(table_height)
+        .columns(Column::auto().at_least(60.0), 5)
+        .header(20.0, |mut h| {
+            for c in ["Row", "Actual", "Predicted", "Probability", "Min .. max"] {
+                h.col(|ui| {
+                    ui.strong(c);
+                });
+            }
+        })
+        .body(|body| {
+            body.rows(18.0, rows.len(), |mut row| {
+                let i = row.index();
+                let r = &rows[i];
+                let cells = [
+                    format!("{}", i + 1),
+                    name(r.actual),
+                    name(r.predicted),
+                    format!("{:.2}", r.probabilities.get(r.predicted).copied().unwrap_or(0.0)),
+                    format!("{:.2} .. {:.2}", r.min, r.max),
+                ];
+                for c in cells {
+                    row.col(|ui| {
+                        ui.monospace(c);
+                    });
+                }
+            });
+        });
+}
+
+/// Test rows by actual class (rows of the result) and predicted class (its columns), over `n` classes.
+pub(crate) fn confusion_counts(rows: &[ClassRow], n: usize) -> Vec<Vec<usize>> {
+    let mut counts = vec![vec![0; n]; n];
+    for r in rows.iter().filter(|r| r.actual < n && r.predicted < n) {
+        counts[r.actual][r.predicted] += 1;
+    }
+    counts
+}
+
+/// What the confusion matrix says in words: how many rows are right (its diagonal), and the class most often taken
+/// for another, if any row is wrong.
+pub(crate) fn confusion_summary(counts: &[Vec<usize>], names: &[String]) -> String {
+    let total: usize = counts.iter().flatten().sum();
+    let right: usize = (0..counts.len()).map(|k| counts[k][k]).sum();
+    let right_text = format!("Right: {right} of {total} (the diagonal).");
+    let worst = (0..counts.len())
+        .flat_map(|a| (0..counts.len()).filter(move |&p| p != a).map(move |p| (a, p)))
+        .max_by_key(|&(a, p)| (counts[a][p], std::cmp::Reverse((a, p))))
+        .filter(|&(a, p)| counts[a][p] > 0);
+    match worst {
+        Some((a, p)) => format!(
+            "{right_text} Most often confused: {} taken for {} ({}).",
+            names[a],
+            names[p],
+            count(counts[a][p], "row")
+        ),
+        None => right_text,
+    }
+}
+
+/// The confusion matrix of the class predictions: actual classes down, predicted across, each cell its count of test
+/// rows, coloured by its share of the actual class's rows; at most `height` points tall.
+fn confusion_ui(rows: &[ClassRow], names: &[String], height: f32, ui: &mut egui::Ui) {
+    let n = names.len();
+    if n == 0 {
+        return;
+    }
+    let counts = confusion_counts(rows, n);
+    ui.horizontal_wrapped(|ui| {
+        ui.strong("Confusion matrix: actual class down, predicted across");
+        save_image_button(ui, "bnn-confusion");
+    });
+    saveable(
+        ui,
+        "bnn-confusion",
+        || "bnn-confusion-matrix.png".to_owned(),
+        |ui| {
+            let font = egui::TextStyle::Body.resolve(ui.style());
+            let side = ui.available_width().min(height - 60.0).clamp(200.0, 560.0);
+            // One cell's room for the class names along the top and down the left.
+            #[allow(clippy::cast_precision_loss)] // a few classes
+            let cell = side / (n as f32 + 1.0);
+            let (rect, _) = ui.allocate_exact_size(egui::vec2(side, side), egui::Sense::hover());
+            let painter = ui.painter_at(rect);
+            let visuals = ui.visuals();
+            let at = |row: f32, col: f32| rect.min + egui::vec2((col + 1.0) * cell, (row + 1.0) * cell);
+            for (k, name) in names.iter().enumerate() {
+                #[allow(clippy::cast_precision_loss)] // a few classes
+                let k = k as f32;
+                let strong = visuals.strong_text_color();
+                painter.text(at(-0.5, k + 0.5), egui::Align2::CENTER_CENTER, name, font.clone(), strong);
+                painter.text(at(k + 0.5, -0.5), egui::Align2::CENTER_CENTER, name, font.clone(), strong);
+            }
+            for (a, line) in counts.iter().enumerate() {
+                let of_class = line.iter().sum::<usize>().max(1);
+                for (p, &c) in line.iter().enumerate() {
+                    #[allow(clippy::cast_precision_loss)] // counts of test rows
+                    let share = c as f32 / of_class as f32;
+                    #[allow(clippy::cast_precision_loss)] // a few classes
+                    let min = at(a as f32, p as f32);
+                    let cell_rect = egui::Rect::from_min_size(min, egui::vec2(cell, cell)).shrink(1.0);
+                    let hue = if a == p { Color32::from_rgb(70, 160, 90) } else { Color32::from_rgb(220, 90, 70) };
+                    let fill = Color32::from_gray(30).lerp_to_gamma(hue, share.sqrt());
+                    painter.rect_filled(cell_rect, 2.0, fill);
+                    if c > 0 {
+                        painter.text(
+                            cell_rect.center(),
+                            egui::Align2::CENTER_CENTER,
+                            c.to_string(),
+                            font.clone(),
+                            Color32::WHITE,
+                        );
+                    }
+                }
+            }
+        },
+    );
+    ui.label(confusion_summary(&counts, names));
+    ui.label(
+        egui::RichText::new(
+            "Green: a class's rows predicted right; red: taken for another class. The brighter the cell, the larger \
+             its share of the actual class's rows.",
+        )
+        .weak(),
+    );
 }
 
 /// How the predictions of `n_rows` test rows were sampled, as the predictions page says it first: "400 test rows,
@@ -416,4 +537,28 @@ pub(crate) fn unit_square_plot(
             );
             bars(plot);
         })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{confusion_counts, confusion_summary};
+    use crate::models::bnn::ClassRow;
+
+    fn row(actual: usize, predicted: usize) -> ClassRow {
+        ClassRow { actual, predicted, probabilities: vec![0.5; 3], min: 0.4, max: 0.6 }
+    }
+
+    #[test]
+    fn the_confusion_matrix_counts_rows_by_actual_and_predicted_class_and_names_the_worst_mix_up() {
+        let rows = [row(0, 0), row(0, 0), row(1, 2), row(1, 2), row(1, 1), row(2, 0), row(2, 2)];
+        let counts = confusion_counts(&rows, 3);
+        assert_eq!(counts, vec![vec![2, 0, 0], vec![0, 1, 2], vec![1, 0, 1]]);
+        let names = ["setosa".to_owned(), "versicolor".to_owned(), "virginica".to_owned()];
+        assert_eq!(
+            confusion_summary(&counts, &names),
+            "Right: 4 of 7 (the diagonal). Most often confused: versicolor taken for virginica (2 rows)."
+        );
+        let right = confusion_counts(&[row(0, 0), row(2, 2)], 3);
+        assert_eq!(confusion_summary(&right, &names), "Right: 2 of 2 (the diagonal).");
+    }
 }

@@ -41,6 +41,14 @@ fn ux_calibration_of_a_class_predicting_network_is_its_reliability_diagram() {
     }
     harness.get_by_label("Export data…");
 
+    // Predictions: beside the table, the confusion matrix of the same rows, and what it says in words.
+    harness.get_by_label("Predictions").click();
+    harness.run_steps(3);
+    harness.get_by_label("Confusion matrix: actual class down, predicted across");
+    let right = rows.iter().filter(|r| r.actual == r.predicted).count();
+    harness.get_by_label_contains(&format!("Right: {right} of 270 (the diagonal)."));
+    assert!(bayes_explorer::ui::figure_rect(&harness.ctx, "bnn-confusion").is_some(), "the matrix is drawn");
+
     // Compare runs gives the run's error rate where a regression has its RMSE, and no interval coverage.
     harness.get_by_label("Compare runs").click();
     harness.run_steps(3);
