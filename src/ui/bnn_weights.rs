@@ -303,8 +303,11 @@ fn heat_map_ui(bnn: &mut BnnUiState, params: &BnnParams, ui: &mut egui::Ui) {
         ui.strong("Weight matrix");
         save_image_button(ui, "bnn-weight-matrix");
         record_button(ui, "bnn-weight-matrix", bnn.recorder.busy());
+    });
+    // The two colourings on a line of their own, together, rather than split where the buttons above wrap.
+    ui.horizontal_wrapped(|ui| {
+        ui.label("Coloured by");
         ui.selectable_value(&mut bnn.heat, HeatQuantity::Mean, "means");
-        // Kept on one line: in a narrow column it moves to the next row rather than break into a word a line.
         let snr = egui::Button::selectable(bnn.heat == HeatQuantity::SignalToNoise, "signal-to-noise |mean|/sd")
             .wrap_mode(egui::TextWrapMode::Extend);
         if ui.add_enabled(layer.posterior != Posterior::Deterministic, snr).clicked() {
