@@ -13,7 +13,7 @@ use egui_kittest::Harness;
 use egui_kittest::kittest::{NodeT, Queryable};
 
 mod common;
-use common::{harness, wait_for_label, wait_until, wait_within};
+use common::{click_at, harness, wait_for_label, wait_until, wait_within};
 
 /// Opens the Explain panel of the lab on show and checks it has the formula `latex` typeset and drawn, and says
 /// what training would show.
@@ -40,16 +40,6 @@ fn open_explain(harness: &mut Harness<'_, BayesExplorerApp>, lab: Lab, latex: &s
         Ok(egui::load::TexturePoll::Pending { .. }) => panic!("{latex}: still loading"),
         Err(e) => panic!("{latex}: the SVG loader failed: {e}"),
     }
-}
-
-/// Clicks the widget at `at` as a user would: press and release in place.
-fn click_at(harness: &mut Harness<'_, BayesExplorerApp>, at: egui::Pos2) {
-    harness.hover_at(at);
-    harness.run_steps(1);
-    harness.drag_at(at);
-    harness.run_steps(1);
-    harness.drop_at(at);
-    harness.run_steps(2);
 }
 
 /// The VAE panel's line of eps.

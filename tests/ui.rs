@@ -11,7 +11,8 @@ use egui_kittest::kittest::Queryable;
 
 mod common;
 use common::{
-    decode_apng, differing, harness, harness_for, scroll_into_view_over, wait_for_label, wait_until, wait_within,
+    click_at, decode_apng, differing, harness, harness_for, scroll_into_view_over, wait_for_label, wait_until,
+    wait_within,
 };
 
 /// Hovers each point of the VAE's latent plane in turn and returns the image decoded there (waiting for it to
@@ -201,12 +202,7 @@ fn vae_training_shows_the_latent_space_and_the_decoded_image_follows_the_cursor(
     );
     // Click two inputs: the path between their latent means is decoded.
     for at in [first, second] {
-        harness.hover_at(at);
-        harness.run_steps(1);
-        harness.drag_at(at);
-        harness.run_steps(1);
-        harness.drop_at(at);
-        harness.run_steps(2);
+        click_at(&mut harness, at);
     }
     wait_until(&mut harness, "the interpolation", |app| app.vae_state().has_path());
     harness.get_by_label_contains("Interpolation from");

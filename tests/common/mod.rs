@@ -9,6 +9,16 @@ use bayes_explorer::ui::{BayesExplorerApp, Settings};
 use egui_kittest::Harness;
 use egui_kittest::kittest::Queryable;
 
+/// Clicks at `at` as a user would: hover, then press and release in place.
+pub fn click_at(harness: &mut Harness<'_, BayesExplorerApp>, at: egui::Pos2) {
+    harness.hover_at(at);
+    harness.run_steps(1);
+    harness.drag_at(at);
+    harness.run_steps(1);
+    harness.drop_at(at);
+    harness.run_steps(2);
+}
+
 /// The window as it opens on a fresh machine, once the built-in datasets are in.
 pub fn harness() -> Harness<'static, BayesExplorerApp> {
     harness_for(BayesExplorerApp::new(egui::Context::default(), Settings::default()))

@@ -11,7 +11,7 @@ use egui::accesskit::Role;
 use egui_kittest::Harness;
 use egui_kittest::kittest::Queryable;
 
-use crate::common::{harness, wait_for_label, wait_until};
+use crate::common::{click_at, harness, wait_for_label, wait_until};
 use crate::settings::load_builtin;
 
 fn open(harness: &mut Harness<'_, BayesExplorerApp>, label: &str) {
@@ -45,12 +45,7 @@ fn ux_a_vae_on_a_table_decodes_reconstructs_and_samples_its_features_by_name() {
 
     // Two inputs picked: the path between them, feature by feature, each named in the key.
     for at in [first, second] {
-        harness.hover_at(at);
-        harness.run_steps(1);
-        harness.drag_at(at);
-        harness.run_steps(1);
-        harness.drop_at(at);
-        harness.run_steps(2);
+        click_at(&mut harness, at);
     }
     wait_until(&mut harness, "the path", |app| app.vae_state().has_path());
     harness.run_steps(2);
