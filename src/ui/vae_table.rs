@@ -10,7 +10,7 @@ use egui::Color32;
 use egui_plot::{AxisHints, Bar, BarChart, GridInput, GridMark, Line, MarkerShape, Plot, PlotPoints, Points};
 
 use crate::models::vae::VaeView;
-use crate::train::vae_view::{HoverImage, PATH_STEPS};
+use crate::train::vae_view::PATH_STEPS;
 use crate::ui::data_view::PALETTE;
 use crate::ui::highlight::{Highlight, accent, label_figure};
 use crate::ui::image_export::{record_button, save_image_button, saveable};
@@ -29,7 +29,9 @@ pub(crate) struct Features {
     /// A model value `v` is `v * scale + mean` in the data's units.
     mean: Vec<f32>,
     scale: Vec<f32>,
-    /// Each feature's standard deviation over the training rows, in the model's units (1 for standardised data).
+    /// Each feature's mean and standard deviation over the training rows, in the model's units (0 and 1 for
+    /// standardised data).
+    centre: Vec<f64>,
     sd: Vec<f64>,
 }
 
@@ -43,18 +45,19 @@ impl Features {
         }
         let train = vae.inputs.get(..vae.n_train * d).unwrap_or(&[]);
         let n = (train.len() / d).max(1) as f64;
-        let sd = (0..d)
+        let (centre, sd) = (0..d)
             .map(|j| {
                 let column = || train.iter().skip(j).step_by(d).map(|&v| f64::from(v));
                 let mean = column().sum::<f64>() / n;
                 let sd = (column().map(|v| (v - mean).powi(2)).sum::<f64>() / n).sqrt();
-                if sd > 0.0 { sd } else { 1.0 }
+                (mean, if sd > 0.0 { sd } else { 1.0 })
             })
-            .collect();
+            .unzip();
         Some(Self {
             names: prepared.feature_names.clone(),
             mean: prepared.feature_mean.clone(),
             scale: prepared.feature_scale.clone(),
+            centre,
             sd,
         })
     }
@@ -68,9 +71,9 @@ impl Features {
         f64::from(v * self.scale[j] + self.mean[j])
     }
 
-    /// Feature `j`'s model value in standard deviations from its training mean (0 for standardised data's mean).
+    /// Feature `j`'s model value in standard deviations from its training mean.
     fn in_sd(&self, j: usize, v: f32) -> f64 {
-        f64::from(v) / self.sd[j]
+        (f64::from(v) - self.centre[j]) / self.sd[j]
     }
 
     /// Feature `j`'s value written to the decimals its spread asks for: two significant digits of its standard
@@ -144,7 +147,7 @@ fn key_line(ui: &mut egui::Ui, entries: &[(String, Color32)]) {
 /// deviations, beside the input nearest the cursor.
 pub(crate) fn decoded_ui(vae: &VaeUiState, height: f32, ui: &mut egui::Ui) {
     let Some(features) = Features::of(vae) else { return };
-    let Some(HoverImage { image: decoded, .. }) = &vae.hover_image else {
+    let Some(hover) = &vae.hover_image else {
         ui.label(
             "Hover the latent plane: the features decoded at that point are drawn here, beside the input nearest it.",
         );
@@ -154,10 +157,9 @@ pub(crate) fn decoded_ui(vae: &VaeUiState, height: f32, ui: &mut egui::Ui) {
     let d = features.len();
     let nearest = vae.input_under_cursor.or_else(|| vae.picked.last().copied());
     let input = nearest.and_then(|i| vae.inputs.get(i * d..(i + 1) * d));
-    if let Some(hover) = &vae.hover_image {
-        ui.label(format!("{} in standard deviations from each feature's training mean", decoded_at(hover, latent)));
-    }
-    let bars: Vec<Bar> = decoded
+    ui.label(format!("{} in standard deviations from each feature's training mean", decoded_at(hover, latent)));
+    let bars: Vec<Bar> = hover
+        .image
         .iter()
         .enumerate()
         .take(d)
@@ -273,7 +275,7 @@ pub(crate) fn reconstructions_ui(vae: &VaeUiState, view: &VaeView, (epoch, recon
         (0..d).map(|j| ((0..rows).map(|r| error(r, j).powi(2)).sum::<f64>() / rows as f64).sqrt()).collect()
     };
     let reconstructed = rms(&|r, j| features.in_sd(j, recon[r * d + j]) - features.in_sd(j, originals[r * d + j]));
-    let by_mean = rms(&|r, j| features.in_sd(j, originals[r * d + j]) - features.in_sd(j, 0.0));
+    let by_mean = rms(&|r, j| features.in_sd(j, originals[r * d + j]));
     let emphasised = vae.highlight == Highlight::VaeReconstruction;
     let colour = if emphasised { accent(ui.visuals()) } else { DECODED };
     let bars = |values: &[f64], offset: f64, colour: Color32| -> Vec<Bar> {
@@ -455,15 +457,17 @@ mod tests {
             names: vec!["density".into(), "alcohol".into(), "total sulfur dioxide".into()],
             mean: vec![0.996_81, 10.42, 46.47],
             scale: vec![0.001_887, 1.065, 32.9],
+            centre: vec![0.0; 3],
             sd: vec![1.0, 1.0, 1.0],
         };
         let written = |j: usize, v: f32| features.written(j, features.in_units(j, v));
         assert_eq!(written(0, 0.0), "0.9968");
         assert_eq!(written(1, 1.0), "11.5");
         assert_eq!(written(2, -1.0), "14");
-        // Not standardised: the values are the data's, and the spread is the training rows' (here 0.02).
-        let raw = Features { names: vec!["x".into()], mean: vec![0.0], scale: vec![1.0], sd: vec![0.02] };
+        // Not standardised: the values are the data's, centred on and scaled by the training rows' (here 0.1, 0.02).
+        let raw =
+            Features { names: vec!["x".into()], mean: vec![0.0], scale: vec![1.0], centre: vec![0.1], sd: vec![0.02] };
         assert_eq!(raw.written(0, raw.in_units(0, 0.123_45)), "0.123");
-        assert!((raw.in_sd(0, 0.05) - 2.5).abs() < 1e-6, "0.05 is 2.5 sd of 0.02");
+        assert!((raw.in_sd(0, 0.15) - 2.5).abs() < 1e-6, "0.15 is 2.5 sd of 0.02 above 0.1");
     }
 }
