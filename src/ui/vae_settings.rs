@@ -146,10 +146,14 @@ pub(crate) fn vae_settings_ui(
             ],
         );
         seed_row(ui, &mut c.seed, running.map(|r| r.seed));
-        number_row(ui, "Manifold cells per side", &mut vae.cells, 0.05, None, |v| {
-            settings_check::CELLS.check(v as f64)
-        })
-        .on_hover_text("The decoded manifold's grid on the latent page; the run on show takes it at once");
+        // A table's latent page decodes the features at the cursor, not a manifold of images: no grid to size.
+        let table = matches!(vae.data_inputs, Some((_, false)));
+        if !table {
+            number_row(ui, "Manifold cells per side", &mut vae.cells, 0.05, None, |v| {
+                settings_check::CELLS.check(v as f64)
+            })
+            .on_hover_text("The decoded manifold's grid on the latent page; the run on show takes it at once");
+        }
         // A view setting: a count the page cannot draw stays in the field, refused, and the page keeps the last one.
         if settings_check::CELLS.check(vae.cells as f64).refusal().is_none() {
             vae.cells_shown = vae.cells;

@@ -23,7 +23,9 @@ fn open(harness: &mut Harness<'_, BayesExplorerApp>, label: &str) {
 fn ux_a_vae_on_a_table_decodes_reconstructs_and_samples_its_features_by_name() {
     let mut harness = harness();
     open(&mut harness, "VAE");
+    assert!(harness.query_by_label("Manifold cells per side").is_some(), "the digits' manifold has a grid");
     load_builtin(&mut harness, Lab::Vae, "Wine quality, red (UCI)");
+    assert!(harness.query_by_label("Manifold cells per side").is_none(), "a table has no manifold to size");
     let config = &mut harness.state_mut().vae_state_mut().config;
     (config.hidden, config.epochs) = (vec![16], 2);
     harness.get_by_label("Train").click();
