@@ -98,12 +98,13 @@ impl Histogram {
 }
 
 /// The precision `values` were recorded to, where most were: the coarsest step of 1, 2 or 5 times a power of ten, at
-/// least `finest` and less than the values' range, that nine values in ten are whole multiples of (0.01 for the
-/// wine's 0.27, 0.28 and 0.3, though a few are written 0.265 or 10.5333; 1 for grades; 0.5 for half points). Steps
-/// too fine for `f32` to tell a multiple at the values' size are not tried. `None` where no step qualifies
-/// (measurements to full precision).
+/// least `finest` and at most the values' range, that a `share` of the values are whole multiples of. At nine in ten
+/// it is 0.01 for the wine's 0.27, 0.28 and 0.3, though a few are written 0.265 or 10.5333; 1 for grades; 0.5 for
+/// half points. A binning asks for most values (a comb shows where most values fall), a display of values for all but
+/// a few (each is written to its step). Steps too fine for `f32` to tell a multiple at the values' size are not
+/// tried. `None` where no step qualifies (measurements to full precision).
 #[must_use]
-pub fn recorded_step(values: &[f32], finest: f64) -> Option<f64> {
+pub fn recorded_step(values: &[f32], finest: f64, share: f64) -> Option<f64> {
     let finite: Vec<f64> = values.iter().copied().filter(|v| v.is_finite()).map(f64::from).collect();
     let (lo, hi) = finite.iter().fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), &v| (lo.min(v), hi.max(v)));
     if lo >= hi || finest <= 0.0 || finest.is_nan() {
@@ -112,15 +113,16 @@ pub fn recorded_step(values: &[f32], finest: f64) -> Option<f64> {
     let largest = lo.abs().max(hi.abs());
     // How far from a whole multiple f32's rounding can put a value, in steps of `step`.
     let rounding = |step: f64| 2.0 * largest * f64::from(f32::EPSILON) / step;
-    let mut power = 10f64.powf((hi - lo).log10().floor());
+    // From a decade above the range: a range just short of a power of ten (0.99999994, from f32) may be its step.
+    let mut power = 10f64.powf((hi - lo).log10().floor() + 1.0);
     while power * 5.0 >= finest {
         for step in [5.0 * power, 2.0 * power, power] {
-            if step < finest || step >= hi - lo || rounding(step) > 0.05 {
+            if step < finest || step > (hi - lo) * 1.001 || rounding(step) > 0.05 {
                 continue;
             }
             let tolerance = 1e-3 + rounding(step);
             let whole = finite.iter().filter(|&&v| ((v / step) - (v / step).round()).abs() < tolerance).count();
-            if whole * 10 >= finite.len() * 9 {
+            if whole as f64 >= share * finite.len() as f64 {
                 return Some(step);
             }
         }
@@ -130,7 +132,7 @@ pub fn recorded_step(values: &[f32], finest: f64) -> Option<f64> {
 }
 
 /// A histogram of data values as a reader expects it: Freedman–Diaconis bins over their range, `bins` (least, most)
-/// at the ends. Values recorded to a fixed precision ([`recorded_step`]) get bins of a whole number of its steps,
+/// at the ends. Values mostly recorded to a fixed precision ([`recorded_step`], four in five) get bins of a whole number of its steps,
 /// each step's value in the middle of its bin. Equal bins over the range would hold one step's values and two
 /// steps' by turns, a comb that is in the bins, not in the data. A precision coarser than the rule's bins gives one
 /// bin per step; one finer than a fiftieth of them is left alone (its comb is too faint to see). `None` for fewer
@@ -146,7 +148,8 @@ pub fn data_histogram(values: &[f32], (least, most): (usize, usize)) -> Option<H
     }
     let bins = freedman_diaconis_bins(values, lo, hi).clamp(least.max(1), most.max(least).max(1));
     let target = (hi - lo) / bins as f64;
-    let Some(step) = recorded_step(values, target / 50.0) else {
+    // Most values: the red wine's volatile acidity is 88 % on 0.01, the rest on 0.005.
+    let Some(step) = recorded_step(values, target / 50.0, 0.8) else {
         return Some(Histogram::new(values, lo, hi, bins));
     };
     let width = (target / step).round().max(1.0) * step;
@@ -223,22 +226,24 @@ mod tests {
     }
 
     #[test]
-    fn the_recorded_precision_is_what_nine_values_in_ten_are_multiples_of() {
+    fn the_recorded_precision_is_what_a_share_of_the_values_are_multiples_of() {
         // Two decimals, some written with three or as a thirds (the wine's alcohol has 10.5333333333333).
         let mut values: Vec<f32> = (0..950).map(|i| (20 + (i * 37) % 83) as f32 / 100.0).collect();
         values.extend((0..40).map(|i| (205 + 10 * (i % 60)) as f32 / 1000.0));
         values.extend([0.533_333_3_f32; 10]);
-        assert_eq!(recorded_step(&values, 1e-4), Some(0.01));
+        assert_eq!(recorded_step(&values, 1e-4, 0.9), Some(0.01));
+        // All but the thirds: the three-decimal values' 0.005.
+        assert_eq!(recorded_step(&values, 1e-4, 0.99), Some(0.005));
         // Grades, half points, and densities to five decimals near 1.
-        assert_eq!(recorded_step(&[3.0, 5.0, 9.0, 5.0, 4.0], 1e-3), Some(1.0));
-        assert_eq!(recorded_step(&[1.5, 2.0, 3.5, 4.0, 2.5, 1.0], 1e-3), Some(0.5));
+        assert_eq!(recorded_step(&[3.0, 5.0, 9.0, 5.0, 4.0], 1e-3, 0.9), Some(1.0));
+        assert_eq!(recorded_step(&[1.5, 2.0, 3.5, 4.0, 2.5, 1.0], 1e-3, 0.9), Some(0.5));
         let densities: Vec<f32> = (0..500).map(|i| 0.987_11 + f64::from((i * 71) % 5000) as f32 * 1e-5).collect();
-        assert_eq!(recorded_step(&densities, 1e-6), Some(1e-5));
+        assert_eq!(recorded_step(&densities, 1e-6, 0.9), Some(1e-5));
         // No finer than asked; measurements to full precision; one value.
-        assert_eq!(recorded_step(&densities, 1e-4), None);
+        assert_eq!(recorded_step(&densities, 1e-4, 0.9), None);
         let spread: Vec<f32> = (1..300).map(|i| (f64::from(i) * 0.618_034).fract() as f32).collect();
-        assert_eq!(recorded_step(&spread, 1e-9), None);
-        assert_eq!(recorded_step(&[2.0, 2.0], 1e-3), None);
+        assert_eq!(recorded_step(&spread, 1e-9, 0.9), None);
+        assert_eq!(recorded_step(&[2.0, 2.0], 1e-3, 0.9), None);
     }
 
     #[test]

@@ -61,7 +61,10 @@ pub(crate) fn probe_ui(bnn: &mut BnnUiState, ui: &mut egui::Ui) {
                 ui.radio_value(&mut bnn.sweep_feature, j, "");
                 let id = ui.label(&prepared.feature_names[j]).id;
                 let inside = (range.0..=range.1).contains(&bnn.probe_values[j]);
-                let slider = egui::Slider::new(&mut bnn.probe_values[j], lo..=hi).max_decimals(3);
+                // Every value of a feature written alike, to the precision it was recorded to ("16", not "16.0" here
+                // and "16" there).
+                let decimals = bnn.probe_decimals.get(j).copied().unwrap_or(3);
+                let slider = egui::Slider::new(&mut bnn.probe_values[j], lo..=hi).fixed_decimals(decimals);
                 let r = ui.add(slider).labelled_by(id);
                 if !inside {
                     r.on_hover_text("outside the training data's range");
