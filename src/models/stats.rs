@@ -132,9 +132,9 @@ pub fn recorded_step(values: &[f32], finest: f64, share: f64) -> Option<f64> {
 }
 
 /// A histogram of data values as a reader expects it: Freedman–Diaconis bins over their range, `bins` (least, most)
-/// at the ends. Values mostly recorded to a fixed precision ([`recorded_step`], four in five) get bins of a whole number of its steps,
-/// each step's value in the middle of its bin. Equal bins over the range would hold one step's values and two
-/// steps' by turns, a comb that is in the bins, not in the data. A precision coarser than the rule's bins gives one
+/// at the ends. Values mostly recorded to a fixed precision ([`recorded_step`], four in five) get bins of a whole
+/// number of its steps, each step's value in the middle of its bin. Equal bins over the range would hold one step's
+/// values and two steps' by turns, a comb that is in the bins, not in the data. A precision coarser than the rule's bins gives one
 /// bin per step; one finer than a fiftieth of them is left alone (its comb is too faint to see). `None` for fewer
 /// than two distinct values.
 #[must_use]
