@@ -9,6 +9,7 @@ use std::ops::RangeInclusive;
 use egui::Color32;
 use egui_plot::{AxisHints, Bar, BarChart, GridInput, GridMark, Line, MarkerShape, Plot, PlotPoints, Points};
 
+use crate::models::stats::mean_and_sd;
 use crate::models::vae::VaeView;
 use crate::train::vae_view::PATH_STEPS;
 use crate::ui::data_view::PALETTE;
@@ -44,12 +45,10 @@ impl Features {
             return None;
         }
         let train = vae.inputs.get(..vae.n_train * d).unwrap_or(&[]);
-        let n = (train.len() / d).max(1) as f64;
         let (centre, sd) = (0..d)
             .map(|j| {
-                let column = || train.iter().skip(j).step_by(d).map(|&v| f64::from(v));
-                let mean = column().sum::<f64>() / n;
-                let sd = (column().map(|v| (v - mean).powi(2)).sum::<f64>() / n).sqrt();
+                let column: Vec<f32> = train.iter().skip(j).step_by(d).copied().collect();
+                let (mean, sd) = mean_and_sd(&column);
                 (mean, if sd > 0.0 { sd } else { 1.0 })
             })
             .unzip();
