@@ -9,7 +9,6 @@ use crate::models::bnn::{
     BnnConfig, BnnParams, BnnView, DEFAULT_STEP_BUDGET, MAX_FULL_COVARIANCE_PARAMS, Posterior, PredictiveRows,
     default_epochs,
 };
-use crate::models::stats::{mean_and_sd, recorded_step};
 use crate::train::bnn_view::{
     BandView, BnnProbe, BnnViewRequest, BnnViewResult, BnnViewWorker, PredictiveView, ProbeView, band_applies,
 };
@@ -22,6 +21,7 @@ use crate::ui::bnn_compare::{RangesFrom, RunSummary};
 use crate::ui::export::{ExportKind, ExportRequest};
 use crate::ui::highlight::Highlight;
 use crate::ui::history::EpochScrubber;
+use crate::ui::lab_data::feature_decimals;
 use crate::ui::lab_page::start_view_thread;
 use crate::ui::settings_check::{self, Verdict};
 
@@ -500,31 +500,6 @@ fn tidy(v: f32, scale: f32) -> f32 {
     ((f64::from(v) * q).round() / q + 0.0) as f32
 }
 
-/// The decimals each feature's values are written with: those of the precision its training values were recorded to
-/// ([`recorded_step`]: none for the digits' whole pixel values, two for the wine's 0.27), so that every value of a
-/// feature reads alike; or two significant digits of its spread where it has no such precision.
-pub(crate) fn feature_decimals(prepared: &Prepared) -> Vec<usize> {
-    let d = prepared.n_features();
-    let decimals = |step: f64| -> usize {
-        #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)] // clamped to 0..=6
-        let n = (-step.log10().floor()).clamp(0.0, 6.0) as usize;
-        n
-    };
-    (0..d)
-        .map(|j| {
-            let (m, s) = (prepared.feature_mean[j], prepared.feature_scale[j]);
-            let column: Vec<f32> = prepared.x_train.chunks_exact(d).map(|r| r[j] * s + m).collect();
-            let (_, sd) = mean_and_sd(&column);
-            if sd <= 0.0 {
-                // One value throughout: whole or not.
-                return if column.first().is_none_or(|v| v.fract().abs() < 1e-6) { 0 } else { 2 };
-            }
-            // All but one value in a hundred, so that each is written whole (the red wine's 0.635 among its 0.70s).
-            decimals(recorded_step(&column, sd / 1000.0, 0.99).unwrap_or(sd / 10.0))
-        })
-        .collect()
-}
-
 /// A test row's features in the data's units.
 pub(crate) fn test_row_in_units(prepared: &Prepared, row: usize) -> Vec<f32> {
     let d = prepared.n_features();
@@ -650,32 +625,5 @@ mod probe_tests {
         // The wine's density has five decimals (0.99780): kept.
         assert!((row[density] * 100_000.0 - (row[density] * 100_000.0).round()).abs() < 0.05, "{}", row[density]);
         assert!(row[density] > 0.98 && row[density] < 1.01);
-    }
-
-    #[test]
-    fn each_feature_is_written_to_the_precision_it_was_recorded_to() {
-        // The digits: whole pixel values, and a pixel that is 0 in every image.
-        let digits = BuiltinFile::Digits8x8.load().expect("the digits");
-        let prepared = prepare(&digits, &DataSpec::default_for(&digits)).expect("they prepare");
-        let decimals = feature_decimals(&prepared);
-        assert_eq!(decimals, vec![0; 64], "whole values");
-        // The red wine: fixed acidity to one decimal (7.4), sulphates to two (0.56), volatile acidity (12 % of it
-        // written 0.635 and the like) and chlorides to three (0.076), density to five (0.99780), the sulfur dioxides
-        // whole.
-        let wine = BuiltinFile::WineRed.load().expect("the wine");
-        let prepared = prepare(&wine, &DataSpec::default_for(&wine)).expect("it prepares");
-        let decimals = feature_decimals(&prepared);
-        let of = |name: &str| decimals[prepared.feature_names.iter().position(|n| n == name).expect(name)];
-        let expected = [
-            ("fixed acidity", 1),
-            ("volatile acidity", 3),
-            ("sulphates", 2),
-            ("chlorides", 3),
-            ("density", 5),
-            ("total sulfur dioxide", 0),
-        ];
-        for (name, n) in expected {
-            assert_eq!(of(name), n, "{name}");
-        }
     }
 }

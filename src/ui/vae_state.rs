@@ -20,6 +20,7 @@ use crate::train::{ModelView, RunSnapshot};
 use crate::ui::export::{ExportKind, ExportRequest};
 use crate::ui::highlight::Highlight;
 use crate::ui::history::EpochScrubber;
+use crate::ui::lab_data::feature_decimals;
 use crate::ui::lab_page::start_view_thread;
 use crate::ui::settings_check::{self, Verdict};
 
@@ -98,6 +99,8 @@ pub struct VaeUiState {
     pub(crate) label_names: Vec<String>,
     /// For a target's values, each group's place on the data view's ramp; `None`: classes, a colour each.
     pub(crate) label_ramp: Option<Vec<f32>>,
+    /// For a table, the decimals each feature is written with ([`feature_decimals`]); empty for images.
+    pub(crate) decimals: Vec<usize>,
     pub(crate) image_side: Option<usize>,
     pub(crate) run: u64,
     pub(crate) worker: Option<VaeViewWorker>,
@@ -169,6 +172,7 @@ impl Default for VaeUiState {
             n_train: 0,
             labels: Vec::new(),
             label_names: Vec::new(),
+            decimals: Vec::new(),
             label_ramp: None,
             image_side: None,
             data_inputs: None,
@@ -221,6 +225,7 @@ impl VaeUiState {
         self.inputs = Arc::new(inputs);
         (self.labels, self.label_names, self.label_ramp) = input_groups(&prepared);
         self.image_side = side;
+        self.decimals = if side.is_none() { feature_decimals(&prepared) } else { Vec::new() };
         self.prepared = Some(prepared);
         self.run += 1;
         self.view = None;
@@ -304,6 +309,12 @@ impl VaeUiState {
     #[must_use]
     pub fn feature_axes(&self) -> (usize, usize) {
         self.feature_axes
+    }
+
+    /// The decimals a table's features are written with, one per feature; empty for images.
+    #[must_use]
+    pub fn feature_decimals(&self) -> &[usize] {
+        &self.decimals
     }
 
     /// True once the path between two picked inputs has been decoded (for tests).

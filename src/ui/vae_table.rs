@@ -34,6 +34,9 @@ pub(crate) struct Features {
     /// standardised data).
     centre: Vec<f64>,
     sd: Vec<f64>,
+    /// The decimals each feature is written with, those it was recorded to
+    /// ([`crate::ui::lab_data::feature_decimals`]).
+    decimals: Vec<usize>,
 }
 
 impl Features {
@@ -58,6 +61,7 @@ impl Features {
             scale: prepared.feature_scale.clone(),
             centre,
             sd,
+            decimals: vae.decimals.clone(),
         })
     }
 
@@ -75,12 +79,10 @@ impl Features {
         (f64::from(v) - self.centre[j]) / self.sd[j]
     }
 
-    /// Feature `j`'s value written to the decimals its spread asks for: two significant digits of its standard
-    /// deviation (the white wine's density 0.9951, its alcohol 10.4, its total sulfur dioxide 170).
+    /// Feature `j`'s value written as the data writes it, to the precision it was recorded to (the red wine's
+    /// volatile acidity 0.635 and 0.700, its density 0.99680, its total sulfur dioxide 34).
     fn written(&self, j: usize, value: f64) -> String {
-        let spread = self.sd[j] * f64::from(self.scale[j].abs());
-        #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)] // clamped to 0..=6
-        let decimals = if spread > 0.0 { (1.0 - spread.log10().floor()).clamp(0.0, 6.0) as usize } else { 2 };
+        let decimals = self.decimals.get(j).copied().unwrap_or(2);
         format!("{value:.decimals$}")
     }
 }
@@ -448,24 +450,31 @@ pub(crate) fn prior_ui(vae: &mut VaeUiState, ui: &mut egui::Ui) {
 mod tests {
     use super::Features;
 
-    /// The red wine's density, alcohol and total sulfur dioxide, standardised: each written to two significant digits
-    /// of its own spread, in the data's units.
+    /// The red wine's density, alcohol and total sulfur dioxide, standardised: each in the data's units, written to
+    /// the decimals it was recorded to.
     #[test]
-    fn a_feature_is_written_in_its_units_to_the_decimals_its_spread_asks_for() {
+    fn a_feature_is_written_in_its_units_to_the_decimals_it_was_recorded_to() {
         let features = Features {
             names: vec!["density".into(), "alcohol".into(), "total sulfur dioxide".into()],
             mean: vec![0.996_81, 10.42, 46.47],
             scale: vec![0.001_887, 1.065, 32.9],
             centre: vec![0.0; 3],
             sd: vec![1.0, 1.0, 1.0],
+            decimals: vec![5, 1, 0],
         };
         let written = |j: usize, v: f32| features.written(j, features.in_units(j, v));
-        assert_eq!(written(0, 0.0), "0.9968");
+        assert_eq!(written(0, 0.0), "0.99681");
         assert_eq!(written(1, 1.0), "11.5");
         assert_eq!(written(2, -1.0), "14");
         // Not standardised: the values are the data's, centred on and scaled by the training rows' (here 0.1, 0.02).
-        let raw =
-            Features { names: vec!["x".into()], mean: vec![0.0], scale: vec![1.0], centre: vec![0.1], sd: vec![0.02] };
+        let raw = Features {
+            names: vec!["x".into()],
+            mean: vec![0.0],
+            scale: vec![1.0],
+            centre: vec![0.1],
+            sd: vec![0.02],
+            decimals: vec![3],
+        };
         assert_eq!(raw.written(0, raw.in_units(0, 0.123_45)), "0.123");
         assert!((raw.in_sd(0, 0.15) - 2.5).abs() < 1e-6, "0.15 is 2.5 sd of 0.02 above 0.1");
     }

@@ -26,7 +26,12 @@ fn ux_calibration_of_a_class_predicting_network_is_its_reliability_diagram() {
         app.lab(Lab::Bnn).worker_state == Some(WorkerState::Finished)
     });
     harness.get_by_label("Calibration").click();
-    wait_until(&mut harness, "the predictions", |app| app.bnn_state().has_predictions());
+    // The predictions of the finished model: on a busy machine those of a model from before the run's end may come
+    // first, and the last model's then replace them.
+    wait_until(&mut harness, "the finished model's predictions", |app| {
+        let last = app.lab(Lab::Bnn).snapshot.as_ref().map(|s| s.step);
+        app.bnn_state().predictive().is_some_and(|p| Some(p.step) == last)
+    });
     harness.run_steps(3);
     assert!(harness.query_by_label_contains("Calibration is for regression").is_none());
     let predictive = harness.state().bnn_state().predictive().expect("predictions").predictive.clone();
