@@ -323,8 +323,8 @@ fn save_every_figure(
     images
 }
 
-/// Turns the mouse wheel over the right-hand edge of the page (clear of the plots, which take the wheel for
-/// themselves) until the widget whose rect `rect` gives is above the status bar.
+/// Turns the mouse wheel over the right-hand edge of the page until the widget whose rect `rect` gives is above the
+/// status bar.
 fn scroll_into_view(
     harness: &mut Harness<'_, BayesExplorerApp>,
     rect: impl Fn(&Harness<'_, BayesExplorerApp>) -> egui::Rect,
@@ -380,8 +380,8 @@ fn save_image_writes_each_figure_as_drawn_to_a_png() {
     let names: Vec<&str> = saved.iter().map(|s| s.0.as_str()).collect();
     assert_eq!(names, ["flow-generation-stage-0.png", "flow-loss.png"], "{names:?}");
     let loss = &saved[1].1;
-    // The loss plot is drawn 150 points high, at one pixel per point here.
-    assert_eq!(loss.height(), 150);
+    // The loss plot is drawn 90 to 150 points high (a fifth of the page under it), at one pixel per point here.
+    assert!((90..=150).contains(&loss.height()), "the loss plot is {} pixels high", loss.height());
     assert!(colours(loss) > 10, "two curves, axes and a legend: {} colours", colours(loss));
     assert!(colours(&saved[0].1) > 50, "points and a heat map: {} colours", colours(&saved[0].1));
 }

@@ -128,7 +128,7 @@ pub(crate) fn bnn_loss_ui(snapshot: &RunSnapshot, (emphasised, scrubbed): (bool,
         ui.strong("Loss per training row: data term + KL / N");
         plot_axes::legend_toggle(ui, "bnn-loss");
     });
-    loss_curves.show(ui, (false, terms), scrubbed, x);
+    loss_curves.show(ui, terms, scrubbed, x);
     ui.horizontal(|ui| {
         ui.strong(label);
         plot_axes::legend_toggle(ui, "bnn-error");
@@ -136,7 +136,6 @@ pub(crate) fn bnn_loss_ui(snapshot: &RunSnapshot, (emphasised, scrubbed): (bool,
     stacked(plot_axes::with_legend(plot_axes::plot("bnn-error"), ui.ctx(), "bnn-error", &occupied), x)
         .height(height)
         .x_axis_label("epoch")
-        .allow_scroll(false)
         .show(ui, |plot| {
             plot_axes::curve(plot, "train", train);
             plot_axes::curve(plot, "test", test);

@@ -130,7 +130,6 @@ fn band_plot(
         .height(height)
         .x_axis_label(names.0)
         .y_axis_label(names.1)
-        .allow_scroll(false)
         .show(ui, |plot| {
             if let Some(y) = band.observation.as_ref().filter(|_| show_observation) {
                 plot.add(

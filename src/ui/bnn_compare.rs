@@ -240,23 +240,20 @@ fn runs_ui(runs: &[RunSummary], ui: &mut egui::Ui) {
         }
     }
     legend_figure(ui, "bnn-compare", "bnn-compare-runs.png", &occupied, |plot, ui| {
-        plot.height(height).x_axis_label("range of the passes").y_axis_label("density").allow_scroll(false).show(
-            ui,
-            |plot| {
-                for (i, (r, name)) in runs.iter().zip(entries).enumerate() {
-                    let hist = Histogram::new(&r.ranges, 0.0, f64::from(hi), bins);
-                    let w = hist.bin_width();
-                    let pts: Vec<[f64; 2]> =
-                        hist.densities().iter().enumerate().map(|(k, d)| [w * (k as f64 + 0.5), *d]).collect();
-                    let (colour, style) = run_style(i);
-                    plot.line(Line::new(name.clone(), PlotPoints::from(pts)).color(colour).width(2.0).style(style));
-                    if let Some(m) = r.record.get("mc_range_mean") {
-                        // Same name: the mean's dashed line belongs to its run in the legend.
-                        plot.vline(VLine::new(name, m).color(colour).style(egui_plot::LineStyle::dashed_loose()));
-                    }
+        plot.height(height).x_axis_label("range of the passes").y_axis_label("density").show(ui, |plot| {
+            for (i, (r, name)) in runs.iter().zip(entries).enumerate() {
+                let hist = Histogram::new(&r.ranges, 0.0, f64::from(hi), bins);
+                let w = hist.bin_width();
+                let pts: Vec<[f64; 2]> =
+                    hist.densities().iter().enumerate().map(|(k, d)| [w * (k as f64 + 0.5), *d]).collect();
+                let (colour, style) = run_style(i);
+                plot.line(Line::new(name.clone(), PlotPoints::from(pts)).color(colour).width(2.0).style(style));
+                if let Some(m) = r.record.get("mc_range_mean") {
+                    // Same name: the mean's dashed line belongs to its run in the legend.
+                    plot.vline(VLine::new(name, m).color(colour).style(egui_plot::LineStyle::dashed_loose()));
                 }
-            },
-        )
+            }
+        })
     });
 }
 

@@ -519,7 +519,7 @@ fn marginal_plot(m: &WeightMarginal, deterministic: bool, height: f32, ui: &mut 
     occupied.points(&tops);
     occupied.line(&m.vi_curve);
     legend_figure(ui, "nuts-marginal", "bnn-vi-vs-nuts-marginal.png", &occupied, |plot, ui| {
-        plot.height(height).x_axis_label("weight value").y_axis_label("density").allow_scroll(false).show(ui, |plot| {
+        plot.height(height).x_axis_label("weight value").y_axis_label("density").show(ui, |plot| {
             let bars: Vec<Bar> =
                 h.density.iter().enumerate().map(|(i, &d)| Bar::new(h.centre(i), d).width(h.width * 0.95)).collect();
             plot.bar_chart(
@@ -585,7 +585,7 @@ fn bands_ui(b: &BandComparison, prepared: &Prepared, ui: &mut egui::Ui) {
     }
     let fill = |c: Color32, alpha: u8| Color32::from_rgba_unmultiplied(c.r(), c.g(), c.b(), alpha);
     legend_figure(ui, "nuts-bands", "bnn-vi-vs-nuts-bands.png", &occupied, |plot, ui| {
-        plot.height(height).x_axis_label(feature).y_axis_label(target).allow_scroll(false).show(ui, |plot| {
+        plot.height(height).x_axis_label(feature).y_axis_label(target).show(ui, |plot| {
             if let Some((lo, hi)) = b.gap {
                 for x in [lo, hi] {
                     plot.vline(
@@ -653,7 +653,7 @@ fn rows_ui(r: &NutsComparison, ui: &mut egui::Ui) {
     }
     occupied.points(&actual);
     legend_figure(ui, "nuts-rows", "bnn-vi-vs-nuts-rows.png", &occupied, |plot, ui| {
-        plot.height(height).x_axis_label("test row").y_axis_label("target").allow_scroll(false).show(ui, |plot| {
+        plot.height(height).x_axis_label("test row").y_axis_label("target").show(ui, |plot| {
             for (name, mean_name, bars, colour) in [
                 ("VI 95 % interval", "VI mean", &vi_bars, VI_COLOUR),
                 ("NUTS 95 % interval", "NUTS mean", &nuts_bars, NUTS_COLOUR),

@@ -311,11 +311,9 @@ fn predicted_vs_actual_plot(
     }
     let accent = accent(ui.visuals());
     let response = legend_figure(ui, "bnn-pred-vs-actual", "bnn-predicted-vs-actual.png", &occupied, |plot, ui| {
-        plot.height(height)
-            .x_axis_label(format!("actual {target}"))
-            .y_axis_label(format!("predicted {target}"))
-            .allow_scroll(false)
-            .show(ui, |plot| {
+        plot.height(height).x_axis_label(format!("actual {target}")).y_axis_label(format!("predicted {target}")).show(
+            ui,
+            |plot| {
                 let diagonal = if emphasised { dim(Color32::GRAY) } else { Color32::GRAY };
                 plot.line(Line::new("perfect prediction", PlotPoints::from(vec![[lo, lo], [hi, hi]])).color(diagonal));
                 let bar_colour = if emphasised {
@@ -353,7 +351,8 @@ fn predicted_vs_actual_plot(
                         .shape(MarkerShape::Circle)
                         .color(if emphasised { accent } else { Color32::from_rgb(40, 90, 170) }),
                 );
-            })
+            },
+        )
     });
     if emphasised {
         label_figure(&response.response, "the predictive mean and 95 % interval of each test row");
@@ -530,7 +529,6 @@ pub(crate) fn unit_square_plot(
         .include_y(0.0)
         .include_y(1.0)
         .view_aspect(UNIT_SQUARE_ASPECT)
-        .allow_scroll(false)
         .show(ui, |plot| {
             plot.line(
                 Line::new("perfectly calibrated", PlotPoints::from(vec![[0.0, 0.0], [1.0, 1.0]])).color(Color32::GRAY),

@@ -144,7 +144,6 @@ fn probe_plots(bnn: &BnnUiState, prepared: &Prepared, probe: &ProbeView, range: 
         // The histogram takes a third of the column's height where the window has the room, the sweep the rest.
         plot_axes::plot("bnn-probe-hist")
             .height(figure_height(ui, 0.3, 0.0, (150.0, 280.0)))
-            .allow_scroll(false)
             .x_axis_label(format!("{sampled} ({}, {})", count(vals.len(), "pass"), count(bins, "bin")))
             .show(ui, |plot| {
                 plot.bar_chart(BarChart::new("passes", bars).color(Color32::from_rgb(90, 140, 210)));
@@ -178,7 +177,6 @@ fn probe_plots(bnn: &BnnUiState, prepared: &Prepared, probe: &ProbeView, range: 
         .height(height)
         .x_axis_label(&prepared.feature_names[j])
         .y_axis_label(if classes { "probability of the predicted class" } else { target.as_str() })
-        .allow_scroll(false)
         .show(ui, |plot| {
             plot.span(
                 egui_plot::Span::new("training data range", f64::from(range.0)..=f64::from(range.1))

@@ -177,7 +177,6 @@ fn histogram_plot(
         .height(height)
         .x_axis_label(quantity.label())
         .y_axis_label("density")
-        .allow_scroll(false)
         .show(ui, |plot| {
             plot.bar_chart(BarChart::new(quantity.label(), bars).color(bar_colour));
             prior_overlay(plot, hist, (quantity, prior_sd), prior_colour, *highlight == Highlight::BnnPrior);
@@ -251,7 +250,6 @@ fn stacked_plot(ui: &mut egui::Ui, stack: &[WeightHistogram], n: usize, (lo, hi)
         .height(total_height)
         .x_axis_label(first.quantity.label())
         .show_axes([true, false])
-        .allow_scroll(false)
         .show(ui, |plot| {
             for (row, h) in stack.iter().enumerate() {
                 let epoch = h.epoch;
@@ -456,7 +454,7 @@ fn weight_detail_ui(bnn: &BnnUiState, params: &BnnParams, ui: &mut egui::Ui) {
         "bnn-weight-detail",
         || format!("bnn-layer-{}-weight-{}-{}.png", l + 1, i + 1, j + 1),
         |ui| {
-            plot.height(200.0).allow_scroll(false).show(ui, |plot| {
+            plot.height(200.0).show(ui, |plot| {
                 let prior_emphasised = *highlight == Highlight::BnnPrior;
                 if prior_emphasised {
                     halo_line(plot, "detail-prior", curve(0.0, s), width(true));

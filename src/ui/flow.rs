@@ -1171,7 +1171,9 @@ pub(crate) fn flow_loss_ui(
         plot_axes::legend_toggle(ui, "flow-loss");
     });
     let (train, held_out) = (epoch_series(snapshot, "train_nll"), epoch_series(snapshot, "heldout_nll"));
-    let size = egui::vec2(ui.available_width(), 150.0);
+    // 150 points, less in a short window (a fifth of what is left of it), so that the pages under keep their room.
+    let height = crate::ui::lab_page::figure_height(ui, 0.2, 0.0, (90.0, 150.0));
+    let size = egui::vec2(ui.available_width(), height);
     let names = if averaged {
         ["train NLL (the steps' minibatches)", "held-out NLL (the weight average)"]
     } else {
@@ -1180,7 +1182,7 @@ pub(crate) fn flow_loss_ui(
     let mut occupied = plot_axes::Occupied::for_legend(&names, size);
     occupied.line(&train).line(&held_out);
     let response = legend_figure(ui, "flow-loss", "flow-loss.png", &occupied, |plot, ui| {
-        plot.height(150.0).x_axis_label("epoch").y_axis_label("NLL (nats per point)").show(ui, |plot| {
+        plot.height(height).x_axis_label("epoch").y_axis_label("NLL (nats per point)").show(ui, |plot| {
             for (name, points) in names.into_iter().zip([train, held_out]) {
                 if emphasised {
                     emphasised_curve(plot, name.to_owned(), points);

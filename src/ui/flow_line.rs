@@ -404,7 +404,6 @@ fn fixed_plot(id: &'static str, size: [f32; 2]) -> egui_plot::Plot<'static> {
         .height(size[1])
         .allow_drag(false)
         .allow_zoom(false)
-        .allow_scroll(false)
         .allow_boxed_zoom(false)
         .allow_double_click_reset(false)
         .show_crosshair(false)

@@ -36,8 +36,9 @@ pub(crate) enum DatasetAsk {
 }
 
 /// The central panel's views under the message area: the run's views while one is on show (unless the lab shows
-/// its data instead), else the dataset.
-pub(crate) fn views_ui(state: &mut LabState, ui: &mut egui::Ui) {
+/// its data instead), else the dataset. In presenter mode the flow's loss curves start closed (their own open or
+/// closed state, apart from the desk's), so that the stages' plot fills a projector's short window.
+pub(crate) fn views_ui(state: &mut LabState, presenting: bool, ui: &mut egui::Ui) {
     let lab = state.lab;
     explain_ui(state, ui);
     let line_page = state.flow.page == crate::ui::flow::FlowPage::Line;
@@ -46,7 +47,8 @@ pub(crate) fn views_ui(state: &mut LabState, ui: &mut egui::Ui) {
             && !snapshot.history.is_empty()
             && !line_page
         {
-            egui::CollapsingHeader::new("Loss curves").default_open(true).show(ui, |ui| {
+            let header = egui::CollapsingHeader::new("Loss curves").id_salt(("flow-loss-curves", presenting));
+            header.default_open(!presenting).show(ui, |ui| {
                 let emphasised = state.flow.highlight == crate::ui::highlight::Highlight::FlowLoss;
                 let scrubbed = state.flow.scrubbed_epoch();
                 let recording = state.flow.recorder.busy();

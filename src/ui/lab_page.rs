@@ -168,20 +168,20 @@ impl<S: AsRef<str> + Into<String>> EpochCurves<S> {
         self.occupied.x_reach(plot_axes::legend_shown(ctx, &self.id))
     }
 
-    /// Draws the curves. `scroll`: whether the mouse wheel scrolls the plot (off where it would rather scroll the
-    /// page); `emphasised`: the curves the Explain panel's hovered term belongs to, drawn wider over a halo and named
-    /// in the plot's accessibility label; `mark`: the epoch the scrubber put on show, drawn as a vertical line;
-    /// `x`: the x range shared with the plots stacked with it, if any. Returns where the plot put each epoch.
+    /// Draws the curves. `emphasised`: the curves the Explain panel's hovered term belongs to, drawn wider over a
+    /// halo and named in the plot's accessibility label; `mark`: the epoch the scrubber put on show, drawn as a
+    /// vertical line; `x`: the x range shared with the plots stacked with it, if any. Returns where the plot put each
+    /// epoch.
     pub(crate) fn show(
         self,
         ui: &mut egui::Ui,
-        (scroll, emphasised): (bool, &[&str]),
+        emphasised: &[&str],
         mark: Option<f64>,
         x: Option<[f64; 2]>,
     ) -> egui_plot::PlotTransform {
         let Self { id, height, curves, occupied } = self;
         let plot = stacked(plot_axes::with_legend(plot_axes::plot(&id), ui.ctx(), &id, &occupied), x);
-        let response = plot.height(height).x_axis_label("epoch").allow_scroll(scroll).show(ui, |plot| {
+        let response = plot.height(height).x_axis_label("epoch").show(ui, |plot| {
             for (name, points) in curves {
                 if emphasised.contains(&name.as_ref()) {
                     emphasised_curve(plot, name.into(), points);
@@ -314,7 +314,7 @@ mod tests {
                         (EpochCurves::new(ui, "loss", 200.0, loss()), EpochCurves::new(ui, "kl", 160.0, kl()));
                     let reach = [top.reach(ui.ctx()), bottom.reach(ui.ctx())];
                     let x = if share { shared_x(reach) } else { None };
-                    shown = [top.show(ui, (false, &[]), Some(24.0), x), bottom.show(ui, (false, &[]), Some(24.0), x)]
+                    shown = [top.show(ui, &[], Some(24.0), x), bottom.show(ui, &[], Some(24.0), x)]
                         .iter()
                         .map(|t| {
                             (t.bounds().min()[0], t.bounds().max()[0], t.frame().left(), t.position_from_point_x(24.0))

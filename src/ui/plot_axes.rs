@@ -352,13 +352,16 @@ pub(crate) fn curve(plot: &mut PlotUi<'_>, name: impl Into<String>, points: Vec<
     }
 }
 
-/// A plot whose y axis chooses its steps by `y_room`'s label room.
+/// A plot whose y axis chooses its steps by `y_room`'s label room. The mouse wheel over it scrolls the page, as
+/// everywhere else on the page, rather than also panning the plot away from what it shows (`egui_plot` does both):
+/// a drag pans, Ctrl + wheel zooms.
 fn plot_with_y_steps<'a>(id_salt: impl egui::AsIdSalt, y_room: Axis) -> Plot<'a> {
     let x_step = Rc::new(Cell::new(f64::NAN));
     let y_step = Rc::new(Cell::new(f64::NAN));
     let x_scale = Rc::new(Cell::new(f64::NAN));
     let (x_step_read, y_step_read, x_scale_read) = (Rc::clone(&x_step), Rc::clone(&y_step), Rc::clone(&x_scale));
     Plot::new(id_salt)
+        .allow_scroll(false)
         .custom_x_axes(vec![Axis::X.hints()])
         .custom_y_axes(vec![Axis::Y.hints()])
         .x_grid_spacer(move |input| {

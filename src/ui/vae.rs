@@ -136,12 +136,12 @@ pub(crate) fn vae_loss_ui(
     let kl_curves = EpochCurves::new(ui, "vae-kl-dims", height * 4.0 / 9.0, curves);
     // The two plots over one x range: an epoch, and the epoch on show, at the same x on both.
     let x = shared_x([loss_curves.reach(ui.ctx()), kl_curves.reach(ui.ctx())]);
-    loss_curves.show(ui, (true, loss), scrubbed, x);
+    loss_curves.show(ui, loss, scrubbed, x);
     ui.horizontal(|ui| {
         ui.strong("KL per latent dimension (test inputs)");
         plot_axes::legend_toggle(ui, "vae-kl-dims");
     });
-    kl_curves.show(ui, (true, &[]), scrubbed, x);
+    kl_curves.show(ui, &[], scrubbed, x);
     if let Some(last) = snapshot.history.last() {
         let collapsed: Vec<String> = dims
             .iter()

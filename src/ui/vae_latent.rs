@@ -440,18 +440,13 @@ fn manifold_ui(vae: &mut VaeUiState, height: f32, ui: &mut egui::Ui) {
             "vae-manifold",
             || "vae-manifold.png".to_owned(),
             |ui| {
-                plot_axes::plane("vae-manifold")
-                    .height(height)
-                    .allow_drag(false)
-                    .allow_zoom(false)
-                    .allow_scroll(false)
-                    .show(ui, |plot| {
-                        plot.set_plot_bounds(PlotBounds::from_min_max(
-                            [f64::from(b[0]), f64::from(b[2])],
-                            [f64::from(b[1]), f64::from(b[3])],
-                        ));
-                        plot.image(PlotImage::new("manifold", texture.id(), centre, size));
-                    })
+                plot_axes::plane("vae-manifold").height(height).allow_drag(false).allow_zoom(false).show(ui, |plot| {
+                    plot.set_plot_bounds(PlotBounds::from_min_max(
+                        [f64::from(b[0]), f64::from(b[2])],
+                        [f64::from(b[1]), f64::from(b[3])],
+                    ));
+                    plot.image(PlotImage::new("manifold", texture.id(), centre, size));
+                })
             },
         );
         ui.horizontal(|ui| {

@@ -117,7 +117,6 @@ fn named_rows<'a>(plot: Plot<'a>, names: &[String], ui: &egui::Ui) -> Plot<'a> {
             }
         })
         .y_axis_min_width(widest + 12.0)
-        .allow_scroll(false)
         .include_y(0.6)
         .include_y(-(n as f64) + 0.4)
 }
@@ -230,7 +229,6 @@ pub(crate) fn path_ui(vae: &VaeUiState, ui: &mut egui::Ui) {
                 features.names.iter().enumerate().map(|(j, name)| (name.clone(), feature_colour(j))).collect();
             key_line(ui, &key);
             plot_axes::plot("vae-path-features")
-                .allow_scroll(false)
                 .height(height)
                 .x_axis_label(format!(
                     "step along the path (0: the first input's mean, {}: the second's)",
@@ -432,7 +430,6 @@ pub(crate) fn prior_ui(vae: &mut VaeUiState, ui: &mut egui::Ui) {
         || format!("vae-prior-samples-step-{step}.png"),
         |ui| {
             plot_axes::with_legend(plot_axes::plot("vae-prior-table"), ui.ctx(), "vae-prior", &occupied)
-                .allow_scroll(false)
                 .height(height)
                 .x_axis_label(features.names[x].clone())
                 .y_axis_label(features.names[y].clone())

@@ -171,3 +171,60 @@ fn ux_the_stage_plot_fits_its_stage_again_when_the_window_is_resized() {
         assert!(inside && reach < 1.2, "at {size:?} the view {view:?} fits stage 0 again (reach {reach:.2})");
     }
 }
+
+/// The mouse wheel over the stage plot scrolls the page, as it does everywhere else, and leaves the plot's view
+/// alone: `egui_plot` also panned the plot by the wheel's turn, so that a student scrolling down the page found the
+/// stage pushed off the plot (double-click, which would reset it, picks a point here).
+#[test]
+fn ux_the_mouse_wheel_over_the_stage_plot_leaves_its_view_alone() {
+    let mut harness = flow_just_built(2);
+    harness.run_steps(3);
+    let before = harness.state().flow_state().stage_view().expect("the stage plot is drawn");
+    let plot = bayes_explorer::ui::figure_rect(&harness.ctx, "flow-stage").expect("the stage plot's rect");
+    for _ in 0..3 {
+        harness.hover_at(plot.center());
+        harness.event(egui::Event::MouseWheel {
+            unit: egui::MouseWheelUnit::Point,
+            delta: egui::vec2(0.0, -120.0),
+            phase: egui::TouchPhase::Move,
+            source: egui::MouseWheelSource::Unknown,
+            modifiers: egui::Modifiers::NONE,
+        });
+        harness.run_steps(3);
+    }
+    let after = harness.state().flow_state().stage_view().expect("the stage plot is drawn");
+    let moved = before.iter().zip(&after).map(|(a, b)| (a - b).abs()).fold(0.0, f64::max);
+    assert!(moved < 1e-9, "the wheel moved the plot's view from {before:?} to {after:?}");
+}
+
+/// Presenter mode at a projector's 1280 x 800 (150 % zoom, so 853 x 533 points): the flow's loss curves start closed,
+/// so that the stage plot is in view under the step-through's controls. They took the top half of the window and
+/// pushed the plot below its foot. Back at the desk the loss curves are open, as they were.
+#[test]
+fn ux_presenter_mode_keeps_the_stage_plot_in_view() {
+    let mut harness = flow_just_built(2);
+    harness.state_mut().labs.iter_mut().find(|l| l.lab == Lab::Flow).expect("a flow lab").epochs = 2;
+    harness.get_by_label("Train").click();
+    wait_until(&mut harness, "the run's end", |app| {
+        app.lab(Lab::Flow).worker_state == Some(bayes_explorer::train::WorkerState::Finished)
+    });
+    harness.run_steps(3);
+    let loss_plot = |harness: &Harness<'_, BayesExplorerApp>| {
+        harness.query_all_by_label("Record animation…").count() == 2 // the loss curves' and the stage plot's
+    };
+    assert!(loss_plot(&harness), "at the desk the loss curves are open");
+    harness.state_mut().set_presenting(true);
+    harness.run_steps(6);
+    let window = harness.ctx.content_rect();
+    assert!(window.height() < 540.0, "presenter mode zooms 1280 x 800 to {window:?}");
+    harness.get_by_label("Loss curves");
+    assert!(!loss_plot(&harness), "in presenter mode the loss curves start closed");
+    let plot = bayes_explorer::ui::figure_rect(&harness.ctx, "flow-stage").expect("the stage plot's rect");
+    assert!(
+        plot.top() < window.bottom() - 200.0 && plot.height() >= 200.0,
+        "the stage plot {plot:?} is in view in {window:?}"
+    );
+    harness.state_mut().set_presenting(false);
+    harness.run_steps(6);
+    assert!(loss_plot(&harness), "back at the desk the loss curves are open again");
+}

@@ -128,6 +128,9 @@ fn ux_the_flows_tour_walks_to_its_end_by_hand() {
     wait_done_and_go_on(&mut harness);
     // 8 and 9: the pages' tabs; Finish ends the tour.
     for tab in ["Data and latent space (Keras figure)", "The 1-D picture"] {
+        // The page settles first: the tour's panel took its new step's height, and the loss curves' height follows
+        // the page's, so the tabs move for a frame or two.
+        harness.run_steps(3);
         harness.get_by_label(tab).click();
         harness.run_steps(2);
         wait_done_and_go_on(&mut harness);

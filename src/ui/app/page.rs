@@ -34,7 +34,8 @@ impl BayesExplorerApp {
                 Some(MessageAnswer::Dismiss) => self.lab_mut(lab).message = None,
                 None => {}
             }
-            crate::ui::lab::views_ui(self.lab_mut(lab), ui);
+            let presenting = self.settings.presenter.presenting;
+            crate::ui::lab::views_ui(self.lab_mut(lab), presenting, ui);
         });
         // An "Export data…" button on the page asks here, where the app's file thread and message area are at hand.
         self.start_requested_export(lab);
