@@ -314,6 +314,14 @@ fn summary_ui(r: &NutsComparison, others: &[(Posterior, EpochRecord)], ui: &mut 
         ui.label("");
         ui.end_row();
     });
+    if r.template.task == BnnTask::Regression(Head::Mse) {
+        ui.label(
+            RichText::new(
+                "The squared-error head predicts a value, not a distribution: its 95 % interval is the spread of the sampled predictions, the weights' uncertainty alone (epistemic). Without the targets' own noise it holds far fewer test rows than 95 %; compare the two columns with each other, not with 95 % (Calibration of both).",
+            )
+            .weak(),
+        );
+    }
     if !others.is_empty() {
         ui.label(
             RichText::new(

@@ -81,6 +81,8 @@ fn ux_vi_vs_nuts_samples_from_the_window_shows_the_clis_figures_and_cancels() {
     // Sixty draws are far too few: the warnings say so on the page.
     harness.get_by_label_contains("bulk ESS below 400");
     harness.get_by_label_contains("sampled on 100 of the");
+    // The wine's squared-error head: its coverage is of the weights' spread alone, which the summary says.
+    harness.get_by_label_contains("the weights' uncertainty alone (epistemic)");
     // The wine has eleven features: no bands.
     assert!(result.bands.is_none() && harness.query_by_label("Predictive bands").is_none());
     // The other sections draw.
@@ -164,5 +166,9 @@ fn ux_vi_vs_nuts_on_the_cubic_with_a_gap_draws_both_bands_and_finds_the_gap() {
     for section in ["Weight marginals", "Test rows side by side", "Diagnostics and summary", "Predictive bands"] {
         harness.get_by_label(section).click();
         harness.run_steps(2);
+        if section == "Diagnostics and summary" {
+            // The Normal head's intervals hold the noise it learned: no note that they are the weights' alone.
+            assert!(harness.query_by_label_contains("the weights' uncertainty alone").is_none());
+        }
     }
 }
