@@ -394,8 +394,8 @@ pub enum TourAsk {
     End,
 }
 
-/// The tour's panel: a row with where the tour stands, Back, **Do it**, Next step (or Finish), whether the step is
-/// done and End tour, always in view; under it the step's title and narration (large in presenter mode, as
+/// The tour's panel: a row with where the tour stands, Back, **Do it**, Next step (or Finish), Skip while the step is
+/// not done, whether it is done and End tour, always in view; under it the step's title and narration (large in presenter mode, as
 /// captions), scrolling in `max_height`. Steps move here; what the app must do is returned.
 pub fn tour_panel_ui(state: &mut TourState, presenting: bool, max_height: f32, ui: &mut egui::Ui) -> Option<TourAsk> {
     let mut ask = None;
@@ -425,6 +425,16 @@ pub fn tour_panel_ui(state: &mut TourState, presenting: bool, max_height: f32, u
             .clicked()
         {
             state.done[state.step] = true;
+            if last {
+                ask = Some(TourAsk::End);
+            } else {
+                state.step += 1;
+            }
+        }
+        // A step not done can still be passed over: a lecturer who keeps the trained run on show rather than train
+        // again, or a student who would rather read on, is not held at it.
+        let skip_hover = "Go on without doing this step (it stays not done)";
+        if !can_go_on && ui.button("Skip").on_hover_text(skip_hover).clicked() {
             if last {
                 ask = Some(TourAsk::End);
             } else {
