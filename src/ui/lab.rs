@@ -308,14 +308,51 @@ pub(crate) fn training_ui(state: &mut LabState, show_settings: bool, ui: &mut eg
         if let Some(last) = s.history.last() {
             egui::Grid::new(("metrics", lab)).num_columns(2).show(ui, |ui| {
                 for (k, v) in &last.metrics {
-                    ui.label(k.replace('_', " "));
-                    ui.monospace(format!("{v:.4}"));
+                    let (name, value) = metric_line(lab, k, *v);
+                    ui.label(name);
+                    ui.monospace(value);
                     ui.end_row();
                 }
             });
         }
     }
     replacement
+}
+
+/// A line of "Latest epoch": the trainer's metric `key` (`kl_loss`, `coverage_95`, …) named as the pages name it,
+/// and its value: a share as a percentage, anything else to four decimals (as the Explain panel writes the terms).
+fn metric_line(lab: Lab, key: &str, value: f64) -> (String, String) {
+    let percent = |name: &str| (name.to_owned(), format!("{:.1} %", value * 100.0));
+    let plain = |name: &str| (name.to_owned(), format!("{value:.4}"));
+    if let Some(level) = key.strip_prefix("coverage_") {
+        return percent(&format!("coverage of the {level} % interval"));
+    }
+    if let Some(j) = key.strip_prefix("kl_dim_") {
+        return plain(&format!("KL of latent dimension {j}"));
+    }
+    match (lab, key) {
+        (Lab::Bnn, "data_loss") => plain("data term"),
+        (Lab::Bnn, "kl_loss") => plain("KL / N"),
+        (Lab::Vae, "recon_loss") => plain("reconstruction term"),
+        (Lab::Vae, "kl_loss") => plain("KL term"),
+        (_, "loss") => plain("loss"),
+        (_, "train_rmse") => plain("train RMSE"),
+        (_, "test_rmse") => plain("test RMSE"),
+        (_, "mean_predictor_test_rmse") => plain("test RMSE of the training mean"),
+        (_, "train_error_rate") => percent("train error rate"),
+        (_, "test_error_rate") => percent("test error rate"),
+        (_, "test_nll") => plain("test NLL (nats per row)"),
+        (_, "mc_range_mean") => plain("mean range of the passes"),
+        (_, "beta") => plain("β, the KL term's weight"),
+        (_, "train_neg_elbo") => plain("train -ELBO"),
+        (_, "test_neg_elbo") => plain("test -ELBO"),
+        (_, "test_recon") => plain("test reconstruction term"),
+        (_, "test_kl") => plain("test KL term"),
+        (_, "knn5_accuracy") => percent("5-nearest-neighbour accuracy in z"),
+        (_, "train_nll") => plain("train NLL (nats per point)"),
+        (_, "heldout_nll") => plain("held-out NLL (nats per point)"),
+        _ => plain(&key.replace('_', " ")),
+    }
 }
 
 /// The settings panel of `state`'s lab: a line saying which run the fields apply to while one is on show, then the
@@ -415,5 +452,24 @@ pub(crate) fn start_run(state: &mut LabState, ctx: egui::Context, start_running:
             state.run_source = RunSource::Started(std::time::Instant::now());
         }
         Err(e) => state.message = Some(Message::error(format!("cannot start the training thread: {e}"))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::metric_line;
+    use crate::Lab;
+
+    #[test]
+    fn latest_epoch_names_each_metric_as_the_pages_do_and_writes_shares_as_percentages() {
+        assert_eq!(metric_line(Lab::Bnn, "kl_loss", 0.031_64), ("KL / N".to_owned(), "0.0316".to_owned()));
+        assert_eq!(metric_line(Lab::Vae, "kl_loss", 5.0).0, "KL term");
+        let coverage = metric_line(Lab::Bnn, "coverage_95", 0.295_8);
+        assert_eq!(coverage, ("coverage of the 95 % interval".to_owned(), "29.6 %".to_owned()));
+        assert_eq!(metric_line(Lab::Vae, "knn5_accuracy", 0.7).1, "70.0 %");
+        assert_eq!(metric_line(Lab::Vae, "kl_dim_2", 1.5).0, "KL of latent dimension 2");
+        assert_eq!(metric_line(Lab::Flow, "heldout_nll", 1.2).0, "held-out NLL (nats per point)");
+        // A metric this list does not know is still shown, by its key.
+        assert_eq!(metric_line(Lab::Flow, "new_thing", 2.0), ("new thing".to_owned(), "2.0000".to_owned()));
     }
 }
