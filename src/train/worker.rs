@@ -106,7 +106,7 @@ impl Worker {
         out
     }
 
-    /// Waits up to `timeout` for the next event (for the CLI and tests, never the UI).
+    /// Waits up to `timeout` for the next event (for the CLI, tests and the window closing, never a frame).
     #[must_use]
     pub fn wait_event(&self, timeout: Duration) -> Option<WorkerEvent> {
         self.events.recv_timeout(timeout).ok()

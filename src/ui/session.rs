@@ -4,8 +4,8 @@
 //!
 //! Whenever eframe saves (every 30 s and on exit), each lab whose run changed since the last save is written,
 //! on a `session-save` thread, as `<lab>-run.json` plus its weights, atomically (see `train::runfile`); a lab
-//! left without a run has its file removed. On exit the app waits for those writes (`on_exit` via
-//! [`Session::finish_writes`]). On launch each lab's file is opened on a `session-open` thread, like "Open
+//! left without a run has its file removed. On exit the app waits for the checkpoints that save asked of the
+//! labs' workers and for those writes (`on_exit`, `finish_session` in `app/persistence.rs`). On launch each lab's file is opened on a `session-open` thread, like "Open
 //! run…", and shown when ready; a file that no longer opens is left in place, with a message naming it.
 
 use std::hash::{Hash, Hasher};
@@ -32,6 +32,8 @@ pub(crate) struct Session {
     opening: Vec<(Lab, Receiver<Result<OpenedRun, String>>)>,
     /// Labs whose file failed to open: it stays until the lab's next run replaces it.
     kept: Vec<Lab>,
+    /// Labs whose worker was asked for a checkpoint to keep, and has not answered yet.
+    awaiting: Vec<Lab>,
     /// Checkpoints that could not be written, with why (naming the file), for the labs' messages.
     failures: Arc<Mutex<Vec<(Lab, String)>>>,
 }
@@ -167,6 +169,11 @@ impl Session {
         self.folder.as_ref().map(|f| session_run_path(f, lab)).unwrap_or_default()
     }
 
+    /// The labs asked for a checkpoint to keep that have not answered yet (on exit the app waits for them).
+    pub(crate) fn awaiting_checkpoints(&self) -> Vec<Lab> {
+        self.awaiting.clone()
+    }
+
     /// Waits for the run files being written.
     pub(crate) fn finish_writes(&mut self) {
         for writer in self.writers.drain(..) {
@@ -179,7 +186,7 @@ impl Session {
     ///
     /// With `ask_checkpoints`, a lab whose worker is alive is asked for a checkpoint instead (taken between two
     /// steps, so a run that trains is kept too, with its training state); the app hands it to
-    /// [`Self::write_checkpoint`] when it comes (on exit the app does not wait for one, and the last stays).
+    /// [`Self::write_checkpoint`] when it comes (on exit the app waits a few seconds for it: `finish_session`).
     pub(crate) fn write_runs(&mut self, labs: &[LabState], ask_checkpoints: bool) {
         let Some(folder) = self.folder.clone() else { return };
         self.writers.retain(|w| !w.is_finished());
@@ -211,6 +218,9 @@ impl Session {
                 matches!(state.worker_state, Some(WorkerState::Running | WorkerState::Paused | WorkerState::Finished));
             if ask_checkpoints && let Some(worker) = state.worker.as_ref().filter(|_| alive) {
                 worker.send(Command::Checkpoint);
+                if !self.awaiting.contains(&lab) {
+                    self.awaiting.push(lab);
+                }
                 continue;
             }
             self.write(lab, origin, snapshot, None);
@@ -221,6 +231,7 @@ impl Session {
     /// run can be continued after a crash), on a `session-save` thread; a failure comes back through
     /// [`Self::take_failures`].
     pub(crate) fn write_checkpoint(&mut self, lab: Lab, origin: RunOrigin, checkpoint: &Checkpoint) {
+        self.awaiting.retain(|l| *l != lab);
         if self.folder.is_none() || self.restoring(lab) {
             return;
         }
@@ -230,6 +241,7 @@ impl Session {
     /// Writes the run as shown (without a training state) when its worker could not take a checkpoint: a run
     /// opened from a version 1 file.
     pub(crate) fn write_shown(&mut self, lab: Lab, origin: RunOrigin, snapshot: RunSnapshot) {
+        self.awaiting.retain(|l| *l != lab);
         if self.folder.is_none() || self.restoring(lab) || snapshot.model.is_none() {
             return;
         }

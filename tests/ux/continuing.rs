@@ -122,6 +122,34 @@ fn ux_the_last_sessions_run_checkpointed_while_training_is_offered_to_continue()
     assert_eq!(harness.state().lab(Lab::Flow).snapshot.as_ref().map(|s| s.total_epochs), Some(10_000));
 }
 
+/// Closing the window keeps each run as it is at that moment, with its training state: a run paused a few seconds
+/// after Train, before the 30-second autosave, was not kept at all (the save on closing asked the worker for a
+/// checkpoint and the window was gone before it came), and a longer one was kept as the autosave before last had it.
+#[test]
+fn ux_closing_the_window_keeps_the_run_as_it_is_then() {
+    let folder = tempfile::tempdir().expect("a temporary folder");
+    let session = folder.path().join("session");
+    let file = session_run_path(&session, Lab::Flow);
+    let mut harness = flow_window(Some(session.clone()), Settings::default());
+    *harness.state_mut().flow_config_mut() = tiny_flow(10_000);
+    harness.get_by_label("Train").click();
+    wait_until(&mut harness, "two epochs", |app| flow_epoch(app) >= 2);
+    harness.get_by_label("Pause").click();
+    wait_until(&mut harness, "the pause", |app| app.lab(Lab::Flow).worker_state == Some(WorkerState::Paused));
+    let paused = harness.state().lab(Lab::Flow).snapshot.clone().expect("the paused run");
+    assert!(!file.exists(), "no autosave yet");
+    // What eframe does on closing: its last save, then on_exit, with no frame between them.
+    let settings = harness.state_mut().persist(false);
+    harness.state_mut().finish_session();
+    let kept = AnyRun::load(&file).expect("the run kept on closing");
+    assert!(kept.state().is_some(), "with its training state, so that Continue can carry it on");
+    assert_eq!((kept.snapshot().epoch, kept.snapshot().step), (paused.epoch, paused.step), "as it was when closed");
+    drop(harness);
+    // The next launch shows it at that epoch.
+    let mut harness = flow_window(Some(session), settings);
+    wait_until(&mut harness, "the restored run", |app| !app.restoring_session() && flow_epoch(app) == paused.epoch);
+}
+
 #[test]
 fn ux_continue_is_disabled_for_a_version_1_run_file_and_the_message_does_not_offer_it() {
     let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/v1/flow_affine.json");

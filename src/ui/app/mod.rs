@@ -530,7 +530,8 @@ impl eframe::App for BayesExplorerApp {
     }
 
     fn on_exit(&mut self, _gl: Option<&eframe::glow::Context>) {
-        // eframe saved just before: let the last session's run files reach the disk.
-        self.finish_session_writes();
+        // eframe saved just before, asking the running labs for checkpoints: keep them, and let the last session's
+        // run files reach the disk.
+        self.finish_session();
     }
 }
