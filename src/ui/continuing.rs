@@ -69,6 +69,25 @@ fn capitalised(text: &str) -> String {
     chars.next().map(|c| c.to_uppercase().chain(chars).collect()).unwrap_or_default()
 }
 
+/// True when `state`'s run stopped before its end and "Continue" can carry it on now (Space does then).
+#[must_use]
+pub(crate) fn carries_on(state: &LabState) -> bool {
+    why_not(state).is_none() && continued_snapshot(state).is_some_and(|s| remaining(s) > 0)
+}
+
+/// The epochs "Continue" adds: the field's value, else its default, and at least to the run's end.
+fn epochs_to_add(state: &LabState) -> usize {
+    let snapshot = continued_snapshot(state);
+    let (left, default) = snapshot.map_or((0, 1), |s| (remaining(s), default_epochs_to_add(s)));
+    state.continue_epochs.unwrap_or(default).max(left.max(1))
+}
+
+/// Continues `state`'s run for the epochs "Epochs to add" holds, as the button does.
+pub(crate) fn start_as_set(state: &mut LabState, ctx: egui::Context) {
+    let add = epochs_to_add(state);
+    start(state, ctx, add);
+}
+
 /// "Continue" and its "Epochs to add" field, under the run's buttons of `state`'s lab; a click continues the run
 /// (from its file at once, or from a checkpoint the worker is asked for).
 pub(crate) fn continue_ui(state: &mut LabState, ui: &mut egui::Ui) {
@@ -79,7 +98,7 @@ pub(crate) fn continue_ui(state: &mut LabState, ui: &mut egui::Ui) {
     let snapshot = continued_snapshot(state).cloned();
     let (epoch, left, default) =
         snapshot.as_ref().map_or((0, 0, 1), |s| (s.epoch, remaining(s), default_epochs_to_add(s)));
-    let mut add = state.continue_epochs.unwrap_or(default).max(left.max(1));
+    let mut add = epochs_to_add(state);
     let default_text = if left > 0 {
         format!(
             "By default the {} the run had left of its {}",

@@ -60,7 +60,7 @@ pub enum KeyAsk {
 /// The window's keys and what they do, as the `?` overlay lists them (Ctrl + and Ctrl - are egui's own zoom keys;
 /// the zoom they set is kept per mode).
 pub const KEYS: [(&str, &str); 10] = [
-    ("Space", "Train, pause or resume the open lab's run"),
+    ("Space", "Train, pause or resume the open lab's run; continue one stopped before its end"),
     ("Left / Right", "In a tour: its step before, or forward (the step's action first); else the flow's stages"),
     ("Page Up / Page Down", "The tour's step before or forward, as a presenter's remote sends them"),
     ("1 / 2 / 3", "Open the BNN, VAE or Flow lab"),
@@ -122,16 +122,21 @@ pub enum RunAsk {
     Pause,
     /// Resume the paused run.
     Resume,
+    /// Carry on a run that stopped before its end and is not paused here: the last session's, restored after the
+    /// window was closed while it was paused or training, or one opened from its file ("Continue").
+    Continue,
 }
 
 impl RunAsk {
-    /// What Space does for a run in `state` (`None`: it is starting, wait).
+    /// What Space does for a run in `state` (`None`: it is starting, wait); `carries_on`: the lab's run stopped
+    /// before its end and Continue can carry it on.
     #[must_use]
-    pub fn for_space(state: Option<WorkerState>) -> Option<Self> {
+    pub fn for_space(state: Option<WorkerState>, carries_on: bool) -> Option<Self> {
         match state {
             Some(WorkerState::Running) => Some(Self::Pause),
             Some(WorkerState::Paused) => Some(Self::Resume),
             Some(WorkerState::Starting) => None,
+            _ if carries_on => Some(Self::Continue),
             None | Some(WorkerState::Finished | WorkerState::Failed | WorkerState::Stopped) => Some(Self::Train),
         }
     }

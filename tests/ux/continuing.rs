@@ -145,9 +145,17 @@ fn ux_closing_the_window_keeps_the_run_as_it_is_then() {
     assert!(kept.state().is_some(), "with its training state, so that Continue can carry it on");
     assert_eq!((kept.snapshot().epoch, kept.snapshot().step), (paused.epoch, paused.step), "as it was when closed");
     drop(harness);
-    // The next launch shows it at that epoch.
+    // The next launch shows it at that epoch, and Space carries it on from there, as it resumed it before the window
+    // closed (it offered to discard it and train from scratch).
     let mut harness = flow_window(Some(session), settings);
     wait_until(&mut harness, "the restored run", |app| !app.restoring_session() && flow_epoch(app) == paused.epoch);
+    harness.key_press(egui::Key::Space);
+    harness.run_steps(2);
+    assert!(harness.query_by_label_contains("Discard the Flow run?").is_none(), "Space does not ask to discard it");
+    wait_until(&mut harness, "epochs past the restored one", |app| flow_epoch(app) > paused.epoch);
+    let history = flow_history(harness.state());
+    assert_eq!(first_difference(&paused.history, &history[..paused.epoch]), None, "its epochs stay");
+    harness.get_by_label("Pause").click();
 }
 
 #[test]

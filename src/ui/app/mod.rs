@@ -409,7 +409,8 @@ impl BayesExplorerApp {
             KeyAsk::PreviousStage | KeyAsk::TourBack if self.tour.is_some() => self.step_tour(false),
             KeyAsk::NextStage | KeyAsk::TourForward if self.tour.is_some() => self.step_tour(true),
             KeyAsk::TrainOrPause => {
-                if let Some(run) = RunAsk::for_space(self.lab(tab).worker_state) {
+                let state = self.lab(tab);
+                if let Some(run) = RunAsk::for_space(state.worker_state, crate::ui::continuing::carries_on(state)) {
                     self.carry_out_run(tab, run);
                 }
             }
@@ -432,6 +433,10 @@ impl BayesExplorerApp {
             RunAsk::Train => return self.replace_run(lab, crate::ui::discard::Replacement::Train),
             RunAsk::Pause => crate::train::Command::Pause,
             RunAsk::Resume => crate::train::Command::Resume,
+            RunAsk::Continue => {
+                let ctx = self.ctx.clone();
+                return crate::ui::continuing::start_as_set(self.lab_mut(lab), ctx);
+            }
         };
         if let Some(worker) = &self.lab(lab).worker {
             worker.send(command);
