@@ -56,7 +56,13 @@ pub(crate) fn status_bar_ui(bar: StatusBar<'_>, ui: &mut egui::Ui) -> Option<Lab
     let StatusBar { labs, tab, compute, frames, renderer } = bar;
     let lab = labs.iter().find(|s| s.lab == tab)?;
     let others = other_runs(labs, tab);
-    let state = lab.worker_state.map_or("no run", |s| s.label());
+    // A run shown from its file (opened, or the last session's) that stopped before its end is not finished: its
+    // worker, which only shows it, is.
+    let stopped_early = lab.saved_run.is_some() && lab.snapshot.as_ref().is_some_and(|s| s.epoch < s.total_epochs);
+    let state = match lab.worker_state {
+        Some(crate::train::WorkerState::Finished) if stopped_early => "stopped before its end",
+        state => state.map_or("no run", |s| s.label()),
+    };
     let worker = format!("Worker ({}): {state}", lab.lab.tab_name());
     let frames = frames.map(|(fps, slowest_ms)| format!("UI: {fps:.0} frames/s, slowest frame {slowest_ms:.1} ms"));
     // The compute line gives way first in a narrow window (elided, whole on hover), then the other labs' runs are

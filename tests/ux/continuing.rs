@@ -149,6 +149,8 @@ fn ux_closing_the_window_keeps_the_run_as_it_is_then() {
     // closed (it offered to discard it and train from scratch).
     let mut harness = flow_window(Some(session), settings);
     wait_until(&mut harness, "the restored run", |app| !app.restoring_session() && flow_epoch(app) == paused.epoch);
+    harness.run_steps(2);
+    harness.get_by_label_contains("Worker (Flow): stopped before its end");
     harness.key_press(egui::Key::Space);
     harness.run_steps(2);
     assert!(harness.query_by_label_contains("Discard the Flow run?").is_none(), "Space does not ask to discard it");
