@@ -103,15 +103,21 @@ pub fn scroll_into_view_over(
         if rect(harness).bottom() < bottom - 40.0 {
             return;
         }
-        harness.hover_at(over);
-        harness.event(egui::Event::MouseWheel {
-            unit: egui::MouseWheelUnit::Point,
-            delta: egui::vec2(0.0, -120.0),
-            phase: egui::TouchPhase::Move,
-            source: egui::MouseWheelSource::Unknown,
-            modifiers: egui::Modifiers::NONE,
-        });
-        harness.run_steps(3);
+        wheel_down_at(harness, over);
     }
     panic!("the widget at {:?} could not be scrolled into view", rect(harness));
+}
+
+/// Turns the mouse wheel one notch down (120 points) with the pointer at `at`, as a user would, and draws three
+/// frames.
+pub fn wheel_down_at(harness: &mut Harness<'_, BayesExplorerApp>, at: egui::Pos2) {
+    harness.hover_at(at);
+    harness.event(egui::Event::MouseWheel {
+        unit: egui::MouseWheelUnit::Point,
+        delta: egui::vec2(0.0, -120.0),
+        phase: egui::TouchPhase::Move,
+        source: egui::MouseWheelSource::Unknown,
+        modifiers: egui::Modifiers::NONE,
+    });
+    harness.run_steps(3);
 }

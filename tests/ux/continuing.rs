@@ -90,17 +90,23 @@ fn ux_continue_carries_a_run_on_in_place_and_from_its_file_exactly_as_if_it_had_
     assert!(harness.state().lab(Lab::Flow).message.as_ref().is_some_and(|m| m.text.starts_with("Continuing")));
 }
 
-#[test]
-fn ux_the_last_sessions_run_checkpointed_while_training_is_offered_to_continue() {
+/// A window keeping its session in a temporary folder (kept alive by the first value), with the session's flow run
+/// file, and a tiny flow set to 10,000 epochs trained with Train to its second epoch.
+fn training_with_a_session() -> (tempfile::TempDir, std::path::PathBuf, Harness<'static, BayesExplorerApp>) {
     let folder = tempfile::tempdir().expect("a temporary folder");
-    let session = folder.path().join("session");
-    let file = session_run_path(&session, Lab::Flow);
-
-    // Training, long enough not to end: the autosave asks for a checkpoint, then the window goes without closing.
-    let mut harness = flow_window(Some(session.clone()), Settings::default());
+    let mut harness = flow_window(Some(folder.path().join("session")), Settings::default());
     *harness.state_mut().flow_config_mut() = tiny_flow(10_000);
     harness.get_by_label("Train").click();
     wait_until(&mut harness, "two epochs", |app| flow_epoch(app) >= 2);
+    let session = folder.path().join("session");
+    (folder, session, harness)
+}
+
+#[test]
+fn ux_the_last_sessions_run_checkpointed_while_training_is_offered_to_continue() {
+    // Training, long enough not to end: the autosave asks for a checkpoint, then the window goes without closing.
+    let (_folder, session, mut harness) = training_with_a_session();
+    let file = session_run_path(&session, Lab::Flow);
     let settings = harness.state_mut().persist(false);
     wait_until(&mut harness, "the checkpoint", |_| AnyRun::load(&file).is_ok_and(|run| run.state().is_some()));
     drop(harness);
@@ -127,13 +133,8 @@ fn ux_the_last_sessions_run_checkpointed_while_training_is_offered_to_continue()
 /// checkpoint and the window was gone before it came), and a longer one was kept as the autosave before last had it.
 #[test]
 fn ux_closing_the_window_keeps_the_run_as_it_is_then() {
-    let folder = tempfile::tempdir().expect("a temporary folder");
-    let session = folder.path().join("session");
+    let (_folder, session, mut harness) = training_with_a_session();
     let file = session_run_path(&session, Lab::Flow);
-    let mut harness = flow_window(Some(session.clone()), Settings::default());
-    *harness.state_mut().flow_config_mut() = tiny_flow(10_000);
-    harness.get_by_label("Train").click();
-    wait_until(&mut harness, "two epochs", |app| flow_epoch(app) >= 2);
     harness.get_by_label("Pause").click();
     wait_until(&mut harness, "the pause", |app| app.lab(Lab::Flow).worker_state == Some(WorkerState::Paused));
     let paused = harness.state().lab(Lab::Flow).snapshot.clone().expect("the paused run");

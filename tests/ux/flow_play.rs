@@ -182,15 +182,7 @@ fn ux_the_mouse_wheel_over_the_stage_plot_leaves_its_view_alone() {
     let before = harness.state().flow_state().stage_view().expect("the stage plot is drawn");
     let plot = bayes_explorer::ui::figure_rect(&harness.ctx, "flow-stage").expect("the stage plot's rect");
     for _ in 0..3 {
-        harness.hover_at(plot.center());
-        harness.event(egui::Event::MouseWheel {
-            unit: egui::MouseWheelUnit::Point,
-            delta: egui::vec2(0.0, -120.0),
-            phase: egui::TouchPhase::Move,
-            source: egui::MouseWheelSource::Unknown,
-            modifiers: egui::Modifiers::NONE,
-        });
-        harness.run_steps(3);
+        crate::common::wheel_down_at(&mut harness, plot.center());
     }
     let after = harness.state().flow_state().stage_view().expect("the stage plot is drawn");
     let moved = before.iter().zip(&after).map(|(a, b)| (a - b).abs()).fold(0.0, f64::max);
