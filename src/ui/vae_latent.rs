@@ -6,6 +6,7 @@ use egui::{Color32, TextureOptions};
 use egui_plot::{Line, MarkerShape, PlotBounds, PlotImage, PlotPoint, PlotPoints, Points};
 
 use crate::data::prepare::OutputKind;
+use crate::models::stats::quantile_sorted;
 use crate::train::vae_view::Latents;
 use crate::ui::data_view::ramp;
 use crate::ui::export::{ExportKind, export_button};
@@ -113,6 +114,35 @@ pub(crate) fn latent_ui(vae: &mut VaeUiState, ui: &mut egui::Ui) {
     });
 }
 
+/// The share of the inputs at each end of an axis that the latent plane's fitted view may leave out.
+const BULK_TAIL: f64 = 0.005;
+
+/// The window of the latent plane that shows the bulk of the inputs' means `points`, where a few lie far from the
+/// rest (a wine unlike the others, encoded at z = 12, would otherwise squeeze the bulk into the middle of the plane):
+/// on each axis their 0.5 % to 99.5 % quantiles widened by a tenth of that span on both sides, and at least the
+/// prior's ±3 sd. `None` where no input lies more than half that span beyond it: the plot's own fit to every input
+/// then shows the bulk as well (the digits).
+pub(crate) fn bulk_view(points: &[[f64; 2]]) -> Option<[f64; 4]> {
+    if points.len() < 2 {
+        return None;
+    }
+    let mut view = [0.0; 4];
+    let mut far = false;
+    for axis in 0..2 {
+        #[allow(clippy::cast_possible_truncation)] // a latent mean, an f32 to begin with
+        let mut values: Vec<f32> = points.iter().map(|p| p[axis] as f32).filter(|v| v.is_finite()).collect();
+        values.sort_by(f32::total_cmp);
+        let (Some(&least), Some(&most)) = (values.first(), values.last()) else { return None };
+        let (lo, hi) = (quantile_sorted(&values, BULK_TAIL), quantile_sorted(&values, 1.0 - BULK_TAIL));
+        let span = (hi - lo).max(1e-6);
+        let (lo, hi) = ((lo - 0.1 * span).min(-3.0), (hi + 0.1 * span).max(3.0));
+        far |= f64::from(least) < lo - 0.5 * span || f64::from(most) > hi + 0.5 * span;
+        view[2 * axis] = lo;
+        view[2 * axis + 1] = hi;
+    }
+    far.then_some(view)
+}
+
 /// The latent plane and the manifold go one under the other where either would be narrower than this, in points.
 const MIN_FIGURE_WIDTH: f32 = 300.0;
 
@@ -156,6 +186,9 @@ fn scatter_ui(vae: &mut VaeUiState, latents: &Latents, height: f32, ui: &mut egu
         vae.recording_bounds = None;
     }
     let fixed = recording.then_some(fixed);
+    // Until the user drags or zooms the plane, it shows the bulk of the inputs, not every outlier.
+    let bulk = if one_d { None } else { bulk_view(&all) };
+    let fit = vae.fit_latents && fixed.is_none();
     // The Explain panel's term: an input's draw or the prior, over the inputs' means dimmed.
     let highlight = vae.highlight.clone();
     let accent = accent(ui.visuals());
@@ -182,6 +215,11 @@ fn scatter_ui(vae: &mut VaeUiState, latents: &Latents, height: f32, ui: &mut egu
                         [f64::from(x0), f64::from(y0)],
                         [f64::from(x1), f64::from(y1)],
                     ));
+                } else if fit {
+                    match bulk {
+                        Some([x0, x1, y0, y1]) => plot.set_plot_bounds(PlotBounds::from_min_max([x0, y0], [x1, y1])),
+                        None => plot.set_auto_bounds(true),
+                    }
                 }
                 // While a run trains only the first inputs are encoded (the view thread's light pass); their
                 // labels are the first of the labels, so the digits keep their colours as the model learns.
@@ -292,6 +330,25 @@ fn scatter_ui(vae: &mut VaeUiState, latents: &Latents, height: f32, ui: &mut egu
     }
     let (pointer, bounds, nearest_input) = response.inner;
     vae.input_under_cursor = nearest_input;
+    // A drag or a zoom puts the view in the user's hands, and a double-click shows every input (the plot's own fit).
+    let plane = &response.response;
+    if plane.dragged()
+        || plane.double_clicked()
+        || (plane.hovered() && ui.input(|i| (i.zoom_delta() - 1.0).abs() > 1e-6))
+    {
+        vae.fit_latents = false;
+    }
+    if let Some(view) = bulk.filter(|_| fit) {
+        let outside = all.iter().filter(|p| p[0] < view[0] || p[0] > view[1] || p[1] < view[2] || p[1] > view[3]);
+        let outside = outside.count() * stride;
+        ui.label(
+            egui::RichText::new(format!(
+                "About {outside} of the inputs lie outside this view, which shows the bulk of them: drag the plane or \
+                 zoom out (Ctrl + wheel) to see them, or double-click it to show every input."
+            ))
+            .weak(),
+        );
+    }
     if response.response.clicked()
         && let Some(i) = nearest_input
     {
@@ -511,4 +568,36 @@ fn manifold_row_ui(vae: &mut VaeUiState, side: usize, ui: &mut egui::Ui) {
         ui.spinner();
     }
     hover_image_ui(vae, side, ui);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::bulk_view;
+
+    /// A thousand means spread evenly over a square of side `2 * half` (a fixed low-discrepancy spread).
+    fn square(half: f64) -> Vec<[f64; 2]> {
+        (0..1000)
+            .map(|i| {
+                let i = f64::from(i);
+                [((i * 0.618_034).fract() * 2.0 - 1.0) * half, ((i * 0.754_878).fract() * 2.0 - 1.0) * half]
+            })
+            .collect()
+    }
+
+    #[test]
+    fn the_fitted_view_leaves_out_a_few_far_inputs_and_nothing_else() {
+        // The bulk within ±2, three inputs at z1 = 12: the view is the prior's ±3 box, which holds the bulk.
+        let mut points = square(2.0);
+        points.extend([[12.0, 0.5], [11.0, -1.0], [-0.5, 12.5]]);
+        let view = bulk_view(&points).expect("far inputs: a fitted view");
+        assert!(view.iter().zip([-3.0, 3.0, -3.0, 3.0]).all(|(v, w)| (v - w).abs() < 1e-9), "{view:?}");
+        // A bulk wider than the prior's box: its quantiles, widened by a tenth of their span.
+        let mut points = square(5.0);
+        points.push([40.0, 0.0]);
+        let view = bulk_view(&points).expect("a far input");
+        assert!(view[1] > 5.0 && view[1] < 7.0 && view[0] < -5.0 && view[0] > -7.0, "{view:?}");
+        // No input far out (the digits' means over ±5): the plot's own fit to all of them.
+        assert_eq!(bulk_view(&square(5.0)), None);
+        assert_eq!(bulk_view(&[[0.0, 0.0]]), None);
+    }
 }

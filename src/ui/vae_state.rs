@@ -83,6 +83,9 @@ pub struct VaeUiState {
     pub(crate) export: Option<ExportRequest>,
     /// The latent window of the scatter and the manifold.
     pub(crate) bounds: [f32; 4],
+    /// The app fits the latent plane to the bulk of the inputs ([`crate::ui::vae_latent::bulk_view`]) until the
+    /// user drags, zooms or double-clicks it (which shows every input); a new run fits it again.
+    pub(crate) fit_latents: bool,
     pub(crate) hover: Option<[f32; 2]>,
     /// The input whose q(z|x) ellipse is drawn: the one nearest the cursor while it is over the latent plane.
     pub(crate) input_under_cursor: Option<usize>,
@@ -162,6 +165,7 @@ impl Default for VaeUiState {
             cells_shown: 20,
             export: None,
             bounds: [-4.0, 4.0, -4.0, 4.0],
+            fit_latents: true,
             hover: None,
             input_under_cursor: None,
             feature_axes: (0, 1),
@@ -233,6 +237,7 @@ impl VaeUiState {
         self.manifold = None;
         self.manifold_texture = None;
         self.hover_image = None;
+        self.fit_latents = true;
         self.prior = None;
         self.textures.clear();
         self.last_request = None;
