@@ -5,8 +5,9 @@
 //! Whenever eframe saves (every 30 s and on exit), each lab whose run changed since the last save is written,
 //! on a `session-save` thread, as `<lab>-run.json` plus its weights, atomically (see `train::runfile`); a lab
 //! left without a run has its file removed. On exit the app waits for the checkpoints that save asked of the
-//! labs' workers and for those writes (`on_exit`, `finish_session` in `app/persistence.rs`). On launch each lab's file is opened on a `session-open` thread, like "Open
-//! run…", and shown when ready; a file that no longer opens is left in place, with a message naming it.
+//! labs' workers and for those writes (`on_exit`, `finish_session` in `app/persistence.rs`). On launch each lab's
+//! file is opened on a `session-open` thread, like "Open run…", and shown when ready; a file that no longer opens is
+//! left in place, with a message naming it.
 
 use std::hash::{Hash, Hasher};
 use std::path::{Path, PathBuf};
@@ -190,6 +191,9 @@ impl Session {
     pub(crate) fn write_runs(&mut self, labs: &[LabState], ask_checkpoints: bool) {
         let Some(folder) = self.folder.clone() else { return };
         self.writers.retain(|w| !w.is_finished());
+        // A checkpoint asked for by the save before (30 s ago, answered within a step) is not waited for: its worker
+        // may since have been replaced by a new run's, which will never send it.
+        self.awaiting.clear();
         for state in labs {
             let lab = state.lab;
             // Still opening, or kept after failing to open: the file is not this session's to replace yet.

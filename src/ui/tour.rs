@@ -395,8 +395,8 @@ pub enum TourAsk {
 }
 
 /// The tour's panel: a row with where the tour stands, Back, **Do it**, Next step (or Finish), Skip while the step is
-/// not done, whether it is done and End tour, always in view; under it the step's title and narration (large in presenter mode, as
-/// captions), scrolling in `max_height`. Steps move here; what the app must do is returned.
+/// not done, whether it is done and End tour, always in view; under it the step's title and narration (large in
+/// presenter mode, as captions), scrolling in `max_height`. Steps move here; what the app must do is returned.
 pub fn tour_panel_ui(state: &mut TourState, presenting: bool, max_height: f32, ui: &mut egui::Ui) -> Option<TourAsk> {
     let mut ask = None;
     let n = state.tour.steps.len();
