@@ -141,9 +141,10 @@ fn probe_plots(bnn: &BnnUiState, prepared: &Prepared, probe: &ProbeView, range: 
         let w = hist.bin_width();
         let bars: Vec<Bar> =
             hist.densities().iter().zip(&hist.edges).map(|(&d, &l)| Bar::new(l + w / 2.0, d).width(w)).collect();
-        // The histogram takes a third of the column's height where the window has the room, the sweep the rest.
+        // The histogram takes a third of the column's height where the window has the room, the sweep the rest; in
+        // a short window (a projector's 1280 x 800 at presenter mode's 150 %) both give way before the page scrolls.
         plot_axes::plot("bnn-probe-hist")
-            .height(figure_height(ui, 0.3, 0.0, (150.0, 280.0)))
+            .height(figure_height(ui, 0.3, 0.0, (100.0, 280.0)))
             .x_axis_label(format!("{sampled} ({}, {})", count(vals.len(), "pass"), count(bins, "bin")))
             .show(ui, |plot| {
                 plot.bar_chart(BarChart::new("passes", bars).color(Color32::from_rgb(90, 140, 210)));
@@ -158,7 +159,7 @@ fn probe_plots(bnn: &BnnUiState, prepared: &Prepared, probe: &ProbeView, range: 
         }
         PredictiveRows::Classes(_) => &["training data range", "probability of the predicted class", "this input"],
     };
-    let height = figure_height(ui, 1.0, 8.0, (230.0, 560.0));
+    let height = figure_height(ui, 1.0, 8.0, (170.0, 560.0));
     let mut occupied = plot_axes::Occupied::for_legend(entries, egui::vec2(ui.available_width(), height));
     match &probe.sweep.rows {
         PredictiveRows::Regression(rows) => {

@@ -424,4 +424,14 @@ fn ux_the_bnn_figures_grow_with_the_window() {
     for (((page, _), small), large) in PAGES.iter().zip(small).zip(large) {
         assert!(*large >= small * 1.3, "{page}: {small} points high at 1280 x 800, {large} at 1920 x 1080");
     }
+    // Presenter mode at a projector's 1280 x 800 (150 %, so 853 x 533 points): the probe's histogram gives way, so
+    // that the sweep, the figure the page is for, starts 170 points above the window's foot; it was mostly below it.
+    harness.set_size(SIZES[0]);
+    harness.state_mut().set_presenting(true);
+    harness.run_steps(4);
+    click(&mut harness, "Out-of-distribution probe");
+    harness.run_steps(4);
+    let window = harness.ctx.content_rect();
+    let sweep = harness.get_by_label_contains("Prediction as").rect();
+    assert!(sweep.top() <= window.bottom() - 170.0, "the sweep's title at {sweep:?} is near the foot of {window:?}");
 }
