@@ -186,9 +186,10 @@ fn scatter_ui(vae: &mut VaeUiState, latents: &Latents, height: f32, ui: &mut egu
         vae.recording_bounds = None;
     }
     let fixed = recording.then_some(fixed);
-    // Until the user drags or zooms the plane, it shows the bulk of the inputs, not every outlier.
-    let bulk = if one_d { None } else { bulk_view(&all) };
-    let fit = vae.fit_latents && fixed.is_none();
+    // Until the user drags or zooms the plane, it shows the bulk of the inputs, not every outlier (worked out only
+    // while it does: the quantiles sort every mean).
+    let fit = vae.fit_latents && fixed.is_none() && !one_d;
+    let bulk = if fit { bulk_view(&all) } else { None };
     // The Explain panel's term: an input's draw or the prior, over the inputs' means dimmed.
     let highlight = vae.highlight.clone();
     let accent = accent(ui.visuals());
@@ -338,7 +339,7 @@ fn scatter_ui(vae: &mut VaeUiState, latents: &Latents, height: f32, ui: &mut egu
     {
         vae.fit_latents = false;
     }
-    if let Some(view) = bulk.filter(|_| fit) {
+    if let Some(view) = bulk {
         let outside = all.iter().filter(|p| p[0] < view[0] || p[0] > view[1] || p[1] < view[2] || p[1] > view[3]);
         let outside = outside.count() * stride;
         ui.label(
