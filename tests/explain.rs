@@ -376,7 +376,10 @@ fn explain_flow_terms_highlight_the_picked_points_z_and_each_layers_step() {
     // The negative log-likelihood: the loss curves above the step-through.
     hover_term(&mut harness, explain::FLOW_NLL);
     assert_eq!(harness.state().flow_state().highlight(), &Highlight::FlowLoss);
-    assert_eq!(highlighted(&harness), vec![figure_label("the curves of train NLL and held-out NLL")]);
+    assert_eq!(
+        highlighted(&harness),
+        vec![figure_label("the curves of train NLL (the steps' minibatches) and held-out NLL (the weight average)")]
+    );
     leave_the_panel(&mut harness);
     assert_eq!(harness.state().flow_state().highlight(), &Highlight::None);
 }

@@ -4,18 +4,11 @@
 //! out-of-distribution probe (`bnn_probe.rs`), the loss terms, and a comparison of runs (`bnn_compare.rs`). Its
 //! state is `bnn_state.rs`, its settings panel `bnn_settings.rs`.
 
-use egui::Color32;
-use egui_plot::HLine;
-
 use crate::train::RunSnapshot;
 use crate::ui::bnn_state::HistoryMode;
 use crate::ui::highlight::Highlight;
 use crate::ui::image_export::take_record_asked;
-use crate::ui::lab_page::{
-    EPOCH_ON_SHOW, EPOCH_ON_SHOW_COLOUR, EpochCurves, epoch_series, figure_height, loss_page, shared_x, stacked,
-    view_tabs, waiting,
-};
-use crate::ui::plot_axes;
+use crate::ui::lab_page::{EpochCurves, epoch_series, figure_height, loss_page, shared_x, view_tabs, waiting};
 use crate::ui::record::{FrameTarget, Subject};
 
 pub use crate::ui::bnn_compare::{RunSummary, run_names, run_style};
@@ -103,47 +96,26 @@ pub(crate) fn bnn_loss_ui(snapshot: &RunSnapshot, (emphasised, scrubbed): (bool,
     let terms: &[&str] = if emphasised { &["data term", "KL / N"] } else { &[] };
     // Each of the two plots takes half the page below its heading where the window has the room.
     let height = figure_height(ui, 0.5, 64.0, (200.0, 400.0));
-    let loss_curves = EpochCurves::new(ui, "bnn-loss", height, curves);
+    let mut loss_curves = EpochCurves::new("bnn-loss", height, curves).marked(scrubbed);
     let classification = snapshot.history.last().is_some_and(|r| r.get("test_error_rate").is_some());
     let (train, test, label) = if classification {
         ("train_error_rate", "test_error_rate", "error rate")
     } else {
         ("train_rmse", "test_rmse", "RMSE of the predictive mean")
     };
-    let (train, test) = (series(train), series(test));
-    let baseline = snapshot.history.last().and_then(|r| r.get("mean_predictor_test_rmse"));
-    let mut entries = vec!["train", "test"];
-    if baseline.is_some() {
-        entries.push("test, predicting the training mean");
-    }
-    let mut occupied = plot_axes::Occupied::for_legend(&entries, egui::vec2(ui.available_width(), height));
-    occupied.line(&train).line(&test);
-    if let Some(b) = baseline {
-        occupied.hline(b);
+    let mut error_curves =
+        EpochCurves::new("bnn-error", height, vec![("train", series(train)), ("test", series(test))]).marked(scrubbed);
+    if let Some(b) = snapshot.history.last().and_then(|r| r.get("mean_predictor_test_rmse")) {
+        error_curves = error_curves.with_level("test, predicting the training mean", b);
     }
     // The two plots over one x range: an epoch, and the epoch on show, at the same x on both.
-    let error_reach = occupied.x_reach(plot_axes::legend_shown(ui.ctx(), "bnn-error"));
-    let x = shared_x([loss_curves.reach(ui.ctx()), error_reach]);
-    ui.horizontal(|ui| {
+    let x = shared_x([loss_curves.reach(), error_curves.reach()]);
+    loss_curves.heading(ui, |ui| {
         ui.strong("Loss per training row: data term + KL / N");
-        plot_axes::legend_toggle(ui, "bnn-loss");
     });
-    loss_curves.show(ui, terms, scrubbed, x);
-    ui.horizontal(|ui| {
+    loss_curves.show(ui, terms, x);
+    error_curves.heading(ui, |ui| {
         ui.strong(label);
-        plot_axes::legend_toggle(ui, "bnn-error");
     });
-    stacked(plot_axes::with_legend(plot_axes::plot("bnn-error"), ui.ctx(), "bnn-error", &occupied), x)
-        .height(height)
-        .x_axis_label("epoch")
-        .show(ui, |plot| {
-            plot_axes::curve(plot, "train", train);
-            plot_axes::curve(plot, "test", test);
-            if let Some(b) = baseline {
-                plot.hline(HLine::new("test, predicting the training mean", b).color(Color32::GRAY));
-            }
-            if let Some(epoch) = scrubbed {
-                plot.vline(egui_plot::VLine::new(EPOCH_ON_SHOW, epoch).color(EPOCH_ON_SHOW_COLOUR));
-            }
-        });
+    error_curves.show(ui, &[], x);
 }

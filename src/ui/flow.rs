@@ -21,10 +21,7 @@ use crate::ui::highlight::{self, Highlight};
 use crate::ui::history::EpochScrubber;
 use crate::ui::image_export::{record_button, save_image_button, saveable, saveable_in, take_record_asked};
 use crate::ui::lab_data::LabData;
-use crate::ui::lab_page::{
-    EPOCH_ON_SHOW, EPOCH_ON_SHOW_COLOUR, emphasised_curve, epoch_series, labelled_combo, legend_figure,
-    start_view_thread, view_error, waiting,
-};
+use crate::ui::lab_page::{EpochCurves, epoch_series, labelled_combo, start_view_thread, view_error, waiting};
 use crate::ui::plot_axes;
 use crate::ui::record::{FigureRecorder, FrameTarget, Stages, Subject};
 use crate::ui::settings_check;
@@ -1168,36 +1165,29 @@ pub(crate) fn flow_loss_ui(
         }
         save_image_button(ui, "flow-loss");
         record_button(ui, "flow-loss", recording);
-        plot_axes::legend_toggle(ui, "flow-loss");
     });
     let (train, held_out) = (epoch_series(snapshot, "train_nll"), epoch_series(snapshot, "heldout_nll"));
     // 150 points, less in a short window (a fifth of what is left of it), so that the pages under keep their room.
     let height = crate::ui::lab_page::figure_height(ui, 0.2, 0.0, (90.0, 150.0));
-    let size = egui::vec2(ui.available_width(), height);
     let names = if averaged {
         ["train NLL (the steps' minibatches)", "held-out NLL (the weight average)"]
     } else {
         ["train NLL", "held-out NLL"]
     };
-    let mut occupied = plot_axes::Occupied::for_legend(&names, size);
-    occupied.line(&train).line(&held_out);
-    let response = legend_figure(ui, "flow-loss", "flow-loss.png", &occupied, |plot, ui| {
-        plot.height(height).x_axis_label("epoch").y_axis_label("NLL (nats per point)").show(ui, |plot| {
-            for (name, points) in names.into_iter().zip([train, held_out]) {
-                if emphasised {
-                    emphasised_curve(plot, name.to_owned(), points);
-                } else {
-                    plot_axes::curve(plot, name, points);
-                }
-            }
-            if let Some(epoch) = scrubbed_epoch {
-                plot.vline(egui_plot::VLine::new(EPOCH_ON_SHOW, epoch).color(EPOCH_ON_SHOW_COLOUR));
-            }
-        })
-    });
-    if emphasised {
-        highlight::label_figure(&response.response, "the curves of train NLL and held-out NLL");
-    }
+    let mut curves = EpochCurves::new("flow-loss", height, names.into_iter().zip([train, held_out]).collect())
+        .marked(scrubbed_epoch)
+        .with_y_label("NLL (nats per point)");
+    let emphasised: &[&str] = if emphasised { &names } else { &[] };
+    saveable(
+        ui,
+        "flow-loss",
+        || "flow-loss.png".to_owned(),
+        |ui| {
+            // The collapsing header above names the figure: the row holds the legend alone.
+            curves.heading(ui, |_| {});
+            curves.show(ui, emphasised, None);
+        },
+    );
 }
 
 const HUES: usize = 12;

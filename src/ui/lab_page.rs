@@ -143,61 +143,193 @@ pub(crate) const EPOCH_ON_SHOW_COLOUR: egui::Color32 = egui::Color32::from_rgb(2
 /// so that their plot areas start at the same x.
 const STACKED_Y_AXIS_WIDTH: f32 = 44.0;
 
-/// Curves per epoch (`(name, points)`, see [`epoch_series`]) for the plot `id`, `height` points high, with its
-/// legend where it hides the least of them. Made before it is drawn, so that plots stacked on a page can first agree
-/// on the x range they share ([`shared_x`], [`Self::reach`]).
+/// Curves per epoch (`(name, points)`, see [`epoch_series`]) for the plot `id`, `height` points high, with their
+/// legend in a row above the plot ([`Self::heading`]) rather than over it: a curve's latest epochs, at the right, are
+/// what a reader looks at, and no corner of a plot whose curves span its height is free of them (the room a legend
+/// inside would need stretched the epoch axis past the run's end). Each entry of the row shows or hides its curve
+/// on a click and highlights it while the pointer is over it. Made before it is drawn, so that plots stacked on a
+/// page can first agree on the x range they share ([`shared_x`], [`Self::reach`]).
 pub(crate) struct EpochCurves<S> {
     id: String,
     height: f32,
     curves: Vec<(S, Vec<[f64; 2]>)>,
-    occupied: plot_axes::Occupied,
+    /// A level across the plot (a baseline to compare with): its name and y.
+    level: Option<(String, f64)>,
+    /// The epoch the scrubber put on show, drawn as a vertical line.
+    mark: Option<f64>,
+    /// The y axis's title, if any.
+    y_label: Option<String>,
+    /// The legend entry the pointer is over.
+    hovered: Option<String>,
 }
 
+/// The colour of a level across a plot of curves ([`EpochCurves::with_level`]).
+const LEVEL_COLOUR: egui::Color32 = egui::Color32::GRAY;
+
 impl<S: AsRef<str> + Into<String>> EpochCurves<S> {
-    pub(crate) fn new(ui: &egui::Ui, id: &str, height: f32, curves: Vec<(S, Vec<[f64; 2]>)>) -> Self {
-        let names: Vec<&str> = curves.iter().map(|(name, _)| name.as_ref()).collect();
-        let mut occupied = plot_axes::Occupied::for_legend(&names, egui::vec2(ui.available_width(), height));
-        for (_, points) in &curves {
-            occupied.line(points);
-        }
-        Self { id: id.to_owned(), height, curves, occupied }
+    pub(crate) fn new(id: &str, height: f32, curves: Vec<(S, Vec<[f64; 2]>)>) -> Self {
+        Self { id: id.to_owned(), height, curves, level: None, mark: None, y_label: None, hovered: None }
     }
 
-    /// The x range the plot takes in on its own: its curves and the room its legend needs, if shown.
-    pub(crate) fn reach(&self, ctx: &egui::Context) -> Option<[f64; 2]> {
-        self.occupied.x_reach(plot_axes::legend_shown(ctx, &self.id))
+    /// The curves with `label` as the y axis's title.
+    pub(crate) fn with_y_label(mut self, label: &str) -> Self {
+        self.y_label = Some(label.to_owned());
+        self
+    }
+
+    /// The curves with a level across the plot named `name` at `y`, drawn grey.
+    pub(crate) fn with_level(mut self, name: &str, y: f64) -> Self {
+        self.level = Some((name.to_owned(), y));
+        self
+    }
+
+    /// The curves with the epoch the scrubber put on show marked by a vertical line ([`EPOCH_ON_SHOW`]).
+    pub(crate) fn marked(mut self, epoch: Option<f64>) -> Self {
+        self.mark = epoch;
+        self
+    }
+
+    /// The x range the plot takes in on its own: its curves' epochs.
+    pub(crate) fn reach(&self) -> Option<[f64; 2]> {
+        self.curves
+            .iter()
+            .flat_map(|(_, points)| points.iter().map(|p| p[0]))
+            .filter(|x| x.is_finite())
+            .fold(None, |r, x| Some(r.map_or([x, x], |[lo, hi]: [f64; 2]| [lo.min(x), hi.max(x)])))
+    }
+
+    /// Each legend entry: its name and colour, the curves first (in `egui_plot`'s own order of colours, so that a
+    /// plot keeps the colours its curves had with a legend inside it), then the level and the epoch on show.
+    fn entries(&self) -> Vec<(String, egui::Color32)> {
+        let curves = self.curves.iter().enumerate().map(|(i, (name, _))| (name.as_ref().to_owned(), curve_colour(i)));
+        let level = self.level.iter().map(|(name, _)| (name.clone(), LEVEL_COLOUR));
+        let mark = self.mark.iter().map(|_| (EPOCH_ON_SHOW.to_owned(), EPOCH_ON_SHOW_COLOUR));
+        curves.chain(level).chain(mark).collect()
+    }
+
+    /// The row above the plot: what `heading` draws (the plot's title), the "Legend" check box and, while the legend
+    /// shows, its entries, wrapping onto a second line in a narrow window.
+    pub(crate) fn heading(&mut self, ui: &mut egui::Ui, heading: impl FnOnce(&mut egui::Ui)) {
+        ui.horizontal_wrapped(|ui| {
+            heading(ui);
+            plot_axes::legend_toggle(ui, &self.id);
+            if plot_axes::legend_shown(ui.ctx(), &self.id) {
+                self.hovered = legend_entries(ui, &self.id, &self.entries());
+            }
+        });
     }
 
     /// Draws the curves. `emphasised`: the curves the Explain panel's hovered term belongs to, drawn wider over a
-    /// halo and named in the plot's accessibility label; `mark`: the epoch the scrubber put on show, drawn as a
-    /// vertical line; `x`: the x range shared with the plots stacked with it, if any. Returns where the plot put each
-    /// epoch.
-    pub(crate) fn show(
-        self,
-        ui: &mut egui::Ui,
-        emphasised: &[&str],
-        mark: Option<f64>,
-        x: Option<[f64; 2]>,
-    ) -> egui_plot::PlotTransform {
-        let Self { id, height, curves, occupied } = self;
-        let plot = stacked(plot_axes::with_legend(plot_axes::plot(&id), ui.ctx(), &id, &occupied), x);
-        let response = plot.height(height).x_axis_label("epoch").show(ui, |plot| {
-            for (name, points) in curves {
-                if emphasised.contains(&name.as_ref()) {
-                    emphasised_curve(plot, name.into(), points);
+    /// halo and named in the plot's accessibility label (as is the curve whose legend entry the pointer is over);
+    /// `x`: the x range shared with the plots stacked with it, if any. Curves hidden by their legend entry are left
+    /// out. Returns where the plot put each epoch.
+    pub(crate) fn show(self, ui: &mut egui::Ui, emphasised: &[&str], x: Option<[f64; 2]>) -> egui_plot::PlotTransform {
+        let hidden = hidden_curves(ui.ctx(), &self.id);
+        let shown = |name: &str| !hidden.iter().any(|h| h == name);
+        let Self { id, height, curves, level, mark, y_label, hovered } = self;
+        let mut highlighted: Vec<String> = emphasised.iter().map(|&e| e.to_owned()).collect();
+        highlighted.extend(hovered.filter(|h| !highlighted.contains(h) && shown(h)));
+        let mut plot = stacked(plot_axes::plot(&id), x).height(height).x_axis_label("epoch");
+        if let Some(label) = y_label {
+            plot = plot.y_axis_label(label);
+        }
+        let response = plot.show(ui, |plot| {
+            for (i, (name, points)) in curves.into_iter().enumerate() {
+                let name: String = name.into();
+                if !shown(&name) {
+                    continue;
+                }
+                if highlighted.contains(&name) {
+                    emphasised_curve(plot, name, points, curve_colour(i));
                 } else {
-                    plot_axes::curve(plot, name, points);
+                    plot_axes::coloured_curve(plot, name, points, curve_colour(i));
                 }
             }
-            if let Some(epoch) = mark {
+            if let Some((name, y)) = level.filter(|(name, _)| shown(name)) {
+                plot.hline(egui_plot::HLine::new(name, y).color(LEVEL_COLOUR));
+            }
+            if let Some(epoch) = mark.filter(|_| shown(EPOCH_ON_SHOW)) {
                 plot.vline(egui_plot::VLine::new(EPOCH_ON_SHOW, epoch).color(EPOCH_ON_SHOW_COLOUR));
             }
         });
-        if !emphasised.is_empty() {
-            label_figure(&response.response, &format!("the curves of {}", emphasised.join(" and ")));
+        if !highlighted.is_empty() {
+            label_figure(&response.response, &format!("the curves of {}", highlighted.join(" and ")));
         }
         response.transform
     }
+}
+
+/// The colour `egui_plot` gives the `index`-th item of a plot that names none: hues a golden ratio apart.
+fn curve_colour(index: usize) -> egui::Color32 {
+    #[allow(clippy::cast_precision_loss)] // a plot's few curves
+    let hue = (index as f32 * (std::f32::consts::GOLDEN_RATIO - 1.0)).fract();
+    egui::ecolor::Hsva::new(hue, 0.85, 0.5, 1.0).into()
+}
+
+fn hidden_curves_id(plot: &str) -> egui::Id {
+    egui::Id::unique(("epoch-curves-hidden", plot))
+}
+
+/// The names of the curves of the plot `plot` that their legend entries hid.
+fn hidden_curves(ctx: &egui::Context, plot: &str) -> Vec<String> {
+    ctx.data(|d| d.get_temp::<Vec<String>>(hidden_curves_id(plot))).unwrap_or_default()
+}
+
+/// The legend entries of the plot `plot` (`entries`: each curve's name and colour), drawn as `egui_plot` draws its
+/// own: a circle in the curve's colour, filled while the curve shows, and its name. A click shows or hides the curve.
+/// Returns the entry the pointer is over.
+fn legend_entries(ui: &mut egui::Ui, plot: &str, entries: &[(String, egui::Color32)]) -> Option<String> {
+    let mut hidden = hidden_curves(ui.ctx(), plot);
+    let mut hovered = None;
+    for (name, colour) in entries {
+        let shown = !hidden.contains(name);
+        let response = legend_entry(ui, name, *colour, shown);
+        if response.clicked() {
+            if shown {
+                hidden.push(name.clone());
+            } else {
+                hidden.retain(|h| h != name);
+            }
+        }
+        if response.hovered() {
+            hovered = Some(name.clone());
+        }
+    }
+    ui.ctx().data_mut(|d| d.insert_temp(hidden_curves_id(plot), hidden));
+    hovered
+}
+
+/// One legend entry: a circle in `colour`, filled where the curve `shown`, and `name`, weak where it is hidden; a
+/// check box to screen readers (and tests), as `egui_plot`'s entries are.
+fn legend_entry(ui: &mut egui::Ui, name: &str, colour: egui::Color32, shown: bool) -> egui::Response {
+    let text_colour = if shown { ui.visuals().text_color() } else { ui.visuals().weak_text_color() };
+    let galley = egui::WidgetText::from(name).into_galley(
+        ui,
+        Some(egui::TextWrapMode::Extend),
+        f32::INFINITY,
+        egui::TextStyle::Body,
+    );
+    let icon = ui.spacing().icon_width * 0.8;
+    let gap = ui.spacing().icon_spacing;
+    let size = egui::vec2(icon + gap + galley.size().x, galley.size().y.max(icon));
+    let (rect, response) = ui.allocate_exact_size(size, egui::Sense::click());
+    response.widget_info(|| egui::WidgetInfo::selected(egui::Role::CheckBox, true, shown, name));
+    if ui.is_rect_visible(rect) {
+        let centre = egui::pos2(rect.left() + icon / 2.0, rect.center().y);
+        let radius = icon / 2.0 - 1.0;
+        let painter = ui.painter();
+        if shown {
+            painter.circle_filled(centre, radius, colour);
+        }
+        painter.circle_stroke(centre, radius, egui::Stroke::new(1.0, colour));
+        let text_colour = if response.hovered() { ui.visuals().strong_text_color() } else { text_colour };
+        painter.galley(
+            egui::pos2(rect.left() + icon + gap, rect.center().y - galley.size().y / 2.0),
+            galley,
+            text_colour,
+        );
+    }
+    response.on_hover_cursor(egui::CursorIcon::PointingHand)
 }
 
 /// The x range plots stacked on a page share, so that an epoch sits at the same x on each and the epoch on show's
@@ -215,13 +347,20 @@ pub(crate) fn stacked(plot: Plot<'_>, x: Option<[f64; 2]>) -> Plot<'_> {
     }
 }
 
-/// [`plot_axes::curve`] highlighted: wider, over a dark halo, in its own colour.
-pub(crate) fn emphasised_curve(plot: &mut egui_plot::PlotUi<'_>, name: String, points: Vec<[f64; 2]>) {
+/// [`plot_axes::curve`] highlighted: wider, over a dark halo, in `colour`.
+pub(crate) fn emphasised_curve(
+    plot: &mut egui_plot::PlotUi<'_>,
+    name: String,
+    points: Vec<[f64; 2]>,
+    colour: egui::Color32,
+) {
     if points.len() > 1 {
         halo_line(plot, ("curve", &name), points.clone(), 3.5);
-        plot.line(egui_plot::Line::new(name, egui_plot::PlotPoints::from(points)).width(3.5).highlight(true));
+        plot.line(
+            egui_plot::Line::new(name, egui_plot::PlotPoints::from(points)).color(colour).width(3.5).highlight(true),
+        );
     } else {
-        plot_axes::curve(plot, name, points);
+        plot_axes::coloured_curve(plot, name, points, colour);
     }
 }
 
@@ -278,62 +417,134 @@ pub(crate) fn labelled(
 
 #[cfg(test)]
 mod tests {
-    use super::{EpochCurves, shared_x};
+    use egui_kittest::Harness;
+    use egui_kittest::kittest::{NodeT, Queryable};
 
-    /// Two plots of 50 epochs stacked as the VAE's loss page stacks them: the loss falling (its legend has a free
-    /// corner) and three rising KL curves (whose legend needs room to the right of the data). Drawn over their shared
-    /// x range, both show the same epochs across the same stretch of the window; each on its own, they do not.
+    use super::{EpochCurves, curve_colour, hidden_curves, shared_x};
+    use crate::ui::highlight::figure_label;
+
+    type Curves = Vec<(&'static str, Vec<[f64; 2]>)>;
+
+    fn epochs(f: &dyn Fn(f64) -> f64) -> Vec<[f64; 2]> {
+        (1..=50).map(|e| [f64::from(e), f(f64::from(e))]).collect()
+    }
+
+    /// The VAE's loss falling.
+    fn loss() -> Curves {
+        vec![
+            ("test: negative ELBO", epochs(&|e| 150.0 + 70.0 / e)),
+            ("test: reconstruction", epochs(&|e| 142.0 + 60.0 / e)),
+            ("train: negative ELBO", epochs(&|e| 128.0 + 80.0 / e)),
+        ]
+    }
+
+    /// Three rising KL curves spanning the plot's height: no corner of the plot is free of them.
+    fn kl() -> Curves {
+        vec![
+            ("KL, all dimensions", epochs(&|e| 6.5 - 4.0 / e)),
+            ("z1", epochs(&|e| 3.2 - 2.3 / e)),
+            ("z2", epochs(&|e| 3.3 - 1.4 / e)),
+        ]
+    }
+
+    /// Two plots of 50 epochs stacked as the VAE's loss page stacks them, over their shared x range: both show the
+    /// same epochs across the same stretch of the window, and the range ends at the run's last epoch (a legend inside
+    /// the KL plot, which has no free corner, stretched it to epoch 65).
     #[test]
-    fn stacked_plots_show_an_epoch_at_the_same_x() {
-        let epochs = |f: &dyn Fn(f64) -> f64| (1..=50).map(|e| [f64::from(e), f(f64::from(e))]).collect::<Vec<_>>();
-        let loss = || {
-            vec![
-                ("test: negative ELBO", epochs(&|e| 150.0 + 70.0 / e)),
-                ("test: reconstruction", epochs(&|e| 142.0 + 60.0 / e)),
-                ("train: negative ELBO", epochs(&|e| 128.0 + 80.0 / e)),
-            ]
-        };
-        let kl = || {
-            vec![
-                ("KL, all dimensions", epochs(&|e| 6.5 - 4.0 / e)),
-                ("z1", epochs(&|e| 3.2 - 2.3 / e)),
-                ("z2", epochs(&|e| 3.3 - 1.4 / e)),
-            ]
-        };
-        // The x bounds and the plot area's left edge of each plot after a few frames (the first lays out).
-        let frames = |share: bool| {
-            let ctx = egui::Context::default();
-            let mut shown = Vec::new();
-            for _ in 0..3 {
-                let input = egui::RawInput {
-                    screen_rect: Some(egui::Rect::from_min_size(egui::Pos2::ZERO, egui::vec2(900.0, 700.0))),
-                    ..Default::default()
-                };
-                let _ = ctx.run_ui(input, |ui| {
-                    let (top, bottom) =
-                        (EpochCurves::new(ui, "loss", 200.0, loss()), EpochCurves::new(ui, "kl", 160.0, kl()));
-                    let reach = [top.reach(ui.ctx()), bottom.reach(ui.ctx())];
-                    let x = if share { shared_x(reach) } else { None };
-                    shown = [top.show(ui, &[], Some(24.0), x), bottom.show(ui, &[], Some(24.0), x)]
-                        .iter()
-                        .map(|t| {
-                            (t.bounds().min()[0], t.bounds().max()[0], t.frame().left(), t.position_from_point_x(24.0))
-                        })
-                        .collect::<Vec<_>>();
+    fn stacked_plots_show_an_epoch_at_the_same_x_and_no_epoch_past_the_last() {
+        let ctx = egui::Context::default();
+        let mut shown = Vec::new();
+        for _ in 0..3 {
+            let input = egui::RawInput {
+                screen_rect: Some(egui::Rect::from_min_size(egui::Pos2::ZERO, egui::vec2(900.0, 700.0))),
+                ..Default::default()
+            };
+            let _ = ctx.run_ui(input, |ui| {
+                let mut top = EpochCurves::new("loss", 200.0, loss()).marked(Some(24.0));
+                let mut bottom = EpochCurves::new("kl", 160.0, kl()).marked(Some(24.0));
+                let x = shared_x([top.reach(), bottom.reach()]);
+                assert_eq!(x, Some([1.0, 50.0]));
+                top.heading(ui, |ui| {
+                    ui.label("Loss");
                 });
+                let top = top.show(ui, &[], x);
+                bottom.heading(ui, |ui| {
+                    ui.label("KL");
+                });
+                let bottom = bottom.show(ui, &[], x);
+                shown = [top, bottom]
+                    .iter()
+                    .map(|t| {
+                        (t.bounds().min()[0], t.bounds().max()[0], t.frame().left(), t.position_from_point_x(24.0))
+                    })
+                    .collect::<Vec<_>>();
+            });
+        }
+        let (top, bottom) = (shown[0], shown[1]);
+        assert!((top.0 - bottom.0).abs() < 1e-9 && (top.1 - bottom.1).abs() < 1e-9, "the same epochs: {shown:?}");
+        assert!((top.2 - bottom.2).abs() < 0.5, "the plot areas start at the same x: {shown:?}");
+        assert!((top.3 - bottom.3).abs() < 0.5, "epoch 24 at the same x on both: {shown:?}");
+        // egui_plot's own margin is 5 % of the range each side.
+        assert!(top.1 < 50.0 + 0.06 * 49.0, "the axis ends near epoch 50: {shown:?}");
+    }
+
+    /// The stroke colours of the plot's lines, as drawn.
+    fn line_colours(harness: &Harness<'_>) -> Vec<egui::Color32> {
+        fn walk(shape: &egui::Shape, colours: &mut Vec<egui::Color32>) {
+            match shape {
+                egui::Shape::Vec(shapes) => shapes.iter().for_each(|s| walk(s, colours)),
+                egui::Shape::Path(path) => {
+                    if let egui::epaint::ColorMode::Solid(colour) = path.stroke.color {
+                        colours.push(colour);
+                    }
+                }
+                _ => {}
             }
-            shown
-        };
-        let apart = frames(false);
+        }
+        let mut colours = Vec::new();
+        for clipped in &harness.output().shapes {
+            walk(&clipped.shape, &mut colours);
+        }
+        colours
+    }
+
+    /// The legend's entries, in the row above the plot, are check boxes named after the curves: a click hides a curve
+    /// and a second shows it again; the pointer over an entry highlights its curve (named in the plot's label).
+    #[test]
+    fn a_legend_entry_hides_its_curve_and_highlights_it_under_the_pointer() {
+        let mut harness = Harness::builder().with_size(egui::vec2(900.0, 400.0)).build_ui(|ui| {
+            let mut curves = EpochCurves::new("kl", 200.0, kl()).marked(Some(24.0));
+            curves.heading(ui, |ui| {
+                ui.label("KL per latent dimension");
+            });
+            curves.show(ui, &[], None);
+            ui.label("below");
+        });
+        harness.run();
+        let z1 = curve_colour(1);
+        assert!(line_colours(&harness).contains(&z1), "z1's curve is drawn");
+        for name in ["KL, all dimensions", "z1", "z2", super::EPOCH_ON_SHOW] {
+            let entry = harness.get_by_label(name);
+            assert_eq!(entry.accesskit_node().role(), egui::accesskit::Role::CheckBox, "{name}");
+            assert!(entry.rect().bottom() < harness.get_by_label("KL per latent dimension").rect().bottom() + 30.0);
+        }
+        harness.get_by_label("z1").click();
+        harness.run();
+        assert_eq!(hidden_curves(&harness.ctx, "kl"), vec!["z1".to_owned()]);
+        assert!(!line_colours(&harness).contains(&z1), "z1's curve is hidden");
+        harness.get_by_label("z1").click();
+        harness.run();
+        assert!(hidden_curves(&harness.ctx, "kl").is_empty());
+        assert!(line_colours(&harness).contains(&z1), "z1's curve shows again");
+        assert!(harness.query_by_label(&figure_label("the curves of z2")).is_none(), "nothing highlighted yet");
+        harness.get_by_label("z2").hover();
+        harness.run();
+        assert!(harness.query_by_label(&figure_label("the curves of z2")).is_some(), "z2's curve is highlighted");
+        harness.get_by_label("below").hover();
+        harness.run();
         assert!(
-            apart[1].1 > apart[0].1 + 5.0,
-            "on its own the KL plot reaches further right, for its legend: {apart:?}"
+            harness.query_by_label(&figure_label("the curves of z2")).is_none(),
+            "the highlight goes with the pointer"
         );
-        let together = frames(true);
-        let (top, bottom) = (together[0], together[1]);
-        assert!((top.0 - bottom.0).abs() < 1e-9 && (top.1 - bottom.1).abs() < 1e-9, "the same epochs: {together:?}");
-        assert!((top.2 - bottom.2).abs() < 0.5, "the plot areas start at the same x: {together:?}");
-        assert!((top.3 - bottom.3).abs() < 0.5, "epoch 24 at the same x on both: {together:?}");
-        assert!(top.1 >= apart[1].1 - 1e-9, "the shared range takes in the KL legend's room: {together:?}");
     }
 }

@@ -95,9 +95,8 @@ pub(crate) fn plane<'a>(id_salt: impl egui::AsIdSalt) -> Plot<'a> {
 #[derive(Debug)]
 pub(crate) struct Occupied {
     points: Vec<[f64; 2]>,
-    /// Vertical and horizontal lines across the whole plot: their x and y.
+    /// Vertical lines across the whole plot: their x.
     vlines: Vec<f64>,
-    hlines: Vec<f64>,
     /// The share of the plot's width and height the legend covers.
     legend_share: [f64; 2],
 }
@@ -105,7 +104,7 @@ pub(crate) struct Occupied {
 impl Default for Occupied {
     /// A legend of unknown size: taken as 40 % of the plot each way.
     fn default() -> Self {
-        Self { points: Vec::new(), vlines: Vec::new(), hlines: Vec::new(), legend_share: [0.4, 0.4] }
+        Self { points: Vec::new(), vlines: Vec::new(), legend_share: [0.4, 0.4] }
     }
 }
 
@@ -141,32 +140,16 @@ impl Occupied {
         self
     }
 
-    /// Adds a horizontal line (`HLine`) at `y`, across the plot.
-    pub(crate) fn hline(&mut self, y: f64) -> &mut Self {
-        if y.is_finite() {
-            self.hlines.push(y);
-        }
-        self
-    }
-
-    /// The points, and points along the vertical and horizontal lines across the points' extent.
+    /// The points, and points along the vertical lines across the points' extent.
     fn all_points(&self) -> Vec<[f64; 2]> {
         let mut all = self.points.clone();
-        let extent = |axis: usize, across: &[f64]| {
-            self.points
-                .iter()
-                .map(|p| p[axis])
-                .chain(across.iter().copied())
-                .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), v| (lo.min(v), hi.max(v)))
-        };
-        let ((x_lo, x_hi), (y_lo, y_hi)) = (extent(0, &self.vlines), extent(1, &self.hlines));
-        let along =
-            |lo: f64, hi: f64| (0..=Self::PIECES).map(move |k| lo + (hi - lo) * f64::from(k) / f64::from(Self::PIECES));
+        let (y_lo, y_hi) = self
+            .points
+            .iter()
+            .map(|p| p[1])
+            .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), v| (lo.min(v), hi.max(v)));
         for &x in &self.vlines {
-            all.extend(along(y_lo, y_hi).map(|y| [x, y]));
-        }
-        for &y in &self.hlines {
-            all.extend(along(x_lo, x_hi).map(|x| [x, y]));
+            all.extend((0..=Self::PIECES).map(|k| [x, y_lo + (y_hi - y_lo) * f64::from(k) / f64::from(Self::PIECES)]));
         }
         all.retain(|p| p[0].is_finite() && p[1].is_finite());
         all
@@ -231,29 +214,13 @@ impl Occupied {
             return LegendPlacement { corner, room: None };
         }
         // The data keeps (1 - share) of the axis (a tenth more for the plot's own margins); the legend takes the
-        // rest. Over a horizontal line the room goes above it.
+        // rest. Over points that share one x (a vertical line) the room goes above them.
         let beyond = |share: f64, length: f64| length * share / (1.0 - share) * 1.1;
         if share_x <= share_y && width > f64::MIN_POSITIVE {
             LegendPlacement { corner: Corner::RightTop, room: Some(Room::Right(x_max + beyond(share_x, width))) }
         } else {
             let top = if count(false, true) < count(true, true) { Corner::LeftTop } else { Corner::RightTop };
             LegendPlacement { corner: top, room: Some(Room::Above(y_max + beyond(share_y, height))) }
-        }
-    }
-
-    /// The x range the plot takes in for what it draws: the points' extent, reaching further right where its legend
-    /// (`legend`: whether it is shown) needs room there ([`Self::placement`]); `None` where nothing is drawn.
-    pub(crate) fn x_reach(&self, legend: bool) -> Option<[f64; 2]> {
-        let points = self.all_points();
-        if points.is_empty() {
-            return None;
-        }
-        // Every point is finite (`all_points`).
-        let lo = points.iter().map(|p| p[0]).fold(f64::INFINITY, f64::min);
-        let hi = points.iter().map(|p| p[0]).fold(f64::NEG_INFINITY, f64::max);
-        match self.placement() {
-            LegendPlacement { room: Some(Room::Right(x)), .. } if legend => Some([lo, hi.max(x)]),
-            _ => Some([lo, hi]),
         }
     }
 
@@ -342,13 +309,18 @@ fn legend(corner: Corner) -> Legend {
     Legend::default().position(corner).follow_insertion_order(true)
 }
 
-/// Adds a curve (a loss or a metric per epoch) to a plot: a line, or the lone point as a marker while there is only
-/// one (a line through one point draws nothing).
-pub(crate) fn curve(plot: &mut PlotUi<'_>, name: impl Into<String>, points: Vec<[f64; 2]>) {
+/// Adds a curve (a loss or a metric per epoch) in `colour` to a plot: a line, or the lone point as a marker while
+/// there is only one (a line through one point draws nothing).
+pub(crate) fn coloured_curve(
+    plot: &mut PlotUi<'_>,
+    name: impl Into<String>,
+    points: Vec<[f64; 2]>,
+    colour: egui::Color32,
+) {
     if points.len() == 1 {
-        plot.points(Points::new(name.into(), points).radius(3.5).shape(MarkerShape::Circle).filled(true));
+        plot.points(Points::new(name.into(), points).radius(3.5).shape(MarkerShape::Circle).filled(true).color(colour));
     } else {
-        plot.line(Line::new(name.into(), PlotPoints::from(points)));
+        plot.line(Line::new(name.into(), PlotPoints::from(points)).color(colour));
     }
 }
 

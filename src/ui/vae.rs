@@ -8,7 +8,6 @@ use crate::train::RunSnapshot;
 use crate::ui::highlight::Highlight;
 use crate::ui::image_export::take_record_asked;
 use crate::ui::lab_page::{EpochCurves, epoch_series, figure_height, loss_page, shared_x, view_tabs, waiting};
-use crate::ui::plot_axes;
 use crate::ui::record::{FrameTarget, Subject};
 
 pub use crate::ui::vae_state::{VaePage, VaeUiState};
@@ -106,14 +105,6 @@ pub(crate) fn vae_loss_ui(
     ui: &mut egui::Ui,
 ) {
     let series = |name: &str| epoch_series(snapshot, name);
-    ui.horizontal(|ui| {
-        let (heading, hover) = loss_heading(likelihood);
-        ui.strong(heading).on_hover_text(hover);
-        plot_axes::legend_toggle(ui, "vae-loss");
-    });
-    if averaged {
-        ui.label(egui::RichText::new(AVERAGED_CURVES).weak());
-    }
     let curves = vec![
         (TRAIN_LOSS, series("loss")),
         ("train: negative ELBO", series("train_neg_elbo")),
@@ -124,7 +115,7 @@ pub(crate) fn vae_loss_ui(
     // The two plots share the page below the heading where the window has the room, the loss plot the larger part;
     // room is left under them for the heading between them and a line on collapsed dimensions.
     let height = figure_height(ui, 1.0, 90.0, (360.0, 800.0));
-    let loss_curves = EpochCurves::new(ui, "vae-loss", height * 5.0 / 9.0, curves);
+    let mut loss_curves = EpochCurves::new("vae-loss", height * 5.0 / 9.0, curves).marked(scrubbed);
     let dims: Vec<String> = snapshot
         .history
         .last()
@@ -133,15 +124,21 @@ pub(crate) fn vae_loss_ui(
     let curves: Vec<(String, Vec<[f64; 2]>)> = std::iter::once(("KL, all dimensions".to_owned(), series("test_kl")))
         .chain(dims.iter().map(|k| (k.replace("kl_dim_", "z"), series(k))))
         .collect();
-    let kl_curves = EpochCurves::new(ui, "vae-kl-dims", height * 4.0 / 9.0, curves);
+    let mut kl_curves = EpochCurves::new("vae-kl-dims", height * 4.0 / 9.0, curves).marked(scrubbed);
     // The two plots over one x range: an epoch, and the epoch on show, at the same x on both.
-    let x = shared_x([loss_curves.reach(ui.ctx()), kl_curves.reach(ui.ctx())]);
-    loss_curves.show(ui, loss, scrubbed, x);
-    ui.horizontal(|ui| {
-        ui.strong("KL per latent dimension (test inputs)");
-        plot_axes::legend_toggle(ui, "vae-kl-dims");
+    let x = shared_x([loss_curves.reach(), kl_curves.reach()]);
+    loss_curves.heading(ui, |ui| {
+        let (heading, hover) = loss_heading(likelihood);
+        ui.strong(heading).on_hover_text(hover);
     });
-    kl_curves.show(ui, &[], scrubbed, x);
+    if averaged {
+        ui.label(egui::RichText::new(AVERAGED_CURVES).weak());
+    }
+    loss_curves.show(ui, loss, x);
+    kl_curves.heading(ui, |ui| {
+        ui.strong("KL per latent dimension (test inputs)");
+    });
+    kl_curves.show(ui, &[], x);
     if let Some(last) = snapshot.history.last() {
         let collapsed: Vec<String> = dims
             .iter()
