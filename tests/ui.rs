@@ -200,12 +200,23 @@ fn vae_training_shows_the_latent_space_and_the_decoded_image_follows_the_cursor(
         None,
         "an ellipse stayed with the cursor off the plot"
     );
-    // Click two inputs: the path between their latent means is decoded.
-    for at in [first, second] {
+    // Click two inputs: the path between their latent means is decoded. In a short window it is under the
+    // window's foot, and comes into view (the page scrolls to it) as it shows.
+    let short = 600.0;
+    harness.set_size(egui::vec2(1280.0, short));
+    harness.run_steps(3);
+    let heading = harness.get_by_label_contains("Encoder means of every input").rect();
+    for at in [heading.left_bottom() + egui::vec2(80.0, 120.0), heading.left_bottom() + egui::vec2(300.0, 300.0)] {
         click_at(&mut harness, at);
     }
     wait_until(&mut harness, "the interpolation", |app| app.vae_state().has_path());
-    harness.get_by_label_contains("Interpolation from");
+    harness.run_steps(3);
+    let title = harness.get_by_label_contains("Interpolation from").rect();
+    let below = short - title.bottom();
+    // The strip of ten images under the title is a tenth of its width high (60 points at most), then its buttons.
+    assert!(title.top() > 0.0 && below > 80.0, "the path is out of view: its title at {title:?}");
+    harness.set_size(egui::vec2(1280.0, 800.0));
+    harness.run_steps(3);
     harness.get_by_label("Reconstructions").click();
     harness.run_steps(3);
     harness.get_by_label("16 test images");

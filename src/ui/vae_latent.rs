@@ -358,6 +358,7 @@ fn scatter_ui(vae: &mut VaeUiState, latents: &Latents, height: f32, ui: &mut egu
             vae.path_images = None;
         }
         vae.picked.push(i);
+        vae.reveal_path = <[usize; 2]>::try_from(vae.picked.as_slice()).ok();
     }
     if response.response.hovered()
         && let Some(p) = pointer
@@ -462,10 +463,11 @@ fn path_ui(vae: &mut VaeUiState, ui: &mut egui::Ui) {
         let w = ui.available_width().min(600.0);
         let shown = ui.image((t.id(), egui::vec2(w, w / crate::train::vae_view::PATH_STEPS as f32)));
         capture_if_asked(ui, "vae-path", shown.rect, || file_name);
-        ui.horizontal(|ui| {
+        let buttons = ui.horizontal(|ui| {
             save_image_button(ui, "vae-path");
             record_button(ui, "vae-path", vae.recorder.busy());
         });
+        vae.reveal_path_in(ui, shown.rect.union(buttons.response.rect));
     } else {
         ui.spinner();
     }

@@ -92,6 +92,9 @@ pub struct VaeUiState {
     /// Inputs picked for the interpolation (indices, training rows first), at most two.
     pub(crate) picked: Vec<usize>,
     pub(crate) path_images: Option<Arc<Vec<f32>>>,
+    /// The pair of inputs just picked, whose decoded path (under the plane, often below the window's foot) is
+    /// scrolled into view when it first shows; `None` once it has been.
+    pub(crate) reveal_path: Option<[usize; 2]>,
     pub(crate) prepared: Option<Arc<Prepared>>,
     pub(crate) inputs: Arc<Vec<f32>>,
     pub(crate) n_train: usize,
@@ -171,6 +174,7 @@ impl Default for VaeUiState {
             feature_axes: (0, 1),
             picked: Vec::new(),
             path_images: None,
+            reveal_path: None,
             prepared: None,
             inputs: Arc::new(Vec::new()),
             n_train: 0,
@@ -243,6 +247,7 @@ impl VaeUiState {
         self.last_request = None;
         self.picked.clear();
         self.path_images = None;
+        self.reveal_path = None;
         self.view_step = 0;
         self.last_seen_step = None;
         self.view_taken = None;
@@ -320,6 +325,16 @@ impl VaeUiState {
     #[must_use]
     pub fn feature_decimals(&self) -> &[usize] {
         &self.decimals
+    }
+
+    /// Scrolls the decoded path (`rect`: it and its buttons) into view the first frame it shows after the second
+    /// input was picked ([`Self::reveal_path`]): a click on the plane shows what it made rather than leave it below
+    /// the window's foot. Later frames (each new step decodes the path again) leave the page where the user put it.
+    pub(crate) fn reveal_path_in(&mut self, ui: &egui::Ui, rect: egui::Rect) {
+        if self.reveal_path.is_some_and(|pair| pair == self.picked.as_slice()) {
+            self.reveal_path = None;
+            ui.scroll_to_rect(rect, None);
+        }
     }
 
     /// True once the path between two picked inputs has been decoded (for tests).

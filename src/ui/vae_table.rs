@@ -210,7 +210,7 @@ pub(crate) fn decoded_ui(vae: &VaeUiState, height: f32, ui: &mut egui::Ui) {
 }
 
 /// The path between two picked inputs of a table: each feature along it, in standard deviations.
-pub(crate) fn path_ui(vae: &VaeUiState, ui: &mut egui::Ui) {
+pub(crate) fn path_ui(vae: &mut VaeUiState, ui: &mut egui::Ui) {
     let ([a, b], Some(features)) = (vae.picked.as_slice(), Features::of(vae)) else { return };
     ui.strong(format!("Decoded along the straight path from {} to {}", vae.input_name(*a), vae.input_name(*b)));
     let Some(path) = &vae.path_images else {
@@ -219,6 +219,7 @@ pub(crate) fn path_ui(vae: &VaeUiState, ui: &mut egui::Ui) {
     };
     let d = features.len();
     let height = figure_height(ui, 0.8, 40.0, (220.0, 520.0));
+    let top = ui.cursor().top();
     saveable(
         ui,
         "vae-path",
@@ -249,10 +250,12 @@ pub(crate) fn path_ui(vae: &VaeUiState, ui: &mut egui::Ui) {
                 });
         },
     );
-    ui.horizontal(|ui| {
+    let buttons = ui.horizontal(|ui| {
         save_image_button(ui, "vae-path");
         record_button(ui, "vae-path", vae.recorder.busy());
     });
+    let shown = buttons.response.rect;
+    vae.reveal_path_in(ui, egui::Rect::from_x_y_ranges(shown.x_range(), top..=shown.bottom()));
 }
 
 /// The reconstructions of a table's first test rows by the model on show (`epoch`'s): each feature's error over
