@@ -327,6 +327,10 @@ pub struct TourState {
     /// Per step: its action was asked for (by **Do it** or a key), so the next key goes on rather than doing it
     /// again.
     acted: Vec<bool>,
+    /// The tallest the narration has been in this tour, and whether in presenter mode (whose larger text sets a
+    /// height of its own): the panel keeps it, so that its top, and the buttons along it, stay put from step to
+    /// step rather than jump with each step's length under a lecturer's pointer.
+    text_height: (bool, f32),
 }
 
 impl TourState {
@@ -335,7 +339,7 @@ impl TourState {
     pub fn new(tour: Tour) -> Self {
         let done = vec![false; tour.steps.len()];
         let acted = done.clone();
-        Self { tour, step: 0, done, started: std::time::Instant::now(), acted }
+        Self { tour, step: 0, done, started: std::time::Instant::now(), acted, text_height: (false, 0.0) }
     }
 
     /// The step may be left for the next: it is done, or it has no check (it is done when read).
@@ -396,7 +400,8 @@ pub enum TourAsk {
 
 /// The tour's panel: a row with where the tour stands, Back, **Do it**, Next step (or Finish), Skip while the step is
 /// not done, whether it is done and End tour, always in view; under it the step's title and narration (large in
-/// presenter mode, as captions), scrolling in `max_height`. Steps move here; what the app must do is returned.
+/// presenter mode, as captions), scrolling in `max_height`, and as tall as the tallest step shown yet (so that the
+/// row stays where it is). Steps move here; what the app must do is returned.
 pub fn tour_panel_ui(state: &mut TourState, presenting: bool, max_height: f32, ui: &mut egui::Ui) -> Option<TourAsk> {
     let mut ask = None;
     let n = state.tour.steps.len();
@@ -453,12 +458,17 @@ pub fn tour_panel_ui(state: &mut TourState, presenting: bool, max_height: f32, u
         });
     });
     let size = if presenting { 20.0 } else { 15.0 };
-    egui::ScrollArea::vertical()
+    if state.text_height.0 != presenting {
+        state.text_height = (presenting, 0.0);
+    }
+    let tallest = state.text_height.1;
+    let height = egui::ScrollArea::vertical()
         .id_salt("tour-text")
         .auto_shrink([false, true])
         .max_height(max_height)
         .min_scrolled_height(max_height)
         .show(ui, |ui| {
+            let top = ui.min_rect().top();
             ui.label(egui::RichText::new(&step.title).strong().size(size + 2.0));
             for paragraph in step.text.split("\n\n") {
                 let paragraph = paragraph.replace('\n', " ");
@@ -468,7 +478,15 @@ pub fn tour_panel_ui(state: &mut TourState, presenting: bool, max_height: f32, u
                     ui.label(egui::RichText::new(paragraph).size(size));
                 }
             }
-        });
+            let height = ui.min_rect().bottom() - top;
+            let missing = tallest - height - ui.spacing().item_spacing.y;
+            if missing > 0.0 {
+                ui.add_space(missing);
+            }
+            height
+        })
+        .inner;
+    state.text_height.1 = tallest.max(height);
     ask
 }
 

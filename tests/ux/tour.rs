@@ -52,12 +52,18 @@ fn wait_done_and_go_on(harness: &mut Harness<'_, BayesExplorerApp>) {
         harness.get_by_label("Done");
     }
     let last = harness.state().tour().is_some_and(|t| t.step + 1 == t.tour.steps.len());
+    let row = harness.get_by_label("End tour").rect().top();
     harness.get_by_label(if last { "Finish" } else { "Next step >" }).click();
     harness.run_steps(2);
     if last {
         assert!(harness.state().tour().is_none(), "Finish ends the tour");
     } else {
         assert_eq!(step(harness.state()), at + 1, "Next step goes on");
+        // The panel keeps the tallest step's height: its buttons never move down under the pointer (a shorter step
+        // moved them by a line or more, so that a second click on Next step missed).
+        harness.run_steps(1);
+        let now = harness.get_by_label("End tour").rect().top();
+        assert!(now <= row + 0.5, "the tour's buttons moved down from y = {row} to {now} at step {}", at + 2);
     }
 }
 
