@@ -659,8 +659,9 @@ fn inspect(path: &str, options: CsvOptions, as_json: bool) -> Result<(), CliErro
     if let Some(c) = &table.csv {
         let _ = writeln!(
             out,
-            "delimiter: {}; header: {}; gzip: {}; byte order mark: {}; line ends: {}",
+            "delimiter: {}; decimal mark: {}; header: {}; gzip: {}; byte order mark: {}; line ends: {}",
             delimiter_name(c.delimiter),
+            if c.decimal_comma { "comma" } else { "point" },
             if c.has_header { "yes" } else { "no" },
             if c.gzipped { "yes" } else { "no" },
             if c.had_bom { "yes" } else { "no" },

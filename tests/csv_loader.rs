@@ -117,6 +117,31 @@ fn non_numeric_cell_is_named() {
     assert_eq!(err.location(), Some((2, Some(2))));
 }
 
+/// A spreadsheet in much of Europe writes "0,27" with semicolons (or tabs) between fields: the comma reads as the
+/// decimal point there, and the file's facts say so. Between commas it cannot be one, and a number with both marks
+/// ("1.234,5", a thousands point) is refused with its place, as any text that is not a number.
+#[test]
+fn a_decimal_comma_reads_between_semicolons_and_tabs() {
+    let point = read("a;b;c\n7.4;0.7;11\n-0.25;1e-3;3\n").expect("points");
+    for text in ["a;b;c\n7,4;0,7;11\n-0,25;1e-3;3\n", "a\tb\tc\n7,4\t0,7\t11\n-0,25\t1e-3\t3\n"] {
+        let comma = read(text).expect("decimal commas");
+        assert_eq!(comma.values, point.values, "{text:?}");
+        assert!(comma.csv.as_ref().expect("facts").decimal_comma, "{text:?}");
+    }
+    assert!(!point.csv.as_ref().expect("facts").decimal_comma);
+    // A header of names with commas in them is still a header.
+    let named = read("\"x, in m\";\"y, in s\"\n1,5;2\n").expect("a header");
+    assert_eq!((named.columns[0].name.as_str(), named.values.as_slice()), ("x, in m", &[1.5, 2.0][..]));
+    match read("a;b\n1;2\n1.234,5;3\n") {
+        Err(CsvError::NotNumeric { line: 3, column: 1, text, .. }) => assert_eq!(text, "1.234,5"),
+        other => panic!("expected the thousands point to be named, got {other:?}"),
+    }
+    match read("a,b\n1,2\n\"0,5\",3\n") {
+        Err(CsvError::NotNumeric { line: 3, column: 1, text, .. }) => assert_eq!(text, "0,5"),
+        other => panic!("expected a comma between commas to be refused, got {other:?}"),
+    }
+}
+
 #[test]
 fn dropping_rows_says_how_many() {
     let table = read_dropping("a,b\n1,2\nNA,3\n4,?\n5,6\n").unwrap();

@@ -378,19 +378,24 @@ enum Cell {
     NotNumeric,
 }
 
-fn parse_cell(text: &str) -> Cell {
+/// A cell's value. `decimal_comma`: the file's fields are not separated by commas, so a comma in a number is a
+/// decimal one, as a spreadsheet in much of Europe writes it ("0,27" with semicolons between fields): a cell with
+/// one comma and no point reads with the comma as the point.
+fn parse_cell(text: &str, decimal_comma: bool) -> Cell {
     let t = text.trim();
     if MISSING.iter().any(|m| t.eq_ignore_ascii_case(m)) {
         return Cell::Missing;
     }
-    match t.parse::<f64>() {
+    let parsed = if decimal_comma && has_decimal_comma(t) { t.replacen(',', ".", 1).parse::<f64>() } else { t.parse() };
+    match parsed {
         Ok(v) if v.is_finite() && v.abs() <= f64::from(f32::MAX) => Cell::Number(v as f32),
         _ => Cell::NotNumeric,
     }
 }
 
-fn is_number(text: &str) -> bool {
-    matches!(parse_cell(text), Cell::Number(_))
+/// One comma and no point: "0,27".
+fn has_decimal_comma(text: &str) -> bool {
+    text.bytes().filter(|&b| b == b',').count() == 1 && !text.contains('.')
 }
 
 struct Parser<'a> {
@@ -427,6 +432,7 @@ impl<'a> Parser<'a> {
 
     fn run(&mut self) -> Result<Table, CsvError> {
         let file = self.file.clone();
+        let decimal_comma = self.delimiter != b',';
         let mut reader = csv::ReaderBuilder::new()
             .delimiter(self.delimiter)
             .has_headers(false)
@@ -455,6 +461,7 @@ impl<'a> Parser<'a> {
             HeaderMode::Present => true,
             HeaderMode::Absent => false,
             HeaderMode::Auto => {
+                let is_number = |text: &str| matches!(parse_cell(text, decimal_comma), Cell::Number(_));
                 let all_text = first.iter().all(|f| !is_number(f));
                 let some_text = first.iter().any(|f| !is_number(f));
                 let second_numeric = second.as_ref().is_some_and(|s| s.iter().all(is_number));
@@ -488,6 +495,7 @@ impl<'a> Parser<'a> {
         let mut first_rows = Vec::new();
         let mut dropped = 0usize;
         let mut first_dropped = None;
+        let mut comma_read = false;
         let mut n_rows = 0usize;
         let total = self.bytes.len().max(1) as f32;
 
@@ -526,8 +534,11 @@ impl<'a> Parser<'a> {
             row_buf.clear();
             let mut bad = None;
             for (j, text) in rec.iter().enumerate() {
-                match parse_cell(text) {
-                    Cell::Number(v) => row_buf.push(v),
+                match parse_cell(text, decimal_comma) {
+                    Cell::Number(v) => {
+                        comma_read |= decimal_comma && has_decimal_comma(text.trim());
+                        row_buf.push(v);
+                    }
                     Cell::Missing => {
                         bad = Some((j, text, true));
                         break;
@@ -588,6 +599,7 @@ impl<'a> Parser<'a> {
                 had_bom: false,
                 gzipped: false,
                 crlf: false,
+                decimal_comma: comma_read,
                 dropped_rows: dropped,
                 first_dropped,
                 first_rows,

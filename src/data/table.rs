@@ -79,6 +79,9 @@ pub struct CsvFacts {
     pub gzipped: bool,
     /// Lines end in CR LF.
     pub crlf: bool,
+    /// Numbers were written with a decimal comma ("0,27", between semicolons or tabs).
+    #[serde(default)]
+    pub decimal_comma: bool,
     /// Rows dropped because of missing or non-numeric cells (only when the user asked to drop them).
     pub dropped_rows: usize,
     /// The first dropped row, to show the user an example: (line, column name, text).

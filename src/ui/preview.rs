@@ -101,9 +101,10 @@ fn preview_ui(p: &mut Preview, ui: &mut egui::Ui) -> Choice {
     ));
     if let Some(csv) = &t.csv {
         ui.label(format!(
-            "Delimiter: {}. Line ends: {}.{}{}",
+            "Delimiter: {}. Line ends: {}.{}{}{}",
             delimiter_name(csv.delimiter),
             if csv.crlf { "CR LF" } else { "LF" },
+            if csv.decimal_comma { " Numbers with a decimal comma (0,27 read as 0.27)." } else { "" },
             if csv.gzipped { " Gzip-compressed." } else { "" },
             if csv.had_bom { " Starts with a UTF-8 byte order mark." } else { "" },
         ));
