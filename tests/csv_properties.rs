@@ -83,12 +83,18 @@ enum Class {
     Text,
 }
 
-/// The reader's rule for one cell: trimmed, a missing marker, else a finite number that fits an `f32`.
-fn classify(text: &str) -> Class {
+/// The reader's rule for one cell: trimmed, a missing marker, else a finite number that fits an `f32`; where the
+/// fields are not separated by commas (`decimal_comma`), one comma and no point is a decimal comma ("1,5").
+fn classify(text: &str, decimal_comma: bool) -> Class {
     let t = text.trim();
     if MISSING_MARKERS.iter().any(|m| t.eq_ignore_ascii_case(m)) {
         return Class::Missing;
     }
+    let t = if decimal_comma && t.matches(',').count() == 1 && !t.contains('.') {
+        t.replace(',', ".")
+    } else {
+        t.to_owned()
+    };
     match t.parse::<f64>() {
         Ok(v) if v.is_finite() && v.abs() <= f64::from(f32::MAX) => Class::Number(v as f32),
         _ => Class::Text,
@@ -194,10 +200,11 @@ fn check_error(raw: &[u8], error: &CsvError) -> Result<(), String> {
                 ));
             }
         }
-        CsvError::Missing { text, .. } if !matches!(classify(text), Class::Missing) => {
+        CsvError::Missing { text, .. } if !matches!(classify(text, false), Class::Missing) => {
             return Err(format!("{text:?} called missing: {message}"));
         }
-        CsvError::NotNumeric { text, .. } if !matches!(classify(text), Class::Text) => {
+        // Text refused is no number with a decimal point (whether a comma was one depends on the delimiter).
+        CsvError::NotNumeric { text, .. } if !matches!(classify(text, false), Class::Text) => {
             return Err(format!("{text:?} called not numeric: {message}"));
         }
         CsvError::Ragged { line, found, expected, reference_line, .. }
@@ -391,7 +398,8 @@ fn expected(grid: &Grid, text: &str, row_starts: &[usize], options: &CsvOptions)
     let Some(&(first_line, first)) = records.first() else {
         return Err(CsvError::Empty { file });
     };
-    let is_number = |t: &String| matches!(classify(t), Class::Number(_));
+    let decimal_comma = options.delimiter.unwrap_or(grid.delimiter) != b',';
+    let is_number = |t: &String| matches!(classify(t, decimal_comma), Class::Number(_));
     let has_header = match options.header {
         HeaderMode::Present => true,
         HeaderMode::Absent => false,
@@ -436,7 +444,7 @@ fn expected(grid: &Grid, text: &str, row_starts: &[usize], options: &CsvOptions)
         let mut row = Vec::with_capacity(n_cols);
         let mut bad = None;
         for (j, text) in cells.iter().enumerate() {
-            match classify(text) {
+            match classify(text, decimal_comma) {
                 Class::Number(v) => row.push(v),
                 Class::Missing => {
                     bad = Some((j, text, true));
