@@ -181,6 +181,40 @@ fn the_vae_scrubber_shows_a_kept_model_as_a_run_stopped_there_and_records_the_la
     harness.run_steps(3);
     assert!(harness.state().vae_state().scrubber.step.is_none());
 
+    // R replays the training: every kept model in turn from the first, each until the plane shows it (a replay moves
+    // on only then), in the window on show when it started; then the views follow the run again.
+    let latents_step = |app: &BayesExplorerApp| app.vae_state().latents().map(|l| l.step);
+    wait_until(&mut harness, "the latest model's latents", |app| latents_step(app) == steps.last().copied());
+    harness.run_steps(2);
+    let window = harness.state().vae_state().plane_window();
+    let before = latents_step(harness.state());
+    harness.key_press(egui::Key::R);
+    harness.run_steps(2);
+    harness.get_by_label("Stop replay");
+    let mut shown_steps: Vec<u64> = Vec::new();
+    let deadline = Instant::now() + Duration::from_mins(1);
+    loop {
+        let replaying = harness.state().vae_state().scrubber.replaying();
+        if let Some(step) = latents_step(harness.state())
+            && shown_steps.last().or(before.as_ref()) != Some(&step)
+        {
+            shown_steps.push(step);
+        }
+        let now = harness.state().vae_state().plane_window();
+        let moved = now.iter().zip(&window).map(|(a, b)| (a - b).abs()).fold(0.0, f32::max);
+        assert!(moved < 1e-6 || !replaying, "the replay kept the plane's window: {window:?} to {now:?}");
+        if !replaying && shown_steps.last() == steps.last() {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the replay did not end: {shown_steps:?}");
+        harness.step();
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert_eq!(shown_steps, steps, "each model in turn shown by the plane, then the latest");
+    assert!(harness.state().vae_state().scrubber.step.is_none(), "the replay ends on the latest");
+    harness.run_steps(2);
+    harness.get_by_label("Replay");
+
     // Record the latent plane over the training: one frame per model kept, each different.
     harness.get_by_label("Latent space").click();
     harness.run_steps(2);

@@ -19,6 +19,7 @@ pub(crate) fn bnn_view_ui(bnn: &mut BnnUiState, snapshot: Option<&RunSnapshot>, 
     // A recording shows each of its frames in turn: a model of the run, in the figure recorded (on its page).
     if let Some(FrameTarget::Model(step)) = bnn.recorder.frame_to_show(ui.ctx()) {
         bnn.scrubber.step = Some(step);
+        bnn.scrubber.stop_replay();
         bnn.follow_scrubber();
         if let Some(page) = bnn.recorder.figure().and_then(BnnPage::of_figure) {
             bnn.page = page;
@@ -37,7 +38,8 @@ pub(crate) fn bnn_view_ui(bnn: &mut BnnUiState, snapshot: Option<&RunSnapshot>, 
         return;
     };
     // The comparison of runs and the sampler's page show whole runs, not one of their epochs.
-    if !matches!(bnn.page, BnnPage::Compare | BnnPage::VsNuts) && bnn.scrubber.ui("every view", ui) {
+    let ready = bnn.scrubber.scrubbed().is_none_or(|e| bnn.views_show(e.step));
+    if !matches!(bnn.page, BnnPage::Compare | BnnPage::VsNuts) && bnn.scrubber.ui("every view", ready, ui) {
         bnn.follow_scrubber();
     }
     bnn.recorder.capture_progress_ui(ui);

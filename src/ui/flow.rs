@@ -308,6 +308,14 @@ impl FlowUiState {
         }
     }
 
+    /// Starts a replay of the run's training at `now`, or stops the one under way (R); the stage plot fits the
+    /// model on show, as after a move of the scrubber.
+    pub(crate) fn toggle_replay(&mut self, now: f64) {
+        if self.scrubber.toggle_replay(now) {
+            self.fit_bounds = true;
+        }
+    }
+
     /// Shows stage `k` (0 the Gaussian, K the data; at most K), stopping Play.
     pub fn show_stage(&mut self, k: usize) {
         self.leave_line_page();
@@ -483,6 +491,7 @@ pub(crate) fn flow_view_ui(
                 flow.scrubber.step = Some(step);
                 flow.fit_bounds = true;
             }
+            flow.scrubber.stop_replay();
             if flow.recorder.figure() == Some("flow-keras") {
                 flow.page = FlowPage::KerasFigure;
             }
@@ -523,10 +532,7 @@ pub(crate) fn flow_view_ui(
     }
     if let Some(key) = flow.recorder.figure().map(str::to_owned) {
         let ready = match flow.recorder.current_target() {
-            Some(FrameTarget::Model(step)) => flow
-                .geometry
-                .as_ref()
-                .is_some_and(|g| g.step == step && g.generation[0].len() == crate::train::flow_view::N_SAMPLES),
+            Some(FrameTarget::Model(step)) => geometry_shows(flow, step),
             _ => true,
         };
         flow.recorder.after_page(ui.ctx(), ready);
@@ -537,12 +543,20 @@ pub(crate) fn flow_view_ui(
     }
 }
 
-/// The epoch scrubber above the flow's views: a slider over the models kept of the run, the epoch on show, and
-/// Latest, which follows the run again.
+/// The epoch scrubber above the flow's views: a slider over the models kept of the run, the epoch on show, Latest,
+/// which follows the run again, and Replay.
 fn scrubber_ui(flow: &mut FlowUiState, ui: &mut egui::Ui) {
-    if flow.scrubber.ui("every view", ui) {
+    let ready = flow.scrubber.scrubbed().is_none_or(|e| geometry_shows(flow, e.step));
+    if flow.scrubber.ui("every view", ready, ui) {
         flow.fit_bounds = true;
     }
+}
+
+/// Whether the flow's points and grids through every stage are those of the model of `step`, all of them.
+fn geometry_shows(flow: &FlowUiState, step: u64) -> bool {
+    flow.geometry
+        .as_ref()
+        .is_some_and(|g| g.step == step && g.generation[0].len() == crate::train::flow_view::N_SAMPLES)
 }
 
 /// The height the stage's plot keeps (or the whole scrolled area's, when that is less) before the page scrolls

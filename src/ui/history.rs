@@ -181,19 +181,27 @@ impl<P: ModelBytes> ModelHistory<P> {
     }
 }
 
+/// A replay of the run's training (**Replay**, or R) takes about this long in all, each kept model on show for
+/// [`REPLAY_INTERVAL`]'s bounds at most and at least.
+const REPLAY_SECONDS: f64 = 10.0;
+/// The shortest and longest a replay shows each kept model, in seconds.
+const REPLAY_INTERVAL: (f64, f64) = (0.1, 0.6);
+
 /// A lab's history and the epoch scrubber over it: which kept model every view of the lab shows, or the run's
-/// latest.
+/// latest; and a replay of the training, which shows each kept model in turn.
 #[derive(Debug)]
 pub struct EpochScrubber<P> {
     /// The run's models so far.
     pub history: ModelHistory<P>,
     /// The step of the model put on show; `None` follows the run (Latest).
     pub step: Option<u64>,
+    /// A replay under way: when (the window's clock, in seconds) its model on show came on.
+    replay: Option<f64>,
 }
 
 impl<P: ModelBytes> Default for EpochScrubber<P> {
     fn default() -> Self {
-        Self { history: ModelHistory::default(), step: None }
+        Self { history: ModelHistory::default(), step: None, replay: None }
     }
 }
 
@@ -202,6 +210,67 @@ impl<P: ModelBytes> EpochScrubber<P> {
     pub fn clear(&mut self) {
         self.history.clear();
         self.step = None;
+        self.replay = None;
+    }
+
+    /// True while a replay shows the run's kept models in turn.
+    #[must_use]
+    pub fn replaying(&self) -> bool {
+        self.replay.is_some()
+    }
+
+    /// Starts a replay at `now` (the window's clock, in seconds), from the model on show or, when the views follow
+    /// the run, from the first kept; or stops the one under way where it is. True when the model on show changed.
+    pub fn toggle_replay(&mut self, now: f64) -> bool {
+        if self.replay.take().is_some() || self.history.entries().len() < 2 {
+            return false;
+        }
+        self.replay = Some(now);
+        if self.scrubbed().is_none() {
+            self.step = Some(self.history.entries()[0].step);
+            return true;
+        }
+        false
+    }
+
+    /// Stops a replay where it is (a recording or the user takes the scrubber over).
+    pub fn stop_replay(&mut self) {
+        self.replay = None;
+    }
+
+    /// How long a replay shows each kept model.
+    fn replay_interval(&self) -> f64 {
+        #[allow(clippy::cast_precision_loss)] // at most a few thousand models
+        let n = self.history.entries().len().max(1) as f64;
+        (REPLAY_SECONDS / n).clamp(REPLAY_INTERVAL.0, REPLAY_INTERVAL.1)
+    }
+
+    /// Moves a replay on to the next kept model once the one on show has been on for its interval and the views
+    /// show it (`ready`: a view computed on its own thread has come in for it), at `now`; on the latest it ends and
+    /// the views follow the run again. True when the model on show changed.
+    fn advance_replay(&mut self, now: f64, ready: bool, ctx: &egui::Context) -> bool {
+        let Some(since) = self.replay else { return false };
+        let interval = self.replay_interval();
+        let left = since + interval - now;
+        if left > 0.0 || !ready {
+            ctx.request_repaint_after(std::time::Duration::from_secs_f64(left.max(0.02)));
+            return false;
+        }
+        let entries = self.history.entries();
+        let index = self.scrubbed().and_then(|on| entries.iter().position(|e| e.step == on.step));
+        match index {
+            Some(i) if i + 2 < entries.len() => {
+                self.step = Some(entries[i + 1].step);
+                self.replay = Some(now);
+                ctx.request_repaint_after(std::time::Duration::from_secs_f64(interval));
+            }
+            // The next is the latest (or the views follow the run already): the replay is over.
+            _ => {
+                self.step = None;
+                self.replay = None;
+            }
+        }
+        true
     }
 
     /// The history's entry on show (`None` when it follows the run). A model thinned away since it was chosen
@@ -224,13 +293,17 @@ impl<P: ModelBytes> EpochScrubber<P> {
         self.scrubbed().map(|e| e.epoch)
     }
 
-    /// The slider over the models kept, the epoch on show, and Latest, which follows the run again; `what`: the
-    /// views it moves ("every view"). True when the user moved it (to a model or back to the latest).
-    pub fn ui(&mut self, what: &str, ui: &mut egui::Ui) -> bool {
+    /// The slider over the models kept, the epoch on show, Latest, which follows the run again, and **Replay**,
+    /// which shows the kept models in turn from the one on show (the first, when the views follow the run) to the
+    /// latest, each once `ready` says the views show it; `what`: the views it moves ("every view"). True when the
+    /// model on show changed (the user moved the slider or pressed Latest, or the replay moved on).
+    pub fn ui(&mut self, what: &str, ready: bool, ui: &mut egui::Ui) -> bool {
+        let now = ui.input(|i| i.time);
+        let moved = self.advance_replay(now, ready, ui.ctx());
         let entries = self.history.entries();
         let n = entries.len();
         if n < 2 {
-            return false;
+            return moved;
         }
         let on_show = self.scrubbed().map(|e| e.step);
         let mut index = on_show.and_then(|step| entries.iter().position(|e| e.step == step)).unwrap_or(n - 1);
@@ -242,6 +315,7 @@ impl<P: ModelBytes> EpochScrubber<P> {
         );
         let mut chosen = None;
         let mut latest = false;
+        let mut toggled = false;
         ui.horizontal(|ui| {
             let id = ui.label("Epoch").id;
             // Wide enough to reach each kept model (egui's default is 100 points).
@@ -257,21 +331,33 @@ impl<P: ModelBytes> EpochScrubber<P> {
             };
             ui.label(egui::RichText::new(text).strong()).on_hover_text(&kept);
             latest = ui.add_enabled(on_show.is_some(), egui::Button::new("Latest")).clicked();
+            let (label, hover) = if self.replaying() {
+                ("Stop replay", "Stop the replay at the model on show (R)")
+            } else {
+                ("Replay", "Show the run's kept models one after another, every view following, up to the latest (R)")
+            };
+            toggled = ui.button(label).on_hover_text(hover).clicked();
         });
+        let mut toggled_moved = false;
+        if toggled {
+            toggled_moved = self.toggle_replay(now);
+        }
         if let Some(i) = chosen {
             // The last entry is the latest model: dragging there follows the run again.
             self.step = (i + 1 < n).then(|| self.history.entries()[i].step);
+            self.replay = None;
         }
         if latest {
             self.step = None;
+            self.replay = None;
         }
-        chosen.is_some() || latest
+        chosen.is_some() || latest || moved || toggled_moved
     }
 }
 
 #[cfg(test)]
 mod tests {
-    use super::{ModelBytes, ModelHistory};
+    use super::{EpochScrubber, ModelBytes, ModelHistory};
     use crate::compute::params::{FlowLayerParams, FlowParams};
     use std::sync::Arc;
 
@@ -300,6 +386,43 @@ mod tests {
         assert!(widest <= 2.2 * mean, "gaps {gaps:?}");
         // Each entry is the model of its own epoch.
         assert!(history.entries().iter().all(|e| e.params.layers[0] == flow(e.epoch as f32).layers[0]));
+    }
+
+    /// A replay starts at the first kept model, moves on only once the model on show has been on for its interval
+    /// and the views show it, goes through every model in turn, and ends on the latest (the views follow the run);
+    /// pressed again, it stops where it is.
+    #[test]
+    fn a_replay_shows_each_model_in_turn_once_its_views_are_in() {
+        let mut scrubber = EpochScrubber::<FlowParams>::default();
+        for epoch in 0..5u32 {
+            scrubber.history.push(u64::from(epoch) * 10, f64::from(epoch), flow(epoch as f32));
+        }
+        let ctx = egui::Context::default();
+        let interval = scrubber.replay_interval();
+        assert!((interval - 0.6).abs() < 1e-12, "five models: the longest interval, {interval}");
+        assert!(scrubber.toggle_replay(100.0), "the views move to the first model");
+        assert_eq!((scrubber.step, scrubber.replaying()), (Some(0), true));
+        assert!(!scrubber.advance_replay(100.0 + interval / 2.0, true, &ctx), "too early");
+        assert!(!scrubber.advance_replay(100.0 + interval, false, &ctx), "its views are not in");
+        let mut now = 100.0 + interval;
+        let mut seen = vec![0];
+        while scrubber.replaying() {
+            assert!(scrubber.advance_replay(now, true, &ctx));
+            seen.push(scrubber.step.unwrap_or(40));
+            now += interval;
+        }
+        assert_eq!(seen, [0, 10, 20, 30, 40], "each model in turn, the latest last");
+        assert_eq!(scrubber.step, None, "on the latest the views follow the run");
+        // Stopped half way, it stays on the model on show.
+        assert!(scrubber.toggle_replay(200.0));
+        assert!(scrubber.advance_replay(200.0 + interval, true, &ctx));
+        assert!(!scrubber.toggle_replay(200.0 + interval + 0.1));
+        assert_eq!((scrubber.step, scrubber.replaying()), (Some(10), false));
+        // From a model scrubbed to, it starts there.
+        scrubber.step = Some(20);
+        assert!(!scrubber.toggle_replay(300.0), "the model on show stays");
+        assert!(scrubber.advance_replay(300.0 + interval, true, &ctx));
+        assert_eq!(scrubber.step, Some(30));
     }
 
     #[test]

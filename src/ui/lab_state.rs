@@ -287,6 +287,32 @@ impl LabState {
         }
     }
 
+    /// Starts a replay of the run's training at `now` (the window's clock, in seconds), or stops the one under way
+    /// (R): see [`crate::ui::history::EpochScrubber::toggle_replay`]. Every view follows the model on show.
+    pub(crate) fn toggle_replay(&mut self, now: f64) {
+        match self.lab {
+            Lab::Bnn => {
+                if self.bnn.scrubber.toggle_replay(now) {
+                    self.bnn.follow_scrubber();
+                }
+            }
+            Lab::Vae => {
+                self.vae.scrubber.toggle_replay(now);
+            }
+            Lab::Flow => self.flow.toggle_replay(now),
+        }
+    }
+
+    /// True while the lab replays its run's training.
+    #[must_use]
+    pub fn replaying(&self) -> bool {
+        match self.lab {
+            Lab::Bnn => self.bnn.scrubber.replaying(),
+            Lab::Vae => self.vae.scrubber.replaying(),
+            Lab::Flow => self.flow.scrubber.replaying(),
+        }
+    }
+
     /// The label of the page on show.
     pub(crate) fn page_label(&self) -> &'static str {
         match self.lab {

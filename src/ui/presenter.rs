@@ -51,6 +51,8 @@ pub enum KeyAsk {
     OpenLab(Lab),
     /// Full screen on or off.
     ToggleFullscreen,
+    /// The open lab's replay of its training started, or stopped where it is.
+    Replay,
     /// The list of keys shown or hidden.
     ToggleKeys,
     /// Close the list of keys, or leave full screen.
@@ -59,13 +61,14 @@ pub enum KeyAsk {
 
 /// The window's keys and what they do, as the `?` overlay lists them (Ctrl + and Ctrl - are egui's own zoom keys;
 /// the zoom they set is kept per mode).
-pub const KEYS: [(&str, &str); 10] = [
+pub const KEYS: [(&str, &str); 11] = [
     ("Space", "Train, pause or resume the open lab's run; continue one stopped before its end"),
     ("Left / Right", "In a tour: its step before, or forward (the step's action first); else the flow's stages"),
     ("Page Up / Page Down", "The tour's step before or forward, as a presenter's remote sends them"),
     ("1 / 2 / 3", "Open the BNN, VAE or Flow lab"),
     ("P", "Presenter mode on or off"),
     ("F", "Full screen on or off"),
+    ("R", "Replay the open lab's training (its kept models in turn, every view following); again: stop"),
     ("Ctrl + / Ctrl -", "Zoom in or out (Ctrl 0: back to 100 %)"),
     ("?", "Show or hide this list"),
     ("Esc", "Close this list, or leave full screen"),
@@ -92,6 +95,7 @@ pub fn read_keys(ctx: &egui::Context) -> Vec<KeyAsk> {
         (Key::Num3, KeyAsk::OpenLab(Lab::ALL[2])),
         (Key::P, KeyAsk::TogglePresenter),
         (Key::F, KeyAsk::ToggleFullscreen),
+        (Key::R, KeyAsk::Replay),
         (Key::Questionmark, KeyAsk::ToggleKeys),
     ];
     ctx.input_mut(|input| {

@@ -52,6 +52,7 @@ pub(crate) fn vae_view_ui(
     // A recording shows each of its frames in turn: a model of the run, in the figure recorded (on its page).
     if let Some(FrameTarget::Model(step)) = vae.recorder.frame_to_show(ui.ctx()) {
         vae.scrubber.step = Some(step);
+        vae.scrubber.stop_replay();
         if let Some(page) = vae.recorder.figure().and_then(VaePage::of_figure) {
             vae.page = page;
         }
@@ -62,7 +63,8 @@ pub(crate) fn vae_view_ui(
         waiting(ui, "Building the network…");
         return;
     };
-    vae.scrubber.ui("every view", ui);
+    let ready = vae.scrubber.scrubbed().is_none_or(|e| vae.views_show(e.step));
+    vae.scrubber.ui("every view", ready, ui);
     vae.recorder.capture_progress_ui(ui);
     let scrubbed = vae.scrubber.scrubbed_epoch();
     // Scrolls where the window is too short for the page (1024 x 700, a projector).

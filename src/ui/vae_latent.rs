@@ -172,20 +172,21 @@ fn scatter_ui(vae: &mut VaeUiState, latents: &Latents, height: f32, ui: &mut egu
     occupied.points(&all);
     let plane = if one_d { plot_axes::plot("vae-latent-strip") } else { plot_axes::plane("vae-latent") };
     let recording = vae.recorder.busy();
-    // A recording's frames keep the legend where it was when it started (the model on show then).
-    let mut corner = if recording { vae.recording_legend } else { None };
+    // A recording's frames, and a replay's models, keep the legend where it was when it started (the model on show
+    // then), and the window on show then: the points move, the axes stay.
+    let held = recording || vae.scrubber.replaying();
+    let mut corner = if held { vae.recording_legend } else { None };
     let mut plot = plot_axes::with_legend_kept(plane, ui.ctx(), "vae-latent", &occupied, &mut corner);
     vae.recording_legend = corner;
     if recording {
         // The frames show the figure, not where the mouse happens to be.
         plot = plot.show_x(false).show_y(false).show_crosshair(false);
     }
-    // Every frame of a recording keeps the window on show when it started.
-    let fixed = if recording { *vae.recording_bounds.get_or_insert(vae.bounds) } else { vae.bounds };
-    if !recording {
+    let fixed = if held { *vae.recording_bounds.get_or_insert(vae.bounds) } else { vae.bounds };
+    if !held {
         vae.recording_bounds = None;
     }
-    let fixed = recording.then_some(fixed);
+    let fixed = held.then_some(fixed);
     // Until the user drags or zooms the plane, it shows the bulk of the inputs, not every outlier (worked out only
     // while it does: the quantiles sort every mean).
     let fit = vae.fit_latents && fixed.is_none() && !one_d;

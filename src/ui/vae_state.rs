@@ -134,10 +134,10 @@ pub struct VaeUiState {
     pub scrubber: EpochScrubber<VaeParams>,
     /// "Record animation…" of the latent plane over the training.
     pub recorder: crate::ui::record::FigureRecorder,
-    /// While a recording takes its frames: the plane's window when it started, which every frame keeps, so that
-    /// the animation shows the points moving rather than the axes.
+    /// While a recording takes its frames (or a replay shows the run's models): the plane's window when it started,
+    /// which every frame keeps, so that the animation shows the points moving rather than the axes.
     pub(crate) recording_bounds: Option<[f32; 4]>,
-    /// While a recording takes its frames: the legend's corner when it started.
+    /// While a recording takes its frames (or a replay shows the run's models): the legend's corner when it started.
     pub(crate) recording_legend: Option<egui_plot::Corner>,
     /// The two features the prior's draws are drawn on, for a table (indices into its features).
     pub(crate) feature_axes: (usize, usize),
@@ -335,6 +335,12 @@ impl VaeUiState {
             self.reveal_path = None;
             ui.scroll_to_rect(rect, None);
         }
+    }
+
+    /// The latent plane's window on show, `[x0, x1, y0, y1]` (for tests).
+    #[must_use]
+    pub fn plane_window(&self) -> [f32; 4] {
+        self.bounds
     }
 
     /// True once the path between two picked inputs has been decoded (for tests).

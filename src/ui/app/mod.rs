@@ -419,6 +419,10 @@ impl BayesExplorerApp {
             }
             KeyAsk::OpenLab(lab) => self.settings.tab = lab,
             KeyAsk::ToggleFullscreen => ctx.send_viewport_cmd(egui::ViewportCommand::Fullscreen(!fullscreen)),
+            KeyAsk::Replay => {
+                let now = ctx.input(|i| i.time);
+                self.lab_mut(tab).toggle_replay(now);
+            }
             KeyAsk::ToggleKeys => self.keys_open ^= true,
             KeyAsk::Escape if self.keys_open => self.keys_open = false,
             KeyAsk::Escape if fullscreen => ctx.send_viewport_cmd(egui::ViewportCommand::Fullscreen(false)),
