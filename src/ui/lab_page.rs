@@ -347,7 +347,7 @@ pub(crate) fn stacked(plot: Plot<'_>, x: Option<[f64; 2]>) -> Plot<'_> {
     }
 }
 
-/// [`plot_axes::curve`] highlighted: wider, over a dark halo, in `colour`.
+/// [`plot_axes::coloured_curve`] highlighted: wider, over a dark halo.
 pub(crate) fn emphasised_curve(
     plot: &mut egui_plot::PlotUi<'_>,
     name: String,
