@@ -313,6 +313,36 @@ fn a_short_run_on_red_wine_beats_the_mean_and_keeps_every_epoch_in_its_history()
     assert!(view.params.layers[0].scale_tril.len() == 96 * 96, "the current view keeps the full scale");
 }
 
+/// A classification's level to beat: the test error rate of always predicting the commonest training class; on a
+/// tie, the first of them. A digits run reports it among its metrics, with the figure counted here by hand.
+#[test]
+fn a_classification_reports_the_error_rate_of_its_commonest_class() {
+    use bayes_explorer::models::bnn::commonest_class_error_rate;
+    assert_eq!(commonest_class_error_rate(&[0.0, 1.0, 1.0, 2.0], &[1.0, 0.0, 2.0, 1.0]), Some(0.5));
+    assert_eq!(commonest_class_error_rate(&[2.0, 0.0, 2.0, 0.0], &[0.0, 2.0, 2.0, 2.0]), Some(0.75), "a tie: class 0");
+    assert_eq!(commonest_class_error_rate(&[], &[1.0]), None);
+    assert_eq!(commonest_class_error_rate(&[1.0], &[]), None);
+    let table = bayes_explorer::data::BuiltinFile::Digits8x8.load().unwrap();
+    let spec = bayes_explorer::data::prepare::default_spec_for_lab(bayes_explorer::Lab::Bnn, &table);
+    let digits = Arc::new(bayes_explorer::data::prepare::prepare(&table, &spec).unwrap());
+    let mut trainer =
+        BnnTrainer::new(BnnConfig { hidden: vec![5], epochs: 1, ..BnnConfig::default() }, &digits).unwrap();
+    while !trainer.finished() {
+        trainer.step().unwrap();
+    }
+    let last = trainer.snapshot().history.last().cloned().unwrap();
+    let level = last.get("mode_predictor_test_error_rate").expect("the level");
+    let mut counts = [0usize; 10];
+    for &y in &digits.y_train {
+        counts[y as usize] += 1;
+    }
+    let commonest = (0..10).rev().max_by_key(|&c| counts[c]).unwrap();
+    let wrong = digits.y_test.iter().filter(|&&y| y as usize != commonest).count();
+    assert!((level - wrong as f64 / digits.y_test.len() as f64).abs() < 1e-12, "level {level}");
+    assert!((0.85..0.95).contains(&level), "ten nearly even classes: {level}");
+    assert!(last.get("mean_predictor_test_rmse").is_none(), "no regression level for a classification");
+}
+
 #[test]
 fn the_cpu_loops_predict_what_candle_predicts() {
     let data = red_wine();

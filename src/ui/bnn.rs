@@ -100,15 +100,27 @@ pub(crate) fn bnn_loss_ui(snapshot: &RunSnapshot, (emphasised, scrubbed): (bool,
     let height = figure_height(ui, 0.5, 64.0, (200.0, 400.0));
     let mut loss_curves = EpochCurves::new("bnn-loss", height, curves).marked(scrubbed);
     let classification = snapshot.history.last().is_some_and(|r| r.get("test_error_rate").is_some());
-    let (train, test, label) = if classification {
-        ("train_error_rate", "test_error_rate", "error rate")
+    // Each with the level a model that learned nothing would reach: the training mean's RMSE, or the error rate of
+    // the commonest class.
+    let (train, test, label, (level_name, level)) = if classification {
+        (
+            "train_error_rate",
+            "test_error_rate",
+            "Error rate",
+            ("test, predicting the commonest class", "mode_predictor_test_error_rate"),
+        )
     } else {
-        ("train_rmse", "test_rmse", "RMSE of the predictive mean")
+        (
+            "train_rmse",
+            "test_rmse",
+            "RMSE of the predictive mean",
+            ("test, predicting the training mean", "mean_predictor_test_rmse"),
+        )
     };
     let mut error_curves =
         EpochCurves::new("bnn-error", height, vec![("train", series(train)), ("test", series(test))]).marked(scrubbed);
-    if let Some(b) = snapshot.history.last().and_then(|r| r.get("mean_predictor_test_rmse")) {
-        error_curves = error_curves.with_level("test, predicting the training mean", b);
+    if let Some(b) = snapshot.history.last().and_then(|r| r.get(level)) {
+        error_curves = error_curves.with_level(level_name, b);
     }
     // The two plots over one x range: an epoch, and the epoch on show, at the same x on both.
     let x = shared_x([loss_curves.reach(), error_curves.reach()]);

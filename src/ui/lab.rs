@@ -341,6 +341,7 @@ fn metric_line(lab: Lab, key: &str, value: f64) -> (String, String) {
         (_, "mean_predictor_test_rmse") => plain("test RMSE of the training mean"),
         (_, "train_error_rate") => percent("train error rate"),
         (_, "test_error_rate") => percent("test error rate"),
+        (_, "mode_predictor_test_error_rate") => percent("test error rate of the commonest class"),
         (_, "test_nll") => plain("test NLL (nats per row)"),
         (_, "mc_range_mean") => plain("mean range of the passes"),
         (_, "beta") => plain("β, the KL term's weight"),

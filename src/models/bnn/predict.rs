@@ -329,7 +329,36 @@ pub fn evaluation_metrics(
             data.y_test.iter().map(|&v| (f64::from(v) - mean).powi(2)).sum::<f64>() / data.y_test.len().max(1) as f64;
         metrics.push(("mean_predictor_test_rmse".to_owned(), mse.sqrt()));
     }
+    if matches!(params.task, BnnTask::Classification { .. })
+        && let Some(error) = commonest_class_error_rate(&data.y_train, &data.y_test)
+    {
+        metrics.push(("mode_predictor_test_error_rate".to_owned(), error));
+    }
     metrics
+}
+
+/// The test error rate of predicting, for every row, the class most common among the training targets
+/// (`y_train`, class indices): the classification's level to beat, as the training mean's RMSE is a regression's.
+/// `None` without training or test rows.
+#[must_use]
+pub fn commonest_class_error_rate(y_train: &[f32], y_test: &[f32]) -> Option<f64> {
+    let mut counts: Vec<usize> = Vec::new();
+    for &y in y_train {
+        #[allow(clippy::cast_sign_loss, clippy::cast_possible_truncation)] // class indices, whole and small
+        let class = y.max(0.0).round() as usize;
+        if counts.len() <= class {
+            counts.resize(class + 1, 0);
+        }
+        counts[class] += 1;
+    }
+    // The first of the most common classes, on a tie.
+    let commonest = counts.iter().enumerate().rev().max_by_key(|&(_, &n)| n)?.0;
+    if y_test.is_empty() {
+        return None;
+    }
+    let wrong = y_test.iter().filter(|&&y| (y - commonest as f32).abs() > 0.5).count();
+    #[allow(clippy::cast_precision_loss)] // row counts
+    Some(wrong as f64 / y_test.len() as f64)
 }
 
 /// Monte Carlo predictions of `params` on rows `x` with targets `y`, summarised, by the plain CPU loops.
