@@ -327,10 +327,6 @@ pub struct TourState {
     /// Per step: its action was asked for (by **Do it** or a key), so the next key goes on rather than doing it
     /// again.
     acted: Vec<bool>,
-    /// The tallest the narration has been in this tour, and whether in presenter mode (whose larger text sets a
-    /// height of its own): the panel keeps it, so that its top, and the buttons along it, stay put from step to
-    /// step rather than jump with each step's length under a lecturer's pointer.
-    text_height: (bool, f32),
 }
 
 impl TourState {
@@ -339,7 +335,7 @@ impl TourState {
     pub fn new(tour: Tour) -> Self {
         let done = vec![false; tour.steps.len()];
         let acted = done.clone();
-        Self { tour, step: 0, done, started: std::time::Instant::now(), acted, text_height: (false, 0.0) }
+        Self { tour, step: 0, done, started: std::time::Instant::now(), acted }
     }
 
     /// The step may be left for the next: it is done, or it has no check (it is done when read).
@@ -398,11 +394,12 @@ pub enum TourAsk {
     End,
 }
 
-/// The tour's panel: a row with where the tour stands, Back, **Do it**, Next step (or Finish), Skip while the step is
-/// not done, whether it is done and End tour, always in view; under it the step's title and narration (large in
-/// presenter mode, as captions), scrolling in `max_height`, and as tall as the tallest step shown yet (so that the
-/// row stays where it is). Steps move here; what the app must do is returned.
-pub fn tour_panel_ui(state: &mut TourState, presenting: bool, max_height: f32, ui: &mut egui::Ui) -> Option<TourAsk> {
+/// The tour's row of controls: where the tour stands, Back, **Do it**, Next step (or Finish), Skip while the step is
+/// not done, whether it is done and End tour. It is a panel of its own on the window's foot, under the narration
+/// ([`tour_text_ui`]), so that it stays where it is from step to step whatever each step's length (along the top of
+/// one panel with the text, it moved with it, under a lecturer's pointer). Steps move here; what the app must do is
+/// returned.
+pub fn tour_controls_ui(state: &mut TourState, ui: &mut egui::Ui) -> Option<TourAsk> {
     let mut ask = None;
     let n = state.tour.steps.len();
     let step = state.current().clone();
@@ -457,18 +454,20 @@ pub fn tour_panel_ui(state: &mut TourState, presenting: bool, max_height: f32, u
             }
         });
     });
+    ask
+}
+
+/// The step's title and narration (large in presenter mode, as captions), scrolling in `max_height`: the panel above
+/// the tour's controls ([`tour_controls_ui`]).
+pub fn tour_text_ui(state: &TourState, presenting: bool, max_height: f32, ui: &mut egui::Ui) {
+    let step = state.current();
     let size = if presenting { 20.0 } else { 15.0 };
-    if state.text_height.0 != presenting {
-        state.text_height = (presenting, 0.0);
-    }
-    let tallest = state.text_height.1;
-    let height = egui::ScrollArea::vertical()
+    egui::ScrollArea::vertical()
         .id_salt("tour-text")
         .auto_shrink([false, true])
         .max_height(max_height)
         .min_scrolled_height(max_height)
         .show(ui, |ui| {
-            let top = ui.min_rect().top();
             ui.label(egui::RichText::new(&step.title).strong().size(size + 2.0));
             for paragraph in step.text.split("\n\n") {
                 let paragraph = paragraph.replace('\n', " ");
@@ -478,16 +477,7 @@ pub fn tour_panel_ui(state: &mut TourState, presenting: bool, max_height: f32, u
                     ui.label(egui::RichText::new(paragraph).size(size));
                 }
             }
-            let height = ui.min_rect().bottom() - top;
-            let missing = tallest - height - ui.spacing().item_spacing.y;
-            if missing > 0.0 {
-                ui.add_space(missing);
-            }
-            height
-        })
-        .inner;
-    state.text_height.1 = tallest.max(height);
-    ask
+        });
 }
 
 #[cfg(test)]

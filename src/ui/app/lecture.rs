@@ -138,10 +138,15 @@ impl BayesExplorerApp {
         // The narration gets at most a third of the window (in presenter mode, where it is a caption, 40 %); it
         // scrolls beyond.
         let max_height = ui.available_height() * if presenting { 0.4 } else { 1.0 / 3.0 };
-        let ask = egui::Panel::bottom("tour")
+        // The controls first, on the window's foot (a step they move to shows at once above them), then the text.
+        let ask = egui::Panel::bottom("tour-controls")
             .resizable(false)
-            .show(ui, |ui| crate::ui::tour::tour_panel_ui(state, presenting, max_height, ui))
+            .show_separator_line(false)
+            .show(ui, |ui| crate::ui::tour::tour_controls_ui(state, ui))
             .inner;
+        egui::Panel::bottom("tour")
+            .resizable(false)
+            .show(ui, |ui| crate::ui::tour::tour_text_ui(state, presenting, max_height, ui));
         match ask {
             Some(TourAsk::DoIt(action)) => self.carry_out_tour_action(lab, &action),
             Some(TourAsk::End) => self.tour = None,
