@@ -374,6 +374,8 @@ const MISSING: [&str; 9] = ["", "na", "n/a", "nan", "?", "null", "none", "-", "m
 /// What one cell holds.
 enum Cell {
     Number(f32),
+    /// A number written with a decimal comma.
+    CommaNumber(f32),
     Missing,
     NotNumeric,
 }
@@ -386,11 +388,20 @@ fn parse_cell(text: &str, decimal_comma: bool) -> Cell {
     if MISSING.iter().any(|m| t.eq_ignore_ascii_case(m)) {
         return Cell::Missing;
     }
-    let parsed = if decimal_comma && has_decimal_comma(t) { t.replacen(',', ".", 1).parse::<f64>() } else { t.parse() };
-    match parsed {
-        Ok(v) if v.is_finite() && v.abs() <= f64::from(f32::MAX) => Cell::Number(v as f32),
-        _ => Cell::NotNumeric,
+    let number = |text: &str| {
+        text.parse::<f64>().ok().filter(|v| v.is_finite() && v.abs() <= f64::from(f32::MAX)).map(|v| v as f32)
+    };
+    if let Some(v) = number(t) {
+        return Cell::Number(v);
     }
+    // Only text that is no number with a point is looked at for a comma: most files pay nothing for the rule.
+    if decimal_comma
+        && has_decimal_comma(t)
+        && let Some(v) = number(&t.replacen(',', ".", 1))
+    {
+        return Cell::CommaNumber(v);
+    }
+    Cell::NotNumeric
 }
 
 /// One comma and no point: "0,27".
@@ -461,7 +472,8 @@ impl<'a> Parser<'a> {
             HeaderMode::Present => true,
             HeaderMode::Absent => false,
             HeaderMode::Auto => {
-                let is_number = |text: &str| matches!(parse_cell(text, decimal_comma), Cell::Number(_));
+                let is_number =
+                    |text: &str| matches!(parse_cell(text, decimal_comma), Cell::Number(_) | Cell::CommaNumber(_));
                 let all_text = first.iter().all(|f| !is_number(f));
                 let some_text = first.iter().any(|f| !is_number(f));
                 let second_numeric = second.as_ref().is_some_and(|s| s.iter().all(is_number));
@@ -535,8 +547,9 @@ impl<'a> Parser<'a> {
             let mut bad = None;
             for (j, text) in rec.iter().enumerate() {
                 match parse_cell(text, decimal_comma) {
-                    Cell::Number(v) => {
-                        comma_read |= decimal_comma && has_decimal_comma(text.trim());
+                    Cell::Number(v) => row_buf.push(v),
+                    Cell::CommaNumber(v) => {
+                        comma_read = true;
                         row_buf.push(v);
                     }
                     Cell::Missing => {

@@ -303,16 +303,6 @@ impl LabState {
         }
     }
 
-    /// True while the lab replays its run's training.
-    #[must_use]
-    pub fn replaying(&self) -> bool {
-        match self.lab {
-            Lab::Bnn => self.bnn.scrubber.replaying(),
-            Lab::Vae => self.vae.scrubber.replaying(),
-            Lab::Flow => self.flow.scrubber.replaying(),
-        }
-    }
-
     /// The label of the page on show.
     pub(crate) fn page_label(&self) -> &'static str {
         match self.lab {
