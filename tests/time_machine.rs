@@ -501,6 +501,7 @@ fn the_flow_scrubber_shows_a_kept_model_as_a_run_stopped_there() {
         run,
         data: Arc::clone(data),
         resolution: harness.state().flow_state().resolution,
+        aspect: 1.0,
         focus: 0,
         probe: None,
         live: false,

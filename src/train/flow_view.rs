@@ -41,6 +41,9 @@ pub struct FlowViewRequest {
     pub data: Arc<Vec<f32>>,
     /// Cells per side of the density grids.
     pub resolution: usize,
+    /// The stage plot's width over its height (1 for a square plot): each density grid covers its stage's box
+    /// widened to this shape ([`grid_bounds`]), so that its heat map fills the plot fitted to the box.
+    pub aspect: f32,
     /// The stage the user is looking at (its grid is computed first).
     pub focus: usize,
     /// A point to follow through the flow: its stage and coordinates.
@@ -297,6 +300,7 @@ impl ViewLoop {
         if let (true, Some(mut j)) = (same_model, old) {
             let probe_changed = j.request.probe != request.probe;
             let plan_changed = (j.request.resolution, j.request.live) != (request.resolution, request.live)
+                || j.request.aspect.to_bits() != request.aspect.to_bits()
                 || (request.live && j.request.focus != request.focus);
             // A paused run's model, drawn light while it trained, gets its full points.
             if j.request.live && !request.live {
@@ -351,7 +355,7 @@ impl ViewLoop {
                 None => return,
             }
         } else if let (Some((stage, resolution)), Some(g)) = (job.grids_pending.pop_front(), &job.geometry) {
-            let bounds = g.bounds[stage.min(g.bounds.len() - 1)];
+            let bounds = grid_bounds(g.bounds[stage.min(g.bounds.len() - 1)], job.request.aspect);
             let started = Instant::now();
             let flops = grid_flops(&job.request.params, stage, resolution);
             let gpu = match self.gpu.for_job(flops, "the flow's density grids") {
@@ -444,6 +448,7 @@ pub fn stage_views(
         run: 0,
         data: Arc::clone(data),
         resolution,
+        aspect: 1.0,
         focus: 0,
         probe: None,
         live: false,
@@ -571,6 +576,27 @@ fn stage_bounds(a: &[[f32; 2]], b: &[[f32; 2]], gaussian: bool) -> [f32; 4] {
     [cx - half, cx + half, cy - half, cy + half]
 }
 
+/// How much a density grid reaches past the view it is made for, each way: egui_plot shows a little more than the
+/// bounds it is fitted to (about 0.7 % of the height at 1280 x 800).
+const GRID_OVERREACH: f32 = 0.02;
+
+/// The box a stage's density grid covers: the stage's box `[x0, x1, y0, y1]` widened about its centre along x or
+/// along y to the shape of a plot view `aspect` times as wide as it is tall (clamped to 1/4 ... 4), which is what a
+/// plot with equal units on both axes shows when fitted to the whole box, then [`GRID_OVERREACH`] more each way.
+#[must_use]
+pub fn grid_bounds(stage_box: [f32; 4], aspect: f32) -> [f32; 4] {
+    let aspect = if aspect.is_finite() { aspect.clamp(0.25, 4.0) } else { 1.0 };
+    let [x0, x1, y0, y1] = stage_box;
+    let (width, height) = (x1 - x0, y1 - y0);
+    if width <= 0.0 || height <= 0.0 {
+        return stage_box;
+    }
+    let (width, height) = if width / height < aspect { (height * aspect, height) } else { (width, width / aspect) };
+    let (half_x, half_y) = (width / 2.0 * (1.0 + GRID_OVERREACH), height / 2.0 * (1.0 + GRID_OVERREACH));
+    let (cx, cy) = (f32::midpoint(x0, x1), f32::midpoint(y0, y1));
+    [cx - half_x, cx + half_x, cy - half_y, cy + half_y]
+}
+
 /// Multiply-adds x 2 to pull a `resolution`² grid back from `stage` to the Gaussian.
 fn grid_flops(params: &FlowParams, stage: usize, resolution: usize) -> f64 {
     let per_point: usize = params
@@ -648,7 +674,7 @@ mod tests {
 
     use super::{
         FlowGeometry, FlowViewRequest, FlowViewResult, FlowViewWorker, Job, LIVE_BUDGET, LIVE_POINTS_PER_LINE,
-        LIVE_SAMPLES, N_SAMPLES, POINTS_PER_LINE, StageGrid, geometry,
+        LIVE_SAMPLES, N_SAMPLES, POINTS_PER_LINE, StageGrid, geometry, grid_bounds,
     };
     use crate::compute::params::{FlowLayerParams, FlowParams};
     use crate::models::flow::FlowNet;
@@ -660,6 +686,7 @@ mod tests {
             run: 1,
             data: Arc::clone(data),
             resolution: 64,
+            aspect: 1.0,
             focus: 1,
             probe: None,
             live: false,
@@ -696,6 +723,50 @@ mod tests {
     /// While a run trains, a model's views are the light pass: the first LIVE_SAMPLES samples and data points,
     /// LIVE_POINTS_PER_LINE points a grid line and the stage in focus's grid alone; the same model asked for
     /// with the run paused gets every point and every stage, and the light pass's points are the first of them.
+    #[test]
+    fn a_grid_covers_its_stage_box_widened_to_the_plots_shape() {
+        let close = |a: [f32; 4], b: [f32; 4]| a.iter().zip(&b).all(|(x, y)| (x - y).abs() < 1e-5);
+        // The box widened to the shape, about its centre, then 2 % more each way.
+        let widened = |[x0, x1, y0, y1]: [f32; 4]| {
+            let (cx, cy) = (f32::midpoint(x0, x1), f32::midpoint(y0, y1));
+            let (hx, hy) = ((x1 - x0) / 2.0 * 1.02, (y1 - y0) / 2.0 * 1.02);
+            [cx - hx, cx + hx, cy - hy, cy + hy]
+        };
+        let square = [-1.0, 3.0, 0.0, 4.0];
+        assert!(close(grid_bounds(square, 1.0), widened(square)), "a square plot: the box itself");
+        assert!(close(grid_bounds(square, 1.5), widened([-2.0, 4.0, 0.0, 4.0])), "a wide plot: wider");
+        assert!(close(grid_bounds(square, 0.5), widened([-1.0, 3.0, -2.0, 6.0])), "a tall plot: taller");
+        // A box already wider than the plot keeps its width and grows in height, so the whole box stays in view.
+        assert!(close(grid_bounds([0.0, 8.0, 0.0, 2.0], 2.0), widened([0.0, 8.0, -1.0, 3.0])));
+        assert!(close(grid_bounds(square, 100.0), widened([-7.0, 9.0, 0.0, 4.0])), "held to 4:1 at most");
+        assert!(close(grid_bounds(square, f32::NAN), widened(square)), "no shape yet: the box");
+        assert!(close(grid_bounds([1.0, 1.0, 0.0, 2.0], 2.0), [1.0, 1.0, 0.0, 2.0]), "an empty box is left alone");
+    }
+
+    #[test]
+    fn a_requests_shape_widens_its_grids_and_a_new_shape_computes_them_again() {
+        let (params, data) = (small_flow(), Arc::new(vec![0.0, 0.0, 1.0, 0.5, -1.0, 2.0]));
+        let worker = FlowViewWorker::spawn(|| {}).unwrap();
+        let square = FlowViewRequest { resolution: 16, ..request(&params, &data, 1) };
+        worker.request(square.clone());
+        let (geometry, grids) = collect(&worker, 3);
+        let geometry = geometry.expect("the geometry");
+        for grid in &grids {
+            let square = grid_bounds(geometry.bounds[grid.stage], 1.0);
+            assert_eq!(grid.bounds.map(f32::to_bits), square.map(f32::to_bits), "a square plot's grid");
+        }
+        worker.request(FlowViewRequest { aspect: 2.0, ..square });
+        let (_, wide) = collect(&worker, 3);
+        assert_eq!(wide.len(), 3, "every stage's grid again, for the new shape");
+        for grid in &wide {
+            let [x0, x1, y0, y1] = grid.bounds;
+            assert!(((x1 - x0) / (y1 - y0) - 2.0).abs() < 1e-4, "stage {}: {:?}", grid.stage, grid.bounds);
+            assert!(x1 - x0 > 2.0 * (geometry.bounds[grid.stage][1] - geometry.bounds[grid.stage][0]));
+            let expected = grid_bounds(geometry.bounds[grid.stage], 2.0);
+            assert_eq!(grid.bounds.map(f32::to_bits), expected.map(f32::to_bits));
+        }
+    }
+
     #[test]
     fn a_training_model_gets_the_light_pass_and_a_paused_one_the_full_pass() {
         let params = small_flow();

@@ -97,8 +97,13 @@ pub const RESOLUTIONS: [usize; 5] = [64, 128, 256, 384, 512];
 /// Grid size while a run is training: small, so the density keeps up with the model.
 const LIVE_RESOLUTION: usize = 24;
 
-/// What was last asked of the view thread: model step, grid size, stage in focus, picked point.
-type RequestKey = (u64, usize, usize, Option<(usize, [f32; 2])>, bool);
+/// A heat map's texture: of stage k, the model's step, the grid's resolution and box (its bits), and whether it is the
+/// layer's log|det J| (else the density).
+type TextureKey = (usize, u64, usize, [u32; 4], bool);
+
+/// What was last asked of the view thread: model step, grid size, the grids' shape (its bits), stage in focus, picked
+/// point, whether the run trains.
+type RequestKey = (u64, usize, u32, usize, Option<(usize, [f32; 2])>, bool);
 
 /// The flow page's state (transient: nothing here is persisted).
 #[allow(clippy::struct_excessive_bools, reason = "independent view toggles, each a checkbox")]
@@ -135,7 +140,8 @@ pub struct FlowUiState {
     worker: Option<FlowViewWorker>,
     geometry: Option<Arc<FlowGeometry>>,
     grids: HashMap<usize, Arc<StageGrid>>,
-    textures: HashMap<(usize, u64, usize, bool), TextureHandle>,
+    /// The heat maps' textures, each with the box of the grid it was made from, where it is drawn.
+    textures: HashMap<TextureKey, (TextureHandle, [f32; 4])>,
     probe: Option<(usize, [f32; 2])>,
     probe_path: Option<ProbePath>,
     last_request: Option<RequestKey>,
@@ -225,6 +231,19 @@ impl FlowUiState {
     #[must_use]
     pub fn stage_view(&self) -> Option<[f64; 4]> {
         self.stage_view
+    }
+
+    /// The box stage `k`'s density grid covers (x min, x max, y min, y max), once it is in (for tests).
+    #[must_use]
+    pub fn stage_grid_bounds(&self, k: usize) -> Option<[f32; 4]> {
+        self.grids.get(&k).map(|g| g.bounds)
+    }
+
+    /// The box over which stage `k`'s heat map (of the kind on show) was last drawn: that of the grid its texture was made from (for tests).
+    #[must_use]
+    pub fn heat_map_box(&self, k: usize) -> Option<[f32; 4]> {
+        let log_det = self.heat == HeatMap::LayerLogDet;
+        self.textures.iter().find(|((stage, .., ld), _)| *stage == k && *ld == log_det).map(|(_, (_, bounds))| *bounds)
     }
 
     /// The data points the views push through the flow (standardised), and the run's number (for tests).
@@ -414,7 +433,8 @@ impl FlowUiState {
                 FlowViewResult::Error(e) => self.error = Some(e),
             }
         }
-        let key = (step, resolution, self.stage(), self.probe, running);
+        let aspect = self.stage_view.map_or(1.0, |[x0, x1, y0, y1]| grid_aspect(((x1 - x0) / (y1 - y0)) as f32));
+        let key = (step, resolution, aspect.to_bits(), self.stage(), self.probe, running);
         if self.last_request != Some(key) {
             worker.request(FlowViewRequest {
                 params,
@@ -422,6 +442,7 @@ impl FlowUiState {
                 run: self.run,
                 data: Arc::clone(&self.view_points),
                 resolution,
+                aspect,
                 focus: self.stage(),
                 probe: self.probe,
                 live: running,
@@ -549,6 +570,19 @@ fn scrubber_ui(flow: &mut FlowUiState, ui: &mut egui::Ui) {
     let ready = flow.scrubber.scrubbed().is_none_or(|e| geometry_shows(flow, e.step));
     if flow.scrubber.ui("every view", ready, ui) {
         flow.fit_bounds = true;
+    }
+}
+
+/// The shape to ask the stage's density grids for, from the stage plot's view as last drawn (its width over its
+/// height, which panning and zooming keep): in steps of 1/16, so that a window resized by a few points computes no
+/// grid again, rounded away from 1, so that the grid covers at least the view ([`crate::train::flow_view::grid_bounds`]).
+fn grid_aspect(plot_aspect: f32) -> f32 {
+    if !plot_aspect.is_finite() || plot_aspect <= 0.0 {
+        1.0
+    } else if plot_aspect >= 1.0 {
+        (plot_aspect * 16.0).ceil() / 16.0
+    } else {
+        (plot_aspect * 16.0).floor().max(1.0) / 16.0
     }
 }
 
@@ -1027,9 +1061,9 @@ fn heat_texture(flow: &mut FlowUiState, k: usize, ctx: &egui::Context) -> Option
     if log_det && k == 0 {
         return None;
     }
-    let key = (k, grid.step, grid.resolution, log_det);
-    if let Some(t) = flow.textures.get(&key) {
-        return Some((t.clone(), grid.bounds));
+    let key = (k, grid.step, grid.resolution, grid.bounds.map(f32::to_bits), log_det);
+    if let Some(made) = flow.textures.get(&key) {
+        return Some(made.clone());
     }
     let n = grid.resolution;
     let values = if log_det { &grid.layer_log_det } else { &grid.density };
@@ -1057,8 +1091,8 @@ fn heat_texture(flow: &mut FlowUiState, k: usize, ctx: &egui::Context) -> Option
         egui::ColorImage::new([n, n], pixels),
         egui::TextureOptions::LINEAR,
     );
-    flow.textures.retain(|(kk, _, _, ld), _| *kk != k || *ld != log_det);
-    flow.textures.insert(key, texture.clone());
+    flow.textures.retain(|(kk, _, _, _, ld), _| *kk != k || *ld != log_det);
+    flow.textures.insert(key, (texture.clone(), grid.bounds));
     Some((texture, grid.bounds))
 }
 

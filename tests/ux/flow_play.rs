@@ -172,6 +172,52 @@ fn ux_the_stage_plot_fits_its_stage_again_when_the_window_is_resized() {
     }
 }
 
+/// The stage's heat map fills the plot it is fitted to, in a wide window and in a tall one. Its grid covered the
+/// stage's square box only, so in a plot wider than tall (every window at the desk: 1280 x 800 gives a plot of
+/// about 560 x 350) the heat map stopped short of both sides and left two dark bands where the density was never
+/// drawn.
+#[test]
+fn ux_the_stage_heat_map_fills_the_plot_fitted_to_it() {
+    let mut harness = flow_just_built(2);
+    for size in [[1280.0, 800.0], [1024.0, 1400.0]] {
+        harness.set_size(size.into());
+        for k in 0..=2 {
+            let covered = |app: &BayesExplorerApp| {
+                let flow = app.flow_state();
+                let (Some(view), Some(grid)) = (flow.stage_view(), flow.stage_grid_bounds(k)) else { return false };
+                let grid = grid.map(f64::from);
+                flow.stage() == k
+                    && grid[0] <= view[0]
+                    && grid[1] >= view[1]
+                    && grid[2] <= view[2]
+                    && grid[3] >= view[3]
+            };
+            if k > 0 {
+                harness.get_by_label("Next >").click();
+            }
+            wait_until(&mut harness, &format!("stage {k}'s heat map over the whole plot at {size:?}"), covered);
+            harness.run_steps(2);
+            let flow = harness.state().flow_state();
+            // Drawn from that grid: a texture made from the same step's grid over another box was drawn over this
+            // one's, which stretched the density away from the points.
+            assert_eq!(flow.heat_map_box(k), flow.stage_grid_bounds(k), "stage {k} at {size:?}: the texture's box");
+            let (view, grid) = (flow.stage_view().unwrap(), flow.stage_grid_bounds(k).unwrap());
+            // Not much more than the view, either, so that few cells are spent on what no one sees.
+            let share = |g: f32, v: f64| f64::from(g) / v;
+            let (wide, tall) =
+                (share(grid[1] - grid[0], view[1] - view[0]), share(grid[3] - grid[2], view[3] - view[2]));
+            assert!(
+                wide.max(tall) < 1.1,
+                "stage {k} at {size:?}: the grid {grid:?} is far larger than the view {view:?}"
+            );
+        }
+        harness.get_by_label("< Previous").click();
+        harness.run_steps(2);
+        harness.get_by_label("< Previous").click();
+        harness.run_steps(2);
+    }
+}
+
 /// The mouse wheel over the stage plot scrolls the page, as it does everywhere else, and leaves the plot's view
 /// alone: `egui_plot` also panned the plot by the wheel's turn, so that a student scrolling down the page found the
 /// stage pushed off the plot (double-click, which would reset it, picks a point here).
