@@ -15,7 +15,7 @@ use crate::ui::count::count;
 use crate::ui::export::{ExportKind, export_button};
 use crate::ui::highlight::{Highlight, accent, dim, halo, label_figure};
 use crate::ui::image_export::{record_button, save_image_button, saveable};
-use crate::ui::lab_page::{figure_height, legend_figure, table_height, waiting};
+use crate::ui::lab_page::{figure_height, legend_figure, table_height, together, waiting};
 use crate::ui::plot_axes;
 
 pub(crate) fn predictions_ui(bnn: &mut BnnUiState, ui: &mut egui::Ui) {
@@ -40,8 +40,10 @@ pub(crate) fn predictions_ui(bnn: &mut BnnUiState, ui: &mut egui::Ui) {
                 p.mc_range_mean
             ));
             let aleatoric = rows.first().is_some_and(|r| r.aleatoric_sd.is_some());
-            ui.horizontal(|ui| {
-                ui.strong("Predicted against actual, with 95 % intervals");
+            ui.horizontal_wrapped(|ui| {
+                together(ui, "bnn-pred-vs-actual-title", |ui| {
+                    ui.strong("Predicted against actual, with 95 % intervals")
+                });
                 save_image_button(ui, "bnn-pred-vs-actual");
                 record_button(ui, "bnn-pred-vs-actual", bnn.recorder.busy());
                 plot_axes::legend_toggle(ui, "bnn-pred-vs-actual");

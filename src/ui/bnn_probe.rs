@@ -77,7 +77,9 @@ pub(crate) fn probe_ui(bnn: &mut BnnUiState, ui: &mut egui::Ui) {
             waiting(ui, "Sampling the probe…");
             return;
         };
-        ui.horizontal(|ui| {
+        // Wrapped: the half page is narrower than the three buttons in a window of half a screen, and a row that
+        // overflowed widened the whole column past the page's edge.
+        ui.horizontal_wrapped(|ui| {
             save_image_button(ui, "bnn-probe");
             record_button(ui, "bnn-probe", bnn.recorder.busy());
             plot_axes::legend_toggle(ui, "bnn-probe-sweep");

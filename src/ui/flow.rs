@@ -21,7 +21,9 @@ use crate::ui::highlight::{self, Highlight};
 use crate::ui::history::EpochScrubber;
 use crate::ui::image_export::{record_button, save_image_button, saveable, saveable_in, take_record_asked};
 use crate::ui::lab_data::LabData;
-use crate::ui::lab_page::{EpochCurves, epoch_series, labelled_combo, start_view_thread, view_error, waiting};
+use crate::ui::lab_page::{
+    EpochCurves, epoch_series, labelled_combo, start_view_thread, together, view_error, waiting,
+};
 use crate::ui::plot_axes;
 use crate::ui::record::{FigureRecorder, FrameTarget, Stages, Subject};
 use crate::ui::settings_check;
@@ -658,8 +660,11 @@ fn step_through_contents(flow: &mut FlowUiState, running: bool, (viewport, top):
             }
             flow.playing = !flow.playing;
         }
-        let id = ui.label("Speed").id;
-        ui.add(egui::DragValue::new(&mut flow.speed).range(0.1..=10.0).speed(0.05).suffix(" stages/s")).labelled_by(id);
+        together(ui, "flow-speed", |ui| {
+            let id = ui.label("Speed").id;
+            let speed = egui::DragValue::new(&mut flow.speed).range(0.1..=10.0).speed(0.05).suffix(" stages/s");
+            ui.add(speed).labelled_by(id);
+        });
         if let Some(k) = flow.play_waits_for {
             ui.spinner();
             ui.label(egui::RichText::new(format!("waiting for stage {k}'s heat map")).weak());

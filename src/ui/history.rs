@@ -8,6 +8,7 @@ use std::sync::Arc;
 use crate::compute::params::{FlowLayerParams, FlowParams, MlpParams};
 use crate::models::bnn::BnnParams;
 use crate::models::vae::{VaeNetworks, VaeParams};
+use crate::ui::lab_page::together;
 
 /// Memory a lab's history may hold (the parameters' floats). A RealNVP of the Keras example's size is about 9.5 MB
 /// a model, so about 21 models; the course's MLP VAE about 2.2 MB, so about 90; the BNN of the wine data a few kB, so
@@ -316,27 +317,37 @@ impl<P: ModelBytes> EpochScrubber<P> {
         let mut chosen = None;
         let mut latest = false;
         let mut toggled = false;
-        ui.horizontal(|ui| {
-            let id = ui.label("Epoch").id;
+        // Wrapped, in three pieces, so that in a narrow window (half a screen) the buttons go to a second line rather
+        // than past the page's edge.
+        ui.horizontal_wrapped(|ui| {
             // Wide enough to reach each kept model (egui's default is 100 points).
-            ui.spacing_mut().slider_width = (ui.available_width() * 0.35).clamp(160.0, 420.0);
-            let slider = egui::Slider::new(&mut index, 0..=n - 1).show_value(false);
-            if ui.add(slider).labelled_by(id).on_hover_text(&kept).changed() {
-                chosen = Some(index);
-            }
+            let slider_width = (ui.available_width() * 0.35).clamp(160.0, 420.0);
+            together(ui, "epoch-scrubber-slider", |ui| {
+                let id = ui.label("Epoch").id;
+                ui.spacing_mut().slider_width = slider_width;
+                let slider = egui::Slider::new(&mut index, 0..=n - 1).show_value(false);
+                if ui.add(slider).labelled_by(id).on_hover_text(&kept).changed() {
+                    chosen = Some(index);
+                }
+            });
             let text = if on_show.is_some() {
                 format!("epoch {epoch:.1} (step {step}): {what} shows this model")
             } else {
                 format!("epoch {epoch:.1} (step {step}), the latest")
             };
-            ui.label(egui::RichText::new(text).strong()).on_hover_text(&kept);
-            latest = ui.add_enabled(on_show.is_some(), egui::Button::new("Latest")).clicked();
-            let (label, hover) = if self.replaying() {
-                ("Stop replay", "Stop the replay at the model on show (R)")
-            } else {
-                ("Replay", "Show the run's kept models one after another, every view following, up to the latest (R)")
-            };
-            toggled = ui.button(label).on_hover_text(hover).clicked();
+            together(ui, "epoch-scrubber-text", |ui| ui.label(egui::RichText::new(text).strong()).on_hover_text(&kept));
+            together(ui, "epoch-scrubber-buttons", |ui| {
+                latest = ui.add_enabled(on_show.is_some(), egui::Button::new("Latest")).clicked();
+                let (label, hover) = if self.replaying() {
+                    ("Stop replay", "Stop the replay at the model on show (R)")
+                } else {
+                    (
+                        "Replay",
+                        "Show the run's kept models one after another, every view following, up to the latest (R)",
+                    )
+                };
+                toggled = ui.button(label).on_hover_text(hover).clicked();
+            });
         });
         let mut toggled_moved = false;
         if toggled {

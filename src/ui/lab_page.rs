@@ -411,8 +411,29 @@ pub(crate) fn labelled(
     combo: egui::ComboBox,
     menu: impl FnOnce(&mut egui::Ui),
 ) -> egui::Response {
-    let id = ui.label(label).id;
-    combo.show_ui(ui, menu).response.labelled_by(id)
+    together(ui, ("labelled", label), |ui| {
+        let id = ui.label(label).id;
+        combo.show_ui(ui, menu).response.labelled_by(id)
+    })
+}
+
+/// `add`'s widgets side by side as one piece of a wrapping row (a label and its value): where the row has not the
+/// piece's width left (as wide as it was last drawn), it ends before the piece, so that the window's edge never parts
+/// a label from its value or cuts the piece off. In any other layout (a grid's cells, a plain row) `add` lays its
+/// widgets out as it would without this.
+pub(crate) fn together<R>(ui: &mut egui::Ui, id_salt: impl egui::AsIdSalt, add: impl FnOnce(&mut egui::Ui) -> R) -> R {
+    if !(ui.layout().main_wrap && ui.layout().is_horizontal()) {
+        return add(ui);
+    }
+    let id = ui.scope_id().with(("together", id_salt));
+    let last_width: Option<f32> = ui.data(|d| d.get_temp(id));
+    let row_started = ui.cursor().left() > ui.max_rect().left() + 0.5;
+    if row_started && last_width.is_some_and(|width| width > ui.available_size_before_wrap().x) {
+        ui.end_row();
+    }
+    let inner = ui.horizontal(add);
+    ui.data_mut(|d| d.insert_temp(id, inner.response.rect.width()));
+    inner.inner
 }
 
 #[cfg(test)]

@@ -1,5 +1,6 @@
-//! Issue 28, part 6: the window at 1024 x 700 (a small laptop, a projector). Every control of every lab and page
-//! can be brought into the window, the side panel keeps its width when training starts, no text is drawn under
+//! Issue 28, part 6: the window at 1024 x 700 (a small laptop, a projector), and since 2026-12-07 at 960 x 700 (half
+//! of a 1920 x 1080 screen, beside the lecture's notes). Every control of every lab and page can be brought into the
+//! window, no text or control runs past the page's edge, the side panel keeps its width when training starts, no text is drawn under
 //! egui's body size, legends can be hidden, and a curve of one epoch shows its point.
 
 use std::time::Duration;
@@ -12,10 +13,13 @@ use egui_kittest::kittest::{NodeT, Queryable};
 
 use crate::common::{wait_until, wait_within};
 
-/// The small window of the issue.
-const SMALL: egui::Vec2 = egui::vec2(1024.0, 700.0);
+/// The small window: half of a 1920 x 1080 screen across (narrower than the issue's 1024 x 700), as tall as the issue's.
+const SMALL: egui::Vec2 = egui::vec2(960.0, 700.0);
+/// The page's right edge in the small window: the window's, less the central panel's margin and the page's (16 points
+/// together, measured on a screenshot of the app at 960 points wide: the page's separator and clip end at 944).
+const PAGE_RIGHT: f32 = SMALL.x - 16.0;
 
-/// The whole app in a 1024 x 700 window, once its datasets are in.
+/// The whole app in the small window, once its datasets are in.
 fn small_window() -> Harness<'static, BayesExplorerApp> {
     let app = BayesExplorerApp::new(egui::Context::default(), Settings::default());
     let mut harness =
@@ -138,19 +142,47 @@ fn is_control(role: Role) -> bool {
     )
 }
 
-/// Every control on show, scrolled to as a user would (`scroll_to_me`), lies inside the window; returns how many
-/// were checked.
+/// Every control on show, scrolled to as a user would (`scroll_to_me`), lies inside the window and not past the
+/// page's right edge, where it would be cut off; nor does any text, except in a data table (which scrolls sideways).
+/// Returns how many controls were checked.
 fn assert_every_control_reachable(harness: &mut Harness<'_, BayesExplorerApp>, place: &str) -> usize {
-    let window = egui::Rect::from_min_size(egui::Pos2::ZERO, SMALL).expand(0.5);
-    let controls: Vec<(_, String)> = harness
+    // The page scrolled back to its left edge first: the BNN's pages share one area that also scrolls sideways, which
+    // an earlier page's `scroll_to_me` may have moved.
+    harness.hover_at(egui::pos2(PAGE_RIGHT - 100.0, 50.0));
+    harness.event(egui::Event::MouseWheel {
+        unit: egui::MouseWheelUnit::Point,
+        delta: egui::vec2(10_000.0, 0.0),
+        phase: egui::TouchPhase::Move,
+        source: egui::MouseWheelSource::Unknown,
+        modifiers: egui::Modifiers::NONE,
+    });
+    harness.run_steps(3);
+    let window = egui::Rect::from_min_max(egui::Pos2::ZERO, egui::pos2(PAGE_RIGHT, SMALL.y)).expand(0.5);
+    let past_the_edge = |rect: egui::Rect| rect.right() > PAGE_RIGHT + 0.5 && rect.left() < SMALL.x;
+    let mut cut_off: Vec<String> = if place.ends_with("Table") {
+        Vec::new()
+    } else {
+        harness
+            .query_all_by(|node| node.role() == Role::Label)
+            .filter(|node| past_the_edge(node.rect()))
+            .map(|node| format!("text {:?} at {:?}", node.accesskit_node().value(), node.rect()))
+            .collect()
+    };
+    let controls: Vec<(_, String, egui::Rect)> = harness
         .query_all_by(|node| is_control(node.role()))
         .map(|node| {
+            let rect = node.rect();
             let node = node.accesskit_node();
-            (node.id(), format!("{:?} {:?}", node.role(), node.label()))
+            (node.id(), format!("{:?} {:?}", node.role(), node.label()), rect)
         })
         .collect();
-    let mut cut_off = Vec::new();
-    for (id, name) in &controls {
+    for (id, name, unscrolled) in &controls {
+        // Across, where the page shows it: a page that scrolls sideways would bring it in, but its scroll bar hides
+        // until the pointer is over it, so a student would not know to.
+        if past_the_edge(*unscrolled) {
+            cut_off.push(format!("{name} at {unscrolled:?}"));
+            continue;
+        }
         let Some(node) = harness.query_by(|n| n.id() == *id) else { continue };
         node.scroll_to_me();
         harness.run_steps(3);
@@ -162,16 +194,18 @@ fn assert_every_control_reachable(harness: &mut Harness<'_, BayesExplorerApp>, p
     }
     assert!(
         cut_off.is_empty(),
-        "{place}: controls outside the 1024 x 700 window, even scrolled to:\n{}",
+        "{place}: cut off by the {} x {} window's edge, even scrolled to:\n{}",
+        SMALL.x,
+        SMALL.y,
         cut_off.join("\n")
     );
     controls.len()
 }
 
-/// Issue 28, 6: at 1024 x 700 every control of every lab and page (the data views, each page of a run, the preview
-/// of a CSV file) can be reached: scrolled to, it lies inside the window.
+/// Issue 28, 6: at 960 x 700 every control of every lab and page (the data views, each page of a run, the preview
+/// of a CSV file) can be reached: scrolled to, it lies inside the window, short of the page's edge.
 #[test]
-fn ux_every_control_is_reachable_at_1024_by_700() {
+fn ux_every_control_is_reachable_at_960_by_700() {
     let mut harness = small_window();
     let mut checked = Vec::new();
     visit_every_page(&mut harness, |harness, place| {
