@@ -720,9 +720,7 @@ mod tests {
         (geometry, got)
     }
 
-    /// While a run trains, a model's views are the light pass: the first LIVE_SAMPLES samples and data points,
-    /// LIVE_POINTS_PER_LINE points a grid line and the stage in focus's grid alone; the same model asked for
-    /// with the run paused gets every point and every stage, and the light pass's points are the first of them.
+    /// A stage's grid covers its box widened to the plot's shape about the box's centre, and 2 % past that.
     #[test]
     fn a_grid_covers_its_stage_box_widened_to_the_plots_shape() {
         let close = |a: [f32; 4], b: [f32; 4]| a.iter().zip(&b).all(|(x, y)| (x - y).abs() < 1e-5);
@@ -743,6 +741,8 @@ mod tests {
         assert!(close(grid_bounds([1.0, 1.0, 0.0, 2.0], 2.0), [1.0, 1.0, 0.0, 2.0]), "an empty box is left alone");
     }
 
+    /// The request's shape widens every stage's grid, and the same model asked for in another shape (the window
+    /// resized) gets every grid again.
     #[test]
     fn a_requests_shape_widens_its_grids_and_a_new_shape_computes_them_again() {
         let (params, data) = (small_flow(), Arc::new(vec![0.0, 0.0, 1.0, 0.5, -1.0, 2.0]));
@@ -767,6 +767,9 @@ mod tests {
         }
     }
 
+    /// While a run trains, a model's views are the light pass: the first LIVE_SAMPLES samples and data points,
+    /// LIVE_POINTS_PER_LINE points a grid line and the stage in focus's grid alone; the same model asked for
+    /// with the run paused gets every point and every stage, and the light pass's points are the first of them.
     #[test]
     fn a_training_model_gets_the_light_pass_and_a_paused_one_the_full_pass() {
         let params = small_flow();

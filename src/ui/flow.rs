@@ -241,7 +241,8 @@ impl FlowUiState {
         self.grids.get(&k).map(|g| g.bounds)
     }
 
-    /// The box over which stage `k`'s heat map (of the kind on show) was last drawn: that of the grid its texture was made from (for tests).
+    /// The box over which stage `k`'s heat map (of the kind on show) was last drawn: that of the grid its texture was
+    /// made from (for tests).
     #[must_use]
     pub fn heat_map_box(&self, k: usize) -> Option<[f32; 4]> {
         let log_det = self.heat == HeatMap::LayerLogDet;
@@ -577,7 +578,8 @@ fn scrubber_ui(flow: &mut FlowUiState, ui: &mut egui::Ui) {
 
 /// The shape to ask the stage's density grids for, from the stage plot's view as last drawn (its width over its
 /// height, which panning and zooming keep): in steps of 1/16, so that a window resized by a few points computes no
-/// grid again, rounded away from 1, so that the grid covers at least the view ([`crate::train::flow_view::grid_bounds`]).
+/// grid again, rounded away from 1, so that the grid covers at least the view
+/// ([`crate::train::flow_view::grid_bounds`]).
 fn grid_aspect(plot_aspect: f32) -> f32 {
     if !plot_aspect.is_finite() || plot_aspect <= 0.0 {
         1.0

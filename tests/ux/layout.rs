@@ -1,7 +1,7 @@
-//! Issue 28, part 6: the window at 1024 x 700 (a small laptop, a projector), and since 2026-12-07 at 960 x 700 (half
-//! of a 1920 x 1080 screen, beside the lecture's notes). Every control of every lab and page can be brought into the
-//! window, no text or control runs past the page's edge, the side panel keeps its width when training starts, no text is drawn under
-//! egui's body size, legends can be hidden, and a curve of one epoch shows its point.
+//! Issue 28, part 6: the window at 1024 x 700 (a small laptop, a projector), and since 2026-12-07 at 960 x 700 (half of
+//! a 1920 x 1080 screen, beside the lecture's notes). Every control of every lab and page can be brought into the
+//! window, no text or control runs past the page's edge, the side panel keeps its width when training starts, no text
+//! is drawn under egui's body size, legends can be hidden, and a curve of one epoch shows its point.
 
 use std::time::Duration;
 
@@ -13,7 +13,8 @@ use egui_kittest::kittest::{NodeT, Queryable};
 
 use crate::common::{wait_until, wait_within};
 
-/// The small window: half of a 1920 x 1080 screen across (narrower than the issue's 1024 x 700), as tall as the issue's.
+/// The small window: half of a 1920 x 1080 screen across (narrower than the issue's 1024 x 700), as tall as the
+/// issue's.
 const SMALL: egui::Vec2 = egui::vec2(960.0, 700.0);
 /// The page's right edge in the small window: the window's, less the central panel's margin and the page's (16 points
 /// together, measured on a screenshot of the app at 960 points wide: the page's separator and clip end at 944).
