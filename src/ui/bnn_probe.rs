@@ -50,47 +50,72 @@ pub(crate) fn probe_ui(bnn: &mut BnnUiState, ui: &mut egui::Ui) {
             (lo * s + m, hi * s + m)
         })
         .collect();
-    ui.columns(2, |cols| {
-        let ui = &mut cols[0];
-        ui.label("Move any feature, also far outside the training data (shaded range: ±10 sd). Sweep: the feature the plot on the right varies.");
-        egui::Grid::new("bnn-probe-features").num_columns(3).show(ui, |ui| {
-            for (j, range) in ranges.iter().enumerate() {
-                let (m, s) = (prepared.feature_mean[j], prepared.feature_scale[j]);
-                let lo = m - crate::train::bnn_view::SWEEP_HALF_WIDTH * s;
-                let hi = m + crate::train::bnn_view::SWEEP_HALF_WIDTH * s;
-                ui.radio_value(&mut bnn.sweep_feature, j, "");
-                let id = ui.label(&prepared.feature_names[j]).id;
-                let inside = (range.0..=range.1).contains(&bnn.probe_values[j]);
-                // Every value of a feature written alike, to the precision it was recorded to ("16", not "16.0" here
-                // and "16" there).
-                let decimals = bnn.probe_decimals.get(j).copied().unwrap_or(3);
-                let slider = egui::Slider::new(&mut bnn.probe_values[j], lo..=hi).fixed_decimals(decimals);
-                let r = ui.add(slider).labelled_by(id);
-                if !inside {
-                    r.on_hover_text("outside the training data's range");
-                }
-                ui.end_row();
+    // Side by side where each half has room for the feature sliders and the figures' text; in a narrower page (a
+    // window of half a screen) the figures go under the sliders, which overlapped them.
+    if ui.available_width() >= TWO_COLUMNS_WIDTH {
+        ui.columns(2, |cols| {
+            features_ui(bnn, &prepared, &ranges, &mut cols[0]);
+            figures_ui(bnn, &prepared, &ranges, &mut cols[1]);
+        });
+    } else {
+        features_ui(bnn, &prepared, &ranges, ui);
+        ui.add_space(8.0);
+        figures_ui(bnn, &prepared, &ranges, ui);
+    }
+}
+
+/// The page's least width for the sliders and the figures side by side (two halves of 380 points).
+const TWO_COLUMNS_WIDTH: f32 = 760.0;
+
+/// One slider per feature, in the data's units, and which feature the sweep varies.
+fn features_ui(bnn: &mut BnnUiState, prepared: &Prepared, ranges: &[(f32, f32)], ui: &mut egui::Ui) {
+    ui.label(
+        "Move any feature, also far outside the training data (shaded range: ±10 sd). The round button: the feature \
+         the sweep's plot varies.",
+    );
+    // The sliders take what the feature names, the sweep's buttons and the values leave of the column.
+    ui.spacing_mut().slider_width = (ui.available_width() - 250.0).clamp(80.0, 240.0);
+    egui::Grid::new("bnn-probe-features").num_columns(3).show(ui, |ui| {
+        for (j, range) in ranges.iter().enumerate() {
+            let (m, s) = (prepared.feature_mean[j], prepared.feature_scale[j]);
+            let lo = m - crate::train::bnn_view::SWEEP_HALF_WIDTH * s;
+            let hi = m + crate::train::bnn_view::SWEEP_HALF_WIDTH * s;
+            ui.radio_value(&mut bnn.sweep_feature, j, "");
+            let id = ui.label(&prepared.feature_names[j]).id;
+            let inside = (range.0..=range.1).contains(&bnn.probe_values[j]);
+            // Every value of a feature written alike, to the precision it was recorded to ("16", not "16.0" here
+            // and "16" there).
+            let decimals = bnn.probe_decimals.get(j).copied().unwrap_or(3);
+            let slider = egui::Slider::new(&mut bnn.probe_values[j], lo..=hi).fixed_decimals(decimals);
+            let r = ui.add(slider).labelled_by(id);
+            if !inside {
+                r.on_hover_text("outside the training data's range");
             }
-        });
-        let ui = &mut cols[1];
-        let Some(probe) = bnn.probe.clone() else {
-            waiting(ui, "Sampling the probe…");
-            return;
-        };
-        // Wrapped: the half page is narrower than the three buttons in a window of half a screen, and a row that
-        // overflowed widened the whole column past the page's edge.
-        ui.horizontal_wrapped(|ui| {
-            save_image_button(ui, "bnn-probe");
-            record_button(ui, "bnn-probe", bnn.recorder.busy());
-            plot_axes::legend_toggle(ui, "bnn-probe-sweep");
-        });
-        saveable(
-            ui,
-            "bnn-probe",
-            || format!("bnn-probe-row-{}.png", bnn.probe_row + 1),
-            |ui| probe_plots(bnn, &prepared, &probe, ranges[bnn.sweep_feature.min(d - 1)], ui),
-        );
+            ui.end_row();
+        }
     });
+}
+
+/// The predictive distribution at the probed input and the sweep of one feature, with their buttons.
+fn figures_ui(bnn: &mut BnnUiState, prepared: &Prepared, ranges: &[(f32, f32)], ui: &mut egui::Ui) {
+    let Some(probe) = bnn.probe.clone() else {
+        waiting(ui, "Sampling the probe…");
+        return;
+    };
+    // Wrapped: in a narrow column the three buttons do not fit on a line, and a row that overflowed widened the
+    // whole column past the page's edge.
+    ui.horizontal_wrapped(|ui| {
+        save_image_button(ui, "bnn-probe");
+        record_button(ui, "bnn-probe", bnn.recorder.busy());
+        plot_axes::legend_toggle(ui, "bnn-probe-sweep");
+    });
+    let d = prepared.n_features();
+    saveable(
+        ui,
+        "bnn-probe",
+        || format!("bnn-probe-row-{}.png", bnn.probe_row + 1),
+        |ui| probe_plots(bnn, prepared, &probe, ranges[bnn.sweep_feature.min(d - 1)], ui),
+    );
 }
 
 /// Class `k` by its value in the data (the digits' 0 to 9, a label's own numbers), or its index.

@@ -409,6 +409,12 @@ impl BnnUiState {
         self.predictive.is_some()
     }
 
+    /// True once the view thread has sent the probe's predictive distribution and sweep (for tests).
+    #[must_use]
+    pub fn has_probe(&self) -> bool {
+        self.probe.is_some()
+    }
+
     /// Whether the page's figures show the model of `step`: its predictions (predictions, calibration), band or
     /// probe come from the view thread; the weights and the loss curves are drawn from the model at once.
     pub(crate) fn views_show(&self, step: u64) -> bool {

@@ -470,3 +470,34 @@ fn ux_the_bnn_figures_grow_with_the_window() {
     let sweep = harness.get_by_label_contains("Prediction as").rect();
     assert!(sweep.top() <= window.bottom() - 170.0, "the sweep's title at {sweep:?} is near the foot of {window:?}");
 }
+
+/// The probe's feature sliders and its figures do not overlap in the small window. They stood in two halves of the
+/// page, each narrower than a feature's name, slider and value together, so that the values ran under the histogram
+/// and the figures' line of numbers past the page's edge. Where the page is narrow the figures now go under the
+/// sliders; in a wide window the two still stand side by side.
+#[test]
+fn ux_the_probes_sliders_stay_clear_of_its_figures() {
+    let mut harness = small_window();
+    small_runs(&mut harness, 2);
+    train_to_the_end(&mut harness, Lab::Bnn);
+    click(&mut harness, "Out-of-distribution probe");
+    // Half a 1920 x 1080 screen (as tall, so that the figures under the sliders are on screen), and a desk's window.
+    for size in [egui::vec2(SMALL.x, 1040.0), egui::vec2(1280.0, 800.0)] {
+        harness.set_size(size);
+        wait_until(&mut harness, "the probe's figures", |app| app.bnn_state().has_probe());
+        harness.run_steps(5);
+        let figure = bayes_explorer::ui::figure_rect(&harness.ctx, "bnn-probe").expect("the probe's figures are drawn");
+        // Each feature's button for the sweep, slider and value box.
+        let controls: Vec<(String, egui::Rect)> = harness
+            .query_all_by(|node| matches!(node.role(), Role::Slider | Role::SpinButton | Role::RadioButton))
+            .map(|node| {
+                (format!("{:?} {:?}", node.accesskit_node().role(), node.accesskit_node().label()), node.rect())
+            })
+            .collect();
+        assert!(controls.len() >= 3 * 11, "the eleven features' controls: {}", controls.len());
+        let overlapping: Vec<_> = controls.iter().filter(|(_, rect)| rect.intersects(figure.shrink(0.5))).collect();
+        assert!(overlapping.is_empty(), "at {size:?}, controls over the figures at {figure:?}: {overlapping:?}");
+        let beside = controls.iter().all(|(_, rect)| rect.right() <= figure.left());
+        assert_eq!(beside, size.x > 1000.0, "at {size:?} the figures stand beside the sliders only in a wide window");
+    }
+}
