@@ -19,9 +19,10 @@ use crate::ui::lab_data::LabData;
 use crate::ui::lab_page::labelled_combo;
 use crate::ui::plot_axes;
 
-/// The change of variables in one dimension, as the page shows it.
-pub const LINE_FORMULA: &str =
-    r"p_x(x) = p_z(z)\left|\frac{dz}{dx}\right| = \frac{p_z(z)}{f'(z)}, \qquad z = f^{-1}(x)";
+/// The change of variables in one dimension, as the page shows it, in two pieces, which a narrow column puts on two
+/// lines: the density, and where z comes from.
+pub const LINE_FORMULA: [&str; 2] =
+    [r"p_x(x) = p_z(z)\left|\frac{dz}{dx}\right| = \frac{p_z(z)}{f'(z)},", r"z = f^{-1}(x)"];
 
 /// z across the picture.
 const Z_VIEW: f64 = Z_END + 0.6;
@@ -607,7 +608,13 @@ fn pz_plot(line: &mut LineState, size: [f32; 2], ui: &mut egui::Ui) {
 
 /// The numbers under p_x: the interval both ways, the change of variables at z, the integral, the fit.
 fn numbers_ui(line: &mut LineState, ui: &mut egui::Ui) {
-    equation_ui(ui, LINE_FORMULA);
+    // A wrapping row: in the narrow column of a window of half a screen the second piece goes under the first, where
+    // one formula of both was shrunk to three fifths of the body size.
+    ui.horizontal_wrapped(|ui| {
+        equation_ui(ui, LINE_FORMULA[0]);
+        ui.add_space(16.0);
+        equation_ui(ui, LINE_FORMULA[1]);
+    });
     ui.add(egui::Slider::new(&mut line.dz, 0.05..=1.0).text("dz"));
     let (x0, x1) = line.x_interval();
     let (_, slope) = line.spline.eval(line.z);
@@ -638,9 +645,11 @@ mod tests {
 
     #[test]
     fn the_pages_formula_typesets_to_paths() {
-        let t = crate::ui::equation::typeset(LINE_FORMULA, Color32::WHITE, 15.0).expect("it typesets");
-        let svg = std::str::from_utf8(&t.svg).expect("UTF-8");
-        assert!(svg.matches("<path").count() >= 10 && !svg.contains("<text"), "glyphs as paths");
+        for (piece, glyphs) in LINE_FORMULA.into_iter().zip([10, 5]) {
+            let t = crate::ui::equation::typeset(piece, Color32::WHITE, 15.0).expect("it typesets");
+            let svg = std::str::from_utf8(&t.svg).expect("UTF-8");
+            assert!(svg.matches("<path").count() >= glyphs && !svg.contains("<text"), "glyphs as paths: {piece}");
+        }
     }
 
     #[test]

@@ -161,3 +161,25 @@ fn ux_data_loaded_during_a_fit_gives_the_picture_its_own_column() {
     assert!(harness.query_by_label_contains("trained on").is_none(), "no figure of the old column is shown");
     harness.get_by_label("Train f on the column");
 }
+
+/// The page's formula is drawn at (nearly) the body size in a window of half a screen. It was one formula of both
+/// pieces, shrunk to the narrow column under p_x: three fifths of the body size at 960 points across, too small to
+/// read from the back of a lecture room. Its two pieces now go on two lines where they do not fit on one.
+#[test]
+fn ux_the_1d_formula_keeps_its_size_in_a_narrow_window() {
+    let mut harness = line_page();
+    for size in [egui::vec2(960.0, 1040.0), egui::vec2(1280.0, 800.0)] {
+        harness.set_size(size);
+        harness.run_steps(4);
+        let ctx = harness.ctx.clone();
+        let style = ctx.global_style();
+        let em = egui::TextStyle::Body.resolve(&style).size * 1.2;
+        for piece in bayes_explorer::ui::flow_line::LINE_FORMULA {
+            let typeset = bayes_explorer::ui::equation::typeset_cached(piece, style.visuals.strong_text_color(), em)
+                .expect("the piece typesets");
+            let drawn = harness.get_by_label(piece).rect();
+            let scale = drawn.width() / typeset.size.x;
+            assert!(scale > 0.85, "at {size:?} {piece:?} is drawn at {scale:.2} of its size ({drawn:?})");
+        }
+    }
+}
