@@ -524,11 +524,7 @@ pub(crate) fn flow_view_ui(
     }
     flow.poll(snapshot, running, ui.ctx());
     view_error(ui, flow.error.as_deref());
-    ui.horizontal(|ui| {
-        for page in FlowPage::ALL {
-            ui.selectable_value(&mut flow.page, page, page.label());
-        }
-    });
+    page_tabs_ui(&mut flow.page, snapshot.is_some(), ui);
     if flow.page != FlowPage::Line {
         scrubber_ui(flow, ui);
     }
@@ -588,6 +584,21 @@ fn grid_aspect(plot_aspect: f32) -> f32 {
     } else {
         (plot_aspect * 16.0).floor().max(1.0) / 16.0
     }
+}
+
+/// The flow's page tabs. Before a run there is no flow to step through and no Keras figure: the first tab is the
+/// data, as the lab opens, and the 1-D picture (which needs no run) the second, on either page.
+pub(crate) fn page_tabs_ui(page: &mut FlowPage, has_run: bool, ui: &mut egui::Ui) {
+    ui.horizontal(|ui| {
+        if has_run {
+            for p in FlowPage::ALL {
+                ui.selectable_value(page, p, p.label());
+            }
+        } else {
+            ui.selectable_value(page, FlowPage::StepThrough, "The data");
+            ui.selectable_value(page, FlowPage::Line, FlowPage::Line.label());
+        }
+    });
 }
 
 /// Whether the flow's points and grids through every stage are those of the model of `step`, all of them.

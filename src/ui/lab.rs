@@ -63,11 +63,7 @@ pub(crate) fn views_ui(state: &mut LabState, presenting: bool, ui: &mut egui::Ui
     }
     if lab == Lab::Flow && !state.flow.show_data {
         // Before a run the flow's pages wait for one, but the 1-D picture needs none.
-        ui.horizontal(|ui| {
-            ui.selectable_value(&mut state.flow.page, crate::ui::flow::FlowPage::StepThrough, "The data");
-            let line = crate::ui::flow::FlowPage::Line;
-            ui.selectable_value(&mut state.flow.page, line, line.label());
-        });
+        crate::ui::flow::page_tabs_ui(&mut state.flow.page, false, ui);
     }
     if lab == Lab::Vae && state.worker.is_some() && !state.vae.show_data {
         let running = state.worker_state == Some(WorkerState::Running);

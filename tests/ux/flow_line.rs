@@ -183,3 +183,21 @@ fn ux_the_1d_formula_keeps_its_size_in_a_narrow_window() {
         }
     }
 }
+
+/// Before any run the 1-D picture's tabs are the ones the lab opened with: "The data" and "The 1-D picture". On the
+/// 1-D picture they read "Step through the stages" and "Data and latent space (Keras figure)", pages that need a run,
+/// so that the tab a student came from had another name, and "Step through the stages" led to the data.
+#[test]
+fn ux_before_a_run_the_1d_pictures_tabs_are_the_labs_own() {
+    let mut harness = line_page();
+    assert!(harness.state().lab(Lab::Flow).worker_state.is_none(), "no run");
+    harness.get_by_label("The data");
+    assert!(harness.query_by_label("Step through the stages").is_none(), "no flow to step through before a run");
+    assert!(harness.query_by_label("Data and latent space (Keras figure)").is_none());
+    harness.get_by_label("The data").click();
+    harness.run_steps(3);
+    harness.get_by_label("Scatter");
+    harness.get_by_label("The 1-D picture").click();
+    harness.run_steps(3);
+    harness.get_by_label("Train f on the column");
+}
