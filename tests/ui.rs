@@ -101,6 +101,33 @@ fn a_bad_file_shows_its_error_and_keeps_the_data() {
     assert!(message.is_warning() && !message.is_error() && message.text.contains("dropped 1 row with"), "{message:?}");
 }
 
+/// The preview's first rows, "as written in the file", start with the header line, its names over their columns of
+/// numbers: they started with the first line of data, so the file's first line was nowhere to be seen. A name longer
+/// than its column's numbers is cut short, so that the rows keep their width.
+#[test]
+fn the_previews_first_rows_start_with_the_header_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("named.csv");
+    std::fs::write(&path, "alpha;longname\n12345;71\n3;93\n").unwrap();
+    let mut harness = harness();
+    harness.state_mut().path_text = path.display().to_string();
+    harness.get_by_label("Load").click();
+    wait_until(&mut harness, "the preview", BayesExplorerApp::preview_is_open);
+    harness.run_steps(2);
+    let heads = |harness: &egui_kittest::Harness<'_, BayesExplorerApp>, name: &str, number: &str| {
+        let cell = harness.get_by_label(number).rect();
+        harness
+            .get_all_by_label(name)
+            .any(|n| n.rect().bottom() <= cell.top() && (n.rect().left() - cell.left()).abs() < 1.0)
+    };
+    // "alpha" is as wide as its numbers: whole, over 12345 (and again in the list of columns below).
+    assert_eq!(harness.get_all_by_label("alpha").count(), 2);
+    assert!(heads(&harness, "alpha", "12345"), "\"alpha\" heads the column of 12345");
+    // "longname" over two-digit numbers: cut to four characters (the least), whole in the list of columns.
+    assert!(heads(&harness, "lon…", "93"), "\"lon…\" heads the column of 71 and 93");
+    assert_eq!(harness.get_all_by_label("longname").count(), 1, "only in the list of columns");
+}
+
 #[test]
 fn flow_stages_step_forward_and_back_and_the_direction_relabels_the_view() {
     let mut harness = harness();

@@ -134,6 +134,29 @@ fn preview_ui(p: &mut Preview, ui: &mut egui::Ui) -> Choice {
         ui.strong("First rows, as written in the file");
         egui::ScrollArea::horizontal().id_salt("preview-raw").show(ui, |ui| {
             egui::Grid::new("preview-first-rows").striped(true).show(ui, |ui| {
+                // The header line first, as the file has it (its names unquoted), so that each column of numbers
+                // stands under its name. A name longer than its column's numbers is cut short (whole on hover), so
+                // that the rows stay as narrow as they were and the last columns (often the target) in view.
+                if csv.has_header {
+                    for (j, column) in t.columns.iter().enumerate().take(16) {
+                        let width = csv.first_rows.iter().filter_map(|r| r.get(j)).map(|c| c.chars().count()).max();
+                        let width = width.unwrap_or(0).max(4);
+                        let name = &column.name;
+                        let shown = if name.chars().count() > width {
+                            format!("{}…", name.chars().take(width - 1).collect::<String>())
+                        } else {
+                            name.clone()
+                        };
+                        let label = ui.label(egui::RichText::new(shown).monospace().strong());
+                        if name.chars().count() > width {
+                            label.on_hover_text(name);
+                        }
+                    }
+                    if t.columns.len() > 16 {
+                        ui.label("…");
+                    }
+                    ui.end_row();
+                }
                 for row in &csv.first_rows {
                     for cell in row.iter().take(16) {
                         ui.monospace(cell);
