@@ -41,6 +41,9 @@ pub(crate) enum PreviewOutcome {
     Reload(Lab, LoadRequest),
 }
 
+/// Lines of the file shown as written, the header's included.
+const FIRST_LINES: usize = 8;
+
 /// The preview window's height where the screen has the room: a file of a dozen columns shows whole.
 const PREVIEW_HEIGHT: f32 = 760.0;
 
@@ -67,6 +70,8 @@ pub(crate) fn preview_window(mut preview: Preview, ctx: &egui::Context) -> Previ
             let body = (ui.available_height() - 40.0).max(120.0);
             choice = egui::ScrollArea::vertical()
                 .id_salt("preview-body")
+                // The window's whole width, so that its scroll bar is at the window's edge, not beside the rows.
+                .auto_shrink([false, true])
                 .max_height(body)
                 .show(ui, |ui| preview_ui(&mut preview, ui))
                 .inner;
@@ -157,7 +162,8 @@ fn preview_ui(p: &mut Preview, ui: &mut egui::Ui) -> Choice {
                     }
                     ui.end_row();
                 }
-                for row in &csv.first_rows {
+                // Eight lines of the file in all, the header's among them, so that the preview keeps its height.
+                for row in csv.first_rows.iter().take(FIRST_LINES - usize::from(csv.has_header)) {
                     for cell in row.iter().take(16) {
                         ui.monospace(cell);
                     }
