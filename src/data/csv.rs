@@ -17,8 +17,8 @@ use crate::data::table::{CsvFacts, Table, column_stats};
 /// Files larger than this (after decompression) are refused: datasets are trained in memory.
 pub const MAX_BYTES: u64 = 256 * 1024 * 1024;
 
-/// Number of raw rows kept for the preview.
-const PREVIEW_ROWS: usize = 8;
+/// Number of raw rows kept for the preview: the lines of the file it shows as written, with the header's.
+pub const PREVIEW_ROWS: usize = 8;
 
 /// Whether the first record is a header.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]

@@ -142,8 +142,8 @@ pub struct FlowUiState {
     worker: Option<FlowViewWorker>,
     geometry: Option<Arc<FlowGeometry>>,
     grids: HashMap<usize, Arc<StageGrid>>,
-    /// The heat maps' textures, each with the box of the grid it was made from, where it is drawn.
-    textures: HashMap<TextureKey, (TextureHandle, [f32; 4])>,
+    /// The heat maps' textures, each drawn over the box of the grid it was made from (in its key).
+    textures: HashMap<TextureKey, TextureHandle>,
     probe: Option<(usize, [f32; 2])>,
     probe_path: Option<ProbePath>,
     last_request: Option<RequestKey>,
@@ -246,7 +246,10 @@ impl FlowUiState {
     #[must_use]
     pub fn heat_map_box(&self, k: usize) -> Option<[f32; 4]> {
         let log_det = self.heat == HeatMap::LayerLogDet;
-        self.textures.iter().find(|((stage, .., ld), _)| *stage == k && *ld == log_det).map(|(_, (_, bounds))| *bounds)
+        self.textures
+            .keys()
+            .find(|(stage, .., ld)| *stage == k && *ld == log_det)
+            .map(|(_, _, _, b, _)| b.map(f32::from_bits))
     }
 
     /// The data points the views push through the flow (standardised), and the run's number (for tests).
@@ -1080,8 +1083,8 @@ fn heat_texture(flow: &mut FlowUiState, k: usize, ctx: &egui::Context) -> Option
         return None;
     }
     let key = (k, grid.step, grid.resolution, grid.bounds.map(f32::to_bits), log_det);
-    if let Some(made) = flow.textures.get(&key) {
-        return Some(made.clone());
+    if let Some(t) = flow.textures.get(&key) {
+        return Some((t.clone(), grid.bounds));
     }
     let n = grid.resolution;
     let values = if log_det { &grid.layer_log_det } else { &grid.density };
@@ -1110,7 +1113,7 @@ fn heat_texture(flow: &mut FlowUiState, k: usize, ctx: &egui::Context) -> Option
         egui::TextureOptions::LINEAR,
     );
     flow.textures.retain(|(kk, _, _, _, ld), _| *kk != k || *ld != log_det);
-    flow.textures.insert(key, (texture.clone(), grid.bounds));
+    flow.textures.insert(key, texture.clone());
     Some((texture, grid.bounds))
 }
 

@@ -41,9 +41,6 @@ pub(crate) enum PreviewOutcome {
     Reload(Lab, LoadRequest),
 }
 
-/// Lines of the file shown as written, the header's included.
-const FIRST_LINES: usize = 8;
-
 /// The preview window's height where the screen has the room: a file of a dozen columns shows whole.
 const PREVIEW_HEIGHT: f32 = 760.0;
 
@@ -162,8 +159,9 @@ fn preview_ui(p: &mut Preview, ui: &mut egui::Ui) -> Choice {
                     }
                     ui.end_row();
                 }
-                // Eight lines of the file in all, the header's among them, so that the preview keeps its height.
-                for row in csv.first_rows.iter().take(FIRST_LINES - usize::from(csv.has_header)) {
+                // As many lines of the file in all as the reader keeps rows, the header's among them, so that the
+                // preview keeps its height.
+                for row in csv.first_rows.iter().take(crate::data::csv::PREVIEW_ROWS - usize::from(csv.has_header)) {
                     for cell in row.iter().take(16) {
                         ui.monospace(cell);
                     }
