@@ -633,7 +633,13 @@ fn inspect(path: &str, options: CsvOptions, as_json: bool) -> Result<(), CliErro
             .columns
             .iter()
             .zip(&spec.roles)
-            .map(|(c, r)| json!({"name": c.name, "type": c.kind.name(), "min": c.min, "max": c.max, "distinct": c.n_distinct, "role": r.label()}))
+            .map(|(c, r)| {
+                let mut info = json!({"name": c.name, "type": c.kind.name(), "min": c.min, "max": c.max, "distinct": c.n_distinct, "role": r.label()});
+                if c.kind == crate::data::table::ColumnKind::Text {
+                    info["categories"] = json!(c.categories);
+                }
+                info
+            })
             .collect();
         let csv = table.csv.as_ref();
         let line = json!({
@@ -691,14 +697,19 @@ fn inspect(path: &str, options: CsvOptions, as_json: bool) -> Result<(), CliErro
         } else {
             c.n_distinct.to_string()
         };
+        // A text column's first and last categories (its numbers 0 and n - 1), cut to the column's width.
+        let end = |v: f32| {
+            let text = c.value_text(v);
+            if text.chars().count() > 12 { format!("{}…", text.chars().take(11).collect::<String>()) } else { text }
+        };
         let _ = writeln!(
             out,
             "{:>4}  {:<width$}  {:<7}  {:>12}  {:>12}  {:>8}  {}",
             j + 1,
             c.name,
             c.kind.name(),
-            c.min,
-            c.max,
+            end(c.min),
+            end(c.max),
             distinct,
             r.label()
         );

@@ -5,7 +5,9 @@
 
 use std::io::Write;
 
+use bayes_explorer::Lab;
 use bayes_explorer::data::csv::{CsvError, NoProgress, read_bytes, read_path, sniff_delimiter};
+use bayes_explorer::data::prepare::{DataSpec, OutputKind, Role, check_lab, prepare};
 use bayes_explorer::data::table::ColumnKind;
 use bayes_explorer::data::{CsvOptions, HeaderMode, MissingPolicy, Table};
 
@@ -195,9 +197,18 @@ fn binary_files_are_refused_with_a_position() {
 fn unterminated_quote_or_bad_gzip_gives_a_message() {
     let err = read_bytes(b"\x1f\x8b\x08\x00garbage", "broken.csv.gz", &CsvOptions::default(), &NoProgress).unwrap_err();
     assert!(matches!(err, CsvError::Gzip { .. }), "{err}");
-    // An unterminated quote swallows the rest of the file into one field: the row count no longer matches.
-    let err = read("a,b\n1,\"2\n3,4\n").unwrap_err();
-    assert!(err.location().is_some(), "{err}");
+    // An unterminated quote swallows the rest of the file into one field: in a middle field the row count no longer
+    // matches; in the last one (a column of text could take it as a category) the file ends in no closing quote.
+    let err = read("a,b,c\n1,\"2,3\n4,5,6\n").unwrap_err();
+    assert!(matches!(err, CsvError::Ragged { line: 2, .. }), "{err}");
+    for text in ["a,b\n1,\"2\n3,4\n", "a,b\n1,cat\n2,\"dog\n3,4\n", "a,b\r\n1,cat\r\n3,\"x\r\n"] {
+        let err = read(text).unwrap_err();
+        assert!(matches!(err, CsvError::Malformed { line: 2 | 3, .. }), "{text:?}: {err}");
+        assert!(err.to_string().contains("never closed"), "{err}");
+    }
+    // Closed, a line break in the last field is a category like any other.
+    let table = read("a,b\n1,cat\n2,\"two\nlines\"\n").expect("a quoted line break");
+    assert_eq!(table.columns[1].categories, ["cat", "two\nlines"]);
 }
 
 #[test]
@@ -256,7 +267,7 @@ fn line_numbers_count_crlf_lone_cr_and_blank_lines() {
     let at = |text: &str| read(text).unwrap_err().location();
     assert_eq!(at("a,b\r\n1,2\r\n3,x\r\n"), Some((3, Some(2))));
     assert_eq!(at("a,b\r1,2\r3,x\r"), Some((3, Some(2))));
-    assert_eq!(at("a,b\n\n\n1,x\n"), Some((4, Some(2))));
+    assert_eq!(at("a,b\n\n\n1,NA\n"), Some((4, Some(2))));
     assert_eq!(at("\r\n\r\na,b\r\n1,2\r\n3\r\n"), Some((5, Some(2))));
     let err = read("\n1,2\r\n3\r\n").unwrap_err();
     assert!(matches!(err, CsvError::Ragged { line: 3, reference_line: 2, .. }), "{err}");
@@ -264,4 +275,75 @@ fn line_numbers_count_crlf_lone_cr_and_blank_lines() {
     assert!(matches!(err, CsvError::Binary { line: 3, column: 3, .. }), "{err}");
     let table = read_dropping("a,b\r\n1,2\r\n\r\nNA,3\r\n").unwrap();
     assert_eq!(table.csv.unwrap().first_dropped, Some((4, "a".to_owned(), "NA".to_owned())));
+}
+
+/// A column of text (a species, a sex, an island) reads as categories: each distinct text, trimmed, numbered in
+/// sorted order, which the column keeps to write its values back. A last column of a few texts is the label, and
+/// the prepared data's classes carry their names.
+#[test]
+fn a_text_column_reads_as_categories_in_sorted_order() {
+    let text = "length,sex,island,species\n5.1,male,Biscoe,setosa\n7.0, female ,Dream,versicolor\n\
+                6.3,female,Torgersen,virginica\n4.9,male,Dream,setosa\n";
+    let table = read(text).expect("text columns load");
+    assert!(table.csv.as_ref().expect("facts").has_header);
+    let species = &table.columns[3];
+    assert_eq!(species.kind, ColumnKind::Text);
+    assert_eq!(species.categories, ["setosa", "versicolor", "virginica"]);
+    assert_eq!((species.min, species.max, species.n_distinct), (0.0, 2.0, 3));
+    assert_eq!(table.columns[1].categories, ["female", "male"], "trimmed");
+    assert_eq!(table.columns[2].categories, ["Biscoe", "Dream", "Torgersen"]);
+    assert_eq!(table.values, [5.1, 1.0, 0.0, 0.0, 7.0, 0.0, 1.0, 1.0, 6.3, 0.0, 2.0, 2.0, 4.9, 1.0, 1.0, 0.0]);
+    assert_eq!(species.value_text(2.0), "virginica");
+    assert_eq!(table.columns[0].value_text(5.1), "5.1");
+
+    // Two categories make a 0/1 feature; more are ignored (their numbers measure nothing); the last is the label.
+    let spec = DataSpec::default_for(&table);
+    assert_eq!(spec.roles, [Role::Feature, Role::Feature, Role::Ignored, Role::Label]);
+    let prepared = prepare(&table, &spec).expect("prepares");
+    let Some((name, kind @ OutputKind::Classes { classes, names })) = &prepared.output else {
+        panic!("species is a label: {:?}", prepared.output);
+    };
+    assert_eq!(
+        (name.as_str(), classes.as_slice(), names.as_slice()),
+        ("species", &[0.0, 1.0, 2.0][..], &table.columns[3].categories[..])
+    );
+    assert_eq!(kind.class_name(1), "versicolor");
+    assert_eq!(check_lab(Lab::Bnn, &table, &spec), Ok(()));
+
+    // Text is no number to regress on.
+    let mut regress = spec.clone();
+    regress.set_output(3, Role::Target);
+    let why = check_lab(Lab::Bnn, &table, &regress).expect_err("a text target is refused");
+    assert!(why.contains("\"species\"") && why.contains("label"), "{why}");
+}
+
+/// The rules for what is a text column, each at its edge.
+#[test]
+fn a_column_is_text_when_its_first_cell_is_and_most_of_it_is_not_numbers() {
+    // Without a header: the text column does not make the first row a header.
+    let table = read("5.1,setosa\n4.9,setosa\n6.0,virginica\n").expect("loads");
+    assert!(!table.csv.as_ref().expect("facts").has_header);
+    assert_eq!((table.n_rows(), table.columns[1].categories.len()), (3, 2));
+    // A header whose name is a number ("2020") is still a header when another name stands above a number.
+    let table = read("x,2020,species\n1,2,setosa\n3,4,virginica\n").expect("loads");
+    assert!(table.csv.as_ref().expect("facts").has_header);
+    assert_eq!(table.columns[1].name, "2020");
+    // Numbers in a text column are categories by their text; missing cells are missing still.
+    let table = read("grade,score\nlow,1\n2,3\n").expect("a tie of one text and one number stays text");
+    assert_eq!(table.columns[0].categories, ["2", "low"]);
+    let err = read("grade,score\nlow,1\nNA,3\n").expect_err("a missing class");
+    assert!(matches!(err, CsvError::Missing { line: 3, column: 1, .. }), "{err}");
+    // A number no f32 holds is refused in any column.
+    let err = read("a,b\n1,cat\n2,inf\n").expect_err("inf is no category");
+    assert!(matches!(&err, CsvError::NotNumeric { line: 3, column: 2, text, .. } if text == "inf"), "{err}");
+    // A column of numbers whose first cell is stray text: more numbers than text, so it is read as numbers and the
+    // text is refused where it stands, or its row dropped.
+    let err = read("a,b\nx1,2\n3,4\n5,6\n").expect_err("stray text in a column of numbers");
+    assert!(matches!(&err, CsvError::NotNumeric { line: 2, column: 1, text, .. } if text == "x1"), "{err}");
+    let table = read_dropping("a,b\nx1,2\n3,4\n5,6\n").expect("the row is dropped");
+    assert_eq!((table.columns[0].kind, table.values.as_slice()), (ColumnKind::Integer, &[3.0, 4.0, 5.0, 6.0][..]));
+    assert_eq!(table.csv.expect("facts").first_dropped, Some((2, "a".to_owned(), "x1".to_owned())));
+    // A category met only in a dropped row is none of the column's.
+    let table = read_dropping("a,b\ncat,1\ndog,NA\ncat,3\n").expect("loads");
+    assert_eq!(table.columns[0].categories, ["cat"]);
 }

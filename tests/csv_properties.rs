@@ -5,9 +5,10 @@
 //! Three kinds of input: arbitrary bytes; "CSV soup" (bytes drawn from the characters CSV files are made of);
 //! and generated grids written as CSV with every delimiter, quoting, missing cells, `NA` and its kin, words,
 //! numbers in every notation, very long fields, ragged rows, blank lines, LF, CR LF and lone CR line ends, a
-//! BOM and gzip. A grid's expected table or error follows from the reader's documented rules (blank lines
-//! skipped, header detection, the first bad row, missing markers), so the grids are checked exactly, line
-//! numbers and values included.
+//! BOM and gzip, and columns of text (class names, with numbers and missing cells among them). A grid's expected
+//! table or error follows from the reader's documented rules (blank lines skipped, header detection, the first bad
+//! row, missing markers, which columns are text and their categories), so the grids are checked exactly, line
+//! numbers, values and categories included.
 //!
 //! Each property runs `PROPTEST_CASES` cases (proptest's variable; 256 when unset, well under a second in all
 //! in a release build). Long run, 2026-11-21: `PROPTEST_CASES=500000 nice cargo test --release --test
@@ -17,7 +18,9 @@
 //! `csv_properties.proptest-regressions`, the first three cases are what these properties found before the
 //! line fix in `data/csv.rs` (CR LF, lone CR and blank lines gave wrong line numbers; see
 //! `line_numbers_count_crlf_lone_cr_and_blank_lines` in `tests/csv_loader.rs`); the fourth, from an earlier
-//! long run, was this test comparing a column's minimum 0 with -0 bit for bit.
+//! long run, was this test comparing a column's minimum 0 with -0 bit for bit. The fifth and sixth are what these
+//! properties found in readers broken on purpose to check that they see text columns (categories numbered in
+//! reverse order; a text column of as many numbers as texts read as numbers); both pass on the reader.
 
 #![allow(clippy::float_cmp, reason = "a column's minimum and maximum are values of the column, compared exactly")]
 
@@ -25,6 +28,7 @@ use std::fmt::Write as _;
 use std::io::{Read, Write};
 
 use bayes_explorer::data::csv::{CsvError, NoProgress, read_bytes};
+use bayes_explorer::data::table::ColumnKind;
 use bayes_explorer::data::{CsvOptions, HeaderMode, MissingPolicy, Table};
 use proptest::prelude::*;
 use proptest::sample::select;
@@ -80,11 +84,15 @@ fn line_of(starts: &[usize], offset: usize) -> u64 {
 enum Class {
     Number(f32),
     Missing,
+    /// A number no `f32` holds ("inf", "1e400"): refused in every column.
+    NotFinite,
+    /// No number: a category in a text column, refused among numbers.
     Text,
 }
 
-/// The reader's rule for one cell: trimmed, a missing marker, else a finite number that fits an `f32`; where the
-/// fields are not separated by commas (`decimal_comma`), one comma and no point is a decimal comma ("1,5").
+/// The reader's rule for one cell: trimmed, a missing marker, else a number (finite, fitting an `f32`, or not), else
+/// text; where the fields are not separated by commas (`decimal_comma`), one comma and no point is a decimal comma
+/// ("1,5").
 fn classify(text: &str, decimal_comma: bool) -> Class {
     let t = text.trim();
     if MISSING_MARKERS.iter().any(|m| t.eq_ignore_ascii_case(m)) {
@@ -97,7 +105,8 @@ fn classify(text: &str, decimal_comma: bool) -> Class {
     };
     match t.parse::<f64>() {
         Ok(v) if v.is_finite() && v.abs() <= f64::from(f32::MAX) => Class::Number(v as f32),
-        _ => Class::Text,
+        Ok(_) => Class::NotFinite,
+        Err(_) => Class::Text,
     }
 }
 
@@ -128,6 +137,15 @@ fn check_table(table: &Table, options: &CsvOptions) -> Result<(), String> {
         // Compared as numbers: which of 0 and -0 `f32::min` returns is unspecified.
         if column.min != min || column.max != max || column.name.trim().is_empty() {
             return Err(format!("column {j} {column:?}: values run from {min} to {max}"));
+        }
+        // A text column's values number its categories, sorted and distinct, each one used.
+        let text = column.kind == ColumnKind::Text;
+        let used = |k: usize| values.contains(&(k as f32));
+        if text == column.categories.is_empty()
+            || !column.categories.windows(2).all(|w| w[0] < w[1])
+            || (text && (max != (column.categories.len() - 1) as f32 || !(0..column.categories.len()).all(used)))
+        {
+            return Err(format!("column {j} {column:?}: values {values:?}"));
         }
     }
     let header_ok = match options.header {
@@ -203,8 +221,9 @@ fn check_error(raw: &[u8], error: &CsvError) -> Result<(), String> {
         CsvError::Missing { text, .. } if !matches!(classify(text, false), Class::Missing) => {
             return Err(format!("{text:?} called missing: {message}"));
         }
-        // Text refused is no number with a decimal point (whether a comma was one depends on the delimiter).
-        CsvError::NotNumeric { text, .. } if !matches!(classify(text, false), Class::Text) => {
+        // Text refused is no number with a decimal point, or one no f32 holds (whether a comma was a decimal point
+        // depends on the delimiter).
+        CsvError::NotNumeric { text, .. } if !matches!(classify(text, false), Class::Text | Class::NotFinite) => {
             return Err(format!("{text:?} called not numeric: {message}"));
         }
         CsvError::Ragged { line, found, expected, reference_line, .. }
@@ -319,8 +338,25 @@ fn cell() -> impl Strategy<Value = String> {
     ]
 }
 
-fn row(n_cols: usize) -> impl Strategy<Value = Row> {
-    let cells = prop_oneof![12 => prop::collection::vec(cell(), n_cols), 1 => prop::collection::vec(cell(), 0..8)];
+/// A text column's cells: class names (some written with spaces around them or in quotes), now and then a number
+/// or a missing cell.
+fn category() -> impl Strategy<Value = String> {
+    let name =
+        select(&["setosa", "versicolor", "virginica", "male", "female", "Biscoe", "b", "B", "Ω", "two words"][..]);
+    prop_oneof![
+        12 => name.clone().prop_map(String::from),
+        2 => (name, 1usize..3).prop_map(|(n, pad)| format!("{}{n}{}", " ".repeat(pad), " ".repeat(pad - 1))),
+        2 => number(),
+        2 => missing(),
+        1 => word(),
+    ]
+}
+
+/// A row of `n_cols` cells, those of the columns `text` drawn as a text column's; now and then a row of any length.
+fn row(text: &[bool]) -> impl Strategy<Value = Row> + use<> {
+    let whole: Vec<BoxedStrategy<String>> =
+        text.iter().map(|&t| if t { category().boxed() } else { cell().boxed() }).collect();
+    let cells = prop_oneof![12 => whole, 1 => prop::collection::vec(cell(), 0..8)];
     let endings = select(&["\n", "\n", "\r\n", "\r\n", "\r"][..]);
     let blanks = select(&["", "", "", "", "", "", "\n", "\r\n", "   \n", "\r"][..]);
     (cells, prop::collection::vec(prop::bool::weighted(0.1), 8), endings, blanks)
@@ -329,7 +365,8 @@ fn row(n_cols: usize) -> impl Strategy<Value = Row> {
 
 fn grid() -> impl Strategy<Value = Grid> {
     (1usize..7)
-        .prop_flat_map(|n_cols| prop::collection::vec(row(n_cols), 0..14))
+        .prop_flat_map(|n_cols| prop::collection::vec(prop::bool::weighted(0.3), n_cols))
+        .prop_flat_map(|text| prop::collection::vec(row(&text), 0..14))
         .prop_flat_map(|rows| {
             (Just(rows), select(&[b',', b';', b'\t'][..]), any::<bool>(), any::<bool>(), prop::bool::weighted(0.1))
         })
@@ -404,8 +441,11 @@ fn expected(grid: &Grid, text: &str, row_starts: &[usize], options: &CsvOptions)
         HeaderMode::Present => true,
         HeaderMode::Absent => false,
         HeaderMode::Auto => {
-            let second_numeric = records.get(1).is_some_and(|(_, s)| s.iter().all(is_number));
-            first.iter().all(|f| !is_number(f)) || (first.iter().any(|f| !is_number(f)) && second_numeric)
+            // No numbers, or a name above a number.
+            let name_above_number = records
+                .get(1)
+                .is_some_and(|(_, s)| first.iter().zip(s.iter()).any(|(f, s)| !is_number(f) && is_number(s)));
+            first.iter().all(|f| !is_number(f)) || name_above_number
         }
     };
     let n_cols = first.len();
@@ -426,68 +466,124 @@ fn expected(grid: &Grid, text: &str, row_starts: &[usize], options: &CsvOptions)
     } else {
         (1..=n_cols).map(|j| format!("column {j}")).collect()
     };
-    let mut out =
-        Expected { names, values: Vec::new(), has_header, dropped: 0, first_dropped: None, first_rows: vec![] };
-    for &(line, cells) in records.iter().skip(usize::from(has_header)) {
-        if cells.len() != n_cols {
-            return Err(CsvError::Ragged {
-                file,
-                line,
-                found: cells.len(),
-                expected: n_cols,
-                reference_line: first_line,
-            });
-        }
-        if out.first_rows.len() < 8 {
-            out.first_rows.push(cells.clone());
-        }
-        let mut row = Vec::with_capacity(n_cols);
-        let mut bad = None;
-        for (j, text) in cells.iter().enumerate() {
-            match classify(text, decimal_comma) {
-                Class::Number(v) => row.push(v),
-                Class::Missing => {
-                    bad = Some((j, text, true));
-                    break;
+    let rows: Vec<(u64, &Vec<String>)> = records.iter().skip(usize::from(has_header)).copied().collect();
+    let read = Pass { names: &names, has_header, first_line, decimal_comma, options };
+    let (out, mostly_numbers) = read.rows(&rows, &[])?;
+    // A text column with more numbers than text is a column of numbers with stray text: read again as numbers.
+    if mostly_numbers.is_empty() { Ok(out) } else { Ok(read.rows(&rows, &mostly_numbers)?.0) }
+}
+
+/// One pass of the reader's rules over a file's data rows.
+struct Pass<'a> {
+    names: &'a [String],
+    has_header: bool,
+    first_line: u64,
+    decimal_comma: bool,
+    options: &'a CsvOptions,
+}
+
+impl Pass<'_> {
+    /// The table the rows give with the columns `numbers` taken as numbers, and the text columns holding more
+    /// numbers than text. A column is text when its first cell that is not missing is text (`Class::Text`); a text
+    /// column's cells, numbers among them, are categories by their trimmed text, numbered in sorted order.
+    fn rows(&self, rows: &[(u64, &Vec<String>)], numbers: &[usize]) -> Result<(Expected, Vec<usize>), CsvError> {
+        let file = FILE.to_owned();
+        let n_cols = self.names.len();
+        let mut text: Vec<Option<bool>> = (0..n_cols).map(|j| numbers.contains(&j).then_some(false)).collect();
+        let (mut n_numbers, mut n_texts) = (vec![0usize; n_cols], vec![0usize; n_cols]);
+        let mut out = Expected {
+            names: self.names.to_vec(),
+            values: Vec::new(),
+            categories: vec![Vec::new(); n_cols],
+            has_header: self.has_header,
+            dropped: 0,
+            first_dropped: None,
+            first_rows: vec![],
+        };
+        let mut kept: Vec<&Vec<String>> = Vec::new();
+        for &(line, cells) in rows {
+            if cells.len() != n_cols {
+                return Err(CsvError::Ragged {
+                    file,
+                    line,
+                    found: cells.len(),
+                    expected: n_cols,
+                    reference_line: self.first_line,
+                });
+            }
+            if out.first_rows.len() < 8 {
+                out.first_rows.push(cells.clone());
+            }
+            let classes: Vec<Class> = cells.iter().map(|t| classify(t, self.decimal_comma)).collect();
+            for (j, class) in classes.iter().enumerate() {
+                if text[j].is_none() && !matches!(class, Class::Missing) {
+                    text[j] = Some(matches!(class, Class::Text));
                 }
-                Class::Text => {
-                    bad = Some((j, text, false));
-                    break;
+                if text[j] == Some(true) {
+                    match class {
+                        Class::Number(_) => n_numbers[j] += 1,
+                        Class::Text => n_texts[j] += 1,
+                        Class::Missing | Class::NotFinite => {}
+                    }
                 }
             }
-        }
-        let Some((j, text, is_missing)) = bad else {
-            out.values.extend(row);
-            continue;
-        };
-        let column_name = out.names[j].clone();
-        if options.missing == MissingPolicy::Refuse {
-            let (file, column, text) = (file, j + 1, text.clone());
-            return Err(if is_missing {
-                CsvError::Missing { file, line, column, column_name, text }
-            } else {
-                CsvError::NotNumeric { file, line, column, column_name, text }
+            let bad = classes.iter().enumerate().position(|(j, class)| match class {
+                Class::Missing | Class::NotFinite => true,
+                Class::Text => text[j] != Some(true),
+                Class::Number(_) => false,
             });
+            let Some(j) = bad else {
+                kept.push(cells);
+                continue;
+            };
+            let (column_name, text) = (out.names[j].clone(), cells[j].clone());
+            if self.options.missing == MissingPolicy::Refuse {
+                let (file, column) = (file, j + 1);
+                return Err(if matches!(classes[j], Class::Missing) {
+                    CsvError::Missing { file, line, column, column_name, text }
+                } else {
+                    CsvError::NotNumeric { file, line, column, column_name, text }
+                });
+            }
+            out.dropped += 1;
+            out.first_dropped.get_or_insert((line, column_name, text));
         }
-        out.dropped += 1;
-        out.first_dropped.get_or_insert((line, column_name, text.clone()));
+        if kept.is_empty() {
+            if out.dropped > 0 {
+                return Err(CsvError::NothingLeft { file, dropped: out.dropped });
+            }
+            if self.has_header {
+                return Err(CsvError::HeaderOnly { file, header_line: self.first_line });
+            }
+            return Err(CsvError::Empty { file });
+        }
+        for (j, categories) in out.categories.iter_mut().enumerate().filter(|(j, _)| text[*j] == Some(true)) {
+            *categories = kept.iter().map(|row| row[j].trim().to_owned()).collect();
+            categories.sort();
+            categories.dedup();
+        }
+        for row in &kept {
+            for (j, cell) in row.iter().enumerate() {
+                out.values.push(match classify(cell, self.decimal_comma) {
+                    _ if text[j] == Some(true) => {
+                        out.categories[j].iter().position(|c| c == cell.trim()).expect("a kept category") as f32
+                    }
+                    Class::Number(v) => v,
+                    _ => unreachable!("a kept row's cell of numbers is a number"),
+                });
+            }
+        }
+        let mostly_numbers = (0..n_cols).filter(|&j| text[j] == Some(true) && n_numbers[j] > n_texts[j]).collect();
+        Ok((out, mostly_numbers))
     }
-    if out.values.is_empty() {
-        if out.dropped > 0 {
-            return Err(CsvError::NothingLeft { file, dropped: out.dropped });
-        }
-        if has_header {
-            return Err(CsvError::HeaderOnly { file, header_line: first_line });
-        }
-        return Err(CsvError::Empty { file });
-    }
-    Ok(out)
 }
 
 /// The table a grid must load as.
 #[derive(Debug, PartialEq)]
 struct Expected {
     names: Vec<String>,
+    /// Each text column's categories, sorted; empty for a column of numbers.
+    categories: Vec<Vec<String>>,
     /// Compared as bits too, so that 0 and -0 differ.
     values: Vec<f32>,
     has_header: bool,
@@ -507,6 +603,7 @@ fn check_grid(grid: &Grid, options: &CsvOptions) -> Result<(), TestCaseError> {
             let csv = table.csv.as_ref().expect("checked by check_any");
             let got = Expected {
                 names: table.columns.iter().map(|c| c.name.clone()).collect(),
+                categories: table.columns.iter().map(|c| c.categories.clone()).collect(),
                 values: table.values.clone(),
                 has_header: csv.has_header,
                 dropped: csv.dropped_rows,

@@ -225,7 +225,7 @@ fn predictive_tables_read_back_to_every_row_of_both_heads_and_of_classes() {
             assert!(same_f64(f64_cell(&row[0]), *nominal) && same_f64(f64_cell(&row[1]), *observed));
         }
     }
-    // Three classes whose values in the data are 3, 5 and 8.
+    // Three classes, named as the data writes them.
     let task = BnnTask::Classification { n_classes: 3 };
     let labels: Vec<f32> = (0..n_rows).map(|i| (i % 3) as f32).collect();
     let logits: Vec<f32> = (0..n_samples * n_rows * 3).map(|_| rng.random_range(-3.0f32..3.0)).collect();
@@ -247,15 +247,25 @@ fn predictive_tables_read_back_to_every_row_of_both_heads_and_of_classes() {
             assert!(same_f64(f64_cell(&row[4]), bin.confidence) && same_f64(f64_cell(&row[5]), bin.accuracy));
         }
     }
-    let classes = [3.0, 5.0, 8.0];
+    // Classes by their names: a label's numbers, or a text column's categories (one with a comma in it).
+    let classes = ["3", "versicolor", "Gentoo, adult"].map(String::from);
     let (header, rows) = round_trip(&predictive_table(&predictive, &classes), dir.path(), PREDICTIVE_FILE);
     assert_eq!(
         header,
-        ["test_row", "actual", "predicted", "p_predicted", "p_predicted_min", "p_predicted_max", "p_3", "p_5", "p_8"]
+        [
+            "test_row",
+            "actual",
+            "predicted",
+            "p_predicted",
+            "p_predicted_min",
+            "p_predicted_max",
+            "p_3",
+            "p_versicolor",
+            "p_Gentoo, adult"
+        ]
     );
     for (row, r) in rows.iter().zip(expected) {
-        assert!(same_f32(f32_cell(&row[1]), classes[r.actual]));
-        assert!(same_f32(f32_cell(&row[2]), classes[r.predicted]));
+        assert_eq!((&row[1], &row[2]), (&classes[r.actual], &classes[r.predicted]));
         assert!(same_f32(f32_cell(&row[3]), r.probabilities[r.predicted]));
         assert!(same_f32(f32_cell(&row[4]), r.min) && same_f32(f32_cell(&row[5]), r.max));
         for (cell, &p) in row[6..].iter().zip(&r.probabilities) {
@@ -271,14 +281,15 @@ fn latents_read_back_to_every_mean_and_log_variance_with_split_and_label() {
     let (n, latent, n_train) = (11, 3, 8);
     let mu = awkward_f32(&mut rng, n * latent);
     let logvar: Vec<f32> = (0..n * latent).map(|_| rng.random_range(-9.0f32..1.0)).collect();
-    let labels: Vec<f32> = (0..n).map(|i| (i % 10) as f32).collect();
+    let labels: Vec<String> =
+        (0..n).map(|i| if i % 3 == 0 { "setosa".to_owned() } else { ((i % 10) as f32 * 0.5).to_string() }).collect();
     let (header, rows) = round_trip(&latents_table(&mu, &logvar, latent, n_train, &labels), dir.path(), LATENTS_FILE);
     assert_eq!(header, ["split", "row", "label", "mu_z1", "mu_z2", "mu_z3", "logvar_z1", "logvar_z2", "logvar_z3"]);
     assert_eq!(rows.len(), n);
     for (i, row) in rows.iter().enumerate() {
         let (split, within) = if i < n_train { ("train", i + 1) } else { ("test", i - n_train + 1) };
         assert_eq!((row[0].as_str(), usize_cell(&row[1])), (split, within));
-        assert!(same_f32(f32_cell(&row[2]), labels[i]));
+        assert_eq!(row[2], labels[i]);
         for j in 0..latent {
             assert!(same_f32(f32_cell(&row[3 + j]), mu[i * latent + j]), "input {i} mu {j}: {}", row[3 + j]);
             assert!(same_f32(f32_cell(&row[3 + latent + j]), logvar[i * latent + j]));

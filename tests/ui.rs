@@ -103,12 +103,14 @@ fn a_bad_file_shows_its_error_and_keeps_the_data() {
 
 /// The preview's first rows, "as written in the file", start with the header line, its names over their columns of
 /// numbers: they started with the first line of data, so the file's first line was nowhere to be seen. A name longer
-/// than its column's numbers is cut short, so that the rows keep their width.
+/// than its column's numbers takes the room the window has left (whole for Iris's "sepal_length", which was cut to
+/// "sep…" over its numbers), and is cut short only where that room runs out, so that the rows stay in the window.
 #[test]
 fn the_previews_first_rows_start_with_the_header_line() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("named.csv");
-    std::fs::write(&path, "alpha;longname\n12345;71\n3;93\n").unwrap();
+    let endless = "x".repeat(400);
+    std::fs::write(&path, format!("alpha;longname;{endless}\n12345;71;7777\n3;93;8888\n")).unwrap();
     let mut harness = harness();
     harness.state_mut().path_text = path.display().to_string();
     harness.get_by_label("Load").click();
@@ -120,12 +122,25 @@ fn the_previews_first_rows_start_with_the_header_line() {
             .get_all_by_label(name)
             .any(|n| n.rect().bottom() <= cell.top() && (n.rect().left() - cell.left()).abs() < 1.0)
     };
-    // "alpha" is as wide as its numbers: whole, over 12345 (and again in the list of columns below).
+    // "alpha" is as wide as its numbers, "longname" has room: both whole over their numbers (and again in the list
+    // of columns below).
     assert_eq!(harness.get_all_by_label("alpha").count(), 2);
     assert!(heads(&harness, "alpha", "12345"), "\"alpha\" heads the column of 12345");
-    // "longname" over two-digit numbers: cut to four characters (the least), whole in the list of columns.
-    assert!(heads(&harness, "lon…", "93"), "\"lon…\" heads the column of 71 and 93");
-    assert_eq!(harness.get_all_by_label("longname").count(), 1, "only in the list of columns");
+    assert_eq!(harness.get_all_by_label("longname").count(), 2);
+    assert!(heads(&harness, "longname", "93"), "\"longname\" heads the column of 71 and 93");
+    // A name of 400 characters (a survey's question) is cut where the room ends over its numbers, and to forty
+    // characters in the list of columns, whole on hover: whole, it widened the window to 3,000 points, past the
+    // screen with the roles and the buttons.
+    let cut = harness.get_all_by_label_contains("xxx…").map(|n| n.rect()).collect::<Vec<_>>();
+    let listed = format!("{}…", "x".repeat(39));
+    harness.get_by_label(&listed);
+    let screen = harness.ctx.content_rect();
+    assert!(cut.len() == 2 && cut.iter().all(|r| r.right() <= screen.right()), "{cut:?} within {screen:?}");
+    let over_numbers = harness.get_all_by_label_contains("xxx…").find(|n| n.value().is_some_and(|v| v != listed));
+    let over_numbers = over_numbers.and_then(|n| n.value()).expect("the header's cut name");
+    assert!(heads(&harness, &over_numbers, "8888"), "the cut name heads its column");
+    assert!(harness.query_by_label(&endless).is_none(), "nowhere whole but on hover");
+    assert!(harness.get_by_label("Use in the BNN lab").rect().right() <= screen.right());
 }
 
 #[test]

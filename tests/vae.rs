@@ -114,24 +114,28 @@ fn a_table_trains_with_the_squared_error_and_refuses_the_bernoulli_likelihood() 
     eprintln!("the red wine, squared error: test loss {:.1} -> {:.1}", before.neg_elbo, after.neg_elbo);
     assert!([after.recon, after.kl, after.neg_elbo].iter().all(|v| v.is_finite()), "{after:?}");
     assert!(after.neg_elbo < 0.8 * before.neg_elbo, "{before:?} -> {after:?}");
-    // Four columns (a square count): non-negative, images of 2 x 2; shifted below 0 in one cell, a table.
-    let square = |shift: f32| {
-        let values = (0..400).map(|i| ((i * 37) % 11) as f32 - if i == 201 { shift } else { 0.0 }).collect();
-        let names = ["a", "b", "c", "d"].map(String::from).to_vec();
+    // 25 columns (a square count): non-negative, images of 5 x 5; shifted below 0 in one cell, a table. Four
+    // non-negative columns (Iris's measurements) are a table too: 2 x 2 is no image.
+    let square = |side: usize, shift: f32| {
+        let n = side * side;
+        let values = (0..100 * n).map(|i| ((i * 37) % 11) as f32 - if i == 201 { shift } else { 0.0 }).collect();
+        let names = (0..n).map(|j| format!("c{j}")).collect();
         let source = bayes_explorer::data::DataSource::File("square.csv".into());
-        bayes_explorer::data::Table::from_values(format!("square, shift {shift}"), source, names, values)
+        bayes_explorer::data::Table::from_values(format!("{side} x {side}, shift {shift}"), source, names, values)
     };
-    let tables = BuiltinFile::ALL.map(|f| f.load().unwrap()).into_iter().chain([square(0.0), square(20.0)]);
+    let squares = [square(5, 0.0), square(5, 20.0), square(2, 0.0)];
+    let tables = BuiltinFile::ALL.map(|f| f.load().unwrap()).into_iter().chain(squares);
     for (k, table) in tables.enumerate() {
         let mut spec = default_spec_for_lab(Lab::Vae, &table);
         if k >= 3 {
-            spec.roles = vec![bayes_explorer::data::Role::Feature; 4];
+            spec.roles = vec![bayes_explorer::data::Role::Feature; table.n_cols()];
         }
         let data = prepare(&table, &spec).unwrap();
         let images = features_form_images(&table, &spec);
         assert_eq!(images, inputs_are_images(&data), "{}", table.name);
-        // The wine and the shifted square are tables; MNIST, the 8 x 8 digits and the square from 0 are images.
-        assert_eq!(images, [false, true, true, true, false][k], "{}", table.name);
+        // The wine, the shifted square and the four columns are tables; MNIST, the 8 x 8 digits and the 5 x 5 square
+        // from 0 are images.
+        assert_eq!(images, [false, true, true, true, false, false][k], "{}", table.name);
     }
 }
 

@@ -102,7 +102,7 @@ pub(super) fn train_nuts(
     let settings = nuts_settings(args)?;
     let task = match &prepared.output {
         Some((_, OutputKind::Regression)) => BnnTask::Regression(config.head),
-        Some((_, OutputKind::Classes { classes })) => BnnTask::Classification { n_classes: classes.len().max(2) },
+        Some((_, OutputKind::Classes { classes, .. })) => BnnTask::Classification { n_classes: classes.len().max(2) },
         None => return Err(CliError::BadInput("the BNN needs a target or label column".into())),
     };
     let d = prepared.n_features();

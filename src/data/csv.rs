@@ -1,5 +1,10 @@
-//! Reading numeric CSV files: delimiter sniffing, header detection, BOM, CRLF, gzip, and errors that say
-//! exactly where a file went wrong (file, line, column and the text found there).
+//! Reading CSV files: delimiter sniffing, header detection, BOM, CRLF, gzip, columns of text read as categories,
+//! and errors that say exactly where a file went wrong (file, line, column and the text found there).
+//!
+//! A column is text when its first cell that is not missing is no number ("setosa"): each distinct text, trimmed,
+//! is a category, numbered in sorted order. A number among text is a category too ("low", "2"); a column whose
+//! first cell is text but most of whose cells are numbers ("x1" above a column of numbers) is read as numbers, so
+//! that the stray text is refused where it stands. A number no `f32` holds ("inf", "1e999") is refused anywhere.
 //!
 //! The reader never panics on input: every problem is a [`CsvError`] naming the file and, where it
 //! applies, the 1-based line and column and what was expected.
@@ -12,7 +17,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use serde::{Deserialize, Serialize};
 
 use crate::data::source::DataSource;
-use crate::data::table::{CsvFacts, Table, column_stats};
+use crate::data::table::{Column, CsvFacts, Table, column_stats};
 
 /// Files larger than this (after decompression) are refused: datasets are trained in memory.
 pub const MAX_BYTES: u64 = 256 * 1024 * 1024;
@@ -94,7 +99,7 @@ pub enum CsvError {
         "{file}: line {line}, column {column} (\"{column_name}\"): missing value {text:?}; expected a number (or choose to drop rows with missing values)"
     )]
     Missing { file: String, line: u64, column: usize, column_name: String, text: String },
-    /// Text that is not a finite number.
+    /// Text in a column of numbers, or a number no `f32` holds (in any column).
     #[error(
         "{file}: line {line}, column {column} (\"{column_name}\"): found {text:?}; expected a number (or choose to drop such rows)"
     )]
@@ -377,7 +382,16 @@ enum Cell {
     /// A number written with a decimal comma.
     CommaNumber(f32),
     Missing,
-    NotNumeric,
+    /// A number no `f32` holds: infinite, or beyond `f32::MAX` ("inf", "1e999"). Refused in any column.
+    NotFinite,
+    /// Text that is no number: a category in a text column, refused in a column of numbers.
+    Text,
+}
+
+impl Cell {
+    fn is_number(&self) -> bool {
+        matches!(self, Self::Number(_) | Self::CommaNumber(_))
+    }
 }
 
 /// A cell's value. `decimal_comma`: the file's fields are not separated by commas, so a comma in a number is a
@@ -388,20 +402,18 @@ fn parse_cell(text: &str, decimal_comma: bool) -> Cell {
     if MISSING.iter().any(|m| t.eq_ignore_ascii_case(m)) {
         return Cell::Missing;
     }
-    let number = |text: &str| {
-        text.parse::<f64>().ok().filter(|v| v.is_finite() && v.abs() <= f64::from(f32::MAX)).map(|v| v as f32)
-    };
-    if let Some(v) = number(t) {
-        return Cell::Number(v);
+    let finite = |v: f64| (v.is_finite() && v.abs() <= f64::from(f32::MAX)).then_some(v as f32);
+    if let Ok(v) = t.parse::<f64>() {
+        return finite(v).map_or(Cell::NotFinite, Cell::Number);
     }
     // Only text that is no number with a point is looked at for a comma: most files pay nothing for the rule.
     if decimal_comma
         && has_decimal_comma(t)
-        && let Some(v) = number(&t.replacen(',', ".", 1))
+        && let Ok(v) = t.replacen(',', ".", 1).parse::<f64>()
     {
-        return Cell::CommaNumber(v);
+        return finite(v).map_or(Cell::NotFinite, Cell::CommaNumber);
     }
-    Cell::NotNumeric
+    Cell::Text
 }
 
 /// One comma and no point: "0,27".
@@ -441,7 +453,17 @@ impl<'a> Parser<'a> {
         line_column(self.bytes, start).0
     }
 
+    /// Reads the file. A column whose cells are text is read as categories ([`ColumnKind::Text`]); one that turns
+    /// out to hold more numbers than text is a column of numbers with stray text in it, and the file is read again
+    /// with that column taken as numbers, so that the stray text is refused (or its rows dropped) where it stands.
     fn run(&mut self) -> Result<Table, CsvError> {
+        let (table, mostly_numbers) = self.read(&[])?;
+        if mostly_numbers.is_empty() { Ok(table) } else { Ok(self.read(&mostly_numbers)?.0) }
+    }
+
+    /// One pass over the file, with the columns `numbers` taken as numbers whatever their first cell. Returns the
+    /// table and the text columns that hold more numbers than text.
+    fn read(&mut self, numbers: &[usize]) -> Result<(Table, Vec<usize>), CsvError> {
         let file = self.file.clone();
         let decimal_comma = self.delimiter != b',';
         let mut reader = csv::ReaderBuilder::new()
@@ -472,12 +494,14 @@ impl<'a> Parser<'a> {
             HeaderMode::Present => true,
             HeaderMode::Absent => false,
             HeaderMode::Auto => {
-                let is_number =
-                    |text: &str| matches!(parse_cell(text, decimal_comma), Cell::Number(_) | Cell::CommaNumber(_));
+                // A first record of no numbers, or one with a name above a number (a text column's name above its
+                // first class has no number under it, a year's "2020" no name above it).
+                let is_number = |text: &str| parse_cell(text, decimal_comma).is_number();
                 let all_text = first.iter().all(|f| !is_number(f));
-                let some_text = first.iter().any(|f| !is_number(f));
-                let second_numeric = second.as_ref().is_some_and(|s| s.iter().all(is_number));
-                all_text || (some_text && second_numeric)
+                let name_above_number = second
+                    .as_ref()
+                    .is_some_and(|s| first.iter().zip(s.iter()).any(|(f, s)| !is_number(f) && is_number(s)));
+                all_text || name_above_number
             }
         };
         let n_cols = first.len();
@@ -504,6 +528,11 @@ impl<'a> Parser<'a> {
 
         let mut values: Vec<f32> = Vec::new();
         let mut row_buf: Vec<f32> = Vec::with_capacity(n_cols);
+        let mut cells: Vec<Cell> = Vec::with_capacity(n_cols);
+        // What each column holds, set by its first cell that is not missing; the columns `numbers` hold numbers.
+        let mut kinds: Vec<Option<Holds>> =
+            (0..n_cols).map(|j| numbers.contains(&j).then_some(Holds::Numbers)).collect();
+        let mut categories: Vec<Categories> = (0..n_cols).map(|_| Categories::default()).collect();
         let mut first_rows = Vec::new();
         let mut dropped = 0usize;
         let mut first_dropped = None;
@@ -515,6 +544,8 @@ impl<'a> Parser<'a> {
             if has_header { second.into_iter().collect() } else { std::iter::once(first).chain(second).collect() };
         let mut pending = pending.into_iter();
         let mut counter = 0usize;
+        // Where the last record starts, and whether its last field holds a line break.
+        let mut last_record: Option<(csv::Position, bool)> = None;
         loop {
             let rec = match pending.next() {
                 Some(r) => r,
@@ -543,32 +574,34 @@ impl<'a> Parser<'a> {
             if first_rows.len() < PREVIEW_ROWS {
                 first_rows.push(rec.iter().map(str::to_owned).collect());
             }
-            row_buf.clear();
-            let mut bad = None;
-            for (j, text) in rec.iter().enumerate() {
-                match parse_cell(text, decimal_comma) {
-                    Cell::Number(v) => row_buf.push(v),
-                    Cell::CommaNumber(v) => {
-                        comma_read = true;
-                        row_buf.push(v);
-                    }
-                    Cell::Missing => {
-                        bad = Some((j, text, true));
-                        break;
-                    }
-                    Cell::NotNumeric => {
-                        bad = Some((j, text, false));
-                        break;
-                    }
+            if let Some(position) = rec.position() {
+                let breaks = rec.get(n_cols - 1).is_some_and(|f| f.contains(['\n', '\r']));
+                last_record = Some((position.clone(), breaks));
+            }
+            cells.clear();
+            cells.extend(rec.iter().map(|text| parse_cell(text, decimal_comma)));
+            for ((kind, cell), column) in kinds.iter_mut().zip(&cells).zip(&mut categories) {
+                if kind.is_none() && !matches!(cell, Cell::Missing) {
+                    *kind = Some(if matches!(cell, Cell::Text) { Holds::Text } else { Holds::Numbers });
+                }
+                if *kind == Some(Holds::Text) {
+                    column.count(cell);
                 }
             }
-            if let Some((j, text, missing)) = bad {
+            // The row's first cell that cannot be read: missing, or no number where numbers are.
+            let bad = cells.iter().zip(&kinds).position(|(cell, kind)| match cell {
+                Cell::Missing | Cell::NotFinite => true,
+                Cell::Text => *kind != Some(Holds::Text),
+                Cell::Number(_) | Cell::CommaNumber(_) => false,
+            });
+            if let Some(j) = bad {
+                let text = rec.get(j).unwrap_or_default();
                 let column_name = names.get(j).cloned().unwrap_or_default();
                 match self.options.missing {
                     MissingPolicy::Refuse => {
                         let (file, line, column, text) =
                             (file.clone(), self.line_at(rec.position()), j + 1, text.to_owned());
-                        return Err(if missing {
+                        return Err(if matches!(cells[j], Cell::Missing) {
                             CsvError::Missing { file, line, column, column_name, text }
                         } else {
                             CsvError::NotNumeric { file, line, column, column_name, text }
@@ -583,8 +616,29 @@ impl<'a> Parser<'a> {
                     }
                 }
             }
+            row_buf.clear();
+            for (((cell, kind), column), text) in cells.iter().zip(&kinds).zip(&mut categories).zip(rec.iter()) {
+                row_buf.push(match (cell, kind) {
+                    (_, Some(Holds::Text)) => column.code(text.trim()),
+                    (Cell::Number(v), _) => *v,
+                    (Cell::CommaNumber(v), _) => {
+                        comma_read = true;
+                        *v
+                    }
+                    // Refused above.
+                    (Cell::Missing | Cell::NotFinite | Cell::Text, _) => 0.0,
+                });
+            }
             values.extend_from_slice(&row_buf);
             n_rows += 1;
+        }
+        // A quote that opens the last field and never closes takes the rest of the file into it: the file then ends
+        // in no closing quote. (Opened in another field, it leaves the record short, which is refused above.)
+        if let Some((position, true)) = &last_record
+            && !self.bytes.trim_ascii_end().ends_with(b"\"")
+        {
+            let message = "a quote opens the last field and is never closed, so the field runs to the end of the file";
+            return Err(CsvError::Malformed { file, line: self.line_at(Some(position)), message: message.into() });
         }
         if n_rows == 0 {
             if dropped > 0 {
@@ -595,13 +649,23 @@ impl<'a> Parser<'a> {
             }
             return Err(CsvError::Empty { file });
         }
+        let mostly_numbers: Vec<usize> = (0..n_cols)
+            .filter(|&j| kinds[j] == Some(Holds::Text) && categories[j].numbers > categories[j].texts)
+            .collect();
         self.progress.set(1.0);
         let columns = names
             .into_iter()
+            .zip(categories)
             .enumerate()
-            .map(|(j, name)| column_stats(name, values.iter().skip(j).step_by(n_cols).copied()))
+            .map(|(j, (name, column))| {
+                if kinds[j] == Some(Holds::Text) {
+                    column.into_column(name, &mut values[j..], n_cols)
+                } else {
+                    column_stats(name, values.iter().skip(j).step_by(n_cols).copied())
+                }
+            })
             .collect();
-        Ok(Table {
+        let table = Table {
             name: file.clone(),
             source: DataSource::File(file.into()),
             columns,
@@ -617,6 +681,62 @@ impl<'a> Parser<'a> {
                 first_dropped,
                 first_rows,
             }),
-        })
+        };
+        Ok((table, mostly_numbers))
+    }
+}
+
+/// What a column holds, as its first cell that is not missing says.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Holds {
+    Numbers,
+    Text,
+}
+
+/// A text column's categories while the file is read: each distinct (trimmed) text numbered as first met, and how
+/// many of the column's cells are numbers and how many text.
+#[derive(Default)]
+struct Categories {
+    codes: std::collections::HashMap<String, u32>,
+    names: Vec<String>,
+    numbers: usize,
+    texts: usize,
+}
+
+impl Categories {
+    fn count(&mut self, cell: &Cell) {
+        match cell {
+            Cell::Number(_) | Cell::CommaNumber(_) => self.numbers += 1,
+            Cell::Text => self.texts += 1,
+            Cell::Missing | Cell::NotFinite => {}
+        }
+    }
+
+    /// The code of `text` in the order first met, numbering it when new.
+    fn code(&mut self, text: &str) -> f32 {
+        if let Some(&code) = self.codes.get(text) {
+            return code as f32;
+        }
+        let code = self.names.len() as u32;
+        self.codes.insert(text.to_owned(), code);
+        self.names.push(text.to_owned());
+        code as f32
+    }
+
+    /// The column, its categories sorted and its cells (every `stride`th value of `values`, from the first)
+    /// renumbered to match.
+    fn into_column(self, name: String, values: &mut [f32], stride: usize) -> Column {
+        let mut order: Vec<usize> = (0..self.names.len()).collect();
+        order.sort_by(|&a, &b| self.names[a].cmp(&self.names[b]));
+        let mut new_code = vec![0f32; order.len()];
+        for (new, &old) in order.iter().enumerate() {
+            new_code[old] = new as f32;
+        }
+        for v in values.iter_mut().step_by(stride) {
+            *v = new_code[*v as usize];
+        }
+        let mut names = self.names;
+        let sorted: Vec<String> = order.iter().map(|&old| std::mem::take(&mut names[old])).collect();
+        Column::text(name, sorted)
     }
 }

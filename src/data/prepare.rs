@@ -7,7 +7,7 @@ use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
 use crate::Lab;
-use crate::data::table::Table;
+use crate::data::table::{ColumnKind, Table};
 
 /// What a column is for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -56,14 +56,26 @@ pub struct DataSpec {
 
 impl DataSpec {
     /// Sensible defaults: the last column is the target, and a label when it holds a few integer codes
-    /// starting at 0 or 1 (a digit, a class); every other column is a feature. 15 % test, seed 42.
+    /// starting at 0 or 1 (a digit, a class) or a few texts (a species); every other column is a feature. A text
+    /// column is a feature only with two categories (read as 0 and 1), else ignored: its numbers, given in the
+    /// categories' sorted order, measure nothing. A last text column of more categories than a label takes is
+    /// ignored too, as is one of a single category. 15 % test, seed 42.
     #[must_use]
     pub fn default_for(table: &Table) -> Self {
         let n = table.n_cols();
-        let mut roles = vec![Role::Feature; n];
+        let mut roles: Vec<Role> = table
+            .columns
+            .iter()
+            .map(|c| if c.kind == ColumnKind::Text && c.categories.len() != 2 { Role::Ignored } else { Role::Feature })
+            .collect();
         if let Some(last) = table.columns.last() {
-            let is_code = last.looks_like_label(MAX_DEFAULT_CLASSES) && matches!(last.min as i64, 0 | 1);
-            roles[n - 1] = if is_code { Role::Label } else { Role::Target };
+            let is_code = last.looks_like_label(MAX_DEFAULT_CLASSES)
+                && (last.kind == ColumnKind::Text || matches!(last.min as i64, 0 | 1));
+            roles[n - 1] = match (is_code, last.kind) {
+                (true, _) => Role::Label,
+                (false, ColumnKind::Text) => Role::Ignored,
+                (false, _) => Role::Target,
+            };
         }
         Self { roles, standardize: true, test_fraction: 0.15, seed: 42 }
     }
@@ -131,8 +143,28 @@ pub fn split_indices(n_rows: usize, test_fraction: f64, seed: u64) -> (Vec<usize
 pub enum OutputKind {
     /// A real value to regress.
     Regression,
-    /// Class labels; `classes[k]` is the original value of class `k`.
-    Classes { classes: Vec<f32> },
+    /// Class labels; `classes[k]` is the value of class `k` in the table (a text column's category number), and
+    /// `names[k]` how it is written (the number, or the category's text).
+    Classes {
+        classes: Vec<f32>,
+        #[serde(default)]
+        names: Vec<String>,
+    },
+}
+
+impl OutputKind {
+    /// How class `k` is written: its name (a number, or a text column's category), else its index.
+    #[must_use]
+    pub fn class_name(&self, k: usize) -> String {
+        match self {
+            Self::Classes { classes, names } => names
+                .get(k)
+                .cloned()
+                .or_else(|| classes.get(k).map(|v| format!("{v}")))
+                .unwrap_or_else(|| k.to_string()),
+            Self::Regression => k.to_string(),
+        }
+    }
 }
 
 /// Training data ready for a model: standardised features and outputs, split.
@@ -240,7 +272,10 @@ pub fn prepare(table: &Table, spec: &DataSpec) -> Result<Prepared, SpecError> {
     Ok(Prepared {
         feature_names: features.iter().map(|&j| table.columns[j].name.clone()).collect(),
         output: output.map(|(j, _)| {
-            let kind = classes.clone().map_or(OutputKind::Regression, |classes| OutputKind::Classes { classes });
+            let kind = classes.clone().map_or(OutputKind::Regression, |classes| {
+                let names = classes.iter().map(|&v| table.columns[j].value_text(v)).collect();
+                OutputKind::Classes { classes, names }
+            });
             (table.columns[j].name.clone(), kind)
         }),
         y_train: gather_y(&train),
@@ -274,15 +309,20 @@ fn mean_and_scale(x: &[f32], d: usize) -> (Vec<f32>, Vec<f32>) {
     (mean.into_iter().map(|m| m as f32).collect(), scale)
 }
 
-/// Side of the square image a feature vector forms, if its length is a perfect square (> 1).
+/// The smallest side of what is taken as an image: four or sixteen columns are more likely a table's measurements
+/// (Iris's four, a letter's sixteen features) than 2 x 2 or 4 x 4 pixels. The course's digits are 8 x 8.
+pub const MIN_IMAGE_SIDE: usize = 5;
+
+/// Side of the square image a feature vector forms, if its length is a perfect square of a side of at least
+/// [`MIN_IMAGE_SIDE`].
 #[must_use]
 pub fn image_side(n_features: usize) -> Option<usize> {
     let side = (n_features as f64).sqrt().round() as usize;
-    (side > 1 && side * side == n_features).then_some(side)
+    (side >= MIN_IMAGE_SIDE && side * side == n_features).then_some(side)
 }
 
-/// Whether the features `spec` picks of `table` form images: a square number (> 1) of columns, none with a
-/// negative value. What the VAE takes as images (`models::vae::inputs_are_images` asks the same of prepared data);
+/// Whether the features `spec` picks of `table` form images: a square number (see [`image_side`]) of columns, none
+/// with a negative value. What the VAE takes as images (`models::vae::inputs_are_images` asks the same of prepared data);
 /// other tables it takes as standardised rows.
 #[must_use]
 pub fn features_form_images(table: &Table, spec: &DataSpec) -> bool {
@@ -327,6 +367,10 @@ pub fn check_lab(lab: Lab, table: &Table, spec: &DataSpec) -> Result<(), String>
                 Err("needs at least one feature column".into())
             } else if outputs != 1 {
                 Err(format!("needs exactly one target or label column (found {outputs})"))
+            } else if let Some((j, Role::Target)) = spec.output_column()
+                && let Some(c) = table.columns.get(j).filter(|c| c.kind == ColumnKind::Text)
+            {
+                Err(format!("cannot regress on \"{}\": it holds text; make it the label", c.name))
             } else {
                 Ok(())
             }

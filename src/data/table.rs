@@ -4,13 +4,16 @@ use serde::{Deserialize, Serialize};
 
 use crate::data::source::DataSource;
 
-/// Whether every value of a column is a whole number.
+/// What a column's values are: whole numbers, other numbers, or text read as categories.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum ColumnKind {
     /// Every value is a whole number (e.g. a label or a pixel intensity).
     Integer,
     /// At least one value has a fractional part.
     Real,
+    /// Text ("setosa", "male"): each distinct text is a category, numbered 0, 1, ... in sorted order, and the
+    /// column's values are those numbers ([`Column::categories`] names them).
+    Text,
 }
 
 impl ColumnKind {
@@ -20,6 +23,7 @@ impl ColumnKind {
         match self {
             Self::Integer => "integer",
             Self::Real => "real",
+            Self::Text => "text",
         }
     }
 }
@@ -40,13 +44,38 @@ pub struct Column {
     pub max: f32,
     /// Number of distinct values, counted up to [`DISTINCT_CAP`] (`DISTINCT_CAP + 1` means "more").
     pub n_distinct: usize,
+    /// A text column's categories, in the order of their numbers (sorted); empty for a column of numbers.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub categories: Vec<String>,
 }
 
 impl Column {
-    /// True when the column looks like a class label: integer with at most `max_classes` values.
+    /// A text column whose values number `categories` (sorted, each used at least once) from 0.
+    #[must_use]
+    pub fn text(name: String, categories: Vec<String>) -> Self {
+        Self {
+            name,
+            kind: ColumnKind::Text,
+            min: 0.0,
+            max: categories.len().saturating_sub(1) as f32,
+            n_distinct: categories.len().min(DISTINCT_CAP + 1),
+            categories,
+        }
+    }
+
+    /// True when the column looks like a class label: whole numbers or text, with 2 to `max_classes` values.
     #[must_use]
     pub fn looks_like_label(&self, max_classes: usize) -> bool {
-        self.kind == ColumnKind::Integer && self.n_distinct >= 2 && self.n_distinct <= max_classes
+        matches!(self.kind, ColumnKind::Integer | ColumnKind::Text)
+            && self.n_distinct >= 2
+            && self.n_distinct <= max_classes
+    }
+
+    /// How a value of this column is written: a text column's category, else the number.
+    #[must_use]
+    pub fn value_text(&self, value: f32) -> String {
+        let category = (value >= 0.0 && value.fract() == 0.0).then(|| self.categories.get(value as usize)).flatten();
+        category.cloned().unwrap_or_else(|| format!("{value}"))
     }
 }
 
@@ -182,5 +211,6 @@ pub(crate) fn column_stats(name: String, values: impl Iterator<Item = f32>) -> C
         min,
         max,
         n_distinct: distinct.len(),
+        categories: Vec::new(),
     }
 }

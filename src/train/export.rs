@@ -410,7 +410,7 @@ pub fn weight_histograms_table(histograms: &[WeightHistogram]) -> ExportTable {
 /// The predictive table of the test rows (see the module's docs for the columns). `classes` are the data's class
 /// values (classification), by class index; a class without one is named by its index.
 #[must_use]
-pub fn predictive_table(predictive: &Predictive, classes: &[f32]) -> ExportTable {
+pub fn predictive_table(predictive: &Predictive, classes: &[String]) -> ExportTable {
     match &predictive.rows {
         PredictiveRows::Regression(rows) => {
             let mut header: Vec<String> =
@@ -442,7 +442,7 @@ pub fn predictive_table(predictive: &Predictive, classes: &[f32]) -> ExportTable
         }
         PredictiveRows::Classes(rows) => {
             let n_classes = rows.iter().map(|r| r.probabilities.len()).max().unwrap_or(classes.len());
-            let name = |k: usize| classes.get(k).map_or_else(|| num(k), num);
+            let name = |k: usize| classes.get(k).cloned().unwrap_or_else(|| num(k));
             let mut header: Vec<String> =
                 ["test_row", "actual", "predicted", "p_predicted", "p_predicted_min", "p_predicted_max"]
                     .map(String::from)
@@ -501,11 +501,14 @@ pub fn reliability_table(predictive: &Predictive) -> ExportTable {
     table
 }
 
-/// The data's class values by class index (empty for a regression target).
+/// The data's classes by class index as they are written (a label's numbers, a text column's categories); empty
+/// for a regression target.
 #[must_use]
-pub fn class_values(data: &Prepared) -> Vec<f32> {
+pub fn class_names(data: &Prepared) -> Vec<String> {
     match &data.output {
-        Some((_, OutputKind::Classes { classes })) => classes.clone(),
+        Some((_, kind @ OutputKind::Classes { classes, .. })) => {
+            (0..classes.len()).map(|k| kind.class_name(k)).collect()
+        }
         _ => Vec::new(),
     }
 }
@@ -513,9 +516,9 @@ pub fn class_values(data: &Prepared) -> Vec<f32> {
 // The VAE's latent space.
 
 /// Each input's q(z | x): `mu` and `logvar` are `[n, latent]`, the first `n_train` rows the training inputs;
-/// `labels` holds each input's label value (empty when the data has none).
+/// `labels` holds each input's label or target as written (empty when the data has none).
 #[must_use]
-pub fn latents_table(mu: &[f32], logvar: &[f32], latent: usize, n_train: usize, labels: &[f32]) -> ExportTable {
+pub fn latents_table(mu: &[f32], logvar: &[f32], latent: usize, n_train: usize, labels: &[String]) -> ExportTable {
     let mut header = vec!["split".to_owned(), "row".to_owned(), "label".to_owned()];
     header.extend((1..=latent).map(|j| format!("mu_z{j}")));
     header.extend((1..=latent).map(|j| format!("logvar_z{j}")));
@@ -525,23 +528,21 @@ pub fn latents_table(mu: &[f32], logvar: &[f32], latent: usize, n_train: usize, 
     }
     for (i, (m, lv)) in mu.chunks_exact(latent).zip(logvar.chunks_exact(latent)).enumerate() {
         let (split, row) = if i < n_train { ("train", i + 1) } else { ("test", i - n_train + 1) };
-        let mut cells = vec![split.to_owned(), num(row), labels.get(i).map(num).unwrap_or_default()];
+        let mut cells = vec![split.to_owned(), num(row), labels.get(i).cloned().unwrap_or_default()];
         cells.extend(m.iter().chain(lv).map(num));
         table.rows.push(cells);
     }
     table
 }
 
-/// Every input's label or target value, training rows first: a class's original value, a regression target's
-/// value (empty when the data has neither).
+/// Every input's label or target value as written, training rows first: a class's name (its number, or a text
+/// column's category), a regression target's value (empty when the data has neither).
 #[must_use]
-pub fn input_labels(data: &Prepared) -> Vec<f32> {
+pub fn input_labels(data: &Prepared) -> Vec<String> {
     let y = data.y_train.iter().chain(&data.y_test);
     match &data.output {
-        Some((_, OutputKind::Classes { classes })) => {
-            y.map(|&c| classes.get(c as usize).copied().unwrap_or(c)).collect()
-        }
-        Some((_, OutputKind::Regression)) => y.copied().collect(),
+        Some((_, kind @ OutputKind::Classes { .. })) => y.map(|&c| kind.class_name(c as usize)).collect(),
+        Some((_, OutputKind::Regression)) => y.map(num).collect(),
         None => Vec::new(),
     }
 }
@@ -623,7 +624,7 @@ pub fn export_run(
             tables.push((WEIGHT_HISTOGRAMS_FILE, weight_histograms_table(&all_weight_histograms(view))));
             let predictive =
                 predictive_cpu(&view.params, &data.x_test, &data.y_test, options.bnn_samples.max(1), *step);
-            tables.push((PREDICTIVE_FILE, predictive_table(&predictive, &class_values(data))));
+            tables.push((PREDICTIVE_FILE, predictive_table(&predictive, &class_names(data))));
             if predictive.coverage.is_empty() {
                 tables.push((RELIABILITY_FILE, reliability_table(&predictive)));
             } else {

@@ -111,19 +111,25 @@ pub(crate) fn predictions_ui(bnn: &mut BnnUiState, ui: &mut egui::Ui) {
                 p.error,
                 p.mc_range_mean
             ));
-            let classes = match bnn.prepared.as_ref().and_then(|d| d.output.clone()) {
-                Some((_, OutputKind::Classes { classes })) => classes,
-                _ => Vec::new(),
+            let output = bnn.prepared.as_ref().and_then(|d| d.output.as_ref()).map(|(_, kind)| kind);
+            let n_named = match output {
+                Some(OutputKind::Classes { classes, .. }) => classes.len(),
+                _ => 0,
             };
-            let name = |k: usize| classes.get(k).map_or(k.to_string(), |v| format!("{v}"));
+            let name = |k: usize| output.map_or_else(|| k.to_string(), |kind| kind.class_name(k));
             if export_button(ui) {
                 bnn.export = bnn.export_request(ExportKind::Predictive);
             }
             let table_height = table_height(ui, 360.0);
-            let n_classes = rows.iter().map(|r| r.actual.max(r.predicted) + 1).fold(classes.len(), usize::max);
+            let n_classes = rows.iter().map(|r| r.actual.max(r.predicted) + 1).fold(n_named, usize::max);
             let names: Vec<String> = (0..n_classes).map(name).collect();
-            // The table and, beside it (or under it in a narrow page), the confusion matrix.
-            let beside = ui.available_width() >= CLASS_TABLE_WIDTH + 300.0;
+            // The table and, beside it (or under it in a narrow page), the confusion matrix. The table widens for
+            // class names longer than the digits' and the wines' ("Iris-versicolor" twice on a line).
+            let font = egui::TextStyle::Monospace.resolve(ui.style());
+            let char_width = ui.fonts_mut(|f| f.glyph_width(&font, '0'));
+            let longest = names.iter().map(|n| n.chars().count()).max().unwrap_or(0);
+            let table_width = CLASS_TABLE_WIDTH + 2.0 * char_width * longest.saturating_sub(NAME_CHARS) as f32;
+            let beside = ui.available_width() >= table_width + 300.0;
             let layout = if beside {
                 egui::Layout::left_to_right(egui::Align::Min)
             } else {
@@ -131,7 +137,7 @@ pub(crate) fn predictions_ui(bnn: &mut BnnUiState, ui: &mut egui::Ui) {
             };
             ui.with_layout(layout, |ui| {
                 ui.vertical(|ui| {
-                    ui.set_width(CLASS_TABLE_WIDTH);
+                    ui.set_width(table_width);
                     class_table_ui(rows, &name, table_height, ui);
                 });
                 ui.vertical(|ui| confusion_ui(rows, &names, table_height, ui));
@@ -140,8 +146,11 @@ pub(crate) fn predictions_ui(bnn: &mut BnnUiState, ui: &mut egui::Ui) {
     }
 }
 
-/// Width of the class predictions' table, in points.
+/// Width of the class predictions' table, in points, for class names of up to [`NAME_CHARS`] characters.
 const CLASS_TABLE_WIDTH: f32 = 380.0;
+
+/// The longest class name the table's width leaves room for ("versicolor"); each character more widens it.
+const NAME_CHARS: usize = 10;
 
 /// The class predictions' table: a line per test row with its actual and predicted class, the predicted class's
 /// mean probability and its range over the passes.
@@ -171,7 +180,8 @@ fn class_table_ui(rows: &[ClassRow], name: &dyn Fn(usize) -> String, table_heigh
                 ];
                 for c in cells {
                     row.col(|ui| {
-                        ui.monospace(c);
+                        // On one line: a long class name widens its column, never wraps out of its row.
+                        ui.add(egui::Label::new(egui::RichText::new(c).monospace()).extend());
                     });
                 }
             });

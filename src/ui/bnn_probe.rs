@@ -118,9 +118,10 @@ fn figures_ui(bnn: &mut BnnUiState, prepared: &Prepared, ranges: &[(f32, f32)], 
     );
 }
 
-/// Class `k` by its value in the data (the digits' 0 to 9, a label's own numbers), or its index.
+/// Class `k` as the data writes it (the digits' 0 to 9, a label's own numbers, a text label's categories), or its
+/// index.
 fn class_name(prepared: &Prepared, k: usize) -> String {
-    crate::train::export::class_values(prepared).get(k).map_or_else(|| k.to_string(), ToString::to_string)
+    prepared.output.as_ref().map_or_else(|| k.to_string(), |(_, kind)| kind.class_name(k))
 }
 
 fn probe_plots(bnn: &BnnUiState, prepared: &Prepared, probe: &ProbeView, range: (f32, f32), ui: &mut egui::Ui) {

@@ -13,7 +13,7 @@ use crate::train::bnn_view::{
     BandView, BnnProbe, BnnViewRequest, BnnViewResult, BnnViewWorker, PredictiveView, ProbeView, band_applies,
 };
 use crate::train::export::{
-    WeightQuantity, calibration_table, class_values, epoch_histogram, predictive_table, reliability_table,
+    WeightQuantity, calibration_table, class_names, epoch_histogram, predictive_table, reliability_table,
     stacked_histograms, weight_histograms_table,
 };
 use crate::train::{EpochRecord, ModelView, RunSnapshot};
@@ -370,7 +370,7 @@ impl BnnUiState {
             }
             ExportKind::Predictive => {
                 let shown = Arc::clone(self.predictive.as_ref()?);
-                let classes = self.prepared.as_deref().map(class_values).unwrap_or_default();
+                let classes = self.prepared.as_deref().map(class_names).unwrap_or_default();
                 Some(ExportRequest::new("bnn-predictive.csv", move || predictive_table(&shown.predictive, &classes)))
             }
             ExportKind::Calibration => {

@@ -106,7 +106,7 @@ fn table_ui(lab: Lab, data: &LabData, ui: &mut egui::Ui) {
                     });
                     for &j in &shown {
                         row.col(|ui| {
-                            ui.monospace(table.get(i, j).map_or(String::new(), |v| format!("{v}")));
+                            ui.monospace(table.get(i, j).map_or(String::new(), |v| table.columns[j].value_text(v)));
                         });
                     }
                 });
@@ -162,15 +162,16 @@ fn scatter_ui(lab: Lab, data: &LabData, features: &[usize], view: &mut DataViewS
             Some((j, Role::Label)) => {
                 let v = table.get(i, j).unwrap_or(0.0);
                 let colour = PALETTE[(v.max(0.0) as usize) % PALETTE.len()];
-                push(format!("{} {v}", table.columns[j].name), colour, p);
+                let c = &table.columns[j];
+                push(format!("{} {}", c.name, c.value_text(v)), colour, p);
             }
             Some((j, _)) => {
                 let c = &table.columns[j];
                 let v = table.get(i, j).unwrap_or(c.min);
                 let t = if c.max > c.min { (v - c.min) / (c.max - c.min) } else { 0.5 };
-                if c.kind == ColumnKind::Integer && c.n_distinct <= TARGET_BANDS_MAX {
-                    // Few whole values (a quality score): one colour per value.
-                    push(format!("{} {v}", c.name), ramp(t), p);
+                if matches!(c.kind, ColumnKind::Integer | ColumnKind::Text) && c.n_distinct <= TARGET_BANDS_MAX {
+                    // Few whole values (a quality score) or texts: one colour per value.
+                    push(format!("{} {}", c.name, c.value_text(v)), ramp(t), p);
                 } else {
                     // Five equal-width bands of the target's range.
                     let band = ((t * 5.0) as usize).min(4);
@@ -268,7 +269,7 @@ fn images_ui(data: &mut LabData, features: &[usize], side: usize, ui: &mut egui:
         for (t, &i) in rows.iter().enumerate() {
             let (ox, oy) = ((t % per_row) * cell + gap, (t / per_row) * cell + gap);
             let pos = response.rect.min + egui::vec2(ox as f32, oy as f32) * scale + egui::vec2(2.0, 1.0);
-            let text = table.get(i, j).map_or(String::new(), |v| format!("{v}"));
+            let text = table.get(i, j).map_or(String::new(), |v| table.columns[j].value_text(v));
             painter.text(pos, egui::Align2::LEFT_TOP, text, font.clone(), PALETTE[1]);
         }
     }

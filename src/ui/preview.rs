@@ -3,7 +3,7 @@
 
 use crate::Lab;
 use crate::data::prepare::{DataSpec, Role, check_lab, image_side, split_counts};
-use crate::data::table::{DISTINCT_CAP, delimiter_name};
+use crate::data::table::{ColumnKind, DISTINCT_CAP, delimiter_name};
 use crate::data::{CsvOptions, HeaderMode, LoadRequest, Table};
 
 /// A loaded file waiting for the user's go-ahead.
@@ -62,6 +62,7 @@ pub(crate) fn preview_window(mut preview: Preview, ctx: &egui::Context) -> Previ
         // included) where the screen has the room.
         .default_size([760.0, PREVIEW_HEIGHT.min(max_height)])
         .max_height(max_height)
+        .max_width((ctx.content_rect().width() - 32.0).max(320.0))
         .collapsible(false)
         .show(ctx, |ui| {
             let body = (ui.available_height() - 40.0).max(120.0);
@@ -134,23 +135,36 @@ fn preview_ui(p: &mut Preview, ui: &mut egui::Ui) -> Choice {
         }
         ui.add_space(4.0);
         ui.strong("First rows, as written in the file");
+        // Each column as wide as its widest number, and its name as long as the room left in the window allows
+        // (shared among the names that need it), so that a few columns show their names whole and a dozen keep
+        // the last columns (often the target) in view.
+        let shown = t.columns.len().min(16);
+        let value_widths: Vec<usize> = (0..shown)
+            .map(|j| csv.first_rows.iter().filter_map(|r| r.get(j)).map(|c| c.chars().count()).max().unwrap_or(0))
+            .map(|w| w.max(4))
+            .collect();
+        let font = egui::TextStyle::Monospace.resolve(ui.style());
+        let char_width = ui.fonts_mut(|f| f.glyph_width(&font, '0')).max(1.0);
+        let used =
+            value_widths.iter().sum::<usize>() as f32 * char_width + (shown + 1) as f32 * ui.spacing().item_spacing.x;
+        let spare = ((ui.available_width() - used) / char_width).max(0.0) as usize;
+        let name_lengths: Vec<usize> = t.columns.iter().take(shown).map(|c| c.name.chars().count()).collect();
+        let name_widths = header_widths(&value_widths, &name_lengths, spare);
         egui::ScrollArea::horizontal().id_salt("preview-raw").show(ui, |ui| {
             egui::Grid::new("preview-first-rows").striped(true).show(ui, |ui| {
                 // The header line first, as the file has it (its names unquoted), so that each column of numbers
-                // stands under its name. A name longer than its column's numbers is cut short (whole on hover), so
-                // that the rows stay as narrow as they were and the last columns (often the target) in view.
+                // stands under its name; a name longer than its room is cut short, whole on hover.
                 if csv.has_header {
-                    for (j, column) in t.columns.iter().enumerate().take(16) {
-                        let width = csv.first_rows.iter().filter_map(|r| r.get(j)).map(|c| c.chars().count()).max();
-                        let width = width.unwrap_or(0).max(4);
+                    for (column, &width) in t.columns.iter().zip(&name_widths) {
                         let name = &column.name;
-                        let shown = if name.chars().count() > width {
+                        let cut = name.chars().count() > width;
+                        let shown = if cut {
                             format!("{}…", name.chars().take(width - 1).collect::<String>())
                         } else {
                             name.clone()
                         };
                         let label = ui.label(egui::RichText::new(shown).monospace().strong());
-                        if name.chars().count() > width {
+                        if cut {
                             label.on_hover_text(name);
                         }
                     }
@@ -177,16 +191,35 @@ fn preview_ui(p: &mut Preview, ui: &mut egui::Ui) -> Choice {
     ui.strong("Columns");
     egui::ScrollArea::vertical().id_salt("preview-columns").max_height(220.0).show(ui, |ui| {
         egui::Grid::new("preview-column-grid").striped(true).num_columns(6).show(ui, |ui| {
-            for h in ["#", "name", "type", "range", "distinct", "role"] {
+            for h in ["#", "name", "type", "values", "distinct", "role"] {
                 ui.strong(h);
             }
             ui.end_row();
             let mut new_output = None;
             for (j, c) in t.columns.iter().enumerate().take(1000) {
                 ui.label((j + 1).to_string());
-                let name_id = ui.label(&c.name).id;
+                // A name of a sentence (a survey's question) cut short, whole on hover: at full length it widened the
+                // window past the screen, and the roles and buttons with it.
+                let name = if c.name.chars().count() > LISTED_NAME_CHARS {
+                    let cut: String = c.name.chars().take(LISTED_NAME_CHARS - 1).collect();
+                    ui.label(format!("{cut}…")).on_hover_text(&c.name)
+                } else {
+                    ui.label(&c.name)
+                };
+                let name_id = name.id;
                 ui.label(c.kind.name());
-                ui.monospace(format!("{} .. {}", c.min, c.max));
+                if c.kind == ColumnKind::Text {
+                    // The categories, as many as fit a short line; all of them on hover.
+                    let all = c.categories.join(", ");
+                    let shown: String = all.chars().take(32).collect();
+                    let cut = shown.len() < all.len();
+                    let label = ui.monospace(if cut { format!("{shown}…") } else { shown });
+                    if cut {
+                        label.on_hover_text(all);
+                    }
+                } else {
+                    ui.monospace(format!("{} .. {}", c.min, c.max));
+                }
                 ui.label(if c.n_distinct > DISTINCT_CAP {
                     format!(">{DISTINCT_CAP}")
                 } else {
@@ -243,6 +276,30 @@ fn preview_ui(p: &mut Preview, ui: &mut egui::Ui) -> Choice {
 }
 
 /// The preview's buttons: use the data in its lab, or cancel.
+/// The longest column name the list of columns shows whole.
+const LISTED_NAME_CHARS: usize = 40;
+
+/// How many characters each column's name may take: its column's width (`value_widths`, its widest cell), and of
+/// `spare` characters more, a share for each name longer than that, shared out a character at a time among the
+/// names still cut, so that no name takes more than it needs and the short ones leave their room to the long.
+fn header_widths(value_widths: &[usize], name_lengths: &[usize], spare: usize) -> Vec<usize> {
+    let mut widths = value_widths.to_vec();
+    let mut spare = spare;
+    loop {
+        let mut gave = false;
+        for (w, &need) in widths.iter_mut().zip(name_lengths) {
+            if spare > 0 && *w < need {
+                *w += 1;
+                spare -= 1;
+                gave = true;
+            }
+        }
+        if !gave {
+            return widths;
+        }
+    }
+}
+
 fn preview_actions(p: &Preview, ui: &mut egui::Ui) -> Choice {
     let mut choice = Choice::Keep;
     ui.horizontal(|ui| {
@@ -255,4 +312,19 @@ fn preview_actions(p: &Preview, ui: &mut egui::Ui) -> Choice {
         }
     });
     choice
+}
+
+#[cfg(test)]
+mod tests {
+    use super::header_widths;
+
+    #[test]
+    fn names_share_the_spare_room_and_take_no_more_than_they_need() {
+        // Room enough: every name whole, no column wider than its name or its numbers.
+        assert_eq!(header_widths(&[4, 4, 4], &[12, 2, 7], 100), [12, 4, 7]);
+        // Not enough: the cut names share alike, and a short one gives its share to the long.
+        assert_eq!(header_widths(&[4, 4, 4], &[12, 5, 20], 9), [8, 5, 8]);
+        // No room: the numbers' widths.
+        assert_eq!(header_widths(&[4, 6], &[30, 30], 0), [4, 6]);
+    }
 }

@@ -511,8 +511,8 @@ pub(crate) const MAX_TARGET_GROUPS: usize = 10;
 pub(crate) fn input_groups(prepared: &Prepared) -> (Vec<u32>, Vec<String>, Option<Vec<f32>>) {
     let y = || prepared.y_train.iter().chain(&prepared.y_test);
     match &prepared.output {
-        Some((_, OutputKind::Classes { classes })) => {
-            (y().map(|&c| c as u32).collect(), classes.iter().map(|v| format!("{v}")).collect(), None)
+        Some((_, kind @ OutputKind::Classes { classes, .. })) => {
+            (y().map(|&c| c as u32).collect(), (0..classes.len()).map(|k| kind.class_name(k)).collect(), None)
         }
         Some((name, OutputKind::Regression)) => {
             let mut values: Vec<f32> = y().copied().filter(|v| v.is_finite()).collect();

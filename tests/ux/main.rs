@@ -15,6 +15,7 @@ mod paths;
 mod presenter;
 mod runs;
 mod settings;
+mod text_columns;
 mod tour;
 mod vae_table;
 mod vi_nuts;

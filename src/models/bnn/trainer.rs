@@ -43,7 +43,7 @@ impl BnnTrainer {
         };
         let task = match kind {
             OutputKind::Regression => BnnTask::Regression(config.head),
-            OutputKind::Classes { classes } => BnnTask::Classification { n_classes: classes.len().max(2) },
+            OutputKind::Classes { classes, .. } => BnnTask::Classification { n_classes: classes.len().max(2) },
         };
         let d = data.n_features();
         let n_train = data.n_train();

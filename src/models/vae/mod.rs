@@ -295,8 +295,8 @@ pub fn inputs_refusal(arch: VaeArch, likelihood: Likelihood, n_in: usize, images
     );
     match (arch, likelihood) {
         (VaeArch::Conv, _) => Some(format!(
-            "the convolutional VAE needs images: a square number of non-negative features per row; this data has \
-             {what}"
+            "the convolutional VAE needs images: a square number (25 or more) of non-negative features per row; \
+             this data has {what}"
         )),
         (VaeArch::Mlp, Likelihood::Bernoulli) => Some(format!(
             "the Bernoulli likelihood is for images, pixels in [0, 1]; this data has {what}, a table whose rows the \
@@ -318,8 +318,9 @@ pub fn squared_error_for_a_table(config: &mut VaeConfig, images: bool) -> bool {
     switch
 }
 
-/// Whether `data`'s features are images as the VAE takes them: a square number (> 1) of them, none negative once
-/// the standardisation is undone (up to its round-off: a 0 pixel comes back as -4e-6).
+/// Whether `data`'s features are images as the VAE takes them: a square number of them (25 or more, see
+/// `image_side`), none negative once the standardisation is undone (up to its round-off: a 0 pixel comes back as
+/// -4e-6).
 #[must_use]
 pub fn inputs_are_images(data: &Prepared) -> bool {
     let d = data.n_features();

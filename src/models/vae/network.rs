@@ -13,7 +13,7 @@ use crate::compute::cpu::dense::{DenseRef, with_cpu_f32};
 use crate::compute::cpu::guard::{Located, Probe};
 use crate::compute::cpu::vae::{self as vae_cpu, shard_bounds};
 use crate::compute::params::{DenseParams, MlpParams};
-use crate::data::prepare::image_side;
+use crate::data::prepare::{MIN_IMAGE_SIDE, image_side};
 use crate::models::conv::{BatchStats, ConvVaeNet, NormMode};
 use crate::models::vae::{Likelihood, VaeArch, VaeConfig, VaeNetworks, VaeParams};
 
@@ -211,8 +211,8 @@ impl VaeNet {
             VaeArch::Conv => {
                 let Some(side) = image_side(n_in) else {
                     return Err(TrainError::Data(format!(
-                        "the convolutional VAE needs square images; this data has {n_in} features per row, \
-                         which is not a square number (use the MLP VAE for tables)"
+                        "the convolutional VAE needs square images of at least {MIN_IMAGE_SIDE} x {MIN_IMAGE_SIDE} \
+                         pixels; this data has {n_in} features per row (use the MLP VAE for tables)"
                     )));
                 };
                 Networks::Conv(ConvVaeNet::new(side, config.latent, &mut rng, dtype)?)

@@ -378,9 +378,12 @@ fn a_table_refuses_the_conv_vae_and_the_bernoulli_likelihood_saying_why() {
         bernoulli.contains("this data has 11 features, a table") && bernoulli.contains("--gaussian"),
         "{bernoulli}"
     );
-    let conv = inputs_refusal(VaeArch::Conv, Likelihood::Gaussian, 16, false).expect("refused");
+    let conv = inputs_refusal(VaeArch::Conv, Likelihood::Gaussian, 25, false).expect("refused");
     assert!(conv.starts_with("the convolutional VAE needs images"), "{conv}");
-    assert!(conv.ends_with("this data has 16 features with negative values"), "{conv}");
+    assert!(conv.ends_with("this data has 25 features with negative values"), "{conv}");
+    // Sixteen columns are a table's, not 4 x 4 pixels: no negative values are blamed.
+    let conv = inputs_refusal(VaeArch::Conv, Likelihood::Gaussian, 16, false).expect("refused");
+    assert!(conv.ends_with("this data has 16 features"), "{conv}");
     // The rule that picks the likelihood for the data: only the MLP's Bernoulli on a table changes.
     for (config, images, switched) in [
         (VaeConfig::default(), false, true),

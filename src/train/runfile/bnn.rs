@@ -199,7 +199,7 @@ impl SavedModel for BnnView {
         }
         let fits = match (&data.output, self.params.task) {
             (Some((_, OutputKind::Regression)), BnnTask::Regression(_)) => true,
-            (Some((_, OutputKind::Classes { classes })), BnnTask::Classification { n_classes }) => {
+            (Some((_, OutputKind::Classes { classes, .. })), BnnTask::Classification { n_classes }) => {
                 classes.len().max(2) == n_classes
             }
             _ => false,

@@ -319,7 +319,7 @@ impl NutsRun {
         }
         let fits = match (&prepared.output, self.template.task) {
             (Some((_, OutputKind::Regression)), BnnTask::Regression(_)) => true,
-            (Some((_, OutputKind::Classes { classes })), BnnTask::Classification { n_classes }) => {
+            (Some((_, OutputKind::Classes { classes, .. })), BnnTask::Classification { n_classes }) => {
                 classes.len().max(2) == n_classes
             }
             _ => false,

@@ -1,0 +1,75 @@
+//! A file whose label is text, as Iris's is written ("Iris-setosa"): the loader refused it ("found "Iris-setosa";
+//! expected a number"), so the most common first dataset of a course could not be opened. Now its text columns read
+//! as categories, and every view names the classes by their text.
+
+use std::fmt::Write as _;
+use std::time::Duration;
+
+use bayes_explorer::Lab;
+use bayes_explorer::models::bnn::PredictiveRows;
+use bayes_explorer::train::WorkerState;
+use bayes_explorer::ui::BayesExplorerApp;
+use egui_kittest::kittest::Queryable;
+
+use crate::common::{harness, wait_until, wait_within};
+
+const SPECIES: [&str; 3] = ["Iris-setosa", "Iris-versicolor", "Iris-virginica"];
+
+/// Ninety rows of three well-separated species over four measurements, the species last, as Iris is written.
+fn iris_like() -> String {
+    let mut text = "sepal_length,sepal_width,petal_length,petal_width,species\n".to_owned();
+    for i in 0..90u32 {
+        let (k, wobble) = ((i % 3) as usize, f64::from(i % 7) * 0.05);
+        let at = [5.0, 3.4, 1.5, 0.2].map(|v| v + 1.2 * k as f64 + wobble);
+        let _ = writeln!(text, "{:.2},{:.2},{:.2},{:.2},{}", at[0], at[1], at[2], at[3], SPECIES[k]);
+    }
+    text
+}
+
+#[test]
+fn ux_a_text_label_loads_as_classes_named_by_their_text() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("iris.csv");
+    std::fs::write(&path, iris_like()).unwrap();
+    let mut harness = harness();
+    harness.state_mut().path_text = path.display().to_string();
+    harness.get_by_label("Load").click();
+    wait_until(&mut harness, "the preview", BayesExplorerApp::preview_is_open);
+    harness.run_steps(2);
+    // The preview: the column's type, its categories, the label's role; a few columns show their names whole.
+    harness.get_by_label("text");
+    harness.get_by_label_contains("Iris-setosa, Iris-versicolor");
+    assert_eq!(harness.get_all_by_label("sepal_length").count(), 2, "whole over its numbers and in the list");
+    harness.get_by_label("BNN lab: usable");
+
+    harness.get_by_label("Use in the BNN lab").click();
+    harness.run_steps(2);
+    harness.get_by_label_contains("4 features, label \"species\"");
+    {
+        let bnn = harness.state_mut().bnn_state_mut();
+        bnn.config.epochs = 40;
+    }
+    harness.get_by_label("Train").click();
+    wait_within(&mut harness, Duration::from_mins(2), "the run's end", |app| {
+        app.lab(Lab::Bnn).worker_state == Some(WorkerState::Finished)
+    });
+    harness.get_by_label("Predictions").click();
+    wait_until(&mut harness, "the finished model's predictions", |app| {
+        let last = app.lab(Lab::Bnn).snapshot.as_ref().map(|s| s.step);
+        app.bnn_state().predictive().is_some_and(|p| Some(p.step) == last)
+    });
+    harness.run_steps(3);
+    // The table of test rows names the classes by the species, each on one line (a name longer than the table's
+    // columns had wrapped out of its row) and clear of the confusion matrix beside it (whose names are painted).
+    let matrix = bayes_explorer::ui::figure_rect(&harness.ctx, "bnn-confusion").expect("the matrix is drawn");
+    let mut named = 0;
+    for name in SPECIES {
+        for cell in harness.get_all_by_label(name).map(|n| n.rect()) {
+            assert!(cell.height() < 20.0 && cell.right() <= matrix.left(), "{name} on one line, left of the matrix");
+            named += 1;
+        }
+    }
+    let predictive = &harness.state().bnn_state().predictive().expect("predictions").predictive;
+    let PredictiveRows::Classes(rows) = &predictive.rows else { panic!("the species are classes") };
+    assert_eq!(named, 2 * rows.len(), "each test row's actual and predicted class, by name");
+}
