@@ -3,6 +3,7 @@
 
 #![allow(clippy::float_cmp, reason = "values read from files and set by hand are compared exactly on purpose")]
 
+use std::fmt::Write as _;
 use std::io::Write;
 
 use bayes_explorer::Lab;
@@ -319,7 +320,7 @@ fn a_text_column_reads_as_categories_in_sorted_order() {
 
 /// The rules for what is a text column, each at its edge.
 #[test]
-fn a_column_is_text_when_its_first_cell_is_and_most_of_it_is_not_numbers() {
+fn a_column_is_text_when_its_first_cell_is_unless_its_text_is_stray_among_numbers() {
     // Without a header: the text column does not make the first row a header.
     let table = read("5.1,setosa\n4.9,setosa\n6.0,virginica\n").expect("loads");
     assert!(!table.csv.as_ref().expect("facts").has_header);
@@ -336,13 +337,22 @@ fn a_column_is_text_when_its_first_cell_is_and_most_of_it_is_not_numbers() {
     // A number no f32 holds is refused in any column.
     let err = read("a,b\n1,cat\n2,inf\n").expect_err("inf is no category");
     assert!(matches!(&err, CsvError::NotNumeric { line: 3, column: 2, text, .. } if text == "inf"), "{err}");
-    // A column of numbers whose first cell is stray text: more numbers than text, so it is read as numbers and the
-    // text is refused where it stands, or its row dropped.
-    let err = read("a,b\nx1,2\n3,4\n5,6\n").expect_err("stray text in a column of numbers");
+    // A column of numbers whose first cell is stray text, twenty numbers or more for each text: read as numbers, the
+    // text refused where it stands, or its row dropped.
+    let numbers = (1..=20).fold(String::new(), |mut text, i| {
+        let _ = writeln!(text, "{i},0");
+        text
+    });
+    let err = read(&format!("a,b\nx1,2\n{numbers}")).expect_err("stray text in a column of numbers");
     assert!(matches!(&err, CsvError::NotNumeric { line: 2, column: 1, text, .. } if text == "x1"), "{err}");
-    let table = read_dropping("a,b\nx1,2\n3,4\n5,6\n").expect("the row is dropped");
-    assert_eq!((table.columns[0].kind, table.values.as_slice()), (ColumnKind::Integer, &[3.0, 4.0, 5.0, 6.0][..]));
+    let table = read_dropping(&format!("a,b\nx1,2\n{numbers}")).expect("the row is dropped");
+    assert_eq!((table.columns[0].kind, table.n_rows(), table.get(0, 0)), (ColumnKind::Integer, 20, Some(1.0)));
     assert_eq!(table.csv.expect("facts").first_dropped, Some((2, "a".to_owned(), "x1".to_owned())));
+    // Nineteen numbers to a text, or a ticket's codes beside its numbers, are a column of text.
+    let table = read(&format!("a,b\nx1,2\n{}", &numbers[numbers.find("2,0").expect("a row")..])).expect("text");
+    assert_eq!((table.columns[0].kind, table.columns[0].categories.len()), (ColumnKind::Text, 20));
+    let table = read("ticket,fare\nA/5 21171,7.25\n113803,53.1\nPC 17599,71.28\n373450,8.05\n").expect("loads");
+    assert_eq!(table.columns[0].categories, ["113803", "373450", "A/5 21171", "PC 17599"]);
     // A category met only in a dropped row is none of the column's.
     let table = read_dropping("a,b\ncat,1\ndog,NA\ncat,3\n").expect("loads");
     assert_eq!(table.columns[0].categories, ["cat"]);

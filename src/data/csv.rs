@@ -2,9 +2,10 @@
 //! and errors that say exactly where a file went wrong (file, line, column and the text found there).
 //!
 //! A column is text when its first cell that is not missing is no number ("setosa"): each distinct text, trimmed,
-//! is a category, numbered in sorted order. A number among text is a category too ("low", "2"); a column whose
-//! first cell is text but most of whose cells are numbers ("x1" above a column of numbers) is read as numbers, so
-//! that the stray text is refused where it stands. A number no `f32` holds ("inf", "1e999") is refused anywhere.
+//! is a category, numbered in sorted order. A number among text is a category too ("low", "2", a ticket's
+//! "113803" beside "A/5 21171"); but a column whose first cell is text and which holds at least
+//! [`STRAY_TEXT_RATIO`] numbers for each text ("x1" above a column of numbers) is read as numbers, so that the stray
+//! text is refused where it stands. A number no `f32` holds ("inf", "1e999") is refused anywhere.
 //!
 //! The reader never panics on input: every problem is a [`CsvError`] naming the file and, where it
 //! applies, the 1-based line and column and what was expected.
@@ -21,6 +22,11 @@ use crate::data::table::{Column, CsvFacts, Table, column_stats};
 
 /// Files larger than this (after decompression) are refused: datasets are trained in memory.
 pub const MAX_BYTES: u64 = 256 * 1024 * 1024;
+
+/// A column whose first cell is text but which holds at least this many numbers for each text is a column of numbers
+/// with a typo in it (one text among twenty numbers or more), not a column of text: a ticket's "A/5 21171" beside
+/// three numbers in four stays text.
+pub const STRAY_TEXT_RATIO: usize = 20;
 
 /// Number of raw rows kept for the preview: the lines of the file it shows as written, with the header's.
 pub const PREVIEW_ROWS: usize = 8;
@@ -453,16 +459,18 @@ impl<'a> Parser<'a> {
         line_column(self.bytes, start).0
     }
 
-    /// Reads the file. A column whose cells are text is read as categories ([`ColumnKind::Text`]); one that turns
-    /// out to hold more numbers than text is a column of numbers with stray text in it, and the file is read again
-    /// with that column taken as numbers, so that the stray text is refused (or its rows dropped) where it stands.
+    /// Reads the file. A column whose cells are text is read as categories
+    /// ([`ColumnKind::Text`](crate::data::table::ColumnKind::Text)); one that turns out to hold at least
+    /// [`STRAY_TEXT_RATIO`] numbers for each text is a column of numbers with stray text in it, and the file is read
+    /// again with that column taken as numbers, so that the stray text is refused (or its rows dropped) where it
+    /// stands.
     fn run(&mut self) -> Result<Table, CsvError> {
         let (table, mostly_numbers) = self.read(&[])?;
         if mostly_numbers.is_empty() { Ok(table) } else { Ok(self.read(&mostly_numbers)?.0) }
     }
 
     /// One pass over the file, with the columns `numbers` taken as numbers whatever their first cell. Returns the
-    /// table and the text columns that hold more numbers than text.
+    /// table and the text columns of stray text among numbers.
     fn read(&mut self, numbers: &[usize]) -> Result<(Table, Vec<usize>), CsvError> {
         let file = self.file.clone();
         let decimal_comma = self.delimiter != b',';
@@ -649,9 +657,8 @@ impl<'a> Parser<'a> {
             }
             return Err(CsvError::Empty { file });
         }
-        let mostly_numbers: Vec<usize> = (0..n_cols)
-            .filter(|&j| kinds[j] == Some(Holds::Text) && categories[j].numbers > categories[j].texts)
-            .collect();
+        let mostly_numbers: Vec<usize> =
+            (0..n_cols).filter(|&j| kinds[j] == Some(Holds::Text) && categories[j].is_stray_text()).collect();
         self.progress.set(1.0);
         let columns = names
             .into_iter()
@@ -710,6 +717,11 @@ impl Categories {
             Cell::Text => self.texts += 1,
             Cell::Missing | Cell::NotFinite => {}
         }
+    }
+
+    /// Whether the column's text is stray text among numbers: at least [`STRAY_TEXT_RATIO`] numbers for each text.
+    fn is_stray_text(&self) -> bool {
+        self.numbers >= STRAY_TEXT_RATIO * self.texts
     }
 
     /// The code of `text` in the order first met, numbering it when new.
