@@ -7,7 +7,7 @@ use std::fmt::Write as _;
 use std::io::Write;
 
 use bayes_explorer::Lab;
-use bayes_explorer::data::csv::{CsvError, NoProgress, read_bytes, read_path, sniff_delimiter};
+use bayes_explorer::data::csv::{CsvError, MISSING_CATEGORY, NoProgress, read_bytes, read_path, sniff_delimiter};
 use bayes_explorer::data::prepare::{DataSpec, OutputKind, Role, check_lab, prepare};
 use bayes_explorer::data::table::ColumnKind;
 use bayes_explorer::data::{CsvOptions, HeaderMode, MissingPolicy, Table};
@@ -112,7 +112,7 @@ fn missing_values_name_line_column_and_text() {
 
 #[test]
 fn non_numeric_cell_is_named() {
-    let err = read("a;b\n1;2\n3;three\n").unwrap_err();
+    let err = read(&format!("a;b\n1;2\n3;three\n{}", "4;5\n".repeat(20))).unwrap_err();
     assert!(matches!(&err, CsvError::NotNumeric { line: 3, column: 2, text, .. } if text == "three"), "{err}");
     assert!(err.to_string().contains("found \"three\""));
     // Infinity is not a usable number either.
@@ -135,11 +135,12 @@ fn a_decimal_comma_reads_between_semicolons_and_tabs() {
     // A header of names with commas in them is still a header.
     let named = read("\"x, in m\";\"y, in s\"\n1,5;2\n").expect("a header");
     assert_eq!((named.columns[0].name.as_str(), named.values.as_slice()), ("x, in m", &[1.5, 2.0][..]));
-    match read("a;b\n1;2\n1.234,5;3\n") {
+    let twenty = "1;2\n".repeat(20);
+    match read(&format!("a;b\n1;2\n1.234,5;3\n{twenty}")) {
         Err(CsvError::NotNumeric { line: 3, column: 1, text, .. }) => assert_eq!(text, "1.234,5"),
         other => panic!("expected the thousands point to be named, got {other:?}"),
     }
-    match read("a,b\n1,2\n\"0,5\",3\n") {
+    match read(&format!("a,b\n1,2\n\"0,5\",3\n{}", twenty.replace(';', ","))) {
         Err(CsvError::NotNumeric { line: 3, column: 1, text, .. }) => assert_eq!(text, "0,5"),
         other => panic!("expected a comma between commas to be refused, got {other:?}"),
     }
@@ -266,8 +267,8 @@ fn line_numbers_count_crlf_lone_cr_and_blank_lines() {
     // The csv crate's own count put a CR LF row on the line before it, every row of a CR file on line 1, and a
     // row after blank lines on the first blank one (found by tests/csv_properties.rs).
     let at = |text: &str| read(text).unwrap_err().location();
-    assert_eq!(at("a,b\r\n1,2\r\n3,x\r\n"), Some((3, Some(2))));
-    assert_eq!(at("a,b\r1,2\r3,x\r"), Some((3, Some(2))));
+    assert_eq!(at("a,b\r\n1,2\r\n3,NA\r\n"), Some((3, Some(2))));
+    assert_eq!(at("a,b\r1,2\r3,NA\r"), Some((3, Some(2))));
     assert_eq!(at("a,b\n\n\n1,NA\n"), Some((4, Some(2))));
     assert_eq!(at("\r\n\r\na,b\r\n1,2\r\n3\r\n"), Some((5, Some(2))));
     let err = read("\n1,2\r\n3\r\n").unwrap_err();
@@ -318,9 +319,10 @@ fn a_text_column_reads_as_categories_in_sorted_order() {
     assert!(why.contains("\"species\"") && why.contains("label"), "{why}");
 }
 
-/// The rules for what is a text column, each at its edge.
+/// The rules for what is a text column, each at its edge: a column with text in it, fewer than twenty numbers for
+/// each text, wherever in the column the text is.
 #[test]
-fn a_column_is_text_when_its_first_cell_is_unless_its_text_is_stray_among_numbers() {
+fn a_column_is_text_unless_its_text_is_stray_among_numbers() {
     // Without a header: the text column does not make the first row a header.
     let table = read("5.1,setosa\n4.9,setosa\n6.0,virginica\n").expect("loads");
     assert!(!table.csv.as_ref().expect("facts").has_header);
@@ -329,11 +331,22 @@ fn a_column_is_text_when_its_first_cell_is_unless_its_text_is_stray_among_number
     let table = read("x,2020,species\n1,2,setosa\n3,4,virginica\n").expect("loads");
     assert!(table.csv.as_ref().expect("facts").has_header);
     assert_eq!(table.columns[1].name, "2020");
-    // Numbers in a text column are categories by their text; missing cells are missing still.
+    // Numbers in a text column are categories by their text.
     let table = read("grade,score\nlow,1\n2,3\n").expect("a tie of one text and one number stays text");
     assert_eq!(table.columns[0].categories, ["2", "low"]);
-    let err = read("grade,score\nlow,1\nNA,3\n").expect_err("a missing class");
-    assert!(matches!(err, CsvError::Missing { line: 3, column: 1, .. }), "{err}");
+    // Missing cells in a text column are a category of their own, even above its first text (Titanic's cabins): the
+    // rows stay. In a column of numbers they are refused, or their rows dropped.
+    let titanic = "Survived,Sex,Age,Cabin,Embarked\n0,male,22,,S\n1,female,38,C85,C\n1,female,,,S\n0,male,35,,?\n";
+    let err = read(titanic).expect_err("an age missing");
+    assert!(matches!(err, CsvError::Missing { line: 4, column: 3, .. }), "{err}");
+    let table = read_dropping(titanic).expect("loads");
+    assert_eq!(table.n_rows(), 3);
+    assert_eq!(table.columns[3].categories, [MISSING_CATEGORY, "C85"]);
+    assert_eq!(table.columns[4].categories, [MISSING_CATEGORY, "C", "S"]);
+    assert_eq!(table.columns[3].value_text(table.get(0, 3).expect("a cell")), MISSING_CATEGORY);
+    // A column of nothing but missing cells is no text column.
+    let err = read("a,b\n1,NA\n2,\n").expect_err("nothing to read in b");
+    assert!(matches!(err, CsvError::Missing { line: 2, column: 2, .. }), "{err}");
     // A number no f32 holds is refused in any column.
     let err = read("a,b\n1,cat\n2,inf\n").expect_err("inf is no category");
     assert!(matches!(&err, CsvError::NotNumeric { line: 3, column: 2, text, .. } if text == "inf"), "{err}");
@@ -352,6 +365,9 @@ fn a_column_is_text_when_its_first_cell_is_unless_its_text_is_stray_among_number
     let table = read(&format!("a,b\nx1,2\n{}", &numbers[numbers.find("2,0").expect("a row")..])).expect("text");
     assert_eq!((table.columns[0].kind, table.columns[0].categories.len()), (ColumnKind::Text, 20));
     let table = read("ticket,fare\nA/5 21171,7.25\n113803,53.1\nPC 17599,71.28\n373450,8.05\n").expect("loads");
+    assert_eq!(table.columns[0].categories, ["113803", "373450", "A/5 21171", "PC 17599"]);
+    // The same when the first ticket is a number: the column's first cell does not decide it, its count does.
+    let table = read("ticket,fare\n113803,53.1\nA/5 21171,7.25\n373450,8.05\nPC 17599,71.28\n").expect("loads");
     assert_eq!(table.columns[0].categories, ["113803", "373450", "A/5 21171", "PC 17599"]);
     // A category met only in a dropped row is none of the column's.
     let table = read_dropping("a,b\ncat,1\ndog,NA\ncat,3\n").expect("loads");

@@ -20,8 +20,9 @@
 //! `line_numbers_count_crlf_lone_cr_and_blank_lines` in `tests/csv_loader.rs`); the fourth, from an earlier
 //! long run, was this test comparing a column's minimum 0 with -0 bit for bit. The fifth and sixth are what these
 //! properties found in readers broken on purpose to check that they see text columns (categories numbered in
-//! reverse order; a text column of as many numbers as texts read as numbers), and the seventh in one that never read
-//! stray text among numbers as such; all three pass on the reader.
+//! reverse order; a text column of as many numbers as texts read as numbers), the seventh in one that never read
+//! stray text among numbers as such, and the eighth in one that read exactly twenty numbers to a text as text; all
+//! four pass on the reader.
 
 #![allow(clippy::float_cmp, reason = "a column's minimum and maximum are values of the column, compared exactly")]
 
@@ -502,11 +503,18 @@ fn expected(grid: &Grid, text: &str, row_starts: &[usize], options: &CsvOptions)
         (1..=n_cols).map(|j| format!("column {j}")).collect()
     };
     let rows: Vec<(u64, &Vec<String>)> = records.iter().skip(usize::from(has_header)).copied().collect();
-    let read = Pass { names: &names, has_header, first_line, decimal_comma, options };
-    let (out, mostly_numbers) = read.rows(&rows, &[])?;
-    // A text column of twenty numbers or more for each text is a column of numbers with stray text: read again as
-    // numbers.
-    if mostly_numbers.is_empty() { Ok(out) } else { Ok(read.rows(&rows, &mostly_numbers)?.0) }
+    // A column is text when it has text and fewer than twenty numbers for each text, counted over the rows of as
+    // many cells as the first (the others are refused where they stand); else its text is stray among numbers.
+    let text: Vec<bool> = (0..first.len())
+        .map(|j| {
+            let classes =
+                || rows.iter().filter(|(_, c)| c.len() == first.len()).map(|(_, c)| classify(&c[j], decimal_comma));
+            let numbers = classes().filter(|class| matches!(class, Class::Number(_))).count();
+            let texts = classes().filter(|class| matches!(class, Class::Text)).count();
+            texts > 0 && numbers < STRAY_TEXT_RATIO * texts
+        })
+        .collect();
+    Pass { names: &names, has_header, first_line, decimal_comma, options }.rows(&rows, &text)
 }
 
 /// One pass of the reader's rules over a file's data rows.
@@ -519,14 +527,11 @@ struct Pass<'a> {
 }
 
 impl Pass<'_> {
-    /// The table the rows give with the columns `numbers` taken as numbers, and the text columns holding more
-    /// numbers than text. A column is text when its first cell that is not missing is text (`Class::Text`); a text
-    /// column's cells, numbers among them, are categories by their trimmed text, numbered in sorted order.
-    fn rows(&self, rows: &[(u64, &Vec<String>)], numbers: &[usize]) -> Result<(Expected, Vec<usize>), CsvError> {
+    /// The table the rows give, the columns `text` holding text: their cells, numbers among them, are categories by
+    /// their trimmed text, and their missing cells one more, "(missing)", numbered in sorted order.
+    fn rows(&self, rows: &[(u64, &Vec<String>)], text: &[bool]) -> Result<Expected, CsvError> {
         let file = FILE.to_owned();
         let n_cols = self.names.len();
-        let mut text: Vec<Option<bool>> = (0..n_cols).map(|j| numbers.contains(&j).then_some(false)).collect();
-        let (mut n_numbers, mut n_texts) = (vec![0usize; n_cols], vec![0usize; n_cols]);
         let mut out = Expected {
             names: self.names.to_vec(),
             values: Vec::new(),
@@ -551,21 +556,9 @@ impl Pass<'_> {
                 out.first_rows.push(cells.clone());
             }
             let classes: Vec<Class> = cells.iter().map(|t| classify(t, self.decimal_comma)).collect();
-            for (j, class) in classes.iter().enumerate() {
-                if text[j].is_none() && !matches!(class, Class::Missing) {
-                    text[j] = Some(matches!(class, Class::Text));
-                }
-                if text[j] == Some(true) {
-                    match class {
-                        Class::Number(_) => n_numbers[j] += 1,
-                        Class::Text => n_texts[j] += 1,
-                        Class::Missing | Class::NotFinite => {}
-                    }
-                }
-            }
             let bad = classes.iter().enumerate().position(|(j, class)| match class {
-                Class::Missing | Class::NotFinite => true,
-                Class::Text => text[j] != Some(true),
+                Class::NotFinite => true,
+                Class::Missing | Class::Text => !text[j],
                 Class::Number(_) => false,
             });
             let Some(j) = bad else {
@@ -593,25 +586,28 @@ impl Pass<'_> {
             }
             return Err(CsvError::Empty { file });
         }
-        for (j, categories) in out.categories.iter_mut().enumerate().filter(|(j, _)| text[*j] == Some(true)) {
-            *categories = kept.iter().map(|row| row[j].trim().to_owned()).collect();
+        // A text column's category of a cell: its trimmed text, or one category for every missing cell.
+        let category = |cell: &String| match classify(cell, self.decimal_comma) {
+            Class::Missing => "(missing)".to_owned(),
+            _ => cell.trim().to_owned(),
+        };
+        for (j, categories) in out.categories.iter_mut().enumerate().filter(|(j, _)| text[*j]) {
+            *categories = kept.iter().map(|row| category(&row[j])).collect();
             categories.sort();
             categories.dedup();
         }
         for row in &kept {
             for (j, cell) in row.iter().enumerate() {
                 out.values.push(match classify(cell, self.decimal_comma) {
-                    _ if text[j] == Some(true) => {
-                        out.categories[j].iter().position(|c| c == cell.trim()).expect("a kept category") as f32
+                    _ if text[j] => {
+                        out.categories[j].iter().position(|c| *c == category(cell)).expect("a kept category") as f32
                     }
                     Class::Number(v) => v,
                     _ => unreachable!("a kept row's cell of numbers is a number"),
                 });
             }
         }
-        let mostly_numbers =
-            (0..n_cols).filter(|&j| text[j] == Some(true) && n_numbers[j] >= STRAY_TEXT_RATIO * n_texts[j]).collect();
-        Ok((out, mostly_numbers))
+        Ok(out)
     }
 }
 

@@ -11,8 +11,8 @@ use egui_kittest::kittest::Queryable;
 
 mod common;
 use common::{
-    click_at, decode_apng, differing, harness, harness_for, scroll_into_view_over, wait_for_label, wait_until,
-    wait_within,
+    BROKEN_CSV, click_at, decode_apng, differing, harness, harness_for, scroll_into_view_over, wait_for_label,
+    wait_until, wait_within,
 };
 
 /// Hovers each point of the VAE's latent plane in turn and returns the image decoded there (waiting for it to
@@ -83,7 +83,7 @@ fn a_missing_file_from_the_last_session_falls_back_to_the_built_in_data() {
 fn a_bad_file_shows_its_error_and_keeps_the_data() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("broken.csv");
-    std::fs::write(&path, "a,b\n1,2\n3,oops\n").unwrap();
+    std::fs::write(&path, BROKEN_CSV).unwrap();
     let mut harness = harness();
     harness.state_mut().path_text = path.display().to_string();
     harness.get_by_label("Load").click();
@@ -95,7 +95,7 @@ fn a_bad_file_shows_its_error_and_keeps_the_data() {
     harness.get_by_label_contains("Dropped 1 row with");
     harness.get_by_label("Use in the BNN lab").click();
     harness.run_steps(3);
-    assert_eq!(harness.state().lab(Lab::Bnn).data.as_ref().map(|d| d.table.n_rows()), Some(1));
+    assert_eq!(harness.state().lab(Lab::Bnn).data.as_ref().map(|d| d.table.n_rows()), Some(21));
     // The lab says what was dropped, as a warning: the data is not all the file held.
     let message = harness.state().lab(Lab::Bnn).message.clone().expect("a message about the dropped row");
     assert!(message.is_warning() && !message.is_error() && message.text.contains("dropped 1 row with"), "{message:?}");

@@ -1,11 +1,11 @@
 //! Reading CSV files: delimiter sniffing, header detection, BOM, CRLF, gzip, columns of text read as categories,
 //! and errors that say exactly where a file went wrong (file, line, column and the text found there).
 //!
-//! A column is text when its first cell that is not missing is no number ("setosa"): each distinct text, trimmed,
-//! is a category, numbered in sorted order. A number among text is a category too ("low", "2", a ticket's
-//! "113803" beside "A/5 21171"); but a column whose first cell is text and which holds at least
-//! [`STRAY_TEXT_RATIO`] numbers for each text ("x1" above a column of numbers) is read as numbers, so that the stray
-//! text is refused where it stands. A number no `f32` holds ("inf", "1e999") is refused anywhere.
+//! A column is text when it holds text ("setosa"), and fewer than [`STRAY_TEXT_RATIO`] numbers for each text: each
+//! distinct text, trimmed, is a category, numbered in sorted order, and its missing cells are one more,
+//! [`MISSING_CATEGORY`]. A number among text is a category too ("low", "2", a ticket's "113803" beside
+//! "A/5 21171"). One text among twenty numbers or more is a typo in a column of numbers ("x1" among 7.4, 7.8, ...):
+//! refused where it stands. A number no `f32` holds ("inf", "1e999") is refused anywhere.
 //!
 //! The reader never panics on input: every problem is a [`CsvError`] naming the file and, where it
 //! applies, the 1-based line and column and what was expected.
@@ -23,9 +23,13 @@ use crate::data::table::{Column, CsvFacts, Table, column_stats};
 /// Files larger than this (after decompression) are refused: datasets are trained in memory.
 pub const MAX_BYTES: u64 = 256 * 1024 * 1024;
 
-/// A column whose first cell is text but which holds at least this many numbers for each text is a column of numbers
-/// with a typo in it (one text among twenty numbers or more), not a column of text: a ticket's "A/5 21171" beside
-/// three numbers in four stays text.
+/// The category of a missing cell (empty, `NA`, `?`, ...) in a column of text: Titanic's cabin, mostly unknown, or
+/// the sex of a penguin not sexed, keep their rows.
+pub const MISSING_CATEGORY: &str = "(missing)";
+
+/// A column with text in it that holds at least this many numbers for each text is a column of numbers with a typo
+/// in it (one text among twenty numbers or more), not a column of text: a ticket's "A/5 21171" beside three numbers
+/// in four is text.
 pub const STRAY_TEXT_RATIO: usize = 20;
 
 /// Number of raw rows kept for the preview: the lines of the file it shows as written, with the header's.
@@ -284,7 +288,7 @@ pub fn read_bytes(raw: &[u8], file: &str, options: &CsvOptions, progress: &dyn P
         Some(d) => d,
         None => sniff_delimiter(bytes).ok_or(CsvError::SingleColumn { file: file.clone() })?,
     };
-    let mut parser = Parser::new(bytes, file, delimiter, options, progress);
+    let parser = Parser::new(bytes, file, delimiter, options, progress);
     let mut table = parser.run()?;
     if let Some(facts) = table.csv.as_mut() {
         facts.had_bom = had_bom;
@@ -433,11 +437,17 @@ struct Parser<'a> {
     delimiter: u8,
     options: &'a CsvOptions,
     progress: &'a dyn Progress,
+    /// Once a read has found them: whether the file has a header, its number of columns, and what the read took
+    /// each column to hold.
+    layout: std::cell::RefCell<Option<Layout>>,
 }
+
+/// Whether a file has a header, its number of columns, and what each column holds.
+type Layout = (bool, usize, Vec<Holds>);
 
 impl<'a> Parser<'a> {
     fn new(bytes: &'a [u8], file: String, delimiter: u8, options: &'a CsvOptions, progress: &'a dyn Progress) -> Self {
-        Self { bytes, file, delimiter, options, progress }
+        Self { bytes, file, delimiter, options, progress, layout: std::cell::RefCell::new(None) }
     }
 
     fn malformed(&self, e: &csv::Error) -> CsvError {
@@ -459,19 +469,76 @@ impl<'a> Parser<'a> {
         line_column(self.bytes, start).0
     }
 
-    /// Reads the file. A column whose cells are text is read as categories
-    /// ([`ColumnKind::Text`](crate::data::table::ColumnKind::Text)); one that turns out to hold at least
-    /// [`STRAY_TEXT_RATIO`] numbers for each text is a column of numbers with stray text in it, and the file is read
-    /// again with that column taken as numbers, so that the stray text is refused (or its rows dropped) where it
-    /// stands.
-    fn run(&mut self) -> Result<Table, CsvError> {
-        let (table, mostly_numbers) = self.read(&[])?;
-        if mostly_numbers.is_empty() { Ok(table) } else { Ok(self.read(&mostly_numbers)?.0) }
+    /// Reads the file. A column of text is read as categories
+    /// ([`ColumnKind::Text`](crate::data::table::ColumnKind::Text)): one that holds fewer than [`STRAY_TEXT_RATIO`]
+    /// numbers for each text (see [`Counts::holds`]). Which columns those are is guessed from each column's first
+    /// cell that is not missing, and the file read; where its counts (or, after an error, a count of its own) say
+    /// otherwise, the file is read again with the columns as they are. Most files are read once.
+    fn run(&self) -> Result<Table, CsvError> {
+        let first = self.read(None);
+        let Some((has_header, n_cols, guess)) = self.layout.borrow().clone() else {
+            return first.map(|(table, _)| table);
+        };
+        let decided = match &first {
+            Err(CsvError::Cancelled { .. }) => return first.map(|(table, _)| table),
+            Ok((_, decided)) => decided.clone(),
+            Err(_) => self.count_kinds(has_header, n_cols),
+        };
+        if decided == guess { first.map(|(table, _)| table) } else { self.read(Some(&decided)).map(|(table, _)| table) }
     }
 
-    /// One pass over the file, with the columns `numbers` taken as numbers whatever their first cell. Returns the
-    /// table and the text columns of stray text among numbers.
-    fn read(&mut self, numbers: &[usize]) -> Result<(Table, Vec<usize>), CsvError> {
+    /// The data records of `n_cols` cells (the others are refused as the file is read), after the header if it has
+    /// one, as far as the file reads.
+    fn data_records(&self, has_header: bool, n_cols: usize) -> impl Iterator<Item = csv::StringRecord> + '_ {
+        csv::ReaderBuilder::new()
+            .delimiter(self.delimiter)
+            .has_headers(false)
+            .flexible(true)
+            .trim(csv::Trim::None)
+            .from_reader(self.bytes)
+            .into_records()
+            .map_while(Result::ok)
+            .filter(|rec| !(rec.len() == 1 && rec.get(0).is_some_and(|f| f.trim().is_empty())))
+            .skip(usize::from(has_header))
+            .filter(move |rec| rec.len() == n_cols)
+    }
+
+    /// What each of the `n_cols` columns holds as guessed from its first cell that is not missing: text or numbers
+    /// (numbers for a column with no such cell). Reads only as far as the last column's first such cell.
+    fn first_cell_kinds(&self, has_header: bool, n_cols: usize) -> Vec<Holds> {
+        let decimal_comma = self.delimiter != b',';
+        let mut kinds: Vec<Option<Holds>> = vec![None; n_cols];
+        for rec in self.data_records(has_header, n_cols) {
+            if kinds.iter().all(Option::is_some) {
+                break;
+            }
+            for (kind, text) in kinds.iter_mut().zip(rec.iter()).filter(|(kind, _)| kind.is_none()) {
+                match parse_cell(text, decimal_comma) {
+                    Cell::Missing => {}
+                    Cell::Text => *kind = Some(Holds::Text),
+                    Cell::Number(_) | Cell::CommaNumber(_) | Cell::NotFinite => *kind = Some(Holds::Numbers),
+                }
+            }
+        }
+        kinds.into_iter().map(|k| k.unwrap_or(Holds::Numbers)).collect()
+    }
+
+    /// What each of the `n_cols` columns holds, counted over every data record (see [`Counts::holds`]).
+    fn count_kinds(&self, has_header: bool, n_cols: usize) -> Vec<Holds> {
+        let decimal_comma = self.delimiter != b',';
+        let mut counts = vec![Counts::default(); n_cols];
+        for rec in self.data_records(has_header, n_cols) {
+            for (count, text) in counts.iter_mut().zip(rec.iter()) {
+                count.add(&parse_cell(text, decimal_comma));
+            }
+        }
+        counts.iter().map(Counts::holds).collect()
+    }
+
+    /// One pass over the file, its columns holding what `kinds` says, or as guessed from their first cells
+    /// (`None`). Returns the table and what its columns hold as counted (see [`Counts::holds`]); sets the parser's
+    /// layout.
+    fn read(&self, kinds: Option<&[Holds]>) -> Result<(Table, Vec<Holds>), CsvError> {
         let file = self.file.clone();
         let decimal_comma = self.delimiter != b',';
         let mut reader = csv::ReaderBuilder::new()
@@ -537,9 +604,15 @@ impl<'a> Parser<'a> {
         let mut values: Vec<f32> = Vec::new();
         let mut row_buf: Vec<f32> = Vec::with_capacity(n_cols);
         let mut cells: Vec<Cell> = Vec::with_capacity(n_cols);
-        // What each column holds, set by its first cell that is not missing; the columns `numbers` hold numbers.
-        let mut kinds: Vec<Option<Holds>> =
-            (0..n_cols).map(|j| numbers.contains(&j).then_some(Holds::Numbers)).collect();
+        let guess;
+        let kinds = if let Some(kinds) = kinds {
+            kinds
+        } else {
+            guess = self.first_cell_kinds(has_header, n_cols);
+            &guess
+        };
+        self.layout.replace(Some((has_header, n_cols, kinds.to_vec())));
+        let mut counts = vec![Counts::default(); n_cols];
         let mut categories: Vec<Categories> = (0..n_cols).map(|_| Categories::default()).collect();
         let mut first_rows = Vec::new();
         let mut dropped = 0usize;
@@ -588,18 +661,14 @@ impl<'a> Parser<'a> {
             }
             cells.clear();
             cells.extend(rec.iter().map(|text| parse_cell(text, decimal_comma)));
-            for ((kind, cell), column) in kinds.iter_mut().zip(&cells).zip(&mut categories) {
-                if kind.is_none() && !matches!(cell, Cell::Missing) {
-                    *kind = Some(if matches!(cell, Cell::Text) { Holds::Text } else { Holds::Numbers });
-                }
-                if *kind == Some(Holds::Text) {
-                    column.count(cell);
-                }
+            for (count, cell) in counts.iter_mut().zip(&cells) {
+                count.add(cell);
             }
-            // The row's first cell that cannot be read: missing, or no number where numbers are.
-            let bad = cells.iter().zip(&kinds).position(|(cell, kind)| match cell {
-                Cell::Missing | Cell::NotFinite => true,
-                Cell::Text => *kind != Some(Holds::Text),
+            // The row's first cell that cannot be read: a number no f32 holds, or missing or no number where numbers
+            // are (in a column of text, missing is a category of its own).
+            let bad = cells.iter().zip(kinds).position(|(cell, kind)| match cell {
+                Cell::NotFinite => true,
+                Cell::Missing | Cell::Text => *kind == Holds::Numbers,
                 Cell::Number(_) | Cell::CommaNumber(_) => false,
             });
             if let Some(j) = bad {
@@ -625,9 +694,10 @@ impl<'a> Parser<'a> {
                 }
             }
             row_buf.clear();
-            for (((cell, kind), column), text) in cells.iter().zip(&kinds).zip(&mut categories).zip(rec.iter()) {
+            for (((cell, kind), column), text) in cells.iter().zip(kinds).zip(&mut categories).zip(rec.iter()) {
                 row_buf.push(match (cell, kind) {
-                    (_, Some(Holds::Text)) => column.code(text.trim()),
+                    (Cell::Missing, Holds::Text) => column.code(MISSING_CATEGORY),
+                    (_, Holds::Text) => column.code(text.trim()),
                     (Cell::Number(v), _) => *v,
                     (Cell::CommaNumber(v), _) => {
                         comma_read = true;
@@ -657,15 +727,13 @@ impl<'a> Parser<'a> {
             }
             return Err(CsvError::Empty { file });
         }
-        let mostly_numbers: Vec<usize> =
-            (0..n_cols).filter(|&j| kinds[j] == Some(Holds::Text) && categories[j].is_stray_text()).collect();
         self.progress.set(1.0);
         let columns = names
             .into_iter()
             .zip(categories)
             .enumerate()
             .map(|(j, (name, column))| {
-                if kinds[j] == Some(Holds::Text) {
+                if kinds[j] == Holds::Text {
                     column.into_column(name, &mut values[j..], n_cols)
                 } else {
                     column_stats(name, values.iter().skip(j).step_by(n_cols).copied())
@@ -689,29 +757,26 @@ impl<'a> Parser<'a> {
                 first_rows,
             }),
         };
-        Ok((table, mostly_numbers))
+        Ok((table, counts.iter().map(Counts::holds).collect()))
     }
 }
 
-/// What a column holds, as its first cell that is not missing says.
-#[derive(Clone, Copy, PartialEq, Eq)]
+/// What a column holds: numbers, or text read as categories.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Holds {
     Numbers,
     Text,
 }
 
-/// A text column's categories while the file is read: each distinct (trimmed) text numbered as first met, and how
-/// many of the column's cells are numbers and how many text.
-#[derive(Default)]
-struct Categories {
-    codes: std::collections::HashMap<String, u32>,
-    names: Vec<String>,
+/// How many of a column's cells are numbers and how many text (missing cells and numbers no `f32` holds aside).
+#[derive(Clone, Copy, Default)]
+struct Counts {
     numbers: usize,
     texts: usize,
 }
 
-impl Categories {
-    fn count(&mut self, cell: &Cell) {
+impl Counts {
+    fn add(&mut self, cell: &Cell) {
         match cell {
             Cell::Number(_) | Cell::CommaNumber(_) => self.numbers += 1,
             Cell::Text => self.texts += 1,
@@ -719,11 +784,21 @@ impl Categories {
         }
     }
 
-    /// Whether the column's text is stray text among numbers: at least [`STRAY_TEXT_RATIO`] numbers for each text.
-    fn is_stray_text(&self) -> bool {
-        self.numbers >= STRAY_TEXT_RATIO * self.texts
+    /// What the column holds: text when it has text and fewer than [`STRAY_TEXT_RATIO`] numbers for each text;
+    /// numbers otherwise, its text (if any) stray among them.
+    fn holds(&self) -> Holds {
+        if self.texts > 0 && self.numbers < STRAY_TEXT_RATIO * self.texts { Holds::Text } else { Holds::Numbers }
     }
+}
 
+/// A text column's categories while the file is read: each distinct (trimmed) text numbered as first met.
+#[derive(Default)]
+struct Categories {
+    codes: std::collections::HashMap<String, u32>,
+    names: Vec<String>,
+}
+
+impl Categories {
     /// The code of `text` in the order first met, numbering it when new.
     fn code(&mut self, text: &str) -> f32 {
         if let Some(&code) = self.codes.get(text) {

@@ -121,3 +121,9 @@ pub fn wheel_down_at(harness: &mut Harness<'_, BayesExplorerApp>, at: egui::Pos2
     });
     harness.run_steps(3);
 }
+
+/// A CSV file with a typo, "oops" on line 3 among twenty-one numbers in its column "b": one text among twenty numbers
+/// or more is stray, so the file is refused there (fewer numbers, and "b" would be a column of text).
+pub const BROKEN_CSV: &str = "a,b\n1,2\n3,oops\n\
+    4,5\n5,6\n6,7\n7,8\n8,9\n9,10\n10,11\n11,12\n12,13\n13,14\n\
+    14,15\n15,16\n16,17\n17,18\n18,19\n19,20\n20,21\n21,22\n22,23\n23,24\n";

@@ -9,7 +9,7 @@ use bayes_explorer::ui::{BayesExplorerApp, path_from_typed};
 use egui_kittest::Harness;
 use egui_kittest::kittest::Queryable;
 
-use crate::common::{harness, wait_until};
+use crate::common::{BROKEN_CSV, harness, wait_until};
 
 /// Types `text` into the path field as a paste would put it there, presses Load and waits for the outcome.
 fn load_typed(harness: &mut Harness<'_, BayesExplorerApp>, text: &str) {
@@ -56,7 +56,7 @@ fn ux_a_pasted_path_in_quotes_loads() {
 fn ux_messages_name_the_file_first_then_its_whole_path() {
     let (one, two) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
     for dir in [&one, &two] {
-        std::fs::write(dir.path().join("data.csv"), "a,b\n1,2\n3,oops\n").unwrap();
+        std::fs::write(dir.path().join("data.csv"), BROKEN_CSV).unwrap();
     }
     let mut harness = harness();
     for dir in [&one, &two] {
@@ -74,7 +74,7 @@ fn ux_messages_name_the_file_first_then_its_whole_path() {
 #[test]
 fn ux_a_load_that_works_clears_an_earlier_load_error() {
     let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("broken.csv"), "a,b\n1,2\n3,oops\n").unwrap();
+    std::fs::write(dir.path().join("broken.csv"), BROKEN_CSV).unwrap();
     std::fs::write(dir.path().join("good.csv"), "a,b\n1,2\n3,4\n").unwrap();
     let mut harness = harness();
     load_typed(&mut harness, &dir.path().join("broken.csv").display().to_string());
