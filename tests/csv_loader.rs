@@ -8,7 +8,7 @@ use std::io::Write;
 
 use bayes_explorer::Lab;
 use bayes_explorer::data::csv::{CsvError, MISSING_CATEGORY, NoProgress, read_bytes, read_path, sniff_delimiter};
-use bayes_explorer::data::prepare::{DataSpec, OutputKind, Role, check_lab, prepare};
+use bayes_explorer::data::prepare::{DataSpec, OutputKind, Role, check_lab, default_spec_for_lab, prepare};
 use bayes_explorer::data::table::ColumnKind;
 use bayes_explorer::data::{CsvOptions, HeaderMode, MissingPolicy, Table};
 
@@ -372,4 +372,38 @@ fn a_column_is_text_unless_its_text_is_stray_among_numbers() {
     // A category met only in a dropped row is none of the column's.
     let table = read_dropping("a,b\ncat,1\ndog,NA\ncat,3\n").expect("loads");
     assert_eq!(table.columns[0].categories, ["cat"]);
+}
+
+/// The output is the column named as one wherever it stands (Titanic's "Survived", Kaggle's MNIST "label" first),
+/// else the last; a column numbering the rows ("PassengerId", pandas' "Unnamed: 0") is no feature.
+#[test]
+fn the_output_is_the_column_named_so_and_a_row_number_is_ignored() {
+    use Role::{Feature, Ignored, Label};
+    let titanic = "PassengerId,Survived,Pclass,Name,Sex,Age,Ticket,Cabin,Embarked\n";
+    let mut rows = String::new();
+    for i in 1..=70 {
+        let (sex, cabin, port) =
+            (["male", "female"][i % 2], if i % 5 == 0 { "C85" } else { "" }, ["S", "C", "Q"][i % 3]);
+        let _ =
+            writeln!(rows, "{i},{},{},\"Name, Mr. {i}\",{sex},{},T{i},{cabin},{port}", i % 2, 1 + i % 3, 20 + i % 40);
+    }
+    let table = read(&format!("{titanic}{rows}")).expect("loads");
+    let spec = DataSpec::default_for(&table);
+    // The cabin, known or not, is a 0/1 feature; the port's three values are not.
+    assert_eq!(spec.roles, [Ignored, Label, Feature, Ignored, Feature, Feature, Ignored, Feature, Ignored]);
+    // Kaggle's MNIST: the label first, then the pixels, all features.
+    let table = read("label,pixel0,pixel1,pixel2,pixel3\n5,0,0,3,0\n0,0,1,0,0\n4,0,0,0,2\n").expect("loads");
+    assert_eq!(DataSpec::default_for(&table).roles, [Label, Feature, Feature, Feature, Feature]);
+    // pandas' index, and a flow's two coordinates (no "y" is taken for an output).
+    let mut index = String::new();
+    for i in 0..70 {
+        let _ = writeln!(index, "{i},{}.5,{}.25", i % 7, i % 3);
+    }
+    let table = read(&format!("Unnamed: 0,x,y\n{index}")).expect("loads");
+    assert_eq!(DataSpec::default_for(&table).roles, [Ignored, Feature, Role::Target]);
+    let table = read("x,y\n0.5,1.5\n-0.25,2\n").expect("loads");
+    assert_eq!(DataSpec::default_for(&table).roles, [Feature, Role::Target]);
+    // A flow has no target: a file of two columns of numbers is its two coordinates.
+    assert_eq!(default_spec_for_lab(Lab::Flow, &table).roles, [Feature, Feature]);
+    assert_eq!(check_lab(Lab::Flow, &table, &default_spec_for_lab(Lab::Flow, &table)), Ok(()));
 }

@@ -7,7 +7,7 @@ use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
 use crate::Lab;
-use crate::data::table::{ColumnKind, Table};
+use crate::data::table::{Column, ColumnKind, DISTINCT_CAP, Table};
 
 /// What a column is for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -38,6 +38,25 @@ impl Role {
     }
 }
 
+/// Column names (compared without case) that make a column the output wherever it stands: what datasets call the
+/// thing to predict. Not "y": beside "x" it is a flow's second coordinate.
+pub const OUTPUT_NAMES: [&str; 8] =
+    ["label", "labels", "target", "class", "species", "outcome", "survived", "diagnosis"];
+
+/// Whether a column numbers the rows rather than measuring them: whole numbers, many of them, under a name that says
+/// so: "id", "index", Titanic's "PassengerId", a "customer_id", or the "Unnamed: 0" that pandas writes for its index.
+#[must_use]
+pub fn is_row_number(column: &Column) -> bool {
+    let name = column.name.trim();
+    let lower = name.to_ascii_lowercase();
+    let named = matches!(lower.as_str(), "id" | "index" | "")
+        || lower.starts_with("unnamed")
+        || lower.ends_with("_id")
+        || name.ends_with("Id")
+        || name.ends_with("ID");
+    named && column.kind == ColumnKind::Integer && column.n_distinct > DISTINCT_CAP
+}
+
 /// Integer columns with at most this many values, numbered from 0 or 1, default to labels.
 pub const MAX_DEFAULT_CLASSES: usize = 20;
 
@@ -55,23 +74,32 @@ pub struct DataSpec {
 }
 
 impl DataSpec {
-    /// Sensible defaults: the last column is the target, and a label when it holds a few integer codes
-    /// starting at 0 or 1 (a digit, a class) or a few texts (a species); every other column is a feature. A text
-    /// column is a feature only with two categories (read as 0 and 1), else ignored: its numbers, given in the
-    /// categories' sorted order, measure nothing. A last text column of more categories than a label takes is
-    /// ignored too, as is one of a single category. 15 % test, seed 42.
+    /// Sensible defaults: the output is the column named as one (see [`OUTPUT_NAMES`]: Kaggle's MNIST has its
+    /// "label" first, Titanic its "Survived" second), else the last column; it is a label when it holds a few
+    /// integer codes starting at 0 or 1 (a digit, a class) or a few texts (a species), else a target. Every other
+    /// column is a feature, but a text column is one only with two categories (read as 0 and 1), and ignored
+    /// otherwise: its numbers, given in the categories' sorted order, measure nothing; a row number is ignored too
+    /// (see [`is_row_number`]). An output of text with more
+    /// categories than a label takes, or with a single one, is ignored too. 15 % test, seed 42.
     #[must_use]
     pub fn default_for(table: &Table) -> Self {
-        let n = table.n_cols();
         let mut roles: Vec<Role> = table
             .columns
             .iter()
-            .map(|c| if c.kind == ColumnKind::Text && c.categories.len() != 2 { Role::Ignored } else { Role::Feature })
+            .map(|c| {
+                let unmeasured = c.kind == ColumnKind::Text && c.categories.len() != 2;
+                if unmeasured || is_row_number(c) { Role::Ignored } else { Role::Feature }
+            })
             .collect();
-        if let Some(last) = table.columns.last() {
-            let is_code = last.looks_like_label(MAX_DEFAULT_CLASSES)
-                && (last.kind == ColumnKind::Text || matches!(last.min as i64, 0 | 1));
-            roles[n - 1] = match (is_code, last.kind) {
+        let named = table.columns.iter().position(|c| {
+            OUTPUT_NAMES.iter().any(|n| c.name.trim().eq_ignore_ascii_case(n))
+                && (c.kind != ColumnKind::Text || c.looks_like_label(MAX_DEFAULT_CLASSES))
+        });
+        if let Some(j) = named.or(table.n_cols().checked_sub(1)) {
+            let output = &table.columns[j];
+            let is_code = output.looks_like_label(MAX_DEFAULT_CLASSES)
+                && (output.kind == ColumnKind::Text || matches!(output.min as i64, 0 | 1));
+            roles[j] = match (is_code, output.kind) {
                 (true, _) => Role::Label,
                 (false, ColumnKind::Text) => Role::Ignored,
                 (false, _) => Role::Target,
@@ -334,12 +362,19 @@ pub fn features_form_images(table: &Table, spec: &DataSpec) -> bool {
 pub const FLOW_TEST_FRACTION: f64 = 0.2;
 
 /// Roles for a lab's data: the loader's defaults (wine quality, 3..8, is a target to regress, as in the
-/// course), with a flow keeping only the first two features and holding out 20 %.
+/// course), with a flow keeping only the first two features (a target among them where there are fewer) and holding
+/// out 20 %.
 #[must_use]
 pub fn default_spec_for_lab(lab: Lab, table: &Table) -> DataSpec {
     let mut spec = DataSpec::default_for(table);
     if lab == Lab::Flow {
         spec.test_fraction = FLOW_TEST_FRACTION;
+        // A flow has no target: with fewer than two features, a target is one more (the "y" of a file of x and y).
+        if spec.feature_columns().len() < 2
+            && let Some((j, Role::Target)) = spec.output_column()
+        {
+            spec.roles[j] = Role::Feature;
+        }
         // A flow models two columns: keep the first two features, ignore the rest.
         let mut features = 0;
         for r in &mut spec.roles {
