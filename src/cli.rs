@@ -189,6 +189,9 @@ pub struct TrainArgs {
     /// A CSV file or a built-in name; the lab's default data when left out.
     #[arg(long)]
     pub data: Option<String>,
+    /// Skip the file's rows with missing or non-numeric cells (in its columns of numbers) instead of refusing it.
+    #[arg(long)]
+    pub drop_missing: bool,
     /// Column to predict as a number (regression).
     #[arg(long, conflicts_with = "label")]
     pub target: Option<String>,
@@ -749,7 +752,9 @@ fn train(args: &TrainArgs) -> Result<(), CliError> {
     if let Some(path) = &args.load {
         return open_saved_run(args, path);
     }
-    let request = args.data.as_deref().map_or_else(|| lab.default_data(), |d| resolve_data(d, CsvOptions::default()));
+    let missing = if args.drop_missing { MissingPolicy::DropRows } else { MissingPolicy::Refuse };
+    let options = CsvOptions { missing, ..CsvOptions::default() };
+    let request = args.data.as_deref().map_or_else(|| lab.default_data(), |d| resolve_data(d, options));
     let table = load(&request)?;
     let mut spec = crate::data::prepare::default_spec_for_lab(lab, &table);
     spec.seed = args.seed;

@@ -43,6 +43,10 @@ pub(crate) fn bnn_view_ui(bnn: &mut BnnUiState, snapshot: Option<&RunSnapshot>, 
         bnn.follow_scrubber();
     }
     bnn.recorder.capture_progress_ui(ui);
+    let n_train = bnn.prepared.as_ref().map(|d| d.n_train());
+    if let Some(note) = snapshot.and_then(|s| at_the_prior(s, n_train)) {
+        ui.colored_label(ui.visuals().warn_fg_color, note);
+    }
     let scrubbed = bnn.scrubber.scrubbed_epoch();
     // Both ways: what is wider than the window (the comparison's table of runs, and the plot under it that takes
     // its width) scrolls into view rather than stay cut off.
@@ -90,6 +94,34 @@ pub(crate) fn bnn_view_ui(bnn: &mut BnnUiState, snapshot: Option<&RunSnapshot>, 
     bnn.recorder.window_ui(ui.ctx(), &subject);
 }
 
+/// Below this KL / N (nats per training row) a variational posterior is taken to be the prior.
+const AT_THE_PRIOR_NATS: f64 = 0.002;
+
+/// What to say when the run's latest epoch has a posterior back at the prior (a KL / N above 0 and below
+/// [`AT_THE_PRIOR_NATS`]) and tests no better than a model that learned nothing (the commonest class, or the training
+/// mean): the network predicts the same for every input, and the figures of the other pages are of the prior. Seen on
+/// a small Titanic file: 211 rows, the course's [8, 8] full-covariance network, KL / N 0.0002 after 3,000 epochs and
+/// every passenger given 0.51. `None` otherwise, a network without a posterior (KL 0) included.
+pub(crate) fn at_the_prior(snapshot: &RunSnapshot, n_train: Option<usize>) -> Option<String> {
+    let last = snapshot.history.last()?;
+    let kl = last.get("kl_loss").filter(|kl| *kl > 0.0 && *kl < AT_THE_PRIOR_NATS)?;
+    let (error, level, what) = match (last.get("test_error_rate"), last.get("test_rmse")) {
+        (Some(rate), _) => (rate, last.get("mode_predictor_test_error_rate")?, "error rate"),
+        (None, Some(rmse)) => (rmse, last.get("mean_predictor_test_rmse")?, "RMSE"),
+        (None, None) => return None,
+    };
+    let baseline = if what == "RMSE" { "predicting the training mean" } else { "predicting the commonest class" };
+    (error >= 0.98 * level).then(|| {
+        let rows = n_train.map_or_else(String::new, |n| format!(" on {n} training rows"));
+        format!(
+            "The posterior has gone back to the prior: KL / N is {kl:.4} nats, and the test {what} ({error:.3}) is no \
+             better than {baseline} ({level:.3}). The network gives every input nearly the same prediction: what the data \
+             say{rows} has not paid for moving the weights away from N(0, 1²). A mean-field posterior, fewer hidden \
+             units or more rows let it learn."
+        )
+    })
+}
+
 /// Loss terms and errors per epoch; `emphasised`: the Explain panel's loss is hovered (its two terms highlighted);
 /// `scrubbed`: the epoch the scrubber put on show, marked.
 pub(crate) fn bnn_loss_ui(snapshot: &RunSnapshot, (emphasised, scrubbed): (bool, Option<f64>), ui: &mut egui::Ui) {
@@ -132,4 +164,38 @@ pub(crate) fn bnn_loss_ui(snapshot: &RunSnapshot, (emphasised, scrubbed): (bool,
         ui.strong(label);
     });
     error_curves.show(ui, &[], x);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::at_the_prior;
+    use crate::models::trainer::EpochRecord;
+    use crate::train::RunSnapshot;
+
+    fn last_epoch(metrics: &[(&str, f64)]) -> RunSnapshot {
+        let metrics = metrics.iter().map(|(n, v)| ((*n).to_owned(), *v)).collect();
+        RunSnapshot { history: vec![EpochRecord { epoch: 3000, metrics }], ..RunSnapshot::default() }
+    }
+
+    /// Back at the prior and no better than a model that learned nothing: said, with the figures. Having learned, or
+    /// at the prior yet better than that, or without a posterior: nothing said.
+    #[test]
+    fn a_posterior_back_at_the_prior_that_predicts_nothing_is_said() {
+        // The small Titanic file's run: every passenger given 0.51.
+        let collapsed = [("kl_loss", 0.0002), ("test_error_rate", 0.5135), ("mode_predictor_test_error_rate", 0.5135)];
+        let note = at_the_prior(&last_epoch(&collapsed), Some(211)).expect("said");
+        assert!(note.contains("0.0002 nats") && note.contains("error rate (0.513)"), "{note}");
+        assert!(note.contains("on 211 training rows") && note.contains("commonest class (0.513)"), "{note}");
+        let regression = [("kl_loss", 0.001), ("test_rmse", 0.80), ("mean_predictor_test_rmse", 0.79)];
+        let note = at_the_prior(&last_epoch(&regression), None).expect("said");
+        assert!(note.contains("RMSE (0.800)") && note.contains("training mean (0.790)"), "{note}");
+        // Learned (the same file with one hidden layer of 4), at the prior yet better, no posterior at all.
+        let learned = [("kl_loss", 0.0427), ("test_error_rate", 0.3243), ("mode_predictor_test_error_rate", 0.5135)];
+        let better = [("kl_loss", 0.0010), ("test_error_rate", 0.40), ("mode_predictor_test_error_rate", 0.5135)];
+        let none = [("kl_loss", 0.0), ("test_error_rate", 0.5135), ("mode_predictor_test_error_rate", 0.5135)];
+        for metrics in [&learned, &better, &none] {
+            assert_eq!(at_the_prior(&last_epoch(metrics), Some(211)), None, "{metrics:?}");
+        }
+        assert_eq!(at_the_prior(&RunSnapshot::default(), None), None, "no epoch yet");
+    }
 }

@@ -147,7 +147,7 @@ pub(crate) fn predictions_ui(bnn: &mut BnnUiState, ui: &mut egui::Ui) {
 }
 
 /// Width of the class predictions' table, in points, for class names of up to [`NAME_CHARS`] characters.
-const CLASS_TABLE_WIDTH: f32 = 380.0;
+const CLASS_TABLE_WIDTH: f32 = 400.0;
 
 /// The longest class name the table's width leaves room for ("versicolor"); each character more widens it.
 const NAME_CHARS: usize = 10;
