@@ -79,8 +79,8 @@ impl DataSpec {
     /// integer codes starting at 0 or 1 (a digit, a class) or a few texts (a species), else a target. Every other
     /// column is a feature, but a text column is one only with two categories (read as 0 and 1), and ignored
     /// otherwise: its numbers, given in the categories' sorted order, measure nothing; a row number is ignored too
-    /// (see [`is_row_number`]). An output of text with more
-    /// categories than a label takes, or with a single one, is ignored too. 15 % test, seed 42.
+    /// (see [`is_row_number`]), and so is an output of text with more categories than a label takes, or with a
+    /// single one. 15 % test, seed 42.
     #[must_use]
     pub fn default_for(table: &Table) -> Self {
         let mut roles: Vec<Role> = table
@@ -350,8 +350,8 @@ pub fn image_side(n_features: usize) -> Option<usize> {
 }
 
 /// Whether the features `spec` picks of `table` form images: a square number (see [`image_side`]) of columns, none
-/// with a negative value. What the VAE takes as images (`models::vae::inputs_are_images` asks the same of prepared data);
-/// other tables it takes as standardised rows.
+/// with a negative value. What the VAE takes as images (`models::vae::inputs_are_images` asks the same of prepared
+/// data); other tables it takes as standardised rows.
 #[must_use]
 pub fn features_form_images(table: &Table, spec: &DataSpec) -> bool {
     let features = spec.feature_columns();

@@ -115,9 +115,9 @@ pub(crate) fn at_the_prior(snapshot: &RunSnapshot, n_train: Option<usize>) -> Op
         let rows = n_train.map_or_else(String::new, |n| format!(" on {n} training rows"));
         format!(
             "The posterior has gone back to the prior: KL / N is {kl:.4} nats, and the test {what} ({error:.3}) is no \
-             better than {baseline} ({level:.3}). The network gives every input nearly the same prediction: what the data \
-             say{rows} has not paid for moving the weights away from N(0, 1²). A mean-field posterior, fewer hidden \
-             units or more rows let it learn."
+             better than {baseline} ({level:.3}). The network gives every input nearly the same prediction: what \
+             the data say{rows} has not paid for moving the weights away from N(0, 1²). A mean-field posterior, \
+             fewer hidden units or more rows let it learn."
         )
     })
 }
