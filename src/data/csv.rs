@@ -431,6 +431,11 @@ fn has_decimal_comma(text: &str) -> bool {
     text.bytes().filter(|&b| b == b',').count() == 1 && !text.contains('.')
 }
 
+/// A blank line, which the csv crate gives as one empty (or blank) field.
+fn is_blank(record: &csv::StringRecord) -> bool {
+    record.len() == 1 && record.get(0).is_some_and(|f| f.trim().is_empty())
+}
+
 struct Parser<'a> {
     bytes: &'a [u8],
     file: String,
@@ -487,18 +492,28 @@ impl<'a> Parser<'a> {
         if decided == guess { first.map(|(table, _)| table) } else { self.read(Some(&decided)).map(|(table, _)| table) }
     }
 
-    /// The data records of `n_cols` cells (the others are refused as the file is read), after the header if it has
-    /// one, as far as the file reads.
-    fn data_records(&self, has_header: bool, n_cols: usize) -> impl Iterator<Item = csv::StringRecord> + '_ {
+    /// A reader of the file's records as written: the header taken as a record, rows of any length, cells untrimmed.
+    fn reader(&self) -> csv::Reader<&'a [u8]> {
         csv::ReaderBuilder::new()
             .delimiter(self.delimiter)
             .has_headers(false)
             .flexible(true)
             .trim(csv::Trim::None)
             .from_reader(self.bytes)
+    }
+
+    /// Whether a comma in a number is a decimal one: the fields are not separated by commas (see [`parse_cell`]).
+    fn decimal_comma(&self) -> bool {
+        self.delimiter != b','
+    }
+
+    /// The data records of `n_cols` cells (the others are refused as the file is read), after the header if it has
+    /// one, as far as the file reads.
+    fn data_records(&self, has_header: bool, n_cols: usize) -> impl Iterator<Item = csv::StringRecord> + '_ {
+        self.reader()
             .into_records()
             .map_while(Result::ok)
-            .filter(|rec| !(rec.len() == 1 && rec.get(0).is_some_and(|f| f.trim().is_empty())))
+            .filter(|rec| !is_blank(rec))
             .skip(usize::from(has_header))
             .filter(move |rec| rec.len() == n_cols)
     }
@@ -506,7 +521,7 @@ impl<'a> Parser<'a> {
     /// What each of the `n_cols` columns holds as guessed from its first cell that is not missing: text or numbers
     /// (numbers for a column with no such cell). Reads only as far as the last column's first such cell.
     fn first_cell_kinds(&self, has_header: bool, n_cols: usize) -> Vec<Holds> {
-        let decimal_comma = self.delimiter != b',';
+        let decimal_comma = self.decimal_comma();
         let mut kinds: Vec<Option<Holds>> = vec![None; n_cols];
         for rec in self.data_records(has_header, n_cols) {
             if kinds.iter().all(Option::is_some) {
@@ -525,7 +540,7 @@ impl<'a> Parser<'a> {
 
     /// What each of the `n_cols` columns holds, counted over every data record (see [`Counts::holds`]).
     fn count_kinds(&self, has_header: bool, n_cols: usize) -> Vec<Holds> {
-        let decimal_comma = self.delimiter != b',';
+        let decimal_comma = self.decimal_comma();
         let mut counts = vec![Counts::default(); n_cols];
         for rec in self.data_records(has_header, n_cols) {
             for (count, text) in counts.iter_mut().zip(rec.iter()) {
@@ -540,19 +555,14 @@ impl<'a> Parser<'a> {
     /// layout.
     fn read(&self, kinds: Option<&[Holds]>) -> Result<(Table, Vec<Holds>), CsvError> {
         let file = self.file.clone();
-        let decimal_comma = self.delimiter != b',';
-        let mut reader = csv::ReaderBuilder::new()
-            .delimiter(self.delimiter)
-            .has_headers(false)
-            .flexible(true)
-            .trim(csv::Trim::None)
-            .from_reader(self.bytes);
+        let decimal_comma = self.decimal_comma();
+        let mut reader = self.reader();
         let mut records = reader.records();
         let mut record = || -> Option<Result<csv::StringRecord, CsvError>> {
             for r in records.by_ref() {
                 match r {
                     // Blank lines come through as one empty field: skip them.
-                    Ok(rec) if rec.len() == 1 && rec.get(0).is_some_and(|f| f.trim().is_empty()) => {}
+                    Ok(rec) if is_blank(&rec) => {}
                     Ok(rec) => return Some(Ok(rec)),
                     Err(e) => return Some(Err(self.malformed(&e))),
                 }

@@ -193,6 +193,15 @@ impl OutputKind {
             Self::Regression => k.to_string(),
         }
     }
+
+    /// Every class as it is written, by index; empty for a regression.
+    #[must_use]
+    pub fn class_names(&self) -> Vec<String> {
+        match self {
+            Self::Classes { classes, .. } => (0..classes.len()).map(|k| self.class_name(k)).collect(),
+            Self::Regression => Vec::new(),
+        }
+    }
 }
 
 /// Training data ready for a model: standardised features and outputs, split.

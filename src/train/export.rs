@@ -505,12 +505,7 @@ pub fn reliability_table(predictive: &Predictive) -> ExportTable {
 /// for a regression target.
 #[must_use]
 pub fn class_names(data: &Prepared) -> Vec<String> {
-    match &data.output {
-        Some((_, kind @ OutputKind::Classes { classes, .. })) => {
-            (0..classes.len()).map(|k| kind.class_name(k)).collect()
-        }
-        _ => Vec::new(),
-    }
+    data.output.as_ref().map(|(_, kind)| kind.class_names()).unwrap_or_default()
 }
 
 // The VAE's latent space.

@@ -6,7 +6,6 @@ use egui::Color32;
 use egui_extras::{Column, TableBuilder};
 use egui_plot::{Bar, BarChart, Line, MarkerShape, PlotPoints, Points};
 
-use crate::data::prepare::OutputKind;
 use crate::models::bnn::{ClassRow, PredictiveRows, RELIABILITY_BINS, reliability};
 use crate::models::stats::INTERVAL_LEVELS;
 use crate::train::bnn_view::PredictiveView;
@@ -112,10 +111,7 @@ pub(crate) fn predictions_ui(bnn: &mut BnnUiState, ui: &mut egui::Ui) {
                 p.mc_range_mean
             ));
             let output = bnn.prepared.as_ref().and_then(|d| d.output.as_ref()).map(|(_, kind)| kind);
-            let n_named = match output {
-                Some(OutputKind::Classes { classes, .. }) => classes.len(),
-                _ => 0,
-            };
+            let n_named = output.map_or(0, |kind| kind.class_names().len());
             let name = |k: usize| output.map_or_else(|| k.to_string(), |kind| kind.class_name(k));
             if export_button(ui) {
                 bnn.export = bnn.export_request(ExportKind::Predictive);
@@ -125,8 +121,7 @@ pub(crate) fn predictions_ui(bnn: &mut BnnUiState, ui: &mut egui::Ui) {
             let names: Vec<String> = (0..n_classes).map(name).collect();
             // The table and, beside it (or under it in a narrow page), the confusion matrix. The table widens for
             // class names longer than the digits' and the wines' ("Iris-versicolor" twice on a line).
-            let font = egui::TextStyle::Monospace.resolve(ui.style());
-            let char_width = ui.fonts_mut(|f| f.glyph_width(&font, '0'));
+            let char_width = crate::ui::lab_page::monospace_char_width(ui);
             let longest = names.iter().map(|n| n.chars().count()).max().unwrap_or(0);
             let table_width = CLASS_TABLE_WIDTH + 2.0 * char_width * longest.saturating_sub(NAME_CHARS) as f32;
             let beside = ui.available_width() >= table_width + 300.0;

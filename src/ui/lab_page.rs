@@ -417,6 +417,13 @@ pub(crate) fn labelled(
     })
 }
 
+/// The width of a character of the monospace font, in points (at least 1): how wide a column of `n` characters of
+/// numbers, names or cells is.
+pub(crate) fn monospace_char_width(ui: &egui::Ui) -> f32 {
+    let font = egui::TextStyle::Monospace.resolve(ui.style());
+    ui.fonts_mut(|f| f.glyph_width(&font, '0')).max(1.0)
+}
+
 /// `add`'s widgets side by side as one piece of a wrapping row (a label and its value): where the row has not the
 /// piece's width left (as wide as it was last drawn), it ends before the piece, so that the window's edge never parts
 /// a label from its value or cuts the piece off. In any other layout (a grid's cells, a plain row) `add` lays its

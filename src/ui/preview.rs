@@ -143,8 +143,7 @@ fn preview_ui(p: &mut Preview, ui: &mut egui::Ui) -> Choice {
             .map(|j| csv.first_rows.iter().filter_map(|r| r.get(j)).map(|c| c.chars().count()).max().unwrap_or(0))
             .map(|w| w.max(4))
             .collect();
-        let font = egui::TextStyle::Monospace.resolve(ui.style());
-        let char_width = ui.fonts_mut(|f| f.glyph_width(&font, '0')).max(1.0);
+        let char_width = crate::ui::lab_page::monospace_char_width(ui);
         let used =
             value_widths.iter().sum::<usize>() as f32 * char_width + (shown + 1) as f32 * ui.spacing().item_spacing.x;
         let spare = ((ui.available_width() - used) / char_width).max(0.0) as usize;
@@ -209,13 +208,31 @@ fn preview_ui(p: &mut Preview, ui: &mut egui::Ui) -> Choice {
                 let name_id = name.id;
                 ui.label(c.kind.name());
                 if c.kind == ColumnKind::Text {
-                    // The categories, as many as fit a short line; all of them on hover.
-                    let all = c.categories.join(", ");
-                    let shown: String = all.chars().take(32).collect();
-                    let cut = shown.len() < all.len();
-                    let label = ui.monospace(if cut { format!("{shown}…") } else { shown });
+                    // The categories, as many as fit a short line; all of them on hover (joined only then: a column
+                    // of names has as many as rows).
+                    let (mut shown, mut taken) = (String::new(), 0);
+                    for category in &c.categories {
+                        if shown.chars().count() > 32 {
+                            break;
+                        }
+                        if taken > 0 {
+                            shown.push_str(", ");
+                        }
+                        shown.push_str(category);
+                        taken += 1;
+                    }
+                    let cut = shown.chars().count() > 32 || taken < c.categories.len();
                     if cut {
-                        label.on_hover_text(all);
+                        let shown: String = shown.chars().take(32).collect();
+                        // On hover the first of them, not a screen of names.
+                        ui.monospace(format!("{shown}…")).on_hover_ui(|ui| {
+                            let listed = c.categories.iter().take(HOVER_CATEGORIES).cloned().collect::<Vec<_>>();
+                            let more = c.categories.len().saturating_sub(HOVER_CATEGORIES);
+                            let more = if more > 0 { format!(" and {more} more") } else { String::new() };
+                            ui.label(format!("{}{more}", listed.join(", ")));
+                        });
+                    } else {
+                        ui.monospace(shown);
                     }
                 } else {
                     ui.monospace(format!("{} .. {}", c.min, c.max));
@@ -276,6 +293,9 @@ fn preview_ui(p: &mut Preview, ui: &mut egui::Ui) -> Choice {
 }
 
 /// The preview's buttons: use the data in its lab, or cancel.
+/// The categories of a column of text its values' hover lists; the rest are counted.
+const HOVER_CATEGORIES: usize = 40;
+
 /// The longest column name the list of columns shows whole.
 const LISTED_NAME_CHARS: usize = 40;
 

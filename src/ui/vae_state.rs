@@ -511,9 +511,7 @@ pub(crate) const MAX_TARGET_GROUPS: usize = 10;
 pub(crate) fn input_groups(prepared: &Prepared) -> (Vec<u32>, Vec<String>, Option<Vec<f32>>) {
     let y = || prepared.y_train.iter().chain(&prepared.y_test);
     match &prepared.output {
-        Some((_, kind @ OutputKind::Classes { classes, .. })) => {
-            (y().map(|&c| c as u32).collect(), (0..classes.len()).map(|k| kind.class_name(k)).collect(), None)
-        }
+        Some((_, kind @ OutputKind::Classes { .. })) => (y().map(|&c| c as u32).collect(), kind.class_names(), None),
         Some((name, OutputKind::Regression)) => {
             let mut values: Vec<f32> = y().copied().filter(|v| v.is_finite()).collect();
             values.sort_by(f32::total_cmp);
