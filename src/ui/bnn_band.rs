@@ -129,7 +129,7 @@ fn band_plot(
     plot_axes::with_legend(plot_axes::plot("bnn-band"), ui.ctx(), "bnn-band", &occupied)
         .height(height)
         .x_axis_label(names.0)
-        .y_axis_label(names.1)
+        .y_axis_label(plot_axes::fitted_y_title(ui, names.1, height))
         .show(ui, |plot| {
             if let Some(y) = band.observation.as_ref().filter(|_| show_observation) {
                 plot.add(

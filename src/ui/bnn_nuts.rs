@@ -593,6 +593,7 @@ fn bands_ui(b: &BandComparison, prepared: &Prepared, ui: &mut egui::Ui) {
     }
     let fill = |c: Color32, alpha: u8| Color32::from_rgba_unmultiplied(c.r(), c.g(), c.b(), alpha);
     legend_figure(ui, "nuts-bands", "bnn-vi-vs-nuts-bands.png", &occupied, |plot, ui| {
+        let target = plot_axes::fitted_y_title(ui, &target, height);
         plot.height(height).x_axis_label(feature).y_axis_label(target).show(ui, |plot| {
             if let Some((lo, hi)) = b.gap {
                 for x in [lo, hi] {

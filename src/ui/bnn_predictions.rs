@@ -318,9 +318,10 @@ fn predicted_vs_actual_plot(
     }
     let accent = accent(ui.visuals());
     let response = legend_figure(ui, "bnn-pred-vs-actual", "bnn-predicted-vs-actual.png", &occupied, |plot, ui| {
-        plot.height(height).x_axis_label(format!("actual {target}")).y_axis_label(format!("predicted {target}")).show(
-            ui,
-            |plot| {
+        plot.height(height)
+            .x_axis_label(format!("actual {target}"))
+            .y_axis_label(plot_axes::fitted_y_title(ui, &format!("predicted {target}"), height))
+            .show(ui, |plot| {
                 let diagonal = if emphasised { dim(Color32::GRAY) } else { Color32::GRAY };
                 plot.line(Line::new("perfect prediction", PlotPoints::from(vec![[lo, lo], [hi, hi]])).color(diagonal));
                 let bar_colour = if emphasised {
@@ -358,8 +359,7 @@ fn predicted_vs_actual_plot(
                         .shape(MarkerShape::Circle)
                         .color(if emphasised { accent } else { Color32::from_rgb(40, 90, 170) }),
                 );
-            },
-        )
+            })
     });
     if emphasised {
         label_figure(&response.response, "the predictive mean and 95 % interval of each test row");

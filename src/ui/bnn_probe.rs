@@ -205,7 +205,11 @@ fn probe_plots(bnn: &BnnUiState, prepared: &Prepared, probe: &ProbeView, range: 
     plot_axes::with_legend(plot_axes::plot("bnn-probe-sweep"), ui.ctx(), "bnn-probe-sweep", &occupied)
         .height(height)
         .x_axis_label(&prepared.feature_names[j])
-        .y_axis_label(if classes { "probability of the predicted class" } else { target.as_str() })
+        .y_axis_label(plot_axes::fitted_y_title(
+            ui,
+            if classes { "probability of the predicted class" } else { target.as_str() },
+            height,
+        ))
         .show(ui, |plot| {
             plot.span(
                 egui_plot::Span::new("training data range", f64::from(range.0)..=f64::from(range.1))

@@ -126,16 +126,11 @@ fn scatter_ui(lab: Lab, data: &LabData, features: &[usize], view: &mut DataViewS
     let (mut x, mut y) = view.axes.unwrap_or((first, second));
     ui.horizontal(|ui| {
         for (name, axis) in [("x", &mut x), ("y", &mut y)] {
-            let id = ui.label(name).id;
-            egui::ComboBox::from_id_salt(("axis", name, lab))
-                .selected_text(&table.columns[*axis].name)
-                .show_ui(ui, |ui| {
-                    for (j, c) in table.columns.iter().enumerate() {
-                        ui.selectable_value(axis, j, &c.name);
-                    }
-                })
-                .response
-                .labelled_by(id);
+            crate::ui::lab_page::column_combo(ui, name, ("axis", name, lab), &table.columns[*axis].name, |ui| {
+                for (j, c) in table.columns.iter().enumerate() {
+                    ui.selectable_value(axis, j, &c.name);
+                }
+            });
         }
         crate::ui::image_export::save_image_button(ui, "data-scatter");
         plot_axes::legend_toggle(ui, "data-scatter");
@@ -197,7 +192,7 @@ fn scatter_ui(lab: Lab, data: &LabData, features: &[usize], view: &mut DataViewS
     };
     let mut plot = plot_axes::with_legend(plot, ui.ctx(), "data-scatter", &occupied)
         .x_axis_label(table.columns[x].name.clone())
-        .y_axis_label(table.columns[y].name.clone());
+        .y_axis_label(plot_axes::fitted_y_title(ui, &table.columns[y].name, ui.available_height()));
     // A column of text is ticked by its categories' names at their numbers.
     if table.columns[x].kind == ColumnKind::Text {
         let categories = table.columns[x].categories.clone();

@@ -16,7 +16,7 @@ use crate::models::stats::{data_histogram, normal_cdf, normal_pdf};
 use crate::train::line_fit::{FitProgress, FitRequest, LineFitJob};
 use crate::ui::equation::equation_ui;
 use crate::ui::lab_data::LabData;
-use crate::ui::lab_page::labelled_combo;
+use crate::ui::lab_page::column_combo;
 use crate::ui::plot_axes;
 
 /// The change of variables in one dimension, as the page shows it, in two pieces, which a narrow column puts on two
@@ -312,7 +312,7 @@ fn controls_ui(line: &mut LineState, data: Option<&LabData>, ui: &mut egui::Ui) 
                 }
                 let selected = line.column.and_then(|j| table.columns.get(j)).map_or("(pick one)", |c| c.name.as_str());
                 let mut picked = None;
-                labelled_combo(ui, "Column", "flow-line-column", selected, |ui| {
+                column_combo(ui, "Column", "flow-line-column", selected, |ui| {
                     for (j, column) in table.columns.iter().enumerate() {
                         if ui.selectable_label(line.column == Some(j), &column.name).clicked() {
                             picked = Some(j);

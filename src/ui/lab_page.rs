@@ -231,7 +231,7 @@ impl<S: AsRef<str> + Into<String>> EpochCurves<S> {
         highlighted.extend(hovered.filter(|h| !highlighted.contains(h) && shown(h)));
         let mut plot = stacked(plot_axes::plot(&id), x).height(height).x_axis_label("epoch");
         if let Some(label) = y_label {
-            plot = plot.y_axis_label(label);
+            plot = plot.y_axis_label(plot_axes::fitted_y_title(ui, &label, height));
         }
         let response = plot.show(ui, |plot| {
             for (i, (name, points)) in curves.into_iter().enumerate() {
@@ -403,6 +403,25 @@ pub(crate) fn labelled_combo(
     labelled(ui, label, egui::ComboBox::from_id_salt(id_salt).selected_text(selected), menu)
 }
 
+/// [`labelled_combo`] for a choice of column showing the column `name`: a name of a sentence (a survey's question)
+/// is cut to [`COMBO_NAME_CHARS`] on the button and shown whole on hover and in the menu; whole on the button, it
+/// pushed the buttons beside it out of the window.
+pub(crate) fn column_combo(
+    ui: &mut egui::Ui,
+    label: &str,
+    id_salt: impl egui::AsIdSalt,
+    name: &str,
+    menu: impl FnOnce(&mut egui::Ui),
+) -> egui::Response {
+    match cut_name(name, COMBO_NAME_CHARS) {
+        Some(cut) => labelled_combo(ui, label, id_salt, cut, menu).on_hover_text(name),
+        None => labelled_combo(ui, label, id_salt, name, menu),
+    }
+}
+
+/// The most characters of a column's name that a menu's button shows ([`column_combo`]).
+pub(crate) const COMBO_NAME_CHARS: usize = 32;
+
 /// `label`, then `combo` (built by the caller, e.g. cut short to fit), whose menu `menu` fills; the combo box's
 /// response, which the label names for screen readers.
 pub(crate) fn labelled(
@@ -422,6 +441,15 @@ pub(crate) fn labelled(
 pub(crate) fn monospace_char_width(ui: &egui::Ui) -> f32 {
     let font = egui::TextStyle::Monospace.resolve(ui.style());
     ui.fonts_mut(|f| f.glyph_width(&font, '0')).max(1.0)
+}
+
+/// `name` cut to its first `chars` characters, the last of them an ellipsis, where it is longer (a column named by a
+/// survey's question, in a list or on a button): `None` where it is short enough to show whole.
+pub(crate) fn cut_name(name: &str, chars: usize) -> Option<String> {
+    (name.chars().count() > chars).then(|| {
+        let cut: String = name.chars().take(chars.saturating_sub(1)).collect();
+        format!("{}…", cut.trim_end())
+    })
 }
 
 /// `add`'s widgets side by side as one piece of a wrapping row (a label and its value): where the row has not the

@@ -309,6 +309,34 @@ fn legend(corner: Corner) -> Legend {
     Legend::default().position(corner).follow_insertion_order(true)
 }
 
+/// `title` as the y axis of a plot `height` points high (its x axis's tick labels and title included) can show it:
+/// `egui_plot` turns the title, centres it on the axis and draws it whole, so a title longer than the axis runs over
+/// what lies above and below the plot (a short loss plot's "NLL (nats per point)" over its legend's row). A title
+/// too long loses its parenthesis first ("NLL"), then its end ("predicted residual sug…"); the whole title is
+/// left to the figure's hover and its legend.
+pub(crate) fn fitted_y_title(ui: &egui::Ui, title: &str, height: f32) -> String {
+    let font = egui::TextStyle::Body.resolve(ui.style());
+    // The x axis below the plot area: a row of tick labels and its title, with egui_plot's gaps.
+    let room = height - 2.6 * ui.text_style_height(&egui::TextStyle::Body);
+    let width = |text: &str| {
+        ui.ctx().fonts_mut(|f| f.layout_no_wrap(text.to_owned(), font.clone(), egui::Color32::WHITE).size().x)
+    };
+    if width(title) <= room {
+        return title.to_owned();
+    }
+    if let Some((short, _)) = title.split_once(" (")
+        && width(short) <= room
+    {
+        return short.to_owned();
+    }
+    let chars: Vec<char> = title.chars().collect();
+    (1..chars.len())
+        .rev()
+        .map(|n| format!("{}…", chars[..n].iter().collect::<String>().trim_end()))
+        .find(|cut| width(cut) <= room)
+        .unwrap_or_default()
+}
+
 /// Adds a curve (a loss or a metric per epoch) in `colour` to a plot: a line, or the lone point as a marker while
 /// there is only one (a line through one point draws nothing).
 pub(crate) fn coloured_curve(
@@ -489,6 +517,40 @@ fn decimals_for_step(step: f64) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Runs `f` in a frame of a fresh context.
+    fn in_a_frame(f: impl FnOnce(&egui::Ui)) {
+        let mut f = Some(f);
+        let _ = egui::Context::default().run_ui(egui::RawInput::default(), |ui| {
+            if let Some(f) = f.take() {
+                f(ui);
+            }
+        });
+    }
+
+    #[test]
+    fn a_y_title_longer_than_its_axis_loses_its_parenthesis_then_its_end() {
+        in_a_frame(|ui| {
+            let fits = |title: &str, height: f32| {
+                let room = height - 2.6 * ui.text_style_height(&egui::TextStyle::Body);
+                let font = egui::TextStyle::Body.resolve(ui.style());
+                ui.ctx().fonts_mut(|f| f.layout_no_wrap(title.to_owned(), font, egui::Color32::WHITE).size().x) <= room
+            };
+            // A tall plot keeps the whole title.
+            assert_eq!(fitted_y_title(ui, "NLL (nats per point)", 400.0), "NLL (nats per point)");
+            // The flow's loss plot in a short window (90 points): the unit goes, the quantity stays.
+            assert!(!fits("NLL (nats per point)", 90.0));
+            assert_eq!(fitted_y_title(ui, "NLL (nats per point)", 90.0), "NLL");
+            // A long column's name is cut to the axis, ending in an ellipsis, as long as fits.
+            let name = "residual_sugar_after_fermentation_in_grams_per_litre";
+            let cut = fitted_y_title(ui, name, 150.0);
+            assert!(cut.ends_with('…') && fits(&cut, 150.0), "{cut}");
+            let kept = cut.trim_end_matches('…');
+            assert!(name.starts_with(kept) && kept.len() > 5, "{cut}");
+            let longer = format!("{}…", &name[..=kept.len()]);
+            assert!(!fits(&longer, 150.0), "{longer} would fit too");
+        });
+    }
 
     /// What `egui_plot` labels on an axis `length_points` long showing `bounds`, by its rule (a mark is labelled
     /// when marks of its step are more than the axis's hidden spacing apart and its text fits in that spacing),

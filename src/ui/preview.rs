@@ -199,11 +199,9 @@ fn preview_ui(p: &mut Preview, ui: &mut egui::Ui) -> Choice {
                 ui.label((j + 1).to_string());
                 // A name of a sentence (a survey's question) cut short, whole on hover: at full length it widened the
                 // window past the screen, and the roles and buttons with it.
-                let name = if c.name.chars().count() > LISTED_NAME_CHARS {
-                    let cut: String = c.name.chars().take(LISTED_NAME_CHARS - 1).collect();
-                    ui.label(format!("{cut}…")).on_hover_text(&c.name)
-                } else {
-                    ui.label(&c.name)
+                let name = match crate::ui::lab_page::cut_name(&c.name, LISTED_NAME_CHARS) {
+                    Some(cut) => ui.label(cut).on_hover_text(&c.name),
+                    None => ui.label(&c.name),
                 };
                 let name_id = name.id;
                 ui.label(c.kind.name());

@@ -211,6 +211,7 @@ fn scatter_ui(vae: &mut VaeUiState, latents: &Latents, height: f32, ui: &mut egu
             } else {
                 format!("z{}", b + 1)
             };
+            let y_label = plot_axes::fitted_y_title(ui, &y_label, height);
             plot.height(height).x_axis_label(format!("z{}", a + 1)).y_axis_label(y_label).show(ui, |plot| {
                 if let Some([x0, x1, y0, y1]) = fixed {
                     plot.set_plot_bounds(egui_plot::PlotBounds::from_min_max(

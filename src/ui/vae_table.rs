@@ -15,7 +15,7 @@ use crate::train::vae_view::PATH_STEPS;
 use crate::ui::data_view::PALETTE;
 use crate::ui::highlight::{Highlight, accent, label_figure};
 use crate::ui::image_export::{record_button, save_image_button, saveable};
-use crate::ui::lab_page::{figure_height, labelled_combo};
+use crate::ui::lab_page::{column_combo, figure_height};
 use crate::ui::plot_axes;
 use crate::ui::vae_state::{VaeUiState, decoded_at};
 
@@ -407,7 +407,7 @@ pub(crate) fn prior_ui(vae: &mut VaeUiState, ui: &mut egui::Ui) {
     ui.horizontal(|ui| {
         for (label, axis, salt) in [("x", &mut x, "vae-prior-x"), ("y", &mut y, "vae-prior-y")] {
             *axis = (*axis).min(d - 1);
-            labelled_combo(ui, label, salt, features.names[*axis].as_str(), |ui| {
+            column_combo(ui, label, salt, &features.names[*axis], |ui| {
                 for (j, name) in features.names.iter().enumerate() {
                     ui.selectable_value(axis, j, name);
                 }
@@ -435,7 +435,7 @@ pub(crate) fn prior_ui(vae: &mut VaeUiState, ui: &mut egui::Ui) {
             plot_axes::with_legend(plot_axes::plot("vae-prior-table"), ui.ctx(), "vae-prior", &occupied)
                 .height(height)
                 .x_axis_label(features.names[x].clone())
-                .y_axis_label(features.names[y].clone())
+                .y_axis_label(plot_axes::fitted_y_title(ui, &features.names[y], height))
                 .show(ui, |plot| {
                     plot.points(
                         Points::new(names[0], training).radius(1.5).filled(true).color(DATA.gamma_multiply(0.6)),

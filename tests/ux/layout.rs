@@ -392,6 +392,36 @@ fn ux_the_preview_of_a_wide_file_keeps_its_buttons_in_view() {
     assert_eq!(harness.state().lab(Lab::Bnn).data.as_ref().map(|d| d.table.n_cols()), Some(14));
 }
 
+/// Found in the click-through: a column named by a survey's question, on the data scatter's y axis, put its whole
+/// name on the axis's menu button, which pushed "Save image…" and the legend's check box out of a 1280 x 800 window,
+/// and its turned name on the axis ran past the plot's top. The button shows the name cut (whole on hover and in
+/// the menu) and the axis's title is cut to the axis.
+#[test]
+fn ux_a_column_named_by_a_sentence_keeps_the_data_views_buttons_in_view() {
+    const QUESTION: &str = "How many hours per week did you spend studying for this course outside of the lectures \
+        and labs on an average week";
+    let mut harness = crate::common::harness();
+    let dir = tempfile::tempdir().expect("a temporary folder");
+    let path = dir.path().join("survey.csv");
+    let rows: Vec<String> = (0..60).map(|i| format!("{},{},{}", i % 7, (i * 13) % 20, i % 5)).collect();
+    std::fs::write(&path, format!("x,{QUESTION},score\n{}\n", rows.join("\n"))).expect("the file");
+    harness.state_mut().path_text = path.display().to_string();
+    click(&mut harness, "Load");
+    wait_until(&mut harness, "the preview", BayesExplorerApp::preview_is_open);
+    harness.run_steps(3);
+    click(&mut harness, "Use in the BNN lab");
+    harness.run_steps(3);
+    let window = harness.ctx.content_rect();
+    for label in ["Save image…", "Legend"] {
+        let right = harness.get_all_by_label(label).map(|n| n.rect().right()).fold(0.0, f32::max);
+        assert!(right <= window.right(), "{label} ends at {right}, past the window's {}", window.right());
+    }
+    let cut = "How many hours per week did you…";
+    assert_eq!(harness.query_all_by_label(QUESTION).count(), 0, "the whole name is shown nowhere");
+    let button = harness.get_by_value(cut).rect();
+    assert!(window.contains_rect(button), "the axis's menu at {button:?}");
+}
+
 /// At 1280 x 800 the picked weight's posterior sits beside the weight matrix, its title and buttons inside the
 /// window: its one row of title and buttons was wider than its half of the page, which then scrolled sideways and
 /// cut off its plot.
