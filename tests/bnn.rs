@@ -109,6 +109,7 @@ fn elbo_gradient_matches_central_finite_differences() {
 fn prepared(x_train: Vec<f32>, y_train: Vec<f32>, x_test: Vec<f32>, y_test: Vec<f32>, d: usize) -> Arc<Prepared> {
     Arc::new(Prepared {
         feature_names: (0..d).map(|j| format!("x{j}")).collect(),
+        feature_categories: vec![Vec::new(); d],
         output: Some(("y".into(), OutputKind::Regression)),
         x_train,
         y_train,

@@ -209,6 +209,9 @@ impl OutputKind {
 pub struct Prepared {
     /// Names of the feature columns, in order.
     pub feature_names: Vec<String>,
+    /// Each feature column's categories where it is a column of text (its values are their numbers, 0 and 1: a text
+    /// feature has two), empty for a column of numbers.
+    pub feature_categories: Vec<Vec<String>>,
     /// Name and kind of the output column, if any.
     pub output: Option<(String, OutputKind)>,
     /// Training features, row-major `[n_train, n_features]`.
@@ -308,6 +311,7 @@ pub fn prepare(table: &Table, spec: &DataSpec) -> Result<Prepared, SpecError> {
     }
     Ok(Prepared {
         feature_names: features.iter().map(|&j| table.columns[j].name.clone()).collect(),
+        feature_categories: features.iter().map(|&j| table.columns[j].categories.clone()).collect(),
         output: output.map(|(j, _)| {
             let kind = classes.clone().map_or(OutputKind::Regression, |classes| {
                 let names = classes.iter().map(|&v| table.columns[j].value_text(v)).collect();

@@ -82,6 +82,22 @@ fn features_ui(bnn: &mut BnnUiState, prepared: &Prepared, ranges: &[(f32, f32)],
             let hi = m + crate::train::bnn_view::SWEEP_HALF_WIDTH * s;
             ui.radio_value(&mut bnn.sweep_feature, j, "");
             let id = ui.label(&prepared.feature_names[j]).id;
+            // A column of text (two categories, numbered 0 and 1): a choice between its names. Its numbers between
+            // and beyond them stay on the sweep's axis.
+            if let Some(categories) = prepared.feature_categories.get(j).filter(|c| !c.is_empty()) {
+                ui.horizontal(|ui| {
+                    for (k, name) in categories.iter().enumerate() {
+                        #[allow(clippy::cast_precision_loss)] // a few categories
+                        let value = k as f32;
+                        let chosen = (bnn.probe_values[j] - value).abs() < 1e-6;
+                        if ui.selectable_label(chosen, name).clicked() {
+                            bnn.probe_values[j] = value;
+                        }
+                    }
+                });
+                ui.end_row();
+                continue;
+            }
             let inside = (range.0..=range.1).contains(&bnn.probe_values[j]);
             // Every value of a feature written alike, to the precision it was recorded to ("16", not "16.0" here
             // and "16" there).
@@ -94,6 +110,19 @@ fn features_ui(bnn: &mut BnnUiState, prepared: &Prepared, ranges: &[(f32, f32)],
             ui.end_row();
         }
     });
+}
+
+/// Feature `j`'s name as the sweep's axis is titled: a column of text's with the numbers its categories stand at
+/// ("Sex (0 = female, 1 = male)"), since the sweep runs through and past them in numbers.
+fn feature_title(prepared: &Prepared, j: usize) -> String {
+    let name = &prepared.feature_names[j];
+    match prepared.feature_categories.get(j).filter(|c| !c.is_empty()) {
+        Some(categories) => {
+            let numbered: Vec<String> = categories.iter().enumerate().map(|(k, c)| format!("{k} = {c}")).collect();
+            format!("{name} ({})", numbered.join(", "))
+        }
+        None => name.clone(),
+    }
 }
 
 /// The predictive distribution at the probed input and the sweep of one feature, with their buttons.
@@ -204,7 +233,7 @@ fn probe_plots(bnn: &BnnUiState, prepared: &Prepared, probe: &ProbeView, range: 
     occupied.vline(current);
     plot_axes::with_legend(plot_axes::plot("bnn-probe-sweep"), ui.ctx(), "bnn-probe-sweep", &occupied)
         .height(height)
-        .x_axis_label(&prepared.feature_names[j])
+        .x_axis_label(feature_title(prepared, j))
         .y_axis_label(plot_axes::fitted_y_title(
             ui,
             if classes { "probability of the predicted class" } else { target.as_str() },
@@ -247,4 +276,26 @@ fn probe_plots(bnn: &BnnUiState, prepared: &Prepared, probe: &ProbeView, range: 
             }
             plot.vline(VLine::new("this input", current).color(Color32::from_rgb(230, 140, 40)));
         });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_sweeps_axis_numbers_a_text_features_categories() {
+        let prepared = Prepared {
+            feature_names: vec!["Age".into(), "Sex".into()],
+            feature_categories: vec![Vec::new(), vec!["female".into(), "male".into()]],
+            output: None,
+            x_train: Vec::new(),
+            y_train: Vec::new(),
+            x_test: Vec::new(),
+            y_test: Vec::new(),
+            feature_mean: vec![0.0; 2],
+            feature_scale: vec![1.0; 2],
+        };
+        assert_eq!(feature_title(&prepared, 0), "Age");
+        assert_eq!(feature_title(&prepared, 1), "Sex (0 = female, 1 = male)");
+    }
 }

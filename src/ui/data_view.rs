@@ -190,18 +190,10 @@ fn scatter_ui(lab: Lab, data: &LabData, features: &[usize], view: &mut DataViewS
     } else {
         plot_axes::plot(("scatter", lab))
     };
-    let mut plot = plot_axes::with_legend(plot, ui.ctx(), "data-scatter", &occupied)
+    let plot = plot_axes::with_legend(plot, ui.ctx(), "data-scatter", &occupied)
         .x_axis_label(table.columns[x].name.clone())
         .y_axis_label(plot_axes::fitted_y_title(ui, &table.columns[y].name, ui.available_height()));
-    // A column of text is ticked by its categories' names at their numbers.
-    if table.columns[x].kind == ColumnKind::Text {
-        let categories = table.columns[x].categories.clone();
-        plot = plot.x_axis_formatter(move |mark, _| category_tick(&categories, mark.value));
-    }
-    if table.columns[y].kind == ColumnKind::Text {
-        let categories = table.columns[y].categories.clone();
-        plot = plot.y_axis_formatter(move |mark, _| category_tick(&categories, mark.value));
-    }
+    let plot = plot_axes::ticked_by_categories(plot, &table.columns[x].categories, &table.columns[y].categories);
     let file_name = || {
         let (x, y) = (&table.columns[x].name, &table.columns[y].name);
         crate::ui::image_export::file_safe(&format!("{}-{y}-vs-{x}.png", lab.tab_name().to_lowercase()))
@@ -215,12 +207,6 @@ fn scatter_ui(lab: Lab, data: &LabData, features: &[usize], view: &mut DataViewS
             }
         })
     });
-}
-
-/// The tick at `value` on the axis of a column of text: the name of the category numbered so, none between them.
-fn category_tick(categories: &[String], value: f64) -> String {
-    let whole = (value - value.round()).abs() < 1e-6 && value > -0.5;
-    whole.then(|| categories.get(value.round() as usize).cloned()).flatten().unwrap_or_default()
 }
 
 /// Columns whose ranges differ by more than this factor are not drawn at equal scales.
@@ -289,16 +275,6 @@ fn images_ui(data: &mut LabData, features: &[usize], side: usize, ui: &mut egui:
 mod tests {
     use super::*;
     use crate::data::{BuiltinFile, SynthKind, SynthSpec};
-
-    #[test]
-    fn a_column_of_text_is_ticked_by_its_categories_at_their_numbers() {
-        let categories = ["female", "male"].map(String::from);
-        assert_eq!(category_tick(&categories, 0.0), "female");
-        assert_eq!(category_tick(&categories, 1.000_000_1), "male");
-        for between in [0.5, -1.0, 2.0, 0.25] {
-            assert_eq!(category_tick(&categories, between), "", "{between}");
-        }
-    }
 
     #[test]
     fn the_flows_plane_is_drawn_at_equal_scales_and_columns_of_other_units_are_not() {

@@ -337,6 +337,27 @@ pub(crate) fn fitted_y_title(ui: &egui::Ui, title: &str, height: f32) -> String 
         .unwrap_or_default()
 }
 
+/// `plot` with each axis of a column of text (`x` and `y`: its categories, empty for a column of numbers) ticked by
+/// its categories' names at their numbers ("female" at 0, "male" at 1) rather than by numbers.
+pub(crate) fn ticked_by_categories<'a>(plot: Plot<'a>, x: &[String], y: &[String]) -> Plot<'a> {
+    let mut plot = plot;
+    if !x.is_empty() {
+        let categories = x.to_vec();
+        plot = plot.x_axis_formatter(move |mark, _| category_tick(&categories, mark.value));
+    }
+    if !y.is_empty() {
+        let categories = y.to_vec();
+        plot = plot.y_axis_formatter(move |mark, _| category_tick(&categories, mark.value));
+    }
+    plot
+}
+
+/// The tick at `value` on the axis of a column of text: the name of the category numbered so, none between them.
+fn category_tick(categories: &[String], value: f64) -> String {
+    let whole = (value - value.round()).abs() < 1e-6 && value > -0.5;
+    whole.then(|| categories.get(value.round() as usize).cloned()).flatten().unwrap_or_default()
+}
+
 /// Adds a curve (a loss or a metric per epoch) in `colour` to a plot: a line, or the lone point as a marker while
 /// there is only one (a line through one point draws nothing).
 pub(crate) fn coloured_curve(
@@ -526,6 +547,16 @@ mod tests {
                 f(ui);
             }
         });
+    }
+
+    #[test]
+    fn a_column_of_text_is_ticked_by_its_categories_at_their_numbers() {
+        let categories = ["female", "male"].map(String::from);
+        assert_eq!(category_tick(&categories, 0.0), "female");
+        assert_eq!(category_tick(&categories, 1.000_000_1), "male");
+        for between in [0.5, -1.0, 2.0, 0.25] {
+            assert_eq!(category_tick(&categories, between), "", "{between}");
+        }
     }
 
     #[test]

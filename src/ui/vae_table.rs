@@ -37,6 +37,8 @@ pub(crate) struct Features {
     /// The decimals each feature is written with, those it was recorded to
     /// ([`crate::ui::lab_data::feature_decimals`]).
     decimals: Vec<usize>,
+    /// Each column of text's categories, numbered 0, 1, ...; empty for a column of numbers.
+    categories: Vec<Vec<String>>,
 }
 
 impl Features {
@@ -62,6 +64,7 @@ impl Features {
             centre,
             sd,
             decimals: vae.decimals.clone(),
+            categories: prepared.feature_categories.clone(),
         })
     }
 
@@ -81,7 +84,16 @@ impl Features {
 
     /// Feature `j`'s value written as the data writes it, to the precision it was recorded to (the red wine's
     /// volatile acidity 0.635 and 0.700, its density 0.99680, its total sulfur dioxide 34).
+    /// A column of text's value is written by its category's name, and a value between them (a reconstruction) by
+    /// the nearest name and the number: "male", "male (0.73)".
     fn written(&self, j: usize, value: f64) -> String {
+        if let Some(categories) = self.categories.get(j).filter(|c| !c.is_empty()) {
+            #[allow(clippy::cast_precision_loss, clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+            let k = value.round().clamp(0.0, (categories.len() - 1) as f64) as usize;
+            #[allow(clippy::cast_precision_loss)] // a few categories
+            let exact = (value - k as f64).abs() < 0.005;
+            return if exact { categories[k].clone() } else { format!("{} ({value:.2})", categories[k]) };
+        }
         let decimals = self.decimals.get(j).copied().unwrap_or(2);
         format!("{value:.decimals$}")
     }
@@ -432,7 +444,8 @@ pub(crate) fn prior_ui(vae: &mut VaeUiState, ui: &mut egui::Ui) {
         "vae-prior",
         || format!("vae-prior-samples-step-{step}.png"),
         |ui| {
-            plot_axes::with_legend(plot_axes::plot("vae-prior-table"), ui.ctx(), "vae-prior", &occupied)
+            let plot = plot_axes::with_legend(plot_axes::plot("vae-prior-table"), ui.ctx(), "vae-prior", &occupied);
+            plot_axes::ticked_by_categories(plot, &features.categories[x], &features.categories[y])
                 .height(height)
                 .x_axis_label(features.names[x].clone())
                 .y_axis_label(plot_axes::fitted_y_title(ui, &features.names[y], height))
@@ -461,6 +474,7 @@ mod tests {
             centre: vec![0.0; 3],
             sd: vec![1.0, 1.0, 1.0],
             decimals: vec![5, 1, 0],
+            categories: vec![Vec::new(); 3],
         };
         let written = |j: usize, v: f32| features.written(j, features.in_units(j, v));
         assert_eq!(written(0, 0.0), "0.99681");
@@ -474,8 +488,26 @@ mod tests {
             centre: vec![0.1],
             sd: vec![0.02],
             decimals: vec![3],
+            categories: vec![Vec::new()],
         };
         assert_eq!(raw.written(0, raw.in_units(0, 0.123_45)), "0.123");
         assert!((raw.in_sd(0, 0.15) - 2.5).abs() < 1e-6, "0.15 is 2.5 sd of 0.02 above 0.1");
+        // A column of text (Titanic's sex, standardised: mean 0.65, sd 0.48): its categories' names, and a value
+        // between them by the nearest name and its number.
+        let sex = Features {
+            names: vec!["Sex".into()],
+            mean: vec![0.65],
+            scale: vec![0.48],
+            centre: vec![0.0],
+            sd: vec![1.0],
+            decimals: vec![0],
+            categories: vec![vec!["female".into(), "male".into()]],
+        };
+        let written = |v: f32| sex.written(0, sex.in_units(0, v));
+        assert_eq!(written((0.0 - 0.65) / 0.48), "female");
+        assert_eq!(written((1.0 - 0.65) / 0.48), "male");
+        assert_eq!(written((0.73 - 0.65) / 0.48), "male (0.73)");
+        assert_eq!(written((0.2 - 0.65) / 0.48), "female (0.20)");
+        assert_eq!(written((1.4 - 0.65) / 0.48), "male (1.40)");
     }
 }

@@ -9,7 +9,7 @@ use bayes_explorer::Lab;
 use bayes_explorer::models::bnn::PredictiveRows;
 use bayes_explorer::train::WorkerState;
 use bayes_explorer::ui::BayesExplorerApp;
-use egui_kittest::kittest::Queryable;
+use egui_kittest::kittest::{NodeT, Queryable};
 
 use crate::common::{harness, wait_until, wait_within};
 
@@ -72,4 +72,55 @@ fn ux_a_text_label_loads_as_classes_named_by_their_text() {
     let predictive = &harness.state().bnn_state().predictive().expect("predictions").predictive;
     let PredictiveRows::Classes(rows) = &predictive.rows else { panic!("the species are classes") };
     assert_eq!(named, 2 * rows.len(), "each test row's actual and predicted class, by name");
+}
+
+/// A two-valued text feature (Titanic's sex) was probed with a slider of its numbers (0.000 to 1.000 and 10 sd
+/// beyond); the probe now offers its categories by name, and a click sets the feature to that category's number.
+#[test]
+fn ux_the_probe_offers_a_text_features_categories_by_name() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("passengers.csv");
+    let mut text = "Pclass,Sex,Age,Survived\n".to_owned();
+    for i in 0..120u32 {
+        let female = i % 3 == 0;
+        let survived = u32::from(female || i % 7 == 0);
+        let sex = if female { "female" } else { "male" };
+        let _ = writeln!(text, "{},{sex},{},{survived}", 1 + i % 3, 18 + (i * 7) % 50);
+    }
+    std::fs::write(&path, text).unwrap();
+    let mut harness = harness();
+    harness.state_mut().path_text = path.display().to_string();
+    harness.get_by_label("Load").click();
+    wait_until(&mut harness, "the preview", BayesExplorerApp::preview_is_open);
+    harness.run_steps(2);
+    harness.get_by_label("Use in the BNN lab").click();
+    harness.run_steps(2);
+    harness.get_by_label_contains("3 features, label \"Survived\"");
+    harness.state_mut().bnn_state_mut().config.epochs = 20;
+    harness.get_by_label("Train").click();
+    wait_within(&mut harness, Duration::from_mins(2), "the run's end", |app| {
+        app.lab(Lab::Bnn).worker_state == Some(WorkerState::Finished)
+    });
+    harness.get_by_label("Out-of-distribution probe").click();
+    harness.run_steps(3);
+    let sex = 1;
+    for (name, value) in [("male", 1.0), ("female", 0.0), ("male", 1.0)] {
+        harness.get_by_label(name).click();
+        harness.run_steps(2);
+        let probed = harness.state().bnn_state().probe_values[sex];
+        assert!((probed - value).abs() < 1e-6, "{name}: {probed}");
+        assert_eq!(
+            harness.get_by_label(name).accesskit_node().toggled(),
+            Some(egui::accesskit::Toggled::True),
+            "{name}"
+        );
+    }
+    // The numeric features keep their sliders; the text feature has none.
+    let slider_of = |name: &str| {
+        harness
+            .query_all_by_role(egui::accesskit::Role::Slider)
+            .filter(|n| n.accesskit_node().label().as_deref() == Some(name))
+            .count()
+    };
+    assert_eq!([slider_of("Pclass"), slider_of("Age"), slider_of("Sex")], [1, 1, 0]);
 }
