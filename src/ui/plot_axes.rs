@@ -312,8 +312,8 @@ fn legend(corner: Corner) -> Legend {
 /// `title` as the y axis of a plot `height` points high (its x axis's tick labels and title included) can show it:
 /// `egui_plot` turns the title, centres it on the axis and draws it whole, so a title longer than the axis runs over
 /// what lies above and below the plot (a short loss plot's "NLL (nats per point)" over its legend's row). A title
-/// too long loses its parenthesis first ("NLL"), then its end ("predicted residual sug…"); the whole title is
-/// left to the figure's hover and its legend.
+/// too long loses its parenthesis first ("NLL": the flow's side panel gives its unit), then its end ("predicted
+/// residual sug…": a column's whole name is on its menu's hover).
 pub(crate) fn fitted_y_title(ui: &egui::Ui, title: &str, height: f32) -> String {
     let font = egui::TextStyle::Body.resolve(ui.style());
     // The x axis below the plot area: a row of tick labels and its title, with egui_plot's gaps.
