@@ -11,7 +11,7 @@ use crate::train::bnn_view::ProbeView;
 use crate::ui::bnn_state::{BnnUiState, test_row_in_units};
 use crate::ui::count::count;
 use crate::ui::image_export::{record_button, save_image_button, saveable};
-use crate::ui::lab_page::{figure_height, waiting};
+use crate::ui::lab_page::{figure_height, hidden_curves, legend_entries, waiting};
 use crate::ui::plot_axes;
 
 pub(crate) fn probe_ui(bnn: &mut BnnUiState, ui: &mut egui::Ui) {
@@ -210,28 +210,28 @@ fn probe_plots(bnn: &BnnUiState, prepared: &Prepared, probe: &ProbeView, range: 
     ui.strong(format!("Prediction as {} sweeps ±10 sd", prepared.feature_names[j]));
     let xs: Vec<f64> = probe.sweep_z.iter().map(|z| f64::from(z * s + m)).collect();
     let current = f64::from(bnn.probe_values.get(j).copied().unwrap_or(m));
-    let entries: &[&str] = match &probe.sweep.rows {
-        PredictiveRows::Regression(_) => {
-            &["training data range", "min .. max of the passes", "95 % interval", "mean", "this input"]
-        }
-        PredictiveRows::Classes(_) => &["training data range", "probability of the predicted class", "this input"],
+    let line = line_colour(ui.visuals());
+    let entries: &[(&str, Color32)] = &match &probe.sweep.rows {
+        PredictiveRows::Regression(_) => vec![
+            (RANGE, RANGE_COLOUR),
+            (MIN_MAX, SPREAD_COLOUR),
+            (INTERVAL, SPREAD_COLOUR),
+            (MEAN, line),
+            (THIS_INPUT, THIS_INPUT_COLOUR),
+        ],
+        PredictiveRows::Classes(_) => vec![(RANGE, RANGE_COLOUR), (PROBABILITY, line), (THIS_INPUT, THIS_INPUT_COLOUR)],
     };
-    let height = figure_height(ui, 1.0, 8.0, (170.0, 560.0));
-    let mut occupied = plot_axes::Occupied::for_legend(entries, egui::vec2(ui.available_width(), height));
-    match &probe.sweep.rows {
-        PredictiveRows::Regression(rows) => {
-            for (&x, r) in xs.iter().zip(rows) {
-                occupied.line(&[[x, f64::from(r.min)], [x, f64::from(r.max)]]);
-            }
-        }
-        PredictiveRows::Classes(rows) => {
-            for (&x, r) in xs.iter().zip(rows) {
-                occupied.points(&[[x, f64::from(r.probabilities.get(r.predicted).copied().unwrap_or(0.0))]]);
-            }
-        }
+    // The legend in a row above the plot, as the loss curves have it: inside, at presenter mode's size in a
+    // 1280 x 800 window, it took the right half of the plot and the curves were drawn in the left half.
+    let key = "bnn-probe-sweep";
+    if plot_axes::legend_shown(ui.ctx(), key) {
+        let entries: Vec<(String, Color32)> = entries.iter().map(|&(name, colour)| (name.to_owned(), colour)).collect();
+        ui.horizontal_wrapped(|ui| legend_entries(ui, key, &entries));
     }
-    occupied.vline(current);
-    plot_axes::with_legend(plot_axes::plot("bnn-probe-sweep"), ui.ctx(), "bnn-probe-sweep", &occupied)
+    let hidden = hidden_curves(ui.ctx(), key);
+    let shown = |name: &str| !hidden.iter().any(|h| h == name);
+    let height = figure_height(ui, 1.0, 8.0, (170.0, 560.0));
+    let response = plot_axes::plot(key)
         .height(height)
         .x_axis_label(feature_title(prepared, j))
         .y_axis_label(plot_axes::fitted_y_title(
@@ -240,42 +240,73 @@ fn probe_plots(bnn: &BnnUiState, prepared: &Prepared, probe: &ProbeView, range: 
             height,
         ))
         .show(ui, |plot| {
-            plot.span(
-                egui_plot::Span::new("training data range", f64::from(range.0)..=f64::from(range.1))
-                    .fill(Color32::from_rgba_unmultiplied(120, 200, 120, 40))
-                    // At the foot of the band: the legend takes a corner, mostly a top one.
-                    .label_align(egui::Align2::CENTER_BOTTOM),
-            );
+            if shown(RANGE) {
+                plot.span(
+                    egui_plot::Span::new(RANGE, f64::from(range.0)..=f64::from(range.1))
+                        .fill(RANGE_COLOUR.gamma_multiply(0.16))
+                        .label_align(egui::Align2::CENTER_BOTTOM),
+                );
+            }
             match &probe.sweep.rows {
                 PredictiveRows::Regression(rows) => {
                     let lo: Vec<f64> = rows.iter().map(|r| f64::from(r.interval_95().0)).collect();
                     let hi: Vec<f64> = rows.iter().map(|r| f64::from(r.interval_95().1)).collect();
                     let min: Vec<f64> = rows.iter().map(|r| f64::from(r.min)).collect();
                     let max: Vec<f64> = rows.iter().map(|r| f64::from(r.max)).collect();
-                    plot.add(
-                        FilledArea::new("min .. max of the passes", &xs, &min, &max)
-                            .fill_color(Color32::from_rgba_unmultiplied(90, 140, 210, 40)),
-                    );
-                    plot.add(
-                        FilledArea::new("95 % interval", &xs, &lo, &hi)
-                            .fill_color(Color32::from_rgba_unmultiplied(90, 140, 210, 90)),
-                    );
-                    let mean: Vec<[f64; 2]> = xs.iter().zip(rows).map(|(&x, r)| [x, f64::from(r.mean)]).collect();
-                    plot.line(
-                        Line::new("mean", PlotPoints::from(mean)).color(Color32::from_rgb(40, 90, 170)).width(2.0),
-                    );
+                    if shown(MIN_MAX) {
+                        plot.add(
+                            FilledArea::new(MIN_MAX, &xs, &min, &max).fill_color(SPREAD_COLOUR.gamma_multiply(0.16)),
+                        );
+                    }
+                    if shown(INTERVAL) {
+                        plot.add(
+                            FilledArea::new(INTERVAL, &xs, &lo, &hi).fill_color(SPREAD_COLOUR.gamma_multiply(0.35)),
+                        );
+                    }
+                    if shown(MEAN) {
+                        let mean: Vec<[f64; 2]> = xs.iter().zip(rows).map(|(&x, r)| [x, f64::from(r.mean)]).collect();
+                        plot.line(Line::new(MEAN, PlotPoints::from(mean)).color(line).width(2.0));
+                    }
                 }
                 PredictiveRows::Classes(rows) => {
-                    let p: Vec<[f64; 2]> = xs
-                        .iter()
-                        .zip(rows)
-                        .map(|(&x, r)| [x, f64::from(r.probabilities.get(r.predicted).copied().unwrap_or(0.0))])
-                        .collect();
-                    plot.line(Line::new("probability of the predicted class", PlotPoints::from(p)));
+                    if shown(PROBABILITY) {
+                        let p: Vec<[f64; 2]> = xs
+                            .iter()
+                            .zip(rows)
+                            .map(|(&x, r)| [x, f64::from(r.probabilities.get(r.predicted).copied().unwrap_or(0.0))])
+                            .collect();
+                        plot.line(Line::new(PROBABILITY, PlotPoints::from(p)).color(line).width(2.0));
+                    }
                 }
             }
-            plot.vline(VLine::new("this input", current).color(Color32::from_rgb(230, 140, 40)));
-        });
+            if shown(THIS_INPUT) {
+                plot.vline(VLine::new(THIS_INPUT, current).color(THIS_INPUT_COLOUR));
+            }
+        })
+        .response;
+    // Named for screen readers (and tests).
+    response.ctx.accesskit_node_builder(response.id, |node| node.set_label(SWEEP_PLOT));
+}
+
+/// The sweep's plot's name to screen readers.
+const SWEEP_PLOT: &str = "the sweep's plot";
+
+/// The sweep's items, by their legend entries' names, and their colours (the mean's, a line over the spread,
+/// [`line_colour`]).
+const RANGE: &str = "training data range";
+const MIN_MAX: &str = "min .. max of the passes";
+const INTERVAL: &str = "95 % interval";
+const MEAN: &str = "mean";
+const PROBABILITY: &str = "probability of the predicted class";
+const THIS_INPUT: &str = "this input";
+const RANGE_COLOUR: Color32 = Color32::from_rgb(120, 200, 120);
+const SPREAD_COLOUR: Color32 = Color32::from_rgb(90, 140, 210);
+const THIS_INPUT_COLOUR: Color32 = Color32::from_rgb(230, 140, 40);
+
+/// The colour of the sweep's line (the mean, or the predicted class's probability): dark blue on a light page, light
+/// blue on a dark one, where the dark blue was hard to see over the spread's bands.
+fn line_colour(visuals: &egui::Visuals) -> Color32 {
+    if visuals.dark_mode { Color32::from_rgb(130, 190, 255) } else { Color32::from_rgb(40, 90, 170) }
 }
 
 #[cfg(test)]

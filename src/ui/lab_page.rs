@@ -271,14 +271,14 @@ fn hidden_curves_id(plot: &str) -> egui::Id {
 }
 
 /// The names of the curves of the plot `plot` that their legend entries hid.
-fn hidden_curves(ctx: &egui::Context, plot: &str) -> Vec<String> {
+pub(crate) fn hidden_curves(ctx: &egui::Context, plot: &str) -> Vec<String> {
     ctx.data(|d| d.get_temp::<Vec<String>>(hidden_curves_id(plot))).unwrap_or_default()
 }
 
 /// The legend entries of the plot `plot` (`entries`: each curve's name and colour), drawn as `egui_plot` draws its
 /// own: a circle in the curve's colour, filled while the curve shows, and its name. A click shows or hides the curve.
 /// Returns the entry the pointer is over.
-fn legend_entries(ui: &mut egui::Ui, plot: &str, entries: &[(String, egui::Color32)]) -> Option<String> {
+pub(crate) fn legend_entries(ui: &mut egui::Ui, plot: &str, entries: &[(String, egui::Color32)]) -> Option<String> {
     let mut hidden = hidden_curves(ui.ctx(), plot);
     let mut hovered = None;
     for (name, colour) in entries {

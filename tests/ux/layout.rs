@@ -499,6 +499,14 @@ fn ux_the_bnn_figures_grow_with_the_window() {
     let window = harness.ctx.content_rect();
     let sweep = harness.get_by_label_contains("Prediction as").rect();
     assert!(sweep.top() <= window.bottom() - 170.0, "the sweep's title at {sweep:?} is near the foot of {window:?}");
+    // Its legend stands in a row above it: inside, it took the right half of the plot, and the curves were drawn in
+    // the left half.
+    let plot = harness.get_by_label("the sweep's plot").rect();
+    for entry in ["training data range", "min .. max of the passes", "95 % interval", "mean", "this input"] {
+        let rects: Vec<egui::Rect> = harness.get_all_by_label(entry).map(|n| n.rect()).collect();
+        assert_eq!(rects.len(), 1, "{entry}: one legend entry, none inside the plot");
+        assert!(rects[0].bottom() <= plot.top(), "{entry} at {:?}, not above the plot at {plot:?}", rects[0]);
+    }
 }
 
 /// The probe's feature sliders and its figures do not overlap in the small window. They stood in two halves of the
