@@ -190,7 +190,8 @@ fn scatter_ui(lab: Lab, data: &LabData, features: &[usize], view: &mut DataViewS
     } else {
         plot_axes::plot(("scatter", lab))
     };
-    let plot = plot_axes::with_legend(plot, ui.ctx(), "data-scatter", &occupied)
+    let mut corner = None;
+    let plot = plot_axes::with_legend_kept(plot, ui.ctx(), "data-scatter", &occupied, &mut corner)
         .x_axis_label(table.columns[x].name.clone())
         .y_axis_label(plot_axes::fitted_y_title(ui, &table.columns[y].name, ui.available_height()));
     let plot = plot_axes::ticked_by_categories(plot, &table.columns[x].categories, &table.columns[y].categories);
@@ -200,7 +201,7 @@ fn scatter_ui(lab: Lab, data: &LabData, features: &[usize], view: &mut DataViewS
     };
     crate::ui::image_export::saveable(ui, "data-scatter", file_name, |ui| {
         plot.show(ui, |plot| {
-            for (name, colour, points) in groups {
+            for (name, colour, points) in plot_axes::in_legend_order(groups, corner) {
                 plot.points(
                     Points::new(name, points).color(colour).radius(2.0).shape(MarkerShape::Circle).filled(true),
                 );

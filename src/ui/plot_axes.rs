@@ -298,6 +298,16 @@ pub(crate) fn with_legend_kept<'a>(
     plot.legend(legend(placement.corner))
 }
 
+/// `items` in the order that lists them from the top in a legend in `corner` (`None`: no legend): `egui_plot`
+/// stacks a legend in a bottom corner upwards from its first item, so that the digits "0" to "9" read from "9" down
+/// to "0" and a file's classes "1" above "0"; there the items go in last first.
+pub(crate) fn in_legend_order<T>(mut items: Vec<T>, corner: Option<Corner>) -> Vec<T> {
+    if matches!(corner, Some(Corner::LeftBottom | Corner::RightBottom)) {
+        items.reverse();
+    }
+    items
+}
+
 /// `plot` with its legend in `corner`, unless the plot's [`legend_toggle`] (`key`) hid it.
 pub(crate) fn with_legend_in<'a>(plot: Plot<'a>, ctx: &egui::Context, key: &str, corner: Corner) -> Plot<'a> {
     if legend_shown(ctx, key) { plot.legend(legend(corner)) } else { plot }
@@ -547,6 +557,19 @@ mod tests {
                 f(ui);
             }
         });
+    }
+
+    /// `egui_plot` lays a legend in a bottom corner out bottom-up (`Direction::BottomUp` from its first entry);
+    /// in such a corner the items go in reversed, so that the legend reads "0", "1", ... from its top.
+    #[test]
+    fn a_legend_in_a_bottom_corner_lists_its_items_from_the_first_at_the_top() {
+        let digits = || vec!["0", "1", "2"];
+        for corner in [None, Some(Corner::LeftTop), Some(Corner::RightTop)] {
+            assert_eq!(in_legend_order(digits(), corner), digits(), "{corner:?}");
+        }
+        for corner in [Corner::LeftBottom, Corner::RightBottom] {
+            assert_eq!(in_legend_order(digits(), Some(corner)), ["2", "1", "0"], "{corner:?}");
+        }
     }
 
     #[test]

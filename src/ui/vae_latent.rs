@@ -235,20 +235,24 @@ fn scatter_ui(vae: &mut VaeUiState, latents: &Latents, height: f32, ui: &mut egu
                             None => other.push(point(i)),
                         }
                     }
-                    for (k, g) in groups.into_iter().enumerate().filter(|(_, g)| !g.is_empty()) {
-                        let name = vae.label_names.get(k).cloned().unwrap_or_else(|| format!("{k}"));
+                    let mut shown: Vec<(String, Color32, Vec<[f64; 2]>)> = groups
+                        .into_iter()
+                        .enumerate()
+                        .filter(|(_, g)| !g.is_empty())
+                        .map(|(k, g)| {
+                            let name = vae.label_names.get(k).cloned().unwrap_or_else(|| format!("{k}"));
+                            (name, vae.label_ramp.as_ref().map_or(PALETTE[k % 10], |t| ramp(t[k])), g)
+                        })
+                        .collect();
+                    if !other.is_empty() {
+                        shown.push(("other labels".to_owned(), Color32::GRAY, other));
+                    }
+                    for (name, colour, g) in plot_axes::in_legend_order(shown, corner) {
                         plot.points(
                             Points::new(name, PlotPoints::from(g))
                                 .radius(1.5)
-                                .color(faded(vae.label_ramp.as_ref().map_or(PALETTE[k % 10], |t| ramp(t[k]))))
+                                .color(faded(colour))
                                 .shape(MarkerShape::Circle),
-                        );
-                    }
-                    if !other.is_empty() {
-                        plot.points(
-                            Points::new("other labels", PlotPoints::from(other))
-                                .radius(1.5)
-                                .color(faded(Color32::GRAY)),
                         );
                     }
                 } else {

@@ -539,3 +539,29 @@ fn ux_the_probes_sliders_stay_clear_of_its_figures() {
         assert_eq!(beside, size.x > 1000.0, "at {size:?} the figures stand beside the sliders only in a wide window");
     }
 }
+
+/// `egui_plot` stacks a legend in a bottom corner upwards from its first entry: a file's classes read "label 1"
+/// above "label 0" there (Titanic's survivors in the VAE's latent plane, met in the click-through), the digits 9
+/// down to 0. On a V of points, whose top corners are taken, the data scatter's legend goes to a bottom corner and
+/// lists the classes from "label 0" down.
+#[test]
+fn ux_a_legend_in_a_bottom_corner_lists_its_classes_from_the_first() {
+    let mut harness = crate::common::harness();
+    let dir = tempfile::tempdir().expect("a temporary folder");
+    let path = dir.path().join("vee.csv");
+    let rows: Vec<String> = (0..200)
+        .map(|i| format!("{:.3},{:.3},{}", f64::from(i - 100) / 50.0, f64::from(i - 100).abs() / 50.0, i % 3))
+        .collect();
+    std::fs::write(&path, format!("x,y,label\n{}\n", rows.join("\n"))).expect("the file");
+    harness.state_mut().path_text = path.display().to_string();
+    click(&mut harness, "Load");
+    wait_until(&mut harness, "the preview", BayesExplorerApp::preview_is_open);
+    harness.run_steps(3);
+    click(&mut harness, "Use in the BNN lab");
+    harness.run_steps(4);
+    let top = |name: &str| harness.get_by_label(name).rect().top();
+    let (first, second, third) = (top("label 0"), top("label 1"), top("label 2"));
+    assert!(first < second && second < third, "the entries from the top: {first}, {second}, {third}");
+    let plot = bayes_explorer::ui::figure_rect(&harness.ctx, "data-scatter").expect("the scatter is drawn");
+    assert!(first > plot.center().y, "the legend at {first} is in a bottom corner of {plot:?}");
+}
