@@ -392,6 +392,21 @@ fn ux_the_preview_of_a_wide_file_keeps_its_buttons_in_view() {
     assert_eq!(harness.state().lab(Lab::Bnn).data.as_ref().map(|d| d.table.n_cols()), Some(14));
 }
 
+/// Writes `text` as a CSV file, loads it through the path box and the preview into the BNN lab; the file's folder,
+/// removed when dropped.
+fn load_in_the_bnn_lab(harness: &mut Harness<'_, BayesExplorerApp>, text: &str) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().expect("a temporary folder");
+    let path = dir.path().join("data.csv");
+    std::fs::write(&path, text).expect("the file");
+    harness.state_mut().path_text = path.display().to_string();
+    click(harness, "Load");
+    wait_until(harness, "the preview", BayesExplorerApp::preview_is_open);
+    harness.run_steps(3);
+    click(harness, "Use in the BNN lab");
+    harness.run_steps(4);
+    dir
+}
+
 /// Found in the click-through: a column named by a survey's question, on the data scatter's y axis, put its whole
 /// name on the axis's menu button, which pushed "Save image…" and the legend's check box out of a 1280 x 800 window,
 /// and its turned name on the axis ran past the plot's top. The button shows the name cut (whole on hover and in
@@ -400,17 +415,9 @@ fn ux_the_preview_of_a_wide_file_keeps_its_buttons_in_view() {
 fn ux_a_column_named_by_a_sentence_keeps_the_data_views_buttons_in_view() {
     const QUESTION: &str = "How many hours per week did you spend studying for this course outside of the lectures \
         and labs on an average week";
-    let mut harness = crate::common::harness();
-    let dir = tempfile::tempdir().expect("a temporary folder");
-    let path = dir.path().join("survey.csv");
     let rows: Vec<String> = (0..60).map(|i| format!("{},{},{}", i % 7, (i * 13) % 20, i % 5)).collect();
-    std::fs::write(&path, format!("x,{QUESTION},score\n{}\n", rows.join("\n"))).expect("the file");
-    harness.state_mut().path_text = path.display().to_string();
-    click(&mut harness, "Load");
-    wait_until(&mut harness, "the preview", BayesExplorerApp::preview_is_open);
-    harness.run_steps(3);
-    click(&mut harness, "Use in the BNN lab");
-    harness.run_steps(3);
+    let mut harness = crate::common::harness();
+    let _dir = load_in_the_bnn_lab(&mut harness, &format!("x,{QUESTION},score\n{}\n", rows.join("\n")));
     let window = harness.ctx.content_rect();
     for label in ["Save image…", "Legend"] {
         let right = harness.get_all_by_label(label).map(|n| n.rect().right()).fold(0.0, f32::max);
@@ -546,19 +553,11 @@ fn ux_the_probes_sliders_stay_clear_of_its_figures() {
 /// lists the classes from "label 0" down.
 #[test]
 fn ux_a_legend_in_a_bottom_corner_lists_its_classes_from_the_first() {
-    let mut harness = crate::common::harness();
-    let dir = tempfile::tempdir().expect("a temporary folder");
-    let path = dir.path().join("vee.csv");
     let rows: Vec<String> = (0..200)
         .map(|i| format!("{:.3},{:.3},{}", f64::from(i - 100) / 50.0, f64::from(i - 100).abs() / 50.0, i % 3))
         .collect();
-    std::fs::write(&path, format!("x,y,label\n{}\n", rows.join("\n"))).expect("the file");
-    harness.state_mut().path_text = path.display().to_string();
-    click(&mut harness, "Load");
-    wait_until(&mut harness, "the preview", BayesExplorerApp::preview_is_open);
-    harness.run_steps(3);
-    click(&mut harness, "Use in the BNN lab");
-    harness.run_steps(4);
+    let mut harness = crate::common::harness();
+    let _dir = load_in_the_bnn_lab(&mut harness, &format!("x,y,label\n{}\n", rows.join("\n")));
     let top = |name: &str| harness.get_by_label(name).rect().top();
     let (first, second, third) = (top("label 0"), top("label 1"), top("label 2"));
     assert!(first < second && second < third, "the entries from the top: {first}, {second}, {third}");
