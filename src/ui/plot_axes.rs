@@ -326,8 +326,9 @@ fn legend(corner: Corner) -> Legend {
 /// residual sug…": a column's whole name is on its menu's hover).
 pub(crate) fn fitted_y_title(ui: &egui::Ui, title: &str, height: f32) -> String {
     let font = egui::TextStyle::Body.resolve(ui.style());
-    // The x axis below the plot area: a row of tick labels and its title, with egui_plot's gaps.
-    let room = height - 2.6 * ui.text_style_height(&egui::TextStyle::Body);
+    // The x axis below the plot area, as `egui_plot` lays it out: a row of tick labels, then its title and a quarter
+    // of a row's gap.
+    let room = height - 2.25 * ui.text_style_height(&egui::TextStyle::Body);
     let width = |text: &str| {
         ui.ctx().fonts_mut(|f| f.layout_no_wrap(text.to_owned(), font.clone(), egui::Color32::WHITE).size().x)
     };
@@ -586,12 +587,14 @@ mod tests {
     fn a_y_title_longer_than_its_axis_loses_its_parenthesis_then_its_end() {
         in_a_frame(|ui| {
             let fits = |title: &str, height: f32| {
-                let room = height - 2.6 * ui.text_style_height(&egui::TextStyle::Body);
+                let room = height - 2.25 * ui.text_style_height(&egui::TextStyle::Body);
                 let font = egui::TextStyle::Body.resolve(ui.style());
                 ui.ctx().fonts_mut(|f| f.layout_no_wrap(title.to_owned(), font, egui::Color32::WHITE).size().x) <= room
             };
-            // A tall plot keeps the whole title.
+            // A tall plot keeps the whole title, as does the flow's loss plot at its tallest (150 points, in a
+            // 1920 x 1080 window), where it fits.
             assert_eq!(fitted_y_title(ui, "NLL (nats per point)", 400.0), "NLL (nats per point)");
+            assert_eq!(fitted_y_title(ui, "NLL (nats per point)", 150.0), "NLL (nats per point)");
             // The flow's loss plot in a short window (90 points): the unit goes, the quantity stays.
             assert!(!fits("NLL (nats per point)", 90.0));
             assert_eq!(fitted_y_title(ui, "NLL (nats per point)", 90.0), "NLL");
