@@ -214,7 +214,8 @@ fn probe_plots(bnn: &BnnUiState, prepared: &Prepared, probe: &ProbeView, range: 
     let entries: &[(&str, Color32)] = &match &probe.sweep.rows {
         PredictiveRows::Regression(_) => vec![
             (RANGE, RANGE_COLOUR),
-            (MIN_MAX, SPREAD_COLOUR),
+            // The wider band is the fainter, in its entry too.
+            (MIN_MAX, SPREAD_COLOUR.gamma_multiply(0.45)),
             (INTERVAL, SPREAD_COLOUR),
             (MEAN, line),
             (THIS_INPUT, THIS_INPUT_COLOUR),
