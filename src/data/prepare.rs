@@ -194,13 +194,19 @@ impl OutputKind {
         }
     }
 
+    /// The number of classes; 0 for a regression.
+    #[must_use]
+    pub fn n_classes(&self) -> usize {
+        match self {
+            Self::Classes { classes, .. } => classes.len(),
+            Self::Regression => 0,
+        }
+    }
+
     /// Every class as it is written, by index; empty for a regression.
     #[must_use]
     pub fn class_names(&self) -> Vec<String> {
-        match self {
-            Self::Classes { classes, .. } => (0..classes.len()).map(|k| self.class_name(k)).collect(),
-            Self::Regression => Vec::new(),
-        }
+        (0..self.n_classes()).map(|k| self.class_name(k)).collect()
     }
 }
 

@@ -105,12 +105,13 @@ const AT_THE_PRIOR_NATS: f64 = 0.002;
 pub(crate) fn at_the_prior(snapshot: &RunSnapshot, n_train: Option<usize>) -> Option<String> {
     let last = snapshot.history.last()?;
     let kl = last.get("kl_loss").filter(|kl| *kl > 0.0 && *kl < AT_THE_PRIOR_NATS)?;
-    let (error, level, what) = match (last.get("test_error_rate"), last.get("test_rmse")) {
-        (Some(rate), _) => (rate, last.get("mode_predictor_test_error_rate")?, "error rate"),
-        (None, Some(rmse)) => (rmse, last.get("mean_predictor_test_rmse")?, "RMSE"),
+    let (error, level, what, baseline) = match (last.get("test_error_rate"), last.get("test_rmse")) {
+        (Some(rate), _) => {
+            (rate, last.get("mode_predictor_test_error_rate")?, "error rate", "predicting the commonest class")
+        }
+        (None, Some(rmse)) => (rmse, last.get("mean_predictor_test_rmse")?, "RMSE", "predicting the training mean"),
         (None, None) => return None,
     };
-    let baseline = if what == "RMSE" { "predicting the training mean" } else { "predicting the commonest class" };
     (error >= 0.98 * level).then(|| {
         let rows = n_train.map_or_else(String::new, |n| format!(" on {n} training rows"));
         format!(

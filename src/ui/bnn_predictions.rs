@@ -6,6 +6,7 @@ use egui::Color32;
 use egui_extras::{Column, TableBuilder};
 use egui_plot::{Bar, BarChart, Line, MarkerShape, PlotPoints, Points};
 
+use crate::data::prepare::OutputKind;
 use crate::models::bnn::{ClassRow, PredictiveRows, RELIABILITY_BINS, reliability};
 use crate::models::stats::INTERVAL_LEVELS;
 use crate::train::bnn_view::PredictiveView;
@@ -111,7 +112,7 @@ pub(crate) fn predictions_ui(bnn: &mut BnnUiState, ui: &mut egui::Ui) {
                 p.mc_range_mean
             ));
             let output = bnn.prepared.as_ref().and_then(|d| d.output.as_ref()).map(|(_, kind)| kind);
-            let n_named = output.map_or(0, |kind| kind.class_names().len());
+            let n_named = output.map_or(0, OutputKind::n_classes);
             let name = |k: usize| output.map_or_else(|| k.to_string(), |kind| kind.class_name(k));
             if export_button(ui) {
                 bnn.export = bnn.export_request(ExportKind::Predictive);

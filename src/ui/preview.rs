@@ -290,7 +290,6 @@ fn preview_ui(p: &mut Preview, ui: &mut egui::Ui) -> Choice {
     choice
 }
 
-/// The preview's buttons: use the data in its lab, or cancel.
 /// The categories of a column of text its values' hover lists; the rest are counted.
 const HOVER_CATEGORIES: usize = 40;
 
@@ -318,6 +317,7 @@ fn header_widths(value_widths: &[usize], name_lengths: &[usize], spare: usize) -
     }
 }
 
+/// The preview's buttons: use the data in its lab, or cancel.
 fn preview_actions(p: &Preview, ui: &mut egui::Ui) -> Choice {
     let mut choice = Choice::Keep;
     ui.horizontal(|ui| {
