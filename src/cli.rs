@@ -144,7 +144,8 @@ pub enum DataCommand {
         /// A CSV file (`,` `;` or tab separated, optionally `.gz`), or a built-in name (wine-red, mnist,
         /// digits, moons, circles, 8gaussians, checkerboard, spirals, pinwheel).
         path: String,
-        /// Skip rows with missing or non-numeric cells instead of refusing the file.
+        /// Keep missing or non-numeric cells as missing instead of refusing the file (each column's count is shown, and
+        /// the rows the default roles leave out).
         #[arg(long)]
         drop_missing: bool,
         /// The file has no header row.
@@ -189,7 +190,8 @@ pub struct TrainArgs {
     /// A CSV file or a built-in name; the lab's default data when left out.
     #[arg(long)]
     pub data: Option<String>,
-    /// Skip the file's rows with missing or non-numeric cells (in its columns of numbers) instead of refusing it.
+    /// Keep missing or non-numeric cells (in the file's columns of numbers) as missing instead of refusing it: the rows
+    /// that miss a value in a column used are left out.
     #[arg(long)]
     pub drop_missing: bool,
     /// Column to predict as a number (regression).
@@ -628,7 +630,8 @@ fn load(request: &LoadRequest) -> Result<Table, CliError> {
 fn inspect(path: &str, options: CsvOptions, as_json: bool) -> Result<(), CliError> {
     let table = load(&resolve_data(path, options))?;
     let spec = DataSpec::default_for(&table);
-    let (n_train, n_test) = split_counts(table.n_rows(), spec.test_fraction);
+    let left = crate::data::prepare::left_out(&table, &spec);
+    let (n_train, n_test) = split_counts(table.n_rows() - left.rows, spec.test_fraction);
     let labs: Vec<(Lab, Result<(), String>)> = Lab::ALL.iter().map(|&l| (l, check_lab(l, &table, &spec))).collect();
     let image = image_side(spec.feature_columns().len());
     if as_json {
@@ -654,7 +657,8 @@ fn inspect(path: &str, options: CsvOptions, as_json: bool) -> Result<(), CliErro
             "gzip": csv.map(|c| c.gzipped),
             "bom": csv.map(|c| c.had_bom),
             "crlf": csv.map(|c| c.crlf),
-            "dropped_rows": csv.map_or(0, |c| c.dropped_rows),
+            "missing": csv.map(|c| c.missing.iter().map(|m| (table.columns[m.column].name.clone(), m.count)).collect::<std::collections::BTreeMap<_, _>>()),
+            "dropped_rows": left.rows,
             "split": {"train": n_train, "test": n_test, "seed": spec.seed},
             "image_side": image,
             "labs": labs.iter().map(|(l, r)| (l.tab_name(), r.as_ref().err().cloned())).collect::<std::collections::BTreeMap<_, _>>(),
@@ -676,11 +680,12 @@ fn inspect(path: &str, options: CsvOptions, as_json: bool) -> Result<(), CliErro
             if c.had_bom { "yes" } else { "no" },
             if c.crlf { "CR LF" } else { "LF" }
         );
-        if c.dropped_rows > 0 {
-            let example = c.first_dropped.as_ref().map_or(String::new(), |(line, col, text)| {
-                format!(" (first: line {line}, column \"{col}\", {text:?})")
-            });
-            let _ = writeln!(out, "dropped {} rows with missing or non-numeric cells{example}", c.dropped_rows);
+        for m in &c.missing {
+            let (name, (_, line, text)) = (&table.columns[m.column].name, &m.first);
+            let _ = writeln!(out, "missing cells in \"{name}\": {} (the first on line {line}: {text:?})", m.count);
+        }
+        if left.rows > 0 {
+            let _ = writeln!(out, "left out: {left}");
         }
     }
     let _ = writeln!(out, "split (seed {}): {n_train} train, {n_test} test", spec.seed);
@@ -801,6 +806,11 @@ fn train(args: &TrainArgs) -> Result<(), CliError> {
     }
     check_lab(lab, &table, &spec)
         .map_err(|e| CliError::BadInput(format!("{}: the {} lab {e}", table.name, lab.tab_name())))?;
+    let table = crate::data::prepare::complete_rows(table, &spec);
+    let left = crate::data::prepare::LeftOut::of(&table);
+    if left.rows > 0 {
+        eprintln!("{}: left out {left}", table.name);
+    }
     let prepared = Arc::new(prepare(&table, &spec).map_err(|e| CliError::BadInput(format!("{}: {e}", table.name)))?);
     let flow_only = args.init.is_some()
         || args.adam_epsilon.is_some()
@@ -1427,7 +1437,7 @@ fn open_saved_run(args: &TrainArgs, path: &std::path::Path) -> Result<(), CliErr
             expected: lab.tab_name(),
         }));
     }
-    let (table, request) = load_dataset(path, run.dataset()).map_err(bad)?;
+    let (table, request) = load_dataset(path, run.dataset(), run.spec()).map_err(bad)?;
     let prepared = Arc::new(run.prepare(&table).map_err(|e| CliError::BadInput(format!("{}: {e}", path.display())))?);
     if args.continue_run {
         return continue_saved_run(args, path, &run, table, &request, &prepared);

@@ -8,7 +8,9 @@ use std::io::Write;
 
 use bayes_explorer::Lab;
 use bayes_explorer::data::csv::{CsvError, MISSING_CATEGORY, NoProgress, read_bytes, read_path, sniff_delimiter};
-use bayes_explorer::data::prepare::{DataSpec, OutputKind, Role, check_lab, default_spec_for_lab, prepare};
+use bayes_explorer::data::prepare::{
+    DataSpec, OutputKind, Role, check_lab, complete_rows, default_spec_for_lab, left_out, prepare,
+};
 use bayes_explorer::data::table::ColumnKind;
 use bayes_explorer::data::{CsvOptions, HeaderMode, MissingPolicy, Table};
 
@@ -146,14 +148,62 @@ fn a_decimal_comma_reads_between_semicolons_and_tabs() {
     }
 }
 
+/// Asked to, the reader keeps a missing or non-numeric cell as missing (NaN) and counts each column's; a row is left
+/// out only where the roles use a column it misses, so that a column left ignored (Titanic's "Age") costs no rows.
 #[test]
-fn dropping_rows_says_how_many() {
-    let table = read_dropping("a,b\n1,2\nNA,3\n4,?\n5,6\n").unwrap();
+fn missing_cells_are_kept_and_only_the_columns_used_leave_rows_out() {
+    let table = read_dropping("a,b,c\n1,2,x\nNA,3,y\n4,?,x\n5,6,y\n7,8,\n").unwrap();
     let csv = table.csv.as_ref().unwrap();
-    assert_eq!(table.n_rows(), 2);
-    assert_eq!(csv.dropped_rows, 2);
-    assert_eq!(csv.first_dropped, Some((3, "a".to_owned(), "NA".to_owned())));
-    assert!(matches!(read_dropping("a,b\nNA,1\n2,?\n").unwrap_err(), CsvError::NothingLeft { dropped: 2, .. }));
+    assert_eq!(table.n_rows(), 5, "nothing dropped as read");
+    assert!(table.get(1, 0).is_some_and(f32::is_nan) && table.get(2, 1).is_some_and(f32::is_nan));
+    assert_eq!((csv.dropped_rows, csv.first_dropped.clone()), (0, None));
+    let counted: Vec<_> = csv.missing.iter().map(|m| (m.column, m.count, m.first.clone())).collect();
+    // A text column's empty cell is a category of its own, not missing.
+    assert_eq!(counted, [(0, 1, (1, 3, "NA".to_owned())), (1, 1, (2, 4, "?".to_owned()))]);
+    // The ranges leave the missing cells aside.
+    assert_eq!((table.columns[0].min, table.columns[0].max), (1.0, 7.0));
+    let spec = |roles: [Role; 3]| DataSpec { roles: roles.to_vec(), ..DataSpec::default_for(&table) };
+    let every = spec([Role::Feature, Role::Feature, Role::Label]);
+    let complete = complete_rows(table.clone(), &every);
+    assert_eq!(complete.n_rows(), 3);
+    assert_eq!(complete.values.iter().step_by(3).copied().collect::<Vec<_>>(), [1.0, 5.0, 7.0]);
+    let facts = complete.csv.as_ref().unwrap();
+    assert_eq!((facts.dropped_rows, facts.first_dropped.clone()), (2, Some((3, "a".to_owned(), "NA".to_owned()))));
+    assert_eq!(
+        left_out(&table, &every).to_string(),
+        "2 rows that miss a value in a column used (the first on line 3, \
+         column \"a\": \"NA\")"
+    );
+    // "a" ignored: only the row missing "b" goes, and the first left out is on line 4.
+    let without_a = spec([Role::Ignored, Role::Feature, Role::Label]);
+    let kept = complete_rows(table.clone(), &without_a);
+    assert_eq!(
+        (kept.n_rows(), kept.csv.as_ref().unwrap().first_dropped.clone()),
+        (4, Some((4, "b".into(), "?".into())))
+    );
+    assert!(kept.get(1, 0).is_some_and(f32::is_nan), "an ignored column keeps its missing cell");
+    let prepared = prepare(&table, &without_a).expect("prepares");
+    assert_eq!(prepared.n_train() + prepared.n_test(), 4, "preparing leaves out the same rows");
+    // Both ignored: every row is kept, the table unchanged.
+    let unchanged = complete_rows(table.clone(), &spec([Role::Ignored, Role::Ignored, Role::Feature]));
+    assert_eq!(format!("{unchanged:?}"), format!("{table:?}"), "NaN is no NaN's equal: compared as written");
+    // Nothing complete: preparing says why.
+    let none = read_dropping("a,b\nNA,1\n2,?\n").unwrap();
+    let err = prepare(&none, &DataSpec { roles: vec![Role::Feature, Role::Target], ..DataSpec::default_for(&none) });
+    assert_eq!(
+        err.unwrap_err().to_string(),
+        "2 of the dataset's 2 rows miss a value in a column used, leaving 0; at \
+         least 2 are needed to split them (ignore the columns with missing cells)"
+    );
+}
+
+/// A column that misses more than half its cells starts ignored: as a feature it would leave out most rows.
+#[test]
+fn a_column_missing_most_cells_starts_ignored() {
+    let table = read_dropping("a,b,y\n1,NA,0\n2,NA,1\n3,5,0\n4,6,1\n5,NA,0\n").unwrap();
+    assert_eq!(DataSpec::default_for(&table).roles, [Role::Feature, Role::Ignored, Role::Label]);
+    let table = read_dropping("a,b,y\n1,NA,0\n2,4,1\n3,5,0\n4,6,1\n5,NA,0\n").unwrap();
+    assert_eq!(DataSpec::default_for(&table).roles, [Role::Feature, Role::Feature, Role::Label]);
 }
 
 #[test]
@@ -276,7 +326,7 @@ fn line_numbers_count_crlf_lone_cr_and_blank_lines() {
     let err = read_bytes(b"a,b\r1,2\r3,\xff\r", "cr.csv", &CsvOptions::default(), &NoProgress).unwrap_err();
     assert!(matches!(err, CsvError::Binary { line: 3, column: 3, .. }), "{err}");
     let table = read_dropping("a,b\r\n1,2\r\n\r\nNA,3\r\n").unwrap();
-    assert_eq!(table.csv.unwrap().first_dropped, Some((4, "a".to_owned(), "NA".to_owned())));
+    assert_eq!(table.csv.unwrap().missing[0].first, (1, 4, "NA".to_owned()));
 }
 
 /// A column of text (a species, a sex, an island) reads as categories: each distinct text, trimmed, numbered in
@@ -335,11 +385,13 @@ fn a_column_is_text_unless_its_text_is_stray_among_numbers() {
     let table = read("grade,score\nlow,1\n2,3\n").expect("a tie of one text and one number stays text");
     assert_eq!(table.columns[0].categories, ["2", "low"]);
     // Missing cells in a text column are a category of their own, even above its first text (Titanic's cabins): the
-    // rows stay. In a column of numbers they are refused, or their rows dropped.
+    // rows stay. In a column of numbers they are refused, or kept as missing and their rows left out where used.
     let titanic = "Survived,Sex,Age,Cabin,Embarked\n0,male,22,,S\n1,female,38,C85,C\n1,female,,,S\n0,male,35,,?\n";
     let err = read(titanic).expect_err("an age missing");
     assert!(matches!(err, CsvError::Missing { line: 4, column: 3, .. }), "{err}");
     let table = read_dropping(titanic).expect("loads");
+    assert_eq!(table.n_rows(), 4);
+    let table = complete_rows(table.clone(), &DataSpec::default_for(&table));
     assert_eq!(table.n_rows(), 3);
     assert_eq!(table.columns[3].categories, [MISSING_CATEGORY, "C85"]);
     assert_eq!(table.columns[4].categories, [MISSING_CATEGORY, "C", "S"]);
@@ -351,14 +403,16 @@ fn a_column_is_text_unless_its_text_is_stray_among_numbers() {
     let err = read("a,b\n1,cat\n2,inf\n").expect_err("inf is no category");
     assert!(matches!(&err, CsvError::NotNumeric { line: 3, column: 2, text, .. } if text == "inf"), "{err}");
     // A column of numbers whose first cell is stray text, twenty numbers or more for each text: read as numbers, the
-    // text refused where it stands, or its row dropped.
+    // text refused where it stands, or kept as missing and its row left out.
     let numbers = (1..=20).fold(String::new(), |mut text, i| {
         let _ = writeln!(text, "{i},0");
         text
     });
     let err = read(&format!("a,b\nx1,2\n{numbers}")).expect_err("stray text in a column of numbers");
     assert!(matches!(&err, CsvError::NotNumeric { line: 2, column: 1, text, .. } if text == "x1"), "{err}");
-    let table = read_dropping(&format!("a,b\nx1,2\n{numbers}")).expect("the row is dropped");
+    let table = read_dropping(&format!("a,b\nx1,2\n{numbers}")).expect("the cell is kept as missing");
+    let spec = DataSpec { roles: vec![Role::Feature; 2], ..DataSpec::default_for(&table) };
+    let table = complete_rows(table, &spec);
     assert_eq!((table.columns[0].kind, table.n_rows(), table.get(0, 0)), (ColumnKind::Integer, 20, Some(1.0)));
     assert_eq!(table.csv.expect("facts").first_dropped, Some((2, "a".to_owned(), "x1".to_owned())));
     // Nineteen numbers to a text, or a ticket's codes beside its numbers, are a column of text.
@@ -369,9 +423,14 @@ fn a_column_is_text_unless_its_text_is_stray_among_numbers() {
     // The same when the first ticket is a number: the column's first cell does not decide it, its count does.
     let table = read("ticket,fare\n113803,53.1\nA/5 21171,7.25\n373450,8.05\nPC 17599,71.28\n").expect("loads");
     assert_eq!(table.columns[0].categories, ["113803", "373450", "A/5 21171", "PC 17599"]);
-    // A category met only in a dropped row is none of the column's.
-    let table = read_dropping("a,b\ncat,1\ndog,NA\ncat,3\n").expect("loads");
-    assert_eq!(table.columns[0].categories, ["cat"]);
+    // A category met only in a row left out is none of the column's, and the others are renumbered.
+    let table = read_dropping("a,b\ncat,1\nant,NA\ncat,3\ndog,4\n").expect("loads");
+    assert_eq!(table.columns[0].categories, ["ant", "cat", "dog"], "as read, every row is there");
+    let table =
+        complete_rows(table.clone(), &DataSpec { roles: vec![Role::Feature; 2], ..DataSpec::default_for(&table) });
+    assert_eq!(table.columns[0].categories, ["cat", "dog"]);
+    assert_eq!(table.values, [0.0, 1.0, 0.0, 3.0, 1.0, 4.0]);
+    assert_eq!((table.columns[0].n_distinct, table.columns[0].max), (2, 1.0));
 }
 
 /// The output is the column named as one wherever it stands (Titanic's "Survived", Kaggle's MNIST "label" first),

@@ -129,13 +129,34 @@ fn check_table(table: &Table, options: &CsvOptions) -> Result<(), String> {
     if table.values.len() != table.n_rows() * n_cols || table.n_rows() == 0 {
         return Err(format!("{} values for {} rows of {n_cols}", table.values.len(), table.n_rows()));
     }
-    if let Some(v) = table.values.iter().find(|v| !v.is_finite()) {
+    // A missing cell is NaN, and only where asked for and counted; no other value is not finite.
+    if let Some(v) = table.values.iter().find(|v| v.is_infinite()) {
         return Err(format!("a non-finite value {v} was loaded"));
     }
+    let nan = table.values.iter().filter(|v| v.is_nan()).count();
+    if nan != csv.missing.iter().map(|m| m.count).sum::<usize>() {
+        return Err(format!("{nan} missing cells, {:?} counted", csv.missing));
+    }
+    if options.missing == MissingPolicy::Refuse && nan > 0 {
+        return Err(format!("{nan} missing cells kept though keeping them was not asked"));
+    }
+    for m in &csv.missing {
+        let first = table.get(m.first.0, m.column).filter(|v| v.is_nan());
+        let earlier = (0..m.first.0).any(|i| table.get(i, m.column).is_some_and(f32::is_nan));
+        if m.count == 0 || first.is_none() || earlier {
+            return Err(format!("{m:?} is no column's first missing cell"));
+        }
+    }
     for (j, column) in table.columns.iter().enumerate() {
-        let values: Vec<f32> = table.values.iter().skip(j).step_by(n_cols).copied().collect();
-        let min = values.iter().copied().fold(f32::INFINITY, f32::min);
-        let max = values.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+        let values: Vec<f32> = table.values.iter().skip(j).step_by(n_cols).copied().filter(|v| !v.is_nan()).collect();
+        let (min, max) = match (
+            values.iter().copied().fold(f32::INFINITY, f32::min),
+            values.iter().copied().fold(f32::NEG_INFINITY, f32::max),
+        ) {
+            // A column of nothing but missing cells: an empty range, not infinities.
+            (min, max) if min > max => (0.0, 0.0),
+            range => range,
+        };
         // Compared as numbers: which of 0 and -0 `f32::min` returns is unspecified.
         if column.min != min || column.max != max || column.name.trim().is_empty() {
             return Err(format!("column {j} {column:?}: values run from {min} to {max}"));
@@ -158,11 +179,8 @@ fn check_table(table: &Table, options: &CsvOptions) -> Result<(), String> {
     if !header_ok {
         return Err(format!("header {:?} asked, has_header {}", options.header, csv.has_header));
     }
-    if options.missing == MissingPolicy::Refuse && csv.dropped_rows != 0 {
-        return Err(format!("{} rows dropped though dropping was not asked", csv.dropped_rows));
-    }
-    if (csv.dropped_rows == 0) != csv.first_dropped.is_none() {
-        return Err(format!("{} rows dropped, first dropped {:?}", csv.dropped_rows, csv.first_dropped));
+    if csv.dropped_rows != 0 || csv.first_dropped.is_some() {
+        return Err(format!("{} rows left out as read, first {:?}", csv.dropped_rows, csv.first_dropped));
     }
     if let Some(given) = options.column_names.as_ref().filter(|_| !csv.has_header) {
         let names: Vec<&String> = table.columns.iter().map(|c| &c.name).collect();
@@ -532,16 +550,21 @@ impl Pass<'_> {
     fn rows(&self, rows: &[(u64, &Vec<String>)], text: &[bool]) -> Result<Expected, CsvError> {
         let file = FILE.to_owned();
         let n_cols = self.names.len();
+        // A cell no column can hold: a number no f32 holds, or missing or text among numbers.
+        let is_missing = |j: usize, cell: &String| match classify(cell, self.decimal_comma) {
+            Class::NotFinite => true,
+            Class::Missing | Class::Text => !text[j],
+            Class::Number(_) => false,
+        };
         let mut out = Expected {
             names: self.names.to_vec(),
             values: Vec::new(),
             categories: vec![Vec::new(); n_cols],
             has_header: self.has_header,
-            dropped: 0,
-            first_dropped: None,
+            missing: Vec::new(),
             first_rows: vec![],
         };
-        let mut kept: Vec<&Vec<String>> = Vec::new();
+        let mut kept: Vec<(u64, &Vec<String>)> = Vec::new();
         for &(line, cells) in rows {
             if cells.len() != n_cols {
                 return Err(CsvError::Ragged {
@@ -555,32 +578,21 @@ impl Pass<'_> {
             if out.first_rows.len() < 8 {
                 out.first_rows.push(cells.clone());
             }
-            let classes: Vec<Class> = cells.iter().map(|t| classify(t, self.decimal_comma)).collect();
-            let bad = classes.iter().enumerate().position(|(j, class)| match class {
-                Class::NotFinite => true,
-                Class::Missing | Class::Text => !text[j],
-                Class::Number(_) => false,
-            });
-            let Some(j) = bad else {
-                kept.push(cells);
-                continue;
-            };
-            let (column_name, text) = (out.names[j].clone(), cells[j].clone());
-            if self.options.missing == MissingPolicy::Refuse {
+            let bad = cells.iter().enumerate().position(|(j, cell)| is_missing(j, cell));
+            if let Some(j) = bad
+                && self.options.missing == MissingPolicy::Refuse
+            {
+                let (column_name, text) = (out.names[j].clone(), cells[j].clone());
                 let (file, column) = (file, j + 1);
-                return Err(if matches!(classes[j], Class::Missing) {
+                return Err(if matches!(classify(&cells[j], self.decimal_comma), Class::Missing) {
                     CsvError::Missing { file, line, column, column_name, text }
                 } else {
                     CsvError::NotNumeric { file, line, column, column_name, text }
                 });
             }
-            out.dropped += 1;
-            out.first_dropped.get_or_insert((line, column_name, text));
+            kept.push((line, cells));
         }
         if kept.is_empty() {
-            if out.dropped > 0 {
-                return Err(CsvError::NothingLeft { file, dropped: out.dropped });
-            }
             if self.has_header {
                 return Err(CsvError::HeaderOnly { file, header_line: self.first_line });
             }
@@ -592,27 +604,37 @@ impl Pass<'_> {
             _ => cell.trim().to_owned(),
         };
         for (j, categories) in out.categories.iter_mut().enumerate().filter(|(j, _)| text[*j]) {
-            *categories = kept.iter().map(|row| category(&row[j])).collect();
+            *categories = kept.iter().map(|(_, row)| &row[j]).filter(|c| !is_missing(j, c)).map(category).collect();
             categories.sort();
             categories.dedup();
         }
-        for row in &kept {
+        let mut missing: Vec<Option<MissingColumn>> = vec![None; n_cols];
+        for (i, (line, row)) in kept.iter().enumerate() {
             for (j, cell) in row.iter().enumerate() {
                 out.values.push(match classify(cell, self.decimal_comma) {
+                    // Kept as missing: counted, the first remembered.
+                    _ if is_missing(j, cell) => {
+                        missing[j].get_or_insert((j, 0, (i, *line, cell.clone()))).1 += 1;
+                        f32::NAN
+                    }
                     _ if text[j] => {
                         out.categories[j].iter().position(|c| *c == category(cell)).expect("a kept category") as f32
                     }
                     Class::Number(v) => v,
-                    _ => unreachable!("a kept row's cell of numbers is a number"),
+                    _ => unreachable!("a cell of numbers is a number or missing"),
                 });
             }
         }
+        out.missing = missing.into_iter().flatten().collect();
         Ok(out)
     }
 }
 
+/// A column's missing cells: (column, count, (the first's row, line, text)).
+type MissingColumn = (usize, usize, (usize, u64, String));
+
 /// The table a grid must load as.
-#[derive(Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq)]
 struct Expected {
     names: Vec<String>,
     /// Each text column's categories, sorted; empty for a column of numbers.
@@ -620,8 +642,8 @@ struct Expected {
     /// Compared as bits too, so that 0 and -0 differ.
     values: Vec<f32>,
     has_header: bool,
-    dropped: usize,
-    first_dropped: Option<(u64, String, String)>,
+    /// Each column's missing cells, in column order.
+    missing: Vec<MissingColumn>,
     first_rows: Vec<Vec<String>>,
 }
 
@@ -639,13 +661,14 @@ fn check_grid(grid: &Grid, options: &CsvOptions) -> Result<(), TestCaseError> {
                 categories: table.columns.iter().map(|c| c.categories.clone()).collect(),
                 values: table.values.clone(),
                 has_header: csv.has_header,
-                dropped: csv.dropped_rows,
-                first_dropped: csv.first_dropped.clone(),
+                missing: csv.missing.iter().map(|m| (m.column, m.count, m.first.clone())).collect(),
                 first_rows: csv.first_rows.clone(),
             };
             let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
             prop_assert_eq!(bits(&got.values), bits(&want.values), "values of {:?}", text);
-            prop_assert_eq!(&got, want, "table of {:?}", text);
+            // The values compared as bits above (a missing cell is NaN, no NaN's equal); the rest as they are.
+            let rest = |e: &Expected| Expected { values: Vec::new(), ..e.clone() };
+            prop_assert_eq!(rest(&got), rest(want), "table of {:?}", text);
             prop_assert_eq!((csv.delimiter, csv.had_bom, csv.gzipped), (grid.delimiter, grid.bom, grid.gzip));
         }
         (Err(got), Err(want)) => prop_assert_eq!(got, want, "error for {:?}", text),
@@ -658,7 +681,9 @@ fn check_grid(grid: &Grid, options: &CsvOptions) -> Result<(), TestCaseError> {
     let rectangular = grid.rows.iter().all(|r| r.cells.len() == n_cols && r.cells.iter().all(plain));
     if rectangular && n_cols >= 2 && grid.rows.iter().flat_map(|r| &r.force_quotes).all(|q| !q) {
         let sniffed = CsvOptions { delimiter: None, ..options };
-        prop_assert_eq!(read_bytes(&bytes, FILE, &sniffed, &NoProgress), result, "sniffing {:?}", text);
+        // Compared as written: a missing cell is NaN, no NaN's equal.
+        let sniffed = format!("{:?}", read_bytes(&bytes, FILE, &sniffed, &NoProgress));
+        prop_assert_eq!(sniffed, format!("{result:?}"), "sniffing {:?}", text);
     }
     Ok(())
 }

@@ -11,16 +11,16 @@ use std::sync::Arc;
 use bayes_explorer::Lab;
 use bayes_explorer::compute::params::{FlowParams, MlpParams};
 use bayes_explorer::data::csv::NoProgress;
-use bayes_explorer::data::prepare::{DataSpec, Prepared, Role, default_spec_for_lab, prepare};
-use bayes_explorer::data::{BuiltinFile, CsvOptions, LoadRequest, SynthKind, SynthSpec, Table};
+use bayes_explorer::data::prepare::{DataSpec, Prepared, Role, complete_rows, default_spec_for_lab, prepare};
+use bayes_explorer::data::{BuiltinFile, CsvOptions, LoadRequest, MissingPolicy, SynthKind, SynthSpec, Table};
 use bayes_explorer::models::bnn::{BnnConfig, BnnParams, BnnTrainer, BnnView, Posterior};
 use bayes_explorer::models::flow::{FlowConfig, FlowKind, FlowNet, FlowTrainer};
 use bayes_explorer::models::vae::{
     VaeArch, VaeConfig, VaeNet, VaeNetworks, VaeParams, VaeTrainer, VaeView, vae_inputs,
 };
 use bayes_explorer::train::runfile::{
-    AnyRun, FORMAT_VERSION, Run, RunConfig, RunFileError, first_difference, load_dataset, open_run, read_run_file,
-    sha256_hex, write_atomically,
+    AnyRun, DatasetRecord, FORMAT_VERSION, Run, RunConfig, RunFileError, first_difference, load_dataset, open_run,
+    read_run_file, sha256_hex, table_sha256, write_atomically,
 };
 use bayes_explorer::train::{ModelView, RunSnapshot, Trainer, WorkerState};
 use bayes_explorer::ui::{BayesExplorerApp, Settings, session_run_path};
@@ -611,11 +611,48 @@ fn a_run_needs_its_own_data() {
     let (record, _) = read_run_file(&path).unwrap();
     assert_eq!(record.dataset.rows, 600);
     assert_eq!(record.columns.iter().map(|c| c.role).collect::<Vec<_>>(), [Role::Feature, Role::Feature, Role::Label]);
-    load_dataset(&path, run.dataset()).expect("the same file");
+    load_dataset(&path, run.dataset(), run.spec()).expect("the same file");
     // A changed file is refused by its checksum.
     std::fs::write(&csv, text.replacen('0', "1", 1)).unwrap();
-    let error = load_dataset(&path, run.dataset()).expect_err("other data");
+    let error = load_dataset(&path, run.dataset(), run.spec()).expect_err("other data");
     assert!(error.to_string().contains("sha256"), "{error}");
+}
+
+/// A file with missing cells kept as missing: a run records the rows its roles could use, and finds them again from
+/// the file; a run saved when the reader dropped every row with a missing cell (whatever its roles) finds those.
+#[test]
+fn a_run_on_a_file_with_missing_cells_finds_its_rows_again() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (moons, _, _) = moons();
+    let csv = dir.path().join("moons-with-gaps.csv");
+    let mut text = String::from("x,y,w\n");
+    for (i, row) in moons.values.chunks(3).enumerate() {
+        // x missing once, the ignored w every seventh row.
+        let x = if i == 3 { "NA".to_owned() } else { row[0].to_string() };
+        let w = if i % 7 == 0 { String::new() } else { i.to_string() };
+        let _ = writeln!(text, "{x},{},{w}", row[1]);
+    }
+    std::fs::write(&csv, &text).unwrap();
+    let options = CsvOptions { missing: MissingPolicy::DropRows, ..CsvOptions::default() };
+    let request = LoadRequest::File { path: csv.clone(), options };
+    let read = request.run(&NoProgress).unwrap();
+    let spec =
+        DataSpec { roles: vec![Role::Feature, Role::Feature, Role::Ignored], ..default_spec_for_lab(Lab::Flow, &read) };
+    let table = complete_rows(read.clone(), &spec);
+    assert_eq!(table.n_rows(), 599, "only the row without x is left out");
+    let data = Arc::new(prepare(&table, &spec).unwrap());
+    let config = tiny_flow(FlowKind::Affine);
+    let snapshot = train(Box::new(FlowTrainer::new(config.clone(), &data).unwrap()));
+    let run = AnyRun::from_snapshot(RunConfig::Flow(config), &snapshot, &table, &request, spec.clone()).unwrap();
+    let path = dir.path().join("gaps-run.json");
+    run.save(&path).unwrap();
+    let (found, _) = load_dataset(&path, run.dataset(), &spec).expect("the same rows");
+    assert_eq!((found.n_rows(), table_sha256(&found)), (599, run.dataset().sha256.clone()));
+    // Saved before: every row with a missing cell dropped as the file was read.
+    let dropped_as_read = complete_rows(read, &DataSpec { roles: vec![Role::Feature; 3], ..spec.clone() });
+    let legacy = DatasetRecord::of(&dropped_as_read, &request);
+    let (found, _) = load_dataset(&path, &legacy, &spec).expect("the rows the reader kept then");
+    assert_eq!((found.n_rows(), table_sha256(&found)), (600 - 86 - 1, legacy.sha256));
 }
 
 #[test]

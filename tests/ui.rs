@@ -90,15 +90,16 @@ fn a_bad_file_shows_its_error_and_keeps_the_data() {
     wait_until(&mut harness, "the error", |app| app.lab(Lab::Bnn).message.is_some());
     harness.get_by_label_contains("broken.csv: line 3, column 2 (\"b\"): found \"oops\"");
     assert_eq!(harness.state().lab(Lab::Bnn).data.as_ref().map(|d| d.table.n_rows()), Some(1599));
-    harness.get_by_label("Drop those rows and load").click();
+    harness.get_by_label("Load, leaving out rows that miss a value").click();
     wait_until(&mut harness, "the preview", BayesExplorerApp::preview_is_open);
-    harness.get_by_label_contains("Dropped 1 row with");
+    harness.get_by_label_contains("Cells missing or not a number, kept as missing, in \"b\" (1, the first on line 3)");
+    harness.get_by_label_contains("Left out: 1 row that misses a value in a column used (the first on line 3");
     harness.get_by_label("Use in the BNN lab").click();
     harness.run_steps(3);
     assert_eq!(harness.state().lab(Lab::Bnn).data.as_ref().map(|d| d.table.n_rows()), Some(21));
-    // The lab says what was dropped, as a warning: the data is not all the file held.
-    let message = harness.state().lab(Lab::Bnn).message.clone().expect("a message about the dropped row");
-    assert!(message.is_warning() && !message.is_error() && message.text.contains("dropped 1 row with"), "{message:?}");
+    // The lab says what was left out, as a warning: the data is not all the file held.
+    let message = harness.state().lab(Lab::Bnn).message.clone().expect("a message about the row left out");
+    assert!(message.is_warning() && !message.is_error() && message.text.contains("left out 1 row that"), "{message:?}");
 }
 
 /// The preview's first rows, "as written in the file", start with the header line, its names over their columns of

@@ -265,7 +265,7 @@ pub(super) fn open_nuts_run(args: &TrainArgs, path: &Path) -> Result<(), CliErro
     debug_assert!(args.sampler == SamplerArg::Vi, "--load conflicts with --sampler");
     let bad = |e: String| CliError::BadInput(e);
     let run = NutsRun::load(path).map_err(|e| bad(e.to_string()))?;
-    let (table, _) = load_dataset(path, &run.dataset).map_err(|e| bad(e.to_string()))?;
+    let (table, _) = load_dataset(path, &run.dataset, &run.spec).map_err(|e| bad(e.to_string()))?;
     let prepared = run.prepare(&table).map_err(|e| bad(format!("{}: {e}", path.display())))?;
     let evaluated = run.evaluate(&prepared);
     print_run(&run, args.json, Some(path), &[("saved", &run.metrics), ("evaluated", &evaluated)]);

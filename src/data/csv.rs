@@ -18,7 +18,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use serde::{Deserialize, Serialize};
 
 use crate::data::source::DataSource;
-use crate::data::table::{Column, CsvFacts, Table, column_stats};
+use crate::data::table::{Column, CsvFacts, MissingCells, Table, column_stats};
 
 /// Files larger than this (after decompression) are refused: datasets are trained in memory.
 pub const MAX_BYTES: u64 = 256 * 1024 * 1024;
@@ -53,7 +53,9 @@ pub enum MissingPolicy {
     /// Stop at the first such cell with an error that names it.
     #[default]
     Refuse,
-    /// Skip such rows and report how many were skipped.
+    /// Keep such cells as missing (NaN in the table, counted per column in [`CsvFacts::missing`]): the rows that
+    /// miss a value in a column the data's roles use are left out when the roles are known
+    /// ([`crate::data::prepare::complete_rows`]), so that a column left ignored costs no rows.
     DropRows,
 }
 
@@ -106,20 +108,17 @@ pub enum CsvError {
     Ragged { file: String, line: u64, found: usize, expected: usize, reference_line: u64 },
     /// A missing value (empty, `NA`, `?`, `nan`, ...).
     #[error(
-        "{file}: line {line}, column {column} (\"{column_name}\"): missing value {text:?}; expected a number (or choose to drop rows with missing values)"
+        "{file}: line {line}, column {column} (\"{column_name}\"): missing value {text:?}; expected a number (or leave out the rows that miss a value)"
     )]
     Missing { file: String, line: u64, column: usize, column_name: String, text: String },
     /// Text in a column of numbers, or a number no `f32` holds (in any column).
     #[error(
-        "{file}: line {line}, column {column} (\"{column_name}\"): found {text:?}; expected a number (or choose to drop such rows)"
+        "{file}: line {line}, column {column} (\"{column_name}\"): found {text:?}; expected a number (or leave out such rows)"
     )]
     NotNumeric { file: String, line: u64, column: usize, column_name: String, text: String },
     /// Quoting the CSV grammar cannot read.
     #[error("{file}: line {line}: {message}")]
     Malformed { file: String, line: u64, message: String },
-    /// Every row was dropped.
-    #[error("{file}: all {dropped} data rows had missing or non-numeric cells; nothing is left to load")]
-    NothingLeft { file: String, dropped: usize },
     /// Column names given by the caller do not match the file.
     #[error("{file}: {given} column names were given but the file has {found} columns")]
     NamesMismatch { file: String, given: usize, found: usize },
@@ -625,8 +624,7 @@ impl<'a> Parser<'a> {
         let mut counts = vec![Counts::default(); n_cols];
         let mut categories: Vec<Categories> = (0..n_cols).map(|_| Categories::default()).collect();
         let mut first_rows = Vec::new();
-        let mut dropped = 0usize;
-        let mut first_dropped = None;
+        let mut missing: Vec<Option<MissingCells>> = vec![None; n_cols];
         let mut comma_read = false;
         let mut n_rows = 0usize;
         let total = self.bytes.len().max(1) as f32;
@@ -674,47 +672,47 @@ impl<'a> Parser<'a> {
             for (count, cell) in counts.iter_mut().zip(&cells) {
                 count.add(cell);
             }
-            // The row's first cell that cannot be read: a number no f32 holds, or missing or no number where numbers
-            // are (in a column of text, missing is a category of its own).
-            let bad = cells.iter().zip(kinds).position(|(cell, kind)| match cell {
+            // A cell that cannot be read: a number no f32 holds, or missing or no number where numbers are (in a column
+            // of text, missing is a category of its own).
+            let bad = |(cell, kind): (&Cell, &Holds)| match cell {
                 Cell::NotFinite => true,
                 Cell::Missing | Cell::Text => *kind == Holds::Numbers,
                 Cell::Number(_) | Cell::CommaNumber(_) => false,
-            });
-            if let Some(j) = bad {
-                let text = rec.get(j).unwrap_or_default();
-                let column_name = names.get(j).cloned().unwrap_or_default();
-                match self.options.missing {
-                    MissingPolicy::Refuse => {
-                        let (file, line, column, text) =
-                            (file.clone(), self.line_at(rec.position()), j + 1, text.to_owned());
-                        return Err(if matches!(cells[j], Cell::Missing) {
-                            CsvError::Missing { file, line, column, column_name, text }
-                        } else {
-                            CsvError::NotNumeric { file, line, column, column_name, text }
-                        });
-                    }
-                    MissingPolicy::DropRows => {
-                        dropped += 1;
-                        if first_dropped.is_none() {
-                            first_dropped = Some((self.line_at(rec.position()), column_name, text.to_owned()));
-                        }
-                        continue;
-                    }
-                }
+            };
+            if self.options.missing == MissingPolicy::Refuse
+                && let Some(j) = cells.iter().zip(kinds).position(bad)
+            {
+                let (file, line, column) = (file.clone(), self.line_at(rec.position()), j + 1);
+                let (column_name, text) = (names.get(j).cloned().unwrap_or_default(), rec.get(j).unwrap_or_default());
+                let text = text.to_owned();
+                return Err(if matches!(cells[j], Cell::Missing) {
+                    CsvError::Missing { file, line, column, column_name, text }
+                } else {
+                    CsvError::NotNumeric { file, line, column, column_name, text }
+                });
             }
             row_buf.clear();
-            for (((cell, kind), column), text) in cells.iter().zip(kinds).zip(&mut categories).zip(rec.iter()) {
+            for (j, (((cell, kind), column), text)) in
+                cells.iter().zip(kinds).zip(&mut categories).zip(rec.iter()).enumerate()
+            {
                 row_buf.push(match (cell, kind) {
                     (Cell::Missing, Holds::Text) => column.code(MISSING_CATEGORY),
-                    (_, Holds::Text) => column.code(text.trim()),
+                    (Cell::Number(_) | Cell::CommaNumber(_) | Cell::Text, Holds::Text) => column.code(text.trim()),
                     (Cell::Number(v), _) => *v,
                     (Cell::CommaNumber(v), _) => {
                         comma_read = true;
                         *v
                     }
-                    // Refused above.
-                    (Cell::Missing | Cell::NotFinite | Cell::Text, _) => 0.0,
+                    // Kept as missing (refused above unless asked).
+                    (Cell::NotFinite, _) | (Cell::Missing | Cell::Text, Holds::Numbers) => {
+                        let cells = missing[j].get_or_insert_with(|| MissingCells {
+                            column: j,
+                            count: 0,
+                            first: (n_rows, self.line_at(rec.position()), text.to_owned()),
+                        });
+                        cells.count += 1;
+                        f32::NAN
+                    }
                 });
             }
             values.extend_from_slice(&row_buf);
@@ -729,9 +727,6 @@ impl<'a> Parser<'a> {
             return Err(CsvError::Malformed { file, line: self.line_at(Some(position)), message: message.into() });
         }
         if n_rows == 0 {
-            if dropped > 0 {
-                return Err(CsvError::NothingLeft { file, dropped });
-            }
             if has_header {
                 return Err(CsvError::HeaderOnly { file, header_line: first_line });
             }
@@ -762,8 +757,9 @@ impl<'a> Parser<'a> {
                 gzipped: false,
                 crlf: false,
                 decimal_comma: comma_read,
-                dropped_rows: dropped,
-                first_dropped,
+                dropped_rows: 0,
+                first_dropped: None,
+                missing: missing.into_iter().flatten().collect(),
                 first_rows,
             }),
         };
@@ -829,7 +825,8 @@ impl Categories {
         for (new, &old) in order.iter().enumerate() {
             new_code[old] = new as f32;
         }
-        for v in values.iter_mut().step_by(stride) {
+        // A missing cell (NaN: a number no f32 holds) stays missing.
+        for v in values.iter_mut().step_by(stride).filter(|v| !v.is_nan()) {
             *v = new_code[*v as usize];
         }
         let mut names = self.names;

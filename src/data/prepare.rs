@@ -7,7 +7,7 @@ use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
 use crate::Lab;
-use crate::data::table::{Column, ColumnKind, DISTINCT_CAP, Table};
+use crate::data::table::{Column, ColumnKind, DISTINCT_CAP, Table, column_stats};
 
 /// What a column is for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -80,15 +80,19 @@ impl DataSpec {
     /// column is a feature, but a text column is one only with two categories (read as 0 and 1), and ignored
     /// otherwise: its numbers, given in the categories' sorted order, measure nothing; a row number is ignored too
     /// (see [`is_row_number`]), and so is an output of text with more categories than a label takes, or with a
-    /// single one. 15 % test, seed 42.
+    /// single one. A column missing more than half its cells is ignored too: as a feature it would leave out most
+    /// rows ([`complete_rows`]). 15 % test, seed 42.
     #[must_use]
     pub fn default_for(table: &Table) -> Self {
+        let mostly_missing =
+            |j: usize| table.csv.iter().flat_map(|c| &c.missing).any(|m| m.column == j && 2 * m.count > table.n_rows());
         let mut roles: Vec<Role> = table
             .columns
             .iter()
-            .map(|c| {
+            .enumerate()
+            .map(|(j, c)| {
                 let unmeasured = c.kind == ColumnKind::Text && c.categories.len() != 2;
-                if unmeasured || is_row_number(c) { Role::Ignored } else { Role::Feature }
+                if unmeasured || is_row_number(c) || mostly_missing(j) { Role::Ignored } else { Role::Feature }
             })
             .collect();
         let named = table.columns.iter().position(|c| {
@@ -125,6 +129,12 @@ impl DataSpec {
             .map(|(i, r)| (i, *r))
             .collect();
         if outputs.len() == 1 { outputs.first().copied() } else { None }
+    }
+
+    /// Indices of the columns the spec uses: its features and its output (every column not ignored).
+    #[must_use]
+    pub fn used_columns(&self) -> Vec<usize> {
+        self.roles.iter().enumerate().filter(|(_, r)| **r != Role::Ignored).map(|(i, _)| i).collect()
     }
 
     fn columns_with(&self, role: Role) -> Vec<usize> {
@@ -261,15 +271,135 @@ pub enum SpecError {
     /// No feature column.
     #[error("no column is a feature; choose at least one")]
     NoFeatures,
-    /// Too few rows.
-    #[error("the dataset has {rows} rows; at least 2 are needed to split it")]
-    TooFewRows { rows: usize },
+    /// Too few rows with a value in every column used (`left_out` miss one).
+    #[error("{}", too_few_rows(*rows, *left_out))]
+    TooFewRows { rows: usize, left_out: usize },
     /// A named column is missing.
     #[error("no column is named {name:?}; the columns are: {available}")]
     NoSuchColumn { name: String, available: String },
 }
 
-/// Splits and standardises the table as the spec says.
+fn too_few_rows(rows: usize, left_out: usize) -> String {
+    if left_out == 0 {
+        format!("the dataset has {rows} rows; at least 2 are needed to split it")
+    } else {
+        format!(
+            "{left_out} of the dataset's {} rows miss a value in a column used, leaving {rows}; at least 2 are needed \
+             to split them (ignore the columns with missing cells)",
+            rows + left_out
+        )
+    }
+}
+
+/// The rows a spec cannot use: those that miss a value (a missing cell kept as NaN, see
+/// [`crate::data::MissingPolicy::DropRows`]) in a column it uses.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct LeftOut {
+    /// How many rows.
+    pub rows: usize,
+    /// The first, where the file's facts tell: (line, column name, the cell's text).
+    pub first: Option<(u64, String, String)>,
+}
+
+impl std::fmt::Display for LeftOut {
+    /// "12 rows that miss a value in a column used (the first on line 7, column "Age": "")".
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.rows {
+            1 => write!(f, "1 row that misses")?,
+            n => write!(f, "{n} rows that miss")?,
+        }
+        write!(f, " a value in a column used")?;
+        if let Some((line, column, text)) = &self.first {
+            write!(f, " (the first on line {line}, column \"{column}\": {text:?})")?;
+        }
+        Ok(())
+    }
+}
+
+impl LeftOut {
+    /// What a table's CSV facts say [`complete_rows`] left out of it.
+    #[must_use]
+    pub fn of(table: &Table) -> Self {
+        table.csv.as_ref().map_or_else(Self::default, |c| Self { rows: c.dropped_rows, first: c.first_dropped.clone() })
+    }
+}
+
+/// Whether row `i` misses a value in one of `columns`.
+fn misses_a_value(table: &Table, i: usize, columns: &[usize]) -> bool {
+    table.row(i).is_some_and(|row| columns.iter().any(|&j| row.get(j).is_some_and(|v| v.is_nan())))
+}
+
+/// The rows of `table` that `spec` cannot use, counted (every value of the used columns is looked at: call it when
+/// the roles change, not every frame).
+#[must_use]
+pub fn left_out(table: &Table, spec: &DataSpec) -> LeftOut {
+    let used = spec.used_columns();
+    let rows = (0..table.n_rows()).filter(|&i| misses_a_value(table, i, &used)).count();
+    // The first row left out is the earliest first missing cell among the used columns.
+    let first = table
+        .csv
+        .iter()
+        .flat_map(|facts| &facts.missing)
+        .filter(|m| used.contains(&m.column))
+        .min_by_key(|m| m.first.0)
+        .map(|m| (m.first.1, table.columns[m.column].name.clone(), m.first.2.clone()));
+    LeftOut { rows, first: first.filter(|_| rows > 0) }
+}
+
+/// `table` without the rows `spec` cannot use ([`left_out`]): what a lab trains on, shows and records. Its CSV facts
+/// say how many rows were left out and the first (`dropped_rows`, `first_dropped`); each column's statistics are those
+/// of the rows kept, and a text column's categories those met in them. A column `spec` ignores may still hold missing cells (NaN). Unchanged when every row is
+/// complete.
+#[must_use]
+pub fn complete_rows(mut table: Table, spec: &DataSpec) -> Table {
+    let left = left_out(&table, spec);
+    if left.rows == 0 {
+        return table;
+    }
+    let used = spec.used_columns();
+    let n_cols = table.n_cols();
+    let kept: Vec<f32> = (0..table.n_rows())
+        .filter(|&i| !misses_a_value(&table, i, &used))
+        .flat_map(|i| table.row(i).unwrap_or_default().iter().copied())
+        .collect();
+    table.values = kept;
+    for (j, column) in table.columns.iter_mut().enumerate() {
+        let name = std::mem::take(&mut column.name);
+        if column.kind == ColumnKind::Text {
+            // Each category is used at least once: one met only in the rows left out goes, the others renumbered
+            // in their sorted order.
+            let mut met = vec![false; column.categories.len()];
+            for v in table.values.iter().skip(j).step_by(n_cols).filter(|v| !v.is_nan()) {
+                if let Some(m) = met.get_mut(*v as usize) {
+                    *m = true;
+                }
+            }
+            let mut code = Vec::with_capacity(met.len());
+            let mut next = 0.0f32;
+            for &m in &met {
+                code.push(next);
+                next += f32::from(u8::from(m));
+            }
+            for v in table.values.iter_mut().skip(j).step_by(n_cols).filter(|v| !v.is_nan()) {
+                *v = code.get(*v as usize).copied().unwrap_or(*v);
+            }
+            let categories = std::mem::take(&mut column.categories).into_iter().zip(&met);
+            *column = Column::text(name, categories.filter(|(_, m)| **m).map(|(c, _)| c).collect());
+        } else {
+            *column = column_stats(name, table.values.iter().skip(j).step_by(n_cols).copied());
+        }
+    }
+    if let Some(facts) = &mut table.csv {
+        facts.dropped_rows = left.rows;
+        facts.first_dropped = left.first;
+        // They name rows by their place in the table as read.
+        facts.missing.clear();
+    }
+    table
+}
+
+/// Splits and standardises the table as the spec says; rows that miss a value in a used column are left out
+/// ([`complete_rows`] leaves them out of the table a lab holds).
 pub fn prepare(table: &Table, spec: &DataSpec) -> Result<Prepared, SpecError> {
     if spec.roles.len() != table.n_cols() {
         return Err(SpecError::RoleCount { columns: table.n_cols(), roles: spec.roles.len() });
@@ -278,17 +408,21 @@ pub fn prepare(table: &Table, spec: &DataSpec) -> Result<Prepared, SpecError> {
     if features.is_empty() {
         return Err(SpecError::NoFeatures);
     }
-    if table.n_rows() < 2 {
-        return Err(SpecError::TooFewRows { rows: table.n_rows() });
+    let used = spec.used_columns();
+    let rows: Vec<usize> = (0..table.n_rows()).filter(|&i| !misses_a_value(table, i, &used)).collect();
+    if rows.len() < 2 {
+        return Err(SpecError::TooFewRows { rows: rows.len(), left_out: table.n_rows() - rows.len() });
     }
     let output = spec.output_column();
     let classes: Option<Vec<f32>> = output.filter(|(_, r)| *r == Role::Label).map(|(j, _)| {
-        let mut values: Vec<f32> = (0..table.n_rows()).filter_map(|i| table.get(i, j)).collect();
+        let mut values: Vec<f32> = rows.iter().filter_map(|&i| table.get(i, j)).collect();
         values.sort_by(f32::total_cmp);
         values.dedup();
         values
     });
-    let (train, test) = split_indices(table.n_rows(), spec.test_fraction, spec.seed);
+    let (train, test) = split_indices(rows.len(), spec.test_fraction, spec.seed);
+    let (train, test): (Vec<usize>, Vec<usize>) =
+        (train.into_iter().map(|i| rows[i]).collect(), test.into_iter().map(|i| rows[i]).collect());
     let gather_x = |rows: &[usize]| -> Vec<f32> {
         rows.iter().flat_map(|&i| features.iter().map(move |&j| table.get(i, j).unwrap_or(0.0))).collect()
     };

@@ -71,9 +71,13 @@ impl Column {
             && self.n_distinct <= max_classes
     }
 
-    /// How a value of this column is written: a text column's category, else the number.
+    /// How a value of this column is written: a text column's category, else the number ("missing" for a missing
+    /// cell, kept as NaN).
     #[must_use]
     pub fn value_text(&self, value: f32) -> String {
+        if value.is_nan() {
+            return "missing".into();
+        }
         let category = (value >= 0.0 && value.fract() == 0.0).then(|| self.categories.get(value as usize)).flatten();
         category.cloned().unwrap_or_else(|| format!("{value}"))
     }
@@ -111,12 +115,29 @@ pub struct CsvFacts {
     /// Numbers were written with a decimal comma ("0,27", between semicolons or tabs).
     #[serde(default)]
     pub decimal_comma: bool,
-    /// Rows dropped because of missing or non-numeric cells (only when the user asked to drop them).
+    /// Rows left out because they miss a value in a column the data's roles use ([`crate::data::prepare::
+    /// complete_rows`]); 0 in a table as read.
     pub dropped_rows: usize,
-    /// The first dropped row, to show the user an example: (line, column name, text).
+    /// The first row left out, to show the user an example: (line, column name, text).
     pub first_dropped: Option<(u64, String, String)>,
+    /// Each column's missing cells (empty, `NA`, `?`, `nan`, text among numbers, a number no `f32` holds), kept as
+    /// NaN where the user asked to keep such rows ([`crate::data::MissingPolicy::DropRows`]); in column order, only
+    /// columns with one. Empty in a table without its incomplete rows.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub missing: Vec<MissingCells>,
     /// The raw text of the first rows (header excluded), for the preview.
     pub first_rows: Vec<Vec<String>>,
+}
+
+/// One column's missing cells in a table as read.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MissingCells {
+    /// The column's index.
+    pub column: usize,
+    /// How many of its cells are missing.
+    pub count: usize,
+    /// The first: its row's index in the table, its line in the file and its text.
+    pub first: (usize, u64, String),
 }
 
 /// Human name of a delimiter byte.
@@ -186,13 +207,14 @@ impl Table {
     }
 }
 
-/// Statistics of one column's values.
+/// Statistics of one column's values, its missing cells (NaN) left aside.
 pub(crate) fn column_stats(name: String, values: impl Iterator<Item = f32>) -> Column {
     let mut min = f32::INFINITY;
     let mut max = f32::NEG_INFINITY;
     let mut integer = true;
     let mut distinct: Vec<f32> = Vec::new();
-    for v in values {
+    // A missing cell (NaN) is no value: it moves neither the range nor the kind.
+    for v in values.filter(|v| !v.is_nan()) {
         min = min.min(v);
         max = max.max(v);
         integer &= v.fract() == 0.0;

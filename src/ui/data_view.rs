@@ -149,7 +149,9 @@ fn scatter_ui(lab: Lab, data: &LabData, features: &[usize], view: &mut DataViewS
         None => groups.push((name, colour, vec![p])),
     };
     for i in rows {
-        let (Some(px), Some(py)) = (table.get(i, x), table.get(i, y)) else {
+        // A column the roles ignore may hold missing cells (NaN): such a row has no point.
+        let (Some(px), Some(py)) = (table.get(i, x).filter(|v| !v.is_nan()), table.get(i, y).filter(|v| !v.is_nan()))
+        else {
             continue;
         };
         let p = [f64::from(px), f64::from(py)];

@@ -67,7 +67,8 @@ impl Message {
 
 /// What the user answered in the message area this frame.
 pub(crate) enum MessageAnswer {
-    /// "Drop those rows and load": load this request (the message goes).
+    /// "Load, leaving out rows that miss a value": load this request, which keeps such cells as missing, into the
+    /// preview (the message goes).
     RetryDropping(LoadRequest),
     /// "Dismiss": the message goes.
     Dismiss,
@@ -92,7 +93,7 @@ pub(crate) fn message_ui(message: &Message, ui: &mut egui::Ui) -> Option<Message
         }
         ui.horizontal(|ui| {
             if let Some(retry) = &message.retry_dropping
-                && ui.button("Drop those rows and load").clicked()
+                && ui.button("Load, leaving out rows that miss a value").clicked()
             {
                 answer = Some(MessageAnswer::RetryDropping(retry.clone()));
             }

@@ -2,7 +2,7 @@
 //! each column's type, range and role, standardisation, the seeded split, and which labs can use it.
 
 use crate::Lab;
-use crate::data::prepare::{DataSpec, Role, check_lab, image_side, split_counts};
+use crate::data::prepare::{DataSpec, LeftOut, Role, check_lab, image_side, left_out, split_counts};
 use crate::data::table::{ColumnKind, DISTINCT_CAP, delimiter_name};
 use crate::data::{CsvOptions, HeaderMode, LoadRequest, Table};
 
@@ -13,11 +13,37 @@ pub(crate) struct Preview {
     pub table: Table,
     pub spec: DataSpec,
     pub request: LoadRequest,
+    /// The rows the roles cannot use (they miss a value in a column used), and the roles they were counted for.
+    left_out: (Vec<Role>, LeftOut),
 }
 
 impl Preview {
     pub(crate) fn new(lab: Lab, table: Table, spec: DataSpec, request: LoadRequest) -> Self {
-        Self { lab, table, spec, request }
+        let left_out = (spec.roles.clone(), left_out(&table, &spec));
+        Self { lab, table, spec, request, left_out }
+    }
+
+    /// The rows the roles cannot use, counted again when the roles have changed.
+    fn left_out(&mut self) -> &LeftOut {
+        if self.left_out.0 != self.spec.roles {
+            self.left_out = (self.spec.roles.clone(), left_out(&self.table, &self.spec));
+        }
+        &self.left_out.1
+    }
+
+    /// How many rows the lab would train on, and why not where it cannot.
+    fn check(&mut self, lab: Lab) -> Result<usize, String> {
+        let left = self.left_out().clone();
+        let rows = self.table.n_rows() - left.rows;
+        check_lab(lab, &self.table, &self.spec)?;
+        if rows < 2 {
+            return Err(format!(
+                "needs two rows with a value in every column used; {} of {} miss one",
+                left.rows,
+                self.table.n_rows()
+            ));
+        }
+        Ok(rows)
     }
 }
 
@@ -75,7 +101,7 @@ pub(crate) fn preview_window(mut preview: Preview, ctx: &egui::Context) -> Previ
                 .inner;
             ui.separator();
             if let Choice::Keep = choice {
-                choice = preview_actions(&preview, ui);
+                choice = preview_actions(&mut preview, ui);
             }
         });
     if !open || escape {
@@ -111,17 +137,23 @@ fn preview_ui(p: &mut Preview, ui: &mut egui::Ui) -> Choice {
             if csv.gzipped { " Gzip-compressed." } else { "" },
             if csv.had_bom { " Starts with a UTF-8 byte order mark." } else { "" },
         ));
-        if csv.dropped_rows > 0 {
-            let example = csv.first_dropped.as_ref().map_or(String::new(), |(line, col, text)| {
-                format!(" (the first on line {line}, column \"{col}\": {text:?})")
-            });
-            ui.colored_label(
-                ui.visuals().warn_fg_color,
-                format!(
-                    "Dropped {} with missing or non-numeric cells{example}.",
-                    crate::ui::count::count(csv.dropped_rows, "row")
-                ),
-            );
+        if !csv.missing.is_empty() {
+            // A few columns named; a file of many counted.
+            const NAMED: usize = 4;
+            let mut columns: Vec<String> = csv
+                .missing
+                .iter()
+                .take(NAMED)
+                .map(|m| {
+                    let name = crate::ui::lab_page::cut_name(&t.columns[m.column].name, LISTED_NAME_CHARS)
+                        .unwrap_or_else(|| t.columns[m.column].name.clone());
+                    format!("\"{name}\" ({}, the first on line {})", m.count, m.first.1)
+                })
+                .collect();
+            if csv.missing.len() > NAMED {
+                columns.push(format!("{} more", crate::ui::count::count(csv.missing.len() - NAMED, "column")));
+            }
+            ui.label(format!("Cells missing or not a number, kept as missing, in {}.", columns.join(", ")));
         }
         let mut header = csv.has_header;
         if ui.checkbox(&mut header, "The first row is a header").changed()
@@ -233,7 +265,8 @@ fn preview_ui(p: &mut Preview, ui: &mut egui::Ui) -> Choice {
                         ui.monospace(shown);
                     }
                 } else {
-                    ui.monospace(format!("{} .. {}", c.min, c.max));
+                    let missing = csv_missing(t, j).map_or(String::new(), |n| format!(" ({n} missing)"));
+                    ui.monospace(format!("{} .. {}{missing}", c.min, c.max));
                 }
                 ui.label(if c.n_distinct > DISTINCT_CAP {
                     format!(">{DISTINCT_CAP}")
@@ -273,21 +306,33 @@ fn preview_ui(p: &mut Preview, ui: &mut egui::Ui) -> Choice {
         let id = ui.label("Seed").id;
         ui.add(egui::DragValue::new(&mut p.spec.seed)).labelled_by(id);
     });
-    let (n_train, n_test) = split_counts(t.n_rows(), p.spec.test_fraction);
+    let left = p.left_out().clone();
+    let (n_train, n_test) = split_counts(p.table.n_rows() - left.rows, p.spec.test_fraction);
     ui.label(format!("Split: {n_train} train, {n_test} test (seed {})", p.spec.seed));
+    if left.rows > 0 {
+        ui.colored_label(
+            ui.visuals().warn_fg_color,
+            format!("Left out: {left}. A column set to ignored costs no rows."),
+        );
+    }
     if let Some(side) = image_side(p.spec.feature_columns().len()) {
         ui.label(format!("The features form {side} x {side} images."));
     }
     ui.add_space(4.0);
     for lab in Lab::ALL {
-        match check_lab(lab, t, &p.spec) {
-            Ok(()) => ui.label(format!("{} lab: usable", lab.tab_name())),
+        match p.check(lab) {
+            Ok(_) => ui.label(format!("{} lab: usable", lab.tab_name())),
             Err(why) => {
                 ui.colored_label(ui.visuals().warn_fg_color, format!("{} lab: not usable; it {why}", lab.tab_name()))
             }
         };
     }
     choice
+}
+
+/// How many of column `j`'s cells are missing in the file, if any.
+fn csv_missing(t: &Table, j: usize) -> Option<usize> {
+    t.csv.as_ref()?.missing.iter().find(|m| m.column == j).map(|m| m.count)
 }
 
 /// The categories of a column of text its values' hover lists; the rest are counted.
@@ -318,10 +363,10 @@ fn header_widths(value_widths: &[usize], name_lengths: &[usize], spare: usize) -
 }
 
 /// The preview's buttons: use the data in its lab, or cancel.
-fn preview_actions(p: &Preview, ui: &mut egui::Ui) -> Choice {
+fn preview_actions(p: &mut Preview, ui: &mut egui::Ui) -> Choice {
     let mut choice = Choice::Keep;
+    let usable = p.check(p.lab).is_ok();
     ui.horizontal(|ui| {
-        let usable = check_lab(p.lab, &p.table, &p.spec).is_ok();
         if ui.add_enabled(usable, egui::Button::new(format!("Use in the {} lab", p.lab.tab_name()))).clicked() {
             choice = Choice::Use;
         }

@@ -11,6 +11,7 @@ mod continuing;
 mod flow_line;
 mod flow_play;
 mod layout;
+mod missing;
 mod paths;
 mod presenter;
 mod runs;

@@ -8,7 +8,8 @@ use sha2::{Digest, Sha256};
 use super::files::hex;
 use super::format::{DatasetRecord, RunFileError};
 use crate::data::csv::NoProgress;
-use crate::data::{LoadRequest, Table};
+use crate::data::prepare::complete_rows;
+use crate::data::{DataSpec, LoadRequest, Role, Table};
 
 impl DatasetRecord {
     /// The record of `table`, loaded by `request` (hashes every value: call it off the UI thread).
@@ -41,9 +42,15 @@ pub fn table_sha256(table: &Table) -> String {
 }
 
 /// Loads the dataset a run was trained on and checks it is the same data (by [`table_sha256`]). A CSV file is
-/// looked for at its recorded path, then (for a shared run) next to the run file. Returns the table and the
-/// request that loaded it.
-pub fn load_dataset(run_path: &Path, dataset: &DatasetRecord) -> Result<(Table, LoadRequest), RunFileError> {
+/// looked for at its recorded path, then (for a shared run) next to the run file. The table is the one the run
+/// trained on: without the rows that miss a value in a column `spec` uses ([`complete_rows`]), or, for a run saved
+/// before rows were left out by the columns used, without every row that misses a value anywhere (what the reader
+/// dropped then). Returns the table and the request that loaded it.
+pub fn load_dataset(
+    run_path: &Path,
+    dataset: &DatasetRecord,
+    spec: &DataSpec,
+) -> Result<(Table, LoadRequest), RunFileError> {
     let file = run_path.display().to_string();
     let error = |message: String| RunFileError::Dataset { file: file.clone(), message };
     let mut requests = vec![dataset.source.clone()];
@@ -66,8 +73,22 @@ pub fn load_dataset(run_path: &Path, dataset: &DatasetRecord) -> Result<(Table, 
     let mut mismatch = None;
     for request in requests {
         match request.run(&NoProgress) {
-            Ok(table) if table_sha256(&table) == dataset.sha256 => return Ok((table, request)),
-            Ok(_) => {
+            Ok(table) if !table.values.iter().any(|v| v.is_nan()) => {
+                if table_sha256(&table) == dataset.sha256 {
+                    return Ok((table, request));
+                }
+                mismatch.get_or_insert(request.describe());
+            }
+            Ok(table) => {
+                let every_column = DataSpec { roles: vec![Role::Feature; table.n_cols()], ..spec.clone() };
+                let used = complete_rows(table.clone(), spec);
+                if table_sha256(&used) == dataset.sha256 {
+                    return Ok((used, request));
+                }
+                let complete = complete_rows(table, &every_column);
+                if table_sha256(&complete) == dataset.sha256 {
+                    return Ok((complete, request));
+                }
                 mismatch.get_or_insert(request.describe());
             }
             Err(e) => {

@@ -761,7 +761,7 @@ pub struct OpenedRun {
 /// Opens a run file and its dataset and prepares the data, checking everything (for a background thread).
 pub fn open_run(path: &Path) -> Result<OpenedRun, RunFileError> {
     let run = AnyRun::load(path)?;
-    let (table, request) = load_dataset(path, run.dataset())?;
+    let (table, request) = load_dataset(path, run.dataset(), run.spec())?;
     let prepared =
         run.prepare(&table).map_err(|message| RunFileError::Dataset { file: path.display().to_string(), message })?;
     Ok(OpenedRun { path: path.to_owned(), run, table, request, prepared: Arc::new(prepared) })

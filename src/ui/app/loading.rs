@@ -70,13 +70,9 @@ impl BayesExplorerApp {
         state.run_origin = None;
         state.forget_continuation();
         state.view = crate::ui::data_view::DataViewState::default();
-        let dropped = data.table.csv.as_ref().map_or(0, |c| c.dropped_rows);
-        if dropped > 0 {
-            let text = format!(
-                "{}: dropped {} with missing or non-numeric cells",
-                data.table.name,
-                crate::ui::count::count(dropped, "row")
-            );
+        let left = crate::data::prepare::LeftOut::of(&data.table);
+        if left.rows > 0 {
+            let text = format!("{}: left out {left}", data.table.name);
             state.message = Some(Message::warning(text).about_loading(&data.request));
         } else if state.message.as_ref().is_some_and(|m| !m.is_error()) {
             // Notes are about the data being replaced; errors stay until the user dismisses them.
@@ -168,6 +164,7 @@ impl BayesExplorerApp {
                     let spec = spec
                         .filter(|s| s.roles.len() == table.n_cols())
                         .unwrap_or_else(|| crate::data::prepare::default_spec_for_lab(lab, &table));
+                    let table = crate::data::prepare::complete_rows(table, &spec);
                     self.apply_data(lab, LabData::new(table, spec, job.request));
                     // The last session's settings, unless its model is still coming (they go in after it).
                     if !self.restoring(lab) {
@@ -205,7 +202,8 @@ impl BayesExplorerApp {
             PreviewOutcome::Cancelled => {}
             PreviewOutcome::Use(preview) => {
                 let lab = preview.lab;
-                self.apply_data(lab, LabData::new(preview.table, preview.spec, preview.request));
+                let table = crate::data::prepare::complete_rows(preview.table, &preview.spec);
+                self.apply_data(lab, LabData::new(table, preview.spec, preview.request));
                 self.settings.tab = lab;
             }
             PreviewOutcome::Reload(lab, request) => self.start_load(lab, request, LoadTarget::Preview),
