@@ -24,6 +24,7 @@ use crate::ui::lab_data::LabData;
 use crate::ui::lab_page::{
     EpochCurves, epoch_series, labelled_combo, start_view_thread, together, view_error, waiting,
 };
+use crate::ui::overfit::{FELL, RISE, WINDOW, held_out_rise};
 use crate::ui::plot_axes;
 use crate::ui::record::{FigureRecorder, FrameTarget, Stages, Subject};
 use crate::ui::settings_check;
@@ -262,6 +263,15 @@ impl FlowUiState {
     #[must_use]
     pub fn scrubbed_epoch(&self) -> Option<f64> {
         self.scrubber.scrubbed_epoch()
+    }
+
+    /// Puts the model kept nearest to `epoch` on show in every view, as the scrubber would.
+    pub(crate) fn show_epoch(&mut self, epoch: f64) {
+        if let Some(i) = self.scrubber.history.nearest(epoch) {
+            self.scrubber.step = Some(self.scrubber.history.entries()[i].step);
+            self.scrubber.stop_replay();
+            self.fit_bounds = true;
+        }
     }
 
     /// What "Export data…" writes for `kind`: every stage's points, or the density grid of every stage computed
@@ -1226,8 +1236,9 @@ pub(crate) fn flow_loss_ui(
     snapshot: &RunSnapshot,
     export: &mut Option<ExportRequest>,
     (emphasised, scrubbed_epoch, recording, averaged): (bool, Option<f64>, bool, bool),
+    (n_train, kept_near): (Option<usize>, impl Fn(f64) -> Option<f64>),
     ui: &mut egui::Ui,
-) {
+) -> Option<f64> {
     ui.horizontal(|ui| {
         if export_button(ui) {
             *export = Some(history_request(crate::Lab::Flow, snapshot));
@@ -1257,7 +1268,29 @@ pub(crate) fn flow_loss_ui(
             curves.show(ui, emphasised, None);
         },
     );
+    // Where the held-out NLL has climbed from its lowest as the training NLL fell: said, with the way back to the
+    // model at its lowest (the model kept nearest to it; `kept_near` says which), unless it is on show.
+    let rise = held_out_rise(snapshot, "train_nll", "heldout_nll")?;
+    let mut show = None;
+    ui.horizontal_wrapped(|ui| {
+        let note = rise.note(("held-out NLL", "training NLL"), n_train);
+        ui.colored_label(ui.visuals().warn_fg_color, note).on_hover_text(format!(
+            "Each figure is the mean of the {WINDOW} epochs to it. Said where the held-out NLL has risen {RISE} nats \
+             or more above its lowest while the training NLL fell {FELL} nats or more."
+        ));
+        if let Some(kept) = kept_near(rise.best_epoch as f64)
+            && scrubbed_epoch != Some(kept)
+            && ui.button(format!("Show epoch {kept}")).on_hover_text(SHOW_LOWEST).clicked()
+        {
+            show = Some(kept);
+        }
+    });
+    show
 }
+
+/// The hover of the overfitting note's button.
+const SHOW_LOWEST: &str = "Every view shows the model kept nearest to the held-out NLL's lowest, as the epoch \
+                           slider would; Latest follows the run again.";
 
 const HUES: usize = 12;
 

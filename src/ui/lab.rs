@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use crate::Lab;
-use crate::data::prepare::{check_lab, prepare};
+use crate::data::prepare::{check_lab, prepare, split_counts};
 use crate::data::{BuiltinFile, LoadRequest, SynthKind, SynthSpec};
 use crate::models::bnn::BnnTrainer;
 use crate::models::flow::FlowTrainer;
@@ -54,7 +54,14 @@ pub(crate) fn views_ui(state: &mut LabState, presenting: bool, ui: &mut egui::Ui
                 let recording = state.flow.recorder.busy();
                 let averaged = state.run_origin.as_ref().is_some_and(|o| o.config.weight_average().is_some());
                 let flags = (emphasised, scrubbed, recording, averaged);
-                crate::ui::flow::flow_loss_ui(snapshot, &mut state.flow.export, flags, ui);
+                let n_train = state.data.as_ref().map(|d| split_counts(d.table.n_rows(), d.spec.test_fraction).0);
+                // The epoch of the model kept nearest to an epoch: the one "Show epoch" would put on show.
+                let history = &state.flow.scrubber.history;
+                let kept = (n_train, |epoch| history.nearest(epoch).map(|i| history.entries()[i].epoch));
+                let show = crate::ui::flow::flow_loss_ui(snapshot, &mut state.flow.export, flags, kept, ui);
+                if let Some(epoch) = show {
+                    state.flow.show_epoch(epoch);
+                }
             });
         }
         let snapshot = state.worker.as_ref().and(state.snapshot.as_ref());

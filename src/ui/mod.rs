@@ -35,6 +35,7 @@ mod lab_page;
 mod lab_state;
 mod message;
 pub mod offscreen;
+mod overfit;
 mod plot_axes;
 pub mod presenter;
 mod preview;

@@ -12,6 +12,7 @@ mod flow_line;
 mod flow_play;
 mod layout;
 mod missing;
+mod overfit;
 mod paths;
 mod presenter;
 mod runs;

@@ -1,0 +1,63 @@
+//! A flow on a small file (the Palmer penguins' bills: 274 training points) went on training long after its
+//! held-out NLL had turned up; the loss curves showed it, but nothing said what it meant, and the views showed the
+//! last, overfitted model. Now a note under the curves names the lowest held-out NLL's epoch, what the rise means,
+//! and a button puts the model of that epoch on show.
+
+use std::fmt::Write as _;
+use std::time::Duration;
+
+use bayes_explorer::Lab;
+use bayes_explorer::train::WorkerState;
+use bayes_explorer::ui::{BayesExplorerApp, Settings};
+use egui_kittest::kittest::{NodeT, Queryable};
+
+use crate::common::{harness_for, wait_until, wait_within};
+
+/// Sixty points of three round clusters: far too few for the course's RealNVP, which learns them one by one.
+fn three_clusters() -> String {
+    let mut text = "bill_length,bill_depth\n".to_owned();
+    let mut state = 12_345_u64;
+    let mut uniform = || {
+        state = state.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
+        ((state >> 11) as f64 + 0.5) / (1u64 << 53) as f64
+    };
+    for i in 0..60 {
+        let centre = [[-1.5, 0.8], [0.5, 0.6], [1.0, -1.2]][i % 3];
+        let (radius, angle) = ((-2.0 * uniform().ln()).sqrt() * 0.5, std::f64::consts::TAU * uniform());
+        let _ = writeln!(text, "{:.3},{:.3}", centre[0] + radius * angle.cos(), centre[1] + radius * angle.sin());
+    }
+    text
+}
+
+#[test]
+fn ux_a_flow_that_overfits_says_so_and_shows_its_best_epoch() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("bills.csv");
+    std::fs::write(&path, three_clusters()).unwrap();
+    let mut harness = harness_for(BayesExplorerApp::new(
+        egui::Context::default(),
+        Settings { tab: Lab::Flow, ..Settings::default() },
+    ));
+    wait_until(&mut harness, "the datasets", |app| !app.any_loading());
+    harness.state_mut().path_text = path.display().to_string();
+    harness.get_by_label("Load").click();
+    wait_until(&mut harness, "the preview", BayesExplorerApp::preview_is_open);
+    harness.get_by_label("Use in the Flow lab").click();
+    harness.run_steps(2);
+    harness.state_mut().flow_config_mut().epochs = 150;
+    harness.get_by_label("Train").click();
+    wait_within(&mut harness, Duration::from_mins(3), "the run's end", |app| {
+        app.lab(Lab::Flow).worker_state == Some(WorkerState::Finished)
+    });
+    harness.run_steps(3);
+    harness.get_by_label_contains("Overfitting: the held-out NLL has risen from");
+    harness.get_by_label_contains("the model has learned its 48 training rows more closely than the density");
+    let button = harness.query_all_by_label_contains("Show epoch").next().expect("the way back to the lowest");
+    let label = button.accesskit_node().label().unwrap_or_default();
+    let epoch: f64 = label.trim_start_matches("Show epoch ").parse().unwrap_or_else(|_| panic!("{label:?}"));
+    button.click();
+    harness.run_steps(3);
+    assert_eq!(harness.state().flow_state().scrubbed_epoch(), Some(epoch), "every view shows the model there");
+    assert!(epoch < 100.0, "the held-out NLL is lowest early: epoch {epoch}");
+    assert!(harness.query_all_by_label_contains("Show epoch").next().is_none(), "on show: no button");
+}
