@@ -7,7 +7,7 @@ use std::time::Duration;
 use bayes_explorer::Lab;
 use bayes_explorer::ui::{BayesExplorerApp, Settings};
 use egui_kittest::Harness;
-use egui_kittest::kittest::Queryable;
+use egui_kittest::kittest::{NodeT, Queryable};
 
 mod common;
 use common::{
@@ -200,6 +200,18 @@ fn bnn_training_shows_histograms_and_the_predictive_table_then_pauses_and_steps(
     harness.get_by_label("Predictive table");
     harness.get_by_label_contains("forward passes each");
     harness.get_by_label("Range");
+    // The wine's quality, a whole number, is written as one ("6", not "6.00") under "Actual".
+    let actual = harness.get_by_label("Actual").rect();
+    let under_actual = |r: egui::Rect| {
+        (actual.left() - 2.0..actual.right() + 24.0).contains(&r.center().x) && r.top() > actual.bottom()
+    };
+    let cells: Vec<String> = harness
+        .query_all_by(|node| node.role() == egui::accesskit::Role::Label)
+        .filter(|node| under_actual(node.rect()))
+        .filter_map(|node| node.accesskit_node().value())
+        .filter(|v| v.parse::<f64>().is_ok())
+        .collect();
+    assert!(!cells.is_empty() && cells.iter().all(|c| !c.contains('.')), "the actual qualities: {cells:?}");
     harness.get_by_label("Pause").click();
     wait_until(&mut harness, "pause", |app| {
         app.lab(Lab::Bnn).worker_state == Some(bayes_explorer::train::WorkerState::Paused)

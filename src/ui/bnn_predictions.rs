@@ -58,6 +58,7 @@ pub(crate) fn predictions_ui(bnn: &mut BnnUiState, ui: &mut egui::Ui) {
                 }
             });
             let table_height = table_height(ui, 320.0);
+            let whole = rows.iter().all(|r| (r.actual - r.actual.round()).abs() < 1e-6);
             let mut table = TableBuilder::new(ui)
                 .id_salt("bnn-predictive-table")
                 .striped(true)
@@ -80,13 +81,15 @@ pub(crate) fn predictions_ui(bnn: &mut BnnUiState, ui: &mut egui::Ui) {
                     }
                 })
                 .body(|body| {
+                    // A target of whole numbers (the wine's quality) written as such: "5", not "5.00".
+                    let decimals = if whole { 0 } else { 2 };
                     body.rows(18.0, rows.len(), |mut row| {
                         let i = row.index();
                         let r = rows[i];
                         let (lo, hi) = r.interval_95();
                         let mut cells = vec![
                             format!("{}", i + 1),
-                            format!("{:.2}", r.actual),
+                            format!("{:.decimals$}", r.actual),
                             format!("{:.2}", r.mean),
                             format!("{:.2}", r.min),
                             format!("{:.2}", r.max),
