@@ -28,6 +28,34 @@ pub(crate) struct DataViewState {
     pub show_table: bool,
     /// Columns of the scatter's axes.
     pub axes: Option<(usize, usize)>,
+    /// The scatter's points where the rows have them, not jittered along an axis of few values ([`jitter_step`]).
+    pub unjittered: bool,
+}
+
+/// An axis of at most this many values (Titanic's class, its sexes) is jittered in the scatter.
+const JITTER_MAX_VALUES: usize = 20;
+
+/// How far a point may be moved along such an axis, in steps between its values, either way.
+const JITTER: f64 = 0.2;
+
+/// The step between the values of a column of few values (whole numbers or categories, 2 to [`JITTER_MAX_VALUES`]
+/// of them): on such an axis hundreds of rows fall on a few points of the scatter and hide each other (300
+/// passengers on Titanic's 3 classes by 2 sexes showed as 6 dots, one colour each). `None` for other columns.
+fn jitter_step(c: &Column) -> Option<f64> {
+    let few =
+        matches!(c.kind, ColumnKind::Integer | ColumnKind::Text) && (2..=JITTER_MAX_VALUES).contains(&c.n_distinct);
+    let step = f64::from(c.max - c.min) / (c.n_distinct - 1).max(1) as f64;
+    (few && step > 0.0).then_some(step)
+}
+
+/// A number in [-1, 1] fixed by row `i` and `axis`, so that a jittered point stays where it is from frame to frame.
+fn jitter(i: usize, axis: u64) -> f64 {
+    // SplitMix64's finaliser: every bit of the row and axis moves every bit of the result.
+    let mut z = (i as u64).wrapping_mul(2).wrapping_add(axis).wrapping_add(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^= z >> 31;
+    (z >> 11) as f64 / (1u64 << 52) as f64 - 1.0
 }
 
 /// A qualitative palette for class labels (Tableau 10).
@@ -134,8 +162,26 @@ fn scatter_ui(lab: Lab, data: &LabData, features: &[usize], view: &mut DataViewS
         }
         crate::ui::image_export::save_image_button(ui, "data-scatter");
         plot_axes::legend_toggle(ui, "data-scatter");
+        let few: Vec<&str> = [x, y]
+            .iter()
+            .filter(|&&j| jitter_step(&table.columns[j]).is_some())
+            .map(|&j| &*table.columns[j].name)
+            .collect();
+        if !few.is_empty() {
+            let mut jittered = !view.unjittered;
+            let names = few.iter().map(|n| format!("\"{n}\"")).collect::<Vec<_>>().join(" and ");
+            let hover = format!(
+                "{names} take few values, and the rows on one value would fall on one point and hide each other: each \
+                 point is moved by up to {JITTER} of a step between values, the same way every frame. The values \
+                 themselves are unchanged."
+            );
+            ui.checkbox(&mut jittered, "Jitter").on_hover_text(hover);
+            view.unjittered = !jittered;
+        }
     });
     view.axes = Some((x, y));
+    let steps =
+        if view.unjittered { [None, None] } else { [jitter_step(&table.columns[x]), jitter_step(&table.columns[y])] };
     let output = data.spec.output_column();
     let stride = table.n_rows().div_ceil(MAX_SCATTER_POINTS).max(1);
     if stride > 1 {
@@ -154,7 +200,9 @@ fn scatter_ui(lab: Lab, data: &LabData, features: &[usize], view: &mut DataViewS
         else {
             continue;
         };
-        let p = [f64::from(px), f64::from(py)];
+        let moved =
+            |v: f32, axis: usize| f64::from(v) + steps[axis].map_or(0.0, |s| JITTER * s * jitter(i, axis as u64));
+        let p = [moved(px, 0), moved(py, 1)];
         match output {
             Some((j, Role::Label)) => {
                 let v = table.get(i, j).unwrap_or(0.0);
@@ -293,5 +341,36 @@ mod tests {
         assert!(equal_scales(Lab::Flow, column("fixed acidity"), column("alcohol")), "11.3 against 6.5 wide");
         let constant = Column { min: 1.0, max: 1.0, ..column("alcohol").clone() };
         assert!(!equal_scales(Lab::Flow, &constant, column("alcohol")), "a constant column has no scale to share");
+    }
+
+    /// Titanic's class (1, 2, 3) and sex (two categories) are jittered by a fifth of their step; a column of many
+    /// values (the wine's acidity, a passenger's fare) or of one is not. Each row's move is its own, fixed, within
+    /// [-1, 1] and spread over it.
+    #[test]
+    fn only_axes_of_few_values_are_jittered_and_each_row_moves_the_same_every_frame() {
+        let whole = |n_distinct: usize, max: f32| Column {
+            name: "Pclass".into(),
+            kind: ColumnKind::Integer,
+            min: 1.0,
+            max,
+            n_distinct,
+            categories: Vec::new(),
+        };
+        assert_eq!(jitter_step(&whole(3, 3.0)), Some(1.0));
+        assert_eq!(jitter_step(&whole(3, 21.0)), Some(10.0), "values 1, 11, 21");
+        assert_eq!(jitter_step(&whole(40, 40.0)), None, "an age: many values");
+        assert_eq!(jitter_step(&whole(1, 1.0)), None, "one value");
+        let sex = Column::text("Sex".into(), vec!["female".into(), "male".into()]);
+        assert_eq!(jitter_step(&sex), Some(1.0));
+        let wine = BuiltinFile::WineRed.load().expect("the built-in wine");
+        let acidity = &wine.columns[wine.column_index("fixed acidity").expect("a column")];
+        assert_eq!(jitter_step(acidity), None, "real numbers");
+        let moves: Vec<f64> = (0..10_000).map(|i| jitter(i, 0)).collect();
+        assert!(moves.iter().all(|m| (-1.0..=1.0).contains(m)));
+        assert_eq!(moves, (0..10_000).map(|i| jitter(i, 0)).collect::<Vec<_>>(), "the same every frame");
+        let mean = moves.iter().sum::<f64>() / 1e4;
+        let below = moves.iter().filter(|m| **m < -0.5).count();
+        assert!(mean.abs() < 0.03 && (2_200..2_800).contains(&below), "uniform: mean {mean}, {below} below -0.5");
+        assert!((0..100).filter(|&i| (jitter(i, 0) - jitter(i, 1)).abs() > 1e-9).count() > 95, "the axes apart");
     }
 }

@@ -1,14 +1,15 @@
 //! A file with missing cells (Titanic's ages): asked to drop the rows that miss a value, the reader dropped every
 //! such row as it read, so that a column the student then set to ignored still cost its rows (a fifth of Titanic's).
 //! Now the cells are kept as missing, the preview counts them per column, and a row is left out only where a column
-//! used misses its value.
+//! used misses its value. On the scatter of two columns of few values (class against sex), the points are
+//! jittered so that the rows on one value do not hide each other.
 
 use std::fmt::Write as _;
 
 use bayes_explorer::Lab;
 use bayes_explorer::ui::BayesExplorerApp;
-use egui::accesskit::Role;
-use egui_kittest::kittest::Queryable;
+use egui::accesskit::{Role, Toggled};
+use egui_kittest::kittest::{NodeT, Queryable};
 
 use crate::common::{harness, wait_until};
 
@@ -53,4 +54,13 @@ fn ux_a_column_set_to_ignored_costs_no_rows() {
     let data = harness.state().lab(Lab::Bnn).data.as_ref().expect("the file in the lab");
     assert_eq!((data.table.n_rows(), data.spec.feature_columns().len()), (60, 3), "Pclass, Sex and Fare");
     assert!(harness.state().lab(Lab::Bnn).message.as_ref().is_none_or(|m| !m.is_warning()), "nothing left out");
+    // The scatter of class against sex (3 and 2 values: 60 passengers on 6 points) is jittered, and says so.
+    harness.run_steps(2);
+    let toggled = |harness: &egui_kittest::Harness<'_, BayesExplorerApp>| {
+        harness.get_by_role_and_label(Role::CheckBox, "Jitter").accesskit_node().toggled()
+    };
+    assert_eq!(toggled(&harness), Some(Toggled::True), "jittered at first");
+    harness.get_by_role_and_label(Role::CheckBox, "Jitter").click();
+    harness.run_steps(2);
+    assert_eq!(toggled(&harness), Some(Toggled::False), "the points where the rows have them");
 }
