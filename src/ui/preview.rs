@@ -138,22 +138,7 @@ fn preview_ui(p: &mut Preview, ui: &mut egui::Ui) -> Choice {
             if csv.had_bom { " Starts with a UTF-8 byte order mark." } else { "" },
         ));
         if !csv.missing.is_empty() {
-            // A few columns named; a file of many counted.
-            const NAMED: usize = 4;
-            let mut columns: Vec<String> = csv
-                .missing
-                .iter()
-                .take(NAMED)
-                .map(|m| {
-                    let name = crate::ui::lab_page::cut_name(&t.columns[m.column].name, LISTED_NAME_CHARS)
-                        .unwrap_or_else(|| t.columns[m.column].name.clone());
-                    format!("\"{name}\" ({}, the first on line {})", m.count, m.first.1)
-                })
-                .collect();
-            if csv.missing.len() > NAMED {
-                columns.push(format!("{} more", crate::ui::count::count(csv.missing.len() - NAMED, "column")));
-            }
-            ui.label(format!("Cells missing or not a number, kept as missing, in {}.", columns.join(", ")));
+            ui.label(missing_note(t));
         }
         let mut header = csv.has_header;
         if ui.checkbox(&mut header, "The first row is a header").changed()
@@ -330,6 +315,37 @@ fn preview_ui(p: &mut Preview, ui: &mut egui::Ui) -> Choice {
     choice
 }
 
+/// The columns of a table as read that have missing cells, a few named with how many and the first's line (columns
+/// alike in both grouped: the penguins' four measurements missing on the same two lines), the rest counted.
+fn missing_note(t: &Table) -> String {
+    const NAMED: usize = 4;
+    let Some(csv) = &t.csv else { return String::new() };
+    let mut groups: Vec<((usize, u64), Vec<String>)> = Vec::new();
+    for m in csv.missing.iter().take(NAMED) {
+        let name = &t.columns[m.column].name;
+        let name = format!("\"{}\"", crate::ui::lab_page::cut_name(name, LISTED_NAME_CHARS).unwrap_or(name.clone()));
+        match groups.iter_mut().find(|(key, _)| *key == (m.count, m.first.1)) {
+            Some((_, names)) => names.push(name),
+            None => groups.push(((m.count, m.first.1), vec![name])),
+        }
+    }
+    let mut parts: Vec<String> = groups
+        .into_iter()
+        .map(|((count, line), names)| {
+            let each = if names.len() > 1 { " each" } else { "" };
+            let names = match names.split_last() {
+                Some((last, rest)) if !rest.is_empty() => format!("{} and {last}", rest.join(", ")),
+                _ => names.concat(),
+            };
+            format!("{names} ({count}{each}, the first on line {line})")
+        })
+        .collect();
+    if csv.missing.len() > NAMED {
+        parts.push(crate::ui::count::count(csv.missing.len() - NAMED, "more column"));
+    }
+    format!("Cells missing or not a number, kept as missing, in {}.", parts.join("; "))
+}
+
 /// How many of column `j`'s cells are missing in the file, if any.
 fn csv_missing(t: &Table, j: usize) -> Option<usize> {
     t.csv.as_ref()?.missing.iter().find(|m| m.column == j).map(|m| m.count)
@@ -379,7 +395,28 @@ fn preview_actions(p: &mut Preview, ui: &mut egui::Ui) -> Choice {
 
 #[cfg(test)]
 mod tests {
-    use super::header_widths;
+    use super::{header_widths, missing_note};
+    use crate::data::csv::{NoProgress, read_bytes};
+    use crate::data::{CsvOptions, MissingPolicy};
+
+    /// Columns missing alike are named together; others each with their own count; past four, counted.
+    #[test]
+    fn the_missing_cells_are_named_by_column_and_alike_columns_together() {
+        let options = CsvOptions { missing: MissingPolicy::DropRows, ..CsvOptions::default() };
+        let read = |text: &str| read_bytes(text.as_bytes(), "p.csv", &options, &NoProgress).expect("reads");
+        let penguins = read("species,bill,depth,mass,year\nA,1,2,3,2007\nA,NA,NA,NA,2008\nB,4,,6,2009\n");
+        assert_eq!(
+            missing_note(&penguins),
+            "Cells missing or not a number, kept as missing, in \"bill\" and \"mass\" (1 each, the first on line \
+             3); \"depth\" (2, the first on line 3)."
+        );
+        let many = read("a,b,c,d,e,f\n1,2,3,4,5,6\nNA,NA,NA,NA,NA,NA\n");
+        assert_eq!(
+            missing_note(&many),
+            "Cells missing or not a number, kept as missing, in \"a\", \"b\", \"c\" and \"d\" (1 each, the first \
+             on line 3); 2 more columns."
+        );
+    }
 
     #[test]
     fn names_share_the_spare_room_and_take_no_more_than_they_need() {
