@@ -348,8 +348,9 @@ pub fn left_out(table: &Table, spec: &DataSpec) -> LeftOut {
 
 /// `table` without the rows `spec` cannot use ([`left_out`]): what a lab trains on, shows and records. Its CSV facts
 /// say how many rows were left out and the first (`dropped_rows`, `first_dropped`); each column's statistics are those
-/// of the rows kept, and a text column's categories those met in them. A column `spec` ignores may still hold missing cells (NaN). Unchanged when every row is
-/// complete.
+/// of the rows kept, and a text column's categories those met in them (renumbered as the reader numbers them, so that
+/// with every column used it is the table the reader made when it dropped such rows itself). A column `spec` ignores
+/// may still hold missing cells (NaN). Unchanged when every row is complete.
 #[must_use]
 pub fn complete_rows(mut table: Table, spec: &DataSpec) -> Table {
     let left = left_out(&table, spec);
