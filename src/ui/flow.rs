@@ -24,7 +24,7 @@ use crate::ui::lab_data::LabData;
 use crate::ui::lab_page::{
     EpochCurves, epoch_series, labelled_combo, start_view_thread, together, view_error, waiting,
 };
-use crate::ui::overfit::{FELL, RISE, WINDOW, held_out_rise};
+use crate::ui::overfit::{FELL, RISE, WINDOW, held_out_rise, lowest_epoch};
 use crate::ui::plot_axes;
 use crate::ui::record::{FigureRecorder, FrameTarget, Stages, Subject};
 use crate::ui::settings_check;
@@ -419,7 +419,10 @@ impl FlowUiState {
             return;
         };
         let steps_per_epoch = snapshot.map_or(1, |s| s.steps_per_epoch.max(1));
-        self.scrubber.history.push(step, step as f64 / steps_per_epoch as f64, Arc::clone(&params));
+        // The model of the lowest held-out NLL so far is kept, for the overfitting note's "Show epoch".
+        let lowest = snapshot.and_then(|s| lowest_epoch(s, "train_nll", "heldout_nll")).map(|e| e as f64);
+        let epoch = step as f64 / steps_per_epoch as f64;
+        self.scrubber.history.push_keeping(step, epoch, Arc::clone(&params), lowest);
         // A scrubbed epoch's model: fixed, so its views are the full pass even while the run trains on.
         let (step, params, running) = match self.scrubber.scrubbed() {
             Some(entry) => (entry.step, Arc::clone(&entry.params), false),

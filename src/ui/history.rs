@@ -157,20 +157,32 @@ impl<P: ModelBytes> ModelHistory<P> {
     /// Adds the model of `step` (ignored when it is not newer than the latest), then thins the history to the
     /// budget: while over it, drops the model between the two closest neighbours (never the first or the latest).
     pub fn push(&mut self, step: u64, epoch: f64, params: Arc<P>) {
+        self.push_keeping(step, epoch, params, None);
+    }
+
+    /// [`Self::push`], and the model kept nearest to epoch `keep` is never the one thinned away: the flow keeps the
+    /// model of its lowest held-out NLL so far, which its overfitting note offers to show.
+    pub fn push_keeping(&mut self, step: u64, epoch: f64, params: Arc<P>, keep: Option<f64>) {
         if self.entries.last().is_some_and(|e| e.step >= step) {
             return;
         }
         self.entries.push(HistoryEntry { step, epoch, params });
         let mut bytes = self.bytes();
-        while self.entries.len() > 2 && bytes > self.budget_bytes {
+        while self.entries.len() > 3 && bytes > self.budget_bytes {
+            let kept = keep.and_then(|epoch| self.nearest(epoch));
             // The inner model whose neighbours are closest: dropping it leaves the most even spacing.
             let drop = (1..self.entries.len() - 1)
+                .filter(|&i| Some(i) != kept)
                 .min_by(|&a, &b| {
                     let gap = |i: usize| self.entries[i + 1].epoch - self.entries[i - 1].epoch;
                     gap(a).total_cmp(&gap(b))
                 })
                 .unwrap_or(1);
             bytes -= self.entries.remove(drop).params.bytes();
+        }
+        // Three models over the budget: the kept one goes too, as any would.
+        while self.entries.len() > 2 && bytes > self.budget_bytes {
+            bytes -= self.entries.remove(1).params.bytes();
         }
     }
 
@@ -434,6 +446,26 @@ mod tests {
         assert!(!scrubber.toggle_replay(300.0), "the model on show stays");
         assert!(scrubber.advance_replay(300.0 + interval, true, &ctx));
         assert_eq!(scrubber.step, Some(30));
+    }
+
+    /// The model nearest the epoch to keep outlives the thinning that spreads the others evenly; the budget holds.
+    #[test]
+    fn the_model_to_keep_is_never_thinned_away() {
+        let one = flow(0.0).bytes();
+        let mut history = ModelHistory::with_budget(10 * one);
+        for epoch in 0..=300u64 {
+            history.push_keeping(epoch, epoch as f64, flow(epoch as f32), Some(24.0));
+            assert!(history.bytes() <= 10 * one, "epoch {epoch}");
+        }
+        let epochs: Vec<f64> = history.entries().iter().map(|e| e.epoch).collect();
+        assert!(epochs.contains(&24.0), "{epochs:?}");
+        assert_eq!((epochs.len(), epochs[0], epochs[9]), (10, 0.0, 300.0));
+        // Without it, epoch 24 goes.
+        let mut plain = ModelHistory::with_budget(10 * one);
+        for epoch in 0..=300u64 {
+            plain.push(epoch, epoch as f64, flow(epoch as f32));
+        }
+        assert!(!plain.entries().iter().any(|e| (e.epoch - 24.0).abs() < 0.5), "the even spread has no epoch 24");
     }
 
     #[test]

@@ -49,17 +49,13 @@ impl Rise {
 /// The held-out curve `held_out`'s rise past its lowest against the training curve `train`, where it is overfitting
 /// ([`RISE`], [`FELL`]); `None` otherwise, and for a run of fewer than three [`WINDOW`]s of epochs.
 pub(crate) fn held_out_rise(snapshot: &RunSnapshot, train: &str, held_out: &str) -> Option<Rise> {
-    let points: Vec<(usize, f64, f64)> =
-        snapshot.history.iter().filter_map(|r| Some((r.epoch, r.get(train)?, r.get(held_out)?))).collect();
-    if points.len() < 3 * WINDOW || points.iter().any(|(_, t, h)| !t.is_finite() || !h.is_finite()) {
+    let points = curves(snapshot, train, held_out);
+    if points.len() < 3 * WINDOW {
         return None;
     }
-    let averaged = |i: usize, value: fn(&(usize, f64, f64)) -> f64| {
-        let window = &points[(i + 1).saturating_sub(WINDOW)..=i];
-        window.iter().map(value).sum::<f64>() / window.len() as f64
-    };
     let (held, trained) = (|p: &(usize, f64, f64)| p.2, |p: &(usize, f64, f64)| p.1);
-    let best = (WINDOW - 1..points.len()).min_by(|&a, &b| averaged(a, held).total_cmp(&averaged(b, held)))?;
+    let averaged = |i: usize, value: fn(&(usize, f64, f64)) -> f64| averaged(&points, i, value);
+    let best = lowest(&points)?;
     let last = points.len() - 1;
     let rise = Rise {
         best_epoch: points[best].0,
@@ -67,6 +63,33 @@ pub(crate) fn held_out_rise(snapshot: &RunSnapshot, train: &str, held_out: &str)
         train: (averaged(best, trained), averaged(last, trained)),
     };
     (rise.held_out.1 - rise.held_out.0 >= RISE && rise.train.0 - rise.train.1 >= FELL).then_some(rise)
+}
+
+/// The epoch of the held-out curve's lowest so far (averaged as [`held_out_rise`] averages it), once a [`WINDOW`] of
+/// epochs is in: the model the scrubber's history keeps ([`crate::ui::history::ModelHistory::push_keeping`]).
+pub(crate) fn lowest_epoch(snapshot: &RunSnapshot, train: &str, held_out: &str) -> Option<usize> {
+    let points = curves(snapshot, train, held_out);
+    lowest(&points).map(|i| points[i].0)
+}
+
+/// Each epoch's (epoch, training, held-out) figures, where both are in; none where one is not finite (a run stopped
+/// by a NaN has nothing to say about overfitting).
+fn curves(snapshot: &RunSnapshot, train: &str, held_out: &str) -> Vec<(usize, f64, f64)> {
+    let points: Vec<(usize, f64, f64)> =
+        snapshot.history.iter().filter_map(|r| Some((r.epoch, r.get(train)?, r.get(held_out)?))).collect();
+    if points.iter().any(|(_, t, h)| !t.is_finite() || !h.is_finite()) { Vec::new() } else { points }
+}
+
+/// The mean of `value` over the [`WINDOW`] points to `i`.
+fn averaged(points: &[(usize, f64, f64)], i: usize, value: fn(&(usize, f64, f64)) -> f64) -> f64 {
+    let window = &points[(i + 1).saturating_sub(WINDOW)..=i];
+    window.iter().map(value).sum::<f64>() / window.len() as f64
+}
+
+/// The index of the held-out curve's lowest, averaged, from the first whole [`WINDOW`].
+fn lowest(points: &[(usize, f64, f64)]) -> Option<usize> {
+    let held = |p: &(usize, f64, f64)| p.2;
+    (WINDOW - 1..points.len()).min_by(|&a, &b| averaged(points, a, held).total_cmp(&averaged(points, b, held)))
 }
 
 #[cfg(test)]
@@ -96,7 +119,9 @@ mod tests {
             let wobble = 0.02 * (e * 1.7).sin();
             (train + wobble, held - wobble)
         });
-        let rise = held_out_rise(&run(curves), "train_nll", "heldout_nll").expect("overfitting");
+        let snapshot = run(curves);
+        let rise = held_out_rise(&snapshot, "train_nll", "heldout_nll").expect("overfitting");
+        assert_eq!(lowest_epoch(&snapshot, "train_nll", "heldout_nll"), Some(rise.best_epoch), "the model to keep");
         assert!((20..=30).contains(&rise.best_epoch), "{rise:?}");
         assert!(rise.held_out.1 - rise.held_out.0 > 0.25 && rise.train.0 - rise.train.1 > 0.25, "{rise:?}");
         let note = rise.note(("held-out NLL", "training NLL"), Some(274));
