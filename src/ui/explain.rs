@@ -581,6 +581,14 @@ fn flow_ui(flow: &FlowUiState, snapshot: Option<&RunSnapshot>, links: &mut Links
     let loss = if lines.is_some() { Highlight::FlowLoss } else { Highlight::None };
     linked_equation_ui(ui, FLOW_NLL, links, &loss);
     linked_values_ui(ui, lines, links, &loss);
+    ui.label(
+        egui::RichText::new(
+            "The sum runs over the training points. The same sum over the held-out points, which the flow never \
+             trains on, says how well it has learned the density rather than the points: where it climbs while the \
+             training figure falls, the flow overfits, and a note under the loss curves says so.",
+        )
+        .weak(),
+    );
 
     let kinds = flow.layer_kinds();
     let kind = kinds.first().copied().unwrap_or(match flow.config.kind {
