@@ -4,7 +4,7 @@
 use egui::Color32;
 use egui_plot::{Bar, BarChart, FilledArea, Line, PlotPoints, VLine};
 
-use crate::data::prepare::Prepared;
+use crate::data::prepare::{OutputKind, Prepared};
 use crate::models::bnn::PredictiveRows;
 use crate::models::stats::{Histogram, freedman_diaconis_bins};
 use crate::train::bnn_view::ProbeView;
@@ -13,6 +13,20 @@ use crate::ui::count::count;
 use crate::ui::image_export::{record_button, save_image_button, saveable};
 use crate::ui::lab_page::{figure_height, hidden_curves, legend_entries, waiting};
 use crate::ui::plot_axes;
+
+/// The test row's actual output, named: "actual species: Adelie" (a class by its name, not its index 0), "actual
+/// quality: 6".
+fn actual_text(prepared: &Prepared, y: f32) -> String {
+    match &prepared.output {
+        Some((name, kind @ OutputKind::Classes { .. })) => {
+            #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)] // a class index, whole and small
+            let k = y.max(0.0).round() as usize;
+            format!("actual {name}: {}", kind.class_name(k))
+        }
+        Some((name, OutputKind::Regression)) => format!("actual {name}: {y}"),
+        None => format!("actual value {y}"),
+    }
+}
 
 pub(crate) fn probe_ui(bnn: &mut BnnUiState, ui: &mut egui::Ui) {
     let Some(prepared) = bnn.prepared.clone() else { return };
@@ -32,8 +46,8 @@ pub(crate) fn probe_ui(bnn: &mut BnnUiState, ui: &mut egui::Ui) {
         if ui.button("Reset to this row").clicked() {
             bnn.probe_values = test_row_in_units(&prepared, bnn.probe_row);
         }
-        if let Some(y) = prepared.y_test.get(bnn.probe_row) {
-            ui.label(format!("actual value {y}"));
+        if let Some(&y) = prepared.y_test.get(bnn.probe_row) {
+            ui.label(actual_text(&prepared, y));
         }
     });
     if bnn.probe_values.len() != d {
@@ -313,6 +327,31 @@ fn line_colour(visuals: &egui::Visuals) -> Color32 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The probe's test row named its class by its index ("actual value 0" for an Adelie penguin); now by its name,
+    /// and a target by its column.
+    #[test]
+    fn the_actual_output_is_named() {
+        let classes = OutputKind::Classes {
+            classes: vec![0.0, 1.0, 2.0],
+            names: vec!["Adelie".into(), "Chinstrap".into(), "Gentoo".into()],
+        };
+        let prepared = |output| Prepared {
+            feature_names: vec!["bill".into()],
+            feature_categories: vec![Vec::new()],
+            output,
+            x_train: Vec::new(),
+            y_train: Vec::new(),
+            x_test: Vec::new(),
+            y_test: Vec::new(),
+            feature_mean: vec![0.0],
+            feature_scale: vec![1.0],
+        };
+        assert_eq!(actual_text(&prepared(Some(("species".into(), classes))), 2.0), "actual species: Gentoo");
+        let wine = prepared(Some(("quality".into(), OutputKind::Regression)));
+        assert_eq!(actual_text(&wine, 6.0), "actual quality: 6");
+        assert_eq!(actual_text(&wine, 5.5), "actual quality: 5.5");
+    }
 
     #[test]
     fn the_sweeps_axis_numbers_a_text_features_categories() {
