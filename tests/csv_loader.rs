@@ -163,7 +163,8 @@ fn missing_cells_are_kept_and_only_the_columns_used_leave_rows_out() {
     // The ranges leave the missing cells aside.
     assert_eq!((table.columns[0].min, table.columns[0].max), (1.0, 7.0));
     let spec = |roles: [Role; 3]| DataSpec { roles: roles.to_vec(), ..DataSpec::default_for(&table) };
-    let every = spec([Role::Feature, Role::Feature, Role::Label]);
+    // The text column a feature: its "(missing)" is a value (as an output it is no class: see below).
+    let every = spec([Role::Feature, Role::Feature, Role::Feature]);
     let complete = complete_rows(table.clone(), &every);
     assert_eq!(complete.n_rows(), 3);
     assert_eq!(complete.values.iter().step_by(3).copied().collect::<Vec<_>>(), [1.0, 5.0, 7.0]);
@@ -175,7 +176,7 @@ fn missing_cells_are_kept_and_only_the_columns_used_leave_rows_out() {
          column \"a\": \"NA\")"
     );
     // "a" ignored: only the row missing "b" goes, and the first left out is on line 4.
-    let without_a = spec([Role::Ignored, Role::Feature, Role::Label]);
+    let without_a = spec([Role::Ignored, Role::Feature, Role::Feature]);
     let kept = complete_rows(table.clone(), &without_a);
     assert_eq!(
         (kept.n_rows(), kept.csv.as_ref().unwrap().first_dropped.clone()),
@@ -195,6 +196,39 @@ fn missing_cells_are_kept_and_only_the_columns_used_leave_rows_out() {
         "2 of the dataset's 2 rows miss a value in a column used, leaving 0; at \
          least 2 are needed to split them (ignore the columns with missing cells)"
     );
+}
+
+/// A label of text with empty cells (a penguin's sex left blank): "(missing)" is a category a feature may use, but
+/// no class to predict, so the label's missing rows are left out, and named; as a feature the column keeps them.
+#[test]
+fn a_missing_label_is_no_class_and_its_rows_are_left_out() {
+    let text = "bill,species\n1,Adelie\n2,\n3,Gentoo\n4,Adelie\n5,Gentoo\n";
+    let table = read(text).expect("a missing text is no error");
+    assert_eq!(table.columns[1].categories, [MISSING_CATEGORY, "Adelie", "Gentoo"]);
+    let facts = table.csv.as_ref().expect("facts");
+    assert_eq!((facts.missing.len(), facts.missing_text.len()), (0, 1));
+    assert_eq!((facts.missing_text[0].count, facts.missing_text[0].first.clone()), (1, (1, 3, String::new())));
+    let spec = DataSpec::default_for(&table);
+    assert_eq!(spec.roles, [Role::Feature, Role::Label]);
+    let left = left_out(&table, &spec);
+    assert_eq!(
+        left.to_string(),
+        "1 row that misses a value in a column used (the first on line 3, column \"species\": \"\")"
+    );
+    let prepared = prepare(&table, &spec).expect("prepares");
+    assert_eq!(prepared.n_train() + prepared.n_test(), 4);
+    match prepared.output {
+        Some((_, OutputKind::Classes { names, .. })) => assert_eq!(names, ["Adelie", "Gentoo"]),
+        other => panic!("two classes, not {other:?}"),
+    }
+    let complete = complete_rows(table.clone(), &spec);
+    assert_eq!(
+        (complete.n_rows(), complete.columns[1].categories.clone()),
+        (4, vec!["Adelie".into(), "Gentoo".into()])
+    );
+    // As a feature, the category is a value like any other: every row stays.
+    let feature = DataSpec { roles: vec![Role::Target, Role::Feature], ..spec };
+    assert_eq!(left_out(&table, &feature).rows, 0);
 }
 
 /// A column that misses more than half its cells starts ignored: as a feature it would leave out most rows.

@@ -562,6 +562,7 @@ impl Pass<'_> {
             categories: vec![Vec::new(); n_cols],
             has_header: self.has_header,
             missing: Vec::new(),
+            missing_text: Vec::new(),
             first_rows: vec![],
         };
         let mut kept: Vec<(u64, &Vec<String>)> = Vec::new();
@@ -609,6 +610,7 @@ impl Pass<'_> {
             categories.dedup();
         }
         let mut missing: Vec<Option<MissingColumn>> = vec![None; n_cols];
+        let mut missing_text: Vec<Option<MissingColumn>> = vec![None; n_cols];
         for (i, (line, row)) in kept.iter().enumerate() {
             for (j, cell) in row.iter().enumerate() {
                 out.values.push(match classify(cell, self.decimal_comma) {
@@ -616,6 +618,11 @@ impl Pass<'_> {
                     _ if is_missing(j, cell) => {
                         missing[j].get_or_insert((j, 0, (i, *line, cell.clone()))).1 += 1;
                         f32::NAN
+                    }
+                    // In a column of text, a category of its own, counted too.
+                    Class::Missing if text[j] => {
+                        missing_text[j].get_or_insert((j, 0, (i, *line, cell.clone()))).1 += 1;
+                        out.categories[j].iter().position(|c| *c == category(cell)).expect("a kept category") as f32
                     }
                     _ if text[j] => {
                         out.categories[j].iter().position(|c| *c == category(cell)).expect("a kept category") as f32
@@ -626,6 +633,7 @@ impl Pass<'_> {
             }
         }
         out.missing = missing.into_iter().flatten().collect();
+        out.missing_text = missing_text.into_iter().flatten().collect();
         Ok(out)
     }
 }
@@ -644,6 +652,8 @@ struct Expected {
     has_header: bool,
     /// Each column's missing cells, in column order.
     missing: Vec<MissingColumn>,
+    /// Each text column's missing cells (a category of their own), in column order.
+    missing_text: Vec<MissingColumn>,
     first_rows: Vec<Vec<String>>,
 }
 
@@ -662,6 +672,7 @@ fn check_grid(grid: &Grid, options: &CsvOptions) -> Result<(), TestCaseError> {
                 values: table.values.clone(),
                 has_header: csv.has_header,
                 missing: csv.missing.iter().map(|m| (m.column, m.count, m.first.clone())).collect(),
+                missing_text: csv.missing_text.iter().map(|m| (m.column, m.count, m.first.clone())).collect(),
                 first_rows: csv.first_rows.clone(),
             };
             let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();

@@ -653,6 +653,36 @@ fn a_run_on_a_file_with_missing_cells_finds_its_rows_again() {
     let legacy = DatasetRecord::of(&dropped_as_read, &request);
     let (found, _) = load_dataset(&path, &legacy, &spec).expect("the rows the reader kept then");
     assert_eq!((found.n_rows(), table_sha256(&found)), (600 - 86 - 1, legacy.sha256));
+
+    // No missing number, but a label of text left blank once: no class, so its row is left out; and a run saved when
+    // "(missing)" was a class finds every row.
+    let labelled = dir.path().join("moons-labelled.csv");
+    let mut text = String::from("x,y,moon\n");
+    for (i, row) in moons.values.chunks(3).enumerate() {
+        let moon = match (i, row[2]) {
+            (5, _) => "",
+            (_, c) if c < 0.5 => "upper",
+            _ => "lower",
+        };
+        let _ = writeln!(text, "{},{},{moon}", row[0], row[1]);
+    }
+    std::fs::write(&labelled, &text).unwrap();
+    let request = LoadRequest::File { path: labelled, options: CsvOptions::default() };
+    let read = request.run(&NoProgress).unwrap();
+    let spec = DataSpec { roles: vec![Role::Feature, Role::Feature, Role::Label], ..spec };
+    let table = complete_rows(read.clone(), &spec);
+    assert_eq!(table.n_rows(), 599, "the unlabelled row is left out");
+    let data = Arc::new(prepare(&table, &spec).unwrap());
+    let config = tiny_flow(FlowKind::Affine);
+    let snapshot = train(Box::new(FlowTrainer::new(config.clone(), &data).unwrap()));
+    let run = AnyRun::from_snapshot(RunConfig::Flow(config), &snapshot, &table, &request, spec.clone()).unwrap();
+    let path = dir.path().join("labelled-run.json");
+    run.save(&path).unwrap();
+    let (found, _) = load_dataset(&path, run.dataset(), &spec).expect("the same rows");
+    assert_eq!((found.n_rows(), table_sha256(&found)), (599, run.dataset().sha256.clone()));
+    let legacy = DatasetRecord::of(&read, &request);
+    let (found, _) = load_dataset(&path, &legacy, &spec).expect("every row, as before");
+    assert_eq!((found.n_rows(), table_sha256(&found)), (600, legacy.sha256));
 }
 
 #[test]

@@ -625,6 +625,7 @@ impl<'a> Parser<'a> {
         let mut categories: Vec<Categories> = (0..n_cols).map(|_| Categories::default()).collect();
         let mut first_rows = Vec::new();
         let mut missing: Vec<Option<MissingCells>> = vec![None; n_cols];
+        let mut missing_text: Vec<Option<MissingCells>> = vec![None; n_cols];
         let mut comma_read = false;
         let mut n_rows = 0usize;
         let total = self.bytes.len().max(1) as f32;
@@ -696,7 +697,15 @@ impl<'a> Parser<'a> {
                 cells.iter().zip(kinds).zip(&mut categories).zip(rec.iter()).enumerate()
             {
                 row_buf.push(match (cell, kind) {
-                    (Cell::Missing, Holds::Text) => column.code(MISSING_CATEGORY),
+                    (Cell::Missing, Holds::Text) => {
+                        let cells = missing_text[j].get_or_insert_with(|| MissingCells {
+                            column: j,
+                            count: 0,
+                            first: (n_rows, self.line_at(rec.position()), text.to_owned()),
+                        });
+                        cells.count += 1;
+                        column.code(MISSING_CATEGORY)
+                    }
                     (Cell::Number(_) | Cell::CommaNumber(_) | Cell::Text, Holds::Text) => column.code(text.trim()),
                     (Cell::Number(v), _) => *v,
                     (Cell::CommaNumber(v), _) => {
@@ -760,6 +769,7 @@ impl<'a> Parser<'a> {
                 dropped_rows: 0,
                 first_dropped: None,
                 missing: missing.into_iter().flatten().collect(),
+                missing_text: missing_text.into_iter().flatten().collect(),
                 first_rows,
             }),
         };

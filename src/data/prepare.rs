@@ -7,6 +7,7 @@ use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
 use crate::Lab;
+use crate::data::csv::MISSING_CATEGORY;
 use crate::data::table::{Column, ColumnKind, DISTINCT_CAP, Table, column_stats};
 
 /// What a column is for.
@@ -291,8 +292,8 @@ fn too_few_rows(rows: usize, left_out: usize) -> String {
     }
 }
 
-/// The rows a spec cannot use: those that miss a value (a missing cell kept as NaN, see
-/// [`crate::data::MissingPolicy::DropRows`]) in a column it uses.
+/// The rows a spec cannot use: those that miss a value in a column it uses (a missing cell kept as NaN, see
+/// [`crate::data::MissingPolicy::DropRows`], or an output of text's `"(missing)"` category, which is no class).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct LeftOut {
     /// How many rows.
@@ -324,23 +325,50 @@ impl LeftOut {
     }
 }
 
-/// Whether row `i` misses a value in one of `columns`.
-fn misses_a_value(table: &Table, i: usize, columns: &[usize]) -> bool {
-    table.row(i).is_some_and(|row| columns.iter().any(|&j| row.get(j).is_some_and(|v| v.is_nan())))
+/// The columns a spec uses, and what stands for a missing value in them: NaN (a missing number kept, or a number no
+/// `f32` holds), and in an output of text its `"(missing)"` category, which is no class to predict.
+struct Used {
+    columns: Vec<usize>,
+    /// The output column of text with a `"(missing)"` category, and that category's number.
+    missing_class: Option<(usize, f32)>,
+}
+
+impl Used {
+    fn of(table: &Table, spec: &DataSpec) -> Self {
+        let missing_class = spec.output_column().and_then(|(j, _)| {
+            let column = table.columns.get(j).filter(|c| c.kind == ColumnKind::Text)?;
+            let k = column.categories.iter().position(|c| c == MISSING_CATEGORY)?;
+            #[allow(clippy::cast_precision_loss)] // a category's number, far below 2^24
+            Some((j, k as f32))
+        });
+        Self { columns: spec.used_columns(), missing_class }
+    }
+}
+
+/// Whether row `i` misses a value in a column `used` uses.
+fn misses_a_value(table: &Table, i: usize, used: &Used) -> bool {
+    table.row(i).is_some_and(|row| {
+        used.columns.iter().any(|&j| row.get(j).is_some_and(|v| v.is_nan()))
+            || used.missing_class.is_some_and(|(j, code)| row.get(j).is_some_and(|v| v.total_cmp(&code).is_eq()))
+    })
 }
 
 /// The rows of `table` that `spec` cannot use, counted (every value of the used columns is looked at: call it when
 /// the roles change, not every frame).
 #[must_use]
 pub fn left_out(table: &Table, spec: &DataSpec) -> LeftOut {
-    let used = spec.used_columns();
+    let used = Used::of(table, spec);
     let rows = (0..table.n_rows()).filter(|&i| misses_a_value(table, i, &used)).count();
-    // The first row left out is the earliest first missing cell among the used columns.
+    // The first row left out is the earliest first missing cell among the used columns (the output's missing class
+    // among them).
     let first = table
         .csv
         .iter()
-        .flat_map(|facts| &facts.missing)
-        .filter(|m| used.contains(&m.column))
+        .flat_map(|facts| {
+            let numbers = facts.missing.iter().filter(|m| used.columns.contains(&m.column));
+            let class = facts.missing_text.iter().filter(|m| used.missing_class.is_some_and(|(j, _)| j == m.column));
+            numbers.chain(class)
+        })
         .min_by_key(|m| m.first.0)
         .map(|m| (m.first.1, table.columns[m.column].name.clone(), m.first.2.clone()));
     LeftOut { rows, first: first.filter(|_| rows > 0) }
@@ -357,7 +385,7 @@ pub fn complete_rows(mut table: Table, spec: &DataSpec) -> Table {
     if left.rows == 0 {
         return table;
     }
-    let used = spec.used_columns();
+    let used = Used::of(&table, spec);
     let n_cols = table.n_cols();
     let kept: Vec<f32> = (0..table.n_rows())
         .filter(|&i| !misses_a_value(&table, i, &used))
@@ -395,6 +423,7 @@ pub fn complete_rows(mut table: Table, spec: &DataSpec) -> Table {
         facts.first_dropped = left.first;
         // They name rows by their place in the table as read.
         facts.missing.clear();
+        facts.missing_text.clear();
     }
     table
 }
@@ -409,7 +438,7 @@ pub fn prepare(table: &Table, spec: &DataSpec) -> Result<Prepared, SpecError> {
     if features.is_empty() {
         return Err(SpecError::NoFeatures);
     }
-    let used = spec.used_columns();
+    let used = Used::of(table, spec);
     let rows: Vec<usize> = (0..table.n_rows()).filter(|&i| !misses_a_value(table, i, &used)).collect();
     if rows.len() < 2 {
         return Err(SpecError::TooFewRows { rows: rows.len(), left_out: table.n_rows() - rows.len() });

@@ -125,6 +125,11 @@ pub struct CsvFacts {
     /// columns with one. Empty in a table without its incomplete rows.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub missing: Vec<MissingCells>,
+    /// Each text column's missing cells, a category of their own (`"(missing)"`): a value as a feature, but no
+    /// class of an output, whose rows [`crate::data::prepare::complete_rows`] leaves out. In column order, only
+    /// columns with one; empty in a table without its incomplete rows.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub missing_text: Vec<MissingCells>,
     /// The raw text of the first rows (header excluded), for the preview.
     pub first_rows: Vec<Vec<String>>,
 }

@@ -8,7 +8,7 @@ use sha2::{Digest, Sha256};
 use super::files::hex;
 use super::format::{DatasetRecord, RunFileError};
 use crate::data::csv::NoProgress;
-use crate::data::prepare::complete_rows;
+use crate::data::prepare::{complete_rows, left_out};
 use crate::data::{DataSpec, LoadRequest, Role, Table};
 
 impl DatasetRecord {
@@ -41,11 +41,32 @@ pub fn table_sha256(table: &Table) -> String {
     hex(&hasher.finalize())
 }
 
+/// The rows of `table` whose hash is `sha256`: those `spec` can use ([`complete_rows`]); or, for a run saved before
+/// rows were left out by the columns used, every row (an output's `"(missing)"` category was a class then) or every
+/// row without a missing number (the reader dropped the others as it read).
+fn same_rows(table: Table, spec: &DataSpec, sha256: &str) -> Option<Table> {
+    if left_out(&table, spec).rows > 0 {
+        let used = complete_rows(table.clone(), spec);
+        if table_sha256(&used) == sha256 {
+            return Some(used);
+        }
+    }
+    if table_sha256(&table) == sha256 {
+        return Some(table);
+    }
+    if table.values.iter().any(|v| v.is_nan()) {
+        let every_column = DataSpec { roles: vec![Role::Feature; table.n_cols()], ..spec.clone() };
+        let complete = complete_rows(table, &every_column);
+        return (table_sha256(&complete) == sha256).then_some(complete);
+    }
+    None
+}
+
 /// Loads the dataset a run was trained on and checks it is the same data (by [`table_sha256`]). A CSV file is
 /// looked for at its recorded path, then (for a shared run) next to the run file. The table is the one the run
 /// trained on: without the rows that miss a value in a column `spec` uses ([`complete_rows`]), or, for a run saved
-/// before rows were left out by the columns used, without every row that misses a value anywhere (what the reader
-/// dropped then). Returns the table and the request that loaded it.
+/// before rows were left out by the columns used, as it was then (`same_rows`). Returns the table and the request
+/// that loaded it.
 pub fn load_dataset(
     run_path: &Path,
     dataset: &DatasetRecord,
@@ -73,24 +94,12 @@ pub fn load_dataset(
     let mut mismatch = None;
     for request in requests {
         match request.run(&NoProgress) {
-            Ok(table) if !table.values.iter().any(|v| v.is_nan()) => {
-                if table_sha256(&table) == dataset.sha256 {
-                    return Ok((table, request));
+            Ok(table) => match same_rows(table, spec, &dataset.sha256) {
+                Some(table) => return Ok((table, request)),
+                None => {
+                    mismatch.get_or_insert(request.describe());
                 }
-                mismatch.get_or_insert(request.describe());
-            }
-            Ok(table) => {
-                let every_column = DataSpec { roles: vec![Role::Feature; table.n_cols()], ..spec.clone() };
-                let used = complete_rows(table.clone(), spec);
-                if table_sha256(&used) == dataset.sha256 {
-                    return Ok((used, request));
-                }
-                let complete = complete_rows(table, &every_column);
-                if table_sha256(&complete) == dataset.sha256 {
-                    return Ok((complete, request));
-                }
-                mismatch.get_or_insert(request.describe());
-            }
+            },
             Err(e) => {
                 first_error.get_or_insert(e.to_string());
             }
