@@ -624,7 +624,15 @@ pub fn resolve_data(name: &str, options: CsvOptions) -> LoadRequest {
 }
 
 fn load(request: &LoadRequest) -> Result<Table, CliError> {
-    request.run(&crate::data::csv::NoProgress).map_err(|e| CliError::BadInput(e.to_string()))
+    request.run(&crate::data::csv::NoProgress).map_err(|e| {
+        // The window offers a button; on the command line, the flag that does the same.
+        let flag = if e.is_bad_cell() {
+            "\n--drop-missing keeps such cells as missing and leaves out the rows that miss a value in a column used"
+        } else {
+            ""
+        };
+        CliError::BadInput(format!("{e}{flag}"))
+    })
 }
 
 fn inspect(path: &str, options: CsvOptions, as_json: bool) -> Result<(), CliError> {

@@ -500,3 +500,40 @@ fn the_output_is_the_column_named_so_and_a_row_number_is_ignored() {
     assert_eq!(default_spec_for_lab(Lab::Flow, &table).roles, [Feature, Feature]);
     assert_eq!(check_lab(Lab::Flow, &table, &default_spec_for_lab(Lab::Flow, &table)), Ok(()));
 }
+
+/// The command line: a missing cell is refused with its place and the flag that keeps it; with `--drop-missing`,
+/// `data inspect` counts each column's missing cells and the rows the default roles leave out (text and JSON), and
+/// `train` says what it left out and trains on the rest.
+#[test]
+fn the_command_line_keeps_missing_cells_when_asked_and_says_what_it_left_out() {
+    use std::process::Command;
+    const BIN: &str = env!("CARGO_BIN_EXE_bayes-explorer");
+    let dir = tempfile::tempdir().expect("a folder");
+    let path = dir.path().join("passengers.csv");
+    let mut text = "Survived,Pclass,Sex,Age,Fare\n".to_owned();
+    for i in 0..40u32 {
+        let age = if i % 4 == 1 { String::new() } else { (20 + i).to_string() };
+        let sex = if i % 3 == 0 { "female" } else { "male" };
+        let _ = writeln!(text, "{},{},{sex},{age},{}.5", i % 2, 1 + i % 3, 7 + i);
+    }
+    std::fs::write(&path, text).expect("written");
+    let file = path.to_str().expect("a path");
+    let run = |args: &[&str]| Command::new(BIN).args(args).output().expect("the binary runs");
+    let refused = run(&["data", "inspect", file]);
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert_eq!(refused.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("line 3, column 4 (\"Age\")") && stderr.contains("--drop-missing keeps"), "{stderr}");
+    let inspected = run(&["data", "inspect", file, "--drop-missing"]);
+    let stdout = String::from_utf8_lossy(&inspected.stdout);
+    assert!(stdout.contains("passengers.csv: 40 rows x 5 columns"), "{stdout}");
+    assert!(stdout.contains("missing cells in \"Age\": 10 (the first on line 3: \"\")"), "{stdout}");
+    assert!(stdout.contains("left out: 10 rows that miss a value in a column used (the first on line 3"), "{stdout}");
+    assert!(stdout.contains("split (seed 42): 25 train, 5 test"), "30 rows split: {stdout}");
+    let json = run(&["data", "inspect", file, "--drop-missing", "--json"]);
+    let line: serde_json::Value = serde_json::from_slice(&json.stdout).expect("one JSON line");
+    assert_eq!((line["missing"]["Age"].as_u64(), line["dropped_rows"].as_u64()), (Some(10), Some(10)));
+    let trained = run(&["train", "bnn", "--data", file, "--drop-missing", "--epochs", "2", "--json"]);
+    let stderr = String::from_utf8_lossy(&trained.stderr);
+    assert!(trained.status.success(), "{stderr}");
+    assert!(stderr.contains("passengers.csv: left out 10 rows that miss a value in a column used"), "{stderr}");
+}
