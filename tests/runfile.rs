@@ -654,8 +654,8 @@ fn a_run_on_a_file_with_missing_cells_finds_its_rows_again() {
     let (found, _) = load_dataset(&path, &legacy, &spec).expect("the rows the reader kept then");
     assert_eq!((found.n_rows(), table_sha256(&found)), (600 - 86 - 1, legacy.sha256));
 
-    // No missing number, but a label of text left blank once: no class, so its row is left out; and a run saved when
-    // "(missing)" was a class finds every row.
+    // No missing number, but a label of text left blank once: no class, so its row is left out; a run saved when
+    // "(missing)" was a class finds its data but is refused with why: its rows can no longer be prepared as trained.
     let labelled = dir.path().join("moons-labelled.csv");
     let mut text = String::from("x,y,moon\n");
     for (i, row) in moons.values.chunks(3).enumerate() {
@@ -681,8 +681,8 @@ fn a_run_on_a_file_with_missing_cells_finds_its_rows_again() {
     let (found, _) = load_dataset(&path, run.dataset(), &spec).expect("the same rows");
     assert_eq!((found.n_rows(), table_sha256(&found)), (599, run.dataset().sha256.clone()));
     let legacy = DatasetRecord::of(&read, &request);
-    let (found, _) = load_dataset(&path, &legacy, &spec).expect("every row, as before");
-    assert_eq!((found.n_rows(), table_sha256(&found)), (600, legacy.sha256));
+    let error = load_dataset(&path, &legacy, &spec).expect_err("\"(missing)\" is no class now").to_string();
+    assert!(error.contains("trained with \"(missing)\" as a class of its label"), "{error}");
 }
 
 #[test]

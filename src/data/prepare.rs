@@ -359,9 +359,13 @@ fn misses_a_value(table: &Table, i: usize, used: &Used) -> bool {
 pub fn left_out(table: &Table, spec: &DataSpec) -> LeftOut {
     let used = Used::of(table, spec);
     let rows = (0..table.n_rows()).filter(|&i| misses_a_value(table, i, &used)).count();
-    // The first row left out is the earliest first missing cell among the used columns (the output's missing class
-    // among them).
-    let first = table
+    LeftOut { rows, first: first_left_out(table, &used).filter(|_| rows > 0) }
+}
+
+/// Where the file's facts tell, the first row left out: the earliest first missing cell among the used columns (the
+/// output's missing class among them), as (line, column name, the cell's text).
+fn first_left_out(table: &Table, used: &Used) -> Option<(u64, String, String)> {
+    table
         .csv
         .iter()
         .flat_map(|facts| {
@@ -370,8 +374,7 @@ pub fn left_out(table: &Table, spec: &DataSpec) -> LeftOut {
             numbers.chain(class)
         })
         .min_by_key(|m| m.first.0)
-        .map(|m| (m.first.1, table.columns[m.column].name.clone(), m.first.2.clone()));
-    LeftOut { rows, first: first.filter(|_| rows > 0) }
+        .map(|m| (m.first.1, table.columns[m.column].name.clone(), m.first.2.clone()))
 }
 
 /// `table` without the rows `spec` cannot use ([`left_out`]): what a lab trains on, shows and records. Its CSV facts
@@ -381,17 +384,14 @@ pub fn left_out(table: &Table, spec: &DataSpec) -> LeftOut {
 /// may still hold missing cells (NaN). Unchanged when every row is complete.
 #[must_use]
 pub fn complete_rows(mut table: Table, spec: &DataSpec) -> Table {
-    let left = left_out(&table, spec);
-    if left.rows == 0 {
+    let used = Used::of(&table, spec);
+    let kept: Vec<usize> = (0..table.n_rows()).filter(|&i| !misses_a_value(&table, i, &used)).collect();
+    if kept.len() == table.n_rows() {
         return table;
     }
-    let used = Used::of(&table, spec);
+    let left = LeftOut { rows: table.n_rows() - kept.len(), first: first_left_out(&table, &used) };
     let n_cols = table.n_cols();
-    let kept: Vec<f32> = (0..table.n_rows())
-        .filter(|&i| !misses_a_value(&table, i, &used))
-        .flat_map(|i| table.row(i).unwrap_or_default().iter().copied())
-        .collect();
-    table.values = kept;
+    table.values = kept.iter().flat_map(|&i| table.row(i).unwrap_or_default().iter().copied()).collect();
     for (j, column) in table.columns.iter_mut().enumerate() {
         let name = std::mem::take(&mut column.name);
         if column.kind == ColumnKind::Text {

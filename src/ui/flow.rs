@@ -419,10 +419,13 @@ impl FlowUiState {
             return;
         };
         let steps_per_epoch = snapshot.map_or(1, |s| s.steps_per_epoch.max(1));
-        // The model of the lowest held-out NLL so far is kept, for the overfitting note's "Show epoch".
-        let lowest = snapshot.and_then(|s| lowest_epoch(s, "train_nll", "heldout_nll")).map(|e| e as f64);
-        let epoch = step as f64 / steps_per_epoch as f64;
-        self.scrubber.history.push_keeping(step, epoch, Arc::clone(&params), lowest);
+        // A newer model, and the model of the lowest held-out NLL so far kept, for the overfitting note's "Show
+        // epoch" (looked for only when a model comes in, not every frame).
+        if self.scrubber.history.entries().last().is_none_or(|e| e.step < step) {
+            let lowest = snapshot.and_then(|s| lowest_epoch(s, "train_nll", "heldout_nll")).map(|e| e as f64);
+            let epoch = step as f64 / steps_per_epoch as f64;
+            self.scrubber.history.push_keeping(step, epoch, Arc::clone(&params), lowest);
+        }
         // A scrubbed epoch's model: fixed, so its views are the full pass even while the run trains on.
         let (step, params, running) = match self.scrubber.scrubbed() {
             Some(entry) => (entry.step, Arc::clone(&entry.params), false),

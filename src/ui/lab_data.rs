@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use crate::data::prepare::{DataSpec, Prepared};
+use crate::data::prepare::{DataSpec, Prepared, complete_rows};
 use crate::data::{LoadRequest, Table};
 use crate::models::stats::{mean_and_sd, recorded_step};
 
@@ -20,8 +20,10 @@ pub struct LabData {
 }
 
 impl LabData {
+    /// A lab's data: `table` without the rows `spec` cannot use ([`complete_rows`]: a missing value in a column it
+    /// uses), so that what the lab shows, counts, trains on and records are the same rows.
     pub(crate) fn new(table: Table, spec: DataSpec, request: LoadRequest) -> Self {
-        Self { table: Arc::new(table), spec, request, thumbnails: None }
+        Self { table: Arc::new(complete_rows(table, &spec)), spec, request, thumbnails: None }
     }
 }
 

@@ -7,7 +7,7 @@ use sha2::{Digest, Sha256};
 
 use super::files::hex;
 use super::format::{DatasetRecord, RunFileError};
-use crate::data::csv::NoProgress;
+use crate::data::csv::{MISSING_CATEGORY, NoProgress};
 use crate::data::prepare::{complete_rows, left_out};
 use crate::data::{DataSpec, LoadRequest, Role, Table};
 
@@ -42,24 +42,36 @@ pub fn table_sha256(table: &Table) -> String {
 }
 
 /// The rows of `table` whose hash is `sha256`: those `spec` can use ([`complete_rows`]); or, for a run saved before
-/// rows were left out by the columns used, every row (an output's `"(missing)"` category was a class then) or every
-/// row without a missing number (the reader dropped the others as it read).
-fn same_rows(table: Table, spec: &DataSpec, sha256: &str) -> Option<Table> {
+/// rows were left out by the columns used, every row or every row without a missing number (the reader dropped the
+/// others as it read). `Err` for such a run whose label of text had blank cells: `"(missing)"` was one of its classes
+/// then and is none now, so its data can no longer be prepared as it was trained.
+fn same_rows(table: Table, spec: &DataSpec, sha256: &str) -> Result<Option<Table>, String> {
     if left_out(&table, spec).rows > 0 {
         let used = complete_rows(table.clone(), spec);
         if table_sha256(&used) == sha256 {
-            return Some(used);
+            return Ok(Some(used));
         }
     }
-    if table_sha256(&table) == sha256 {
-        return Some(table);
-    }
-    if table.values.iter().any(|v| v.is_nan()) {
+    let legacy = if table_sha256(&table) == sha256 {
+        table
+    } else if table.values.iter().any(|v| v.is_nan()) {
         let every_column = DataSpec { roles: vec![Role::Feature; table.n_cols()], ..spec.clone() };
         let complete = complete_rows(table, &every_column);
-        return (table_sha256(&complete) == sha256).then_some(complete);
+        if table_sha256(&complete) != sha256 {
+            return Ok(None);
+        }
+        complete
+    } else {
+        return Ok(None);
+    };
+    // The run's rows, as saved; preparing them leaves out none unless its label's "(missing)" was a class.
+    if left_out(&legacy, spec).rows > 0 {
+        return Err(format!(
+            "the run was trained with \"{MISSING_CATEGORY}\" as a class of its label, which the app no longer takes \
+             for a class (such rows are left out); train it again"
+        ));
     }
-    None
+    Ok(Some(legacy))
 }
 
 /// Loads the dataset a run was trained on and checks it is the same data (by [`table_sha256`]). A CSV file is
@@ -95,10 +107,11 @@ pub fn load_dataset(
     for request in requests {
         match request.run(&NoProgress) {
             Ok(table) => match same_rows(table, spec, &dataset.sha256) {
-                Some(table) => return Ok((table, request)),
-                None => {
+                Ok(Some(table)) => return Ok((table, request)),
+                Ok(None) => {
                     mismatch.get_or_insert(request.describe());
                 }
+                Err(why) => return Err(error(why)),
             },
             Err(e) => {
                 first_error.get_or_insert(e.to_string());

@@ -164,7 +164,6 @@ impl BayesExplorerApp {
                     let spec = spec
                         .filter(|s| s.roles.len() == table.n_cols())
                         .unwrap_or_else(|| crate::data::prepare::default_spec_for_lab(lab, &table));
-                    let table = crate::data::prepare::complete_rows(table, &spec);
                     self.apply_data(lab, LabData::new(table, spec, job.request));
                     // The last session's settings, unless its model is still coming (they go in after it).
                     if !self.restoring(lab) {
@@ -202,8 +201,7 @@ impl BayesExplorerApp {
             PreviewOutcome::Cancelled => {}
             PreviewOutcome::Use(preview) => {
                 let lab = preview.lab;
-                let table = crate::data::prepare::complete_rows(preview.table, &preview.spec);
-                self.apply_data(lab, LabData::new(table, preview.spec, preview.request));
+                self.apply_data(lab, LabData::new(preview.table, preview.spec, preview.request));
                 self.settings.tab = lab;
             }
             PreviewOutcome::Reload(lab, request) => self.start_load(lab, request, LoadTarget::Preview),
