@@ -110,7 +110,7 @@ fn explain_vae_shows_the_draw_of_the_input_under_the_cursor_and_the_loss_terms()
     harness.get_by_label(explain::VAE_KL);
     harness.get_by_label("Train").click();
     wait_for_the_end(&mut harness, Lab::Vae);
-    wait_until(&mut harness, "the latent means", |app| app.vae_state().has_latents());
+    wait_until(&mut harness, "the latent means", |app| app.vae_state().has_final_latents());
     let app = harness.state();
     let (recon, kl, loss, beta) = (
         metric(app, Lab::Vae, "recon_loss"),
@@ -284,7 +284,7 @@ fn explain_vae_terms_highlight_the_draw_the_prior_and_the_reconstructions() {
     open_explain(&mut harness, Lab::Vae, explain::VAE_REPARAM);
     harness.get_by_label("Train").click();
     wait_for_the_end(&mut harness, Lab::Vae);
-    wait_until(&mut harness, "the latent means", |app| app.vae_state().has_latents());
+    wait_until(&mut harness, "the latent means", |app| app.vae_state().has_final_latents());
     // An input under the cursor, then the cursor over its draw's formula.
     let heading = harness.get_by_label_contains("Encoder means of every input").rect();
     harness.hover_at(heading.left_bottom() + egui::vec2(80.0, 120.0));

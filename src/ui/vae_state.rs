@@ -404,6 +404,17 @@ impl VaeUiState {
         self.latents.is_some()
     }
 
+    /// True once the encoder's means of every input have arrived for the model on show, the last one the run sent
+    /// (for tests that read them: a run's earlier models, or its light pass, may arrive first).
+    #[must_use]
+    pub fn has_final_latents(&self) -> bool {
+        let (Some(latents), Some(view)) = (&self.latents, &self.view) else { return false };
+        let (n_in, d) = (view.params.n_in().max(1), view.params.latent);
+        self.last_seen_step == Some(self.view_step)
+            && latents.step == self.view_step
+            && latents.mu.len() == self.inputs.len() / n_in * d
+    }
+
     /// Takes what the view thread sent and asks it for the views of the model on show; `running`: a run trains,
     /// so the views take their light pass (see [`VaeViewRequest::live`]).
     pub(crate) fn poll(&mut self, snapshot: Option<&RunSnapshot>, running: bool, ctx: &egui::Context) {
