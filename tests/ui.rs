@@ -11,8 +11,8 @@ use egui_kittest::kittest::{NodeT, Queryable};
 
 mod common;
 use common::{
-    BROKEN_CSV, click_at, decode_apng, differing, harness, harness_for, scroll_into_view_over, wait_for_label,
-    wait_until, wait_within,
+    BROKEN_CSV, click_at, decode_apng, differing, harness, harness_for, scroll_into_view_over, use_in_the_lab,
+    wait_for_label, wait_until, wait_within,
 };
 
 /// Hovers each point of the VAE's latent plane in turn and returns the image decoded there (waiting for it to
@@ -94,8 +94,7 @@ fn a_bad_file_shows_its_error_and_keeps_the_data() {
     wait_until(&mut harness, "the preview", BayesExplorerApp::preview_is_open);
     harness.get_by_label_contains("Cells missing or not a number, kept as missing, in \"b\" (1, the first on line 3)");
     harness.get_by_label_contains("Left out: 1 row that misses a value in a column used (the first on line 3");
-    harness.get_by_label("Use in the BNN lab").click();
-    harness.run_steps(3);
+    use_in_the_lab(&mut harness, Lab::Bnn);
     assert_eq!(harness.state().lab(Lab::Bnn).data.as_ref().map(|d| d.table.n_rows()), Some(21));
     // The lab says what was left out, as a warning: the data is not all the file held.
     let message = harness.state().lab(Lab::Bnn).message.clone().expect("a message about the row left out");

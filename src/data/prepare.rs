@@ -385,10 +385,11 @@ fn first_left_out(table: &Table, used: &Used) -> Option<(u64, String, String)> {
 #[must_use]
 pub fn complete_rows(mut table: Table, spec: &DataSpec) -> Table {
     let used = Used::of(&table, spec);
-    let kept: Vec<usize> = (0..table.n_rows()).filter(|&i| !misses_a_value(&table, i, &used)).collect();
-    if kept.len() == table.n_rows() {
+    let Some(first) = (0..table.n_rows()).find(|&i| misses_a_value(&table, i, &used)) else {
         return table;
-    }
+    };
+    let kept: Vec<usize> =
+        (0..first).chain((first..table.n_rows()).filter(|&i| !misses_a_value(&table, i, &used))).collect();
     let left = LeftOut { rows: table.n_rows() - kept.len(), first: first_left_out(&table, &used) };
     let n_cols = table.n_cols();
     table.values = kept.iter().flat_map(|&i| table.row(i).unwrap_or_default().iter().copied()).collect();

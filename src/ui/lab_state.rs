@@ -23,8 +23,9 @@ pub struct LabState {
     pub lab: Lab,
     /// The dataset in use; a failed load leaves it as it was.
     pub data: Option<LabData>,
-    /// A load whose result replaces `data` when it succeeds.
-    pub(crate) loading: Option<(LoadJob, LoadTarget)>,
+    /// A load whose result replaces `data` when it succeeds (or opens the preview): read and readied on the loader
+    /// thread.
+    pub(crate) loading: Option<(LoadJob<Loaded>, LoadTarget)>,
     /// The generator's fields (kind, points, noise, seed): the generated set on show once one is (whoever generated
     /// it: here, the last session, a run file), so that "Generate" makes it again; `None` for the lab's default.
     pub(crate) generator: Option<crate::data::SynthSpec>,
@@ -90,6 +91,16 @@ pub(crate) enum LoadTarget {
     Preview,
     /// Use it at once in place of data that could not be loaded: the error that says why stays on show.
     Fallback,
+    /// Use the table the user chose in the preview, with its roles; only its rows are left to check.
+    Previewed,
+}
+
+/// What a load made on the loader thread, so that the UI thread only puts it in place.
+pub(crate) enum Loaded {
+    /// A lab's data, its rows checked against its roles ([`LabData::new`]).
+    Data(LabData),
+    /// A user's file, with the roles the lab would give it, for the preview.
+    Preview(Box<crate::ui::preview::Preview>),
 }
 
 /// What a run was started from: what "Save run…" needs besides the worker's snapshot.

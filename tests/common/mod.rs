@@ -5,6 +5,7 @@
 
 use std::time::{Duration, Instant};
 
+use bayes_explorer::Lab;
 use bayes_explorer::ui::{BayesExplorerApp, Settings};
 use egui_kittest::Harness;
 use egui_kittest::kittest::Queryable;
@@ -127,3 +128,12 @@ pub fn wheel_down_at(harness: &mut Harness<'_, BayesExplorerApp>, at: egui::Pos2
 pub const BROKEN_CSV: &str = "a,b\n1,2\n3,oops\n\
     4,5\n5,6\n6,7\n7,8\n8,9\n9,10\n10,11\n11,12\n12,13\n13,14\n\
     14,15\n15,16\n16,17\n17,18\n18,19\n19,20\n20,21\n21,22\n22,23\n23,24\n";
+
+/// Clicks "Use in the … lab" in the open preview and waits for `lab` to hold the file (its rows are checked against
+/// its roles on a loader thread).
+pub fn use_in_the_lab(harness: &mut Harness<'_, BayesExplorerApp>, lab: Lab) {
+    harness.get_by_label(&format!("Use in the {} lab", lab.tab_name())).click();
+    harness.run_steps(1);
+    wait_until(harness, "the file in the lab", |app| !app.lab(lab).is_loading());
+    harness.run_steps(2);
+}

@@ -11,7 +11,7 @@ use egui::accesskit::Role;
 use egui_kittest::Harness;
 use egui_kittest::kittest::{NodeT, Queryable};
 
-use crate::common::{wait_until, wait_within};
+use crate::common::{use_in_the_lab, wait_until, wait_within};
 
 /// The small window: half of a 1920 x 1080 screen across (narrower than the 1024 x 700), as tall as the
 /// issue's.
@@ -387,8 +387,7 @@ fn ux_the_preview_of_a_wide_file_keeps_its_buttons_in_view() {
         let rect = harness.get_by_label(label).rect();
         assert!(window.contains_rect(rect), "{label} at {rect:?}, outside the {window:?} window");
     }
-    harness.get_by_label("Use in the BNN lab").click();
-    harness.run_steps(3);
+    use_in_the_lab(&mut harness, Lab::Bnn);
     assert_eq!(harness.state().lab(Lab::Bnn).data.as_ref().map(|d| d.table.n_cols()), Some(14));
 }
 
@@ -402,8 +401,7 @@ fn load_in_the_bnn_lab(harness: &mut Harness<'_, BayesExplorerApp>, text: &str) 
     click(harness, "Load");
     wait_until(harness, "the preview", BayesExplorerApp::preview_is_open);
     harness.run_steps(3);
-    click(harness, "Use in the BNN lab");
-    harness.run_steps(4);
+    use_in_the_lab(harness, Lab::Bnn);
     dir
 }
 

@@ -11,7 +11,7 @@ use bayes_explorer::ui::BayesExplorerApp;
 use egui::accesskit::{Role, Toggled};
 use egui_kittest::kittest::{NodeT, Queryable};
 
-use crate::common::{harness, wait_until};
+use crate::common::{harness, use_in_the_lab, wait_until};
 
 /// Sixty passengers, every fifth without an age.
 fn titanic_like() -> String {
@@ -49,8 +49,7 @@ fn ux_a_column_set_to_ignored_costs_no_rows() {
     harness.run_steps(2);
     harness.get_by_label("Split: 51 train, 9 test (seed 42)");
     assert!(harness.query_by_label_contains("Left out:").is_none(), "no row is left out without Age");
-    harness.get_by_label("Use in the BNN lab").click();
-    harness.run_steps(3);
+    use_in_the_lab(&mut harness, Lab::Bnn);
     let data = harness.state().lab(Lab::Bnn).data.as_ref().expect("the file in the lab");
     assert_eq!((data.table.n_rows(), data.spec.feature_columns().len()), (60, 3), "Pclass, Sex and Fare");
     assert!(harness.state().lab(Lab::Bnn).message.as_ref().is_none_or(|m| !m.is_warning()), "nothing left out");

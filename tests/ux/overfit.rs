@@ -11,7 +11,7 @@ use bayes_explorer::train::WorkerState;
 use bayes_explorer::ui::{BayesExplorerApp, Settings};
 use egui_kittest::kittest::{NodeT, Queryable};
 
-use crate::common::{harness_for, wait_until, wait_within};
+use crate::common::{harness_for, use_in_the_lab, wait_until, wait_within};
 
 /// Sixty points of three round clusters: far too few for the course's RealNVP, which learns them one by one.
 fn three_clusters() -> String {
@@ -42,8 +42,7 @@ fn ux_a_flow_that_overfits_says_so_and_shows_its_best_epoch() {
     harness.state_mut().path_text = path.display().to_string();
     harness.get_by_label("Load").click();
     wait_until(&mut harness, "the preview", BayesExplorerApp::preview_is_open);
-    harness.get_by_label("Use in the Flow lab").click();
-    harness.run_steps(2);
+    use_in_the_lab(&mut harness, Lab::Flow);
     harness.state_mut().flow_config_mut().epochs = 150;
     harness.get_by_label("Train").click();
     wait_within(&mut harness, Duration::from_mins(3), "the run's end", |app| {

@@ -11,7 +11,7 @@ use egui::{Key, Modifiers};
 use egui_kittest::Harness;
 use egui_kittest::kittest::{NodeT, Queryable};
 
-use crate::common::{harness, harness_for, scroll_into_view_over, wait_for_label, wait_until};
+use crate::common::{harness, harness_for, scroll_into_view_over, use_in_the_lab, wait_for_label, wait_until};
 
 /// What the hidden-units fields accept, as their red message says.
 const HIDDEN_ACCEPTS: &str = "whole numbers from 1 to 4096, separated by commas";
@@ -191,8 +191,7 @@ fn ux_loading_data_says_when_it_sets_the_epochs_and_keeps_the_users_own() {
         harness.state_mut().path_text = path.display().to_string();
         harness.get_by_label("Load").click();
         wait_until(harness, "the preview", BayesExplorerApp::preview_is_open);
-        harness.get_by_label("Use in the BNN lab").click();
-        harness.run_steps(3);
+        use_in_the_lab(harness, Lab::Bnn);
     };
     let mut harness = harness();
     assert_eq!(harness.state().bnn_state().config.epochs, 2000, "the red wine's default");

@@ -11,7 +11,7 @@ use bayes_explorer::train::WorkerState;
 use bayes_explorer::ui::BayesExplorerApp;
 use egui_kittest::kittest::{NodeT, Queryable};
 
-use crate::common::{harness, wait_until, wait_within};
+use crate::common::{harness, use_in_the_lab, wait_until, wait_within};
 
 const SPECIES: [&str; 3] = ["Iris-setosa", "Iris-versicolor", "Iris-virginica"];
 
@@ -42,8 +42,7 @@ fn ux_a_text_label_loads_as_classes_named_by_their_text() {
     assert_eq!(harness.get_all_by_label("sepal_length").count(), 2, "whole over its numbers and in the list");
     harness.get_by_label("BNN lab: usable");
 
-    harness.get_by_label("Use in the BNN lab").click();
-    harness.run_steps(2);
+    use_in_the_lab(&mut harness, Lab::Bnn);
     harness.get_by_label_contains("4 features, label \"species\"");
     {
         let bnn = harness.state_mut().bnn_state_mut();
@@ -93,8 +92,7 @@ fn ux_the_probe_offers_a_text_features_categories_by_name() {
     harness.get_by_label("Load").click();
     wait_until(&mut harness, "the preview", BayesExplorerApp::preview_is_open);
     harness.run_steps(2);
-    harness.get_by_label("Use in the BNN lab").click();
-    harness.run_steps(2);
+    use_in_the_lab(&mut harness, Lab::Bnn);
     harness.get_by_label_contains("3 features, label \"Survived\"");
     harness.state_mut().bnn_state_mut().config.epochs = 20;
     harness.get_by_label("Train").click();

@@ -6,10 +6,11 @@ use std::sync::mpsc::{TryRecvError, channel};
 use std::time::{Duration, Instant};
 
 use crate::Lab;
-use crate::data::{CsvError, CsvOptions, LoadJob, LoadRequest, MissingPolicy};
+use crate::data::prepare::default_spec_for_lab;
+use crate::data::{CsvError, CsvOptions, LoadJob, LoadRequest, MissingPolicy, Table};
 use crate::ui::app::BayesExplorerApp;
 use crate::ui::lab_data::LabData;
-use crate::ui::lab_state::LoadTarget;
+use crate::ui::lab_state::{LoadTarget, Loaded};
 use crate::ui::message::Message;
 use crate::ui::preview::{Preview, PreviewOutcome};
 
@@ -21,7 +22,28 @@ impl BayesExplorerApp {
         if let Some((old, _)) = state.loading.take() {
             old.cancel();
         }
-        state.loading = Some((LoadJob::spawn(request, move || ctx.request_repaint()), target));
+        let then = {
+            let (request, target) = (request.clone(), target.clone());
+            move |table| ready(lab, table, request, target)
+        };
+        state.loading = Some((LoadJob::spawn_then(request, then, move || ctx.request_repaint()), target));
+    }
+
+    /// Puts the table the user chose in the preview into its lab, its rows checked on a loader thread (a
+    /// file of millions of rows takes a while to copy without those that miss a value).
+    fn use_previewed(&mut self, preview: Preview) {
+        let ctx = self.ctx.clone();
+        let Preview { lab, table, spec, request, .. } = preview;
+        let state = self.lab_mut(lab);
+        if let Some((old, _)) = state.loading.take() {
+            old.cancel();
+        }
+        let work = {
+            let request = request.clone();
+            move |_: &dyn crate::data::csv::Progress| Ok(Loaded::Data(LabData::new(table, spec, request)))
+        };
+        let job = LoadJob::spawn_work(request, work, move || ctx.request_repaint());
+        state.loading = Some((job, LoadTarget::Previewed));
     }
 
     /// Loads a user's file for the current tab (after the dialog, a drop or the path field).
@@ -155,26 +177,15 @@ impl BayesExplorerApp {
             state.message = None;
         }
         match result {
-            Ok(table) => match target {
-                LoadTarget::Apply(_) | LoadTarget::Fallback => {
-                    let spec = match target {
-                        LoadTarget::Apply(spec) => spec,
-                        LoadTarget::Fallback | LoadTarget::Preview => None,
-                    };
-                    let spec = spec
-                        .filter(|s| s.roles.len() == table.n_cols())
-                        .unwrap_or_else(|| crate::data::prepare::default_spec_for_lab(lab, &table));
-                    self.apply_data(lab, LabData::new(table, spec, job.request));
-                    // The last session's settings, unless its model is still coming (they go in after it).
-                    if !self.restoring(lab) {
-                        self.lab_mut(lab).apply_restored_settings();
-                    }
+            Ok(Loaded::Data(data)) => {
+                self.apply_data(lab, data);
+                // The last session's settings, unless its model is still coming (they go in after it); not over
+                // the data the user chose.
+                if target != LoadTarget::Previewed && !self.restoring(lab) {
+                    self.lab_mut(lab).apply_restored_settings();
                 }
-                LoadTarget::Preview => {
-                    let spec = crate::data::prepare::default_spec_for_lab(lab, &table);
-                    self.preview = Some(Preview::new(lab, table, spec, job.request));
-                }
-            },
+            }
+            Ok(Loaded::Preview(preview)) => self.preview = Some(*preview),
             Err(CsvError::Cancelled { .. }) => {}
             Err(e) => {
                 let mut message = Message::error(e.to_string()).about_loading(&job.request);
@@ -200,11 +211,31 @@ impl BayesExplorerApp {
             PreviewOutcome::Open(preview) => self.preview = Some(preview),
             PreviewOutcome::Cancelled => {}
             PreviewOutcome::Use(preview) => {
-                let lab = preview.lab;
-                self.apply_data(lab, LabData::new(preview.table, preview.spec, preview.request));
-                self.settings.tab = lab;
+                self.settings.tab = preview.lab;
+                self.use_previewed(preview);
             }
             PreviewOutcome::Reload(lab, request) => self.start_load(lab, request, LoadTarget::Preview),
+        }
+    }
+}
+
+/// What a load of `request` for `lab` makes of its `table` on the loader thread, for `target`: the preview of a
+/// user's file with the roles the lab would give it, or the lab's data with the roles asked for (where they fit the
+/// table) or the lab's own, its rows checked against them.
+fn ready(lab: Lab, table: Table, request: LoadRequest, target: LoadTarget) -> Loaded {
+    match target {
+        LoadTarget::Preview => {
+            let spec = default_spec_for_lab(lab, &table);
+            Loaded::Preview(Box::new(Preview::new(lab, table, spec, request)))
+        }
+        LoadTarget::Apply(spec) => {
+            let spec =
+                spec.filter(|s| s.roles.len() == table.n_cols()).unwrap_or_else(|| default_spec_for_lab(lab, &table));
+            Loaded::Data(LabData::new(table, spec, request))
+        }
+        LoadTarget::Fallback | LoadTarget::Previewed => {
+            let spec = default_spec_for_lab(lab, &table);
+            Loaded::Data(LabData::new(table, spec, request))
         }
     }
 }
