@@ -293,7 +293,7 @@ fn while_the_vae_trains_its_latent_scatter_is_coloured_by_digit() {
         vae.latents().is_some_and(|l| l.mu.len() / 2 < all)
     });
     harness.run_steps(2);
-    harness.get_by_label_contains("While training: the first 1000 of 5000");
+    harness.get_by_label_contains("While training: the first 1,000 of 5,000");
     for digit in ["0", "3", "9"] {
         assert!(
             harness.query_by_role_and_label(Role::CheckBox, digit).is_some(),

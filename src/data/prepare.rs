@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::Lab;
 use crate::data::csv::MISSING_CATEGORY;
-use crate::data::table::{Column, ColumnKind, DISTINCT_CAP, Table, column_stats};
+use crate::data::table::{Column, ColumnKind, DISTINCT_CAP, Table, column_stats, grouped};
 
 /// What a column is for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -285,9 +285,10 @@ fn too_few_rows(rows: usize, left_out: usize) -> String {
         format!("the dataset has {rows} rows; at least 2 are needed to split it")
     } else {
         format!(
-            "{left_out} of the dataset's {} rows miss a value in a column used, leaving {rows}; at least 2 are needed \
-             to split them (ignore the columns with missing cells)",
-            rows + left_out
+            "{} of the dataset's {} rows miss a value in a column used, leaving {rows}; at least 2 are needed to \
+             split them (ignore the columns with missing cells)",
+            grouped(left_out),
+            grouped(rows + left_out)
         )
     }
 }
@@ -307,7 +308,7 @@ impl std::fmt::Display for LeftOut {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self.rows {
             1 => write!(f, "1 row that misses")?,
-            n => write!(f, "{n} rows that miss")?,
+            n => write!(f, "{} rows that miss", grouped(n))?,
         }
         write!(f, " a value in a column used")?;
         if let Some((line, column, text)) = &self.first {

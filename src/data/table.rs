@@ -145,6 +145,27 @@ pub struct MissingCells {
     pub first: (usize, u64, String),
 }
 
+/// A count as the window and the command line write it: a whole number with thousands separators ("1,530,000";
+/// "1599" is "1,599"), anything else as `n` writes itself. Line numbers and seeds, which name rather than count,
+/// are written plain.
+#[must_use]
+pub fn grouped(n: impl std::fmt::Display) -> String {
+    let text = n.to_string();
+    let (sign, digits) = text.strip_prefix('-').map_or(("", text.as_str()), |d| ("-", d));
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return text;
+    }
+    let mut out = String::with_capacity(text.len() + digits.len() / 3);
+    out.push_str(sign);
+    for (i, ch) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(ch);
+    }
+    out
+}
+
 /// Human name of a delimiter byte.
 #[must_use]
 pub fn delimiter_name(delimiter: u8) -> &'static str {

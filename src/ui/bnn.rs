@@ -113,7 +113,8 @@ pub(crate) fn at_the_prior(snapshot: &RunSnapshot, n_train: Option<usize>) -> Op
         (None, None) => return None,
     };
     (error >= 0.98 * level).then(|| {
-        let rows = n_train.map_or_else(String::new, |n| format!(" on {n} training rows"));
+        let rows =
+            n_train.map_or_else(String::new, |n| format!(" on {} training rows", crate::data::table::grouped(n)));
         format!(
             "The posterior has gone back to the prior: KL / N is {kl:.4} nats, and the test {what} ({error:.3}) is no \
              better than {baseline} ({level:.3}). The network gives every input nearly the same prediction: what \

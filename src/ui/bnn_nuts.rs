@@ -135,9 +135,13 @@ fn settings_ui(bnn: &mut BnnUiState, ui: &mut egui::Ui) {
     let s = &bnn.nuts.settings;
     // "of N" only where the run trained on a share of the training rows.
     let used = if rows == total {
-        format!("the {rows} training rows the variational run used")
+        format!("the {} training rows the variational run used", crate::data::table::grouped(rows))
     } else {
-        format!("the {rows} training rows the variational run used (of {total})")
+        format!(
+            "the {} training rows the variational run used (of {})",
+            crate::data::table::grouped(rows),
+            crate::data::table::grouped(total)
+        )
     };
     let mut rows_line = format!(
         "Data: {used}, its architecture and its prior N(0, {}²).",
@@ -241,7 +245,7 @@ fn summary_ui(r: &NutsComparison, others: &[(Posterior, EpochRecord)], ui: &mut 
         p.settings.draws,
         p.settings.warmup,
         p.seconds,
-        p.rows_used,
+        crate::data::table::grouped(p.rows_used),
         if p.rows_used < p.rows_total { format!(" (a seeded subsample of {})", p.rows_total) } else { String::new() },
         r.vi_step
     ));

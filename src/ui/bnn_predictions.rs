@@ -201,7 +201,11 @@ pub(crate) fn confusion_counts(rows: &[ClassRow], n: usize) -> Vec<Vec<usize>> {
 pub(crate) fn confusion_summary(counts: &[Vec<usize>], names: &[String]) -> String {
     let total: usize = counts.iter().flatten().sum();
     let right: usize = (0..counts.len()).map(|k| counts[k][k]).sum();
-    let right_text = format!("Right: {right} of {total} (the diagonal).");
+    let right_text = format!(
+        "Right: {} of {} (the diagonal).",
+        crate::data::table::grouped(right),
+        crate::data::table::grouped(total)
+    );
     let worst = (0..counts.len())
         .flat_map(|a| (0..counts.len()).filter(move |&p| p != a).map(move |p| (a, p)))
         .max_by_key(|&(a, p)| (counts[a][p], std::cmp::Reverse((a, p))))
@@ -469,7 +473,11 @@ fn class_calibration_ui(bnn: &mut BnnUiState, rows: &[ClassRow], ui: &mut egui::
         if r.ece.is_finite() {
             let over: usize = r.bins.iter().filter(|b| b.rows > 0 && b.confidence > b.accuracy).map(|b| b.rows).sum();
             let n: usize = r.bins.iter().map(|b| b.rows).sum();
-            format!(" ({over} of {n} rows in bins where it is surer than it is right)")
+            format!(
+                " ({} of {} rows in bins where it is surer than it is right)",
+                crate::data::table::grouped(over),
+                crate::data::table::grouped(n)
+            )
         } else {
             String::new()
         }

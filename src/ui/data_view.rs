@@ -8,7 +8,7 @@ use egui_plot::{MarkerShape, Points};
 use crate::Lab;
 use crate::data::prepare::{Role, image_side};
 use crate::data::table::{Column, ColumnKind};
-use crate::ui::count::count;
+use crate::ui::count::{count, ordinal};
 use crate::ui::lab_data::LabData;
 use crate::ui::plot_axes;
 
@@ -185,7 +185,7 @@ fn scatter_ui(lab: Lab, data: &LabData, features: &[usize], view: &mut DataViewS
     let output = data.spec.output_column();
     let stride = table.n_rows().div_ceil(MAX_SCATTER_POINTS).max(1);
     if stride > 1 {
-        ui.label(format!("Drawing every {stride}th of {}.", count(table.n_rows(), "row")));
+        ui.label(format!("Drawing every {} of {}.", ordinal(stride), count(table.n_rows(), "row")));
     }
     let rows = (0..table.n_rows()).step_by(stride);
     // Group points by colour: one plot item per class (labels) or per value band (numeric target).

@@ -3,7 +3,7 @@
 
 use crate::Lab;
 use crate::data::prepare::{DataSpec, LeftOut, Role, check_lab, image_side, left_out, split_counts};
-use crate::data::table::{ColumnKind, DISTINCT_CAP, delimiter_name};
+use crate::data::table::{ColumnKind, DISTINCT_CAP, delimiter_name, grouped};
 use crate::data::{CsvOptions, HeaderMode, LoadRequest, Table};
 
 /// A loaded file waiting for the user's go-ahead.
@@ -39,8 +39,8 @@ impl Preview {
         if rows < 2 {
             return Err(format!(
                 "needs two rows with a value in every column used; {} of {} miss one",
-                left.rows,
-                self.table.n_rows()
+                grouped(left.rows),
+                grouped(self.table.n_rows())
             ));
         }
         Ok(rows)
@@ -250,7 +250,7 @@ fn preview_ui(p: &mut Preview, ui: &mut egui::Ui) -> Choice {
                         ui.monospace(shown);
                     }
                 } else {
-                    let missing = csv_missing(t, j).map_or(String::new(), |n| format!(" ({n} missing)"));
+                    let missing = csv_missing(t, j).map_or(String::new(), |n| format!(" ({} missing)", grouped(n)));
                     ui.monospace(format!("{} .. {}{missing}", c.min, c.max));
                 }
                 ui.label(if c.n_distinct > DISTINCT_CAP {
@@ -293,7 +293,7 @@ fn preview_ui(p: &mut Preview, ui: &mut egui::Ui) -> Choice {
     });
     let left = p.left_out().clone();
     let (n_train, n_test) = split_counts(p.table.n_rows() - left.rows, p.spec.test_fraction);
-    ui.label(format!("Split: {n_train} train, {n_test} test (seed {})", p.spec.seed));
+    ui.label(format!("Split: {} train, {} test (seed {})", grouped(n_train), grouped(n_test), p.spec.seed));
     if left.rows > 0 {
         ui.colored_label(
             ui.visuals().warn_fg_color,
@@ -337,7 +337,7 @@ fn missing_note(t: &Table) -> String {
                 Some((last, rest)) if !rest.is_empty() => format!("{} and {last}", rest.join(", ")),
                 _ => names.concat(),
             };
-            format!("{names} ({count}{each}, the first on line {line})")
+            format!("{names} ({}{each}, the first on line {line})", grouped(count))
         })
         .collect();
     if csv.missing.len() > NAMED {

@@ -10,6 +10,7 @@
 
 use std::ops::RangeInclusive;
 
+use crate::data::table::grouped;
 use crate::ui::lab_page::labelled;
 
 /// Most units one hidden layer may have.
@@ -77,19 +78,8 @@ impl Rule {
 /// A number as the messages write it: whole numbers with thousands separators, others as short as exact.
 #[must_use]
 pub fn number(value: f64) -> String {
-    if value.fract() == 0.0 && value.abs() < 1e15 {
-        let digits = format!("{}", value.abs() as u64);
-        let mut out = String::new();
-        for (i, ch) in digits.chars().enumerate() {
-            if i > 0 && (digits.len() - i).is_multiple_of(3) {
-                out.push(',');
-            }
-            out.push(ch);
-        }
-        if value < 0.0 { format!("-{out}") } else { out }
-    } else {
-        format!("{value}")
-    }
+    #[allow(clippy::cast_possible_truncation)] // whole and below 1e15
+    if value.fract() == 0.0 && value.abs() < 1e15 { grouped(value as i64) } else { format!("{value}") }
 }
 
 /// Every lab's learning rate.

@@ -89,8 +89,12 @@ pub(crate) fn latent_ui(vae: &mut VaeUiState, ui: &mut egui::Ui) {
                 let (shown, all) = (latents.mu.len() / latent.max(1), vae.inputs.len() / n_in);
                 if shown < all {
                     ui.label(
-                        egui::RichText::new(format!("While training: the first {shown} of {all}; all when paused."))
-                            .weak(),
+                        egui::RichText::new(format!(
+                            "While training: the first {} of {}; all when paused.",
+                            crate::data::table::grouped(shown),
+                            crate::data::table::grouped(all)
+                        ))
+                        .weak(),
                     );
                 }
             });

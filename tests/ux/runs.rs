@@ -207,7 +207,7 @@ fn ux_a_discarded_run_stays_in_compare_runs() {
     assert!(stopped >= 2 && runs[0].stopped_at.is_none(), "{stopped}");
     // Named by what differs between the two (the epochs), and where it stopped.
     harness.get_by_label("100 % of the training rows, 12 epochs");
-    harness.get_by_label(&format!("100 % of the training rows, 100000 epochs, stopped at epoch {stopped}"));
+    harness.get_by_label(&format!("100 % of the training rows, 100,000 epochs, stopped at epoch {stopped}"));
 }
 
 #[test]

@@ -38,7 +38,7 @@ fn ux_vi_vs_nuts_samples_from_the_window_shows_the_clis_figures_and_cancels() {
     });
     wait_for_label(&mut harness, "Sample the exact posterior");
     // All of the training rows: counted once ("of 1359" only for a run on a share of them).
-    harness.get_by_label_contains("Data: the 1359 training rows the variational run used, its architecture");
+    harness.get_by_label_contains("Data: the 1,359 training rows the variational run used, its architecture");
     {
         let s = &mut harness.state_mut().bnn_state_mut().nuts.settings;
         assert_eq!((s.chains, s.warmup, s.draws), (4, 300, 300), "the quick look's defaults");
