@@ -15,7 +15,7 @@ use crate::Lab;
 use crate::compute::Activation;
 use crate::compute::cpu::optim::OptimizerKind;
 use crate::data::prepare::{DataSpec, Prepared, Role, check_lab, image_side, prepare, split_counts};
-use crate::data::table::delimiter_name;
+use crate::data::table::{delimiter_name, grouped};
 use crate::data::{BuiltinFile, CsvOptions, HeaderMode, LoadRequest, MissingPolicy, SynthKind, SynthSpec, Table};
 use crate::models::bnn::{BnnConfig, BnnTrainer, Head, KlEstimate, Posterior, default_epochs, train_subset};
 use crate::models::flow::{FlowConfig, FlowInit, FlowKind, FlowTrainer, flow_report};
@@ -676,7 +676,7 @@ fn inspect(path: &str, options: CsvOptions, as_json: bool) -> Result<(), CliErro
         return Ok(());
     }
     let mut out = String::new();
-    let _ = writeln!(out, "{}: {} rows x {} columns", table.name, table.n_rows(), table.n_cols());
+    let _ = writeln!(out, "{}: {} rows x {} columns", table.name, grouped(table.n_rows()), table.n_cols());
     if let Some(c) = &table.csv {
         let _ = writeln!(
             out,
@@ -690,13 +690,14 @@ fn inspect(path: &str, options: CsvOptions, as_json: bool) -> Result<(), CliErro
         );
         for m in &c.missing {
             let (name, (_, line, text)) = (&table.columns[m.column].name, &m.first);
-            let _ = writeln!(out, "missing cells in \"{name}\": {} (the first on line {line}: {text:?})", m.count);
+            let _ =
+                writeln!(out, "missing cells in \"{name}\": {} (the first on line {line}: {text:?})", grouped(m.count));
         }
         if left.rows > 0 {
             let _ = writeln!(out, "left out: {left}");
         }
     }
-    let _ = writeln!(out, "split (seed {}): {n_train} train, {n_test} test", spec.seed);
+    let _ = writeln!(out, "split (seed {}): {} train, {} test", spec.seed, grouped(n_train), grouped(n_test));
     if let Some(side) = image {
         let _ = writeln!(out, "features form {side}x{side} images");
     }
@@ -1207,6 +1208,13 @@ fn drive(
                 )));
             }
             WorkerEvent::Error(message) => return Err(CliError::Failed(message)),
+            // The model of the lowest held-out figure so far, kept as the epoch scrubber keeps it.
+            WorkerEvent::LowestHeldOut { view, .. } => {
+                if let Some(kept) = kept.as_deref_mut() {
+                    let step = view.step();
+                    kept.pin(step, step as f64, Arc::new(view));
+                }
+            }
             WorkerEvent::Ready | WorkerEvent::State(_) => {}
         }
     }

@@ -7,11 +7,14 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
+use bayes_explorer::compute::params::FlowParams;
 use bayes_explorer::data::BuiltinFile;
 use bayes_explorer::data::prepare::{DataSpec, Role, prepare};
+use bayes_explorer::models::ModelView;
 use bayes_explorer::models::bnn::{BnnConfig, BnnTrainer, Posterior};
 use bayes_explorer::train::{
-    Command, EpochRecord, RunSnapshot, TrainError, Trainer, TrainerFactory, Worker, WorkerEvent, WorkerState,
+    Command, EpochRecord, HELD_OUT_WINDOW, RunSnapshot, TrainError, Trainer, TrainerFactory, Worker, WorkerEvent,
+    WorkerState, lowest_held_out,
 };
 
 /// A trainer that counts steps, for checking the protocol without a model; it panics at `panic_at`.
@@ -256,4 +259,81 @@ fn the_baseline_learns_wine_quality() {
     let last = trainer.snapshot().history.last().cloned().unwrap();
     let (test_rmse, mean_rmse) = (last.get("test_rmse").unwrap(), last.get("mean_predictor_test_rmse").unwrap());
     assert!(test_rmse < mean_rmse, "the network ({test_rmse}) must beat predicting the mean ({mean_rmse})");
+}
+
+/// A trainer whose held-out figure follows `curve`, one value an epoch of four steps, and whose model is its step.
+struct HeldOut {
+    steps: u64,
+    curve: Vec<f64>,
+    history: Vec<EpochRecord>,
+}
+
+impl Trainer for HeldOut {
+    fn step(&mut self) -> Result<(), TrainError> {
+        self.steps += 1;
+        if self.steps.is_multiple_of(4) {
+            let epoch = self.history.len() + 1;
+            self.history.push(EpochRecord { epoch, metrics: vec![("held".into(), self.curve[epoch - 1])] });
+        }
+        Ok(())
+    }
+    fn finished(&self) -> bool {
+        self.history.len() >= self.curve.len()
+    }
+    fn snapshot(&self) -> RunSnapshot {
+        RunSnapshot {
+            epoch: self.history.len(),
+            total_epochs: self.curve.len(),
+            step: self.steps,
+            steps_per_epoch: 4,
+            history: self.history.clone(),
+            ..RunSnapshot::default()
+        }
+    }
+    fn set_learning_rate(&mut self, _: f64) {}
+    fn epochs_done(&self) -> usize {
+        self.history.len()
+    }
+    fn model_view(&self) -> Option<ModelView> {
+        Some(ModelView::Flow { step: self.steps, params: Arc::new(FlowParams { dim: 2, layers: Vec::new() }) })
+    }
+    fn held_out_metric(&self) -> Option<&'static str> {
+        Some("held")
+    }
+}
+
+/// The worker sends the model of each epoch's end that is the held-out curve's lowest so far (averaged over five
+/// epochs, as the overfitting note reads it), once each and only those: the views keep the very model the note names,
+/// which the snapshots, carrying the latest model only, may never have shown.
+#[test]
+fn the_model_at_the_lowest_held_out_figure_so_far_is_sent_at_its_epochs_end() {
+    // Falling to epoch 24, then rising, with an epoch's wobble throughout.
+    let curve: Vec<f64> = (1..=60)
+        .map(|e| {
+            let e = f64::from(e);
+            let wobble = 0.02 * (e * 1.7).sin();
+            (if e <= 24.0 { 2.7 - 0.01 * e } else { 2.46 + 0.01 * (e - 24.0) }) + wobble
+        })
+        .collect();
+    let expected: Vec<usize> = (1..=curve.len()).filter(|&e| lowest_held_out(&curve[..e]) == Some(e - 1)).collect();
+    assert!(expected.len() > 3 && expected[0] == HELD_OUT_WINDOW, "{expected:?}");
+    let factory: TrainerFactory = {
+        let curve = curve.clone();
+        Box::new(move || {
+            Ok(Box::new(HeldOut { steps: 0, curve: curve.clone(), history: Vec::new() }) as Box<dyn Trainer>)
+        })
+    };
+    let worker = Worker::spawn("test-lowest", factory, true, || {}).unwrap();
+    let events = wait_for(&worker, "finished", |e| matches!(e, WorkerEvent::Finished(_)));
+    let sent: Vec<(usize, u64)> = events
+        .iter()
+        .filter_map(|e| match e {
+            WorkerEvent::LowestHeldOut { epoch, view } => Some((*epoch, view.step())),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(sent.iter().map(|s| s.0).collect::<Vec<_>>(), expected, "the epochs of each new lowest");
+    assert!(sent.iter().all(|&(epoch, step)| step == 4 * epoch as u64), "each the model of its epoch's end: {sent:?}");
+    let last = *expected.last().unwrap();
+    assert!((20..=28).contains(&last), "the lowest of the run is near epoch 24: {last}");
 }

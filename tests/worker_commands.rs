@@ -190,6 +190,10 @@ impl Run {
                 assert_eq!(c.state.epochs.step, c.snapshot.step, "{}: a checkpoint between two steps", self.name);
             }
             WorkerEvent::CheckpointFailed(why) => panic!("{}: a checkpoint failed: {why}", self.name),
+            WorkerEvent::LowestHeldOut { epoch, view } => {
+                // An epoch's end, once a whole window of epochs is in.
+                assert!(epoch >= 5 && view.step() >= epoch as u64, "{}: the lowest at epoch {epoch}", self.name);
+            }
         }
     }
 

@@ -150,6 +150,12 @@ pub trait Trainer: Send {
     fn model_view(&self) -> Option<ModelView> {
         None
     }
+    /// The metric of an epoch's record that measures the model on rows it does not train on, where the model at
+    /// that metric's lowest ([`lowest_held_out`]) is worth keeping: the flow's held-out NLL, which its overfitting
+    /// note offers to show. `None` for most models.
+    fn held_out_metric(&self) -> Option<&'static str> {
+        None
+    }
     /// The whole training state, from which the run continues exactly (see [`TrainState`]); taken between steps.
     ///
     /// # Errors
@@ -539,6 +545,9 @@ pub trait EpochModel<const TERMS: usize>: Send {
     /// A plain-data copy of the parameters after `step` steps, for the views.
     fn model_view(&self, step: u64) -> Option<ModelView>;
 
+    /// See [`Trainer::held_out_metric`].
+    const HELD_OUT: Option<&'static str> = None;
+
     /// How the learning rate moves over the run (constant unless the model's settings say otherwise).
     fn lr_schedule(&self) -> LrSchedule {
         LrSchedule::Constant
@@ -686,9 +695,36 @@ impl<M: EpochModel<TERMS>, const TERMS: usize> Trainer for EpochTrainer<M, TERMS
         self.model.model_view(self.epochs.step())
     }
 
+    fn held_out_metric(&self) -> Option<&'static str> {
+        M::HELD_OUT
+    }
+
     fn train_state(&self) -> Result<TrainState, TrainError> {
         EpochTrainer::train_state(self)
     }
+}
+
+/// Epochs a held-out curve is averaged over (trailing) where its lowest is looked for, so that one epoch's jump
+/// neither makes nor hides it.
+pub const HELD_OUT_WINDOW: usize = 5;
+
+/// The index in `values` (a held-out figure per epoch, oldest first) where their mean over the [`HELD_OUT_WINDOW`]
+/// values to it is the lowest, from the first whole window on (the earliest where two are equal); `None` before a
+/// whole window, or where a value is not finite (a run stopped by a NaN).
+#[must_use]
+pub fn lowest_held_out(values: &[f64]) -> Option<usize> {
+    if values.iter().any(|v| !v.is_finite()) {
+        return None;
+    }
+    let mean = |i: usize| trailing_mean(values, i);
+    (HELD_OUT_WINDOW - 1..values.len()).min_by(|&a, &b| mean(a).total_cmp(&mean(b)))
+}
+
+/// The mean of `values` over the [`HELD_OUT_WINDOW`] of them to index `i` (fewer at the start).
+#[must_use]
+pub fn trailing_mean(values: &[f64], i: usize) -> f64 {
+    let window = &values[(i + 1).saturating_sub(HELD_OUT_WINDOW)..=i];
+    window.iter().sum::<f64>() / window.len() as f64
 }
 
 /// Thins a per-epoch history `(epoch, record)` that has grown past `max` entries: keeps the epochs that are
@@ -795,6 +831,20 @@ mod tests {
 
     /// The cosine factor starts at 1, is ½ halfway, falls at every step and ends near (not at) 0; a constant
     /// schedule and an empty run keep the set rate.
+    /// The lowest of a held-out curve is that of its five-epoch means, from the first whole window; none before one
+    /// or with a value that is not finite; the earliest of equal means.
+    #[test]
+    fn the_held_out_lowest_is_that_of_the_trailing_means() {
+        use super::{lowest_held_out, trailing_mean};
+        assert_eq!(lowest_held_out(&[3.0, 2.0, 1.0, 2.0]), None, "no whole window yet");
+        // A single low epoch among high ones moves its window's mean least where it is averaged longest.
+        let spike = [5.0, 5.0, 5.0, 5.0, 5.0, 0.0, 5.0, 5.0, 5.0, 5.0, 3.5, 3.5, 3.5, 3.5, 3.5];
+        assert_eq!(lowest_held_out(&spike), Some(14), "the level run of 3.5s, not the single 0 (its means are 4)");
+        assert!((trailing_mean(&spike, 5) - 4.0).abs() < 1e-12 && (trailing_mean(&spike, 1) - 5.0).abs() < 1e-12);
+        assert_eq!(lowest_held_out(&[1.0; 8]), Some(4), "the earliest of equal means");
+        assert_eq!(lowest_held_out(&[1.0, 1.0, f64::NAN, 1.0, 1.0, 1.0]), None);
+    }
+
     #[test]
     fn the_cosine_factor_falls_from_one_to_nearly_zero() {
         let cosine = |t| LrSchedule::Cosine.factor(t, 100);

@@ -20,7 +20,9 @@ pub use crate::models::resume::TrainState;
 
 pub use crate::compute::TrainError;
 pub use crate::models::ModelView;
-pub use crate::models::trainer::{EpochRecord, MODEL_VIEW_INTERVAL_SECS, RunSnapshot, Trainer};
+pub use crate::models::trainer::{
+    EpochRecord, HELD_OUT_WINDOW, MODEL_VIEW_INTERVAL_SECS, RunSnapshot, Trainer, lowest_held_out, trailing_mean,
+};
 
 /// What the UI asks of a run.
 #[derive(Clone, Debug, PartialEq)]
@@ -67,6 +69,15 @@ pub enum WorkerEvent {
     Checkpoint(Arc<Checkpoint>),
     /// A checkpoint could not be taken (a replayed run has no training state); the message says why.
     CheckpointFailed(String),
+    /// An epoch ended at the lowest of the run's held-out curve so far ([`Trainer::held_out_metric`], averaged as
+    /// [`lowest_held_out`] averages it): the model of that epoch's end, sent once, so that the views can keep the
+    /// very model the overfitting note names (the snapshots carry the latest model only).
+    LowestHeldOut {
+        /// The epoch that ended.
+        epoch: usize,
+        /// The model at its end.
+        view: ModelView,
+    },
 }
 
 /// A consistent copy of a run between two steps: the snapshot with the model's copy at the same step, and the

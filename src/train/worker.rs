@@ -10,8 +10,8 @@ use std::time::{Duration, Instant};
 use serde::{Deserialize, Serialize};
 
 use super::{
-    Checkpoint, Command, MODEL_VIEW_INTERVAL_SECS, ModelView, RunSnapshot, TrainError, Trainer, TrainerFactory,
-    WorkerEvent,
+    Checkpoint, Command, EpochRecord, MODEL_VIEW_INTERVAL_SECS, ModelView, RunSnapshot, TrainError, Trainer,
+    TrainerFactory, WorkerEvent,
 };
 use crate::data::job::panic_text;
 
@@ -262,11 +262,16 @@ impl Run {
                 }
                 let snapshot = trainer.snapshot();
                 let record = snapshot.history.last().cloned().filter(|_| epoch_ended);
+                let lowest = record.is_some() && at_lowest_held_out(trainer.held_out_metric(), &snapshot.history);
+                let snapshot_step = snapshot.step;
                 // Publish first, so whoever reacts to the events below already sees the final snapshot. An epoch's
                 // end is published at once, but its model copy only as often as the views take one (a BNN ends
                 // dozens of epochs a second).
                 self.publish_snapshot(snapshot, force, publish_now || finished);
                 if let Some(record) = record {
+                    if lowest {
+                        self.send_lowest(record.epoch, snapshot_step);
+                    }
                     self.emit(WorkerEvent::EpochDone(record.clone()));
                     if finished {
                         self.emit(WorkerEvent::Finished(record));
@@ -317,6 +322,15 @@ impl Run {
         }
     }
 
+    /// Sends the model of the epoch that just ended at the lowest held-out figure so far: the copy just published
+    /// where it is of this step, else a fresh one.
+    fn send_lowest(&mut self, epoch: usize, step: u64) {
+        let published = self.last_model.as_ref().map(|(m, _)| m).filter(|m| m.step() == step).cloned();
+        if let Some(view) = published.or_else(|| self.trainer.as_ref().and_then(|t| t.model_view())) {
+            self.emit(WorkerEvent::LowestHeldOut { epoch, view });
+        }
+    }
+
     fn publish(&mut self, force: bool) {
         if let Some(snapshot) = self.trainer.as_ref().map(|t| t.snapshot()) {
             self.publish_snapshot(snapshot, force, force);
@@ -358,4 +372,12 @@ impl Run {
         let _ = self.events.send(event);
         (self.repaint)();
     }
+}
+
+/// True where the last of `history`'s epochs is the lowest of its held-out `metric` so far, as
+/// [`crate::models::trainer::lowest_held_out`] finds it (averaged over the epochs to each); false without a metric.
+fn at_lowest_held_out(metric: Option<&str>, history: &[EpochRecord]) -> bool {
+    let Some(metric) = metric else { return false };
+    let values: Option<Vec<f64>> = history.iter().map(|r| r.get(metric)).collect();
+    values.is_some_and(|v| !v.is_empty() && crate::models::trainer::lowest_held_out(&v) == Some(v.len() - 1))
 }

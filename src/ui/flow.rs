@@ -24,7 +24,7 @@ use crate::ui::lab_data::LabData;
 use crate::ui::lab_page::{
     EpochCurves, epoch_series, labelled_combo, start_view_thread, together, view_error, waiting,
 };
-use crate::ui::overfit::{FELL, RISE, WINDOW, held_out_rise, lowest_epoch};
+use crate::ui::overfit::{FELL, RISE, WINDOW, held_out_rise};
 use crate::ui::plot_axes;
 use crate::ui::record::{FigureRecorder, FrameTarget, Stages, Subject};
 use crate::ui::settings_check;
@@ -224,6 +224,15 @@ impl FlowUiState {
         self.scrubber.clear();
     }
 
+    /// Keeps the model the trainer sent from the end of `epoch`, the lowest of the held-out NLL so far, in the
+    /// scrubber's history (pinned where its step falls, in place of the one before), so that the overfitting note's
+    /// "Show epoch" shows that very model.
+    pub(crate) fn keep_lowest(&mut self, epoch: usize, view: ModelView) {
+        if let ModelView::Flow { step, params } = view {
+            self.scrubber.history.pin(step, epoch as f64, params);
+        }
+    }
+
     /// Every stage's points and grid lines of the model on show, once the view thread has sent them (for tests).
     #[must_use]
     pub fn geometry(&self) -> Option<&FlowGeometry> {
@@ -419,12 +428,10 @@ impl FlowUiState {
             return;
         };
         let steps_per_epoch = snapshot.map_or(1, |s| s.steps_per_epoch.max(1));
-        // A newer model, and the model of the lowest held-out NLL so far kept, for the overfitting note's "Show
-        // epoch" (looked for only when a model comes in, not every frame).
+        // A newer model; the one of the lowest held-out NLL so far stays, for the overfitting note's "Show epoch".
         if self.scrubber.history.entries().last().is_none_or(|e| e.step < step) {
-            let lowest = snapshot.and_then(|s| lowest_epoch(s, "train_nll", "heldout_nll")).map(|e| e as f64);
             let epoch = step as f64 / steps_per_epoch as f64;
-            self.scrubber.history.push_keeping(step, epoch, Arc::clone(&params), lowest);
+            self.scrubber.history.push(step, epoch, Arc::clone(&params));
         }
         // A scrubbed epoch's model: fixed, so its views are the full pass even while the run trains on.
         let (step, params, running) = match self.scrubber.scrubbed() {
@@ -950,8 +957,9 @@ fn step_through_contents(flow: &mut FlowUiState, running: bool, (viewport, top):
                 let shown = geometry.generation.first().map_or(0, Vec::len);
                 if shown < crate::train::flow_view::N_SAMPLES {
                     ui.label(egui::RichText::new(format!(
-                        "While training: {shown} of {} points and a coarse grid, so that training keeps the cores; all of them when paused.",
-                        crate::train::flow_view::N_SAMPLES
+                        "While training: {} of {} points and a coarse grid, so that training keeps the cores; all of them when paused.",
+                        crate::data::table::grouped(shown),
+                        crate::data::table::grouped(crate::train::flow_view::N_SAMPLES)
                     ))
                     .weak());
                 }
@@ -1286,7 +1294,7 @@ pub(crate) fn flow_loss_ui(
         ));
         if let Some(kept) = kept_near(rise.best_epoch as f64)
             && scrubbed_epoch != Some(kept)
-            && ui.button(format!("Show epoch {kept}")).on_hover_text(SHOW_LOWEST).clicked()
+            && ui.button(show_epoch_label(kept)).on_hover_text(SHOW_LOWEST).clicked()
         {
             show = Some(kept);
         }
@@ -1295,8 +1303,19 @@ pub(crate) fn flow_loss_ui(
 }
 
 /// The hover of the overfitting note's button.
-const SHOW_LOWEST: &str = "Every view shows the model kept nearest to the held-out NLL's lowest, as the epoch \
-                           slider would; Latest follows the run again.";
+const SHOW_LOWEST: &str = "Every view shows the model at the held-out NLL's lowest (the trainer keeps it; for a run \
+                           opened from a file, the model kept nearest to it), as the epoch slider would; Latest \
+                           follows the run again.";
+
+/// The overfitting note's button for the model kept at `epoch`: "Show epoch 24", or "Show epoch 27.6" for a model
+/// kept between two epochs' ends (as the epoch slider writes it).
+fn show_epoch_label(epoch: f64) -> String {
+    if (epoch - epoch.round()).abs() < 1e-6 {
+        format!("Show epoch {epoch:.0}")
+    } else {
+        format!("Show epoch {epoch:.1}")
+    }
+}
 
 const HUES: usize = 12;
 

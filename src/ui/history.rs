@@ -104,11 +104,13 @@ impl<P> Clone for HistoryEntry<P> {
 pub struct ModelHistory<P> {
     entries: Vec<HistoryEntry<P>>,
     budget_bytes: usize,
+    /// The step of the model [`Self::pin`] keeps, and whether the pin put it in (rather than finding it kept).
+    pinned: Option<(u64, bool)>,
 }
 
 impl<P> Clone for ModelHistory<P> {
     fn clone(&self) -> Self {
-        Self { entries: self.entries.clone(), budget_bytes: self.budget_bytes }
+        Self { entries: self.entries.clone(), budget_bytes: self.budget_bytes, pinned: self.pinned }
     }
 }
 
@@ -122,7 +124,7 @@ impl<P: ModelBytes> ModelHistory<P> {
     /// An empty history holding at most `budget_bytes` of parameters (at least the first and the latest model).
     #[must_use]
     pub fn with_budget(budget_bytes: usize) -> Self {
-        Self { entries: Vec::new(), budget_bytes }
+        Self { entries: Vec::new(), budget_bytes, pinned: None }
     }
 
     /// The models kept, oldest first.
@@ -152,24 +154,65 @@ impl<P: ModelBytes> ModelHistory<P> {
     /// Forgets every model (a new run).
     pub fn clear(&mut self) {
         self.entries.clear();
+        self.pinned = None;
     }
 
     /// Adds the model of `step` (ignored when it is not newer than the latest), then thins the history to the
-    /// budget: while over it, drops the model between the two closest neighbours (never the first or the latest).
+    /// budget: while over it, drops the model between the two closest neighbours (never the first, the latest or
+    /// the pinned one).
     pub fn push(&mut self, step: u64, epoch: f64, params: Arc<P>) {
-        self.push_keeping(step, epoch, params, None);
-    }
-
-    /// [`Self::push`], and the model kept nearest to epoch `keep` is never the one thinned away: the flow keeps the
-    /// model of its lowest held-out NLL so far, which its overfitting note offers to show.
-    pub fn push_keeping(&mut self, step: u64, epoch: f64, params: Arc<P>, keep: Option<f64>) {
+        // The pinned model came as the others do as well: it stays once no longer pinned.
+        if let Some((pinned, inserted)) = &mut self.pinned
+            && *pinned == step
+        {
+            *inserted = false;
+        }
         if self.entries.last().is_some_and(|e| e.step >= step) {
             return;
         }
         self.entries.push(HistoryEntry { step, epoch, params });
+        self.thin();
+    }
+
+    /// Keeps the model of `step` where its step falls among those kept (older than the latest as it may be: the
+    /// flow's model at its lowest held-out NLL so far, sent apart from the snapshots), never thinned away, in place
+    /// of the model pinned before, which goes unless it came as the others do too or is the first kept. One of
+    /// that step already kept stays and is pinned.
+    pub fn pin(&mut self, step: u64, epoch: f64, params: Arc<P>) {
+        if self.pinned.is_some_and(|(pinned, _)| pinned == step) {
+            return;
+        }
+        // The model pinned before goes where the pin alone put it there, unless it is the first kept (the run's
+        // start as the views saw it).
+        if let Some((old, true)) = self.pinned.take()
+            && let Ok(i) = self.entries.binary_search_by_key(&old, |e| e.step)
+            && i > 0
+        {
+            self.entries.remove(i);
+        }
+        let inserted = match self.entries.binary_search_by_key(&step, |e| e.step) {
+            Ok(_) => false,
+            Err(at) => {
+                self.entries.insert(at, HistoryEntry { step, epoch, params });
+                true
+            }
+        };
+        self.pinned = Some((step, inserted));
+        self.thin();
+    }
+
+    /// The step of the pinned model ([`Self::pin`]), while it is kept.
+    #[must_use]
+    pub fn pinned(&self) -> Option<u64> {
+        self.pinned.map(|(step, _)| step).filter(|&step| self.entries.iter().any(|e| e.step == step))
+    }
+
+    /// Thins the history to the budget: while over it, drops the model between the two closest neighbours (never
+    /// the first, the latest or the pinned one).
+    fn thin(&mut self) {
         let mut bytes = self.bytes();
         while self.entries.len() > 3 && bytes > self.budget_bytes {
-            let kept = keep.and_then(|epoch| self.nearest(epoch));
+            let kept = self.pinned.and_then(|(step, _)| self.entries.iter().position(|e| e.step == step));
             // The inner model whose neighbours are closest: dropping it leaves the most even spacing.
             let drop = (1..self.entries.len() - 1)
                 .filter(|&i| Some(i) != kept)
@@ -448,24 +491,86 @@ mod tests {
         assert_eq!(scrubber.step, Some(30));
     }
 
-    /// The model nearest the epoch to keep outlives the thinning that spreads the others evenly; the budget holds.
+    /// The pinned model outlives the thinning that spreads the others evenly; the budget holds.
     #[test]
-    fn the_model_to_keep_is_never_thinned_away() {
+    fn the_pinned_model_is_never_thinned_away() {
         let one = flow(0.0).bytes();
         let mut history = ModelHistory::with_budget(10 * one);
         for epoch in 0..=300u64 {
-            history.push_keeping(epoch, epoch as f64, flow(epoch as f32), Some(24.0));
+            history.push(epoch, epoch as f64, flow(epoch as f32));
+            if epoch == 24 {
+                history.pin(24, 24.0, flow(-1.0));
+            }
             assert!(history.bytes() <= 10 * one, "epoch {epoch}");
         }
         let epochs: Vec<f64> = history.entries().iter().map(|e| e.epoch).collect();
         assert!(epochs.contains(&24.0), "{epochs:?}");
         assert_eq!((epochs.len(), epochs[0], epochs[9]), (10, 0.0, 300.0));
+        assert_eq!(history.pinned(), Some(24));
+        let pinned = history.entries().iter().find(|e| e.step == 24).expect("kept");
+        assert_eq!(*pinned.params, *flow(24.0), "the model kept already stays, pinned");
         // Without it, epoch 24 goes.
         let mut plain = ModelHistory::with_budget(10 * one);
         for epoch in 0..=300u64 {
             plain.push(epoch, epoch as f64, flow(epoch as f32));
         }
         assert!(!plain.entries().iter().any(|e| (e.epoch - 24.0).abs() < 0.5), "the even spread has no epoch 24");
+    }
+
+    /// The model of a run's lowest held-out figure comes after newer ones: pinned, it goes in among them in step
+    /// order, once; a newer lowest takes its place, and the one the pin put in goes, while one that came as the
+    /// others do stays.
+    #[test]
+    fn a_pinned_model_goes_in_where_it_falls_and_the_next_replaces_it() {
+        let one = flow(0.0).bytes();
+        let mut history = ModelHistory::with_budget(100 * one);
+        for epoch in (0..=70u64).step_by(7) {
+            history.push(epoch, epoch as f64, flow(epoch as f32));
+        }
+        let steps = |h: &ModelHistory<FlowParams>| h.entries().iter().map(|e| e.step).collect::<Vec<u64>>();
+        let pushed = steps(&history);
+        history.pin(24, 24.0, flow(24.0));
+        history.pin(24, 24.0, flow(-1.0));
+        let with_24 = steps(&history);
+        assert!(with_24.windows(2).all(|w| w[0] < w[1]), "in step order: {with_24:?}");
+        assert_eq!(with_24.len(), pushed.len() + 1, "once: {with_24:?}");
+        assert_eq!(*history.entries().iter().find(|e| e.step == 24).unwrap().params, *flow(24.0), "the first stays");
+        // A newer lowest: 24 goes, 31 comes.
+        history.pin(31, 31.0, flow(31.0));
+        assert_eq!(steps(&history).len(), pushed.len() + 1);
+        assert!(!steps(&history).contains(&24) && steps(&history).contains(&31));
+        // A lowest at a model kept anyway: 31 goes, 28 is pinned; after the next, 28 stays.
+        history.pin(28, 28.0, flow(-1.0));
+        assert_eq!(steps(&history), pushed);
+        assert_eq!(history.pinned(), Some(28));
+        history.pin(33, 33.0, flow(33.0));
+        assert!(steps(&history).contains(&28) && steps(&history).contains(&33));
+        // Thinned on to the budget, the pinned one stays; a new run forgets it.
+        let mut small = ModelHistory::with_budget(10 * one);
+        for epoch in (0..=300u64).step_by(7) {
+            small.push(epoch, epoch as f64, flow(epoch as f32));
+            if epoch == 70 {
+                small.pin(24, 24.0, flow(24.0));
+            }
+            assert!(small.bytes() <= 10 * one);
+        }
+        assert_eq!(small.pinned(), Some(24), "kept through the thinning");
+        small.clear();
+        assert_eq!(small.pinned(), None);
+        // Pinned before the snapshot of its step came: it came as the others do too, and stays.
+        let mut h = ModelHistory::with_budget(100 * one);
+        h.push(0, 0.0, flow(0.0));
+        h.pin(10, 1.0, flow(1.0));
+        h.push(10, 1.0, flow(1.0));
+        h.pin(20, 2.0, flow(2.0));
+        assert_eq!(steps(&h), [0, 10, 20]);
+        // Pinned before any other model came: the run's start as the views saw it, it stays.
+        let mut h = ModelHistory::with_budget(100 * one);
+        h.pin(50, 5.0, flow(5.0));
+        h.push(55, 5.5, flow(5.5));
+        h.pin(60, 6.0, flow(6.0));
+        h.pin(70, 7.0, flow(7.0));
+        assert_eq!(steps(&h), [50, 55, 70], "60 went, 50 stayed");
     }
 
     #[test]

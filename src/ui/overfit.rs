@@ -7,10 +7,11 @@
 //! lowest, and the eight Gaussians' 0.15 nats over the last 70 epochs with the training NLL level (a few held-out
 //! points between the modes, not a fit to the training points).
 
-use crate::train::RunSnapshot;
+use crate::train::{HELD_OUT_WINDOW, RunSnapshot, lowest_held_out, trailing_mean};
 
-/// Epochs each curve is averaged over (trailing), so that one epoch's jump neither makes nor hides a rise.
-pub(crate) const WINDOW: usize = 5;
+/// Epochs each curve is averaged over (trailing), so that one epoch's jump neither makes nor hides a rise: the
+/// window the trainer keeps the model of the held-out loss's lowest by.
+pub(crate) const WINDOW: usize = HELD_OUT_WINDOW;
 
 /// The held-out loss's rise from its lowest (averaged, in the loss's units: nats) that is called overfitting, when
 /// the training loss has fallen by at least [`FELL`] meanwhile.
@@ -35,7 +36,10 @@ impl Rise {
     /// What the rise means and what to do, for a lab whose losses are `held_out` and `train` ("held-out NLL",
     /// "training NLL") over `n_train` rows.
     pub(crate) fn note(&self, (held_out, train): (&str, &str), n_train: Option<usize>) -> String {
-        let rows = n_train.map_or_else(|| "its training rows".to_owned(), |n| format!("its {n} training rows"));
+        let rows = n_train.map_or_else(
+            || "its training rows".to_owned(),
+            |n| format!("its {} training rows", crate::data::table::grouped(n)),
+        );
         let Self { best_epoch, held_out: (best, last), train: (train_best, train_last) } = *self;
         format!(
             "Overfitting: the {held_out} has risen from {best:.2} at epoch {best_epoch}, its lowest, to {last:.2}, \
@@ -65,13 +69,6 @@ pub(crate) fn held_out_rise(snapshot: &RunSnapshot, train: &str, held_out: &str)
     (rise.held_out.1 - rise.held_out.0 >= RISE && rise.train.0 - rise.train.1 >= FELL).then_some(rise)
 }
 
-/// The epoch of the held-out curve's lowest so far (averaged as [`held_out_rise`] averages it), once a [`WINDOW`] of
-/// epochs is in: the model the scrubber's history keeps ([`crate::ui::history::ModelHistory::push_keeping`]).
-pub(crate) fn lowest_epoch(snapshot: &RunSnapshot, train: &str, held_out: &str) -> Option<usize> {
-    let points = curves(snapshot, train, held_out);
-    lowest(&points).map(|i| points[i].0)
-}
-
 /// Each epoch's (epoch, training, held-out) figures, where both are in; none where one is not finite (a run stopped
 /// by a NaN has nothing to say about overfitting).
 fn curves(snapshot: &RunSnapshot, train: &str, held_out: &str) -> Vec<(usize, f64, f64)> {
@@ -82,14 +79,12 @@ fn curves(snapshot: &RunSnapshot, train: &str, held_out: &str) -> Vec<(usize, f6
 
 /// The mean of `value` over the [`WINDOW`] points to `i`.
 fn averaged(points: &[(usize, f64, f64)], i: usize, value: fn(&(usize, f64, f64)) -> f64) -> f64 {
-    let window = &points[(i + 1).saturating_sub(WINDOW)..=i];
-    window.iter().map(value).sum::<f64>() / window.len() as f64
+    trailing_mean(&points.iter().map(value).collect::<Vec<_>>(), i)
 }
 
-/// The index of the held-out curve's lowest, averaged, from the first whole [`WINDOW`].
+/// The index of the held-out curve's lowest, averaged, from the first whole [`WINDOW`] (as the trainer finds it).
 fn lowest(points: &[(usize, f64, f64)]) -> Option<usize> {
-    let held = |p: &(usize, f64, f64)| p.2;
-    (WINDOW - 1..points.len()).min_by(|&a, &b| averaged(points, a, held).total_cmp(&averaged(points, b, held)))
+    lowest_held_out(&points.iter().map(|p| p.2).collect::<Vec<_>>())
 }
 
 #[cfg(test)]
@@ -121,7 +116,9 @@ mod tests {
         });
         let snapshot = run(curves);
         let rise = held_out_rise(&snapshot, "train_nll", "heldout_nll").expect("overfitting");
-        assert_eq!(lowest_epoch(&snapshot, "train_nll", "heldout_nll"), Some(rise.best_epoch), "the model to keep");
+        // The epoch whose model the trainer sends to keep ([`crate::train::lowest_held_out`]) is the note's.
+        let held: Vec<f64> = snapshot.history.iter().filter_map(|r| r.get("heldout_nll")).collect();
+        assert_eq!(lowest_held_out(&held).map(|i| i + 1), Some(rise.best_epoch), "the model to keep");
         assert!((20..=30).contains(&rise.best_epoch), "{rise:?}");
         assert!(rise.held_out.1 - rise.held_out.0 > 0.25 && rise.train.0 - rise.train.1 > 0.25, "{rise:?}");
         let note = rise.note(("held-out NLL", "training NLL"), Some(274));

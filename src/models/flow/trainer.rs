@@ -162,6 +162,7 @@ impl FlowModel {
 
 impl EpochModel<1> for FlowModel {
     const LAB: Lab = Lab::Flow;
+    const HELD_OUT: Option<&'static str> = Some("heldout_nll");
 
     fn train_on(&mut self, batch: &mut Minibatch, variables: &mut Variables) -> Result<StepLoss<1>, TrainError> {
         let x = batch.select(&self.x_train)?; // [batch, 2]

@@ -269,6 +269,7 @@ impl BayesExplorerApp {
                 WorkerEvent::Ready | WorkerEvent::EpochDone(_) | WorkerEvent::Finished(_) => {}
                 WorkerEvent::Checkpoint(checkpoint) => checkpoints.push(Ok(checkpoint)),
                 WorkerEvent::CheckpointFailed(why) => checkpoints.push(Err(why)),
+                WorkerEvent::LowestHeldOut { epoch, view } => state.flow.keep_lowest(epoch, view),
             }
         }
         if let Some(s) = worker.snapshot() {
