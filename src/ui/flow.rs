@@ -428,11 +428,8 @@ impl FlowUiState {
             return;
         };
         let steps_per_epoch = snapshot.map_or(1, |s| s.steps_per_epoch.max(1));
-        // A newer model; the one of the lowest held-out NLL so far stays, for the overfitting note's "Show epoch".
-        if self.scrubber.history.entries().last().is_none_or(|e| e.step < step) {
-            let epoch = step as f64 / steps_per_epoch as f64;
-            self.scrubber.history.push(step, epoch, Arc::clone(&params));
-        }
+        // A newer model (the history takes it where the model pinned at the lowest held-out NLL is newer still).
+        self.scrubber.history.push(step, step as f64 / steps_per_epoch as f64, Arc::clone(&params));
         // A scrubbed epoch's model: fixed, so its views are the full pass even while the run trains on.
         let (step, params, running) = match self.scrubber.scrubbed() {
             Some(entry) => (entry.step, Arc::clone(&entry.params), false),

@@ -157,9 +157,9 @@ impl<P: ModelBytes> ModelHistory<P> {
         self.pinned = None;
     }
 
-    /// Adds the model of `step` (ignored when it is not newer than the latest), then thins the history to the
-    /// budget: while over it, drops the model between the two closest neighbours (never the first, the latest or
-    /// the pinned one).
+    /// Adds the model of `step` (ignored when it is not newer than the latest, a model only pinned aside), then
+    /// thins the history to the budget: while over it, drops the model between the two closest neighbours (never
+    /// the first, the latest or the pinned one).
     pub fn push(&mut self, step: u64, epoch: f64, params: Arc<P>) {
         // The pinned model came as the others do as well: it stays once no longer pinned.
         if let Some((pinned, inserted)) = &mut self.pinned
@@ -167,11 +167,16 @@ impl<P: ModelBytes> ModelHistory<P> {
         {
             *inserted = false;
         }
-        if self.entries.last().is_some_and(|e| e.step >= step) {
+        // Newer than the latest that came as the others do: a model the pin alone put in may be newer still (the
+        // flow's at its lowest is sent at its epoch's end, before the snapshot of a step before it is taken in).
+        let pinned_alone = self.pinned.filter(|&(_, inserted)| inserted).map(|(pinned, _)| pinned);
+        if self.entries.iter().rev().find(|e| Some(e.step) != pinned_alone).is_some_and(|e| e.step >= step) {
             return;
         }
-        self.entries.push(HistoryEntry { step, epoch, params });
-        self.thin();
+        if let Err(at) = self.entries.binary_search_by_key(&step, |e| e.step) {
+            self.entries.insert(at, HistoryEntry { step, epoch, params });
+            self.thin();
+        }
     }
 
     /// Keeps the model of `step` where its step falls among those kept (older than the latest as it may be: the
@@ -571,6 +576,17 @@ mod tests {
         h.pin(60, 6.0, flow(6.0));
         h.pin(70, 7.0, flow(7.0));
         assert_eq!(steps(&h), [50, 55, 70], "60 went, 50 stayed");
+        // A pinned model newer than the snapshots' keeps none of them out: each new lowest at an epoch's end comes
+        // before the snapshot of a step before it.
+        let mut h = ModelHistory::with_budget(100 * one);
+        h.push(0, 0.0, flow(0.0));
+        h.pin(50, 5.0, flow(5.0));
+        h.push(45, 4.5, flow(4.5));
+        h.pin(60, 6.0, flow(6.0));
+        h.push(55, 5.5, flow(5.5));
+        h.push(52, 5.2, flow(5.2));
+        h.push(70, 7.0, flow(7.0));
+        assert_eq!(steps(&h), [0, 45, 55, 60, 70], "52 is older than 55, which came as the others do");
     }
 
     #[test]
