@@ -369,8 +369,12 @@ impl<P: ModelBytes> EpochScrubber<P> {
         let on_show = self.scrubbed().map(|e| e.step);
         let mut index = on_show.and_then(|step| entries.iter().position(|e| e.step == step)).unwrap_or(n - 1);
         let (epoch, step) = (entries[index].epoch, entries[index].step);
+        let pinned =
+            self.history.pinned().and_then(|step| entries.iter().find(|e| e.step == step)).map_or(String::new(), |e| {
+                format!(", and epoch {:.0}'s, the lowest of the held-out NLL so far", e.epoch)
+            });
         let kept = format!(
-            "{n} models of this run are kept, {:.0} MiB (at most {} MiB: the first, the latest and evenly spread epochs between)",
+            "{n} models of this run are kept, {:.0} MiB (at most {} MiB: the first, the latest and evenly spread epochs between{pinned})",
             self.history.bytes() as f64 / MIB,
             self.history.budget_bytes() as f64 / MIB
         );
