@@ -137,3 +137,14 @@ pub fn use_in_the_lab(harness: &mut Harness<'_, BayesExplorerApp>, lab: Lab) {
     wait_until(harness, "the file in the lab", |app| !app.lab(lab).is_loading());
     harness.run_steps(2);
 }
+
+/// Writes `text` to a file `name` in a new folder and loads it as a user who types its path and presses Load; the
+/// preview (or the lab's error) follows. The folder, returned, lives as long as the caller keeps it.
+pub fn load_typed(harness: &mut Harness<'_, BayesExplorerApp>, name: &str, text: &str) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().expect("a folder");
+    let path = dir.path().join(name);
+    std::fs::write(&path, text).expect("the file");
+    harness.state_mut().path_text = path.display().to_string();
+    harness.get_by_label("Load").click();
+    dir
+}

@@ -11,7 +11,7 @@ use bayes_explorer::ui::BayesExplorerApp;
 use egui::accesskit::{Role, Toggled};
 use egui_kittest::kittest::{NodeT, Queryable};
 
-use crate::common::{harness, use_in_the_lab, wait_until};
+use crate::common::{harness, load_typed, use_in_the_lab, wait_until};
 
 /// Sixty passengers, every fifth without an age.
 fn titanic_like() -> String {
@@ -26,12 +26,8 @@ fn titanic_like() -> String {
 
 #[test]
 fn ux_a_column_set_to_ignored_costs_no_rows() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("titanic.csv");
-    std::fs::write(&path, titanic_like()).unwrap();
     let mut harness = harness();
-    harness.state_mut().path_text = path.display().to_string();
-    harness.get_by_label("Load").click();
+    let _dir = load_typed(&mut harness, "titanic.csv", &titanic_like());
     wait_until(&mut harness, "the error", |app| app.lab(Lab::Bnn).message.is_some());
     harness.get_by_label_contains("titanic.csv: line 4, column 4 (\"Age\")");
     harness.get_by_label("Load, leaving out rows that miss a value").click();

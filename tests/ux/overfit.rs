@@ -11,7 +11,7 @@ use bayes_explorer::train::WorkerState;
 use bayes_explorer::ui::{BayesExplorerApp, Settings};
 use egui_kittest::kittest::{NodeT, Queryable};
 
-use crate::common::{harness_for, use_in_the_lab, wait_until, wait_within};
+use crate::common::{harness_for, load_typed, use_in_the_lab, wait_until, wait_within};
 
 /// Sixty points of three round clusters: far too few for the course's RealNVP, which learns them one by one.
 fn three_clusters() -> String {
@@ -31,16 +31,12 @@ fn three_clusters() -> String {
 
 #[test]
 fn ux_a_flow_that_overfits_says_so_and_shows_its_best_epoch() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("bills.csv");
-    std::fs::write(&path, three_clusters()).unwrap();
     let mut harness = harness_for(BayesExplorerApp::new(
         egui::Context::default(),
         Settings { tab: Lab::Flow, ..Settings::default() },
     ));
     wait_until(&mut harness, "the datasets", |app| !app.any_loading());
-    harness.state_mut().path_text = path.display().to_string();
-    harness.get_by_label("Load").click();
+    let _dir = load_typed(&mut harness, "bills.csv", &three_clusters());
     wait_until(&mut harness, "the preview", BayesExplorerApp::preview_is_open);
     use_in_the_lab(&mut harness, Lab::Flow);
     harness.state_mut().flow_config_mut().epochs = 150;

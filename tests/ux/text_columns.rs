@@ -11,7 +11,7 @@ use bayes_explorer::train::WorkerState;
 use bayes_explorer::ui::BayesExplorerApp;
 use egui_kittest::kittest::{NodeT, Queryable};
 
-use crate::common::{harness, use_in_the_lab, wait_until, wait_within};
+use crate::common::{harness, load_typed, use_in_the_lab, wait_until, wait_within};
 
 const SPECIES: [&str; 3] = ["Iris-setosa", "Iris-versicolor", "Iris-virginica"];
 
@@ -28,12 +28,8 @@ fn iris_like() -> String {
 
 #[test]
 fn ux_a_text_label_loads_as_classes_named_by_their_text() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("iris.csv");
-    std::fs::write(&path, iris_like()).unwrap();
     let mut harness = harness();
-    harness.state_mut().path_text = path.display().to_string();
-    harness.get_by_label("Load").click();
+    let _dir = load_typed(&mut harness, "iris.csv", &iris_like());
     wait_until(&mut harness, "the preview", BayesExplorerApp::preview_is_open);
     harness.run_steps(2);
     // The preview: the column's type, its categories, the label's role; a few columns show their names whole.
@@ -77,8 +73,6 @@ fn ux_a_text_label_loads_as_classes_named_by_their_text() {
 /// beyond); the probe now offers its categories by name, and a click sets the feature to that category's number.
 #[test]
 fn ux_the_probe_offers_a_text_features_categories_by_name() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("passengers.csv");
     let mut text = "Pclass,Sex,Age,Survived\n".to_owned();
     for i in 0..120u32 {
         let female = i % 3 == 0;
@@ -86,10 +80,8 @@ fn ux_the_probe_offers_a_text_features_categories_by_name() {
         let sex = if female { "female" } else { "male" };
         let _ = writeln!(text, "{},{sex},{},{survived}", 1 + i % 3, 18 + (i * 7) % 50);
     }
-    std::fs::write(&path, text).unwrap();
     let mut harness = harness();
-    harness.state_mut().path_text = path.display().to_string();
-    harness.get_by_label("Load").click();
+    let _dir = load_typed(&mut harness, "passengers.csv", &text);
     wait_until(&mut harness, "the preview", BayesExplorerApp::preview_is_open);
     harness.run_steps(2);
     use_in_the_lab(&mut harness, Lab::Bnn);
