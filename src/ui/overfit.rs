@@ -57,14 +57,15 @@ pub(crate) fn held_out_rise(snapshot: &RunSnapshot, train: &str, held_out: &str)
     if points.len() < 3 * WINDOW {
         return None;
     }
-    let (held, trained) = (|p: &(usize, f64, f64)| p.2, |p: &(usize, f64, f64)| p.1);
-    let averaged = |i: usize, value: fn(&(usize, f64, f64)) -> f64| averaged(&points, i, value);
-    let best = lowest(&points)?;
+    let trained: Vec<f64> = points.iter().map(|p| p.1).collect();
+    let held: Vec<f64> = points.iter().map(|p| p.2).collect();
+    // The lowest as the trainer finds it, which sends that epoch's model.
+    let best = lowest_held_out(&held)?;
     let last = points.len() - 1;
     let rise = Rise {
         best_epoch: points[best].0,
-        held_out: (averaged(best, held), averaged(last, held)),
-        train: (averaged(best, trained), averaged(last, trained)),
+        held_out: (trailing_mean(&held, best), trailing_mean(&held, last)),
+        train: (trailing_mean(&trained, best), trailing_mean(&trained, last)),
     };
     (rise.held_out.1 - rise.held_out.0 >= RISE && rise.train.0 - rise.train.1 >= FELL).then_some(rise)
 }
@@ -75,16 +76,6 @@ fn curves(snapshot: &RunSnapshot, train: &str, held_out: &str) -> Vec<(usize, f6
     let points: Vec<(usize, f64, f64)> =
         snapshot.history.iter().filter_map(|r| Some((r.epoch, r.get(train)?, r.get(held_out)?))).collect();
     if points.iter().any(|(_, t, h)| !t.is_finite() || !h.is_finite()) { Vec::new() } else { points }
-}
-
-/// The mean of `value` over the [`WINDOW`] points to `i`.
-fn averaged(points: &[(usize, f64, f64)], i: usize, value: fn(&(usize, f64, f64)) -> f64) -> f64 {
-    trailing_mean(&points.iter().map(value).collect::<Vec<_>>(), i)
-}
-
-/// The index of the held-out curve's lowest, averaged, from the first whole [`WINDOW`] (as the trainer finds it).
-fn lowest(points: &[(usize, f64, f64)]) -> Option<usize> {
-    lowest_held_out(&points.iter().map(|p| p.2).collect::<Vec<_>>())
 }
 
 #[cfg(test)]
