@@ -228,7 +228,7 @@ fn the_vae_scrubber_shows_a_kept_model_as_a_run_stopped_there_and_records_the_la
 #[test]
 fn the_bnn_scrubber_shows_a_kept_model_as_a_run_stopped_there() {
     use bayes_explorer::models::bnn::BnnTrainer;
-    use bayes_explorer::train::bnn_view::{BnnViewRequest, BnnViewResult};
+    use bayes_explorer::train::bnn_view::{BnnViewRequest, BnnViewResult, predictive_seed};
     let mut harness = harness();
     harness.get_by_label("BNN").click();
     harness.run_steps(2);
@@ -252,8 +252,8 @@ fn the_bnn_scrubber_shows_a_kept_model_as_a_run_stopped_there() {
     let prepared = Arc::clone(harness.state().bnn_state().prepared().unwrap());
     let trainer = Box::new(BnnTrainer::new(config.clone(), &prepared).unwrap());
     let ModelView::Bnn { view, .. } = stopped_at(trainer, middle) else { panic!("a BNN") };
-    let kept = harness.state().bnn_state().scrubber.scrubbed().unwrap().params.clone();
-    assert!(*kept == *view.params, "the kept model differs from a run stopped at step {middle}");
+    let kept = harness.state().bnn_state().scrubber.scrubbed().unwrap().clone();
+    assert!(*kept.params == *view.params, "the kept model differs from a run stopped at step {middle}");
     let worker = bayes_explorer::train::bnn_view::spawn(|| {}).unwrap();
     worker.request(BnnViewRequest {
         params: Arc::clone(&view.params),
@@ -261,6 +261,7 @@ fn the_bnn_scrubber_shows_a_kept_model_as_a_run_stopped_there() {
         run: shown.run,
         data: prepared,
         n_samples: config.predictive_samples,
+        seed: predictive_seed(Some(config.seed), middle, kept.epoch),
         probe: None,
         band: false,
     });

@@ -35,10 +35,29 @@ pub struct BnnViewRequest {
     pub data: Arc<Prepared>,
     /// Monte Carlo forward passes.
     pub n_samples: usize,
+    /// The seed of the passes' weight draws: the epoch's evaluation's ([`crate::models::bnn::evaluation_seed`]) for
+    /// a model at an epoch's end, so the views and the run's record agree; the step otherwise.
+    pub seed: u64,
     /// A row to probe, if the probe view is open.
     pub probe: Option<BnnProbe>,
     /// Compute the predictive band (the band view is open; only for data where [`band_applies`]).
     pub band: bool,
+}
+
+/// The seed of the views' Monte Carlo passes of the model at `step`, `epoch` epochs into a run seeded `run_seed`:
+/// at an epoch's end (a whole `epoch`, after the first step) the seed of that epoch's evaluation, so the
+/// predictions, the calibration and the VI-against-NUTS summary give the figures the run recorded (those of the
+/// Compare runs table); the step otherwise.
+#[must_use]
+pub fn predictive_seed(run_seed: Option<u64>, step: u64, epoch: f64) -> u64 {
+    let whole = epoch.round();
+    match run_seed {
+        #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)] // a whole, non-negative epoch count
+        Some(seed) if step > 0 && whole >= 1.0 && (epoch - whole).abs() < 1e-9 => {
+            crate::models::bnn::evaluation_seed(seed, whole as usize)
+        }
+        _ => step,
+    }
 }
 
 /// An input row to probe and the feature to sweep.
@@ -162,7 +181,7 @@ impl ViewState {
         let data = &request.data;
         let started = Instant::now();
         let flops = predictive_flops(&request.params, data.n_test(), request.n_samples);
-        let seed = request.step;
+        let seed = request.seed;
         let mut device = "CPU".to_owned();
         let mut samples = None;
         if let Some((gpu, adapter)) = self.gpu.for_job(flops, "the BNN's predictions") {
@@ -299,4 +318,21 @@ pub fn band_grid(data: &Prepared) -> Option<BandGrid> {
     let x = extended_grid(data_range.0, data_range.1, BAND_GRID_POINTS);
     let z = x.iter().map(|x| (x - mean) / scale).collect();
     Some(BandGrid { x, z, data_range })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::predictive_seed;
+    use crate::models::bnn::evaluation_seed;
+
+    #[test]
+    fn a_model_at_an_epochs_end_is_drawn_with_that_epochs_evaluation_seed() {
+        // Epoch 3's end (step 51 of 17 steps an epoch): the evaluation's seed, 42 + 3.
+        assert_eq!(predictive_seed(Some(42), 51, 51.0 / 17.0), evaluation_seed(42, 3));
+        assert_eq!(evaluation_seed(42, 3), 45);
+        // Within an epoch, before the first step, or with no run's seed: the step.
+        assert_eq!(predictive_seed(Some(42), 52, 52.0 / 17.0), 52);
+        assert_eq!(predictive_seed(Some(42), 0, 0.0), 0);
+        assert_eq!(predictive_seed(None, 51, 3.0), 51);
+    }
 }

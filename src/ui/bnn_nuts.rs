@@ -12,6 +12,7 @@ use egui_extras::{Column, TableBuilder};
 use egui_plot::{Bar, BarChart, FilledArea, Line, MarkerShape, PlotPoints, Points, VLine};
 
 use crate::data::prepare::Prepared;
+use crate::data::table::grouped;
 use crate::models::bnn::{BnnLayer, BnnTask, ClassRow, Head, Posterior, PredictiveRows, RELIABILITY_BINS, reliability};
 use crate::models::nuts::{ESS_WARNING, NoiseModel, NutsSettings, Phase, RHAT_WARNING};
 use crate::train::EpochRecord;
@@ -135,21 +136,20 @@ fn settings_ui(bnn: &mut BnnUiState, ui: &mut egui::Ui) {
     let s = &bnn.nuts.settings;
     // "of N" only where the run trained on a share of the training rows.
     let used = if rows == total {
-        format!("the {} training rows the variational run used", crate::data::table::grouped(rows))
+        format!("the {} training rows the variational run used", grouped(rows))
     } else {
-        format!(
-            "the {} training rows the variational run used (of {})",
-            crate::data::table::grouped(rows),
-            crate::data::table::grouped(total)
-        )
+        format!("the {} training rows the variational run used (of {})", grouped(rows), grouped(total))
     };
     let mut rows_line = format!(
         "Data: {used}, its architecture and its prior N(0, {}²).",
         bnn.run_config.as_ref().map_or(1.0, |c| c.prior_sd)
     );
     if rows > s.max_rows {
-        let _ =
-            write!(rows_line, " More than {0} rows: NUTS samples on a seeded subsample of {0} of them.", s.max_rows);
+        let _ = write!(
+            rows_line,
+            " More than {0} rows: NUTS samples on a seeded subsample of {0} of them.",
+            grouped(s.max_rows)
+        );
     }
     ui.label(rows_line);
     ui.horizontal(|ui| {
@@ -242,11 +242,15 @@ fn summary_ui(r: &NutsComparison, others: &[(Posterior, EpochRecord)], ui: &mut 
     ui.label(format!(
         "{} chains × {} draws (after {} warm-up) in {:.1} s, on {} training rows{}; against the VI model at step {}.",
         p.chains.len(),
-        p.settings.draws,
-        p.settings.warmup,
+        grouped(p.settings.draws),
+        grouped(p.settings.warmup),
         p.seconds,
-        crate::data::table::grouped(p.rows_used),
-        if p.rows_used < p.rows_total { format!(" (a seeded subsample of {})", p.rows_total) } else { String::new() },
+        grouped(p.rows_used),
+        if p.rows_used < p.rows_total {
+            format!(" (a seeded subsample of {})", grouped(p.rows_total))
+        } else {
+            String::new()
+        },
         r.vi_step
     ));
     egui::Grid::new("nuts-chains").num_columns(6).striped(true).show(ui, |ui| {

@@ -11,6 +11,7 @@ use crate::models::bnn::{
 };
 use crate::train::bnn_view::{
     BandView, BnnProbe, BnnViewRequest, BnnViewResult, BnnViewWorker, PredictiveView, ProbeView, band_applies,
+    predictive_seed,
 };
 use crate::train::export::{
     WeightQuantity, calibration_table, class_names, epoch_histogram, predictive_table, reliability_table,
@@ -162,6 +163,8 @@ pub struct BnnUiState {
     pub(crate) worker: Option<BnnViewWorker>,
     pub(crate) view: Option<Arc<BnnView>>,
     pub(crate) view_step: u64,
+    /// Where `view_step` is in epochs.
+    pub(crate) view_epoch: f64,
     pub(crate) predictive: Option<Arc<PredictiveView>>,
     pub(crate) probe: Option<Arc<ProbeView>>,
     pub(crate) band: Option<Arc<BandView>>,
@@ -211,6 +214,7 @@ impl Default for BnnUiState {
             worker: None,
             view: None,
             view_step: 0,
+            view_epoch: 0.0,
             predictive: None,
             probe: None,
             band: None,
@@ -444,12 +448,13 @@ impl BnnUiState {
             self.scrubber.history.push(step, step as f64 / steps_per_epoch as f64, Arc::clone(&view.params));
             self.view = Some(view);
             self.view_step = step;
+            self.view_epoch = step as f64 / steps_per_epoch as f64;
         }
         let (Some(view), Some(prepared)) = (&self.view, &self.prepared) else { return };
         // A scrubbed epoch's model, or the latest.
-        let (params, step) = match self.scrubber.scrubbed() {
-            Some(entry) => (Arc::clone(&entry.params), entry.step),
-            None => (Arc::clone(&view.params), self.view_step),
+        let (params, step, epoch) = match self.scrubber.scrubbed() {
+            Some(entry) => (Arc::clone(&entry.params), entry.step, entry.epoch),
+            None => (Arc::clone(&view.params), self.view_step, self.view_epoch),
         };
         start_view_thread(&mut self.worker, &mut self.error, ctx, crate::train::bnn_view::spawn);
         let Some(worker) = &self.worker else { return };
@@ -489,6 +494,7 @@ impl BnnUiState {
                 run: self.run,
                 data: Arc::clone(prepared),
                 n_samples,
+                seed: predictive_seed(self.run_config.as_ref().map(|c| c.seed), step, epoch),
                 probe,
                 band,
             });

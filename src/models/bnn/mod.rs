@@ -42,7 +42,8 @@ pub use network::{BnnNet, LossTerms};
 pub use params::{BnnLayer, BnnParams, BnnView, MAX_HISTORY, ParamHistory};
 pub use predict::{
     ClassRow, Predictive, PredictiveRows, RELIABILITY_BINS, RegressionRow, Reliability, ReliabilityBin,
-    commonest_class_error_rate, evaluation_metrics, predictive_cpu, predictive_on, reliability, summarize,
+    commonest_class_error_rate, evaluation_metrics, evaluation_seed, predictive_cpu, predictive_on, reliability,
+    summarize,
 };
 pub use trainer::{BnnModel, BnnTrainer, train_subset};
 

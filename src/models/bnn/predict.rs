@@ -291,6 +291,14 @@ pub fn predictive_on(
     Ok(summarize(params.task, &samples, n_samples, y))
 }
 
+/// The Monte Carlo seed of the evaluation at the end of epoch `epoch` of a run seeded `run_seed`
+/// ([`evaluation_metrics`]). The window's views draw a model at an epoch's end with it, so that their figures are
+/// that epoch's record's, to the digit, rather than another draw of them.
+#[must_use]
+pub fn evaluation_seed(run_seed: u64, epoch: usize) -> u64 {
+    run_seed.wrapping_add(epoch as u64)
+}
+
 /// An epoch's evaluation of `params` (the trainer's, and a loaded run's check of its saved figures): Monte Carlo
 /// predictions of the training rows in use (`used_rows`; at most 2,000 of them and 30 samples keep an epoch cheap)
 /// and of the test rows, seeded by `seed + epoch`: train and test error, test NLL, the passes' mean range, interval
@@ -309,7 +317,7 @@ pub fn evaluation_metrics(
     let x_used: Vec<f32> =
         rows.iter().filter_map(|&i| data.x_train.get(i * d..(i + 1) * d)).flatten().copied().collect();
     let y_used: Vec<f32> = rows.iter().filter_map(|&i| data.y_train.get(i).copied()).collect();
-    let seed = config.seed.wrapping_add(epoch as u64);
+    let seed = evaluation_seed(config.seed, epoch);
     let n_samples = config.predictive_samples.max(1);
     let train = predictive_cpu(params, &x_used, &y_used, n_samples.min(30), seed);
     let test = predictive_cpu(params, &data.x_test, &data.y_test, n_samples, seed);

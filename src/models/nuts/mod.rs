@@ -299,7 +299,8 @@ impl NutsPosterior {
         if self.rows_used < self.rows_total {
             out.push(format!(
                 "sampled on {} of the {} training rows (a seeded subsample)",
-                self.rows_used, self.rows_total
+                crate::data::table::grouped(self.rows_used),
+                crate::data::table::grouped(self.rows_total)
             ));
         }
         out
