@@ -553,6 +553,31 @@ fn record_animation_writes_the_stage_plot_through_the_stages_either_way() {
     assert_eq!(harness.state().flow_state().stage(), 0, "the last frame shows stage 0, the Gaussian");
 }
 
+/// Presenter mode's light theme: the flow's warped grid is drawn dark where no heat map lies under it. It was drawn
+/// light grey, as over a dark background, and vanished on the light one.
+#[test]
+fn the_warped_grid_shows_on_a_light_background() {
+    let (dir, mut harness) = trained_small_flow(3, false);
+    harness.ctx.set_theme(egui::Theme::Light);
+    harness.get_by_label("none").click();
+    harness.state_mut().flow_state_mut().show_points = false;
+    harness.run_steps(3);
+    // The stage plot with its warped grid, then without: the grid's share of dark pixels.
+    let mut dark_pixels = |grid: bool| {
+        harness.state_mut().flow_state_mut().show_grid = grid;
+        harness.run_steps(3);
+        let folder = dir.path().join(if grid { "with-grid" } else { "without" });
+        std::fs::create_dir(&folder).unwrap();
+        harness.state_mut().save_images_to(Some(folder.clone()));
+        let saved = save_every_figure(&mut harness, &folder);
+        let (_, stage) = saved.iter().find(|(name, _)| name.starts_with("flow-generation-stage")).expect("the stages");
+        let dark = stage.pixels().filter(|p| u32::from(p.0[0]) + u32::from(p.0[1]) + u32::from(p.0[2]) < 3 * 190);
+        dark.count() as f64 / f64::from(stage.width() * stage.height())
+    };
+    let (with, without) = (dark_pixels(true), dark_pixels(false));
+    assert!(with > without + 0.01, "the grid adds dark pixels: {with:.4} of the plot with it, {without:.4} without");
+}
+
 #[test]
 fn the_epoch_scrubber_puts_the_flows_views_back_and_records_them_over_the_training() {
     use bayes_explorer::ui::record::RecordMode;

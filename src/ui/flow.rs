@@ -754,6 +754,7 @@ fn step_through_contents(flow: &mut FlowUiState, running: bool, (viewport, top):
         [0, 1, 2, 3].map(|i| a[i] + (b[i] - a[i]) * t)
     };
     let heat = heat_texture(flow, k_show, ui.ctx());
+    let ink = plot_axes::ink(ui.visuals(), heat.is_some());
     let grid_info = flow.grids.get(&k_show).map(|g| {
         let stale = if g.step == geometry.step { "" } else { ", from an earlier step" };
         let took = if g.seconds < 1.0 { format!("{:.0} ms", g.seconds * 1e3) } else { format!("{:.2} s", g.seconds) };
@@ -810,7 +811,12 @@ fn step_through_contents(flow: &mut FlowUiState, running: bool, (viewport, top):
                     plot_ui.image(PlotImage::new("heat map", texture.id(), centre, size));
                 }
                 if flow.show_grid {
-                    let colour = Color32::from_rgba_unmultiplied(200, 200, 200, 90);
+                    // Light over the heat map or a dark theme's background, dark on a light theme's.
+                    let colour = if ink == Color32::WHITE {
+                        Color32::from_rgba_unmultiplied(200, 200, 200, 90)
+                    } else {
+                        Color32::from_rgba_unmultiplied(30, 30, 30, 80)
+                    };
                     for (a, b) in geometry.grid_lines[k0].iter().zip(&geometry.grid_lines[k1]) {
                         let pts: Vec<[f64; 2]> = a
                             .iter()
@@ -855,8 +861,8 @@ fn step_through_contents(flow: &mut FlowUiState, running: bool, (viewport, top):
                     }
                     let path_colour = match highlight {
                         Highlight::FlowPath => accent,
-                        Highlight::None => Color32::WHITE,
-                        _ => highlight::dim(Color32::WHITE),
+                        Highlight::None => ink,
+                        _ => highlight::dim(ink),
                     };
                     plot_ui.line(
                         Line::new("picked point's path", PlotPoints::from(pts.clone()))
@@ -882,7 +888,7 @@ fn step_through_contents(flow: &mut FlowUiState, running: bool, (viewport, top):
                                 PlotPoint::new(p[0], p[1]),
                                 egui::RichText::new(format!("{k}")).text_style(egui::TextStyle::Body),
                             )
-                                .color(Color32::WHITE)
+                                .color(ink)
                                 .anchor(egui::Align2::LEFT_BOTTOM),
                         );
                     }

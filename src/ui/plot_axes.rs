@@ -89,6 +89,13 @@ pub(crate) fn plane<'a>(id_salt: impl egui::AsIdSalt) -> Plot<'a> {
     plot_with_y_steps(id_salt, Axis::X).data_aspect(1.0)
 }
 
+/// The colour of marks that must stand out from what lies under them in a plot (a picked input, a path, an
+/// ellipse, a warped grid): white on a dark theme's background or over a dark image (a flow's heat map), near-black
+/// on a light theme's (presenter mode), where white marks vanish.
+pub(crate) fn ink(visuals: &egui::Visuals, over_dark_image: bool) -> egui::Color32 {
+    if visuals.dark_mode || over_dark_image { egui::Color32::WHITE } else { egui::Color32::from_gray(25) }
+}
+
 /// What a plot draws, for placing its legend where it hides the least: every point of a scatter, and points along
 /// every line (its vertices and, on a line of few segments, points between them, so that a long straight segment
 /// counts all along its run); and how much of the plot the legend covers.

@@ -198,6 +198,7 @@ fn scatter_ui(vae: &mut VaeUiState, latents: &Latents, height: f32, ui: &mut egu
     // The Explain panel's term: an input's draw or the prior, over the inputs' means dimmed.
     let highlight = vae.highlight.clone();
     let accent = accent(ui.visuals());
+    let ink = plot_axes::ink(ui.visuals(), false);
     let faded =
         |c: Color32| if matches!(highlight, Highlight::VaeDraw { .. } | Highlight::VaePrior) { dim(c) } else { c };
     let response = saveable(
@@ -268,15 +269,12 @@ fn scatter_ui(vae: &mut VaeUiState, latents: &Latents, height: f32, ui: &mut egu
                     if let [a, b] = pts.as_slice() {
                         plot.line(
                             Line::new("interpolation path", PlotPoints::from(vec![*a, *b]))
-                                .color(Color32::WHITE)
+                                .color(ink)
                                 .allow_band(false),
                         );
                     }
                     plot.points(
-                        Points::new("picked", PlotPoints::from(pts))
-                            .radius(6.0)
-                            .shape(MarkerShape::Diamond)
-                            .color(Color32::WHITE),
+                        Points::new("picked", PlotPoints::from(pts)).radius(6.0).shape(MarkerShape::Diamond).color(ink),
                     );
                 }
                 // q(z|x) of the input nearest the cursor: an axis-aligned ellipse at ±2 sd. Only while the
@@ -310,7 +308,7 @@ fn scatter_ui(vae: &mut VaeUiState, latents: &Latents, height: f32, ui: &mut egu
                                 })
                                 .collect()
                         };
-                        plot.line(Line::new("q(z|x), ±2 sd", PlotPoints::from(ring)).color(Color32::WHITE).width(1.5));
+                        plot.line(Line::new("q(z|x), ±2 sd", PlotPoints::from(ring)).color(ink).width(1.5));
                     }
                 }
                 let moments = |i: usize| {
