@@ -13,6 +13,14 @@ const NARROW_EPOCH_BAR_WIDTH: f32 = 110.0;
 /// The compute line's least width before the other labs' runs are named in short.
 const COMPUTE_MIN_WIDTH: f32 = 120.0;
 
+/// The width of `text` as a progress bar writes it (in the button's text style).
+fn bar_text_width(ui: &egui::Ui, text: &str) -> f32 {
+    egui::WidgetText::from(text)
+        .into_galley(ui, Some(egui::TextWrapMode::Extend), f32::INFINITY, egui::TextStyle::Button)
+        .size()
+        .x
+}
+
 /// A lab's run that is under way (not finished, failed or stopped), with its epoch: `(lab, long, short)` texts,
 /// "VAE: training, epoch 3/50" and "VAE 3/50".
 fn run_under_way(state: &LabState) -> Option<(Lab, String, String)> {
@@ -77,7 +85,10 @@ pub(crate) fn status_bar_ui(bar: StatusBar<'_>, ui: &mut egui::Ui) -> Option<Lab
     let spacing = ui.spacing().item_spacing.x;
     let separator = 2.0 * spacing + 1.0;
     let button_padding = 2.0 * ui.spacing().button_padding.x;
-    let epoch_bar_width = if others.is_empty() { EPOCH_BAR_WIDTH } else { NARROW_EPOCH_BAR_WIDTH };
+    // The epoch bar is never narrower than its text ("epoch 6666/12000"), which it would clip.
+    let epoch_text = lab.snapshot.as_ref().map(|s| format!("epoch {}/{}", s.epoch, s.total_epochs));
+    let epoch_bar_width = (if others.is_empty() { EPOCH_BAR_WIDTH } else { NARROW_EPOCH_BAR_WIDTH })
+        .max(epoch_text.as_deref().map_or(0.0, |t| bar_text_width(ui, t) + 2.0 * spacing + 2.0));
     let mut rest = separator + text_width(&worker) + spacing;
     if lab.snapshot.is_some() {
         rest += epoch_bar_width + spacing;
@@ -104,12 +115,8 @@ pub(crate) fn status_bar_ui(bar: StatusBar<'_>, ui: &mut egui::Ui) -> Option<Lab
         });
         ui.separator();
         ui.label(worker);
-        if let Some(s) = &lab.snapshot {
-            let bar = ui.add(
-                egui::ProgressBar::new(s.fraction())
-                    .desired_width(epoch_bar_width)
-                    .text(format!("epoch {}/{}", s.epoch, s.total_epochs)),
-            );
+        if let (Some(s), Some(text)) = (&lab.snapshot, epoch_text) {
+            let bar = ui.add(egui::ProgressBar::new(s.fraction()).desired_width(epoch_bar_width).text(text));
             if let Some(kept) = lab.kept_summary() {
                 bar.on_hover_text(format!("Step {}. {kept}.", s.step));
             }

@@ -11,7 +11,7 @@ use bayes_explorer::models::bnn::{PredictiveRows, RegressionRow};
 use bayes_explorer::train::WorkerState;
 use bayes_explorer::ui::{BayesExplorerApp, Settings};
 use egui_kittest::Harness;
-use egui_kittest::kittest::Queryable;
+use egui_kittest::kittest::{NodeT, Queryable};
 
 use crate::common::{harness, wait_for_label, wait_until};
 
@@ -294,6 +294,9 @@ fn ux_status_bar_names_every_lab_training_and_goes_there() {
         .with_size([1024.0, 700.0])
         .build_ui_state(|ui, app: &mut BayesExplorerApp| app.show(ui), app);
     wait_until(&mut harness, "the datasets", |app| !app.any_loading());
+    // A long run: its bar's text, "epoch 100/100000", is wider than the bar's narrow width beside another lab's run.
+    harness.state_mut().bnn_state_mut().config.epochs = 100_000;
+    harness.run_steps(2);
     harness.get_by_label("Train").click();
     wait_until(&mut harness, "an epoch", |app| bnn_epoch(app) >= 1);
     harness.get_by_label("Flow").click();
@@ -317,6 +320,14 @@ fn ux_status_bar_names_every_lab_training_and_goes_there() {
     harness.get_by_label_contains("Worker (BNN): training");
     harness.get_by_label_contains("Flow: training, epoch ");
     assert!(harness.query_by_label_contains("BNN: training, epoch ").is_none());
+    // The BNN's bar holds its whole text (it showed "epoch 6666/1200" for 6666 of 12000 epochs).
+    wait_until(&mut harness, "a hundred epochs", |app| bnn_epoch(app) >= 100);
+    let bar = harness.get_by_label_contains("/100000");
+    let text = bar.accesskit_node().label().expect("the bar's text");
+    assert!(text.starts_with("epoch ") && text.ends_with("/100000"), "{text}");
+    let font = egui::TextStyle::Button.resolve(&harness.ctx.global_style());
+    let width = harness.ctx.fonts_mut(|f| f.layout_no_wrap(text.clone(), font, egui::Color32::WHITE).size().x);
+    assert!(bar.rect().width() >= width + 8.0, "the bar ({:?}) holds its text, {width} wide", bar.rect());
     harness.get_by_label_contains("Flow: training, epoch ").click();
     harness.run_steps(3);
     assert_eq!(harness.state().settings.tab, Lab::Flow, "the click goes to the flow");
