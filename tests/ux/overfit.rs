@@ -11,7 +11,7 @@ use bayes_explorer::train::WorkerState;
 use bayes_explorer::ui::{BayesExplorerApp, Settings};
 use egui_kittest::kittest::{NodeT, Queryable};
 
-use crate::common::{harness_for, load_typed, use_in_the_lab, wait_until, wait_within};
+use crate::common::{harness_for, load_typed, use_in_the_lab, wait_for_label, wait_until, wait_within};
 
 /// Sixty points of three round clusters: far too few for the course's RealNVP, which learns them one by one.
 fn three_clusters() -> String {
@@ -62,4 +62,24 @@ fn ux_a_flow_that_overfits_says_so_and_shows_its_best_epoch() {
     assert_eq!(harness.state().flow_state().scrubbed_epoch(), Some(lowest), "every view shows the model there");
     assert!(lowest < 100.0, "the held-out NLL is lowest early: epoch {lowest}");
     assert!(harness.query_all_by_label_contains("Show epoch").next().is_none(), "on show: no button");
+
+    // Saved and opened in a new window: the run's file keeps that epoch's model, so the note's button shows it too.
+    let folder = tempfile::tempdir().expect("a temporary folder");
+    let path = folder.path().join("bills-run.json");
+    harness.state_mut().save_run(Lab::Flow, Some(path.clone()));
+    wait_until(&mut harness, "the save", |app| !app.run_file_busy());
+    drop(harness);
+    let mut harness = harness_for(BayesExplorerApp::new(
+        egui::Context::default(),
+        Settings { tab: Lab::Flow, ..Settings::default() },
+    ));
+    wait_until(&mut harness, "the datasets", |app| !app.any_loading());
+    harness.state_mut().open_run(Some(path));
+    wait_until(&mut harness, "the opened run", |app| {
+        app.lab(Lab::Flow).message.as_ref().is_some_and(|m| m.text.starts_with("Opened"))
+    });
+    wait_for_label(&mut harness, "Overfitting: the held-out NLL has risen from");
+    harness.get_by_label(&format!("Show epoch {lowest}")).click();
+    harness.run_steps(3);
+    assert_eq!(harness.state().flow_state().scrubbed_epoch(), Some(lowest), "the opened run shows that epoch too");
 }
