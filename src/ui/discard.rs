@@ -194,7 +194,7 @@ fn question(state: &LabState, replacement: &Replacement) -> String {
     let progress = state.snapshot.as_ref().map_or_else(String::new, |s| {
         format!(
             " has trained for {} of {} ({})",
-            s.epoch,
+            crate::data::table::grouped(s.epoch),
             crate::ui::count::count(s.total_epochs, "epoch"),
             crate::ui::count::count(s.step, "step")
         )
