@@ -36,6 +36,8 @@ pub enum TourAction {
     Page(String),
     /// The BNN's share of the training rows to train on, in (0, 1].
     TrainFraction(f64),
+    /// The BNN's weights page showing this quantity (as its Show menu reads: "posterior standard deviations").
+    Weights(String),
 }
 
 /// What marks a step done.
@@ -53,6 +55,8 @@ pub enum TourCheck {
     Page(String),
     /// The BNN's next run trains on this share of the rows.
     TrainFraction(f64),
+    /// The BNN's weights page shows this quantity.
+    Weights(String),
 }
 
 impl TourAction {
@@ -66,6 +70,7 @@ impl TourAction {
             Self::Inference(on) => TourCheck::Inference(*on),
             Self::Page(name) => TourCheck::Page(name.clone()),
             Self::TrainFraction(f) => TourCheck::TrainFraction(*f),
+            Self::Weights(name) => TourCheck::Weights(name.clone()),
         }
     }
 }
@@ -271,8 +276,8 @@ fn fraction(word: &str) -> Result<f64, String> {
     if f > 0.0 && f <= 1.0 { Ok(f) } else { Err(format!("a share of the rows in (0, 1], not {f}")) }
 }
 
-const ACTIONS: &str = "train, pause, stage N, direction inference|generation, page NAME or fraction F";
-const CHECKS: &str = "epoch N, paused, stage N, direction inference|generation, page NAME or fraction F";
+const ACTIONS: &str = "train, pause, stage N, direction inference|generation, page NAME, fraction F or weights WHAT";
+const CHECKS: &str = "epoch N, paused, stage N, direction inference|generation, page NAME, fraction F or weights WHAT";
 
 fn parse_action(text: &str) -> Result<TourAction, String> {
     let (word, rest) = text.split_once(' ').unwrap_or((text, ""));
@@ -283,6 +288,7 @@ fn parse_action(text: &str) -> Result<TourAction, String> {
         "direction" => direction(rest).map(TourAction::Inference),
         "page" if !rest.trim().is_empty() => Ok(TourAction::Page(rest.trim().to_owned())),
         "fraction" => Ok(TourAction::TrainFraction(fraction(rest)?)),
+        "weights" => weight_quantity(rest).map(|q| TourAction::Weights(q.label().to_owned())),
         _ => Err(format!("an action: {ACTIONS}")),
     }
 }
@@ -298,6 +304,15 @@ fn parse_check(text: &str) -> Result<TourCheck, String> {
             .map(|a| a.natural_check())
             .map_err(|e| if e.starts_with("an action") { format!("a check: {CHECKS}") } else { e }),
     }
+}
+
+/// The BNN's weight quantity that `words` name as its Show menu reads them.
+fn weight_quantity(words: &str) -> Result<crate::train::export::WeightQuantity, String> {
+    use crate::train::export::WeightQuantity;
+    WeightQuantity::ALL.into_iter().find(|q| q.label().eq_ignore_ascii_case(words.trim())).ok_or_else(|| {
+        let names: Vec<&str> = WeightQuantity::ALL.iter().map(|q| q.label()).collect();
+        format!("weights {}, not '{}'", names.join(" | "), words.trim())
+    })
 }
 
 fn direction(word: &str) -> Result<bool, String> {
@@ -535,6 +550,12 @@ mod tests {
         let e = parse("mine.md", "# T\nlab: bnn\n## S\ndo: fraction 1.5\n").expect_err("over 1");
         assert_eq!(e.line, 4);
         assert!(e.expected.contains("(0, 1]"), "{e}");
+        let e = parse("mine.md", "# T\nlab: bnn\n## S\ndo: weights medians\n").expect_err("no such quantity");
+        assert_eq!(e.line, 4);
+        assert!(e.expected.contains("sampled weights | posterior means | posterior standard deviations"), "{e}");
+        let t = parse("mine.md", "# T\nlab: bnn\n## S\ndo: weights Posterior Means\n").expect("parses");
+        assert_eq!(t.steps[0].action, Some(TourAction::Weights("posterior means".to_owned())));
+        assert_eq!(t.steps[0].check, Some(TourCheck::Weights("posterior means".to_owned())));
         let e = parse("mine.md", "# T\nlab: bnn\n## S\nhide: dataset, plots\n").expect_err("no such group");
         assert_eq!((e.line, e.expected.as_str()), (4, "groups to hide: dataset, training, settings or files"));
         let e = parse("mine.md", "Some text\n").expect_err("no title");

@@ -155,6 +155,15 @@ fn walk_by_hand(harness: &mut Harness<'_, BayesExplorerApp>, tabs: &[&str]) {
     harness.get_by_label("Train").click();
     wait_done_and_go_on(harness);
     for tab in tabs {
+        // The weights page's Show menu.
+        if let Some(option) = tab.strip_prefix("Show: ") {
+            harness.get_by_label("Show").click();
+            harness.run_steps(2);
+            harness.get_by_label(option).click();
+            harness.run_steps(2);
+            wait_done_and_go_on(harness);
+            continue;
+        }
         // The tab, not the step's title of the same words in the tour's panel.
         let tab_node =
             harness.query_all_by_label(tab).find(|n| n.accesskit_node().role() != egui::accesskit::Role::Label);
@@ -193,7 +202,10 @@ fn ux_a_tour_step_not_done_can_be_skipped() {
 fn ux_the_bnns_tour_walks_to_its_end_by_hand() {
     let mut harness = app_on(Lab::Bnn);
     start_from_menu(&mut harness, Lab::Bnn);
-    walk_by_hand(&mut harness, &["Weight distributions", "Predictions", "Compare runs", "VI vs NUTS"]);
+    walk_by_hand(
+        &mut harness,
+        &["Weight distributions", "Show: posterior standard deviations", "Predictions", "Compare runs", "VI vs NUTS"],
+    );
 }
 
 #[test]
