@@ -20,6 +20,7 @@
 use std::fmt;
 
 use crate::Lab;
+use crate::train::export::WeightQuantity;
 
 /// What a step's **Do it** does.
 #[derive(Clone, Debug, PartialEq)]
@@ -36,8 +37,9 @@ pub enum TourAction {
     Page(String),
     /// The BNN's share of the training rows to train on, in (0, 1].
     TrainFraction(f64),
-    /// The BNN's weights page showing this quantity (as its Show menu reads: "posterior standard deviations").
-    Weights(String),
+    /// The BNN's weights page showing this quantity (written as its Show menu reads: "posterior standard
+    /// deviations").
+    Weights(WeightQuantity),
 }
 
 /// What marks a step done.
@@ -56,7 +58,7 @@ pub enum TourCheck {
     /// The BNN's next run trains on this share of the rows.
     TrainFraction(f64),
     /// The BNN's weights page shows this quantity.
-    Weights(String),
+    Weights(WeightQuantity),
 }
 
 impl TourAction {
@@ -70,7 +72,7 @@ impl TourAction {
             Self::Inference(on) => TourCheck::Inference(*on),
             Self::Page(name) => TourCheck::Page(name.clone()),
             Self::TrainFraction(f) => TourCheck::TrainFraction(*f),
-            Self::Weights(name) => TourCheck::Weights(name.clone()),
+            Self::Weights(q) => TourCheck::Weights(*q),
         }
     }
 }
@@ -288,7 +290,7 @@ fn parse_action(text: &str) -> Result<TourAction, String> {
         "direction" => direction(rest).map(TourAction::Inference),
         "page" if !rest.trim().is_empty() => Ok(TourAction::Page(rest.trim().to_owned())),
         "fraction" => Ok(TourAction::TrainFraction(fraction(rest)?)),
-        "weights" => weight_quantity(rest).map(|q| TourAction::Weights(q.label().to_owned())),
+        "weights" => weight_quantity(rest).map(TourAction::Weights),
         _ => Err(format!("an action: {ACTIONS}")),
     }
 }
@@ -307,8 +309,7 @@ fn parse_check(text: &str) -> Result<TourCheck, String> {
 }
 
 /// The BNN's weight quantity that `words` name as its Show menu reads them.
-fn weight_quantity(words: &str) -> Result<crate::train::export::WeightQuantity, String> {
-    use crate::train::export::WeightQuantity;
+fn weight_quantity(words: &str) -> Result<WeightQuantity, String> {
     WeightQuantity::ALL.into_iter().find(|q| q.label().eq_ignore_ascii_case(words.trim())).ok_or_else(|| {
         let names: Vec<&str> = WeightQuantity::ALL.iter().map(|q| q.label()).collect();
         format!("weights {}, not '{}'", names.join(" | "), words.trim())
@@ -554,8 +555,8 @@ mod tests {
         assert_eq!(e.line, 4);
         assert!(e.expected.contains("sampled weights | posterior means | posterior standard deviations"), "{e}");
         let t = parse("mine.md", "# T\nlab: bnn\n## S\ndo: weights Posterior Means\n").expect("parses");
-        assert_eq!(t.steps[0].action, Some(TourAction::Weights("posterior means".to_owned())));
-        assert_eq!(t.steps[0].check, Some(TourCheck::Weights("posterior means".to_owned())));
+        assert_eq!(t.steps[0].action, Some(TourAction::Weights(WeightQuantity::Means)));
+        assert_eq!(t.steps[0].check, Some(TourCheck::Weights(WeightQuantity::Means)));
         let e = parse("mine.md", "# T\nlab: bnn\n## S\nhide: dataset, plots\n").expect_err("no such group");
         assert_eq!((e.line, e.expected.as_str()), (4, "groups to hide: dataset, training, settings or files"));
         let e = parse("mine.md", "Some text\n").expect_err("no title");

@@ -195,22 +195,17 @@ impl BayesExplorerApp {
                 }
             }
             TourAction::TrainFraction(f) => self.lab_mut(lab).bnn.config.train_fraction = *f,
-            TourAction::Weights(name) => {
-                let quantity = crate::train::export::WeightQuantity::ALL
-                    .into_iter()
-                    .find(|q| q.label().eq_ignore_ascii_case(name));
-                match (lab, quantity) {
-                    (Lab::Bnn, Some(q)) => {
-                        let bnn = &mut self.lab_mut(lab).bnn;
-                        bnn.page = crate::ui::bnn::BnnPage::Weights;
-                        bnn.quantity = q;
-                    }
-                    _ => {
-                        self.lab_mut(lab).message = Some(Message::error(format!(
-                            "The tour asks the weights page for \"{name}\", which the {} lab does not have.",
-                            lab.tab_name()
-                        )));
-                    }
+            TourAction::Weights(quantity) => {
+                if lab == Lab::Bnn {
+                    let bnn = &mut self.lab_mut(lab).bnn;
+                    bnn.page = crate::ui::bnn::BnnPage::Weights;
+                    bnn.quantity = *quantity;
+                } else {
+                    self.lab_mut(lab).message = Some(Message::error(format!(
+                        "The tour asks for the weights' {}, which the {} lab does not have.",
+                        quantity.label(),
+                        lab.tab_name()
+                    )));
                 }
             }
         }
@@ -256,10 +251,8 @@ impl BayesExplorerApp {
             TourCheck::Inference(on) => (state.flow.direction == Direction::Inference) == *on,
             TourCheck::Page(name) => self.page_label(lab).eq_ignore_ascii_case(name.trim()),
             TourCheck::TrainFraction(f) => (state.bnn.config.train_fraction - f).abs() < 1e-9,
-            TourCheck::Weights(name) => {
-                lab == Lab::Bnn
-                    && state.bnn.page == crate::ui::bnn::BnnPage::Weights
-                    && state.bnn.quantity.label().eq_ignore_ascii_case(name)
+            TourCheck::Weights(quantity) => {
+                lab == Lab::Bnn && state.bnn.page == crate::ui::bnn::BnnPage::Weights && state.bnn.quantity == *quantity
             }
         }
     }
