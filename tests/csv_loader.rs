@@ -9,7 +9,7 @@ use std::io::Write;
 use bayes_explorer::Lab;
 use bayes_explorer::data::csv::{CsvError, MISSING_CATEGORY, NoProgress, read_bytes, read_path, sniff_delimiter};
 use bayes_explorer::data::prepare::{
-    DataSpec, OutputKind, Role, check_lab, complete_rows, default_spec_for_lab, left_out, prepare,
+    DataSpec, MissingRows, OutputKind, Role, check_lab, complete_rows, default_spec_for_lab, left_out, prepare,
 };
 use bayes_explorer::data::table::ColumnKind;
 use bayes_explorer::data::{CsvOptions, HeaderMode, MissingPolicy, Table};
@@ -196,6 +196,39 @@ fn missing_cells_are_kept_and_only_the_columns_used_leave_rows_out() {
         "2 of the dataset's 2 rows miss a value in a column used, leaving 0; at \
          least 2 are needed to split them (ignore the columns with missing cells)"
     );
+}
+
+/// The preview counts the rows left out at each change of a role from each column's missing rows, found once
+/// (`MissingRows`): for every choice of roles, the count and the first row named are those of looking at every value.
+#[test]
+fn the_rows_left_out_counted_from_each_columns_missing_rows_are_those_of_every_value() {
+    let text = "a,b,c,sex\n1,2,3,m\nNA,3,4,\n4,?,5,f\n5,6,,m\nNA,?,7,\n8,9,10,f\n11,NA,12,m\n";
+    let table = read_dropping(text).expect("reads");
+    let missing = MissingRows::of(&table);
+    let mut choices = 0;
+    for mask in 0..16_u32 {
+        for output in [None, Some(0), Some(1), Some(3)] {
+            let roles: Vec<Role> = (0..4)
+                .map(|j| match output {
+                    Some(o) if o == j && j == 3 => Role::Label,
+                    Some(o) if o == j => Role::Target,
+                    _ if mask & (1 << j) != 0 => Role::Feature,
+                    _ => Role::Ignored,
+                })
+                .collect();
+            let spec = DataSpec { roles, ..DataSpec::default_for(&table) };
+            let (fast, every) = (missing.left_out(&table, &spec), left_out(&table, &spec));
+            assert_eq!((fast.rows, &fast.first), (every.rows, &every.first), "roles {:?}", spec.roles);
+            choices += 1;
+        }
+    }
+    assert_eq!(choices, 64);
+    // Every column used, "sex" the label: rows 2, 3, 4, 5, 7 of the file's 7 miss a value (its blank sex too).
+    let spec = DataSpec {
+        roles: vec![Role::Feature, Role::Feature, Role::Feature, Role::Label],
+        ..DataSpec::default_for(&table)
+    };
+    assert_eq!(missing.left_out(&table, &spec).rows, 5);
 }
 
 /// A label of text with empty cells (a penguin's sex left blank): "(missing)" is a category a feature may use, but

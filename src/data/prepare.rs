@@ -363,6 +363,82 @@ pub fn left_out(table: &Table, spec: &DataSpec) -> LeftOut {
     LeftOut { rows, first: first_left_out(table, &used).filter(|_| rows > 0) }
 }
 
+/// Each column's rows that miss a value, found in one pass over the table, so that the rows a choice of roles leaves
+/// out ([`left_out`]) are counted from them alone: the preview counts them again at each change of a role, on the UI
+/// thread, where a look at every value of a file of two million rows took 13 ms.
+#[derive(Clone, Debug, Default)]
+pub struct MissingRows {
+    /// The table's rows.
+    n_rows: usize,
+    /// (column, its rows missing a value, ascending): the rows of NaN in a column of numbers, the rows of the
+    /// `"(missing)"` category in a column of text (missing only as a label's class).
+    by_column: Vec<(usize, Vec<u32>)>,
+}
+
+impl MissingRows {
+    /// The rows of each of `table`'s columns that miss a value.
+    #[must_use]
+    pub fn of(table: &Table) -> Self {
+        let n_cols = table.n_cols();
+        let missing_code: Vec<Option<f32>> = table
+            .columns
+            .iter()
+            .map(|c| {
+                let k = c
+                    .categories
+                    .iter()
+                    .position(|name| name == MISSING_CATEGORY)
+                    .filter(|_| c.kind == ColumnKind::Text);
+                #[allow(clippy::cast_precision_loss)] // a category's number, far below 2^24
+                k.map(|k| k as f32)
+            })
+            .collect();
+        let mut rows: Vec<Vec<u32>> = vec![Vec::new(); n_cols];
+        for (i, row) in table.values.chunks_exact(n_cols.max(1)).enumerate() {
+            for (j, &v) in row.iter().enumerate() {
+                let missing = match missing_code[j] {
+                    Some(code) => v.total_cmp(&code).is_eq(),
+                    None => v.is_nan(),
+                };
+                if missing {
+                    #[allow(clippy::cast_possible_truncation)] // row numbers of a table in memory, below 2^32
+                    rows[j].push(i as u32);
+                }
+            }
+        }
+        let by_column = rows.into_iter().enumerate().filter(|(_, r)| !r.is_empty()).collect();
+        Self { n_rows: table.n_rows(), by_column }
+    }
+
+    /// [`left_out`] of `spec` on `table`, the table these rows were found in: the same count, from the rows found.
+    #[must_use]
+    pub fn left_out(&self, table: &Table, spec: &DataSpec) -> LeftOut {
+        let used = Used::of(table, spec);
+        let lists: Vec<&[u32]> = self
+            .by_column
+            .iter()
+            .filter(|(j, _)| match table.columns.get(*j).map(|c| c.kind) {
+                Some(ColumnKind::Text) => used.missing_class.is_some_and(|(k, _)| k == *j),
+                _ => used.columns.contains(j),
+            })
+            .map(|(_, rows)| rows.as_slice())
+            .collect();
+        let rows = match lists.as_slice() {
+            [] => 0,
+            [one] => one.len(),
+            _ => {
+                // The union, as a set of bits of the rows.
+                let mut bits = vec![0_u64; self.n_rows.div_ceil(64)];
+                for &r in lists.iter().flat_map(|l| l.iter()) {
+                    bits[r as usize / 64] |= 1 << (r % 64);
+                }
+                bits.iter().map(|b| b.count_ones() as usize).sum()
+            }
+        };
+        LeftOut { rows, first: first_left_out(table, &used).filter(|_| rows > 0) }
+    }
+}
+
 /// Where the file's facts tell, the first row left out: the earliest first missing cell among the used columns (the
 /// output's missing class among them), as (line, column name, the cell's text).
 fn first_left_out(table: &Table, used: &Used) -> Option<(u64, String, String)> {

@@ -2,7 +2,7 @@
 //! each column's type, range and role, standardisation, the seeded split, and which labs can use it.
 
 use crate::Lab;
-use crate::data::prepare::{DataSpec, LeftOut, Role, check_lab, image_side, left_out, split_counts};
+use crate::data::prepare::{DataSpec, LeftOut, MissingRows, Role, check_lab, image_side, split_counts};
 use crate::data::table::{ColumnKind, DISTINCT_CAP, delimiter_name, grouped};
 use crate::data::{CsvOptions, HeaderMode, LoadRequest, Table};
 
@@ -13,20 +13,23 @@ pub(crate) struct Preview {
     pub table: Table,
     pub spec: DataSpec,
     pub request: LoadRequest,
+    /// Each column's rows that miss a value, found where the preview is made (the loader's thread).
+    missing: MissingRows,
     /// The rows the roles cannot use (they miss a value in a column used), and the roles they were counted for.
     left_out: (Vec<Role>, LeftOut),
 }
 
 impl Preview {
     pub(crate) fn new(lab: Lab, table: Table, spec: DataSpec, request: LoadRequest) -> Self {
-        let left_out = (spec.roles.clone(), left_out(&table, &spec));
-        Self { lab, table, spec, request, left_out }
+        let missing = MissingRows::of(&table);
+        let left_out = (spec.roles.clone(), missing.left_out(&table, &spec));
+        Self { lab, table, spec, request, missing, left_out }
     }
 
-    /// The rows the roles cannot use, counted again when the roles have changed.
+    /// The rows the roles cannot use, counted again (from the rows found missing) when the roles have changed.
     fn left_out(&mut self) -> &LeftOut {
         if self.left_out.0 != self.spec.roles {
-            self.left_out = (self.spec.roles.clone(), left_out(&self.table, &self.spec));
+            self.left_out = (self.spec.roles.clone(), self.missing.left_out(&self.table, &self.spec));
         }
         &self.left_out.1
     }
