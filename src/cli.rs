@@ -1044,6 +1044,7 @@ fn train(args: &TrainArgs) -> Result<(), CliError> {
     let kept: Vec<KeptModel> = kept
         .map(|history| {
             let steps_per_epoch = last.as_ref().map_or(1, |c| c.snapshot.steps_per_epoch.max(1)) as f64;
+            let pinned = history.pinned();
             history
                 .entries()
                 .iter()
@@ -1051,6 +1052,7 @@ fn train(args: &TrainArgs) -> Result<(), CliError> {
                     step: e.step,
                     epoch: e.step as f64 / steps_per_epoch,
                     model: e.params.params_only(),
+                    pinned: pinned == Some(e.step),
                 })
                 .collect()
         })

@@ -906,6 +906,7 @@ fn train_keeping(
                 step: model.step(),
                 epoch: model.step() as f64 / steps_per_epoch,
                 model,
+                pinned: false,
             });
         }
     }
@@ -998,15 +999,19 @@ fn a_run_file_keeps_at_most_its_budget_of_models_evenly_spread() {
         model: Some(ModelView::Flow { step: 1000, params: Arc::clone(&params) }),
         ..snapshot
     };
-    let kept: Vec<KeptModel> = (0..=200u64)
-        .map(|k| KeptModel {
-            step: k * 5,
-            epoch: k as f64 / 2.0,
-            model: ModelView::Flow { step: k * 5, params: Arc::clone(&params) },
-        })
-        .collect();
-    let run =
-        AnyRun::from_snapshot(RunConfig::Flow(config), &snapshot, &table, &request, spec).unwrap().with_kept(kept);
+    let kept = |pinned: Option<u64>| -> Vec<KeptModel> {
+        (0..=200u64)
+            .map(|k| KeptModel {
+                step: k * 5,
+                epoch: k as f64 / 2.0,
+                model: ModelView::Flow { step: k * 5, params: Arc::clone(&params) },
+                pinned: pinned == Some(k),
+            })
+            .collect()
+    };
+    let run = AnyRun::from_snapshot(RunConfig::Flow(config.clone()), &snapshot, &table, &request, spec.clone())
+        .unwrap()
+        .with_kept(kept(None));
     let path = dir.path().join("kept.json");
     run.save(&path).expect("save");
     let loaded = AnyRun::load(&path).expect("load");
@@ -1022,4 +1027,16 @@ fn a_run_file_keeps_at_most_its_budget_of_models_evenly_spread() {
     let gaps: Vec<f64> = epochs.windows(2).map(|w| w[1] - w[0]).collect();
     let (lo, hi) = gaps.iter().fold((f64::MAX, 0.0f64), |(lo, hi), g| (lo.min(*g), hi.max(*g)));
     assert!(hi - lo <= 0.5 + 1e-9, "evenly spread: gaps {gaps:?}");
+    // The model pinned at the lowest held-out NLL (epoch 18.5, which no even spread picks) is kept as well, in place
+    // of the pick nearest it: the opened run's "Show epoch" shows it.
+    assert!(!epochs.contains(&18.5), "{epochs:?}");
+    let run = AnyRun::from_snapshot(RunConfig::Flow(config), &snapshot, &table, &request, spec)
+        .unwrap()
+        .with_kept(kept(Some(37)));
+    run.save(&path).expect("save");
+    let loaded = AnyRun::load(&path).expect("load");
+    let pinned: Vec<f64> = loaded.kept().iter().map(|k| k.epoch).collect();
+    assert_eq!(pinned.len(), n, "as many as before");
+    assert!(pinned.contains(&18.5), "the pinned model is kept: {pinned:?}");
+    assert_eq!((pinned[0], pinned[n - 1]), (0.0, 100.0), "with the first and the latest");
 }

@@ -378,10 +378,16 @@ impl LabState {
 
 /// The models of `history` as the worker's copies, for a run file.
 fn kept_models<P: ModelBytes>(history: &ModelHistory<P>, view: impl Fn(u64, Arc<P>) -> ModelView) -> Vec<KeptModel> {
+    let pinned = history.pinned();
     history
         .entries()
         .iter()
-        .map(|e| KeptModel { step: e.step, epoch: e.epoch, model: view(e.step, Arc::clone(&e.params)) })
+        .map(|e| KeptModel {
+            step: e.step,
+            epoch: e.epoch,
+            model: view(e.step, Arc::clone(&e.params)),
+            pinned: pinned == Some(e.step),
+        })
         .collect()
 }
 

@@ -25,6 +25,9 @@ pub struct KeptModel {
     pub epoch: f64,
     /// The model.
     pub model: ModelView,
+    /// The model the run pinned, at its lowest held-out figure (the overfitting note's "Show epoch"): a file that
+    /// thins its kept models keeps this one.
+    pub pinned: bool,
 }
 
 /// Which of `n` models (oldest first) a file keeps when it has room for `room`: the first, the latest and the others
@@ -43,6 +46,20 @@ pub fn spread(n: usize, room: usize) -> Vec<usize> {
     }
 }
 
+/// [`spread`], keeping model `pinned` too (when there is one) in place of the evenly spread pick nearest it, never
+/// the first or the latest; with room for those two alone, it is not kept.
+#[must_use]
+pub fn spread_keeping(n: usize, room: usize, pinned: Option<usize>) -> Vec<usize> {
+    let mut picked = spread(n, room);
+    let Some(p) = pinned.filter(|&p| p < n && !picked.contains(&p)) else { return picked };
+    let interior = 1..picked.len().saturating_sub(1);
+    if let Some(k) = interior.min_by_key(|&k| picked[k].abs_diff(p)) {
+        picked[k] = p;
+        picked.sort_unstable();
+    }
+    picked
+}
+
 /// Writes the kept models (thinned to the file's limits) into `tensors`; returns their records, in order.
 pub(super) fn write_kept<M: SavedModel>(
     kept: &[KeptModel],
@@ -54,7 +71,8 @@ pub(super) fn write_kept<M: SavedModel>(
     model_of::<M>(last)?.write(&mut probe)?;
     let room = (KEPT_FILE_BUDGET_BYTES / probe.bytes().max(1)).clamp(1, MAX_KEPT_IN_FILE);
     let mut records = Vec::new();
-    for (k, i) in spread(kept.len(), room).into_iter().enumerate() {
+    let pinned = kept.iter().position(|k| k.pinned);
+    for (k, i) in spread_keeping(kept.len(), room, pinned).into_iter().enumerate() {
         let entry = &kept[i];
         let mut own = TensorWriter::default();
         let architecture = model_of::<M>(entry)?.write(&mut own)?;
@@ -88,14 +106,34 @@ pub(super) fn read_kept<M: SavedModel>(
         let model = M::read(&architecture, tensors);
         tensors.prefix.clear();
         let model = model.map_err(|e| format!("kept model {k}: {e}"))?;
-        kept.push(KeptModel { step: record.step, epoch: record.epoch.0, model: model.model_view(record.step) });
+        let model = model.model_view(record.step);
+        kept.push(KeptModel { step: record.step, epoch: record.epoch.0, model, pinned: false });
     }
     Ok(kept)
 }
 
 #[cfg(test)]
 mod tests {
-    use super::spread;
+    use super::{spread, spread_keeping};
+
+    #[test]
+    fn a_file_thinning_its_models_keeps_the_pinned_one_in_place_of_the_nearest_pick() {
+        // 101 into 5: 0, 25, 50, 75, 100; the pinned 31 takes 25's place.
+        assert_eq!(spread_keeping(101, 5, Some(31)), [0, 31, 50, 75, 100]);
+        assert_eq!(spread_keeping(101, 5, Some(60)), [0, 25, 60, 75, 100]);
+        // Already picked, none pinned, or room for all: as spread.
+        assert_eq!(spread_keeping(101, 5, Some(50)), spread(101, 5));
+        assert_eq!(spread_keeping(101, 5, None), spread(101, 5));
+        assert_eq!(spread_keeping(5, 10, Some(2)), [0, 1, 2, 3, 4]);
+        // The first and the latest stay; with room for them alone, the pinned one is not kept.
+        assert_eq!(spread_keeping(101, 3, Some(1)), [0, 1, 100]);
+        assert_eq!(spread_keeping(101, 2, Some(40)), [0, 100]);
+        for (n, room, p) in [(3000, 60, 1234), (49, 16, 47), (21, 7, 1)] {
+            let picked = spread_keeping(n, room, Some(p));
+            assert!(picked.contains(&p) && picked.len() == room, "{n} into {room} keeping {p}: {picked:?}");
+            assert!(picked.windows(2).all(|w| w[0] < w[1]) && picked[0] == 0 && picked[room - 1] == n - 1);
+        }
+    }
 
     #[test]
     fn a_file_keeps_the_first_the_latest_and_evenly_spread_models_between() {

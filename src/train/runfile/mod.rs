@@ -66,7 +66,7 @@ pub use format::{
     ColumnRecord, DatasetRecord, FIRST_CONTINUABLE_VERSION, FORMAT_NAME, FORMAT_VERSION, JsonF64, KeptRecord,
     MetricList, ProgressRecord, RunFile, RunFileError, SavedEpoch, SplitRecord, WeightsRecord, read_run_file,
 };
-pub use kept::{KEPT_FILE_BUDGET_BYTES, KeptModel, MAX_KEPT_IN_FILE, spread};
+pub use kept::{KEPT_FILE_BUDGET_BYTES, KeptModel, MAX_KEPT_IN_FILE, spread, spread_keeping};
 pub use nuts::{NutsArchitecture, NutsChainRecord, NutsRun, NutsRunConfig};
 pub use state::{EXACTNESS, ResumeRecord};
 use state::{read_state, write_state};
