@@ -90,7 +90,11 @@ fn explain_bnn_shows_the_elbo_terms_n_and_s_of_the_run() {
     // S: the Monte Carlo passes of the views (the Predictions page's count).
     let s = harness.state().bnn_state().n_samples;
     harness.get_by_label(&format!("S = {s} forward passes (the Predictions page's)"));
-    harness.get_by_label_contains("test row 1: mean = ");
+    // The test row's actual value as the predictive table and the probe write it: the wine's whole quality.
+    let row = harness.get_by_label_contains("test row 1: mean = ");
+    let row = row.accesskit_node().label().or_else(|| row.accesskit_node().value()).unwrap_or_default();
+    let actual = row.split("(actual quality: ").nth(1).unwrap_or_else(|| panic!("named by the target: {row}"));
+    assert!(actual.trim_end_matches(')').parse::<u8>().is_ok(), "a whole quality: {row}");
     harness.get_by_label("s = 1 (the prior's sd, on every weight and bias)");
     assert_eq!(harness.query_all_by_label("Train to see the values.").count(), 0, "every value is in");
     // Closed again, the panel is gone.

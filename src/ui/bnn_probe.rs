@@ -16,7 +16,7 @@ use crate::ui::plot_axes;
 
 /// The test row's actual output, named: "actual species: Adelie" (a class by its name, not its index 0), "actual
 /// quality: 6".
-fn actual_text(prepared: &Prepared, y: f32) -> String {
+pub(crate) fn actual_text(prepared: &Prepared, y: f32) -> String {
     match &prepared.output {
         Some((name, kind @ OutputKind::Classes { .. })) => {
             #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)] // a class index, whole and small

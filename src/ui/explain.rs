@@ -318,21 +318,31 @@ fn bnn_ui(bnn: &BnnUiState, snapshot: Option<&RunSnapshot>, links: &mut Links, u
             let p = &pv.predictive;
             let mut lines = vec![format!("S = {} forward passes (the Predictions page's)", p.n_samples)];
             match &p.rows {
+                // The actual value as the probe and the predictive table write it ("actual quality: 5").
                 PredictiveRows::Regression(rows) => {
                     if let Some(r) = rows.first() {
-                        lines.push(format!(
-                            "test row 1: mean = {:.2}, sd = {:.3} (actual {:.2})",
-                            r.mean, r.epistemic_sd, r.actual
-                        ));
+                        let actual = bnn.prepared.as_deref().map_or_else(
+                            || format!("actual {:.2}", r.actual),
+                            |p| crate::ui::bnn_probe::actual_text(p, r.actual),
+                        );
+                        lines.push(format!("test row 1: mean = {:.2}, sd = {:.3} ({actual})", r.mean, r.epistemic_sd));
                     }
                 }
                 PredictiveRows::Classes(rows) => {
                     if let Some(r) = rows.first() {
                         let top = r.probabilities.get(r.predicted).copied().unwrap_or(f32::NAN);
+                        let class = |k: usize| match bnn.prepared.as_deref().and_then(|p| p.output.as_ref()) {
+                            Some((_, kind @ OutputKind::Classes { .. })) => kind.class_name(k),
+                            _ => format!("class {}", k + 1),
+                        };
+                        #[allow(clippy::cast_precision_loss)] // a class index, small
+                        let actual = bnn.prepared.as_deref().map_or_else(
+                            || format!("actual {}", class(r.actual)),
+                            |p| crate::ui::bnn_probe::actual_text(p, r.actual as f32),
+                        );
                         lines.push(format!(
-                            "test row 1: class {} with mean probability {top:.3} (actual class {})",
-                            r.predicted + 1,
-                            r.actual + 1
+                            "test row 1: {} with mean probability {top:.3} ({actual})",
+                            class(r.predicted)
                         ));
                     }
                 }
