@@ -343,6 +343,12 @@ impl VaeUiState {
         self.bounds
     }
 
+    /// The inputs picked for the path, at most two (for tests).
+    #[must_use]
+    pub fn picked(&self) -> &[usize] {
+        &self.picked
+    }
+
     /// True once the path between two picked inputs has been decoded (for tests).
     #[must_use]
     pub fn has_path(&self) -> bool {

@@ -29,7 +29,9 @@ fn ux_a_vae_on_a_table_decodes_reconstructs_and_samples_its_features_by_name() {
     let config = &mut harness.state_mut().vae_state_mut().config;
     (config.hidden, config.epochs) = (vec![16], 2);
     harness.get_by_label("Train").click();
-    wait_until(&mut harness, "the latent means", |app| app.vae_state().has_latents());
+    // The last model's means of every input: before them the plane shows the light pass of an earlier model, and
+    // the page may still change under the clicks below as the run ends.
+    wait_until(&mut harness, "the last model's latent means", |app| app.vae_state().has_final_latents());
     wait_for_label(&mut harness, "Decoded at the cursor: the features");
     assert_eq!(harness.query_all_by_label_contains("Decoded manifold").count(), 0, "no manifold for a table");
 
@@ -49,6 +51,7 @@ fn ux_a_vae_on_a_table_decodes_reconstructs_and_samples_its_features_by_name() {
     for at in [first, second] {
         click_at(&mut harness, at);
     }
+    assert_eq!(harness.state().vae_state().picked().len(), 2, "two inputs picked");
     wait_until(&mut harness, "the path", |app| app.vae_state().has_path());
     harness.run_steps(2);
     harness.get_by_label_contains("Decoded along the straight path from");
