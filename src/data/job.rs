@@ -118,6 +118,12 @@ impl<T: Send + 'static> LoadJob<T> {
         self.progress.cancel.store(true, Ordering::Relaxed);
     }
 
+    /// Whether [`cancel`](Self::cancel) was called.
+    #[must_use]
+    pub fn is_cancelled(&self) -> bool {
+        self.progress.cancelled()
+    }
+
     /// The result, once it is ready. Never blocks.
     #[must_use]
     pub fn try_take(&self) -> Option<Result<T, CsvError>> {

@@ -20,7 +20,7 @@ use crate::ui::discard::Replacement;
 use crate::ui::explain::LabViews;
 use crate::ui::flow_settings::flow_settings_ui;
 use crate::ui::lab_page::{labelled_combo, waiting};
-use crate::ui::lab_state::{LabState, RunOrigin, RunSource};
+use crate::ui::lab_state::{LabState, LoadTarget, RunOrigin, RunSource};
 use crate::ui::message::Message;
 use crate::ui::typed_path::path_from_typed;
 use crate::ui::vae_settings::vae_settings_ui;
@@ -139,14 +139,25 @@ pub(crate) fn dataset_ui(state: &mut LabState, path_text: &mut String, ui: &mut 
             ui.label("none loaded");
         }
     }
-    if let Some((job, _)) = &state.loading {
-        ui.horizontal(|ui| {
-            ui.add(egui::ProgressBar::new(job.fraction()).desired_width(160.0).show_percentage());
-            if ui.button("Cancel").clicked() {
-                job.cancel();
-            }
-        });
-        let loading = ui.label(format!("Loading {}…", job.request.describe()));
+    if let Some((job, target)) = &state.loading {
+        // The preview's Use has no Cancel: its short job holds the table and the roles the user chose, and a
+        // cancelled one would lose them (the preview closed, nothing in the lab).
+        // It counts no fraction done: a spinner says it works.
+        let loading = if *target == LoadTarget::Previewed {
+            ui.horizontal(|ui| {
+                ui.spinner();
+                ui.label(format!("Putting {} into the {} lab…", job.request.describe(), lab.tab_name()))
+            })
+            .inner
+        } else {
+            ui.horizontal(|ui| {
+                ui.add(egui::ProgressBar::new(job.fraction()).desired_width(160.0).show_percentage());
+                if ui.button("Cancel").clicked() {
+                    job.cancel();
+                }
+            });
+            ui.label(format!("Loading {}…", job.request.describe()))
+        };
         if let LoadRequest::File { path, .. } = &job.request {
             loading.on_hover_text(path.display().to_string());
         }
@@ -461,8 +472,56 @@ pub(crate) fn start_run(state: &mut LabState, ctx: egui::Context, start_running:
 
 #[cfg(test)]
 mod tests {
-    use super::metric_line;
+    use egui_kittest::Harness;
+    use egui_kittest::kittest::Queryable;
+
+    use super::{dataset_ui, metric_line};
     use crate::Lab;
+    use crate::data::{CsvError, CsvOptions, LoadJob, LoadRequest};
+    use crate::ui::lab_state::{LabState, LoadTarget, Loaded};
+
+    /// A lab whose load for `target` runs until the returned sender is dropped.
+    fn loading(target: LoadTarget) -> (LabState, std::sync::mpsc::Sender<()>) {
+        let (tx, rx) = std::sync::mpsc::channel::<()>();
+        let request = LoadRequest::File { path: "/data/wine.csv".into(), options: CsvOptions::default() };
+        let file = request.describe();
+        let work = move |_: &dyn crate::data::csv::Progress| -> Result<Loaded, CsvError> {
+            let _ = rx.recv();
+            Err(CsvError::Cancelled { file })
+        };
+        let mut state = LabState::new(Lab::Bnn);
+        state.loading = Some((LoadJob::spawn_work(request, work, || {}), target));
+        (state, tx)
+    }
+
+    /// A file being read offers Cancel; the preview's Use being carried out does not, since cancelling it would close
+    /// the preview and leave the lab without the file and the roles the user chose (it did).
+    #[test]
+    fn only_a_load_that_can_be_taken_back_offers_cancel() {
+        let (state, _running) = loading(LoadTarget::Preview);
+        let mut harness = Harness::new_ui_state(
+            |ui, state: &mut LabState| {
+                let _ = dataset_ui(state, &mut String::new(), ui);
+            },
+            state,
+        );
+        harness.run_steps(2);
+        harness.get_by_label("Loading wine.csv…");
+        harness.get_by_label("Cancel").click();
+        harness.run_steps(1);
+        assert!(harness.state().loading.as_ref().is_some_and(|(job, _)| job.is_cancelled()), "Cancel cancels");
+
+        let (state, _running) = loading(LoadTarget::Previewed);
+        let mut harness = Harness::new_ui_state(
+            |ui, state: &mut LabState| {
+                let _ = dataset_ui(state, &mut String::new(), ui);
+            },
+            state,
+        );
+        harness.run_steps(2);
+        harness.get_by_label("Putting wine.csv into the BNN lab…");
+        assert!(harness.query_by_label("Cancel").is_none(), "no Cancel while the preview's choice goes in");
+    }
 
     #[test]
     fn latest_epoch_names_each_metric_as_the_pages_do_and_writes_shares_as_percentages() {
