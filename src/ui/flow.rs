@@ -380,6 +380,13 @@ impl FlowUiState {
         self.grids.get(&k).is_some_and(|g| Some(g.step) == step)
     }
 
+    /// True when stage `k` has a heat map to show, of the model on show or an earlier one of the run (while a run
+    /// trains, the view thread draws the stage on show alone, for a recent model), or needs none.
+    #[must_use]
+    pub fn stage_has_map(&self, k: usize) -> bool {
+        (self.heat == HeatMap::LayerLogDet && k == 0) || self.grids.contains_key(&k)
+    }
+
     /// The stage whose heat map Play waits for this frame, at the whole stage before it (`None` while it moves).
     #[must_use]
     pub fn play_waits_for(&self) -> Option<usize> {
@@ -460,7 +467,9 @@ impl FlowUiState {
             }
         }
         let aspect = self.stage_view.map_or(1.0, |[x0, x1, y0, y1]| grid_aspect(((x1 - x0) / (y1 - y0)) as f32));
-        let key = (step, resolution, aspect.to_bits(), self.stage(), self.probe, running);
+        // The stage Play waits at a whole stage for comes first: while a run trains it is the only one computed.
+        let focus = self.play_waits_for.unwrap_or_else(|| self.stage());
+        let key = (step, resolution, aspect.to_bits(), focus, self.probe, running);
         if self.last_request != Some(key) {
             worker.request(FlowViewRequest {
                 params,
@@ -469,7 +478,7 @@ impl FlowUiState {
                 data: Arc::clone(&self.view_points),
                 resolution,
                 aspect,
-                focus: self.stage(),
+                focus,
                 probe: self.probe,
                 live: running,
             });
@@ -654,12 +663,13 @@ fn step_through_contents(flow: &mut FlowUiState, running: bool, (viewport, top):
     let dt = ui.input(|i| i.stable_dt).min(0.5);
     flow.play_waits_for = None;
     if flow.playing {
-        // After a run (not while one trains, when only the stage on show gets a map) Play waits at a whole stage
-        // until the next stage's heat map is in, so that every stage it passes shows its own.
-        let wait = !running && flow.heat != HeatMap::Off;
+        // Play waits at a whole stage until the next stage's heat map is in, so that every stage it passes shows
+        // its own: the model's, or while a run trains (when the view thread draws one stage at a time for a recent
+        // model) a map of the run's at all.
+        let wait = flow.heat != HeatMap::Off;
         let stage_of = |w: usize| flow.stage_at(w as f32).round() as usize;
-        let (to, waiting) =
-            play_advance(flow.position, flow.speed * dt, k_max, |w| !wait || flow.stage_map_in(stage_of(w)));
+        let ready = |k: usize| if running { flow.stage_has_map(k) } else { flow.stage_map_in(k) };
+        let (to, waiting) = play_advance(flow.position, flow.speed * dt, k_max, |w| !wait || ready(stage_of(w)));
         let waits_for = waiting.map(stage_of);
         (flow.position, flow.play_waits_for) = (to, waits_for);
         if flow.position >= k_max as f32 {

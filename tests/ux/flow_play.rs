@@ -142,6 +142,59 @@ fn ux_flow_play_waits_at_a_stage_for_the_next_stages_heat_map() {
     eprintln!("Play waited {waits} frames for a heat map");
 }
 
+/// While a run trains the view thread draws the stage on show alone, for a recent model; Play pressed then went
+/// through stages that had no heat map yet, drawn without one. Now it waits at a whole stage until the next stage
+/// has a map of the run's (asking for that stage first) and reaches the last stage with a map on every stage.
+#[test]
+fn ux_flow_play_while_training_shows_every_stage_with_a_heat_map() {
+    let layers = 5;
+    let app = BayesExplorerApp::new(egui::Context::default(), Settings { tab: Lab::Flow, ..Settings::default() });
+    let mut harness = Harness::builder()
+        .with_size([1280.0, 800.0])
+        .with_step_dt(FRAME_SECS)
+        .build_ui_state(|ui, app: &mut BayesExplorerApp| app.show(ui), app);
+    wait_until(&mut harness, "the datasets", |app| !app.any_loading());
+    *harness.state_mut().flow_config_mut() = bayes_explorer::models::flow::FlowConfig {
+        layers,
+        hidden: vec![16],
+        epochs: 100_000,
+        ..bayes_explorer::models::flow::FlowConfig::default()
+    };
+    harness.get_by_label("Train").click();
+    wait_until(&mut harness, "the training flow's stages", |app| {
+        app.lab(Lab::Flow).worker_state == Some(bayes_explorer::train::WorkerState::Running)
+            && app.flow_state().views_step().is_some()
+    });
+    wait_for_label(&mut harness, &format!("Stage 0 of {layers}"));
+    assert!(
+        !(1..=layers).all(|k| harness.state().flow_state().stage_has_map(k)),
+        "a training run's views start with the stage on show alone"
+    );
+    harness.state_mut().flow_state_mut().speed = 10.0;
+    playback(&harness, "Play").click();
+    let mut waits = 0;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_mins(2);
+    while std::time::Instant::now() < deadline {
+        harness.step();
+        let flow = harness.state().flow_state();
+        let shown = flow.stage();
+        assert!(shown == 0 || flow.stage_has_map(shown), "stage {shown} on show at {} without a map", flow.position);
+        waits += usize::from(flow.play_waits_for().is_some());
+        if !flow.playing {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(2));
+    }
+    let flow = harness.state().flow_state();
+    assert!(!flow.playing && flow.position == layers as f32, "Play reached the last stage ({})", flow.position);
+    assert!(
+        harness.state().lab(Lab::Flow).worker_state == Some(bayes_explorer::train::WorkerState::Running),
+        "still training"
+    );
+    assert!(waits > 0, "Play waited for the view thread");
+    eprintln!("Play waited {waits} frames for a heat map while training");
+}
+
 /// A resized window (full screen, presenter mode, a larger window) fits the stage plot's view to the stage again.
 /// egui_plot kept the old view's reach in the larger frame, which left the stage a small patch in its middle.
 #[test]
