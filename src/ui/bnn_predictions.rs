@@ -300,6 +300,16 @@ fn sampled(n_rows: usize, pv: &PredictiveView) -> String {
     )
 }
 
+/// The 95 % intervals' thin translucent bars: on a light background (presenter mode) a deeper blue, less
+/// transparent, where the dark theme's faded into the white behind them, legend marker and all.
+fn interval_colour(dark: bool) -> Color32 {
+    if dark {
+        Color32::from_rgba_unmultiplied(90, 140, 210, 90)
+    } else {
+        Color32::from_rgba_unmultiplied(45, 95, 180, 150)
+    }
+}
+
 /// The test rows' predictive means against their actual values, with 95 % intervals, `height` points high;
 /// `emphasised`: the Explain panel's predictive is hovered (means and intervals in the accent colour, the diagonal
 /// dimmed).
@@ -324,7 +334,7 @@ fn predicted_vs_actual_plot(
         let x = f64::from(r.actual) + jitter(i);
         occupied.points(&[[x, f64::from(a)], [x, f64::from(r.mean)], [x, f64::from(b)]]);
     }
-    let accent = accent(ui.visuals());
+    let (accent, dark) = (accent(ui.visuals()), ui.visuals().dark_mode);
     let response = legend_figure(ui, "bnn-pred-vs-actual", "bnn-predicted-vs-actual.png", &occupied, |plot, ui| {
         plot.height(height)
             .x_axis_label(format!("actual {target}"))
@@ -332,11 +342,7 @@ fn predicted_vs_actual_plot(
             .show(ui, |plot| {
                 let diagonal = if emphasised { dim(Color32::GRAY) } else { Color32::GRAY };
                 plot.line(Line::new("perfect prediction", PlotPoints::from(vec![[lo, lo], [hi, hi]])).color(diagonal));
-                let bar_colour = if emphasised {
-                    accent.gamma_multiply(0.45)
-                } else {
-                    Color32::from_rgba_unmultiplied(90, 140, 210, 90)
-                };
+                let bar_colour = if emphasised { accent.gamma_multiply(0.45) } else { interval_colour(dark) };
                 for (i, r) in rows.iter().enumerate().take(1500) {
                     let x = f64::from(r.actual) + jitter(i);
                     let (a, b) = r.interval_95();
@@ -558,8 +564,37 @@ pub(crate) fn unit_square_plot(
 
 #[cfg(test)]
 mod tests {
-    use super::{confusion_counts, confusion_summary};
+    use egui::Color32;
+
+    use super::{confusion_counts, confusion_summary, interval_colour};
     use crate::models::bnn::ClassRow;
+
+    /// The contrast ratio (WCAG's) of `colour` laid over the opaque `background` against that background.
+    fn contrast_over(colour: Color32, background: Color32) -> f32 {
+        let luminance = |c: [f32; 3]| {
+            let lin = |v: f32| if v <= 0.040_45 { v / 12.92 } else { ((v + 0.055) / 1.055).powf(2.4) };
+            0.2126 * lin(c[0]) + 0.7152 * lin(c[1]) + 0.0722 * lin(c[2])
+        };
+        let channels = |c: Color32| [c.r(), c.g(), c.b()].map(|v| f32::from(v) / 255.0);
+        let (bg, alpha) = (channels(background), f32::from(colour.a()) / 255.0);
+        // Colours are premultiplied: over the background, c + (1 - alpha) bg.
+        let over = std::array::from_fn(|i| channels(colour)[i] + (1.0 - alpha) * bg[i]);
+        let (a, b) = (luminance(over) + 0.05, luminance(bg) + 0.05);
+        a.max(b) / a.min(b)
+    }
+
+    /// The intervals' bars stand out from a light plot (presenter mode) at least as much as from a dark one: with the
+    /// dark theme's colour they had a contrast of 1.45 on white, against 1.66 on the dark plot, and their legend
+    /// marker was barely seen.
+    #[test]
+    fn the_intervals_show_on_a_light_plot_as_well_as_on_a_dark_one() {
+        let on_dark = contrast_over(interval_colour(true), egui::Visuals::dark().extreme_bg_color);
+        let on_light = contrast_over(interval_colour(false), egui::Visuals::light().extreme_bg_color);
+        assert!(on_dark > 1.5, "{on_dark}");
+        assert!(on_light >= on_dark, "light {on_light} against dark {on_dark}");
+        let dark_colour_on_light = contrast_over(interval_colour(true), egui::Visuals::light().extreme_bg_color);
+        assert!(dark_colour_on_light < on_dark, "the check tells the faint colour: {dark_colour_on_light}");
+    }
 
     fn row(actual: usize, predicted: usize) -> ClassRow {
         ClassRow { actual, predicted, probabilities: vec![0.5; 3], min: 0.4, max: 0.6 }
