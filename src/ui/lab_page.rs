@@ -208,15 +208,42 @@ impl<S: AsRef<str> + Into<String>> EpochCurves<S> {
     }
 
     /// The row above the plot: what `heading` draws (the plot's title), the "Legend" check box and, while the legend
-    /// shows, its entries, wrapping onto a second line in a narrow window.
+    /// shows, its entries, wrapping onto a second line in a narrow window; and where the first epochs' values would
+    /// flatten the rest ([`later_epochs_fit`]), the "Fit later epochs" check box.
     pub(crate) fn heading(&mut self, ui: &mut egui::Ui, heading: impl FnOnce(&mut egui::Ui)) {
+        let fit = self.later_fit(ui.ctx());
         ui.horizontal_wrapped(|ui| {
             heading(ui);
             plot_axes::legend_toggle(ui, &self.id);
+            if let Some(fit) = fit {
+                let mut on = fit_later_epochs(ui.ctx(), &self.id);
+                let hover = format!(
+                    "The first epochs' values lie far above the rest and would flatten them: the y axis fits epoch {} \
+                     on, and the first epochs run off the top. Untick to fit every epoch; a double click on the plot \
+                     fits it again after a drag or a zoom.",
+                    plain_epoch(fit.from_epoch)
+                );
+                if ui.checkbox(&mut on, "Fit later epochs").on_hover_text(hover).changed() {
+                    ui.ctx().data_mut(|d| d.insert_persisted(fit_id(&self.id), on));
+                }
+            }
             if plot_axes::legend_shown(ui.ctx(), &self.id) {
                 self.hovered = legend_entries(ui, &self.id, &self.entries());
             }
         });
+    }
+
+    /// The y range that fits the shown curves' later epochs, where it differs from fitting them all.
+    fn later_fit(&self, ctx: &egui::Context) -> Option<LaterFit> {
+        let hidden = hidden_curves(ctx, &self.id);
+        let shown: Vec<&[[f64; 2]]> = self
+            .curves
+            .iter()
+            .filter(|(name, _)| !hidden.iter().any(|h| h == name.as_ref()))
+            .map(|(_, points)| points.as_slice())
+            .collect();
+        let level = self.level.as_ref().filter(|(name, _)| !hidden.contains(name)).map(|(_, y)| *y);
+        later_epochs_fit(&shown, level)
     }
 
     /// Draws the curves. `emphasised`: the curves the Explain panel's hovered term belongs to, drawn wider over a
@@ -226,14 +253,26 @@ impl<S: AsRef<str> + Into<String>> EpochCurves<S> {
     pub(crate) fn show(self, ui: &mut egui::Ui, emphasised: &[&str], x: Option<[f64; 2]>) -> egui_plot::PlotTransform {
         let hidden = hidden_curves(ui.ctx(), &self.id);
         let shown = |name: &str| !hidden.iter().any(|h| h == name);
+        let fit = self.later_fit(ui.ctx()).filter(|_| fit_later_epochs(ui.ctx(), &self.id));
         let Self { id, height, curves, level, mark, y_label, hovered } = self;
         let mut highlighted: Vec<String> = emphasised.iter().map(|&e| e.to_owned()).collect();
         highlighted.extend(hovered.filter(|h| !highlighted.contains(h) && shown(h)));
-        let mut plot = stacked(plot_axes::plot(&id), x).height(height).x_axis_label("epoch");
+        let plot_id = ui.make_persistent_id(("epoch-curves", &id));
+        let mut plot = stacked(plot_axes::plot(&id), x).id(plot_id).height(height).x_axis_label("epoch");
         if let Some(label) = y_label {
             plot = plot.y_axis_label(plot_axes::fitted_y_title(ui, &label, height));
         }
+        // Fitting the later epochs: the y axis spans their range rather than every item's, for as long as the user
+        // has not dragged or zoomed the plot (egui_plot's automatic bounds, which a double click brings back).
+        let first_frame = egui_plot::PlotMemory::load(ui.ctx(), plot_id).is_none();
+        if let Some(LaterFit { y: [lo, hi], .. }) = fit {
+            plot = plot.auto_bounds(egui::Vec2b::new(true, false)).include_y(lo).include_y(hi);
+        }
         let response = plot.show(ui, |plot| {
+            if fit.is_some() && first_frame {
+                // A new plot's memory starts from the builder's automatic bounds, off for y here: on.
+                plot.set_auto_bounds(true);
+            }
             for (i, (name, points)) in curves.into_iter().enumerate() {
                 let name: String = name.into();
                 if !shown(&name) {
@@ -257,6 +296,61 @@ impl<S: AsRef<str> + Into<String>> EpochCurves<S> {
         }
         response.transform
     }
+}
+
+/// Where a plot of epoch curves fits its y axis to the later epochs ([`later_epochs_fit`]).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub(crate) struct LaterFit {
+    /// The first epoch (x) fitted.
+    pub from_epoch: f64,
+    /// The y range, with a margin.
+    pub y: [f64; 2],
+}
+
+/// Epochs a plot must span before its first ones are left out of the y axis's fit.
+const FIT_LATER_AFTER: f64 = 9.0;
+
+/// The y range that fits the later epochs of `curves` (points `[epoch, value]`) and `level` (a value across the
+/// plot), where their first epochs would take more than half of the plot's height: a loss that starts far above
+/// where it settles (the MLP VAE on a table: 900 at epoch 1, 150 to 230 from epoch 6) leaves the rest a flat line at
+/// the bottom. The range goes from the lowest value of any epoch to the highest from the first tenth of the epochs on
+/// (at least the first epoch left out), with a margin of 5 %; `None` where every epoch fits as well, and for curves
+/// spanning fewer than ten epochs.
+pub(crate) fn later_epochs_fit(curves: &[&[[f64; 2]]], level: Option<f64>) -> Option<LaterFit> {
+    let points = || curves.iter().flat_map(|c| c.iter()).filter(|p| p[0].is_finite() && p[1].is_finite());
+    let extent = |values: &mut dyn Iterator<Item = f64>| {
+        values.fold(None, |r: Option<[f64; 2]>, v| Some(r.map_or([v, v], |[lo, hi]| [lo.min(v), hi.max(v)])))
+    };
+    let [first, last] = extent(&mut points().map(|p| p[0]))?;
+    if last - first < FIT_LATER_AFTER {
+        return None;
+    }
+    let from = first + ((last - first) / 10.0).max(1.0);
+    let [from_epoch, _] = extent(&mut points().filter(|p| p[0] >= from).map(|p| p[0]))?;
+    let [mut lo, mut all_hi] = extent(&mut points().map(|p| p[1]))?;
+    let [_, mut hi] = extent(&mut points().filter(|p| p[0] >= from).map(|p| p[1]))?;
+    if let Some(level) = level.filter(|l| l.is_finite()) {
+        (lo, hi, all_hi) = (lo.min(level), hi.max(level), all_hi.max(level));
+    }
+    if hi <= lo || all_hi - lo <= 2.0 * (hi - lo) {
+        return None;
+    }
+    let margin = (hi - lo) * 0.05;
+    Some(LaterFit { from_epoch, y: [lo - margin, hi + margin] })
+}
+
+fn fit_id(plot: &str) -> egui::Id {
+    egui::Id::unique(("epoch-curves-fit-later", plot))
+}
+
+/// Whether the plot `plot` fits its later epochs where they differ from all ("Fit later epochs", on at first).
+fn fit_later_epochs(ctx: &egui::Context, plot: &str) -> bool {
+    ctx.data_mut(|d| *d.get_persisted_mut_or(fit_id(plot), true))
+}
+
+/// An epoch as the hover text names it: a whole one plainly ("6"), a fraction to one decimal ("5.5").
+fn plain_epoch(epoch: f64) -> String {
+    if epoch.fract() == 0.0 { format!("{epoch:.0}") } else { format!("{epoch:.1}") }
 }
 
 /// The colour `egui_plot` gives the `index`-th item of a plot that names none: hues a golden ratio apart.
@@ -476,7 +570,7 @@ mod tests {
     use egui_kittest::Harness;
     use egui_kittest::kittest::{NodeT, Queryable};
 
-    use super::{EpochCurves, curve_colour, hidden_curves, shared_x};
+    use super::{EpochCurves, LaterFit, curve_colour, fit_id, hidden_curves, later_epochs_fit, shared_x};
     use crate::ui::highlight::figure_label;
 
     type Curves = Vec<(&'static str, Vec<[f64; 2]>)>;
@@ -602,5 +696,97 @@ mod tests {
             harness.query_by_label(&figure_label("the curves of z2")).is_none(),
             "the highlight goes with the pointer"
         );
+    }
+
+    /// The MLP VAE's test negative ELBO on the Palmer penguins (1000 x squared error + KL): 900 at epoch 1, 150 to
+    /// 230 from epoch 6 on.
+    fn penguins_loss() -> Vec<[f64; 2]> {
+        let first = [900.0, 440.0, 370.0, 260.0, 232.0];
+        (1..=50)
+            .map(|e| {
+                let y = first.get(e - 1).copied().unwrap_or_else(|| 150.0 + 80.0 * (-(e as f64 - 6.0) / 12.0).exp());
+                [e as f64, y]
+            })
+            .collect()
+    }
+
+    #[test]
+    fn the_later_epochs_are_fitted_where_the_first_would_flatten_them() {
+        let loss = penguins_loss();
+        let fit = later_epochs_fit(&[&loss], None).expect("900 against at most 230 from epoch 6");
+        // The first tenth of 49 epochs left out: epoch 6 on, 150.x to 230, with 5 % of margin.
+        assert!((fit.from_epoch - 6.0).abs() < 1e-12, "{fit:?}");
+        let (lo, hi) = (150.0 + 80.0 * (-44.0f64 / 12.0).exp(), 230.0);
+        let margin = (hi - lo) * 0.05;
+        assert!((fit.y[0] - (lo - margin)).abs() < 1e-9 && (fit.y[1] - (hi + margin)).abs() < 1e-9, "{fit:?}");
+        // A level across the plot is always in range.
+        let with_level = later_epochs_fit(&[&loss], Some(300.0)).expect("300 is still far below 900");
+        assert!(with_level.y[1] > 300.0);
+        // Nothing to leave out: a curve that falls gently, a rising one (a KL term), fewer than ten epochs.
+        let gentle: Vec<[f64; 2]> = (1..=50).map(|e| [f64::from(e), 2.0 - 0.01 * f64::from(e)]).collect();
+        assert_eq!(later_epochs_fit(&[&gentle], None), None);
+        let rising: Vec<[f64; 2]> = (1..=50).map(|e| [f64::from(e), 8.0 - 7.0 / f64::from(e)]).collect();
+        assert_eq!(later_epochs_fit(&[&rising], None), None);
+        assert_eq!(later_epochs_fit(&[&loss[..9]], None), None, "nine epochs are too few to leave any out");
+        // Both curves count: a second curve's high later values widen the range.
+        let high: Vec<[f64; 2]> = (1..=50).map(|e| [f64::from(e), 300.0]).collect();
+        let both = later_epochs_fit(&[&loss, &high], None).expect("900 against 300");
+        assert!(both.y[1] > 300.0 && both.y[0] < 150.0, "{both:?}");
+    }
+
+    /// The VAE on a table's loss curves drawn with "Fit later epochs" on (the default) and off: on, the y axis spans
+    /// the later epochs' 150 to 230, so that their fall and the gap between the curves show; off, every epoch's,
+    /// up to epoch 1's 900 (where the rest was a flat line along the bottom). The check box shows where the fit
+    /// matters and not on curves that need none.
+    #[test]
+    fn the_loss_plot_fits_its_later_epochs_unless_told_not_to() {
+        let ctx = egui::Context::default();
+        let frame = |ctx: &egui::Context, curves: Vec<(&'static str, Vec<[f64; 2]>)>| {
+            let mut transform = None;
+            for _ in 0..3 {
+                let input = egui::RawInput {
+                    screen_rect: Some(egui::Rect::from_min_size(egui::Pos2::ZERO, egui::vec2(900.0, 500.0))),
+                    ..Default::default()
+                };
+                let _ = ctx.run_ui(input, |ui| {
+                    let mut plot = EpochCurves::new("loss", 300.0, curves.clone());
+                    plot.heading(ui, |ui| {
+                        ui.label("Loss");
+                    });
+                    transform = Some(plot.show(ui, &[], None));
+                });
+            }
+            let t = transform.expect("drawn");
+            [t.bounds().min()[1], t.bounds().max()[1]]
+        };
+        let fitted = frame(&ctx, vec![("test", penguins_loss())]);
+        let expected = later_epochs_fit(&[&penguins_loss()], None).map(|LaterFit { y, .. }| y);
+        assert_eq!(Some(fitted), expected, "the y axis spans the later epochs");
+        ctx.data_mut(|d| d.insert_persisted(fit_id("loss"), false));
+        let every = frame(&ctx, vec![("test", penguins_loss())]);
+        assert!(every[1] >= 900.0 && every[0] <= 150.0, "every epoch in view: {every:?}");
+        // On again, the plot fits the later epochs again.
+        ctx.data_mut(|d| d.insert_persisted(fit_id("loss"), true));
+        assert_eq!(Some(frame(&ctx, vec![("test", penguins_loss())])), expected);
+
+        let mut harness = Harness::new_ui(|ui| {
+            let mut plot = EpochCurves::new("vae-loss", 300.0, vec![("test", penguins_loss())]);
+            plot.heading(ui, |ui| {
+                ui.label("Loss");
+            });
+            let _ = plot.show(ui, &[], None);
+        });
+        harness.run_steps(2);
+        harness.get_by_label("Fit later epochs");
+        let mut harness = Harness::new_ui(|ui| {
+            let kl: Vec<[f64; 2]> = (1..=50).map(|e| [f64::from(e), 8.0 - 7.0 / f64::from(e)]).collect();
+            let mut plot = EpochCurves::new("vae-kl", 300.0, vec![("KL", kl)]);
+            plot.heading(ui, |ui| {
+                ui.label("KL");
+            });
+            let _ = plot.show(ui, &[], None);
+        });
+        harness.run_steps(2);
+        assert!(harness.query_by_label("Fit later epochs").is_none(), "a rising KL curve needs no fit");
     }
 }
