@@ -496,9 +496,8 @@ mod tests {
 
     /// A file being read offers Cancel; the preview's Use being carried out does not, since cancelling it would close
     /// the preview and leave the lab without the file and the roles the user chose (it did).
-    #[test]
-    fn only_a_load_that_can_be_taken_back_offers_cancel() {
-        let (state, _running) = loading(LoadTarget::Preview);
+    /// The dataset panel of `state`'s lab.
+    fn dataset_panel(state: LabState) -> Harness<'static, LabState> {
         let mut harness = Harness::new_ui_state(
             |ui, state: &mut LabState| {
                 let _ = dataset_ui(state, &mut String::new(), ui);
@@ -506,19 +505,20 @@ mod tests {
             state,
         );
         harness.run_steps(2);
+        harness
+    }
+
+    #[test]
+    fn only_a_load_that_can_be_taken_back_offers_cancel() {
+        let (state, _running) = loading(LoadTarget::Preview);
+        let mut harness = dataset_panel(state);
         harness.get_by_label("Loading wine.csv…");
         harness.get_by_label("Cancel").click();
         harness.run_steps(1);
         assert!(harness.state().loading.as_ref().is_some_and(|(job, _)| job.is_cancelled()), "Cancel cancels");
 
         let (state, _running) = loading(LoadTarget::Previewed);
-        let mut harness = Harness::new_ui_state(
-            |ui, state: &mut LabState| {
-                let _ = dataset_ui(state, &mut String::new(), ui);
-            },
-            state,
-        );
-        harness.run_steps(2);
+        let harness = dataset_panel(state);
         harness.get_by_label("Putting wine.csv into the BNN lab…");
         assert!(harness.query_by_label("Cancel").is_none(), "no Cancel while the preview's choice goes in");
     }

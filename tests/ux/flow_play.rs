@@ -27,8 +27,9 @@ fn flow_on_show(layers: usize) -> Harness<'static, BayesExplorerApp> {
     harness
 }
 
-/// [`flow_on_show`] as soon as the stages' points are in, before their heat maps.
-fn flow_just_built(layers: usize) -> Harness<'static, BayesExplorerApp> {
+/// The flow lab on its data, [`FRAME_SECS`] frames, its settings a small flow of `layers` layers (quick to compute)
+/// trained for `epochs`.
+fn flow_lab_with(layers: usize, epochs: usize) -> Harness<'static, BayesExplorerApp> {
     let app = BayesExplorerApp::new(egui::Context::default(), Settings { tab: Lab::Flow, ..Settings::default() });
     let mut harness = Harness::builder()
         .with_size([1280.0, 800.0])
@@ -38,8 +39,15 @@ fn flow_just_built(layers: usize) -> Harness<'static, BayesExplorerApp> {
     *harness.state_mut().flow_config_mut() = bayes_explorer::models::flow::FlowConfig {
         layers,
         hidden: vec![16],
+        epochs,
         ..bayes_explorer::models::flow::FlowConfig::default()
     };
+    harness
+}
+
+/// [`flow_on_show`] as soon as the stages' points are in, before their heat maps.
+fn flow_just_built(layers: usize) -> Harness<'static, BayesExplorerApp> {
+    let mut harness = flow_lab_with(layers, bayes_explorer::models::flow::FlowConfig::default().epochs);
     harness.get_by_label("New model").click();
     wait_until(&mut harness, "the flow's stages", |app| {
         app.lab(Lab::Flow).snapshot.as_ref().is_some_and(|s| s.model.is_some())
@@ -148,18 +156,7 @@ fn ux_flow_play_waits_at_a_stage_for_the_next_stages_heat_map() {
 #[test]
 fn ux_flow_play_while_training_shows_every_stage_with_a_heat_map() {
     let layers = 5;
-    let app = BayesExplorerApp::new(egui::Context::default(), Settings { tab: Lab::Flow, ..Settings::default() });
-    let mut harness = Harness::builder()
-        .with_size([1280.0, 800.0])
-        .with_step_dt(FRAME_SECS)
-        .build_ui_state(|ui, app: &mut BayesExplorerApp| app.show(ui), app);
-    wait_until(&mut harness, "the datasets", |app| !app.any_loading());
-    *harness.state_mut().flow_config_mut() = bayes_explorer::models::flow::FlowConfig {
-        layers,
-        hidden: vec![16],
-        epochs: 100_000,
-        ..bayes_explorer::models::flow::FlowConfig::default()
-    };
+    let mut harness = flow_lab_with(layers, 100_000);
     harness.get_by_label("Train").click();
     wait_until(&mut harness, "the training flow's stages", |app| {
         app.lab(Lab::Flow).worker_state == Some(bayes_explorer::train::WorkerState::Running)
