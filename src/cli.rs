@@ -820,6 +820,9 @@ fn train(args: &TrainArgs) -> Result<(), CliError> {
     if left.rows > 0 {
         eprintln!("{}: left out {left}", table.name);
     }
+    if let Some(note) = crate::data::prepare::ordered_text_note(&table, &spec) {
+        eprintln!("note: {}: {note}", table.name);
+    }
     let prepared = Arc::new(prepare(&table, &spec).map_err(|e| CliError::BadInput(format!("{}: {e}", table.name)))?);
     let flow_only = args.init.is_some()
         || args.adam_epsilon.is_some()

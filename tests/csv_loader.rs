@@ -9,7 +9,8 @@ use std::io::Write;
 use bayes_explorer::Lab;
 use bayes_explorer::data::csv::{CsvError, MISSING_CATEGORY, NoProgress, read_bytes, read_path, sniff_delimiter};
 use bayes_explorer::data::prepare::{
-    DataSpec, MissingRows, OutputKind, Role, check_lab, complete_rows, default_spec_for_lab, left_out, prepare,
+    DataSpec, MissingRows, OutputKind, Role, check_lab, complete_rows, default_spec_for_lab, left_out,
+    ordered_text_features, ordered_text_note, prepare,
 };
 use bayes_explorer::data::table::ColumnKind;
 use bayes_explorer::data::{CsvOptions, HeaderMode, MissingPolicy, Table};
@@ -434,6 +435,44 @@ fn a_text_column_reads_as_categories_in_sorted_order() {
     regress.set_output(3, Role::Target);
     let why = check_lab(Lab::Bnn, &table, &regress).expect_err("a text target is refused");
     assert!(why.contains("\"species\"") && why.contains("label"), "{why}");
+}
+
+/// A text feature of more than two kinds is read as the numbers of its sorted texts, an order they do not have: the
+/// note names each such feature with its count and the first one's codes; a two-kind text (a 0/1 indicator), a
+/// label and an ignored column are not named.
+#[test]
+fn text_features_of_more_than_two_kinds_are_named_as_read_in_order() {
+    let text = "length,sex,island,port,species\n5.1,male,Biscoe,S,setosa\n7.0,female,Dream,C,versicolor\n\
+                6.3,female,Torgersen,Q,virginica\n4.9,male,Dream,X,setosa\n";
+    let table = read(text).expect("text columns load");
+    let spec = DataSpec::default_for(&table);
+    assert_eq!(ordered_text_features(&table, &spec), Vec::<usize>::new(), "the defaults ignore them");
+    assert_eq!(ordered_text_note(&table, &spec), None);
+    let mut island = spec.clone();
+    island.roles[2] = Role::Feature;
+    assert_eq!(ordered_text_features(&table, &island), [2]);
+    assert_eq!(
+        ordered_text_note(&table, &island).as_deref(),
+        Some(
+            "\"island\" (3 texts): a feature's texts are read as the numbers of their sorted order (Biscoe = 0, \
+             Dream = 1, Torgersen = 2), an order they do not have. Make it ignored, or the label if it is what to \
+             predict."
+        )
+    );
+    let mut both = island.clone();
+    both.roles[3] = Role::Feature;
+    let note = ordered_text_note(&table, &both).expect("two named");
+    assert!(
+        note.starts_with("\"island\" (3 texts) and \"port\" (4 texts): ") && note.contains("Make them ignored"),
+        "{note}"
+    );
+    // A label of three kinds is what the classes are; it is not named (the old label, made a feature by the change,
+    // is set ignored).
+    let mut label = both.clone();
+    label.set_output(2, Role::Label);
+    label.roles[4] = Role::Ignored;
+    assert_eq!(ordered_text_features(&table, &label), [3]);
+    assert!(ordered_text_note(&table, &label).is_some_and(|n| n.contains("(C = 0, Q = 1, S = 2, …)")));
 }
 
 /// The rules for what is a text column, each at its edge: a column with text in it, fewer than twenty numbers for

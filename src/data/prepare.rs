@@ -650,6 +650,39 @@ pub fn default_spec_for_lab(lab: Lab, table: &Table) -> DataSpec {
     spec
 }
 
+/// The feature columns of `spec` that hold texts of more than two kinds: a model reads their texts as the numbers
+/// 0, 1, 2, … of their sorted order, an order the texts do not have (Biscoe, Dream, Torgersen: Dream halfway between
+/// the others). Two kinds read as 0 and 1 are a plain indicator, and are left out.
+#[must_use]
+pub fn ordered_text_features(table: &Table, spec: &DataSpec) -> Vec<usize> {
+    spec.feature_columns()
+        .into_iter()
+        .filter(|&j| table.columns.get(j).is_some_and(|c| c.kind == ColumnKind::Text && c.categories.len() > 2))
+        .collect()
+}
+
+/// What [`ordered_text_features`] finds, as a sentence naming the columns and what to do; `None` where none is.
+#[must_use]
+pub fn ordered_text_note(table: &Table, spec: &DataSpec) -> Option<String> {
+    let columns = ordered_text_features(table, spec);
+    let first = table.columns.get(*columns.first()?)?;
+    let listed: Vec<String> = columns
+        .iter()
+        .map(|&j| format!("\"{}\" ({} texts)", table.columns[j].name, table.columns[j].categories.len()))
+        .collect();
+    let (listed, them) = match listed.split_last() {
+        Some((last, rest)) if !rest.is_empty() => (format!("{} and {last}", rest.join(", ")), "them"),
+        _ => (listed.join(""), "it"),
+    };
+    let codes = first.categories.iter().take(3).enumerate().map(|(i, c)| format!("{c} = {i}")).collect::<Vec<_>>();
+    let more = if first.categories.len() > 3 { ", …" } else { "" };
+    Some(format!(
+        "{listed}: a feature's texts are read as the numbers of their sorted order ({}{more}), an order they do not \
+         have. Make {them} ignored, or the label if it is what to predict.",
+        codes.join(", ")
+    ))
+}
+
 /// Whether a lab can train on a table with these roles, and why not.
 pub fn check_lab(lab: Lab, table: &Table, spec: &DataSpec) -> Result<(), String> {
     if spec.roles.len() != table.n_cols() {

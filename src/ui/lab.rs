@@ -134,6 +134,10 @@ pub(crate) fn dataset_ui(state: &mut LabState, path_text: &mut String, ui: &mut 
             if let Err(why) = check_lab(lab, &data.table, &data.spec) {
                 ui.colored_label(ui.visuals().warn_fg_color, format!("The {} lab {why}.", lab.tab_name()));
             }
+            if let Some(note) = crate::data::prepare::ordered_text_note(&data.table, &data.spec) {
+                ui.colored_label(ui.visuals().warn_fg_color, "Texts read as ordered numbers (hover)")
+                    .on_hover_text(note);
+            }
         }
         None => {
             ui.label("none loaded");

@@ -114,3 +114,33 @@ fn ux_the_probe_offers_a_text_features_categories_by_name() {
     };
     assert_eq!([slider_of("Pclass"), slider_of("Age"), slider_of("Sex")], [1, 1, 0]);
 }
+
+/// A text feature of three kinds (the port a passenger boarded at: C, Q, S) is read as the numbers 0, 1, 2 of its
+/// sorted texts, an order the ports do not have; set as a feature in the preview, it went into the model so without
+/// a word. The preview now says so beside the split, naming the column and its codes, and the lab's dataset panel
+/// marks it; set back to ignored, the note goes.
+#[test]
+fn ux_a_text_feature_of_three_kinds_is_named_as_read_in_order() {
+    use egui::accesskit::Role;
+    let mut text = "Port,Age,Survived\n".to_owned();
+    for i in 0..60u32 {
+        let _ = writeln!(text, "{},{},{}", ["C", "Q", "S"][(i % 3) as usize], 18 + (i * 7) % 50, i % 2);
+    }
+    let mut harness = harness();
+    let _dir = load_typed(&mut harness, "ports.csv", &text);
+    wait_until(&mut harness, "the preview", BayesExplorerApp::preview_is_open);
+    harness.run_steps(2);
+    let note =
+        "\"Port\" (3 texts): a feature's texts are read as the numbers of their sorted order (C = 0, Q = 1, S = 2)";
+    assert!(harness.query_by_label_contains(note).is_none(), "ignored at first, as texts of three kinds are");
+    for (role, noted) in [("feature", true), ("ignored", false), ("feature", true)] {
+        harness.get_by_role_and_label(Role::ComboBox, "Port").click();
+        harness.run_steps(2);
+        harness.get_by_role_and_label(Role::Button, role).click();
+        harness.run_steps(2);
+        assert_eq!(harness.query_by_label_contains(note).is_some(), noted, "Port as {role}");
+    }
+    use_in_the_lab(&mut harness, Lab::Bnn);
+    harness.get_by_label_contains("2 features, label \"Survived\"");
+    harness.get_by_label("Texts read as ordered numbers (hover)");
+}
