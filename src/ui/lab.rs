@@ -145,8 +145,8 @@ pub(crate) fn dataset_ui(state: &mut LabState, path_text: &mut String, ui: &mut 
     }
     if let Some((job, target)) = &state.loading {
         // The preview's Use has no Cancel: its short job holds the table and the roles the user chose, and a
-        // cancelled one would lose them (the preview closed, nothing in the lab).
-        // It counts no fraction done: a spinner says it works.
+        // cancelled one would lose them (the preview closed, nothing in the lab). It counts no fraction done: a
+        // spinner says it works.
         let loading = if *target == LoadTarget::Previewed {
             ui.horizontal(|ui| {
                 ui.spinner();
@@ -498,8 +498,6 @@ mod tests {
         (state, tx)
     }
 
-    /// A file being read offers Cancel; the preview's Use being carried out does not, since cancelling it would close
-    /// the preview and leave the lab without the file and the roles the user chose (it did).
     /// The dataset panel of `state`'s lab.
     fn dataset_panel(state: LabState) -> Harness<'static, LabState> {
         let mut harness = Harness::new_ui_state(
@@ -512,6 +510,8 @@ mod tests {
         harness
     }
 
+    /// A file being read offers Cancel; the preview's Use being carried out does not, since cancelling it would close
+    /// the preview and leave the lab without the file and the roles the user chose (it did).
     #[test]
     fn only_a_load_that_can_be_taken_back_offers_cancel() {
         let (state, _running) = loading(LoadTarget::Preview);
