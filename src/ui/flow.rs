@@ -700,7 +700,17 @@ fn step_through_contents(flow: &mut FlowUiState, running: bool, (viewport, top):
             flow.step_stage(true);
         }
         let play = if flow.playing { "Pause" } else { "Play" };
-        if ui.button(play).on_hover_text("Move smoothly through the stages").clicked() {
+        // As wide as the wider of its two words, so that pressing it does not move Speed on (in a window 1024 points
+        // wide, "Pause" pushed Speed onto a line of its own and the plot down).
+        let widest = ["Play", "Pause"].map(|w| {
+            egui::WidgetText::from(w)
+                .into_galley(ui, Some(egui::TextWrapMode::Extend), f32::INFINITY, egui::TextStyle::Button)
+                .size()
+                .x
+        });
+        let width = widest[0].max(widest[1]) + 2.0 * ui.spacing().button_padding.x;
+        let button = egui::Button::new(play).min_size(egui::vec2(width, 0.0));
+        if ui.add(button).on_hover_text("Move smoothly through the stages").clicked() {
             if !flow.playing && flow.position >= k_max as f32 {
                 flow.position = 0.0;
             }
@@ -711,10 +721,6 @@ fn step_through_contents(flow: &mut FlowUiState, running: bool, (viewport, top):
             let speed = egui::DragValue::new(&mut flow.speed).range(0.1..=10.0).speed(0.05).suffix(" stages/s");
             ui.add(speed).labelled_by(id);
         });
-        if let Some(k) = flow.play_waits_for {
-            ui.spinner();
-            ui.label(egui::RichText::new(format!("waiting for stage {k}'s heat map")).weak());
-        }
         if (flow.direction, flow.position) != before {
             flow.fit_bounds = true;
         }
@@ -908,6 +914,9 @@ fn step_through_contents(flow: &mut FlowUiState, running: bool, (viewport, top):
             }));
             let view = response.transform.bounds();
             flow.stage_view = Some([view.min()[0], view.max()[0], view.min()[1], view.max()[1]]);
+            if let Some(k) = flow.play_waits_for {
+                waiting_badge(ui, *response.transform.frame(), k);
+            }
             let has_path = flow.probe_path.is_some();
             if let Some(what) = stage_highlight(&highlight, has_path, layer_on_show) {
                 if matches!(highlight, Highlight::FlowLayer(k) if k == layer_on_show) {
@@ -1091,6 +1100,23 @@ fn stage_legend_corner(
     // views rather than of where the points happen to reach.
     occupied.points(&[[0.0, 0.0], [0.0, 1.0], [1.0, 0.0], [1.0, 1.0]]);
     occupied.placement().corner
+}
+
+/// Play's wait for stage `k`'s heat map, said over the top of the stage plot's `frame`: in the row of Play's controls
+/// it wrapped onto a line of its own in a narrow window, and the plot moved down and up again at every wait.
+fn waiting_badge(ui: &mut egui::Ui, frame: egui::Rect, k: usize) {
+    let layout = egui::Layout::top_down(egui::Align::Center);
+    let mut badge = ui.new_child(egui::UiBuilder::new().max_rect(frame.shrink(6.0)).layout(layout));
+    egui::Frame::new()
+        .fill(badge.visuals().window_fill().gamma_multiply(0.9))
+        .corner_radius(4.0)
+        .inner_margin(egui::Margin::symmetric(8, 4))
+        .show(&mut badge, |ui| {
+            ui.horizontal(|ui| {
+                ui.spinner();
+                ui.label(format!("waiting for stage {k}'s heat map"));
+            });
+        });
 }
 
 /// Where Play's position goes from `from` in a frame that moves it on by `by` (at most to `k_max`), and the whole

@@ -27,12 +27,12 @@ fn flow_on_show(layers: usize) -> Harness<'static, BayesExplorerApp> {
     harness
 }
 
-/// The flow lab on its data, [`FRAME_SECS`] frames, its settings a small flow of `layers` layers (quick to compute)
-/// trained for `epochs`.
-fn flow_lab_with(layers: usize, epochs: usize) -> Harness<'static, BayesExplorerApp> {
+/// The flow lab on its data in a window of `size`, [`FRAME_SECS`] frames, its settings a small flow of `layers`
+/// layers (quick to compute) trained for `epochs`.
+fn flow_lab_with(layers: usize, epochs: usize, size: [f32; 2]) -> Harness<'static, BayesExplorerApp> {
     let app = BayesExplorerApp::new(egui::Context::default(), Settings { tab: Lab::Flow, ..Settings::default() });
     let mut harness = Harness::builder()
-        .with_size([1280.0, 800.0])
+        .with_size(size)
         .with_step_dt(FRAME_SECS)
         .build_ui_state(|ui, app: &mut BayesExplorerApp| app.show(ui), app);
     wait_until(&mut harness, "the datasets", |app| !app.any_loading());
@@ -47,7 +47,8 @@ fn flow_lab_with(layers: usize, epochs: usize) -> Harness<'static, BayesExplorer
 
 /// [`flow_on_show`] as soon as the stages' points are in, before their heat maps.
 fn flow_just_built(layers: usize) -> Harness<'static, BayesExplorerApp> {
-    let mut harness = flow_lab_with(layers, bayes_explorer::models::flow::FlowConfig::default().epochs);
+    let mut harness =
+        flow_lab_with(layers, bayes_explorer::models::flow::FlowConfig::default().epochs, [1280.0, 800.0]);
     harness.get_by_label("New model").click();
     wait_until(&mut harness, "the flow's stages", |app| {
         app.lab(Lab::Flow).snapshot.as_ref().is_some_and(|s| s.model.is_some())
@@ -152,11 +153,13 @@ fn ux_flow_play_waits_at_a_stage_for_the_next_stages_heat_map() {
 
 /// While a run trains the view thread draws the stage on show alone, for a recent model; Play pressed then went
 /// through stages that had no heat map yet, drawn without one. Now it waits at a whole stage until the next stage
-/// has a map of the run's (asking for that stage first) and reaches the last stage with a map on every stage.
+/// has a map of the run's (asking for that stage first) and reaches the last stage with a map on every stage. In a
+/// window 1024 points wide, its "waiting for stage k's heat map" wrapped onto a line of its own under Play and moved
+/// the rows below (and the plot) down and up at every wait; it is said over the plot now, and they stay.
 #[test]
 fn ux_flow_play_while_training_shows_every_stage_with_a_heat_map() {
     let layers = 5;
-    let mut harness = flow_lab_with(layers, 100_000);
+    let mut harness = flow_lab_with(layers, 100_000, [1024.0, 640.0]);
     harness.get_by_label("Train").click();
     wait_until(&mut harness, "the training flow's stages", |app| {
         app.lab(Lab::Flow).worker_state == Some(bayes_explorer::train::WorkerState::Running)
@@ -170,12 +173,25 @@ fn ux_flow_play_while_training_shows_every_stage_with_a_heat_map() {
     harness.state_mut().flow_state_mut().speed = 10.0;
     playback(&harness, "Play").click();
     let mut waits = 0;
+    // The Position row's place under the Direction row (the loss curves above may grow as the run trains).
+    let gap = |harness: &Harness<'_, BayesExplorerApp>| {
+        harness.get_by_label("Position").rect().top() - harness.get_by_label("Direction").rect().top()
+    };
+    let position_row = gap(&harness);
     let deadline = std::time::Instant::now() + std::time::Duration::from_mins(2);
     while std::time::Instant::now() < deadline {
         harness.step();
         let flow = harness.state().flow_state();
         let shown = flow.stage();
         assert!(shown == 0 || flow.stage_has_map(shown), "stage {shown} on show at {} without a map", flow.position);
+        if let Some(k) = flow.play_waits_for() {
+            harness.get_by_label_contains(&format!("waiting for stage {k}'s heat map"));
+        }
+        let row = gap(&harness);
+        assert!(
+            (row - position_row).abs() < 0.5,
+            "the Position row moved from {position_row} to {row} under Direction"
+        );
         waits += usize::from(flow.play_waits_for().is_some());
         if !flow.playing {
             break;
