@@ -823,6 +823,11 @@ fn train(args: &TrainArgs) -> Result<(), CliError> {
     if let Some(note) = crate::data::prepare::ordered_text_note(&table, &spec) {
         eprintln!("note: {}: {note}", table.name);
     }
+    if lab == Lab::Flow
+        && let Some(note) = crate::data::prepare::flow_few_values_note(&table, &spec)
+    {
+        eprintln!("note: {}: {note}", table.name);
+    }
     let prepared = Arc::new(prepare(&table, &spec).map_err(|e| CliError::BadInput(format!("{}: {e}", table.name)))?);
     let flow_only = args.init.is_some()
         || args.adam_epsilon.is_some()

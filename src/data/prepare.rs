@@ -683,6 +683,43 @@ pub fn ordered_text_note(table: &Table, spec: &DataSpec) -> Option<String> {
     ))
 }
 
+/// At most this many distinct values make a column discrete to a normalizing flow ([`few_valued_features`]).
+pub const FLOW_FEW_VALUES: usize = 10;
+
+/// The feature columns of `spec` that take at most [`FLOW_FEW_VALUES`] values (a year, a count of rooms, a
+/// category): a flow's density over such a column piles up on its few values' lines, and the NLL keeps falling as
+/// the flow narrows them, far below any density of measurements (the Palmer penguins' year beside bill depth:
+/// training NLL -0.48 after 300 epochs, against 2.33 for bill length beside bill depth). A normalizing flow models
+/// continuous data.
+#[must_use]
+pub fn few_valued_features(table: &Table, spec: &DataSpec) -> Vec<usize> {
+    spec.feature_columns()
+        .into_iter()
+        .filter(|&j| table.columns.get(j).is_some_and(|c| c.n_distinct <= FLOW_FEW_VALUES))
+        .collect()
+}
+
+/// What [`few_valued_features`] finds, for the flow lab: a sentence naming the columns and what it means; `None`
+/// where none is.
+#[must_use]
+pub fn flow_few_values_note(table: &Table, spec: &DataSpec) -> Option<String> {
+    let columns = few_valued_features(table, spec);
+    let first = *columns.first()?;
+    let listed: Vec<String> = columns
+        .iter()
+        .map(|&j| format!("\"{}\" takes only {} values", table.columns[j].name, table.columns[j].n_distinct))
+        .collect();
+    let (it, lines) = match columns.len() {
+        1 => ("it", format!("{} lines", table.columns[first].n_distinct)),
+        _ => ("them", "a grid of points".to_owned()),
+    };
+    Some(format!(
+        "{}: a density over {it} piles up on {lines}, and the flow's NLL keeps falling as it narrows them, far below \
+         any density of measurements. A normalizing flow is for continuous columns.",
+        listed.join(" and ")
+    ))
+}
+
 /// Whether a lab can train on a table with these roles, and why not.
 pub fn check_lab(lab: Lab, table: &Table, spec: &DataSpec) -> Result<(), String> {
     if spec.roles.len() != table.n_cols() {

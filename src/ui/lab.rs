@@ -138,6 +138,11 @@ pub(crate) fn dataset_ui(state: &mut LabState, path_text: &mut String, ui: &mut 
                 ui.colored_label(ui.visuals().warn_fg_color, "Texts read as ordered numbers (hover)")
                     .on_hover_text(note);
             }
+            if lab == Lab::Flow
+                && let Some(note) = crate::data::prepare::flow_few_values_note(&data.table, &data.spec)
+            {
+                ui.colored_label(ui.visuals().warn_fg_color, "A column of few values (hover)").on_hover_text(note);
+            }
         }
         None => {
             ui.label("none loaded");

@@ -306,6 +306,11 @@ fn preview_ui(p: &mut Preview, ui: &mut egui::Ui) -> Choice {
     if let Some(note) = crate::data::prepare::ordered_text_note(&p.table, &p.spec) {
         ui.colored_label(ui.visuals().warn_fg_color, note);
     }
+    if p.lab == Lab::Flow
+        && let Some(note) = crate::data::prepare::flow_few_values_note(&p.table, &p.spec)
+    {
+        ui.colored_label(ui.visuals().warn_fg_color, note);
+    }
     if let Some(side) = image_side(p.spec.feature_columns().len()) {
         ui.label(format!("The features form {side} x {side} images."));
     }
