@@ -1102,11 +1102,11 @@ fn stage_legend_corner(
     occupied.placement().corner
 }
 
-/// Play's wait for stage `k`'s heat map, said over the top of the stage plot's `frame`: in the row of Play's controls
-/// it wrapped onto a line of its own in a narrow window, and the plot moved down and up again at every wait.
+/// Play's wait for stage `k`'s heat map, said in the top left corner of the stage plot's `frame`: in the row of
+/// Play's controls it wrapped onto a line of its own in a narrow window, and the plot moved down and up again at
+/// every wait.
 fn waiting_badge(ui: &mut egui::Ui, frame: egui::Rect, k: usize) {
-    let layout = egui::Layout::top_down(egui::Align::Center);
-    let mut badge = ui.new_child(egui::UiBuilder::new().max_rect(frame.shrink(6.0)).layout(layout));
+    let mut badge = ui.new_child(egui::UiBuilder::new().max_rect(frame.shrink(6.0)));
     egui::Frame::new()
         .fill(badge.visuals().window_fill().gamma_multiply(0.9))
         .corner_radius(4.0)
