@@ -8,7 +8,8 @@ use std::path::PathBuf;
 use crate::Lab;
 use crate::train::RunSnapshot;
 use crate::train::export::{ExportTable, history_table};
-use crate::ui::file_job::{RunFileOutcome, given_or_picked, save_dialog};
+use crate::ui::file_job::RunFileOutcome;
+use crate::ui::image_export::figure_path;
 
 /// A plot's data to export: what the file is called by default and how to build its table (on the thread).
 pub(crate) struct ExportRequest {
@@ -36,14 +37,13 @@ pub(crate) fn export_button(ui: &mut egui::Ui) -> bool {
 /// the save dialog.
 pub(crate) fn export_job(request: ExportRequest, path: Option<PathBuf>) -> RunFileOutcome {
     let ExportRequest { default_name, build } = request;
-    let picked = given_or_picked(path, || save_dialog("Export data as CSV", "CSV", "csv", default_name));
-    let path = match picked {
-        Ok(path) => path,
+    let (path, no_dialog) = match figure_path(path, ("Export data as CSV", "CSV", "csv"), default_name) {
+        Ok(picked) => picked,
         Err(cancelled) => return cancelled,
     };
     let table = build();
     match table.write(&path) {
-        Ok(()) => RunFileOutcome::Exported { path, rows: table.rows.len() },
+        Ok(()) => RunFileOutcome::Exported { path, rows: table.rows.len(), no_dialog },
         Err(e) => RunFileOutcome::Failed(e.to_string()),
     }
 }

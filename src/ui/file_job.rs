@@ -12,13 +12,20 @@ use crate::train::runfile::OpenedRun;
 /// How a file job ended.
 pub(crate) enum RunFileOutcome {
     /// The run was written to this path.
-    Saved(PathBuf),
+    Saved {
+        /// The file.
+        path: PathBuf,
+        /// No save dialog could be shown, so it went to the working folder.
+        no_dialog: bool,
+    },
     /// A plot's data was written to this CSV file ("Export data…").
     Exported {
         /// The file.
         path: PathBuf,
         /// Its rows after the header.
         rows: usize,
+        /// No save dialog could be shown, so it went to the working folder.
+        no_dialog: bool,
     },
     /// A figure was written to this PNG file ("Save image…").
     ImageSaved {

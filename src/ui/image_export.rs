@@ -218,9 +218,10 @@ pub(crate) fn take_captured(ctx: &egui::Context) -> Option<CapturedImage> {
     queue(ctx).lock().ok().and_then(|mut q| (!q.is_empty()).then(|| q.remove(0)))
 }
 
-/// Where a figure's file goes (on the `run-file` thread): `given`, or the file picked in the save dialog (`title`, one
-/// filter `filter` for `extension`, offering `name`); with no dialog to show (no desktop portal), the working folder
-/// under a name not yet taken, with `true`. The outcome to report when the dialog was closed without a file.
+/// Where a file the window writes goes (a figure, an animation, a run, exported data; on the `run-file` thread):
+/// `given`, or the file picked in the save dialog (`title`, one filter `filter` for `extension`, offering `name`);
+/// with no dialog to show (no desktop portal), the working folder under a name not yet taken, with `true`. The
+/// outcome to report when the dialog was closed without a file.
 pub(crate) fn figure_path(
     given: Option<PathBuf>,
     (title, filter, extension): (&str, &str, &str),
@@ -236,7 +237,7 @@ pub(crate) fn figure_path(
     }
 }
 
-/// The message's words when a figure went to the working folder because no dialog answered.
+/// The message's words when a file went to the working folder because no dialog answered.
 pub(crate) const NO_DIALOG_NOTE: &str =
     " No file dialog answered (no desktop portal is running), so it went to the working folder.";
 

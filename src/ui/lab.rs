@@ -187,7 +187,7 @@ pub(crate) fn dataset_ui(state: &mut LabState, path_text: &mut String, ui: &mut 
             ask = Some(DatasetAsk::File(path));
         }
     });
-    ui.label(egui::RichText::new("You can also drop a CSV file onto the window.").weak());
+    ui.label(egui::RichText::new("You can also drop a CSV file (or a run file) onto the window.").weak());
     ui.add_space(4.0);
     egui::CollapsingHeader::new("Built-in data").default_open(true).id_salt(("builtin", lab)).show(ui, |ui| {
         for b in BuiltinFile::ALL {

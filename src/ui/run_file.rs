@@ -7,7 +7,8 @@ use std::sync::Arc;
 
 use crate::train::runfile::{AnyRun, open_run};
 use crate::train::{RunSnapshot, TrainState, WorkerState};
-use crate::ui::file_job::{RunFileOutcome, given_or_picked, save_dialog};
+use crate::ui::file_job::{RunFileOutcome, given_or_picked};
+use crate::ui::image_export::figure_path;
 use crate::ui::lab_state::{LabState, RunOrigin};
 
 /// "Save run…" on the `run-file` thread: the run started from `origin`, as `snapshot` holds it, with the training
@@ -20,13 +21,12 @@ pub(crate) fn save_run_job(
     path: Option<PathBuf>,
     default_name: String,
 ) -> RunFileOutcome {
-    let picked = given_or_picked(path, || save_dialog("Save the run", "Run file", "json", default_name));
-    let path = match picked {
-        Ok(path) => path,
+    let (path, no_dialog) = match figure_path(path, ("Save the run", "Run file", "json"), default_name) {
+        Ok(picked) => picked,
         Err(cancelled) => return cancelled,
     };
     match save(origin, snapshot, train_state, &path) {
-        Ok(()) => RunFileOutcome::Saved(path),
+        Ok(()) => RunFileOutcome::Saved { path, no_dialog },
         Err(e) => RunFileOutcome::Failed(e),
     }
 }

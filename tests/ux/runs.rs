@@ -408,3 +408,27 @@ fn ux_compare_runs_spread_is_of_the_runs_last_model() {
         assert!(harness.query_all_by_label(&shown).next().is_some(), "{page} shows the 95 % coverage {shown}");
     }
 }
+
+/// Where no file dialog answers (no desktop portal), "Open run…" could not open a run in the window at all. A run
+/// file's path typed in the path field (as a CSV's is) now opens the run, in the lab it belongs to.
+#[test]
+fn ux_a_run_files_path_typed_in_the_path_field_opens_the_run() {
+    let folder = tempfile::tempdir().expect("a temporary folder");
+    let mut harness = harness();
+    train_bnn_to_the_end(&mut harness, "Train", 5);
+    let saved = folder.path().join("bnn-run.json");
+    harness.state_mut().save_run(Lab::Bnn, Some(saved.clone()));
+    wait_until(&mut harness, "the save", |app| !app.run_file_busy());
+    let step = bnn_step(harness.state());
+    drop(harness);
+
+    let mut harness = crate::common::harness();
+    harness.get_by_label("Flow").click();
+    harness.run_steps(2);
+    harness.state_mut().path_text = saved.display().to_string();
+    harness.get_by_label("Load").click();
+    wait_until(&mut harness, "the opened run", |app| {
+        app.lab(Lab::Bnn).message.as_ref().is_some_and(|m| m.text.starts_with("Opened")) && bnn_step(app) == step
+    });
+    assert!(!harness.state().preview_is_open(), "no preview of the run file as a CSV");
+}

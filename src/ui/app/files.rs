@@ -130,20 +130,22 @@ impl BayesExplorerApp {
         // A save the question before discarding a run asked for decides whether the replacement goes ahead: saved,
         // or not and whether the outcome said why (in the lab's message, below).
         let saved = match &outcome {
-            RunFileOutcome::Saved(_) => Some((true, false)),
+            RunFileOutcome::Saved { .. } => Some((true, false)),
             RunFileOutcome::Cancelled { quick } => Some((false, *quick)),
             RunFileOutcome::Failed(_) => Some((false, true)),
             _ => None,
         };
         match outcome {
-            RunFileOutcome::Saved(path) => {
+            RunFileOutcome::Saved { path, no_dialog } => {
                 let weights = weights_path_for(&path).map(|w| w.display().to_string()).unwrap_or_default();
+                let why = if no_dialog { NO_DIALOG_NOTE } else { "" };
                 self.lab_mut(lab).message =
-                    Some(Message::note(format!("Saved the run to {} (weights in {weights}).", path.display())));
+                    Some(Message::note(format!("Saved the run to {} (weights in {weights}).{why}", path.display())));
             }
-            RunFileOutcome::Exported { path, rows } => {
+            RunFileOutcome::Exported { path, rows, no_dialog } => {
+                let why = if no_dialog { NO_DIALOG_NOTE } else { "" };
                 self.lab_mut(lab).message = Some(Message::note(format!(
-                    "Exported {} of data to {}.",
+                    "Exported {} of data to {}.{why}",
                     crate::ui::count::count(rows, "row"),
                     path.display()
                 )));
@@ -167,7 +169,7 @@ impl BayesExplorerApp {
             }
             RunFileOutcome::Cancelled { quick: true } => {
                 self.lab_mut(lab).message = Some(Message::warning(
-                    "No file dialog answered (no desktop portal is running). On the command line, `bayes-explorer train <lab> … --save PATH` saves a run, `--load PATH` opens one and `--export DIR` writes its data as CSV files.",
+                    "No file dialog answered (no desktop portal is running). To open a run file, type its path in the field under \"Load CSV…\" or drop it onto the window; on the command line, `bayes-explorer train <lab> … --load PATH` opens one.",
                 ));
             }
             RunFileOutcome::Cancelled { quick: false } => {}

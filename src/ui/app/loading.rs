@@ -46,8 +46,13 @@ impl BayesExplorerApp {
         state.loading = Some((job, LoadTarget::Previewed));
     }
 
-    /// Loads a user's file for the current tab (after the dialog, a drop or the path field).
+    /// Loads a user's file for the current tab (after the dialog, a drop or the path field); a run file (`.json`) is
+    /// opened as a run, so that a run can be opened where no file dialog answers.
     pub(super) fn load_file(&mut self, path: PathBuf) {
+        if path.extension().is_some_and(|e| e.eq_ignore_ascii_case("json")) {
+            self.open_run(Some(path));
+            return;
+        }
         let request = LoadRequest::File { path, options: CsvOptions::default() };
         self.start_load(self.settings.tab, request, LoadTarget::Preview);
     }

@@ -491,7 +491,7 @@ fn drop_overlay(ctx: &egui::Context) {
     painter.text(
         rect.center(),
         egui::Align2::CENTER_CENTER,
-        "Drop a CSV file to load it",
+        "Drop a CSV file to load it, or a run file to open it",
         egui::FontId::proportional(28.0),
         egui::Color32::WHITE,
     );
