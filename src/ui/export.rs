@@ -34,7 +34,7 @@ pub(crate) fn export_button(ui: &mut egui::Ui) -> bool {
 }
 
 /// "Export data…" on the `run-file` thread: the table of `request` written as CSV to `path`, or to a file picked in
-/// the save dialog.
+/// the save dialog (with no dialog, the working folder: [`figure_path`]).
 pub(crate) fn export_job(request: ExportRequest, path: Option<PathBuf>) -> RunFileOutcome {
     let ExportRequest { default_name, build } = request;
     let (path, no_dialog) = match figure_path(path, ("Export data as CSV", "CSV", "csv"), default_name) {

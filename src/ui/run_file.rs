@@ -13,7 +13,7 @@ use crate::ui::lab_state::{LabState, RunOrigin};
 
 /// "Save run…" on the `run-file` thread: the run started from `origin`, as `snapshot` holds it, with the training
 /// state taken at the same step when there is one (so that "Continue" can carry it on), written to `path` or to a
-/// file picked in the save dialog (offered as `default_name`).
+/// file picked in the save dialog (offered as `default_name`; with no dialog, the working folder: [`figure_path`]).
 pub(crate) fn save_run_job(
     origin: &RunOrigin,
     snapshot: &RunSnapshot,
