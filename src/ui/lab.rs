@@ -226,14 +226,19 @@ fn generated_ui(lab: Lab, generator: &mut Option<SynthSpec>, ui: &mut egui::Ui) 
         }
     });
     egui::Grid::new(("synth-grid", lab)).num_columns(2).show(ui, |ui| {
+        // The fields hold a value typed past their range at its end: the hover says where the ends are.
         let id = ui.label("Points").id;
-        ui.add(egui::DragValue::new(&mut spec.n_points).range(10..=SynthSpec::MAX_POINTS).speed(50)).labelled_by(id);
+        ui.add(egui::DragValue::new(&mut spec.n_points).range(10..=SynthSpec::MAX_POINTS).speed(50))
+            .labelled_by(id)
+            .on_hover_text(format!("10 to {} points", crate::data::table::grouped(SynthSpec::MAX_POINTS)));
         ui.end_row();
         let id = ui.label("Noise").id;
         let noise = ui.add(egui::DragValue::new(&mut spec.noise).range(0.0..=2.0).speed(0.005)).labelled_by(id);
-        if spec.kind == SynthKind::Heteroscedastic {
-            noise.on_hover_text("Standard deviation of the noise per unit of |x|: at x = 3 it is 3 times this");
-        }
+        noise.on_hover_text(if spec.kind == SynthKind::Heteroscedastic {
+            "Standard deviation of the noise per unit of |x|, 0 to 2: at x = 3 it is 3 times this"
+        } else {
+            "Standard deviation of the noise, 0 to 2"
+        });
         ui.end_row();
         let id = ui.label("Seed").id;
         ui.add(egui::DragValue::new(&mut spec.seed)).labelled_by(id);
