@@ -22,7 +22,8 @@ use crate::ui::history::EpochScrubber;
 use crate::ui::image_export::{record_button, save_image_button, saveable, saveable_in, take_record_asked};
 use crate::ui::lab_data::LabData;
 use crate::ui::lab_page::{
-    EpochCurves, epoch_series, labelled_combo, start_view_thread, together, view_error, waiting,
+    EpochCurves, epoch_number, epoch_series, labelled_combo, start_view_thread, text_width, together, view_error,
+    waiting,
 };
 use crate::ui::overfit::{FELL, RISE, WINDOW, held_out_rise};
 use crate::ui::plot_axes;
@@ -702,12 +703,7 @@ fn step_through_contents(flow: &mut FlowUiState, running: bool, (viewport, top):
         let play = if flow.playing { "Pause" } else { "Play" };
         // As wide as the wider of its two words, so that pressing it does not move Speed on (in a window 1024 points
         // wide, "Pause" pushed Speed onto a line of its own and the plot down).
-        let widest = ["Play", "Pause"].map(|w| {
-            egui::WidgetText::from(w)
-                .into_galley(ui, Some(egui::TextWrapMode::Extend), f32::INFINITY, egui::TextStyle::Button)
-                .size()
-                .x
-        });
+        let widest = ["Play", "Pause"].map(|w| text_width(ui, w, egui::TextStyle::Button));
         let width = widest[0].max(widest[1]) + 2.0 * ui.spacing().button_padding.x;
         let button = egui::Button::new(play).min_size(egui::vec2(width, 0.0));
         if ui.add(button).on_hover_text("Move smoothly through the stages").clicked() {
@@ -1349,11 +1345,7 @@ const SHOW_LOWEST: &str = "Every view shows the model at the held-out NLL's lowe
 /// The overfitting note's button for the model kept at `epoch`: "Show epoch 24", or "Show epoch 27.6" for a model
 /// kept between two epochs' ends (as the epoch slider writes it).
 fn show_epoch_label(epoch: f64) -> String {
-    if (epoch - epoch.round()).abs() < 1e-6 {
-        format!("Show epoch {epoch:.0}")
-    } else {
-        format!("Show epoch {epoch:.1}")
-    }
+    format!("Show epoch {}", epoch_number(epoch))
 }
 
 const HUES: usize = 12;

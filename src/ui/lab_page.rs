@@ -221,7 +221,7 @@ impl<S: AsRef<str> + Into<String>> EpochCurves<S> {
                     "The first epochs' values lie far above the rest and would flatten them: the y axis fits epoch {} \
                      on, and the first epochs run off the top. Untick to fit every epoch; a double click on the plot \
                      fits it again after a drag or a zoom.",
-                    plain_epoch(fit.from_epoch)
+                    epoch_number(fit.from_epoch)
                 );
                 if ui.checkbox(&mut on, "Fit later epochs").on_hover_text(hover).changed() {
                     ui.ctx().data_mut(|d| d.insert_persisted(fit_id(&self.id), on));
@@ -348,9 +348,15 @@ fn fit_later_epochs(ctx: &egui::Context, plot: &str) -> bool {
     ctx.data_mut(|d| *d.get_persisted_mut_or(fit_id(plot), true))
 }
 
-/// An epoch as the hover text names it: a whole one plainly ("6"), a fraction to one decimal ("5.5").
-fn plain_epoch(epoch: f64) -> String {
-    if epoch.fract() == 0.0 { format!("{epoch:.0}") } else { format!("{epoch:.1}") }
+/// An epoch as a note or a button names it: a whole one plainly ("24"), one between two epochs' ends to one decimal
+/// ("27.6"), as the epoch slider writes it.
+pub(crate) fn epoch_number(epoch: f64) -> String {
+    if (epoch - epoch.round()).abs() < 1e-6 { format!("{epoch:.0}") } else { format!("{epoch:.1}") }
+}
+
+/// The width of `text` written on one line in `style`: what a label, a button or a progress bar needs for it.
+pub(crate) fn text_width(ui: &egui::Ui, text: &str, style: egui::TextStyle) -> f32 {
+    egui::WidgetText::from(text).into_galley(ui, Some(egui::TextWrapMode::Extend), f32::INFINITY, style).size().x
 }
 
 /// The colour `egui_plot` gives the `index`-th item of a plot that names none: hues a golden ratio apart.

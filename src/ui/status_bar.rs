@@ -3,6 +3,7 @@
 
 use crate::Lab;
 use crate::train::WorkerState;
+use crate::ui::lab_page::text_width;
 use crate::ui::lab_state::LabState;
 
 /// The progress bars' widths.
@@ -12,14 +13,6 @@ const LOADING_BAR_WIDTH: f32 = 120.0;
 const NARROW_EPOCH_BAR_WIDTH: f32 = 110.0;
 /// The compute line's least width before the other labs' runs are named in short.
 const COMPUTE_MIN_WIDTH: f32 = 120.0;
-
-/// The width of `text` as a progress bar writes it (in the button's text style).
-fn bar_text_width(ui: &egui::Ui, text: &str) -> f32 {
-    egui::WidgetText::from(text)
-        .into_galley(ui, Some(egui::TextWrapMode::Extend), f32::INFINITY, egui::TextStyle::Button)
-        .size()
-        .x
-}
 
 /// A lab's run that is under way (not finished, failed or stopped), with its epoch: `(lab, long, short)` texts,
 /// "VAE: training, epoch 3/50" and "VAE 3/50".
@@ -76,32 +69,27 @@ pub(crate) fn status_bar_ui(bar: StatusBar<'_>, ui: &mut egui::Ui) -> Option<Lab
     // The compute line gives way first in a narrow window (elided, whole on hover), then the other labs' runs are
     // named in short, so that the worker's state and the frame rate to its right stay readable: it gets the width
     // the rest of the bar leaves.
-    let text_width = |text: &str| {
-        egui::WidgetText::from(text)
-            .into_galley(ui, Some(egui::TextWrapMode::Extend), f32::INFINITY, egui::TextStyle::Body)
-            .size()
-            .x
-    };
+    let body_width = |text: &str| text_width(ui, text, egui::TextStyle::Body);
     let spacing = ui.spacing().item_spacing.x;
     let separator = 2.0 * spacing + 1.0;
     let button_padding = 2.0 * ui.spacing().button_padding.x;
     // The epoch bar is never narrower than its text ("epoch 6666/12000"), which it would clip.
     let epoch_text = lab.snapshot.as_ref().map(|s| format!("epoch {}/{}", s.epoch, s.total_epochs));
     let epoch_bar_width = (if others.is_empty() { EPOCH_BAR_WIDTH } else { NARROW_EPOCH_BAR_WIDTH })
-        .max(epoch_text.as_deref().map_or(0.0, |t| bar_text_width(ui, t) + 2.0 * spacing + 2.0));
-    let mut rest = separator + text_width(&worker) + spacing;
+        .max(epoch_text.as_deref().map_or(0.0, |t| text_width(ui, t, egui::TextStyle::Button) + 2.0 * spacing + 2.0));
+    let mut rest = separator + body_width(&worker) + spacing;
     if lab.snapshot.is_some() {
         rest += epoch_bar_width + spacing;
     }
     if let Some(frames) = &frames {
-        rest += separator + text_width(frames) + spacing;
+        rest += separator + body_width(frames) + spacing;
     }
     if lab.loading.is_some() {
         rest += separator + LOADING_BAR_WIDTH + spacing;
     }
     let others_width = |short: bool| -> f32 {
         let texts = others.iter().map(|(_, long, brief)| if short { brief } else { long });
-        let buttons: f32 = texts.map(|t| text_width(t) + button_padding + spacing).sum();
+        let buttons: f32 = texts.map(|t| body_width(t) + button_padding + spacing).sum();
         if others.is_empty() { 0.0 } else { separator + buttons }
     };
     let short = ui.available_width() - rest - others_width(false) < COMPUTE_MIN_WIDTH;
