@@ -669,6 +669,7 @@ fn inspect(path: &str, options: CsvOptions, as_json: bool) -> Result<(), CliErro
             "dropped_rows": left.rows,
             "split": {"train": n_train, "test": n_test, "seed": spec.seed},
             "image_side": image,
+            "inputs": crate::data::prepare::input_count(&table, &spec),
             "labs": labs.iter().map(|(l, r)| (l.tab_name(), r.as_ref().err().cloned())).collect::<std::collections::BTreeMap<_, _>>(),
             "column_info": columns,
         });
@@ -728,7 +729,11 @@ fn inspect(path: &str, options: CsvOptions, as_json: bool) -> Result<(), CliErro
             end(c.min),
             end(c.max),
             distinct,
-            r.label()
+            if crate::data::prepare::goes_in_one_hot(&table, &spec, j) {
+                format!("feature, one-hot: {} inputs", c.categories.len())
+            } else {
+                r.label().to_owned()
+            }
         );
     }
     if table.columns.len() > shown {
@@ -822,6 +827,9 @@ fn train(args: &TrainArgs) -> Result<(), CliError> {
     }
     if let Some(note) = crate::data::prepare::ordered_text_note(&table, &spec) {
         eprintln!("note: {}: {note}", table.name);
+    }
+    if let Some(note) = crate::data::prepare::one_hot_note(&table, &spec) {
+        eprintln!("{}: {note}", table.name);
     }
     if lab == Lab::Flow
         && let Some(note) = crate::data::prepare::flow_few_values_note(&table, &spec)

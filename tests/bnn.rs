@@ -110,6 +110,7 @@ fn prepared(x_train: Vec<f32>, y_train: Vec<f32>, x_test: Vec<f32>, y_test: Vec<
     Arc::new(Prepared {
         feature_names: (0..d).map(|j| format!("x{j}")).collect(),
         feature_categories: vec![Vec::new(); d],
+        one_hot: Vec::new(),
         output: Some(("y".into(), OutputKind::Regression)),
         x_train,
         y_train,

@@ -9,8 +9,9 @@ use std::io::Write;
 use bayes_explorer::Lab;
 use bayes_explorer::data::csv::{CsvError, MISSING_CATEGORY, NoProgress, read_bytes, read_path, sniff_delimiter};
 use bayes_explorer::data::prepare::{
-    DataSpec, MissingRows, OutputKind, Role, check_lab, complete_rows, default_spec_for_lab, few_valued_features,
-    flow_few_values_note, left_out, ordered_text_features, ordered_text_note, prepare,
+    DataSpec, MissingRows, OneHotGroup, OutputKind, Role, TextFeatures, check_lab, complete_rows, default_spec_for_lab,
+    few_valued_features, flow_few_values_note, input_count, left_out, one_hot_note, ordered_text_features,
+    ordered_text_note, prepare,
 };
 use bayes_explorer::data::table::ColumnKind;
 use bayes_explorer::data::{CsvOptions, HeaderMode, MissingPolicy, Table};
@@ -416,9 +417,9 @@ fn a_text_column_reads_as_categories_in_sorted_order() {
     assert_eq!(species.value_text(2.0), "virginica");
     assert_eq!(table.columns[0].value_text(5.1), "5.1");
 
-    // Two categories make a 0/1 feature; more are ignored (their numbers measure nothing); the last is the label.
+    // Two categories make a 0/1 feature, more a feature of one input per text; the last is the label.
     let spec = DataSpec::default_for(&table);
-    assert_eq!(spec.roles, [Role::Feature, Role::Feature, Role::Ignored, Role::Label]);
+    assert_eq!(spec.roles, [Role::Feature, Role::Feature, Role::Feature, Role::Label]);
     let prepared = prepare(&table, &spec).expect("prepares");
     let Some((name, kind @ OutputKind::Classes { classes, names })) = &prepared.output else {
         panic!("species is a label: {:?}", prepared.output);
@@ -437,19 +438,22 @@ fn a_text_column_reads_as_categories_in_sorted_order() {
     assert!(why.contains("\"species\"") && why.contains("label"), "{why}");
 }
 
-/// A text feature of more than two kinds is read as the numbers of its sorted texts, an order they do not have: the
-/// note names each such feature with its count and the first one's codes; a two-kind text (a 0/1 indicator), a
-/// label and an ignored column are not named.
+/// Where a text feature of more than two kinds goes in as the numbers of its sorted texts (a flow's data, a run saved
+/// before one-hot encoding), an order they do not have: the note names each such feature with its count and the
+/// first one's codes; a two-kind text (a 0/1 indicator), a label and an ignored column are not named, nor any
+/// column that goes in one-hot.
 #[test]
 fn text_features_of_more_than_two_kinds_are_named_as_read_in_order() {
     let text = "length,sex,island,port,species\n5.1,male,Biscoe,S,setosa\n7.0,female,Dream,C,versicolor\n\
                 6.3,female,Torgersen,Q,virginica\n4.9,male,Dream,X,setosa\n";
     let table = read(text).expect("text columns load");
-    let spec = DataSpec::default_for(&table);
-    assert_eq!(ordered_text_features(&table, &spec), Vec::<usize>::new(), "the defaults ignore them");
-    assert_eq!(ordered_text_note(&table, &spec), None);
+    let one_hot = DataSpec::default_for(&table);
+    assert_eq!(one_hot.roles[2..4], [Role::Feature, Role::Feature], "features, one input per text");
+    assert_eq!(ordered_text_features(&table, &one_hot), Vec::<usize>::new(), "none read as numbers");
+    assert_eq!(ordered_text_note(&table, &one_hot), None);
+    let spec = DataSpec { text_features: TextFeatures::Codes, ..one_hot };
     let mut island = spec.clone();
-    island.roles[2] = Role::Feature;
+    island.roles[3] = Role::Ignored;
     assert_eq!(ordered_text_features(&table, &island), [2]);
     assert_eq!(
         ordered_text_note(&table, &island).as_deref(),
@@ -473,6 +477,80 @@ fn text_features_of_more_than_two_kinds_are_named_as_read_in_order() {
     label.roles[4] = Role::Ignored;
     assert_eq!(ordered_text_features(&table, &label), [3]);
     assert!(ordered_text_note(&table, &label).is_some_and(|n| n.contains("(C = 0, Q = 1, S = 2, …)")));
+}
+
+/// A text feature of more than two kinds goes in as one input per text (one-hot), named "column = text": 1 in the
+/// input of the row's text, 0 in the others, standardised as any input; a note says so. A two-kind text stays one
+/// 0/1 input. A flow keeps such columns out of its two, and refuses a spec that would send one in one-hot.
+#[test]
+fn a_text_feature_of_more_than_two_kinds_goes_in_one_input_per_text() {
+    let text = "length,island,port,sex,species\n5.1,Biscoe,S,male,A\n7.0,Dream,C,female,B\n\
+                6.3,Torgersen,Q,female,C\n4.9,Dream,S,male,A\n5.5,Biscoe,C,female,B\n";
+    let table = read(text).expect("loads");
+    let spec = DataSpec {
+        roles: vec![Role::Feature, Role::Feature, Role::Ignored, Role::Feature, Role::Label],
+        ..DataSpec::default_for(&table)
+    };
+    assert_eq!(spec.text_features, TextFeatures::OneHot);
+    assert_eq!(input_count(&table, &spec), 5);
+    let raw = prepare(&table, &DataSpec { standardize: false, test_fraction: 0.0, ..spec.clone() }).expect("prepares");
+    assert_eq!(raw.feature_names, ["length", "island = Biscoe", "island = Dream", "island = Torgersen", "sex"]);
+    assert_eq!(
+        raw.one_hot,
+        [OneHotGroup {
+            column: "island".into(),
+            categories: vec!["Biscoe".into(), "Dream".into(), "Torgersen".into()],
+            first: 1
+        }]
+    );
+    assert_eq!(
+        (raw.one_hot_group(0), raw.one_hot_group(3).map(|g| g.first), raw.one_hot_group(4)),
+        (None, Some(1), None)
+    );
+    assert_eq!(raw.feature_categories[2], ["no", "yes"]);
+    assert_eq!(raw.feature_categories[4], ["female", "male"]);
+    // Every row: its length, the island's three inputs with a 1 at the island it names, its sex as 0 or 1.
+    assert_eq!(raw.n_train(), 5);
+    for row in raw.x_train.chunks_exact(5) {
+        let i = (0..5).find(|&i| table.get(i, 0).is_some_and(|v| v.to_bits() == row[0].to_bits())).expect("a row");
+        let island = table.columns[1].value_text(table.get(i, 1).unwrap());
+        let expected: Vec<f32> =
+            ["Biscoe", "Dream", "Torgersen"].iter().map(|t| f32::from(u8::from(*t == island))).collect();
+        assert_eq!(row[1..4], expected[..], "row {i}: {island}");
+        assert_eq!(row[4], table.get(i, 3).unwrap());
+    }
+    // Standardised: Dream's input is 1 in two rows of five (mean 0.4, sd 0.49).
+    let standardised = prepare(&table, &DataSpec { test_fraction: 0.0, ..spec.clone() }).expect("prepares");
+    assert!(
+        (standardised.feature_mean[2] - 0.4).abs() < 1e-6
+            && (standardised.feature_scale[2] - 0.24f32.sqrt()).abs() < 1e-6
+    );
+    assert_eq!(
+        one_hot_note(&table, &spec).as_deref(),
+        Some(
+            "\"island\" goes in as 3 inputs, one per text (1 where a row has it, else 0: one-hot), since texts have no \
+             order to read as numbers."
+        )
+    );
+    let mut both = spec.clone();
+    both.roles[2] = Role::Feature;
+    assert!(
+        one_hot_note(&table, &both).is_some_and(|n| n.starts_with("\"island\" and \"port\" go in as 3 and 3 inputs"))
+    );
+    assert_eq!(input_count(&table, &both), 8);
+    let mut plain = spec.clone();
+    plain.roles[1] = Role::Ignored;
+    assert_eq!((one_hot_note(&table, &plain), input_count(&table, &plain)), (None, 2), "a two-kind text is one input");
+
+    // The flow: the columns of texts ignored, the length and the sex its two; island one-hot beside the length is
+    // refused (a flow models two columns of numbers).
+    let flow = default_spec_for_lab(Lab::Flow, &table);
+    assert_eq!(flow.feature_columns(), [0, 3]);
+    assert_eq!(check_lab(Lab::Flow, &table, &flow), Ok(()));
+    let mut island = spec.clone();
+    island.roles[3] = Role::Ignored;
+    let why = check_lab(Lab::Flow, &table, &island).expect_err("three inputs of island");
+    assert!(why.contains("one input per text"), "{why}");
 }
 
 /// A feature of at most ten values (a year, a two-kind text) is named for the flow lab, with its count; columns of
@@ -594,8 +672,9 @@ fn the_output_is_the_column_named_so_and_a_row_number_is_ignored() {
     }
     let table = read(&format!("{titanic}{rows}")).expect("loads");
     let spec = DataSpec::default_for(&table);
-    // The cabin, known or not, is a 0/1 feature; the port's three values are not.
-    assert_eq!(spec.roles, [Ignored, Label, Feature, Ignored, Feature, Feature, Ignored, Feature, Ignored]);
+    // The cabin, known or not, is a 0/1 feature, the port's three values one input each; the names and tickets (one
+    // per passenger) are no features.
+    assert_eq!(spec.roles, [Ignored, Label, Feature, Ignored, Feature, Feature, Ignored, Feature, Feature]);
     // Kaggle's MNIST: the label first, then the pixels, all features.
     let table = read("label,pixel0,pixel1,pixel2,pixel3\n5,0,0,3,0\n0,0,1,0,0\n4,0,0,0,2\n").expect("loads");
     assert_eq!(DataSpec::default_for(&table).roles, [Label, Feature, Feature, Feature, Feature]);

@@ -11,7 +11,9 @@ use std::sync::Arc;
 use bayes_explorer::Lab;
 use bayes_explorer::compute::params::{FlowParams, MlpParams};
 use bayes_explorer::data::csv::NoProgress;
-use bayes_explorer::data::prepare::{DataSpec, Prepared, Role, complete_rows, default_spec_for_lab, prepare};
+use bayes_explorer::data::prepare::{
+    DataSpec, Prepared, Role, TextFeatures, complete_rows, default_spec_for_lab, prepare,
+};
 use bayes_explorer::data::{BuiltinFile, CsvOptions, LoadRequest, MissingPolicy, SynthKind, SynthSpec, Table};
 use bayes_explorer::models::bnn::{BnnConfig, BnnParams, BnnTrainer, BnnView, Posterior};
 use bayes_explorer::models::flow::{FlowConfig, FlowKind, FlowNet, FlowTrainer};
@@ -616,6 +618,51 @@ fn a_run_needs_its_own_data() {
     std::fs::write(&csv, text.replacen('0', "1", 1)).unwrap();
     let error = load_dataset(&path, run.dataset(), run.spec()).expect_err("other data");
     assert!(error.to_string().contains("sha256"), "{error}");
+}
+
+/// A run on a text feature of three kinds records that it went in one input per text: opened again, its data has
+/// the same inputs and the network the same predictions. A file saved before one-hot encoding has no such record and
+/// reads as the texts' numbers, as such a run trained; one-hot weights under it are refused, naming the mismatch.
+#[test]
+fn a_run_keeps_how_its_texts_went_in() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (moons, _, _) = moons();
+    let csv = dir.path().join("moons-sides.csv");
+    let mut text = String::from("x,y,side,moon\n");
+    for row in moons.values.chunks(3) {
+        let side = ["left", "middle", "right"][usize::from(row[0] > 0.0) + usize::from(row[0] > 1.0)];
+        let _ = writeln!(text, "{},{},{side},{}", row[0], row[1], row[2]);
+    }
+    std::fs::write(&csv, &text).unwrap();
+    let request = LoadRequest::File { path: csv, options: CsvOptions::default() };
+    let table = request.run(&NoProgress).unwrap();
+    let spec = default_spec_for_lab(Lab::Bnn, &table);
+    assert_eq!(spec.roles, [Role::Feature, Role::Feature, Role::Feature, Role::Label]);
+    let data = Arc::new(prepare(&table, &spec).unwrap());
+    assert_eq!(data.feature_names, ["x", "y", "side = left", "side = middle", "side = right"]);
+    let config = tiny_bnn();
+    let snapshot = train(Box::new(BnnTrainer::new(config.clone(), &data).unwrap()));
+    let run = AnyRun::from_snapshot(RunConfig::Bnn(config), &snapshot, &table, &request, spec).unwrap();
+    let path = dir.path().join("sides.json");
+    run.save(&path).unwrap();
+    let (record, _) = read_run_file(&path).unwrap();
+    assert_eq!(record.split.text_features, TextFeatures::OneHot);
+    let opened = open_run(&path).expect("opens");
+    assert_eq!(*opened.prepared, *data, "the same inputs, split and scaling");
+    let n = data.n_test();
+    let predict = |run: &AnyRun| bits(&bnn_view(run).params.predict_samples_cpu(&data.x_test, n, 20, 3));
+    assert_eq!(predict(&opened.run), predict(&run), "identical predictions");
+
+    // Saved before the record existed: the texts' numbers, one input for the side.
+    edit_run(&path, |v| {
+        v["split"].as_object_mut().expect("the split").remove("text_features");
+    });
+    let old = AnyRun::load(&path).expect("an older file reads");
+    assert_eq!(old.spec().text_features, TextFeatures::Codes);
+    let Err(error) = open_run(&path) else { panic!("a network of five inputs on three must be refused") };
+    assert!(matches!(error, RunFileError::Dataset { .. }), "{error:?}");
+    let message = error.to_string();
+    assert!(message.contains("sides.json") && message.contains("the network takes 5 features but the data has 3"));
 }
 
 /// A file with missing cells kept as missing: a run records the rows its roles could use, and finds them again from

@@ -58,8 +58,30 @@ pub fn is_row_number(column: &Column) -> bool {
     named && column.kind == ColumnKind::Integer && column.n_distinct > DISTINCT_CAP
 }
 
-/// Integer columns with at most this many values, numbered from 0 or 1, default to labels.
+/// Integer columns with at most this many values, numbered from 0 or 1, default to labels; text columns with at most
+/// this many texts default to features (one input per text, [`TextFeatures::OneHot`]).
 pub const MAX_DEFAULT_CLASSES: usize = 20;
+
+/// How a feature column of text with more than two kinds goes into a model. (Two kinds are always one input, 0 and
+/// 1: a plain indicator.)
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum TextFeatures {
+    /// One input per text, 1 where the row has it and 0 elsewhere (one-hot): texts have no order to read as
+    /// numbers. The BNN's and the VAE's.
+    OneHot,
+    /// One input, the number of the text in their sorted order (Biscoe = 0, Dream = 1, Torgersen = 2): an order the
+    /// texts do not have, which [`ordered_text_note`] says. A flow's (it models two columns as they are), and what
+    /// a run saved before one-hot encoding trained on.
+    Codes,
+}
+
+impl TextFeatures {
+    /// What a run file saved before the choice existed trained on.
+    #[must_use]
+    pub fn saved_before_one_hot() -> Self {
+        Self::Codes
+    }
+}
 
 /// How a table is turned into training data.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -72,17 +94,20 @@ pub struct DataSpec {
     pub test_fraction: f64,
     /// Seed of the shuffle that makes the split.
     pub seed: u64,
+    /// How a feature of text with more than two kinds goes into the model.
+    #[serde(default = "TextFeatures::saved_before_one_hot")]
+    pub text_features: TextFeatures,
 }
 
 impl DataSpec {
     /// Sensible defaults: the output is the column named as one (see [`OUTPUT_NAMES`]: Kaggle's MNIST has its
     /// "label" first, Titanic its "Survived" second), else the last column; it is a label when it holds a few
     /// integer codes starting at 0 or 1 (a digit, a class) or a few texts (a species), else a target. Every other
-    /// column is a feature, but a text column is one only with two categories (read as 0 and 1), and ignored
-    /// otherwise: its numbers, given in the categories' sorted order, measure nothing; a row number is ignored too
-    /// (see [`is_row_number`]), and so is an output of text with more categories than a label takes, or with a
-    /// single one. A column missing more than half its cells is ignored too: as a feature it would leave out most
-    /// rows ([`complete_rows`]). 15 % test, seed 42.
+    /// column is a feature, but a text column is one only with 2 to [`MAX_DEFAULT_CLASSES`] texts (one input per
+    /// text, [`TextFeatures::OneHot`]), and ignored otherwise: many texts are names or codes (a passenger's name, a
+    /// ticket), one says nothing; a row number is ignored too (see [`is_row_number`]), and so is an output of text
+    /// with more categories than a label takes, or with a single one. A column missing more than half its cells is
+    /// ignored too: as a feature it would leave out most rows ([`complete_rows`]). 15 % test, seed 42.
     #[must_use]
     pub fn default_for(table: &Table) -> Self {
         let mostly_missing =
@@ -92,7 +117,7 @@ impl DataSpec {
             .iter()
             .enumerate()
             .map(|(j, c)| {
-                let unmeasured = c.kind == ColumnKind::Text && c.categories.len() != 2;
+                let unmeasured = c.kind == ColumnKind::Text && !(2..=MAX_DEFAULT_CLASSES).contains(&c.categories.len());
                 if unmeasured || is_row_number(c) || mostly_missing(j) { Role::Ignored } else { Role::Feature }
             })
             .collect();
@@ -110,7 +135,7 @@ impl DataSpec {
                 (false, _) => Role::Target,
             };
         }
-        Self { roles, standardize: true, test_fraction: 0.15, seed: 42 }
+        Self { roles, standardize: true, test_fraction: 0.15, seed: 42, text_features: TextFeatures::OneHot }
     }
 
     /// Indices of the feature columns.
@@ -221,14 +246,74 @@ impl OutputKind {
     }
 }
 
+/// How an input made of a text ("island = Dream") writes its values 0 and 1.
+pub const INDICATOR_VALUES: [&str; 2] = ["no", "yes"];
+
+/// A column of text that went into a model as one input per text ([`TextFeatures::OneHot`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OneHotGroup {
+    /// The column's name.
+    pub column: String,
+    /// Its texts, in the order of their inputs.
+    pub categories: Vec<String>,
+    /// Its first input's place among the features.
+    pub first: usize,
+}
+
+impl OneHotGroup {
+    /// The places of its inputs among the features.
+    #[must_use]
+    pub fn inputs(&self) -> std::ops::Range<usize> {
+        self.first..self.first + self.categories.len()
+    }
+}
+
+/// One input of a model: a feature column's value, or whether a column of text holds its text `k` (one-hot).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Input {
+    Value(usize),
+    Indicator(usize, usize),
+}
+
+/// Whether column `j` of `table` is a feature that goes into a model one input per text under `spec`.
+#[must_use]
+pub fn goes_in_one_hot(table: &Table, spec: &DataSpec, j: usize) -> bool {
+    spec.text_features == TextFeatures::OneHot
+        && spec.roles.get(j) == Some(&Role::Feature)
+        && table.columns.get(j).is_some_and(|c| c.kind == ColumnKind::Text && c.categories.len() > 2)
+}
+
+/// The inputs of the model `spec` makes of `table`, in order: each feature column's value, or one per text of a
+/// column that goes in one-hot.
+fn inputs(table: &Table, spec: &DataSpec) -> Vec<Input> {
+    spec.feature_columns()
+        .into_iter()
+        .flat_map(|j| {
+            let texts = if goes_in_one_hot(table, spec, j) { table.columns[j].categories.len() } else { 0 };
+            let indicators = (0..texts).map(move |k| Input::Indicator(j, k));
+            (texts == 0).then_some(Input::Value(j)).into_iter().chain(indicators)
+        })
+        .collect()
+}
+
+/// How many inputs a model takes of `table` under `spec`: one per feature column, and one per text of a column that
+/// goes in one-hot.
+#[must_use]
+pub fn input_count(table: &Table, spec: &DataSpec) -> usize {
+    inputs(table, spec).len()
+}
+
 /// Training data ready for a model: standardised features and outputs, split.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Prepared {
     /// Names of the feature columns, in order.
     pub feature_names: Vec<String>,
     /// Each feature column's categories where it is a column of text (its values are their numbers, 0 and 1: a text
-    /// feature has two), empty for a column of numbers.
+    /// feature has two), and [`INDICATOR_VALUES`] for an input of a column that went in one-hot; empty for a column
+    /// of numbers.
     pub feature_categories: Vec<Vec<String>>,
+    /// The columns of text that went in one input per text (their inputs named "column = text").
+    pub one_hot: Vec<OneHotGroup>,
     /// Name and kind of the output column, if any.
     pub output: Option<(String, OutputKind)>,
     /// Training features, row-major `[n_train, n_features]`.
@@ -246,10 +331,15 @@ pub struct Prepared {
 }
 
 impl Prepared {
-    /// Number of features.
+    /// Number of features (the model's inputs: a column that went in one-hot counts one per text).
     #[must_use]
     pub fn n_features(&self) -> usize {
         self.feature_names.len()
+    }
+    /// The one-hot column input `j` belongs to, if any.
+    #[must_use]
+    pub fn one_hot_group(&self, j: usize) -> Option<&OneHotGroup> {
+        self.one_hot.iter().find(|g| g.inputs().contains(&j))
     }
     /// Number of training rows.
     #[must_use]
@@ -531,8 +621,20 @@ pub fn prepare(table: &Table, spec: &DataSpec) -> Result<Prepared, SpecError> {
     let (train, test) = split_indices(rows.len(), spec.test_fraction, spec.seed);
     let (train, test): (Vec<usize>, Vec<usize>) =
         (train.into_iter().map(|i| rows[i]).collect(), test.into_iter().map(|i| rows[i]).collect());
+    let inputs = inputs(table, spec);
     let gather_x = |rows: &[usize]| -> Vec<f32> {
-        rows.iter().flat_map(|&i| features.iter().map(move |&j| table.get(i, j).unwrap_or(0.0))).collect()
+        rows.iter()
+            .flat_map(|&i| {
+                inputs.iter().map(move |input| match *input {
+                    Input::Value(j) => table.get(i, j).unwrap_or(0.0),
+                    Input::Indicator(j, k) => {
+                        #[allow(clippy::cast_precision_loss)] // a text's number, far below 2^24
+                        let code = k as f32;
+                        f32::from(u8::from(table.get(i, j).is_some_and(|v| v.total_cmp(&code).is_eq())))
+                    }
+                })
+            })
+            .collect()
     };
     let gather_y = |rows: &[usize]| -> Vec<f32> {
         let Some((j, _)) = output else {
@@ -550,16 +652,36 @@ pub fn prepare(table: &Table, spec: &DataSpec) -> Result<Prepared, SpecError> {
     };
     let mut x_train = gather_x(&train);
     let mut x_test = gather_x(&test);
-    let d = features.len();
+    let d = inputs.len();
     let (mean, scale) = if spec.standardize { mean_and_scale(&x_train, d) } else { (vec![0.0; d], vec![1.0; d]) };
     for row in x_train.chunks_exact_mut(d).chain(x_test.chunks_exact_mut(d)) {
         for ((v, m), s) in row.iter_mut().zip(&mean).zip(&scale) {
             *v = (*v - m) / s;
         }
     }
+    let mut one_hot: Vec<OneHotGroup> = Vec::new();
+    for (at, input) in inputs.iter().enumerate() {
+        if let Input::Indicator(j, 0) = *input {
+            let column = &table.columns[j];
+            one_hot.push(OneHotGroup { column: column.name.clone(), categories: column.categories.clone(), first: at });
+        }
+    }
     Ok(Prepared {
-        feature_names: features.iter().map(|&j| table.columns[j].name.clone()).collect(),
-        feature_categories: features.iter().map(|&j| table.columns[j].categories.clone()).collect(),
+        feature_names: inputs
+            .iter()
+            .map(|input| match *input {
+                Input::Value(j) => table.columns[j].name.clone(),
+                Input::Indicator(j, k) => format!("{} = {}", table.columns[j].name, table.columns[j].categories[k]),
+            })
+            .collect(),
+        feature_categories: inputs
+            .iter()
+            .map(|input| match *input {
+                Input::Value(j) => table.columns[j].categories.clone(),
+                Input::Indicator(..) => INDICATOR_VALUES.map(String::from).to_vec(),
+            })
+            .collect(),
+        one_hot,
         output: output.map(|(j, _)| {
             let kind = classes.clone().map_or(OutputKind::Regression, |classes| {
                 let names = classes.iter().map(|&v| table.columns[j].value_text(v)).collect();
@@ -630,6 +752,13 @@ pub fn default_spec_for_lab(lab: Lab, table: &Table) -> DataSpec {
     let mut spec = DataSpec::default_for(table);
     if lab == Lab::Flow {
         spec.test_fraction = FLOW_TEST_FRACTION;
+        // A flow models two columns as they are: a column of texts is no measurement to have a density over.
+        spec.text_features = TextFeatures::Codes;
+        for (r, c) in spec.roles.iter_mut().zip(&table.columns) {
+            if *r == Role::Feature && c.kind == ColumnKind::Text && c.categories.len() > 2 {
+                *r = Role::Ignored;
+            }
+        }
         // A flow has no target: with fewer than two features, a target is one more (the "y" of a file of x and y).
         if spec.feature_columns().len() < 2
             && let Some((j, Role::Target)) = spec.output_column()
@@ -650,15 +779,52 @@ pub fn default_spec_for_lab(lab: Lab, table: &Table) -> DataSpec {
     spec
 }
 
-/// The feature columns of `spec` that hold texts of more than two kinds: a model reads their texts as the numbers
+/// The feature columns of `spec` that hold texts of more than two kinds and go in as numbers
+/// ([`TextFeatures::Codes`]: a flow's, a run saved before one-hot encoding): a model reads their texts as the numbers
 /// 0, 1, 2, … of their sorted order, an order the texts do not have (Biscoe, Dream, Torgersen: Dream halfway between
 /// the others). Two kinds read as 0 and 1 are a plain indicator, and are left out.
 #[must_use]
 pub fn ordered_text_features(table: &Table, spec: &DataSpec) -> Vec<usize> {
+    if spec.text_features != TextFeatures::Codes {
+        return Vec::new();
+    }
     spec.feature_columns()
         .into_iter()
         .filter(|&j| table.columns.get(j).is_some_and(|c| c.kind == ColumnKind::Text && c.categories.len() > 2))
         .collect()
+}
+
+/// What one-hot encoding makes of `spec`'s feature columns of text of more than two kinds, as a sentence ("\"island\"
+/// goes in as 3 inputs, one per text …"); `None` where no column does.
+#[must_use]
+pub fn one_hot_note(table: &Table, spec: &DataSpec) -> Option<String> {
+    let columns: Vec<&Column> = spec
+        .feature_columns()
+        .into_iter()
+        .filter(|&j| goes_in_one_hot(table, spec, j))
+        .map(|j| &table.columns[j])
+        .collect();
+    let names: Vec<String> = columns.iter().map(|c| format!("\"{}\"", c.name)).collect();
+    let counts: Vec<String> = columns.iter().map(|c| c.categories.len().to_string()).collect();
+    let verb = match columns.len() {
+        0 => return None,
+        1 => "goes",
+        _ => "go",
+    };
+    Some(format!(
+        "{} {verb} in as {} inputs, one per text (1 where a row has it, else 0: one-hot), since texts have no order \
+         to read as numbers.",
+        and_list(&names),
+        and_list(&counts)
+    ))
+}
+
+/// "a", "a and b", "a, b and c".
+fn and_list(items: &[String]) -> String {
+    match items.split_last() {
+        Some((last, rest)) if !rest.is_empty() => format!("{} and {last}", rest.join(", ")),
+        _ => items.concat(),
+    }
 }
 
 /// What [`ordered_text_features`] finds, as a sentence naming the columns and what to do; `None` where none is.
@@ -670,10 +836,7 @@ pub fn ordered_text_note(table: &Table, spec: &DataSpec) -> Option<String> {
         .iter()
         .map(|&j| format!("\"{}\" ({} texts)", table.columns[j].name, table.columns[j].categories.len()))
         .collect();
-    let (listed, them) = match listed.split_last() {
-        Some((last, rest)) if !rest.is_empty() => (format!("{} and {last}", rest.join(", ")), "them"),
-        _ => (listed.join(""), "it"),
-    };
+    let (listed, them) = (and_list(&listed), if listed.len() > 1 { "them" } else { "it" });
     let codes = first.categories.iter().take(3).enumerate().map(|(i, c)| format!("{c} = {i}")).collect::<Vec<_>>();
     let more = if first.categories.len() > 3 { ", …" } else { "" };
     Some(format!(
@@ -749,7 +912,9 @@ pub fn check_lab(lab: Lab, table: &Table, spec: &DataSpec) -> Result<(), String>
             }
         }
         Lab::Flow => {
-            if n_features == 2 {
+            if n_features == 2 && input_count(table, spec) != 2 {
+                Err("models two columns of numbers; a column of texts goes in as one input per text here".into())
+            } else if n_features == 2 {
                 Ok(())
             } else {
                 Err(format!("needs exactly two feature columns (found {n_features}); mark the rest ignored"))

@@ -4,7 +4,7 @@
 use egui::Color32;
 use egui_plot::{Bar, BarChart, FilledArea, Line, PlotPoints, VLine};
 
-use crate::data::prepare::{OutputKind, Prepared};
+use crate::data::prepare::{OneHotGroup, OutputKind, Prepared};
 use crate::models::bnn::PredictiveRows;
 use crate::models::stats::{Histogram, freedman_diaconis_bins};
 use crate::train::bnn_view::ProbeView;
@@ -91,6 +91,17 @@ fn features_ui(bnn: &mut BnnUiState, prepared: &Prepared, ranges: &[(f32, f32)],
     ui.spacing_mut().slider_width = (ui.available_width() - 250.0).clamp(80.0, 240.0);
     egui::Grid::new("bnn-probe-features").num_columns(3).show(ui, |ui| {
         for (j, range) in ranges.iter().enumerate() {
+            // A column of texts that went in one input per text: one row, a choice of its texts, which sets its
+            // inputs (1 for the text chosen, 0 for the others); no sweep of one of its inputs alone.
+            if let Some(group) = prepared.one_hot_group(j) {
+                if j == group.first {
+                    ui.label("");
+                    let id = ui.label(&group.column).id;
+                    one_hot_choice(ui, id, group, &mut bnn.probe_values);
+                    ui.end_row();
+                }
+                continue;
+            }
             let (m, s) = (prepared.feature_mean[j], prepared.feature_scale[j]);
             let lo = m - crate::train::bnn_view::SWEEP_HALF_WIDTH * s;
             let hi = m + crate::train::bnn_view::SWEEP_HALF_WIDTH * s;
@@ -125,6 +136,50 @@ fn features_ui(bnn: &mut BnnUiState, prepared: &Prepared, ranges: &[(f32, f32)],
         }
     });
 }
+
+/// A column of texts' row of the probe: its texts to choose from (a menu where there are many), the one whose input
+/// is 1 chosen; a choice sets its input to 1 and the others to 0.
+fn one_hot_choice(ui: &mut egui::Ui, label: egui::Id, group: &OneHotGroup, values: &mut [f32]) {
+    let Some(inputs) = values.get_mut(group.inputs()) else { return };
+    // The text whose input is 1 where every other input is 0, as in every row of the data.
+    let near = |v: f32, to: f32| (v - to).abs() < 1e-6;
+    let ones: Vec<usize> = (0..inputs.len()).filter(|&k| near(inputs[k], 1.0)).collect();
+    let chosen = match ones.as_slice() {
+        [k] if inputs.iter().enumerate().all(|(i, &v)| i == *k || near(v, 0.0)) => Some(*k),
+        _ => None,
+    };
+    let mut pick = chosen;
+    if group.categories.len() <= ONE_HOT_BUTTONS {
+        ui.horizontal(|ui| {
+            for (k, name) in group.categories.iter().enumerate() {
+                if ui.selectable_label(chosen == Some(k), name).clicked() {
+                    pick = Some(k);
+                }
+            }
+        });
+    } else {
+        let text = chosen.map_or("(none)", |k| group.categories[k].as_str());
+        egui::ComboBox::from_id_salt(("bnn-probe-one-hot", group.first))
+            .selected_text(text)
+            .show_ui(ui, |ui| {
+                for (k, name) in group.categories.iter().enumerate() {
+                    ui.selectable_value(&mut pick, Some(k), name);
+                }
+            })
+            .response
+            .labelled_by(label);
+    }
+    if pick != chosen
+        && let Some(k) = pick
+    {
+        for (i, v) in inputs.iter_mut().enumerate() {
+            *v = f32::from(u8::from(i == k));
+        }
+    }
+}
+
+/// A column of texts with more texts than this is chosen from a menu in the probe, not a row of buttons.
+const ONE_HOT_BUTTONS: usize = 4;
 
 /// Feature `j`'s name as the sweep's axis is titled: a column of text's with the numbers its categories stand at
 /// ("Sex (0 = female, 1 = male)"), since the sweep runs through and past them in numbers.
@@ -339,6 +394,7 @@ mod tests {
         let prepared = |output| Prepared {
             feature_names: vec!["bill".into()],
             feature_categories: vec![Vec::new()],
+            one_hot: Vec::new(),
             output,
             x_train: Vec::new(),
             y_train: Vec::new(),
@@ -358,6 +414,7 @@ mod tests {
         let prepared = Prepared {
             feature_names: vec!["Age".into(), "Sex".into()],
             feature_categories: vec![Vec::new(), vec!["female".into(), "male".into()]],
+            one_hot: Vec::new(),
             output: None,
             x_train: Vec::new(),
             y_train: Vec::new(),

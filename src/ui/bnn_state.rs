@@ -256,6 +256,13 @@ impl BnnUiState {
         self.probe_values = test_row_in_units(&prepared, self.probe_row);
         self.probe_decimals = feature_decimals(&prepared);
         self.sweep_feature = self.sweep_feature.min(prepared.n_features().saturating_sub(1));
+        // The probe sweeps no input of a column of texts alone (it offers a choice of texts instead): the first input
+        // of numbers, where there is one.
+        if prepared.one_hot_group(self.sweep_feature).is_some()
+            && let Some(j) = (0..prepared.n_features()).find(|&j| prepared.one_hot_group(j).is_none())
+        {
+            self.sweep_feature = j;
+        }
         // The band is the first view for a regression on one feature (unless such a run was on show already, and the
         // user may have moved on, or the comparison of runs is on show, which the new run joins); other data has no
         // band view.

@@ -130,7 +130,14 @@ pub(crate) fn dataset_ui(state: &mut LabState, path_text: &mut String, ui: &mut 
             let features = data.spec.feature_columns().len();
             let output =
                 data.spec.output_column().map(|(j, r)| format!(", {} \"{}\"", r.label(), data.table.columns[j].name));
-            ui.label(format!("{}{}", count(features, "feature"), output.unwrap_or_default()));
+            // A column of texts that goes in one input per text makes more inputs than columns: say how many, and why
+            // on hover.
+            let inputs = crate::data::prepare::input_count(&data.table, &data.spec);
+            let inputs_text = if inputs == features { String::new() } else { format!(" ({inputs} inputs)") };
+            let line = ui.label(format!("{}{inputs_text}{}", count(features, "feature"), output.unwrap_or_default()));
+            if let Some(note) = crate::data::prepare::one_hot_note(&data.table, &data.spec) {
+                line.on_hover_text(note);
+            }
             if let Err(why) = check_lab(lab, &data.table, &data.spec) {
                 ui.colored_label(ui.visuals().warn_fg_color, format!("The {} lab {why}.", lab.tab_name()));
             }

@@ -271,6 +271,10 @@ fn preview_ui(p: &mut Preview, ui: &mut egui::Ui) -> Choice {
                     })
                     .response
                     .labelled_by(name_id);
+                if crate::data::prepare::goes_in_one_hot(t, &p.spec, j) {
+                    ui.weak(format!("{} inputs", c.categories.len()))
+                        .on_hover_text("One input per text, 1 where a row has it and 0 elsewhere (one-hot)");
+                }
                 if role != p.spec.roles[j] {
                     if matches!(role, Role::Target | Role::Label) {
                         new_output = Some((j, role));
@@ -305,6 +309,9 @@ fn preview_ui(p: &mut Preview, ui: &mut egui::Ui) -> Choice {
     }
     if let Some(note) = crate::data::prepare::ordered_text_note(&p.table, &p.spec) {
         ui.colored_label(ui.visuals().warn_fg_color, note);
+    }
+    if let Some(note) = crate::data::prepare::one_hot_note(&p.table, &p.spec) {
+        ui.label(note);
     }
     if p.lab == Lab::Flow
         && let Some(note) = crate::data::prepare::flow_few_values_note(&p.table, &p.spec)

@@ -366,9 +366,15 @@ fn rows_table_ui(features: &Features, (originals, recon): (&[f32], &[f32]), rows
     egui::ScrollArea::horizontal().id_salt("vae-reconstruction-rows").show(ui, |ui| {
         egui::Grid::new("vae-reconstruction-rows").striped(true).num_columns(d + 1).show(ui, |ui| {
             ui.strong("test row");
-            // A word to a line, so that a name breaks between its words and not inside one ("residu / al").
+            // A word to a line, so that a name breaks between its words and not inside one ("residu / al"); an input
+            // of a column of texts as the column over its text ("island" over "= Biscoe").
             for name in &features.names {
-                ui.add(egui::Label::new(egui::RichText::new(name.replace(' ', "\n")).strong()).extend());
+                let (column, text) = name.split_once(" = ").map_or((name.as_str(), None), |(c, t)| (c, Some(t)));
+                let mut lines = column.replace(' ', "\n");
+                if let Some(text) = text {
+                    lines = format!("{lines}\n= {text}");
+                }
+                ui.add(egui::Label::new(egui::RichText::new(lines).strong()).extend());
             }
             ui.end_row();
             for r in 0..rows {

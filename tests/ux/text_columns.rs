@@ -115,12 +115,14 @@ fn ux_the_probe_offers_a_text_features_categories_by_name() {
     assert_eq!([slider_of("Pclass"), slider_of("Age"), slider_of("Sex")], [1, 1, 0]);
 }
 
-/// A text feature of three kinds (the port a passenger boarded at: C, Q, S) is read as the numbers 0, 1, 2 of its
-/// sorted texts, an order the ports do not have; set as a feature in the preview, it went into the model so without
-/// a word. The preview now says so beside the split, naming the column and its codes, and the lab's dataset panel
-/// marks it; set back to ignored, the note goes.
+/// A text feature of three kinds (the port a passenger boarded at: C, Q, S) went into the model as the numbers 0, 1,
+/// 2 of its sorted texts, an order the ports do not have, and started ignored. It now starts a feature of one input
+/// per port (one-hot): the preview says so, the role's row counts the inputs, the lab's panel counts them beside the
+/// features; the weights name each input "Port = C", and the probe offers the ports by name, a click setting
+/// the chosen port's input to 1 and the others' to 0, with no slider or sweep of an input alone. In the flow lab the
+/// column starts ignored; set as a feature there it is read as numbers, and the note says that order is none.
 #[test]
-fn ux_a_text_feature_of_three_kinds_is_named_as_read_in_order() {
+fn ux_a_text_feature_of_three_kinds_goes_in_one_input_per_text() {
     use egui::accesskit::Role;
     let mut text = "Port,Age,Survived\n".to_owned();
     for i in 0..60u32 {
@@ -130,19 +132,64 @@ fn ux_a_text_feature_of_three_kinds_is_named_as_read_in_order() {
     let _dir = load_typed(&mut harness, "ports.csv", &text);
     wait_until(&mut harness, "the preview", BayesExplorerApp::preview_is_open);
     harness.run_steps(2);
-    let note =
-        "\"Port\" (3 texts): a feature's texts are read as the numbers of their sorted order (C = 0, Q = 1, S = 2)";
-    assert!(harness.query_by_label_contains(note).is_none(), "ignored at first, as texts of three kinds are");
-    for (role, noted) in [("feature", true), ("ignored", false), ("feature", true)] {
-        harness.get_by_role_and_label(Role::ComboBox, "Port").click();
-        harness.run_steps(2);
-        harness.get_by_role_and_label(Role::Button, role).click();
-        harness.run_steps(2);
-        assert_eq!(harness.query_by_label_contains(note).is_some(), noted, "Port as {role}");
+    let note = "\"Port\" goes in as 3 inputs, one per text (1 where a row has it, else 0: one-hot)";
+    for (role, noted) in [(None, true), (Some("ignored"), false), (Some("feature"), true)] {
+        if let Some(role) = role {
+            harness.get_by_role_and_label(Role::ComboBox, "Port").click();
+            harness.run_steps(2);
+            harness.get_by_role_and_label(Role::Button, role).click();
+            harness.run_steps(2);
+        }
+        assert_eq!(harness.query_by_label_contains(note).is_some(), noted, "Port as {role:?}");
+        assert_eq!(harness.query_by_label("3 inputs").is_some(), noted, "Port as {role:?}");
     }
+    assert!(harness.query_by_label_contains("read as the numbers of their sorted order").is_none());
     use_in_the_lab(&mut harness, Lab::Bnn);
-    harness.get_by_label_contains("2 features, label \"Survived\"");
-    harness.get_by_label("Texts read as ordered numbers (hover)");
+    harness.get_by_label_contains("2 features (4 inputs), label \"Survived\"");
+    assert!(harness.query_by_label("Texts read as ordered numbers (hover)").is_none());
+    harness.state_mut().bnn_state_mut().config.epochs = 20;
+    harness.get_by_label("Train").click();
+    wait_within(&mut harness, Duration::from_mins(2), "the run's end", |app| {
+        app.lab(Lab::Bnn).worker_state == Some(WorkerState::Finished)
+    });
+    harness.run_steps(3);
+    // A weight from the second input (the first layer has 8 units): Q's.
+    harness.state_mut().bnn_state_mut().selected_weight = Some((0, 8));
+    harness.run_steps(2);
+    harness.get_by_label("Layer 1 weight: Port = Q -> unit 1");
+    harness.get_by_label("Out-of-distribution probe").click();
+    harness.run_steps(3);
+    assert_eq!(harness.state().bnn_state().sweep_feature, 3, "the sweep on the age, not a port's input");
+    for (port, inputs) in [("Q", [0.0, 1.0, 0.0]), ("S", [0.0, 0.0, 1.0]), ("C", [1.0, 0.0, 0.0])] {
+        harness.get_by_label(port).click();
+        harness.run_steps(2);
+        let probed = &harness.state().bnn_state().probe_values[..3];
+        assert_eq!(probed, inputs, "{port}");
+        for other in ["C", "Q", "S"] {
+            let toggled = harness.get_by_label(other).accesskit_node().toggled();
+            assert_eq!(toggled, Some(egui::accesskit::Toggled::from(other == port)), "{other} after {port}");
+        }
+    }
+    let sliders = |name: &str| {
+        harness.query_all_by_role(Role::Slider).filter(|n| n.accesskit_node().label().as_deref() == Some(name)).count()
+    };
+    let radios = harness.query_all_by_role(Role::RadioButton).count();
+    assert_eq!((sliders("Age"), sliders("Port"), radios), (1, 0, 1), "the age alone has a slider and a sweep");
+
+    // The flow lab: ignored at first; a feature there, read as numbers, with the note.
+    harness.get_by_label("Flow").click();
+    harness.run_steps(2);
+    let _again = load_typed(&mut harness, "ports.csv", &text);
+    wait_until(&mut harness, "the flow's preview", BayesExplorerApp::preview_is_open);
+    harness.run_steps(2);
+    let ordered = "\"Port\" (3 texts): a feature's texts are read as the numbers of their sorted order (C = 0, Q = 1, \
+                   S = 2)";
+    assert!(harness.query_by_label_contains(ordered).is_none(), "ignored at first");
+    harness.get_by_role_and_label(Role::ComboBox, "Port").click();
+    harness.run_steps(2);
+    harness.get_by_role_and_label(Role::Button, "feature").click();
+    harness.run_steps(2);
+    harness.get_by_label_contains(ordered);
 }
 
 /// In the flow lab, a column of few values (a year, beside a measurement) makes the flow's density pile up on its

@@ -24,7 +24,7 @@ use serde::{Deserialize, Serialize};
 use super::files::{pending_path, sha256_hex, weights_path_for};
 use crate::Lab;
 use crate::data::LoadRequest;
-use crate::data::prepare::Role;
+use crate::data::prepare::{Role, TextFeatures};
 use crate::train::EpochRecord;
 
 /// The `format` field of every run file.
@@ -217,6 +217,9 @@ pub struct SplitRecord {
     pub seed: u64,
     /// Features standardised with the training rows' mean and sd.
     pub standardize: bool,
+    /// How features of text with more than two kinds went in (a file saved before the choice existed: as numbers).
+    #[serde(default = "TextFeatures::saved_before_one_hot")]
+    pub text_features: TextFeatures,
     /// Training rows.
     pub n_train: usize,
     /// Test rows.

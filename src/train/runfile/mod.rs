@@ -201,6 +201,7 @@ impl<M: SavedModel> Run<M> {
                 test_fraction: self.spec.test_fraction,
                 seed: self.spec.seed,
                 standardize: self.spec.standardize,
+                text_features: self.spec.text_features,
                 n_train,
                 n_test,
             },
@@ -295,6 +296,7 @@ impl<M: SavedModel> Run<M> {
             standardize: record.split.standardize,
             test_fraction: record.split.test_fraction,
             seed: record.split.seed,
+            text_features: record.split.text_features,
         };
         let column_names = record.columns.into_iter().map(|c| c.name).collect();
         let format_version = record.format_version;

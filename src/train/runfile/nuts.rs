@@ -202,6 +202,7 @@ impl NutsRun {
                 test_fraction: self.spec.test_fraction,
                 seed: self.spec.seed,
                 standardize: self.spec.standardize,
+                text_features: self.spec.text_features,
                 n_train,
                 n_test,
             },
@@ -281,6 +282,7 @@ impl NutsRun {
             standardize: record.split.standardize,
             test_fraction: record.split.test_fraction,
             seed: record.split.seed,
+            text_features: record.split.text_features,
         };
         let posterior = NutsPosterior {
             settings: config.nuts.clone(),
