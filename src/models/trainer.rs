@@ -151,8 +151,8 @@ pub trait Trainer: Send {
         None
     }
     /// The metric of an epoch's record that measures the model on rows it does not train on, where the model at
-    /// that metric's lowest ([`lowest_held_out`]) is worth keeping: the flow's held-out NLL, which its overfitting
-    /// note offers to show. `None` for most models.
+    /// that metric's lowest ([`lowest_held_out`]) is worth keeping: the flow's held-out NLL and the VAE's test
+    /// negative ELBO, which their overfitting notes offer to show. `None` for the others.
     fn held_out_metric(&self) -> Option<&'static str> {
         None
     }

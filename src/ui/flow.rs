@@ -22,10 +22,8 @@ use crate::ui::history::EpochScrubber;
 use crate::ui::image_export::{record_button, save_image_button, saveable, saveable_in, take_record_asked};
 use crate::ui::lab_data::LabData;
 use crate::ui::lab_page::{
-    EpochCurves, epoch_number, epoch_series, labelled_combo, start_view_thread, text_width, together, view_error,
-    waiting,
+    EpochCurves, epoch_series, labelled_combo, start_view_thread, text_width, together, view_error, waiting,
 };
-use crate::ui::overfit::{FELL, RISE, WINDOW, held_out_rise};
 use crate::ui::plot_axes;
 use crate::ui::record::{FigureRecorder, FrameTarget, Stages, Subject};
 use crate::ui::settings_check;
@@ -1317,35 +1315,8 @@ pub(crate) fn flow_loss_ui(
             curves.show(ui, emphasised, None);
         },
     );
-    // Where the held-out NLL has climbed from its lowest as the training NLL fell: said, with the way back to the
-    // model at its lowest (the model kept nearest to it; `kept_near` says which), unless it is on show.
-    let rise = held_out_rise(snapshot, "train_nll", "heldout_nll")?;
-    let mut show = None;
-    ui.horizontal_wrapped(|ui| {
-        let note = rise.note(("held-out NLL", "training NLL"), n_train);
-        ui.colored_label(ui.visuals().warn_fg_color, note).on_hover_text(format!(
-            "Each figure is the mean of the {WINDOW} epochs to it. Said where the held-out NLL has risen {RISE} nats \
-             or more above its lowest while the training NLL fell {FELL} nats or more."
-        ));
-        if let Some(kept) = kept_near(rise.best_epoch as f64)
-            && scrubbed_epoch != Some(kept)
-            && ui.button(show_epoch_label(kept)).on_hover_text(SHOW_LOWEST).clicked()
-        {
-            show = Some(kept);
-        }
-    });
-    show
-}
-
-/// The hover of the overfitting note's button.
-const SHOW_LOWEST: &str = "Every view shows the model at the held-out NLL's lowest (the trainer keeps it; for a run \
-                           opened from a file, the model kept nearest to it), as the epoch slider would; Latest \
-                           follows the run again.";
-
-/// The overfitting note's button for the model kept at `epoch`: "Show epoch 24", or "Show epoch 27.6" for a model
-/// kept between two epochs' ends (as the epoch slider writes it).
-fn show_epoch_label(epoch: f64) -> String {
-    format!("Show epoch {}", epoch_number(epoch))
+    // Where the held-out NLL has climbed from its lowest as the training NLL fell: said, with the way back.
+    crate::ui::overfit::note_ui(ui, snapshot, &crate::ui::overfit::FLOW, (n_train, scrubbed_epoch), kept_near)
 }
 
 const HUES: usize = 12;

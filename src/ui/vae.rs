@@ -75,9 +75,18 @@ pub(crate) fn vae_view_ui(
         VaePage::Loss => {
             let emphasised = vae.highlight == Highlight::VaeLoss;
             let busy = vae.recorder.busy();
+            // The epoch of the model kept nearest to an epoch: the one the overfitting note's "Show epoch" puts on show.
+            let history = &vae.scrubber.history;
+            let kept_near = |epoch| history.nearest(epoch).map(|i| history.entries()[i].epoch);
+            let n_train = Some(vae.n_train).filter(|n| *n > 0);
+            let mut show = None;
             loss_page(ui, (crate::Lab::Vae, busy), snapshot, &mut vae.export, "vae-loss", |s, ui| {
-                vae_loss_ui(s, view.params.likelihood, (emphasised, scrubbed, averaged), ui);
+                show =
+                    vae_loss_ui(s, view.params.likelihood, (emphasised, scrubbed, averaged), (n_train, kept_near), ui);
             });
+            if let Some(epoch) = show {
+                vae.show_epoch(epoch);
+            }
         }
     });
     // "Record animation…" of any figure on the page: a frame once the figure shows the frame's model.
@@ -99,13 +108,16 @@ pub(crate) fn vae_view_ui(
 /// Loss terms per epoch and the KL of each latent dimension; `emphasised`: the Explain panel's loss is hovered (the
 /// training loss's curve highlighted); `scrubbed`: the epoch the scrubber put on show, marked; `averaged`: the run
 /// keeps a weight average, whose figures every curve but the batches' is (that one is at the weights each step
-/// took), which a line under the heading says. The heading says the loss's units for the run's `likelihood`.
+/// took), which a line under the heading says. The heading says the loss's units for the run's `likelihood`. Under
+/// the loss curves, where the test negative ELBO has climbed from its lowest, the overfitting note, whose button
+/// shows the model kept nearest to it (`kept_near`, for a run on `n_train` rows): the epoch to show comes back.
 pub(crate) fn vae_loss_ui(
     snapshot: &RunSnapshot,
     likelihood: Likelihood,
     (emphasised, scrubbed, averaged): (bool, Option<f64>, bool),
+    (n_train, kept_near): (Option<usize>, impl Fn(f64) -> Option<f64>),
     ui: &mut egui::Ui,
-) {
+) -> Option<f64> {
     let series = |name: &str| epoch_series(snapshot, name);
     let curves = vec![
         (TRAIN_LOSS, series("loss")),
@@ -137,6 +149,7 @@ pub(crate) fn vae_loss_ui(
         ui.label(egui::RichText::new(AVERAGED_CURVES).weak());
     }
     loss_curves.show(ui, loss, x);
+    let show = crate::ui::overfit::note_ui(ui, snapshot, &crate::ui::overfit::VAE, (n_train, scrubbed), kept_near);
     kl_curves.heading(ui, |ui| {
         ui.strong("KL per latent dimension (test inputs)");
     });
@@ -154,4 +167,5 @@ pub(crate) fn vae_loss_ui(
             );
         }
     }
+    show
 }

@@ -257,6 +257,23 @@ impl VaeUiState {
         self.dims = (0, 1.min(self.config.latent.saturating_sub(1)));
     }
 
+    /// Keeps the model the trainer sent from the end of `epoch`, the lowest of the test negative ELBO so far, in the
+    /// scrubber's history (pinned where its step falls, in place of the one before), so that the overfitting note's
+    /// "Show epoch" shows that very model.
+    pub(crate) fn keep_lowest(&mut self, epoch: usize, view: ModelView) {
+        if let ModelView::Vae { step, view } = view {
+            self.scrubber.history.pin(step, epoch as f64, Arc::clone(&view.params));
+        }
+    }
+
+    /// Puts the model kept nearest to `epoch` on show in every view, as the scrubber would.
+    pub(crate) fn show_epoch(&mut self, epoch: f64) {
+        if let Some(i) = self.scrubber.history.nearest(epoch) {
+            self.scrubber.step = Some(self.scrubber.history.entries()[i].step);
+            self.scrubber.stop_replay();
+        }
+    }
+
     /// The texture `name`, made by `make` only when `key` (what it shows) changed since the last call.
     pub(crate) fn texture(
         &mut self,

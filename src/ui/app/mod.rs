@@ -269,7 +269,11 @@ impl BayesExplorerApp {
                 WorkerEvent::Ready | WorkerEvent::EpochDone(_) | WorkerEvent::Finished(_) => {}
                 WorkerEvent::Checkpoint(checkpoint) => checkpoints.push(Ok(checkpoint)),
                 WorkerEvent::CheckpointFailed(why) => checkpoints.push(Err(why)),
-                WorkerEvent::LowestHeldOut { epoch, view } => state.flow.keep_lowest(epoch, view),
+                WorkerEvent::LowestHeldOut { epoch, view } => match lab {
+                    Lab::Flow => state.flow.keep_lowest(epoch, view),
+                    Lab::Vae => state.vae.keep_lowest(epoch, view),
+                    Lab::Bnn => {}
+                },
             }
         }
         if let Some(s) = worker.snapshot() {
