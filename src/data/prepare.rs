@@ -306,7 +306,8 @@ pub fn input_count(table: &Table, spec: &DataSpec) -> usize {
 /// Training data ready for a model: standardised features and outputs, split.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Prepared {
-    /// Names of the feature columns, in order.
+    /// Names of the model's inputs, in order: a feature column's name, or "column = text" for an input of a column
+    /// that went in one-hot.
     pub feature_names: Vec<String>,
     /// Each feature column's categories where it is a column of text (its values are their numbers, 0 and 1: a text
     /// feature has two), and [`INDICATOR_VALUES`] for an input of a column that went in one-hot; empty for a column

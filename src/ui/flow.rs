@@ -386,6 +386,12 @@ impl FlowUiState {
         (self.heat == HeatMap::LayerLogDet && k == 0) || self.grids.contains_key(&k)
     }
 
+    /// What the view thread last said went wrong, if anything (for tests).
+    #[must_use]
+    pub fn view_error(&self) -> Option<&str> {
+        self.error.as_deref()
+    }
+
     /// The stage whose heat map Play waits for this frame, at the whole stage before it (`None` while it moves).
     #[must_use]
     pub fn play_waits_for(&self) -> Option<usize> {

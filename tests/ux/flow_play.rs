@@ -199,7 +199,19 @@ fn ux_flow_play_while_training_shows_every_stage_with_a_heat_map() {
         std::thread::sleep(std::time::Duration::from_millis(2));
     }
     let flow = harness.state().flow_state();
-    assert!(!flow.playing && flow.position == layers as f32, "Play reached the last stage ({})", flow.position);
+    // Where Play stopped short, what the views had: once in a fresh-clone CI run (2026-12-07) it stayed at stage 0
+    // for the whole two minutes, which no run here has repeated, under load or not.
+    let maps: Vec<bool> = (0..=layers).map(|k| flow.stage_has_map(k)).collect();
+    assert!(
+        !flow.playing && flow.position == layers as f32,
+        "Play reached the last stage ({}); maps {maps:?}, views of step {:?}, geometry {}, view error {:?}, waits for \
+         {:?}",
+        flow.position,
+        flow.views_step(),
+        flow.geometry().is_some(),
+        flow.view_error(),
+        flow.play_waits_for()
+    );
     assert!(
         harness.state().lab(Lab::Flow).worker_state == Some(bayes_explorer::train::WorkerState::Running),
         "still training"

@@ -30,6 +30,19 @@ fn three_clusters() -> String {
     text
 }
 
+/// The overfitting note that starts with `start`, and the epoch of the lowest it names.
+fn overfitting_note(harness: &egui_kittest::Harness<'_, BayesExplorerApp>, start: &str) -> (String, f64) {
+    let note = harness.get_by_label_contains(start);
+    let note = note.accesskit_node().label().or_else(|| note.accesskit_node().value()).unwrap_or_default();
+    let lowest = note
+        .split(" at epoch ")
+        .nth(1)
+        .and_then(|rest| rest.split(',').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("the note names the epoch of the lowest: {note:?}"));
+    (note, lowest)
+}
+
 /// Sixty rows of eight measurements of two hidden factors under as much noise: far too few for the MLP VAE's 512 and
 /// 256 units, which learns its 51 training rows (on the command line: the test negative ELBO lowest at epoch 12,
 /// 516.6, then 559.8 at epoch 50 and 611.1 at epoch 100).
@@ -68,14 +81,7 @@ fn ux_a_vae_that_overfits_says_so_and_shows_its_best_epoch() {
     });
     harness.get_by_label("Loss curves").click();
     harness.run_steps(3);
-    let note = harness.get_by_label_contains("Overfitting: the test negative ELBO has risen from");
-    let note = note.accesskit_node().label().or_else(|| note.accesskit_node().value()).unwrap_or_default();
-    let lowest: f64 = note
-        .split(" at epoch ")
-        .nth(1)
-        .and_then(|rest| rest.split(',').next())
-        .and_then(|n| n.parse().ok())
-        .unwrap_or_else(|| panic!("the note names the epoch of the lowest: {note:?}"));
+    let (note, lowest) = overfitting_note(&harness, "Overfitting: the test negative ELBO has risen from");
     assert!(note.contains("while the training negative ELBO went on falling"), "{note}");
     assert!(note.contains("its 51 training rows"), "{note}");
     assert!(lowest < 40.0, "the test figure is lowest early: epoch {lowest}");
@@ -102,14 +108,7 @@ fn ux_a_flow_that_overfits_says_so_and_shows_its_best_epoch() {
         app.lab(Lab::Flow).worker_state == Some(WorkerState::Finished)
     });
     harness.run_steps(3);
-    let note = harness.get_by_label_contains("Overfitting: the held-out NLL has risen from");
-    let note = note.accesskit_node().label().or_else(|| note.accesskit_node().value()).unwrap_or_default();
-    let lowest: f64 = note
-        .split(" at epoch ")
-        .nth(1)
-        .and_then(|rest| rest.split(',').next())
-        .and_then(|n| n.parse().ok())
-        .unwrap_or_else(|| panic!("the note names the epoch of the lowest: {note:?}"));
+    let (_, lowest) = overfitting_note(&harness, "Overfitting: the held-out NLL has risen from");
     harness.get_by_label_contains("the model has learned its 48 training rows more closely than the density");
     // The trainer sent that epoch's model, so the button shows that very epoch, not the model kept nearest to it.
     let button = harness.query_all_by_label_contains("Show epoch").next().expect("the way back to the lowest");
