@@ -280,7 +280,7 @@ enum Input {
 pub fn goes_in_one_hot(table: &Table, spec: &DataSpec, j: usize) -> bool {
     spec.text_features == TextFeatures::OneHot
         && spec.roles.get(j) == Some(&Role::Feature)
-        && table.columns.get(j).is_some_and(|c| c.kind == ColumnKind::Text && c.categories.len() > 2)
+        && table.columns.get(j).is_some_and(Column::has_many_texts)
 }
 
 /// The inputs of the model `spec` makes of `table`, in order: each feature column's value, or one per text of a
@@ -756,7 +756,7 @@ pub fn default_spec_for_lab(lab: Lab, table: &Table) -> DataSpec {
         // A flow models two columns as they are: a column of texts is no measurement to have a density over.
         spec.text_features = TextFeatures::Codes;
         for (r, c) in spec.roles.iter_mut().zip(&table.columns) {
-            if *r == Role::Feature && c.kind == ColumnKind::Text && c.categories.len() > 2 {
+            if *r == Role::Feature && c.has_many_texts() {
                 *r = Role::Ignored;
             }
         }
@@ -789,10 +789,7 @@ pub fn ordered_text_features(table: &Table, spec: &DataSpec) -> Vec<usize> {
     if spec.text_features != TextFeatures::Codes {
         return Vec::new();
     }
-    spec.feature_columns()
-        .into_iter()
-        .filter(|&j| table.columns.get(j).is_some_and(|c| c.kind == ColumnKind::Text && c.categories.len() > 2))
-        .collect()
+    spec.feature_columns().into_iter().filter(|&j| table.columns.get(j).is_some_and(Column::has_many_texts)).collect()
 }
 
 /// What one-hot encoding makes of `spec`'s feature columns of text of more than two kinds, as a sentence ("\"island\"

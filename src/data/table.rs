@@ -71,6 +71,13 @@ impl Column {
             && self.n_distinct <= max_classes
     }
 
+    /// True for a column of text of more than two kinds: neither a 0/1 indicator nor an order to read as numbers
+    /// (the penguins' three islands).
+    #[must_use]
+    pub fn has_many_texts(&self) -> bool {
+        self.kind == ColumnKind::Text && self.categories.len() > 2
+    }
+
     /// How a value of this column is written: a text column's category, else the number ("missing" for a missing
     /// cell, kept as NaN).
     #[must_use]

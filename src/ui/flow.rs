@@ -275,9 +275,7 @@ impl FlowUiState {
 
     /// Puts the model kept nearest to `epoch` on show in every view, as the scrubber would.
     pub(crate) fn show_epoch(&mut self, epoch: f64) {
-        if let Some(i) = self.scrubber.history.nearest(epoch) {
-            self.scrubber.step = Some(self.scrubber.history.entries()[i].step);
-            self.scrubber.stop_replay();
+        if self.scrubber.show_nearest(epoch) {
             self.fit_bounds = true;
         }
     }

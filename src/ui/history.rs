@@ -240,6 +240,12 @@ impl<P: ModelBytes> ModelHistory<P> {
         (0..self.entries.len())
             .min_by(|&a, &b| (self.entries[a].epoch - epoch).abs().total_cmp(&(self.entries[b].epoch - epoch).abs()))
     }
+
+    /// The epoch of the model kept nearest to `epoch`: the one [`EpochScrubber::show_nearest`] would put on show.
+    #[must_use]
+    pub fn nearest_epoch(&self, epoch: f64) -> Option<f64> {
+        self.nearest(epoch).map(|i| self.entries[i].epoch)
+    }
 }
 
 /// A replay of the run's training (**Replay**, or R) takes about this long in all, each kept model on show for
@@ -292,6 +298,15 @@ impl<P: ModelBytes> EpochScrubber<P> {
             return true;
         }
         false
+    }
+
+    /// Puts the model kept nearest to `epoch` on show (an overfitting note's Show epoch), stopping a replay; false
+    /// when none is kept.
+    pub fn show_nearest(&mut self, epoch: f64) -> bool {
+        let Some(i) = self.history.nearest(epoch) else { return false };
+        self.step = Some(self.history.entries[i].step);
+        self.replay = None;
+        true
     }
 
     /// Stops a replay where it is (a recording or the user takes the scrubber over).

@@ -57,7 +57,7 @@ pub(crate) fn views_ui(state: &mut LabState, presenting: bool, ui: &mut egui::Ui
                 let n_train = state.data.as_ref().map(|d| split_counts(d.table.n_rows(), d.spec.test_fraction).0);
                 // The epoch of the model kept nearest to an epoch: the one "Show epoch" would put on show.
                 let history = &state.flow.scrubber.history;
-                let kept = (n_train, |epoch| history.nearest(epoch).map(|i| history.entries()[i].epoch));
+                let kept = (n_train, |epoch| history.nearest_epoch(epoch));
                 let show = crate::ui::flow::flow_loss_ui(snapshot, &mut state.flow.export, flags, kept, ui);
                 if let Some(epoch) = show {
                     state.flow.show_epoch(epoch);
@@ -131,12 +131,14 @@ pub(crate) fn dataset_ui(state: &mut LabState, path_text: &mut String, ui: &mut 
             let output =
                 data.spec.output_column().map(|(j, r)| format!(", {} \"{}\"", r.label(), data.table.columns[j].name));
             // A column of texts that goes in one input per text makes more inputs than columns: say how many, and why
-            // on hover.
+            // on hover (the sentence made only then).
             let inputs = crate::data::prepare::input_count(&data.table, &data.spec);
             let inputs_text = if inputs == features { String::new() } else { format!(" ({inputs} inputs)") };
             let line = ui.label(format!("{}{inputs_text}{}", count(features, "feature"), output.unwrap_or_default()));
-            if let Some(note) = crate::data::prepare::one_hot_note(&data.table, &data.spec) {
-                line.on_hover_text(note);
+            if inputs != features {
+                line.on_hover_ui(|ui| {
+                    ui.label(crate::data::prepare::one_hot_note(&data.table, &data.spec).unwrap_or_default());
+                });
             }
             if let Err(why) = check_lab(lab, &data.table, &data.spec) {
                 ui.colored_label(ui.visuals().warn_fg_color, format!("The {} lab {why}.", lab.tab_name()));

@@ -77,7 +77,7 @@ pub(crate) fn vae_view_ui(
             let busy = vae.recorder.busy();
             // The epoch of the model kept nearest to an epoch: the one the overfitting note's "Show epoch" puts on show.
             let history = &vae.scrubber.history;
-            let kept_near = |epoch| history.nearest(epoch).map(|i| history.entries()[i].epoch);
+            let kept_near = |epoch| history.nearest_epoch(epoch);
             let n_train = Some(vae.n_train).filter(|n| *n > 0);
             let mut show = None;
             loss_page(ui, (crate::Lab::Vae, busy), snapshot, &mut vae.export, "vae-loss", |s, ui| {
@@ -85,7 +85,7 @@ pub(crate) fn vae_view_ui(
                     vae_loss_ui(s, view.params.likelihood, (emphasised, scrubbed, averaged), (n_train, kept_near), ui);
             });
             if let Some(epoch) = show {
-                vae.show_epoch(epoch);
+                vae.scrubber.show_nearest(epoch);
             }
         }
     });

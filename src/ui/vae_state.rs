@@ -266,14 +266,6 @@ impl VaeUiState {
         }
     }
 
-    /// Puts the model kept nearest to `epoch` on show in every view, as the scrubber would.
-    pub(crate) fn show_epoch(&mut self, epoch: f64) {
-        if let Some(i) = self.scrubber.history.nearest(epoch) {
-            self.scrubber.step = Some(self.scrubber.history.entries()[i].step);
-            self.scrubber.stop_replay();
-        }
-    }
-
     /// The texture `name`, made by `make` only when `key` (what it shows) changed since the last call.
     pub(crate) fn texture(
         &mut self,
